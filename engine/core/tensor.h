@@ -1,0 +1,61 @@
+// A named n-dimensional array: shape (outermost dimension first, as PyTorch and
+// safetensors write it; GGUF's reversed order is converted at load), element type, and
+// bytes that are either owned or a view into a memory-mapped file. Copies share bytes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/dtype.h"
+
+namespace mcw {
+
+using Shape = std::vector<int64_t>;
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Zero-filled, 64-byte aligned storage. Throws mcw::Error on a shape that overflows or
+  // is not a whole number of blocks.
+  static Tensor zeros(DType dtype, Shape shape, std::string name = {});
+  static Tensor from_f32(std::span<const float> values, Shape shape, std::string name = {});
+  // A view of bytes owned elsewhere; `owner` keeps them alive (a MappedFile, say).
+  static Tensor view(DType dtype, Shape shape, const void* data, size_t nbytes,
+                     std::shared_ptr<const void> owner, std::string name = {});
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(size_t i) const { return shape_[i]; }
+  size_t ndim() const { return shape_.size(); }
+  int64_t numel() const;
+  size_t nbytes() const { return nbytes_; }
+  bool empty() const { return data_ == nullptr && nbytes_ == 0 && shape_.empty(); }
+
+  const void* data() const { return data_; }
+  // Only owned tensors are writable; throws for views of mapped files.
+  void* mutable_data();
+  template <class T> const T* as() const { return static_cast<const T*>(data_); }
+  template <class T> T* mutable_as() { return static_cast<T*>(mutable_data()); }
+
+  // Values converted (or dequantised) to f32.
+  std::vector<float> to_f32() const;
+  void to_f32(float* out, size_t first, size_t count) const;  // a block-aligned range
+
+ private:
+  std::string name_;
+  DType dtype_ = DType::F32;
+  Shape shape_;
+  const void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  bool writable_ = false;
+  std::shared_ptr<const void> owner_;
+};
+
+std::string shape_string(const Shape& shape);  // "[4096, 11008]"
+
+}  // namespace mcw

@@ -1,0 +1,52 @@
+#include "engine/kernels/cpu_features.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace mcw {
+
+static CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.f16c = __builtin_cpu_supports("f16c");
+  f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+  SimdLevel best = SimdLevel::Generic;
+  if (f.avx2 && f.fma && f.f16c) best = SimdLevel::Avx2;
+  if (best == SimdLevel::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) best = SimdLevel::Avx512;
+  if (const char* cap = std::getenv("MCW_CPU")) {
+    if (!std::strcmp(cap, "generic")) best = SimdLevel::Generic;
+    else if (!std::strcmp(cap, "avx2") && best > SimdLevel::Avx2) best = SimdLevel::Avx2;
+  }
+  f.level = best;
+  return f;
+}
+
+static CpuFeatures& mutable_features() {
+  static CpuFeatures f = detect();
+  return f;
+}
+
+const CpuFeatures& cpu_features() { return mutable_features(); }
+
+void set_simd_level(SimdLevel level) {
+  static const SimdLevel hw = detect().level;
+  mutable_features().level = level < hw ? level : hw;
+}
+
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::Avx512: return "avx512";
+    case SimdLevel::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+}  // namespace mcw

@@ -1,11 +1,79 @@
+// mcw: the command-line face of the engine. Exit codes: 0 success, 1 a user error (one
+// line on stderr naming the file and the problem), 2 an internal error.
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
 
-int main(int argc, char** argv) {
-  if (argc > 1 && !std::strcmp(argv[1], "--version")) {
-    std::printf("mcw %s\n", MCW_VERSION);
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "engine/core/error.h"
+
+namespace mcw::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = {
+      {"inspect", "show a model's architecture, tensors and weight statistics", kInspectUsage,
+       run_inspect},
+  };
+  return list;
+}
+
+static void print_help() {
+  std::printf(
+      "mcw %s: Model Compression Workbench\n\n"
+      "usage: mcw <command> [options]\n       mcw help <command>\n       mcw --version\n\n"
+      "commands:\n",
+      MCW_VERSION);
+  for (const Command& c : commands()) std::printf("  %-12s %s\n", c.name, c.summary);
+}
+
+static const Command* find_command(const std::string& name) {
+  for (const Command& c : commands())
+    if (name == c.name) return &c;
+  return nullptr;
+}
+
+static int dispatch(int argc, char** argv) {
+  if (argc < 2) {
+    print_help();
+    return 1;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h") return print_help(), 0;
+  if (cmd == "--version") return std::printf("mcw %s\n", MCW_VERSION), 0;
+  if (cmd == "help") {
+    if (argc < 3) return print_help(), 0;
+    const Command* c = find_command(argv[2]);
+    if (!c) throw UsageError{std::string("unknown command '") + argv[2] + "'"};
+    std::printf("%s", c->usage);
     return 0;
   }
-  std::fprintf(stderr, "usage: mcw <command> [args]\n");
-  return 1;
+  const Command* c = find_command(cmd);
+  if (!c) throw UsageError{"unknown command '" + cmd + "' (see mcw --help)"};
+  std::vector<std::string> args(argv + 2, argv + argc);
+  for (const std::string& a : args)
+    if (a == "--help" || a == "-h") return std::printf("%s", c->usage), 0;
+  return c->run(args);
+}
+
+}  // namespace mcw::cli
+
+int main(int argc, char** argv) {
+  try {
+    return mcw::cli::dispatch(argc, argv);
+  } catch (const mcw::cli::UsageError& e) {
+    std::fprintf(stderr, "mcw: %s\n", e.message.c_str());
+    return 1;
+  } catch (const mcw::Error& e) {
+    std::fprintf(stderr, "mcw: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "mcw: internal error: out of memory\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mcw: internal error: %s\n", e.what());
+    return 2;
+  }
 }

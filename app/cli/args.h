@@ -1,0 +1,35 @@
+// A small command-line parser shared by every `mcw` subcommand: positionals, `--flag`,
+// `--key value` and `--key=value`. Unknown or malformed options are user errors.
+#pragma once
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mcw::cli {
+
+class Args {
+ public:
+  // `valued` lists options that take a value; `flags` those that do not.
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+       const std::set<std::string>& flags);
+
+  const std::vector<std::string>& positional() const { return positional_; }
+  bool flag(const std::string& name) const { return flags_.count(name) > 0; }
+  std::optional<std::string> value(const std::string& name) const;
+  std::string value_or(const std::string& name, const std::string& fallback) const;
+  long long int_or(const std::string& name, long long fallback) const;
+
+ private:
+  std::vector<std::string> positional_;
+  std::set<std::string> flags_;
+  std::map<std::string, std::string> values_;
+};
+
+// Thrown for bad command lines; main prints it as one line and exits with 1.
+struct UsageError {
+  std::string message;
+};
+
+}  // namespace mcw::cli

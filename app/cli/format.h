@@ -1,0 +1,12 @@
+// Human-readable numbers for terminal output.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace mcw::cli {
+
+std::string human_bytes(uint64_t bytes);   // "3.81 GiB"
+std::string human_count(uint64_t n);       // "6.74 B", "1.02 M", "512"
+std::string short_float(double v);         // "%.4g", "nan" for NaN
+
+}  // namespace mcw::cli

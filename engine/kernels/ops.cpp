@@ -1,0 +1,73 @@
+#include "engine/kernels/ops.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+namespace mcw {
+
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps) {
+  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+    const float scale = float(1.0 / std::sqrt(ss / double(dim) + eps));
+    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * w[i];
+  });
+}
+
+std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {
+  const int64_t half = cfg.head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  const RopeScaling& s = cfg.rope_scaling;
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(cfg.rope_theta, double(2 * i) / double(cfg.head_dim));
+    if (s.enabled) {  // Llama 3: slow down only the long wavelengths, blend in between
+      const double wavelen = 2 * std::numbers::pi / f;
+      const double lo_wl = s.original_max_position / s.low_freq_factor;
+      const double hi_wl = s.original_max_position / s.high_freq_factor;
+      if (wavelen > lo_wl) {
+        f /= s.factor;
+      } else if (wavelen >= hi_wl) {
+        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    inv[size_t(i)] = float(f);
+  }
+  return inv;
+}
+
+void rope_row(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq,
+              bool inverse) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = double(pos) * double(inv_freq[i]);
+    const float c = float(std::cos(angle)), s = float(inverse ? -std::sin(angle) : std::sin(angle));
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* xh = x + h * head_dim;
+      const float a = xh[i], b = xh[i + half];
+      xh[i] = a * c - b * s;
+      xh[i + half] = a * s + b * c;
+    }
+  }
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+double softmax_row(float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  return double(mx) + std::log(sum);
+}
+
+}  // namespace mcw

@@ -1,0 +1,28 @@
+// Row-wise building blocks of transformer layers, shared by inference and training.
+// All row-major f32; parallel over rows where rows are many.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/model/llama_config.h"
+
+namespace mcw {
+
+// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, for `rows` rows of `dim`.
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps);
+
+// Inverse frequencies of the rotary embedding (head_dim / 2 values), with Llama 3 scaling.
+std::vector<float> rope_inv_freq(const LlamaConfig& cfg);
+
+// Rotates `n_heads` heads of one row in HF's rotate-half layout for position `pos`:
+// (x[i], x[i + d/2]) -> (x[i] cos - x[i + d/2] sin, x[i] sin + x[i + d/2] cos).
+void rope_row(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq,
+              bool inverse = false);
+
+// g[i] = silu(g[i]) * u[i]
+void silu_mul(float* g, const float* u, int64_t n);
+
+// In-place softmax of one row; returns log of the normaliser (for log-probabilities).
+double softmax_row(float* x, int64_t n);
+
+}  // namespace mcw

@@ -1,0 +1,183 @@
+#include "engine/model/llama_config.h"
+
+#include "engine/core/error.h"
+
+namespace mcw {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// Reads typed keys from a JSON object and names the key and file in every error.
+struct KeyReader {
+  const json& obj;
+  const std::string& file;
+  std::string prefix;
+
+  const json* find(const std::string& key) const {
+    auto it = obj.find(prefix + key);
+    return it == obj.end() || it->is_null() ? nullptr : &*it;
+  }
+  int64_t integer(const std::string& key) const {
+    const json* v = find(key);
+    if (!v) throw Error(file, "missing key '" + prefix + key + "'");
+    return integer_value(key, *v);
+  }
+  int64_t integer_or(const std::string& key, int64_t fallback) const {
+    const json* v = find(key);
+    return v ? integer_value(key, *v) : fallback;
+  }
+  double number_or(const std::string& key, double fallback) const {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number()) throw Error(file, "key '" + prefix + key + "' must be a number, got " + v->dump());
+    return v->get<double>();
+  }
+  bool boolean_or(const std::string& key, bool fallback) const {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) throw Error(file, "key '" + prefix + key + "' must be true or false, got " + v->dump());
+    return v->get<bool>();
+  }
+
+ private:
+  int64_t integer_value(const std::string& key, const json& v) const {
+    if (!v.is_number_integer())
+      throw Error(file, "key '" + prefix + key + "' must be an integer, got " + v.dump());
+    return v.get<int64_t>();
+  }
+};
+
+LlamaConfig from_hf(const ModelFile& m) {
+  const std::string file = m.path + "/config.json";
+  const KeyReader r{m.hparams, file, ""};
+  const std::string type = m.architecture;
+  if (type != "llama" && type != "mistral" && type != "qwen2")
+    throw Error(file, "model_type '" + type + "' is not supported (llama, mistral and qwen2 are)");
+  LlamaConfig c;
+  c.vocab_size = r.integer("vocab_size");
+  c.dim = r.integer("hidden_size");
+  c.hidden_dim = r.integer("intermediate_size");
+  c.n_layers = r.integer("num_hidden_layers");
+  c.n_heads = r.integer("num_attention_heads");
+  c.n_kv_heads = r.integer_or("num_key_value_heads", c.n_heads);
+  c.head_dim = r.integer_or("head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0);
+  c.max_seq_len = r.integer_or("max_position_embeddings", 2048);
+  c.rope_theta = r.number_or("rope_theta", 10000);
+  c.rms_eps = r.number_or("rms_norm_eps", 1e-6);
+  c.tie_embeddings = r.boolean_or("tie_word_embeddings", type == "qwen2");
+  c.qkv_bias = type == "qwen2";
+  if (const json* rs = r.find("rope_scaling"); rs && rs->is_object()) {
+    const KeyReader s{*rs, file, ""};
+    std::string kind = rs->value("rope_type", rs->value("type", std::string()));
+    if (kind == "llama3") {
+      c.rope_scaling.enabled = true;
+      c.rope_scaling.factor = s.number_or("factor", 8);
+      c.rope_scaling.low_freq_factor = s.number_or("low_freq_factor", 1);
+      c.rope_scaling.high_freq_factor = s.number_or("high_freq_factor", 4);
+      c.rope_scaling.original_max_position = s.number_or("original_max_position_embeddings", 8192);
+    } else if (kind != "default" && !kind.empty()) {
+      throw Error(file, "rope_scaling type '" + kind + "' is not supported (llama3 is)");
+    }
+  }
+  return c;
+}
+
+LlamaConfig from_gguf(const ModelFile& m) {
+  const std::string arch = m.architecture;
+  if (arch != "llama" && arch != "qwen2")
+    throw Error(m.path, "general.architecture '" + arch + "' is not supported (llama and qwen2 are)");
+  const KeyReader r{m.hparams, m.path, arch + "."};
+  LlamaConfig c;
+  c.dim = r.integer("embedding_length");
+  c.hidden_dim = r.integer("feed_forward_length");
+  c.n_layers = r.integer("block_count");
+  c.n_heads = r.integer("attention.head_count");
+  c.n_kv_heads = r.integer_or("attention.head_count_kv", c.n_heads);
+  c.head_dim = r.integer_or("attention.key_length", c.n_heads > 0 ? c.dim / c.n_heads : 0);
+  c.max_seq_len = r.integer_or("context_length", 2048);
+  c.rope_theta = r.number_or("rope.freq_base", 10000);
+  c.rms_eps = r.number_or("attention.layer_norm_rms_epsilon", 1e-5);
+  const Tensor* embd = m.find("token_embd.weight");
+  c.vocab_size = r.integer_or("vocab_size", embd && embd->ndim() == 2 ? embd->dim(0) : 0);
+  c.tie_embeddings = m.find("output.weight") == nullptr;
+  c.qkv_bias = arch == "qwen2";
+  return c;
+}
+
+LlamaConfig from_llama2c(const ModelFile& m) {
+  const KeyReader r{m.hparams, m.path, ""};
+  LlamaConfig c;
+  c.dim = r.integer("dim");
+  c.hidden_dim = r.integer("hidden_dim");
+  c.n_layers = r.integer("n_layers");
+  c.n_heads = r.integer("n_heads");
+  c.n_kv_heads = r.integer("n_kv_heads");
+  c.vocab_size = r.integer("vocab_size");
+  c.max_seq_len = r.integer("seq_len");
+  c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
+  c.tie_embeddings = r.boolean_or("shared_classifier", true);
+  return c;
+}
+
+}  // namespace
+
+void LlamaConfig::validate(const std::string& file) const {
+  auto positive = [&](int64_t v, const char* what) {
+    if (v <= 0) throw Error(file, std::string(what) + " must be positive, got " + std::to_string(v));
+  };
+  positive(vocab_size, "vocab size");
+  positive(dim, "hidden size");
+  positive(hidden_dim, "intermediate size");
+  positive(n_layers, "layer count");
+  positive(n_heads, "attention head count");
+  positive(n_kv_heads, "key/value head count");
+  positive(head_dim, "head dimension");
+  if (n_heads % n_kv_heads)
+    throw Error(file, "attention heads (" + std::to_string(n_heads) +
+                          ") are not a multiple of key/value heads (" + std::to_string(n_kv_heads) + ")");
+  if (head_dim % 2) throw Error(file, "head dimension " + std::to_string(head_dim) + " must be even for RoPE");
+  if (!(rms_eps > 0)) throw Error(file, "rms norm epsilon must be positive");
+  if (!(rope_theta > 0)) throw Error(file, "rope theta must be positive");
+}
+
+json LlamaConfig::to_hf_config() const {
+  json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["vocab_size"] = vocab_size;
+  j["hidden_size"] = dim;
+  j["intermediate_size"] = hidden_dim;
+  j["num_hidden_layers"] = n_layers;
+  j["num_attention_heads"] = n_heads;
+  j["num_key_value_heads"] = n_kv_heads;
+  j["head_dim"] = head_dim;
+  j["max_position_embeddings"] = max_seq_len;
+  j["rope_theta"] = rope_theta;
+  j["rms_norm_eps"] = rms_eps;
+  j["tie_word_embeddings"] = tie_embeddings;
+  j["hidden_act"] = "silu";
+  j["torch_dtype"] = "float32";
+  if (rope_scaling.enabled)
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", rope_scaling.original_max_position}};
+  return j;
+}
+
+LlamaConfig llama_config_from(const ModelFile& m) {
+  LlamaConfig c;
+  switch (m.format) {
+    case ModelFormat::HFDirectory: c = from_hf(m); break;
+    case ModelFormat::GGUF: c = from_gguf(m); break;
+    case ModelFormat::Llama2c: c = from_llama2c(m); break;
+    case ModelFormat::Safetensors:
+      throw Error(m.path, "a bare safetensors file has no config: open its directory (with config.json)");
+  }
+  c.validate(m.path);
+  return c;
+}
+
+}  // namespace mcw

@@ -1,0 +1,38 @@
+// Hyper-parameters of the llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM,
+// TinyLlama), read from whichever file a model came in.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/io/model_file.h"
+
+namespace mcw {
+
+struct RopeScaling {  // Llama 3.x "llama3" frequency scaling
+  bool enabled = false;
+  double factor = 8, low_freq_factor = 1, high_freq_factor = 4;
+  double original_max_position = 8192;
+};
+
+struct LlamaConfig {
+  int64_t vocab_size = 0, dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0;
+  int64_t head_dim = 0;  // usually dim / n_heads
+  int64_t max_seq_len = 2048;
+  double rope_theta = 10000, rms_eps = 1e-5;
+  bool tie_embeddings = false;
+  bool qkv_bias = false;  // Qwen2 has biases on q/k/v
+  RopeScaling rope_scaling;
+
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  // Throws mcw::Error(file, ...) naming the inconsistent field.
+  void validate(const std::string& file) const;
+  nlohmann::ordered_json to_hf_config() const;  // a config.json that transformers loads
+};
+
+// From HF config.json (model_type llama/mistral/qwen2), GGUF `<arch>.*` keys, or the
+// llama2.c header; vocab size and tied embeddings are checked against the tensors later.
+LlamaConfig llama_config_from(const ModelFile& m);
+
+}  // namespace mcw

@@ -1,0 +1,148 @@
+// Builds a LlamaModel from any ModelFile: maps GGUF/llama2.c names to HF ones, checks
+// every shape against the config, converts to f32 and undoes the interleaved rotary
+// layout of llama-architecture GGUF and llama2.c files.
+#include <cstring>
+
+#include "engine/core/error.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+namespace {
+
+struct Names {  // where each weight lives in a given file format
+  bool gguf_style;
+  std::string layer(int64_t l, const char* hf, const char* gg) const {
+    return gguf_style ? "blk." + std::to_string(l) + "." + gg
+                      : "model.layers." + std::to_string(l) + "." + hf;
+  }
+  std::string top(const char* hf, const char* gg) const { return gguf_style ? gg : hf; }
+};
+
+class Loader {
+ public:
+  explicit Loader(const ModelFile& m) : m_(m) {}
+
+  // The named tensor as owned f32, or throws naming it; `optional` returns an empty one.
+  Tensor get(const std::string& name, const Shape& want, bool optional = false) const {
+    const Tensor* t = m_.find(name);
+    if (!t) {
+      if (optional) return {};
+      throw Error(m_.path, "missing tensor '" + name + "' (the config implies it)");
+    }
+    if (t->shape() != want)
+      throw Error(m_.path, "tensor '" + name + "' has shape " + shape_string(t->shape()) +
+                               " but the config implies " + shape_string(want));
+    const DType dt = t->dtype();
+    if (!(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || dt == DType::Q8_0 ||
+          dt == DType::Q4_0 || dt == DType::Q4_1))
+      throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
+                               ", which is not a weight type");
+    Tensor out = Tensor::zeros(DType::F32, want, name);
+    t->to_f32(out.mutable_as<float>(), 0, size_t(t->numel()));
+    return out;
+  }
+
+ private:
+  const ModelFile& m_;
+};
+
+}  // namespace
+
+Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, bool inverse) {
+  const int64_t cols = w.ndim() == 2 ? w.dim(1) : 1, half = head_dim / 2;
+  Tensor out = Tensor::zeros(DType::F32, w.shape(), w.name());
+  const float* src = w.as<float>();
+  float* dst = out.mutable_as<float>();
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t j = 0; j < half; ++j)
+      for (int64_t c = 0; c < 2; ++c) {
+        const int64_t inter = h * head_dim + 2 * j + c, halves = h * head_dim + c * half + j;
+        const int64_t from = inverse ? halves : inter, to = inverse ? inter : halves;
+        std::memcpy(dst + to * cols, src + from * cols, size_t(cols) * sizeof(float));
+      }
+  return out;
+}
+
+LlamaModel load_llama(const ModelFile& m) {
+  LlamaModel model;
+  LlamaConfig& c = model.cfg = llama_config_from(m);
+  const Names n{m.format != ModelFormat::HFDirectory};
+  const bool interleaved = n.gguf_style && m.architecture != "qwen2";
+  const Loader ld(m);
+  const int64_t D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+
+  model.tok_embd = ld.get(n.top("model.embed_tokens.weight", "token_embd.weight"), {c.vocab_size, D});
+  model.out_norm = ld.get(n.top("model.norm.weight", "output_norm.weight"), {D});
+  if (!c.tie_embeddings) model.output = ld.get(n.top("lm_head.weight", "output.weight"), {c.vocab_size, D});
+  model.tok_embd.set_name("model.embed_tokens.weight");
+  model.out_norm.set_name("model.norm.weight");
+  model.output.set_name("lm_head.weight");
+
+  auto rotary = [&](Tensor t, int64_t heads) {
+    return interleaved ? permute_rotary_rows(t, heads, c.head_dim) : t;
+  };
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LlamaLayer L;
+    L.attn_norm = ld.get(n.layer(l, "input_layernorm.weight", "attn_norm.weight"), {D});
+    L.wq = rotary(ld.get(n.layer(l, "self_attn.q_proj.weight", "attn_q.weight"), {Q, D}), c.n_heads);
+    L.wk = rotary(ld.get(n.layer(l, "self_attn.k_proj.weight", "attn_k.weight"), {KV, D}), c.n_kv_heads);
+    L.wv = ld.get(n.layer(l, "self_attn.v_proj.weight", "attn_v.weight"), {KV, D});
+    L.wo = ld.get(n.layer(l, "self_attn.o_proj.weight", "attn_output.weight"), {D, Q});
+    if (c.qkv_bias) {
+      L.bq = rotary(ld.get(n.layer(l, "self_attn.q_proj.bias", "attn_q.bias"), {Q}), c.n_heads);
+      L.bk = rotary(ld.get(n.layer(l, "self_attn.k_proj.bias", "attn_k.bias"), {KV}), c.n_kv_heads);
+      L.bv = ld.get(n.layer(l, "self_attn.v_proj.bias", "attn_v.bias"), {KV});
+    }
+    L.ffn_norm = ld.get(n.layer(l, "post_attention_layernorm.weight", "ffn_norm.weight"), {D});
+    L.w_gate = ld.get(n.layer(l, "mlp.gate_proj.weight", "ffn_gate.weight"), {H, D});
+    L.w_up = ld.get(n.layer(l, "mlp.up_proj.weight", "ffn_up.weight"), {H, D});
+    L.w_down = ld.get(n.layer(l, "mlp.down_proj.weight", "ffn_down.weight"), {D, H});
+    model.layers.push_back(std::move(L));
+  }
+  // Give every weight its HF name, whatever file it came from.
+  for (auto& [name, t] : model.named_tensors()) t->set_name(name);
+  return model;
+}
+
+LlamaModel load_llama(const std::string& path) { return load_llama(open_model_file(path)); }
+
+std::vector<std::pair<std::string, Tensor*>> LlamaModel::named_tensors() {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  out.emplace_back("model.embed_tokens.weight", &tok_embd);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    LlamaLayer& L = layers[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.emplace_back(p + "input_layernorm.weight", &L.attn_norm);
+    out.emplace_back(p + "self_attn.q_proj.weight", &L.wq);
+    out.emplace_back(p + "self_attn.k_proj.weight", &L.wk);
+    out.emplace_back(p + "self_attn.v_proj.weight", &L.wv);
+    if (cfg.qkv_bias) {
+      out.emplace_back(p + "self_attn.q_proj.bias", &L.bq);
+      out.emplace_back(p + "self_attn.k_proj.bias", &L.bk);
+      out.emplace_back(p + "self_attn.v_proj.bias", &L.bv);
+    }
+    out.emplace_back(p + "self_attn.o_proj.weight", &L.wo);
+    out.emplace_back(p + "post_attention_layernorm.weight", &L.ffn_norm);
+    out.emplace_back(p + "mlp.gate_proj.weight", &L.w_gate);
+    out.emplace_back(p + "mlp.up_proj.weight", &L.w_up);
+    out.emplace_back(p + "mlp.down_proj.weight", &L.w_down);
+  }
+  out.emplace_back("model.norm.weight", &out_norm);
+  if (!cfg.tie_embeddings) out.emplace_back("lm_head.weight", &output);
+  return out;
+}
+
+std::vector<std::pair<std::string, const Tensor*>> LlamaModel::named_tensors() const {
+  std::vector<std::pair<std::string, const Tensor*>> out;
+  for (auto& [name, t] : const_cast<LlamaModel*>(this)->named_tensors()) out.emplace_back(name, t);
+  return out;
+}
+
+uint64_t LlamaModel::parameter_count() const {
+  uint64_t n = 0;
+  for (auto& [name, t] : named_tensors()) n += uint64_t(t->numel());
+  return n;
+}
+
+}  // namespace mcw

@@ -1,0 +1,64 @@
+// The llama-family decoder: weights in f32 (whatever the file stored) under Hugging Face
+// names and layout, and the forward pass with a KV cache. GGUF and llama2.c keep Meta's
+// interleaved rotary layout for q/k; the loader permutes those rows into HF's halves
+// layout so that one forward pass serves every source.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/io/model_file.h"
+#include "engine/model/llama_config.h"
+
+namespace mcw {
+
+struct LlamaLayer {
+  Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv;  // biases empty unless cfg.qkv_bias
+  Tensor ffn_norm, w_gate, w_up, w_down;
+};
+
+struct LlamaModel {
+  LlamaConfig cfg;
+  Tensor tok_embd, out_norm, output;  // output empty when tied to tok_embd
+  std::vector<LlamaLayer> layers;
+
+  const Tensor& lm_head() const { return cfg.tie_embeddings ? tok_embd : output; }
+  // Every weight under its HF name, in a stable order (for export, compression, UI).
+  std::vector<std::pair<std::string, Tensor*>> named_tensors();
+  std::vector<std::pair<std::string, const Tensor*>> named_tensors() const;
+  uint64_t parameter_count() const;
+};
+
+// Throws mcw::Error naming the file and the offending tensor/key when the tensors do not
+// match the config (missing layer, wrong shape, unsupported dtype).
+LlamaModel load_llama(const ModelFile& m);
+LlamaModel load_llama(const std::string& path);
+
+// Rows of a q/k projection in Meta's interleaved rotary order -> HF's rotate-half order
+// (and back, inverse = true), per head of size head_dim.
+Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, bool inverse = false);
+
+// Keys and values of every layer for the positions seen so far.
+class KVCache {
+ public:
+  KVCache(const LlamaConfig& cfg, int64_t capacity);
+  int64_t size() const { return len_; }
+  int64_t capacity() const { return cap_; }
+  void clear() { len_ = 0; }
+  float* k(int64_t layer, int64_t pos) { return &k_[size_t((layer * cap_ + pos) * kv_dim_)]; }
+  float* v(int64_t layer, int64_t pos) { return &v_[size_t((layer * cap_ + pos) * kv_dim_)]; }
+  void advance(int64_t n) { len_ += n; }
+
+ private:
+  int64_t cap_, kv_dim_, len_ = 0;
+  std::vector<float> k_, v_;
+};
+
+// Runs `tokens` at positions cache.size()... and appends them to the cache. Writes the
+// logits of every position to `logits` ([tokens.size(), vocab]) when it is not null, or
+// only of the last position to `last_logits` ([vocab]) when that is not null.
+void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVCache& cache,
+                   float* logits, float* last_logits = nullptr);
+
+}  // namespace mcw

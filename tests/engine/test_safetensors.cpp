@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -302,4 +303,45 @@ TEST(Safetensors, WriterRefusesWhatSafetensorsCannotHold) {
   refused({}, "not valid UTF-8", {{"k", "\xc3"}});
   // Nothing of a refused write is left behind, not even the temporary.
   EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+// Property: whatever bytes are damaged, the reader either refuses with mcw::Error or
+// returns views that lie wholly inside the file. Deterministic seed, bounded count.
+TEST(Safetensors, DamagedFilesAreRefusedOrStayInBounds) {
+  const auto dir = fresh_temp_dir();
+  const auto good_path = (dir / "good.safetensors").string();
+  write_safetensors(good_path,
+                    {patterned(DType::F32, {2, 3}, "w", 1), patterned(DType::I64, {}, "s", 2),
+                     patterned(DType::U8, {0}, "e", 3), patterned(DType::BF16, {4}, "b", 4)},
+                    {{"format", "pt"}});
+  const std::string good = read_bytes(good_path);
+  const auto path = (dir / "damaged.safetensors").string();
+  std::mt19937 rng(12345);
+  const char interesting[] = {'[', '{', '"', '\\', '-', '9', ',', ']', '}', '\0', '\xff', ' '};
+  int accepted = 0, refused = 0;
+  for (int round = 0; round < 600; ++round) {
+    std::string bytes = good;
+    const int edits = 1 + int(rng() % 3);
+    for (int k = 0; k < edits; ++k) {
+      const size_t at = rng() % bytes.size();
+      bytes[at] = rng() % 2 ? interesting[rng() % sizeof interesting] : char(rng());
+    }
+    if (rng() % 8 == 0) bytes.resize(rng() % bytes.size());
+    write_bytes(path, bytes);
+    try {
+      const SafetensorsFile f = read_safetensors(path);
+      const auto* begin = reinterpret_cast<const char*>(f.file->data());
+      const auto* end = begin + f.file->size();
+      for (const Tensor& t : f.tensors) {
+        const auto* p = static_cast<const char*>(t.data());
+        ASSERT_TRUE(p >= begin && p + t.nbytes() <= end) << "round " << round;
+      }
+      ++accepted;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  // Both outcomes occur, so the damage is neither always fatal nor always harmless.
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
 }

@@ -78,7 +78,8 @@ class Cursor {
     const uint64_t len = read<uint64_t>(what);
     if (len > remaining())
       fail(std::string(what) + " has length " + std::to_string(len) +
-               ", longer than the rest of the file (" + std::to_string(remaining()) + " bytes)",
+               ", longer than the rest of the file (" + std::to_string(remaining()) +
+               " bytes): the file is truncated or corrupt",
            start);
     std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(len));
     pos_ += len;
@@ -88,9 +89,11 @@ class Cursor {
   // `count` elements of at least `min_bytes` each must fit in what is left of the file.
   void check_count(uint64_t count, uint64_t min_bytes, std::string_view what,
                    uint64_t offset) const {
-    if (count > remaining() / min_bytes)
-      fail(std::string(what) + " " + std::to_string(count) + " cannot fit in the " +
-               std::to_string(remaining()) + " bytes left in the file",
+    const uint64_t most = remaining() / min_bytes;
+    if (count > most)
+      fail(std::string(what) + " is " + std::to_string(count) + ", but the rest of the file (" +
+               std::to_string(remaining()) + " bytes) can hold at most " + std::to_string(most) +
+               ": the file is truncated or corrupt",
            offset);
   }
 
@@ -354,7 +357,6 @@ GGUFFile read_gguf(const std::string& path) {
   const uint64_t tensor_count = c.read<uint64_t>("the tensor count");
   const uint64_t kv_count_at = c.pos();
   const uint64_t kv_count = c.read<uint64_t>("the key/value count");
-  c.check_count(tensor_count, kMinTensorInfoBytes, "tensor_count", tensor_count_at);
   c.check_count(kv_count, kMinKeyValueBytes, "kv_count", kv_count_at);
 
   f.kvs.reserve(size_t(kv_count));
@@ -370,7 +372,7 @@ GGUFFile read_gguf(const std::string& path) {
   }
   f.alignment = read_alignment(c, f);
 
-  // The key/values may have used up bytes; the tensor infos must still fit.
+  // Checked only now, so that a file cut inside its key/values is reported there.
   c.check_count(tensor_count, kMinTensorInfoBytes, "tensor_count", tensor_count_at);
   std::vector<TensorInfo> infos;
   infos.reserve(size_t(tensor_count));

@@ -104,6 +104,14 @@ class Cursor {
   uint64_t pos_ = 0;
 };
 
+// Reserves for `count` elements (already checked against the file), but never more bytes
+// than the file has left: the in-memory element (a std::string, say) can be larger than its
+// encoding, and vectors grow as elements are actually read.
+template <class V>
+void reserve_within(V& v, uint64_t count, uint64_t bytes_left) {
+  v.reserve(size_t(std::min<uint64_t>(count, bytes_left / sizeof(typename V::value_type) + 1)));
+}
+
 GGUFType read_value_type(Cursor& c, const std::string& key, std::string_view what) {
   const uint64_t at = c.pos();
   const uint32_t t = c.read<uint32_t>(what);
@@ -163,14 +171,14 @@ GGUFArray read_array(Cursor& c, const std::string& key, int depth) {
     }
     case GGUFType::STRING: {
       std::vector<std::string> v;
-      v.reserve(size_t(count));
+      reserve_within(v, count, c.remaining());
       for (uint64_t i = 0; i < count; ++i) v.push_back(c.read_string("a string in an array"));
       a.items = std::move(v);
       break;
     }
     case GGUFType::ARRAY: {
       std::vector<GGUFArray> v;
-      v.reserve(size_t(count));
+      reserve_within(v, count, c.remaining());
       for (uint64_t i = 0; i < count; ++i) v.push_back(read_array(c, key, depth + 1));
       a.items = std::move(v);
       break;
@@ -205,7 +213,11 @@ void read_header(Cursor& c, GGUFFile& f) {
   if (std::memcmp(m, "GGUF", 4) != 0) {
     static const char* kHex = "0123456789abcdef";
     std::string hex;
-    for (int i = 0; i < 4; ++i) hex += std::string(i ? " " : "") + kHex[m[i] >> 4] + kHex[m[i] & 15];
+    for (int i = 0; i < 4; ++i) {
+      if (i) hex += ' ';
+      hex += kHex[m[i] >> 4];
+      hex += kHex[m[i] & 15];
+    }
     c.fail("not a GGUF file: bad magic " + hex + " (expected 47 47 55 46, \"GGUF\")", 0);
   }
   c.read<uint32_t>("the magic number");
@@ -289,7 +301,8 @@ uint64_t read_alignment(const Cursor& c, const GGUFFile& f) {
   if (!kv) return 32;
   const auto a = kv->value.as_u64();
   if (!gguf_type_is_integer(kv->value.type()) || !a)
-    c.fail("general.alignment must be a UINT32, not " + std::string(gguf_type_name(kv->value.type())),
+    c.fail("general.alignment must be a UINT32, not " +
+               std::string(gguf_type_name(kv->value.type())),
            uint64_t(kv->offset));
   if (*a == 0 || (*a & (*a - 1)) != 0)
     c.fail("general.alignment is " + std::to_string(*a) + "; it must be a non-zero power of two",
@@ -312,8 +325,8 @@ void place_tensors(const Cursor& c, GGUFFile& f, std::vector<TensorInfo>& infos)
   for (const TensorInfo& t : infos) {
     const std::string who = "tensor " + in_quotes(t.name);
     if (t.offset % f.alignment != 0)
-      c.fail(who + " has offset " + std::to_string(t.offset) + ", not a multiple of the alignment " +
-                 std::to_string(f.alignment),
+      c.fail(who + " has offset " + std::to_string(t.offset) +
+                 ", not a multiple of the alignment " + std::to_string(f.alignment),
              t.offset_at);
     if (t.offset > data_size || t.bytes > data_size - t.offset)
       c.fail(who + " (" + std::to_string(t.bytes) + " bytes at offset " + std::to_string(t.offset) +
@@ -359,7 +372,7 @@ GGUFFile read_gguf(const std::string& path) {
   const uint64_t kv_count = c.read<uint64_t>("the key/value count");
   c.check_count(kv_count, kMinKeyValueBytes, "kv_count", kv_count_at);
 
-  f.kvs.reserve(size_t(kv_count));
+  reserve_within(f.kvs, kv_count, c.remaining());
   std::unordered_set<std::string> keys;
   for (uint64_t i = 0; i < kv_count; ++i) {
     const uint64_t start = c.pos();
@@ -375,7 +388,7 @@ GGUFFile read_gguf(const std::string& path) {
   // Checked only now, so that a file cut inside its key/values is reported there.
   c.check_count(tensor_count, kMinTensorInfoBytes, "tensor_count", tensor_count_at);
   std::vector<TensorInfo> infos;
-  infos.reserve(size_t(tensor_count));
+  reserve_within(infos, tensor_count, c.remaining());
   std::unordered_set<std::string> names;
   for (uint64_t i = 0; i < tensor_count; ++i) {
     const uint64_t start = c.pos();

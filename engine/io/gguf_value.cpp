@@ -145,13 +145,15 @@ static nlohmann::ordered_json scalar_json(const T& x) {
 
 static nlohmann::ordered_json array_json(const GGUFArray& a, size_t max_array) {
   if (a.size() > max_array)
-    return "array of " + std::to_string(a.size()) + " " + lowercase(gguf_type_name(a.element_type()));
+    return "array of " + std::to_string(a.size()) + " " +
+           lowercase(gguf_type_name(a.element_type()));
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   std::visit(
       [&](const auto& items) {
         using T = typename std::decay_t<decltype(items)>::value_type;
         for (size_t i = 0; i < items.size(); ++i) {
-          if constexpr (std::is_same_v<T, GGUFArray>) out.push_back(array_json(items[i], max_array));
+          if constexpr (std::is_same_v<T, GGUFArray>)
+            out.push_back(array_json(items[i], max_array));
           else if constexpr (std::is_same_v<T, bool>) out.push_back(bool(items[i]));
           else out.push_back(scalar_json(items[i]));
         }
@@ -255,7 +257,8 @@ uint64_t to_u64(const GGUFFile& f, const GGUFKeyValue& kv) {
 int64_t to_i64(const GGUFFile& f, const GGUFKeyValue& kv) {
   if (!gguf_type_is_integer(kv.value.type())) wrong_type(f, kv, "an integer");
   const auto i = kv.value.as_i64();
-  if (!i) throw Error(f.path, "key '" + kv.key + "' does not fit a signed 64-bit integer", kv.offset);
+  if (!i)
+    throw Error(f.path, "key '" + kv.key + "' does not fit a signed 64-bit integer", kv.offset);
   return *i;
 }
 
@@ -286,7 +289,9 @@ std::string GGUFFile::get_string(std::string_view key, const std::string& fallba
   const GGUFKeyValue* kv = find(key);
   return kv ? to_string(*this, *kv) : fallback;
 }
-uint64_t GGUFFile::get_u64(std::string_view key) const { return to_u64(*this, require(*this, key)); }
+uint64_t GGUFFile::get_u64(std::string_view key) const {
+  return to_u64(*this, require(*this, key));
+}
 uint64_t GGUFFile::get_u64(std::string_view key, uint64_t fallback) const {
   const GGUFKeyValue* kv = find(key);
   return kv ? to_u64(*this, *kv) : fallback;

@@ -24,7 +24,9 @@ struct Case {
 };
 
 // One key/value: key, u32 type, then the value's bytes.
-Bytes kv_u32(Bytes b, std::string_view key, uint32_t v) { return std::move(b.str(key).u32(kU32).u32(v)); }
+Bytes kv_u32(Bytes b, std::string_view key, uint32_t v) {
+  return std::move(b.str(key).u32(kU32).u32(v));
+}
 
 // A valid file to start from: 2 key/values, 2 F32 tensors of 8 values, alignment 32.
 Bytes valid_file(uint64_t offset_b = 32) {
@@ -233,7 +235,8 @@ TEST(GgufFuzz, MutatedAndTruncatedFilesNeverCrash) {
     try {
       const ModelFile m = read_gguf_model(path);
       (void)m.hparams.dump();
-      for (const Tensor& t : m.tensors) (void)t.to_f32();
+      for (const Tensor& t : m.tensors)
+        if (t.numel() > 0) (void)t.to_f32();  // every byte of a view must be readable
       ++accepted;
     } catch (const Error&) {
       ++refused;

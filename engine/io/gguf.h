@@ -70,9 +70,9 @@ struct GGUFValue {
   bool operator==(const GGUFValue&) const = default;
 };
 
-// "llama.block_count: 32", "tokenizer.ggml.tokens: [\"a\", ...]" — for messages and tools.
-// Arrays longer than max_array become the string "array of N <type>"; strings that are not
-// valid UTF-8 get U+FFFD in place of bad bytes, so the JSON can always be dumped.
+// The value as JSON (numbers, bools, strings, arrays, arrays of arrays). Arrays longer than
+// max_array become the string "array of N <type>" ("array of 32000 string"); strings that
+// are not valid UTF-8 get U+FFFD in place of bad bytes, so the JSON can always be dumped.
 nlohmann::ordered_json gguf_value_to_json(const GGUFValue& value, size_t max_array = 16);
 
 struct GGUFKeyValue {

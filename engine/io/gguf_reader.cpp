@@ -336,10 +336,10 @@ void place_tensors(const Cursor& c, GGUFFile& f, std::vector<TensorInfo>& infos)
   }
   std::vector<const TensorInfo*> order;
   order.reserve(infos.size());
-  for (const TensorInfo& t : infos) order.push_back(&t);
-  std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
-    return a->offset != b->offset ? a->offset < b->offset : a->bytes < b->bytes;
-  });
+  for (const TensorInfo& t : infos)
+    if (t.bytes > 0) order.push_back(&t);  // an empty range overlaps nothing
+  std::sort(order.begin(), order.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i - 1]->offset + order[i - 1]->bytes > order[i]->offset)
       c.fail("tensors " + in_quotes(order[i - 1]->name) + " and " + in_quotes(order[i]->name) +

@@ -95,6 +95,7 @@ static void widen(const void* src, float* dst, size_t n) {
 }
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // empty tensors may have null data
   const auto* u16 = static_cast<const uint16_t*>(src);
   const auto* u8 = static_cast<const uint8_t*>(src);
   switch (t) {

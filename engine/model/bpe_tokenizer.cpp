@@ -61,7 +61,7 @@ BpeTokenizer::BpeTokenizer(const json& doc, std::string source, const BpeTokeniz
   if (!model) f.fail("model", "missing");
   f.object(*model, "model");
   const std::string type = f.string_field_or(*model, "model", "type", "BPE");
-  if (type != "BPE") f.fail("model.type", "'" + type + "' is not supported (only BPE)");
+  if (type != "BPE") f.unsupported("model.type", type, " (only BPE)");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (!f.string_field_or(*model, "model", k, "").empty()) {
       f.fail(json_key("model", k), "is not supported");

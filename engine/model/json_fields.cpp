@@ -14,6 +14,11 @@ void JsonFields::fail(const std::string& key, const std::string& message) const 
   throw Error(source_, key + ": " + message);
 }
 
+void JsonFields::unsupported(const std::string& key, const std::string& value,
+                             const std::string& note) const {
+  throw Error(source_, key + " '" + value + "' is not supported" + note);
+}
+
 const json* JsonFields::find(const json& node, const char* name) {
   if (!node.is_object()) return nullptr;
   auto it = node.find(name);

@@ -14,6 +14,9 @@ class JsonFields {
   const std::string& source() const { return source_; }
 
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // "key 'value' is not supported"
+  [[noreturn]] void unsupported(const std::string& key, const std::string& value,
+                                const std::string& note = {}) const;
 
   // node[name] if node is an object holding it and it is not null, else nullptr.
   static const nlohmann::json* find(const nlohmann::json& node, const char* name);

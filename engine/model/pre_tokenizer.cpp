@@ -53,7 +53,8 @@ void split_by(const UnicodeRegex& re, Behavior behavior, bool invert, std::strin
   const size_t first_out = out.size();
   bool pending_next = false;  // MergedWithNext: the last piece still waits for its successor
   bool last_delim = false;
-  for (const Part& p : parts) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Part& p = parts[i];
     std::string_view s = text.substr(p.b, p.e - p.b);
     switch (behavior) {
       case Behavior::Removed:
@@ -73,7 +74,8 @@ void split_by(const UnicodeRegex& re, Behavior behavior, bool invert, std::strin
         } else {
           out.emplace_back(s);
         }
-        pending_next = p.delim;
+        // A delimiter joins the piece after it only when that piece is no delimiter too.
+        pending_next = p.delim && i + 1 < parts.size() && !parts[i + 1].delim;
         break;
       case Behavior::Contiguous:
         if (p.delim && last_delim && out.size() > first_out) {
@@ -130,7 +132,7 @@ void Normalizer::parse(const json& node, const std::string& key, const JsonField
       f.fail(k, "expected {\"String\": ...} or {\"Regex\": ...}");
     }
   } else {
-    f.fail(json_key(key, "type"), "'" + type + "' is not supported");
+    f.unsupported(json_key(key, "type"), type);
   }
 }
 
@@ -249,7 +251,7 @@ void PreTokenizer::parse(const json& node, const std::string& key, const JsonFie
     s.behavior = Behavior::Removed;
     s.invert = true;
   } else {
-    f.fail(json_key(key, "type"), "'" + type + "' is not supported");
+    f.unsupported(json_key(key, "type"), type);
   }
   steps_.push_back(std::move(s));
 }

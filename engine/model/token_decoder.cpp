@@ -104,7 +104,7 @@ void TokenDecoder::parse(const json& node, const std::string& key, const JsonFie
     s.stop = f.int_field_or(node, key, "stop", 0);
     if (s.start < 0 || s.stop < 0) f.fail(key, "start and stop must not be negative");
   } else {
-    f.fail(json_key(key, "type"), "'" + type + "' is not supported");
+    f.unsupported(json_key(key, "type"), type);
   }
   steps_.push_back(std::move(s));
 }

@@ -31,8 +31,8 @@ const char* gpt2_split_pattern() {
 UnicodeRegex::UnicodeRegex(std::string_view pattern, bool literal, std::string source,
                            std::string key)
     : source_(std::move(source)), key_(std::move(key)) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL admits no UCP (it has no classes to apply it to).
+  uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),

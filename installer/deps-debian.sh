@@ -9,7 +9,7 @@ pkgs=(
   libimgui-dev libvulkan-dev glslang-tools glslc spirv-tools
   mesa-vulkan-drivers vulkan-tools
   libtbb-dev libsqlite3-dev libgtest-dev libbenchmark-dev
-  nlohmann-json3-dev libyaml-cpp-dev
+  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev
   xvfb xauth poppler-utils fortunes fonts-dejavu-core
 )
 

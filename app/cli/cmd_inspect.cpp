@@ -76,9 +76,11 @@ static int inspect_text(const ModelFile& m, bool stats) {
     for (const auto& [k, v] : m.hparams.items())
       std::printf("  %-40s %s\n", k.c_str(), value_text(v).c_str());
   }
-  if (!m.metadata.empty()) {
-    std::printf("metadata\n");
-    for (const auto& [k, v] : m.metadata) std::printf("  %-40s %s\n", k.c_str(), v.c_str());
+  bool header = false;  // GGUF repeats general.* strings in hparams: show them once
+  for (const auto& [k, v] : m.metadata) {
+    if (m.hparams.contains(k)) continue;
+    if (!header) std::printf("metadata\n"), header = true;
+    std::printf("  %-40s %s\n", k.c_str(), v.c_str());
   }
   size_t w = 4, sw = 5;
   for (const Tensor& t : m.tensors) {

@@ -16,6 +16,13 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_inspect(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
 extern const char* const kInspectUsage;
+extern const char* const kEvalUsage;
+extern const char* const kGenerateUsage;
+
+// Reads a whole text file; throws mcw::Error naming it.
+std::string read_text_file(const std::string& path);
 
 }  // namespace mcw::cli

@@ -16,6 +16,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"inspect", "show a model's architecture, tensors and weight statistics", kInspectUsage,
        run_inspect},
+      {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
+      {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
   };
   return list;
 }

@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/io/llama2c.h"
+#include "engine/model/llama_save.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
@@ -207,4 +208,23 @@ TEST(LlamaForward, Llama2cFileGivesIdenticalLogits) {
     EXPECT_EQ(run(loaded, kTokens), run(m, kTokens));
     std::filesystem::remove(path);
   }
+}
+
+// The same weights saved as a HF directory and as GGUF (F32) load back to identical
+// logits; GGUF Q8_0 stays close.
+TEST(LlamaForward, HfDirectoryAndGgufGiveIdenticalLogits) {
+  const LlamaModel m = test::random_llama(test::tiny_config(4, 2), 21);
+  const std::string dir = testing::TempDir() + "/fwd_hf";
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(m, dir, tok);
+  const LlamaModel hf = load_llama(dir);
+  EXPECT_EQ(run(hf, kTokens), run(m, kTokens));
+
+  const std::string gg = testing::TempDir() + "/fwd.gguf";
+  save_llama_gguf(m, gg, DType::F32);
+  LlamaModel g = load_llama(gg);
+  EXPECT_EQ(run(g, kTokens), run(m, kTokens));
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(gg);
 }

@@ -1,0 +1,78 @@
+// mcw eval: perplexity of a model on a text file, and optionally KL divergence and top-1
+// agreement against a baseline model on the same windows.
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/progress_bar.h"
+#include "engine/core/error.h"
+#include "engine/eval/perplexity.h"
+#include "engine/model/tokenizer_loader.h"
+
+namespace mcw::cli {
+
+const char* const kEvalUsage =
+    "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
+    "                [--baseline MODEL] [--json]\n\n"
+    "Perplexity of <model> on FILE with a sliding window (default 256, stride = window).\n"
+    "Each token is scored once, where it is new, and never as a window's first token.\n"
+    "With --baseline, also the mean KL divergence KL(baseline || model) and the share of\n"
+    "positions where both models agree on the most likely next token.\n\n"
+    "  --max-tokens N  evaluate only the first N tokens of the text\n"
+    "  --json          print the result as JSON\n";
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path, "cannot open text file");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int run_eval(const std::vector<std::string>& argv) {
+  Args args(argv, {"text", "window", "stride", "max-tokens", "baseline"}, {"json"});
+  if (args.positional().size() != 1) throw UsageError{"eval takes one model path (see mcw help eval)"};
+  const auto text_path = args.value("text");
+  if (!text_path) throw UsageError{"eval needs --text FILE"};
+  EvalOptions opt;
+  opt.window = args.int_or("window", 256);
+  opt.stride = args.int_or("stride", opt.window);
+
+  const ModelFile file = open_model_file(args.positional()[0]);
+  const LlamaModel model = load_llama(file);
+  const auto tok = load_tokenizer(file);
+  std::vector<int32_t> ids = tok->encode(read_text_file(*text_path), /*add_bos=*/false);
+  if (const long long max = args.int_or("max-tokens", 0); max > 0 && size_t(max) < ids.size())
+    ids.resize(size_t(max));
+  if (ids.size() < 2) throw Error(*text_path, "the text has fewer than 2 tokens");
+  std::optional<LlamaModel> baseline;
+  if (auto b = args.value("baseline")) baseline = load_llama(*b);
+
+  const CancelToken cancel = cancel_on_sigint();
+  EvalResult r;
+  {
+    ProgressBar bar("eval");
+    r = evaluate(model, ids, opt, baseline ? &*baseline : nullptr, bar.callback(), &cancel);
+  }
+  if (args.flag("json")) {
+    nlohmann::ordered_json j = {{"model", file.path}, {"text", *text_path},
+                                {"window", opt.window}, {"stride", opt.stride},
+                                {"tokens", ids.size()}, {"scored", r.scored},
+                                {"nll", r.nll}, {"perplexity", r.perplexity},
+                                {"tokens_per_second", r.tokens_per_second}};
+    if (r.has_baseline) j["kl"] = r.kl, j["top1_agreement"] = r.top1;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("tokens       %zu (%lld scored, window %lld, stride %lld)\n", ids.size(),
+              (long long)r.scored, (long long)opt.window, (long long)opt.stride);
+  std::printf("perplexity   %.4f  (%.4f nats/token)\n", r.perplexity, r.nll);
+  if (r.has_baseline) std::printf("KL           %.6f nats/token\ntop-1 agree  %.2f%%\n", r.kl, 100 * r.top1);
+  std::printf("speed        %.0f tokens/s (%.2f s)\n", r.tokens_per_second, r.seconds);
+  return 0;
+}
+
+}  // namespace mcw::cli

@@ -1,0 +1,44 @@
+#include "app/cli/progress_bar.h"
+
+#include <csignal>
+#include <cstdio>
+
+namespace mcw::cli {
+
+ProgressBar::ProgressBar(std::string label)
+    : label_(std::move(label)), start_(std::chrono::steady_clock::now()) {}
+
+ProgressBar::~ProgressBar() {
+  if (drawn_) std::fprintf(stderr, "\n");
+}
+
+void ProgressBar::update(const ProgressEvent& e) {
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && e.fraction < 1 && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  drawn_ = true;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double eta = e.fraction > 0 ? elapsed * (1 - e.fraction) / e.fraction : 0;
+  constexpr int kWidth = 30;
+  const int filled = int(e.fraction * kWidth);
+  std::string bar(size_t(filled), '#');
+  bar.resize(kWidth, '.');
+  std::fprintf(stderr, "\r%s [%s] %5.1f%%  %s  eta %.0fs   ", label_.c_str(), bar.c_str(),
+               100 * e.fraction, e.message.c_str(), eta);
+  std::fflush(stderr);
+}
+
+static CancelToken* g_cancel = nullptr;
+
+extern "C" void mcw_on_sigint(int) {
+  if (g_cancel) g_cancel->cancel();  // an atomic store: safe in a signal handler
+}
+
+CancelToken cancel_on_sigint() {
+  static CancelToken token;
+  g_cancel = &token;
+  std::signal(SIGINT, mcw_on_sigint);
+  return token;
+}
+
+}  // namespace mcw::cli

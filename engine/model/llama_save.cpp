@@ -1,0 +1,89 @@
+#include "engine/model/llama_save.h"
+
+#include <filesystem>
+
+#include "engine/core/blocks.h"
+#include "engine/core/error.h"
+#include "engine/io/atomic_file.h"
+#include "engine/io/gguf.h"
+#include "engine/io/safetensors.h"
+
+namespace mcw {
+
+static void write_text(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(dir, "cannot create directory: " + ec.message());
+  std::vector<Tensor> ts;
+  for (auto& [name, t] : model.named_tensors()) {
+    Tensor copy = *t;
+    copy.set_name(name);
+    ts.push_back(std::move(copy));
+  }
+  write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
+  write_text(dir + "/config.json", model.cfg.to_hf_config().dump(2) + "\n");
+  if (!tok.tokenizer_json.empty()) write_text(dir + "/tokenizer.json", tok.tokenizer_json);
+  if (tok.byte_vocab)
+    write_text(dir + "/mcw_tokenizer.json",
+               nlohmann::json{{"type", "byte"}, {"bos", tok.byte_bos}, {"eos", tok.byte_eos}}.dump(2) + "\n");
+}
+
+// A weight converted to `dtype` (block types need whole 32-value rows; otherwise F32).
+static Tensor convert(const Tensor& t, const std::string& name, DType dtype) {
+  const int64_t cols = t.shape().back();
+  if (is_block_type(dtype) && cols % kQBlock) dtype = DType::F32;
+  Tensor out = Tensor::zeros(dtype, t.shape(), name);
+  from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
+  return out;
+}
+
+void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {
+  const LlamaConfig& c = model.cfg;
+  if (c.rope_scaling.enabled)
+    throw Error(path, "GGUF export of llama3 rope scaling is not supported yet");
+  std::vector<GGUFKeyValue> kv;
+  auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({k, uint32_t(v)}); };
+  auto f32 = [&](const std::string& k, double v) { kv.push_back({k, float(v)}); };
+  kv.push_back({"general.architecture", std::string("llama")});
+  kv.push_back({"general.name", std::string("mcw-export")});
+  u32("llama.context_length", c.max_seq_len);
+  u32("llama.embedding_length", c.dim);
+  u32("llama.feed_forward_length", c.hidden_dim);
+  u32("llama.block_count", c.n_layers);
+  u32("llama.attention.head_count", c.n_heads);
+  u32("llama.attention.head_count_kv", c.n_kv_heads);
+  u32("llama.attention.key_length", c.head_dim);
+  u32("llama.attention.value_length", c.head_dim);
+  u32("llama.vocab_size", c.vocab_size);
+  u32("llama.rope.dimension_count", c.head_dim);
+  f32("llama.rope.freq_base", c.rope_theta);
+  f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
+  if (c.qkv_bias) throw Error(path, "GGUF export of q/k/v biases (qwen2) is not supported yet");
+
+  std::vector<Tensor> ts;
+  ts.push_back(convert(model.tok_embd, "token_embd.weight", dtype));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LlamaLayer& L = model.layers[size_t(l)];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    ts.push_back(convert(L.attn_norm, p + "attn_norm.weight", DType::F32));
+    ts.push_back(convert(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight", dtype));
+    ts.push_back(convert(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight", dtype));
+    ts.push_back(convert(L.wv, p + "attn_v.weight", dtype));
+    ts.push_back(convert(L.wo, p + "attn_output.weight", dtype));
+    ts.push_back(convert(L.ffn_norm, p + "ffn_norm.weight", DType::F32));
+    ts.push_back(convert(L.w_gate, p + "ffn_gate.weight", dtype));
+    ts.push_back(convert(L.w_up, p + "ffn_up.weight", dtype));
+    ts.push_back(convert(L.w_down, p + "ffn_down.weight", dtype));
+  }
+  ts.push_back(convert(model.out_norm, "output_norm.weight", DType::F32));
+  if (!c.tie_embeddings) ts.push_back(convert(model.output, "output.weight", dtype));
+  write_gguf(path, kv, ts);
+}
+
+}  // namespace mcw

@@ -1,0 +1,25 @@
+// Writes a LlamaModel in the formats other tools load: a Hugging Face directory
+// (config.json + model.safetensors) or a GGUF file with llama.cpp's "llama" metadata.
+#pragma once
+#include <string>
+
+#include "engine/core/dtype.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+// Tokenizer files to put beside the weights: a tokenizer.json text, or a byte vocabulary.
+struct TokenizerFiles {
+  std::string tokenizer_json;  // written as tokenizer.json when not empty
+  bool byte_vocab = false;     // writes mcw_tokenizer.json {"type": "byte"}
+  bool byte_bos = true, byte_eos = true;
+};
+
+// Creates `dir` if needed; each file is written atomically.
+void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok = {});
+
+// Weights in `dtype` (F32, F16, BF16, Q8_0, Q4_0, Q4_1; norms always F32), q/k rows in
+// the interleaved rotary order llama.cpp expects. No tokenizer metadata.
+void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype = DType::F32);
+
+}  // namespace mcw

@@ -1,0 +1,167 @@
+// End-to-end checks of the `mcw` binary as a user runs it: exit codes, one-line errors
+// naming the file, and inspect on each supported format.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/io/gguf.h"
+#include "engine/io/llama2c.h"
+#include "engine/model/llama_save.h"
+#include "../engine/llama_test_util.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+// Runs mcw with arguments (shell-quoted by the caller), capturing stdout and stderr.
+Result run_mcw(const std::string& args) {
+  // ctest runs tests in parallel processes: each test gets its own capture files.
+  const fs::path dir = fs::path(testing::TempDir()) / "mcw_cli" /
+                       testing::UnitTest::GetInstance()->current_test_info()->name();
+  fs::create_directories(dir);
+  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
+  const std::string cmd = std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::string temp(const std::string& name) { return (fs::path(testing::TempDir()) / name).string(); }
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+void expect_one_line_error(const Result& r, const std::string& file, const std::string& phrase) {
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+}
+
+LlamaModel tiny() { return test::random_llama(test::tiny_config(4, 2), 3); }
+
+}  // namespace
+
+TEST(Cli, VersionHelpAndUnknownCommand) {
+  EXPECT_EQ(run_mcw("--version").out, std::string("mcw ") + MCW_VERSION + "\n");
+  const Result help = run_mcw("--help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("inspect"), std::string::npos);
+  EXPECT_EQ(run_mcw("help inspect").code, 0);
+  const Result bad = run_mcw("frobnicate");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown command"), std::string::npos);
+  EXPECT_EQ(run_mcw("inspect --bogus x").code, 1);
+}
+
+TEST(Cli, InspectsEveryFormat) {
+  const LlamaModel m = tiny();
+  const std::string hf = temp("cli_hf"), gg = temp("cli.gguf");
+  save_llama_hf(m, hf);
+  save_llama_gguf(m, gg, DType::Q8_0);
+  for (const std::string& path : {hf, gg}) {
+    const Result r = run_mcw("inspect " + path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("architecture  llama"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("total         "), std::string::npos);
+  }
+  const Result j = run_mcw("inspect --json " + hf);
+  ASSERT_EQ(j.code, 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  EXPECT_EQ(doc["format"], "hf-directory");
+  EXPECT_EQ(doc["totals"]["parameters"], m.parameter_count());
+  EXPECT_EQ(doc["tensors"][0]["stats"]["min"].is_number(), true);
+}
+
+TEST(Cli, InspectsLlama2cFiles) {
+  const LlamaConfig c = test::tiny_config(4, 2);
+  const LlamaModel m = tiny();
+  std::vector<Tensor> ts;  // GGUF names, as the llama2.c writer wants
+  auto add = [&](const Tensor& t, const std::string& n) { ts.push_back(Tensor::from_f32(t.to_f32(), t.shape(), n)); };
+  add(m.tok_embd, "token_embd.weight");
+  for (int l = 0; l < 2; ++l) {
+    const LlamaLayer& L = m.layers[size_t(l)];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(L.attn_norm, p + "attn_norm.weight"), add(L.wq, p + "attn_q.weight");
+    add(L.wk, p + "attn_k.weight"), add(L.wv, p + "attn_v.weight");
+    add(L.wo, p + "attn_output.weight"), add(L.ffn_norm, p + "ffn_norm.weight");
+    add(L.w_gate, p + "ffn_gate.weight"), add(L.w_down, p + "ffn_down.weight");
+    add(L.w_up, p + "ffn_up.weight");
+  }
+  add(m.out_norm, "output_norm.weight");
+  add(m.output, "output.weight");
+  const std::string path = temp("cli_model.bin");
+  write_llama2c(path, {int(c.dim), int(c.hidden_dim), 2, 4, 2, int(c.vocab_size), 64, false}, ts);
+  const Result r = run_mcw("inspect " + path);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("llama2.c"), std::string::npos);
+  EXPECT_NE(r.out.find("blk.1.ffn_up.weight"), std::string::npos);
+}
+
+TEST(Cli, MalformedFilesGiveOneLineErrors) {
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* phrase;
+  };
+  std::string huge_header(8, '\0');
+  huge_header[0] = '\x10', huge_header[1] = '\x27';  // header length 10000 in a tiny file
+  std::string st_overlap = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                           "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+  std::string len(8, '\0');
+  len[0] = char(st_overlap.size());
+  std::string gguf_kv = std::string("GGUF\x03\0\0\0", 8) + std::string(8, '\0') +
+                        std::string("\xff\xff\xff\xff\xff\xff\xff\x0f", 8);
+  const std::vector<Case> cases = {
+      {"empty.safetensors", "", "too short"},
+      {"huge.safetensors", huge_header + "{}", "header"},
+      {"overlap.safetensors", len + st_overlap + std::string(12, '\0'), "overlap"},
+      {"badver.gguf", std::string("GGUF\x63\0\0\0", 8) + std::string(16, '\0'), "version"},
+      {"kvcount.gguf", gguf_kv, "count"},
+      {"short.bin", std::string(10, '\x01'), "llama2.c"},
+      {"noise.dat", "hello world", "unknown model format"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = temp(c.name);
+    write_bytes(path, c.bytes);
+    SCOPED_TRACE(c.name);
+    expect_one_line_error(run_mcw("inspect " + path), c.name, c.phrase);
+  }
+  expect_one_line_error(run_mcw("inspect " + temp("does-not-exist.gguf")), "does-not-exist", "no such");
+}
+
+TEST(Cli, EvalAndGenerateOnAByteModel) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.max_seq_len = 256;
+  const std::string dir = temp("cli_byte_model");
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(test::random_llama(c, 5), dir, tok);
+  const std::string text = temp("cli_text.txt");
+  write_bytes(text, "The quick brown fox jumps over the lazy dog. Pack my box with five dozen jugs.");
+  const Result r = run_mcw("eval " + dir + " --text " + text + " --window 32 --stride 16 --json --baseline " + dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["perplexity"].get<double>(), 1.0);
+  EXPECT_NEAR(j["kl"].get<double>(), 0.0, 1e-9);
+  EXPECT_EQ(j["top1_agreement"], 1.0);
+  const Result g = run_mcw("generate " + dir + " --prompt Hi --max-tokens 5 --temperature 0.8 --seed 3");
+  EXPECT_EQ(g.code, 0) << g.err;
+  expect_one_line_error(run_mcw("eval " + dir + " --text " + temp("missing.txt")), "missing.txt", "cannot open");
+}

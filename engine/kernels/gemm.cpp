@@ -61,29 +61,53 @@ struct Operand {
 };
 
 // 64-byte aligned scratch that grows and is kept per thread, so that packing buffers cost
-// no allocation (and no page faults) on repeated calls.
+// no allocation (and no page faults) on repeated calls. A thread can re-enter while it
+// waits inside parallel_for (it may run a caller's task that calls matmul again), so a
+// buffer in use is never handed out twice: the inner call gets a private one.
 class Scratch {
  public:
-  float* get(size_t count) {
+  float* reserve(size_t count) {
     if (count > cap_) {
-      buf_.reset(static_cast<float*>(::operator new[](count * sizeof(float), align_)));
+      buf_.reset(static_cast<float*>(::operator new[](count * sizeof(float), kAlign)));
       cap_ = count;
     }
     return buf_.get();
   }
+  bool busy = false;
 
  private:
-  static constexpr std::align_val_t align_{64};
+  static constexpr std::align_val_t kAlign{64};
   struct Free {
-    void operator()(float* p) const { ::operator delete[](p, align_); }
+    void operator()(float* p) const { ::operator delete[](p, kAlign); }
   };
   std::unique_ptr<float[], Free> buf_;
   size_t cap_ = 0;
 };
 
+class ScratchLease {
+ public:
+  ScratchLease(Scratch& s, size_t count) {
+    Scratch* use = &s;
+    if (s.busy) use = (private_ = std::make_unique<Scratch>()).get();
+    else (owner_ = &s)->busy = true;
+    data_ = use->reserve(count);
+  }
+  ~ScratchLease() {
+    if (owner_) owner_->busy = false;
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  Scratch* owner_ = nullptr;
+  std::unique_ptr<Scratch> private_;
+  float* data_ = nullptr;
+};
+
 // One panel: dst[p * w + r] = src[r * s_w + p * s_k] for r < valid, zero for valid <= r < w.
-void pack_panel(const float* src, int64_t s_w, int64_t s_k, int64_t valid, int w, int64_t kc,
-                float* dst) {
+void pack_panel(const GemmIsa& isa, const float* src, int64_t s_w, int64_t s_k, int64_t valid,
+                int w, int64_t kc, float* dst) {
   if (s_w == 1) {
     for (int64_t p = 0; p < kc; ++p) {
       float* d = dst + p * w;
@@ -92,6 +116,7 @@ void pack_panel(const float* src, int64_t s_w, int64_t s_k, int64_t valid, int w
     }
     return;
   }
+  if (s_k == 1 && isa.pack_transposed) return isa.pack_transposed(src, s_w, valid, w, kc, dst);
   if (valid < w)
     for (int64_t p = 0; p < kc; ++p)
       for (int64_t r = valid; r < w; ++r) dst[p * w + r] = 0.0f;
@@ -147,29 +172,30 @@ void gemm_packed(const GemmIsa& isa, Operand a, Operand b, float* C, int64_t ldc
   const int64_t kc_max = std::min(k, isa.kc);
   const int64_t a_panels = ceil_div(m, mr);
 
-  std::unique_ptr<float[]> a_pack(new float[size_t(a_panels * mr * kc_max)]);
-  static thread_local Scratch b_scratch;
+  static thread_local Scratch a_scratch, b_scratch;
+  const ScratchLease a_pack(a_scratch, size_t(a_panels * mr * kc_max));
 
   for (int64_t p0 = 0; p0 < k; p0 += isa.kc) {
     const int64_t kc = std::min(isa.kc, k - p0);
     const float* a_block = a.p + p0 * a.cs;
     for_each_index(a_panels, parallel, [&](int64_t q) {
-      pack_panel(a_block + q * mr * a.rs, a.rs, a.cs, std::min(mr, m - q * mr), int(mr), kc,
-                 a_pack.get() + q * mr * kc);
+      pack_panel(isa, a_block + q * mr * a.rs, a.rs, a.cs, std::min(mr, m - q * mr), int(mr), kc,
+                 a_pack.data() + q * mr * kc);
     });
     const bool load_c = accumulate || p0 > 0;
     const float* bias_now = p0 == 0 ? bias : nullptr;
     for_each_index(tiles_m * tiles_n, parallel, [&](int64_t t) {
       const int64_t i0 = (t / tiles_n) * tm, j0 = (t % tiles_n) * tn;
       const int64_t mt = std::min(tm, m - i0), nt = std::min(tn, n - j0);
-      float* b_pack = b_scratch.get(size_t(round_up(nt, nr) * kc));
+      const ScratchLease b_lease(b_scratch, size_t(round_up(nt, nr) * kc));
+      float* b_pack = b_lease.data();
       const float* b_block = b.p + p0 * b.rs + j0 * b.cs;
       for (int64_t q = 0; q * nr < nt; ++q)
-        pack_panel(b_block + q * nr * b.cs, b.cs, b.rs, std::min(nr, nt - q * nr), int(nr), kc,
+        pack_panel(isa, b_block + q * nr * b.cs, b.cs, b.rs, std::min(nr, nt - q * nr), int(nr), kc,
                    b_pack + q * nr * kc);
       for (int64_t ic = 0; ic < mt; ic += isa.mc) {
         const int64_t i = i0 + ic;
-        isa.block(a_pack.get() + i * kc, b_pack, C + i * ldc + j0, ldc,
+        isa.block(a_pack.data() + i * kc, b_pack, C + i * ldc + j0, ldc,
                   std::min(isa.mc, mt - ic), nt, kc, load_c, bias_now ? bias_now + j0 : nullptr);
       }
     });

@@ -151,7 +151,7 @@ MCW_AVX2 void avx2_rows_dot(const float* X, int64_t ldx, const float* W, int64_t
 }  // namespace
 
 const GemmIsa& gemm_isa_avx2() {
-  static const GemmIsa isa{"avx2", kMr, kNr, 256, 8 * kMr, 256, avx2_block,
+  static const GemmIsa isa{"avx2", kMr, kNr, 256, 8 * kMr, 256, avx2_block, nullptr,
                            avx2_rows_dot};
   return isa;
 }

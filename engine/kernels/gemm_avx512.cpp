@@ -4,6 +4,9 @@
 #include "engine/kernels/gemm_isa.h"
 
 #if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics (unpack, shuffle, extract, reduce) start from a deliberately
+// undefined register, which -Wmaybe-uninitialized reports inside the compiler's own header.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #define MCW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
@@ -22,16 +25,7 @@ MCW_AVX512_INLINE __mmask16 tail_mask(int64_t remaining) {
   return __mmask16((1u << remaining) - 1);
 }
 
-// Horizontal sum. GCC 12's _mm512_reduce_add_ps, unmasked shuffles and extracts start
-// from an "undefined" register and trip -Wmaybe-uninitialized, hence the masked forms.
-MCW_AVX512_INLINE float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-  __m128 s = _mm512_mask_extractf32x4_ps(_mm_setzero_ps(), 0xf, v, 0);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+MCW_AVX512_INLINE float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 template <int MR, int NV>
 MCW_AVX512_INLINE void micro_tile(const float* a, const float* b, int64_t kc, float* C,
@@ -88,6 +82,57 @@ MCW_AVX512_INLINE void dot_step(const float* X, int64_t ldx, const float* W, int
   for (int i = 0; i < RM; ++i) {
     const __m512 x = _mm512_maskz_loadu_ps(m, X + i * ldx + p);
     for (int r = 0; r < RW; ++r) acc[i][r] = _mm512_fmadd_ps(x, w[r], acc[i][r]);
+  }
+}
+
+// In-register transpose: afterwards v[c] lane r holds what v[r] lane c held. Four rounds of
+// 16 shuffles: pairs of rows, pairs of pairs, then 128-bit lanes twice.
+MCW_AVX512_INLINE void transpose16(__m512 (&v)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+  }
+  // u[4g + j]: rows 4g..4g+3, and in 128-bit lane L the column 4L + j.
+  __m512 u[16];
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Gather lane L of the four row groups into v[4L + j]: 0x88 takes 128-bit lanes 0 and 2
+  // of each source, 0xdd lanes 1 and 3.
+  for (int j = 0; j < 4; ++j) {
+    const __m512 s02 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    const __m512 s13 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+    const __m512 r02 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 r13 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+    v[j] = _mm512_shuffle_f32x4(s02, r02, 0x88);
+    v[8 + j] = _mm512_shuffle_f32x4(s02, r02, 0xdd);
+    v[4 + j] = _mm512_shuffle_f32x4(s13, r13, 0x88);
+    v[12 + j] = _mm512_shuffle_f32x4(s13, r13, 0xdd);
+  }
+}
+
+// GemmIsa::pack_transposed, 16×16 blocks at a time through transpose16.
+MCW_AVX512 void avx512_pack_transposed(const float* src, int64_t s_w, int64_t valid, int w,
+                                       int64_t kc, float* dst) {
+  for (int r0 = 0; r0 < w; r0 += 16) {
+    const int64_t rows = valid - r0 < 0 ? 0 : valid - r0 > 16 ? 16 : valid - r0;
+    const __mmask16 store = tail_mask(w - r0);
+    for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+      const int64_t depth = kc - p0 < 16 ? kc - p0 : 16;
+      const __mmask16 load = tail_mask(depth);
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r)
+        v[r] = r < rows ? _mm512_maskz_loadu_ps(load, src + (r0 + r) * s_w + p0)
+                        : _mm512_setzero_ps();
+      transpose16(v);
+      for (int q = 0; q < depth; ++q) _mm512_mask_storeu_ps(dst + (p0 + q) * w + r0, store, v[q]);
+    }
   }
 }
 
@@ -152,7 +197,7 @@ MCW_AVX512 void avx512_rows_dot(const float* X, int64_t ldx, const float* W, int
 
 const GemmIsa& gemm_isa_avx512() {
   static const GemmIsa isa{"avx512", kMr, kNr, 256, 8 * kMr, 256, avx512_block,
-                           avx512_rows_dot};
+                           avx512_pack_transposed, avx512_rows_dot};
   return isa;
 }
 

@@ -63,7 +63,8 @@ void generic_rows_dot(const float* X, int64_t ldx, const float* W, int64_t ldw, 
 }  // namespace
 
 const GemmIsa& gemm_isa_generic() {
-  static const GemmIsa isa{"generic", kMr, kNr, 256, 128, 256, generic_block, generic_rows_dot};
+  static const GemmIsa isa{"generic", kMr, kNr, 256, 128, 256, generic_block, nullptr,
+                                generic_rows_dot};
   return isa;
 }
 

@@ -20,6 +20,12 @@ struct GemmIsa {
   void (*block)(const float* Ap, const float* Bp, float* C, int64_t ldc, int64_t mc,
                 int64_t nc, int64_t kc, bool load_c, const float* bias);
 
+  // Optional (null: portable code). Packs one panel from a source whose depth index is
+  // contiguous, i.e. a transposing copy: dst[p·w + r] = src[r·s_w + p] for r < valid,
+  // zero for valid <= r < w, p < kc.
+  void (*pack_transposed)(const float* src, int64_t s_w, int64_t valid, int w, int64_t kc,
+                          float* dst);
+
   // Unpacked product for small m: for i < m and n0 <= j < n1,
   // Y[i·ldy + j] = (accumulate ? Y : 0) + dot(X row i, W row j) (+ bias[j]).
   void (*rows_dot)(const float* X, int64_t ldx, const float* W, int64_t ldw, float* Y,

@@ -139,6 +139,28 @@ void pack_panel(const GemmIsa& isa, const float* src, int64_t s_w, int64_t s_k, 
     for (int64_t p = 0; p < kc; ++p) dst[p * w + r] = src[r * s_w + p * s_k];
 }
 
+// Panels [q0, q1) of an operand with `total` rows along the panel width. A contiguous
+// panel dimension is copied a whole source row at a time across all the panels, which
+// reads memory in order however far apart the rows are.
+void pack_panels(const GemmIsa& isa, const float* src, int64_t s_w, int64_t s_k, int64_t total,
+                 int w, int64_t kc, int64_t q0, int64_t q1, float* dst) {
+  if (s_w != 1) {
+    for (int64_t q = q0; q < q1; ++q)
+      pack_panel(isa, src + q * w * s_w, s_w, s_k, std::min<int64_t>(w, total - q * w), w, kc,
+                 dst + q * w * kc);
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* row = src + p * s_k;
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t valid = std::min<int64_t>(w, total - q * w);
+      float* d = dst + q * w * kc + p * w;
+      std::memcpy(d, row + q * w, size_t(valid) * sizeof(float));
+      for (int64_t r = valid; r < w; ++r) d[r] = 0.0f;
+    }
+  }
+}
+
 // Runs fn(i) for i < count, in parallel when that pays.
 template <class Fn>
 void for_each_index(int64_t count, bool parallel, const Fn& fn) {
@@ -178,9 +200,10 @@ void gemm_packed(const GemmIsa& isa, Operand a, Operand b, float* C, int64_t ldc
   for (int64_t p0 = 0; p0 < k; p0 += isa.kc) {
     const int64_t kc = std::min(isa.kc, k - p0);
     const float* a_block = a.p + p0 * a.cs;
-    for_each_index(a_panels, parallel, [&](int64_t q) {
-      pack_panel(isa, a_block + q * mr * a.rs, a.rs, a.cs, std::min(mr, m - q * mr), int(mr), kc,
-                 a_pack.data() + q * mr * kc);
+    constexpr int64_t kPanelsPerTask = 8;
+    for_each_index(ceil_div(a_panels, kPanelsPerTask), parallel, [&](int64_t g) {
+      pack_panels(isa, a_block, a.rs, a.cs, m, int(mr), kc, g * kPanelsPerTask,
+                  std::min(a_panels, (g + 1) * kPanelsPerTask), a_pack.data());
     });
     const bool load_c = accumulate || p0 > 0;
     const float* bias_now = p0 == 0 ? bias : nullptr;
@@ -190,9 +213,7 @@ void gemm_packed(const GemmIsa& isa, Operand a, Operand b, float* C, int64_t ldc
       const ScratchLease b_lease(b_scratch, size_t(round_up(nt, nr) * kc));
       float* b_pack = b_lease.data();
       const float* b_block = b.p + p0 * b.rs + j0 * b.cs;
-      for (int64_t q = 0; q * nr < nt; ++q)
-        pack_panel(isa, b_block + q * nr * b.cs, b.cs, b.rs, std::min(nr, nt - q * nr), int(nr), kc,
-                   b_pack + q * nr * kc);
+      pack_panels(isa, b_block, b.cs, b.rs, nt, int(nr), kc, 0, ceil_div(nt, nr), b_pack);
       for (int64_t ic = 0; ic < mt; ic += isa.mc) {
         const int64_t i = i0 + ic;
         isa.block(a_pack.data() + i * kc, b_pack, C + i * ldc + j0, ldc,

@@ -35,6 +35,9 @@ MCW_AVX2_INLINE void micro_tile(const float* a, const float* b, int64_t kc, floa
                                   int64_t ldc, int64_t mrem, int64_t nrem, bool load_c,
                                   const float* bias) {
   constexpr int NR = 8 * NV;
+  // C rows are far apart (often a multiple of 4 KiB): fetch them while the FMAs run.
+  for (int i = 0; i < MR; ++i)
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
   __m256 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();

@@ -32,6 +32,10 @@ MCW_AVX512_INLINE void micro_tile(const float* a, const float* b, int64_t kc, fl
                                   int64_t ldc, int64_t mrem, int64_t nrem, bool load_c,
                                   const float* bias) {
   constexpr int NR = 16 * NV;
+  // C rows are far apart (often a multiple of 4 KiB): fetch them while the FMAs run.
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v)
+      _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16 * v), _MM_HINT_T0);
   __m512 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();

@@ -105,17 +105,10 @@ class ScratchLease {
   float* data_ = nullptr;
 };
 
-// One panel: dst[p * w + r] = src[r * s_w + p * s_k] for r < valid, zero for valid <= r < w.
+// One panel whose width runs across source rows (s_w != 1):
+// dst[p * w + r] = src[r * s_w + p * s_k] for r < valid, zero for valid <= r < w.
 void pack_panel(const GemmIsa& isa, const float* src, int64_t s_w, int64_t s_k, int64_t valid,
                 int w, int64_t kc, float* dst) {
-  if (s_w == 1) {
-    for (int64_t p = 0; p < kc; ++p) {
-      float* d = dst + p * w;
-      std::memcpy(d, src + p * s_k, size_t(valid) * sizeof(float));
-      for (int64_t r = valid; r < w; ++r) d[r] = 0.0f;
-    }
-    return;
-  }
   if (s_k == 1 && isa.pack_transposed) return isa.pack_transposed(src, s_w, valid, w, kc, dst);
   if (valid < w)
     for (int64_t p = 0; p < kc; ++p)
@@ -259,7 +252,8 @@ void matmul_wt_strided(const float* X, int64_t ldx, const float* W, int64_t ldw,
   if (m == 0 || n == 0) return;
   if (k == 0) return empty_product(Y, ldy, m, n, bias, accumulate);
   const GemmIsa& isa = current_isa();
-  if (m <= kSmallM) return rows_dot_parallel(isa, X, ldx, W, ldw, Y, ldy, m, n, k, bias, accumulate);
+  if (m <= kSmallM)
+    return rows_dot_parallel(isa, X, ldx, W, ldw, Y, ldy, m, n, k, bias, accumulate);
   gemm_packed(isa, {X, ldx, 1}, {W, 1, ldw}, Y, ldy, m, n, k, bias, accumulate);
 }
 

@@ -1,0 +1,146 @@
+#include "engine/compress/compressed_tensor.h"
+
+#include <bit>
+#include <cstring>
+
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+#include "engine/kernels/gemm.h"
+
+namespace mcw {
+
+std::vector<uint8_t> pack_codes(const uint8_t* q, size_t n, int bits) {
+  std::vector<uint8_t> out((n * size_t(bits) + 7) / 8, 0);
+  size_t bit = 0;
+  for (size_t i = 0; i < n; ++i, bit += size_t(bits))
+    for (int b = 0; b < bits; ++b)
+      if ((q[i] >> b) & 1) out[(bit + size_t(b)) >> 3] |= uint8_t(1u << ((bit + size_t(b)) & 7));
+  return out;
+}
+
+void unpack_codes(const uint8_t* packed, size_t n, int bits, uint8_t* q) {
+  size_t bit = 0;
+  for (size_t i = 0; i < n; ++i, bit += size_t(bits)) {
+    uint8_t v = 0;
+    for (int b = 0; b < bits; ++b)
+      v |= uint8_t(((packed[(bit + size_t(b)) >> 3] >> ((bit + size_t(b)) & 7)) & 1) << b);
+    q[i] = v;
+  }
+}
+
+std::vector<uint8_t> mask_from_values(const float* w, size_t n) {
+  std::vector<uint8_t> m((n + 7) / 8, 0);
+  for (size_t i = 0; i < n; ++i)
+    if (w[i] != 0.0f) m[i >> 3] |= uint8_t(1u << (i & 7));
+  return m;
+}
+
+CompressedTensor dense_tensor(const Tensor& w, std::string name) {
+  if (w.ndim() != 2 || w.dtype() != DType::F32)
+    throw Error(name, "expected a 2-D f32 weight, got " + shape_string(w.shape()));
+  CompressedTensor c;
+  c.name = std::move(name);
+  c.rows = w.dim(0), c.cols = w.dim(1);
+  c.dense = Tensor::from_f32(w.to_f32(), w.shape(), c.name);
+  return c;
+}
+
+int64_t CompressedTensor::groups() const {
+  if (coding != WeightCoding::Affine && coding != WeightCoding::Codebook) return 0;
+  if (!g_idx.empty()) {
+    int32_t mx = 0;
+    for (int32_t g : g_idx) mx = std::max(mx, g);
+    return int64_t(mx) + 1;
+  }
+  return (cols + group_size - 1) / group_size;
+}
+
+int64_t CompressedTensor::group_of(int64_t col) const {
+  return g_idx.empty() ? col / group_size : g_idx[size_t(col)];
+}
+
+int64_t CompressedTensor::kept_count() const {
+  if (mask.empty()) return rows * cols;
+  int64_t n = 0;
+  for (uint8_t b : mask) n += std::popcount(b);
+  return n;
+}
+
+Tensor CompressedTensor::dequantize() const {
+  Tensor out = Tensor::zeros(DType::F32, {rows, cols}, name);
+  float* w = out.mutable_as<float>();
+  const size_t n = size_t(rows * cols);
+  switch (coding) {
+    case WeightCoding::Dense:
+      std::memcpy(w, dense.data(), n * sizeof(float));
+      break;
+    case WeightCoding::Affine:
+    case WeightCoding::Codebook: {
+      std::vector<uint8_t> q(n);
+      unpack_codes(codes.data(), n, bits, q.data());
+      const int64_t G = groups(), levels = int64_t(1) << bits;
+      const float sym_zero = float(levels / 2);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          const size_t i = size_t(r * cols + c);
+          const size_t g = size_t(r * G + group_of(c));
+          w[i] = coding == WeightCoding::Affine
+                     ? scales[g] * (float(q[i]) - (symmetric ? sym_zero : zeros[g]))
+                     : codebook[g * size_t(levels) + q[i]];
+        }
+      break;
+    }
+    case WeightCoding::LowRank:
+      matmul(lr_a.as<float>(), lr_b.as<float>(), w, rows, cols, rank);
+      break;
+  }
+  if (!mask.empty())
+    for (size_t i = 0; i < n; ++i)
+      if (!kept(int64_t(i))) w[i] = 0.0f;
+  for (size_t k = 0; k < outlier_index.size(); ++k) w[outlier_index[k]] = f16_to_f32(outlier_value[k]);
+  return out;
+}
+
+uint64_t CompressedTensor::storage_bits() const {
+  const uint64_t n = uint64_t(rows * cols), kept_n = uint64_t(kept_count());
+  uint64_t bitsum = 0;
+  switch (coding) {
+    case WeightCoding::Dense: bitsum = kept_n * 16; break;
+    case WeightCoding::Affine:
+      // Codes of pruned weights need not be stored when a mask says where the rest are.
+      bitsum = kept_n * uint64_t(bits) + uint64_t(rows * groups()) * (16 + (symmetric ? 0 : uint64_t(bits)));
+      break;
+    case WeightCoding::Codebook:
+      bitsum = kept_n * uint64_t(bits) + uint64_t(rows * groups()) * (uint64_t(1) << bits) * 16;
+      break;
+    case WeightCoding::LowRank: bitsum = uint64_t((rows + cols) * rank) * 16; break;
+  }
+  if (!g_idx.empty()) bitsum += uint64_t(cols) * 32;
+  if (!mask.empty()) {
+    if (nm_m > 0) bitsum += kept_n * uint64_t(std::bit_width(unsigned(nm_m - 1)));
+    else bitsum += n;  // bitmask
+  }
+  bitsum += uint64_t(outlier_index.size()) * (32 + 16);
+  return bitsum;
+}
+
+std::string CompressedTensor::describe() const {
+  std::string s;
+  switch (coding) {
+    case WeightCoding::Dense: s = "f16"; break;
+    case WeightCoding::Affine:
+      s = "int" + std::to_string(bits) +
+          (group_size >= cols ? " per-channel" : " g" + std::to_string(group_size)) +
+          (symmetric ? " sym" : " asym");
+      break;
+    case WeightCoding::Codebook: s = "codebook " + std::to_string(bits) + "-bit"; break;
+    case WeightCoding::LowRank: s = "low-rank r" + std::to_string(rank); break;
+  }
+  if (nm_m > 0) s += ", " + std::to_string(nm_n) + ":" + std::to_string(nm_m) + " sparse";
+  else if (!mask.empty())
+    s += ", " + std::to_string(int(100.0 * (1 - double(kept_count()) / double(rows * cols)) + 0.5)) + "% sparse";
+  if (!outlier_index.empty()) s += ", " + std::to_string(outlier_index.size()) + " outliers";
+  return s;
+}
+
+}  // namespace mcw

@@ -2,8 +2,9 @@
 // scalar L = Σ c·y with a fixed random cotangent c (L summed in double), so the analytic
 // gradient is the op's backward with dy = c. The ops compute in f32: with inputs of order 1
 // and eps = 1e-2, rounding of L is ~1e-6 (so ~1e-4 after dividing by 2·eps) and the
-// truncation error eps²/6·L''' is ~1e-5; the tolerance 1e-3 + 1e-3·|g| covers both with
-// room, while any real mistake (a missing term, a wrong index) is off by O(|g|).
+// truncation error eps²/6·L''' is ~1e-5 (measured worst: 5e-5); the tolerance
+// 3e-4 + 1e-3·|g| covers both, while a real mistake (a missing term, a wrong index) is off
+// by O(|g|) ~ 0.1..1 with these inputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,7 +50,7 @@ void expect_fd(Vec& x, const std::function<double()>& loss, const Vec& analytic,
     const double fd = (up - down) / (2 * eps);
     const double err = std::abs(fd - analytic[i]);
     worst = std::max(worst, err);
-    EXPECT_LE(err, 1e-3 + 1e-3 * std::abs(fd)) << what << "[" << i << "]: fd " << fd
+    EXPECT_LE(err, 3e-4 + 1e-3 * std::abs(fd)) << what << "[" << i << "]: fd " << fd
                                                << " analytic " << analytic[i];
   }
   testing::Test::RecordProperty(what, std::to_string(worst));

@@ -17,5 +17,7 @@ const std::vector<Command>& commands();
 
 int run_inspect(const std::vector<std::string>& args);
 extern const char* const kInspectUsage;
+int run_train(const std::vector<std::string>& args);
+extern const char* const kTrainUsage;
 
 }  // namespace mcw::cli

@@ -16,6 +16,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"inspect", "show a model's architecture, tensors and weight statistics", kInspectUsage,
        run_inspect},
+      {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
+       run_train},
   };
   return list;
 }

@@ -98,9 +98,11 @@ std::string duration(double s) {
 void check_out_dir(const fs::path& out) {
   std::error_code ec;
   if (!fs::exists(out, ec)) return;
-  if (!fs::is_directory(out, ec)) throw Error(out.string(), "output path exists and is not a directory");
+  if (!fs::is_directory(out, ec))
+    throw Error(out.string(), "output path exists and is not a directory");
   if (!fs::is_empty(out, ec))
-    throw Error(out.string(), "output directory exists and is not empty; choose another or remove it");
+    throw Error(out.string(),
+                "output directory exists and is not empty; choose another or remove it");
 }
 
 nlohmann::ordered_json step_json(const TrainStep& s) {
@@ -119,12 +121,14 @@ nlohmann::ordered_json step_json(const TrainStep& s) {
 
 int run_train(const std::vector<std::string>& argv) {
   Args args(argv, {"config", "out", "threads"}, {});
-  if (!args.positional().empty()) throw UsageError{"train takes no positional arguments (see mcw help train)"};
+  if (!args.positional().empty())
+    throw UsageError{"train takes no positional arguments (see mcw help train)"};
   const auto config_path = args.value("config");
   if (!config_path) throw UsageError{"train needs --config FILE (see mcw help train)"};
   std::unique_ptr<tbb::global_control> threads;
   if (const long long n = args.int_or("threads", 0); n > 0)
-    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, size_t(n));
+    threads = std::make_unique<tbb::global_control>(
+        tbb::global_control::max_allowed_parallelism, size_t(n));
 
   TrainRunConfig cfg = parse_train_config(*config_path);
   if (auto out = args.value("out")) cfg.out_dir = *out;
@@ -146,7 +150,8 @@ int run_train(const std::vector<std::string>& argv) {
   std::fflush(stdout);
 
   Staging staging;
-  staging.path = out.parent_path() / (out.filename().string() + ".partial-" + std::to_string(::getpid()));
+  staging.path =
+      out.parent_path() / (out.filename().string() + ".partial-" + std::to_string(::getpid()));
   std::error_code ec;
   fs::remove_all(staging.path, ec);
   if (!fs::create_directories(staging.path, ec) || ec)
@@ -163,7 +168,8 @@ int run_train(const std::vector<std::string>& argv) {
     std::printf("step %*lld/%lld  loss %.4f", int(std::to_string(s.total).size()),
                 (long long)s.step, (long long)s.total, s.loss);
     if (s.eval_loss) std::printf("  eval %.4f", *s.eval_loss);
-    std::printf("  lr %.2e  %.0f tok/s  ETA %s\n", s.lr, s.tokens_per_second, duration(eta).c_str());
+    std::printf("  lr %.2e  %.0f tok/s  ETA %s\n", s.lr, s.tokens_per_second,
+                duration(eta).c_str());
     std::fflush(stdout);
   };
   TrainResult result;
@@ -184,7 +190,8 @@ int run_train(const std::vector<std::string>& argv) {
   write_text(staging.path / "eval.txt", corpus.eval_text);
   {
     std::ifstream in(*config_path, std::ios::binary);
-    write_text(staging.path / "train_config.json", std::string(std::istreambuf_iterator<char>(in), {}));
+    write_text(staging.path / "train_config.json",
+               std::string(std::istreambuf_iterator<char>(in), {}));
   }
   write_safetensors((staging.path / "model.safetensors").string(), tensors, {{"format", "pt"}});
   log.close();

@@ -14,7 +14,8 @@ namespace mcw {
 namespace {
 
 void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
-void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
+// Every activation buffer is overwritten in full, so reuse across steps needs no clearing.
+void resize(std::vector<float>& v, int64_t n) { v.resize(size_t(n)); }
 const float* bias_of(const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); }
 float* bias_grad(Tensor& b) { return b.empty() ? nullptr : b.mutable_as<float>(); }
 void check_cancel(const CancelToken* c) {

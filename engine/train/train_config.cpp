@@ -59,7 +59,8 @@ class Section {
   }
   std::string string(const std::string& key) {
     const json* v = get(key, false);
-    if (!v->is_string() || v->get<std::string>().empty()) fail(key, "expected a non-empty string", *v);
+    if (!v->is_string() || v->get<std::string>().empty())
+      fail(key, "expected a non-empty string", *v);
     return v->get<std::string>();
   }
   void mark_read(const std::string& key) { read_.insert(key); }
@@ -169,7 +170,8 @@ TrainRunConfig parse_train_config(const std::string& path) {
   try {
     doc = json::parse(text.str());
   } catch (const json::parse_error& e) {
-    throw Error(path, std::string("invalid JSON: ") + e.what(), std::max<int64_t>(0, int64_t(e.byte) - 1));
+    throw Error(path, std::string("invalid JSON: ") + e.what(),
+                std::max<int64_t>(0, int64_t(e.byte) - 1));
   }
   return parse_train_config(doc, path);
 }

@@ -105,14 +105,15 @@ double eval_loss(const LlamaModel& m, std::span<const int32_t> tokens, int64_t s
 
 double accumulate_gradients(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
                             int64_t T, int64_t micro_batches, LlamaModel& grads,
-                            const CancelToken* cancel) {
+                            const CancelToken* cancel, LlamaActivations* workspace) {
   if (micro_batches <= 0 || B % micro_batches)
     throw Error("", "batch of " + std::to_string(B) + " does not split into " +
                         std::to_string(micro_batches) + " equal micro-batches");
   fill_zero(grads);
   const int64_t mb = B / micro_batches;
   const size_t span = size_t(mb * (T + 1));
-  LlamaActivations act;
+  LlamaActivations local;
+  LlamaActivations& act = workspace ? *workspace : local;
   double loss = 0;
   for (int64_t i = 0; i < micro_batches; ++i) {
     loss += llama_train_forward(m, windows.subspan(size_t(i) * span, span), mb, T, act, cancel);
@@ -137,6 +138,7 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
   const int64_t T = o.seq_len, B = o.batch;
   const uint64_t n_starts = uint64_t(int64_t(train_tokens.size()) - T);
   std::vector<int32_t> windows(size_t(B * (T + 1)));
+  LlamaActivations workspace;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < o.steps; ++step) {
     for (int64_t b = 0; b < B; ++b) {
@@ -147,7 +149,8 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
     }
     TrainStep s;
     s.step = step + 1, s.total = o.steps;
-    s.loss = accumulate_gradients(r.model, windows, B, T, o.micro_batches, grads, cancel);
+    s.loss = accumulate_gradients(r.model, windows, B, T, o.micro_batches, grads, cancel,
+                                  &workspace);
     s.grad_norm = o.clip > 0 ? clip_grad_norm(grads, o.clip) : global_grad_norm(grads);
     s.lr = lr_at(sched, step);
     adam.step(params, s.lr);

@@ -10,6 +10,7 @@
 
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
+#include "engine/train/llama_backprop.h"
 #include "engine/train/optimizer.h"
 
 namespace mcw {
@@ -64,9 +65,11 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
 
 // One optimizer step's gradients: sums the gradients of `micro_batches` equal slices of
 // `windows` (B windows of T + 1 tokens) into `grads` (zeroed first), each weighted
-// 1 / micro_batches; returns the mean loss. Exposed for the accumulation test.
+// 1 / micro_batches; returns the mean loss. `workspace` (optional) keeps the activation
+// buffers between calls. Exposed for the accumulation test.
 double accumulate_gradients(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
                             int64_t T, int64_t micro_batches, LlamaModel& grads,
-                            const CancelToken* cancel = nullptr);
+                            const CancelToken* cancel = nullptr,
+                            LlamaActivations* workspace = nullptr);
 
 }  // namespace mcw

@@ -49,12 +49,14 @@ struct Variant {
 };
 
 std::vector<Variant> variants() {
-  LlamaConfig bias = test::tiny_config(4, 2);
-  bias.qkv_bias = true;
+  auto with_bias = [](LlamaConfig c) {
+    c.qkv_bias = true;
+    return c;
+  };
   return {{"gqa", test::tiny_config(4, 2)},
           {"mha_tied", test::tiny_config(2, 2, /*tied=*/true)},
-          {"mqa_bias", [&] { LlamaConfig c = test::tiny_config(4, 1); c.qkv_bias = true; return c; }()},
-          {"gqa_bias", bias}};
+          {"mqa_bias", with_bias(test::tiny_config(4, 1))},
+          {"gqa_bias", with_bias(test::tiny_config(4, 2))}};
 }
 
 }  // namespace
@@ -125,7 +127,8 @@ TEST(BackwardModel, MatchesFiniteDifferences) {
       }
     }
     testing::Test::RecordProperty(v.name, std::to_string(worst));
-    testing::Test::RecordProperty(std::string(v.name) + "_large", std::to_string(large) + "/" + std::to_string(3 * weights.size()));
+    testing::Test::RecordProperty(std::string(v.name) + "_large",
+                                  std::to_string(large) + "/" + std::to_string(3 * weights.size()));
     EXPECT_GT(2 * large, 3 * weights.size()) << v.name;  // over half
   }
 }

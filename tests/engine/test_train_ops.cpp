@@ -61,7 +61,8 @@ void expect_fd(Vec& x, const std::function<double()>& loss, const Vec& analytic,
 TEST(BackwardOps, RmsNorm) {
   std::mt19937 rng(1);
   const int64_t rows = 3, dim = 16;
-  Vec x = random_vec(rows * dim, rng), w = random_vec(dim, rng, 0.3f), c = random_vec(rows * dim, rng);
+  Vec x = random_vec(rows * dim, rng), w = random_vec(dim, rng, 0.3f);
+  const Vec c = random_vec(rows * dim, rng);
   for (float& v : w) v += 1.0f;
   Vec y(x.size()), inv(rows);
   auto loss = [&] {

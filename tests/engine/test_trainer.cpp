@@ -28,7 +28,8 @@ LlamaConfig small_config(int64_t vocab) {
 // A 24-symbol phrase over 12 symbols, repeated: symbols recur with different successors,
 // so predicting it needs the attention to look back, not just the previous token.
 std::vector<int32_t> repeated_text(size_t n) {
-  const int32_t phrase[] = {1, 2, 3, 4, 5, 1, 2, 6, 7, 8, 3, 9, 10, 1, 11, 4, 5, 2, 6, 0, 7, 8, 9, 10};
+  const int32_t phrase[] = {1, 2, 3, 4, 5, 1, 2, 6, 7, 8, 3, 9,
+                            10, 1, 11, 4, 5, 2, 6, 0, 7, 8, 9, 10};
   std::vector<int32_t> t(n);
   for (size_t i = 0; i < n; ++i) t[i] = phrase[i % 24];
   return t;

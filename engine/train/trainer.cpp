@@ -140,6 +140,7 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
   std::vector<int32_t> windows(size_t(B * (T + 1)));
   LlamaActivations workspace;
   const auto t0 = std::chrono::steady_clock::now();
+  double eval_seconds = 0;
   for (int64_t step = 0; step < o.steps; ++step) {
     for (int64_t b = 0; b < B; ++b) {
       const size_t start = size_t(sampler() % n_starts);
@@ -156,11 +157,14 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
     adam.step(params, s.lr);
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.steps)
       if (!eval_tokens.empty()) {
+        const auto e0 = std::chrono::steady_clock::now();
         const double e = eval_loss(r.model, eval_tokens, T, o.eval_windows, cancel);
         if (!std::isnan(e)) s.eval_loss = e;
+        eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
       }
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    s.tokens_per_second = s.seconds > 0 ? double(s.step * B * T) / s.seconds : 0;
+    const double train_seconds = s.seconds - eval_seconds;  // throughput of training alone
+    s.tokens_per_second = train_seconds > 0 ? double(s.step * B * T) / train_seconds : 0;
     r.history.push_back(s);
     if (on_step) on_step(s);
     if (progress) {

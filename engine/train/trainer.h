@@ -34,7 +34,7 @@ struct TrainStep {
   int64_t step = 0, total = 0;  // 1-based
   double loss = 0;              // mean training loss of the step's batch
   double lr = 0, grad_norm = 0;
-  double tokens_per_second = 0;  // predicted tokens, averaged over the run so far
+  double tokens_per_second = 0;  // predicted tokens per second of training (evals excluded)
   double seconds = 0;            // since training started
   std::optional<double> eval_loss;
 };

@@ -18,6 +18,8 @@ const std::vector<Command>& commands() {
        run_inspect},
       {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
       {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
+      {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
+       run_train},
   };
   return list;
 }

@@ -1,0 +1,174 @@
+#include "engine/train/llama_backprop.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
+#include "engine/kernels/ops.h"
+#include "engine/train/train_ops.h"
+
+namespace mcw {
+
+namespace {
+
+void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
+// Every activation buffer is overwritten in full, so reuse across steps needs no clearing.
+void resize(std::vector<float>& v, int64_t n) { v.resize(size_t(n)); }
+const float* bias_of(const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); }
+float* bias_grad(Tensor& b) { return b.empty() ? nullptr : b.mutable_as<float>(); }
+void check_cancel(const CancelToken* c) {
+  if (c) c->throw_if_cancelled();
+}
+
+}  // namespace
+
+LlamaModel zeros_like(const LlamaModel& m) {
+  LlamaModel g = m;  // config and layer count; every tensor is replaced below
+  auto src = m.named_tensors();
+  auto dst = g.named_tensors();
+  for (size_t i = 0; i < dst.size(); ++i)
+    *dst[i].second = Tensor::zeros(DType::F32, src[i].second->shape(), src[i].first);
+  return g;
+}
+
+LlamaModel clone_model(const LlamaModel& m) {
+  LlamaModel c = zeros_like(m);
+  auto src = m.named_tensors();
+  auto dst = c.named_tensors();
+  for (size_t i = 0; i < dst.size(); ++i) {
+    const std::vector<float> v = src[i].second->to_f32();
+    std::copy(v.begin(), v.end(), dst[i].second->mutable_as<float>());
+  }
+  return c;
+}
+
+void fill_zero(LlamaModel& grads) {
+  for (auto& [name, t] : grads.named_tensors())
+    std::memset(t->mutable_data(), 0, t->nbytes());
+}
+
+double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
+                           int64_t T, LlamaActivations& a, const CancelToken* cancel) {
+  const LlamaConfig& c = m.cfg;
+  const int64_t N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t V = c.vocab_size;
+  if (B <= 0 || T <= 0 || int64_t(windows.size()) != B * (T + 1))
+    throw Error("", "training batch of " + std::to_string(windows.size()) +
+                        " tokens does not hold " + std::to_string(B) + " windows of " +
+                        std::to_string(T + 1));
+  a.B = B, a.T = T;
+  a.inputs.resize(size_t(N));
+  a.targets.resize(size_t(N));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t <= T; ++t) {
+      const int32_t id = windows[size_t(b * (T + 1) + t)];
+      if (id < 0 || id >= V)
+        throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                            std::to_string(V) + ")");
+      if (t < T) a.inputs[size_t(b * T + t)] = id;
+      if (t > 0) a.targets[size_t(b * T + t - 1)] = id;
+    }
+
+  const std::vector<float> inv_freq = rope_inv_freq(c);
+  const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
+  a.layers.resize(size_t(c.n_layers));
+  std::vector<float> x(size_t(N * D));
+  embedding_forward(m.tok_embd.as<float>(), a.inputs, x.data(), D);
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    check_cancel(cancel);
+    const LlamaLayer& L = m.layers[size_t(l)];
+    LayerActivations& A = a.layers[size_t(l)];
+    A.x_in = x;
+    resize(A.inv_rms1, N), resize(A.xn1, N * D), resize(A.q, N * Q), resize(A.k, N * KV);
+    resize(A.v, N * KV), resize(A.probs, B * c.n_heads * T * T), resize(A.att, N * Q);
+    resize(A.inv_rms2, N), resize(A.xn2, N * D), resize(A.gate, N * H), resize(A.up, N * H);
+    resize(A.act, N * H);
+
+    rmsnorm_forward(A.x_in.data(), L.attn_norm.as<float>(), A.xn1.data(), A.inv_rms1.data(), N,
+                    D, c.rms_eps);
+    matmul_wt(A.xn1.data(), L.wq.as<float>(), A.q.data(), N, Q, D, bias_of(L.bq));
+    matmul_wt(A.xn1.data(), L.wk.as<float>(), A.k.data(), N, KV, D, bias_of(L.bk));
+    matmul_wt(A.xn1.data(), L.wv.as<float>(), A.v.data(), N, KV, D, bias_of(L.bv));
+    rope_rows(A.q.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), false);
+    rope_rows(A.k.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), false);
+    attention_forward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), A.att.data());
+    matmul_wt(A.att.data(), L.wo.as<float>(), x.data(), N, D, Q, nullptr, /*accumulate=*/true);
+    A.x_mid = x;
+
+    rmsnorm_forward(A.x_mid.data(), L.ffn_norm.as<float>(), A.xn2.data(), A.inv_rms2.data(), N,
+                    D, c.rms_eps);
+    matmul_wt(A.xn2.data(), L.w_gate.as<float>(), A.gate.data(), N, H, D);
+    matmul_wt(A.xn2.data(), L.w_up.as<float>(), A.up.data(), N, H, D);
+    swiglu_forward(A.gate.data(), A.up.data(), A.act.data(), N * H);
+    matmul_wt(A.act.data(), L.w_down.as<float>(), x.data(), N, D, H, nullptr, /*accumulate=*/true);
+  }
+  check_cancel(cancel);
+  a.x_final = std::move(x);
+  resize(a.inv_rms_final, N), resize(a.xn_final, N * D), resize(a.probs, N * V);
+  rmsnorm_forward(a.x_final.data(), m.out_norm.as<float>(), a.xn_final.data(),
+                  a.inv_rms_final.data(), N, D, c.rms_eps);
+  matmul_wt(a.xn_final.data(), m.lm_head().as<float>(), a.probs.data(), N, V, D);
+  a.loss = cross_entropy_forward(a.probs.data(), a.targets, V) / double(N);
+  return a.loss;
+}
+
+void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,
+                          LlamaModel& g, const CancelToken* cancel) {
+  const LlamaConfig& c = m.cfg;
+  const int64_t B = a.B, T = a.T, N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim();
+  const int64_t KV = c.kv_dim(), V = c.vocab_size;
+  const std::vector<float> inv_freq = rope_inv_freq(c);
+  const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
+
+  std::vector<float> dlogits(size_t(N * V)), dx(size_t(N * D)), dxn(size_t(N * D));
+  cross_entropy_backward(a.probs.data(), a.targets, V, loss_weight / double(N), dlogits.data());
+  Tensor& dhead = c.tie_embeddings ? g.tok_embd : g.output;
+  linear_backward(a.xn_final.data(), m.lm_head().as<float>(), dlogits.data(), dxn.data(),
+                  dhead.mutable_as<float>(), nullptr, N, V, D);
+  rmsnorm_backward(a.x_final.data(), m.out_norm.as<float>(), a.inv_rms_final.data(), dxn.data(),
+                   dx.data(), g.out_norm.mutable_as<float>(), N, D);
+
+  std::vector<float> dact(size_t(N * H)), dgate(size_t(N * H)), dup(size_t(N * H));
+  std::vector<float> datt(size_t(N * Q)), dq(size_t(N * Q)), dk(size_t(N * KV)), dv(size_t(N * KV));
+  // dx holds the gradient w.r.t. the current layer's output, then (by adding the paths
+  // through each residual branch) w.r.t. its input.
+  for (int64_t l = c.n_layers - 1; l >= 0; --l) {
+    check_cancel(cancel);
+    const LlamaLayer& L = m.layers[size_t(l)];
+    LlamaLayer& G = g.layers[size_t(l)];
+    const LayerActivations& A = a.layers[size_t(l)];
+
+    zero(dact), zero(dgate), zero(dup), zero(dxn);
+    linear_backward(A.act.data(), L.w_down.as<float>(), dx.data(), dact.data(),
+                    G.w_down.mutable_as<float>(), nullptr, N, D, H);
+    swiglu_backward(A.gate.data(), A.up.data(), dact.data(), dgate.data(), dup.data(), N * H);
+    linear_backward(A.xn2.data(), L.w_gate.as<float>(), dgate.data(), dxn.data(),
+                    G.w_gate.mutable_as<float>(), nullptr, N, H, D);
+    linear_backward(A.xn2.data(), L.w_up.as<float>(), dup.data(), dxn.data(),
+                    G.w_up.mutable_as<float>(), nullptr, N, H, D);
+    rmsnorm_backward(A.x_mid.data(), L.ffn_norm.as<float>(), A.inv_rms2.data(), dxn.data(),
+                     dx.data(), G.ffn_norm.mutable_as<float>(), N, D);
+
+    zero(datt), zero(dq), zero(dk), zero(dv), zero(dxn);
+    linear_backward(A.att.data(), L.wo.as<float>(), dx.data(), datt.data(),
+                    G.wo.mutable_as<float>(), nullptr, N, D, Q);
+    attention_backward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), datt.data(),
+                       dq.data(), dk.data(), dv.data());
+    rope_rows(dq.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
+    rope_rows(dk.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
+    linear_backward(A.xn1.data(), L.wq.as<float>(), dq.data(), dxn.data(),
+                    G.wq.mutable_as<float>(), bias_grad(G.bq), N, Q, D);
+    linear_backward(A.xn1.data(), L.wk.as<float>(), dk.data(), dxn.data(),
+                    G.wk.mutable_as<float>(), bias_grad(G.bk), N, KV, D);
+    linear_backward(A.xn1.data(), L.wv.as<float>(), dv.data(), dxn.data(),
+                    G.wv.mutable_as<float>(), bias_grad(G.bv), N, KV, D);
+    rmsnorm_backward(A.x_in.data(), L.attn_norm.as<float>(), A.inv_rms1.data(), dxn.data(),
+                     dx.data(), G.attn_norm.mutable_as<float>(), N, D);
+  }
+  embedding_backward(a.inputs, dx.data(), g.tok_embd.mutable_as<float>(), D);
+}
+
+}  // namespace mcw

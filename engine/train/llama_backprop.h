@@ -1,0 +1,49 @@
+// Training forward and backward of the llama-family decoder over a batch of B windows of
+// T + 1 tokens: inputs are a window's first T tokens, targets its last T (next-token
+// prediction), and the loss is the mean cross-entropy over all B·T predictions.
+// Gradients live in a LlamaModel of the same shapes (zeros_like), so they line up with
+// the weights tensor for tensor, including named_tensors().
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+struct LayerActivations {
+  std::vector<float> x_in, inv_rms1, xn1;  // residual input, attention rmsnorm
+  std::vector<float> q, k, v;              // after bias and rotary
+  std::vector<float> probs, att;           // softmax [B, Hq, T, T], attention output
+  std::vector<float> x_mid, inv_rms2, xn2;  // residual after attention, ffn rmsnorm
+  std::vector<float> gate, up, act;        // pre-activations and silu(gate)·up
+};
+
+struct LlamaActivations {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> inputs, targets;  // B·T each
+  std::vector<LayerActivations> layers;
+  std::vector<float> x_final, inv_rms_final, xn_final;
+  std::vector<float> probs;  // softmax of the logits [B·T, vocab]
+  double loss = 0;           // mean cross-entropy (nats per token)
+};
+
+// A model of zero tensors with the same config, shapes and names.
+LlamaModel zeros_like(const LlamaModel& m);
+// An independent copy (Tensor copies share bytes; this one does not).
+LlamaModel clone_model(const LlamaModel& m);
+void fill_zero(LlamaModel& grads);
+
+// `windows` holds B·(T + 1) tokens. Returns the mean loss (also act.loss). Throws
+// mcw::Error on a token outside the vocabulary, Cancelled between layers.
+double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
+                           int64_t T, LlamaActivations& act, const CancelToken* cancel = nullptr);
+
+// Adds loss_weight · d(mean loss)/d(weight) into `grads` (from zeros_like). With
+// loss_weight = 1 / k over k equal micro-batches the sum is the gradient of the whole batch.
+void llama_train_backward(const LlamaModel& m, const LlamaActivations& act, double loss_weight,
+                          LlamaModel& grads, const CancelToken* cancel = nullptr);
+
+}  // namespace mcw

@@ -51,7 +51,8 @@ int run_eval(const std::vector<std::string>& argv) {
   std::optional<LlamaModel> baseline;
   if (auto b = args.value("baseline")) baseline = load_llama(*b);
 
-  const CancelToken cancel = cancel_on_sigint();
+  const SigintCancel sigint;
+  const CancelToken& cancel = sigint.token();
   EvalResult r;
   {
     ProgressBar bar("eval");

@@ -36,7 +36,8 @@ int run_generate(const std::vector<std::string>& argv) {
   if (int64_t(ids.size()) >= cap) throw UsageError{"the prompt fills the model's context"};
   KVCache cache(model.cfg, cap);
   std::vector<float> logits(size_t(model.cfg.vocab_size));
-  const CancelToken cancel = cancel_on_sigint();
+  const SigintCancel sigint;
+  const CancelToken& cancel = sigint.token();
 
   const auto t0 = std::chrono::steady_clock::now();
   llama_forward(model, ids, cache, nullptr, logits.data());

@@ -5,7 +5,6 @@
 #include <tbb/global_control.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,9 +14,10 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
+#include "app/cli/progress_bar.h"
 #include "engine/core/error.h"
-#include "engine/io/safetensors.h"
-#include "engine/train/byte_tokenizer.h"
+#include "engine/model/llama_save.h"
+#include "engine/model/byte_tokenizer.h"
 #include "engine/train/corpus.h"
 #include "engine/train/train_config.h"
 
@@ -41,32 +41,6 @@ const char* const kTrainUsage =
     "  --threads N   worker threads (default: all cores)\n";
 
 namespace {
-
-CancelToken* g_cancel = nullptr;
-
-// Only an atomic store: safe in a signal handler. SA_RESETHAND lets a second Ctrl-C kill.
-extern "C" void on_sigint(int) {
-  if (g_cancel) g_cancel->cancel();
-}
-
-class SigintScope {
- public:
-  explicit SigintScope(CancelToken& token) {
-    g_cancel = &token;
-    struct sigaction sa {};
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_);
-  }
-  ~SigintScope() {
-    sigaction(SIGINT, &old_, nullptr);
-    g_cancel = nullptr;
-  }
-
- private:
-  struct sigaction old_ {};
-};
 
 // Removes the staging directory unless the run was committed.
 struct Staging {
@@ -137,8 +111,8 @@ int run_train(const std::vector<std::string>& argv) {
 
   const CorpusSplit corpus =
       load_fortune_corpus(cfg.corpus_dir, cfg.eval_fraction, cfg.corpus_seed, cfg.include_subdirs);
-  const std::vector<int32_t> train_tokens = byte_tokenize(corpus.train_text);
-  const std::vector<int32_t> eval_tokens = byte_tokenize(corpus.eval_text);
+  const std::vector<int32_t> train_tokens = ByteTokenizer(false, false).encode(corpus.train_text, false);
+  const std::vector<int32_t> eval_tokens = ByteTokenizer(false, false).encode(corpus.eval_text, false);
   std::printf("corpus   %s: %zu entries for training (%s tokens), %zu held out (%s tokens)\n",
               cfg.corpus_dir.c_str(), corpus.train.size(),
               human_count(train_tokens.size()).c_str(), corpus.eval.size(),
@@ -158,8 +132,8 @@ int run_train(const std::vector<std::string>& argv) {
     throw Error(staging.path.string(), "cannot create the staging directory: " + ec.message());
   std::ofstream log(staging.path / "train_log.jsonl");
 
-  CancelToken cancel;
-  SigintScope sigint(cancel);
+  const SigintCancel sigint;
+  const CancelToken& cancel = sigint.token();
   auto on_step = [&](const TrainStep& s) {
     log << step_json(s).dump() << '\n';
     log.flush();
@@ -183,17 +157,15 @@ int run_train(const std::vector<std::string>& argv) {
     throw;
   }
 
-  std::vector<Tensor> tensors;
-  for (const auto& [name, t] : result.model.named_tensors()) tensors.push_back(*t);
-  write_text(staging.path / "config.json", mc.to_hf_config().dump(2) + "\n");
-  write_text(staging.path / "tokenizer.json", byte_tokenizer_json().dump(2) + "\n");
+  TokenizerFiles tok;
+  tok.tokenizer_json = byte_tokenizer_json().dump(2) + "\n";
+  save_llama_hf(result.model, staging.path.string(), tok);
   write_text(staging.path / "eval.txt", corpus.eval_text);
   {
     std::ifstream in(*config_path, std::ios::binary);
     write_text(staging.path / "train_config.json",
                std::string(std::istreambuf_iterator<char>(in), {}));
   }
-  write_safetensors((staging.path / "model.safetensors").string(), tensors, {{"format", "pt"}});
   log.close();
 
   if (cancel.cancelled()) {  // Ctrl-C while writing: still leave nothing behind

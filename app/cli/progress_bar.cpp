@@ -34,11 +34,18 @@ extern "C" void mcw_on_sigint(int) {
   if (g_cancel) g_cancel->cancel();  // an atomic store: safe in a signal handler
 }
 
-CancelToken cancel_on_sigint() {
-  static CancelToken token;
-  g_cancel = &token;
-  std::signal(SIGINT, mcw_on_sigint);
-  return token;
+SigintCancel::SigintCancel() {
+  g_cancel = &token_;
+  struct sigaction sa {};
+  sa.sa_handler = mcw_on_sigint;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_);
+}
+
+SigintCancel::~SigintCancel() {
+  sigaction(SIGINT, &old_, nullptr);
+  g_cancel = nullptr;
 }
 
 }  // namespace mcw::cli

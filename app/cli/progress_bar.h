@@ -1,6 +1,7 @@
 // Terminal progress for long commands: a bar with ETA on stderr, redrawn at most ten
 // times a second, and Ctrl-C turned into a CancelToken so work stops cleanly.
 #pragma once
+#include <signal.h>
 #include <chrono>
 #include <string>
 
@@ -21,7 +22,19 @@ class ProgressBar {
   bool drawn_ = false;
 };
 
-// Installs a SIGINT handler that cancels the returned token (for the process lifetime).
-CancelToken cancel_on_sigint();
+// While alive, Ctrl-C cancels `token` instead of killing the process; a second Ctrl-C
+// kills as usual (SA_RESETHAND). The previous handler comes back on destruction.
+class SigintCancel {
+ public:
+  SigintCancel();
+  ~SigintCancel();
+  SigintCancel(const SigintCancel&) = delete;
+  SigintCancel& operator=(const SigintCancel&) = delete;
+  const CancelToken& token() const { return token_; }
+
+ private:
+  CancelToken token_;
+  struct sigaction old_ {};
+};
 
 }  // namespace mcw::cli

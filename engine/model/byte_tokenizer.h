@@ -1,6 +1,8 @@
 // The simplest vocabulary: one token per byte (id = byte value), optionally followed by
 // BOS and EOS ids. Any byte string round-trips; MCW's smallest trained models use it.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include "engine/model/tokenizer.h"
 
 namespace mcw {
@@ -22,5 +24,12 @@ class ByteTokenizer final : public Tokenizer {
  private:
   int32_t bos_ = -1, eos_ = -1, vocab_size_ = 256;
 };
+
+inline constexpr int64_t kByteVocabSize = 256;
+
+// A Hugging Face tokenizer.json for the plain 256-byte vocabulary: a byte-level BPE with no
+// merges whose tokens are the GPT-2 byte characters in byte order, so both `tokenizers`
+// and MCW's BpeTokenizer map byte b to id b.
+nlohmann::ordered_json byte_tokenizer_json();
 
 }  // namespace mcw

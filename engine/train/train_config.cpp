@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
-#include "engine/train/byte_tokenizer.h"
+#include "engine/model/byte_tokenizer.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

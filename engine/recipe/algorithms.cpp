@@ -1,0 +1,81 @@
+// The parameter schema of every algorithm a recipe can name. The engine's compressors
+// read exactly these keys; the recipe editor builds its forms from this table.
+#include "engine/recipe/recipe.h"
+
+namespace mcw {
+
+using J = nlohmann::json;
+
+static ParamSpec bits(std::vector<J> allowed, int def) {
+  return {"bits", "int", def, std::move(allowed), 0, 0, "bits per weight"};
+}
+static ParamSpec group(int def) {
+  return {"group_size", "int", def, {0, 32, 64, 128, -1}, 0, 0,
+          "columns per scale: 32/64/128, 0 = per output channel, -1 = per tensor"};
+}
+static ParamSpec flag(std::string key, bool def, std::string help) {
+  return {std::move(key), "bool", def, {}, 0, 0, std::move(help)};
+}
+static ParamSpec number(std::string key, double def, double lo, double hi, std::string help) {
+  return {std::move(key), "number", def, {}, lo, hi, std::move(help)};
+}
+static ParamSpec integer(std::string key, int def, double lo, double hi, std::string help) {
+  return {std::move(key), "int", def, {}, lo, hi, std::move(help)};
+}
+static ParamSpec sparsity() {
+  return number("sparsity", 0.5, 0.0, 0.99, "fraction of weights removed (ignored with pattern)");
+}
+static ParamSpec pattern() {
+  return {"pattern", "string", "unstructured", {"unstructured", "2:4", "4:8"}, 0, 0,
+          "unstructured, or N:M semi-structured"};
+}
+
+const std::vector<AlgorithmSpec>& algorithm_specs() {
+  static const std::vector<AlgorithmSpec> specs = {
+      {"rtn", "quantize", "round-to-nearest quantisation",
+       {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
+        flag("mse_clip", false, "search the clipping range that minimises the error")}},
+      {"gptq", "quantize", "GPTQ: quantise column by column, correcting with the Hessian",
+       {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
+        flag("act_order", true, "quantise columns in order of decreasing Hessian diagonal"),
+        flag("static_groups", true, "with act_order: fix groups before reordering"),
+        number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
+        integer("block_size", 128, 1, 4096, "columns per lazy block update"),
+        number("outlier_fraction", 0.0, 0.0, 0.1, "keep this share of weights in f16 (SpQR-like)")}},
+      {"awq", "quantize", "AWQ: activation-aware channel scaling, then round-to-nearest",
+       {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
+        integer("grid", 20, 2, 100, "points of the scale-exponent search"),
+        flag("clip_search", true, "search the clipping range after scaling")}},
+      {"smoothquant", "quantize", "SmoothQuant W8A8: migrate activation outliers into weights",
+       {number("alpha", 0.5, 0.0, 1.0, "migration strength")}},
+      {"kmeans", "quantize", "k-means codebook per output channel, Hessian-weighted",
+       {bits({2, 3, 4}, 3), integer("iterations", 25, 1, 1000, "Lloyd iterations")}},
+      {"magnitude", "prune", "remove the smallest weights", {sparsity(), pattern()}},
+      {"wanda", "prune", "Wanda: remove by |weight| x input norm, per output row",
+       {sparsity(), pattern()}},
+      {"sparsegpt", "prune", "SparseGPT: OBS pruning with Hessian reconstruction",
+       {sparsity(), pattern(),
+        number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
+        integer("block_size", 128, 1, 4096, "columns per block"),
+        {"quantize_bits", "int", 0, {0, 2, 3, 4, 8}, 0, 0, "quantise jointly to this many bits (0: off)"}}},
+      {"svd", "low-rank", "truncated SVD to a rank or an energy fraction",
+       {integer("rank", 0, 0, 65536, "rank to keep (0: use energy)"),
+        number("energy", 0.9, 0.01, 1.0, "share of squared singular values to keep"),
+        flag("activation_aware", false, "whiten with the calibration Gram matrix first")}},
+      {"heads", "structured", "remove attention heads (FLAP-style importance, bias compensation)",
+       {number("fraction", 0.25, 0.0, 0.95, "share of heads removed per layer"),
+        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"}}},
+      {"channels", "structured", "remove MLP channels (FLAP-style importance, bias compensation)",
+       {number("fraction", 0.25, 0.0, 0.95, "share of intermediate channels removed"),
+        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"}}},
+  };
+  return specs;
+}
+
+const AlgorithmSpec* find_algorithm(const std::string& name) {
+  for (const AlgorithmSpec& a : algorithm_specs())
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+}  // namespace mcw

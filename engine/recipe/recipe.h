@@ -1,0 +1,52 @@
+// Compression recipes: an ordered list of stages, each an algorithm with parameters,
+// `targets` (globs, or regexes written "re:...") on tensor names and `ignore` patterns.
+// Written in YAML (what llm-compressor/SparseML users know) or JSON. Every error names the
+// file, the line, the key and what was expected, and is raised before any work starts.
+#pragma once
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace mcw {
+
+struct RecipeStage {
+  std::string algorithm;
+  nlohmann::json params = nlohmann::json::object();  // validated, defaults filled in
+  std::vector<std::string> targets, ignore;
+  int line = 0;  // 1-based line of the stage in its file (0 when built in code)
+};
+
+struct Recipe {
+  std::string name, description, source;  // source: the file it came from
+  std::vector<RecipeStage> stages;
+  nlohmann::json calibration = nlohmann::json::object();  // {"windows": N, "window": L}
+};
+
+Recipe parse_recipe(const std::string& text, const std::string& source);
+Recipe load_recipe(const std::string& path);
+std::string recipe_to_yaml(const Recipe& r);
+
+// Which of `names` a stage applies to: matching a target and no ignore pattern.
+bool pattern_matches(const std::string& pattern, const std::string& name);
+std::vector<std::string> stage_tensors(const RecipeStage& s, const std::vector<std::string>& names);
+// Throws mcw::Error(source, "line N: stage 2 (gptq): target '...' matches no tensor") when a
+// target matches nothing in the model.
+void check_targets(const Recipe& r, const std::vector<std::string>& names);
+
+// The algorithms a recipe may name, with their parameter schemas (for the recipe editor).
+struct ParamSpec {
+  std::string key, type;  // "int", "number", "bool", "string", "pattern"
+  nlohmann::json fallback;  // default value; null = required
+  std::vector<nlohmann::json> allowed;  // empty: any value of the type
+  double min = 0, max = 0;              // range for numbers when min < max
+  std::string help;
+};
+struct AlgorithmSpec {
+  std::string name, kind, help;  // kind: "quantize", "prune", "low-rank", "structured"
+  std::vector<ParamSpec> params;
+};
+const std::vector<AlgorithmSpec>& algorithm_specs();
+const AlgorithmSpec* find_algorithm(const std::string& name);
+
+}  // namespace mcw

@@ -76,6 +76,7 @@ void JobsPanel::onJobUpdated(const JobProgress& job) {
   bar->setValue(int((done ? 1.0 : job.fraction) * 1000));
   bar->setFormat(running ? QStringLiteral("%p%") : job_state_name(job.state));
   table_->cellWidget(row, Cancel)->setEnabled(running);
+  table_->resizeColumnToContents(Name);
   table_->scrollToItem(table_->item(row, Name));
 }
 

@@ -62,7 +62,8 @@ void MainWindow::createDocks() {
   project_dock_ =
       make(tr("Project"), QStringLiteral("projectDock"), project_panel_, Qt::LeftDockWidgetArea);
   jobs_dock_ =
-      make(tr("Jobs && Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
+      make(tr("Jobs & Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
+  jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
   tabifyDockWidget(start_dock_, project_dock_);
   start_dock_->raise();
   resizeDocks({start_dock_}, {420}, Qt::Horizontal);

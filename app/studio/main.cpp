@@ -1,0 +1,44 @@
+// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate]]
+#include <QApplication>
+#include <QCommandLineParser>
+
+#include "app/studio/main_window.h"
+#include "app/studio/screenshot.h"
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setOrganizationName(QStringLiteral("MCW"));
+  QApplication::setApplicationName(QStringLiteral("mcw-studio"));
+  QApplication::setApplicationDisplayName(QStringLiteral("MCW Studio"));
+  QApplication::setApplicationVersion(QStringLiteral(MCW_VERSION));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription(QStringLiteral("MCW Studio, the model compression workbench"));
+  parser.addHelpOption();
+  parser.addVersionOption();
+  parser.addPositionalArgument(QStringLiteral("path"),
+                               QStringLiteral("A project (*.mcwproj) or a model file to open."));
+  const QCommandLineOption screenshot(
+      QStringLiteral("screenshot"),
+      QStringLiteral("Save a PNG of the window once loading has finished, then quit."),
+      QStringLiteral("file"));
+  const QCommandLineOption evaluate(QStringLiteral("evaluate"),
+                                    QStringLiteral("With --screenshot: run Evaluate first."));
+  const QCommandLineOption theme(QStringLiteral("theme"),
+                                 QStringLiteral("light or dark (default: the saved one)."),
+                                 QStringLiteral("name"));
+  parser.addOptions({screenshot, evaluate, theme});
+  parser.process(app);
+
+  mcw::studio::MainWindow window;
+  if (parser.isSet(theme)) window.setTheme(mcw::studio::theme_from_key(parser.value(theme)));
+  window.show();
+  if (!parser.positionalArguments().isEmpty()) window.openPath(parser.positionalArguments().first());
+  if (parser.isSet(screenshot)) {
+    mcw::studio::ScreenshotOptions opt;
+    opt.output = parser.value(screenshot);
+    opt.evaluate = parser.isSet(evaluate);
+    mcw::studio::schedule_screenshot(window, opt);
+  }
+  return app.exec();
+}

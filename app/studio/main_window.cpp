@@ -1,0 +1,136 @@
+#include "app/studio/main_window.h"
+
+#include <QAction>
+#include <QCloseEvent>
+#include <QDockWidget>
+#include <QFileInfo>
+#include <QMimeData>
+#include <QSettings>
+#include <QStatusBar>
+
+#include "widgets/jobs_panel.h"
+#include "widgets/model_panel.h"
+#include "widgets/project_panel.h"
+#include "widgets/start_page.h"
+
+namespace mcw::studio {
+
+static const char* kGeometryKey = "mainWindow/geometry";
+static const char* kStateKey = "mainWindow/state";
+static const char* kThemeKey = "theme";
+static constexpr int kLayoutVersion = 1;  // bump when docks are added or renamed
+
+MainWindow::MainWindow(QWidget* parent)
+    : QMainWindow(parent), context_(std::make_unique<ProjectContext>()) {
+  setObjectName(QStringLiteral("mainWindow"));
+  setWindowTitle(tr("MCW Studio"));
+  setAcceptDrops(true);
+  setDockNestingEnabled(true);
+  resize(1400, 860);
+  model_panel_ = new ui::ModelPanel(*context_, this);
+  setCentralWidget(model_panel_);
+  createDocks();
+  createMenus();
+  statusBar()->showMessage(tr("Ready"));
+  context_->addViewer(this);
+  setTheme(theme_from_key(QSettings().value(kThemeKey).toString()));
+  restoreLayout();
+  onProjectLoaded();
+}
+
+MainWindow::~MainWindow() {
+  // Panels unregister from the context in their destructors: delete them while it lives.
+  context_->removeViewer(this);
+  context_->bridge().cancelAll();
+  delete takeCentralWidget();
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_}) delete d;
+}
+
+void MainWindow::createDocks() {
+  auto make = [this](const QString& title, const QString& name, QWidget* panel,
+                     Qt::DockWidgetArea area) {
+    auto* dock = new QDockWidget(title, this);
+    dock->setObjectName(name);
+    dock->setWidget(panel);
+    addDockWidget(area, dock);
+    return dock;
+  };
+  start_page_ = new ui::StartPage(*context_);
+  project_panel_ = new ui::ProjectPanel(*context_);
+  jobs_panel_ = new ui::JobsPanel(*context_);
+  start_dock_ = make(tr("Start"), QStringLiteral("startDock"), start_page_, Qt::LeftDockWidgetArea);
+  project_dock_ =
+      make(tr("Project"), QStringLiteral("projectDock"), project_panel_, Qt::LeftDockWidgetArea);
+  jobs_dock_ =
+      make(tr("Jobs & Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
+  jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
+  tabifyDockWidget(start_dock_, project_dock_);
+  start_dock_->raise();
+  resizeDocks({start_dock_}, {420}, Qt::Horizontal);
+  resizeDocks({jobs_dock_}, {220}, Qt::Vertical);
+}
+
+void MainWindow::saveLayout() {
+  QSettings s;
+  s.setValue(kGeometryKey, saveGeometry());
+  s.setValue(kStateKey, saveState(kLayoutVersion));
+  s.setValue(kThemeKey, theme_key(theme_));
+}
+
+bool MainWindow::restoreLayout() {
+  QSettings s;
+  if (!s.contains(kStateKey)) return false;
+  restoreGeometry(s.value(kGeometryKey).toByteArray());
+  return restoreState(s.value(kStateKey).toByteArray(), kLayoutVersion);
+}
+
+void MainWindow::setTheme(Theme theme) {
+  theme_ = theme;
+  apply_theme(theme);
+  if (dark_action_) dark_action_->setChecked(theme == Theme::Dark);
+}
+
+void MainWindow::onProjectLoaded() {
+  const ui::ProjectSummary& p = context_->project();
+  if (context_->hasProject()) {
+    setWindowTitle(tr("%1%2 — MCW Studio").arg(p.name, p.dirty ? QStringLiteral(" *") : QString()));
+    project_dock_->raise();
+  } else {
+    setWindowTitle(tr("MCW Studio"));
+  }
+  if (evaluate_action_) evaluate_action_->setEnabled(context_->hasProject());
+  setWindowModified(p.dirty);
+}
+
+void MainWindow::openPath(const QString& path) {
+  if (path.endsWith(QLatin1String(".mcwproj"), Qt::CaseInsensitive)) {
+    if (!confirmDiscard()) return;
+    if (!context_->openProject(path))
+      statusBar()->showMessage(tr("Could not open %1 (see the log)").arg(path), 8000);
+  } else {
+    context_->openModel(path);
+  }
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (!confirmDiscard()) {
+    event->ignore();
+    return;
+  }
+  saveLayout();
+  event->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+  if (event->mimeData()->hasUrls() && event->mimeData()->urls().first().isLocalFile())
+    event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+  const QList<QUrl> urls = event->mimeData()->urls();
+  if (urls.isEmpty() || !urls.first().isLocalFile()) return;
+  event->acceptProposedAction();
+  openPath(urls.first().toLocalFile());
+}
+
+}  // namespace mcw::studio

@@ -1,0 +1,77 @@
+// The studio's main window: panels in docks around the Model panel, the menus, the
+// layout and theme remembered in QSettings, and model/project files dropped onto it.
+// It owns the ProjectContext; panels meet only there.
+#pragma once
+#include <QMainWindow>
+#include <memory>
+
+#include "app/studio/project_context.h"
+#include "app/studio/theme.h"
+
+class QDockWidget;
+class QMenu;
+
+namespace mcw::ui {
+class JobsPanel;
+class ModelPanel;
+class ProjectPanel;
+class StartPage;
+}  // namespace mcw::ui
+
+namespace mcw::studio {
+
+class MainWindow : public QMainWindow, public ui::IProjectViewer {
+  Q_OBJECT
+ public:
+  explicit MainWindow(QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  ProjectContext& context() { return *context_; }
+  ui::ModelPanel* modelPanel() const { return model_panel_; }
+  ui::ProjectPanel* projectPanel() const { return project_panel_; }
+  ui::JobsPanel* jobsPanel() const { return jobs_panel_; }
+  ui::StartPage* startPage() const { return start_page_; }
+  QDockWidget* startDock() const { return start_dock_; }
+  QDockWidget* projectDock() const { return project_dock_; }
+  QDockWidget* jobsDock() const { return jobs_dock_; }
+  QAction* evaluateAction() const { return evaluate_action_; }
+
+  void saveLayout();     // geometry, dock layout and theme into QSettings
+  bool restoreLayout();  // false when nothing was saved yet
+  void setTheme(Theme theme);
+  Theme theme() const { return theme_; }
+  void openPath(const QString& path);  // a project (*.mcwproj) or a model file
+
+  void onProjectLoaded() override;
+
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+  void dragEnterEvent(QDragEnterEvent* event) override;
+  void dropEvent(QDropEvent* event) override;
+
+ private:
+  void createDocks();
+  void createMenus();
+  void rebuildRecentMenu();
+  bool confirmDiscard();
+  void newProject();
+  void openProjectDialog();
+  bool save();
+  bool saveAs();
+  void openModelDialog();
+
+  std::unique_ptr<ProjectContext> context_;
+  ui::ModelPanel* model_panel_ = nullptr;
+  ui::ProjectPanel* project_panel_ = nullptr;
+  ui::JobsPanel* jobs_panel_ = nullptr;
+  ui::StartPage* start_page_ = nullptr;
+  QDockWidget* start_dock_ = nullptr;
+  QDockWidget* project_dock_ = nullptr;
+  QDockWidget* jobs_dock_ = nullptr;
+  QMenu* recent_menu_ = nullptr;
+  QAction* evaluate_action_ = nullptr;
+  QAction* dark_action_ = nullptr;
+  Theme theme_ = Theme::Light;
+};
+
+}  // namespace mcw::studio

@@ -1,0 +1,119 @@
+// MainWindow's menus and the file actions behind them (dialogs live here, never in the
+// context, so that tests drive the context directly).
+#include <QAction>
+#include <QActionGroup>
+#include <QApplication>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QInputDialog>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QStatusBar>
+#include <QToolBar>
+
+#include "app/studio/main_window.h"
+
+namespace mcw::studio {
+
+void MainWindow::createMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&New Project…"), QKeySequence::New, this, &MainWindow::newProject);
+  file->addAction(tr("&Open Project…"), QKeySequence::Open, this, &MainWindow::openProjectDialog);
+  recent_menu_ = file->addMenu(tr("Open &Recent"));
+  connect(recent_menu_, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
+  file->addAction(tr("&Save Project"), QKeySequence::Save, this, &MainWindow::save);
+  file->addAction(tr("Save Project &As…"), QKeySequence::SaveAs, this, &MainWindow::saveAs);
+  file->addSeparator();
+  file->addAction(tr("Open &Model…"), QKeySequence(tr("Ctrl+M")), this,
+                  &MainWindow::openModelDialog);
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &MainWindow::close);
+
+  QMenu* run = menuBar()->addMenu(tr("&Run"));
+  evaluate_action_ = run->addAction(tr("&Evaluate Perplexity"), QKeySequence(Qt::Key_F5),
+                                    this, [this] { context_->startEvaluate(); });
+  evaluate_action_->setObjectName(QStringLiteral("evaluateAction"));
+  evaluate_action_->setToolTip(tr("Perplexity of the project's model on its evaluation text "
+                                  "(byte tokens)"));
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_})
+    view->addAction(d->toggleViewAction());
+  view->addSeparator();
+  dark_action_ = view->addAction(tr("&Dark Theme"));
+  dark_action_->setCheckable(true);
+  dark_action_->setChecked(theme_ == Theme::Dark);
+  connect(dark_action_, &QAction::toggled, this, [this](bool dark) {
+    if ((theme_ == Theme::Dark) != dark) setTheme(dark ? Theme::Dark : Theme::Light);
+  });
+
+  QToolBar* tools = addToolBar(tr("Main"));
+  tools->setObjectName(QStringLiteral("mainToolBar"));
+  tools->addAction(tr("Open Project"), this, &MainWindow::openProjectDialog);
+  tools->addAction(tr("Open Model"), this, &MainWindow::openModelDialog);
+  tools->addAction(evaluate_action_);
+}
+
+void MainWindow::rebuildRecentMenu() {
+  recent_menu_->clear();
+  const QStringList recent = context_->recentProjects();
+  for (const QString& path : recent)
+    recent_menu_->addAction(QFileInfo(path).fileName() + QStringLiteral("  (") +
+                                QFileInfo(path).absolutePath() + QLatin1Char(')'),
+                            this, [this, path] { openPath(path); });
+  if (recent.isEmpty()) recent_menu_->addAction(tr("(none)"))->setEnabled(false);
+}
+
+bool MainWindow::confirmDiscard() {
+  if (!context_->hasProject() || !context_->isDirty()) return true;
+  const auto answer = QMessageBox::question(
+      this, tr("Unsaved project"),
+      tr("The project \"%1\" has unsaved changes. Save them?").arg(context_->project().name),
+      QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
+  if (answer == QMessageBox::Save) return save();
+  return answer == QMessageBox::Discard;
+}
+
+void MainWindow::newProject() {
+  if (!confirmDiscard()) return;
+  bool ok = false;
+  const QString name = QInputDialog::getText(this, tr("New project"), tr("Project name:"),
+                                             QLineEdit::Normal, tr("untitled"), &ok);
+  if (ok && !name.trimmed().isEmpty()) context_->newProject(name.trimmed());
+}
+
+void MainWindow::openProjectDialog() {
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open project"), QString(),
+                                                    tr("MCW projects (*.mcwproj)"));
+  if (!path.isEmpty()) openPath(path);
+}
+
+bool MainWindow::save() {
+  if (!context_->hasProject()) return false;
+  if (context_->projectFile().isEmpty()) return saveAs();
+  const bool ok = context_->saveProject();
+  statusBar()->showMessage(ok ? tr("Saved") : tr("Save failed (see the log)"), 5000);
+  return ok;
+}
+
+bool MainWindow::saveAs() {
+  if (!context_->hasProject()) return false;
+  QString path = QFileDialog::getSaveFileName(this, tr("Save project as"),
+                                              context_->project().name + ".mcwproj",
+                                              tr("MCW projects (*.mcwproj)"));
+  if (path.isEmpty()) return false;
+  if (!path.endsWith(QLatin1String(".mcwproj"))) path += QLatin1String(".mcwproj");
+  const bool ok = context_->saveProjectAs(path);
+  statusBar()->showMessage(ok ? tr("Saved") : tr("Save failed (see the log)"), 5000);
+  return ok;
+}
+
+void MainWindow::openModelDialog() {
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Open model"), QString(),
+      tr("Models (*.safetensors *.gguf *.bin);;All files (*)"));
+  if (!path.isEmpty()) context_->openModel(path);
+}
+
+}  // namespace mcw::studio

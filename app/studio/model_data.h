@@ -1,0 +1,28 @@
+// Turns an engine ModelFile into the rows the Model panel shows, and tensor statistics
+// into a stats row. Runs on worker threads (no widgets here).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/io/model_file.h"
+#include "engine/kernels/tensor_stats.h"
+#include "widgets/bridge_types.h"
+
+namespace mcw::studio {
+
+struct OpenedModel {
+  std::shared_ptr<const ModelFile> file;
+  ui::ModelSummary summary;  // rows without statistics yet
+};
+
+// Throws mcw::Error when the file cannot be read.
+OpenedModel open_model_for_view(const std::string& path);
+
+// Multiply-accumulates per token of a tensor applied as a matrix: rows x cols for a 2-D
+// weight, 0 for vectors and for an embedding table that is only looked up (it counts
+// when it doubles as the output projection, i.e. no separate output tensor exists).
+quint64 macs_per_token(const ModelFile& model, const Tensor& t);
+
+ui::TensorStatsRow to_stats_row(const TensorStats& s);
+
+}  // namespace mcw::studio

@@ -1,0 +1,251 @@
+#include "app/studio/project_context.h"
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QDir>
+#include <QFileInfo>
+#include <QSettings>
+
+#include "app/studio/byte_eval.h"
+#include "app/studio/model_data.h"
+#include "app/studio/project_summary.h"
+#include "engine/core/error.h"
+
+namespace mcw::studio {
+
+static constexpr int kMaxRecent = 10;
+static constexpr int kMaxLogLines = 5000;
+static const char* kRecentKey = "recentProjects";
+
+ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
+#ifdef MCW_SOURCE_DIR
+  demo_dirs_ << QStringLiteral(MCW_SOURCE_DIR "/projects");
+#endif
+  demo_dirs_ << QCoreApplication::applicationDirPath() + QStringLiteral("/../share/mcw/projects");
+  connect(&bridge_, &EngineBridge::jobUpdated, this, &ProjectContext::onJobUpdated);
+  connect(&bridge_, &EngineBridge::logMessage, this, &ProjectContext::log);
+}
+
+ProjectContext::~ProjectContext() { bridge_.cancelAll(); }
+
+void ProjectContext::addViewer(ui::IProjectViewer* v) {
+  if (std::find(viewers_.begin(), viewers_.end(), v) == viewers_.end()) viewers_.push_back(v);
+}
+
+void ProjectContext::removeViewer(ui::IProjectViewer* v) {
+  viewers_.erase(std::remove(viewers_.begin(), viewers_.end(), v), viewers_.end());
+}
+
+QList<ui::JobProgress> ProjectContext::jobs() const {
+  QList<ui::JobProgress> out;
+  for (const auto& [id, j] : jobs_) out.push_back(j);
+  return out;
+}
+
+void ProjectContext::log(const QString& line) {
+  const QString stamped =
+      QDateTime::currentDateTime().toString(QStringLiteral("[HH:mm:ss] ")) + line;
+  log_.push_back(stamped);
+  if (log_.size() > kMaxLogLines) log_.removeFirst();
+  notify([&](ui::IProjectViewer* v) { v->onLogMessage(stamped); });
+}
+
+QStringList ProjectContext::recentProjects() const {
+  return QSettings().value(kRecentKey).toStringList();
+}
+
+void ProjectContext::addRecent(const QString& path) {
+  const QString abs = QFileInfo(path).absoluteFilePath();
+  QStringList list = recentProjects();
+  list.removeAll(abs);
+  list.prepend(abs);
+  while (list.size() > kMaxRecent) list.removeLast();
+  QSettings().setValue(kRecentKey, list);
+}
+
+QStringList ProjectContext::demoProjects() const {
+  QStringList out;
+  for (const QString& d : demo_dirs_) {
+    const QDir dir(d);
+    for (const QString& f : dir.entryList({QStringLiteral("*.mcwproj")}, QDir::Files, QDir::Name))
+      out << QFileInfo(dir.filePath(f)).canonicalFilePath();
+  }
+  out.removeDuplicates();
+  return out;
+}
+
+bool ProjectContext::openProject(const QString& path) {
+  Project p;
+  try {
+    p = load_project(path.toStdString());
+  } catch (const Error& e) {
+    log(QStringLiteral("error: ") + QString::fromStdString(e.what()));
+    return false;
+  }
+  project_ = std::move(p);
+  project_file_ = QFileInfo(path).absoluteFilePath();
+  dirty_ = false;
+  selection_ = {};
+  addRecent(project_file_);
+  refreshProject();
+  log(QStringLiteral("opened project %1").arg(project_file_));
+  for (const QString& problem : summary_.problems) log(QStringLiteral("problem: ") + problem);
+  loadModel(QString::fromStdString(project_->model_path));
+  return true;
+}
+
+void ProjectContext::refreshProject() {
+  summary_ = project_ ? summarize_project(*project_, project_file_, dirty_) : ui::ProjectSummary{};
+  notify([](ui::IProjectViewer* v) { v->onProjectLoaded(); });
+}
+
+void ProjectContext::newProject(const QString& name) {
+  project_ = Project{};
+  project_->name = name.toStdString();
+  project_file_.clear();
+  dirty_ = true;
+  selection_ = {};
+  refreshProject();
+  loadModel({});
+}
+
+bool ProjectContext::saveProject() {
+  if (!project_ || project_file_.isEmpty()) return false;
+  return saveProjectAs(project_file_);
+}
+
+bool ProjectContext::saveProjectAs(const QString& path) {
+  if (!project_) return false;
+  try {
+    save_project(*project_, path.toStdString());
+  } catch (const Error& e) {
+    log(QStringLiteral("error: ") + QString::fromStdString(e.what()));
+    return false;
+  }
+  // Reload so that paths and the default database resolve against the new place.
+  project_ = load_project(path.toStdString());
+  project_file_ = QFileInfo(path).absoluteFilePath();
+  dirty_ = false;
+  addRecent(project_file_);
+  refreshProject();
+  log(QStringLiteral("saved project %1").arg(project_file_));
+  return true;
+}
+
+void ProjectContext::closeProject() {
+  project_.reset();
+  project_file_.clear();
+  dirty_ = false;
+  selection_ = {};
+  refreshProject();
+  loadModel({});
+}
+
+void ProjectContext::openModel(const QString& path) {
+  const QString abs = QFileInfo(path).absoluteFilePath();
+  if (project_) {
+    project_->model_path = abs.toStdString();
+    dirty_ = true;
+    refreshProject();
+  }
+  loadModel(abs);
+}
+
+void ProjectContext::loadModel(const QString& path) {
+  ++model_generation_;
+  bridge_.cancel(model_job_);
+  bridge_.cancel(stats_job_);
+  model_file_.reset();
+  model_ = {};
+  model_.path = path;
+  model_.loading = !path.isEmpty();
+  notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
+  if (path.isEmpty()) return;
+
+  const int gen = model_generation_;
+  model_job_ = bridge_.start(QStringLiteral("Open model"), [this, gen, path](JobContext& job) {
+    job.progress(0, QStringLiteral("open"), path);
+    try {
+      auto opened = std::make_shared<OpenedModel>(open_model_for_view(path.toStdString()));
+      job.post([this, gen, opened] {
+        if (gen != model_generation_) return;
+        model_file_ = opened->file;
+        model_ = std::move(opened->summary);
+        notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
+        startStatistics();
+      });
+    } catch (const Error& e) {
+      const QString msg = QString::fromStdString(e.what());
+      job.post([this, gen, msg] {
+        if (gen != model_generation_) return;
+        model_.loading = false;
+        model_.error = msg;
+        notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
+      });
+      throw;
+    }
+  });
+}
+
+void ProjectContext::startStatistics() {
+  const int gen = model_generation_;
+  std::shared_ptr<const ModelFile> file = model_file_;
+  stats_job_ = bridge_.start(QStringLiteral("Tensor statistics"), [this, gen, file](JobContext& job) {
+    const size_t n = file->tensors.size();
+    for (size_t i = 0; i < n; ++i) {
+      job.cancel().throw_if_cancelled();
+      const Tensor& t = file->tensors[i];
+      const ui::TensorStatsRow row = to_stats_row(tensor_stats(t, &job.cancel()));
+      job.post([this, gen, i, row] {
+        if (gen != model_generation_ || qsizetype(i) >= model_.tensors.size()) return;
+        model_.tensors[qsizetype(i)].stats = row;
+        notify([i](ui::IProjectViewer* v) { v->onTensorStatsUpdated(int(i)); });
+      });
+      job.progress(double(i + 1) / double(n), QStringLiteral("stats"),
+                   QString::fromStdString(t.name()));
+    }
+  });
+}
+
+void ProjectContext::setSelection(const ui::Selection& s) {
+  selection_ = s;
+  notify([](ui::IProjectViewer* v) { v->onSelectionChanged(); });
+}
+
+int ProjectContext::startEvaluate() {
+  if (!project_) {
+    log(QStringLiteral("error: Evaluate needs an open project"));
+    return 0;
+  }
+  ByteEvalRequest req;
+  req.model_path = project_->model_path;
+  req.text_path = project_->evaluation_path;
+  req.window = project_->eval.window;
+  req.stride = project_->eval.stride;
+  req.max_tokens = project_->eval.max_tokens;
+  const QString name = QString::fromStdString(project_->name);
+  return bridge_.start(QStringLiteral("Evaluate"), [req, name](JobContext& job) {
+    const ProgressFn progress = [&job](const ProgressEvent& e) {
+      job.progress(e.fraction, QString::fromStdString(e.stage), QString::fromStdString(e.message));
+    };
+    const ByteEvalOutcome out = run_byte_evaluation(req, progress, job.cancel());
+    const EvalResult& r = out.result;
+    job.log(QStringLiteral("Evaluate %1: perplexity %2 (%3 nats/token) over %4 scored of %5 "
+                           "byte tokens, %6 tokens/s")
+                .arg(name)
+                .arg(r.perplexity, 0, 'f', 4)
+                .arg(r.nll, 0, 'f', 4)
+                .arg(r.scored)
+                .arg(out.tokens)
+                .arg(r.tokens_per_second, 0, 'f', 0));
+  });
+}
+
+void ProjectContext::cancelJob(int id) { bridge_.cancel(id); }
+
+void ProjectContext::onJobUpdated(const ui::JobProgress& job) {
+  jobs_[job.id] = job;
+  notify([&](ui::IProjectViewer* v) { v->onJobUpdated(job); });
+}
+
+}  // namespace mcw::studio

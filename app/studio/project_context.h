@@ -1,0 +1,81 @@
+// The studio's one ProjectContext: owns the open project, the open model and its
+// statistics, the job list, the log, the selection and the EngineBridge. Panels see it
+// as ui::IProjectContext; MainWindow also uses the project-file actions below.
+#pragma once
+#include <QObject>
+#include <QStringList>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "app/studio/engine_bridge.h"
+#include "engine/io/model_file.h"
+#include "engine/project/project.h"
+#include "widgets/project_context_api.h"
+
+namespace mcw::studio {
+
+class ProjectContext : public QObject, public ui::IProjectContext {
+  Q_OBJECT
+ public:
+  explicit ProjectContext(QObject* parent = nullptr);
+  ~ProjectContext() override;
+
+  // ui::IProjectContext
+  void addViewer(ui::IProjectViewer* viewer) override;
+  void removeViewer(ui::IProjectViewer* viewer) override;
+  bool hasProject() const override { return project_.has_value(); }
+  const ui::ProjectSummary& project() const override { return summary_; }
+  const ui::ModelSummary& model() const override { return model_; }
+  const ui::Selection& selection() const override { return selection_; }
+  QList<ui::JobProgress> jobs() const override;
+  QStringList logLines() const override { return log_; }
+  QStringList recentProjects() const override;
+  QStringList demoProjects() const override;
+  bool openProject(const QString& path) override;
+  void openModel(const QString& path) override;
+  void setSelection(const ui::Selection& selection) override;
+  int startEvaluate() override;
+  void cancelJob(int id) override;
+
+  // Project-file actions (MainWindow's File menu).
+  void newProject(const QString& name = QStringLiteral("untitled"));
+  bool saveProject();  // false when the project has no file yet, or on error (logged)
+  bool saveProjectAs(const QString& path);
+  void closeProject();
+  QString projectFile() const { return project_file_; }
+  bool isDirty() const { return dirty_; }
+
+  // Where demo projects are looked for (default: <source>/projects and
+  // <executable>/../share/mcw/projects).
+  void setDemoDirectories(const QStringList& dirs) { demo_dirs_ = dirs; }
+  void log(const QString& line);
+  EngineBridge& bridge() { return bridge_; }
+
+ private:
+  void loadModel(const QString& path);
+  void startStatistics();
+  void refreshProject();
+  void addRecent(const QString& path);
+  void onJobUpdated(const ui::JobProgress& job);
+  template <class F> void notify(F f) {
+    for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
+  }
+
+  EngineBridge bridge_;
+  std::vector<ui::IProjectViewer*> viewers_;
+  std::optional<Project> project_;
+  QString project_file_;
+  bool dirty_ = false;
+  ui::ProjectSummary summary_;
+  ui::ModelSummary model_;
+  std::shared_ptr<const ModelFile> model_file_;
+  int model_generation_ = 0, model_job_ = 0, stats_job_ = 0;
+  ui::Selection selection_;
+  std::map<int, ui::JobProgress> jobs_;
+  QStringList log_;
+  QStringList demo_dirs_;
+};
+
+}  // namespace mcw::studio

@@ -1,0 +1,20 @@
+// `mcw-studio --screenshot out.png [project]`: waits until the model and its statistics
+// (and, with --evaluate, an evaluation) have finished, then saves the window as a PNG.
+// Used for documentation and to check the look under xvfb-run.
+#pragma once
+#include <QString>
+
+namespace mcw::studio {
+
+class MainWindow;
+
+struct ScreenshotOptions {
+  QString output;
+  bool evaluate = false;
+  int timeout_ms = 60000;
+};
+
+// Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.
+void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options);
+
+}  // namespace mcw::studio

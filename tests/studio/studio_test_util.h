@@ -1,0 +1,41 @@
+// Shared set-up for the studio's QTest executables: test-mode QSettings (never the
+// user's), a temporary directory for projects, and small lookups into the window.
+#pragma once
+#include <QCoreApplication>
+#include <QSettings>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+
+#include "app/studio/main_window.h"
+#include "test_project_maker.h"
+
+namespace mcw::test {
+
+inline void use_test_settings() {
+  QStandardPaths::setTestModeEnabled(true);
+  QCoreApplication::setOrganizationName(QStringLiteral("MCW-tests"));
+  QCoreApplication::setApplicationName(QStringLiteral("mcw-studio-tests"));
+  QSettings().clear();
+}
+
+inline bool all_stats_ready(const ui::ModelSummary& m) {
+  if (m.loading || m.tensors.isEmpty()) return false;
+  for (const ui::TensorRow& r : m.tensors)
+    if (!r.stats.ready) return false;
+  return true;
+}
+
+inline ui::JobProgress find_job(const studio::ProjectContext& c, const QString& name) {
+  ui::JobProgress found;
+  for (const ui::JobProgress& j : c.jobs())
+    if (j.name == name) found = j;  // the newest one of that name
+  return found;
+}
+
+inline bool log_contains(const studio::ProjectContext& c, const QString& text) {
+  for (const QString& line : c.logLines())
+    if (line.contains(text)) return true;
+  return false;
+}
+
+}  // namespace mcw::test

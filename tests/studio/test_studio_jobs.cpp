@@ -1,0 +1,133 @@
+// Background jobs seen from the UI: Evaluate runs to completion and logs the perplexity
+// the engine computes directly, can be cancelled from its Cancel button while the UI
+// keeps processing events, and refuses a model whose vocabulary cannot hold bytes.
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QTableWidget>
+#include <QTimer>
+#include <QtTest>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "engine/eval/perplexity.h"
+#include "engine/model/llama_model.h"
+#include "studio_test_util.h"
+#include "widgets/jobs_panel.h"
+
+using namespace mcw;
+
+class StudioJobsTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void initTestCase() {
+    test::use_test_settings();
+    QVERIFY(dir_.isValid());
+  }
+
+  void evaluateRunsToCompletionAndLogsThePerplexity() {
+    test::TestProjectOptions o;
+    o.text_bytes = 3000;
+    o.window = 48;
+    o.stride = 24;
+    o.max_tokens = 1000;
+    const std::string dir = (dir_.path() + "/small").toStdString();
+    const QString path = QString::fromStdString(test::make_test_project(dir, "small", o));
+    studio::MainWindow w;
+    QVERIFY(w.context().openProject(path));
+    w.evaluateAction()->trigger();
+    QTRY_COMPARE_WITH_TIMEOUT(int(test::find_job(w.context(), "Evaluate").state),
+                              int(ui::JobState::Succeeded), 30000);
+    QString line;
+    for (const QString& l : w.context().logLines())
+      if (l.contains(QStringLiteral("perplexity"))) line = l;
+    QVERIFY2(!line.isEmpty(), qPrintable(w.context().logLines().join('\n')));
+    const auto match = QRegularExpression(QStringLiteral("perplexity ([0-9.]+)")).match(line);
+    QVERIFY(match.hasMatch());
+    const double shown = match.captured(1).toDouble();
+
+    // The same evaluation straight through the engine: first 1000 bytes as tokens.
+    const LlamaModel model = load_llama(dir + "/models/tiny.bin");
+    std::ifstream in(dir + "/data/eval.txt", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.resize(1000);
+    std::vector<int32_t> tokens;
+    for (unsigned char c : text) tokens.push_back(c);
+    const EvalResult ref = evaluate(model, tokens, {48, 24});
+    QVERIFY2(std::abs(shown - ref.perplexity) < 1e-3 * ref.perplexity,
+             qPrintable(QStringLiteral("%1 vs %2").arg(shown).arg(ref.perplexity)));
+    QVERIFY(line.contains(QStringLiteral("over %1 scored of 1000").arg(ref.scored)));
+    // The job row shows it finished.
+    ui::JobsPanel* jobs = w.jobsPanel();
+    const int row = jobs->rowOf(test::find_job(w.context(), "Evaluate").id);
+    QVERIFY(row >= 0);
+    QCOMPARE(jobs->table()->item(row, ui::JobsPanel::State)->text(), QStringLiteral("done"));
+  }
+
+  void evaluateCanBeCancelledAndTheUiStaysResponsive() {
+    test::TestProjectOptions o;
+    o.text_bytes = 4 << 20;  // tens of seconds of work if nobody cancels it
+    o.window = 64;
+    o.stride = 64;
+    const QString path = QString::fromStdString(
+        test::make_test_project((dir_.path() + "/big").toStdString(), "big", o));
+    studio::MainWindow w;
+    w.show();
+    QVERIFY(w.context().openProject(path));
+    const int id = w.context().startEvaluate();
+    QVERIFY(id > 0);
+    QTRY_VERIFY_WITH_TIMEOUT(test::find_job(w.context(), "Evaluate").stage == "eval", 20000);
+
+    // Timers keep firing on the UI thread while the job runs.
+    int ticks = 0;
+    QTimer timer;
+    connect(&timer, &QTimer::timeout, [&] { ++ticks; });
+    timer.start(10);
+    QTest::qWait(200);
+    QVERIFY(ticks >= 5);
+    QCOMPARE(int(test::find_job(w.context(), "Evaluate").state), int(ui::JobState::Running));
+
+    auto* cancel = w.jobsPanel()->findChild<QPushButton*>(QStringLiteral("cancelJob%1").arg(id));
+    QVERIFY(cancel);
+    QVERIFY(cancel->isEnabled());
+    QTest::mouseClick(cancel, Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(int(test::find_job(w.context(), "Evaluate").state),
+                              int(ui::JobState::Cancelled), 10000);
+    QVERIFY(!cancel->isEnabled());
+    QVERIFY(test::log_contains(w.context(), "Evaluate: cancelled"));
+    QVERIFY(!test::log_contains(w.context(), "perplexity"));
+    QCOMPARE(w.context().bridge().runningCount(), 0);
+  }
+
+  void evaluateRefusesAVocabularyTooSmallForBytes() {
+    test::TestProjectOptions o;
+    o.vocab = 37;
+    const QString path = QString::fromStdString(
+        test::make_test_project((dir_.path() + "/v37").toStdString(), "v37", o));
+    studio::MainWindow w;
+    QVERIFY(w.context().openProject(path));
+    w.context().startEvaluate();
+    QTRY_COMPARE_WITH_TIMEOUT(int(test::find_job(w.context(), "Evaluate").state),
+                              int(ui::JobState::Failed), 20000);
+    QVERIFY(test::log_contains(w.context(), "the vocabulary has 37 tokens; byte-level "
+                                            "evaluation needs at least 256"));
+  }
+
+  void closingTheWindowCancelsRunningJobs() {
+    test::TestProjectOptions o;
+    o.text_bytes = 4 << 20;
+    const QString path = QString::fromStdString(
+        test::make_test_project((dir_.path() + "/close").toStdString(), "close", o));
+    auto* w = new studio::MainWindow;
+    QVERIFY(w->context().openProject(path));
+    w->context().startEvaluate();
+    QTRY_VERIFY_WITH_TIMEOUT(test::find_job(w->context(), "Evaluate").stage == "eval", 20000);
+    delete w;  // must cancel and join, not hang or crash
+  }
+
+ private:
+  QTemporaryDir dir_;
+};
+
+QTEST_MAIN(StudioJobsTest)
+#include "test_studio_jobs.moc"

@@ -1,0 +1,52 @@
+// What a panel may ask of and hear from the studio (the RenderDoc ICaptureContext
+// pattern): one context owns the open project, the model, the jobs and the selection;
+// panels register as viewers, read data from it and ask it to act. A panel never calls
+// another panel and never calls the engine; app/ProjectContext implements this.
+#pragma once
+#include <QString>
+#include <QStringList>
+
+#include "widgets/bridge_types.h"
+
+namespace mcw::ui {
+
+// Every callback runs on the UI thread. Defaults do nothing so a panel overrides only
+// what it shows.
+class IProjectViewer {
+ public:
+  virtual ~IProjectViewer() = default;
+  virtual void onProjectLoaded() {}  // also on close, on save (file/dirty change) and New
+  virtual void onModelLoaded() {}    // model opened, failed, or closed
+  virtual void onTensorStatsUpdated(int /*row*/) {}
+  virtual void onSelectionChanged() {}
+  virtual void onRunUpdated(qint64 /*run_id*/) {}
+  virtual void onJobUpdated(const JobProgress& /*job*/) {}
+  virtual void onLogMessage(const QString& /*line*/) {}
+};
+
+class IProjectContext {
+ public:
+  virtual ~IProjectContext() = default;
+
+  virtual void addViewer(IProjectViewer* viewer) = 0;
+  virtual void removeViewer(IProjectViewer* viewer) = 0;
+
+  virtual bool hasProject() const = 0;
+  virtual const ProjectSummary& project() const = 0;
+  virtual const ModelSummary& model() const = 0;
+  virtual const Selection& selection() const = 0;
+  virtual QList<JobProgress> jobs() const = 0;
+  virtual QStringList logLines() const = 0;
+  virtual QStringList recentProjects() const = 0;
+  virtual QStringList demoProjects() const = 0;
+
+  // Requests; results arrive through the viewer callbacks. Errors are logged and shown,
+  // never thrown. open* return false when the file could not be read at all.
+  virtual bool openProject(const QString& path) = 0;
+  virtual void openModel(const QString& path) = 0;
+  virtual void setSelection(const Selection& selection) = 0;
+  virtual int startEvaluate() = 0;  // the job id, or 0 when it could not start
+  virtual void cancelJob(int id) = 0;
+};
+
+}  // namespace mcw::ui

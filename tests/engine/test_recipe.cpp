@@ -1,0 +1,114 @@
+// Recipe files: presets parse, defaults fill in, and every mistake is refused before work
+// starts with file, line, key and the allowed values.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "engine/core/error.h"
+#include "engine/recipe/recipe.h"
+
+using namespace mcw;
+using json = nlohmann::json;
+
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_recipe(text, "r.yaml");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+const std::vector<std::string> kNames = {
+    "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.0.mlp.down_proj.weight", "model.layers.1.self_attn.q_proj.weight",
+    "model.norm.weight", "lm_head.weight"};
+
+}  // namespace
+
+TEST(Recipe, EveryPresetParsesAndTargetsTheBlocks) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(MCW_SOURCE_DIR "/assets/recipes")) {
+    const Recipe r = load_recipe(e.path().string());
+    EXPECT_EQ(r.name, e.path().stem().string());
+    EXPECT_FALSE(r.description.empty()) << r.name;
+    ASSERT_FALSE(r.stages.empty());
+    EXPECT_NO_THROW(check_targets(r, kNames)) << r.name;
+    ++n;
+  }
+  EXPECT_EQ(n, 14);
+}
+
+TEST(Recipe, DefaultsFillInAndTypesAreKept) {
+  const Recipe r = parse_recipe("stages:\n  - algorithm: gptq\n    bits: 3\n", "x.yaml");
+  const json& p = r.stages[0].params;
+  EXPECT_EQ(p["bits"], 3);
+  EXPECT_EQ(p["group_size"], 128);
+  EXPECT_EQ(p["act_order"], true);
+  EXPECT_DOUBLE_EQ(p["damp"].get<double>(), 0.01);
+  EXPECT_EQ(r.stages[0].line, 2);
+  EXPECT_EQ(stage_tensors(r.stages[0], kNames).size(), 3u);  // the three *_proj weights
+}
+
+TEST(Recipe, JsonIsAcceptedToo) {
+  const Recipe r = parse_recipe(
+      R"({"name": "j", "stages": [{"algorithm": "magnitude", "sparsity": 0.3,
+          "targets": ["re:mlp"], "ignore": []}]})", "j.json");
+  EXPECT_EQ(r.name, "j");
+  EXPECT_DOUBLE_EQ(r.stages[0].params["sparsity"].get<double>(), 0.3);
+  EXPECT_EQ(stage_tensors(r.stages[0], kNames), std::vector<std::string>{"model.layers.0.mlp.down_proj.weight"});
+}
+
+TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
+  EXPECT_EQ(error_of("stages:\n  - algorithm: gptx\n"),
+            "r.yaml: line 2: stage 1: unknown algorithm 'gptx' (known: rtn, gptq, awq, smoothquant, "
+            "kmeans, magnitude, wanda, sparsegpt, svd, heads, channels)");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: rtn\n    bits: 5\n"),
+            "r.yaml: line 3: stage 1 (rtn): key 'bits': 5 is not allowed (allowed: 2, 3, 4, 8)");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: wanda\n    sparsity: 1.5\n"),
+            "r.yaml: line 3: stage 1 (wanda): key 'sparsity': 1.5 is out of range (0 to 0.99)");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: rtn\n    bits: four\n"),
+            "r.yaml: line 3: stage 1 (rtn): key 'bits' must be an integer, got 'four'");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: rtn\n    bitz: 4\n"),
+            "r.yaml: line 3: stage 1 (rtn): unknown key 'bitz' (allowed: targets, ignore, bits, "
+            "group_size, symmetric, mse_clip)");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: sparsegpt\n    pattern: \"3:4\"\n"),
+            "r.yaml: line 3: stage 1 (sparsegpt): key 'pattern': '3:4' is not allowed (allowed: "
+            "'unstructured', '2:4', '4:8')");
+  EXPECT_EQ(error_of("stages: []\n"), "r.yaml: line 1: 'stages' must be a non-empty list");
+  EXPECT_EQ(error_of("stagez: []\n"),
+            "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, stages)");
+  EXPECT_NE(error_of("stages:\n  - algorithm: rtn\n   bits: [\n").find("r.yaml: line "), std::string::npos);
+  EXPECT_NE(error_of("stages:\n  - algorithm: rtn\n    targets: [\"re:(\"]\n").find("invalid regex"),
+            std::string::npos);
+}
+
+TEST(Recipe, TargetThatMatchesNothingIsRefused) {
+  const Recipe r = parse_recipe("stages:\n  - algorithm: rtn\n    targets: [\"*.qq_proj.*\"]\n", "t.yaml");
+  try {
+    check_targets(r, kNames);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "t.yaml: line 2: stage 1 (rtn): target '*.qq_proj.*' matches no tensor of the model");
+  }
+}
+
+TEST(Recipe, GlobsAndRegexes) {
+  EXPECT_TRUE(pattern_matches("model.layers.*_proj.weight", "model.layers.3.mlp.up_proj.weight"));
+  EXPECT_FALSE(pattern_matches("model.layers.*_proj.weight", "model.norm.weight"));
+  EXPECT_TRUE(pattern_matches("lm_?ead.*", "lm_head.weight"));
+  EXPECT_TRUE(pattern_matches("re:layers\\.[02]\\.", "model.layers.2.x"));
+  EXPECT_FALSE(pattern_matches("re:layers\\.[02]\\.", "model.layers.1.x"));
+}
+
+TEST(Recipe, YamlRoundTrip) {
+  const Recipe r = load_recipe(MCW_SOURCE_DIR "/assets/recipes/w2g64-gptq-outliers.yaml");
+  const Recipe back = parse_recipe(recipe_to_yaml(r), "back.yaml");
+  EXPECT_EQ(back.name, r.name);
+  EXPECT_EQ(back.calibration, r.calibration);
+  ASSERT_EQ(back.stages.size(), 1u);
+  EXPECT_EQ(back.stages[0].params, r.stages[0].params);
+  EXPECT_EQ(back.stages[0].targets, r.stages[0].targets);
+}

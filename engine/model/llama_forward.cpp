@@ -45,50 +45,76 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
   });
 }
 
+static const float* bias_of(const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); }
+
+// q/k/v projections, rotary embedding, cache append and causal attention of layer l for T
+// tokens at positions p0..; `xn` is the normed input [T, D], `att` receives [T, q_dim].
+static void attention_block(const LlamaModel& model, int64_t l, const float* xn, int64_t T,
+                            KVCache& cache, int64_t p0, const std::vector<float>& inv_freq,
+                            float* att) {
+  const LlamaConfig& c = model.cfg;
+  const LlamaLayer& L = model.layers[size_t(l)];
+  const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim();
+  std::vector<float> q(size_t(T * Q)), k(size_t(T * KV)), v(size_t(T * KV));
+  matmul_wt(xn, L.wq.as<float>(), q.data(), T, Q, D, bias_of(L.bq));
+  matmul_wt(xn, L.wk.as<float>(), k.data(), T, KV, D, bias_of(L.bk));
+  matmul_wt(xn, L.wv.as<float>(), v.data(), T, KV, D, bias_of(L.bv));
+  for (int64_t t = 0; t < T; ++t) {
+    rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
+    rope_row(k.data() + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
+    std::copy(k.data() + t * KV, k.data() + (t + 1) * KV, cache.k(l, p0 + t));
+    std::copy(v.data() + t * KV, v.data() + (t + 1) * KV, cache.v(l, p0 + t));
+  }
+  attention(c, q.data(), cache, l, p0, T, att);
+}
+
+void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
+                            float* att) {
+  KVCache cache(model.cfg, T);
+  attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg), att);
+}
+
+void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g) {
+  const LlamaConfig& c = model.cfg;
+  const LlamaLayer& L = model.layers[size_t(layer)];
+  std::vector<float> u(size_t(T * c.hidden_dim));
+  matmul_wt(xn, L.w_gate.as<float>(), g, T, c.hidden_dim, c.dim);
+  matmul_wt(xn, L.w_up.as<float>(), u.data(), T, c.hidden_dim, c.dim);
+  silu_mul(g, u.data(), T * c.hidden_dim);
+}
+
+void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x) {
+  const LlamaConfig& c = model.cfg;
+  const float* embd = model.tok_embd.as<float>();
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= c.vocab_size)
+      throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                          std::to_string(c.vocab_size) + ")");
+    std::copy(embd + int64_t(id) * c.dim, embd + (int64_t(id) + 1) * c.dim, x + int64_t(t) * c.dim);
+  }
+}
+
 void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVCache& cache,
                    float* logits, float* last_logits) {
   const LlamaConfig& c = model.cfg;
   const int64_t T = int64_t(tokens.size()), D = c.dim, H = c.hidden_dim;
-  const int64_t Q = c.q_dim(), KV = c.kv_dim(), p0 = cache.size();
+  const int64_t Q = c.q_dim(), p0 = cache.size();
   if (T == 0) return;
   if (p0 + T > cache.capacity())
     throw Error("", "context of " + std::to_string(p0 + T) + " tokens exceeds the KV cache (" +
                         std::to_string(cache.capacity()) + ")");
 
-  std::vector<float> x(size_t(T * D)), xn(size_t(T * D)), q(size_t(T * Q)), att(size_t(T * Q));
-  std::vector<float> g(size_t(T * H)), u(size_t(T * H)), kv(size_t(T * KV) * 2);
-  const float* embd = model.tok_embd.as<float>();
-  for (int64_t t = 0; t < T; ++t) {
-    const int32_t id = tokens[size_t(t)];
-    if (id < 0 || id >= c.vocab_size)
-      throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
-                          std::to_string(c.vocab_size) + ")");
-    std::copy(embd + int64_t(id) * D, embd + (int64_t(id) + 1) * D, x.begin() + t * D);
-  }
+  std::vector<float> x(size_t(T * D)), xn(size_t(T * D)), att(size_t(T * Q)), g(size_t(T * H));
+  llama_embed(model, tokens, x.data());
   const std::vector<float> inv_freq = rope_inv_freq(c);
-  auto bias = [](const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); };
-
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     rmsnorm_rows(x.data(), L.attn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
-    float* k = kv.data();
-    float* v = kv.data() + T * KV;
-    matmul_wt(xn.data(), L.wq.as<float>(), q.data(), T, Q, D, bias(L.bq));
-    matmul_wt(xn.data(), L.wk.as<float>(), k, T, KV, D, bias(L.bk));
-    matmul_wt(xn.data(), L.wv.as<float>(), v, T, KV, D, bias(L.bv));
-    for (int64_t t = 0; t < T; ++t) {
-      rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
-      rope_row(k + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
-      std::copy(k + t * KV, k + (t + 1) * KV, cache.k(l, p0 + t));
-      std::copy(v + t * KV, v + (t + 1) * KV, cache.v(l, p0 + t));
-    }
-    attention(c, q.data(), cache, l, p0, T, att.data());
+    attention_block(model, l, xn.data(), T, cache, p0, inv_freq, att.data());
     matmul_wt(att.data(), L.wo.as<float>(), x.data(), T, D, Q, nullptr, /*accumulate=*/true);
-
     rmsnorm_rows(x.data(), L.ffn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
-    matmul_wt(xn.data(), L.w_gate.as<float>(), g.data(), T, H, D);
-    matmul_wt(xn.data(), L.w_up.as<float>(), u.data(), T, H, D);
-    silu_mul(g.data(), u.data(), T * H);
+    llama_mlp_hidden(model, l, xn.data(), T, g.data());
     matmul_wt(g.data(), L.w_down.as<float>(), x.data(), T, D, H, nullptr, /*accumulate=*/true);
   }
   cache.advance(T);

@@ -55,6 +55,15 @@ class KVCache {
   std::vector<float> k_, v_;
 };
 
+// The pieces of one decoder block, for code that walks the model block by block
+// (calibration): token embeddings [T, D]; the attention output of `layer` before o_proj
+// for a normed input xn [T, D] of a fresh window (positions 0..T-1) -> [T, q_dim]; and the
+// SwiGLU hidden activations silu(xn·Wgᵀ) ⊙ (xn·Wuᵀ) -> [T, hidden_dim].
+void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x);
+void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
+                            float* att);
+void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g);
+
 // Runs `tokens` at positions cache.size()... and appends them to the cache. Writes the
 // logits of every position to `logits` ([tokens.size(), vocab]) when it is not null, or
 // only of the last position to `last_logits` ([vocab]) when that is not null.

@@ -48,6 +48,39 @@ static void requantize_groups(CompressedTensor& q, const float* w, const std::ve
   q.codes = pack_codes(codes.data(), codes.size(), q.bits);
 }
 
+// With re-fitting, what removing a group's extreme weight is worth shows in the error it
+// would have on the grid of the rest of its group (SpQR's leave-one-out view): only the
+// unique minimum and maximum move the range, so only they are re-scored.
+static void score_extremes(const CompressedTensor& q, const float* w, const double* col_weight,
+                           std::vector<double>& importance) {
+  const int64_t rows = q.rows, cols = q.cols, G = q.groups();
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+    struct Ends { float lo = 0, lo2 = 0, hi = 0, hi2 = 0; int64_t at_lo = -1, at_hi = -1; };
+    std::vector<Ends> e(static_cast<size_t>(G));
+    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+      std::fill(e.begin(), e.end(), Ends{});
+      for (int64_t c = 0; c < cols; ++c) {
+        Ends& g = e[size_t(q.group_of(c))];
+        const float v = w[r * cols + c];
+        if (v < g.lo) g.lo2 = g.lo, g.lo = v, g.at_lo = c;
+        else if (v < g.lo2) g.lo2 = v;
+        if (v > g.hi) g.hi2 = g.hi, g.hi = v, g.at_hi = c;
+        else if (v > g.hi2) g.hi2 = v;
+      }
+      for (const Ends& g : e)
+        for (int side = 0; side < 2; ++side) {
+          const int64_t c = side ? g.at_hi : g.at_lo;
+          if (c < 0 || (side ? g.hi2 == g.hi : g.lo2 == g.lo)) continue;
+          const AffineParams p = affine_params_range(side ? g.lo : g.lo2, side ? g.hi2 : g.hi, q.bits, q.symmetric);
+          const float v = w[r * cols + c];
+          const double d = double(v) - affine_round(v, p, q.bits);
+          double& imp = importance[size_t(r * cols + c)];
+          imp = std::max(imp, (col_weight ? col_weight[c] : 1.0) * d * d);
+        }
+    }
+  });
+}
+
 void add_outliers(CompressedTensor& q, const float* w, const double* col_weight,
                   const OutlierOptions& opt, const CancelToken* cancel) {
   if (q.coding != WeightCoding::Affine && q.coding != WeightCoding::Codebook)
@@ -66,6 +99,8 @@ void add_outliers(CompressedTensor& q, const float* w, const double* col_weight,
     importance[i] = (col_weight ? col_weight[i % uint64_t(q.cols)] : 1.0) * d * d;
     if (!(importance[i] == importance[i])) importance[i] = INFINITY;  // NaN weights go first
   }
+  const bool refit = opt.requantize && q.coding == WeightCoding::Affine;
+  if (refit) score_extremes(q, w, col_weight, importance);
   if (cancel) cancel->throw_if_cancelled();
   const uint64_t k = std::min<uint64_t>(n, uint64_t(std::llround(opt.fraction * double(n))));
   if (k == 0) return;
@@ -77,7 +112,7 @@ void add_outliers(CompressedTensor& q, const float* w, const double* col_weight,
   std::nth_element(idx.begin(), idx.begin() + int64_t(k) - 1, idx.end(), before);
   idx.resize(k);
   std::sort(idx.begin(), idx.end());
-  if (opt.requantize && q.coding == WeightCoding::Affine) {
+  if (refit) {
     std::vector<uint8_t> is_outlier(n, 0);
     for (uint32_t i : idx) is_outlier[i] = 1;
     requantize_groups(q, w, is_outlier, cancel);

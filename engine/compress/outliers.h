@@ -13,9 +13,10 @@ namespace mcw {
 
 struct OutlierOptions {
   double fraction = 0.01;   // of all weights, rounded to the nearest count
-  // Affine coding only: re-fit each (row, group) grid that lost outliers to the remaining
-  // weights (their range shrinks, so do their steps) and re-code them. Codes made by GPTQ
-  // lose their error compensation in those groups, so this is meant for RTN codes.
+  // Affine coding only: a group's unique extreme weights are also scored by their error on
+  // the grid of the rest of the group, and each (row, group) grid that lost outliers is
+  // re-fitted to the remaining weights (narrower range, finer steps) and re-coded. Codes
+  // made by GPTQ lose their error compensation in those groups: meant for RTN codes.
   bool requantize = false;
 };
 

@@ -31,7 +31,9 @@ AffineParams affine_params(const float* w, int64_t n, int64_t stride, int bits, 
 
 inline int affine_levels(int bits) { return 1 << bits; }
 uint8_t affine_code(float w, const AffineParams& p, int bits);
-inline float affine_value(uint8_t q, const AffineParams& p) { return p.scale * (float(q) - p.zero); }
+inline float affine_value(uint8_t q, const AffineParams& p) {
+  return p.scale * (float(q) - p.zero);
+}
 inline float affine_round(float w, const AffineParams& p, int bits) {
   return affine_value(affine_code(w, p, bits), p);
 }

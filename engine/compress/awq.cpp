@@ -20,7 +20,8 @@ std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alp
   float lo = INFINITY, hi = 0;
   for (int64_t j = 0; j < cols; ++j) {
     // Dead channels (mean 0) get the floor AWQ uses instead of a zero scale.
-    const float v = std::max(float(std::pow(mean[size_t(j)] / double(std::max<int64_t>(n, 1)), alpha)), 1e-4f);
+    const float v =
+        std::max(float(std::pow(mean[size_t(j)] / double(std::max<int64_t>(n, 1)), alpha)), 1e-4f);
     sc[size_t(j)] = v, lo = std::min(lo, v), hi = std::max(hi, v);
   }
   const float norm = std::sqrt(lo * hi);
@@ -44,10 +45,12 @@ LayerStats scale_layer_stats(const LayerStats& st, const std::vector<float>& s) 
   if (s.size() != size_t(n) || st.xtx.size() != size_t(n * n) || st.sq_norm.size() != size_t(n) ||
       st.max_abs.size() != size_t(n))
     throw Error("layer statistics", "scale of " + std::to_string(s.size()) +
-                                        " entries does not fit statistics of " + std::to_string(n) + " columns");
+                                        " entries does not fit statistics of " + std::to_string(n) +
+                                        " columns");
   LayerStats out = st;
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) out.xtx[size_t(i * n + j)] /= double(s[size_t(i)]) * double(s[size_t(j)]);
+    for (int64_t j = 0; j < n; ++j)
+      out.xtx[size_t(i * n + j)] /= double(s[size_t(i)]) * double(s[size_t(j)]);
     out.sq_norm[size_t(i)] /= double(s[size_t(i)]) * double(s[size_t(i)]);
     out.max_abs[size_t(i)] /= s[size_t(i)];
   }
@@ -56,7 +59,8 @@ LayerStats scale_layer_stats(const LayerStats& st, const std::vector<float>& s) 
 
 namespace {
 
-std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols, const std::vector<float>& s) {
+std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
+                                  const std::vector<float>& s) {
   std::vector<float> ws(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) ws[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
@@ -91,49 +95,57 @@ CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64
     float* gg = gram.data() + g * gs * gs;
     matmul_at_strided(x + g * gs, cols, x + g * gs, cols, gg, gs, gs, gs, n);
     for (int64_t i = 0; i < gs; ++i)
-      for (int64_t j = 0; j < gs; ++j) gg[i * gs + j] /= s[size_t(g * gs + i)] * s[size_t(g * gs + j)];
+      for (int64_t j = 0; j < gs; ++j)
+        gg[i * gs + j] /= s[size_t(g * gs + i)] * s[size_t(g * gs + j)];
   }
   const int steps = int((1.0f - opt.clip_min_shrink) / opt.clip_step + 1e-4f);
   std::vector<AffineParams> params(size_t(rows * groups));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    std::vector<double> d(static_cast<size_t>(gs));
-    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-      if (cancel) cancel->throw_if_cancelled();
-      for (int64_t g = 0; g < groups; ++g) {
-        const float* w = ws.data() + r * cols + g * gs;
-        const float* gg = gram.data() + g * gs * gs;
-        float lo = 0, hi = 0;
-        for (int64_t i = 0; i < gs; ++i) lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
-        double best_e = INFINITY;
-        for (int k = 0; k <= steps; ++k) {
-          const AffineParams p = affine_params_range(lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
-          for (int64_t i = 0; i < gs; ++i) d[size_t(i)] = double(w[i]) - affine_round(w[i], p, opt.bits);
-          double e = 0;
-          for (int64_t i = 0; i < gs; ++i) {
-            double row = 0;
-            for (int64_t j = 0; j < gs; ++j) row += double(gg[i * gs + j]) * d[size_t(j)];
-            e += d[size_t(i)] * row;
-          }
-          if (e < best_e) best_e = e, params[size_t(r * groups + g)] = p;
-        }
-      }
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                    [&](const tbb::blocked_range<int64_t>& rr) {
+                      std::vector<double> d(static_cast<size_t>(gs));
+                      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+                        if (cancel) cancel->throw_if_cancelled();
+                        for (int64_t g = 0; g < groups; ++g) {
+                          const float* w = ws.data() + r * cols + g * gs;
+                          const float* gg = gram.data() + g * gs * gs;
+                          float lo = 0, hi = 0;
+                          for (int64_t i = 0; i < gs; ++i)
+                            lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
+                          double best_e = INFINITY;
+                          for (int k = 0; k <= steps; ++k) {
+                            const AffineParams p = affine_params_range(
+                                lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
+                            for (int64_t i = 0; i < gs; ++i)
+                              d[size_t(i)] = double(w[i]) - affine_round(w[i], p, opt.bits);
+                            double e = 0;
+                            for (int64_t i = 0; i < gs; ++i) {
+                              double row = 0;
+                              for (int64_t j = 0; j < gs; ++j)
+                                row += double(gg[i * gs + j]) * d[size_t(j)];
+                              e += d[size_t(i)] * row;
+                            }
+                            if (e < best_e) best_e = e, params[size_t(r * groups + g)] = p;
+                          }
+                        }
+                      }
+                    });
   return encode_affine(ws.data(), rows, cols, gs, opt.bits, opt.symmetric, params, name);
 }
 
 }  // namespace
 
-AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n,
-                       int64_t cols, const AwqOptions& opt, const CancelToken* cancel) {
+AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n, int64_t cols,
+                       const AwqOptions& opt, const CancelToken* cancel) {
   const std::string first = layers.empty() ? std::string("awq") : layers[0].name;
   if (layers.empty()) throw Error(first, "awq needs at least one layer");
   if (n <= 0 || cols <= 0 || !x)
-    throw Error(first, "awq needs calibration activations, got " + std::to_string(n) + "x" + std::to_string(cols));
+    throw Error(first, "awq needs calibration activations, got " + std::to_string(n) + "x" +
+                           std::to_string(cols));
   if (opt.grid < 1 || opt.grid > 1000) throw Error(first, "awq grid must be 1..1000 points");
   if (opt.clip && (!(opt.clip_min_shrink > 0 && opt.clip_min_shrink <= 1) || !(opt.clip_step > 0) ||
                    (1 - opt.clip_min_shrink) / opt.clip_step > 1000))
-    throw Error(first, "awq clipping needs 0 < clip_min_shrink <= 1 and 0 < clip_step, at most 1000 steps");
+    throw Error(
+        first, "awq clipping needs 0 < clip_min_shrink <= 1 and 0 < clip_step, at most 1000 steps");
   for (const AwqLayer& l : layers) {
     if (!l.w || l.rows <= 0) throw Error(l.name, "awq needs a non-empty weight");
     check_affine_bits(l.name, "awq", opt.bits);
@@ -154,15 +166,17 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
     const float alpha = opt.grid == 1 ? 0.0f : float(k) / float(opt.grid - 1);
     std::vector<float> s = awq_scales(x, n, cols, alpha);
     double e = 0;
-    for (size_t i = 0; i < layers.size(); ++i) e += scaled_error(layers[i], x, n, cols, y_ref[i], s, rtn);
+    for (size_t i = 0; i < layers.size(); ++i)
+      e += scaled_error(layers[i], x, n, cols, y_ref[i], s, rtn);
     if (k == 0) res.error_rtn = e;
     if (e < res.error) res.error = e, res.alpha = alpha, res.input_scale = std::move(s);
   }
   for (const AwqLayer& l : layers) {
     if (cancel) cancel->throw_if_cancelled();
     const auto ws = scaled_columns(l.w, l.rows, cols, res.input_scale);
-    res.layers.push_back(opt.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
-                                  : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
+    res.layers.push_back(
+        opt.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
+                 : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
   }
   return res;
 }

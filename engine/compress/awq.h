@@ -48,13 +48,13 @@ struct AwqResult {
   std::vector<float> input_scale;        // s [cols]
   float alpha = 0;                       // chosen exponent
   std::vector<CompressedTensor> layers;  // codes of W·diag(s), one per AwqLayer
-  double error = 0;      // Σ layers ‖X·Wᵀ − X·ŵᵀ‖²_F at the chosen α (before clipping)
+  double error = 0;  // Σ layers ‖X·Wᵀ − X·ŵᵀ‖²_F at the chosen α (before clipping)
   double error_rtn = 0;  // the same at α = 0 (plain RTN)
 };
 
 // x: calibration activations [n, cols]. Checks cancel between grid points and rows.
-AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n,
-                       int64_t cols, const AwqOptions& opt, const CancelToken* cancel = nullptr);
+AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n, int64_t cols,
+                       const AwqOptions& opt, const CancelToken* cancel = nullptr);
 
 // The scales of one α, without search (α in [0, 1]).
 std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alpha);

@@ -14,8 +14,8 @@
 
 namespace mcw {
 
-static void check_gptq(const std::string& name, int64_t rows, int64_t cols,
-                       const LayerStats& stats, const GptqOptions& opt) {
+static void check_gptq(const std::string& name, int64_t rows, int64_t cols, const LayerStats& stats,
+                       const GptqOptions& opt) {
   check_affine_bits(name, "gptq", opt.bits);
   check_clip_search(name, "gptq", opt.clip);
   if (rows <= 0 || cols <= 0)
@@ -32,9 +32,9 @@ static void check_gptq(const std::string& name, int64_t rows, int64_t cols,
     if (!std::isfinite(v)) throw Error(name, "gptq calibration statistics contain NaN or inf");
 }
 
-CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
-                               const LayerStats& stats, const GptqOptions& opt,
-                               const CancelToken* cancel, std::string name) {
+CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const LayerStats& stats,
+                               const GptqOptions& opt, const CancelToken* cancel,
+                               std::string name) {
   check_gptq(name, rows, cols, stats, opt);
   const int64_t gs = opt.group_size == 0 ? cols : opt.group_size;
   check_group_size(name, "gptq", gs, cols);
@@ -52,12 +52,13 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
   const bool static_groups = opt.static_groups && G > 1;
   std::vector<AffineParams> params(size_t(rows * G));
   if (static_groups)
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-      for (int64_t r = rr.begin(); r < rr.end(); ++r)
-        for (int64_t g = 0; g < G; ++g)
-          params[size_t(r * G + g)] = affine_params_search(wk.data() + r * cols + g * gs, gs, 1,
-                                                           nullptr, opt.bits, opt.symmetric, opt.clip);
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+          for (int64_t r = rr.begin(); r < rr.end(); ++r)
+            for (int64_t g = 0; g < G; ++g)
+              params[size_t(r * G + g)] = affine_params_search(
+                  wk.data() + r * cols + g * gs, gs, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
+        });
 
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   std::iota(perm.begin(), perm.end(), 0);
@@ -67,7 +68,8 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
     });
     std::vector<double> hp(nn);
     for (int64_t i = 0; i < cols; ++i)
-      for (int64_t j = 0; j < cols; ++j) hp[size_t(i * cols + j)] = h[size_t(perm[size_t(i)] * cols + perm[size_t(j)])];
+      for (int64_t j = 0; j < cols; ++j)
+        hp[size_t(i * cols + j)] = h[size_t(perm[size_t(i)] * cols + perm[size_t(j)])];
     h.swap(hp);
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
@@ -86,8 +88,9 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
   {
     std::vector<double> ud;
     if (!inverse_cholesky_upper(h.data(), cols, ud, cancel))
-      throw Error(name, "gptq: the dampened Hessian is not positive definite; raise percdamp (now " +
-                            std::to_string(opt.percdamp) + ")");
+      throw Error(name,
+                  "gptq: the dampened Hessian is not positive definite; raise percdamp (now " +
+                      std::to_string(opt.percdamp) + ")");
     h = {};
     for (size_t i = 0; i < nn; ++i) u[i] = float(ud[i]);
   }
@@ -97,40 +100,42 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
   for (int64_t i1 = 0; i1 < cols; i1 += B) {
     if (cancel) cancel->throw_if_cancelled();
     const int64_t i2 = std::min(i1 + B, cols), count = i2 - i1;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-      std::vector<float> group(static_cast<size_t>(gs));
-      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-        float* row = wk.data() + r * cols;
-        float* ne = negerr.data() + r * B;
-        for (int64_t i = 0; i < count; ++i) {
-          const int64_t k = i1 + i;
-          if (!static_groups && k % gs == 0) {
-            // The group's current weights: columns past this block still lack this
-            // block's updates so far, which are added here.
-            for (int64_t c = k; c < k + gs; ++c) {
-              float v = row[c];
-              if (c >= i2)
-                for (int64_t p = i1; p < k; ++p) v += ne[p - i1] * u[size_t(p * cols + c)];
-              group[size_t(c - k)] = v;
-            }
-            params[size_t(r * G + k / gs)] = affine_params_search(
-                group.data(), gs, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
-          }
-          const int64_t g = static_groups ? perm[size_t(k)] / gs : k / gs;
-          const AffineParams& p = params[size_t(r * G + g)];
-          const float v = row[k];
-          const uint8_t q = affine_code(v, p, opt.bits);
-          qperm[size_t(r * cols + k)] = q;
-          const float e = (v - affine_value(q, p)) / u[size_t(k * cols + k)];
-          ne[i] = -e;
-          const float* uk = u.data() + k * cols;
-          for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
-        }
-      }
-    });
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                      [&](const tbb::blocked_range<int64_t>& rr) {
+                        std::vector<float> group(static_cast<size_t>(gs));
+                        for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+                          float* row = wk.data() + r * cols;
+                          float* ne = negerr.data() + r * B;
+                          for (int64_t i = 0; i < count; ++i) {
+                            const int64_t k = i1 + i;
+                            if (!static_groups && k % gs == 0) {
+                              // The group's current weights: columns past this block still lack
+                              // this block's updates so far, which are added here.
+                              for (int64_t c = k; c < k + gs; ++c) {
+                                float v = row[c];
+                                if (c >= i2)
+                                  for (int64_t p = i1; p < k; ++p)
+                                    v += ne[p - i1] * u[size_t(p * cols + c)];
+                                group[size_t(c - k)] = v;
+                              }
+                              params[size_t(r * G + k / gs)] = affine_params_search(
+                                  group.data(), gs, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
+                            }
+                            const int64_t g = static_groups ? perm[size_t(k)] / gs : k / gs;
+                            const AffineParams& p = params[size_t(r * G + g)];
+                            const float v = row[k];
+                            const uint8_t q = affine_code(v, p, opt.bits);
+                            qperm[size_t(r * cols + k)] = q;
+                            const float e = (v - affine_value(q, p)) / u[size_t(k * cols + k)];
+                            ne[i] = -e;
+                            const float* uk = u.data() + k * cols;
+                            for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
+                          }
+                        }
+                      });
     if (i2 < cols)
-      matmul_strided(negerr.data(), B, u.data() + i1 * cols + i2, cols, wk.data() + i2, cols,
-                     rows, cols - i2, count, /*accumulate=*/true);
+      matmul_strided(negerr.data(), B, u.data() + i1 * cols + i2, cols, wk.data() + i2, cols, rows,
+                     cols - i2, count, /*accumulate=*/true);
   }
 
   CompressedTensor out;
@@ -140,7 +145,8 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
   out.bits = opt.bits, out.group_size = gs, out.symmetric = opt.symmetric;
   std::vector<uint8_t> q(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < cols; ++k) q[size_t(r * cols + perm[size_t(k)])] = qperm[size_t(r * cols + k)];
+    for (int64_t k = 0; k < cols; ++k)
+      q[size_t(r * cols + perm[size_t(k)])] = qperm[size_t(r * cols + k)];
   out.codes = pack_codes(q.data(), q.size(), opt.bits);
   out.scales.resize(params.size());
   if (!opt.symmetric) out.zeros.resize(params.size());

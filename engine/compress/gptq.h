@@ -37,8 +37,8 @@ struct GptqOptions {
   ClipSearch clip;  // optional MSE clipping when a grid is made (unweighted)
 };
 
-CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols,
-                               const LayerStats& stats, const GptqOptions& opt,
-                               const CancelToken* cancel = nullptr, std::string name = {});
+CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const LayerStats& stats,
+                               const GptqOptions& opt, const CancelToken* cancel = nullptr,
+                               std::string name = {});
 
 }  // namespace mcw

@@ -50,7 +50,8 @@ std::vector<float> quantile_init(const float* x, const double* wt, int64_t n, in
   return c;
 }
 
-std::vector<float> plusplus_init(const float* x, const double* wt, int64_t n, int k, uint32_t seed) {
+std::vector<float> plusplus_init(const float* x, const double* wt, int64_t n, int k,
+                                 uint32_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   auto pick = [&](const std::vector<double>& mass) {
@@ -79,10 +80,10 @@ std::vector<float> plusplus_init(const float* x, const double* wt, int64_t n, in
 
 }  // namespace
 
-Kmeans1d weighted_kmeans_1d(const float* x, const double* weight, int64_t n, int k,
-                            int iterations, KmeansInit init, uint32_t seed,
-                            std::vector<double>* history) {
-  if (k < 1 || k > 256) throw Error("kmeans", "cluster count must be 1..256, got " + std::to_string(k));
+Kmeans1d weighted_kmeans_1d(const float* x, const double* weight, int64_t n, int k, int iterations,
+                            KmeansInit init, uint32_t seed, std::vector<double>* history) {
+  if (k < 1 || k > 256)
+    throw Error("kmeans", "cluster count must be 1..256, got " + std::to_string(k));
   if (n <= 0) throw Error("kmeans", "no values to cluster");
   std::vector<double> wt(static_cast<size_t>(n), 1.0);
   if (weight) {
@@ -100,7 +101,8 @@ Kmeans1d weighted_kmeans_1d(const float* x, const double* weight, int64_t n, int
   std::vector<double> sw(static_cast<size_t>(k)), swx(static_cast<size_t>(k));
   for (int it = 0; it < iterations; ++it) {
     std::fill(sw.begin(), sw.end(), 0.0), std::fill(swx.begin(), swx.end(), 0.0);
-    for (int64_t i = 0; i < n; ++i) sw[r.assign[size_t(i)]] += wt[size_t(i)], swx[r.assign[size_t(i)]] += wt[size_t(i)] * x[i];
+    for (int64_t i = 0; i < n; ++i)
+      sw[r.assign[size_t(i)]] += wt[size_t(i)], swx[r.assign[size_t(i)]] += wt[size_t(i)] * x[i];
     for (int j = 0; j < k; ++j)
       if (sw[size_t(j)] > 0) r.centroids[size_t(j)] = float(swx[size_t(j)] / sw[size_t(j)]);
     // Means of ordered clusters stay ordered; the sort only guards float ties.
@@ -125,11 +127,13 @@ CompressedTensor quantize_kmeans(const float* w, int64_t rows, int64_t cols,
   if (opt.bits < 1 || opt.bits > 8)
     throw Error(name, "bits must be 1..8 for kmeans, got " + std::to_string(opt.bits));
   if (rows <= 0 || cols <= 0) throw Error(name, "kmeans needs a non-empty weight");
-  if (opt.iterations < 0 || opt.iterations > 10000) throw Error(name, "kmeans iterations must be 0..10000");
+  if (opt.iterations < 0 || opt.iterations > 10000)
+    throw Error(name, "kmeans iterations must be 0..10000");
   const int64_t gs = opt.group_size == 0 ? cols : opt.group_size;
   if (gs <= 0 || cols % gs != 0)
     throw Error(name, "kmeans group size " + std::to_string(opt.group_size) +
-                          " must be 0 (per row) or divide the " + std::to_string(cols) + " input columns");
+                          " must be 0 (per row) or divide the " + std::to_string(cols) +
+                          " input columns");
   const int64_t G = cols / gs;
   const int k = 1 << opt.bits;
   CompressedTensor out;
@@ -139,21 +143,26 @@ CompressedTensor quantize_kmeans(const float* w, int64_t rows, int64_t cols,
   out.bits = opt.bits, out.group_size = gs;
   out.codebook.resize(size_t(rows * G * k));
   std::vector<uint8_t> q(size_t(rows * cols));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-      if (cancel) cancel->throw_if_cancelled();
-      for (int64_t g = 0; g < G; ++g) {
-        const float* x = w + r * cols + g * gs;
-        Kmeans1d km = weighted_kmeans_1d(x, col_weight ? col_weight + g * gs : nullptr, gs, k,
-                                         opt.iterations, opt.init, opt.seed + uint32_t(r * G + g));
-        // f16 codebook: round, keep ascending, then each weight takes its nearest entry.
-        for (float& c : km.centroids) c = f16_to_f32(f32_to_f16(std::clamp(c, -65504.0f, 65504.0f)));
-        std::sort(km.centroids.begin(), km.centroids.end());
-        std::copy(km.centroids.begin(), km.centroids.end(), out.codebook.begin() + (r * G + g) * k);
-        for (int64_t c = 0; c < gs; ++c) q[size_t(r * cols + g * gs + c)] = nearest(x[c], km.centroids);
-      }
-    }
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+        for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+          if (cancel) cancel->throw_if_cancelled();
+          for (int64_t g = 0; g < G; ++g) {
+            const float* x = w + r * cols + g * gs;
+            Kmeans1d km =
+                weighted_kmeans_1d(x, col_weight ? col_weight + g * gs : nullptr, gs, k,
+                                   opt.iterations, opt.init, opt.seed + uint32_t(r * G + g));
+            // f16 codebook: round, keep ascending, then each weight takes its nearest entry.
+            for (float& c : km.centroids)
+              c = f16_to_f32(f32_to_f16(std::clamp(c, -65504.0f, 65504.0f)));
+            std::sort(km.centroids.begin(), km.centroids.end());
+            std::copy(km.centroids.begin(), km.centroids.end(),
+                      out.codebook.begin() + (r * G + g) * k);
+            for (int64_t c = 0; c < gs; ++c)
+              q[size_t(r * cols + g * gs + c)] = nearest(x[c], km.centroids);
+          }
+        }
+      });
   out.codes = pack_codes(q.data(), q.size(), opt.bits);
   return out;
 }

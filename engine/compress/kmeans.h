@@ -17,11 +17,11 @@ namespace mcw {
 enum class KmeansInit { Quantile, PlusPlus };
 
 struct KmeansOptions {
-  int bits = 4;              // 1..8: 2^bits centroids
-  int64_t group_size = 0;    // 0: one codebook per row; else must divide cols
-  int iterations = 30;       // Lloyd iterations at most
+  int bits = 4;            // 1..8: 2^bits centroids
+  int64_t group_size = 0;  // 0: one codebook per row; else must divide cols
+  int iterations = 30;     // Lloyd iterations at most
   KmeansInit init = KmeansInit::Quantile;
-  uint32_t seed = 0;         // k-means++ only
+  uint32_t seed = 0;  // k-means++ only
 };
 
 struct Kmeans1d {
@@ -34,8 +34,8 @@ struct Kmeans1d {
 // Weighted k-means of n values into k <= 256 clusters. weight may be null (all 1); if all
 // weights are 0 they count as 1. history, when given, receives the objective after each
 // Lloyd iteration (non-increasing). Empty clusters keep their centroid.
-Kmeans1d weighted_kmeans_1d(const float* x, const double* weight, int64_t n, int k,
-                            int iterations, KmeansInit init, uint32_t seed = 0,
+Kmeans1d weighted_kmeans_1d(const float* x, const double* weight, int64_t n, int k, int iterations,
+                            KmeansInit init, uint32_t seed = 0,
                             std::vector<double>* history = nullptr);
 
 CompressedTensor quantize_kmeans(const float* w, int64_t rows, int64_t cols,

@@ -31,8 +31,8 @@ using Axpy4 = void (*)(double*, const double*, const double*, const double*, con
                        const double*, int64_t);
 using Axpy1 = void (*)(double*, double, const double*, int64_t);
 
-void axpy4_generic(double* y, const double* a, const double* x0, const double* x1,
-                   const double* x2, const double* x3, int64_t n) {
+void axpy4_generic(double* y, const double* a, const double* x0, const double* x1, const double* x2,
+                   const double* x3, int64_t n) {
   axpy4_body(y, a, x0, x1, x2, x3, n);
 }
 void axpy1_generic(double* y, double a, const double* x, int64_t n) { axpy1_body(y, a, x, n); }
@@ -45,10 +45,9 @@ __attribute__((target("avx2"))) void axpy4_avx2(double* y, const double* a, cons
 __attribute__((target("avx2"))) void axpy1_avx2(double* y, double a, const double* x, int64_t n) {
   axpy1_body(y, a, x, n);
 }
-__attribute__((target("avx512f"))) void axpy4_avx512(double* y, const double* a,
-                                                     const double* x0, const double* x1,
-                                                     const double* x2, const double* x3,
-                                                     int64_t n) {
+__attribute__((target("avx512f"))) void axpy4_avx512(double* y, const double* a, const double* x0,
+                                                     const double* x1, const double* x2,
+                                                     const double* x3, int64_t n) {
   axpy4_body(y, a, x0, x1, x2, x3, n);
 }
 __attribute__((target("avx512f"))) void axpy1_avx512(double* y, double a, const double* x,
@@ -65,9 +64,12 @@ struct Kernels {
 Kernels kernels() {
 #if defined(__x86_64__)
   switch (cpu_features().level) {
-    case SimdLevel::Avx512: return {axpy4_avx512, axpy1_avx512};
-    case SimdLevel::Avx2: return {axpy4_avx2, axpy1_avx2};
-    case SimdLevel::Generic: break;
+    case SimdLevel::Avx512:
+      return {axpy4_avx512, axpy1_avx512};
+    case SimdLevel::Avx2:
+      return {axpy4_avx2, axpy1_avx2};
+    case SimdLevel::Generic:
+      break;
   }
 #endif
   return {axpy4_generic, axpy1_generic};
@@ -107,29 +109,31 @@ bool cholesky_lower(double* a, int64_t n, const CancelToken* cancel) {
       }
     }
     // Panel below the diagonal block: each row is a small triangular solve.
-    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 32), [&](const tbb::blocked_range<int64_t>& rr) {
-      for (int64_t i = rr.begin(); i < rr.end(); ++i)
-        for (int64_t j = k0; j < k1; ++j) {
-          double s = a[i * n + j];
-          for (int64_t p = k0; p < j; ++p) s -= a[i * n + p] * a[j * n + p];
-          a[i * n + j] = s / a[j * n + j];
-        }
-    });
+    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 32),
+                      [&](const tbb::blocked_range<int64_t>& rr) {
+                        for (int64_t i = rr.begin(); i < rr.end(); ++i)
+                          for (int64_t j = k0; j < k1; ++j) {
+                            double s = a[i * n + j];
+                            for (int64_t p = k0; p < j; ++p) s -= a[i * n + p] * a[j * n + p];
+                            a[i * n + j] = s / a[j * n + j];
+                          }
+                      });
     if (k1 == n) break;
     // Trailing update A22 −= L21·L21ᵀ (lower triangle), the O(n³) part.
     pt.assign(size_t(nb * n), 0.0);
     for (int64_t c = k1; c < n; ++c)
       for (int64_t p = 0; p < nb; ++p) pt[size_t(p * n + c)] = a[c * n + k0 + p];
-    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 8), [&](const tbb::blocked_range<int64_t>& rr) {
-      double coef[kBlock];
-      for (int64_t i = rr.begin(); i < rr.end(); ++i) {
-        for (int64_t p = 0; p < nb; ++p) coef[p] = -a[i * n + k0 + p];
-        for (int64_t c0 = k1; c0 <= i; c0 += kChunk) {
-          const int64_t len = std::min(c0 + kChunk, i + 1) - c0;
-          axpy_rows(k, a + i * n + c0, coef, pt.data() + c0, n, nb, len);
-        }
-      }
-    });
+    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 8),
+                      [&](const tbb::blocked_range<int64_t>& rr) {
+                        double coef[kBlock];
+                        for (int64_t i = rr.begin(); i < rr.end(); ++i) {
+                          for (int64_t p = 0; p < nb; ++p) coef[p] = -a[i * n + k0 + p];
+                          for (int64_t c0 = k1; c0 <= i; c0 += kChunk) {
+                            const int64_t len = std::min(c0 + kChunk, i + 1) - c0;
+                            axpy_rows(k, a + i * n + c0, coef, pt.data() + c0, n, nb, len);
+                          }
+                        }
+                      });
   }
   for (int64_t i = 0; i < n; ++i) std::fill(a + i * n + i + 1, a + (i + 1) * n, 0.0);
   return true;
@@ -143,36 +147,37 @@ void invert_lower(double* l, int64_t n, const CancelToken* cancel) {
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     if (cancel) cancel->throw_if_cancelled();
     const int64_t i1 = std::min(i0 + kBlock, n), m = i1 - i0;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (i1 + kChunk - 1) / kChunk, 1),
-                      [&](const tbb::blocked_range<int64_t>& cr) {
-      std::vector<double> coef(size_t(std::max(i0, m)));
-      for (int64_t chunk = cr.begin(); chunk < cr.end(); ++chunk) {
-        const int64_t j0 = chunk * kChunk, j1 = std::min(j0 + kChunk, i1), len = j1 - j0;
-        for (int64_t r = 0; r < m; ++r) std::fill_n(t.data() + r * n + j0, len, 0.0);
-        // Finished rows p < i0 (X[p][j] = 0 for j > p, so rows p < j0 contribute nothing).
-        for (int64_t p0 = j0; p0 < i0; p0 += 4) {
-          const int64_t np = std::min<int64_t>(4, i0 - p0);
-          for (int64_t r = 0; r < m; ++r) {
-            double c4[4];
-            for (int64_t q = 0; q < np; ++q) c4[q] = l[(i0 + r) * n + p0 + q];
-            axpy_rows(k, t.data() + r * n + j0, c4, l + p0 * n + j0, n, np, len);
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, (i1 + kChunk - 1) / kChunk, 1),
+        [&](const tbb::blocked_range<int64_t>& cr) {
+          std::vector<double> coef(size_t(std::max(i0, m)));
+          for (int64_t chunk = cr.begin(); chunk < cr.end(); ++chunk) {
+            const int64_t j0 = chunk * kChunk, j1 = std::min(j0 + kChunk, i1), len = j1 - j0;
+            for (int64_t r = 0; r < m; ++r) std::fill_n(t.data() + r * n + j0, len, 0.0);
+            // Finished rows p < i0 (X[p][j] = 0 for j > p, so rows p < j0 contribute nothing).
+            for (int64_t p0 = j0; p0 < i0; p0 += 4) {
+              const int64_t np = std::min<int64_t>(4, i0 - p0);
+              for (int64_t r = 0; r < m; ++r) {
+                double c4[4];
+                for (int64_t q = 0; q < np; ++q) c4[q] = l[(i0 + r) * n + p0 + q];
+                axpy_rows(k, t.data() + r * n + j0, c4, l + p0 * n + j0, n, np, len);
+              }
+            }
+            // Rows of this block, in order, each from the finished ones above it.
+            for (int64_t r = 0; r < m; ++r) {
+              const int64_t i = i0 + r;
+              double* tr = t.data() + r * n + j0;
+              const int64_t pb = std::max(i0, j0);
+              for (int64_t p = pb; p < i; ++p) coef[size_t(p - pb)] = l[i * n + p];
+              if (i > pb)
+                axpy_rows(k, tr, coef.data(), t.data() + (pb - i0) * n + j0, n, i - pb, len);
+              const double inv = 1.0 / l[i * n + i];
+              for (int64_t j = j0; j < j1; ++j)
+                tr[j - j0] = j < i ? -tr[j - j0] * inv : (j == i ? inv : 0.0);
+            }
           }
-        }
-        // Rows of this block, in order, each from the finished ones above it.
-        for (int64_t r = 0; r < m; ++r) {
-          const int64_t i = i0 + r;
-          double* tr = t.data() + r * n + j0;
-          const int64_t pb = std::max(i0, j0);
-          for (int64_t p = pb; p < i; ++p) coef[size_t(p - pb)] = l[i * n + p];
-          if (i > pb) axpy_rows(k, tr, coef.data(), t.data() + (pb - i0) * n + j0, n, i - pb, len);
-          const double inv = 1.0 / l[i * n + i];
-          for (int64_t j = j0; j < j1; ++j)
-            tr[j - j0] = j < i ? -tr[j - j0] * inv : (j == i ? inv : 0.0);
-        }
-      }
-    });
-    for (int64_t r = 0; r < m; ++r)
-      std::copy_n(t.data() + r * n, i0 + r + 1, l + (i0 + r) * n);
+        });
+    for (int64_t r = 0; r < m; ++r) std::copy_n(t.data() + r * n, i0 + r + 1, l + (i0 + r) * n);
   }
 }
 

@@ -15,36 +15,39 @@
 namespace mcw {
 
 // Re-fits the grids of the (row, group)s holding outliers to the other weights.
-static void requantize_groups(CompressedTensor& q, const float* w, const std::vector<uint8_t>& is_outlier,
-                              const CancelToken* cancel) {
+static void requantize_groups(CompressedTensor& q, const float* w,
+                              const std::vector<uint8_t>& is_outlier, const CancelToken* cancel) {
   const int64_t rows = q.rows, cols = q.cols, G = q.groups();
   std::vector<uint8_t> codes(size_t(rows * cols));
   unpack_codes(q.codes.data(), codes.size(), q.bits, codes.data());
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    std::vector<float> lo(static_cast<size_t>(G)), hi(static_cast<size_t>(G));
-    std::vector<uint8_t> touched(static_cast<size_t>(G));
-    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-      if (cancel) cancel->throw_if_cancelled();
-      std::fill(lo.begin(), lo.end(), 0.0f), std::fill(hi.begin(), hi.end(), 0.0f);
-      std::fill(touched.begin(), touched.end(), uint8_t(0));
-      for (int64_t c = 0; c < cols; ++c) {
-        const size_t i = size_t(r * cols + c), g = size_t(q.group_of(c));
-        if (is_outlier[i]) touched[g] = 1;
-        else lo[g] = std::min(lo[g], w[i]), hi[g] = std::max(hi[g], w[i]);
-      }
-      std::vector<AffineParams> p(static_cast<size_t>(G));
-      for (int64_t g = 0; g < G; ++g)
-        if (touched[size_t(g)]) {
-          p[size_t(g)] = affine_params_range(lo[size_t(g)], hi[size_t(g)], q.bits, q.symmetric);
-          q.scales[size_t(r * G + g)] = p[size_t(g)].scale;
-          if (!q.symmetric) q.zeros[size_t(r * G + g)] = p[size_t(g)].zero;
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+        std::vector<float> lo(static_cast<size_t>(G)), hi(static_cast<size_t>(G));
+        std::vector<uint8_t> touched(static_cast<size_t>(G));
+        for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+          if (cancel) cancel->throw_if_cancelled();
+          std::fill(lo.begin(), lo.end(), 0.0f), std::fill(hi.begin(), hi.end(), 0.0f);
+          std::fill(touched.begin(), touched.end(), uint8_t(0));
+          for (int64_t c = 0; c < cols; ++c) {
+            const size_t i = size_t(r * cols + c), g = size_t(q.group_of(c));
+            if (is_outlier[i])
+              touched[g] = 1;
+            else
+              lo[g] = std::min(lo[g], w[i]), hi[g] = std::max(hi[g], w[i]);
+          }
+          std::vector<AffineParams> p(static_cast<size_t>(G));
+          for (int64_t g = 0; g < G; ++g)
+            if (touched[size_t(g)]) {
+              p[size_t(g)] = affine_params_range(lo[size_t(g)], hi[size_t(g)], q.bits, q.symmetric);
+              q.scales[size_t(r * G + g)] = p[size_t(g)].scale;
+              if (!q.symmetric) q.zeros[size_t(r * G + g)] = p[size_t(g)].zero;
+            }
+          for (int64_t c = 0; c < cols; ++c) {
+            const size_t i = size_t(r * cols + c), g = size_t(q.group_of(c));
+            if (touched[g]) codes[i] = affine_code(w[i], p[g], q.bits);
+          }
         }
-      for (int64_t c = 0; c < cols; ++c) {
-        const size_t i = size_t(r * cols + c), g = size_t(q.group_of(c));
-        if (touched[g]) codes[i] = affine_code(w[i], p[g], q.bits);
-      }
-    }
-  });
+      });
   q.codes = pack_codes(codes.data(), codes.size(), q.bits);
 }
 
@@ -54,31 +57,40 @@ static void requantize_groups(CompressedTensor& q, const float* w, const std::ve
 static void score_extremes(const CompressedTensor& q, const float* w, const double* col_weight,
                            std::vector<double>& importance) {
   const int64_t rows = q.rows, cols = q.cols, G = q.groups();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    struct Ends { float lo = 0, lo2 = 0, hi = 0, hi2 = 0; int64_t at_lo = -1, at_hi = -1; };
-    std::vector<Ends> e(static_cast<size_t>(G));
-    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-      std::fill(e.begin(), e.end(), Ends{});
-      for (int64_t c = 0; c < cols; ++c) {
-        Ends& g = e[size_t(q.group_of(c))];
-        const float v = w[r * cols + c];
-        if (v < g.lo) g.lo2 = g.lo, g.lo = v, g.at_lo = c;
-        else if (v < g.lo2) g.lo2 = v;
-        if (v > g.hi) g.hi2 = g.hi, g.hi = v, g.at_hi = c;
-        else if (v > g.hi2) g.hi2 = v;
-      }
-      for (const Ends& g : e)
-        for (int side = 0; side < 2; ++side) {
-          const int64_t c = side ? g.at_hi : g.at_lo;
-          if (c < 0 || (side ? g.hi2 == g.hi : g.lo2 == g.lo)) continue;
-          const AffineParams p = affine_params_range(side ? g.lo : g.lo2, side ? g.hi2 : g.hi, q.bits, q.symmetric);
-          const float v = w[r * cols + c];
-          const double d = double(v) - affine_round(v, p, q.bits);
-          double& imp = importance[size_t(r * cols + c)];
-          imp = std::max(imp, (col_weight ? col_weight[c] : 1.0) * d * d);
-        }
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                    [&](const tbb::blocked_range<int64_t>& rr) {
+                      struct Ends {
+                        float lo = 0, lo2 = 0, hi = 0, hi2 = 0;
+                        int64_t at_lo = -1, at_hi = -1;
+                      };
+                      std::vector<Ends> e(static_cast<size_t>(G));
+                      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+                        std::fill(e.begin(), e.end(), Ends{});
+                        for (int64_t c = 0; c < cols; ++c) {
+                          Ends& g = e[size_t(q.group_of(c))];
+                          const float v = w[r * cols + c];
+                          if (v < g.lo)
+                            g.lo2 = g.lo, g.lo = v, g.at_lo = c;
+                          else if (v < g.lo2)
+                            g.lo2 = v;
+                          if (v > g.hi)
+                            g.hi2 = g.hi, g.hi = v, g.at_hi = c;
+                          else if (v > g.hi2)
+                            g.hi2 = v;
+                        }
+                        for (const Ends& g : e)
+                          for (int side = 0; side < 2; ++side) {
+                            const int64_t c = side ? g.at_hi : g.at_lo;
+                            if (c < 0 || (side ? g.hi2 == g.hi : g.lo2 == g.lo)) continue;
+                            const AffineParams p = affine_params_range(
+                                side ? g.lo : g.lo2, side ? g.hi2 : g.hi, q.bits, q.symmetric);
+                            const float v = w[r * cols + c];
+                            const double d = double(v) - affine_round(v, p, q.bits);
+                            double& imp = importance[size_t(r * cols + c)];
+                            imp = std::max(imp, (col_weight ? col_weight[c] : 1.0) * d * d);
+                          }
+                      }
+                    });
 }
 
 void add_outliers(CompressedTensor& q, const float* w, const double* col_weight,
@@ -89,7 +101,8 @@ void add_outliers(CompressedTensor& q, const float* w, const double* col_weight,
     throw Error(q.name, "outlier fraction must be in [0, 1]");
   const uint64_t n = uint64_t(q.rows) * uint64_t(q.cols);
   if (n > uint64_t(UINT32_MAX))
-    throw Error(q.name, "outlier indices are 32-bit; the weight has " + std::to_string(n) + " values");
+    throw Error(q.name,
+                "outlier indices are 32-bit; the weight has " + std::to_string(n) + " values");
   q.outlier_index.clear(), q.outlier_value.clear();
   const Tensor deq = q.dequantize();
   const float* wq = deq.as<float>();

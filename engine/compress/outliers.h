@@ -12,7 +12,7 @@
 namespace mcw {
 
 struct OutlierOptions {
-  double fraction = 0.01;   // of all weights, rounded to the nearest count
+  double fraction = 0.01;  // of all weights, rounded to the nearest count
   // Affine coding only: a group's unique extreme weights are also scored by their error on
   // the grid of the rest of the group, and each (row, group) grid that lost outliers is
   // re-fitted to the remaining weights (narrower range, finer steps) and re-coded. Codes

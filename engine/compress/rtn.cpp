@@ -20,7 +20,8 @@ static AffineParams per_tensor_params(const float* w, int64_t rows, int64_t cols
   if (!opt.clip.enabled) return best;
   auto total_error = [&](const AffineParams& p) {
     double e = 0;
-    for (int64_t r = 0; r < rows; ++r) e += affine_error(w + r * cols, cols, 1, col_weight, p, opt.bits);
+    for (int64_t r = 0; r < rows; ++r)
+      e += affine_error(w + r * cols, cols, 1, col_weight, p, opt.bits);
     return e;
   };
   double best_err = total_error(best);
@@ -56,24 +57,27 @@ CompressedTensor quantize_rtn(const float* w, int64_t rows, int64_t cols, const 
   std::vector<uint8_t> q(size_t(rows * cols));
 
   AffineParams shared;
-  if (opt.scope == QuantScope::PerTensor) shared = per_tensor_params(w, rows, cols, col_weight, opt);
+  if (opt.scope == QuantScope::PerTensor)
+    shared = per_tensor_params(w, rows, cols, col_weight, opt);
 
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-      if (cancel) cancel->throw_if_cancelled();
-      for (int64_t g = 0; g < groups; ++g) {
-        const float* wg = w + r * cols + g * gs;
-        const AffineParams p =
-            opt.scope == QuantScope::PerTensor
-                ? shared
-                : affine_params_search(wg, gs, 1, col_weight ? col_weight + g * gs : nullptr,
-                                       opt.bits, opt.symmetric, opt.clip);
-        out.scales[size_t(r * groups + g)] = p.scale;
-        if (!opt.symmetric) out.zeros[size_t(r * groups + g)] = p.zero;
-        for (int64_t c = 0; c < gs; ++c) q[size_t(r * cols + g * gs + c)] = affine_code(wg[c], p, opt.bits);
-      }
-    }
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+        for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+          if (cancel) cancel->throw_if_cancelled();
+          for (int64_t g = 0; g < groups; ++g) {
+            const float* wg = w + r * cols + g * gs;
+            const AffineParams p =
+                opt.scope == QuantScope::PerTensor
+                    ? shared
+                    : affine_params_search(wg, gs, 1, col_weight ? col_weight + g * gs : nullptr,
+                                           opt.bits, opt.symmetric, opt.clip);
+            out.scales[size_t(r * groups + g)] = p.scale;
+            if (!opt.symmetric) out.zeros[size_t(r * groups + g)] = p.zero;
+            for (int64_t c = 0; c < gs; ++c)
+              q[size_t(r * cols + g * gs + c)] = affine_code(wg[c], p, opt.bits);
+          }
+        }
+      });
   out.codes = pack_codes(q.data(), q.size(), opt.bits);
   return out;
 }
@@ -95,11 +99,13 @@ CompressedTensor encode_affine(const float* w, int64_t rows, int64_t cols, int64
   out.scales.resize(params.size());
   if (!symmetric) out.zeros.resize(params.size());
   std::vector<uint8_t> q(size_t(rows * cols));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-    for (int64_t r = rr.begin(); r < rr.end(); ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        q[size_t(r * cols + c)] = affine_code(w[r * cols + c], params[size_t(r * groups + c / group_size)], bits);
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+        for (int64_t r = rr.begin(); r < rr.end(); ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            q[size_t(r * cols + c)] =
+                affine_code(w[r * cols + c], params[size_t(r * groups + c / group_size)], bits);
+      });
   for (size_t i = 0; i < params.size(); ++i) {
     out.scales[i] = params[i].scale;
     if (!symmetric) out.zeros[i] = params[i].zero;

@@ -32,8 +32,8 @@ struct RtnOptions {
 // col_weight: optional per-input-column importance (e.g. diag XᵀX) weighting the clipping
 // search's squared error; null means unweighted. Checks cancel between rows.
 CompressedTensor quantize_rtn(const float* w, int64_t rows, int64_t cols, const RtnOptions& opt,
-                              const double* col_weight = nullptr, const CancelToken* cancel = nullptr,
-                              std::string name = {});
+                              const double* col_weight = nullptr,
+                              const CancelToken* cancel = nullptr, std::string name = {});
 
 // Affine CompressedTensor of w on given grids, one per (row, group) of `group_size`
 // consecutive columns, row-major: params[r * (cols / group_size) + g].

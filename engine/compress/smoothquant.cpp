@@ -14,7 +14,8 @@ namespace mcw {
 std::vector<float> column_max_abs(const float* w, int64_t rows, int64_t cols) {
   std::vector<float> m(size_t(cols), 0.0f);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) m[size_t(c)] = std::max(m[size_t(c)], std::fabs(w[r * cols + c]));
+    for (int64_t c = 0; c < cols; ++c)
+      m[size_t(c)] = std::max(m[size_t(c)], std::fabs(w[r * cols + c]));
   return m;
 }
 
@@ -61,7 +62,8 @@ Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
       const float s = row_int8_scale(xr, cols);
       out.scale[size_t(r)] = s;
       for (int64_t c = 0; c < cols; ++c)
-        out.q[size_t(r * cols + c)] = int8_t(std::clamp(std::nearbyint(xr[c] / s), -127.0f, 127.0f));
+        out.q[size_t(r * cols + c)] =
+            int8_t(std::clamp(std::nearbyint(xr[c] / s), -127.0f, 127.0f));
     }
   });
   return out;
@@ -70,7 +72,8 @@ Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
 void fake_quantize_rows_int8(float* x, int64_t n, int64_t cols) {
   const Int8Rows q = quantize_rows_int8(x, n, cols);
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < cols; ++c) x[r * cols + c] = float(q.q[size_t(r * cols + c)]) * q.scale[size_t(r)];
+    for (int64_t c = 0; c < cols; ++c)
+      x[r * cols + c] = float(q.q[size_t(r * cols + c)]) * q.scale[size_t(r)];
 }
 
 CompressedTensor quantize_weight_w8(const float* w, int64_t rows, int64_t cols,

@@ -28,8 +28,8 @@ void smooth_activations(float* x, int64_t n, int64_t cols, const std::vector<flo
 // Per-token (per-row) symmetric int8: scale = max|x_row| / 127, q = round(x/scale) in
 // [−127, 127]; an all-zero row gets scale 1.
 struct Int8Rows {
-  std::vector<int8_t> q;       // [n, cols]
-  std::vector<float> scale;    // [n]
+  std::vector<int8_t> q;     // [n, cols]
+  std::vector<float> scale;  // [n]
 };
 Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols);
 // Quantise-dequantise in place (fake quantisation for error measurements).

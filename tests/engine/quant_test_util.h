@@ -45,21 +45,23 @@ inline std::vector<float> correlated_inputs(int64_t n, int64_t cols, uint32_t se
   for (int64_t s = 0; s < n; ++s)
     for (int64_t j = 0; j < cols; ++j) {
       double acc = z[size_t(s * cols + j)];
-      for (int64_t p = 0; p < cols; ++p) acc += double(z[size_t(s * cols + p)]) * m[size_t(p * cols + j)];
+      for (int64_t p = 0; p < cols; ++p)
+        acc += double(z[size_t(s * cols + p)]) * m[size_t(p * cols + j)];
       x[size_t(s * cols + j)] = float(acc) * gain[size_t(j)];
     }
   return x;
 }
 
 inline mcw::LayerStats stats_of(const std::vector<float>& x, int64_t n, int64_t cols) {
-  mcw::LayerStats s{cols, std::vector<double>(size_t(cols * cols)), std::vector<double>(size_t(cols)),
-                    std::vector<float>(size_t(cols)), n};
+  mcw::LayerStats s{cols, std::vector<double>(size_t(cols * cols)),
+                    std::vector<double>(size_t(cols)), std::vector<float>(size_t(cols)), n};
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < cols; ++i) {
       const double xi = x[size_t(r * cols + i)];
       s.sq_norm[size_t(i)] += xi * xi;
       s.max_abs[size_t(i)] = std::max(s.max_abs[size_t(i)], float(std::fabs(xi)));
-      for (int64_t j = 0; j < cols; ++j) s.xtx[size_t(i * cols + j)] += xi * x[size_t(r * cols + j)];
+      for (int64_t j = 0; j < cols; ++j)
+        s.xtx[size_t(i * cols + j)] += xi * x[size_t(r * cols + j)];
     }
   return s;
 }
@@ -71,14 +73,15 @@ inline double output_error(const float* w, const float* wq, int64_t rows, int64_
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < cols; ++i) {
       const double di = double(w[r * cols + i]) - wq[r * cols + i];
-      for (int64_t j = 0; j < cols; ++j) e += di * h[size_t(i * cols + j)] * (double(w[r * cols + j]) - wq[r * cols + j]);
+      for (int64_t j = 0; j < cols; ++j)
+        e += di * h[size_t(i * cols + j)] * (double(w[r * cols + j]) - wq[r * cols + j]);
     }
   return e;
 }
 
 // ‖Y_ref − X·Ŵᵀ‖²_F with explicit activations.
-inline double activation_error(const std::vector<float>& x, int64_t n, int64_t cols,
-                               const float* w, const float* wq, int64_t rows) {
+inline double activation_error(const std::vector<float>& x, int64_t n, int64_t cols, const float* w,
+                               const float* wq, int64_t rows) {
   double e = 0;
   for (int64_t s = 0; s < n; ++s)
     for (int64_t r = 0; r < rows; ++r) {

@@ -39,7 +39,8 @@ TEST(Awq, BeatsRtnWithOutlierChannels) {
     const auto w2 = gaussian(size_t(16 * kCols), seed + 20, 0.05f);
     AwqOptions o;
     o.bits = 3, o.group_size = 32;
-    const AwqResult a = quantize_awq({{w1.data(), kRows, "q"}, {w2.data(), 16, "k"}}, x.data(), kN, kCols, o);
+    const AwqResult a =
+        quantize_awq({{w1.data(), kRows, "q"}, {w2.data(), 16, "k"}}, x.data(), kN, kCols, o);
     ASSERT_EQ(a.layers.size(), 2u);
     ASSERT_EQ(a.input_scale.size(), size_t(kCols));
     EXPECT_GT(a.alpha, 0.0f);
@@ -53,8 +54,10 @@ TEST(Awq, BeatsRtnWithOutlierChannels) {
     // The reported errors are the same quantities over both layers.
     const auto rq2 = quantize_rtn(w2.data(), 16, kCols, r).dequantize().to_f32();
     const auto aq2 = awq_effective_weight(a.layers[1], a.input_scale).to_f32();
-    EXPECT_NEAR(a.error_rtn, e_rtn + activation_error(x, kN, kCols, w2.data(), rq2.data(), 16), 1e-3 * a.error_rtn);
-    EXPECT_NEAR(a.error, e_awq + activation_error(x, kN, kCols, w2.data(), aq2.data(), 16), 1e-3 * a.error);
+    EXPECT_NEAR(a.error_rtn, e_rtn + activation_error(x, kN, kCols, w2.data(), rq2.data(), 16),
+                1e-3 * a.error_rtn);
+    EXPECT_NEAR(a.error, e_awq + activation_error(x, kN, kCols, w2.data(), aq2.data(), 16),
+                1e-3 * a.error);
     EXPECT_LE(a.error, a.error_rtn);
   }
 }
@@ -81,8 +84,10 @@ TEST(Awq, ScaledStatisticsAndIdentity) {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < cols; ++c) x[size_t(r * cols + c)] /= s[size_t(c)];
   const LayerStats want = stats_of(x, n, cols);
-  for (size_t i = 0; i < st.xtx.size(); ++i) EXPECT_NEAR(st.xtx[i], want.xtx[i], 1e-4 * (1 + std::fabs(want.xtx[i])));
-  for (size_t i = 0; i < size_t(cols); ++i) EXPECT_NEAR(st.max_abs[i], want.max_abs[i], 1e-5f * want.max_abs[i]);
+  for (size_t i = 0; i < st.xtx.size(); ++i)
+    EXPECT_NEAR(st.xtx[i], want.xtx[i], 1e-4 * (1 + std::fabs(want.xtx[i])));
+  for (size_t i = 0; i < size_t(cols); ++i)
+    EXPECT_NEAR(st.max_abs[i], want.max_abs[i], 1e-5f * want.max_abs[i]);
   // s normalised so that max·min = 1.
   const auto [mn, mx] = std::minmax_element(s.begin(), s.end());
   EXPECT_NEAR(double(*mn) * *mx, 1.0, 1e-5);

@@ -25,7 +25,9 @@ std::vector<double> invert(std::vector<double> a, int64_t n) {
     for (int64_t r = 0; r < n; ++r) {
       if (r == c) continue;
       const double f = a[size_t(r * n + c)];
-      for (int64_t j = 0; j < n; ++j) a[size_t(r * n + j)] -= f * a[size_t(c * n + j)], inv[size_t(r * n + j)] -= f * inv[size_t(c * n + j)];
+      for (int64_t j = 0; j < n; ++j)
+        a[size_t(r * n + j)] -= f * a[size_t(c * n + j)],
+            inv[size_t(r * n + j)] -= f * inv[size_t(c * n + j)];
     }
   }
   return inv;
@@ -47,7 +49,9 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
   std::vector<int64_t> order(static_cast<size_t>(cols));
   std::iota(order.begin(), order.end(), 0);
   if (o.act_order)
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return h[size_t(a * cols + a)] > h[size_t(b * cols + b)]; });
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return h[size_t(a * cols + a)] > h[size_t(b * cols + b)];
+    });
   double mean = 0;
   for (int64_t j = 0; j < cols; ++j) mean += h[size_t(j * cols + j)];
   for (int64_t j = 0; j < cols; ++j) h[size_t(j * cols + j)] += o.percdamp * mean / double(cols);
@@ -73,7 +77,8 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
     const int64_t c = order[size_t(t)], nf = int64_t(free_cols.size());
     std::vector<double> hf(size_t(nf * nf));
     for (int64_t i = 0; i < nf; ++i)
-      for (int64_t j = 0; j < nf; ++j) hf[size_t(i * nf + j)] = h[size_t(free_cols[size_t(i)] * cols + free_cols[size_t(j)])];
+      for (int64_t j = 0; j < nf; ++j)
+        hf[size_t(i * nf + j)] = h[size_t(free_cols[size_t(i)] * cols + free_cols[size_t(j)])];
     const std::vector<double> hinv = invert(hf, nf);  // free_cols[0] == c
     for (int64_t r = 0; r < rows; ++r) {
       if (!static_groups && t % gs == 0) {
@@ -84,7 +89,8 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
       const float q = affine_round(float(w[size_t(r * cols + c)]), p, o.bits);
       out[size_t(r * cols + c)] = q;
       const double err = (w[size_t(r * cols + c)] - q) / hinv[0];
-      for (int64_t j = 0; j < nf; ++j) w[size_t(r * cols + free_cols[size_t(j)])] -= err * hinv[size_t(j)];
+      for (int64_t j = 0; j < nf; ++j)
+        w[size_t(r * cols + free_cols[size_t(j)])] -= err * hinv[size_t(j)];
     }
     free_cols.erase(free_cols.begin());
   }
@@ -99,7 +105,8 @@ TEST(GptqLinalg, CholeskyAndInverseFactorAcrossBlocks) {
     std::vector<double> h(size_t(n * n));
     for (int64_t s = 0; s < n + 20; ++s)
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < n; ++j) h[size_t(i * n + j)] += double(x[size_t(s * n + i)]) * x[size_t(s * n + j)];
+        for (int64_t j = 0; j < n; ++j)
+          h[size_t(i * n + j)] += double(x[size_t(s * n + i)]) * x[size_t(s * n + j)];
     std::vector<double> l = h;
     ASSERT_TRUE(cholesky_lower(l.data(), n));
     double worst = 0;
@@ -189,7 +196,8 @@ TEST(Gptq, BeatsRtnOnLayerOutput) {
           GptqOptions g;
           g.bits = bits, g.group_size = gs, g.act_order = act, g.block_size = 16;
           RtnOptions r;
-          r.bits = bits, r.scope = gs ? QuantScope::Group : QuantScope::PerChannel, r.group_size = gs;
+          r.bits = bits, r.scope = gs ? QuantScope::Group : QuantScope::PerChannel,
+          r.group_size = gs;
           const auto gq = quantize_gptq(w.data(), rows, cols, st, g).dequantize().to_f32();
           const auto rq = quantize_rtn(w.data(), rows, cols, r).dequantize().to_f32();
           const double eg = output_error(w.data(), gq.data(), rows, cols, st.xtx);

@@ -15,7 +15,8 @@ using namespace quant_test;
 
 namespace {
 
-double cost(const std::vector<float>& x, const std::vector<double>& wt, const std::vector<double>& c) {
+double cost(const std::vector<float>& x, const std::vector<double>& wt,
+            const std::vector<double>& c) {
   double e = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     double best = INFINITY;
@@ -78,7 +79,9 @@ double optimal_1d(const std::vector<float>& x, const std::vector<double>& wt, in
   for (int j = 1; j <= k; ++j)
     for (size_t b = 0; b <= n; ++b)
       for (size_t a = 0; a <= b; ++a)
-        if (best[size_t(j - 1)][a] < INFINITY) best[size_t(j)][b] = std::min(best[size_t(j)][b], best[size_t(j - 1)][a] + run_cost(a, b));
+        if (best[size_t(j - 1)][a] < INFINITY)
+          best[size_t(j)][b] =
+              std::min(best[size_t(j)][b], best[size_t(j - 1)][a] + run_cost(a, b));
   return best[size_t(k)][n];
 }
 
@@ -90,16 +93,20 @@ TEST(Kmeans, MatchesNaiveLloydAndBoundedByOptimum) {
     std::vector<double> wt(24);
     for (size_t i = 0; i < wt.size(); ++i) wt[i] = 0.5 + double((i * 7 + seed) % 5);
     for (int k : {2, 4}) {
-      const Kmeans1d km = weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::Quantile);
+      const Kmeans1d km =
+          weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::Quantile);
       const double naive = naive_lloyd(x, wt, k), opt = optimal_1d(x, wt, k);
       EXPECT_LE(km.objective, naive * (1 + 1e-6) + 1e-12) << seed << " " << k;
       EXPECT_GE(km.objective, opt * (1 - 1e-6)) << seed << " " << k;
       const std::vector<double> c(km.centroids.begin(), km.centroids.end());
       EXPECT_NEAR(km.objective, cost(x, wt, c), 1e-9 * (1 + km.objective));
-      const Kmeans1d pp = weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::PlusPlus, seed);
+      const Kmeans1d pp =
+          weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::PlusPlus, seed);
       EXPECT_GE(pp.objective, opt * (1 - 1e-6));
       // Deterministic for a seed.
-      EXPECT_EQ(pp.centroids, weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::PlusPlus, seed).centroids);
+      EXPECT_EQ(pp.centroids,
+                weighted_kmeans_1d(x.data(), wt.data(), 24, k, 1000, KmeansInit::PlusPlus, seed)
+                    .centroids);
     }
   }
 }
@@ -140,7 +147,8 @@ TEST(Kmeans, BeatsRtnOnNonUniformWeights) {
       for (int64_t i = 0; i < rows * cols; i += 37) {
         const int64_t g = (i / cols) * G + km.group_of(i % cols);
         for (int64_t j = 0; j < levels; ++j)
-          EXPECT_LE(std::fabs(kd[size_t(i)] - w[size_t(i)]), std::fabs(km.codebook[size_t(g * levels + j)] - w[size_t(i)]));
+          EXPECT_LE(std::fabs(kd[size_t(i)] - w[size_t(i)]),
+                    std::fabs(km.codebook[size_t(g * levels + j)] - w[size_t(i)]));
       }
       EXPECT_EQ(km.storage_bits(), uint64_t(rows * cols * bits + rows * G * levels * 16));
     }

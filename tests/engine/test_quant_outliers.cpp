@@ -46,7 +46,8 @@ TEST(Outliers, ErrorFallsWithFractionAndBitsAreCounted) {
       EXPECT_LT(e, prev) << f << requant;
       prev = e;
       if (!requant) {  // nested sets: a larger fraction keeps every earlier outlier
-        EXPECT_TRUE(std::includes(q.outlier_index.begin(), q.outlier_index.end(), prev_set.begin(), prev_set.end()));
+        EXPECT_TRUE(std::includes(q.outlier_index.begin(), q.outlier_index.end(), prev_set.begin(),
+                                  prev_set.end()));
         prev_set = q.outlier_index;
       }
     }
@@ -85,9 +86,11 @@ TEST(Outliers, RequantisingHelpsAndWorksOnGptqAndGidx) {
   g.bits = 3, g.group_size = 32, g.act_order = true;
   CompressedTensor c = quantize_gptq(w.data(), kRows, kCols, stats_of(x, 64, kCols), g);
   ASSERT_FALSE(c.g_idx.empty());
-  const double before = weighted_sq_error(w.data(), c.dequantize().to_f32().data(), kRows, kCols, nullptr);
+  const double before =
+      weighted_sq_error(w.data(), c.dequantize().to_f32().data(), kRows, kCols, nullptr);
   add_outliers(c, w.data(), nullptr, {0.02, true});
-  EXPECT_LT(weighted_sq_error(w.data(), c.dequantize().to_f32().data(), kRows, kCols, nullptr), before);
+  EXPECT_LT(weighted_sq_error(w.data(), c.dequantize().to_f32().data(), kRows, kCols, nullptr),
+            before);
 }
 
 TEST(Outliers, BadParameters) {

@@ -34,8 +34,8 @@ float ref_value(float w, RefGrid g, int bits) {
   return g.scale * (q - g.zero);
 }
 
-std::vector<float> reference_rtn(const std::vector<float>& w, int64_t rows, int64_t cols,
-                                 int bits, bool sym, QuantScope scope, int64_t gs) {
+std::vector<float> reference_rtn(const std::vector<float>& w, int64_t rows, int64_t cols, int bits,
+                                 bool sym, QuantScope scope, int64_t gs) {
   if (scope != QuantScope::Group) gs = cols;
   std::vector<float> out(w.size());
   float tlo = 0, thi = 0;
@@ -43,10 +43,12 @@ std::vector<float> reference_rtn(const std::vector<float>& w, int64_t rows, int6
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t g0 = 0; g0 < cols; g0 += gs) {
       float lo = 0, hi = 0;
-      for (int64_t c = g0; c < g0 + gs; ++c) lo = std::min(lo, w[size_t(r * cols + c)]), hi = std::max(hi, w[size_t(r * cols + c)]);
+      for (int64_t c = g0; c < g0 + gs; ++c)
+        lo = std::min(lo, w[size_t(r * cols + c)]), hi = std::max(hi, w[size_t(r * cols + c)]);
       if (scope == QuantScope::PerTensor) lo = tlo, hi = thi;
       const RefGrid g = ref_grid(lo, hi, bits, sym);
-      for (int64_t c = g0; c < g0 + gs; ++c) out[size_t(r * cols + c)] = ref_value(w[size_t(r * cols + c)], g, bits);
+      for (int64_t c = g0; c < g0 + gs; ++c)
+        out[size_t(r * cols + c)] = ref_value(w[size_t(r * cols + c)], g, bits);
     }
   return out;
 }
@@ -76,11 +78,11 @@ TEST(Rtn, MatchesReferenceEveryBitsScopeAndGroup) {
   const auto w = gaussian(size_t(rows * cols), 7, 0.05f);
   for (int bits : {2, 3, 4, 8})
     for (bool sym : {false, true})
-      for (auto [scope, gs] : {std::pair{QuantScope::PerTensor, int64_t(0)},
-                               std::pair{QuantScope::PerChannel, int64_t(0)},
-                               std::pair{QuantScope::Group, int64_t(32)},
-                               std::pair{QuantScope::Group, int64_t(64)},
-                               std::pair{QuantScope::Group, int64_t(128)}}) {
+      for (auto [scope, gs] :
+           {std::pair{QuantScope::PerTensor, int64_t(0)},
+            std::pair{QuantScope::PerChannel, int64_t(0)},
+            std::pair{QuantScope::Group, int64_t(32)}, std::pair{QuantScope::Group, int64_t(64)},
+            std::pair{QuantScope::Group, int64_t(128)}}) {
         RtnOptions o;
         o.bits = bits, o.symmetric = sym, o.scope = scope, o.group_size = gs;
         const CompressedTensor c = quantize_rtn(w.data(), rows, cols, o);
@@ -92,10 +94,12 @@ TEST(Rtn, MatchesReferenceEveryBitsScopeAndGroup) {
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t col = 0; col < cols; ++col) {
             const float step = c.scales[size_t(r * c.groups() + c.group_of(col))];
-            ASSERT_LE(std::fabs(got[size_t(r * cols + col)] - w[size_t(r * cols + col)]), step * (0.5f + float((1 << bits) - 1) / 2048.0f) * 1.0001f);
+            ASSERT_LE(std::fabs(got[size_t(r * cols + col)] - w[size_t(r * cols + col)]),
+                      step * (0.5f + float((1 << bits) - 1) / 2048.0f) * 1.0001f);
           }
         const int64_t groups = scope == QuantScope::Group ? cols / gs : 1;
-        EXPECT_EQ(c.storage_bits(), uint64_t(rows * cols * bits + rows * groups * (16 + (sym ? 0 : bits))));
+        EXPECT_EQ(c.storage_bits(),
+                  uint64_t(rows * cols * bits + rows * groups * (16 + (sym ? 0 : bits))));
         if (scope == QuantScope::PerTensor) {
           for (float s : c.scales) EXPECT_EQ(s, c.scales[0]);
         }
@@ -150,7 +154,8 @@ TEST(Rtn, BadParametersAreClearErrors) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("blk.0.w"), std::string::npos);
-    EXPECT_NE(std::string(e.what()).find("bits must be one of 2, 3, 4, 8 for rtn"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("bits must be one of 2, 3, 4, 8 for rtn"),
+              std::string::npos);
   }
   o.bits = 4, o.group_size = 64;  // 96 is not a multiple of 64
   EXPECT_THROW(quantize_rtn(w.data(), 4, 96, o), Error);

@@ -11,9 +11,9 @@ using namespace quant_test;
 
 TEST(SmoothQuant, ScalesClosedFormAndIdentity) {
   const std::vector<float> s = smoothquant_scales({4.0f, 9.0f, 0.0f}, {1.0f, 4.0f, 2.0f}, 0.5f);
-  EXPECT_FLOAT_EQ(s[0], 2.0f);        // √4 / √1
-  EXPECT_FLOAT_EQ(s[1], 1.5f);        // √9 / √4
-  EXPECT_EQ(s[2], 1.0f);              // silent channel: nothing to move
+  EXPECT_FLOAT_EQ(s[0], 2.0f);  // √4 / √1
+  EXPECT_FLOAT_EQ(s[1], 1.5f);  // √9 / √4
+  EXPECT_EQ(s[2], 1.0f);        // silent channel: nothing to move
   const std::vector<float> s1 = smoothquant_scales({4.0f}, {2.0f}, 1.0f);
   EXPECT_FLOAT_EQ(s1[0], 4.0f);
   const int64_t n = 16, rows = 12, cols = 24;
@@ -36,7 +36,8 @@ TEST(SmoothQuant, ScalesClosedFormAndIdentity) {
   // After smoothing with α = 0.5 each channel's activation and weight maxima are equal.
   const LayerStats st2 = stats_of(x, n, cols);
   const auto wm = column_max_abs(w.data(), rows, cols);
-  for (int64_t c = 0; c < cols; ++c) EXPECT_NEAR(st2.max_abs[size_t(c)], wm[size_t(c)], 1e-4f * wm[size_t(c)]);
+  for (int64_t c = 0; c < cols; ++c)
+    EXPECT_NEAR(st2.max_abs[size_t(c)], wm[size_t(c)], 1e-4f * wm[size_t(c)]);
 }
 
 TEST(SmoothQuant, PerTokenInt8) {
@@ -54,7 +55,8 @@ TEST(SmoothQuant, PerTokenInt8) {
     float m = 0;
     for (int64_t c = 0; c < 32; ++c) m = std::max(m, std::fabs(y0[size_t(r * 32 + c)]));
     for (int64_t c = 0; c < 32; ++c)
-      EXPECT_LE(std::fabs(y[size_t(r * 32 + c)] - y0[size_t(r * 32 + c)]), 0.5f * m / 127.0f * 1.001f);
+      EXPECT_LE(std::fabs(y[size_t(r * 32 + c)] - y0[size_t(r * 32 + c)]),
+                0.5f * m / 127.0f * 1.001f);
   }
 }
 

@@ -1,0 +1,184 @@
+#include "engine/compress/awq.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/compress/rtn.h"
+#include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
+
+namespace mcw {
+
+std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alpha) {
+  std::vector<double> mean(size_t(cols), 0.0);
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t j = 0; j < cols; ++j) mean[size_t(j)] += std::fabs(double(x[s * cols + j]));
+  std::vector<float> sc(static_cast<size_t>(cols));
+  float lo = INFINITY, hi = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    // Dead channels (mean 0) get the floor AWQ uses instead of a zero scale.
+    const float v =
+        std::max(float(std::pow(mean[size_t(j)] / double(std::max<int64_t>(n, 1)), alpha)), 1e-4f);
+    sc[size_t(j)] = v, lo = std::min(lo, v), hi = std::max(hi, v);
+  }
+  const float norm = std::sqrt(lo * hi);
+  for (float& v : sc) v /= norm;
+  return sc;
+}
+
+Tensor awq_effective_weight(const CompressedTensor& scaled, const std::vector<float>& s) {
+  if (s.size() != size_t(scaled.cols))
+    throw Error(scaled.name, "awq scale has " + std::to_string(s.size()) + " entries for " +
+                                 std::to_string(scaled.cols) + " columns");
+  Tensor w = scaled.dequantize();
+  float* p = w.mutable_as<float>();
+  for (int64_t r = 0; r < scaled.rows; ++r)
+    for (int64_t c = 0; c < scaled.cols; ++c) p[r * scaled.cols + c] /= s[size_t(c)];
+  return w;
+}
+
+LayerStats scale_layer_stats(const LayerStats& st, const std::vector<float>& s) {
+  const int64_t n = st.cols;
+  if (s.size() != size_t(n) || st.xtx.size() != size_t(n * n) || st.sq_norm.size() != size_t(n) ||
+      st.max_abs.size() != size_t(n))
+    throw Error("layer statistics", "scale of " + std::to_string(s.size()) +
+                                        " entries does not fit statistics of " + std::to_string(n) +
+                                        " columns");
+  LayerStats out = st;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j)
+      out.xtx[size_t(i * n + j)] /= double(s[size_t(i)]) * double(s[size_t(j)]);
+    out.sq_norm[size_t(i)] /= double(s[size_t(i)]) * double(s[size_t(i)]);
+    out.max_abs[size_t(i)] /= s[size_t(i)];
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
+                                  const std::vector<float>& s) {
+  std::vector<float> ws(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) ws[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
+  return ws;
+}
+
+// ‖y_ref − X·(Q(W·s)/s)ᵀ‖²
+double scaled_error(const AwqLayer& l, const float* x, int64_t n, int64_t cols,
+                    const std::vector<float>& y_ref, const std::vector<float>& s,
+                    const RtnOptions& rtn) {
+  const auto ws = scaled_columns(l.w, l.rows, cols, s);
+  Tensor wq = quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
+  float* p = wq.mutable_as<float>();
+  for (int64_t r = 0; r < l.rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) p[r * cols + c] /= s[size_t(c)];
+  std::vector<float> y(size_t(n * l.rows));
+  matmul_wt(x, p, y.data(), n, l.rows, cols);
+  double e = 0;
+  for (size_t i = 0; i < y.size(); ++i) e += (double(y_ref[i]) - y[i]) * (double(y_ref[i]) - y[i]);
+  return e;
+}
+
+// AWQ clipping: per row and group the shrink with the least (w − ŵ)ᵀ·G·(w − ŵ), G the
+// Gram matrix of the group's (scaled) calibration inputs.
+CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64_t cols,
+                               const float* x, int64_t n, const std::vector<float>& s,
+                               const AwqOptions& opt, const CancelToken* cancel,
+                               const std::string& name) {
+  const int64_t gs = opt.group_size, groups = cols / gs;
+  std::vector<float> gram(size_t(groups * gs * gs));
+  for (int64_t g = 0; g < groups; ++g) {
+    float* gg = gram.data() + g * gs * gs;
+    matmul_at_strided(x + g * gs, cols, x + g * gs, cols, gg, gs, gs, gs, n);
+    for (int64_t i = 0; i < gs; ++i)
+      for (int64_t j = 0; j < gs; ++j)
+        gg[i * gs + j] /= s[size_t(g * gs + i)] * s[size_t(g * gs + j)];
+  }
+  const int steps = int((1.0f - opt.clip_min_shrink) / opt.clip_step + 1e-4f);
+  std::vector<AffineParams> params(size_t(rows * groups));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                    [&](const tbb::blocked_range<int64_t>& rr) {
+                      std::vector<double> d(static_cast<size_t>(gs));
+                      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+                        if (cancel) cancel->throw_if_cancelled();
+                        for (int64_t g = 0; g < groups; ++g) {
+                          const float* w = ws.data() + r * cols + g * gs;
+                          const float* gg = gram.data() + g * gs * gs;
+                          float lo = 0, hi = 0;
+                          for (int64_t i = 0; i < gs; ++i)
+                            lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
+                          double best_e = INFINITY;
+                          for (int k = 0; k <= steps; ++k) {
+                            const AffineParams p = affine_params_range(
+                                lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
+                            for (int64_t i = 0; i < gs; ++i)
+                              d[size_t(i)] = double(w[i]) - affine_round(w[i], p, opt.bits);
+                            double e = 0;
+                            for (int64_t i = 0; i < gs; ++i) {
+                              double row = 0;
+                              for (int64_t j = 0; j < gs; ++j)
+                                row += double(gg[i * gs + j]) * d[size_t(j)];
+                              e += d[size_t(i)] * row;
+                            }
+                            if (e < best_e) best_e = e, params[size_t(r * groups + g)] = p;
+                          }
+                        }
+                      }
+                    });
+  return encode_affine(ws.data(), rows, cols, gs, opt.bits, opt.symmetric, params, name);
+}
+
+}  // namespace
+
+AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n, int64_t cols,
+                       const AwqOptions& opt, const CancelToken* cancel) {
+  const std::string first = layers.empty() ? std::string("awq") : layers[0].name;
+  if (layers.empty()) throw Error(first, "awq needs at least one layer");
+  if (n <= 0 || cols <= 0 || !x)
+    throw Error(first, "awq needs calibration activations, got " + std::to_string(n) + "x" +
+                           std::to_string(cols));
+  if (opt.grid < 1 || opt.grid > 1000) throw Error(first, "awq grid must be 1..1000 points");
+  if (opt.clip && (!(opt.clip_min_shrink > 0 && opt.clip_min_shrink <= 1) || !(opt.clip_step > 0) ||
+                   (1 - opt.clip_min_shrink) / opt.clip_step > 1000))
+    throw Error(
+        first, "awq clipping needs 0 < clip_min_shrink <= 1 and 0 < clip_step, at most 1000 steps");
+  for (const AwqLayer& l : layers) {
+    if (!l.w || l.rows <= 0) throw Error(l.name, "awq needs a non-empty weight");
+    check_affine_bits(l.name, "awq", opt.bits);
+    check_group_size(l.name, "awq", opt.group_size, cols);
+  }
+  RtnOptions rtn;
+  rtn.bits = opt.bits, rtn.symmetric = opt.symmetric, rtn.group_size = opt.group_size;
+
+  std::vector<std::vector<float>> y_ref(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    y_ref[i].resize(size_t(n * layers[i].rows));
+    matmul_wt(x, layers[i].w, y_ref[i].data(), n, layers[i].rows, cols);
+  }
+  AwqResult res;
+  res.error = INFINITY;
+  for (int k = 0; k < opt.grid; ++k) {
+    if (cancel) cancel->throw_if_cancelled();
+    const float alpha = opt.grid == 1 ? 0.0f : float(k) / float(opt.grid - 1);
+    std::vector<float> s = awq_scales(x, n, cols, alpha);
+    double e = 0;
+    for (size_t i = 0; i < layers.size(); ++i)
+      e += scaled_error(layers[i], x, n, cols, y_ref[i], s, rtn);
+    if (k == 0) res.error_rtn = e;
+    if (e < res.error) res.error = e, res.alpha = alpha, res.input_scale = std::move(s);
+  }
+  for (const AwqLayer& l : layers) {
+    if (cancel) cancel->throw_if_cancelled();
+    const auto ws = scaled_columns(l.w, l.rows, cols, res.input_scale);
+    res.layers.push_back(
+        opt.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
+                 : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
+  }
+  return res;
+}
+
+}  // namespace mcw

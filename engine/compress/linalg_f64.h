@@ -1,0 +1,35 @@
+// Double-precision dense linear algebra for the compression methods: the Hessians of
+// SparseGPT/GPTQ and the whitening of activation-aware low rank are often badly
+// conditioned, so factorisations run in f64 (f32 GEMM from engine/kernels/gemm.h is used
+// only where the products feed f32 weights anyway). Row-major storage throughout.
+// The O(n³) routines are blocked so that almost all work is gemm_sub_f64 over tiles,
+// spread over threads with oneTBB; gemm_sub_f64 has an AVX2+FMA build chosen at run time.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/core/progress.h"
+
+namespace mcw {
+
+// C[m,n] -= A[m,k] · B[k,n] (leading dimensions lda, ldb, ldc). Runs on the calling thread.
+void gemm_sub_f64(const double* A, int64_t lda, const double* B, int64_t ldb, double* C,
+                  int64_t ldc, int64_t m, int64_t n, int64_t k);
+
+// In place: the lower Cholesky factor L (A = L·Lᵀ) of the symmetric matrix A [n,n], of
+// which only the lower triangle is read; the upper triangle is zeroed. Returns false when
+// A is not numerically positive definite (a pivot <= 0 or not finite).
+bool cholesky_lower(double* A, int64_t n, const CancelToken* cancel = nullptr);
+
+// In place inverse of a lower-triangular L [n,n] with non-zero diagonal.
+void invert_lower(double* L, int64_t n, const CancelToken* cancel = nullptr);
+
+// U upper triangular with H⁻¹ = Uᵀ·U, the factor SparseGPT and GPTQ sweep with: row j of U
+// divided by U[j][j] is row j of the inverse of H restricted to columns j..n-1, divided by
+// its diagonal. Computed without forming H⁻¹: with J the reversal permutation, J·H·J = L·Lᵀ
+// gives H = R·Rᵀ for R = J·L·J upper, so U = R⁻¹ = J·L⁻¹·J. False when H is not
+// positive definite.
+bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
+                            const CancelToken* cancel = nullptr);
+
+}  // namespace mcw

@@ -10,6 +10,7 @@
 #include "engine/compress/sparsegpt.h"
 #include "engine/compress/wanda.h"
 #include "engine/core/error.h"
+#include "engine/kernels/cpu_features.h"
 #include "prune_test_util.h"
 
 using namespace mcw;
@@ -291,4 +292,22 @@ TEST(SparseGPT, BadInputsThrow) {
   CancelToken cancel;
   cancel.cancel();
   EXPECT_THROW(sparsegpt_prune(l.w, l.st, {}, &cancel), Cancelled);
+}
+
+TEST(SparseGPT, GemmF64EveryPathMatchesNaive) {
+  const int64_t m = 13, n = 21, k = 300;  // edges in every direction, depth over one chunk
+  const auto a = prune_test::gaussian(size_t(m * k), 1), b = prune_test::gaussian(size_t(k * n), 2);
+  const std::vector<double> A(a.begin(), a.end()), B(b.begin(), b.end());
+  std::vector<double> want(static_cast<size_t>(m * n), 1.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p) want[size_t(i * n + j)] -= A[size_t(i * k + p)] * B[size_t(p * n + j)];
+  const SimdLevel saved = cpu_features().level;
+  for (SimdLevel level : {SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512}) {
+    set_simd_level(level);
+    std::vector<double> C(static_cast<size_t>(m * n), 1.0);
+    gemm_sub_f64(A.data(), k, B.data(), n, C.data(), n, m, n, k);
+    for (size_t i = 0; i < C.size(); ++i) EXPECT_NEAR(C[i], want[i], 1e-11) << int(level);
+  }
+  set_simd_level(saved);
 }

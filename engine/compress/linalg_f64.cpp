@@ -74,10 +74,9 @@ __attribute__((always_inline)) inline void edge(const double* A, int64_t lda, co
 
 // Depth is cut into chunks so that the 8-column strip of B a tile walks stays in L1.
 template <bool Vec>
-__attribute__((always_inline)) inline void gemm_body(const double* A, int64_t lda,
-                                                     const double* B, int64_t ldb, double* C,
-                                                     int64_t ldc, int64_t m, int64_t n,
-                                                     int64_t k) {
+__attribute__((always_inline)) inline void gemm_body(const double* A, int64_t lda, const double* B,
+                                                     int64_t ldb, double* C, int64_t ldc, int64_t m,
+                                                     int64_t n, int64_t k) {
   constexpr int64_t kDepth = 256;
   for (int64_t p0 = 0; p0 < k; p0 += kDepth) {
     const int64_t kc = std::min(kDepth, k - p0);
@@ -87,8 +86,10 @@ __attribute__((always_inline)) inline void gemm_body(const double* A, int64_t ld
     for (; i + 4 <= m; i += 4) {
       int64_t j = 0;
       for (; j + 8 <= n; j += 8) {
-        if constexpr (Vec) tile_vec(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
-        else tile_scalar(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
+        if constexpr (Vec)
+          tile_vec(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
+        else
+          tile_scalar(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
       }
       if (j < n) edge(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, 4, n - j, kc);
     }
@@ -97,10 +98,9 @@ __attribute__((always_inline)) inline void gemm_body(const double* A, int64_t ld
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void gemm_avx2(const double* A, int64_t lda,
-                                                    const double* B, int64_t ldb, double* C,
-                                                    int64_t ldc, int64_t m, int64_t n,
-                                                    int64_t k) {
+__attribute__((target("avx2,fma"))) void gemm_avx2(const double* A, int64_t lda, const double* B,
+                                                   int64_t ldb, double* C, int64_t ldc, int64_t m,
+                                                   int64_t n, int64_t k) {
   gemm_body<true>(A, lda, B, ldb, C, ldc, m, n, k);
 }
 #endif
@@ -164,8 +164,8 @@ bool cholesky_lower(double* A, int64_t n, const CancelToken* cancel) {
     // the diagonal of its own diagonal tile; those are never read and are zeroed at the end.
     tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, kTile / 2), [&](const auto& rr) {
       const int64_t i0 = rr.begin(), i1 = rr.end();
-      gemm_sub_f64(A + i0 * n + k0, n, panel_t.data(), below, A + i0 * n + k1, n, i1 - i0,
-                   i1 - k1, b);
+      gemm_sub_f64(A + i0 * n + k0, n, panel_t.data(), below, A + i0 * n + k1, n, i1 - i0, i1 - k1,
+                   b);
     });
   }
   for (int64_t i = 0; i < n; ++i) std::fill(A + i * n + i + 1, A + (i + 1) * n, 0.0);
@@ -173,7 +173,7 @@ bool cholesky_lower(double* A, int64_t n, const CancelToken* cancel) {
 }
 
 void invert_lower(double* L, int64_t n, const CancelToken* cancel) {
-  // Block row b of X = L⁻¹: X_bb = (L_bb)⁻¹ and X[b, 0:i0] = -X_bb · L[b, 0:i0] · X[0:i0, 0:i0],
+  // Block row b of X = L⁻¹: X_bb = L_bb⁻¹ and X[b, 0:i0] = -X_bb·L[b, 0:i0]·X[0:i0, 0:i0],
   // where the rows above are already X. Both products run as gemm_sub_f64 on zeroed outputs:
   // t = 0 - L·X, then X[b, 0:i0] = 0 - (-X_bb)·t.
   std::vector<double> t, dinv, neg_dinv;
@@ -201,7 +201,8 @@ void invert_lower(double* L, int64_t n, const CancelToken* cancel) {
       });
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, i0, kTile), [&](const auto& cr) {
         const int64_t j0 = cr.begin(), j1 = cr.end();
-        for (int64_t r = 0; r < b; ++r) std::fill(L + (i0 + r) * n + j0, L + (i0 + r) * n + j1, 0.0);
+        for (int64_t r = 0; r < b; ++r)
+          std::fill(L + (i0 + r) * n + j0, L + (i0 + r) * n + j1, 0.0);
         gemm_sub_f64(neg_dinv.data(), b, t.data() + j0, i0, L + i0 * n + j0, n, b, j1 - j0, b);
       });
     }
@@ -219,7 +220,8 @@ bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
   invert_lower(rev.data(), n, cancel);
   U.resize(size_t(n * n));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) U[size_t(i * n + j)] = rev[size_t((n - 1 - i) * n + (n - 1 - j))];
+    for (int64_t j = 0; j < n; ++j)
+      U[size_t(i * n + j)] = rev[size_t((n - 1 - i) * n + (n - 1 - j))];
   return true;
 }
 

@@ -27,8 +27,7 @@ void validate(const Tensor& w, const LowRankOptions& o, const LayerStats* stats)
     throw Error(name, "low-rank needs a rank > 0 or an energy fraction in (0, 1]");
   if (!(o.damp >= 0.0 && std::isfinite(o.damp)))
     throw Error(name, "low-rank dampening must be a finite value >= 0");
-  if (o.power_iterations < 0 || o.power_iterations > 50 || o.oversample < 0 ||
-      o.exact_max_dim < 0)
+  if (o.power_iterations < 0 || o.power_iterations > 50 || o.oversample < 0 || o.exact_max_dim < 0)
     throw Error(name, "low-rank: bad randomized SVD settings");
   if (o.activation_aware) {
     if (!stats) throw Error(name, "activation-aware low rank needs calibration statistics");
@@ -93,8 +92,8 @@ CompressedTensor low_rank(const Tensor& w, const LowRankOptions& o, const LayerS
       r = std::max<int64_t>(1, energy_rank(svd.s, o.energy, exact_total));
     }
   } else if (r > 0) {
-    svd = randomized_svd(M.data(), rows, cols, std::min(k, r + o.oversample),
-                         o.power_iterations, o.seed, cancel);
+    svd = randomized_svd(M.data(), rows, cols, std::min(k, r + o.oversample), o.power_iterations,
+                         o.seed, cancel);
   } else {
     const int64_t cap = std::max<int64_t>(1, rows * cols / (rows + cols));
     for (int64_t trial = std::min<int64_t>(64, cap);; trial = std::min(cap, trial * 2)) {

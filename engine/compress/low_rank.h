@@ -25,10 +25,10 @@
 namespace mcw {
 
 struct LowRankOptions {
-  int64_t rank = 0;        // > 0: keep this many singular values (<= min(rows, cols))
-  double energy = 0;       // when rank == 0: smallest r with Σ_{i<=r} σ_i² >= energy·Σσ²
+  int64_t rank = 0;   // > 0: keep this many singular values (<= min(rows, cols))
+  double energy = 0;  // when rank == 0: smallest r with Σ_{i<=r} σ_i² >= energy·Σσ²
   bool activation_aware = false;  // whiten with the layer's XᵀX (stats required)
-  double damp = 0.01;      // λ = damp · mean(diag XᵀX) added before the Cholesky of XᵀX
+  double damp = 0.01;  // λ = damp · mean(diag XᵀX) added before the Cholesky of XᵀX
   int64_t exact_max_dim = 512;
   int power_iterations = 3;
   int64_t oversample = 16;

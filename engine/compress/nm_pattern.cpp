@@ -31,8 +31,7 @@ template void select_nm<float>(const float*, int64_t, int64_t, int, int, uint8_t
 template void select_nm<double>(const double*, int64_t, int64_t, int, int, uint8_t*,
                                 const CancelToken*);
 
-bool mask_satisfies_nm(const std::vector<uint8_t>& mask, int64_t rows, int64_t cols, int n,
-                       int m) {
+bool mask_satisfies_nm(const std::vector<uint8_t>& mask, int64_t rows, int64_t cols, int n, int m) {
   if (m <= 0 || cols % m != 0 || mask.size() != size_t((rows * cols + 7) / 8)) return false;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t g = 0; g < cols; g += m) {

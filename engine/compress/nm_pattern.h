@@ -21,7 +21,6 @@ void select_nm(const T* scores, int64_t rows, int64_t cols, int n, int m, uint8_
 
 // True when the bitmask (1 = kept, CompressedTensor::mask) keeps exactly n weights in
 // every group of m consecutive columns of every row.
-bool mask_satisfies_nm(const std::vector<uint8_t>& mask, int64_t rows, int64_t cols, int n,
-                       int m);
+bool mask_satisfies_nm(const std::vector<uint8_t>& mask, int64_t rows, int64_t cols, int n, int m);
 
 }  // namespace mcw

@@ -30,8 +30,7 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
   const bool nm = opt.target.is_nm();
   const int m = opt.target.nm_m, n_keep = opt.target.nm_n;
   // Blocks must not split an N:M group.
-  const int64_t B = nm ? std::max<int64_t>(m, opt.block_size - opt.block_size % m)
-                       : opt.block_size;
+  const int64_t B = nm ? std::max<int64_t>(m, opt.block_size - opt.block_size % m) : opt.block_size;
 
   std::vector<double> H = stats.xtx;
   double mean_diag = 0;
@@ -90,8 +89,8 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
             select_nm_group(score.data(), n_keep, m, krow + col);
           }
           double q = 0.0;
-          if (krow[col]) q = opt.quantize ? double(opt.quantize(r, col, float(wr[size_t(j)])))
-                                          : wr[size_t(j)];
+          if (krow[col])
+            q = opt.quantize ? double(opt.quantize(r, col, float(wr[size_t(j)]))) : wr[size_t(j)];
           const double e = (wr[size_t(j)] - q) / u[col];
           for (int64_t t = j + 1; t < bc; ++t) wr[size_t(t)] -= e * u[i1 + t];
           row[col] = float(q);
@@ -121,7 +120,8 @@ WeightQuantizer rtn_quantizer(const Tensor& w, int bits, int64_t group_size) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < groups; ++k) {
       float mx = 0;
-      for (int64_t c = k * g; c < (k + 1) * g; ++c) mx = std::max(mx, std::fabs(v[size_t(r * cols + c)]));
+      for (int64_t c = k * g; c < (k + 1) * g; ++c)
+        mx = std::max(mx, std::fabs(v[size_t(r * cols + c)]));
       (*scale)[size_t(r * groups + k)] = mx / float(qmax);
     }
   return [scale, groups, g, qmax](int64_t row, int64_t col, float value) {

@@ -16,7 +16,7 @@
 namespace mcw {
 
 struct SparsityTarget {
-  double sparsity = 0.5;  // fraction of weights set to zero, in [0, 1]; unused for N:M
+  double sparsity = 0.5;   // fraction of weights set to zero, in [0, 1]; unused for N:M
   int nm_n = 0, nm_m = 0;  // nm_m > 0: keep nm_n of every nm_m consecutive inputs of a row
   bool is_nm() const { return nm_m > 0; }
 };

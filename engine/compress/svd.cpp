@@ -84,10 +84,12 @@ Svd jacobi_tall(std::vector<double> G, int64_t m, int64_t n, const CancelToken* 
   Svd out;
   out.m = m, out.n = n, out.k = n;
   std::vector<double> norm(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) norm[size_t(i)] = std::sqrt(dot(&G[size_t(i * m)], &G[size_t(i * m)], m));
+  for (int64_t i = 0; i < n; ++i)
+    norm[size_t(i)] = std::sqrt(dot(&G[size_t(i * m)], &G[size_t(i * m)], m));
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), int64_t(0));
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return norm[size_t(a)] > norm[size_t(b)]; });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int64_t a, int64_t b) { return norm[size_t(a)] > norm[size_t(b)]; });
   out.u.assign(size_t(m * n), 0.0);
   out.s.resize(size_t(n));
   out.vt.resize(size_t(n * n));
@@ -114,7 +116,8 @@ void orthonormalize_rows(std::vector<double>& Qt, int64_t l, int64_t len, std::v
     const double original = std::sqrt(dot(v, v, len));
     for (int pass = 0; pass < 2 && j > 0; ++pass) {
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, j, 16), [&](const auto& kr) {
-        for (int64_t k = kr.begin(); k < kr.end(); ++k) h[size_t(k)] = dot(&Qt[size_t(k * len)], v, len);
+        for (int64_t k = kr.begin(); k < kr.end(); ++k)
+          h[size_t(k)] = dot(&Qt[size_t(k * len)], v, len);
       });
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, len, 1024), [&](const auto& ir) {
         for (int64_t k = 0; k < j; ++k) {

@@ -15,7 +15,7 @@ struct WandaOptions {
 // w: 2-D [rows = out, cols = in]; stats: the layer's input statistics (sq_norm is used).
 // Dense result with `mask`. Throws mcw::Error for a bad target, weight or statistics
 // before any work, Cancelled when `cancel` fires.
-CompressedTensor wanda_prune(const Tensor& w, const LayerStats& stats,
-                             const WandaOptions& options, const CancelToken* cancel = nullptr);
+CompressedTensor wanda_prune(const Tensor& w, const LayerStats& stats, const WandaOptions& options,
+                             const CancelToken* cancel = nullptr);
 
 }  // namespace mcw

@@ -75,15 +75,17 @@ void BM_InverseCholesky(benchmark::State& state) {
     benchmark::DoNotOptimize(U.data());
   }
   // n³/3 for the Cholesky and n³/3 for the triangular inverse, 2 flops each.
-  state.counters["GFLOP/s"] = benchmark::Counter(4.0 / 3 * double(kDim) * kDim * kDim * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 / 3 * double(kDim) * kDim * kDim * 1e-9, benchmark::Counter::kIsRate);
 }
 
 void BM_SparseGpt(benchmark::State& state) {
   const Layer& l = layer();
   mcw::SparseGptOptions o;
-  if (state.range(0) == 0) o.target = {0.5, 0, 0};
-  else o.target = {0, 2, 4};
+  if (state.range(0) == 0)
+    o.target = {0.5, 0, 0};
+  else
+    o.target = {0, 2, 4};
   state.SetLabel(state.range(0) == 0 ? "50%" : "2:4");
   for (auto _ : state) benchmark::DoNotOptimize(mcw::sparsegpt_prune(l.w, l.stats, o).rows);
 }

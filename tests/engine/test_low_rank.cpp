@@ -38,7 +38,8 @@ Tensor with_spectrum(int64_t m, int64_t n, const std::vector<double>& sigma, uin
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
-      for (int64_t c = 0; c < k; ++c) s += U[size_t(i * k + c)] * sigma[size_t(c)] * V[size_t(j * k + c)];
+      for (int64_t c = 0; c < k; ++c)
+        s += U[size_t(i * k + c)] * sigma[size_t(c)] * V[size_t(j * k + c)];
       w[size_t(i * n + j)] = float(s);
     }
   return Tensor::from_f32(w, {m, n}, "lr.w");
@@ -78,7 +79,8 @@ TEST(LowRank, JacobiSvdRecoversSpectrumAndFactors) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double r = 0;
-        for (int64_t c = 0; c < s.k; ++c) r += s.u[size_t(i * s.k + c)] * s.s[size_t(c)] * s.vt[size_t(c * n + j)];
+        for (int64_t c = 0; c < s.k; ++c)
+          r += s.u[size_t(i * s.k + c)] * s.s[size_t(c)] * s.vt[size_t(c * n + j)];
         worst = std::max(worst, std::fabs(r - a[size_t(i * n + j)]));
       }
     EXPECT_LT(worst, 1e-12);
@@ -105,7 +107,8 @@ TEST(LowRank, EckartYoungErrorExactSvd) {
       EXPECT_EQ(c.rank, r);
       EXPECT_EQ(c.lr_a.shape(), (Shape{m, r}));
       EXPECT_EQ(c.lr_b.shape(), (Shape{r, n}));
-      EXPECT_NEAR(frobenius_diff(w, c.dequantize()), tail(sigma, r), 1e-5 * sigma[0]) << m << " " << r;
+      EXPECT_NEAR(frobenius_diff(w, c.dequantize()), tail(sigma, r), 1e-5 * sigma[0])
+          << m << " " << r;
       EXPECT_EQ(c.storage_bits(), uint64_t((m + n) * r * 16));
     }
   }
@@ -135,7 +138,8 @@ TEST(LowRank, EnergyTargetPicksTheRank) {
   for (double s : sigma) acc += s * s, frac.push_back(acc / total);
   for (int64_t want : {1, 3, 7, 15}) {
     // Halfway between the energies of rank want-1 and want: the smallest rank reaching it is want.
-    const double e = want == 1 ? frac[0] / 2 : (frac[size_t(want - 2)] + frac[size_t(want - 1)]) / 2;
+    const double e =
+        want == 1 ? frac[0] / 2 : (frac[size_t(want - 2)] + frac[size_t(want - 1)]) / 2;
     LowRankOptions o;
     o.energy = e;
     EXPECT_EQ(low_rank(w, o).rank, want) << e;
@@ -168,7 +172,8 @@ TEST(LowRank, ActivationAwareBeatsPlainOnAnisotropicInputs) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t t = 0; t < n; ++t) {
         double s = 0;
-        for (int64_t c = 0; c < cols; ++c) s += double(wv[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
+        for (int64_t c = 0; c < cols; ++c)
+          s += double(wv[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
         wx[size_t(r * n + t)] = s;
       }
     const Svd s = jacobi_svd(wx.data(), rows, n);

@@ -31,8 +31,10 @@ TEST(Magnitude, PerLayerExactCountAndThreshold) {
     float max_pruned = 0, min_kept = INFINITY;
     for (int64_t i = 0; i < n; ++i) {
       const float a = std::fabs(v[size_t(i)]);
-      if (c.kept(i)) min_kept = std::min(min_kept, a);
-      else max_pruned = std::max(max_pruned, a);
+      if (c.kept(i))
+        min_kept = std::min(min_kept, a);
+      else
+        max_pruned = std::max(max_pruned, a);
     }
     if (s > 0 && s < 1) {
       EXPECT_LE(max_pruned, min_kept);
@@ -51,8 +53,10 @@ TEST(Magnitude, PerRowExactCountPerRow) {
     for (int64_t j = 0; j < cols; ++j) {
       const int64_t i = r * cols + j;
       const float a = std::fabs(v[size_t(i)]);
-      if (c.kept(i)) ++kept, min_kept = std::min(min_kept, a);
-      else max_pruned = std::max(max_pruned, a);
+      if (c.kept(i))
+        ++kept, min_kept = std::min(min_kept, a);
+      else
+        max_pruned = std::max(max_pruned, a);
     }
     EXPECT_EQ(kept, cols - 15) << r;  // round(0.3 * 50) pruned
     EXPECT_LE(max_pruned, min_kept);
@@ -74,8 +78,10 @@ TEST(Magnitude, NmKeepsLargestInEveryGroup) {
     for (int64_t g = 0; g < rows * cols; g += m) {
       float max_pruned = 0, min_kept = INFINITY;
       for (int64_t i = g; i < g + m; ++i)
-        if (c.kept(i)) min_kept = std::min(min_kept, std::fabs(v[size_t(i)]));
-        else max_pruned = std::max(max_pruned, std::fabs(v[size_t(i)]));
+        if (c.kept(i))
+          min_kept = std::min(min_kept, std::fabs(v[size_t(i)]));
+        else
+          max_pruned = std::max(max_pruned, std::fabs(v[size_t(i)]));
       EXPECT_LE(max_pruned, min_kept);
     }
     expect_consistent(w, c);

@@ -64,7 +64,8 @@ TEST(NmPattern, ValidationMessages) {
   EXPECT_EQ(msg({0.5, 4, 4}, 16), "layer.w: N:M pattern 4:4 needs 0 < N < M");
   EXPECT_EQ(msg({0.5, 5, 4}, 16), "layer.w: N:M pattern 5:4 needs 0 < N < M");
   EXPECT_EQ(msg({0.5, 0, 4}, 16), "layer.w: N:M pattern 0:4 needs 0 < N < M");
-  EXPECT_EQ(msg({0.5, 2, 4}, 18), "layer.w: N:M pattern 2:4 needs M to divide the 18 input columns");
+  EXPECT_EQ(msg({0.5, 2, 4}, 18),
+            "layer.w: N:M pattern 2:4 needs M to divide the 18 input columns");
   EXPECT_EQ(msg({1.5, 0, 0}, 16), "layer.w: sparsity 1.500000 is outside [0, 1]");
   EXPECT_EQ(msg({-0.1, 0, 0}, 16), "layer.w: sparsity -0.100000 is outside [0, 1]");
   EXPECT_EQ(msg({std::nan(""), 0, 0}, 16).substr(0, 17), "layer.w: sparsity");

@@ -35,7 +35,8 @@ std::vector<double> inverse(std::vector<double> a, int64_t n) {
       if (r == c) continue;
       const double f = a[size_t(r * n + c)];
       for (int64_t k = 0; k < n; ++k)
-        a[size_t(r * n + k)] -= f * a[size_t(c * n + k)], inv[size_t(r * n + k)] -= f * inv[size_t(c * n + k)];
+        a[size_t(r * n + k)] -= f * a[size_t(c * n + k)],
+            inv[size_t(r * n + k)] -= f * inv[size_t(c * n + k)];
     }
   }
   return inv;
@@ -94,7 +95,8 @@ Reference slow_obs(const Tensor& wt, const LayerStats& st, const SparseGptOption
       std::vector<double> s(static_cast<size_t>(rows * bc));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = 0; j < bc; ++j)
-          s[size_t(r * bc + j)] = w[size_t(r * cols + i1 + j)] * w[size_t(r * cols + i1 + j)] / dinv[size_t(i1 + j)];
+          s[size_t(r * bc + j)] =
+              w[size_t(r * cols + i1 + j)] * w[size_t(r * cols + i1 + j)] / dinv[size_t(i1 + j)];
       const int64_t k = std::llround(o.target.sparsity * double(rows * i2)) -
                         std::llround(o.target.sparsity * double(rows * i1));
       for (int64_t i : smallest(s, k)) ref.keep[size_t((i / bc) * cols + i1 + i % bc)] = 0;
@@ -105,14 +107,17 @@ Reference slow_obs(const Tensor& wt, const LayerStats& st, const SparseGptOption
         if (m > 0 && j % m == 0) {
           std::vector<double> s(static_cast<size_t>(m));
           for (int t = 0; t < m; ++t)
-            s[size_t(t)] = w[size_t(r * cols + j + t)] * w[size_t(r * cols + j + t)] / dinv[size_t(j + t)];
+            s[size_t(t)] =
+                w[size_t(r * cols + j + t)] * w[size_t(r * cols + j + t)] / dinv[size_t(j + t)];
           for (int64_t t : smallest(s, m - n)) ref.keep[size_t(r * cols + j + t)] = 0;
         }
         double& wj = w[size_t(r * cols + j)];
         double q = 0;
-        if (ref.keep[size_t(r * cols + j)]) q = o.quantize ? double(o.quantize(r, j, float(wj))) : wj;
+        if (ref.keep[size_t(r * cols + j)])
+          q = o.quantize ? double(o.quantize(r, j, float(wj))) : wj;
         const double delta = (wj - q) / hinv[0];
-        for (int64_t t = j + 1; t < cols; ++t) w[size_t(r * cols + t)] -= delta * hinv[size_t(t - j)];
+        for (int64_t t = j + 1; t < cols; ++t)
+          w[size_t(r * cols + t)] -= delta * hinv[size_t(t - j)];
         wj = q;
       }
     }
@@ -141,7 +146,8 @@ struct Layer {
 };
 
 Layer layer(int64_t rows, int64_t cols, int64_t n, uint32_t seed, float outlier) {
-  Layer l{prune_test::weight(rows, cols, seed), prune_test::activations(n, cols, seed, outlier), {}};
+  Layer l{
+      prune_test::weight(rows, cols, seed), prune_test::activations(n, cols, seed, outlier), {}};
   l.st = prune_test::stats_of(l.x, cols);
   return l;
 }
@@ -162,14 +168,17 @@ TEST(SparseGPT, InverseCholeskyFactor) {
         if (j < i) {
           EXPECT_EQ(U[size_t(i * n + j)], 0.0);
         }
-        for (int64_t p = 0; p <= std::min(i, j); ++p) utu[size_t(i * n + j)] += U[size_t(p * n + i)] * U[size_t(p * n + j)];
+        for (int64_t p = 0; p <= std::min(i, j); ++p)
+          utu[size_t(i * n + j)] += U[size_t(p * n + i)] * U[size_t(p * n + j)];
       }
     double worst = 0;
     for (int64_t i = 0; i < n; ++i)
       for (int64_t k = 0; k < n; ++k)
-        for (int64_t j = 0; j < n; ++j) prod[size_t(i * n + j)] += utu[size_t(i * n + k)] * H[size_t(k * n + j)];
+        for (int64_t j = 0; j < n; ++j)
+          prod[size_t(i * n + j)] += utu[size_t(i * n + k)] * H[size_t(k * n + j)];
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) worst = std::max(worst, std::fabs(prod[size_t(i * n + j)] - (i == j)));
+      for (int64_t j = 0; j < n; ++j)
+        worst = std::max(worst, std::fabs(prod[size_t(i * n + j)] - (i == j)));
     EXPECT_LT(worst, 1e-9) << n;
   }
   std::vector<double> indefinite = {1, 2, 2, 1};
@@ -301,7 +310,8 @@ TEST(SparseGPT, GemmF64EveryPathMatchesNaive) {
   std::vector<double> want(static_cast<size_t>(m * n), 1.0);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j)
-      for (int64_t p = 0; p < k; ++p) want[size_t(i * n + j)] -= A[size_t(i * k + p)] * B[size_t(p * n + j)];
+      for (int64_t p = 0; p < k; ++p)
+        want[size_t(i * n + j)] -= A[size_t(i * k + p)] * B[size_t(p * n + j)];
   const SimdLevel saved = cpu_features().level;
   for (SimdLevel level : {SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512}) {
     set_simd_level(level);

@@ -22,10 +22,13 @@ TEST(Wanda, KeepsLargestScorePerRow) {
     double max_pruned = 0, min_kept = INFINITY;
     for (int64_t j = 0; j < cols; ++j) {
       double norm2 = 0;  // ‖X_j‖² straight from the activations
-      for (int64_t t = 0; t < n; ++t) norm2 += double(x[size_t(t * cols + j)]) * x[size_t(t * cols + j)];
+      for (int64_t t = 0; t < n; ++t)
+        norm2 += double(x[size_t(t * cols + j)]) * x[size_t(t * cols + j)];
       const double score = std::fabs(v[size_t(r * cols + j)]) * std::sqrt(norm2);
-      if (c.kept(r * cols + j)) ++kept, min_kept = std::min(min_kept, score);
-      else max_pruned = std::max(max_pruned, score);
+      if (c.kept(r * cols + j))
+        ++kept, min_kept = std::min(min_kept, score);
+      else
+        max_pruned = std::max(max_pruned, score);
     }
     EXPECT_EQ(kept, cols / 2);
     EXPECT_LE(max_pruned, min_kept);
@@ -106,7 +109,8 @@ TEST(Wanda, LayerStatsAccumulateMatchesNaive) {
     EXPECT_EQ(s.max_abs[size_t(i)], mx);
     for (int64_t j = 0; j < cols; ++j) {
       double h = 0;
-      for (int64_t t = 0; t < 300; ++t) h += double(x[size_t(t * cols + i)]) * x[size_t(t * cols + j)];
+      for (int64_t t = 0; t < 300; ++t)
+        h += double(x[size_t(t * cols + i)]) * x[size_t(t * cols + j)];
       EXPECT_NEAR(s.xtx[size_t(i * cols + j)], h, 1e-5 * sq + 1e-4);
     }
   }

@@ -5,189 +5,223 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/kernels/cpu_features.h"
 
 namespace mcw {
 namespace {
 
-// y[i] += a0·x0[i] + a1·x1[i] + a2·x2[i] + a3·x3[i]: four updates per load and store of y.
-// The same body is compiled for each SIMD level (GCC inlines it into the target-attributed
-// wrappers and vectorises it there); without FMA contraction every level gives the same bits.
-[[gnu::always_inline]] inline void axpy4_body(double* __restrict y, const double* a,
-                                              const double* __restrict x0,
-                                              const double* __restrict x1,
-                                              const double* __restrict x2,
-                                              const double* __restrict x3, int64_t n) {
-  const double a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-  for (int64_t i = 0; i < n; ++i) y[i] += a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
-}
-[[gnu::always_inline]] inline void axpy1_body(double* __restrict y, double a,
-                                              const double* __restrict x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+constexpr int64_t kBlock = 128;  // panel width of the blocked factorisations
+constexpr int64_t kTile = 64;    // rows or columns per parallel task
+
+void check(const CancelToken* cancel) {
+  if (cancel) cancel->throw_if_cancelled();
 }
 
-using Axpy4 = void (*)(double*, const double*, const double*, const double*, const double*,
-                       const double*, int64_t);
-using Axpy1 = void (*)(double*, double, const double*, int64_t);
+// 4×8 register tile: the accumulators stay in registers over the whole depth, so each
+// step loads one row of B (8 values) and four values of A for 32 multiply-adds. GCC
+// vector types keep it portable: 4-double vectors become AVX registers where this body is
+// compiled for AVX2 and pairs of SSE2 registers elsewhere.
+typedef double v4d __attribute__((vector_size(32)));
 
-void axpy4_generic(double* y, const double* a, const double* x0, const double* x1, const double* x2,
-                   const double* x3, int64_t n) {
-  axpy4_body(y, a, x0, x1, x2, x3, n);
-}
-void axpy1_generic(double* y, double a, const double* x, int64_t n) { axpy1_body(y, a, x, n); }
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) void axpy4_avx2(double* y, const double* a, const double* x0,
-                                                const double* x1, const double* x2,
-                                                const double* x3, int64_t n) {
-  axpy4_body(y, a, x0, x1, x2, x3, n);
-}
-__attribute__((target("avx2"))) void axpy1_avx2(double* y, double a, const double* x, int64_t n) {
-  axpy1_body(y, a, x, n);
-}
-__attribute__((target("avx512f"))) void axpy4_avx512(double* y, const double* a, const double* x0,
-                                                     const double* x1, const double* x2,
-                                                     const double* x3, int64_t n) {
-  axpy4_body(y, a, x0, x1, x2, x3, n);
-}
-__attribute__((target("avx512f"))) void axpy1_avx512(double* y, double a, const double* x,
-                                                     int64_t n) {
-  axpy1_body(y, a, x, n);
-}
-#endif
-
-struct Kernels {
-  Axpy4 axpy4;
-  Axpy1 axpy1;
-};
-
-Kernels kernels() {
-#if defined(__x86_64__)
-  switch (cpu_features().level) {
-    case SimdLevel::Avx512:
-      return {axpy4_avx512, axpy1_avx512};
-    case SimdLevel::Avx2:
-      return {axpy4_avx2, axpy1_avx2};
-    case SimdLevel::Generic:
-      break;
-  }
-#endif
-  return {axpy4_generic, axpy1_generic};
-}
-
-// y[0:len) += Σ_p coef[p]·x_p[0:len) over np rows x_p = x + p·ldx.
-void axpy_rows(const Kernels& k, double* y, const double* coef, const double* x, int64_t ldx,
-               int64_t np, int64_t len) {
-  int64_t p = 0;
-  for (; p + 4 <= np; p += 4)
-    k.axpy4(y, coef + p, x + p * ldx, x + (p + 1) * ldx, x + (p + 2) * ldx, x + (p + 3) * ldx, len);
-  for (; p < np; ++p) k.axpy1(y, coef[p], x + p * ldx, len);
-}
-
-constexpr int64_t kBlock = 64;   // panel width / row block
-constexpr int64_t kChunk = 256;  // columns per task in the streaming updates
-
-}  // namespace
-
-bool cholesky_lower(double* a, int64_t n, const CancelToken* cancel) {
-  const Kernels k = kernels();
-  std::vector<double> pt;  // the panel transposed: pt[p·n + c] = L[c][k0 + p]
-  for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
-    if (cancel) cancel->throw_if_cancelled();
-    const int64_t k1 = std::min(k0 + kBlock, n), nb = k1 - k0;
-    // Diagonal block, already updated by the earlier panels.
-    for (int64_t j = k0; j < k1; ++j) {
-      double d = a[j * n + j];
-      for (int64_t p = k0; p < j; ++p) d -= a[j * n + p] * a[j * n + p];
-      if (!(d > 0.0) || !std::isfinite(d)) return false;
-      const double ljj = std::sqrt(d);
-      a[j * n + j] = ljj;
-      for (int64_t i = j + 1; i < k1; ++i) {
-        double s = a[i * n + j];
-        for (int64_t p = k0; p < j; ++p) s -= a[i * n + p] * a[j * n + p];
-        a[i * n + j] = s / ljj;
-      }
+__attribute__((always_inline)) inline void tile_vec(const double* A, int64_t lda, const double* B,
+                                                    int64_t ldb, double* C, int64_t ldc,
+                                                    int64_t k) {
+  v4d acc[4][2] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    v4d b0, b1;
+    std::memcpy(&b0, B + p * ldb, sizeof b0);
+    std::memcpy(&b1, B + p * ldb + 4, sizeof b1);
+    for (int r = 0; r < 4; ++r) {
+      const double a = A[r * lda + p];
+      const v4d av = {a, a, a, a};
+      acc[r][0] += av * b0;
+      acc[r][1] += av * b1;
     }
-    // Panel below the diagonal block: each row is a small triangular solve.
-    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 32),
-                      [&](const tbb::blocked_range<int64_t>& rr) {
-                        for (int64_t i = rr.begin(); i < rr.end(); ++i)
-                          for (int64_t j = k0; j < k1; ++j) {
-                            double s = a[i * n + j];
-                            for (int64_t p = k0; p < j; ++p) s -= a[i * n + p] * a[j * n + p];
-                            a[i * n + j] = s / a[j * n + j];
-                          }
-                      });
-    if (k1 == n) break;
-    // Trailing update A22 −= L21·L21ᵀ (lower triangle), the O(n³) part.
-    pt.assign(size_t(nb * n), 0.0);
-    for (int64_t c = k1; c < n; ++c)
-      for (int64_t p = 0; p < nb; ++p) pt[size_t(p * n + c)] = a[c * n + k0 + p];
-    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, 8),
-                      [&](const tbb::blocked_range<int64_t>& rr) {
-                        double coef[kBlock];
-                        for (int64_t i = rr.begin(); i < rr.end(); ++i) {
-                          for (int64_t p = 0; p < nb; ++p) coef[p] = -a[i * n + k0 + p];
-                          for (int64_t c0 = k1; c0 <= i; c0 += kChunk) {
-                            const int64_t len = std::min(c0 + kChunk, i + 1) - c0;
-                            axpy_rows(k, a + i * n + c0, coef, pt.data() + c0, n, nb, len);
-                          }
-                        }
-                      });
   }
-  for (int64_t i = 0; i < n; ++i) std::fill(a + i * n + i + 1, a + (i + 1) * n, 0.0);
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < 2; ++h)
+      for (int c = 0; c < 4; ++c) C[r * ldc + h * 4 + c] -= acc[r][h][c];
+}
+
+// The same tile in scalar code for the portable build, where 4-double vectors would be
+// emulated badly.
+__attribute__((always_inline)) inline void tile_scalar(const double* A, int64_t lda,
+                                                       const double* B, int64_t ldb, double* C,
+                                                       int64_t ldc, int64_t k) {
+  double acc[4][8] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    const double* b = B + p * ldb;
+    for (int r = 0; r < 4; ++r) {
+      const double a = A[r * lda + p];
+      for (int c = 0; c < 8; ++c) acc[r][c] += a * b[c];
+    }
+  }
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 8; ++c) C[r * ldc + c] -= acc[r][c];
+}
+
+__attribute__((always_inline)) inline void edge(const double* A, int64_t lda, const double* B,
+                                                int64_t ldb, double* C, int64_t ldc, int64_t m,
+                                                int64_t n, int64_t k) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t p = 0; p < k; ++p) {
+      const double a = A[r * lda + p];
+      for (int64_t c = 0; c < n; ++c) C[r * ldc + c] -= a * B[p * ldb + c];
+    }
+}
+
+// Depth is cut into chunks so that the 8-column strip of B a tile walks stays in L1.
+template <bool Vec>
+__attribute__((always_inline)) inline void gemm_body(const double* A, int64_t lda, const double* B,
+                                                     int64_t ldb, double* C, int64_t ldc, int64_t m,
+                                                     int64_t n, int64_t k) {
+  constexpr int64_t kDepth = 256;
+  for (int64_t p0 = 0; p0 < k; p0 += kDepth) {
+    const int64_t kc = std::min(kDepth, k - p0);
+    const double* Ap = A + p0;
+    const double* Bp = B + p0 * ldb;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      int64_t j = 0;
+      for (; j + 8 <= n; j += 8) {
+        if constexpr (Vec)
+          tile_vec(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
+        else
+          tile_scalar(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, kc);
+      }
+      if (j < n) edge(Ap + i * lda, lda, Bp + j, ldb, C + i * ldc + j, ldc, 4, n - j, kc);
+    }
+    if (i < m) edge(Ap + i * lda, lda, Bp, ldb, C + i * ldc, ldc, m - i, n, kc);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void gemm_avx2(const double* A, int64_t lda, const double* B,
+                                                   int64_t ldb, double* C, int64_t ldc, int64_t m,
+                                                   int64_t n, int64_t k) {
+  gemm_body<true>(A, lda, B, ldb, C, ldc, m, n, k);
+}
+#endif
+
+void gemm_generic(const double* A, int64_t lda, const double* B, int64_t ldb, double* C,
+                  int64_t ldc, int64_t m, int64_t n, int64_t k) {
+  gemm_body<false>(A, lda, B, ldb, C, ldc, m, n, k);
+}
+
+// Unblocked lower Cholesky of the b×b diagonal block at D (leading dimension ld).
+bool cholesky_small(double* D, int64_t ld, int64_t b) {
+  for (int64_t j = 0; j < b; ++j) {
+    double d = D[j * ld + j];
+    for (int64_t p = 0; p < j; ++p) d -= D[j * ld + p] * D[j * ld + p];
+    if (!(d > 0) || !std::isfinite(d)) return false;
+    const double ljj = std::sqrt(d);
+    D[j * ld + j] = ljj;
+    for (int64_t i = j + 1; i < b; ++i) {
+      double v = D[i * ld + j];
+      for (int64_t p = 0; p < j; ++p) v -= D[i * ld + p] * D[j * ld + p];
+      D[i * ld + j] = v / ljj;
+    }
+  }
   return true;
 }
 
-void invert_lower(double* l, int64_t n, const CancelToken* cancel) {
-  const Kernels k = kernels();
-  // Row block [i0, i1) of X = L⁻¹ is built in t (kBlock × n) while L's rows stay intact for
-  // every task, then copied over them. Columns of X are independent, so tasks split columns.
-  std::vector<double> t(size_t(kBlock * n));
+}  // namespace
+
+void gemm_sub_f64(const double* A, int64_t lda, const double* B, int64_t ldb, double* C,
+                  int64_t ldc, int64_t m, int64_t n, int64_t k) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+#if defined(__x86_64__)
+  if (cpu_features().level >= SimdLevel::Avx2) return gemm_avx2(A, lda, B, ldb, C, ldc, m, n, k);
+#endif
+  gemm_generic(A, lda, B, ldb, C, ldc, m, n, k);
+}
+
+bool cholesky_lower(double* A, int64_t n, const CancelToken* cancel) {
+  std::vector<double> panel_t;  // the panel transposed: [b, rows below the block]
+  for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+    check(cancel);
+    const int64_t k1 = std::min(n, k0 + kBlock), b = k1 - k0, below = n - k1;
+    if (!cholesky_small(A + k0 * n + k0, n, b)) return false;
+    if (below == 0) break;
+    // Panel: rows under the block solve x·L11ᵀ = a, each row on its own.
+    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, kTile), [&](const auto& rr) {
+      for (int64_t i = rr.begin(); i < rr.end(); ++i) {
+        double* x = A + i * n + k0;
+        for (int64_t j = 0; j < b; ++j) {
+          double v = x[j];
+          const double* lj = A + (k0 + j) * n + k0;
+          for (int64_t p = 0; p < j; ++p) v -= x[p] * lj[p];
+          x[j] = v / lj[j];
+        }
+      }
+    });
+    panel_t.assign(size_t(b * below), 0.0);
+    for (int64_t i = 0; i < below; ++i)
+      for (int64_t p = 0; p < b; ++p) panel_t[size_t(p * below + i)] = A[(k1 + i) * n + k0 + p];
+    // Trailing lower triangle: A22 -= P·Pᵀ. Each row tile also updates a few entries above
+    // the diagonal of its own diagonal tile; those are never read and are zeroed at the end.
+    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, kTile / 2), [&](const auto& rr) {
+      const int64_t i0 = rr.begin(), i1 = rr.end();
+      gemm_sub_f64(A + i0 * n + k0, n, panel_t.data(), below, A + i0 * n + k1, n, i1 - i0, i1 - k1,
+                   b);
+    });
+  }
+  for (int64_t i = 0; i < n; ++i) std::fill(A + i * n + i + 1, A + (i + 1) * n, 0.0);
+  return true;
+}
+
+void invert_lower(double* L, int64_t n, const CancelToken* cancel) {
+  // Block row b of X = L⁻¹: X_bb = L_bb⁻¹ and X[b, 0:i0] = -X_bb·L[b, 0:i0]·X[0:i0, 0:i0],
+  // where the rows above are already X. Both products run as gemm_sub_f64 on zeroed outputs:
+  // t = 0 - L·X, then X[b, 0:i0] = 0 - (-X_bb)·t.
+  std::vector<double> t, dinv, neg_dinv;
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    if (cancel) cancel->throw_if_cancelled();
-    const int64_t i1 = std::min(i0 + kBlock, n), m = i1 - i0;
-    tbb::parallel_for(
-        tbb::blocked_range<int64_t>(0, (i1 + kChunk - 1) / kChunk, 1),
-        [&](const tbb::blocked_range<int64_t>& cr) {
-          std::vector<double> coef(size_t(std::max(i0, m)));
-          for (int64_t chunk = cr.begin(); chunk < cr.end(); ++chunk) {
-            const int64_t j0 = chunk * kChunk, j1 = std::min(j0 + kChunk, i1), len = j1 - j0;
-            for (int64_t r = 0; r < m; ++r) std::fill_n(t.data() + r * n + j0, len, 0.0);
-            // Finished rows p < i0 (X[p][j] = 0 for j > p, so rows p < j0 contribute nothing).
-            for (int64_t p0 = j0; p0 < i0; p0 += 4) {
-              const int64_t np = std::min<int64_t>(4, i0 - p0);
-              for (int64_t r = 0; r < m; ++r) {
-                double c4[4];
-                for (int64_t q = 0; q < np; ++q) c4[q] = l[(i0 + r) * n + p0 + q];
-                axpy_rows(k, t.data() + r * n + j0, c4, l + p0 * n + j0, n, np, len);
-              }
-            }
-            // Rows of this block, in order, each from the finished ones above it.
-            for (int64_t r = 0; r < m; ++r) {
-              const int64_t i = i0 + r;
-              double* tr = t.data() + r * n + j0;
-              const int64_t pb = std::max(i0, j0);
-              for (int64_t p = pb; p < i; ++p) coef[size_t(p - pb)] = l[i * n + p];
-              if (i > pb)
-                axpy_rows(k, tr, coef.data(), t.data() + (pb - i0) * n + j0, n, i - pb, len);
-              const double inv = 1.0 / l[i * n + i];
-              for (int64_t j = j0; j < j1; ++j)
-                tr[j - j0] = j < i ? -tr[j - j0] * inv : (j == i ? inv : 0.0);
-            }
-          }
-        });
-    for (int64_t r = 0; r < m; ++r) std::copy_n(t.data() + r * n, i0 + r + 1, l + (i0 + r) * n);
+    check(cancel);
+    const int64_t i1 = std::min(n, i0 + kBlock), b = i1 - i0;
+    dinv.assign(size_t(b * b), 0.0);
+    for (int64_t j = 0; j < b; ++j) {
+      dinv[size_t(j * b + j)] = 1.0 / L[(i0 + j) * n + i0 + j];
+      for (int64_t i = j + 1; i < b; ++i) {
+        double v = 0;
+        for (int64_t p = j; p < i; ++p) v += L[(i0 + i) * n + i0 + p] * dinv[size_t(p * b + j)];
+        dinv[size_t(i * b + j)] = -v / L[(i0 + i) * n + i0 + i];
+      }
+    }
+    if (i0 > 0) {
+      t.assign(size_t(b * i0), 0.0);
+      neg_dinv.resize(dinv.size());
+      for (size_t i = 0; i < dinv.size(); ++i) neg_dinv[i] = -dinv[i];
+      // X is lower triangular, so output column tile j0 only needs depth >= j0.
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, i0, kTile), [&](const auto& cr) {
+        const int64_t j0 = cr.begin(), j1 = cr.end();
+        gemm_sub_f64(L + i0 * n + j0, n, L + j0 * n + j0, n, t.data() + j0, i0, b, j1 - j0,
+                     i0 - j0);
+      });
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, i0, kTile), [&](const auto& cr) {
+        const int64_t j0 = cr.begin(), j1 = cr.end();
+        for (int64_t r = 0; r < b; ++r)
+          std::fill(L + (i0 + r) * n + j0, L + (i0 + r) * n + j1, 0.0);
+        gemm_sub_f64(neg_dinv.data(), b, t.data() + j0, i0, L + i0 * n + j0, n, b, j1 - j0, b);
+      });
+    }
+    for (int64_t r = 0; r < b; ++r)
+      for (int64_t c = 0; c < b; ++c) L[(i0 + r) * n + i0 + c] = dinv[size_t(r * b + c)];
   }
 }
 
-bool inverse_cholesky_upper(const double* h, int64_t n, std::vector<double>& u,
+bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
                             const CancelToken* cancel) {
-  // Reversing the flat array reverses both indices: a[i][j] = h[n−1−i][n−1−j].
-  u.assign(std::reverse_iterator(h + n * n), std::reverse_iterator(h));
-  if (!cholesky_lower(u.data(), n, cancel)) return false;
-  invert_lower(u.data(), n, cancel);
-  std::reverse(u.begin(), u.end());
+  std::vector<double> rev(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) rev[size_t(i * n + j)] = H[(n - 1 - i) * n + (n - 1 - j)];
+  if (!cholesky_lower(rev.data(), n, cancel)) return false;
+  invert_lower(rev.data(), n, cancel);
+  U.resize(size_t(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      U[size_t(i * n + j)] = rev[size_t((n - 1 - i) * n + (n - 1 - j))];
   return true;
 }
 

@@ -1,7 +1,9 @@
-// Dense f64 factorisations for the Hessian-based compressors (GPTQ; usable by SparseGPT):
-// row-major n×n matrices, blocked, parallel with oneTBB, inner loops vectorised for the
-// SIMD level cpu_features() reports. f64 because H = XᵀX of a large layer is badly
-// conditioned and the factors feed thousands of dependent updates.
+// Double-precision dense linear algebra for the compression methods: the Hessians of
+// SparseGPT/GPTQ and the whitening of activation-aware low rank are often badly
+// conditioned, so factorisations run in f64 (f32 GEMM from engine/kernels/gemm.h is used
+// only where the products feed f32 weights anyway). Row-major storage throughout.
+// The O(n³) routines are blocked so that almost all work is gemm_sub_f64 over tiles,
+// spread over threads with oneTBB; gemm_sub_f64 has an AVX2+FMA build chosen at run time.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -10,20 +12,24 @@
 
 namespace mcw {
 
-// In place: the lower triangle of the symmetric positive definite `a` becomes L with
-// a = L·Lᵀ; the strict upper triangle is zeroed. Only the lower triangle is read.
-// Returns false (a then holds garbage) when a pivot is not positive.
-bool cholesky_lower(double* a, int64_t n, const CancelToken* cancel = nullptr);
+// C[m,n] -= A[m,k] · B[k,n] (leading dimensions lda, ldb, ldc). Runs on the calling thread.
+void gemm_sub_f64(const double* A, int64_t lda, const double* B, int64_t ldb, double* C,
+                  int64_t ldc, int64_t m, int64_t n, int64_t k);
 
-// In place inverse of a lower-triangular matrix with a nonzero diagonal (upper triangle
-// must be zero and stays zero).
-void invert_lower(double* l, int64_t n, const CancelToken* cancel = nullptr);
+// In place: the lower Cholesky factor L (A = L·Lᵀ) of the symmetric matrix A [n,n], of
+// which only the lower triangle is read; the upper triangle is zeroed. Returns false when
+// A is not numerically positive definite (a pivot <= 0 or not finite).
+bool cholesky_lower(double* A, int64_t n, const CancelToken* cancel = nullptr);
 
-// The upper-triangular U with Uᵀ·U = H⁻¹ (what GPTQ calls the Cholesky of the inverse
-// Hessian), from the symmetric positive definite H, in two O(n³/3) steps instead of the
-// usual three: with J the index reversal, J·H·J = L·Lᵀ gives H = R·Rᵀ, R = J·L·J upper,
-// so H⁻¹ = (R⁻¹)ᵀ·R⁻¹ and U = R⁻¹ = J·L⁻¹·J. Returns false when H is not positive definite.
-bool inverse_cholesky_upper(const double* h, int64_t n, std::vector<double>& u,
+// In place inverse of a lower-triangular L [n,n] with non-zero diagonal.
+void invert_lower(double* L, int64_t n, const CancelToken* cancel = nullptr);
+
+// U upper triangular with H⁻¹ = Uᵀ·U, the factor SparseGPT and GPTQ sweep with: row j of U
+// divided by U[j][j] is row j of the inverse of H restricted to columns j..n-1, divided by
+// its diagonal. Computed without forming H⁻¹: with J the reversal permutation, J·H·J = L·Lᵀ
+// gives H = R·Rᵀ for R = J·L·J upper, so U = R⁻¹ = J·L⁻¹·J. False when H is not
+// positive definite.
+bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
                             const CancelToken* cancel = nullptr);
 
 }  // namespace mcw

@@ -1,0 +1,34 @@
+#include "engine/compress/wanda.h"
+
+#include <cmath>
+
+#include "engine/compress/layer_stats_accumulate.h"
+#include "engine/compress/nm_pattern.h"
+
+namespace mcw {
+
+CompressedTensor wanda_prune(const Tensor& w, const LayerStats& stats, const WandaOptions& opt,
+                             const CancelToken* cancel) {
+  if (w.ndim() == 2) {
+    validate_target(opt.target, w.dim(1), w.name());
+    check_layer_stats(stats, w.dim(1), w.name());
+  }
+  std::vector<float> values = weight_values(w);
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  std::vector<double> norm(static_cast<size_t>(cols));
+  for (size_t j = 0; j < norm.size(); ++j) norm[j] = std::sqrt(stats.sq_norm[j]);
+  std::vector<double> score(values.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t i = size_t(r * cols + c);
+      score[i] = std::fabs(double(values[i])) * norm[size_t(c)];
+    }
+  std::vector<uint8_t> keep(values.size());
+  if (opt.target.is_nm())
+    select_nm(score.data(), rows, cols, opt.target.nm_n, opt.target.nm_m, keep.data(), cancel);
+  else
+    select_per_row(score.data(), rows, cols, opt.target.sparsity, keep.data(), cancel);
+  return pruned_tensor(w.name(), rows, cols, std::move(values), keep, opt.target);
+}
+
+}  // namespace mcw

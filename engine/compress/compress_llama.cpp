@@ -1,0 +1,309 @@
+#include "engine/compress/compress_llama.h"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "engine/compress/awq.h"
+#include "engine/compress/calibrate.h"
+#include "engine/compress/gptq.h"
+#include "engine/compress/kmeans.h"
+#include "engine/compress/layer_stats_accumulate.h"
+#include "engine/compress/low_rank.h"
+#include "engine/compress/magnitude.h"
+#include "engine/compress/outliers.h"
+#include "engine/compress/rtn.h"
+#include "engine/compress/sparsegpt.h"
+#include "engine/compress/wanda.h"
+#include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
+
+namespace mcw {
+
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void stage_error(const Recipe& r, size_t i, const std::string& what) {
+  const RecipeStage& s = r.stages[i];
+  throw Error(r.source, (s.line ? "line " + std::to_string(s.line) + ": " : std::string()) + "stage " +
+                            std::to_string(i + 1) + " (" + s.algorithm + "): " + what);
+}
+
+bool needs_stats(const RecipeStage& s) {
+  const std::string& a = s.algorithm;
+  return a == "gptq" || a == "awq" || a == "kmeans" || a == "wanda" || a == "sparsegpt" ||
+         (a == "svd" && s.params["activation_aware"].get<bool>());
+}
+
+SparsityTarget sparsity_target(const json& p) {
+  SparsityTarget t;
+  t.sparsity = p["sparsity"].get<double>();
+  const std::string pat = p["pattern"].get<std::string>();
+  if (pat != "unstructured") t.nm_n = pat[0] - '0', t.nm_m = pat[2] - '0';
+  return t;
+}
+
+RtnOptions rtn_options(const json& p) {
+  RtnOptions o;
+  o.bits = p["bits"].get<int>();
+  o.symmetric = p["symmetric"].get<bool>();
+  const int g = p["group_size"].get<int>();
+  o.scope = g == 0 ? QuantScope::PerChannel : g < 0 ? QuantScope::PerTensor : QuantScope::Group;
+  o.group_size = g > 0 ? g : 128;
+  return o;
+}
+
+std::vector<double> hessian_diagonal(const LayerStats& s) {
+  std::vector<double> d(size_t(s.cols));
+  for (int64_t i = 0; i < s.cols; ++i) d[size_t(i)] = s.xtx[size_t(i * s.cols + i)];
+  return d;
+}
+
+// tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, or the plain weight ratio without H.
+double relative_error(const Tensor& w, const Tensor& q, const LayerStats* stats) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const float* a = w.as<float>();
+  const float* b = q.as<float>();
+  std::vector<float> d(size_t(rows * cols));
+  for (size_t i = 0; i < d.size(); ++i) d[i] = a[i] - b[i];
+  if (!stats) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < d.size(); ++i) num += double(d[i]) * d[i], den += double(a[i]) * a[i];
+    return den > 0 ? num / den : 0;
+  }
+  std::vector<float> h(stats->xtx.begin(), stats->xtx.end()), dh(d.size()), wh(d.size());
+  matmul(d.data(), h.data(), dh.data(), rows, cols, cols);
+  matmul(a, h.data(), wh.data(), rows, cols, cols);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < d.size(); ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * a[i];
+  return den > 0 ? num / den : 0;
+}
+
+// Activation rows kept per group input for AWQ's search (the statistics cover them all).
+constexpr int64_t kAwqSampleRows = 4096;
+
+struct GroupData {
+  LayerStats stats;
+  std::vector<float> samples;  // up to kAwqSampleRows rows of the input
+  int64_t sample_rows = 0;
+};
+
+class StageRunner {
+ public:
+  StageRunner(const Recipe& r, size_t index, LlamaModel& model, CompressionResult& out,
+              const CancelToken* cancel)
+      : r_(r), i_(index), s_(r.stages[index]), p_(s_.params), model_(model), out_(out), cancel_(cancel) {}
+
+  void compress_one(const std::string& name, const LayerStats* stats) {
+    Tensor* w = find_weight(model_, name);
+    CompressedTensor c = run(*w, name, stats);
+    store(name, *w, std::move(c), stats);
+  }
+
+  // AWQ searches one scale vector for all linears sharing an input.
+  void compress_awq(const std::vector<std::string>& names, const GroupData& g) {
+    std::vector<AwqLayer> layers;
+    for (const std::string& n : names) {
+      const Tensor* w = find_weight(model_, n);
+      layers.push_back({w->as<float>(), w->dim(0), n});
+    }
+    AwqOptions o;
+    o.bits = p_["bits"].get<int>();
+    o.symmetric = p_["symmetric"].get<bool>();
+    o.group_size = std::max(0, p_["group_size"].get<int>());
+    if (o.group_size == 0) o.group_size = g.stats.cols;
+    o.grid = p_["grid"].get<int>();
+    o.clip = p_["clip_search"].get<bool>();
+    AwqResult res = quantize_awq(layers, g.samples.data(), g.sample_rows, g.stats.cols, o, cancel_);
+    for (size_t k = 0; k < names.size(); ++k) {
+      Tensor* w = find_weight(model_, names[k]);
+      Tensor eff = awq_effective_weight(res.layers[k], res.input_scale);
+      const double err = relative_error(*w, eff, &g.stats);
+      record(names[k], std::move(res.layers[k]), err, true, 16 * uint64_t(g.stats.cols));
+      *w = std::move(eff);
+      w->set_name(names[k]);
+    }
+  }
+
+ private:
+  CompressedTensor run(const Tensor& w, const std::string& name, const LayerStats* st) {
+    const std::string& a = s_.algorithm;
+    const int64_t rows = w.dim(0), cols = w.dim(1);
+    if (a == "rtn") {
+      RtnOptions o = rtn_options(p_);
+      o.clip.enabled = p_["mse_clip"].get<bool>();
+      return quantize_rtn(w.as<float>(), rows, cols, o, nullptr, cancel_, name);
+    }
+    if (a == "gptq") {
+      GptqOptions o;
+      o.bits = p_["bits"].get<int>();
+      o.symmetric = p_["symmetric"].get<bool>();
+      const int g = p_["group_size"].get<int>();
+      if (g < 0) stage_error(r_, i_, "per-tensor scales (group_size -1) are not available for gptq");
+      o.group_size = g;
+      o.percdamp = p_["damp"].get<double>();
+      o.block_size = p_["block_size"].get<int64_t>();
+      o.act_order = p_["act_order"].get<bool>();
+      o.static_groups = p_["static_groups"].get<bool>();
+      CompressedTensor q = quantize_gptq(w.as<float>(), rows, cols, *st, o, cancel_, name);
+      if (const double f = p_["outlier_fraction"].get<double>(); f > 0) {
+        const auto diag = hessian_diagonal(*st);
+        add_outliers(q, w.as<float>(), diag.data(), {f, false}, cancel_);
+      }
+      return q;
+    }
+    if (a == "kmeans") {
+      KmeansOptions o;
+      o.bits = p_["bits"].get<int>();
+      o.iterations = p_["iterations"].get<int>();
+      const auto diag = hessian_diagonal(*st);
+      return quantize_kmeans(w.as<float>(), rows, cols, o, diag.data(), cancel_, name);
+    }
+    if (a == "magnitude") return magnitude_prune(w, {sparsity_target(p_)}, cancel_);
+    if (a == "wanda") return wanda_prune(w, *st, {sparsity_target(p_)}, cancel_);
+    if (a == "sparsegpt") {
+      SparseGptOptions o;
+      o.target = sparsity_target(p_);
+      o.damp = p_["damp"].get<double>();
+      o.block_size = p_["block_size"].get<int64_t>();
+      if (const int b = p_["quantize_bits"].get<int>(); b > 0) o.quantize = rtn_quantizer(w, b, 0);
+      return sparsegpt_prune(w, *st, o, cancel_);
+    }
+    if (a == "svd") {
+      LowRankOptions o;
+      o.rank = p_["rank"].get<int64_t>();
+      o.energy = p_["energy"].get<double>();
+      o.activation_aware = p_["activation_aware"].get<bool>();
+      return low_rank(w, o, o.activation_aware ? st : nullptr, cancel_);
+    }
+    stage_error(r_, i_, "not available in compress yet (structured pruning and W8A8 come with "
+                        "the activation-quantised forward pass)");
+  }
+
+  void store(const std::string& name, Tensor& w, CompressedTensor c, const LayerStats* st) {
+    c.name = name;
+    Tensor q = c.dequantize();
+    const double err = relative_error(w, q, st);
+    record(name, std::move(c), err, st != nullptr, 0);
+    q.set_name(name);
+    w = std::move(q);
+  }
+
+  void record(const std::string& name, CompressedTensor c, double err, bool on_acts, uint64_t extra) {
+    c.name = name;
+    CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts};
+    extra_bits_[name] = extra;
+    for (CompressedLayer& l : out_.layers)
+      if (l.tensor.name == name) return void(l = std::move(layer));  // a later stage wins
+    out_.layers.push_back(std::move(layer));
+  }
+
+  const Recipe& r_;
+  size_t i_;
+  const RecipeStage& s_;
+  const json& p_;
+  LlamaModel& model_;
+  CompressionResult& out_;
+  const CancelToken* cancel_;
+
+ public:
+  std::map<std::string, uint64_t> extra_bits_;  // side data (AWQ scales) per layer
+};
+
+}  // namespace
+
+bool recipe_needs_calibration(const Recipe& recipe) {
+  for (const RecipeStage& s : recipe.stages)
+    if (needs_stats(s)) return true;
+  return false;
+}
+
+CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
+                                 std::span<const int32_t> calib_tokens, const CompressOptions& opt,
+                                 const ProgressFn& progress, const CancelToken* cancel) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CompressionResult out;
+  out.model = base;  // tensors share bytes: copy each weight before replacing it (below)
+  for (auto& [name, t] : out.model.named_tensors()) *t = Tensor::from_f32(t->to_f32(), t->shape(), name);
+
+  std::vector<std::string> linear_names;
+  for (const LinearGroup& g : linear_groups(out.model))
+    linear_names.insert(linear_names.end(), g.names.begin(), g.names.end());
+
+  const int64_t windows = recipe.calibration.value("windows", opt.calib_windows);
+  const int64_t window = recipe.calibration.value("window", opt.calib_window);
+  const auto calib = calibration_windows(calib_tokens, windows, window);
+  std::map<std::string, uint64_t> extra_bits;
+
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+    const RecipeStage& s = recipe.stages[i];
+    const auto names = stage_tensors(s, linear_names);
+    if (names.empty()) stage_error(recipe, i, "its targets match no linear weight");
+    const std::set<std::string> targeted(names.begin(), names.end());
+    StageRunner runner(recipe, i, out.model, out, cancel);
+    const std::string stage = "stage " + std::to_string(i + 1) + "/" +
+                              std::to_string(recipe.stages.size()) + " " + s.algorithm;
+    if (!needs_stats(s)) {
+      for (size_t k = 0; k < names.size(); ++k) {
+        if (cancel) cancel->throw_if_cancelled();
+        runner.compress_one(names[k], nullptr);
+        report(progress, stage, names[k], double(k + 1) / double(names.size()));
+      }
+    } else {
+      if (calib.empty()) stage_error(recipe, i, "needs calibration text, and none was given");
+      std::map<std::string, GroupData> data;  // keyed by the group's first name
+      CalibrationHooks hooks;
+      auto wanted = [&](const LinearGroup& g) {
+        for (const std::string& n : g.names)
+          if (targeted.count(n)) return true;
+        return false;
+      };
+      hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+        if (!wanted(g)) return;
+        GroupData& d = data[g.names.front()];
+        if (d.stats.cols == 0) d.stats = make_layer_stats(g.in_features);
+        accumulate(d.stats, x, rows);
+        if (s.algorithm == "awq" && d.sample_rows < kAwqSampleRows) {
+          const int64_t take = std::min(rows, kAwqSampleRows - d.sample_rows);
+          d.samples.insert(d.samples.end(), x, x + take * g.in_features);
+          d.sample_rows += take;
+        }
+      };
+      hooks.compress = [&](const LinearGroup& g) {
+        if (!wanted(g)) return;
+        GroupData& d = data[g.names.front()];
+        std::vector<std::string> mine;
+        for (const std::string& n : g.names)
+          if (targeted.count(n)) mine.push_back(n);
+        if (s.algorithm == "awq") runner.compress_awq(mine, d);
+        else
+          for (const std::string& n : mine) runner.compress_one(n, &d.stats);
+        data.erase(g.names.front());  // the statistics of a finished group are not needed again
+      };
+      auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
+      sequential_calibrate(out.model, calib, hooks, relay, cancel);
+    }
+    for (auto& [n, b] : runner.extra_bits_) extra_bits[n] = b;
+  }
+
+  // Accounting: compressed linears as stored, everything else at 16 bits.
+  std::map<std::string, const CompressedLayer*> by_name;
+  for (const CompressedLayer& l : out.layers) by_name[l.tensor.name] = &l;
+  for (const auto& [name, t] : out.model.named_tensors()) {
+    const uint64_t n = uint64_t(t->numel());
+    out.parameters += n;
+    out.original_bits += 16 * n;
+    auto it = by_name.find(name);
+    out.storage_bits += it == by_name.end() ? 16 * n : it->second->tensor.storage_bits() + extra_bits[name];
+  }
+  // Keep the model's tensor order for the layer list.
+  std::vector<CompressedLayer> ordered;
+  for (const auto& [name, t] : out.model.named_tensors())
+    if (auto it = by_name.find(name); it != by_name.end()) ordered.push_back(*it->second);
+  out.layers = std::move(ordered);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace mcw

@@ -1,0 +1,51 @@
+// Runs a recipe on a llama model: stage by stage, each compressing the linear weights its
+// targets name, with block-wise sequential calibration for the methods that need
+// activation statistics. The result keeps every CompressedTensor (for accounting and
+// export) and a model whose weights are what those tensors decode to (for evaluation).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+#include "engine/recipe/recipe.h"
+
+namespace mcw {
+
+struct CompressedLayer {
+  CompressedTensor tensor;
+  std::string algorithm;
+  // Output error relative to the original layer on the calibration inputs,
+  // tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ), or ‖ΔW‖²/‖W‖² when no calibration ran.
+  double relative_error = 0;
+  bool error_on_activations = false;
+};
+
+struct CompressionResult {
+  LlamaModel model;
+  std::vector<CompressedLayer> layers;  // in model order
+  uint64_t original_bits = 0;  // every weight at 16 bits
+  uint64_t storage_bits = 0;   // compressed linears + the rest at 16 bits
+  uint64_t parameters = 0;
+  double seconds = 0;
+  double bits_per_weight() const { return parameters ? double(storage_bits) / double(parameters) : 0; }
+};
+
+struct CompressOptions {
+  int64_t calib_windows = 64;   // a recipe's calibration section overrides these
+  int64_t calib_window = 256;
+};
+
+// True when some stage needs calibration text (statistics of layer inputs).
+bool recipe_needs_calibration(const Recipe& recipe);
+
+// Throws mcw::Error naming the recipe file and stage for anything it cannot do, before
+// any weight is touched; mcw::Cancelled when cancelled.
+CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
+                                 std::span<const int32_t> calib_tokens, const CompressOptions& opt,
+                                 const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+
+}  // namespace mcw

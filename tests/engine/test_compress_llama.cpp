@@ -1,0 +1,170 @@
+// The recipe pipeline on tiny random models: sequential calibration semantics, every
+// targeted weight replaced by its decoded form, accounting, and GPTQ beating RTN on the
+// real (sequential) layer inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/compress/calibrate.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/kernels/ops.h"
+#include "llama_test_util.h"
+
+using namespace mcw;
+
+namespace {
+
+LlamaConfig config() {
+  LlamaConfig c = test::tiny_config(4, 2);  // dim 32, hidden 40 -> use hidden 64
+  c.hidden_dim = 64;
+  return c;
+}
+
+std::vector<int32_t> tokens(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& v : t) v = int32_t(rng() % 37);
+  return t;
+}
+
+double total_error(const CompressionResult& r) {
+  double e = 0;
+  for (const CompressedLayer& l : r.layers) e += l.relative_error;
+  return e;
+}
+
+}  // namespace
+
+TEST(Calibrate, FirstGroupSeesNormedEmbeddings) {
+  LlamaModel m = test::random_llama(config(), 1);
+  const auto win = calibration_windows(tokens(100, 2), 3, 16);
+  ASSERT_EQ(win.size(), 3u);
+  int calls = 0;
+  CalibrationHooks h;
+  h.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+    ++calls;
+    if (g.layer != 0 || g.names.size() != 3 || calls != 1) return;
+    ASSERT_EQ(rows, 16);
+    // Reference: RMSNorm of the embedding rows, written out here.
+    for (int64_t t = 0; t < rows; ++t) {
+      const float* e = m.tok_embd.as<float>() + win[0][size_t(t)] * 32;
+      double ss = 0;
+      for (int i = 0; i < 32; ++i) ss += double(e[i]) * e[i];
+      const double s = 1 / std::sqrt(ss / 32 + m.cfg.rms_eps);
+      for (int i = 0; i < 32; ++i)
+        ASSERT_NEAR(x[t * 32 + i], e[i] * s * m.layers[0].attn_norm.as<float>()[i], 1e-5);
+    }
+  };
+  sequential_calibrate(m, win, h);
+  EXPECT_EQ(calls, 3 * 4 * 2);  // windows × groups × layers
+}
+
+// A group's inputs come from the layers before it as already compressed: what the last
+// group sees in a pass that edits weights on the way equals a plain pass over the edited
+// model.
+TEST(Calibrate, LaterGroupsSeeEarlierCompressedLayers) {
+  const auto win = calibration_windows(tokens(80, 3), 2, 20);
+  LlamaModel m = test::random_llama(config(), 4);
+  std::vector<float> seen_editing, seen_after;
+  auto capture = [](std::vector<float>& into) {
+    return [&into](const LinearGroup& g, const float* x, int64_t rows) {
+      if (g.layer == 1 && g.names.size() == 1 && g.names[0].find("down") != std::string::npos && into.empty())
+        into.assign(x, x + rows * g.in_features);
+    };
+  };
+  CalibrationHooks edit;
+  edit.observe = capture(seen_editing);
+  edit.compress = [&](const LinearGroup& g) {  // halve every weight as it is "compressed"
+    for (const std::string& n : g.names) {
+      Tensor* w = find_weight(m, n);
+      auto v = w->to_f32();
+      for (float& x : v) x *= 0.5f;
+      *w = Tensor::from_f32(v, w->shape(), n);
+    }
+  };
+  sequential_calibrate(m, win, edit);
+  CalibrationHooks plain;
+  plain.observe = capture(seen_after);
+  sequential_calibrate(m, win, plain);
+  ASSERT_EQ(seen_editing.size(), seen_after.size());
+  for (size_t i = 0; i < seen_after.size(); ++i) ASSERT_NEAR(seen_editing[i], seen_after[i], 1e-5);
+}
+
+TEST(CompressLlama, RtnReplacesEveryTargetedWeightWithItsDecodedForm) {
+  const LlamaModel base = test::random_llama(config(), 5);
+  const Recipe r = parse_recipe(
+      "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    ignore: [\"*down_proj*\"]\n", "r.yaml");
+  const CompressionResult res = compress_llama(base, r, {}, {});
+  ASSERT_EQ(res.layers.size(), 2u * 6);  // q k v o gate up per layer; down ignored
+  for (const CompressedLayer& l : res.layers) {
+    EXPECT_EQ(l.tensor.bits, 4);
+    EXPECT_EQ(l.tensor.dequantize().to_f32(), find_weight(const_cast<LlamaModel&>(res.model), l.tensor.name)->to_f32());
+    EXPECT_GT(l.relative_error, 0);
+    EXPECT_LT(l.relative_error, 0.02);
+  }
+  // The ignored weight and the base model are untouched.
+  LlamaModel& m = const_cast<LlamaModel&>(res.model);
+  EXPECT_EQ(find_weight(m, "model.layers.0.mlp.down_proj.weight")->to_f32(), base.layers[0].w_down.to_f32());
+  // Accounting: 4-bit codes + f16 scale + 4-bit zero per group of 32, the rest at 16 bits.
+  uint64_t want = 0;
+  for (const auto& [name, t] : base.named_tensors()) {
+    const uint64_t n = uint64_t(t->numel());
+    const bool quantised = name.find("_proj") != std::string::npos && name.find("down") == std::string::npos;
+    want += quantised ? n * 4 + n / 32 * (16 + 4) : n * 16;
+  }
+  EXPECT_EQ(res.storage_bits, want);
+  EXPECT_LT(res.bits_per_weight(), 16.0);
+}
+
+TEST(CompressLlama, GptqBeatsRtnOnSequentialInputs) {
+  const LlamaModel base = test::random_llama(config(), 6);
+  const auto calib = tokens(2000, 7);
+  auto run = [&](const std::string& alg) {
+    return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + alg +
+                                             "\n    bits: 3\n    group_size: 32\n", alg), calib, {8, 64});
+  };
+  const CompressionResult rtn = run("rtn"), gptq = run("gptq");
+  ASSERT_EQ(gptq.layers.size(), rtn.layers.size());
+  EXPECT_TRUE(gptq.layers[0].error_on_activations);
+  EXPECT_LT(total_error(gptq), total_error(rtn));
+}
+
+TEST(CompressLlama, PruningStagesReachTheirSparsity) {
+  const LlamaModel base = test::random_llama(config(), 8);
+  const auto calib = tokens(1000, 9);
+  for (const char* alg : {"magnitude", "wanda", "sparsegpt"}) {
+    const CompressionResult r = compress_llama(
+        base, parse_recipe(std::string("stages:\n  - algorithm: ") + alg + "\n    pattern: \"2:4\"\n", alg),
+        calib, {4, 64});
+    for (const CompressedLayer& l : r.layers) {
+      EXPECT_EQ(l.tensor.kept_count() * 2, l.tensor.rows * l.tensor.cols) << alg << " " << l.tensor.name;
+      EXPECT_EQ(l.tensor.nm_m, 4);
+    }
+  }
+}
+
+TEST(CompressLlama, ClearErrorsBeforeWork) {
+  const LlamaModel base = test::random_llama(config(), 10);
+  auto err = [&](const std::string& text, std::span<const int32_t> calib) {
+    try {
+      compress_llama(base, parse_recipe(text, "e.yaml"), calib, {});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(err("stages:\n  - algorithm: gptq\n", {}),
+            "e.yaml: line 2: stage 1 (gptq): needs calibration text, and none was given");
+  EXPECT_EQ(err("stages:\n  - algorithm: rtn\n    targets: [\"model.norm.weight\"]\n", {}),
+            "e.yaml: line 2: stage 1 (rtn): its targets match no linear weight");
+  EXPECT_NE(err("stages:\n  - algorithm: heads\n", {}).find("not available"), std::string::npos);
+}
+
+TEST(CompressLlama, Cancels) {
+  const LlamaModel base = test::random_llama(config(), 11);
+  CancelToken c;
+  c.cancel();
+  EXPECT_THROW(compress_llama(base, parse_recipe("stages:\n  - algorithm: rtn\n", "c"), {}, {}, {}, &c),
+               Cancelled);
+}

@@ -16,6 +16,7 @@
 #include "app/cli/format.h"
 #include "app/cli/progress_bar.h"
 #include "engine/core/error.h"
+#include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/byte_tokenizer.h"
 #include "engine/train/corpus.h"
@@ -41,43 +42,6 @@ const char* const kTrainUsage =
     "  --threads N   worker threads (default: all cores)\n";
 
 namespace {
-
-// Removes the staging directory unless the run was committed.
-struct Staging {
-  fs::path path;
-  bool committed = false;
-  ~Staging() {
-    std::error_code ec;
-    if (!committed) fs::remove_all(path, ec);
-  }
-};
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-  f.flush();
-  if (!f) throw Error(p.string(), "cannot write");
-}
-
-std::string duration(double s) {
-  char buf[32];
-  const long t = long(s + 0.5);
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  return buf;
-}
-
-void check_out_dir(const fs::path& out) {
-  std::error_code ec;
-  if (!fs::exists(out, ec)) return;
-  if (!fs::is_directory(out, ec))
-    throw Error(out.string(), "output path exists and is not a directory");
-  if (!fs::is_empty(out, ec))
-    throw Error(out.string(),
-                "output directory exists and is not empty; choose another or remove it");
-}
 
 nlohmann::ordered_json step_json(const TrainStep& s) {
   nlohmann::ordered_json j;
@@ -107,7 +71,6 @@ int run_train(const std::vector<std::string>& argv) {
   TrainRunConfig cfg = parse_train_config(*config_path);
   if (auto out = args.value("out")) cfg.out_dir = *out;
   const fs::path out = fs::path(cfg.out_dir).lexically_normal();
-  check_out_dir(out);
 
   const CorpusSplit corpus =
       load_fortune_corpus(cfg.corpus_dir, cfg.eval_fraction, cfg.corpus_seed, cfg.include_subdirs);
@@ -123,14 +86,8 @@ int run_train(const std::vector<std::string>& argv) {
               (long long)mc.n_heads, (long long)mc.n_kv_heads, (long long)mc.max_seq_len);
   std::fflush(stdout);
 
-  Staging staging;
-  staging.path =
-      out.parent_path() / (out.filename().string() + ".partial-" + std::to_string(::getpid()));
-  std::error_code ec;
-  fs::remove_all(staging.path, ec);
-  if (!fs::create_directories(staging.path, ec) || ec)
-    throw Error(staging.path.string(), "cannot create the staging directory: " + ec.message());
-  std::ofstream log(staging.path / "train_log.jsonl");
+  StagingDir staging(out);
+  std::ofstream log(staging.file("train_log.jsonl"));
 
   const SigintCancel sigint;
   const CancelToken& cancel = sigint.token();
@@ -143,7 +100,7 @@ int run_train(const std::vector<std::string>& argv) {
                 (long long)s.step, (long long)s.total, s.loss);
     if (s.eval_loss) std::printf("  eval %.4f", *s.eval_loss);
     std::printf("  lr %.2e  %.0f tok/s  ETA %s\n", s.lr, s.tokens_per_second,
-                duration(eta).c_str());
+                human_duration(eta).c_str());
     std::fflush(stdout);
   };
   TrainResult result;
@@ -159,11 +116,11 @@ int run_train(const std::vector<std::string>& argv) {
 
   TokenizerFiles tok;
   tok.tokenizer_json = byte_tokenizer_json().dump(2) + "\n";
-  save_llama_hf(result.model, staging.path.string(), tok);
-  write_text(staging.path / "eval.txt", corpus.eval_text);
+  save_llama_hf(result.model, staging.path().string(), tok);
+  write_text_file(staging.file("eval.txt"), corpus.eval_text);
   {
     std::ifstream in(*config_path, std::ios::binary);
-    write_text(staging.path / "train_config.json",
+    write_text_file(staging.file("train_config.json"),
                std::string(std::istreambuf_iterator<char>(in), {}));
   }
   log.close();
@@ -172,10 +129,7 @@ int run_train(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "mcw: training cancelled; nothing written to %s\n", out.c_str());
     return 130;
   }
-  if (fs::exists(out, ec)) fs::remove(out, ec);  // checked empty above
-  fs::rename(staging.path, out, ec);
-  if (ec) throw Error(out.string(), "cannot move the finished run into place: " + ec.message());
-  staging.committed = true;
+  staging.commit();
   const TrainStep& last = result.history.back();
   std::printf("wrote    %s (%s parameters, final loss %.4f", out.c_str(),
               human_count(result.model.parameter_count()).c_str(), last.loss);

@@ -25,6 +25,8 @@ extern const char* const kGenerateUsage;
 // Reads a whole text file; throws mcw::Error naming it.
 std::string read_text_file(const std::string& path);
 int run_train(const std::vector<std::string>& args);
+int run_compress(const std::vector<std::string>& args);
+extern const char* const kCompressUsage;
 extern const char* const kTrainUsage;
 
 }  // namespace mcw::cli

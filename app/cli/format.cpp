@@ -32,4 +32,14 @@ std::string short_float(double v) {
   return buf;
 }
 
+std::string human_duration(double s) {
+  char buf[32];
+  const long t = long(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
 }  // namespace mcw::cli

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
        run_inspect},
       {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
       {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
+      {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
        run_train},
   };

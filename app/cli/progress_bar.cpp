@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "app/cli/format.h"
+
 namespace mcw::cli {
 
 ProgressBar::ProgressBar(std::string label)
@@ -23,8 +25,8 @@ void ProgressBar::update(const ProgressEvent& e) {
   const int filled = int(e.fraction * kWidth);
   std::string bar(size_t(filled), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "\r%s [%s] %5.1f%%  %s  eta %.0fs   ", label_.c_str(), bar.c_str(),
-               100 * e.fraction, e.message.c_str(), eta);
+  std::fprintf(stderr, "\r%s [%s] %5.1f%%  %s  eta %s   ", label_.c_str(), bar.c_str(),
+               100 * e.fraction, e.message.c_str(), human_duration(eta).c_str());
   std::fflush(stderr);
 }
 

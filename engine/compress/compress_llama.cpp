@@ -177,8 +177,7 @@ class StageRunner {
       o.activation_aware = p_["activation_aware"].get<bool>();
       return low_rank(w, o, o.activation_aware ? st : nullptr, cancel_);
     }
-    stage_error(r_, i_, "not available in compress yet (structured pruning and W8A8 come with "
-                        "the activation-quantised forward pass)");
+    stage_error(r_, i_, "has no compressor");  // pre-flight refuses these earlier
   }
 
   void store(const std::string& name, Tensor& w, CompressedTensor c, const LayerStats* st) {
@@ -236,10 +235,26 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
   const auto calib = calibration_windows(calib_tokens, windows, window);
   std::map<std::string, uint64_t> extra_bits;
 
+  // Pre-flight: every problem a stage would hit surfaces before any weight is touched.
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
     const RecipeStage& s = recipe.stages[i];
     const auto names = stage_tensors(s, linear_names);
     if (names.empty()) stage_error(recipe, i, "its targets match no linear weight");
+    if (s.algorithm == "heads" || s.algorithm == "channels" || s.algorithm == "smoothquant")
+      stage_error(recipe, i, "not available in compress yet (structured pruning and W8A8 need "
+                             "the shape-changing and activation-quantised forward passes)");
+    if (needs_stats(s) && calib.empty()) stage_error(recipe, i, "needs calibration text, and none was given");
+    const int64_t g = s.params.value("group_size", 0);
+    for (const std::string& n : names)
+      if (g > 0 && find_weight(out.model, n)->dim(1) % g)
+        stage_error(recipe, i, "group_size " + std::to_string(g) + " does not divide the " +
+                                   std::to_string(find_weight(out.model, n)->dim(1)) +
+                                   " input columns of " + n);
+  }
+
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+    const RecipeStage& s = recipe.stages[i];
+    const auto names = stage_tensors(s, linear_names);
     const std::set<std::string> targeted(names.begin(), names.end());
     StageRunner runner(recipe, i, out.model, out, cancel);
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
@@ -251,7 +266,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         report(progress, stage, names[k], double(k + 1) / double(names.size()));
       }
     } else {
-      if (calib.empty()) stage_error(recipe, i, "needs calibration text, and none was given");
       std::map<std::string, GroupData> data;  // keyed by the group's first name
       CalibrationHooks hooks;
       auto wanted = [&](const LinearGroup& g) {

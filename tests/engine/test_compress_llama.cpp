@@ -159,12 +159,15 @@ TEST(CompressLlama, ClearErrorsBeforeWork) {
   EXPECT_EQ(err("stages:\n  - algorithm: rtn\n    targets: [\"model.norm.weight\"]\n", {}),
             "e.yaml: line 2: stage 1 (rtn): its targets match no linear weight");
   EXPECT_NE(err("stages:\n  - algorithm: heads\n", {}).find("not available"), std::string::npos);
+  EXPECT_EQ(err("stages:\n  - algorithm: rtn\n    group_size: 64\n", {}),
+            "e.yaml: line 2: stage 1 (rtn): group_size 64 does not divide the 32 input columns of "
+            "model.layers.0.self_attn.q_proj.weight");
 }
 
 TEST(CompressLlama, Cancels) {
   const LlamaModel base = test::random_llama(config(), 11);
   CancelToken c;
   c.cancel();
-  EXPECT_THROW(compress_llama(base, parse_recipe("stages:\n  - algorithm: rtn\n", "c"), {}, {}, {}, &c),
+  EXPECT_THROW(compress_llama(base, parse_recipe("stages:\n  - algorithm: rtn\n    group_size: 32\n", "c"), {}, {}, {}, &c),
                Cancelled);
 }

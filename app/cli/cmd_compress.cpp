@@ -1,0 +1,148 @@
+// mcw compress: run a recipe on a model and write the result as a model directory that
+// `mcw inspect` and `mcw eval` read back, plus compression.json (each layer's scheme,
+// bits per weight and error). Ctrl-C cancels and leaves nothing under --out.
+#include <tbb/global_control.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/format.h"
+#include "app/cli/progress_bar.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/eval/perplexity.h"
+#include "engine/io/staging_dir.h"
+#include "engine/model/llama_save.h"
+#include "engine/model/tokenizer_loader.h"
+
+namespace fs = std::filesystem;
+
+namespace mcw::cli {
+
+const char* const kCompressUsage =
+    "usage: mcw compress <model> --recipe R --out DIR [--calib TEXT] [--eval TEXT]\n"
+    "                    [--windows N] [--window L] [--json]\n\n"
+    "Runs recipe R (a .yaml/.json file, or a preset name from assets/recipes such as\n"
+    "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
+    "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
+    "model block by block. Writes DIR with config.json, model.safetensors (the weights as\n"
+    "the compressed form decodes them), the tokenizer, recipe.yaml and compression.json.\n\n"
+    "  --windows N, --window L  calibration windows and their length in tokens\n"
+    "                           (defaults: the recipe's, else 64 x 256)\n"
+    "  --eval TEXT              afterwards, perplexity and KL against the original\n";
+
+// A preset name resolves in assets/recipes of the source tree or the install prefix.
+static std::string resolve_recipe(const std::string& r) {
+  if (fs::exists(r)) return r;
+  for (const fs::path& dir : {fs::path(MCW_SOURCE_DIR) / "assets/recipes",
+                             fs::canonical("/proc/self/exe").parent_path() / "../share/mcw/recipes"})
+    for (const char* ext : {".yaml", ".json"})
+      if (fs::exists(dir / (r + ext))) return (dir / (r + ext)).string();
+  throw Error(r, "no such recipe file or preset (presets live in assets/recipes)");
+}
+
+static void copy_tokenizer(const ModelFile& src, const StagingDir& out) {
+  if (src.format != ModelFormat::HFDirectory) return;
+  for (const char* f : {"tokenizer.json", "mcw_tokenizer.json", "tokenizer_config.json"}) {
+    const fs::path p = fs::path(src.path) / f;
+    if (fs::exists(p)) fs::copy_file(p, out.path() / f);
+  }
+}
+
+int run_compress(const std::vector<std::string>& argv) {
+  Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window"}, {"json"});
+  if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};
+  const auto recipe_arg = args.value("recipe");
+  const auto out_arg = args.value("out");
+  if (!recipe_arg || !out_arg) throw UsageError{"compress needs --recipe R and --out DIR"};
+
+  const Recipe recipe = load_recipe(resolve_recipe(*recipe_arg));
+  const ModelFile file = open_model_file(args.positional()[0]);
+  const LlamaModel base = load_llama(file);
+  std::vector<std::string> names;
+  for (const auto& [n, t] : base.named_tensors()) names.push_back(n);
+  check_targets(recipe, names);  // every mistake surfaces before the long work starts
+
+  std::vector<int32_t> calib;
+  std::unique_ptr<Tokenizer> tok;
+  if (recipe_needs_calibration(recipe) || args.value("eval")) tok = load_tokenizer(file);
+  if (recipe_needs_calibration(recipe)) {
+    const auto calib_path = args.value("calib");
+    if (!calib_path) throw UsageError{"recipe '" + recipe.name + "' needs calibration text: add --calib TEXT"};
+    calib = tok->encode(read_text_file(*calib_path), false);
+  }
+  CompressOptions opt;
+  opt.calib_windows = args.int_or("windows", opt.calib_windows);
+  opt.calib_window = args.int_or("window", opt.calib_window);
+  Recipe run = recipe;
+  if (args.value("windows")) run.calibration["windows"] = opt.calib_windows;
+  if (args.value("window")) run.calibration["window"] = opt.calib_window;
+
+  StagingDir out(*out_arg);
+  const SigintCancel sigint;
+  CompressionResult res;
+  try {
+    ProgressBar bar("compress");
+    res = compress_llama(base, run, calib, opt, bar.callback(), &sigint.token());
+  } catch (const Cancelled&) {
+    std::fprintf(stderr, "mcw: compression cancelled; nothing written to %s\n", out_arg->c_str());
+    return 130;
+  }
+
+  nlohmann::ordered_json report;
+  report["recipe"] = recipe.name;
+  report["source_model"] = file.path;
+  report["seconds"] = res.seconds;
+  report["parameters"] = res.parameters;
+  report["bits_per_weight"] = res.bits_per_weight();
+  report["storage_bytes"] = res.storage_bits / 8;
+  report["original_bytes_f16"] = res.original_bits / 8;
+  auto& layers = report["layers"] = nlohmann::ordered_json::array();
+  for (const CompressedLayer& l : res.layers)
+    layers.push_back({{"name", l.tensor.name}, {"algorithm", l.algorithm},
+                      {"scheme", l.tensor.describe()}, {"bits_per_weight", l.tensor.bits_per_weight()},
+                      {"relative_error", l.relative_error},
+                      {"error_on", l.error_on_activations ? "calibration activations" : "weights"}});
+  if (const auto eval_path = args.value("eval")) {
+    const auto ids = tok->encode(read_text_file(*eval_path), false);
+    EvalOptions eo;
+    eo.window = eo.stride = std::min<int64_t>(256, base.cfg.max_seq_len);
+    ProgressBar bar("eval");
+    const EvalResult er = evaluate(res.model, ids, eo, &base, bar.callback(), &sigint.token());
+    report["eval"] = {{"text", *eval_path}, {"perplexity", er.perplexity}, {"kl", er.kl},
+                      {"top1_agreement", er.top1}};
+  }
+
+  TokenizerFiles none;
+  save_llama_hf(res.model, out.path().string(), none);
+  copy_tokenizer(file, out);
+  write_text_file(out.file("recipe.yaml"), recipe_to_yaml(recipe));
+  write_text_file(out.file("compression.json"), report.dump(2) + "\n");
+  if (sigint.token().cancelled()) return 130;
+  out.commit();
+
+  if (args.flag("json")) {
+    std::printf("%s\n", report.dump(2).c_str());
+    return 0;
+  }
+  size_t w = 4;
+  for (const CompressedLayer& l : res.layers) w = std::max(w, l.tensor.name.size());
+  std::printf("%-*s  %-28s %8s %12s\n", int(w), "layer", "scheme", "bits/w", "rel. error");
+  for (const CompressedLayer& l : res.layers)
+    std::printf("%-*s  %-28s %8.3f %12.3e\n", int(w), l.tensor.name.c_str(), l.tensor.describe().c_str(),
+                l.tensor.bits_per_weight(), l.relative_error);
+  std::printf("\nmodel         %s parameters, %.3f bits per weight, %s (f16: %s)\n",
+              human_count(res.parameters).c_str(), res.bits_per_weight(),
+              human_bytes(res.storage_bits / 8).c_str(), human_bytes(res.original_bits / 8).c_str());
+  if (report.contains("eval"))
+    std::printf("eval          perplexity %.4f, KL %.5f, top-1 agreement %.2f%%\n",
+                report["eval"]["perplexity"].get<double>(), report["eval"]["kl"].get<double>(),
+                100 * report["eval"]["top1_agreement"].get<double>());
+  std::printf("wrote         %s in %s\n", out_arg->c_str(), human_duration(res.seconds).c_str());
+  return 0;
+}
+
+}  // namespace mcw::cli

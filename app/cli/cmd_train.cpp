@@ -36,7 +36,8 @@ const char* const kTrainUsage =
     "   \"training\": {\"steps\": 2000, \"batch\": 16, \"lr\": 1e-3, \"warmup\": 100},\n"
     "   \"corpus\": {\"dir\": \"/usr/share/games/fortunes\"}, \"out\": \"runs/fortunes\"}\n"
     "(all keys: engine/train/train_config.h). The output directory gets config.json,\n"
-    "model.safetensors, tokenizer.json, eval.txt (held-out text), train_log.jsonl and\n"
+    "model.safetensors, tokenizer.json, eval.txt (held-out text), calib.txt (128 KiB of\n"
+    "training text for calibration), train_log.jsonl and\n"
     "train_config.json. Ctrl-C stops cleanly and writes nothing.\n\n"
     "  --out DIR     output directory (overrides the config's out)\n"
     "  --threads N   worker threads (default: all cores)\n";
@@ -118,6 +119,8 @@ int run_train(const std::vector<std::string>& argv) {
   tok.tokenizer_json = byte_tokenizer_json().dump(2) + "\n";
   save_llama_hf(result.model, staging.path().string(), tok);
   write_text_file(staging.file("eval.txt"), corpus.eval_text);
+  // Calibration text for compression: a slice of the training split, never the held-out one.
+  write_text_file(staging.file("calib.txt"), corpus.train_text.substr(0, 128 * 1024));
   {
     std::ifstream in(*config_path, std::ios::binary);
     write_text_file(staging.file("train_config.json"),

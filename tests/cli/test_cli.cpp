@@ -165,3 +165,39 @@ TEST(Cli, EvalAndGenerateOnAByteModel) {
   EXPECT_EQ(g.code, 0) << g.err;
   expect_one_line_error(run_mcw("eval " + dir + " --text " + temp("missing.txt")), "missing.txt", "cannot open");
 }
+
+TEST(Cli, CompressWritesAModelThatReadsBack) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.hidden_dim = 64;
+  c.max_seq_len = 256;
+  const std::string dir = temp("cli_compress_src"), out = temp("cli_compress_out");
+  fs::remove_all(out);
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(test::random_llama(c, 9), dir, tok);
+  const std::string text = temp("cli_calib.txt");
+  std::string t;
+  for (int i = 0; i < 40; ++i) t += "Calibration text line " + std::to_string(i) + ", some words.\n";
+  write_bytes(text, t);
+  const std::string recipe = temp("cli_gptq.yaml");
+  write_bytes(recipe, "stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n");
+  const Result r = run_mcw("compress " + dir + " --recipe " + recipe + " --calib " + text +
+                           " --windows 4 --window 64 --eval " + text + " --out " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["layers"].size(), 14u);
+  EXPECT_LT(report["bits_per_weight"].get<double>(), 16.0);
+  EXPECT_GT(report["eval"]["top1_agreement"].get<double>(), 0.5);
+  for (const char* f : {"config.json", "model.safetensors", "mcw_tokenizer.json", "recipe.yaml", "compression.json"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  EXPECT_EQ(run_mcw("inspect " + out).code, 0);
+  EXPECT_EQ(run_mcw("eval " + out + " --text " + text + " --window 64").code, 0);
+  // A second run into the same (now non-empty) directory is refused up front.
+  expect_one_line_error(run_mcw("compress " + dir + " --recipe w4g128-rtn --out " + out), "cli_compress_out",
+                        "not empty");
+  // A preset by name; a recipe mistake names the recipe file and line.
+  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 5\n");
+  expect_one_line_error(run_mcw("compress " + dir + " --recipe " + recipe + " --out " + out + "2"),
+                        "cli_gptq.yaml", "line 3");
+}

@@ -6,6 +6,7 @@
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/gguf.h"
+#include "engine/io/llama2c.h"
 #include "engine/io/safetensors.h"
 
 namespace mcw {
@@ -84,6 +85,33 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
   ts.push_back(convert(model.out_norm, "output_norm.weight", DType::F32));
   if (!c.tie_embeddings) ts.push_back(convert(model.output, "output.weight", dtype));
   write_gguf(path, kv, ts);
+}
+
+void save_llama_llama2c(const LlamaModel& model, const std::string& path) {
+  const LlamaConfig& c = model.cfg;
+  if (c.qkv_bias) throw Error(path, "llama2.c checkpoints cannot hold q/k/v biases");
+  if (c.head_dim * c.n_heads != c.dim)
+    throw Error(path, "llama2.c checkpoints need head_dim = dim / heads");
+  std::vector<Tensor> ts;
+  auto add = [&](const Tensor& t, const std::string& name) { ts.push_back(convert(t, name, DType::F32)); };
+  add(model.tok_embd, "token_embd.weight");
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LlamaLayer& L = model.layers[size_t(l)];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(L.attn_norm, p + "attn_norm.weight");
+    add(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight");
+    add(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight");
+    add(L.wv, p + "attn_v.weight");
+    add(L.wo, p + "attn_output.weight");
+    add(L.ffn_norm, p + "ffn_norm.weight");
+    add(L.w_gate, p + "ffn_gate.weight");
+    add(L.w_down, p + "ffn_down.weight");
+    add(L.w_up, p + "ffn_up.weight");
+  }
+  add(model.out_norm, "output_norm.weight");
+  if (!c.tie_embeddings) add(model.output, "output.weight");
+  write_llama2c(path, {int(c.dim), int(c.hidden_dim), int(c.n_layers), int(c.n_heads), int(c.n_kv_heads),
+                       int(c.vocab_size), int(c.max_seq_len), c.tie_embeddings}, ts);
 }
 
 }  // namespace mcw

@@ -22,4 +22,8 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
 // the interleaved rotary order llama.cpp expects. No tokenizer metadata.
 void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype = DType::F32);
 
+// A legacy llama2.c checkpoint (f32, q/k rows interleaved as llama2.c expects). Throws for
+// what that format cannot hold: biases, a head dimension other than dim / heads.
+void save_llama_llama2c(const LlamaModel& model, const std::string& path);
+
 }  // namespace mcw

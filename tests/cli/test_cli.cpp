@@ -89,24 +89,9 @@ TEST(Cli, InspectsEveryFormat) {
 }
 
 TEST(Cli, InspectsLlama2cFiles) {
-  const LlamaConfig c = test::tiny_config(4, 2);
   const LlamaModel m = tiny();
-  std::vector<Tensor> ts;  // GGUF names, as the llama2.c writer wants
-  auto add = [&](const Tensor& t, const std::string& n) { ts.push_back(Tensor::from_f32(t.to_f32(), t.shape(), n)); };
-  add(m.tok_embd, "token_embd.weight");
-  for (int l = 0; l < 2; ++l) {
-    const LlamaLayer& L = m.layers[size_t(l)];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    add(L.attn_norm, p + "attn_norm.weight"), add(L.wq, p + "attn_q.weight");
-    add(L.wk, p + "attn_k.weight"), add(L.wv, p + "attn_v.weight");
-    add(L.wo, p + "attn_output.weight"), add(L.ffn_norm, p + "ffn_norm.weight");
-    add(L.w_gate, p + "ffn_gate.weight"), add(L.w_down, p + "ffn_down.weight");
-    add(L.w_up, p + "ffn_up.weight");
-  }
-  add(m.out_norm, "output_norm.weight");
-  add(m.output, "output.weight");
   const std::string path = temp("cli_model.bin");
-  write_llama2c(path, {int(c.dim), int(c.hidden_dim), 2, 4, 2, int(c.vocab_size), 64, false}, ts);
+  save_llama_llama2c(m, path);
   const Result r = run_mcw("inspect " + path);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("llama2.c"), std::string::npos);

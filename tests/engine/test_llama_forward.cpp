@@ -178,31 +178,8 @@ TEST(LlamaForward, Llama2cFileGivesIdenticalLogits) {
   for (bool tied : {true, false}) {
     LlamaConfig c = test::tiny_config(4, 2, tied);
     const LlamaModel m = test::random_llama(c, 11);
-    std::vector<Tensor> ts;
-    auto add = [&](const Tensor& t, const std::string& name) {
-      Tensor copy = Tensor::from_f32(t.to_f32(), t.shape(), name);
-      ts.push_back(copy);
-    };
-    add(m.tok_embd, "token_embd.weight");
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      const LlamaLayer& L = m.layers[size_t(l)];
-      const std::string p = "blk." + std::to_string(l) + ".";
-      add(L.attn_norm, p + "attn_norm.weight");
-      add(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight");
-      add(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight");
-      add(L.wv, p + "attn_v.weight");
-      add(L.wo, p + "attn_output.weight");
-      add(L.ffn_norm, p + "ffn_norm.weight");
-      add(L.w_gate, p + "ffn_gate.weight");
-      add(L.w_down, p + "ffn_down.weight");
-      add(L.w_up, p + "ffn_up.weight");
-    }
-    add(m.out_norm, "output_norm.weight");
-    if (!tied) add(m.output, "output.weight");
     const std::string path = testing::TempDir() + "/fwd_llama2c.bin";
-    Llama2cConfig lc{int(c.dim), int(c.hidden_dim), int(c.n_layers), int(c.n_heads),
-                     int(c.n_kv_heads), int(c.vocab_size), int(c.max_seq_len), tied};
-    write_llama2c(path, lc, ts);
+    save_llama_llama2c(m, path);
     LlamaModel loaded = load_llama(path);
     loaded.cfg.rms_eps = c.rms_eps;  // llama2.c files do not store epsilon
     EXPECT_EQ(run(loaded, kTokens), run(m, kTokens));

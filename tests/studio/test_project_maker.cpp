@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "../engine/llama_test_util.h"
-#include "engine/io/llama2c.h"
+#include "engine/model/llama_save.h"
 #include "engine/project/project.h"
 
 namespace mcw::test {
@@ -16,30 +16,7 @@ static void write_model(const std::string& path, const TestProjectOptions& o) {
   c.vocab_size = o.vocab;
   c.max_seq_len = 128;
   const LlamaModel m = random_llama(c, o.seed);
-  std::vector<Tensor> ts;
-  auto add = [&](const Tensor& t, const std::string& name) {
-    ts.push_back(t);
-    ts.back().set_name(name);
-  };
-  add(m.tok_embd, "token_embd.weight");
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LlamaLayer& L = m.layers[size_t(l)];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    add(L.attn_norm, p + "attn_norm.weight");
-    add(L.wq, p + "attn_q.weight");
-    add(L.wk, p + "attn_k.weight");
-    add(L.wv, p + "attn_v.weight");
-    add(L.wo, p + "attn_output.weight");
-    add(L.ffn_norm, p + "ffn_norm.weight");
-    add(L.w_gate, p + "ffn_gate.weight");
-    add(L.w_down, p + "ffn_down.weight");
-    add(L.w_up, p + "ffn_up.weight");
-  }
-  add(m.out_norm, "output_norm.weight");
-  add(m.output, "output.weight");
-  const Llama2cConfig lc{int(c.dim), int(c.hidden_dim), int(c.n_layers), int(c.n_heads),
-                         int(c.n_kv_heads), int(c.vocab_size), int(c.max_seq_len), false};
-  write_llama2c(path, lc, ts);
+  save_llama_llama2c(m, path);
 }
 
 static std::string sample_text(int64_t n) {

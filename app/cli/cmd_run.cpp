@@ -35,7 +35,8 @@ static std::vector<ProjectRecipe> select_recipes(const ProjectRunInputs& in,
       if (r.name == n) found = &r;
     if (!found) {
       std::string known;
-      for (const ProjectRecipe& r : in.project.recipes) known += (known.empty() ? "" : ", ") + r.name;
+      for (const ProjectRecipe& r : in.project.recipes)
+        known += (known.empty() ? "" : ", ") + r.name;
       throw Error(in.project_file, "no recipe named '" + n + "' (the project has: " +
                                        (known.empty() ? "none" : known) + ")");
     }
@@ -45,30 +46,35 @@ static std::vector<ProjectRecipe> select_recipes(const ProjectRunInputs& in,
 }
 
 static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
-  std::printf("run %-5lld %-24s %-10s", (long long)o.run_id, name.c_str(), run_status_name(o.status));
+  std::printf("run %-5lld %-24s %-10s", (long long)o.run_id, name.c_str(),
+              run_status_name(o.status));
   auto get = [&](const char* key) {
     for (const Metric& m : o.metrics)
       if (m.name == key) return m.value;
     return 0.0;
   };
   if (o.status == RunStatus::Done)
-    std::printf(" ppl %s  KL %s  top-1 %.1f%%  %.3f bits/w  %s ms/token", short_float(get("perplexity")).c_str(),
-                short_float(get("kl")).c_str(), 100 * get("top1"), get("bits_per_weight"),
+    std::printf(" ppl %s  KL %s  top-1 %.1f%%  %.3f bits/w  %s ms/token",
+                short_float(get("perplexity")).c_str(), short_float(get("kl")).c_str(),
+                100 * get("top1"), get("bits_per_weight"),
                 short_float(get("latency_ms_per_token")).c_str());
   std::printf("\n");
   std::fflush(stdout);
-  if (o.status == RunStatus::Failed) std::fprintf(stderr, "mcw: run %lld (%s) failed: %s\n",
-                                                 (long long)o.run_id, name.c_str(), o.error.c_str());
+  if (o.status == RunStatus::Failed)
+    std::fprintf(stderr, "mcw: run %lld (%s) failed: %s\n", (long long)o.run_id, name.c_str(),
+                 o.error.c_str());
 }
 
 int run_run(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe"}, {"no-baseline"});
-  if (args.positional().size() != 1) throw UsageError{"run takes one project file (see mcw help run)"};
+  if (args.positional().size() != 1)
+    throw UsageError{"run takes one project file (see mcw help run)"};
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
   const std::vector<ProjectRecipe> recipes = select_recipes(in, args.values("recipe"));
   const auto store = RunStore::open(in.database_path);
   if (store->stale_runs_marked() > 0)
-    std::fprintf(stderr, "mcw: %d run(s) left running by a process that ended are now marked interrupted\n",
+    std::fprintf(stderr,
+                 "mcw: %d run(s) left running by a process that ended are now marked interrupted\n",
                  store->stale_runs_marked());
 
   const SigintCancel sigint;

@@ -40,9 +40,8 @@ Opened open_store(const std::string& target) {
   Opened o;
   if (target.size() > 8 && target.compare(target.size() - 8, 8, ".mcwproj") == 0) {
     const Project p = load_project(target);
-    o.store = RunStore::open_existing(p.database_path.empty()
-                                          ? default_database_path(target, p.name)
-                                          : p.database_path);
+    o.store = RunStore::open_existing(
+        p.database_path.empty() ? default_database_path(target, p.name) : p.database_path);
     o.filter.project = p.name;
   } else {
     o.store = RunStore::open_existing(target);
@@ -80,12 +79,19 @@ std::string metric_or_dash(const RunRecord& r, const char* name) {
 
 nlohmann::ordered_json to_json(const RunRecord& r) {
   const RunInfo& i = r.info;
-  nlohmann::ordered_json j = {{"id", i.id}, {"uuid", i.uuid}, {"project", i.project},
-                              {"recipe", i.recipe_name}, {"status", run_status_name(i.status)},
-                              {"started_at", i.started_at}, {"ended_at", i.ended_at},
-                              {"model_fingerprint", i.model_fingerprint}, {"host", i.host},
-                              {"cpu", i.cpu}, {"mcw_version", i.mcw_version},
-                              {"error", i.error}, {"notes", i.notes}};
+  nlohmann::ordered_json j = {{"id", i.id},
+                              {"uuid", i.uuid},
+                              {"project", i.project},
+                              {"recipe", i.recipe_name},
+                              {"status", run_status_name(i.status)},
+                              {"started_at", i.started_at},
+                              {"ended_at", i.ended_at},
+                              {"model_fingerprint", i.model_fingerprint},
+                              {"host", i.host},
+                              {"cpu", i.cpu},
+                              {"mcw_version", i.mcw_version},
+                              {"error", i.error},
+                              {"notes", i.notes}};
   auto& m = j["metrics"] = nlohmann::ordered_json::object();
   for (const Metric& x : r.metrics) m[x.name] = x.value;
   return j;
@@ -130,7 +136,8 @@ struct LayerTable {
   std::map<std::pair<std::string, std::string>, double> value;
   void add(const std::vector<LayerMetric>& ms) {
     for (const LayerMetric& m : ms) {
-      if (std::find(layers.begin(), layers.end(), m.layer) == layers.end()) layers.push_back(m.layer);
+      if (std::find(layers.begin(), layers.end(), m.layer) == layers.end())
+        layers.push_back(m.layer);
       if (std::find(names.begin(), names.end(), m.name) == names.end()) names.push_back(m.name);
     }
   }
@@ -156,7 +163,8 @@ int show(const RunRecord& r, const Args& args) {
       layers.push_back({{"layer", m.layer}, {"name", m.name}, {"value", m.value}});
     auto& arts = j["artifacts"] = nlohmann::ordered_json::array();
     for (const Artifact& a : r.artifacts)
-      arts.push_back({{"kind", a.kind}, {"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
+      arts.push_back(
+          {{"kind", a.kind}, {"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -164,15 +172,18 @@ int show(const RunRecord& r, const Args& args) {
   std::printf("run           %lld (%s)\nproject       %s\nrecipe        %s\nstatus        %s\n",
               (long long)i.id, i.uuid.c_str(), i.project.c_str(), i.recipe_name.c_str(),
               run_status_name(i.status));
-  std::printf("started       %s\nended         %s\n", date(i.started_at).c_str(), date(i.ended_at).c_str());
+  std::printf("started       %s\nended         %s\n", date(i.started_at).c_str(),
+              date(i.ended_at).c_str());
   if (i.started_at > 0 && i.ended_at >= i.started_at)
     std::printf("took          %s\n", human_duration(i.ended_at - i.started_at).c_str());
-  std::printf("host          %s (pid %lld), %s\nmcw           %s\nmodel         %.16s\n", i.host.c_str(),
-              (long long)i.pid, i.cpu.c_str(), i.mcw_version.c_str(), i.model_fingerprint.c_str());
+  std::printf("host          %s (pid %lld), %s\nmcw           %s\nmodel         %.16s\n",
+              i.host.c_str(), (long long)i.pid, i.cpu.c_str(), i.mcw_version.c_str(),
+              i.model_fingerprint.c_str());
   if (!i.error.empty()) std::printf("error         %s\n", i.error.c_str());
   if (!i.notes.empty()) std::printf("notes         %s\n", i.notes.c_str());
   std::printf("\nmetrics\n");
-  for (const Metric& m : r.metrics) std::printf("  %-24s %s\n", m.name.c_str(), short_float(m.value).c_str());
+  for (const Metric& m : r.metrics)
+    std::printf("  %-24s %s\n", m.name.c_str(), short_float(m.value).c_str());
   for (const Artifact& a : r.artifacts)
     std::printf("artifact      %s %s (%s, sha256 %s)\n", a.kind.c_str(), a.path.c_str(),
                 human_bytes(a.bytes).c_str(), a.sha256.c_str());
@@ -189,8 +200,8 @@ int show(const RunRecord& r, const Args& args) {
       std::printf("\n");
     }
   }
-  if (!i.recipe_text.empty()) std::printf("\nrecipe\n%s%s", i.recipe_text.c_str(),
-                                          i.recipe_text.back() == '\n' ? "" : "\n");
+  if (!i.recipe_text.empty())
+    std::printf("\nrecipe\n%s%s", i.recipe_text.c_str(), i.recipe_text.back() == '\n' ? "" : "\n");
   return 0;
 }
 
@@ -207,10 +218,13 @@ int compare(const RunRecord& a, const RunRecord& b, const Args& args) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  const std::string ha = "A: run " + std::to_string(a.info.id), hb = "B: run " + std::to_string(b.info.id);
+  const std::string ha = "A: run " + std::to_string(a.info.id),
+                    hb = "B: run " + std::to_string(b.info.id);
   std::printf("%-24s %16s %16s %14s\n", "", ha.c_str(), hb.c_str(), "B - A");
-  std::printf("%-24s %16s %16s\n", "recipe", a.info.recipe_name.c_str(), b.info.recipe_name.c_str());
-  std::printf("%-24s %16s %16s\n", "status", run_status_name(a.info.status), run_status_name(b.info.status));
+  std::printf("%-24s %16s %16s\n", "recipe", a.info.recipe_name.c_str(),
+              b.info.recipe_name.c_str());
+  std::printf("%-24s %16s %16s\n", "status", run_status_name(a.info.status),
+              run_status_name(b.info.status));
   for (const auto& n : names) {
     const auto va = a.metric(n), vb = b.metric(n);
     std::string delta = "-";
@@ -245,11 +259,13 @@ int compare(const RunRecord& a, const RunRecord& b, const Args& args) {
 int run_runs(const std::vector<std::string>& argv) {
   Args args(argv, {"status"}, {"json"});
   const auto& pos = args.positional();
-  if (pos.size() < 2) throw UsageError{"runs needs a subcommand and a project or database (see mcw help runs)"};
+  if (pos.size() < 2)
+    throw UsageError{"runs needs a subcommand and a project or database (see mcw help runs)"};
   const std::string& sub = pos[0];
   const size_t want = sub == "list" ? 2 : sub == "show" ? 3 : sub == "compare" ? 4 : 0;
   if (want == 0) throw UsageError{"unknown runs subcommand '" + sub + "' (list, show, compare)"};
-  if (pos.size() != want) throw UsageError{"wrong number of arguments for runs " + sub + " (see mcw help runs)"};
+  if (pos.size() != want)
+    throw UsageError{"wrong number of arguments for runs " + sub + " (see mcw help runs)"};
   Opened o = open_store(pos[1]);
   if (sub == "list") return list(*o.store, o.filter, args);
   if (sub == "show") return show(get(*o.store, parse_id(pos[2])), args);

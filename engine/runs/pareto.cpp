@@ -25,9 +25,8 @@ std::vector<size_t> sorted_valid(std::span<const std::array<double, K>> pts) {
   idx.reserve(pts.size());
   for (size_t i = 0; i < pts.size(); ++i)
     if (!has_nan(pts[i])) idx.push_back(i);
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-    return pts[a] != pts[b] ? pts[a] < pts[b] : a < b;
-  });
+  std::sort(idx.begin(), idx.end(),
+            [&](size_t a, size_t b) { return pts[a] != pts[b] ? pts[a] < pts[b] : a < b; });
   return idx;
 }
 

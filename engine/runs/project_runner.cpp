@@ -65,7 +65,8 @@ void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
                           const LlamaModel& model, const LlamaModel* baseline,
                           const RunHooks& hooks, const CancelToken* cancel) {
   enter(hooks, "eval");
-  const EvalResult e = evaluate(model, in.evaluation_tokens, in.eval, baseline, hooks.progress, cancel);
+  const EvalResult e =
+      evaluate(model, in.evaluation_tokens, in.eval, baseline, hooks.progress, cancel);
   m.push_back({"perplexity", e.perplexity});
   m.push_back({"nll", e.nll});
   m.push_back({"kl", baseline ? e.kl : 0.0});
@@ -121,28 +122,29 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
       return record_run(store, in, pr.name, "", [&](auto&, auto&) { throw e; });
     }
   }
-  return record_run(store, in, pr.name, text, [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers) {
-    const Recipe recipe = parse_recipe(text, source);
-    std::vector<std::string> names;
-    for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
-    check_targets(recipe, names);
-    if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
-      throw Error(source, "this recipe needs calibration text and the project has none");
-    CompressOptions co;  // a recipe's calibration section overrides these
-    co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
-    enter(hooks, "compress");
-    const CompressionResult c =
-        compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
-    add_eval_and_latency(m, in, c.model, &in.base, hooks, cancel);
-    m.push_back({"bits_per_weight", c.bits_per_weight()});
-    m.push_back({"size_bytes", double(c.storage_bits / 8)});
-    m.push_back({"parameters", double(c.parameters)});
-    m.push_back({"compress_seconds", c.seconds});
-    for (const CompressedLayer& l : c.layers) {
-      layers.push_back({l.tensor.name, "relative_error", l.relative_error});
-      layers.push_back({l.tensor.name, "bits_per_weight", l.tensor.bits_per_weight()});
-    }
-  });
+  return record_run(
+      store, in, pr.name, text, [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers) {
+        const Recipe recipe = parse_recipe(text, source);
+        std::vector<std::string> names;
+        for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
+        check_targets(recipe, names);
+        if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
+          throw Error(source, "this recipe needs calibration text and the project has none");
+        CompressOptions co;  // a recipe's calibration section overrides these
+        co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+        enter(hooks, "compress");
+        const CompressionResult c =
+            compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
+        add_eval_and_latency(m, in, c.model, &in.base, hooks, cancel);
+        m.push_back({"bits_per_weight", c.bits_per_weight()});
+        m.push_back({"size_bytes", double(c.storage_bits / 8)});
+        m.push_back({"parameters", double(c.parameters)});
+        m.push_back({"compress_seconds", c.seconds});
+        for (const CompressedLayer& l : c.layers) {
+          layers.push_back({l.tensor.name, "relative_error", l.relative_error});
+          layers.push_back({l.tensor.name, "bits_per_weight", l.tensor.bits_per_weight()});
+        }
+      });
 }
 
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,

@@ -88,7 +88,8 @@ int run_store_version(SqliteDb& db) {
     Statement any(db, "SELECT count(*) FROM sqlite_master");
     any.step();
     if (any.int64(0) != 0)
-      throw Error(db.path(), "not an MCW run database (SQLite file without a schema_version table)");
+      throw Error(db.path(),
+                  "not an MCW run database (SQLite file without a schema_version table)");
     return 0;
   }
   Statement q(db, "SELECT version FROM schema_version");

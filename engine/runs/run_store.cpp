@@ -14,8 +14,8 @@ namespace mcw {
 
 namespace {
 
-constexpr const char* kStatusNames[] = {"queued", "running", "done", "failed", "cancelled",
-                                        "interrupted"};
+constexpr const char* kStatusNames[] = {"queued", "running",   "done",
+                                        "failed", "cancelled", "interrupted"};
 
 double now_seconds() {
   using namespace std::chrono;
@@ -57,7 +57,8 @@ RunInfo read_run(const Statement& q, const std::string& db_path) {
   r.recipe_text = q.text(5);
   const std::string status = q.text(6);
   const auto s = run_status_from_name(status);
-  if (!s) throw Error(db_path, "run " + std::to_string(r.id) + " has an unknown status '" + status + "'");
+  if (!s)
+    throw Error(db_path, "run " + std::to_string(r.id) + " has an unknown status '" + status + "'");
   r.status = *s;
   r.started_at = q.is_null(7) ? 0 : q.real(7);
   r.ended_at = q.is_null(8) ? 0 : q.real(8);
@@ -89,9 +90,7 @@ std::optional<RunStatus> run_status_from_name(std::string_view s) {
   return std::nullopt;
 }
 
-bool run_status_final(RunStatus s) {
-  return s != RunStatus::Queued && s != RunStatus::Running;
-}
+bool run_status_final(RunStatus s) { return s != RunStatus::Queued && s != RunStatus::Running; }
 
 bool run_status_transition_allowed(RunStatus from, RunStatus to) {
   if (from == RunStatus::Queued) return to == RunStatus::Running || to == RunStatus::Cancelled;
@@ -127,8 +126,8 @@ void RunStore::configure() {
   db_.exec("PRAGMA busy_timeout = 10000");
   Statement wal(db_, "PRAGMA journal_mode = WAL");
   if (!wal.step() || wal.text(0) != "wal")
-    throw Error(db_.path(), "run database cannot use write-ahead logging (journal mode '" +
-                                wal.text(0) + "')");
+    throw Error(db_.path(),
+                "run database cannot use write-ahead logging (journal mode '" + wal.text(0) + "')");
   db_.exec("PRAGMA foreign_keys = ON");
   // With WAL, NORMAL survives a crash of the process (only a power cut can lose the last
   // commits, never corrupt the file).
@@ -191,8 +190,8 @@ void RunStore::set_status(int64_t run, RunStatus status, const std::string& erro
   if (!q.step()) throw Error(db_.path(), "no run with id " + std::to_string(run));
   const auto from = run_status_from_name(q.text(0));
   if (!from || !run_status_transition_allowed(*from, status))
-    throw Error(db_.path(), "run " + std::to_string(run) + " cannot go from " + q.text(0) +
-                                " to " + run_status_name(status));
+    throw Error(db_.path(), "run " + std::to_string(run) + " cannot go from " + q.text(0) + " to " +
+                                run_status_name(status));
   Statement up(db_,
                "UPDATE runs SET status = ?1, error = ?2, "
                "started_at = CASE WHEN ?1 = 'running' THEN ?3 ELSE started_at END, "
@@ -226,8 +225,8 @@ void RunStore::add_layer_metrics(int64_t run, const std::vector<LayerMetric>& me
   std::lock_guard lock(mutex_);
   Transaction tx(db_, Transaction::Write);
   check_run_exists(run);
-  Statement ins(db_,
-                "INSERT OR REPLACE INTO layer_metrics (run, layer, name, value) VALUES (?, ?, ?, ?)");
+  Statement ins(
+      db_, "INSERT OR REPLACE INTO layer_metrics (run, layer, name, value) VALUES (?, ?, ?, ?)");
   for (const LayerMetric& m : metrics)
     ins.bind(1, run).bind(2, m.layer).bind(3, m.name).bind(4, m.value).run();
   tx.commit();
@@ -238,7 +237,8 @@ void RunStore::add_artifact(int64_t run, const std::string& kind, const std::str
   std::lock_guard lock(mutex_);
   Transaction tx(db_, Transaction::Write);
   check_run_exists(run);
-  Statement ins(db_, "INSERT INTO artifacts (run, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)");
+  Statement ins(db_,
+                "INSERT INTO artifacts (run, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)");
   ins.bind(1, run).bind(2, kind).bind(3, file_path).bind(4, h.sha256).bind(5, int64_t(h.bytes));
   ins.run();
   tx.commit();
@@ -247,7 +247,8 @@ void RunStore::add_artifact(int64_t run, const std::string& kind, const std::str
 std::vector<RunInfo> RunStore::list_runs(const RunFilter& filter) {
   std::lock_guard lock(mutex_);
   Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE " + kRunFilter +
-                    " ORDER BY id DESC").c_str());
+                    " ORDER BY id DESC")
+                       .c_str());
   bind_filter(q, filter);
   std::vector<RunInfo> out;
   while (q.step()) out.push_back(read_run(q, db_.path()));
@@ -261,7 +262,8 @@ std::vector<RunRecord> RunStore::load_runs_with_metrics(const RunFilter& filter)
   std::unordered_map<int64_t, size_t> index;
   {
     Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE " + kRunFilter +
-                      " ORDER BY id DESC").c_str());
+                      " ORDER BY id DESC")
+                         .c_str());
     bind_filter(q, filter);
     while (q.step()) {
       out.push_back({read_run(q, db_.path()), {}, {}, {}});
@@ -270,7 +272,8 @@ std::vector<RunRecord> RunStore::load_runs_with_metrics(const RunFilter& filter)
   }
   Statement m(db_, (std::string("SELECT m.run, m.name, m.value FROM metrics m JOIN runs ON "
                                 "runs.id = m.run WHERE ") +
-                    kRunFilter + " ORDER BY m.rowid").c_str());
+                    kRunFilter + " ORDER BY m.rowid")
+                       .c_str());
   bind_filter(m, filter);
   while (m.step()) {
     const auto it = index.find(m.int64(0));
@@ -308,7 +311,8 @@ std::optional<RunInfo> RunStore::find_run(const std::string& project,
   std::lock_guard lock(mutex_);
   Statement q(db_, (std::string("SELECT ") + kRunColumns +
                     " FROM runs WHERE project = ? AND recipe_name = ? AND status = ? "
-                    "ORDER BY id DESC LIMIT 1").c_str());
+                    "ORDER BY id DESC LIMIT 1")
+                       .c_str());
   q.bind(1, project).bind(2, recipe_name).bind(3, run_status_name(status));
   if (!q.step()) return std::nullopt;
   return read_run(q, db_.path());

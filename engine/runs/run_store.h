@@ -51,15 +51,15 @@ struct Artifact {
 
 struct RunRecord {
   RunInfo info;
-  std::vector<Metric> metrics;       // in the order they were recorded
-  std::vector<LayerMetric> layers;   // likewise (model order)
+  std::vector<Metric> metrics;      // in the order they were recorded
+  std::vector<LayerMetric> layers;  // likewise (model order)
   std::vector<Artifact> artifacts;
   std::optional<double> metric(std::string_view name) const;
 };
 
 struct RunFilter {
-  std::string project;                // empty: every project
-  std::optional<RunStatus> status;    // empty: every status
+  std::string project;              // empty: every project
+  std::optional<RunStatus> status;  // empty: every status
 };
 
 struct SensitivityEntry {
@@ -113,7 +113,8 @@ class RunStore {
 
   // Runs `fn` inside one write transaction: everything it records is seen by readers all
   // at once, or not at all if it throws.
-  template <class Fn> void batch(Fn&& fn) {
+  template <class Fn>
+  void batch(Fn&& fn) {
     std::lock_guard lock(mutex_);
     Transaction tx(db_, Transaction::Write);
     fn();

@@ -116,8 +116,8 @@ Transaction::~Transaction() {
     sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
   } else {
     const std::string sp = "mcw_" + std::to_string(level_);
-    sqlite3_exec(db_.handle(), ("ROLLBACK TO " + sp + "; RELEASE " + sp).c_str(), nullptr,
-                 nullptr, nullptr);
+    sqlite3_exec(db_.handle(), ("ROLLBACK TO " + sp + "; RELEASE " + sp).c_str(), nullptr, nullptr,
+                 nullptr);
   }
 }
 

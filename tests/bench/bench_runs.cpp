@@ -18,8 +18,8 @@ namespace {
 constexpr int kRuns = 10000;
 
 struct TempDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() /
-                               ("mcw_bench_runs_" + std::to_string(getpid()));
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("mcw_bench_runs_" + std::to_string(getpid()));
   TempDir() {
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);

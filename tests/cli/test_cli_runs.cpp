@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "../engine/llama_test_util.h"
 #include "engine/model/llama_save.h"
 #include "engine/project/project.h"
-#include "../engine/llama_test_util.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
@@ -25,7 +25,8 @@ Result run_mcw(const std::string& args) {
                        testing::UnitTest::GetInstance()->current_test_info()->name();
   fs::create_directories(dir);
   const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
-  const std::string cmd = std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
+  const std::string cmd =
+      std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   auto slurp = [](const std::string& p) {
     std::ifstream in(p);
@@ -35,7 +36,8 @@ Result run_mcw(const std::string& args) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::path(testing::TempDir()) / ("mcw_cli_runs_" + name + "_" + std::to_string(getpid()));
+  const fs::path d =
+      fs::path(testing::TempDir()) / ("mcw_cli_runs_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -79,7 +81,8 @@ TEST(CliRuns, RunListShowCompare) {
   EXPECT_EQ(runs[2]["recipe"], "baseline");
   for (const auto& run : runs) EXPECT_EQ(run["status"], "done");
   EXPECT_EQ(runs[2]["metrics"]["kl"], 0.0);
-  EXPECT_LT(runs[0]["metrics"]["size_bytes"].get<double>(), runs[1]["metrics"]["size_bytes"].get<double>());
+  EXPECT_LT(runs[0]["metrics"]["size_bytes"].get<double>(),
+            runs[1]["metrics"]["size_bytes"].get<double>());
   const Result table = run_mcw("runs list " + (dir / "clitest.mcwdb").string());
   EXPECT_EQ(table.code, 0);
   EXPECT_NE(table.out.find("perplexity"), std::string::npos);
@@ -99,7 +102,8 @@ TEST(CliRuns, RunListShowCompare) {
   const auto j = nlohmann::json::parse(cmp.out);
   EXPECT_NEAR(j["delta"]["bits_per_weight"].get<double>(),
               j["b"]["metrics"]["bits_per_weight"].get<double>() -
-                  j["a"]["metrics"]["bits_per_weight"].get<double>(), 1e-12);
+                  j["a"]["metrics"]["bits_per_weight"].get<double>(),
+              1e-12);
   EXPECT_NE(run_mcw("runs compare " + proj + " 2 3").out.find("B - A"), std::string::npos);
 }
 

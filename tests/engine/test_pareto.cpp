@@ -44,7 +44,8 @@ std::vector<std::vector<double>> random_points(std::mt19937& rng, size_t n, size
 TEST(Pareto, HandWorked2d) {
   // (1,5) (2,2) (2,2) duplicate (3,1) (3,3) dominated by (2,2), (1,6) dominated by (1,5),
   // (4,1) dominated by (3,1) (same y, larger x).
-  const std::vector<std::array<double, 2>> p = {{1, 5}, {2, 2}, {2, 2}, {3, 1}, {3, 3}, {1, 6}, {4, 1}};
+  const std::vector<std::array<double, 2>> p = {{1, 5}, {2, 2}, {2, 2}, {3, 1},
+                                                {3, 3}, {1, 6}, {4, 1}};
   EXPECT_EQ(pareto_front_2d(p), (std::vector<size_t>{0, 1, 2, 3}));
   EXPECT_TRUE(pareto_front_2d({}).empty());
   const std::vector<std::array<double, 2>> inf = {{1, INFINITY}, {NAN, 0}, {2, 0}};
@@ -52,8 +53,8 @@ TEST(Pareto, HandWorked2d) {
 }
 
 TEST(Pareto, HandWorked3d) {
-  const std::vector<std::array<double, 3>> p = {
-      {1, 1, 9}, {1, 9, 1}, {9, 1, 1}, {2, 2, 2}, {2, 2, 3}, {1, 1, 9}, {5, 5, 5}, {1, 2, 9}};
+  const std::vector<std::array<double, 3>> p = {{1, 1, 9}, {1, 9, 1}, {9, 1, 1}, {2, 2, 2},
+                                                {2, 2, 3}, {1, 1, 9}, {5, 5, 5}, {1, 2, 9}};
   // (2,2,3) by (2,2,2); (5,5,5) by (2,2,2); (1,2,9) by (1,1,9); duplicates of (1,1,9) kept.
   EXPECT_EQ(pareto_front_3d(p), (std::vector<size_t>{0, 1, 2, 3, 5}));
 }

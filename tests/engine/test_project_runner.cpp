@@ -19,10 +19,12 @@ std::string make_project(const std::filesystem::path& dir, int64_t window = 32) 
   TokenizerFiles tok;
   tok.byte_vocab = true;
   save_llama_hf(test::random_llama(c, 5), (dir / "model").string(), tok);
-  test::write_bytes(dir / "calib.txt", "A stitch in time saves nine. Look before you leap. " 
-                                       "Fortune favours the bold; the early bird gets the worm.");
-  test::write_bytes(dir / "eval.txt", "The quick brown fox jumps over the lazy dog. Pack my box "
-                                      "with five dozen liquor jugs. Sphinx of black quartz.");
+  test::write_bytes(dir / "calib.txt",
+                    "A stitch in time saves nine. Look before you leap. "
+                    "Fortune favours the bold; the early bird gets the worm.");
+  test::write_bytes(dir / "eval.txt",
+                    "The quick brown fox jumps over the lazy dog. Pack my box "
+                    "with five dozen liquor jugs. Sphinx of black quartz.");
   Project p;
   p.name = "tiny";
   p.model_path = (dir / "model").string();
@@ -30,8 +32,9 @@ std::string make_project(const std::filesystem::path& dir, int64_t window = 32) 
   p.evaluation_path = (dir / "eval.txt").string();
   p.recipes = {{"w8", "", "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n"},
                {"bogus", "", "stages:\n  - algorithm: frobnicate\n"},
-               {"w2-gptq", "", "stages:\n  - algorithm: gptq\n    bits: 2\n    group_size: 0\n"
-                               "calibration: {windows: 2, window: 16}\n"}};
+               {"w2-gptq", "",
+                "stages:\n  - algorithm: gptq\n    bits: 2\n    group_size: 0\n"
+                "calibration: {windows: 2, window: 16}\n"}};
   p.eval.window = window;
   p.eval.stride = 16;
   const std::string file = (dir / "tiny.mcwproj").string();
@@ -61,7 +64,8 @@ TEST(RunStoreProjectRunner, RecordsBaselineAndRecipes) {
   const auto b = store->get_run(base.run_id);
   EXPECT_EQ(b->info.recipe_name, "baseline");
   // The stored perplexity is the evaluator's on the same tokens and windows.
-  EXPECT_DOUBLE_EQ(*b->metric("perplexity"), evaluate(in.base, in.evaluation_tokens, in.eval).perplexity);
+  EXPECT_DOUBLE_EQ(*b->metric("perplexity"),
+                   evaluate(in.base, in.evaluation_tokens, in.eval).perplexity);
   EXPECT_EQ(*b->metric("kl"), 0);
   EXPECT_EQ(*b->metric("top1"), 1);
   EXPECT_EQ(*b->metric("size_bytes"), double(in.base.parameter_count() * 2));

@@ -46,7 +46,8 @@ TEST(RunStore, CreateAndReadBack) {
   store->add_metrics(id, {{"perplexity", 12.5}, {"kl", 0.01}});
   store->add_metric(id, "top1", 0.97);
   // Layers come back in the order recorded, not sorted by name.
-  store->add_layer_metrics(id, {{"blk.2.q", "relative_error", 0.2}, {"blk.10.q", "relative_error", 0.1}});
+  store->add_layer_metrics(
+      id, {{"blk.2.q", "relative_error", 0.2}, {"blk.10.q", "relative_error", 0.1}});
   store->set_status(id, RunStatus::Done);
 
   const auto r = store->get_run(id);
@@ -107,7 +108,8 @@ TEST(RunStore, StatusTransitions) {
   q.status = RunStatus::Queued;
   const int64_t id = store->create_run(q);
   EXPECT_EQ(store->get_run(id)->info.started_at, 0);
-  expect_error_naming([&] { store->set_status(id, RunStatus::Done); }, path, "cannot go from queued to done");
+  expect_error_naming([&] { store->set_status(id, RunStatus::Done); }, path,
+                      "cannot go from queued to done");
   store->set_status(id, RunStatus::Running);
   EXPECT_GT(store->get_run(id)->info.started_at, 0);
   EXPECT_EQ(store->get_run(id)->info.ended_at, 0);
@@ -132,7 +134,8 @@ TEST(RunStore, StatusTransitions) {
 TEST(RunStore, HostileTextIsStoredVerbatim) {
   const auto dir = test::fresh_temp_dir();
   const auto store = RunStore::open(db_path(dir));
-  const std::string nasty = "it's a \"test\"; '); DROP TABLE runs; --\n\\ % _ \xe2\x9c\x93 ?1 :x @y";
+  const std::string nasty =
+      "it's a \"test\"; '); DROP TABLE runs; --\n\\ % _ \xe2\x9c\x93 ?1 :x @y";
   RunInfo r = sample_run(nasty, nasty);
   r.recipe_text = nasty + std::string("\0after-nul", 10);
   const int64_t id = store->create_run(r);
@@ -151,16 +154,16 @@ TEST(RunStore, HostileTextIsStoredVerbatim) {
   EXPECT_EQ(*store->get_sensitivity(nasty, nasty, nasty, nasty), 3.5);
   EXPECT_EQ(store->list_runs({nasty, std::nullopt}).size(), 1u);
   EXPECT_EQ(store->list_runs({"it's", std::nullopt}).size(), 0u);  // no LIKE, no injection
-  const auto again = RunStore::open(db_path(dir));  // the runs table is still there
+  const auto again = RunStore::open(db_path(dir));                 // the runs table is still there
   EXPECT_EQ(again->list_runs().size(), 1u);
 }
 
 TEST(RunStore, SensitivityCache) {
   const auto store = RunStore::open(db_path(test::fresh_temp_dir()));
   EXPECT_FALSE(store->get_sensitivity("fp", "blk.0.q", "w4", "kl"));
-  store->put_sensitivities("fp", {{"blk.0.q", "w4", "kl", 0.1},
-                                  {"blk.0.q", "w2", "kl", 0.9},
-                                  {"blk.1.q", "w4", "kl", 0.2}});
+  store->put_sensitivities(
+      "fp",
+      {{"blk.0.q", "w4", "kl", 0.1}, {"blk.0.q", "w2", "kl", 0.9}, {"blk.1.q", "w4", "kl", 0.2}});
   store->put_sensitivity("other", {"blk.0.q", "w4", "kl", 7});
   EXPECT_EQ(*store->get_sensitivity("fp", "blk.0.q", "w4", "kl"), 0.1);
   store->put_sensitivity("fp", {"blk.0.q", "w4", "kl", 0.15});  // replaces
@@ -181,7 +184,8 @@ TEST(RunStore, ArtifactsCarryTheirHash) {
   const auto r = store->get_run(id);
   ASSERT_EQ(r->artifacts.size(), 1u);
   EXPECT_EQ(r->artifacts[0].kind, "gguf");
-  EXPECT_EQ(r->artifacts[0].sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(r->artifacts[0].sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(r->artifacts[0].bytes, 3u);
   EXPECT_THROW(store->add_artifact(id, "gguf", (dir / "missing").string()), Error);
 }
@@ -226,7 +230,8 @@ TEST(RunStore, MigratesFromTheFirstSchema) {
   EXPECT_EQ(store->get_run(1)->info.notes, "kept");
   SqliteDb db(path, false);
   EXPECT_EQ(run_store_version(db), run_store_latest_version());
-  Statement idx(db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'artifacts_by_run'");
+  Statement idx(db,
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'artifacts_by_run'");
   EXPECT_TRUE(idx.step());
 }
 
@@ -237,7 +242,8 @@ TEST(RunStore, RefusesANewerSchema) {
     SqliteDb db(path, false);
     db.exec("UPDATE schema_version SET version = 99");
   }
-  expect_error_naming([&] { RunStore::open(path); }, path, "schema version 99, newer than this MCW");
+  expect_error_naming([&] { RunStore::open(path); }, path,
+                      "schema version 99, newer than this MCW");
 }
 
 TEST(RunStore, RefusesFilesThatAreNotRunDatabases) {

@@ -42,7 +42,7 @@ TEST(RunStoreProcesses, ReaderSeesWholeTransactions) {
   const auto writer = RunStore::open(path);
   const auto reader = RunStore::open(path);
   const int64_t id = writer->create_run(sample_run("w"));
-  constexpr int kBatches = 150, kPerBatch = 8;
+  constexpr int kBatches = 400, kPerBatch = 8;
   std::atomic<bool> done{false};
   std::thread t([&] {
     for (int b = 0; b < kBatches; ++b) {
@@ -111,8 +111,7 @@ TEST(RunStoreProcesses, SigkillMidRunLeavesAnInterruptedRun) {
       const int64_t id = s->create_run(sample_run("killed"));
       if (write(fds[1], &id, sizeof id) != sizeof id) _exit(3);
       // Keep writing, a transaction at a time, until killed.
-      for (int b = 0;; ++b)
-        s->add_metrics(id, {{numbered("x", b), 1}, {numbered("y", b), 2}});
+      for (int b = 0;; ++b) s->add_metrics(id, {{numbered("x", b), 1}, {numbered("y", b), 2}});
     } catch (...) {
       _exit(4);
     }

@@ -23,7 +23,7 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
         if (i + 1 >= argv.size()) throw UsageError{"option --" + name + " needs a value"};
         val = argv[++i];
       }
-      values_[name] = val;
+      values_[name].push_back(val);
     } else {
       throw UsageError{"unknown option --" + name};
     }
@@ -33,7 +33,12 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
 std::optional<std::string> Args::value(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
-  return it->second;
+  return it->second.back();
+}
+
+std::vector<std::string> Args::values(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::value_or(const std::string& name, const std::string& fallback) const {

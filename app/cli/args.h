@@ -17,14 +17,15 @@ class Args {
 
   const std::vector<std::string>& positional() const { return positional_; }
   bool flag(const std::string& name) const { return flags_.count(name) > 0; }
-  std::optional<std::string> value(const std::string& name) const;
+  std::optional<std::string> value(const std::string& name) const;  // the last one given
+  std::vector<std::string> values(const std::string& name) const;   // every one, in order
   std::string value_or(const std::string& name, const std::string& fallback) const;
   long long int_or(const std::string& name, long long fallback) const;
 
  private:
   std::vector<std::string> positional_;
   std::set<std::string> flags_;
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
 };
 
 // Thrown for bad command lines; main prints it as one line and exits with 1.

@@ -28,5 +28,9 @@ int run_train(const std::vector<std::string>& args);
 int run_compress(const std::vector<std::string>& args);
 extern const char* const kCompressUsage;
 extern const char* const kTrainUsage;
+int run_run(const std::vector<std::string>& args);
+int run_runs(const std::vector<std::string>& args);
+extern const char* const kRunUsage;
+extern const char* const kRunsUsage;
 
 }  // namespace mcw::cli

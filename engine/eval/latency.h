@@ -1,0 +1,33 @@
+// Latency of a llama model on this machine's kernels: a prefill of P tokens, then D decode
+// steps of one token each on the KV cache, as generation does. Repeated R times and the
+// median kept, so one slow repetition (page faults on first touch, another process)
+// does not decide the number.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+struct LatencyOptions {
+  int64_t prefill = 64;  // shortened when prefill + decode exceed the model's context
+  int64_t decode = 32;
+  int repeats = 3;
+};
+
+struct LatencyResult {
+  int64_t prefill = 0, decode = 0;  // what was actually run
+  double ms_per_token = 0;          // decode: median over repetitions of (time / steps)
+  double prefill_tokens_per_s = 0;  // median over repetitions
+};
+
+// Throws mcw::Error when the context is too short for one prefill token and one decode
+// step; mcw::Cancelled between steps when `cancel` fires.
+LatencyResult measure_latency(const LlamaModel& model, const LatencyOptions& opt = {},
+                              const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+
+double median(std::vector<double> v);  // mean of the middle two for an even count; NaN if empty
+
+}  // namespace mcw

@@ -1,0 +1,168 @@
+#include "engine/runs/project_runner.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/model/tokenizer_loader.h"
+#include "engine/recipe/recipe.h"
+#include "engine/runs/fingerprint.h"
+
+namespace mcw {
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path, "cannot open text file");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void enter(const RunHooks& h, const char* phase) {
+  if (h.on_phase) h.on_phase(phase);
+}
+
+// Records the run and drives it: `body` computes the metrics; the final status and the
+// metrics land in one transaction, so a reader never sees a done run without metrics.
+template <class Body>
+RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const std::string& name,
+                            const std::string& text, Body&& body) {
+  RunInfo info;
+  info.project = in.project.name;
+  info.model_fingerprint = in.fingerprint;
+  info.recipe_name = name;
+  info.recipe_text = text;
+  info.status = RunStatus::Running;
+  RecipeRunOutcome out;
+  out.run_id = store.create_run(info);
+  auto finish = [&](RunStatus s, const std::string& error) {
+    out.status = s, out.error = error;
+    store.set_status(out.run_id, s, error);
+  };
+  try {
+    std::vector<LayerMetric> layers;
+    body(out.metrics, layers);
+    store.batch([&] {
+      store.add_metrics(out.run_id, out.metrics);
+      store.add_layer_metrics(out.run_id, layers);
+      finish(RunStatus::Done, {});
+    });
+  } catch (const Cancelled&) {
+    finish(RunStatus::Cancelled, "cancelled");
+  } catch (const Error& e) {
+    finish(RunStatus::Failed, e.what());
+  } catch (const std::exception& e) {
+    finish(RunStatus::Failed, std::string("internal error: ") + e.what());
+    throw;
+  }
+  return out;
+}
+
+void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
+                          const LlamaModel& model, const LlamaModel* baseline,
+                          const RunHooks& hooks, const CancelToken* cancel) {
+  enter(hooks, "eval");
+  const EvalResult e =
+      evaluate(model, in.evaluation_tokens, in.eval, baseline, hooks.progress, cancel);
+  m.push_back({"perplexity", e.perplexity});
+  m.push_back({"nll", e.nll});
+  m.push_back({"kl", baseline ? e.kl : 0.0});
+  m.push_back({"top1", baseline ? e.top1 : 1.0});
+  m.push_back({"eval_scored_tokens", double(e.scored)});
+  m.push_back({"eval_window", double(in.eval.window)});
+  m.push_back({"eval_stride", double(in.eval.stride)});
+  enter(hooks, "latency");
+  const LatencyResult l = measure_latency(model, in.latency, hooks.progress, cancel);
+  m.push_back({"latency_ms_per_token", l.ms_per_token});
+  m.push_back({"prefill_tokens_per_s", l.prefill_tokens_per_s});
+}
+
+}  // namespace
+
+ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
+  ProjectRunInputs in;
+  in.project_file = project_file;
+  in.project = load_project(project_file);
+  const Project& p = in.project;
+  in.database_path =
+      p.database_path.empty() ? default_database_path(project_file, p.name) : p.database_path;
+  if (p.model_path.empty()) throw Error(project_file, "the project has no model");
+  if (p.evaluation_path.empty())
+    throw Error(project_file, "the project has no evaluation text, so runs cannot be scored");
+  in.file = open_model_file(p.model_path);
+  in.base = load_llama(in.file);
+  in.fingerprint = model_fingerprint(in.file);
+  in.tokenizer = load_tokenizer(in.file);
+  if (!p.calibration_path.empty())
+    in.calibration_tokens = in.tokenizer->encode(read_text(p.calibration_path), false);
+  in.evaluation_tokens = in.tokenizer->encode(read_text(p.evaluation_path), false);
+  if (p.eval.max_tokens > 0 && in.evaluation_tokens.size() > size_t(p.eval.max_tokens))
+    in.evaluation_tokens.resize(size_t(p.eval.max_tokens));
+  if (in.evaluation_tokens.size() < 2)
+    throw Error(p.evaluation_path, "the evaluation text has fewer than 2 tokens");
+  in.eval.window = std::min(p.eval.window, in.base.cfg.max_seq_len);
+  in.eval.stride = std::min(p.eval.stride, in.eval.window);
+  return in;
+}
+
+RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
+                                    const ProjectRecipe& pr, const RunHooks& hooks,
+                                    const CancelToken* cancel) {
+  std::string text, source = pr.path;
+  if (pr.is_inline()) {
+    text = pr.inline_text;
+    source = in.project_file + " (recipe '" + pr.name + "')";
+  } else {
+    try {
+      text = read_text(pr.path);
+    } catch (const Error& e) {  // still recorded, so the failure shows in the run list
+      return record_run(store, in, pr.name, "", [&](auto&, auto&) { throw e; });
+    }
+  }
+  return record_run(
+      store, in, pr.name, text, [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers) {
+        const Recipe recipe = parse_recipe(text, source);
+        std::vector<std::string> names;
+        for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
+        check_targets(recipe, names);
+        if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
+          throw Error(source, "this recipe needs calibration text and the project has none");
+        CompressOptions co;  // a recipe's calibration section overrides these
+        co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+        enter(hooks, "compress");
+        const CompressionResult c =
+            compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
+        add_eval_and_latency(m, in, c.model, &in.base, hooks, cancel);
+        m.push_back({"bits_per_weight", c.bits_per_weight()});
+        m.push_back({"size_bytes", double(c.storage_bits / 8)});
+        m.push_back({"parameters", double(c.parameters)});
+        m.push_back({"compress_seconds", c.seconds});
+        for (const CompressedLayer& l : c.layers) {
+          layers.push_back({l.tensor.name, "relative_error", l.relative_error});
+          layers.push_back({l.tensor.name, "bits_per_weight", l.tensor.bits_per_weight()});
+        }
+      });
+}
+
+RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
+                                      const RunHooks& hooks, const CancelToken* cancel) {
+  return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&) {
+    add_eval_and_latency(m, in, in.base, nullptr, hooks, cancel);
+    const uint64_t params = in.base.parameter_count();
+    m.push_back({"bits_per_weight", 16.0});
+    m.push_back({"size_bytes", double(params * 2)});
+    m.push_back({"parameters", double(params)});
+    m.push_back({"compress_seconds", 0.0});
+  });
+}
+
+bool has_project_baseline(RunStore& store, const ProjectRunInputs& in) {
+  for (const RunInfo& r : store.list_runs({in.project.name, RunStatus::Done}))
+    if (r.recipe_name == kBaselineRecipe && r.model_fingerprint == in.fingerprint) return true;
+  return false;
+}
+
+}  // namespace mcw

@@ -1,0 +1,70 @@
+// Runs a project's recipes and records each in the run store: compress on the
+// calibration text, evaluate on the evaluation text against the original model, measure
+// latency, store metrics and per-layer metrics. Shared by `mcw run` and the studio.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/core/progress.h"
+#include "engine/eval/latency.h"
+#include "engine/eval/perplexity.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/tokenizer.h"
+#include "engine/project/project.h"
+#include "engine/runs/run_store.h"
+
+namespace mcw {
+
+// Everything the runs of one project share, loaded once.
+struct ProjectRunInputs {
+  std::string project_file;
+  Project project;
+  std::string database_path;
+  ModelFile file;
+  LlamaModel base;
+  std::string fingerprint;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<int32_t> calibration_tokens;  // empty when the project has no calibration text
+  std::vector<int32_t> evaluation_tokens;   // at most eval.max_tokens when that is set
+  // The project's window and stride, shortened to the model's context where longer.
+  EvalOptions eval;
+  LatencyOptions latency;
+};
+
+// Loads the project, its model, tokenizer and texts. Throws mcw::Error naming the file
+// for a missing model or evaluation text (without one, no run can be scored).
+ProjectRunInputs load_project_run_inputs(const std::string& project_file);
+
+struct RunHooks {
+  std::function<void(const std::string& phase)> on_phase;  // "compress", "eval", "latency"
+  ProgressFn progress;                                     // within the current phase
+};
+
+struct RecipeRunOutcome {
+  int64_t run_id = 0;
+  RunStatus status = RunStatus::Running;
+  std::string error;  // for failed runs
+  std::vector<Metric> metrics;
+};
+
+inline constexpr const char* kBaselineRecipe = "baseline";
+
+// Records one run of `recipe` (running -> done / failed / cancelled). An mcw::Error (a bad
+// recipe, missing calibration text) ends as a failed run with its message; a cancel as a
+// cancelled run; anything else as a failed run and is rethrown.
+RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
+                                    const ProjectRecipe& recipe, const RunHooks& hooks = {},
+                                    const CancelToken* cancel = nullptr);
+
+// The reference point of plots: the uncompressed model (16 bits per weight, the same
+// convention as compression accounting; KL 0, top-1 agreement 1).
+RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
+                                      const RunHooks& hooks = {},
+                                      const CancelToken* cancel = nullptr);
+// True when the store holds a finished baseline run of this project on this model.
+bool has_project_baseline(RunStore& store, const ProjectRunInputs& in);
+
+}  // namespace mcw

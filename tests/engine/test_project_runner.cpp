@@ -1,0 +1,139 @@
+// Running a project's recipes into the store, on a tiny byte-level model saved to disk.
+#include <gtest/gtest.h>
+
+#include "engine/core/error.h"
+#include "engine/model/llama_save.h"
+#include "engine/runs/fingerprint.h"
+#include "engine/runs/project_runner.h"
+#include "llama_test_util.h"
+#include "temp_files.h"
+
+using namespace mcw;
+
+namespace {
+
+std::string make_project(const std::filesystem::path& dir, int64_t window = 32) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.max_seq_len = 48;
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(test::random_llama(c, 5), (dir / "model").string(), tok);
+  test::write_bytes(dir / "calib.txt",
+                    "A stitch in time saves nine. Look before you leap. "
+                    "Fortune favours the bold; the early bird gets the worm.");
+  test::write_bytes(dir / "eval.txt",
+                    "The quick brown fox jumps over the lazy dog. Pack my box "
+                    "with five dozen liquor jugs. Sphinx of black quartz.");
+  Project p;
+  p.name = "tiny";
+  p.model_path = (dir / "model").string();
+  p.calibration_path = (dir / "calib.txt").string();
+  p.evaluation_path = (dir / "eval.txt").string();
+  p.recipes = {{"w8", "", "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n"},
+               {"bogus", "", "stages:\n  - algorithm: frobnicate\n"},
+               {"w2-gptq", "",
+                "stages:\n  - algorithm: gptq\n    bits: 2\n    group_size: 0\n"
+                "calibration: {windows: 2, window: 16}\n"}};
+  p.eval.window = window;
+  p.eval.stride = 16;
+  const std::string file = (dir / "tiny.mcwproj").string();
+  save_project(p, file);
+  return file;
+}
+
+}  // namespace
+
+TEST(RunStoreProjectRunner, RecordsBaselineAndRecipes) {
+  const auto dir = test::fresh_temp_dir();
+  const ProjectRunInputs in = load_project_run_inputs(make_project(dir, 1000));
+  EXPECT_EQ(in.eval.window, 48);  // shortened to the model's context
+  EXPECT_EQ(in.eval.stride, 16);
+  EXPECT_EQ(in.fingerprint, model_fingerprint(open_model_file((dir / "model").string())));
+  EXPECT_EQ(in.database_path, (dir / "tiny.mcwdb").string());
+  const auto store = RunStore::open(in.database_path);
+  EXPECT_FALSE(has_project_baseline(*store, in));
+
+  std::vector<std::string> phases;
+  RunHooks hooks;
+  hooks.on_phase = [&](const std::string& p) { phases.push_back(p); };
+  const RecipeRunOutcome base = run_project_baseline(*store, in, hooks);
+  ASSERT_EQ(base.status, RunStatus::Done) << base.error;
+  EXPECT_EQ(phases, (std::vector<std::string>{"eval", "latency"}));
+  EXPECT_TRUE(has_project_baseline(*store, in));
+  const auto b = store->get_run(base.run_id);
+  EXPECT_EQ(b->info.recipe_name, "baseline");
+  // The stored perplexity is the evaluator's on the same tokens and windows.
+  EXPECT_DOUBLE_EQ(*b->metric("perplexity"),
+                   evaluate(in.base, in.evaluation_tokens, in.eval).perplexity);
+  EXPECT_EQ(*b->metric("kl"), 0);
+  EXPECT_EQ(*b->metric("top1"), 1);
+  EXPECT_EQ(*b->metric("size_bytes"), double(in.base.parameter_count() * 2));
+  EXPECT_GT(*b->metric("latency_ms_per_token"), 0);
+
+  phases.clear();
+  const RecipeRunOutcome w8 = run_project_recipe(*store, in, in.project.recipes[0], hooks);
+  ASSERT_EQ(w8.status, RunStatus::Done) << w8.error;
+  EXPECT_EQ(phases, (std::vector<std::string>{"compress", "eval", "latency"}));
+  const auto r = store->get_run(w8.run_id);
+  EXPECT_EQ(r->info.recipe_text, in.project.recipes[0].inline_text);
+  EXPECT_EQ(r->info.model_fingerprint, in.fingerprint);
+  EXPECT_NEAR(*r->metric("perplexity"), *b->metric("perplexity"), 0.05 * *b->metric("perplexity"));
+  EXPECT_GE(*r->metric("kl"), 0);
+  EXPECT_LT(*r->metric("kl"), 0.01);
+  EXPECT_GT(*r->metric("bits_per_weight"), 8);
+  EXPECT_LT(*r->metric("size_bytes"), *b->metric("size_bytes"));
+  for (const char* m : {"top1", "latency_ms_per_token", "prefill_tokens_per_s", "compress_seconds"})
+    EXPECT_TRUE(r->metric(m)) << m;
+  // Seven linear weights in each of two blocks, two metrics each.
+  ASSERT_EQ(r->layers.size(), 2u * 7u * 2u);
+  for (const LayerMetric& l : r->layers)
+    if (l.name == "relative_error") {
+      EXPECT_LT(l.value, 1e-3) << l.layer;
+    }
+}
+
+TEST(RunStoreProjectRunner, FailuresAndCancelAreRecorded) {
+  const auto dir = test::fresh_temp_dir();
+  ProjectRunInputs in = load_project_run_inputs(make_project(dir));
+  const auto store = RunStore::open(in.database_path);
+  const RecipeRunOutcome bad = run_project_recipe(*store, in, in.project.recipes[1]);
+  EXPECT_EQ(bad.status, RunStatus::Failed);
+  EXPECT_NE(bad.error.find("frobnicate"), std::string::npos) << bad.error;
+  EXPECT_NE(bad.error.find("tiny.mcwproj (recipe 'bogus')"), std::string::npos) << bad.error;
+  EXPECT_EQ(store->get_run(bad.run_id)->info.status, RunStatus::Failed);
+  EXPECT_EQ(store->get_run(bad.run_id)->info.error, bad.error);
+
+  CancelToken cancel;
+  cancel.cancel();
+  const RecipeRunOutcome c = run_project_recipe(*store, in, in.project.recipes[0], {}, &cancel);
+  EXPECT_EQ(c.status, RunStatus::Cancelled);
+  EXPECT_EQ(store->get_run(c.run_id)->info.status, RunStatus::Cancelled);
+  EXPECT_TRUE(store->get_run(c.run_id)->metrics.empty());
+
+  in.calibration_tokens.clear();  // GPTQ cannot run without calibration text
+  const RecipeRunOutcome nocal = run_project_recipe(*store, in, in.project.recipes[2]);
+  EXPECT_EQ(nocal.status, RunStatus::Failed);
+  EXPECT_NE(nocal.error.find("calibration"), std::string::npos) << nocal.error;
+
+  ProjectRecipe missing{"gone", (dir / "gone.yaml").string(), ""};
+  const RecipeRunOutcome m = run_project_recipe(*store, in, missing);
+  EXPECT_EQ(m.status, RunStatus::Failed);
+  EXPECT_NE(m.error.find("gone.yaml"), std::string::npos);
+}
+
+TEST(RunStoreFingerprint, TracksContentNotPath) {
+  const auto dir = test::fresh_temp_dir();
+  const LlamaModel m = test::random_llama(test::tiny_config(4, 2), 3);
+  save_llama_hf(m, (dir / "a").string());
+  save_llama_hf(m, (dir / "b").string());
+  LlamaModel changed = m;
+  changed.layers[1].w_up = Tensor::from_f32(m.layers[1].w_up.to_f32(), m.layers[1].w_up.shape(),
+                                            m.layers[1].w_up.name());
+  changed.layers[1].w_up.mutable_as<float>()[17] += 1e-3f;
+  save_llama_hf(changed, (dir / "c").string());
+  const std::string a = model_fingerprint(open_model_file((dir / "a").string()));
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a, model_fingerprint(open_model_file((dir / "b").string())));
+  EXPECT_NE(a, model_fingerprint(open_model_file((dir / "c").string())));
+}

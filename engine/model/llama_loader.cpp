@@ -53,6 +53,7 @@ class Loader {
 // bias so that transformers' mlp_bias loads) must be absent or zero.
 void check_zero_bias(const Loader& ld, const std::string& name, int64_t n) {
   const Tensor b = ld.get(name, {n}, /*optional=*/true);
+  if (b.empty()) return;
   for (int64_t i = 0; i < b.numel(); ++i)
     if (b.as<float>()[i] != 0.0f)
       throw Error(ld.path(), "tensor '" + name + "' is a non-zero bias, which is not supported");

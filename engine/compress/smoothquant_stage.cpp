@@ -9,7 +9,8 @@
 
 namespace mcw {
 
-void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights, const std::vector<float>& s) {
+void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights,
+                    const std::vector<float>& s) {
   const int64_t n = int64_t(s.size());
   if (norm.numel() != n) throw Error(norm.name(), "smoothing scales do not match the norm's width");
   float* g = norm.mutable_as<float>();
@@ -36,7 +37,8 @@ double weight_relative_error(const Tensor& w, const Tensor& q) {
   const float* a = w.as<float>();
   const float* b = q.as<float>();
   double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
+  for (int64_t i = 0; i < w.numel(); ++i)
+    num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
   return den > 0 ? num / den : 0.0;
 }
 
@@ -49,9 +51,12 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
                            const CancelToken* cancel) {
   std::vector<float> act_max;  // of the group being calibrated
   auto wanted = [&](const LinearGroup& g) {
-    return std::any_of(g.names.begin(), g.names.end(), [&](const std::string& n) { return targeted.count(n) > 0; });
+    return std::any_of(g.names.begin(), g.names.end(),
+                       [&](const std::string& n) { return targeted.count(n) > 0; });
   };
-  auto smoothed = [&](ActInt8 in) { return o.smooth && (in == kActInt8Qkv || in == kActInt8GateUp); };
+  auto smoothed = [&](ActInt8 in) {
+    return o.smooth && (in == kActInt8Qkv || in == kActInt8GateUp);
+  };
 
   CalibrationHooks hooks;
   hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {

@@ -60,7 +60,8 @@ static void check_shapes(const Tensor& w, const ChannelMoments& m) {
                               " input channels, the weight has shape " + shape_string(w.shape()));
 }
 
-std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m, StructuredScore s) {
+std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m,
+                                       StructuredScore s) {
   check_shapes(w, m);
   std::vector<double> score = column_sq_norms(w);
   for (int64_t j = 0; j < m.cols(); ++j) {
@@ -72,8 +73,8 @@ std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m,
 
 std::vector<double> unit_importance(const std::vector<double>& channel, int64_t width) {
   if (width <= 0 || channel.size() % size_t(width))
-    throw Error("structured", std::to_string(channel.size()) + " channels do not split into units of " +
-                                  std::to_string(width));
+    throw Error("structured", std::to_string(channel.size()) +
+                                  " channels do not split into units of " + std::to_string(width));
   std::vector<double> u(channel.size() / size_t(width), 0.0);
   for (size_t j = 0; j < channel.size(); ++j) u[j / size_t(width)] += channel[j];
   return u;

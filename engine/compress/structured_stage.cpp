@@ -67,24 +67,31 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Tensor& w = o.heads ? L.wo : L.w_down;
     Tensor& bias = o.heads ? L.bo : L.b_down;
-    const std::vector<double> score = unit_importance(channel_importance(w, *moments, o.score), width);
+    const std::vector<double> score =
+        unit_importance(channel_importance(w, *moments, o.score), width);
     removed[l] = least_important(score, count);
     const std::vector<int64_t> channels = unit_channels(removed[l], width);
     LayerRecord& rec = records[l];
     rec.col_sliced = g.names.front();
     rec.col_error = removal_relative_error(w, channels, *moments);
     if (o.heads) {
-      rec.row_sliced.push_back({p + "self_attn.q_proj.weight", removed_rows_share(L.wq, removed[l], width)});
+      rec.row_sliced.push_back(
+          {p + "self_attn.q_proj.weight", removed_rows_share(L.wq, removed[l], width)});
       if (hu.with_kv) {
-        rec.row_sliced.push_back({p + "self_attn.k_proj.weight", removed_rows_share(L.wk, removed[l], c.head_dim)});
-        rec.row_sliced.push_back({p + "self_attn.v_proj.weight", removed_rows_share(L.wv, removed[l], c.head_dim)});
+        rec.row_sliced.push_back(
+            {p + "self_attn.k_proj.weight", removed_rows_share(L.wk, removed[l], c.head_dim)});
+        rec.row_sliced.push_back(
+            {p + "self_attn.v_proj.weight", removed_rows_share(L.wv, removed[l], c.head_dim)});
       }
     } else {
-      rec.row_sliced.push_back({p + "mlp.gate_proj.weight", removed_rows_share(L.w_gate, removed[l], 1)});
-      rec.row_sliced.push_back({p + "mlp.up_proj.weight", removed_rows_share(L.w_up, removed[l], 1)});
+      rec.row_sliced.push_back(
+          {p + "mlp.gate_proj.weight", removed_rows_share(L.w_gate, removed[l], 1)});
+      rec.row_sliced.push_back(
+          {p + "mlp.up_proj.weight", removed_rows_share(L.w_up, removed[l], 1)});
     }
     if (o.compensate && bias.empty())
-      bias = Tensor::zeros(DType::F32, {c.dim}, p + (o.heads ? "self_attn.o_proj.bias" : "mlp.down_proj.bias"));
+      bias = Tensor::zeros(DType::F32, {c.dim},
+                           p + (o.heads ? "self_attn.o_proj.bias" : "mlp.down_proj.bias"));
     mask_input_channels(w, o.compensate ? &bias : nullptr, channels, *moments);
     moments.reset();
   };
@@ -92,8 +99,10 @@ std::vector<std::vector<int64_t>> run_structured_stage(
 
   // Every layer now has the bias (compensation) or none was added; keep the config honest.
   if (o.compensate && count > 0) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
-  if (o.heads) remove_heads(model, removed);
-  else remove_channels(model, removed);
+  if (o.heads)
+    remove_heads(model, removed);
+  else
+    remove_channels(model, removed);
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
   if (record && count > 0)
     for (const LayerRecord& rec : records) {

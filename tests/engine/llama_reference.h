@@ -50,7 +50,8 @@ inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double thet
       const double f = std::pow(theta, -2.0 * double(i) / double(hd)), a = double(pos) * f;
       double& x0 = x[size_t(h * hd + i)];
       double& x1 = x[size_t(h * hd + i + hd / 2)];
-      const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
+      const double r0 = x0 * std::cos(a) - x1 * std::sin(a),
+                   r1 = x0 * std::sin(a) + x1 * std::cos(a);
       x0 = r0, x1 = r1;
     }
 }
@@ -107,7 +108,8 @@ inline std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<
     }
   }
   std::vector<Vec> out(T);
-  for (size_t t = 0; t < T; ++t) out[t] = ref_matvec(m.lm_head(), ref_rmsnorm(x[t], m.out_norm, c.rms_eps));
+  for (size_t t = 0; t < T; ++t)
+    out[t] = ref_matvec(m.lm_head(), ref_rmsnorm(x[t], m.out_norm, c.rms_eps));
   return out;
 }
 

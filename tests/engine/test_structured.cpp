@@ -103,14 +103,16 @@ TEST(StructuredScore, HeadRankingMatchesNaiveComputation) {
         const double v = x[size_t(r * cols + j)];
         var += (v - mean) * (v - mean) / double(n - 1), ms += v * v / double(n);
       }
-      for (int64_t r = 0; r < rows; ++r) wn += double(w.as<float>()[r * cols + j]) * w.as<float>()[r * cols + j];
+      for (int64_t r = 0; r < rows; ++r)
+        wn += double(w.as<float>()[r * cols + j]) * w.as<float>()[r * cols + j];
       want[size_t(j / hd)] += s == StructuredScore::Flap ? var * wn : std::sqrt(wn) * std::sqrt(ms);
     }
     ASSERT_EQ(got.size(), want.size());
     for (size_t h = 0; h < want.size(); ++h) EXPECT_NEAR(got[h], want[h], 1e-9 * want[h]);
     std::vector<int64_t> order(static_cast<size_t>(heads), 0);
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return want[size_t(a)] < want[size_t(b)]; });
+    std::sort(order.begin(), order.end(),
+              [&](int64_t a, int64_t b) { return want[size_t(a)] < want[size_t(b)]; });
     std::vector<int64_t> lowest(order.begin(), order.begin() + 2);
     std::sort(lowest.begin(), lowest.end());
     EXPECT_EQ(least_important(got, 2), lowest);
@@ -167,7 +169,8 @@ TEST(Structured, SmallerModelEqualsMaskedModelForAnyPlan) {
     std::mt19937 rng(7);
     big.cfg.o_bias = big.cfg.down_bias = true;
     for (LlamaLayer& L : big.layers)
-      L.bo = test::random_tensor({big.cfg.dim}, rng, 0.3f), L.b_down = test::random_tensor({big.cfg.dim}, rng, 0.3f);
+      L.bo = test::random_tensor({big.cfg.dim}, rng, 0.3f),
+      L.b_down = test::random_tensor({big.cfg.dim}, rng, 0.3f);
     const HeadUnits u = head_units(big.cfg);
     const std::vector<std::vector<int64_t>> heads = {{0}, {u.count - 1}};
     const std::vector<std::vector<int64_t>> chans = {{1, 5, 40, 47}, {0, 2, 3, 30}};
@@ -187,7 +190,8 @@ TEST(Structured, SmallerModelEqualsMaskedModelForAnyPlan) {
     EXPECT_EQ(small.cfg.n_kv_heads, kv > 1 ? kv - 1 : 1);
     EXPECT_EQ(small.cfg.hidden_dim, 44);
     EXPECT_EQ(small.layers[0].wk.dim(0), small.cfg.kv_dim());
-    expect_logits_near(test::engine_logits(small, kProbe), test::engine_logits(masked, kProbe), 1e-5);
+    expect_logits_near(test::engine_logits(small, kProbe), test::engine_logits(masked, kProbe),
+                       1e-5);
     // The forward pass with output biases against the naive reference.
     const auto ref = test::reference_logits(small, kProbe);
     const auto got = test::engine_logits(small, kProbe);
@@ -224,10 +228,12 @@ TEST(Structured, StageSmallerModelEqualsMaskedModelAndCompensationHelps) {
       const int64_t width = heads ? c.head_dim : 1, cols = w.dim(1);
       for (int64_t unit : plan[l])
         for (int64_t r = 0; r < w.dim(0); ++r)
-          for (int64_t j = unit * width; j < (unit + 1) * width; ++j) w.mutable_as<float>()[r * cols + j] = 0;
+          for (int64_t j = unit * width; j < (unit + 1) * width; ++j)
+            w.mutable_as<float>()[r * cols + j] = 0;
       (heads ? L.bo : L.b_down) = small.layers[l].*(heads ? &LlamaLayer::bo : &LlamaLayer::b_down);
     }
-    expect_logits_near(test::engine_logits(small, kProbe), test::engine_logits(masked, kProbe), 1e-5);
+    expect_logits_near(test::engine_logits(small, kProbe), test::engine_logits(masked, kProbe),
+                       1e-5);
 
     o.compensate = false;
     LlamaModel plain = test::deep_copy(base);
@@ -243,9 +249,11 @@ TEST(Structured, PipelineParameterCountAndShapes) {
   const LlamaConfig c = config(6, 3);  // 3 kv groups of 2 heads, head_dim 8, dim 48
   const LlamaModel base = test::random_llama(c, 20);
   const Recipe r = parse_recipe(
-      "stages:\n  - algorithm: heads\n    fraction: 0.34\n  - algorithm: channels\n    fraction: 0.25\n"
+      "stages:\n  - algorithm: heads\n    fraction: 0.34\n  - algorithm: channels\n    fraction: "
+      "0.25\n"
       "    score: wanda\n  - algorithm: rtn\n    bits: 4\n    group_size: 0\n"
-      "    targets: [\"*o_proj*\", \"*down_proj*\"]\n", "s.yaml");
+      "    targets: [\"*o_proj*\", \"*down_proj*\"]\n",
+      "s.yaml");
   const CompressionResult res = compress_llama(base, r, tokens(800, 21), {4, 40});
   const LlamaConfig& s = res.model.cfg;
   EXPECT_EQ(s.n_heads, 4);
@@ -270,7 +278,7 @@ TEST(Structured, PipelineParameterCountAndShapes) {
       EXPECT_EQ(l.tensor.coding, WeightCoding::Dense);
     }
   }
-  EXPECT_EQ(rtn, 4);       // o and down of 2 layers, on their smaller shapes
+  EXPECT_EQ(rtn, 4);        // o and down of 2 layers, on their smaller shapes
   EXPECT_EQ(dense, 2 * 5);  // q k v gate up
   EXPECT_NO_THROW(test::engine_logits(res.model, kProbe));
 }
@@ -291,8 +299,9 @@ TEST(Structured, PipelineErrorsBeforeWork) {
   EXPECT_EQ(err("stages:\n  - algorithm: heads\n    targets: [\"model.layers.0.*\"]\n"),
             "e.yaml: line 2: stage 1 (heads): must target the self_attn.o_proj.weight of every "
             "layer (every layer loses the same units); layer 1 is not targeted");
-  EXPECT_EQ(err("stages:\n  - algorithm: heads\n    fraction: 0.1\n"),
-            "e.yaml: line 2: stage 1 (heads): fraction 0.1 of 2 key/value head groups removes nothing");
+  EXPECT_EQ(
+      err("stages:\n  - algorithm: heads\n    fraction: 0.1\n"),
+      "e.yaml: line 2: stage 1 (heads): fraction 0.1 of 2 key/value head groups removes nothing");
   // After channels 0.25 the down_proj has 48 inputs: group 32 no longer divides them.
   EXPECT_EQ(err("stages:\n  - algorithm: channels\n    fraction: 0.25\n  - algorithm: rtn\n"
                 "    group_size: 32\n    targets: [\"*down_proj*\"]\n"),

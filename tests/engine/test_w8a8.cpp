@@ -87,7 +87,8 @@ TEST(W8A8, PerTokenFakeQuantMatchesNaiveQuantiseDequantise) {
     double m = 0;
     for (double v : row) m = std::max(m, std::fabs(v));
     for (int64_t c = 0; c < cols; ++c) {
-      ASSERT_NEAR(y[size_t(r * cols + c)], want[size_t(c)], 1e-6 * std::max(m, 1.0)) << r << "," << c;
+      ASSERT_NEAR(y[size_t(r * cols + c)], want[size_t(c)], 1e-6 * std::max(m, 1.0))
+          << r << "," << c;
       ASSERT_LE(std::fabs(y[size_t(r * cols + c)] - row[size_t(c)]), m / 127 / 2 * 1.0001 + 1e-12);
     }
   }
@@ -126,8 +127,10 @@ TEST(W8A8, SmoothingAloneIsAnIdentity) {
   o.quantize = false;
   run_smoothquant_stage(smoothed, o, all, calibration_windows(tokens(400, 4), 4, 40));
   // The outlier channels' norm weights really moved (the scales are far from 1).
-  EXPECT_LT(smoothed.layers[0].attn_norm.as<float>()[3], 0.5f * base.layers[0].attn_norm.as<float>()[3]);
-  EXPECT_LT(smoothed.layers[1].ffn_norm.as<float>()[17], 0.5f * base.layers[1].ffn_norm.as<float>()[17]);
+  EXPECT_LT(smoothed.layers[0].attn_norm.as<float>()[3],
+            0.5f * base.layers[0].attn_norm.as<float>()[3]);
+  EXPECT_LT(smoothed.layers[1].ffn_norm.as<float>()[17],
+            0.5f * base.layers[1].ffn_norm.as<float>()[17]);
   const auto a = test::engine_logits(smoothed, kProbe), b = test::engine_logits(base, kProbe);
   double scale = 0;
   for (float v : b) scale = std::max(scale, double(std::fabs(v)));
@@ -142,8 +145,9 @@ TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
   inject_outliers(base, 40.0f);
   const auto calib = tokens(1200, 6);
   const auto probe = tokens(64, 7);
-  const CompressionResult smooth =
-      compress_llama(base, parse_recipe("stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n", "sq"), calib, {8, 48});
+  const CompressionResult smooth = compress_llama(
+      base, parse_recipe("stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n", "sq"), calib,
+      {8, 48});
   LlamaModel plain = test::deep_copy(base);
   std::set<std::string> all;
   for (const LinearGroup& g : linear_groups(base)) all.insert(g.names.begin(), g.names.end());
@@ -161,8 +165,8 @@ TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
 // flagged, and the flag survives a HF and a GGUF round trip (same logits).
 TEST(W8A8, PipelineStageSavesAndLoadsTheFlag) {
   const LlamaModel base = test::random_llama(config(), 8);
-  const CompressionResult res =
-      compress_llama(base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"), tokens(500, 9), {4, 40});
+  const CompressionResult res = compress_llama(
+      base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"), tokens(500, 9), {4, 40});
   ASSERT_EQ(res.layers.size(), 2u * 7);
   for (const CompressedLayer& l : res.layers) {
     EXPECT_EQ(l.tensor.describe(), "int8 per-channel sym");
@@ -197,7 +201,8 @@ TEST(W8A8, LoaderRejectsABadFlag) {
   std::ifstream in(dir + "/config.json");
   auto j = nlohmann::json::parse(in);
   in.close();
-  for (const nlohmann::json& bad : {nlohmann::json({15}), nlohmann::json({15, 16}), nlohmann::json("all")}) {
+  for (const nlohmann::json& bad :
+       {nlohmann::json({15}), nlohmann::json({15, 16}), nlohmann::json("all")}) {
     j["mcw_activation_int8"] = bad;
     std::ofstream(dir + "/config.json") << j.dump();
     try {

@@ -1,7 +1,6 @@
 #include "engine/compress/calibrate.h"
 
 #include "engine/core/error.h"
-#include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
 
 namespace mcw {
@@ -64,31 +63,35 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     report(progress, "calibrate", g.names.front(), double(++done) / double(groups.size()));
   };
 
+  // A compress hook may rescale the norm in front of its group (SmoothQuant folds into it),
+  // so the normed input is formed again after the group's hook before the block goes on.
+  auto norm_all = [&](const Tensor& weight) {
+    for (size_t w = 0; w < W; ++w) {
+      xn[w].resize(hidden[w].size());
+      rmsnorm_rows(hidden[w].data(), weight.as<float>(), xn[w].data(), rows(w), D, c.rms_eps);
+    }
+  };
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
-    for (size_t w = 0; w < W; ++w) {
-      xn[w].resize(hidden[w].size());
-      rmsnorm_rows(hidden[w].data(), L.attn_norm.as<float>(), xn[w].data(), rows(w), D, c.rms_eps);
-    }
+    norm_all(L.attn_norm);
     run_group(g[0], xn);  // q, k, v
+    if (hooks.compress) norm_all(L.attn_norm);
     for (size_t w = 0; w < W; ++w) {
       act[w].resize(size_t(rows(w) * Q));
       llama_attention_output(model, l, xn[w].data(), rows(w), act[w].data());
     }
     run_group(g[1], act);  // o
-    for (size_t w = 0; w < W; ++w) {
-      matmul_wt(act[w].data(), L.wo.as<float>(), hidden[w].data(), rows(w), D, Q, nullptr, true);
-      rmsnorm_rows(hidden[w].data(), L.ffn_norm.as<float>(), xn[w].data(), rows(w), D, c.rms_eps);
-    }
+    for (size_t w = 0; w < W; ++w) llama_add_o_proj(model, l, act[w].data(), rows(w), hidden[w].data());
+    norm_all(L.ffn_norm);
     run_group(g[2], xn);  // gate, up
+    if (hooks.compress) norm_all(L.ffn_norm);
     for (size_t w = 0; w < W; ++w) {
       act[w].resize(size_t(rows(w) * H));
       llama_mlp_hidden(model, l, xn[w].data(), rows(w), act[w].data());
     }
     run_group(g[3], act);  // down
-    for (size_t w = 0; w < W; ++w)
-      matmul_wt(act[w].data(), L.w_down.as<float>(), hidden[w].data(), rows(w), D, H, nullptr, true);
+    for (size_t w = 0; w < W; ++w) llama_add_down_proj(model, l, act[w].data(), rows(w), hidden[w].data());
   }
 }
 

@@ -30,7 +30,9 @@ Tensor* find_weight(LlamaModel& model, const std::string& name);
 struct CalibrationHooks {
   // Called once per window with that window's input rows X [rows, group.in_features].
   std::function<void(const LinearGroup&, const float* x, int64_t rows)> observe;
-  // Called after every window was observed; may replace the group's weights in the model.
+  // Called after every window was observed; may replace the group's weights in the model
+  // (same shapes), the layer's output biases and act_int8 bits, and the norm weight in
+  // front of the group.
   std::function<void(const LinearGroup&)> compress;
 };
 

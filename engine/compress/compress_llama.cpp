@@ -13,7 +13,10 @@
 #include "engine/compress/magnitude.h"
 #include "engine/compress/outliers.h"
 #include "engine/compress/rtn.h"
+#include "engine/compress/smoothquant_stage.h"
 #include "engine/compress/sparsegpt.h"
+#include "engine/compress/structured_model.h"
+#include "engine/compress/structured_stage.h"
 #include "engine/compress/wanda.h"
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
@@ -33,7 +36,43 @@ using json = nlohmann::json;
 bool needs_stats(const RecipeStage& s) {
   const std::string& a = s.algorithm;
   return a == "gptq" || a == "awq" || a == "kmeans" || a == "wanda" || a == "sparsegpt" ||
+         a == "heads" || a == "channels" || a == "smoothquant" ||
          (a == "svd" && s.params["activation_aware"].get<bool>());
+}
+
+bool is_structured(const RecipeStage& s) { return s.algorithm == "heads" || s.algorithm == "channels"; }
+
+StructuredStageOptions structured_options(const RecipeStage& s) {
+  StructuredStageOptions o;
+  o.heads = s.algorithm == "heads";
+  o.fraction = s.params["fraction"].get<double>();
+  o.score = structured_score(s.params["score"].get<std::string>());
+  return o;
+}
+
+// Input columns of a linear under config `c` (shapes change with structured stages).
+int64_t in_features(const LlamaConfig& c, const std::string& name) {
+  if (name.ends_with("o_proj.weight")) return c.q_dim();
+  if (name.ends_with("down_proj.weight")) return c.hidden_dim;
+  return c.dim;
+}
+
+// A structured stage must take the same units out of every layer (LlamaConfig is uniform):
+// its targets have to cover the o_proj (heads) or down_proj (channels) of every layer.
+void check_structured(const Recipe& r, size_t i, const LlamaConfig& c, const std::set<std::string>& names) {
+  const StructuredStageOptions o = structured_options(r.stages[i]);
+  const std::string what = o.heads ? "self_attn.o_proj.weight" : "mlp.down_proj.weight";
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    if (!names.count("model.layers." + std::to_string(l) + "." + what))
+      stage_error(r, i, "must target the " + what + " of every layer (every layer loses the same "
+                        "units); layer " + std::to_string(l) + " is not targeted");
+  if (structured_removal_count(c, o) == 0) {
+    const HeadUnits u = head_units(c);
+    const int64_t units = o.heads ? u.count : c.hidden_dim;
+    stage_error(r, i, "fraction " + r.stages[i].params["fraction"].dump() + " of " + std::to_string(units) +
+                          (o.heads ? (u.with_kv ? " key/value head groups" : " heads") : " channels") +
+                          " removes nothing");
+  }
 }
 
 SparsityTarget sparsity_target(const json& p) {
@@ -189,7 +228,7 @@ class StageRunner {
     w = std::move(q);
   }
 
-  void record(const std::string& name, CompressedTensor c, double err, bool on_acts, uint64_t extra) {
+  void record(const std::string& name, CompressedTensor c, double err, bool on_acts, uint64_t extra = 0) {
     c.name = name;
     CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts};
     extra_bits_[name] = extra;
@@ -202,6 +241,15 @@ class StageRunner {
   size_t i_;
   const RecipeStage& s_;
   const json& p_;
+
+ public:
+  RecordWeightFn recorder() {
+    return [this](const std::string& n, CompressedTensor c, double err, bool on_acts) {
+      record(n, std::move(c), err, on_acts);
+    };
+  }
+
+ private:
   LlamaModel& model_;
   CompressionResult& out_;
   const CancelToken* cancel_;
@@ -235,21 +283,23 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
   const auto calib = calibration_windows(calib_tokens, windows, window);
   std::map<std::string, uint64_t> extra_bits;
 
-  // Pre-flight: every problem a stage would hit surfaces before any weight is touched.
+  // Pre-flight: every problem a stage would hit surfaces before any weight is touched. The
+  // shapes a stage sees are those the structured stages before it leave.
+  LlamaConfig shape = out.model.cfg;
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
     const RecipeStage& s = recipe.stages[i];
     const auto names = stage_tensors(s, linear_names);
     if (names.empty()) stage_error(recipe, i, "its targets match no linear weight");
-    if (s.algorithm == "heads" || s.algorithm == "channels" || s.algorithm == "smoothquant")
-      stage_error(recipe, i, "not available in compress yet (structured pruning and W8A8 need "
-                             "the shape-changing and activation-quantised forward passes)");
     if (needs_stats(s) && calib.empty()) stage_error(recipe, i, "needs calibration text, and none was given");
+    if (is_structured(s)) {
+      check_structured(recipe, i, shape, {names.begin(), names.end()});
+      shape = structured_config(shape, structured_options(s));
+    }
     const int64_t g = s.params.value("group_size", 0);
     for (const std::string& n : names)
-      if (g > 0 && find_weight(out.model, n)->dim(1) % g)
+      if (g > 0 && in_features(shape, n) % g)
         stage_error(recipe, i, "group_size " + std::to_string(g) + " does not divide the " +
-                                   std::to_string(find_weight(out.model, n)->dim(1)) +
-                                   " input columns of " + n);
+                                   std::to_string(in_features(shape, n)) + " input columns of " + n);
   }
 
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
@@ -259,7 +309,14 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     StageRunner runner(recipe, i, out.model, out, cancel);
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
                               std::to_string(recipe.stages.size()) + " " + s.algorithm;
-    if (!needs_stats(s)) {
+    auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
+    if (is_structured(s)) {
+      run_structured_stage(out.model, structured_options(s), calib, runner.recorder(), relay, cancel);
+    } else if (s.algorithm == "smoothquant") {
+      SmoothQuantStageOptions o;
+      o.alpha = s.params["alpha"].get<float>();
+      run_smoothquant_stage(out.model, o, targeted, calib, runner.recorder(), relay, cancel);
+    } else if (!needs_stats(s)) {
       for (size_t k = 0; k < names.size(); ++k) {
         if (cancel) cancel->throw_if_cancelled();
         runner.compress_one(names[k], nullptr);
@@ -295,7 +352,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
           for (const std::string& n : mine) runner.compress_one(n, &d.stats);
         data.erase(g.names.front());  // the statistics of a finished group are not needed again
       };
-      auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
       sequential_calibrate(out.model, calib, hooks, relay, cancel);
     }
     for (auto& [n, b] : runner.extra_bits_) extra_bits[n] = b;

@@ -2,6 +2,8 @@
 // targets name, with block-wise sequential calibration for the methods that need
 // activation statistics. The result keeps every CompressedTensor (for accounting and
 // export) and a model whose weights are what those tensors decode to (for evaluation).
+// Structured stages ("heads", "channels") replace the model by a smaller one: the stages
+// after them, and the accounting, see the smaller shapes.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -19,7 +21,10 @@ struct CompressedLayer {
   CompressedTensor tensor;
   std::string algorithm;
   // Output error relative to the original layer on the calibration inputs,
-  // tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ), or ‖ΔW‖²/‖W‖² when no calibration ran.
+  // tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ), or ‖ΔW‖²/‖W‖² when no calibration ran. Structured
+  // stages: o_proj/down_proj carry the diagonal estimate Σ_removed var_j‖W_j‖² /
+  // Σ_j E[x_j²]‖W_j‖² (after bias compensation); the row-sliced q/k/v/gate/up the share of
+  // ‖W‖² removed. SmoothQuant: ‖ΔW‖²/‖W‖² against the smoothed weight.
   double relative_error = 0;
   bool error_on_activations = false;
 };

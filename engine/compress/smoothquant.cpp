@@ -46,12 +46,6 @@ void smooth_activations(float* x, int64_t n, int64_t cols, const std::vector<flo
     for (int64_t c = 0; c < cols; ++c) x[r * cols + c] /= s[size_t(c)];
 }
 
-static float row_int8_scale(const float* x, int64_t cols) {
-  float m = 0;
-  for (int64_t c = 0; c < cols; ++c) m = std::max(m, std::fabs(x[c]));
-  return m > 0 ? m / 127.0f : 1.0f;
-}
-
 Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
   Int8Rows out;
   out.q.resize(size_t(n * cols));
@@ -59,7 +53,7 @@ Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& rr) {
     for (int64_t r = rr.begin(); r < rr.end(); ++r) {
       const float* xr = x + r * cols;
-      const float s = row_int8_scale(xr, cols);
+      const float s = int8_row_scale(xr, cols);
       out.scale[size_t(r)] = s;
       for (int64_t c = 0; c < cols; ++c)
         out.q[size_t(r * cols + c)] =
@@ -67,13 +61,6 @@ Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
     }
   });
   return out;
-}
-
-void fake_quantize_rows_int8(float* x, int64_t n, int64_t cols) {
-  const Int8Rows q = quantize_rows_int8(x, n, cols);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      x[r * cols + c] = float(q.q[size_t(r * cols + c)]) * q.scale[size_t(r)];
 }
 
 CompressedTensor quantize_weight_w8(const float* w, int64_t rows, int64_t cols,

@@ -9,6 +9,7 @@
 
 #include "engine/compress/compressed_tensor.h"
 #include "engine/core/progress.h"
+#include "engine/kernels/ops.h"  // fake_quantize_rows_int8, the same rounding at inference
 
 namespace mcw {
 
@@ -32,8 +33,6 @@ struct Int8Rows {
   std::vector<float> scale;  // [n]
 };
 Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols);
-// Quantise-dequantise in place (fake quantisation for error measurements).
-void fake_quantize_rows_int8(float* x, int64_t n, int64_t cols);
 
 // The W8A8 weight: per-output-channel symmetric 8-bit affine (rtn.h conventions; code 128
 // is zero, so codes − 128 are the int8 values).

@@ -70,4 +70,19 @@ double softmax_row(float* x, int64_t n) {
   return double(mx) + std::log(sum);
 }
 
+float int8_row_scale(const float* x, int64_t n) {
+  float m = 0;
+  for (int64_t c = 0; c < n; ++c) m = std::max(m, std::fabs(x[c]));
+  return m > 0 ? m / 127.0f : 1.0f;
+}
+
+void fake_quantize_rows_int8(float* x, int64_t rows, int64_t cols) {
+  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
+    float* xr = x + r * cols;
+    const float s = int8_row_scale(xr, cols);
+    for (int64_t c = 0; c < cols; ++c)
+      xr[c] = std::clamp(std::nearbyint(xr[c] / s), -127.0f, 127.0f) * s;
+  });
+}
+
 }  // namespace mcw

@@ -25,4 +25,10 @@ void silu_mul(float* g, const float* u, int64_t n);
 // In-place softmax of one row; returns log of the normaliser (for log-probabilities).
 double softmax_row(float* x, int64_t n);
 
+// Per-token symmetric int8 (the activation side of W8A8): a row's scale is max|x| / 127
+// (1 for an all-zero row), its codes round(x / scale) clamped to [-127, 127].
+float int8_row_scale(const float* x, int64_t n);
+// Quantise-dequantise each of `rows` rows of `cols` in place (dynamic fake quantisation).
+void fake_quantize_rows_int8(float* x, int64_t rows, int64_t cols);
+
 }  // namespace mcw

@@ -66,7 +66,12 @@ LlamaConfig from_hf(const ModelFile& m) {
   c.rope_theta = r.number_or("rope_theta", 10000);
   c.rms_eps = r.number_or("rms_norm_eps", 1e-6);
   c.tie_embeddings = r.boolean_or("tie_word_embeddings", type == "qwen2");
-  c.qkv_bias = type == "qwen2";
+  // transformers' attention_bias puts biases on q/k/v/o, mlp_bias on gate/up/down; an
+  // o/down bias without the flag is loaded when the file has it.
+  const bool attention_bias = r.boolean_or("attention_bias", false);
+  c.qkv_bias = type == "qwen2" || attention_bias;
+  c.o_bias = attention_bias || m.find("model.layers.0.self_attn.o_proj.bias");
+  c.down_bias = r.boolean_or("mlp_bias", false) || m.find("model.layers.0.mlp.down_proj.bias");
   if (const json* rs = r.find("rope_scaling"); rs && rs->is_object()) {
     const KeyReader s{*rs, file, ""};
     std::string kind = rs->value("rope_type", rs->value("type", std::string()));
@@ -102,6 +107,8 @@ LlamaConfig from_gguf(const ModelFile& m) {
   c.vocab_size = r.integer_or("vocab_size", embd && embd->ndim() == 2 ? embd->dim(0) : 0);
   c.tie_embeddings = m.find("output.weight") == nullptr;
   c.qkv_bias = arch == "qwen2";
+  c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
+  c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
   return c;
 }
 
@@ -156,6 +163,10 @@ json LlamaConfig::to_hf_config() const {
   j["rope_theta"] = rope_theta;
   j["rms_norm_eps"] = rms_eps;
   j["tie_word_embeddings"] = tie_embeddings;
+  // transformers' flags cover q/k/v/o and gate/up/down together: the writer stores zero
+  // biases for the members this model lacks (llama_save.cpp), so the file loads as is.
+  j["attention_bias"] = qkv_bias || o_bias;
+  j["mlp_bias"] = down_bias;
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
   if (rope_scaling.enabled)

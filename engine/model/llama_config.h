@@ -22,6 +22,9 @@ struct LlamaConfig {
   double rope_theta = 10000, rms_eps = 1e-5;
   bool tie_embeddings = false;
   bool qkv_bias = false;  // Qwen2 has biases on q/k/v
+  // Output biases of o_proj / down_proj. Llama has none; structured pruning adds them to
+  // carry the removed heads' and channels' mean contribution (FLAP bias compensation).
+  bool o_bias = false, down_bias = false;
   RopeScaling rope_scaling;
 
   int64_t q_dim() const { return n_heads * head_dim; }

@@ -47,6 +47,16 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
 
 static const float* bias_of(const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); }
 
+// The input a linear group sees: `x` itself, or its per-token int8 fake quantisation (in
+// `scratch`) when the layer quantises that input.
+static const float* linear_input(const LlamaLayer& L, ActInt8 bit, const float* x, int64_t rows,
+                                 int64_t cols, std::vector<float>& scratch) {
+  if (!(L.act_int8 & bit)) return x;
+  scratch.assign(x, x + rows * cols);
+  fake_quantize_rows_int8(scratch.data(), rows, cols);
+  return scratch.data();
+}
+
 // q/k/v projections, rotary embedding, cache append and causal attention of layer l for T
 // tokens at positions p0..; `xn` is the normed input [T, D], `att` receives [T, q_dim].
 static void attention_block(const LlamaModel& model, int64_t l, const float* xn, int64_t T,
@@ -55,7 +65,8 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(l)];
   const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim();
-  std::vector<float> q(size_t(T * Q)), k(size_t(T * KV)), v(size_t(T * KV));
+  std::vector<float> q(size_t(T * Q)), k(size_t(T * KV)), v(size_t(T * KV)), xq;
+  xn = linear_input(L, kActInt8Qkv, xn, T, D, xq);
   matmul_wt(xn, L.wq.as<float>(), q.data(), T, Q, D, bias_of(L.bq));
   matmul_wt(xn, L.wk.as<float>(), k.data(), T, KV, D, bias_of(L.bk));
   matmul_wt(xn, L.wv.as<float>(), v.data(), T, KV, D, bias_of(L.bv));
@@ -77,10 +88,27 @@ void llama_attention_output(const LlamaModel& model, int64_t layer, const float*
 void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
-  std::vector<float> u(size_t(T * c.hidden_dim));
+  std::vector<float> u(size_t(T * c.hidden_dim)), xq;
+  xn = linear_input(L, kActInt8GateUp, xn, T, c.dim, xq);
   matmul_wt(xn, L.w_gate.as<float>(), g, T, c.hidden_dim, c.dim);
   matmul_wt(xn, L.w_up.as<float>(), u.data(), T, c.hidden_dim, c.dim);
   silu_mul(g, u.data(), T * c.hidden_dim);
+}
+
+void llama_add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T, float* x) {
+  const LlamaConfig& c = model.cfg;
+  const LlamaLayer& L = model.layers[size_t(layer)];
+  std::vector<float> aq;
+  att = linear_input(L, kActInt8O, att, T, c.q_dim(), aq);
+  matmul_wt(att, L.wo.as<float>(), x, T, c.dim, c.q_dim(), bias_of(L.bo), /*accumulate=*/true);
+}
+
+void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T, float* x) {
+  const LlamaConfig& c = model.cfg;
+  const LlamaLayer& L = model.layers[size_t(layer)];
+  std::vector<float> gq;
+  g = linear_input(L, kActInt8Down, g, T, c.hidden_dim, gq);
+  matmul_wt(g, L.w_down.as<float>(), x, T, c.dim, c.hidden_dim, bias_of(L.b_down), true);
 }
 
 void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x) {
@@ -112,10 +140,10 @@ void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVC
     const LlamaLayer& L = model.layers[size_t(l)];
     rmsnorm_rows(x.data(), L.attn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
     attention_block(model, l, xn.data(), T, cache, p0, inv_freq, att.data());
-    matmul_wt(att.data(), L.wo.as<float>(), x.data(), T, D, Q, nullptr, /*accumulate=*/true);
+    llama_add_o_proj(model, l, att.data(), T, x.data());
     rmsnorm_rows(x.data(), L.ffn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
     llama_mlp_hidden(model, l, xn.data(), T, g.data());
-    matmul_wt(g.data(), L.w_down.as<float>(), x.data(), T, D, H, nullptr, /*accumulate=*/true);
+    llama_add_down_proj(model, l, g.data(), T, x.data());
   }
   cache.advance(T);
 

@@ -24,6 +24,8 @@ class Loader {
   explicit Loader(const ModelFile& m) : m_(m) {}
 
   // The named tensor as owned f32, or throws naming it; `optional` returns an empty one.
+  const std::string& path() const { return m_.path; }
+
   Tensor get(const std::string& name, const Shape& want, bool optional = false) const {
     const Tensor* t = m_.find(name);
     if (!t) {
@@ -46,6 +48,35 @@ class Loader {
  private:
   const ModelFile& m_;
 };
+
+// Biases the forward pass has no place for (gate/up, written as zeros beside a down_proj
+// bias so that transformers' mlp_bias loads) must be absent or zero.
+void check_zero_bias(const Loader& ld, const std::string& name, int64_t n) {
+  const Tensor b = ld.get(name, {n}, /*optional=*/true);
+  if (b.empty()) return;
+  for (int64_t i = 0; i < b.numel(); ++i)
+    if (b.as<float>()[i] != 0.0f)
+      throw Error(ld.path(), "tensor '" + name + "' is a non-zero bias, which is not supported");
+}
+
+// The per-layer ActInt8 masks of a W8A8 model: config.json "mcw_activation_int8" or GGUF
+// "mcw.activation_int8", an array with one integer in 0..15 per layer.
+void read_act_int8(const ModelFile& m, LlamaModel& model) {
+  const char* key = m.format == ModelFormat::HFDirectory ? "mcw_activation_int8" : "mcw.activation_int8";
+  auto it = m.hparams.find(key);
+  if (it == m.hparams.end() || it->is_null()) return;
+  const std::string file = m.format == ModelFormat::HFDirectory ? m.path + "/config.json" : m.path;
+  if (!it->is_array() || it->size() != model.layers.size())
+    throw Error(file, std::string("key '") + key + "' must be an array of one mask per layer (" +
+                          std::to_string(model.layers.size()) + ")");
+  for (size_t l = 0; l < model.layers.size(); ++l) {
+    const auto& v = (*it)[l];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kActInt8All)
+      throw Error(file, std::string("key '") + key + "' holds " + v.dump() +
+                            " where a mask in 0..15 was expected");
+    model.layers[l].act_int8 = uint8_t(v.get<int64_t>());
+  }
+}
 
 }  // namespace
 
@@ -98,8 +129,13 @@ LlamaModel load_llama(const ModelFile& m) {
     L.w_gate = ld.get(n.layer(l, "mlp.gate_proj.weight", "ffn_gate.weight"), {H, D});
     L.w_up = ld.get(n.layer(l, "mlp.up_proj.weight", "ffn_up.weight"), {H, D});
     L.w_down = ld.get(n.layer(l, "mlp.down_proj.weight", "ffn_down.weight"), {D, H});
+    if (c.o_bias) L.bo = ld.get(n.layer(l, "self_attn.o_proj.bias", "attn_output.bias"), {D});
+    if (c.down_bias) L.b_down = ld.get(n.layer(l, "mlp.down_proj.bias", "ffn_down.bias"), {D});
+    check_zero_bias(ld, n.layer(l, "mlp.gate_proj.bias", "ffn_gate.bias"), H);
+    check_zero_bias(ld, n.layer(l, "mlp.up_proj.bias", "ffn_up.bias"), H);
     model.layers.push_back(std::move(L));
   }
+  read_act_int8(m, model);
   // Give every weight its HF name, whatever file it came from.
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
   return model;
@@ -123,10 +159,12 @@ std::vector<std::pair<std::string, Tensor*>> LlamaModel::named_tensors() {
       out.emplace_back(p + "self_attn.v_proj.bias", &L.bv);
     }
     out.emplace_back(p + "self_attn.o_proj.weight", &L.wo);
+    if (cfg.o_bias) out.emplace_back(p + "self_attn.o_proj.bias", &L.bo);
     out.emplace_back(p + "post_attention_layernorm.weight", &L.ffn_norm);
     out.emplace_back(p + "mlp.gate_proj.weight", &L.w_gate);
     out.emplace_back(p + "mlp.up_proj.weight", &L.w_up);
     out.emplace_back(p + "mlp.down_proj.weight", &L.w_down);
+    if (cfg.down_bias) out.emplace_back(p + "mlp.down_proj.bias", &L.b_down);
   }
   out.emplace_back("model.norm.weight", &out_norm);
   if (!cfg.tie_embeddings) out.emplace_back("lm_head.weight", &output);

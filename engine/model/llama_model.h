@@ -13,9 +13,21 @@
 
 namespace mcw {
 
+// Bits of LlamaLayer::act_int8: which linear inputs are fake-quantised per token to int8
+// (W8A8). Linears sharing an input share its bit.
+enum ActInt8 : uint8_t {
+  kActInt8Qkv = 1,     // input of q/k/v
+  kActInt8O = 2,       // input of o_proj
+  kActInt8GateUp = 4,  // input of gate/up
+  kActInt8Down = 8,    // input of down_proj
+  kActInt8All = 15,
+};
+
 struct LlamaLayer {
   Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv;  // biases empty unless cfg.qkv_bias
   Tensor ffn_norm, w_gate, w_up, w_down;
+  Tensor bo, b_down;     // empty unless cfg.o_bias / cfg.down_bias
+  uint8_t act_int8 = 0;  // ActInt8 bits
 };
 
 struct LlamaModel {
@@ -63,6 +75,10 @@ void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float
 void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
                             float* att);
 void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g);
+// x [T, D] += o_proj(att) and x += down_proj(g), with the layer's output bias and int8
+// activations when it has them; the inputs are left as they are.
+void llama_add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T, float* x);
+void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T, float* x);
 
 // Runs `tokens` at positions cache.size()... and appends them to the cache. Writes the
 // logits of every position to `logits` ([tokens.size(), vocab]) when it is not null, or

@@ -17,18 +17,48 @@ static void write_text(const std::string& path, const std::string& text) {
   f.commit();
 }
 
+// The ActInt8 mask of every layer, or an empty array when no layer quantises activations.
+static std::vector<uint8_t> act_int8_masks(const LlamaModel& model) {
+  std::vector<uint8_t> masks;
+  bool any = false;
+  for (const LlamaLayer& L : model.layers) masks.push_back(L.act_int8), any |= L.act_int8 != 0;
+  return any ? masks : std::vector<uint8_t>{};
+}
+
 void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir, "cannot create directory: " + ec.message());
+  const LlamaConfig& c = model.cfg;
   std::vector<Tensor> ts;
   for (auto& [name, t] : model.named_tensors()) {
     Tensor copy = *t;
     copy.set_name(name);
     ts.push_back(std::move(copy));
   }
+  // attention_bias / mlp_bias make transformers expect every bias of the group: the ones
+  // this model does not have are written as zeros (the same function).
+  auto zeros = [&](const std::string& name, int64_t n) {
+    ts.push_back(Tensor::zeros(DType::F32, {n}, name));
+  };
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    if (c.o_bias && !c.qkv_bias) {
+      zeros(p + "self_attn.q_proj.bias", c.q_dim());
+      zeros(p + "self_attn.k_proj.bias", c.kv_dim());
+      zeros(p + "self_attn.v_proj.bias", c.kv_dim());
+    }
+    if (c.qkv_bias && !c.o_bias) zeros(p + "self_attn.o_proj.bias", c.dim);
+    if (c.down_bias) {
+      zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
+      zeros(p + "mlp.up_proj.bias", c.hidden_dim);
+    }
+  }
   write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
-  write_text(dir + "/config.json", model.cfg.to_hf_config().dump(2) + "\n");
+  nlohmann::ordered_json config = c.to_hf_config();
+  // MCW's own key: which linear inputs run through per-token int8 (W8A8), per layer.
+  if (const auto masks = act_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;
+  write_text(dir + "/config.json", config.dump(2) + "\n");
   if (!tok.tokenizer_json.empty()) write_text(dir + "/tokenizer.json", tok.tokenizer_json);
   if (tok.byte_vocab)
     write_text(dir + "/mcw_tokenizer.json",
@@ -66,6 +96,9 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
   f32("llama.rope.freq_base", c.rope_theta);
   f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
   if (c.qkv_bias) throw Error(path, "GGUF export of q/k/v biases (qwen2) is not supported yet");
+  // llama.cpp runs without activation quantisation; the key lets MCW reproduce W8A8.
+  if (const auto masks = act_int8_masks(model); !masks.empty())
+    kv.push_back({"mcw.activation_int8", GGUFValue::array(masks)});
 
   std::vector<Tensor> ts;
   ts.push_back(convert(model.tok_embd, "token_embd.weight", dtype));
@@ -77,10 +110,13 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
     ts.push_back(convert(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight", dtype));
     ts.push_back(convert(L.wv, p + "attn_v.weight", dtype));
     ts.push_back(convert(L.wo, p + "attn_output.weight", dtype));
+    // llama.cpp's llama architecture loads these optional biases (structured pruning).
+    if (c.o_bias) ts.push_back(convert(L.bo, p + "attn_output.bias", DType::F32));
     ts.push_back(convert(L.ffn_norm, p + "ffn_norm.weight", DType::F32));
     ts.push_back(convert(L.w_gate, p + "ffn_gate.weight", dtype));
     ts.push_back(convert(L.w_up, p + "ffn_up.weight", dtype));
     ts.push_back(convert(L.w_down, p + "ffn_down.weight", dtype));
+    if (c.down_bias) ts.push_back(convert(L.b_down, p + "ffn_down.bias", DType::F32));
   }
   ts.push_back(convert(model.out_norm, "output_norm.weight", DType::F32));
   if (!c.tie_embeddings) ts.push_back(convert(model.output, "output.weight", dtype));

@@ -58,6 +58,13 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
     throw Error("", "training batch of " + std::to_string(windows.size()) +
                         " tokens does not hold " + std::to_string(B) + " windows of " +
                         std::to_string(T + 1));
+  // The backward pass knows no o_proj/down_proj biases (structured pruning) and no int8
+  // activations (W8A8): refuse rather than train the wrong function.
+  if (c.o_bias || c.down_bias)
+    throw Error("", "training does not support o_proj/down_proj biases (a structurally pruned model)");
+  for (const LlamaLayer& L : m.layers)
+    if (L.act_int8)
+      throw Error("", "training does not support int8 activations (a W8A8 model)");
   a.B = B, a.T = T;
   a.inputs.resize(size_t(N));
   a.targets.resize(size_t(N));

@@ -1,0 +1,102 @@
+#include "engine/compress/smoothquant_stage.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/compress/calibrate.h"
+#include "engine/compress/smoothquant.h"
+#include "engine/core/error.h"
+
+namespace mcw {
+
+void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights,
+                    const std::vector<float>& s) {
+  const int64_t n = int64_t(s.size());
+  if (norm.numel() != n) throw Error(norm.name(), "smoothing scales do not match the norm's width");
+  float* g = norm.mutable_as<float>();
+  for (int64_t j = 0; j < n; ++j) g[j] /= s[size_t(j)];
+  for (Tensor* w : weights) {
+    if (w->ndim() != 2 || w->dim(1) != n)
+      throw Error(w->name(), "smoothing scales do not match the weight's input columns");
+    smooth_weight(w->mutable_as<float>(), w->dim(0), n, s);
+  }
+}
+
+namespace {
+
+// Which of a block's four inputs a group reads (its position in linear_groups' order).
+ActInt8 group_input(const LinearGroup& g) {
+  const std::string& n = g.names.front();
+  if (n.ends_with("q_proj.weight")) return kActInt8Qkv;
+  if (n.ends_with("o_proj.weight")) return kActInt8O;
+  if (n.ends_with("gate_proj.weight")) return kActInt8GateUp;
+  return kActInt8Down;
+}
+
+double weight_relative_error(const Tensor& w, const Tensor& q) {
+  const float* a = w.as<float>();
+  const float* b = q.as<float>();
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < w.numel(); ++i)
+    num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
+  return den > 0 ? num / den : 0.0;
+}
+
+}  // namespace
+
+void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
+                           const std::set<std::string>& targeted,
+                           const std::vector<std::vector<int32_t>>& windows,
+                           const RecordWeightFn& record, const ProgressFn& progress,
+                           const CancelToken* cancel) {
+  std::vector<float> act_max;  // of the group being calibrated
+  auto wanted = [&](const LinearGroup& g) {
+    return std::any_of(g.names.begin(), g.names.end(),
+                       [&](const std::string& n) { return targeted.count(n) > 0; });
+  };
+  auto smoothed = [&](ActInt8 in) {
+    return o.smooth && (in == kActInt8Qkv || in == kActInt8GateUp);
+  };
+
+  CalibrationHooks hooks;
+  hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+    if (!wanted(g) || !smoothed(group_input(g))) return;
+    act_max.resize(size_t(g.in_features), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < g.in_features; ++j)
+        act_max[size_t(j)] = std::max(act_max[size_t(j)], std::fabs(x[r * g.in_features + j]));
+  };
+  hooks.compress = [&](const LinearGroup& g) {
+    if (!wanted(g)) return;
+    const ActInt8 in = group_input(g);
+    LlamaLayer& L = model.layers[size_t(g.layer)];
+    if (smoothed(in)) {
+      std::vector<Tensor*> ws;
+      std::vector<float> w_max(size_t(g.in_features), 0.0f);
+      for (const std::string& n : g.names) {
+        Tensor* w = find_weight(model, n);
+        const auto m = column_max_abs(w->as<float>(), w->dim(0), w->dim(1));
+        for (size_t j = 0; j < m.size(); ++j) w_max[j] = std::max(w_max[j], m[j]);
+        ws.push_back(w);
+      }
+      const auto s = smoothquant_scales(act_max, w_max, o.alpha);
+      fold_smoothing(in == kActInt8Qkv ? L.attn_norm : L.ffn_norm, ws, s);
+      act_max.clear();
+    }
+    if (!o.quantize) return;
+    for (const std::string& n : g.names) {
+      if (!targeted.count(n)) continue;
+      Tensor* w = find_weight(model, n);
+      CompressedTensor q = quantize_weight_w8(w->as<float>(), w->dim(0), w->dim(1), cancel, n);
+      Tensor deq = q.dequantize();
+      const double err = weight_relative_error(*w, deq);
+      if (record) record(n, std::move(q), err, false);
+      deq.set_name(n);
+      *w = std::move(deq);
+    }
+    L.act_int8 |= in;
+  };
+  sequential_calibrate(model, windows, hooks, progress, cancel);
+}
+
+}  // namespace mcw

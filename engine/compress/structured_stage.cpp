@@ -1,0 +1,117 @@
+#include "engine/compress/structured_stage.h"
+
+#include <optional>
+
+#include "engine/compress/calibrate.h"
+#include "engine/compress/structured_model.h"
+
+namespace mcw {
+
+int64_t structured_removal_count(const LlamaConfig& c, const StructuredStageOptions& o) {
+  return o.heads ? units_to_remove(head_units(c).count, o.fraction)
+                 : units_to_remove(c.hidden_dim, o.fraction);
+}
+
+LlamaConfig structured_config(const LlamaConfig& c, const StructuredStageOptions& o) {
+  const int64_t r = structured_removal_count(c, o);
+  return o.heads ? config_without_heads(c, r) : config_without_channels(c, r);
+}
+
+namespace {
+
+// ‖W[rows]‖² / ‖W‖² for the listed rows (blocks of `width`) of W [n, cols]: the weight-side
+// error of a projection that loses those outputs.
+double removed_rows_share(const Tensor& w, const std::vector<int64_t>& units, int64_t width) {
+  const int64_t cols = w.dim(1);
+  const float* p = w.as<float>();
+  double all = 0, gone = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) all += double(p[i]) * p[i];
+  for (int64_t u : units)
+    for (int64_t r = u * width; r < (u + 1) * width; ++r)
+      for (int64_t j = 0; j < cols; ++j) gone += double(p[r * cols + j]) * p[r * cols + j];
+  return all > 0 ? gone / all : 0.0;
+}
+
+struct LayerRecord {
+  std::vector<std::pair<std::string, double>> row_sliced;  // name, weight-side error
+  std::string col_sliced;                                  // o_proj / down_proj
+  double col_error = 0;
+};
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> run_structured_stage(
+    LlamaModel& model, const StructuredStageOptions& o,
+    const std::vector<std::vector<int32_t>>& windows, const RecordWeightFn& record,
+    const ProgressFn& progress, const CancelToken* cancel) {
+  const LlamaConfig c = model.cfg;
+  const HeadUnits hu = head_units(c);
+  const int64_t count = structured_removal_count(c, o);
+  const int64_t width = o.heads ? hu.q_width(c) : 1;  // input channels per unit
+  const std::string target = o.heads ? "self_attn.o_proj.weight" : "mlp.down_proj.weight";
+  std::vector<std::vector<int64_t>> removed(size_t(c.n_layers));
+  std::vector<LayerRecord> records(size_t(c.n_layers));
+  std::optional<ChannelMoments> moments;  // of the block being calibrated
+
+  auto is_target = [&](const LinearGroup& g) { return g.names.front().ends_with(target); };
+  CalibrationHooks hooks;
+  hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+    if (!is_target(g)) return;
+    if (!moments) moments.emplace(g.in_features);
+    moments->add(x, rows);
+  };
+  hooks.compress = [&](const LinearGroup& g) {
+    if (!is_target(g)) return;
+    const size_t l = size_t(g.layer);
+    LlamaLayer& L = model.layers[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Tensor& w = o.heads ? L.wo : L.w_down;
+    Tensor& bias = o.heads ? L.bo : L.b_down;
+    const std::vector<double> score =
+        unit_importance(channel_importance(w, *moments, o.score), width);
+    removed[l] = least_important(score, count);
+    const std::vector<int64_t> channels = unit_channels(removed[l], width);
+    LayerRecord& rec = records[l];
+    rec.col_sliced = g.names.front();
+    rec.col_error = removal_relative_error(w, channels, *moments);
+    if (o.heads) {
+      rec.row_sliced.push_back(
+          {p + "self_attn.q_proj.weight", removed_rows_share(L.wq, removed[l], width)});
+      if (hu.with_kv) {
+        rec.row_sliced.push_back(
+            {p + "self_attn.k_proj.weight", removed_rows_share(L.wk, removed[l], c.head_dim)});
+        rec.row_sliced.push_back(
+            {p + "self_attn.v_proj.weight", removed_rows_share(L.wv, removed[l], c.head_dim)});
+      }
+    } else {
+      rec.row_sliced.push_back(
+          {p + "mlp.gate_proj.weight", removed_rows_share(L.w_gate, removed[l], 1)});
+      rec.row_sliced.push_back(
+          {p + "mlp.up_proj.weight", removed_rows_share(L.w_up, removed[l], 1)});
+    }
+    if (o.compensate && bias.empty())
+      bias = Tensor::zeros(DType::F32, {c.dim},
+                           p + (o.heads ? "self_attn.o_proj.bias" : "mlp.down_proj.bias"));
+    mask_input_channels(w, o.compensate ? &bias : nullptr, channels, *moments);
+    moments.reset();
+  };
+  if (count > 0) sequential_calibrate(model, windows, hooks, progress, cancel);
+
+  // Every layer now has the bias (compensation) or none was added; keep the config honest.
+  if (o.compensate && count > 0) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
+  if (o.heads)
+    remove_heads(model, removed);
+  else
+    remove_channels(model, removed);
+  for (auto& [name, t] : model.named_tensors()) t->set_name(name);
+  if (record && count > 0)
+    for (const LayerRecord& rec : records) {
+      for (const auto& [name, err] : rec.row_sliced)
+        record(name, dense_tensor(*find_weight(model, name), name), err, false);
+      record(rec.col_sliced, dense_tensor(*find_weight(model, rec.col_sliced), rec.col_sliced),
+             rec.col_error, true);
+    }
+  return removed;
+}
+
+}  // namespace mcw

@@ -1,0 +1,43 @@
+// The recipe stages "heads" and "channels": structured pruning of every layer in one
+// sequential calibration pass. As each block is reached, the statistics of its o_proj (or
+// down_proj) input give every unit its importance; the least important units are removed
+// in masked form (their columns zeroed, their mean contribution added to the output bias),
+// so later blocks calibrate on the pruned earlier ones. After the pass the model is sliced
+// to its smaller dense shape, which computes exactly what the masked model computed.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+#include "engine/compress/structured.h"
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+struct StructuredStageOptions {
+  bool heads = true;  // attention units; false: MLP intermediate channels
+  double fraction = 0.25;
+  StructuredScore score = StructuredScore::Flap;
+  bool compensate = true;  // bias compensation (off only to measure what it buys)
+};
+
+// Units removed per layer by these options on a model of config `c` (0: nothing to do).
+int64_t structured_removal_count(const LlamaConfig& c, const StructuredStageOptions& o);
+// The config after the stage.
+LlamaConfig structured_config(const LlamaConfig& c, const StructuredStageOptions& o);
+
+// name, the weight as now stored, relative error, whether measured on activations.
+using RecordWeightFn = std::function<void(const std::string&, CompressedTensor, double, bool)>;
+
+// Removes the units from every layer of `model` (replaced by the smaller model) and
+// reports each touched weight (q/k/v/o or gate/up/down) as Dense in its new shape. The
+// returned plan lists the removed units (attention) or channels (MLP) of each layer.
+std::vector<std::vector<int64_t>> run_structured_stage(
+    LlamaModel& model, const StructuredStageOptions& o,
+    const std::vector<std::vector<int32_t>>& windows, const RecordWeightFn& record = {},
+    const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+
+}  // namespace mcw

@@ -36,7 +36,8 @@ const char* const kSearchUsage =
 namespace {
 
 double number_option(const std::string& name, std::string v, const char* suffix) {
-  if (v.size() > std::strlen(suffix) && v.ends_with(suffix)) v.resize(v.size() - std::strlen(suffix));
+  if (v.size() > std::strlen(suffix) && v.ends_with(suffix))
+    v.resize(v.size() - std::strlen(suffix));
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
   if (v.empty() || *end || !(x > 0))
@@ -63,9 +64,13 @@ int run_search(const std::vector<std::string>& argv) {
     throw UsageError{"search takes one project file (see mcw help search)"};
   MixedPrecisionOptions mp;
   int budgets = 0;
-  if (auto v = args.value("budget")) mp.budget = BudgetKind::BitsPerWeight, mp.limit = number_option("budget", *v, "bpw"), ++budgets;
-  if (auto v = args.value("max-bytes")) mp.budget = BudgetKind::Bytes, mp.limit = number_option("max-bytes", *v, "B"), ++budgets;
-  if (auto v = args.value("max-latency-ms")) mp.budget = BudgetKind::LatencyMs, mp.limit = number_option("max-latency-ms", *v, "ms"), ++budgets;
+  if (auto v = args.value("budget"))
+    mp.budget = BudgetKind::BitsPerWeight, mp.limit = number_option("budget", *v, "bpw"), ++budgets;
+  if (auto v = args.value("max-bytes"))
+    mp.budget = BudgetKind::Bytes, mp.limit = number_option("max-bytes", *v, "B"), ++budgets;
+  if (auto v = args.value("max-latency-ms"))
+    mp.budget = BudgetKind::LatencyMs, mp.limit = number_option("max-latency-ms", *v, "ms"),
+    ++budgets;
   if (budgets != 1)
     throw UsageError{"search needs exactly one of --budget, --max-bytes, --max-latency-ms"};
   mp.evolve = !args.flag("no-evolve");
@@ -99,9 +104,10 @@ int run_search(const std::vector<std::string>& argv) {
       }
       mp.latency_ms = lt.cost();
       mp.latency_fixed_ms = lt.rest_ms;
-      std::printf("latency: model %.4g ms/token, of which %.4g outside the searched layers "
-                  "(f32 kernels: bits do not change the time yet)\n",
-                  lt.model_ms_per_token, lt.rest_ms);
+      std::printf(
+          "latency: model %.4g ms/token, of which %.4g outside the searched layers "
+          "(f32 kernels: bits do not change the time yet)\n",
+          lt.model_ms_per_token, lt.rest_ms);
     }
     const KlMeter meter(in.base, tokens, table.window, so.windows, &cancel);
     ProgressBar bar("search");

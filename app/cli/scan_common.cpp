@@ -39,9 +39,9 @@ int64_t positive_option(const std::string& name, long long value) {
   return value;
 }
 
-SensitivityTable run_scan_with_progress(const ProjectRunInputs& in,
-                                        std::span<const int32_t> tokens, RunStore& store,
-                                        const SensitivityOptions& opt, const CancelToken& cancel) {
+SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
+                                        RunStore& store, const SensitivityOptions& opt,
+                                        const CancelToken& cancel) {
   SensitivityScan scan(in.base, in.fingerprint, tokens, opt);
   ProgressBar bar("sensitivity");
   return scan.run(&store, bar.callback(), &cancel);

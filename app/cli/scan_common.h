@@ -23,8 +23,8 @@ std::string short_layer_name(const std::string& name);
 int64_t positive_option(const std::string& name, long long value);
 
 // Runs (or reads back) the scan with a progress bar on stderr.
-SensitivityTable run_scan_with_progress(const ProjectRunInputs& in,
-                                        std::span<const int32_t> tokens, RunStore& store,
-                                        const SensitivityOptions& opt, const CancelToken& cancel);
+SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
+                                        RunStore& store, const SensitivityOptions& opt,
+                                        const CancelToken& cancel);
 
 }  // namespace mcw::cli

@@ -27,16 +27,16 @@ KlMeter::KlMeter(const LlamaModel& reference, std::span<const int32_t> tokens, i
                  int64_t max_windows, const CancelToken* cancel)
     : window_(window), vocab_(reference.cfg.vocab_size) {
   if (window < 2 || window > reference.cfg.max_seq_len)
-    throw Error("", "measurement window " + std::to_string(window) +
-                        " is outside 2.." + std::to_string(reference.cfg.max_seq_len) +
-                        " (the model's context)");
+    throw Error("", "measurement window " + std::to_string(window) + " is outside 2.." +
+                        std::to_string(reference.cfg.max_seq_len) + " (the model's context)");
   if (max_windows < 1) throw Error("", "at least one measurement window is needed");
   const size_t n = size_t(std::min<int64_t>(int64_t(tokens.size()), max_windows * window));
   if (n < 2) throw Error("", "at least 2 tokens are needed to measure KL divergence");
   tokens_.assign(tokens.begin(), tokens.begin() + ptrdiff_t(n));
   windows_ = eval_windows(int64_t(n), {window, window});
   size_t rows = 0;
-  for (const EvalWindow& w : windows_) offset_.push_back(rows), rows += size_t(w.end - w.first_scored);
+  for (const EvalWindow& w : windows_)
+    offset_.push_back(rows), rows += size_t(w.end - w.first_scored);
   logits_.resize(rows * size_t(vocab_));
   KVCache cache(reference.cfg, window);
   std::vector<float> all(size_t(window * vocab_));

@@ -44,8 +44,8 @@ class KlMeter {
   int64_t window_ = 0, vocab_ = 0;
   std::vector<int32_t> tokens_;
   std::vector<EvalWindow> windows_;
-  std::vector<size_t> offset_;   // first row of each window in logits_
-  std::vector<float> logits_;    // reference logits of the scored positions, [rows, vocab]
+  std::vector<size_t> offset_;  // first row of each window in logits_
+  std::vector<float> logits_;   // reference logits of the scored positions, [rows, vocab]
 };
 
 }  // namespace mcw

@@ -11,7 +11,8 @@ namespace mcw {
 namespace {
 
 double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -58,7 +59,8 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
                                         const CompressOptions& co, const LatencyOptions& model_opt,
                                         const LayerKernelTimer& timer, const ProgressFn& progress,
                                         const CancelToken* cancel) {
-  const LayerKernelTimer time = timer ? timer : [](const CompressedTensor& w) { return time_f32_decode_gemv(w); };
+  const LayerKernelTimer time =
+      timer ? timer : [](const CompressedTensor& w) { return time_f32_decode_gemv(w); };
   LayerLatencyTable t;
   t.layers = table.layers;
   t.settings = settings;
@@ -75,12 +77,13 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
   t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
   report(progress, "latency", "", 2 / steps);
   for (size_t s = 0; s < settings.size(); ++s) {
-    const Recipe r = mixed_precision_recipe(table, std::vector<std::string>(t.layers.size(), settings[s]),
-                                            settings[s]);
+    const Recipe r = mixed_precision_recipe(
+        table, std::vector<std::string>(t.layers.size(), settings[s]), settings[s]);
     const CompressionResult c = compress_llama(base, r, calibration_tokens, co, {}, cancel);
     for (const CompressedLayer& cl : c.layers) {
       if (cancel) cancel->throw_if_cancelled();
-      if (auto l = table.layer_index(cl.tensor.name)) t.ms[*l * settings.size() + s] = time(cl.tensor);
+      if (auto l = table.layer_index(cl.tensor.name))
+        t.ms[*l * settings.size() + s] = time(cl.tensor);
     }
     report(progress, "latency", settings[s], double(s + 3) / steps);
   }

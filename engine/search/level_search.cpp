@@ -43,12 +43,14 @@ GreedyLevels greedy_levels(const LevelProblem& p) {
       int next = k + 1;  // the next level down that saves something
       while (next < p.levels && p.cell_cost(l, next) >= p.cell_cost(l, k)) ++next;
       if (next >= p.levels) continue;
-      const double ratio = (p.cell_loss(l, next) - p.cell_loss(l, k)) /
-                           (p.cell_cost(l, k) - p.cell_cost(l, next));
-      if (best_layer < 0 || ratio < best_ratio) best_layer = l, best_level = next, best_ratio = ratio;
+      const double ratio =
+          (p.cell_loss(l, next) - p.cell_loss(l, k)) / (p.cell_cost(l, k) - p.cell_cost(l, next));
+      if (best_layer < 0 || ratio < best_ratio)
+        best_layer = l, best_level = next, best_ratio = ratio;
     }
     if (best_layer < 0) break;  // every layer at its cheapest level
-    cost += p.cell_cost(best_layer, best_level) - p.cell_cost(best_layer, g.choice[size_t(best_layer)]);
+    cost +=
+        p.cell_cost(best_layer, best_level) - p.cell_cost(best_layer, g.choice[size_t(best_layer)]);
     g.choice[size_t(best_layer)] = best_level;
     cost = p.total_cost(g.choice);  // no drift from repeated differences
   }
@@ -103,10 +105,12 @@ EvolutionResult evolve_levels(const LevelProblem& p, const std::vector<int>& sta
                               const LevelFitnessFn& fitness, int64_t total_windows,
                               const EvolutionOptions& opt, const ProgressFn& progress,
                               const CancelToken* cancel) {
-  if (int64_t(start.size()) != p.layers) throw Error("", "the start has the wrong number of layers");
+  if (int64_t(start.size()) != p.layers)
+    throw Error("", "the start has the wrong number of layers");
   for (int k : start)
     if (k < 0 || k >= p.levels) throw Error("", "the start has a level out of range");
-  if (!p.feasible(start)) throw Error("", "the start of the evolutionary search exceeds the budget");
+  if (!p.feasible(start))
+    throw Error("", "the start of the evolutionary search exceeds the budget");
   if (opt.steps.empty() || opt.offspring < 1 || opt.generations < 0 || total_windows < 1)
     throw Error("", "evolutionary search needs offspring, selection steps and windows");
   for (const SelectionStep& s : opt.steps)
@@ -120,17 +124,21 @@ EvolutionResult evolve_levels(const LevelProblem& p, const std::vector<int>& sta
 
   // Fitness of each candidate on `windows`, in parallel; results by index, so the outcome
   // does not depend on the threads.
-  auto measure = [&](const std::vector<std::vector<int>>& cands, const std::vector<int64_t>& windows) {
+  auto measure = [&](const std::vector<std::vector<int>>& cands,
+                     const std::vector<int64_t>& windows) {
     const bool is_full = windows.size() == all_windows.size();
     std::vector<double> f(cands.size());
     std::vector<size_t> todo;
     for (size_t i = 0; i < cands.size(); ++i) {
       auto it = is_full ? full.find(cands[i]) : full.end();
-      if (it != full.end()) f[i] = it->second;
-      else todo.push_back(i);
+      if (it != full.end())
+        f[i] = it->second;
+      else
+        todo.push_back(i);
     }
     bounded_parallel_for(
-        int64_t(todo.size()), live, [&](int64_t i) { f[todo[size_t(i)]] = fitness(cands[todo[size_t(i)]], windows); },
+        int64_t(todo.size()), live,
+        [&](int64_t i) { f[todo[size_t(i)]] = fitness(cands[todo[size_t(i)]], windows); },
         [&](int64_t) {}, [&] { return cancel && cancel->cancelled(); });
     if (cancel) cancel->throw_if_cancelled();
     out.evaluations += int64_t(todo.size());
@@ -146,7 +154,8 @@ EvolutionResult evolve_levels(const LevelProblem& p, const std::vector<int>& sta
     std::vector<std::vector<int>> cands = {parent};
     for (int i = 0; i < opt.offspring; ++i) {
       std::vector<int> c = mutate(p, parent, opt.max_switches, rng);
-      if (!c.empty() && std::find(cands.begin(), cands.end(), c) == cands.end()) cands.push_back(std::move(c));
+      if (!c.empty() && std::find(cands.begin(), cands.end(), c) == cands.end())
+        cands.push_back(std::move(c));
     }
     for (size_t s = 0; s < opt.steps.size() && cands.size() > 1; ++s) {
       const bool last = s + 1 == opt.steps.size();

@@ -61,10 +61,10 @@ using LevelFitnessFn =
 
 struct EvolutionResult {
   std::vector<int> choice;
-  double fitness = 0;              // on all windows
-  int generations = 0;             // run
-  int64_t evaluations = 0;         // fitness calls
-  std::vector<double> history;     // the parent's fitness after each generation
+  double fitness = 0;           // on all windows
+  int generations = 0;          // run
+  int64_t evaluations = 0;      // fitness calls
+  std::vector<double> history;  // the parent's fitness after each generation
 };
 
 // Evolutionary search in the manner of EvoPress: one parent (starting at `start`, which

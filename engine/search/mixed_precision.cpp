@@ -30,7 +30,8 @@ class CandidateBuilder {
     // Layer-local levels (no calibration) compress each layer the same whatever the others
     // get: compress every layer at each level once and assemble candidates from those.
     for (const std::string& l : levels) {
-      const Recipe r = mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), l), l);
+      const Recipe r =
+          mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), l), l);
       if (recipe_needs_calibration(r)) return;  // sequential calibration: compress each candidate
     }
     bank_.resize(table.layers.size() * levels.size());
@@ -72,13 +73,15 @@ class CandidateBuilder {
 
 }  // namespace
 
-LevelProblem mixed_precision_problem(const SensitivityTable& table, const MixedPrecisionOptions& opt,
+LevelProblem mixed_precision_problem(const SensitivityTable& table,
+                                     const MixedPrecisionOptions& opt,
                                      std::vector<std::string>* levels_out) {
   std::vector<std::string> levels = opt.levels;
   if (levels.empty())
     for (const ScanSetting& s : table.settings)
       if (is_quantization_setting(s)) levels.push_back(s.name);
-  if (levels.empty()) throw Error(kSource, "the sensitivity table has no quantization setting to choose from");
+  if (levels.empty())
+    throw Error(kSource, "the sensitivity table has no quantization setting to choose from");
   std::vector<size_t> col;
   for (const std::string& l : levels) {
     const auto i = table.setting_index(l);
@@ -95,7 +98,8 @@ LevelProblem mixed_precision_problem(const SensitivityTable& table, const MixedP
     for (size_t l = 0; l < table.layers.size(); ++l) b += double(table.at(l, col[k]).bits);
     return b;
   };
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return total_bits(a) > total_bits(b); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return total_bits(a) > total_bits(b); });
 
   LevelProblem p;
   p.layers = int64_t(table.layers.size());
@@ -131,8 +135,8 @@ LevelProblem mixed_precision_problem(const SensitivityTable& table, const MixedP
   return p;
 }
 
-Recipe mixed_precision_recipe(const SensitivityTable& table, const std::vector<std::string>& settings,
-                              const std::string& name) {
+Recipe mixed_precision_recipe(const SensitivityTable& table,
+                              const std::vector<std::string>& settings, const std::string& name) {
   if (settings.size() != table.layers.size())
     throw Error(kSource, "one setting per layer of the table is needed");
   Recipe r;
@@ -145,7 +149,8 @@ Recipe mixed_precision_recipe(const SensitivityTable& table, const std::vector<s
     if (!s) throw Error(kSource, "'" + settings[l] + "' is not a setting of the sensitivity table");
     // The cell recipe knows the group-size fallback; its stage is the one to reuse.
     const std::string& layer = table.layers[l];
-    RecipeStage st = scan_cell_recipe(table.settings[*s], layer, table.layer_in_features[l]).stages.front();
+    RecipeStage st =
+        scan_cell_recipe(table.settings[*s], layer, table.layer_in_features[l]).stages.front();
     const std::string key = st.algorithm + st.params.dump();
     auto it = stage_of.find(key);
     if (it == stage_of.end()) {
@@ -178,7 +183,8 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
   };
   // The truth for a solution: compress_llama's own accounting and the measured KL.
   auto verify = [&](MixedPrecisionSolution& s) {
-    const CompressionResult c = compress_llama(base, s.recipe, calibration_tokens, opt.compress, {}, cancel);
+    const CompressionResult c =
+        compress_llama(base, s.recipe, calibration_tokens, opt.compress, {}, cancel);
     const KlMeasurement m = meter.measure(c.model, {}, cancel);
     s.measured_kl = m.kl;
     s.measured_perplexity = m.perplexity;
@@ -189,14 +195,16 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
   };
   out.greedy = solution(g.choice, "mixed-greedy");
   if (!g.feasible) {
-    const double need = opt.budget == BudgetKind::BitsPerWeight ? p.total_cost(g.choice) / double(table.model_parameters)
-                        : opt.budget == BudgetKind::Bytes       ? p.total_cost(g.choice) / 8
-                                                                : p.total_cost(g.choice);
+    const double need = opt.budget == BudgetKind::BitsPerWeight
+                            ? p.total_cost(g.choice) / double(table.model_parameters)
+                        : opt.budget == BudgetKind::Bytes ? p.total_cost(g.choice) / 8
+                                                          : p.total_cost(g.choice);
     const char* unit = opt.budget == BudgetKind::BitsPerWeight ? " bits per weight"
                        : opt.budget == BudgetKind::Bytes       ? " bytes"
                                                                : " ms per token";
-    out.message = "the budget cannot be met: every layer at " + out.levels.back() + " still needs " +
-                  std::to_string(need) + unit + " (limit " + std::to_string(opt.limit) + ")";
+    out.message = "the budget cannot be met: every layer at " + out.levels.back() +
+                  " still needs " + std::to_string(need) + unit + " (limit " +
+                  std::to_string(opt.limit) + ")";
     out.evolved = out.greedy;
     return out;
   }
@@ -208,11 +216,15 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
   }
   report(progress, "search", "", 0, "preparing candidates");
   const CandidateBuilder builder(base, table, out.levels, calibration_tokens, opt.compress, cancel);
-  const LevelFitnessFn fitness = [&](const std::vector<int>& choice, std::span<const int64_t> windows) {
+  const LevelFitnessFn fitness = [&](const std::vector<int>& choice,
+                                     std::span<const int64_t> windows) {
     return meter.measure(builder.build(choice, cancel), windows, cancel).kl;
   };
-  auto relay = [&](const ProgressEvent& e) { report(progress, "search", e.item, e.fraction, e.message); };
-  out.evolution = evolve_levels(p, g.choice, fitness, meter.window_count(), opt.evolution, relay, cancel);
+  auto relay = [&](const ProgressEvent& e) {
+    report(progress, "search", e.item, e.fraction, e.message);
+  };
+  out.evolution =
+      evolve_levels(p, g.choice, fitness, meter.window_count(), opt.evolution, relay, cancel);
   out.evolved = solution(out.evolution.choice, "mixed-evolved");
   verify(out.evolved);
   return out;

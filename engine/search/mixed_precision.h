@@ -36,7 +36,7 @@ struct MixedPrecisionOptions {
   // first). Empty: every quantization setting of the table.
   std::vector<std::string> levels;
   BudgetKind budget = BudgetKind::BitsPerWeight;
-  double limit = 4.5;  // bits per weight, bytes or milliseconds
+  double limit = 4.5;           // bits per weight, bytes or milliseconds
   LayerCostFn latency_ms;       // for LatencyMs
   double latency_fixed_ms = 0;  // for LatencyMs: everything but the searched layers
   bool evolve = true;
@@ -52,7 +52,7 @@ struct MixedPrecisionSolution {
   double measured_perplexity = 0;
   uint64_t storage_bits = 0;  // compress_llama's accounting of the whole model
   double bits_per_weight = 0;
-  double budget_used = 0;     // in the budget's unit
+  double budget_used = 0;  // in the budget's unit
 };
 
 struct MixedPrecisionResult {

@@ -25,7 +25,8 @@ const char* const kSource = "sensitivity scan";
 // recipe parser so that a setting is held to exactly the rules of a recipe file.
 RecipeStage setting_stage(const ScanSetting& s, const std::string& layer) {
   json stage = s.params.is_object() ? s.params : json::object();
-  if (!s.params.is_object()) throw Error(kSource, "setting '" + s.name + "': parameters must be an object");
+  if (!s.params.is_object())
+    throw Error(kSource, "setting '" + s.name + "': parameters must be an object");
   stage["algorithm"] = s.algorithm;
   stage["targets"] = json::array({layer});
   const json text = {{"stages", json::array({stage})}};
@@ -33,7 +34,7 @@ RecipeStage setting_stage(const ScanSetting& s, const std::string& layer) {
   const AlgorithmSpec* spec = find_algorithm(s.algorithm);
   if (spec->kind == "structured" || s.algorithm == "smoothquant")
     throw Error(kSource, "setting '" + s.name + "': " + s.algorithm +
-                            " does not compress one linear layer on its own");
+                             " does not compress one linear layer on its own");
   return r.stages.front();
 }
 
@@ -56,7 +57,8 @@ const Tensor& weight_of(const LlamaModel& m, const std::string& name) {
 
 std::vector<ScanSetting> default_scan_settings() {
   std::vector<ScanSetting> out;
-  for (const char* n : {"w8", "w4", "w3", "w2", "s25", "s50", "s75"}) out.push_back(scan_setting_from_name(n));
+  for (const char* n : {"w8", "w4", "w3", "w2", "s25", "s50", "s75"})
+    out.push_back(scan_setting_from_name(n));
   return out;
 }
 
@@ -130,7 +132,9 @@ std::optional<size_t> SensitivityTable::setting_index(const std::string& name) c
 SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_fingerprint,
                                  std::span<const int32_t> calibration_tokens,
                                  SensitivityOptions options)
-    : base_(base), fingerprint_(std::move(model_fingerprint)), tokens_(calibration_tokens),
+    : base_(base),
+      fingerprint_(std::move(model_fingerprint)),
+      tokens_(calibration_tokens),
       opt_(std::move(options)) {
   if (opt_.settings.empty()) throw Error(kSource, "no settings to scan");
   if (opt_.windows < 1) throw Error(kSource, "at least one window is needed");
@@ -222,7 +226,8 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
 
   // Each cell in flight holds a model copy and a window of logits.
   const uint64_t per_cell = base_.parameter_count() * 4 +
-                            uint64_t(window_) * uint64_t(base_.cfg.vocab_size) * 4 + (uint64_t(1) << 20);
+                            uint64_t(window_) * uint64_t(base_.cfg.vocab_size) * 4 +
+                            (uint64_t(1) << 20);
   int64_t live = opt_.max_parallel > 0 ? opt_.max_parallel : tbb::info::default_concurrency();
   live = std::clamp<int64_t>(int64_t(opt_.memory_budget / per_cell), 1, live);
 
@@ -245,15 +250,15 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
         const SensitivityCell& c = t.cells[cell];
         const size_t s = cell % S;
         if (store)
-          store->put_sensitivities(fingerprint_, {{c.layer, c.setting, metric_key("kl", s), c.kl},
-                                                  {c.layer, c.setting, metric_key("ppl", s), c.perplexity},
-                                                  {c.layer, c.setting, metric_key("top1", s), c.top1},
-                                                  {c.layer, c.setting, metric_key("bits", s), double(c.bits)}});
+          store->put_sensitivities(fingerprint_,
+                                   {{c.layer, c.setting, metric_key("kl", s), c.kl},
+                                    {c.layer, c.setting, metric_key("ppl", s), c.perplexity},
+                                    {c.layer, c.setting, metric_key("top1", s), c.top1},
+                                    {c.layer, c.setting, metric_key("bits", s), double(c.bits)}});
         ++t.computed;
         ++done;
         if (opt_.on_cell) opt_.on_cell(c);
-        report(progress, "sensitivity", c.layer + " " + c.setting,
-               double(t.cached + done) / total,
+        report(progress, "sensitivity", c.layer + " " + c.setting, double(t.cached + done) / total,
                c.setting + " on " + c.layer + ": KL " + std::to_string(c.kl));
       },
       [&] { return cancel && cancel->cancelled(); });

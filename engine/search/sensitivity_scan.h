@@ -72,8 +72,8 @@ struct SensitivityTable {
 
 struct SensitivityOptions {
   std::vector<ScanSetting> settings = default_scan_settings();
-  int64_t windows = 8;   // calibration windows measured per cell (fewer when the text is short)
-  int64_t window = 256;  // tokens per window, shortened to the model's context
+  int64_t windows = 8;       // calibration windows measured per cell (fewer when the text is short)
+  int64_t window = 256;      // tokens per window, shortened to the model's context
   CompressOptions compress;  // for settings that need calibration statistics
   // Cells measured at once: each holds a copy of the model. 0: one per hardware thread,
   // bounded so that the copies fit in memory_budget bytes (at least one cell runs).
@@ -87,6 +87,7 @@ struct SensitivityOptions {
 
 class SensitivityScan {
  public:
+  // `base` and `calibration_tokens` must outlive the scan (they are not copied).
   // `calibration_tokens` are the measured text (and the calibration text of settings that
   // need statistics). Throws mcw::Error when it is shorter than 2 tokens or a setting is
   // invalid (unknown algorithm or parameter, a duplicated name).

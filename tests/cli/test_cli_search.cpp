@@ -79,7 +79,8 @@ TEST(CliSearch, SensitivityTableIsStoredAndReadBack) {
   EXPECT_EQ(ja["computed"], 42);
   EXPECT_EQ(ja["windows"], 2);
   for (const auto& row : ja["kl"]) EXPECT_LT(row[0].get<double>(), row[1].get<double>());
-  const auto jb = nlohmann::json::parse(run_mcw("sensitivity " + proj + " --settings w8,w2,s50 --windows 2 --json").out);
+  const auto jb = nlohmann::json::parse(
+      run_mcw("sensitivity " + proj + " --settings w8,w2,s50 --windows 2 --json").out);
   EXPECT_EQ(jb["computed"], 0);
   EXPECT_EQ(jb["cached"], 42);
   EXPECT_EQ(jb["kl"], ja["kl"]);
@@ -98,8 +99,8 @@ TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   const fs::path dir = fresh_dir("search");
   const std::string proj = make_project(dir);
   const std::string out = (dir / "mix.yaml").string();
-  const Result r = run_mcw("search " + proj +
-                           " --budget 11bpw --generations 3 --offspring 4 --windows 2 --out " + out);
+  const Result r = run_mcw(
+      "search " + proj + " --budget 11bpw --generations 3 --offspring 4 --windows 2 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("greedy"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("evolved"), std::string::npos) << r.out;
@@ -117,7 +118,8 @@ TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   EXPECT_FALSE(fs::exists(out + "2"));
   EXPECT_EQ(run_mcw("search " + proj).code, 1);  // no budget
   EXPECT_EQ(run_mcw("search " + proj + " --budget 4 --max-bytes 9").code, 1);
-  const Result lat = run_mcw("search " + proj + " --max-latency-ms 10000 --no-evolve --windows 1 --out " + out);
+  const Result lat =
+      run_mcw("search " + proj + " --max-latency-ms 10000 --no-evolve --windows 1 --out " + out);
   ASSERT_EQ(lat.code, 0) << lat.err;
   EXPECT_NE(lat.out.find("bits do not change the time"), std::string::npos) << lat.out;
 }

@@ -73,7 +73,8 @@ TEST(MixedPrecisionGreedy, OptimalOnConvexTables) {
       const GreedyLevels g = greedy_levels(p);
       ASSERT_TRUE(g.feasible);
       EXPECT_TRUE(p.feasible(g.choice));
-      EXPECT_NEAR(p.total_loss(g.choice), best_loss(p), 1e-12) << "trial " << trial << " limit " << limit;
+      EXPECT_NEAR(p.total_loss(g.choice), best_loss(p), 1e-12)
+          << "trial " << trial << " limit " << limit;
     }
     p.limit = 2.5;  // below the fixed cost: nothing fits
     const GreedyLevels g = greedy_levels(p);
@@ -88,7 +89,8 @@ TEST(MixedPrecisionGreedy, BudgetAlwaysHoldsOnArbitraryTables) {
   for (int trial = 0; trial < 50; ++trial) {
     LevelProblem p;
     p.layers = 4, p.levels = 3;
-    for (int64_t i = 0; i < p.layers * p.levels; ++i) p.loss.push_back(u(rng)), p.cost.push_back(u(rng) * 10);
+    for (int64_t i = 0; i < p.layers * p.levels; ++i)
+      p.loss.push_back(u(rng)), p.cost.push_back(u(rng) * 10);
     p.limit = u(rng) * 30;
     const GreedyLevels g = greedy_levels(p);
     const double opt = best_loss(p);
@@ -176,7 +178,8 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   const auto tokens = random_tokens(400, c.vocab_size, 8);
   SensitivityOptions so;
   so.settings.clear();
-  for (const char* n : {"w8", "w4", "w3", "w2", "s50"}) so.settings.push_back(scan_setting_from_name(n));
+  for (const char* n : {"w8", "w4", "w3", "w2", "s50"})
+    so.settings.push_back(scan_setting_from_name(n));
   so.windows = 4;
   so.window = 32;
   const SensitivityTable table = SensitivityScan(base, "fp", tokens, so).run(nullptr);
@@ -238,7 +241,9 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   // A latency table from elsewhere: w2 layers are the fast ones.
   MixedPrecisionOptions lat = o;
   lat.budget = BudgetKind::LatencyMs;
-  lat.latency_ms = [](const std::string&, const std::string& s) { return s == "w8" ? 1.0 : s == "w4" ? 0.6 : s == "w3" ? 0.5 : 0.4; };
+  lat.latency_ms = [](const std::string&, const std::string& s) {
+    return s == "w8" ? 1.0 : s == "w4" ? 0.6 : s == "w3" ? 0.5 : 0.4;
+  };
   lat.latency_fixed_ms = 2;
   lat.limit = 2 + 14 * 0.6;
   lat.evolve = false;
@@ -291,9 +296,9 @@ TEST(MixedPrecisionSearch, LayerLatencyTableIsAdditive) {
   so.window = 32;
   const SensitivityTable t = SensitivityScan(base, "fp", tokens, so).run(nullptr);
   int timed = 0;
-  const LayerLatencyTable lt = measure_layer_latency(
-      base, t, {"w8", "w2"}, tokens, {}, {8, 4, 1},
-      [&](const CompressedTensor& w) { return ++timed, double(w.bits); });
+  const LayerLatencyTable lt =
+      measure_layer_latency(base, t, {"w8", "w2"}, tokens, {}, {8, 4, 1},
+                            [&](const CompressedTensor& w) { return ++timed, double(w.bits); });
   EXPECT_EQ(timed, 28);
   EXPECT_EQ(lt.at(t.layers[3], "w2"), 2.0);
   EXPECT_EQ(lt.cost()(t.layers[5], "w8"), 8.0);

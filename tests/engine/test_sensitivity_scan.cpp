@@ -38,9 +38,8 @@ SensitivityOptions small_options(std::vector<std::string> names, int64_t windows
 TEST(KlMeter, EqualsEvaluateWithABaseline) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 11);
   const auto tokens = random_tokens(300, base.cfg.vocab_size, 3);
-  const CompressionResult c =
-      compress_llama(base, by_hand("stages:\n  - algorithm: rtn\n    bits: 2\n    group_size: 0\n"),
-                     {}, {});
+  const CompressionResult c = compress_llama(
+      base, by_hand("stages:\n  - algorithm: rtn\n    bits: 2\n    group_size: 0\n"), {}, {});
   const KlMeter meter(base, tokens, 32, 4);
   EXPECT_EQ(meter.window_count(), 4);
   EXPECT_EQ(meter.tokens().size(), 128u);
@@ -128,7 +127,8 @@ TEST(SensitivityScan, CellsEqualCompressingOneLayerByHand) {
                {down, "w2", "algorithm: rtn\n    bits: 2\n    group_size: 0"},
                {down, "s50", "algorithm: magnitude\n    sparsity: 0.5"}};
   for (const auto& c : cases) {
-    const Recipe r = by_hand(std::string("stages:\n  - ") + c.stage + "\n    targets: [" + c.layer + "]\n");
+    const Recipe r =
+        by_hand(std::string("stages:\n  - ") + c.stage + "\n    targets: [" + c.layer + "]\n");
     const CompressionResult res = compress_llama(base, r, {}, {});
     const EvalResult e = evaluate(res.model, std::span(tokens).first(96), {32, 32}, &base);
     const SensitivityCell& cell = t.at(*t.layer_index(c.layer), *t.setting_index(c.setting));
@@ -149,7 +149,8 @@ TEST(SensitivityScan, SecondScanReadsTheStore) {
   const auto store = RunStore::open((dir / "s.mcwdb").string());
   const LlamaModel base = test::random_llama(test::tiny_config(), 13);
   const auto tokens = random_tokens(200, base.cfg.vocab_size, 5);
-  const SensitivityTable a = SensitivityScan(base, "fp1", tokens, small_options({"w8", "w3"})).run(store.get());
+  const SensitivityTable a =
+      SensitivityScan(base, "fp1", tokens, small_options({"w8", "w3"})).run(store.get());
   EXPECT_EQ(a.computed, 28);
   int calls = 0;
   SensitivityOptions o = small_options({"w8", "w3"});
@@ -165,16 +166,21 @@ TEST(SensitivityScan, SecondScanReadsTheStore) {
     EXPECT_TRUE(b.cells[i].cached);
   }
   // What was measured is in the key: another model, window count, text or setting recomputes.
-  EXPECT_EQ(SensitivityScan(base, "fp2", tokens, small_options({"w8"})).run(store.get()).computed, 14);
-  EXPECT_EQ(SensitivityScan(base, "fp1", tokens, small_options({"w8"}, 2)).run(store.get()).computed, 14);
+  EXPECT_EQ(SensitivityScan(base, "fp2", tokens, small_options({"w8"})).run(store.get()).computed,
+            14);
+  EXPECT_EQ(
+      SensitivityScan(base, "fp1", tokens, small_options({"w8"}, 2)).run(store.get()).computed, 14);
   auto other = tokens;
   other[5] = (other[5] + 1) % int32_t(base.cfg.vocab_size);
-  EXPECT_EQ(SensitivityScan(base, "fp1", other, small_options({"w8"})).run(store.get()).computed, 14);
+  EXPECT_EQ(SensitivityScan(base, "fp1", other, small_options({"w8"})).run(store.get()).computed,
+            14);
   SensitivityOptions renamed = small_options({"w8"});
   renamed.settings[0].params["symmetric"] = true;  // same name, another setting
   EXPECT_EQ(SensitivityScan(base, "fp1", tokens, renamed).run(store.get()).computed, 14);
   // ... and the first scan is still read back whole.
-  EXPECT_EQ(SensitivityScan(base, "fp1", tokens, small_options({"w8", "w3"})).run(store.get()).cached, 28);
+  EXPECT_EQ(
+      SensitivityScan(base, "fp1", tokens, small_options({"w8", "w3"})).run(store.get()).cached,
+      28);
   const SensitivityScan s(base, "fp1", tokens, small_options({"w8"}));
   EXPECT_EQ(s.metric_key("kl", 0).substr(0, 8), "kl@3x32#");
   EXPECT_EQ(s.metric_key("kl", 0).size(), 8u + 12u);
@@ -195,7 +201,8 @@ TEST(SensitivityScan, CancelKeepsFinishedCells) {
   EXPECT_THROW(SensitivityScan(base, "fp", tokens, o).run(store.get(), {}, &cancel), Cancelled);
   EXPECT_GE(cells, 3);
   EXPECT_LT(cells, 28);
-  const SensitivityTable t = SensitivityScan(base, "fp", tokens, small_options({"w4", "w2"})).run(store.get());
+  const SensitivityTable t =
+      SensitivityScan(base, "fp", tokens, small_options({"w4", "w2"})).run(store.get());
   EXPECT_EQ(t.cached, cells);
   EXPECT_EQ(t.cached + t.computed, 28);
 }
@@ -207,5 +214,6 @@ TEST(SensitivityScan, RejectsBadSettings) {
   EXPECT_THROW(SensitivityScan(base, "fp", tokens, dup), Error);
   SensitivityOptions none = small_options({});
   EXPECT_THROW(SensitivityScan(base, "fp", tokens, none), Error);
-  EXPECT_THROW(SensitivityScan(base, "fp", std::span(tokens).first(1), small_options({"w4"})), Error);
+  EXPECT_THROW(SensitivityScan(base, "fp", std::span(tokens).first(1), small_options({"w4"})),
+               Error);
 }

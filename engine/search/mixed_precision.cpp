@@ -14,12 +14,6 @@ namespace {
 
 const char* const kSource = "mixed-precision search";
 
-const Tensor& weight_of(const LlamaModel& m, const std::string& name) {
-  for (const auto& [n, t] : m.named_tensors())
-    if (n == name) return *t;
-  throw Error(kSource, "the model has no tensor " + name);
-}
-
 // Builds the compressed model of a choice (level index per table layer).
 class CandidateBuilder {
  public:

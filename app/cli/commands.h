@@ -32,5 +32,9 @@ int run_run(const std::vector<std::string>& args);
 int run_runs(const std::vector<std::string>& args);
 extern const char* const kRunUsage;
 extern const char* const kRunsUsage;
+int run_sensitivity(const std::vector<std::string>& args);
+int run_search(const std::vector<std::string>& args);
+extern const char* const kSensitivityUsage;
+extern const char* const kSearchUsage;
 
 }  // namespace mcw::cli

@@ -21,6 +21,10 @@ const std::vector<Command>& commands() {
       {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},
       {"run", "run a project's recipes and record the results", kRunUsage, run_run},
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
+      {"sensitivity", "KL of each layer compressed alone at each setting", kSensitivityUsage,
+       run_sensitivity},
+      {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,
+       run_search},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
        run_train},
   };

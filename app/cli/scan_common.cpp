@@ -1,0 +1,50 @@
+#include "app/cli/scan_common.h"
+
+#include <cstdio>
+
+#include "app/cli/args.h"
+#include "app/cli/progress_bar.h"
+
+namespace mcw::cli {
+
+std::span<const int32_t> measured_tokens(const ProjectRunInputs& in) {
+  if (!in.calibration_tokens.empty()) return in.calibration_tokens;
+  std::fprintf(stderr, "mcw: %s has no calibration text: measuring on the evaluation text\n",
+               in.project_file.c_str());
+  return in.evaluation_tokens;
+}
+
+std::vector<ScanSetting> settings_from_list(const std::string& list) {
+  std::vector<ScanSetting> out;
+  size_t from = 0;
+  while (from <= list.size()) {
+    const size_t comma = std::min(list.find(',', from), list.size());
+    const std::string name = list.substr(from, comma - from);
+    if (!name.empty()) out.push_back(scan_setting_from_name(name));
+    from = comma + 1;
+  }
+  if (out.empty()) throw UsageError{"no settings given"};
+  return out;
+}
+
+std::string short_layer_name(const std::string& name) {
+  std::string s = name;
+  if (s.rfind("model.layers.", 0) == 0) s = s.substr(13);
+  if (s.size() > 7 && s.ends_with(".weight")) s.resize(s.size() - 7);
+  return s;
+}
+
+int64_t positive_option(const std::string& name, long long value) {
+  if (value < 1) throw UsageError{"option --" + name + " must be at least 1"};
+  return value;
+}
+
+SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
+                                        RunStore& store, const SensitivityOptions& opt,
+                                        const CancelToken& cancel) {
+  SensitivityScan scan(in.base, in.fingerprint, tokens, opt);
+  ProgressBar bar("sensitivity");
+  return scan.run(&store, bar.callback(), &cancel);
+}
+
+}  // namespace mcw::cli

@@ -1,0 +1,50 @@
+// Per-layer decode latency for a latency budget: the time of one decode-shaped
+// matrix-vector product (one token) through each linear layer at each level, on this
+// machine. The decode step of the whole model is then predicted as the measured time of
+// everything else plus the sum over layers, an additive cost the search can trade.
+//
+// Today every compressed weight runs through the f32 kernels after dequantization, so
+// bits do not change the time: all levels of a layer measure the same up to noise, and a
+// latency budget either holds at every level or at none. A packed low-bit kernel plugs in
+// as a LayerKernelTimer that times the CompressedTensor as stored.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+#include "engine/core/progress.h"
+#include "engine/eval/latency.h"
+#include "engine/model/llama_model.h"
+#include "engine/search/mixed_precision.h"
+#include "engine/search/sensitivity_scan.h"
+
+namespace mcw {
+
+// Milliseconds of one decode step (one input row) through a compressed weight.
+using LayerKernelTimer = std::function<double(const CompressedTensor& w)>;
+
+// The current kernel: matmul_wt on the dequantized f32 weight, the median of `repeats`
+// timed batches after a warm-up.
+double time_f32_decode_gemv(const CompressedTensor& w, int repeats = 15);
+
+struct LayerLatencyTable {
+  std::vector<std::string> layers, settings;
+  std::vector<double> ms;         // [layer * settings + setting]
+  double model_ms_per_token = 0;  // measure_latency of the uncompressed model
+  double rest_ms = 0;             // model_ms_per_token minus its linears at f32 (>= 0)
+  double at(const std::string& layer, const std::string& setting) const;  // throws if unknown
+  LayerCostFn cost() const;  // a copy of the table as a function
+};
+
+// Compresses every layer of `table` at each of `settings` (one compress_llama per
+// setting) and times it with `timer` (time_f32_decode_gemv when empty).
+LayerLatencyTable measure_layer_latency(const LlamaModel& base, const SensitivityTable& table,
+                                        const std::vector<std::string>& settings,
+                                        std::span<const int32_t> calibration_tokens,
+                                        const CompressOptions& co, const LatencyOptions& model_opt,
+                                        const LayerKernelTimer& timer = {},
+                                        const ProgressFn& progress = {},
+                                        const CancelToken* cancel = nullptr);
+
+}  // namespace mcw

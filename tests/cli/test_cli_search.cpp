@@ -1,0 +1,125 @@
+// `mcw sensitivity` and `mcw search` end to end on a tiny byte-level model and project.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "../engine/llama_test_util.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/model/llama_save.h"
+#include "engine/project/project.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run_mcw(const std::string& args) {
+  const fs::path dir = fs::path(testing::TempDir()) / "mcw_cli_search" /
+                       testing::UnitTest::GetInstance()->current_test_info()->name();
+  fs::create_directories(dir);
+  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
+  const std::string cmd =
+      std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d =
+      fs::path(testing::TempDir()) / ("mcw_cli_search_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string make_project(const fs::path& dir) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.max_seq_len = 64;
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(test::random_llama(c, 5), (dir / "model").string(), tok);
+  std::ofstream(dir / "eval.txt") << "The quick brown fox jumps over the lazy dog. Pack my box.";
+  std::ofstream(dir / "calib.txt")
+      << "A stitch in time saves nine. Look before you leap. Fortune favours the bold; the early "
+         "bird gets the worm. Many hands make light work.";
+  Project p;
+  p.name = "searchtest";
+  p.model_path = (dir / "model").string();
+  p.calibration_path = (dir / "calib.txt").string();
+  p.evaluation_path = (dir / "eval.txt").string();
+  p.eval.window = p.eval.stride = 32;
+  const std::string file = (dir / "searchtest.mcwproj").string();
+  save_project(p, file);
+  return file;
+}
+
+}  // namespace
+
+TEST(CliSearch, SensitivityTableIsStoredAndReadBack) {
+  const fs::path dir = fresh_dir("sens");
+  const std::string proj = make_project(dir);
+  const Result a = run_mcw("sensitivity " + proj + " --settings w8,w2,s50 --windows 2 --json");
+  ASSERT_EQ(a.code, 0) << a.err;
+  const auto ja = nlohmann::json::parse(a.out);
+  EXPECT_EQ(ja["layers"].size(), 14u);
+  EXPECT_EQ(ja["settings"], (nlohmann::json{"w8", "w2", "s50"}));
+  EXPECT_EQ(ja["computed"], 42);
+  EXPECT_EQ(ja["windows"], 2);
+  for (const auto& row : ja["kl"]) EXPECT_LT(row[0].get<double>(), row[1].get<double>());
+  const auto jb = nlohmann::json::parse(
+      run_mcw("sensitivity " + proj + " --settings w8,w2,s50 --windows 2 --json").out);
+  EXPECT_EQ(jb["computed"], 0);
+  EXPECT_EQ(jb["cached"], 42);
+  EXPECT_EQ(jb["kl"], ja["kl"]);
+  const Result text = run_mcw("sensitivity " + proj + " --settings w8,w2,s50 --windows 2");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("1.mlp.down_proj"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("42 cells: 0 computed, 42 cached"), std::string::npos) << text.out;
+
+  const Result bad = run_mcw("sensitivity " + proj + " --settings w5");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown setting 'w5'"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1);
+}
+
+TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
+  const fs::path dir = fresh_dir("search");
+  const std::string proj = make_project(dir);
+  const std::string out = (dir / "mix.yaml").string();
+  const Result r = run_mcw(
+      "search " + proj + " --budget 11bpw --generations 3 --offspring 4 --windows 2 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("greedy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("evolved"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0.self_attn.q_proj"), std::string::npos) << r.out;
+  // The recipe, run by the engine, meets the budget.
+  const Recipe recipe = load_recipe(out);
+  const CompressionResult c = compress_llama(load_llama((dir / "model").string()), recipe, {}, {});
+  EXPECT_LE(c.bits_per_weight(), 11.0);
+  EXPECT_GT(c.bits_per_weight(), 10.0);  // the budget is used, not wasted
+  EXPECT_EQ(c.layers.size(), 14u);
+
+  const Result none = run_mcw("search " + proj + " --budget 1bpw --no-evolve --out " + out + "2");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("cannot be met"), std::string::npos) << none.err;
+  EXPECT_FALSE(fs::exists(out + "2"));
+  EXPECT_EQ(run_mcw("search " + proj).code, 1);  // no budget
+  EXPECT_EQ(run_mcw("search " + proj + " --budget 4 --max-bytes 9").code, 1);
+  const Result lat =
+      run_mcw("search " + proj + " --max-latency-ms 10000 --no-evolve --windows 1 --out " + out);
+  ASSERT_EQ(lat.code, 0) << lat.err;
+  EXPECT_NE(lat.out.find("bits do not change the time"), std::string::npos) << lat.out;
+}

@@ -32,5 +32,9 @@ int run_run(const std::vector<std::string>& args);
 int run_runs(const std::vector<std::string>& args);
 extern const char* const kRunUsage;
 extern const char* const kRunsUsage;
+int run_report(const std::vector<std::string>& args);
+int run_project(const std::vector<std::string>& args);
+extern const char* const kReportUsage;
+extern const char* const kProjectUsage;
 
 }  // namespace mcw::cli

@@ -21,6 +21,10 @@ const std::vector<Command>& commands() {
       {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},
       {"run", "run a project's recipes and record the results", kRunUsage, run_run},
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
+      {"report", "write a review report (HTML, Markdown or CSV) of a project's runs",
+       kReportUsage, run_report},
+      {"project", "create a project file, or show one with a summary of its runs",
+       kProjectUsage, run_project},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
        run_train},
   };

@@ -85,7 +85,10 @@ const std::vector<RunColumn>& report_run_columns() {
          const auto bv = b ? b->metric("perplexity") : std::nullopt;
          if (!v || !bv || !(*bv > 0) || &d.runs[i] == b) return "-";
          const double pct = (*v / *bv - 1) * 100;
-         return (pct >= 0 ? "+" : "") + format_fixed(pct, std::fabs(pct) < 10 ? 2 : 1) + "%";
+         std::string out(pct >= 0 ? "+" : "");
+         out += format_fixed(pct, std::fabs(pct) < 10 ? 2 : 1);
+         out += '%';
+         return out;
        }},
       {"KL", true, [](const ReportData& d, size_t i) { return metric_cell(d.runs[i], "kl"); }},
       {"Top-1", true,

@@ -29,7 +29,7 @@ void for_each_clean_char(std::string_view s, Out&& out) {
 
 std::string from_chars_result(const char* begin, std::to_chars_result r) {
   if (r.ec != std::errc()) return "?";
-  return std::string(begin, r.ptr);
+  return std::string(begin, static_cast<const char*>(r.ptr));
 }
 
 std::string non_finite(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }

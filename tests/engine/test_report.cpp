@@ -270,7 +270,9 @@ TEST(SvgPlot, NiceTicksAreRoundAndCover) {
     for (size_t i = 0; i < t.size(); ++i) {
       EXPECT_GE(t[i], lo - 1e-9 * std::fabs(hi));
       EXPECT_LE(t[i], hi + 1e-9 * std::fabs(hi));
-      if (i) EXPECT_NEAR(t[i] - t[i - 1], step, step * 1e-6);
+      if (i) {
+        EXPECT_NEAR(t[i] - t[i - 1], step, step * 1e-6);
+      }
       EXPECT_NEAR(std::round(t[i] / step) * step, t[i], step * 1e-6);
     }
     EXPECT_LT(t.front() - lo, step * (1 + 1e-9));  // no gap wider than a step at either end
@@ -478,8 +480,21 @@ TEST(MarkdownReport, TablesKeepTheirColumnsAndEscapeCells) {
   const Fixture f = make_fixture();
   const ReportData d = load_report_data(f.project_file);
   const std::string md = markdown_report(d);
-  EXPECT_EQ(lower(md).find("<script"), std::string::npos);
-  EXPECT_NE(md.find(kScriptEscaped), std::string::npos);
+  // Outside code fences (where text is shown as is, never as markup) nothing is raw.
+  std::string outside;
+  {
+    bool fenced = false;
+    for (size_t pos = 0; pos < md.size();) {
+      const size_t nl = std::min(md.find('\n', pos), md.size());
+      const std::string line = md.substr(pos, nl - pos);
+      if (line.rfind("```", 0) == 0) fenced = !fenced;
+      else if (!fenced) outside += line + "\n";
+      pos = nl + 1;
+    }
+  }
+  EXPECT_EQ(lower(outside).find("<script"), std::string::npos);
+  EXPECT_EQ(outside.find("<b>"), std::string::npos);
+  EXPECT_GE(count_of(outside, kScriptEscaped), 4u);
   EXPECT_NE(md.find("w3, \"q\"<br>x\\|y"), std::string::npos);
   // Every table row has as many unescaped '|' as its header row.
   size_t want = 0, tables = 0;

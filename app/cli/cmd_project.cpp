@@ -76,8 +76,8 @@ int project_new(const std::string& file, const Args& args) {
     rec.path = absolute(r);
     for (const ProjectRecipe& other : p.recipes)
       if (other.name == rec.name)
-        throw UsageError{"two recipes would be named '" + rec.name + "' (" + other.path +
-                         " and " + rec.path + ")"};
+        throw UsageError{"two recipes would be named '" + rec.name + "' (" + other.path + " and " +
+                         rec.path + ")"};
     p.recipes.push_back(std::move(rec));
   }
   p.database_path = default_database_path(file, p.name);
@@ -102,12 +102,14 @@ void print_runs(const Project& p, const std::string& db) {
   std::map<std::string, size_t> by_status;
   for (const RunRecord& r : runs) ++by_status[run_status_name(r.info.status)];
   std::string counts;
-  for (const auto& [s, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + s;
-  std::printf("\nruns          %zu%s\n", runs.size(), counts.empty() ? "" : (" (" + counts + ")").c_str());
+  for (const auto& [s, n] : by_status)
+    counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + s;
+  std::printf("\nruns          %zu%s\n", runs.size(),
+              counts.empty() ? "" : (" (" + counts + ")").c_str());
   if (runs.empty()) return;
   // The newest done run of each recipe (runs come newest first).
-  std::printf("\n  %-24s %5s %12s %10s %8s %11s\n", "recipe", "run", "perplexity", "KL",
-              "bits/w", "ms/token");
+  std::printf("\n  %-24s %5s %12s %10s %8s %11s\n", "recipe", "run", "perplexity", "KL", "bits/w",
+              "ms/token");
   std::vector<std::string> seen;
   for (const RunRecord& r : runs) {
     if (r.info.status != RunStatus::Done) continue;
@@ -132,18 +134,21 @@ int project_show(const std::string& file) {
   std::error_code ec;
   const bool have_db = fs::is_regular_file(db, ec);
   std::printf("project       %s\nfile          %s\n", p.name.c_str(), absolute(file).c_str());
-  std::printf("model         %s\ncalibration   %s\nevaluation    %s\n", or_none(p.model_path).c_str(),
-              or_none(p.calibration_path).c_str(), or_none(p.evaluation_path).c_str());
+  std::printf("model         %s\ncalibration   %s\nevaluation    %s\n",
+              or_none(p.model_path).c_str(), or_none(p.calibration_path).c_str(),
+              or_none(p.evaluation_path).c_str());
   std::printf("eval          window %lld, stride %lld, %s\n", (long long)p.eval.window,
               (long long)p.eval.stride,
-              p.eval.max_tokens > 0 ? ("at most " + std::to_string(p.eval.max_tokens) + " tokens").c_str()
-                                    : "the whole text");
+              p.eval.max_tokens > 0
+                  ? ("at most " + std::to_string(p.eval.max_tokens) + " tokens").c_str()
+                  : "the whole text");
   std::printf("database      %s%s\n", db.c_str(), have_db ? "" : " (not created yet)");
   std::printf("recipes       %zu\n", p.recipes.size());
   for (const ProjectRecipe& r : p.recipes)
     std::printf("  %-24s %s\n", r.name.c_str(), r.is_inline() ? "(inline)" : r.path.c_str());
   const std::vector<ProjectProblem> problems = problems_of(p);
-  std::printf("problems      %s\n", problems.empty() ? "none" : std::to_string(problems.size()).c_str());
+  std::printf("problems      %s\n",
+              problems.empty() ? "none" : std::to_string(problems.size()).c_str());
   print_problems(problems, stdout);
   if (have_db) print_runs(p, db);
   return 0;
@@ -154,7 +159,8 @@ int project_show(const std::string& file) {
 int run_project(const std::vector<std::string>& argv) {
   Args args(argv, {"model", "calibration", "evaluation", "recipe", "name"}, {"force"});
   const auto& pos = args.positional();
-  if (pos.empty()) throw UsageError{"project needs a subcommand: new or show (see mcw help project)"};
+  if (pos.empty())
+    throw UsageError{"project needs a subcommand: new or show (see mcw help project)"};
   if (pos[0] != "new" && pos[0] != "show")
     throw UsageError{"unknown project subcommand '" + pos[0] + "' (new, show)"};
   if (pos.size() != 2)

@@ -20,10 +20,11 @@ void add_row(std::string& out, const std::vector<std::string>& fields) {
 CsvReport csv_report(const ReportData& d) {
   CsvReport c;
   const std::vector<std::string> metrics = report_metric_names(d);
-  std::vector<std::string> head = {"run_id",    "uuid",        "project",     "recipe",
-                                   "status",    "started_at",  "ended_at",    "host",
-                                   "cpu",       "mcw_version", "model_fingerprint",
-                                   "pareto_latency", "pareto_size", "error"};
+  std::vector<std::string> head = {
+      "run_id",      "uuid",        "project",           "recipe",
+      "status",      "started_at",  "ended_at",          "host",
+      "cpu",         "mcw_version", "model_fingerprint", "pareto_latency",
+      "pareto_size", "error"};
   head.insert(head.end(), metrics.begin(), metrics.end());
   add_row(c.runs, head);
   for (size_t i = 0; i < d.runs.size(); ++i) {

@@ -91,9 +91,8 @@ std::string summary(const ReportData& d) {
   std::string s = "<section id=\"summary\"><h2>Summary</h2>\n";
   if (d.runs.empty()) {
     s += "<p class=\"empty\">No runs recorded yet";
-    s += d.database_exists ? " in " + H(d.database_path) : " (the run database " +
-                                                               H(d.database_path) +
-                                                               " does not exist yet)";
+    s += d.database_exists ? " in " + H(d.database_path)
+                           : " (the run database " + H(d.database_path) + " does not exist yet)";
     s += ". Run <code>mcw run " + H(d.project_file) +
          "</code> to compress the model with the project's recipes.</p>\n";
     return s + "</section>\n";
@@ -102,7 +101,8 @@ std::string summary(const ReportData& d) {
   std::string counts = std::to_string(d.count(RunStatus::Done)) + " done";
   for (RunStatus st : {RunStatus::Failed, RunStatus::Cancelled, RunStatus::Interrupted,
                        RunStatus::Running, RunStatus::Queued})
-    if (const size_t n = d.count(st)) counts += ", " + std::to_string(n) + " " + run_status_name(st);
+    if (const size_t n = d.count(st))
+      counts += ", " + std::to_string(n) + " " + run_status_name(st);
   s += "<div class=\"cards\">\n";
   s += card("Runs", std::to_string(d.runs.size()), counts);
   if (h.baseline)
@@ -135,8 +135,8 @@ std::string summary(const ReportData& d) {
     return out.empty() ? std::string("<span class=\"empty\">none yet</span>") : out;
   };
   s += "<p class=\"note\" style=\"margin-top:14px\">Pareto front, perplexity against latency: " +
-       front_list(d.front_latency) + ".<br/>Pareto front, perplexity against size: " +
-       front_list(d.front_size) + ".</p>\n";
+       front_list(d.front_latency) +
+       ".<br/>Pareto front, perplexity against size: " + front_list(d.front_size) + ".</p>\n";
   return s + "</section>\n";
 }
 
@@ -160,8 +160,9 @@ std::string facts(const ReportData& d) {
                                        ? "at most " + std::to_string(p.eval.max_tokens) + " tokens"
                                        : std::string("the whole text")));
   s += fact_row("Recipes", std::to_string(p.recipes.size()));
-  s += fact_row("Run database", path_or(d.database_path, "-") +
-                                    (d.database_exists ? "" : " <span class=\"empty\">(not created yet)</span>"));
+  s += fact_row("Run database",
+                path_or(d.database_path, "-") +
+                    (d.database_exists ? "" : " <span class=\"empty\">(not created yet)</span>"));
   s += "</table></div>\n<div><h3>Model</h3><table class=\"facts\">\n";
   const ReportModel& m = d.model;
   s += fact_row("Path", path_or(m.path, "none"));
@@ -179,7 +180,8 @@ std::string facts(const ReportData& d) {
     std::string dt;
     for (const auto& [name, n] : dtypes)
       dt += (dt.empty() ? "" : ", ") + H(name) + " \xC3\x97 " + std::to_string(n);
-    s += fact_row("Tensors", std::to_string(m.tensors.size()) + (dt.empty() ? "" : " (" + dt + ")"));
+    s +=
+        fact_row("Tensors", std::to_string(m.tensors.size()) + (dt.empty() ? "" : " (" + dt + ")"));
     s += fact_row("Fingerprint", "<code>" + H(m.fingerprint.substr(0, 16)) + "</code>");
   }
   s += "</table></div>\n<div><h3>Machine (this report)</h3><table class=\"facts\">\n";
@@ -264,9 +266,10 @@ std::string trade_off_section(const ReportData& d, bool latency) {
 std::string sensitivity_section(const ReportData& d) {
   const std::vector<ReportGrid> grids = report_sensitivity_grids(d);
   if (grids.empty()) return {};
-  std::string s = "<section id=\"sensitivity\"><h2>Sensitivity</h2>\n<p class=\"note\">Each "
-                  "layer compressed alone at each setting; the value is the fidelity drop "
-                  "measured on calibration data (darker is more sensitive).</p>\n";
+  std::string s =
+      "<section id=\"sensitivity\"><h2>Sensitivity</h2>\n<p class=\"note\">Each "
+      "layer compressed alone at each setting; the value is the fidelity drop "
+      "measured on calibration data (darker is more sensitive).</p>\n";
   for (const ReportGrid& g : grids) {
     Heatmap m;
     m.title = "Sensitivity: " + g.metric;
@@ -289,7 +292,8 @@ std::string layers_section(const ReportData& d) {
   for (size_t k = 0; k < g.columns.size(); ++k) {
     BarSeries se;
     se.name = g.columns[k];
-    for (size_t r = 0; r < g.rows.size(); ++r) se.values.push_back(g.values[r * g.columns.size() + k]);
+    for (size_t r = 0; r < g.rows.size(); ++r)
+      se.values.push_back(g.values[r * g.columns.size() + k]);
     c.series.push_back(std::move(se));
   }
   c.log_scale = spans_decades(std::vector<double>(g.values), 2.0);
@@ -402,10 +406,12 @@ std::string html_report(const ReportData& d) {
   std::string s =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
-      "<meta name=\"generator\" content=\"MCW " + H(d.machine.mcw_version) + "\"/>\n<title>" +
-      H("MCW report: " + d.project.name) + "</title>\n<style>" + kCss + "</style>\n</head>\n<body>\n";
+      "<meta name=\"generator\" content=\"MCW " +
+      H(d.machine.mcw_version) + "\"/>\n<title>" + H("MCW report: " + d.project.name) +
+      "</title>\n<style>" + kCss + "</style>\n</head>\n<body>\n";
   s += "<header class=\"top\"><div class=\"wrap\"><div class=\"kicker\">Model Compression "
-       "Workbench \xC2\xB7 review report</div>\n<h1>" + H(d.project.name) + "</h1>\n";
+       "Workbench \xC2\xB7 review report</div>\n<h1>" +
+       H(d.project.name) + "</h1>\n";
   s += "<div class=\"meta\">Generated " + H(format_utc_time(d.generated_at)) + " on " +
        H(d.machine.host) + " \xC2\xB7 MCW " + H(d.machine.mcw_version) + " \xC2\xB7 " +
        std::to_string(d.runs.size()) + (d.runs.size() == 1 ? " run" : " runs") + "</div>\n";

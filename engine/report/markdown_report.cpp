@@ -54,8 +54,8 @@ std::string grid_table(const ReportGrid& g, const std::string& corner) {
 
 std::string markdown_report(const ReportData& d) {
   std::string s = "# MCW report: " + M(d.project.name) + "\n\n";
-  s += "Generated " + M(format_utc_time(d.generated_at)) + " on " + M(d.machine.host) +
-       " by MCW " + M(d.machine.mcw_version) + ".\n\n";
+  s += "Generated " + M(format_utc_time(d.generated_at)) + " on " + M(d.machine.host) + " by MCW " +
+       M(d.machine.mcw_version) + ".\n\n";
 
   s += "## Summary\n\n";
   if (d.runs.empty()) {
@@ -120,7 +120,8 @@ std::string markdown_report(const ReportData& d) {
     s += "## Runs\n\n";
     std::vector<std::string> head;
     std::vector<bool> right;
-    for (const RunColumn& c : report_run_columns()) head.push_back(M(c.header)), right.push_back(c.numeric);
+    for (const RunColumn& c : report_run_columns())
+      head.push_back(M(c.header)), right.push_back(c.numeric);
     head.push_back("Error"), right.push_back(false);
     s += table_row(head) + table_rule(right);
     for (size_t i = 0; i < d.runs.size(); ++i) {
@@ -160,7 +161,8 @@ std::string markdown_report(const ReportData& d) {
          table_rule({false, false, false, true, true});
     for (const ReportTensor& t : d.model.tensors) {
       std::string shape = "[";
-      for (size_t k = 0; k < t.shape.size(); ++k) shape += (k ? ", " : "") + std::to_string(t.shape[k]);
+      for (size_t k = 0; k < t.shape.size(); ++k)
+        shape += (k ? ", " : "") + std::to_string(t.shape[k]);
       s += table_row({M(t.name), M(t.dtype), M(shape + "]"), std::to_string(t.parameters),
                       std::to_string(t.bytes)});
     }

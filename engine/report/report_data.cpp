@@ -92,8 +92,7 @@ std::vector<size_t> report_front(const std::vector<RunRecord>& runs,
       where.push_back(i);
     }
   std::vector<size_t> out;
-  for (size_t k : pareto_runs(done, {kReportAccuracyMetric, other_metric}))
-    out.push_back(where[k]);
+  for (size_t k : pareto_runs(done, {kReportAccuracyMetric, other_metric})) out.push_back(where[k]);
   return out;
 }
 
@@ -135,9 +134,8 @@ ReportData load_report_data(const std::string& project_file) {
                         : d.project.database_path;
   d.model = read_model(d.project.model_path);
   d.machine = this_machine();
-  d.generated_at = std::chrono::duration<double>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  d.generated_at =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 
   std::error_code ec;
   d.database_exists = fs::is_regular_file(d.database_path, ec);

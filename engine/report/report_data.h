@@ -45,7 +45,7 @@ struct ReportData {
   std::string database_path;
   bool database_exists = false;
   ReportModel model;
-  ReportMachine machine;  // where the report was made (runs record their own host and CPU)
+  ReportMachine machine;    // where the report was made (runs record their own host and CPU)
   double generated_at = 0;  // Unix seconds
   // The project's runs, oldest first, each with metrics, per-layer metrics and artifacts.
   std::vector<RunRecord> runs;

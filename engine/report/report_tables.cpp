@@ -70,7 +70,8 @@ std::string run_title(const RunRecord& r) {
 
 const std::vector<RunColumn>& report_run_columns() {
   static const std::vector<RunColumn> cols = {
-      {"Run", true, [](const ReportData& d, size_t i) { return std::to_string(d.runs[i].info.id); }},
+      {"Run", true,
+       [](const ReportData& d, size_t i) { return std::to_string(d.runs[i].info.id); }},
       {"Recipe", false, [](const ReportData& d, size_t i) { return d.runs[i].info.recipe_name; }},
       {"Status", false,
        [](const ReportData& d, size_t i) {
@@ -146,7 +147,8 @@ std::vector<ReportGrid> report_sensitivity_grids(const ReportData& d) {
   std::vector<std::string> metrics;
   for (const SensitivityEntry& e : d.sensitivity) add_unique(metrics, e.metric);
   std::map<std::string, size_t> model_order;
-  for (size_t i = 0; i < d.model.tensors.size(); ++i) model_order.emplace(d.model.tensors[i].name, i);
+  for (size_t i = 0; i < d.model.tensors.size(); ++i)
+    model_order.emplace(d.model.tensors[i].name, i);
   std::vector<ReportGrid> out;
   for (const std::string& metric : metrics) {
     ReportGrid g;
@@ -199,8 +201,8 @@ std::vector<std::vector<size_t>> report_recipe_groups(const ReportData& d) {
   std::map<std::pair<std::string, std::string>, size_t> group_of;
   for (size_t i = 0; i < d.runs.size(); ++i) {
     const RunInfo& r = d.runs[i].info;
-    const auto [it, fresh] = group_of.emplace(std::make_pair(r.recipe_name, r.recipe_text),
-                                              groups.size());
+    const auto [it, fresh] =
+        group_of.emplace(std::make_pair(r.recipe_name, r.recipe_text), groups.size());
     if (fresh) groups.emplace_back();
     groups[it->second].push_back(i);
   }

@@ -41,12 +41,23 @@ std::string escape_html(std::string_view s) {
   out.reserve(s.size() + 16);
   for_each_clean_char(s, [&](std::string_view ch) {
     switch (ch[0]) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += ch;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += ch;
     }
   });
   return out;
@@ -65,16 +76,33 @@ std::string escape_markdown_cell(std::string_view s) {
     after_cr = cr;
     switch (ch[0]) {
       case '\r':
-      case '\n': out += "<br>"; break;
-      case '\t': out += ' '; break;
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '|': case '\\': case '`': case '*': case '_': case '[': case ']':
+      case '\n':
+        out += "<br>";
+        break;
+      case '\t':
+        out += ' ';
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '|':
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
         out += '\\';
         out += ch;
         break;
-      default: out += ch;
+      default:
+        out += ch;
     }
   });
   return out;

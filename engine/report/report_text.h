@@ -27,8 +27,8 @@ std::string format_general(double v, int significant = 4);  // like "%.4g"
 std::string format_fixed(double v, int decimals);           // like "%.2f"
 std::string format_exact(double v);  // the shortest text that reads back as exactly v
 
-std::string format_bytes(double bytes);          // "1.50 MiB", "512 B"
-std::string format_count(double n);              // "6.74 B", "1.02 M", "512"
+std::string format_bytes(double bytes);            // "1.50 MiB", "512 B"
+std::string format_count(double n);                // "6.74 B", "1.02 M", "512"
 std::string format_utc_time(double unix_seconds);  // "2026-11-23 14:05:09 UTC"; "" for 0
 
 // At most max_chars characters (UTF-8 aware), with "…" in place of the rest.

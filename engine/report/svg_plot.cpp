@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "engine/report/report_text.h"
@@ -19,8 +20,8 @@ constexpr const char* kAccent = "#2563eb";
 constexpr double kCharWidth = 6.2;  // average advance of an 11 px sans-serif character
 
 // Series colours, distinguishable for the common forms of colour blindness.
-constexpr const char* kPalette[] = {"#2563eb", "#e8590c", "#0d9488", "#a21caf",
-                                    "#ca8a04", "#475569"};
+constexpr const char* kPalette[] = {"#2563eb", "#e8590c", "#0d9488",
+                                    "#a21caf", "#ca8a04", "#475569"};
 
 std::string n1(double v) { return format_fixed(v, 1); }  // an SVG coordinate
 
@@ -29,10 +30,9 @@ bool finite(double v) { return std::isfinite(v); }
 std::string open_svg(int w, int h, bool standalone, const std::string& title) {
   std::string s = "<svg";
   if (standalone) s += " xmlns=\"http://www.w3.org/2000/svg\"";
-  s += " width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) +
-       "\" viewBox=\"0 0 " + std::to_string(w) + " " + std::to_string(h) +
-       "\" role=\"img\" aria-label=\"" + escape_html(title) + "\" font-family=\"" + kFont +
-       "\" font-size=\"11\">\n";
+  s += " width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) + "\" viewBox=\"0 0 " +
+       std::to_string(w) + " " + std::to_string(h) + "\" role=\"img\" aria-label=\"" +
+       escape_html(title) + "\" font-family=\"" + kFont + "\" font-size=\"11\">\n";
   s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
   return s;
 }
@@ -45,13 +45,13 @@ std::string text(double x, double y, const std::string& content, const char* anc
 
 std::string line(double x1, double y1, double x2, double y2, const char* stroke,
                  const std::string& extra = "") {
-  return "<line x1=\"" + n1(x1) + "\" y1=\"" + n1(y1) + "\" x2=\"" + n1(x2) + "\" y2=\"" +
-         n1(y2) + "\" stroke=\"" + stroke + "\"" + (extra.empty() ? "" : " " + extra) + "/>\n";
+  return "<line x1=\"" + n1(x1) + "\" y1=\"" + n1(y1) + "\" x2=\"" + n1(x2) + "\" y2=\"" + n1(y2) +
+         "\" stroke=\"" + stroke + "\"" + (extra.empty() ? "" : " " + extra) + "/>\n";
 }
 
 std::string title_text(double x, double y, const std::string& title) {
-  return text(x, y, title, "start", "font-size=\"14\" font-weight=\"600\" fill=\"" +
-                                        std::string(kInk) + "\"");
+  return text(x, y, title, "start",
+              "font-size=\"14\" font-weight=\"600\" fill=\"" + std::string(kInk) + "\"");
 }
 
 std::string tick_label(double v) {
@@ -79,8 +79,8 @@ struct Rgb {
 
 // A sequential scale from pale (small values) to dark red (large ones).
 std::string colour_at(double t, bool* dark = nullptr) {
-  static const Rgb stops[] = {{255, 245, 235}, {253, 208, 162}, {249, 140, 82},
-                              {214, 54, 36},   {120, 10, 20}};
+  static const Rgb stops[] = {
+      {255, 245, 235}, {253, 208, 162}, {249, 140, 82}, {214, 54, 36}, {120, 10, 20}};
   t = std::clamp(t, 0.0, 1.0) * 4;
   const int i = std::min(3, int(t));
   const double f = t - i;
@@ -205,8 +205,8 @@ std::string scatter_svg(const ScatterPlot& p) {
     s += line(L, y, L + pw, y, kGrid);
     s += text(L - 6, y + 4, tick_label(v), "end");
   }
-  s += "<rect x=\"" + n1(L) + "\" y=\"" + n1(T) + "\" width=\"" + n1(pw) + "\" height=\"" +
-       n1(ph) + "\" fill=\"none\" stroke=\"#9ca3af\"/>\n";
+  s += "<rect x=\"" + n1(L) + "\" y=\"" + n1(T) + "\" width=\"" + n1(pw) + "\" height=\"" + n1(ph) +
+       "\" fill=\"none\" stroke=\"#9ca3af\"/>\n";
   s += text(L + pw / 2, H - 12, p.x_label + (p.log_x ? " (log scale)" : ""), "middle",
             "fill=\"" + std::string(kInk) + "\"");
   const double yl = T + ph / 2;
@@ -246,26 +246,71 @@ std::string scatter_svg(const ScatterPlot& p) {
   // Non-front points first, so front points are drawn on top.
   std::vector<const ScatterPoint*> order = pts;
   std::stable_partition(order.begin(), order.end(), [](auto* q) { return !q->front; });
+  // Labels go beside their point, on whichever side overlaps the least with the labels
+  // and points already placed (front points are placed first: they matter most).
+  struct Box {
+    double x0, y0, x1, y1;
+  };
+  auto overlap = [](const Box& a, const Box& b) {
+    const double w = std::min(a.x1, b.x1) - std::max(a.x0, b.x0);
+    const double h = std::min(a.y1, b.y1) - std::max(a.y0, b.y0);
+    return w > 0 && h > 0 ? w * h : 0.0;
+  };
+  std::vector<Box> taken;
+  for (const ScatterPoint* q : pts) {
+    const double x = px(q->x), y = py(q->y), r = radius(q->size);
+    taken.push_back({x - r, y - r, x + r, y + r});
+  }
+  std::map<const ScatterPoint*, std::string> labels;
+  std::vector<const ScatterPoint*> label_order = order;
+  std::reverse(label_order.begin(), label_order.end());
+  for (const ScatterPoint* q : p.label_points ? label_order : std::vector<const ScatterPoint*>{}) {
+    if (q->label.empty()) continue;
+    const std::string label = truncate_utf8(q->label, 28);
+    const double x = px(q->x), y = py(q->y), r = radius(q->size);
+    const double w = 6.0 * double(utf8_length(label)), h = 12;
+    struct Spot {
+      double tx, ty;
+      const char* anchor;
+    };
+    const Spot spots[] = {{x + r + 4, y - r * 0.5 - 2, "start"},
+                          {x + r + 4, y + r + 9, "start"},
+                          {x - r - 4, y - r * 0.5 - 2, "end"},
+                          {x - r - 4, y + r + 9, "end"},
+                          {x, y - r - 5, "middle"},
+                          {x, y + r + 14, "middle"}};
+    double best_cost = HUGE_VAL;
+    Spot best = spots[0];
+    Box best_box{};
+    for (const Spot& sp : spots) {
+      const double x0 = sp.anchor[0] == 's'   ? sp.tx
+                        : sp.anchor[0] == 'e' ? sp.tx - w
+                                              : sp.tx - w / 2;
+      const Box b{x0, sp.ty - h + 2, x0 + w, sp.ty + 2};
+      double cost = 0;
+      for (const Box& t : taken) cost += overlap(b, t);
+      if (b.x0 < L || b.x1 > L + pw || b.y0 < T || b.y1 > T + ph) cost += 1e6;
+      if (cost < best_cost) best_cost = cost, best = sp, best_box = b;
+    }
+    taken.push_back(best_box);
+    labels[q] = text(best.tx, best.ty, label, best.anchor,
+                     "fill=\"" + std::string(kInk) + "\" font-size=\"10.5\"");
+  }
   for (const ScatterPoint* q : order) {
     const double x = px(q->x), y = py(q->y), r = radius(q->size);
     s += "<g class=\"pt" + std::string(q->front ? " front" : "") +
          (q->reference ? " reference" : "") + "\" data-id=\"" + std::to_string(q->id) + "\">";
     s += "<title>" + escape_html(q->tooltip.empty() ? q->label : q->tooltip) + "</title>";
     const std::string fill = q->reference ? "#f59e0b" : q->front ? kAccent : "#cbd5e1";
-    const std::string stroke = q->reference ? "#b45309" : q->front ? "#1e3a8a" : "#64748b";
+    const std::string stroke = q->front ? "#1e3a8a" : q->reference ? "#b45309" : "#64748b";
     if (q->reference)
       s += "<polygon points=\"" + n1(x) + "," + n1(y - r - 1) + " " + n1(x + r + 1) + "," + n1(y) +
            " " + n1(x) + "," + n1(y + r + 1) + " " + n1(x - r - 1) + "," + n1(y) + "\" fill=\"" +
-           fill + "\" stroke=\"" + stroke + "\"/>";
+           fill + "\" stroke=\"" + stroke + "\"" + (q->front ? " stroke-width=\"1.5\"" : "") + "/>";
     else
       s += "<circle cx=\"" + n1(x) + "\" cy=\"" + n1(y) + "\" r=\"" + n1(r) + "\" fill=\"" + fill +
            "\" fill-opacity=\"0.85\" stroke=\"" + stroke + "\"/>";
-    if (p.label_points && !q->label.empty()) {
-      const std::string label = truncate_utf8(q->label, 28);
-      const bool left = x > L + pw - 12 - kCharWidth * double(utf8_length(label));
-      s += text(left ? x - r - 4 : x + r + 4, y - r * 0.5 - 2, label, left ? "end" : "start",
-                "fill=\"" + std::string(kInk) + "\" font-size=\"10.5\"");
-    }
+    if (const auto it = labels.find(q); it != labels.end()) s += it->second;
     s += "</g>\n";
   }
 
@@ -283,8 +328,7 @@ std::string scatter_svg(const ScatterPlot& p) {
   bool any_ref = false;
   for (const ScatterPoint* q : pts) any_ref |= q->reference;
   if (any_ref)
-    item("baseline",
-         "<polygon points=\"0,-5 5,0 0,5 -5,0\" fill=\"#f59e0b\" stroke=\"#b45309\"/>");
+    item("baseline", "<polygon points=\"0,-5 5,0 0,5 -5,0\" fill=\"#f59e0b\" stroke=\"#b45309\"/>");
   item("other runs", "<circle r=\"4\" fill=\"#cbd5e1\" stroke=\"#64748b\"/>");
   item("Pareto front", "<circle r=\"4\" fill=\"" + std::string(kAccent) + "\"/>");
   s += legend + "</g>\n";
@@ -298,13 +342,15 @@ std::string heatmap_svg(const Heatmap& m) {
   auto key = [&](double v) { return m.log_scale ? std::log10(v) : v; };
   double vmin = std::numeric_limits<double>::infinity(), vmax = -vmin;
   for (double v : m.values)
-    if (finite(v) && (!m.log_scale || v > 0)) vmin = std::min(vmin, key(v)), vmax = std::max(vmax, key(v));
+    if (finite(v) && (!m.log_scale || v > 0))
+      vmin = std::min(vmin, key(v)), vmax = std::max(vmax, key(v));
   const bool any = vmin <= vmax;
 
   const double left = 12 + label_width(m.rows, 48);
   const double cell_w = 64, cell_h = 20;
   size_t longest_col = 0;
-  for (const auto& c : m.columns) longest_col = std::max(longest_col, std::min<size_t>(utf8_length(c), 24));
+  for (const auto& c : m.columns)
+    longest_col = std::max(longest_col, std::min<size_t>(utf8_length(c), 24));
   const bool rotate = double(longest_col) * kCharWidth > cell_w - 6;
   const double header = rotate ? 12 + double(longest_col) * kCharWidth * 0.72 : 22;
   const double top = 36 + header;

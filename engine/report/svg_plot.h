@@ -29,11 +29,11 @@ bool spans_decades(const std::vector<double>& values, double decades);
 
 struct ScatterPoint {
   double x = 0, y = 0;
-  double size = 0;       // scales the radius between the smallest and largest; NaN: default
-  std::string label;     // drawn beside the point when labels are on
-  std::string tooltip;   // the point's <title>
-  int64_t id = 0;        // written as data-id, so tests and scripts can find the point
-  bool front = false;    // on the Pareto front: drawn filled and joined by the step line
+  double size = 0;         // scales the radius between the smallest and largest; NaN: default
+  std::string label;       // drawn beside the point when labels are on
+  std::string tooltip;     // the point's <title>
+  int64_t id = 0;          // written as data-id, so tests and scripts can find the point
+  bool front = false;      // on the Pareto front: drawn filled and joined by the step line
   bool reference = false;  // e.g. the uncompressed baseline: drawn as a diamond
 };
 

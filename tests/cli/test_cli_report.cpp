@@ -142,7 +142,7 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   EXPECT_EQ(test::check_xml(page).problem, "");
   EXPECT_NE(page.find("<svg"), std::string::npos);
   EXPECT_NE(page.find("model.layers.1.mlp.down_proj.weight"), std::string::npos);  // layer bars
-  EXPECT_NE(page.find("algorithm: rtn"), std::string::npos);                      // recipe
+  EXPECT_NE(page.find("algorithm: rtn"), std::string::npos);                       // recipe
 
   const Result m = run_mcw(dir, "report " + proj + " --out " + (dir / "r.md").string());
   ASSERT_EQ(m.code, 0) << m.err;

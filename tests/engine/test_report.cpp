@@ -43,9 +43,12 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& s) {
   while (i < s.size()) {
     const char c = s[i];
     if (quoted) {
-      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') field += '"', i += 2;
-      else if (c == '"') quoted = false, ++i;
-      else field += c, ++i;
+      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"')
+        field += '"', i += 2;
+      else if (c == '"')
+        quoted = false, ++i;
+      else
+        field += c, ++i;
       continue;
     }
     if (c == '"') {
@@ -138,9 +141,8 @@ Fixture make_fixture(bool with_runs = true) {
   if (!with_runs) return f;
 
   auto store = RunStore::open(f.db);
-  auto add = [&](const std::string& name, const std::string& text,
-                 std::vector<Metric> metrics, std::vector<LayerMetric> layers, RunStatus st,
-                 const std::string& error = {}) {
+  auto add = [&](const std::string& name, const std::string& text, std::vector<Metric> metrics,
+                 std::vector<LayerMetric> layers, RunStatus st, const std::string& error = {}) {
     RunInfo info;
     info.project = p.name;
     info.model_fingerprint = f.fingerprint;
@@ -154,22 +156,35 @@ Fixture make_fixture(bool with_runs = true) {
   };
   using M = std::vector<Metric>;
   add("baseline", "",
-      M{{"perplexity", 10}, {"kl", 0}, {"latency_ms_per_token", 5}, {"size_bytes", 2000},
+      M{{"perplexity", 10},
+        {"kl", 0},
+        {"latency_ms_per_token", 5},
+        {"size_bytes", 2000},
         {"bits_per_weight", 16}},
       {}, RunStatus::Done);
   add(kScript, kRecipeText,
-      M{{"perplexity", 10.5}, {"kl", 0.01}, {"latency_ms_per_token", 2}, {"size_bytes", 600},
-        {"bits_per_weight", 4.5}, {"top1", 0.97}},
-      {{kScript, "relative_error", 0.0123}, {"model.layers.0.mlp & \"up\"", "relative_error", 0.2},
+      M{{"perplexity", 10.5},
+        {"kl", 0.01},
+        {"latency_ms_per_token", 2},
+        {"size_bytes", 600},
+        {"bits_per_weight", 4.5},
+        {"top1", 0.97}},
+      {{kScript, "relative_error", 0.0123},
+       {"model.layers.0.mlp & \"up\"", "relative_error", 0.2},
        {kScript, "bits_per_weight", 4.5}},
       RunStatus::Done);
   add(kOddName, "stages: []\n",
-      M{{"perplexity", 12}, {"latency_ms_per_token", 2.5}, {"size_bytes", 450},
+      M{{"perplexity", 12},
+        {"latency_ms_per_token", 2.5},
+        {"size_bytes", 450},
         {"bits_per_weight", 3.5}},
       {{kScript, "relative_error", 0.05}}, RunStatus::Done);
   add("w2 & friends", "x: 'y'\n",
-      M{{"perplexity", 400}, {"latency_ms_per_token", 1.5}, {"size_bytes", 300},
-        {"bits_per_weight", 2.5}, {"weird metric, \"quoted\"", 0.1 + 0.2}},
+      M{{"perplexity", 400},
+        {"latency_ms_per_token", 1.5},
+        {"size_bytes", 300},
+        {"bits_per_weight", 2.5},
+        {"weird metric, \"quoted\"", 0.1 + 0.2}},
       {{kScript, "relative_error", 0.9}, {"model.layers.0.mlp & \"up\"", "relative_error", 1.7}},
       RunStatus::Done);
   add("failed one", "", {}, {}, RunStatus::Failed, "<b>boom</b> & \"x\"");
@@ -193,7 +208,10 @@ TEST(ReportText, EscapesHtmlAndRepairsText) {
   EXPECT_EQ(escape_html("a&b<c>d\"e'f"), "a&amp;b&lt;c&gt;d&quot;e&#39;f");
   EXPECT_EQ(escape_html(kScript), kScriptEscaped);
   EXPECT_EQ(escape_html("caf\xC3\xA9 \xE2\x82\xAC"), "caf\xC3\xA9 \xE2\x82\xAC");  // kept
-  EXPECT_EQ(escape_html("a\xFF" "b"), "a\xEF\xBF\xBD" "b");  // not UTF-8
+  EXPECT_EQ(escape_html("a\xFF"
+                        "b"),
+            "a\xEF\xBF\xBD"
+            "b");                                                  // not UTF-8
   EXPECT_EQ(escape_html("\xC0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong NUL
   EXPECT_EQ(escape_html(std::string("x\0y\x01\tz\n", 7)), "x\xEF\xBF\xBDy\xEF\xBF\xBD\tz\n");
   EXPECT_EQ(test::check_xml("<t>" + escape_html("<&>\"'\x02\xFE") + "</t>").problem, "");
@@ -203,7 +221,8 @@ TEST(ReportText, MarkdownCellsAndCsvFields) {
   EXPECT_EQ(escape_markdown_cell("a|b\nc"), "a\\|b<br>c");
   EXPECT_EQ(escape_markdown_cell("r1\r\nr2\rr3"), "r1<br>r2<br>r3");
   EXPECT_EQ(escape_markdown_cell(kScript), kScriptEscaped);
-  EXPECT_EQ(escape_markdown_cell("*a* _b_ `c` [d] \\ &"), "\\*a\\* \\_b\\_ \\`c\\` \\[d\\] \\\\ &amp;");
+  EXPECT_EQ(escape_markdown_cell("*a* _b_ `c` [d] \\ &"),
+            "\\*a\\* \\_b\\_ \\`c\\` \\[d\\] \\\\ &amp;");
   EXPECT_EQ(csv_field("plain"), "plain");
   EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
   EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
@@ -319,7 +338,8 @@ TEST(SvgPlot, ScatterDrawsEveryPointAndTheFrontAsAStaircase) {
   EXPECT_EQ(count_of(d, "V"), 3u);
   std::vector<double> hs, vs;
   for (size_t i = 0; i < d.size(); ++i)
-    if (d[i] == 'H' || d[i] == 'V') (d[i] == 'H' ? hs : vs).push_back(std::strtod(&d[i + 1], nullptr));
+    if (d[i] == 'H' || d[i] == 'V')
+      (d[i] == 'H' ? hs : vs).push_back(std::strtod(&d[i + 1], nullptr));
   EXPECT_TRUE(std::is_sorted(hs.begin(), hs.end()));
   EXPECT_TRUE(std::is_sorted(vs.begin(), vs.end()));  // SVG y grows downwards
   EXPECT_NE(svg.find("xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
@@ -337,10 +357,12 @@ TEST(SvgPlot, HeatmapHasATitledCellPerValue) {
   ASSERT_EQ(x.problem, "") << svg;
   EXPECT_EQ(svg.find("<script"), std::string::npos);
   size_t cells = 0;
-  for (const auto& e : x.elements) cells += e.name == "g" && e.attrs.count("class") && e.attrs.at("class") == "cell";
+  for (const auto& e : x.elements)
+    cells += e.name == "g" && e.attrs.count("class") && e.attrs.at("class") == "cell";
   EXPECT_EQ(cells, 4u);
   EXPECT_NE(svg.find("b &amp; c \xC2\xB7 w&#39;4: 2</title>"), std::string::npos) << svg;
-  EXPECT_NE(svg.find(kScriptEscaped + " \xC2\xB7 w&#39;4: not measured</title>"), std::string::npos);
+  EXPECT_NE(svg.find(kScriptEscaped + " \xC2\xB7 w&#39;4: not measured</title>"),
+            std::string::npos);
   m.values.pop_back();
   EXPECT_THROW(heatmap_svg(m), std::invalid_argument);
 }
@@ -401,7 +423,8 @@ TEST(ReportData, GathersProjectModelRunsSensitivityAndFronts) {
   EXPECT_EQ(g.values, (std::vector<double>{0.0123, 0.9, 0.2, 1.7}));
   const std::vector<ReportGrid> sens = report_sensitivity_grids(d);
   ASSERT_EQ(sens.size(), 1u);
-  EXPECT_EQ(sens[0].rows, (std::vector<std::string>{kScript, "model.norm & \"bias\""}));  // model order
+  EXPECT_EQ(sens[0].rows,
+            (std::vector<std::string>{kScript, "model.norm & \"bias\""}));  // model order
   EXPECT_EQ(sens[0].columns, (std::vector<std::string>{"w2", "w4"}));
   EXPECT_EQ(sens[0].values[0], 0.5);
   EXPECT_TRUE(std::isnan(sens[0].values[2]));
@@ -442,12 +465,12 @@ TEST(HtmlReport, EscapesEverythingAndIsSelfContainedAndWellFormed) {
   EXPECT_NE(html.find("demo &lt;&amp;&gt; &quot;proj&quot;"), std::string::npos);
   EXPECT_NE(html.find("&#39;single&#39; &quot;double&quot;"), std::string::npos);  // in <pre>
   EXPECT_NE(html.find("model.norm &amp; &quot;bias&quot;"), std::string::npos);
-  for (const char* external : {"http:", "https:", " src=", "<link", "url(", "@import",
-                               "<iframe", "<object", "<embed", "<img"})
+  for (const char* external : {"http:", "https:", " src=", "<link", "url(", "@import", "<iframe",
+                               "<object", "<embed", "<img"})
     EXPECT_EQ(low.find(external), std::string::npos) << external;
-  for (const char* section : {"id=\"summary\"", "id=\"facts\"", "id=\"accuracy-latency\"",
-                              "id=\"accuracy-size\"", "id=\"sensitivity\"", "id=\"layers\"",
-                              "id=\"runs\"", "id=\"recipes\"", "id=\"tensors\""})
+  for (const char* section :
+       {"id=\"summary\"", "id=\"facts\"", "id=\"accuracy-latency\"", "id=\"accuracy-size\"",
+        "id=\"sensitivity\"", "id=\"layers\"", "id=\"runs\"", "id=\"recipes\"", "id=\"tensors\""})
     EXPECT_NE(html.find(section), std::string::npos) << section;
 
   // The whole page is well-formed XML, and so is every SVG on its own.
@@ -467,7 +490,7 @@ TEST(HtmlReport, EscapesEverythingAndIsSelfContainedAndWellFormed) {
   EXPECT_EQ(point_ids(svgs[1], true),
             as_set(ids_of(done, pareto_runs(done, {"perplexity", "size_bytes"}))));
   EXPECT_EQ(point_ids(svgs[0], false), (std::set<int64_t>{f.ids[0], f.ids[1], f.ids[2], f.ids[3]}));
-  EXPECT_EQ(point_ids(svgs[1], false).size(), 5u);  // "nolat" has a size
+  EXPECT_EQ(point_ids(svgs[1], false).size(), 5u);            // "nolat" has a size
   EXPECT_NE(svgs[0].find("(log scale)"), std::string::npos);  // perplexity 10 .. 400
 
   // The runs table has a row per run, and the failed run's error under it.
@@ -487,8 +510,10 @@ TEST(MarkdownReport, TablesKeepTheirColumnsAndEscapeCells) {
     for (size_t pos = 0; pos < md.size();) {
       const size_t nl = std::min(md.find('\n', pos), md.size());
       const std::string line = md.substr(pos, nl - pos);
-      if (line.rfind("```", 0) == 0) fenced = !fenced;
-      else if (!fenced) outside += line + "\n";
+      if (line.rfind("```", 0) == 0)
+        fenced = !fenced;
+      else if (!fenced)
+        outside += line + "\n";
       pos = nl + 1;
     }
   }
@@ -511,8 +536,10 @@ TEST(MarkdownReport, TablesKeepTheirColumnsAndEscapeCells) {
     }
     size_t bars = 0;
     for (size_t i = 0; i < line.size(); ++i)
-      if (line[i] == '\\') ++i;
-      else if (line[i] == '|') ++bars;
+      if (line[i] == '\\')
+        ++i;
+      else if (line[i] == '|')
+        ++bars;
     if (want == 0) want = bars, ++tables;
     EXPECT_EQ(bars, want) << line;
   }
@@ -595,8 +622,9 @@ TEST(ReportWriter, PicksTheFormatFromTheExtensionAndWritesAtomically) {
     EXPECT_FALSE(fs::exists(path));
   }
   // Nothing but the reports was added: no temporaries left beside them.
-  const std::set<std::string> expected = {"model.safetensors", "eval.txt", "p.mcwproj", "r.HTML",
-                                          "r.md", "r.csv", "r-layers.csv", "r-sensitivity.csv"};
+  const std::set<std::string> expected = {
+      "model.safetensors", "eval.txt",         "p.mcwproj", "r.HTML", "r.md", "r.csv",
+      "r-layers.csv",      "r-sensitivity.csv"};
   for (const auto& e : fs::directory_iterator(f.dir)) {
     const std::string name = e.path().filename().string();
     EXPECT_TRUE(expected.count(name) || name.rfind("runs.mcwdb", 0) == 0) << name;

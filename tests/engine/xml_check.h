@@ -94,9 +94,10 @@ inline XmlCheck check_xml(std::string_view s) {
       while (k < s.size() && std::isspace(static_cast<unsigned char>(s[k]))) ++k;
       if (k >= s.size() || s[k] != '>') return fail("bad end tag </" + name + ">");
       if (open.empty() || out.elements[open.back()].name != name)
-        return fail("</" + name + "> closes " +
-                    (open.empty() ? std::string("nothing") : "<" + out.elements[open.back()].name + ">") +
-                    " at " + std::to_string(lt));
+        return fail(
+            "</" + name + "> closes " +
+            (open.empty() ? std::string("nothing") : "<" + out.elements[open.back()].name + ">") +
+            " at " + std::to_string(lt));
       out.elements[open.back()].end = k + 1;
       open.pop_back();
       i = k + 1;

@@ -126,8 +126,8 @@ std::vector<size_t> report_layer_runs(const ReportData& d, size_t max_runs) {
 
 ReportData load_report_data(const std::string& project_file) {
   ReportData d;
-  d.project_file = project_file;
   d.project = load_project(project_file);
+  d.project_file = fs::absolute(fs::path(project_file)).lexically_normal().string();
   d.problems = check_project(d.project);
   d.database_path = d.project.database_path.empty()
                         ? default_database_path(project_file, d.project.name)

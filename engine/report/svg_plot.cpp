@@ -428,8 +428,24 @@ std::string bar_chart_svg(const BarChart& c) {
   const double right = 64;  // room for the value printed after the longest bar
   const size_t ns = c.series.size();
   const double bar_h = ns == 1 ? 12 : 9, row_h = bar_h * double(ns) + 6;
-  const double top = ns > 1 ? 62 : 44;
   const int W = std::max(c.width, int(left + 260));
+  // The legend (several series only), wrapped onto as many lines as it needs.
+  std::string legend;
+  double legend_bottom = 26;
+  if (ns > 1) {
+    double lx = 8, ly = 31;
+    for (size_t k = 0; k < ns; ++k) {
+      const std::string name = truncate_utf8(c.series[k].name, 32);
+      const double w = 30 + kCharWidth * double(utf8_length(name));
+      if (lx > 8 && lx + w > W - 8) lx = 8, ly += 16;
+      legend += "<rect x=\"" + n1(lx) + "\" y=\"" + n1(ly) +
+                "\" width=\"10\" height=\"10\" fill=\"" + kPalette[k % 6] + "\"/>";
+      legend += text(lx + 14, ly + 9, name, "start", "fill=\"" + std::string(kInk) + "\"");
+      lx += w;
+    }
+    legend_bottom = ly + 14;
+  }
+  const double top = legend_bottom + 18;
   const double pw = W - left - right, ph = row_h * double(c.labels.size());
   const int H = int(top + ph + 40);
   auto px = [&](double v) { return left + std::clamp(ax.fraction(v), 0.0, 1.0) * pw; };
@@ -437,16 +453,7 @@ std::string bar_chart_svg(const BarChart& c) {
 
   std::string s = open_svg(W, H, c.standalone, c.title);
   s += title_text(8, 20, c.title);
-  if (ns > 1) {
-    double lx = left;
-    for (size_t k = 0; k < ns; ++k) {
-      s += "<rect x=\"" + n1(lx) + "\" y=\"31\" width=\"10\" height=\"10\" fill=\"" +
-           kPalette[k % 6] + "\"/>";
-      const std::string name = truncate_utf8(c.series[k].name, 32);
-      s += text(lx + 14, 40, name, "start", "fill=\"" + std::string(kInk) + "\"");
-      lx += 30 + kCharWidth * double(utf8_length(name));
-    }
-  }
+  s += legend;
   s += "<g class=\"axes\" fill=\"" + std::string(kMuted) + "\">\n";
   for (double v : log ? log_ticks(ax.lo, ax.hi) : nice_ticks(ax.lo, ax.hi)) {
     const double x = px(v);

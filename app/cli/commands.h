@@ -36,5 +36,9 @@ int run_sensitivity(const std::vector<std::string>& args);
 int run_search(const std::vector<std::string>& args);
 extern const char* const kSensitivityUsage;
 extern const char* const kSearchUsage;
+int run_report(const std::vector<std::string>& args);
+int run_project(const std::vector<std::string>& args);
+extern const char* const kReportUsage;
+extern const char* const kProjectUsage;
 
 }  // namespace mcw::cli

@@ -25,6 +25,10 @@ const std::vector<Command>& commands() {
        run_sensitivity},
       {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,
        run_search},
+      {"report", "write a review report (HTML, Markdown or CSV) of a project's runs",
+       kReportUsage, run_report},
+      {"project", "create a project file, or show one with a summary of its runs",
+       kProjectUsage, run_project},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
        run_train},
   };

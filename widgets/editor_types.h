@@ -13,9 +13,9 @@ namespace mcw::ui {
 
 // One parameter of an algorithm, as the form shows it.
 struct ParamSpecRow {
-  QString key, type;      // type: "int", "number", "bool", "string"
-  QVariant fallback;      // default; invalid = required
-  QVariantList allowed;   // empty: any value of the type
+  QString key, type;        // type: "int", "number", "bool", "string"
+  QVariant fallback;        // default; invalid = required
+  QVariantList allowed;     // empty: any value of the type
   double min = 0, max = 0;  // a range when min < max
   QString help;
 };

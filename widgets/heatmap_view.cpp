@@ -8,8 +8,9 @@
 
 namespace mcw::ui {
 
-// KL of an unchanged layer can be exactly 0; below this it is drawn as the floor.
-static constexpr double kKlFloor = 1e-9;
+// KL of a layer that barely changed can be 0 (or a rounding error below): such cells are
+// drawn at the bottom of the scale and do not stretch it, which spans positive values.
+static constexpr double kKlFloor = 1e-300;
 
 HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent) {
   setObjectName(QStringLiteral("heatmapView"));
@@ -46,7 +47,7 @@ QPair<double, double> HeatmapView::legendRange() const {
   double lo = 0, hi = 0;
   bool any = false;
   for (const Cell& c : cells_) {
-    if (!c.ready) continue;
+    if (!c.ready || !(c.kl > 0)) continue;
     const double v = std::log10(std::max(c.kl, kKlFloor));
     lo = any ? std::min(lo, v) : v;
     hi = any ? std::max(hi, v) : v;
@@ -68,7 +69,8 @@ QColor HeatmapView::rampColor(double t) {
   const int i = std::min(int(x), n - 2);
   const double f = x - i;
   auto mix = [f](int a, int b) { return int(std::lround(a + (b - a) * f)); };
-  return QColor(mix(stops[i].red(), stops[i + 1].red()), mix(stops[i].green(), stops[i + 1].green()),
+  return QColor(mix(stops[i].red(), stops[i + 1].red()),
+                mix(stops[i].green(), stops[i + 1].green()),
                 mix(stops[i].blue(), stops[i + 1].blue()));
 }
 
@@ -84,7 +86,8 @@ QString HeatmapView::hoverText(int row, int col) const {
   QString s = rows_[row] + QLatin1Char('\n') + tr("setting %1").arg(cols_[col]) + QLatin1Char('\n');
   if (!c.ready) return s + tr("pending");
   s += tr("KL %1").arg(c.kl, 0, 'g', 4);
-  if (std::isfinite(c.perplexity)) s += QLatin1Char('\n') + tr("perplexity %1").arg(c.perplexity, 0, 'f', 3);
+  if (std::isfinite(c.perplexity))
+    s += QLatin1Char('\n') + tr("perplexity %1").arg(c.perplexity, 0, 'f', 3);
   return s;
 }
 
@@ -98,7 +101,8 @@ QString HeatmapView::shortLayer(const QString& name) {
 void HeatmapView::relayout() {
   const QFontMetrics fm = fontMetrics();
   label_w_ = 60;
-  for (const QString& r : rows_) label_w_ = std::max(label_w_, fm.horizontalAdvance(shortLayer(r)) + 12);
+  for (const QString& r : rows_)
+    label_w_ = std::max(label_w_, fm.horizontalAdvance(shortLayer(r)) + 12);
   label_w_ = std::min(label_w_, 280);
   cell_w_ = 40;
   for (const QString& c : cols_) cell_w_ = std::max(cell_w_, fm.horizontalAdvance(c) + 10);
@@ -140,9 +144,11 @@ bool HeatmapView::event(QEvent* e) {
   if (e->type() == QEvent::ToolTip) {
     auto* help = static_cast<QHelpEvent*>(e);
     const QPoint cell = cellAt(help->pos());
-    if (cell.x() >= 0) QToolTip::showText(help->globalPos(), hoverText(cell.y(), cell.x()), this,
-                                          cellRect(cell.y(), cell.x()));
-    else QToolTip::hideText();
+    if (cell.x() >= 0)
+      QToolTip::showText(help->globalPos(), hoverText(cell.y(), cell.x()), this,
+                         cellRect(cell.y(), cell.x()));
+    else
+      QToolTip::hideText();
     return true;
   }
   return QWidget::event(e);
@@ -166,7 +172,8 @@ void HeatmapView::paintEvent(QPaintEvent*) {
   p.setPen(pal.color(QPalette::Text));
   for (int c = 0; c < columnCount(); ++c) {
     const QRect head(cellRect(0, c).left(), kMargin, cell_w_, header_h_ - 2);
-    p.drawText(head, Qt::AlignHCenter | Qt::AlignBottom, fm.elidedText(cols_[c], Qt::ElideRight, cell_w_ - 4));
+    p.drawText(head, Qt::AlignHCenter | Qt::AlignBottom,
+               fm.elidedText(cols_[c], Qt::ElideRight, cell_w_ - 4));
   }
   QBrush pending(pal.color(QPalette::Mid), Qt::BDiagPattern);
   for (int r = 0; r < rowCount(); ++r) {
@@ -194,7 +201,8 @@ void HeatmapView::paintEvent(QPaintEvent*) {
   p.setPen(pal.color(QPalette::Mid));
   p.drawRect(bar.adjusted(0, 0, -1, -1));
   p.setPen(pal.color(QPalette::Text));
-  const bool measured = std::any_of(cells_.begin(), cells_.end(), [](const Cell& c) { return c.ready; });
+  const bool measured =
+      std::any_of(cells_.begin(), cells_.end(), [](const Cell& c) { return c.ready && c.kl > 0; });
   auto tick = [&](double frac, const QString& text) {
     const int y = bar.bottom() - int(frac * (bar.height() - 1));
     p.drawLine(bar.right() + 1, y, bar.right() + 4, y);
@@ -206,8 +214,8 @@ void HeatmapView::paintEvent(QPaintEvent*) {
     tick(0.5, QString::number(std::pow(10.0, (lo + hi) / 2), 'g', 2));
     tick(0, QString::number(std::pow(10.0, lo), 'g', 2));
   }
-  p.drawText(QRect(bar.left() - 4, kMargin, kLegendTextW, header_h_ - 2), Qt::AlignLeft | Qt::AlignBottom,
-             tr("KL"));
+  p.drawText(QRect(bar.left() - 4, kMargin, kLegendTextW, header_h_ - 2),
+             Qt::AlignLeft | Qt::AlignBottom, tr("KL"));
 }
 
 }  // namespace mcw::ui

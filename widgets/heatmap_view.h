@@ -27,7 +27,7 @@ class HeatmapView : public QWidget {
   // The colour scale: log10(KL) of the lowest and highest measured cell (a unit-wide range
   // around a single value); {0, 0} when nothing is measured.
   QPair<double, double> legendRange() const;
-  QColor colorFor(double kl) const;  // on the current legend range
+  QColor colorFor(double kl) const;   // on the current legend range
   static QColor rampColor(double t);  // t in [0, 1], dark to light
   // "layer\nsetting\nKL 0.0123\nperplexity 12.3", or "... pending".
   QString hoverText(int row, int col) const;

@@ -43,8 +43,9 @@ RecipeEditorPanel::RecipeEditorPanel(IProjectContext& context, QWidget* parent)
   editor_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
   editor_->setLineWrapMode(QPlainTextEdit::NoWrap);
   editor_->setTabChangesFocus(true);
-  editor_->setPlaceholderText(tr("Pick a preset, or write a recipe:\nstages:\n  - algorithm: gptq\n"
-                                 "    bits: 4"));
+  editor_->setPlaceholderText(
+      tr("Pick a preset, or write a recipe:\nstages:\n  - algorithm: gptq\n"
+         "    bits: 4"));
   highlighter_ = new YamlHighlighter(editor_->document());
   error_ = new QLabel;
   error_->setObjectName(QStringLiteral("recipeError"));
@@ -87,8 +88,9 @@ RecipeEditorPanel::RecipeEditorPanel(IProjectContext& context, QWidget* parent)
   auto* split = new QSplitter(Qt::Vertical);
   split->addWidget(top);
   split->addWidget(form_box);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 1);
+  split->setChildrenCollapsible(false);
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(undo);
   buttons->addWidget(redo);
@@ -135,8 +137,10 @@ RecipeEditorPanel::~RecipeEditorPanel() { context_.removeViewer(this); }
 
 void RecipeEditorPanel::onProjectLoaded() {
   refreshPresets();
-  if (checked_) validateNow();  // the estimate depends on the project's evaluation text
-  else showCheck();
+  if (checked_)
+    validateNow();  // the estimate depends on the project's evaluation text
+  else
+    showCheck();
 }
 
 void RecipeEditorPanel::onModelLoaded() {
@@ -151,7 +155,7 @@ void RecipeEditorPanel::refreshPresets() {
     QFont f = item->font();
     f.setBold(true);
     item->setFont(f);
-    item->setFlags(Qt::NoItemFlags);
+    item->setFlags(Qt::ItemIsEnabled);  // a heading: readable, not selectable
     item->setData(kPresetRole, -1);
   };
   bool project_header = false, preset_header = false;
@@ -216,9 +220,10 @@ void RecipeEditorPanel::showCheck() {
   form_->setEnabled(check_.ok && !check_.form.stages.isEmpty());
   if (check_.ok) {
     estimate_->setText(describe_estimate(check_.estimate));
-    estimate_->setStyleSheet(check_.estimate.exceedsFree()
-                                 ? QStringLiteral("background: #f5d76e; color: #3a3000; padding: 2px;")
-                                 : QString());
+    estimate_->setStyleSheet(
+        check_.estimate.exceedsFree()
+            ? QStringLiteral("background: #f5d76e; color: #3a3000; padding: 2px;")
+            : QString());
     estimate_->setToolTip(check_.estimate.exceedsFree()
                               ? tr("The run may not fit in memory: close other programs, "
                                    "use fewer calibration windows or a smaller model")
@@ -262,10 +267,10 @@ void RecipeEditorPanel::onFormEdited() {
 }
 
 void RecipeEditorPanel::saveAs() {
-  QString path = QFileDialog::getSaveFileName(this, tr("Save recipe as"),
-                                              (current_name_.isEmpty() ? tr("recipe") : current_name_) +
-                                                  QStringLiteral(".yaml"),
-                                              tr("Recipes (*.yaml *.yml)"));
+  QString path = QFileDialog::getSaveFileName(
+      this, tr("Save recipe as"),
+      (current_name_.isEmpty() ? tr("recipe") : current_name_) + QStringLiteral(".yaml"),
+      tr("Recipes (*.yaml *.yml)"));
   if (path.isEmpty()) return;
   if (!path.endsWith(QLatin1String(".yaml")) && !path.endsWith(QLatin1String(".yml")))
     path += QStringLiteral(".yaml");

@@ -4,6 +4,8 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QGridLayout>
+#include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
 #include <QLineEdit>
@@ -50,14 +52,20 @@ RecipeFormView::RecipeFormView(QWidget* parent) : QWidget(parent) {
   ignore_->setPlaceholderText(tr("none"));
   ignore_->setToolTip(targets_->toolTip());
   params_box_ = new QWidget(this);
-  params_ = new QFormLayout(params_box_);
+  params_ = new QGridLayout(params_box_);
   params_->setContentsMargins(0, 0, 0, 0);
-  params_->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+  params_->setColumnStretch(1, 1);
+  params_->setColumnStretch(3, 1);
+  params_->setHorizontalSpacing(8);
 
+  auto* which = new QHBoxLayout;  // stage and algorithm share a row: the form is short of height
+  which->setContentsMargins(0, 0, 0, 0);
+  which->addWidget(stage_combo_, 1);
+  which->addWidget(new QLabel(tr("Algorithm")));
+  which->addWidget(algorithm_, 1);
   auto* top = new QFormLayout;
   top->setContentsMargins(0, 0, 0, 0);
-  top->addRow(tr("Stage"), stage_combo_);
-  top->addRow(tr("Algorithm"), algorithm_);
+  top->addRow(tr("Stage"), which);
   top->addRow(QString(), help_);
   top->addRow(tr("Targets"), targets_);
   top->addRow(tr("Ignore"), ignore_);
@@ -67,7 +75,8 @@ RecipeFormView::RecipeFormView(QWidget* parent) : QWidget(parent) {
   layout->addWidget(params_box_);
   layout->addStretch(1);
 
-  connect(stage_combo_, &QComboBox::currentIndexChanged, this, [this](int i) { setCurrentStage(i); });
+  connect(stage_combo_, &QComboBox::currentIndexChanged, this,
+          [this](int i) { setCurrentStage(i); });
   connect(algorithm_, &QComboBox::currentIndexChanged, this,
           [this](int i) { changeAlgorithm(algorithm_->itemText(i)); });
   auto patterns = [this](QLineEdit* edit, bool targets) {
@@ -155,12 +164,16 @@ void RecipeFormView::setCurrentStage(int stage) {
 }
 
 void RecipeFormView::rebuildEditors() {
-  while (params_->rowCount() > 0) params_->removeRow(0);
+  while (QLayoutItem* item = params_->takeAt(0)) {
+    delete item->widget();
+    delete item;
+  }
   editors_.clear();
   built_for_ = form_.stages.isEmpty() ? QString() : form_.stages[stage_].algorithm;
   const AlgorithmSpecRow* s = spec(built_for_);
   help_->setText(s ? s->help : QString());
   if (!s) return;
+  int index = 0;
   for (const ParamSpecRow& p : s->params) {
     QWidget* editor = nullptr;
     const QString key = p.key;
@@ -176,9 +189,11 @@ void RecipeFormView::rebuildEditors() {
       editor = check;
     } else if (p.type == QLatin1String("int")) {
       auto* spin = new QSpinBox;
-      spin->setRange(p.min < p.max ? int(p.min) : -1000000000, p.min < p.max ? int(p.max) : 1000000000);
+      spin->setRange(p.min < p.max ? int(p.min) : -1000000000,
+                     p.min < p.max ? int(p.max) : 1000000000);
       spin->setKeyboardTracking(false);  // one edit per committed value, not per keystroke
-      connect(spin, &QSpinBox::valueChanged, this, [this, key](int v) { commit(key, qlonglong(v)); });
+      connect(spin, &QSpinBox::valueChanged, this,
+              [this, key](int v) { commit(key, qlonglong(v)); });
       editor = spin;
     } else if (p.type == QLatin1String("number")) {
       auto* spin = new QDoubleSpinBox;
@@ -190,14 +205,20 @@ void RecipeFormView::rebuildEditors() {
       editor = spin;
     } else {
       auto* line = new QLineEdit;
-      connect(line, &QLineEdit::editingFinished, this, [this, line, key] { commit(key, line->text()); });
+      connect(line, &QLineEdit::editingFinished, this,
+              [this, line, key] { commit(key, line->text()); });
       editor = line;
     }
     editor->setObjectName(QStringLiteral("param_") + key);
     editor->setToolTip(p.help);
     watchKeys(editor);
     editors_.insert(key, editor);
-    params_->addRow(key, editor);
+    auto* label = new QLabel(key);
+    label->setToolTip(p.help);
+    label->setBuddy(editor);
+    params_->addWidget(label, index / 2, 2 * (index % 2), Qt::AlignRight | Qt::AlignVCenter);
+    params_->addWidget(editor, index / 2, 2 * (index % 2) + 1);
+    ++index;
   }
 }
 
@@ -251,9 +272,9 @@ void RecipeFormView::changeAlgorithm(const QString& name) {
     QVariant v = p.fallback;
     if (st.params.contains(p.key)) {
       const QVariant old = st.params.value(p.key);
-      bool ok = p.allowed.isEmpty() ||
-                std::any_of(p.allowed.begin(), p.allowed.end(),
-                            [&](const QVariant& a) { return same_value(a, old); });
+      bool ok =
+          p.allowed.isEmpty() || std::any_of(p.allowed.begin(), p.allowed.end(),
+                                             [&](const QVariant& a) { return same_value(a, old); });
       if (p.min < p.max) ok = ok && old.toDouble() >= p.min && old.toDouble() <= p.max;
       if (ok) v = old;
     }

@@ -9,7 +9,7 @@
 #include "widgets/editor_types.h"
 
 class QComboBox;
-class QFormLayout;
+class QGridLayout;
 class QLabel;
 class QLineEdit;
 
@@ -63,7 +63,7 @@ class RecipeFormView : public QWidget {
   QLineEdit* targets_;
   QLineEdit* ignore_;
   QWidget* params_box_;
-  QFormLayout* params_;
+  QGridLayout* params_;  // two parameters a row: label, editor, label, editor
   QMap<QString, QWidget*> editors_;
 };
 

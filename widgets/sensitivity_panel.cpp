@@ -13,7 +13,8 @@ namespace mcw::ui {
 SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
     : QWidget(parent), context_(context) {
   auto* caption = new QLabel(tr("KL divergence to the original model, each layer compressed "
-                                "alone at each setting"), this);
+                                "alone at each setting"),
+                             this);
   caption->setWordWrap(true);
   status_ = new QLabel(this);
   status_->setObjectName(QStringLiteral("sensitivityStatus"));
@@ -48,7 +49,7 @@ void SensitivityPanel::updateScanButton() {
   scan_->setToolTip(!available ? tr("scan engine not available in this build")
                     : !ready   ? tr("open a project with a model to scan")
                                : tr("compress each layer alone at each setting and measure "
-                                    "the divergence"));
+                                      "the divergence"));
 }
 
 void SensitivityPanel::onProjectLoaded() { updateScanButton(); }

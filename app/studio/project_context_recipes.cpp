@@ -17,20 +17,27 @@ static QString q(const std::string& s) { return QString::fromStdString(s); }
 
 QList<ui::AlgorithmSpecRow> ProjectContext::algorithmSpecs() const { return algorithm_spec_rows(); }
 
+// The project's recipes as the editor lists them: inline text, or the file's (at most 1 MiB).
+static QList<ui::RecipePreset> project_recipes(const Project& project) {
+  QList<ui::RecipePreset> out;
+  for (const ProjectRecipe& r : project.recipes) {
+    ui::RecipePreset p{q(r.name), QStringLiteral("(inline)"), q(r.inline_text), true};
+    if (!r.is_inline()) {
+      p.source = q(r.path);
+      QFile f(p.source);
+      if (f.size() <= (1 << 20) && f.open(QIODevice::ReadOnly))
+        p.text = QString::fromUtf8(f.readAll());
+      else
+        p.text = QStringLiteral("# cannot read %1\n").arg(p.source);
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
 QList<ui::RecipePreset> ProjectContext::recipePresets() const {
   QList<ui::RecipePreset> out;
-  if (project_) {
-    for (const ProjectRecipe& r : project_->recipes) {
-      ui::RecipePreset p{q(r.name), QStringLiteral("(inline)"), q(r.inline_text), true};
-      if (!r.is_inline()) {
-        p.source = q(r.path);
-        QFile f(p.source);
-        if (f.size() <= (1 << 20) && f.open(QIODevice::ReadOnly)) p.text = QString::fromUtf8(f.readAll());
-        else p.text = QStringLiteral("# cannot read %1\n").arg(p.source);
-      }
-      out.push_back(p);
-    }
-  }
+  if (project_) out = project_recipes(*project_);
   out += read_recipe_presets(preset_dirs_);
   return out;
 }
@@ -45,15 +52,15 @@ RecipeCheckContext ProjectContext::checkContext() const {
   c.model = shape_ ? &*shape_ : nullptr;
   // As project_runner runs a recipe: CompressOptions' calibration, the window shortened
   // to the model's context; evaluation over max_tokens, else (at most) one token a byte.
-  c.settings.calib_window = std::min<int64_t>(c.settings.calib_window,
-                                              model_context_ > 0 ? model_context_ : 256);
+  c.settings.calib_window =
+      std::min<int64_t>(c.settings.calib_window, model_context_ > 0 ? model_context_ : 256);
   if (project_) {
     std::error_code ec;
     const uint64_t bytes = project_->evaluation_path.empty()
                                ? 0
                                : std::filesystem::file_size(project_->evaluation_path, ec);
-    c.settings.eval_tokens = project_->eval.max_tokens > 0 ? project_->eval.max_tokens
-                                                           : int64_t(ec ? 0 : bytes);
+    c.settings.eval_tokens =
+        project_->eval.max_tokens > 0 ? project_->eval.max_tokens : int64_t(ec ? 0 : bytes);
   }
   c.free_bytes = freeMemoryBytes();
   return c;
@@ -94,8 +101,10 @@ bool ProjectContext::addRecipeToProject(const QString& name, const QString& yaml
   std::string unique = chosen;
   for (int k = 2; find(unique) != project_->recipes.end() && !find(unique)->is_inline(); ++k)
     unique = chosen + "-" + std::to_string(k);
-  if (auto it = find(unique); it != project_->recipes.end()) it->inline_text = yaml.toStdString();
-  else project_->recipes.push_back({unique, "", yaml.toStdString()});
+  if (auto it = find(unique); it != project_->recipes.end())
+    it->inline_text = yaml.toStdString();
+  else
+    project_->recipes.push_back({unique, "", yaml.toStdString()});
   dirty_ = true;
   refreshProject();
   log(QStringLiteral("recipe '%1' added to the project (unsaved)").arg(q(unique)));
@@ -119,8 +128,8 @@ bool ProjectContext::saveRecipeFile(const QString& path, const QString& yaml) {
 ui::ResourceEstimateRow ProjectContext::estimateProjectRecipe(const QString& name) const {
   ui::ResourceEstimateRow none;
   if (!project_) return none;
-  for (const ui::RecipePreset& p : recipePresets()) {
-    if (!p.in_project || p.name != name) continue;
+  for (const ui::RecipePreset& p : project_recipes(*project_)) {
+    if (p.name != name) continue;
     const ui::RecipeCheck c = checkRecipe(p.text);
     if (c.ok) return c.estimate;
     none.note = c.message;
@@ -170,8 +179,10 @@ void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
   bool reshaped = false;
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
-  if (reshaped) notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-  else notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+  if (reshaped)
+    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  else
+    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
 }
 
 void ProjectContext::loadSensitivity() {
@@ -183,21 +194,21 @@ void ProjectContext::loadSensitivity() {
   const int gen = model_generation_;
   const std::shared_ptr<const ModelFile> file = model_file_;
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
-  sensitivity_job_ = bridge_.start(
-      QStringLiteral("Sensitivity cache"), [this, gen, file, db, order](JobContext& job) {
-        job.progress(0, QStringLiteral("fingerprint"), q(file->path));
-        const std::string fp = model_fingerprint(*file);
-        job.cancel().throw_if_cancelled();
-        job.progress(0.5, QStringLiteral("read"), db);
-        const auto store = RunStore::open_existing(db.toStdString());
-        auto grid = std::make_shared<ui::SensitivityGrid>(
-            sensitivity_grid(store->list_sensitivity(fp), order));
-        job.post([this, gen, grid] {
-          if (gen != model_generation_) return;
-          sensitivity_ = std::move(*grid);
-          notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-        });
-      });
+  sensitivity_job_ = bridge_.start(QStringLiteral("Sensitivity cache"), [this, gen, file, db,
+                                                                         order](JobContext& job) {
+    job.progress(0, QStringLiteral("fingerprint"), q(file->path));
+    const std::string fp = model_fingerprint(*file);
+    job.cancel().throw_if_cancelled();
+    job.progress(0.5, QStringLiteral("read"), db);
+    const auto store = RunStore::open_existing(db.toStdString());
+    auto grid =
+        std::make_shared<ui::SensitivityGrid>(sensitivity_grid(store->list_sensitivity(fp), order));
+    job.post([this, gen, grid] {
+      if (gen != model_generation_) return;
+      sensitivity_ = std::move(*grid);
+      notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+    });
+  });
 }
 
 }  // namespace mcw::studio

@@ -23,15 +23,20 @@ static QVariant to_variant(const json& v) {
 
 static json to_json(const QVariant& v, const QString& key) {
   switch (v.typeId()) {
-    case QMetaType::Bool: return v.toBool();
+    case QMetaType::Bool:
+      return v.toBool();
     case QMetaType::Int:
     case QMetaType::LongLong:
     case QMetaType::UInt:
-    case QMetaType::ULongLong: return int64_t(v.toLongLong());
+    case QMetaType::ULongLong:
+      return int64_t(v.toLongLong());
     case QMetaType::Double:
-    case QMetaType::Float: return v.toDouble();
-    case QMetaType::QString: return v.toString().toStdString();
-    default: throw Error("recipe form", "key '" + key.toStdString() + "' has no value");
+    case QMetaType::Float:
+      return v.toDouble();
+    case QMetaType::QString:
+      return v.toString().toStdString();
+    default:
+      throw Error("recipe form", "key '" + key.toStdString() + "' has no value");
   }
 }
 
@@ -155,14 +160,14 @@ QList<ui::RecipePreset> read_recipe_presets(const QStringList& dirs) {
   QStringList seen;
   for (const QString& d : dirs) {
     const QDir dir(d);
-    for (const QFileInfo& fi : dir.entryInfoList({QStringLiteral("*.yaml"), QStringLiteral("*.yml")},
-                                                 QDir::Files, QDir::Name)) {
+    for (const QFileInfo& fi : dir.entryInfoList(
+             {QStringLiteral("*.yaml"), QStringLiteral("*.yml")}, QDir::Files, QDir::Name)) {
       if (fi.size() > (1 << 20) || seen.contains(fi.fileName())) continue;
       QFile f(fi.absoluteFilePath());
       if (!f.open(QIODevice::ReadOnly)) continue;
       seen << fi.fileName();
-      out.push_back({fi.completeBaseName(), fi.absoluteFilePath(), QString::fromUtf8(f.readAll()),
-                     false});
+      out.push_back(
+          {fi.completeBaseName(), fi.absoluteFilePath(), QString::fromUtf8(f.readAll()), false});
     }
   }
   return out;

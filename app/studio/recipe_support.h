@@ -41,6 +41,7 @@ int error_line(const std::string& message);
 QList<ui::RecipePreset> read_recipe_presets(const QStringList& dirs);
 
 // MemAvailable of /proc/meminfo in bytes; nullopt where it cannot be read.
-std::optional<quint64> mem_available_bytes(const QString& meminfo = QStringLiteral("/proc/meminfo"));
+std::optional<quint64> mem_available_bytes(
+    const QString& meminfo = QStringLiteral("/proc/meminfo"));
 
 }  // namespace mcw::studio

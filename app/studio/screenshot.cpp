@@ -28,9 +28,17 @@ static int preset_index(const ui::RecipeEditorPanel& editor, bool in_project, co
   return -1;
 }
 
+// Layout requests cascade (a form's new rows, then its scroll area): let them all land.
+static void settle() {
+  for (int i = 0; i < 4; ++i) {
+    QCoreApplication::sendPostedEvents();
+    QApplication::processEvents();
+  }
+}
+
 static bool grab_dock(QDockWidget* dock, const QString& path) {
   dock->raise();
-  QApplication::processEvents();
+  settle();
   const bool ok = dock->grab().save(path, "PNG");
   if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
   return ok;
@@ -77,7 +85,7 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
     if (const int i = preset_index(*window.recipeEditor(), false, QStringLiteral("w4g128-gptq"));
         i >= 0)
       window.recipeEditor()->loadPreset(i);  // the window's picture shows a recipe
-    QApplication::processEvents();
+    settle();
     bool ok = window.grab().save(options.output, "PNG");
     if (!ok)
       std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(options.output));

@@ -7,8 +7,10 @@
 namespace mcw::studio {
 
 static void apply(ui::SensitivityCell& cell, const std::string& metric, double value) {
-  if (metric == "kl") cell.kl = value, cell.ready = true;
-  else if (metric == "perplexity") cell.perplexity = value;
+  if (metric == "kl")
+    cell.kl = value, cell.ready = true;
+  else if (metric == "perplexity")
+    cell.perplexity = value;
 }
 
 static QString status_of(const ui::SensitivityGrid& g) {
@@ -22,8 +24,9 @@ static QString status_of(const ui::SensitivityGrid& g) {
       .arg(g.settings.size());
 }
 
-static ui::SensitivityGrid build(const std::map<std::pair<QString, QString>, ui::SensitivityCell>& cells,
-                                 const std::vector<std::string>& order) {
+static ui::SensitivityGrid build(
+    const std::map<std::pair<QString, QString>, ui::SensitivityCell>& cells,
+    const std::vector<std::string>& order) {
   std::map<QString, size_t> rank;
   for (size_t i = 0; i < order.size(); ++i) rank.emplace(QString::fromStdString(order[i]), i);
   ui::SensitivityGrid g;
@@ -43,7 +46,8 @@ static ui::SensitivityGrid build(const std::map<std::pair<QString, QString>, ui:
             [&](const QString& a, const QString& b) { return natural.compare(a, b) < 0; });
   g.cells.resize(g.layers.size() * g.settings.size());
   for (const auto& [key, cell] : cells)
-    g.cells[g.layers.indexOf(key.first) * g.settings.size() + g.settings.indexOf(key.second)] = cell;
+    g.cells[g.layers.indexOf(key.first) * g.settings.size() + g.settings.indexOf(key.second)] =
+        cell;
   g.status = status_of(g);
   return g;
 }
@@ -59,7 +63,8 @@ ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entrie
 
 std::pair<int, int> put_sensitivity(ui::SensitivityGrid& g, const SensitivityEntry& e,
                                     const std::vector<std::string>& layer_order, bool* reshaped) {
-  const QString layer = QString::fromStdString(e.layer), setting = QString::fromStdString(e.setting);
+  const QString layer = QString::fromStdString(e.layer),
+                setting = QString::fromStdString(e.setting);
   int row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
   *reshaped = row < 0 || col < 0;
   if (*reshaped) {

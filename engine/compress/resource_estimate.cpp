@@ -64,7 +64,7 @@ double compressed_layer_bytes(const RecipeStage& s, double r, double c) {
     const bool sym = param_bool(s, "symmetric", false);
     double b = std::ceil(n * bits / 8) + 4 * r * affine_groups(s, c) * (sym ? 1 : 2);
     if (a == "gptq" && param_bool(s, "act_order", false)) b += 4 * c;  // g_idx
-    b += param_number(s, "outlier_fraction", 0) * n * (4 + 2);        // index + f16 value
+    b += param_number(s, "outlier_fraction", 0) * n * (4 + 2);         // index + f16 value
     return b;
   }
   if (a == "smoothquant") return n + 8 * r;  // int8 codes, per-channel scale and zero
@@ -136,7 +136,8 @@ double layer_flops(const RecipeStage& s, double r, double c, double calib_rows) 
     return grid * (2 * rows * n + 10 * n) + clip + relerr;
   }
   if (a == "kmeans")
-    return param_int(s, "iterations", 25) * n * std::ldexp(1.0, param_int(s, "bits", 4)) * 3 + relerr;
+    return param_int(s, "iterations", 25) * n * std::ldexp(1.0, param_int(s, "bits", 4)) * 3 +
+           relerr;
   if (a == "magnitude") return 2 * n * log2_at_least_1(n) + relerr;
   if (a == "wanda") return 2 * n * log2_at_least_1(c) + relerr;
   if (a == "svd") {
@@ -262,7 +263,8 @@ double measured_gemm_gflops() {
     for (int rep = 0; rep < 5; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
       matmul(a.data(), b.data(), c.data(), n, n, n);
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     const double g = 2.0 * double(n * n * n) / std::max(best, 1e-9) / 1e9;
     return std::clamp(g, 0.5, 1e5);  // a timer glitch must not give absurd estimates

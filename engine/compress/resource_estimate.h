@@ -16,7 +16,7 @@
 namespace mcw {
 
 struct LinearShape {
-  std::string name;  // Hugging Face name, e.g. "model.layers.0.mlp.up_proj.weight"
+  std::string name;            // Hugging Face name, e.g. "model.layers.0.mlp.up_proj.weight"
   int64_t rows = 0, cols = 0;  // out features, in features
 };
 

@@ -19,7 +19,9 @@ using namespace mcw;
 using ui::HeatmapView;
 
 namespace {
-double luminance(const QColor& c) { return 0.2126 * c.red() + 0.7152 * c.green() + 0.0722 * c.blue(); }
+double luminance(const QColor& c) {
+  return 0.2126 * c.red() + 0.7152 * c.green() + 0.0722 * c.blue();
+}
 }  // namespace
 
 class StudioHeatmapTest : public QObject {
@@ -41,14 +43,15 @@ class StudioHeatmapTest : public QObject {
     QCOMPARE(v.colorFor(1e-4), HeatmapView::rampColor(0));
     QCOMPARE(v.colorFor(1.0), HeatmapView::rampColor(1));
     QCOMPARE(v.colorFor(1e-2), HeatmapView::rampColor(0.5));  // log scale: the middle decade
-    QCOMPARE(v.colorFor(1e-9), HeatmapView::rampColor(0));   // clamped below
-    QCOMPARE(v.colorFor(0.0), HeatmapView::rampColor(0));    // KL 0 is drawn at the floor
-    QCOMPARE(v.colorFor(50.0), HeatmapView::rampColor(1));   // and above
+    QCOMPARE(v.colorFor(1e-9), HeatmapView::rampColor(0));    // clamped below
+    QCOMPARE(v.colorFor(0.0), HeatmapView::rampColor(0));     // KL 0 is drawn at the floor
+    QCOMPARE(v.colorFor(50.0), HeatmapView::rampColor(1));    // and above
     double last = -1;
     for (int i = 0; i <= 40; ++i) {
       const double kl = std::pow(10.0, -4 + 4.0 * i / 40);
       const double l = luminance(v.colorFor(kl));
-      QVERIFY2(l > last, qPrintable(QString("kl %1: luminance %2 after %3").arg(kl).arg(l).arg(last)));
+      QVERIFY2(l > last,
+               qPrintable(QString("kl %1: luminance %2 after %3").arg(kl).arg(l).arg(last)));
       last = l;
     }
   }
@@ -124,7 +127,8 @@ class StudioHeatmapTest : public QObject {
 
     // No scan engine in this build: the button says so and starts nothing.
     QVERIFY(!panel->scanButton()->isEnabled());
-    QCOMPARE(panel->scanButton()->toolTip(), QStringLiteral("scan engine not available in this build"));
+    QCOMPARE(panel->scanButton()->toolTip(),
+             QStringLiteral("scan engine not available in this build"));
     QCOMPARE(w.context().startSensitivityScan(), 0);
 
     // Results arriving one at a time: a new setting re-lays out the grid, then cells of it
@@ -132,7 +136,7 @@ class StudioHeatmapTest : public QObject {
     const std::string q0 = order[0].toStdString(), d1 = order[13].toStdString();
     w.context().addSensitivityResult({q0, "rtn-w3", "kl", 0.5});
     QCOMPARE(map->columnCount(), 3);
-    QVERIFY(map->hasValue(0, 1));   // rtn-w3 sorts between w2 and w4
+    QVERIFY(map->hasValue(0, 1));    // rtn-w3 sorts between w2 and w4
     QVERIFY(!map->hasValue(13, 1));  // pending
     QVERIFY(map->hoverText(13, 1).contains("pending"));
     w.context().addSensitivityResult({d1, "rtn-w3", "perplexity", 9.0});

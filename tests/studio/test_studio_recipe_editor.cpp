@@ -78,8 +78,9 @@ class StudioRecipeEditorTest : public QObject {
   }
 
   void targetThatMatchesNothingIsMarkedOnItsStage() {
-    ed_->setYaml(QStringLiteral("name: t\nstages:\n  - algorithm: rtn\n  - algorithm: magnitude\n"
-                                "    targets: no.such.tensor\n"));
+    ed_->setYaml(
+        QStringLiteral("name: t\nstages:\n  - algorithm: rtn\n  - algorithm: magnitude\n"
+                       "    targets: no.such.tensor\n"));
     QVERIFY(!ed_->lastCheck().ok);
     QCOMPARE(ed_->errorLine(), 4);  // the second stage starts on line 4
     QVERIFY2(ed_->errorLabel()->text().contains(QLatin1String("matches no tensor")),

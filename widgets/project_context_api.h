@@ -7,6 +7,7 @@
 #include <QStringList>
 
 #include "widgets/bridge_types.h"
+#include "widgets/editor_types.h"
 
 namespace mcw::ui {
 
@@ -22,6 +23,9 @@ class IProjectViewer {
   virtual void onRunUpdated(qint64 /*run_id*/) {}
   virtual void onJobUpdated(const JobProgress& /*job*/) {}
   virtual void onLogMessage(const QString& /*line*/) {}
+  // The sensitivity grid was replaced (model loaded, cache read), or one cell arrived.
+  virtual void onSensitivityLoaded() {}
+  virtual void onSensitivityCell(int /*row*/, int /*col*/) {}
 };
 
 class IProjectContext {
@@ -47,6 +51,25 @@ class IProjectContext {
   virtual void setSelection(const Selection& selection) = 0;
   virtual int startEvaluate() = 0;  // the job id, or 0 when it could not start
   virtual void cancelJob(int id) = 0;
+
+  // Recipes (the recipe editor). Nothing here throws: problems come back as data.
+  virtual QList<AlgorithmSpecRow> algorithmSpecs() const = 0;
+  // The project's recipes first, then the presets shipped with MCW.
+  virtual QList<RecipePreset> recipePresets() const = 0;
+  // Parses the YAML, checks its targets against the open model, estimates its resources.
+  virtual RecipeCheck checkRecipe(const QString& yaml) const = 0;
+  // The YAML of a form (empty, and the reason in `error`, when it cannot be written).
+  virtual QString recipeFormToYaml(const RecipeForm& form, QString* error = nullptr) const = 0;
+  // Adds (or replaces, by name) an inline recipe; the project becomes dirty.
+  virtual bool addRecipeToProject(const QString& name, const QString& yaml) = 0;
+  virtual bool saveRecipeFile(const QString& path, const QString& yaml) = 0;
+  // The estimate of running one of the project's recipes (the run action shows it).
+  virtual ResourceEstimateRow estimateProjectRecipe(const QString& name) const = 0;
+
+  // Sensitivity results of the open model (read from the run store's cache).
+  virtual const SensitivityGrid& sensitivity() const = 0;
+  virtual bool sensitivityScanAvailable() const = 0;
+  virtual int startSensitivityScan() = 0;  // the job id, or 0 when it could not start
 };
 
 }  // namespace mcw::ui

@@ -7,6 +7,8 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
+#include "widgets/recipe_editor_panel.h"
+
 namespace mcw::ui {
 
 ProjectPanel::ProjectPanel(IProjectContext& context, QWidget* parent)
@@ -49,6 +51,8 @@ static QTreeWidgetItem* add_row(QTreeWidgetItem* parent, const QString& key, con
   return item;
 }
 
+void ProjectPanel::onModelLoaded() { onProjectLoaded(); }
+
 void ProjectPanel::onProjectLoaded() {
   tree_->clear();
   const bool open = context_.hasProject();
@@ -69,7 +73,13 @@ void ProjectPanel::onProjectLoaded() {
   add_row(data, tr("Calibration"), p.calibration_path);
   add_row(data, tr("Evaluation"), p.evaluation_path);
   auto* recipes = new QTreeWidgetItem(tree_, {tr("Recipes (%1)").arg(p.recipes.size())});
-  for (const RecipeRow& r : p.recipes) add_row(recipes, r.name, r.source);
+  for (const RecipeRow& r : p.recipes) {
+    QTreeWidgetItem* item = add_row(recipes, r.name, r.source);
+    // What running it would take (the run action shows the same line).
+    const ResourceEstimateRow e = context_.estimateProjectRecipe(r.name);
+    item->setToolTip(1, r.source + QLatin1Char('\n') + describe_estimate(e));
+    if (e.exceedsFree()) item->setBackground(1, QColor(0xf5, 0xd7, 0x6e));
+  }
   auto* eval = new QTreeWidgetItem(tree_, {tr("Evaluation settings")});
   add_row(eval, tr("Window"), QString::number(p.window));
   add_row(eval, tr("Stride"), QString::number(p.stride));

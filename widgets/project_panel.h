@@ -18,6 +18,7 @@ class ProjectPanel : public QWidget, public IProjectViewer {
   ~ProjectPanel() override;
 
   void onProjectLoaded() override;
+  void onModelLoaded() override;  // recipe estimates depend on the model
 
   QTreeWidget* tree() const { return tree_; }
   QLabel* problemsLabel() const { return problems_; }

@@ -1,4 +1,5 @@
-// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate]]
+// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate]
+//             [--panel-shots DIR]]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -27,7 +28,11 @@ int main(int argc, char** argv) {
   const QCommandLineOption theme(QStringLiteral("theme"),
                                  QStringLiteral("light or dark (default: the saved one)."),
                                  QStringLiteral("name"));
-  parser.addOptions({screenshot, evaluate, theme});
+  const QCommandLineOption panel_shots(
+      QStringLiteral("panel-shots"),
+      QStringLiteral("With --screenshot: also save pictures of single panels into this folder."),
+      QStringLiteral("dir"));
+  parser.addOptions({screenshot, evaluate, theme, panel_shots});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -38,6 +43,7 @@ int main(int argc, char** argv) {
     mcw::studio::ScreenshotOptions opt;
     opt.output = parser.value(screenshot);
     opt.evaluate = parser.isSet(evaluate);
+    opt.panels_dir = parser.value(panel_shots);
     mcw::studio::schedule_screenshot(window, opt);
   }
   return app.exec();

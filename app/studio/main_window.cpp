@@ -11,6 +11,8 @@
 #include "widgets/jobs_panel.h"
 #include "widgets/model_panel.h"
 #include "widgets/project_panel.h"
+#include "widgets/recipe_editor_panel.h"
+#include "widgets/sensitivity_panel.h"
 #include "widgets/start_page.h"
 
 namespace mcw::studio {
@@ -18,7 +20,7 @@ namespace mcw::studio {
 static const char* kGeometryKey = "mainWindow/geometry";
 static const char* kStateKey = "mainWindow/state";
 static const char* kThemeKey = "theme";
-static constexpr int kLayoutVersion = 1;  // bump when docks are added or renamed
+static constexpr int kLayoutVersion = 2;  // bump when docks are added or renamed
 
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent), context_(std::make_unique<ProjectContext>()) {
@@ -43,7 +45,8 @@ MainWindow::~MainWindow() {
   context_->removeViewer(this);
   context_->bridge().cancelAll();
   delete takeCentralWidget();
-  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_}) delete d;
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, recipe_dock_, sensitivity_dock_})
+    delete d;
 }
 
 void MainWindow::createDocks() {
@@ -66,7 +69,16 @@ void MainWindow::createDocks() {
   jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
   tabifyDockWidget(start_dock_, project_dock_);
   start_dock_->raise();
+  recipe_editor_ = new ui::RecipeEditorPanel(*context_);
+  sensitivity_panel_ = new ui::SensitivityPanel(*context_);
+  recipe_dock_ =
+      make(tr("Recipes"), QStringLiteral("recipeDock"), recipe_editor_, Qt::RightDockWidgetArea);
+  sensitivity_dock_ = make(tr("Sensitivity"), QStringLiteral("sensitivityDock"),
+                           sensitivity_panel_, Qt::RightDockWidgetArea);
+  tabifyDockWidget(recipe_dock_, sensitivity_dock_);
+  recipe_dock_->raise();
   resizeDocks({start_dock_}, {420}, Qt::Horizontal);
+  resizeDocks({recipe_dock_}, {560}, Qt::Horizontal);
   resizeDocks({jobs_dock_}, {220}, Qt::Vertical);
 }
 

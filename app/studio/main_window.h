@@ -15,6 +15,8 @@ namespace mcw::ui {
 class JobsPanel;
 class ModelPanel;
 class ProjectPanel;
+class RecipeEditorPanel;
+class SensitivityPanel;
 class StartPage;
 }  // namespace mcw::ui
 
@@ -35,6 +37,10 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* projectDock() const { return project_dock_; }
   QDockWidget* jobsDock() const { return jobs_dock_; }
   QAction* evaluateAction() const { return evaluate_action_; }
+  ui::RecipeEditorPanel* recipeEditor() const { return recipe_editor_; }
+  ui::SensitivityPanel* sensitivityPanel() const { return sensitivity_panel_; }
+  QDockWidget* recipeDock() const { return recipe_dock_; }
+  QDockWidget* sensitivityDock() const { return sensitivity_dock_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -68,6 +74,10 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* start_dock_ = nullptr;
   QDockWidget* project_dock_ = nullptr;
   QDockWidget* jobs_dock_ = nullptr;
+  ui::RecipeEditorPanel* recipe_editor_ = nullptr;
+  ui::SensitivityPanel* sensitivity_panel_ = nullptr;
+  QDockWidget* recipe_dock_ = nullptr;
+  QDockWidget* sensitivity_dock_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* dark_action_ = nullptr;

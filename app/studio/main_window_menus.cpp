@@ -38,7 +38,7 @@ void MainWindow::createMenus() {
                                   "(byte tokens)"));
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
-  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_})
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, recipe_dock_, sensitivity_dock_})
     view->addAction(d->toggleViewAction());
   view->addSeparator();
   dark_action_ = view->addAction(tr("&Dark Theme"));

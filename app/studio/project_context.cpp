@@ -10,6 +10,7 @@
 #include "app/studio/model_data.h"
 #include "app/studio/project_summary.h"
 #include "engine/core/error.h"
+#include "engine/model/llama_config.h"
 
 namespace mcw::studio {
 
@@ -20,8 +21,10 @@ static const char* kRecentKey = "recentProjects";
 ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
 #ifdef MCW_SOURCE_DIR
   demo_dirs_ << QStringLiteral(MCW_SOURCE_DIR "/projects");
+  preset_dirs_ << QStringLiteral(MCW_SOURCE_DIR "/assets/recipes");
 #endif
   demo_dirs_ << QCoreApplication::applicationDirPath() + QStringLiteral("/../share/mcw/projects");
+  preset_dirs_ << QCoreApplication::applicationDirPath() + QStringLiteral("/../share/mcw/recipes");
   connect(&bridge_, &EngineBridge::jobUpdated, this, &ProjectContext::onJobUpdated);
   connect(&bridge_, &EngineBridge::logMessage, this, &ProjectContext::log);
 }
@@ -155,11 +158,15 @@ void ProjectContext::loadModel(const QString& path) {
   ++model_generation_;
   bridge_.cancel(model_job_);
   bridge_.cancel(stats_job_);
+  bridge_.cancel(sensitivity_job_);
   model_file_.reset();
+  shape_.reset();
   model_ = {};
   model_.path = path;
   model_.loading = !path.isEmpty();
+  sensitivity_ = {};
   notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
+  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
   if (path.isEmpty()) return;
 
   const int gen = model_generation_;
@@ -171,8 +178,16 @@ void ProjectContext::loadModel(const QString& path) {
         if (gen != model_generation_) return;
         model_file_ = opened->file;
         model_ = std::move(opened->summary);
+        try {  // shapes for recipe checks and estimates; other architectures get none
+          const LlamaConfig cfg = llama_config_from(*model_file_);
+          shape_ = model_shape(cfg);
+          model_context_ = cfg.max_seq_len;
+        } catch (const Error&) {
+          shape_.reset();
+        }
         notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
         startStatistics();
+        loadSensitivity();
       });
     } catch (const Error& e) {
       const QString msg = QString::fromStdString(e.what());

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "app/studio/engine_bridge.h"
+#include "app/studio/recipe_support.h"
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
+#include "engine/runs/run_store.h"
 #include "widgets/project_context_api.h"
 
 namespace mcw::studio {
@@ -38,6 +40,32 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void setSelection(const ui::Selection& selection) override;
   int startEvaluate() override;
   void cancelJob(int id) override;
+  // ui::IProjectContext: recipes (recipe editor) and sensitivity (heatmap panel).
+  QList<ui::AlgorithmSpecRow> algorithmSpecs() const override;
+  QList<ui::RecipePreset> recipePresets() const override;
+  ui::RecipeCheck checkRecipe(const QString& yaml) const override;
+  QString recipeFormToYaml(const ui::RecipeForm& form, QString* error = nullptr) const override;
+  bool addRecipeToProject(const QString& name, const QString& yaml) override;
+  bool saveRecipeFile(const QString& path, const QString& yaml) override;
+  ui::ResourceEstimateRow estimateProjectRecipe(const QString& name) const override;
+  const ui::SensitivityGrid& sensitivity() const override { return sensitivity_; }
+  bool sensitivityScanAvailable() const override;
+  int startSensitivityScan() override;
+
+  // Available memory the estimates warn against: /proc/meminfo's MemAvailable, or what a
+  // test set here (nullopt: read the machine again).
+  quint64 freeMemoryBytes() const;
+  void setFreeMemoryOverride(std::optional<quint64> bytes) { free_override_ = bytes; }
+  // Where recipe presets are looked for (default: <source>/assets/recipes and
+  // <executable>/../share/mcw/recipes).
+  void setPresetDirectories(const QStringList& dirs) { preset_dirs_ = dirs; }
+  // The sensitivity scan's way in: records one result of the open model in the grid (a new
+  // layer or setting re-lays it out) and tells the viewers. HOOK: the engine scan, once
+  // wired in startSensitivityScan(), calls this from its job's post() for every result.
+  void addSensitivityResult(const SensitivityEntry& entry);
+  // "estimated 12 s / 40 MiB, took 15 s" for a run that recorded estimate_seconds (empty
+  // when the run or its estimate is unknown). Opens the project's run store to read it.
+  QString runEstimateReport(qint64 run_id) const;
 
   // Project-file actions (MainWindow's File menu).
   void newProject(const QString& name = QStringLiteral("untitled"));
@@ -59,6 +87,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void refreshProject();
   void addRecent(const QString& path);
   void onJobUpdated(const ui::JobProgress& job);
+  RecipeCheckContext checkContext() const;
+  void loadSensitivity();
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }
@@ -76,6 +106,13 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   std::map<int, ui::JobProgress> jobs_;
   QStringList log_;
   QStringList demo_dirs_;
+  // Recipe editor and sensitivity.
+  std::optional<ModelShape> shape_;  // the open model's linears (llama-family models only)
+  int64_t model_context_ = 0;        // its max_seq_len
+  std::optional<quint64> free_override_;
+  QStringList preset_dirs_;
+  ui::SensitivityGrid sensitivity_;
+  int sensitivity_job_ = 0;
 };
 
 }  // namespace mcw::studio

@@ -1,6 +1,7 @@
 #include "app/studio/screenshot.h"
 
 #include <QApplication>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QPixmap>
 #include <QTimer>
@@ -8,6 +9,7 @@
 #include <memory>
 
 #include "app/studio/main_window.h"
+#include "widgets/recipe_editor_panel.h"
 
 namespace mcw::studio {
 
@@ -17,6 +19,48 @@ static bool model_settled(const ProjectContext& c) {
   for (const ui::TensorRow& r : m.tensors)
     if (!r.stats.ready) return false;
   return true;
+}
+
+static int preset_index(const ui::RecipeEditorPanel& editor, bool in_project, const QString& name) {
+  const QList<ui::RecipePreset>& presets = editor.presets();
+  for (int i = 0; i < presets.size(); ++i)
+    if (presets[i].in_project == in_project && (name.isEmpty() || presets[i].name == name)) return i;
+  return -1;
+}
+
+// Layout requests cascade (a form's new rows, then its scroll area): let them all land.
+static void settle() {
+  for (int i = 0; i < 4; ++i) {
+    QCoreApplication::sendPostedEvents();
+    QApplication::processEvents();
+  }
+}
+
+static bool grab_dock(QDockWidget* dock, const QString& path) {
+  dock->raise();
+  settle();
+  const bool ok = dock->grab().save(path, "PNG");
+  if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
+  return ok;
+}
+
+// The single-panel pictures: the recipe editor with a preset and with the project's first
+// recipe, and the sensitivity heatmap.
+static bool save_panel_shots(MainWindow& window, const QString& dir) {
+  ui::RecipeEditorPanel* editor = window.recipeEditor();
+  bool ok = true;
+  const int project_recipe = preset_index(*editor, true, {});
+  if (project_recipe >= 0) {
+    editor->loadPreset(project_recipe);
+    ok = grab_dock(window.recipeDock(), dir + QStringLiteral("/recipe_editor_error.png")) && ok;
+  }
+  int preset = preset_index(*editor, false, QStringLiteral("w4g128-gptq"));
+  if (preset < 0) preset = preset_index(*editor, false, {});
+  editor->loadPreset(preset);
+  ok = grab_dock(window.recipeDock(), dir + QStringLiteral("/recipe_editor.png")) && ok;
+  ok = grab_dock(window.sensitivityDock(), dir + QStringLiteral("/sensitivity.png")) && ok;
+  window.recipeDock()->raise();
+  return ok;
 }
 
 void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
@@ -38,9 +82,14 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
     }
     timer->stop();
     if (timed_out) std::fprintf(stderr, "mcw-studio: screenshot: timed out waiting for jobs\n");
-    const bool ok = window.grab().save(options.output, "PNG");
+    if (const int i = preset_index(*window.recipeEditor(), false, QStringLiteral("w4g128-gptq"));
+        i >= 0)
+      window.recipeEditor()->loadPreset(i);  // the window's picture shows a recipe
+    settle();
+    bool ok = window.grab().save(options.output, "PNG");
     if (!ok)
       std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(options.output));
+    if (!options.panels_dir.isEmpty()) ok = save_panel_shots(window, options.panels_dir) && ok;
     QApplication::exit(ok && !timed_out ? 0 : 1);
   });
   // Let the window show and lay out before the first check.

@@ -1,6 +1,7 @@
 // `mcw-studio --screenshot out.png [project]`: waits until the model and its statistics
 // (and, with --evaluate, an evaluation) have finished, then saves the window as a PNG.
-// Used for documentation and to check the look under xvfb-run.
+// Used for documentation and to check the look under xvfb-run. --panel-shots DIR adds
+// pictures of single panels.
 #pragma once
 #include <QString>
 
@@ -12,6 +13,10 @@ struct ScreenshotOptions {
   QString output;
   bool evaluate = false;
   int timeout_ms = 60000;
+  // When set: also recipe_editor.png (a preset loaded), recipe_editor_error.png (the
+  // project's first recipe, with its error if it has one) and sensitivity.png, each dock
+  // grabbed on its own.
+  QString panels_dir;
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

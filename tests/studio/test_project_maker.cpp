@@ -4,8 +4,12 @@
 #include <fstream>
 
 #include "../engine/llama_test_util.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/eval/perplexity.h"
 #include "engine/model/llama_save.h"
 #include "engine/project/project.h"
+#include "engine/runs/fingerprint.h"
+#include "engine/runs/run_store.h"
 
 namespace mcw::test {
 
@@ -48,6 +52,38 @@ std::string make_test_project(const std::string& dir, const std::string& name,
   const std::string file = (fs::path(dir) / (name + ".mcwproj")).string();
   save_project(p, file);
   return file;
+}
+
+int write_sensitivity_cache(const std::string& project_file, const std::vector<int>& bits,
+                            int64_t tokens) {
+  const Project p = load_project(project_file);
+  const ModelFile file = open_model_file(p.model_path);
+  const LlamaModel base = load_llama(file);
+  std::ifstream in(p.evaluation_path, std::ios::binary);
+  std::vector<int32_t> ids;  // byte tokens, as the studio's evaluation reads the text
+  for (char ch; int64_t(ids.size()) < tokens && in.get(ch);)
+    ids.push_back(int32_t(static_cast<unsigned char>(ch)));
+  EvalOptions eo;
+  eo.window = std::min(p.eval.window, base.cfg.max_seq_len);
+  eo.stride = std::min(p.eval.stride, eo.window);
+  std::vector<SensitivityEntry> entries;
+  for (const auto& [name, t] : base.named_tensors()) {
+    if (!name.ends_with("_proj.weight")) continue;
+    for (int b : bits) {
+      const Recipe r = parse_recipe("stages:\n  - algorithm: rtn\n    bits: " + std::to_string(b) +
+                                        "\n    group_size: 0\n    targets: [" + name + "]\n",
+                                    "sensitivity");
+      const CompressionResult c = compress_llama(base, r, {}, CompressOptions{});
+      const EvalResult e = evaluate(c.model, ids, eo, &base);
+      const std::string setting = "rtn-w" + std::to_string(b);
+      entries.push_back({name, setting, "kl", e.kl});
+      entries.push_back({name, setting, "perplexity", e.perplexity});
+    }
+  }
+  const std::string db =
+      p.database_path.empty() ? default_database_path(project_file, p.name) : p.database_path;
+  RunStore::open(db)->put_sensitivities(model_fingerprint(file), entries);
+  return int(entries.size());
 }
 
 }  // namespace mcw::test

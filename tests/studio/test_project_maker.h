@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mcw::test {
 
@@ -19,5 +20,12 @@ struct TestProjectOptions {
 // <dir>/data/eval.txt. Creates <dir> if needed.
 std::string make_test_project(const std::string& dir, const std::string& name,
                               const TestProjectOptions& options = {});
+
+// A real sensitivity scan of the project's model, by brute force, into its run store's
+// cache: every linear compressed alone with RTN (per-channel) at each of `bits`, KL and
+// perplexity against the original over the first `tokens` bytes of the evaluation text.
+// Settings are named "rtn-w<bits>". Returns the number of entries written.
+int write_sensitivity_cache(const std::string& project_file, const std::vector<int>& bits,
+                            int64_t tokens = 2000);
 
 }  // namespace mcw::test

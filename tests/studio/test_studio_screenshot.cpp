@@ -26,7 +26,7 @@ class StudioScreenshotTest : public QObject {
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     w.openPath(project);
-    studio::schedule_screenshot(w, {png, true, 30000});
+    studio::schedule_screenshot(w, {png, true, 30000, {}});
     QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(png), 40000);
     QVERIFY(test::log_contains(w.context(), "perplexity"));
     const QImage img(png);

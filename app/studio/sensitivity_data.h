@@ -1,0 +1,23 @@
+// The sensitivity heatmap's data: the run store's cached scan results for one model as a
+// layers × settings grid (rows in the model's order, settings in natural order), and
+// single results put in as a scan produces them.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/runs/run_store.h"
+#include "widgets/editor_types.h"
+
+namespace mcw::studio {
+
+// `layer_order`: the model's tensor names in order; layers it does not name go last, by name.
+// Metrics read: "kl" (the cell's value, which makes it ready) and "perplexity".
+ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
+                                     const std::vector<std::string>& layer_order);
+
+// Records one result. Returns the cell's {row, col}; *reshaped is set when a new layer or
+// setting had to be added (rows and columns may then have moved).
+std::pair<int, int> put_sensitivity(ui::SensitivityGrid& grid, const SensitivityEntry& entry,
+                                    const std::vector<std::string>& layer_order, bool* reshaped);
+
+}  // namespace mcw::studio

@@ -1,0 +1,275 @@
+#include "engine/compress/resource_estimate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "engine/kernels/gemm.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Sizes are summed in double (exact below 2^53) so that hostile shapes cannot overflow.
+uint64_t to_bytes(double b) {
+  if (!(b > 0)) return 0;
+  if (b >= 1.8e19) return std::numeric_limits<uint64_t>::max();
+  return uint64_t(std::ceil(b));
+}
+
+int param_int(const RecipeStage& s, const char* key, int fallback) {
+  const auto it = s.params.find(key);
+  return it != s.params.end() && it->is_number() ? it->get<int>() : fallback;
+}
+double param_number(const RecipeStage& s, const char* key, double fallback) {
+  const auto it = s.params.find(key);
+  return it != s.params.end() && it->is_number() ? it->get<double>() : fallback;
+}
+bool param_bool(const RecipeStage& s, const char* key, bool fallback) {
+  const auto it = s.params.find(key);
+  return it != s.params.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+// Stages that accumulate a LayerStats (XᵀX) per group of linears sharing an input.
+bool uses_hessian(const RecipeStage& s) {
+  const std::string& a = s.algorithm;
+  return a == "gptq" || a == "awq" || a == "kmeans" || a == "wanda" || a == "sparsegpt" ||
+         (a == "svd" && param_bool(s, "activation_aware", false));
+}
+// Stages that run the calibration text through the model (sequential_calibrate).
+bool calibrates(const RecipeStage& s) {
+  return uses_hessian(s) || s.algorithm == "smoothquant" || s.algorithm == "heads" ||
+         s.algorithm == "channels";
+}
+
+// Affine scale groups per row: group_size 0 = one per row, -1 = per tensor (counted as one
+// per row, an upper bound), else cols / group_size.
+double affine_groups(const RecipeStage& s, double cols) {
+  const int g = param_int(s, "group_size", 0);
+  return g > 0 ? std::ceil(cols / g) : 1;
+}
+
+// Bytes a CompressedTensor of this stage holds in memory (f32 scales and zeros, packed
+// codes, an f32 dense copy for pruning, f32 low-rank factors).
+double compressed_layer_bytes(const RecipeStage& s, double r, double c) {
+  const std::string& a = s.algorithm;
+  const double n = r * c;
+  if (a == "rtn" || a == "gptq" || a == "awq") {
+    const int bits = param_int(s, "bits", 8);
+    const bool sym = param_bool(s, "symmetric", false);
+    double b = std::ceil(n * bits / 8) + 4 * r * affine_groups(s, c) * (sym ? 1 : 2);
+    if (a == "gptq" && param_bool(s, "act_order", false)) b += 4 * c;  // g_idx
+    b += param_number(s, "outlier_fraction", 0) * n * (4 + 2);         // index + f16 value
+    return b;
+  }
+  if (a == "smoothquant") return n + 8 * r;  // int8 codes, per-channel scale and zero
+  if (a == "kmeans") {
+    const int bits = param_int(s, "bits", 4);
+    return std::ceil(n * bits / 8) + 4 * r * std::ldexp(1.0, bits);
+  }
+  if (a == "magnitude" || a == "wanda" || a == "sparsegpt")
+    return 4 * n + std::ceil(n / 8) + 8 * r * c / 32;  // dense f32, mask, joint-quant scales
+  if (a == "svd") {
+    const double m = std::min(r, c);
+    const int rank = param_int(s, "rank", 0);
+    const double k = rank > 0 ? std::min<double>(rank, m) : m;  // energy: at most full rank
+    return 4 * (r + c) * k;
+  }
+  return 4 * n;  // heads / channels keep the sliced weight dense
+}
+
+// Buffers one layer's compression holds besides the group statistics: the algorithm's own
+// work arrays, then the decoded weight and relative_error's three f32 products and f32 H.
+double layer_transient_bytes(const RecipeStage& s, double r, double c, double calib_rows) {
+  const std::string& a = s.algorithm;
+  const double n = r * c, c2 = c * c;
+  const bool stats = uses_hessian(s);
+  double algo = 0;
+  if (a == "gptq") {
+    // H copy (f64) while the inverse Cholesky holds its reversed copy and result (f64) and
+    // the f32 factor is already allocated; working weights, codes, block errors, params.
+    const double block = std::min<double>(param_int(s, "block_size", 128), c);
+    algo = 8 * c2 * 3 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * affine_groups(s, c);
+  } else if (a == "sparsegpt") {
+    const double block = std::min<double>(param_int(s, "block_size", 128), c);
+    algo = 8 * c2 * 3 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
+  } else if (a == "awq") {
+    const double rows = std::min(4096.0, calib_rows);
+    algo = 4 * rows * r * 2 + 4 * n + 4 * c * std::min<double>(c, param_int(s, "group_size", 128));
+  } else if (a == "svd") {
+    const double m = std::min(r, c);
+    algo = 8 * n * 3 + 4 * n + 8 * m * m + 8 * (r + c) * m + (stats ? 8 * c2 * 2 : 0);
+  } else if (a == "kmeans") {
+    algo = n + 8 * c + 4 * r * 256;
+  } else {
+    algo = 2 * n + 4 * n;  // codes or mask, scores / one f32 work copy
+  }
+  return algo + 4 * n * 4 + (stats ? 4 * c2 : 0);
+}
+
+double log2_at_least_1(double x) { return std::max(1.0, std::log2(std::max(x, 1.0))); }
+
+// FLOPs of compressing one linear [r, c] (multiply-add = 2).
+double layer_flops(const RecipeStage& s, double r, double c, double calib_rows) {
+  const std::string& a = s.algorithm;
+  const double n = r * c, c3 = c * c * c;
+  // relative_error with H: (ΔW·H) and (W·H), each 2·r·c² FLOPs.
+  const double relerr = uses_hessian(s) ? 4 * r * c * c : 3 * n;
+  if (a == "rtn") {
+    const bool clip = param_bool(s, "mse_clip", false);
+    return 10 * n * (clip ? 20 : 1) + relerr;  // the clip search tries ~20 shrink factors
+  }
+  if (a == "gptq" || a == "sparsegpt")
+    // Cholesky c³/3 + triangular inverse c³/3, then each column's error propagated to the
+    // columns after it in every row: r·c²/2 multiply-adds.
+    return 2 * c3 / 3 + r * c * c + 10 * n + relerr;
+  if (a == "awq") {
+    const double rows = std::min(4096.0, calib_rows);
+    const double grid = param_int(s, "grid", 20);
+    const double gs = std::min<double>(c, std::max(1, param_int(s, "group_size", 128)));
+    const double clip = param_bool(s, "clip_search", true) ? 20 * 2 * n * gs : 0;
+    return grid * (2 * rows * n + 10 * n) + clip + relerr;
+  }
+  if (a == "kmeans")
+    return param_int(s, "iterations", 25) * n * std::ldexp(1.0, param_int(s, "bits", 4)) * 3 +
+           relerr;
+  if (a == "magnitude") return 2 * n * log2_at_least_1(n) + relerr;
+  if (a == "wanda") return 2 * n * log2_at_least_1(c) + relerr;
+  if (a == "svd") {
+    const double m = std::min(r, c);
+    // One-sided Jacobi: ~8 sweeps of m²/2 rotations over vectors of length max(r, c).
+    return 24 * r * c * m + (param_bool(s, "activation_aware", false) ? 2 * c3 : 0) + relerr;
+  }
+  return 10 * n + relerr;  // smoothquant, heads, channels: per-weight work
+}
+
+}  // namespace
+
+uint64_t ModelShape::parameters() const {
+  uint64_t p = other_params;
+  for (const LinearShape& l : linears) p += uint64_t(l.rows) * uint64_t(l.cols);
+  return p;
+}
+
+ModelShape model_shape(const LlamaConfig& cfg) {
+  ModelShape m;
+  m.dim = cfg.dim, m.q_dim = cfg.q_dim(), m.hidden_dim = cfg.hidden_dim;
+  m.n_layers = cfg.n_layers, m.vocab = cfg.vocab_size;
+  LlamaModel names_only;  // no weights: only the names and their order
+  names_only.cfg = cfg;
+  names_only.layers.resize(size_t(std::max<int64_t>(cfg.n_layers, 0)));
+  for (const auto& [name, t] : names_only.named_tensors()) m.tensor_names.push_back(name);
+  const int64_t D = cfg.dim, Q = cfg.q_dim(), KV = cfg.kv_dim(), H = cfg.hidden_dim;
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    m.linears.push_back({p + "self_attn.q_proj.weight", Q, D});
+    m.linears.push_back({p + "self_attn.k_proj.weight", KV, D});
+    m.linears.push_back({p + "self_attn.v_proj.weight", KV, D});
+    m.linears.push_back({p + "self_attn.o_proj.weight", D, Q});
+    m.linears.push_back({p + "mlp.gate_proj.weight", H, D});
+    m.linears.push_back({p + "mlp.up_proj.weight", H, D});
+    m.linears.push_back({p + "mlp.down_proj.weight", D, H});
+  }
+  uint64_t per_layer = 2 * uint64_t(D);  // the two norms
+  if (cfg.qkv_bias) per_layer += uint64_t(Q + 2 * KV);
+  if (cfg.o_bias) per_layer += uint64_t(D);
+  if (cfg.down_bias) per_layer += uint64_t(D);
+  m.other_params = uint64_t(cfg.vocab_size) * uint64_t(D) * (cfg.tie_embeddings ? 1 : 2) +
+                   uint64_t(D) + per_layer * uint64_t(std::max<int64_t>(cfg.n_layers, 0));
+  return m;
+}
+
+ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recipe,
+                                    const EstimateSettings& settings) {
+  ResourceEstimate e;
+  const double P = double(model.parameters());
+  e.base_bytes = to_bytes(4 * P);
+  e.working_bytes = to_bytes(4 * P);
+
+  const double windows = double(recipe.calibration.value("windows", settings.calib_windows));
+  const double window = double(recipe.calibration.value("window", settings.calib_window));
+  const double N = std::max(0.0, windows) * std::max(0.0, window);  // calibration tokens
+  std::vector<std::string> names;
+  for (const LinearShape& l : model.linears) names.push_back(l.name);
+
+  // hidden states and normed inputs [N, dim], one block's activations [N, max(q, hidden)].
+  const double calib_buffers =
+      4 * N * (2 * double(model.dim) + double(std::max(model.q_dim, model.hidden_dim))) + 4 * N;
+  double linear_params = 0;
+  for (const LinearShape& l : model.linears) linear_params += double(l.rows) * double(l.cols);
+  // The calibration forward: every linear, plus causal attention (QKᵀ and AV).
+  const double calib_forward =
+      2 * N * linear_params + 2 * N * window * double(model.q_dim) * double(model.n_layers);
+
+  std::map<std::string, const LinearShape*> by_name;
+  for (const LinearShape& l : model.linears) by_name[l.name] = &l;
+  std::map<std::string, double> compressed;  // the last stage to touch a linear wins
+  double transient = 0;
+  for (const RecipeStage& s : recipe.stages) {
+    const std::vector<std::string> hit = stage_tensors(s, names);
+    if (hit.empty()) continue;
+    double worst_layer = 0, flops = 0;
+    for (const std::string& n : hit) {
+      const LinearShape& l = *by_name[n];
+      const double r = double(l.rows), c = double(l.cols);
+      compressed[n] = compressed_layer_bytes(s, r, c);
+      double layer = layer_transient_bytes(s, r, c, N);
+      if (uses_hessian(s)) layer += 8 * c * c + 12 * c + 4 * c * c;  // LayerStats + its chunk
+      worst_layer = std::max(worst_layer, layer);
+      flops += layer_flops(s, r, c, N);
+    }
+    if (uses_hessian(s)) {
+      // XᵀX over N rows, once per group of linears sharing an input (q/k/v, gate/up).
+      std::map<std::string, double> groups;  // "<layer>.<input>" -> cols
+      for (const std::string& n : hit) {
+        const LinearShape& l = *by_name[n];
+        std::string key = n.substr(0, n.rfind('.'));
+        for (const char* shared : {"q_proj", "k_proj", "v_proj"})
+          if (key.ends_with(shared)) key = key.substr(0, key.rfind('.')) + ".qkv";
+        for (const char* shared : {"gate_proj", "up_proj"})
+          if (key.ends_with(shared)) key = key.substr(0, key.rfind('.')) + ".gate_up";
+        groups[key] = double(l.cols);
+      }
+      for (const auto& [key, c] : groups) flops += 2 * N * c * c;
+      if (s.algorithm == "awq") worst_layer += 4 * std::min(4096.0, N) * double(model.hidden_dim);
+    }
+    if (calibrates(s)) flops += calib_forward, worst_layer += calib_buffers;
+    transient = std::max(transient, worst_layer);
+    e.compress_flops += flops;
+  }
+  double comp = 0;
+  for (const auto& [n, b] : compressed) comp += b;
+  e.compressed_bytes = to_bytes(2 * comp);
+  e.transient_bytes = to_bytes(transient);
+  e.peak_bytes = e.base_bytes + e.working_bytes + e.compressed_bytes + e.transient_bytes;
+
+  // Evaluation runs the compressed model and the baseline (for KL) on every token.
+  e.eval_flops = 2 * (2 * P * double(std::max<int64_t>(settings.eval_tokens, 0)));
+  e.gflops = settings.gflops > 0 ? settings.gflops : measured_gemm_gflops();
+  e.seconds = (e.compress_flops + e.eval_flops) / (e.gflops * 1e9);
+  return e;
+}
+
+double measured_gemm_gflops() {
+  static const double rate = [] {
+    constexpr int64_t n = 192;
+    std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n));
+    double best = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      matmul(a.data(), b.data(), c.data(), n, n, n);
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double g = 2.0 * double(n * n * n) / std::max(best, 1e-9) / 1e9;
+    return std::clamp(g, 0.5, 1e5);  // a timer glitch must not give absurd estimates
+  }();
+  return rate;
+}
+
+}  // namespace mcw

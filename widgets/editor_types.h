@@ -1,0 +1,81 @@
+// Plain data of the recipe editor and the sensitivity heatmap, filled by app/ from engine
+// types (recipe schema, parse results, resource estimates, the run store's sensitivity
+// cache). Nothing here includes the engine.
+#pragma once
+#include <QList>
+#include <QString>
+#include <QStringList>
+#include <QVariant>
+#include <QtGlobal>
+#include <cmath>
+
+namespace mcw::ui {
+
+// One parameter of an algorithm, as the form shows it.
+struct ParamSpecRow {
+  QString key, type;        // type: "int", "number", "bool", "string"
+  QVariant fallback;        // default; invalid = required
+  QVariantList allowed;     // empty: any value of the type
+  double min = 0, max = 0;  // a range when min < max
+  QString help;
+};
+
+struct AlgorithmSpecRow {
+  QString name, kind, help;
+  QList<ParamSpecRow> params;
+};
+
+struct RecipeStageForm {
+  QString algorithm;
+  QVariantMap params;  // every key of the algorithm, defaults filled in
+  QStringList targets, ignore;
+  int line = 0;  // 1-based line of the stage in the YAML
+};
+
+struct RecipeForm {
+  QString name, description;
+  QVariantMap calibration;  // "windows", "window" when given
+  QList<RecipeStageForm> stages;
+};
+
+struct RecipePreset {
+  QString name;
+  QString source;  // a file path, or "(inline)" for a project recipe kept in the project
+  QString text;
+  bool in_project = false;
+};
+
+struct ResourceEstimateRow {
+  bool valid = false;
+  quint64 peak_bytes = 0;
+  double seconds = 0;
+  quint64 free_bytes = 0;  // the machine's available memory; 0 when unknown
+  QString note;            // why there is no estimate ("open a model ...")
+  bool exceedsFree() const { return valid && free_bytes > 0 && peak_bytes > free_bytes; }
+};
+
+// The editor's YAML, checked: parsed, its targets matched against the open model, and its
+// resources estimated.
+struct RecipeCheck {
+  bool ok = false;
+  int line = 0;     // 1-based line of the error; 0 when it has none
+  QString message;  // one line, "line 5: stage 1 (gptq): unknown key 'bitz' (...)"
+  RecipeForm form;  // when ok
+  ResourceEstimateRow estimate;
+};
+
+struct SensitivityCell {
+  bool ready = false;  // false: not measured yet (drawn as pending)
+  double kl = 0;
+  double perplexity = std::nan("");  // NaN when not measured
+};
+
+// Layers (rows, model order) × settings (columns) of one model's sensitivity results.
+struct SensitivityGrid {
+  QStringList layers, settings;
+  QList<SensitivityCell> cells;  // row-major, layers.size() * settings.size()
+  QString status;                // one line for the panel ("12 of 56 cells cached")
+  const SensitivityCell& at(int row, int col) const { return cells[row * settings.size() + col]; }
+};
+
+}  // namespace mcw::ui

@@ -1,0 +1,64 @@
+// A layer × setting heatmap painted with QPainter: each cell coloured by log10 of its KL
+// divergence on a ramp whose luminance rises with the value, a legend bar with the range,
+// pending (not yet measured) cells hatched, and a tooltip per cell. Cells can arrive one
+// at a time (setCell) while a scan runs.
+#pragma once
+#include <QColor>
+#include <QPair>
+#include <QVector>
+#include <QWidget>
+#include <cmath>
+
+namespace mcw::ui {
+
+class HeatmapView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit HeatmapView(QWidget* parent = nullptr);
+
+  // Rows and columns; every cell starts pending.
+  void setAxes(const QStringList& rows, const QStringList& cols);
+  void setCell(int row, int col, double kl, double perplexity = std::nan(""));
+  void setEmptyText(const QString& text);
+
+  int rowCount() const { return int(rows_.size()); }
+  int columnCount() const { return int(cols_.size()); }
+  bool hasValue(int row, int col) const;
+  // The colour scale: log10(KL) of the lowest and highest measured cell (a unit-wide range
+  // around a single value); {0, 0} when nothing is measured.
+  QPair<double, double> legendRange() const;
+  QColor colorFor(double kl) const;   // on the current legend range
+  static QColor rampColor(double t);  // t in [0, 1], dark to light
+  // "layer\nsetting\nKL 0.0123\nperplexity 12.3", or "... pending".
+  QString hoverText(int row, int col) const;
+  QRect cellRect(int row, int col) const;
+  QPoint cellAt(const QPoint& pos) const;  // (-1, -1) outside the grid
+
+  QSize sizeHint() const override;
+  QSize minimumSizeHint() const override;
+
+ signals:
+  void cellClicked(int row, int col);
+
+ protected:
+  bool event(QEvent* e) override;
+  void paintEvent(QPaintEvent* e) override;
+  void mousePressEvent(QMouseEvent* e) override;
+
+ private:
+  struct Cell {
+    bool ready = false;
+    double kl = 0, perplexity = std::nan("");
+  };
+  void relayout();
+  QRect legendRect() const;
+  static QString shortLayer(const QString& name);
+
+  QStringList rows_, cols_;
+  QVector<Cell> cells_;
+  QString empty_text_;
+  int label_w_ = 80, header_h_ = 22, cell_w_ = 44, cell_h_ = 18;
+  static constexpr int kMargin = 6, kLegendW = 14, kLegendGap = 16, kLegendTextW = 64;
+};
+
+}  // namespace mcw::ui

@@ -1,0 +1,79 @@
+#include "widgets/sensitivity_panel.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QVBoxLayout>
+
+#include "widgets/heatmap_view.h"
+
+namespace mcw::ui {
+
+SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
+    : QWidget(parent), context_(context) {
+  auto* caption = new QLabel(tr("KL divergence to the original model, each layer compressed "
+                                "alone at each setting"),
+                             this);
+  caption->setWordWrap(true);
+  status_ = new QLabel(this);
+  status_->setObjectName(QStringLiteral("sensitivityStatus"));
+  scan_ = new QPushButton(tr("Scan"), this);
+  scan_->setObjectName(QStringLiteral("sensitivityScan"));
+  heatmap_ = new HeatmapView;
+  scroll_ = new QScrollArea(this);
+  scroll_->setWidget(heatmap_);
+  scroll_->setWidgetResizable(true);
+  scroll_->setFrameShape(QFrame::NoFrame);
+
+  auto* top = new QHBoxLayout;
+  top->addWidget(status_, 1);
+  top->addWidget(scan_);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addWidget(caption);
+  layout->addLayout(top);
+  layout->addWidget(scroll_, 1);
+  connect(scan_, &QPushButton::clicked, this, [this] { context_.startSensitivityScan(); });
+  context_.addViewer(this);
+  onSensitivityLoaded();
+}
+
+SensitivityPanel::~SensitivityPanel() { context_.removeViewer(this); }
+
+void SensitivityPanel::updateScanButton() {
+  const bool available = context_.sensitivityScanAvailable();
+  const bool ready = context_.hasProject() && !context_.model().path.isEmpty() &&
+                     !context_.model().loading && context_.model().error.isEmpty();
+  scan_->setEnabled(available && ready);
+  scan_->setToolTip(!available ? tr("scan engine not available in this build")
+                    : !ready   ? tr("open a project with a model to scan")
+                               : tr("compress each layer alone at each setting and measure "
+                                      "the divergence"));
+}
+
+void SensitivityPanel::onProjectLoaded() { updateScanButton(); }
+void SensitivityPanel::onModelLoaded() { updateScanButton(); }
+
+void SensitivityPanel::onSensitivityLoaded() {
+  const SensitivityGrid& g = context_.sensitivity();
+  heatmap_->setAxes(g.layers, g.settings);
+  for (int r = 0; r < g.layers.size(); ++r)
+    for (int c = 0; c < g.settings.size(); ++c)
+      if (g.at(r, c).ready) heatmap_->setCell(r, c, g.at(r, c).kl, g.at(r, c).perplexity);
+  heatmap_->setEmptyText(context_.model().path.isEmpty()
+                             ? tr("Open a model to see its sensitivity results.")
+                             : tr("No sensitivity results are cached for this model."));
+  status_->setText(g.status);
+  updateScanButton();
+}
+
+void SensitivityPanel::onSensitivityCell(int row, int col) {
+  const SensitivityGrid& g = context_.sensitivity();
+  if (row < 0 || col < 0 || row >= g.layers.size() || col >= g.settings.size()) return;
+  const SensitivityCell& c = g.at(row, col);
+  if (c.ready) heatmap_->setCell(row, col, c.kl, c.perplexity);
+  status_->setText(g.status);
+}
+
+}  // namespace mcw::ui

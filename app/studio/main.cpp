@@ -1,4 +1,4 @@
-// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate]]
+// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate] [--run-all]]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -24,10 +24,12 @@ int main(int argc, char** argv) {
       QStringLiteral("file"));
   const QCommandLineOption evaluate(QStringLiteral("evaluate"),
                                     QStringLiteral("With --screenshot: run Evaluate first."));
+  const QCommandLineOption run_all(
+      QStringLiteral("run-all"), QStringLiteral("With --screenshot: run every recipe first."));
   const QCommandLineOption theme(QStringLiteral("theme"),
                                  QStringLiteral("light or dark (default: the saved one)."),
                                  QStringLiteral("name"));
-  parser.addOptions({screenshot, evaluate, theme});
+  parser.addOptions({screenshot, evaluate, run_all, theme});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
     mcw::studio::ScreenshotOptions opt;
     opt.output = parser.value(screenshot);
     opt.evaluate = parser.isSet(evaluate);
+    opt.run_all = parser.isSet(run_all);
+    if (opt.run_all) opt.timeout_ms = 300000;
     mcw::studio::schedule_screenshot(window, opt);
   }
   return app.exec();

@@ -11,14 +11,16 @@
 #include "widgets/jobs_panel.h"
 #include "widgets/model_panel.h"
 #include "widgets/project_panel.h"
+#include "widgets/runs_panel.h"
 #include "widgets/start_page.h"
+#include "widgets/tradeoff_panel.h"
 
 namespace mcw::studio {
 
 static const char* kGeometryKey = "mainWindow/geometry";
 static const char* kStateKey = "mainWindow/state";
 static const char* kThemeKey = "theme";
-static constexpr int kLayoutVersion = 1;  // bump when docks are added or renamed
+static constexpr int kLayoutVersion = 2;  // bump when docks are added or renamed
 
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent), context_(std::make_unique<ProjectContext>()) {
@@ -43,7 +45,8 @@ MainWindow::~MainWindow() {
   context_->removeViewer(this);
   context_->bridge().cancelAll();
   delete takeCentralWidget();
-  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_}) delete d;
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_})
+    delete d;
 }
 
 void MainWindow::createDocks() {
@@ -64,10 +67,17 @@ void MainWindow::createDocks() {
   jobs_dock_ =
       make(tr("Jobs & Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
   jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
+  runs_panel_ = new ui::RunsPanel(*context_);
+  tradeoff_panel_ = new ui::TradeoffPanel(*context_);
+  runs_dock_ = make(tr("Runs"), QStringLiteral("runsDock"), runs_panel_, Qt::BottomDockWidgetArea);
+  tradeoff_dock_ = make(tr("Trade-off"), QStringLiteral("tradeoffDock"), tradeoff_panel_,
+                        Qt::RightDockWidgetArea);
   tabifyDockWidget(start_dock_, project_dock_);
+  tabifyDockWidget(jobs_dock_, runs_dock_);
   start_dock_->raise();
-  resizeDocks({start_dock_}, {420}, Qt::Horizontal);
-  resizeDocks({jobs_dock_}, {220}, Qt::Vertical);
+  jobs_dock_->raise();
+  resizeDocks({start_dock_, tradeoff_dock_}, {420, 500}, Qt::Horizontal);
+  resizeDocks({jobs_dock_}, {240}, Qt::Vertical);
 }
 
 void MainWindow::saveLayout() {
@@ -99,6 +109,7 @@ void MainWindow::onProjectLoaded() {
     setWindowTitle(tr("MCW Studio"));
   }
   if (evaluate_action_) evaluate_action_->setEnabled(context_->hasProject());
+  if (run_all_action_) run_all_action_->setEnabled(context_->hasProject());
   setWindowModified(p.dirty);
 }
 

@@ -15,7 +15,9 @@ namespace mcw::ui {
 class JobsPanel;
 class ModelPanel;
 class ProjectPanel;
+class RunsPanel;
 class StartPage;
+class TradeoffPanel;
 }  // namespace mcw::ui
 
 namespace mcw::studio {
@@ -35,6 +37,11 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* projectDock() const { return project_dock_; }
   QDockWidget* jobsDock() const { return jobs_dock_; }
   QAction* evaluateAction() const { return evaluate_action_; }
+  ui::RunsPanel* runsPanel() const { return runs_panel_; }
+  ui::TradeoffPanel* tradeoffPanel() const { return tradeoff_panel_; }
+  QDockWidget* runsDock() const { return runs_dock_; }
+  QDockWidget* tradeoffDock() const { return tradeoff_dock_; }
+  QAction* runAllAction() const { return run_all_action_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -68,6 +75,11 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* start_dock_ = nullptr;
   QDockWidget* project_dock_ = nullptr;
   QDockWidget* jobs_dock_ = nullptr;
+  ui::RunsPanel* runs_panel_ = nullptr;
+  ui::TradeoffPanel* tradeoff_panel_ = nullptr;
+  QDockWidget* runs_dock_ = nullptr;
+  QDockWidget* tradeoff_dock_ = nullptr;
+  QAction* run_all_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* dark_action_ = nullptr;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/studio/engine_bridge.h"
+#include "app/studio/run_history.h"
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
 #include "widgets/project_context_api.h"
@@ -38,6 +39,14 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void setSelection(const ui::Selection& selection) override;
   int startEvaluate() override;
   void cancelJob(int id) override;
+  // Runs (project_context_runs.cpp).
+  QList<ui::RunRow> runs() const override { return run_history_.runs(); }
+  QList<ui::LayerMetricRow> runLayerMetrics(qint64 run_id) override;
+  QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,
+                            bool maximize_y) const override;
+  int startRun(const QString& recipe) override;
+  int startRunAll() override;
+  RunHistory& runHistory() { return run_history_; }
 
   // Project-file actions (MainWindow's File menu).
   void newProject(const QString& name = QStringLiteral("untitled"));
@@ -59,6 +68,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void refreshProject();
   void addRecent(const QString& path);
   void onJobUpdated(const ui::JobProgress& job);
+  void updateRunSource();
+  int startRecipeJob(const QString& job_name, const QStringList& recipes);
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }
@@ -76,6 +87,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   std::map<int, ui::JobProgress> jobs_;
   QStringList log_;
   QStringList demo_dirs_;
+  RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 
 }  // namespace mcw::studio

@@ -1,5 +1,7 @@
 // `mcw-studio --screenshot out.png [project]`: waits until the model and its statistics
-// (and, with --evaluate, an evaluation) have finished, then saves the window as a PNG.
+// (and, with --evaluate, an evaluation; with --run-all, a run of every recipe) have
+// finished, then saves the window as a PNG. With runs, the Runs dock is raised and the
+// newest finished run selected, so the picture shows them.
 // Used for documentation and to check the look under xvfb-run.
 #pragma once
 #include <QString>
@@ -12,6 +14,7 @@ struct ScreenshotOptions {
   QString output;
   bool evaluate = false;
   int timeout_ms = 60000;
+  bool run_all = false;
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

@@ -46,7 +46,6 @@ RunsPanel::RunsPanel(IProjectContext& context, QWidget* parent)
   table_->setWordWrap(false);
   table_->verticalHeader()->hide();
   table_->verticalHeader()->setDefaultSectionSize(table_->fontMetrics().height() + 6);
-  table_->horizontalHeader()->setStretchLastSection(true);
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
 
   auto* bar = new QHBoxLayout;
@@ -88,11 +87,16 @@ void RunsPanel::onRunUpdated(qint64) { reload(); }
 void RunsPanel::onSelectionChanged() { selectRun(context_.selection().run_id); }
 
 void RunsPanel::reload() {
+  const int before = model_->rowCount();
   model_->setRuns(context_.runs());
   const int n = model_->rowCount();
   title_->setText(context_.hasProject() ? tr("%n run(s)", nullptr, n) : tr("No project"));
-  if (n > 0 && table_->horizontalHeader()->sectionSize(RunTableModel::Recipe) < 120) {
+  // Fit the columns when runs come or go (it measures only the visible rows); a width
+  // the user dragged lasts until then.
+  if (n != before && n > 0) {
     table_->resizeColumnsToContents();
+    for (int c = 0; c < RunTableModel::ColumnCount; ++c)
+      table_->setColumnWidth(c, table_->columnWidth(c) + 8);
     table_->setColumnWidth(RunTableModel::Recipe,
                            std::max(table_->columnWidth(RunTableModel::Recipe), 140));
   }

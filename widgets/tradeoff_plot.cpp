@@ -153,6 +153,13 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   const QRectF area = plotArea();
   g.fillRect(area, pal.color(QPalette::Base));
   const QFontMetricsF fm(font());
+  if (points_.isEmpty()) {
+    QColor c = pal.color(QPalette::WindowText);
+    c.setAlpha(170);
+    g.setPen(c);
+    g.drawText(area, Qt::AlignCenter | Qt::TextWordWrap, empty_text_);
+    return;
+  }
 
   // Visible data range: the inner rectangle's range stretched to the frame.
   const QRectF in = area.adjusted(kPad, kPad, -kPad, -kPad);
@@ -206,11 +213,6 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   g.restore();
   g.setFont(font());
 
-  if (points_.isEmpty()) {
-    g.setPen(tick_text);
-    g.drawText(area, Qt::AlignCenter | Qt::TextWordWrap, empty_text_);
-    return;
-  }
 
   // Legend above the frame.
   {
@@ -272,12 +274,12 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     const QPointF c = toScreen(p->x, p->y);
     const double r = radius(*p);
     if (p->baseline) {
-      g.setPen(QPen(text, 1.5));
+      g.setPen(QPen(p->front ? kFrontColour : text, p->front ? 2.2 : 1.5));
       QColor fill = pal.color(QPalette::Base);
       g.setBrush(fill);
       g.drawPath(diamond(c, r * 1.2));
     } else {
-      QColor fill = p->front ? kFrontColour : kRunColour;
+      QColor fill = p->front ? kFrontColour : (dark ? kRunColour.lighter(135) : kRunColour);
       fill.setAlpha(p->front ? 230 : 170);
       g.setPen(QPen(fill.darker(dark ? 80 : 140), p->front ? 1.6 : 1));
       g.setBrush(fill);
@@ -296,17 +298,27 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   }
   g.restore();
 
-  // Names of the runs worth reading: the front, the baseline and the selected run.
-  g.setPen(text);
-  for (const PlotPoint& p : points_) {
-    if (!(p.front || p.baseline || p.id == selected_)) continue;
+  // Names: the front, the baseline and the selected run first, then (when there are few
+  // runs) the others, each only where it overlaps no name already written.
+  QList<QRectF> taken;
+  auto label = [&](const PlotPoint& p, const QColor& colour) {
     const QPointF c = toScreen(p.x, p.y);
     const double r = radius(p) + (p.id == selected_ ? 5 : 3);
     const double w = fm.horizontalAdvance(p.label);
     const bool left = c.x() + r + w > area.right() - 2;
-    const QPointF at(left ? c.x() - r - w : c.x() + r, c.y() - r * 0.5);
-    g.drawText(at, p.label);
-  }
+    const QRectF box(left ? c.x() - r - w : c.x() + r, c.y() - r * 0.5 - fm.ascent(), w,
+                     fm.height());
+    for (const QRectF& t : taken)
+      if (t.intersects(box)) return;
+    taken.push_back(box);
+    g.setPen(colour);
+    g.drawText(QPointF(box.left(), box.top() + fm.ascent()), p.label);
+  };
+  for (const PlotPoint& p : points_)
+    if (p.front || p.baseline || p.id == selected_) label(p, text);
+  if (points_.size() <= 15)
+    for (const PlotPoint& p : points_)
+      if (!(p.front || p.baseline || p.id == selected_)) label(p, tick_text);
 }
 
 bool TradeoffPlot::event(QEvent* e) {

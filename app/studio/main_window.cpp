@@ -65,8 +65,8 @@ void MainWindow::createDocks() {
   project_dock_ =
       make(tr("Project"), QStringLiteral("projectDock"), project_panel_, Qt::LeftDockWidgetArea);
   jobs_dock_ =
-      make(tr("Jobs & Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
-  jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
+      make(tr("Jobs and Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
+  // Not "Jobs & Log": menus and dock tabs read '&' as a mnemonic, dock title bars do not.
   runs_panel_ = new ui::RunsPanel(*context_);
   tradeoff_panel_ = new ui::TradeoffPanel(*context_);
   runs_dock_ = make(tr("Runs"), QStringLiteral("runsDock"), runs_panel_, Qt::BottomDockWidgetArea);

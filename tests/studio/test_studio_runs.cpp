@@ -4,7 +4,10 @@
 // a run cancelled from the Jobs panel ends cancelled in the job list and in the store;
 // runs survive closing and reopening; clicking a plot point selects its run everywhere;
 // the filters and the side-by-side comparison show what the store holds.
+#include <QApplication>
 #include <QComboBox>
+#include <QHelpEvent>
+#include <QToolTip>
 #include <QDockWidget>
 #include <QLineEdit>
 #include <QPushButton>
@@ -358,6 +361,14 @@ class StudioRunsTest : public QObject {
       QVERIFY(current.isValid());
       QCOMPARE(current.data(RunTableModel::RunIdRole).toLongLong(), p.id);
     }
+    // Hovering a marker shows its run's recipe and values.
+    const ui::PlotPoint& first_point = plot->points().first();
+    const QPoint at = plot->pointPosition(first_point.id).toPoint();
+    QHelpEvent help(QEvent::ToolTip, at, plot->mapToGlobal(at));
+    QApplication::sendEvent(plot, &help);
+    QTRY_VERIFY(QToolTip::isVisible());
+    QVERIFY(QToolTip::text().contains(first_point.label));
+    QVERIFY(QToolTip::text().contains(QStringLiteral("bits_per_weight")));
     // A click on empty space selects nothing new.
     const qint64 last = w.context().selection().run_id;
     QTest::mouseClick(plot, Qt::LeftButton, {}, QPoint(2, 2));

@@ -120,6 +120,14 @@ class StudioScreenshotTest : public QObject {
     const QImage runs = w.runsPanel()->grab().toImage();
     QVERIFY(runs.save(out + QStringLiteral("/runs_%1.png").arg(key)));
     QVERIFY(colour_count(runs) > 20);
+    // The comparison of the two newest runs.
+    const QList<ui::RunRow> all = w.context().runs();
+    w.runsPanel()->compare(all[1].id, all[0].id);
+    QVERIFY(w.runsPanel()->compareView());
+    const QImage cmp = w.runsPanel()->compareView()->grab().toImage();
+    QVERIFY(cmp.save(out + QStringLiteral("/compare_%1.png").arg(key)));
+    QVERIFY(colour_count(cmp) > 20);
+    w.runsPanel()->compareView()->close();
     w.setTheme(studio::Theme::Light);
   }
 };

@@ -135,13 +135,15 @@ void ProjectPanel::fillRuns() {
       value += tr(" · perplexity %1").arg(r.metric(QStringLiteral("perplexity")), 0, 'f', 3);
     if (r.metrics.contains(QStringLiteral("bits_per_weight")))
       value += tr(" · %1 bits/w").arg(r.metric(QStringLiteral("bits_per_weight")), 0, 'f', 2);
-    auto* item = new QTreeWidgetItem(runs_item_, {QStringLiteral("#%1 %2").arg(r.id).arg(r.recipe), value});
+    auto* item =
+        new QTreeWidgetItem(runs_item_, {QStringLiteral("#%1 %2").arg(r.id).arg(r.recipe), value});
     item->setData(0, kRunIdRole, r.id);
     item->setToolTip(1, r.error.isEmpty() ? value : r.error);
     if (r.status == QLatin1String("failed")) item->setForeground(1, QColor(224, 80, 74));
   }
   if (runs.size() > kMaxRunsListed)
-    new QTreeWidgetItem(runs_item_, {tr("… %1 more in the Runs panel").arg(runs.size() - kMaxRunsListed)});
+    new QTreeWidgetItem(runs_item_,
+                        {tr("… %1 more in the Runs panel").arg(runs.size() - kMaxRunsListed)});
   runs_item_->setExpanded(true);
 }
 
@@ -163,7 +165,8 @@ void ProjectPanel::showRecipeMenu(const QPoint& pos) {
   QMenu menu(this);
   if (!recipe.isEmpty()) {
     tree_->setCurrentItem(item);
-    menu.addAction(tr("Run \"%1\"").arg(recipe), this, [this, recipe] { context_.startRun(recipe); });
+    menu.addAction(tr("Run \"%1\"").arg(recipe), this,
+                   [this, recipe] { context_.startRun(recipe); });
   }
   QAction* all = menu.addAction(tr("Run all recipes"), this, [this] { context_.startRunAll(); });
   all->setEnabled(!context_.project().recipes.isEmpty());

@@ -12,12 +12,16 @@ namespace mcw::ui {
 namespace {
 
 // Where the metrics go first; the rest follow by name.
-const QStringList kMetricOrder = {
-    QStringLiteral("perplexity"),       QStringLiteral("kl"),
-    QStringLiteral("top1"),             QStringLiteral("bits_per_weight"),
-    QStringLiteral("size_bytes"),       QStringLiteral("latency_ms_per_token"),
-    QStringLiteral("prefill_tokens_per_s"), QStringLiteral("nll"),
-    QStringLiteral("parameters"),       QStringLiteral("compress_seconds")};
+const QStringList kMetricOrder = {QStringLiteral("perplexity"),
+                                  QStringLiteral("kl"),
+                                  QStringLiteral("top1"),
+                                  QStringLiteral("bits_per_weight"),
+                                  QStringLiteral("size_bytes"),
+                                  QStringLiteral("latency_ms_per_token"),
+                                  QStringLiteral("prefill_tokens_per_s"),
+                                  QStringLiteral("nll"),
+                                  QStringLiteral("parameters"),
+                                  QStringLiteral("compress_seconds")};
 
 QTableWidgetItem* number_item(double v, bool present = true) {
   auto* item = new QTableWidgetItem(present ? QString::number(v, 'g', 6) : QStringLiteral("–"));
@@ -107,10 +111,10 @@ void RunCompareView::fillMetrics(const RunRow& a, const RunRow& b) {
     if (both) colour_delta(delta, m, vb - va);
     metrics_->setItem(i, MetricDelta, delta);
     const bool rel = both && va != 0;
-    auto* relative = new QTableWidgetItem(
-        rel ? QStringLiteral("%1%2 %").arg(vb >= va ? "+" : "").arg((vb - va) / std::abs(va) * 100,
-                                                                    0, 'f', 2)
-            : QStringLiteral("–"));
+    auto* relative = new QTableWidgetItem(rel ? QStringLiteral("%1%2 %")
+                                                    .arg(vb >= va ? "+" : "")
+                                                    .arg((vb - va) / std::abs(va) * 100, 0, 'f', 2)
+                                              : QStringLiteral("–"));
     relative->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
     if (rel) colour_delta(relative, m, vb - va);
     metrics_->setItem(i, MetricRelative, relative);

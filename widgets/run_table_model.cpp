@@ -19,32 +19,47 @@ int RunTableModel::columnCount(const QModelIndex& parent) const {
 
 QString RunTableModel::metricOf(int column) {
   switch (column) {
-    case Perplexity: return QStringLiteral("perplexity");
-    case KL: return QStringLiteral("kl");
-    case Top1: return QStringLiteral("top1");
-    case BitsPerWeight: return QStringLiteral("bits_per_weight");
-    case Size: return QStringLiteral("size_bytes");
-    case Latency: return QStringLiteral("latency_ms_per_token");
-    default: return {};
+    case Perplexity:
+      return QStringLiteral("perplexity");
+    case KL:
+      return QStringLiteral("kl");
+    case Top1:
+      return QStringLiteral("top1");
+    case BitsPerWeight:
+      return QStringLiteral("bits_per_weight");
+    case Size:
+      return QStringLiteral("size_bytes");
+    case Latency:
+      return QStringLiteral("latency_ms_per_token");
+    default:
+      return {};
   }
 }
 
 static QString format_metric(int column, double v) {
   using C = RunTableModel;
   switch (column) {
-    case C::Perplexity: return QString::number(v, 'f', v < 100 ? 3 : 1);
-    case C::KL: return QString::number(v, 'g', 3);
-    case C::Top1: return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 1);
-    case C::BitsPerWeight: return QString::number(v, 'f', 2);
-    case C::Size: return format_bytes(quint64(std::max(0.0, v)));
-    case C::Latency: return QStringLiteral("%1 ms").arg(v, 0, 'f', v < 10 ? 3 : 1);
-    default: return QString::number(v);
+    case C::Perplexity:
+      return QString::number(v, 'f', v < 100 ? 3 : 1);
+    case C::KL:
+      return QString::number(v, 'g', 3);
+    case C::Top1:
+      return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 1);
+    case C::BitsPerWeight:
+      return QString::number(v, 'f', 2);
+    case C::Size:
+      return format_bytes(quint64(std::max(0.0, v)));
+    case C::Latency:
+      return QStringLiteral("%1 ms").arg(v, 0, 'f', v < 10 ? 3 : 1);
+    default:
+      return QString::number(v);
   }
 }
 
 static QColor status_colour(const QString& status) {
   if (status == QLatin1String("failed")) return {224, 80, 74};
-  if (status == QLatin1String("running") || status == QLatin1String("queued")) return {64, 128, 214};
+  if (status == QLatin1String("running") || status == QLatin1String("queued"))
+    return {64, 128, 214};
   if (status == QLatin1String("interrupted")) return {214, 140, 40};
   if (status == QLatin1String("cancelled")) return {128, 128, 128};
   return {};
@@ -63,16 +78,21 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
     // Runs without the metric sort after every run with it.
     if (role == Qt::UserRole) return has ? v : std::numeric_limits<double>::max();
     if (role == Qt::TextAlignmentRole) return int(Qt::AlignRight | Qt::AlignVCenter);
-    if (role == Qt::ToolTipRole && has) return QStringLiteral("%1 = %2").arg(metric).arg(v, 0, 'g', 10);
+    if (role == Qt::ToolTipRole && has)
+      return QStringLiteral("%1 = %2").arg(metric).arg(v, 0, 'g', 10);
     return {};
   }
   switch (role) {
     case Qt::DisplayRole:
       switch (c) {
-        case Id: return r.id;
-        case Recipe: return r.pareto ? r.recipe + QStringLiteral("  ★") : r.recipe;
-        case Status: return r.status;
-        case Started: return r.started.toString(QStringLiteral("yyyy-MM-dd HH:mm:ss"));
+        case Id:
+          return r.id;
+        case Recipe:
+          return r.pareto ? r.recipe + QStringLiteral("  ★") : r.recipe;
+        case Status:
+          return r.status;
+        case Started:
+          return r.started.toString(QStringLiteral("yyyy-MM-dd HH:mm:ss"));
         case Duration:
           return r.duration_seconds < 0 ? QString()
                                         : QStringLiteral("%1 s").arg(r.duration_seconds, 0, 'f', 1);
@@ -80,12 +100,16 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
       return {};
     case Qt::UserRole:
       switch (c) {
-        case Id: return r.id;
-        case Recipe: return r.recipe.toLower();
-        case Status: return r.status;
-        case Started: return r.started.toMSecsSinceEpoch();
-        case Duration: return r.duration_seconds < 0 ? std::numeric_limits<double>::max()
-                                                     : r.duration_seconds;
+        case Id:
+          return r.id;
+        case Recipe:
+          return r.recipe.toLower();
+        case Status:
+          return r.status;
+        case Started:
+          return r.started.toMSecsSinceEpoch();
+        case Duration:
+          return r.duration_seconds < 0 ? std::numeric_limits<double>::max() : r.duration_seconds;
       }
       return {};
     case Qt::ForegroundRole:
@@ -104,8 +128,9 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
     case Qt::ToolTipRole:
       if (c == Status && !r.error.isEmpty()) return r.error;
       if (c == Recipe && r.pareto)
-        return tr("On the Pareto front of perplexity, latency and size: no other run is at least "
-                  "as good in all three and better in one.");
+        return tr(
+            "On the Pareto front of perplexity, latency and size: no other run is at least "
+            "as good in all three and better in one.");
       return {};
     case Qt::TextAlignmentRole:
       if (c == Id || c == Duration) return int(Qt::AlignRight | Qt::AlignVCenter);
@@ -117,18 +142,24 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
 QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) const {
   if (o != Qt::Horizontal) return {};
   if (role == Qt::DisplayRole) {
-    static const char* names[] = {"ID",  "Recipe", "Status", "Started",     "Duration", "Perplexity",
-                                  "KL", "Top-1",  "Bits/w", "Size",        "Latency"};
+    static const char* names[] = {"ID", "Recipe", "Status", "Started", "Duration", "Perplexity",
+                                  "KL", "Top-1",  "Bits/w", "Size",    "Latency"};
     return tr(names[section]);
   }
   if (role == Qt::ToolTipRole) {
     switch (section) {
-      case KL: return tr("Mean KL divergence of the next-token distribution from the original "
-                         "model's (nats)");
-      case Top1: return tr("How often the most likely next token is the original model's");
-      case BitsPerWeight: return tr("Average storage bits per weight of the compressed tensors");
-      case Latency: return tr("Decode latency per token on this machine");
-      case Recipe: return tr("★: on the Pareto front of perplexity, latency and size");
+      case KL:
+        return tr(
+            "Mean KL divergence of the next-token distribution from the original "
+            "model's (nats)");
+      case Top1:
+        return tr("How often the most likely next token is the original model's");
+      case BitsPerWeight:
+        return tr("Average storage bits per weight of the compressed tensors");
+      case Latency:
+        return tr("Decode latency per token on this machine");
+      case Recipe:
+        return tr("★: on the Pareto front of perplexity, latency and size");
     }
   }
   return {};

@@ -70,7 +70,8 @@ RunsPanel::RunsPanel(IProjectContext& context, QWidget* parent)
   connect(table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
           [this](const QModelIndex& current) {
             if (syncing_ || !current.isValid()) return;
-            const qint64 id = proxy_->index(current.row(), 0).data(RunTableModel::RunIdRole).toLongLong();
+            const qint64 id =
+                proxy_->index(current.row(), 0).data(RunTableModel::RunIdRole).toLongLong();
             if (id == context_.selection().run_id) return;
             Selection s = context_.selection();
             s.run_id = id;

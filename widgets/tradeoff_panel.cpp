@@ -18,9 +18,8 @@ struct AxisChoice {
   const char* metric;
   const char* title;
 };
-const AxisChoice kYChoices[] = {{"perplexity", "Perplexity"},
-                                {"kl", "KL divergence (nats)"},
-                                {"top1", "Top-1 agreement"}};
+const AxisChoice kYChoices[] = {
+    {"perplexity", "Perplexity"}, {"kl", "KL divergence (nats)"}, {"top1", "Top-1 agreement"}};
 const AxisChoice kXChoices[] = {{"latency_ms_per_token", "Latency (ms/token)"},
                                 {"size_bytes", "Model size"},
                                 {"bits_per_weight", "Bits per weight"}};
@@ -41,7 +40,8 @@ PlotAxis make_axis(const QString& metric, const QString& title) {
   else if (metric == QLatin1String("top1"))
     a.format = [](double v) {
       const double pct = v * 100;
-      return QStringLiteral("%1 %").arg(pct, 0, 'f', std::abs(pct - std::round(pct)) < 1e-6 ? 0 : 1);
+      return QStringLiteral("%1 %").arg(pct, 0, 'f',
+                                        std::abs(pct - std::round(pct)) < 1e-6 ? 0 : 1);
     };
   return a;
 }
@@ -126,8 +126,8 @@ void TradeoffPanel::rebuild() {
     QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
     if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");
     tip += QStringLiteral("<table>");
-    for (const char* m : {"perplexity", "kl", "top1", "latency_ms_per_token", "size_bytes",
-                          "bits_per_weight"}) {
+    for (const char* m :
+         {"perplexity", "kl", "top1", "latency_ms_per_token", "size_bytes", "bits_per_weight"}) {
       const QString name = QString::fromLatin1(m);
       if (!r.metrics.contains(name)) continue;
       const bool axis = name == xm || name == ym;
@@ -143,11 +143,13 @@ void TradeoffPanel::rebuild() {
   plot_->setData(points, make_axis(xm, x_box_->itemText(xi)), make_axis(ym, y_box_->itemText(yi)),
                  maximize_y);
   plot_->setSelected(context_.selection().run_id);
-  summary_->setText(points.isEmpty() ? QString()
-                                     : tr("%1 runs, %2 on the front").arg(points.size()).arg(front.size()));
-  summary_->setToolTip(runs_done > points.size()
-                           ? tr("%1 finished runs lack one of the two metrics").arg(runs_done - points.size())
-                           : QString());
+  summary_->setText(points.isEmpty()
+                        ? QString()
+                        : tr("%1 runs, %2 on the front").arg(points.size()).arg(front.size()));
+  summary_->setToolTip(
+      runs_done > points.size()
+          ? tr("%1 finished runs lack one of the two metrics").arg(runs_done - points.size())
+          : QString());
 }
 
 }  // namespace mcw::ui

@@ -164,7 +164,8 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   // Visible data range: the inner rectangle's range stretched to the frame.
   const QRectF in = area.adjusted(kPad, kPad, -kPad, -kPad);
   const double sx = (xr_.hi - xr_.lo) / in.width(), sy = (yr_.hi - yr_.lo) / in.height();
-  const Range xv{xr_.lo - kPad * sx, xr_.hi + kPad * sx}, yv{yr_.lo - kPad * sy, yr_.hi + kPad * sy};
+  const Range xv{xr_.lo - kPad * sx, xr_.hi + kPad * sx},
+      yv{yr_.lo - kPad * sy, yr_.hi + kPad * sy};
 
   QColor grid = text;
   grid.setAlpha(dark ? 40 : 30);
@@ -207,12 +208,12 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   g.save();
   g.translate(4 + bfm.ascent(), area.center().y());
   g.rotate(-90);
-  const QString y_title = y_axis_.title + (y_larger_better_ ? tr("  (higher is better)") : QString());
+  const QString y_title =
+      y_axis_.title + (y_larger_better_ ? tr("  (higher is better)") : QString());
   g.drawText(QRectF(-area.height() / 2, -bfm.ascent(), area.height(), bfm.height()),
              Qt::AlignCenter, y_title);
   g.restore();
   g.setFont(font());
-
 
   // Legend above the frame.
   {
@@ -224,22 +225,28 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.drawText(QPointF(lx + 16, ly + fm.ascent() / 2 - 1), label);
       lx += 16 + fm.horizontalAdvance(label) + 18;
     };
-    entry([&](QPointF c) {
-      g.setPen(QPen(kRunColour.darker(130), 1));
-      g.setBrush(kRunColour);
-      g.drawEllipse(c, 4.5, 4.5);
-    }, tr("run"));
-    entry([&](QPointF c) {
-      g.setPen(QPen(kFrontColour, 2));
-      g.drawLine(c - QPointF(6, 3), c + QPointF(0, -3));
-      g.drawLine(c + QPointF(0, -3), c + QPointF(0, 3));
-      g.drawLine(c + QPointF(0, 3), c + QPointF(6, 3));
-    }, tr("Pareto front"));
-    entry([&](QPointF c) {
-      g.setPen(QPen(text, 1));
-      g.setBrush(pal.color(QPalette::Base));
-      g.drawPath(diamond(c, 5.5));
-    }, tr("baseline"));
+    entry(
+        [&](QPointF c) {
+          g.setPen(QPen(kRunColour.darker(130), 1));
+          g.setBrush(kRunColour);
+          g.drawEllipse(c, 4.5, 4.5);
+        },
+        tr("run"));
+    entry(
+        [&](QPointF c) {
+          g.setPen(QPen(kFrontColour, 2));
+          g.drawLine(c - QPointF(6, 3), c + QPointF(0, -3));
+          g.drawLine(c + QPointF(0, -3), c + QPointF(0, 3));
+          g.drawLine(c + QPointF(0, 3), c + QPointF(6, 3));
+        },
+        tr("Pareto front"));
+    entry(
+        [&](QPointF c) {
+          g.setPen(QPen(text, 1));
+          g.setBrush(pal.color(QPalette::Base));
+          g.drawPath(diamond(c, 5.5));
+        },
+        tr("baseline"));
     g.setPen(tick_text);
     g.drawText(QPointF(lx, ly + fm.ascent() / 2 - 1), tr("marker area ∝ model size"));
   }
@@ -250,8 +257,9 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   QList<PlotPoint> front;
   for (const PlotPoint& p : points_)
     if (p.front) front.push_back(p);
-  std::sort(front.begin(), front.end(),
-            [](const PlotPoint& a, const PlotPoint& b) { return a.x < b.x || (a.x == b.x && a.y < b.y); });
+  std::sort(front.begin(), front.end(), [](const PlotPoint& a, const PlotPoint& b) {
+    return a.x < b.x || (a.x == b.x && a.y < b.y);
+  });
   if (front.size() > 1) {
     QPainterPath path(toScreen(front[0].x, front[0].y));
     for (qsizetype i = 1; i < front.size(); ++i) {

@@ -31,7 +31,8 @@ QString format_outcome(const QString& recipe, const std::vector<Metric>& metrics
   QString line = QStringLiteral("run '%1' done:").arg(recipe);
   auto add = [&](const char* name, const QString& label, int precision) {
     for (const Metric& m : metrics)
-      if (m.name == name) line += QStringLiteral(" %1 %2,").arg(label).arg(m.value, 0, 'f', precision);
+      if (m.name == name)
+        line += QStringLiteral(" %1 %2,").arg(label).arg(m.value, 0, 'f', precision);
   };
   add("perplexity", QStringLiteral("perplexity"), 4);
   add("kl", QStringLiteral("KL"), 5);
@@ -85,14 +86,16 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
   // `mcw run` would use); the recipes from the project as edited, so that an edited
   // recipe runs as it reads on screen.
   if (project_file_.isEmpty()) {
-    log(QStringLiteral("error: save the project before running recipes (runs are stored "
+    log(
+        QStringLiteral("error: save the project before running recipes (runs are stored "
                        "beside the project file)"));
     return 0;
   }
   std::vector<ProjectRecipe> recipes;
   for (const QString& name : names) {
-    const auto it = std::find_if(project_->recipes.begin(), project_->recipes.end(),
-                                 [&](const ProjectRecipe& r) { return r.name == name.toStdString(); });
+    const auto it =
+        std::find_if(project_->recipes.begin(), project_->recipes.end(),
+                     [&](const ProjectRecipe& r) { return r.name == name.toStdString(); });
     if (it == project_->recipes.end()) {
       log(QStringLiteral("error: the project has no recipe '%1'").arg(name));
       return 0;
@@ -100,7 +103,8 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
     recipes.push_back(*it);
   }
   if (dirty_)
-    log(QStringLiteral("note: the project has unsaved changes; the run uses the saved model, "
+    log(
+        QStringLiteral("note: the project has unsaved changes; the run uses the saved model, "
                        "datasets and evaluation settings"));
   const std::string file = project_file_.toStdString();
   return bridge_.start(job_name, [this, file, recipes](JobContext& job) {
@@ -119,7 +123,8 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
       job.post([this] { run_history_.reload(); });  // the run row appears, its status moves
     };
     hooks.progress = [&](const ProgressEvent& e) {
-      const double within = phase_start(phase, baseline) + phase_share(phase, baseline) * e.fraction;
+      const double within =
+          phase_start(phase, baseline) + phase_share(phase, baseline) * e.fraction;
       job.progress(std::min(1.0, (unit + within) / units), QString::fromStdString(phase),
                    QString::fromStdString(e.item.empty() ? e.stage : e.item));
     };
@@ -131,8 +136,9 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
     };
     if (need_baseline) {
       baseline = true;
-      job.log(QStringLiteral("no baseline run on this model yet: measuring the uncompressed "
-                             "model first"));
+      job.log(
+          QStringLiteral("no baseline run on this model yet: measuring the uncompressed "
+                         "model first"));
       const RecipeRunOutcome out = run_project_baseline(*store, in, hooks, &job.cancel());
       after(QString::fromLatin1(kBaselineRecipe), out);
       if (out.status == RunStatus::Failed) throw std::runtime_error(out.error);
@@ -147,8 +153,9 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
       if (out.status == RunStatus::Failed) {
         failed << name;
         last_error = out.error;
-        if (recipes.size() > 1) job.log(QStringLiteral("error: run '%1' failed: %2")
-                                            .arg(name, QString::fromStdString(out.error)));
+        if (recipes.size() > 1)
+          job.log(QStringLiteral("error: run '%1' failed: %2")
+                      .arg(name, QString::fromStdString(out.error)));
       }
     }
     if (recipes.size() == 1 && !failed.isEmpty()) throw std::runtime_error(last_error);

@@ -1,7 +1,7 @@
 #include "app/studio/run_history.h"
 
-#include <QMetaObject>
 #include <QHash>
+#include <QMetaObject>
 #include <QSet>
 #include <filesystem>
 #include <mutex>
@@ -30,7 +30,8 @@ ui::RunRow to_run_row(const RunRecord& r) {
   row.recipe = QString::fromStdString(r.info.recipe_name);
   row.status = QString::fromLatin1(run_status_name(r.info.status));
   row.started = QDateTime::fromMSecsSinceEpoch(qint64(r.info.started_at * 1000));
-  if (r.info.ended_at > 0) row.duration_seconds = std::max(0.0, r.info.ended_at - r.info.started_at);
+  if (r.info.ended_at > 0)
+    row.duration_seconds = std::max(0.0, r.info.ended_at - r.info.started_at);
   row.error = QString::fromStdString(r.info.error);
   for (const Metric& m : r.metrics) row.metrics.insert(QString::fromStdString(m.name), m.value);
   return row;
@@ -43,7 +44,10 @@ RunHistory::RunHistory(QObject* parent) : QObject(parent), source_(std::make_sha
 RunHistory::~RunHistory() { pool_.waitForDone(); }
 
 void RunHistory::setSource(const QString& database_path, const QString& project) {
-  if (database_path == path_ && project == project_) return;
+  if (database_path == path_ && project == project_) {
+    reload();  // e.g. the project reopened: pick up runs recorded meanwhile (by `mcw run`)
+    return;
+  }
   path_ = database_path;
   project_ = project;
   ++generation_;
@@ -98,8 +102,7 @@ static bool same_row(const ui::RunRow& a, const ui::RunRow& b) {
   return a.status == b.status && a.metrics == b.metrics && a.duration_seconds == b.duration_seconds;
 }
 
-void RunHistory::finishLoad(int generation, std::vector<RunRecord> records,
-                            const QString& error) {
+void RunHistory::finishLoad(int generation, std::vector<RunRecord> records, const QString& error) {
   if (generation != generation_) return;
   loading_ = false;
   if (!error.isEmpty() && error != last_error_) emit failed(error);

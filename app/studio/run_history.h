@@ -22,7 +22,7 @@ class RunHistory : public QObject {
   ~RunHistory() override;
 
   // The store file and the project whose runs to show; an empty path shows none. A change
-  // clears the list and reloads; the same source again does nothing.
+  // clears the list and reloads; the same source again only reloads.
   void setSource(const QString& database_path, const QString& project);
   void reload();
   bool isLoading() const { return loading_; }

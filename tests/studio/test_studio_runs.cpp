@@ -6,13 +6,13 @@
 // the filters and the side-by-side comparison show what the store holds.
 #include <QApplication>
 #include <QComboBox>
-#include <QHelpEvent>
-#include <QToolTip>
 #include <QDockWidget>
+#include <QHelpEvent>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QTableView>
 #include <QTableWidget>
+#include <QToolTip>
 #include <QTreeWidget>
 #include <QtTest>
 #include <cmath>
@@ -80,8 +80,8 @@ class StudioRunsTest : public QObject {
 
     // Select the recipe in the Project panel and press Run.
     ui::ProjectPanel* pp = w.projectPanel();
-    const auto items = pp->tree()->findItems(QStringLiteral("uniform-w4"),
-                                             Qt::MatchExactly | Qt::MatchRecursive);
+    const auto items =
+        pp->tree()->findItems(QStringLiteral("uniform-w4"), Qt::MatchExactly | Qt::MatchRecursive);
     QCOMPARE(items.size(), 1);
     QVERIFY(!pp->runButton()->isEnabled());
     pp->tree()->setCurrentItem(items[0]);
@@ -106,9 +106,9 @@ class StudioRunsTest : public QObject {
       const RunRecord& r = stored[size_t(row)];
       QCOMPARE(model->index(row, RunTableModel::Id).data(Qt::UserRole).toLongLong(), r.info.id);
       QCOMPARE(model->index(row, RunTableModel::Status).data().toString(), QStringLiteral("done"));
-      for (int c : {int(RunTableModel::Perplexity), int(RunTableModel::KL), int(RunTableModel::Top1),
-                    int(RunTableModel::BitsPerWeight), int(RunTableModel::Size),
-                    int(RunTableModel::Latency)}) {
+      for (int c : {int(RunTableModel::Perplexity), int(RunTableModel::KL),
+                    int(RunTableModel::Top1), int(RunTableModel::BitsPerWeight),
+                    int(RunTableModel::Size), int(RunTableModel::Latency)}) {
         const std::optional<double> v = r.metric(RunTableModel::metricOf(c).toStdString());
         QVERIFY2(v, qPrintable(RunTableModel::metricOf(c)));
         QCOMPARE(model->index(row, c).data(Qt::UserRole).toDouble(), *v);
@@ -135,8 +135,9 @@ class StudioRunsTest : public QObject {
       if (p.front) shown_front.insert(p.id);
     QCOMPARE(shown_front, brute_force_front(plot->points(), false));
     // The Project panel lists them too.
-    QTRY_VERIFY(!pp->tree()->findItems(QStringLiteral("#%1 uniform-w4").arg(stored[0].info.id),
-                                       Qt::MatchExactly | Qt::MatchRecursive)
+    QTRY_VERIFY(!pp->tree()
+                     ->findItems(QStringLiteral("#%1 uniform-w4").arg(stored[0].info.id),
+                                 Qt::MatchExactly | Qt::MatchRecursive)
                      .isEmpty());
   }
 
@@ -235,8 +236,10 @@ class StudioRunsTest : public QObject {
     for (int r = 0; r < mt->rowCount(); ++r) {
       const QString m = mt->item(r, ui::RunCompareView::MetricName)->text();
       if (!a.metrics.contains(m) || !b.metrics.contains(m)) continue;
-      QCOMPARE(mt->item(r, ui::RunCompareView::MetricA)->data(Qt::UserRole).toDouble(), a.metric(m));
-      QCOMPARE(mt->item(r, ui::RunCompareView::MetricB)->data(Qt::UserRole).toDouble(), b.metric(m));
+      QCOMPARE(mt->item(r, ui::RunCompareView::MetricA)->data(Qt::UserRole).toDouble(),
+               a.metric(m));
+      QCOMPARE(mt->item(r, ui::RunCompareView::MetricB)->data(Qt::UserRole).toDouble(),
+               b.metric(m));
       QCOMPARE(mt->item(r, ui::RunCompareView::MetricDelta)->data(Qt::UserRole).toDouble(),
                b.metric(m) - a.metric(m));
       ++checked;
@@ -289,8 +292,9 @@ class StudioRunsTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(job_state(w.context(), "Run rtn-w8"), int(ui::JobState::Cancelled),
                               20000);
     QCOMPARE(w.context().bridge().runningCount(), 0);
-    QTRY_COMPARE_WITH_TIMEOUT(w.runsPanel()->runModel()->index(0, RunTableModel::Status).data().toString(),
-                              QStringLiteral("cancelled"), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(
+        w.runsPanel()->runModel()->index(0, RunTableModel::Status).data().toString(),
+        QStringLiteral("cancelled"), 10000);
     QCOMPARE(w.runsPanel()->runModel()->rowCount(), 1);  // the recipe never started
     const auto store = RunStore::open_existing(w.context().project().database_path.toStdString());
     const std::optional<RunRecord> r = store->get_run(run_id);

@@ -1,7 +1,9 @@
 // Plain data the panels show. The panels know the engine only through these structs,
 // which app/ fills from engine types; nothing here runs a kernel or includes the engine.
 #pragma once
+#include <QDateTime>
 #include <QList>
+#include <QMap>
 #include <QMetaType>
 #include <QString>
 #include <QStringList>
@@ -64,6 +66,30 @@ struct Selection {
   QString layer;  // a tensor name, or empty
   qint64 run_id = -1;
   QString recipe;
+};
+
+// One stored run of the open project (newest first in IProjectContext::runs()). Metric
+// names are the store's: perplexity, kl, top1, bits_per_weight, size_bytes,
+// latency_ms_per_token, ...; a run that did not finish has none.
+struct RunRow {
+  qint64 id = 0;
+  QString recipe;
+  QString status;  // "running", "done", "failed", "cancelled", "interrupted", "queued"
+  QDateTime started;
+  double duration_seconds = -1;  // -1 while running
+  QString error;                 // why it failed
+  QMap<QString, double> metrics;
+  // On the Pareto front of (perplexity, latency_ms_per_token, size_bytes) among done runs.
+  bool pareto = false;
+  bool isBaseline() const { return recipe == QLatin1String("baseline"); }
+  double metric(const QString& name, double fallback = qQNaN()) const {
+    return metrics.value(name, fallback);
+  }
+};
+
+struct LayerMetricRow {
+  QString layer, name;  // tensor name, metric name ("relative_error", "bits_per_weight")
+  double value = 0;
 };
 
 QString job_state_name(JobState s);

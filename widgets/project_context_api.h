@@ -70,6 +70,20 @@ class IProjectContext {
   virtual const SensitivityGrid& sensitivity() const = 0;
   virtual bool sensitivityScanAvailable() const = 0;
   virtual int startSensitivityScan() = 0;  // the job id, or 0 when it could not start
+
+  // Runs of the open project, from its run store, newest first. They are re-read in the
+  // background after every change; onRunUpdated(id) says a run changed (-1: several, or
+  // the whole list was reloaded).
+  virtual QList<RunRow> runs() const = 0;
+  virtual QList<LayerMetricRow> runLayerMetrics(qint64 run_id) = 0;  // one query, in model order
+  // Ids of the done runs on the Pareto front of two metrics, x minimised and y minimised
+  // (or maximised when `maximize_y`, as for top-1 agreement).
+  virtual QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,
+                                    bool maximize_y) const = 0;
+  // A job that runs the recipe (after the uncompressed baseline when the store has none)
+  // and records it; the job id, or 0 when it could not start.
+  virtual int startRun(const QString& recipe) = 0;
+  virtual int startRunAll() = 0;
 };
 
 }  // namespace mcw::ui

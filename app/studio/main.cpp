@@ -1,4 +1,4 @@
-// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate]
+// mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate] [--run-all]
 //             [--panel-shots DIR]]
 #include <QApplication>
 #include <QCommandLineParser>
@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
       QStringLiteral("file"));
   const QCommandLineOption evaluate(QStringLiteral("evaluate"),
                                     QStringLiteral("With --screenshot: run Evaluate first."));
+  const QCommandLineOption run_all(
+      QStringLiteral("run-all"), QStringLiteral("With --screenshot: run every recipe first."));
   const QCommandLineOption theme(QStringLiteral("theme"),
                                  QStringLiteral("light or dark (default: the saved one)."),
                                  QStringLiteral("name"));
@@ -32,7 +34,7 @@ int main(int argc, char** argv) {
       QStringLiteral("panel-shots"),
       QStringLiteral("With --screenshot: also save pictures of single panels into this folder."),
       QStringLiteral("dir"));
-  parser.addOptions({screenshot, evaluate, theme, panel_shots});
+  parser.addOptions({screenshot, evaluate, run_all, theme, panel_shots});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
     opt.output = parser.value(screenshot);
     opt.evaluate = parser.isSet(evaluate);
     opt.panels_dir = parser.value(panel_shots);
+    opt.run_all = parser.isSet(run_all);
+    if (opt.run_all) opt.timeout_ms = 300000;
     mcw::studio::schedule_screenshot(window, opt);
   }
   return app.exec();

@@ -12,8 +12,10 @@
 #include "widgets/model_panel.h"
 #include "widgets/project_panel.h"
 #include "widgets/recipe_editor_panel.h"
+#include "widgets/runs_panel.h"
 #include "widgets/sensitivity_panel.h"
 #include "widgets/start_page.h"
+#include "widgets/tradeoff_panel.h"
 
 namespace mcw::studio {
 
@@ -45,7 +47,8 @@ MainWindow::~MainWindow() {
   context_->removeViewer(this);
   context_->bridge().cancelAll();
   delete takeCentralWidget();
-  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, recipe_dock_, sensitivity_dock_})
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,
+                         recipe_dock_, sensitivity_dock_})
     delete d;
 }
 
@@ -65,9 +68,15 @@ void MainWindow::createDocks() {
   project_dock_ =
       make(tr("Project"), QStringLiteral("projectDock"), project_panel_, Qt::LeftDockWidgetArea);
   jobs_dock_ =
-      make(tr("Jobs & Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
-  jobs_dock_->toggleViewAction()->setText(tr("Jobs && Log"));  // a menu reads '&' as a mnemonic
+      make(tr("Jobs and Log"), QStringLiteral("jobsDock"), jobs_panel_, Qt::BottomDockWidgetArea);
+  // Not "Jobs & Log": menus and dock tabs read '&' as a mnemonic, dock title bars do not.
+  runs_panel_ = new ui::RunsPanel(*context_);
+  tradeoff_panel_ = new ui::TradeoffPanel(*context_);
+  runs_dock_ = make(tr("Runs"), QStringLiteral("runsDock"), runs_panel_, Qt::BottomDockWidgetArea);
+  tradeoff_dock_ = make(tr("Trade-off"), QStringLiteral("tradeoffDock"), tradeoff_panel_,
+                        Qt::RightDockWidgetArea);
   tabifyDockWidget(start_dock_, project_dock_);
+  tabifyDockWidget(jobs_dock_, runs_dock_);
   start_dock_->raise();
   recipe_editor_ = new ui::RecipeEditorPanel(*context_);
   sensitivity_panel_ = new ui::SensitivityPanel(*context_);
@@ -75,11 +84,12 @@ void MainWindow::createDocks() {
       make(tr("Recipes"), QStringLiteral("recipeDock"), recipe_editor_, Qt::RightDockWidgetArea);
   sensitivity_dock_ = make(tr("Sensitivity"), QStringLiteral("sensitivityDock"),
                            sensitivity_panel_, Qt::RightDockWidgetArea);
+  tabifyDockWidget(tradeoff_dock_, recipe_dock_);
   tabifyDockWidget(recipe_dock_, sensitivity_dock_);
-  recipe_dock_->raise();
-  resizeDocks({start_dock_}, {420}, Qt::Horizontal);
-  resizeDocks({recipe_dock_}, {560}, Qt::Horizontal);
-  resizeDocks({jobs_dock_}, {220}, Qt::Vertical);
+  tradeoff_dock_->raise();
+  jobs_dock_->raise();
+  resizeDocks({start_dock_, tradeoff_dock_}, {420, 560}, Qt::Horizontal);
+  resizeDocks({jobs_dock_}, {240}, Qt::Vertical);
 }
 
 void MainWindow::saveLayout() {
@@ -111,6 +121,7 @@ void MainWindow::onProjectLoaded() {
     setWindowTitle(tr("MCW Studio"));
   }
   if (evaluate_action_) evaluate_action_->setEnabled(context_->hasProject());
+  if (run_all_action_) run_all_action_->setEnabled(context_->hasProject());
   setWindowModified(p.dirty);
 }
 

@@ -16,8 +16,10 @@ class JobsPanel;
 class ModelPanel;
 class ProjectPanel;
 class RecipeEditorPanel;
+class RunsPanel;
 class SensitivityPanel;
 class StartPage;
+class TradeoffPanel;
 }  // namespace mcw::ui
 
 namespace mcw::studio {
@@ -41,6 +43,11 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   ui::SensitivityPanel* sensitivityPanel() const { return sensitivity_panel_; }
   QDockWidget* recipeDock() const { return recipe_dock_; }
   QDockWidget* sensitivityDock() const { return sensitivity_dock_; }
+  ui::RunsPanel* runsPanel() const { return runs_panel_; }
+  ui::TradeoffPanel* tradeoffPanel() const { return tradeoff_panel_; }
+  QDockWidget* runsDock() const { return runs_dock_; }
+  QDockWidget* tradeoffDock() const { return tradeoff_dock_; }
+  QAction* runAllAction() const { return run_all_action_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -78,6 +85,11 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   ui::SensitivityPanel* sensitivity_panel_ = nullptr;
   QDockWidget* recipe_dock_ = nullptr;
   QDockWidget* sensitivity_dock_ = nullptr;
+  ui::RunsPanel* runs_panel_ = nullptr;
+  ui::TradeoffPanel* tradeoff_panel_ = nullptr;
+  QDockWidget* runs_dock_ = nullptr;
+  QDockWidget* tradeoff_dock_ = nullptr;
+  QAction* run_all_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* dark_action_ = nullptr;

@@ -36,9 +36,15 @@ void MainWindow::createMenus() {
   evaluate_action_->setObjectName(QStringLiteral("evaluateAction"));
   evaluate_action_->setToolTip(tr("Perplexity of the project's model on its evaluation text "
                                   "(byte tokens)"));
+  run_all_action_ = run->addAction(tr("Run &All Recipes"), QKeySequence(tr("Shift+F5")), this,
+                                   [this] { context_->startRunAll(); });
+  run_all_action_->setObjectName(QStringLiteral("runAllAction"));
+  run_all_action_->setToolTip(tr("Compress with every recipe of the project, evaluate and "
+                                 "record each run"));
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
-  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, recipe_dock_, sensitivity_dock_})
+  for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,
+                         recipe_dock_, sensitivity_dock_})
     view->addAction(d->toggleViewAction());
   view->addSeparator();
   dark_action_ = view->addAction(tr("&Dark Theme"));
@@ -53,6 +59,7 @@ void MainWindow::createMenus() {
   tools->addAction(tr("Open Project"), this, &MainWindow::openProjectDialog);
   tools->addAction(tr("Open Model"), this, &MainWindow::openModelDialog);
   tools->addAction(evaluate_action_);
+  tools->addAction(run_all_action_);
 }
 
 void MainWindow::rebuildRecentMenu() {

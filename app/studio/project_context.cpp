@@ -27,6 +27,11 @@ ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
   preset_dirs_ << QCoreApplication::applicationDirPath() + QStringLiteral("/../share/mcw/recipes");
   connect(&bridge_, &EngineBridge::jobUpdated, this, &ProjectContext::onJobUpdated);
   connect(&bridge_, &EngineBridge::logMessage, this, &ProjectContext::log);
+  connect(&run_history_, &RunHistory::updated, this, [this](qint64 id) {
+    notify([id](ui::IProjectViewer* v) { v->onRunUpdated(id); });
+  });
+  connect(&run_history_, &RunHistory::failed, this,
+          [this](const QString& message) { log(QStringLiteral("error: ") + message); });
 }
 
 ProjectContext::~ProjectContext() { bridge_.cancelAll(); }
@@ -99,6 +104,7 @@ bool ProjectContext::openProject(const QString& path) {
 
 void ProjectContext::refreshProject() {
   summary_ = project_ ? summarize_project(*project_, project_file_, dirty_) : ui::ProjectSummary{};
+  updateRunSource();
   notify([](ui::IProjectViewer* v) { v->onProjectLoaded(); });
 }
 

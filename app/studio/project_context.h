@@ -11,6 +11,7 @@
 
 #include "app/studio/engine_bridge.h"
 #include "app/studio/recipe_support.h"
+#include "app/studio/run_history.h"
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
 #include "engine/runs/run_store.h"
@@ -67,6 +68,15 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // when the run or its estimate is unknown). Opens the project's run store to read it.
   QString runEstimateReport(qint64 run_id) const;
 
+  // Runs (project_context_runs.cpp).
+  QList<ui::RunRow> runs() const override { return run_history_.runs(); }
+  QList<ui::LayerMetricRow> runLayerMetrics(qint64 run_id) override;
+  QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,
+                            bool maximize_y) const override;
+  int startRun(const QString& recipe) override;
+  int startRunAll() override;
+  RunHistory& runHistory() { return run_history_; }
+
   // Project-file actions (MainWindow's File menu).
   void newProject(const QString& name = QStringLiteral("untitled"));
   bool saveProject();  // false when the project has no file yet, or on error (logged)
@@ -89,6 +99,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void onJobUpdated(const ui::JobProgress& job);
   RecipeCheckContext checkContext() const;
   void loadSensitivity();
+  void updateRunSource();
+  int startRecipeJob(const QString& job_name, const QStringList& recipes);
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }
@@ -113,6 +125,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   QStringList preset_dirs_;
   ui::SensitivityGrid sensitivity_;
   int sensitivity_job_ = 0;
+  RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 
 }  // namespace mcw::studio

@@ -1,7 +1,8 @@
 // `mcw-studio --screenshot out.png [project]`: waits until the model and its statistics
-// (and, with --evaluate, an evaluation) have finished, then saves the window as a PNG.
-// Used for documentation and to check the look under xvfb-run. --panel-shots DIR adds
-// pictures of single panels.
+// (and, with --evaluate, an evaluation; with --run-all, a run of every recipe) have
+// finished, then saves the window as a PNG. With runs, the Runs dock is raised and the
+// newest finished run selected, so the picture shows them. --panel-shots DIR adds
+// pictures of single panels. Used for documentation and to check the look under xvfb-run.
 #pragma once
 #include <QString>
 
@@ -17,6 +18,7 @@ struct ScreenshotOptions {
   // project's first recipe, with its error if it has one) and sensitivity.png, each dock
   // grabbed on its own.
   QString panels_dir;
+  bool run_all = false;
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

@@ -1,5 +1,6 @@
 #include "test_project_maker.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -15,12 +16,38 @@ namespace mcw::test {
 
 namespace fs = std::filesystem;
 
+// A llama2.c tokenizer.bin beside the model, so that runs (which tokenize with the model's
+// own tokenizer) work: <unk>, <s>, </s>, then byte pieces <0x00>.. for the remaining ids
+// (plain ASCII text encodes as bytes).
+static void write_tokenizer(const std::string& path, int vocab) {
+  std::ofstream out(path, std::ios::binary);
+  auto put_i32 = [&](int32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+  auto put_f32 = [&](float v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+  put_i32(6);  // max_token_length
+  for (int i = 0; i < vocab; ++i) {
+    std::string piece;
+    if (i == 0) piece = "<unk>";
+    else if (i == 1) piece = "<s>";
+    else if (i == 2) piece = "</s>";
+    else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", (i - 3) & 0xff);
+      piece = buf;
+    }
+    put_f32(0);
+    put_i32(int32_t(piece.size()));
+    out.write(piece.data(), std::streamsize(piece.size()));
+  }
+}
+
 static void write_model(const std::string& path, const TestProjectOptions& o) {
   LlamaConfig c = tiny_config(4, 2, false);
   c.vocab_size = o.vocab;
+  c.hidden_dim = 64;  // divisible by the recipes' groups of 32
   c.max_seq_len = 128;
   const LlamaModel m = random_llama(c, o.seed);
   save_llama_llama2c(m, path);
+  write_tokenizer((fs::path(path).parent_path() / "tokenizer.bin").string(), o.vocab);
 }
 
 static std::string sample_text(int64_t n) {
@@ -45,7 +72,14 @@ std::string make_test_project(const std::string& dir, const std::string& name,
   p.name = name;
   p.model_path = (fs::path(dir) / "models" / "tiny.bin").string();
   p.evaluation_path = (fs::path(dir) / "data" / "eval.txt").string();
-  p.recipes = {{"uniform-w4", "", "stages:\n  - quantize: {bits: 4, group: 32}\n"}};
+  auto rtn = [](int bits, int group) {
+    return "stages:\n  - algorithm: rtn\n    bits: " + std::to_string(bits) +
+           "\n    group_size: " + std::to_string(group) + "\n";
+  };
+  p.recipes = {{"uniform-w4", "", rtn(4, 32)},
+               {"rtn-w8", "", rtn(8, 0)},
+               {"rtn-w3", "", rtn(3, 32)},
+               {"rtn-w2", "", rtn(2, 32)}};
   p.eval = {o.window, o.stride, o.max_tokens};
   if (o.write_model) write_model(p.model_path, o);
   std::ofstream(p.evaluation_path, std::ios::binary) << sample_text(o.text_bytes);

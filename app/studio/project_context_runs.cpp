@@ -1,0 +1,171 @@
+// ProjectContext's runs: the run jobs (baseline when missing, then recipes, each recorded
+// in the project's run store through the job's own connection) and the run list the
+// panels read, reloaded in the background after every phase of a run.
+#include <QFileInfo>
+#include <stdexcept>
+
+#include "app/studio/project_context.h"
+#include "engine/core/error.h"
+#include "engine/runs/project_runner.h"
+
+namespace mcw::studio {
+
+namespace {
+
+// How far into one recorded run each phase starts, as a share of the run (compress,
+// evaluation and latency are of the same order on small models).
+double phase_start(const std::string& phase, bool baseline) {
+  if (phase == "compress") return 0;
+  if (phase == "eval") return baseline ? 0 : 0.35;
+  if (phase == "latency") return 0.85;
+  return 0;
+}
+
+double phase_share(const std::string& phase, bool baseline) {
+  if (phase == "compress") return 0.35;
+  if (phase == "eval") return baseline ? 0.85 : 0.5;
+  return 0.15;
+}
+
+QString format_outcome(const QString& recipe, const std::vector<Metric>& metrics) {
+  QString line = QStringLiteral("run '%1' done:").arg(recipe);
+  auto add = [&](const char* name, const QString& label, int precision) {
+    for (const Metric& m : metrics)
+      if (m.name == name)
+        line += QStringLiteral(" %1 %2,").arg(label).arg(m.value, 0, 'f', precision);
+  };
+  add("perplexity", QStringLiteral("perplexity"), 4);
+  add("kl", QStringLiteral("KL"), 5);
+  add("top1", QStringLiteral("top-1"), 4);
+  add("bits_per_weight", QStringLiteral("bits/weight"), 3);
+  add("latency_ms_per_token", QStringLiteral("ms/token"), 3);
+  line.chop(1);
+  return line;
+}
+
+}  // namespace
+
+void ProjectContext::updateRunSource() {
+  if (!project_) {
+    run_history_.setSource({}, {});
+    return;
+  }
+  run_history_.setSource(summary_.database_path, QString::fromStdString(project_->name));
+}
+
+QList<ui::LayerMetricRow> ProjectContext::runLayerMetrics(qint64 run_id) {
+  return run_history_.layerMetrics(run_id);
+}
+
+QList<qint64> ProjectContext::paretoFront(const QString& x_metric, const QString& y_metric,
+                                          bool maximize_y) const {
+  return run_history_.paretoFront(x_metric, y_metric, maximize_y);
+}
+
+int ProjectContext::startRun(const QString& recipe) {
+  return startRecipeJob(QStringLiteral("Run %1").arg(recipe), {recipe});
+}
+
+int ProjectContext::startRunAll() {
+  QStringList names;
+  if (project_)
+    for (const ProjectRecipe& r : project_->recipes) names << QString::fromStdString(r.name);
+  if (project_ && names.isEmpty()) {
+    log(QStringLiteral("error: the project has no recipes to run"));
+    return 0;
+  }
+  return startRecipeJob(QStringLiteral("Run all recipes"), names);
+}
+
+int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& names) {
+  if (!project_) {
+    log(QStringLiteral("error: running a recipe needs an open project"));
+    return 0;
+  }
+  // The model, texts and evaluation settings come from the saved project file (what
+  // `mcw run` would use); the recipes from the project as edited, so that an edited
+  // recipe runs as it reads on screen.
+  if (project_file_.isEmpty()) {
+    log(
+        QStringLiteral("error: save the project before running recipes (runs are stored "
+                       "beside the project file)"));
+    return 0;
+  }
+  std::vector<ProjectRecipe> recipes;
+  for (const QString& name : names) {
+    const auto it =
+        std::find_if(project_->recipes.begin(), project_->recipes.end(),
+                     [&](const ProjectRecipe& r) { return r.name == name.toStdString(); });
+    if (it == project_->recipes.end()) {
+      log(QStringLiteral("error: the project has no recipe '%1'").arg(name));
+      return 0;
+    }
+    recipes.push_back(*it);
+  }
+  if (dirty_)
+    log(
+        QStringLiteral("note: the project has unsaved changes; the run uses the saved model, "
+                       "datasets and evaluation settings"));
+  const std::string file = project_file_.toStdString();
+  return bridge_.start(job_name, [this, file, recipes](JobContext& job) {
+    job.progress(0, QStringLiteral("load"), QString::fromStdString(file));
+    const ProjectRunInputs in = load_project_run_inputs(file);
+    job.cancel().throw_if_cancelled();
+    const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+    const bool need_baseline = !has_project_baseline(*store, in);
+    const double units = double(recipes.size() + (need_baseline ? 1 : 0));
+    double unit = 0;
+    bool baseline = false;
+    std::string phase;
+    RunHooks hooks;
+    hooks.on_phase = [&](const std::string& p) {
+      phase = p;
+      job.post([this] { run_history_.reload(); });  // the run row appears, its status moves
+    };
+    hooks.progress = [&](const ProgressEvent& e) {
+      const double within =
+          phase_start(phase, baseline) + phase_share(phase, baseline) * e.fraction;
+      job.progress(std::min(1.0, (unit + within) / units), QString::fromStdString(phase),
+                   QString::fromStdString(e.item.empty() ? e.stage : e.item));
+    };
+    auto after = [&](const QString& name, const RecipeRunOutcome& out) {
+      job.post([this] { run_history_.reload(); });
+      if (out.status == RunStatus::Cancelled) job.cancel().throw_if_cancelled();
+      if (out.status == RunStatus::Done) job.log(format_outcome(name, out.metrics));
+      unit += 1;
+    };
+    if (need_baseline) {
+      baseline = true;
+      job.log(
+          QStringLiteral("no baseline run on this model yet: measuring the uncompressed "
+                         "model first"));
+      const RecipeRunOutcome out = run_project_baseline(*store, in, hooks, &job.cancel());
+      after(QString::fromLatin1(kBaselineRecipe), out);
+      if (out.status == RunStatus::Failed) throw std::runtime_error(out.error);
+      baseline = false;
+    }
+    QStringList failed;
+    std::string last_error;
+    for (const ProjectRecipe& r : recipes) {
+      const QString name = QString::fromStdString(r.name);
+      const RecipeRunOutcome out = run_project_recipe(*store, in, r, hooks, &job.cancel());
+      after(name, out);
+      if (out.status == RunStatus::Failed) {
+        failed << name;
+        last_error = out.error;
+        if (recipes.size() > 1)
+          job.log(QStringLiteral("error: run '%1' failed: %2")
+                      .arg(name, QString::fromStdString(out.error)));
+      }
+    }
+    if (recipes.size() == 1 && !failed.isEmpty()) throw std::runtime_error(last_error);
+    if (!failed.isEmpty())
+      throw std::runtime_error(QStringLiteral("%1 of %2 recipes failed: %3")
+                                   .arg(failed.size())
+                                   .arg(recipes.size())
+                                   .arg(failed.join(QStringLiteral(", ")))
+                                   .toStdString());
+  });
+}
+
+}  // namespace mcw::studio

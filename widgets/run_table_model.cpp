@@ -1,0 +1,225 @@
+#include "widgets/run_table_model.h"
+
+#include <QColor>
+#include <QFont>
+#include <cmath>
+#include <limits>
+
+namespace mcw::ui {
+
+RunTableModel::RunTableModel(QObject* parent) : QAbstractTableModel(parent) {}
+
+int RunTableModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : int(runs_.size());
+}
+
+int RunTableModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : ColumnCount;
+}
+
+QString RunTableModel::metricOf(int column) {
+  switch (column) {
+    case Perplexity:
+      return QStringLiteral("perplexity");
+    case KL:
+      return QStringLiteral("kl");
+    case Top1:
+      return QStringLiteral("top1");
+    case BitsPerWeight:
+      return QStringLiteral("bits_per_weight");
+    case Size:
+      return QStringLiteral("size_bytes");
+    case Latency:
+      return QStringLiteral("latency_ms_per_token");
+    default:
+      return {};
+  }
+}
+
+static QString format_metric(int column, double v) {
+  using C = RunTableModel;
+  switch (column) {
+    case C::Perplexity:
+      return QString::number(v, 'f', v < 100 ? 3 : 1);
+    case C::KL:
+      return QString::number(v, 'g', 3);
+    case C::Top1:
+      return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 1);
+    case C::BitsPerWeight:
+      return QString::number(v, 'f', 2);
+    case C::Size:
+      return format_bytes(quint64(std::max(0.0, v)));
+    case C::Latency:
+      return QStringLiteral("%1 ms").arg(v, 0, 'f', v < 10 ? 3 : 1);
+    default:
+      return QString::number(v);
+  }
+}
+
+static QColor status_colour(const QString& status) {
+  if (status == QLatin1String("failed")) return {224, 80, 74};
+  if (status == QLatin1String("running") || status == QLatin1String("queued"))
+    return {64, 128, 214};
+  if (status == QLatin1String("interrupted")) return {214, 140, 40};
+  if (status == QLatin1String("cancelled")) return {128, 128, 128};
+  return {};
+}
+
+QVariant RunTableModel::data(const QModelIndex& index, int role) const {
+  if (!index.isValid() || index.row() >= runs_.size()) return {};
+  const RunRow& r = runs_[index.row()];
+  const int c = index.column();
+  if (role == RunIdRole) return r.id;
+  const QString metric = metricOf(c);
+  if (!metric.isEmpty()) {
+    const bool has = r.metrics.contains(metric);
+    const double v = r.metrics.value(metric);
+    if (role == Qt::DisplayRole) return has ? format_metric(c, v) : QString();
+    // Runs without the metric sort after every run with it.
+    if (role == Qt::UserRole) return has ? v : std::numeric_limits<double>::max();
+    if (role == Qt::TextAlignmentRole) return int(Qt::AlignRight | Qt::AlignVCenter);
+    if (role == Qt::ToolTipRole && has)
+      return QStringLiteral("%1 = %2").arg(metric).arg(v, 0, 'g', 10);
+    return {};
+  }
+  switch (role) {
+    case Qt::DisplayRole:
+      switch (c) {
+        case Id:
+          return r.id;
+        case Recipe:
+          return r.pareto ? r.recipe + QStringLiteral("  ★") : r.recipe;
+        case Status:
+          return r.status;
+        case Started:
+          return r.started.toString(QStringLiteral("yyyy-MM-dd HH:mm:ss"));
+        case Duration:
+          return r.duration_seconds < 0 ? QString()
+                                        : QStringLiteral("%1 s").arg(r.duration_seconds, 0, 'f', 1);
+      }
+      return {};
+    case Qt::UserRole:
+      switch (c) {
+        case Id:
+          return r.id;
+        case Recipe:
+          return r.recipe.toLower();
+        case Status:
+          return r.status;
+        case Started:
+          return r.started.toMSecsSinceEpoch();
+        case Duration:
+          return r.duration_seconds < 0 ? std::numeric_limits<double>::max() : r.duration_seconds;
+      }
+      return {};
+    case Qt::ForegroundRole:
+      if (c == Status) {
+        const QColor col = status_colour(r.status);
+        if (col.isValid()) return col;
+      }
+      return {};
+    case Qt::FontRole:
+      if (r.isBaseline() && c == Recipe) {
+        QFont f;
+        f.setItalic(true);
+        return f;
+      }
+      return {};
+    case Qt::ToolTipRole:
+      if (c == Status && !r.error.isEmpty()) return r.error;
+      if (c == Recipe && r.pareto)
+        return tr(
+            "On the Pareto front of perplexity, latency and size: no other run is at least "
+            "as good in all three and better in one.");
+      return {};
+    case Qt::TextAlignmentRole:
+      if (c == Id || c == Duration) return int(Qt::AlignRight | Qt::AlignVCenter);
+      return {};
+  }
+  return {};
+}
+
+QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) const {
+  if (o != Qt::Horizontal) return {};
+  if (role == Qt::DisplayRole) {
+    static const char* names[] = {"ID", "Recipe", "Status", "Started", "Duration", "Perplexity",
+                                  "KL", "Top-1",  "Bits/w", "Size",    "Latency"};
+    return tr(names[section]);
+  }
+  if (role == Qt::ToolTipRole) {
+    switch (section) {
+      case KL:
+        return tr(
+            "Mean KL divergence of the next-token distribution from the original "
+            "model's (nats)");
+      case Top1:
+        return tr("How often the most likely next token is the original model's");
+      case BitsPerWeight:
+        return tr("Average storage bits per weight of the compressed tensors");
+      case Latency:
+        return tr("Decode latency per token on this machine");
+      case Recipe:
+        return tr("★: on the Pareto front of perplexity, latency and size");
+    }
+  }
+  return {};
+}
+
+int RunTableModel::rowOfRun(qint64 id) const {
+  for (int i = 0; i < runs_.size(); ++i)
+    if (runs_[i].id == id) return i;
+  return -1;
+}
+
+void RunTableModel::setRuns(const QList<RunRow>& runs) {
+  auto same_ids = [](const QList<RunRow>& a, qsizetype a_from, const QList<RunRow>& b) {
+    if (a.size() - a_from != b.size()) return false;
+    for (qsizetype i = 0; i < b.size(); ++i)
+      if (a[a_from + i].id != b[i].id) return false;
+    return true;
+  };
+  const qsizetype added = runs.size() - runs_.size();
+  if (added >= 0 && same_ids(runs, added, runs_)) {
+    // Newest first: new runs are on top, the old rows keep their order (and selection).
+    if (added > 0) {
+      beginInsertRows({}, 0, int(added) - 1);
+      runs_ = runs;
+      endInsertRows();
+    } else {
+      runs_ = runs;
+    }
+    if (!runs_.isEmpty())
+      emit dataChanged(index(int(added), 0), index(int(runs_.size()) - 1, ColumnCount - 1));
+    return;
+  }
+  beginResetModel();
+  runs_ = runs;
+  endResetModel();
+}
+
+RunFilterProxy::RunFilterProxy(QObject* parent) : QSortFilterProxyModel(parent) {
+  setSortRole(Qt::UserRole);
+}
+
+void RunFilterProxy::setText(const QString& text) {
+  text_ = text.trimmed();
+  invalidateFilter();
+}
+
+void RunFilterProxy::setStatus(const QString& status) {
+  status_ = status;
+  invalidateFilter();
+}
+
+bool RunFilterProxy::filterAcceptsRow(int row, const QModelIndex& parent) const {
+  const auto* m = static_cast<const RunTableModel*>(sourceModel());
+  if (parent.isValid() || row >= m->runs().size()) return false;
+  const RunRow& r = m->runs()[row];
+  if (!status_.isEmpty() && r.status.compare(status_, Qt::CaseInsensitive) != 0) return false;
+  if (text_.isEmpty()) return true;
+  return r.recipe.contains(text_, Qt::CaseInsensitive) ||
+         r.status.contains(text_, Qt::CaseInsensitive) ||
+         r.error.contains(text_, Qt::CaseInsensitive) || QString::number(r.id) == text_;
+}
+
+}  // namespace mcw::ui

@@ -1,0 +1,155 @@
+#include "widgets/tradeoff_panel.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSet>
+#include <QSettings>
+#include <QVBoxLayout>
+#include <cmath>
+
+#include "widgets/tradeoff_plot.h"
+
+namespace mcw::ui {
+
+namespace {
+
+struct AxisChoice {
+  const char* metric;
+  const char* title;
+};
+const AxisChoice kYChoices[] = {
+    {"perplexity", "Perplexity"}, {"kl", "KL divergence (nats)"}, {"top1", "Top-1 agreement"}};
+const AxisChoice kXChoices[] = {{"latency_ms_per_token", "Latency (ms/token)"},
+                                {"size_bytes", "Model size"},
+                                {"bits_per_weight", "Bits per weight"}};
+
+QString format_value(const QString& metric, double v) {
+  if (metric == QLatin1String("size_bytes")) return format_bytes(quint64(std::max(0.0, v)));
+  if (metric == QLatin1String("top1")) return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 2);
+  if (metric == QLatin1String("latency_ms_per_token"))
+    return QStringLiteral("%1 ms/token").arg(v, 0, 'g', 4);
+  return QString::number(v, 'g', 5);
+}
+
+PlotAxis make_axis(const QString& metric, const QString& title) {
+  PlotAxis a;
+  a.title = title;
+  if (metric == QLatin1String("size_bytes"))
+    a.format = [](double v) { return format_bytes(quint64(std::max(0.0, v))); };
+  else if (metric == QLatin1String("top1"))
+    a.format = [](double v) {
+      const double pct = v * 100;
+      return QStringLiteral("%1 %").arg(pct, 0, 'f',
+                                        std::abs(pct - std::round(pct)) < 1e-6 ? 0 : 1);
+    };
+  return a;
+}
+
+}  // namespace
+
+TradeoffPanel::TradeoffPanel(IProjectContext& context, QWidget* parent)
+    : QWidget(parent), context_(context) {
+  y_box_ = new QComboBox(this);
+  y_box_->setObjectName(QStringLiteral("tradeoffY"));
+  for (const AxisChoice& c : kYChoices) y_box_->addItem(tr(c.title), QString::fromLatin1(c.metric));
+  x_box_ = new QComboBox(this);
+  x_box_->setObjectName(QStringLiteral("tradeoffX"));
+  for (const AxisChoice& c : kXChoices) x_box_->addItem(tr(c.title), QString::fromLatin1(c.metric));
+  QSettings settings;
+  y_box_->setCurrentIndex(std::max(0, y_box_->findData(settings.value("tradeoff/y"))));
+  x_box_->setCurrentIndex(std::max(0, x_box_->findData(settings.value("tradeoff/x"))));
+  summary_ = new QLabel(this);
+  summary_->setObjectName(QStringLiteral("tradeoffSummary"));
+  plot_ = new TradeoffPlot(this);
+  plot_->setEmptyText(tr("No finished runs yet.\nRun a recipe from the Project panel."));
+
+  auto* bar = new QHBoxLayout;
+  bar->addWidget(new QLabel(tr("Accuracy:"), this));
+  bar->addWidget(y_box_);
+  bar->addSpacing(8);
+  bar->addWidget(new QLabel(tr("Cost:"), this));
+  bar->addWidget(x_box_);
+  bar->addStretch(1);
+  bar->addWidget(summary_);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addLayout(bar);
+  layout->addWidget(plot_, 1);
+
+  auto axes_changed = [this] {
+    QSettings s;
+    s.setValue("tradeoff/y", yMetric());
+    s.setValue("tradeoff/x", xMetric());
+    rebuild();
+  };
+  connect(y_box_, &QComboBox::currentIndexChanged, this, axes_changed);
+  connect(x_box_, &QComboBox::currentIndexChanged, this, axes_changed);
+  connect(plot_, &TradeoffPlot::pointClicked, this, [this](qint64 id) {
+    Selection s = context_.selection();
+    s.run_id = id;
+    context_.setSelection(s);
+  });
+  context_.addViewer(this);
+  rebuild();
+}
+
+TradeoffPanel::~TradeoffPanel() { context_.removeViewer(this); }
+
+void TradeoffPanel::onProjectLoaded() { rebuild(); }
+void TradeoffPanel::onRunUpdated(qint64) { rebuild(); }
+void TradeoffPanel::onSelectionChanged() { plot_->setSelected(context_.selection().run_id); }
+
+QString TradeoffPanel::xMetric() const { return x_box_->currentData().toString(); }
+QString TradeoffPanel::yMetric() const { return y_box_->currentData().toString(); }
+int TradeoffPanel::pointCount() const { return plot_->pointCount(); }
+
+void TradeoffPanel::rebuild() {
+  const QString xm = xMetric(), ym = yMetric();
+  const bool maximize_y = ym == QLatin1String("top1");
+  const QList<qint64> front_ids = context_.paretoFront(xm, ym, maximize_y);
+  const QSet<qint64> front(front_ids.begin(), front_ids.end());
+  QList<PlotPoint> points;
+  int runs_done = 0;
+  for (const RunRow& r : context_.runs()) {
+    if (r.status != QLatin1String("done")) continue;
+    ++runs_done;
+    if (!r.metrics.contains(xm) || !r.metrics.contains(ym)) continue;
+    PlotPoint p;
+    p.id = r.id;
+    p.x = r.metrics.value(xm);
+    p.y = r.metrics.value(ym);
+    p.size = r.metrics.value(QStringLiteral("size_bytes"));
+    p.label = r.recipe;
+    p.baseline = r.isBaseline();
+    p.front = front.contains(r.id);
+    QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
+    if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");
+    tip += QStringLiteral("<table>");
+    for (const char* m :
+         {"perplexity", "kl", "top1", "latency_ms_per_token", "size_bytes", "bits_per_weight"}) {
+      const QString name = QString::fromLatin1(m);
+      if (!r.metrics.contains(name)) continue;
+      const bool axis = name == xm || name == ym;
+      tip += QStringLiteral("<tr><td>%1%2%3</td><td align=right>&nbsp;%4</td></tr>")
+                 .arg(axis ? "<b>" : "", name, axis ? "</b>" : "",
+                      format_value(name, r.metrics.value(name)));
+    }
+    tip += QStringLiteral("</table>");
+    p.tooltip = tip;
+    points.push_back(p);
+  }
+  const int yi = y_box_->currentIndex(), xi = x_box_->currentIndex();
+  plot_->setData(points, make_axis(xm, x_box_->itemText(xi)), make_axis(ym, y_box_->itemText(yi)),
+                 maximize_y);
+  plot_->setSelected(context_.selection().run_id);
+  summary_->setText(points.isEmpty()
+                        ? QString()
+                        : tr("%1 runs, %2 on the front").arg(points.size()).arg(front.size()));
+  summary_->setToolTip(
+      runs_done > points.size()
+          ? tr("%1 finished runs lack one of the two metrics").arg(runs_done - points.size())
+          : QString());
+}
+
+}  // namespace mcw::ui

@@ -1,0 +1,44 @@
+// Trade-off panel: accuracy against cost for every finished run of the project, the
+// axes chosen in two combo boxes (y: perplexity, KL, top-1; x: latency, size, bits per
+// weight), with the Pareto front of those two metrics from the context. Clicking a run
+// selects it (Selection.run_id); the selected run is ringed wherever it was selected.
+#pragma once
+#include <QWidget>
+
+#include "widgets/project_context_api.h"
+
+class QComboBox;
+class QLabel;
+
+namespace mcw::ui {
+
+class TradeoffPlot;
+
+class TradeoffPanel : public QWidget, public IProjectViewer {
+  Q_OBJECT
+ public:
+  explicit TradeoffPanel(IProjectContext& context, QWidget* parent = nullptr);
+  ~TradeoffPanel() override;
+
+  void onProjectLoaded() override;
+  void onRunUpdated(qint64 run_id) override;
+  void onSelectionChanged() override;
+
+  TradeoffPlot* plot() const { return plot_; }
+  QComboBox* xAxisBox() const { return x_box_; }
+  QComboBox* yAxisBox() const { return y_box_; }
+  int pointCount() const;
+  QString xMetric() const;
+  QString yMetric() const;
+
+ private:
+  void rebuild();
+
+  IProjectContext& context_;
+  QComboBox* y_box_;
+  QComboBox* x_box_;
+  QLabel* summary_;
+  TradeoffPlot* plot_;
+};
+
+}  // namespace mcw::ui

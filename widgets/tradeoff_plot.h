@@ -1,0 +1,78 @@
+// The trade-off scatter, painted with QPainter: one marker per run at (x, y), its area
+// proportional to the model's size, the Pareto front as a step line with its points
+// ringed, the baseline as a diamond, the selected run ringed in the highlight colour. Axis
+// ticks at 1-2-5 steps. Hovering shows a run's values; clicking a marker emits its id.
+// Colours come from the palette, so both themes work; QPainter takes care of high DPI.
+#pragma once
+#include <QList>
+#include <QPointF>
+#include <QRectF>
+#include <QWidget>
+#include <functional>
+
+namespace mcw::ui {
+
+struct PlotPoint {
+  qint64 id = 0;
+  double x = 0, y = 0;
+  double size = 0;  // marker area scales with it (bytes); 0: the smallest marker
+  QString label;    // the recipe
+  QString tooltip;  // rich text shown on hover
+  bool baseline = false, front = false;
+};
+
+struct PlotAxis {
+  QString title;
+  std::function<QString(double)> format;  // tick labels; empty: a plain number
+};
+
+class TradeoffPlot : public QWidget {
+  Q_OBJECT
+ public:
+  explicit TradeoffPlot(QWidget* parent = nullptr);
+
+  void setData(const QList<PlotPoint>& points, const PlotAxis& x, const PlotAxis& y,
+               bool y_larger_is_better);
+  void setSelected(qint64 id);
+  void setEmptyText(const QString& text);
+
+  int pointCount() const { return int(points_.size()); }
+  const QList<PlotPoint>& points() const { return points_; }
+  // Where a run's marker is drawn, in this widget's coordinates (invalid when absent).
+  QPointF pointPosition(qint64 id) const;
+  qint64 pointAt(const QPointF& pos) const;  // -1 when no marker is under `pos`
+  QRectF plotArea() const;
+
+  QSize minimumSizeHint() const override { return {260, 200}; }
+  QSize sizeHint() const override { return {480, 360}; }
+
+ signals:
+  void pointClicked(qint64 id);
+
+ protected:
+  void paintEvent(QPaintEvent*) override;
+  bool event(QEvent* e) override;
+  void mouseMoveEvent(QMouseEvent* e) override;
+  void mousePressEvent(QMouseEvent* e) override;
+  void leaveEvent(QEvent*) override;
+
+ private:
+  struct Range {
+    double lo = 0, hi = 1;
+  };
+  double radius(const PlotPoint& p) const;
+  QPointF toScreen(double x, double y) const;
+  QList<double> ticks(const Range& r, double* step) const;
+  QString tickLabel(const PlotAxis& axis, double v, double step) const;
+  void computeRanges();
+
+  QList<PlotPoint> points_;
+  PlotAxis x_axis_, y_axis_;
+  bool y_larger_better_ = false;
+  Range xr_, yr_;
+  double max_size_ = 0;
+  qint64 selected_ = -1, hovered_ = -1;
+  QString empty_text_;
+};
+
+}  // namespace mcw::ui

@@ -55,7 +55,6 @@ class PackedLlama {
 };
 
 LatencyResult measure_latency(const PackedLlama& model, const LatencyOptions& opt = {},
-                              const ProgressFn& progress = {},
-                              const CancelToken* cancel = nullptr);
+                              const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
 
 }  // namespace mcw

@@ -86,7 +86,8 @@ MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r,
         for (int i = 0; i < M; ++i) {
           const float* xs = x.x + (i0 + i) * x.ldx + u * kUnit;
           for (int k = 0; k < 4; ++k)
-            part[t][i][k & 1] = _mm256_fmadd_ps(f[k], _mm256_loadu_ps(xs + 8 * k), part[t][i][k & 1]);
+            part[t][i][k & 1] =
+                _mm256_fmadd_ps(f[k], _mm256_loadu_ps(xs + 8 * k), part[t][i][k & 1]);
         }
       }
     }
@@ -104,8 +105,8 @@ MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r,
 }
 
 template <int Bits, int M>
-MCW_AVX2 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1,
-                          int64_t i0, const YOut& y) {
+MCW_AVX2 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
+                          const YOut& y) {
   constexpr int RT = row_tile<M>();
   int64_t r = r0;
   for (; r + RT <= r1; r += RT) affine_tile<Bits, RT, M>(w, x, r, i0, y);
@@ -117,10 +118,18 @@ MCW_AVX2 void affine_bits(const AffineView& w, const XRows& x, int64_t r0, int64
                           const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: affine_rows<Bits, 1>(w, x, r0, r1, i0, y); break;
-      case 2: affine_rows<Bits, 2>(w, x, r0, r1, i0, y); break;
-      case 3: affine_rows<Bits, 3>(w, x, r0, r1, i0, y); break;
-      default: affine_rows<Bits, 4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        affine_rows<Bits, 1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        affine_rows<Bits, 2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        affine_rows<Bits, 3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        affine_rows<Bits, 4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }
@@ -128,10 +137,18 @@ MCW_AVX2 void affine_bits(const AffineView& w, const XRows& x, int64_t r0, int64
 MCW_AVX2 void avx2_affine(const AffineView& w, const XRows& x, int64_t r0, int64_t r1,
                           const YOut& y) {
   switch (w.bits) {
-    case 2: affine_bits<2>(w, x, r0, r1, y); break;
-    case 3: affine_bits<3>(w, x, r0, r1, y); break;
-    case 4: affine_bits<4>(w, x, r0, r1, y); break;
-    default: affine_bits<8>(w, x, r0, r1, y); break;
+    case 2:
+      affine_bits<2>(w, x, r0, r1, y);
+      break;
+    case 3:
+      affine_bits<3>(w, x, r0, r1, y);
+      break;
+    case 4:
+      affine_bits<4>(w, x, r0, r1, y);
+      break;
+    default:
+      affine_bits<8>(w, x, r0, r1, y);
+      break;
   }
 }
 
@@ -202,8 +219,8 @@ MCW_AVX2 void f16_rows(const F16View& w, const XRows& x, int64_t r0, int64_t r1,
 }
 
 template <int M>
-MCW_AVX2 void sparse_rows(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1,
-                          int64_t i0, const YOut& y) {
+MCW_AVX2 void sparse_rows(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
+                          const YOut& y) {
   constexpr int RT = row_tile<M>();
   int64_t r = r0;
   for (; r + RT <= r1; r += RT) sparse_tile<RT, M>(w, x, r, i0, y);
@@ -213,10 +230,18 @@ MCW_AVX2 void sparse_rows(const Sparse24View& w, const XRows& x, int64_t r0, int
 MCW_AVX2 void avx2_f16(const F16View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: f16_rows<1>(w, x, r0, r1, i0, y); break;
-      case 2: f16_rows<2>(w, x, r0, r1, i0, y); break;
-      case 3: f16_rows<3>(w, x, r0, r1, i0, y); break;
-      default: f16_rows<4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        f16_rows<1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        f16_rows<2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        f16_rows<3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        f16_rows<4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }
@@ -225,10 +250,18 @@ MCW_AVX2 void avx2_sparse24(const Sparse24View& w, const XRows& x, int64_t r0, i
                             const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: sparse_rows<1>(w, x, r0, r1, i0, y); break;
-      case 2: sparse_rows<2>(w, x, r0, r1, i0, y); break;
-      case 3: sparse_rows<3>(w, x, r0, r1, i0, y); break;
-      default: sparse_rows<4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        sparse_rows<1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        sparse_rows<2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        sparse_rows<3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        sparse_rows<4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }

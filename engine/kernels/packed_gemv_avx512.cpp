@@ -95,12 +95,13 @@ MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t 
     }
   }
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
+    for (int i = 0; i < M; ++i)
+      y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
 }
 
 template <int Bits, int M>
-MCW_AVX512 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1,
-                            int64_t i0, const YOut& y) {
+MCW_AVX512 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
+                            const YOut& y) {
   constexpr int RT = row_tile<M>();
   int64_t r = r0;
   for (; r + RT <= r1; r += RT) affine_tile<Bits, RT, M>(w, x, r, i0, y);
@@ -112,10 +113,18 @@ MCW_AVX512 void affine_bits(const AffineView& w, const XRows& x, int64_t r0, int
                             const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: affine_rows<Bits, 1>(w, x, r0, r1, i0, y); break;
-      case 2: affine_rows<Bits, 2>(w, x, r0, r1, i0, y); break;
-      case 3: affine_rows<Bits, 3>(w, x, r0, r1, i0, y); break;
-      default: affine_rows<Bits, 4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        affine_rows<Bits, 1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        affine_rows<Bits, 2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        affine_rows<Bits, 3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        affine_rows<Bits, 4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }
@@ -123,10 +132,18 @@ MCW_AVX512 void affine_bits(const AffineView& w, const XRows& x, int64_t r0, int
 MCW_AVX512 void avx512_affine(const AffineView& w, const XRows& x, int64_t r0, int64_t r1,
                               const YOut& y) {
   switch (w.bits) {
-    case 2: affine_bits<2>(w, x, r0, r1, y); break;
-    case 3: affine_bits<3>(w, x, r0, r1, y); break;
-    case 4: affine_bits<4>(w, x, r0, r1, y); break;
-    default: affine_bits<8>(w, x, r0, r1, y); break;
+    case 2:
+      affine_bits<2>(w, x, r0, r1, y);
+      break;
+    case 3:
+      affine_bits<3>(w, x, r0, r1, y);
+      break;
+    case 4:
+      affine_bits<4>(w, x, r0, r1, y);
+      break;
+    default:
+      affine_bits<8>(w, x, r0, r1, y);
+      break;
   }
 }
 
@@ -160,13 +177,12 @@ MCW_AVX512_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int
 }
 
 template <int RT, int M>
-MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r,
-                                   int64_t i0, const YOut& y) {
+MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r, int64_t i0,
+                                   const YOut& y) {
   // 2:4: 16 kept values per 32 columns. Value k sits in group k / 2, at column
   // 4·(k / 2) + its position: x is gathered with one two-register permute.
   const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
-  const __m512i shift =
-      _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i shift = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i three = _mm512_set1_epi32(3);
   __m512 acc[RT][M];
   for (int t = 0; t < RT; ++t)
@@ -179,10 +195,10 @@ MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_
     }
     for (int t = 0; t < RT; ++t) {
       const int64_t k = (r + t) * w.blocks + b;
-      const __m512 v = _mm512_cvtph_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.values + k * 16)));
-      const __m512i pos = _mm512_and_si512(
-          _mm512_srlv_epi32(_mm512_set1_epi32(int(w.positions[k])), shift), three);
+      const __m512 v =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.values + k * 16)));
+      const __m512i pos =
+          _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int(w.positions[k])), shift), three);
       const __m512i idx = _mm512_add_epi32(base, pos);
       for (int i = 0; i < M; ++i) {
         const __m512 xg = _mm512_permutex2var_ps(xv[i][0], idx, xv[i][1]);
@@ -216,10 +232,18 @@ MCW_AVX512 void avx512_f16(const F16View& w, const XRows& x, int64_t r0, int64_t
                            const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: f16_rows<1>(w, x, r0, r1, i0, y); break;
-      case 2: f16_rows<2>(w, x, r0, r1, i0, y); break;
-      case 3: f16_rows<3>(w, x, r0, r1, i0, y); break;
-      default: f16_rows<4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        f16_rows<1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        f16_rows<2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        f16_rows<3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        f16_rows<4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }
@@ -228,10 +252,18 @@ MCW_AVX512 void avx512_sparse24(const Sparse24View& w, const XRows& x, int64_t r
                                 const YOut& y) {
   for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
     switch (x.m - i0) {
-      case 1: sparse_rows<1>(w, x, r0, r1, i0, y); break;
-      case 2: sparse_rows<2>(w, x, r0, r1, i0, y); break;
-      case 3: sparse_rows<3>(w, x, r0, r1, i0, y); break;
-      default: sparse_rows<4>(w, x, r0, r1, i0, y); break;
+      case 1:
+        sparse_rows<1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        sparse_rows<2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        sparse_rows<3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        sparse_rows<4>(w, x, r0, r1, i0, y);
+        break;
     }
   }
 }

@@ -8,8 +8,7 @@ namespace {
 
 constexpr int kMaxM = 8;
 
-void generic_affine(const AffineView& w, const XRows& x, int64_t r0, int64_t r1,
-                    const YOut& y) {
+void generic_affine(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y) {
   const int64_t ub = unit_bytes(w.bits);
   uint8_t q[kUnit];
   for (int64_t r = r0; r < r1; ++r) {

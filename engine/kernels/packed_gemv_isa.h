@@ -21,14 +21,16 @@ constexpr int64_t unit_bytes(int bits) { return 4 * int64_t(bits); }
 
 inline void encode_unit(int bits, const uint8_t* q, uint8_t* p) {
   switch (bits) {
-    case 8: std::memcpy(p, q, 32); break;
+    case 8:
+      std::memcpy(p, q, 32);
+      break;
     case 4:
       for (int j = 0; j < 16; ++j) p[j] = uint8_t((q[j] & 15) | (q[j + 16] & 15) << 4);
       break;
     default: {  // 2 or 3
       for (int j = 0; j < 8; ++j)
-        p[j] = uint8_t((q[j] & 3) | (q[j + 8] & 3) << 2 | (q[j + 16] & 3) << 4 |
-                       (q[j + 24] & 3) << 6);
+        p[j] =
+            uint8_t((q[j] & 3) | (q[j + 8] & 3) << 2 | (q[j + 16] & 3) << 4 | (q[j + 24] & 3) << 6);
       if (bits == 3) {
         uint32_t h = 0;
         for (int j = 0; j < 32; ++j) h |= uint32_t((q[j] >> 2) & 1) << j;
@@ -40,7 +42,9 @@ inline void encode_unit(int bits, const uint8_t* q, uint8_t* p) {
 
 inline void decode_unit(int bits, const uint8_t* p, uint8_t* q) {
   switch (bits) {
-    case 8: std::memcpy(q, p, 32); break;
+    case 8:
+      std::memcpy(q, p, 32);
+      break;
     case 4:
       for (int j = 0; j < 16; ++j) q[j] = p[j] & 15, q[j + 16] = p[j] >> 4;
       break;
@@ -103,8 +107,7 @@ struct PackedGemvIsa {
   const char* name;
   void (*affine)(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
   void (*f16)(const F16View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
-  void (*sparse24)(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1,
-                   const YOut& y);
+  void (*sparse24)(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
 };
 
 const PackedGemvIsa& packed_isa_generic();

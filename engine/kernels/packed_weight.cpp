@@ -28,17 +28,19 @@ int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 const PackedGemvIsa& current_isa() {
   switch (cpu_features().level) {
-    case SimdLevel::Avx512: return packed_isa_avx512();
-    case SimdLevel::Avx2: return packed_isa_avx2();
-    default: return packed_isa_generic();
+    case SimdLevel::Avx512:
+      return packed_isa_avx512();
+    case SimdLevel::Avx2:
+      return packed_isa_avx2();
+    default:
+      return packed_isa_generic();
   }
 }
 
 // Every count a layout is built from, against the sizes actually present.
 void validate(const CompressedTensor& t) {
   auto fail = [&](const std::string& what) { throw Error(t.name, "compressed weight: " + what); };
-  if (t.rows < 0 || t.cols < 0 || (t.cols > 0 && t.rows > INT64_MAX / t.cols) ||
-      t.cols > INT32_MAX)
+  if (t.rows < 0 || t.cols < 0 || (t.cols > 0 && t.rows > INT64_MAX / t.cols) || t.cols > INT32_MAX)
     fail("bad shape");
   const uint64_t n = uint64_t(t.rows * t.cols);
   switch (t.coding) {
@@ -130,7 +132,8 @@ PackedWeight PackedWeight::from_compressed(const CompressedTensor& t) {
       if (t.bits != 2 && t.bits != 3 && t.bits != 4 && t.bits != 8)
         return fallback_f16(t, "no kernel for " + std::to_string(t.bits) + "-bit codes");
       return pack_affine(t);
-    case WeightCoding::Codebook: return fallback_f16(t, "codebook");
+    case WeightCoding::Codebook:
+      return fallback_f16(t, "codebook");
     case WeightCoding::LowRank: {
       if (!t.mask.empty() || outliers) return fallback_f16(t, "low-rank with mask or outliers");
       PackedWeight p;
@@ -219,7 +222,8 @@ PackedWeight PackedWeight::pack_affine(const CompressedTensor& t) {
       p.outlier_col_.push_back(int32_t(i % t.cols));
       p.outlier_delta_.push_back(d);
     }
-    for (int64_t r = 0; r < t.rows; ++r) p.outlier_start_[size_t(r + 1)] += p.outlier_start_[size_t(r)];
+    for (int64_t r = 0; r < t.rows; ++r)
+      p.outlier_start_[size_t(r + 1)] += p.outlier_start_[size_t(r)];
   }
   return p;
 }
@@ -259,12 +263,16 @@ void PackedWeight::dequantize_rows(int64_t r0, int64_t r1, float* dst) const {
     throw std::invalid_argument("PackedWeight::dequantize_rows: row range outside the matrix");
   const int64_t n = r1 - r0, C = cols_;
   switch (kind_) {
-    case PackedKind::F32: std::copy(f32_.data() + r0 * C, f32_.data() + r1 * C, dst); break;
+    case PackedKind::F32:
+      std::copy(f32_.data() + r0 * C, f32_.data() + r1 * C, dst);
+      break;
     case PackedKind::F16:
       for (int64_t r = r0; r < r1; ++r)
         f16_to_f32_row(half_.data() + r * padded_cols_, dst + (r - r0) * C, size_t(C));
       break;
-    case PackedKind::LowRank: mcw::matmul(a_.data() + r0 * rank_, b_.data(), dst, n, C, rank_); break;
+    case PackedKind::LowRank:
+      mcw::matmul(a_.data() + r0 * rank_, b_.data(), dst, n, C, rank_);
+      break;
     case PackedKind::Sparse24: {
       const int64_t blocks = padded_cols_ / kUnit;
       std::fill(dst, dst + n * C, 0.0f);
@@ -320,8 +328,10 @@ void PackedWeight::matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, in
       return;
     }
     default:
-      if (m <= kSmallM) small_m(X, ldx, Y, ldy, m, bias, accumulate);
-      else large_m(X, ldx, Y, ldy, m, bias, accumulate);
+      if (m <= kSmallM)
+        small_m(X, ldx, Y, ldy, m, bias, accumulate);
+      else
+        large_m(X, ldx, Y, ldy, m, bias, accumulate);
   }
 }
 
@@ -359,16 +369,26 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
   const XRows x{xs, ldxs, sums.data(), groups_, m};
   const YOut y{Y, ldy, bias, accumulate};
   const PackedGemvIsa& isa = current_isa();
-  const AffineView av{bits_, groups_, group_slots_ / kUnit,
+  const AffineView av{bits_,
+                      groups_,
+                      group_slots_ / kUnit,
                       groups_ * group_slots_ / kUnit * unit_bytes(bits_),
-                      codes_.data(), scale_.data(), offset_.data()};
+                      codes_.data(),
+                      scale_.data(),
+                      offset_.data()};
   const F16View fv{half_.data(), padded_cols_};
   const Sparse24View sv{half_.data(), positions_.data(), padded_cols_ / kUnit};
   auto rows = [&](int64_t r0, int64_t r1) {
     switch (kind_) {
-      case PackedKind::Affine: isa.affine(av, x, r0, r1, y); break;
-      case PackedKind::F16: isa.f16(fv, x, r0, r1, y); break;
-      default: isa.sparse24(sv, x, r0, r1, y); break;
+      case PackedKind::Affine:
+        isa.affine(av, x, r0, r1, y);
+        break;
+      case PackedKind::F16:
+        isa.f16(fv, x, r0, r1, y);
+        break;
+      default:
+        isa.sparse24(sv, x, r0, r1, y);
+        break;
     }
     if (!outlier_start_.empty())
       for (int64_t r = r0; r < r1; ++r)
@@ -382,9 +402,8 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
   const int64_t grain = round_up(std::max<int64_t>(4, (int64_t(64) << 10) / row_bytes), 4);
   if (bytes < (uint64_t(256) << 10) || rows_ <= grain) return rows(0, rows_);
   const int64_t tasks = (rows_ + grain - 1) / grain;
-  tbb::parallel_for(int64_t(0), tasks, [&](int64_t k) {
-    rows(k * grain, std::min(rows_, (k + 1) * grain));
-  });
+  tbb::parallel_for(int64_t(0), tasks,
+                    [&](int64_t k) { rows(k * grain, std::min(rows_, (k + 1) * grain)); });
 }
 
 void PackedWeight::large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
@@ -410,13 +429,22 @@ void PackedWeight::large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
 std::string PackedWeight::describe() const {
   std::string s;
   switch (kind_) {
-    case PackedKind::F32: s = "f32 dense"; break;
-    case PackedKind::F16: s = "f16 dense"; break;
-    case PackedKind::Sparse24: s = "2:4 sparse f16"; break;
-    case PackedKind::LowRank: s = "low-rank r" + std::to_string(rank_) + " (two f32 products)"; break;
+    case PackedKind::F32:
+      s = "f32 dense";
+      break;
+    case PackedKind::F16:
+      s = "f16 dense";
+      break;
+    case PackedKind::Sparse24:
+      s = "2:4 sparse f16";
+      break;
+    case PackedKind::LowRank:
+      s = "low-rank r" + std::to_string(rank_) + " (two f32 products)";
+      break;
     case PackedKind::Affine:
       s = "affine int" + std::to_string(bits_) +
-          (group_size_ >= cols_ && !act_order_ ? " per-channel" : " g" + std::to_string(group_size_)) +
+          (group_size_ >= cols_ && !act_order_ ? " per-channel"
+                                               : " g" + std::to_string(group_size_)) +
           (symmetric_ ? " sym" : " asym") + " packed";
       if (act_order_) s += ", act-order columns permuted";
       if (!outlier_col_.empty()) s += ", " + std::to_string(outlier_col_.size()) + " outliers";
@@ -427,9 +455,8 @@ std::string PackedWeight::describe() const {
 }
 
 uint64_t PackedWeight::weight_bytes() const {
-  return codes_.size() + 4 * (scale_.size() + offset_.size()) +
-         8 * outlier_col_.size() + 2 * half_.size() + 4 * positions_.size() +
-         4 * (f32_.size() + a_.size() + b_.size());
+  return codes_.size() + 4 * (scale_.size() + offset_.size()) + 8 * outlier_col_.size() +
+         2 * half_.size() + 4 * positions_.size() + 4 * (f32_.size() + a_.size() + b_.size());
 }
 
 }  // namespace mcw

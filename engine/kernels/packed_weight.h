@@ -92,10 +92,10 @@ class PackedWeight {
   static PackedWeight pack_affine(const CompressedTensor& t);
   static PackedWeight pack_sparse24(const CompressedTensor& t, const Tensor& w);
   static PackedWeight fallback_f16(const CompressedTensor& t, std::string why);
-  void small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
-               const float* bias, bool accumulate) const;
-  void large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
-               const float* bias, bool accumulate) const;
+  void small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias,
+               bool accumulate) const;
+  void large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias,
+               bool accumulate) const;
 };
 
 // The SIMD path the small-m kernels take now ("avx512", "avx2", "generic").

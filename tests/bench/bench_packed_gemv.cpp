@@ -9,7 +9,6 @@
 //     token against the roofline ms = bytes / read bandwidth.
 // Weights are random (codes are random bytes): the kernels' speed does not depend on them.
 #include <benchmark/benchmark.h>
-
 #include <tbb/global_control.h>
 
 #include <algorithm>
@@ -87,7 +86,7 @@ StreamBuffer& stream_buffer() {
 double stream_once(int threads) {
   StreamBuffer& b = stream_buffer();
   std::vector<std::thread> pool;
-  std::vector<uint64_t> sums(size_t(threads));
+  std::vector<uint64_t> sums(static_cast<size_t>(threads));
   const size_t per = b.n / size_t(threads) / 16 * 16;
   const auto t0 = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t)
@@ -124,7 +123,8 @@ BENCHMARK(BM_StreamRead)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMill
 
 enum Kind { kF32, kF16, kQ8, kQ4, kQ3, kQ2, kSparse24 };
 const char* kind_name(int k) {
-  static const char* names[] = {"f32", "f16", "q8 g128", "q4 g128", "q3 g128", "q2 g128", "2:4 f16"};
+  static const char* names[] = {"f32",     "f16",     "q8 g128", "q4 g128",
+                                "q3 g128", "q2 g128", "2:4 f16"};
   return names[k];
 }
 
@@ -175,7 +175,7 @@ void BM_Gemv(benchmark::State& state) {
   mcw::set_simd_level(mcw::SimdLevel(state.range(3)));
   const double bw = read_bandwidth();
   const PackedWeight w = make_weight(kind, rows, cols, 1);
-  std::vector<float> x(size_t(cols)), y(size_t(rows));
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
   Rng rng{7};
   for (float& v : x) v = rng.uniform();
   for (auto _ : state) {
@@ -188,7 +188,8 @@ void BM_Gemv(benchmark::State& state) {
                  std::to_string(rows) + "x" + std::to_string(cols));
   state.counters["MB"] = bytes / 1e6;
   state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["of_bw"] = benchmark::Counter(bytes / bw, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["of_bw"] =
+      benchmark::Counter(bytes / bw, benchmark::Counter::kIsIterationInvariantRate);
   mcw::set_simd_level(mcw::SimdLevel::Avx512);
 }
 
@@ -211,12 +212,12 @@ void BM_DecodeStack(benchmark::State& state) {
   uint64_t seed = 100, bytes = 0;
   for (int l = 0; l < kLayers; ++l) {
     for (int k = 0; k < 4; ++k) stack.push_back(make_weight(kind, D, D, ++seed));  // q k v o
-    stack.push_back(make_weight(kind, H, D, ++seed));                             // gate
-    stack.push_back(make_weight(kind, H, D, ++seed));                             // up
-    stack.push_back(make_weight(kind, D, H, ++seed));                             // down
+    stack.push_back(make_weight(kind, H, D, ++seed));                              // gate
+    stack.push_back(make_weight(kind, H, D, ++seed));                              // up
+    stack.push_back(make_weight(kind, D, H, ++seed));                              // down
   }
   for (const PackedWeight& w : stack) bytes += w.weight_bytes();
-  std::vector<float> x(size_t(H), 0.01f), y(size_t(H));
+  std::vector<float> x(static_cast<size_t>(H), 0.01f), y(static_cast<size_t>(H));
   for (auto _ : state) {
     for (const PackedWeight& w : stack) {
       w.matmul(x.data(), y.data(), 1);
@@ -226,11 +227,15 @@ void BM_DecodeStack(benchmark::State& state) {
   state.SetLabel(std::string(kind_name(kind)) + " " + mcw::packed_gemv_path());
   state.counters["GB"] = double(bytes) / 1e9;
   state.counters["roofline_ms"] = double(bytes) / bw * 1e3;
-  state.counters["GB/s"] = benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["of_roofline"] =
       benchmark::Counter(double(bytes) / bw, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_DecodeStack)->DenseRange(kF32, kSparse24)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_DecodeStack)
+    ->DenseRange(kF32, kSparse24)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -76,8 +76,8 @@ std::vector<double> reference(const Tensor& w, const std::vector<float>& X, int6
 }
 
 // Every SIMD path and m (small and tiled), with and without bias and accumulation.
-void check_product(const CompressedTensor& t, PackedKind want, bool round_f16,
-                   const char* label, double rel = 2e-5) {
+void check_product(const CompressedTensor& t, PackedKind want, bool round_f16, const char* label,
+                   double rel = 2e-5) {
   const PackedWeight p = PackedWeight::from_compressed(t);
   ASSERT_EQ(p.kind(), want) << label << ": " << p.describe();
   const Tensor w = t.dequantize();
@@ -113,9 +113,8 @@ TEST(PackedGemv, AffineEveryBitsGroupAndShape) {
   };
   // Odd row counts (tails of the 4-row tile), groups that are and are not multiples of the
   // 32-code unit, per-channel groups over odd widths.
-  const Shape shapes[] = {{1, 32, 32},  {5, 96, 32},   {13, 128, 64}, {37, 256, 128},
-                          {7, 37, 37},  {9, 100, 50},  {6, 64, 16},   {3, 48, 24},
-                          {70, 640, 128}, {4, 33, 11}};
+  const Shape shapes[] = {{1, 32, 32},  {5, 96, 32}, {13, 128, 64}, {37, 256, 128}, {7, 37, 37},
+                          {9, 100, 50}, {6, 64, 16}, {3, 48, 24},   {70, 640, 128}, {4, 33, 11}};
   for (int bits : {2, 3, 4, 8})
     for (bool sym : {false, true})
       for (const Shape& s : shapes) {
@@ -196,7 +195,8 @@ TEST(PackedGemv, DenseLowRankAndCodebook) {
   std::vector<uint8_t> q(240);
   for (size_t i = 0; i < q.size(); ++i) q[i] = uint8_t(i * 7 % 4);
   cb.codes = pack_codes(q.data(), q.size(), 2);
-  for (int k = 0; k < 6 * 4; ++k) cb.codebook.push_back(f16_to_f32(f32_to_f16(0.1f * float(k - 9))));
+  for (int k = 0; k < 6 * 4; ++k)
+    cb.codebook.push_back(f16_to_f32(f32_to_f16(0.1f * float(k - 9))));
   check_product(cb, PackedKind::F16, true, "codebook");
   EXPECT_NE(PackedWeight::from_compressed(cb).describe().find("fallback: codebook"),
             std::string::npos);

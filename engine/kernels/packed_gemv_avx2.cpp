@@ -81,6 +81,8 @@ MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r,
     const int64_t u0 = g * w.units_per_group, u1 = u0 + w.units_per_group;
     for (int64_t u = u0; u < u1; ++u) {
       for (int t = 0; t < RT; ++t) {
+        // Separate row streams consumed slowly: fetch ahead to overlap DRAM latency.
+        _mm_prefetch(reinterpret_cast<const char*>(row[t] + u * ub + 1024), _MM_HINT_T0);
         __m256 f[4];
         expand<Bits>(row[t] + u * ub, f);
         for (int i = 0; i < M; ++i) {

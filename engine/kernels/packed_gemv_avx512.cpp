@@ -47,6 +47,8 @@ MCW_AVX512_INLINE void expand(const uint8_t* p, __m512& f0, __m512& f1) {
   f1 = _mm512_cvtepi32_ps(ib);
 }
 
+constexpr int64_t kPrefetchBytes = 1024;
+
 // Tile sizes: a GEMV takes 4 rows at once, more rows of x take fewer rows of W.
 template <int M>
 constexpr int row_tile() {
@@ -77,6 +79,9 @@ MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t 
         xv[i][1] = _mm512_loadu_ps(xr[i] + u * kUnit + 16);
       }
       for (int t = 0; t < RT; ++t) {
+        // The rows are separate streams consumed slowly (many instructions per byte):
+        // fetch ahead so that DRAM latency overlaps with the arithmetic.
+        _mm_prefetch(reinterpret_cast<const char*>(row[t] + u * ub + kPrefetchBytes), _MM_HINT_T0);
         __m512 f0, f1;
         expand<Bits>(row[t] + u * ub, f0, f1);
         for (int i = 0; i < M; ++i) {

@@ -4,6 +4,7 @@
 //   - BM_Gemv: y = W·x for 4096×4096 and 4096×11008 (out × in) at f32, f16, q8, q4 g128,
 //     q3 g128, q2 g128 and 2:4 (f16 values), GB/s of weight bytes streamed and the share of
 //     the 2-thread read bandwidth ("of_bw");
+//   - BM_GemvOneThreadCached: the kernels alone (1 thread, cache-resident, CPU time);
 //   - BM_DecodeStack: one decode token through 4 layers of q/k/v/o (4096×4096) and
 //     gate/up (11008×4096) / down (4096×11008), every matrix distinct (≫ LLC), in ms per
 //     token against the roofline ms = bytes / read bandwidth.
@@ -201,6 +202,25 @@ void gemv_args(benchmark::internal::Benchmark* b) {
   b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Generic)});
 }
 BENCHMARK(BM_Gemv)->Apply(gemv_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The kernels' own speed, free of memory and of other processes: one TBB thread, a
+// 512×4096 matrix that stays in L2/L3, rates per second of this thread's CPU time.
+void BM_GemvOneThreadCached(benchmark::State& state) {
+  const int kind = int(state.range(0));
+  tbb::global_control one(tbb::global_control::max_allowed_parallelism, 1);
+  const PackedWeight w = make_weight(kind, 512, 4096, 2);
+  std::vector<float> x(4096, 0.5f), y(512);
+  for (auto _ : state) {
+    w.matmul(x.data(), y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double bytes = double(w.weight_bytes());
+  state.SetLabel(std::string(kind_name(kind)) + " " + mcw::packed_gemv_path());
+  state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["Gweights/s"] =
+      benchmark::Counter(512.0 * 4096 / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GemvOneThreadCached)->DenseRange(kF32, kSparse24)->Unit(benchmark::kMicrosecond);
 
 // One decode token through a 4-layer stack of distinct 4096-wide layers.
 void BM_DecodeStack(benchmark::State& state) {

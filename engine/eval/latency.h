@@ -4,6 +4,8 @@
 // does not decide the number.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "engine/core/progress.h"
@@ -27,6 +29,14 @@ struct LatencyResult {
 // step; mcw::Cancelled between steps when `cancel` fires.
 LatencyResult measure_latency(const LlamaModel& model, const LatencyOptions& opt = {},
                               const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+
+// The same measurement for any forward pass with llama_forward's contract (run `tokens`,
+// append them to the cache, write the last position's logits), e.g. on packed weights.
+using LlamaStepFn =
+    std::function<void(std::span<const int32_t> tokens, KVCache& cache, float* last_logits)>;
+LatencyResult measure_latency(const LlamaConfig& cfg, const LlamaStepFn& step,
+                              const LatencyOptions& opt = {}, const ProgressFn& progress = {},
+                              const CancelToken* cancel = nullptr);
 
 double median(std::vector<double> v);  // mean of the middle two for an even count; NaN if empty
 

@@ -47,6 +47,14 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
 
 static const float* bias_of(const Tensor& b) { return b.empty() ? nullptr : b.as<float>(); }
 
+// y [T, W.rows] (+)= x · Wᵀ (+ bias), through the caller's hook when there is one.
+static void linear(const LlamaLinearFn* hook, int64_t layer, LlamaLinear which, const Tensor& W,
+                   const float* x, int64_t T, float* y, const float* bias = nullptr,
+                   bool accumulate = false) {
+  if (hook) return (*hook)(layer, which, x, T, y, bias, accumulate);
+  matmul_wt(x, W.as<float>(), y, T, W.dim(0), W.dim(1), bias, accumulate);
+}
+
 // The input a linear group sees: `x` itself, or its per-token int8 fake quantisation (in
 // `scratch`) when the layer quantises that input.
 static const float* linear_input(const LlamaLayer& L, ActInt8 bit, const float* x, int64_t rows,
@@ -61,15 +69,15 @@ static const float* linear_input(const LlamaLayer& L, ActInt8 bit, const float* 
 // tokens at positions p0..; `xn` is the normed input [T, D], `att` receives [T, q_dim].
 static void attention_block(const LlamaModel& model, int64_t l, const float* xn, int64_t T,
                             KVCache& cache, int64_t p0, const std::vector<float>& inv_freq,
-                            float* att) {
+                            float* att, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(l)];
   const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim();
   std::vector<float> q(size_t(T * Q)), k(size_t(T * KV)), v(size_t(T * KV)), xq;
   xn = linear_input(L, kActInt8Qkv, xn, T, D, xq);
-  matmul_wt(xn, L.wq.as<float>(), q.data(), T, Q, D, bias_of(L.bq));
-  matmul_wt(xn, L.wk.as<float>(), k.data(), T, KV, D, bias_of(L.bk));
-  matmul_wt(xn, L.wv.as<float>(), v.data(), T, KV, D, bias_of(L.bv));
+  linear(hook, l, LlamaLinear::Q, L.wq, xn, T, q.data(), bias_of(L.bq));
+  linear(hook, l, LlamaLinear::K, L.wk, xn, T, k.data(), bias_of(L.bk));
+  linear(hook, l, LlamaLinear::V, L.wv, xn, T, v.data(), bias_of(L.bv));
   for (int64_t t = 0; t < T; ++t) {
     rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
     rope_row(k.data() + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
@@ -82,33 +90,46 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
 void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
                             float* att) {
   KVCache cache(model.cfg, T);
-  attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg), att);
+  attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg), att, nullptr);
 }
 
-void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g) {
+static void mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
+                       float* g, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
   std::vector<float> u(size_t(T * c.hidden_dim)), xq;
   xn = linear_input(L, kActInt8GateUp, xn, T, c.dim, xq);
-  matmul_wt(xn, L.w_gate.as<float>(), g, T, c.hidden_dim, c.dim);
-  matmul_wt(xn, L.w_up.as<float>(), u.data(), T, c.hidden_dim, c.dim);
+  linear(hook, layer, LlamaLinear::Gate, L.w_gate, xn, T, g);
+  linear(hook, layer, LlamaLinear::Up, L.w_up, xn, T, u.data());
   silu_mul(g, u.data(), T * c.hidden_dim);
 }
 
-void llama_add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T, float* x) {
+static void add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T,
+                       float* x, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
   std::vector<float> aq;
   att = linear_input(L, kActInt8O, att, T, c.q_dim(), aq);
-  matmul_wt(att, L.wo.as<float>(), x, T, c.dim, c.q_dim(), bias_of(L.bo), /*accumulate=*/true);
+  linear(hook, layer, LlamaLinear::O, L.wo, att, T, x, bias_of(L.bo), /*accumulate=*/true);
 }
 
-void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T, float* x) {
+static void add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T,
+                          float* x, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
   std::vector<float> gq;
   g = linear_input(L, kActInt8Down, g, T, c.hidden_dim, gq);
-  matmul_wt(g, L.w_down.as<float>(), x, T, c.dim, c.hidden_dim, bias_of(L.b_down), true);
+  linear(hook, layer, LlamaLinear::Down, L.w_down, g, T, x, bias_of(L.b_down), true);
+}
+
+void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g) {
+  mlp_hidden(model, layer, xn, T, g, nullptr);
+}
+void llama_add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T, float* x) {
+  add_o_proj(model, layer, att, T, x, nullptr);
+}
+void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T, float* x) {
+  add_down_proj(model, layer, g, T, x, nullptr);
 }
 
 void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x) {
@@ -124,7 +145,7 @@ void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float
 }
 
 void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVCache& cache,
-                   float* logits, float* last_logits) {
+                   float* logits, float* last_logits, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const int64_t T = int64_t(tokens.size()), D = c.dim, H = c.hidden_dim;
   const int64_t Q = c.q_dim(), p0 = cache.size();
@@ -139,21 +160,21 @@ void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVC
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     rmsnorm_rows(x.data(), L.attn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
-    attention_block(model, l, xn.data(), T, cache, p0, inv_freq, att.data());
-    llama_add_o_proj(model, l, att.data(), T, x.data());
+    attention_block(model, l, xn.data(), T, cache, p0, inv_freq, att.data(), hook);
+    add_o_proj(model, l, att.data(), T, x.data(), hook);
     rmsnorm_rows(x.data(), L.ffn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
-    llama_mlp_hidden(model, l, xn.data(), T, g.data());
-    llama_add_down_proj(model, l, g.data(), T, x.data());
+    mlp_hidden(model, l, xn.data(), T, g.data(), hook);
+    add_down_proj(model, l, g.data(), T, x.data(), hook);
   }
   cache.advance(T);
 
-  const float* head = model.lm_head().as<float>();
+  const Tensor& head = model.lm_head();
   if (logits) {
     rmsnorm_rows(x.data(), model.out_norm.as<float>(), xn.data(), T, D, c.rms_eps);
-    matmul_wt(xn.data(), head, logits, T, c.vocab_size, D);
+    linear(hook, -1, LlamaLinear::Head, head, xn.data(), T, logits);
   } else if (last_logits) {
     rmsnorm_rows(x.data() + (T - 1) * D, model.out_norm.as<float>(), xn.data(), 1, D, c.rms_eps);
-    matmul_wt(xn.data(), head, last_logits, 1, c.vocab_size, D);
+    linear(hook, -1, LlamaLinear::Head, head, xn.data(), 1, last_logits);
   }
 }
 

@@ -4,6 +4,7 @@
 // layout so that one forward pass serves every source.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -80,10 +81,19 @@ void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, i
 void llama_add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T, float* x);
 void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g, int64_t T, float* x);
 
+// The linear products of the forward pass, for a caller that runs them on other kernels
+// (packed compressed weights): y [T, out] (+)= x [T, in] · Wᵀ (+ bias) for the weight
+// `which` of `layer` (layer is −1 for the head). Without a hook, the f32 GEMM on the
+// model's weights.
+enum class LlamaLinear { Q, K, V, O, Gate, Up, Down, Head };
+using LlamaLinearFn = std::function<void(int64_t layer, LlamaLinear which, const float* x,
+                                         int64_t T, float* y, const float* bias, bool accumulate)>;
+
 // Runs `tokens` at positions cache.size()... and appends them to the cache. Writes the
 // logits of every position to `logits` ([tokens.size(), vocab]) when it is not null, or
 // only of the last position to `last_logits` ([vocab]) when that is not null.
 void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVCache& cache,
-                   float* logits, float* last_logits = nullptr);
+                   float* logits, float* last_logits = nullptr,
+                   const LlamaLinearFn* linear = nullptr);
 
 }  // namespace mcw

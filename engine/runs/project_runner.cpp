@@ -5,6 +5,7 @@
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/eval/packed_llama.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
@@ -63,7 +64,8 @@ RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const s
 
 void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
                           const LlamaModel& model, const LlamaModel* baseline,
-                          const RunHooks& hooks, const CancelToken* cancel) {
+                          std::span<const CompressedLayer> compressed, const RunHooks& hooks,
+                          const CancelToken* cancel) {
   enter(hooks, "eval");
   const EvalResult e =
       evaluate(model, in.evaluation_tokens, in.eval, baseline, hooks.progress, cancel);
@@ -75,7 +77,9 @@ void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
   m.push_back({"eval_window", double(in.eval.window)});
   m.push_back({"eval_stride", double(in.eval.stride)});
   enter(hooks, "latency");
-  const LatencyResult l = measure_latency(model, in.latency, hooks.progress, cancel);
+  // On the packed kernels: compressed linears as stored, the rest as f16.
+  const LatencyResult l =
+      measure_latency(PackedLlama(model, compressed), in.latency, hooks.progress, cancel);
   m.push_back({"latency_ms_per_token", l.ms_per_token});
   m.push_back({"prefill_tokens_per_s", l.prefill_tokens_per_s});
 }
@@ -135,7 +139,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
         enter(hooks, "compress");
         const CompressionResult c =
             compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
-        add_eval_and_latency(m, in, c.model, &in.base, hooks, cancel);
+        add_eval_and_latency(m, in, c.model, &in.base, c.layers, hooks, cancel);
         m.push_back({"bits_per_weight", c.bits_per_weight()});
         m.push_back({"size_bytes", double(c.storage_bits / 8)});
         m.push_back({"parameters", double(c.parameters)});
@@ -150,7 +154,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
                                       const RunHooks& hooks, const CancelToken* cancel) {
   return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&) {
-    add_eval_and_latency(m, in, in.base, nullptr, hooks, cancel);
+    add_eval_and_latency(m, in, in.base, nullptr, {}, hooks, cancel);
     const uint64_t params = in.base.parameter_count();
     m.push_back({"bits_per_weight", 16.0});
     m.push_back({"size_bytes", double(params * 2)});

@@ -1,0 +1,117 @@
+// Internal: the packed layouts as the small-m kernels see them, and what each SIMD path
+// (packed_gemv_<isa>.cpp) provides to the driver in packed_weight.cpp. The driver owns
+// validation, threading and the preparation of x; a path computes rows [r0, r1) of Y for
+// up to 8 rows of x.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace mcw::packed_detail {
+
+// Codes come in units of 32; a unit of b-bit codes takes 4·b bytes:
+//   8-bit: byte j = q[j]
+//   4-bit: byte j (< 16) = q[j] | q[j + 16] << 4
+//   2-bit: byte j (< 8)  = q[j] | q[j + 8] << 2 | q[j + 16] << 4 | q[j + 24] << 6
+//   3-bit: the 2-bit unit of the low two bits, then a little-endian u32 whose bit j is
+//          bit 2 of q[j].
+// Each layout puts the codes a SIMD register needs next to each other: nibble and crumb
+// planes are split with one shift and one mask.
+constexpr int kUnit = 32;
+constexpr int64_t unit_bytes(int bits) { return 4 * int64_t(bits); }
+
+inline void encode_unit(int bits, const uint8_t* q, uint8_t* p) {
+  switch (bits) {
+    case 8:
+      std::memcpy(p, q, 32);
+      break;
+    case 4:
+      for (int j = 0; j < 16; ++j) p[j] = uint8_t((q[j] & 15) | (q[j + 16] & 15) << 4);
+      break;
+    default: {  // 2 or 3
+      for (int j = 0; j < 8; ++j)
+        p[j] =
+            uint8_t((q[j] & 3) | (q[j + 8] & 3) << 2 | (q[j + 16] & 3) << 4 | (q[j + 24] & 3) << 6);
+      if (bits == 3) {
+        uint32_t h = 0;
+        for (int j = 0; j < 32; ++j) h |= uint32_t((q[j] >> 2) & 1) << j;
+        for (int k = 0; k < 4; ++k) p[8 + k] = uint8_t(h >> (8 * k));
+      }
+    }
+  }
+}
+
+inline void decode_unit(int bits, const uint8_t* p, uint8_t* q) {
+  switch (bits) {
+    case 8:
+      std::memcpy(q, p, 32);
+      break;
+    case 4:
+      for (int j = 0; j < 16; ++j) q[j] = p[j] & 15, q[j + 16] = p[j] >> 4;
+      break;
+    default:
+      for (int j = 0; j < 8; ++j)
+        for (int s = 0; s < 4; ++s) q[j + 8 * s] = (p[j] >> (2 * s)) & 3;
+      if (bits == 3)
+        for (int j = 0; j < 32; ++j) q[j] = uint8_t(q[j] | ((p[8 + j / 8] >> (j % 8)) & 1) << 2);
+  }
+}
+
+// Row r, group g: codes at codes + r·row_bytes + g·units_per_group·unit_bytes(bits);
+// scale and offset (−scale·zero) at [r·groups + g]. x is in slot order.
+struct AffineView {
+  int bits;
+  int64_t groups, units_per_group, row_bytes;
+  const uint8_t* codes;
+  const float* scale;
+  const float* offset;
+};
+
+// Dense f16 rows of `ld` (a multiple of 32, zero padded) values.
+struct F16View {
+  const uint16_t* w;
+  int64_t ld;
+};
+
+// Row r: `blocks` blocks of 32 columns; block b has 16 f16 values at
+// values + (r·blocks + b)·16 and a u32 at positions[r·blocks + b] whose bits 2k..2k+1 give
+// value k's column within its group of 4: column 32·b + 4·(k / 2) + position.
+struct Sparse24View {
+  const uint16_t* values;
+  const uint32_t* positions;
+  int64_t blocks;
+};
+
+// m <= 8 rows of x at stride ldx, in the layout's column order and zero padded to its
+// width; for Affine, sum[i·ldsum + g] = Σ of row i over group g.
+struct XRows {
+  const float* x;
+  int64_t ldx;
+  const float* sum;
+  int64_t ldsum;
+  int64_t m;
+};
+
+struct YOut {
+  float* y;
+  int64_t ldy;
+  const float* bias;
+  bool accumulate;
+  void store(int64_t i, int64_t r, float v) const {
+    if (bias) v += bias[r];
+    float& o = y[i * ldy + r];
+    o = accumulate ? o + v : v;
+  }
+};
+
+struct PackedGemvIsa {
+  const char* name;
+  void (*affine)(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
+  void (*f16)(const F16View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
+  void (*sparse24)(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
+};
+
+const PackedGemvIsa& packed_isa_generic();
+const PackedGemvIsa& packed_isa_avx2();    // the generic path off x86
+const PackedGemvIsa& packed_isa_avx512();  // the generic path off x86
+
+}  // namespace mcw::packed_detail

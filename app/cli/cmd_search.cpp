@@ -29,8 +29,8 @@ const char* const kSearchUsage =
     "survivors; default 20 generations of 16) then improves on it. The result is written\n"
     "as a recipe (default mixed-precision.yaml) that mcw compress and mcw run take.\n\n"
     "--max-latency-ms times each layer at each level on this machine (one decode-shaped\n"
-    "matrix-vector product). Compressed weights currently run dequantized through the f32\n"
-    "kernels, so bits do not change the time: such a budget holds at every level or none.\n\n"
+    "matrix-vector product on the packed low-bit kernel the layer would deploy with), and\n"
+    "predicts the model's decode step as those times plus the rest of the model.\n\n"
     "Exit status: 0 done, 1 when the budget cannot be met, 130 when cancelled.\n";
 
 namespace {
@@ -105,8 +105,7 @@ int run_search(const std::vector<std::string>& argv) {
       mp.latency_ms = lt.cost();
       mp.latency_fixed_ms = lt.rest_ms;
       std::printf(
-          "latency: model %.4g ms/token, of which %.4g outside the searched layers "
-          "(f32 kernels: bits do not change the time yet)\n",
+          "latency: model %.4g ms/token (f32), of which %.4g outside the searched layers\n",
           lt.model_ms_per_token, lt.rest_ms);
     }
     const KlMeter meter(in.base, tokens, table.window, so.windows, &cancel);

@@ -5,6 +5,7 @@
 
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/packed_weight.h"
 
 namespace mcw {
 
@@ -16,13 +17,10 @@ double now_ms() {
       .count();
 }
 
-}  // namespace
-
-double time_f32_decode_gemv(const CompressedTensor& w, int repeats) {
-  const Tensor dense = w.dequantize();
-  std::vector<float> x(size_t(w.cols), 0.5f), y(size_t(w.rows));
-  auto once = [&] { matmul_wt(x.data(), dense.as<float>(), y.data(), 1, w.rows, w.cols); };
-  // Batches long enough (about 0.2 ms) for the clock to resolve them.
+// The median of `repeats` timed batches of `once`, after a warm-up that also sizes the
+// batches (about 0.2 ms, long enough for the clock to resolve them).
+template <class Fn>
+double median_call_ms(Fn&& once, int repeats) {
   int inner = 1;
   for (;;) {
     const double t0 = now_ms();
@@ -37,6 +35,21 @@ double time_f32_decode_gemv(const CompressedTensor& w, int repeats) {
     t.push_back((now_ms() - t0) / inner);
   }
   return median(t);
+}
+
+}  // namespace
+
+double time_f32_decode_gemv(const CompressedTensor& w, int repeats) {
+  const Tensor dense = w.dequantize();
+  std::vector<float> x(size_t(w.cols), 0.5f), y(size_t(w.rows));
+  return median_call_ms(
+      [&] { matmul_wt(x.data(), dense.as<float>(), y.data(), 1, w.rows, w.cols); }, repeats);
+}
+
+double time_packed_decode_gemv(const CompressedTensor& w, int repeats) {
+  const PackedWeight packed = PackedWeight::from_compressed(w);
+  std::vector<float> x(size_t(w.cols), 0.5f), y(size_t(w.rows));
+  return median_call_ms([&] { packed.matmul(x.data(), y.data(), 1); }, repeats);
 }
 
 double LayerLatencyTable::at(const std::string& layer, const std::string& setting) const {
@@ -60,7 +73,7 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
                                         const LayerKernelTimer& timer, const ProgressFn& progress,
                                         const CancelToken* cancel) {
   const LayerKernelTimer time =
-      timer ? timer : [](const CompressedTensor& w) { return time_f32_decode_gemv(w); };
+      timer ? timer : [](const CompressedTensor& w) { return time_packed_decode_gemv(w); };
   LayerLatencyTable t;
   t.layers = table.layers;
   t.settings = settings;

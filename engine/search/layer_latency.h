@@ -3,10 +3,9 @@
 // machine. The decode step of the whole model is then predicted as the measured time of
 // everything else plus the sum over layers, an additive cost the search can trade.
 //
-// Today every compressed weight runs through the f32 kernels after dequantization, so
-// bits do not change the time: all levels of a layer measure the same up to noise, and a
-// latency budget either holds at every level or at none. A packed low-bit kernel plugs in
-// as a LayerKernelTimer that times the CompressedTensor as stored.
+// Each level is timed on the kernel a deployment would run (engine/kernels/packed_weight.h:
+// 4-bit codes stream 4 bits per weight), so lower bits are genuinely faster where the
+// product is memory-bound. Another kernel plugs in as a LayerKernelTimer.
 #pragma once
 #include <functional>
 #include <string>
@@ -24,9 +23,10 @@ namespace mcw {
 // Milliseconds of one decode step (one input row) through a compressed weight.
 using LayerKernelTimer = std::function<double(const CompressedTensor& w)>;
 
-// The current kernel: matmul_wt on the dequantized f32 weight, the median of `repeats`
-// timed batches after a warm-up.
+// The median of `repeats` timed batches after a warm-up: matmul_wt on the dequantized f32
+// weight, or the packed kernel on the weight as stored.
 double time_f32_decode_gemv(const CompressedTensor& w, int repeats = 15);
+double time_packed_decode_gemv(const CompressedTensor& w, int repeats = 15);
 
 struct LayerLatencyTable {
   std::vector<std::string> layers, settings;
@@ -38,7 +38,7 @@ struct LayerLatencyTable {
 };
 
 // Compresses every layer of `table` at each of `settings` (one compress_llama per
-// setting) and times it with `timer` (time_f32_decode_gemv when empty).
+// setting) and times it with `timer` (time_packed_decode_gemv when empty).
 LayerLatencyTable measure_layer_latency(const LlamaModel& base, const SensitivityTable& table,
                                         const std::vector<std::string>& settings,
                                         std::span<const int32_t> calibration_tokens,

@@ -307,4 +307,10 @@ TEST(MixedPrecisionSearch, LayerLatencyTableIsAdditive) {
   EXPECT_THROW(lt.at("nope", "w8"), Error);
   CompressedTensor dense = dense_tensor(base.layers[0].wq, "q");
   EXPECT_GT(time_f32_decode_gemv(dense, 3), 0);
+  EXPECT_GT(time_packed_decode_gemv(dense, 3), 0);
+  CompressedTensor broken = dense;  // a packed kernel refuses what it cannot read
+  broken.coding = WeightCoding::Affine;
+  broken.bits = 4;
+  broken.group_size = broken.cols;
+  EXPECT_THROW(time_packed_decode_gemv(broken, 1), Error);
 }

@@ -34,8 +34,7 @@ const char* const kCompressUsage =
     "                           (defaults: the recipe's, else 64 x 256)\n"
     "  --eval TEXT              afterwards, perplexity and KL against the original\n";
 
-// A preset name resolves in assets/recipes of the source tree or the install prefix.
-static std::string resolve_recipe(const std::string& r) {
+std::string resolve_recipe(const std::string& r) {
   if (fs::exists(r)) return r;
   for (const fs::path& dir : {fs::path(MCW_SOURCE_DIR) / "assets/recipes",
                              fs::canonical("/proc/self/exe").parent_path() / "../share/mcw/recipes"})

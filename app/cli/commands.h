@@ -22,6 +22,12 @@ extern const char* const kInspectUsage;
 extern const char* const kEvalUsage;
 extern const char* const kGenerateUsage;
 
+// A recipe file, or a preset name resolved in assets/recipes of the source tree or the
+// install prefix; throws mcw::Error naming it when neither exists.
+std::string resolve_recipe(const std::string& r);
+int run_bench(const std::vector<std::string>& args);
+extern const char* const kBenchUsage;
+
 // Reads a whole text file; throws mcw::Error naming it.
 std::string read_text_file(const std::string& path);
 int run_train(const std::vector<std::string>& args);

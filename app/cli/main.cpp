@@ -19,6 +19,8 @@ const std::vector<Command>& commands() {
       {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
       {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
       {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},
+      {"bench", "prefill and decode speed of a model, dense or compressed, on this machine",
+       kBenchUsage, run_bench},
       {"run", "run a project's recipes and record the results", kRunUsage, run_run},
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
       {"sensitivity", "KL of each layer compressed alone at each setting", kSensitivityUsage,

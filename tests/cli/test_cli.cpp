@@ -186,3 +186,40 @@ TEST(Cli, CompressWritesAModelThatReadsBack) {
   expect_one_line_error(run_mcw("compress " + dir + " --recipe " + recipe + " --out " + out + "2"),
                         "cli_gptq.yaml", "line 3");
 }
+
+std::string write_recipe_w8() {
+  const std::string recipe = temp("cli_bench_w8.yaml");
+  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 32\n");
+  return recipe;
+}
+
+TEST(Cli, BenchStreamsWhatTheLayoutStores) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.hidden_dim = 64;
+  c.max_seq_len = 128;
+  const std::string dir = temp("cli_bench_src");
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  const LlamaModel m = test::random_llama(c, 5);
+  save_llama_hf(m, dir, tok);
+  // Every linear and the head, each weight once: f16 is 2 bytes, f32 4.
+  uint64_t weights = uint64_t(c.vocab_size * c.dim);
+  for (const LlamaLayer& l : m.layers)
+    for (const Tensor* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) weights += w->numel();
+  auto bench = [&](const std::string& extra) {
+    const Result r = run_mcw("bench " + dir + " --prefill 8 --decode 4 --repeats 2 --json " + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto f16 = bench(""), f32 = bench("--f32"), q8 = bench("--recipe " + write_recipe_w8());
+  EXPECT_EQ(f16["weight_bytes"].get<uint64_t>(), 2 * weights);
+  EXPECT_EQ(f32["weight_bytes"].get<uint64_t>(), 4 * weights);
+  EXPECT_LT(q8["weight_bytes"].get<uint64_t>(), f16["weight_bytes"].get<uint64_t>());
+  EXPECT_EQ(f16["prefill"].get<int>(), 8);
+  EXPECT_EQ(f16["decode"].get<int>(), 4);
+  EXPECT_GT(f16["decode_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(q8["prefill_tokens_per_s"].get<double>(), 0);
+  expect_one_line_error(run_mcw("bench " + dir + " --prefill 0"), "prefill", "at least 1");
+  expect_one_line_error(run_mcw("bench " + temp("no-such-model")), "no-such-model", "");
+}

@@ -13,45 +13,15 @@
 #include "engine/io/llama2c.h"
 #include "engine/model/llama_save.h"
 #include "../engine/llama_test_util.h"
+#include "tests/cli/cli_test_util.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
+using namespace mcw::test;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-// Runs mcw with arguments (shell-quoted by the caller), capturing stdout and stderr.
-Result run_mcw(const std::string& args) {
-  // ctest runs tests in parallel processes: each test gets its own capture files.
-  const fs::path dir = fs::path(testing::TempDir()) / "mcw_cli" /
-                       testing::UnitTest::GetInstance()->current_test_info()->name();
-  fs::create_directories(dir);
-  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
-  const std::string cmd = std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
 std::string temp(const std::string& name) { return (fs::path(testing::TempDir()) / name).string(); }
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-void expect_one_line_error(const Result& r, const std::string& file, const std::string& phrase) {
-  EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
-}
 
 LlamaModel tiny() { return test::random_llama(test::tiny_config(4, 2), 3); }
 

@@ -7,39 +7,15 @@
 
 #include "../engine/llama_test_util.h"
 #include "../engine/xml_check.h"
+#include "tests/cli/cli_test_util.h"
 #include "engine/model/llama_save.h"
 #include "engine/project/project.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
+using namespace mcw::test;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d =
-      fs::path(testing::TempDir()) / ("mcw_cli_report_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-Result run_mcw(const fs::path& dir, const std::string& args) {
-  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
-  const std::string cmd =
-      std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
 
 // A tiny model, an evaluation text and a recipe file in `dir`.
 void make_files(const fs::path& dir) {
@@ -64,7 +40,7 @@ TEST(CliProject, NewThenShowRoundTrip) {
   const std::string args = "project new " + proj + " --model " + (dir / "model").string() +
                            " --evaluation " + (dir / "eval.txt").string() + " --recipe " +
                            (dir / "w8.yaml").string() + " --name tiny";
-  const Result r = run_mcw(dir, args);
+  const Result r = run_mcw(args);
   ASSERT_EQ(r.code, 0) << r.err;
   const Project p = load_project(proj);
   EXPECT_EQ(p.name, "tiny");
@@ -76,7 +52,7 @@ TEST(CliProject, NewThenShowRoundTrip) {
   EXPECT_EQ(p.database_path, (dir / "sub" / "tiny.mcwdb").string());
   EXPECT_NE(slurp(proj).find("\"../model\""), std::string::npos);  // stored relative
 
-  const Result s = run_mcw(dir, "project show " + proj);
+  const Result s = run_mcw("project show " + proj);
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_NE(s.out.find("project       tiny"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find((dir / "model").string()), std::string::npos) << s.out;
@@ -85,10 +61,10 @@ TEST(CliProject, NewThenShowRoundTrip) {
   EXPECT_NE(s.out.find("(not created yet)"), std::string::npos) << s.out;
 
   // An existing file is kept unless --force.
-  const Result again = run_mcw(dir, args);
+  const Result again = run_mcw(args);
   EXPECT_EQ(again.code, 1);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
-  EXPECT_EQ(run_mcw(dir, args + " --force").code, 0);
+  EXPECT_EQ(run_mcw(args + " --force").code, 0);
 }
 
 TEST(CliProject, ProblemsStopNewUnlessForced) {
@@ -97,32 +73,32 @@ TEST(CliProject, ProblemsStopNewUnlessForced) {
   const std::string proj = (dir / "p.mcwproj").string();
   const std::string args = "project new " + proj + " --model " + (dir / "nope").string() +
                            " --recipe " + (dir / "broken.yaml").string();
-  const Result r = run_mcw(dir, args);
+  const Result r = run_mcw(args);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nope: no such file or directory"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("no-such-thing"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(proj));
-  ASSERT_EQ(run_mcw(dir, args + " --force").code, 0);
-  const Result s = run_mcw(dir, "project show " + proj);
+  ASSERT_EQ(run_mcw(args + " --force").code, 0);
+  const Result s = run_mcw("project show " + proj);
   EXPECT_EQ(s.code, 0);
   EXPECT_NE(s.out.find("problems      2"), std::string::npos) << s.out;
-  EXPECT_EQ(run_mcw(dir, "project new " + proj).code, 1);  // no --model
-  EXPECT_EQ(run_mcw(dir, "project frob " + proj).code, 1);
-  EXPECT_EQ(run_mcw(dir, "project show " + (dir / "none.mcwproj").string()).code, 1);
+  EXPECT_EQ(run_mcw("project new " + proj).code, 1);  // no --model
+  EXPECT_EQ(run_mcw("project frob " + proj).code, 1);
+  EXPECT_EQ(run_mcw("project show " + (dir / "none.mcwproj").string()).code, 1);
 }
 
 TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   const fs::path dir = fresh_dir("report");
   make_files(dir);
   const std::string proj = (dir / "p.mcwproj").string();
-  ASSERT_EQ(run_mcw(dir, "project new " + proj + " --model " + (dir / "model").string() +
+  ASSERT_EQ(run_mcw("project new " + proj + " --model " + (dir / "model").string() +
                              " --evaluation " + (dir / "eval.txt").string() + " --recipe " +
                              (dir / "w8.yaml").string())
                 .code,
             0);
   // Before any run: a report that says so, and no database created.
   const std::string early = (dir / "early.html").string();
-  const Result e = run_mcw(dir, "report " + proj + " --out " + early);
+  const Result e = run_mcw("report " + proj + " --out " + early);
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NE(slurp(early).find("No runs recorded yet"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "p.mcwdb"));
@@ -131,11 +107,11 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   Project p = load_project(proj);
   p.eval.window = p.eval.stride = 32;
   save_project(p, proj);
-  const Result run = run_mcw(dir, "run " + proj);
+  const Result run = run_mcw("run " + proj);
   ASSERT_EQ(run.code, 0) << run.err;
 
   const std::string html = (dir / "r.html").string();
-  const Result h = run_mcw(dir, "report " + proj + " --out " + html);
+  const Result h = run_mcw("report " + proj + " --out " + html);
   ASSERT_EQ(h.code, 0) << h.err;
   EXPECT_NE(h.out.find("wrote " + html), std::string::npos);
   const std::string page = slurp(html);
@@ -144,11 +120,11 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   EXPECT_NE(page.find("model.layers.1.mlp.down_proj.weight"), std::string::npos);  // layer bars
   EXPECT_NE(page.find("algorithm: rtn"), std::string::npos);                       // recipe
 
-  const Result m = run_mcw(dir, "report " + proj + " --out " + (dir / "r.md").string());
+  const Result m = run_mcw("report " + proj + " --out " + (dir / "r.md").string());
   ASSERT_EQ(m.code, 0) << m.err;
   EXPECT_NE(slurp(dir / "r.md").find("| Run | Recipe | Status |"), std::string::npos);
 
-  const Result c = run_mcw(dir, "report " + proj + " --out " + (dir / "r.csv").string());
+  const Result c = run_mcw("report " + proj + " --out " + (dir / "r.csv").string());
   ASSERT_EQ(c.code, 0) << c.err;
   const std::string csv = slurp(dir / "r.csv");
   size_t lines = 0;
@@ -158,12 +134,12 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   EXPECT_NE(slurp(dir / "r-layers.csv").find("relative_error"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir / "r-sensitivity.csv"));
 
-  const Result show = run_mcw(dir, "project show " + proj);
+  const Result show = run_mcw("project show " + proj);
   EXPECT_NE(show.out.find("runs          2 (2 done)"), std::string::npos) << show.out;
 
-  const Result bad = run_mcw(dir, "report " + proj + " --out " + (dir / "r.pdf").string());
+  const Result bad = run_mcw("report " + proj + " --out " + (dir / "r.pdf").string());
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("unknown report format '.pdf'"), std::string::npos) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1);
-  EXPECT_EQ(run_mcw(dir, "report " + proj).code, 1);  // no --out
+  EXPECT_EQ(run_mcw("report " + proj).code, 1);  // no --out
 }

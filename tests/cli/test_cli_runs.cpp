@@ -7,41 +7,15 @@
 #include <nlohmann/json.hpp>
 
 #include "../engine/llama_test_util.h"
+#include "tests/cli/cli_test_util.h"
 #include "engine/model/llama_save.h"
 #include "engine/project/project.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
+using namespace mcw::test;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result run_mcw(const std::string& args) {
-  const fs::path dir = fs::path(testing::TempDir()) / "mcw_cli_runs" /
-                       testing::UnitTest::GetInstance()->current_test_info()->name();
-  fs::create_directories(dir);
-  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
-  const std::string cmd =
-      std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d =
-      fs::path(testing::TempDir()) / ("mcw_cli_runs_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 std::string make_project(const fs::path& dir) {
   LlamaConfig c = test::tiny_config(4, 2);

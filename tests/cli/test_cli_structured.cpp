@@ -11,28 +11,11 @@
 
 #include "../engine/llama_test_util.h"
 #include "engine/model/llama_save.h"
+#include "tests/cli/cli_test_util.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
-
-namespace {
-
-// Runs mcw with arguments; returns the exit code and stdout, stderr into `err`.
-int run_mcw(const std::string& args, std::string& out, std::string& err) {
-  const fs::path dir = fs::path(testing::TempDir()) / "mcw_cli_structured";
-  fs::create_directories(dir);
-  const std::string o = (dir / "out.txt").string(), e = (dir / "err.txt").string();
-  const int status = std::system(
-      (std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + o + " 2>" + e).c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  out = slurp(o), err = slurp(e);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-}  // namespace
+using namespace mcw::test;
 
 TEST(CliStructured, CompressedModelEvaluatesAsCompressMeasured) {
   LlamaConfig c = test::tiny_config(4, 2);
@@ -52,24 +35,19 @@ TEST(CliStructured, CompressedModelEvaluatesAsCompressMeasured) {
                            "  - algorithm: smoothquant\n    alpha: 0.5\n";
   const std::string out_dir = (fs::path(testing::TempDir()) / "cli_structured_out").string();
   fs::remove_all(out_dir);
-  std::string out, err;
-  ASSERT_EQ(run_mcw("compress " + base + " --recipe " + recipe + " --calib " + text +
-                        " --windows 4 --window 32 --out " + out_dir + " --eval " + text + " --json",
-                    out, err),
-            0)
-      << err;
-  const auto report = nlohmann::json::parse(out);
+  const Result comp = run_mcw("compress " + base + " --recipe " + recipe + " --calib " + text +
+                           " --windows 4 --window 32 --out " + out_dir + " --eval " + text + " --json");
+  ASSERT_EQ(comp.code, 0) << comp.err;
+  const auto report = nlohmann::json::parse(comp.out);
   std::ifstream cfg_in(out_dir + "/config.json");
   const auto cfg = nlohmann::json::parse(cfg_in);
   EXPECT_EQ(cfg["num_attention_heads"], 2);
   EXPECT_EQ(cfg["intermediate_size"], 48);
   EXPECT_EQ(cfg["mcw_activation_int8"], nlohmann::json({15, 15}));
-  ASSERT_EQ(run_mcw("eval " + out_dir + " --text " + text + " --window 256 --baseline " + base +
-                        " --json",
-                    out, err),
-            0)
-      << err;
-  const auto eval = nlohmann::json::parse(out);
+  const Result ev = run_mcw("eval " + out_dir + " --text " + text + " --window 256 --baseline " +
+                           base + " --json");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  const auto eval = nlohmann::json::parse(ev.out);
   EXPECT_NEAR(eval["perplexity"].get<double>(), report["eval"]["perplexity"].get<double>(), 1e-9);
   EXPECT_NEAR(eval["kl"].get<double>(), report["eval"]["kl"].get<double>(), 1e-12);
   EXPECT_GT(eval["kl"].get<double>(), 0.0);

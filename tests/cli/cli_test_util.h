@@ -1,0 +1,64 @@
+// Running the `mcw` binary as a user does, for the end-to-end CLI tests: exit code and
+// captured output, one-line error checks, and scratch directories that parallel ctest
+// processes do not share.
+#pragma once
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace mcw::test {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// TempDir()/mcw_cli_<suite>_<name>_<pid>, emptied.
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  const std::string suite = testing::UnitTest::GetInstance()->current_test_info()->test_suite_name();
+  const std::filesystem::path d = std::filesystem::path(testing::TempDir()) /
+                                  ("mcw_cli_" + suite + "_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// Runs mcw with arguments (shell-quoted by the caller), capturing stdout and stderr into
+// files of the current test's own.
+inline Result run_mcw(const std::string& args) {
+  const testing::TestInfo* t = testing::UnitTest::GetInstance()->current_test_info();
+  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "mcw_cli_capture" /
+                                    (std::string(t->test_suite_name()) + "." + t->name() + "." +
+                                     std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
+  const int status = std::system(
+      (std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err).c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+// Exit status 1 and exactly one line on stderr naming `file` and saying `phrase`.
+inline void expect_one_line_error(const Result& r, const std::string& file,
+                                  const std::string& phrase) {
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+}
+
+}  // namespace mcw::test

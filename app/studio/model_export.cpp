@@ -39,7 +39,8 @@ std::vector<std::string> tokenizer_files_of(const ModelFile& source) {
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
                                const std::string& path) {
   std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
   SavedModel out;
   if (ext == ".gguf") {
     // f32: exactly the weights the run evaluated (block types would round them again).

@@ -11,8 +11,8 @@
 namespace mcw::studio {
 
 struct SavedModel {
-  std::string kind;           // "model-gguf" or "model-hf"
-  std::string weights_file;   // the file recorded as the run's artifact
+  std::string kind;                          // "model-gguf" or "model-hf"
+  std::string weights_file;                  // the file recorded as the run's artifact
   std::vector<std::string> tokenizer_files;  // copied from the source, in the written dir
 };
 

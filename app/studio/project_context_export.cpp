@@ -15,8 +15,8 @@ namespace mcw::studio {
 static QString q(const std::string& s) { return QString::fromStdString(s); }
 
 // The saved project file exports read, or empty (the reason logged).
-static QString saved_project(ProjectContext& c, bool has_project, const QString& file,
-                             bool dirty, const QString& what) {
+static QString saved_project(ProjectContext& c, bool has_project, const QString& file, bool dirty,
+                             const QString& what) {
   if (!has_project) {
     c.log(QStringLiteral("error: %1 needs an open project").arg(what));
     return {};
@@ -32,8 +32,8 @@ static QString saved_project(ProjectContext& c, bool has_project, const QString&
 }
 
 int ProjectContext::startExportReport(const QString& path) {
-  const QString file =
-      saved_project(*this, hasProject(), project_file_, dirty_, QStringLiteral("exporting a report"));
+  const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
+                                     QStringLiteral("exporting a report"));
   if (file.isEmpty()) return 0;
   const bool pdf = QFileInfo(path).suffix().compare(QLatin1String("pdf"), Qt::CaseInsensitive) == 0;
   if (!pdf) {
@@ -80,8 +80,8 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
       throw Error(where, std::string("the run is ") + run_status_name(run->info.status) +
                              "; only a finished run can be exported");
     if (run->info.model_fingerprint != in.fingerprint)
-      throw Error(where, "the run was made on another model than the project's " +
-                             in.project.model_path);
+      throw Error(where,
+                  "the run was made on another model than the project's " + in.project.model_path);
     job.cancel().throw_if_cancelled();
 
     // As project_runner compressed it: the same recipe text, calibration text and options.
@@ -92,14 +92,14 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
     const bool baseline = run->info.recipe_name == kBaselineRecipe;
     std::optional<CompressionResult> compressed;
     if (!baseline) {
-      const Recipe recipe = parse_recipe(run->info.recipe_text, where + " recipe '" +
-                                                                    run->info.recipe_name + "'");
+      const Recipe recipe =
+          parse_recipe(run->info.recipe_text, where + " recipe '" + run->info.recipe_name + "'");
       if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
         throw Error(where, "the recipe needs calibration text and the project has none now");
       CompressOptions co;
       co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
-      compressed = compress_llama(in.base, recipe, in.calibration_tokens, co, progress,
-                                  &job.cancel());
+      compressed =
+          compress_llama(in.base, recipe, in.calibration_tokens, co, progress, &job.cancel());
     }
     job.cancel().throw_if_cancelled();
     job.progress(0.85, QStringLiteral("save"), path);

@@ -21,7 +21,8 @@ bool ProjectContext::sensitivityScanAvailable() const {
 
 int ProjectContext::startSensitivityScan() {
   if (!project_ || !model_file_ || !shape_) {
-    log(QStringLiteral("error: the sensitivity scan needs an open project with a llama-family "
+    log(
+        QStringLiteral("error: the sensitivity scan needs an open project with a llama-family "
                        "model"));
     return 0;
   }
@@ -30,7 +31,8 @@ int ProjectContext::startSensitivityScan() {
     return 0;
   }
   if (project_file_.isEmpty()) {
-    log(QStringLiteral("error: save the project before scanning (results are stored beside "
+    log(
+        QStringLiteral("error: save the project before scanning (results are stored beside "
                        "the project file)"));
     return 0;
   }
@@ -39,7 +41,8 @@ int ProjectContext::startSensitivityScan() {
   try {
     const Project saved = load_project(project_file_.toStdString());
     if (QFileInfo(q(saved.model_path)) != QFileInfo(model_.path)) {
-      log(QStringLiteral("error: save the project before scanning: the saved project names "
+      log(
+          QStringLiteral("error: save the project before scanning: the saved project names "
                          "another model"));
       return 0;
     }
@@ -65,8 +68,9 @@ int ProjectContext::startSensitivityScan() {
     job.cancel().throw_if_cancelled();
     const bool calibration = !in.calibration_tokens.empty();
     if (!calibration)
-      job.log(QStringLiteral("sensitivity scan: the project has no calibration text; measuring "
-                             "on its evaluation text"));
+      job.log(
+          QStringLiteral("sensitivity scan: the project has no calibration text; measuring "
+                         "on its evaluation text"));
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
     SensitivityOptions opt;
     opt.compress.calib_window = std::min(opt.compress.calib_window, in.base.cfg.max_seq_len);
@@ -81,8 +85,7 @@ int ProjectContext::startSensitivityScan() {
     SensitivityScan scan(in.base, in.fingerprint,
                          calibration ? in.calibration_tokens : in.evaluation_tokens, opt);
     const ProgressFn progress = [&job](const ProgressEvent& e) {
-      job.progress(e.fraction, QStringLiteral("scan"),
-                   q(e.message.empty() ? e.item : e.message));
+      job.progress(e.fraction, QStringLiteral("scan"), q(e.message.empty() ? e.item : e.message));
     };
     const SensitivityTable t = scan.run(store.get(), progress, &job.cancel());
     const ScanSummary summary{int(t.cells.size()), int(t.cached), int(t.computed)};
@@ -106,14 +109,13 @@ int ProjectContext::startSensitivityScan() {
   return scan_job_;
 }
 
-void ProjectContext::addScanCell(const std::string& layer, const std::string& setting,
-                                 double kl, double perplexity) {
-  const std::vector<std::string> order =
-      shape_ ? shape_->tensor_names : std::vector<std::string>{};
+void ProjectContext::addScanCell(const std::string& layer, const std::string& setting, double kl,
+                                 double perplexity) {
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   bool reshaped_ppl = false, reshaped_kl = false;
   put_sensitivity(sensitivity_, {layer, setting, "perplexity", perplexity}, order, &reshaped_ppl);
-  const auto [row, col] = put_sensitivity(sensitivity_, {layer, setting, "kl", kl}, order,
-                                          &reshaped_kl);
+  const auto [row, col] =
+      put_sensitivity(sensitivity_, {layer, setting, "kl", kl}, order, &reshaped_kl);
   if (reshaped_ppl || reshaped_kl)
     notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
   else
@@ -122,8 +124,7 @@ void ProjectContext::addScanCell(const std::string& layer, const std::string& se
 
 void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
   bool reshaped = false;
-  const std::vector<std::string> order =
-      shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
   if (reshaped)
     notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
@@ -139,8 +140,7 @@ void ProjectContext::loadSensitivity() {
   if (!project_ || !model_file_ || db.isEmpty() || !QFileInfo::exists(db)) return;
   const int gen = model_generation_;
   const std::shared_ptr<const ModelFile> file = model_file_;
-  const std::vector<std::string> order =
-      shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   sensitivity_job_ = bridge_.start(QStringLiteral("Sensitivity cache"), [this, gen, file, db,
                                                                          order](JobContext& job) {
     job.progress(0, QStringLiteral("fingerprint"), q(file->path));

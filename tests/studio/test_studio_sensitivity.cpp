@@ -216,8 +216,8 @@ class StudioSensitivityTest : public QObject {
     QVERIFY(id > 0);
     const int row = w.jobsPanel()->rowOf(id);
     QVERIFY(row >= 0);
-    auto* cancel = qobject_cast<QPushButton*>(
-        w.jobsPanel()->table()->cellWidget(row, ui::JobsPanel::Cancel));
+    auto* cancel =
+        qobject_cast<QPushButton*>(w.jobsPanel()->table()->cellWidget(row, ui::JobsPanel::Cancel));
     QVERIFY(cancel);
     QTest::mouseClick(cancel, Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(job_state(c, id) != int(ui::JobState::Running), kScanTimeoutMs);

@@ -22,8 +22,8 @@ struct ScreenshotOptions {
   // grabbed on its own.
   QString panels_dir;
   bool run_all = false;
-  bool scan = false;         // run a sensitivity scan, print the heartbeat figures
-  QString report;            // export the report here (.html/.md/.csv/.pdf) before the grab
+  bool scan = false;    // run a sensitivity scan, print the heartbeat figures
+  QString report = {};  // export the report here (.html/.md/.csv/.pdf) before the grab
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

@@ -278,8 +278,12 @@ void ProjectContext::onJobUpdated(const ui::JobProgress& job) {
   } else {
     const HeartbeatStats& s = heartbeat_stats_[job.id] = heartbeat_.jobFinished(job.id, job.name);
     last_finished_job_ = job.id;
-    // Jobs of a few beats (opening a small model) say nothing about responsiveness.
-    if (s.ticks >= kMinHeartbeatTicks) log(QStringLiteral("UI heartbeat: ") + s.describe());
+    // Jobs of a few beats (opening a small model) say nothing about responsiveness. Queued,
+    // so that the line follows the job's own last line.
+    if (s.ticks >= kMinHeartbeatTicks)
+      QMetaObject::invokeMethod(
+          this, [this, line = QStringLiteral("UI heartbeat: ") + s.describe()] { log(line); },
+          Qt::QueuedConnection);
   }
   notify([&](ui::IProjectViewer* v) { v->onJobUpdated(job); });
 }

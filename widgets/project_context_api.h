@@ -68,7 +68,9 @@ class IProjectContext {
 
   // Sensitivity results of the open model (read from the run store's cache).
   virtual const SensitivityGrid& sensitivity() const = 0;
+  // True when a scan can start now (a project with a model it can scan, no scan running).
   virtual bool sensitivityScanAvailable() const = 0;
+  virtual bool sensitivityScanRunning() const = 0;  // cancelled through cancelJob()
   virtual int startSensitivityScan() = 0;  // the job id, or 0 when it could not start
 
   // Runs of the open project, from its run store, newest first. They are re-read in the

@@ -127,6 +127,15 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
       return {};
     case Qt::ToolTipRole:
       if (c == Status && !r.error.isEmpty()) return r.error;
+      if (c == Duration && r.metrics.contains(QStringLiteral("estimate_seconds"))) {
+        // The estimate the run was started with (compress and evaluate), against the run.
+        QString t = tr("estimated %1").arg(format_seconds(r.metric(QStringLiteral("estimate_seconds"))));
+        if (r.metrics.contains(QStringLiteral("estimate_peak_bytes")))
+          t += tr(", peak memory %1")
+                   .arg(format_bytes(quint64(r.metric(QStringLiteral("estimate_peak_bytes")))));
+        if (r.duration_seconds >= 0) t += tr("; took %1").arg(format_seconds(r.duration_seconds));
+        return t;
+      }
       if (c == Recipe && r.pareto)
         return tr(
             "On the Pareto front of perplexity, latency and size: no other run is at least "

@@ -42,15 +42,19 @@ SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
 SensitivityPanel::~SensitivityPanel() { context_.removeViewer(this); }
 
 void SensitivityPanel::updateScanButton() {
-  const bool available = context_.sensitivityScanAvailable();
+  const bool running = context_.sensitivityScanRunning();
   const bool ready = context_.hasProject() && !context_.model().path.isEmpty() &&
                      !context_.model().loading && context_.model().error.isEmpty();
-  scan_->setEnabled(available && ready);
-  scan_->setToolTip(!available ? tr("scan engine not available in this build")
-                    : !ready   ? tr("open a project with a model to scan")
-                               : tr("compress each layer alone at each setting and measure "
-                                      "the divergence"));
+  scan_->setEnabled(context_.sensitivityScanAvailable() && !running);
+  scan_->setToolTip(running  ? tr("a scan is running: cancel it in the Jobs panel")
+                    : !ready ? tr("open a project with a model to scan")
+                    : !scan_->isEnabled()
+                        ? tr("this model cannot be scanned (llama-family models only)")
+                        : tr("compress each layer alone at each setting and measure the "
+                             "divergence (cells already in the project's store are reused)"));
 }
+
+void SensitivityPanel::onJobUpdated(const JobProgress&) { updateScanButton(); }
 
 void SensitivityPanel::onProjectLoaded() { updateScanButton(); }
 void SensitivityPanel::onModelLoaded() { updateScanButton(); }

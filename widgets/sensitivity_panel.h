@@ -1,6 +1,7 @@
 // Sensitivity panel: the open model's layer × setting heatmap of KL divergence (each layer
 // compressed alone at each setting), read from the project's run store when the model
-// loads and filled in cell by cell while a scan runs. The Scan button asks the context.
+// loads and filled in cell by cell while a scan runs. The Scan button asks the context
+// to scan; a running scan is cancelled from the Jobs panel.
 #pragma once
 #include <QWidget>
 
@@ -24,6 +25,7 @@ class SensitivityPanel : public QWidget, public IProjectViewer {
   void onModelLoaded() override;
   void onSensitivityLoaded() override;
   void onSensitivityCell(int row, int col) override;
+  void onJobUpdated(const JobProgress& job) override;
 
   HeatmapView* heatmap() const { return heatmap_; }
   QPushButton* scanButton() const { return scan_; }

@@ -1,5 +1,5 @@
 // mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate] [--run-all]
-//             [--panel-shots DIR]]
+//             [--scan] [--export-report FILE] [--panel-shots DIR]]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -34,7 +34,15 @@ int main(int argc, char** argv) {
       QStringLiteral("panel-shots"),
       QStringLiteral("With --screenshot: also save pictures of single panels into this folder."),
       QStringLiteral("dir"));
-  parser.addOptions({screenshot, evaluate, run_all, theme, panel_shots});
+  const QCommandLineOption scan(
+      QStringLiteral("scan"),
+      QStringLiteral("With --screenshot: run a sensitivity scan last and print the UI "
+                     "heartbeat's lateness during it."));
+  const QCommandLineOption report(
+      QStringLiteral("export-report"),
+      QStringLiteral("With --screenshot: export the report (.html, .md, .csv or .pdf) first."),
+      QStringLiteral("file"));
+  parser.addOptions({screenshot, evaluate, run_all, scan, report, theme, panel_shots});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -47,7 +55,9 @@ int main(int argc, char** argv) {
     opt.evaluate = parser.isSet(evaluate);
     opt.panels_dir = parser.value(panel_shots);
     opt.run_all = parser.isSet(run_all);
-    if (opt.run_all) opt.timeout_ms = 300000;
+    opt.scan = parser.isSet(scan);
+    opt.report = parser.value(report);
+    if (opt.run_all || opt.scan) opt.timeout_ms = 600000;
     mcw::studio::schedule_screenshot(window, opt);
   }
   return app.exec();

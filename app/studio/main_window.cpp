@@ -122,7 +122,21 @@ void MainWindow::onProjectLoaded() {
   }
   if (evaluate_action_) evaluate_action_->setEnabled(context_->hasProject());
   if (run_all_action_) run_all_action_->setEnabled(context_->hasProject());
+  updateExportActions();
   setWindowModified(p.dirty);
+}
+
+void MainWindow::onSelectionChanged() { updateExportActions(); }
+void MainWindow::onRunUpdated(qint64) { updateExportActions(); }
+
+void MainWindow::onJobUpdated(const ui::JobProgress& job) {
+  if (job.state == ui::JobState::Running) return;
+  // How the UI kept up while the job ran (also in the log).
+  const HeartbeatStats s = context_->heartbeatStats(job.id);
+  if (s.ticks > 0)
+    statusBar()->showMessage(tr("%1: %2 — UI heartbeat %3")
+                                 .arg(job.name, ui::job_state_name(job.state), s.describe()),
+                             15000);
 }
 
 void MainWindow::openPath(const QString& path) {

@@ -56,6 +56,11 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   void openPath(const QString& path);  // a project (*.mcwproj) or a model file
 
   void onProjectLoaded() override;
+  void onSelectionChanged() override;
+  void onRunUpdated(qint64 run_id) override;
+  void onJobUpdated(const ui::JobProgress& job) override;
+  QAction* exportReportAction() const { return export_report_action_; }
+  QAction* exportModelAction() const { return export_model_action_; }
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -72,6 +77,9 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   bool save();
   bool saveAs();
   void openModelDialog();
+  void exportReportDialog();
+  void exportModelDialog();
+  void updateExportActions();
 
   std::unique_ptr<ProjectContext> context_;
   ui::ModelPanel* model_panel_ = nullptr;
@@ -92,6 +100,8 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QAction* run_all_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
+  QAction* export_report_action_ = nullptr;
+  QAction* export_model_action_ = nullptr;
   QAction* dark_action_ = nullptr;
   Theme theme_ = Theme::Light;
 };

@@ -28,6 +28,17 @@ void MainWindow::createMenus() {
   file->addAction(tr("Open &Model…"), QKeySequence(tr("Ctrl+M")), this,
                   &MainWindow::openModelDialog);
   file->addSeparator();
+  export_report_action_ = file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+E")), this,
+                                          &MainWindow::exportReportDialog);
+  export_report_action_->setObjectName(QStringLiteral("exportReportAction"));
+  export_report_action_->setToolTip(tr("The project's runs, plots and sensitivity as HTML, "
+                                       "Markdown, CSV or PDF"));
+  export_model_action_ = file->addAction(tr("Export Compressed &Model…"), this,
+                                         &MainWindow::exportModelDialog);
+  export_model_action_->setObjectName(QStringLiteral("exportModelAction"));
+  export_model_action_->setToolTip(tr("Compress the model again with the selected run's recipe "
+                                      "and save it (Hugging Face directory or GGUF)"));
+  file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &MainWindow::close);
 
   QMenu* run = menuBar()->addMenu(tr("&Run"));
@@ -60,6 +71,54 @@ void MainWindow::createMenus() {
   tools->addAction(tr("Open Model"), this, &MainWindow::openModelDialog);
   tools->addAction(evaluate_action_);
   tools->addAction(run_all_action_);
+}
+
+void MainWindow::updateExportActions() {
+  if (!export_report_action_) return;
+  export_report_action_->setEnabled(context_->hasProject());
+  const qint64 id = context_->selection().run_id;
+  bool done = false;
+  for (const ui::RunRow& r : context_->runs())
+    if (r.id == id) done = r.status == QLatin1String("done");
+  export_model_action_->setEnabled(context_->hasProject() && done);
+}
+
+void MainWindow::exportReportDialog() {
+  if (!context_->hasProject()) return;
+  if (context_->isDirty() || context_->projectFile().isEmpty()) {
+    if (!save()) return;  // the report reads the saved project
+  }
+  const QString html = tr("HTML report (*.html)"), md = tr("Markdown (*.md)"),
+                csv = tr("CSV tables (*.csv)"), pdf = tr("PDF (*.pdf)");
+  QString filter = html;
+  QString path = QFileDialog::getSaveFileName(
+      this, tr("Export report"), context_->project().name + QStringLiteral("-report.html"),
+      QStringList{html, pdf, md, csv}.join(QStringLiteral(";;")), &filter);
+  if (path.isEmpty()) return;
+  if (QFileInfo(path).suffix().isEmpty())
+    path += filter == pdf ? ".pdf" : filter == md ? ".md" : filter == csv ? ".csv" : ".html";
+  if (context_->startExportReport(path))
+    statusBar()->showMessage(tr("Exporting the report to %1…").arg(path), 5000);
+}
+
+void MainWindow::exportModelDialog() {
+  const qint64 id = context_->selection().run_id;
+  QString recipe;
+  for (const ui::RunRow& r : context_->runs())
+    if (r.id == id) recipe = r.recipe;
+  if (recipe.isEmpty()) return;
+  if (context_->isDirty() && !save()) return;
+  const QString hf = tr("Hugging Face directory (*)"), gguf = tr("GGUF file (*.gguf)");
+  QString filter = hf;
+  QString path = QFileDialog::getSaveFileName(
+      this, tr("Export the compressed model of run %1").arg(id),
+      QStringLiteral("%1-run%2").arg(recipe).arg(id), QStringList{hf, gguf}.join(";;"), &filter,
+      QFileDialog::DontConfirmOverwrite);
+  if (path.isEmpty()) return;
+  if (filter == gguf && !path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
+    path += QStringLiteral(".gguf");
+  if (context_->startExportModel(id, path))
+    statusBar()->showMessage(tr("Exporting run %1 to %2…").arg(id).arg(path), 5000);
 }
 
 void MainWindow::rebuildRecentMenu() {

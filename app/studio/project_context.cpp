@@ -17,6 +17,7 @@ namespace mcw::studio {
 static constexpr int kMaxRecent = 10;
 static constexpr int kMaxLogLines = 5000;
 static const char* kRecentKey = "recentProjects";
+static constexpr int kMinHeartbeatTicks = 20;
 
 ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
 #ifdef MCW_SOURCE_DIR
@@ -165,6 +166,7 @@ void ProjectContext::loadModel(const QString& path) {
   bridge_.cancel(model_job_);
   bridge_.cancel(stats_job_);
   bridge_.cancel(sensitivity_job_);
+  bridge_.cancel(scan_job_);
   model_file_.reset();
   shape_.reset();
   model_ = {};
@@ -264,8 +266,25 @@ int ProjectContext::startEvaluate() {
 
 void ProjectContext::cancelJob(int id) { bridge_.cancel(id); }
 
+HeartbeatStats ProjectContext::heartbeatStats(int job_id) const {
+  const auto it = heartbeat_stats_.find(job_id ? job_id : last_finished_job_);
+  return it == heartbeat_stats_.end() ? HeartbeatStats{} : it->second;
+}
+
 void ProjectContext::onJobUpdated(const ui::JobProgress& job) {
   jobs_[job.id] = job;
+  if (job.state == ui::JobState::Running) {
+    heartbeat_.jobStarted(job.id);
+  } else {
+    const HeartbeatStats& s = heartbeat_stats_[job.id] = heartbeat_.jobFinished(job.id, job.name);
+    last_finished_job_ = job.id;
+    // Jobs of a few beats (opening a small model) say nothing about responsiveness. Queued,
+    // so that the line follows the job's own last line.
+    if (s.ticks >= kMinHeartbeatTicks)
+      QMetaObject::invokeMethod(
+          this, [this, line = QStringLiteral("UI heartbeat: ") + s.describe()] { log(line); },
+          Qt::QueuedConnection);
+  }
   notify([&](ui::IProjectViewer* v) { v->onJobUpdated(job); });
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/studio/engine_bridge.h"
+#include "app/studio/heartbeat.h"
 #include "app/studio/recipe_support.h"
 #include "app/studio/run_history.h"
 #include "engine/io/model_file.h"
@@ -18,6 +19,11 @@
 #include "widgets/project_context_api.h"
 
 namespace mcw::studio {
+
+// What the last sensitivity scan reported when it finished (all zero while none has).
+struct ScanSummary {
+  int cells = 0, cached = 0, computed = 0;
+};
 
 class ProjectContext : public QObject, public ui::IProjectContext {
   Q_OBJECT
@@ -51,6 +57,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   ui::ResourceEstimateRow estimateProjectRecipe(const QString& name) const override;
   const ui::SensitivityGrid& sensitivity() const override { return sensitivity_; }
   bool sensitivityScanAvailable() const override;
+  bool sensitivityScanRunning() const override { return bridge_.isRunning(scan_job_); }
   int startSensitivityScan() override;
 
   // Available memory the estimates warn against: /proc/meminfo's MemAvailable, or what a
@@ -60,10 +67,11 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // Where recipe presets are looked for (default: <source>/assets/recipes and
   // <executable>/../share/mcw/recipes).
   void setPresetDirectories(const QStringList& dirs) { preset_dirs_ = dirs; }
-  // The sensitivity scan's way in: records one result of the open model in the grid (a new
-  // layer or setting re-lays it out) and tells the viewers. HOOK: the engine scan, once
-  // wired in startSensitivityScan(), calls this from its job's post() for every result.
+  // Records one result of the open model in the grid (a new layer or setting re-lays it
+  // out) and tells the viewers; the scan job's cells arrive the same way.
   void addSensitivityResult(const SensitivityEntry& entry);
+  int sensitivityScanJob() const { return scan_job_; }  // the newest scan's job id, or 0
+  ScanSummary lastSensitivityScan() const { return last_scan_; }
   // "estimated 12 s / 40 MiB, took 15 s" for a run that recorded estimate_seconds (empty
   // when the run or its estimate is unknown). Opens the project's run store to read it.
   QString runEstimateReport(qint64 run_id) const;
@@ -88,6 +96,20 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // Where demo projects are looked for (default: <source>/projects and
   // <executable>/../share/mcw/projects).
   void setDemoDirectories(const QStringList& dirs) { demo_dirs_ = dirs; }
+
+  // Exports (project_context_export.cpp), each a job; the job id, or 0 when it could not
+  // start (the reason logged). A report of the saved project in the format of `path`'s
+  // extension: .html, .md, .csv (the engine's writers) or .pdf (rendered here).
+  int startExportReport(const QString& path);
+  // The model of a done run, compressed again with its recipe: a GGUF file (f32) when
+  // `path` ends in .gguf, else a Hugging Face directory with the source's tokenizer files;
+  // recorded as an artifact of the run.
+  int startExportModel(qint64 run_id, const QString& path);
+
+  // UI responsiveness while jobs run: the figures of a job that ended (0: the one that
+  // ended last); ticks 0 for a job that has not ended.
+  HeartbeatStats heartbeatStats(int job_id = 0) const;
+  HeartbeatMonitor& heartbeat() { return heartbeat_; }
   void log(const QString& line);
   EngineBridge& bridge() { return bridge_; }
 
@@ -101,6 +123,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void loadSensitivity();
   void updateRunSource();
   int startRecipeJob(const QString& job_name, const QStringList& recipes);
+  void addScanCell(const std::string& layer, const std::string& setting, double kl,
+                   double perplexity);
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }
@@ -124,7 +148,11 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   std::optional<quint64> free_override_;
   QStringList preset_dirs_;
   ui::SensitivityGrid sensitivity_;
-  int sensitivity_job_ = 0;
+  int sensitivity_job_ = 0, scan_job_ = 0;
+  ScanSummary last_scan_;
+  HeartbeatMonitor heartbeat_;
+  std::map<int, HeartbeatStats> heartbeat_stats_;  // by job id
+  int last_finished_job_ = 0;
   RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 

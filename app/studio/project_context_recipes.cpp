@@ -1,15 +1,12 @@
-// ProjectContext's recipe-editor and sensitivity side: schema, presets, checking YAML
-// against the open model, estimates, adding recipes to the project, and the sensitivity
-// cache of the open model.
+// ProjectContext's recipe-editor side: schema, presets, checking YAML against the open
+// model, estimates, and adding recipes to the project.
 #include <QFile>
 #include <QFileInfo>
 #include <filesystem>
 
 #include "app/studio/project_context.h"
-#include "app/studio/sensitivity_data.h"
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
-#include "engine/runs/fingerprint.h"
 
 namespace mcw::studio {
 
@@ -157,58 +154,6 @@ QString ProjectContext::runEstimateReport(qint64 run_id) const {
   } catch (const Error&) {
     return {};
   }
-}
-
-// --- sensitivity ------------------------------------------------------------------------
-
-bool ProjectContext::sensitivityScanAvailable() const {
-  return false;  // HOOK: true once startSensitivityScan() runs the engine's scan
-}
-
-int ProjectContext::startSensitivityScan() {
-  // HOOK for the lead: start a bridge job running the engine's sensitivity scan
-  // (engine/search/sensitivity_scan.h) on project_->model_path with the project's
-  // calibration/evaluation text; store every result with RunStore::put_sensitivity under
-  // model_fingerprint(*model_file_) and post each one to addSensitivityResult(). Until then
-  // no scan runs and nothing is invented.
-  log(QStringLiteral("error: the sensitivity scan engine is not available in this build"));
-  return 0;
-}
-
-void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
-  bool reshaped = false;
-  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
-  const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
-  if (reshaped)
-    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-  else
-    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
-}
-
-void ProjectContext::loadSensitivity() {
-  sensitivity_ = {};
-  sensitivity_.status = QStringLiteral("No sensitivity results for this model yet.");
-  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-  const QString db = summary_.database_path;
-  if (!project_ || !model_file_ || db.isEmpty() || !QFileInfo::exists(db)) return;
-  const int gen = model_generation_;
-  const std::shared_ptr<const ModelFile> file = model_file_;
-  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
-  sensitivity_job_ = bridge_.start(QStringLiteral("Sensitivity cache"), [this, gen, file, db,
-                                                                         order](JobContext& job) {
-    job.progress(0, QStringLiteral("fingerprint"), q(file->path));
-    const std::string fp = model_fingerprint(*file);
-    job.cancel().throw_if_cancelled();
-    job.progress(0.5, QStringLiteral("read"), db);
-    const auto store = RunStore::open_existing(db.toStdString());
-    auto grid =
-        std::make_shared<ui::SensitivityGrid>(sensitivity_grid(store->list_sensitivity(fp), order));
-    job.post([this, gen, grid] {
-      if (gen != model_generation_) return;
-      sensitivity_ = std::move(*grid);
-      notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-    });
-  });
 }
 
 }  // namespace mcw::studio

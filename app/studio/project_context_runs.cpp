@@ -92,6 +92,8 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
     return 0;
   }
   std::vector<ProjectRecipe> recipes;
+  // What each run is expected to take, recorded with it to compare with what it took.
+  std::vector<std::vector<Metric>> estimates;
   for (const QString& name : names) {
     const auto it =
         std::find_if(project_->recipes.begin(), project_->recipes.end(),
@@ -101,13 +103,14 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
       return 0;
     }
     recipes.push_back(*it);
+    estimates.push_back(estimate_metrics(estimateProjectRecipe(name)));
   }
   if (dirty_)
     log(
         QStringLiteral("note: the project has unsaved changes; the run uses the saved model, "
                        "datasets and evaluation settings"));
   const std::string file = project_file_.toStdString();
-  return bridge_.start(job_name, [this, file, recipes](JobContext& job) {
+  return bridge_.start(job_name, [this, file, recipes, estimates](JobContext& job) {
     job.progress(0, QStringLiteral("load"), QString::fromStdString(file));
     const ProjectRunInputs in = load_project_run_inputs(file);
     job.cancel().throw_if_cancelled();
@@ -146,9 +149,11 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
     }
     QStringList failed;
     std::string last_error;
-    for (const ProjectRecipe& r : recipes) {
+    for (size_t i = 0; i < recipes.size(); ++i) {
+      const ProjectRecipe& r = recipes[i];
       const QString name = QString::fromStdString(r.name);
       const RecipeRunOutcome out = run_project_recipe(*store, in, r, hooks, &job.cancel());
+      if (out.run_id > 0 && !estimates[i].empty()) store->add_metrics(out.run_id, estimates[i]);
       after(name, out);
       if (out.status == RunStatus::Failed) {
         failed << name;

@@ -79,42 +79,82 @@ static void show_runs(MainWindow& window) {
     }
 }
 
+// What the heartbeat saw while the scan ran, for the docs (stdout, one line each).
+static void print_scan_figures(ProjectContext& c, int scan_job) {
+  const HeartbeatStats s = c.heartbeatStats(scan_job);
+  const ScanSummary scan = c.lastSensitivityScan();
+  std::printf("sensitivity scan: %d cells, %d cached, %d measured\n", scan.cells, scan.cached,
+              scan.computed);
+  std::printf("UI heartbeat during the scan: %d beats of %.0f ms, lateness worst %.2f ms, "
+              "p99 %.2f ms, mean %.2f ms\n",
+              s.ticks, s.interval_ms, s.worst_ms, s.p99_ms, s.mean_ms);
+  std::fflush(stdout);
+}
+
 void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
   auto clock = std::make_shared<QElapsedTimer>();
   clock->start();
-  // 0: waiting for the model; 1: evaluate started; 2: runs started; 3: shown, grab next.
-  auto stage = std::make_shared<int>(0);
+  // Steps in order, each once: evaluate, run all, scan, report; then show and grab.
+  enum Step { kWait, kEvaluate, kRunAll, kScan, kReport, kShown };
+  auto stage = std::make_shared<int>(kWait);
+  auto scan_job = std::make_shared<int>(0);
   auto* timer = new QTimer(&window);
   timer->setInterval(100);
-  QObject::connect(timer, &QTimer::timeout, &window, [&window, options, clock, stage, timer] {
+  QObject::connect(timer, &QTimer::timeout, &window, [&window, options, clock, stage, scan_job,
+                                                      timer] {
     ProjectContext& c = window.context();
     const bool timed_out = clock->elapsed() > options.timeout_ms;
-    if (!timed_out && *stage < 3) {
+    if (!timed_out && *stage < kShown) {
       if (!model_settled(c) || c.bridge().runningCount() > 0 || c.runHistory().isLoading())
         return;
-      if (*stage < 1 && options.evaluate) {
-        *stage = 1;
+      if (*stage < kEvaluate && options.evaluate) {
+        *stage = kEvaluate;
         if (c.startEvaluate()) return;
       }
-      if (*stage < 2 && options.run_all) {
-        *stage = 2;
+      if (*stage < kRunAll && options.run_all) {
+        *stage = kRunAll;
         if (c.startRunAll()) return;
       }
+      if (*stage < kScan && options.scan) {
+        *stage = kScan;
+        window.sensitivityDock()->show();
+        window.sensitivityDock()->raise();
+        if ((*scan_job = c.startSensitivityScan())) return;
+      }
+      if (*scan_job > 0) {
+        print_scan_figures(c, *scan_job);
+        *scan_job = -1;
+      }
+      if (*stage < kReport && !options.report.isEmpty()) {
+        *stage = kReport;
+        if (c.startExportReport(options.report)) return;
+      }
       if (options.run_all) show_runs(window);
-      *stage = 3;  // let the raised docks lay out and paint before the grab
+      if (options.scan) window.sensitivityDock()->raise();
+      *stage = kShown;  // let the raised docks lay out and paint before the grab
       return;
     }
     timer->stop();
     if (timed_out) std::fprintf(stderr, "mcw-studio: screenshot: timed out waiting for jobs\n");
+    bool ok = !timed_out;
+    for (const ui::JobProgress& j : c.jobs())
+      if (j.state == ui::JobState::Failed) {
+        std::fprintf(stderr, "mcw-studio: %s failed: %s\n", qPrintable(j.name),
+                     qPrintable(j.message));
+        // What was asked for on the command line must have worked.
+        if (j.name == QLatin1String("Sensitivity scan") || j.name == QLatin1String("Export report"))
+          ok = false;
+      }
     if (const int i = preset_index(*window.recipeEditor(), false, QStringLiteral("w4g128-gptq"));
         i >= 0)
       window.recipeEditor()->loadPreset(i);  // the window's picture shows a recipe
     settle();
-    bool ok = window.grab().save(options.output, "PNG");
-    if (!ok)
+    if (!window.grab().save(options.output, "PNG")) {
       std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(options.output));
+      ok = false;
+    }
     if (!options.panels_dir.isEmpty()) ok = save_panel_shots(window, options.panels_dir) && ok;
-    QApplication::exit(ok && !timed_out ? 0 : 1);
+    QApplication::exit(ok ? 0 : 1);
   });
   // Let the window show and lay out before the first check.
   QTimer::singleShot(300, timer, qOverload<>(&QTimer::start));

@@ -2,7 +2,10 @@
 // (and, with --evaluate, an evaluation; with --run-all, a run of every recipe) have
 // finished, then saves the window as a PNG. With runs, the Runs dock is raised and the
 // newest finished run selected, so the picture shows them. --panel-shots DIR adds
-// pictures of single panels. Used for documentation and to check the look under xvfb-run.
+// pictures of single panels. With --scan, a sensitivity scan runs last (the Sensitivity
+// dock is raised for the picture) and the UI heartbeat's figures during it are printed to
+// stdout; --export-report FILE writes the report after everything else. Used for
+// documentation and to check the look under xvfb-run.
 #pragma once
 #include <QString>
 
@@ -19,6 +22,8 @@ struct ScreenshotOptions {
   // grabbed on its own.
   QString panels_dir;
   bool run_all = false;
+  bool scan = false;    // run a sensitivity scan, print the heartbeat figures
+  QString report = {};  // export the report here (.html/.md/.csv/.pdf) before the grab
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

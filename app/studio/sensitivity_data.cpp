@@ -6,10 +6,20 @@
 
 namespace mcw::studio {
 
+// A stored metric name as {quantity, measurement}: the engine's scan keys its values
+// "kl@8x256#<digest>" (what was measured: windows, window, a digest of the setting and
+// text); plain "kl" has an empty measurement.
+static std::pair<std::string, std::string> split_metric(const std::string& metric) {
+  const size_t at = metric.find('@');
+  if (at == std::string::npos) return {metric, {}};
+  return {metric.substr(0, at), metric.substr(at + 1)};
+}
+
 static void apply(ui::SensitivityCell& cell, const std::string& metric, double value) {
-  if (metric == "kl")
+  const std::string quantity = split_metric(metric).first;
+  if (quantity == "kl")
     cell.kl = value, cell.ready = true;
-  else if (metric == "perplexity")
+  else if (quantity == "perplexity" || quantity == "ppl")
     cell.perplexity = value;
 }
 
@@ -54,11 +64,39 @@ static ui::SensitivityGrid build(
 
 ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
                                      const std::vector<std::string>& layer_order) {
-  std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
+  // A store may hold several measurements of one setting (scans over different texts or
+  // windows): each setting shows the one with the most measured cells, never a mixture.
+  std::map<std::string, std::map<std::string, int>> counts;  // setting -> measurement -> cells
   for (const SensitivityEntry& e : entries)
+    if (const auto [quantity, measurement] = split_metric(e.metric); quantity == "kl")
+      ++counts[e.setting][measurement];
+  std::map<std::string, std::string> chosen;
+  for (const auto& [setting, by_measurement] : counts)
+    chosen[setting] = std::max_element(by_measurement.begin(), by_measurement.end(),
+                                       [](const auto& a, const auto& b) {
+                                         return a.second < b.second;
+                                       })->first;
+  std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
+  for (const SensitivityEntry& e : entries) {
+    const auto it = chosen.find(e.setting);
+    if (it == chosen.end() || it->second != split_metric(e.metric).second) continue;
     apply(cells[{QString::fromStdString(e.layer), QString::fromStdString(e.setting)}], e.metric,
           e.value);
+  }
   return build(cells, layer_order);
+}
+
+void ensure_sensitivity_axes(ui::SensitivityGrid& g, const std::vector<std::string>& layers,
+                             const std::vector<std::string>& settings,
+                             const std::vector<std::string>& layer_order) {
+  std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
+  for (int r = 0; r < g.layers.size(); ++r)
+    for (int c = 0; c < g.settings.size(); ++c) cells[{g.layers[r], g.settings[c]}] = g.at(r, c);
+  const size_t before = cells.size();
+  for (const std::string& l : layers)
+    for (const std::string& s : settings)
+      cells[{QString::fromStdString(l), QString::fromStdString(s)}];  // pending unless known
+  if (cells.size() != before || g.cells.size() != qsizetype(before)) g = build(cells, layer_order);
 }
 
 std::pair<int, int> put_sensitivity(ui::SensitivityGrid& g, const SensitivityEntry& e,

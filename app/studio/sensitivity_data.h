@@ -11,11 +11,19 @@
 namespace mcw::studio {
 
 // `layer_order`: the model's tensor names in order; layers it does not name go last, by name.
-// Metrics read: "kl" (the cell's value, which makes it ready) and "perplexity".
+// Metrics read: "kl" (the cell's value, which makes it ready) and "perplexity", or the
+// engine scan's "kl@<measurement>" and "ppl@<measurement>"; where one setting was measured
+// several ways, the measurement with the most cells is shown.
 ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
                                      const std::vector<std::string>& layer_order);
 
-// Records one result. Returns the cell's {row, col}; *reshaped is set when a new layer or
+// Adds every layer × setting not in the grid yet as a pending cell (a scan about to run
+// lays out its whole grid, so cells then fill in without the grid moving).
+void ensure_sensitivity_axes(ui::SensitivityGrid& grid, const std::vector<std::string>& layers,
+                             const std::vector<std::string>& settings,
+                             const std::vector<std::string>& layer_order);
+
+// Records one result (metric names as above). Returns the cell's {row, col}; *reshaped is set when a new layer or
 // setting had to be added (rows and columns may then have moved).
 std::pair<int, int> put_sensitivity(ui::SensitivityGrid& grid, const SensitivityEntry& entry,
                                     const std::vector<std::string>& layer_order, bool* reshaped);

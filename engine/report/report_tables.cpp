@@ -144,8 +144,25 @@ ReportHighlights report_highlights(const ReportData& d) {
 }
 
 std::vector<ReportGrid> report_sensitivity_grids(const ReportData& d) {
+  // The scan keys its values "kl@8x256#<digest>" (what was measured): one grid per
+  // quantity, each setting showing the measurement with the most cells, never a mixture.
+  auto split = [](const std::string& m) {
+    const size_t at = m.find('@');
+    return at == std::string::npos ? std::pair(m, std::string())
+                                   : std::pair(m.substr(0, at), m.substr(at + 1));
+  };
   std::vector<std::string> metrics;
-  for (const SensitivityEntry& e : d.sensitivity) add_unique(metrics, e.metric);
+  std::map<std::pair<std::string, std::string>, std::map<std::string, int>> counts;
+  for (const SensitivityEntry& e : d.sensitivity) {
+    const auto [quantity, measurement] = split(e.metric);
+    add_unique(metrics, quantity);
+    ++counts[{quantity, e.setting}][measurement];
+  }
+  std::map<std::pair<std::string, std::string>, std::string> chosen;
+  for (const auto& [key, by] : counts)
+    chosen[key] = std::max_element(by.begin(), by.end(), [](const auto& a, const auto& b) {
+                    return a.second < b.second;
+                  })->first;
   std::map<std::string, size_t> model_order;
   for (size_t i = 0; i < d.model.tensors.size(); ++i)
     model_order.emplace(d.model.tensors[i].name, i);
@@ -155,7 +172,8 @@ std::vector<ReportGrid> report_sensitivity_grids(const ReportData& d) {
     g.metric = metric;
     std::map<std::pair<std::string, std::string>, double> value;
     for (const SensitivityEntry& e : d.sensitivity) {
-      if (e.metric != metric) continue;
+      const auto [quantity, measurement] = split(e.metric);
+      if (quantity != metric || chosen[{quantity, e.setting}] != measurement) continue;
       add_unique(g.rows, e.layer);
       add_unique(g.columns, e.setting);
       value[{e.layer, e.setting}] = e.value;

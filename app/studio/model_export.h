@@ -1,0 +1,30 @@
+// Saving a compressed model where other tools load it: a GGUF file (f32 weights, as the
+// run evaluated them) or a Hugging Face directory with the source model's tokenizer files
+// copied beside the weights.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/io/model_file.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw::studio {
+
+struct SavedModel {
+  std::string kind;                          // "model-gguf" or "model-hf"
+  std::string weights_file;                  // the file recorded as the run's artifact
+  std::vector<std::string> tokenizer_files;  // copied from the source, in the written dir
+};
+
+// GGUF when `path` ends in .gguf (any case), else a Hugging Face directory at `path`.
+// Throws mcw::Error naming the path when it cannot be written.
+SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
+                               const std::string& path);
+
+// The tokenizer files of a model (those that exist): an HF directory's tokenizer.json,
+// tokenizer_config.json, special_tokens_map.json, tokenizer.model, mcw_tokenizer.json; the
+// tokenizer.bin beside a llama2.c checkpoint; the files beside a lone .safetensors. None
+// for GGUF (its tokenizer lives in its metadata).
+std::vector<std::string> tokenizer_files_of(const ModelFile& source);
+
+}  // namespace mcw::studio

@@ -1,0 +1,122 @@
+// ProjectContext's exports: the review report of the saved project (the engine's writers,
+// or a PDF rendered here) and the compressed model of a run, each a job on the bridge.
+#include <QFileInfo>
+
+#include "app/studio/model_export.h"
+#include "app/studio/project_context.h"
+#include "app/studio/report_pdf.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/report/report_writer.h"
+#include "engine/runs/project_runner.h"
+
+namespace mcw::studio {
+
+static QString q(const std::string& s) { return QString::fromStdString(s); }
+
+// The saved project file exports read, or empty (the reason logged).
+static QString saved_project(ProjectContext& c, bool has_project, const QString& file, bool dirty,
+                             const QString& what) {
+  if (!has_project) {
+    c.log(QStringLiteral("error: %1 needs an open project").arg(what));
+    return {};
+  }
+  if (file.isEmpty()) {
+    c.log(QStringLiteral("error: save the project before %1").arg(what));
+    return {};
+  }
+  if (dirty)
+    c.log(QStringLiteral("note: the project has unsaved changes; %1 uses the saved project")
+              .arg(what));
+  return file;
+}
+
+int ProjectContext::startExportReport(const QString& path) {
+  const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
+                                     QStringLiteral("exporting a report"));
+  if (file.isEmpty()) return 0;
+  const bool pdf = QFileInfo(path).suffix().compare(QLatin1String("pdf"), Qt::CaseInsensitive) == 0;
+  if (!pdf) {
+    try {
+      report_format_for(path.toStdString());
+    } catch (const Error& e) {
+      log(QStringLiteral("error: ") + q(e.what()));
+      return 0;
+    }
+  }
+  return bridge_.start(QStringLiteral("Export report"), [file, path, pdf](JobContext& job) {
+    job.progress(0, QStringLiteral("gather"), file);
+    const ReportData data = load_report_data(file.toStdString());
+    job.cancel().throw_if_cancelled();
+    job.progress(0.5, QStringLiteral("write"), path);
+    QStringList written;
+    if (pdf) {
+      write_pdf_report(data, path);
+      written << path;
+    } else {
+      for (const std::string& f : write_report(data, path.toStdString())) written << q(f);
+    }
+    job.log(QStringLiteral("report written: %1").arg(written.join(QStringLiteral(", "))));
+  });
+}
+
+int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
+  const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
+                                     QStringLiteral("exporting a model"));
+  if (file.isEmpty()) return 0;
+  if (path.trimmed().isEmpty()) {
+    log(QStringLiteral("error: no file to export the model to"));
+    return 0;
+  }
+  const QString name = QStringLiteral("Export model of run %1").arg(run_id);
+  return bridge_.start(name, [this, file, path, run_id](JobContext& job) {
+    job.progress(0, QStringLiteral("load"), file);
+    const ProjectRunInputs in = load_project_run_inputs(file.toStdString());
+    const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+    const std::optional<RunRecord> run = store->get_run(run_id);
+    const std::string where = in.database_path + ": run " + std::to_string(run_id);
+    if (!run) throw Error(in.database_path, "no run " + std::to_string(run_id));
+    if (run->info.status != RunStatus::Done)
+      throw Error(where, std::string("the run is ") + run_status_name(run->info.status) +
+                             "; only a finished run can be exported");
+    if (run->info.model_fingerprint != in.fingerprint)
+      throw Error(where,
+                  "the run was made on another model than the project's " + in.project.model_path);
+    job.cancel().throw_if_cancelled();
+
+    // As project_runner compressed it: the same recipe text, calibration text and options.
+    const ProgressFn progress = [&job](const ProgressEvent& e) {
+      job.progress(0.05 + 0.8 * e.fraction, QStringLiteral("compress"),
+                   q(e.item.empty() ? e.stage : e.item));
+    };
+    const bool baseline = run->info.recipe_name == kBaselineRecipe;
+    std::optional<CompressionResult> compressed;
+    if (!baseline) {
+      const Recipe recipe =
+          parse_recipe(run->info.recipe_text, where + " recipe '" + run->info.recipe_name + "'");
+      if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
+        throw Error(where, "the recipe needs calibration text and the project has none now");
+      CompressOptions co;
+      co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+      compressed =
+          compress_llama(in.base, recipe, in.calibration_tokens, co, progress, &job.cancel());
+    }
+    job.cancel().throw_if_cancelled();
+    job.progress(0.85, QStringLiteral("save"), path);
+    const SavedModel saved =
+        save_exported_model(compressed ? compressed->model : in.base, in.file, path.toStdString());
+    job.progress(0.95, QStringLiteral("record"), q(saved.weights_file));
+    store->add_artifact(run_id, saved.kind, saved.weights_file);
+    job.post([this] { run_history_.reload(); });
+    QString line = QStringLiteral("exported run %1 ('%2') to %3")
+                       .arg(run_id)
+                       .arg(q(run->info.recipe_name), path);
+    if (saved.kind == "model-hf")
+      line += saved.tokenizer_files.empty()
+                  ? QStringLiteral(" (the source model has no tokenizer files to copy)")
+                  : QStringLiteral(" with %1 tokenizer file(s)").arg(saved.tokenizer_files.size());
+    job.log(line);
+  });
+}
+
+}  // namespace mcw::studio

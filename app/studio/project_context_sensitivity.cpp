@@ -1,0 +1,162 @@
+// ProjectContext's sensitivity side: the cached grid of the open model (read when it
+// loads) and the engine's scan as a job, its cells reaching the grid one by one as the
+// scan's worker threads finish them.
+#include <QFileInfo>
+
+#include "app/studio/project_context.h"
+#include "app/studio/sensitivity_data.h"
+#include "engine/core/error.h"
+#include "engine/runs/fingerprint.h"
+#include "engine/runs/project_runner.h"
+#include "engine/search/sensitivity_scan.h"
+
+namespace mcw::studio {
+
+static QString q(const std::string& s) { return QString::fromStdString(s); }
+
+bool ProjectContext::sensitivityScanAvailable() const {
+  // The scan compresses llama-family linears (shape_ is set for those only).
+  return project_ && model_file_ && shape_ && !bridge_.isRunning(scan_job_);
+}
+
+int ProjectContext::startSensitivityScan() {
+  if (!project_ || !model_file_ || !shape_) {
+    log(
+        QStringLiteral("error: the sensitivity scan needs an open project with a llama-family "
+                       "model"));
+    return 0;
+  }
+  if (bridge_.isRunning(scan_job_)) {
+    log(QStringLiteral("error: a sensitivity scan is already running"));
+    return 0;
+  }
+  if (project_file_.isEmpty()) {
+    log(
+        QStringLiteral("error: save the project before scanning (results are stored beside "
+                       "the project file)"));
+    return 0;
+  }
+  // The scan reads the saved project (as runs do): it must name the model on screen, or
+  // its cells would land in another model's grid.
+  try {
+    const Project saved = load_project(project_file_.toStdString());
+    if (QFileInfo(q(saved.model_path)) != QFileInfo(model_.path)) {
+      log(
+          QStringLiteral("error: save the project before scanning: the saved project names "
+                         "another model"));
+      return 0;
+    }
+  } catch (const Error& e) {
+    log(QStringLiteral("error: ") + q(e.what()));
+    return 0;
+  }
+  bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
+  // The whole grid at once, pending, so that cells fill in without the grid moving.
+  std::vector<std::string> settings;
+  for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
+  std::vector<std::string> layers;
+  for (const LinearShape& l : shape_->linears) layers.push_back(l.name);
+  ensure_sensitivity_axes(sensitivity_, layers, settings, shape_->tensor_names);
+  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+
+  last_scan_ = {};
+  const int gen = model_generation_;
+  const std::string file = project_file_.toStdString();
+  scan_job_ = bridge_.start(QStringLiteral("Sensitivity scan"), [this, gen, file](JobContext& job) {
+    job.progress(0, QStringLiteral("load"), q(file));
+    const ProjectRunInputs in = load_project_run_inputs(file);
+    job.cancel().throw_if_cancelled();
+    const bool calibration = !in.calibration_tokens.empty();
+    if (!calibration)
+      job.log(
+          QStringLiteral("sensitivity scan: the project has no calibration text; measuring "
+                         "on its evaluation text"));
+    const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+    SensitivityOptions opt;
+    opt.compress.calib_window = std::min(opt.compress.calib_window, in.base.cfg.max_seq_len);
+    // Called from the scan's worker threads (one at a time): each cell goes to the UI
+    // thread as it is, never waiting for it.
+    opt.on_cell = [this, gen, &job](const SensitivityCell& c) {
+      job.post([this, gen, c] {
+        if (gen != model_generation_) return;
+        addScanCell(c.layer, c.setting, c.kl, c.perplexity);
+      });
+    };
+    SensitivityScan scan(in.base, in.fingerprint,
+                         calibration ? in.calibration_tokens : in.evaluation_tokens, opt);
+    const ProgressFn progress = [&job](const ProgressEvent& e) {
+      job.progress(e.fraction, QStringLiteral("scan"), q(e.message.empty() ? e.item : e.message));
+    };
+    const SensitivityTable t = scan.run(store.get(), progress, &job.cancel());
+    const ScanSummary summary{int(t.cells.size()), int(t.cached), int(t.computed)};
+    job.post([this, summary] { last_scan_ = summary; });
+    job.log(QStringLiteral("sensitivity scan: %1 cells (%2 layers × %3 settings), %4 cached, "
+                           "%5 measured over %6 windows of %7 tokens")
+                .arg(t.cells.size())
+                .arg(t.layers.size())
+                .arg(t.settings.size())
+                .arg(t.cached)
+                .arg(t.computed)
+                .arg(t.windows)
+                .arg(t.window));
+  });
+  // The job's first update went out before its id was known here: say it again, so that
+  // viewers asking sensitivityScanRunning() now hear yes.
+  if (const auto it = jobs_.find(scan_job_); it != jobs_.end()) {
+    const ui::JobProgress job = it->second;
+    notify([&job](ui::IProjectViewer* v) { v->onJobUpdated(job); });
+  }
+  return scan_job_;
+}
+
+void ProjectContext::addScanCell(const std::string& layer, const std::string& setting, double kl,
+                                 double perplexity) {
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  bool reshaped_ppl = false, reshaped_kl = false;
+  put_sensitivity(sensitivity_, {layer, setting, "perplexity", perplexity}, order, &reshaped_ppl);
+  const auto [row, col] =
+      put_sensitivity(sensitivity_, {layer, setting, "kl", kl}, order, &reshaped_kl);
+  if (reshaped_ppl || reshaped_kl)
+    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  else
+    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+}
+
+void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
+  bool reshaped = false;
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
+  if (reshaped)
+    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  else
+    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+}
+
+void ProjectContext::loadSensitivity() {
+  sensitivity_ = {};
+  sensitivity_.status = QStringLiteral("No sensitivity results for this model yet.");
+  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  const QString db = summary_.database_path;
+  if (!project_ || !model_file_ || db.isEmpty() || !QFileInfo::exists(db)) return;
+  const int gen = model_generation_;
+  const std::shared_ptr<const ModelFile> file = model_file_;
+  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  sensitivity_job_ = bridge_.start(QStringLiteral("Sensitivity cache"), [this, gen, file, db,
+                                                                         order](JobContext& job) {
+    job.progress(0, QStringLiteral("fingerprint"), q(file->path));
+    const std::string fp = model_fingerprint(*file);
+    job.cancel().throw_if_cancelled();
+    job.progress(0.5, QStringLiteral("read"), db);
+    const auto store = RunStore::open_existing(db.toStdString());
+    auto grid =
+        std::make_shared<ui::SensitivityGrid>(sensitivity_grid(store->list_sensitivity(fp), order));
+    job.post([this, gen, grid] {
+      // A scan started since reports every cell itself, newer than this snapshot.
+      if (gen != model_generation_ || bridge_.isRunning(scan_job_)) return;
+      sensitivity_ = std::move(*grid);
+      notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+    });
+  });
+}
+
+}  // namespace mcw::studio

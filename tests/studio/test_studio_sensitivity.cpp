@@ -1,0 +1,233 @@
+// The sensitivity scan from the studio: the Scan button runs the engine's scan as a job;
+// cells reach the heatmap while the job still runs, and when it ends the heatmap holds
+// exactly the cells the run store holds (read here through a connection of its own, with
+// the engine's metric keys); a second scan finds every cell cached; a scan cancelled from
+// the Jobs panel ends cancelled, leaves only whole cells in the store, and the next scan
+// measures exactly the rest. The UI heartbeat beats during a scan; its lateness is
+// printed, not asserted (timing claims belong in benchmarks).
+#include <QLabel>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QtTest>
+#include <map>
+#include <set>
+
+#include "engine/io/model_file.h"
+#include "engine/runs/fingerprint.h"
+#include "engine/runs/run_store.h"
+#include "studio_test_util.h"
+#include "widgets/heatmap_view.h"
+#include "widgets/jobs_panel.h"
+#include "widgets/sensitivity_panel.h"
+
+using namespace mcw;
+
+namespace {
+
+constexpr int kScanTimeoutMs = 120000;
+constexpr int kCells = 14 * 7;  // the tiny model's linears × the default settings
+
+// Counts the cells that reach the panels while the scan is still running, and cancels the
+// scan at the first one when asked to.
+class CellWatcher : public ui::IProjectViewer {
+ public:
+  explicit CellWatcher(studio::ProjectContext& c, bool cancel_at_first = false)
+      : c_(c), cancel_(cancel_at_first) {
+    c_.addViewer(this);
+  }
+  ~CellWatcher() override { c_.removeViewer(this); }
+  void onSensitivityCell(int, int) override { seen(); }
+  void onSensitivityLoaded() override { seen(); }
+  int live = 0;
+
+ private:
+  void seen() {
+    if (!c_.sensitivityScanRunning()) return;
+    ++live;
+    if (cancel_ && live == 1) c_.cancelJob(c_.sensitivityScanJob());
+  }
+  studio::ProjectContext& c_;
+  bool cancel_;
+};
+
+struct StoredCell {
+  std::map<std::string, double> quantities;  // "kl" -> value, ...
+  std::set<std::string> measurements;        // the keys' "@..." parts
+};
+
+// The store's cells, through a connection of its own: (layer, setting) -> quantities.
+std::map<std::pair<QString, QString>, StoredCell> stored_cells(const studio::ProjectContext& c) {
+  const auto store = RunStore::open_existing(c.project().database_path.toStdString());
+  const std::string fp = model_fingerprint(open_model_file(c.model().path.toStdString()));
+  std::map<std::pair<QString, QString>, StoredCell> out;
+  for (const SensitivityEntry& e : store->list_sensitivity(fp)) {
+    const size_t at = e.metric.find('@');
+    StoredCell& cell = out[{QString::fromStdString(e.layer), QString::fromStdString(e.setting)}];
+    cell.quantities[e.metric.substr(0, at)] = e.value;
+    cell.measurements.insert(at == std::string::npos ? "" : e.metric.substr(at));
+  }
+  return out;
+}
+
+// Every stored cell is whole (all four quantities of one measurement), and the heatmap
+// shows a value exactly where the store holds a cell, with the stored KL.
+void check_heatmap_matches_store(const studio::MainWindow& w, int expected_cells) {
+  const auto stored = stored_cells(const_cast<studio::MainWindow&>(w).context());
+  QCOMPARE(int(stored.size()), expected_cells);
+  for (const auto& [key, cell] : stored) {
+    QCOMPARE(int(cell.measurements.size()), 1);
+    for (const char* q : {"kl", "ppl", "top1", "bits"})
+      QVERIFY2(cell.quantities.count(q), qPrintable(key.first + " " + key.second + " " + q));
+  }
+  const ui::SensitivityGrid& g = const_cast<studio::MainWindow&>(w).context().sensitivity();
+  const ui::HeatmapView* map = w.sensitivityPanel()->heatmap();
+  QCOMPARE(map->rowCount(), int(g.layers.size()));
+  QCOMPARE(map->columnCount(), int(g.settings.size()));
+  int shown = 0;
+  for (int r = 0; r < g.layers.size(); ++r)
+    for (int c = 0; c < g.settings.size(); ++c) {
+      const auto it = stored.find({g.layers[r], g.settings[c]});
+      QCOMPARE(map->hasValue(r, c), it != stored.end());
+      if (it == stored.end()) continue;
+      ++shown;
+      QCOMPARE(g.at(r, c).kl, it->second.quantities.at("kl"));
+      QCOMPARE(g.at(r, c).perplexity, it->second.quantities.at("ppl"));
+    }
+  QCOMPARE(shown, expected_cells);  // every stored cell is on the grid
+}
+
+int job_state(const studio::ProjectContext& c, int id) {
+  for (const ui::JobProgress& j : c.jobs())
+    if (j.id == id) return int(j.state);
+  return -1;
+}
+
+}  // namespace
+
+class StudioSensitivityTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void initTestCase() { test::use_test_settings(); }
+  void init() { QSettings().clear(); }
+
+  void scanFillsTheHeatmapLiveAndCachesEveryCell() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString project =
+        QString::fromStdString(test::make_test_project(dir.path().toStdString(), "scan"));
+    studio::MainWindow w;
+    studio::ProjectContext& c = w.context();
+    ui::SensitivityPanel* panel = w.sensitivityPanel();
+    QVERIFY(!panel->scanButton()->isEnabled());  // nothing open yet
+    QVERIFY(c.openProject(project));
+    QTRY_VERIFY_WITH_TIMEOUT(panel->scanButton()->isEnabled(), 15000);
+    QVERIFY(c.sensitivityScanAvailable());
+
+    CellWatcher watcher(c);
+    QTest::mouseClick(panel->scanButton(), Qt::LeftButton);
+    const int id = c.sensitivityScanJob();
+    QVERIFY(id > 0);
+    QVERIFY(c.sensitivityScanRunning());
+    QVERIFY(!panel->scanButton()->isEnabled());  // one scan at a time
+    QCOMPARE(c.startSensitivityScan(), 0);
+    // The whole grid is laid out at once, every cell pending.
+    QCOMPARE(panel->heatmap()->rowCount(), 14);
+    QCOMPARE(panel->heatmap()->columnCount(), 7);
+    QTRY_COMPARE_WITH_TIMEOUT(job_state(c, id), int(ui::JobState::Succeeded), kScanTimeoutMs);
+    QVERIFY2(watcher.live > 0, "no cell reached the heatmap while the scan ran");
+    QCOMPARE(c.lastSensitivityScan().cells, kCells);
+    QCOMPARE(c.lastSensitivityScan().computed, kCells);
+    QCOMPARE(c.lastSensitivityScan().cached, 0);
+    check_heatmap_matches_store(w, kCells);
+    QVERIFY(panel->statusLabel()->text().contains(QStringLiteral("%1 of %1").arg(kCells)));
+    QVERIFY(panel->scanButton()->isEnabled());
+
+    // The UI thread kept beating while the scan ran on workers.
+    const studio::HeartbeatStats beat = c.heartbeatStats(id);
+    QCOMPARE(beat.job, QStringLiteral("Sensitivity scan"));
+    QVERIFY2(beat.ticks > 0, "the heartbeat did not beat during the scan");
+    QVERIFY(beat.worst_ms >= beat.p99_ms && beat.p99_ms >= 0);
+    qInfo("UI heartbeat during the scan: %s", qPrintable(beat.describe()));
+    QTRY_VERIFY_WITH_TIMEOUT(  // the log line follows the job's own
+        test::log_contains(c, QStringLiteral("UI heartbeat: ")) || beat.ticks < 20, 5000);
+    QVERIFY(!c.heartbeat().isBeating());  // no job runs: the timer is off
+
+    // The same scan again: every cell read back from the store, none measured.
+    const int again = c.startSensitivityScan();
+    QVERIFY(again > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(job_state(c, again), int(ui::JobState::Succeeded), kScanTimeoutMs);
+    QCOMPARE(c.lastSensitivityScan().cached, kCells);
+    QCOMPARE(c.lastSensitivityScan().computed, 0);
+    QVERIFY(test::log_contains(c, QStringLiteral("%1 cached, 0 measured").arg(kCells)));
+    check_heatmap_matches_store(w, kCells);
+
+    // Reopening reads the same grid from the cache.
+    QVERIFY(c.openProject(project));
+    QTRY_COMPARE_WITH_TIMEOUT(panel->heatmap()->rowCount(), 14, 15000);
+    QTRY_VERIFY_WITH_TIMEOUT(panel->heatmap()->hasValue(13, 6), 15000);
+    check_heatmap_matches_store(w, kCells);
+  }
+
+  void cancelledScanKeepsWholeCellsAndResumes() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString project =
+        QString::fromStdString(test::make_test_project(dir.path().toStdString(), "cancel"));
+    studio::MainWindow w;
+    studio::ProjectContext& c = w.context();
+    QVERIFY(c.openProject(project));
+    QTRY_VERIFY_WITH_TIMEOUT(c.sensitivityScanAvailable(), 15000);
+    int id = 0;
+    {
+      CellWatcher watcher(c, /*cancel_at_first=*/true);  // cancels as the first cell lands
+      id = c.startSensitivityScan();
+      QVERIFY(id > 0);
+      QTRY_VERIFY_WITH_TIMEOUT(job_state(c, id) != int(ui::JobState::Running), kScanTimeoutMs);
+    }
+    QCOMPARE(job_state(c, id), int(ui::JobState::Cancelled));
+    // The Jobs panel shows it cancelled too.
+    const int row = w.jobsPanel()->rowOf(id);
+    QVERIFY(row >= 0);
+    QCOMPARE(w.jobsPanel()->table()->item(row, ui::JobsPanel::State)->text(),
+             ui::job_state_name(ui::JobState::Cancelled));
+    const int kept = int(stored_cells(c).size());
+    QVERIFY2(kept >= 1 && kept < kCells, qPrintable(QString::number(kept)));
+    check_heatmap_matches_store(w, kept);
+
+    // The next scan measures exactly what the cancelled one left.
+    const int resumed = c.startSensitivityScan();
+    QTRY_COMPARE_WITH_TIMEOUT(job_state(c, resumed), int(ui::JobState::Succeeded), kScanTimeoutMs);
+    QCOMPARE(c.lastSensitivityScan().cached, kept);
+    QCOMPARE(c.lastSensitivityScan().computed, kCells - kept);
+    check_heatmap_matches_store(w, kCells);
+  }
+
+  void cancelFromTheJobsPanel() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    test::TestProjectOptions o;
+    o.seed = 7;
+    const QString project =
+        QString::fromStdString(test::make_test_project(dir.path().toStdString(), "jobs", o));
+    studio::MainWindow w;
+    studio::ProjectContext& c = w.context();
+    QVERIFY(c.openProject(project));
+    QTRY_VERIFY_WITH_TIMEOUT(c.sensitivityScanAvailable(), 15000);
+    const int id = c.startSensitivityScan();
+    QVERIFY(id > 0);
+    const int row = w.jobsPanel()->rowOf(id);
+    QVERIFY(row >= 0);
+    auto* cancel =
+        qobject_cast<QPushButton*>(w.jobsPanel()->table()->cellWidget(row, ui::JobsPanel::Cancel));
+    QVERIFY(cancel);
+    QTest::mouseClick(cancel, Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(job_state(c, id) != int(ui::JobState::Running), kScanTimeoutMs);
+    QCOMPARE(job_state(c, id), int(ui::JobState::Cancelled));
+    // Whatever finished before the cancel is whole and shown; the rest is not stored.
+    if (QFileInfo::exists(c.project().database_path))
+      check_heatmap_matches_store(w, int(stored_cells(c).size()));
+  }
+};
+
+QTEST_MAIN(StudioSensitivityTest)
+#include "test_studio_sensitivity.moc"

@@ -61,6 +61,17 @@ QSet<qint64> brute_force_front(const QList<ui::PlotPoint>& pts, bool maximize_y)
 
 }  // namespace
 
+// True once the UI's copy of the runs shows every run finished: the job's end and the
+// background reload that brings the last metrics are separate events.
+static bool all_runs_done(studio::ProjectContext& c, int n) {
+  if (c.runHistory().isLoading()) return false;
+  const QList<ui::RunRow> runs = c.runs();
+  if (runs.size() != n) return false;
+  for (const ui::RunRow& r : runs)
+    if (r.status != QLatin1String("done")) return false;
+  return true;
+}
+
 class StudioRunsTest : public QObject {
   Q_OBJECT
  private slots:
@@ -150,6 +161,7 @@ class StudioRunsTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(job_state(w.context(), "Run all recipes"),
                               int(ui::JobState::Succeeded), kRunTimeoutMs);
     QTRY_COMPARE_WITH_TIMEOUT(w.runsPanel()->runModel()->rowCount(), 5, 10000);  // + baseline
+    QTRY_VERIFY_WITH_TIMEOUT(all_runs_done(w.context(), 5), 10000);
     ui::TradeoffPanel* tp = w.tradeoffPanel();
     QTRY_COMPARE(tp->pointCount(), 5);
     // Every axis pair: points at the chosen metrics, the front by definition.
@@ -213,6 +225,7 @@ class StudioRunsTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(job_state(w.context(), "Run all recipes"),
                               int(ui::JobState::Succeeded), kRunTimeoutMs);
     QTRY_COMPARE_WITH_TIMEOUT(w.runsPanel()->runModel()->rowCount(), 5, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(all_runs_done(w.context(), 5), 10000);
     const QList<ui::RunRow> runs = w.context().runs();
     const ui::RunRow a = *find_run(runs, "uniform-w4"), b = *find_run(runs, "rtn-w2");
 

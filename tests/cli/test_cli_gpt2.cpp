@@ -8,6 +8,8 @@
 #include "../engine/gpt2_test_util.h"
 #include "../engine/tokenizer_test_docs.h"
 #include "engine/eval/perplexity.h"
+#include "engine/io/gguf.h"
+#include "engine/model/byte_level.h"
 #include "engine/model/gpt2_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "tests/cli/cli_test_util.h"
@@ -108,4 +110,37 @@ TEST(CliGpt2, InspectShowsItAndCompressRefusesIt) {
   const std::string out = (fresh_dir("inspect_out") / "c").string();
   expect_one_line_error(run_mcw("compress " + d.dir + " --recipe w4g128-rtn --out " + out), d.dir,
                         "only llama-family models compress today");
+}
+
+TEST(CliGpt2, GgufFileEvaluatesLikeTheDirectory) {
+  const Gpt2Dir d = make_model("gguf");
+  // The same weights and vocabulary as llama.cpp stores a GPT-2: gpt2.* keys and a
+  // tokenizer.ggml.model "gpt2" vocabulary with its merges.
+  const std::string plain = d.dir + ".plain.gguf", gguf = d.dir + ".gguf";
+  save_gpt2_gguf(d.model, plain);
+  const GGUFFile g = read_gguf(plain);
+  std::vector<GGUFKeyValue> kvs = g.kvs;
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (int b = 0; b < 256; ++b) tokens.push_back(byte_level_char(uint8_t(b))), types.push_back(1);
+  tokens.insert(tokens.end(), {"th", "the", "<|endoftext|>"});
+  types.insert(types.end(), {1, 1, 3});
+  kvs.push_back({"tokenizer.ggml.model", std::string("gpt2")});
+  kvs.push_back({"tokenizer.ggml.tokens", GGUFValue::array(tokens)});
+  kvs.push_back({"tokenizer.ggml.token_type", GGUFValue::array(types)});
+  kvs.push_back(
+      {"tokenizer.ggml.merges", GGUFValue::array(std::vector<std::string>{"t h", "th e"})});
+  kvs.push_back({"tokenizer.ggml.eos_token_id", uint32_t(258)});
+  write_gguf(gguf, kvs, g.tensors);
+
+  const std::string args = " --text " + d.text + " --window 32 --stride 16 --json";
+  const Result from_dir = run_mcw("eval " + d.dir + args);
+  const Result from_gguf = run_mcw("eval " + gguf + args);
+  ASSERT_EQ(from_dir.code, 0) << from_dir.err;
+  ASSERT_EQ(from_gguf.code, 0) << from_gguf.err;
+  const auto a = nlohmann::json::parse(from_dir.out), b = nlohmann::json::parse(from_gguf.out);
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  EXPECT_EQ(a["perplexity"].get<double>(), b["perplexity"].get<double>());
+  const Result inspect = run_mcw("inspect " + gguf + " --no-stats");
+  EXPECT_NE(inspect.out.find("architecture  gpt2"), std::string::npos) << inspect.out;
 }

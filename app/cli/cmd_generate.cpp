@@ -14,8 +14,9 @@ namespace mcw::cli {
 const char* const kGenerateUsage =
     "usage: mcw generate <model> --prompt TEXT [--max-tokens N] [--temperature T]\n"
     "                    [--top-p P] [--seed S]\n\n"
-    "Prints the prompt's continuation as it is generated. Temperature 0 (the default) is\n"
-    "greedy decoding; otherwise tokens are sampled from the nucleus of mass top-p.\n";
+    "Prints the prompt's continuation as it is generated, by a llama- or GPT-2-family\n"
+    "model. Temperature 0 (the default) is greedy decoding; otherwise tokens are sampled\n"
+    "from the nucleus of mass top-p.\n";
 
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv, {"prompt", "max-tokens", "temperature", "top-p", "seed"}, {});

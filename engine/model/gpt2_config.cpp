@@ -63,6 +63,9 @@ Gpt2Activation activation_from(const std::string& name, const std::string& file)
                         "and gelu are)");
 }
 
+// transformers' default MLP width; an out-of-range n_embd is left for validate() to name.
+int64_t default_hidden(int64_t dim) { return dim > 0 && dim <= (int64_t(1) << 31) ? 4 * dim : dim; }
+
 Gpt2Config from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
   const Keys k{m.hparams, file, ""};
@@ -72,7 +75,7 @@ Gpt2Config from_hf(const ModelFile& m) {
   c.n_layers = k.integer("n_layer");
   c.n_heads = k.integer("n_head");
   c.n_positions = k.find("n_positions") ? k.integer("n_positions") : k.integer("n_ctx");
-  c.hidden_dim = k.integer_or("n_inner", 4 * c.dim);
+  c.hidden_dim = k.integer_or("n_inner", default_hidden(c.dim));
   c.ln_eps = k.number_or("layer_norm_epsilon", 1e-5);
   c.activation = activation_from(k.string_or("activation_function", "gelu_new"), file);
   c.tie_embeddings = k.boolean_or("tie_word_embeddings", true);
@@ -91,7 +94,7 @@ Gpt2Config from_gguf(const ModelFile& m) {
   c.n_layers = k.integer("block_count");
   c.n_heads = k.integer("attention.head_count");
   c.n_positions = k.integer("context_length");
-  c.hidden_dim = k.integer_or("feed_forward_length", 4 * c.dim);
+  c.hidden_dim = k.integer_or("feed_forward_length", default_hidden(c.dim));
   c.ln_eps = k.number_or("attention.layer_norm_epsilon", 1e-5);
   const Tensor* embd = m.find("token_embd.weight");
   c.vocab_size = k.integer_or("vocab_size", embd && embd->ndim() == 2 ? embd->dim(0) : 0);
@@ -105,8 +108,11 @@ Gpt2Config from_gguf(const ModelFile& m) {
 void Gpt2Config::validate(const std::string& file, bool gguf_keys) const {
   // The key each field came from, in the file's own naming.
   auto key = [&](const char* hf, const char* gg) { return std::string(gguf_keys ? gg : hf); };
+  // The bound keeps products such as 3 * n_embd far from overflow in hostile files.
   auto positive = [&](int64_t v, const std::string& k) {
     if (v <= 0) throw Error(file, "key '" + k + "' must be positive, got " + std::to_string(v));
+    if (v > (int64_t(1) << 31))
+      throw Error(file, "key '" + k + "' is implausibly large: " + std::to_string(v));
   };
   positive(vocab_size, key("vocab_size", "gpt2.vocab_size"));
   positive(dim, key("n_embd", "gpt2.embedding_length"));

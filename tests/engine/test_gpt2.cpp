@@ -401,8 +401,11 @@ TEST(Gpt2Errors, ConfigDisagreeingWithTensorsNamesFileAndKey) {
                  [](nlohmann::json& j) { j["activation_function"] = "gelu_new", j["n_head"] = 3; });
   expect_load_error(hf, {hf + "/config.json", "n_embd", "n_head"});
 
+  rewrite_config(hf, [](nlohmann::json& j) { j["n_head"] = 4, j["n_embd"] = int64_t(1) << 62; });
+  expect_load_error(hf, {hf + "/config.json", "n_embd", "implausibly large"});
+
   rewrite_config(
-      hf, [](nlohmann::json& j) { j["n_head"] = 4, j.erase("n_positions"), j.erase("n_ctx"); });
+      hf, [](nlohmann::json& j) { j["n_embd"] = 16, j.erase("n_positions"), j.erase("n_ctx"); });
   expect_load_error(hf, {hf + "/config.json", "missing key 'n_ctx'"});
 }
 

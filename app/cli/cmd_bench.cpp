@@ -13,6 +13,7 @@
 #include "app/cli/progress_bar.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/model/causal_lm.h"
 #include "engine/eval/packed_llama.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
@@ -48,6 +49,7 @@ int run_bench(const std::vector<std::string>& argv) {
     throw UsageError{"--prefill, --decode and --repeats must be at least 1"};
 
   const ModelFile file = open_model_file(args.positional()[0]);
+  require_llama_family(file, "mcw bench");
   const LlamaModel base = load_llama(file);
   CompressionResult compressed;
   std::string what = args.flag("f32") ? "dense f32" : "dense f16";

@@ -13,6 +13,7 @@
 #include "app/cli/progress_bar.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
 #include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
@@ -60,6 +61,7 @@ int run_compress(const std::vector<std::string>& argv) {
 
   const Recipe recipe = load_recipe(resolve_recipe(*recipe_arg));
   const ModelFile file = open_model_file(args.positional()[0]);
+  require_llama_family(file, "compression");
   const LlamaModel base = load_llama(file);
   std::vector<std::string> names;
   for (const auto& [n, t] : base.named_tensors()) names.push_back(n);

@@ -1,5 +1,6 @@
 // mcw eval: perplexity of a model on a text file, and optionally KL divergence and top-1
 // agreement against a baseline model on the same windows.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,7 +18,7 @@ namespace mcw::cli {
 const char* const kEvalUsage =
     "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
     "                [--baseline MODEL] [--json]\n\n"
-    "Perplexity of <model> on FILE with a sliding window (default 256, stride = window).\n"
+    "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default 256, stride = window).\n"
     "Each token is scored once, where it is new, and never as a window's first token.\n"
     "With --baseline, also the mean KL divergence KL(baseline || model) and the share of\n"
     "positions where both models agree on the most likely next token.\n\n"
@@ -42,21 +43,27 @@ int run_eval(const std::vector<std::string>& argv) {
   opt.stride = args.int_or("stride", opt.window);
 
   const ModelFile file = open_model_file(args.positional()[0]);
-  const LlamaModel model = load_llama(file);
+  const auto model = load_causal_lm(file);
   const auto tok = load_tokenizer(file);
   std::vector<int32_t> ids = tok->encode(read_text_file(*text_path), /*add_bos=*/false);
   if (const long long max = args.int_or("max-tokens", 0); max > 0 && size_t(max) < ids.size())
     ids.resize(size_t(max));
   if (ids.size() < 2) throw Error(*text_path, "the text has fewer than 2 tokens");
-  std::optional<LlamaModel> baseline;
-  if (auto b = args.value("baseline")) baseline = load_llama(*b);
+  // A learned position table ends at its last row: say so before any work starts.
+  const int64_t longest = std::min<int64_t>(opt.window, int64_t(ids.size()));
+  if (model->architecture() == "gpt2" && longest > model->context_length())
+    throw Error(file.path, "a window of " + std::to_string(longest) + " tokens exceeds the model's " +
+                               std::to_string(model->context_length()) + " positions: use --window " +
+                               std::to_string(model->context_length()) + " or less");
+  std::unique_ptr<CausalLm> baseline;
+  if (auto b = args.value("baseline")) baseline = load_causal_lm(open_model_file(*b));
 
   const SigintCancel sigint;
   const CancelToken& cancel = sigint.token();
   EvalResult r;
   {
     ProgressBar bar("eval");
-    r = evaluate(model, ids, opt, baseline ? &*baseline : nullptr, bar.callback(), &cancel);
+    r = evaluate(*model, ids, opt, baseline.get(), bar.callback(), &cancel);
   }
   if (args.flag("json")) {
     nlohmann::ordered_json j = {{"model", file.path}, {"text", *text_path},

@@ -5,7 +5,7 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/progress_bar.h"
-#include "engine/model/llama_model.h"
+#include "engine/model/causal_lm.h"
 #include "engine/model/sampler.h"
 #include "engine/model/tokenizer_loader.h"
 
@@ -14,14 +14,15 @@ namespace mcw::cli {
 const char* const kGenerateUsage =
     "usage: mcw generate <model> --prompt TEXT [--max-tokens N] [--temperature T]\n"
     "                    [--top-p P] [--seed S]\n\n"
-    "Prints the prompt's continuation as it is generated. Temperature 0 (the default) is\n"
-    "greedy decoding; otherwise tokens are sampled from the nucleus of mass top-p.\n";
+    "Prints the prompt's continuation as it is generated, by a llama- or GPT-2-family\n"
+    "model. Temperature 0 (the default) is greedy decoding; otherwise tokens are sampled\n"
+    "from the nucleus of mass top-p.\n";
 
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv, {"prompt", "max-tokens", "temperature", "top-p", "seed"}, {});
   if (args.positional().size() != 1) throw UsageError{"generate takes one model path"};
   const ModelFile file = open_model_file(args.positional()[0]);
-  const LlamaModel model = load_llama(file);
+  const auto model = load_causal_lm(file);
   const auto tok = load_tokenizer(file);
   SamplerOptions so;
   so.temperature = std::stod(args.value_or("temperature", "0"));
@@ -32,24 +33,24 @@ int run_generate(const std::vector<std::string>& argv) {
 
   std::vector<int32_t> ids = tok->encode(args.value_or("prompt", ""), /*add_bos=*/true);
   if (ids.empty()) ids.push_back(0);
-  const int64_t cap = std::min<int64_t>(model.cfg.max_seq_len, int64_t(ids.size()) + max_new);
+  const int64_t cap = std::min<int64_t>(model->context_length(), int64_t(ids.size()) + max_new);
   if (int64_t(ids.size()) >= cap) throw UsageError{"the prompt fills the model's context"};
-  KVCache cache(model.cfg, cap);
-  std::vector<float> logits(size_t(model.cfg.vocab_size));
+  const auto session = model->start(cap);
+  std::vector<float> logits(size_t(model->vocab_size()));
   const SigintCancel sigint;
   const CancelToken& cancel = sigint.token();
 
   const auto t0 = std::chrono::steady_clock::now();
-  llama_forward(model, ids, cache, nullptr, logits.data());
+  session->forward(ids, nullptr, logits.data());
   int64_t produced = 0;
-  while (cache.size() < cap && !cancel.cancelled()) {
+  while (session->size() < cap && !cancel.cancelled()) {
     const int32_t next = sampler.next(logits);
     if (next == tok->eos_id()) break;
     const std::string piece = tok->token_to_piece(next);  // raw bytes: the terminal joins
     std::fwrite(piece.data(), 1, piece.size(), stdout);    // characters split over tokens
     std::fflush(stdout);
     ++produced;
-    llama_forward(model, std::span(&next, 1), cache, nullptr, logits.data());
+    session->forward(std::span(&next, 1), nullptr, logits.data());
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "\n[%lld tokens, %.1f tokens/s]\n", (long long)produced, double(produced) / s);

@@ -39,13 +39,22 @@ static void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
 EvalResult evaluate(const LlamaModel& model, std::span<const int32_t> tokens,
                     const EvalOptions& opt, const LlamaModel* baseline,
                     const ProgressFn& progress, const CancelToken* cancel) {
-  const int64_t V = model.cfg.vocab_size;
-  if (baseline && baseline->cfg.vocab_size != V)
-    throw Error("", "baseline vocabulary (" + std::to_string(baseline->cfg.vocab_size) +
+  const auto lm = causal_lm_view(model);
+  const auto base = baseline ? causal_lm_view(*baseline) : nullptr;
+  return evaluate(*lm, tokens, opt, base.get(), progress, cancel);
+}
+
+EvalResult evaluate(const CausalLm& model, std::span<const int32_t> tokens,
+                    const EvalOptions& opt, const CausalLm* baseline,
+                    const ProgressFn& progress, const CancelToken* cancel) {
+  const int64_t V = model.vocab_size();
+  if (baseline && baseline->vocab_size() != V)
+    throw Error("", "baseline vocabulary (" + std::to_string(baseline->vocab_size()) +
                         ") differs from the model's (" + std::to_string(V) + ")");
   const auto windows = eval_windows(int64_t(tokens.size()), opt);
   const auto t0 = std::chrono::steady_clock::now();
-  KVCache cache(model.cfg, opt.window);
+  const auto session = model.start(opt.window);
+  const auto base_session = baseline ? baseline->start(opt.window) : nullptr;
   std::vector<float> logits(size_t(opt.window * V)), base(baseline ? logits.size() : 0);
   std::vector<double> lp, lq;
   double nll = 0, kl = 0;
@@ -55,11 +64,11 @@ EvalResult evaluate(const LlamaModel& model, std::span<const int32_t> tokens,
     if (cancel) cancel->throw_if_cancelled();
     const EvalWindow& win = windows[w];
     const auto span = tokens.subspan(size_t(win.begin), size_t(win.end - win.begin));
-    cache.clear();
-    llama_forward(model, span, cache, logits.data());
-    if (baseline) {
-      KVCache bc(baseline->cfg, opt.window);
-      llama_forward(*baseline, span, bc, base.data());
+    session->clear();
+    session->forward(span, logits.data());
+    if (base_session) {
+      base_session->clear();
+      base_session->forward(span, base.data());
     }
     fed += win.end - win.begin;
     for (int64_t i = win.first_scored; i < win.end; ++i) {

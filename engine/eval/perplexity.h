@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/progress.h"
+#include "engine/model/causal_lm.h"
 #include "engine/model/llama_model.h"
 
 namespace mcw {
@@ -35,6 +36,10 @@ struct EvalResult {
   double tokens_per_second = 0;  // tokens fed through the model (prefill)
 };
 
+// Any decoder; a window longer than a GPT-2's context throws mcw::Error.
+EvalResult evaluate(const CausalLm& model, std::span<const int32_t> tokens,
+                    const EvalOptions& opt, const CausalLm* baseline = nullptr,
+                    const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
 EvalResult evaluate(const LlamaModel& model, std::span<const int32_t> tokens,
                     const EvalOptions& opt, const LlamaModel* baseline = nullptr,
                     const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);

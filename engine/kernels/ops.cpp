@@ -19,6 +19,21 @@ void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_
   });
 }
 
+void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t rows,
+                    int64_t dim, double eps) {
+  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double sum = 0;
+    for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+    const double mean = sum / double(dim);
+    double ss = 0;  // two passes: the one-pass formula cancels badly for large means
+    for (int64_t i = 0; i < dim; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+    const float scale = float(1.0 / std::sqrt(ss / double(dim) + eps)), m = float(mean);
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) * scale * w[i] + b[i];
+  });
+}
+
 std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {
   const int64_t half = cfg.head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
@@ -59,6 +74,19 @@ void rope_row(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const fl
 
 void silu_mul(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const float k = float(std::sqrt(2.0 / std::numbers::pi));
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void gelu_erf(float* x, int64_t n) {
+  const float k = float(1.0 / std::numbers::sqrt2);
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * k));
 }
 
 double softmax_row(float* x, int64_t n) {

@@ -11,6 +11,10 @@ namespace mcw {
 // y[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, for `rows` rows of `dim`.
 void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps);
 
+// y[r] = (x[r] - mean(x[r])) / sqrt(var(x[r]) + eps) * w + b (LayerNorm, biased variance).
+void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t rows,
+                    int64_t dim, double eps);
+
 // Inverse frequencies of the rotary embedding (head_dim / 2 values), with Llama 3 scaling.
 std::vector<float> rope_inv_freq(const LlamaConfig& cfg);
 
@@ -21,6 +25,11 @@ void rope_row(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const fl
 
 // g[i] = silu(g[i]) * u[i]
 void silu_mul(float* g, const float* u, int64_t n);
+
+// x[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), in place (GPT-2's gelu_new).
+void gelu_tanh(float* x, int64_t n);
+// x[i] = 0.5 x (1 + erf(x / sqrt(2))), in place (the exact GELU).
+void gelu_erf(float* x, int64_t n);
 
 // In-place softmax of one row; returns log of the normaliser (for log-probabilities).
 double softmax_row(float* x, int64_t n);

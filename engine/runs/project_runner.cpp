@@ -6,6 +6,7 @@
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/eval/packed_llama.h"
+#include "engine/model/causal_lm.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
@@ -97,6 +98,7 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
   if (p.evaluation_path.empty())
     throw Error(project_file, "the project has no evaluation text, so runs cannot be scored");
   in.file = open_model_file(p.model_path);
+  require_llama_family(in.file, "a compression project");
   in.base = load_llama(in.file);
   in.fingerprint = model_fingerprint(in.file);
   in.tokenizer = load_tokenizer(in.file);

@@ -23,6 +23,9 @@ struct HeartbeatStats {
   double mean_ms = 0;
   // "worst 7.1 ms late, p99 2.0 ms (812 beats of 10 ms) during Sensitivity scan"
   QString describe() const;
+  // Jobs of a few beats (opening a small model, while the window itself is still being
+  // laid out) say nothing about responsiveness: only longer ones are reported.
+  bool meaningful() const { return ticks >= 20; }
 };
 
 // Nearest-rank percentile (0 < p <= 100) of `values`; 0 for none. Sorts a copy.

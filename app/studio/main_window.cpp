@@ -133,7 +133,7 @@ void MainWindow::onJobUpdated(const ui::JobProgress& job) {
   if (job.state == ui::JobState::Running) return;
   // How the UI kept up while the job ran (also in the log).
   const HeartbeatStats s = context_->heartbeatStats(job.id);
-  if (s.ticks > 0)
+  if (s.meaningful())
     statusBar()->showMessage(tr("%1: %2 — UI heartbeat %3")
                                  .arg(job.name, ui::job_state_name(job.state), s.describe()),
                              15000);

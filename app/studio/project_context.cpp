@@ -17,7 +17,6 @@ namespace mcw::studio {
 static constexpr int kMaxRecent = 10;
 static constexpr int kMaxLogLines = 5000;
 static const char* kRecentKey = "recentProjects";
-static constexpr int kMinHeartbeatTicks = 20;
 
 ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
 #ifdef MCW_SOURCE_DIR
@@ -278,9 +277,8 @@ void ProjectContext::onJobUpdated(const ui::JobProgress& job) {
   } else {
     const HeartbeatStats& s = heartbeat_stats_[job.id] = heartbeat_.jobFinished(job.id, job.name);
     last_finished_job_ = job.id;
-    // Jobs of a few beats (opening a small model) say nothing about responsiveness. Queued,
-    // so that the line follows the job's own last line.
-    if (s.ticks >= kMinHeartbeatTicks)
+    // Queued, so that the line follows the job's own last line.
+    if (s.meaningful())
       QMetaObject::invokeMethod(
           this, [this, line = QStringLiteral("UI heartbeat: ") + s.describe()] { log(line); },
           Qt::QueuedConnection);

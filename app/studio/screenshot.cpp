@@ -129,7 +129,7 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         *stage = kReport;
         if (c.startExportReport(options.report)) return;
       }
-      if (options.run_all) show_runs(window);
+      if (options.run_all || !c.runs().isEmpty()) show_runs(window);  // the picture shows them
       if (options.scan) window.sensitivityDock()->raise();
       *stage = kShown;  // let the raised docks lay out and paint before the grab
       return;

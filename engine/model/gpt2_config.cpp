@@ -2,6 +2,7 @@
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/model/config_keys.h"
 #include "engine/model/gpt2_model.h"
 
 namespace mcw {
@@ -9,49 +10,6 @@ namespace mcw {
 using json = nlohmann::ordered_json;
 
 namespace {
-
-// Typed keys of a JSON object; every error names the file and the key.
-struct Keys {
-  const json& obj;
-  const std::string& file;
-  std::string prefix;
-
-  const json* find(const std::string& key) const {
-    auto it = obj.find(prefix + key);
-    return it == obj.end() || it->is_null() ? nullptr : &*it;
-  }
-  [[noreturn]] void fail(const std::string& key, const std::string& what, const json& v) const {
-    throw Error(file, "key '" + prefix + key + "' must be " + what + ", got " +
-                          v.dump(-1, ' ', false, json::error_handler_t::replace));
-  }
-  int64_t integer(const std::string& key) const {
-    const json* v = find(key);
-    if (!v) throw Error(file, "missing key '" + prefix + key + "'");
-    if (!v->is_number_integer()) fail(key, "an integer", *v);
-    return v->get<int64_t>();
-  }
-  int64_t integer_or(const std::string& key, int64_t fallback) const {
-    return find(key) ? integer(key) : fallback;
-  }
-  double number_or(const std::string& key, double fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_number()) fail(key, "a number", *v);
-    return v->get<double>();
-  }
-  bool boolean_or(const std::string& key, bool fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_boolean()) fail(key, "true or false", *v);
-    return v->get<bool>();
-  }
-  std::string string_or(const std::string& key, const std::string& fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_string()) fail(key, "a string", *v);
-    return v->get<std::string>();
-  }
-};
 
 Gpt2Activation activation_from(const std::string& name, const std::string& file) {
   // transformers' names for the tanh approximation, and the exact erf form.
@@ -68,7 +26,7 @@ int64_t default_hidden(int64_t dim) { return dim > 0 && dim <= (int64_t(1) << 31
 
 Gpt2Config from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
-  const Keys k{m.hparams, file, ""};
+  const ConfigKeys k{m.hparams, file, ""};
   Gpt2Config c;
   c.vocab_size = k.integer("vocab_size");
   c.dim = k.integer("n_embd");
@@ -88,7 +46,7 @@ Gpt2Config from_hf(const ModelFile& m) {
 }
 
 Gpt2Config from_gguf(const ModelFile& m) {
-  const Keys k{m.hparams, m.path, "gpt2."};
+  const ConfigKeys k{m.hparams, m.path, "gpt2."};
   Gpt2Config c;
   c.dim = k.integer("embedding_length");
   c.n_layers = k.integer("block_count");

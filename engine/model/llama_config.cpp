@@ -1,6 +1,7 @@
 #include "engine/model/llama_config.h"
 
 #include "engine/core/error.h"
+#include "engine/model/config_keys.h"
 
 namespace mcw {
 
@@ -8,49 +9,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// Reads typed keys from a JSON object and names the key and file in every error.
-struct KeyReader {
-  const json& obj;
-  const std::string& file;
-  std::string prefix;
-
-  const json* find(const std::string& key) const {
-    auto it = obj.find(prefix + key);
-    return it == obj.end() || it->is_null() ? nullptr : &*it;
-  }
-  int64_t integer(const std::string& key) const {
-    const json* v = find(key);
-    if (!v) throw Error(file, "missing key '" + prefix + key + "'");
-    return integer_value(key, *v);
-  }
-  int64_t integer_or(const std::string& key, int64_t fallback) const {
-    const json* v = find(key);
-    return v ? integer_value(key, *v) : fallback;
-  }
-  double number_or(const std::string& key, double fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_number()) throw Error(file, "key '" + prefix + key + "' must be a number, got " + v->dump());
-    return v->get<double>();
-  }
-  bool boolean_or(const std::string& key, bool fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_boolean()) throw Error(file, "key '" + prefix + key + "' must be true or false, got " + v->dump());
-    return v->get<bool>();
-  }
-
- private:
-  int64_t integer_value(const std::string& key, const json& v) const {
-    if (!v.is_number_integer())
-      throw Error(file, "key '" + prefix + key + "' must be an integer, got " + v.dump());
-    return v.get<int64_t>();
-  }
-};
-
 LlamaConfig from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
-  const KeyReader r{m.hparams, file, ""};
+  const ConfigKeys r{m.hparams, file, ""};
   const std::string type = m.architecture;
   if (type != "llama" && type != "mistral" && type != "qwen2")
     throw Error(file, "model_type '" + type + "' is not supported (llama, mistral and qwen2 are)");
@@ -73,7 +34,7 @@ LlamaConfig from_hf(const ModelFile& m) {
   c.o_bias = attention_bias || m.find("model.layers.0.self_attn.o_proj.bias");
   c.down_bias = r.boolean_or("mlp_bias", false) || m.find("model.layers.0.mlp.down_proj.bias");
   if (const json* rs = r.find("rope_scaling"); rs && rs->is_object()) {
-    const KeyReader s{*rs, file, ""};
+    const ConfigKeys s{*rs, file, ""};
     std::string kind = rs->value("rope_type", rs->value("type", std::string()));
     if (kind == "llama3") {
       c.rope_scaling.enabled = true;
@@ -92,7 +53,7 @@ LlamaConfig from_gguf(const ModelFile& m) {
   const std::string arch = m.architecture;
   if (arch != "llama" && arch != "qwen2")
     throw Error(m.path, "general.architecture '" + arch + "' is not supported (llama and qwen2 are)");
-  const KeyReader r{m.hparams, m.path, arch + "."};
+  const ConfigKeys r{m.hparams, m.path, arch + "."};
   LlamaConfig c;
   c.dim = r.integer("embedding_length");
   c.hidden_dim = r.integer("feed_forward_length");
@@ -113,7 +74,7 @@ LlamaConfig from_gguf(const ModelFile& m) {
 }
 
 LlamaConfig from_llama2c(const ModelFile& m) {
-  const KeyReader r{m.hparams, m.path, ""};
+  const ConfigKeys r{m.hparams, m.path, ""};
   LlamaConfig c;
   c.dim = r.integer("dim");
   c.hidden_dim = r.integer("hidden_dim");

@@ -1,5 +1,5 @@
-// The forward pass against a deliberately naive reference: plain loops in double, no
-// shared kernels, attention recomputed from scratch for every position.
+// The forward pass against the deliberately naive reference of llama_reference.h: plain
+// loops in double, no shared kernels, attention recomputed from scratch for every position.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,108 +8,20 @@
 #include "engine/core/error.h"
 #include "engine/io/llama2c.h"
 #include "engine/model/llama_save.h"
+#include "llama_reference.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
 
 namespace {
 
-using Vec = std::vector<double>;
-
-Vec matvec(const Tensor& w, const Vec& x) {  // w [n, k] · x [k]
-  const int64_t n = w.dim(0), k = w.dim(1);
-  Vec y(size_t(n), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) y[size_t(i)] += double(w.as<float>()[i * k + j]) * x[size_t(j)];
-  return y;
-}
-
-Vec rmsnorm(const Vec& x, const Tensor& w, double eps) {
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double s = 1 / std::sqrt(ss / double(x.size()) + eps);
-  Vec y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * s * w.as<float>()[i];
-  return y;
-}
-
-void rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double theta) {
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < hd / 2; ++i) {
-      const double f = std::pow(theta, -2.0 * double(i) / double(hd)), a = double(pos) * f;
-      double& x0 = x[size_t(h * hd + i)];
-      double& x1 = x[size_t(h * hd + i + hd / 2)];
-      const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
-      x0 = r0, x1 = r1;
-    }
-}
-
-void add_bias(Vec& x, const Tensor& b) {
-  if (b.empty()) return;
-  for (size_t i = 0; i < x.size(); ++i) x[i] += b.as<float>()[i];
-}
-
-// Logits [T][V] of the whole sequence.
-std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<int32_t>& toks) {
-  const LlamaConfig& c = m.cfg;
-  const size_t T = toks.size();
-  std::vector<Vec> x(T);
-  for (size_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < c.dim; ++i) x[t].push_back(m.tok_embd.as<float>()[toks[t] * c.dim + i]);
-  for (const LlamaLayer& L : m.layers) {
-    std::vector<Vec> q(T), k(T), v(T);
-    for (size_t t = 0; t < T; ++t) {
-      const Vec h = rmsnorm(x[t], L.attn_norm, c.rms_eps);
-      q[t] = matvec(L.wq, h), k[t] = matvec(L.wk, h), v[t] = matvec(L.wv, h);
-      add_bias(q[t], L.bq), add_bias(k[t], L.bk), add_bias(v[t], L.bv);
-      rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta);
-      rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta);
-    }
-    for (size_t t = 0; t < T; ++t) {
-      Vec att(size_t(c.q_dim()), 0.0);
-      for (int64_t h = 0; h < c.n_heads; ++h) {
-        const int64_t kvh = h / (c.n_heads / c.n_kv_heads);
-        Vec s(t + 1);
-        double mx = -1e300, z = 0;
-        for (size_t u = 0; u <= t; ++u) {
-          s[u] = 0;
-          for (int64_t i = 0; i < c.head_dim; ++i)
-            s[u] += q[t][size_t(h * c.head_dim + i)] * k[u][size_t(kvh * c.head_dim + i)];
-          s[u] /= std::sqrt(double(c.head_dim));
-          mx = std::max(mx, s[u]);
-        }
-        for (double& e : s) z += (e = std::exp(e - mx));
-        for (size_t u = 0; u <= t; ++u)
-          for (int64_t i = 0; i < c.head_dim; ++i)
-            att[size_t(h * c.head_dim + i)] += s[u] / z * v[u][size_t(kvh * c.head_dim + i)];
-      }
-      const Vec o = matvec(L.wo, att);
-      for (size_t i = 0; i < o.size(); ++i) x[t][i] += o[i];
-    }
-    for (size_t t = 0; t < T; ++t) {
-      const Vec h = rmsnorm(x[t], L.ffn_norm, c.rms_eps);
-      Vec g = matvec(L.w_gate, h);
-      const Vec u = matvec(L.w_up, h);
-      for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-      const Vec d = matvec(L.w_down, g);
-      for (size_t i = 0; i < d.size(); ++i) x[t][i] += d[i];
-    }
-  }
-  std::vector<Vec> out(T);
-  for (size_t t = 0; t < T; ++t) out[t] = matvec(m.lm_head(), rmsnorm(x[t], m.out_norm, c.rms_eps));
-  return out;
-}
-
-std::vector<float> run(const LlamaModel& m, const std::vector<int32_t>& toks) {
-  KVCache cache(m.cfg, int64_t(toks.size()));
-  std::vector<float> logits(toks.size() * size_t(m.cfg.vocab_size));
-  llama_forward(m, toks, cache, logits.data());
-  return logits;
-}
+using test::engine_logits;
+using test::reference_logits;
+using test::Vec;
 
 void expect_matches_reference(const LlamaModel& m, const std::vector<int32_t>& toks) {
   const auto ref = reference_logits(m, toks);
-  const auto got = run(m, toks);
+  const auto got = engine_logits(m, toks);
   const size_t V = size_t(m.cfg.vocab_size);
   for (size_t t = 0; t < toks.size(); ++t) {
     double scale = 0;
@@ -139,7 +51,7 @@ TEST(LlamaForward, TiedEmbeddingsAndQkvBias) {
 
 TEST(LlamaForward, KvCacheDecodeEqualsFullRecompute) {
   const LlamaModel m = test::random_llama(test::tiny_config(4, 2), 3);
-  const auto full = run(m, kTokens);
+  const auto full = engine_logits(m, kTokens);
   const size_t V = size_t(m.cfg.vocab_size);
   KVCache cache(m.cfg, 32);
   // Prefill the first 4 tokens at once, then decode the rest one at a time.
@@ -182,7 +94,7 @@ TEST(LlamaForward, Llama2cFileGivesIdenticalLogits) {
     save_llama_llama2c(m, path);
     LlamaModel loaded = load_llama(path);
     loaded.cfg.rms_eps = c.rms_eps;  // llama2.c files do not store epsilon
-    EXPECT_EQ(run(loaded, kTokens), run(m, kTokens));
+    EXPECT_EQ(engine_logits(loaded, kTokens), engine_logits(m, kTokens));
     std::filesystem::remove(path);
   }
 }
@@ -196,12 +108,12 @@ TEST(LlamaForward, HfDirectoryAndGgufGiveIdenticalLogits) {
   tok.byte_vocab = true;
   save_llama_hf(m, dir, tok);
   const LlamaModel hf = load_llama(dir);
-  EXPECT_EQ(run(hf, kTokens), run(m, kTokens));
+  EXPECT_EQ(engine_logits(hf, kTokens), engine_logits(m, kTokens));
 
   const std::string gg = testing::TempDir() + "/fwd.gguf";
   save_llama_gguf(m, gg, DType::F32);
   LlamaModel g = load_llama(gg);
-  EXPECT_EQ(run(g, kTokens), run(m, kTokens));
+  EXPECT_EQ(engine_logits(g, kTokens), engine_logits(m, kTokens));
   std::filesystem::remove_all(dir);
   std::filesystem::remove(gg);
 }

@@ -12,6 +12,9 @@
 #include <fstream>
 #include <string>
 
+#include "engine/model/llama_save.h"
+#include "tests/engine/llama_test_util.h"
+
 namespace mcw::test {
 
 struct Result {
@@ -59,6 +62,18 @@ inline void expect_one_line_error(const Result& r, const std::string& file,
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+}
+
+// A tiny random byte-level llama in dir/model and a short dir/eval.txt: what the
+// project-level commands run on.
+inline void write_tiny_model_and_text(const std::filesystem::path& dir) {
+  LlamaConfig c = tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.max_seq_len = 64;
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(random_llama(c, 5), (dir / "model").string(), tok);
+  std::ofstream(dir / "eval.txt") << "The quick brown fox jumps over the lazy dog. Pack my box.";
 }
 
 }  // namespace mcw::test

@@ -19,13 +19,7 @@ namespace {
 
 // A tiny model, an evaluation text and a recipe file in `dir`.
 void make_files(const fs::path& dir) {
-  LlamaConfig c = test::tiny_config(4, 2);
-  c.vocab_size = 258;
-  c.max_seq_len = 64;
-  TokenizerFiles tok;
-  tok.byte_vocab = true;
-  save_llama_hf(test::random_llama(c, 5), (dir / "model").string(), tok);
-  std::ofstream(dir / "eval.txt") << "The quick brown fox jumps over the lazy dog. Pack my box.";
+  write_tiny_model_and_text(dir);
   std::ofstream(dir / "w8.yaml") << "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n";
   std::ofstream(dir / "broken.yaml") << "stages:\n  - algorithm: no-such-thing\n";
 }

@@ -18,13 +18,7 @@ using namespace mcw::test;
 namespace {
 
 std::string make_project(const fs::path& dir) {
-  LlamaConfig c = test::tiny_config(4, 2);
-  c.vocab_size = 258;
-  c.max_seq_len = 64;
-  TokenizerFiles tok;
-  tok.byte_vocab = true;
-  save_llama_hf(test::random_llama(c, 5), (dir / "model").string(), tok);
-  std::ofstream(dir / "eval.txt") << "The quick brown fox jumps over the lazy dog. Pack my box.";
+  write_tiny_model_and_text(dir);
   Project p;
   p.name = "clitest";
   p.model_path = (dir / "model").string();

@@ -130,9 +130,7 @@ int run_search(const std::vector<std::string>& argv) {
                 r.evolution.generations, (long long)r.evolution.evaluations);
   }
   const std::string yaml = recipe_to_yaml(r.evolved.recipe);
-  AtomicFile f(out_path);
-  f.write(yaml.data(), yaml.size());
-  f.commit();
+  write_file_atomically(out_path, yaml);
   std::printf("recipe written to %s\n", out_path.c_str());
   return 0;
 }

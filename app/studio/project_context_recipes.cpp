@@ -111,9 +111,7 @@ bool ProjectContext::addRecipeToProject(const QString& name, const QString& yaml
 bool ProjectContext::saveRecipeFile(const QString& path, const QString& yaml) {
   try {
     const QByteArray bytes = yaml.toUtf8();
-    AtomicFile f(path.toStdString());
-    f.write(bytes.constData(), size_t(bytes.size()));
-    f.commit();
+    write_file_atomically(path.toStdString(), std::string_view(bytes.constData(), size_t(bytes.size())));
   } catch (const Error& e) {
     log(QStringLiteral("error: ") + q(e.what()));
     return false;

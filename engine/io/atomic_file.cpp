@@ -60,4 +60,10 @@ void AtomicFile::commit() {
   done_ = true;
 }
 
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
 }  // namespace mcw

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace mcw {
 
@@ -26,5 +27,8 @@ class AtomicFile {
   uint64_t pos_ = 0;
   bool done_ = false;
 };
+
+// The whole of `bytes` as the file's new content, atomically.
+void write_file_atomically(const std::string& path, std::string_view bytes);
 
 }  // namespace mcw

@@ -124,6 +124,10 @@ GGUFFile read_gguf(const std::string& path);
 // hparams (see gguf_value_to_json), string values under general.* in metadata.
 ModelFile read_gguf_model(const std::string& path);
 
+// An f32 tensor converted to `dtype` for writing; block types (Q8_0, Q4_0, ...) need whole
+// 32-value rows, so a tensor whose rows are not a multiple of 32 stays F32.
+Tensor gguf_tensor_from_f32(const Tensor& t, const std::string& name, DType dtype);
+
 // Writes a GGUF v3 file atomically. Tensor types: F32 F16 BF16 F64 I8 I16 I32 I64 Q8_0
 // Q4_0 Q4_1 (others throw). `alignment` must be a power of two; when it is not 32,
 // general.alignment is added unless `kvs` already holds it (then it must agree).

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "engine/core/blocks.h"
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/gguf.h"
@@ -107,6 +108,13 @@ std::optional<GGUFKeyValue> alignment_kv(const std::string& path,
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 }  // namespace
+
+Tensor gguf_tensor_from_f32(const Tensor& t, const std::string& name, DType dtype) {
+  if (is_block_type(dtype) && t.shape().back() % kQBlock) dtype = DType::F32;
+  Tensor out = Tensor::zeros(dtype, t.shape(), name);
+  from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
+  return out;
+}
 
 void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
                 const std::vector<Tensor>& tensors, uint64_t alignment) {

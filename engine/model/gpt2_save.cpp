@@ -12,12 +12,6 @@ namespace mcw {
 
 namespace {
 
-void write_text(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 Tensor transposed(const Tensor& t, const std::string& name) {  // [r, c] -> [c, r]
   const int64_t r = t.dim(0), c = t.dim(1);
   Tensor out = Tensor::zeros(DType::F32, {c, r}, name);
@@ -36,15 +30,6 @@ bool is_conv1d(const std::string& name) {
   };
   return ends("attn.c_attn.weight") || ends("attn.c_proj.weight") || ends("mlp.c_fc.weight") ||
          ends("mlp.c_proj.weight");
-}
-
-// A weight converted to `dtype` (block types need whole 32-value rows; otherwise F32).
-Tensor convert(const Tensor& t, const std::string& name, DType dtype) {
-  const int64_t cols = t.shape().back();
-  if (is_block_type(dtype) && cols % kQBlock) dtype = DType::F32;
-  Tensor out = Tensor::zeros(dtype, t.shape(), name);
-  from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
-  return out;
 }
 
 }  // namespace
@@ -66,8 +51,8 @@ void save_gpt2_hf(const Gpt2Model& model, const std::string& dir, const Gpt2HfOp
     }
   }
   write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
-  write_text(dir + "/config.json", model.cfg.to_hf_config().dump(2) + "\n");
-  if (!opt.tokenizer_json.empty()) write_text(dir + "/tokenizer.json", opt.tokenizer_json);
+  write_file_atomically(dir + "/config.json", model.cfg.to_hf_config().dump(2) + "\n");
+  if (!opt.tokenizer_json.empty()) write_file_atomically(dir + "/tokenizer.json", opt.tokenizer_json);
 }
 
 void save_gpt2_gguf(const Gpt2Model& model, const std::string& path, DType dtype) {
@@ -90,10 +75,10 @@ void save_gpt2_gguf(const Gpt2Model& model, const std::string& path, DType dtype
 
   std::vector<Tensor> ts;
   auto weight = [&](const Tensor& t, const std::string& name) {
-    ts.push_back(convert(t, name, dtype));
+    ts.push_back(gguf_tensor_from_f32(t, name, dtype));
   };
   auto f32 = [&](const Tensor& t, const std::string& name) {
-    ts.push_back(convert(t, name, DType::F32));
+    ts.push_back(gguf_tensor_from_f32(t, name, DType::F32));
   };
   weight(model.tok_embd, "token_embd.weight");
   f32(model.pos_embd, "position_embd.weight");

@@ -11,12 +11,6 @@
 
 namespace mcw {
 
-static void write_text(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // The ActInt8 mask of every layer, or an empty array when no layer quantises activations.
 static std::vector<uint8_t> act_int8_masks(const LlamaModel& model) {
   std::vector<uint8_t> masks;
@@ -58,21 +52,13 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
   nlohmann::ordered_json config = c.to_hf_config();
   // MCW's own key: which linear inputs run through per-token int8 (W8A8), per layer.
   if (const auto masks = act_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;
-  write_text(dir + "/config.json", config.dump(2) + "\n");
-  if (!tok.tokenizer_json.empty()) write_text(dir + "/tokenizer.json", tok.tokenizer_json);
+  write_file_atomically(dir + "/config.json", config.dump(2) + "\n");
+  if (!tok.tokenizer_json.empty()) write_file_atomically(dir + "/tokenizer.json", tok.tokenizer_json);
   if (tok.byte_vocab)
-    write_text(dir + "/mcw_tokenizer.json",
+    write_file_atomically(dir + "/mcw_tokenizer.json",
                nlohmann::json{{"type", "byte"}, {"bos", tok.byte_bos}, {"eos", tok.byte_eos}}.dump(2) + "\n");
 }
 
-// A weight converted to `dtype` (block types need whole 32-value rows; otherwise F32).
-static Tensor convert(const Tensor& t, const std::string& name, DType dtype) {
-  const int64_t cols = t.shape().back();
-  if (is_block_type(dtype) && cols % kQBlock) dtype = DType::F32;
-  Tensor out = Tensor::zeros(dtype, t.shape(), name);
-  from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
-  return out;
-}
 
 void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {
   const LlamaConfig& c = model.cfg;
@@ -101,25 +87,25 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
     kv.push_back({"mcw.activation_int8", GGUFValue::array(masks)});
 
   std::vector<Tensor> ts;
-  ts.push_back(convert(model.tok_embd, "token_embd.weight", dtype));
+  ts.push_back(gguf_tensor_from_f32(model.tok_embd, "token_embd.weight", dtype));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
-    ts.push_back(convert(L.attn_norm, p + "attn_norm.weight", DType::F32));
-    ts.push_back(convert(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight", dtype));
-    ts.push_back(convert(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight", dtype));
-    ts.push_back(convert(L.wv, p + "attn_v.weight", dtype));
-    ts.push_back(convert(L.wo, p + "attn_output.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(L.attn_norm, p + "attn_norm.weight", DType::F32));
+    ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(L.wv, p + "attn_v.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(L.wo, p + "attn_output.weight", dtype));
     // llama.cpp's llama architecture loads these optional biases (structured pruning).
-    if (c.o_bias) ts.push_back(convert(L.bo, p + "attn_output.bias", DType::F32));
-    ts.push_back(convert(L.ffn_norm, p + "ffn_norm.weight", DType::F32));
-    ts.push_back(convert(L.w_gate, p + "ffn_gate.weight", dtype));
-    ts.push_back(convert(L.w_up, p + "ffn_up.weight", dtype));
-    ts.push_back(convert(L.w_down, p + "ffn_down.weight", dtype));
-    if (c.down_bias) ts.push_back(convert(L.b_down, p + "ffn_down.bias", DType::F32));
+    if (c.o_bias) ts.push_back(gguf_tensor_from_f32(L.bo, p + "attn_output.bias", DType::F32));
+    ts.push_back(gguf_tensor_from_f32(L.ffn_norm, p + "ffn_norm.weight", DType::F32));
+    ts.push_back(gguf_tensor_from_f32(L.w_gate, p + "ffn_gate.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(L.w_up, p + "ffn_up.weight", dtype));
+    ts.push_back(gguf_tensor_from_f32(L.w_down, p + "ffn_down.weight", dtype));
+    if (c.down_bias) ts.push_back(gguf_tensor_from_f32(L.b_down, p + "ffn_down.bias", DType::F32));
   }
-  ts.push_back(convert(model.out_norm, "output_norm.weight", DType::F32));
-  if (!c.tie_embeddings) ts.push_back(convert(model.output, "output.weight", dtype));
+  ts.push_back(gguf_tensor_from_f32(model.out_norm, "output_norm.weight", DType::F32));
+  if (!c.tie_embeddings) ts.push_back(gguf_tensor_from_f32(model.output, "output.weight", dtype));
   write_gguf(path, kv, ts);
 }
 
@@ -129,7 +115,7 @@ void save_llama_llama2c(const LlamaModel& model, const std::string& path) {
   if (c.head_dim * c.n_heads != c.dim)
     throw Error(path, "llama2.c checkpoints need head_dim = dim / heads");
   std::vector<Tensor> ts;
-  auto add = [&](const Tensor& t, const std::string& name) { ts.push_back(convert(t, name, DType::F32)); };
+  auto add = [&](const Tensor& t, const std::string& name) { ts.push_back(gguf_tensor_from_f32(t, name, DType::F32)); };
   add(model.tok_embd, "token_embd.weight");
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];

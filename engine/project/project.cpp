@@ -209,10 +209,7 @@ void save_project(const Project& p, const std::string& path) {
   doc["database"] = relativize(
       base, p.database_path.empty() ? default_database_path(path, p.name) : p.database_path);
 
-  const std::string text = doc.dump(2) + "\n";
-  AtomicFile out(path);
-  out.write(text.data(), text.size());
-  out.commit();
+  write_file_atomically(path, doc.dump(2) + "\n");
 }
 
 std::vector<ProjectProblem> check_project(const Project& p) {

@@ -21,12 +21,6 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  AtomicFile out(path);
-  out.write(text.data(), text.size());
-  out.commit();
-}
-
 }  // namespace
 
 ReportFormat report_format_for(const std::string& path) {
@@ -42,19 +36,19 @@ ReportFormat report_format_for(const std::string& path) {
 std::vector<std::string> write_report(const ReportData& data, const std::string& path) {
   switch (report_format_for(path)) {
     case ReportFormat::Html:
-      write_file(path, html_report(data));
+      write_file_atomically(path, html_report(data));
       return {path};
     case ReportFormat::Markdown:
-      write_file(path, markdown_report(data));
+      write_file_atomically(path, markdown_report(data));
       return {path};
     case ReportFormat::Csv: {
       const CsvReport c = csv_report(data);
       const std::string ext = std::filesystem::path(path).extension().string();
       const std::string stem = path.substr(0, path.size() - ext.size());
       const std::string layers = stem + "-layers" + ext, sens = stem + "-sensitivity" + ext;
-      write_file(path, c.runs);
-      write_file(layers, c.layers);
-      write_file(sens, c.sensitivity);
+      write_file_atomically(path, c.runs);
+      write_file_atomically(layers, c.layers);
+      write_file_atomically(sens, c.sensitivity);
       return {path, layers, sens};
     }
   }

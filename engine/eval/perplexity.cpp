@@ -25,8 +25,7 @@ std::vector<EvalWindow> eval_windows(int64_t n, const EvalOptions& opt) {
   return out;
 }
 
-// log-softmax of one row, in double.
-static void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
+void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
   out.resize(size_t(n));
   double mx = x[0];
   for (int64_t i = 1; i < n; ++i) mx = std::max(mx, double(x[i]));

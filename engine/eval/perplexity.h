@@ -36,6 +36,10 @@ struct EvalResult {
   double tokens_per_second = 0;  // tokens fed through the model (prefill)
 };
 
+// log-softmax of one row of logits, in double: what every score here is computed from,
+// exposed so that other measurements (engine/search's KL meter) report the same numbers.
+void log_softmax(const float* x, int64_t n, std::vector<double>& out);
+
 // Any decoder; a window longer than a GPT-2's context throws mcw::Error.
 EvalResult evaluate(const CausalLm& model, std::span<const int32_t> tokens,
                     const EvalOptions& opt, const CausalLm* baseline = nullptr,

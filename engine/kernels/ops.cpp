@@ -8,13 +8,15 @@
 
 namespace mcw {
 
-void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps) {
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps,
+                  float* inv_rms) {
   tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;
     double ss = 0;
     for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
     const float scale = float(1.0 / std::sqrt(ss / double(dim) + eps));
+    if (inv_rms) inv_rms[r] = scale;
     for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * w[i];
   });
 }

@@ -8,8 +8,10 @@
 
 namespace mcw {
 
-// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, for `rows` rows of `dim`.
-void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps);
+// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, for `rows` rows of `dim`; each row's scale
+// 1 / sqrt(...) also goes to inv_rms[r] when given (training keeps it for the backward pass).
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps,
+                  float* inv_rms = nullptr);
 
 // y[r] = (x[r] - mean(x[r])) / sqrt(var(x[r]) + eps) * w + b (LayerNorm, biased variance).
 void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t rows,

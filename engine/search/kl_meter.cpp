@@ -8,21 +8,6 @@
 
 namespace mcw {
 
-namespace {
-
-// The same log-softmax evaluate() uses, so that both report the same numbers.
-void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
-  out.resize(size_t(n));
-  double mx = x[0];
-  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, double(x[i]));
-  double z = 0;
-  for (int64_t i = 0; i < n; ++i) z += std::exp(double(x[i]) - mx);
-  const double lz = mx + std::log(z);
-  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = double(x[i]) - lz;
-}
-
-}  // namespace
-
 KlMeter::KlMeter(const LlamaModel& reference, std::span<const int32_t> tokens, int64_t window,
                  int64_t max_windows, const CancelToken* cancel)
     : window_(window), vocab_(reference.cfg.vocab_size) {

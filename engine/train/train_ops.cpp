@@ -41,18 +41,10 @@ void column_sums(const float* m, int64_t rows, int64_t cols, float* out) {
   });
 }
 
-// Same arithmetic as rmsnorm_rows in kernels/ops, so training and inference agree bit for bit.
+// rmsnorm_rows of kernels/ops itself, so training and inference agree bit for bit.
 void rmsnorm_forward(const float* x, const float* w, float* y, float* inv_rms, int64_t rows,
                      int64_t dim, double eps) {
-  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    double ss = 0;
-    for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
-    const float scale = float(1.0 / std::sqrt(ss / double(dim) + eps));
-    inv_rms[r] = scale;
-    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * w[i];
-  });
+  rmsnorm_rows(x, w, y, rows, dim, eps, inv_rms);
 }
 
 // With r = inv_rms: dx_j = r·w_j·dy_j - (r³/D)·x_j·Σ_i dy_i·w_i·x_i, dw_i = Σ_rows dy_i·x_i·r.

@@ -23,6 +23,8 @@ const std::vector<Command>& commands() {
        kBenchUsage, run_bench},
       {"run", "run a project's recipes and record the results", kRunUsage, run_run},
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
+      {"activations", "how each layer's input spreads over its channels (outlier features)",
+       kActivationsUsage, run_activations},
       {"sensitivity", "KL of each layer compressed alone at each setting", kSensitivityUsage,
        run_sensitivity},
       {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,

@@ -57,8 +57,6 @@ LayerStats scale_layer_stats(const LayerStats& st, const std::vector<float>& s) 
   return out;
 }
 
-namespace {
-
 std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
                                   const std::vector<float>& s) {
   std::vector<float> ws(size_t(rows * cols));
@@ -66,6 +64,8 @@ std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
     for (int64_t c = 0; c < cols; ++c) ws[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
   return ws;
 }
+
+namespace {
 
 // ‖y_ref − X·(Q(W·s)/s)ᵀ‖²
 double scaled_error(const AwqLayer& l, const float* x, int64_t n, int64_t cols,

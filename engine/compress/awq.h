@@ -62,6 +62,10 @@ std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alp
 // dequantize()·diag(1/s): the weight to multiply the original input with.
 Tensor awq_effective_weight(const CompressedTensor& scaled, const std::vector<float>& s);
 
+// W·diag(s) for W [rows, cols].
+std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
+                                  const std::vector<float>& s);
+
 // Statistics of X·diag(1/s) from those of X.
 LayerStats scale_layer_stats(const LayerStats& stats, const std::vector<float>& s);
 

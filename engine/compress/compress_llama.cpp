@@ -5,6 +5,7 @@
 #include <set>
 
 #include "engine/compress/awq.h"
+#include "engine/compress/awq_gptq.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/gptq.h"
 #include "engine/compress/kmeans.h"
@@ -83,6 +84,10 @@ SparsityTarget sparsity_target(const json& p) {
   return t;
 }
 
+PruneScope prune_scope(const json& p) {
+  return p["scope"].get<std::string>() == "row" ? PruneScope::PerRow : PruneScope::PerLayer;
+}
+
 RtnOptions rtn_options(const json& p) {
   RtnOptions o;
   o.bits = p["bits"].get<int>();
@@ -155,6 +160,12 @@ class StageRunner {
     o.grid = p_["grid"].get<int>();
     o.clip = p_["clip_search"].get<bool>();
     AwqResult res = quantize_awq(layers, g.samples.data(), g.sample_rows, g.stats.cols, o, cancel_);
+    if (p_["quantizer"].get<std::string>() == "gptq") {
+      GptqOptions q;
+      q.bits = o.bits, q.symmetric = o.symmetric, q.group_size = o.group_size;
+      q.act_order = q.static_groups = true;
+      res.layers = quantize_awq_gptq(layers, g.stats, res.input_scale, q, cancel_);
+    }
     for (size_t k = 0; k < names.size(); ++k) {
       Tensor* w = find_weight(model_, names[k]);
       Tensor eff = awq_effective_weight(res.layers[k], res.input_scale);
@@ -199,8 +210,8 @@ class StageRunner {
       const auto diag = hessian_diagonal(*st);
       return quantize_kmeans(w.as<float>(), rows, cols, o, diag.data(), cancel_, name);
     }
-    if (a == "magnitude") return magnitude_prune(w, {sparsity_target(p_)}, cancel_);
-    if (a == "wanda") return wanda_prune(w, *st, {sparsity_target(p_)}, cancel_);
+    if (a == "magnitude") return magnitude_prune(w, {sparsity_target(p_), prune_scope(p_)}, cancel_);
+    if (a == "wanda") return wanda_prune(w, *st, {sparsity_target(p_), prune_scope(p_)}, cancel_);
     if (a == "sparsegpt") {
       SparseGptOptions o;
       o.target = sparsity_target(p_);

@@ -5,14 +5,10 @@
 
 namespace mcw {
 
-enum class MagnitudeScope {
-  PerLayer,  // the smallest |w| of the whole matrix (the classic baseline; the default)
-  PerRow,    // every output row loses the same fraction (as Wanda compares)
-};
-
 struct MagnitudeOptions {
-  SparsityTarget target;  // N:M ignores scope: groups are always within a row
-  MagnitudeScope scope = MagnitudeScope::PerLayer;
+  SparsityTarget target;
+  // The classic baseline (and the Wanda paper's) compares across the whole matrix.
+  PruneScope scope = PruneScope::PerLayer;
 };
 
 // w: 2-D [rows = out, cols = in], any dtype (converted to f32). The result is Dense with

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/compress/nm_pattern.h"
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -69,6 +70,18 @@ void select_per_row(const T* scores, int64_t rows, int64_t cols, double sparsity
   if (cancel) cancel->throw_if_cancelled();
 }
 
+template <class T>
+void select_kept(const T* scores, int64_t rows, int64_t cols, const SparsityTarget& target,
+                 PruneScope scope, uint8_t* keep, const CancelToken* cancel) {
+  if (target.is_nm())
+    select_nm(scores, rows, cols, target.nm_n, target.nm_m, keep, cancel);
+  else if (scope == PruneScope::PerRow)
+    select_per_row(scores, rows, cols, target.sparsity, keep, cancel);
+  else
+    keep_largest(scores, rows * cols, pruned_count(target.sparsity, rows * cols), keep);
+  if (cancel) cancel->throw_if_cancelled();
+}
+
 template void keep_largest<float>(const float*, int64_t, int64_t, uint8_t*);
 template void keep_largest<double>(const double*, int64_t, int64_t, uint8_t*);
 template void select_per_row<float>(const float*, int64_t, int64_t, double, uint8_t*,
@@ -97,5 +110,10 @@ CompressedTensor pruned_tensor(std::string name, int64_t rows, int64_t cols,
   if (target.is_nm()) c.nm_n = target.nm_n, c.nm_m = target.nm_m;
   return c;
 }
+
+template void select_kept<float>(const float*, int64_t, int64_t, const SparsityTarget&,
+                                  PruneScope, uint8_t*, const CancelToken*);
+template void select_kept<double>(const double*, int64_t, int64_t, const SparsityTarget&,
+                                   PruneScope, uint8_t*, const CancelToken*);
 
 }  // namespace mcw

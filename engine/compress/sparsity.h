@@ -41,6 +41,16 @@ template <class T>
 void select_per_row(const T* scores, int64_t rows, int64_t cols, double sparsity, uint8_t* keep,
                     const CancelToken* cancel);
 
+// Which weights a score is compared with (the Wanda paper's "comparison group"): the whole
+// matrix, or only the other weights of the same output row (every row loses the same share).
+enum class PruneScope { PerLayer, PerRow };
+
+// keep[i] for scores [rows, cols] under `target`: N:M groups (which are always within a row,
+// so `scope` is ignored), else the smallest scores of each row or of the whole matrix.
+template <class T>
+void select_kept(const T* scores, int64_t rows, int64_t cols, const SparsityTarget& target,
+                 PruneScope scope, uint8_t* keep, const CancelToken* cancel);
+
 // Bit per weight, 1 = kept, as CompressedTensor::mask stores it.
 std::vector<uint8_t> pack_mask(const uint8_t* keep, size_t n);
 

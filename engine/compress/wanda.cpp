@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "engine/compress/layer_stats_accumulate.h"
-#include "engine/compress/nm_pattern.h"
 
 namespace mcw {
 
@@ -24,10 +23,7 @@ CompressedTensor wanda_prune(const Tensor& w, const LayerStats& stats, const Wan
       score[i] = std::fabs(double(values[i])) * norm[size_t(c)];
     }
   std::vector<uint8_t> keep(values.size());
-  if (opt.target.is_nm())
-    select_nm(score.data(), rows, cols, opt.target.nm_n, opt.target.nm_m, keep.data(), cancel);
-  else
-    select_per_row(score.data(), rows, cols, opt.target.sparsity, keep.data(), cancel);
+  select_kept(score.data(), rows, cols, opt.target, opt.scope, keep.data(), cancel);
   return pruned_tensor(w.name(), rows, cols, std::move(values), keep, opt.target);
 }
 

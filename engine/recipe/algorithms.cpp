@@ -25,6 +25,10 @@ static ParamSpec integer(std::string key, int def, double lo, double hi, std::st
 static ParamSpec sparsity() {
   return number("sparsity", 0.5, 0.0, 0.99, "fraction of weights removed (ignored with pattern)");
 }
+static ParamSpec scope(const char* def) {
+  return {"scope", "string", def, {"layer", "row"}, 0, 0,
+          "compare scores across the whole layer, or within each output row"};
+}
 static ParamSpec pattern() {
   return {"pattern", "string", "unstructured", {"unstructured", "2:4", "4:8"}, 0, 0,
           "unstructured, or N:M semi-structured"};
@@ -45,14 +49,16 @@ const std::vector<AlgorithmSpec>& algorithm_specs() {
       {"awq", "quantize", "AWQ: activation-aware channel scaling, then round-to-nearest",
        {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
         integer("grid", 20, 2, 100, "points of the scale-exponent search"),
-        flag("clip_search", true, "search the clipping range after scaling")}},
+        flag("clip_search", true, "search the clipping range after scaling"),
+        {"quantizer", "string", "rtn", {"rtn", "gptq"}, 0, 0,
+         "quantise the scaled weights by round-to-nearest, or by GPTQ (act-order, damp 0.01)"}}},
       {"smoothquant", "quantize", "SmoothQuant W8A8: migrate activation outliers into weights",
        {number("alpha", 0.5, 0.0, 1.0, "migration strength")}},
       {"kmeans", "quantize", "k-means codebook per output channel, Hessian-weighted",
        {bits({2, 3, 4}, 3), integer("iterations", 25, 1, 1000, "Lloyd iterations")}},
-      {"magnitude", "prune", "remove the smallest weights", {sparsity(), pattern()}},
+      {"magnitude", "prune", "remove the smallest weights", {sparsity(), pattern(), scope("layer")}},
       {"wanda", "prune", "Wanda: remove by |weight| x input norm, per output row",
-       {sparsity(), pattern()}},
+       {sparsity(), pattern(), scope("row")}},
       {"sparsegpt", "prune", "SparseGPT: OBS pruning with Hessian reconstruction",
        {sparsity(), pattern(),
         number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),

@@ -23,7 +23,7 @@ void expect_consistent(const Tensor& w, const CompressedTensor& c) {
 TEST(Magnitude, PerLayerExactCountAndThreshold) {
   const Tensor w = prune_test::weight(33, 40, 1);
   for (double s : {0.0, 0.1, 0.5, 0.77, 1.0}) {
-    const auto c = magnitude_prune(w, {{s, 0, 0}, MagnitudeScope::PerLayer});
+    const auto c = magnitude_prune(w, {{s, 0, 0}, PruneScope::PerLayer});
     const int64_t n = 33 * 40;
     EXPECT_EQ(c.kept_count(), n - std::llround(s * double(n))) << s;
     expect_consistent(w, c);
@@ -45,7 +45,7 @@ TEST(Magnitude, PerLayerExactCountAndThreshold) {
 TEST(Magnitude, PerRowExactCountPerRow) {
   const int64_t rows = 9, cols = 50;
   const Tensor w = prune_test::weight(rows, cols, 2);
-  const auto c = magnitude_prune(w, {{0.3, 0, 0}, MagnitudeScope::PerRow});
+  const auto c = magnitude_prune(w, {{0.3, 0, 0}, PruneScope::PerRow});
   const auto v = w.to_f32();
   for (int64_t r = 0; r < rows; ++r) {
     int kept = 0;
@@ -70,7 +70,7 @@ TEST(Magnitude, NmKeepsLargestInEveryGroup) {
   const Tensor w = prune_test::weight(rows, cols, 3);
   const auto v = w.to_f32();
   for (auto [n, m] : {std::pair{2, 4}, std::pair{4, 8}, std::pair{1, 4}}) {
-    const auto c = magnitude_prune(w, {{0.5, n, m}, MagnitudeScope::PerLayer});
+    const auto c = magnitude_prune(w, {{0.5, n, m}, PruneScope::PerLayer});
     EXPECT_TRUE(mask_satisfies_nm(c.mask, rows, cols, n, m));
     EXPECT_EQ(c.nm_n, n);
     EXPECT_EQ(c.nm_m, m);
@@ -105,5 +105,5 @@ TEST(Magnitude, BadParametersThrowBeforeWork) {
   }
   CancelToken cancel;
   cancel.cancel();
-  EXPECT_THROW(magnitude_prune(w, {{0.5, 0, 0}, MagnitudeScope::PerRow}, &cancel), Cancelled);
+  EXPECT_THROW(magnitude_prune(w, {{0.5, 0, 0}, PruneScope::PerRow}, &cancel), Cancelled);
 }

@@ -162,7 +162,7 @@ TEST(PackedGemv, SparseTwoOfFourAgainstItsDense) {
   std::mt19937 rng(4);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{5, 36}, {17, 64}, {8, 100}, {1, 4}}) {
     Tensor w = Tensor::from_f32(randn(size_t(rows * cols), rng), {rows, cols}, "w");
-    const CompressedTensor t = magnitude_prune(w, {{0.5, 2, 4}, MagnitudeScope::PerRow});
+    const CompressedTensor t = magnitude_prune(w, {{0.5, 2, 4}, PruneScope::PerRow});
     ASSERT_EQ(t.nm_m, 4);
     check_product(t, PackedKind::Sparse24, true, "2:4");
     const PackedWeight p = PackedWeight::from_compressed(t);
@@ -170,7 +170,7 @@ TEST(PackedGemv, SparseTwoOfFourAgainstItsDense) {
   }
   // A mask that claims 2:4 but keeps three of four falls back to dense f16, still exact.
   Tensor w = Tensor::from_f32(randn(8 * 12, rng), {8, 12}, "w");
-  CompressedTensor t = magnitude_prune(w, {{0.5, 2, 4}, MagnitudeScope::PerRow});
+  CompressedTensor t = magnitude_prune(w, {{0.5, 2, 4}, PruneScope::PerRow});
   t.dense = w;
   t.mask.assign(t.mask.size(), 0);
   for (int i = 0; i < 3; ++i) t.mask[0] |= uint8_t(1u << i);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/compress/awq.h"
+#include "engine/compress/awq_gptq.h"
 #include "engine/compress/gptq.h"
 #include "engine/compress/rtn.h"
 #include "engine/core/error.h"
@@ -59,6 +60,39 @@ TEST(Awq, BeatsRtnWithOutlierChannels) {
     EXPECT_NEAR(a.error, e_awq + activation_error(x, kN, kCols, w2.data(), aq2.data(), 16),
                 1e-3 * a.error);
     EXPECT_LE(a.error, a.error_rtn);
+  }
+}
+
+TEST(Awq, ThenGptqWithUnitScaleIsGptq) {
+  const auto x = correlated_inputs(kN, kCols, 6, 2);
+  const auto w = gaussian(size_t(kRows * kCols), 7, 0.05f);
+  GptqOptions g;
+  g.bits = 3, g.group_size = 32, g.act_order = g.static_groups = true;
+  const LayerStats st = stats_of(x, kN, kCols);
+  const auto a = quantize_awq_gptq({{w.data(), kRows, "l"}}, st, std::vector<float>(kCols, 1.0f), g);
+  const CompressedTensor q = quantize_gptq(w.data(), kRows, kCols, st, g);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].codes, q.codes);
+  EXPECT_EQ(a[0].scales, q.scales);
+  EXPECT_EQ(a[0].zeros, q.zeros);
+}
+
+TEST(Awq, ThenGptqLosesLessThanThenRtn) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    const auto x = correlated_inputs(kN, kCols, seed, 4, 30.0f);
+    const auto w = gaussian(size_t(kRows * kCols), seed + 30, 0.05f);
+    AwqOptions o;
+    o.bits = 3, o.group_size = 32;
+    const AwqResult a = quantize_awq({{w.data(), kRows, "l"}}, x.data(), kN, kCols, o);
+    GptqOptions g;
+    g.bits = 3, g.group_size = 32, g.act_order = g.static_groups = true;
+    const auto ag = quantize_awq_gptq({{w.data(), kRows, "l"}}, stats_of(x, kN, kCols),
+                                      a.input_scale, g);
+    const auto rtn = awq_effective_weight(a.layers[0], a.input_scale).to_f32();
+    const auto gptq = awq_effective_weight(ag[0], a.input_scale).to_f32();
+    EXPECT_LT(activation_error(x, kN, kCols, w.data(), gptq.data(), kRows),
+              activation_error(x, kN, kCols, w.data(), rtn.data(), kRows))
+        << seed;
   }
 }
 

@@ -37,6 +37,62 @@ TEST(Wanda, KeepsLargestScorePerRow) {
   for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(d[i], c.kept(int64_t(i)) ? v[i] : 0.0f);
 }
 
+TEST(Wanda, LayerScopeKeepsLargestScoresOfTheMatrix) {
+  const int64_t rows = 12, cols = 40, n = 150;
+  const Tensor w = prune_test::weight(rows, cols, 3);
+  const auto x = prune_test::activations(n, cols, 3, 8.0f);
+  const auto st = prune_test::stats_of(x, cols);
+  const auto c = wanda_prune(w, st, {{0.3, 0, 0}, PruneScope::PerLayer});
+  const auto v = w.to_f32();
+  std::vector<double> score(v.size());
+  for (int64_t j = 0; j < cols; ++j) {
+    double norm2 = 0;
+    for (int64_t t = 0; t < n; ++t) norm2 += double(x[size_t(t * cols + j)]) * x[size_t(t * cols + j)];
+    for (int64_t r = 0; r < rows; ++r)
+      score[size_t(r * cols + j)] = std::fabs(v[size_t(r * cols + j)]) * std::sqrt(norm2);
+  }
+  int64_t kept = 0;
+  double max_pruned = 0, min_kept = INFINITY;
+  for (size_t i = 0; i < score.size(); ++i)
+    if (c.kept(int64_t(i)))
+      ++kept, min_kept = std::min(min_kept, score[i]);
+    else
+      max_pruned = std::max(max_pruned, score[i]);
+  EXPECT_EQ(kept, rows * cols - std::llround(0.3 * double(rows * cols)));
+  EXPECT_LE(max_pruned, min_kept);
+}
+
+// Scaling input channel j of X by s and column j of W by 1/s leaves W·X unchanged, as a
+// model does when a norm weight grows and the next layer's column shrinks. Wanda's score
+// |W_ij|·‖X_j‖ is unchanged by it, so its mask is too; magnitude's is not: this is the
+// mechanism behind "Wanda beats magnitude" on models with outlier features.
+TEST(Wanda, MaskIsInvariantToInputChannelRescaling) {
+  const int64_t rows = 16, cols = 64, n = 200;
+  const Tensor w = prune_test::weight(rows, cols, 9);
+  const auto x = prune_test::activations(n, cols, 9, 1.0f);
+  std::vector<float> ws = w.to_f32(), xs = x;
+  for (int64_t j = 0; j < cols; j += 8) {  // every 8th channel becomes an outlier feature
+    for (int64_t r = 0; r < rows; ++r) ws[size_t(r * cols + j)] /= 32.0f;
+    for (int64_t t = 0; t < n; ++t) xs[size_t(t * cols + j)] *= 32.0f;
+  }
+  const Tensor w2 = Tensor::from_f32(ws, {rows, cols}, "w");
+  const auto st = prune_test::stats_of(x, cols), st2 = prune_test::stats_of(xs, cols);
+  for (PruneScope scope : {PruneScope::PerRow, PruneScope::PerLayer}) {
+    const auto a = wanda_prune(w, st, {{0.5, 0, 0}, scope});
+    const auto b = wanda_prune(w2, st2, {{0.5, 0, 0}, scope});
+    int64_t differ = 0;
+    for (int64_t i = 0; i < rows * cols; ++i) differ += a.kept(i) != b.kept(i);
+    EXPECT_EQ(differ, 0);  // scaling by a power of two is exact: the scores are identical
+  }
+  const auto m = magnitude_prune(w, {{0.5, 0, 0}}), m2 = magnitude_prune(w2, {{0.5, 0, 0}});
+  for (int64_t r = 0; r < rows; ++r)
+    EXPECT_FALSE(m2.kept(r * cols)) << "magnitude drops every weight reading an outlier channel";
+  const double e_wanda = prune_test::output_error(w2, wanda_prune(w2, st2, {{0.5, 0, 0}}), xs, cols);
+  EXPECT_NEAR(e_wanda, prune_test::output_error(w, wanda_prune(w, st, {{0.5, 0, 0}}), x, cols),
+              1e-9 * e_wanda);
+  EXPECT_LT(e_wanda, prune_test::output_error(w2, m2, xs, cols));
+}
+
 TEST(Wanda, BeatsMagnitudeWithOutlierChannels) {
   const int64_t rows = 32, cols = 96, n = 384;
   for (uint32_t seed = 1; seed <= 4; ++seed) {

@@ -77,6 +77,12 @@ TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of("stages:\n  - algorithm: sparsegpt\n    pattern: \"3:4\"\n"),
             "r.yaml: line 3: stage 1 (sparsegpt): key 'pattern': '3:4' is not allowed (allowed: "
             "'unstructured', '2:4', '4:8')");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: wanda\n    scope: column\n"),
+            "r.yaml: line 3: stage 1 (wanda): key 'scope': 'column' is not allowed (allowed: "
+            "'layer', 'row')");
+  EXPECT_EQ(error_of("stages:\n  - algorithm: awq\n    quantizer: kmeans\n"),
+            "r.yaml: line 3: stage 1 (awq): key 'quantizer': 'kmeans' is not allowed (allowed: "
+            "'rtn', 'gptq')");
   EXPECT_EQ(error_of("stages: []\n"), "r.yaml: line 1: 'stages' must be a non-empty list");
   EXPECT_EQ(error_of("stagez: []\n"),
             "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, stages)");

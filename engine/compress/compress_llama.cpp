@@ -207,6 +207,7 @@ class StageRunner {
       KmeansOptions o;
       o.bits = p_["bits"].get<int>();
       o.iterations = p_["iterations"].get<int>();
+      o.group_size = p_["group_size"].get<int>();
       const auto diag = hessian_diagonal(*st);
       return quantize_kmeans(w.as<float>(), rows, cols, o, diag.data(), cancel_, name);
     }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
@@ -142,6 +143,43 @@ TEST(CompressLlama, PruningStagesReachTheirSparsity) {
       EXPECT_EQ(l.tensor.nm_m, 4);
     }
   }
+}
+
+TEST(CompressLlama, RecipeParametersReachTheCompressors) {
+  const LlamaModel base = test::random_llama(config(), 10);
+  const auto calib = tokens(1000, 11);
+  auto run = [&](const std::string& stage) {
+    return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + stage, "p"), calib, {4, 64});
+  };
+  for (const CompressedLayer& l : run("kmeans\n    bits: 2\n    group_size: 32\n").layers) {
+    EXPECT_EQ(l.tensor.coding, WeightCoding::Codebook);
+    EXPECT_EQ(l.tensor.group_size, 32);
+    EXPECT_EQ(l.tensor.codebook.size(), size_t(l.tensor.rows * (l.tensor.cols / 32) * 4));
+  }
+  // Row scope: every row loses exactly its half; layer scope: rows differ, the matrix halves.
+  auto rows_differ = [](const CompressedTensor& t) {
+    std::set<int64_t> kept;
+    for (int64_t r = 0; r < t.rows; ++r) {
+      int64_t k = 0;
+      for (int64_t c = 0; c < t.cols; ++c) k += t.kept(r * t.cols + c);
+      kept.insert(k);
+    }
+    return kept.size() > 1;
+  };
+  for (const char* alg : {"magnitude", "wanda"}) {
+    const auto row = run(std::string(alg) + "\n    scope: row\n");
+    const auto layer = run(std::string(alg) + "\n    scope: layer\n");
+    for (size_t i = 0; i < row.layers.size(); ++i) {
+      const CompressedTensor &a = row.layers[i].tensor, &b = layer.layers[i].tensor;
+      EXPECT_FALSE(rows_differ(a)) << alg << " " << a.name;
+      EXPECT_TRUE(rows_differ(b)) << alg << " " << b.name;
+      EXPECT_EQ(a.kept_count(), a.rows * a.cols / 2);
+      EXPECT_EQ(b.kept_count(), b.rows * b.cols / 2);
+    }
+  }
+  const auto awq_rtn = run("awq\n    bits: 3\n    group_size: 32\n");
+  const auto awq_gptq = run("awq\n    bits: 3\n    group_size: 32\n    quantizer: gptq\n");
+  EXPECT_LT(total_error(awq_gptq), total_error(awq_rtn));
 }
 
 TEST(CompressLlama, ClearErrorsBeforeWork) {

@@ -13,9 +13,11 @@ using namespace mcw::test;
 
 namespace {
 
-// The output line of inspect's packed table for `layer`.
+// The output line of inspect's packed table (after the tensor table) for `layer`.
 std::string row_of(const std::string& out, const std::string& layer) {
-  size_t at = out.find("\n" + layer + " ");
+  const size_t table = out.find("\npacked ");
+  if (table == std::string::npos) return {};
+  size_t at = out.find("\n" + layer + " ", table);
   if (at == std::string::npos) return {};
   const size_t end = out.find('\n', at + 1);
   return out.substr(at + 1, end - at - 1);
@@ -28,7 +30,7 @@ TEST(CliPacked, CompressWritesPackedLayersAndInspectListsThem) {
   write_tiny_model_and_text(dir);
   write_bytes((dir / "recipe.yaml").string(),
               "stages:\n"
-              "  - algorithm: rtn\n    bits: 4\n    group_size: 16\n    symmetric: true\n"
+              "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    symmetric: true\n"
               "    targets: ['*self_attn*']\n"
               "  - algorithm: magnitude\n    sparsity: 0.5\n    targets: ['*mlp*']\n");
   const std::string out = (dir / "out").string();
@@ -52,10 +54,10 @@ TEST(CliPacked, CompressWritesPackedLayersAndInspectListsThem) {
   const Result r = run_mcw("inspect --no-stats " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("packed.safetensors (14 compressed layers)"), std::string::npos) << r.out;
-  // q_proj [32, 32]: 4-bit codes + one f16 scale per 16 weights = 5 bits per weight.
+  // q_proj [32, 32], groups of 32 (one per row): 4-bit codes + an f16 scale per 32 weights.
   const std::string q = row_of(r.out, "model.layers.0.self_attn.q_proj.weight");
-  EXPECT_NE(q.find("int4 g16 sym"), std::string::npos) << r.out;
-  EXPECT_NE(q.find(" 5.000 "), std::string::npos) << q;
+  EXPECT_NE(q.find("int4 per-channel sym"), std::string::npos) << r.out;
+  EXPECT_NE(q.find(" 4.500 "), std::string::npos) << q;
   EXPECT_NE(q.find(" 0.00%"), std::string::npos) << q;
   // up_proj [40, 32], 50 % pruned: f16 for the kept half plus a 1-bit mask = 9 bits.
   const std::string up = row_of(r.out, "model.layers.1.mlp.up_proj.weight");

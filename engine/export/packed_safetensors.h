@@ -21,6 +21,10 @@
 // "codebook" | "low_rank"), "rows", "cols", "bits", "group_size", "symmetric", "nm_n",
 // "nm_m", "rank", "description"}, ...]} in the order written; "description" (describe())
 // is for people and other tools, and is not trusted on reading.
+//
+// Known gap: an AWQ layer's CompressedTensor codes W·diag(s) and compress_llama does not
+// keep its input scale s, so that layer's dequantize() here is not the weight the model
+// runs with (which is dequantize() / s per column).
 #pragma once
 #include <string>
 #include <string_view>

@@ -53,6 +53,8 @@ ModelPanel::ModelPanel(IProjectContext& context, QWidget* parent)
   splitter_->addWidget(packed_view_);
   splitter_->setStretchFactor(0, 3);
   splitter_->setStretchFactor(1, 2);
+  // Room for the summary and about eight rows of parameters before the table gets the rest.
+  packed_view_->setMinimumHeight(fontMetrics().height() * 14);
   splitter_->setChildrenCollapsible(false);
 
   auto* layout = new QVBoxLayout(this);

@@ -43,6 +43,7 @@ PackedLayerView::PackedLayerView(QWidget* parent) : QWidget(parent) {
   summary_->setObjectName(QStringLiteral("packedSummary"));
   summary_->setTextFormat(Qt::PlainText);
   summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  summary_->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
   params_ = new PackedParamsModel(this);
   table_ = new QTableView(this);
   table_->setObjectName(QStringLiteral("packedParams"));
@@ -59,6 +60,7 @@ PackedLayerView::PackedLayerView(QWidget* parent) : QWidget(parent) {
   layout->setContentsMargins(0, 0, 0, 0);
   layout->addWidget(summary_);
   layout->addWidget(table_, 1);
+  layout->addStretch(0);  // keeps the summary at the top while the table is hidden
   showLayer({}, nullptr);
 }
 

@@ -86,9 +86,9 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
 
 QVariant TensorTableModel::headerData(int section, Qt::Orientation o, int role) const {
   if (o != Qt::Horizontal || role != Qt::DisplayRole) return {};
-  static const char* names[] = {"Tensor", "Shape", "Type",   "Parameters", "Bytes",
-                                "MACs/token", "Scheme", "Bits/w", "Sparsity", "Min",
-                                "Max", "Mean", "Std", "Zeros"};
+  static const char* names[] = {"Tensor",     "Shape", "Type",  "Scheme", "Bits/w",
+                                "Sparsity",   "Parameters", "Bytes", "MACs/token",
+                                "Min",        "Max",   "Mean",  "Std",    "Zeros"};
   static_assert(std::size(names) == ColumnCount);
   return tr(names[section]);
 }

@@ -12,7 +12,7 @@ class TensorTableModel : public QAbstractTableModel {
   Q_OBJECT
  public:
   enum Column {
-    Name, Shape, DType, Params, Bytes, Macs, Scheme, BitsPerWeight, Sparsity,
+    Name, Shape, DType, Scheme, BitsPerWeight, Sparsity, Params, Bytes, Macs,
     Min, Max, Mean, Std, Zeros, ColumnCount
   };
 

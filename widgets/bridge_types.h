@@ -9,6 +9,8 @@
 #include <QStringList>
 #include <QtGlobal>
 
+#include "widgets/packed_layer_types.h"
+
 namespace mcw::ui {
 
 struct TensorStatsRow {
@@ -24,6 +26,7 @@ struct TensorRow {
   quint64 params = 0, bytes = 0;
   quint64 macs_per_token = 0;  // rows x cols for a 2-D weight applied once per token; else 0
   TensorStatsRow stats;
+  int packed = -1;  // index into ModelSummary::packed when the layer is compressed there
 };
 
 struct ModelSummary {
@@ -33,6 +36,9 @@ struct ModelSummary {
   bool loading = false;
   quint64 params = 0, bytes = 0;
   QList<TensorRow> tensors;
+  // The packed export beside the model (packed.safetensors), when there is one.
+  QString packed_path, packed_error;
+  QList<PackedLayerRow> packed;
 };
 
 struct RecipeRow {

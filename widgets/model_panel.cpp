@@ -6,9 +6,11 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QSortFilterProxyModel>
+#include <QSplitter>
 #include <QTableView>
 #include <QVBoxLayout>
 
+#include "widgets/packed_layer_view.h"
 #include "widgets/tensor_table_model.h"
 
 namespace mcw::ui {
@@ -44,13 +46,23 @@ ModelPanel::ModelPanel(IProjectContext& context, QWidget* parent)
   table_->verticalHeader()->hide();
   table_->verticalHeader()->setDefaultSectionSize(table_->fontMetrics().height() + 6);
   table_->horizontalHeader()->setStretchLastSection(true);
+  packed_view_ = new PackedLayerView(this);
+  packed_view_->setObjectName(QStringLiteral("packedLayerView"));
+  splitter_ = new QSplitter(Qt::Vertical, this);
+  splitter_->addWidget(table_);
+  splitter_->addWidget(packed_view_);
+  splitter_->setStretchFactor(0, 3);
+  splitter_->setStretchFactor(1, 2);
+  // Room for the summary and about eight rows of parameters before the table gets the rest.
+  packed_view_->setMinimumHeight(fontMetrics().height() * 14);
+  splitter_->setChildrenCollapsible(false);
 
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(title_);
   layout->addWidget(error_);
   layout->addWidget(filter_);
-  layout->addWidget(table_, 1);
+  layout->addWidget(splitter_, 1);
 
   connect(filter_, &QLineEdit::textChanged, proxy_, &QSortFilterProxyModel::setFilterFixedString);
   connect(table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
@@ -88,16 +100,37 @@ void ModelPanel::updateHeader() {
                        .arg(format_count(m.params), format_bytes(m.bytes));
     if (ready < m.tensors.size())
       text += tr("  ·  statistics %1/%2").arg(ready).arg(m.tensors.size());
+    if (!m.packed.isEmpty())
+      text += tr("  ·  %1: %2 compressed layers")
+                  .arg(QFileInfo(m.packed_path).fileName())
+                  .arg(m.packed.size());
     title_->setText(text);
   }
-  error_->setVisible(!m.error.isEmpty());
-  error_->setText(m.error);
+  // A bad packed export does not stop the model from opening: it is said here instead.
+  const QString error = m.error.isEmpty() ? m.packed_error : m.error;
+  error_->setVisible(!error.isEmpty());
+  error_->setText(error);
+}
+
+void ModelPanel::updatePackedView() {
+  const ModelSummary& m = context_.model();
+  packed_view_->setVisible(!m.packed.isEmpty());
+  if (m.packed.isEmpty()) return;
+  const QString& layer = context_.selection().layer;
+  for (const TensorRow& r : m.tensors)
+    if (r.name == layer && r.packed >= 0 && r.packed < m.packed.size())
+      return packed_view_->showLayer(layer, &m.packed[r.packed]);
+  packed_view_->showLayer(layer, nullptr);
 }
 
 void ModelPanel::onModelLoaded() {
   model_->reset();
+  const bool packed = !context_.model().packed.isEmpty();
+  for (int c : {TensorTableModel::Scheme, TensorTableModel::BitsPerWeight, TensorTableModel::Sparsity})
+    table_->setColumnHidden(c, !packed);
   table_->resizeColumnsToContents();
   updateHeader();
+  updatePackedView();
 }
 
 void ModelPanel::onTensorStatsUpdated(int row) {
@@ -108,6 +141,7 @@ void ModelPanel::onTensorStatsUpdated(int row) {
 }
 
 void ModelPanel::onSelectionChanged() {
+  updatePackedView();
   const QString& layer = context_.selection().layer;
   const QModelIndex current = table_->currentIndex();
   if (current.isValid() &&

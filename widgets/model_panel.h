@@ -1,5 +1,7 @@
 // Model panel: the open model's tensors (shape, type, parameters, bytes, MACs per token,
 // value statistics that fill in from a background job), with a filter box and sorting.
+// When a packed export lies beside the model, its scheme, bits per weight and sparsity
+// join the table, and the selected layer's packed form shows beneath it.
 #pragma once
 #include <QWidget>
 
@@ -8,10 +10,12 @@
 class QLabel;
 class QLineEdit;
 class QSortFilterProxyModel;
+class QSplitter;
 class QTableView;
 
 namespace mcw::ui {
 
+class PackedLayerView;
 class TensorTableModel;
 
 class ModelPanel : public QWidget, public IProjectViewer {
@@ -26,10 +30,12 @@ class ModelPanel : public QWidget, public IProjectViewer {
 
   QTableView* table() const { return table_; }
   QLineEdit* filterBox() const { return filter_; }
+  PackedLayerView* packedView() const { return packed_view_; }
   int visibleRowCount() const;
 
  private:
   void updateHeader();
+  void updatePackedView();
 
   IProjectContext& context_;
   TensorTableModel* model_;
@@ -38,6 +44,8 @@ class ModelPanel : public QWidget, public IProjectViewer {
   QLabel* error_;
   QLineEdit* filter_;
   QTableView* table_;
+  QSplitter* splitter_;
+  PackedLayerView* packed_view_;
 };
 
 }  // namespace mcw::ui

@@ -2,6 +2,7 @@
 
 #include <QBrush>
 #include <QColor>
+#include <iterator>
 
 namespace mcw::ui {
 
@@ -29,11 +30,15 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rows.size()) return {};
   const TensorRow& r = rows[index.row()];
   const TensorStatsRow& s = r.stats;
+  const auto& packed = context_.model().packed;
+  const PackedLayerRow* p = r.packed >= 0 && r.packed < packed.size() ? &packed[r.packed] : nullptr;
   const int c = index.column();
   const bool stat_column = c >= Min;
   if (role == Qt::TextAlignmentRole)
-    return c <= DType ? QVariant(Qt::AlignLeft | Qt::AlignVCenter)
-                      : QVariant(Qt::AlignRight | Qt::AlignVCenter);
+    return c <= DType || c == Scheme ? QVariant(Qt::AlignLeft | Qt::AlignVCenter)
+                                     : QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  if (role == Qt::ToolTipRole && p && c >= Scheme && c <= Sparsity)
+    return tr("%1 bytes stored (packed) for %2 weights").arg(p->storage_bytes).arg(r.params);
   if (role == Qt::ForegroundRole && stat_column && !s.ready) return QBrush(QColor(128, 128, 128));
   if (role == Qt::ToolTipRole && c == Zeros && s.ready && s.nonfinite)
     return tr("%1 values are NaN or infinite").arg(s.nonfinite);
@@ -46,6 +51,11 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
       case Params: return format_count(r.params);
       case Bytes: return format_bytes(r.bytes);
       case Macs: return r.macs_per_token ? format_count(r.macs_per_token) : QStringLiteral("–");
+      case Scheme: return p ? p->scheme : QString();
+      case BitsPerWeight: return p ? QString::number(p->bits_per_weight, 'f', 2) : QString();
+      case Sparsity:
+        return p ? QString::number(100.0 * (1.0 - p->kept_fraction), 'f', 1) + QStringLiteral(" %")
+                 : QString();
       case Min: return number_text(s.min);
       case Max: return number_text(s.max);
       case Mean: return number_text(s.mean);
@@ -61,6 +71,9 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
       case Params: return r.params;
       case Bytes: return r.bytes;
       case Macs: return r.macs_per_token;
+      case Scheme: return p ? p->scheme : QString();
+      case BitsPerWeight: return p ? p->bits_per_weight : -1.0;
+      case Sparsity: return p ? 1.0 - p->kept_fraction : -1.0;
       case Min: return s.ready ? s.min : 0.0;
       case Max: return s.ready ? s.max : 0.0;
       case Mean: return s.ready ? s.mean : 0.0;
@@ -73,8 +86,10 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
 
 QVariant TensorTableModel::headerData(int section, Qt::Orientation o, int role) const {
   if (o != Qt::Horizontal || role != Qt::DisplayRole) return {};
-  static const char* names[] = {"Tensor", "Shape", "Type", "Parameters", "Bytes", "MACs/token",
-                                "Min", "Max", "Mean", "Std", "Zeros"};
+  static const char* names[] = {"Tensor",     "Shape", "Type",  "Scheme", "Bits/w",
+                                "Sparsity",   "Parameters", "Bytes", "MACs/token",
+                                "Min",        "Max",   "Mean",  "Std",    "Zeros"};
+  static_assert(std::size(names) == ColumnCount);
   return tr(names[section]);
 }
 

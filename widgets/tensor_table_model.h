@@ -1,5 +1,6 @@
 // The Model panel's table: one row per tensor of the context's model, statistics filled
-// in as they arrive. Sorting uses Qt::UserRole (numbers, not their display strings).
+// in as they arrive, and the scheme, bits per weight and sparsity of the layers a packed
+// export beside the model compresses (empty for the others). Sorting uses Qt::UserRole (numbers, not their display strings).
 #pragma once
 #include <QAbstractTableModel>
 
@@ -10,7 +11,10 @@ namespace mcw::ui {
 class TensorTableModel : public QAbstractTableModel {
   Q_OBJECT
  public:
-  enum Column { Name, Shape, DType, Params, Bytes, Macs, Min, Max, Mean, Std, Zeros, ColumnCount };
+  enum Column {
+    Name, Shape, DType, Scheme, BitsPerWeight, Sparsity, Params, Bytes, Macs,
+    Min, Max, Mean, Std, Zeros, ColumnCount
+  };
 
   explicit TensorTableModel(const IProjectContext& context, QObject* parent = nullptr);
   int rowCount(const QModelIndex& parent = {}) const override;

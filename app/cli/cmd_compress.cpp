@@ -1,6 +1,6 @@
 // mcw compress: run a recipe on a model and write the result as a model directory that
 // `mcw inspect` and `mcw eval` read back, plus compression.json (each layer's scheme,
-// bits per weight and error). Ctrl-C cancels and leaves nothing under --out.
+// bits per weight and error) and packed.safetensors (the compressed layers themselves). Ctrl-C cancels and leaves nothing under --out.
 #include <tbb/global_control.h>
 
 #include <cstdio>
@@ -15,6 +15,7 @@
 #include "engine/core/error.h"
 #include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
@@ -30,7 +31,10 @@ const char* const kCompressUsage =
     "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
     "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
     "model block by block. Writes DIR with config.json, model.safetensors (the weights as\n"
-    "the compressed form decodes them), the tokenizer, recipe.yaml and compression.json.\n\n"
+    "the compressed form decodes them), the tokenizer, recipe.yaml, compression.json and\n"
+    "packed.safetensors: each compressed layer's packed codes, scales, zero points,\n"
+    "codebooks, masks, outliers or low-rank factors, with its scheme as JSON under the\n"
+    "'mcw.packed' metadata key (mcw inspect DIR lists it per layer).\n\n"
     "  --windows N, --window L  calibration windows and their length in tokens\n"
     "                           (defaults: the recipe's, else 64 x 256)\n"
     "  --eval TEXT              afterwards, perplexity and KL against the original\n";
@@ -122,6 +126,9 @@ int run_compress(const std::vector<std::string>& argv) {
   copy_tokenizer(file, out);
   write_text_file(out.file("recipe.yaml"), recipe_to_yaml(recipe));
   write_text_file(out.file("compression.json"), report.dump(2) + "\n");
+  std::vector<const CompressedTensor*> packed;
+  for (const CompressedLayer& l : res.layers) packed.push_back(&l.tensor);
+  write_packed_safetensors(out.file(kPackedFileName), packed);
   if (sigint.token().cancelled()) return 130;
   out.commit();
 

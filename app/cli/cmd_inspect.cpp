@@ -11,6 +11,7 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/io/model_file.h"
 #include "engine/kernels/tensor_stats.h"
 
@@ -21,7 +22,9 @@ const char* const kInspectUsage =
     "Shows a model's format, architecture and hyper-parameters, then one row per tensor:\n"
     "name, shape, dtype, parameters, bytes, min, max, mean, std and the share of zeros.\n"
     "<model> is a .safetensors, .gguf or llama2.c .bin file, or a Hugging Face directory\n"
-    "(config.json + safetensors shards).\n\n"
+    "(config.json + safetensors shards). When packed.safetensors (written by mcw compress)\n"
+    "lies in the directory or beside the file, a table of its compressed layers follows:\n"
+    "scheme, bits per weight and sparsity.\n\n"
     "  --json        one machine-readable JSON document on stdout\n"
     "  --no-stats    skip the statistics (no tensor data is read)\n"
     "  --threads N   worker threads for the statistics (default: all cores)\n";
@@ -41,7 +44,11 @@ static nlohmann::ordered_json stats_json(const TensorStats& s) {
   return j;
 }
 
-static int inspect_json(const ModelFile& m, bool stats) {
+static double sparsity(const CompressedTensor& t) {
+  return 1.0 - double(t.kept_count()) / double(t.rows * t.cols);
+}
+
+static int inspect_json(const ModelFile& m, bool stats, const std::vector<CompressedTensor>& packed) {
   nlohmann::ordered_json doc;
   doc["path"] = m.path;
   doc["format"] = model_format_name(m.format);
@@ -62,6 +69,13 @@ static int inspect_json(const ModelFile& m, bool stats) {
   doc["totals"] = {{"tensors", m.tensors.size()},
                    {"parameters", m.parameter_count()},
                    {"bytes", m.byte_count()}};
+  if (!packed.empty()) {
+    auto& layers = doc["packed_layers"] = nlohmann::ordered_json::array();
+    for (const CompressedTensor& t : packed)
+      layers.push_back({{"name", t.name}, {"coding", coding_name(t.coding)},
+                        {"scheme", t.describe()}, {"bits_per_weight", t.bits_per_weight()},
+                        {"sparsity", sparsity(t)}, {"storage_bytes", (t.storage_bits() + 7) / 8}});
+  }
   // Names come from untrusted files: replace invalid UTF-8 rather than fail the dump.
   std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return 0;
@@ -115,6 +129,19 @@ static int inspect_text(const ModelFile& m, bool stats) {
   return 0;
 }
 
+static void print_packed(const std::string& path, const std::vector<CompressedTensor>& packed) {
+  size_t w = 5, sw = 6;
+  for (const CompressedTensor& t : packed) {
+    w = std::max(w, t.name.size());
+    sw = std::max(sw, t.describe().size());
+  }
+  std::printf("\npacked        %s (%zu compressed layers)\n", path.c_str(), packed.size());
+  std::printf("%-*s  %-*s %8s %9s\n", int(w), "layer", int(sw), "scheme", "bits/w", "sparsity");
+  for (const CompressedTensor& t : packed)
+    std::printf("%-*s  %-*s %8.3f %8.2f%%\n", int(w), t.name.c_str(), int(sw),
+                t.describe().c_str(), t.bits_per_weight(), 100.0 * sparsity(t));
+}
+
 int run_inspect(const std::vector<std::string>& argv) {
   Args args(argv, {"threads"}, {"json", "no-stats"});
   if (args.positional().size() != 1) throw UsageError{"inspect takes one model path (see mcw help inspect)"};
@@ -123,7 +150,14 @@ int run_inspect(const std::vector<std::string>& argv) {
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, size_t(n));
   const ModelFile m = open_model_file(args.positional()[0]);
   const bool stats = !args.flag("no-stats");
-  return args.flag("json") ? inspect_json(m, stats) : inspect_text(m, stats);
+  // Read (and so validated) before anything prints: a bad file is one error, not half a table.
+  const std::string packed_path = find_packed_beside(args.positional()[0]);
+  const std::vector<CompressedTensor> packed =
+      packed_path.empty() ? std::vector<CompressedTensor>{} : read_packed_safetensors(packed_path);
+  if (args.flag("json")) return inspect_json(m, stats, packed);
+  const int rc = inspect_text(m, stats);
+  if (!packed_path.empty()) print_packed(packed_path, packed);
+  return rc;
 }
 
 }  // namespace mcw::cli

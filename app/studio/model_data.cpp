@@ -1,5 +1,10 @@
 #include "app/studio/model_data.h"
 
+#include <QHash>
+
+#include "engine/core/error.h"
+#include "engine/export/packed_safetensors.h"
+
 namespace mcw::studio {
 
 static bool is_embedding_table(const std::string& name) {
@@ -29,6 +34,65 @@ ui::TensorStatsRow to_stats_row(const TensorStats& s) {
   return r;
 }
 
+static QList<float> to_qlist(const std::vector<float>& v) {
+  return QList<float>(v.begin(), v.end());
+}
+
+ui::PackedLayerRow to_packed_row(const CompressedTensor& t) {
+  ui::PackedLayerRow r;
+  r.name = QString::fromStdString(t.name);
+  const std::string_view coding = coding_name(t.coding);
+  r.coding = QString::fromLatin1(coding.data(), qsizetype(coding.size()));
+  r.scheme = QString::fromStdString(t.describe());
+  r.rows = t.rows, r.cols = t.cols;
+  r.bits = t.bits;
+  r.group_size = t.group_size;
+  r.groups = t.groups();
+  r.symmetric = t.symmetric;
+  r.act_order = !t.g_idx.empty();
+  r.nm_n = t.nm_n, r.nm_m = t.nm_m;
+  r.rank = t.rank;
+  r.bits_per_weight = t.bits_per_weight();
+  r.storage_bytes = (t.storage_bits() + 7) / 8;
+  r.kept_fraction = double(t.kept_count()) / double(t.rows * t.cols);
+  r.outliers = t.outlier_index.size();
+  r.scales = to_qlist(t.scales);
+  r.zeros = to_qlist(t.zeros);
+  r.codebook = to_qlist(t.codebook);
+  return r;
+}
+
+// Joins the packed layers to the model's tensors by name; a bad file is reported, not fatal.
+static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
+  const std::string packed = find_packed_beside(model_path);
+  if (packed.empty()) return;
+  s.packed_path = QString::fromStdString(packed);
+  try {
+    const std::vector<CompressedTensor> layers = read_packed_safetensors(packed);
+    QHash<QString, int> row_of;
+    for (int i = 0; i < s.tensors.size(); ++i) row_of.insert(s.tensors[i].name, i);
+    s.packed.reserve(qsizetype(layers.size()));
+    for (const CompressedTensor& t : layers) {
+      s.packed.push_back(to_packed_row(t));
+      const ui::PackedLayerRow& p = s.packed.back();
+      auto it = row_of.find(p.name);
+      if (it == row_of.end()) continue;
+      ui::TensorRow& row = s.tensors[*it];
+      if (row.shape != QList<qint64>{p.rows, p.cols}) {
+        // Another model's export: showing its schemes here would mislead.
+        s.packed_error = QStringLiteral("%1: layer '%2' is %3 x %4 there, but not in the model")
+                             .arg(s.packed_path, p.name).arg(p.rows).arg(p.cols);
+        continue;
+      }
+      row.packed = int(s.packed.size() - 1);
+    }
+  } catch (const Error& e) {
+    s.packed.clear();
+    for (ui::TensorRow& r : s.tensors) r.packed = -1;
+    s.packed_error = QString::fromStdString(e.what());
+  }
+}
+
 OpenedModel open_model_for_view(const std::string& path) {
   auto file = std::make_shared<ModelFile>(open_model_file(path));
   OpenedModel out;
@@ -50,6 +114,7 @@ OpenedModel open_model_for_view(const std::string& path) {
     r.macs_per_token = macs_per_token(*file, t);
     s.tensors.push_back(std::move(r));
   }
+  attach_packed(path, s);
   out.file = std::move(file);
   return out;
 }

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/compress/compressed_tensor.h"
 #include "engine/io/model_file.h"
 #include "engine/kernels/tensor_stats.h"
 #include "widgets/bridge_types.h"
@@ -15,8 +16,13 @@ struct OpenedModel {
   ui::ModelSummary summary;  // rows without statistics yet
 };
 
-// Throws mcw::Error when the file cannot be read.
+// Throws mcw::Error when the file cannot be read. A packed export beside the model
+// (packed.safetensors) is read too and its layers joined to the tensors by name; when that
+// file is bad, the model still opens and summary.packed_error says why.
 OpenedModel open_model_for_view(const std::string& path);
+
+// What the Model panel shows of one compressed layer: all of it read from `t`.
+ui::PackedLayerRow to_packed_row(const CompressedTensor& t);
 
 // Multiply-accumulates per token of a tensor applied as a matrix: rows x cols for a 2-D
 // weight, 0 for vectors and for an embedding table that is only looked up (it counts

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "engine/core/error.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
 
 namespace mcw::studio {
@@ -37,7 +38,8 @@ std::vector<std::string> tokenizer_files_of(const ModelFile& source) {
 }
 
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
-                               const std::string& path) {
+                               const std::string& path,
+                               const std::vector<const CompressedTensor*>& packed) {
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return char(std::tolower(c)); });
@@ -58,6 +60,10 @@ SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
     fs::copy_file(f, to, fs::copy_options::overwrite_existing, ec);
     if (ec) throw Error(to.string(), "cannot copy the tokenizer file: " + ec.message());
     out.tokenizer_files.push_back(to.string());
+  }
+  if (!packed.empty()) {
+    out.packed_file = (fs::path(path) / kPackedFileName).string();
+    write_packed_safetensors(out.packed_file, packed);
   }
   return out;
 }

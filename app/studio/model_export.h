@@ -1,10 +1,12 @@
 // Saving a compressed model where other tools load it: a GGUF file (f32 weights, as the
 // run evaluated them) or a Hugging Face directory with the source model's tokenizer files
-// copied beside the weights.
+// copied beside the weights and, for a compressed run, packed.safetensors (the layers as
+// stored: codes, scales, zero points...).
 #pragma once
 #include <string>
 #include <vector>
 
+#include "engine/compress/compressed_tensor.h"
 #include "engine/io/model_file.h"
 #include "engine/model/llama_model.h"
 
@@ -14,12 +16,15 @@ struct SavedModel {
   std::string kind;                          // "model-gguf" or "model-hf"
   std::string weights_file;                  // the file recorded as the run's artifact
   std::vector<std::string> tokenizer_files;  // copied from the source, in the written dir
+  std::string packed_file;                   // the packed layers, when there were any
 };
 
-// GGUF when `path` ends in .gguf (any case), else a Hugging Face directory at `path`.
+// GGUF when `path` ends in .gguf (any case), else a Hugging Face directory at `path`,
+// with `packed` (the run's compressed layers, if any) as packed.safetensors in it.
 // Throws mcw::Error naming the path when it cannot be written.
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
-                               const std::string& path);
+                               const std::string& path,
+                               const std::vector<const CompressedTensor*>& packed = {});
 
 // The tokenizer files of a model (those that exist): an HF directory's tokenizer.json,
 // tokenizer_config.json, special_tokens_map.json, tokenizer.model, mcw_tokenizer.json; the

@@ -7,6 +7,7 @@
 #include "app/studio/report_pdf.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/report/report_writer.h"
 #include "engine/runs/project_runner.h"
 
@@ -103,10 +104,15 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
     }
     job.cancel().throw_if_cancelled();
     job.progress(0.85, QStringLiteral("save"), path);
-    const SavedModel saved =
-        save_exported_model(compressed ? compressed->model : in.base, in.file, path.toStdString());
+    std::vector<const CompressedTensor*> packed;
+    if (compressed)
+      for (const CompressedLayer& l : compressed->layers) packed.push_back(&l.tensor);
+    const SavedModel saved = save_exported_model(compressed ? compressed->model : in.base,
+                                                 in.file, path.toStdString(), packed);
     job.progress(0.95, QStringLiteral("record"), q(saved.weights_file));
     store->add_artifact(run_id, saved.kind, saved.weights_file);
+    if (!saved.packed_file.empty())
+      store->add_artifact(run_id, "packed-safetensors", saved.packed_file);
     job.post([this] { run_history_.reload(); });
     QString line = QStringLiteral("exported run %1 ('%2') to %3")
                        .arg(run_id)
@@ -115,6 +121,10 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
       line += saved.tokenizer_files.empty()
                   ? QStringLiteral(" (the source model has no tokenizer files to copy)")
                   : QStringLiteral(" with %1 tokenizer file(s)").arg(saved.tokenizer_files.size());
+    if (!saved.packed_file.empty())
+      line += QStringLiteral(" and its %1 compressed layers in %2")
+                  .arg(packed.size())
+                  .arg(QString::fromLatin1(kPackedFileName));
     job.log(line);
   });
 }

@@ -10,6 +10,7 @@
 
 #include "app/studio/main_window.h"
 #include "widgets/bridge_types.h"
+#include "widgets/model_panel.h"
 #include "widgets/recipe_editor_panel.h"
 
 namespace mcw::studio {
@@ -45,11 +46,28 @@ static bool grab_dock(QDockWidget* dock, const QString& path) {
   return ok;
 }
 
-// The single-panel pictures: the recipe editor with a preset and with the project's first
-// recipe, and the sensitivity heatmap.
+// The Model panel, with the first compressed layer selected when a packed export lies
+// beside the model (its details then show beneath the table).
+static bool save_model_shot(MainWindow& window, const QString& path) {
+  ProjectContext& c = window.context();
+  for (const ui::TensorRow& r : c.model().tensors)
+    if (r.packed >= 0) {
+      ui::Selection s = c.selection();
+      s.layer = r.name;
+      c.setSelection(s);
+      break;
+    }
+  settle();
+  const bool ok = window.modelPanel()->grab().save(path, "PNG");
+  if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
+  return ok;
+}
+
+// The single-panel pictures: the model panel, the recipe editor with a preset and with the
+// project's first recipe, and the sensitivity heatmap.
 static bool save_panel_shots(MainWindow& window, const QString& dir) {
   ui::RecipeEditorPanel* editor = window.recipeEditor();
-  bool ok = true;
+  bool ok = save_model_shot(window, dir + QStringLiteral("/model.png"));
   const int project_recipe = preset_index(*editor, true, {});
   if (project_recipe >= 0) {
     editor->loadPreset(project_recipe);

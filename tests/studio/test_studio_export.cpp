@@ -12,6 +12,7 @@
 
 #include "engine/core/sha256.h"
 #include "engine/eval/perplexity.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/io/model_file.h"
 #include "engine/model/llama_model.h"
 #include "engine/runs/project_runner.h"
@@ -175,9 +176,24 @@ class StudioExportTest : public QObject {
         QCOMPARE(a.sha256, to_hex(h.finish()));
       }
     QVERIFY(found);
-    if (kind == QLatin1String("model-hf"))  // the llama2.c source's tokenizer, copied
+    if (kind == QLatin1String("model-hf")) {  // the llama2.c source's tokenizer, copied
       QCOMPARE(read_all(out + QStringLiteral("/tokenizer.bin")),
                read_all(dir_.filePath(QStringLiteral("models/tokenizer.bin"))));
+      // The packed layers decode to exactly the weights the run evaluated.
+      const std::string packed_file =
+          (std::filesystem::path(out.toStdString()) / kPackedFileName).string();
+      const std::vector<CompressedTensor> packed = read_packed_safetensors(packed_file);
+      QVERIFY(!packed.empty());
+      for (const CompressedTensor& t : packed) {
+        const Tensor* w = file.find(t.name);
+        QVERIFY2(w, t.name.c_str());
+        QVERIFY2(w->to_f32() == t.dequantize().to_f32(), t.name.c_str());
+      }
+      bool recorded_packed = false;
+      for (const Artifact& a : run->artifacts)
+        recorded_packed |= a.kind == "packed-safetensors" && a.path == packed_file;
+      QVERIFY(recorded_packed);
+    }
   }
 
   void exportOfAnUnknownRunFails() {

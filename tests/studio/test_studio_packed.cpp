@@ -1,0 +1,177 @@
+// A compressed model directory with packed.safetensors beside the weights: the Model
+// panel's Scheme, Bits/w and Sparsity columns, and the selected layer's packed form and
+// per-(row, group) parameters, checked against the engine's CompressedTensors.
+#include <QLabel>
+#include <QTableView>
+#include <QtTest>
+#include <filesystem>
+
+#include "engine/compress/compress_llama.h"
+#include "engine/export/packed_safetensors.h"
+#include "engine/model/llama_save.h"
+#include "engine/recipe/recipe.h"
+#include "studio_test_util.h"
+#include "tests/engine/llama_test_util.h"
+#include "widgets/model_panel.h"
+#include "widgets/packed_layer_view.h"
+#include "widgets/packed_params_model.h"
+#include "widgets/tensor_table_model.h"
+
+using namespace mcw;
+using mcw::ui::PackedParamsModel;
+using mcw::ui::TensorTableModel;
+
+namespace {
+
+// RTN 4-bit g32 (asymmetric: zero points stored) on attention, 50 % magnitude on the MLP.
+constexpr const char* kRecipe =
+    "stages:\n"
+    "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    targets: ['*self_attn*']\n"
+    "  - algorithm: magnitude\n    sparsity: 0.5\n    targets: ['*mlp*']\n";
+
+}  // namespace
+
+class StudioPackedTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void initTestCase() {
+    test::use_test_settings();
+    QVERIFY(dir_.isValid());
+    LlamaConfig c = test::tiny_config(8, 4);  // dim 64 (two groups of 32), hidden 40
+    c.vocab_size = 258;
+    const LlamaModel base = test::random_llama(c, 3);
+    result_ = compress_llama(base, parse_recipe(kRecipe, "packed-test"), {}, {});
+    model_dir_ = dir_.path() + QStringLiteral("/compressed");
+    const std::string dir = model_dir_.toStdString();
+    TokenizerFiles tok;
+    tok.byte_vocab = true;
+    save_llama_hf(result_.model, dir, tok);
+    std::vector<const CompressedTensor*> layers;
+    for (const CompressedLayer& l : result_.layers) layers.push_back(&l.tensor);
+    write_packed_safetensors((std::filesystem::path(dir) / kPackedFileName).string(), layers);
+  }
+  void init() { QSettings().clear(); }
+
+  void columnsShowSchemeBitsAndSparsity() {
+    studio::MainWindow w;
+    w.context().openModel(model_dir_);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().loading && !w.context().model().tensors.isEmpty(),
+                             10000);
+    QCOMPARE(w.context().model().packed_error, QString());
+    QCOMPARE(w.context().model().packed.size(), qsizetype(result_.layers.size()));
+    QTableView* table = w.modelPanel()->table();
+    QAbstractItemModel* m = table->model();
+    QVERIFY(!table->isColumnHidden(TensorTableModel::Scheme));
+    int compressed = 0;
+    for (int r = 0; r < m->rowCount(); ++r) {
+      const std::string name = m->index(r, TensorTableModel::Name).data().toString().toStdString();
+      const CompressedTensor* t = find(name);
+      const QString scheme = m->index(r, TensorTableModel::Scheme).data().toString();
+      if (!t) {  // embeddings, norms, the output projection: not compressed
+        QVERIFY2(scheme.isEmpty(), name.c_str());
+        QVERIFY(m->index(r, TensorTableModel::BitsPerWeight).data().toString().isEmpty());
+        continue;
+      }
+      ++compressed;
+      QCOMPARE(scheme, QString::fromStdString(t->describe()));
+      const double bits =
+          m->index(r, TensorTableModel::BitsPerWeight).data(Qt::UserRole).toDouble();
+      const double sparsity = m->index(r, TensorTableModel::Sparsity).data(Qt::UserRole).toDouble();
+      if (name.find("self_attn") != std::string::npos) {
+        // 4-bit codes + f16 scale + 4-bit zero per 32 weights, no mask.
+        QCOMPARE(scheme.left(13), QStringLiteral("int4 g32 asym"));
+        QCOMPARE(bits, 4.0 + 20.0 / 32.0);
+        QCOMPARE(sparsity, 0.0);
+      } else {
+        // f16 for the kept half and a 1-bit mask for every weight.
+        QCOMPARE(scheme, QStringLiteral("f16, 50% sparse"));
+        QCOMPARE(bits, 9.0);
+        QCOMPARE(sparsity, 0.5);
+        QCOMPARE(m->index(r, TensorTableModel::Sparsity).data().toString(),
+                 QStringLiteral("50.0 %"));
+      }
+    }
+    QCOMPARE(compressed, int(result_.layers.size()));
+  }
+
+  void selectedLayerShowsItsParametersFromTheFile() {
+    studio::MainWindow w;
+    w.context().openModel(model_dir_ + QStringLiteral("/model.safetensors"));  // a file inside
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().packed.isEmpty(), 10000);
+    ui::PackedLayerView* view = w.modelPanel()->packedView();
+    QVERIFY(!view->isHidden());
+
+    const CompressedTensor& q = *find("model.layers.1.self_attn.o_proj.weight");
+    ui::Selection s = w.context().selection();
+    s.layer = QString::fromStdString(q.name);
+    w.context().setSelection(s);
+    QCOMPARE(w.modelPanel()->table()->currentIndex().data().toString(), s.layer);
+    const QString summary = view->summary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("64 × 64")), qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("4-bit affine, 2 group(s) of 32 per row")),
+             qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("asymmetric")), qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("stored (%1 bytes)").arg((q.storage_bits() + 7) / 8)),
+             qPrintable(summary));
+    QVERIFY(!view->table()->isHidden());
+    PackedParamsModel* p = view->params();
+    QCOMPARE(p->rowCount(), int(q.rows * q.groups()));
+    QCOMPARE(p->columnCount(), 4);
+    QCOMPARE(p->index(0, PackedParamsModel::Scale).data(Qt::UserRole).toDouble(),
+             double(q.scales[0]));
+    QCOMPARE(p->index(0, PackedParamsModel::Zero).data(Qt::UserRole).toDouble(),
+             double(q.zeros[0]));
+    const int last = p->rowCount() - 1;
+    QCOMPARE(p->index(last, PackedParamsModel::Row).data().toLongLong(), q.rows - 1);
+    QCOMPARE(p->index(last, PackedParamsModel::Scale).data(Qt::UserRole).toDouble(),
+             double(q.scales.back()));
+    QCOMPARE(p->index(last, PackedParamsModel::Zero).data(Qt::UserRole).toDouble(),
+             double(q.zeros.back()));
+
+    // A pruned layer: its kept share, no per-group table.
+    s.layer = QStringLiteral("model.layers.0.mlp.down_proj.weight");
+    w.context().setSelection(s);
+    QVERIFY(view->summary()->text().contains(QStringLiteral("kept 50.0 %")));
+    QVERIFY(view->table()->isHidden());
+    QCOMPARE(p->rowCount(), 0);
+
+    // An uncompressed tensor.
+    s.layer = QStringLiteral("model.norm.weight");
+    w.context().setSelection(s);
+    QVERIFY(view->summary()->text().contains(QStringLiteral("not compressed")));
+  }
+
+  void badPackedFileStillOpensTheModel() {
+    QTemporaryDir other;
+    const std::filesystem::path from(model_dir_.toStdString()), to(other.path().toStdString());
+    for (const char* f : {"config.json", "model.safetensors"})
+      std::filesystem::copy_file(from / f, to / f);
+    std::filesystem::copy_file(from / kPackedFileName, to / kPackedFileName);
+    std::filesystem::resize_file(to / kPackedFileName, 40);  // truncated
+    studio::MainWindow w;
+    w.context().openModel(other.path());
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().loading && !w.context().model().tensors.isEmpty(),
+                             10000);
+    QVERIFY(w.context().model().packed.isEmpty());
+    auto* error = w.modelPanel()->findChild<QLabel*>(QStringLiteral("modelError"));
+    QVERIFY(!error->isHidden());
+    QVERIFY2(error->text().contains(QString::fromLatin1(kPackedFileName)),
+             qPrintable(error->text()));
+    QVERIFY(w.modelPanel()->table()->isColumnHidden(TensorTableModel::Scheme));
+    QVERIFY(w.modelPanel()->packedView()->isHidden());
+  }
+
+ private:
+  const CompressedTensor* find(const std::string& name) const {
+    for (const CompressedLayer& l : result_.layers)
+      if (l.tensor.name == name) return &l.tensor;
+    return nullptr;
+  }
+
+  QTemporaryDir dir_;
+  QString model_dir_;
+  CompressionResult result_;
+};
+
+QTEST_MAIN(StudioPackedTest)
+#include "test_studio_packed.moc"

@@ -1,0 +1,36 @@
+// One compressed layer of a packed export (packed.safetensors beside the model), as the
+// Model panel shows it: the scheme, its accounting, and the quantisation parameters per
+// (row, group), all as read from the file. app/ fills it from the engine's CompressedTensor;
+// nothing here includes the engine.
+#pragma once
+#include <QList>
+#include <QString>
+#include <QtGlobal>
+
+namespace mcw::ui {
+
+struct PackedLayerRow {
+  QString name;    // the model tensor it replaces
+  QString coding;  // "dense", "affine", "codebook" or "low_rank"
+  QString scheme;  // "int4 g32 sym", "f16, 50% sparse", ...
+  qint64 rows = 0, cols = 0;
+  int bits = 0;  // code width (affine, codebook)
+  qint64 group_size = 0, groups = 0;
+  bool symmetric = false;  // zero points implied: 2^(bits-1)
+  bool act_order = false;  // a g_idx maps columns to groups
+  int nm_n = 0, nm_m = 0;  // N:M pattern, 0 when none
+  qint64 rank = 0;         // low rank
+  double bits_per_weight = 0;
+  quint64 storage_bytes = 0;
+  double kept_fraction = 1;  // share of weights the mask keeps
+  quint64 outliers = 0;      // f16 weights kept exactly on top of the coding
+  // Row-major per (row, group): [rows * groups]. Zeros are empty when symmetric or not
+  // affine; the codebook holds 2^bits centroids per (row, group).
+  QList<float> scales, zeros, codebook;
+
+  bool hasGroupParameters() const {
+    return coding == QLatin1String("affine") || coding == QLatin1String("codebook");
+  }
+};
+
+}  // namespace mcw::ui

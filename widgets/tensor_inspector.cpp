@@ -8,6 +8,13 @@
 
 #ifdef MCW_WIDGETS_VULKAN
 #include "widgets/imgui_vulkan_renderer.h"
+#else
+namespace mcw::ui {
+class ImGuiVulkanRenderer {  // never created in a build without Vulkan
+ public:
+  QString lastError() const { return {}; }
+};
+}  // namespace mcw::ui
 #endif
 
 namespace mcw::ui {
@@ -165,7 +172,7 @@ void TensorInspector::mouseMoveEvent(QMouseEvent* event) {
   QWidget::mouseMoveEvent(event);
 }
 
-void TensorInspector::mousePressEvent(QMouseEvent* event) {
+void TensorInspector::mousePressEvent([[maybe_unused]] QMouseEvent* event) {
 #ifdef MCW_WIDGETS_VULKAN
   if (renderer_) {
     set_mouse_pos(renderer_->context(), event->position());
@@ -175,7 +182,7 @@ void TensorInspector::mousePressEvent(QMouseEvent* event) {
   repaint();  // now: ImGui must see the press and the release in different frames
 }
 
-void TensorInspector::mouseReleaseEvent(QMouseEvent* event) {
+void TensorInspector::mouseReleaseEvent([[maybe_unused]] QMouseEvent* event) {
 #ifdef MCW_WIDGETS_VULKAN
   if (renderer_) {
     set_mouse_pos(renderer_->context(), event->position());

@@ -8,6 +8,7 @@
 
 #include "widgets/bridge_types.h"
 #include "widgets/editor_types.h"
+#include "widgets/inspector_types.h"
 
 namespace mcw::ui {
 
@@ -26,6 +27,8 @@ class IProjectViewer {
   // The sensitivity grid was replaced (model loaded, cache read), or one cell arrived.
   virtual void onSensitivityLoaded() {}
   virtual void onSensitivityCell(int /*row*/, int /*col*/) {}
+  // tensorHeatmap() changed: a request started, finished or failed.
+  virtual void onTensorHeatmapUpdated() {}
 };
 
 class IProjectContext {
@@ -86,6 +89,12 @@ class IProjectContext {
   // and records it; the job id, or 0 when it could not start.
   virtual int startRun(const QString& recipe) = 0;
   virtual int startRunAll() = 0;
+
+  // The tensor inspector's data: a job computes the tile heatmap and histogram of one
+  // tensor of the open model (replacing any earlier request); onTensorHeatmapUpdated says
+  // when tensorHeatmap() changed.
+  virtual void requestTensorHeatmap(const QString& tensor, int grid_h, int grid_w) = 0;
+  virtual const TensorHeatmapData& tensorHeatmap() const = 0;
 };
 
 }  // namespace mcw::ui

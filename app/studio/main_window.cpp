@@ -15,6 +15,7 @@
 #include "widgets/runs_panel.h"
 #include "widgets/sensitivity_panel.h"
 #include "widgets/start_page.h"
+#include "widgets/tensor_inspector.h"
 #include "widgets/tradeoff_panel.h"
 
 namespace mcw::studio {
@@ -22,7 +23,7 @@ namespace mcw::studio {
 static const char* kGeometryKey = "mainWindow/geometry";
 static const char* kStateKey = "mainWindow/state";
 static const char* kThemeKey = "theme";
-static constexpr int kLayoutVersion = 2;  // bump when docks are added or renamed
+static constexpr int kLayoutVersion = 3;  // bump when docks are added or renamed
 
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent), context_(std::make_unique<ProjectContext>()) {
@@ -48,7 +49,7 @@ MainWindow::~MainWindow() {
   context_->bridge().cancelAll();
   delete takeCentralWidget();
   for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,
-                         recipe_dock_, sensitivity_dock_})
+                         recipe_dock_, sensitivity_dock_, inspector_dock_})
     delete d;
 }
 
@@ -86,6 +87,10 @@ void MainWindow::createDocks() {
                            sensitivity_panel_, Qt::RightDockWidgetArea);
   tabifyDockWidget(tradeoff_dock_, recipe_dock_);
   tabifyDockWidget(recipe_dock_, sensitivity_dock_);
+  inspector_ = new ui::TensorInspector(*context_);
+  inspector_dock_ = make(tr("Tensor inspector"), QStringLiteral("inspectorDock"), inspector_,
+                         Qt::RightDockWidgetArea);
+  tabifyDockWidget(sensitivity_dock_, inspector_dock_);
   tradeoff_dock_->raise();
   jobs_dock_->raise();
   resizeDocks({start_dock_, tradeoff_dock_}, {420, 560}, Qt::Horizontal);

@@ -19,6 +19,7 @@ class RecipeEditorPanel;
 class RunsPanel;
 class SensitivityPanel;
 class StartPage;
+class TensorInspector;
 class TradeoffPanel;
 }  // namespace mcw::ui
 
@@ -48,6 +49,8 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runsDock() const { return runs_dock_; }
   QDockWidget* tradeoffDock() const { return tradeoff_dock_; }
   QAction* runAllAction() const { return run_all_action_; }
+  ui::TensorInspector* tensorInspector() const { return inspector_; }
+  QDockWidget* inspectorDock() const { return inspector_dock_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -98,6 +101,8 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runs_dock_ = nullptr;
   QDockWidget* tradeoff_dock_ = nullptr;
   QAction* run_all_action_ = nullptr;
+  ui::TensorInspector* inspector_ = nullptr;
+  QDockWidget* inspector_dock_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* export_report_action_ = nullptr;

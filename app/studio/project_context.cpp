@@ -172,6 +172,9 @@ void ProjectContext::loadModel(const QString& path) {
   model_.path = path;
   model_.loading = !path.isEmpty();
   sensitivity_ = {};
+  bridge_.cancel(heatmap_job_);
+  heatmap_ = {};
+  ++heatmap_generation_;
   notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
   notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
   if (path.isEmpty()) return;

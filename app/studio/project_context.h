@@ -83,6 +83,10 @@ class ProjectContext : public QObject, public ui::IProjectContext {
                             bool maximize_y) const override;
   int startRun(const QString& recipe) override;
   int startRunAll() override;
+  // The tensor inspector (project_context_inspector.cpp).
+  void requestTensorHeatmap(const QString& tensor, int grid_h, int grid_w) override;
+  const ui::TensorHeatmapData& tensorHeatmap() const override { return heatmap_; }
+  int tensorHeatmapJob() const { return heatmap_job_; }
   RunHistory& runHistory() { return run_history_; }
 
   // Project-file actions (MainWindow's File menu).
@@ -153,6 +157,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   HeartbeatMonitor heartbeat_;
   std::map<int, HeartbeatStats> heartbeat_stats_;  // by job id
   int last_finished_job_ = 0;
+  ui::TensorHeatmapData heatmap_;
+  int heatmap_job_ = 0, heatmap_generation_ = 0;
   RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 

@@ -63,8 +63,30 @@ static bool save_model_shot(MainWindow& window, const QString& path) {
   return ok;
 }
 
+// The tensor inspector on the model's largest matrix, once its heatmap has arrived.
+static bool save_inspector_shot(MainWindow& window, const QString& path) {
+  ProjectContext& c = window.context();
+  const ui::TensorRow* best = nullptr;
+  for (const ui::TensorRow& r : c.model().tensors)
+    if (r.shape.size() == 2 && (!best || r.params > best->params)) best = &r;
+  if (!best) return true;  // nothing to inspect
+  ui::Selection s = c.selection();
+  s.layer = best->name;
+  c.setSelection(s);
+  window.inspectorDock()->show();
+  window.inspectorDock()->raise();
+  QElapsedTimer clock;
+  clock.start();
+  while (c.tensorHeatmap().loading && clock.elapsed() < 20000) {
+    QApplication::processEvents(QEventLoop::AllEvents, 50);
+  }
+  if (!c.tensorHeatmap().error.isEmpty())
+    std::fprintf(stderr, "mcw-studio: inspector: %s\n", qPrintable(c.tensorHeatmap().error));
+  return grab_dock(window.inspectorDock(), path);
+}
+
 // The single-panel pictures: the model panel, the recipe editor with a preset and with the
-// project's first recipe, and the sensitivity heatmap.
+// project's first recipe, the sensitivity heatmap, and the tensor inspector.
 static bool save_panel_shots(MainWindow& window, const QString& dir) {
   ui::RecipeEditorPanel* editor = window.recipeEditor();
   bool ok = save_model_shot(window, dir + QStringLiteral("/model.png"));
@@ -78,6 +100,7 @@ static bool save_panel_shots(MainWindow& window, const QString& dir) {
   editor->loadPreset(preset);
   ok = grab_dock(window.recipeDock(), dir + QStringLiteral("/recipe_editor.png")) && ok;
   ok = grab_dock(window.sensitivityDock(), dir + QStringLiteral("/sensitivity.png")) && ok;
+  ok = save_inspector_shot(window, dir + QStringLiteral("/inspector.png")) && ok;
   window.recipeDock()->raise();
   return ok;
 }

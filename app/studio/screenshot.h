@@ -19,7 +19,7 @@ struct ScreenshotOptions {
   int timeout_ms = 60000;
   // When set: also recipe_editor.png (a preset loaded), recipe_editor_error.png (the
   // project's first recipe, with its error if it has one) and sensitivity.png, each dock
-  // grabbed on its own.
+  // grabbed on its own; and inspector.png (the largest matrix in the tensor inspector).
   QString panels_dir;
   bool run_all = false;
   bool scan = false;    // run a sensitivity scan, print the heartbeat figures

@@ -46,5 +46,7 @@ int run_report(const std::vector<std::string>& args);
 int run_project(const std::vector<std::string>& args);
 extern const char* const kReportUsage;
 extern const char* const kProjectUsage;
+int run_diff(const std::vector<std::string>& args);
+extern const char* const kDiffUsage;
 
 }  // namespace mcw::cli

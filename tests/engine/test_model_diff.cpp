@@ -256,7 +256,9 @@ TEST(ModelDiff, ProgressOncePerComparedTensorThenDone) {
   std::set<std::string> items;
   for (size_t i = 0; i < events.size(); ++i) {
     EXPECT_EQ(events[i].stage, "diff");
-    if (i) EXPECT_GE(events[i].fraction, events[i - 1].fraction);
+    if (i) {
+      EXPECT_GE(events[i].fraction, events[i - 1].fraction);
+    }
     if (i + 1 < events.size()) items.insert(events[i].item);
   }
   EXPECT_EQ(items.size(), weights.size());

@@ -8,6 +8,7 @@
 
 #include "widgets/bridge_types.h"
 #include "widgets/editor_types.h"
+#include "widgets/model_diff_types.h"
 
 namespace mcw::ui {
 
@@ -26,6 +27,8 @@ class IProjectViewer {
   // The sensitivity grid was replaced (model loaded, cache read), or one cell arrived.
   virtual void onSensitivityLoaded() {}
   virtual void onSensitivityCell(int /*row*/, int /*col*/) {}
+  // The model diff started, progressed, finished, failed, was cancelled or cleared.
+  virtual void onModelDiffUpdated() {}
 };
 
 class IProjectContext {
@@ -86,6 +89,13 @@ class IProjectContext {
   // and records it; the job id, or 0 when it could not start.
   virtual int startRun(const QString& recipe) = 0;
   virtual int startRunAll() = 0;
+
+  // Model diff: the open model (A) against another model file (B), tensor by tensor, in a
+  // job; the job id, or 0 when it could not start (no model open yet; the reason logged).
+  // A new diff replaces the last one; opening another model clears it.
+  virtual int startModelDiff(const QString& other_path) = 0;
+  virtual void cancelModelDiff() = 0;
+  virtual const ModelDiffResult& modelDiff() const = 0;
 };
 
 }  // namespace mcw::ui

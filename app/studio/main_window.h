@@ -13,6 +13,7 @@ class QMenu;
 
 namespace mcw::ui {
 class JobsPanel;
+class ModelDiffView;
 class ModelPanel;
 class ProjectPanel;
 class RecipeEditorPanel;
@@ -48,6 +49,9 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runsDock() const { return runs_dock_; }
   QDockWidget* tradeoffDock() const { return tradeoff_dock_; }
   QAction* runAllAction() const { return run_all_action_; }
+  ui::ModelDiffView* modelDiffView() const { return diff_view_; }
+  QDockWidget* modelDiffDock() const { return diff_dock_; }
+  QAction* compareModelAction() const { return compare_model_action_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -98,6 +102,9 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runs_dock_ = nullptr;
   QDockWidget* tradeoff_dock_ = nullptr;
   QAction* run_all_action_ = nullptr;
+  ui::ModelDiffView* diff_view_ = nullptr;
+  QDockWidget* diff_dock_ = nullptr;
+  QAction* compare_model_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* export_report_action_ = nullptr;

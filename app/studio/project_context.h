@@ -85,6 +85,11 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int startRunAll() override;
   RunHistory& runHistory() { return run_history_; }
 
+  // Model diff (project_context_diff.cpp).
+  int startModelDiff(const QString& other_path) override;
+  void cancelModelDiff() override;
+  const ui::ModelDiffResult& modelDiff() const override { return diff_; }
+
   // Project-file actions (MainWindow's File menu).
   void newProject(const QString& name = QStringLiteral("untitled"));
   bool saveProject();  // false when the project has no file yet, or on error (logged)
@@ -122,6 +127,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   RecipeCheckContext checkContext() const;
   void loadSensitivity();
   void updateRunSource();
+  void clearModelDiff();
   int startRecipeJob(const QString& job_name, const QStringList& recipes);
   void addScanCell(const std::string& layer, const std::string& setting, double kl,
                    double perplexity);
@@ -153,6 +159,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   HeartbeatMonitor heartbeat_;
   std::map<int, HeartbeatStats> heartbeat_stats_;  // by job id
   int last_finished_job_ = 0;
+  ui::ModelDiffResult diff_;
+  int diff_generation_ = 0;
   RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 

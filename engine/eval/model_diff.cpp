@@ -41,41 +41,75 @@ void DiffSums::join(const DiffSums& o) {
   max_abs = std::max(max_abs, o.max_abs);
 }
 
-DiffSums diff_chunk_f32(const float* a, const float* b, size_t n) {
+// Pairs with NaN or ±Inf: each value checked on its own (the rare path).
+static DiffSums diff_chunk_careful(const float* a, const float* b, size_t n) {
   DiffSums s;
   s.count = n;
-  // Four lanes of partial sums: shorter dependency chains, and the rounding stays that of
-  // a fixed summation order so results are reproducible.
-  double aa[4] = {}, bb[4] = {}, ab[4] = {}, dd[4] = {};
-  double mx = 0;
-  uint64_t changed = 0, za = 0, zb = 0, bad = 0;
   for (size_t i = 0; i < n; ++i) {
     const float x = a[i], y = b[i];
-    za += x == 0.0f;
-    zb += y == 0.0f;
+    s.zeros_a += x == 0.0f;
+    s.zeros_b += y == 0.0f;
     if (!std::isfinite(x) || !std::isfinite(y)) {
-      ++bad;
-      changed += !(x == y || (std::isnan(x) && std::isnan(y)));
+      ++s.nonfinite;
+      s.changed += !(x == y || (std::isnan(x) && std::isnan(y)));
       continue;
     }
-    changed += x != y;
+    s.changed += x != y;
     const double dx = x, dy = y, d = dx - dy;
-    const size_t l = i & 3;
-    aa[l] += dx * dx;
-    bb[l] += dy * dy;
-    ab[l] += dx * dy;
-    dd[l] += d * d;
-    mx = std::max(mx, std::fabs(d));
+    s.sum_aa += dx * dx;
+    s.sum_bb += dy * dy;
+    s.sum_ab += dx * dy;
+    s.sum_dd += d * d;
+    s.max_abs = std::max(s.max_abs, std::fabs(d));
   }
+  return s;
+}
+
+DiffSums diff_chunk_f32(const float* a, const float* b, size_t n) {
+  // The common case without a branch per value: four lanes of partial sums held in
+  // registers (a fixed summation order, so results are reproducible). A NaN or Inf
+  // anywhere makes Σa² or Σb² non-finite (finite floats squared in double cannot
+  // overflow), and then the chunk is redone value by value.
+  double aa[4] = {}, bb[4] = {}, ab[4] = {}, dd[4] = {}, mx[4] = {};
+  uint64_t changed = 0, za = 0, zb = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t l = 0; l < 4; ++l) {
+      const float x = a[i + l], y = b[i + l];
+      const double dx = x, dy = y, d = dx - dy;
+      aa[l] += dx * dx;
+      bb[l] += dy * dy;
+      ab[l] += dx * dy;
+      dd[l] += d * d;
+      mx[l] = std::max(mx[l], std::fabs(d));
+      changed += x != y;
+      za += x == 0.0f;
+      zb += y == 0.0f;
+    }
+  }
+  for (; i < n; ++i) {
+    const float x = a[i], y = b[i];
+    const double dx = x, dy = y, d = dx - dy;
+    aa[0] += dx * dx;
+    bb[0] += dy * dy;
+    ab[0] += dx * dy;
+    dd[0] += d * d;
+    mx[0] = std::max(mx[0], std::fabs(d));
+    changed += x != y;
+    za += x == 0.0f;
+    zb += y == 0.0f;
+  }
+  DiffSums s;
+  s.count = n;
+  s.sum_aa = (aa[0] + aa[1]) + (aa[2] + aa[3]);
+  s.sum_bb = (bb[0] + bb[1]) + (bb[2] + bb[3]);
+  if (!std::isfinite(s.sum_aa) || !std::isfinite(s.sum_bb)) return diff_chunk_careful(a, b, n);
+  s.sum_ab = (ab[0] + ab[1]) + (ab[2] + ab[3]);
+  s.sum_dd = (dd[0] + dd[1]) + (dd[2] + dd[3]);
+  s.max_abs = std::max(std::max(mx[0], mx[1]), std::max(mx[2], mx[3]));
   s.changed = changed;
   s.zeros_a = za;
   s.zeros_b = zb;
-  s.nonfinite = bad;
-  s.sum_aa = (aa[0] + aa[1]) + (aa[2] + aa[3]);
-  s.sum_bb = (bb[0] + bb[1]) + (bb[2] + bb[3]);
-  s.sum_ab = (ab[0] + ab[1]) + (ab[2] + ab[3]);
-  s.sum_dd = (dd[0] + dd[1]) + (dd[2] + dd[3]);
-  s.max_abs = mx;
   return s;
 }
 
@@ -119,7 +153,8 @@ void finish_tensor_diff(TensorDiff& r) {
   else
     r.rel_l2 = nd > 0 ? std::numeric_limits<double>::infinity() : 0.0;
   if (na > 0 && nb > 0)
-    r.cosine = std::clamp(s.sum_ab / (na * nb), -1.0, 1.0);
+    // sqrt(x*x) == x exactly in IEEE arithmetic: identical tensors get a cosine of 1.
+    r.cosine = std::clamp(s.sum_ab / std::sqrt(s.sum_aa * s.sum_bb), -1.0, 1.0);
   else
     r.cosine = (na == 0 && nb == 0) ? 1.0 : 0.0;
   r.max_abs = s.max_abs;

@@ -140,7 +140,7 @@ TEST(ModelDiff, IdenticalModelsHaveNoDifference) {
   for (const TensorDiff& r : diff.rows) {
     EXPECT_EQ(r.rel_l2, 0) << r.name;
     EXPECT_EQ(r.max_abs, 0) << r.name;
-    EXPECT_DOUBLE_EQ(r.cosine, 1.0) << r.name;
+    EXPECT_EQ(r.cosine, 1.0) << r.name;
     EXPECT_EQ(r.changed_fraction, 0) << r.name;
     EXPECT_EQ(r.sparsity_a, r.sparsity_b) << r.name;
     EXPECT_FALSE(r.differs()) << r.name;

@@ -65,7 +65,7 @@ ModelDiffView::ModelDiffView(IProjectContext& context, QWidget* parent)
   table_->setWordWrap(false);
   table_->verticalHeader()->hide();
   table_->verticalHeader()->setDefaultSectionSize(table_->fontMetrics().height() + 6);
-  table_->horizontalHeader()->setStretchLastSection(true);
+  table_->horizontalHeader()->setStretchLastSection(false);
 
   auto* top = new QHBoxLayout;
   top->addWidget(title_, 1);
@@ -148,11 +148,18 @@ void ModelDiffView::updateHeader() {
     case ModelDiffState::Failed:
       summary_->setText(tr("Comparison failed."));
       break;
-    case ModelDiffState::Done:
-      summary_->setText(model_diff_summary_text(d.summary) +
-                        tr("  ·  size %1 → %2")
-                            .arg(format_bytes(d.summary.bytes_a), format_bytes(d.summary.bytes_b)));
+    case ModelDiffState::Done: {
+      QString text = model_diff_summary_text(d.summary) +
+                     tr("  ·  size %1 → %2")
+                         .arg(format_bytes(d.summary.bytes_a), format_bytes(d.summary.bytes_b));
+      const ModelDiffSummary& s = d.summary;
+      if (s.tensors > 0 && s.tensors == s.only_in_a + s.only_in_b && s.only_in_a && s.only_in_b)
+        text +=
+            tr("\nNo tensor name is in both models: they name tensors differently (a GGUF "
+               "or llama2.c file against a Hugging Face one?); names are matched exactly.");
+      summary_->setText(text);
       break;
+    }
   }
   summary_->setVisible(d.state != ModelDiffState::None);
   error_->setVisible(d.state == ModelDiffState::Failed);

@@ -35,8 +35,9 @@ const char* const kDiffUsage =
     "  --threads N   worker threads (default: all cores)\n";
 
 static std::string dtype_text(const TensorDiff& r) {
-  const std::string a = r.in_a() ? std::string(dtype_name(r.dtype_a)) : "-";
-  const std::string b = r.in_b() ? std::string(dtype_name(r.dtype_b)) : "-";
+  const std::string a(dtype_name(r.dtype_a)), b(dtype_name(r.dtype_b));
+  if (!r.in_b()) return a;
+  if (!r.in_a()) return b;
   return a == b ? a : a + "->" + b;
 }
 
@@ -181,6 +182,10 @@ int run_diff(const std::vector<std::string>& argv) {
   if (top > 0 && size_t(top) < diff.rows.size())
     std::printf("(the %lld most different of %zu tensors)\n", top, diff.rows.size());
   std::printf("\n%s\n", summary_text(s).c_str());
+  if (s.compared + s.shape_mismatch == 0 && s.only_in_a && s.only_in_b)
+    std::printf(
+        "no tensor name is in both models: they name tensors differently (a GGUF or\n"
+        "llama2.c file against a Hugging Face one?); names are matched exactly\n");
   return 0;
 }
 

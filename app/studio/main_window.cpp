@@ -87,6 +87,9 @@ void MainWindow::createDocks() {
   connect(diff_view_, &ui::ModelDiffView::resultShown, diff_dock_, [this] {
     diff_dock_->show();
     diff_dock_->raise();
+    // Room for a screenful of rows, unless the user already made it tall enough.
+    if (!diff_dock_->isFloating() && diff_dock_->height() < height() / 3)
+      resizeDocks({diff_dock_}, {height() * 2 / 5}, Qt::Vertical);
   });
   start_dock_->raise();
   recipe_editor_ = new ui::RecipeEditorPanel(*context_);

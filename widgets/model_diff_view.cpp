@@ -106,6 +106,7 @@ ModelDiffView::~ModelDiffView() { context_.removeViewer(this); }
 int ModelDiffView::visibleRowCount() const { return proxy_->rowCount(); }
 
 void ModelDiffView::chooseAndCompare() {
+  if (!compare_->isEnabled()) return;  // no model (A) yet: the panel's title says so
   QString path = QFileDialog::getOpenFileName(
       this, tr("Compare with model"), QFileInfo(context_.model().path).absolutePath(),
       tr("Models (*.safetensors *.gguf *.bin config.json);;All files (*)"));

@@ -9,6 +9,7 @@
 #include "widgets/bridge_types.h"
 #include "widgets/editor_types.h"
 #include "widgets/inspector_types.h"
+#include "widgets/model_diff_types.h"
 
 namespace mcw::ui {
 
@@ -29,6 +30,8 @@ class IProjectViewer {
   virtual void onSensitivityCell(int /*row*/, int /*col*/) {}
   // tensorHeatmap() changed: a request started, finished or failed.
   virtual void onTensorHeatmapUpdated() {}
+  // The model diff started, progressed, finished, failed, was cancelled or cleared.
+  virtual void onModelDiffUpdated() {}
 };
 
 class IProjectContext {
@@ -95,6 +98,12 @@ class IProjectContext {
   // when tensorHeatmap() changed.
   virtual void requestTensorHeatmap(const QString& tensor, int grid_h, int grid_w) = 0;
   virtual const TensorHeatmapData& tensorHeatmap() const = 0;
+  // Model diff: the open model (A) against another model file (B), tensor by tensor, in a
+  // job; the job id, or 0 when it could not start (no model open yet; the reason logged).
+  // A new diff replaces the last one; opening another model clears it.
+  virtual int startModelDiff(const QString& other_path) = 0;
+  virtual void cancelModelDiff() = 0;
+  virtual const ModelDiffResult& modelDiff() const = 0;
 };
 
 }  // namespace mcw::ui

@@ -48,5 +48,7 @@ extern const char* const kReportUsage;
 extern const char* const kProjectUsage;
 int run_activations(const std::vector<std::string>& args);
 extern const char* const kActivationsUsage;
+int run_diff(const std::vector<std::string>& args);
+extern const char* const kDiffUsage;
 
 }  // namespace mcw::cli

@@ -16,6 +16,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"inspect", "show a model's architecture, tensors and weight statistics", kInspectUsage,
        run_inspect},
+      {"diff", "compare two models tensor by tensor (relative L2, cosine, sparsity)",
+       kDiffUsage, run_diff},
       {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
       {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
       {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},

@@ -1,5 +1,5 @@
 // mcw-studio [project.mcwproj | model file] [--screenshot out.png [--evaluate] [--run-all]
-//             [--scan] [--export-report FILE] [--panel-shots DIR]]
+//             [--scan] [--compare-with MODEL] [--export-report FILE] [--panel-shots DIR]]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -42,7 +42,11 @@ int main(int argc, char** argv) {
       QStringLiteral("export-report"),
       QStringLiteral("With --screenshot: export the report (.html, .md, .csv or .pdf) first."),
       QStringLiteral("file"));
-  parser.addOptions({screenshot, evaluate, run_all, scan, report, theme, panel_shots});
+  const QCommandLineOption compare_with(
+      QStringLiteral("compare-with"),
+      QStringLiteral("With --screenshot: compare the model with this one (Model Diff panel)."),
+      QStringLiteral("model"));
+  parser.addOptions({screenshot, evaluate, run_all, scan, report, theme, panel_shots, compare_with});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
     opt.run_all = parser.isSet(run_all);
     opt.scan = parser.isSet(scan);
     opt.report = parser.value(report);
+    opt.compare_with = parser.value(compare_with);
     if (opt.run_all || opt.scan) opt.timeout_ms = 600000;
     mcw::studio::schedule_screenshot(window, opt);
   }

@@ -9,6 +9,7 @@
 #include <QStatusBar>
 
 #include "widgets/jobs_panel.h"
+#include "widgets/model_diff_view.h"
 #include "widgets/model_panel.h"
 #include "widgets/project_panel.h"
 #include "widgets/recipe_editor_panel.h"
@@ -23,7 +24,7 @@ namespace mcw::studio {
 static const char* kGeometryKey = "mainWindow/geometry";
 static const char* kStateKey = "mainWindow/state";
 static const char* kThemeKey = "theme";
-static constexpr int kLayoutVersion = 3;  // bump when docks are added or renamed
+static constexpr int kLayoutVersion = 4;  // bump when docks are added or renamed
 
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent), context_(std::make_unique<ProjectContext>()) {
@@ -49,7 +50,7 @@ MainWindow::~MainWindow() {
   context_->bridge().cancelAll();
   delete takeCentralWidget();
   for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,
-                         recipe_dock_, sensitivity_dock_, inspector_dock_})
+                         recipe_dock_, sensitivity_dock_, inspector_dock_, diff_dock_})
     delete d;
 }
 
@@ -78,6 +79,19 @@ void MainWindow::createDocks() {
                         Qt::RightDockWidgetArea);
   tabifyDockWidget(start_dock_, project_dock_);
   tabifyDockWidget(jobs_dock_, runs_dock_);
+  // Below the Model panel, full width for its many columns, and beside it rather than in
+  // it, so that both tables show at once: picking a row in one selects it in the other.
+  diff_view_ = new ui::ModelDiffView(*context_);
+  diff_dock_ =
+      make(tr("Model Diff"), QStringLiteral("modelDiffDock"), diff_view_, Qt::BottomDockWidgetArea);
+  tabifyDockWidget(runs_dock_, diff_dock_);
+  connect(diff_view_, &ui::ModelDiffView::resultShown, diff_dock_, [this] {
+    diff_dock_->show();
+    diff_dock_->raise();
+    // Room for a screenful of rows, unless the user already made it tall enough.
+    if (!diff_dock_->isFloating() && diff_dock_->height() < height() / 3)
+      resizeDocks({diff_dock_}, {height() * 2 / 5}, Qt::Vertical);
+  });
   start_dock_->raise();
   recipe_editor_ = new ui::RecipeEditorPanel(*context_);
   sensitivity_panel_ = new ui::SensitivityPanel(*context_);

@@ -13,6 +13,7 @@ class QMenu;
 
 namespace mcw::ui {
 class JobsPanel;
+class ModelDiffView;
 class ModelPanel;
 class ProjectPanel;
 class RecipeEditorPanel;
@@ -51,6 +52,9 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QAction* runAllAction() const { return run_all_action_; }
   ui::TensorInspector* tensorInspector() const { return inspector_; }
   QDockWidget* inspectorDock() const { return inspector_dock_; }
+  ui::ModelDiffView* modelDiffView() const { return diff_view_; }
+  QDockWidget* modelDiffDock() const { return diff_dock_; }
+  QAction* compareModelAction() const { return compare_model_action_; }
 
   void saveLayout();     // geometry, dock layout and theme into QSettings
   bool restoreLayout();  // false when nothing was saved yet
@@ -103,6 +107,9 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QAction* run_all_action_ = nullptr;
   ui::TensorInspector* inspector_ = nullptr;
   QDockWidget* inspector_dock_ = nullptr;
+  ui::ModelDiffView* diff_view_ = nullptr;
+  QDockWidget* diff_dock_ = nullptr;
+  QAction* compare_model_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QAction* evaluate_action_ = nullptr;
   QAction* export_report_action_ = nullptr;

@@ -13,6 +13,7 @@
 #include <QToolBar>
 
 #include "app/studio/main_window.h"
+#include "widgets/model_diff_view.h"
 
 namespace mcw::studio {
 
@@ -27,6 +28,14 @@ void MainWindow::createMenus() {
   file->addSeparator();
   file->addAction(tr("Open &Model…"), QKeySequence(tr("Ctrl+M")), this,
                   &MainWindow::openModelDialog);
+  compare_model_action_ = file->addAction(tr("&Compare with Model…"), this, [this] {
+    diff_dock_->show();
+    diff_dock_->raise();
+    diff_view_->chooseAndCompare();
+  });
+  compare_model_action_->setObjectName(QStringLiteral("compareModelAction"));
+  compare_model_action_->setToolTip(tr("Compare the open model tensor by tensor with another "
+                                       "model file"));
   file->addSeparator();
   export_report_action_ = file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+E")), this,
                                           &MainWindow::exportReportDialog);
@@ -55,7 +64,7 @@ void MainWindow::createMenus() {
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
   for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,
-                         recipe_dock_, sensitivity_dock_})
+                         recipe_dock_, sensitivity_dock_, diff_dock_})
     view->addAction(d->toggleViewAction());
   view->addSeparator();
   dark_action_ = view->addAction(tr("&Dark Theme"));

@@ -89,6 +89,11 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int tensorHeatmapJob() const { return heatmap_job_; }
   RunHistory& runHistory() { return run_history_; }
 
+  // Model diff (project_context_diff.cpp).
+  int startModelDiff(const QString& other_path) override;
+  void cancelModelDiff() override;
+  const ui::ModelDiffResult& modelDiff() const override { return diff_; }
+
   // Project-file actions (MainWindow's File menu).
   void newProject(const QString& name = QStringLiteral("untitled"));
   bool saveProject();  // false when the project has no file yet, or on error (logged)
@@ -126,6 +131,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   RecipeCheckContext checkContext() const;
   void loadSensitivity();
   void updateRunSource();
+  void clearModelDiff();
   int startRecipeJob(const QString& job_name, const QStringList& recipes);
   void addScanCell(const std::string& layer, const std::string& setting, double kl,
                    double perplexity);
@@ -159,6 +165,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int last_finished_job_ = 0;
   ui::TensorHeatmapData heatmap_;
   int heatmap_job_ = 0, heatmap_generation_ = 0;
+  ui::ModelDiffResult diff_;
+  int diff_generation_ = 0;
   RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post
 };
 

@@ -136,7 +136,7 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
   auto clock = std::make_shared<QElapsedTimer>();
   clock->start();
   // Steps in order, each once: evaluate, run all, scan, report; then show and grab.
-  enum Step { kWait, kEvaluate, kRunAll, kScan, kReport, kShown };
+  enum Step { kWait, kEvaluate, kRunAll, kScan, kDiff, kReport, kShown };
   auto stage = std::make_shared<int>(kWait);
   auto scan_job = std::make_shared<int>(0);
   auto* timer = new QTimer(&window);
@@ -166,12 +166,20 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         print_scan_figures(c, *scan_job);
         *scan_job = -1;
       }
+      if (*stage < kDiff && !options.compare_with.isEmpty()) {
+        *stage = kDiff;
+        if (c.startModelDiff(options.compare_with)) return;
+      }
       if (*stage < kReport && !options.report.isEmpty()) {
         *stage = kReport;
         if (c.startExportReport(options.report)) return;
       }
       if (options.run_all || !c.runs().isEmpty()) show_runs(window);  // the picture shows them
       if (options.scan) window.sensitivityDock()->raise();
+      if (!options.compare_with.isEmpty()) {
+        window.modelDiffDock()->show();
+        window.modelDiffDock()->raise();
+      }
       *stage = kShown;  // let the raised docks lay out and paint before the grab
       return;
     }
@@ -183,7 +191,8 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         std::fprintf(stderr, "mcw-studio: %s failed: %s\n", qPrintable(j.name),
                      qPrintable(j.message));
         // What was asked for on the command line must have worked.
-        if (j.name == QLatin1String("Sensitivity scan") || j.name == QLatin1String("Export report"))
+        if (j.name == QLatin1String("Sensitivity scan") || j.name == QLatin1String("Export report") ||
+            j.name == QLatin1String("Model diff"))
           ok = false;
       }
     if (const int i = preset_index(*window.recipeEditor(), false, QStringLiteral("w4g128-gptq"));
@@ -195,6 +204,9 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
       ok = false;
     }
     if (!options.panels_dir.isEmpty()) ok = save_panel_shots(window, options.panels_dir) && ok;
+    if (!options.panels_dir.isEmpty() && !options.compare_with.isEmpty())
+      ok = grab_dock(window.modelDiffDock(), options.panels_dir + QStringLiteral("/model_diff.png")) &&
+           ok;
     QApplication::exit(ok ? 0 : 1);
   });
   // Let the window show and lay out before the first check.

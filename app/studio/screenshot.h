@@ -4,7 +4,9 @@
 // newest finished run selected, so the picture shows them. --panel-shots DIR adds
 // pictures of single panels. With --scan, a sensitivity scan runs last (the Sensitivity
 // dock is raised for the picture) and the UI heartbeat's figures during it are printed to
-// stdout; --export-report FILE writes the report after everything else. Used for
+// stdout; --compare-with FILE compares the model with FILE (the Model Diff dock raised;
+// with --panel-shots also model_diff.png); --export-report FILE writes the report after
+// everything else. Used for
 // documentation and to check the look under xvfb-run.
 #pragma once
 #include <QString>
@@ -24,6 +26,7 @@ struct ScreenshotOptions {
   bool run_all = false;
   bool scan = false;    // run a sensitivity scan, print the heartbeat figures
   QString report = {};  // export the report here (.html/.md/.csv/.pdf) before the grab
+  QString compare_with = {};  // a model to diff the open one against
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

@@ -41,7 +41,10 @@ ui::TensorHeatmapData compute_tensor_heatmap(const ModelFile& model, const std::
   bool done = false;
 #ifdef MCW_HAVE_VULKAN
   if (use_vulkan) {
-    if (auto vk = vulkan::VulkanCompute::shared()) {
+    // A software device (lavapipe) is ~70x slower than the oneTBB kernel on the same cores
+    // (docs/PERFORMANCE.md, tile heatmap): use the GPU only when there is one.
+    auto vk = vulkan::VulkanCompute::shared();
+    if (vk && !vk->is_cpu_device()) {
       try {
         h = vulkan::tile_heatmap_vulkan(*vk, values, rows, cols, grid_h, grid_w);
         d.backend = QStringLiteral("Vulkan (%1)").arg(QString::fromStdString(vk->device_name()));

@@ -15,7 +15,8 @@ inline constexpr int kHistogramBins = 64;
 inline constexpr int64_t kMaxInspectedValues = int64_t(1) << 28;
 
 // Throws mcw::Error when the tensor is missing, empty or too large, mcw::Cancelled when
-// `cancel` fires. With `use_vulkan` false the CPU version is used.
+// `cancel` fires. The tiles are computed by Vulkan when `use_vulkan` is set and a GPU is
+// present, else by the CPU kernel (also when the only device is a software one).
 ui::TensorHeatmapData compute_tensor_heatmap(const ModelFile& model, const std::string& tensor,
                                              int grid_h, int grid_w, const CancelToken& cancel,
                                              bool use_vulkan = true);

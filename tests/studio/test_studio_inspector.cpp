@@ -128,7 +128,9 @@ class StudioInspectorTest : public QObject {
 
     if (!inspector->vulkanAvailable())
       QSKIP(qPrintable("Vulkan unavailable: " + inspector->unavailableReason()));
-    QVERIFY2(d.backend.startsWith("Vulkan"), qPrintable(d.backend));
+    // The heatmap is computed by Vulkan on a GPU, by the CPU kernel when the only device is
+    // a software one (lavapipe): either way the tiles were checked above.
+    QVERIFY2(d.backend.startsWith("Vulkan") || d.backend == "CPU", qPrintable(d.backend));
     w.inspectorDock()->show();
     w.inspectorDock()->raise();
     QApplication::processEvents();

@@ -38,6 +38,12 @@ QString format_count(quint64 n) {
   return QStringLiteral("%1 %2").arg(v, 0, 'f', v < 10 ? 2 : 1).arg(units[u]);
 }
 
+QString format_shape(const QList<qint64>& shape) {
+  QStringList parts;
+  for (qint64 d : shape) parts << QString::number(d);
+  return QLatin1Char('[') + parts.join(QStringLiteral(", ")) + QLatin1Char(']');
+}
+
 QString format_seconds(double s) {
   if (s < 0 || !std::isfinite(s)) return QStringLiteral("–");
   if (s < 60) return QStringLiteral("%1 s").arg(int(std::ceil(s)));

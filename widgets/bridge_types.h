@@ -102,6 +102,7 @@ QString job_state_name(JobState s);
 QString format_bytes(quint64 bytes);     // "1.5 MiB"
 QString format_count(quint64 n);         // "1.2 M"
 QString format_seconds(double seconds);  // "1:05", "12 s"
+QString format_shape(const QList<qint64>& shape);  // "[4096, 11008]"
 
 }  // namespace mcw::ui
 

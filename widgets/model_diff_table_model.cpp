@@ -25,12 +25,6 @@ int ModelDiffTableModel::columnCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : ColumnCount;
 }
 
-static QString shape_text(const QList<qint64>& shape) {
-  QStringList parts;
-  for (qint64 d : shape) parts << QString::number(d);
-  return QLatin1Char('[') + parts.join(QStringLiteral(", ")) + QLatin1Char(']');
-}
-
 static QString a_to_b(const QString& a, const QString& b) {
   if (a.isEmpty()) return b;
   if (b.isEmpty() || a == b) return a;
@@ -53,8 +47,8 @@ QString ModelDiffTableModel::cellText(const TensorDiffRow& r, int column) {
     case Status:
       return tensor_diff_status_name(r.status);
     case Shape:
-      return a_to_b(r.shape_a.isEmpty() && r.dtype_a.isEmpty() ? QString() : shape_text(r.shape_a),
-                    r.shape_b.isEmpty() && r.dtype_b.isEmpty() ? QString() : shape_text(r.shape_b));
+      return a_to_b(r.shape_a.isEmpty() && r.dtype_a.isEmpty() ? QString() : format_shape(r.shape_a),
+                    r.shape_b.isEmpty() && r.dtype_b.isEmpty() ? QString() : format_shape(r.shape_b));
     case DType:
       return a_to_b(r.dtype_a, r.dtype_b);
     case Size:

@@ -6,10 +6,15 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QSortFilterProxyModel>
+#include <QCheckBox>
+#include <QHBoxLayout>
 #include <QSplitter>
+#include <QStackedWidget>
 #include <QTableView>
+#include <QTreeView>
 #include <QVBoxLayout>
 
+#include "widgets/layer_tree_model.h"
 #include "widgets/packed_layer_view.h"
 #include "widgets/tensor_table_model.h"
 
@@ -46,10 +51,36 @@ ModelPanel::ModelPanel(IProjectContext& context, QWidget* parent)
   table_->verticalHeader()->hide();
   table_->verticalHeader()->setDefaultSectionSize(table_->fontMetrics().height() + 6);
   table_->horizontalHeader()->setStretchLastSection(true);
+  tree_model_ = new LayerTreeModel(context_, this);
+  tree_proxy_ = new QSortFilterProxyModel(this);
+  tree_proxy_->setSourceModel(tree_model_);
+  tree_proxy_->setSortRole(Qt::UserRole);
+  tree_proxy_->setFilterRole(LayerTreeModel::kPathRole);  // "layers.3" finds the block
+  tree_proxy_->setFilterCaseSensitivity(Qt::CaseInsensitive);
+  tree_proxy_->setRecursiveFilteringEnabled(true);  // a match keeps the groups above it
+  tree_proxy_->setAutoAcceptChildRows(true);        // and a matching group its contents
+  tree_ = new QTreeView(this);
+  tree_->setObjectName(QStringLiteral("layerTree"));
+  tree_->setModel(tree_proxy_);
+  tree_->setSortingEnabled(true);
+  tree_->sortByColumn(-1, Qt::AscendingOrder);
+  tree_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  tree_->setSelectionMode(QAbstractItemView::SingleSelection);
+  tree_->setAlternatingRowColors(true);
+  tree_->setUniformRowHeights(true);
+  tree_->header()->setStretchLastSection(true);
+  tree_toggle_ = new QCheckBox(tr("Layer tree"), this);
+  tree_toggle_->setObjectName(QStringLiteral("layerTreeToggle"));
+  tree_toggle_->setToolTip(tr("Group tensors by layer with totals; off: a flat table with "
+                              "value statistics"));
+  tree_toggle_->setChecked(true);
+  views_ = new QStackedWidget(this);
+  views_->addWidget(tree_);
+  views_->addWidget(table_);
   packed_view_ = new PackedLayerView(this);
   packed_view_->setObjectName(QStringLiteral("packedLayerView"));
   splitter_ = new QSplitter(Qt::Vertical, this);
-  splitter_->addWidget(table_);
+  splitter_->addWidget(views_);
   splitter_->addWidget(packed_view_);
   splitter_->setStretchFactor(0, 3);
   splitter_->setStretchFactor(1, 2);
@@ -61,10 +92,31 @@ ModelPanel::ModelPanel(IProjectContext& context, QWidget* parent)
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(title_);
   layout->addWidget(error_);
-  layout->addWidget(filter_);
+  auto* filter_row = new QHBoxLayout;
+  filter_row->addWidget(filter_, 1);
+  filter_row->addWidget(tree_toggle_);
+  layout->addLayout(filter_row);
   layout->addWidget(splitter_, 1);
 
   connect(filter_, &QLineEdit::textChanged, proxy_, &QSortFilterProxyModel::setFilterFixedString);
+  connect(filter_, &QLineEdit::textChanged, this, [this](const QString& text) {
+    tree_proxy_->setFilterFixedString(text);
+    if (!text.isEmpty()) tree_->expandAll();  // show what matched
+  });
+  connect(tree_toggle_, &QCheckBox::toggled, this, &ModelPanel::setTreeShown);
+  connect(tree_, &QTreeView::expanded, this, [this] {
+    for (int c : {int(LayerTreeModel::Name), int(LayerTreeModel::Scheme)}) tree_->resizeColumnToContents(c);
+  });
+  connect(tree_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+          [this](const QModelIndex& current) {
+            const QModelIndex source = tree_proxy_->mapToSource(current.siblingAtColumn(0));
+            if (tree_model_->tensorRow(source) < 0) return;  // a group
+            const QString name = source.data(LayerTreeModel::kPathRole).toString();
+            if (name == context_.selection().layer) return;
+            Selection s = context_.selection();
+            s.layer = name;
+            context_.setSelection(s);
+          });
   connect(table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
           [this](const QModelIndex& current) {
             if (!current.isValid()) return;
@@ -82,6 +134,21 @@ ModelPanel::ModelPanel(IProjectContext& context, QWidget* parent)
 ModelPanel::~ModelPanel() { context_.removeViewer(this); }
 
 int ModelPanel::visibleRowCount() const { return proxy_->rowCount(); }
+
+void ModelPanel::setTreeShown(bool tree) {
+  if (tree_toggle_->isChecked() != tree) tree_toggle_->setChecked(tree);
+  views_->setCurrentWidget(tree ? static_cast<QWidget*>(tree_) : table_);
+}
+
+bool ModelPanel::treeShown() const { return views_->currentWidget() == tree_; }
+
+void ModelPanel::selectInTree(const QString& layer) {
+  const QModelIndex at = tree_proxy_->mapFromSource(tree_model_->indexOfTensor(layer));
+  if (!at.isValid() || tree_->currentIndex().siblingAtColumn(0) == at) return;
+  for (QModelIndex p = at.parent(); p.isValid(); p = p.parent()) tree_->expand(p);
+  tree_->setCurrentIndex(at);
+  tree_->scrollTo(at);
+}
 
 void ModelPanel::updateHeader() {
   const ModelSummary& m = context_.model();
@@ -125,10 +192,15 @@ void ModelPanel::updatePackedView() {
 
 void ModelPanel::onModelLoaded() {
   model_->reset();
+  tree_model_->reset();
   const bool packed = !context_.model().packed.isEmpty();
   for (int c : {TensorTableModel::Scheme, TensorTableModel::BitsPerWeight, TensorTableModel::Sparsity})
     table_->setColumnHidden(c, !packed);
+  for (int c : {LayerTreeModel::Scheme, LayerTreeModel::BitsPerWeight, LayerTreeModel::Sparsity})
+    tree_->setColumnHidden(c, !packed);
   table_->resizeColumnsToContents();
+  tree_->expandToDepth(1);  // model ▸ layers ▸ each block
+  for (int c = 0; c < LayerTreeModel::ColumnCount; ++c) tree_->resizeColumnToContents(c);
   updateHeader();
   updatePackedView();
 }
@@ -143,6 +215,7 @@ void ModelPanel::onTensorStatsUpdated(int row) {
 void ModelPanel::onSelectionChanged() {
   updatePackedView();
   const QString& layer = context_.selection().layer;
+  selectInTree(layer);
   const QModelIndex current = table_->currentIndex();
   if (current.isValid() &&
       proxy_->data(proxy_->index(current.row(), TensorTableModel::Name)).toString() == layer)

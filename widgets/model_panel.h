@@ -12,11 +12,15 @@ class QLineEdit;
 class QSortFilterProxyModel;
 class QSplitter;
 class QTableView;
+class QTreeView;
+class QCheckBox;
+class QStackedWidget;
 
 namespace mcw::ui {
 
 class PackedLayerView;
 class TensorTableModel;
+class LayerTreeModel;
 
 class ModelPanel : public QWidget, public IProjectViewer {
   Q_OBJECT
@@ -29,6 +33,10 @@ class ModelPanel : public QWidget, public IProjectViewer {
   void onSelectionChanged() override;
 
   QTableView* table() const { return table_; }
+  QTreeView* tree() const { return tree_; }
+  // The layer tree (default) or the flat table with value statistics.
+  void setTreeShown(bool tree);
+  bool treeShown() const;
   QLineEdit* filterBox() const { return filter_; }
   PackedLayerView* packedView() const { return packed_view_; }
   int visibleRowCount() const;
@@ -36,6 +44,7 @@ class ModelPanel : public QWidget, public IProjectViewer {
  private:
   void updateHeader();
   void updatePackedView();
+  void selectInTree(const QString& layer);
 
   IProjectContext& context_;
   TensorTableModel* model_;
@@ -44,6 +53,11 @@ class ModelPanel : public QWidget, public IProjectViewer {
   QLabel* error_;
   QLineEdit* filter_;
   QTableView* table_;
+  LayerTreeModel* tree_model_;
+  QSortFilterProxyModel* tree_proxy_;
+  QTreeView* tree_;
+  QCheckBox* tree_toggle_;
+  QStackedWidget* views_;
   QSplitter* splitter_;
   PackedLayerView* packed_view_;
 };

@@ -17,12 +17,6 @@ int TensorTableModel::columnCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : ColumnCount;
 }
 
-static QString shape_text(const QList<qint64>& shape) {
-  QStringList parts;
-  for (qint64 d : shape) parts << QString::number(d);
-  return QLatin1Char('[') + parts.join(QStringLiteral(", ")) + QLatin1Char(']');
-}
-
 static QString number_text(double v) { return QString::number(v, 'g', 4); }
 
 QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
@@ -46,7 +40,7 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
     if (stat_column && !s.ready) return QStringLiteral("…");
     switch (c) {
       case Name: return r.name;
-      case Shape: return shape_text(r.shape);
+      case Shape: return format_shape(r.shape);
       case DType: return r.dtype;
       case Params: return format_count(r.params);
       case Bytes: return format_bytes(r.bytes);
@@ -66,7 +60,7 @@ QVariant TensorTableModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::UserRole) {  // sort key
     switch (c) {
       case Name: return r.name;
-      case Shape: return shape_text(r.shape);
+      case Shape: return format_shape(r.shape);
       case DType: return r.dtype;
       case Params: return r.params;
       case Bytes: return r.bytes;

@@ -2,8 +2,11 @@
 // panel's Scheme, Bits/w and Sparsity columns, and the selected layer's packed form and
 // per-(row, group) parameters, checked against the engine's CompressedTensors.
 #include <QLabel>
+#include <QLineEdit>
 #include <QTableView>
+#include <QTreeView>
 #include <QtTest>
+#include <cmath>
 #include <filesystem>
 
 #include "engine/compress/compress_llama.h"
@@ -12,6 +15,7 @@
 #include "engine/recipe/recipe.h"
 #include "studio_test_util.h"
 #include "tests/engine/llama_test_util.h"
+#include "widgets/layer_tree_model.h"
 #include "widgets/model_panel.h"
 #include "widgets/packed_layer_view.h"
 #include "widgets/packed_params_model.h"
@@ -19,6 +23,7 @@
 
 using namespace mcw;
 using mcw::ui::PackedParamsModel;
+using mcw::ui::LayerTreeModel;
 using mcw::ui::TensorTableModel;
 
 namespace {
@@ -141,6 +146,65 @@ class StudioPackedTest : public QObject {
     QVERIFY(view->summary()->text().contains(QStringLiteral("not compressed")));
   }
 
+  // The layer tree groups tensors by name; each group's parameters and bits per weight are
+  // the totals of the engine's tensors below it.
+  void layerTreeGroupsTensorsWithTotals() {
+    studio::MainWindow w;
+    w.context().openModel(model_dir_);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().packed.isEmpty(), 10000);
+    ui::ModelPanel* panel = w.modelPanel();
+    QVERIFY(panel->treeShown());
+    QAbstractItemModel* m = panel->tree()->model();
+    const QModelIndex model = child(m, {}, "model");
+    QVERIFY(model.isValid());
+    quint64 under_model = 0;  // lm_head.weight is a top-level node of its own
+    for (const auto& [name, t] : result_.model.named_tensors())
+      if (name.rfind("model.", 0) == 0) under_model += quint64(t->numel());
+    QVERIFY(child(m, {}, "lm_head.weight").isValid());
+    QCOMPARE(m->index(model.row(), LayerTreeModel::Params, {}).data(Qt::UserRole).toULongLong(),
+             under_model);
+    const QModelIndex layers = child(m, model, "layers");
+    QCOMPARE(m->rowCount(layers), int(result_.model.cfg.n_layers));
+    for (const char* block : {"0", "1"}) {
+      const QModelIndex b = child(m, layers, block);
+      QVERIFY(b.isValid());
+      const std::string prefix = std::string("model.layers.") + block + ".";
+      quint64 params = 0, weights = 0;
+      double bits = 0;
+      for (const auto& [name, t] : result_.model.named_tensors())
+        if (name.rfind(prefix, 0) == 0) params += quint64(t->numel());
+      for (const CompressedLayer& l : result_.layers)
+        if (l.tensor.name.rfind(prefix, 0) == 0) {
+          weights += quint64(l.tensor.rows * l.tensor.cols);
+          bits += double(l.tensor.storage_bits());
+        }
+      QCOMPARE(b.siblingAtColumn(LayerTreeModel::Params).data(Qt::UserRole).toULongLong(), params);
+      QVERIFY(std::fabs(b.siblingAtColumn(LayerTreeModel::BitsPerWeight).data(Qt::UserRole).toDouble() -
+                        bits / double(weights)) < 1e-9);
+      QCOMPARE(child(m, b, "mlp").siblingAtColumn(LayerTreeModel::Sparsity).data(Qt::UserRole).toDouble(),
+               0.5);
+    }
+    // Selection both ways: a leaf sets the context's layer, the context's layer opens the tree.
+    const QModelIndex q = child(m, child(m, child(m, layers, "1"), "self_attn"), "q_proj.weight");
+    QCOMPARE(q.data(LayerTreeModel::kPathRole).toString(),
+             QStringLiteral("model.layers.1.self_attn.q_proj.weight"));
+    panel->tree()->setCurrentIndex(q);
+    QCOMPARE(w.context().selection().layer, QStringLiteral("model.layers.1.self_attn.q_proj.weight"));
+    ui::Selection sel = w.context().selection();
+    sel.layer = QStringLiteral("model.layers.0.mlp.down_proj.weight");
+    w.context().setSelection(sel);
+    QCOMPARE(panel->tree()->currentIndex().siblingAtColumn(0).data(LayerTreeModel::kPathRole).toString(),
+             sel.layer);
+    // A filter on the path keeps the matching block and what it holds, nothing else.
+    panel->filterBox()->setText(QStringLiteral("layers.1.mlp"));
+    const QModelIndex only = child(m, child(m, child(m, {}, "model"), "layers"), "1");
+    QCOMPARE(m->rowCount(child(m, {}, "model")), 1);
+    QCOMPARE(m->rowCount(only), 1);
+    QCOMPARE(m->rowCount(child(m, only, "mlp")), 3);
+    panel->setTreeShown(false);
+    QVERIFY(!panel->treeShown());
+  }
+
   void badPackedFileStillOpensTheModel() {
     QTemporaryDir other;
     const std::filesystem::path from(model_dir_.toStdString()), to(other.path().toStdString());
@@ -162,6 +226,11 @@ class StudioPackedTest : public QObject {
   }
 
  private:
+  static QModelIndex child(QAbstractItemModel* m, const QModelIndex& parent, const char* label) {
+    for (int r = 0; r < m->rowCount(parent); ++r)
+      if (m->index(r, 0, parent).data().toString() == QLatin1String(label)) return m->index(r, 0, parent);
+    return {};
+  }
   const CompressedTensor* find(const std::string& name) const {
     for (const CompressedLayer& l : result_.layers)
       if (l.tensor.name == name) return &l.tensor;

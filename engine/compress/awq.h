@@ -9,9 +9,10 @@
 //   dequantize() ≈ W·diag(s).
 // - input_scale = s, rounded to f16 where that is a normal f16 (storage counts 16 bits per
 //   entry). Setting a layer's CompressedTensor::input_scale to s makes it self-describing:
-//   its dequantize() is then the effective weight below. The input of these layers must be divided by s, which is free when it
-//   is folded into the op before them (RMSNorm weight /= s; for o_proj, v_proj's rows;
-//   for down_proj, up_proj's rows). Layers that share an input (q/k/v, gate/up) are
+//   its dequantize() is then the effective weight below (compress_llama does this, and
+//   packed kernels divide their input by s). The input of these layers must be divided by
+//   s, which is free when it is folded into the op before them (RMSNorm weight /= s; for
+//   o_proj, v_proj's rows; for down_proj, up_proj's rows). Layers that share an input (q/k/v, gate/up) are
 //   searched together and get one s.
 // - awq_effective_weight() gives dequantize()·diag(1/s), the f32 weight to use with the
 //   ORIGINAL input when no folding is possible (an error check, or a dense fallback).

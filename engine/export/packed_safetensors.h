@@ -52,8 +52,8 @@ std::string_view coding_name(WeightCoding coding);  // "dense", "affine", ...
 std::string find_packed_beside(const std::string& model_path);
 
 // Checks that `t` is self-consistent (part sizes, bit widths, group indices, mask pattern,
-// outlier indices, input scale), so that dequantize() and storage_bits() are safe; throws mcw::Error
-// naming `file` and the layer otherwise.
+// outlier indices, input scale), so that dequantize() and storage_bits() are safe; throws
+// mcw::Error naming `file` and the layer otherwise.
 void validate_compressed_tensor(const CompressedTensor& t, const std::string& file);
 
 // Validates every layer, then writes atomically. Throws mcw::Error on an invalid layer or

@@ -84,7 +84,8 @@ void validate(const CompressedTensor& t) {
   for (uint32_t i : t.outlier_index)
     if (i >= n) fail("outlier index outside the matrix");
   if (!t.input_scale.empty()) {
-    if (int64_t(t.input_scale.size()) != t.cols) fail("input scale does not have one entry per column");
+    if (int64_t(t.input_scale.size()) != t.cols)
+      fail("input scale does not have one entry per column");
     for (float v : t.input_scale)
       if (!std::isfinite(v) || v == 0.0f) fail("input scale entry is not finite and non-zero");
   }

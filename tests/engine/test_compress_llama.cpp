@@ -216,7 +216,8 @@ TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
   const LlamaModel base = test::random_llama(config(), 12);
   const auto calib = tokens(1500, 13);
   const CompressionResult res = compress_llama(
-      base, parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "a.yaml"),
+      base,
+      parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "a.yaml"),
       calib, {8, 64});
   ASSERT_EQ(res.layers.size(), 2u * 7);
   std::map<std::string, const CompressedTensor*> by_name;

@@ -118,7 +118,8 @@ TEST(PackedLlama, AwqLayersCarryTheirInputScale) {
       base,
       parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "r.yaml"),
       calib, {8, 32});
-  for (const CompressedLayer& l : c.layers) ASSERT_FALSE(l.tensor.input_scale.empty()) << l.tensor.name;
+  for (const CompressedLayer& l : c.layers)
+    ASSERT_FALSE(l.tensor.input_scale.empty()) << l.tensor.name;
   // Each compressed tensor decodes to its model weight exactly, so no per-column factor
   // has to be guessed: the packed weight divides its input by the tensor's own scale.
   const PackedLlama packed(c.model, c.layers, {false});

@@ -386,7 +386,8 @@ TEST(PackedSafetensors, AwqLayerRoundTripsWithItsInputScale) {
   // The decoded weight is the effective one: codes of W·diag(s), columns divided by s.
   CompressedTensor codes_only = t;
   codes_only.input_scale.clear();
-  EXPECT_EQ(bytes_of(back[0].dequantize()), bytes_of(awq_effective_weight(codes_only, t.input_scale)));
+  EXPECT_EQ(bytes_of(back[0].dequantize()),
+            bytes_of(awq_effective_weight(codes_only, t.input_scale)));
 
   // A scale that is not an f16 is kept exactly, as F32.
   CompressedTensor f32_scale = t;

@@ -8,6 +8,7 @@
 
 #include "engine/compress/rtn.h"
 #include "engine/core/error.h"
+#include "engine/core/half.h"
 #include "engine/kernels/gemm.h"
 
 namespace mcw {
@@ -29,15 +30,23 @@ std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alp
   return sc;
 }
 
+void round_scales_to_f16(std::vector<float>& s) {
+  constexpr float kMinNormalF16 = 6.103515625e-05f;
+  for (float& v : s) {
+    const float h = f16_to_f32(f32_to_f16(v));
+    if (std::isfinite(h) && h >= kMinNormalF16) v = h;
+  }
+}
+
 Tensor awq_effective_weight(const CompressedTensor& scaled, const std::vector<float>& s) {
   if (s.size() != size_t(scaled.cols))
     throw Error(scaled.name, "awq scale has " + std::to_string(s.size()) + " entries for " +
                                  std::to_string(scaled.cols) + " columns");
-  Tensor w = scaled.dequantize();
-  float* p = w.mutable_as<float>();
-  for (int64_t r = 0; r < scaled.rows; ++r)
-    for (int64_t c = 0; c < scaled.cols; ++c) p[r * scaled.cols + c] /= s[size_t(c)];
-  return w;
+  if (!scaled.input_scale.empty())
+    throw Error(scaled.name, "awq scale given for a tensor that already has an input scale");
+  CompressedTensor t = scaled;
+  t.input_scale = s;
+  return t.dequantize();
 }
 
 LayerStats scale_layer_stats(const LayerStats& st, const std::vector<float>& s) {
@@ -165,6 +174,7 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
     if (cancel) cancel->throw_if_cancelled();
     const float alpha = opt.grid == 1 ? 0.0f : float(k) / float(opt.grid - 1);
     std::vector<float> s = awq_scales(x, n, cols, alpha);
+    round_scales_to_f16(s);  // what is searched is what is stored (and counted: 16 bits)
     double e = 0;
     for (size_t i = 0; i < layers.size(); ++i)
       e += scaled_error(layers[i], x, n, cols, y_ref[i], s, rtn);

@@ -5,10 +5,14 @@
 // by the layer output error on the calibration activations; α = 0 gives s = 1, i.e. RTN.
 //
 // What the caller gets, and must do:
-// - CompressedTensor per layer holding the codes of W·diag(s): dequantize() ≈ W·diag(s).
-// - input_scale = s. The input of these layers must be divided by s, which is free when it
-//   is folded into the op before them (RMSNorm weight /= s; for o_proj, v_proj's rows;
-//   for down_proj, up_proj's rows). Layers that share an input (q/k/v, gate/up) are
+// - CompressedTensor per layer holding the codes of W·diag(s), its input_scale left empty:
+//   dequantize() ≈ W·diag(s).
+// - input_scale = s, rounded to f16 where that is a normal f16 (storage counts 16 bits per
+//   entry). Setting a layer's CompressedTensor::input_scale to s makes it self-describing:
+//   its dequantize() is then the effective weight below (compress_llama does this, and
+//   packed kernels divide their input by s). The input of these layers must be divided by
+//   s, which is free when it is folded into the op before them (RMSNorm weight /= s; for
+//   o_proj, v_proj's rows; for down_proj, up_proj's rows). Layers that share an input (q/k/v, gate/up) are
 //   searched together and get one s.
 // - awq_effective_weight() gives dequantize()·diag(1/s), the f32 weight to use with the
 //   ORIGINAL input when no folding is possible (an error check, or a dense fallback).
@@ -59,7 +63,11 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
 // The scales of one α, without search (α in [0, 1]).
 std::vector<float> awq_scales(const float* x, int64_t n, int64_t cols, float alpha);
 
-// dequantize()·diag(1/s): the weight to multiply the original input with.
+// s rounded to f16 in place, entry by entry, where the result is a finite normal f16.
+void round_scales_to_f16(std::vector<float>& s);
+
+// dequantize()·diag(1/s): the weight to multiply the original input with, i.e. the
+// dequantize() of `scaled` with input_scale = s. `scaled` must have no input_scale yet.
 Tensor awq_effective_weight(const CompressedTensor& scaled, const std::vector<float>& s);
 
 // W·diag(s) for W [rows, cols].

@@ -168,9 +168,12 @@ class StageRunner {
     }
     for (size_t k = 0; k < names.size(); ++k) {
       Tensor* w = find_weight(model_, names[k]);
-      Tensor eff = awq_effective_weight(res.layers[k], res.input_scale);
+      // The tensor carries s, so that it decodes (and exports) to the weight the model runs.
+      CompressedTensor& t = res.layers[k];
+      t.input_scale = res.input_scale;
+      Tensor eff = t.dequantize();
       const double err = relative_error(*w, eff, &g.stats);
-      record(names[k], std::move(res.layers[k]), err, true, 16 * uint64_t(g.stats.cols));
+      record(names[k], std::move(t), err, true);
       *w = std::move(eff);
       w->set_name(names[k]);
     }
@@ -235,15 +238,14 @@ class StageRunner {
     c.name = name;
     Tensor q = c.dequantize();
     const double err = relative_error(w, q, st);
-    record(name, std::move(c), err, st != nullptr, 0);
+    record(name, std::move(c), err, st != nullptr);
     q.set_name(name);
     w = std::move(q);
   }
 
-  void record(const std::string& name, CompressedTensor c, double err, bool on_acts, uint64_t extra = 0) {
+  void record(const std::string& name, CompressedTensor c, double err, bool on_acts) {
     c.name = name;
     CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts};
-    extra_bits_[name] = extra;
     for (CompressedLayer& l : out_.layers)
       if (l.tensor.name == name) return void(l = std::move(layer));  // a later stage wins
     out_.layers.push_back(std::move(layer));
@@ -265,9 +267,6 @@ class StageRunner {
   LlamaModel& model_;
   CompressionResult& out_;
   const CancelToken* cancel_;
-
- public:
-  std::map<std::string, uint64_t> extra_bits_;  // side data (AWQ scales) per layer
 };
 
 }  // namespace
@@ -293,7 +292,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
   const int64_t windows = recipe.calibration.value("windows", opt.calib_windows);
   const int64_t window = recipe.calibration.value("window", opt.calib_window);
   const auto calib = calibration_windows(calib_tokens, windows, window);
-  std::map<std::string, uint64_t> extra_bits;
 
   // Pre-flight: every problem a stage would hit surfaces before any weight is touched. The
   // shapes a stage sees are those the structured stages before it leave.
@@ -366,7 +364,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
       };
       sequential_calibrate(out.model, calib, hooks, relay, cancel);
     }
-    for (auto& [n, b] : runner.extra_bits_) extra_bits[n] = b;
   }
 
   // Accounting: compressed linears as stored, everything else at 16 bits.
@@ -377,7 +374,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     out.parameters += n;
     out.original_bits += 16 * n;
     auto it = by_name.find(name);
-    out.storage_bits += it == by_name.end() ? 16 * n : it->second->tensor.storage_bits() + extra_bits[name];
+    out.storage_bits += it == by_name.end() ? 16 * n : it->second->tensor.storage_bits();
   }
   // Keep the model's tensor order for the layer list.
   std::vector<CompressedLayer> ordered;

@@ -98,6 +98,14 @@ Tensor CompressedTensor::dequantize() const {
     for (size_t i = 0; i < n; ++i)
       if (!kept(int64_t(i))) w[i] = 0.0f;
   for (size_t k = 0; k < outlier_index.size(); ++k) w[outlier_index[k]] = f16_to_f32(outlier_value[k]);
+  if (!input_scale.empty()) {
+    if (input_scale.size() != size_t(cols))
+      throw Error(name, "input scale has " + std::to_string(input_scale.size()) + " entries for " +
+                            std::to_string(cols) + " columns");
+    // A division, not a multiplication by 1/s: AWQ's effective weight always was Ŵ/s.
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) w[r * cols + c] /= input_scale[size_t(c)];
+  }
   return out;
 }
 
@@ -121,6 +129,7 @@ uint64_t CompressedTensor::storage_bits() const {
     else bitsum += n;  // bitmask
   }
   bitsum += uint64_t(outlier_index.size()) * (32 + 16);
+  bitsum += uint64_t(input_scale.size()) * 16;
   return bitsum;
 }
 
@@ -140,6 +149,7 @@ std::string CompressedTensor::describe() const {
   else if (!mask.empty())
     s += ", " + std::to_string(int(100.0 * (1 - double(kept_count()) / double(rows * cols)) + 0.5)) + "% sparse";
   if (!outlier_index.empty()) s += ", " + std::to_string(outlier_index.size()) + " outliers";
+  if (!input_scale.empty()) s += ", input-scaled";
   return s;
 }
 

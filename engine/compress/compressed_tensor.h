@@ -1,7 +1,8 @@
 // One compressed linear weight [rows = out features, cols = in features], whatever did it:
 // affine or codebook quantisation (packed codes), a sparsity mask, a sparse table of f16
-// outliers, or low-rank factors. dequantize() gives back the f32 matrix the model runs
-// with, and storage_bits() counts every bit a deployment format would have to store.
+// outliers, or low-rank factors; optionally an input scale (AWQ). dequantize() gives back
+// the f32 matrix the model runs with, and storage_bits() counts every bit a deployment
+// format would have to store.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -48,15 +49,23 @@ struct CompressedTensor {
   std::vector<uint32_t> outlier_index;
   std::vector<uint16_t> outlier_value;  // f16 bits
 
+  // Optional [cols]: the layer's input is divided by it (AWQ's s, when not folded into the
+  // op before). Everything above then codes W·diag(s); dequantize() divides column c by
+  // input_scale[c] last (after mask and outliers), and storage_bits() counts 16 bits per
+  // entry (an f16, as AWQ rounds s to one when it can).
+  std::vector<float> input_scale;
+
   int64_t groups() const;
   int64_t group_of(int64_t col) const;
   bool kept(int64_t i) const { return mask.empty() || (mask[size_t(i >> 3)] >> (i & 7)) & 1; }
   int64_t kept_count() const;
 
-  Tensor dequantize() const;     // F32 [rows, cols]
-  uint64_t storage_bits() const;  // codes, scales, zeros, codebooks, masks, outliers, factors
+  Tensor dequantize() const;     // F32 [rows, cols], input scale applied
+  // codes, scales, zeros, codebooks, masks, outliers, factors, input scale
+  uint64_t storage_bits() const;
   double bits_per_weight() const { return double(storage_bits()) / double(rows * cols); }
-  std::string describe() const;   // "affine 4-bit g128 asym", "2:4 sparse f16", ...
+  // "int4 g128 asym", "f16, 2:4 sparse", "int4 g128 asym, input-scaled", ...
+  std::string describe() const;
 };
 
 // `bits`-wide codes (1..8) packed little-endian into a bitstream, and back.

@@ -333,6 +333,10 @@ CompressedTensor read_layer(const Json& j, Parts& parts, const std::string& file
     t.outlier_index = raw_values<uint32_t>(*oi);
     t.outlier_value = raw_values<uint16_t>(*ov);
   }
+  if (const Tensor* s = parts.find(L, "input_scale")) {
+    parts.check(L, "input_scale", *s, floats, {t.cols});
+    t.input_scale = s->to_f32();
+  }
   validate_compressed_tensor(t, file);
   return t;
 }
@@ -394,6 +398,17 @@ void validate_compressed_tensor(const CompressedTensor& t, const std::string& fi
       fail(file, L,
            "outlier_index[" + std::to_string(k) + "] = " + std::to_string(t.outlier_index[k]) +
                " is outside the " + std::to_string(n) + " weights");
+  if (!t.input_scale.empty()) {
+    if (t.input_scale.size() != size_t(t.cols))
+      fail(file, L,
+           "input_scale holds " + std::to_string(t.input_scale.size()) + " values, expected " +
+               std::to_string(t.cols) + " (cols)");
+    for (size_t c = 0; c < t.input_scale.size(); ++c)
+      if (!std::isfinite(t.input_scale[c]) || t.input_scale[c] == 0.0f)
+        fail(file, L,
+             "input_scale[" + std::to_string(c) + "] = " + std::to_string(t.input_scale[c]) +
+                 " is not a finite non-zero number");
+  }
 }
 
 void write_packed_safetensors(const std::string& path,
@@ -451,6 +466,9 @@ void write_packed_safetensors(const std::string& path,
       parts.push_back(raw_part(DType::U32, t.outlier_index, L + ".outlier_index"));
       parts.push_back(raw_part(DType::F16, t.outlier_value, L + ".outlier_value"));
     }
+    if (!t.input_scale.empty())
+      parts.push_back(
+          float_part(t.input_scale.data(), t.input_scale.size(), {t.cols}, L + ".input_scale"));
   }
   Json meta = Json::object();
   meta["version"] = kPackedFormatVersion;

@@ -13,6 +13,8 @@
 //   .outlier_index  U32 [k], .outlier_value F16 [k]  optional
 //   .lr_a .lr_b     F16|F32 [rows, rank], [rank, cols] (LowRank)
 //   .dense          F16|F32 [rows, cols]          (Dense)
+//   .input_scale    F16|F32 [cols]                optional: the input is divided by it
+//                                                 (AWQ's s; every entry finite, non-zero)
 // Floating parts are written as F16 when every value is exactly an f16 (scales and
 // codebooks always are, as the quantisers round them), else as F32, so that reading back
 // gives bit-identical values and dequantize() the same matrix.
@@ -22,9 +24,10 @@
 // "nm_m", "rank", "description"}, ...]} in the order written; "description" (describe())
 // is for people and other tools, and is not trusted on reading.
 //
-// Known gap: an AWQ layer's CompressedTensor codes W·diag(s) and compress_llama does not
-// keep its input scale s, so that layer's dequantize() here is not the weight the model
-// runs with (which is dequantize() / s per column).
+// An AWQ layer's parts code W·diag(s) and its .input_scale holds s, so that dequantize()
+// of the layer read back is the weight the model runs with (W·diag(s) / s per column). A
+// reader that does not know .input_scale refuses the file (an unclaimed tensor) rather
+// than decoding W·diag(s).
 #pragma once
 #include <string>
 #include <string_view>
@@ -49,8 +52,8 @@ std::string_view coding_name(WeightCoding coding);  // "dense", "affine", ...
 std::string find_packed_beside(const std::string& model_path);
 
 // Checks that `t` is self-consistent (part sizes, bit widths, group indices, mask pattern,
-// outlier indices), so that dequantize() and storage_bits() are safe; throws mcw::Error
-// naming `file` and the layer otherwise.
+// outlier indices, input scale), so that dequantize() and storage_bits() are safe; throws
+// mcw::Error naming `file` and the layer otherwise.
 void validate_compressed_tensor(const CompressedTensor& t, const std::string& file);
 
 // Validates every layer, then writes atomically. Throws mcw::Error on an invalid layer or

@@ -8,6 +8,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
@@ -82,6 +83,12 @@ void validate(const CompressedTensor& t) {
   if (t.outlier_index.size() != t.outlier_value.size()) fail("outlier index/value counts differ");
   for (uint32_t i : t.outlier_index)
     if (i >= n) fail("outlier index outside the matrix");
+  if (!t.input_scale.empty()) {
+    if (int64_t(t.input_scale.size()) != t.cols)
+      fail("input scale does not have one entry per column");
+    for (float v : t.input_scale)
+      if (!std::isfinite(v) || v == 0.0f) fail("input scale entry is not finite and non-zero");
+  }
 }
 
 // Code of weight i of a pack_codes bitstream (bits <= 8 span at most two bytes).
@@ -125,6 +132,17 @@ PackedWeight PackedWeight::fallback_f16(const CompressedTensor& t, std::string w
 
 PackedWeight PackedWeight::from_compressed(const CompressedTensor& t) {
   validate(t);
+  if (t.input_scale.empty()) return pack_unscaled(t);
+  // The layout is built from the codes of W·diag(s) (every fallback too: its dequantize()
+  // is taken without s), and s is applied to the input at run time.
+  CompressedTensor codes_only = t;
+  codes_only.input_scale.clear();
+  PackedWeight p = pack_unscaled(codes_only);
+  p.input_scale_ = t.input_scale;
+  return p;
+}
+
+PackedWeight PackedWeight::pack_unscaled(const CompressedTensor& t) {
   const bool outliers = !t.outlier_index.empty();
   switch (t.coding) {
     case WeightCoding::Affine:
@@ -261,6 +279,13 @@ PackedWeight PackedWeight::pack_sparse24(const CompressedTensor& t, const Tensor
 void PackedWeight::dequantize_rows(int64_t r0, int64_t r1, float* dst) const {
   if (r0 < 0 || r1 < r0 || r1 > rows_)
     throw std::invalid_argument("PackedWeight::dequantize_rows: row range outside the matrix");
+  dequantize_unscaled(r0, r1, dst);
+  if (!input_scale_.empty())
+    for (int64_t r = 0; r < r1 - r0; ++r)
+      for (int64_t c = 0; c < cols_; ++c) dst[r * cols_ + c] /= input_scale_[size_t(c)];
+}
+
+void PackedWeight::dequantize_unscaled(int64_t r0, int64_t r1, float* dst) const {
   const int64_t n = r1 - r0, C = cols_;
   switch (kind_) {
     case PackedKind::F32:
@@ -316,6 +341,16 @@ void PackedWeight::matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, in
   if (ldx < cols_ || ldy < rows_)
     throw std::invalid_argument("PackedWeight::matmul: leading dimension too small");
   if (m == 0 || rows_ == 0) return;
+  if (input_scale_.empty()) return matmul_unscaled(X, ldx, Y, ldy, m, bias, accumulate);
+  std::vector<float> xs(size_t(m * cols_));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < cols_; ++c)
+      xs[size_t(i * cols_ + c)] = X[i * ldx + c] / input_scale_[size_t(c)];
+  matmul_unscaled(xs.data(), cols_, Y, ldy, m, bias, accumulate);
+}
+
+void PackedWeight::matmul_unscaled(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+                                   const float* bias, bool accumulate) const {
   switch (kind_) {
     case PackedKind::F32:
       matmul_wt_strided(X, ldx, f32_.data(), cols_, Y, ldy, m, rows_, cols_, bias, accumulate);
@@ -419,7 +454,7 @@ void PackedWeight::large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
     tbb::this_task_arena::isolate([&] {
       std::vector<float>& w = scratch.local();
       w.resize(size_t(tile * cols_));
-      dequantize_rows(r0, r1, w.data());
+      dequantize_unscaled(r0, r1, w.data());
       matmul_wt_strided(X, ldx, w.data(), cols_, Y + r0, ldy, m, r1 - r0, cols_,
                         bias ? bias + r0 : nullptr, accumulate);
     });
@@ -451,11 +486,13 @@ std::string PackedWeight::describe() const {
       break;
   }
   if (!why_.empty()) s += " (fallback: " + why_ + ")";
+  if (!input_scale_.empty()) s += ", input divided by its scale";
   return s;
 }
 
 uint64_t PackedWeight::weight_bytes() const {
-  return codes_.size() + 4 * (scale_.size() + offset_.size()) + 8 * outlier_col_.size() +
+  return codes_.size() + 4 * (scale_.size() + offset_.size() + input_scale_.size()) +
+         8 * outlier_col_.size() +
          2 * half_.size() + 4 * positions_.size() + 4 * (f32_.size() + a_.size() + b_.size());
 }
 

@@ -15,6 +15,9 @@
 //            of their own: codebooks, unstructured masks, affine codes with a mask).
 //   LowRank  two f32 products, x·Bᵀ then ·Aᵀ.
 //   F32      dense f32 rows through the f32 GEMM (from_f32, or from_f32 of a model weight).
+// Input scale (AWQ, CompressedTensor::input_scale = s): the layout holds the codes of
+// W·diag(s) and every product first divides X's columns by s into a scratch copy
+// (m × cols divisions: what a deployment that cannot fold s into the op before pays).
 // Small m (decode, short prefill: m <= 8) streams the packed rows once with the SIMD path
 // of cpu_features().level. Larger m dequantises a tile of rows into a per-task scratch
 // buffer and runs the f32 GEMM on it; the whole matrix is never materialised.
@@ -51,7 +54,8 @@ class PackedWeight {
     matmul(X, cols_, Y, rows_, m, bias, accumulate);
   }
 
-  // Rows [r0, r1) as f32 into dst [(r1 − r0), cols()] (columns in the original order).
+  // Rows [r0, r1) as f32 into dst [(r1 − r0), cols()] (columns in the original order),
+  // divided by the input scale when there is one: the CompressedTensor's dequantize().
   void dequantize_rows(int64_t r0, int64_t r1, float* dst) const;
 
   const std::string& name() const { return name_; }
@@ -59,15 +63,17 @@ class PackedWeight {
   int64_t cols() const { return cols_; }
   PackedKind kind() const { return kind_; }
   int bits() const { return bits_; }
+  const std::vector<float>& input_scale() const { return input_scale_; }  // empty: none
   // "affine int4 g128 (packed)", "f16 dense (fallback: codebook)", ...
   std::string describe() const;
-  // Bytes one product streams: codes, scales, values, positions, factors.
+  // Bytes one product streams: codes, scales, values, positions, factors, input scale.
   uint64_t weight_bytes() const;
 
  private:
   std::string name_, why_;  // why_: the reason for a fallback layout, empty otherwise
   int64_t rows_ = 0, cols_ = 0;
   PackedKind kind_ = PackedKind::F32;
+  std::vector<float> input_scale_;  // [cols] or empty; the layout below codes W·diag(s)
 
   // Affine
   int bits_ = 0;
@@ -92,6 +98,10 @@ class PackedWeight {
   static PackedWeight pack_affine(const CompressedTensor& t);
   static PackedWeight pack_sparse24(const CompressedTensor& t, const Tensor& w);
   static PackedWeight fallback_f16(const CompressedTensor& t, std::string why);
+  static PackedWeight pack_unscaled(const CompressedTensor& t);
+  void dequantize_unscaled(int64_t r0, int64_t r1, float* dst) const;
+  void matmul_unscaled(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+                       const float* bias, bool accumulate) const;
   void small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias,
                bool accumulate) const;
   void large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias,

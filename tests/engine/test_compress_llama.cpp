@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "engine/compress/calibrate.h"
@@ -209,4 +210,41 @@ TEST(CompressLlama, Cancels) {
   c.cancel();
   EXPECT_THROW(compress_llama(base, parse_recipe("stages:\n  - algorithm: rtn\n    group_size: 32\n", "c"), {}, {}, {}, &c),
                Cancelled);
+}
+
+TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
+  const LlamaModel base = test::random_llama(config(), 12);
+  const auto calib = tokens(1500, 13);
+  const CompressionResult res = compress_llama(
+      base,
+      parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "a.yaml"),
+      calib, {8, 64});
+  ASSERT_EQ(res.layers.size(), 2u * 7);
+  std::map<std::string, const CompressedTensor*> by_name;
+  for (const CompressedLayer& l : res.layers) {
+    const CompressedTensor& t = l.tensor;
+    by_name[t.name] = &t;
+    ASSERT_EQ(t.input_scale.size(), size_t(t.cols)) << t.name;
+    // The model runs with exactly the tensor's decoded weight.
+    EXPECT_EQ(t.dequantize().to_f32(),
+              find_weight(const_cast<LlamaModel&>(res.model), t.name)->to_f32());
+    EXPECT_NE(t.describe().find("input-scaled"), std::string::npos);
+    // Its storage: codes, f16 scales, 4-bit zeros, and s at 16 bits per input column.
+    const uint64_t n = uint64_t(t.rows * t.cols);
+    EXPECT_EQ(t.storage_bits(), n * 4 + n / 32 * (16 + 4) + 16 * uint64_t(t.cols)) << t.name;
+  }
+  // Layers that share an input share one scale.
+  const std::string p = "model.layers.1.";
+  EXPECT_EQ(by_name.at(p + "self_attn.q_proj.weight")->input_scale,
+            by_name.at(p + "self_attn.v_proj.weight")->input_scale);
+  EXPECT_EQ(by_name.at(p + "mlp.gate_proj.weight")->input_scale,
+            by_name.at(p + "mlp.up_proj.weight")->input_scale);
+  // Accounting as before the scale moved into the tensor: codes + group parameters + 16
+  // bits per input column per layer, the rest at 16 bits.
+  uint64_t want = 0;
+  for (const auto& [name, t] : base.named_tensors()) {
+    const uint64_t n = uint64_t(t->numel());
+    want += by_name.count(name) ? n * 4 + n / 32 * (16 + 4) + 16 * uint64_t(t->dim(1)) : n * 16;
+  }
+  EXPECT_EQ(res.storage_bits, want);
 }

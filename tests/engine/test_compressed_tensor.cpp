@@ -3,6 +3,7 @@
 #include <random>
 
 #include "engine/compress/compressed_tensor.h"
+#include "engine/core/error.h"
 #include "engine/core/half.h"
 
 using namespace mcw;
@@ -52,4 +53,24 @@ TEST(CompressedTensor, MaskOutliersAndNm) {
   c.outlier_value = {f32_to_f16(-2.5f)};
   EXPECT_EQ(c.dequantize().to_f32()[1], -2.5f);
   EXPECT_EQ(c.describe(), "f16, 2:4 sparse, 1 outliers");
+}
+
+TEST(CompressedTensor, InputScaleDividesColumnsAndCosts16BitsEach) {
+  // 2 x 4 symmetric 2-bit codes, one group per row: w = scale·(q − 2).
+  CompressedTensor t;
+  t.name = "w", t.rows = 2, t.cols = 4, t.coding = WeightCoding::Affine;
+  t.bits = 2, t.group_size = 4, t.symmetric = true;
+  const uint8_t q[8] = {0, 1, 2, 3, 3, 2, 1, 0};
+  t.codes = pack_codes(q, 8, 2);
+  t.scales = {0.5f, 2.0f};
+  const uint64_t bits_plain = t.storage_bits();
+  const std::string desc_plain = t.describe();
+  t.input_scale = {1.0f, 2.0f, 4.0f, 0.5f};
+  // By hand: row 0 = 0.5·{-2,-1,0,1} / s, row 1 = 2·{1,0,-1,-2} / s.
+  const std::vector<float> want = {-1.0f, -0.25f, 0.0f, 1.0f, 2.0f, 0.0f, -0.5f, -8.0f};
+  EXPECT_EQ(t.dequantize().to_f32(), want);
+  EXPECT_EQ(t.storage_bits(), bits_plain + 4 * 16);
+  EXPECT_EQ(t.describe(), desc_plain + ", input-scaled");
+  t.input_scale.pop_back();
+  EXPECT_THROW(t.dequantize(), Error);
 }

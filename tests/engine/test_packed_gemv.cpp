@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include "engine/compress/low_rank.h"
 #include "engine/compress/magnitude.h"
@@ -270,4 +271,98 @@ TEST(PackedGemv, HostileTensorsAndArgumentsThrow) {
   EXPECT_THROW(p.matmul(x.data(), 64, y.data(), 3, 1), std::invalid_argument);
   EXPECT_THROW(p.matmul(x.data(), y.data(), -1), std::invalid_argument);
   p.matmul(x.data(), y.data(), 0);  // nothing to do
+}
+
+namespace {
+
+// AWQ-like input scale: spread over two decades, as activation-aware scales are.
+std::vector<float> random_input_scale(int64_t cols, std::mt19937& rng) {
+  std::uniform_real_distribution<float> e(-1.0f, 1.0f);
+  std::vector<float> s(static_cast<size_t>(cols));
+  for (float& v : s) v = std::pow(10.0f, e(rng));
+  return s;
+}
+
+}  // namespace
+
+TEST(PackedGemv, InputScaledAffineMatchesItsDequantize) {
+  std::mt19937 rng(10);
+  for (int bits : {3, 4, 8})
+    for (auto [rows, cols, group] : {std::tuple<int64_t, int64_t, int64_t>{5, 96, 32},
+                                     {37, 256, 128},
+                                     {7, 37, 37},
+                                     {70, 640, 128}}) {
+      CompressedTensor t = random_affine(rows, cols, bits, group, bits == 8, rng);
+      t.input_scale = random_input_scale(cols, rng);
+      const std::string label = "input-scaled int" + std::to_string(bits) + " " +
+                                std::to_string(rows) + "x" + std::to_string(cols);
+      check_product(t, PackedKind::Affine, false, label.c_str());
+    }
+  // With act-order columns and outliers: s applies to the original column order and to
+  // the outliers' columns too.
+  CompressedTensor t = random_affine(11, 96, 4, 32, false, rng);
+  std::vector<int32_t> perm(96);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  t.g_idx.resize(96);
+  for (int32_t k = 0; k < 96; ++k) t.g_idx[size_t(perm[size_t(k)])] = k / 32;
+  for (uint32_t i : {0u, 95u, 500u}) {
+    t.outlier_index.push_back(i);
+    t.outlier_value.push_back(f32_to_f16(1.5f));
+  }
+  t.input_scale = random_input_scale(96, rng);
+  check_product(t, PackedKind::Affine, false, "input-scaled act-order outliers");
+
+  // The scale is really applied: against the tensor without it, the product differs.
+  CompressedTensor plain = t;
+  plain.input_scale.clear();
+  const PackedWeight a = PackedWeight::from_compressed(t), b = PackedWeight::from_compressed(plain);
+  std::vector<float> x = randn(96, rng), ya(11), yb(11);
+  a.matmul(x.data(), ya.data(), 1);
+  b.matmul(x.data(), yb.data(), 1);
+  EXPECT_NE(ya, yb);
+  EXPECT_EQ(a.weight_bytes(), b.weight_bytes() + 96 * 4);
+  EXPECT_NE(a.describe().find("input divided by its scale"), std::string::npos);
+  EXPECT_EQ(a.input_scale(), t.input_scale);
+}
+
+TEST(PackedGemv, InputScaledFallbacksAndDequantizeRows) {
+  std::mt19937 rng(11);
+  // 5-bit codes have no kernel: the f16 fallback holds W·diag(s) rounded to f16, which
+  // differs from the reference's rounding of W·diag(s)/s, hence the f16-sized tolerance.
+  CompressedTensor t5 = random_affine(9, 64, 5, 32, false, rng);
+  t5.input_scale = random_input_scale(64, rng);
+  check_product(t5, PackedKind::F16, false, "input-scaled 5-bit fallback", 2e-3);
+
+  const Tensor w = Tensor::from_f32(randn(13 * 40, rng), {13, 40}, "w");
+  LowRankOptions lo;
+  lo.rank = 4;
+  CompressedTensor lr = low_rank(w, lo);
+  lr.input_scale = random_input_scale(40, rng);
+  check_product(lr, PackedKind::LowRank, false, "input-scaled low-rank");
+
+  CompressedTensor t = random_affine(10, 96, 3, 32, false, rng);
+  t.input_scale = random_input_scale(96, rng);
+  const PackedWeight p = PackedWeight::from_compressed(t);
+  const Tensor want = t.dequantize();
+  std::vector<float> rows(size_t(4 * 96));
+  p.dequantize_rows(3, 7, rows.data());
+  for (int64_t k = 0; k < 4 * 96; ++k)
+    ASSERT_NEAR(rows[size_t(k)], want.as<float>()[3 * 96 + k],
+                1e-6 * (1 + std::abs(want.as<float>()[3 * 96 + k])));
+}
+
+TEST(PackedGemv, HostileInputScaleThrows) {
+  std::mt19937 rng(12);
+  CompressedTensor good = random_affine(4, 64, 4, 32, false, rng);
+  good.input_scale.assign(64, 2.0f);
+  EXPECT_NO_THROW(PackedWeight::from_compressed(good));
+  for (auto edit : {+[](CompressedTensor& t) { t.input_scale.pop_back(); },
+                    +[](CompressedTensor& t) { t.input_scale[5] = 0.0f; },
+                    +[](CompressedTensor& t) { t.input_scale[63] = INFINITY; },
+                    +[](CompressedTensor& t) { t.input_scale[0] = NAN; }}) {
+    CompressedTensor t = good;
+    edit(t);
+    EXPECT_THROW(PackedWeight::from_compressed(t), Error);
+  }
 }

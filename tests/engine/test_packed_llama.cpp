@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/eval/packed_llama.h"
 #include "engine/recipe/recipe.h"
@@ -107,4 +108,23 @@ TEST(PackedLlama, LatencyRunsOnThePackedModel) {
   EXPECT_EQ(r.decode, 4);
   EXPECT_TRUE(std::isfinite(r.ms_per_token) && r.ms_per_token > 0);
   EXPECT_TRUE(std::isfinite(r.prefill_tokens_per_s) && r.prefill_tokens_per_s > 0);
+}
+
+TEST(PackedLlama, AwqLayersCarryTheirInputScale) {
+  const LlamaModel base = test::random_llama(config(), 7);
+  std::vector<int32_t> calib(600);
+  for (size_t i = 0; i < calib.size(); ++i) calib[i] = int32_t((i * 13 + i / 7) % 37);
+  const CompressionResult c = compress_llama(
+      base,
+      parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "r.yaml"),
+      calib, {8, 32});
+  for (const CompressedLayer& l : c.layers)
+    ASSERT_FALSE(l.tensor.input_scale.empty()) << l.tensor.name;
+  // Each compressed tensor decodes to its model weight exactly, so no per-column factor
+  // has to be guessed: the packed weight divides its input by the tensor's own scale.
+  const PackedLlama packed(c.model, c.layers, {false});
+  EXPECT_EQ(count(packed.paths(), "affine int4"), 14);
+  EXPECT_EQ(count(packed.paths(), "asym packed, input divided by its scale"), 14);
+  EXPECT_EQ(count(packed.paths(), "inputs scaled per column"), 0);
+  expect_same_logits(packed, c.model, 1e-5);
 }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "engine/compress/awq.h"
 #include "engine/compress/gptq.h"
 #include "engine/compress/kmeans.h"
 #include "engine/compress/low_rank.h"
@@ -338,4 +339,97 @@ TEST(PackedSafetensors, PlainSafetensorsIsNotAPackedExport) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a packed MCW export"), std::string::npos);
   }
+}
+
+namespace {
+
+// A real AWQ layer, carrying its input scale as compress_llama records it.
+CompressedTensor awq_layer(const std::string& name) {
+  const auto w = laplace(size_t(kRows * kCols), 21, 0.02f);
+  const auto x = correlated_inputs(96, kCols, 22, 3, 20.0f);
+  AwqOptions o;
+  o.bits = 4, o.group_size = 32, o.grid = 5;
+  AwqResult r = quantize_awq({{w.data(), kRows, name}}, x.data(), 96, kCols, o);
+  CompressedTensor t = std::move(r.layers[0]);
+  t.input_scale = r.input_scale;
+  return t;
+}
+
+}  // namespace
+
+TEST(PackedSafetensors, AwqLayerRoundTripsWithItsInputScale) {
+  const CompressedTensor t = awq_layer("awq.q");
+  ASSERT_EQ(t.input_scale.size(), size_t(kCols));
+  bool nontrivial = false;
+  for (float s : t.input_scale) nontrivial = nontrivial || s != 1.0f;
+  ASSERT_TRUE(nontrivial);  // α > 0 was chosen, or the test shows nothing
+
+  const std::string path = write_all({t});
+  // AWQ rounds s to f16, so the file stores it as F16.
+  const SafetensorsFile raw = read_safetensors(path);
+  bool found = false;
+  for (const Tensor& p : raw.tensors)
+    if (p.name() == "awq.q.input_scale") {
+      found = true;
+      EXPECT_EQ(p.dtype(), DType::F16);
+      EXPECT_EQ(p.shape(), Shape{kCols});
+    }
+  EXPECT_TRUE(found);
+
+  const auto back = read_packed_safetensors(path);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].input_scale, t.input_scale);
+  EXPECT_EQ(bytes_of(back[0].dequantize()), bytes_of(t.dequantize()));
+  EXPECT_EQ(back[0].storage_bits(), t.storage_bits());
+  EXPECT_EQ(back[0].describe(), t.describe());
+
+  // The decoded weight is the effective one: codes of W·diag(s), columns divided by s.
+  CompressedTensor codes_only = t;
+  codes_only.input_scale.clear();
+  EXPECT_EQ(bytes_of(back[0].dequantize()),
+            bytes_of(awq_effective_weight(codes_only, t.input_scale)));
+
+  // A scale that is not an f16 is kept exactly, as F32.
+  CompressedTensor f32_scale = t;
+  f32_scale.name = "awq.f32";
+  f32_scale.input_scale[3] = 1.0f + 1e-7f * 3;
+  const auto back2 = read_packed_safetensors(write_all({f32_scale}));
+  EXPECT_EQ(back2[0].input_scale, f32_scale.input_scale);
+}
+
+TEST(PackedSafetensors, HostileInputScaleIsNamed) {
+  const auto has = [](const std::string& what, const char* a, const char* b) {
+    EXPECT_NE(what.find(a), std::string::npos) << what;
+    EXPECT_NE(what.find(b), std::string::npos) << what;
+  };
+  const std::vector<CompressedTensor> awq{awq_layer("awq.k")};
+  has(error_after(awq,
+                  [](RawFile& r) {
+                    part(r, "awq.k.input_scale") =
+                        Tensor::zeros(DType::F16, {kCols - 1}, "awq.k.input_scale");
+                  }),
+      "awq.k", "input_scale has shape [63], expected [64]");
+  has(error_after(awq,
+                  [](RawFile& r) { part(r, "awq.k.input_scale").mutable_as<uint16_t>()[7] = 0; }),
+      "awq.k", "input_scale[7] = 0");
+  has(error_after(awq,
+                  [](RawFile& r) {
+                    part(r, "awq.k.input_scale").mutable_as<uint16_t>()[2] = 0x8000;  // -0
+                  }),
+      "awq.k", "input_scale[2]");
+  has(error_after(awq,
+                  [](RawFile& r) {
+                    part(r, "awq.k.input_scale").mutable_as<uint16_t>()[9] = 0x7c00;  // +inf
+                  }),
+      "awq.k", "not a finite non-zero");
+  has(error_after(awq,
+                  [](RawFile& r) {
+                    part(r, "awq.k.input_scale") =
+                        Tensor::zeros(DType::U8, {kCols}, "awq.k.input_scale");
+                  }),
+      "awq.k", "input_scale is U8");
+  // The writer refuses an input scale of the wrong length.
+  CompressedTensor bad = awq[0];
+  bad.input_scale.pop_back();
+  EXPECT_THROW(write_all({bad}), Error);
 }

@@ -7,6 +7,7 @@
 #include "engine/compress/gptq.h"
 #include "engine/compress/rtn.h"
 #include "engine/core/error.h"
+#include "engine/core/half.h"
 #include "quant_test_util.h"
 
 using namespace mcw;
@@ -142,4 +143,26 @@ TEST(Awq, BadParametersAreClearErrors) {
   CancelToken t;
   t.cancel();
   EXPECT_THROW(quantize_awq({{w.data(), 4, "l"}}, x.data(), 16, 32, o, &t), Cancelled);
+}
+
+TEST(Awq, ScalesAreF16AndEffectiveWeightIsTheSelfDescribingTensor) {
+  const auto x = correlated_inputs(kN, kCols, 8, 4, 30.0f);
+  const auto w = gaussian(size_t(kRows * kCols), 9, 0.05f);
+  AwqOptions o;
+  o.bits = 4, o.group_size = 32;
+  const AwqResult a = quantize_awq({{w.data(), kRows, "l"}}, x.data(), kN, kCols, o);
+  ASSERT_GT(a.alpha, 0.0f);
+  for (float s : a.input_scale) EXPECT_EQ(f16_to_f32(f32_to_f16(s)), s);
+  EXPECT_TRUE(a.layers[0].input_scale.empty());  // the caller decides where s goes
+  CompressedTensor t = a.layers[0];
+  t.input_scale = a.input_scale;
+  EXPECT_EQ(awq_effective_weight(a.layers[0], a.input_scale).to_f32(), t.dequantize().to_f32());
+  EXPECT_THROW(awq_effective_weight(t, a.input_scale), Error);  // would divide twice
+
+  std::vector<float> s = {1.0f + 1e-4f, 1e-6f, 1e6f, 3.0f};
+  round_scales_to_f16(s);
+  EXPECT_EQ(s[0], f16_to_f32(f32_to_f16(1.0f + 1e-4f)));
+  EXPECT_EQ(s[1], 1e-6f);  // below the normal f16 range: kept
+  EXPECT_EQ(s[2], 1e6f);   // beyond it: kept
+  EXPECT_EQ(s[3], 3.0f);
 }

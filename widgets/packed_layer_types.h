@@ -24,6 +24,9 @@ struct PackedLayerRow {
   quint64 storage_bytes = 0;
   double kept_fraction = 1;  // share of weights the mask keeps
   quint64 outliers = 0;      // f16 weights kept exactly on top of the coding
+  // AWQ: the input is divided by a per-column scale s, and the parts below code W·diag(s).
+  qint64 input_scales = 0;  // 0 when the layer has none
+  float input_scale_min = 0, input_scale_max = 0;
   // Row-major per (row, group): [rows * groups]. Zeros are empty when symmetric or not
   // affine; the codebook holds 2^bits centroids per (row, group).
   QList<float> scales, zeros, codebook;

@@ -35,7 +35,15 @@ QString packed_layer_summary(const PackedLayerRow& l) {
   if (l.nm_m > 0) second << QObject::tr("%1:%2 pattern").arg(l.nm_n).arg(l.nm_m);
   second << QObject::tr("kept %1 %").arg(100.0 * l.kept_fraction, 0, 'f', 1);
   second << QObject::tr("%n outlier(s)", nullptr, int(l.outliers));
-  return l.name + QLatin1Char('\n') + first.join(dot) + QLatin1Char('\n') + second.join(dot);
+  QString text = l.name + QLatin1Char('\n') + first.join(dot) + QLatin1Char('\n') + second.join(dot);
+  if (l.input_scales > 0)
+    text += QLatin1Char('\n') +
+            QObject::tr("input divided by a per-column scale s (AWQ): %1 values in [%2, %3]; "
+                        "the parameters below code W·diag(s)")
+                .arg(l.input_scales)
+                .arg(double(l.input_scale_min), 0, 'g', 4)
+                .arg(double(l.input_scale_max), 0, 'g', 4);
+  return text;
 }
 
 PackedLayerView::PackedLayerView(QWidget* parent) : QWidget(parent) {

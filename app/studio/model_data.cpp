@@ -1,5 +1,7 @@
 #include "app/studio/model_data.h"
 
+#include <algorithm>
+
 #include <QHash>
 
 #include "engine/core/error.h"
@@ -56,6 +58,11 @@ ui::PackedLayerRow to_packed_row(const CompressedTensor& t) {
   r.storage_bytes = (t.storage_bits() + 7) / 8;
   r.kept_fraction = double(t.kept_count()) / double(t.rows * t.cols);
   r.outliers = t.outlier_index.size();
+  if (!t.input_scale.empty()) {
+    const auto [lo, hi] = std::minmax_element(t.input_scale.begin(), t.input_scale.end());
+    r.input_scales = qint64(t.input_scale.size());
+    r.input_scale_min = *lo, r.input_scale_max = *hi;
+  }
   r.scales = to_qlist(t.scales);
   r.zeros = to_qlist(t.zeros);
   r.codebook = to_qlist(t.codebook);

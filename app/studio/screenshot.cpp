@@ -4,6 +4,7 @@
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QPixmap>
+#include <QSet>
 #include <QTimer>
 #include <cstdio>
 #include <memory>
@@ -38,12 +39,27 @@ static void settle() {
   }
 }
 
+// Saves a picture, refusing a tiny or blank one (a panel that did not draw): the screenshot
+// tests fail on it rather than keep an empty PNG.
+static bool save_checked(const QImage& image, const QString& path) {
+  QSet<QRgb> colours;
+  for (int y = 0; y < image.height() && colours.size() < 8; y += 3)
+    for (int x = 0; x < image.width() && colours.size() < 8; x += 3) colours.insert(image.pixel(x, y));
+  if (image.width() < 64 || image.height() < 48 || colours.size() < 8) {
+    std::fprintf(stderr, "mcw-studio: %s: the picture is %dx%d with %d colours: blank or tiny\n",
+                 qPrintable(path), image.width(), image.height(), int(colours.size()));
+    image.save(path, "PNG");  // kept to look at
+    return false;
+  }
+  const bool ok = image.save(path, "PNG");
+  if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
+  return ok;
+}
+
 static bool grab_dock(QDockWidget* dock, const QString& path) {
   dock->raise();
   settle();
-  const bool ok = dock->grab().save(path, "PNG");
-  if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
-  return ok;
+  return save_checked(dock->grab().toImage(), path);
 }
 
 // The Model panel, with the first compressed layer selected when a packed export lies
@@ -58,9 +74,7 @@ static bool save_model_shot(MainWindow& window, const QString& path) {
       break;
     }
   settle();
-  const bool ok = window.modelPanel()->grab().save(path, "PNG");
-  if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
-  return ok;
+  return save_checked(window.modelPanel()->grab().toImage(), path);
 }
 
 // The tensor inspector on the model's largest matrix, once its heatmap has arrived.
@@ -199,10 +213,7 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         i >= 0)
       window.recipeEditor()->loadPreset(i);  // the window's picture shows a recipe
     settle();
-    if (!window.grab().save(options.output, "PNG")) {
-      std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(options.output));
-      ok = false;
-    }
+    if (!save_checked(window.grab().toImage(), options.output)) ok = false;
     if (!options.panels_dir.isEmpty()) ok = save_panel_shots(window, options.panels_dir) && ok;
     if (!options.panels_dir.isEmpty() && !options.compare_with.isEmpty())
       ok = grab_dock(window.modelDiffDock(), options.panels_dir + QStringLiteral("/model_diff.png")) &&

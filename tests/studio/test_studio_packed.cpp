@@ -12,6 +12,7 @@
 #include "engine/compress/compress_llama.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
+#include "app/studio/model_data.h"
 #include "engine/recipe/recipe.h"
 #include "studio_test_util.h"
 #include "tests/engine/llama_test_util.h"
@@ -203,6 +204,21 @@ class StudioPackedTest : public QObject {
     QCOMPARE(m->rowCount(child(m, only, "mlp")), 3);
     panel->setTreeShown(false);
     QVERIFY(!panel->treeShown());
+  }
+
+  // An AWQ layer's input scale reaches the details summary (range from the engine tensor).
+  void inputScaleIsSummarised() {
+    CompressedTensor t = result_.layers[0].tensor;
+    t.input_scale.assign(size_t(t.cols), 1.0f);
+    t.input_scale[3] = 0.5f, t.input_scale[7] = 2.25f;
+    const ui::PackedLayerRow row = studio::to_packed_row(t);
+    QCOMPARE(row.input_scales, qint64(t.cols));
+    QCOMPARE(row.input_scale_min, 0.5f);
+    QCOMPARE(row.input_scale_max, 2.25f);
+    const QString text = ui::packed_layer_summary(row);
+    QVERIFY2(text.contains(QStringLiteral("values in [0.5, 2.25]")), qPrintable(text));
+    QVERIFY(!ui::packed_layer_summary(studio::to_packed_row(result_.layers[0].tensor))
+                 .contains(QStringLiteral("input divided")));
   }
 
   void badPackedFileStillOpensTheModel() {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/model/llama_save.h"
+#include "engine/project/project.h"
 #include "tests/engine/llama_test_util.h"
 
 namespace mcw::test {
@@ -74,6 +75,18 @@ inline void write_tiny_model_and_text(const std::filesystem::path& dir) {
   tok.byte_vocab = true;
   save_llama_hf(random_llama(c, 5), (dir / "model").string(), tok);
   std::ofstream(dir / "eval.txt") << "The quick brown fox jumps over the lazy dog. Pack my box.";
+}
+
+// A project over write_tiny_model_and_text's files (written here) with a short evaluation
+// window; the caller adds recipes or calibration text and saves it.
+inline Project tiny_project(const std::filesystem::path& dir, const std::string& name) {
+  write_tiny_model_and_text(dir);
+  Project p;
+  p.name = name;
+  p.model_path = (dir / "model").string();
+  p.evaluation_path = (dir / "eval.txt").string();
+  p.eval.window = p.eval.stride = 32;
+  return p;
 }
 
 }  // namespace mcw::test

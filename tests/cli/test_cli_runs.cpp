@@ -18,14 +18,9 @@ using namespace mcw::test;
 namespace {
 
 std::string make_project(const fs::path& dir) {
-  write_tiny_model_and_text(dir);
-  Project p;
-  p.name = "clitest";
-  p.model_path = (dir / "model").string();
-  p.evaluation_path = (dir / "eval.txt").string();
+  Project p = tiny_project(dir, "clitest");
   p.recipes = {{"w8", "", "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n"},
                {"w2", "", "stages:\n  - algorithm: rtn\n    bits: 2\n    group_size: 0\n"}};
-  p.eval.window = p.eval.stride = 32;
   const std::string file = (dir / "clitest.mcwproj").string();
   save_project(p, file);
   return file;

@@ -19,16 +19,11 @@ using namespace mcw::test;
 namespace {
 
 std::string make_project(const fs::path& dir) {
-  write_tiny_model_and_text(dir);
+  Project p = tiny_project(dir, "searchtest");
   std::ofstream(dir / "calib.txt")
       << "A stitch in time saves nine. Look before you leap. Fortune favours the bold; the early "
          "bird gets the worm. Many hands make light work.";
-  Project p;
-  p.name = "searchtest";
-  p.model_path = (dir / "model").string();
   p.calibration_path = (dir / "calib.txt").string();
-  p.evaluation_path = (dir / "eval.txt").string();
-  p.eval.window = p.eval.stride = 32;
   const std::string file = (dir / "searchtest.mcwproj").string();
   save_project(p, file);
   return file;

@@ -91,6 +91,9 @@ void TensorInspector::setMode(Mode mode) {
 }
 
 void TensorInspector::request() {
+  // Hidden (a tab behind another dock): nothing converts or reduces a tensor nobody sees;
+  // showEvent asks for the selection then.
+  if (!isVisible()) return;
   const QString layer = context_.selection().layer;
   if (layer.isEmpty() || layer == requested_) return;
   // Only tensors of the open model; a run or recipe selection keeps the last tensor.
@@ -102,6 +105,11 @@ void TensorInspector::request() {
 }
 
 void TensorInspector::onSelectionChanged() { request(); }
+
+void TensorInspector::showEvent(QShowEvent* event) {
+  QWidget::showEvent(event);
+  request();
+}
 
 void TensorInspector::onModelLoaded() {
   requested_.clear();

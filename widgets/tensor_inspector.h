@@ -53,6 +53,7 @@ class TensorInspector : public QWidget, public IProjectViewer {
   void mouseReleaseEvent(QMouseEvent* event) override;
   void wheelEvent(QWheelEvent* event) override;
   void leaveEvent(QEvent* event) override;
+  void showEvent(QShowEvent* event) override;
 
  private:
   void request();

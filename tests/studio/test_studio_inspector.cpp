@@ -84,6 +84,9 @@ class StudioInspectorTest : public QObject {
       if (r.shape.size() == 2 && (!row || r.params > row->params)) row = &r;
     QVERIFY(row);
     const QString name = row->name;
+    w.show();  // the inspector computes only while it can be seen
+    w.inspectorDock()->show();
+    w.inspectorDock()->raise();
     ui::Selection s;
     s.layer = name;
     c.setSelection(s);

@@ -37,6 +37,9 @@ static void BM_InspectorFrame(benchmark::State& state) {
     state.SkipWithError("no matrix in the model");
     return;
   }
+  w.show();  // the inspector computes only while it can be seen
+  w.inspectorDock()->show();
+  w.inspectorDock()->raise();
   ui::Selection s = w.context().selection();
   s.layer = best->name;
   w.context().setSelection(s);

@@ -52,7 +52,12 @@ int run_bench(const std::vector<std::string>& argv) {
   require_llama_family(file, "mcw bench");
   const LlamaModel base = load_llama(file);
   CompressionResult compressed;
-  std::string what = args.flag("f32") ? "dense f32" : "dense f16";
+  // f32 weights (a model built in memory or saved so) run as f16 or f32; any other dtype
+  // runs as the file stores it.
+  const DType stored = base.layers.empty() ? DType::F32 : base.layers[0].wq.dtype();
+  std::string what = stored != DType::F32 ? "dense " + std::string(dtype_name(stored)) + " as stored"
+                     : args.flag("f32")   ? "dense f32"
+                                          : "dense f16";
   if (const auto r = args.value("recipe")) {
     const Recipe recipe = load_recipe(resolve_recipe(*r));
     std::vector<std::string> names;

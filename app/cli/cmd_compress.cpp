@@ -16,6 +16,7 @@
 #include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
 #include "engine/export/packed_safetensors.h"
+#include "engine/export/streamed_llama_writer.h"
 #include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
@@ -30,8 +31,10 @@ const char* const kCompressUsage =
     "Runs recipe R (a .yaml/.json file, or a preset name from assets/recipes such as\n"
     "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
     "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
-    "model block by block. Writes DIR with config.json, model.safetensors (the weights as\n"
-    "the compressed form decodes them), the tokenizer, recipe.yaml, compression.json and\n"
+    "model block by block. Each block is written as soon as it is done (memory holds one\n"
+    "block): DIR gets config.json, one model-*.safetensors shard per block and an index\n"
+    "(the weights as the compressed form decodes them, in the source's dtype), the\n"
+    "tokenizer, recipe.yaml, compression.json and\n"
     "packed.safetensors: each compressed layer's packed codes, scales, zero points,\n"
     "codebooks, masks, outliers or low-rank factors, with its scheme as JSON under the\n"
     "'mcw.packed' metadata key (mcw inspect DIR lists it per layer).\n\n"
@@ -87,6 +90,9 @@ int run_compress(const std::vector<std::string>& argv) {
   if (args.value("window")) run.calibration["window"] = opt.calib_window;
 
   StagingDir out(*out_arg);
+  // Each finished block goes to disk at once, in the source's dtype: memory holds one block.
+  StreamedLlamaWriter writer(out.path().string(), StreamedLlamaWriter::output_dtype(base));
+  opt.block_done = writer.callback();
   const SigintCancel sigint;
   CompressionResult res;
   try {
@@ -108,7 +114,7 @@ int run_compress(const std::vector<std::string>& argv) {
   auto& layers = report["layers"] = nlohmann::ordered_json::array();
   for (const CompressedLayer& l : res.layers)
     layers.push_back({{"name", l.tensor.name}, {"algorithm", l.algorithm},
-                      {"scheme", l.tensor.describe()}, {"bits_per_weight", l.tensor.bits_per_weight()},
+                      {"scheme", l.scheme}, {"bits_per_weight", l.bits_per_weight},
                       {"relative_error", l.relative_error},
                       {"error_on", l.error_on_activations ? "calibration activations" : "weights"}});
   if (const auto eval_path = args.value("eval")) {
@@ -121,14 +127,10 @@ int run_compress(const std::vector<std::string>& argv) {
                       {"top1_agreement", er.top1}};
   }
 
-  TokenizerFiles none;
-  save_llama_hf(res.model, out.path().string(), none);
+  writer.finish(res);
   copy_tokenizer(file, out);
   write_text_file(out.file("recipe.yaml"), recipe_to_yaml(recipe));
   write_text_file(out.file("compression.json"), report.dump(2) + "\n");
-  std::vector<const CompressedTensor*> packed;
-  for (const CompressedLayer& l : res.layers) packed.push_back(&l.tensor);
-  write_packed_safetensors(out.file(kPackedFileName), packed);
   if (sigint.token().cancelled()) return 130;
   out.commit();
 
@@ -140,8 +142,8 @@ int run_compress(const std::vector<std::string>& argv) {
   for (const CompressedLayer& l : res.layers) w = std::max(w, l.tensor.name.size());
   std::printf("%-*s  %-28s %8s %12s\n", int(w), "layer", "scheme", "bits/w", "rel. error");
   for (const CompressedLayer& l : res.layers)
-    std::printf("%-*s  %-28s %8.3f %12.3e\n", int(w), l.tensor.name.c_str(), l.tensor.describe().c_str(),
-                l.tensor.bits_per_weight(), l.relative_error);
+    std::printf("%-*s  %-28s %8.3f %12.3e\n", int(w), l.tensor.name.c_str(), l.scheme.c_str(),
+                l.bits_per_weight, l.relative_error);
   std::printf("\nmodel         %s parameters, %.3f bits per weight, %s (f16: %s)\n",
               human_count(res.parameters).c_str(), res.bits_per_weight(),
               human_bytes(res.storage_bits / 8).c_str(), human_bytes(res.original_bits / 8).c_str());

@@ -1,5 +1,8 @@
 #include "engine/compress/calibrate.h"
 
+#include <algorithm>
+
+#include "engine/compress/activation_store.h"
 #include "engine/core/error.h"
 #include "engine/kernels/ops.h"
 
@@ -25,6 +28,21 @@ Tensor* find_weight(LlamaModel& model, const std::string& name) {
   return nullptr;
 }
 
+static void make_owned_f32(Tensor& t) {
+  if (!(t.dtype() == DType::F32 && t.writable()) && !t.empty()) t = t.f32_copy();
+}
+
+Tensor* find_weight_f32(LlamaModel& model, const std::string& name) {
+  Tensor* t = find_weight(model, name);
+  if (!t) throw Error("", "the model has no weight " + name);
+  make_owned_f32(*t);
+  return t;
+}
+
+void materialize_f32(LlamaModel& model) {
+  for (auto& [n, t] : model.named_tensors()) make_owned_f32(*t);
+}
+
 std::vector<std::vector<int32_t>> calibration_windows(std::span<const int32_t> tokens,
                                                       int64_t count, int64_t length) {
   std::vector<std::vector<int32_t>> out;
@@ -42,56 +60,86 @@ std::vector<std::vector<int32_t>> calibration_windows(std::span<const int32_t> t
 
 void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32_t>>& windows,
                           const CalibrationHooks& hooks, const ProgressFn& progress,
-                          const CancelToken* cancel) {
+                          const CancelToken* cancel, const CalibrationOptions& opt) {
   const LlamaConfig& c = model.cfg;
   if (windows.empty()) throw Error("", "calibration needs at least one window of text");
   const size_t W = windows.size();
   const int64_t D = c.dim, Q = c.q_dim(), H = c.hidden_dim;
-  std::vector<std::vector<float>> hidden(W), xn(W), act(W);
+  std::vector<int64_t> rows;
+  int64_t longest = 0, total = 0;
+  for (const auto& w : windows) rows.push_back(int64_t(w.size())), longest = std::max(longest, rows.back()), total += rows.back();
+  ActivationStore hidden(rows, D, opt.activations, opt.memory_budget, opt.scratch_dir);
+  std::vector<float> h(size_t(longest * D)), xn(size_t(longest * D));
   for (size_t w = 0; w < W; ++w) {
-    hidden[w].resize(windows[w].size() * size_t(D));
-    llama_embed(model, windows[w], hidden[w].data());
+    llama_embed(model, windows[w], h.data());
+    hidden.put(w, h.data());
   }
-  auto rows = [&](size_t w) { return int64_t(windows[w].size()); };
   const std::vector<LinearGroup> groups = linear_groups(model);
   size_t done = 0;
-  auto run_group = [&](const LinearGroup& g, std::vector<std::vector<float>>& input) {
-    if (cancel) cancel->throw_if_cancelled();
-    if (hooks.observe)
-      for (size_t w = 0; w < W; ++w) hooks.observe(g, input[w].data(), rows(w));
+  auto finish_group = [&](const LinearGroup& g) {
     if (hooks.compress) hooks.compress(g);
     report(progress, "calibrate", g.names.front(), double(++done) / double(groups.size()));
   };
+  // Inputs of o_proj / down_proj for every window, while they fit the reuse budget; else
+  // one window's worth, formed again in the pass that needs it.
+  const bool keep_att = uint64_t(total * Q) * 4 <= opt.reuse_budget;
+  const bool keep_act = uint64_t(total * H) * 4 <= opt.reuse_budget;
+  std::vector<float> att(size_t((keep_att ? total : longest) * Q));
+  std::vector<float> act(size_t((keep_act ? total : longest) * H));
+  std::vector<int64_t> first(W);  // row offset of each window in the kept arrays
+  for (size_t w = 1; w < W; ++w) first[w] = first[w - 1] + rows[w - 1];
+  auto att_of = [&](size_t w) { return att.data() + (keep_att ? first[w] * Q : 0); };
+  auto act_of = [&](size_t w) { return act.data() + (keep_act ? first[w] * H : 0); };
 
-  // A compress hook may rescale the norm in front of its group (SmoothQuant folds into it),
-  // so the normed input is formed again after the group's hook before the block goes on.
-  auto norm_all = [&](const Tensor& weight) {
-    for (size_t w = 0; w < W; ++w) {
-      xn[w].resize(hidden[w].size());
-      rmsnorm_rows(hidden[w].data(), weight.as<float>(), xn[w].data(), rows(w), D, c.rms_eps);
-    }
-  };
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
-    norm_all(L.attn_norm);
-    run_group(g[0], xn);  // q, k, v
-    if (hooks.compress) norm_all(L.attn_norm);
-    for (size_t w = 0; w < W; ++w) {
-      act[w].resize(size_t(rows(w) * Q));
-      llama_attention_output(model, l, xn[w].data(), rows(w), act[w].data());
+    // Each pass reads the block input again: a compress hook may have changed the weights
+    // (and, SmoothQuant, the norm) the pass before used.
+    auto normed = [&](size_t w, const Tensor& norm) {
+      rmsnorm_rows(h.data(), norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+    };
+    auto check = [&] {
+      if (cancel) cancel->throw_if_cancelled();
+    };
+    for (size_t w = 0; w < W; ++w) {  // q, k, v
+      check();
+      hidden.get(w, h.data()), normed(w, L.attn_norm);
+      if (hooks.observe) hooks.observe(g[0], xn.data(), rows[w]);
     }
-    run_group(g[1], act);  // o
-    for (size_t w = 0; w < W; ++w) llama_add_o_proj(model, l, act[w].data(), rows(w), hidden[w].data());
-    norm_all(L.ffn_norm);
-    run_group(g[2], xn);  // gate, up
-    if (hooks.compress) norm_all(L.ffn_norm);
-    for (size_t w = 0; w < W; ++w) {
-      act[w].resize(size_t(rows(w) * H));
-      llama_mlp_hidden(model, l, xn[w].data(), rows(w), act[w].data());
+    finish_group(g[0]);
+    for (size_t w = 0; w < W; ++w) {  // o
+      check();
+      hidden.get(w, h.data()), normed(w, L.attn_norm);
+      llama_attention_output(model, l, xn.data(), rows[w], att_of(w));
+      if (hooks.observe) hooks.observe(g[1], att_of(w), rows[w]);
     }
-    run_group(g[3], act);  // down
-    for (size_t w = 0; w < W; ++w) llama_add_down_proj(model, l, act[w].data(), rows(w), hidden[w].data());
+    finish_group(g[1]);
+    for (size_t w = 0; w < W; ++w) {  // residual after attention; gate, up
+      check();
+      hidden.get(w, h.data());
+      if (!keep_att) normed(w, L.attn_norm), llama_attention_output(model, l, xn.data(), rows[w], att_of(w));
+      llama_add_o_proj(model, l, att_of(w), rows[w], h.data());
+      hidden.put(w, h.data());
+      normed(w, L.ffn_norm);
+      if (hooks.observe) hooks.observe(g[2], xn.data(), rows[w]);
+    }
+    finish_group(g[2]);
+    for (size_t w = 0; w < W; ++w) {  // down
+      check();
+      hidden.get(w, h.data()), normed(w, L.ffn_norm);
+      llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w));
+      if (hooks.observe) hooks.observe(g[3], act_of(w), rows[w]);
+    }
+    finish_group(g[3]);
+    for (size_t w = 0; w < W; ++w) {  // residual after the MLP: the next block's input
+      check();
+      hidden.get(w, h.data());
+      if (!keep_act) normed(w, L.ffn_norm), llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w));
+      llama_add_down_proj(model, l, act_of(w), rows[w], h.data());
+      hidden.put(w, h.data());
+    }
+    if (hooks.block_done) hooks.block_done(l);
   }
 }
 

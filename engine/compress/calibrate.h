@@ -3,7 +3,11 @@
 // time (q/k/v, then o, then gate/up, then down). Each group first sees the inputs it gets
 // from the already-compressed layers before it (observe), then may be compressed
 // (compress) before the block goes on, so later layers adapt to earlier errors. Memory
-// stays at the hidden states of the calibration set plus one block's activations.
+// stays at the hidden states of the calibration set (an ActivationStore: bf16 or f32,
+// spilled to a scratch file past a budget) plus one window's activations: the inputs of
+// o_proj and down_proj are kept for every window only while they fit in
+// CalibrationOptions::reuse_budget, and computed again per window otherwise (the same
+// values, bit for bit).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -24,8 +28,14 @@ struct LinearGroup {
 
 // The four groups of each block, in the order the block runs them.
 std::vector<LinearGroup> linear_groups(const LlamaModel& model);
-// The f32 weight behind an HF linear name ("model.layers.3.mlp.up_proj.weight").
+// The weight behind an HF linear name ("model.layers.3.mlp.up_proj.weight"), as it is
+// (a loaded model's is a view of its file, in the file's dtype), or null.
 Tensor* find_weight(LlamaModel& model, const std::string& name);
+// The same weight made owned f32 first (converted from the file one layer at a time, when
+// a compressor reads or changes it); throws mcw::Error when the model has no such weight.
+Tensor* find_weight_f32(LlamaModel& model, const std::string& name);
+// Every tensor of the model owned f32 (whole-model steps: structured pruning).
+void materialize_f32(LlamaModel& model);
 
 struct CalibrationHooks {
   // Called once per window with that window's input rows X [rows, group.in_features].
@@ -34,11 +44,21 @@ struct CalibrationHooks {
   // (same shapes), the layer's output biases and act_int8 bits, and the norm weight in
   // front of the group.
   std::function<void(const LinearGroup&)> compress;
+  // Called when block `layer` is done (its groups compressed, its outputs formed): its
+  // weights will not be read again.
+  std::function<void(int64_t layer)> block_done;
+};
+
+struct CalibrationOptions {
+  DType activations = DType::F32;             // the hidden states between blocks: F32 or BF16
+  uint64_t memory_budget = uint64_t(1) << 62;  // past it, hidden states spill to scratch_dir
+  std::string scratch_dir;                     // empty: the system's temporary directory
+  uint64_t reuse_budget = uint64_t(1) << 30;  // f32 bytes of o/down inputs kept per block
 };
 
 void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32_t>>& windows,
                           const CalibrationHooks& hooks, const ProgressFn& progress = {},
-                          const CancelToken* cancel = nullptr);
+                          const CancelToken* cancel = nullptr, const CalibrationOptions& opt = {});
 
 // Cuts `tokens` into up to `count` windows of `length` tokens, spread evenly over the text.
 std::vector<std::vector<int32_t>> calibration_windows(std::span<const int32_t> tokens,

@@ -41,6 +41,11 @@ bool needs_stats(const RecipeStage& s) {
          (a == "svd" && s.params["activation_aware"].get<bool>());
 }
 
+// The decoder block of "model.layers.N.…".
+int64_t layer_of(const std::string& name) {
+  return std::stoll(name.substr(std::string("model.layers.").size()));
+}
+
 bool is_structured(const RecipeStage& s) { return s.algorithm == "heads" || s.algorithm == "channels"; }
 
 StructuredStageOptions structured_options(const RecipeStage& s) {
@@ -140,7 +145,7 @@ class StageRunner {
       : r_(r), i_(index), s_(r.stages[index]), p_(s_.params), model_(model), out_(out), cancel_(cancel) {}
 
   void compress_one(const std::string& name, const LayerStats* stats) {
-    Tensor* w = find_weight(model_, name);
+    Tensor* w = find_weight_f32(model_, name);
     CompressedTensor c = run(*w, name, stats);
     store(name, *w, std::move(c), stats);
   }
@@ -149,7 +154,7 @@ class StageRunner {
   void compress_awq(const std::vector<std::string>& names, const GroupData& g) {
     std::vector<AwqLayer> layers;
     for (const std::string& n : names) {
-      const Tensor* w = find_weight(model_, n);
+      const Tensor* w = find_weight_f32(model_, n);
       layers.push_back({w->as<float>(), w->dim(0), n});
     }
     AwqOptions o;
@@ -167,7 +172,7 @@ class StageRunner {
       res.layers = quantize_awq_gptq(layers, g.stats, res.input_scale, q, cancel_);
     }
     for (size_t k = 0; k < names.size(); ++k) {
-      Tensor* w = find_weight(model_, names[k]);
+      Tensor* w = find_weight_f32(model_, names[k]);
       // The tensor carries s, so that it decodes (and exports) to the weight the model runs.
       CompressedTensor& t = res.layers[k];
       t.input_scale = res.input_scale;
@@ -245,7 +250,10 @@ class StageRunner {
 
   void record(const std::string& name, CompressedTensor c, double err, bool on_acts) {
     c.name = name;
-    CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts};
+    const uint64_t bits = c.storage_bits();
+    const double bpw = c.bits_per_weight();
+    std::string scheme = c.describe();
+    CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts, bits, bpw, std::move(scheme)};
     for (CompressedLayer& l : out_.layers)
       if (l.tensor.name == name) return void(l = std::move(layer));  // a later stage wins
     out_.layers.push_back(std::move(layer));
@@ -282,8 +290,21 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
                                  const ProgressFn& progress, const CancelToken* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
   CompressionResult out;
-  out.model = base;  // tensors share bytes: copy each weight before replacing it (below)
-  for (auto& [name, t] : out.model.named_tensors()) *t = Tensor::from_f32(t->to_f32(), t->shape(), name);
+  // Views of the model's file stay views until a compressor needs a weight in f32
+  // (find_weight_f32, one at a time); owned tensors (norms, biases, a model built in
+  // memory) are copied, since stages change some in place.
+  out.model = base;
+  for (auto& [name, t] : out.model.named_tensors())
+    if (t->writable()) *t = t->f32_copy();
+  const bool sixteen = !base.layers.empty() && base.layers[0].wq.dtype() != DType::F32;
+  CalibrationOptions calib_opt;
+  calib_opt.activations = opt.activations == CompressOptions::Activations::BF16 ||
+                                  (opt.activations == CompressOptions::Activations::Auto && sixteen)
+                              ? DType::BF16
+                              : DType::F32;
+  auto block_done = [&](int64_t layer, bool last) {
+    if (opt.block_done) opt.block_done(layer, last, out);
+  };
 
   std::vector<std::string> linear_names;
   for (const LinearGroup& g : linear_groups(out.model))
@@ -317,21 +338,33 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     const auto names = stage_tensors(s, linear_names);
     const std::set<std::string> targeted(names.begin(), names.end());
     StageRunner runner(recipe, i, out.model, out, cancel);
+    const bool last = i + 1 == recipe.stages.size();
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
                               std::to_string(recipe.stages.size()) + " " + s.algorithm;
     auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
+    // Whole-model stages hand their blocks over at the end.
+    auto all_blocks_done = [&] {
+      for (int64_t l = 0; l < out.model.cfg.n_layers; ++l) block_done(l, last);
+    };
     if (is_structured(s)) {
+      materialize_f32(out.model);  // slices every layer's weights
       run_structured_stage(out.model, structured_options(s), calib, runner.recorder(), relay, cancel);
+      all_blocks_done();
     } else if (s.algorithm == "smoothquant") {
       SmoothQuantStageOptions o;
       o.alpha = s.params["alpha"].get<float>();
       run_smoothquant_stage(out.model, o, targeted, calib, runner.recorder(), relay, cancel);
+      all_blocks_done();
     } else if (!needs_stats(s)) {
+      // Names come in model order: a block is done when the next name is in a later one.
+      int64_t next_block = 0;
       for (size_t k = 0; k < names.size(); ++k) {
         if (cancel) cancel->throw_if_cancelled();
+        for (const int64_t l = layer_of(names[k]); next_block < l; ++next_block) block_done(next_block, last);
         runner.compress_one(names[k], nullptr);
         report(progress, stage, names[k], double(k + 1) / double(names.size()));
       }
+      for (; next_block < out.model.cfg.n_layers; ++next_block) block_done(next_block, last);
     } else {
       std::map<std::string, GroupData> data;  // keyed by the group's first name
       CalibrationHooks hooks;
@@ -362,24 +395,26 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
           for (const std::string& n : mine) runner.compress_one(n, &d.stats);
         data.erase(g.names.front());  // the statistics of a finished group are not needed again
       };
-      sequential_calibrate(out.model, calib, hooks, relay, cancel);
+      hooks.block_done = [&](int64_t l) { block_done(l, last); };
+      sequential_calibrate(out.model, calib, hooks, relay, cancel, calib_opt);
     }
   }
 
   // Accounting: compressed linears as stored, everything else at 16 bits.
-  std::map<std::string, const CompressedLayer*> by_name;
-  for (const CompressedLayer& l : out.layers) by_name[l.tensor.name] = &l;
+  std::map<std::string, CompressedLayer*> by_name;
+  for (CompressedLayer& l : out.layers) by_name[l.tensor.name] = &l;
   for (const auto& [name, t] : out.model.named_tensors()) {
     const uint64_t n = uint64_t(t->numel());
     out.parameters += n;
     out.original_bits += 16 * n;
     auto it = by_name.find(name);
-    out.storage_bits += it == by_name.end() ? 16 * n : it->second->tensor.storage_bits();
+    out.storage_bits += it == by_name.end() ? 16 * n : it->second->storage_bits;
   }
   // Keep the model's tensor order for the layer list.
   std::vector<CompressedLayer> ordered;
   for (const auto& [name, t] : out.model.named_tensors())
-    if (auto it = by_name.find(name); it != by_name.end()) ordered.push_back(*it->second);
+    if (auto it = by_name.find(name); it != by_name.end())
+      ordered.push_back(std::move(*it->second));
   out.layers = std::move(ordered);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

@@ -6,6 +6,7 @@
 // after them, and the accounting, see the smaller shapes.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,11 @@ struct CompressedLayer {
   // ‖W‖² removed. SmoothQuant: ‖ΔW‖²/‖W‖² against the smoothed weight.
   double relative_error = 0;
   bool error_on_activations = false;
+  // Taken from the tensor when it is recorded, so that they outlive its payload (a
+  // streaming caller drops codes and scales once written; see BlockDoneFn).
+  uint64_t storage_bits = 0;
+  double bits_per_weight = 0;
+  std::string scheme;
 };
 
 struct CompressionResult {
@@ -39,9 +45,21 @@ struct CompressionResult {
   double bits_per_weight() const { return parameters ? double(storage_bits) / double(parameters) : 0; }
 };
 
+// Streaming: called in layer order as soon as decoder block `layer` is final for a stage
+// (`last` for the recipe's last stage), with the result so far. The callee may write the
+// block's weights and its CompressedLayers out, replace the block's tensors in
+// result.model by views of what it wrote and drop the layers' payloads (codes, scales),
+// so that memory holds one block at a time; later stages and evaluation read the views.
+using BlockDoneFn = std::function<void(int64_t layer, bool last, CompressionResult& result)>;
+
 struct CompressOptions {
   int64_t calib_windows = 64;   // a recipe's calibration section overrides these
   int64_t calib_window = 256;
+  // Calibration activations between blocks: in bf16 (half the memory; what the model's
+  // own 16-bit runtime keeps) or f32. Default: bf16 when the model's weights are 16-bit
+  // (or narrower) in their file, f32 for f32 models (so that their results stay exact).
+  enum class Activations { Auto, F32, BF16 } activations = Activations::Auto;
+  BlockDoneFn block_done;
 };
 
 // True when some stage needs calibration text (statistics of layer inputs).

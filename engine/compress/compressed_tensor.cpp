@@ -133,6 +133,18 @@ uint64_t CompressedTensor::storage_bits() const {
   return bitsum;
 }
 
+void CompressedTensor::drop_payload() {
+  dense = lr_a = lr_b = Tensor();
+  // swap with empties: clear() would keep the capacity
+  std::vector<uint8_t>().swap(codes);
+  std::vector<float>().swap(scales), std::vector<float>().swap(zeros);
+  std::vector<float>().swap(codebook), std::vector<float>().swap(input_scale);
+  std::vector<int32_t>().swap(g_idx);
+  std::vector<uint8_t>().swap(mask);
+  std::vector<uint32_t>().swap(outlier_index);
+  std::vector<uint16_t>().swap(outlier_value);
+}
+
 std::string CompressedTensor::describe() const {
   std::string s;
   switch (coding) {

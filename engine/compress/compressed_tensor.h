@@ -66,6 +66,9 @@ struct CompressedTensor {
   double bits_per_weight() const { return double(storage_bits()) / double(rows * cols); }
   // "int4 g128 asym", "f16, 2:4 sparse", "int4 g128 asym, input-scaled", ...
   std::string describe() const;
+  // Frees codes, scales, masks, factors and the rest, keeping the name and the scheme's
+  // fields (a streaming writer's copy has gone to disk).
+  void drop_payload();
 };
 
 // `bits`-wide codes (1..8) packed little-endian into a bitstream, and back.

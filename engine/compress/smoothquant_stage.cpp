@@ -74,7 +74,7 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
       std::vector<Tensor*> ws;
       std::vector<float> w_max(size_t(g.in_features), 0.0f);
       for (const std::string& n : g.names) {
-        Tensor* w = find_weight(model, n);
+        Tensor* w = find_weight_f32(model, n);
         const auto m = column_max_abs(w->as<float>(), w->dim(0), w->dim(1));
         for (size_t j = 0; j < m.size(); ++j) w_max[j] = std::max(w_max[j], m[j]);
         ws.push_back(w);
@@ -86,7 +86,7 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
     if (!o.quantize) return;
     for (const std::string& n : g.names) {
       if (!targeted.count(n)) continue;
-      Tensor* w = find_weight(model, n);
+      Tensor* w = find_weight_f32(model, n);
       CompressedTensor q = quantize_weight_w8(w->as<float>(), w->dim(0), w->dim(1), cancel, n);
       Tensor deq = q.dequantize();
       const double err = weight_relative_error(*w, deq);

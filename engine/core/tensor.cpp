@@ -70,6 +70,17 @@ void* Tensor::mutable_data() {
   return const_cast<void*>(data_);
 }
 
+void Tensor::require_f32() const {
+  if (dtype_ != DType::F32 && !(data_ == nullptr && nbytes_ == 0))
+    throw Error(name_, "tensor is " + std::string(dtype_name(dtype_)) + ", not f32");
+}
+
+Tensor Tensor::f32_copy() const {
+  Tensor out = zeros(DType::F32, shape_, name_);
+  to_f32(out.mutable_as<float>(), 0, size_t(numel()));
+  return out;
+}
+
 std::vector<float> Tensor::to_f32() const {
   std::vector<float> out(static_cast<size_t>(numel()));
   to_f32(out.data(), 0, out.size());

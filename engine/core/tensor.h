@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/core/dtype.h"
@@ -34,19 +35,32 @@ class Tensor {
   size_t ndim() const { return shape_.size(); }
   int64_t numel() const;
   size_t nbytes() const { return nbytes_; }
+  bool writable() const { return writable_; }  // owned storage (not a view of a file)
   bool empty() const { return data_ == nullptr && nbytes_ == 0 && shape_.empty(); }
 
   const void* data() const { return data_; }
   // Only owned tensors are writable; throws for views of mapped files.
   void* mutable_data();
-  template <class T> const T* as() const { return static_cast<const T*>(data_); }
-  template <class T> T* mutable_as() { return static_cast<T*>(mutable_data()); }
+  // as<float>() throws mcw::Error naming the tensor unless it is F32: a loaded model's
+  // weights keep their file dtype, and reading bf16 bytes as floats must fail loudly.
+  template <class T> const T* as() const {
+    if constexpr (std::is_same_v<T, float>) require_f32();
+    return static_cast<const T*>(data_);
+  }
+  template <class T> T* mutable_as() {
+    if constexpr (std::is_same_v<T, float>) require_f32();
+    return static_cast<T*>(mutable_data());
+  }
 
   // Values converted (or dequantised) to f32.
   std::vector<float> to_f32() const;
+  // An owned f32 copy (same name and shape), writable whatever this one is.
+  Tensor f32_copy() const;
   void to_f32(float* out, size_t first, size_t count) const;  // a block-aligned range
 
  private:
+  void require_f32() const;
+
   std::string name_;
   DType dtype_ = DType::F32;
   Shape shape_;

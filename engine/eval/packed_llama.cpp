@@ -34,9 +34,18 @@ PackedLlama::PackedLlama(const LlamaModel& model, std::span<const CompressedLaye
 
   auto pack = [&](const std::string& name, const Tensor& w, Linear& out) {
     const int64_t rows = w.dim(0), cols = w.dim(1);
-    const float* wf = w.as<float>();
     std::string why = "uncompressed";
-    if (auto it = by_name.find(name); it != by_name.end()) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() && w.dtype() != DType::F32) {
+      // A bf16/f16/GGUF-block weight runs as its file stores it: no copy, no re-rounding.
+      out.w = PackedWeight::from_stored(w);
+      paths_.push_back(name + ": " + out.w.describe() + " (" + why + ")");
+      return;
+    }
+    // Compared (or packed) in f32: one layer at a time for a weight stored otherwise.
+    const Tensor w32 = w.dtype() == DType::F32 ? w : w.f32_copy();
+    const float* wf = w32.as<float>();
+    if (it != by_name.end()) {
       const CompressedTensor& t = *it->second;
       if (t.rows == rows && t.cols == cols) {
         const Tensor dq = t.dequantize();

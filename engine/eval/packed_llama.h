@@ -19,7 +19,9 @@
 namespace mcw {
 
 struct PackedLlamaOptions {
-  bool uncompressed_f16 = true;  // linears without a compressed tensor, and the head: f16
+  // Linears without a compressed tensor, and the head: f16 when they are f32 (a model built
+  // in memory); a weight the file stores as bf16/f16/GGUF blocks runs as stored.
+  bool uncompressed_f16 = true;
 };
 
 class PackedLlama {

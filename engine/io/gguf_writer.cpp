@@ -111,8 +111,18 @@ uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 Tensor gguf_tensor_from_f32(const Tensor& t, const std::string& name, DType dtype) {
   if (is_block_type(dtype) && t.shape().back() % kQBlock) dtype = DType::F32;
+  if (t.dtype() == dtype) {  // already in the wanted type: shares its bytes
+    Tensor same = t;
+    same.set_name(name);
+    return same;
+  }
   Tensor out = Tensor::zeros(dtype, t.shape(), name);
-  from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
+  if (t.dtype() == DType::F32) {
+    from_f32(dtype, t.as<float>(), out.mutable_data(), size_t(t.numel()));
+  } else {
+    const std::vector<float> v = t.to_f32();
+    from_f32(dtype, v.data(), out.mutable_data(), v.size());
+  }
   return out;
 }
 

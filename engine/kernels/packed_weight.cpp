@@ -17,6 +17,7 @@
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/packed_gemv_isa.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
 namespace {
@@ -120,6 +121,18 @@ PackedWeight PackedWeight::from_f32(const float* w, int64_t rows, int64_t cols, 
   tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
     f32_to_f16_row(w + r * cols, p.half_.data() + r * p.padded_cols_, size_t(cols));
   });
+  return p;
+}
+
+PackedWeight PackedWeight::from_stored(const Tensor& w) {
+  if (w.ndim() != 2 || !stored_matmul_reads(w.dtype()) || w.dim(1) % dtype_info(w.dtype()).block)
+    throw Error(w.name(), "cannot be used as stored: " + std::string(dtype_name(w.dtype())) + " " +
+                              shape_string(w.shape()));
+  PackedWeight p;
+  p.name_ = w.name();
+  p.rows_ = w.dim(0), p.cols_ = w.dim(1);
+  p.kind_ = PackedKind::Stored;
+  p.stored_ = w;
   return p;
 }
 
@@ -291,6 +304,9 @@ void PackedWeight::dequantize_unscaled(int64_t r0, int64_t r1, float* dst) const
     case PackedKind::F32:
       std::copy(f32_.data() + r0 * C, f32_.data() + r1 * C, dst);
       break;
+    case PackedKind::Stored:
+      weight_rows_f32(stored_, r0, r1, dst);
+      break;
     case PackedKind::F16:
       for (int64_t r = r0; r < r1; ++r)
         f16_to_f32_row(half_.data() + r * padded_cols_, dst + (r - r0) * C, size_t(C));
@@ -354,6 +370,9 @@ void PackedWeight::matmul_unscaled(const float* X, int64_t ldx, float* Y, int64_
   switch (kind_) {
     case PackedKind::F32:
       matmul_wt_strided(X, ldx, f32_.data(), cols_, Y, ldy, m, rows_, cols_, bias, accumulate);
+      return;
+    case PackedKind::Stored:
+      matmul_wt_stored(X, ldx, stored_, Y, ldy, m, bias, accumulate);
       return;
     case PackedKind::LowRank: {
       std::vector<float> t(size_t(m * rank_));
@@ -467,6 +486,9 @@ std::string PackedWeight::describe() const {
     case PackedKind::F32:
       s = "f32 dense";
       break;
+    case PackedKind::Stored:
+      s = std::string(dtype_name(stored_.dtype())) + " dense, as the file stores it";
+      break;
     case PackedKind::F16:
       s = "f16 dense";
       break;
@@ -491,7 +513,7 @@ std::string PackedWeight::describe() const {
 }
 
 uint64_t PackedWeight::weight_bytes() const {
-  return codes_.size() + 4 * (scale_.size() + offset_.size() + input_scale_.size()) +
+  return stored_.nbytes() + codes_.size() + 4 * (scale_.size() + offset_.size() + input_scale_.size()) +
          8 * outlier_col_.size() +
          2 * half_.size() + 4 * positions_.size() + 4 * (f32_.size() + a_.size() + b_.size());
 }

@@ -15,6 +15,8 @@
 //            of their own: codebooks, unstructured masks, affine codes with a mask).
 //   LowRank  two f32 products, x·Bᵀ then ·Aᵀ.
 //   F32      dense f32 rows through the f32 GEMM (from_f32, or from_f32 of a model weight).
+//   Stored   an uncompressed weight as its file stores it (bf16, f16, GGUF blocks), shared
+//            with the mapped file, through matmul_wt_stored (from_stored).
 // Input scale (AWQ, CompressedTensor::input_scale = s): the layout holds the codes of
 // W·diag(s) and every product first divides X's columns by s into a scratch copy
 // (m × cols divisions: what a deployment that cannot fold s into the op before pays).
@@ -31,7 +33,7 @@
 
 namespace mcw {
 
-enum class PackedKind { F32, F16, Affine, Sparse24, LowRank };
+enum class PackedKind { F32, F16, Affine, Sparse24, LowRank, Stored };
 
 class PackedWeight {
  public:
@@ -43,6 +45,8 @@ class PackedWeight {
   // A plain weight [rows, cols]: kept as f32, or rounded to f16.
   static PackedWeight from_f32(const float* w, int64_t rows, int64_t cols, bool as_f16,
                                std::string name = {});
+  // A 2-D weight of any dtype matmul_wt_stored reads, kept as it is (a view stays a view).
+  static PackedWeight from_stored(const Tensor& w);
 
   // Y[i·ldy + r] = (accumulate ? Y : 0) + row r · X row i (+ bias[r]), i < m, r < rows().
   // X rows are cols() long at stride ldx. Throws std::invalid_argument for negative m or
@@ -94,6 +98,8 @@ class PackedWeight {
   // F32 [rows, cols]; LowRank: a_ [rows, rank], b_ [rank, cols]
   std::vector<float> f32_, a_, b_;
   int64_t rank_ = 0;
+
+  Tensor stored_;  // Stored
 
   static PackedWeight pack_affine(const CompressedTensor& t);
   static PackedWeight pack_sparse24(const CompressedTensor& t, const Tensor& w);

@@ -8,6 +8,7 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_model.h"
 
 namespace mcw {
@@ -17,6 +18,13 @@ KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity)
       kv_dim_(cfg.kv_dim()),
       k_(size_t(cfg.n_layers * capacity * cfg.kv_dim())),
       v_(size_t(cfg.n_layers * capacity * cfg.kv_dim())) {}
+
+KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
+    : cap_(capacity),
+      kv_dim_(cfg.kv_dim()),
+      first_(only_layer),
+      k_(size_t(capacity * cfg.kv_dim())),
+      v_(size_t(capacity * cfg.kv_dim())) {}
 
 // Causal attention of T new queries (positions p0..p0+T-1) against cache rows 0..p0+t.
 static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int64_t layer,
@@ -52,7 +60,7 @@ static void linear(const LlamaLinearFn* hook, int64_t layer, LlamaLinear which, 
                    const float* x, int64_t T, float* y, const float* bias = nullptr,
                    bool accumulate = false) {
   if (hook) return (*hook)(layer, which, x, T, y, bias, accumulate);
-  matmul_wt(x, W.as<float>(), y, T, W.dim(0), W.dim(1), bias, accumulate);
+  matmul_wt_stored(x, W, y, T, bias, accumulate);
 }
 
 // The input a linear group sees: `x` itself, or its per-token int8 fake quantisation (in
@@ -89,7 +97,7 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
 
 void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
                             float* att) {
-  KVCache cache(model.cfg, T);
+  KVCache cache(model.cfg, T, layer);
   attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg), att, nullptr);
 }
 
@@ -134,13 +142,12 @@ void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g,
 
 void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x) {
   const LlamaConfig& c = model.cfg;
-  const float* embd = model.tok_embd.as<float>();
   for (size_t t = 0; t < tokens.size(); ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= c.vocab_size)
       throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
                           std::to_string(c.vocab_size) + ")");
-    std::copy(embd + int64_t(id) * c.dim, embd + (int64_t(id) + 1) * c.dim, x + int64_t(t) * c.dim);
+    weight_rows_f32(model.tok_embd, id, int64_t(id) + 1, x + int64_t(t) * c.dim);
   }
 }
 

@@ -1,6 +1,8 @@
 // Builds a LlamaModel from any ModelFile: maps GGUF/llama2.c names to HF ones, checks
-// every shape against the config, converts to f32 and undoes the interleaved rotary
-// layout of llama-architecture GGUF and llama2.c files.
+// every shape against the config and undoes the interleaved rotary layout of
+// llama-architecture GGUF and llama2.c files. Matrices stay views of the mapped file in
+// its dtype (a bf16 8 B model costs page cache, not 32 GB of f32); norms and biases, a
+// few vectors per layer, are converted to owned f32.
 #include <cstring>
 
 #include "engine/core/error.h"
@@ -23,13 +25,31 @@ class Loader {
  public:
   explicit Loader(const ModelFile& m) : m_(m) {}
 
-  // The named tensor as owned f32, or throws naming it; `optional` returns an empty one.
   const std::string& path() const { return m_.path; }
 
+  // A vector (norm, bias) as owned f32, or throws naming it; `optional` returns an empty one.
   Tensor get(const std::string& name, const Shape& want, bool optional = false) const {
+    const Tensor* t = find(name, want, optional);
+    if (!t) return {};
+    Tensor out = Tensor::zeros(DType::F32, want, name);
+    t->to_f32(out.mutable_as<float>(), 0, size_t(t->numel()));
+    return out;
+  }
+
+  // A matrix as the file stores it (a view sharing the file's mapping).
+  Tensor matrix(const std::string& name, const Shape& want) const {
+    const Tensor* t = find(name, want, false);
+    if (want[1] % dtype_info(t->dtype()).block)
+      throw Error(m_.path, "tensor '" + name + "' has rows of " + std::to_string(want[1]) +
+                               " values, not whole " + std::string(dtype_name(t->dtype())) + " blocks");
+    return *t;
+  }
+
+ private:
+  const Tensor* find(const std::string& name, const Shape& want, bool optional) const {
     const Tensor* t = m_.find(name);
     if (!t) {
-      if (optional) return {};
+      if (optional) return nullptr;
       throw Error(m_.path, "missing tensor '" + name + "' (the config implies it)");
     }
     if (t->shape() != want)
@@ -40,12 +60,9 @@ class Loader {
           dt == DType::Q4_0 || dt == DType::Q4_1))
       throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
                                ", which is not a weight type");
-    Tensor out = Tensor::zeros(DType::F32, want, name);
-    t->to_f32(out.mutable_as<float>(), 0, size_t(t->numel()));
-    return out;
+    return t;
   }
 
- private:
   const ModelFile& m_;
 };
 
@@ -82,15 +99,17 @@ void read_act_int8(const ModelFile& m, LlamaModel& model) {
 
 Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, bool inverse) {
   const int64_t cols = w.ndim() == 2 ? w.dim(1) : 1, half = head_dim / 2;
-  Tensor out = Tensor::zeros(DType::F32, w.shape(), w.name());
-  const float* src = w.as<float>();
-  float* dst = out.mutable_as<float>();
+  // Rows move whole, so any dtype whose rows are whole blocks keeps its bytes.
+  const size_t row_bytes = size_t(*dtype_bytes(w.dtype(), uint64_t(cols)));
+  Tensor out = Tensor::zeros(w.dtype(), w.shape(), w.name());
+  const auto* src = static_cast<const char*>(w.data());
+  auto* dst = static_cast<char*>(out.mutable_data());
   for (int64_t h = 0; h < n_heads; ++h)
     for (int64_t j = 0; j < half; ++j)
       for (int64_t c = 0; c < 2; ++c) {
         const int64_t inter = h * head_dim + 2 * j + c, halves = h * head_dim + c * half + j;
         const int64_t from = inverse ? halves : inter, to = inverse ? inter : halves;
-        std::memcpy(dst + to * cols, src + from * cols, size_t(cols) * sizeof(float));
+        std::memcpy(dst + size_t(to) * row_bytes, src + size_t(from) * row_bytes, row_bytes);
       }
   return out;
 }
@@ -103,9 +122,9 @@ LlamaModel load_llama(const ModelFile& m) {
   const Loader ld(m);
   const int64_t D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
 
-  model.tok_embd = ld.get(n.top("model.embed_tokens.weight", "token_embd.weight"), {c.vocab_size, D});
+  model.tok_embd = ld.matrix(n.top("model.embed_tokens.weight", "token_embd.weight"), {c.vocab_size, D});
   model.out_norm = ld.get(n.top("model.norm.weight", "output_norm.weight"), {D});
-  if (!c.tie_embeddings) model.output = ld.get(n.top("lm_head.weight", "output.weight"), {c.vocab_size, D});
+  if (!c.tie_embeddings) model.output = ld.matrix(n.top("lm_head.weight", "output.weight"), {c.vocab_size, D});
   model.tok_embd.set_name("model.embed_tokens.weight");
   model.out_norm.set_name("model.norm.weight");
   model.output.set_name("lm_head.weight");
@@ -116,19 +135,19 @@ LlamaModel load_llama(const ModelFile& m) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LlamaLayer L;
     L.attn_norm = ld.get(n.layer(l, "input_layernorm.weight", "attn_norm.weight"), {D});
-    L.wq = rotary(ld.get(n.layer(l, "self_attn.q_proj.weight", "attn_q.weight"), {Q, D}), c.n_heads);
-    L.wk = rotary(ld.get(n.layer(l, "self_attn.k_proj.weight", "attn_k.weight"), {KV, D}), c.n_kv_heads);
-    L.wv = ld.get(n.layer(l, "self_attn.v_proj.weight", "attn_v.weight"), {KV, D});
-    L.wo = ld.get(n.layer(l, "self_attn.o_proj.weight", "attn_output.weight"), {D, Q});
+    L.wq = rotary(ld.matrix(n.layer(l, "self_attn.q_proj.weight", "attn_q.weight"), {Q, D}), c.n_heads);
+    L.wk = rotary(ld.matrix(n.layer(l, "self_attn.k_proj.weight", "attn_k.weight"), {KV, D}), c.n_kv_heads);
+    L.wv = ld.matrix(n.layer(l, "self_attn.v_proj.weight", "attn_v.weight"), {KV, D});
+    L.wo = ld.matrix(n.layer(l, "self_attn.o_proj.weight", "attn_output.weight"), {D, Q});
     if (c.qkv_bias) {
       L.bq = rotary(ld.get(n.layer(l, "self_attn.q_proj.bias", "attn_q.bias"), {Q}), c.n_heads);
       L.bk = rotary(ld.get(n.layer(l, "self_attn.k_proj.bias", "attn_k.bias"), {KV}), c.n_kv_heads);
       L.bv = ld.get(n.layer(l, "self_attn.v_proj.bias", "attn_v.bias"), {KV});
     }
     L.ffn_norm = ld.get(n.layer(l, "post_attention_layernorm.weight", "ffn_norm.weight"), {D});
-    L.w_gate = ld.get(n.layer(l, "mlp.gate_proj.weight", "ffn_gate.weight"), {H, D});
-    L.w_up = ld.get(n.layer(l, "mlp.up_proj.weight", "ffn_up.weight"), {H, D});
-    L.w_down = ld.get(n.layer(l, "mlp.down_proj.weight", "ffn_down.weight"), {D, H});
+    L.w_gate = ld.matrix(n.layer(l, "mlp.gate_proj.weight", "ffn_gate.weight"), {H, D});
+    L.w_up = ld.matrix(n.layer(l, "mlp.up_proj.weight", "ffn_up.weight"), {H, D});
+    L.w_down = ld.matrix(n.layer(l, "mlp.down_proj.weight", "ffn_down.weight"), {D, H});
     if (c.o_bias) L.bo = ld.get(n.layer(l, "self_attn.o_proj.bias", "attn_output.bias"), {D});
     if (c.down_bias) L.b_down = ld.get(n.layer(l, "mlp.down_proj.bias", "ffn_down.bias"), {D});
     check_zero_bias(ld, n.layer(l, "mlp.gate_proj.bias", "ffn_gate.bias"), H);

@@ -1,5 +1,7 @@
-// The llama-family decoder: weights in f32 (whatever the file stored) under Hugging Face
-// names and layout, and the forward pass with a KV cache. GGUF and llama2.c keep Meta's
+// The llama-family decoder: weights under Hugging Face names and layout, and the forward
+// pass with a KV cache. A loaded model's matrices are views of the mapped file in its
+// dtype (f32, f16, bf16, Q8_0, Q4_0, Q4_1; matmul_wt_stored reads them as they are),
+// its norms and biases owned f32; models built in memory (training, compression) are f32. GGUF and llama2.c keep Meta's
 // interleaved rotary layout for q/k; the loader permutes those rows into HF's halves
 // layout so that one forward pass serves every source.
 #pragma once
@@ -56,15 +58,17 @@ Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, b
 class KVCache {
  public:
   KVCache(const LlamaConfig& cfg, int64_t capacity);
+  // Only layer `only_layer` (calibration runs one block at a time).
+  KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer);
   int64_t size() const { return len_; }
   int64_t capacity() const { return cap_; }
   void clear() { len_ = 0; }
-  float* k(int64_t layer, int64_t pos) { return &k_[size_t((layer * cap_ + pos) * kv_dim_)]; }
-  float* v(int64_t layer, int64_t pos) { return &v_[size_t((layer * cap_ + pos) * kv_dim_)]; }
+  float* k(int64_t layer, int64_t pos) { return &k_[size_t(((layer - first_) * cap_ + pos) * kv_dim_)]; }
+  float* v(int64_t layer, int64_t pos) { return &v_[size_t(((layer - first_) * cap_ + pos) * kv_dim_)]; }
   void advance(int64_t n) { len_ += n; }
 
  private:
-  int64_t cap_, kv_dim_, len_ = 0;
+  int64_t cap_, kv_dim_, len_ = 0, first_ = 0;
   std::vector<float> k_, v_;
 };
 

@@ -19,6 +19,27 @@ static std::vector<uint8_t> act_int8_masks(const LlamaModel& model) {
   return any ? masks : std::vector<uint8_t>{};
 }
 
+std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
+  // attention_bias / mlp_bias make transformers expect every bias of the group: the ones
+  // this model does not have are written as zeros (the same function).
+  std::vector<Tensor> ts;
+  auto zeros = [&](const std::string& name, int64_t n) {
+    ts.push_back(Tensor::zeros(DType::F32, {n}, name));
+  };
+  const std::string p = "model.layers." + std::to_string(layer) + ".";
+  if (c.o_bias && !c.qkv_bias) {
+    zeros(p + "self_attn.q_proj.bias", c.q_dim());
+    zeros(p + "self_attn.k_proj.bias", c.kv_dim());
+    zeros(p + "self_attn.v_proj.bias", c.kv_dim());
+  }
+  if (c.qkv_bias && !c.o_bias) zeros(p + "self_attn.o_proj.bias", c.dim);
+  if (c.down_bias) {
+    zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
+    zeros(p + "mlp.up_proj.bias", c.hidden_dim);
+  }
+  return ts;
+}
+
 void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -30,25 +51,14 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
     copy.set_name(name);
     ts.push_back(std::move(copy));
   }
-  // attention_bias / mlp_bias make transformers expect every bias of the group: the ones
-  // this model does not have are written as zeros (the same function).
-  auto zeros = [&](const std::string& name, int64_t n) {
-    ts.push_back(Tensor::zeros(DType::F32, {n}, name));
-  };
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    if (c.o_bias && !c.qkv_bias) {
-      zeros(p + "self_attn.q_proj.bias", c.q_dim());
-      zeros(p + "self_attn.k_proj.bias", c.kv_dim());
-      zeros(p + "self_attn.v_proj.bias", c.kv_dim());
-    }
-    if (c.qkv_bias && !c.o_bias) zeros(p + "self_attn.o_proj.bias", c.dim);
-    if (c.down_bias) {
-      zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
-      zeros(p + "mlp.up_proj.bias", c.hidden_dim);
-    }
-  }
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (Tensor& z : hf_zero_biases(c, l)) ts.push_back(std::move(z));
   write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
+  save_llama_hf_config(model, dir, tok);
+}
+
+void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
+  const LlamaConfig& c = model.cfg;
   nlohmann::ordered_json config = c.to_hf_config();
   // MCW's own key: which linear inputs run through per-token int8 (W8A8), per layer.
   if (const auto masks = act_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;

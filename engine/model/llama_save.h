@@ -17,6 +17,12 @@ struct TokenizerFiles {
 
 // Creates `dir` if needed; each file is written atomically.
 void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok = {});
+// The zero biases of layer `layer` that the HF config's attention_bias / mlp_bias make
+// transformers expect but the model does not have (written beside its weights).
+std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer);
+// Only config.json and the tokenizer files of that directory (a writer that streams the
+// weights as shards writes them itself).
+void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok = {});
 
 // Weights in `dtype` (F32, F16, BF16, Q8_0, Q4_0, Q4_1; norms always F32), q/k rows in
 // the interleaved rotary order llama.cpp expects. No tokenizer metadata.

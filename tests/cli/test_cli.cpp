@@ -144,7 +144,7 @@ TEST(Cli, CompressWritesAModelThatReadsBack) {
   EXPECT_EQ(report["layers"].size(), 14u);
   EXPECT_LT(report["bits_per_weight"].get<double>(), 16.0);
   EXPECT_GT(report["eval"]["top1_agreement"].get<double>(), 0.5);
-  for (const char* f : {"config.json", "model.safetensors", "mcw_tokenizer.json", "recipe.yaml", "compression.json"})
+  for (const char* f : {"config.json", "model.safetensors.index.json", "mcw_tokenizer.json", "recipe.yaml", "compression.json"})
     EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
   EXPECT_EQ(run_mcw("inspect " + out).code, 0);
   EXPECT_EQ(run_mcw("eval " + out + " --text " + text + " --window 64").code, 0);

@@ -11,6 +11,7 @@
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/kernels/ops.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
@@ -124,7 +125,7 @@ TEST(CompressLlama, GptqBeatsRtnOnSequentialInputs) {
   const auto calib = tokens(2000, 7);
   auto run = [&](const std::string& alg) {
     return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + alg +
-                                             "\n    bits: 3\n    group_size: 32\n", alg), calib, {8, 64});
+                                             "\n    bits: 3\n    group_size: 32\n", alg), calib, test::calib_options(8, 64));
   };
   const CompressionResult rtn = run("rtn"), gptq = run("gptq");
   ASSERT_EQ(gptq.layers.size(), rtn.layers.size());
@@ -138,7 +139,7 @@ TEST(CompressLlama, PruningStagesReachTheirSparsity) {
   for (const char* alg : {"magnitude", "wanda", "sparsegpt"}) {
     const CompressionResult r = compress_llama(
         base, parse_recipe(std::string("stages:\n  - algorithm: ") + alg + "\n    pattern: \"2:4\"\n", alg),
-        calib, {4, 64});
+        calib, test::calib_options(4, 64));
     for (const CompressedLayer& l : r.layers) {
       EXPECT_EQ(l.tensor.kept_count() * 2, l.tensor.rows * l.tensor.cols) << alg << " " << l.tensor.name;
       EXPECT_EQ(l.tensor.nm_m, 4);
@@ -150,7 +151,7 @@ TEST(CompressLlama, RecipeParametersReachTheCompressors) {
   const LlamaModel base = test::random_llama(config(), 10);
   const auto calib = tokens(1000, 11);
   auto run = [&](const std::string& stage) {
-    return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + stage, "p"), calib, {4, 64});
+    return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + stage, "p"), calib, test::calib_options(4, 64));
   };
   for (const CompressedLayer& l : run("kmeans\n    bits: 2\n    group_size: 32\n").layers) {
     EXPECT_EQ(l.tensor.coding, WeightCoding::Codebook);
@@ -218,7 +219,7 @@ TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
   const CompressionResult res = compress_llama(
       base,
       parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "a.yaml"),
-      calib, {8, 64});
+      calib, test::calib_options(8, 64));
   ASSERT_EQ(res.layers.size(), 2u * 7);
   std::map<std::string, const CompressedTensor*> by_name;
   for (const CompressedLayer& l : res.layers) {

@@ -7,6 +7,7 @@
 
 #include "engine/eval/packed_llama.h"
 #include "engine/recipe/recipe.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
@@ -117,7 +118,7 @@ TEST(PackedLlama, AwqLayersCarryTheirInputScale) {
   const CompressionResult c = compress_llama(
       base,
       parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "r.yaml"),
-      calib, {8, 32});
+      calib, test::calib_options(8, 32));
   for (const CompressedLayer& l : c.layers)
     ASSERT_FALSE(l.tensor.input_scale.empty()) << l.tensor.name;
   // Each compressed tensor decodes to its model weight exactly, so no per-column factor

@@ -16,6 +16,7 @@
 #include "engine/model/llama_save.h"
 #include "engine/train/llama_backprop.h"
 #include "llama_reference.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
@@ -254,7 +255,7 @@ TEST(Structured, PipelineParameterCountAndShapes) {
       "    score: wanda\n  - algorithm: rtn\n    bits: 4\n    group_size: 0\n"
       "    targets: [\"*o_proj*\", \"*down_proj*\"]\n",
       "s.yaml");
-  const CompressionResult res = compress_llama(base, r, tokens(800, 21), {4, 40});
+  const CompressionResult res = compress_llama(base, r, tokens(800, 21), test::calib_options(4, 40));
   const LlamaConfig& s = res.model.cfg;
   EXPECT_EQ(s.n_heads, 4);
   EXPECT_EQ(s.n_kv_heads, 2);
@@ -290,7 +291,7 @@ TEST(Structured, PipelineErrorsBeforeWork) {
   const auto calib = tokens(200, 31);
   auto err = [&](const std::string& text) {
     try {
-      compress_llama(base, parse_recipe(text, "e.yaml"), calib, {2, 32});
+      compress_llama(base, parse_recipe(text, "e.yaml"), calib, test::calib_options(2, 32));
     } catch (const Error& e) {
       return std::string(e.what());
     }

@@ -14,6 +14,7 @@
 #include "engine/model/llama_save.h"
 #include "engine/train/llama_backprop.h"
 #include "llama_reference.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 
 using namespace mcw;
@@ -147,7 +148,7 @@ TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
   const auto probe = tokens(64, 7);
   const CompressionResult smooth = compress_llama(
       base, parse_recipe("stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n", "sq"), calib,
-      {8, 48});
+      test::calib_options(8, 48));
   LlamaModel plain = test::deep_copy(base);
   std::set<std::string> all;
   for (const LinearGroup& g : linear_groups(base)) all.insert(g.names.begin(), g.names.end());
@@ -166,7 +167,7 @@ TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
 TEST(W8A8, PipelineStageSavesAndLoadsTheFlag) {
   const LlamaModel base = test::random_llama(config(), 8);
   const CompressionResult res = compress_llama(
-      base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"), tokens(500, 9), {4, 40});
+      base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"), tokens(500, 9), test::calib_options(4, 40));
   ASSERT_EQ(res.layers.size(), 2u * 7);
   for (const CompressedLayer& l : res.layers) {
     EXPECT_EQ(l.tensor.describe(), "int8 per-channel sym");

@@ -1,0 +1,153 @@
+#include "engine/export/streamed_llama_writer.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/blocks.h"
+#include "engine/core/error.h"
+#include "engine/export/packed_safetensors.h"
+#include "engine/io/atomic_file.h"
+#include "engine/io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace mcw {
+
+namespace {
+
+std::string block_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
+
+// `t` in `dtype` (1-D tensors stay f32), sharing its bytes when it already is.
+Tensor converted(const Tensor& t, DType dtype) {
+  const DType want = t.ndim() == 2 ? dtype : DType::F32;
+  if (t.dtype() == want) return t;
+  Tensor out = Tensor::zeros(want, t.shape(), t.name());
+  const size_t n = size_t(t.numel());
+  if (t.dtype() == DType::F32) {
+    from_f32(want, t.as<float>(), out.mutable_data(), n);
+  } else {
+    const std::vector<float> v = t.to_f32();
+    from_f32(want, v.data(), out.mutable_data(), n);
+  }
+  return out;
+}
+
+// The "mcw.packed" layer lists of several packed files as one file's (raw merge: the
+// parts are copied from the mapped files as they are).
+void merge_packed(const std::string& out, const std::vector<std::string>& parts) {
+  std::vector<SafetensorsFile> files;
+  std::vector<Tensor> tensors;
+  nlohmann::json meta;
+  meta["version"] = kPackedFormatVersion;
+  meta["layers"] = nlohmann::json::array();
+  for (const std::string& p : parts) {
+    files.push_back(read_safetensors(p));
+    const auto j = nlohmann::json::parse(files.back().metadata.at(kPackedMetadataKey));
+    for (const auto& l : j.at("layers")) meta["layers"].push_back(l);
+    tensors.insert(tensors.end(), files.back().tensors.begin(), files.back().tensors.end());
+  }
+  write_safetensors(out, tensors, {{kPackedMetadataKey, meta.dump()}});
+}
+
+}  // namespace
+
+StreamedLlamaWriter::StreamedLlamaWriter(std::string dir, DType dtype) : dir_(std::move(dir)), dtype_(dtype) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+    throw Error(dir_, "compressed models are written in f32, f16 or bf16, not " + std::string(dtype_name(dtype)));
+}
+
+DType StreamedLlamaWriter::output_dtype(const LlamaModel& source) {
+  const DType t = source.layers.empty() ? DType::F32 : source.layers[0].wq.dtype();
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
+}
+
+std::string StreamedLlamaWriter::shard_name(int64_t index, int64_t count) const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "model-%05lld-of-%05lld.safetensors", (long long)index + 1,
+                (long long)count);
+  return buf;
+}
+
+void StreamedLlamaWriter::write_and_map(CompressionResult& r, const std::vector<std::string>& names,
+                                        const std::string& path, DType matrices,
+                                        std::vector<Tensor> extra) {
+  std::map<std::string, Tensor*> slots;
+  for (auto& [n, t] : r.model.named_tensors()) slots[n] = t;
+  std::vector<Tensor> ts;
+  for (const std::string& n : names) {
+    Tensor t = converted(*slots.at(n), matrices);
+    t.set_name(n);
+    ts.push_back(std::move(t));
+  }
+  for (Tensor& t : extra) ts.push_back(std::move(t));
+  write_safetensors(path, ts, {{"format", "pt"}});
+  ts.clear();  // the converted copies
+  // Matrices become views of the file; vectors (norms, biases: a few KiB a block) stay
+  // owned, since later stages change some in place (SmoothQuant folds into the norms).
+  SafetensorsFile f = read_safetensors(path);
+  for (Tensor& t : f.tensors)
+    if (t.ndim() == 2) {
+      const std::string name = t.name();
+      *slots.at(name) = std::move(t);
+    }
+}
+
+void StreamedLlamaWriter::block_done(int64_t layer, bool last, CompressionResult& r) {
+  const std::string prefix = block_prefix(layer);
+  std::vector<std::string> names;
+  for (const auto& [n, t] : r.model.named_tensors())
+    if (n.starts_with(prefix)) names.push_back(n);
+  if (!last) {
+    // A later stage reads these again: f32 in a scratch shard, mapped, then unlinked (the
+    // mapping keeps the pages; nothing is left behind).
+    const std::string path = (fs::path(dir_) / (".stage-scratch-" + std::to_string(layer) + ".safetensors")).string();
+    write_and_map(r, names, path, DType::F32);
+    fs::remove(path);
+    return;
+  }
+  const int64_t shards = r.model.cfg.n_layers + 1;
+  const std::string shard = shard_name(layer, shards);
+  std::vector<Tensor> zeros = hf_zero_biases(r.model.cfg, layer);
+  for (const Tensor& z : zeros) weight_map_[z.name()] = shard;
+  write_and_map(r, names, (fs::path(dir_) / shard).string(), dtype_, std::move(zeros));
+  for (const std::string& n : names) weight_map_[n] = shard;
+  total_bytes_ += fs::file_size(fs::path(dir_) / shard);
+
+  std::vector<const CompressedTensor*> packed;
+  for (const CompressedLayer& l : r.layers)
+    if (l.tensor.name.starts_with(prefix)) packed.push_back(&l.tensor);
+  if (packed.empty()) return;
+  const std::string part = (fs::path(dir_) / (".packed-" + std::to_string(layer) + ".safetensors")).string();
+  write_packed_safetensors(part, packed);
+  packed_parts_.push_back(part);
+  for (CompressedLayer& l : r.layers)
+    if (l.tensor.name.starts_with(prefix)) l.tensor.drop_payload();
+}
+
+void StreamedLlamaWriter::finish(CompressionResult& r, const TokenizerFiles& tok) {
+  const int64_t shards = r.model.cfg.n_layers + 1;
+  const std::string shard = shard_name(shards - 1, shards);
+  std::vector<std::string> rest;
+  for (const auto& [n, t] : r.model.named_tensors())
+    if (!n.starts_with("model.layers.")) rest.push_back(n);
+  write_and_map(r, rest, (fs::path(dir_) / shard).string(), dtype_);
+  for (const std::string& n : rest) weight_map_[n] = shard;
+  total_bytes_ += fs::file_size(fs::path(dir_) / shard);
+
+  nlohmann::ordered_json index;
+  index["metadata"] = {{"total_size", total_bytes_}};
+  index["weight_map"] = nlohmann::ordered_json::object();
+  for (const auto& [n, shard_of] : weight_map_) index["weight_map"][n] = shard_of;
+  write_file_atomically((fs::path(dir_) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+  save_llama_hf_config(r.model, dir_, tok);
+
+  if (!packed_parts_.empty()) {
+    merge_packed((fs::path(dir_) / kPackedFileName).string(), packed_parts_);
+    for (const std::string& p : packed_parts_) fs::remove(p);
+    packed_parts_.clear();
+  }
+}
+
+}  // namespace mcw

@@ -1,0 +1,75 @@
+// Tiles of a stored weight converted to f32 scratch, then the f32 GEMM: see the header.
+#include "engine/kernels/stored_matmul.h"
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
+
+namespace mcw {
+namespace {
+
+constexpr int64_t kSmallM = 8;
+
+void check_weight(const Tensor& W) {
+  if (W.ndim() != 2) throw Error(W.name(), "a linear weight must be 2-D, not " + shape_string(W.shape()));
+  if (!stored_matmul_reads(W.dtype()))
+    throw Error(W.name(), "no matrix product reads dtype " + std::string(dtype_name(W.dtype())));
+  if (W.dim(1) % dtype_info(W.dtype()).block)
+    throw Error(W.name(), "rows of " + std::to_string(W.dim(1)) + " values are not whole " +
+                              std::string(dtype_name(W.dtype())) + " blocks");
+}
+
+}  // namespace
+
+bool stored_matmul_reads(DType t) {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16:
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst) {
+  const int64_t k = W.dim(1);
+  W.to_f32(dst, size_t(r0 * k), size_t((r1 - r0) * k));
+}
+
+void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, int64_t ldy,
+                      int64_t m, const float* bias, bool accumulate) {
+  check_weight(W);
+  const int64_t n = W.dim(0), k = W.dim(1);
+  if (m < 0) throw std::invalid_argument("matmul_wt_stored: negative m");
+  if (W.dtype() == DType::F32)
+    return matmul_wt_strided(X, ldx, W.as<float>(), k, Y, ldy, m, n, k, bias, accumulate);
+  if (ldx < k || ldy < n) throw std::invalid_argument("matmul_wt_stored: leading dimension too small");
+  if (m == 0 || n == 0) return;
+  // Small m: tiles of ~32 KiB of f32 (L1/L2-resident while m rows of x pass over them).
+  // Large m: ~1 MiB, enough rows for the GEMM's register blocking to pay off.
+  const int64_t target = m <= kSmallM ? (int64_t(1) << 13) : (int64_t(1) << 18);
+  const int64_t tile = std::clamp<int64_t>(target / std::max<int64_t>(k, 1), 4, n);
+  const int64_t tiles = (n + tile - 1) / tile;
+  static tbb::enumerable_thread_specific<std::vector<float>> scratch;
+  tbb::parallel_for(int64_t(0), tiles, [&](int64_t t) {
+    const int64_t r0 = t * tile, r1 = std::min(n, r0 + tile);
+    // Isolation keeps a thread waiting inside the GEMM from taking another tile of this
+    // loop, which would reuse its scratch.
+    tbb::this_task_arena::isolate([&] {
+      std::vector<float>& w = scratch.local();
+      w.resize(size_t(tile * k));
+      weight_rows_f32(W, r0, r1, w.data());
+      matmul_wt_strided(X, ldx, w.data(), k, Y + r0, ldy, m, r1 - r0, k, bias ? bias + r0 : nullptr,
+                        accumulate);
+    });
+  });
+}
+
+}  // namespace mcw

@@ -1,0 +1,32 @@
+// Products with a weight as its file stores it: Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]) for
+// W [n, k] in F32, F16, BF16 or a GGUF block type (Q8_0, Q4_0, Q4_1), usually a view of a
+// memory-mapped file. The weight is never converted whole: each task converts one tile of
+// rows into its own f32 scratch (about 32 KiB for small m, where the product streams W
+// once and is bound by memory bandwidth; about 1 MiB for large m, where the f32 GEMM on
+// the tile dominates) and runs the f32 kernels of gemm.h on it. So a bf16 model costs
+// its file's bytes in page cache and no anonymous memory beyond the scratch.
+#pragma once
+#include <cstdint>
+
+#include "engine/core/tensor.h"
+
+namespace mcw {
+
+// True when matmul_wt_stored reads this dtype.
+bool stored_matmul_reads(DType t);
+
+// X rows are W.dim(1) long at stride ldx; Y rows at stride ldy (>= W.dim(0)). Throws
+// mcw::Error naming the tensor when it is not 2-D, has a dtype the product cannot read, or
+// rows that are not a whole number of blocks; std::invalid_argument on a negative m or
+// short leading dimensions (programming errors).
+void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, int64_t ldy,
+                      int64_t m, const float* bias = nullptr, bool accumulate = false);
+inline void matmul_wt_stored(const float* X, const Tensor& W, float* Y, int64_t m,
+                             const float* bias = nullptr, bool accumulate = false) {
+  matmul_wt_stored(X, W.dim(1), W, Y, W.dim(0), m, bias, accumulate);
+}
+
+// Rows [r0, r1) of a 2-D weight as f32 into dst [(r1 − r0), cols].
+void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst);
+
+}  // namespace mcw

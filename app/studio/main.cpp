@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
                                  QStringLiteral("name"));
   const QCommandLineOption panel_shots(
       QStringLiteral("panel-shots"),
-      QStringLiteral("With --screenshot: also save pictures of single panels into this folder."),
+      QStringLiteral("With --screenshot: also save pictures of single panels into this folder "
+                     "(created when missing)."),
       QStringLiteral("dir"));
   const QCommandLineOption scan(
       QStringLiteral("scan"),

@@ -1,6 +1,7 @@
 #include "app/studio/screenshot.h"
 
 #include <QApplication>
+#include <QDir>
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QPixmap>
@@ -102,6 +103,10 @@ static bool save_inspector_shot(MainWindow& window, const QString& path) {
 // The single-panel pictures: the model panel, the recipe editor with a preset and with the
 // project's first recipe, the sensitivity heatmap, and the tensor inspector.
 static bool save_panel_shots(MainWindow& window, const QString& dir) {
+  if (!QDir().mkpath(dir)) {
+    std::fprintf(stderr, "mcw-studio: cannot create the folder %s\n", qPrintable(dir));
+    return false;
+  }
   ui::RecipeEditorPanel* editor = window.recipeEditor();
   bool ok = save_model_shot(window, dir + QStringLiteral("/model.png"));
   const int project_recipe = preset_index(*editor, true, {});

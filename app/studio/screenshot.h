@@ -2,12 +2,12 @@
 // (and, with --evaluate, an evaluation; with --run-all, a run of every recipe) have
 // finished, then saves the window as a PNG. With runs, the Runs dock is raised and the
 // newest finished run selected, so the picture shows them. --panel-shots DIR adds
-// pictures of single panels. With --scan, a sensitivity scan runs last (the Sensitivity
-// dock is raised for the picture) and the UI heartbeat's figures during it are printed to
-// stdout; --compare-with FILE compares the model with FILE (the Model Diff dock raised;
-// with --panel-shots also model_diff.png); --export-report FILE writes the report after
-// everything else. Used for
-// documentation and to check the look under xvfb-run.
+// pictures of single panels (DIR is created when missing). With --scan, a sensitivity
+// scan runs last (the Sensitivity dock is raised for the picture) and the UI heartbeat's
+// figures during it are printed to stdout; --compare-with FILE compares the model with
+// FILE (the Model Diff dock raised; with --panel-shots also model_diff.png);
+// --export-report FILE writes the report after everything else. Used for documentation
+// and to check the look under xvfb-run.
 #pragma once
 #include <QString>
 

@@ -12,6 +12,7 @@
 #include "engine/model/json_fields.h"
 #include "engine/model/pre_tokenizer.h"
 #include "engine/model/utf8.h"
+#include "temp_files.h"
 #include "tokenizer_test_docs.h"
 
 using namespace mcw;
@@ -278,7 +279,7 @@ TEST(BpeTokenizer, OtherLoadErrorsNameTheKey) {
 }
 
 TEST(BpeTokenizer, FromFileReportsJsonErrorOffset) {
-  const std::string path = std::string(MCW_BINARY_DIR) + "/bpe_broken_tokenizer.json";
+  const std::string path = (test::fresh_temp_dir() / "bpe_broken_tokenizer.json").string();
   {
     std::ofstream(path) << "{\"model\": {\"vocab\": {\"a\" 1}}}";
   }

@@ -11,6 +11,7 @@
 #include "engine/model/bpe_trainer.h"
 #include "engine/model/json_fields.h"
 #include "engine/model/pre_tokenizer.h"
+#include "temp_files.h"
 
 using namespace mcw;
 
@@ -124,7 +125,7 @@ TEST(BpeTrainer, TrainedTokenizerLoadsAndRoundTrips) {
   BpeTrainer tr;
   tr.add_text(corpus);
   const TrainedBpe trained = tr.train(400);
-  const std::string path = std::string(MCW_BINARY_DIR) + "/bpe_trained_tokenizer.json";
+  const std::string path = (test::fresh_temp_dir() / "bpe_trained_tokenizer.json").string();
   trained.save(path);
   auto tok = BpeTokenizer::from_file(path);
   std::remove(path.c_str());

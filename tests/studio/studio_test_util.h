@@ -1,7 +1,9 @@
-// Shared set-up for the studio's QTest executables: test-mode QSettings (never the
-// user's), a temporary directory for projects, and small lookups into the window.
+// Shared set-up for the studio's QTest executables: settings of the test process's own
+// (never the user's, nor another test's), a temporary directory for projects, and small
+// lookups into the window.
 #pragma once
 #include <QCoreApplication>
+#include <QDir>
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -11,7 +13,14 @@
 
 namespace mcw::test {
 
+// Call first, in initTestCase(), before anything reads settings. Test mode keeps them under
+// $HOME/.qttest, and every test process has a HOME of its own: under CTest the sandbox
+// (tests/mcw_test_sandbox.cpp) made one; a test run by hand gets one here, removed at exit.
 inline void use_test_settings() {
+  if (qEnvironmentVariableIsEmpty("MCW_TEST_SANDBOX")) {
+    static QTemporaryDir home(QDir::tempPath() + QStringLiteral("/mcw-studio-test-XXXXXX"));
+    if (home.isValid()) qputenv("HOME", QFile::encodeName(home.path()));
+  }
   QStandardPaths::setTestModeEnabled(true);
   QCoreApplication::setOrganizationName(QStringLiteral("MCW-tests"));
   QCoreApplication::setApplicationName(QStringLiteral("mcw-studio-tests"));

@@ -53,7 +53,10 @@ PeakMemorySampler::PeakMemorySampler(std::chrono::milliseconds period) : period_
   sample();
   thread_ = std::thread([this] {
     std::unique_lock lock(m_);
-    while (!cv_.wait_for(lock, period_, [this] { return stopping_; })) sample();
+    while (!cv_.wait_for(lock, period_, [this] { return stopping_; })) {
+      sample();
+      samples_.fetch_add(1, std::memory_order_relaxed);
+    }
   });
 }
 

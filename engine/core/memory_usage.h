@@ -34,11 +34,13 @@ class PeakMemorySampler {
   // The largest RssAnon seen so far, including a sample taken by this call.
   uint64_t peak_anonymous();
   void stop();  // joins the thread; idempotent
+  // Samples taken by the background thread so far (lets a test wait for one).
+  uint64_t samples() const { return samples_.load(std::memory_order_relaxed); }
 
  private:
   void sample();
   std::chrono::milliseconds period_;
-  std::atomic<uint64_t> peak_{0};
+  std::atomic<uint64_t> peak_{0}, samples_{0};
   std::mutex m_;
   std::condition_variable cv_;
   bool stopping_ = false;

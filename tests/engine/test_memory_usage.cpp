@@ -28,7 +28,10 @@ TEST(MemoryUsage, SamplerSeesATouchedAllocationAfterItIsFreed) {
     char* p = static_cast<char*>(std::malloc(kBytes));
     ASSERT_NE(p, nullptr);
     for (size_t i = 0; i < kBytes; i += 4096) reinterpret_cast<volatile char*>(p)[i] = char(i);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // several sampling periods
+    // Two background samples while it is held, however loaded the machine is.
+    const uint64_t seen = sampler.samples();
+    for (int i = 0; i < 1000 && sampler.samples() < seen + 2; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::free(p);  // a block this large is unmapped at once
   }
   EXPECT_LT(read_memory_usage().anonymous, before + kBytes / 2);

@@ -113,16 +113,16 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     add(pre + "input_layernorm.weight", {D}, SynthInit::LayerNorm);
-    add(pre + "self_attn.q_proj.weight", {Q, D}, SynthInit::Linear);
+    add(pre + "self_attn.q_proj.weight", {Q, D}, SynthInit::NormedReader);
     if (c.qkv_bias) add(pre + "self_attn.q_proj.bias", {Q}, SynthInit::Bias);
-    add(pre + "self_attn.k_proj.weight", {KV, D}, SynthInit::Linear);
+    add(pre + "self_attn.k_proj.weight", {KV, D}, SynthInit::NormedReader);
     if (c.qkv_bias) add(pre + "self_attn.k_proj.bias", {KV}, SynthInit::Bias);
-    add(pre + "self_attn.v_proj.weight", {KV, D}, SynthInit::Linear);
+    add(pre + "self_attn.v_proj.weight", {KV, D}, SynthInit::NormedReader);
     if (c.qkv_bias) add(pre + "self_attn.v_proj.bias", {KV}, SynthInit::Bias);
     add(pre + "self_attn.o_proj.weight", {D, Q}, SynthInit::ResidualWriter);
     add(pre + "post_attention_layernorm.weight", {D}, SynthInit::LayerNorm);
-    add(pre + "mlp.gate_proj.weight", {H, D}, SynthInit::Linear);
-    add(pre + "mlp.up_proj.weight", {H, D}, SynthInit::Linear);
+    add(pre + "mlp.gate_proj.weight", {H, D}, SynthInit::NormedReader);
+    add(pre + "mlp.up_proj.weight", {H, D}, SynthInit::NormedReader);
     add(pre + "mlp.down_proj.weight", {D, H}, SynthInit::ResidualWriter);
   }
   add("model.norm.weight", {D}, SynthInit::FinalNorm);

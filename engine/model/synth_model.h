@@ -25,8 +25,9 @@ struct SynthOptions {
 
 // How a tensor's values are drawn (see synth_values.cpp for the scales and why).
 enum class SynthInit {
-  Embedding,       // [vocab, D], outlier columns larger
-  Linear,          // [out, in] read from the residual stream (q/k/v, gate/up, lm_head)
+  Embedding,     // [vocab, D], outlier columns larger
+  NormedReader,  // [out, D] reading a normed layer input (q/k/v, gate/up): outlier columns smaller
+  Linear,        // [out, in], plain (lm_head)
   ResidualWriter,  // [D, in] writing into the residual stream (o_proj, down_proj): outlier rows
                    // larger
   LayerNorm,       // input_layernorm / post_attention_layernorm: outlier gains larger

@@ -11,6 +11,9 @@ struct Command {
   const char* summary;
   const char* usage;  // full help text for `mcw help <name>`
   int (*run)(const std::vector<std::string>& args);
+  // Long commands end with a "peak memory" line on stderr (main.cpp), the figure a user
+  // needs to know whether a larger model would fit.
+  bool report_memory = false;
 };
 
 const std::vector<Command>& commands();
@@ -50,5 +53,7 @@ int run_activations(const std::vector<std::string>& args);
 extern const char* const kActivationsUsage;
 int run_diff(const std::vector<std::string>& args);
 extern const char* const kDiffUsage;
+int run_synth(const std::vector<std::string>& args);
+extern const char* const kSynthUsage;
 
 }  // namespace mcw::cli

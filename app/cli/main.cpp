@@ -9,6 +9,7 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
 
 namespace mcw::cli {
 
@@ -17,26 +18,29 @@ const std::vector<Command>& commands() {
       {"inspect", "show a model's architecture, tensors and weight statistics", kInspectUsage,
        run_inspect},
       {"diff", "compare two models tensor by tensor (relative L2, cosine, sparsity)",
-       kDiffUsage, run_diff},
-      {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval},
-      {"generate", "continue a prompt with a model", kGenerateUsage, run_generate},
-      {"compress", "run a compression recipe on a model", kCompressUsage, run_compress},
+       kDiffUsage, run_diff, true},
+      {"eval", "perplexity, KL and top-1 agreement of a model on a text", kEvalUsage, run_eval,
+       true},
+      {"generate", "continue a prompt with a model", kGenerateUsage, run_generate, true},
+      {"compress", "run a compression recipe on a model", kCompressUsage, run_compress, true},
       {"bench", "prefill and decode speed of a model, dense or compressed, on this machine",
-       kBenchUsage, run_bench},
-      {"run", "run a project's recipes and record the results", kRunUsage, run_run},
+       kBenchUsage, run_bench, true},
+      {"run", "run a project's recipes and record the results", kRunUsage, run_run, true},
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
       {"activations", "how each layer's input spreads over its channels (outlier features)",
-       kActivationsUsage, run_activations},
+       kActivationsUsage, run_activations, true},
       {"sensitivity", "KL of each layer compressed alone at each setting", kSensitivityUsage,
-       run_sensitivity},
+       run_sensitivity, true},
       {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,
-       run_search},
+       run_search, true},
       {"report", "write a review report (HTML, Markdown or CSV) of a project's runs",
        kReportUsage, run_report},
       {"project", "create a project file, or show one with a summary of its runs",
        kProjectUsage, run_project},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
-       run_train},
+       run_train, true},
+      {"synth", "write a random model in the exact shape of a real one (benchmarks)",
+       kSynthUsage, run_synth, true},
   };
   return list;
 }
@@ -76,7 +80,20 @@ static int dispatch(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   for (const std::string& a : args)
     if (a == "--help" || a == "-h") return std::printf("%s", c->usage), 0;
-  return c->run(args);
+  if (!c->report_memory) return c->run(args);
+  // Here rather than in each command, and on stderr so --json output stays clean. Only
+  // after a return: a command that throws ends with its one-line error and nothing else.
+  // Resident is the kernel's VmHWM (mmap'd weights included); anonymous is the sampled
+  // peak of RssAnon, what the job itself allocated.
+  PeakMemorySampler sampler;
+  const int code = c->run(args);
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  const double anon = double(sampler.peak_anonymous()) / gib;
+  sampler.stop();
+  std::fflush(stdout);
+  std::fprintf(stderr, "peak memory: %.2f GiB resident, %.2f GiB anonymous\n",
+               double(read_memory_usage().peak_resident) / gib, anon);
+  return code;
 }
 
 }  // namespace mcw::cli

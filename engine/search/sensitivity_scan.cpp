@@ -10,8 +10,8 @@
 #include "engine/compress/calibrate.h"
 #include "engine/core/error.h"
 #include "engine/core/sha256.h"
-#include "engine/search/bounded_parallel.h"
 #include "engine/search/kl_meter.h"
+#include "engine/search/sensitivity_cells.h"
 
 namespace mcw {
 
@@ -54,6 +54,28 @@ const Tensor& weight_of(const LlamaModel& m, const std::string& name) {
 }
 
 }  // namespace
+
+const char* measure_name(SensitivityMeasure m) {
+  switch (m) {
+    case SensitivityMeasure::Layer: return "layer";
+    case SensitivityMeasure::Block: return "block";
+    default: return "kl";
+  }
+}
+
+SensitivityMeasure measure_from_name(const std::string& name) {
+  for (SensitivityMeasure m : {SensitivityMeasure::Kl, SensitivityMeasure::Layer, SensitivityMeasure::Block})
+    if (name == measure_name(m)) return m;
+  throw Error(kSource, "unknown measure '" + name + "' (expected kl, layer or block)");
+}
+
+const char* measure_title(SensitivityMeasure m) {
+  switch (m) {
+    case SensitivityMeasure::Layer: return "relative output error of the layer (proxy)";
+    case SensitivityMeasure::Block: return "relative output error of the block (proxy)";
+    default: return "KL divergence to the original (nats/token)";
+  }
+}
 
 std::vector<ScanSetting> default_scan_settings() {
   std::vector<ScanSetting> out;
@@ -143,6 +165,14 @@ SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_finge
   const int64_t n = std::min<int64_t>(int64_t(tokens_.size()), opt_.windows * window_);
   if (n < 2) throw Error(kSource, "the calibration text has fewer than 2 tokens");
   windows_ = int64_t(eval_windows(n, {window_, window_}).size());
+  measured_tokens_ = n;
+  const bool layer = opt_.measure == SensitivityMeasure::Layer;
+  if (layer) {  // the calibration windows are what the layer measure reads
+    const int64_t cw = std::min(opt_.compress.calib_window, base.cfg.max_seq_len);
+    const auto calib = calibration_windows(tokens_, opt_.compress.calib_windows, cw);
+    windows_ = int64_t(calib.size());
+    window_ = int64_t(calib.front().size());
+  }
 
   std::set<std::string> names;
   const std::string probe = linear_layers(base).front();
@@ -154,11 +184,15 @@ SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_finge
       throw Error(kSource, "setting names must be unique and not empty ('" + s.name + "')");
     const RecipeStage st = setting_stage(s, probe);
     Sha256 h;
+    // The kl measure's digests predate the others: they stay as they were, so that stores
+    // written before keep their cells.
+    if (opt_.measure != SensitivityMeasure::Kl) h.update(std::string(measure_name(opt_.measure)) + "\n");
     h.update(s.algorithm + "\n" + st.params.dump() + "\n" + measured + "\n" +
              std::to_string(window_) + "x" + std::to_string(windows_));
     Recipe probe_recipe;
     probe_recipe.stages.push_back(st);
-    if (recipe_needs_calibration(probe_recipe)) {  // its statistics come from the whole text
+    // Statistics (of a setting, or the layer measure's) come from the whole text.
+    if (layer || recipe_needs_calibration(probe_recipe)) {
       h.update(tokens_.data(), tokens_.size() * sizeof(int32_t));
       h.update(std::to_string(opt_.compress.calib_windows) + "x" +
                std::to_string(opt_.compress.calib_window));
@@ -172,10 +206,57 @@ std::string SensitivityScan::metric_key(const std::string& quantity, size_t sett
          digests_.at(setting);
 }
 
+SensitivityMemory SensitivityScan::memory_estimate() const {
+  const LlamaConfig& c = base_.cfg;
+  SensitivityMemory m;
+  uint64_t owned = 0, largest = 0, widest = 0;
+  for (const auto& [name, t] : base_.named_tensors())
+    if (t->writable()) owned += uint64_t(t->numel()) * 4;  // compress_llama copies these
+  for (const std::string& l : linear_layers(base_)) {
+    const Tensor& w = weight_of(base_, l);
+    largest = std::max(largest, uint64_t(w.numel()));
+    widest = std::max(widest, uint64_t(w.dim(1)));
+  }
+  // A cell: the owned tensors, its layer in f32 three times over (the original's copy,
+  // the decoded weight, the compressor's working copy or the difference) and one window's
+  // activations: the residual, its norm, q/k/v, attention output, gate and up.
+  const uint64_t T = uint64_t(window_);
+  const uint64_t acts = T * uint64_t(3 * c.dim + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.hidden_dim) * 4;
+  m.per_cell = owned + 3 * largest * 4 + acts + (uint64_t(1) << 20);
+  const uint64_t boundaries = uint64_t(c.n_layers + 1) * uint64_t(measured_tokens_) * uint64_t(c.dim) *
+                              (opt_.block_inputs.dtype == DType::F32 ? 4 : 2);
+  switch (opt_.measure) {
+    case SensitivityMeasure::Kl: {
+      int64_t scored = 0;
+      for (const EvalWindow& w : eval_windows(measured_tokens_, {window_, window_}))
+        scored += w.end - w.first_scored;
+      m.reference_logits = KlMeter::reference_bytes(scored, c.vocab_size);
+      m.block_inputs = opt_.reuse_block_inputs ? boundaries : 0;
+      m.per_cell += T * uint64_t(c.vocab_size) * 4 + 2 * uint64_t(c.vocab_size) * 8;  // logits, log-softmax rows
+      break;
+    }
+    case SensitivityMeasure::Layer:
+      // XᵀX of the widest input in f64 and its f32 copy; calibration's own hidden states
+      // (f32, every window) and its kept o/down inputs are sequential_calibrate's.
+      m.statistics = widest * widest * 12 + uint64_t(windows_ * window_) * uint64_t(c.dim) * 4;
+      m.per_cell += 256 * widest * 4;
+      break;
+    case SensitivityMeasure::Block:
+      m.block_inputs = boundaries;
+      break;
+  }
+  const uint64_t shared = m.reference_logits + m.block_inputs + m.statistics;
+  const uint64_t room = opt_.memory_budget > shared ? opt_.memory_budget - shared : 0;
+  int64_t live = opt_.max_parallel > 0 ? opt_.max_parallel : tbb::info::default_concurrency();
+  m.parallel = std::clamp<int64_t>(int64_t(room / m.per_cell), 1, live);
+  return m;
+}
+
 SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progress,
                                       const CancelToken* cancel) {
   SensitivityTable t;
   t.model_fingerprint = fingerprint_;
+  t.measure = opt_.measure;
   t.layers = linear_layers(base_);
   t.settings = opt_.settings;
   t.model_parameters = base_.parameter_count();
@@ -187,29 +268,36 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
     t.layer_in_features.push_back(weight_of(base_, l).dim(1));
   }
   t.cells.resize(t.layers.size() * S);
+  const bool kl = opt_.measure == SensitivityMeasure::Kl;
+  const std::string value_key = kl ? "kl" : measure_name(opt_.measure);
 
   // Read back what the store holds: one query for the whole model.
   std::map<std::tuple<std::string, std::string, std::string>, double> stored;
   if (store)
     for (const SensitivityEntry& e : store->list_sensitivity(fingerprint_))
       stored[{e.layer, e.setting, e.metric}] = e.value;
-  std::vector<int64_t> todo;
+  std::vector<size_t> todo;
   for (size_t l = 0; l < t.layers.size(); ++l)
     for (size_t s = 0; s < S; ++s) {
       SensitivityCell& c = t.cells[l * S + s];
       c.layer = t.layers[l];
       c.setting = t.settings[s].name;
-      auto get = [&](const char* q) -> std::optional<double> {
+      auto get = [&](const std::string& q) -> std::optional<double> {
         auto it = stored.find({c.layer, c.setting, metric_key(q, s)});
         return it == stored.end() ? std::nullopt : std::optional(it->second);
       };
-      const auto kl = get("kl"), ppl = get("ppl"), top1 = get("top1"), bits = get("bits");
-      if (kl && ppl && top1 && bits) {
-        c.kl = *kl, c.perplexity = *ppl, c.top1 = *top1, c.bits = uint64_t(*bits);
+      const auto value = get(value_key), bits = get("bits");
+      const auto ppl = kl ? get("ppl") : value, top1 = kl ? get("top1") : value;
+      if (value && ppl && top1 && bits) {
+        if (kl)
+          c.kl = *value, c.perplexity = *ppl, c.top1 = *top1;
+        else
+          c.error = *value;
+        c.bits = uint64_t(*bits);
         c.cached = true;
         ++t.cached;
       } else {
-        todo.push_back(int64_t(l * S + s));
+        todo.push_back(l * S + s);
       }
     }
   const double total = double(t.cells.size());
@@ -220,48 +308,37 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
   if (todo.empty()) return t;
 
   if (cancel) cancel->throw_if_cancelled();
-  report(progress, "sensitivity", "reference", double(t.cached) / total, "reference logits");
-  const KlMeter meter(base_, tokens_, window_, opt_.windows, cancel);
-  t.baseline_perplexity = meter.measure(base_, {}, cancel).perplexity;
-
-  // Each cell in flight holds a model copy and a window of logits.
-  const uint64_t per_cell = base_.parameter_count() * 4 +
-                            uint64_t(window_) * uint64_t(base_.cfg.vocab_size) * 4 +
-                            (uint64_t(1) << 20);
-  int64_t live = opt_.max_parallel > 0 ? opt_.max_parallel : tbb::info::default_concurrency();
-  live = std::clamp<int64_t>(int64_t(opt_.memory_budget / per_cell), 1, live);
-
+  report(progress, "sensitivity", "reference", double(t.cached) / total,
+         kl ? "reference logits" : opt_.measure == SensitivityMeasure::Layer ? "calibration statistics"
+                                                                           : "block inputs");
   int64_t done = 0;
-  bounded_parallel_for(
-      int64_t(todo.size()), live,
-      [&](int64_t i) {
-        SensitivityCell& c = t.cells[size_t(todo[size_t(i)])];
-        const size_t s = size_t(todo[size_t(i)]) % S;
-        const Tensor& w = weight_of(base_, c.layer);
-        const Recipe r = scan_cell_recipe(t.settings[s], c.layer, w.dim(1));
-        const CompressionResult res = compress_llama(base_, r, tokens_, opt_.compress, {}, cancel);
-        const KlMeasurement m = meter.measure(res.model, {}, cancel);
-        c.kl = m.kl, c.perplexity = m.perplexity, c.top1 = m.top1;
-        // Everything but the layer counts 16 bits per weight in the accounting.
-        c.bits = res.storage_bits - (res.original_bits - 16 * uint64_t(w.numel()));
-      },
-      [&](int64_t i) {
-        const size_t cell = size_t(todo[size_t(i)]);
-        const SensitivityCell& c = t.cells[cell];
-        const size_t s = cell % S;
-        if (store)
-          store->put_sensitivities(fingerprint_,
-                                   {{c.layer, c.setting, metric_key("kl", s), c.kl},
-                                    {c.layer, c.setting, metric_key("ppl", s), c.perplexity},
-                                    {c.layer, c.setting, metric_key("top1", s), c.top1},
-                                    {c.layer, c.setting, metric_key("bits", s), double(c.bits)}});
-        ++t.computed;
-        ++done;
-        if (opt_.on_cell) opt_.on_cell(c);
-        report(progress, "sensitivity", c.layer + " " + c.setting, double(t.cached + done) / total,
-               c.setting + " on " + c.layer + ": KL " + std::to_string(c.kl));
-      },
-      [&] { return cancel && cancel->cancelled(); });
+  CellWork work{base_, tokens_, opt_, t, todo, memory_estimate().parallel, {}, cancel};
+  work.finished = [&](size_t cell) {
+    const SensitivityCell& c = t.cells[cell];
+    const size_t s = cell % S;
+    if (store) {
+      std::vector<SensitivityEntry> e;
+      if (kl)
+        e = {{c.layer, c.setting, metric_key("kl", s), c.kl},
+             {c.layer, c.setting, metric_key("ppl", s), c.perplexity},
+             {c.layer, c.setting, metric_key("top1", s), c.top1}};
+      else
+        e = {{c.layer, c.setting, metric_key(value_key, s), c.error}};
+      e.push_back({c.layer, c.setting, metric_key("bits", s), double(c.bits)});
+      store->put_sensitivities(fingerprint_, e);
+    }
+    ++t.computed;
+    ++done;
+    if (opt_.on_cell) opt_.on_cell(c);
+    report(progress, "sensitivity", c.layer + " " + c.setting, double(t.cached + done) / total,
+           c.setting + " on " + c.layer + ": " + value_key + " " +
+               std::to_string(kl ? c.kl : c.error));
+  };
+  switch (opt_.measure) {
+    case SensitivityMeasure::Kl: t.baseline_perplexity = measure_kl_cells(work, opt_.windows, window_); break;
+    case SensitivityMeasure::Layer: measure_layer_cells(work); break;
+    case SensitivityMeasure::Block: measure_block_cells(work, opt_.windows, window_); break;
+  }
   if (cancel) cancel->throw_if_cancelled();
   return t;
 }

@@ -1,6 +1,7 @@
-// mcw sensitivity: every linear layer compressed alone at each setting, the KL divergence
-// to the original on calibration windows printed as a layer x setting table and kept in
-// the project's run database (asked again, the scan reads it back).
+// mcw sensitivity: every linear layer compressed alone at each setting, measured end to end
+// (KL divergence to the original on calibration windows) or by a cheap proxy (the relative
+// output error of the layer or of its block), printed as a layer x setting table and kept
+// in the project's run database (asked again, the scan reads it back).
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -15,26 +16,45 @@ namespace mcw::cli {
 
 const char* const kSensitivityUsage =
     "usage: mcw sensitivity <project.mcwproj> [--settings w8,w4,w3,w2,s25,s50,s75]\n"
-    "                       [--windows N] [--window N] [--json]\n\n"
+    "                       [--measure kl|layer|block] [--windows N] [--window N]\n"
+    "                       [--calib-windows N] [--calib-window N] [--layers P,P...] [--json]\n\n"
     "Compresses each linear layer of the project's model alone at each setting and measures\n"
-    "the KL divergence of the model's predictions to the original's (nats per token) on the\n"
-    "first N windows (default 8) of the calibration text (the evaluation text when the\n"
-    "project has none), each of the project's window length unless --window is given.\n"
+    "what it costs, on the calibration text (the evaluation text when the project has none):\n"
+    "  kl     (default) the KL divergence of the model's predictions to the original's (nats\n"
+    "         per token) on the first N windows (default 8), each of the project's window\n"
+    "         length unless --window is given; a cell of block L runs blocks L.. and the head\n"
+    "         from the original's kept block-L inputs.\n"
+    "  layer  the layer's relative output error tr(dW.XtX.dWt)/tr(W.XtX.Wt), X its inputs on\n"
+    "         --calib-windows (default 64) windows of --calib-window tokens (default 256)\n"
+    "         spread over the text: one calibration pass, then no model forward per cell.\n"
+    "  block  the relative error of the layer's block output on the kl windows: one block\n"
+    "         forward per cell.\n"
     "Settings: w<bits>[g<group>] is round-to-nearest, asymmetric (bits 2/3/4/8, group\n"
     "32/64/128, default 128, fitted to the layer's width); s<percent> is magnitude pruning.\n"
-    "Cells are stored in the project's run database under the model's fingerprint; the same\n"
-    "scan asked again reads them back. --json prints the table as JSON.\n\n"
+    "--layers scans only the linears whose name after 'model.layers.' starts with one of the\n"
+    "prefixes (e.g. 0.,15.mlp.down_proj). Cells are stored in the project's run database\n"
+    "under the model's fingerprint and the measure; the same scan asked again reads them\n"
+    "back. The memory the scan will hold is printed on stderr first. --json prints the\n"
+    "table as JSON.\n\n"
     "Exit status: 0 done, 130 cancelled (the finished cells are kept).\n";
 
 int run_sensitivity(const std::vector<std::string>& argv) {
-  Args args(argv, {"settings", "windows", "window"}, {"json"});
+  Args args(argv, {"settings", "windows", "window", "measure", "calib-windows", "calib-window", "layers"},
+            {"json"});
   if (args.positional().size() != 1)
     throw UsageError{"sensitivity takes one project file (see mcw help sensitivity)"};
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
   SensitivityOptions opt;
   if (auto s = args.value("settings")) opt.settings = settings_from_list(*s);
+  if (auto m = args.value("measure")) opt.measure = measure_from_name(*m);
+  if (auto l = args.value("layers")) opt.layer_prefixes = list_option(*l);
   opt.windows = positive_option("windows", args.int_or("windows", 8));
   opt.window = positive_option("window", args.int_or("window", in.eval.window));
+  opt.compress.calib_windows =
+      positive_option("calib-windows", args.int_or("calib-windows", opt.compress.calib_windows));
+  opt.compress.calib_window = std::min<int64_t>(
+      positive_option("calib-window", args.int_or("calib-window", opt.compress.calib_window)),
+      in.base.cfg.max_seq_len);
   const auto store = RunStore::open(in.database_path);
   const std::span<const int32_t> tokens = measured_tokens(in);
 
@@ -50,10 +70,12 @@ int run_sensitivity(const std::vector<std::string>& argv) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const char* quantity = measure_name(t.measure);
 
   if (args.flag("json")) {
     nlohmann::ordered_json j;
     j["model_fingerprint"] = t.model_fingerprint;
+    j["measure"] = quantity;
     j["windows"] = t.windows;
     j["window"] = t.window;
     j["cached"] = t.cached;
@@ -62,20 +84,20 @@ int run_sensitivity(const std::vector<std::string>& argv) {
     j["layers"] = t.layers;
     for (size_t l = 0; l < t.layers.size(); ++l) {
       nlohmann::ordered_json row = nlohmann::ordered_json::array();
-      for (size_t s = 0; s < t.settings.size(); ++s) row.push_back(t.at(l, s).kl);
-      j["kl"].push_back(row);
+      for (size_t s = 0; s < t.settings.size(); ++s) row.push_back(t.value(l, s));
+      j[quantity].push_back(row);
     }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("KL divergence to the original (nats/token), %lld window(s) of %lld tokens\n",
+  std::printf("%s, %lld window(s) of %lld tokens\n", measure_title(t.measure),
               (long long)t.windows, (long long)t.window);
   std::printf("%-24s", "layer");
   for (const ScanSetting& s : t.settings) std::printf(" %10s", s.name.c_str());
   std::printf("\n");
   for (size_t l = 0; l < t.layers.size(); ++l) {
     std::printf("%-24s", short_layer_name(t.layers[l]).c_str());
-    for (size_t s = 0; s < t.settings.size(); ++s) std::printf(" %10.4g", t.at(l, s).kl);
+    for (size_t s = 0; s < t.settings.size(); ++s) std::printf(" %10.4g", t.value(l, s));
     std::printf("\n");
   }
   std::printf("%zu cells: %lld computed, %lld cached, in %s (%.1f s)\n", t.cells.size(),

@@ -14,16 +14,22 @@ std::span<const int32_t> measured_tokens(const ProjectRunInputs& in) {
   return in.evaluation_tokens;
 }
 
-std::vector<ScanSetting> settings_from_list(const std::string& list) {
-  std::vector<ScanSetting> out;
+std::vector<std::string> list_option(const std::string& list) {
+  std::vector<std::string> out;
   size_t from = 0;
   while (from <= list.size()) {
     const size_t comma = std::min(list.find(',', from), list.size());
-    const std::string name = list.substr(from, comma - from);
-    if (!name.empty()) out.push_back(scan_setting_from_name(name));
+    if (comma > from) out.push_back(list.substr(from, comma - from));
     from = comma + 1;
   }
-  if (out.empty()) throw UsageError{"no settings given"};
+  if (out.empty()) throw UsageError{"an empty list was given"};
+  return out;
+}
+
+std::vector<ScanSetting> settings_from_list(const std::string& list) {
+  if (list.find_first_not_of(',') == std::string::npos) throw UsageError{"no settings given"};
+  std::vector<ScanSetting> out;
+  for (const std::string& name : list_option(list)) out.push_back(scan_setting_from_name(name));
   return out;
 }
 
@@ -43,6 +49,13 @@ SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<co
                                         RunStore& store, const SensitivityOptions& opt,
                                         const CancelToken& cancel) {
   SensitivityScan scan(in.base, in.fingerprint, tokens, opt);
+  const SensitivityMemory m = scan.memory_estimate();
+  auto mib = [](uint64_t b) { return double(b) / double(1 << 20); };
+  std::fprintf(stderr,
+               "mcw: %s scan holds about %.0f MiB: reference logits %.0f, block inputs %.0f, "
+               "statistics %.0f, %lld cell(s) in flight at %.0f MiB each\n",
+               measure_name(opt.measure), mib(m.total()), mib(m.reference_logits), mib(m.block_inputs),
+               mib(m.statistics), (long long)m.parallel, mib(m.per_cell));
   ProgressBar bar("sensitivity");
   return scan.run(&store, bar.callback(), &cancel);
 }

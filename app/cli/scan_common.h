@@ -15,6 +15,8 @@ namespace mcw::cli {
 // The calibration text's tokens, or the evaluation text's (with a note on stderr) when the
 // project has none.
 std::span<const int32_t> measured_tokens(const ProjectRunInputs& in);
+// "a,b,,c" -> {"a", "b", "c"}; UsageError when nothing is left.
+std::vector<std::string> list_option(const std::string& list);
 // "w8,w4,s50" -> settings; throws mcw::Error for an unknown one.
 std::vector<ScanSetting> settings_from_list(const std::string& list);
 // "model.layers.3.mlp.up_proj.weight" -> "3.mlp.up_proj".
@@ -22,7 +24,8 @@ std::string short_layer_name(const std::string& name);
 // Positive integer option; UsageError otherwise.
 int64_t positive_option(const std::string& name, long long value);
 
-// Runs (or reads back) the scan with a progress bar on stderr.
+// Runs (or reads back) the scan with a progress bar on stderr, after one line there with
+// the memory it will hold.
 SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
                                         RunStore& store, const SensitivityOptions& opt,
                                         const CancelToken& cancel);

@@ -159,6 +159,9 @@ SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_finge
       tokens_(calibration_tokens),
       opt_(std::move(options)) {
   if (opt_.settings.empty()) throw Error(kSource, "no settings to scan");
+  const auto linears = linear_layers(base);
+  if (std::none_of(linears.begin(), linears.end(), [&](const std::string& l) { return scanned(l); }))
+    throw Error(kSource, "no linear layer's name starts with the layers asked for");
   if (opt_.windows < 1) throw Error(kSource, "at least one window is needed");
   window_ = std::min(opt_.window, base.cfg.max_seq_len);
   if (window_ < 2) throw Error(kSource, "the window must be at least 2 tokens");
@@ -206,6 +209,13 @@ std::string SensitivityScan::metric_key(const std::string& quantity, size_t sett
          digests_.at(setting);
 }
 
+bool SensitivityScan::scanned(const std::string& layer) const {
+  if (opt_.layer_prefixes.empty()) return true;
+  for (const std::string& p : opt_.layer_prefixes)
+    if (layer.rfind("model.layers." + p, 0) == 0) return true;
+  return false;
+}
+
 SensitivityMemory SensitivityScan::memory_estimate() const {
   const LlamaConfig& c = base_.cfg;
   SensitivityMemory m;
@@ -213,6 +223,7 @@ SensitivityMemory SensitivityScan::memory_estimate() const {
   for (const auto& [name, t] : base_.named_tensors())
     if (t->writable()) owned += uint64_t(t->numel()) * 4;  // compress_llama copies these
   for (const std::string& l : linear_layers(base_)) {
+    if (!scanned(l)) continue;
     const Tensor& w = weight_of(base_, l);
     largest = std::max(largest, uint64_t(w.numel()));
     widest = std::max(widest, uint64_t(w.dim(1)));
@@ -257,7 +268,8 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
   SensitivityTable t;
   t.model_fingerprint = fingerprint_;
   t.measure = opt_.measure;
-  t.layers = linear_layers(base_);
+  for (const std::string& l : linear_layers(base_))
+    if (scanned(l)) t.layers.push_back(l);
   t.settings = opt_.settings;
   t.model_parameters = base_.parameter_count();
   t.windows = windows_;

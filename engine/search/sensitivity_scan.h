@@ -97,6 +97,9 @@ struct SensitivityTable {
 struct SensitivityOptions {
   std::vector<ScanSetting> settings = default_scan_settings();
   SensitivityMeasure measure = SensitivityMeasure::Kl;
+  // Rows scanned: the linears whose name after "model.layers." starts with one of these
+  // ("3.", "0.self_attn.q_proj"); empty: every linear.
+  std::vector<std::string> layer_prefixes;
   int64_t windows = 8;       // kl, block: windows measured per cell (fewer when the text is short)
   int64_t window = 256;      // tokens per window, shortened to the model's context
   // Settings that need calibration statistics, and the layer measure's inputs (its
@@ -158,6 +161,8 @@ class SensitivityScan {
   SensitivityMemory memory_estimate() const;
 
  private:
+  bool scanned(const std::string& layer) const;  // by opt_.layer_prefixes
+
   const LlamaModel& base_;
   std::string fingerprint_;
   std::span<const int32_t> tokens_;

@@ -58,6 +58,37 @@ TEST(CliSearch, SensitivityTableIsStoredAndReadBack) {
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1);
 }
 
+TEST(CliSearch, SensitivityProxyMeasuresAreStoredApart) {
+  const fs::path dir = fresh_dir("sens-measure");
+  const std::string proj = make_project(dir);
+  const std::string common = " --settings w8,w2 --windows 2 --calib-windows 4 --calib-window 32";
+  const Result layer = run_mcw("sensitivity " + proj + common + " --measure layer --json");
+  ASSERT_EQ(layer.code, 0) << layer.err;
+  EXPECT_NE(layer.err.find("layer scan holds about"), std::string::npos) << layer.err;
+  const auto jl = nlohmann::json::parse(layer.out);
+  EXPECT_EQ(jl["measure"], "layer");
+  EXPECT_EQ(jl["computed"], 28);
+  EXPECT_EQ(jl["windows"], 4);
+  ASSERT_EQ(jl["layer"].size(), 14u);
+  for (const auto& row : jl["layer"]) EXPECT_LT(row[0].get<double>(), row[1].get<double>());
+  // Another measure is another cache entry; the same one is read back.
+  const auto jk = nlohmann::json::parse(run_mcw("sensitivity " + proj + common + " --json").out);
+  EXPECT_EQ(jk["measure"], "kl");
+  EXPECT_EQ(jk["computed"], 28);
+  const auto again =
+      nlohmann::json::parse(run_mcw("sensitivity " + proj + common + " --measure layer --json").out);
+  EXPECT_EQ(again["cached"], 28);
+  EXPECT_EQ(again["layer"], jl["layer"]);
+  // Only some layers; the text table names its measure.
+  const Result some = run_mcw("sensitivity " + proj + common + " --measure block --layers 1.mlp,0.self_attn.q");
+  ASSERT_EQ(some.code, 0) << some.err;
+  EXPECT_NE(some.out.find("relative output error of the block"), std::string::npos) << some.out;
+  EXPECT_NE(some.out.find("8 cells: 8 computed"), std::string::npos) << some.out;
+  const Result bad = run_mcw("sensitivity " + proj + " --measure mse");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown measure 'mse'"), std::string::npos) << bad.err;
+}
+
 TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   const fs::path dir = fresh_dir("search");
   const std::string proj = make_project(dir);

@@ -66,15 +66,18 @@ struct RecipeCheck {
 
 struct SensitivityCell {
   bool ready = false;  // false: not measured yet (drawn as pending)
-  double kl = 0;
+  double value = 0;    // under the grid's measure: KL, or a proxy's relative error
   double perplexity = std::nan("");  // NaN when not measured
 };
 
-// Layers (rows, model order) × settings (columns) of one model's sensitivity results.
+// Layers (rows, model order) × settings (columns) of one model's sensitivity results,
+// all of one measure (the exact KL, or a proxy).
 struct SensitivityGrid {
   QStringList layers, settings;
   QList<SensitivityCell> cells;  // row-major, layers.size() * settings.size()
   QString status;                // one line for the panel ("12 of 56 cells cached")
+  QString quantity = QStringLiteral("KL");  // the values' short name, for legend and tooltip
+  QString title = QStringLiteral("KL divergence to the original model");  // the panel's caption
   const SensitivityCell& at(int row, int col) const { return cells[row * settings.size() + col]; }
 };
 

@@ -27,9 +27,14 @@ void HeatmapView::setAxes(const QStringList& rows, const QStringList& cols) {
   update();
 }
 
-void HeatmapView::setCell(int row, int col, double kl, double perplexity) {
+void HeatmapView::setQuantity(const QString& name) {
+  quantity_ = name;
+  update();
+}
+
+void HeatmapView::setCell(int row, int col, double value, double perplexity) {
   if (row < 0 || col < 0 || row >= rowCount() || col >= columnCount()) return;
-  cells_[row * columnCount() + col] = {true, kl, perplexity};
+  cells_[row * columnCount() + col] = {true, value, perplexity};
   update();  // the legend range may have moved: every cell may change colour
 }
 
@@ -47,8 +52,8 @@ QPair<double, double> HeatmapView::legendRange() const {
   double lo = 0, hi = 0;
   bool any = false;
   for (const Cell& c : cells_) {
-    if (!c.ready || !(c.kl > 0)) continue;
-    const double v = std::log10(std::max(c.kl, kKlFloor));
+    if (!c.ready || !(c.value > 0)) continue;
+    const double v = std::log10(std::max(c.value, kKlFloor));
     lo = any ? std::min(lo, v) : v;
     hi = any ? std::max(hi, v) : v;
     any = true;
@@ -74,9 +79,9 @@ QColor HeatmapView::rampColor(double t) {
                 mix(stops[i].blue(), stops[i + 1].blue()));
 }
 
-QColor HeatmapView::colorFor(double kl) const {
+QColor HeatmapView::colorFor(double value) const {
   const auto [lo, hi] = legendRange();
-  const double v = std::log10(std::max(kl, kKlFloor));
+  const double v = std::log10(std::max(value, kKlFloor));
   return rampColor(hi > lo ? (v - lo) / (hi - lo) : 0.5);
 }
 
@@ -85,7 +90,7 @@ QString HeatmapView::hoverText(int row, int col) const {
   const Cell& c = cells_[row * columnCount() + col];
   QString s = rows_[row] + QLatin1Char('\n') + tr("setting %1").arg(cols_[col]) + QLatin1Char('\n');
   if (!c.ready) return s + tr("pending");
-  s += tr("KL %1").arg(c.kl, 0, 'g', 4);
+  s += tr("%1 %2").arg(quantity_).arg(c.value, 0, 'g', 4);
   if (std::isfinite(c.perplexity))
     s += QLatin1Char('\n') + tr("perplexity %1").arg(c.perplexity, 0, 'f', 3);
   return s;
@@ -185,14 +190,14 @@ void HeatmapView::paintEvent(QPaintEvent*) {
       const QRect cell = cellRect(r, c).adjusted(0, 0, -1, -1);
       const Cell& v = cells_[r * columnCount() + c];
       if (v.ready) {
-        p.fillRect(cell, colorFor(v.kl));
+        p.fillRect(cell, colorFor(v.value));
       } else {
         p.fillRect(cell, pal.color(QPalette::AlternateBase));
         p.fillRect(cell, pending);
       }
     }
   }
-  // Legend: the ramp from the lowest (bottom) to the highest (top) log10 KL.
+  // Legend: the ramp from the lowest (bottom) to the highest (top) log10 value.
   const QRect bar = legendRect();
   const auto [lo, hi] = legendRange();
   for (int y = 0; y < bar.height(); ++y)
@@ -202,7 +207,7 @@ void HeatmapView::paintEvent(QPaintEvent*) {
   p.drawRect(bar.adjusted(0, 0, -1, -1));
   p.setPen(pal.color(QPalette::Text));
   const bool measured =
-      std::any_of(cells_.begin(), cells_.end(), [](const Cell& c) { return c.ready && c.kl > 0; });
+      std::any_of(cells_.begin(), cells_.end(), [](const Cell& c) { return c.ready && c.value > 0; });
   auto tick = [&](double frac, const QString& text) {
     const int y = bar.bottom() - int(frac * (bar.height() - 1));
     p.drawLine(bar.right() + 1, y, bar.right() + 4, y);
@@ -215,7 +220,7 @@ void HeatmapView::paintEvent(QPaintEvent*) {
     tick(0, QString::number(std::pow(10.0, lo), 'g', 2));
   }
   p.drawText(QRect(bar.left() - 4, kMargin, kLegendTextW, header_h_ - 2),
-             Qt::AlignLeft | Qt::AlignBottom, tr("KL"));
+             Qt::AlignLeft | Qt::AlignBottom, quantity_);
 }
 
 }  // namespace mcw::ui

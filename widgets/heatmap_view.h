@@ -1,5 +1,5 @@
-// A layer × setting heatmap painted with QPainter: each cell coloured by log10 of its KL
-// divergence on a ramp whose luminance rises with the value, a legend bar with the range,
+// A layer × setting heatmap painted with QPainter: each cell coloured by log10 of its value
+// (KL divergence, or a proxy's relative error) on a ramp whose luminance rises with it, a legend bar with the range,
 // pending (not yet measured) cells hatched, and a tooltip per cell. Cells can arrive one
 // at a time (setCell) while a scan runs.
 #pragma once
@@ -18,18 +18,21 @@ class HeatmapView : public QWidget {
 
   // Rows and columns; every cell starts pending.
   void setAxes(const QStringList& rows, const QStringList& cols);
-  void setCell(int row, int col, double kl, double perplexity = std::nan(""));
+  void setCell(int row, int col, double value, double perplexity = std::nan(""));
   void setEmptyText(const QString& text);
+  // The values' short name over the legend and in the tooltip ("KL" unless set).
+  void setQuantity(const QString& name);
+  const QString& quantity() const { return quantity_; }
 
   int rowCount() const { return int(rows_.size()); }
   int columnCount() const { return int(cols_.size()); }
   bool hasValue(int row, int col) const;
-  // The colour scale: log10(KL) of the lowest and highest measured cell (a unit-wide range
+  // The colour scale: log10 of the lowest and highest measured value (a unit-wide range
   // around a single value); {0, 0} when nothing is measured.
   QPair<double, double> legendRange() const;
-  QColor colorFor(double kl) const;   // on the current legend range
-  static QColor rampColor(double t);  // t in [0, 1], dark to light
-  // "layer\nsetting\nKL 0.0123\nperplexity 12.3", or "... pending".
+  QColor colorFor(double value) const;  // on the current legend range
+  static QColor rampColor(double t);    // t in [0, 1], dark to light
+  // "layer\nsetting\nKL 0.0123\nperplexity 12.3" (the quantity's name), or "... pending".
   QString hoverText(int row, int col) const;
   QRect cellRect(int row, int col) const;
   QPoint cellAt(const QPoint& pos) const;  // (-1, -1) outside the grid
@@ -48,7 +51,7 @@ class HeatmapView : public QWidget {
  private:
   struct Cell {
     bool ready = false;
-    double kl = 0, perplexity = std::nan("");
+    double value = 0, perplexity = std::nan("");
   };
   void relayout();
   QRect legendRect() const;
@@ -57,6 +60,7 @@ class HeatmapView : public QWidget {
   QStringList rows_, cols_;
   QVector<Cell> cells_;
   QString empty_text_;
+  QString quantity_ = QStringLiteral("KL");
   int label_w_ = 80, header_h_ = 22, cell_w_ = 44, cell_h_ = 18;
   static constexpr int kMargin = 6, kLegendW = 14, kLegendGap = 16, kLegendTextW = 64;
 };

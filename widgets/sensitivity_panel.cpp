@@ -12,10 +12,9 @@ namespace mcw::ui {
 
 SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
     : QWidget(parent), context_(context) {
-  auto* caption = new QLabel(tr("KL divergence to the original model, each layer compressed "
-                                "alone at each setting"),
-                             this);
-  caption->setWordWrap(true);
+  caption_ = new QLabel(this);
+  caption_->setObjectName(QStringLiteral("sensitivityCaption"));
+  caption_->setWordWrap(true);
   status_ = new QLabel(this);
   status_->setObjectName(QStringLiteral("sensitivityStatus"));
   scan_ = new QPushButton(tr("Scan"), this);
@@ -31,7 +30,7 @@ SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
   top->addWidget(scan_);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
-  layout->addWidget(caption);
+  layout->addWidget(caption_);
   layout->addLayout(top);
   layout->addWidget(scroll_, 1);
   connect(scan_, &QPushButton::clicked, this, [this] { context_.startSensitivityScan(); });
@@ -61,10 +60,13 @@ void SensitivityPanel::onModelLoaded() { updateScanButton(); }
 
 void SensitivityPanel::onSensitivityLoaded() {
   const SensitivityGrid& g = context_.sensitivity();
+  // The grid holds one measure: the caption and the legend say which.
+  caption_->setText(tr("%1, each layer compressed alone at each setting").arg(g.title));
+  heatmap_->setQuantity(g.quantity);
   heatmap_->setAxes(g.layers, g.settings);
   for (int r = 0; r < g.layers.size(); ++r)
     for (int c = 0; c < g.settings.size(); ++c)
-      if (g.at(r, c).ready) heatmap_->setCell(r, c, g.at(r, c).kl, g.at(r, c).perplexity);
+      if (g.at(r, c).ready) heatmap_->setCell(r, c, g.at(r, c).value, g.at(r, c).perplexity);
   heatmap_->setEmptyText(context_.model().path.isEmpty()
                              ? tr("Open a model to see its sensitivity results.")
                              : tr("No sensitivity results are cached for this model."));
@@ -76,7 +78,7 @@ void SensitivityPanel::onSensitivityCell(int row, int col) {
   const SensitivityGrid& g = context_.sensitivity();
   if (row < 0 || col < 0 || row >= g.layers.size() || col >= g.settings.size()) return;
   const SensitivityCell& c = g.at(row, col);
-  if (c.ready) heatmap_->setCell(row, col, c.kl, c.perplexity);
+  if (c.ready) heatmap_->setCell(row, col, c.value, c.perplexity);
   status_->setText(g.status);
 }
 

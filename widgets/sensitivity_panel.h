@@ -1,5 +1,6 @@
-// Sensitivity panel: the open model's layer × setting heatmap of KL divergence (each layer
-// compressed alone at each setting), read from the project's run store when the model
+// Sensitivity panel: the open model's layer × setting heatmap of KL divergence or of a
+// cheaper proxy, the relative output error of the layer or its block (each layer
+// compressed alone at each setting; the caption and legend name the measure), read from the project's run store when the model
 // loads and filled in cell by cell while a scan runs. The Scan button asks the context
 // to scan; a running scan is cancelled from the Jobs panel.
 #pragma once
@@ -30,6 +31,7 @@ class SensitivityPanel : public QWidget, public IProjectViewer {
   HeatmapView* heatmap() const { return heatmap_; }
   QPushButton* scanButton() const { return scan_; }
   QLabel* statusLabel() const { return status_; }
+  QLabel* captionLabel() const { return caption_; }
 
  private:
   void updateScanButton();
@@ -38,6 +40,7 @@ class SensitivityPanel : public QWidget, public IProjectViewer {
   HeatmapView* heatmap_;
   QScrollArea* scroll_;
   QLabel* status_;
+  QLabel* caption_;
   QPushButton* scan_;
 };
 

@@ -113,9 +113,10 @@ void ProjectContext::addScanCell(const std::string& layer, const std::string& se
                                  double perplexity) {
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   bool reshaped_ppl = false, reshaped_kl = false;
-  put_sensitivity(sensitivity_, {layer, setting, "perplexity", perplexity}, order, &reshaped_ppl);
+  // The value first: a grid showing a proxy starts over as KL before the perplexity lands.
   const auto [row, col] =
       put_sensitivity(sensitivity_, {layer, setting, "kl", kl}, order, &reshaped_kl);
+  put_sensitivity(sensitivity_, {layer, setting, "perplexity", perplexity}, order, &reshaped_ppl);
   if (reshaped_ppl || reshaped_kl)
     notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
   else

@@ -15,10 +15,39 @@ static std::pair<std::string, std::string> split_metric(const std::string& metri
   return {metric.substr(0, at), metric.substr(at + 1)};
 }
 
-static void apply(ui::SensitivityCell& cell, const std::string& metric, double value) {
+// The measures a cell's value can be, in the order the grid prefers them (the exact one
+// first), with the names the panel shows.
+struct Measure {
+  const char* key;
+  const char* quantity;
+  const char* title;
+};
+static const Measure kMeasures[] = {
+    {"kl", "KL", "KL divergence to the original model"},
+    {"block", "block err", "Relative output error of the layer's block (proxy)"},
+    {"layer", "layer err", "Relative output error of the layer (proxy)"}};
+
+static const Measure* measure_of(const std::string& quantity) {
+  for (const Measure& m : kMeasures)
+    if (quantity == m.key) return &m;
+  return nullptr;
+}
+
+static bool shows(const ui::SensitivityGrid& g, const Measure& m) {
+  return g.quantity == QLatin1String(m.quantity);
+}
+
+static void set_measure(ui::SensitivityGrid& g, const Measure& m) {
+  g.quantity = QString::fromLatin1(m.quantity);
+  g.title = QString::fromLatin1(m.title);
+}
+
+// Puts a stored value into its cell when it is of the grid's measure (or a perplexity).
+static void apply(const ui::SensitivityGrid& g, ui::SensitivityCell& cell, const std::string& metric,
+                  double value) {
   const std::string quantity = split_metric(metric).first;
-  if (quantity == "kl")
-    cell.kl = value, cell.ready = true;
+  if (const Measure* m = measure_of(quantity); m && shows(g, *m))
+    cell.value = value, cell.ready = true;
   else if (quantity == "perplexity" || quantity == "ppl")
     cell.perplexity = value;
 }
@@ -66,9 +95,17 @@ ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entrie
                                      const std::vector<std::string>& layer_order) {
   // A store may hold several measurements of one setting (scans over different texts or
   // windows): each setting shows the one with the most measured cells, never a mixture.
+  const Measure* shown = &kMeasures[0];
+  for (const Measure& m : kMeasures)
+    if (std::any_of(entries.begin(), entries.end(), [&](const SensitivityEntry& e) {
+          return split_metric(e.metric).first == m.key;
+        })) {
+      shown = &m;
+      break;
+    }
   std::map<std::string, std::map<std::string, int>> counts;  // setting -> measurement -> cells
   for (const SensitivityEntry& e : entries)
-    if (const auto [quantity, measurement] = split_metric(e.metric); quantity == "kl")
+    if (const auto [quantity, measurement] = split_metric(e.metric); quantity == shown->key)
       ++counts[e.setting][measurement];
   std::map<std::string, std::string> chosen;
   for (const auto& [setting, by_measurement] : counts)
@@ -76,14 +113,18 @@ ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entrie
                                        [](const auto& a, const auto& b) {
                                          return a.second < b.second;
                                        })->first;
+  ui::SensitivityGrid labels;
+  set_measure(labels, *shown);
   std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
   for (const SensitivityEntry& e : entries) {
     const auto it = chosen.find(e.setting);
     if (it == chosen.end() || it->second != split_metric(e.metric).second) continue;
-    apply(cells[{QString::fromStdString(e.layer), QString::fromStdString(e.setting)}], e.metric,
-          e.value);
+    apply(labels, cells[{QString::fromStdString(e.layer), QString::fromStdString(e.setting)}],
+          e.metric, e.value);
   }
-  return build(cells, layer_order);
+  ui::SensitivityGrid g = build(cells, layer_order);
+  set_measure(g, *shown);
+  return g;
 }
 
 void ensure_sensitivity_axes(ui::SensitivityGrid& g, const std::vector<std::string>& layers,
@@ -96,24 +137,37 @@ void ensure_sensitivity_axes(ui::SensitivityGrid& g, const std::vector<std::stri
   for (const std::string& l : layers)
     for (const std::string& s : settings)
       cells[{QString::fromStdString(l), QString::fromStdString(s)}];  // pending unless known
-  if (cells.size() != before || g.cells.size() != qsizetype(before)) g = build(cells, layer_order);
+  if (cells.size() != before || g.cells.size() != qsizetype(before)) {
+    const QString quantity = g.quantity, title = g.title;
+    g = build(cells, layer_order);
+    g.quantity = quantity, g.title = title;
+  }
 }
 
 std::pair<int, int> put_sensitivity(ui::SensitivityGrid& g, const SensitivityEntry& e,
                                     const std::vector<std::string>& layer_order, bool* reshaped) {
   const QString layer = QString::fromStdString(e.layer),
                 setting = QString::fromStdString(e.setting);
+  *reshaped = false;
+  // A value of another measure: the cells shown so far are of the old one.
+  if (const Measure* m = measure_of(split_metric(e.metric).first); m && !shows(g, *m)) {
+    for (ui::SensitivityCell& c : g.cells) c = {};
+    set_measure(g, *m);
+    *reshaped = true;
+  }
   int row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
-  *reshaped = row < 0 || col < 0;
-  if (*reshaped) {
+  if (row < 0 || col < 0) {
+    *reshaped = true;
+    const QString quantity = g.quantity, title = g.title;
     std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
     for (int r = 0; r < g.layers.size(); ++r)
       for (int c = 0; c < g.settings.size(); ++c) cells[{g.layers[r], g.settings[c]}] = g.at(r, c);
     cells[{layer, setting}];  // the new cell, pending
     g = build(cells, layer_order);
+    g.quantity = quantity, g.title = title;
     row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
   }
-  apply(g.cells[row * g.settings.size() + col], e.metric, e.value);
+  apply(g, g.cells[row * g.settings.size() + col], e.metric, e.value);
   g.status = status_of(g);
   return {row, col};
 }

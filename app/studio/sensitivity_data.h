@@ -12,8 +12,11 @@ namespace mcw::studio {
 
 // `layer_order`: the model's tensor names in order; layers it does not name go last, by name.
 // Metrics read: "kl" (the cell's value, which makes it ready) and "perplexity", or the
-// engine scan's "kl@<measurement>" and "ppl@<measurement>"; where one setting was measured
-// several ways, the measurement with the most cells is shown.
+// engine scan's "kl@<measurement>" and "ppl@<measurement>", or its proxies'
+// "layer@<measurement>" and "block@<measurement>". The grid shows one measure: KL where the
+// store has any, else the block proxy, else the layer proxy (its quantity and title say
+// which); where one setting was measured several ways, the measurement with the most
+// cells is shown.
 ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
                                      const std::vector<std::string>& layer_order);
 
@@ -23,7 +26,8 @@ void ensure_sensitivity_axes(ui::SensitivityGrid& grid, const std::vector<std::s
                              const std::vector<std::string>& settings,
                              const std::vector<std::string>& layer_order);
 
-// Records one result (metric names as above). Returns the cell's {row, col}; *reshaped is set when a new layer or
+// Records one result (metric names as above); a value of another measure than the grid's
+// starts the grid over in that measure (every cell pending). Returns the cell's {row, col}; *reshaped is set when a new layer or
 // setting had to be added (rows and columns may then have moved).
 std::pair<int, int> put_sensitivity(ui::SensitivityGrid& grid, const SensitivityEntry& entry,
                                     const std::vector<std::string>& layer_order, bool* reshaped);

@@ -21,8 +21,10 @@ namespace mcw {
 
 struct BlockInputOptions {
   // F32 keeps a cell's result equal to a full rerun bit for bit. BF16 halves the memory
-  // but rounds the block input: a cell then differs from the reference even where the
-  // layer is unchanged (a floor of KL under every cell, as large as a w8 layer's).
+  // but rounds the block input (relative 2⁻⁹): a cell then differs from the reference even
+  // where its layer is unchanged, a floor of KL under every cell that the reference
+  // logits (from unrounded states) do not share; the mildest settings (w8) are the ones
+  // it would blur. Hence F32 by default, spilled past the budget.
   DType dtype = DType::F32;
   uint64_t memory_budget = uint64_t(1) << 30;  // in memory up to this, past it spilled
   std::string scratch_dir;                     // empty: the system's temporary directory

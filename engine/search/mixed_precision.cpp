@@ -107,7 +107,7 @@ LevelProblem mixed_precision_problem(const SensitivityTable& table,
   for (size_t l = 0; l < table.layers.size(); ++l)
     for (size_t k : order) {
       const SensitivityCell& c = table.at(l, col[k]);
-      p.loss.push_back(c.kl);
+      p.loss.push_back(table.value(l, col[k]));  // KL, or a proxy table's relative error
       p.cost.push_back(opt.budget == BudgetKind::LatencyMs ? opt.latency_ms(c.layer, c.setting)
                                                            : double(c.bits));
     }

@@ -58,7 +58,11 @@ int64_t block_of_layer(const std::string& name) {
 double measure_kl_cells(const CellWork& w, int64_t windows, int64_t window) {
   const KlMeter meter(w.base, w.tokens, window, windows, w.cancel,
                       w.opt.reuse_block_inputs ? &w.opt.block_inputs : nullptr);
-  const double baseline = meter.measure(w.base, {}, w.cancel).perplexity;
+  // With kept block inputs, the original's own score needs only the head.
+  const double baseline =
+      (w.opt.reuse_block_inputs ? meter.measure_from_block(w.base, w.base.cfg.n_layers, {}, w.cancel)
+                                : meter.measure(w.base, {}, w.cancel))
+          .perplexity;
   for_each_cell(w, w.todo, [&](size_t cell) {
     SensitivityCell& c = w.table.cells[cell];
     const CompressionResult res = compress_cell(w, cell);

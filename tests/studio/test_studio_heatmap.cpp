@@ -117,11 +117,11 @@ class StudioHeatmapTest : public QObject {
     for (int r = 0; r < 14; ++r)
       for (int c = 0; c < 2; ++c) {
         QVERIFY(map->hasValue(r, c));
-        QVERIFY(g.at(r, c).kl >= 0 && std::isfinite(g.at(r, c).perplexity));
+        QVERIFY(g.at(r, c).value >= 0 && std::isfinite(g.at(r, c).perplexity));
       }
     // 2 bits hurt more than 4 on the whole model (a real scan, not made-up numbers).
     double kl2 = 0, kl4 = 0;
-    for (int r = 0; r < 14; ++r) kl2 += g.at(r, 0).kl, kl4 += g.at(r, 1).kl;
+    for (int r = 0; r < 14; ++r) kl2 += g.at(r, 0).value, kl4 += g.at(r, 1).value;
     QVERIFY2(kl2 > kl4, qPrintable(QString("%1 vs %2").arg(kl2).arg(kl4)));
     QVERIFY(panel->statusLabel()->text().contains("28 of 28"));
 

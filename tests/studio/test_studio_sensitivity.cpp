@@ -14,7 +14,10 @@
 
 #include "engine/io/model_file.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/sensitivity_scan.h"
+#include "app/studio/sensitivity_data.h"
 #include "studio_test_util.h"
 #include "widgets/heatmap_view.h"
 #include "widgets/jobs_panel.h"
@@ -90,7 +93,7 @@ void check_heatmap_matches_store(const studio::MainWindow& w, int expected_cells
       QCOMPARE(map->hasValue(r, c), it != stored.end());
       if (it == stored.end()) continue;
       ++shown;
-      QCOMPARE(g.at(r, c).kl, it->second.quantities.at("kl"));
+      QCOMPARE(g.at(r, c).value, it->second.quantities.at("kl"));
       QCOMPARE(g.at(r, c).perplexity, it->second.quantities.at("ppl"));
     }
   QCOMPARE(shown, expected_cells);  // every stored cell is on the grid
@@ -166,6 +169,49 @@ class StudioSensitivityTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(panel->heatmap()->rowCount(), 14, 15000);
     QTRY_VERIFY_WITH_TIMEOUT(panel->heatmap()->hasValue(13, 6), 15000);
     check_heatmap_matches_store(w, kCells);
+  }
+
+  // A store holding only a proxy's cells shows them, and the caption and legend say which
+  // measure they are; KL cells, once there, are preferred, and a KL cell arriving in a
+  // proxy grid starts it over as KL.
+  void proxyCellsShowTheirMeasure() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::string project = test::make_test_project(dir.path().toStdString(), "proxy");
+    const ProjectRunInputs in = load_project_run_inputs(project);
+    SensitivityOptions o;
+    o.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w2")};
+    o.measure = SensitivityMeasure::Layer;
+    o.compress.calib_windows = 4;
+    o.compress.calib_window = 32;
+    {
+      const auto store = RunStore::open(in.database_path);
+      const auto& tokens = in.calibration_tokens.empty() ? in.evaluation_tokens : in.calibration_tokens;
+      QCOMPARE(SensitivityScan(in.base, in.fingerprint, tokens, o).run(store.get()).computed, 28);
+    }
+    studio::MainWindow w;
+    ui::SensitivityPanel* panel = w.sensitivityPanel();
+    QVERIFY(w.context().openProject(QString::fromStdString(project)));
+    QTRY_VERIFY_WITH_TIMEOUT(panel->heatmap()->hasValue(13, 1), 15000);
+    QCOMPARE(panel->heatmap()->quantity(), QStringLiteral("layer err"));
+    QVERIFY(panel->heatmap()->hoverText(0, 0).contains(QStringLiteral("layer err ")));
+    QVERIFY(panel->captionLabel()->text().contains(QStringLiteral("of the layer (proxy)")));
+
+    const std::vector<std::string> order = {"a", "b"};
+    ui::SensitivityGrid g = studio::sensitivity_grid(
+        {{"a", "w4", "layer@4x32#0", 0.5}, {"b", "w4", "layer@4x32#0", 0.25}}, order);
+    QCOMPARE(g.quantity, QStringLiteral("layer err"));
+    QCOMPARE(g.at(1, 0).value, 0.25);
+    g = studio::sensitivity_grid({{"a", "w4", "layer@4x32#0", 0.5}, {"a", "w4", "kl@3x32#1", 0.1}}, order);
+    QCOMPARE(g.quantity, QStringLiteral("KL"));
+    QCOMPARE(g.at(0, 0).value, 0.1);
+    g = studio::sensitivity_grid({{"a", "w4", "block@3x32#0", 0.5}, {"b", "w4", "block@3x32#0", 0.2}}, order);
+    QCOMPARE(g.quantity, QStringLiteral("block err"));
+    bool reshaped = false;
+    studio::put_sensitivity(g, {"a", "w4", "kl", 0.3}, order, &reshaped);
+    QVERIFY(reshaped);
+    QCOMPARE(g.quantity, QStringLiteral("KL"));
+    QVERIFY(g.at(0, 0).ready && !g.at(1, 0).ready);  // b's block value is not a KL
   }
 
   void cancelledScanKeepsWholeCellsAndResumes() {

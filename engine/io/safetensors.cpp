@@ -9,6 +9,7 @@
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/json_text.h"
+#include "engine/io/safetensors_stream.h"
 
 namespace mcw {
 
@@ -213,46 +214,25 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
 void write_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  // The header is assembled entry by entry: a JSON object built by insertion would search
-  // its keys on every insert, quadratic in the tensor count.
-  std::string text = "{";
-  if (!metadata.empty()) {
-    Json meta = Json::object();
-    for (const auto& [key, value] : metadata) {
-      if (find_invalid_utf8(key) || find_invalid_utf8(value))
-        throw Error(path, "__metadata__ '" + printable(key) + "' is not valid UTF-8");
-      meta[key] = value;
-    }
-    text += "\"__metadata__\":" + meta.dump();
-  }
-  std::set<std::string_view> names;
-  uint64_t offset = 0;
+  // Each tensor's bytes against its dtype and shape; safetensors_header checks the names
+  // and metadata and lays out the offsets.
+  std::vector<SafetensorsEntry> entries;
+  entries.reserve(tensors.size());
   for (const Tensor& t : tensors) {
     const std::string& name = t.name();
     if (is_block_type(t.dtype()))
       throw Error(path, quoted(name) + ": " + std::string(dtype_name(t.dtype())) +
                             " is a block type, not a safetensors dtype (store packed codes as "
                             "U8)");
-    if (name == "__metadata__" || !names.insert(name).second)
-      throw Error(path, quoted(name) + ": name is reserved or used twice");
-    if (find_invalid_utf8(name)) throw Error(path, quoted(name) + ": name is not valid UTF-8");
     const auto numel = checked_numel(t.shape());
     const auto bytes = numel ? dtype_bytes(t.dtype(), *numel) : std::nullopt;
     if (!bytes || *bytes != t.nbytes() || (t.nbytes() > 0 && !t.data()))
       throw Error(path, quoted(name) + ": holds " + std::to_string(t.nbytes()) +
                             " bytes, which does not match " + std::string(dtype_name(t.dtype())) +
                             " " + shape_string(t.shape()));
-    Json entry = Json::object();
-    entry["dtype"] = std::string(dtype_name(t.dtype()));
-    entry["shape"] = Json::array();
-    for (int64_t d : t.shape()) entry["shape"].push_back(d);
-    entry["data_offsets"] = Json::array({offset, offset + t.nbytes()});
-    if (text.size() > 1) text += ',';
-    text += Json(name).dump() + ":" + entry.dump();
-    offset += t.nbytes();
+    entries.push_back({name, t.dtype(), t.shape()});
   }
-  text += '}';
-  text.append((8 - text.size() % 8) % 8, ' ');  // as the reference writer pads
+  const std::string text = safetensors_header(path, entries, metadata);
 
   unsigned char len[8];
   for (int i = 0; i < 8; ++i)

@@ -3,9 +3,7 @@
 #include "engine/kernels/packed_weight.h"
 
 #include <tbb/blocked_range.h>
-#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -462,22 +460,12 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
 
 void PackedWeight::large_m(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
                            const float* bias, bool accumulate) const {
-  // Tiles of about 1 MiB of f32 weights; each task dequantises one into its own scratch and
-  // runs the GEMM on it. Isolation keeps a thread waiting inside that GEMM from picking up
-  // another tile, which would reuse its scratch.
+  // Tiles of about 1 MiB of f32 weights, dequantised one per task.
   const int64_t tile = std::max<int64_t>(8, (int64_t(1) << 18) / std::max<int64_t>(cols_, 1));
-  const int64_t tiles = (rows_ + tile - 1) / tile;
-  static tbb::enumerable_thread_specific<std::vector<float>> scratch;
-  tbb::parallel_for(int64_t(0), tiles, [&](int64_t k) {
-    const int64_t r0 = k * tile, r1 = std::min(rows_, r0 + tile);
-    tbb::this_task_arena::isolate([&] {
-      std::vector<float>& w = scratch.local();
-      w.resize(size_t(tile * cols_));
-      dequantize_unscaled(r0, r1, w.data());
-      matmul_wt_strided(X, ldx, w.data(), cols_, Y + r0, ldy, m, r1 - r0, cols_,
-                        bias ? bias + r0 : nullptr, accumulate);
-    });
-  });
+  matmul_wt_row_tiles(
+      X, ldx, rows_, cols_, tile,
+      [&](int64_t r0, int64_t r1, float* dst) { dequantize_unscaled(r0, r1, dst); }, Y, ldy, m,
+      bias, accumulate);
 }
 
 std::string PackedWeight::describe() const {

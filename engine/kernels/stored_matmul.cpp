@@ -56,6 +56,14 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
   // Large m: ~1 MiB, enough rows for the GEMM's register blocking to pay off.
   const int64_t target = m <= kSmallM ? (int64_t(1) << 13) : (int64_t(1) << 18);
   const int64_t tile = std::clamp<int64_t>(target / std::max<int64_t>(k, 1), 4, n);
+  matmul_wt_row_tiles(
+      X, ldx, n, k, tile, [&](int64_t r0, int64_t r1, float* dst) { weight_rows_f32(W, r0, r1, dst); },
+      Y, ldy, m, bias, accumulate);
+}
+
+void matmul_wt_row_tiles(const float* X, int64_t ldx, int64_t n, int64_t k, int64_t tile,
+                         const std::function<void(int64_t, int64_t, float*)>& rows_f32, float* Y,
+                         int64_t ldy, int64_t m, const float* bias, bool accumulate) {
   const int64_t tiles = (n + tile - 1) / tile;
   static tbb::enumerable_thread_specific<std::vector<float>> scratch;
   tbb::parallel_for(int64_t(0), tiles, [&](int64_t t) {
@@ -65,7 +73,7 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
     tbb::this_task_arena::isolate([&] {
       std::vector<float>& w = scratch.local();
       w.resize(size_t(tile * k));
-      weight_rows_f32(W, r0, r1, w.data());
+      rows_f32(r0, r1, w.data());
       matmul_wt_strided(X, ldx, w.data(), k, Y + r0, ldy, m, r1 - r0, k, bias ? bias + r0 : nullptr,
                         accumulate);
     });

@@ -7,6 +7,7 @@
 // its file's bytes in page cache and no anonymous memory beyond the scratch.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "engine/core/tensor.h"
 
@@ -25,6 +26,13 @@ inline void matmul_wt_stored(const float* X, const Tensor& W, float* Y, int64_t 
                              const float* bias = nullptr, bool accumulate = false) {
   matmul_wt_stored(X, W.dim(1), W, Y, W.dim(0), m, bias, accumulate);
 }
+
+// The loop both use for a weight that can only be read as rows: Y[m, n] (+)= X · Wᵀ (+ bias)
+// with W [n, k] handed over `tile` rows at a time by rows_f32(r0, r1, dst) into the task's
+// own scratch, then the f32 GEMM on them. Tiles run in parallel over oneTBB.
+void matmul_wt_row_tiles(const float* X, int64_t ldx, int64_t n, int64_t k, int64_t tile,
+                         const std::function<void(int64_t, int64_t, float*)>& rows_f32, float* Y,
+                         int64_t ldy, int64_t m, const float* bias, bool accumulate);
 
 // Rows [r0, r1) of a 2-D weight as f32 into dst [(r1 − r0), cols].
 void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst);

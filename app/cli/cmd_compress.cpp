@@ -3,7 +3,9 @@
 // bits per weight and error) and packed.safetensors (the compressed layers themselves). Ctrl-C cancels and leaves nothing under --out.
 #include <tbb/global_control.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -27,7 +29,7 @@ namespace mcw::cli {
 
 const char* const kCompressUsage =
     "usage: mcw compress <model> --recipe R --out DIR [--calib TEXT] [--eval TEXT]\n"
-    "                    [--windows N] [--window L] [--json]\n\n"
+    "                    [--windows N] [--window L] [--resume] [--json]\n\n"
     "Runs recipe R (a .yaml/.json file, or a preset name from assets/recipes such as\n"
     "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
     "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
@@ -40,7 +42,10 @@ const char* const kCompressUsage =
     "'mcw.packed' metadata key (mcw inspect DIR lists it per layer).\n\n"
     "  --windows N, --window L  calibration windows and their length in tokens\n"
     "                           (defaults: the recipe's, else 64 x 256)\n"
-    "  --eval TEXT              afterwards, perplexity and KL against the original\n";
+    "  --eval TEXT              afterwards, perplexity and KL against the original\n"
+    "  --resume                 go on with a run that was stopped (killed, cancelled, out\n"
+    "                           of disk): DIR.partial keeps a checkpoint after every\n"
+    "                           block, and the resumed result is the uninterrupted one\n";
 
 std::string resolve_recipe(const std::string& r) {
   if (fs::exists(r)) return r;
@@ -49,6 +54,32 @@ std::string resolve_recipe(const std::string& r) {
     for (const char* ext : {".yaml", ".json"})
       if (fs::exists(dir / (r + ext))) return (dir / (r + ext)).string();
   throw Error(r, "no such recipe file or preset (presets live in assets/recipes)");
+}
+
+// What makes two runs the same run: the model's files (path, sizes, modification times),
+// the recipe as run, the calibration tokens and the output dtype. A checkpoint of
+// another run is refused rather than mixed in.
+static nlohmann::json run_identity(const ModelFile& file, const Recipe& run, std::span<const int32_t> calib,
+                                   DType dtype) {
+  nlohmann::json files = nlohmann::json::object();
+  auto add = [&](const fs::path& p) {
+    files[p.filename().string()] = {fs::file_size(p), fs::last_write_time(p).time_since_epoch().count()};
+  };
+  if (fs::is_directory(file.path)) {
+    for (const auto& e : fs::directory_iterator(file.path))
+      if (e.is_regular_file() && (e.path().extension() == ".safetensors" || e.path().extension() == ".gguf" ||
+                                  e.path().filename() == "config.json"))
+        add(e.path());
+  } else {
+    add(file.path);
+  }
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the token ids
+  for (const int32_t t : calib)
+    for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
+  return {{"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
+          {"recipe", recipe_to_yaml(run)},
+          {"calibration", {{"tokens", calib.size()}, {"fnv1a", h}}},
+          {"dtype", dtype_name(dtype)}};
 }
 
 static void copy_tokenizer(const ModelFile& src, const StagingDir& out) {
@@ -60,7 +91,7 @@ static void copy_tokenizer(const ModelFile& src, const StagingDir& out) {
 }
 
 int run_compress(const std::vector<std::string>& argv) {
-  Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window"}, {"json"});
+  Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window"}, {"json", "resume"});
   if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};
   const auto recipe_arg = args.value("recipe");
   const auto out_arg = args.value("out");
@@ -89,24 +120,57 @@ int run_compress(const std::vector<std::string>& argv) {
   if (args.value("windows")) run.calibration["windows"] = opt.calib_windows;
   if (args.value("window")) run.calibration["window"] = opt.calib_window;
 
-  StagingDir out(*out_arg);
+  // A resumable staging directory: <out>.partial keeps a checkpoint after every block.
+  StagingDir out(*out_arg, StagingDir::Mode::Resumable);
+  const DType dtype = StreamedLlamaWriter::output_dtype(base);
+  const bool resume = args.flag("resume");
+  if (!fs::is_empty(out.path())) out.keep_on_failure();  // never lose a stopped run's work
+  const auto checkpoint = StreamedLlamaWriter::read_checkpoint(out.path().string());
+  if (resume && !checkpoint)
+    throw Error(out.path().string(), "holds no checkpoint to resume (run again without --resume)");
+  if (!resume && checkpoint)
+    throw Error(out.path().string(), "holds a stopped run (" + checkpoint->describe() +
+                                         "): add --resume to go on with it, or remove the directory to start over");
+  if (!resume) out.clear(), out.keep_on_failure(false);
   // Each finished block goes to disk at once, in the source's dtype: memory holds one block.
-  StreamedLlamaWriter writer(out.path().string(), StreamedLlamaWriter::output_dtype(base));
-  opt.block_done = writer.callback();
+  StreamedLlamaWriter writer(out.path().string(), dtype, run_identity(file, run, calib, dtype));
+  if (resume) {
+    opt.resume = writer.resume();
+    std::fprintf(stderr, "mcw: resuming %s (%s)\n", out.path().c_str(), checkpoint->describe().c_str());
+  }
+  // Fault injection for the resume test: a kill right after the N-th checkpoint.
+  const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
+  int checkpoints = 0;
+  opt.block_done = [&](const BlockDone& d, CompressionResult& r) {
+    writer.block_done(d, r);
+    if (writer.checkpointed()) out.keep_on_failure();
+    if (d.resumable && kill_after && ++checkpoints == std::atoi(kill_after)) std::raise(SIGKILL);
+  };
   const SigintCancel sigint;
   CompressionResult res;
+  // What a stopped run left: its checkpoint, to go on from with --resume.
+  auto kept = [&]() -> std::string {
+    const auto ck = StreamedLlamaWriter::read_checkpoint(out.path().string());
+    return ck ? ck->describe() + " kept in " + out.path().string() + ": add --resume to go on" : "";
+  };
   try {
     ProgressBar bar("compress");
     res = compress_llama(base, run, calib, opt, bar.callback(), &sigint.token());
   } catch (const Cancelled&) {
-    std::fprintf(stderr, "mcw: compression cancelled; nothing written to %s\n", out_arg->c_str());
+    const std::string k = kept();
+    std::fprintf(stderr, "mcw: compression cancelled; %s\n",
+                 k.empty() ? ("nothing written to " + *out_arg).c_str() : k.c_str());
     return 130;
+  } catch (const Error& e) {
+    if (const std::string k = kept(); !k.empty()) throw Error(e.file(), e.message() + " (" + k + ")", e.offset());
+    throw;
   }
 
   nlohmann::ordered_json report;
   report["recipe"] = recipe.name;
   report["source_model"] = file.path;
-  report["seconds"] = res.seconds;
+  report["seconds"] = res.seconds;  // of this process: a resumed run's own time
+  if (resume) report["resumed_from"] = checkpoint->describe();
   report["parameters"] = res.parameters;
   report["bits_per_weight"] = res.bits_per_weight();
   report["storage_bytes"] = res.storage_bits / 8;

@@ -10,6 +10,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/half.h"
+#include "engine/io/atomic_file.h"
 
 namespace mcw {
 
@@ -66,6 +67,41 @@ void ActivationStore::get(size_t w, float* x) const {
     std::memcpy(x, static_cast<const float*>(base_) + offset_[w], n * 4);
   else
     bf16_to_f32_row(static_cast<const uint16_t*>(base_) + offset_[w], x, n);
+}
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'C', 'W', 'A', 'C', 'T', '1', 0};
+
+// magic, dtype, width, window count, rows of each window: what a file must match.
+std::vector<int64_t> layout(DType dtype, int64_t width, const std::vector<int64_t>& rows) {
+  std::vector<int64_t> h{int64_t(dtype), width, int64_t(rows.size())};
+  h.insert(h.end(), rows.begin(), rows.end());
+  return h;
+}
+
+}  // namespace
+
+void ActivationStore::save(const std::string& path) const {
+  AtomicFile f(path);
+  const std::vector<int64_t> h = layout(dtype_, width_, rows_);
+  f.write(kMagic, sizeof kMagic);
+  f.write(h.data(), h.size() * 8);
+  if (bytes_) f.write(base_, bytes_);
+  f.commit();
+}
+
+void ActivationStore::load(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
+  const std::vector<int64_t> want = layout(dtype_, width_, rows_);
+  std::vector<int64_t> got(want.size());
+  char magic[8];
+  const bool ok = std::fread(magic, 1, 8, f) == 8 && std::memcmp(magic, kMagic, 8) == 0 &&
+                  std::fread(got.data(), 8, got.size(), f) == got.size() && got == want &&
+                  (bytes_ == 0 || std::fread(base_, 1, bytes_, f) == bytes_) && std::fgetc(f) == EOF;
+  std::fclose(f);
+  if (!ok) throw Error(path, "is not the saved activations of this calibration set (truncated or another layout)");
 }
 
 }  // namespace mcw

@@ -30,6 +30,12 @@ class ActivationStore {
   void put(size_t w, const float* x);
   void get(size_t w, float* x) const;
 
+  // The whole store to `path` (atomically: a header naming the layout, then the values in
+  // their dtype), and back: load() throws mcw::Error naming the file when it is not a
+  // store of this layout. A resumed compression continues from such a file.
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
   uint64_t bytes() const { return bytes_; }
   bool spilled() const { return spilled_; }
 

@@ -70,12 +70,16 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
   for (const auto& w : windows) rows.push_back(int64_t(w.size())), longest = std::max(longest, rows.back()), total += rows.back();
   ActivationStore hidden(rows, D, opt.activations, opt.memory_budget, opt.scratch_dir);
   std::vector<float> h(size_t(longest * D)), xn(size_t(longest * D));
-  for (size_t w = 0; w < W; ++w) {
-    llama_embed(model, windows[w], h.data());
-    hidden.put(w, h.data());
+  if (opt.start_layer > 0) {
+    hidden.load(opt.start_hidden);
+  } else {
+    for (size_t w = 0; w < W; ++w) {
+      llama_embed(model, windows[w], h.data());
+      hidden.put(w, h.data());
+    }
   }
   const std::vector<LinearGroup> groups = linear_groups(model);
-  size_t done = 0;
+  size_t done = size_t(opt.start_layer) * 4;
   auto finish_group = [&](const LinearGroup& g) {
     if (hooks.compress) hooks.compress(g);
     report(progress, "calibrate", g.names.front(), double(++done) / double(groups.size()));
@@ -91,7 +95,7 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
   auto att_of = [&](size_t w) { return att.data() + (keep_att ? first[w] * Q : 0); };
   auto act_of = [&](size_t w) { return act.data() + (keep_act ? first[w] * H : 0); };
 
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  for (int64_t l = opt.start_layer; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
     // Each pass reads the block input again: a compress hook may have changed the weights
@@ -139,7 +143,7 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
       llama_add_down_proj(model, l, act_of(w), rows[w], h.data());
       hidden.put(w, h.data());
     }
-    if (hooks.block_done) hooks.block_done(l);
+    if (hooks.block_done) hooks.block_done(l, hidden);
   }
 }
 

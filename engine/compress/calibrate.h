@@ -20,6 +20,8 @@
 
 namespace mcw {
 
+class ActivationStore;
+
 struct LinearGroup {
   int64_t layer = 0;
   std::vector<std::string> names;  // HF names of the linears sharing one input
@@ -45,8 +47,9 @@ struct CalibrationHooks {
   // front of the group.
   std::function<void(const LinearGroup&)> compress;
   // Called when block `layer` is done (its groups compressed, its outputs formed): its
-  // weights will not be read again.
-  std::function<void(int64_t layer)> block_done;
+  // weights will not be read again. `hidden` holds the next block's inputs (a checkpoint
+  // may save them: see CalibrationOptions::start_layer).
+  std::function<void(int64_t layer, const ActivationStore& hidden)> block_done;
 };
 
 struct CalibrationOptions {
@@ -54,6 +57,10 @@ struct CalibrationOptions {
   uint64_t memory_budget = uint64_t(1) << 62;  // past it, hidden states spill to scratch_dir
   std::string scratch_dir;                     // empty: the system's temporary directory
   uint64_t reuse_budget = uint64_t(1) << 30;  // f32 bytes of o/down inputs kept per block
+  // Resuming: blocks before start_layer are done, and start_hidden names the file their
+  // last block_done saved (ActivationStore::save), the inputs of block start_layer.
+  int64_t start_layer = 0;
+  std::string start_hidden;
 };
 
 void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32_t>>& windows,

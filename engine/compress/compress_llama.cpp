@@ -302,9 +302,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
                                   (opt.activations == CompressOptions::Activations::Auto && sixteen)
                               ? DType::BF16
                               : DType::F32;
-  auto block_done = [&](int64_t layer, bool last) {
-    if (opt.block_done) opt.block_done(layer, last, out);
-  };
 
   std::vector<std::string> linear_names;
   for (const LinearGroup& g : linear_groups(out.model))
@@ -333,18 +330,40 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
                                    std::to_string(in_features(shape, n)) + " input columns of " + n);
   }
 
-  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+  // A resumed run: the shapes the done structured stages left, then what was done.
+  size_t first_stage = 0;
+  int64_t first_block = 0;
+  if (opt.resume) {
+    first_stage = opt.resume->stage, first_block = opt.resume->next_block;
+    if (first_stage > recipe.stages.size() || first_block < 0 || first_block >= out.model.cfg.n_layers ||
+        (first_block > 0 && first_stage == recipe.stages.size()))
+      throw Error(recipe.source, "cannot resume at stage " + std::to_string(first_stage + 1) + ", block " +
+                                     std::to_string(first_block) + ": the recipe has no such point");
+    if (first_block > 0 && (is_structured(recipe.stages[first_stage]) ||
+                            recipe.stages[first_stage].algorithm == "smoothquant"))
+      stage_error(recipe, first_stage, "a whole-model stage cannot resume part-way");
+    for (size_t i = 0; i < first_stage; ++i)
+      if (is_structured(recipe.stages[i]))
+        out.model.cfg = structured_config(out.model.cfg, structured_options(recipe.stages[i]));
+    if (opt.resume->restore) opt.resume->restore(out);
+  }
+
+  for (size_t i = first_stage; i < recipe.stages.size(); ++i) {
     const RecipeStage& s = recipe.stages[i];
     const auto names = stage_tensors(s, linear_names);
     const std::set<std::string> targeted(names.begin(), names.end());
     StageRunner runner(recipe, i, out.model, out, cancel);
-    const bool last = i + 1 == recipe.stages.size();
+    const int64_t start = i == first_stage ? first_block : 0;
+    auto block_done = [&](int64_t layer, bool resumable = true, const ActivationStore* hidden = nullptr) {
+      if (opt.block_done) opt.block_done({i, recipe.stages.size(), layer, resumable, hidden}, out);
+    };
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
                               std::to_string(recipe.stages.size()) + " " + s.algorithm;
     auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
     // Whole-model stages hand their blocks over at the end.
     auto all_blocks_done = [&] {
-      for (int64_t l = 0; l < out.model.cfg.n_layers; ++l) block_done(l, last);
+      const int64_t n = out.model.cfg.n_layers;
+      for (int64_t l = 0; l < n; ++l) block_done(l, l == n - 1);
     };
     if (is_structured(s)) {
       materialize_f32(out.model);  // slices every layer's weights
@@ -357,14 +376,16 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
       all_blocks_done();
     } else if (!needs_stats(s)) {
       // Names come in model order: a block is done when the next name is in a later one.
-      int64_t next_block = 0;
+      int64_t next_block = start;
       for (size_t k = 0; k < names.size(); ++k) {
         if (cancel) cancel->throw_if_cancelled();
-        for (const int64_t l = layer_of(names[k]); next_block < l; ++next_block) block_done(next_block, last);
+        const int64_t l = layer_of(names[k]);
+        if (l < start) continue;
+        for (; next_block < l; ++next_block) block_done(next_block);
         runner.compress_one(names[k], nullptr);
         report(progress, stage, names[k], double(k + 1) / double(names.size()));
       }
-      for (; next_block < out.model.cfg.n_layers; ++next_block) block_done(next_block, last);
+      for (; next_block < out.model.cfg.n_layers; ++next_block) block_done(next_block);
     } else {
       std::map<std::string, GroupData> data;  // keyed by the group's first name
       CalibrationHooks hooks;
@@ -395,8 +416,11 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
           for (const std::string& n : mine) runner.compress_one(n, &d.stats);
         data.erase(g.names.front());  // the statistics of a finished group are not needed again
       };
-      hooks.block_done = [&](int64_t l) { block_done(l, last); };
-      sequential_calibrate(out.model, calib, hooks, relay, cancel, calib_opt);
+      hooks.block_done = [&](int64_t l, const ActivationStore& hidden) { block_done(l, true, &hidden); };
+      CalibrationOptions co = calib_opt;
+      co.start_layer = start;
+      if (start > 0) co.start_hidden = opt.resume->hidden_path;
+      sequential_calibrate(out.model, calib, hooks, relay, cancel, co);
     }
   }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,8 @@
 #include "engine/recipe/recipe.h"
 
 namespace mcw {
+
+class ActivationStore;
 
 struct CompressedLayer {
   CompressedTensor tensor;
@@ -45,12 +48,36 @@ struct CompressionResult {
   double bits_per_weight() const { return parameters ? double(storage_bits) / double(parameters) : 0; }
 };
 
-// Streaming: called in layer order as soon as decoder block `layer` is final for a stage
-// (`last` for the recipe's last stage), with the result so far. The callee may write the
-// block's weights and its CompressedLayers out, replace the block's tensors in
+// Streaming: called in layer order as soon as decoder block `layer` is final for stage
+// `stage` (of `stages`), with the result so far. The callee may
+// write the block's weights and its CompressedLayers out, replace the block's tensors in
 // result.model by views of what it wrote and drop the layers' payloads (codes, scales),
 // so that memory holds one block at a time; later stages and evaluation read the views.
-using BlockDoneFn = std::function<void(int64_t layer, bool last, CompressionResult& result)>;
+// `resumable`: a run stopped now can go on from here (ResumePoint {stage, layer + 1}):
+// false for all but the last block of a whole-model stage (SmoothQuant, structured),
+// which hands its blocks over only once the whole stage is done. `hidden`: for calibrated
+// stages, the inputs of the next block, which a resumed run needs.
+struct BlockDone {
+  size_t stage = 0, stages = 1;
+  int64_t layer = 0;
+  bool last() const { return stage + 1 == stages; }
+  bool resumable = true;
+  const ActivationStore* hidden = nullptr;
+};
+using BlockDoneFn = std::function<void(const BlockDone& done, CompressionResult& result)>;
+
+// Where a stopped run goes on: stages before `stage` are done, and so are that stage's
+// blocks before `next_block`. restore() is given the fresh result (the base model, with
+// the shapes the done structured stages leave) and puts back what the stopped run had:
+// the blocks' tensors, act_int8 bits and the CompressedLayers so far. hidden_path: the
+// saved inputs of `next_block` (BlockDone::hidden), when the stage is calibrated and
+// next_block > 0. The resumed result is identical to an uninterrupted run's.
+struct ResumePoint {
+  size_t stage = 0;
+  int64_t next_block = 0;
+  std::string hidden_path;
+  std::function<void(CompressionResult&)> restore;
+};
 
 struct CompressOptions {
   int64_t calib_windows = 64;   // a recipe's calibration section overrides these
@@ -60,6 +87,7 @@ struct CompressOptions {
   // (or narrower) in their file, f32 for f32 models (so that their results stay exact).
   enum class Activations { Auto, F32, BF16 } activations = Activations::Auto;
   BlockDoneFn block_done;
+  std::optional<ResumePoint> resume;
 };
 
 // True when some stage needs calibration text (statistics of layer inputs).

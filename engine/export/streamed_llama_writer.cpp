@@ -53,7 +53,8 @@ void merge_packed(const std::string& out, const std::vector<std::string>& parts)
 
 }  // namespace
 
-StreamedLlamaWriter::StreamedLlamaWriter(std::string dir, DType dtype) : dir_(std::move(dir)), dtype_(dtype) {
+StreamedLlamaWriter::StreamedLlamaWriter(std::string dir, DType dtype, nlohmann::json run_identity)
+    : dir_(std::move(dir)), dtype_(dtype), identity_(std::move(run_identity)) {
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     throw Error(dir_, "compressed models are written in f32, f16 or bf16, not " + std::string(dtype_name(dtype)));
 }
@@ -62,6 +63,8 @@ DType StreamedLlamaWriter::output_dtype(const LlamaModel& source) {
   const DType t = source.layers.empty() ? DType::F32 : source.layers[0].wq.dtype();
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
 }
+
+std::string StreamedLlamaWriter::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
 
 std::string StreamedLlamaWriter::shard_name(int64_t index, int64_t count) const {
   char buf[64];
@@ -94,36 +97,56 @@ void StreamedLlamaWriter::write_and_map(CompressionResult& r, const std::vector<
     }
 }
 
-void StreamedLlamaWriter::block_done(int64_t layer, bool last, CompressionResult& r) {
+void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
+  const int64_t layer = d.layer;
   const std::string prefix = block_prefix(layer);
   std::vector<std::string> names;
   for (const auto& [n, t] : r.model.named_tensors())
     if (n.starts_with(prefix)) names.push_back(n);
-  if (!last) {
-    // A later stage reads these again: f32 in a scratch shard, mapped, then unlinked (the
-    // mapping keeps the pages; nothing is left behind).
-    const std::string path = (fs::path(dir_) / (".stage-scratch-" + std::to_string(layer) + ".safetensors")).string();
-    write_and_map(r, names, path, DType::F32);
-    fs::remove(path);
-    return;
-  }
-  const int64_t shards = r.model.cfg.n_layers + 1;
-  const std::string shard = shard_name(layer, shards);
-  std::vector<Tensor> zeros = hf_zero_biases(r.model.cfg, layer);
-  for (const Tensor& z : zeros) weight_map_[z.name()] = shard;
-  write_and_map(r, names, (fs::path(dir_) / shard).string(), dtype_, std::move(zeros));
-  for (const std::string& n : names) weight_map_[n] = shard;
-  total_bytes_ += fs::file_size(fs::path(dir_) / shard);
-
   std::vector<const CompressedTensor*> packed;
   for (const CompressedLayer& l : r.layers)
     if (l.tensor.name.starts_with(prefix)) packed.push_back(&l.tensor);
-  if (packed.empty()) return;
-  const std::string part = (fs::path(dir_) / (".packed-" + std::to_string(layer) + ".safetensors")).string();
-  write_packed_safetensors(part, packed);
-  packed_parts_.push_back(part);
-  for (CompressedLayer& l : r.layers)
-    if (l.tensor.name.starts_with(prefix)) l.tensor.drop_payload();
+  const bool resumable = !identity_.is_null();
+  if (block_file_.empty()) block_file_.resize(size_t(r.model.cfg.n_layers));
+  auto replaces = [&](const std::string& file) {
+    std::string& f = block_file_[size_t(layer)];
+    if (!f.empty() && f != file) garbage_.push_back(f);
+    f = file;
+  };
+
+  if (!d.last()) {
+    // A later stage reads these again: f32 in a scratch shard, mapped. Unlinked at once
+    // (the mapping keeps the pages) unless a checkpoint needs it, with the block's
+    // compressed layers, whose payloads stay in memory until the last stage writes them.
+    const std::string stem = ".stage" + std::to_string(d.stage) + "-" + std::to_string(layer);
+    const std::string scratch = path(stem + ".safetensors");
+    write_and_map(r, names, scratch, DType::F32);
+    if (!resumable) return void(fs::remove(scratch));
+    replaces(scratch);
+    if (!packed.empty()) {
+      const std::string part = path(stem + "-packed.safetensors");
+      write_packed_safetensors(part, packed);
+      garbage_.push_back(part);  // removed once no layer's payload_of_ names it
+      for (const CompressedTensor* t : packed) payload_of_[t->name] = part;
+    }
+  } else {
+    const int64_t shards = r.model.cfg.n_layers + 1;
+    const std::string shard = shard_name(layer, shards);
+    std::vector<Tensor> zeros = hf_zero_biases(r.model.cfg, layer);
+    for (const Tensor& z : zeros) weight_map_[z.name()] = shard;
+    write_and_map(r, names, path(shard), dtype_, std::move(zeros));
+    for (const std::string& n : names) weight_map_[n] = shard;
+    total_bytes_ += fs::file_size(path(shard));
+    if (resumable) replaces(path(shard));
+    if (!packed.empty()) {
+      const std::string part = path(".packed-" + std::to_string(layer) + ".safetensors");
+      write_packed_safetensors(part, packed);
+      packed_parts_.push_back(part);
+      for (CompressedLayer& l : r.layers)
+        if (l.tensor.name.starts_with(prefix)) l.tensor.drop_payload(), payload_of_.erase(l.tensor.name);
+    }
+  }
+  if (resumable && d.resumable) write_checkpoint(d, r);
 }
 
 void StreamedLlamaWriter::finish(CompressionResult& r, const TokenizerFiles& tok) {
@@ -148,6 +171,7 @@ void StreamedLlamaWriter::finish(CompressionResult& r, const TokenizerFiles& tok
     for (const std::string& p : packed_parts_) fs::remove(p);
     packed_parts_.clear();
   }
+  remove_checkpoint();
 }
 
 }  // namespace mcw

@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,34 +20,72 @@
 
 namespace mcw {
 
+// What a checkpoint in a staging directory says (read_checkpoint).
+struct CompressCheckpoint {
+  nlohmann::json identity;  // the run it belongs to (model, recipe, calibration, ...)
+  size_t stage = 0, stages = 0;
+  int64_t next_block = 0, blocks = 0;
+  std::string describe() const;  // "stage 1/1, 7 of 16 blocks done"
+};
+
 class StreamedLlamaWriter {
  public:
   // `dir` exists (a staging directory); matrices are written in `dtype` (F32, F16 or BF16),
-  // vectors (norms, biases) in f32.
-  StreamedLlamaWriter(std::string dir, DType dtype);
+  // vectors (norms, biases) in f32. With a run identity (any JSON naming the model, recipe
+  // and calibration), the writer keeps a checkpoint after every resumable block: that
+  // block's files, the next block's saved inputs and a manifest (.checkpoint.json, written
+  // last and atomically), so that a run killed at any moment can go on from its last
+  // finished block (resume()).
+  StreamedLlamaWriter(std::string dir, DType dtype, nlohmann::json run_identity = nullptr);
 
-  void block_done(int64_t layer, bool last, CompressionResult& result);
+  void block_done(const BlockDone& done, CompressionResult& result);
   BlockDoneFn callback() {
-    return [this](int64_t l, bool last, CompressionResult& r) { block_done(l, last, r); };
+    return [this](const BlockDone& d, CompressionResult& r) { block_done(d, r); };
   }
+  // Writes the rest and removes the checkpoint's files.
   void finish(CompressionResult& result, const TokenizerFiles& tok = {});
+
+  // The checkpoint in `dir`, if there is one (throws mcw::Error naming the file when it
+  // is unreadable).
+  static std::optional<CompressCheckpoint> read_checkpoint(const std::string& dir);
+  // Where to go on from this directory's checkpoint, with a restore() that reads the done
+  // blocks back (views of their files) and makes this writer continue the same output.
+  // Throws mcw::Error naming the directory when there is no checkpoint or it belongs to
+  // another run (saying what differs).
+  ResumePoint resume();
+  bool checkpointed() const { return checkpointed_; }
 
   // The dtype a compressed model of this source is written in: its own when 16-bit or
   // f32, f16 for GGUF block types.
   static DType output_dtype(const LlamaModel& source);
 
  private:
+  std::string path(const std::string& name) const;
   std::string shard_name(int64_t index, int64_t count) const;
   // Writes `names` of the model in the output dtype (or f32) to `path` and points the
   // model's tensors at the written file.
   void write_and_map(CompressionResult& r, const std::vector<std::string>& names,
                      const std::string& path, DType matrices, std::vector<Tensor> extra = {});
+  void adopt_shard(int64_t layer, const std::string& shard);
+  // streamed_llama_resume.cpp
+  void write_checkpoint(const BlockDone& d, const CompressionResult& r);
+  void restore(CompressionResult& r, const nlohmann::json& manifest);
+  void collect_garbage();
+  void remove_checkpoint();
 
   std::string dir_;
   DType dtype_;
+  nlohmann::json identity_;
   std::vector<std::string> packed_parts_;
+  // Checkpoints: the file holding each block as it stands, files a newer one replaced
+  // (removed once a manifest no longer names them), the saved inputs of the next block.
+  std::vector<std::string> block_file_;
+  std::vector<std::string> garbage_;
+  std::string hidden_file_;
   std::map<std::string, std::string> weight_map_;  // tensor -> shard file
+  std::map<std::string, std::string> payload_of_;  // layer -> checkpoint file with its payload
   uint64_t total_bytes_ = 0;
+  bool checkpointed_ = false;
 };
 
 }  // namespace mcw

@@ -1,6 +1,11 @@
 // Writes a whole output directory so that it appears complete or not at all: files go to
 // "<out>.partial-<pid>" beside it, and commit() renames that into place. Destroyed before
 // commit (an error, a cancel), it removes the staging directory.
+//
+// Resumable (long jobs that checkpoint): the staging directory is "<out>.partial", found
+// again by the next run; what is in it is left for the caller to judge (resume or
+// clear()), and it is kept when destroyed before commit once keep_on_failure() was called.
+// A lock on it refuses a second process writing the same output.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -11,7 +16,8 @@ class StagingDir {
  public:
   // Throws mcw::Error when `out` exists and is a file or a non-empty directory, or when
   // the staging directory cannot be made.
-  explicit StagingDir(std::filesystem::path out);
+  enum class Mode { Fresh, Resumable };
+  explicit StagingDir(std::filesystem::path out, Mode mode = Mode::Fresh);
   ~StagingDir();
   StagingDir(const StagingDir&) = delete;
   StagingDir& operator=(const StagingDir&) = delete;
@@ -19,10 +25,13 @@ class StagingDir {
   const std::filesystem::path& path() const { return staging_; }
   std::string file(const std::string& name) const { return (staging_ / name).string(); }
   void commit();
+  void clear();  // empties the staging directory (a resumable one's leftovers)
+  void keep_on_failure(bool keep = true) { keep_ = keep; }
 
  private:
   std::filesystem::path out_, staging_;
-  bool committed_ = false;
+  bool committed_ = false, keep_ = false;
+  int lock_fd_ = -1;
 };
 
 // Writes a small text file in one go (no atomicity needed inside a staging directory).

@@ -54,9 +54,9 @@ void expect_streamed_equals_in_memory(const std::string& yaml) {
   StreamedLlamaWriter writer(dir.string(), DType::F32);
   CompressOptions so = o;
   std::vector<int64_t> seen;
-  so.block_done = [&](int64_t l, bool last, CompressionResult& r) {
-    if (last) seen.push_back(l);
-    writer.block_done(l, last, r);
+  so.block_done = [&](const BlockDone& d, CompressionResult& r) {
+    if (d.last()) seen.push_back(d.layer);
+    writer.block_done(d, r);
   };
   CompressionResult streamed = compress_llama(base, recipe, calib, so);
   writer.finish(streamed);

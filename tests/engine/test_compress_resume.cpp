@@ -1,0 +1,168 @@
+// A streamed compression stopped after any checkpoint (as a kill would stop it) and
+// resumed by a fresh writer gives, file for file and byte for byte, the output of an
+// uninterrupted run: per-block and calibrated stages stopped part-way, multi-stage recipes
+// stopped in either stage or between them, whole-model stages (SmoothQuant, structured)
+// stopped after them, bf16 activations. A checkpoint of another run is refused, naming
+// what differs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/export/streamed_llama_writer.h"
+#include "llama_test_util.h"
+#include "temp_files.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Stopped {};  // thrown from block_done: the run ends there, as a kill would end it
+
+LlamaConfig config() {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.hidden_dim = 64;
+  c.n_layers = 3;
+  return c;
+}
+
+std::vector<int32_t> tokens(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& v : t) v = int32_t(rng() % 37);
+  return t;
+}
+
+std::string contents(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+// Every file of `a` and `b`, compared byte for byte.
+void expect_same_directory(const fs::path& a, const fs::path& b) {
+  std::vector<std::string> na, nb;
+  for (const auto& e : fs::directory_iterator(a)) na.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(b)) nb.push_back(e.path().filename().string());
+  std::sort(na.begin(), na.end()), std::sort(nb.begin(), nb.end());
+  ASSERT_EQ(na, nb);
+  for (const std::string& n : na) EXPECT_TRUE(contents(a / n) == contents(b / n)) << n;
+}
+
+struct Run {
+  CompressionResult result;
+  int checkpoints = 0;  // resumable block_done calls seen
+};
+
+// Compresses into `dir` with a resumable writer; stops after `stop_after` checkpoints
+// (0: never), resuming first when `resume`.
+Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resume,
+        CompressOptions::Activations acts = CompressOptions::Activations::Auto) {
+  const LlamaModel base = test::random_llama(config(), 3);
+  const Recipe recipe = parse_recipe(yaml, "test.yaml");
+  CompressOptions o;
+  o.calib_windows = 5, o.calib_window = 40;
+  o.activations = acts;
+  StreamedLlamaWriter writer(dir.string(), DType::F32, {{"recipe", yaml}});
+  if (resume) o.resume = writer.resume();
+  Run r;
+  o.block_done = [&](const BlockDone& d, CompressionResult& res) {
+    writer.block_done(d, res);
+    if (d.resumable && ++r.checkpoints == stop_after) throw Stopped{};
+  };
+  r.result = compress_llama(base, recipe, tokens(600, 4), o);
+  writer.finish(r.result);
+  return r;
+}
+
+void expect_resume_equals_uninterrupted(const std::string& yaml,
+                                        CompressOptions::Activations acts = CompressOptions::Activations::Auto) {
+  const auto whole_dir = test::fresh_temp_dir();
+  const Run whole = run(whole_dir, yaml, 0, false, acts);
+  ASSERT_GT(whole.checkpoints, 1);
+  for (int stop = 1; stop <= whole.checkpoints; ++stop) {
+    SCOPED_TRACE("stopped after checkpoint " + std::to_string(stop));
+    const auto dir = test::fresh_temp_dir();
+    EXPECT_THROW(run(dir, yaml, stop, false, acts), Stopped);
+    const auto ck = StreamedLlamaWriter::read_checkpoint(dir.string());
+    ASSERT_TRUE(ck.has_value());
+    const Run resumed = run(dir, yaml, 0, true, acts);
+    EXPECT_EQ(resumed.checkpoints, whole.checkpoints - stop);
+    EXPECT_FALSE(StreamedLlamaWriter::read_checkpoint(dir.string()).has_value());  // finish() removes it
+    expect_same_directory(whole_dir, dir);
+    EXPECT_EQ(resumed.result.storage_bits, whole.result.storage_bits);
+    ASSERT_EQ(resumed.result.layers.size(), whole.result.layers.size());
+    for (size_t i = 0; i < whole.result.layers.size(); ++i) {
+      const CompressedLayer &a = whole.result.layers[i], &b = resumed.result.layers[i];
+      EXPECT_EQ(a.tensor.name, b.tensor.name);
+      EXPECT_EQ(a.relative_error, b.relative_error) << a.tensor.name;
+      EXPECT_EQ(a.scheme, b.scheme) << a.tensor.name;
+      EXPECT_EQ(a.storage_bits, b.storage_bits) << a.tensor.name;
+    }
+  }
+}
+
+}  // namespace
+
+TEST(CompressResume, GptqStoppedAtEveryBlock) {
+  expect_resume_equals_uninterrupted("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n");
+}
+
+TEST(CompressResume, GptqWithBf16Activations) {
+  expect_resume_equals_uninterrupted("stages:\n  - algorithm: gptq\n    bits: 3\n    group_size: 32\n",
+                                     CompressOptions::Activations::BF16);
+}
+
+TEST(CompressResume, RtnStoppedAtEveryBlock) {
+  expect_resume_equals_uninterrupted("stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n");
+}
+
+TEST(CompressResume, AwqStoppedAtEveryBlock) {
+  expect_resume_equals_uninterrupted("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n");
+}
+
+TEST(CompressResume, TwoStagesStoppedInEitherAndBetween) {
+  expect_resume_equals_uninterrupted(
+      "stages:\n  - algorithm: wanda\n    sparsity: 0.5\n  - algorithm: gptq\n    bits: 4\n"
+      "    group_size: 32\n    targets: ['*.self_attn.*']\n");
+}
+
+TEST(CompressResume, WholeModelStagesResumeAfterThem) {
+  expect_resume_equals_uninterrupted(
+      "stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n");
+  expect_resume_equals_uninterrupted(
+      "stages:\n  - algorithm: channels\n    fraction: 0.25\n  - algorithm: gptq\n    bits: 4\n"
+      "    group_size: 0\n");
+}
+
+TEST(CompressResume, ACheckpointOfAnotherRunIsRefused) {
+  const auto dir = test::fresh_temp_dir();
+  const std::string yaml = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n";
+  EXPECT_THROW(run(dir, yaml, 1, false), Stopped);
+  StreamedLlamaWriter other(dir.string(), DType::F32, {{"recipe", "something else"}});
+  try {
+    other.resume();
+    FAIL() << "resumed another run's checkpoint";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a different recipe"), std::string::npos) << e.what();
+  }
+  StreamedLlamaWriter none(test::fresh_temp_dir().string(), DType::F32, {{"recipe", yaml}});
+  EXPECT_THROW(none.resume(), Error);
+}
+
+TEST(CompressResume, ATamperedManifestGivesAnError) {
+  const auto dir = test::fresh_temp_dir();
+  const std::string yaml = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n";
+  EXPECT_THROW(run(dir, yaml, 2, false), Stopped);
+  std::string m = contents(dir / ".checkpoint.json");
+  const size_t at = m.find("model-00001");
+  ASSERT_NE(at, std::string::npos);
+  m.replace(at, 5, "../..");
+  std::ofstream(dir / ".checkpoint.json", std::ios::binary) << m;
+  EXPECT_THROW(run(dir, yaml, 0, true), Error);
+  std::ofstream(dir / ".checkpoint.json", std::ios::binary) << "{\"version\": 1, \"identity\":";
+  EXPECT_THROW(StreamedLlamaWriter::read_checkpoint(dir.string()), Error);
+}

@@ -14,6 +14,8 @@
 #include "app/cli/format.h"
 #include "app/cli/progress_bar.h"
 #include "engine/compress/compress_llama.h"
+#include "engine/compress/resource_estimate.h"
+#include "engine/core/memory_usage.h"
 #include "engine/core/error.h"
 #include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
@@ -29,7 +31,8 @@ namespace mcw::cli {
 
 const char* const kCompressUsage =
     "usage: mcw compress <model> --recipe R --out DIR [--calib TEXT] [--eval TEXT]\n"
-    "                    [--windows N] [--window L] [--resume] [--json]\n\n"
+    "                    [--windows N] [--window L] [--resume] [--max-memory SIZE]\n"
+    "                    [--json]\n\n"
     "Runs recipe R (a .yaml/.json file, or a preset name from assets/recipes such as\n"
     "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
     "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
@@ -45,7 +48,9 @@ const char* const kCompressUsage =
     "  --eval TEXT              afterwards, perplexity and KL against the original\n"
     "  --resume                 go on with a run that was stopped (killed, cancelled, out\n"
     "                           of disk): DIR.partial keeps a checkpoint after every\n"
-    "                           block, and the resumed result is the uninterrupted one\n";
+    "                           block, and the resumed result is the uninterrupted one\n"
+    "  --max-memory SIZE        refuse to start when the estimated peak memory is more\n"
+    "                           (e.g. 8G; default: what the system has available)\n";
 
 std::string resolve_recipe(const std::string& r) {
   if (fs::exists(r)) return r;
@@ -91,7 +96,8 @@ static void copy_tokenizer(const ModelFile& src, const StagingDir& out) {
 }
 
 int run_compress(const std::vector<std::string>& argv) {
-  Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window"}, {"json", "resume"});
+  Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
+            {"json", "resume"});
   if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};
   const auto recipe_arg = args.value("recipe");
   const auto out_arg = args.value("out");
@@ -119,6 +125,20 @@ int run_compress(const std::vector<std::string>& argv) {
   Recipe run = recipe;
   if (args.value("windows")) run.calibration["windows"] = opt.calib_windows;
   if (args.value("window")) run.calibration["window"] = opt.calib_window;
+
+  // Refused before anything is written when the streaming run's estimated peak does not fit.
+  EstimateSettings es;
+  es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
+  es.streamed = true;
+  es.activation_bytes = calibration_activation_dtype(base, opt.activations) == DType::BF16 ? 2 : 4;
+  const ResourceEstimate need = estimate_resources(model_shape(base.cfg), run, es);
+  const auto max_memory = args.value("max-memory");
+  const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
+  if (budget > 0 && need.peak_bytes > budget)
+    throw Error(file.path, "compressing with '" + recipe.name + "' needs about " + human_bytes(need.peak_bytes) +
+                               " of memory, and " + (max_memory ? "--max-memory allows " : "the system has ") +
+                               human_bytes(budget) + (max_memory ? "" : " available") +
+                               (recipe_needs_calibration(run) ? " (fewer calibration windows need less)" : ""));
 
   // A resumable staging directory: <out>.partial keeps a checkpoint after every block.
   StagingDir out(*out_arg, StagingDir::Mode::Resumable);
@@ -170,6 +190,7 @@ int run_compress(const std::vector<std::string>& argv) {
   report["recipe"] = recipe.name;
   report["source_model"] = file.path;
   report["seconds"] = res.seconds;  // of this process: a resumed run's own time
+  report["estimate"] = {{"peak_bytes", need.peak_bytes}, {"seconds", need.seconds}};
   if (resume) report["resumed_from"] = checkpoint->describe();
   report["parameters"] = res.parameters;
   report["bits_per_weight"] = res.bits_per_weight();

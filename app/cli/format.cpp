@@ -1,7 +1,11 @@
 #include "app/cli/format.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+
+#include "app/cli/args.h"
 
 namespace mcw::cli {
 
@@ -13,6 +17,24 @@ std::string human_bytes(uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", v, units[u]);
   return buf;
+}
+
+uint64_t parse_bytes(const std::string& text, const std::string& option) {
+  size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  for (char& c : unit) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (unit.ends_with("ib")) unit.resize(unit.size() - 2);
+  else if (unit.size() == 2 && unit[1] == 'b') unit.resize(1);
+  static const std::string units = "kmgt";
+  const size_t u = unit.empty() ? std::string::npos : units.find(unit);
+  if (!(v >= 0) || (!unit.empty() && (unit.size() != 1 || u == std::string::npos)) || v > 1e18)
+    throw UsageError{"--" + option + " takes a size such as 8G, 512M or 4096 (bytes), not '" + text + "'"};
+  return uint64_t(v * std::pow(1024.0, unit.empty() ? 0 : double(u + 1)));
 }
 
 std::string human_count(uint64_t n) {

@@ -279,6 +279,12 @@ class StageRunner {
 
 }  // namespace
 
+DType calibration_activation_dtype(const LlamaModel& model, CompressOptions::Activations choice) {
+  const bool sixteen = !model.layers.empty() && model.layers[0].wq.dtype() != DType::F32;
+  using A = CompressOptions::Activations;
+  return choice == A::BF16 || (choice == A::Auto && sixteen) ? DType::BF16 : DType::F32;
+}
+
 bool recipe_needs_calibration(const Recipe& recipe) {
   for (const RecipeStage& s : recipe.stages)
     if (needs_stats(s)) return true;
@@ -296,12 +302,8 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
   out.model = base;
   for (auto& [name, t] : out.model.named_tensors())
     if (t->writable()) *t = t->f32_copy();
-  const bool sixteen = !base.layers.empty() && base.layers[0].wq.dtype() != DType::F32;
   CalibrationOptions calib_opt;
-  calib_opt.activations = opt.activations == CompressOptions::Activations::BF16 ||
-                                  (opt.activations == CompressOptions::Activations::Auto && sixteen)
-                              ? DType::BF16
-                              : DType::F32;
+  calib_opt.activations = calibration_activation_dtype(base, opt.activations);
 
   std::vector<std::string> linear_names;
   for (const LinearGroup& g : linear_groups(out.model))

@@ -90,6 +90,10 @@ struct CompressOptions {
   std::optional<ResumePoint> resume;
 };
 
+// The dtype calibration activations are kept in for `model` under `choice` (Auto: bf16
+// when its weights are 16-bit or narrower in their file, f32 for f32 models).
+DType calibration_activation_dtype(const LlamaModel& model, CompressOptions::Activations choice);
+
 // True when some stage needs calibration text (statistics of layer inputs).
 bool recipe_needs_calibration(const Recipe& recipe);
 

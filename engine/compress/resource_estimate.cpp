@@ -208,16 +208,30 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
 
   std::map<std::string, const LinearShape*> by_name;
   for (const LinearShape& l : model.linears) by_name[l.name] = &l;
+  // Streamed: sequential_calibrate's buffers. The hidden states of every calibration token
+  // (in the activation dtype); one window's block input and normed copy; the o_proj and
+  // down_proj inputs of every token while they fit its reuse budget (1 GiB), else of one
+  // window; one window's q/k/v and attention scores.
+  const double D = double(model.dim), Q = double(model.q_dim), H = double(model.hidden_dim);
+  const auto kept_rows = [&](double width) { return 4 * N * width <= double(1 << 30) ? N : window; };
+  const double streamed_calib = double(settings.activation_bytes) * N * D + 8 * window * D +
+                                4 * kept_rows(Q) * Q + 4 * kept_rows(H) * H + 4 * window * (3 * Q + window);
+  double streamed_compressed = 0;
+
   std::map<std::string, double> compressed;  // the last stage to touch a linear wins
   double transient = 0;
-  for (const RecipeStage& s : recipe.stages) {
+  for (size_t si = 0; si < recipe.stages.size(); ++si) {
+    const RecipeStage& s = recipe.stages[si];
     const std::vector<std::string> hit = stage_tensors(s, names);
     if (hit.empty()) continue;
-    double worst_layer = 0, flops = 0;
+    double worst_layer = 0, flops = 0, stage_bytes = 0;
+    std::map<std::string, double> block_bytes;  // "model.layers.N" -> its layers' bytes
     for (const std::string& n : hit) {
       const LinearShape& l = *by_name[n];
       const double r = double(l.rows), c = double(l.cols);
       compressed[n] = compressed_layer_bytes(s, r, c);
+      stage_bytes += compressed[n];
+      block_bytes[n.substr(0, n.find('.', std::string("model.layers.").size()))] += compressed[n];
       double layer = layer_transient_bytes(s, r, c, N);
       if (uses_hessian(s)) layer += 8 * c * c + 12 * c + 4 * c * c;  // LayerStats + its chunk
       worst_layer = std::max(worst_layer, layer);
@@ -238,14 +252,29 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
       for (const auto& [key, c] : groups) flops += 2 * N * c * c;
       if (s.algorithm == "awq") worst_layer += 4 * std::min(4096.0, N) * double(model.hidden_dim);
     }
-    if (calibrates(s)) flops += calib_forward, worst_layer += calib_buffers;
+    if (calibrates(s)) flops += calib_forward, worst_layer += settings.streamed ? streamed_calib : calib_buffers;
     transient = std::max(transient, worst_layer);
+    // The last stage writes each block's layers when the block is done; earlier stages'
+    // stay in memory until then.
+    double largest_block = 0;
+    for (const auto& [b, bytes] : block_bytes) largest_block = std::max(largest_block, bytes);
+    streamed_compressed += si + 1 == recipe.stages.size() ? largest_block : stage_bytes;
     e.compress_flops += flops;
   }
   double comp = 0;
   for (const auto& [n, b] : compressed) comp += b;
   e.compressed_bytes = to_bytes(2 * comp);
   e.transient_bytes = to_bytes(transient);
+  if (settings.streamed) {
+    const double blocks = double(std::max<int64_t>(model.n_layers, 1));
+    // The embeddings (and an untied head) stay mapped; the norms and biases are f32 copies.
+    const bool head = std::find(model.tensor_names.begin(), model.tensor_names.end(), "lm_head.weight") !=
+                      model.tensor_names.end();
+    const double mapped = double(model.vocab) * D * (head ? 2 : 1);
+    e.base_bytes = to_bytes(4 * std::max(0.0, double(model.other_params) - mapped));
+    e.working_bytes = to_bytes(4 * linear_params / blocks);
+    e.compressed_bytes = to_bytes(streamed_compressed);
+  }
   e.peak_bytes = e.base_bytes + e.working_bytes + e.compressed_bytes + e.transient_bytes;
 
   // Evaluation runs the compressed model and the baseline (for KL) on every token.

@@ -35,10 +35,19 @@ struct EstimateSettings {
   int64_t calib_windows = 64, calib_window = 256;  // a recipe's calibration section wins
   int64_t eval_tokens = 0;  // tokens scored after compressing (0: no evaluation)
   double gflops = 0;        // machine speed in GFLOP/s; <= 0: measured_gemm_gflops()
+  // The streaming pipeline (mcw compress with StreamedLlamaWriter): the weights stay in
+  // their mapped file (page cache, which the kernel can drop, so not counted); only the
+  // block being worked on is in f32, its compressed layers are written when it is done,
+  // and the calibration activations between blocks take `activation_bytes` per value
+  // (2: bf16). Without it: the whole-model, in-memory run of a model built in f32.
+  bool streamed = false;
+  int activation_bytes = 4;
 };
 
 struct ResourceEstimate {
   // Bytes. peak = base + working + compressed + transient.
+  // Streamed: base = the f32 norms and biases; working = one block in f32; compressed =
+  // one block's layers and all those of earlier stages (kept until the last writes them).
   uint64_t base_bytes = 0;        // the model as loaded (f32)
   uint64_t working_bytes = 0;     // compress_llama's f32 copy that the stages rewrite
   uint64_t compressed_bytes = 0;  // the compressed tensors, twice (kept, then re-ordered)

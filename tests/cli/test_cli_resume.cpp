@@ -93,3 +93,16 @@ TEST(CliResume, ResumeRefusesAnotherRunAndNothing) {
   expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial", "different recipe");
   EXPECT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
 }
+
+// A compression that would not fit is refused before anything is written, naming its need.
+TEST(CliResume, TooLittleMemoryIsRefusedUpFront) {
+  const Inputs s = setup();
+  const std::string out = temp("resume_small");
+  const Result r = run_mcw(s.args(out) + " --max-memory 64K");
+  expect_one_line_error(r, "resume_src", "needs about");
+  EXPECT_NE(r.err.find("--max-memory allows 64.00 KiB"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  EXPECT_FALSE(fs::exists(out));
+  expect_one_line_error(run_mcw(s.args(out) + " --max-memory lots"), "--max-memory", "takes a size");
+  EXPECT_EQ(run_mcw(s.args(out) + " --max-memory 4G").code, 0);
+}

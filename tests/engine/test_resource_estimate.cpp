@@ -181,3 +181,45 @@ TEST(ResourceEstimate, BoundsTheHeapCompressLlamaUses) {
   EXPECT_GT(kept, 0.9 * expected);
   EXPECT_LT(kept, 1.25 * expected + 65536);
 }
+
+// Streamed (mcw compress): the mapped weights are not counted, one block is in f32, the last
+// stage's compressed layers are held one block at a time, and the calibration hidden states
+// take the activation dtype. So the estimate does not grow with the number of blocks, except
+// for earlier stages' layers (kept until the last stage writes them) and the FLOPs.
+TEST(ResourceEstimate, StreamedHoldsOneBlock) {
+  const std::string rtn = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n";
+  EstimateSettings set;
+  set.gflops = 2.0;
+  set.streamed = true;
+  LlamaConfig c = small_config();
+  const ResourceEstimate two = estimate_resources(model_shape(c), recipe(rtn), set);
+  // Norms (2 per block and the final one), f32; one block's linears (9216), f32; one
+  // block's compressed layers (the hand-worked sum of RtnMatchesHandWorkedSums), once.
+  EXPECT_EQ(two.base_bytes, uint64_t(4 * (4 * 32 + 32)));
+  EXPECT_EQ(two.working_bytes, uint64_t(4 * 9216));
+  EXPECT_EQ(two.compressed_bytes, uint64_t(768 + 384 + 384 + 768 + 1536 + 1536 + 1536));
+  EXPECT_EQ(two.transient_bytes, uint64_t(22 * 2048));
+  c.n_layers = 8;
+  const ResourceEstimate eight = estimate_resources(model_shape(c), recipe(rtn), set);
+  EXPECT_EQ(eight.working_bytes, two.working_bytes);
+  EXPECT_EQ(eight.compressed_bytes, two.compressed_bytes);
+  EXPECT_EQ(eight.base_bytes - two.base_bytes, uint64_t(4 * 6 * 2 * 32));  // 6 more blocks' norms
+  EXPECT_DOUBLE_EQ(eight.compress_flops, 4 * two.compress_flops);
+
+  // An earlier stage's layers stay until the last stage writes them: all 8 blocks' of them.
+  const ResourceEstimate staged = estimate_resources(
+      model_shape(c), recipe("stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n"
+                             "    targets: ['*.mlp.*']\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n"
+                             "    targets: ['*.self_attn.*']\n"),
+      set);
+  EXPECT_EQ(staged.compressed_bytes, uint64_t(8 * (3 * 1536) + 768 + 384 + 384 + 768));
+
+  // Calibrated: the hidden states of every token in the activation dtype (N × dim).
+  const std::string gptq = "calibration: {windows: 4, window: 16}\nstages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n";
+  const ResourceEstimate f32 = estimate_resources(model_shape(c), recipe(gptq), set);
+  set.activation_bytes = 2;
+  const ResourceEstimate bf16 = estimate_resources(model_shape(c), recipe(gptq), set);
+  EXPECT_EQ(f32.transient_bytes - bf16.transient_bytes, uint64_t(2 * 64 * 32));
+  set.streamed = false;
+  EXPECT_LT(f32.peak_bytes, estimate_resources(model_shape(c), recipe(gptq), set).peak_bytes);
+}

@@ -66,11 +66,7 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
     std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
       return h[size_t(a * cols + a)] > h[size_t(b * cols + b)];
     });
-    std::vector<double> hp(nn);
-    for (int64_t i = 0; i < cols; ++i)
-      for (int64_t j = 0; j < cols; ++j)
-        hp[size_t(i * cols + j)] = h[size_t(perm[size_t(i)] * cols + perm[size_t(j)])];
-    h.swap(hp);
+    permute_symmetric(h.data(), cols, perm);
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
       float* wr = wk.data() + r * cols;
@@ -84,16 +80,13 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
   const double damp = opt.percdamp * mean_diag / double(cols);
   for (int64_t j = 0; j < cols; ++j) h[size_t(j * cols + j)] += damp;
 
-  std::vector<float> u(nn);
-  {
-    std::vector<double> ud;
-    if (!inverse_cholesky_upper(h.data(), cols, ud, cancel))
-      throw Error(name,
-                  "gptq: the dampened Hessian is not positive definite; raise percdamp (now " +
-                      std::to_string(opt.percdamp) + ")");
-    h = {};
-    for (size_t i = 0; i < nn; ++i) u[i] = float(ud[i]);
-  }
+  // In place, so that the largest moment holds the caller's XᵀX, this f64 copy and the
+  // f32 factor (20 bytes per Hessian entry, not 36).
+  if (!inverse_cholesky_upper_in_place(h.data(), cols, cancel))
+    throw Error(name, "gptq: the dampened Hessian is not positive definite; raise percdamp (now " +
+                          std::to_string(opt.percdamp) + ")");
+  std::vector<float> u(h.begin(), h.end());
+  std::vector<double>().swap(h);
 
   std::vector<uint8_t> qperm(size_t(rows * cols));
   std::vector<float> negerr(size_t(rows * B));

@@ -211,18 +211,45 @@ void invert_lower(double* L, int64_t n, const CancelToken* cancel) {
   }
 }
 
+void permute_symmetric(double* A, int64_t n, const std::vector<int64_t>& perm) {
+  std::vector<double> row(static_cast<size_t>(n));
+  std::vector<bool> placed(static_cast<size_t>(n), false);
+  const size_t bytes = size_t(n) * sizeof(double);
+  for (int64_t start = 0; start < n; ++start) {
+    if (placed[size_t(start)]) continue;
+    std::memcpy(row.data(), A + start * n, bytes);  // row `start` is overwritten first
+    int64_t i = start;
+    for (int64_t j = perm[size_t(i)]; j != start; i = j, j = perm[size_t(i)]) {
+      std::memcpy(A + i * n, A + j * n, bytes);
+      placed[size_t(i)] = true;
+    }
+    std::memcpy(A + i * n, row.data(), bytes);
+    placed[size_t(i)] = true;
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 64), [&](const auto& rr) {
+    std::vector<double> tmp(static_cast<size_t>(n));
+    for (int64_t i = rr.begin(); i < rr.end(); ++i) {
+      double* a = A + i * n;
+      for (int64_t j = 0; j < n; ++j) tmp[size_t(j)] = a[perm[size_t(j)]];
+      std::memcpy(a, tmp.data(), bytes);
+    }
+  });
+}
+
+bool inverse_cholesky_upper_in_place(double* H, int64_t n, const CancelToken* cancel) {
+  // J·X·J reverses both indices: entry (i, j) <-> (n-1-i, n-1-j), i.e. flat k <-> n²-1-k.
+  const auto reverse = [&] { std::reverse(H, H + n * n); };
+  reverse();
+  if (!cholesky_lower(H, n, cancel)) return false;
+  invert_lower(H, n, cancel);
+  reverse();
+  return true;
+}
+
 bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
                             const CancelToken* cancel) {
-  std::vector<double> rev(static_cast<size_t>(n * n));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) rev[size_t(i * n + j)] = H[(n - 1 - i) * n + (n - 1 - j)];
-  if (!cholesky_lower(rev.data(), n, cancel)) return false;
-  invert_lower(rev.data(), n, cancel);
-  U.resize(size_t(n * n));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      U[size_t(i * n + j)] = rev[size_t((n - 1 - i) * n + (n - 1 - j))];
-  return true;
+  U.assign(H, H + n * n);
+  return inverse_cholesky_upper_in_place(U.data(), n, cancel);
 }
 
 }  // namespace mcw

@@ -31,5 +31,12 @@ void invert_lower(double* L, int64_t n, const CancelToken* cancel = nullptr);
 // positive definite.
 bool inverse_cholesky_upper(const double* H, int64_t n, std::vector<double>& U,
                             const CancelToken* cancel = nullptr);
+// A[i][j] <- A[perm[i]][perm[j]] for A [n,n], in place (one row of scratch): rows move
+// along the permutation's cycles, then each row's entries.
+void permute_symmetric(double* A, int64_t n, const std::vector<int64_t>& perm);
+
+// The same in place: H [n,n] becomes U (no second n² buffer: a 14336-wide Hessian is 1.6 GB
+// of f64). On false, H is left overwritten.
+bool inverse_cholesky_upper_in_place(double* H, int64_t n, const CancelToken* cancel = nullptr);
 
 }  // namespace mcw

@@ -91,13 +91,13 @@ double layer_transient_bytes(const RecipeStage& s, double r, double c, double ca
   const bool stats = uses_hessian(s);
   double algo = 0;
   if (a == "gptq") {
-    // H copy (f64) while the inverse Cholesky holds its reversed copy and result (f64) and
-    // the f32 factor is already allocated; working weights, codes, block errors, params.
+    // H copy (f64, factored in place) and the f32 factor made from it; working weights,
+    // codes, block errors, params.
     const double block = std::min<double>(param_int(s, "block_size", 128), c);
-    algo = 8 * c2 * 3 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * affine_groups(s, c);
+    algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * affine_groups(s, c);
   } else if (a == "sparsegpt") {
     const double block = std::min<double>(param_int(s, "block_size", 128), c);
-    algo = 8 * c2 * 3 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
+    algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
   } else if (a == "awq") {
     const double rows = std::min(4096.0, calib_rows);
     algo = 4 * rows * r * 2 + 4 * n + 4 * c * std::min<double>(c, param_int(s, "group_size", 128));

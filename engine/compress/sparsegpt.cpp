@@ -44,10 +44,9 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
   }
   const double lambda = opt.damp * mean_diag / double(cols);
   for (int64_t j = 0; j < cols; ++j) H[size_t(j * cols + j)] += lambda;
-  std::vector<double> U;
-  if (!inverse_cholesky_upper(H.data(), cols, U, cancel))
+  if (!inverse_cholesky_upper_in_place(H.data(), cols, cancel))
     throw Error(name, "calibration Hessian is not positive definite even after dampening");
-  H = {};
+  const std::vector<double>& U = H;  // now the factor (f64 for the scores' diagonal)
   std::vector<float> U32(U.begin(), U.end());
 
   std::vector<uint8_t> keep(W.size(), 1);

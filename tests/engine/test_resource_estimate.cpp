@@ -86,12 +86,12 @@ TEST(ResourceEstimate, GptqOneLayerMatchesHandWorkedSums) {
   const double r = 32, c = 64, n = r * c, N = 4 * 16;
   // Codes n/2, scale+zero per 32 columns per row, act-order column map 4·c; kept twice.
   EXPECT_EQ(e.compressed_bytes, uint64_t(2 * (n / 2 + 4 * r * 2 * 2 + 4 * c)));
-  // GPTQ at the inverse Cholesky: H copy, reversed copy, f64 result (3 · 8c²), the f32
+  // GPTQ after the in-place inverse Cholesky: the f64 H copy holding it (8c²), the f32
   // factor (4c²), working weights (4n), codes (n), block errors (4·r·64), 2 groups of
   // params (16 bytes each per row); then the decoded weight and relative_error (16n, 4c²);
   // the layer statistics (8c² + 12c) and the accumulation chunk (4c²); the calibration
   // buffers: hidden and normed input [N, 32] and the block activations [N, 64], tokens.
-  const double gptq = 3 * 8 * c * c + 4 * c * c + 4 * n + n + 4 * r * 64 + 16 * r * 2;
+  const double gptq = 8 * c * c + 4 * c * c + 4 * n + n + 4 * r * 64 + 16 * r * 2;
   const double stats = 8 * c * c + 12 * c + 4 * c * c;
   const double calib = 4 * N * (2 * 32 + 64) + 4 * N;
   EXPECT_EQ(e.transient_bytes, uint64_t(gptq + 16 * n + 4 * c * c + stats + calib));

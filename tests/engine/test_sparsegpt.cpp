@@ -321,3 +321,24 @@ TEST(SparseGPT, GemmF64EveryPathMatchesNaive) {
   }
   set_simd_level(saved);
 }
+
+// GPTQ's act-order reorders its Hessian in place: every entry against a copy indexed
+// A[perm[i]][perm[j]], for permutations with one cycle, many cycles and fixed points.
+TEST(SparseGPT, PermuteSymmetricMatchesIndexing) {
+  for (const int64_t n : {1, 2, 7, 130}) {
+    std::vector<double> a(size_t(n * n));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = double(i) * 0.5 + 1;  // every entry distinct
+    std::vector<std::vector<int64_t>> perms(3, std::vector<int64_t>(size_t(n)));
+    std::iota(perms[0].begin(), perms[0].end(), 0);                    // identity
+    for (int64_t i = 0; i < n; ++i) perms[1][size_t(i)] = (i + 1) % n;  // one n-cycle
+    std::iota(perms[2].begin(), perms[2].end(), 0);
+    std::reverse(perms[2].begin(), perms[2].end());  // 2-cycles and (odd n) a fixed point
+    for (const auto& p : perms) {
+      std::vector<double> b = a;
+      permute_symmetric(b.data(), n, p);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          ASSERT_EQ(b[size_t(i * n + j)], a[size_t(p[size_t(i)] * n + p[size_t(j)])]) << n << " " << i << " " << j;
+    }
+  }
+}

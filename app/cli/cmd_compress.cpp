@@ -19,10 +19,7 @@
 #include "engine/core/error.h"
 #include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
-#include "engine/export/packed_safetensors.h"
-#include "engine/export/streamed_llama_writer.h"
-#include "engine/io/staging_dir.h"
-#include "engine/model/llama_save.h"
+#include "engine/export/compress_to_directory.h"
 #include "engine/model/tokenizer_loader.h"
 
 namespace fs = std::filesystem;
@@ -61,40 +58,6 @@ std::string resolve_recipe(const std::string& r) {
   throw Error(r, "no such recipe file or preset (presets live in assets/recipes)");
 }
 
-// What makes two runs the same run: the model's files (path, sizes, modification times),
-// the recipe as run, the calibration tokens and the output dtype. A checkpoint of
-// another run is refused rather than mixed in.
-static nlohmann::json run_identity(const ModelFile& file, const Recipe& run, std::span<const int32_t> calib,
-                                   DType dtype) {
-  nlohmann::json files = nlohmann::json::object();
-  auto add = [&](const fs::path& p) {
-    files[p.filename().string()] = {fs::file_size(p), fs::last_write_time(p).time_since_epoch().count()};
-  };
-  if (fs::is_directory(file.path)) {
-    for (const auto& e : fs::directory_iterator(file.path))
-      if (e.is_regular_file() && (e.path().extension() == ".safetensors" || e.path().extension() == ".gguf" ||
-                                  e.path().filename() == "config.json"))
-        add(e.path());
-  } else {
-    add(file.path);
-  }
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the token ids
-  for (const int32_t t : calib)
-    for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
-  return {{"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
-          {"recipe", recipe_to_yaml(run)},
-          {"calibration", {{"tokens", calib.size()}, {"fnv1a", h}}},
-          {"dtype", dtype_name(dtype)}};
-}
-
-static void copy_tokenizer(const ModelFile& src, const StagingDir& out) {
-  if (src.format != ModelFormat::HFDirectory) return;
-  for (const char* f : {"tokenizer.json", "mcw_tokenizer.json", "tokenizer_config.json"}) {
-    const fs::path p = fs::path(src.path) / f;
-    if (fs::exists(p)) fs::copy_file(p, out.path() / f);
-  }
-}
-
 int run_compress(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
             {"json", "resume"});
@@ -126,64 +89,33 @@ int run_compress(const std::vector<std::string>& argv) {
   if (args.value("windows")) run.calibration["windows"] = opt.calib_windows;
   if (args.value("window")) run.calibration["window"] = opt.calib_window;
 
-  // Refused before anything is written when the streaming run's estimated peak does not fit.
-  EstimateSettings es;
-  es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
-  es.streamed = true;
-  es.activation_bytes = calibration_activation_dtype(base, opt.activations) == DType::BF16 ? 2 : 4;
-  const ResourceEstimate need = estimate_resources(model_shape(base.cfg), run, es);
   const auto max_memory = args.value("max-memory");
-  const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
-  if (budget > 0 && need.peak_bytes > budget)
-    throw Error(file.path, "compressing with '" + recipe.name + "' needs about " + human_bytes(need.peak_bytes) +
-                               " of memory, and " + (max_memory ? "--max-memory allows " : "the system has ") +
-                               human_bytes(budget) + (max_memory ? "" : " available") +
-                               (recipe_needs_calibration(run) ? " (fewer calibration windows need less)" : ""));
-
-  // A resumable staging directory: <out>.partial keeps a checkpoint after every block.
-  StagingDir out(*out_arg, StagingDir::Mode::Resumable);
-  const DType dtype = StreamedLlamaWriter::output_dtype(base);
-  const bool resume = args.flag("resume");
-  if (!fs::is_empty(out.path())) out.keep_on_failure();  // never lose a stopped run's work
-  const auto checkpoint = StreamedLlamaWriter::read_checkpoint(out.path().string());
-  if (resume && !checkpoint)
-    throw Error(out.path().string(), "holds no checkpoint to resume (run again without --resume)");
-  if (!resume && checkpoint)
-    throw Error(out.path().string(), "holds a stopped run (" + checkpoint->describe() +
-                                         "): add --resume to go on with it, or remove the directory to start over");
-  if (!resume) out.clear(), out.keep_on_failure(false);
-  // Each finished block goes to disk at once, in the source's dtype: memory holds one block.
-  StreamedLlamaWriter writer(out.path().string(), dtype, run_identity(file, run, calib, dtype));
-  if (resume) {
-    opt.resume = writer.resume();
-    std::fprintf(stderr, "mcw: resuming %s (%s)\n", out.path().c_str(), checkpoint->describe().c_str());
-  }
+  CompressToDirectory::Budget budget{memory_available(), {}};
+  if (max_memory) budget = {parse_bytes(*max_memory, "max-memory"), "--max-memory"};
   // Fault injection for the resume test: a kill right after the N-th checkpoint.
-  const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
-  int checkpoints = 0;
-  opt.block_done = [&](const BlockDone& d, CompressionResult& r) {
-    writer.block_done(d, r);
-    if (writer.checkpointed()) out.keep_on_failure();
-    if (d.resumable && kill_after && ++checkpoints == std::atoi(kill_after)) std::raise(SIGKILL);
-  };
+  if (const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT"))
+    opt.block_done = [n = std::atoi(kill_after), seen = 0](const BlockDone& d, CompressionResult&) mutable {
+      if (d.resumable && ++seen == n) std::raise(SIGKILL);
+    };
+  const bool resume = args.flag("resume");
+  // Staged in <out>.partial with a checkpoint after every block; refused up front when the
+  // estimate does not fit the budget.
+  CompressToDirectory job(file, base, run, calib, opt, *out_arg,
+                          resume ? CompressToDirectory::Resume::Required : CompressToDirectory::Resume::Never,
+                          budget);
+  if (job.resumed_from())
+    std::fprintf(stderr, "mcw: resuming %s (%s)\n", job.staging_path().c_str(), job.resumed_from()->describe().c_str());
+  const ResourceEstimate& need = job.estimate();
   const SigintCancel sigint;
   CompressionResult res;
-  // What a stopped run left: its checkpoint, to go on from with --resume.
-  auto kept = [&]() -> std::string {
-    const auto ck = StreamedLlamaWriter::read_checkpoint(out.path().string());
-    return ck ? ck->describe() + " kept in " + out.path().string() + ": add --resume to go on" : "";
-  };
   try {
     ProgressBar bar("compress");
-    res = compress_llama(base, run, calib, opt, bar.callback(), &sigint.token());
+    res = job.compress(bar.callback(), &sigint.token());
   } catch (const Cancelled&) {
-    const std::string k = kept();
+    const std::string k = job.kept();
     std::fprintf(stderr, "mcw: compression cancelled; %s\n",
-                 k.empty() ? ("nothing written to " + *out_arg).c_str() : k.c_str());
+                 k.empty() ? ("nothing written to " + *out_arg).c_str() : (k + ": add --resume to go on").c_str());
     return 130;
-  } catch (const Error& e) {
-    if (const std::string k = kept(); !k.empty()) throw Error(e.file(), e.message() + " (" + k + ")", e.offset());
-    throw;
   }
 
   nlohmann::ordered_json report;
@@ -191,7 +123,7 @@ int run_compress(const std::vector<std::string>& argv) {
   report["source_model"] = file.path;
   report["seconds"] = res.seconds;  // of this process: a resumed run's own time
   report["estimate"] = {{"peak_bytes", need.peak_bytes}, {"seconds", need.seconds}};
-  if (resume) report["resumed_from"] = checkpoint->describe();
+  if (job.resumed_from()) report["resumed_from"] = job.resumed_from()->describe();
   report["parameters"] = res.parameters;
   report["bits_per_weight"] = res.bits_per_weight();
   report["storage_bytes"] = res.storage_bits / 8;
@@ -212,12 +144,8 @@ int run_compress(const std::vector<std::string>& argv) {
                       {"top1_agreement", er.top1}};
   }
 
-  writer.finish(res);
-  copy_tokenizer(file, out);
-  write_text_file(out.file("recipe.yaml"), recipe_to_yaml(recipe));
-  write_text_file(out.file("compression.json"), report.dump(2) + "\n");
   if (sigint.token().cancelled()) return 130;
-  out.commit();
+  job.finish(res, {{"compression.json", report.dump(2) + "\n"}});
 
   if (args.flag("json")) {
     std::printf("%s\n", report.dump(2).c_str());

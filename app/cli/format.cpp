@@ -9,16 +9,6 @@
 
 namespace mcw::cli {
 
-std::string human_bytes(uint64_t bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = double(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", v, units[u]);
-  return buf;
-}
-
 uint64_t parse_bytes(const std::string& text, const std::string& option) {
   size_t used = 0;
   double v = -1;

@@ -3,9 +3,10 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/core/memory_usage.h"  // human_bytes
+
 namespace mcw::cli {
 
-std::string human_bytes(uint64_t bytes);   // "3.81 GiB"
 std::string human_count(uint64_t n);       // "6.74 B", "1.02 M", "512"
 std::string short_float(double v);         // "%.4g", "nan" for NaN
 std::string human_duration(double s);      // "4m05s", "1h02m"

@@ -22,14 +22,14 @@ struct SavedModel {
 // GGUF when `path` ends in .gguf (any case), else a Hugging Face directory at `path`,
 // with `packed` (the run's compressed layers, if any) as packed.safetensors in it.
 // Throws mcw::Error naming the path when it cannot be written.
+// True when `path` names a GGUF file (ends in .gguf, any case).
+bool is_gguf_path(const std::string& path);
+// What a Hugging Face directory written at `path` holds (the sharded index or the single
+// weights file, the tokenizer files copied from `source`, packed.safetensors if present).
+SavedModel describe_hf_export(const ModelFile& source, const std::string& path);
+
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
                                const std::string& path,
                                const std::vector<const CompressedTensor*>& packed = {});
-
-// The tokenizer files of a model (those that exist): an HF directory's tokenizer.json,
-// tokenizer_config.json, special_tokens_map.json, tokenizer.model, mcw_tokenizer.json; the
-// tokenizer.bin beside a llama2.c checkpoint; the files beside a lone .safetensors. None
-// for GGUF (its tokenizer lives in its metadata).
-std::vector<std::string> tokenizer_files_of(const ModelFile& source);
 
 }  // namespace mcw::studio

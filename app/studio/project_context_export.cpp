@@ -7,6 +7,8 @@
 #include "app/studio/report_pdf.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
+#include "engine/export/compress_to_directory.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/report/report_writer.h"
 #include "engine/runs/project_runner.h"
@@ -91,24 +93,49 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
                    q(e.item.empty() ? e.stage : e.item));
     };
     const bool baseline = run->info.recipe_name == kBaselineRecipe;
-    std::optional<CompressionResult> compressed;
+    std::optional<Recipe> recipe;
     if (!baseline) {
-      const Recipe recipe =
-          parse_recipe(run->info.recipe_text, where + " recipe '" + run->info.recipe_name + "'");
-      if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
+      recipe = parse_recipe(run->info.recipe_text, where + " recipe '" + run->info.recipe_name + "'");
+      if (recipe_needs_calibration(*recipe) && in.calibration_tokens.empty())
         throw Error(where, "the recipe needs calibration text and the project has none now");
-      CompressOptions co;
-      co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
-      compressed =
-          compress_llama(in.base, recipe, in.calibration_tokens, co, progress, &job.cancel());
     }
-    job.cancel().throw_if_cancelled();
-    job.progress(0.85, QStringLiteral("save"), path);
-    std::vector<const CompressedTensor*> packed;
-    if (compressed)
-      for (const CompressedLayer& l : compressed->layers) packed.push_back(&l.tensor);
-    const SavedModel saved = save_exported_model(compressed ? compressed->model : in.base,
-                                                 in.file, path.toStdString(), packed);
+    CompressOptions co;
+    co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+    SavedModel saved;
+    size_t packed_layers = 0;
+    if (recipe && !is_gguf_path(path.toStdString())) {
+      // Streamed block by block into the directory, as `mcw compress` does: a real-size
+      // model never sits in memory whole, and an export that was stopped (cancelled, the
+      // studio closed, killed) goes on from its last finished block when started again.
+      CompressToDirectory out(in.file, in.base, *recipe, in.calibration_tokens, co, path.toStdString(),
+                              CompressToDirectory::Resume::IfPossible, {memory_available(), {}});
+      if (const auto& from = out.resumed_from())
+        job.log(QStringLiteral("resuming the export from %1 (%2)").arg(q(out.staging_path()), q(from->describe())));
+      CompressionResult compressed;
+      try {
+        compressed = out.compress(progress, &job.cancel());
+      } catch (const Cancelled&) {
+        if (const std::string k = out.kept(); !k.empty())
+          job.log(QStringLiteral("export stopped: %1; exporting run %2 to the same place again goes on from there")
+                      .arg(q(k))
+                      .arg(run_id));
+        throw;
+      }
+      job.progress(0.85, QStringLiteral("save"), path);
+      out.finish(compressed);
+      saved = describe_hf_export(in.file, path.toStdString());
+      packed_layers = compressed.layers.size();
+    } else {
+      std::optional<CompressionResult> compressed;
+      if (recipe) compressed = compress_llama(in.base, *recipe, in.calibration_tokens, co, progress, &job.cancel());
+      job.cancel().throw_if_cancelled();
+      job.progress(0.85, QStringLiteral("save"), path);
+      std::vector<const CompressedTensor*> packed;
+      if (compressed)
+        for (const CompressedLayer& l : compressed->layers) packed.push_back(&l.tensor);
+      saved = save_exported_model(compressed ? compressed->model : in.base, in.file, path.toStdString(), packed);
+      packed_layers = packed.size();
+    }
     job.progress(0.95, QStringLiteral("record"), q(saved.weights_file));
     store->add_artifact(run_id, saved.kind, saved.weights_file);
     if (!saved.packed_file.empty())
@@ -123,7 +150,7 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
                   : QStringLiteral(" with %1 tokenizer file(s)").arg(saved.tokenizer_files.size());
     if (!saved.packed_file.empty())
       line += QStringLiteral(" and its %1 compressed layers in %2")
-                  .arg(packed.size())
+                  .arg(packed_layers)
                   .arg(QString::fromLatin1(kPackedFileName));
     job.log(line);
   });

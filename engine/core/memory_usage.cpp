@@ -26,6 +26,16 @@ void for_each_kb_line(const char* path, Fn fn) {
 
 }  // namespace
 
+std::string human_bytes(uint64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
 MemoryUsage read_memory_usage() {
   MemoryUsage u;
   for_each_kb_line("/proc/self/status", [&](std::string_view key, uint64_t bytes) {

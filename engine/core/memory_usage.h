@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace mcw {
@@ -19,6 +20,7 @@ struct MemoryUsage {           // bytes; 0 where /proc does not say
 };
 
 MemoryUsage read_memory_usage();
+std::string human_bytes(uint64_t bytes);  // "3.81 GiB", "64.00 KiB", "512 B"
 // MemAvailable from /proc/meminfo: what can still be allocated without swapping; 0 when unknown.
 uint64_t memory_available();
 

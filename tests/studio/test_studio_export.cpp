@@ -2,7 +2,7 @@
 // Markdown, CSV and PDF (files written, the run's recipe named, a PDF that is one); the
 // selected run's compressed model as a Hugging Face directory and as GGUF, each reopened
 // from disk and evaluated again to the run's recorded perplexity, and recorded as an
-// artifact of the run. The run itself records the estimate it started with, and the
+// artifact of the run; a stopped HF export goes on from its checkpoint. The run itself records the estimate it started with, and the
 // Runs table shows it beside the duration.
 #include <QAction>
 #include <QFile>
@@ -12,6 +12,7 @@
 
 #include "engine/core/sha256.h"
 #include "engine/eval/perplexity.h"
+#include "engine/export/compress_to_directory.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/model_file.h"
 #include "engine/model/llama_model.h"
@@ -160,10 +161,11 @@ class StudioExportTest : public QObject {
     const EvalResult base = evaluate(in.base, in.evaluation_tokens, in.eval);
     QVERIFY(std::abs(base.perplexity - e.perplexity) > 1e-6 * recorded);
 
-    // Recorded as an artifact of the run, hashed as written.
+    // Recorded as an artifact of the run, hashed as written (a compressed HF export is
+    // streamed into per-block shards: its index is the artifact).
     const std::string weights =
         kind == QLatin1String("model-hf")
-            ? (std::filesystem::path(out.toStdString()) / "model.safetensors").string()
+            ? (std::filesystem::path(out.toStdString()) / "model.safetensors.index.json").string()
             : out.toStdString();
     bool found = false;
     for (const Artifact& a : run->artifacts)
@@ -194,6 +196,44 @@ class StudioExportTest : public QObject {
         recorded_packed |= a.kind == "packed-safetensors" && a.path == packed_file;
       QVERIFY(recorded_packed);
     }
+  }
+
+  // An export that was stopped after its first block (here by a stand-in that ends the run
+  // there, as a kill or a cancel would) leaves <out>.partial; exporting the run to the same
+  // place again goes on from it, says so, and gives the model the run evaluated.
+  void aStoppedExportGoesOnWhereItStopped() {
+    studio::ProjectContext& c = window_->context();
+    const QString out = dir_.filePath(QStringLiteral("resumed-hf"));
+    const ProjectRunInputs in = load_project_run_inputs(project_.toStdString());
+    const auto store = RunStore::open_existing(in.database_path);
+    const std::optional<RunRecord> run = store->get_run(run_id_);
+    const Recipe recipe = parse_recipe(run->info.recipe_text, "run");
+    CompressOptions co;  // as the studio's export sets them
+    co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+    struct Stopped {};
+    co.block_done = [](const BlockDone& d, CompressionResult&) {
+      if (d.resumable) throw Stopped{};
+    };
+    {
+      CompressToDirectory first(in.file, in.base, recipe, in.calibration_tokens, co, out.toStdString(),
+                                CompressToDirectory::Resume::IfPossible, {});
+      bool stopped = false;
+      try {
+        first.compress();
+      } catch (const Stopped&) {
+        stopped = true;
+      }
+      QVERIFY(stopped);
+    }
+    QVERIFY(QFileInfo::exists(out + QStringLiteral(".partial/.checkpoint.json")));
+
+    QVERIFY2(wait_job(c, c.startExportModel(run_id_, out)), qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
+    QVERIFY(test::log_contains(c, QStringLiteral("resuming the export")));
+    QVERIFY(!QFileInfo::exists(out + QStringLiteral(".partial")));
+    const EvalResult e = evaluate(load_llama(out.toStdString()), in.evaluation_tokens, in.eval);
+    const double recorded = *run->metric("perplexity");
+    QVERIFY2(std::abs(e.perplexity - recorded) <= 1e-6 * recorded,
+             qPrintable(QString("%1 vs %2").arg(e.perplexity, 0, 'g', 17).arg(recorded, 0, 'g', 17)));
   }
 
   void exportOfAnUnknownRunFails() {

@@ -1,0 +1,110 @@
+#include "engine/export/compress_to_directory.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
+#include "engine/io/tokenizer_files.h"
+
+namespace fs = std::filesystem;
+
+namespace mcw {
+
+namespace {
+
+ResourceEstimate streaming_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt) {
+  EstimateSettings es;
+  es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
+  es.streamed = true;
+  es.activation_bytes = calibration_activation_dtype(base, opt.activations) == DType::BF16 ? 2 : 4;
+  return estimate_resources(model_shape(base.cfg), run, es);
+}
+
+}  // namespace
+
+nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run, std::span<const int32_t> calib,
+                                     DType dtype) {
+  nlohmann::json files = nlohmann::json::object();
+  auto add = [&](const fs::path& p) {
+    files[p.filename().string()] = {fs::file_size(p), fs::last_write_time(p).time_since_epoch().count()};
+  };
+  if (fs::is_directory(file.path)) {
+    for (const auto& e : fs::directory_iterator(file.path))
+      if (e.is_regular_file() && (e.path().extension() == ".safetensors" || e.path().extension() == ".gguf" ||
+                                  e.path().filename() == "config.json"))
+        add(e.path());
+  } else {
+    add(file.path);
+  }
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the token ids
+  for (const int32_t t : calib)
+    for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
+  Recipe what = run;  // what runs, not what it is called
+  what.name.clear(), what.description.clear();
+  return {{"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
+          {"recipe", recipe_to_yaml(what)},
+          {"calibration", {{"tokens", calib.size()}, {"fnv1a", h}}},
+          {"dtype", dtype_name(dtype)}};
+}
+
+CompressToDirectory::CompressToDirectory(const ModelFile& file, const LlamaModel& base, Recipe run,
+                                         std::vector<int32_t> calib, CompressOptions opt, const std::string& out,
+                                         Resume resume, const Budget& budget)
+    : file_(file), base_(base), run_(std::move(run)), calib_(std::move(calib)), opt_(std::move(opt)),
+      estimate_(streaming_estimate(base, run_, opt_)) {
+  if (budget.bytes && estimate_.peak_bytes > budget.bytes)
+    throw Error(file.path, "compressing with '" + run_.name + "' needs about " + human_bytes(estimate_.peak_bytes) +
+                               " of memory, and " + (budget.from.empty() ? "the system has " : budget.from + " allows ") +
+                               human_bytes(budget.bytes) + (budget.from.empty() ? " available" : "") +
+                               (recipe_needs_calibration(run_) ? " (fewer calibration windows need less)" : ""));
+  StagingDir& staging = staging_.emplace(out, StagingDir::Mode::Resumable);
+  const std::string dir = staging.path().string();
+  if (!fs::is_empty(staging.path())) staging.keep_on_failure();  // never lose a stopped run's work
+  const auto checkpoint = StreamedLlamaWriter::read_checkpoint(dir);
+  if (resume == Resume::Required && !checkpoint)
+    throw Error(dir, "holds no checkpoint to resume (run again without --resume)");
+  if (resume == Resume::Never && checkpoint)
+    throw Error(dir, "holds a stopped run (" + checkpoint->describe() +
+                         "): add --resume to go on with it, or remove the directory to start over");
+  if (!checkpoint) staging.clear(), staging.keep_on_failure(false);
+  const DType dtype = StreamedLlamaWriter::output_dtype(base);
+  // Each finished block goes to disk at once, in the source's dtype: memory holds one block.
+  writer_.emplace(dir, dtype, compress_run_identity(file, run_, calib_, dtype));
+  if (checkpoint) {
+    opt_.resume = writer_->resume();  // throws when the checkpoint is another run's
+    resumed_from_ = checkpoint;
+  }
+  BlockDoneFn chained = std::move(opt_.block_done);  // a caller's (a test's fault injection)
+  opt_.block_done = [this, chained](const BlockDone& d, CompressionResult& r) {
+    writer_->block_done(d, r);
+    if (writer_->checkpointed()) staging_->keep_on_failure();
+    if (chained) chained(d, r);
+  };
+}
+
+CompressionResult CompressToDirectory::compress(const ProgressFn& progress, const CancelToken* cancel) {
+  try {
+    return compress_llama(base_, run_, calib_, opt_, progress, cancel);
+  } catch (const Error& e) {
+    if (const std::string k = kept(); !k.empty()) throw Error(e.file(), e.message() + " (" + k + ")", e.offset());
+    throw;
+  }
+}
+
+std::string CompressToDirectory::kept() const {
+  const auto ck = StreamedLlamaWriter::read_checkpoint(staging_->path().string());
+  return ck ? ck->describe() + " kept in " + staging_->path().string() : "";
+}
+
+void CompressToDirectory::finish(CompressionResult& result,
+                                 const std::vector<std::pair<std::string, std::string>>& text_files) {
+  writer_->finish(result);
+  copy_tokenizer_files(file_, staging_->path().string());
+  write_text_file(staging_->file("recipe.yaml"), recipe_to_yaml(run_));
+  for (const auto& [name, text] : text_files) write_text_file(staging_->file(name), text);
+  staging_->keep_on_failure(false);
+  staging_->commit();
+}
+
+}  // namespace mcw

@@ -29,7 +29,7 @@ const std::vector<Command>& commands() {
       {"runs", "list, show and compare recorded runs", kRunsUsage, run_runs},
       {"activations", "how each layer's input spreads over its channels (outlier features)",
        kActivationsUsage, run_activations, true},
-      {"sensitivity", "KL of each layer compressed alone at each setting", kSensitivityUsage,
+      {"sensitivity", "each layer compressed alone at each setting: KL, or a layer/block proxy", kSensitivityUsage,
        run_sensitivity, true},
       {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,
        run_search, true},

@@ -2,6 +2,7 @@
 
 #include <QApplication>
 #include <QDir>
+#include <QFileInfo>
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QPixmap>
@@ -52,7 +53,9 @@ static bool save_checked(const QImage& image, const QString& path) {
     image.save(path, "PNG");  // kept to look at
     return false;
   }
-  const bool ok = image.save(path, "PNG");
+  // Like --panel-shots' folder, a missing parent folder is made.
+  const QString parent = QFileInfo(path).absolutePath();
+  const bool ok = QDir().mkpath(parent) && image.save(path, "PNG");
   if (!ok) std::fprintf(stderr, "mcw-studio: cannot write %s\n", qPrintable(path));
   return ok;
 }

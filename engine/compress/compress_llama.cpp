@@ -341,8 +341,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         (first_block > 0 && first_stage == recipe.stages.size()))
       throw Error(recipe.source, "cannot resume at stage " + std::to_string(first_stage + 1) + ", block " +
                                      std::to_string(first_block) + ": the recipe has no such point");
-    if (first_block > 0 && (is_structured(recipe.stages[first_stage]) ||
-                            recipe.stages[first_stage].algorithm == "smoothquant"))
+    if (first_block > 0 && is_structured(recipe.stages[first_stage]))
       stage_error(recipe, first_stage, "a whole-model stage cannot resume part-way");
     for (size_t i = 0; i < first_stage; ++i)
       if (is_structured(recipe.stages[i]))
@@ -356,13 +355,16 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     const std::set<std::string> targeted(names.begin(), names.end());
     StageRunner runner(recipe, i, out.model, out, cancel);
     const int64_t start = i == first_stage ? first_block : 0;
+    CalibrationOptions co = calib_opt;  // a resumed stage starts from its saved block inputs
+    co.start_layer = start;
+    if (start > 0) co.start_hidden = opt.resume->hidden_path;
     auto block_done = [&](int64_t layer, bool resumable = true, const ActivationStore* hidden = nullptr) {
       if (opt.block_done) opt.block_done({i, recipe.stages.size(), layer, resumable, hidden}, out);
     };
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
                               std::to_string(recipe.stages.size()) + " " + s.algorithm;
     auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
-    // Whole-model stages hand their blocks over at the end.
+    // A structured stage slices every block at once and hands them over at the end.
     auto all_blocks_done = [&] {
       const int64_t n = out.model.cfg.n_layers;
       for (int64_t l = 0; l < n; ++l) block_done(l, l == n - 1);
@@ -374,8 +376,8 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     } else if (s.algorithm == "smoothquant") {
       SmoothQuantStageOptions o;
       o.alpha = s.params["alpha"].get<float>();
-      run_smoothquant_stage(out.model, o, targeted, calib, runner.recorder(), relay, cancel);
-      all_blocks_done();
+      run_smoothquant_stage(out.model, o, targeted, calib, runner.recorder(), relay, cancel, co,
+                            [&](int64_t l, const ActivationStore& hidden) { block_done(l, true, &hidden); });
     } else if (!needs_stats(s)) {
       // Names come in model order: a block is done when the next name is in a later one.
       int64_t next_block = start;
@@ -419,9 +421,6 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         data.erase(g.names.front());  // the statistics of a finished group are not needed again
       };
       hooks.block_done = [&](int64_t l, const ActivationStore& hidden) { block_done(l, true, &hidden); };
-      CalibrationOptions co = calib_opt;
-      co.start_layer = start;
-      if (start > 0) co.start_hidden = opt.resume->hidden_path;
       sequential_calibrate(out.model, calib, hooks, relay, cancel, co);
     }
   }

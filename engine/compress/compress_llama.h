@@ -54,7 +54,7 @@ struct CompressionResult {
 // result.model by views of what it wrote and drop the layers' payloads (codes, scales),
 // so that memory holds one block at a time; later stages and evaluation read the views.
 // `resumable`: a run stopped now can go on from here (ResumePoint {stage, layer + 1}):
-// false for all but the last block of a whole-model stage (SmoothQuant, structured),
+// false for all but the last block of a whole-model stage (structured pruning),
 // which hands its blocks over only once the whole stage is done. `hidden`: for calibrated
 // stages, the inputs of the next block, which a resumed run needs.
 struct BlockDone {

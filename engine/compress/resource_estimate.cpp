@@ -272,7 +272,10 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
                       model.tensor_names.end();
     const double mapped = double(model.vocab) * D * (head ? 2 : 1);
     e.base_bytes = to_bytes(4 * std::max(0.0, double(model.other_params) - mapped));
-    e.working_bytes = to_bytes(4 * linear_params / blocks);
+    // Structured stages slice every layer at once: the whole model in f32 (materialize_f32).
+    bool whole = false;
+    for (const RecipeStage& s : recipe.stages) whole |= s.algorithm == "heads" || s.algorithm == "channels";
+    e.working_bytes = to_bytes(4 * (whole ? P : linear_params / blocks));
     e.compressed_bytes = to_bytes(streamed_compressed);
   }
   e.peak_bytes = e.base_bytes + e.working_bytes + e.compressed_bytes + e.transient_bytes;

@@ -48,7 +48,8 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
                            const std::set<std::string>& targeted,
                            const std::vector<std::vector<int32_t>>& windows,
                            const RecordWeightFn& record, const ProgressFn& progress,
-                           const CancelToken* cancel) {
+                           const CancelToken* cancel, const CalibrationOptions& calibration,
+                           const std::function<void(int64_t, const ActivationStore&)>& block_done) {
   std::vector<float> act_max;  // of the group being calibrated
   auto wanted = [&](const LinearGroup& g) {
     return std::any_of(g.names.begin(), g.names.end(),
@@ -96,7 +97,8 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
     }
     L.act_int8 |= in;
   };
-  sequential_calibrate(model, windows, hooks, progress, cancel);
+  hooks.block_done = block_done;
+  sequential_calibrate(model, windows, hooks, progress, cancel, calibration);
 }
 
 }  // namespace mcw

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/compress/calibrate.h"
 #include "engine/compress/structured_stage.h"  // RecordWeightFn
 
 namespace mcw {
@@ -26,10 +27,13 @@ struct SmoothQuantStageOptions {
 
 // `targeted`: the linear weights (HF names) to quantise. A group is smoothed, and its input
 // quantised, when any of its linears is targeted; its other linears are rescaled with it.
+// Block by block (sequential_calibrate with `calibration`): `block_done` hears of each
+// finished block, as CalibrationHooks::block_done, so that a streaming caller can write it.
 void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
                            const std::set<std::string>& targeted,
                            const std::vector<std::vector<int32_t>>& windows,
                            const RecordWeightFn& record = {}, const ProgressFn& progress = {},
-                           const CancelToken* cancel = nullptr);
+                           const CancelToken* cancel = nullptr, const CalibrationOptions& calibration = {},
+                           const std::function<void(int64_t, const ActivationStore&)>& block_done = {});
 
 }  // namespace mcw

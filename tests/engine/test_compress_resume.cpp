@@ -1,8 +1,8 @@
 // A streamed compression stopped after any checkpoint (as a kill would stop it) and
 // resumed by a fresh writer gives, file for file and byte for byte, the output of an
 // uninterrupted run: per-block and calibrated stages stopped part-way, multi-stage recipes
-// stopped in either stage or between them, whole-model stages (SmoothQuant, structured)
-// stopped after them, bf16 activations. A checkpoint of another run is refused, naming
+// stopped in either stage or between them, SmoothQuant stopped part-way, a whole-model
+// structured stage stopped after it, bf16 activations. A checkpoint of another run is refused, naming
 // what differs.
 #include <gtest/gtest.h>
 
@@ -130,7 +130,7 @@ TEST(CompressResume, TwoStagesStoppedInEitherAndBetween) {
       "    group_size: 32\n    targets: ['*.self_attn.*']\n");
 }
 
-TEST(CompressResume, WholeModelStagesResumeAfterThem) {
+TEST(CompressResume, SmoothQuantAndStructuredStages) {
   expect_resume_equals_uninterrupted(
       "stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n");
   expect_resume_equals_uninterrupted(

@@ -223,3 +223,15 @@ TEST(ResourceEstimate, StreamedHoldsOneBlock) {
   set.streamed = false;
   EXPECT_LT(f32.peak_bytes, estimate_resources(model_shape(c), recipe(gptq), set).peak_bytes);
 }
+
+// A structured stage slices every layer at once, so even the streamed run holds the whole
+// model in f32 while it runs.
+TEST(ResourceEstimate, StreamedStructuredHoldsTheWholeModel) {
+  EstimateSettings set;
+  set.gflops = 2.0;
+  set.streamed = true;
+  const ModelShape s = model_shape(small_config());
+  const ResourceEstimate e = estimate_resources(
+      s, recipe("calibration: {windows: 2, window: 8}\nstages:\n  - algorithm: channels\n    fraction: 0.25\n"), set);
+  EXPECT_EQ(e.working_bytes, uint64_t(4 * double(s.parameters())));
+}

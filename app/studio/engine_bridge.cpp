@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
 
 namespace mcw::studio {
 
@@ -62,6 +63,9 @@ int EngineBridge::start(const QString& name, Work work) {
   emit jobUpdated(first);
   r.thread = std::thread([this, id, name, cancel = r.cancel, work = std::move(work)] {
     JobContext ctx(this, id, name, cancel);
+    // The process's anonymous memory while the job runs (other jobs and the window
+    // included): what the job needed at most, as `mcw` prints for its commands.
+    PeakMemorySampler memory;
     JobProgress last;
     last.id = id;
     last.name = name;
@@ -71,7 +75,9 @@ int EngineBridge::start(const QString& name, Work work) {
       work(ctx);
       last.state = JobState::Succeeded;
       const double s = std::chrono::duration<double>(Clock::now() - ctx.start_).count();
-      last.message = QStringLiteral("finished in %1 s").arg(s, 0, 'f', 2);
+      last.message = QStringLiteral("finished in %1 s, peak memory %2 anonymous")
+                         .arg(s, 0, 'f', 2)
+                         .arg(QString::fromStdString(human_bytes(memory.peak_anonymous())));
     } catch (const Cancelled&) {
       last.state = JobState::Cancelled;
       last.message = QStringLiteral("cancelled");

@@ -229,6 +229,12 @@ class StudioExportTest : public QObject {
 
     QVERIFY2(wait_job(c, c.startExportModel(run_id_, out)), qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
     QVERIFY(test::log_contains(c, QStringLiteral("resuming the export")));
+    // Jobs report the memory they needed (the process's anonymous peak while they ran).
+    const QRegularExpression peak(QStringLiteral("Export model of run \\d+: finished in [0-9.]+ s, "
+                                                 "peak memory [0-9.]+ (B|KiB|MiB|GiB) anonymous"));
+    bool reported = false;
+    for (const QString& line : c.logLines()) reported |= peak.match(line).hasMatch();
+    QVERIFY(reported);
     QVERIFY(!QFileInfo::exists(out + QStringLiteral(".partial")));
     const EvalResult e = evaluate(load_llama(out.toStdString()), in.evaluation_tokens, in.eval);
     const double recorded = *run->metric("perplexity");

@@ -11,9 +11,7 @@ namespace fs = std::filesystem;
 
 namespace mcw {
 
-namespace {
-
-ResourceEstimate streaming_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt) {
+ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt) {
   EstimateSettings es;
   es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
   es.streamed = true;
@@ -21,7 +19,14 @@ ResourceEstimate streaming_estimate(const LlamaModel& base, const Recipe& run, c
   return estimate_resources(model_shape(base.cfg), run, es);
 }
 
-}  // namespace
+void check_compress_memory(const std::string& model_path, const Recipe& run, const ResourceEstimate& e,
+                           const CompressToDirectory::Budget& budget) {
+  if (!budget.bytes || e.peak_bytes <= budget.bytes) return;
+  throw Error(model_path, "compressing with '" + run.name + "' needs about " + human_bytes(e.peak_bytes) +
+                              " of memory, and " + (budget.from.empty() ? "the system has " : budget.from + " allows ") +
+                              human_bytes(budget.bytes) + (budget.from.empty() ? " available" : "") +
+                              (recipe_needs_calibration(run) ? " (fewer calibration windows need less)" : ""));
+}
 
 nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run, std::span<const int32_t> calib,
                                      DType dtype) {
@@ -52,12 +57,8 @@ CompressToDirectory::CompressToDirectory(const ModelFile& file, const LlamaModel
                                          std::vector<int32_t> calib, CompressOptions opt, const std::string& out,
                                          Resume resume, const Budget& budget)
     : file_(file), base_(base), run_(std::move(run)), calib_(std::move(calib)), opt_(std::move(opt)),
-      estimate_(streaming_estimate(base, run_, opt_)) {
-  if (budget.bytes && estimate_.peak_bytes > budget.bytes)
-    throw Error(file.path, "compressing with '" + run_.name + "' needs about " + human_bytes(estimate_.peak_bytes) +
-                               " of memory, and " + (budget.from.empty() ? "the system has " : budget.from + " allows ") +
-                               human_bytes(budget.bytes) + (budget.from.empty() ? " available" : "") +
-                               (recipe_needs_calibration(run_) ? " (fewer calibration windows need less)" : ""));
+      estimate_(streamed_compress_estimate(base, run_, opt_)) {
+  check_compress_memory(file.path, run_, estimate_, budget);
   StagingDir& staging = staging_.emplace(out, StagingDir::Mode::Resumable);
   const std::string dir = staging.path().string();
   if (!fs::is_empty(staging.path())) staging.keep_on_failure();  // never lose a stopped run's work

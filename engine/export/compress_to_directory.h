@@ -66,6 +66,14 @@ class CompressToDirectory {
   std::optional<StreamedLlamaWriter> writer_;
 };
 
+// The estimate of compressing `base` with `run` streamed block by block (mapped weights,
+// one block in f32, activations in the dtype `opt` gives).
+ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt);
+// Throws mcw::Error naming `model_path` and how much memory compressing with `run` needs
+// when `e` exceeds the budget (a budget of 0 bytes checks nothing).
+void check_compress_memory(const std::string& model_path, const Recipe& run, const ResourceEstimate& e,
+                           const CompressToDirectory::Budget& budget);
+
 // What makes two runs the same run: the model's files (path, sizes, modification times),
 // the recipe as run (not its name), the calibration tokens and the output dtype.
 nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run,

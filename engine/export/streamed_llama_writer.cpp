@@ -64,6 +64,12 @@ DType StreamedLlamaWriter::output_dtype(const LlamaModel& source) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
 }
 
+StreamedLlamaWriter StreamedLlamaWriter::scratch(std::string dir, DType dtype) {
+  StreamedLlamaWriter w(std::move(dir), dtype);
+  w.scratch_ = true;
+  return w;
+}
+
 std::string StreamedLlamaWriter::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
 
 std::string StreamedLlamaWriter::shard_name(int64_t index, int64_t count) const {
@@ -138,7 +144,7 @@ void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
     for (const std::string& n : names) weight_map_[n] = shard;
     total_bytes_ += fs::file_size(path(shard));
     if (resumable) replaces(path(shard));
-    if (!packed.empty()) {
+    if (!packed.empty() && !scratch_) {
       const std::string part = path(".packed-" + std::to_string(layer) + ".safetensors");
       write_packed_safetensors(part, packed);
       packed_parts_.push_back(part);

@@ -37,6 +37,10 @@ class StreamedLlamaWriter {
   // last and atomically), so that a run killed at any moment can go on from its last
   // finished block (resume()).
   StreamedLlamaWriter(std::string dir, DType dtype, nlohmann::json run_identity = nullptr);
+  // For a model that is only evaluated and then thrown away (a project run): blocks are
+  // written and mapped as usual, but the compressed layers keep their payloads (to run
+  // on the packed kernels) and no packed files are written; finish() is not needed.
+  static StreamedLlamaWriter scratch(std::string dir, DType dtype);
 
   void block_done(const BlockDone& done, CompressionResult& result);
   BlockDoneFn callback() {
@@ -86,6 +90,7 @@ class StreamedLlamaWriter {
   std::map<std::string, std::string> payload_of_;  // layer -> checkpoint file with its payload
   uint64_t total_bytes_ = 0;
   bool checkpointed_ = false;
+  bool scratch_ = false;
 };
 
 }  // namespace mcw

@@ -34,6 +34,20 @@ class StagingDir {
   int lock_fd_ = -1;
 };
 
+// A fresh directory under the system's temporary directory (mkdtemp), removed with all it
+// holds when destroyed. Throws mcw::Error when it cannot be made.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Writes a small text file in one go (no atomicity needed inside a staging directory).
 void write_text_file(const std::string& path, const std::string& text);
 

@@ -5,6 +5,9 @@
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
+#include "engine/export/compress_to_directory.h"
+#include "engine/io/staging_dir.h"
 #include "engine/eval/packed_llama.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/tokenizer_loader.h"
@@ -138,6 +141,15 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
           throw Error(source, "this recipe needs calibration text and the project has none");
         CompressOptions co;  // a recipe's calibration section overrides these
         co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+        check_compress_memory(in.file.path, recipe, streamed_compress_estimate(in.base, recipe, co),
+                              {memory_available(), {}});
+        // Streamed into a scratch directory as mcw compress does (blocks written in the
+        // model's dtype and mapped), so that a real-size model is never whole in memory;
+        // the compressed layers keep their packed form for the latency measurement.
+        const ScratchDir scratch("mcw-run");
+        StreamedLlamaWriter writer =
+            StreamedLlamaWriter::scratch(scratch.path().string(), StreamedLlamaWriter::output_dtype(in.base));
+        co.block_done = writer.callback();
         enter(hooks, "compress");
         const CompressionResult c =
             compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);

@@ -18,19 +18,6 @@ using namespace mcw;
 
 namespace {
 
-LlamaConfig config() {
-  LlamaConfig c = test::tiny_config(4, 2);  // dim 32, hidden 40 -> use hidden 64
-  c.hidden_dim = 64;
-  return c;
-}
-
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
-
 double total_error(const CompressionResult& r) {
   double e = 0;
   for (const CompressedLayer& l : r.layers) e += l.relative_error;
@@ -40,8 +27,8 @@ double total_error(const CompressionResult& r) {
 }  // namespace
 
 TEST(Calibrate, FirstGroupSeesNormedEmbeddings) {
-  LlamaModel m = test::random_llama(config(), 1);
-  const auto win = calibration_windows(tokens(100, 2), 3, 16);
+  LlamaModel m = test::random_llama(test::compress_config(2), 1);
+  const auto win = calibration_windows(test::random_tokens(100, 2), 3, 16);
   ASSERT_EQ(win.size(), 3u);
   int calls = 0;
   CalibrationHooks h;
@@ -67,8 +54,8 @@ TEST(Calibrate, FirstGroupSeesNormedEmbeddings) {
 // group sees in a pass that edits weights on the way equals a plain pass over the edited
 // model.
 TEST(Calibrate, LaterGroupsSeeEarlierCompressedLayers) {
-  const auto win = calibration_windows(tokens(80, 3), 2, 20);
-  LlamaModel m = test::random_llama(config(), 4);
+  const auto win = calibration_windows(test::random_tokens(80, 3), 2, 20);
+  LlamaModel m = test::random_llama(test::compress_config(2), 4);
   std::vector<float> seen_editing, seen_after;
   auto capture = [](std::vector<float>& into) {
     return [&into](const LinearGroup& g, const float* x, int64_t rows) {
@@ -95,7 +82,7 @@ TEST(Calibrate, LaterGroupsSeeEarlierCompressedLayers) {
 }
 
 TEST(CompressLlama, RtnReplacesEveryTargetedWeightWithItsDecodedForm) {
-  const LlamaModel base = test::random_llama(config(), 5);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 5);
   const Recipe r = parse_recipe(
       "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    ignore: [\"*down_proj*\"]\n", "r.yaml");
   const CompressionResult res = compress_llama(base, r, {}, {});
@@ -121,8 +108,8 @@ TEST(CompressLlama, RtnReplacesEveryTargetedWeightWithItsDecodedForm) {
 }
 
 TEST(CompressLlama, GptqBeatsRtnOnSequentialInputs) {
-  const LlamaModel base = test::random_llama(config(), 6);
-  const auto calib = tokens(2000, 7);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 6);
+  const auto calib = test::random_tokens(2000, 7);
   auto run = [&](const std::string& alg) {
     return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + alg +
                                              "\n    bits: 3\n    group_size: 32\n", alg), calib, test::calib_options(8, 64));
@@ -134,8 +121,8 @@ TEST(CompressLlama, GptqBeatsRtnOnSequentialInputs) {
 }
 
 TEST(CompressLlama, PruningStagesReachTheirSparsity) {
-  const LlamaModel base = test::random_llama(config(), 8);
-  const auto calib = tokens(1000, 9);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 8);
+  const auto calib = test::random_tokens(1000, 9);
   for (const char* alg : {"magnitude", "wanda", "sparsegpt"}) {
     const CompressionResult r = compress_llama(
         base, parse_recipe(std::string("stages:\n  - algorithm: ") + alg + "\n    pattern: \"2:4\"\n", alg),
@@ -148,8 +135,8 @@ TEST(CompressLlama, PruningStagesReachTheirSparsity) {
 }
 
 TEST(CompressLlama, RecipeParametersReachTheCompressors) {
-  const LlamaModel base = test::random_llama(config(), 10);
-  const auto calib = tokens(1000, 11);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 10);
+  const auto calib = test::random_tokens(1000, 11);
   auto run = [&](const std::string& stage) {
     return compress_llama(base, parse_recipe("stages:\n  - algorithm: " + stage, "p"), calib, test::calib_options(4, 64));
   };
@@ -185,7 +172,7 @@ TEST(CompressLlama, RecipeParametersReachTheCompressors) {
 }
 
 TEST(CompressLlama, ClearErrorsBeforeWork) {
-  const LlamaModel base = test::random_llama(config(), 10);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 10);
   auto err = [&](const std::string& text, std::span<const int32_t> calib) {
     try {
       compress_llama(base, parse_recipe(text, "e.yaml"), calib, {});
@@ -206,7 +193,7 @@ TEST(CompressLlama, ClearErrorsBeforeWork) {
 }
 
 TEST(CompressLlama, Cancels) {
-  const LlamaModel base = test::random_llama(config(), 11);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 11);
   CancelToken c;
   c.cancel();
   EXPECT_THROW(compress_llama(base, parse_recipe("stages:\n  - algorithm: rtn\n    group_size: 32\n", "c"), {}, {}, {}, &c),
@@ -214,8 +201,8 @@ TEST(CompressLlama, Cancels) {
 }
 
 TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
-  const LlamaModel base = test::random_llama(config(), 12);
-  const auto calib = tokens(1500, 13);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 12);
+  const auto calib = test::random_tokens(1500, 13);
   const CompressionResult res = compress_llama(
       base,
       parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n", "a.yaml"),

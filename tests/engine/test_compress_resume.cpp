@@ -8,11 +8,11 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/export/streamed_llama_writer.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
 
@@ -22,20 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Stopped {};  // thrown from block_done: the run ends there, as a kill would end it
-
-LlamaConfig config() {
-  LlamaConfig c = test::tiny_config(4, 2);
-  c.hidden_dim = 64;
-  c.n_layers = 3;
-  return c;
-}
-
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
 
 std::string contents(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -61,7 +47,7 @@ struct Run {
 // (0: never), resuming first when `resume`.
 Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resume,
         CompressOptions::Activations acts = CompressOptions::Activations::Auto) {
-  const LlamaModel base = test::random_llama(config(), 3);
+  const LlamaModel base = test::random_llama(test::compress_config(3), 3);
   const Recipe recipe = parse_recipe(yaml, "test.yaml");
   CompressOptions o;
   o.calib_windows = 5, o.calib_window = 40;
@@ -73,7 +59,7 @@ Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resum
     writer.block_done(d, res);
     if (d.resumable && ++r.checkpoints == stop_after) throw Stopped{};
   };
-  r.result = compress_llama(base, recipe, tokens(600, 4), o);
+  r.result = compress_llama(base, recipe, test::random_tokens(600, 4), o);
   writer.finish(r.result);
   return r;
 }

@@ -6,7 +6,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <random>
 
 #include "engine/compress/activation_store.h"
 #include "engine/compress/calibrate.h"
@@ -15,26 +14,13 @@
 #include "engine/export/streamed_llama_writer.h"
 #include "engine/core/half.h"
 #include "engine/model/llama_model.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
 
 using namespace mcw;
 
 namespace {
-
-LlamaConfig config() {
-  LlamaConfig c = test::tiny_config(4, 2);
-  c.hidden_dim = 64;
-  c.n_layers = 3;
-  return c;
-}
-
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
 
 void expect_same_tensor(const Tensor& a, const Tensor& b, const std::string& name) {
   ASSERT_EQ(a.shape(), b.shape()) << name;
@@ -44,9 +30,9 @@ void expect_same_tensor(const Tensor& a, const Tensor& b, const std::string& nam
 
 void expect_streamed_equals_in_memory(const std::string& yaml) {
   const auto dir = test::fresh_temp_dir();
-  const LlamaModel base = test::random_llama(config(), 3);
+  const LlamaModel base = test::random_llama(test::compress_config(3), 3);
   const Recipe recipe = parse_recipe(yaml, "test.yaml");
-  const auto calib = tokens(600, 4);
+  const auto calib = test::random_tokens(600, 4);
   CompressOptions o;
   o.calib_windows = 5, o.calib_window = 40;
   const CompressionResult whole = compress_llama(base, recipe, calib, o);
@@ -110,8 +96,8 @@ TEST(StreamedCompress, AwqEqualsTheInMemoryRun) {
 // Keeping o/down inputs for every window or forming them again per window gives the same
 // statistics and so the same result.
 TEST(StreamedCompress, RecomputedBlockInputsEqualKeptOnes) {
-  LlamaModel m = test::random_llama(config(), 8);
-  const auto win = calibration_windows(tokens(500, 9), 4, 30);
+  LlamaModel m = test::random_llama(test::compress_config(3), 8);
+  const auto win = calibration_windows(test::random_tokens(500, 9), 4, 30);
   auto sums = [&](uint64_t reuse) {
     std::vector<double> s;
     CalibrationHooks h;

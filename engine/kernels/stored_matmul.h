@@ -16,6 +16,21 @@ namespace mcw {
 // True when matmul_wt_stored reads this dtype.
 bool stored_matmul_reads(DType t);
 
+// BF16 and F16 weights skip the scratch: for m <= 8 (decode) each row is widened to f32 in
+// registers and multiplied against the f32 activations (half_gemv.h), exact up to f32
+// summation order like the tile path.
+//
+// bf16_activations (default off, process-wide): for BF16 weights and m > 8 (prefill) on a
+// CPU with AVX-512 BF16, round the activations X to bf16 and multiply with vdpbf16ps
+// (bf16_dot_gemm.h), accumulating in f32. It is what llama.cpp does for bf16 weights on a
+// CPU, and it changes results: rounding x to 8 significant bits gives each product x·w a
+// relative error of up to 2^-8, so an output may move by up to 2^-8 · Σ|x·w| (typically
+// ~2^-8 · sqrt(k)-scaled noise rather than the bound), where the f32 paths are ~1e-6
+// relative. Off, or on a CPU without AVX-512 BF16 (or with the SIMD level below AVX-512),
+// large-m products run on f32 activations as before. m <= 8 always keeps f32 activations.
+void set_bf16_activations(bool on);
+bool bf16_activations();
+
 // X rows are W.dim(1) long at stride ldx; Y rows at stride ldy (>= W.dim(0)). Throws
 // mcw::Error naming the tensor when it is not 2-D, has a dtype the product cannot read, or
 // rows that are not a whole number of blocks; std::invalid_argument on a negative m or

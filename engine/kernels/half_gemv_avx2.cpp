@@ -37,33 +37,43 @@ inline float widen1(uint16_t h) {
   return F == Fmt::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
+// As in the AVX-512 path, with 16 registers: x rows in groups of up to 4, a GEMV with two
+// chains per row over 16 columns, more x rows with one chain each (at most 8 in all).
 template <int M>
 constexpr int row_tile() {
-  return M == 1 ? 4 : M == 2 ? 2 : 1;
+  return M <= 2 ? 4 : 2;
+}
+template <int M>
+constexpr int splits() {
+  return M == 1 ? 2 : 1;
 }
 
 template <Fmt F, int RT, int M>
 MCW_AVX2_INLINE void tile(const Rows& a, int64_t r, int64_t i0, const Out& y) {
+  constexpr int S = splits<M>();
   const uint16_t* w[RT];
   for (int t = 0; t < RT; ++t) w[t] = a.w + (r + t) * a.ldw;
   const float* x[M];
   for (int i = 0; i < M; ++i) x[i] = a.x + (i0 + i) * a.ldx;
-  __m256 acc[RT][M][2];
+  __m256 acc[RT][M][S];
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) acc[t][i][0] = acc[t][i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < M; ++i)
+      for (int s = 0; s < S; ++s) acc[t][i][s] = _mm256_setzero_ps();
   int64_t p = 0;
-  for (; p + 16 <= a.k; p += 16) {
+  for (; p + 8 * S <= a.k; p += 8 * S) {
     for (int t = 0; t < RT; ++t) {
-      const __m256 w0 = load_w<F>(w[t] + p), w1 = load_w<F>(w[t] + p + 8);
-      for (int i = 0; i < M; ++i) {
-        acc[t][i][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[i] + p), acc[t][i][0]);
-        acc[t][i][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[i] + p + 8), acc[t][i][1]);
-      }
+      __m256 wv[S];
+      for (int s = 0; s < S; ++s) wv[s] = load_w<F>(w[t] + p + 8 * s);
+      for (int i = 0; i < M; ++i)
+        for (int s = 0; s < S; ++s)
+          acc[t][i][s] = _mm256_fmadd_ps(wv[s], _mm256_loadu_ps(x[i] + p + 8 * s), acc[t][i][s]);
     }
   }
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i) {
-      float v = hsum(_mm256_add_ps(acc[t][i][0], acc[t][i][1]));
+      __m256 s = acc[t][i][0];
+      for (int q = 1; q < S; ++q) s = _mm256_add_ps(s, acc[t][i][q]);
+      float v = hsum(s);
       for (int64_t q = p; q < a.k; ++q) v += widen1<F>(w[t][q]) * x[i][q];
       y.store(i0 + i, r + t, v);
     }
@@ -77,6 +87,8 @@ MCW_AVX2 void rows_m(const Rows& a, int64_t r0, int64_t r1, int64_t i0, const Ou
   for (; r < r1; ++r) tile<F, 1, M>(a, r, i0, y);
 }
 
+// x rows in groups of up to 4; the task's rows of W (tens of KiB) stay in cache between
+// the groups.
 template <Fmt F>
 MCW_AVX2 void rows(const Rows& a, int64_t r0, int64_t r1, const Out& y) {
   for (int64_t i0 = 0; i0 < a.m; i0 += 4) {

@@ -6,7 +6,7 @@
 // and of a W row, exactly as both lie in memory, and adds the 16 pair products into 16 f32
 // lanes; an output is the lane sum once k is done. So W needs no packing (it is read from
 // the mapping) and x only the bf16 rounding. A tile of RM x rows × RW W rows keeps RM·RW
-// accumulators (16) and loads RM + RW vectors per RM·RW instructions.
+// accumulators (24 of 32 registers) and loads RM + RW vectors per RM·RW instructions.
 #include "engine/kernels/bf16_dot_gemm.h"
 
 #if defined(__x86_64__)
@@ -20,7 +20,7 @@
 namespace mcw::bf16_dot_detail {
 namespace {
 
-constexpr int kRm = 4, kRw = 4;
+constexpr int kRm = 6, kRw = 4;
 // x rows per cache block: ~256 KiB of bf16, which stays in L2 while RW rows of W (in L1)
 // pass over all of it.
 constexpr int64_t kXBlockBytes = int64_t(256) << 10;
@@ -75,6 +75,8 @@ MCW_BF16_INLINE void column(const uint16_t* X, int64_t ldxb, const uint16_t* W, 
     case 1: tile<1, RW>(x, ldxb, W, ldw, k, y, ldy, bias, accumulate); break;
     case 2: tile<2, RW>(x, ldxb, W, ldw, k, y, ldy, bias, accumulate); break;
     case 3: tile<3, RW>(x, ldxb, W, ldw, k, y, ldy, bias, accumulate); break;
+    case 4: if constexpr (kRm > 4) tile<4, RW>(x, ldxb, W, ldw, k, y, ldy, bias, accumulate); break;
+    case 5: if constexpr (kRm > 5) tile<5, RW>(x, ldxb, W, ldw, k, y, ldy, bias, accumulate); break;
     default: break;
   }
 }

@@ -185,7 +185,7 @@ TEST(Bf16Matmul, Bf16ActivationsStayWithinTheRoundingBound) {
     return kU16 * mag + double(k + 3) * kU32 * (1 + kU16) * mag + 1e-30;
   };
   for (auto [n, k] : kShapes)
-    for (int64_t m : {9, 13, 70}) {
+    for (int64_t m : {9, 11, 13, 14, 70}) {  // every remainder of the 6-row tile
       const Weight w = weight(DType::BF16, n, k, uint32_t(n * 5 + k));
       Problem p = problem(m, n, k, uint32_t(m + 2 * k));
       run(p, w);

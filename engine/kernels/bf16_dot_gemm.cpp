@@ -62,7 +62,7 @@ void matmul_wt_bf16_dot(const float* X, int64_t ldx, const uint16_t* W, int64_t 
   // unmasked), rounded once here rather than once per tile. Thread-local: the caller's
   // thread owns it for the whole call; tasks only read it.
   static thread_local Bf16Scratch scratch;
-  const int64_t ldxb = (k + 31) / 32 * 32;
+  const int64_t ldxb = std::max<int64_t>(32, (k + 31) / 32 * 32);  // k = 0 too
   // A nested call on this thread (a task of an outer parallel loop) must not reuse the
   // buffer its caller still reads: it gets its own.
   static thread_local bool busy = false;

@@ -6,16 +6,22 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/kernels/bf16_dot_gemm.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/half_gemv.h"
 
 namespace mcw {
 namespace {
 
 constexpr int64_t kSmallM = 8;
+static_assert(kSmallM <= kHalfGemvMaxM);
+
+std::atomic<bool> g_bf16_activations{false};
 
 void check_weight(const Tensor& W) {
   if (W.ndim() != 2) throw Error(W.name(), "a linear weight must be 2-D, not " + shape_string(W.shape()));
@@ -27,6 +33,9 @@ void check_weight(const Tensor& W) {
 }
 
 }  // namespace
+
+void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_order_relaxed); }
+bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
 
 bool stored_matmul_reads(DType t) {
   switch (t) {
@@ -52,6 +61,14 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
     return matmul_wt_strided(X, ldx, W.as<float>(), k, Y, ldy, m, n, k, bias, accumulate);
   if (ldx < k || ldy < n) throw std::invalid_argument("matmul_wt_stored: leading dimension too small");
   if (m == 0 || n == 0) return;
+  const bool half = W.dtype() == DType::BF16 || W.dtype() == DType::F16;
+  const auto* bits = static_cast<const uint16_t*>(W.data());
+  // Decode: 16-bit rows widened in registers, no scratch, half the bytes of an f32 tile.
+  if (half && m <= kSmallM)
+    return gemv_wt_half(W.dtype() == DType::BF16 ? HalfFormat::BF16 : HalfFormat::F16, X, ldx,
+                        bits, k, Y, ldy, m, n, k, bias, accumulate);
+  if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
+    return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);
   // Small m: tiles of ~32 KiB of f32 (L1/L2-resident while m rows of x pass over them).
   // Large m: ~1 MiB, enough rows for the GEMM's register blocking to pay off.
   const int64_t target = m <= kSmallM ? (int64_t(1) << 13) : (int64_t(1) << 18);

@@ -4,7 +4,8 @@
 // rows into its own f32 scratch (about 32 KiB for small m, where the product streams W
 // once and is bound by memory bandwidth; about 1 MiB for large m, where the f32 GEMM on
 // the tile dominates) and runs the f32 kernels of gemm.h on it. So a bf16 model costs
-// its file's bytes in page cache and no anonymous memory beyond the scratch.
+// its file's bytes in page cache and no anonymous memory beyond the scratch. F16 and BF16
+// need no scratch at all for m <= 8, nor BF16 for larger m with bf16_activations (below).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,22 @@ namespace mcw {
 
 // True when matmul_wt_stored reads this dtype.
 bool stored_matmul_reads(DType t);
+
+// BF16 and F16 weights skip the scratch: for m <= 8 (decode) each row is widened to f32 in
+// registers and multiplied against the f32 activations (half_gemv.h), exact up to f32
+// summation order like the tile path.
+//
+// bf16_activations (default off, process-wide): for BF16 weights and m > 8 (prefill) on a
+// CPU with AVX-512 BF16, round the activations X to bf16 and multiply with vdpbf16ps
+// (bf16_dot_gemm.h), accumulating in f32. It is what llama.cpp does for bf16 weights on a
+// CPU (1.8–4.3× the tile path at Llama-3-8B shapes, docs/PERFORMANCE.md), and it changes
+// results: rounding x to 8 significant bits gives each product x·w a relative error of up
+// to 2^-8, so an output may move by up to 2^-8 · Σ|x·w| (in practice the errors mostly
+// cancel, leaving ~2^-9 · sqrt(Σ(x·w)²)), where the f32 paths stay within f32 summation
+// error. Off, or on a CPU without AVX-512 BF16 (or with the SIMD level below AVX-512),
+// large-m products run on f32 activations as before. m <= 8 always keeps f32 activations.
+void set_bf16_activations(bool on);
+bool bf16_activations();
 
 // X rows are W.dim(1) long at stride ldx; Y rows at stride ldy (>= W.dim(0)). Throws
 // mcw::Error naming the tensor when it is not 2-D, has a dtype the product cannot read, or

@@ -1,0 +1,33 @@
+// Large-m products of bf16 weights with AVX-512 BF16 (vdpbf16ps): Y[m, n] (+)= X[m, k] · Wᵀ
+// (+ bias[n]) for W [n, k] in bf16 as its file stores it. X is rounded to bf16 (round to
+// nearest even) once per call; every instruction multiplies 32 bf16 pairs exactly and
+// adds them into 16 f32 sums, so the only loss beyond f32 summation is the rounding of x
+// (a relative error of at most 2^-8 per product). Twice the multiply rate of the f32 GEMM
+// and no f32 copy of W: weights are read straight from the mapping, rows along k, and the
+// accumulators are reduced across lanes once per output.
+//
+// Used by matmul_wt_stored only when bf16_activations() is on (stored_matmul.h); callable
+// only when bf16_dot_gemm_available().
+#pragma once
+#include <cstdint>
+
+namespace mcw {
+
+// True when the CPU has AVX-512 BF16 and cpu_features().level is Avx512.
+bool bf16_dot_gemm_available();
+
+// X rows at ldx >= k, W rows (bf16 bits) at ldw >= k, Y rows at ldy >= n. Throws
+// std::logic_error when !bf16_dot_gemm_available(); std::invalid_argument on bad sizes.
+void matmul_wt_bf16_dot(const float* X, int64_t ldx, const uint16_t* W, int64_t ldw, float* Y,
+                        int64_t ldy, int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
+                        bool accumulate = false);
+
+namespace bf16_dot_detail {
+// Outputs Y[i, j] for i in [i0, i1), j in [j0, j1): Xb holds X rounded to bf16 at stride
+// ldxb (a multiple of 32, zero beyond k). Defined only on x86-64.
+void block(const uint16_t* Xb, int64_t ldxb, const uint16_t* W, int64_t ldw, int64_t k,
+           float* Y, int64_t ldy, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+           const float* bias, bool accumulate);
+}  // namespace bf16_dot_detail
+
+}  // namespace mcw

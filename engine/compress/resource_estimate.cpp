@@ -279,6 +279,10 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
     e.compressed_bytes = to_bytes(streamed_compressed);
   }
   e.peak_bytes = e.base_bytes + e.working_bytes + e.compressed_bytes + e.transient_bytes;
+  if (settings.streamed) {
+    e.slack_bytes = to_bytes(0.1 * double(e.peak_bytes) + double(64 << 20));
+    e.peak_bytes += e.slack_bytes;
+  }
 
   // Evaluation runs the compressed model and the baseline (for KL) on every token.
   e.eval_flops = 2 * (2 * P * double(std::max<int64_t>(settings.eval_tokens, 0)));

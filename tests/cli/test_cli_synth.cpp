@@ -77,3 +77,22 @@ TEST(CliSynth, ErrorsAreOneLineAndShortCommandsReportNoMemory) {
   EXPECT_EQ(inspect.err.find("peak memory"), std::string::npos) << inspect.err;
   EXPECT_EQ(nlohmann::json::parse(inspect.out)["hparams"]["num_hidden_layers"], 1) << inspect.out;
 }
+
+// A bf16 model evaluated with --bf16-activations (inputs rounded to bf16 on AVX-512 BF16
+// machines, f32 elsewhere) scores within bf16 rounding of the f32-input evaluation.
+TEST(CliSynth, Bf16ActivationsEvaluateWithinRounding) {
+  const fs::path dir = fresh_dir("bf16act");
+  ASSERT_EQ(run_mcw("synth --shape tiny --seed 5 --out " + (dir / "m").string()).code, 0);
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "A sentence to score, with some words in it. ";
+  write_bytes((dir / "eval.txt").string(), text);
+  const std::string eval = "eval " + (dir / "m").string() + " --text " + (dir / "eval.txt").string() +
+                           " --window 64 --max-tokens 256 --json";
+  const Result f32 = run_mcw(eval), bf16 = run_mcw(eval + " --bf16-activations");
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  const double a = nlohmann::json::parse(f32.out)["perplexity"].get<double>();
+  const double b = nlohmann::json::parse(bf16.out)["perplexity"].get<double>();
+  EXPECT_GT(a, 1.0);
+  EXPECT_NEAR(b / a, 1.0, 0.02) << a << " vs " << b;
+}

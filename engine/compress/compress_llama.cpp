@@ -304,6 +304,8 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     if (t->writable()) *t = t->f32_copy();
   CalibrationOptions calib_opt;
   calib_opt.activations = calibration_activation_dtype(base, opt.activations);
+  calib_opt.memory_budget = opt.activation_budget;
+  calib_opt.scratch_dir = opt.scratch_dir;
 
   std::vector<std::string> linear_names;
   for (const LinearGroup& g : linear_groups(out.model))

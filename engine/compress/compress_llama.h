@@ -86,6 +86,12 @@ struct CompressOptions {
   // own 16-bit runtime keeps) or f32. Default: bf16 when the model's weights are 16-bit
   // (or narrower) in their file, f32 for f32 models (so that their results stay exact).
   enum class Activations { Auto, F32, BF16 } activations = Activations::Auto;
+  // Past this many bytes, those activations live in an unlinked scratch file in
+  // `scratch_dir` (empty: the system's temporary directory), mapped: page cache, which the
+  // kernel can write back and drop, instead of anonymous memory (128 x 2048 tokens of a
+  // 4096-wide model are 2 GiB in bf16). The results are the same either way.
+  uint64_t activation_budget = uint64_t(512) << 20;
+  std::string scratch_dir;
   BlockDoneFn block_done;
   std::optional<ResumePoint> resume;
 };

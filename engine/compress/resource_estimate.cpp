@@ -214,7 +214,8 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
   // window; one window's q/k/v and attention scores.
   const double D = double(model.dim), Q = double(model.q_dim), H = double(model.hidden_dim);
   const auto kept_rows = [&](double width) { return 4 * N * width <= double(1 << 30) ? N : window; };
-  const double streamed_calib = double(settings.activation_bytes) * N * D + 8 * window * D +
+  const double hidden = std::min(double(settings.activation_bytes) * N * D, double(settings.activation_budget));
+  const double streamed_calib = hidden + 8 * window * D +
                                 4 * kept_rows(Q) * Q + 4 * kept_rows(H) * H + 4 * window * (3 * Q + window);
   double streamed_compressed = 0;
 

@@ -42,6 +42,7 @@ struct EstimateSettings {
   // (2: bf16). Without it: the whole-model, in-memory run of a model built in f32.
   bool streamed = false;
   int activation_bytes = 4;
+  uint64_t activation_budget = uint64_t(1) << 62;  // past it the activations are page cache
 };
 
 struct ResourceEstimate {

@@ -16,6 +16,7 @@ ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe
   es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
   es.streamed = true;
   es.activation_bytes = calibration_activation_dtype(base, opt.activations) == DType::BF16 ? 2 : 4;
+  es.activation_budget = opt.activation_budget;
   return estimate_resources(model_shape(base.cfg), run, es);
 }
 
@@ -61,6 +62,7 @@ CompressToDirectory::CompressToDirectory(const ModelFile& file, const LlamaModel
   check_compress_memory(file.path, run_, estimate_, budget);
   StagingDir& staging = staging_.emplace(out, StagingDir::Mode::Resumable);
   const std::string dir = staging.path().string();
+  if (opt_.scratch_dir.empty()) opt_.scratch_dir = dir;  // spilled activations beside the output
   if (!fs::is_empty(staging.path())) staging.keep_on_failure();  // never lose a stopped run's work
   const auto checkpoint = StreamedLlamaWriter::read_checkpoint(dir);
   if (resume == Resume::Required && !checkpoint)

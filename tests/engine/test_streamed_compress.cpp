@@ -136,3 +136,20 @@ TEST(ActivationStore, SpillsPastItsBudgetAndRoundTrips) {
   half.get(0, y.data());
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(y[i], bf16_to_f32(f32_to_bf16(x[i])));
 }
+
+// Calibration activations spilled to a scratch file (a budget of 0 bytes) give exactly the
+// result of keeping them in memory.
+TEST(StreamedCompress, SpilledActivationsGiveTheSameResult) {
+  const LlamaModel base = test::random_llama(test::compress_config(3), 3);
+  const Recipe recipe = parse_recipe("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n", "t.yaml");
+  const auto calib = test::random_tokens(600, 4);
+  CompressOptions o = test::calib_options(5, 40);
+  const CompressionResult kept = compress_llama(base, recipe, calib, o);
+  o.activation_budget = 0;
+  o.scratch_dir = test::fresh_temp_dir().string();
+  const CompressionResult spilled = compress_llama(base, recipe, calib, o);
+  const auto a = kept.model.named_tensors();
+  const auto b = spilled.model.named_tensors();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) expect_same_tensor(*a[i].second, *b[i].second, a[i].first);
+}

@@ -48,7 +48,8 @@ nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run, s
     for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
   Recipe what = run;  // what runs, not what it is called
   what.name.clear(), what.description.clear();
-  return {{"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
+  return {{"format", 2},  // of this identity: a checkpoint of another format is another mcw's
+          {"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
           {"recipe", recipe_to_yaml(what)},
           {"calibration", {{"tokens", calib.size()}, {"fnv1a", h}}},
           {"dtype", dtype_name(dtype)}};

@@ -149,6 +149,8 @@ std::optional<CompressCheckpoint> StreamedLlamaWriter::read_checkpoint(const std
 ResumePoint StreamedLlamaWriter::resume() {
   const auto c = read_checkpoint(dir_);
   if (!c) throw Error(dir_, "holds no checkpoint to resume from");
+  if (c->identity.value("format", 1) != identity_.value("format", 1))
+    throw Error(dir_, "its checkpoint was made by another version of mcw; remove the directory to start over");
   if (c->identity != identity_) {
     std::string what;
     for (const auto& [k, v] : identity_.items())

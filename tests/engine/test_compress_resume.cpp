@@ -135,6 +135,13 @@ TEST(CompressResume, ACheckpointOfAnotherRunIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a different recipe"), std::string::npos) << e.what();
   }
+  StreamedLlamaWriter newer(dir.string(), DType::F32, {{"format", 2}, {"recipe", yaml}});
+  try {
+    newer.resume();
+    FAIL() << "resumed a checkpoint of another identity format";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another version of mcw"), std::string::npos) << e.what();
+  }
   StreamedLlamaWriter none(test::fresh_temp_dir().string(), DType::F32, {{"recipe", yaml}});
   EXPECT_THROW(none.resume(), Error);
 }

@@ -18,9 +18,15 @@ void ProgressBar::update(const ProgressEvent& e) {
   const auto now = std::chrono::steady_clock::now();
   if (drawn_ && e.fraction < 1 && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
+  if (!drawn_) first_ = now, first_fraction_ = e.fraction;
   drawn_ = true;
+  // The rate since the first report: a resumed job starts part-way (its first report says
+  // so at once), and counting from zero would make it look fast.
+  const double since = std::chrono::duration<double>(now - first_).count();
+  const double done = e.fraction - first_fraction_;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double eta = e.fraction > 0 ? elapsed * (1 - e.fraction) / e.fraction : 0;
+  const double eta = done > 0 ? since * (1 - e.fraction) / done
+                     : e.fraction > 0 ? elapsed * (1 - e.fraction) / e.fraction : 0;
   constexpr int kWidth = 30;
   const int filled = int(e.fraction * kWidth);
   std::string bar(size_t(filled), '#');

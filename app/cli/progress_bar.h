@@ -18,7 +18,8 @@ class ProgressBar {
 
  private:
   std::string label_;
-  std::chrono::steady_clock::time_point start_, last_;
+  std::chrono::steady_clock::time_point start_, last_, first_;
+  double first_fraction_ = 0;
   bool drawn_ = false;
 };
 

@@ -1,6 +1,7 @@
 // mcw compress: run a recipe on a model and write the result as a model directory that
 // `mcw inspect` and `mcw eval` read back, plus compression.json (each layer's scheme,
-// bits per weight and error) and packed.safetensors (the compressed layers themselves). Ctrl-C cancels and leaves nothing under --out.
+// bits per weight and error) and packed.safetensors (the compressed layers themselves).
+// Ctrl-C cancels; what was done stays in DIR.partial for --resume.
 #include <tbb/global_control.h>
 
 #include <csignal>
@@ -14,7 +15,6 @@
 #include "app/cli/format.h"
 #include "app/cli/progress_bar.h"
 #include "engine/compress/compress_llama.h"
-#include "engine/compress/resource_estimate.h"
 #include "engine/core/memory_usage.h"
 #include "engine/core/error.h"
 #include "engine/model/causal_lm.h"

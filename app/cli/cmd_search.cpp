@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "app/cli/args.h"
+#include "app/cli/format.h"
 #include "app/cli/commands.h"
 #include "app/cli/progress_bar.h"
 #include "app/cli/scan_common.h"
@@ -18,7 +19,7 @@ namespace mcw::cli {
 const char* const kSearchUsage =
     "usage: mcw search <project.mcwproj> (--budget B[bpw] | --max-bytes N | --max-latency-ms T)\n"
     "                  [--levels w8,w4,w3,w2] [--generations N] [--offspring N] [--seed N]\n"
-    "                  [--windows N] [--no-evolve] [--out recipe.yaml]\n\n"
+    "                  [--windows N] [--no-evolve] [--max-memory SIZE] [--out recipe.yaml]\n\n"
     "Chooses a bit width per linear layer so that the model meets the budget: average bits\n"
     "per weight (compressed linears plus everything else at 16 bits, as mcw compress counts\n"
     "them), total bytes, or decode milliseconds per token. The levels' sensitivity scan is\n"
@@ -31,6 +32,9 @@ const char* const kSearchUsage =
     "--max-latency-ms times each layer at each level on this machine (one decode-shaped\n"
     "matrix-vector product on the packed low-bit kernel the layer would deploy with), and\n"
     "predicts the model's decode step as those times plus the rest of the model.\n\n"
+    "--max-memory SIZE caps what the evolutionary search holds (default: what the system\n"
+    "has available): the compressed layers candidates are assembled from, and as many\n"
+    "candidates measured at once as fit beside them; the search is refused when not one does.\n\n"
     "Exit status: 0 done, 1 when the budget cannot be met, 130 when cancelled.\n";
 
 namespace {
@@ -58,7 +62,7 @@ void print_solution(const char* what, const MixedPrecisionSolution& s, BudgetKin
 int run_search(const std::vector<std::string>& argv) {
   Args args(argv,
             {"budget", "max-bytes", "max-latency-ms", "levels", "generations", "offspring", "seed",
-             "windows", "out"},
+             "windows", "out", "max-memory"},
             {"no-evolve"});
   if (args.positional().size() != 1)
     throw UsageError{"search takes one project file (see mcw help search)"};
@@ -78,6 +82,8 @@ int run_search(const std::vector<std::string>& argv) {
   mp.evolution.offspring = int(positive_option("offspring", args.int_or("offspring", 16)));
   mp.evolution.seed = uint64_t(args.int_or("seed", 1));
   const std::string out_path = args.value_or("out", "mixed-precision.yaml");
+  const auto max_memory = args.value("max-memory");
+  mp.memory_budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
 
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
   SensitivityOptions so;
@@ -126,8 +132,10 @@ int run_search(const std::vector<std::string>& argv) {
   print_solution("greedy", r.greedy, mp.budget);
   if (mp.evolve) {
     print_solution("evolved", r.evolved, mp.budget);
-    std::printf("evolution: %d generation(s), %lld candidate evaluations\n",
-                r.evolution.generations, (long long)r.evolution.evaluations);
+    std::printf("evolution: %d generation(s), %lld candidate evaluations, up to %lld at once "
+                "(%s each, %s of compressed layers)\n",
+                r.evolution.generations, (long long)r.evolution.evaluations, (long long)r.memory.parallel,
+                human_bytes(r.memory.per_candidate).c_str(), human_bytes(r.memory.bank).c_str());
   }
   const std::string yaml = recipe_to_yaml(r.evolved.recipe);
   write_file_atomically(out_path, yaml);

@@ -1,5 +1,7 @@
 #include "engine/search/mixed_precision.h"
 
+#include <tbb/info.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -7,6 +9,7 @@
 
 #include "engine/compress/calibrate.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
 
 namespace mcw {
 
@@ -157,6 +160,40 @@ Recipe mixed_precision_recipe(const SensitivityTable& table,
   return r;
 }
 
+SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table,
+                           const std::vector<std::string>& levels, const KlMeter& meter,
+                           const MixedPrecisionOptions& opt) {
+  SearchMemory m;
+  bool banked = true;  // as CandidateBuilder decides
+  for (const std::string& l : levels)
+    banked &= !recipe_needs_calibration(
+        mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), l), l));
+  double searched = 0, bank = 0;
+  for (size_t l = 0; l < table.layers.size(); ++l) {
+    searched += double(table.layer_parameters[l]);
+    for (const std::string& k : levels)
+      if (const auto s = table.setting_index(k))
+        bank += 1.5 * double(table.at(l, *s).bits) / 8;  // f32 scales in memory, f16 counted
+  }
+  const LlamaConfig& c = base.cfg;
+  const double w = double(meter.window());
+  const double forward = 4 * w * double(meter.vocab() + 4 * c.dim + c.hidden_dim) +
+                         8 * double(c.n_layers) * w * double(c.kv_dim());
+  // Without a bank each candidate is compressed whole: its layers' f32 copies and the
+  // decoded ones, and calibration's hidden states.
+  const double compress = banked ? 0 : 4 * searched + 12 * double(opt.compress.calib_windows) *
+                                                          double(opt.compress.calib_window) * double(c.dim);
+  m.bank = banked ? uint64_t(bank) : 0;
+  m.per_candidate = uint64_t(4 * searched + compress + forward);
+  const int64_t live = opt.evolution.max_parallel > 0 ? opt.evolution.max_parallel
+                                                      : int64_t(tbb::info::default_concurrency());
+  const uint64_t room = opt.memory_budget > m.bank ? opt.memory_budget - m.bank : 0;
+  m.parallel = opt.memory_budget == 0
+                   ? live
+                   : std::clamp<int64_t>(int64_t(room / std::max<uint64_t>(m.per_candidate, 1)), 1, live);
+  return m;
+}
+
 MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const SensitivityTable& table,
                                             const KlMeter& meter,
                                             std::span<const int32_t> calibration_tokens,
@@ -208,6 +245,14 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     out.evolved = out.greedy;
     return out;
   }
+  out.memory = search_memory(base, table, out.levels, meter, opt);
+  if (opt.memory_budget && out.memory.bank + out.memory.per_candidate > opt.memory_budget)
+    throw Error(kSource, "the evolutionary search needs about " + human_bytes(out.memory.bank + out.memory.per_candidate) +
+                             " (" + human_bytes(out.memory.bank) + " of compressed layers, " +
+                             human_bytes(out.memory.per_candidate) + " per candidate) and may use " +
+                             human_bytes(opt.memory_budget) + "; without evolution the greedy answer needs less");
+  EvolutionOptions evolution = opt.evolution;
+  evolution.max_parallel = int(out.memory.parallel);
   report(progress, "search", "", 0, "preparing candidates");
   const CandidateBuilder builder(base, table, out.levels, calibration_tokens, opt.compress, cancel);
   const LevelFitnessFn fitness = [&](const std::vector<int>& choice,
@@ -218,7 +263,7 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     report(progress, "search", e.item, e.fraction, e.message);
   };
   out.evolution =
-      evolve_levels(p, g.choice, fitness, meter.window_count(), opt.evolution, relay, cancel);
+      evolve_levels(p, g.choice, fitness, meter.window_count(), evolution, relay, cancel);
   out.evolved = solution(out.evolution.choice, "mixed-evolved");
   verify(out.evolved);
   return out;

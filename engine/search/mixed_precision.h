@@ -41,6 +41,10 @@ struct MixedPrecisionOptions {
   double latency_fixed_ms = 0;  // for LatencyMs: everything but the searched layers
   bool evolve = true;
   EvolutionOptions evolution;
+  // Bytes the search may hold (0: no cap). Candidates are measured at once only as far as
+  // they fit beside the bank of compressed layers (SearchMemory); a search that cannot fit
+  // even one candidate is refused before it starts.
+  uint64_t memory_budget = 0;
   CompressOptions compress;  // for levels that need calibration statistics
 };
 
@@ -55,6 +59,19 @@ struct MixedPrecisionSolution {
   double budget_used = 0;  // in the budget's unit
 };
 
+// What the evolutionary search holds: the compressed layers of every level (the bank
+// candidates are assembled from; none when the levels need calibration and each candidate
+// is compressed whole) and, per candidate measured at once, its searched layers decoded to
+// f32, a compression's working memory when there is no bank, and one window's forward
+// (logits, activations, KV cache).
+struct SearchMemory {
+  uint64_t bank = 0, per_candidate = 0;
+  int64_t parallel = 1;  // candidates measured at once under the budget
+};
+SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table,
+                           const std::vector<std::string>& levels, const KlMeter& meter,
+                           const MixedPrecisionOptions& opt);
+
 struct MixedPrecisionResult {
   bool feasible = false;  // false: even every layer at the lowest level exceeds the budget
   std::string message;    // why not, in one line
@@ -62,6 +79,7 @@ struct MixedPrecisionResult {
   std::vector<std::string> layers;  // the table's rows, the order of each solution's settings
   MixedPrecisionSolution greedy, evolved;  // evolved == greedy when evolution is off
   EvolutionResult evolution;
+  SearchMemory memory;  // of the evolutionary search (when it ran)
 };
 
 // The problem the search solves: rows of `table`, the chosen levels as columns (sorted

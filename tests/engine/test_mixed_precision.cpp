@@ -253,6 +253,27 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   lat.latency_ms = nullptr;
   EXPECT_THROW(search_mixed_precision(base, table, meter, tokens, lat), Error);
 
+  // A memory cap: as many candidates are measured at once as fit beside the bank of
+  // compressed layers, at least one, and the answer does not change (the evolution is
+  // deterministic whatever the parallelism); a cap that fits no candidate is refused.
+  const SearchMemory need = search_memory(base, table, levels, meter, o);
+  double searched = 0;
+  for (uint64_t n : table.layer_parameters) searched += double(n);
+  EXPECT_GT(need.bank, 0u);
+  EXPECT_GT(double(need.per_candidate), 4 * searched);  // the searched layers in f32, and more
+  MixedPrecisionOptions capped = o;
+  capped.memory_budget = need.bank + need.per_candidate * 3 / 2;
+  const MixedPrecisionResult rc = search_mixed_precision(base, table, meter, tokens, capped);
+  EXPECT_EQ(rc.memory.parallel, 1);
+  EXPECT_EQ(rc.evolved.settings, r.evolved.settings);
+  capped.memory_budget = need.bank + need.per_candidate - 1;
+  try {
+    search_mixed_precision(base, table, meter, tokens, capped);
+    FAIL() << "a search that fits no candidate ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs about"), std::string::npos) << e.what();
+  }
+
   // Unknown levels are refused; a cancel stops the search.
   MixedPrecisionOptions bad = o;
   bad.levels = {"w8", "w5"};

@@ -1,5 +1,6 @@
 // mcw: the command-line face of the engine. Exit codes: 0 success, 1 a user error (one
 // line on stderr naming the file and the problem), 2 an internal error.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -99,6 +100,9 @@ static int dispatch(int argc, char** argv) {
 }  // namespace mcw::cli
 
 int main(int argc, char** argv) {
+  // A file that outgrows the size limit (ulimit -f) fails its write with EFBIG, reported as
+  // an error naming the file like a full disk, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return mcw::cli::dispatch(argc, argv);
   } catch (const mcw::cli::UsageError& e) {

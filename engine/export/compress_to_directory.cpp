@@ -87,12 +87,17 @@ CompressToDirectory::CompressToDirectory(const ModelFile& file, const LlamaModel
   };
 }
 
+// An error after a checkpoint says where the work is kept.
+[[noreturn]] static void rethrow_noting(const Error& e, const std::string& kept) {
+  if (!kept.empty()) throw Error(e.file(), e.message() + " (" + kept + ")", e.offset());
+  throw e;
+}
+
 CompressionResult CompressToDirectory::compress(const ProgressFn& progress, const CancelToken* cancel) {
   try {
     return compress_llama(base_, run_, calib_, opt_, progress, cancel);
   } catch (const Error& e) {
-    if (const std::string k = kept(); !k.empty()) throw Error(e.file(), e.message() + " (" + k + ")", e.offset());
-    throw;
+    rethrow_noting(e, kept());
   }
 }
 
@@ -103,10 +108,15 @@ std::string CompressToDirectory::kept() const {
 
 void CompressToDirectory::finish(CompressionResult& result,
                                  const std::vector<std::pair<std::string, std::string>>& text_files) {
-  writer_->finish(result);
-  copy_tokenizer_files(file_, staging_->path().string());
-  write_text_file(staging_->file("recipe.yaml"), recipe_to_yaml(run_));
-  for (const auto& [name, text] : text_files) write_text_file(staging_->file(name), text);
+  try {
+    writer_->finish(result);
+    copy_tokenizer_files(file_, staging_->path().string());
+    write_text_file(staging_->file("recipe.yaml"), recipe_to_yaml(run_));
+    for (const auto& [name, text] : text_files) write_text_file(staging_->file(name), text);
+  } catch (const Error& e) {
+    rethrow_noting(e, kept());
+  }
+  writer_->discard_checkpoint();
   staging_->keep_on_failure(false);
   staging_->commit();
 }

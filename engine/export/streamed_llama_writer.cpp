@@ -172,11 +172,15 @@ void StreamedLlamaWriter::finish(CompressionResult& r, const TokenizerFiles& tok
   write_file_atomically((fs::path(dir_) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
   save_llama_hf_config(r.model, dir_, tok);
 
-  if (!packed_parts_.empty()) {
-    merge_packed((fs::path(dir_) / kPackedFileName).string(), packed_parts_);
-    for (const std::string& p : packed_parts_) fs::remove(p);
-    packed_parts_.clear();
-  }
+  if (!packed_parts_.empty()) merge_packed((fs::path(dir_) / kPackedFileName).string(), packed_parts_);
+  // A resumable writer keeps its parts and checkpoint until the caller has the rest of the
+  // output written too (discard_checkpoint): a failure until then can still be resumed.
+  if (identity_.is_null()) discard_checkpoint();
+}
+
+void StreamedLlamaWriter::discard_checkpoint() {
+  for (const std::string& p : packed_parts_) fs::remove(p);
+  packed_parts_.clear();
   remove_checkpoint();
 }
 

@@ -46,8 +46,12 @@ class StreamedLlamaWriter {
   BlockDoneFn callback() {
     return [this](const BlockDone& d, CompressionResult& r) { block_done(d, r); };
   }
-  // Writes the rest and removes the checkpoint's files.
+  // Writes the rest (the last shard, the index, config.json, packed.safetensors). Without a
+  // run identity it then removes its part files; a resumable writer keeps them and its
+  // checkpoint until discard_checkpoint(), so that a failure after finish() (writing the
+  // caller's own files) still resumes.
   void finish(CompressionResult& result, const TokenizerFiles& tok = {});
+  void discard_checkpoint();
 
   // The checkpoint in `dir`, if there is one (throws mcw::Error naming the file when it
   // is unreadable).

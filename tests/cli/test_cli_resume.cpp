@@ -3,7 +3,9 @@
 // checkpoint of another recipe is refused by name.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -54,6 +56,23 @@ bool killed_after(int n, const std::string& args) {
          (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL);
 }
 
+// Runs mcw where no file may grow past `bytes` (RLIMIT_FSIZE: writes fail as on a full
+// disk); returns the exit status and stderr.
+Result run_with_file_limit(uint64_t bytes, const std::string& args) {
+  const std::string err = temp("file_limit_err.txt");
+  const std::string cmd = std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >/dev/null 2>" + err;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const rlimit r{bytes, bytes};
+    setrlimit(RLIMIT_FSIZE, &r);
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, "", slurp(err)};
+}
+
 }  // namespace
 
 TEST(CliResume, AKilledCompressGoesOnWithResume) {
@@ -92,6 +111,28 @@ TEST(CliResume, ResumeRefusesAnotherRunAndNothing) {
   write_bytes(s.recipe, "stages:\n  - algorithm: gptq\n    bits: 3\n    group_size: 32\n");
   expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial", "different recipe");
   EXPECT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
+}
+
+// A write that fails at the very end (the last shard, embeddings and head, is the largest
+// file: as a disk filling up would) is one error line saying where the work is kept, and
+// --resume then writes the same output as an uninterrupted run.
+TEST(CliResume, AFailedWriteKeepsTheWorkForResume) {
+  const Inputs s = setup();
+  const std::string whole = temp("resume_full_whole"), out = temp("resume_full");
+  ASSERT_EQ(run_mcw(s.args(whole)).code, 0);
+  const uint64_t last = fs::file_size(fs::path(whole) / "model-00005-of-00005.safetensors");
+  for (int b = 1; b <= 4; ++b)  // every block's shard fits under the limit
+    ASSERT_LT(fs::file_size(fs::path(whole) / ("model-0000" + std::to_string(b) + "-of-00005.safetensors")), last - 1);
+  const Result r = run_with_file_limit(last - 1, s.args(out));
+  EXPECT_EQ(r.code, 1) << r.err;  // stderr: the progress bar's line, then the error's
+  EXPECT_NE(r.err.find("model-00005-of-00005.safetensors: write failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("all blocks done kept in"), std::string::npos) << r.err;
+  ASSERT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
+  ASSERT_EQ(run_mcw(s.args(out) + " --resume").code, 0);
+  for (const auto& e : fs::directory_iterator(whole)) {
+    const std::string n = e.path().filename().string();
+    if (n != "compression.json") EXPECT_TRUE(slurp(e.path()) == slurp(fs::path(out) / n)) << n;
+  }
 }
 
 // A compression that would not fit is refused before anything is written, naming its need.

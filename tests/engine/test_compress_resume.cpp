@@ -61,6 +61,8 @@ Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resum
   };
   r.result = compress_llama(base, recipe, test::random_tokens(600, 4), o);
   writer.finish(r.result);
+  EXPECT_TRUE(StreamedLlamaWriter::read_checkpoint(dir.string()).has_value());  // until discarded
+  writer.discard_checkpoint();
   return r;
 }
 

@@ -57,8 +57,8 @@ void StagingDir::commit() {
   committed_ = true;
 }
 
-ScratchDir::ScratchDir(const std::string& prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+ScratchDir::ScratchDir(const fs::path& parent, const std::string& prefix) {
+  std::string tmpl = ((parent.empty() ? fs::temp_directory_path() : parent) / (prefix + "-XXXXXX")).string();
   if (!::mkdtemp(tmpl.data())) throw Error(tmpl, "cannot create a scratch directory");
   path_ = tmpl;
 }

@@ -34,11 +34,12 @@ class StagingDir {
   int lock_fd_ = -1;
 };
 
-// A fresh directory under the system's temporary directory (mkdtemp), removed with all it
-// holds when destroyed. Throws mcw::Error when it cannot be made.
+// A fresh directory "<prefix>-XXXXXX" in `parent` (empty: the system's temporary
+// directory), made by mkdtemp and removed with all it holds when destroyed. Throws
+// mcw::Error naming it when it cannot be made.
 class ScratchDir {
  public:
-  explicit ScratchDir(const std::string& prefix);
+  ScratchDir(const std::filesystem::path& parent, const std::string& prefix);
   ~ScratchDir();
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;

@@ -1,5 +1,6 @@
 #include "engine/runs/project_runner.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -145,8 +146,9 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
                               {memory_available(), {}});
         // Streamed into a scratch directory as mcw compress does (blocks written in the
         // model's dtype and mapped), so that a real-size model is never whole in memory;
-        // the compressed layers keep their packed form for the latency measurement.
-        const ScratchDir scratch("mcw-run");
+        // the compressed layers keep their packed form for the latency measurement. Beside
+        // the run store: as much disk as the model, which a RAM-backed /tmp may not have.
+        const ScratchDir scratch(std::filesystem::absolute(in.database_path).parent_path(), ".mcw-run");
         StreamedLlamaWriter writer =
             StreamedLlamaWriter::scratch(scratch.path().string(), StreamedLlamaWriter::output_dtype(in.base));
         co.block_done = writer.callback();

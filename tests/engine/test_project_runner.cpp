@@ -85,6 +85,10 @@ TEST(RunStoreProjectRunner, RecordsBaselineAndRecipes) {
   EXPECT_LT(*r->metric("size_bytes"), *b->metric("size_bytes"));
   for (const char* m : {"top1", "latency_ms_per_token", "prefill_tokens_per_s", "compress_seconds"})
     EXPECT_TRUE(r->metric(m)) << m;
+  // The compressed model was streamed into a scratch directory beside the store, and that
+  // is gone once the run is recorded.
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".mcw-run")) << e.path();
   // Seven linear weights in each of two blocks, two metrics each.
   ASSERT_EQ(r->layers.size(), 2u * 7u * 2u);
   for (const LayerMetric& l : r->layers)

@@ -19,6 +19,7 @@
 #include "engine/core/error.h"
 #include "engine/model/causal_lm.h"
 #include "engine/eval/perplexity.h"
+#include "engine/compress/resource_estimate.h"
 #include "engine/export/compress_to_directory.h"
 #include "engine/model/tokenizer_loader.h"
 
@@ -124,6 +125,12 @@ int run_compress(const std::vector<std::string>& argv) {
   report["seconds"] = res.seconds;  // of this process: a resumed run's own time
   report["estimate"] = {{"peak_bytes", need.peak_bytes}, {"seconds", need.seconds}};
   if (job.resumed_from()) report["resumed_from"] = job.resumed_from()->describe();
+  if (const ForwardTally& f = res.calibration_forward; f.seconds > 0) {
+    // The calibration forward's speed against this machine's GEMM peak, measured now.
+    const double gflops = f.flops / f.seconds / 1e9, peak = measure_gemm_gflops(1024, 3);
+    report["calibration_forward"] = {{"seconds", f.seconds}, {"gflop", f.flops / 1e9}, {"gflops", gflops},
+                                     {"gemm_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
+  }
   report["parameters"] = res.parameters;
   report["bits_per_weight"] = res.bits_per_weight();
   report["storage_bytes"] = res.storage_bits / 8;

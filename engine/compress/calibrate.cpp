@@ -1,6 +1,7 @@
 #include "engine/compress/calibrate.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "engine/compress/activation_store.h"
 #include "engine/core/error.h"
@@ -95,6 +96,26 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
   auto att_of = [&](size_t w) { return att.data() + (keep_att ? first[w] * Q : 0); };
   auto act_of = [&](size_t w) { return act.data() + (keep_act ? first[w] * H : 0); };
 
+  // FLOPs of each forward step for T rows (a multiply-add is 2; causal attention scores
+  // and their weighted sum cover half of the T x T products each).
+  const double KV = double(c.kv_dim());
+  auto attention_flops = [&](int64_t T) {
+    return 2.0 * double(T) * double(D) * (double(Q) + 2 * KV) + 2.0 * double(T) * double(T) * double(Q);
+  };
+  auto timed = [&](double flops, auto&& step) {
+    if (!opt.forward) return step();
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    opt.forward->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    opt.forward->flops += flops;
+  };
+  auto attention = [&](int64_t l, size_t w) {
+    timed(attention_flops(rows[w]), [&] { llama_attention_output(model, l, xn.data(), rows[w], att_of(w)); });
+  };
+  auto mlp = [&](int64_t l, size_t w) {
+    timed(4.0 * double(rows[w]) * double(D) * double(H), [&] { llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w)); });
+  };
+
   for (int64_t l = opt.start_layer; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
@@ -115,15 +136,15 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     for (size_t w = 0; w < W; ++w) {  // o
       check();
       hidden.get(w, h.data()), normed(w, L.attn_norm);
-      llama_attention_output(model, l, xn.data(), rows[w], att_of(w));
+      attention(l, w);
       if (hooks.observe) hooks.observe(g[1], att_of(w), rows[w]);
     }
     finish_group(g[1]);
     for (size_t w = 0; w < W; ++w) {  // residual after attention; gate, up
       check();
       hidden.get(w, h.data());
-      if (!keep_att) normed(w, L.attn_norm), llama_attention_output(model, l, xn.data(), rows[w], att_of(w));
-      llama_add_o_proj(model, l, att_of(w), rows[w], h.data());
+      if (!keep_att) normed(w, L.attn_norm), attention(l, w);
+      timed(2.0 * double(rows[w]) * double(Q) * double(D), [&] { llama_add_o_proj(model, l, att_of(w), rows[w], h.data()); });
       hidden.put(w, h.data());
       normed(w, L.ffn_norm);
       if (hooks.observe) hooks.observe(g[2], xn.data(), rows[w]);
@@ -132,15 +153,15 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     for (size_t w = 0; w < W; ++w) {  // down
       check();
       hidden.get(w, h.data()), normed(w, L.ffn_norm);
-      llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w));
+      mlp(l, w);
       if (hooks.observe) hooks.observe(g[3], act_of(w), rows[w]);
     }
     finish_group(g[3]);
     for (size_t w = 0; w < W; ++w) {  // residual after the MLP: the next block's input
       check();
       hidden.get(w, h.data());
-      if (!keep_act) normed(w, L.ffn_norm), llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w));
-      llama_add_down_proj(model, l, act_of(w), rows[w], h.data());
+      if (!keep_act) normed(w, L.ffn_norm), mlp(l, w);
+      timed(2.0 * double(rows[w]) * double(H) * double(D), [&] { llama_add_down_proj(model, l, act_of(w), rows[w], h.data()); });
       hidden.put(w, h.data());
     }
     if (hooks.block_done) hooks.block_done(l, hidden);

@@ -52,6 +52,13 @@ struct CalibrationHooks {
   std::function<void(int64_t layer, const ActivationStore& hidden)> block_done;
 };
 
+// Time and work of the calibration forward pass itself (the blocks' products and
+// attention; not the hooks' statistics or compression), to set its speed against the
+// machine's GEMM peak.
+struct ForwardTally {
+  double seconds = 0, flops = 0;
+};
+
 struct CalibrationOptions {
   DType activations = DType::F32;             // the hidden states between blocks: F32 or BF16
   uint64_t memory_budget = uint64_t(1) << 62;  // past it, hidden states spill to scratch_dir
@@ -61,6 +68,7 @@ struct CalibrationOptions {
   // last block_done saved (ActivationStore::save), the inputs of block start_layer.
   int64_t start_layer = 0;
   std::string start_hidden;
+  ForwardTally* forward = nullptr;  // when set, the forward pass adds its time and FLOPs
 };
 
 void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32_t>>& windows,

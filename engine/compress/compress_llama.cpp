@@ -358,6 +358,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     StageRunner runner(recipe, i, out.model, out, cancel);
     const int64_t start = i == first_stage ? first_block : 0;
     CalibrationOptions co = calib_opt;  // a resumed stage starts from its saved block inputs
+    co.forward = &out.calibration_forward;
     co.start_layer = start;
     if (start > 0) co.start_hidden = opt.resume->hidden_path;
     auto block_done = [&](int64_t layer, bool resumable = true, const ActivationStore* hidden = nullptr) {

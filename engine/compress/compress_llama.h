@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/compress/calibrate.h"  // ForwardTally
 #include "engine/compress/compressed_tensor.h"
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
@@ -45,6 +46,7 @@ struct CompressionResult {
   uint64_t storage_bits = 0;   // compressed linears + the rest at 16 bits
   uint64_t parameters = 0;
   double seconds = 0;
+  ForwardTally calibration_forward;  // the calibration passes' own forward work
   double bits_per_weight() const { return parameters ? double(storage_bits) / double(parameters) : 0; }
 };
 

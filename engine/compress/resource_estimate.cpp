@@ -292,20 +292,20 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
   return e;
 }
 
+double measure_gemm_gflops(int64_t n, int repeats) {
+  std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n));
+  double best = 1e30;
+  for (int rep = 0; rep < repeats; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    matmul(a.data(), b.data(), c.data(), n, n, n);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double g = 2.0 * double(n) * double(n) * double(n) / std::max(best, 1e-9) / 1e9;
+  return std::clamp(g, 0.5, 1e5);  // a timer glitch must not give absurd numbers
+}
+
 double measured_gemm_gflops() {
-  static const double rate = [] {
-    constexpr int64_t n = 192;
-    std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n));
-    double best = 1e30;
-    for (int rep = 0; rep < 5; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      matmul(a.data(), b.data(), c.data(), n, n, n);
-      best = std::min(best,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    const double g = 2.0 * double(n * n * n) / std::max(best, 1e-9) / 1e9;
-    return std::clamp(g, 0.5, 1e5);  // a timer glitch must not give absurd estimates
-  }();
+  static const double rate = measure_gemm_gflops(192, 5);
   return rate;
 }
 

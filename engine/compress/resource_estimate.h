@@ -72,5 +72,8 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
 // measured once per process. This is the rate of well-blocked dense work; memory-bound
 // steps (rounding, sorting) run slower, so estimates of those lean optimistic.
 double measured_gemm_gflops();
+// GFLOP/s of the f32 GEMM on n x n x n products, best of `repeats`: with n = 1024 (2 GFLOP a
+// product) the machine's practical GEMM peak, which a calibration pass is measured against.
+double measure_gemm_gflops(int64_t n, int repeats);
 
 }  // namespace mcw

@@ -144,6 +144,9 @@ TEST(Cli, CompressWritesAModelThatReadsBack) {
   EXPECT_EQ(report["layers"].size(), 14u);
   EXPECT_LT(report["bits_per_weight"].get<double>(), 16.0);
   EXPECT_GT(report["eval"]["top1_agreement"].get<double>(), 0.5);
+  // The calibration forward's speed, against this machine's GEMM peak measured in the run.
+  EXPECT_GT(report["calibration_forward"]["gflop"].get<double>(), 0);
+  EXPECT_GT(report["calibration_forward"]["fraction_of_peak"].get<double>(), 0);
   for (const char* f : {"config.json", "model.safetensors.index.json", "mcw_tokenizer.json", "recipe.yaml", "compression.json"})
     EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
   EXPECT_EQ(run_mcw("inspect " + out).code, 0);

@@ -236,3 +236,19 @@ TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
   }
   EXPECT_EQ(res.storage_bits, want);
 }
+
+// The calibration forward's tally counts each block's products and causal attention once
+// per window (the o/down inputs are kept, so nothing is formed twice): the closed form.
+TEST(CompressLlama, CalibrationForwardTallyCountsTheBlocksWork) {
+  const LlamaConfig c = test::compress_config(2);
+  const LlamaModel base = test::random_llama(c, 12);
+  const Recipe recipe = parse_recipe("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n", "t.yaml");
+  const CompressionResult r = compress_llama(base, recipe, test::random_tokens(400, 13), test::calib_options(3, 20));
+  const double T = 20, D = double(c.dim), Q = double(c.q_dim()), KV = double(c.kv_dim()), H = double(c.hidden_dim);
+  const double per_window = 2 * T * D * (Q + 2 * KV) + 2 * T * T * Q + 2 * T * Q * D + 4 * T * D * H + 2 * T * H * D;
+  EXPECT_DOUBLE_EQ(r.calibration_forward.flops, double(c.n_layers) * 3 * per_window);
+  EXPECT_GT(r.calibration_forward.seconds, 0);
+  // No calibration, no tally.
+  const Recipe rtn = parse_recipe("stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n", "r.yaml");
+  EXPECT_EQ(compress_llama(base, rtn, {}, {}).calibration_forward.flops, 0);
+}

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/kernels/gemv_output.h"
+
 namespace mcw::half_detail {
 
 struct Rows {
@@ -13,17 +15,7 @@ struct Rows {
   int64_t ldx, m;
 };
 
-struct Out {
-  float* y;
-  int64_t ldy;
-  const float* bias;
-  bool accumulate;
-  void store(int64_t i, int64_t r, float v) const {
-    if (bias) v += bias[r];
-    float& o = y[i * ldy + r];
-    o = accumulate ? o + v : v;
-  }
-};
+using Out = GemvOutput;
 
 struct HalfGemvIsa {
   const char* name;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/kernels/gemv_output.h"
+
 namespace mcw::packed_detail {
 
 // Codes come in units of 32; a unit of b-bit codes takes 4·b bytes:
@@ -91,17 +93,7 @@ struct XRows {
   int64_t m;
 };
 
-struct YOut {
-  float* y;
-  int64_t ldy;
-  const float* bias;
-  bool accumulate;
-  void store(int64_t i, int64_t r, float v) const {
-    if (bias) v += bias[r];
-    float& o = y[i * ldy + r];
-    o = accumulate ? o + v : v;
-  }
-};
+using YOut = GemvOutput;
 
 struct PackedGemvIsa {
   const char* name;

@@ -5,6 +5,8 @@
 
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
+#include "engine/core/sha256.h"
+#include "engine/runs/fingerprint.h"
 #include "engine/io/tokenizer_files.h"
 
 namespace fs = std::filesystem;
@@ -31,27 +33,14 @@ void check_compress_memory(const std::string& model_path, const Recipe& run, con
 
 nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run, std::span<const int32_t> calib,
                                      DType dtype) {
-  nlohmann::json files = nlohmann::json::object();
-  auto add = [&](const fs::path& p) {
-    files[p.filename().string()] = {fs::file_size(p), fs::last_write_time(p).time_since_epoch().count()};
-  };
-  if (fs::is_directory(file.path)) {
-    for (const auto& e : fs::directory_iterator(file.path))
-      if (e.is_regular_file() && (e.path().extension() == ".safetensors" || e.path().extension() == ".gguf" ||
-                                  e.path().filename() == "config.json"))
-        add(e.path());
-  } else {
-    add(file.path);
-  }
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the token ids
-  for (const int32_t t : calib)
-    for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
+  Sha256 tokens;
+  tokens.update(calib.data(), calib.size_bytes());
   Recipe what = run;  // what runs, not what it is called
   what.name.clear(), what.description.clear();
-  return {{"format", 2},  // of this identity: a checkpoint of another format is another mcw's
-          {"model", {{"path", fs::canonical(file.path).string()}, {"files", files}}},
+  return {{"format", 3},  // of this identity: a checkpoint of another format is another mcw's
+          {"model", model_fingerprint(file)},
           {"recipe", recipe_to_yaml(what)},
-          {"calibration", {{"tokens", calib.size()}, {"fnv1a", h}}},
+          {"calibration", {{"tokens", calib.size()}, {"sha256", to_hex(tokens.finish())}}},
           {"dtype", dtype_name(dtype)}};
 }
 

@@ -74,8 +74,9 @@ ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe
 void check_compress_memory(const std::string& model_path, const Recipe& run, const ResourceEstimate& e,
                            const CompressToDirectory::Budget& budget);
 
-// What makes two runs the same run: the model's files (path, sizes, modification times),
-// the recipe as run (not its name), the calibration tokens and the output dtype.
+// What makes two runs the same run: the model (its model_fingerprint, the key runs and
+// sensitivity results use), the recipe as run (not its name), the calibration tokens and
+// the output dtype.
 nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run,
                                      std::span<const int32_t> calib, DType dtype);
 

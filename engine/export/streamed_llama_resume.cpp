@@ -131,10 +131,8 @@ static json read_manifest(const std::string& file) {
   }
 }
 
-std::optional<CompressCheckpoint> StreamedLlamaWriter::read_checkpoint(const std::string& dir) {
-  const std::string file = (fs::path(dir) / kManifest).string();
-  if (!fs::exists(file)) return std::nullopt;
-  const json m = read_manifest(file);
+// What a parsed manifest says of itself.
+static CompressCheckpoint summary(const json& m, const std::string& file) {
   try {
     CompressCheckpoint c;
     c.identity = m.at("identity");
@@ -146,22 +144,33 @@ std::optional<CompressCheckpoint> StreamedLlamaWriter::read_checkpoint(const std
   }
 }
 
+std::optional<CompressCheckpoint> StreamedLlamaWriter::read_checkpoint(const std::string& dir) {
+  const std::string file = (fs::path(dir) / kManifest).string();
+  if (!fs::exists(file)) return std::nullopt;
+  return summary(read_manifest(file), file);
+}
+
 ResumePoint StreamedLlamaWriter::resume() {
-  const auto c = read_checkpoint(dir_);
-  if (!c) throw Error(dir_, "holds no checkpoint to resume from");
-  if (c->identity.value("format", 1) != identity_.value("format", 1))
+  const std::string file = path(kManifest);
+  if (!fs::exists(file)) throw Error(dir_, "holds no checkpoint to resume from");
+  const json m = read_manifest(file);  // read once: what is checked is what is restored
+  const CompressCheckpoint c = summary(m, file);
+  if (c.identity.value("format", 1) != identity_.value("format", 1))
     throw Error(dir_, "its checkpoint was made by another version of mcw; remove the directory to start over");
-  if (c->identity != identity_) {
+  if (c.identity != identity_) {
     std::string what;
     for (const auto& [k, v] : identity_.items())
-      if (!c->identity.contains(k) || c->identity[k] != v) what += (what.empty() ? "" : ", ") + k;
+      if (!c.identity.contains(k) || c.identity[k] != v) what += (what.empty() ? "" : ", ") + k;
     throw Error(dir_, "its checkpoint is of another run (a different " + (what.empty() ? "run" : what) +
                           "); remove the directory to start over");
   }
-  const json m = read_manifest(path(kManifest));
   ResumePoint p;
-  p.stage = c->stage, p.next_block = c->next_block;
-  if (const std::string h = checked_name(dir_, m.at("hidden")); !h.empty()) p.hidden_path = path(h);
+  p.stage = c.stage, p.next_block = c.next_block;
+  try {
+    if (const std::string h = checked_name(dir_, m.at("hidden")); !h.empty()) p.hidden_path = path(h);
+  } catch (const json::exception& e) {
+    throw Error(file, std::string("unreadable checkpoint: ") + e.what());
+  }
   p.restore = [this, m](CompressionResult& r) { restore(r, m); };
   return p;
 }

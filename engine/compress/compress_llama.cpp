@@ -20,7 +20,7 @@
 #include "engine/compress/structured_stage.h"
 #include "engine/compress/wanda.h"
 #include "engine/core/error.h"
-#include "engine/kernels/gemm.h"
+#include "engine/kernels/gram.h"
 
 namespace mcw {
 
@@ -121,11 +121,8 @@ double relative_error(const Tensor& w, const Tensor& q, const LayerStats* stats)
     for (size_t i = 0; i < d.size(); ++i) num += double(d[i]) * d[i], den += double(a[i]) * a[i];
     return den > 0 ? num / den : 0;
   }
-  std::vector<float> h(stats->xtx.begin(), stats->xtx.end()), dh(d.size()), wh(d.size());
-  matmul(d.data(), h.data(), dh.data(), rows, cols, cols);
-  matmul(a, h.data(), wh.data(), rows, cols, cols);
-  double num = 0, den = 0;
-  for (size_t i = 0; i < d.size(); ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * a[i];
+  const double num = weighted_square_norm(d.data(), rows, cols, stats->xtx.data());
+  const double den = weighted_square_norm(a, rows, cols, stats->xtx.data());
   return den > 0 ? num / den : 0;
 }
 

@@ -39,7 +39,6 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
   const int64_t gs = opt.group_size == 0 ? cols : opt.group_size;
   check_group_size(name, "gptq", gs, cols);
   const int64_t G = cols / gs, B = std::min(opt.block_size, cols);
-  const size_t nn = size_t(cols) * size_t(cols);
 
   std::vector<double> h(stats.xtx);
   std::vector<float> wk(w, w + rows * cols);  // working weights, permuted columns

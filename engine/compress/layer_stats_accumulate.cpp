@@ -1,11 +1,14 @@
 #include "engine/compress/layer_stats_accumulate.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "engine/core/error.h"
-#include "engine/kernels/gemm.h"
+#include "engine/kernels/gram.h"
 
 namespace mcw {
 
@@ -43,20 +46,21 @@ void accumulate(LayerStats& s, const float* X, int64_t n) {
     throw Error("layer stats", "statistics not initialised for " + std::to_string(cols) +
                                    " channels (use make_layer_stats)");
   if (n < 0) throw Error("layer stats", "negative number of activation rows");
-  constexpr int64_t kChunk = 256;
-  std::vector<float> part(c * c);
-  for (int64_t r0 = 0; r0 < n; r0 += kChunk) {
-    const int64_t rows = std::min(kChunk, n - r0);
-    const float* x = X + r0 * cols;
-    matmul_at(x, x, part.data(), cols, cols, rows);
-    for (size_t i = 0; i < c * c; ++i) s.xtx[i] += double(part[i]);
-    for (int64_t r = 0; r < rows; ++r)
-      for (size_t j = 0; j < c; ++j) {
-        const float v = x[size_t(r) * c + j];
-        s.sq_norm[j] += double(v) * double(v);
-        s.max_abs[j] = std::max(s.max_abs[j], std::fabs(v));
+  accumulate_gram(X, cols, n, cols, s.xtx.data());
+  // Per-channel sums over all rows, columns split over threads (each column's sum is
+  // taken in row order, whatever the split).
+  constexpr int64_t kCols = 256;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, cols, kCols),
+                    [&](const tbb::blocked_range<int64_t>& range) {
+    for (int64_t r = 0; r < n; ++r) {
+      const float* x = X + r * cols;
+      for (int64_t j = range.begin(); j < range.end(); ++j) {
+        const float v = x[j];
+        s.sq_norm[size_t(j)] += double(v) * double(v);
+        s.max_abs[size_t(j)] = std::max(s.max_abs[size_t(j)], std::fabs(v));
       }
-  }
+    }
+  });
   s.samples += n;
 }
 

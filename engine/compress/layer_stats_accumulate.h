@@ -11,8 +11,9 @@ namespace mcw {
 LayerStats make_layer_stats(int64_t cols);
 
 // Adds the n rows of X [n, stats.cols] (row-major) to the statistics. XᵀX is formed in f32
-// GEMM chunks of a few hundred rows and summed in f64, so rounding does not grow with the
-// number of calibration tokens. Throws mcw::Error when the statistics are malformed.
+// GEMM chunks of 256 rows and summed in f64 (accumulate_gram), so rounding does not grow
+// with the number of calibration tokens. Throws mcw::Error when the statistics are
+// malformed.
 void accumulate(LayerStats& stats, const float* X, int64_t n);
 
 // Throws mcw::Error (naming `what`) unless the statistics belong to a layer with `cols`

@@ -169,9 +169,10 @@ void for_each_index(int64_t count, bool parallel, const Fn& fn) {
 
 // C[m,n] (+)= A·B (+ bias) with A(i,p) and B(p,j) given by strides; m, n, k > 0.
 void gemm_packed(const GemmIsa& isa, Operand a, Operand b, float* C, int64_t ldc, int64_t m,
-                 int64_t n, int64_t k, const float* bias, bool accumulate) {
+                 int64_t n, int64_t k, const float* bias, bool accumulate,
+                 bool allow_parallel = true) {
   const int64_t mr = isa.mr, nr = isa.nr;
-  const bool parallel = double(m) * double(n) * double(k) >= kSerialFlops;
+  const bool parallel = allow_parallel && double(m) * double(n) * double(k) >= kSerialFlops;
   const int64_t threads = parallel ? tbb::this_task_arena::max_concurrency() : 1;
 
   // Column tiles first (no operand packed twice), rows only if columns run out.
@@ -271,6 +272,14 @@ void matmul_at_strided(const float* A, int64_t lda, const float* B, int64_t ldb,
   if (m == 0 || n == 0) return;
   if (k == 0) return empty_product(C, ldc, m, n, nullptr, accumulate);
   gemm_packed(current_isa(), {A, 1, lda}, {B, ldb, 1}, C, ldc, m, n, k, nullptr, accumulate);
+}
+
+void gemm_detail::matmul_serial(const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+                                int64_t b_rs, int64_t b_cs, float* C, int64_t ldc, int64_t m,
+                                int64_t n, int64_t k) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  gemm_packed(current_isa(), {a, a_rs, a_cs}, {b, b_rs, b_cs}, C, ldc, m, n, k, nullptr, false,
+              false);
 }
 
 void matmul_wt(const float* X, const float* W, float* Y, int64_t m, int64_t n, int64_t k,

@@ -33,6 +33,12 @@ struct GemmIsa {
                    const float* bias, bool accumulate);
 };
 
+// For kernels that split their work over threads themselves (engine/kernels/gram.cpp):
+// C[m,n] = A·B on the calling thread, with A(i,p) = a[i·a_rs + p·a_cs] and
+// B(p,j) = b[p·b_rs + j·b_cs], through the current SIMD path's packed kernel.
+void matmul_serial(const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs,
+                   int64_t b_cs, float* C, int64_t ldc, int64_t m, int64_t n, int64_t k);
+
 const GemmIsa& gemm_isa_generic();
 const GemmIsa& gemm_isa_avx2();    // falls back to generic off x86
 const GemmIsa& gemm_isa_avx512();  // falls back to generic off x86

@@ -4,10 +4,10 @@
 
 #include "engine/compress/calibrate.h"
 #include "engine/compress/layer_stats_accumulate.h"
+#include "engine/kernels/gram.h"
 #include "engine/search/block_forward.h"
 #include "engine/search/bounded_parallel.h"
 #include "engine/search/kl_meter.h"
-#include "engine/search/output_error.h"
 
 namespace mcw {
 
@@ -96,7 +96,7 @@ void measure_layer_cells(const CellWork& w) {
   };
   hooks.compress = [&](const LinearGroup& g) {  // measures; the model is left as it is
     if (!wanted(g)) return;
-    const std::vector<float> h = to_f32_matrix(stats.at(g.names.front()).xtx);
+    const std::vector<double> h = std::move(stats.at(g.names.front()).xtx);
     stats.erase(g.names.front());
     for (const std::string& name : g.names) {
       const auto it = cells_of.find(name);

@@ -24,6 +24,7 @@
 
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/gram.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -254,6 +255,73 @@ BENCHMARK(BM_Gemm)
     ->Args({2, int(Op::BackwardData), 512, 4096, 4096})     // dX = dY·W, 512 tokens
     ->Args({2, int(Op::BackwardWeight), 4096, 4096, 512})   // dW = dYᵀ·X, 512 tokens
     ->ArgsProduct({{2}, {int(Op::Forward)}, {64, 8, 9}, {4096}, {4096}})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+
+// Calibration Hessians: G += XᵀX (f64) for one window of n activation rows of c channels.
+// args: c, n, way (0: matmul_at of each 256-row chunk into a c × c f32 buffer added to G,
+// as before accumulate_gram; 1: accumulate_gram). GFLOP counts the full product for both.
+void BM_Gram(benchmark::State& state) {
+  const int64_t c = state.range(0), n = state.range(1);
+  const bool gram = state.range(2) == 1;
+  const std::vector<float> x = random_values(size_t(n * c), 3);
+  std::vector<double> g(size_t(c * c));
+  std::vector<float> part(gram ? 0 : size_t(c * c));
+  for (auto _ : state) {
+    if (gram) {
+      mcw::accumulate_gram(x.data(), c, n, c, g.data());
+    } else {
+      for (int64_t r0 = 0; r0 < n; r0 += 256) {
+        mcw::matmul_at(x.data() + r0 * c, x.data() + r0 * c, part.data(), c, c,
+                       std::min<int64_t>(256, n - r0));
+        for (size_t i = 0; i < part.size(); ++i) g[i] += double(part[i]);
+      }
+    }
+    benchmark::DoNotOptimize(g.data());
+  }
+  state.SetLabel(gram ? "accumulate_gram" : "matmul_at chunks + f64 merge");
+  state.counters["GFLOP"] = benchmark::Counter(2.0 * double(c) * double(c) * double(n) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Gram)
+    ->ArgNames({"c", "n", "way"})
+    ->ArgsProduct({{2048, 8192}, {2048}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+
+// Output error through H: tr(M·H·Mᵀ) for M [rows, cols], H [cols, cols] f64.
+// args: rows, cols, way (0: H copied to f32, then matmul over 256-row blocks of M and an
+// f64 dot, as before weighted_square_norm moved to kernels/gram; 1: weighted_square_norm).
+void BM_WeightedSquareNorm(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const bool tiled = state.range(2) == 1;
+  const std::vector<float> m = random_values(size_t(rows * cols), 4);
+  const std::vector<float> hf = random_values(size_t(cols * cols), 5);
+  const std::vector<double> h(hf.begin(), hf.end());
+  double sum = 0;
+  for (auto _ : state) {
+    if (tiled) {
+      sum += mcw::weighted_square_norm(m.data(), rows, cols, h.data());
+    } else {
+      const std::vector<float> h32(h.begin(), h.end());
+      std::vector<float> mh(size_t(256 * cols));
+      for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+        const int64_t n = std::min<int64_t>(256, rows - r0);
+        mcw::matmul(m.data() + r0 * cols, h32.data(), mh.data(), n, cols, cols);
+        for (int64_t i = 0; i < n * cols; ++i) sum += double(mh[size_t(i)]) * m[size_t(r0 * cols + i)];
+      }
+    }
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetLabel(tiled ? "weighted_square_norm" : "f32 H + matmul blocks");
+  state.counters["GFLOP"] = benchmark::Counter(2.0 * double(rows) * double(cols) * double(cols) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_WeightedSquareNorm)
+    ->ArgNames({"rows", "cols", "way"})
+    ->ArgsProduct({{2048}, {2048, 8192}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->MeasureProcessCPUTime()
     ->UseRealTime();

@@ -10,6 +10,7 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "engine/core/error.h"
+#include "engine/core/huge_pages.h"
 #include "engine/core/memory_usage.h"
 
 namespace mcw::cli {
@@ -100,6 +101,7 @@ static int dispatch(int argc, char** argv) {
 }  // namespace mcw::cli
 
 int main(int argc, char** argv) {
+  mcw::restart_with_huge_page_malloc(argv);
   // A file that outgrows the size limit (ulimit -f) fails its write with EFBIG, reported as
   // an error naming the file like a full disk, instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -5,8 +5,10 @@
 
 #include "app/studio/main_window.h"
 #include "app/studio/screenshot.h"
+#include "engine/core/huge_pages.h"
 
 int main(int argc, char** argv) {
+  mcw::restart_with_huge_page_malloc(argv);
   QApplication app(argc, argv);
   QApplication::setOrganizationName(QStringLiteral("MCW"));
   QApplication::setApplicationName(QStringLiteral("mcw-studio"));

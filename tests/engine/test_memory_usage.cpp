@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "engine/core/huge_pages.h"
 #include "engine/core/memory_usage.h"
 
 using namespace mcw;
@@ -38,4 +39,16 @@ TEST(MemoryUsage, SamplerSeesATouchedAllocationAfterItIsFreed) {
   EXPECT_GE(sampler.peak_anonymous(), before + kBytes * 9 / 10);
   sampler.stop();
   sampler.stop();  // idempotent
+}
+
+// The glibc tunable mcw restarts with (engine/core/huge_pages.h): added to what is set,
+// never over a hugetlb setting the user chose.
+TEST(HugePages, TunablesAddHugetlbOnlyWhenUnset) {
+  EXPECT_EQ(mcw::tunables_with_huge_pages(nullptr), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(mcw::tunables_with_huge_pages(""), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(mcw::tunables_with_huge_pages("glibc.malloc.check=3"),
+            "glibc.malloc.check=3:glibc.malloc.hugetlb=1");
+  EXPECT_EQ(mcw::tunables_with_huge_pages("glibc.malloc.hugetlb=0"), std::nullopt);
+  EXPECT_EQ(mcw::tunables_with_huge_pages("glibc.malloc.check=3:glibc.malloc.hugetlb=2"),
+            std::nullopt);
 }

@@ -14,8 +14,8 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
+#include "simd_level_test.h"
 
 using namespace mcw;
 
@@ -39,13 +39,6 @@ struct Problem {
   }
 };
 
-std::vector<float> random_values(size_t count, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
 // Stored arrays with `pad` spare elements per row; the spare ones of C hold a sentinel.
 Problem make_problem(Layout layout, int64_t m, int64_t n, int64_t k, bool with_bias,
                      int64_t pad, uint32_t seed) {
@@ -56,12 +49,12 @@ Problem make_problem(Layout layout, int64_t m, int64_t n, int64_t k, bool with_b
   pr.lda = a_cols + pad;
   pr.ldb = b_cols + pad;
   pr.ldc = n + pad;
-  pr.a = random_values(size_t(a_rows * pr.lda), rng);
-  pr.b = random_values(size_t(b_rows * pr.ldb), rng);
-  pr.c = random_values(size_t(m * pr.ldc), rng);
+  pr.a = test::uniform_floats(size_t(a_rows * pr.lda), rng);
+  pr.b = test::uniform_floats(size_t(b_rows * pr.ldb), rng);
+  pr.c = test::uniform_floats(size_t(m * pr.ldc), rng);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = n; j < pr.ldc; ++j) pr.c[i * pr.ldc + j] = 12345.0f;
-  if (with_bias) pr.bias = random_values(size_t(n), rng);
+  if (with_bias) pr.bias = test::uniform_floats(size_t(n), rng);
   return pr;
 }
 
@@ -140,15 +133,7 @@ std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes() {
   return s;
 }
 
-class GemmLevels : public testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    set_simd_level(GetParam());
-    if (cpu_features().level != GetParam())
-      GTEST_SKIP() << "CPU lacks " << simd_level_name(GetParam());
-  }
-  void TearDown() override { set_simd_level(SimdLevel::Avx512); }
-};
+class GemmLevels : public test::SimdLevelTest {};
 
 TEST_P(GemmLevels, MatmulWtMatchesNaive) {
   for (auto [m, n, k] : shapes())
@@ -227,10 +212,7 @@ TEST_P(GemmLevels, ResultIndependentOfThreadLimit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Gemm, GemmLevels,
-                         testing::Values(SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512),
-                         [](const testing::TestParamInfo<SimdLevel>& info) {
-                           return std::string(simd_level_name(info.param));
-                         });
+                         test::all_simd_levels(), test::simd_level_test_name);
 
 TEST(GemmArgs, RejectsNegativeSizesAndShortStrides) {
   float x[4] = {};

@@ -13,30 +13,15 @@
 #include <utility>
 #include <vector>
 
-#include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/gram.h"
+#include "simd_level_test.h"
 
 using namespace mcw;
 
 namespace {
 
-std::vector<float> random_values(size_t count, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-class GramLevels : public testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    set_simd_level(GetParam());
-    if (cpu_features().level != GetParam())
-      GTEST_SKIP() << "CPU lacks " << simd_level_name(GetParam());
-  }
-  void TearDown() override { set_simd_level(SimdLevel::Avx512); }
-};
+class GramLevels : public test::SimdLevelTest {};
 
 // accumulate_gram against a naive f64 XᵀX, and bit for bit against what it replaced:
 // matmul_at over 256-row chunks of X, each chunk's full f32 product added to G in f64.
@@ -47,7 +32,7 @@ TEST_P(GramLevels, AccumulateMatchesNaiveAndChunkedMatmulAt) {
                       {256, 600}}) {
     std::mt19937 rng(uint32_t(n * 31 + c));
     const int64_t ldx = c + 3;
-    const std::vector<float> X = random_values(size_t(n * ldx), rng);
+    const std::vector<float> X = test::uniform_floats(size_t(n * ldx), rng);
     std::vector<double> G(size_t(c * c));
     for (int64_t i = 0; i < c; ++i)  // a symmetric start, as earlier calls leave it
       for (int64_t j = 0; j <= i; ++j) G[size_t(i * c + j)] = G[size_t(j * c + i)] = 0.25 * double(i + j);
@@ -88,11 +73,11 @@ TEST_P(GramLevels, WeightedSquareNormMatchesNaive) {
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {3, 5}, {300, 257}, {70, 520},
                             {513, 256}}) {
     std::mt19937 rng(uint32_t(rows * 7 + cols));
-    const std::vector<float> M = random_values(size_t(rows * cols), rng);
+    const std::vector<float> M = test::uniform_floats(size_t(rows * cols), rng);
     for (bool psd : {true, false}) {
       std::vector<double> H(size_t(cols * cols));
       if (psd) {
-        const std::vector<float> X = random_values(size_t(64 * cols), rng);
+        const std::vector<float> X = test::uniform_floats(size_t(64 * cols), rng);
         accumulate_gram(X.data(), cols, 64, cols, H.data());
       } else {
         for (int64_t i = 0; i < cols; ++i)
@@ -126,9 +111,6 @@ TEST_P(GramLevels, WeightedSquareNormMatchesNaive) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Gram, GramLevels,
-                         testing::Values(SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512),
-                         [](const testing::TestParamInfo<SimdLevel>& info) {
-                           return std::string(simd_level_name(info.param));
-                         });
+                         test::all_simd_levels(), test::simd_level_test_name);
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "engine/core/blocks.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/tensor_stats.h"
+#include "simd_level_test.h"
 
 using namespace mcw;
 
@@ -57,14 +58,7 @@ void expect_close(const TensorStats& a, const TensorStats& b) {
   EXPECT_NEAR(a.std, b.std, 1e-6 * b.std);
 }
 
-class TensorStatsLevels : public ::testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    set_simd_level(GetParam());
-    if (cpu_features().level != GetParam()) GTEST_SKIP() << "CPU lacks this SIMD level";
-  }
-  void TearDown() override { set_simd_level(SimdLevel::Avx512); }
-};
+class TensorStatsLevels : public test::SimdLevelTest {};
 
 }  // namespace
 
@@ -98,5 +92,4 @@ TEST(TensorStats, AllNonFinite) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, TensorStatsLevels,
-                         ::testing::Values(SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512),
-                         [](const auto& info) { return std::string(simd_level_name(info.param)); });
+                         test::all_simd_levels(), test::simd_level_test_name);

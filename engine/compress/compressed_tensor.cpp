@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cstring>
+#include <stdexcept>
 
 #include "engine/core/error.h"
 #include "engine/core/half.h"
@@ -19,12 +20,20 @@ std::vector<uint8_t> pack_codes(const uint8_t* q, size_t n, int bits) {
 }
 
 void unpack_codes(const uint8_t* packed, size_t n, int bits, uint8_t* q) {
-  size_t bit = 0;
+  unpack_codes_from(packed, 0, n, bits, q);
+}
+
+void unpack_codes_from(const uint8_t* packed, size_t first, size_t n, int bits, uint8_t* q) {
+  // A code of at most 8 bits spans at most two bytes: read both (when the second is part of
+  // the stream) and shift, instead of a loop over bits.
+  const size_t end_byte = ((first + n) * size_t(bits) + 7) / 8;
+  const unsigned mask = (1u << bits) - 1;
+  size_t bit = first * size_t(bits);
   for (size_t i = 0; i < n; ++i, bit += size_t(bits)) {
-    uint8_t v = 0;
-    for (int b = 0; b < bits; ++b)
-      v |= uint8_t(((packed[(bit + size_t(b)) >> 3] >> ((bit + size_t(b)) & 7)) & 1) << b);
-    q[i] = v;
+    const size_t byte = bit >> 3;
+    unsigned v = packed[byte];
+    if (byte + 1 < end_byte) v |= unsigned(packed[byte + 1]) << 8;
+    q[i] = uint8_t((v >> (bit & 7)) & mask);
   }
 }
 
@@ -66,47 +75,77 @@ int64_t CompressedTensor::kept_count() const {
   return n;
 }
 
+namespace {
+
+// What follows the coding in dequantize(), for rows [r0, r1) in dst: pruned weights zeroed,
+// outliers written, columns divided by the input scale.
+void finish_rows(const CompressedTensor& t, int64_t r0, int64_t r1, float* dst) {
+  const size_t first = size_t(r0 * t.cols), n = size_t((r1 - r0) * t.cols);
+  if (!t.mask.empty())
+    for (size_t i = 0; i < n; ++i)
+      if (!t.kept(int64_t(first + i))) dst[i] = 0.0f;
+  for (size_t k = 0; k < t.outlier_index.size(); ++k)
+    if (const size_t i = t.outlier_index[k]; i >= first && i - first < n)
+      dst[i - first] = f16_to_f32(t.outlier_value[k]);
+  if (!t.input_scale.empty()) {
+    if (t.input_scale.size() != size_t(t.cols))
+      throw Error(t.name, "input scale has " + std::to_string(t.input_scale.size()) +
+                              " entries for " + std::to_string(t.cols) + " columns");
+    // A division, not a multiplication by 1/s: AWQ's effective weight always was Ŵ/s.
+    for (int64_t r = 0; r < r1 - r0; ++r)
+      for (int64_t c = 0; c < t.cols; ++c) dst[r * t.cols + c] /= t.input_scale[size_t(c)];
+  }
+}
+
+}  // namespace
+
 Tensor CompressedTensor::dequantize() const {
   Tensor out = Tensor::zeros(DType::F32, {rows, cols}, name);
   float* w = out.mutable_as<float>();
-  const size_t n = size_t(rows * cols);
+  if (coding != WeightCoding::LowRank) {
+    dequantize_rows(0, rows, w);
+    return out;
+  }
+  matmul(lr_a.as<float>(), lr_b.as<float>(), w, rows, cols, rank);
+  finish_rows(*this, 0, rows, w);
+  return out;
+}
+
+void CompressedTensor::dequantize_rows(int64_t r0, int64_t r1, float* dst) const {
+  if (r0 < 0 || r1 > rows || r0 > r1) throw std::out_of_range("dequantize_rows: rows out of range");
+  const size_t first = size_t(r0 * cols), n = size_t((r1 - r0) * cols);
   switch (coding) {
     case WeightCoding::Dense:
-      std::memcpy(w, dense.data(), n * sizeof(float));
+      std::memcpy(dst, dense.as<float>() + first, n * sizeof(float));
       break;
     case WeightCoding::Affine:
     case WeightCoding::Codebook: {
-      std::vector<uint8_t> q(n);
-      unpack_codes(codes.data(), n, bits, q.data());
+      std::vector<uint8_t> q(static_cast<size_t>(cols));
+      std::vector<int64_t> group(static_cast<size_t>(cols));
+      for (int64_t c = 0; c < cols; ++c) group[size_t(c)] = group_of(c);
       const int64_t G = groups(), levels = int64_t(1) << bits;
       const float sym_zero = float(levels / 2);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const size_t i = size_t(r * cols + c);
-          const size_t g = size_t(r * G + group_of(c));
-          w[i] = coding == WeightCoding::Affine
-                     ? scales[g] * (float(q[i]) - (symmetric ? sym_zero : zeros[g]))
-                     : codebook[g * size_t(levels) + q[i]];
+      for (int64_t r = r0; r < r1; ++r) {
+        unpack_codes_from(codes.data(), size_t(r * cols), size_t(cols), bits, q.data());
+        float* w = dst + (r - r0) * cols;
+        const size_t g0 = size_t(r * G);
+        if (coding == WeightCoding::Affine) {
+          for (int64_t c = 0; c < cols; ++c) {
+            const size_t g = g0 + size_t(group[size_t(c)]);
+            w[c] = scales[g] * (float(q[size_t(c)]) - (symmetric ? sym_zero : zeros[g]));
+          }
+        } else {
+          for (int64_t c = 0; c < cols; ++c)
+            w[c] = codebook[(g0 + size_t(group[size_t(c)])) * size_t(levels) + q[size_t(c)]];
         }
+      }
       break;
     }
     case WeightCoding::LowRank:
-      matmul(lr_a.as<float>(), lr_b.as<float>(), w, rows, cols, rank);
+      matmul(lr_a.as<float>() + r0 * rank, lr_b.as<float>(), dst, r1 - r0, cols, rank);
       break;
   }
-  if (!mask.empty())
-    for (size_t i = 0; i < n; ++i)
-      if (!kept(int64_t(i))) w[i] = 0.0f;
-  for (size_t k = 0; k < outlier_index.size(); ++k) w[outlier_index[k]] = f16_to_f32(outlier_value[k]);
-  if (!input_scale.empty()) {
-    if (input_scale.size() != size_t(cols))
-      throw Error(name, "input scale has " + std::to_string(input_scale.size()) + " entries for " +
-                            std::to_string(cols) + " columns");
-    // A division, not a multiplication by 1/s: AWQ's effective weight always was Ŵ/s.
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) w[r * cols + c] /= input_scale[size_t(c)];
-  }
-  return out;
+  finish_rows(*this, r0, r1, dst);
 }
 
 uint64_t CompressedTensor::storage_bits() const {

@@ -61,6 +61,10 @@ struct CompressedTensor {
   int64_t kept_count() const;
 
   Tensor dequantize() const;     // F32 [rows, cols], input scale applied
+  // Rows [r0, r1) of dequantize() into dst [(r1 - r0), cols], the same values bit for bit
+  // (low rank: up to the summation order of the A·B product), without the whole matrix:
+  // for products that decode a weight tile by tile (matmul_wt_row_tiles).
+  void dequantize_rows(int64_t r0, int64_t r1, float* dst) const;
   // codes, scales, zeros, codebooks, masks, outliers, factors, input scale
   uint64_t storage_bits() const;
   double bits_per_weight() const { return double(storage_bits()) / double(rows * cols); }
@@ -74,6 +78,8 @@ struct CompressedTensor {
 // `bits`-wide codes (1..8) packed little-endian into a bitstream, and back.
 std::vector<uint8_t> pack_codes(const uint8_t* q, size_t n, int bits);
 void unpack_codes(const uint8_t* packed, size_t n, int bits, uint8_t* q);
+// Codes first .. first + n - 1 of such a bitstream.
+void unpack_codes_from(const uint8_t* packed, size_t first, size_t n, int bits, uint8_t* q);
 
 // Mask helpers: bit per weight, 1 = kept.
 std::vector<uint8_t> mask_from_values(const float* w, size_t n);  // kept where w != 0

@@ -69,13 +69,16 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
                         bits, k, Y, ldy, m, n, k, bias, accumulate);
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);
+  matmul_wt_row_tiles(
+      X, ldx, n, k, row_tile_rows(m, n, k), [&](int64_t r0, int64_t r1, float* dst) { weight_rows_f32(W, r0, r1, dst); },
+      Y, ldy, m, bias, accumulate);
+}
+
+int64_t row_tile_rows(int64_t m, int64_t n, int64_t k) {
   // Small m: tiles of ~32 KiB of f32 (L1/L2-resident while m rows of x pass over them).
   // Large m: ~1 MiB, enough rows for the GEMM's register blocking to pay off.
   const int64_t target = m <= kSmallM ? (int64_t(1) << 13) : (int64_t(1) << 18);
-  const int64_t tile = std::clamp<int64_t>(target / std::max<int64_t>(k, 1), 4, n);
-  matmul_wt_row_tiles(
-      X, ldx, n, k, tile, [&](int64_t r0, int64_t r1, float* dst) { weight_rows_f32(W, r0, r1, dst); },
-      Y, ldy, m, bias, accumulate);
+  return std::clamp<int64_t>(target / std::max<int64_t>(k, 1), 4, std::max<int64_t>(n, 4));
 }
 
 void matmul_wt_row_tiles(const float* X, int64_t ldx, int64_t n, int64_t k, int64_t tile,

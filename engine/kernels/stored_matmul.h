@@ -51,6 +51,9 @@ void matmul_wt_row_tiles(const float* X, int64_t ldx, int64_t n, int64_t k, int6
                          const std::function<void(int64_t, int64_t, float*)>& rows_f32, float* Y,
                          int64_t ldy, int64_t m, const float* bias, bool accumulate);
 
+// The tile matmul_wt_stored uses for an m-row product with W [n, k], in rows.
+int64_t row_tile_rows(int64_t m, int64_t n, int64_t k);
+
 // Rows [r0, r1) of a 2-D weight as f32 into dst [(r1 − r0), cols].
 void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst);
 

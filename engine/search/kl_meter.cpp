@@ -103,7 +103,7 @@ static void check_vocab(const LlamaModel& model, int64_t vocab) {
 }
 
 KlMeasurement KlMeter::measure(const LlamaModel& model, std::span<const int64_t> which,
-                               const CancelToken* cancel) const {
+                               const CancelToken* cancel, const LlamaLinearFn* linear) const {
   check_vocab(model, vocab_);
   KVCache cache(model.cfg, window_);
   std::vector<float> logits(size_t(window_ * vocab_));
@@ -113,7 +113,7 @@ KlMeasurement KlMeter::measure(const LlamaModel& model, std::span<const int64_t>
     const EvalWindow& w = windows_[size_t(wi)];
     cache.clear();
     llama_forward(model, std::span(tokens_).subspan(size_t(w.begin), size_t(w.end - w.begin)),
-                  cache, logits.data());
+                  cache, logits.data(), nullptr, linear);
     score(wi, logits.data(), sums);
   }
   return finish(sums);

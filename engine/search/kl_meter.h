@@ -42,8 +42,11 @@ class KlMeter {
 
   // Over every window, or only the windows listed (indices < window_count()). Thread-safe:
   // several threads may measure different models at once.
+  // `linear`: the forward's linear products on other weights than the model's (a search
+  // candidate assembled from a LayerBank), see llama_forward.
   KlMeasurement measure(const LlamaModel& model, std::span<const int64_t> which = {},
-                        const CancelToken* cancel = nullptr) const;
+                        const CancelToken* cancel = nullptr,
+                        const LlamaLinearFn* linear = nullptr) const;
   // The same measurement for a model that equals the reference in blocks before
   // `first_block` (and the embeddings): only blocks first_block.. and the head run, from
   // the kept block inputs. Equal to measure() bit for bit. Needs keep_block_inputs.

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
 
 #include "engine/compress/calibrate.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
+#include "engine/search/layer_bank.h"
 
 namespace mcw {
 
@@ -17,56 +19,18 @@ namespace {
 
 const char* const kSource = "mixed-precision search";
 
-// Builds the compressed model of a choice (level index per table layer).
-class CandidateBuilder {
- public:
-  CandidateBuilder(const LlamaModel& base, const SensitivityTable& table,
-                   const std::vector<std::string>& levels, std::span<const int32_t> calib,
-                   const CompressOptions& co, const CancelToken* cancel)
-      : base_(base), table_(table), levels_(levels), calib_(calib), co_(co) {
-    // Layer-local levels (no calibration) compress each layer the same whatever the others
-    // get: compress every layer at each level once and assemble candidates from those.
-    for (const std::string& l : levels) {
-      const Recipe r =
-          mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), l), l);
-      if (recipe_needs_calibration(r)) return;  // sequential calibration: compress each candidate
-    }
-    bank_.resize(table.layers.size() * levels.size());
-    for (size_t k = 0; k < levels.size(); ++k) {
-      const Recipe r = mixed_precision_recipe(
-          table, std::vector<std::string>(table.layers.size(), levels[k]), levels[k]);
-      CompressionResult c = compress_llama(base, r, calib, co, {}, cancel);
-      for (CompressedLayer& cl : c.layers)
-        if (auto i = table.layer_index(cl.tensor.name))
-          bank_[*i * levels.size() + k] = std::move(cl.tensor);
-    }
-  }
+// Recipes that make every searched layer one level: what a LayerBank is filled from.
+Recipe uniform_recipe(const SensitivityTable& table, const std::string& level) {
+  return mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), level), level);
+}
 
-  LlamaModel build(const std::vector<int>& choice, const CancelToken* cancel) const {
-    if (bank_.empty()) {
-      std::vector<std::string> s;
-      for (int k : choice) s.push_back(levels_[size_t(k)]);
-      return compress_llama(base_, mixed_precision_recipe(table_, s, "candidate"), calib_, co_, {},
-                            cancel)
-          .model;
-    }
-    LlamaModel m = base_;  // shares the unchanged tensors' bytes
-    for (size_t l = 0; l < choice.size(); ++l) {
-      Tensor w = bank_[l * levels_.size() + size_t(choice[l])].dequantize();
-      w.set_name(table_.layers[l]);
-      *find_weight(m, table_.layers[l]) = std::move(w);
-    }
-    return m;
-  }
-
- private:
-  const LlamaModel& base_;
-  const SensitivityTable& table_;
-  const std::vector<std::string>& levels_;
-  std::span<const int32_t> calib_;
-  CompressOptions co_;
-  std::vector<CompressedTensor> bank_;  // [layer * levels + level]
-};
+// Layer-local levels (no calibration) compress each layer the same whatever the others
+// get, so candidates can be assembled from a bank of layers compressed once.
+bool layer_local(const SensitivityTable& table, const std::vector<std::string>& levels) {
+  for (const std::string& l : levels)
+    if (recipe_needs_calibration(uniform_recipe(table, l))) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -164,33 +128,52 @@ SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table
                            const std::vector<std::string>& levels, const KlMeter& meter,
                            const MixedPrecisionOptions& opt) {
   SearchMemory m;
-  bool banked = true;  // as CandidateBuilder decides
-  for (const std::string& l : levels)
-    banked &= !recipe_needs_calibration(
-        mixed_precision_recipe(table, std::vector<std::string>(table.layers.size(), l), l));
-  double searched = 0, bank = 0;
+  m.banked = layer_local(table, levels);
+  double searched = 0, bank = 0, largest = 0;
   for (size_t l = 0; l < table.layers.size(); ++l) {
     searched += double(table.layer_parameters[l]);
     for (const std::string& k : levels)
-      if (const auto s = table.setting_index(k))
-        bank += 1.5 * double(table.at(l, *s).bits) / 8;  // f32 scales in memory, f16 counted
+      if (const auto s = table.setting_index(k)) {
+        const double bytes = double(table.at(l, *s).bits) / 8;
+        m.bank_file += uint64_t(bytes);
+        largest = std::max(largest, 1.5 * bytes);  // f32 scales in memory, f16 counted
+        bank += 1.5 * bytes;
+      }
   }
   const LlamaConfig& c = base.cfg;
   const double w = double(meter.window());
   const double forward = 4 * w * double(meter.vocab() + 4 * c.dim + c.hidden_dim) +
                          8 * double(c.n_layers) * w * double(c.kv_dim());
-  // Without a bank each candidate is compressed whole: its layers' f32 copies and the
-  // decoded ones, and calibration's hidden states.
-  const double compress = banked ? 0 : 4 * searched + 12 * double(opt.compress.calib_windows) *
-                                                          double(opt.compress.calib_window) * double(c.dim);
-  m.bank = banked ? uint64_t(bank) : 0;
-  m.per_candidate = uint64_t(4 * searched + compress + forward);
   const int64_t live = opt.evolution.max_parallel > 0 ? opt.evolution.max_parallel
                                                       : int64_t(tbb::info::default_concurrency());
-  const uint64_t room = opt.memory_budget > m.bank ? opt.memory_budget - m.bank : 0;
-  m.parallel = opt.memory_budget == 0
-                   ? live
-                   : std::clamp<int64_t>(int64_t(room / std::max<uint64_t>(m.per_candidate, 1)), 1, live);
+  const uint64_t budget = opt.memory_budget;
+  if (!m.banked) {
+    // Each candidate compressed whole: its layers' f32 copies and the decoded ones, and
+    // calibration's hidden states.
+    const double compress = 4 * searched + 12 * double(opt.compress.calib_windows) *
+                                               double(opt.compress.calib_window) * double(c.dim);
+    m.bank_file = 0;
+    m.per_candidate = m.minimum = uint64_t(4 * searched + compress + forward);
+    m.parallel = budget == 0 ? live
+                             : std::clamp<int64_t>(int64_t(budget / m.per_candidate), 1, live);
+    return m;
+  }
+  // Each forward holds the layer it is using (it may have left the cache) and the tile
+  // scratch of its product (about 1 MiB per thread).
+  m.per_candidate = uint64_t(forward + largest) + (uint64_t(4) << 20);
+  m.minimum = m.per_candidate + uint64_t(largest);  // and a cache of one layer
+  if (budget == 0) {
+    m.bank = uint64_t(bank);
+    m.parallel = live;
+    return m;
+  }
+  // Candidates first, as many as fit beside a cache of half the budget or the whole bank,
+  // whichever is smaller; the cache gets the rest.
+  const uint64_t keep = std::min(uint64_t(bank), budget / 2);
+  const uint64_t room = budget > keep ? budget - keep : 0;
+  m.parallel = std::clamp<int64_t>(int64_t(room / m.per_candidate), 1, live);
+  const uint64_t used = uint64_t(m.parallel) * m.per_candidate;
+  m.bank = std::max(std::min(uint64_t(bank), budget > used ? budget - used : 0), uint64_t(largest));
   return m;
 }
 
@@ -212,18 +195,6 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     s.budget_used = p.total_cost(choice);
     return s;
   };
-  // The truth for a solution: compress_llama's own accounting and the measured KL.
-  auto verify = [&](MixedPrecisionSolution& s) {
-    const CompressionResult c =
-        compress_llama(base, s.recipe, calibration_tokens, opt.compress, {}, cancel);
-    const KlMeasurement m = meter.measure(c.model, {}, cancel);
-    s.measured_kl = m.kl;
-    s.measured_perplexity = m.perplexity;
-    s.storage_bits = c.storage_bits;
-    s.bits_per_weight = c.bits_per_weight();
-    if (opt.budget == BudgetKind::BitsPerWeight) s.budget_used = c.bits_per_weight();
-    if (opt.budget == BudgetKind::Bytes) s.budget_used = double(c.storage_bits / 8);
-  };
   out.greedy = solution(g.choice, "mixed-greedy");
   if (!g.feasible) {
     const double need = opt.budget == BudgetKind::BitsPerWeight
@@ -239,25 +210,75 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     out.evolved = out.greedy;
     return out;
   }
+  out.memory = search_memory(base, table, out.levels, meter, opt);
+  if (opt.memory_budget && (out.memory.banked || opt.evolve) &&
+      out.memory.minimum > opt.memory_budget)
+    throw Error(kSource, "the search needs about " + human_bytes(out.memory.minimum) + " (" +
+                             human_bytes(out.memory.per_candidate) + " per candidate" +
+                             (out.memory.banked ? " and a cache of one compressed layer"
+                                                : ", each compressed whole") +
+                             ") and may use " + human_bytes(opt.memory_budget) +
+                             (out.memory.banked ? "" : "; without evolution the greedy answer needs less"));
+
+  // Layer-local levels: a bank of every layer at every level (or, without evolution, of the
+  // greedy answer's layers only); candidates are assembled from it.
+  std::unique_ptr<LayerBank> bank;
+  if (out.memory.banked) {
+    bank = std::make_unique<LayerBank>(table.layers, out.levels.size(), opt.compress.scratch_dir,
+                                       out.memory.bank);
+    const size_t jobs = opt.evolve ? out.levels.size() : 1;
+    for (size_t k = 0; k < jobs; ++k) {
+      const std::string what = opt.evolve ? "compressing every layer at " + out.levels[k]
+                                          : std::string("compressing the greedy answer");
+      auto relay = [&](const ProgressEvent& e) {
+        report(progress, "search", e.item, (double(k) + e.fraction) / double(jobs), what);
+      };
+      const std::vector<int> level(table.layers.size(), int(k));
+      bank->add(base, opt.evolve ? uniform_recipe(table, out.levels[k]) : out.greedy.recipe,
+                opt.evolve ? std::span<const int>(level) : std::span<const int>(g.choice),
+                opt.compress, relay, cancel);
+    }
+  }
+  auto measure = [&](const std::vector<int>& choice, std::span<const int64_t> windows) {
+    if (!bank) {
+      std::vector<std::string> settings;
+      for (int k : choice) settings.push_back(out.levels[size_t(k)]);
+      const Recipe r = mixed_precision_recipe(table, settings, "candidate");
+      return meter.measure(compress_llama(base, r, calibration_tokens, opt.compress, {}, cancel).model,
+                           windows, cancel);
+    }
+    const LlamaLinearFn linears = bank->linears(base, choice);
+    return meter.measure(base, windows, cancel, &linears);
+  };
+  // The truth for a solution: compress_llama's accounting (the bank's is the same sum of
+  // the same layers) and the measured KL.
+  auto verify = [&](MixedPrecisionSolution& s, const std::vector<int>& choice) {
+    if (bank) {
+      s.storage_bits = bank->storage_bits(choice, table.model_parameters);
+      s.bits_per_weight = double(s.storage_bits) / double(table.model_parameters);
+    } else {
+      const CompressionResult c =
+          compress_llama(base, s.recipe, calibration_tokens, opt.compress, {}, cancel);
+      s.storage_bits = c.storage_bits;
+      s.bits_per_weight = c.bits_per_weight();
+    }
+    const KlMeasurement m = measure(choice, {});
+    s.measured_kl = m.kl;
+    s.measured_perplexity = m.perplexity;
+    if (opt.budget == BudgetKind::BitsPerWeight) s.budget_used = s.bits_per_weight;
+    if (opt.budget == BudgetKind::Bytes) s.budget_used = double(s.storage_bits / 8);
+  };
   report(progress, "search", "", 0, "greedy");
-  verify(out.greedy);
+  verify(out.greedy, g.choice);
   if (!opt.evolve) {
     out.evolved = out.greedy;
     return out;
   }
-  out.memory = search_memory(base, table, out.levels, meter, opt);
-  if (opt.memory_budget && out.memory.bank + out.memory.per_candidate > opt.memory_budget)
-    throw Error(kSource, "the evolutionary search needs about " + human_bytes(out.memory.bank + out.memory.per_candidate) +
-                             " (" + human_bytes(out.memory.bank) + " of compressed layers, " +
-                             human_bytes(out.memory.per_candidate) + " per candidate) and may use " +
-                             human_bytes(opt.memory_budget) + "; without evolution the greedy answer needs less");
   EvolutionOptions evolution = opt.evolution;
   evolution.max_parallel = int(out.memory.parallel);
-  report(progress, "search", "", 0, "preparing candidates");
-  const CandidateBuilder builder(base, table, out.levels, calibration_tokens, opt.compress, cancel);
   const LevelFitnessFn fitness = [&](const std::vector<int>& choice,
                                      std::span<const int64_t> windows) {
-    return meter.measure(builder.build(choice, cancel), windows, cancel).kl;
+    return measure(choice, windows).kl;
   };
   auto relay = [&](const ProgressEvent& e) {
     report(progress, "search", e.item, e.fraction, e.message);
@@ -265,7 +286,7 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
   out.evolution =
       evolve_levels(p, g.choice, fitness, meter.window_count(), evolution, relay, cancel);
   out.evolved = solution(out.evolution.choice, "mixed-evolved");
-  verify(out.evolved);
+  verify(out.evolved, out.evolution.choice);
   return out;
 }
 

@@ -59,13 +59,16 @@ struct MixedPrecisionSolution {
   double budget_used = 0;  // in the budget's unit
 };
 
-// What the evolutionary search holds: the compressed layers of every level (the bank
-// candidates are assembled from; none when the levels need calibration and each candidate
-// is compressed whole) and, per candidate measured at once, its searched layers decoded to
-// f32, a compression's working memory when there is no bank, and one window's forward
-// (logits, activations, KV cache).
+// What the search holds. Layer-local levels (no calibration): a cache of compressed layers
+// read back from the LayerBank's files (`bank`, all of them when there is no budget;
+// `bank_file` bytes on disk), and per candidate measured at once one window's forward
+// (logits, activations, KV cache) and the layer it is using. Levels that need calibration:
+// no bank; each candidate is compressed whole, so per candidate its searched layers in f32,
+// the decoded ones and calibration's hidden states. `minimum`: below it the search is
+// refused before it starts.
 struct SearchMemory {
-  uint64_t bank = 0, per_candidate = 0;
+  bool banked = true;
+  uint64_t bank = 0, bank_file = 0, per_candidate = 0, minimum = 0;
   int64_t parallel = 1;  // candidates measured at once under the budget
 };
 SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table,
@@ -79,7 +82,7 @@ struct MixedPrecisionResult {
   std::vector<std::string> layers;  // the table's rows, the order of each solution's settings
   MixedPrecisionSolution greedy, evolved;  // evolved == greedy when evolution is off
   EvolutionResult evolution;
-  SearchMemory memory;  // of the evolutionary search (when it ran)
+  SearchMemory memory;  // of the search (banked levels, or when the evolution ran)
 };
 
 // The problem the search solves: rows of `table`, the chosen levels as columns (sorted
@@ -95,7 +98,9 @@ Recipe mixed_precision_recipe(const SensitivityTable& table,
                               const std::vector<std::string>& settings, const std::string& name);
 
 // Runs greedy, then (when feasible and opt.evolve) the evolutionary search, whose fitness
-// is `meter`'s KL of each candidate compressed by compress_llama. `base` must be the model
+// is `meter`'s KL of each candidate: assembled from a LayerBank (in
+// opt.compress.scratch_dir) for layer-local levels, compressed by compress_llama otherwise.
+// A solution's measured KL and size are those of the model compress_llama makes of its recipe. `base` must be the model
 // the table was scanned on. Throws mcw::Cancelled when cancelled.
 MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const SensitivityTable& table,
                                             const KlMeter& meter,

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <stdexcept>
+#include <utility>
 
 #include "engine/compress/compressed_tensor.h"
 #include "engine/core/error.h"
@@ -73,4 +75,74 @@ TEST(CompressedTensor, InputScaleDividesColumnsAndCosts16BitsEach) {
   EXPECT_EQ(t.describe(), desc_plain + ", input-scaled");
   t.input_scale.pop_back();
   EXPECT_THROW(t.dequantize(), Error);
+}
+
+// Code i of a little-endian bitstream, one bit at a time: the definition pack_codes writes.
+static uint8_t code_at(const std::vector<uint8_t>& packed, size_t i, int bits) {
+  uint8_t v = 0;
+  for (int b = 0; b < bits; ++b) {
+    const size_t bit = i * size_t(bits) + size_t(b);
+    v |= uint8_t(((packed[bit >> 3] >> (bit & 7)) & 1) << b);
+  }
+  return v;
+}
+
+TEST(CompressedTensor, UnpackFromAnyCodeEveryWidth) {
+  std::mt19937 rng(2);
+  for (int bits = 1; bits <= 8; ++bits) {
+    std::vector<uint8_t> q(517);
+    for (auto& v : q) v = uint8_t(rng() & ((1u << bits) - 1));
+    const auto packed = pack_codes(q.data(), q.size(), bits);
+    for (size_t first : {size_t(0), size_t(1), size_t(7), size_t(13), size_t(500)}) {
+      const size_t n = q.size() - first;  // up to the stream's last byte
+      std::vector<uint8_t> got(n);
+      unpack_codes_from(packed.data(), first, n, bits, got.data());
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], code_at(packed, first + i, bits)) << bits << " " << first + i;
+    }
+  }
+}
+
+// Rows of an affine layer with act-order groups, a mask, outliers and an input scale, at a
+// width whose rows do not start on a byte: each value against the formula written out.
+TEST(CompressedTensor, DequantizeRowsEqualsTheFormulaPerWeight) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.5f, 2.0f);
+  for (bool sym : {false, true})
+    for (int bits : {2, 3, 4}) {
+      CompressedTensor t;
+      t.name = "w", t.rows = 9, t.cols = 13, t.coding = WeightCoding::Affine;
+      t.bits = bits, t.group_size = 5, t.symmetric = sym;
+      std::vector<uint8_t> q(size_t(t.rows * t.cols));
+      for (auto& v : q) v = uint8_t(rng() % (1u << bits));
+      t.codes = pack_codes(q.data(), q.size(), bits);
+      t.g_idx.resize(size_t(t.cols));
+      for (auto& g : t.g_idx) g = int32_t(rng() % 3);
+      t.g_idx[0] = 0, t.g_idx[1] = 1, t.g_idx[2] = 2;  // three groups
+      t.scales.resize(size_t(t.rows * 3)), t.zeros.resize(t.scales.size());
+      for (size_t i = 0; i < t.scales.size(); ++i) t.scales[i] = u(rng), t.zeros[i] = float(rng() % (1u << bits));
+      if (sym) t.zeros.clear();
+      std::vector<float> kept_values(q.size());
+      for (auto& v : kept_values) v = float(rng() % 4);  // 0: pruned
+      t.mask = mask_from_values(kept_values.data(), kept_values.size());
+      t.outlier_index = {4, 40, 116};
+      t.outlier_value = {f32_to_f16(7.5f), f32_to_f16(-3.0f), f32_to_f16(0.25f)};
+      for (int64_t c = 0; c < t.cols; ++c) t.input_scale.push_back(u(rng));
+
+      auto want = [&](int64_t r, int64_t c) {
+        const size_t i = size_t(r * t.cols + c), g = size_t(r * 3 + t.g_idx[size_t(c)]);
+        float w = t.scales[g] * (float(q[i]) - (sym ? float(1 << (bits - 1)) : t.zeros[g]));
+        if (kept_values[i] == 0) w = 0;
+        for (size_t k = 0; k < t.outlier_index.size(); ++k)
+          if (t.outlier_index[k] == i) w = f16_to_f32(t.outlier_value[k]);
+        return w / t.input_scale[size_t(c)];
+      };
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 9}, {3, 4}, {2, 8}, {8, 9}, {5, 5}}) {
+        std::vector<float> got(size_t((r1 - r0) * t.cols));
+        t.dequantize_rows(r0, r1, got.data());
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = 0; c < t.cols; ++c)
+            ASSERT_EQ(got[size_t((r - r0) * t.cols + c)], want(r, c)) << bits << " " << r << "," << c;
+      }
+      EXPECT_THROW(t.dequantize_rows(4, 10, nullptr), std::out_of_range);
+    }
 }

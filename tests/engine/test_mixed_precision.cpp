@@ -253,25 +253,35 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   lat.latency_ms = nullptr;
   EXPECT_THROW(search_mixed_precision(base, table, meter, tokens, lat), Error);
 
-  // A memory cap: as many candidates are measured at once as fit beside the bank of
-  // compressed layers, at least one, and the answer does not change (the evolution is
-  // deterministic whatever the parallelism); a cap that fits no candidate is refused.
+  // A memory cap. These levels need no calibration: candidates are assembled from a bank
+  // of compressed layers in files, so a candidate holds no decoded copy of its layers; as
+  // many are measured at once as fit beside a cache, at least one, and the answer does
+  // not change (the evolution is deterministic whatever the parallelism or the cache);
+  // a cap below one candidate and one cached layer is refused before anything runs.
   const SearchMemory need = search_memory(base, table, levels, meter, o);
   double searched = 0;
   for (uint64_t n : table.layer_parameters) searched += double(n);
+  EXPECT_TRUE(need.banked);
   EXPECT_GT(need.bank, 0u);
-  EXPECT_GT(double(need.per_candidate), 4 * searched);  // the searched layers in f32, and more
+  EXPECT_GT(need.bank_file, 0u);
+  EXPECT_LT(double(need.per_candidate), 4 * searched + double(KlMeter::reference_bytes(32, c.vocab_size)) + (8 << 20));
+  EXPECT_GT(need.minimum, need.per_candidate);
   MixedPrecisionOptions capped = o;
-  capped.memory_budget = need.bank + need.per_candidate * 3 / 2;
+  capped.memory_budget = need.minimum;  // one candidate, a cache of about one layer
   const MixedPrecisionResult rc = search_mixed_precision(base, table, meter, tokens, capped);
   EXPECT_EQ(rc.memory.parallel, 1);
+  EXPECT_LT(rc.memory.bank, need.bank);
   EXPECT_EQ(rc.evolved.settings, r.evolved.settings);
-  capped.memory_budget = need.bank + need.per_candidate - 1;
-  try {
-    search_mixed_precision(base, table, meter, tokens, capped);
-    FAIL() << "a search that fits no candidate ran";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("needs about"), std::string::npos) << e.what();
+  EXPECT_DOUBLE_EQ(rc.evolved.measured_kl, r.evolved.measured_kl);
+  capped.memory_budget = need.minimum - 1;
+  for (bool evolve : {true, false}) {
+    capped.evolve = evolve;
+    try {
+      search_mixed_precision(base, table, meter, tokens, capped);
+      FAIL() << "a search that fits no candidate ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs about"), std::string::npos) << e.what();
+    }
   }
 
   // Unknown levels are refused; a cancel stops the search.

@@ -3,6 +3,7 @@
 // search on the measured KL of compressed candidates, and writes the recipe.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "app/cli/args.h"
 #include "app/cli/format.h"
@@ -19,7 +20,8 @@ namespace mcw::cli {
 const char* const kSearchUsage =
     "usage: mcw search <project.mcwproj> (--budget B[bpw] | --max-bytes N | --max-latency-ms T)\n"
     "                  [--levels w8,w4,w3,w2] [--generations N] [--offspring N] [--seed N]\n"
-    "                  [--windows N] [--no-evolve] [--max-memory SIZE] [--out recipe.yaml]\n\n"
+    "                  [--windows N] [--no-evolve] [--max-memory SIZE] [--out recipe.yaml]\n"
+    "                  [--measure kl|layer|block] [--calib-windows N] [--calib-window N]\n\n"
     "Chooses a bit width per linear layer so that the model meets the budget: average bits\n"
     "per weight (compressed linears plus everything else at 16 bits, as mcw compress counts\n"
     "them), total bytes, or decode milliseconds per token. The levels' sensitivity scan is\n"
@@ -32,9 +34,14 @@ const char* const kSearchUsage =
     "--max-latency-ms times each layer at each level on this machine (one decode-shaped\n"
     "matrix-vector product on the packed low-bit kernel the layer would deploy with), and\n"
     "predicts the model's decode step as those times plus the rest of the model.\n\n"
-    "--max-memory SIZE caps what the evolutionary search holds (default: what the system\n"
-    "has available): the compressed layers candidates are assembled from, and as many\n"
-    "candidates measured at once as fit beside them; the search is refused when not one does.\n\n"
+    "--measure picks the scan the greedy pass starts from (as mcw sensitivity; layer and\n"
+    "block are far cheaper than kl on a large model); the evolution measures KL whatever it is.\n\n"
+    "--max-memory SIZE caps what the search holds (default: what the system has available).\n"
+    "Levels that need no calibration (w8..w2) compress every layer at every level once, into\n"
+    "files beside the project's database; candidates run on the original model with each\n"
+    "searched layer decoded tile by tile from a cache of those layers, as many at once as fit\n"
+    "beside it. Levels that need calibration compress each candidate whole. The search is\n"
+    "refused before it starts when not one candidate fits.\n\n"
     "Exit status: 0 done, 1 when the budget cannot be met, 130 when cancelled.\n";
 
 namespace {
@@ -62,7 +69,7 @@ void print_solution(const char* what, const MixedPrecisionSolution& s, BudgetKin
 int run_search(const std::vector<std::string>& argv) {
   Args args(argv,
             {"budget", "max-bytes", "max-latency-ms", "levels", "generations", "offspring", "seed",
-             "windows", "out", "max-memory"},
+             "windows", "out", "max-memory", "measure", "calib-windows", "calib-window"},
             {"no-evolve"});
   if (args.positional().size() != 1)
     throw UsageError{"search takes one project file (see mcw help search)"};
@@ -91,6 +98,8 @@ int run_search(const std::vector<std::string>& argv) {
   for (const ScanSetting& s : so.settings) mp.levels.push_back(s.name);
   so.windows = positive_option("windows", args.int_or("windows", 8));
   so.window = in.eval.window;
+  scan_measure_options(args, in, so);
+  mp.compress.scratch_dir = std::filesystem::path(in.database_path).parent_path().string();
   const auto store = RunStore::open(in.database_path);
   const std::span<const int32_t> tokens = measured_tokens(in);
 
@@ -133,10 +142,13 @@ int run_search(const std::vector<std::string>& argv) {
   if (mp.evolve) {
     print_solution("evolved", r.evolved, mp.budget);
     std::printf("evolution: %d generation(s), %lld candidate evaluations, up to %lld at once "
-                "(%s each, %s of compressed layers)\n",
+                "(%s each)\n",
                 r.evolution.generations, (long long)r.evolution.evaluations, (long long)r.memory.parallel,
-                human_bytes(r.memory.per_candidate).c_str(), human_bytes(r.memory.bank).c_str());
+                human_bytes(r.memory.per_candidate).c_str());
   }
+  if (r.memory.banked)
+    std::printf("compressed layers: %s in files (removed), a cache of up to %s\n",
+                human_bytes(r.memory.bank_file).c_str(), human_bytes(r.memory.bank).c_str());
   const std::string yaml = recipe_to_yaml(r.evolved.recipe);
   write_file_atomically(out_path, yaml);
   std::printf("recipe written to %s\n", out_path.c_str());

@@ -46,15 +46,10 @@ int run_sensitivity(const std::vector<std::string>& argv) {
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
   SensitivityOptions opt;
   if (auto s = args.value("settings")) opt.settings = settings_from_list(*s);
-  if (auto m = args.value("measure")) opt.measure = measure_from_name(*m);
+  scan_measure_options(args, in, opt);
   if (auto l = args.value("layers")) opt.layer_prefixes = list_option(*l);
   opt.windows = positive_option("windows", args.int_or("windows", 8));
   opt.window = positive_option("window", args.int_or("window", in.eval.window));
-  opt.compress.calib_windows =
-      positive_option("calib-windows", args.int_or("calib-windows", opt.compress.calib_windows));
-  opt.compress.calib_window = std::min<int64_t>(
-      positive_option("calib-window", args.int_or("calib-window", opt.compress.calib_window)),
-      in.base.cfg.max_seq_len);
   const auto store = RunStore::open(in.database_path);
   const std::span<const int32_t> tokens = measured_tokens(in);
 

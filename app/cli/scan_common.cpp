@@ -45,6 +45,15 @@ int64_t positive_option(const std::string& name, long long value) {
   return value;
 }
 
+void scan_measure_options(const Args& args, const ProjectRunInputs& in, SensitivityOptions& opt) {
+  if (auto m = args.value("measure")) opt.measure = measure_from_name(*m);
+  opt.compress.calib_windows =
+      positive_option("calib-windows", args.int_or("calib-windows", opt.compress.calib_windows));
+  opt.compress.calib_window = std::min<int64_t>(
+      positive_option("calib-window", args.int_or("calib-window", opt.compress.calib_window)),
+      in.base.cfg.max_seq_len);
+}
+
 SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
                                         RunStore& store, const SensitivityOptions& opt,
                                         const CancelToken& cancel) {

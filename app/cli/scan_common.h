@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli/args.h"
 #include "engine/core/progress.h"
 #include "engine/runs/project_runner.h"
 #include "engine/search/sensitivity_scan.h"
@@ -23,6 +24,10 @@ std::vector<ScanSetting> settings_from_list(const std::string& list);
 std::string short_layer_name(const std::string& name);
 // Positive integer option; UsageError otherwise.
 int64_t positive_option(const std::string& name, long long value);
+
+// The scan's measure and its calibration (--measure, --calib-windows, --calib-window), as
+// mcw sensitivity and mcw search both take them, into `opt`.
+void scan_measure_options(const Args& args, const ProjectRunInputs& in, SensitivityOptions& opt);
 
 // Runs (or reads back) the scan with a progress bar on stderr, after one line there with
 // the memory it will hold.

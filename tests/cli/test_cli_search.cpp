@@ -99,6 +99,10 @@ TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   EXPECT_NE(r.out.find("greedy"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("evolved"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("0.self_attn.q_proj"), std::string::npos) << r.out;
+  // Candidates came from a bank of compressed layers beside the database, gone afterwards.
+  EXPECT_NE(r.out.find("compressed layers: "), std::string::npos) << r.out;
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find("mcw-layer-bank"), std::string::npos) << e.path();
   // The recipe, run by the engine, meets the budget.
   const Recipe recipe = load_recipe(out);
   const CompressionResult c = compress_llama(load_llama((dir / "model").string()), recipe, {}, {});
@@ -112,6 +116,14 @@ TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   EXPECT_FALSE(fs::exists(out + "2"));
   EXPECT_EQ(run_mcw("search " + proj).code, 1);  // no budget
   EXPECT_EQ(run_mcw("search " + proj + " --budget 4 --max-bytes 9").code, 1);
+  // The greedy start from the cheap layer-local scan.
+  const Result proxy = run_mcw("search " + proj + " --budget 11bpw --no-evolve --measure layer " +
+                               "--calib-windows 2 --calib-window 32 --out " + out + "3");
+  ASSERT_EQ(proxy.code, 0) << proxy.err;
+  EXPECT_NE(proxy.out.find("greedy"), std::string::npos) << proxy.out;
+  EXPECT_LE(compress_llama(load_llama((dir / "model").string()), load_recipe(out + "3"), {}, {})
+                .bits_per_weight(),
+            11.0);
   const Result lat =
       run_mcw("search " + proj + " --max-latency-ms 10000 --no-evolve --windows 1 --out " + out);
   ASSERT_EQ(lat.code, 0) << lat.err;

@@ -146,14 +146,19 @@ SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table
                          8 * double(c.n_layers) * w * double(c.kv_dim());
   const int64_t live = opt.evolution.max_parallel > 0 ? opt.evolution.max_parallel
                                                       : int64_t(tbb::info::default_concurrency());
-  const uint64_t budget = opt.memory_budget;
+  // The meter's reference logits are held the whole time: the rest of the budget is the
+  // search's (a cap they alone fill leaves none, which is refused below).
+  const uint64_t held = meter.reference_bytes();
+  const uint64_t budget =
+      opt.memory_budget == 0 ? 0 : opt.memory_budget > held ? opt.memory_budget - held : 1;
   if (!m.banked) {
     // Each candidate compressed whole: its layers' f32 copies and the decoded ones, and
     // calibration's hidden states.
     const double compress = 4 * searched + 12 * double(opt.compress.calib_windows) *
                                                double(opt.compress.calib_window) * double(c.dim);
     m.bank_file = 0;
-    m.per_candidate = m.minimum = uint64_t(4 * searched + compress + forward);
+    m.per_candidate = uint64_t(4 * searched + compress + forward);
+    m.minimum = held + m.per_candidate;
     m.parallel = budget == 0 ? live
                              : std::clamp<int64_t>(int64_t(budget / m.per_candidate), 1, live);
     return m;
@@ -161,7 +166,7 @@ SearchMemory search_memory(const LlamaModel& base, const SensitivityTable& table
   // Each forward holds the layer it is using (it may have left the cache) and the tile
   // scratch of its product (about 1 MiB per thread).
   m.per_candidate = uint64_t(forward + largest) + (uint64_t(4) << 20);
-  m.minimum = m.per_candidate + uint64_t(largest);  // and a cache of one layer
+  m.minimum = held + m.per_candidate + uint64_t(largest);  // and a cache of one layer
   if (budget == 0) {
     m.bank = uint64_t(bank);
     m.parallel = live;

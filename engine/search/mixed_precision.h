@@ -64,8 +64,9 @@ struct MixedPrecisionSolution {
 // `bank_file` bytes on disk), and per candidate measured at once one window's forward
 // (logits, activations, KV cache) and the layer it is using. Levels that need calibration:
 // no bank; each candidate is compressed whole, so per candidate its searched layers in f32,
-// the decoded ones and calibration's hidden states. `minimum`: below it the search is
-// refused before it starts.
+// the decoded ones and calibration's hidden states. The KL meter's reference logits come
+// off the budget first. `minimum`: below it (logits included) the search is refused
+// before it starts.
 struct SearchMemory {
   bool banked = true;
   uint64_t bank = 0, bank_file = 0, per_candidate = 0, minimum = 0;

@@ -216,14 +216,14 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     return out;
   }
   out.memory = search_memory(base, table, out.levels, meter, opt);
-  if (opt.memory_budget && (out.memory.banked || opt.evolve) &&
-      out.memory.minimum > opt.memory_budget)
+  // Even without evolution the greedy answer is measured like one candidate.
+  if (opt.memory_budget && out.memory.minimum > opt.memory_budget)
     throw Error(kSource, "the search needs about " + human_bytes(out.memory.minimum) + " (" +
                              human_bytes(out.memory.per_candidate) + " per candidate" +
                              (out.memory.banked ? " and a cache of one compressed layer"
                                                 : ", each compressed whole") +
-                             ") and may use " + human_bytes(opt.memory_budget) +
-                             (out.memory.banked ? "" : "; without evolution the greedy answer needs less"));
+                             ", and the reference logits) and may use " +
+                             human_bytes(opt.memory_budget));
 
   // Layer-local levels: a bank of every layer at every level (or, without evolution, of the
   // greedy answer's layers only); candidates are assembled from it.

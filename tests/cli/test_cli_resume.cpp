@@ -131,7 +131,9 @@ TEST(CliResume, AFailedWriteKeepsTheWorkForResume) {
   ASSERT_EQ(run_mcw(s.args(out) + " --resume").code, 0);
   for (const auto& e : fs::directory_iterator(whole)) {
     const std::string n = e.path().filename().string();
-    if (n != "compression.json") EXPECT_TRUE(slurp(e.path()) == slurp(fs::path(out) / n)) << n;
+    if (n != "compression.json") {
+      EXPECT_TRUE(slurp(e.path()) == slurp(fs::path(out) / n)) << n;
+    }
   }
 }
 

@@ -4,11 +4,26 @@
 #include <cstring>
 #include <map>
 
+#include "engine/core/blocks.h"
+
 namespace mcw {
 namespace {
 
-// Per-column factors f with w[r][c] == dq[r][c]·f[c] (to rounding), or empty.
-std::vector<float> column_factors(const float* dq, const float* w, int64_t rows, int64_t cols) {
+// True when `w` holds the decoded matrix `dq` exactly, or (a 16-bit weight, as the
+// streaming writer stores a compressed model in its own dtype) its rounding to w's dtype.
+bool holds_decoded(const Tensor& w, const float* dq, const float* w32) {
+  const size_t n = size_t(w.numel());
+  if (w.dtype() != DType::BF16 && w.dtype() != DType::F16)
+    return std::memcmp(dq, w32, n * sizeof(float)) == 0;
+  std::vector<uint16_t> rounded(n);
+  from_f32(w.dtype(), dq, rounded.data(), n);
+  return std::memcmp(rounded.data(), w.data(), n * sizeof(uint16_t)) == 0;
+}
+
+// Per-column factors f with w[r][c] == dq[r][c]·f[c] (to the rounding of w's dtype: the
+// relative `tol`), or empty.
+std::vector<float> column_factors(const float* dq, const float* w, int64_t rows, int64_t cols,
+                                  float tol) {
   std::vector<float> f(size_t(cols), 1.0f);
   for (int64_t c = 0; c < cols; ++c) {
     for (int64_t r = 0; r < rows; ++r)
@@ -18,7 +33,7 @@ std::vector<float> column_factors(const float* dq, const float* w, int64_t rows,
       }
     for (int64_t r = 0; r < rows; ++r) {
       const float want = w[r * cols + c], got = dq[r * cols + c] * f[size_t(c)];
-      if (!(std::abs(got - want) <= 1e-5f * std::abs(want) + 1e-30f)) return {};
+      if (!(std::abs(got - want) <= tol * std::abs(want) + 1e-30f)) return {};
     }
   }
   return f;
@@ -50,12 +65,14 @@ PackedLlama::PackedLlama(const LlamaModel& model, std::span<const CompressedLaye
       if (t.rows == rows && t.cols == cols) {
         const Tensor dq = t.dequantize();
         const float* d = dq.as<float>();
-        if (std::memcmp(d, wf, size_t(rows * cols) * sizeof(float)) == 0) {
+        if (holds_decoded(w, d, wf)) {
           out.w = PackedWeight::from_compressed(t);
           paths_.push_back(name + ": " + out.w.describe());
           return;
         }
-        if (auto f = column_factors(d, wf, rows, cols); !f.empty()) {
+        // bf16 keeps 8 significant bits (half an ulp: 2^-9 relative), f16 11.
+        const float tol = w.dtype() == DType::BF16 ? 0x1p-8f : w.dtype() == DType::F16 ? 0x1p-10f : 1e-5f;
+        if (auto f = column_factors(d, wf, rows, cols, tol); !f.empty()) {
           out.w = PackedWeight::from_compressed(t);
           out.prescale = std::move(f);
           paths_.push_back(name + ": " + out.w.describe() + ", inputs scaled per column");

@@ -27,8 +27,11 @@ struct PackedLlamaOptions {
 class PackedLlama {
  public:
   // `model` must outlive this object. A compressed tensor is used for the model weight of
-  // the same name when it decodes to that weight exactly, or to it times a per-column
-  // factor (AWQ folds its input scales into the stored weight): x is then scaled first.
+  // the same name when it decodes to that weight exactly (for a bf16/f16 weight: when the
+  // weight is its decode rounded to that dtype, as a streamed compression writes it; the
+  // packed kernels then run the compressed values themselves), or to it times a
+  // per-column factor (AWQ folds its input scales into the stored weight): x is then
+  // scaled first.
   // Otherwise the weight is packed as if uncompressed, and paths() says why.
   PackedLlama(const LlamaModel& model, std::span<const CompressedLayer> layers,
               const PackedLlamaOptions& opt = {});

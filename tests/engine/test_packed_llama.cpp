@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/compress/calibrate.h"
+#include "engine/core/blocks.h"
 #include "engine/eval/packed_llama.h"
 #include "engine/recipe/recipe.h"
 #include "compress_test_util.h"
@@ -128,4 +130,26 @@ TEST(PackedLlama, AwqLayersCarryTheirInputScale) {
   EXPECT_EQ(count(packed.paths(), "asym packed, input divided by its scale"), 14);
   EXPECT_EQ(count(packed.paths(), "inputs scaled per column"), 0);
   expect_same_logits(packed, c.model, 1e-5);
+}
+
+// A streamed compression stores the decoded weights in the model's 16-bit dtype: those are
+// roundings of the compressed tensors, which the packed kernels still run (the latency of a
+// bf16 model's run is the packed layout's, not a dense f16 fallback's).
+TEST(PackedLlama, Bf16RoundingsOfTheDecodedWeightsRunPacked) {
+  const LlamaModel base = test::random_llama(config(), 8);
+  const CompressionResult c = compress(base, "algorithm: rtn\n    bits: 4\n    group_size: 32");
+  LlamaModel rounded = c.model;
+  for (const CompressedLayer& l : c.layers) {
+    Tensor* w = find_weight(rounded, l.tensor.name);
+    Tensor b = Tensor::zeros(DType::BF16, w->shape(), l.tensor.name);
+    from_f32(DType::BF16, w->as<float>(), b.mutable_data(), size_t(w->numel()));
+    *w = std::move(b);
+  }
+  // One weight one bf16 step off its rounding is no longer the tensor's.
+  uint16_t* off = static_cast<uint16_t*>(find_weight(rounded, c.layers[3].tensor.name)->mutable_data());
+  off[5] ^= 1;
+  const PackedLlama packed(rounded, c.layers, {false});
+  EXPECT_EQ(count(packed.paths(), "affine int4"), 13);
+  EXPECT_EQ(count(packed.paths(), "does not decode to the model's weight"), 1);
+  expect_same_logits(packed, c.model, 2e-2);  // the compressed values, not their roundings
 }

@@ -277,9 +277,19 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
     bool whole = false;
     for (const RecipeStage& s : recipe.stages) whole |= s.algorithm == "heads" || s.algorithm == "channels";
     e.working_bytes = to_bytes(4 * (whole ? P : linear_params / blocks));
-    e.compressed_bytes = to_bytes(streamed_compressed);
+    // A project run keeps them all (for its latency measurement), not one block's.
+    e.compressed_bytes = to_bytes(settings.run_eval_window > 0 ? comp : streamed_compressed);
   }
   e.peak_bytes = e.base_bytes + e.working_bytes + e.compressed_bytes + e.transient_bytes;
+  if (settings.streamed && settings.run_eval_window > 0) {
+    // Building the packed model compares each layer's decode with the model's weight: the
+    // weight in f32, the decode and its 16-bit rounding, one layer at a time.
+    double largest = 0;
+    for (const LinearShape& l : model.linears) largest = std::max(largest, double(l.rows) * double(l.cols));
+    e.evaluation_bytes = to_bytes(2 * comp + 2 * 4 * double(settings.run_eval_window) * double(model.vocab) +
+                                  10 * largest);
+    e.peak_bytes = std::max(e.peak_bytes, e.base_bytes + e.evaluation_bytes);
+  }
   if (settings.streamed) {
     e.slack_bytes = to_bytes(0.1 * double(e.peak_bytes) + double(64 << 20));
     e.peak_bytes += e.slack_bytes;

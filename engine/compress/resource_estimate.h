@@ -43,6 +43,11 @@ struct EstimateSettings {
   bool streamed = false;
   int activation_bytes = 4;
   uint64_t activation_budget = uint64_t(1) << 62;  // past it the activations are page cache
+  // A project run (streamed): every compressed layer is kept for the latency measurement,
+  // which packs them once more, beside the evaluation's logits of the compressed model
+  // and the baseline over windows of `run_eval_window` tokens. 0: a plain compression,
+  // which writes and drops each block's layers.
+  int64_t run_eval_window = 0;
 };
 
 struct ResourceEstimate {
@@ -57,7 +62,11 @@ struct ResourceEstimate {
   // buffers glibc keeps for reuse, thread stacks, the runtime): the Llama-3-8B RTN run's
   // measured peak was 4 % over the sums. 0 for the in-memory estimate.
   uint64_t slack_bytes = 0;
-  uint64_t peak_bytes = 0;
+  // A project run's evaluation and latency phase: the kept compressed layers, their packed
+  // copies, two windows of logits and the check of the largest layer's decode, beside
+  // base_bytes (0 unless run_eval_window > 0).
+  uint64_t evaluation_bytes = 0;
+  uint64_t peak_bytes = 0;  // the larger phase, with slack
   // FLOPs and seconds.
   double compress_flops = 0, eval_flops = 0;
   double gflops = 0;  // the speed used

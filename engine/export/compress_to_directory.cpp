@@ -13,8 +13,10 @@ namespace fs = std::filesystem;
 
 namespace mcw {
 
-ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt) {
+ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt,
+                                            int64_t run_eval_window) {
   EstimateSettings es;
+  es.run_eval_window = run_eval_window;
   es.calib_windows = opt.calib_windows, es.calib_window = opt.calib_window;
   es.streamed = true;
   es.activation_bytes = calibration_activation_dtype(base, opt.activations) == DType::BF16 ? 2 : 4;
@@ -25,7 +27,9 @@ ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe
 void check_compress_memory(const std::string& model_path, const Recipe& run, const ResourceEstimate& e,
                            const CompressToDirectory::Budget& budget) {
   if (!budget.bytes || e.peak_bytes <= budget.bytes) return;
-  throw Error(model_path, "compressing with '" + run.name + "' needs about " + human_bytes(e.peak_bytes) +
+  throw Error(model_path, "compressing with '" + run.name + "'" +
+                              (e.evaluation_bytes ? " and evaluating the result" : "") + " needs about " +
+                              human_bytes(e.peak_bytes) +
                               " of memory, and " + (budget.from.empty() ? "the system has " : budget.from + " allows ") +
                               human_bytes(budget.bytes) + (budget.from.empty() ? " available" : "") +
                               (recipe_needs_calibration(run) ? " (fewer calibration windows need less)" : ""));

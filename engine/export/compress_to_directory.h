@@ -67,8 +67,10 @@ class CompressToDirectory {
 };
 
 // The estimate of compressing `base` with `run` streamed block by block (mapped weights,
-// one block in f32, activations in the dtype `opt` gives).
-ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt);
+// one block in f32, activations in the dtype `opt` gives); with `run_eval_window` > 0, of a
+// project run that then evaluates in windows of that many tokens and measures latency.
+ResourceEstimate streamed_compress_estimate(const LlamaModel& base, const Recipe& run, const CompressOptions& opt,
+                                            int64_t run_eval_window = 0);
 // Throws mcw::Error naming `model_path` and how much memory compressing with `run` needs
 // when `e` exceeds the budget (a budget of 0 bytes checks nothing).
 void check_compress_memory(const std::string& model_path, const Recipe& run, const ResourceEstimate& e,

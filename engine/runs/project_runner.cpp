@@ -142,7 +142,8 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
           throw Error(source, "this recipe needs calibration text and the project has none");
         CompressOptions co;  // a recipe's calibration section overrides these
         co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
-        check_compress_memory(in.file.path, recipe, streamed_compress_estimate(in.base, recipe, co),
+        check_compress_memory(in.file.path, recipe,
+                              streamed_compress_estimate(in.base, recipe, co, in.eval.window),
                               {memory_available(), {}});
         // Streamed into a scratch directory as mcw compress does (blocks written in the
         // model's dtype and mapped), so that a real-size model is never whole in memory;

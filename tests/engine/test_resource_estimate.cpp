@@ -242,3 +242,28 @@ TEST(ResourceEstimate, StreamedStructuredHoldsTheWholeModel) {
       s, recipe("calibration: {windows: 2, window: 8}\nstages:\n  - algorithm: channels\n    fraction: 0.25\n"), set);
   EXPECT_EQ(e.working_bytes, uint64_t(4 * double(s.parameters())));
 }
+
+// A project run keeps every compressed layer for its latency measurement and packs them once
+// more, beside two windows of logits: more than the plain streamed compression holds.
+TEST(ResourceEstimate, ProjectRunKeepsTheCompressedLayersForLatency) {
+  const std::string rtn = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n";
+  EstimateSettings set;
+  set.gflops = 2.0;
+  set.streamed = true;
+  LlamaConfig c = small_config();
+  c.n_layers = 8;
+  const ResourceEstimate plain = estimate_resources(model_shape(c), recipe(rtn), set);
+  set.run_eval_window = 16;
+  const ResourceEstimate run = estimate_resources(model_shape(c), recipe(rtn), set);
+  const uint64_t block = 768 + 384 + 384 + 768 + 1536 + 1536 + 1536;  // StreamedHoldsOneBlock's
+  EXPECT_EQ(plain.compressed_bytes, block);
+  EXPECT_EQ(plain.evaluation_bytes, 0u);
+  EXPECT_EQ(run.compressed_bytes, 8 * block);  // all of them, by the end of the compression
+  uint64_t largest = 0;  // weights of the widest linear
+  for (const LinearShape& l : model_shape(c).linears) largest = std::max(largest, uint64_t(l.rows * l.cols));
+  EXPECT_EQ(run.evaluation_bytes, 2 * 8 * block + uint64_t(2 * 4 * 16 * c.vocab_size) + 10 * largest);
+  const uint64_t compress = run.base_bytes + run.working_bytes + run.compressed_bytes + run.transient_bytes;
+  const uint64_t phase = std::max(compress, run.base_bytes + run.evaluation_bytes);
+  EXPECT_EQ(run.peak_bytes, phase + run.slack_bytes);
+  EXPECT_GT(run.peak_bytes, plain.peak_bytes);
+}

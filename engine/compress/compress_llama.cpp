@@ -12,7 +12,6 @@
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/low_rank.h"
 #include "engine/compress/magnitude.h"
-#include "engine/compress/outliers.h"
 #include "engine/compress/rtn.h"
 #include "engine/compress/smoothquant_stage.h"
 #include "engine/compress/sparsegpt.h"
@@ -201,11 +200,12 @@ class StageRunner {
       o.block_size = p_["block_size"].get<int64_t>();
       o.act_order = p_["act_order"].get<bool>();
       o.static_groups = p_["static_groups"].get<bool>();
-      CompressedTensor q = quantize_gptq(w.as<float>(), rows, cols, *st, o, cancel_, name);
-      if (const double f = p_["outlier_fraction"].get<double>(); f > 0) {
-        const auto diag = hessian_diagonal(*st);
-        add_outliers(q, w.as<float>(), diag.data(), {f, false}, cancel_);
-      }
+      if (const double t = p_["outlier_threshold"].get<double>(); t > 0) o.outlier_threshold = t;
+      o.outlier_fraction = p_["outlier_fraction"].get<double>();
+      GptqReport report;
+      CompressedTensor q = quantize_gptq(w.as<float>(), rows, cols, *st, o, cancel_, name, &report);
+      if (report.percdamp != o.percdamp)  // the run log shows it with the layer's scheme
+        note_ = "damp raised to " + std::to_string(report.percdamp) + " (Hessian not positive definite)";
       return q;
     }
     if (a == "kmeans") {
@@ -250,6 +250,7 @@ class StageRunner {
     const uint64_t bits = c.storage_bits();
     const double bpw = c.bits_per_weight();
     std::string scheme = c.describe();
+    if (!note_.empty()) scheme += "; " + note_, note_.clear();
     CompressedLayer layer{std::move(c), s_.algorithm, err, on_acts, bits, bpw, std::move(scheme)};
     for (CompressedLayer& l : out_.layers)
       if (l.tensor.name == name) return void(l = std::move(layer));  // a later stage wins
@@ -272,6 +273,7 @@ class StageRunner {
   LlamaModel& model_;
   CompressionResult& out_;
   const CancelToken* cancel_;
+  std::string note_;  // for the next recorded layer's scheme
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "engine/compress/linalg_f64.h"
 #include "engine/core/error.h"
+#include "engine/core/half.h"
 #include "engine/kernels/gemm.h"
 
 namespace mcw {
@@ -28,128 +29,344 @@ static void check_gptq(const std::string& name, int64_t rows, int64_t cols, cons
   if (!(opt.percdamp >= 0.0) || !std::isfinite(opt.percdamp))
     throw Error(name, "gptq percdamp must be a finite number >= 0");
   if (opt.block_size <= 0) throw Error(name, "gptq block size must be positive");
+  if (!(opt.outlier_threshold >= 0.0)) throw Error(name, "gptq outlier threshold must be >= 0");
+  if (!(opt.outlier_fraction >= 0.0 && opt.outlier_fraction <= 1.0))
+    throw Error(name, "gptq outlier fraction must be in [0, 1]");
+  if (std::isfinite(opt.outlier_threshold) || opt.outlier_fraction > 0)
+    if (uint64_t(rows) * uint64_t(cols) > uint64_t(UINT32_MAX))
+      throw Error(name, "outlier indices are 32-bit; the weight has " +
+                            std::to_string(uint64_t(rows) * uint64_t(cols)) + " values");
   for (double v : stats.xtx)
     if (!std::isfinite(v)) throw Error(name, "gptq calibration statistics contain NaN or inf");
 }
 
-CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const LayerStats& stats,
-                               const GptqOptions& opt, const CancelToken* cancel,
-                               std::string name) {
-  check_gptq(name, rows, cols, stats, opt);
-  const int64_t gs = opt.group_size == 0 ? cols : opt.group_size;
-  check_group_size(name, "gptq", gs, cols);
-  const int64_t G = cols / gs, B = std::min(opt.block_size, cols);
-
-  std::vector<double> h(stats.xtx);
-  std::vector<float> wk(w, w + rows * cols);  // working weights, permuted columns
-  for (int64_t j = 0; j < cols; ++j)
-    if (h[size_t(j * cols + j)] == 0.0) {
-      h[size_t(j * cols + j)] = 1.0;
-      for (int64_t r = 0; r < rows; ++r) wk[size_t(r * cols + j)] = 0.0f;
-    }
-
-  const bool static_groups = opt.static_groups && G > 1;
-  std::vector<AffineParams> params(size_t(rows * G));
-  if (static_groups)
-    tbb::parallel_for(
-        tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-          for (int64_t r = rr.begin(); r < rr.end(); ++r)
-            for (int64_t g = 0; g < G; ++g)
-              params[size_t(r * G + g)] = affine_params_search(
-                  wk.data() + r * cols + g * gs, gs, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
-        });
-
-  std::vector<int64_t> perm(static_cast<size_t>(cols));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (opt.act_order) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      return h[size_t(a * cols + a)] > h[size_t(b * cols + b)];
-    });
-    permute_symmetric(h.data(), cols, perm);
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      float* wr = wk.data() + r * cols;
-      for (int64_t j = 0; j < cols; ++j) row[size_t(j)] = wr[perm[size_t(j)]];
-      std::copy(row.begin(), row.end(), wr);
-    }
+void spqr_leave_one_out_gain(const float* x, const float* d, int64_t n, int bits, bool symmetric,
+                             double* gain) {
+  // The range of the grid is [min(0, min x), max(0, max x)]: leaving a weight out moves it
+  // only when that weight is the unique minimum or maximum.
+  int64_t at_lo = 0, at_hi = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i] < x[at_lo]) at_lo = i;
+    if (x[i] > x[at_hi]) at_hi = i;
   }
+  float lo2 = 0, hi2 = 0;  // the range without at_lo / at_hi
+  float lo = 0, hi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    if (i != at_lo) lo2 = std::min(lo2, x[i]);
+    if (i != at_hi) hi2 = std::max(hi2, x[i]);
+  }
+  auto scaled_sq = [&](const AffineParams& p, int64_t i) {
+    const double e = (double(x[i]) - affine_round(x[i], p, bits)) / d[i];
+    return e * e;
+  };
+  const AffineParams base = affine_params_range(lo, hi, bits, symmetric);
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += gain[i] = scaled_sq(base, i);
+  for (int side = 0; side < 2; ++side) {
+    const int64_t j = side ? at_hi : at_lo;
+    const AffineParams p = side ? affine_params_range(lo, hi2, bits, symmetric)
+                                : affine_params_range(lo2, hi, bits, symmetric);
+    if (p.scale == base.scale && p.zero == base.zero) continue;
+    double rest = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (i != j) rest += scaled_sq(p, i);
+    gain[j] = total - rest;
+  }
+}
 
+namespace {
+
+// What both sweeps of a run share: the column order and the factor of H⁻¹.
+struct GptqSetup {
+  int64_t rows = 0, cols = 0, gs = 0, groups = 0, block = 0;
+  bool static_groups = false;
+  std::vector<int64_t> perm;
+  std::vector<uint8_t> dead;  // per original column
+  std::vector<float> u;       // rows of U, in the permuted order
+  double percdamp = 0;
+};
+
+// H permuted, dead columns set to 1 and dampened, into s.u as U; false when that H is not
+// positive definite.
+bool factor_hessian(const LayerStats& stats, GptqSetup& s, double percdamp, const CancelToken* cancel) {
+  const int64_t cols = s.cols;
+  std::vector<double> h(stats.xtx);
+  for (int64_t j = 0; j < cols; ++j)
+    if (s.dead[size_t(j)]) h[size_t(j * cols + j)] = 1.0;
+  if (!std::is_sorted(s.perm.begin(), s.perm.end())) permute_symmetric(h.data(), cols, s.perm);
   double mean_diag = 0;
   for (int64_t j = 0; j < cols; ++j) mean_diag += h[size_t(j * cols + j)];
-  const double damp = opt.percdamp * mean_diag / double(cols);
+  const double damp = percdamp * mean_diag / double(cols);
   for (int64_t j = 0; j < cols; ++j) h[size_t(j * cols + j)] += damp;
-
   // In place, so that the largest moment holds the caller's XᵀX, this f64 copy and the
   // f32 factor (20 bytes per Hessian entry, not 36).
-  if (!inverse_cholesky_upper_in_place(h.data(), cols, cancel))
-    throw Error(name, "gptq: the dampened Hessian is not positive definite; raise percdamp (now " +
-                          std::to_string(opt.percdamp) + ")");
-  std::vector<float> u(h.begin(), h.end());
-  std::vector<double>().swap(h);
+  if (!inverse_cholesky_upper_in_place(h.data(), cols, cancel)) return false;
+  s.u.assign(h.begin(), h.end());
+  return true;
+}
 
-  std::vector<uint8_t> qperm(size_t(rows * cols));
+GptqSetup prepare(int64_t rows, int64_t cols, const LayerStats& stats, const GptqOptions& opt,
+                  const CancelToken* cancel, const std::string& name) {
+  GptqSetup s;
+  s.rows = rows, s.cols = cols;
+  s.gs = opt.group_size == 0 ? cols : opt.group_size;
+  check_group_size(name, "gptq", s.gs, cols);
+  s.groups = cols / s.gs, s.block = std::min(opt.block_size, cols);
+  s.static_groups = opt.static_groups && s.groups > 1;
+  s.dead.resize(size_t(cols));
+  for (int64_t j = 0; j < cols; ++j) s.dead[size_t(j)] = stats.xtx[size_t(j * cols + j)] == 0.0;
+  s.perm.resize(size_t(cols));
+  std::iota(s.perm.begin(), s.perm.end(), 0);
+  if (opt.act_order)
+    std::stable_sort(s.perm.begin(), s.perm.end(), [&](int64_t a, int64_t b) {
+      const double ha = s.dead[size_t(a)] ? 1.0 : stats.xtx[size_t(a * cols + a)];
+      const double hb = s.dead[size_t(b)] ? 1.0 : stats.xtx[size_t(b * cols + b)];
+      return ha > hb;
+    });
+  for (double p = opt.percdamp, step = 0.01;; p = opt.percdamp + step, step *= 2) {
+    if (factor_hessian(stats, s, p, cancel)) {
+      s.percdamp = p;
+      return s;
+    }
+    if (opt.percdamp + step > 1.0)
+      throw Error(name, "gptq: the Hessian is not positive definite even with dampening raised to " +
+                            std::to_string(p) + " (from " + std::to_string(opt.percdamp) + ")");
+  }
+}
+
+// The working weights: dead columns zeroed, columns in the permuted order.
+std::vector<float> working_weights(const float* w, const GptqSetup& s) {
+  std::vector<float> wk(size_t(s.rows * s.cols));
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t k = 0; k < s.cols; ++k) {
+      const int64_t c = s.perm[size_t(k)];
+      wk[size_t(r * s.cols + k)] = s.dead[size_t(c)] ? 0.0f : w[r * s.cols + c];
+    }
+  return wk;
+}
+
+// SpQR's scale of the threshold: mean over columns of var(W[:, c]) / U_cc² (unbiased
+// variance over the rows, as torch.var).
+double outlier_scale(const std::vector<float>& wk, const GptqSetup& s) {
+  double sum = 0;
+  for (int64_t k = 0; k < s.cols; ++k) {
+    double mean = 0, sq = 0;
+    for (int64_t r = 0; r < s.rows; ++r) mean += wk[size_t(r * s.cols + k)];
+    mean /= double(s.rows);
+    for (int64_t r = 0; r < s.rows; ++r) {
+      const double d = wk[size_t(r * s.cols + k)] - mean;
+      sq += d * d;
+    }
+    const double var = s.rows > 1 ? sq / double(s.rows - 1) : 0.0;
+    const double ukk = s.u[size_t(k * s.cols + k)];
+    sum += var / (ukk * ukk);
+  }
+  return sum / double(s.cols);
+}
+
+struct Sweep {
+  std::vector<uint8_t> codes;          // permuted column order
+  std::vector<AffineParams> params;    // [rows, groups]
+  std::vector<uint8_t> kept;           // outlier flags, permuted order (empty: none)
+  std::vector<uint32_t> outlier_index;  // original order, ascending (take_outliers)
+  std::vector<uint16_t> outlier_value;
+};
+
+// Moves the kept weights out of the swept working weights (where each stayed as it was
+// when its column came) into the sparse list CompressedTensor stores.
+void take_outliers(Sweep& sw, const std::vector<float>& wk, const GptqSetup& s) {
+  if (sw.kept.empty()) return;
+  std::vector<int64_t> pos(static_cast<size_t>(s.cols));
+  for (int64_t k = 0; k < s.cols; ++k) pos[size_t(s.perm[size_t(k)])] = k;
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t c = 0; c < s.cols; ++c) {
+      const size_t from = size_t(r * s.cols + pos[size_t(c)]);
+      if (!sw.kept[from]) continue;
+      sw.outlier_index.push_back(uint32_t(r * s.cols + c));
+      sw.outlier_value.push_back(f32_to_f16(std::clamp(wk[from], -65504.0f, 65504.0f)));
+    }
+  std::vector<uint8_t>().swap(sw.kept);
+}
+
+// One row's grid for a group of values x (scaled by d for the outlier test): SpQR's
+// likely outliers are replaced by the mean of the others before the grid is fitted.
+AffineParams fit_group(float* x, const float* d, int64_t n, double threshold, const GptqOptions& opt,
+                       std::vector<double>& gain) {
+  if (std::isfinite(threshold)) {
+    spqr_leave_one_out_gain(x, d, n, opt.bits, opt.symmetric, gain.data());
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (!(gain[size_t(i)] > threshold)) sum += x[i], ++count;
+    const float mean = float(sum / double(std::max<int64_t>(count, 1)));
+    for (int64_t i = 0; i < n; ++i)
+      if (gain[size_t(i)] > threshold) x[i] = mean;
+  }
+  return affine_params_search(x, n, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
+}
+
+// The column loop over the working weights wk (consumed). `threshold` is absolute (inf:
+// no outliers); `scores`, when given, receives every weight's scaled error before any
+// outlier decision.
+Sweep sweep(std::vector<float>& wk, const GptqSetup& s, const GptqOptions& opt, double threshold,
+            float* scores, const CancelToken* cancel) {
+  const int64_t rows = s.rows, cols = s.cols, gs = s.gs, G = s.groups, B = s.block;
+  const float* u = s.u.data();
+  const bool outliers = std::isfinite(threshold);
+  Sweep out;
+  out.codes.resize(size_t(rows * cols));
+  out.params.resize(size_t(rows * G));
+  if (outliers) out.kept.assign(size_t(rows * cols), 0);
+
+  std::vector<int64_t> pos(static_cast<size_t>(cols));  // permuted position of column c
+  for (int64_t k = 0; k < cols; ++k) pos[size_t(s.perm[size_t(k)])] = k;
+  if (s.static_groups)
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+      std::vector<float> x(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
+      std::vector<double> gain(static_cast<size_t>(gs));
+      for (int64_t r = rr.begin(); r < rr.end(); ++r)
+        for (int64_t g = 0; g < G; ++g) {
+          for (int64_t i = 0; i < gs; ++i) {
+            const int64_t k = pos[size_t(g * gs + i)];
+            x[size_t(i)] = wk[size_t(r * cols + k)], d[size_t(i)] = u[k * cols + k];
+          }
+          out.params[size_t(r * G + g)] = fit_group(x.data(), d.data(), gs, threshold, opt, gain);
+        }
+    });
+
   std::vector<float> negerr(size_t(rows * B));
   for (int64_t i1 = 0; i1 < cols; i1 += B) {
     if (cancel) cancel->throw_if_cancelled();
     const int64_t i2 = std::min(i1 + B, cols), count = i2 - i1;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
-                      [&](const tbb::blocked_range<int64_t>& rr) {
-                        std::vector<float> group(static_cast<size_t>(gs));
-                        for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-                          float* row = wk.data() + r * cols;
-                          float* ne = negerr.data() + r * B;
-                          for (int64_t i = 0; i < count; ++i) {
-                            const int64_t k = i1 + i;
-                            if (!static_groups && k % gs == 0) {
-                              // The group's current weights: columns past this block still lack
-                              // this block's updates so far, which are added here.
-                              for (int64_t c = k; c < k + gs; ++c) {
-                                float v = row[c];
-                                if (c >= i2)
-                                  for (int64_t p = i1; p < k; ++p)
-                                    v += ne[p - i1] * u[size_t(p * cols + c)];
-                                group[size_t(c - k)] = v;
-                              }
-                              params[size_t(r * G + k / gs)] = affine_params_search(
-                                  group.data(), gs, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
-                            }
-                            const int64_t g = static_groups ? perm[size_t(k)] / gs : k / gs;
-                            const AffineParams& p = params[size_t(r * G + g)];
-                            const float v = row[k];
-                            const uint8_t q = affine_code(v, p, opt.bits);
-                            qperm[size_t(r * cols + k)] = q;
-                            const float e = (v - affine_value(q, p)) / u[size_t(k * cols + k)];
-                            ne[i] = -e;
-                            const float* uk = u.data() + k * cols;
-                            for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
-                          }
-                        }
-                      });
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+      std::vector<float> group(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
+      std::vector<double> gain(static_cast<size_t>(gs));
+      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+        float* row = wk.data() + r * cols;
+        float* ne = negerr.data() + r * B;
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t k = i1 + i;
+          if (!s.static_groups && k % gs == 0) {
+            // The group's current weights: columns past this block still lack this
+            // block's updates so far, which are added here.
+            for (int64_t c = k; c < k + gs; ++c) {
+              float v = row[c];
+              if (c >= i2)
+                for (int64_t p = i1; p < k; ++p) v += ne[p - i1] * u[size_t(p * cols + c)];
+              group[size_t(c - k)] = v, d[size_t(c - k)] = u[c * cols + c];
+            }
+            out.params[size_t(r * G + k / gs)] = fit_group(group.data(), d.data(), gs, threshold, opt, gain);
+          }
+          const int64_t g = s.static_groups ? s.perm[size_t(k)] / gs : k / gs;
+          const AffineParams& p = out.params[size_t(r * G + g)];
+          const float v = row[k], ukk = u[size_t(k * cols + k)];
+          const uint8_t q = affine_code(v, p, opt.bits);
+          out.codes[size_t(r * cols + k)] = q;
+          float e = (v - affine_value(q, p)) / ukk;
+          if (scores) scores[r * cols + k] = e * e;
+          if (outliers && double(e) * e > threshold) {
+            // Kept as it stands now; only its f16 rounding is left to spread. row[k] is
+            // not touched again, and is read back as the outlier's value.
+            out.kept[size_t(r * cols + k)] = 1;
+            e = (v - f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)))) / ukk;
+          }
+          ne[i] = -e;
+          const float* uk = u + k * cols;
+          for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
+        }
+      }
+    });
     if (i2 < cols)
-      matmul_strided(negerr.data(), B, u.data() + i1 * cols + i2, cols, wk.data() + i2, cols, rows,
+      matmul_strided(negerr.data(), B, u + i1 * cols + i2, cols, wk.data() + i2, cols, rows,
                      cols - i2, count, /*accumulate=*/true);
   }
+  return out;
+}
 
+}  // namespace
+
+// SpQR sweeps for about k_target outliers: the threshold is the plain sweep's score at a
+// rank, and the rank is scaled by target / kept until the count is within 5 % (at most four
+// sweeps; the closest wins). Every kept outlier stops its error from reaching later
+// columns, so the SpQR sweep keeps fewer than the plain scores say.
+static Sweep sweep_for_fraction(const float* w, const GptqSetup& s, const GptqOptions& opt,
+                                uint64_t k_target, double& threshold, const CancelToken* cancel) {
+  const uint64_t n = uint64_t(s.rows) * uint64_t(s.cols);
+  std::vector<float> scores(static_cast<size_t>(n));
+  {
+    std::vector<float> wk = working_weights(w, s);
+    sweep(wk, s, opt, INFINITY, scores.data(), cancel);
+  }
+  std::sort(scores.begin(), scores.end(), std::greater<float>());
+  Sweep best;
+  uint64_t best_miss = UINT64_MAX;
+  double rank = double(k_target);
+  for (int round = 0; round < 4; ++round) {
+    const uint64_t at = uint64_t(std::llround(rank));
+    const double t = at >= n ? -1.0 : double(scores[size_t(at)]);  // -1: every weight
+    std::vector<float> wk = working_weights(w, s);
+    Sweep sw = sweep(wk, s, opt, t, nullptr, cancel);
+    take_outliers(sw, wk, s);
+    const uint64_t kept = sw.outlier_index.size();
+    const uint64_t miss = kept > k_target ? kept - k_target : k_target - kept;
+    if (miss < best_miss) best = std::move(sw), best_miss = miss, threshold = t;
+    if (double(miss) <= std::max(1.0, 0.05 * double(k_target)) || at >= n) break;
+    rank = std::min(double(n), rank * double(k_target) / double(std::max<uint64_t>(kept, 1)));
+  }
+  return best;
+}
+
+CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const LayerStats& stats,
+                               const GptqOptions& opt, const CancelToken* cancel, std::string name,
+                               GptqReport* report) {
+  check_gptq(name, rows, cols, stats, opt);
+  const GptqSetup s = prepare(rows, cols, stats, opt, cancel, name);
+  const uint64_t n = uint64_t(rows) * uint64_t(cols);
+  const uint64_t k_target =
+      std::min<uint64_t>(n, uint64_t(std::llround(opt.outlier_fraction * double(n))));
+  double relative = opt.outlier_threshold;
+  Sweep sw;
+  if (std::isfinite(relative) || k_target > 0) {
+    const double scale = outlier_scale(working_weights(w, s), s);
+    if (std::isfinite(relative)) {
+      std::vector<float> wk = working_weights(w, s);
+      sw = sweep(wk, s, opt, relative * scale, nullptr, cancel);
+      take_outliers(sw, wk, s);
+    } else {
+      double threshold = INFINITY;
+      sw = sweep_for_fraction(w, s, opt, k_target, threshold, cancel);
+      relative = scale > 0 ? threshold / scale : INFINITY;
+    }
+  } else {
+    std::vector<float> wk = working_weights(w, s);
+    sw = sweep(wk, s, opt, INFINITY, nullptr, cancel);
+  }
+
+  const int64_t gs = s.gs, G = s.groups;
   CompressedTensor out;
   out.name = std::move(name);
   out.rows = rows, out.cols = cols;
   out.coding = WeightCoding::Affine;
   out.bits = opt.bits, out.group_size = gs, out.symmetric = opt.symmetric;
-  std::vector<uint8_t> q(size_t(rows * cols));
+  std::vector<uint8_t> q(static_cast<size_t>(n));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k)
-      q[size_t(r * cols + perm[size_t(k)])] = qperm[size_t(r * cols + k)];
+      q[size_t(r * cols + s.perm[size_t(k)])] = sw.codes[size_t(r * cols + k)];
   out.codes = pack_codes(q.data(), q.size(), opt.bits);
-  out.scales.resize(params.size());
-  if (!opt.symmetric) out.zeros.resize(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    out.scales[i] = params[i].scale;
-    if (!opt.symmetric) out.zeros[i] = params[i].zero;
+  out.outlier_index = std::move(sw.outlier_index);
+  out.outlier_value = std::move(sw.outlier_value);
+  out.scales.resize(sw.params.size());
+  if (!opt.symmetric) out.zeros.resize(sw.params.size());
+  for (size_t i = 0; i < sw.params.size(); ++i) {
+    out.scales[i] = sw.params[i].scale;
+    if (!opt.symmetric) out.zeros[i] = sw.params[i].zero;
   }
-  if (opt.act_order && !static_groups && G > 1) {
+  if (opt.act_order && !s.static_groups && G > 1) {
     out.g_idx.resize(size_t(cols));
-    for (int64_t k = 0; k < cols; ++k) out.g_idx[size_t(perm[size_t(k)])] = int32_t(k / gs);
+    for (int64_t k = 0; k < cols; ++k) out.g_idx[size_t(s.perm[size_t(k)])] = int32_t(k / gs);
   }
+  if (report) *report = {s.percdamp, relative, uint64_t(out.outlier_index.size())};
   return out;
 }
 

@@ -63,7 +63,8 @@ double compressed_layer_bytes(const RecipeStage& s, double r, double c) {
     const int bits = param_int(s, "bits", 8);
     const bool sym = param_bool(s, "symmetric", false);
     double b = std::ceil(n * bits / 8) + 4 * r * affine_groups(s, c) * (sym ? 1 : 2);
-    if (a == "gptq" && param_bool(s, "act_order", false)) b += 4 * c;  // g_idx
+    if (a == "gptq" && param_bool(s, "act_order", false) && !param_bool(s, "static_groups", false))
+      b += 4 * c;  // g_idx
     b += param_number(s, "outlier_fraction", 0) * n * (4 + 2);         // index + f16 value
     return b;
   }
@@ -95,6 +96,8 @@ double layer_transient_bytes(const RecipeStage& s, double r, double c, double ca
     // codes, block errors, params.
     const double block = std::min<double>(param_int(s, "block_size", 128), c);
     algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * affine_groups(s, c);
+    if (param_number(s, "outlier_fraction", 0) > 0) algo += 4 * n + n;  // plain sweep's scores, flags
+    else if (param_number(s, "outlier_threshold", 0) > 0) algo += n;    // outlier flags
   } else if (a == "sparsegpt") {
     const double block = std::min<double>(param_int(s, "block_size", 128), c);
     algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
@@ -124,10 +127,12 @@ double layer_flops(const RecipeStage& s, double r, double c, double calib_rows) 
     const bool clip = param_bool(s, "mse_clip", false);
     return 10 * n * (clip ? 20 : 1) + relerr;  // the clip search tries ~20 shrink factors
   }
-  if (a == "gptq" || a == "sparsegpt")
+  if (a == "gptq" || a == "sparsegpt") {
     // Cholesky c³/3 + triangular inverse c³/3, then each column's error propagated to the
-    // columns after it in every row: r·c²/2 multiply-adds.
-    return 2 * c3 / 3 + r * c * c + 10 * n + relerr;
+    // columns after it in every row: r·c²/2 multiply-adds (twice for an outlier fraction).
+    const double sweeps = a == "gptq" && param_number(s, "outlier_fraction", 0) > 0 ? 2 : 1;
+    return 2 * c3 / 3 + sweeps * r * c * c + 10 * n + relerr;
+  }
   if (a == "awq") {
     const double rows = std::min(4096.0, calib_rows);
     const double grid = param_int(s, "grid", 20);

@@ -6,8 +6,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/compress/rtn.h"
+#include "engine/compress/affine_quantizer.h"
 #include "engine/core/error.h"
+#include "engine/core/half.h"
 
 namespace mcw {
 
@@ -65,9 +66,31 @@ Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols) {
 
 CompressedTensor quantize_weight_w8(const float* w, int64_t rows, int64_t cols,
                                     const CancelToken* cancel, std::string name) {
-  RtnOptions o;
-  o.bits = 8, o.symmetric = true, o.scope = QuantScope::PerChannel;
-  return quantize_rtn(w, rows, cols, o, nullptr, cancel, std::move(name));
+  CompressedTensor out;
+  out.name = std::move(name);
+  out.rows = rows, out.cols = cols;
+  out.coding = WeightCoding::Affine;
+  out.bits = 8, out.group_size = cols, out.symmetric = true;
+  out.scales.resize(size_t(rows));
+  std::vector<uint8_t> codes(size_t(rows * cols));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+    if (cancel) cancel->throw_if_cancelled();
+    for (int64_t r = rr.begin(); r < rr.end(); ++r) {
+      const float* wr = w + r * cols;
+      float amax = 0;
+      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(wr[c]));
+      // The reference clamps the maximum to 1e-5 before dividing (an all-zero row).
+      const AffineParams p{f16_to_f32(f32_to_f16(std::max(amax, 1e-5f) / 127.0f)), 128.0f};
+      out.scales[size_t(r)] = p.scale;
+      for (int64_t c = 0; c < cols; ++c) {
+        // amax / scale <= 127 · (1 + 2⁻¹¹) after the f16 rounding: still rounds to 127.
+        const float q = std::clamp(std::nearbyint(wr[c] / p.scale), -127.0f, 127.0f);
+        codes[size_t(r * cols + c)] = uint8_t(int(q) + 128);
+      }
+    }
+  });
+  out.codes = pack_codes(codes.data(), codes.size(), 8);
+  return out;
 }
 
 }  // namespace mcw

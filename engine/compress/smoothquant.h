@@ -34,8 +34,11 @@ struct Int8Rows {
 };
 Int8Rows quantize_rows_int8(const float* x, int64_t n, int64_t cols);
 
-// The W8A8 weight: per-output-channel symmetric 8-bit affine (rtn.h conventions; code 128
-// is zero, so codes − 128 are the int8 values).
+// The W8A8 weight as SmoothQuant's reference makes it (per-channel absmax): per output
+// channel scale = max|w| / 127 (rounded to f16, as the reference's fp16 weights have it),
+// q = round_half_even(w / scale) in [−127, 127]. Stored as symmetric 8-bit affine codes
+// q + 128 (code 128 is zero), so codes − 128 are the int8 values. (MCW's generic symmetric
+// grid, rtn.h, uses max|w| / 127.5 and reaches −128; SmoothQuant never does.)
 CompressedTensor quantize_weight_w8(const float* w, int64_t rows, int64_t cols,
                                     const CancelToken* cancel = nullptr, std::string name = {});
 

@@ -8,6 +8,7 @@
 #include "engine/compress/linalg_f64.h"
 #include "engine/compress/rtn.h"
 #include "engine/core/error.h"
+#include "engine/core/half.h"
 #include "quant_test_util.h"
 
 using namespace mcw;
@@ -36,8 +37,14 @@ std::vector<double> invert(std::vector<double> a, int64_t n) {
 // Optimal Brain Quantisation one column at a time: after each column, the inverse of H
 // restricted to the columns still free is recomputed from scratch, and the rounding error
 // is spread over them with it. Slow (O(cols⁴)), in f64, and without any of GPTQ's tricks.
+// With a finite `tau`, SpQR's outliers as its paper states them: quantising weight w of
+// the current column costs (w − q)² / [H_F⁻¹]₀₀ of layer loss (OBS); above
+// tau · mean_c(var W[:,c] / [H_F(c)⁻¹]₀₀) the weight is kept (in f16) and spreads only that
+// rounding; a group's grid is fitted with the weights whose leave-one-out gain exceeds the
+// same bound replaced by the mean of the others (every refit done from scratch here).
 std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t cols,
-                            const LayerStats& st, const GptqOptions& o) {
+                            const LayerStats& st, const GptqOptions& o, double tau = INFINITY,
+                            int* kept = nullptr) {
   const int64_t gs = o.group_size == 0 ? cols : o.group_size;
   std::vector<double> h = st.xtx;
   std::vector<double> w(w0.begin(), w0.end());
@@ -56,10 +63,58 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
   for (int64_t j = 0; j < cols; ++j) mean += h[size_t(j * cols + j)];
   for (int64_t j = 0; j < cols; ++j) h[size_t(j * cols + j)] += o.percdamp * mean / double(cols);
 
+  auto inverse_on = [&](const std::vector<int64_t>& free_cols) {
+    const int64_t nf = int64_t(free_cols.size());
+    std::vector<double> hf(size_t(nf * nf));
+    for (int64_t i = 0; i < nf; ++i)
+      for (int64_t j = 0; j < nf; ++j)
+        hf[size_t(i * nf + j)] = h[size_t(free_cols[size_t(i)] * cols + free_cols[size_t(j)])];
+    return invert(hf, nf);
+  };
+  // [H_F⁻¹]₀₀ at the step each column is quantised.
+  std::vector<double> cost(static_cast<size_t>(cols));
+  for (int64_t t = 0; t < cols; ++t)
+    cost[size_t(order[size_t(t)])] =
+        inverse_on(std::vector<int64_t>(order.begin() + t, order.end()))[0];
+  double threshold = INFINITY;
+  if (std::isfinite(tau)) {
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      double m = 0, v = 0;
+      for (int64_t r = 0; r < rows; ++r) m += w[size_t(r * cols + c)] / double(rows);
+      for (int64_t r = 0; r < rows; ++r) v += std::pow(w[size_t(r * cols + c)] - m, 2);
+      sum += v / double(rows - 1) / cost[size_t(c)];
+    }
+    threshold = tau * sum / double(cols);
+  }
+  auto scaled_error = [&](const std::vector<float>& x, const std::vector<int64_t>& members,
+                          const AffineParams& p, int64_t skip) {
+    double e = 0;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (int64_t(i) != skip)
+        e += std::pow(x[i] - affine_round(x[i], p, o.bits), 2) / cost[size_t(members[i])];
+    return e;
+  };
   auto grid_of = [&](int64_t r, const std::vector<int64_t>& members) {
     std::vector<float> v;
     for (int64_t c : members) v.push_back(float(w[size_t(r * cols + c)]));
-    return affine_params(v.data(), int64_t(v.size()), 1, o.bits, o.symmetric);
+    const int64_t n = int64_t(v.size());
+    if (std::isfinite(threshold)) {
+      const double base = scaled_error(v, members, affine_params(v.data(), n, 1, o.bits, o.symmetric), -1);
+      std::vector<bool> likely(v.size());
+      double sum = 0;
+      int count = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        std::vector<float> rest = v;
+        rest.erase(rest.begin() + j);
+        const AffineParams p = affine_params(rest.data(), n - 1, 1, o.bits, o.symmetric);
+        likely[size_t(j)] = base - scaled_error(v, members, p, j) > threshold;
+        if (!likely[size_t(j)]) sum += v[size_t(j)], ++count;
+      }
+      for (int64_t j = 0; j < n; ++j)
+        if (likely[size_t(j)]) v[size_t(j)] = float(sum / std::max(count, 1));
+    }
+    return affine_params(v.data(), n, 1, o.bits, o.symmetric);
   };
   const bool static_groups = o.static_groups && gs < cols;
   std::vector<AffineParams> grid(size_t(rows * (cols / gs)));
@@ -73,22 +128,24 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
 
   std::vector<int64_t> free_cols = order;
   std::vector<float> out(w.size());
+  if (kept) *kept = 0;
   for (int64_t t = 0; t < cols; ++t) {
     const int64_t c = order[size_t(t)], nf = int64_t(free_cols.size());
-    std::vector<double> hf(size_t(nf * nf));
-    for (int64_t i = 0; i < nf; ++i)
-      for (int64_t j = 0; j < nf; ++j)
-        hf[size_t(i * nf + j)] = h[size_t(free_cols[size_t(i)] * cols + free_cols[size_t(j)])];
-    const std::vector<double> hinv = invert(hf, nf);  // free_cols[0] == c
+    const std::vector<double> hinv = inverse_on(free_cols);  // free_cols[0] == c
     for (int64_t r = 0; r < rows; ++r) {
       if (!static_groups && t % gs == 0) {
         std::vector<int64_t> members(order.begin() + t, order.begin() + t + gs);
         grid[size_t(r * (cols / gs) + t / gs)] = grid_of(r, members);
       }
       const AffineParams p = grid[size_t(r * (cols / gs) + (static_groups ? c / gs : t / gs))];
-      const float q = affine_round(float(w[size_t(r * cols + c)]), p, o.bits);
+      const double wc = w[size_t(r * cols + c)];
+      float q = affine_round(float(wc), p, o.bits);
+      if (std::pow(wc - q, 2) / hinv[0] > threshold) {
+        q = f16_to_f32(f32_to_f16(float(wc)));
+        if (kept) ++*kept;
+      }
       out[size_t(r * cols + c)] = q;
-      const double err = (w[size_t(r * cols + c)] - q) / hinv[0];
+      const double err = (wc - q) / hinv[0];
       for (int64_t j = 0; j < nf; ++j)
         w[size_t(r * cols + free_cols[size_t(j)])] -= err * hinv[size_t(j)];
     }
@@ -261,4 +318,120 @@ TEST(Gptq, BadParametersAreClearErrors) {
   GptqOptions per_channel;
   per_channel.group_size = 0;
   EXPECT_THROW(quantize_gptq(w.data(), 4, 16, st, per_channel, &t), Cancelled);
+}
+
+TEST(Gptq, SpqrOutliersMatchSlowObqWithOutliers) {
+  const int64_t rows = 12, cols = 32, n = 96;
+  const auto x = correlated_inputs(n, cols, 21, 2);
+  const LayerStats st = stats_of(x, n, cols);
+  auto w = gaussian(size_t(rows * cols), 22, 0.1f);
+  for (int64_t i = 5; i < rows * cols; i += 37) w[size_t(i)] *= 8;  // planted large weights
+  int compared = 0;
+  for (bool act : {false, true})
+    for (bool stat : {false, true})
+      for (int64_t block : {int64_t(128), int64_t(5)})
+        for (bool sym : {false, true}) {
+          if (stat && !act) continue;
+          GptqOptions o;
+          o.bits = 2, o.symmetric = sym, o.group_size = 8, o.act_order = act,
+          o.static_groups = stat, o.block_size = block, o.outlier_threshold = 1.0;
+          GptqReport report;
+          const CompressedTensor c = quantize_gptq(w.data(), rows, cols, st, o, nullptr, {}, &report);
+          int kept = 0;
+          const auto want = slow_obq(w, rows, cols, st, o, o.outlier_threshold, &kept);
+          const auto got = c.dequantize().to_f32();
+          int same = 0;
+          for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
+          EXPECT_EQ(same, int(got.size())) << act << stat << block << sym;
+          EXPECT_EQ(int(c.outlier_index.size()), kept) << act << stat << block << sym;
+          EXPECT_EQ(report.outliers, c.outlier_index.size());
+          EXPECT_GT(kept, 0);
+          EXPECT_LT(kept, rows * cols / 5);
+          ++compared;
+        }
+  EXPECT_EQ(compared, 12);
+}
+
+TEST(Gptq, LeaveOneOutGainEqualsRefittingWithoutEachWeight) {
+  int extremes_moved = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    const int64_t n = 3 + seed % 14;
+    auto x = gaussian(size_t(n), seed);
+    if (seed % 5 == 0) x[1] = x[0];                               // a tied extreme, maybe
+    if (seed % 7 == 0) for (float& v : x) v = std::fabs(v) + 0.1f;  // all positive
+    const auto d = gaussian(size_t(n), seed + 100);
+    std::vector<float> dd(d.size());
+    for (size_t i = 0; i < d.size(); ++i) dd[i] = 0.5f + std::fabs(d[i]);
+    for (int bits : {2, 3})
+      for (bool sym : {false, true}) {
+        std::vector<double> gain(static_cast<size_t>(n));
+        spqr_leave_one_out_gain(x.data(), dd.data(), n, bits, sym, gain.data());
+        auto total = [&](const std::vector<float>& fit, int64_t skip) {
+          const AffineParams p = affine_params(fit.data(), int64_t(fit.size()), 1, bits, sym);
+          double e = 0;
+          for (int64_t i = 0; i < n; ++i)
+            if (i != skip) e += std::pow((x[size_t(i)] - affine_round(x[size_t(i)], p, bits)) / dd[size_t(i)], 2);
+          return e;
+        };
+        const double base = total(x, -1);
+        for (int64_t j = 0; j < n; ++j) {
+          std::vector<float> rest = x;
+          rest.erase(rest.begin() + j);
+          const double want = base - total(rest, j);
+          EXPECT_NEAR(gain[size_t(j)], want, 1e-6 * (1 + base)) << seed << " " << j;
+          const double own = std::pow((x[size_t(j)] - affine_round(x[size_t(j)], affine_params(x.data(), n, 1, bits, sym), bits)) / dd[size_t(j)], 2);
+          extremes_moved += std::fabs(want - own) > 1e-3 * (1 + base);
+        }
+      }
+  }
+  EXPECT_GT(extremes_moved, 50);  // the refit case is exercised, not only the own-error one
+}
+
+// The case: 2 bits, groups of 16 on a 48 x 96 layer. Outliers decided after GPTQ
+// (writing the original weight back) undo compensation later columns made for them;
+// inside the loop they only remove error.
+TEST(Gptq, OutliersInsideTheLoopOnlyRemoveError) {
+  const int64_t rows = 48, cols = 96, n = 384;
+  const auto x = correlated_inputs(n, cols, 5, 3);
+  const LayerStats st = stats_of(x, n, cols);
+  const auto w = laplace(size_t(rows * cols), 6, 0.05f);
+  GptqOptions o;
+  o.bits = 2, o.group_size = 16;
+  auto error_of = [&](const GptqOptions& g, GptqReport* rep = nullptr) {
+    const auto q = quantize_gptq(w.data(), rows, cols, st, g, nullptr, {}, rep).dequantize().to_f32();
+    return output_error(w.data(), q.data(), rows, cols, st.xtx) / output_error(w.data(), std::vector<float>(w.size()).data(), rows, cols, st.xtx);
+  };
+  const double plain = error_of(o);
+  double previous = plain;
+  for (double f : {0.01, 0.03}) {
+    GptqOptions g = o;
+    g.outlier_fraction = f;
+    GptqReport rep;
+    const double e = error_of(g, &rep);
+    EXPECT_LT(e, previous) << f;
+    EXPECT_LT(e, 0.75 * plain) << f;
+    EXPECT_NEAR(double(rep.outliers), f * double(rows * cols), 0.05 * f * double(rows * cols) + 1) << f;
+    EXPECT_TRUE(std::isfinite(rep.outlier_threshold));
+    GptqOptions t = o;  // the same threshold given directly keeps the same weights
+    t.outlier_threshold = rep.outlier_threshold;
+    GptqReport again;
+    EXPECT_NEAR(error_of(t, &again), e, 1e-2 * e);
+    EXPECT_NEAR(double(again.outliers), double(rep.outliers), 2.0);
+    previous = e;
+  }
+}
+
+TEST(Gptq, DampeningIsRaisedUntilTheHessianFactors) {
+  // Eigenvalues -0.015 and 2.015: 1 % dampening is not enough, 2 % is.
+  LayerStats h{2, {1, 1.015, 1.015, 1}, {1, 1}, {1, 1}, 1};
+  const std::vector<float> w = {0.3f, -0.2f, 0.1f, 0.4f};
+  GptqOptions o;
+  o.group_size = 0;
+  GptqReport report;
+  const CompressedTensor c = quantize_gptq(w.data(), 2, 2, h, o, nullptr, "l.w", &report);
+  EXPECT_DOUBLE_EQ(report.percdamp, 0.02);
+  for (float v : c.dequantize().to_f32()) EXPECT_TRUE(std::isfinite(v));
+  o.percdamp = 0.05;
+  quantize_gptq(w.data(), 2, 2, h, o, nullptr, "l.w", &report);
+  EXPECT_DOUBLE_EQ(report.percdamp, 0.05);  // not raised when it factors at once
 }

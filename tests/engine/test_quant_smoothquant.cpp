@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/compress/smoothquant.h"
+#include "engine/core/half.h"
 #include "engine/core/error.h"
 #include "quant_test_util.h"
 
@@ -91,6 +92,35 @@ TEST(SmoothQuant, W8A8ErrorLowerWithSmoothing) {
       return e;
     };
     EXPECT_LT(w8a8_error(0.5f), 0.7 * w8a8_error(-1.0f)) << seed;
+  }
+}
+
+// The reference's quantize_weight_per_channel_absmax: scale = max|w_row| / 127 (an fp16
+// tensor), w ≈ round(w / scale) · scale, so the integers stay within ±127.
+TEST(SmoothQuant, WeightGridIsPerChannelAbsmaxOver127) {
+  const int64_t rows = 9, cols = 40;
+  auto w = gaussian(size_t(rows * cols), 5, 0.2f);
+  for (int64_t c = 0; c < cols; ++c) w[size_t(3 * cols + c)] = 0;  // an all-zero row
+  w[size_t(4 * cols + 7)] = -3.0f;                                   // a negative maximum
+  const CompressedTensor q = quantize_weight_w8(w.data(), rows, cols);
+  const auto got = q.dequantize().to_f32();
+  std::vector<uint8_t> codes(size_t(rows * cols));
+  unpack_codes(q.codes.data(), codes.size(), 8, codes.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double amax = 0;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, double(std::fabs(w[size_t(r * cols + c)])));
+    const float scale = f16_to_f32(f32_to_f16(float(std::max(amax, 1e-5) / 127.0)));
+    EXPECT_EQ(q.scales[size_t(r)], scale) << r;
+    int reach = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = w[size_t(r * cols + c)];
+      const float want = std::nearbyint(v / scale) * scale;
+      EXPECT_EQ(got[size_t(r * cols + c)], want) << r << " " << c;
+      const int i = int(codes[size_t(r * cols + c)]) - 128;
+      EXPECT_GE(i, -127);
+      reach = std::max(reach, std::abs(i));
+    }
+    EXPECT_EQ(reach, r == 3 ? 0 : 127) << r;
   }
 }
 

@@ -38,7 +38,7 @@ TEST(Recipe, EveryPresetParsesAndTargetsTheBlocks) {
     EXPECT_NO_THROW(check_targets(r, kNames)) << r.name;
     ++n;
   }
-  EXPECT_EQ(n, 14);
+  EXPECT_EQ(n, 15);
 }
 
 TEST(Recipe, DefaultsFillInAndTypesAreKept) {
@@ -46,7 +46,8 @@ TEST(Recipe, DefaultsFillInAndTypesAreKept) {
   const json& p = r.stages[0].params;
   EXPECT_EQ(p["bits"], 3);
   EXPECT_EQ(p["group_size"], 128);
-  EXPECT_EQ(p["act_order"], true);
+  EXPECT_EQ(p["act_order"], false);  // the reference's defaults: no act-order, no static groups
+  EXPECT_EQ(p["static_groups"], false);
   EXPECT_DOUBLE_EQ(p["damp"].get<double>(), 0.01);
   EXPECT_EQ(r.stages[0].line, 2);
   EXPECT_EQ(stage_tensors(r.stages[0], kNames).size(), 3u);  // the three *_proj weights

@@ -82,10 +82,12 @@ TEST(ResourceEstimate, GptqOneLayerMatchesHandWorkedSums) {
   const ResourceEstimate e = estimate_resources(
       s,
       recipe("calibration: {windows: 4, window: 16}\nstages:\n  - algorithm: gptq\n"
-             "    targets: model.layers.0.mlp.down_proj.weight\n    group_size: 32\n"),
+             "    targets: model.layers.0.mlp.down_proj.weight\n    group_size: 32\n"
+             "    act_order: true\n"),
       set);
   const double r = 32, c = 64, n = r * c, N = 4 * 16;
-  // Codes n/2, scale+zero per 32 columns per row, act-order column map 4·c; kept twice.
+  // Codes n/2, scale+zero per 32 columns per row, act-order column map 4·c (dynamic
+  // groups); kept twice.
   EXPECT_EQ(e.compressed_bytes, uint64_t(2 * (n / 2 + 4 * r * 2 * 2 + 4 * c)));
   // GPTQ after the in-place inverse Cholesky: the f64 H copy holding it (8c²), the f32
   // factor (4c²), working weights (4n), codes (n), block errors (4·r·64), 2 groups of

@@ -74,35 +74,49 @@ std::vector<float> scaled_columns(const float* w, int64_t rows, int64_t cols,
   return ws;
 }
 
+AffineParams awq_clip_params(float lo, float hi, int bits, bool symmetric, float shrink) {
+  const float m = std::max(-lo, hi) * shrink;
+  return affine_params_range(std::max(lo, -m), std::min(hi, m), bits, symmetric);
+}
+
 namespace {
 
-// ‖y_ref − X·(Q(W·s)/s)ᵀ‖²
-double scaled_error(const AwqLayer& l, const float* x, int64_t n, int64_t cols,
-                    const std::vector<float>& y_ref, const std::vector<float>& s,
-                    const RtnOptions& rtn) {
+// Q(W·s)/s of one layer, f32 [rows, cols].
+std::vector<float> effective_weight(const AwqLayer& l, int64_t cols, const std::vector<float>& s,
+                                    const RtnOptions& rtn) {
   const auto ws = scaled_columns(l.w, l.rows, cols, s);
-  Tensor wq = quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
-  float* p = wq.mutable_as<float>();
+  const Tensor wq = quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
+  std::vector<float> p(wq.as<float>(), wq.as<float>() + l.rows * cols);
   for (int64_t r = 0; r < l.rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) p[r * cols + c] /= s[size_t(c)];
-  std::vector<float> y(size_t(n * l.rows));
-  matmul_wt(x, p, y.data(), n, l.rows, cols);
+    for (int64_t c = 0; c < cols; ++c) p[size_t(r * cols + c)] /= s[size_t(c)];
+  return p;
+}
+
+// ‖y_ref − X·ŵᵀ‖²
+double output_error(const float* wq, int64_t rows, const float* x, int64_t n, int64_t cols,
+                    const std::vector<float>& y_ref) {
+  std::vector<float> y(size_t(n * rows));
+  matmul_wt(x, wq, y.data(), n, rows, cols);
   double e = 0;
   for (size_t i = 0; i < y.size(); ++i) e += (double(y_ref[i]) - y[i]) * (double(y_ref[i]) - y[i]);
   return e;
 }
 
 // AWQ clipping: per row and group the shrink with the least (w − ŵ)ᵀ·G·(w − ŵ), G the
-// Gram matrix of the group's (scaled) calibration inputs.
+// Gram matrix of the group's (scaled) inputs on every step-th calibration row.
 CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64_t cols,
                                const float* x, int64_t n, const std::vector<float>& s,
                                const AwqOptions& opt, const CancelToken* cancel,
                                const std::string& name) {
   const int64_t gs = opt.group_size, groups = cols / gs;
+  const int64_t step = std::max<int64_t>(1, n / std::max<int64_t>(1, opt.clip_tokens));
+  std::vector<float> xs;  // the sampled rows, as the reference's input_feat[0::step]
+  for (int64_t i = 0; i < n; i += step) xs.insert(xs.end(), x + i * cols, x + (i + 1) * cols);
+  const int64_t m = int64_t(xs.size()) / cols;
   std::vector<float> gram(size_t(groups * gs * gs));
   for (int64_t g = 0; g < groups; ++g) {
     float* gg = gram.data() + g * gs * gs;
-    matmul_at_strided(x + g * gs, cols, x + g * gs, cols, gg, gs, gs, gs, n);
+    matmul_at_strided(xs.data() + g * gs, cols, xs.data() + g * gs, cols, gg, gs, gs, gs, m);
     for (int64_t i = 0; i < gs; ++i)
       for (int64_t j = 0; j < gs; ++j)
         gg[i * gs + j] /= s[size_t(g * gs + i)] * s[size_t(g * gs + j)];
@@ -122,7 +136,7 @@ CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64
                             lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
                           double best_e = INFINITY;
                           for (int k = 0; k <= steps; ++k) {
-                            const AffineParams p = affine_params_range(
+                            const AffineParams p = awq_clip_params(
                                 lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
                             for (int64_t i = 0; i < gs; ++i)
                               d[size_t(i)] = double(w[i]) - affine_round(w[i], p, opt.bits);
@@ -144,7 +158,8 @@ CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64
 }  // namespace
 
 AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int64_t n, int64_t cols,
-                       const AwqOptions& opt, const CancelToken* cancel) {
+                       const AwqOptions& opt, const CancelToken* cancel,
+                       const AwqModuleLoss& module_loss) {
   const std::string first = layers.empty() ? std::string("awq") : layers[0].name;
   if (layers.empty()) throw Error(first, "awq needs at least one layer");
   if (n <= 0 || cols <= 0 || !x)
@@ -152,7 +167,7 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
                            std::to_string(cols));
   if (opt.grid < 1 || opt.grid > 1000) throw Error(first, "awq grid must be 1..1000 points");
   if (opt.clip && (!(opt.clip_min_shrink > 0 && opt.clip_min_shrink <= 1) || !(opt.clip_step > 0) ||
-                   (1 - opt.clip_min_shrink) / opt.clip_step > 1000))
+                   (1 - opt.clip_min_shrink) / opt.clip_step > 1000 || opt.clip_tokens < 1))
     throw Error(
         first, "awq clipping needs 0 < clip_min_shrink <= 1 and 0 < clip_step, at most 1000 steps");
   for (const AwqLayer& l : layers) {
@@ -163,8 +178,8 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
   RtnOptions rtn;
   rtn.bits = opt.bits, rtn.symmetric = opt.symmetric, rtn.group_size = opt.group_size;
 
-  std::vector<std::vector<float>> y_ref(layers.size());
-  for (size_t i = 0; i < layers.size(); ++i) {
+  std::vector<std::vector<float>> y_ref(module_loss ? 0 : layers.size());
+  for (size_t i = 0; i < y_ref.size(); ++i) {
     y_ref[i].resize(size_t(n * layers[i].rows));
     matmul_wt(x, layers[i].w, y_ref[i].data(), n, layers[i].rows, cols);
   }
@@ -172,12 +187,20 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
   res.error = INFINITY;
   for (int k = 0; k < opt.grid; ++k) {
     if (cancel) cancel->throw_if_cancelled();
-    const float alpha = opt.grid == 1 ? 0.0f : float(k) / float(opt.grid - 1);
+    const float alpha = float(k) / float(opt.grid);
     std::vector<float> s = awq_scales(x, n, cols, alpha);
     round_scales_to_f16(s);  // what is searched is what is stored (and counted: 16 bits)
+    std::vector<std::vector<float>> eff;
+    for (const AwqLayer& l : layers) eff.push_back(effective_weight(l, cols, s, rtn));
     double e = 0;
-    for (size_t i = 0; i < layers.size(); ++i)
-      e += scaled_error(layers[i], x, n, cols, y_ref[i], s, rtn);
+    if (module_loss) {
+      std::vector<const float*> ptrs;
+      for (const auto& w : eff) ptrs.push_back(w.data());
+      e = module_loss(ptrs);
+    } else {
+      for (size_t i = 0; i < layers.size(); ++i)
+        e += output_error(eff[i].data(), layers[i].rows, x, n, cols, y_ref[i]);
+    }
     if (k == 0) res.error_rtn = e;
     if (e < res.error) res.error = e, res.alpha = alpha, res.input_scale = std::move(s);
   }
@@ -185,7 +208,7 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
     if (cancel) cancel->throw_if_cancelled();
     const auto ws = scaled_columns(l.w, l.rows, cols, res.input_scale);
     res.layers.push_back(
-        opt.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
+        opt.clip && l.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
                  : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
   }
   return res;

@@ -87,8 +87,8 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
   };
   // Inputs of o_proj / down_proj for every window, while they fit the reuse budget; else
   // one window's worth, formed again in the pass that needs it.
-  const bool keep_att = uint64_t(total * Q) * 4 <= opt.reuse_budget;
-  const bool keep_act = uint64_t(total * H) * 4 <= opt.reuse_budget;
+  const bool keep_att = !opt.uncompressed_inputs && uint64_t(total * Q) * 4 <= opt.reuse_budget;
+  const bool keep_act = !opt.uncompressed_inputs && uint64_t(total * H) * 4 <= opt.reuse_budget;
   std::vector<float> att(size_t((keep_att ? total : longest) * Q));
   std::vector<float> act(size_t((keep_act ? total : longest) * H));
   std::vector<int64_t> first(W);  // row offset of each window in the kept arrays
@@ -119,6 +119,30 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
   for (int64_t l = opt.start_layer; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
+    if (opt.uncompressed_inputs) {
+      // One forward pass of the block per window, every group observing it; the next
+      // block's input is this block's output before any of its weights change.
+      for (size_t w = 0; w < W; ++w) {
+        if (cancel) cancel->throw_if_cancelled();
+        hidden.get(w, h.data());
+        rmsnorm_rows(h.data(), L.attn_norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+        if (hooks.observe) hooks.observe(g[0], xn.data(), rows[w]);
+        float* a = att_of(w);
+        timed(attention_flops(rows[w]), [&] { llama_attention_output(model, l, xn.data(), rows[w], a); });
+        if (hooks.observe) hooks.observe(g[1], a, rows[w]);
+        timed(2.0 * double(rows[w]) * double(Q) * double(D), [&] { llama_add_o_proj(model, l, a, rows[w], h.data()); });
+        rmsnorm_rows(h.data(), L.ffn_norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+        if (hooks.observe) hooks.observe(g[2], xn.data(), rows[w]);
+        float* m = act_of(w);
+        timed(4.0 * double(rows[w]) * double(D) * double(H), [&] { llama_mlp_hidden(model, l, xn.data(), rows[w], m); });
+        if (hooks.observe) hooks.observe(g[3], m, rows[w]);
+        timed(2.0 * double(rows[w]) * double(H) * double(D), [&] { llama_add_down_proj(model, l, m, rows[w], h.data()); });
+        hidden.put(w, h.data());
+      }
+      for (int k = 0; k < 4; ++k) finish_group(g[k]);
+      if (hooks.block_done) hooks.block_done(l, hidden);
+      continue;
+    }
     // Each pass reads the block input again: a compress hook may have changed the weights
     // (and, SmoothQuant, the norm) the pass before used.
     auto normed = [&](size_t w, const Tensor& norm) {

@@ -68,6 +68,11 @@ struct CalibrationOptions {
   // last block_done saved (ActivationStore::save), the inputs of block start_layer.
   int64_t start_layer = 0;
   std::string start_hidden;
+  // AWQ's reference order instead of GPTQ's: every group of a block observes the block's
+  // forward pass with the weights as they were before this stage (so o_proj sees the
+  // uncompressed q/k/v, and the next block the uncompressed block's output); the block's
+  // compress hooks run after its forward pass.
+  bool uncompressed_inputs = false;
   ForwardTally* forward = nullptr;  // when set, the forward pass adds its time and FLOPs
 };
 

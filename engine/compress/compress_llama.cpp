@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "engine/compress/awq.h"
@@ -52,6 +53,9 @@ StructuredStageOptions structured_options(const RecipeStage& s) {
   o.heads = s.algorithm == "heads";
   o.fraction = s.params["fraction"].get<double>();
   o.score = structured_score(s.params["score"].get<std::string>());
+  const std::string inputs = s.params["inputs"].get<std::string>();
+  o.uncompressed_inputs = inputs == "auto" ? o.score == StructuredScore::Flap : inputs == "dense";
+  if (o.heads) o.square_head_scores = s.params["square_scores"].get<bool>();
   return o;
 }
 
@@ -125,12 +129,10 @@ double relative_error(const Tensor& w, const Tensor& q, const LayerStats* stats)
   return den > 0 ? num / den : 0;
 }
 
-// Activation rows kept per group input for AWQ's search (the statistics cover them all).
-constexpr int64_t kAwqSampleRows = 4096;
-
 struct GroupData {
   LayerStats stats;
-  std::vector<float> samples;  // up to kAwqSampleRows rows of the input
+  std::vector<float> samples;  // AWQ: whole calibration windows of the input, in order
+  std::vector<int64_t> sample_windows;  // their row counts
   int64_t sample_rows = 0;
 };
 
@@ -147,11 +149,12 @@ class StageRunner {
   }
 
   // AWQ searches one scale vector for all linears sharing an input.
-  void compress_awq(const std::vector<std::string>& names, const GroupData& g) {
+  void compress_awq(int64_t layer, const std::vector<std::string>& names, const GroupData& g) {
     std::vector<AwqLayer> layers;
     for (const std::string& n : names) {
       const Tensor* w = find_weight_f32(model_, n);
-      layers.push_back({w->as<float>(), w->dim(0), n});
+      const bool qk = n.ends_with("q_proj.weight") || n.ends_with("k_proj.weight");
+      layers.push_back({w->as<float>(), w->dim(0), n, !qk});
     }
     AwqOptions o;
     o.bits = p_["bits"].get<int>();
@@ -160,7 +163,8 @@ class StageRunner {
     if (o.group_size == 0) o.group_size = g.stats.cols;
     o.grid = p_["grid"].get<int>();
     o.clip = p_["clip_search"].get<bool>();
-    AwqResult res = quantize_awq(layers, g.samples.data(), g.sample_rows, g.stats.cols, o, cancel_);
+    AwqResult res = quantize_awq(layers, g.samples.data(), g.sample_rows, g.stats.cols, o, cancel_,
+                                 awq_module_loss(layer, names, g));
     if (p_["quantizer"].get<std::string>() == "gptq") {
       GptqOptions q;
       q.bits = o.bits, q.symmetric = o.symmetric, q.group_size = o.group_size;
@@ -181,6 +185,56 @@ class StageRunner {
   }
 
  private:
+  // The reference's module2inspect: q/k/v are scored by the attention's output (through
+  // o_proj) and gate/up by the MLP's (through down_proj), with the block's other weights as
+  // they are; o_proj and down_proj by their own output (an empty loss).
+  AwqModuleLoss awq_module_loss(int64_t layer, const std::vector<std::string>& names,
+                                const GroupData& g) {
+    const bool attention = names.front().find(".self_attn.") != std::string::npos &&
+                           !names.front().ends_with("o_proj.weight");
+    const bool mlp = names.front().ends_with("gate_proj.weight") || names.front().ends_with("up_proj.weight");
+    if (!attention && !mlp) return {};
+    // Runs the module on the sampled windows with the model's current weights.
+    auto output = [this, &g, layer, attention](std::vector<float>& y) {
+      const LlamaConfig& c = model_.cfg;
+      const int64_t inner = attention ? c.q_dim() : c.hidden_dim;
+      std::vector<float> mid;
+      y.assign(size_t(g.sample_rows * c.dim), 0.0f);
+      int64_t at = 0;
+      for (int64_t rows : g.sample_windows) {
+        mid.resize(size_t(rows * inner));
+        const float* x = g.samples.data() + at * c.dim;
+        float* out = y.data() + at * c.dim;
+        if (attention) {
+          llama_attention_output(model_, layer, x, rows, mid.data());
+          llama_add_o_proj(model_, layer, mid.data(), rows, out);
+        } else {
+          llama_mlp_hidden(model_, layer, x, rows, mid.data());
+          llama_add_down_proj(model_, layer, mid.data(), rows, out);
+        }
+        at += rows;
+      }
+    };
+    auto reference = std::make_shared<std::vector<float>>();
+    output(*reference);
+    return [this, names, output, reference](const std::vector<const float*>& effective) {
+      // The candidates stand in for the group's weights while the module runs.
+      std::vector<std::pair<Tensor*, Tensor>> saved;
+      for (size_t k = 0; k < names.size(); ++k) {
+        Tensor* t = find_weight(model_, names[k]);
+        const int64_t n = t->numel();
+        saved.emplace_back(t, std::move(*t));
+        *t = Tensor::from_f32({effective[k], size_t(n)}, saved.back().second.shape(), names[k]);
+      }
+      std::vector<float> y;
+      output(y);
+      for (auto& [t, original] : saved) *t = std::move(original);
+      double e = 0;
+      for (size_t i = 0; i < y.size(); ++i) e += (double((*reference)[i]) - y[i]) * (double((*reference)[i]) - y[i]);
+      return e;
+    };
+  }
+
   CompressedTensor run(const Tensor& w, const std::string& name, const LayerStats* st) {
     const std::string& a = s_.algorithm;
     const int64_t rows = w.dim(0), cols = w.dim(1);
@@ -405,10 +459,13 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         GroupData& d = data[g.names.front()];
         if (d.stats.cols == 0) d.stats = make_layer_stats(g.in_features);
         accumulate(d.stats, x, rows);
-        if (s.algorithm == "awq" && d.sample_rows < kAwqSampleRows) {
-          const int64_t take = std::min(rows, kAwqSampleRows - d.sample_rows);
-          d.samples.insert(d.samples.end(), x, x + take * g.in_features);
-          d.sample_rows += take;
+        // AWQ's search runs on whole windows (attention mixes a window's tokens), the
+        // first ones up to search_tokens (0: all).
+        const int64_t cap = s.algorithm == "awq" ? s.params["search_tokens"].get<int64_t>() : -1;
+        if (cap >= 0 && (cap == 0 || d.sample_rows == 0 || d.sample_rows + rows <= cap)) {
+          d.samples.insert(d.samples.end(), x, x + rows * g.in_features);
+          d.sample_windows.push_back(rows);
+          d.sample_rows += rows;
         }
       };
       hooks.compress = [&](const LinearGroup& g) {
@@ -417,12 +474,13 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         std::vector<std::string> mine;
         for (const std::string& n : g.names)
           if (targeted.count(n)) mine.push_back(n);
-        if (s.algorithm == "awq") runner.compress_awq(mine, d);
+        if (s.algorithm == "awq") runner.compress_awq(g.layer, mine, d);
         else
           for (const std::string& n : mine) runner.compress_one(n, &d.stats);
         data.erase(g.names.front());  // the statistics of a finished group are not needed again
       };
       hooks.block_done = [&](int64_t l, const ActivationStore& hidden) { block_done(l, true, &hidden); };
+      co.uncompressed_inputs = s.algorithm == "awq" && s.params["inputs"].get<std::string>() == "dense";
       sequential_calibrate(out.model, calib, hooks, relay, cancel, co);
     }
   }

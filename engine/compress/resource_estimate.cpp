@@ -84,6 +84,12 @@ double compressed_layer_bytes(const RecipeStage& s, double r, double c) {
   return 4 * n;  // heads / channels keep the sliced weight dense
 }
 
+// Calibration tokens AWQ's scale search runs on (whole windows; search_tokens 0: all).
+double awq_search_rows(const RecipeStage& s, double calib_rows) {
+  const double cap = param_int(s, "search_tokens", 0);
+  return cap > 0 ? std::min(cap, calib_rows) : calib_rows;
+}
+
 // Buffers one layer's compression holds besides the group statistics: the algorithm's own
 // work arrays, then the decoded weight and relative_error's three f32 products and f32 H.
 double layer_transient_bytes(const RecipeStage& s, double r, double c, double calib_rows) {
@@ -102,7 +108,7 @@ double layer_transient_bytes(const RecipeStage& s, double r, double c, double ca
     const double block = std::min<double>(param_int(s, "block_size", 128), c);
     algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
   } else if (a == "awq") {
-    const double rows = std::min(4096.0, calib_rows);
+    const double rows = awq_search_rows(s, calib_rows);
     algo = 4 * rows * r * 2 + 4 * n + 4 * c * std::min<double>(c, param_int(s, "group_size", 128));
   } else if (a == "svd") {
     const double m = std::min(r, c);
@@ -134,7 +140,7 @@ double layer_flops(const RecipeStage& s, double r, double c, double calib_rows) 
     return 2 * c3 / 3 + sweeps * r * c * c + 10 * n + relerr;
   }
   if (a == "awq") {
-    const double rows = std::min(4096.0, calib_rows);
+    const double rows = awq_search_rows(s, calib_rows);
     const double grid = param_int(s, "grid", 20);
     const double gs = std::min<double>(c, std::max(1, param_int(s, "group_size", 128)));
     const double clip = param_bool(s, "clip_search", true) ? 20 * 2 * n * gs : 0;
@@ -256,7 +262,14 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
         groups[key] = double(l.cols);
       }
       for (const auto& [key, c] : groups) flops += 2 * N * c * c;
-      if (s.algorithm == "awq") worst_layer += 4 * std::min(4096.0, N) * double(model.hidden_dim);
+      if (s.algorithm == "awq") {
+        // The search's input samples; with the uncompressed model's inputs (the default),
+        // every group of the block is observed before any is compressed: all four groups'
+        // samples and statistics at once.
+        const double rows = awq_search_rows(s, N);
+        const bool dense = !s.params.contains("inputs") || s.params["inputs"] == "dense";
+        worst_layer += dense ? 4 * rows * (2 * D + Q + H) + 8 * (2 * D * D + Q * Q) : 4 * rows * H;
+      }
     }
     if (calibrates(s)) flops += calib_forward, worst_layer += settings.streamed ? streamed_calib : calib_buffers;
     transient = std::max(transient, worst_layer);

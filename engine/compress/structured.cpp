@@ -63,20 +63,28 @@ static void check_shapes(const Tensor& w, const ChannelMoments& m) {
 std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m,
                                        StructuredScore s) {
   check_shapes(w, m);
-  std::vector<double> score = column_sq_norms(w);
-  for (int64_t j = 0; j < m.cols(); ++j) {
-    double& v = score[size_t(j)];
-    v = s == StructuredScore::Flap ? m.variance(j) * v : std::sqrt(v) * std::sqrt(m.mean_square(j));
+  if (s == StructuredScore::Flap) {
+    std::vector<double> score = column_sq_norms(w);
+    for (int64_t j = 0; j < m.cols(); ++j) score[size_t(j)] *= m.variance(j);
+    return score;
   }
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const float* p = w.as<float>();
+  std::vector<double> score(size_t(cols), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) score[size_t(j)] += std::fabs(double(p[r * cols + j]));
+  for (int64_t j = 0; j < cols; ++j) score[size_t(j)] *= std::sqrt(m.mean_square(j)) / double(rows);
   return score;
 }
 
-std::vector<double> unit_importance(const std::vector<double>& channel, int64_t width) {
+std::vector<double> unit_importance(const std::vector<double>& channel, int64_t width,
+                                    bool squares) {
   if (width <= 0 || channel.size() % size_t(width))
     throw Error("structured", std::to_string(channel.size()) +
                                   " channels do not split into units of " + std::to_string(width));
   std::vector<double> u(channel.size() / size_t(width), 0.0);
-  for (size_t j = 0; j < channel.size(); ++j) u[j / size_t(width)] += channel[j];
+  for (size_t j = 0; j < channel.size(); ++j)
+    u[j / size_t(width)] += squares ? channel[j] * channel[j] : channel[j];
   return u;
 }
 

@@ -31,16 +31,18 @@ class ChannelMoments {
 };
 
 enum class StructuredScore {
-  Flap,   // var(x_j) · ‖W[:, j]‖²  (fluctuation of the channel's output contribution)
-  Wanda,  // ‖W[:, j]‖ · rms(x_j)   (Wanda's |W|·‖X‖ taken over a whole column)
+  Flap,   // var(x_j) · ‖W[:, j]‖²  (FLAP's WIFV: fluctuation of the channel's contribution)
+  Wanda,  // mean_r |W[r, j]| · rms(x_j)  (FLAP's wanda-sp baseline: |W|·‖X‖ averaged over rows)
 };
 // "flap" or "wanda"; throws mcw::Error otherwise.
 StructuredScore structured_score(const std::string& name);
 
 // One score per input channel of W [rows, cols] (cols == m.cols()).
 std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m, StructuredScore s);
-// Scores of units of `width` consecutive channels (a head: head_dim channels): their sums.
-std::vector<double> unit_importance(const std::vector<double>& channel, int64_t width);
+// Scores of units of `width` consecutive channels (a head: head_dim channels): their sums,
+// or the sums of their squares (FLAP's code squares o_proj's channel scores first).
+std::vector<double> unit_importance(const std::vector<double>& channel, int64_t width,
+                                    bool squares = false);
 // The `count` units with the lowest score, in ascending index order (ties: lower index).
 std::vector<int64_t> least_important(const std::vector<double>& score, int64_t count);
 // Channel indices covered by `units` of `width` channels each, ascending.

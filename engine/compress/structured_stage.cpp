@@ -67,8 +67,9 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Tensor& w = o.heads ? L.wo : L.w_down;
     Tensor& bias = o.heads ? L.bo : L.b_down;
-    const std::vector<double> score =
-        unit_importance(channel_importance(w, *moments, o.score), width);
+    const std::vector<double> score = unit_importance(
+        channel_importance(w, *moments, o.score), width,
+        o.heads && o.score == StructuredScore::Flap && o.square_head_scores);
     removed[l] = least_important(score, count);
     const std::vector<int64_t> channels = unit_channels(removed[l], width);
     LayerRecord& rec = records[l];
@@ -95,7 +96,9 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     mask_input_channels(w, o.compensate ? &bias : nullptr, channels, *moments);
     moments.reset();
   };
-  if (count > 0) sequential_calibrate(model, windows, hooks, progress, cancel);
+  CalibrationOptions co;
+  co.uncompressed_inputs = o.uncompressed_inputs;
+  if (count > 0) sequential_calibrate(model, windows, hooks, progress, cancel, co);
 
   // Every layer now has the bias (compensation) or none was added; keep the config honest.
   if (o.compensate && count > 0) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;

@@ -1,9 +1,11 @@
 // The recipe stages "heads" and "channels": structured pruning of every layer in one
-// sequential calibration pass. As each block is reached, the statistics of its o_proj (or
-// down_proj) input give every unit its importance; the least important units are removed
-// in masked form (their columns zeroed, their mean contribution added to the output bias),
-// so later blocks calibrate on the pruned earlier ones. After the pass the model is sliced
-// to its smaller dense shape, which computes exactly what the masked model computed.
+// calibration pass. As each block is reached, the statistics of its o_proj (or down_proj)
+// input give every unit its importance; the least important units are removed in masked
+// form (their columns zeroed, their mean contribution added to the output bias). The
+// statistics come from the model before the stage (FLAP's setting) or, as an option, from
+// the blocks already pruned. After the pass the model is sliced to its smaller dense shape,
+// which computes exactly what the masked model computed. The same fraction is removed from
+// every layer (FLAP's UL-UM structure); its global allocation (AL-AM) is not offered.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -22,6 +24,11 @@ struct StructuredStageOptions {
   double fraction = 0.25;
   StructuredScore score = StructuredScore::Flap;
   bool compensate = true;  // bias compensation (off only to measure what it buys)
+  // FLAP's code sums the squares of a head's channel scores (its o_proj metric ** 2).
+  bool square_head_scores = true;
+  // Statistics (scores and the compensation's means) from the model before the stage, as
+  // FLAP gathers them; false: from the blocks already pruned (the wanda-sp baseline's order).
+  bool uncompressed_inputs = true;
 };
 
 // Units removed per layer by these options on a model of config `c` (0: nothing to do).

@@ -29,6 +29,11 @@ static ParamSpec scope(const char* def) {
   return {"scope", "string", def, {"layer", "row"}, 0, 0,
           "compare scores across the whole layer, or within each output row"};
 }
+static ParamSpec structured_inputs() {
+  return {"inputs", "string", "auto", {"auto", "dense", "compressed"}, 0, 0,
+          "statistics from the model before the stage (dense) or from the blocks already "
+          "pruned; auto: as the score's reference (flap dense, wanda compressed)"};
+}
 static ParamSpec pattern() {
   return {"pattern", "string", "unstructured", {"unstructured", "2:4", "4:8"}, 0, 0,
           "unstructured, or N:M semi-structured"};
@@ -52,8 +57,13 @@ const std::vector<AlgorithmSpec>& algorithm_specs() {
                "SpQR outliers with the threshold set for about this share of weights")}},
       {"awq", "quantize", "AWQ: activation-aware channel scaling, then round-to-nearest",
        {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
-        integer("grid", 20, 2, 100, "points of the scale-exponent search"),
-        flag("clip_search", true, "search the clipping range after scaling"),
+        integer("grid", 20, 2, 100, "points of the scale-exponent search (alpha = k/grid)"),
+        flag("clip_search", true, "search the clipping range after scaling (not q/k)"),
+        integer("search_tokens", 0, 0, 1 << 24,
+                "calibration tokens (whole windows) the scale search runs on; 0: all"),
+        {"inputs", "string", "dense", {"dense", "compressed"}, 0, 0,
+         "statistics from the uncompressed model (AWQ's reference) or from the compressed "
+         "layers before (GPTQ's sequential order)"},
         {"quantizer", "string", "rtn", {"rtn", "gptq"}, 0, 0,
          "quantise the scaled weights by round-to-nearest, or by GPTQ (act-order, damp 0.01)"}}},
       {"smoothquant", "quantize", "SmoothQuant W8A8: migrate activation outliers into weights",
@@ -74,12 +84,15 @@ const std::vector<AlgorithmSpec>& algorithm_specs() {
        {integer("rank", 0, 0, 65536, "rank to keep (0: use energy)"),
         number("energy", 0.9, 0.01, 1.0, "share of squared singular values to keep"),
         flag("activation_aware", false, "whiten with the calibration Gram matrix first")}},
-      {"heads", "structured", "remove attention heads (FLAP-style importance, bias compensation)",
+      {"heads", "structured", "remove attention heads (FLAP importance, bias compensation)",
        {number("fraction", 0.25, 0.0, 0.95, "share of heads removed per layer"),
-        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"}}},
-      {"channels", "structured", "remove MLP channels (FLAP-style importance, bias compensation)",
+        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"},
+        structured_inputs(),
+        flag("square_scores", true, "sum the squares of a head's channel scores (FLAP's code)")}},
+      {"channels", "structured", "remove MLP channels (FLAP importance, bias compensation)",
        {number("fraction", 0.25, 0.0, 0.95, "share of intermediate channels removed"),
-        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"}}},
+        {"score", "string", "flap", {"flap", "wanda"}, 0, 0, "importance score"},
+        structured_inputs()}},
   };
   return specs;
 }

@@ -81,6 +81,39 @@ TEST(Calibrate, LaterGroupsSeeEarlierCompressedLayers) {
   for (size_t i = 0; i < seen_after.size(); ++i) ASSERT_NEAR(seen_editing[i], seen_after[i], 1e-5);
 }
 
+// AWQ's order: with uncompressed_inputs every group sees the forward pass of the model as it
+// was before the stage, whatever the compress hooks do to the weights on the way.
+TEST(Calibrate, UncompressedInputsIgnoreTheCompressHooks) {
+  const auto win = calibration_windows(test::random_tokens(80, 3), 2, 20);
+  const LlamaModel base = test::random_llama(test::compress_config(2), 4);
+  auto seen_with = [&](bool uncompressed, bool edit) {
+    LlamaModel m = base;
+    std::map<std::string, std::vector<float>> seen;  // each group's inputs, all windows
+    CalibrationHooks h;
+    h.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+      auto& v = seen[g.names[0]];
+      v.insert(v.end(), x, x + rows * g.in_features);
+    };
+    if (edit)
+      h.compress = [&](const LinearGroup& g) {  // halve every weight as it is "compressed"
+        for (const std::string& n : g.names) {
+          Tensor* w = find_weight(m, n);
+          auto v = w->to_f32();
+          for (float& x : v) x *= 0.5f;
+          *w = Tensor::from_f32(v, w->shape(), n);
+        }
+      };
+    CalibrationOptions o;
+    o.uncompressed_inputs = uncompressed;
+    sequential_calibrate(m, win, h, {}, nullptr, o);
+    return seen;
+  };
+  const auto plain = seen_with(false, false);
+  EXPECT_EQ(seen_with(true, true), plain);   // as a pass over the untouched model
+  EXPECT_EQ(seen_with(true, false), plain);
+  EXPECT_NE(seen_with(false, true), plain);  // GPTQ's order sees the edits
+}
+
 TEST(CompressLlama, RtnReplacesEveryTargetedWeightWithItsDecodedForm) {
   const LlamaModel base = test::random_llama(test::compress_config(2), 5);
   const Recipe r = parse_recipe(

@@ -166,3 +166,140 @@ TEST(Awq, ScalesAreF16AndEffectiveWeightIsTheSelfDescribingTensor) {
   EXPECT_EQ(s[2], 1e6f);   // beyond it: kept
   EXPECT_EQ(s[3], 3.0f);
 }
+
+namespace {
+
+// The paper's search written out: for α = k/20, k = 0..19 (the reference's n_grid = 20,
+// ratio = k / n_grid), s = mean|x|^α / √(max · min) (f16 as stored), the weights W·s
+// rounded to the g-column grid and divided by s again; the loss is the module's output
+// error, here y = (X·Ŵᵀ)·Mᵀ for a fixed M (a stand-in for "the layers after").
+float naive_best_alpha(const std::vector<float>& x, int64_t n, int64_t cols, const std::vector<float>& w,
+                       int64_t rows, const std::vector<float>& m, int64_t mrows, int bits, int64_t gs) {
+  auto module = [&](const std::vector<double>& wq) {
+    std::vector<double> y(size_t(n * mrows), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        double z = 0;
+        for (int64_t c = 0; c < cols; ++c) z += double(x[size_t(t * cols + c)]) * wq[size_t(r * cols + c)];
+        for (int64_t o = 0; o < mrows; ++o) y[size_t(t * mrows + o)] += double(m[size_t(o * rows + r)]) * z;
+      }
+    return y;
+  };
+  const auto ref = module(std::vector<double>(w.begin(), w.end()));
+  double best = INFINITY;
+  float best_alpha = -1;
+  for (int k = 0; k < 20; ++k) {
+    const double alpha = k / 20.0;
+    std::vector<double> mean(size_t(cols), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = 0; c < cols; ++c) mean[size_t(c)] += std::fabs(x[size_t(t * cols + c)]) / double(n);
+    std::vector<float> s(static_cast<size_t>(cols));
+    float lo = INFINITY, hi = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      s[size_t(c)] = std::max(float(std::pow(mean[size_t(c)], alpha)), 1e-4f);
+      lo = std::min(lo, s[size_t(c)]), hi = std::max(hi, s[size_t(c)]);
+    }
+    for (float& v : s) v = f16_to_f32(f32_to_f16(v / std::sqrt(lo * hi)));
+    std::vector<double> wq(w.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < cols / gs; ++g) {
+        std::vector<float> grp(static_cast<size_t>(gs));
+        for (int64_t i = 0; i < gs; ++i) grp[size_t(i)] = w[size_t(r * cols + g * gs + i)] * s[size_t(g * gs + i)];
+        const AffineParams p = affine_params(grp.data(), gs, 1, bits, false);
+        for (int64_t i = 0; i < gs; ++i)
+          wq[size_t(r * cols + g * gs + i)] = double(affine_round(grp[size_t(i)], p, bits)) / s[size_t(g * gs + i)];
+      }
+    const auto y = module(wq);
+    double e = 0;
+    for (size_t i = 0; i < y.size(); ++i) e += (y[i] - ref[i]) * (y[i] - ref[i]);
+    if (e < best) best = e, best_alpha = float(k) / 20.0f;
+  }
+  return best_alpha;
+}
+
+}  // namespace
+
+TEST(Awq, SearchMinimisesTheModuleLossOverTheReferenceGrid) {
+  int differs = 0;
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+    const auto x = correlated_inputs(kN, kCols, seed, 3, 25.0f);
+    const auto w = gaussian(size_t(kRows * kCols), seed + 30, 0.05f);
+    const auto m = gaussian(size_t(8 * kRows), seed + 40);  // the module after the layer
+    AwqOptions o;
+    o.bits = 3, o.group_size = 32;
+    AwqModuleLoss loss = [&](const std::vector<const float*>& eff) {
+      double e = 0;
+      for (int64_t t = 0; t < kN; ++t)
+        for (int64_t out = 0; out < 8; ++out) {
+          double a = 0, b = 0;
+          for (int64_t r = 0; r < kRows; ++r) {
+            double za = 0, zb = 0;
+            for (int64_t c = 0; c < kCols; ++c)
+              za += double(x[size_t(t * kCols + c)]) * w[size_t(r * kCols + c)],
+                  zb += double(x[size_t(t * kCols + c)]) * eff[0][r * kCols + c];
+            a += m[size_t(out * kRows + r)] * za, b += m[size_t(out * kRows + r)] * zb;
+          }
+          e += (a - b) * (a - b);
+        }
+      return e;
+    };
+    const AwqResult a = quantize_awq({{w.data(), kRows, "l"}}, x.data(), kN, kCols, o, nullptr, loss);
+    EXPECT_FLOAT_EQ(a.alpha, naive_best_alpha(x, kN, kCols, w, kRows, m, 8, 3, 32)) << seed;
+    EXPECT_LE(a.alpha, 0.95f);
+    const AwqResult own = quantize_awq({{w.data(), kRows, "l"}}, x.data(), kN, kCols, o);
+    differs += own.alpha != a.alpha;
+  }
+  EXPECT_GT(differs, 0);  // the module's loss is not the layer's own
+}
+
+// auto_clip_layer: per row and group, w clamped to ±max|w|·(1 − i/20), i = 0..9, then the
+// min-max grid of the clamped group; the shrink with the least mean squared group output
+// over every (n / 512)-th token wins (the first on ties).
+TEST(Awq, ClipSearchIsTheReferenceClampOnSampledTokens) {
+  const int64_t n = 1100, gs = 32;
+  const auto x = correlated_inputs(n, kCols, 12, 2);
+  const auto w = laplace(size_t(kRows * kCols), 13, 0.03f);
+  AwqOptions o;
+  o.bits = 3, o.group_size = gs, o.grid = 1, o.clip = true;  // α = 0: s = 1
+  const AwqResult a = quantize_awq({{w.data(), kRows, "l"}}, x.data(), n, kCols, o);
+  const auto got = a.layers[0].dequantize().to_f32();
+  const int64_t step = n / 512;
+  int clipped = 0, worse_if_proportional = 0;
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t g = 0; g < kCols / gs; ++g) {
+      const float* wg = w.data() + r * kCols + g * gs;
+      double best = INFINITY;
+      std::vector<float> want;
+      for (int i = 0; i < 10; ++i) {
+        float amax = 0;
+        for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(wg[j]));
+        const float mv = amax * (1.0f - float(i) / 20.0f);
+        std::vector<float> cl(static_cast<size_t>(gs));
+        for (int64_t j = 0; j < gs; ++j) cl[size_t(j)] = std::clamp(wg[j], -mv, mv);
+        const AffineParams p = affine_params(cl.data(), gs, 1, 3, false);
+        std::vector<float> q(static_cast<size_t>(gs));
+        for (int64_t j = 0; j < gs; ++j) q[size_t(j)] = affine_round(wg[j], p, 3);
+        double e = 0;
+        for (int64_t t = 0; t < n; t += step) {
+          double d = 0;
+          for (int64_t j = 0; j < gs; ++j) d += double(x[size_t(t * kCols + g * gs + j)]) * (wg[j] - q[size_t(j)]);
+          e += d * d;
+        }
+        if (e < best) best = e, want = q, clipped += i > 0;
+      }
+      for (int64_t j = 0; j < gs; ++j) EXPECT_EQ(got[size_t(r * kCols + g * gs + j)], want[size_t(j)]) << r << " " << g;
+      float lo = 0, hi = 0;
+      for (int64_t j = 0; j < gs; ++j) lo = std::min(lo, wg[j]), hi = std::max(hi, wg[j]);
+      const AffineParams prop = affine_params_range(lo, hi, 3, false, 0.7f);
+      const AffineParams clamp = awq_clip_params(lo, hi, 3, false, 0.7f);
+      worse_if_proportional += prop.scale != clamp.scale || prop.zero != clamp.zero;
+    }
+  EXPECT_GT(clipped, 0);
+  EXPECT_GT(worse_if_proportional, 0);  // the two readings of "clip" differ on these groups
+  // q and k are not clipped: a layer with clip = false is the unclipped grid.
+  AwqLayer q{w.data(), kRows, "q", false};
+  const AwqResult a2 = quantize_awq({q}, x.data(), n, kCols, o);
+  RtnOptions r;
+  r.bits = 3, r.group_size = gs;
+  EXPECT_EQ(a2.layers[0].codes, quantize_rtn(w.data(), kRows, kCols, r).codes);
+}

@@ -96,7 +96,7 @@ TEST(StructuredScore, HeadRankingMatchesNaiveComputation) {
   m.add(x.data(), n);
   for (StructuredScore s : {StructuredScore::Flap, StructuredScore::Wanda}) {
     const auto got = unit_importance(channel_importance(w, m, s), hd);
-    std::vector<double> want(size_t(heads), 0.0);
+    std::vector<double> want(size_t(heads), 0.0), squared(size_t(heads), 0.0);
     for (int64_t j = 0; j < cols; ++j) {
       double mean = 0, var = 0, ms = 0, wn = 0;
       for (int64_t r = 0; r < n; ++r) mean += x[size_t(r * cols + j)] / double(n);
@@ -104,12 +104,19 @@ TEST(StructuredScore, HeadRankingMatchesNaiveComputation) {
         const double v = x[size_t(r * cols + j)];
         var += (v - mean) * (v - mean) / double(n - 1), ms += v * v / double(n);
       }
+      double wabs = 0;
       for (int64_t r = 0; r < rows; ++r)
-        wn += double(w.as<float>()[r * cols + j]) * w.as<float>()[r * cols + j];
-      want[size_t(j / hd)] += s == StructuredScore::Flap ? var * wn : std::sqrt(wn) * std::sqrt(ms);
+        wn += double(w.as<float>()[r * cols + j]) * w.as<float>()[r * cols + j],
+            wabs += std::fabs(w.as<float>()[r * cols + j]) / double(rows);
+      want[size_t(j / hd)] += s == StructuredScore::Flap ? var * wn : wabs * std::sqrt(ms);
+      squared[size_t(j / hd)] += std::pow(var * wn, 2);
     }
     ASSERT_EQ(got.size(), want.size());
     for (size_t h = 0; h < want.size(); ++h) EXPECT_NEAR(got[h], want[h], 1e-9 * want[h]);
+    if (s == StructuredScore::Flap) {  // FLAP's code: (metric ** 2) summed per head
+      const auto sq = unit_importance(channel_importance(w, m, s), hd, true);
+      for (size_t h = 0; h < squared.size(); ++h) EXPECT_NEAR(sq[h], squared[h], 1e-9 * squared[h]);
+    }
     std::vector<int64_t> order(static_cast<size_t>(heads), 0);
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
@@ -242,6 +249,39 @@ TEST(Structured, StageSmallerModelEqualsMaskedModelAndCompensationHelps) {
     EXPECT_TRUE(plain.layers[0].bo.empty() && plain.layers[0].b_down.empty());
     EXPECT_LT(logit_mse(small, base, calib[0]), logit_mse(plain, base, calib[0]));
   }
+}
+
+// FLAP's statistics: every layer's heads are chosen from the unpruned model's o_proj inputs
+// (a plain forward pass, scored here with the squares of the channel scores summed per
+// head); with the pruned blocks' inputs the later layers' choice can differ.
+TEST(Structured, DenseStatisticsChooseFromTheUnprunedModel) {
+  const auto calib = calibration_windows(tokens(600, 21), 6, 48);
+  LlamaConfig c = config(8, 8);
+  c.n_layers = 3;
+  const LlamaModel base = test::random_llama(c, 22);
+  std::vector<ChannelMoments> moments(3, ChannelMoments(c.q_dim()));
+  CalibrationHooks h;
+  h.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
+    if (g.names[0].ends_with("o_proj.weight")) moments[size_t(g.layer)].add(x, rows);
+  };
+  LlamaModel plain = test::deep_copy(base);
+  sequential_calibrate(plain, calib, h);
+  StructuredStageOptions o;
+  o.heads = true, o.fraction = 0.5;
+  LlamaModel pruned = test::deep_copy(base);
+  const auto plan = run_structured_stage(pruned, o, calib);
+  for (size_t l = 0; l < 3; ++l) {
+    std::vector<double> head(8, 0.0);
+    for (int64_t j = 0; j < c.q_dim(); ++j) {
+      double wn = 0;
+      for (int64_t r = 0; r < c.dim; ++r) wn += std::pow(base.layers[l].wo.as<float>()[r * c.q_dim() + j], 2);
+      head[size_t(j / c.head_dim)] += std::pow(moments[l].variance(j) * wn, 2);
+    }
+    EXPECT_EQ(plan[l], least_important(head, 4)) << l;
+  }
+  o.uncompressed_inputs = false;
+  LlamaModel sequential = test::deep_copy(base);
+  EXPECT_EQ(run_structured_stage(sequential, o, calib)[0], plan[0]);  // block 0 sees the same
 }
 
 // GQA heads then channels through the pipeline: exact parameter count, Dense entries with

@@ -35,10 +35,7 @@ using json = nlohmann::json;
 }
 
 bool needs_stats(const RecipeStage& s) {
-  const std::string& a = s.algorithm;
-  return a == "gptq" || a == "awq" || a == "kmeans" || a == "wanda" || a == "sparsegpt" ||
-         a == "heads" || a == "channels" || a == "smoothquant" ||
-         (a == "svd" && s.params["activation_aware"].get<bool>());
+  return calibration_need(s.algorithm, s.params) != CalibrationNeed::None;
 }
 
 // The decoder block of "model.layers.N.…".
@@ -106,22 +103,20 @@ RtnOptions rtn_options(const json& p) {
   return o;
 }
 
-std::vector<double> hessian_diagonal(const LayerStats& s) {
-  std::vector<double> d(size_t(s.cols));
-  for (int64_t i = 0; i < s.cols; ++i) d[size_t(i)] = s.xtx[size_t(i * s.cols + i)];
-  return d;
-}
-
-// tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, or the plain weight ratio without H.
+// tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, its diagonal (Σx², for methods that gather no
+// XᵀX: Wanda, k-means), or the plain weight ratio without statistics.
 double relative_error(const Tensor& w, const Tensor& q, const LayerStats* stats) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   const float* a = w.as<float>();
   const float* b = q.as<float>();
   std::vector<float> d(size_t(rows * cols));
   for (size_t i = 0; i < d.size(); ++i) d[i] = a[i] - b[i];
-  if (!stats) {
+  if (!stats || stats->xtx.empty()) {
     double num = 0, den = 0;
-    for (size_t i = 0; i < d.size(); ++i) num += double(d[i]) * d[i], den += double(a[i]) * a[i];
+    for (size_t i = 0; i < d.size(); ++i) {
+      const double h = stats ? stats->sq_norm[i % size_t(cols)] : 1.0;
+      num += h * d[i] * d[i], den += h * a[i] * a[i];
+    }
     return den > 0 ? num / den : 0;
   }
   const double num = weighted_square_norm(d.data(), rows, cols, stats->xtx.data());
@@ -267,8 +262,7 @@ class StageRunner {
       o.bits = p_["bits"].get<int>();
       o.iterations = p_["iterations"].get<int>();
       o.group_size = p_["group_size"].get<int>();
-      const auto diag = hessian_diagonal(*st);
-      return quantize_kmeans(w.as<float>(), rows, cols, o, diag.data(), cancel_, name);
+      return quantize_kmeans(w.as<float>(), rows, cols, o, st->sq_norm.data(), cancel_, name);
     }
     if (a == "magnitude") return magnitude_prune(w, {sparsity_target(p_), prune_scope(p_)}, cancel_);
     if (a == "wanda") return wanda_prune(w, *st, {sparsity_target(p_), prune_scope(p_)}, cancel_);
@@ -448,6 +442,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
       for (; next_block < out.model.cfg.n_layers; ++next_block) block_done(next_block);
     } else {
       std::map<std::string, GroupData> data;  // keyed by the group's first name
+      const bool gram = calibration_need(s.algorithm, s.params) == CalibrationNeed::Gram;
       CalibrationHooks hooks;
       auto wanted = [&](const LinearGroup& g) {
         for (const std::string& n : g.names)
@@ -457,7 +452,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
       hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
         if (!wanted(g)) return;
         GroupData& d = data[g.names.front()];
-        if (d.stats.cols == 0) d.stats = make_layer_stats(g.in_features);
+        if (d.stats.cols == 0) d.stats = make_layer_stats(g.in_features, gram);
         accumulate(d.stats, x, rows);
         // AWQ's search runs on whole windows (attention mixes a window's tokens), the
         // first ones up to search_tokens (0: all).

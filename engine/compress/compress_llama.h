@@ -26,7 +26,8 @@ struct CompressedLayer {
   CompressedTensor tensor;
   std::string algorithm;
   // Output error relative to the original layer on the calibration inputs,
-  // tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ), or ‖ΔW‖²/‖W‖² when no calibration ran. Structured
+  // tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ), or ‖ΔW‖²/‖W‖² when no calibration ran; Wanda and
+  // k-means, which gather no XᵀX, its diagonal (Σ_ij ΔW_ij²·Σx_j² over the same). Structured
   // stages: o_proj/down_proj carry the diagonal estimate Σ_removed var_j‖W_j‖² /
   // Σ_j E[x_j²]‖W_j‖² (after bias compensation); the row-sliced q/k/v/gate/up the share of
   // ‖W‖² removed. SmoothQuant: ‖ΔW‖²/‖W‖² against the smoothed weight.

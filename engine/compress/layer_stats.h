@@ -9,7 +9,7 @@ namespace mcw {
 
 struct LayerStats {
   int64_t cols;
-  std::vector<double> xtx;      // cols*cols
+  std::vector<double> xtx;      // cols*cols, or empty when not gathered (Wanda, k-means)
   std::vector<double> sq_norm;  // per input channel Σx²
   std::vector<float> max_abs;
   int64_t samples;

@@ -35,16 +35,13 @@ bool param_bool(const RecipeStage& s, const char* key, bool fallback) {
   return it != s.params.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
 
-// Stages that accumulate a LayerStats (XᵀX) per group of linears sharing an input.
+// Stages that accumulate XᵀX per group of linears sharing an input.
 bool uses_hessian(const RecipeStage& s) {
-  const std::string& a = s.algorithm;
-  return a == "gptq" || a == "awq" || a == "kmeans" || a == "wanda" || a == "sparsegpt" ||
-         (a == "svd" && param_bool(s, "activation_aware", false));
+  return calibration_need(s.algorithm, s.params) == CalibrationNeed::Gram;
 }
 // Stages that run the calibration text through the model (sequential_calibrate).
 bool calibrates(const RecipeStage& s) {
-  return uses_hessian(s) || s.algorithm == "smoothquant" || s.algorithm == "heads" ||
-         s.algorithm == "channels";
+  return calibration_need(s.algorithm, s.params) != CalibrationNeed::None;
 }
 
 // Affine scale groups per row: group_size 0 = one per row, -1 = per tensor (counted as one

@@ -10,7 +10,7 @@ CompressedTensor wanda_prune(const Tensor& w, const LayerStats& stats, const Wan
                              const CancelToken* cancel) {
   if (w.ndim() == 2) {
     validate_target(opt.target, w.dim(1), w.name());
-    check_layer_stats(stats, w.dim(1), w.name());
+    check_layer_stats(stats, w.dim(1), w.name(), /*need_gram=*/false);
   }
   std::vector<float> values = weight_values(w);
   const int64_t rows = w.dim(0), cols = w.dim(1);

@@ -42,10 +42,20 @@ struct ParamSpec {
   double min = 0, max = 0;              // range for numbers when min < max
   std::string help;
 };
+// What an algorithm reads from the calibration text, for a stage's parameters.
+enum class CalibrationNeed {
+  None,         // the weights alone
+  InputNorms,   // per input channel Σx² and max|x| (LayerStats without XᵀX)
+  Gram,         // XᵀX too (the Hessian of the layer's reconstruction loss)
+  OwnPass,      // statistics of its own (SmoothQuant's maxima, structured moments)
+};
 struct AlgorithmSpec {
   std::string name, kind, help;  // kind: "quantize", "prune", "low-rank", "structured"
   std::vector<ParamSpec> params;
+  CalibrationNeed (*needs)(const nlohmann::json& params) = nullptr;
 };
+// find_algorithm(stage.algorithm)->needs(stage.params), None for an unknown algorithm.
+CalibrationNeed calibration_need(const std::string& algorithm, const nlohmann::json& params);
 const std::vector<AlgorithmSpec>& algorithm_specs();
 const AlgorithmSpec* find_algorithm(const std::string& name);
 

@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "engine/compress/magnitude.h"
 #include "engine/compress/nm_pattern.h"
+#include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/wanda.h"
+#include "engine/recipe/recipe.h"
 #include "engine/core/error.h"
 #include "prune_test_util.h"
 
@@ -172,4 +175,35 @@ TEST(Wanda, LayerStatsAccumulateMatchesNaive) {
   }
   LayerStats empty{};
   EXPECT_THROW(accumulate(empty, x.data(), 1), Error);
+}
+
+// Wanda reads Σx² per input channel only: the stage gathers no XᵀX (which costs as much as
+// GPTQ's own work), and the result is the same as with it.
+TEST(Wanda, NeedsOnlyInputNormsNotTheGram) {
+  EXPECT_EQ(calibration_need("wanda", {}), CalibrationNeed::InputNorms);
+  EXPECT_EQ(calibration_need("kmeans", {}), CalibrationNeed::InputNorms);
+  EXPECT_EQ(calibration_need("gptq", {}), CalibrationNeed::Gram);
+  const int64_t rows = 6, cols = 16, n = 40;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * cols)), wv(size_t(rows * cols));
+  for (float& v : x) v = d(rng);
+  for (float& v : wv) v = d(rng);
+  LayerStats full = make_layer_stats(cols), norms = make_layer_stats(cols, false);
+  accumulate(full, x.data(), n);
+  accumulate(norms, x.data(), n);
+  EXPECT_TRUE(norms.xtx.empty());
+  EXPECT_EQ(norms.sq_norm, full.sq_norm);
+  for (int64_t j = 0; j < cols; ++j) {
+    double s = 0;
+    for (int64_t t = 0; t < n; ++t) s += double(x[size_t(t * cols + j)]) * x[size_t(t * cols + j)];
+    EXPECT_NEAR(norms.sq_norm[size_t(j)], s, 1e-9 * s);
+  }
+  EXPECT_THROW(check_layer_stats(norms, cols, "l"), Error);  // a method that needs XᵀX
+  EXPECT_NO_THROW(check_layer_stats(norms, cols, "l", false));
+  const Tensor w = Tensor::from_f32(wv, {rows, cols}, "l");
+  const CompressedTensor a = wanda_prune(w, full, {SparsityTarget{0.5}, PruneScope::PerRow});
+  const CompressedTensor b = wanda_prune(w, norms, {SparsityTarget{0.5}, PruneScope::PerRow});
+  EXPECT_EQ(a.mask, b.mask);
+  EXPECT_EQ(a.dequantize().to_f32(), b.dequantize().to_f32());
 }

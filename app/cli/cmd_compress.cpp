@@ -144,11 +144,11 @@ int run_compress(const std::vector<std::string>& argv) {
   if (const auto eval_path = args.value("eval")) {
     const auto ids = tok->encode(read_text_file(*eval_path), false);
     EvalOptions eo;
-    eo.window = eo.stride = std::min<int64_t>(256, base.cfg.max_seq_len);
+    eo.window = eo.stride = default_eval_window(base.cfg.max_seq_len);
     ProgressBar bar("eval");
     const EvalResult er = evaluate(res.model, ids, eo, &base, bar.callback(), &sigint.token());
-    report["eval"] = {{"text", *eval_path}, {"perplexity", er.perplexity}, {"kl", er.kl},
-                      {"top1_agreement", er.top1}};
+    report["eval"] = {{"text", *eval_path}, {"window", eo.window}, {"perplexity", er.perplexity},
+                      {"kl", er.kl}, {"top1_agreement", er.top1}};
   }
 
   if (sigint.token().cancelled()) return 130;

@@ -19,7 +19,8 @@ namespace mcw::cli {
 const char* const kEvalUsage =
     "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
     "                [--baseline MODEL] [--bf16-activations] [--json]\n\n"
-    "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default 256, stride = window).\n"
+    "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default:\n"
+    "the model's context, at most 2048, the papers' setting; stride = window).\n"
     "Each token is scored once, where it is new, and never as a window's first token.\n"
     "With --baseline, also the mean KL divergence KL(baseline || model) and the share of\n"
     "positions where both models agree on the most likely next token.\n\n"
@@ -43,12 +44,11 @@ int run_eval(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1) throw UsageError{"eval takes one model path (see mcw help eval)"};
   const auto text_path = args.value("text");
   if (!text_path) throw UsageError{"eval needs --text FILE"};
-  EvalOptions opt;
-  opt.window = args.int_or("window", 256);
-  opt.stride = args.int_or("stride", opt.window);
-
   const ModelFile file = open_model_file(args.positional()[0]);
   const auto model = load_causal_lm(file);
+  EvalOptions opt;
+  opt.window = args.int_or("window", default_eval_window(model->context_length()));
+  opt.stride = args.int_or("stride", opt.window);
   const auto tok = load_tokenizer(file);
   std::vector<int32_t> ids = tok->encode(read_text_file(*text_path), /*add_bos=*/false);
   if (const long long max = args.int_or("max-tokens", 0); max > 0 && size_t(max) < ids.size())

@@ -18,6 +18,11 @@ struct EvalOptions {
   int64_t stride = 256;  // 1 <= stride <= window
 };
 
+// The window `mcw eval` and `mcw compress --eval` use unless told: the papers' 2048
+// (GPTQ, AWQ, SparseGPT, Wanda all report perplexity on 2048-token windows), or the
+// model's whole context when that is shorter.
+inline int64_t default_eval_window(int64_t context) { return context < 2 ? 2 : context < 2048 ? context : 2048; }
+
 struct EvalWindow {
   int64_t begin, end;   // tokens [begin, end) are fed to the model
   int64_t first_scored;  // tokens [first_scored, end) are scored

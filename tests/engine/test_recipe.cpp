@@ -38,7 +38,7 @@ TEST(Recipe, EveryPresetParsesAndTargetsTheBlocks) {
     EXPECT_NO_THROW(check_targets(r, kNames)) << r.name;
     ++n;
   }
-  EXPECT_EQ(n, 15);
+  EXPECT_EQ(n, 19);
 }
 
 TEST(Recipe, DefaultsFillInAndTypesAreKept) {

@@ -55,7 +55,7 @@ void MainWindow::createMenus() {
                                     this, [this] { context_->startEvaluate(); });
   evaluate_action_->setObjectName(QStringLiteral("evaluateAction"));
   evaluate_action_->setToolTip(tr("Perplexity of the project's model on its evaluation text "
-                                  "(byte tokens)"));
+                                  "(its tokenizer and the project's window, as runs measure it)"));
   run_all_action_ = run->addAction(tr("Run &All Recipes"), QKeySequence(tr("Shift+F5")), this,
                                    [this] { context_->startRunAll(); });
   run_all_action_->setObjectName(QStringLiteral("runAllAction"));

@@ -6,10 +6,11 @@
 #include <QFileInfo>
 #include <QSettings>
 
-#include "app/studio/byte_eval.h"
 #include "app/studio/model_data.h"
 #include "app/studio/project_summary.h"
 #include "engine/core/error.h"
+#include "engine/eval/perplexity.h"
+#include "engine/runs/project_runner.h"
 #include "engine/model/llama_config.h"
 
 namespace mcw::studio {
@@ -243,26 +244,36 @@ int ProjectContext::startEvaluate() {
     log(QStringLiteral("error: Evaluate needs an open project"));
     return 0;
   }
-  ByteEvalRequest req;
-  req.model_path = project_->model_path;
-  req.text_path = project_->evaluation_path;
-  req.window = project_->eval.window;
-  req.stride = project_->eval.stride;
-  req.max_tokens = project_->eval.max_tokens;
+  // The path `mcw run` and the Runs table take (model, tokenizer, texts and evaluation
+  // settings of the saved project file), so that one project has one perplexity.
+  if (project_file_.isEmpty()) {
+    log(QStringLiteral("error: save the project before evaluating (Evaluate reads the saved "
+                       "model, texts and settings, as runs do)"));
+    return 0;
+  }
+  if (dirty_)
+    log(QStringLiteral("note: the project has unsaved changes; Evaluate uses the saved model, "
+                       "datasets and evaluation settings"));
+  const std::string file = project_file_.toStdString();
   const QString name = QString::fromStdString(project_->name);
-  return bridge_.start(QStringLiteral("Evaluate"), [req, name](JobContext& job) {
+  return bridge_.start(QStringLiteral("Evaluate"), [file, name](JobContext& job) {
+    job.progress(0, QStringLiteral("load"), QString::fromStdString(file));
+    const ProjectRunInputs in = load_project_run_inputs(file);
+    job.cancel().throw_if_cancelled();
     const ProgressFn progress = [&job](const ProgressEvent& e) {
       job.progress(e.fraction, QString::fromStdString(e.stage), QString::fromStdString(e.message));
     };
-    const ByteEvalOutcome out = run_byte_evaluation(req, progress, job.cancel());
-    const EvalResult& r = out.result;
+    const EvalResult r =
+        evaluate(in.base, in.evaluation_tokens, in.eval, nullptr, progress, &job.cancel());
     job.log(QStringLiteral("Evaluate %1: perplexity %2 (%3 nats/token) over %4 scored of %5 "
-                           "byte tokens, %6 tokens/s")
+                           "tokens (window %6, stride %7), %8 tokens/s")
                 .arg(name)
                 .arg(r.perplexity, 0, 'f', 4)
                 .arg(r.nll, 0, 'f', 4)
                 .arg(r.scored)
-                .arg(out.tokens)
+                .arg(qint64(in.evaluation_tokens.size()))
+                .arg(in.eval.window)
+                .arg(in.eval.stride)
                 .arg(r.tokens_per_second, 0, 'f', 0));
   });
 }

@@ -94,7 +94,7 @@ int write_sensitivity_cache(const std::string& project_file, const std::vector<i
   const ModelFile file = open_model_file(p.model_path);
   const LlamaModel base = load_llama(file);
   std::ifstream in(p.evaluation_path, std::ios::binary);
-  std::vector<int32_t> ids;  // byte tokens, as the studio's evaluation reads the text
+  std::vector<int32_t> ids;  // byte tokens: any fixed tokens do, the panel shows the cache
   for (char ch; int64_t(ids.size()) < tokens && in.get(ch);)
     ids.push_back(int32_t(static_cast<unsigned char>(ch)));
   EvalOptions eo;

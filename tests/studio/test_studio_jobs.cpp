@@ -1,6 +1,7 @@
 // Background jobs seen from the UI: Evaluate runs to completion and logs the perplexity
-// the engine computes directly, can be cancelled from its Cancel button while the UI
-// keeps processing events, and refuses a model whose vocabulary cannot hold bytes.
+// the engine computes directly, the same number a project run records for the uncompressed
+// model (one evaluation path: the model's tokenizer, the project's settings), and can be
+// cancelled from its Cancel button while the UI keeps processing events.
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QTableWidget>
@@ -12,6 +13,9 @@
 
 #include "engine/eval/perplexity.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/tokenizer_loader.h"
+#include "engine/runs/project_runner.h"
+#include "engine/runs/run_store.h"
 #include "studio_test_util.h"
 #include "widgets/jobs_panel.h"
 
@@ -46,17 +50,27 @@ class StudioJobsTest : public QObject {
     QVERIFY(match.hasMatch());
     const double shown = match.captured(1).toDouble();
 
-    // The same evaluation straight through the engine: first 1000 bytes as tokens.
-    const LlamaModel model = load_llama(dir + "/models/tiny.bin");
+    // The same evaluation straight through the engine: the model's own tokenizer, the first
+    // 1000 tokens, the project's window and stride.
+    const ModelFile file = open_model_file(dir + "/models/tiny.bin");
+    const LlamaModel model = load_llama(file);
     std::ifstream in(dir + "/data/eval.txt", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    text.resize(1000);
-    std::vector<int32_t> tokens;
-    for (unsigned char c : text) tokens.push_back(c);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<int32_t> tokens = load_tokenizer(file)->encode(text, false);
+    QVERIFY(tokens.size() > 1000);
+    tokens.resize(1000);
     const EvalResult ref = evaluate(model, tokens, {48, 24});
     QVERIFY2(std::abs(shown - ref.perplexity) < 1e-3 * ref.perplexity,
              qPrintable(QStringLiteral("%1 vs %2").arg(shown).arg(ref.perplexity)));
-    QVERIFY(line.contains(QStringLiteral("over %1 scored of 1000").arg(ref.scored)));
+    QVERIFY(line.contains(QStringLiteral("over %1 scored of 1000 tokens").arg(ref.scored)));
+    // A project run of the uncompressed model records the same perplexity.
+    const ProjectRunInputs run_in = load_project_run_inputs(path.toStdString());
+    const std::unique_ptr<RunStore> store = RunStore::open(run_in.database_path);
+    const RecipeRunOutcome base = run_project_baseline(*store, run_in, {});
+    double recorded = 0;
+    for (const Metric& m : base.metrics)
+      if (m.name == "perplexity") recorded = m.value;
+    QCOMPARE(recorded, ref.perplexity);
     // The job row shows it finished.
     ui::JobsPanel* jobs = w.jobsPanel();
     const int row = jobs->rowOf(test::find_job(w.context(), "Evaluate").id);
@@ -99,18 +113,10 @@ class StudioJobsTest : public QObject {
     QCOMPARE(w.context().bridge().runningCount(), 0);
   }
 
-  void evaluateRefusesAVocabularyTooSmallForBytes() {
-    test::TestProjectOptions o;
-    o.vocab = 37;
-    const QString path = QString::fromStdString(
-        test::make_test_project((dir_.path() + "/v37").toStdString(), "v37", o));
+  void evaluateNeedsAnOpenProject() {
     studio::MainWindow w;
-    QVERIFY(w.context().openProject(path));
-    w.context().startEvaluate();
-    QTRY_COMPARE_WITH_TIMEOUT(int(test::find_job(w.context(), "Evaluate").state),
-                              int(ui::JobState::Failed), 20000);
-    QVERIFY(test::log_contains(w.context(), "the vocabulary has 37 tokens; byte-level "
-                                            "evaluation needs at least 256"));
+    QCOMPARE(w.context().startEvaluate(), 0);  // no project open
+    QVERIFY(test::log_contains(w.context(), "Evaluate needs an open project"));
   }
 
   void closingTheWindowCancelsRunningJobs() {

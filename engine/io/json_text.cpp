@@ -132,6 +132,9 @@ nlohmann::ordered_json parse_json_text(std::string_view text, const std::string&
     // e.byte counts from 1 and names the last character read.
     const int64_t at = base_offset + (e.byte > 0 ? int64_t(e.byte) - 1 : 0);
     throw Error(path, options.what + " is not valid JSON: " + without_exception_tag(e.what()), at);
+  } catch (const Json::exception& e) {  // a number out of range (1e400) is not a parse_error
+    throw Error(path, options.what + " is not valid JSON: " + without_exception_tag(e.what()),
+                base_offset);
   }
 }
 

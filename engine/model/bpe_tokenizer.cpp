@@ -49,6 +49,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_file(const std::string& path,
     const size_t colon = what.find("syntax error");
     throw Error(path, "invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon)),
                 int64_t(e.byte > 0 ? e.byte - 1 : 0));
+  } catch (const json::exception& e) {  // a number out of range (1e400) is not a parse_error
+    throw Error(path, std::string("invalid JSON: ") + e.what());
   }
   return std::make_unique<BpeTokenizer>(doc, path, options);
 }

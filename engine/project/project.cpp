@@ -123,6 +123,8 @@ Project load_project(const std::string& path) {
   } catch (const json::parse_error& e) {
     const int64_t offset = e.byte > 0 ? int64_t(e.byte) - 1 : 0;
     throw Error(path, parse_message(e), offset);
+  } catch (const json::exception& e) {  // a number out of range (1e400) is not a parse_error
+    throw Error(path, std::string("invalid JSON: ") + e.what());
   }
   if (!doc.is_object())
     throw Error(path, std::string("expected a JSON object at the top level, got ") +

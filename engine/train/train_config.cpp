@@ -172,6 +172,8 @@ TrainRunConfig parse_train_config(const std::string& path) {
   } catch (const json::parse_error& e) {
     throw Error(path, std::string("invalid JSON: ") + e.what(),
                 std::max<int64_t>(0, int64_t(e.byte) - 1));
+  } catch (const json::exception& e) {  // a number out of range (1e400) is not a parse_error
+    throw Error(path, std::string("invalid JSON: ") + e.what());
   }
   return parse_train_config(doc, path);
 }

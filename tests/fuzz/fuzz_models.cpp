@@ -1,0 +1,72 @@
+// Model files: the bytes become one file of a model, the rest of the model stays valid, and
+// MCW opens it as `mcw inspect` / `mcw eval` would (format detection, header, config,
+// tensor table, tokenizer, the model loader's checks). One source, one target per format
+// (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c.
+#include <filesystem>
+
+#include "engine/core/error.h"
+#include "engine/io/model_file.h"
+#include "engine/model/causal_lm.h"
+#include "engine/model/llama_save.h"
+#include "engine/model/tokenizer_loader.h"
+#include "fuzz_target.h"
+#include "../engine/llama_test_util.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = MCW_FUZZ_FORMAT;
+
+LlamaModel seed_model() {
+  LlamaConfig c = test::tiny_config(2, 1);
+  c.vocab_size = 260;  // room for the byte vocabulary
+  c.dim = 16, c.hidden_dim = 24, c.n_layers = 1, c.head_dim = 8;
+  return test::random_llama(c, 3);
+}
+
+// A valid model of this format in `dir`; returns the path of the file the input replaces.
+std::string write_valid(const std::string& dir) {
+  fs::create_directories(dir);
+  const LlamaModel m = seed_model();
+  const std::string f = kFormat;
+  if (f == "safetensors" || f == "config") {
+    TokenizerFiles tok;
+    tok.byte_vocab = true;
+    save_llama_hf(m, dir, tok);
+    return dir + (f == "config" ? "/config.json" : "/model.safetensors");
+  }
+  if (f == "gguf") {
+    save_llama_gguf(m, dir + "/model.gguf", DType::F16);
+    return dir + "/model.gguf";
+  }
+  save_llama_llama2c(m, dir + "/model.bin");
+  return dir + "/model.bin";
+}
+
+const std::string& target_file() {
+  static const std::string path = write_valid(fuzz::scratch_dir() + "/model");
+  return path;
+}
+
+}  // namespace
+
+std::vector<std::string> fuzz_seeds() { return {fuzz::read_bytes(target_file())}; }
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string& path = target_file();
+  const std::string name = fs::path(path).filename().string();
+  fuzz::write_scratch("model/" + name, data, size);
+  const std::string open_path = std::string(kFormat) == "safetensors" || std::string(kFormat) == "config"
+                                    ? fs::path(path).parent_path().string()
+                                    : path;
+  MCW_FUZZ_BODY({
+    const ModelFile file = open_model_file(open_path);
+    const auto model = load_causal_lm(file);
+    try {
+      (void)load_tokenizer(file);
+    } catch (const Error&) {
+    }
+  })
+}

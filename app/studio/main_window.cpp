@@ -4,7 +4,9 @@
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QFileInfo>
+#include <QMessageBox>
 #include <QMimeData>
+#include <QPushButton>
 #include <QSettings>
 #include <QStatusBar>
 
@@ -39,9 +41,30 @@ MainWindow::MainWindow(QWidget* parent)
   createMenus();
   statusBar()->showMessage(tr("Ready"));
   context_->addViewer(this);
+  connect(context_.get(), &ProjectContext::damagedRunStore, this, &MainWindow::offerFreshRunStore);
   setTheme(theme_from_key(QSettings().value(kThemeKey).toString()));
   restoreLayout();
   onProjectLoaded();
+}
+
+// Not modal: the window (and any test driving it) goes on while the question is open.
+void MainWindow::offerFreshRunStore(const QString& path, const QString& message) {
+  auto* box = new QMessageBox(QMessageBox::Warning, tr("Damaged run store"),
+                              tr("The project's run store cannot be read:\n%1\n\nStart a fresh "
+                                 "store? The damaged file is kept beside it (renamed), so that "
+                                 "nothing in it is lost.")
+                                  .arg(message),
+                              QMessageBox::NoButton, this);
+  box->setObjectName(QStringLiteral("damagedRunStoreBox"));
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  QPushButton* fresh = box->addButton(tr("Start a Fresh Store"), QMessageBox::AcceptRole);
+  box->addButton(tr("Leave It"), QMessageBox::RejectRole);
+  box->setDefaultButton(fresh);
+  box->setDetailedText(path);
+  connect(box, &QMessageBox::buttonClicked, this, [this, fresh](QAbstractButton* b) {
+    if (b == fresh) context_->startFreshRunStore();
+  });
+  box->open();
 }
 
 MainWindow::~MainWindow() {

@@ -31,6 +31,8 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
  public:
   explicit MainWindow(QWidget* parent = nullptr);
   ~MainWindow() override;
+  // The damaged-store question (ProjectContext::damagedRunStore), asked without blocking.
+  void offerFreshRunStore(const QString& path, const QString& message);
 
   ProjectContext& context() { return *context_; }
   ui::ModelPanel* modelPanel() const { return model_panel_; }

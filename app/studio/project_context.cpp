@@ -31,8 +31,7 @@ ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
   connect(&run_history_, &RunHistory::updated, this, [this](qint64 id) {
     notify([id](ui::IProjectViewer* v) { v->onRunUpdated(id); });
   });
-  connect(&run_history_, &RunHistory::failed, this,
-          [this](const QString& message) { log(QStringLiteral("error: ") + message); });
+  connect(&run_history_, &RunHistory::failed, this, &ProjectContext::onRunStoreFailed);
 }
 
 ProjectContext::~ProjectContext() { bridge_.cancelAll(); }

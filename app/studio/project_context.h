@@ -122,7 +122,16 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void log(const QString& line);
   EngineBridge& bridge() { return bridge_; }
 
+  // The project's run store cannot be read because it is damaged (not because it is busy
+  // or from a newer MCW): damagedRunStore is emitted once per project, and
+  // startFreshRunStore moves the damaged file aside (kept, never deleted) so that runs
+  // start in a new store at the same place. False, with the reason logged, on failure.
+  bool startFreshRunStore();
+ signals:
+  void damagedRunStore(const QString& path, const QString& message);
+
  private:
+  void onRunStoreFailed(const QString& message);
   void loadModel(const QString& path);
   void startStatistics();
   void refreshProject();
@@ -144,6 +153,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   std::optional<Project> project_;
   QString project_file_;
   bool dirty_ = false;
+  QString damaged_store_offered_;  // the store damagedRunStore was emitted for
   ui::ProjectSummary summary_;
   ui::ModelSummary model_;
   std::shared_ptr<const ModelFile> model_file_;

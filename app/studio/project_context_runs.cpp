@@ -45,6 +45,34 @@ QString format_outcome(const QString& recipe, const std::vector<Metric>& metrics
 
 }  // namespace
 
+void ProjectContext::onRunStoreFailed(const QString& message) {
+  log(QStringLiteral("error: ") + message);
+  const QString db = summary_.database_path;
+  if (db.isEmpty() || damaged_store_offered_ == db || !run_store_is_damaged(db.toStdString())) return;
+  damaged_store_offered_ = db;
+  emit damagedRunStore(db, message);
+}
+
+bool ProjectContext::startFreshRunStore() {
+  const QString db = summary_.database_path;
+  if (db.isEmpty() || !run_store_is_damaged(db.toStdString())) {
+    log(QStringLiteral("error: the run store %1 is not damaged; nothing was moved").arg(db));
+    return false;
+  }
+  try {
+    const std::string aside = set_aside_run_store(db.toStdString());
+    log(QStringLiteral("the damaged run store was kept as %1; runs start afresh in %2")
+            .arg(QString::fromStdString(aside), db));
+  } catch (const std::exception& e) {
+    log(QStringLiteral("error: ") + QString::fromStdString(e.what()));
+    return false;
+  }
+  damaged_store_offered_.clear();
+  run_history_.setSource({}, {});  // drops the connection to the moved file
+  updateRunSource();
+  return true;
+}
+
 void ProjectContext::updateRunSource() {
   if (!project_) {
     run_history_.setSource({}, {});

@@ -1,6 +1,9 @@
 #include "engine/runs/run_store.h"
 
+#include <sqlite3.h>
+
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <random>
 #include <unordered_map>
@@ -106,6 +109,39 @@ std::optional<double> RunRecord::metric(std::string_view name) const {
 
 RunStore::RunStore(const std::string& path, bool create) : db_(path, create) {}
 RunStore::~RunStore() = default;
+
+bool run_store_is_damaged(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return true;
+  }
+  sqlite3_stmt* st = nullptr;
+  bool damaged = true;
+  if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    const auto* first = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    damaged = !first || std::string(first) != "ok";
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return damaged;
+}
+
+std::string set_aside_run_store(const std::string& path) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+  const std::string aside = path + ".damaged-" + stamp;
+  std::error_code ec;
+  std::filesystem::rename(path, aside, ec);
+  if (ec) throw Error(path, "cannot move the damaged run database aside: " + ec.message());
+  for (const char* side : {"-wal", "-shm"})
+    if (std::filesystem::exists(path + side, ec)) std::filesystem::rename(path + side, aside + side, ec);
+  return aside;
+}
 
 std::unique_ptr<RunStore> RunStore::open(const std::string& path) {
   std::unique_ptr<RunStore> s(new RunStore(path, true));

@@ -67,6 +67,13 @@ struct SensitivityEntry {
   double value = 0;
 };
 
+// True when `path` is a file SQLite cannot use as a database: damaged (a failed integrity
+// check, a malformed page) or not a database at all. A store of a newer MCW is not damaged.
+bool run_store_is_damaged(const std::string& path);
+// Moves a damaged store and its -wal/-shm files aside to "<path>.damaged-<UTC time>" (kept,
+// never deleted) so that a fresh store can start at `path`; returns the new name.
+std::string set_aside_run_store(const std::string& path);
+
 class RunStore {
  public:
   // Creates the file if needed, migrates it to the latest schema, turns on WAL, foreign

@@ -246,6 +246,42 @@ TEST(RunStore, RefusesANewerSchema) {
                       "schema version 99, newer than this MCW");
 }
 
+// Damage, as the studio tells it apart from a busy store or a newer MCW's: noise and a
+// real store whose pages were overwritten are damaged; a healthy store, one of a newer
+// schema and a missing file are not. Setting a damaged store aside keeps its bytes.
+TEST(RunStore, DamagedStoresAreToldApartAndSetAside) {
+  const auto dir = test::fresh_temp_dir();
+  std::mt19937 rng(10);
+  const auto healthy = (dir / "healthy.mcwdb").string();
+  { RunStore::open(healthy)->create_run(sample_run()); }
+  EXPECT_FALSE(run_store_is_damaged(healthy));
+  EXPECT_FALSE(run_store_is_damaged((dir / "none.mcwdb").string()));
+  const auto newer = (dir / "newer.mcwdb").string();
+  { RunStore::open(newer)->create_run(sample_run()); }
+  { SqliteDb(newer, false).exec("UPDATE schema_version SET version = 99"); }
+  EXPECT_FALSE(run_store_is_damaged(newer));
+
+  std::string noise(8192, '\0');
+  for (char& c : noise) c = char(rng());
+  const auto noise_path = (dir / "noise.mcwdb").string();
+  test::write_bytes(noise_path, noise);
+  EXPECT_TRUE(run_store_is_damaged(noise_path));
+
+  const auto damaged = db_path(dir);
+  { RunStore::open(damaged)->create_run(sample_run()); }
+  std::string bytes = test::read_bytes(damaged);
+  for (size_t i = 4096; i < bytes.size(); ++i) bytes[i] = char(rng());
+  std::filesystem::remove(damaged + "-wal");
+  std::filesystem::remove(damaged + "-shm");
+  test::write_bytes(damaged, bytes);
+  ASSERT_TRUE(run_store_is_damaged(damaged));
+  const std::string aside = set_aside_run_store(damaged);
+  EXPECT_NE(aside.find(".damaged-"), std::string::npos);
+  EXPECT_EQ(test::read_bytes(aside), bytes);  // kept as it was
+  EXPECT_FALSE(std::filesystem::exists(damaged));
+  EXPECT_TRUE(RunStore::open(damaged)->list_runs().empty());  // a fresh store in its place
+}
+
 TEST(RunStore, RefusesFilesThatAreNotRunDatabases) {
   const auto dir = test::fresh_temp_dir();
   std::mt19937 rng(9);

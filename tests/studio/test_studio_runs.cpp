@@ -9,6 +9,8 @@
 #include <QDockWidget>
 #include <QHelpEvent>
 #include <QLineEdit>
+#include <QMessageBox>
+#include <QSignalSpy>
 #include <QPushButton>
 #include <QTableView>
 #include <QTableWidget>
@@ -16,7 +18,9 @@
 #include <QTreeWidget>
 #include <QtTest>
 #include <cmath>
+#include <fstream>
 
+#include "engine/project/project.h"
 #include "engine/runs/run_store.h"
 #include "studio_test_util.h"
 #include "widgets/jobs_panel.h"
@@ -81,6 +85,43 @@ class StudioRunsTest : public QObject {
     project_ = QString::fromStdString(test::make_test_project(dir_.path().toStdString(), "tiny"));
   }
   void init() { QSettings().clear(); }
+
+  // A damaged run store: the error is logged, the window asks (without blocking) whether
+  // to start a fresh store, and starting one keeps the damaged file beside it.
+  void damagedRunStoreIsOfferedAFreshStartAndKept() {
+    QTemporaryDir dir;
+    const QString project = QString::fromStdString(test::make_test_project(dir.path().toStdString(), "dmg"));
+    const QString db = QString::fromStdString(
+        default_database_path(project.toStdString(), "dmg"));
+    std::string noise(8192, '\0');
+    for (size_t i = 0; i < noise.size(); ++i) noise[i] = char(i * 131 + 7);
+    { std::ofstream(db.toStdString(), std::ios::binary) << noise; }
+
+    studio::MainWindow w;
+    w.show();
+    QSignalSpy offered(&w.context(), &studio::ProjectContext::damagedRunStore);
+    QVERIFY(w.context().openProject(project));
+    QTRY_COMPARE_WITH_TIMEOUT(offered.count(), 1, 15000);
+    QCOMPARE(offered.at(0).at(0).toString(), db);
+    QVERIFY(test::log_contains(w.context(), "not a database"));
+    QMessageBox* box = nullptr;
+    QTRY_VERIFY((box = w.findChild<QMessageBox*>(QStringLiteral("damagedRunStoreBox"))) != nullptr);
+    QAbstractButton* fresh = nullptr;
+    for (QAbstractButton* b : box->buttons())
+      if (box->buttonRole(b) == QMessageBox::AcceptRole) fresh = b;
+    QVERIFY(fresh);
+    fresh->click();
+    QVERIFY(test::log_contains(w.context(), "the damaged run store was kept as"));
+    QVERIFY(!QFileInfo::exists(db));
+    const QStringList kept = QDir(QFileInfo(db).absolutePath())
+                                 .entryList({QFileInfo(db).fileName() + QStringLiteral(".damaged-*")});
+    QCOMPARE(kept.size(), 1);
+    // Runs go on in a fresh store at the same place.
+    QVERIFY(w.context().startRun(QStringLiteral("rtn-w8")) > 0);
+    QTRY_VERIFY_WITH_TIMEOUT(all_runs_done(w.context(), 2), kRunTimeoutMs);  // baseline + rtn-w8
+    QVERIFY(QFileInfo::exists(db));
+    QVERIFY(!run_store_is_damaged(db.toStdString()));
+  }
 
   void runFromTheProjectPanelAddsARowAndAPoint() {
     studio::MainWindow w;

@@ -27,6 +27,11 @@ LlamaConfig from_hf(const ModelFile& m) {
   c.rope_theta = r.number_or("rope_theta", 10000);
   c.rms_eps = r.number_or("rms_norm_eps", 1e-6);
   c.tie_embeddings = r.boolean_or("tie_word_embeddings", type == "qwen2");
+  // Mistral v0.1 sets sliding_window (later versions null); Qwen2 sets it too but only uses
+  // it with use_sliding_window, which its released models leave off.
+  if (const json* sw = r.find("sliding_window"); sw && sw->is_number_integer() &&
+                                                 r.boolean_or("use_sliding_window", type != "qwen2"))
+    c.sliding_window = r.integer("sliding_window");
   // transformers' attention_bias puts biases on q/k/v/o, mlp_bias on gate/up/down; an
   // o/down bias without the flag is loaded when the file has it.
   const bool attention_bias = r.boolean_or("attention_bias", false);
@@ -70,6 +75,7 @@ LlamaConfig from_gguf(const ModelFile& m) {
   c.qkv_bias = arch == "qwen2";
   c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
   c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
+  c.sliding_window = r.integer_or("attention.sliding_window", 0);
   return c;
 }
 
@@ -107,12 +113,16 @@ void LlamaConfig::validate(const std::string& file) const {
   if (head_dim % 2) throw Error(file, "head dimension " + std::to_string(head_dim) + " must be even for RoPE");
   if (!(rms_eps > 0)) throw Error(file, "rms norm epsilon must be positive");
   if (!(rope_theta > 0)) throw Error(file, "rope theta must be positive");
+  if (sliding_window < 0) throw Error(file, "sliding window must not be negative");
 }
 
 json LlamaConfig::to_hf_config() const {
   json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
+  // transformers' Llama has no sliding window: such a model is written as the Mistral it is.
+  const bool mistral = sliding_window > 0;
+  j["architectures"] = {mistral ? "MistralForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = mistral ? "mistral" : "llama";
+  if (mistral) j["sliding_window"] = sliding_window;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = dim;
   j["intermediate_size"] = hidden_dim;

@@ -26,6 +26,9 @@ struct LlamaConfig {
   // carry the removed heads' and channels' mean contribution (FLAP bias compensation).
   bool o_bias = false, down_bias = false;
   RopeScaling rope_scaling;
+  // Mistral's sliding-window attention: a query sees the last `sliding_window` positions,
+  // itself included (HF masks keys with q − k >= sliding_window); 0: every earlier one.
+  int64_t sliding_window = 0;
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -26,18 +26,21 @@ KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
       k_(size_t(capacity * cfg.kv_dim())),
       v_(size_t(capacity * cfg.kv_dim())) {}
 
-// Causal attention of T new queries (positions p0..p0+T-1) against cache rows 0..p0+t.
+// Causal attention of T new queries (positions p0..p0+T-1) against cache rows 0..p0+t
+// (only the last sliding_window of them when the model has a window).
 static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int64_t layer,
                       int64_t p0, int64_t T, float* out) {
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   tbb::parallel_for(int64_t(0), T * c.n_heads, [&](int64_t job) {
     const int64_t t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
-    const int64_t n_keys = p0 + t + 1;
+    const int64_t end = p0 + t + 1;
+    const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, end - c.sliding_window) : 0;
+    const int64_t n_keys = end - first;
     const float* qh = q + t * c.q_dim() + h * hd;
     std::vector<float> score(static_cast<size_t>(n_keys));
     for (int64_t s = 0; s < n_keys; ++s) {
-      const float* kh = cache.k(layer, s) + kvh * hd;
+      const float* kh = cache.k(layer, first + s) + kvh * hd;
       float acc = 0;
       for (int64_t i = 0; i < hd; ++i) acc += qh[i] * kh[i];
       score[size_t(s)] = acc * scale;
@@ -46,7 +49,7 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
     float* oh = out + t * c.q_dim() + h * hd;
     std::fill(oh, oh + hd, 0.0f);
     for (int64_t s = 0; s < n_keys; ++s) {
-      const float* vh = cache.v(layer, s) + kvh * hd;
+      const float* vh = cache.v(layer, first + s) + kvh * hd;
       const float p = score[size_t(s)];
       for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[i];
     }

@@ -91,6 +91,7 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
   u32("llama.rope.dimension_count", c.head_dim);
   f32("llama.rope.freq_base", c.rope_theta);
   f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
+  if (c.sliding_window > 0) u32("llama.attention.sliding_window", c.sliding_window);
   if (c.qkv_bias) throw Error(path, "GGUF export of q/k/v biases (qwen2) is not supported yet");
   // llama.cpp runs without activation quantisation; the key lets MCW reproduce W8A8.
   if (const auto masks = act_int8_masks(model); !masks.empty())

@@ -65,6 +65,10 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
   for (const LlamaLayer& L : m.layers)
     if (L.act_int8)
       throw Error("", "training does not support int8 activations (a W8A8 model)");
+  if (c.sliding_window > 0 && c.sliding_window < T)
+    throw Error("", "training windows of " + std::to_string(T) + " tokens exceed the model's " +
+                        std::to_string(c.sliding_window) +
+                        "-token attention window, which training does not apply");
   a.B = B, a.T = T;
   a.inputs.resize(size_t(N));
   a.targets.resize(size_t(N));

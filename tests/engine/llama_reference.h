@@ -86,6 +86,8 @@ inline std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<
           for (int64_t i = 0; i < c.head_dim; ++i)
             s[u] += q[t][size_t(h * c.head_dim + i)] * k[u][size_t(kvh * c.head_dim + i)];
           s[u] /= std::sqrt(double(c.head_dim));
+          // Mistral's sliding window, as transformers masks it: q − k >= window is unseen.
+          if (c.sliding_window > 0 && int64_t(t - u) >= c.sliding_window) s[u] = -INFINITY;
           mx = std::max(mx, s[u]);
         }
         for (double& e : s) z += (e = std::exp(e - mx));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "engine/core/error.h"
 #include "engine/io/llama2c.h"
@@ -47,6 +48,56 @@ TEST(LlamaForward, TiedEmbeddingsAndQkvBias) {
   c.qkv_bias = true;
   c.rope_theta = 500000;
   expect_matches_reference(test::random_llama(c, 7), kTokens);
+}
+
+// Mistral's sliding window: against the reference's mask, in prefill and in cached decode
+// (where the window moves past the cache's first rows), and through config.json.
+TEST(LlamaForward, SlidingWindowAttention) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.sliding_window = 4;
+  const LlamaModel m = test::random_llama(c, 31);
+  expect_matches_reference(m, kTokens);
+  const auto full = engine_logits(m, kTokens);
+  const size_t V = size_t(c.vocab_size);
+  KVCache cache(c, 32);
+  std::vector<float> step(V);
+  for (size_t t = 0; t < kTokens.size(); ++t) {
+    llama_forward(m, std::span(kTokens).subspan(t, 1), cache, nullptr, step.data());
+    for (size_t i = 0; i < V; ++i) ASSERT_NEAR(step[i], full[t * V + i], 1e-5) << "t=" << t;
+  }
+  LlamaModel plain = m;  // the window matters: without it the late positions differ
+  plain.cfg.sliding_window = 0;
+  EXPECT_NE(engine_logits(plain, kTokens), full);
+
+  const std::string dir = testing::TempDir() + "/fwd_mistral";
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(m, dir, tok);
+  const LlamaModel back = load_llama(dir);
+  EXPECT_EQ(back.cfg.sliding_window, 4);
+  EXPECT_EQ(engine_logits(back, kTokens), full);
+  const std::string gg = testing::TempDir() + "/fwd_mistral.gguf";
+  save_llama_gguf(m, gg, DType::F32);
+  EXPECT_EQ(load_llama(gg).cfg.sliding_window, 4);
+  std::filesystem::remove(gg);
+
+  // Which configs mean a window: Mistral v0.1's integer, not v0.2's null, not Qwen2's value
+  // without use_sliding_window.
+  auto window_of = [&](const std::string& type, const nlohmann::json& sw, const nlohmann::json& use) {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+    j["model_type"] = type;
+    j["sliding_window"] = sw;
+    if (use.is_null()) j.erase("use_sliding_window");
+    else j["use_sliding_window"] = use;
+    std::ofstream(dir + "/config.json") << j.dump();
+    return llama_config_from(open_model_file(dir)).sliding_window;
+  };
+  EXPECT_EQ(window_of("mistral", 4096, nullptr), 4096);
+  EXPECT_EQ(window_of("mistral", nullptr, nullptr), 0);
+  EXPECT_EQ(window_of("qwen2", 4096, false), 0);
+  EXPECT_EQ(window_of("qwen2", 4096, nullptr), 0);
+  EXPECT_EQ(window_of("qwen2", 4096, true), 4096);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LlamaForward, KvCacheDecodeEqualsFullRecompute) {

@@ -413,7 +413,11 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
     };
     const std::string stage = "stage " + std::to_string(i + 1) + "/" +
                               std::to_string(recipe.stages.size()) + " " + s.algorithm;
-    auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, e.fraction); };
+    // The fraction is of the whole recipe, so that a bar (and its ETA) never goes back
+    // when the next stage starts.
+    const double stages = double(recipe.stages.size());
+    auto overall = [&](double f) { return (double(i) + f) / stages; };
+    auto relay = [&](const ProgressEvent& e) { report(progress, stage, e.item, overall(e.fraction)); };
     // A structured stage slices every block at once and hands them over at the end.
     auto all_blocks_done = [&] {
       const int64_t n = out.model.cfg.n_layers;
@@ -437,7 +441,7 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         if (l < start) continue;
         for (; next_block < l; ++next_block) block_done(next_block);
         runner.compress_one(names[k], nullptr);
-        report(progress, stage, names[k], double(k + 1) / double(names.size()));
+        report(progress, stage, names[k], overall(double(k + 1) / double(names.size())));
       }
       for (; next_block < out.model.cfg.n_layers; ++next_block) block_done(next_block);
     } else {

@@ -225,6 +225,15 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
                              ", and the reference logits) and may use " +
                              human_bytes(opt.memory_budget));
 
+  // One bar over the phases (it used to run 0→100 % for the bank and again for the
+  // evolution): bank, the greedy answer's measurement, evolution, in rough proportion.
+  const bool banked = out.memory.banked;
+  const double bank_end = banked ? (opt.evolve ? 0.4 : 0.8) : 0.0;
+  const double greedy_end = opt.evolve ? bank_end + 0.05 : 1.0;
+  auto phase = [&](double lo, double hi, double f, const std::string& item, const std::string& what) {
+    report(progress, "search", item, lo + (hi - lo) * std::clamp(f, 0.0, 1.0), what);
+  };
+
   // Layer-local levels: a bank of every layer at every level (or, without evolution, of the
   // greedy answer's layers only); candidates are assembled from it.
   std::unique_ptr<LayerBank> bank;
@@ -236,7 +245,7 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
       const std::string what = opt.evolve ? "compressing every layer at " + out.levels[k]
                                           : std::string("compressing the greedy answer");
       auto relay = [&](const ProgressEvent& e) {
-        report(progress, "search", e.item, (double(k) + e.fraction) / double(jobs), what);
+        phase(0.0, bank_end, (double(k) + e.fraction) / double(jobs), e.item, what);
       };
       const std::vector<int> level(table.layers.size(), int(k));
       bank->add(base, opt.evolve ? uniform_recipe(table, out.levels[k]) : out.greedy.recipe,
@@ -273,8 +282,9 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
     if (opt.budget == BudgetKind::BitsPerWeight) s.budget_used = s.bits_per_weight;
     if (opt.budget == BudgetKind::Bytes) s.budget_used = double(s.storage_bits / 8);
   };
-  report(progress, "search", "", 0, "greedy");
+  phase(bank_end, greedy_end, 0, "", "measuring the greedy answer");
   verify(out.greedy, g.choice);
+  phase(bank_end, greedy_end, 1, "", "measuring the greedy answer");
   if (!opt.evolve) {
     out.evolved = out.greedy;
     return out;
@@ -285,9 +295,7 @@ MixedPrecisionResult search_mixed_precision(const LlamaModel& base, const Sensit
                                      std::span<const int64_t> windows) {
     return measure(choice, windows).kl;
   };
-  auto relay = [&](const ProgressEvent& e) {
-    report(progress, "search", e.item, e.fraction, e.message);
-  };
+  auto relay = [&](const ProgressEvent& e) { phase(greedy_end, 1.0, e.fraction, e.item, e.message); };
   out.evolution =
       evolve_levels(p, g.choice, fitness, meter.window_count(), evolution, relay, cancel);
   out.evolved = solution(out.evolution.choice, "mixed-evolved");

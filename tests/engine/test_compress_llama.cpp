@@ -285,3 +285,19 @@ TEST(CompressLlama, CalibrationForwardTallyCountsTheBlocksWork) {
   const Recipe rtn = parse_recipe("stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n", "r.yaml");
   EXPECT_EQ(compress_llama(base, rtn, {}, {}).calibration_forward.flops, 0);
 }
+
+// Progress is of the whole recipe: over several stages (calibrated or not) it never goes
+// back, so a bar and its ETA do not restart at each stage.
+TEST(CompressLlama, ProgressCoversTheWholeRecipe) {
+  const LlamaModel base = test::random_llama(test::compress_config(2), 8);
+  const Recipe r = parse_recipe(
+      "stages:\n  - algorithm: wanda\n    sparsity: 0.5\n  - algorithm: rtn\n    bits: 4\n"
+      "    group_size: 32\n", "p.yaml");
+  std::vector<double> seen;
+  const ProgressFn watch = [&](const ProgressEvent& e) { seen.push_back(e.fraction); };
+  compress_llama(base, r, test::random_tokens(200, 9), {}, watch);
+  ASSERT_GT(seen.size(), 4u);
+  for (size_t i = 1; i < seen.size(); ++i) ASSERT_GE(seen[i], seen[i - 1]) << i;
+  EXPECT_DOUBLE_EQ(seen.back(), 1.0);
+  EXPECT_LE(*std::max_element(seen.begin(), seen.begin() + ptrdiff_t(seen.size() / 3)), 0.5 + 1e-12);
+}

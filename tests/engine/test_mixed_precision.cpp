@@ -195,8 +195,14 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   const LevelProblem p = mixed_precision_problem(table, o, &levels);
   EXPECT_EQ(levels, (std::vector<std::string>{"w8", "w4", "w3", "w2"}));  // s50 is not a level
 
-  const MixedPrecisionResult r = search_mixed_precision(base, table, meter, tokens, o);
+  // One progress bar over bank, greedy and evolution: never going back, ending at 1.
+  std::vector<double> fractions;
+  const ProgressFn watch = [&](const ProgressEvent& e) { fractions.push_back(e.fraction); };
+  const MixedPrecisionResult r = search_mixed_precision(base, table, meter, tokens, o, watch);
   ASSERT_TRUE(r.feasible) << r.message;
+  ASSERT_FALSE(fractions.empty());
+  for (size_t i = 1; i < fractions.size(); ++i) ASSERT_GE(fractions[i], fractions[i - 1]) << i;
+  EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
   for (const MixedPrecisionSolution* s : {&r.greedy, &r.evolved}) {
     const CompressionResult cr = compress_llama(base, s->recipe, tokens, {});
     EXPECT_LE(cr.bits_per_weight(), o.limit);

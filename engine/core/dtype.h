@@ -1,5 +1,6 @@
-// Element types of stored tensors. Block types (Q8_0, Q4_0, Q4_1) pack `block` values
-// into `block_bytes`, with the byte layouts of ggml/GGUF (see blocks.h).
+// Element types of stored tensors. Block types (Q8_0, Q4_0, Q4_1, and the ones only read:
+// Q5_0, Q5_1, the K-quants, IQ4_NL, IQ4_XS) pack `block` values into `block_bytes`, with the
+// byte layouts of ggml/GGUF (see blocks.h, kquant_blocks.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@ enum class DType : uint8_t {
   F32, F16, BF16, F64, F8_E4M3, F8_E5M2,
   I8, I16, I32, I64, U8, U16, U32, U64, BOOL,
   Q8_0, Q4_0, Q4_1,
+  Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
 };
 
 struct DTypeInfo {

@@ -188,10 +188,13 @@ std::string_view ggml_type_name(uint32_t ggml_type) {
 
 namespace {
 struct GgmlPair { uint32_t ggml; DType dtype; };
-constexpr std::array<GgmlPair, 11> kGgmlPairs = {{
+constexpr std::array<GgmlPair, 20> kGgmlPairs = {{
     {0, DType::F32},   {1, DType::F16},   {2, DType::Q4_0},  {3, DType::Q4_1},
-    {8, DType::Q8_0},  {24, DType::I8},   {25, DType::I16},  {26, DType::I32},
-    {27, DType::I64},  {28, DType::F64},  {30, DType::BF16},
+    {6, DType::Q5_0},  {7, DType::Q5_1},  {8, DType::Q8_0},  {10, DType::Q2_K},
+    {11, DType::Q3_K}, {12, DType::Q4_K}, {13, DType::Q5_K}, {14, DType::Q6_K},
+    {20, DType::IQ4_NL}, {23, DType::IQ4_XS},
+    {24, DType::I8},   {25, DType::I16},  {26, DType::I32},  {27, DType::I64},
+    {28, DType::F64},  {30, DType::BF16},
 }};
 }  // namespace
 

@@ -38,13 +38,8 @@ void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_or
 bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
 
 bool stored_matmul_reads(DType t) {
-  switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1:
-      return true;
-    default:
-      return false;
-  }
+  // The float types, and every block type (each decodes row by row: blocks.h).
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || is_block_type(t);
 }
 
 void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst) {

@@ -56,8 +56,7 @@ class Loader {
       throw Error(m_.path, "tensor '" + name + "' has shape " + shape_string(t->shape()) +
                                " but the config implies " + shape_string(want));
     const DType dt = t->dtype();
-    if (!(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || dt == DType::Q8_0 ||
-          dt == DType::Q4_0 || dt == DType::Q4_1))
+    if (!(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_type(dt)))
       throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
                                ", which is not a weight type");
     return t;

@@ -336,8 +336,12 @@ TEST(GgufWriter, RefusesWhatGgufCannotHold) {
 TEST(GgufTypes, GgmlCodesAndUtf8) {
   EXPECT_EQ(ggml_type_from_dtype(DType::BF16), 30u);
   EXPECT_EQ(dtype_from_ggml_type(8), DType::Q8_0);
-  EXPECT_EQ(dtype_from_ggml_type(12), std::nullopt);
+  EXPECT_EQ(dtype_from_ggml_type(12), DType::Q4_K);
+  EXPECT_EQ(dtype_from_ggml_type(14), DType::Q6_K);
+  EXPECT_EQ(dtype_from_ggml_type(23), DType::IQ4_XS);
+  EXPECT_EQ(dtype_from_ggml_type(16), std::nullopt);  // IQ2_XXS: a grid type, not read yet
   EXPECT_EQ(ggml_type_name(12), "Q4_K");
+  EXPECT_EQ(ggml_type_name(16), "IQ2_XXS");
   EXPECT_EQ(ggml_type_name(99), "");
   EXPECT_TRUE(is_valid_utf8("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
   EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong

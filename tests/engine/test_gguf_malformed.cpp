@@ -148,8 +148,9 @@ TEST(GgufMalformed, EachIsRefusedClearly) {
       24 + 9 + 4 + 8 + 4);
   add("overlapping tensors", valid_file(0), "overlap", -2);
   add("unknown ggml type 99", one_tensor({8}, 99, 0), "unknown ggml type 99", 24 + 9 + 4 + 8);
-  add("Q4_K tensor", one_tensor({256}, 12, 0), "has type Q4_K (12), which MCW cannot read yet",
+  add("IQ2_XXS tensor", one_tensor({256}, 16, 0), "has type IQ2_XXS (16), which MCW cannot read yet",
       24 + 9 + 4 + 8);
+  add("Q4_K rows not whole super-blocks", one_tensor({32, 8}, 12, 0), "not whole Q4_K blocks", 24 + 9);
   add("Q8_0 rows not whole blocks", one_tensor({16, 2}, 8, 0), "not whole Q8_0 blocks",
       24 + 9);
   {

@@ -149,16 +149,19 @@ std::vector<float> working_weights(const float* w, const GptqSetup& s) {
 // SpQR's scale of the threshold: mean over columns of var(W[:, c]) / U_cc² (unbiased
 // variance over the rows, as torch.var).
 double outlier_scale(const std::vector<float>& wk, const GptqSetup& s) {
+  // Two passes over the rows (row-major, as the weights lie), per-column sums in f64.
+  std::vector<double> mean(static_cast<size_t>(s.cols), 0.0), sq(static_cast<size_t>(s.cols), 0.0);
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t k = 0; k < s.cols; ++k) mean[size_t(k)] += wk[size_t(r * s.cols + k)];
+  for (double& m : mean) m /= double(s.rows);
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t k = 0; k < s.cols; ++k) {
+      const double d = wk[size_t(r * s.cols + k)] - mean[size_t(k)];
+      sq[size_t(k)] += d * d;
+    }
   double sum = 0;
   for (int64_t k = 0; k < s.cols; ++k) {
-    double mean = 0, sq = 0;
-    for (int64_t r = 0; r < s.rows; ++r) mean += wk[size_t(r * s.cols + k)];
-    mean /= double(s.rows);
-    for (int64_t r = 0; r < s.rows; ++r) {
-      const double d = wk[size_t(r * s.cols + k)] - mean;
-      sq += d * d;
-    }
-    const double var = s.rows > 1 ? sq / double(s.rows - 1) : 0.0;
+    const double var = s.rows > 1 ? sq[size_t(k)] / double(s.rows - 1) : 0.0;
     const double ukk = s.u[size_t(k * s.cols + k)];
     sum += var / (ukk * ukk);
   }

@@ -54,6 +54,7 @@ void Sha256::compress(const uint8_t* p) {
 }
 
 void Sha256::update(const void* data, size_t n) {
+  if (n == 0) return;  // an empty span may come with a null pointer, which memcpy may not see
   const auto* p = static_cast<const uint8_t*>(data);
   total_bytes_ += n;
   if (buffered_ > 0) {
@@ -65,7 +66,7 @@ void Sha256::update(const void* data, size_t n) {
     buffered_ = 0;
   }
   for (; n >= 64; p += 64, n -= 64) compress(p);
-  std::memcpy(buf_.data(), p, n);
+  if (n) std::memcpy(buf_.data(), p, n);
   buffered_ = n;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "sanitizer_skip.h"
 #include "engine/core/huge_pages.h"
 #include "engine/core/memory_usage.h"
 
@@ -21,6 +22,7 @@ TEST(MemoryUsage, ReadsPositiveValuesAndAPeakAtLeastTheCurrent) {
 }
 
 TEST(MemoryUsage, SamplerSeesATouchedAllocationAfterItIsFreed) {
+  MCW_SKIP_UNDER_ASAN();
   constexpr size_t kBytes = size_t(200) << 20;
   PeakMemorySampler sampler(std::chrono::milliseconds(10));
   const uint64_t before = read_memory_usage().anonymous;

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "sanitizer_skip.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/compress/resource_estimate.h"
 #include "llama_test_util.h"
@@ -142,6 +143,7 @@ size_t heap_in_use() {
 // can only miss a peak, never invent one) stays under the estimate, and what it still holds
 // when it returns (the working copy and the compressed tensors) is what the estimate says.
 TEST(ResourceEstimate, BoundsTheHeapCompressLlamaUses) {
+  MCW_SKIP_UNDER_ASAN();
   LlamaConfig c = small_config();
   c.dim = 128, c.n_heads = 4, c.n_kv_heads = 4, c.head_dim = 32, c.hidden_dim = 512;
   c.vocab_size = 64;

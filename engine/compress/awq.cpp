@@ -1,6 +1,5 @@
 #include "engine/compress/awq.h"
 
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -85,7 +84,8 @@ namespace {
 std::vector<float> effective_weight(const AwqLayer& l, int64_t cols, const std::vector<float>& s,
                                     const RtnOptions& rtn) {
   const auto ws = scaled_columns(l.w, l.rows, cols, s);
-  const Tensor wq = quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
+  const Tensor wq =
+      quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
   std::vector<float> p(wq.as<float>(), wq.as<float>() + l.rows * cols);
   for (int64_t r = 0; r < l.rows; ++r)
     for (int64_t c = 0; c < cols; ++c) p[size_t(r * cols + c)] /= s[size_t(c)];
@@ -121,37 +121,45 @@ CompressedTensor clipped_layer(const std::vector<float>& ws, int64_t rows, int64
       for (int64_t j = 0; j < gs; ++j)
         gg[i * gs + j] /= s[size_t(g * gs + i)] * s[size_t(g * gs + j)];
   }
-  const int steps = int((1.0f - opt.clip_min_shrink) / opt.clip_step + 1e-4f);
+  // Every candidate's error dᵀ·G·d at once, as a GEMM: for a chunk of rows of one group,
+  // D holds each row's residual w − ŵ under each shrink ([rows·shrinks, gs]); the errors
+  // are the row sums of (D·G) ∘ D. G is symmetric, so D·G = D·Gᵀ (matmul_wt).
+  const int64_t shrinks = int64_t((1.0f - opt.clip_min_shrink) / opt.clip_step + 1e-4f) + 1;
+  const int64_t chunk = std::max<int64_t>(1, 4096 / shrinks);  // rows per GEMM
+  const int64_t chunks = (rows + chunk - 1) / chunk;
   std::vector<AffineParams> params(size_t(rows * groups));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
-                    [&](const tbb::blocked_range<int64_t>& rr) {
-                      std::vector<double> d(static_cast<size_t>(gs));
-                      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-                        if (cancel) cancel->throw_if_cancelled();
-                        for (int64_t g = 0; g < groups; ++g) {
-                          const float* w = ws.data() + r * cols + g * gs;
-                          const float* gg = gram.data() + g * gs * gs;
-                          float lo = 0, hi = 0;
-                          for (int64_t i = 0; i < gs; ++i)
-                            lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
-                          double best_e = INFINITY;
-                          for (int k = 0; k <= steps; ++k) {
-                            const AffineParams p = awq_clip_params(
-                                lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
-                            for (int64_t i = 0; i < gs; ++i)
-                              d[size_t(i)] = double(w[i]) - affine_round(w[i], p, opt.bits);
-                            double e = 0;
-                            for (int64_t i = 0; i < gs; ++i) {
-                              double row = 0;
-                              for (int64_t j = 0; j < gs; ++j)
-                                row += double(gg[i * gs + j]) * d[size_t(j)];
-                              e += d[size_t(i)] * row;
-                            }
-                            if (e < best_e) best_e = e, params[size_t(r * groups + g)] = p;
-                          }
-                        }
-                      }
-                    });
+  tbb::parallel_for(int64_t(0), groups * chunks, [&](int64_t task) {
+    if (cancel) cancel->throw_if_cancelled();
+    const int64_t g = task / chunks, r0 = task % chunks * chunk, r1 = std::min(rows, r0 + chunk);
+    const float* gg = gram.data() + g * gs * gs;
+    const int64_t m = (r1 - r0) * shrinks;
+    std::vector<float> d(size_t(m * gs)), dg(size_t(m * gs));
+    std::vector<AffineParams> cand(static_cast<size_t>(m));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* w = ws.data() + r * cols + g * gs;
+      float lo = 0, hi = 0;
+      for (int64_t i = 0; i < gs; ++i) lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
+      for (int64_t k = 0; k < shrinks; ++k) {
+        const int64_t row = (r - r0) * shrinks + k;
+        const AffineParams p =
+            awq_clip_params(lo, hi, opt.bits, opt.symmetric, 1.0f - float(k) * opt.clip_step);
+        cand[size_t(row)] = p;
+        float* dr = d.data() + row * gs;
+        for (int64_t i = 0; i < gs; ++i) dr[i] = w[i] - affine_round(w[i], p, opt.bits);
+      }
+    }
+    matmul_wt(d.data(), gg, dg.data(), m, gs, gs);
+    for (int64_t r = r0; r < r1; ++r) {
+      double best_e = INFINITY;
+      for (int64_t k = 0; k < shrinks; ++k) {
+        const int64_t row = (r - r0) * shrinks + k;
+        double e = 0;
+        for (int64_t i = 0; i < gs; ++i)
+          e += double(d[size_t(row * gs + i)]) * dg[size_t(row * gs + i)];
+        if (e < best_e) best_e = e, params[size_t(r * groups + g)] = cand[size_t(row)];
+      }
+    }
+  });
   return encode_affine(ws.data(), rows, cols, gs, opt.bits, opt.symmetric, params, name);
 }
 
@@ -208,8 +216,9 @@ AwqResult quantize_awq(const std::vector<AwqLayer>& layers, const float* x, int6
     if (cancel) cancel->throw_if_cancelled();
     const auto ws = scaled_columns(l.w, l.rows, cols, res.input_scale);
     res.layers.push_back(
-        opt.clip && l.clip ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
-                 : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
+        opt.clip && l.clip
+            ? clipped_layer(ws, l.rows, cols, x, n, res.input_scale, opt, cancel, l.name)
+            : quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, cancel, l.name));
   }
   return res;
 }

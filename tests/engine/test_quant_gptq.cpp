@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -10,6 +11,7 @@
 #include "engine/core/error.h"
 #include "engine/core/half.h"
 #include "quant_test_util.h"
+#include "simd_level_test.h"
 
 using namespace mcw;
 using namespace quant_test;
@@ -100,7 +102,8 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
     for (int64_t c : members) v.push_back(float(w[size_t(r * cols + c)]));
     const int64_t n = int64_t(v.size());
     if (std::isfinite(threshold)) {
-      const double base = scaled_error(v, members, affine_params(v.data(), n, 1, o.bits, o.symmetric), -1);
+      const double base =
+          scaled_error(v, members, affine_params(v.data(), n, 1, o.bits, o.symmetric), -1);
       std::vector<bool> likely(v.size());
       double sum = 0;
       int count = 0;
@@ -155,6 +158,60 @@ std::vector<float> slow_obq(const std::vector<float>& w0, int64_t rows, int64_t 
 }
 
 }  // namespace
+
+// The f64 kernel under every factorisation, at each SIMD path: ragged sizes (tiles cut
+// at the bottom and right edge, depth past one packed strip) and leading dimensions wider
+// than the rows, against a naive sum; C outside the m×n block is left alone.
+class LinalgLevels : public test::SimdLevelTest {};
+
+TEST_P(LinalgLevels, GemmSubMatchesNaiveOnRaggedStridedBlocks) {
+  std::mt19937 rng(7);
+  for (auto [m, n, k] :
+       {std::array<int64_t, 3>{1, 1, 1}, {8, 16, 128}, {13, 37, 300}, {32, 130, 129}, {3, 5, 7}}) {
+    const int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
+    const auto a = test::uniform_floats(size_t(m * lda), rng);
+    const auto b = test::uniform_floats(size_t(k * ldb), rng);
+    const auto c0 = test::uniform_floats(size_t(m * ldc), rng);
+    std::vector<double> A(a.begin(), a.end()), B(b.begin(), b.end()), C(c0.begin(), c0.end());
+    gemm_sub_f64(A.data(), lda, B.data(), ldb, C.data(), ldc, m, n, k);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        double want = c0[size_t(i * ldc + j)];
+        if (j < n)
+          for (int64_t p = 0; p < k; ++p) want -= A[size_t(i * lda + p)] * B[size_t(p * ldb + j)];
+        ASSERT_NEAR(C[size_t(i * ldc + j)], want, 1e-12 * double(k + 1))
+            << m << "x" << n << "x" << k;
+      }
+  }
+}
+
+TEST_P(LinalgLevels, InverseCholeskyFactorOfAWidePsdMatrix) {
+  const int64_t n = 300;  // three panels, the last one ragged
+  const auto x = gaussian(size_t((n + 50) * n), 3);
+  std::vector<double> h(size_t(n * n));
+  for (int64_t s = 0; s < n + 50; ++s)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        h[size_t(i * n + j)] += double(x[size_t(s * n + i)]) * x[size_t(s * n + j)];
+  std::vector<double> u;
+  ASSERT_TRUE(inverse_cholesky_upper(h.data(), n, u));
+  double worst = 0;  // (Uᵀ·U)·H = I
+  std::vector<double> utu(size_t(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p <= std::min(i, j); ++p)
+        utu[size_t(i * n + j)] += u[size_t(p * n + i)] * u[size_t(p * n + j)];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < n; ++p) s += utu[size_t(i * n + p)] * h[size_t(p * n + j)];
+      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+    }
+  EXPECT_LT(worst, 1e-8);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPaths, LinalgLevels, test::all_simd_levels(),
+                         test::simd_level_test_name);
 
 TEST(GptqLinalg, CholeskyAndInverseFactorAcrossBlocks) {
   for (int64_t n : {1, 5, 64, 130, 300}) {
@@ -336,7 +393,8 @@ TEST(Gptq, SpqrOutliersMatchSlowObqWithOutliers) {
           o.bits = 2, o.symmetric = sym, o.group_size = 8, o.act_order = act,
           o.static_groups = stat, o.block_size = block, o.outlier_threshold = 1.0;
           GptqReport report;
-          const CompressedTensor c = quantize_gptq(w.data(), rows, cols, st, o, nullptr, {}, &report);
+          const CompressedTensor c =
+              quantize_gptq(w.data(), rows, cols, st, o, nullptr, {}, &report);
           int kept = 0;
           const auto want = slow_obq(w, rows, cols, st, o, o.outlier_threshold, &kept);
           const auto got = c.dequantize().to_f32();
@@ -357,8 +415,9 @@ TEST(Gptq, LeaveOneOutGainEqualsRefittingWithoutEachWeight) {
   for (uint32_t seed = 1; seed <= 40; ++seed) {
     const int64_t n = 3 + seed % 14;
     auto x = gaussian(size_t(n), seed);
-    if (seed % 5 == 0) x[1] = x[0];                               // a tied extreme, maybe
-    if (seed % 7 == 0) for (float& v : x) v = std::fabs(v) + 0.1f;  // all positive
+    if (seed % 5 == 0) x[1] = x[0];  // a tied extreme, maybe
+    if (seed % 7 == 0)
+      for (float& v : x) v = std::fabs(v) + 0.1f;  // all positive
     const auto d = gaussian(size_t(n), seed + 100);
     std::vector<float> dd(d.size());
     for (size_t i = 0; i < d.size(); ++i) dd[i] = 0.5f + std::fabs(d[i]);
@@ -370,7 +429,9 @@ TEST(Gptq, LeaveOneOutGainEqualsRefittingWithoutEachWeight) {
           const AffineParams p = affine_params(fit.data(), int64_t(fit.size()), 1, bits, sym);
           double e = 0;
           for (int64_t i = 0; i < n; ++i)
-            if (i != skip) e += std::pow((x[size_t(i)] - affine_round(x[size_t(i)], p, bits)) / dd[size_t(i)], 2);
+            if (i != skip)
+              e +=
+                  std::pow((x[size_t(i)] - affine_round(x[size_t(i)], p, bits)) / dd[size_t(i)], 2);
           return e;
         };
         const double base = total(x, -1);
@@ -379,7 +440,11 @@ TEST(Gptq, LeaveOneOutGainEqualsRefittingWithoutEachWeight) {
           rest.erase(rest.begin() + j);
           const double want = base - total(rest, j);
           EXPECT_NEAR(gain[size_t(j)], want, 1e-6 * (1 + base)) << seed << " " << j;
-          const double own = std::pow((x[size_t(j)] - affine_round(x[size_t(j)], affine_params(x.data(), n, 1, bits, sym), bits)) / dd[size_t(j)], 2);
+          const double own = std::pow(
+              (x[size_t(j)] -
+               affine_round(x[size_t(j)], affine_params(x.data(), n, 1, bits, sym), bits)) /
+                  dd[size_t(j)],
+              2);
           extremes_moved += std::fabs(want - own) > 1e-3 * (1 + base);
         }
       }
@@ -398,8 +463,10 @@ TEST(Gptq, OutliersInsideTheLoopOnlyRemoveError) {
   GptqOptions o;
   o.bits = 2, o.group_size = 16;
   auto error_of = [&](const GptqOptions& g, GptqReport* rep = nullptr) {
-    const auto q = quantize_gptq(w.data(), rows, cols, st, g, nullptr, {}, rep).dequantize().to_f32();
-    return output_error(w.data(), q.data(), rows, cols, st.xtx) / output_error(w.data(), std::vector<float>(w.size()).data(), rows, cols, st.xtx);
+    const auto q =
+        quantize_gptq(w.data(), rows, cols, st, g, nullptr, {}, rep).dequantize().to_f32();
+    return output_error(w.data(), q.data(), rows, cols, st.xtx) /
+           output_error(w.data(), std::vector<float>(w.size()).data(), rows, cols, st.xtx);
   };
   const double plain = error_of(o);
   double previous = plain;
@@ -410,7 +477,8 @@ TEST(Gptq, OutliersInsideTheLoopOnlyRemoveError) {
     const double e = error_of(g, &rep);
     EXPECT_LT(e, previous) << f;
     EXPECT_LT(e, 0.75 * plain) << f;
-    EXPECT_NEAR(double(rep.outliers), f * double(rows * cols), 0.05 * f * double(rows * cols) + 1) << f;
+    EXPECT_NEAR(double(rep.outliers), f * double(rows * cols), 0.05 * f * double(rows * cols) + 1)
+        << f;
     EXPECT_TRUE(std::isfinite(rep.outlier_threshold));
     GptqOptions t = o;  // the same threshold given directly keeps the same weights
     t.outlier_threshold = rep.outlier_threshold;

@@ -24,7 +24,8 @@ const char* const kInspectUsage =
     "<model> is a .safetensors, .gguf or llama2.c .bin file, or a Hugging Face directory\n"
     "(config.json + safetensors shards). When packed.safetensors (written by mcw compress)\n"
     "lies in the directory or beside the file, a table of its compressed layers follows:\n"
-    "scheme, bits per weight and sparsity.\n\n"
+    "scheme, bits per weight and sparsity. A GPTQ or AWQ checkpoint (config.json with a\n"
+    "quantization_config) lists its quantised layers as dtype 'packed', then their scheme.\n\n"
     "  --json        one machine-readable JSON document on stdout\n"
     "  --no-stats    skip the statistics (no tensor data is read)\n"
     "  --threads N   worker threads for the statistics (default: all cores)\n";
@@ -63,6 +64,7 @@ static int inspect_json(const ModelFile& m, bool stats, const std::vector<Compre
     j["dtype"] = dtype_name(t.dtype());
     j["parameters"] = t.numel();
     j["bytes"] = t.nbytes();
+    if (const TensorDecoder* d = t.decoder()) j["scheme"] = d->describe();
     if (stats) j["stats"] = stats_json(tensor_stats(t));
     list.push_back(std::move(j));
   }
@@ -79,6 +81,21 @@ static int inspect_json(const ModelFile& m, bool stats, const std::vector<Compre
   // Names come from untrusted files: replace invalid UTF-8 rather than fail the dump.
   std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return 0;
+}
+
+// Layers a quantised checkpoint (GPTQ, AWQ) stores as parts, with the scheme its config
+// and parts describe.
+static void print_checkpoint_layers(const ModelFile& m) {
+  size_t w = 5, n = 0;
+  for (const Tensor& t : m.tensors)
+    if (t.decoder()) w = std::max(w, t.name().size()), ++n;
+  if (!n) return;
+  std::printf("\nquantised layers (%zu, from the checkpoint's parts)\n", n);
+  std::printf("%-*s  %-32s %8s\n", int(w), "layer", "scheme", "bits/w");
+  for (const Tensor& t : m.tensors)
+    if (const TensorDecoder* d = t.decoder())
+      std::printf("%-*s  %-32s %8.3f\n", int(w), t.name().c_str(), d->describe().c_str(),
+                  8.0 * double(t.nbytes()) / double(t.numel()));
 }
 
 static int inspect_text(const ModelFile& m, bool stats) {
@@ -121,6 +138,7 @@ static int inspect_text(const ModelFile& m, bool stats) {
     std::printf("\n");
     std::fflush(stdout);
   }
+  print_checkpoint_layers(m);
   const uint64_t params = m.parameter_count(), bytes = m.byte_count();
   std::printf("\ntotal         %zu tensors, %s parameters, %s", m.tensors.size(),
               human_count(params).c_str(), human_bytes(bytes).c_str());

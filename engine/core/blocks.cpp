@@ -127,7 +127,9 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::Q6_K: dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n); return;
     case DType::IQ4_NL: dequantize_iq4_nl(static_cast<const BlockIQ4_NL*>(src), dst, n); return;
     case DType::IQ4_XS: dequantize_iq4_xs(static_cast<const BlockIQ4_XS*>(src), dst, n); return;
+    case DType::Packed: break;  // Tensor::to_f32 asks the tensor's decoder
   }
+  throw Error("", "packed values have no byte layout: decode them through their tensor");
 }
 
 void from_f32(DType t, const float* src, void* dst, size_t n) {

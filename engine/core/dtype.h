@@ -14,6 +14,10 @@ enum class DType : uint8_t {
   I8, I16, I32, I64, U8, U16, U32, U64, BOOL,
   Q8_0, Q4_0, Q4_1,
   Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
+  // Values only a TensorDecoder can produce (tensor.h): a layout spread over several
+  // stored parts, such as a GPTQ checkpoint's qweight, qzeros, scales and g_idx. No file
+  // stores this dtype; it has no byte size per value.
+  Packed,
 };
 
 struct DTypeInfo {
@@ -27,7 +31,8 @@ inline std::string_view dtype_name(DType t) { return dtype_info(t).name; }
 std::optional<DType> dtype_from_name(std::string_view name);
 inline bool is_block_type(DType t) { return dtype_info(t).block > 1; }
 
-// Bytes for n values, or nullopt when n is not a whole number of blocks or overflows.
+// Bytes for n values, or nullopt when n is not a whole number of blocks, overflows, or the
+// type has no byte layout (Packed).
 std::optional<uint64_t> dtype_bytes(DType t, uint64_t n);
 
 // Product of dims, or nullopt on a negative dimension or overflow past 2^62.

@@ -59,6 +59,19 @@ Tensor Tensor::view(DType dtype, Shape shape, const void* data, size_t nbytes,
   return t;
 }
 
+Tensor Tensor::decoded(Shape shape, std::shared_ptr<const TensorDecoder> decoder, size_t nbytes,
+                       std::string name) {
+  if (!decoder) throw Error(name, "a packed tensor needs a decoder");
+  if (!checked_numel(shape)) throw Error(name, "shape " + shape_string(shape) + " overflows");
+  Tensor t;
+  t.name_ = std::move(name);
+  t.dtype_ = DType::Packed;
+  t.shape_ = std::move(shape);
+  t.nbytes_ = nbytes;
+  t.decoder_ = std::move(decoder);
+  return t;
+}
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape_) n *= d;
@@ -88,6 +101,7 @@ std::vector<float> Tensor::to_f32() const {
 }
 
 void Tensor::to_f32(float* out, size_t first, size_t count) const {
+  if (decoder_) return decoder_->decode(first, count, out);
   const DTypeInfo& info = dtype_info(dtype_);
   const size_t block = size_t(info.block);
   const auto* base = static_cast<const char*>(data_) + first / block * size_t(info.block_bytes);

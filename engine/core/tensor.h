@@ -16,6 +16,20 @@ namespace mcw {
 
 using Shape = std::vector<int64_t>;
 
+// The values of a tensor of dtype Packed: a weight whose file layout spreads it over
+// several stored parts (a GPTQ checkpoint's qweight, qzeros, scales and g_idx), decoded
+// on demand so the parts stay views of the mapped file.
+class TensorDecoder {
+ public:
+  virtual ~TensorDecoder() = default;
+  // Values [first, first + count) of the row-major tensor, as f32.
+  virtual void decode(size_t first, size_t count, float* out) const = 0;
+  // Rows decoded at once cheaply (the layout's cache line covers this many rows).
+  virtual int64_t row_granularity() const { return 1; }
+  // The scheme in words: "GPTQ int4 g128 asym, act-order".
+  virtual std::string describe() const = 0;
+};
+
 class Tensor {
  public:
   Tensor() = default;
@@ -26,6 +40,9 @@ class Tensor {
   // A view of bytes owned elsewhere; `owner` keeps them alive (a MappedFile, say).
   static Tensor view(DType dtype, Shape shape, const void* data, size_t nbytes,
                      std::shared_ptr<const void> owner, std::string name = {});
+  // A Packed tensor: values from `decoder`, `nbytes` the stored parts' bytes.
+  static Tensor decoded(Shape shape, std::shared_ptr<const TensorDecoder> decoder, size_t nbytes,
+                        std::string name = {});
 
   const std::string& name() const { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }
@@ -38,7 +55,8 @@ class Tensor {
   bool writable() const { return writable_; }  // owned storage (not a view of a file)
   bool empty() const { return data_ == nullptr && nbytes_ == 0 && shape_.empty(); }
 
-  const void* data() const { return data_; }
+  const void* data() const { return data_; }  // null for Packed
+  const TensorDecoder* decoder() const { return decoder_.get(); }  // Packed only
   // Only owned tensors are writable; throws for views of mapped files.
   void* mutable_data();
   // as<float>() throws mcw::Error naming the tensor unless it is F32: a loaded model's
@@ -68,6 +86,7 @@ class Tensor {
   size_t nbytes_ = 0;
   bool writable_ = false;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const TensorDecoder> decoder_;
 };
 
 std::string shape_string(const Shape& shape);  // "[4096, 11008]"

@@ -38,8 +38,10 @@ void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_or
 bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
 
 bool stored_matmul_reads(DType t) {
-  // The float types, and every block type (each decodes row by row: blocks.h).
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || is_block_type(t);
+  // The float types, every block type (each decodes row by row: blocks.h), and weights
+  // that a decoder presents (Packed: checkpoint layouts such as GPTQ's).
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || is_block_type(t) ||
+         t == DType::Packed;
 }
 
 void weight_rows_f32(const Tensor& W, int64_t r0, int64_t r1, float* dst) {
@@ -64,8 +66,13 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
                         bits, k, Y, ldy, m, n, k, bias, accumulate);
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);
+  int64_t tile = row_tile_rows(m, n, k);
+  if (const TensorDecoder* d = W.decoder()) {  // whole cache lines of the packed layout
+    const int64_t g = std::max<int64_t>(1, d->row_granularity());
+    tile = std::min(n, (tile + g - 1) / g * g);
+  }
   matmul_wt_row_tiles(
-      X, ldx, n, k, row_tile_rows(m, n, k), [&](int64_t r0, int64_t r1, float* dst) { weight_rows_f32(W, r0, r1, dst); },
+      X, ldx, n, k, tile, [&](int64_t r0, int64_t r1, float* dst) { weight_rows_f32(W, r0, r1, dst); },
       Y, ldy, m, bias, accumulate);
 }
 

@@ -1,5 +1,5 @@
 // Products with a weight as its file stores it: Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]) for
-// W [n, k] in F32, F16, BF16 or a GGUF block type (Q8_0, Q4_0, Q4_1), usually a view of a
+// W [n, k] in F32, F16, BF16, a GGUF block type, or Packed (a TensorDecoder), usually a view of a
 // memory-mapped file. The weight is never converted whole: each task converts one tile of
 // rows into its own f32 scratch (about 32 KiB for small m, where the product streams W
 // once and is bound by memory bandwidth; about 1 MiB for large m, where the f32 GEMM on

@@ -5,6 +5,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/gpt2_model.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
 
@@ -38,7 +39,7 @@ class Loader {
                                " but the config implies " + shape_string(stored) + " (" + keys +
                                ")");
     const DType dt = t->dtype();
-    if (!(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_type(dt)))
+    if (!stored_matmul_reads(dt))
       throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
                                ", which is not a weight type");
     Tensor raw = Tensor::zeros(DType::F32, stored, name);

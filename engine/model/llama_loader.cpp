@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/llama_model.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
 
@@ -56,7 +57,7 @@ class Loader {
       throw Error(m_.path, "tensor '" + name + "' has shape " + shape_string(t->shape()) +
                                " but the config implies " + shape_string(want));
     const DType dt = t->dtype();
-    if (!(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_type(dt)))
+    if (!stored_matmul_reads(dt))
       throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
                                ", which is not a weight type");
     return t;

@@ -1,7 +1,8 @@
 // Model files: the bytes become one file of a model, the rest of the model stays valid, and
 // MCW opens it as `mcw inspect` / `mcw eval` would (format detection, header, config,
 // tensor table, tokenizer, the model loader's checks). One source, one target per format
-// (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c.
+// (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c,
+// gptq and awq (the weights file of a quantised checkpoint; whatever opens is decoded whole).
 #include <filesystem>
 
 #include "engine/core/error.h"
@@ -11,6 +12,7 @@
 #include "engine/model/tokenizer_loader.h"
 #include "fuzz_target.h"
 #include "../engine/llama_test_util.h"
+#include "../engine/quantized_checkpoint_writer.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
@@ -37,6 +39,11 @@ std::string write_valid(const std::string& dir) {
     save_llama_hf(m, dir, tok);
     return dir + (f == "config" ? "/config.json" : "/model.safetensors");
   }
+  if (f == "gptq" || f == "awq") {  // 3-bit act-order: codes across words, a g_idx to check
+    test::write_checkpoint(dir, f == "gptq" ? test::Layout::GptqV1 : test::Layout::Awq,
+                           f == "gptq" ? 3 : 4, 32, f == "gptq");
+    return dir + "/model.safetensors";
+  }
   if (f == "gguf") {
     save_llama_gguf(m, dir + "/model.gguf", DType::F16);
     return dir + "/model.gguf";
@@ -58,11 +65,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = target_file();
   const std::string name = fs::path(path).filename().string();
   fuzz::write_scratch("model/" + name, data, size);
-  const std::string open_path = std::string(kFormat) == "safetensors" || std::string(kFormat) == "config"
-                                    ? fs::path(path).parent_path().string()
-                                    : path;
+  const std::string open_path =
+      fs::path(path).filename() == "model.safetensors" || fs::path(path).filename() == "config.json"
+          ? fs::path(path).parent_path().string()
+          : path;
   MCW_FUZZ_BODY({
     const ModelFile file = open_model_file(open_path);
+    for (const Tensor& t : file.tensors)
+      if (t.decoder()) (void)t.to_f32();  // every code, zero, scale and g_idx entry read
     const auto model = load_causal_lm(file);
     try {
       (void)load_tokenizer(file);

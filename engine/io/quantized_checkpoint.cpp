@@ -1,0 +1,287 @@
+#include "engine/io/quantized_checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+
+namespace mcw {
+namespace {
+
+// AutoAWQ packs output 8j + k of a word at nibble kAwqNibble[k] (its reverse order of
+// (0, 2, 4, 6, 1, 3, 5, 7)).
+constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
+// Code `index` of a little-endian bitstream of 32-bit words, word w at words[w * stride].
+inline uint32_t stream_code(const uint32_t* words, int64_t stride, int64_t index, int bits) {
+  const int64_t bit = index * bits, w = bit >> 5;
+  const int shift = int(bit & 31);
+  uint64_t v = words[w * stride] >> shift;
+  if (shift + bits > 32) v |= uint64_t(words[(w + 1) * stride]) << (32 - shift);
+  return uint32_t(v) & ((1u << bits) - 1);
+}
+
+float scale_value(DType t, const void* data, int64_t i) {
+  switch (t) {
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    default:
+      return static_cast<const float*>(data)[i];
+  }
+}
+
+class CheckpointDecoder final : public TensorDecoder {
+ public:
+  CheckpointDecoder(const QuantizedCheckpointConfig& cfg, int64_t out, int64_t in, Tensor qweight,
+                    Tensor qzeros, Tensor scales, Tensor g_idx)
+      : cfg_(cfg),
+        out_(out),
+        in_(in),
+        gs_(cfg.group_size < 0 ? in : cfg.group_size),
+        qweight_(std::move(qweight)),
+        qzeros_(std::move(qzeros)),
+        scales_(std::move(scales)),
+        g_idx_(std::move(g_idx)) {}
+
+  void decode(size_t first, size_t count, float* dst) const override {
+    const auto* qw = static_cast<const uint32_t*>(qweight_.data());
+    const auto* qz = static_cast<const uint32_t*>(qzeros_.data());
+    const auto* gi = g_idx_.empty() ? nullptr : static_cast<const int32_t*>(g_idx_.data());
+    const int bits = cfg_.bits;
+    const bool awq = cfg_.method == QuantizedCheckpointConfig::Method::Awq;
+    const int64_t zero_words = qzeros_.dim(1), packed_out = out_ * bits / 32;
+    for (size_t done = 0; done < count;) {
+      const int64_t o = int64_t((first + done) / size_t(in_));
+      const int64_t i0 = int64_t((first + done) % size_t(in_));
+      const int64_t i1 = std::min<int64_t>(in_, i0 + int64_t(count - done));
+      int64_t cached_group = -1;
+      float s = 0, z = 0;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t g = gi ? gi[i] : i / gs_;
+        if (g != cached_group) {
+          cached_group = g;
+          s = scale_value(scales_.dtype(), scales_.data(), g * out_ + o);
+          const uint32_t zq = awq ? (qz[g * zero_words + o / 8] >> (4 * kAwqNibble[o % 8])) & 15u
+                                  : stream_code(qz + g * zero_words, 1, o, bits);
+          z = float(zq) + (cfg_.zeros_minus_one ? 1.0f : 0.0f);
+        }
+        const uint32_t q = awq ? (qw[i * packed_out + o / 8] >> (4 * kAwqNibble[o % 8])) & 15u
+                               : stream_code(qw + o, out_, i, bits);
+        *dst++ = s * (float(q) - z);
+      }
+      done += size_t(i1 - i0);
+    }
+  }
+
+  // A 64-byte line of qweight covers 16 outputs (GPTQ: one word each; AWQ: two words of 8).
+  int64_t row_granularity() const override { return 16; }
+
+  std::string describe() const override {
+    std::string d = cfg_.method == QuantizedCheckpointConfig::Method::Awq ? "AWQ" : "GPTQ";
+    d += " int" + std::to_string(cfg_.bits) + " g" + std::to_string(gs_);
+    d += cfg_.symmetric ? " sym" : " asym";
+    if (!g_idx_.empty() && cfg_.act_order) d += ", act-order";
+    return d;
+  }
+
+ private:
+  QuantizedCheckpointConfig cfg_;
+  int64_t out_, in_, gs_;
+  Tensor qweight_, qzeros_, scales_, g_idx_;
+};
+
+const nlohmann::ordered_json* member(const nlohmann::ordered_json& j, const char* key) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+int64_t int_member(const nlohmann::ordered_json& q, const char* key, int64_t fallback,
+                   const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_number_integer())
+    throw Error(path, std::string("quantization_config.") + key + " is not an integer");
+  return v->get<int64_t>();
+}
+
+bool bool_member(const nlohmann::ordered_json& q, const char* key, bool fallback,
+                 const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_boolean())
+    throw Error(path, std::string("quantization_config.") + key + " is not true or false");
+  return v->get<bool>();
+}
+
+std::string string_member(const nlohmann::ordered_json& q, const char* key,
+                          const std::string& fallback, const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_string())
+    throw Error(path, std::string("quantization_config.") + key + " is not a string");
+  return v->get<std::string>();
+}
+
+struct Parts {
+  const Tensor *qweight = nullptr, *qzeros = nullptr, *scales = nullptr, *g_idx = nullptr;
+};
+
+Tensor present(const ModelFile& m, const std::string& prefix, const Parts& p,
+               const QuantizedCheckpointConfig& cfg) {
+  const auto fail = [&](const std::string& part, const std::string& why) {
+    return Error(m.path, "tensor '" + prefix + "." + part + "' " + why);
+  };
+  for (auto [t, part] : {std::pair{p.qzeros, "qzeros"}, {p.scales, "scales"}})
+    if (!t) throw fail(part, "is missing (the layer has a qweight)");
+  for (auto [t, part] : {std::pair{p.qweight, "qweight"}, {p.qzeros, "qzeros"}, {p.g_idx, "g_idx"}})
+    if (t && t->dtype() != DType::I32)
+      throw fail(part, "has dtype " + std::string(dtype_name(t->dtype())) + ", expected I32");
+  if (p.scales->dtype() != DType::F16 && p.scales->dtype() != DType::BF16 &&
+      p.scales->dtype() != DType::F32)
+    throw fail("scales", "has dtype " + std::string(dtype_name(p.scales->dtype())) +
+                             ", expected F16, BF16 or F32");
+  for (auto [t, part] :
+       {std::pair{p.qweight, "qweight"}, {p.qzeros, "qzeros"}, {p.scales, "scales"}})
+    if (t->ndim() != 2 || t->dim(0) <= 0 || t->dim(1) <= 0)
+      throw fail(part, "has shape " + shape_string(t->shape()) + ", expected a 2-D array");
+
+  const bool awq = cfg.method == QuantizedCheckpointConfig::Method::Awq;
+  const int bits = cfg.bits;
+  // 32 codes fill `bits` words exactly, so whole rows of codes are whole words.
+  const int64_t out = awq ? p.qweight->dim(1) * (32 / bits) : p.qweight->dim(1);
+  if (!awq && p.qweight->dim(0) % bits)
+    throw fail("qweight", "has " + std::to_string(p.qweight->dim(0)) +
+                              " rows, not a whole number of " + std::to_string(bits) +
+                              "-word packs of 32 codes");
+  const int64_t in = awq ? p.qweight->dim(0) : p.qweight->dim(0) / bits * 32;
+  const int64_t gs = cfg.group_size < 0 ? in : cfg.group_size;
+  const int64_t groups = (in + gs - 1) / gs;
+  if (awq && in % gs)
+    throw fail("qweight", "has " + std::to_string(in) +
+                              " inputs, not a whole number of groups of " + std::to_string(gs));
+  if (out % 32 && !awq)
+    throw fail("qweight", "has " + std::to_string(out) + " outputs, not a multiple of 32");
+  const Shape zeros_want = {groups, out * bits / 32}, scales_want = {groups, out};
+  if (p.qzeros->shape() != zeros_want)
+    throw fail("qzeros", "has shape " + shape_string(p.qzeros->shape()) + ", expected " +
+                             shape_string(zeros_want) + " for " + std::to_string(out) + "x" +
+                             std::to_string(in) + " at group size " + std::to_string(gs));
+  if (p.scales->shape() != scales_want)
+    throw fail("scales", "has shape " + shape_string(p.scales->shape()) + ", expected " +
+                             shape_string(scales_want));
+  Tensor g_idx;
+  if (p.g_idx && !awq) {
+    if (p.g_idx->shape() != Shape{in})
+      throw fail("g_idx", "has shape " + shape_string(p.g_idx->shape()) + ", expected [" +
+                              std::to_string(in) + "]");
+    const auto* g = static_cast<const int32_t*>(p.g_idx->data());
+    for (int64_t i = 0; i < in; ++i)
+      if (g[i] < 0 || g[i] >= groups)
+        throw fail("g_idx", "gives column " + std::to_string(i) + " group " + std::to_string(g[i]) +
+                                ", outside 0.." + std::to_string(groups - 1));
+    g_idx = *p.g_idx;
+  }
+  const size_t bytes = p.qweight->nbytes() + p.qzeros->nbytes() + p.scales->nbytes() +
+                       (g_idx.empty() ? 0 : g_idx.nbytes());
+  return Tensor::decoded(
+      {out, in},
+      std::make_shared<CheckpointDecoder>(cfg, out, in, *p.qweight, *p.qzeros, *p.scales, g_idx),
+      bytes, prefix + ".weight");
+}
+
+}  // namespace
+
+std::optional<QuantizedCheckpointConfig> quantized_checkpoint_config(
+    const nlohmann::ordered_json& hparams, const std::string& path) {
+  const auto* q = hparams.is_object() ? member(hparams, "quantization_config") : nullptr;
+  if (!q) return std::nullopt;
+  if (!q->is_object()) throw Error(path, "quantization_config is not an object");
+  const std::string method = string_member(*q, "quant_method", "", path);
+  QuantizedCheckpointConfig c;
+  if (method == "gptq") {
+    c.method = QuantizedCheckpointConfig::Method::Gptq;
+    c.bits = int(int_member(*q, "bits", 4, path));
+    if (c.bits != 2 && c.bits != 3 && c.bits != 4 && c.bits != 8)
+      throw Error(path, "GPTQ checkpoint with " + std::to_string(c.bits) +
+                            "-bit weights: MCW reads 2, 3, 4 and 8 bits");
+    c.act_order = bool_member(*q, "desc_act", false, path);
+    c.symmetric = bool_member(*q, "sym", true, path);
+    const std::string fmt = string_member(*q, "checkpoint_format", "gptq", path);
+    if (fmt != "gptq" && fmt != "gptq_v2")
+      throw Error(path, "GPTQ checkpoint_format '" + fmt +
+                            "' is not read (MCW reads gptq and gptq_v2 layouts)");
+    c.zeros_minus_one = fmt == "gptq";
+  } else if (method == "awq") {
+    c.method = QuantizedCheckpointConfig::Method::Awq;
+    c.bits = int(int_member(*q, "bits", int_member(*q, "w_bit", 4, path), path));
+    if (c.bits != 4)
+      throw Error(path, "AWQ checkpoint with " + std::to_string(c.bits) +
+                            "-bit weights: AutoAWQ's GEMM layout holds 4 bits");
+    const std::string version = string_member(*q, "version", "gemm", path);
+    if (version != "gemm" && version != "GEMM")
+      throw Error(path, "AWQ version '" + version + "' is not read (MCW reads the gemm layout)");
+    c.symmetric = !bool_member(*q, "zero_point", true, path);
+    c.zeros_minus_one = false;
+  } else {
+    throw Error(path, "quantization_config.quant_method '" + method +
+                          "' is not read (MCW reads gptq and awq checkpoints)");
+  }
+  c.group_size = int_member(*q, "group_size", int_member(*q, "q_group_size", 128, path), path);
+  if (c.group_size == 0 || c.group_size < -1 || c.group_size > (int64_t(1) << 24))
+    throw Error(path, "quantization_config.group_size " + std::to_string(c.group_size) +
+                          " is not a group size (−1 or a positive count)");
+  return c;
+}
+
+void present_quantized_layers(ModelFile& model, const QuantizedCheckpointConfig& cfg) {
+  static constexpr const char* kParts[] = {"qweight", "qzeros", "scales", "g_idx"};
+  std::map<std::string, Parts> layers;  // by prefix
+  std::vector<bool> is_part(model.tensors.size(), false);
+  for (size_t k = 0; k < model.tensors.size(); ++k) {
+    const std::string& name = model.tensors[k].name();
+    const size_t dot = name.rfind('.');
+    if (dot == std::string::npos) continue;
+    const std::string part = name.substr(dot + 1);
+    if (std::find(std::begin(kParts), std::end(kParts), part) == std::end(kParts)) continue;
+    Parts& p = layers[name.substr(0, dot)];
+    const Tensor* t = &model.tensors[k];
+    (part == "qweight"  ? p.qweight
+     : part == "qzeros" ? p.qzeros
+     : part == "scales" ? p.scales
+                        : p.g_idx) = t;
+    is_part[k] = true;
+  }
+  std::vector<Tensor> out;
+  std::map<std::string, Tensor> presented;
+  for (const auto& [prefix, p] : layers) {
+    if (!p.qweight) continue;  // a `scales` of some other module: not a quantised linear
+    if (model.find(prefix + ".weight"))
+      throw Error(model.path, "tensor '" + prefix + ".weight' exists beside '" + prefix +
+                                  ".qweight': which one is the layer?");
+    presented.emplace(prefix, present(model, prefix, p, cfg));
+  }
+  // Keep file order: each presented weight takes its qweight's place.
+  for (size_t k = 0; k < model.tensors.size(); ++k) {
+    const std::string& name = model.tensors[k].name();
+    if (!is_part[k]) {
+      out.push_back(model.tensors[k]);
+      continue;
+    }
+    const std::string prefix = name.substr(0, name.rfind('.'));
+    const auto it = presented.find(prefix);
+    if (it == presented.end()) {
+      out.push_back(model.tensors[k]);  // a part name without a qweight: an ordinary tensor
+    } else if (name == prefix + ".qweight") {
+      out.push_back(it->second);
+    }
+  }
+  model.tensors = std::move(out);
+}
+
+}  // namespace mcw

@@ -1,0 +1,152 @@
+// GPTQ and AWQ checkpoints from quantized_checkpoint_writer.h, opened through MCW: every decoded
+// weight equals scale · (q − z) of the codes written, the model runs on them, and broken parts are
+// refused with the file and tensor named.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+#include "engine/io/model_file.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/llama_save.h"
+#include "llama_test_util.h"
+#include "quantized_checkpoint_writer.h"
+#include "temp_files.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+using namespace mcw::test;
+
+void expect_decoded_and_runs(const Written& w) {
+  const ModelFile mf = open_model_file(w.dir.string());
+  for (const auto& [name, want] : w.expected) {
+    const Tensor* t = mf.find(name);
+    ASSERT_NE(t, nullptr) << name;
+    ASSERT_EQ(t->dtype(), DType::Packed) << name;
+    EXPECT_EQ(t->to_f32(), want) << name;
+    std::vector<float> part(37);  // a range that starts and ends inside rows
+    t->to_f32(part.data(), 45, part.size());
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), want.begin() + 45)) << name;
+  }
+  for (const Tensor& t : mf.tensors) {
+    EXPECT_EQ(t.name().find("qweight"), std::string::npos) << "parts are not listed: " << t.name();
+    EXPECT_EQ(t.name().find("scales"), std::string::npos) << t.name();
+  }
+  const LlamaModel model = load_llama(mf);
+  const std::vector<int32_t> tokens = {1, 5, 9, 2, 30, 7, 7, 3};
+  std::vector<float> got(tokens.size() * 37), want(got.size());
+  KVCache c1(model.cfg, 16), c2(w.dense.cfg, 16);
+  llama_forward(model, tokens, c1, got.data());
+  llama_forward(w.dense, tokens, c2, want.data());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << i;
+}
+
+}  // namespace
+
+TEST(QuantizedCheckpoint, GptqEveryWidthDecodesToTheCodesWritten) {
+  for (int bits : {2, 3, 4, 8}) {
+    SCOPED_TRACE(bits);
+    expect_decoded_and_runs(
+        write_checkpoint(test::fresh_temp_dir(), Layout::GptqV1, bits, 32, false));
+  }
+}
+
+TEST(QuantizedCheckpoint, GptqActOrderV2AndNoGroupIndex) {
+  expect_decoded_and_runs(write_checkpoint(test::fresh_temp_dir(), Layout::GptqV1, 4, 16, true));
+  expect_decoded_and_runs(write_checkpoint(test::fresh_temp_dir(), Layout::GptqV2, 3, 32, true));
+  // Without g_idx, column i is in group i / group_size; group_size −1 is one group per row.
+  expect_decoded_and_runs(
+      write_checkpoint(test::fresh_temp_dir(), Layout::GptqV1, 4, 32, false, false));
+  expect_decoded_and_runs(
+      write_checkpoint(test::fresh_temp_dir(), Layout::GptqV1, 4, -1, false, false));
+}
+
+TEST(QuantizedCheckpoint, AwqGemmLayout) {
+  expect_decoded_and_runs(write_checkpoint(test::fresh_temp_dir(), Layout::Awq, 4, 32, false));
+}
+
+TEST(QuantizedCheckpoint, DescribesItsScheme) {
+  const Written w = write_checkpoint(test::fresh_temp_dir(), Layout::GptqV1, 4, 16, true);
+  const ModelFile mf = open_model_file(w.dir.string());
+  const Tensor* t = mf.find("model.layers.0.mlp.down_proj.weight");
+  ASSERT_TRUE(t && t->decoder());
+  EXPECT_EQ(t->decoder()->describe(), "GPTQ int4 g16 asym, act-order");
+}
+
+namespace {
+
+// Rewrites one tensor of a written checkpoint through `edit` and expects opening to fail
+// with a message that names `needle`.
+void expect_refused(
+    Layout layout, const std::string& needle,
+    const std::function<void(std::vector<Tensor>&, nlohmann::ordered_json&)>& edit) {
+  const Written w = write_checkpoint(test::fresh_temp_dir(), layout, 4, 32, true);
+  const auto st = read_safetensors((w.dir / "model.safetensors").string());
+  std::vector<Tensor> tensors;
+  for (const Tensor& t : st.tensors) {
+    Tensor copy = Tensor::zeros(t.dtype(), t.shape(), t.name());
+    std::memcpy(copy.mutable_data(), t.data(), t.nbytes());
+    tensors.push_back(copy);
+  }
+  nlohmann::ordered_json config;
+  std::ifstream(w.dir / "config.json") >> config;
+  edit(tensors, config);
+  write_safetensors((w.dir / "model.safetensors").string(), tensors);
+  std::ofstream(w.dir / "config.json") << config.dump(2);
+  try {
+    open_model_file(w.dir.string());
+    ADD_FAILURE() << "opened a broken checkpoint (" << needle << ")";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(w.dir.string()), std::string::npos) << e.what();
+  }
+}
+
+Tensor* named(std::vector<Tensor>& ts, const std::string& name) {
+  for (Tensor& t : ts)
+    if (t.name() == name) return &t;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(QuantizedCheckpoint, BrokenPartsAreRefusedByName) {
+  const std::string p = "model.layers.1.mlp.up_proj";
+  expect_refused(Layout::GptqV1, p + ".g_idx' gives column", [&](auto& ts, auto&) {
+    static_cast<int32_t*>(named(ts, p + ".g_idx")->mutable_data())[3] = 1 << 20;
+  });
+  expect_refused(Layout::GptqV1, p + ".qzeros' has shape", [&](auto& ts, auto&) {
+    *named(ts, p + ".qzeros") = Tensor::zeros(DType::I32, {1, 4}, p + ".qzeros");
+  });
+  expect_refused(Layout::GptqV1, p + ".scales' is missing", [&](auto& ts, auto&) {
+    ts.erase(std::remove_if(ts.begin(), ts.end(),
+                            [&](const Tensor& t) { return t.name() == p + ".scales"; }),
+             ts.end());
+  });
+  expect_refused(Layout::GptqV1, p + ".qweight' has dtype F32", [&](auto& ts, auto&) {
+    const Tensor* q = named(ts, p + ".qweight");
+    *named(ts, p + ".qweight") = Tensor::zeros(DType::F32, q->shape(), p + ".qweight");
+  });
+  expect_refused(Layout::Awq, "scales' has shape", [&](auto& ts, auto&) {
+    *named(ts, p + ".scales") = Tensor::zeros(DType::F16, {3, 128}, p + ".scales");
+  });
+  expect_refused(Layout::GptqV1, "quant_method 'bitsandbytes' is not read", [&](auto&, auto& c) {
+    c["quantization_config"]["quant_method"] = "bitsandbytes";
+  });
+  expect_refused(Layout::GptqV1, "5-bit",
+                 [&](auto&, auto& c) { c["quantization_config"]["bits"] = 5; });
+  expect_refused(Layout::Awq, "version 'gemv'",
+                 [&](auto&, auto& c) { c["quantization_config"]["version"] = "gemv"; });
+}

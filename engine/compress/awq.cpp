@@ -80,15 +80,25 @@ AffineParams awq_clip_params(float lo, float hi, int bits, bool symmetric, float
 
 namespace {
 
-// Q(W·s)/s of one layer, f32 [rows, cols].
+// Q(W·s)/s of one layer, f32 [rows, cols]: what quantize_rtn(W·s).dequantize() / s gives,
+// group by group in one pass (the search builds one per candidate α, and at 14336 columns
+// three full-size intermediate copies cost more than the rounding).
 std::vector<float> effective_weight(const AwqLayer& l, int64_t cols, const std::vector<float>& s,
                                     const RtnOptions& rtn) {
-  const auto ws = scaled_columns(l.w, l.rows, cols, s);
-  const Tensor wq =
-      quantize_rtn(ws.data(), l.rows, cols, rtn, nullptr, nullptr, l.name).dequantize();
-  std::vector<float> p(wq.as<float>(), wq.as<float>() + l.rows * cols);
-  for (int64_t r = 0; r < l.rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) p[size_t(r * cols + c)] /= s[size_t(c)];
+  std::vector<float> p(size_t(l.rows * cols));
+  const int64_t gs = rtn.group_size;
+  tbb::parallel_for(int64_t(0), l.rows, [&](int64_t r) {
+    float scaled[1024];
+    std::vector<float> big(gs > 1024 ? size_t(gs) : 0);
+    float* t = gs > 1024 ? big.data() : scaled;
+    for (int64_t c0 = 0; c0 < cols; c0 += gs) {
+      for (int64_t c = 0; c < gs; ++c) t[c] = l.w[r * cols + c0 + c] * s[size_t(c0 + c)];
+      const AffineParams a =
+          affine_params_search(t, gs, 1, nullptr, rtn.bits, rtn.symmetric, rtn.clip);
+      for (int64_t c = 0; c < gs; ++c)
+        p[size_t(r * cols + c0 + c)] = affine_round(t[c], a, rtn.bits) / s[size_t(c0 + c)];
+    }
+  });
   return p;
 }
 

@@ -17,16 +17,18 @@ QString packed_layer_summary(const PackedLayerRow& l) {
       QObject::tr("%1 bits/weight").arg(l.bits_per_weight, 0, 'f', 3),
       QObject::tr("%1 stored (%2 bytes)").arg(format_bytes(l.storage_bytes)).arg(l.storage_bytes)};
   QStringList second;
-  if (l.hasGroupParameters()) {
+  const bool checkpoint = l.coding.endsWith(QLatin1String("checkpoint"));  // GPTQ, AWQ files
+  if (l.hasGroupParameters() || checkpoint) {
     QString g = QObject::tr("%1-bit %2, %3 group(s) of %4 per row")
                     .arg(l.bits)
                     .arg(l.coding)
                     .arg(l.groups)
                     .arg(l.group_size);
     if (l.act_order) g += QObject::tr(", act-order (g_idx)");
-    if (l.coding == QLatin1String("affine"))
+    if (l.coding == QLatin1String("affine") || checkpoint)
       g += l.symmetric ? QObject::tr(", symmetric") : QObject::tr(", asymmetric");
     second << g;
+    if (checkpoint) second << QObject::tr("scales and zeros read from the file as needed");
   } else if (l.coding == QLatin1String("low_rank")) {
     second << QObject::tr("low rank %1: A %2 × %1, B %1 × %3").arg(l.rank).arg(l.rows).arg(l.cols);
   } else {

@@ -79,6 +79,13 @@ class CheckpointDecoder final : public TensorDecoder {
     }
   }
 
+  QuantizedCheckpointConfig scheme() const {
+    QuantizedCheckpointConfig c = cfg_;
+    c.group_size = gs_;
+    c.act_order = cfg_.act_order && !g_idx_.empty();
+    return c;
+  }
+
   // A 64-byte line of qweight covers 16 outputs (GPTQ: one word each; AWQ: two words of 8).
   int64_t row_granularity() const override { return 16; }
 
@@ -86,7 +93,7 @@ class CheckpointDecoder final : public TensorDecoder {
     std::string d = cfg_.method == QuantizedCheckpointConfig::Method::Awq ? "AWQ" : "GPTQ";
     d += " int" + std::to_string(cfg_.bits) + " g" + std::to_string(gs_);
     d += cfg_.symmetric ? " sym" : " asym";
-    if (!g_idx_.empty() && cfg_.act_order) d += ", act-order";
+    if (scheme().act_order) d += ", act-order";
     return d;
   }
 
@@ -237,6 +244,12 @@ std::optional<QuantizedCheckpointConfig> quantized_checkpoint_config(
     throw Error(path, "quantization_config.group_size " + std::to_string(c.group_size) +
                           " is not a group size (−1 or a positive count)");
   return c;
+}
+
+std::optional<QuantizedCheckpointConfig> checkpoint_layer_scheme(const Tensor& weight) {
+  const auto* d = dynamic_cast<const CheckpointDecoder*>(weight.decoder());
+  if (!d) return std::nullopt;
+  return d->scheme();
 }
 
 void present_quantized_layers(ModelFile& model, const QuantizedCheckpointConfig& cfg) {

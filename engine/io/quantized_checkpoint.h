@@ -42,6 +42,10 @@ struct QuantizedCheckpointConfig {
 std::optional<QuantizedCheckpointConfig> quantized_checkpoint_config(
     const nlohmann::ordered_json& hparams, const std::string& path);
 
+// The scheme of a weight present_quantized_layers() made (nullopt for any other tensor):
+// the checkpoint's settings, with act_order true only where the layer has a g_idx.
+std::optional<QuantizedCheckpointConfig> checkpoint_layer_scheme(const Tensor& weight);
+
 // Replaces every `<prefix>.qweight` with its qzeros, scales (and g_idx) by a Packed
 // `<prefix>.weight`. Throws mcw::Error naming the file and tensor on inconsistent parts.
 void present_quantized_layers(ModelFile& model, const QuantizedCheckpointConfig& cfg);

@@ -16,6 +16,7 @@
 #include "engine/recipe/recipe.h"
 #include "studio_test_util.h"
 #include "tests/engine/llama_test_util.h"
+#include "tests/engine/quantized_checkpoint_writer.h"
 #include "widgets/layer_tree_model.h"
 #include "widgets/model_panel.h"
 #include "widgets/packed_layer_view.h"
@@ -98,6 +99,38 @@ class StudioPackedTest : public QObject {
       }
     }
     QCOMPARE(compressed, int(result_.layers.size()));
+  }
+
+  // A GPTQ checkpoint (parts, no packed.safetensors): its layers list their scheme, and the
+  // selected one says what it is without a table of parameters.
+  void checkpointLayersShowTheirScheme() {
+    const std::string dir = (dir_.path() + QStringLiteral("/gptq")).toStdString();
+    TokenizerFiles tok;
+    tok.byte_vocab = true;
+    test::write_checkpoint(dir, test::Layout::GptqV1, 4, 32, true, true, tok);
+    studio::MainWindow w;
+    w.context().openModel(QString::fromStdString(dir));
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().loading && !w.context().model().packed.isEmpty(),
+                             10000);
+    QCOMPARE(w.context().model().packed.size(), qsizetype(14));  // 7 linears × 2 blocks
+    QAbstractItemModel* m = w.modelPanel()->table()->model();
+    int listed = 0;
+    for (int r = 0; r < m->rowCount(); ++r) {
+      const QString name = m->index(r, TensorTableModel::Name).data().toString();
+      const QString scheme = m->index(r, TensorTableModel::Scheme).data().toString();
+      QCOMPARE(scheme.isEmpty(), !name.contains(QStringLiteral("_proj")));
+      if (scheme.isEmpty()) continue;
+      QCOMPARE(scheme, QStringLiteral("GPTQ int4 g32 asym, act-order"));
+      ++listed;
+    }
+    QCOMPARE(listed, 14);
+    ui::Selection s = w.context().selection();
+    s.layer = QStringLiteral("model.layers.0.mlp.down_proj.weight");
+    w.context().setSelection(s);
+    const QString summary = w.modelPanel()->packedView()->summary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("4-bit gptq checkpoint, 4 group(s) of 32 per row, "
+                                             "act-order (g_idx), asymmetric")),
+             qPrintable(summary));
   }
 
   void selectedLayerShowsItsParametersFromTheFile() {

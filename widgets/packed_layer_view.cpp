@@ -17,8 +17,10 @@ QString packed_layer_summary(const PackedLayerRow& l) {
       QObject::tr("%1 bits/weight").arg(l.bits_per_weight, 0, 'f', 3),
       QObject::tr("%1 stored (%2 bytes)").arg(format_bytes(l.storage_bytes)).arg(l.storage_bytes)};
   QStringList second;
-  const bool checkpoint = l.coding.endsWith(QLatin1String("checkpoint"));  // GPTQ, AWQ files
-  if (l.hasGroupParameters() || checkpoint) {
+  const bool checkpoint = l.coding.endsWith(QLatin1String("checkpoint"));  // quantised files
+  if (checkpoint && l.bits == 0) {  // the scheme above says it all
+    second << QObject::tr("scales and zeros read from the file as needed");
+  } else if (l.hasGroupParameters() || checkpoint) {
     QString g = QObject::tr("%1-bit %2, %3 group(s) of %4 per row")
                     .arg(l.bits)
                     .arg(l.coding)

@@ -101,24 +101,27 @@ static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
   }
 }
 
-// A GPTQ or AWQ checkpoint's quantised layers, listed like a packed export's (their
-// per-group parameters stay in the file: the table of them is not filled).
+// A quantised checkpoint's layers (GPTQ, AWQ, compressed-tensors), listed like a packed
+// export's (their per-group parameters stay in the file: the table of them is not filled).
 static void attach_checkpoint_layers(const ModelFile& file, ui::ModelSummary& s) {
   for (int i = 0; i < s.tensors.size(); ++i) {
     const Tensor& t = file.tensors[size_t(i)];
-    const auto q = checkpoint_layer_scheme(t);
-    if (!q) continue;
+    if (!t.decoder()) continue;
     ui::PackedLayerRow r;
     r.name = QString::fromStdString(t.name());
-    r.coding = q->method == QuantizedCheckpointConfig::Method::Awq ? QStringLiteral("awq checkpoint")
-                                                                 : QStringLiteral("gptq checkpoint");
+    r.coding = QStringLiteral("checkpoint");
     r.scheme = QString::fromStdString(t.decoder()->describe());
     r.rows = t.dim(0), r.cols = t.dim(1);
-    r.bits = q->bits;
-    r.group_size = q->group_size;
-    r.groups = (r.cols + r.group_size - 1) / r.group_size;
-    r.symmetric = q->symmetric;
-    r.act_order = q->act_order;
+    if (const auto q = checkpoint_layer_scheme(t)) {  // GPTQ, AWQ: the scheme in fields
+      r.coding = q->method == QuantizedCheckpointConfig::Method::Awq
+                     ? QStringLiteral("awq checkpoint")
+                     : QStringLiteral("gptq checkpoint");
+      r.bits = q->bits;
+      r.group_size = q->group_size;
+      r.groups = (r.cols + r.group_size - 1) / r.group_size;
+      r.symmetric = q->symmetric;
+      r.act_order = q->act_order;
+    }
     r.storage_bytes = t.nbytes();
     r.bits_per_weight = 8.0 * double(t.nbytes()) / double(t.numel());
     s.packed.push_back(std::move(r));

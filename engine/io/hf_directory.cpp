@@ -10,6 +10,7 @@
 #include "engine/core/mapped_file.h"
 #include "engine/io/json_text.h"
 #include "engine/io/safetensors.h"
+#include "engine/io/compressed_tensors.h"
 #include "engine/io/quantized_checkpoint.h"
 
 namespace mcw {
@@ -154,7 +155,9 @@ ModelFile read_hf_directory(const std::string& dir_name) {
     read_sharded(model, dir, index_file);
   else
     read_unsharded(model, dir);
-  if (const auto q = quantized_checkpoint_config(model.hparams, config_file.string()))
+  if (const auto* ct = compressed_tensors_config(model.hparams))
+    present_compressed_tensors(model, *ct, config_file.string());
+  else if (const auto q = quantized_checkpoint_config(model.hparams, config_file.string()))
     present_quantized_layers(model, *q);
   return model;
 }

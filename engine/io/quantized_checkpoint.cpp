@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/half.h"
+#include "engine/io/checkpoint_parts.h"
 
 namespace mcw {
 namespace {
@@ -15,26 +16,6 @@ namespace {
 // AutoAWQ packs output 8j + k of a word at nibble kAwqNibble[k] (its reverse order of
 // (0, 2, 4, 6, 1, 3, 5, 7)).
 constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-
-// Code `index` of a little-endian bitstream of 32-bit words, word w at words[w * stride].
-inline uint32_t stream_code(const uint32_t* words, int64_t stride, int64_t index, int bits) {
-  const int64_t bit = index * bits, w = bit >> 5;
-  const int shift = int(bit & 31);
-  uint64_t v = words[w * stride] >> shift;
-  if (shift + bits > 32) v |= uint64_t(words[(w + 1) * stride]) << (32 - shift);
-  return uint32_t(v) & ((1u << bits) - 1);
-}
-
-float scale_value(DType t, const void* data, int64_t i) {
-  switch (t) {
-    case DType::F16:
-      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::BF16:
-      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    default:
-      return static_cast<const float*>(data)[i];
-  }
-}
 
 class CheckpointDecoder final : public TensorDecoder {
  public:
@@ -54,6 +35,7 @@ class CheckpointDecoder final : public TensorDecoder {
     const auto* qz = static_cast<const uint32_t*>(qzeros_.data());
     const auto* gi = g_idx_.empty() ? nullptr : static_cast<const int32_t*>(g_idx_.data());
     const int bits = cfg_.bits;
+    const DType scale_dtype = scales_.dtype();
     const bool awq = cfg_.method == QuantizedCheckpointConfig::Method::Awq;
     const int64_t zero_words = qzeros_.dim(1), packed_out = out_ * bits / 32;
     for (size_t done = 0; done < count;) {
@@ -73,7 +55,7 @@ class CheckpointDecoder final : public TensorDecoder {
         }
         const uint32_t q = awq ? (qw[i * packed_out + o / 8] >> (4 * kAwqNibble[o % 8])) & 15u
                                : stream_code(qw + o, out_, i, bits);
-        *dst++ = s * (float(q) - z);
+        *dst++ = round_to_dtype(scale_dtype, s * (float(q) - z));
       }
       done += size_t(i1 - i0);
     }
@@ -102,38 +84,6 @@ class CheckpointDecoder final : public TensorDecoder {
   int64_t out_, in_, gs_;
   Tensor qweight_, qzeros_, scales_, g_idx_;
 };
-
-const nlohmann::ordered_json* member(const nlohmann::ordered_json& j, const char* key) {
-  const auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-int64_t int_member(const nlohmann::ordered_json& q, const char* key, int64_t fallback,
-                   const std::string& path) {
-  const auto* v = member(q, key);
-  if (!v) return fallback;
-  if (!v->is_number_integer())
-    throw Error(path, std::string("quantization_config.") + key + " is not an integer");
-  return v->get<int64_t>();
-}
-
-bool bool_member(const nlohmann::ordered_json& q, const char* key, bool fallback,
-                 const std::string& path) {
-  const auto* v = member(q, key);
-  if (!v) return fallback;
-  if (!v->is_boolean())
-    throw Error(path, std::string("quantization_config.") + key + " is not true or false");
-  return v->get<bool>();
-}
-
-std::string string_member(const nlohmann::ordered_json& q, const char* key,
-                          const std::string& fallback, const std::string& path) {
-  const auto* v = member(q, key);
-  if (!v) return fallback;
-  if (!v->is_string())
-    throw Error(path, std::string("quantization_config.") + key + " is not a string");
-  return v->get<std::string>();
-}
 
 struct Parts {
   const Tensor *qweight = nullptr, *qzeros = nullptr, *scales = nullptr, *g_idx = nullptr;
@@ -237,7 +187,7 @@ std::optional<QuantizedCheckpointConfig> quantized_checkpoint_config(
     c.zeros_minus_one = false;
   } else {
     throw Error(path, "quantization_config.quant_method '" + method +
-                          "' is not read (MCW reads gptq and awq checkpoints)");
+                          "' is not read (MCW reads gptq, awq and compressed-tensors checkpoints)");
   }
   c.group_size = int_member(*q, "group_size", int_member(*q, "q_group_size", 128, path), path);
   if (c.group_size == 0 || c.group_size < -1 || c.group_size > (int64_t(1) << 24))

@@ -15,6 +15,8 @@
 //     qweight I32 [in, out/8], qzeros I32 [in/group_size, out/8]: eight codes per word along
 //     out, output 8j + k at bit 4·kAwqOrder[k]; scales F16 [in/group_size, out];
 //     W[o, i] = scales[g, o] · (q[i, o] − z[g, o]),  g = i / group_size.
+// Each value is computed in f32 and rounded to the scales' dtype, as AutoGPTQ, AutoAWQ and
+// transformers dequantise (an fp16 result).
 // present_quantized_layers() replaces each such set of parts by one `<prefix>.weight` of
 // dtype Packed, shape [out, in], whose values are decoded from the mapped parts on demand
 // (nothing is converted at open), so every consumer of weights reads it like any other.

@@ -66,7 +66,8 @@ inline QuantLayer quantize_for_checkpoint(const Tensor& w, int bits, int64_t gro
         const float qf =
             std::clamp(std::nearbyint(v[o * L.in + i] / s) + float(z), 0.0f, float(qmax));
         L.q[size_t(o * L.in + i)] = uint32_t(qf);
-        L.expected[size_t(o * L.in + i)] = s * (qf - float(z));
+        // (q − z)·s in f16, as the reference tools dequantise
+        L.expected[size_t(o * L.in + i)] = f16_to_f32(f32_to_f16(s * (qf - float(z))));
       }
     }
   return L;

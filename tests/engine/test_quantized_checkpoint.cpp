@@ -11,6 +11,7 @@
 #include <numeric>
 #include <random>
 
+#include "compressed_tensors_writer.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
 #include "engine/io/model_file.h"
@@ -149,4 +150,80 @@ TEST(QuantizedCheckpoint, BrokenPartsAreRefusedByName) {
                  [&](auto&, auto& c) { c["quantization_config"]["bits"] = 5; });
   expect_refused(Layout::Awq, "version 'gemv'",
                  [&](auto&, auto& c) { c["quantization_config"]["version"] = "gemv"; });
+}
+
+// compressed-tensors: pack-quantized at every width in both packings (they differ at 3, 5,
+// 6 and 7 bits), symmetric and with packed zero points, groups with and without act-order,
+// per channel; int-quantized I8; float-quantized F8_E4M3 with block scales.
+TEST(CompressedTensorsCheckpoint, PackQuantizedDecodesToTheCodesWritten) {
+  for (int bits : {2, 3, 4, 5, 8})
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(std::to_string(bits) + (stream ? " stream" : " words"));
+      CtOptions o;
+      o.bits = bits, o.stream = stream;
+      expect_decoded_and_runs(write_ct_checkpoint(test::fresh_temp_dir(), o));
+    }
+  CtOptions asym;
+  asym.symmetric = false, asym.act_order = true, asym.bits = 4;
+  expect_decoded_and_runs(write_ct_checkpoint(test::fresh_temp_dir(), asym));
+  asym.bits = 3, asym.stream = true;
+  expect_decoded_and_runs(write_ct_checkpoint(test::fresh_temp_dir(), asym));
+  CtOptions channel;
+  channel.group_size = 0, channel.symmetric = false;
+  expect_decoded_and_runs(write_ct_checkpoint(test::fresh_temp_dir(), channel));
+}
+
+TEST(CompressedTensorsCheckpoint, IntAndFloatQuantized) {
+  CtOptions i8;
+  i8.format = CtFormat::IntQuantized, i8.group_size = 0, i8.symmetric = false;
+  expect_decoded_and_runs(write_ct_checkpoint(test::fresh_temp_dir(), i8));
+  CtOptions f8;
+  f8.format = CtFormat::FloatQuantized;
+  const Written w = write_ct_checkpoint(test::fresh_temp_dir(), f8);
+  expect_decoded_and_runs(w);
+  const ModelFile mf = open_model_file(w.dir.string());
+  EXPECT_EQ(mf.find("model.layers.0.mlp.up_proj.weight")->decoder()->describe(),
+            "compressed-tensors fp8 block 16x16");
+}
+
+TEST(CompressedTensorsCheckpoint, BrokenPartsAreRefusedByName) {
+  const auto refused = [](const CtOptions& o, const std::string& needle,
+                          const std::function<void(std::vector<Tensor>&)>& edit) {
+    const Written w = write_ct_checkpoint(test::fresh_temp_dir(), o);
+    const auto st = read_safetensors((w.dir / "model.safetensors").string());
+    std::vector<Tensor> ts;
+    for (const Tensor& t : st.tensors) {
+      Tensor c = Tensor::zeros(t.dtype(), t.shape(), t.name());
+      std::memcpy(c.mutable_data(), t.data(), t.nbytes());
+      ts.push_back(c);
+    }
+    edit(ts);
+    write_safetensors((w.dir / "model.safetensors").string(), ts);
+    try {
+      open_model_file(w.dir.string());
+      ADD_FAILURE() << "opened a broken checkpoint (" << needle << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  const std::string p = "model.layers.0.self_attn.o_proj";
+  CtOptions o;
+  o.act_order = true;
+  refused(o, "weight_g_idx gives column", [&](auto& ts) {
+    static_cast<int32_t*>(named(ts, p + ".weight_g_idx")->mutable_data())[0] = 99;
+  });
+  refused(o, "words per row", [&](auto& ts) {
+    *named(ts, p + ".weight_packed") = Tensor::zeros(DType::I32, {64, 3}, p + ".weight_packed");
+  });
+  refused(o, "weight_shape [", [&](auto& ts) {
+    static_cast<int64_t*>(named(ts, p + ".weight_shape")->mutable_data())[1] = -4;
+  });
+  refused(o, "without weight_scale", [&](auto& ts) {
+    ts.erase(std::remove_if(ts.begin(), ts.end(),
+                            [&](const Tensor& t) { return t.name() == p + ".weight_scale"; }),
+             ts.end());
+  });
+  refused(o, "sparse formats", [&](auto& ts) {
+    ts.push_back(Tensor::zeros(DType::U8, {4}, "model.layers.0.mlp.up_proj.bitmask"));
+  });
 }

@@ -2,17 +2,19 @@
 // MCW opens it as `mcw inspect` / `mcw eval` would (format detection, header, config,
 // tensor table, tokenizer, the model loader's checks). One source, one target per format
 // (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c,
-// gptq and awq (the weights file of a quantised checkpoint; whatever opens is decoded whole).
+// gptq, awq and compressed_tensors (the weights file of a quantised checkpoint; whatever
+// opens is decoded whole).
 #include <filesystem>
 
+#include "../engine/compressed_tensors_writer.h"
+#include "../engine/llama_test_util.h"
+#include "../engine/quantized_checkpoint_writer.h"
 #include "engine/core/error.h"
 #include "engine/io/model_file.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "fuzz_target.h"
-#include "../engine/llama_test_util.h"
-#include "../engine/quantized_checkpoint_writer.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
@@ -42,6 +44,12 @@ std::string write_valid(const std::string& dir) {
   if (f == "gptq" || f == "awq") {  // 3-bit act-order: codes across words, a g_idx to check
     test::write_checkpoint(dir, f == "gptq" ? test::Layout::GptqV1 : test::Layout::Awq,
                            f == "gptq" ? 3 : 4, 32, f == "gptq");
+    return dir + "/model.safetensors";
+  }
+  if (f == "compressed_tensors") {  // 3-bit stream packing, packed zero points, g_idx
+    test::CtOptions o;
+    o.bits = 3, o.stream = true, o.symmetric = false, o.act_order = true;
+    test::write_ct_checkpoint(dir, o);
     return dir + "/model.safetensors";
   }
   if (f == "gguf") {

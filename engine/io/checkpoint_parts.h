@@ -1,0 +1,81 @@
+// Pieces shared by the readers of quantised checkpoints (quantized_checkpoint.cpp,
+// compressed_tensors.cpp): packed codes, scales in the checkpoint's dtype, config fields.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/core/dtype.h"
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+
+namespace mcw {
+
+// Code `index` of a little-endian bitstream of 32-bit words, word w at words[w * stride]
+// (a code may straddle two words).
+inline uint32_t stream_code(const uint32_t* words, int64_t stride, int64_t index, int bits) {
+  const int64_t bit = index * bits, w = bit >> 5;
+  const int shift = int(bit & 31);
+  uint64_t v = words[w * stride] >> shift;
+  if (shift + bits > 32) v |= uint64_t(words[(w + 1) * stride]) << (32 - shift);
+  return uint32_t(v) & ((1u << bits) - 1);
+}
+
+// Entry i of a scale array stored as F16, BF16 or F32.
+inline float scale_value(DType t, const void* data, int64_t i) {
+  switch (t) {
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    default:
+      return static_cast<const float*>(data)[i];
+  }
+}
+
+// v rounded to the scales' dtype: the reference tools dequantise (q − z) · s in that dtype
+// (an integer times an f16 or bf16 is exact in f32, so one rounding gives their value).
+inline float round_to_dtype(DType t, float v) {
+  switch (t) {
+    case DType::F16:
+      return f16_to_f32(f32_to_f16(v));
+    case DType::BF16:
+      return bf16_to_f32(f32_to_bf16(v));
+    default:
+      return v;
+  }
+}
+
+inline const nlohmann::ordered_json* member(const nlohmann::ordered_json& j, const char* key) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+inline int64_t int_member(const nlohmann::ordered_json& q, const char* key, int64_t fallback,
+                          const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_number_integer())
+    throw Error(path, std::string("quantization_config.") + key + " is not an integer");
+  return v->get<int64_t>();
+}
+
+inline bool bool_member(const nlohmann::ordered_json& q, const char* key, bool fallback,
+                        const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_boolean())
+    throw Error(path, std::string("quantization_config.") + key + " is not true or false");
+  return v->get<bool>();
+}
+
+inline std::string string_member(const nlohmann::ordered_json& q, const char* key,
+                                 const std::string& fallback, const std::string& path) {
+  const auto* v = member(q, key);
+  if (!v) return fallback;
+  if (!v->is_string())
+    throw Error(path, std::string("quantization_config.") + key + " is not a string");
+  return v->get<std::string>();
+}
+
+}  // namespace mcw

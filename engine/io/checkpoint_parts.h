@@ -1,6 +1,7 @@
 // Pieces shared by the readers of quantised checkpoints (quantized_checkpoint.cpp,
 // compressed_tensors.cpp): packed codes, scales in the checkpoint's dtype, config fields.
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -35,15 +36,18 @@ inline float scale_value(DType t, const void* data, int64_t i) {
 
 // v rounded to the scales' dtype: the reference tools dequantise (q − z) · s in that dtype
 // (an integer times an f16 or bf16 is exact in f32, so one rounding gives their value).
+// f16's normal range rounds in place (to nearest even on the 13 dropped bits, as
+// f32_to_f16 does); the rest goes through the exact conversion.
 inline float round_to_dtype(DType t, float v) {
-  switch (t) {
-    case DType::F16:
-      return f16_to_f32(f32_to_f16(v));
-    case DType::BF16:
-      return bf16_to_f32(f32_to_bf16(v));
-    default:
-      return v;
+  if (t == DType::F16) {
+    uint32_t x = std::bit_cast<uint32_t>(v);
+    const uint32_t a = x & 0x7fffffffu;
+    if (a < 0x38800000u || a >= 0x477ff000u) return f16_to_f32(f32_to_f16(v));
+    x += 0xfffu + ((x >> 13) & 1u);
+    return std::bit_cast<float>(x & ~0x1fffu);
   }
+  if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(v));
+  return v;
 }
 
 inline const nlohmann::ordered_json* member(const nlohmann::ordered_json& j, const char* key) {

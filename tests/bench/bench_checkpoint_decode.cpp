@@ -1,0 +1,75 @@
+// A GPTQ checkpoint layer as MCW reads it (decoded from its parts on demand), at the
+// Llama-3-8B down_proj shape 4096 × 14336, 4-bit, group 128: the whole-matrix decode and
+// the products of the forward pass (decode m = 1, prefill m = 64), next to the same
+// products on the layer stored as bf16 in the same run. Random codes: decode speed does
+// not depend on the values.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "engine/io/quantized_checkpoint.h"
+#include "engine/kernels/stored_matmul.h"
+
+namespace {
+
+constexpr int64_t kOut = 4096, kIn = 14336, kGroup = 128;
+
+mcw::Tensor random_i32(const std::string& name, mcw::Shape shape, uint32_t seed) {
+  mcw::Tensor t = mcw::Tensor::zeros(mcw::DType::I32, std::move(shape), name);
+  std::mt19937 rng(seed);
+  for (int64_t i = 0; i < t.numel(); ++i) static_cast<uint32_t*>(t.mutable_data())[i] = rng();
+  return t;
+}
+
+const mcw::Tensor& gptq_layer() {
+  static const mcw::Tensor w = [] {
+    mcw::ModelFile m;
+    m.path = "bench";
+    const int64_t groups = kIn / kGroup;
+    m.tensors.push_back(random_i32("l.qweight", {kIn / 8, kOut}, 1));
+    m.tensors.push_back(random_i32("l.qzeros", {groups, kOut / 8}, 2));
+    mcw::Tensor s = mcw::Tensor::zeros(mcw::DType::F16, {groups, kOut}, "l.scales");
+    for (int64_t i = 0; i < s.numel(); ++i) static_cast<uint16_t*>(s.mutable_data())[i] = 0x1c00;
+    m.tensors.push_back(s);
+    mcw::QuantizedCheckpointConfig cfg;
+    mcw::present_quantized_layers(m, cfg);
+    return m.tensors.front();
+  }();
+  return w;
+}
+
+const mcw::Tensor& bf16_layer() {
+  static const mcw::Tensor w = [] {
+    mcw::Tensor t = mcw::Tensor::zeros(mcw::DType::BF16, {kOut, kIn}, "bf16");
+    std::mt19937 rng(3);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      static_cast<uint16_t*>(t.mutable_data())[i] = uint16_t(0x3c00 | (rng() & 0xff));
+    return t;
+  }();
+  return w;
+}
+
+void BM_GptqDecodeWhole(benchmark::State& state) {
+  std::vector<float> out(size_t(kOut * kIn));
+  for (auto _ : state) gptq_layer().to_f32(out.data(), 0, out.size());
+  state.counters["Mweights/s"] =
+      benchmark::Counter(double(kOut * kIn) * 1e-6, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GptqDecodeWhole)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void product(benchmark::State& state, const mcw::Tensor& w) {
+  const int64_t m = state.range(0);
+  std::vector<float> x(size_t(m * kIn), 0.01f), y(size_t(m * kOut));
+  for (auto _ : state) mcw::matmul_wt_stored(x.data(), w, y.data(), m);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m * kOut * kIn) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+void BM_GptqProduct(benchmark::State& state) { product(state, gptq_layer()); }
+void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
+BENCHMARK(BM_GptqProduct)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Bf16Product)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -65,7 +65,8 @@ static int inspect_json(const ModelFile& m, bool stats, const std::vector<Compre
     j["parameters"] = t.numel();
     j["bytes"] = t.nbytes();
     if (const TensorDecoder* d = t.decoder()) j["scheme"] = d->describe();
-    if (stats) j["stats"] = stats_json(tensor_stats(t));
+    if (!t.readable()) j["readable"] = false;
+    if (stats && t.readable()) j["stats"] = stats_json(tensor_stats(t));
     list.push_back(std::move(j));
   }
   doc["totals"] = {{"tensors", m.tensors.size()},
@@ -90,7 +91,7 @@ static void print_checkpoint_layers(const ModelFile& m) {
   for (const Tensor& t : m.tensors)
     if (t.decoder()) w = std::max(w, t.name().size()), ++n;
   if (!n) return;
-  std::printf("\nquantised layers (%zu, from the checkpoint's parts)\n", n);
+  std::printf("\nquantised layers (%zu, as the file stores them)\n", n);
   std::printf("%-*s  %-32s %8s\n", int(w), "layer", "scheme", "bits/w");
   for (const Tensor& t : m.tensors)
     if (const TensorDecoder* d = t.decoder())
@@ -127,7 +128,9 @@ static int inspect_text(const ModelFile& m, bool stats) {
     std::printf("%-*s  %-*s  %-7s %10s %11s", int(w), t.name().c_str(), int(sw),
                 shape_string(t.shape()).c_str(), std::string(dtype_name(t.dtype())).c_str(),
                 human_count(uint64_t(t.numel())).c_str(), human_bytes(t.nbytes()).c_str());
-    if (stats) {
+    if (stats && !t.readable()) {
+      std::printf("  (%s)", t.decoder()->describe().c_str());
+    } else if (stats) {
       const TensorStats s = tensor_stats(t);
       std::printf(" %11s %11s %11s %11s %6.2f%%", short_float(s.min).c_str(),
                   short_float(s.max).c_str(), short_float(s.mean).c_str(),

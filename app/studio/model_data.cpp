@@ -101,8 +101,9 @@ static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
   }
 }
 
-// A quantised checkpoint's layers (GPTQ, AWQ, compressed-tensors), listed like a packed
-// export's (their per-group parameters stay in the file: the table of them is not filled).
+// A quantised checkpoint's layers (GPTQ, AWQ, compressed-tensors) and GGUF tensors of types
+// MCW does not decode, listed like a packed export's layers with their scheme (per-group
+// parameters stay in the file: the table of them is not filled).
 static void attach_checkpoint_layers(const ModelFile& file, ui::ModelSummary& s) {
   for (int i = 0; i < s.tensors.size(); ++i) {
     const Tensor& t = file.tensors[size_t(i)];

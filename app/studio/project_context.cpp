@@ -221,6 +221,7 @@ void ProjectContext::startStatistics() {
     for (size_t i = 0; i < n; ++i) {
       job.cancel().throw_if_cancelled();
       const Tensor& t = file->tensors[i];
+      if (!t.readable()) continue;  // a type MCW lists but does not decode
       const ui::TensorStatsRow row = to_stats_row(tensor_stats(t, &job.cancel()));
       job.post([this, gen, i, row] {
         if (gen != model_generation_ || qsizetype(i) >= model_.tensors.size()) return;

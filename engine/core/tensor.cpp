@@ -89,12 +89,14 @@ void Tensor::require_f32() const {
 }
 
 Tensor Tensor::f32_copy() const {
+  if (!readable()) decoder_->decode(0, 0, nullptr);  // throws, naming the type, before allocating
   Tensor out = zeros(DType::F32, shape_, name_);
   to_f32(out.mutable_as<float>(), 0, size_t(numel()));
   return out;
 }
 
 std::vector<float> Tensor::to_f32() const {
+  if (!readable()) decoder_->decode(0, 0, nullptr);  // throws, naming the type, before allocating
   std::vector<float> out(static_cast<size_t>(numel()));
   to_f32(out.data(), 0, out.size());
   return out;

@@ -24,6 +24,8 @@ class TensorDecoder {
   virtual ~TensorDecoder() = default;
   // Values [first, first + count) of the row-major tensor, as f32.
   virtual void decode(size_t first, size_t count, float* out) const = 0;
+  // False for a type MCW lists but cannot decode (decode() then throws, naming it).
+  virtual bool readable() const { return true; }
   // Rows decoded at once cheaply (the layout's cache line covers this many rows).
   virtual int64_t row_granularity() const { return 1; }
   // The scheme in words: "GPTQ int4 g128 asym, act-order".
@@ -57,6 +59,8 @@ class Tensor {
 
   const void* data() const { return data_; }  // null for Packed
   const TensorDecoder* decoder() const { return decoder_.get(); }  // Packed only
+  // Whether values can be read (a GGUF tensor of a type MCW does not decode cannot).
+  bool readable() const { return !decoder_ || decoder_->readable(); }
   // Only owned tensors are writable; throws for views of mapped files.
   void* mutable_data();
   // as<float>() throws mcw::Error naming the tensor unless it is F32: a loaded model's

@@ -139,6 +139,13 @@ void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
 std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type);
 std::optional<uint32_t> ggml_type_from_dtype(DType t);
 std::string_view ggml_type_name(uint32_t ggml_type);
+// Values and bytes per block of a ggml type, including the types MCW lists but cannot
+// decode (IQ1/IQ2/IQ3, TQ, MXFP4, ...), so their extent in a file can still be checked;
+// nullopt for codes ggml does not define (or no longer writes).
+struct GgmlBlockLayout {
+  int block, block_bytes;
+};
+std::optional<GgmlBlockLayout> ggml_block_layout(uint32_t ggml_type);
 
 // Strict UTF-8 check (no overlongs, surrogates or code points past U+10FFFF).
 bool is_valid_utf8(std::string_view s);

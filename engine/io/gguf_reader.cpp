@@ -47,6 +47,7 @@ class Cursor {
   Cursor(const std::string& path, const std::byte* data, uint64_t size)
       : path_(path), data_(data), size_(size) {}
 
+  const std::string& path() const { return path_; }
   uint64_t pos() const { return pos_; }
   uint64_t size() const { return size_; }
   uint64_t remaining() const { return size_ - pos_; }
@@ -238,6 +239,8 @@ void read_header(Cursor& c, GGUFFile& f) {
 struct TensorInfo {
   std::string name;
   DType dtype;
+  uint32_t ggml_type;
+  bool readable;  // a type MCW decodes (else listed, its reads refused)
   Shape shape;
   uint64_t offset, bytes, offset_at;
 };
@@ -264,33 +267,32 @@ TensorInfo read_tensor_info(Cursor& c) {
   }
   for (uint32_t i = 0; i < n_dims; ++i) t.shape.push_back(int64_t(ne[n_dims - 1 - i]));
 
-  const uint64_t type_at = c.pos();
-  const uint32_t ggml_type = c.read<uint32_t>("a tensor's type");
-  const auto dtype = dtype_from_ggml_type(ggml_type);
-  if (!dtype) {
-    const std::string_view name = ggml_type_name(ggml_type);
-    if (name.empty())
-      c.fail(who + " has unknown ggml type " + std::to_string(ggml_type), type_at);
-    c.fail(who + " has type " + std::string(name) + " (" + std::to_string(ggml_type) +
-               "), which MCW cannot read yet",
-           type_at);
-  }
-  t.dtype = *dtype;
+  t.ggml_type = c.read<uint32_t>("a tensor's type");
+  const auto dtype = dtype_from_ggml_type(t.ggml_type);
+  t.readable = dtype.has_value();
+  t.dtype = dtype.value_or(DType::Packed);
   const auto numel = checked_numel(t.shape);
   if (!numel)
     c.fail(who + " has shape " + shape_string(t.shape) + ", whose element count overflows",
            dims_at);
-  const int block = dtype_info(t.dtype).block;
-  if (n_dims > 0 && ne[0] % uint64_t(block) != 0)
-    c.fail(who + " has rows of " + std::to_string(ne[0]) + " values, not whole " +
-               std::string(dtype_name(t.dtype)) + " blocks of " + std::to_string(block),
-           dims_at);
-  const auto bytes = dtype_bytes(t.dtype, *numel);
-  if (!bytes)
-    c.fail(who + " of shape " + shape_string(t.shape) + " is not a valid " +
-               std::string(dtype_name(t.dtype)) + " size",
-           dims_at);
-  t.bytes = *bytes;
+  // Types MCW cannot decode are still placed (their extent checked) when ggml defines their
+  // block; a code nobody defines has no known extent and takes no bytes.
+  const auto layout = ggml_block_layout(t.ggml_type);
+  if (!layout) {
+    t.bytes = 0;
+  } else {
+    const std::string type_name(ggml_type_name(t.ggml_type));
+    if (n_dims > 0 && ne[0] % uint64_t(layout->block) != 0)
+      c.fail(who + " has rows of " + std::to_string(ne[0]) + " values, not whole " + type_name +
+                 " blocks of " + std::to_string(layout->block),
+             dims_at);
+    const uint64_t blocks = *numel / uint64_t(layout->block);
+    if (*numel % uint64_t(layout->block) ||
+        blocks > (uint64_t(1) << 62) / uint64_t(layout->block_bytes))
+      c.fail(who + " of shape " + shape_string(t.shape) + " is not a valid " + type_name + " size",
+             dims_at);
+    t.bytes = blocks * uint64_t(layout->block_bytes);
+  }
   t.offset_at = c.pos();
   t.offset = c.read<uint64_t>("a tensor's data offset");
   return t;
@@ -308,6 +310,35 @@ uint64_t read_alignment(const Cursor& c, const GGUFFile& f) {
     c.fail("general.alignment is " + std::to_string(*a) + "; it must be a non-zero power of two",
            uint64_t(kv->offset));
   return *a;
+}
+
+// A tensor of a type MCW lists but does not decode: any read names the file, the tensor
+// and the type.
+class UnreadableType final : public TensorDecoder {
+ public:
+  UnreadableType(std::string path, std::string tensor, uint32_t type)
+      : path_(std::move(path)), tensor_(std::move(tensor)), type_(type) {}
+  void decode(size_t, size_t, float*) const override {
+    throw Error(path_, "tensor " + in_quotes(tensor_) + " has " + type_text() +
+                           ", which MCW cannot read yet");
+  }
+  bool readable() const override { return false; }
+  std::string describe() const override { return type_text() + ", not read by MCW"; }
+
+ private:
+  std::string type_text() const {
+    const std::string_view name = ggml_type_name(type_);
+    return name.empty() ? "unknown ggml type " + std::to_string(type_)
+                        : "type " + std::string(name) + " (" + std::to_string(type_) + ")";
+  }
+  std::string path_, tensor_;
+  uint32_t type_;
+};
+
+Tensor unreadable_tensor(const std::string& path, TensorInfo& t) {
+  return Tensor::decoded(std::move(t.shape),
+                         std::make_shared<UnreadableType>(path, t.name, t.ggml_type),
+                         size_t(t.bytes), t.name);
 }
 
 // Checks offsets against the data section and each other, then makes the views.
@@ -350,6 +381,11 @@ void place_tensors(const Cursor& c, GGUFFile& f, std::vector<TensorInfo>& infos)
   f.tensors.reserve(infos.size());
   f.tensor_offsets.reserve(infos.size());
   for (TensorInfo& t : infos) {
+    if (!t.readable) {
+      f.tensors.push_back(unreadable_tensor(c.path(), t));
+      f.tensor_offsets.push_back(t.offset);
+      continue;
+    }
     const std::byte* p = c.at(f.data_offset + t.offset);
     f.tensors.push_back(Tensor::view(t.dtype, std::move(t.shape), p, size_t(t.bytes), owner,
                                      std::move(t.name)));

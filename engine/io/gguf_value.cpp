@@ -174,13 +174,14 @@ nlohmann::ordered_json gguf_value_to_json(const GGUFValue& value, size_t max_arr
 
 // ---- ggml tensor types ----------------------------------------------------------------
 
-static constexpr std::array<std::string_view, 40> kGgmlTypeNames = {
+static constexpr std::array<std::string_view, 43> kGgmlTypeNames = {
     "F32",     "F16",     "Q4_0",     "Q4_1",     "Q4_2",     "Q4_3",       "Q5_0",
     "Q5_1",    "Q8_0",    "Q8_1",     "Q2_K",     "Q3_K",     "Q4_K",       "Q5_K",
     "Q6_K",    "Q8_K",    "IQ2_XXS",  "IQ2_XS",   "IQ3_XXS",  "IQ1_S",      "IQ4_NL",
     "IQ3_S",   "IQ2_S",   "IQ4_XS",   "I8",       "I16",      "I32",        "I64",
     "F64",     "IQ1_M",   "BF16",     "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8",   "TQ1_0",
-    "TQ2_0",   "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
+    "TQ2_0",   "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",   "NVFP4",
+    "Q1_0",    "Q2_0"};
 
 std::string_view ggml_type_name(uint32_t ggml_type) {
   return ggml_type < kGgmlTypeNames.size() ? kGgmlTypeNames[ggml_type] : std::string_view();
@@ -201,6 +202,20 @@ constexpr std::array<GgmlPair, 20> kGgmlPairs = {{
 std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type) {
   for (const GgmlPair& p : kGgmlPairs)
     if (p.ggml == ggml_type) return p.dtype;
+  return std::nullopt;
+}
+
+std::optional<GgmlBlockLayout> ggml_block_layout(uint32_t ggml_type) {
+  // sizeof(block_*) of ggml-common.h at ggml d99724f (values per block, bytes per block).
+  static constexpr struct { uint32_t type; GgmlBlockLayout layout; } kLayouts[] = {
+      {9, {32, 36}},   {15, {256, 292}}, {16, {256, 66}},  {17, {256, 74}}, {18, {256, 98}},
+      {19, {256, 50}}, {21, {256, 110}}, {22, {256, 82}},  {29, {256, 56}}, {34, {256, 54}},
+      {35, {256, 66}}, {39, {32, 17}},   {40, {64, 36}},   {41, {128, 18}}, {42, {64, 18}},
+  };
+  if (const auto d = dtype_from_ggml_type(ggml_type))
+    return GgmlBlockLayout{dtype_info(*d).block, dtype_info(*d).block_bytes};
+  for (const auto& l : kLayouts)
+    if (l.type == ggml_type) return l.layout;
   return std::nullopt;
 }
 

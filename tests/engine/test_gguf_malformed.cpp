@@ -147,9 +147,10 @@ TEST(GgufMalformed, EachIsRefusedClearly) {
   add("offset not aligned", one_tensor({8}, 0, 16), "not a multiple of the alignment",
       24 + 9 + 4 + 8 + 4);
   add("overlapping tensors", valid_file(0), "overlap", -2);
-  add("unknown ggml type 99", one_tensor({8}, 99, 0), "unknown ggml type 99", 24 + 9 + 4 + 8);
-  add("IQ2_XXS tensor", one_tensor({256}, 16, 0), "has type IQ2_XXS (16), which MCW cannot read yet",
-      24 + 9 + 4 + 8);
+  // Types MCW lists without decoding still have their extent checked (IQ2_XXS: 66 bytes).
+  add("IQ2_XXS data cut short", one_tensor({256}, 16, 0, 64), "extends past the end",
+      24 + 9 + 4 + 8 + 4);
+  add("IQ2_XXS rows not whole blocks", one_tensor({128}, 16, 0), "not whole IQ2_XXS blocks", 24 + 9);
   add("Q4_K rows not whole super-blocks", one_tensor({32, 8}, 12, 0), "not whole Q4_K blocks", 24 + 9);
   add("Q8_0 rows not whole blocks", one_tensor({16, 2}, 8, 0), "not whole Q8_0 blocks",
       24 + 9);
@@ -261,4 +262,43 @@ TEST(GgufFuzz, MutatedAndTruncatedFilesNeverCrash) {
     attempt(std::vector<uint8_t>(base.b.begin(), base.b.begin() + std::ptrdiff_t(n)));
   EXPECT_GT(refused, header_end);  // most mutations of the structure are caught
   EXPECT_GT(accepted, 1u);         // and some (in string bytes, say) are harmless
+}
+
+// A type MCW does not decode is listed (dtype Packed, not readable) and only reading it
+// fails, naming the file, the tensor and the type; the other tensors read as usual.
+TEST(GgufMalformed, UnreadableTypesAreListedAndOnlyTheirReadsRefused) {
+  Bytes b = Bytes::header(3, 3, 0);
+  b.tensor_info("iq2", {256}, 16, 0).tensor_info("f", {8}, 0, 96).tensor_info("odd", {8}, 99, 0);
+  b.pad(32).zeros(96);
+  for (int i = 0; i < 8; ++i) b.f32(float(i));
+  const std::string path = test::scratch_path("unreadable.gguf");
+  test::write_bytes(path, b.b);
+  const GGUFFile f = read_gguf(path);
+  ASSERT_EQ(f.tensors.size(), 3u);
+  const Tensor& iq2 = f.tensors[0];
+  EXPECT_EQ(iq2.dtype(), DType::Packed);
+  EXPECT_FALSE(iq2.readable());
+  EXPECT_EQ(iq2.nbytes(), 66u);
+  EXPECT_EQ(iq2.decoder()->describe(), "type IQ2_XXS (16), not read by MCW");
+  try {
+    (void)iq2.to_f32();
+    ADD_FAILURE() << "read an IQ2_XXS tensor";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(e.message().find("tensor 'iq2' has type IQ2_XXS (16), which MCW cannot read yet"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(f.tensors[1].readable());
+  EXPECT_EQ(f.tensors[1].to_f32(), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_FALSE(f.tensors[2].readable());
+  EXPECT_EQ(f.tensors[2].decoder()->describe(), "unknown ggml type 99, not read by MCW");
+  // An unknown type takes no bytes, so its shape is unchecked: reading it whole must fail
+  // on the type, not try to allocate the shape (a fuzzer find).
+  Bytes big = Bytes::header(3, 1, 0);
+  big.tensor_info("huge", {uint64_t(1) << 20, uint64_t(1) << 20}, 99, 0).pad(32);
+  test::write_bytes(path, big.b);
+  const GGUFFile h = read_gguf(path);
+  EXPECT_THROW((void)h.tensors[0].to_f32(), Error);
+  EXPECT_THROW((void)h.tensors[0].f32_copy(), Error);
 }

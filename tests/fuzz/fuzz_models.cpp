@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   MCW_FUZZ_BODY({
     const ModelFile file = open_model_file(open_path);
     for (const Tensor& t : file.tensors)
-      if (t.decoder()) (void)t.to_f32();  // every code, zero, scale and g_idx entry read
+      if (t.decoder() && t.readable()) (void)t.to_f32();  // every code, zero, scale, g_idx
     const auto model = load_causal_lm(file);
     try {
       (void)load_tokenizer(file);

@@ -55,5 +55,7 @@ int run_diff(const std::vector<std::string>& args);
 extern const char* const kDiffUsage;
 int run_synth(const std::vector<std::string>& args);
 extern const char* const kSynthUsage;
+int run_export(const std::vector<std::string>& args);
+extern const char* const kExportUsage;
 
 }  // namespace mcw::cli

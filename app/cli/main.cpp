@@ -41,6 +41,8 @@ const std::vector<Command>& commands() {
        kProjectUsage, run_project},
       {"train", "train a small llama model from scratch on the fortune corpus", kTrainUsage,
        run_train, true},
+      {"export", "write a compressed model in another runtime's format (compressed-tensors)",
+       kExportUsage, run_export, true},
       {"synth", "write a random model in the exact shape of a real one (benchmarks)",
        kSynthUsage, run_synth, true},
   };

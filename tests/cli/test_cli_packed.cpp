@@ -79,3 +79,31 @@ TEST(CliPacked, CompressWritesPackedLayersAndInspectListsThem) {
   write_bytes(packed.string(), bytes.substr(0, bytes.size() - 5));
   expect_one_line_error(run_mcw("inspect --no-stats " + out), "packed.safetensors", "data");
 }
+
+// mcw export --format compressed-tensors of that output: the affine layers go out as
+// pack-quantized parts, the sparse ones dense with the reason, and the result evaluates
+// (through MCW's compressed-tensors reader) as the source does.
+TEST(CliPacked, ExportWritesACompressedTensorsCheckpoint) {
+  const fs::path dir = fresh_dir("export");
+  write_tiny_model_and_text(dir);
+  write_bytes((dir / "recipe.yaml").string(),
+              "stages:\n"
+              "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    targets: ['*self_attn*']\n"
+              "  - algorithm: magnitude\n    sparsity: 0.5\n    targets: ['*mlp*']\n");
+  const std::string out = (dir / "out").string(), ct = (dir / "ct").string();
+  ASSERT_EQ(run_mcw("compress " + (dir / "model").string() + " --recipe " +
+                    (dir / "recipe.yaml").string() + " --out " + out)
+                .code,
+            0);
+  const Result e = run_mcw("export " + out + " --format compressed-tensors --out " + ct);
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("8 layers as pack-quantized parts, 6 dense"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("model.layers.0.mlp.up_proj.weight (a sparsity mask)"), std::string::npos)
+      << e.out;
+  const Result i = run_mcw("inspect --no-stats " + ct);
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.out.find("compressed-tensors int4 per channel asym"), std::string::npos) << i.out;
+  const Result bad = run_mcw("export " + out + " --format gguf --out " + (dir / "g").string());
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("the formats are: compressed-tensors"), std::string::npos) << bad.err;
+}

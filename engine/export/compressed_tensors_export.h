@@ -1,0 +1,34 @@
+// `mcw export --format compressed-tensors`: an MCW compressed model directory (what
+// `mcw compress` writes: the decoded weights plus packed.safetensors) rewritten as a
+// compressed-tensors checkpoint, the layout llm-compressor writes and vLLM loads
+// (engine/io/compressed_tensors.h has the format).
+//
+// Group-wise affine layers (RTN, GPTQ, with or without act-order) at 1, 2, 4 or 8 bits go
+// out as `pack-quantized` parts with their codes as they are: MCW's codes q in [0, 2^b)
+// with zero z are compressed-tensors' signed q − 2^(b−1) with zero point z − 2^(b−1),
+// stored offset by 2^(b−1), i.e. the same numbers. Scales are written as F16 (the
+// quantisers round them to f16), so a reader that computes in the scales' dtype gets the
+// f16-rounded products. One config group per scheme lists its layers by name.
+//
+// Layers that have no pack-quantized form are written dense, in the source's dtype, and
+// listed in `ignore`: 3-, 5-, 6- and 7-bit codes (compressed-tensors has two incompatible
+// packings for them and nothing in a file says which), sparsity masks, outliers,
+// codebooks, low rank, and AWQ layers (their input scale s would have to be folded into
+// the op before them first, as AutoAWQ does before quantising; MCW keeps s on the layer).
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mcw {
+
+struct CtExportReport {
+  std::vector<std::string> packed;                         // layers written as parts
+  std::vector<std::pair<std::string, std::string>> dense;  // layer, why not packed
+};
+
+// Writes `out_dir` (atomically: it appears complete or not at all). Throws mcw::Error
+// naming the file when `model_dir` is not an MCW compressed model or cannot be read.
+CtExportReport export_compressed_tensors(const std::string& model_dir, const std::string& out_dir);
+
+}  // namespace mcw

@@ -117,16 +117,17 @@ void MainWindow::exportModelDialog() {
     if (r.id == id) recipe = r.recipe;
   if (recipe.isEmpty()) return;
   if (context_->isDirty() && !save()) return;
-  const QString hf = tr("Hugging Face directory (*)"), gguf = tr("GGUF file (*.gguf)");
+  const QString hf = tr("Hugging Face directory (*)"), gguf = tr("GGUF file (*.gguf)"),
+                ct = tr("compressed-tensors checkpoint for vLLM (*)");
   QString filter = hf;
   QString path = QFileDialog::getSaveFileName(
       this, tr("Export the compressed model of run %1").arg(id),
-      QStringLiteral("%1-run%2").arg(recipe).arg(id), QStringList{hf, gguf}.join(";;"), &filter,
+      QStringLiteral("%1-run%2").arg(recipe).arg(id), QStringList{hf, gguf, ct}.join(";;"), &filter,
       QFileDialog::DontConfirmOverwrite);
   if (path.isEmpty()) return;
   if (filter == gguf && !path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
     path += QStringLiteral(".gguf");
-  if (context_->startExportModel(id, path))
+  if (context_->startExportModel(id, path, filter == ct))
     statusBar()->showMessage(tr("Exporting run %1 to %2…").arg(id).arg(path), 5000);
 }
 

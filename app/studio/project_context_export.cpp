@@ -1,14 +1,18 @@
 // ProjectContext's exports: the review report of the saved project (the engine's writers,
 // or a PDF rendered here) and the compressed model of a run, each a job on the bridge.
 #include <QFileInfo>
+#include <filesystem>
 
 #include "app/studio/model_export.h"
 #include "app/studio/project_context.h"
+
+#include <filesystem>
 #include "app/studio/report_pdf.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
 #include "engine/export/compress_to_directory.h"
+#include "engine/export/compressed_tensors_export.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/report/report_writer.h"
 #include "engine/runs/project_runner.h"
@@ -63,7 +67,7 @@ int ProjectContext::startExportReport(const QString& path) {
   });
 }
 
-int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
+int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool compressed_tensors) {
   const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
                                      QStringLiteral("exporting a model"));
   if (file.isEmpty()) return 0;
@@ -72,7 +76,7 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
     return 0;
   }
   const QString name = QStringLiteral("Export model of run %1").arg(run_id);
-  return bridge_.start(name, [this, file, path, run_id](JobContext& job) {
+  return bridge_.start(name, [this, file, path, run_id, compressed_tensors](JobContext& job) {
     job.progress(0, QStringLiteral("load"), file);
     const ProjectRunInputs in = load_project_run_inputs(file.toStdString());
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
@@ -103,11 +107,17 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
     co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
     SavedModel saved;
     size_t packed_layers = 0;
+    if (compressed_tensors && !recipe)
+      throw Error(where, "the baseline has no compressed layers to export as compressed-tensors");
+    // compressed-tensors: compressed into an MCW directory beside `path` first (resumable
+    // like any export), then rewritten, and the intermediate removed.
+    const std::string hf_path =
+        compressed_tensors ? path.toStdString() + ".mcw-compressed" : path.toStdString();
     if (recipe && !is_gguf_path(path.toStdString())) {
       // Streamed block by block into the directory, as `mcw compress` does: a real-size
       // model never sits in memory whole, and an export that was stopped (cancelled, the
       // studio closed, killed) goes on from its last finished block when started again.
-      CompressToDirectory out(in.file, in.base, *recipe, in.calibration_tokens, co, path.toStdString(),
+      CompressToDirectory out(in.file, in.base, *recipe, in.calibration_tokens, co, hf_path,
                               CompressToDirectory::Resume::IfPossible, {memory_available(), {}});
       if (const auto& from = out.resumed_from())
         job.log(QStringLiteral("resuming the export from %1 (%2)").arg(q(out.staging_path()), q(from->describe())));
@@ -123,8 +133,19 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
       }
       job.progress(0.85, QStringLiteral("save"), path);
       out.finish(compressed);
-      saved = describe_hf_export(in.file, path.toStdString());
+      saved = describe_hf_export(in.file, hf_path);
       packed_layers = compressed.layers.size();
+      if (compressed_tensors) {
+        job.progress(0.9, QStringLiteral("compressed-tensors"), path);
+        const CtExportReport r = export_compressed_tensors(hf_path, path.toStdString());
+        std::filesystem::remove_all(hf_path);
+        for (const auto& [layer, why] : r.dense)
+          job.log(QStringLiteral("written dense: %1 (%2)").arg(q(layer), q(why)));
+        saved.kind = "model-compressed-tensors";
+        saved.weights_file = (std::filesystem::path(path.toStdString()) / "model.safetensors").string();
+        saved.packed_file.clear();
+        packed_layers = r.packed.size();
+      }
     } else {
       std::optional<CompressionResult> compressed;
       if (recipe) compressed = compress_llama(in.base, *recipe, in.calibration_tokens, co, progress, &job.cancel());
@@ -148,6 +169,8 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path) {
       line += saved.tokenizer_files.empty()
                   ? QStringLiteral(" (the source model has no tokenizer files to copy)")
                   : QStringLiteral(" with %1 tokenizer file(s)").arg(saved.tokenizer_files.size());
+    if (saved.kind == "model-compressed-tensors")
+      line += QStringLiteral(" as compressed-tensors, %1 layers pack-quantized").arg(packed_layers);
     if (!saved.packed_file.empty())
       line += QStringLiteral(" and its %1 compressed layers in %2")
                   .arg(packed_layers)

@@ -2,7 +2,7 @@
 // Markdown, CSV and PDF (files written, the run's recipe named, a PDF that is one); the
 // selected run's compressed model as a Hugging Face directory and as GGUF, each reopened
 // from disk and evaluated again to the run's recorded perplexity, and recorded as an
-// artifact of the run; a stopped HF export goes on from its checkpoint. The run itself records the estimate it started with, and the
+// artifact of the run; as a compressed-tensors checkpoint; a stopped HF export goes on from its checkpoint. The run itself records the estimate it started with, and the
 // Runs table shows it beside the duration.
 #include <QAction>
 #include <QFile>
@@ -126,6 +126,33 @@ class StudioExportTest : public QObject {
     // An extension no writer knows starts nothing.
     QCOMPARE(c.startExportReport(dir_.filePath(QStringLiteral("out/report.docx"))), 0);
     QVERIFY(test::log_contains(c, QStringLiteral("report.docx")));
+  }
+
+  // File ▸ Export Compressed Model as a compressed-tensors checkpoint: read back through
+  // MCW's reader, its layers decode to the run's values rounded to f16 (the scales'
+  // dtype), so it evaluates to the run's perplexity within that rounding; recorded as an
+  // artifact, the intermediate MCW directory gone.
+  void exportModelAsCompressedTensors() {
+    studio::ProjectContext& c = window_->context();
+    const QString out = dir_.filePath(QStringLiteral("exported-ct"));
+    QVERIFY(wait_job(c, c.startExportModel(run_id_, out, true)));
+    QVERIFY(!QFileInfo::exists(out + QStringLiteral(".mcw-compressed")));
+    const ModelFile file = open_model_file(out.toStdString());
+    int packed = 0;
+    for (const Tensor& t : file.tensors) packed += t.dtype() == DType::Packed;
+    QVERIFY(packed > 0);
+    const ProjectRunInputs in = load_project_run_inputs(project_.toStdString());
+    const EvalResult e = evaluate(load_llama(file), in.evaluation_tokens, in.eval);
+    const auto store = RunStore::open_existing(in.database_path);
+    const std::optional<RunRecord> run = store->get_run(run_id_);
+    const double recorded = *run->metric("perplexity");
+    QVERIFY2(std::abs(e.perplexity - recorded) <= 1e-3 * recorded,
+             qPrintable(QString("%1 vs %2").arg(e.perplexity).arg(recorded)));
+    bool found = false;
+    for (const Artifact& a : run->artifacts)
+      found |= a.kind == "model-compressed-tensors" &&
+               a.path == (std::filesystem::path(out.toStdString()) / "model.safetensors").string();
+    QVERIFY(found);
   }
 
   void exportModelReevaluatesToTheRunsPerplexity_data() {

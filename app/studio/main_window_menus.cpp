@@ -46,7 +46,8 @@ void MainWindow::createMenus() {
                                          &MainWindow::exportModelDialog);
   export_model_action_->setObjectName(QStringLiteral("exportModelAction"));
   export_model_action_->setToolTip(tr("Compress the model again with the selected run's recipe "
-                                      "and save it (Hugging Face directory or GGUF)"));
+                                      "and save it (Hugging Face directory, GGUF, or a compressed-tensors "
+                                      "checkpoint for vLLM)"));
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &MainWindow::close);
 

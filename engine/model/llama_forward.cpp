@@ -28,31 +28,61 @@ KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
 
 // Causal attention of T new queries (positions p0..p0+T-1) against cache rows 0..p0+t
 // (only the last sliding_window of them when the model has a window).
+// Causal attention of T new tokens at positions p0.. against the cache. Few tokens (decode):
+// one task per (token, head), dot products row by row. A prefill: per head and tile of
+// query rows, the scores S = Q·Kᵀ and the output P·V as f32 GEMMs over the keys the tile
+// can see (the per-pair loop ran at a fraction of GEMM speed: 37 % of a 1B calibration
+// forward at 2048 tokens), masked and softmaxed row by row in between.
 static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int64_t layer,
                       int64_t p0, int64_t T, float* out) {
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  tbb::parallel_for(int64_t(0), T * c.n_heads, [&](int64_t job) {
-    const int64_t t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
-    const int64_t end = p0 + t + 1;
-    const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, end - c.sliding_window) : 0;
-    const int64_t n_keys = end - first;
-    const float* qh = q + t * c.q_dim() + h * hd;
-    std::vector<float> score(static_cast<size_t>(n_keys));
-    for (int64_t s = 0; s < n_keys; ++s) {
-      const float* kh = cache.k(layer, first + s) + kvh * hd;
-      float acc = 0;
-      for (int64_t i = 0; i < hd; ++i) acc += qh[i] * kh[i];
-      score[size_t(s)] = acc * scale;
+  const auto first_key = [&](int64_t t) {  // the first position row t attends to
+    return c.sliding_window > 0 ? std::max<int64_t>(0, p0 + t + 1 - c.sliding_window) : 0;
+  };
+  constexpr int64_t kGemmMinTokens = 16, kTile = 128;
+  if (T < kGemmMinTokens) {
+    tbb::parallel_for(int64_t(0), T * c.n_heads, [&](int64_t job) {
+      const int64_t t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
+      const int64_t first = first_key(t), n_keys = p0 + t + 1 - first;
+      const float* qh = q + t * c.q_dim() + h * hd;
+      std::vector<float> score(static_cast<size_t>(n_keys));
+      for (int64_t s = 0; s < n_keys; ++s) {
+        const float* kh = cache.k(layer, first + s) + kvh * hd;
+        float acc = 0;
+        for (int64_t i = 0; i < hd; ++i) acc += qh[i] * kh[i];
+        score[size_t(s)] = acc * scale;
+      }
+      softmax_row(score.data(), n_keys);
+      float* oh = out + t * c.q_dim() + h * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int64_t s = 0; s < n_keys; ++s) {
+        const float* vh = cache.v(layer, first + s) + kvh * hd;
+        const float p = score[size_t(s)];
+        for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[i];
+      }
+    });
+    return;
+  }
+  const int64_t tiles = (T + kTile - 1) / kTile, kv_dim = c.kv_dim();
+  tbb::parallel_for(int64_t(0), c.n_heads * tiles, [&](int64_t job) {
+    const int64_t h = job / tiles, t0 = job % tiles * kTile, t1 = std::min(T, t0 + kTile);
+    const int64_t kvh = h / group, rows = t1 - t0;
+    const int64_t k0 = first_key(t0), k1 = p0 + t1;  // keys any row of the tile sees
+    const int64_t n = k1 - k0;
+    std::vector<float> s(static_cast<size_t>(rows * n));
+    matmul_wt_strided(q + t0 * c.q_dim() + h * hd, c.q_dim(), cache.k(layer, k0) + kvh * hd,
+                      kv_dim, s.data(), n, rows, n, hd);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = s.data() + r * n;
+      const int64_t lo = first_key(t0 + r) - k0, hi = p0 + t0 + r + 1 - k0;  // [lo, hi)
+      for (int64_t j = lo; j < hi; ++j) row[j] *= scale;
+      softmax_row(row + lo, hi - lo);
+      std::fill(row, row + lo, 0.0f);
+      std::fill(row + hi, row + n, 0.0f);
     }
-    softmax_row(score.data(), n_keys);
-    float* oh = out + t * c.q_dim() + h * hd;
-    std::fill(oh, oh + hd, 0.0f);
-    for (int64_t s = 0; s < n_keys; ++s) {
-      const float* vh = cache.v(layer, first + s) + kvh * hd;
-      const float p = score[size_t(s)];
-      for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[i];
-    }
+    matmul_strided(s.data(), n, cache.v(layer, k0) + kvh * hd, kv_dim,
+                   out + t0 * c.q_dim() + h * hd, c.q_dim(), rows, hd, n);
   });
 }
 

@@ -43,6 +43,32 @@ TEST(LlamaForward, MatchesNaiveReferenceAcrossHeadRatios) {
   }
 }
 
+// A prefill long enough for the GEMM attention (16 tokens and more, query tiles of 128):
+// 150 tokens, two tiles, grouped-query heads, with and without a sliding window, against
+// the naive reference; and a second chunk after a cached prefix (positions p0 > 0).
+TEST(LlamaForward, LongPrefillAttentionMatchesTheReference) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.max_seq_len = 256;
+  std::vector<int32_t> toks(150);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 7 + 3) % 37);
+  for (int64_t window : {0, 40}) {
+    SCOPED_TRACE(window);
+    c.sliding_window = window;
+    const LlamaModel m = test::random_llama(c, 11);
+    expect_matches_reference(m, toks);
+    // 20 tokens one by one (the per-pair path), then 130 at once from position 20.
+    const auto full = engine_logits(m, toks);
+    KVCache cache(m.cfg, 256);
+    const size_t V = size_t(c.vocab_size);
+    std::vector<float> step(V), rest(130 * V);
+    for (size_t t = 0; t < 20; ++t)
+      llama_forward(m, std::span(toks).subspan(t, 1), cache, nullptr, step.data());
+    llama_forward(m, std::span(toks).subspan(20, 130), cache, rest.data());
+    for (size_t i = 0; i < rest.size(); ++i)
+      ASSERT_NEAR(rest[i], full[20 * V + i], 1e-4f * (1 + std::fabs(full[20 * V + i]))) << i;
+  }
+}
+
 TEST(LlamaForward, TiedEmbeddingsAndQkvBias) {
   LlamaConfig c = test::tiny_config(4, 2, /*tied=*/true);
   c.qkv_bias = true;

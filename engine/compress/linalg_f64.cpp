@@ -147,7 +147,7 @@ bool cholesky_small(double *D, int64_t ld, int64_t b) {
 }
 
 // out [b,b] (leading dimension b) = the inverse of the lower-triangular b×b block at L.
-void invert_small_lower(const double* L, int64_t ld, int64_t b, std::vector<double>& out) {
+void invert_small_lower(const double *L, int64_t ld, int64_t b, std::vector<double> &out) {
   out.assign(size_t(b * b), 0.0);
   for (int64_t j = 0; j < b; ++j) {
     out[size_t(j * b + j)] = 1.0 / L[j * ld + j];
@@ -187,11 +187,11 @@ bool cholesky_lower(double *A, int64_t n, const CancelToken *cancel) {
     for (int64_t p = 0; p < b; ++p)
       for (int64_t j = 0; j < b; ++j) neg_inv_t[size_t(p * b + j)] = -inv[size_t(j * b + p)];
     panel_t.resize(size_t(b * below));
-    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, kTile), [&](const auto& rr) {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(k1, n, kTile), [&](const auto &rr) {
       const int64_t i0 = rr.begin(), rows = rr.end() - i0;
       std::vector<double> a(size_t(rows * b));
       for (int64_t r = 0; r < rows; ++r) {
-        double* x = A + (i0 + r) * n + k0;
+        double *x = A + (i0 + r) * n + k0;
         std::copy(x, x + b, a.begin() + r * b);
         std::fill(x, x + b, 0.0);
       }
@@ -209,7 +209,8 @@ bool cholesky_lower(double *A, int64_t n, const CancelToken *cancel) {
                    b);
     });
   }
-  for (int64_t i = 0; i < n; ++i) std::fill(A + i * n + i + 1, A + (i + 1) * n, 0.0);
+  tbb::parallel_for(int64_t(0), n,
+                    [&](int64_t i) { std::fill(A + i * n + i + 1, A + (i + 1) * n, 0.0); });
   return true;
 }
 
@@ -274,7 +275,16 @@ void permute_symmetric(double *A, int64_t n, const std::vector<int64_t> &perm) {
 bool inverse_cholesky_upper_in_place(double *H, int64_t n, const CancelToken *cancel) {
   // J·X·J reverses both indices: entry (i, j) <-> (n-1-i, n-1-j), i.e. flat k
   // <-> n²-1-k.
-  const auto reverse = [&] { std::reverse(H, H + n * n); };
+  // Row i swaps with row n-1-i read backwards (in parallel: at 14336 wide this is 1.6 GB
+  // of data movement, twice, which one thread did in seconds).
+  const auto reverse = [&] {
+    tbb::parallel_for(int64_t(0), (n + 1) / 2, [&](int64_t i) {
+      double *a = H + i * n;
+      double *b = H + (n - 1 - i) * n;
+      if (a == b) return std::reverse(a, a + n);
+      for (int64_t j = 0; j < n; ++j) std::swap(a[j], b[n - 1 - j]);
+    });
+  };
   reverse();
   if (!cholesky_lower(H, n, cancel)) return false;
   invert_lower(H, n, cancel);

@@ -3,12 +3,15 @@
 #pragma once
 #include <bit>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
+#include "engine/io/model_file.h"
 
 namespace mcw {
 
@@ -80,6 +83,25 @@ inline std::string string_member(const nlohmann::ordered_json& q, const char* ke
   if (!v->is_string())
     throw Error(path, std::string("quantization_config.") + key + " is not a string");
   return v->get<std::string>();
+}
+
+// Replaces the parts of each presented layer (`presented`: layer prefix -> its one weight)
+// by that weight, at the place of the layer's first part in file order; part_of[k] is
+// tensor k's layer prefix, empty when it is no part. Parts of layers not presented stay.
+inline void replace_layer_parts(ModelFile& model, const std::vector<std::string>& part_of,
+                                const std::map<std::string, Tensor>& presented) {
+  std::vector<Tensor> out;
+  std::map<std::string, bool> placed;
+  for (size_t k = 0; k < model.tensors.size(); ++k) {
+    const auto it = part_of[k].empty() ? presented.end() : presented.find(part_of[k]);
+    if (it == presented.end()) {
+      out.push_back(model.tensors[k]);
+    } else if (!placed[it->first]) {
+      placed[it->first] = true;
+      out.push_back(it->second);
+    }
+  }
+  model.tensors = std::move(out);
 }
 
 }  // namespace mcw

@@ -318,17 +318,7 @@ void present_compressed_tensors(ModelFile& model, const nlohmann::ordered_json& 
       throw Error(model.path, "layer '" + prefix + "' has both weight and weight_packed");
     presented.emplace(prefix, present(model, prefix, p, h));
   }
-  std::vector<Tensor> out;
-  for (size_t k = 0; k < model.tensors.size(); ++k) {
-    const std::string& name = model.tensors[k].name();
-    const auto it = part_of[k].empty() ? presented.end() : presented.find(part_of[k]);
-    if (it == presented.end()) {
-      out.push_back(model.tensors[k]);
-    } else if (name == it->first + ".weight_packed" || name == it->first + ".weight") {
-      out.push_back(it->second);
-    }
-  }
-  model.tensors = std::move(out);
+  replace_layer_parts(model, part_of, presented);
 }
 
 }  // namespace mcw

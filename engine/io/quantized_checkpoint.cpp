@@ -278,22 +278,21 @@ std::optional<QuantizedCheckpointConfig> checkpoint_layer_scheme(const Tensor& w
 void present_quantized_layers(ModelFile& model, const QuantizedCheckpointConfig& cfg) {
   static constexpr const char* kParts[] = {"qweight", "qzeros", "scales", "g_idx"};
   std::map<std::string, Parts> layers;  // by prefix
-  std::vector<bool> is_part(model.tensors.size(), false);
+  std::vector<std::string> part_of(model.tensors.size());  // the layer a part belongs to
   for (size_t k = 0; k < model.tensors.size(); ++k) {
     const std::string& name = model.tensors[k].name();
     const size_t dot = name.rfind('.');
     if (dot == std::string::npos) continue;
     const std::string part = name.substr(dot + 1);
     if (std::find(std::begin(kParts), std::end(kParts), part) == std::end(kParts)) continue;
-    Parts& p = layers[name.substr(0, dot)];
+    part_of[k] = name.substr(0, dot);
+    Parts& p = layers[part_of[k]];
     const Tensor* t = &model.tensors[k];
     (part == "qweight"  ? p.qweight
      : part == "qzeros" ? p.qzeros
      : part == "scales" ? p.scales
                         : p.g_idx) = t;
-    is_part[k] = true;
   }
-  std::vector<Tensor> out;
   std::map<std::string, Tensor> presented;
   for (const auto& [prefix, p] : layers) {
     if (!p.qweight) continue;  // a `scales` of some other module: not a quantised linear
@@ -302,22 +301,7 @@ void present_quantized_layers(ModelFile& model, const QuantizedCheckpointConfig&
                                   ".qweight': which one is the layer?");
     presented.emplace(prefix, present(model, prefix, p, cfg));
   }
-  // Keep file order: each presented weight takes its qweight's place.
-  for (size_t k = 0; k < model.tensors.size(); ++k) {
-    const std::string& name = model.tensors[k].name();
-    if (!is_part[k]) {
-      out.push_back(model.tensors[k]);
-      continue;
-    }
-    const std::string prefix = name.substr(0, name.rfind('.'));
-    const auto it = presented.find(prefix);
-    if (it == presented.end()) {
-      out.push_back(model.tensors[k]);  // a part name without a qweight: an ordinary tensor
-    } else if (name == prefix + ".qweight") {
-      out.push_back(it->second);
-    }
-  }
-  model.tensors = std::move(out);
+  replace_layer_parts(model, part_of, presented);
 }
 
 }  // namespace mcw

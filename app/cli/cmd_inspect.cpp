@@ -45,11 +45,27 @@ static nlohmann::ordered_json stats_json(const TensorStats& s) {
   return j;
 }
 
-static double sparsity(const CompressedTensor& t) {
-  return 1.0 - double(t.kept_count()) / double(t.rows * t.cols);
+// What inspect shows of a packed layer; the layer itself (codes, scales) is not kept.
+struct PackedRow {
+  std::string name, coding, scheme;
+  double bits_per_weight, sparsity;
+  uint64_t storage_bytes;
+};
+
+// Every layer read (and so validated) one at a time: an 8 B model's codes are gigabytes.
+static std::vector<PackedRow> packed_rows(const std::string& path) {
+  const PackedSafetensorsReader reader(path);
+  std::vector<PackedRow> rows;
+  for (size_t i = 0; i < reader.size(); ++i) {
+    const CompressedTensor t = reader.read(i);
+    rows.push_back({t.name, std::string(coding_name(t.coding)), t.describe(), t.bits_per_weight(),
+                    1.0 - double(t.kept_count()) / double(t.rows * t.cols),
+                    (t.storage_bits() + 7) / 8});
+  }
+  return rows;
 }
 
-static int inspect_json(const ModelFile& m, bool stats, const std::vector<CompressedTensor>& packed) {
+static int inspect_json(const ModelFile& m, bool stats, const std::vector<PackedRow>& packed) {
   nlohmann::ordered_json doc;
   doc["path"] = m.path;
   doc["format"] = model_format_name(m.format);
@@ -74,10 +90,10 @@ static int inspect_json(const ModelFile& m, bool stats, const std::vector<Compre
                    {"bytes", m.byte_count()}};
   if (!packed.empty()) {
     auto& layers = doc["packed_layers"] = nlohmann::ordered_json::array();
-    for (const CompressedTensor& t : packed)
-      layers.push_back({{"name", t.name}, {"coding", coding_name(t.coding)},
-                        {"scheme", t.describe()}, {"bits_per_weight", t.bits_per_weight()},
-                        {"sparsity", sparsity(t)}, {"storage_bytes", (t.storage_bits() + 7) / 8}});
+    for (const PackedRow& t : packed)
+      layers.push_back({{"name", t.name}, {"coding", t.coding},
+                        {"scheme", t.scheme}, {"bits_per_weight", t.bits_per_weight},
+                        {"sparsity", t.sparsity}, {"storage_bytes", t.storage_bytes}});
   }
   // Names come from untrusted files: replace invalid UTF-8 rather than fail the dump.
   std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -150,17 +166,17 @@ static int inspect_text(const ModelFile& m, bool stats) {
   return 0;
 }
 
-static void print_packed(const std::string& path, const std::vector<CompressedTensor>& packed) {
+static void print_packed(const std::string& path, const std::vector<PackedRow>& packed) {
   size_t w = 5, sw = 6;
-  for (const CompressedTensor& t : packed) {
+  for (const PackedRow& t : packed) {
     w = std::max(w, t.name.size());
-    sw = std::max(sw, t.describe().size());
+    sw = std::max(sw, t.scheme.size());
   }
   std::printf("\npacked        %s (%zu compressed layers)\n", path.c_str(), packed.size());
   std::printf("%-*s  %-*s %8s %9s\n", int(w), "layer", int(sw), "scheme", "bits/w", "sparsity");
-  for (const CompressedTensor& t : packed)
-    std::printf("%-*s  %-*s %8.3f %8.2f%%\n", int(w), t.name.c_str(), int(sw),
-                t.describe().c_str(), t.bits_per_weight(), 100.0 * sparsity(t));
+  for (const PackedRow& t : packed)
+    std::printf("%-*s  %-*s %8.3f %8.2f%%\n", int(w), t.name.c_str(), int(sw), t.scheme.c_str(),
+                t.bits_per_weight, 100.0 * t.sparsity);
 }
 
 int run_inspect(const std::vector<std::string>& argv) {
@@ -173,8 +189,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   const bool stats = !args.flag("no-stats");
   // Read (and so validated) before anything prints: a bad file is one error, not half a table.
   const std::string packed_path = find_packed_beside(args.positional()[0]);
-  const std::vector<CompressedTensor> packed =
-      packed_path.empty() ? std::vector<CompressedTensor>{} : read_packed_safetensors(packed_path);
+  const std::vector<PackedRow> packed =
+      packed_path.empty() ? std::vector<PackedRow>{} : packed_rows(packed_path);
   if (args.flag("json")) return inspect_json(m, stats, packed);
   const int rc = inspect_text(m, stats);
   if (!packed_path.empty()) print_packed(packed_path, packed);

@@ -76,12 +76,13 @@ static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
   if (packed.empty()) return;
   s.packed_path = QString::fromStdString(packed);
   try {
-    const std::vector<CompressedTensor> layers = read_packed_safetensors(packed);
+    // One layer at a time: an 8 B model's codes are gigabytes; the rows keep its scales.
+    const PackedSafetensorsReader layers(packed);
     QHash<QString, int> row_of;
     for (int i = 0; i < s.tensors.size(); ++i) row_of.insert(s.tensors[i].name, i);
     s.packed.reserve(qsizetype(layers.size()));
-    for (const CompressedTensor& t : layers) {
-      s.packed.push_back(to_packed_row(t));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      s.packed.push_back(to_packed_row(layers.read(i)));
       const ui::PackedLayerRow& p = s.packed.back();
       auto it = row_of.find(p.name);
       if (it == row_of.end()) continue;

@@ -11,6 +11,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/io/safetensors_stream.h"
 #include "engine/io/staging_dir.h"
 #include "engine/io/tokenizer_files.h"
 
@@ -50,14 +51,30 @@ Tensor f16(const std::string& name, Shape shape, const std::vector<float>& v) {
 }
 
 // Values v[r, j] (b bits, r < rows, j < n) packed along j, 32/b per word, LSB first.
+template <class Value>
 std::vector<uint32_t> pack_along(int64_t rows, int64_t n, int bits, int64_t& words,
-                                 const std::function<uint32_t(int64_t, int64_t)>& v) {
+                                 const Value& v) {
   const int64_t per = 32 / bits;
   words = (n + per - 1) / per;
   std::vector<uint32_t> out(size_t(rows * words), 0);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) out[size_t(r * words + j / per)] |= v(r, j) << (j % per * bits);
   return out;
+}
+
+int64_t words_for(int64_t n, int bits) { return (n + 32 / bits - 1) / (32 / bits); }
+
+// The parts' names, dtypes and shapes, known from the scheme before any is built.
+std::vector<SafetensorsEntry> part_entries(const std::string& prefix, const CompressedTensor& t) {
+  const int64_t groups = t.groups();
+  std::vector<SafetensorsEntry> e = {
+      {prefix + ".weight_packed", DType::I32, {t.rows, words_for(t.cols, t.bits)}},
+      {prefix + ".weight_shape", DType::I64, {2}},
+      {prefix + ".weight_scale", DType::F16, {t.rows, groups}}};
+  if (!t.symmetric)
+    e.push_back({prefix + ".weight_zero_point", DType::I32, {words_for(t.rows, t.bits), groups}});
+  if (!t.g_idx.empty()) e.push_back({prefix + ".weight_g_idx", DType::I32, {t.cols}});
+  return e;
 }
 
 std::vector<Tensor> packed_parts(const std::string& prefix, const CompressedTensor& t) {
@@ -107,6 +124,9 @@ Json weights_args(const CompressedTensor& t) {
 
 }  // namespace
 
+// Every layer is read twice, once to plan the header and once to write its parts, so that
+// one layer is in memory at a time: the file is written as a stream (the header first), and
+// an 8 B model's codes are gigabytes. The dense tensors go from the mapped model file.
 CtExportReport export_compressed_tensors(const std::string& model_dir, const std::string& out_dir) {
   const std::string packed_path = find_packed_beside(model_dir);
   if (packed_path.empty())
@@ -115,26 +135,33 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   const ModelFile model = open_model_file(model_dir);
   if (model.format != ModelFormat::HFDirectory)
     throw Error(model_dir, "export takes the directory mcw compress wrote, not a single file");
-  std::map<std::string, CompressedTensor> layers;
-  for (CompressedTensor& t : read_packed_safetensors(packed_path))
-    layers.emplace(t.name, std::move(t));
+  const PackedSafetensorsReader packed(packed_path);
+  std::map<std::string, size_t> layer_of;
+  for (size_t i = 0; i < packed.size(); ++i) layer_of.emplace(packed.scheme(i).name, i);
 
   CtExportReport report;
-  std::vector<Tensor> tensors;
+  std::vector<SafetensorsEntry> entries;
+  std::vector<const Tensor*> dense;  // model tensors written as they are; null: packed
   std::map<std::string, std::pair<Json, std::vector<std::string>>> groups;  // args -> targets
   for (const Tensor& t : model.tensors) {
-    const auto it = layers.find(t.name());
-    const std::string why = it == layers.end() ? std::string() : not_packable(it->second);
-    if (it == layers.end() || !why.empty()) {
-      tensors.push_back(t);
-      if (it != layers.end()) report.dense.emplace_back(t.name(), why);
+    const auto it = layer_of.find(t.name());
+    const CompressedTensor c = it == layer_of.end() ? CompressedTensor{} : packed.read(it->second);
+    const std::string why = it == layer_of.end() ? std::string() : not_packable(c);
+    if (it == layer_of.end() || !why.empty()) {
+      if (!t.data() || is_block_type(t.dtype()))
+        throw Error(model_dir, "tensor '" + t.name() + "' is " + std::string(dtype_name(t.dtype())) +
+                                   ", which a safetensors file cannot hold as it is");
+      entries.push_back({t.name(), t.dtype(), t.shape()});
+      dense.push_back(&t);
+      if (it != layer_of.end()) report.dense.emplace_back(t.name(), why);
       continue;
     }
     const std::string prefix = t.name().substr(0, t.name().size() - std::string(".weight").size());
     if (t.name() != prefix + ".weight")
       throw Error(packed_path, "layer '" + t.name() + "' is not a '.weight' tensor");
-    for (Tensor& p : packed_parts(prefix, it->second)) tensors.push_back(std::move(p));
-    const Json args = weights_args(it->second);
+    for (SafetensorsEntry& e : part_entries(prefix, c)) entries.push_back(std::move(e));
+    dense.push_back(nullptr);
+    const Json args = weights_args(c);
     auto& g = groups[args.dump()];
     g.first = args;
     g.second.push_back(prefix);
@@ -144,6 +171,26 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
     throw Error(packed_path,
                 "no layer has a pack-quantized form (group-wise affine codes at 1, "
                 "2, 4 or 8 bits); nothing to export as compressed-tensors");
+
+  StagingDir staging(out_dir);
+  SafetensorsStreamWriter out(staging.file("model.safetensors"), entries, {{"format", "pt"}});
+  size_t next = 0;  // into entries
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    if (const Tensor* t = dense[i]) {
+      out.write(t->data(), t->nbytes());
+      ++next;
+      continue;
+    }
+    for (const Tensor& p :
+         packed_parts(model.tensors[i].name().substr(0, model.tensors[i].name().rfind('.')),
+                      packed.read(layer_of.at(model.tensors[i].name())))) {
+      const SafetensorsEntry& e = entries.at(next++);
+      if (p.name() != e.name || p.dtype() != e.dtype || p.shape() != e.shape)
+        throw Error(packed_path, "internal: part '" + p.name() + "' differs from its planned entry");
+      out.write(p.data(), p.nbytes());
+    }
+  }
+  out.commit();
 
   Json config = model.hparams;
   Json cg = Json::object(), ignore = Json::array({"lm_head"});
@@ -162,8 +209,6 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
                                    {"kv_cache_scheme", Json()},
                                    {"sparsity_config", Json::object()}};
 
-  StagingDir staging(out_dir);
-  write_safetensors(staging.file("model.safetensors"), tensors, {{"format", "pt"}});
   {
     std::ofstream f(staging.file("config.json"));
     f << config.dump(2) << "\n";

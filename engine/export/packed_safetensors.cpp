@@ -145,21 +145,41 @@ WeightCoding parse_coding(const Json& layer, const std::string& file, const std:
   fail(file, name, "unknown coding '" + printable(s) + "'");
 }
 
-// Each part of the file, found by name and claimed once; what is never claimed is an error.
+// The parts a layer of each coding may have; a tensor that is no part of any layer is an
+// error (a writer's mistake, or a part this version does not understand).
+std::vector<const char*> parts_of(WeightCoding coding) {
+  std::vector<const char*> p;
+  switch (coding) {
+    case WeightCoding::Dense:
+      p = {"dense"};
+      break;
+    case WeightCoding::Affine:
+      p = {"codes", "g_idx", "scales", "zeros"};
+      break;
+    case WeightCoding::Codebook:
+      p = {"codes", "g_idx", "codebook"};
+      break;
+    case WeightCoding::LowRank:
+      p = {"lr_a", "lr_b"};
+      break;
+  }
+  for (const char* common : {"mask", "outlier_index", "outlier_value", "input_scale"})
+    p.push_back(common);
+  return p;
+}
+
+// Each part of the file, found by name.
 class Parts {
  public:
-  Parts(const SafetensorsFile& f, const std::string& file) : file_(file) {
-    for (const Tensor& t : f.tensors) by_name_[t.name()] = &t;
-  }
+  Parts(const std::map<std::string, const Tensor*>& by_name, const std::string& file)
+      : file_(file), by_name_(by_name) {}
 
-  const Tensor* find(const std::string& layer, const char* part) {
+  const Tensor* find(const std::string& layer, const char* part) const {
     auto it = by_name_.find(layer + "." + part);
-    if (it == by_name_.end()) return nullptr;
-    claimed_.insert(it->first);
-    return it->second;
+    return it == by_name_.end() ? nullptr : it->second;
   }
 
-  const Tensor& need(const std::string& layer, const char* part) {
+  const Tensor& need(const std::string& layer, const char* part) const {
     const Tensor* t = find(layer, part);
     if (!t) fail(file_, layer, std::string("part '") + part + "' is missing");
     return *t;
@@ -167,7 +187,7 @@ class Parts {
 
   // `allowed` dtypes and exactly `shape`.
   void check(const std::string& layer, const char* part, const Tensor& t,
-             std::initializer_list<DType> allowed, const Shape& shape) {
+             std::initializer_list<DType> allowed, const Shape& shape) const {
     bool ok = false;
     for (DType d : allowed) ok = ok || t.dtype() == d;
     std::string names;
@@ -181,17 +201,9 @@ class Parts {
                shape_string(shape));
   }
 
-  void check_all_claimed() const {
-    for (const auto& [name, t] : by_name_)
-      if (!claimed_.count(name))
-        throw Error(
-            file_, "tensor '" + printable(name) + "' belongs to no layer of " + kPackedMetadataKey);
-  }
-
  private:
-  std::string file_;
-  std::map<std::string, const Tensor*> by_name_;
-  std::set<std::string> claimed_;
+  const std::string& file_;
+  const std::map<std::string, const Tensor*>& by_name_;
 };
 
 template <class T>
@@ -234,7 +246,8 @@ Json scheme_json(const CompressedTensor& t) {
   return j;
 }
 
-CompressedTensor read_layer(const Json& j, Parts& parts, const std::string& file, size_t index) {
+// A layer's scheme from its metadata entry, without its parts.
+CompressedTensor parse_scheme(const Json& j, const std::string& file, size_t index) {
   if (!j.is_object())
     throw Error(file, std::string(kPackedMetadataKey) + " layer " + std::to_string(index) +
                           " is not a JSON object");
@@ -258,6 +271,12 @@ CompressedTensor read_layer(const Json& j, Parts& parts, const std::string& file
   auto sym = j.find("symmetric");
   if (sym == j.end() || !sym->is_boolean()) fail(file, L, "scheme 'symmetric' is not a boolean");
   t.symmetric = sym->get<bool>();
+  return t;
+}
+
+// Fills `t`'s parts from the file and validates the whole layer.
+void read_parts(CompressedTensor& t, const Parts& parts, const std::string& file) {
+  const std::string& L = t.name;
   const int64_t n = t.rows * t.cols;
   const auto floats = {DType::F16, DType::F32};
 
@@ -338,7 +357,6 @@ CompressedTensor read_layer(const Json& j, Parts& parts, const std::string& file
     t.input_scale = s->to_f32();
   }
   validate_compressed_tensor(t, file);
-  return t;
 }
 
 }  // namespace
@@ -476,10 +494,10 @@ void write_packed_safetensors(const std::string& path,
   write_safetensors(path, parts, {{kPackedMetadataKey, meta.dump()}});
 }
 
-std::vector<CompressedTensor> read_packed_safetensors(const std::string& path) {
-  const SafetensorsFile f = read_safetensors(path);
-  auto it = f.metadata.find(kPackedMetadataKey);
-  if (it == f.metadata.end())
+PackedSafetensorsReader::PackedSafetensorsReader(const std::string& path)
+    : path_(path), file_(read_safetensors(path)) {
+  auto it = file_.metadata.find(kPackedMetadataKey);
+  if (it == file_.metadata.end())
     throw Error(path,
                 std::string("no '") + kPackedMetadataKey + "' metadata: not a packed MCW export");
   JsonTextOptions options;
@@ -506,16 +524,33 @@ std::vector<CompressedTensor> read_packed_safetensors(const std::string& path) {
   if (layers == meta.end() || !layers->is_array())
     throw Error(path, std::string("the '") + kPackedMetadataKey + "' metadata has no layer list");
 
-  Parts parts(f, path);
-  std::vector<CompressedTensor> out;
-  out.reserve(layers->size());  // bounded by the header's length
-  std::set<std::string> names;
+  for (const Tensor& t : file_.tensors) by_name_[t.name()] = &t;
+  schemes_.reserve(layers->size());  // bounded by the header's length
+  std::set<std::string> names, claimed;
   for (size_t i = 0; i < layers->size(); ++i) {
-    out.push_back(read_layer((*layers)[i], parts, path, i));
-    if (!names.insert(out.back().name).second)
-      fail(path, out.back().name, "appears twice in the layer list");
+    schemes_.push_back(parse_scheme((*layers)[i], path, i));
+    const std::string& L = schemes_.back().name;
+    if (!names.insert(L).second) fail(path, L, "appears twice in the layer list");
+    for (const char* part : parts_of(schemes_.back().coding))
+      if (by_name_.count(L + "." + part)) claimed.insert(L + "." + part);
   }
-  parts.check_all_claimed();
+  for (const auto& [name, t] : by_name_)
+    if (!claimed.count(name))
+      throw Error(path,
+                  "tensor '" + printable(name) + "' belongs to no layer of " + kPackedMetadataKey);
+}
+
+CompressedTensor PackedSafetensorsReader::read(size_t i) const {
+  CompressedTensor t = schemes_.at(i);
+  read_parts(t, Parts(by_name_, path_), path_);
+  return t;
+}
+
+std::vector<CompressedTensor> read_packed_safetensors(const std::string& path) {
+  const PackedSafetensorsReader reader(path);
+  std::vector<CompressedTensor> out;
+  out.reserve(reader.size());
+  for (size_t i = 0; i < reader.size(); ++i) out.push_back(reader.read(i));
   return out;
 }
 

@@ -29,11 +29,13 @@
 // reader that does not know .input_scale refuses the file (an unclaimed tensor) rather
 // than decoding W·diag(s).
 #pragma once
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/compress/compressed_tensor.h"
+#include "engine/io/safetensors.h"
 
 namespace mcw {
 
@@ -63,8 +65,31 @@ void write_packed_safetensors(const std::string& path, const std::vector<Compres
 void write_packed_safetensors(const std::string& path,
                               const std::vector<const CompressedTensor*>& layers);
 
-// The file is untrusted: every part is checked against the scheme and the bytes present,
-// and any problem throws a one-line mcw::Error naming the file, the layer and the part.
+// A packed file opened (mapped) with its layer list checked, each layer's parts copied out
+// and validated only when read(): an 8 B model's codes are gigabytes, and a reader that
+// goes layer by layer holds one layer. The file is untrusted: every part is checked against
+// the scheme and the bytes present, and any problem throws a one-line mcw::Error naming the
+// file, the layer and the part (the constructor: metadata, and tensors that belong to no
+// layer; read(): that layer's parts).
+class PackedSafetensorsReader {
+ public:
+  explicit PackedSafetensorsReader(const std::string& path);
+  PackedSafetensorsReader(const PackedSafetensorsReader&) = delete;  // by_name_ points inside
+  PackedSafetensorsReader& operator=(const PackedSafetensorsReader&) = delete;
+  const std::string& path() const { return path_; }
+  size_t size() const { return schemes_.size(); }
+  // Layer i's scheme (name, coding, shape, bits, ...) without its parts.
+  const CompressedTensor& scheme(size_t i) const { return schemes_.at(i); }
+  CompressedTensor read(size_t i) const;
+
+ private:
+  std::string path_;
+  SafetensorsFile file_;
+  std::map<std::string, const Tensor*> by_name_;  // into file_.tensors
+  std::vector<CompressedTensor> schemes_;
+};
+
+// Every layer at once (small models and tests; see PackedSafetensorsReader).
 std::vector<CompressedTensor> read_packed_safetensors(const std::string& path);
 
 }  // namespace mcw

@@ -433,3 +433,32 @@ TEST(PackedSafetensors, HostileInputScaleIsNamed) {
   bad.input_scale.pop_back();
   EXPECT_THROW(write_all({bad}), Error);
 }
+
+// The reader opens a file by its scheme list and copies a layer out only when asked, so a
+// bad part of one layer is that layer's error, found when it is read, and the layers before
+// it were read whole and right.
+TEST(PackedSafetensors, ReaderGoesLayerByLayer) {
+  const auto layers = all_kinds();
+  const std::string path = write_all(layers);
+  RawFile r = load_raw(path);
+  part(r, "kmeans.g32.codebook").mutable_as<uint16_t>()[0] = 0x7c00;  // +inf
+  write_safetensors(path, r.tensors, {{kPackedMetadataKey, r.meta.dump()}});
+
+  const PackedSafetensorsReader reader(path);
+  ASSERT_EQ(reader.size(), layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    SCOPED_TRACE(layers[i].name);
+    EXPECT_EQ(reader.scheme(i).name, layers[i].name);
+    EXPECT_EQ(reader.scheme(i).coding, layers[i].coding);
+    EXPECT_TRUE(reader.scheme(i).codes.empty());  // the scheme holds no parts
+    if (layers[i].name == "kmeans.g32") {
+      EXPECT_THROW(reader.read(i), Error);
+      continue;
+    }
+    const CompressedTensor t = reader.read(i);
+    EXPECT_EQ(t.codes, layers[i].codes);
+    EXPECT_EQ(t.mask, layers[i].mask);
+    EXPECT_EQ(t.dequantize().to_f32(), layers[i].dequantize().to_f32());
+  }
+  EXPECT_THROW(read_packed_safetensors(path), Error);
+}

@@ -12,6 +12,7 @@
 
 #include "engine/core/error.h"
 #include "engine/kernels/bf16_dot_gemm.h"
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/half_gemv.h"
 
@@ -22,6 +23,7 @@ constexpr int64_t kSmallM = 8;
 static_assert(kSmallM <= kHalfGemvMaxM);
 
 std::atomic<bool> g_bf16_activations{false};
+std::atomic<bool> g_int8_activations{true};
 
 void check_weight(const Tensor& W) {
   if (W.ndim() != 2) throw Error(W.name(), "a linear weight must be 2-D, not " + shape_string(W.shape()));
@@ -36,6 +38,8 @@ void check_weight(const Tensor& W) {
 
 void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_order_relaxed); }
 bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
+void set_int8_activations(bool on) { g_int8_activations.store(on, std::memory_order_relaxed); }
+bool int8_activations() { return g_int8_activations.load(std::memory_order_relaxed); }
 
 bool stored_matmul_reads(DType t) {
   // The float types, every block type (each decodes row by row: blocks.h), and weights
@@ -64,6 +68,8 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
   if (half && m <= kSmallM)
     return gemv_wt_half(W.dtype() == DType::BF16 ? HalfFormat::BF16 : HalfFormat::F16, X, ldx,
                         bits, k, Y, ldy, m, n, k, bias, accumulate);
+  if (is_block_type(W.dtype()) && m <= kBlockGemvMaxM && int8_activations())
+    return gemv_wt_blocks(W.dtype(), X, ldx, W.data(), Y, ldy, m, n, k, bias, accumulate);
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);
   int64_t tile = row_tile_rows(m, n, k);

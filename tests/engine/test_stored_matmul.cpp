@@ -33,7 +33,11 @@ Tensor stored(DType t, int64_t rows, int64_t cols, uint32_t seed) {
 }
 
 struct LevelGuard {
-  ~LevelGuard() { set_simd_level(SimdLevel::Avx512); }
+  LevelGuard() { set_int8_activations(false); }  // the exact path (block_gemv has its own test)
+  ~LevelGuard() {
+    set_simd_level(SimdLevel::Avx512);
+    set_int8_activations(true);
+  }
 };
 
 }  // namespace

@@ -1,0 +1,46 @@
+// Small-m products with ggml block-type weights (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q2_K … Q6_K, IQ4_NL, IQ4_XS) on integer dot products, the way llama.cpp computes them:
+// Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]) for W [n, k] in its own blocks (usually a view of a
+// mapped GGUF) and m <= 8 rows of f32 activations.
+//
+// Each row of x is quantised once per product to int8 in blocks of 32 (scale max|x| / 127,
+// rounded to nearest, as ggml's Q8_0), with the sum of each 16 rounded values.
+// Each weight row is rewritten from its blocks into unsigned 8-bit codes u with an f32
+// scale a and offset b per 16 values, w = a·u + b (every ggml type fits: Q4_K's
+// d·sc·q − dmin·m, Q6_K's d·sc·(q − 32), Q8_0's d·q as d·(q + 128) − 128·d, ...), so
+//   y = Σ_groups a · dx · Σ u·xq  +  b · Σ x,
+// with the inner sums on VNNI's u8 × s8 dot products (vpdpbusd) where the CPU has AVX-512
+// VNNI, in portable C++ elsewhere. The result is the product of the decoded weights with
+// the rounded activations x̂ = dx·q (up to f32 rounding), so it differs from the exact
+// product by Σ_i w_i·(x̂_i − x_i): |Δy| <= Σ_i |w_i| · dx_i / 2. `matmul_wt_stored` uses it for block weights when int8 activations are
+// on (stored_matmul.h); the f32 path (decode to f32, f32 product) stays the exact one.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/core/dtype.h"
+
+namespace mcw {
+
+constexpr int64_t kBlockGemvMaxM = 8;
+constexpr int64_t kActivationBlock = 32;  // values per int8 activation scale
+
+// The types this product reads: every block type (dtype.h).
+bool block_gemv_reads(DType t);
+
+// One row of x as the product uses it; k a multiple of 32.
+struct Int8Activations {
+  std::vector<int8_t> q;      // [k]: round(x / d), |q| <= 127
+  std::vector<float> d;       // [k / 32]: max |x| / 127 of each block (0: all zero)
+  std::vector<float> sum16;   // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
+};
+void quantize_activations(const float* x, int64_t k, Int8Activations& out);
+
+// Rows of W are dtype_bytes(t, k) bytes apart; k a whole number of t's blocks; X rows at
+// ldx >= k; Y rows at ldy >= n. std::invalid_argument on m outside [0, 8], a type that is
+// not a block type, or sizes that do not fit.
+void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
+                    int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
+                    bool accumulate = false);
+
+}  // namespace mcw

@@ -1,0 +1,40 @@
+// Internal: what each SIMD path of the block-weight small-m product (block_gemv_<isa>.cpp)
+// provides to the driver in block_gemv.cpp, and the portable pieces every path shares.
+// The driver owns validation, the activations' quantisation and threading; a path computes
+// outputs for rows [r0, r1) of W against all m (<= 8) rows of x.
+#pragma once
+#include <cstdint>
+
+#include "engine/core/dtype.h"
+#include "engine/kernels/block_gemv.h"
+#include "engine/kernels/gemv_output.h"
+
+namespace mcw::block_detail {
+
+struct Rows {
+  DType type;
+  const uint8_t* w;  // row r at w + r·row_bytes
+  int64_t row_bytes, k;
+  const Int8Activations* x;  // [m]
+  int64_t m;
+};
+
+using Out = GemvOutput;
+
+struct BlockGemvIsa {
+  const char* name;
+  void (*rows)(const Rows& a, int64_t r0, int64_t r1, const Out& y);
+};
+
+const BlockGemvIsa& block_isa_generic();
+const BlockGemvIsa& block_isa_avx512_vnni();  // the generic path off x86
+
+// Row `row` (k values of `type`) as unsigned codes u[k] with a[k/16], b[k/16]: value i is
+// a[i/16]·u[i] + b[i/16]. Portable; the SIMD paths specialise the common types.
+void unpack_row(DType type, const uint8_t* row, int64_t k, uint8_t* u, float* a, float* b);
+
+// Σ_j b[j]·sum16[j] + Σ_j a[j]·d[j/2]·Σ_{i in group j} u[i]·q[i], portable.
+float unpacked_dot(const uint8_t* u, const float* a, const float* b, const Int8Activations& x,
+                   int64_t k);
+
+}  // namespace mcw::block_detail

@@ -33,26 +33,49 @@ const BlockGemvIsa& current_isa() {
 
 bool block_gemv_reads(DType t) { return is_block_type(t); }
 
-void quantize_activations(const float* x, int64_t k, Int8Activations& out) {
-  if (k % kActivationBlock)
-    throw std::invalid_argument("quantize_activations: k must be a multiple of 32");
+int64_t activation_block(DType t) {
+  return dtype_info(t).block >= 256 ? 256 : kActivationBlock;
+}
+
+void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out) {
+  if ((block != 32 && block != 256) || k % block)
+    throw std::invalid_argument("quantize_activations: k must be whole blocks of 32 or 256");
+  out.block = block;
   out.q.resize(size_t(k));
-  out.d.resize(size_t(k / kActivationBlock));
+  out.d.resize(size_t(k / block));
+  out.d16.resize(size_t(k / 16));
   out.sum16.resize(size_t(k / 16));
-  for (int64_t c = 0; c < k / kActivationBlock; ++c) {
-    const float* v = x + c * kActivationBlock;
+  for (int64_t c = 0; c < k / block; ++c) {
+    const float* v = x + c * block;
+    int8_t* q = out.q.data() + c * block;
     float amax = 0;
-    for (int i = 0; i < kActivationBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
+    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(v[i]));
     const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
     out.d[size_t(c)] = d;
-    for (int i = 0; i < kActivationBlock; ++i)
-      out.q[size_t(c * kActivationBlock + i)] = int8_t(std::lround(v[i] * id));
-    for (int h = 0; h < 2; ++h) {  // of the rounded values: the product is Σ w·x̂ exactly
+    for (int64_t i = 0; i < block; ++i) q[i] = int8_t(std::lround(v[i] * id));
+    for (int64_t g = 0; g < block / 16; ++g) {  // of the rounded values: the product is Σ w·x̂
       int32_t s = 0;
-      for (int i = 0; i < 16; ++i) s += out.q[size_t(c * kActivationBlock + 16 * h + i)];
-      out.sum16[size_t(2 * c + h)] = d * float(s);
+      for (int i = 0; i < 16; ++i) s += q[16 * g + i];
+      out.d16[size_t(c * block / 16 + g)] = d;
+      out.sum16[size_t(c * block / 16 + g)] = d * float(s);
     }
   }
+  out.q_k4.clear(), out.sum32.clear(), out.qsum16.clear();
+  if (block != 256) return;
+  out.q_k4.resize(size_t(k));
+  out.sum32.resize(size_t(k / 32));
+  static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // 32-value pieces, see header
+  for (int64_t c = 0; c < k / 256; ++c)
+    for (int p = 0; p < 8; ++p)
+      std::copy_n(out.q.data() + c * 256 + 32 * kOrder[p], 32, out.q_k4.data() + c * 256 + 32 * p);
+  out.qsum16.resize(size_t(k / 16));
+  for (int64_t j = 0; j < k / 16; ++j) {
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) s += out.q[size_t(16 * j + i)];
+    out.qsum16[size_t(j)] = int16_t(s);  // |s| <= 16·127
+  }
+  for (int64_t j = 0; j < k / 32; ++j)
+    out.sum32[size_t(j)] = int16_t(out.qsum16[size_t(2 * j)] + out.qsum16[size_t(2 * j + 1)]);
 }
 
 void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
@@ -61,12 +84,13 @@ void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* 
   if (m < 0 || m > kBlockGemvMaxM || n < 0 || k < 0)
     throw std::invalid_argument("gemv_wt_blocks: m must be in [0, 8], sizes non-negative");
   const auto row_bytes = dtype_bytes(t, uint64_t(k));
-  if (!row_bytes || k % kActivationBlock)
+  if (!row_bytes || k % activation_block(t))
     throw std::invalid_argument("gemv_wt_blocks: rows are not whole blocks");
   if (ldx < k || ldy < n) throw std::invalid_argument("gemv_wt_blocks: leading dimension too small");
   if (m == 0 || n == 0) return;
   Int8Activations x[kBlockGemvMaxM];
-  for (int64_t i = 0; i < m; ++i) quantize_activations(X + i * ldx, k, x[i]);
+  const int64_t block = activation_block(t);
+  for (int64_t i = 0; i < m; ++i) quantize_activations(X + i * ldx, k, block, x[i]);
   const BlockGemvIsa& isa = current_isa();
   const block_detail::Rows a{t, static_cast<const uint8_t*>(W), int64_t(*row_bytes), k, x, m};
   const block_detail::Out y{Y, ldy, bias, accumulate};

@@ -3,8 +3,9 @@
 // Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]) for W [n, k] in its own blocks (usually a view of a
 // mapped GGUF) and m <= 8 rows of f32 activations.
 //
-// Each row of x is quantised once per product to int8 in blocks of 32 (scale max|x| / 127,
-// rounded to nearest, as ggml's Q8_0), with the sum of each 16 rounded values.
+// Each row of x is quantised once per product to int8 with one scale max|x| / 127 per block
+// of 32 values for the 32-value types and of 256 for the super-block types (rounded to
+// nearest; ggml's Q8_0 and Q8_K), with the sum of each 16 rounded values.
 // Each weight row is rewritten from its blocks into unsigned 8-bit codes u with an f32
 // scale a and offset b per 16 values, w = a·u + b (every ggml type fits: Q4_K's
 // d·sc·q − dmin·m, Q6_K's d·sc·(q − 32), Q8_0's d·q as d·(q + 128) − 128·d, ...), so
@@ -28,13 +29,22 @@ constexpr int64_t kActivationBlock = 32;  // values per int8 activation scale
 // The types this product reads: every block type (dtype.h).
 bool block_gemv_reads(DType t);
 
-// One row of x as the product uses it; k a multiple of 32.
+// One row of x as the product uses it; k a multiple of the block.
 struct Int8Activations {
-  std::vector<int8_t> q;      // [k]: round(x / d), |q| <= 127
-  std::vector<float> d;       // [k / 32]: max |x| / 127 of each block (0: all zero)
-  std::vector<float> sum16;   // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
+  int64_t block = kActivationBlock;  // values per scale
+  std::vector<int8_t> q;             // [k]: round(x / d), |q| <= 127
+  std::vector<float> d;              // [k / block]: max |x| / 127 of each block (0: all zero)
+  std::vector<float> d16;            // [k / 16]: d of the block each 16 values lie in
+  std::vector<float> sum16;          // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
+  // Block 256 only, for the fused K-quant kernels: q in Q4_K's code order (per 256 values:
+  // 0-31, 64-95, 32-63, 96-127, then the same for the second 128), Σ q per 32 and per 16.
+  std::vector<int8_t> q_k4;
+  std::vector<int16_t> sum32, qsum16;
 };
-void quantize_activations(const float* x, int64_t k, Int8Activations& out);
+// The activation block a weight type is multiplied with: 32 for the 32-value types (ggml's
+// Q8_0), 256 for the super-block types (ggml's Q8_K).
+int64_t activation_block(DType t);
+void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out);
 
 // Rows of W are dtype_bytes(t, k) bytes apart; k a whole number of t's blocks; X rows at
 // ldx >= k; Y rows at ldy >= n. std::invalid_argument on m outside [0, 8], a type that is

@@ -232,14 +232,13 @@ MCW_VNNI_INLINE __m512i group_of_lane() {
   return _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
 }
 
-// One step: 64 codes at u against 64 activations at q, groups g..g+3 (dx of blocks g/2,
-// g/2 + 1), added into acc.
-MCW_VNNI_INLINE __m512 step(const uint8_t* u, const int8_t* q, const float* a, const float* dx,
+// One step: 64 codes at u against 64 activations at q, groups g..g+3 (their dx at d16),
+// added into acc.
+MCW_VNNI_INLINE __m512 step(const uint8_t* u, const int8_t* q, const float* a, const float* d16,
                             __m512i lanes, __m512 acc) {
   const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(u),
                                         _mm512_loadu_si512(q));
-  const __m128 d2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dx)));
-  const __m128 scale = _mm_mul_ps(_mm_loadu_ps(a), _mm_unpacklo_ps(d2, d2));  // a·[d0 d0 d1 d1]
+  const __m128 scale = _mm_mul_ps(_mm_loadu_ps(a), _mm_loadu_ps(d16));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
                          _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(scale)), acc);
 }
@@ -250,19 +249,19 @@ MCW_VNNI float dot_vnni(const uint8_t* u, const float* a, const float* b, const 
                         int64_t k) {
   const __m512i lanes = group_of_lane();
   const int8_t* q = x.q.data();
-  const float* dx = x.d.data();
+  const float* dx = x.d16.data();
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 128 <= k; i += 128) {  // two chains hide the FMA latency
-    acc0 = step(u + i, q + i, a + i / 16, dx + i / 32, lanes, acc0);
-    acc1 = step(u + i + 64, q + i + 64, a + i / 16 + 4, dx + i / 32 + 2, lanes, acc1);
+    acc0 = step(u + i, q + i, a + i / 16, dx + i / 16, lanes, acc0);
+    acc1 = step(u + i + 64, q + i + 64, a + i / 16 + 4, dx + i / 16 + 4, lanes, acc1);
   }
-  if (i + 64 <= k) acc0 = step(u + i, q + i, a + i / 16, dx + i / 32, lanes, acc0), i += 64;
+  if (i + 64 <= k) acc0 = step(u + i, q + i, a + i / 16, dx + i / 16, lanes, acc0), i += 64;
   float tail = 0;
   for (int64_t g = i / 16; g < k / 16; ++g) {  // k mod 64 = 32 (the 32-value types)
     int32_t s = 0;
     for (int j = 0; j < 16; ++j) s += int32_t(u[16 * g + j]) * int32_t(q[16 * g + j]);
-    tail += a[g] * dx[g / 2] * float(s);
+    tail += a[g] * dx[g] * float(s);
   }
   // The offsets: Σ b·(sum of x over the group).
   const float* sums = x.sum16.data();
@@ -278,6 +277,8 @@ MCW_VNNI float dot_vnni(const uint8_t* u, const float* a, const float* b, const 
 }
 
 MCW_VNNI void rows_vnni(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
+  if (r.type == DType::Q4_K || r.type == DType::Q5_K || r.type == DType::Q6_K)
+    return rows_kquant_avx512(r, r0, r1, y);
   thread_local std::vector<uint8_t> u;
   thread_local std::vector<float> a, b;
   u.resize(size_t(r.k)), a.resize(size_t(r.k / 16)), b.resize(size_t(r.k / 16));

@@ -193,7 +193,7 @@ float unpacked_dot(const uint8_t* u, const float* a, const float* b, const Int8A
   for (int64_t g = 0; g < k / 16; ++g) {
     int32_t s = 0;
     for (int i = 0; i < 16; ++i) s += int32_t(u[16 * g + i]) * int32_t(x.q[size_t(16 * g + i)]);
-    acc += a[g] * x.d[size_t(g / 2)] * float(s) + b[g] * x.sum16[size_t(g)];
+    acc += a[g] * x.d16[size_t(g)] * float(s) + b[g] * x.sum16[size_t(g)];
   }
   return acc;
 }

@@ -29,11 +29,15 @@ struct BlockGemvIsa {
 const BlockGemvIsa& block_isa_generic();
 const BlockGemvIsa& block_isa_avx512_vnni();  // the generic path off x86
 
+// Q4_K, Q5_K and Q6_K fused, without unpacking (block_gemv_kquant_avx512.cpp; AVX-512 BW);
+// needs the activations in block 256 with q_k4, sum32 and qsum16.
+void rows_kquant_avx512(const Rows& a, int64_t r0, int64_t r1, const Out& y);
+
 // Row `row` (k values of `type`) as unsigned codes u[k] with a[k/16], b[k/16]: value i is
 // a[i/16]·u[i] + b[i/16]. Portable; the SIMD paths specialise the common types.
 void unpack_row(DType type, const uint8_t* row, int64_t k, uint8_t* u, float* a, float* b);
 
-// Σ_j b[j]·sum16[j] + Σ_j a[j]·d[j/2]·Σ_{i in group j} u[i]·q[i], portable.
+// Σ_j b[j]·sum16[j] + Σ_j a[j]·d16[j]·Σ_{i in group j} u[i]·q[i], portable.
 float unpacked_dot(const uint8_t* u, const float* a, const float* b, const Int8Activations& x,
                    int64_t k);
 

@@ -72,7 +72,7 @@ TEST(BlockGemv, QuantizedActivationsRoundToNearestInBlocksOf32) {
   for (int i = 32; i < 64; ++i) x[size_t(i)] = 0;  // an all-zero block has scale 0
   x[70] = -9.0f;                                   // the extreme value maps to -127
   Int8Activations q;
-  quantize_activations(x.data(), 96, q);
+  quantize_activations(x.data(), 96, 32, q);
   ASSERT_EQ(q.q.size(), 96u);
   ASSERT_EQ(q.d.size(), 3u);
   ASSERT_EQ(q.sum16.size(), 6u);
@@ -112,12 +112,12 @@ TEST(BlockGemv, EveryTypeMatchesItsDecodeAtEveryLevel) {
           gemv_wt_blocks(t, x.data(), k, raw.data(), y.data(), n, m, n, k, bias.data(), true);
           for (int64_t i = 0; i < m; ++i) {
             Int8Activations q;
-            quantize_activations(x.data() + i * k, k, q);
+            quantize_activations(x.data() + i * k, k, activation_block(t), q);
             for (int64_t r = 0; r < n; ++r) {
               double rounded = 0, exact = 0, mag = 0, bound = 0;
               for (int64_t c = 0; c < k; ++c) {
                 const double wv = w[size_t(r * k + c)], xv = x[size_t(i * k + c)];
-                const double dx = q.d[size_t(c / 32)];
+                const double dx = q.d[size_t(c / q.block)];
                 rounded += wv * dx * q.q[size_t(c)];
                 exact += wv * xv;
                 mag += std::fabs(wv * xv) + std::fabs(wv) * dx * 128;

@@ -15,18 +15,24 @@
 namespace mcw {
 namespace {
 
-using block_detail::BlockGemvIsa;
-
 // Below this many multiply-adds the product runs on the calling thread.
 constexpr int64_t kSerialFlops = int64_t(1) << 18;
 // Weight bytes per task: a few rows of a 4096-wide Q4_K matrix, enough that scheduling is
 // negligible next to streaming them.
 constexpr int64_t kTaskBytes = int64_t(32) << 10;
 
-const BlockGemvIsa& current_isa() {
+bool is_kquant(DType t) {
+  return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K ||
+         t == DType::Q6_K;
+}
+
+block_detail::RowsFn rows_for(DType t) {
   const CpuFeatures& f = cpu_features();
-  if (f.level == SimdLevel::Avx512 && f.avx512vnni) return block_detail::block_isa_avx512_vnni();
-  return block_detail::block_isa_generic();
+  if (f.level == SimdLevel::Avx512) {
+    if (is_kquant(t)) return block_detail::rows_kquant_avx512;
+    if (f.avx512vnni) return block_detail::rows_unpacked_vnni;
+  }
+  return block_detail::rows_generic;
 }
 
 }  // namespace
@@ -60,10 +66,9 @@ void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activati
       out.sum16[size_t(c * block / 16 + g)] = d * float(s);
     }
   }
-  out.q_k4.clear(), out.sum32.clear(), out.qsum16.clear();
+  out.q_k4.clear(), out.qsum16.clear();
   if (block != 256) return;
   out.q_k4.resize(size_t(k));
-  out.sum32.resize(size_t(k / 32));
   static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // 32-value pieces, see header
   for (int64_t c = 0; c < k / 256; ++c)
     for (int p = 0; p < 8; ++p)
@@ -74,8 +79,6 @@ void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activati
     for (int i = 0; i < 16; ++i) s += out.q[size_t(16 * j + i)];
     out.qsum16[size_t(j)] = int16_t(s);  // |s| <= 16·127
   }
-  for (int64_t j = 0; j < k / 32; ++j)
-    out.sum32[size_t(j)] = int16_t(out.qsum16[size_t(2 * j)] + out.qsum16[size_t(2 * j + 1)]);
 }
 
 void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
@@ -91,13 +94,13 @@ void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* 
   Int8Activations x[kBlockGemvMaxM];
   const int64_t block = activation_block(t);
   for (int64_t i = 0; i < m; ++i) quantize_activations(X + i * ldx, k, block, x[i]);
-  const BlockGemvIsa& isa = current_isa();
+  const block_detail::RowsFn rows = rows_for(t);
   const block_detail::Rows a{t, static_cast<const uint8_t*>(W), int64_t(*row_bytes), k, x, m};
   const block_detail::Out y{Y, ldy, bias, accumulate};
-  if (double(m) * double(n) * double(k) < double(kSerialFlops)) return isa.rows(a, 0, n, y);
+  if (double(m) * double(n) * double(k) < double(kSerialFlops)) return rows(a, 0, n, y);
   const int64_t grain = std::max<int64_t>(1, kTaskBytes / std::max<int64_t>(a.row_bytes, 1));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
-                    [&](const tbb::blocked_range<int64_t>& r) { isa.rows(a, r.begin(), r.end(), y); });
+                    [&](const tbb::blocked_range<int64_t>& r) { rows(a, r.begin(), r.end(), y); });
 }
 
 }  // namespace mcw

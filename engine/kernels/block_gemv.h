@@ -37,9 +37,9 @@ struct Int8Activations {
   std::vector<float> d16;            // [k / 16]: d of the block each 16 values lie in
   std::vector<float> sum16;          // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
   // Block 256 only, for the fused K-quant kernels: q in Q4_K's code order (per 256 values:
-  // 0-31, 64-95, 32-63, 96-127, then the same for the second 128), Σ q per 32 and per 16.
+  // 0-31, 64-95, 32-63, 96-127, then the same for the second 128) and Σ q per 16 values.
   std::vector<int8_t> q_k4;
-  std::vector<int16_t> sum32, qsum16;
+  std::vector<int16_t> qsum16;
 };
 // The activation block a weight type is multiplied with: 32 for the 32-value types (ggml's
 // Q8_0), 256 for the super-block types (ggml's Q8_K).

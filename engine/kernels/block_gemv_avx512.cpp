@@ -1,10 +1,11 @@
-// AVX-512 VNNI path of the block-weight small-m product (block_gemv.h). Functions carry
+// AVX-512 VNNI path of the block-weight small-m product (block_gemv.h) for the types that
+// are not K-quants (those have fused kernels: block_gemv_kquant_avx512.cpp). Functions carry
 // the target attribute, so the file builds with the baseline flags and only runs when
 // cpu_features() reports AVX-512 VNNI.
 //
-// Per weight row: its blocks are unpacked into 8-bit codes (vectorised for the types a
-// hub's GGUF holds most: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, IQ4_NL, IQ4_XS; the portable
-// unpacking for the rest), then each row of x passes over the codes, which stay in L1.
+// Per weight row: its blocks are unpacked into 8-bit codes (vectorised for Q8_0, Q4_0,
+// IQ4_NL and IQ4_XS; the portable unpacking for Q4_1, Q5_0, Q5_1), then each row of x
+// passes over the codes, which stay in L1.
 // 64 codes per step: one vpdpbusd gives 16 lanes of 4-product sums, four lanes per group
 // of 16; the lanes are converted to f32 and scaled by the group's a·dx in one FMA, so
 // groups never need a horizontal sum until the row's end.
@@ -25,22 +26,12 @@
 namespace mcw::block_detail {
 namespace {
 
-MCW_VNNI_INLINE __m256i nibbles_low(__m256i q) { return _mm256_and_si256(q, _mm256_set1_epi8(0x0f)); }
-MCW_VNNI_INLINE __m256i nibbles_high(__m256i q) {
-  return _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
-}
 MCW_VNNI_INLINE __m256i load256(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 MCW_VNNI_INLINE void store256(uint8_t* p, __m256i v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
 }
-// Bit `bit` of each byte of q, moved to bit `to`.
-MCW_VNNI_INLINE __m256i bit_of(__m256i q, int bit, int to) {
-  const __m256i b = _mm256_and_si256(_mm256_srli_epi16(q, bit), _mm256_set1_epi8(1));
-  return _mm256_slli_epi16(b, to);  // b <= 1: the shift stays inside each byte
-}
-
 // 16 nibble bytes as 32 codes: low nibbles, then high ones; through `table` when given.
 MCW_VNNI_INLINE void nibbles16(const uint8_t* qs, uint8_t* u, const __m128i* table) {
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
@@ -53,33 +44,6 @@ MCW_VNNI_INLINE void nibbles16(const uint8_t* qs, uint8_t* u, const __m128i* tab
 
 MCW_VNNI_INLINE float half(uint16_t h) { return _cvtsh_ss(h); }
 
-// 16 per-group scales a = d·s and offsets b = off·a (or −dmin·mins when `mins` is given)
-// from 16 small integers s.
-MCW_VNNI_INLINE void scales16(__m512 s, float d, float off, float* a, float* b) {
-  const __m512 av = _mm512_mul_ps(s, _mm512_set1_ps(d));
-  _mm512_storeu_ps(a, av);
-  _mm512_storeu_ps(b, _mm512_mul_ps(av, _mm512_set1_ps(off)));
-}
-MCW_VNNI_INLINE __m512 u8x16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
-MCW_VNNI_INLINE __m512 s8x16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
-
-// Q4_K / Q5_K: the eight 6-bit scales and mins packed in 12 bytes (kquant_scale_min's
-// layout), each repeated for the two groups of 16 of its 32 values.
-MCW_VNNI_INLINE void k4_scales(const uint8_t* packed, float d, float dmin, float* a, float* b) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-  // Scales j < 4: low 6 bits of bytes 0-3; j >= 4: low nibble of bytes 8-11 with the top 2
-  // bits of bytes 0-3. Mins likewise from bytes 4-7 and the high nibbles of 8-11.
-  const uint32_t sc_lo = w[0] & low6, sc_hi = (w[2] & low4) | (((w[0] >> 6) & top2) << 4);
-  const uint32_t mn_lo = w[1] & low6, mn_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4);
-  const __m128i v = _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
-  const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-  const __m512 sc = _mm512_permutexvar_ps(twice, u8x16(v));
-  const __m512 mn = _mm512_permutexvar_ps(twice, u8x16(_mm_srli_si128(v, 8)));
-  _mm512_storeu_ps(a, _mm512_mul_ps(sc, _mm512_set1_ps(d)));
-  _mm512_storeu_ps(b, _mm512_mul_ps(mn, _mm512_set1_ps(-dmin)));
-}
 
 MCW_VNNI_INLINE void pair(float* a, float* b, int64_t g, float scale, float offset) {
   a[g] = a[g + 1] = scale;
@@ -134,90 +98,6 @@ MCW_VNNI bool unpack_simd(DType type, const uint8_t* row, int64_t k, uint8_t* u,
           const float dl = d * float(ls - 32);
           nibbles16(x[c].qs + 16 * ib, u, &table);
           pair(a, b, 16 * c + 2 * ib, dl, -128.0f * dl);
-        }
-      }
-      return true;
-    }
-    case DType::Q2_K:
-    case DType::Q3_K: {
-      // Per half of 128 values: 32 bytes of 2-bit planes, plane p the bits 2p..2p+1 of each
-      // byte; Q3_K adds a third bit per value from bit (4·half + p) of its hmask byte.
-      const bool three = type == DType::Q3_K;
-      const int64_t stride = three ? sizeof(BlockQ3_K) : sizeof(BlockQ2_K);
-      for (int64_t c = 0; c < k / kSuperBlock; ++c, a += 16, b += 16) {
-        const uint8_t* blk = row + c * stride;
-        const uint8_t* q;
-        __m256i hm = _mm256_setzero_si256();
-        if (three) {
-          const auto* x = reinterpret_cast<const BlockQ3_K*>(blk);
-          int8_t sc[16];
-          for (int j = 0; j < 16; ++j) {
-            const int low = j < 8 ? x->scales[j] & 0xf : x->scales[j - 8] >> 4;
-            const int high = (x->scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-            sc[j] = int8_t((low | (high << 4)) - 32);
-          }
-          scales16(s8x16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc))), half(x->d),
-                   -4.0f, a, b);
-          q = x->qs, hm = load256(x->hmask);
-        } else {
-          const auto* x = reinterpret_cast<const BlockQ2_K*>(blk);
-          const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x->scales));
-          _mm512_storeu_ps(a, _mm512_mul_ps(u8x16(_mm_and_si128(sm, _mm_set1_epi8(0x0f))),
-                                            _mm512_set1_ps(half(x->d))));
-          _mm512_storeu_ps(b, _mm512_mul_ps(u8x16(_mm_and_si128(_mm_srli_epi16(sm, 4),
-                                                                  _mm_set1_epi8(0x0f))),
-                                            _mm512_set1_ps(-half(x->dmin))));
-          q = x->qs;
-        }
-        for (int h = 0; h < 2; ++h) {
-          const __m256i qv = load256(q + 32 * h);
-          for (int p = 0; p < 4; ++p, u += 32) {
-            __m256i v = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * p), _mm256_set1_epi8(3));
-            if (three) v = _mm256_or_si256(v, bit_of(hm, 4 * h + p, 2));
-            store256(u, v);
-          }
-        }
-      }
-      return true;
-    }
-    case DType::Q4_K:
-    case DType::Q5_K: {
-      const bool five = type == DType::Q5_K;
-      const int64_t stride = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
-      for (int64_t c = 0; c < k / kSuperBlock; ++c, a += 16, b += 16) {
-        const uint8_t* blk = row + c * stride;
-        const BlockQ4_K* x4 = reinterpret_cast<const BlockQ4_K*>(blk);
-        const BlockQ5_K* x5 = reinterpret_cast<const BlockQ5_K*>(blk);
-        k4_scales(x4->scales, half(x4->d), half(x4->dmin), a, b);  // same offsets in both
-        const uint8_t* q = five ? x5->qs : x4->qs;
-        const __m256i qh = five ? load256(x5->qh) : _mm256_setzero_si256();
-        for (int is = 0; is < 8; is += 2, q += 32, u += 64) {
-          __m256i lo = nibbles_low(load256(q)), hi = nibbles_high(load256(q));
-          if (five) {
-            lo = _mm256_or_si256(lo, bit_of(qh, is, 4));
-            hi = _mm256_or_si256(hi, bit_of(qh, is + 1, 4));
-          }
-          store256(u, lo);
-          store256(u + 32, hi);
-        }
-      }
-      return true;
-    }
-    case DType::Q6_K: {
-      const auto* x = reinterpret_cast<const BlockQ6_K*>(row);
-      const __m256i three = _mm256_set1_epi8(3);
-      for (int64_t c = 0; c < k / kSuperBlock; ++c, a += 16, b += 16) {
-        scales16(s8x16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c].scales))),
-                 half(x[c].d), -32.0f, a, b);
-        for (int h = 0; h < 2; ++h, u += 128) {
-          const __m256i l0 = load256(x[c].ql + 64 * h), l1 = load256(x[c].ql + 64 * h + 32);
-          const __m256i qh = load256(x[c].qh + 32 * h);
-          const __m256i lows[4] = {nibbles_low(l0), nibbles_low(l1), nibbles_high(l0),
-                                   nibbles_high(l1)};
-          for (int p = 0; p < 4; ++p) {
-            const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), three);
-            store256(u + 32 * p, _mm256_or_si256(lows[p], _mm256_slli_epi16(h2, 4)));
-          }
         }
       }
       return true;
@@ -277,8 +157,6 @@ MCW_VNNI float dot_vnni(const uint8_t* u, const float* a, const float* b, const 
 }
 
 MCW_VNNI void rows_vnni(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
-  if (r.type == DType::Q4_K || r.type == DType::Q5_K || r.type == DType::Q6_K)
-    return rows_kquant_avx512(r, r0, r1, y);
   thread_local std::vector<uint8_t> u;
   thread_local std::vector<float> a, b;
   u.resize(size_t(r.k)), a.resize(size_t(r.k / 16)), b.resize(size_t(r.k / 16));
@@ -293,9 +171,8 @@ MCW_VNNI void rows_vnni(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
 
 }  // namespace
 
-const BlockGemvIsa& block_isa_avx512_vnni() {
-  static const BlockGemvIsa isa{"avx512-vnni", rows_vnni};
-  return isa;
+void rows_unpacked_vnni(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
+  rows_vnni(r, r0, r1, y);
 }
 
 }  // namespace mcw::block_detail
@@ -303,7 +180,9 @@ const BlockGemvIsa& block_isa_avx512_vnni() {
 #else
 
 namespace mcw::block_detail {
-const BlockGemvIsa& block_isa_avx512_vnni() { return block_isa_generic(); }
+void rows_unpacked_vnni(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
+  rows_generic(r, r0, r1, y);
+}
 }  // namespace mcw::block_detail
 
 #endif

@@ -198,8 +198,6 @@ float unpacked_dot(const uint8_t* u, const float* a, const float* b, const Int8A
   return acc;
 }
 
-namespace {
-
 void rows_generic(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
   thread_local std::vector<uint8_t> u;
   thread_local std::vector<float> a, b;
@@ -209,13 +207,6 @@ void rows_generic(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
     for (int64_t i = 0; i < r.m; ++i)
       y.store(i, row, unpacked_dot(u.data(), a.data(), b.data(), r.x[i], r.k));
   }
-}
-
-}  // namespace
-
-const BlockGemvIsa& block_isa_generic() {
-  static const BlockGemvIsa isa{"generic", rows_generic};
-  return isa;
 }
 
 }  // namespace mcw::block_detail

@@ -1,5 +1,5 @@
-// Internal: what each SIMD path of the block-weight small-m product (block_gemv_<isa>.cpp)
-// provides to the driver in block_gemv.cpp, and the portable pieces every path shares.
+// Internal: the paths of the block-weight small-m product (block_gemv_*.cpp) that the
+// driver in block_gemv.cpp chooses from, and the portable pieces they share.
 // The driver owns validation, the activations' quantisation and threading; a path computes
 // outputs for rows [r0, r1) of W against all m (<= 8) rows of x.
 #pragma once
@@ -21,16 +21,18 @@ struct Rows {
 
 using Out = GemvOutput;
 
-struct BlockGemvIsa {
-  const char* name;
-  void (*rows)(const Rows& a, int64_t r0, int64_t r1, const Out& y);
-};
+// Rows [r0, r1) of W against the m rows of x, one function per path: the driver picks
+// rows_kquant_avx512 for the K-quants on AVX-512, rows_unpacked_vnni for the other types on
+// AVX-512 VNNI, rows_generic elsewhere.
+using RowsFn = void (*)(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
-const BlockGemvIsa& block_isa_generic();
-const BlockGemvIsa& block_isa_avx512_vnni();  // the generic path off x86
+void rows_generic(const Rows& a, int64_t r0, int64_t r1, const Out& y);
+// Unpacks each row to codes (vectorised for Q8_0, Q4_0, IQ4_NL, IQ4_XS), then vpdpbusd
+// (block_gemv_avx512.cpp); the generic path off x86.
+void rows_unpacked_vnni(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
-// Q4_K, Q5_K and Q6_K fused, without unpacking (block_gemv_kquant_avx512.cpp; AVX-512 BW);
-// needs the activations in block 256 with q_k4, sum32 and qsum16.
+// The K-quants fused, without unpacking (block_gemv_kquant_avx512.cpp; AVX-512 BW); needs
+// the activations in block 256 with q_k4 and qsum16; the generic path off x86.
 void rows_kquant_avx512(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 // Row `row` (k values of `type`) as unsigned codes u[k] with a[k/16], b[k/16]: value i is

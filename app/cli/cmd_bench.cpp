@@ -17,6 +17,7 @@
 #include "engine/eval/packed_llama.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/runs/process_identity.h"
 
@@ -24,18 +25,22 @@ namespace mcw::cli {
 
 const char* const kBenchUsage =
     "usage: mcw bench <model> [--recipe R [--calib TEXT]] [--prefill N] [--decode N]\n"
-    "                 [--repeats R] [--threads T] [--f32] [--json]\n\n"
+    "                 [--repeats R] [--threads T] [--f32] [--exact-activations] [--json]\n\n"
     "Measures a prefill of N tokens (default 64) and D greedy decode steps (default 32) on\n"
     "the KV cache, R times (default 5), and prints the medians: prefill tokens/s, decode\n"
     "tokens/s and ms per token, and the weight bytes one decode step streams (with the\n"
     "bandwidth that implies). Linear layers run on the packed kernels: f16 for a dense\n"
     "model (f32 with --f32), and with --recipe the compressed layout of each layer (4-bit\n"
     "codes stream 4 bits per weight). Recipes that need statistics need --calib.\n"
-    "  --threads T   worker threads (default: all cores)\n";
+    "  --threads T   worker threads (default: all cores)\n"
+    "  --exact-activations  GGUF block weights (Q4_K, Q8_0, ...) decode on f32 activations\n"
+    "                instead of int8 ones (llama.cpp's way and the default: faster, each\n"
+    "                product off by at most sum|w|*dx/2)\n";
 
 int run_bench(const std::vector<std::string>& argv) {
-  Args args(argv, {"recipe", "calib", "prefill", "decode", "repeats", "threads"}, {"f32", "json"});
+  Args args(argv, {"recipe", "calib", "prefill", "decode", "repeats", "threads"}, {"f32", "json", "exact-activations"});
   if (args.positional().size() != 1) throw UsageError{"bench takes one model path (see mcw help bench)"};
+  set_int8_activations(!args.flag("exact-activations"));
   std::unique_ptr<tbb::global_control> threads;
   const long long n_threads = args.int_or("threads", 0);
   if (n_threads > 0)

@@ -7,19 +7,22 @@
 #include "app/cli/progress_bar.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/sampler.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/model/tokenizer_loader.h"
 
 namespace mcw::cli {
 
 const char* const kGenerateUsage =
     "usage: mcw generate <model> --prompt TEXT [--max-tokens N] [--temperature T]\n"
-    "                    [--top-p P] [--seed S]\n\n"
+    "                    [--top-p P] [--seed S] [--exact-activations]\n\n"
     "Prints the prompt's continuation as it is generated, by a llama- or GPT-2-family\n"
     "model. Temperature 0 (the default) is greedy decoding; otherwise tokens are sampled\n"
-    "from the nucleus of mass top-p.\n";
+    "from the nucleus of mass top-p. GGUF block weights (Q4_K, Q8_0, ...) decode on int8\n"
+    "activations as llama.cpp does; --exact-activations keeps them f32 (slower, exact).\n";
 
 int run_generate(const std::vector<std::string>& argv) {
-  Args args(argv, {"prompt", "max-tokens", "temperature", "top-p", "seed"}, {});
+  Args args(argv, {"prompt", "max-tokens", "temperature", "top-p", "seed"}, {"exact-activations"});
+  set_int8_activations(!args.flag("exact-activations"));
   if (args.positional().size() != 1) throw UsageError{"generate takes one model path"};
   const ModelFile file = open_model_file(args.positional()[0]);
   const auto model = load_causal_lm(file);

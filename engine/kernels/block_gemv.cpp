@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <stdexcept>
 
 #include "engine/kernels/block_gemv_isa.h"
@@ -30,7 +31,7 @@ block_detail::RowsFn rows_for(DType t) {
   const CpuFeatures& f = cpu_features();
   if (f.level == SimdLevel::Avx512) {
     if (is_kquant(t)) return block_detail::rows_kquant_avx512;
-    if (f.avx512vnni) return block_detail::rows_unpacked_vnni;
+    if (f.avx512vnni) return block_detail::rows_legacy_vnni;
   }
   return block_detail::rows_generic;
 }
@@ -66,19 +67,44 @@ void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activati
       out.sum16[size_t(c * block / 16 + g)] = d * float(s);
     }
   }
-  out.q_k4.clear(), out.qsum16.clear();
-  if (block != 256) return;
-  out.q_k4.resize(size_t(k));
-  static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // 32-value pieces, see header
-  for (int64_t c = 0; c < k / 256; ++c)
-    for (int p = 0; p < 8; ++p)
-      std::copy_n(out.q.data() + c * 256 + 32 * kOrder[p], 32, out.q_k4.data() + c * 256 + 32 * p);
   out.qsum16.resize(size_t(k / 16));
   for (int64_t j = 0; j < k / 16; ++j) {
-    int32_t s = 0;
-    for (int i = 0; i < 16; ++i) s += out.q[size_t(16 * j + i)];
-    out.qsum16[size_t(j)] = int16_t(s);  // |s| <= 16·127
+    int32_t sum = 0;
+    for (int i = 0; i < 16; ++i) sum += out.q[size_t(16 * j + i)];
+    out.qsum16[size_t(j)] = int16_t(sum);  // |sum| <= 16·127
   }
+  out.d32.resize(size_t(k / 32)), out.sum32.resize(size_t(k / 32));
+  for (int64_t j = 0; j < k / 32; ++j) {
+    out.d32[size_t(j)] = out.d16[size_t(2 * j)];
+    out.sum32[size_t(j)] = out.sum16[size_t(2 * j)] + out.sum16[size_t(2 * j + 1)];
+  }
+  out.q_order.clear();
+}
+
+void order_activations(DType t, Int8Activations& x) {
+  // Pieces of 16 values in the order a type's codes come out of their bytes (see header).
+  static constexpr int kNibble[4] = {0, 2, 1, 3};
+  static constexpr int kK4[16] = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
+  std::span<const int> order;
+  switch (t) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::IQ4_NL: case DType::IQ4_XS:
+      order = kNibble;
+      break;
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+      order = kK4;
+      break;
+    default:
+      x.q_order.clear();
+      return;
+  }
+  const int64_t k = int64_t(x.q.size()), period = 16 * int64_t(order.size());
+  x.q_order.resize(size_t(k));
+  int64_t c = 0;
+  for (; c + period <= k; c += period)
+    for (size_t p = 0; p < order.size(); ++p)
+      std::copy_n(x.q.data() + c + 16 * order[p], 16, x.q_order.data() + c + 16 * int64_t(p));
+  std::copy(x.q.begin() + c, x.q.end(), x.q_order.begin() + c);  // a last 32: as it is
 }
 
 void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
@@ -93,7 +119,10 @@ void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* 
   if (m == 0 || n == 0) return;
   Int8Activations x[kBlockGemvMaxM];
   const int64_t block = activation_block(t);
-  for (int64_t i = 0; i < m; ++i) quantize_activations(X + i * ldx, k, block, x[i]);
+  for (int64_t i = 0; i < m; ++i) {
+    quantize_activations(X + i * ldx, k, block, x[i]);
+    order_activations(t, x[i]);
+  }
   const block_detail::RowsFn rows = rows_for(t);
   const block_detail::Rows a{t, static_cast<const uint8_t*>(W), int64_t(*row_bytes), k, x, m};
   const block_detail::Out y{Y, ldy, bias, accumulate};

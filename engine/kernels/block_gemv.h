@@ -36,15 +36,21 @@ struct Int8Activations {
   std::vector<float> d;              // [k / block]: max |x| / 127 of each block (0: all zero)
   std::vector<float> d16;            // [k / 16]: d of the block each 16 values lie in
   std::vector<float> sum16;          // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
-  // Block 256 only, for the fused K-quant kernels: q in Q4_K's code order (per 256 values:
-  // 0-31, 64-95, 32-63, 96-127, then the same for the second 128) and Σ q per 16 values.
-  std::vector<int8_t> q_k4;
-  std::vector<int16_t> qsum16;
+  std::vector<int16_t> qsum16;       // [k / 16]: Σ q over each 16 values
+  std::vector<float> d32, sum32;     // [k / 32]: d and sum16 of each 32 values
+  // q in the order a weight type's codes come out of its bytes, for the fused kernels (empty
+  // for types whose order is the natural one). Pieces of 16 values: per 64, 0 2 1 3 for the
+  // nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS: two blocks' low nibbles, then their
+  // high ones); per 256, 0 1 4 5 2 3 6 7 and the same +8 for Q2_K … Q5_K. A last 32 values
+  // that do not fill a period stay in place.
+  std::vector<int8_t> q_order;
 };
 // The activation block a weight type is multiplied with: 32 for the 32-value types (ggml's
 // Q8_0), 256 for the super-block types (ggml's Q8_K).
 int64_t activation_block(DType t);
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out);
+// Fills x.q_order for weight type t (after quantize_activations).
+void order_activations(DType t, Int8Activations& x);
 
 // Rows of W are dtype_bytes(t, k) bytes apart; k a whole number of t's blocks; X rows at
 // ldx >= k; Y rows at ldy >= n. std::invalid_argument on m outside [0, 8], a type that is

@@ -22,17 +22,17 @@ struct Rows {
 using Out = GemvOutput;
 
 // Rows [r0, r1) of W against the m rows of x, one function per path: the driver picks
-// rows_kquant_avx512 for the K-quants on AVX-512, rows_unpacked_vnni for the other types on
+// rows_kquant_avx512 for the K-quants on AVX-512, rows_legacy_vnni for the other types on
 // AVX-512 VNNI, rows_generic elsewhere.
 using RowsFn = void (*)(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 void rows_generic(const Rows& a, int64_t r0, int64_t r1, const Out& y);
-// Unpacks each row to codes (vectorised for Q8_0, Q4_0, IQ4_NL, IQ4_XS), then vpdpbusd
-// (block_gemv_avx512.cpp); the generic path off x86.
-void rows_unpacked_vnni(const Rows& a, int64_t r0, int64_t r1, const Out& y);
+// The 32-value types and IQ4_XS fused, two blocks per vpdpbusd (block_gemv_legacy_avx512.cpp;
+// AVX-512 VNNI); the generic path off x86.
+void rows_legacy_vnni(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 // The K-quants fused, without unpacking (block_gemv_kquant_avx512.cpp; AVX-512 BW); needs
-// the activations in block 256 with q_k4 and qsum16; the generic path off x86.
+// the activations in block 256 with q_order and qsum16; the generic path off x86.
 void rows_kquant_avx512(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 // Row `row` (k values of `type`) as unsigned codes u[k] with a[k/16], b[k/16]: value i is

@@ -11,7 +11,7 @@
 // low nibbles are values 0-31 and 64-95 and high nibbles 32-63 and 96-127 (likewise for
 // 128-255). Q2_K/Q3_K: each half's 32 bytes, loaded into both halves of a vector and shifted
 // by two planes at once, give the same pairs of 32 values. The activations are stored once
-// per product in that order (Int8Activations::q_k4). Q6_K: the 64 low-nibble bytes of each
+// per product in that order (Int8Activations::q_order). Q6_K: the 64 low-nibble bytes of each
 // half are values 0-63 in their low nibbles and 64-127 in their high ones: natural order.
 // Codes with an offset (Q6_K: q − 32; Q3_K: q − 4) subtract offset·Σ_g scale_g·Σ q_g in the
 // same int32 sum, from the activations' sums per 16.
@@ -26,7 +26,7 @@
 namespace mcw::block_detail {
 namespace {
 
-// The pairs of 32-value pieces each vector of 64 codes holds, in q_k4's order.
+// The pairs of 32-value pieces each vector of 64 codes holds, in q_order's order.
 constexpr int kPieces[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
 
 // For a vector holding pieces (a, b): the 16-bit lanes' group of 16 (groups 2a, 2a+1, 2b,
@@ -150,7 +150,7 @@ MCW_BLOCK512 void rows_m(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
       load_block<T>(w + c * bytes, b);
       for (int i = 0; i < M; ++i) {
         const Int8Activations& x = r.x[i];
-        const int8_t* q = (T == K::Q6 ? x.q.data() : x.q_k4.data()) + c * kSuperBlock;
+        const int8_t* q = (T == K::Q6 ? x.q.data() : x.q_order.data()) + c * kSuperBlock;
         __m512i s = scaled_dot(b.u, q, b.scale);
         const __m256i qsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qsum16.data() + 16 * c));
         const float dx = x.d[size_t(c)];

@@ -40,6 +40,10 @@ block_detail::RowsFn rows_for(DType t) {
 
 bool block_gemv_reads(DType t) { return is_block_type(t); }
 
+bool block_gemv_accelerated(DType t) {
+  return block_gemv_reads(t) && rows_for(t) != block_detail::rows_generic;
+}
+
 int64_t activation_block(DType t) {
   return dtype_info(t).block >= 256 ? 256 : kActivationBlock;
 }

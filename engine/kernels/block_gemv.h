@@ -28,6 +28,10 @@ constexpr int64_t kActivationBlock = 32;  // values per int8 activation scale
 
 // The types this product reads: every block type (dtype.h).
 bool block_gemv_reads(DType t);
+// True when this CPU (at the current SIMD level) runs the product for t on a SIMD path:
+// AVX-512 BW for the K-quants, AVX-512 VNNI for the others. The portable path is the
+// reference the tests hold the SIMD paths to; it is slower than decoding f32 tiles.
+bool block_gemv_accelerated(DType t);
 
 // One row of x as the product uses it; k a multiple of the block.
 struct Int8Activations {

@@ -34,12 +34,13 @@ void set_bf16_activations(bool on);
 bool bf16_activations();
 
 // int8_activations (default on, process-wide): for GGUF block-type weights and m <= 8
-// (decode), quantise each row of X to int8 in blocks of 32 and run integer dot products on
-// the weights' own codes (block_gemv.h), as llama.cpp runs these types: each ggml type is
-// defined together with the activation quantisation its dot product uses. The output
-// moves by at most Σ|w|·dx/2 (dx the activation block's scale) from the exact product.
-// Off: those products decode tiles of W to f32 and multiply on f32 activations, exact up
-// to f32 summation order, as every other weight type and every m > 8 does.
+// (decode), quantise each row of X to int8 (blocks of 32, or 256 for the super-block types)
+// and run integer dot products on the weights' own codes (block_gemv.h), as llama.cpp runs
+// these types: each ggml type is defined together with the activation quantisation its dot
+// product uses. The output moves by at most Σ|w|·dx/2 (dx the activation block's scale)
+// from the exact product. Off, or on a CPU without the SIMD path (block_gemv_accelerated:
+// AVX-512), those products decode tiles of W to f32 and multiply on f32 activations, exact
+// up to f32 summation order, as every other weight type and every m > 8 does.
 void set_int8_activations(bool on);
 bool int8_activations();
 

@@ -14,6 +14,7 @@
 #include "engine/core/blocks.h"
 #include "engine/core/half.h"
 #include "engine/core/kquant_blocks.h"
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/io/gguf.h"
 #include "engine/model/llama_save.h"
@@ -256,7 +257,9 @@ TEST(KquantBlocks, GgufModelWithKquantWeightsRunsAsItsDecode) {
   for (float v : b) scale = std::max(scale, double(std::fabs(v)));
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5 * scale) << i;
   for (size_t i = 0; i < q.size(); ++i) moved = std::max(moved, double(std::fabs(q[i] - b[i])));
-  EXPECT_GT(moved, 0.0);  // the int8 path ran
+  if (block_gemv_accelerated(DType::Q4_K)) {
+    EXPECT_GT(moved, 0.0);  // the int8 path ran
+  }
   EXPECT_LT(moved, 1e-2 * scale);
   std::filesystem::remove(plain);
   std::filesystem::remove(kq);

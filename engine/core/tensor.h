@@ -16,6 +16,23 @@ namespace mcw {
 
 using Shape = std::vector<int64_t>;
 
+// A weight [out, in] stored as GPTQ stores it, for products that read the codes where
+// they lie (kernels/column_packed_gemv.h): codes of `bits` bits packed 32 / bits to an
+// int32 word along the input dimension, LSB first, words [in / (32 / bits), out]; per
+// (group, output) a scale and a zero point (codes packed along the outputs, LSB first);
+// value = round_to(scale dtype, scale · (code − (zero + zero_offset))).
+struct ColumnPackedCodes {
+  int bits = 4;  // 2, 4 or 8
+  int64_t out = 0, in = 0, group_size = 0, groups = 0;
+  const uint32_t* qweight = nullptr;  // [in / (32 / bits), out]
+  const int32_t* g_idx = nullptr;     // [in] each input's group, or null: input / group_size
+  DType scale_dtype = DType::F16;     // F16 or F32; values are rounded to it
+  const void* scales = nullptr;       // [groups, out]
+  const uint32_t* qzeros = nullptr;   // [groups, zero_words]
+  int64_t zero_words = 0;
+  float zero_offset = 0;  // GPTQ v1 stores zero − 1
+};
+
 // The values of a tensor of dtype Packed: a weight whose file layout spreads it over
 // several stored parts (a GPTQ checkpoint's qweight, qzeros, scales and g_idx), decoded
 // on demand so the parts stay views of the mapped file.
@@ -30,6 +47,8 @@ class TensorDecoder {
   virtual int64_t row_granularity() const { return 1; }
   // The scheme in words: "GPTQ int4 g128 asym, act-order".
   virtual std::string describe() const = 0;
+  // The layout, when products may read the codes in place (small m); null otherwise.
+  virtual const ColumnPackedCodes* column_packed() const { return nullptr; }
 };
 
 class Tensor {

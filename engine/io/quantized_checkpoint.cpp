@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -29,7 +30,24 @@ class CheckpointDecoder final : public TensorDecoder {
         qweight_(std::move(qweight)),
         qzeros_(std::move(qzeros)),
         scales_(std::move(scales)),
-        g_idx_(std::move(g_idx)) {}
+        g_idx_(std::move(g_idx)) {
+    const bool f16_or_f32 = scales_.dtype() == DType::F16 || scales_.dtype() == DType::F32;
+    if (cfg_.method == QuantizedCheckpointConfig::Method::Gptq && 32 % cfg_.bits == 0 &&
+        f16_or_f32 && in_ % (32 / cfg_.bits) == 0) {
+      ColumnPackedCodes& c = layout_.emplace();
+      c.bits = cfg_.bits, c.out = out_, c.in = in_, c.group_size = gs_, c.groups = groups_;
+      c.qweight = static_cast<const uint32_t*>(qweight_.data());
+      c.g_idx = g_idx_.empty() ? nullptr : static_cast<const int32_t*>(g_idx_.data());
+      c.scale_dtype = scales_.dtype(), c.scales = scales_.data();
+      c.qzeros = static_cast<const uint32_t*>(qzeros_.data()), c.zero_words = qzeros_.dim(1);
+      c.zero_offset = cfg_.zeros_minus_one ? 1.0f : 0.0f;
+    }
+  }
+
+  // GPTQ at 2, 4 or 8 bits with f16 or f32 scales: small-m products read the codes.
+  const ColumnPackedCodes* column_packed() const override {
+    return layout_ ? &*layout_ : nullptr;
+  }
 
   // Row by row: the row's scales and zero points per group first, then the codes (GPTQ
   // at 2, 4 or 8 bits a whole word at a time), then one batch rounding to the scales'
@@ -156,6 +174,7 @@ class CheckpointDecoder final : public TensorDecoder {
   QuantizedCheckpointConfig cfg_;
   int64_t out_, in_, gs_, groups_;
   Tensor qweight_, qzeros_, scales_, g_idx_;
+  std::optional<ColumnPackedCodes> layout_;
 };
 
 struct Parts {

@@ -13,6 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/kernels/bf16_dot_gemm.h"
 #include "engine/kernels/block_gemv.h"
+#include "engine/kernels/column_packed_gemv.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/half_gemv.h"
 
@@ -71,6 +72,10 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
   if (is_block_type(W.dtype()) && m <= kBlockGemvMaxM && int8_activations() &&
       block_gemv_accelerated(W.dtype()))
     return gemv_wt_blocks(W.dtype(), X, ldx, W.data(), Y, ldy, m, n, k, bias, accumulate);
+  if (const TensorDecoder* d = W.decoder(); d && m <= kColumnPackedMaxM) {
+    const ColumnPackedCodes* codes = d->column_packed();  // GPTQ: codes read in place
+    if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;
+  }
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);
   int64_t tile = row_tile_rows(m, n, k);

@@ -16,6 +16,9 @@
 #include "engine/core/half.h"
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/kernels/column_packed_gemv.h"
+#include "engine/kernels/cpu_features.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/llama_save.h"
 #include "llama_test_util.h"
@@ -215,4 +218,53 @@ TEST(CompressedTensorsCheckpoint, BrokenPartsAreRefusedByName) {
   refused(o, "sparse formats", [&](auto& ts) {
     ts.push_back(Tensor::zeros(DType::U8, {4}, "model.layers.0.mlp.up_proj.bitmask"));
   });
+}
+
+// Small-m products of GPTQ layers read the codes in place (column_packed_gemv.h) and give
+// the product of the decoded weights: every width it reads, act-order, one group per row,
+// f16 rounding of each weight as the decoder does it; bias and accumulation.
+TEST(QuantizedCheckpoint, GptqProductsReadTheCodesInPlace) {
+  struct Case { Layout layout; int bits; int64_t gs; bool act_order; };
+  for (const Case& c : {Case{Layout::GptqV1, 2, 32, false}, Case{Layout::GptqV1, 4, 32, false},
+                        Case{Layout::GptqV2, 8, 16, true}, Case{Layout::GptqV1, 4, -1, false},
+                        Case{Layout::GptqV2, 4, 16, true}}) {
+    SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
+    const Written w = write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, c.act_order);
+    const ModelFile mf = open_model_file(w.dir.string());
+    int checked = 0;
+    for (const Tensor& t : mf.tensors) {
+      if (!t.decoder()) continue;
+      const ColumnPackedCodes* codes = t.decoder()->column_packed();
+      ASSERT_NE(codes, nullptr) << t.name();
+      const int64_t n = t.dim(0), k = t.dim(1);
+      const std::vector<float> wf = t.to_f32();
+      std::mt19937 rng(7);
+      std::normal_distribution<float> nd;
+      for (int64_t m : {1, 3, 8}) {
+        std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
+        std::vector<float> y(static_cast<size_t>(m * n), 0.5f), y2 = y;
+        for (float& v : x) v = nd(rng);
+        for (float& v : bias) v = nd(rng);
+        matmul_wt_stored(x.data(), t, y.data(), m, bias.data(), true);
+        const bool in_place = gemv_column_packed(*codes, x.data(), k, y2.data(), n, m, bias.data(), true);
+        if (cpu_features().level == SimdLevel::Avx512) {
+          EXPECT_TRUE(in_place);
+        }
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t r = 0; r < n; ++r) {
+            double ref = 0.5 + bias[size_t(r)], mag = 1;
+            for (int64_t j = 0; j < k; ++j) {
+              ref += double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)];
+              mag += std::fabs(double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)]);
+            }
+            ASSERT_NEAR(y[size_t(i * n + r)], ref, 2e-6 * mag) << t.name() << " m=" << m;
+            if (in_place) {
+              ASSERT_EQ(y2[size_t(i * n + r)], y[size_t(i * n + r)]);
+            }
+          }
+      }
+      ++checked;
+    }
+    EXPECT_GT(checked, 0);
+  }
 }

@@ -1,0 +1,28 @@
+// Small-m products with a weight in GPTQ's column-packed layout (ColumnPackedCodes,
+// engine/core/tensor.h), read where it lies: Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]), m <= 8.
+//
+// GPTQ packs each output's codes down a column of int32 words, so 16 neighbouring outputs'
+// words for 32 / bits inputs are one 64-byte line. Each task takes 16 outputs at a time:
+// their scales and zero points per group are widened to f32 once, then for every input
+// the 16 codes are shifted out of the line, dequantised as the checkpoint's decoder does
+// (s·(q − z), rounded to the scales' dtype) and multiplied into the 16 outputs of every row
+// of x. The weights are the decoder's values exactly, so the result is the exact f32
+// product up to summation order, at the cost of reading the codes once: no f32 tile.
+// AVX-512 only (false elsewhere: the caller decodes tiles).
+#pragma once
+#include <cstdint>
+
+#include "engine/core/tensor.h"
+
+namespace mcw {
+
+constexpr int64_t kColumnPackedMaxM = 8;
+
+// True (and Y written) when this CPU has the path and the layout is one it reads; false
+// leaves Y untouched. std::invalid_argument on m outside [0, 8] or short leading
+// dimensions.
+bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y,
+                        int64_t ldy, int64_t m, const float* bias = nullptr,
+                        bool accumulate = false);
+
+}  // namespace mcw

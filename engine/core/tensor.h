@@ -33,6 +33,17 @@ struct ColumnPackedCodes {
   float zero_offset = 0;  // GPTQ v1 stores zero − 1
 };
 
+// A weight [out, in] stored as compressed-tensors' pack-quantized: codes of `bits` bits
+// packed 32 / bits to an int32 word along the input dimension, LSB first, each row `words`
+// words; per (output, group) a scale and a zero code (TensorDecoder::row_parameters);
+// value = round_to(scale dtype, scale · (code − zero code)).
+struct RowPackedCodes {
+  int bits = 4;  // 2, 4 or 8
+  int64_t out = 0, in = 0, words = 0, group_size = 0, groups = 0;
+  const uint32_t* q = nullptr;  // [out, words]
+  DType scale_dtype = DType::F16;  // F16 or F32; values are rounded to it
+};
+
 // The values of a tensor of dtype Packed: a weight whose file layout spreads it over
 // several stored parts (a GPTQ checkpoint's qweight, qzeros, scales and g_idx), decoded
 // on demand so the parts stay views of the mapped file.
@@ -49,6 +60,9 @@ class TensorDecoder {
   virtual std::string describe() const = 0;
   // The layout, when products may read the codes in place (small m); null otherwise.
   virtual const ColumnPackedCodes* column_packed() const { return nullptr; }
+  virtual const RowPackedCodes* row_packed() const { return nullptr; }
+  // With row_packed(): row o's scale and zero code of each of its groups.
+  virtual void row_parameters(int64_t /*o*/, float* /*scale*/, int32_t* /*zero_code*/) const {}
 };
 
 class Tensor {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -59,9 +60,37 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 class CtDecoder final : public TensorDecoder {
  public:
-  explicit CtDecoder(Layer l) : l_(std::move(l)) {}
+  explicit CtDecoder(Layer l) : l_(std::move(l)) {
+    // Group or channel scales on packed codes that never straddle a word, f16 or f32
+    // scales, no act-order: whole rows decode word by word, and small-m products read
+    // the codes in place.
+    const bool simple_scales = l_.strategy == Strategy::Group || l_.strategy == Strategy::Channel;
+    if (l_.coding == Coding::PackedInt && 32 % l_.bits == 0 && simple_scales &&
+        l_.g_idx.empty() && l_.zeros != Zeros::RawI8 &&
+        (l_.scale.dtype() == DType::F16 || l_.scale.dtype() == DType::F32)) {
+      RowPackedCodes& c = layout_.emplace();
+      c.bits = l_.bits, c.out = l_.out, c.in = l_.in, c.words = l_.words;
+      c.groups = l_.strategy == Strategy::Group ? l_.groups : 1;
+      c.group_size = l_.strategy == Strategy::Group ? l_.group_size : l_.in;
+      c.q = static_cast<const uint32_t*>(l_.q.data());
+      c.scale_dtype = l_.scale.dtype();
+    }
+  }
+
+  const RowPackedCodes* row_packed() const override { return layout_ ? &*layout_ : nullptr; }
+
+  void row_parameters(int64_t o, float* scale, int32_t* zero_code) const override {
+    const int half = 1 << (l_.bits - 1), per_word = 32 / l_.bits;
+    for (int64_t g = 0; g < layout_->groups; ++g) {
+      const int64_t s_index = l_.strategy == Strategy::Group ? o * l_.groups + g : o;
+      scale[g] = scale_value(l_.scale.dtype(), l_.scale.data(), s_index);
+      zero_code[g] = l_.zeros == Zeros::None ? half : int32_t(zero_code_at(o, g, per_word));
+    }
+  }
 
   void decode(size_t first, size_t count, float* dst) const override {
+    if (layout_ && first % size_t(l_.in) == 0 && count % size_t(l_.in) == 0)
+      return decode_rows(int64_t(first / size_t(l_.in)), int64_t(count / size_t(l_.in)), dst);
     const auto* g_idx = l_.g_idx.empty() ? nullptr : static_cast<const int32_t*>(l_.g_idx.data());
     const int b = l_.bits, half = 1 << (b - 1), per_word = 32 / b;
     for (size_t done = 0; done < count;) {
@@ -126,21 +155,43 @@ class CtDecoder final : public TensorDecoder {
       q = float(int(u) - half);
     }
     float z = 0;
-    if (l_.zeros == Zeros::RawI8) {
+    if (l_.zeros == Zeros::RawI8)
       z = float(static_cast<const int8_t*>(l_.zero.data())[s_index]);
-    } else if (l_.zeros == Zeros::PackedI32) {  // along out: column g, stream over rows
-      const auto* col = static_cast<const uint32_t*>(l_.zero.data()) + g;
-      const int64_t cols = l_.zero.dim(1);
-      const uint32_t u =
-          l_.zero_rows == ceil_div(l_.out * l_.bits, 32)
-              ? stream_code(col, cols, o, l_.bits)
-              : (col[(o / per_word) * cols] >> (o % per_word * l_.bits)) & ((1u << l_.bits) - 1);
-      z = float(int(u) - half);
-    }
+    else if (l_.zeros == Zeros::PackedI32)
+      z = float(int(zero_code_at(o, g, per_word)) - half);
     return round_to_dtype(l_.scale.dtype(), (q - z) * s);
   }
 
+  // Packed zero points lie along out: column g, a stream over the rows (or words of them).
+  uint32_t zero_code_at(int64_t o, int64_t g, int per_word) const {
+    const auto* col = static_cast<const uint32_t*>(l_.zero.data()) + g;
+    const int64_t cols = l_.zero.dim(1);
+    return l_.zero_rows == ceil_div(l_.out * l_.bits, 32)
+               ? stream_code(col, cols, o, l_.bits)
+               : (col[(o / per_word) * cols] >> (o % per_word * l_.bits)) & ((1u << l_.bits) - 1);
+  }
+
+  // Whole rows of the row-packed layout: the row's parameters once, then word by word
+  // (the same (code − zero)·scale, rounded, as value()).
+  void decode_rows(int64_t o0, int64_t rows, float* dst) const {
+    const RowPackedCodes& c = *layout_;
+    const int per = 32 / c.bits;
+    const uint32_t mask = (1u << c.bits) - 1;
+    std::vector<float> scale(size_t(c.groups));
+    std::vector<int32_t> zero(size_t(c.groups));
+    for (int64_t o = o0; o < o0 + rows; ++o, dst += c.in) {
+      row_parameters(o, scale.data(), zero.data());
+      const uint32_t* row = c.q + o * c.words;
+      for (int64_t i = 0; i < c.in; ++i) {
+        const int64_t g = i / c.group_size;
+        const uint32_t u = (row[i / per] >> (i % per * c.bits)) & mask;
+        dst[i] = round_to_dtype(c.scale_dtype, float(int32_t(u) - zero[size_t(g)]) * scale[size_t(g)]);
+      }
+    }
+  }
+
   Layer l_;
+  std::optional<RowPackedCodes> layout_;
 };
 
 struct Parts {

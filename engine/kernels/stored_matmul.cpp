@@ -14,6 +14,7 @@
 #include "engine/kernels/bf16_dot_gemm.h"
 #include "engine/kernels/block_gemv.h"
 #include "engine/kernels/column_packed_gemv.h"
+#include "engine/kernels/row_packed_gemv.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/half_gemv.h"
 
@@ -75,6 +76,8 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
   if (const TensorDecoder* d = W.decoder(); d && m <= kColumnPackedMaxM) {
     const ColumnPackedCodes* codes = d->column_packed();  // GPTQ: codes read in place
     if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;
+    const RowPackedCodes* rows = d->row_packed();  // compressed-tensors
+    if (rows && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate)) return;
   }
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);

@@ -21,7 +21,8 @@ bool stored_matmul_reads(DType t);
 // registers and multiplied against the f32 activations (half_gemv.h), exact up to f32
 // summation order like the tile path. So do GPTQ checkpoint layers (a decoder with a
 // column_packed() layout) on AVX-512: the codes are dequantised in registers
-// (column_packed_gemv.h), to the decoder's values exactly.
+// (column_packed_gemv.h), to the decoder's values exactly; and compressed-tensors
+// pack-quantized layers (row_packed(): row_packed_gemv.h).
 //
 // bf16_activations (default off, process-wide): for BF16 weights and m > 8 (prefill) on a
 // CPU with AVX-512 BF16, round the activations X to bf16 and multiply with vdpbf16ps

@@ -29,6 +29,7 @@ struct CtOptions {
   bool symmetric = true;
   bool act_order = false;
   bool stream = false;  // pack as one bitstream per row (compressed-tensors 0.18)
+  bool f16_scales = false;  // pack-/int-quantized scales in f16 instead of bf16
 };
 
 // e4m3fn byte -> value, from the OCP FP8 definition: bias 7, subnormals, S.1111.111 NaN.
@@ -110,7 +111,8 @@ inline std::vector<Tensor> ct_layer(const std::string& p, const Tensor& w, const
         if (g_idx[size_t(i)] == g)
           lo = std::min(lo, v[r * in + i]), hi = std::max(hi, v[r * in + i]);
       float s = o.symmetric ? std::max(-lo, hi) / float(qmax) : (hi - lo) / float(qmax - qmin);
-      s = bf16_to_f32(f32_to_bf16(std::max(s, 1e-6f)));
+      s = std::max(s, 1e-6f);
+      s = o.f16_scales ? f16_to_f32(f32_to_f16(s)) : bf16_to_f32(f32_to_bf16(s));
       const int z =
           o.symmetric ? 0 : std::clamp(int(std::nearbyint(float(qmin) - lo / s)), qmin, qmax);
       scale[size_t(r * groups + g)] = s, zp[size_t(r * groups + g)] = z;
@@ -118,7 +120,8 @@ inline std::vector<Tensor> ct_layer(const std::string& p, const Tensor& w, const
         if (g_idx[size_t(i)] != g) continue;
         const int qi = std::clamp(int(std::nearbyint(v[r * in + i] / s)) + z, qmin, qmax);
         q[size_t(r * in + i)] = qi;
-        expected[size_t(r * in + i)] = bf16_to_f32(f32_to_bf16(float(qi - z) * s));
+        const float e = float(qi - z) * s;
+        expected[size_t(r * in + i)] = o.f16_scales ? f16_to_f32(f32_to_f16(e)) : bf16_to_f32(f32_to_bf16(e));
       }
     }
   if (o.format == CtFormat::IntQuantized) {
@@ -136,7 +139,14 @@ inline std::vector<Tensor> ct_layer(const std::string& p, const Tensor& w, const
     static_cast<int64_t*>(shape.mutable_data())[1] = in;
     parts.push_back(shape);
   }
-  parts.push_back(bf16_tensor(p + ".weight_scale", {out, groups}, scale));
+  if (o.f16_scales) {
+    Tensor t = Tensor::zeros(DType::F16, {out, groups}, p + ".weight_scale");
+    for (size_t i = 0; i < scale.size(); ++i)
+      static_cast<uint16_t*>(t.mutable_data())[i] = f32_to_f16(scale[i]);
+    parts.push_back(t);
+  } else {
+    parts.push_back(bf16_tensor(p + ".weight_scale", {out, groups}, scale));
+  }
   if (!o.symmetric) {
     if (o.format == CtFormat::IntQuantized) {
       Tensor t = Tensor::zeros(DType::I8, {out, groups}, p + ".weight_zero_point");

@@ -17,6 +17,7 @@
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/kernels/column_packed_gemv.h"
+#include "engine/kernels/row_packed_gemv.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_model.h"
@@ -220,51 +221,76 @@ TEST(CompressedTensorsCheckpoint, BrokenPartsAreRefusedByName) {
   });
 }
 
-// Small-m products of GPTQ layers read the codes in place (column_packed_gemv.h) and give
-// the product of the decoded weights: every width it reads, act-order, one group per row,
-// f16 rounding of each weight as the decoder does it; bias and accumulation.
+// Small-m products of every Packed layer of `w` (matmul_wt_stored) against the f64 sum over
+// its decoded weights, with bias and accumulation; returns how many layers the in-place
+// kernels (column_packed_gemv.h, row_packed_gemv.h) took.
+int expect_small_m_products(const Written& w) {
+  const ModelFile mf = open_model_file(w.dir.string());
+  int in_place = 0;
+  for (const Tensor& t : mf.tensors) {
+    const TensorDecoder* d = t.decoder();
+    if (!d) continue;
+    const int64_t n = t.dim(0), k = t.dim(1);
+    const std::vector<float> wf = t.to_f32();
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd;
+    bool took = false;
+    for (int64_t m : {1, 3, 8}) {
+      std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
+      std::vector<float> y(static_cast<size_t>(m * n), 0.5f), y2 = y;
+      for (float& v : x) v = nd(rng);
+      for (float& v : bias) v = nd(rng);
+      matmul_wt_stored(x.data(), t, y.data(), m, bias.data(), true);
+      if (const ColumnPackedCodes* c = d->column_packed())
+        took = gemv_column_packed(*c, x.data(), k, y2.data(), n, m, bias.data(), true);
+      if (const RowPackedCodes* c = d->row_packed())
+        took = gemv_row_packed(*c, *d, x.data(), k, y2.data(), n, m, bias.data(), true);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < n; ++r) {
+          double ref = 0.5 + bias[size_t(r)], mag = 1;
+          for (int64_t j = 0; j < k; ++j) {
+            ref += double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)];
+            mag += std::fabs(double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)]);
+          }
+          EXPECT_NEAR(y[size_t(i * n + r)], ref, 2e-6 * mag) << t.name() << " m=" << m;
+          if (took) {
+            EXPECT_EQ(y2[size_t(i * n + r)], y[size_t(i * n + r)]) << t.name();
+          }
+        }
+    }
+    in_place += took;
+  }
+  return in_place;
+}
+
+// GPTQ layers read the codes in place at small m: every width the kernel reads, act-order,
+// one group per row, the f16 rounding of each weight as the decoder does it.
 TEST(QuantizedCheckpoint, GptqProductsReadTheCodesInPlace) {
   struct Case { Layout layout; int bits; int64_t gs; bool act_order; };
   for (const Case& c : {Case{Layout::GptqV1, 2, 32, false}, Case{Layout::GptqV1, 4, 32, false},
                         Case{Layout::GptqV2, 8, 16, true}, Case{Layout::GptqV1, 4, -1, false},
                         Case{Layout::GptqV2, 4, 16, true}}) {
     SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
-    const Written w = write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, c.act_order);
-    const ModelFile mf = open_model_file(w.dir.string());
-    int checked = 0;
-    for (const Tensor& t : mf.tensors) {
-      if (!t.decoder()) continue;
-      const ColumnPackedCodes* codes = t.decoder()->column_packed();
-      ASSERT_NE(codes, nullptr) << t.name();
-      const int64_t n = t.dim(0), k = t.dim(1);
-      const std::vector<float> wf = t.to_f32();
-      std::mt19937 rng(7);
-      std::normal_distribution<float> nd;
-      for (int64_t m : {1, 3, 8}) {
-        std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
-        std::vector<float> y(static_cast<size_t>(m * n), 0.5f), y2 = y;
-        for (float& v : x) v = nd(rng);
-        for (float& v : bias) v = nd(rng);
-        matmul_wt_stored(x.data(), t, y.data(), m, bias.data(), true);
-        const bool in_place = gemv_column_packed(*codes, x.data(), k, y2.data(), n, m, bias.data(), true);
-        if (cpu_features().level == SimdLevel::Avx512) {
-          EXPECT_TRUE(in_place);
-        }
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t r = 0; r < n; ++r) {
-            double ref = 0.5 + bias[size_t(r)], mag = 1;
-            for (int64_t j = 0; j < k; ++j) {
-              ref += double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)];
-              mag += std::fabs(double(wf[size_t(r * k + j)]) * x[size_t(i * k + j)]);
-            }
-            ASSERT_NEAR(y[size_t(i * n + r)], ref, 2e-6 * mag) << t.name() << " m=" << m;
-            if (in_place) {
-              ASSERT_EQ(y2[size_t(i * n + r)], y[size_t(i * n + r)]);
-            }
-          }
-      }
-      ++checked;
+    const int n = expect_small_m_products(
+        write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, c.act_order));
+    if (cpu_features().level == SimdLevel::Avx512) {
+      EXPECT_EQ(n, 7 * int(checkpoint_config().n_layers));
     }
-    EXPECT_GT(checked, 0);
+  }
+}
+
+// compressed-tensors pack-quantized layers with f16 scales likewise (row_packed_gemv.h):
+// groups smaller than a line of 16 words, whole lines, one per row; packed zero points.
+TEST(CompressedTensorsCheckpoint, ProductsReadTheCodesInPlace) {
+  struct Case { int bits; int64_t gs; bool symmetric; };
+  for (const Case& c : {Case{4, 16, false}, Case{4, 128, false}, Case{8, 0, false}, Case{8, 32, true},
+                        Case{2, 64, false}}) {
+    SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
+    CtOptions o;
+    o.bits = c.bits, o.group_size = c.gs, o.symmetric = c.symmetric, o.f16_scales = true;
+    const int n = expect_small_m_products(write_ct_checkpoint(test::fresh_temp_dir(), o));
+    if (cpu_features().level == SimdLevel::Avx512 && c.bits != 2) {
+      EXPECT_GT(n, 0);
+    }
   }
 }

@@ -147,6 +147,11 @@ MCW_BLOCK512 void rows_m(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
     for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps(), mins[i] = _mm256_setzero_ps();
     for (int64_t c = 0; c < blocks; ++c) {
       SuperBlock b;
+      // Four super-blocks on (a few lines each; into the next row at the end): the weight
+      // stream's loads otherwise stall the loop (as they did row_packed_gemv's).
+      _mm_prefetch(reinterpret_cast<const char*>(w + (c + 4) * bytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + (c + 4) * bytes + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + (c + 4) * bytes + 128), _MM_HINT_T0);
       load_block<T>(w + c * bytes, b);
       for (int i = 0; i < M; ++i) {
         const Int8Activations& x = r.x[i];

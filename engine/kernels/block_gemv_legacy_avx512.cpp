@@ -154,7 +154,10 @@ MCW_VNNI void rows_m(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
     __m512 acc[M];
     __m128 off[M];
     for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps(), off[i] = _mm_setzero_ps();
+    const int64_t bytes = dtype_info(T).block_bytes;
     for (int64_t p = 0; p < pairs; ++p) {
+      // Some lines on (as in the K-quant kernels): the weight stream's loads stall otherwise.
+      _mm_prefetch(reinterpret_cast<const char*>(w + (2 * p + 16) * bytes), _MM_HINT_T0);
       const __m512i u = load_codes<T>(w, p);
       // s0, s1, off0, off1 of the two blocks.
       const __m128 so = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scale.data() + 2 * p))),
@@ -174,7 +177,6 @@ MCW_VNNI void rows_m(const Rows& r, int64_t r0, int64_t r1, const Out& y) {
     }
     float tail[M] = {};
     if (odd) {  // the last block alone
-      const int64_t bytes = dtype_info(T).block_bytes;
       unpack_row(T, w + (r.k / 32 - 1) * bytes, 32, u_tail, a_tail, b_tail);
       for (int i = 0; i < M; ++i) {
         const Int8Activations& x = r.x[i];

@@ -185,8 +185,10 @@ void ModelPanel::updatePackedView() {
   if (m.packed.isEmpty()) return;
   const QString& layer = context_.selection().layer;
   for (const TensorRow& r : m.tensors)
-    if (r.name == layer && r.packed >= 0 && r.packed < m.packed.size())
+    if (r.name == layer && r.packed >= 0 && r.packed < m.packed.size()) {
+      if (!m.packed[r.packed].parameters_loaded) context_.requestPackedParameters(r.packed);
       return packed_view_->showLayer(layer, &m.packed[r.packed]);
+    }
   packed_view_->showLayer(layer, nullptr);
 }
 
@@ -204,6 +206,8 @@ void ModelPanel::onModelLoaded() {
   updateHeader();
   updatePackedView();
 }
+
+void ModelPanel::onPackedParametersLoaded(int /*index*/) { updatePackedView(); }
 
 void ModelPanel::onTensorStatsUpdated(int row) {
   model_->statsChanged(row);

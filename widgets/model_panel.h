@@ -30,6 +30,7 @@ class ModelPanel : public QWidget, public IProjectViewer {
 
   void onModelLoaded() override;
   void onTensorStatsUpdated(int row) override;
+  void onPackedParametersLoaded(int index) override;
   void onSelectionChanged() override;
 
   QTableView* table() const { return table_; }

@@ -30,6 +30,9 @@ struct PackedLayerRow {
   // Row-major per (row, group): [rows * groups]. Zeros are empty when symmetric or not
   // affine; the codebook holds 2^bits centroids per (row, group).
   QList<float> scales, zeros, codebook;
+  // False while those are still in the file: a large export's (an 8 B model's are ~55 M
+  // values) are read for the layer the panel shows, when it shows it.
+  bool parameters_loaded = true;
 
   bool hasGroupParameters() const {
     return coding == QLatin1String("affine") || coding == QLatin1String("codebook");

@@ -85,7 +85,9 @@ void PackedLayerView::showLayer(const QString& name, const PackedLayerRow* layer
   } else {
     summary_->setText(tr("%1\nnot compressed: stored as in the model").arg(name));
   }
-  table_->setVisible(layer && layer->hasGroupParameters());
+  if (layer && layer->hasGroupParameters() && !layer->parameters_loaded)
+    summary_->setText(summary_->text() + tr("\nreading its scales and zero points from the file…"));
+  table_->setVisible(layer && layer->hasGroupParameters() && layer->parameters_loaded);
 }
 
 }  // namespace mcw::ui

@@ -32,6 +32,8 @@ class IProjectViewer {
   virtual void onTensorHeatmapUpdated() {}
   // The model diff started, progressed, finished, failed, was cancelled or cleared.
   virtual void onModelDiffUpdated() {}
+  // model().packed[index] got its per-group parameters (requestPackedParameters).
+  virtual void onPackedParametersLoaded(int /*index*/) {}
 };
 
 class IProjectContext {
@@ -104,6 +106,9 @@ class IProjectContext {
   virtual int startModelDiff(const QString& other_path) = 0;
   virtual void cancelModelDiff() = 0;
   virtual const ModelDiffResult& modelDiff() const = 0;
+  // Reads model().packed[index]'s per-group parameters from the file in a job when they
+  // were left there (parameters_loaded false); onPackedParametersLoaded says when.
+  virtual void requestPackedParameters(int /*index*/) {}
 };
 
 }  // namespace mcw::ui

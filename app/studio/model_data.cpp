@@ -1,6 +1,7 @@
 #include "app/studio/model_data.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include <QHash>
 
@@ -70,6 +71,9 @@ ui::PackedLayerRow to_packed_row(const CompressedTensor& t) {
   return r;
 }
 
+// 4 M values: 32 MB as the rows' lists, all of a 1 B model at 4 bits g128 (8 B: ~55 M).
+static std::atomic<int64_t> g_eager_parameter_values{int64_t(1) << 22};
+
 // Joins the packed layers to the model's tensors by name; a bad file is reported, not fatal.
 static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
   const std::string packed = find_packed_beside(model_path);
@@ -81,8 +85,15 @@ static void attach_packed(const std::string& model_path, ui::ModelSummary& s) {
     QHash<QString, int> row_of;
     for (int i = 0; i < s.tensors.size(); ++i) row_of.insert(s.tensors[i].name, i);
     s.packed.reserve(qsizetype(layers.size()));
+    int64_t kept = 0;
     for (size_t i = 0; i < layers.size(); ++i) {
       s.packed.push_back(to_packed_row(layers.read(i)));
+      ui::PackedLayerRow& added = s.packed.back();
+      kept += added.scales.size() + added.zeros.size() + added.codebook.size();
+      if (kept > g_eager_parameter_values.load(std::memory_order_relaxed)) {
+        added.scales = {}, added.zeros = {}, added.codebook = {};
+        added.parameters_loaded = false;
+      }
       const ui::PackedLayerRow& p = s.packed.back();
       auto it = row_of.find(p.name);
       if (it == row_of.end()) continue;
@@ -130,6 +141,17 @@ static void attach_checkpoint_layers(const ModelFile& file, ui::ModelSummary& s)
     s.tensors[i].packed = int(s.packed.size() - 1);
   }
   if (!s.packed.isEmpty() && s.packed_path.isEmpty()) s.packed_path = s.path;
+}
+
+void set_eager_parameter_values(int64_t values) {
+  g_eager_parameter_values.store(values, std::memory_order_relaxed);
+}
+
+ui::PackedLayerRow read_packed_row(const std::string& packed_path, const std::string& name) {
+  const PackedSafetensorsReader reader(packed_path);
+  for (size_t i = 0; i < reader.size(); ++i)
+    if (reader.scheme(i).name == name) return to_packed_row(reader.read(i));
+  throw Error(packed_path, "has no layer '" + name + "' any more");
 }
 
 OpenedModel open_model_for_view(const std::string& path) {

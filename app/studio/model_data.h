@@ -24,6 +24,14 @@ OpenedModel open_model_for_view(const std::string& path);
 // What the Model panel shows of one compressed layer: all of it read from `t`.
 ui::PackedLayerRow to_packed_row(const CompressedTensor& t);
 
+// Per-group parameters (scales, zero points, codebooks) are kept for the packed layers of
+// a model until this many values in all; the rest are left in the file
+// (parameters_loaded false) and read per layer by read_packed_row. Process-wide; tests
+// lower it.
+void set_eager_parameter_values(int64_t values);
+// Layer `name` of a packed export, whole. Throws mcw::Error naming the file.
+ui::PackedLayerRow read_packed_row(const std::string& packed_path, const std::string& name);
+
 // Multiply-accumulates per token of a tensor applied as a matrix: rows x cols for a 2-D
 // weight, 0 for vectors and for an embedding table that is only looked up (it counts
 // when it doubles as the output projection, i.e. no separate output tensor exists).

@@ -170,6 +170,7 @@ void ProjectContext::loadModel(const QString& path) {
   model_file_.reset();
   shape_.reset();
   model_ = {};
+  packed_parameters_pending_.clear();
   model_.path = path;
   model_.loading = !path.isEmpty();
   sensitivity_ = {};

@@ -3,6 +3,7 @@
 // as ui::IProjectContext; MainWindow also uses the project-file actions below.
 #pragma once
 #include <QObject>
+#include <QSet>
 #include <QStringList>
 #include <map>
 #include <memory>
@@ -85,6 +86,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int startRunAll() override;
   // The tensor inspector (project_context_inspector.cpp).
   void requestTensorHeatmap(const QString& tensor, int grid_h, int grid_w) override;
+  void requestPackedParameters(int index) override;
   const ui::TensorHeatmapData& tensorHeatmap() const override { return heatmap_; }
   int tensorHeatmapJob() const { return heatmap_job_; }
   RunHistory& runHistory() { return run_history_; }
@@ -177,6 +179,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int last_finished_job_ = 0;
   ui::TensorHeatmapData heatmap_;
   int heatmap_job_ = 0, heatmap_generation_ = 0;
+  QSet<int> packed_parameters_pending_;  // model_.packed indices being read
   ui::ModelDiffResult diff_;
   int diff_generation_ = 0;
   RunHistory run_history_;  // after bridge_: destroyed first, while jobs still can post

@@ -57,7 +57,10 @@ class StudioPackedTest : public QObject {
     for (const CompressedLayer& l : result_.layers) layers.push_back(&l.tensor);
     write_packed_safetensors((std::filesystem::path(dir) / kPackedFileName).string(), layers);
   }
-  void init() { QSettings().clear(); }
+  void init() {
+    QSettings().clear();
+    studio::set_eager_parameter_values(int64_t(1) << 22);
+  }
 
   void columnsShowSchemeBitsAndSparsity() {
     studio::MainWindow w;
@@ -178,6 +181,38 @@ class StudioPackedTest : public QObject {
     s.layer = QStringLiteral("model.norm.weight");
     w.context().setSelection(s);
     QVERIFY(view->summary()->text().contains(QStringLiteral("not compressed")));
+  }
+
+  // A large export's per-group parameters stay in the file until the layer is shown: the
+  // panel says it is reading them, then shows the same values as an eager read.
+  void deferredParametersAreReadWhenTheLayerIsShown() {
+    studio::set_eager_parameter_values(0);
+    studio::MainWindow w;
+    w.context().openModel(model_dir_);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.context().model().packed.isEmpty(), 10000);
+    for (const ui::PackedLayerRow& r : w.context().model().packed) {
+      QVERIFY(!r.parameters_loaded);
+      QVERIFY(r.scales.isEmpty());
+    }
+    ui::PackedLayerView* view = w.modelPanel()->packedView();
+    const CompressedTensor& q = *find("model.layers.1.self_attn.o_proj.weight");
+    ui::Selection s = w.context().selection();
+    s.layer = QString::fromStdString(q.name);
+    w.context().setSelection(s);
+    QVERIFY2(view->summary()->text().contains(QStringLiteral("reading its scales")),
+             qPrintable(view->summary()->text()));
+    QTRY_VERIFY_WITH_TIMEOUT(!view->table()->isHidden(), 10000);
+    QVERIFY(!view->summary()->text().contains(QStringLiteral("reading its scales")));
+    PackedParamsModel* p = view->params();
+    QCOMPARE(p->rowCount(), int(q.rows * q.groups()));
+    const int last = p->rowCount() - 1;
+    QCOMPARE(p->index(last, PackedParamsModel::Scale).data(Qt::UserRole).toDouble(),
+             double(q.scales.back()));
+    QCOMPARE(p->index(last, PackedParamsModel::Zero).data(Qt::UserRole).toDouble(),
+             double(q.zeros.back()));
+    int loaded = 0;  // only the layer shown was read
+    for (const ui::PackedLayerRow& r : w.context().model().packed) loaded += r.parameters_loaded;
+    QCOMPARE(loaded, 1);
   }
 
   // The layer tree groups tensors by name; each group's parameters and bits per weight are

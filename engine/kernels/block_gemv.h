@@ -6,15 +6,19 @@
 // Each row of x is quantised once per product to int8 with one scale max|x| / 127 per block
 // of 32 values for the 32-value types and of 256 for the super-block types (rounded to
 // nearest; ggml's Q8_0 and Q8_K), with the sum of each 16 rounded values.
-// Each weight row is rewritten from its blocks into unsigned 8-bit codes u with an f32
-// scale a and offset b per 16 values, w = a·u + b (every ggml type fits: Q4_K's
-// d·sc·q − dmin·m, Q6_K's d·sc·(q − 32), Q8_0's d·q as d·(q + 128) − 128·d, ...), so
-//   y = Σ_groups a · dx · Σ u·xq  +  b · Σ x,
-// with the inner sums on VNNI's u8 × s8 dot products (vpdpbusd) where the CPU has AVX-512
-// VNNI, in portable C++ elsewhere. The result is the product of the decoded weights with
-// the rounded activations x̂ = dx·q (up to f32 rounding), so it differs from the exact
-// product by Σ_i w_i·(x̂_i − x_i): |Δy| <= Σ_i |w_i| · dx_i / 2. `matmul_wt_stored` uses it for block weights when int8 activations are
-// on (stored_matmul.h); the f32 path (decode to f32, f32 product) stays the exact one.
+// The portable path (the reference the tests hold the others to) rewrites each weight row
+// into unsigned 8-bit codes u with an f32 scale a and offset b per 16 values, w = a·u + b
+// (every ggml type fits: Q4_K's d·sc·q − dmin·m, Q6_K's d·sc·(q − 32), Q8_0's d·q as
+// d·(q + 128) − 128·d, ...), so y = Σ_groups a·dx·Σ u·q + b·Σ x̂. The AVX-512 paths are
+// fused, as ggml's kernels are: the K-quants on vpmaddubsw/vpmaddwd with the sub-block
+// scales in int32 (block_gemv_kquant_avx512.cpp, AVX-512 BW), the 32-value types and
+// IQ4_XS two blocks per vpdpbusd (block_gemv_legacy_avx512.cpp, AVX-512 VNNI), each with
+// the activations stored once per product in the order its codes come out of their bytes.
+// The result is the product of the decoded weights with the rounded activations x̂ = dx·q
+// (up to f32 rounding), so it differs from the exact product by Σ_i w_i·(x̂_i − x_i):
+// |Δy| <= Σ_i |w_i|·dx_i/2. `matmul_wt_stored` uses it for block weights when int8
+// activations are on and a SIMD path exists (stored_matmul.h); the f32 path (decode to
+// f32, f32 product) stays the exact one.
 #pragma once
 #include <cstdint>
 #include <vector>

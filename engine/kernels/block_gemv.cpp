@@ -60,8 +60,16 @@ void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activati
     const float* v = x + c * block;
     int8_t* q = out.q.data() + c * block;
     float amax = 0;
-    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(v[i]));
-    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    bool finite = true;
+    for (int64_t i = 0; i < block; ++i) {
+      amax = std::max(amax, std::fabs(v[i]));
+      finite = finite && std::isfinite(v[i]);
+    }
+    // A non-finite input makes the block's scale NaN, so the outputs are NaN as the f32
+    // product's would be; a block too small for 1 / d to be finite counts as zeros.
+    float d = finite ? amax / 127.0f : std::nanf(""), id = d > 0 ? 1.0f / d : 0.0f;
+    if (!std::isfinite(id)) id = 0;
+    if (finite && id == 0) d = 0;
     out.d[size_t(c)] = d;
     for (int64_t i = 0; i < block; ++i) q[i] = int8_t(std::lround(v[i] * id));
     for (int64_t g = 0; g < block / 16; ++g) {  // of the rounded values: the product is Σ w·x̂

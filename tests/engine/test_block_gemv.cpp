@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -168,4 +169,18 @@ TEST(BlockGemv, RefusesWhatItCannotRead) {
                std::invalid_argument);  // 64 values are not a whole super-block
   EXPECT_THROW(gemv_wt_blocks(DType::Q8_0, x.data(), 32, w.data(), y.data(), 1, 9, 1, 32),
                std::invalid_argument);  // m > 8
+}
+
+// A NaN or infinity in x makes the outputs NaN (as the f32 product's would be), never
+// undefined codes; a block too small to scale counts as zeros.
+TEST(BlockGemv, NonFiniteAndTinyActivations) {
+  const int64_t n = 4, k = 256;
+  const std::vector<uint8_t> raw = random_rows(DType::Q4_K, n, k, 3);
+  std::vector<float> x = gaussian(static_cast<size_t>(k), 1), y(static_cast<size_t>(n));
+  x[5] = std::numeric_limits<float>::infinity();
+  gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
+  for (float v : y) EXPECT_TRUE(std::isnan(v));
+  std::fill(x.begin(), x.end(), 1e-44f);  // max/127 is 0 in f32
+  gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
 }

@@ -31,6 +31,10 @@ struct ColumnPackedCodes {
   const uint32_t* qzeros = nullptr;   // [groups, zero_words]
   int64_t zero_words = 0;
   float zero_offset = 0;  // GPTQ v1 stores zero − 1
+  // AutoAWQ's GEMM layout instead: 4-bit codes packed along the outputs, words [in, out / 8],
+  // output 8j + k of a word at nibble (0, 4, 1, 5, 2, 6, 3, 7)[k]; zero points packed the
+  // same way, [groups, out / 8].
+  bool awq = false;
 };
 
 // A weight [out, in] stored as compressed-tensors' pack-quantized: codes of `bits` bits

@@ -32,8 +32,9 @@ class CheckpointDecoder final : public TensorDecoder {
         scales_(std::move(scales)),
         g_idx_(std::move(g_idx)) {
     const bool f16_or_f32 = scales_.dtype() == DType::F16 || scales_.dtype() == DType::F32;
-    if (cfg_.method == QuantizedCheckpointConfig::Method::Gptq && 32 % cfg_.bits == 0 &&
-        f16_or_f32 && in_ % (32 / cfg_.bits) == 0) {
+    const bool awq = cfg_.method == QuantizedCheckpointConfig::Method::Awq;
+    if (f16_or_f32 && ((!awq && 32 % cfg_.bits == 0 && in_ % (32 / cfg_.bits) == 0) ||
+                       (awq && cfg_.bits == 4 && out_ % 8 == 0))) {
       ColumnPackedCodes& c = layout_.emplace();
       c.bits = cfg_.bits, c.out = out_, c.in = in_, c.group_size = gs_, c.groups = groups_;
       c.qweight = static_cast<const uint32_t*>(qweight_.data());
@@ -41,10 +42,11 @@ class CheckpointDecoder final : public TensorDecoder {
       c.scale_dtype = scales_.dtype(), c.scales = scales_.data();
       c.qzeros = static_cast<const uint32_t*>(qzeros_.data()), c.zero_words = qzeros_.dim(1);
       c.zero_offset = cfg_.zeros_minus_one ? 1.0f : 0.0f;
+      c.awq = awq;
     }
   }
 
-  // GPTQ at 2, 4 or 8 bits with f16 or f32 scales: small-m products read the codes.
+  // GPTQ at 2, 4 or 8 bits and AWQ with f16 or f32 scales: small-m products read the codes.
   const ColumnPackedCodes* column_packed() const override {
     return layout_ ? &*layout_ : nullptr;
   }

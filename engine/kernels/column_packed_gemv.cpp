@@ -138,6 +138,65 @@ MCW_BLOCK512 void outputs(const ColumnPackedCodes& w, const float* X, int64_t ld
     }
 }
 
+// AWQ: lines of 16 words are 128 outputs (the last may be shorter), the nibble p of lane w being output
+// 8w + kAwqOutput[p]. Accumulators per nibble position (the outputs stay in that order
+// until the end); each group's scales are put in the same order once per line.
+constexpr int kAwqOutput[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+template <int M, bool kF16>
+MCW_BLOCK512 void awq_lines(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y,
+                            int64_t ldy, int64_t l0, int64_t l1, const float* bias,
+                            bool accumulate) {
+  const int64_t words = w.out / 8;
+  const __m512i nib = _mm512_set1_epi32(15);
+  for (int64_t l = l0; l < l1; ++l) {
+    const int64_t o0 = 128 * l;
+    const int lanes = int(std::min<int64_t>(16, words - 16 * l));  // a last line may be short
+    const __mmask16 valid = __mmask16((1u << lanes) - 1);
+    __m512 acc[M][8];
+    for (int i = 0; i < M; ++i)
+      for (int p = 0; p < 8; ++p) acc[i][p] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < w.groups; ++g) {
+      alignas(64) float st[8][16] = {};
+      for (int lane = 0; lane < lanes; ++lane)
+        for (int p = 0; p < 8; ++p) {
+          const int64_t at = g * w.out + o0 + 8 * lane + kAwqOutput[p];
+          st[p][lane] = kF16 ? _cvtsh_ss(static_cast<const uint16_t*>(w.scales)[at])
+                             : static_cast<const float*>(w.scales)[at];
+        }
+      const __m512i zl = _mm512_maskz_loadu_epi32(valid, w.qzeros + g * w.zero_words + 16 * l);
+      __m512 s[8], z[8];
+      for (int p = 0; p < 8; ++p) {
+        s[p] = _mm512_load_ps(st[p]);
+        z[p] = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(zl, unsigned(4 * p)), nib)),
+                             _mm512_set1_ps(w.zero_offset));
+      }
+      const int64_t i1 = std::min(w.in, (g + 1) * w.group_size);
+      for (int64_t in = g * w.group_size; in < i1; ++in) {
+        _mm_prefetch(reinterpret_cast<const char*>(w.qweight + (in + 4) * words + 16 * l), _MM_HINT_T0);
+        const __m512i codes = _mm512_maskz_loadu_epi32(valid, w.qweight + in * words + 16 * l);
+        for (int p = 0; p < 8; ++p) {
+          const __m512 q = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(codes, unsigned(4 * p)), nib));
+          __m512 v = _mm512_mul_ps(s[p], _mm512_sub_ps(q, z[p]));
+          if constexpr (kF16) v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+          for (int i = 0; i < M; ++i) acc[i][p] = _mm512_fmadd_ps(v, _mm512_set1_ps(X[i * ldx + in]), acc[i][p]);
+        }
+      }
+    }
+    for (int i = 0; i < M; ++i)
+      for (int p = 0; p < 8; ++p) {
+        alignas(64) float v[16];
+        _mm512_store_ps(v, acc[i][p]);
+        for (int lane = 0; lane < lanes; ++lane) {
+          const int64_t o = o0 + 8 * lane + kAwqOutput[p];
+          float r = v[lane] + (bias ? bias[o] : 0.0f);
+          float& y = Y[i * ldy + o];
+          y = accumulate ? y + r : r;
+        }
+      }
+  }
+}
+
 #endif
 
 }  // namespace
@@ -147,12 +206,25 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   if (m < 0 || m > kColumnPackedMaxM) throw std::invalid_argument("gemv_column_packed: m outside [0, 8]");
   if (ldx < w.in || ldy < w.out) throw std::invalid_argument("gemv_column_packed: leading dimension too small");
 #if defined(__x86_64__)
-  const bool readable = (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % kLanes == 0 &&
-                        w.in % (32 / w.bits) == 0 && w.group_size > 0 &&
-                        (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
+  const bool scales_ok = w.group_size > 0 && (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
+  const bool readable =
+      scales_ok && (w.awq ? w.bits == 4 && w.out % 8 == 0 && w.in % w.group_size == 0 && !w.g_idx
+                          : (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % kLanes == 0 &&
+                                w.in % (32 / w.bits) == 0);
   if (cpu_features().level != SimdLevel::Avx512 || !readable) return false;
   if (m == 0 || w.out == 0) return true;
   const bool f16 = w.scale_dtype == DType::F16;
+  if (w.awq) {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (w.out / 8 + 15) / 16), [&](const tbb::blocked_range<int64_t>& r) {
+      block_detail::with_m(m, [&](auto M) {
+        if (f16)
+          awq_lines<decltype(M)::value, true>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
+        else
+          awq_lines<decltype(M)::value, false>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
+      });
+    });
+    return true;
+  }
   // Tasks of up to 1024 outputs (long runs of each qweight row), at least two per thread.
   const int64_t chunks = w.out / kLanes;
   const int64_t grain = std::clamp<int64_t>(chunks / (2 * tbb::this_task_arena::max_concurrency()), 1, 64);

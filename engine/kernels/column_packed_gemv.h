@@ -8,7 +8,9 @@
 // (s·(q − z), rounded to the scales' dtype) and multiplied into the 16 outputs of every row
 // of x. The weights are the decoder's values exactly, so the result is the exact f32
 // product up to summation order, at the cost of reading the codes once: no f32 tile.
-// AVX-512 only (false elsewhere: the caller decodes tiles).
+// AWQ's layout (codes packed along the outputs, 4-bit) runs the same way over lines of 128
+// outputs, one accumulator per nibble position. AVX-512 only (false elsewhere: the caller
+// decodes tiles).
 #pragma once
 #include <cstdint>
 

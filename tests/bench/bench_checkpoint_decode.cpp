@@ -39,6 +39,26 @@ const mcw::Tensor& gptq_layer() {
   return w;
 }
 
+// The same shape in AutoAWQ's GEMM layout (codes packed along the outputs).
+const mcw::Tensor& awq_layer() {
+  static const mcw::Tensor w = [] {
+    mcw::ModelFile m;
+    m.path = "bench";
+    const int64_t groups = kIn / kGroup;
+    m.tensors.push_back(random_i32("l.qweight", {kIn, kOut / 8}, 4));
+    m.tensors.push_back(random_i32("l.qzeros", {groups, kOut / 8}, 5));
+    mcw::Tensor s = mcw::Tensor::zeros(mcw::DType::F16, {groups, kOut}, "l.scales");
+    for (int64_t i = 0; i < s.numel(); ++i) static_cast<uint16_t*>(s.mutable_data())[i] = 0x1c00;
+    m.tensors.push_back(s);
+    mcw::QuantizedCheckpointConfig cfg;
+    cfg.method = mcw::QuantizedCheckpointConfig::Method::Awq;
+    cfg.zeros_minus_one = false;
+    mcw::present_quantized_layers(m, cfg);
+    return m.tensors.front();
+  }();
+  return w;
+}
+
 const mcw::Tensor& bf16_layer() {
   static const mcw::Tensor w = [] {
     mcw::Tensor t = mcw::Tensor::zeros(mcw::DType::BF16, {kOut, kIn}, "bf16");
@@ -66,8 +86,10 @@ void product(benchmark::State& state, const mcw::Tensor& w) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 void BM_GptqProduct(benchmark::State& state) { product(state, gptq_layer()); }
+void BM_AwqProduct(benchmark::State& state) { product(state, awq_layer()); }
 void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
 BENCHMARK(BM_GptqProduct)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AwqProduct)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Bf16Product)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -263,13 +263,13 @@ int expect_small_m_products(const Written& w) {
   return in_place;
 }
 
-// GPTQ layers read the codes in place at small m: every width the kernel reads, act-order,
-// one group per row, the f16 rounding of each weight as the decoder does it.
+// GPTQ and AWQ layers read the codes in place at small m: every width the kernel reads,
+// act-order, one group per row, the f16 rounding of each weight as the decoder does it.
 TEST(QuantizedCheckpoint, GptqProductsReadTheCodesInPlace) {
   struct Case { Layout layout; int bits; int64_t gs; bool act_order; };
   for (const Case& c : {Case{Layout::GptqV1, 2, 32, false}, Case{Layout::GptqV1, 4, 32, false},
                         Case{Layout::GptqV2, 8, 16, true}, Case{Layout::GptqV1, 4, -1, false},
-                        Case{Layout::GptqV2, 4, 16, true}}) {
+                        Case{Layout::GptqV2, 4, 16, true}, Case{Layout::Awq, 4, 32, false}}) {
     SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
     const int n = expect_small_m_products(
         write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, c.act_order));

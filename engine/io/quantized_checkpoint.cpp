@@ -58,6 +58,8 @@ class CheckpointDecoder final : public TensorDecoder {
     const bool whole_rows = first % size_t(in_) == 0 && count % size_t(in_) == 0;
     if (whole_rows && cfg_.method == QuantizedCheckpointConfig::Method::Gptq && 32 % cfg_.bits == 0)
       return decode_gptq_rows(int64_t(first / size_t(in_)), int64_t(count / size_t(in_)), dst);
+    if (whole_rows && cfg_.method == QuantizedCheckpointConfig::Method::Awq)
+      return decode_awq_rows(int64_t(first / size_t(in_)), int64_t(count / size_t(in_)), dst);
     std::vector<float> s(static_cast<size_t>(groups_)), z(static_cast<size_t>(groups_));
     for (size_t done = 0; done < count;) {
       const int64_t o = int64_t((first + done) / size_t(in_));
@@ -168,6 +170,33 @@ class CheckpointDecoder final : public TensorDecoder {
             const int64_t i = i0 + k, g = gi ? int64_t(gi[i]) : i / gs_;
             out[k] = round_to_dtype(t, sr[g] * (float((words[r] >> (k * bits)) & mask) - zr[g]));
           }
+        }
+      }
+    }
+  }
+
+  // AWQ packs a row's codes along the outputs, one word per 8 rows at every input: whole
+  // rows are decoded up to 64 at a time, input by input, from 8 neighbouring words.
+  void decode_awq_rows(int64_t o0, int64_t rows, float* dst) const {
+    constexpr int64_t kBlock = 64;
+    const auto* qw = static_cast<const uint32_t*>(qweight_.data());
+    const int64_t stride = out_ / 8;
+    const DType t = scales_.dtype();
+    std::vector<float> s(size_t(kBlock * groups_)), z(size_t(kBlock * groups_));
+    std::vector<int> shift(kBlock);
+    for (int64_t b0 = 0; b0 < rows; b0 += kBlock) {
+      const int64_t n = std::min(kBlock, rows - b0);
+      for (int64_t r = 0; r < n; ++r) {
+        row_parameters(o0 + b0 + r, s.data() + r * groups_, z.data() + r * groups_);
+        shift[size_t(r)] = 4 * kAwqNibble[(o0 + b0 + r) % 8];
+      }
+      for (int64_t i = 0; i < in_; ++i) {
+        const uint32_t* words = qw + i * stride;
+        const int64_t g = i / gs_;
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t o = o0 + b0 + r;
+          const float q = float((words[o / 8] >> shift[size_t(r)]) & 15u);
+          dst[(b0 + r) * in_ + i] = round_to_dtype(t, s[size_t(r * groups_ + g)] * (q - z[size_t(r * groups_ + g)]));
         }
       }
     }

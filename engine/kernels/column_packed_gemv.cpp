@@ -214,29 +214,20 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   if (cpu_features().level != SimdLevel::Avx512 || !readable) return false;
   if (m == 0 || w.out == 0) return true;
   const bool f16 = w.scale_dtype == DType::F16;
-  if (w.awq) {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (w.out / 8 + 15) / 16), [&](const tbb::blocked_range<int64_t>& r) {
-      block_detail::with_m(m, [&](auto M) {
-        if (f16)
-          awq_lines<decltype(M)::value, true>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
-        else
-          awq_lines<decltype(M)::value, false>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
-      });
+  // GPTQ: tasks of up to 1024 outputs (long runs of each qweight row), two or more per
+  // thread. AWQ: lines of 128 outputs.
+  const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / kLanes;
+  const int64_t grain =
+      w.awq ? 1 : std::clamp<int64_t>(units / (2 * tbb::this_task_arena::max_concurrency()), 1, 64);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
+    block_detail::with_m(m, [&](auto M) {
+      constexpr int kM = decltype(M)::value;
+      if (w.awq)
+        (f16 ? awq_lines<kM, true> : awq_lines<kM, false>)(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
+      else
+        (f16 ? outputs<kM, true> : outputs<kM, false>)(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
     });
-    return true;
-  }
-  // Tasks of up to 1024 outputs (long runs of each qweight row), at least two per thread.
-  const int64_t chunks = w.out / kLanes;
-  const int64_t grain = std::clamp<int64_t>(chunks / (2 * tbb::this_task_arena::max_concurrency()), 1, 64);
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, grain),
-                    [&](const tbb::blocked_range<int64_t>& r) {
-                      block_detail::with_m(m, [&](auto M) {
-                        if (f16)
-                          outputs<decltype(M)::value, true>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
-                        else
-                          outputs<decltype(M)::value, false>(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);
-                      });
-                    });
+  });
   return true;
 #else
   (void)X, (void)Y, (void)bias, (void)accumulate;

@@ -19,8 +19,10 @@
 #include "engine/kernels/block_gemv.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/stored_matmul.h"
+#include "quant_test_util.h"
 
 using namespace mcw;
+using quant_test::gaussian;
 
 namespace {
 
@@ -52,14 +54,6 @@ std::vector<uint8_t> random_rows(DType t, int64_t n, int64_t k, uint32_t seed) {
       std::memcpy(&raw[off + field], &h, 2);
     }
   return raw;
-}
-
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
 }
 
 struct Restore {

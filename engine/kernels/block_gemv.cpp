@@ -49,8 +49,8 @@ int64_t activation_block(DType t) {
 }
 
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out) {
-  if ((block != 32 && block != 256) || k % block)
-    throw std::invalid_argument("quantize_activations: k must be whole blocks of 32 or 256");
+  if (block <= 0 || block % 32 || k % block)
+    throw std::invalid_argument("quantize_activations: k must be whole blocks of 32·n values");
   out.block = block;
   out.q.resize(size_t(k));
   out.d.resize(size_t(k / block));

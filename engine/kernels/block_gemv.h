@@ -56,6 +56,8 @@ struct Int8Activations {
 // The activation block a weight type is multiplied with: 32 for the 32-value types (ggml's
 // Q8_0), 256 for the super-block types (ggml's Q8_K).
 int64_t activation_block(DType t);
+// block: a multiple of 32 that divides k (MCW's own layouts use their group; block_gemv 32
+// or 256).
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out);
 // Fills x.q_order for weight type t (after quantize_activations).
 void order_activations(DType t, Int8Activations& x);

@@ -271,7 +271,7 @@ MCW_AVX2 void avx2_sparse24(const Sparse24View& w, const XRows& x, int64_t r0, i
 }  // namespace
 
 const PackedGemvIsa& packed_isa_avx2() {
-  static const PackedGemvIsa isa{"avx2", avx2_affine, avx2_f16, avx2_sparse24};
+  static const PackedGemvIsa isa{"avx2", avx2_affine, affine_i8_avx2, avx2_f16, avx2_sparse24};
   return isa;
 }
 

@@ -276,7 +276,10 @@ MCW_AVX512 void avx512_sparse24(const Sparse24View& w, const XRows& x, int64_t r
 }  // namespace
 
 const PackedGemvIsa& packed_isa_avx512() {
-  static const PackedGemvIsa isa{"avx512", avx512_affine, avx512_f16, avx512_sparse24};
+  // No AVX-512 VNNI integer-dot kernel yet: the AVX2 one (not measured against the f32
+  // AVX-512 path on an AVX-512 machine; see docs/PERFORMANCE.md).
+  static const PackedGemvIsa isa{"avx512", avx512_affine, affine_i8_avx2, avx512_f16,
+                                 avx512_sparse24};
   return isa;
 }
 

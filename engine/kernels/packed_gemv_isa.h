@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/gemv_output.h"
 
 namespace mcw::packed_detail {
@@ -93,11 +94,24 @@ struct XRows {
   int64_t m;
 };
 
+// The same rows of x quantised to int8 (in slot order, blocks of `x[i].block` slots that
+// never straddle a group) for the integer-dot Affine product; sum[i·ldsum + g] = Σ of the
+// rounded values of row i over group g (so the offsets multiply the same x̂ as the codes).
+struct XInt8 {
+  const Int8Activations* x;  // [m]
+  const float* sum;
+  int64_t ldsum;
+  int64_t m;
+};
+
 using YOut = GemvOutput;
 
 struct PackedGemvIsa {
   const char* name;
   void (*affine)(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
+  // Σ_g scale_g·Σ_b dx_b·(q·x̂q)_b + offset_g·Σx̂_g: the exact product of the codes with
+  // the rounded activations (up to f32 rounding).
+  void (*affine_i8)(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y);
   void (*f16)(const F16View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
   void (*sparse24)(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);
 };
@@ -105,5 +119,9 @@ struct PackedGemvIsa {
 const PackedGemvIsa& packed_isa_generic();
 const PackedGemvIsa& packed_isa_avx2();    // the generic path off x86
 const PackedGemvIsa& packed_isa_avx512();  // the generic path off x86
+// The AVX2 integer-dot Affine product (packed_gemv_i8_avx2.cpp); the generic one off x86.
+void affine_i8_avx2(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y);
+void affine_i8_generic(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
+                       const YOut& y);
 
 }  // namespace mcw::packed_detail

@@ -102,6 +102,14 @@ uint8_t code_at(const std::vector<uint8_t>& packed, uint64_t i, int bits) {
 
 const char* packed_gemv_path() { return current_isa().name; }
 
+int64_t affine_activation_block(int64_t group_slots) {
+  if (group_slots <= 0 || group_slots % kUnit)
+    throw std::invalid_argument("affine_activation_block: not a whole number of units");
+  int64_t units = std::min<int64_t>(group_slots / kUnit, 8);
+  while ((group_slots / kUnit) % units) --units;
+  return units * kUnit;
+}
+
 PackedWeight PackedWeight::from_f32(const float* w, int64_t rows, int64_t cols, bool as_f16,
                                     std::string name) {
   if (rows < 0 || cols < 0) throw std::invalid_argument("PackedWeight::from_f32: negative size");
@@ -409,7 +417,21 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
     }
     xs = xp.data(), ldxs = width;
   }
-  if (affine) {
+  // Affine with int8 activations: x̂ per activation block, and the group sums of x̂.
+  const bool int8 = affine && int8_activations();
+  Int8Activations xq[kSmallM];
+  if (int8) {
+    const int64_t block = affine_activation_block(group_slots_), per_group = group_slots_ / 16;
+    sums.assign(size_t(m * groups_), 0.0f);
+    for (int64_t i = 0; i < m; ++i) {
+      quantize_activations(xs + i * ldxs, width, block, xq[i]);
+      for (int64_t g = 0; g < groups_; ++g) {
+        float s = 0;
+        for (int64_t j = 0; j < per_group; ++j) s += xq[i].sum16[size_t(g * per_group + j)];
+        sums[size_t(i * groups_ + g)] = s;
+      }
+    }
+  } else if (affine) {
     sums.assign(size_t(m * groups_), 0.0f);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t g = 0; g < groups_; ++g) {
@@ -419,6 +441,7 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
       }
   }
   const XRows x{xs, ldxs, sums.data(), groups_, m};
+  const XInt8 xi{xq, sums.data(), groups_, m};
   const YOut y{Y, ldy, bias, accumulate};
   const PackedGemvIsa& isa = current_isa();
   const AffineView av{bits_,
@@ -433,7 +456,10 @@ void PackedWeight::small_m(const float* X, int64_t ldx, float* Y, int64_t ldy, i
   auto rows = [&](int64_t r0, int64_t r1) {
     switch (kind_) {
       case PackedKind::Affine:
-        isa.affine(av, x, r0, r1, y);
+        if (int8)
+          isa.affine_i8(av, xi, r0, r1, y);
+        else
+          isa.affine(av, x, r0, r1, y);
         break;
       case PackedKind::F16:
         isa.f16(fv, x, r0, r1, y);

@@ -21,7 +21,8 @@
 // W·diag(s) and every product first divides X's columns by s into a scratch copy
 // (m × cols divisions: what a deployment that cannot fold s into the op before pays).
 // Small m (decode, short prefill: m <= 8) streams the packed rows once with the SIMD path
-// of cpu_features().level. Larger m dequantises a tile of rows into a per-task scratch
+// of cpu_features().level (Affine: on int8 activations by default, see
+// affine_activation_block). Larger m dequantises a tile of rows into a per-task scratch
 // buffer and runs the f32 GEMM on it; the whole matrix is never materialised.
 // Work is split over output rows with oneTBB.
 #pragma once
@@ -116,5 +117,15 @@ class PackedWeight {
 
 // The SIMD path the small-m kernels take now ("avx512", "avx2", "generic").
 const char* packed_gemv_path();
+
+// Affine products at small m run on int8 activations when int8_activations() is on (the
+// default; stored_matmul.h), as llama.cpp runs its quantised types: x (in slot order) is
+// quantised once per product, one scale max|x̂|/127 per block of this many slots — a
+// whole group when it has at most 256 slots (a group of 128: one scale per 128 values, as
+// fine as ggml's Q8_K's 256), else the largest whole number of 32-slot units up to 8 that
+// divides it — and the codes meet x̂ in integer dot products. The result is the exact
+// product with x̂ up to f32 rounding: |Δy| <= Σ|w|·dx/2 against the f32 path, which stays
+// the exact one (int8_activations off). Outliers are added on the f32 x.
+int64_t affine_activation_block(int64_t group_slots);
 
 }  // namespace mcw

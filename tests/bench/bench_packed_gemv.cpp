@@ -23,6 +23,7 @@
 #include "engine/compress/compressed_tensor.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
+#include "engine/kernels/stored_matmul.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -174,6 +175,8 @@ void BM_Gemv(benchmark::State& state) {
   const int kind = int(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2);
   mcw::set_simd_level(mcw::SimdLevel(state.range(3)));
+  const bool int8 = state.range(4) != 0;
+  mcw::set_int8_activations(int8);
   const double bw = read_bandwidth();
   const PackedWeight w = make_weight(kind, rows, cols, 1);
   std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
@@ -185,21 +188,34 @@ void BM_Gemv(benchmark::State& state) {
   }
   const double bytes = double(w.weight_bytes());
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
-  state.SetLabel(std::string(kind_name(kind)) + " " + mcw::packed_gemv_path() + " " +
-                 std::to_string(rows) + "x" + std::to_string(cols));
+  const bool affine = kind >= kQ8 && kind <= kQ2;
+  state.SetLabel(std::string(kind_name(kind)) + " " + mcw::packed_gemv_path() +
+                 (affine ? int8 ? " int8 x " : " f32 x " : " ") + std::to_string(rows) + "x" +
+                 std::to_string(cols));
   state.counters["MB"] = bytes / 1e6;
   state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["of_bw"] =
       benchmark::Counter(bytes / bw, benchmark::Counter::kIsIterationInvariantRate);
   mcw::set_simd_level(mcw::SimdLevel::Avx512);
+  mcw::set_int8_activations(true);
 }
 
+// Args: kind, rows (out), cols (in), SIMD level, int8 activations. The group-wise kinds run
+// on int8 activations (the default) and on f32 ones (the exact path); 4096×14336 and
+// 14336×4096 are the shapes ggml's test-backend-ops and the speed issue's targets use.
 void gemv_args(benchmark::internal::Benchmark* b) {
-  for (auto [r, c] : {std::pair<int64_t, int64_t>{4096, 4096}, {4096, 11008}})
-    for (int k = kF32; k <= kSparse24; ++k) b->Args({k, r, c, int64_t(mcw::SimdLevel::Avx512)});
+  const int64_t top = int64_t(mcw::SimdLevel::Avx512);
+  for (auto [r, c] : {std::pair<int64_t, int64_t>{4096, 4096}, {4096, 11008}, {4096, 14336},
+                      {14336, 4096}})
+    for (int k = kF32; k <= kSparse24; ++k) {
+      b->Args({k, r, c, top, 1});
+      if (k >= kQ8 && k <= kQ2) b->Args({k, r, c, top, 0});
+    }
   // q4 on the narrower paths, for comparison.
-  b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Avx2)});
-  b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Generic)});
+  for (int64_t int8 : {1, 0}) {
+    b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Avx2), int8});
+    b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Generic), int8});
+  }
 }
 BENCHMARK(BM_Gemv)->Apply(gemv_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 

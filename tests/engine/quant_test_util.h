@@ -112,4 +112,24 @@ inline std::vector<uint8_t> codes_of(const mcw::CompressedTensor& t) {
   return q;
 }
 
+// Random affine tensor: codes, scales and (integer or not) zeros drawn independently.
+inline mcw::CompressedTensor random_affine(int64_t rows, int64_t cols, int bits, int64_t group, bool sym,
+                               std::mt19937& rng) {
+  mcw::CompressedTensor t;
+  t.name = "w";
+  t.rows = rows, t.cols = cols, t.coding = mcw::WeightCoding::Affine;
+  t.bits = bits, t.group_size = group, t.symmetric = sym;
+  std::vector<uint8_t> q(size_t(rows * cols));
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+  for (uint8_t& c : q) c = uint8_t(code(rng));
+  t.codes = mcw::pack_codes(q.data(), q.size(), bits);
+  const int64_t g = t.groups();
+  std::uniform_real_distribution<float> s(0.01f, 0.1f), z(0.0f, float((1 << bits) - 1));
+  for (int64_t k = 0; k < rows * g; ++k) {
+    t.scales.push_back(s(rng));
+    if (!sym) t.zeros.push_back(k % 2 ? std::round(z(rng)) : z(rng));
+  }
+  return t;
+}
+
 }  // namespace quant_test

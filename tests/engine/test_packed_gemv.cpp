@@ -13,8 +13,11 @@
 #include "engine/core/half.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
+#include "engine/kernels/stored_matmul.h"
+#include "quant_test_util.h"
 
 using namespace mcw;
+using quant_test::random_affine;
 
 namespace {
 
@@ -33,26 +36,6 @@ std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::vector<float> v(n);
   for (float& x : v) x = d(rng);
   return v;
-}
-
-// Random affine tensor: codes, scales and (integer or not) zeros drawn independently.
-CompressedTensor random_affine(int64_t rows, int64_t cols, int bits, int64_t group, bool sym,
-                               std::mt19937& rng) {
-  CompressedTensor t;
-  t.name = "w";
-  t.rows = rows, t.cols = cols, t.coding = WeightCoding::Affine;
-  t.bits = bits, t.group_size = group, t.symmetric = sym;
-  std::vector<uint8_t> q(size_t(rows * cols));
-  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
-  for (uint8_t& c : q) c = uint8_t(code(rng));
-  t.codes = pack_codes(q.data(), q.size(), bits);
-  const int64_t g = t.groups();
-  std::uniform_real_distribution<float> s(0.01f, 0.1f), z(0.0f, float((1 << bits) - 1));
-  for (int64_t k = 0; k < rows * g; ++k) {
-    t.scales.push_back(s(rng));
-    if (!sym) t.zeros.push_back(k % 2 ? std::round(z(rng)) : z(rng));
-  }
-  return t;
 }
 
 // y = X·Wᵀ (+ bias) in double, W from dequantize() (optionally rounded to f16).
@@ -77,8 +60,15 @@ std::vector<double> reference(const Tensor& w, const std::vector<float>& X, int6
 }
 
 // Every SIMD path and m (small and tiled), with and without bias and accumulation.
+// The exact (f32-activation) path: the int8 one has its own test (test_packed_gemv_int8.cpp).
+struct ExactActivations {
+  ExactActivations() { set_int8_activations(false); }
+  ~ExactActivations() { set_int8_activations(true); }
+};
+
 void check_product(const CompressedTensor& t, PackedKind want, bool round_f16, const char* label,
                    double rel = 2e-5) {
+  const ExactActivations exact;
   const PackedWeight p = PackedWeight::from_compressed(t);
   ASSERT_EQ(p.kind(), want) << label << ": " << p.describe();
   const Tensor w = t.dequantize();

@@ -33,6 +33,7 @@ block_detail::RowsFn rows_for(DType t) {
     if (is_kquant(t)) return block_detail::rows_kquant_avx512;
     if (f.avx512vnni) return block_detail::rows_legacy_vnni;
   }
+  if (f.level >= SimdLevel::Avx2) return block_detail::rows_avx2;
   return block_detail::rows_generic;
 }
 
@@ -129,13 +130,16 @@ void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* 
     throw std::invalid_argument("gemv_wt_blocks: rows are not whole blocks");
   if (ldx < k || ldy < n) throw std::invalid_argument("gemv_wt_blocks: leading dimension too small");
   if (m == 0 || n == 0) return;
+  const block_detail::RowsFn rows = rows_for(t);
+  // Only the AVX-512 paths read the codes in their bytes' order (q_order).
+  const bool ordered =
+      rows == block_detail::rows_kquant_avx512 || rows == block_detail::rows_legacy_vnni;
   Int8Activations x[kBlockGemvMaxM];
   const int64_t block = activation_block(t);
   for (int64_t i = 0; i < m; ++i) {
     quantize_activations(X + i * ldx, k, block, x[i]);
-    order_activations(t, x[i]);
+    if (ordered) order_activations(t, x[i]);
   }
-  const block_detail::RowsFn rows = rows_for(t);
   const block_detail::Rows a{t, static_cast<const uint8_t*>(W), int64_t(*row_bytes), k, x, m};
   const block_detail::Out y{Y, ldy, bias, accumulate};
   if (double(m) * double(n) * double(k) < double(kSerialFlops)) return rows(a, 0, n, y);

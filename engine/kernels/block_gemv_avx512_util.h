@@ -2,7 +2,6 @@
 // For SIMD kernel files only: it includes simd.h.
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "engine/kernels/simd.h"
 
@@ -51,21 +50,6 @@ MCW_BLOCK512_INLINE float sum256(__m256 v) {
   __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   x = _mm_add_ps(x, _mm_movehl_ps(x, x));
   return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-}
-
-// f(std::integral_constant<int, M>) for M = m in 1..8: kernels keep M rows of x in registers.
-template <class F>
-void with_m(int64_t m, F&& f) {
-  switch (m) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    default: return f(std::integral_constant<int, 8>{});
-  }
 }
 
 }  // namespace mcw::block_detail

@@ -23,13 +23,17 @@ using Out = GemvOutput;
 
 // Rows [r0, r1) of W against the m rows of x, one function per path: the driver picks
 // rows_kquant_avx512 for the K-quants on AVX-512, rows_legacy_vnni for the other types on
-// AVX-512 VNNI, rows_generic elsewhere.
+// AVX-512 VNNI, rows_avx2 for the rest on AVX2, rows_generic elsewhere.
 using RowsFn = void (*)(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 void rows_generic(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 // The 32-value types and IQ4_XS fused, two blocks per vpdpbusd (block_gemv_legacy_avx512.cpp;
 // AVX-512 VNNI); the generic path off x86.
 void rows_legacy_vnni(const Rows& a, int64_t r0, int64_t r1, const Out& y);
+
+// Every type fused, 32 codes per vpmaddubsw in their natural order (block_gemv_avx2.cpp;
+// AVX2): the activations as quantised, no q_order; the generic path off x86.
+void rows_avx2(const Rows& a, int64_t r0, int64_t r1, const Out& y);
 
 // The K-quants fused, without unpacking (block_gemv_kquant_avx512.cpp; AVX-512 BW); needs
 // the activations in block 256 with q_order and qsum16; the generic path off x86.

@@ -15,13 +15,12 @@
 // half are values 0-63 in their low nibbles and 64-127 in their high ones: natural order.
 // Codes with an offset (Q6_K: q − 32; Q3_K: q − 4) subtract offset·Σ_g scale_g·Σ q_g in the
 // same int32 sum, from the activations' sums per 16.
-#include <cstring>
-
 #include "engine/core/kquant_blocks.h"
 #include "engine/kernels/block_gemv_isa.h"
 
 #if defined(__x86_64__)
 #include "engine/kernels/block_gemv_avx512_util.h"
+#include "engine/kernels/block_gemv_kquant_scales.h"
 
 namespace mcw::block_detail {
 namespace {
@@ -34,30 +33,6 @@ constexpr int kPieces[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
 MCW_BLOCK512_INLINE __m512i groups16_of(int v) {
   const int a = kPieces[v][0], b = kPieces[v][1];
   return quarters(2 * a, 2 * a + 1, 2 * b, 2 * b + 1);
-}
-
-// Scales (bytes 0-7) and mins (bytes 8-15) of Q4_K's eight sub-blocks from their 12 packed
-// bytes (kquant_scale_min's layout).
-MCW_BLOCK512_INLINE __m128i k4_scales_mins(const uint8_t* packed) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-  const uint32_t sc_lo = w[0] & low6, sc_hi = (w[2] & low4) | (((w[0] >> 6) & top2) << 4);
-  const uint32_t mn_lo = w[1] & low6, mn_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4);
-  return _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
-}
-
-// Q3_K's sixteen 6-bit scales minus 32 from their 12 packed bytes: low nibbles in bytes
-// 0-7 (groups 0-7 low, 8-15 high), top two bits of group j in byte 8 + j % 4 at 2·(j / 4).
-MCW_BLOCK512_INLINE __m128i k3_scales(const uint8_t* packed) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  const uint32_t low4 = 0x0f0f0f0f, top2 = 0x03030303;
-  const __m128i s = _mm_set_epi32(int(((w[1] >> 4) & low4) | (((w[2] >> 6) & top2) << 4)),
-                                  int(((w[0] >> 4) & low4) | (((w[2] >> 4) & top2) << 4)),
-                                  int((w[1] & low4) | (((w[2] >> 2) & top2) << 4)),
-                                  int((w[0] & low4) | ((w[2] & top2) << 4)));
-  return _mm_sub_epi8(s, _mm_set1_epi8(32));
 }
 
 enum class K { Q2, Q3, Q4, Q5, Q6 };

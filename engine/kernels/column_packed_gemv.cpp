@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/kernels/cpu_features.h"
+#include "engine/kernels/gemv_output.h"
 
 #if defined(__x86_64__)
 #include "engine/kernels/block_gemv_avx512_util.h"
@@ -220,7 +221,7 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   const int64_t grain =
       w.awq ? 1 : std::clamp<int64_t>(units / (2 * tbb::this_task_arena::max_concurrency()), 1, 64);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
-    block_detail::with_m(m, [&](auto M) {
+    with_m(m, [&](auto M) {
       constexpr int kM = decltype(M)::value;
       if (w.awq)
         (f16 ? awq_lines<kM, true> : awq_lines<kM, false>)(w, X, ldx, Y, ldy, r.begin(), r.end(), bias, accumulate);

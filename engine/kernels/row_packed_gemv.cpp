@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/kernels/cpu_features.h"
+#include "engine/kernels/gemv_output.h"
 
 #if defined(__x86_64__)
 #include "engine/kernels/block_gemv_avx512_util.h"
@@ -102,7 +103,7 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
   for (int64_t i = 0; i < m; ++i) line_order(X + i * ldx, w.in, per, xs.data() + i * w.in);
   const bool f16 = w.scale_dtype == DType::F16;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4), [&](const tbb::blocked_range<int64_t>& r) {
-    block_detail::with_m(m, [&](auto M) {
+    with_m(m, [&](auto M) {
       if (f16)
         rows<decltype(M)::value, true>(w, params, xs.data(), Y, ldy, r.begin(), r.end(), bias, accumulate);
       else

@@ -89,7 +89,7 @@ TEST(BlockGemv, QuantizedActivationsRoundToNearestInBlocksOf32) {
 
 TEST(BlockGemv, EveryTypeMatchesItsDecodeAtEveryLevel) {
   Restore restore;
-  for (SimdLevel level : {SimdLevel::Generic, SimdLevel::Avx512}) {
+  for (SimdLevel level : {SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512}) {
     set_simd_level(level);
     for (DType t : kTypes) {
       const int64_t block = dtype_info(t).block;
@@ -139,7 +139,7 @@ TEST(BlockGemv, StoredMatmulChoosesThePathBySwitchAndM) {
   gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), direct.data(), n, 1, n, k);
   ASSERT_TRUE(int8_activations());
   matmul_wt_stored(x.data(), w, on.data(), 1);
-  if (!block_gemv_accelerated(DType::Q4_K)) GTEST_SKIP() << "no AVX-512: the f32 path runs";
+  if (!block_gemv_accelerated(DType::Q4_K)) GTEST_SKIP() << "no AVX2: the f32 path runs";
   set_int8_activations(false);
   matmul_wt_stored(x.data(), w, off.data(), 1);
   set_int8_activations(true);

@@ -9,8 +9,8 @@
 // of x. The weights are the decoder's values exactly, so the result is the exact f32
 // product up to summation order, at the cost of reading the codes once: no f32 tile.
 // AWQ's layout (codes packed along the outputs, 4-bit) runs the same way over lines of 128
-// outputs, one accumulator per nibble position. AVX-512 only (false elsewhere: the caller
-// decodes tiles).
+// outputs, one accumulator per nibble position. AVX-512 (16 outputs per vector) and AVX2
+// (8); false elsewhere (the caller decodes tiles).
 #pragma once
 #include <cstdint>
 

@@ -1,14 +1,15 @@
 // Small-m products with a weight in compressed-tensors' row-packed layout (RowPackedCodes,
 // engine/core/tensor.h), read where it lies: Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]), m <= 8.
 //
-// Each output row's codes are contiguous: 16 words (one 64-byte line) hold 16·(32 / bits)
-// inputs, code k of word l being input (32 / bits)·l + k. The activations are rearranged
-// once per product in that order, so the k-th codes of 16 words meet 16 activations in
-// one FMA. Each code is dequantised in registers to the decoder's value ((code − zero)·
+// Each output row's codes are contiguous: a line of 16 words (64 bytes; 8 words on AVX2)
+// holds 16·(32 / bits) inputs, code k of word l being input (32 / bits)·l + k. The
+// activations are rearranged once per product in that order, so the k-th codes of a
+// line's words meet as many activations in one FMA. Each code is dequantised in registers to the decoder's value ((code − zero)·
 // scale, rounded to the scales' dtype) with the row's parameters from
-// TensorDecoder::row_parameters: the exact f32 product up to summation order. AVX-512 only,
-// rows a whole number of lines, groups whole lines or whole words dividing a line (then
-// each line's scales are gathered per lane); false otherwise (the caller decodes tiles).
+// TensorDecoder::row_parameters: the exact f32 product up to summation order. AVX-512 and
+// AVX2, rows a whole number of lines, groups whole lines or whole words dividing a line
+// (then each line's scales are gathered per lane); false otherwise (the caller decodes
+// tiles).
 #pragma once
 #include <cstdint>
 

@@ -1,0 +1,24 @@
+// Internal: the SIMD paths of the GPTQ/AWQ small-m product (column_packed_gemv_*.cpp) that
+// the driver in column_packed_gemv.cpp chooses from. The driver owns validation and
+// threading; a path computes the outputs of units [u0, u1) against all m (<= 8) rows of x,
+// a unit being `lanes` outputs for GPTQ and a line of `lanes` words (8·lanes outputs, the
+// last one possibly shorter) for AWQ.
+#pragma once
+#include <cstdint>
+
+#include "engine/core/tensor.h"
+
+namespace mcw::column_detail {
+
+using UnitsFn = void (*)(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y,
+                         int64_t ldy, int64_t m, int64_t u0, int64_t u1, const float* bias,
+                         bool accumulate);
+
+// 16 lanes (column_packed_gemv_avx512.cpp; AVX-512 F/BW/VL).
+void units_avx512(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y, int64_t ldy,
+                  int64_t m, int64_t u0, int64_t u1, const float* bias, bool accumulate);
+// 8 lanes (column_packed_gemv_avx2.cpp; AVX2, FMA, F16C).
+void units_avx2(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y, int64_t ldy,
+                int64_t m, int64_t u0, int64_t u1, const float* bias, bool accumulate);
+
+}  // namespace mcw::column_detail

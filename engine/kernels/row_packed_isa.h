@@ -1,0 +1,24 @@
+// Internal: the SIMD paths of the compressed-tensors small-m product (row_packed_gemv_*.cpp)
+// that the driver in row_packed_gemv.cpp chooses from. The driver owns validation, the
+// activations' line order (xs: m rows of w.in, per line of `lanes` words) and threading; a
+// path computes output rows [r0, r1) against all m (<= 8) rows.
+#pragma once
+#include <cstdint>
+
+#include "engine/core/tensor.h"
+
+namespace mcw::row_detail {
+
+using RowsFn = void (*)(const RowPackedCodes& w, const TensorDecoder& params, const float* xs,
+                        float* Y, int64_t ldy, int64_t m, int64_t r0, int64_t r1, const float* bias,
+                        bool accumulate);
+
+// Lines of 16 words (row_packed_gemv_avx512.cpp; AVX-512 F/BW/VL).
+void rows_avx512(const RowPackedCodes& w, const TensorDecoder& params, const float* xs, float* Y,
+                 int64_t ldy, int64_t m, int64_t r0, int64_t r1, const float* bias,
+                 bool accumulate);
+// Lines of 8 words (row_packed_gemv_avx2.cpp; AVX2, FMA, F16C).
+void rows_avx2(const RowPackedCodes& w, const TensorDecoder& params, const float* xs, float* Y,
+               int64_t ldy, int64_t m, int64_t r0, int64_t r1, const float* bias, bool accumulate);
+
+}  // namespace mcw::row_detail

@@ -3,7 +3,8 @@
 // quantises: Q8_0, Q4_0, Q4_1), the eval text decoded token by token (m = 1, the path
 // int8 activations take) in windows with a fresh KV cache, once on exact f32 activations
 // and once on int8 ones; prints the perplexity of each and the mean KL(exact || int8) per
-// token, with the f32 model's perplexity beside them.
+// token, with the f32 model's perplexity beside them. Then the same for MCW's own group-wise
+// layouts (RTN g128 at 8, 4, 3 and 2 bits, run packed).
 //   int8_activation_kl MODEL_DIR TEXT [TOKENS] [WINDOW]
 #include <cmath>
 #include <cstdio>
@@ -12,12 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/compress/compress_llama.h"
 #include "engine/core/blocks.h"
+#include "engine/eval/packed_llama.h"
 #include "engine/io/model_file.h"
 #include "engine/kernels/block_gemv.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/tokenizer_loader.h"
+#include "engine/recipe/recipe.h"
 
 using namespace mcw;
 
@@ -34,16 +38,27 @@ std::vector<double> log_probs(const float* z, int64_t n) {
   return out;
 }
 
-// Logits of every position, each window decoded one token at a time.
-std::vector<float> decode_logits(const LlamaModel& m, const std::vector<int32_t>& toks, int64_t window) {
-  const int64_t V = m.cfg.vocab_size;
+// Logits of every position, each window decoded one token at a time by `step` (llama_forward's
+// contract: one token, the cache, the last position's logits).
+template <class Step>
+std::vector<float> decode_logits(const LlamaConfig& cfg, Step step, const std::vector<int32_t>& toks,
+                                 int64_t window) {
+  const int64_t V = cfg.vocab_size;
   std::vector<float> out(toks.size() * size_t(V));
   for (size_t w0 = 0; w0 < toks.size(); w0 += size_t(window)) {
-    KVCache cache(m.cfg, window);
+    KVCache cache(cfg, window);
     for (size_t t = w0; t < std::min(toks.size(), w0 + size_t(window)); ++t)
-      llama_forward(m, std::span<const int32_t>(&toks[t], 1), cache, nullptr, out.data() + t * size_t(V));
+      step(std::span<const int32_t>(&toks[t], 1), cache, out.data() + t * size_t(V));
   }
   return out;
+}
+std::vector<float> decode_logits(const LlamaModel& m, const std::vector<int32_t>& toks, int64_t window) {
+  return decode_logits(m.cfg, [&](auto tok, KVCache& c, float* z) { llama_forward(m, tok, c, nullptr, z); },
+                       toks, window);
+}
+std::vector<float> decode_logits(const PackedLlama& m, const std::vector<int32_t>& toks, int64_t window) {
+  return decode_logits(m.model().cfg, [&](auto tok, KVCache& c, float* z) { m.forward(tok, c, nullptr, z); },
+                       toks, window);
 }
 
 double perplexity(const std::vector<float>& logits, const std::vector<int32_t>& toks, int64_t V,
@@ -67,6 +82,18 @@ double mean_kl(const std::vector<float>& p_logits, const std::vector<float>& q_l
     for (int64_t i = 0; i < V; ++i) kl += std::exp(p[size_t(i)]) * (p[size_t(i)] - q[size_t(i)]);
   }
   return kl / double(positions);
+}
+
+// One table row: the same weights decoded on exact and on int8 activations.
+template <class Model>
+void row(const char* name, const Model& m, const std::vector<float>& f32,
+         const std::vector<int32_t>& toks, int64_t V, int64_t window) {
+  set_int8_activations(false);
+  const std::vector<float> exact = decode_logits(m, toks, window);
+  set_int8_activations(true);
+  const std::vector<float> int8 = decode_logits(m, toks, window);
+  std::printf("| %s | %.4f | %.4f | %.3g | %.3g |\n", name, perplexity(exact, toks, V, window),
+              perplexity(int8, toks, V, window), mean_kl(exact, int8, V), mean_kl(f32, int8, V));
 }
 
 }  // namespace
@@ -107,13 +134,16 @@ int main(int argc, char** argv) {
       std::printf("| %s | no int8 SIMD path on this CPU | | | |\n", std::string(dtype_name(t)).c_str());
       continue;
     }
-    set_int8_activations(false);
-    const std::vector<float> exact = decode_logits(m, toks, window);
-    set_int8_activations(true);
-    const std::vector<float> int8 = decode_logits(m, toks, window);
-    std::printf("| %s | %.4f | %.4f | %.3g | %.3g |\n", std::string(dtype_name(t)).c_str(),
-                perplexity(exact, toks, V, window), perplexity(int8, toks, V, window),
-                mean_kl(exact, int8, V), mean_kl(f32, int8, V));
+    row(std::string(dtype_name(t)).c_str(), m, f32, toks, V, window);
+  }
+  // MCW's own group-wise layouts (round to nearest, groups of 128), run packed (PackedLlama:
+  // Affine products on int8 activations, packed_weight.h).
+  for (int bits : {8, 4, 3, 2}) {
+    const std::string recipe = "stages:\n  - algorithm: rtn\n    bits: " + std::to_string(bits) +
+                               "\n    group_size: 128\n";
+    const CompressionResult c = compress_llama(base, parse_recipe(recipe, "int8_kl.yaml"), {}, {});
+    const PackedLlama packed(c.model, c.layers);
+    row(("MCW q" + std::to_string(bits) + " g128").c_str(), packed, f32, toks, V, window);
   }
   return 0;
 }

@@ -119,6 +119,7 @@ MCW_AVX2_INLINE __m128i iq4xs_scales(const BlockIQ4_XS& x) {
 template <K T>
 MCW_AVX2_INLINE void load_block(const uint8_t* p, SuperBlock& b) {
   const __m256i nib = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  const __m256i four = _mm256_set1_epi8(4);
   if constexpr (T == K::Q4 || T == K::Q5) {
     const auto* x = reinterpret_cast<const BlockQ4_K*>(p);  // d, dmin, scales: same in Q5_K
     const uint8_t* qs = T == K::Q5 ? reinterpret_cast<const BlockQ5_K*>(p)->qs : x->qs;
@@ -157,10 +158,11 @@ MCW_AVX2_INLINE void load_block(const uint8_t* p, SuperBlock& b) {
       const __m256i l = load32(qs + 32 * half);
       for (int plane = 0; plane < 4; ++plane) {
         __m256i u = _mm256_and_si256(_mm256_srli_epi16(l, 2 * plane), two);
-        if constexpr (T == K::Q3) {
+        if constexpr (T == K::Q3) {  // bit j of hmask moved to bit 2 in one shift
           const __m256i hm = load32(reinterpret_cast<const BlockQ3_K*>(p)->hmask);
-          const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * half + plane), one);
-          u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 2));
+          const int j = 4 * half + plane;
+          const __m256i at2 = j < 2 ? _mm256_slli_epi16(hm, 2 - j) : _mm256_srli_epi16(hm, j - 2);
+          u = _mm256_or_si256(u, _mm256_and_si256(at2, four));
         }
         b.u[4 * half + plane] = u;
       }

@@ -261,11 +261,16 @@ Tensor present(const ModelFile& m, const std::string& prefix, const Parts& p,
       throw fail("g_idx", "has shape " + shape_string(p.g_idx->shape()) + ", expected [" +
                               std::to_string(in) + "]");
     const auto* g = static_cast<const int32_t*>(p.g_idx->data());
-    for (int64_t i = 0; i < in; ++i)
+    bool in_order = true;
+    for (int64_t i = 0; i < in; ++i) {
       if (g[i] < 0 || g[i] >= groups)
         throw fail("g_idx", "gives column " + std::to_string(i) + " group " + std::to_string(g[i]) +
                                 ", outside 0.." + std::to_string(groups - 1));
-    g_idx = *p.g_idx;
+      in_order = in_order && g[i] == i / gs;
+    }
+    // AutoGPTQ writes g_idx without act-order too (input / group_size): dropped, so that the
+    // products take the paths for groups of consecutive inputs.
+    if (!in_order) g_idx = *p.g_idx;
   }
   const size_t bytes = p.qweight->nbytes() + p.qzeros->nbytes() + p.scales->nbytes() +
                        (g_idx.empty() ? 0 : g_idx.nbytes());

@@ -9,10 +9,44 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/column_packed_isa.h"
 #include "engine/kernels/cpu_features.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
+namespace {
+
+// The int8 path's activation block: the largest multiple of 32 up to 256 that divides the
+// group (so a block never straddles two), or 0 when there is none or the layer has act-order.
+int64_t column_activation_block(const ColumnPackedCodes& w) {
+  if (w.g_idx || w.in % w.group_size) return 0;
+  for (int64_t b = 256; b >= 32; b -= 32)
+    if (w.group_size % b == 0) return b;
+  return 0;
+}
+
+// x rounded to int8 per block (quantize_activations), each word row's planes packed.
+void column_activations(const float* x, const ColumnPackedCodes& w, int64_t block,
+                        column_detail::ColumnActivations& out) {
+  Int8Activations q;
+  quantize_activations(x, w.in, block, q);
+  const int per = 32 / w.bits, planes = 8 / w.bits;
+  out.block = block;
+  out.d = q.d;
+  out.sum.assign(size_t(w.in / block), 0.0f);
+  for (int64_t j = 0; j < w.in / 16; ++j) out.sum[size_t(j * 16 / block)] += q.sum16[size_t(j)];
+  out.xp.resize(size_t(w.in / per * planes));
+  for (int64_t wr = 0; wr < w.in / per; ++wr)
+    for (int p = 0; p < planes; ++p) {
+      uint32_t packed = 0;
+      for (int j = 0; j < 4; ++j)
+        packed |= uint32_t(uint8_t(q.q[size_t(wr * per + j * planes + p)])) << (8 * j);
+      out.xp[size_t(wr * planes + p)] = int32_t(packed);
+    }
+}
+
+}  // namespace
 
 bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y,
                         int64_t ldy, int64_t m, const float* bias, bool accumulate) {
@@ -28,6 +62,17 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
                                 w.in % (32 / w.bits) == 0);
   if (!readable) return false;
   if (m == 0 || w.out == 0) return true;
+  if (lanes == 8 && int8_activations() && !w.awq)
+    if (const int64_t block = column_activation_block(w)) {
+      column_detail::ColumnActivations x[kColumnPackedMaxM];
+      for (int64_t i = 0; i < m; ++i) column_activations(X + i * ldx, w, block, x[i]);
+      const int64_t units = w.out / lanes;
+      const int64_t grain = std::clamp<int64_t>(units / (2 * tbb::this_task_arena::max_concurrency()), 1, 64);
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
+        column_detail::units_i8_avx2(w, x, m, Y, ldy, r.begin(), r.end(), bias, accumulate);
+      });
+      return true;
+    }
   const column_detail::UnitsFn units_fn =
       lanes == 16 ? column_detail::units_avx512 : column_detail::units_avx2;
   // GPTQ: tasks of up to 64 units (long runs of each qweight row), two or more per thread.

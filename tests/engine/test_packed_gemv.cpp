@@ -14,6 +14,7 @@
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
 #include "engine/kernels/stored_matmul.h"
+#include "exact_activations.h"
 #include "quant_test_util.h"
 
 using namespace mcw;
@@ -60,15 +61,9 @@ std::vector<double> reference(const Tensor& w, const std::vector<float>& X, int6
 }
 
 // Every SIMD path and m (small and tiled), with and without bias and accumulation.
-// The exact (f32-activation) path: the int8 one has its own test (test_packed_gemv_int8.cpp).
-struct ExactActivations {
-  ExactActivations() { set_int8_activations(false); }
-  ~ExactActivations() { set_int8_activations(true); }
-};
-
 void check_product(const CompressedTensor& t, PackedKind want, bool round_f16, const char* label,
                    double rel = 2e-5) {
-  const ExactActivations exact;
+  const test::ExactActivations exact;  // the int8 path: test_packed_gemv_int8.cpp
   const PackedWeight p = PackedWeight::from_compressed(t);
   ASSERT_EQ(p.kind(), want) << label << ": " << p.describe();
   const Tensor w = t.dequantize();

@@ -16,6 +16,7 @@
 #include "engine/core/half.h"
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/column_packed_gemv.h"
 #include "engine/kernels/row_packed_gemv.h"
 #include "engine/kernels/cpu_features.h"
@@ -23,6 +24,7 @@
 #include "engine/model/llama_model.h"
 #include "engine/model/llama_save.h"
 #include "llama_test_util.h"
+#include "exact_activations.h"
 #include "quantized_checkpoint_writer.h"
 #include "temp_files.h"
 
@@ -34,6 +36,7 @@ namespace {
 using namespace mcw::test;
 
 void expect_decoded_and_runs(const Written& w) {
+  const ExactActivations exact;  // int8 activations: GptqInt8ActivationsWithinTheirBound
   const ModelFile mf = open_model_file(w.dir.string());
   for (const auto& [name, want] : w.expected) {
     const Tensor* t = mf.find(name);
@@ -226,6 +229,7 @@ TEST(CompressedTensorsCheckpoint, BrokenPartsAreRefusedByName) {
 // how many layers the in-place kernels (column_packed_gemv.h, row_packed_gemv.h) took at
 // the best level.
 int expect_small_m_products(const Written& w) {
+  const ExactActivations exact;
   const ModelFile mf = open_model_file(w.dir.string());
   int in_place = 0;
   struct Restore {
@@ -299,5 +303,66 @@ TEST(CompressedTensorsCheckpoint, ProductsReadTheCodesInPlace) {
     if (cpu_features().level >= SimdLevel::Avx2 && c.bits != 2) {
       EXPECT_GT(n, 0);
     }
+  }
+}
+
+// GPTQ layers without act-order on int8 activations (the default at small m on AVX2): the
+// product of the unrounded s·(q − z) with x rounded per activation block (the largest
+// multiple of 32 up to 256 dividing the group) up to f32 rounding, and within
+// Σ|w|·(dx/2 + |x|·2^-11) of the exact product on the decoded (f16-rounded) weights.
+TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
+  struct Case { Layout layout; int bits; int64_t gs; };
+  for (const Case& c : {Case{Layout::GptqV1, 4, 32}, Case{Layout::GptqV1, 2, 32},
+                        Case{Layout::GptqV2, 8, 64}, Case{Layout::GptqV1, 4, -1}}) {
+    SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
+    const ModelFile mf =
+        open_model_file(write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, false).dir.string());
+    int took = 0;
+    for (const Tensor& t : mf.tensors) {
+      const ColumnPackedCodes* w = t.decoder() ? t.decoder()->column_packed() : nullptr;
+      if (!w) continue;
+      const int64_t n = w->out, k = w->in, per = 32 / w->bits;
+      int64_t block = 256;
+      while (w->group_size % block) block -= 32;
+      // The unrounded weights from the parts, written from the layout's definition.
+      std::vector<double> wv(size_t(n * k));
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t g = j / w->group_size, zb = r * w->bits;
+          const uint32_t q = (w->qweight[(j / per) * n + r] >> ((j % per) * w->bits)) & ((1u << w->bits) - 1);
+          const uint32_t z = (w->qzeros[g * w->zero_words + (zb >> 5)] >> (zb & 31)) & ((1u << w->bits) - 1);
+          const double s = f16_to_f32(static_cast<const uint16_t*>(w->scales)[g * n + r]);
+          wv[size_t(r * k + j)] = s * (double(q) - (double(z) + w->zero_offset));
+        }
+      const std::vector<float> decoded = t.to_f32();
+      std::mt19937 rng(3);
+      std::normal_distribution<float> nd;
+      for (int64_t m : {1, 3, 8}) {
+        std::vector<float> x(size_t(m * k)), y(size_t(m * n), 0.25f);
+        for (float& v : x) v = nd(rng);
+        x[0] = 6.0f;  // an outlier in the first block
+        if (!gemv_column_packed(*w, x.data(), k, y.data(), n, m, nullptr, true)) continue;
+        took += m == 1;
+        for (int64_t i = 0; i < m; ++i) {
+          Int8Activations q;
+          quantize_activations(x.data() + i * k, k, block, q);
+          for (int64_t r = 0; r < n; ++r) {
+            double rounded = 0.25, exact = 0.25, mag = 1, bound = 0;
+            for (int64_t j = 0; j < k; ++j) {
+              const double wj = wv[size_t(r * k + j)], xj = x[size_t(i * k + j)];
+              const double dx = q.d[size_t(j / block)];
+              rounded += wj * dx * q.q[size_t(j)];
+              exact += double(decoded[size_t(r * k + j)]) * xj;
+              mag += std::fabs(wj) * (std::fabs(xj) + 128 * dx);
+              bound += std::fabs(wj) * (dx / 2 + std::fabs(xj) * std::ldexp(1.0, -11));
+            }
+            const double got = y[size_t(i * n + r)];
+            ASSERT_NEAR(got, rounded, 2e-6 * mag) << t.name() << " m=" << m << " row " << r;
+            ASSERT_LE(std::fabs(got - exact), bound + 2e-6 * mag) << t.name() << " row " << r;
+          }
+        }
+      }
+    }
+    if (cpu_features().level == SimdLevel::Avx2) EXPECT_GT(took, 0);
   }
 }

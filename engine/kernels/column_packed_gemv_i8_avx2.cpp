@@ -1,0 +1,144 @@
+// The int8-activation path of the GPTQ small-m product (column_packed_gemv.h) on AVX2.
+//
+// A GPTQ word holds `per` = 32 / bits consecutive inputs of one output; a 32-byte load holds
+// the words of 8 outputs. Masking each byte's plane p of bits (p = 0 .. 8 / bits − 1) gives,
+// in every 32-bit lane, four codes of that output: inputs p, p + planes, p + 2·planes,
+// p + 3·planes of the word. The four activations that meet them (x̂ rounded to int8, one
+// scale per activation block) are packed once per product into one int32 (Activations::xp),
+// so one broadcast and one vpmaddubsw per plane, one vpmaddwd per word row give each
+// output's int32 sum of code · x̂ over the word. Over an activation block (whole word rows
+// inside one group) the sums stay in int32; at its end one FMA adds s·dx·Σ q·x̂ and one
+// subtracts s·z·Σ x̂ for the 8 outputs. 8-bit codes are made signed (q − 128, the zero point
+// likewise) so that vpmaddubsw cannot saturate: |q − 128| <= 128, |x̂| <= 127.
+//
+// The weights are s·(q − z) unrounded: the checkpoint's decoder rounds each to the scales'
+// dtype (f16: a relative 2^-11), the f32 path does, this one does not; with the rounding of
+// x the result is within Σ|w|·(dx/2 + |x|·2^-11) of the exact product (the tests hold it to
+// that). Without act-order only; the driver checks the rest.
+#include <algorithm>
+#include <vector>
+
+#include "engine/kernels/column_packed_isa.h"
+#include "engine/kernels/gemv_output.h"
+
+#if defined(__x86_64__)
+#include "engine/kernels/simd.h"
+
+#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace mcw::column_detail {
+namespace {
+
+constexpr int64_t kLanes = 8;  // outputs per vector
+
+template <int kBits, int M, bool kF16>
+MCW_AVX2 void sweep_i8(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t c0,
+                       int64_t c1, float* sums) {
+  constexpr int kPer = 32 / kBits, kPlanes = 8 / kBits;
+  const int64_t chunks = c1 - c0, o_begin = c0 * kLanes, block = x[0].block;
+  const int64_t block_words = block / kPer;
+  const __m256i mask = _mm256_set1_epi8(char((1 << kBits) - 1)), ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  thread_local std::vector<float> sz;  // per chunk: 8 scales, then 8 scale · zero point
+  sz.resize(size_t(2 * kLanes * chunks));
+  std::fill_n(sums, M * chunks * kLanes, 0.0f);
+  for (int64_t ab = 0; ab < w.in / block; ++ab) {
+    if (ab * block % w.group_size == 0) {  // entering group g: its parameters, widened
+      const int64_t g = ab * block / w.group_size;
+      const uint32_t* qz = w.qzeros + g * w.zero_words;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t o0 = o_begin + c * kLanes;
+        float* s = sz.data() + 2 * kLanes * c;
+        for (int t = 0; t < kLanes; ++t) {
+          const int64_t bit = (o0 + t) * kBits;
+          float z = float((qz[bit >> 5] >> (bit & 31)) & ((1u << kBits) - 1)) + w.zero_offset;
+          if constexpr (kBits == 8) z -= 128;
+          s[t] = kF16 ? _cvtsh_ss(static_cast<const uint16_t*>(w.scales)[g * w.out + o0 + t])
+                      : static_cast<const float*>(w.scales)[g * w.out + o0 + t];
+          s[kLanes + t] = s[t] * z;
+        }
+      }
+    }
+    const int64_t wr0 = ab * block_words;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const uint32_t* col = w.qweight + wr0 * w.out + o_begin + c * kLanes;
+      __m256i acc[M];
+      for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_si256();
+      for (int64_t r = 0; r < block_words; ++r) {
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + r * w.out));
+        __m256i u[kPlanes];
+        for (int p = 0; p < kPlanes; ++p)
+          u[p] = kBits == 8 ? _mm256_xor_si256(codes, flip)
+                            : _mm256_and_si256(_mm256_srli_epi16(codes, p * kBits), mask);
+        for (int i = 0; i < M; ++i) {
+          const int32_t* xp = x[i].xp.data() + (wr0 + r) * kPlanes;
+          __m256i p16;
+          if constexpr (kBits == 8) {  // signed codes: |q| against x̂ carrying q's sign
+            p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(u[0], u[0]),
+                                       _mm256_sign_epi8(_mm256_set1_epi32(xp[0]), u[0]));
+          } else {
+            p16 = _mm256_maddubs_epi16(u[0], _mm256_set1_epi32(xp[0]));
+            for (int p = 1; p < kPlanes; ++p)
+              p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(u[p], _mm256_set1_epi32(xp[p])));
+          }
+          acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(p16, ones));
+        }
+      }
+      const __m256 s = _mm256_loadu_ps(sz.data() + 2 * kLanes * c);
+      const __m256 s_z = _mm256_loadu_ps(sz.data() + 2 * kLanes * c + kLanes);
+      for (int i = 0; i < M; ++i) {
+        float* out = sums + (i * chunks + c) * kLanes;
+        __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i]),
+                                   _mm256_mul_ps(s, _mm256_set1_ps(x[i].d[size_t(ab)])),
+                                   _mm256_loadu_ps(out));
+        v = _mm256_fnmadd_ps(s_z, _mm256_set1_ps(x[i].sum[size_t(ab)]), v);
+        _mm256_storeu_ps(out, v);
+      }
+    }
+  }
+}
+
+template <int kBits, int M, bool kF16>
+void outputs_i8(const ColumnPackedCodes& w, const ColumnActivations* x, float* Y, int64_t ldy,
+                int64_t c0, int64_t c1, const float* bias, bool accumulate) {
+  const int64_t width = (c1 - c0) * kLanes;
+  thread_local std::vector<float> sums;
+  sums.resize(size_t(M * width));
+  sweep_i8<kBits, M, kF16>(w, x, c0, c1, sums.data());
+  const GemvOutput out{Y, ldy, bias, accumulate};
+  for (int i = 0; i < M; ++i)
+    for (int64_t o = 0; o < width; ++o) out.store(i, c0 * kLanes + o, sums[size_t(i * width + o)]);
+}
+
+template <int kBits>
+void units_bits(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+                int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
+  const bool f16 = w.scale_dtype == DType::F16;
+  with_m(m, [&](auto M) {
+    constexpr int kM = decltype(M)::value;
+    (f16 ? outputs_i8<kBits, kM, true> : outputs_i8<kBits, kM, false>)(w, x, Y, ldy, u0, u1, bias,
+                                                                       accumulate);
+  });
+}
+
+}  // namespace
+
+void units_i8_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+                   int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
+  switch (w.bits) {
+    case 2: return units_bits<2>(w, x, m, Y, ldy, u0, u1, bias, accumulate);
+    case 4: return units_bits<4>(w, x, m, Y, ldy, u0, u1, bias, accumulate);
+    default: return units_bits<8>(w, x, m, Y, ldy, u0, u1, bias, accumulate);
+  }
+}
+
+}  // namespace mcw::column_detail
+
+#else
+
+namespace mcw::column_detail {
+void units_i8_avx2(const ColumnPackedCodes&, const ColumnActivations*, int64_t, float*, int64_t,
+                   int64_t, int64_t, const float*, bool) {}
+}  // namespace mcw::column_detail
+
+#endif

@@ -78,19 +78,25 @@ void BM_GptqDecodeWhole(benchmark::State& state) {
 }
 BENCHMARK(BM_GptqDecodeWhole)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Args: m, and 1 for int8 activations (the default; where a path takes them) or 0 for the
+// exact f32 path (--exact-activations).
 void product(benchmark::State& state, const mcw::Tensor& w) {
   const int64_t m = state.range(0);
   std::vector<float> x(size_t(m * kIn), 0.01f), y(size_t(m * kOut));
+  mcw::set_int8_activations(state.range(1) != 0);
   for (auto _ : state) mcw::matmul_wt_stored(x.data(), w, y.data(), m);
+  mcw::set_int8_activations(true);
+  state.SetLabel(state.range(1) ? "int8 switch on" : "int8 switch off");
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m * kOut * kIn) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 void BM_GptqProduct(benchmark::State& state) { product(state, gptq_layer()); }
 void BM_AwqProduct(benchmark::State& state) { product(state, awq_layer()); }
 void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
-BENCHMARK(BM_GptqProduct)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AwqProduct)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Bf16Product)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GptqProduct)->Args({1, 1})->Args({1, 0})->Args({8, 1})->Args({8, 0})->Args({64, 1})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AwqProduct)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Bf16Product)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <span>
 #include <stdexcept>
+#include <vector>
 
 #include "engine/kernels/block_gemv_isa.h"
 #include "engine/kernels/cpu_features.h"
@@ -21,6 +22,9 @@ constexpr int64_t kSerialFlops = int64_t(1) << 18;
 // Weight bytes per task: a few rows of a 4096-wide Q4_K matrix, enough that scheduling is
 // negligible next to streaming them.
 constexpr int64_t kTaskBytes = int64_t(32) << 10;
+// With more than kBlockGemvMaxM rows of x: weight bytes per task that stay in L2 while every
+// chunk of rows of x passes over them.
+constexpr int64_t kTileBytes = int64_t(256) << 10;
 
 bool is_kquant(DType t) {
   return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K ||
@@ -120,32 +124,40 @@ void order_activations(DType t, Int8Activations& x) {
   std::copy(x.q.begin() + c, x.q.end(), x.q_order.begin() + c);  // a last 32: as it is
 }
 
-void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
-                    int64_t m, int64_t n, int64_t k, const float* bias, bool accumulate) {
-  if (!block_gemv_reads(t)) throw std::invalid_argument("gemv_wt_blocks: not a block type");
-  if (m < 0 || m > kBlockGemvMaxM || n < 0 || k < 0)
-    throw std::invalid_argument("gemv_wt_blocks: m must be in [0, 8], sizes non-negative");
+void matmul_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
+                      int64_t m, int64_t n, int64_t k, const float* bias, bool accumulate) {
+  if (!block_gemv_reads(t)) throw std::invalid_argument("matmul_wt_blocks: not a block type");
+  if (m < 0 || n < 0 || k < 0) throw std::invalid_argument("matmul_wt_blocks: negative size");
   const auto row_bytes = dtype_bytes(t, uint64_t(k));
   if (!row_bytes || k % activation_block(t))
-    throw std::invalid_argument("gemv_wt_blocks: rows are not whole blocks");
-  if (ldx < k || ldy < n) throw std::invalid_argument("gemv_wt_blocks: leading dimension too small");
+    throw std::invalid_argument("matmul_wt_blocks: rows are not whole blocks");
+  if (ldx < k || ldy < n) throw std::invalid_argument("matmul_wt_blocks: leading dimension too small");
   if (m == 0 || n == 0) return;
   const block_detail::RowsFn rows = rows_for(t);
   // Only the AVX-512 paths read the codes in their bytes' order (q_order).
   const bool ordered =
       rows == block_detail::rows_kquant_avx512 || rows == block_detail::rows_legacy_vnni;
-  Int8Activations x[kBlockGemvMaxM];
+  std::vector<Int8Activations> x(static_cast<size_t>(m));
   const int64_t block = activation_block(t);
-  for (int64_t i = 0; i < m; ++i) {
-    quantize_activations(X + i * ldx, k, block, x[i]);
-    if (ordered) order_activations(t, x[i]);
-  }
-  const block_detail::Rows a{t, static_cast<const uint8_t*>(W), int64_t(*row_bytes), k, x, m};
-  const block_detail::Out y{Y, ldy, bias, accumulate};
-  if (double(m) * double(n) * double(k) < double(kSerialFlops)) return rows(a, 0, n, y);
-  const int64_t grain = std::max<int64_t>(1, kTaskBytes / std::max<int64_t>(a.row_bytes, 1));
+  tbb::parallel_for(int64_t(0), m, [&](int64_t i) {
+    quantize_activations(X + i * ldx, k, block, x[size_t(i)]);
+    if (ordered) order_activations(t, x[size_t(i)]);
+  });
+  const auto* w = static_cast<const uint8_t*>(W);
+  // Rows [r0, r1) of W against every row of x, kBlockGemvMaxM rows at a time: with more
+  // than that the rows of W are revisited per chunk, so a task's rows stay in cache.
+  auto task = [&](int64_t r0, int64_t r1) {
+    for (int64_t i0 = 0; i0 < m; i0 += kBlockGemvMaxM) {
+      const block_detail::Rows a{t, w, int64_t(*row_bytes), k, x.data() + i0,
+                                 std::min(kBlockGemvMaxM, m - i0)};
+      rows(a, r0, r1, block_detail::Out{Y + i0 * ldy, ldy, bias, accumulate});
+    }
+  };
+  if (double(m) * double(n) * double(k) < double(kSerialFlops)) return task(0, n);
+  const int64_t task_bytes = m <= kBlockGemvMaxM ? kTaskBytes : kTileBytes;
+  const int64_t grain = std::max<int64_t>(1, task_bytes / std::max<int64_t>(int64_t(*row_bytes), 1));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
-                    [&](const tbb::blocked_range<int64_t>& r) { rows(a, r.begin(), r.end(), y); });
+                    [&](const tbb::blocked_range<int64_t>& r) { task(r.begin(), r.end()); });
 }
 
 }  // namespace mcw

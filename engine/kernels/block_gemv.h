@@ -1,7 +1,7 @@
-// Small-m products with ggml block-type weights (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Products with ggml block-type weights (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q2_K … Q6_K, IQ4_NL, IQ4_XS) on integer dot products, the way llama.cpp computes them:
 // Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]) for W [n, k] in its own blocks (usually a view of a
-// mapped GGUF) and m <= 8 rows of f32 activations.
+// mapped GGUF) and f32 activations, m <= 8 rows at a time.
 //
 // Each row of x is quantised once per product to int8 with one scale max|x| / 127 per block
 // of 32 values for the 32-value types and of 256 for the super-block types (rounded to
@@ -63,9 +63,11 @@ void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activati
 void order_activations(DType t, Int8Activations& x);
 
 // Rows of W are dtype_bytes(t, k) bytes apart; k a whole number of t's blocks; X rows at
-// ldx >= k; Y rows at ldy >= n. std::invalid_argument on m outside [0, 8], a type that is
-// not a block type, or sizes that do not fit.
-void gemv_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
+// ldx >= k; Y rows at ldy >= n. Any m: every row of x is quantised once, and more than
+// kBlockGemvMaxM rows run in chunks of that many over tiles of W's rows that stay in cache
+// (prefill, as llama.cpp runs these types at every batch size). std::invalid_argument on a
+// type that is not a block type or sizes that do not fit.
+void matmul_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
                     int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
                     bool accumulate = false);
 

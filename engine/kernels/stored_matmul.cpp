@@ -70,9 +70,8 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
   if (half && m <= kSmallM)
     return gemv_wt_half(W.dtype() == DType::BF16 ? HalfFormat::BF16 : HalfFormat::F16, X, ldx,
                         bits, k, Y, ldy, m, n, k, bias, accumulate);
-  if (is_block_type(W.dtype()) && m <= kBlockGemvMaxM && int8_activations() &&
-      block_gemv_accelerated(W.dtype()))
-    return gemv_wt_blocks(W.dtype(), X, ldx, W.data(), Y, ldy, m, n, k, bias, accumulate);
+  if (is_block_type(W.dtype()) && int8_activations() && block_gemv_accelerated(W.dtype()))
+    return matmul_wt_blocks(W.dtype(), X, ldx, W.data(), Y, ldy, m, n, k, bias, accumulate);
   if (const TensorDecoder* d = W.decoder(); d && m <= kColumnPackedMaxM) {
     const ColumnPackedCodes* codes = d->column_packed();  // GPTQ: codes read in place
     if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;

@@ -3,7 +3,8 @@
 // blocks (block_gemv.h, matmul_wt_stored's default for m <= 8) next to the exact path (f32
 // tiles decoded from the blocks) and an f16 weight, in one run. Random codes with small
 // finite scales: the speed does not depend on the values.
-//   BM_Int8/<type>, BM_F32Tiles/<type>: type = index into kTypes below.
+//   BM_Int8/<type>/<m>, BM_F32Tiles/<type>/<m>: type = index into kTypes below, m = 0 for
+//   one row (decode), 64 for prefill.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -41,13 +42,15 @@ const mcw::Tensor& layer(mcw::DType t) {
   return made.back().second;
 }
 
+// m rows of x: state.range(1) when given (64: prefill), else 1.
 void product(benchmark::State& state, const mcw::Tensor& w) {
-  std::vector<float> x(kIn), y(kOut);
+  const int64_t m = state.range(1) ? state.range(1) : 1;
+  std::vector<float> x(size_t(m * kIn)), y(size_t(m * kOut));
   std::mt19937 rng(3);
   std::normal_distribution<float> d;
   for (float& v : x) v = d(rng);
-  for (auto _ : state) mcw::matmul_wt_stored(x.data(), w, y.data(), 1);
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(kOut * kIn) * 1e-9,
+  for (auto _ : state) mcw::matmul_wt_stored(x.data(), w, y.data(), m);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m * kOut * kIn) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(double(w.nbytes()) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
@@ -75,8 +78,14 @@ void BM_F16(benchmark::State& state) {
   product(state, w);
 }
 
-BENCHMARK(BM_Int8)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_F32Tiles)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond)->UseRealTime();
+// Args: type index, m (0: 1).
+void types(benchmark::internal::Benchmark* b) {
+  for (int64_t t = 0; t < 8; ++t) b->Args({t, 0});
+  for (int64_t t : {0, 4, 6}) b->Args({t, 64});  // prefill: Q4_0, Q4_K, Q6_K
+  b->Args({4, 8})->Args({4, 512});                 // Q4_K at ggml's other perf shapes
+}
+BENCHMARK(BM_Int8)->Apply(types)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_F32Tiles)->Apply(types)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_F16)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace

@@ -95,7 +95,7 @@ TEST(BlockGemv, EveryTypeMatchesItsDecodeAtEveryLevel) {
       const int64_t block = dtype_info(t).block;
       // k = 7·32 leaves a 32-value tail after the 64-wide steps (32-value types only).
       for (int64_t k : {block == 32 ? int64_t(224) : int64_t(256), int64_t(768)})
-        for (int64_t m : {1, 3, 8}) {
+        for (int64_t m : {1, 3, 8, 11}) {
           SCOPED_TRACE(std::string(dtype_name(t)) + " k=" + std::to_string(k) +
                        " m=" + std::to_string(m) + " at " + simd_level_name(level));
           const int64_t n = 37;
@@ -104,7 +104,7 @@ TEST(BlockGemv, EveryTypeMatchesItsDecodeAtEveryLevel) {
           to_f32(t, raw.data(), w.data(), w.size());
           const std::vector<float> x = gaussian(size_t(m * k), uint32_t(m));
           std::vector<float> bias = gaussian(size_t(n), 9), y(size_t(m * n), 1.0f);
-          gemv_wt_blocks(t, x.data(), k, raw.data(), y.data(), n, m, n, k, bias.data(), true);
+          matmul_wt_blocks(t, x.data(), k, raw.data(), y.data(), n, m, n, k, bias.data(), true);
           for (int64_t i = 0; i < m; ++i) {
             Int8Activations q;
             quantize_activations(x.data() + i * k, k, activation_block(t), q);
@@ -128,41 +128,47 @@ TEST(BlockGemv, EveryTypeMatchesItsDecodeAtEveryLevel) {
   }
 }
 
-// Through matmul_wt_stored: int8 activations for m <= 8 when on (the default), the exact
-// f32 path when off and for larger m.
-TEST(BlockGemv, StoredMatmulChoosesThePathBySwitchAndM) {
-  const int64_t n = 20, k = 512;
+// Through matmul_wt_stored: int8 activations at every m when on (the default) and the CPU
+// has the path, the exact f32 path when off.
+TEST(BlockGemv, StoredMatmulChoosesThePathBySwitch) {
+  const int64_t n = 20, k = 512, m = 19;  // two chunks of 8 rows and a partial one
   const std::vector<uint8_t> raw = random_rows(DType::Q4_K, n, k, 5);
   const Tensor w = Tensor::view(DType::Q4_K, {n, k}, raw.data(), raw.size(), nullptr, "w");
-  const std::vector<float> x = gaussian(size_t(9 * k), 4);
-  std::vector<float> direct(n), on(n), off(n), wide(9 * n);
-  gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), direct.data(), n, 1, n, k);
-  ASSERT_TRUE(int8_activations());
-  matmul_wt_stored(x.data(), w, on.data(), 1);
+  const std::vector<float> x = gaussian(size_t(m * k), 4);
+  std::vector<float> direct(size_t(m * n)), on(direct.size()), off(direct.size());
   if (!block_gemv_accelerated(DType::Q4_K)) GTEST_SKIP() << "no AVX2: the f32 path runs";
-  set_int8_activations(false);
-  matmul_wt_stored(x.data(), w, off.data(), 1);
-  set_int8_activations(true);
-  matmul_wt_stored(x.data(), w, wide.data(), 9);
-  const std::vector<float> wf = w.to_f32();
-  for (int64_t r = 0; r < n; ++r) {
-    double exact = 0;
-    for (int64_t c = 0; c < k; ++c) exact += double(wf[size_t(r * k + c)]) * x[size_t(c)];
-    EXPECT_EQ(on[size_t(r)], direct[size_t(r)]);
-    EXPECT_NEAR(off[size_t(r)], exact, 1e-5 * (1 + std::fabs(exact)));
-    EXPECT_NEAR(wide[size_t(r)], exact, 1e-5 * (1 + std::fabs(exact)));  // m = 9: f32 tiles
+  ASSERT_TRUE(int8_activations());
+  for (int64_t rows : {int64_t(1), m}) {
+    matmul_wt_stored(x.data(), w, on.data(), rows);
+    set_int8_activations(false);
+    matmul_wt_stored(x.data(), w, off.data(), rows);
+    set_int8_activations(true);
+    const std::vector<float> wf = w.to_f32();
+    for (int64_t i = 0; i < rows; ++i) {
+      // Row i alone through the product: the same as row i among the others.
+      matmul_wt_blocks(DType::Q4_K, x.data() + i * k, k, raw.data(), direct.data(), n, 1, n, k);
+      for (int64_t r = 0; r < n; ++r) {
+        double exact = 0, mag = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          exact += double(wf[size_t(r * k + c)]) * x[size_t(i * k + c)];
+          mag += std::fabs(double(wf[size_t(r * k + c)]) * x[size_t(i * k + c)]);
+        }
+        EXPECT_EQ(on[size_t(i * n + r)], direct[size_t(r)]) << "m=" << rows << " row " << i;
+        EXPECT_NEAR(off[size_t(i * n + r)], exact, 2e-6 * mag);
+      }
+    }
   }
 }
 
 TEST(BlockGemv, RefusesWhatItCannotRead) {
   std::vector<float> x(64), y(1);
   std::vector<uint8_t> w(64 * 2);
-  EXPECT_THROW(gemv_wt_blocks(DType::F16, x.data(), 64, w.data(), y.data(), 1, 1, 1, 64),
+  EXPECT_THROW(matmul_wt_blocks(DType::F16, x.data(), 64, w.data(), y.data(), 1, 1, 1, 64),
                std::invalid_argument);
-  EXPECT_THROW(gemv_wt_blocks(DType::Q4_K, x.data(), 64, w.data(), y.data(), 1, 1, 1, 64),
+  EXPECT_THROW(matmul_wt_blocks(DType::Q4_K, x.data(), 64, w.data(), y.data(), 1, 1, 1, 64),
                std::invalid_argument);  // 64 values are not a whole super-block
-  EXPECT_THROW(gemv_wt_blocks(DType::Q8_0, x.data(), 32, w.data(), y.data(), 1, 9, 1, 32),
-               std::invalid_argument);  // m > 8
+  EXPECT_THROW(matmul_wt_blocks(DType::Q8_0, x.data(), 16, w.data(), y.data(), 1, 1, 1, 32),
+               std::invalid_argument);  // ldx < k
 }
 
 // A NaN or infinity in x makes the outputs NaN (as the f32 product's would be), never
@@ -172,9 +178,9 @@ TEST(BlockGemv, NonFiniteAndTinyActivations) {
   const std::vector<uint8_t> raw = random_rows(DType::Q4_K, n, k, 3);
   std::vector<float> x = gaussian(static_cast<size_t>(k), 1), y(static_cast<size_t>(n));
   x[5] = std::numeric_limits<float>::infinity();
-  gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
+  matmul_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
   for (float v : y) EXPECT_TRUE(std::isnan(v));
   std::fill(x.begin(), x.end(), 1e-44f);  // max/127 is 0 in f32
-  gemv_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
+  matmul_wt_blocks(DType::Q4_K, x.data(), k, raw.data(), y.data(), n, 1, n, k);
   for (float v : y) EXPECT_EQ(v, 0.0f);
 }

@@ -72,11 +72,12 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
                         bits, k, Y, ldy, m, n, k, bias, accumulate);
   if (is_block_type(W.dtype()) && int8_activations() && block_gemv_accelerated(W.dtype()))
     return matmul_wt_blocks(W.dtype(), X, ldx, W.data(), Y, ldy, m, n, k, bias, accumulate);
-  if (const TensorDecoder* d = W.decoder(); d && m <= kColumnPackedMaxM) {
-    const ColumnPackedCodes* codes = d->column_packed();  // GPTQ: codes read in place
+  if (const TensorDecoder* d = W.decoder()) {
+    const ColumnPackedCodes* codes = d->column_packed();  // GPTQ/AWQ: codes read in place
     if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;
     const RowPackedCodes* rows = d->row_packed();  // compressed-tensors
-    if (rows && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate)) return;
+    if (rows && m <= kRowPackedMaxM && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate))
+      return;
   }
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);

@@ -93,7 +93,7 @@ void product(benchmark::State& state, const mcw::Tensor& w) {
 void BM_GptqProduct(benchmark::State& state) { product(state, gptq_layer()); }
 void BM_AwqProduct(benchmark::State& state) { product(state, awq_layer()); }
 void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
-BENCHMARK(BM_GptqProduct)->Args({1, 1})->Args({1, 0})->Args({8, 1})->Args({8, 0})->Args({64, 1})
+BENCHMARK(BM_GptqProduct)->Args({1, 1})->Args({1, 0})->Args({8, 1})->Args({8, 0})->Args({64, 1})->Args({64, 0})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_AwqProduct)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Bf16Product)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -337,7 +337,7 @@ TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
       const std::vector<float> decoded = t.to_f32();
       std::mt19937 rng(3);
       std::normal_distribution<float> nd;
-      for (int64_t m : {1, 3, 8}) {
+      for (int64_t m : {1, 3, 8, 19}) {  // 19: chunks of 8 rows (prefill)
         std::vector<float> x(size_t(m * k)), y(size_t(m * n), 0.25f);
         for (float& v : x) v = nd(rng);
         x[0] = 6.0f;  // an outlier in the first block

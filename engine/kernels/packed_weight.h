@@ -118,8 +118,9 @@ class PackedWeight {
 // The SIMD path the small-m kernels take now ("avx512", "avx2", "generic").
 const char* packed_gemv_path();
 
-// Affine products at small m run on int8 activations when int8_activations() is on (the
-// default; stored_matmul.h), as llama.cpp runs its quantised types: x (in slot order) is
+// Affine products run on int8 activations when int8_activations() is on (the default;
+// stored_matmul.h; at m > 8 in chunks of 8 rows), as llama.cpp runs its quantised types:
+// x (in slot order) is
 // quantised once per product, one scale max|x̂|/127 per block of this many slots — a
 // whole group when it has at most 256 slots (a group of 128: one scale per 128 values, as
 // fine as ggml's Q8_K's 256), else the largest whole number of 32-slot units up to 8 that

@@ -41,10 +41,10 @@ bool bf16_activations();
 //  - GGUF block types at every m (block_gemv.h; blocks of 32, or 256 for the super-block
 //    types), as llama.cpp runs them: each ggml type is defined with the activation
 //    quantisation its dot product uses. AVX-512 and AVX2.
-//  - at m <= 8 (decode), MCW's Affine packed layouts (packed_weight.h; one block per group of
-//    up to 256 slots) and GPTQ checkpoints without act-order on AVX2 (column_packed_gemv.h;
-//    blocks of up to 256 inside a group; the weights s·(q − z) are not rounded to f16 as the
-//    decoder rounds them).
+//  - MCW's Affine packed layouts (packed_weight.h; one block per group of up to 256 slots)
+//    and GPTQ checkpoints without act-order on AVX2 (column_packed_gemv.h; blocks of up to
+//    256 inside a group; the weights s·(q − z) are not rounded to f16 as the decoder rounds
+//    them), also at every m, 8 rows at a time.
 // The output moves by at most Σ|w|·dx/2 (dx the activation block's scale; plus Σ|w·x|·2^-11
 // for GPTQ) from the exact product. Off, or where no such path exists, products run on f32
 // activations, exact up to f32 summation order, as every other weight type and every m > 8

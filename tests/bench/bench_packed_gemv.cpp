@@ -219,6 +219,30 @@ void gemv_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemv)->Apply(gemv_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// Prefill (m = 64) at 4096×14336. Args: kind, int8 activations (on: chunks of 8 rows on
+// the small-m kernels; off: f32 tiles).
+void BM_Prefill(benchmark::State& state) {
+  const int kind = int(state.range(0));
+  mcw::set_int8_activations(state.range(1) != 0);
+  const int64_t rows = 4096, cols = 14336, m = 64;
+  const PackedWeight w = make_weight(kind, rows, cols, 1);
+  std::vector<float> x(static_cast<size_t>(m * cols)), y(static_cast<size_t>(m * rows));
+  Rng rng{7};
+  for (float& v : x) v = rng.uniform();
+  for (auto _ : state) {
+    w.matmul(x.data(), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(kind_name(kind)) + (state.range(1) ? " int8 x" : " f32 x"));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m * rows * cols) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  mcw::set_int8_activations(true);
+}
+BENCHMARK(BM_Prefill)
+    ->ArgsProduct({{kQ8, kQ4, kQ2}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The kernels' own speed, free of memory and of other processes: one TBB thread, a
 // 512×4096 matrix that stays in L2/L3, rates per second of this thread's CPU time.
 void BM_GemvOneThreadCached(benchmark::State& state) {

@@ -32,7 +32,8 @@ void column_activations(const float* x, const ColumnPackedCodes& w, int64_t bloc
                         column_detail::ColumnActivations& out) {
   Int8Activations q;
   quantize_activations(x, w.in, block, q);
-  const int per = 32 / w.bits, planes = 8 / w.bits;
+  // AWQ: four consecutive inputs per lane, as one plane of 4-input words would be.
+  const int per = w.awq ? 4 : 32 / w.bits, planes = w.awq ? 1 : 8 / w.bits;
   out.block = block;
   out.d = q.d;
   out.sum.assign(size_t(w.in / block), 0.0f);
@@ -64,16 +65,18 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   if (!readable) return false;
   if (m == 0 || w.out == 0) return true;
   const int64_t threads = tbb::this_task_arena::max_concurrency();
-  if (lanes == 8 && int8_activations() && !w.awq)
+  if (lanes == 8 && int8_activations())
     if (const int64_t block = column_activation_block(w)) {
       std::vector<column_detail::ColumnActivations> x(static_cast<size_t>(m));
       tbb::parallel_for(int64_t(0), m, [&](int64_t i) { column_activations(X + i * ldx, w, block, x[size_t(i)]); });
-      // Up to 64 units a task at small m (long runs of each qweight row); with more rows of
-      // x, chunks of 8 pass over a task's 8 units (~0.5 MB at in = 14336) while they stay
-      // in cache.
-      const int64_t units = w.out / lanes;
+      // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
+      // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
+      // ~0.5 MB at in = 14336) while they stay in cache.
+      const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / lanes;
       const int64_t grain = std::clamp<int64_t>(units / (2 * threads), 1, m <= kColumnPackedMaxM ? 64 : 8);
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
+        if (w.awq)  // takes every row of x, in chunks inside its block loop
+          return column_detail::units_i8_awq_avx2(w, x.data(), m, Y, ldy, r.begin(), r.end(), bias, accumulate);
         for (int64_t i0 = 0; i0 < m; i0 += kColumnPackedMaxM)
           column_detail::units_i8_avx2(w, x.data() + i0, std::min(kColumnPackedMaxM, m - i0), Y + i0 * ldy,
                                        ldy, r.begin(), r.end(), bias, accumulate);

@@ -95,7 +95,7 @@ void BM_AwqProduct(benchmark::State& state) { product(state, awq_layer()); }
 void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
 BENCHMARK(BM_GptqProduct)->Args({1, 1})->Args({1, 0})->Args({8, 1})->Args({8, 0})->Args({64, 1})->Args({64, 0})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AwqProduct)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AwqProduct)->Args({1, 1})->Args({1, 0})->Args({64, 1})->Args({64, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Bf16Product)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

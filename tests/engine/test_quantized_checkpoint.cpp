@@ -306,14 +306,15 @@ TEST(CompressedTensorsCheckpoint, ProductsReadTheCodesInPlace) {
   }
 }
 
-// GPTQ layers without act-order on int8 activations (the default at small m on AVX2): the
+// GPTQ layers without act-order and AWQ layers on int8 activations (the default on AVX2): the
 // product of the unrounded s·(q − z) with x rounded per activation block (the largest
 // multiple of 32 up to 256 dividing the group) up to f32 rounding, and within
 // Σ|w|·(dx/2 + |x|·2^-11) of the exact product on the decoded (f16-rounded) weights.
 TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
   struct Case { Layout layout; int bits; int64_t gs; };
   for (const Case& c : {Case{Layout::GptqV1, 4, 32}, Case{Layout::GptqV1, 2, 32},
-                        Case{Layout::GptqV2, 8, 64}, Case{Layout::GptqV1, 4, -1}}) {
+                        Case{Layout::GptqV2, 8, 64}, Case{Layout::GptqV1, 4, -1},
+                        Case{Layout::Awq, 4, 32}, Case{Layout::Awq, 4, 64}}) {
     SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
     const ModelFile mf =
         open_model_file(write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, false).dir.string());
@@ -324,13 +325,18 @@ TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
       const int64_t n = w->out, k = w->in, per = 32 / w->bits;
       int64_t block = 256;
       while (w->group_size % block) block -= 32;
-      // The unrounded weights from the parts, written from the layout's definition.
+      // The unrounded weights from the parts, written from the layouts' definitions: GPTQ's
+      // codes down the inputs, AWQ's along the outputs at nibble (0, 4, 1, 5, 2, 6, 3, 7)[r % 8].
+      static constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+      const uint32_t mask = (1u << w->bits) - 1;
       std::vector<double> wv(size_t(n * k));
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < k; ++j) {
-          const int64_t g = j / w->group_size, zb = r * w->bits;
-          const uint32_t q = (w->qweight[(j / per) * n + r] >> ((j % per) * w->bits)) & ((1u << w->bits) - 1);
-          const uint32_t z = (w->qzeros[g * w->zero_words + (zb >> 5)] >> (zb & 31)) & ((1u << w->bits) - 1);
+          const int64_t g = j / w->group_size, zb = w->awq ? 4 * kAwqNibble[r % 8] : r * w->bits;
+          const uint32_t q = w->awq ? (w->qweight[j * (n / 8) + r / 8] >> zb) & mask
+                                    : (w->qweight[(j / per) * n + r] >> ((j % per) * w->bits)) & mask;
+          const uint32_t z = w->awq ? (w->qzeros[g * w->zero_words + r / 8] >> zb) & mask
+                                    : (w->qzeros[g * w->zero_words + (zb >> 5)] >> (zb & 31)) & mask;
           const double s = f16_to_f32(static_cast<const uint16_t*>(w->scales)[g * n + r]);
           wv[size_t(r * k + j)] = s * (double(q) - (double(z) + w->zero_offset));
         }

@@ -5,7 +5,8 @@
 // and once on int8 ones; prints the perplexity of each and the mean KL(exact || int8) per
 // token, with the f32 model's perplexity beside them. Then the same for MCW's own group-wise
 // layouts (RTN g128 at 8, 4, 3 and 2 bits, run packed).
-//   int8_activation_kl MODEL_DIR TEXT [TOKENS] [WINDOW]
+//   int8_activation_kl MODEL_DIR TEXT [TOKENS] [WINDOW] [decode|prefill]
+// prefill: each window in one forward pass (`mcw eval`'s products, m = window) instead.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -38,26 +39,33 @@ std::vector<double> log_probs(const float* z, int64_t n) {
   return out;
 }
 
-// Logits of every position, each window decoded one token at a time by `step` (llama_forward's
-// contract: one token, the cache, the last position's logits).
-template <class Step>
-std::vector<float> decode_logits(const LlamaConfig& cfg, Step step, const std::vector<int32_t>& toks,
+// Logits of every position, window by window with a fresh KV cache: one token at a time
+// (decode, m = 1) or each window in one forward pass (prefill, m = window, as `mcw eval`
+// runs). `forward` has llama_forward's contract (tokens, cache, every position's logits).
+bool g_prefill = false;
+template <class Forward>
+std::vector<float> window_logits(const LlamaConfig& cfg, Forward forward, const std::vector<int32_t>& toks,
                                  int64_t window) {
   const int64_t V = cfg.vocab_size;
   std::vector<float> out(toks.size() * size_t(V));
   for (size_t w0 = 0; w0 < toks.size(); w0 += size_t(window)) {
     KVCache cache(cfg, window);
-    for (size_t t = w0; t < std::min(toks.size(), w0 + size_t(window)); ++t)
-      step(std::span<const int32_t>(&toks[t], 1), cache, out.data() + t * size_t(V));
+    const size_t w1 = std::min(toks.size(), w0 + size_t(window));
+    if (g_prefill) {
+      forward(std::span<const int32_t>(&toks[w0], w1 - w0), cache, out.data() + w0 * size_t(V));
+      continue;
+    }
+    for (size_t t = w0; t < w1; ++t)
+      forward(std::span<const int32_t>(&toks[t], 1), cache, out.data() + t * size_t(V));
   }
   return out;
 }
 std::vector<float> decode_logits(const LlamaModel& m, const std::vector<int32_t>& toks, int64_t window) {
-  return decode_logits(m.cfg, [&](auto tok, KVCache& c, float* z) { llama_forward(m, tok, c, nullptr, z); },
+  return window_logits(m.cfg, [&](auto tok, KVCache& c, float* z) { llama_forward(m, tok, c, z); },
                        toks, window);
 }
 std::vector<float> decode_logits(const PackedLlama& m, const std::vector<int32_t>& toks, int64_t window) {
-  return decode_logits(m.model().cfg, [&](auto tok, KVCache& c, float* z) { m.forward(tok, c, nullptr, z); },
+  return window_logits(m.model().cfg, [&](auto tok, KVCache& c, float* z) { m.forward(tok, c, z); },
                        toks, window);
 }
 
@@ -100,11 +108,12 @@ void row(const char* name, const Model& m, const std::vector<float>& f32,
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: int8_activation_kl MODEL_DIR TEXT [TOKENS] [WINDOW]\n");
+    std::fprintf(stderr, "usage: int8_activation_kl MODEL_DIR TEXT [TOKENS] [WINDOW] [decode|prefill]\n");
     return 1;
   }
   const int64_t n_tokens = argc > 3 ? std::stoll(argv[3]) : 1024;
   const int64_t window = argc > 4 ? std::stoll(argv[4]) : 256;
+  g_prefill = argc > 5 && std::string(argv[5]) == "prefill";
   const ModelFile file = open_model_file(argv[1]);
   const LlamaModel base = load_llama(file);
   std::ifstream in(argv[2], std::ios::binary);
@@ -116,8 +125,8 @@ int main(int argc, char** argv) {
 
   set_int8_activations(false);
   const std::vector<float> f32 = decode_logits(base, toks, window);
-  std::printf("model %s, %zu tokens decoded one at a time in windows of %lld\n", argv[1],
-              toks.size(), (long long)window);
+  std::printf("model %s, %zu tokens in windows of %lld, %s\n", argv[1], toks.size(),
+              (long long)window, g_prefill ? "each window in one pass" : "one token at a time");
   std::printf("| weights | PPL, f32 activations | PPL, int8 activations | KL(f32 act. || int8 act.) | KL(f32 model || int8 act.) |\n|---|---:|---:|---:|---:|\n");
   std::printf("| f32 | %.4f | | | |\n", perplexity(f32, toks, V, window));
   for (DType t : {DType::Q8_0, DType::Q4_1, DType::Q4_0}) {

@@ -59,6 +59,30 @@ int64_t activation_block(DType t);
 // block: a multiple of 32 that divides k (MCW's own layouts use their group; block_gemv 32
 // or 256).
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out);
+// A row of x rounded as quantize_activations rounds it, its int8 values rearranged in the
+// order a layout's kernel meets its codes and read four at a time as int32 words (one
+// vpmaddubsw lane each): GPTQ, AWQ and compressed-tensors layers (column_packed_gemv.h,
+// row_packed_gemv.h).
+struct PackedActivations {
+  int64_t block = 0;
+  std::vector<int32_t> xp;    // [k / 4]
+  std::vector<float> d, sum;  // per block: scale, and the rounded values' sum d·Σq
+};
+// Input i's value goes to byte position(i) of xp (a permutation of 0 .. k − 1).
+template <class Position>
+void quantize_activations_to(const float* x, int64_t k, int64_t block, Position position,
+                             PackedActivations& out) {
+  Int8Activations q;
+  quantize_activations(x, k, block, q);
+  out.block = block;
+  out.d = q.d;
+  out.sum.assign(static_cast<size_t>(k / block), 0.0f);
+  for (int64_t j = 0; j < k / 16; ++j) out.sum[static_cast<size_t>(j * 16 / block)] += q.sum16[static_cast<size_t>(j)];
+  out.xp.resize(static_cast<size_t>(k / 4));
+  auto* bytes = reinterpret_cast<int8_t*>(out.xp.data());
+  for (int64_t i = 0; i < k; ++i) bytes[position(i)] = q.q[static_cast<size_t>(i)];
+}
+
 // Fills x.q_order for weight type t (after quantize_activations).
 void order_activations(DType t, Int8Activations& x);
 

@@ -27,25 +27,16 @@ int64_t column_activation_block(const ColumnPackedCodes& w) {
   return 0;
 }
 
-// x rounded to int8 per block (quantize_activations), each word row's planes packed.
+// x rounded to int8 per block in the order the int8 kernels meet the codes: GPTQ, per word
+// row and plane p of its bytes, the inputs p, p + planes, ... of the word; AWQ, natural.
 void column_activations(const float* x, const ColumnPackedCodes& w, int64_t block,
-                        column_detail::ColumnActivations& out) {
-  Int8Activations q;
-  quantize_activations(x, w.in, block, q);
-  // AWQ: four consecutive inputs per lane, as one plane of 4-input words would be.
-  const int per = w.awq ? 4 : 32 / w.bits, planes = w.awq ? 1 : 8 / w.bits;
-  out.block = block;
-  out.d = q.d;
-  out.sum.assign(size_t(w.in / block), 0.0f);
-  for (int64_t j = 0; j < w.in / 16; ++j) out.sum[size_t(j * 16 / block)] += q.sum16[size_t(j)];
-  out.xp.resize(size_t(w.in / per * planes));
-  for (int64_t wr = 0; wr < w.in / per; ++wr)
-    for (int p = 0; p < planes; ++p) {
-      uint32_t packed = 0;
-      for (int j = 0; j < 4; ++j)
-        packed |= uint32_t(uint8_t(q.q[size_t(wr * per + j * planes + p)])) << (8 * j);
-      out.xp[size_t(wr * planes + p)] = int32_t(packed);
-    }
+                        PackedActivations& out) {
+  const int per = 32 / w.bits, planes = 8 / w.bits;
+  quantize_activations_to(x, w.in, block, [&](int64_t i) {
+    if (w.awq) return i;
+    const int64_t word = i / per, k = i % per;
+    return 4 * (word * planes + k % planes) + k / planes;
+  }, out);
 }
 
 }  // namespace
@@ -67,7 +58,7 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   const int64_t threads = tbb::this_task_arena::max_concurrency();
   if (lanes == 8 && int8_activations())
     if (const int64_t block = column_activation_block(w)) {
-      std::vector<column_detail::ColumnActivations> x(static_cast<size_t>(m));
+      std::vector<PackedActivations> x(static_cast<size_t>(m));
       tbb::parallel_for(int64_t(0), m, [&](int64_t i) { column_activations(X + i * ldx, w, block, x[size_t(i)]); });
       // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:

@@ -33,7 +33,7 @@ namespace {
 constexpr int64_t kLanes = 8;  // outputs per vector
 
 template <int kBits, int M, bool kF16>
-MCW_AVX2 void sweep_i8(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t c0,
+MCW_AVX2 void sweep_i8(const ColumnPackedCodes& w, const PackedActivations* x, int64_t c0,
                        int64_t c1, float* sums) {
   constexpr int kPer = 32 / kBits, kPlanes = 8 / kBits;
   const int64_t chunks = c1 - c0, o_begin = c0 * kLanes, block = x[0].block;
@@ -100,7 +100,7 @@ MCW_AVX2 void sweep_i8(const ColumnPackedCodes& w, const ColumnActivations* x, i
 }
 
 template <int kBits, int M, bool kF16>
-void outputs_i8(const ColumnPackedCodes& w, const ColumnActivations* x, float* Y, int64_t ldy,
+void outputs_i8(const ColumnPackedCodes& w, const PackedActivations* x, float* Y, int64_t ldy,
                 int64_t c0, int64_t c1, const float* bias, bool accumulate) {
   const int64_t width = (c1 - c0) * kLanes;
   thread_local std::vector<float> sums;
@@ -112,7 +112,7 @@ void outputs_i8(const ColumnPackedCodes& w, const ColumnActivations* x, float* Y
 }
 
 template <int kBits>
-void units_bits(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+void units_bits(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                 int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
   const bool f16 = w.scale_dtype == DType::F16;
   with_m(m, [&](auto M) {
@@ -157,7 +157,7 @@ MCW_AVX2 inline void awq_codes(const __m256i* r, __m256i* c) {
 // Unit u (words w0 ..) over activation block ab against M rows of x: sums (128 per row, in
 // accumulator order) += the block's part; sc: the unit's scales, then scale · zero point.
 template <int M>
-MCW_AVX2 void awq_block(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t w0,
+MCW_AVX2 void awq_block(const ColumnPackedCodes& w, const PackedActivations* x, int64_t w0,
                         int64_t ab, const float* sc, float* sums) {
   const int64_t words = w.out / 8, block = x[0].block;
   const int valid = int(std::min<int64_t>(16, words - w0));  // the last unit may be short
@@ -204,7 +204,7 @@ MCW_AVX2 void awq_block(const ColumnPackedCodes& w, const ColumnActivations* x, 
 // rows of qweight (a few hundred KB) stay in cache and in the TLB while every unit of the
 // task, and every chunk of 8 rows of x, passes over them.
 template <bool kF16>
-MCW_AVX2 void awq_units(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+MCW_AVX2 void awq_units(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                         int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
   const int64_t block = x[0].block, units = u1 - u0;
   // Per unit: scales and scale · zero point, [2 halves][8 accumulators][8 lanes], and the
@@ -249,13 +249,13 @@ MCW_AVX2 void awq_units(const ColumnPackedCodes& w, const ColumnActivations* x, 
 
 }  // namespace
 
-void units_i8_awq_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+void units_i8_awq_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                        int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
   (w.scale_dtype == DType::F16 ? awq_units<true> : awq_units<false>)(w, x, m, Y, ldy, u0, u1, bias,
                                                                      accumulate);
 }
 
-void units_i8_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+void units_i8_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                    int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
   switch (w.bits) {
     case 2:
@@ -272,9 +272,9 @@ void units_i8_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64
 #else
 
 namespace mcw::column_detail {
-void units_i8_awq_avx2(const ColumnPackedCodes&, const ColumnActivations*, int64_t, float*, int64_t,
+void units_i8_awq_avx2(const ColumnPackedCodes&, const PackedActivations*, int64_t, float*, int64_t,
                        int64_t, int64_t, const float*, bool) {}
-void units_i8_avx2(const ColumnPackedCodes&, const ColumnActivations*, int64_t, float*, int64_t,
+void units_i8_avx2(const ColumnPackedCodes&, const PackedActivations*, int64_t, float*, int64_t,
                    int64_t, int64_t, const float*, bool) {}
 }  // namespace mcw::column_detail
 

@@ -5,9 +5,9 @@
 // last one possibly shorter) for AWQ.
 #pragma once
 #include <cstdint>
-#include <vector>
 
 #include "engine/core/tensor.h"
+#include "engine/kernels/block_gemv.h"
 
 namespace mcw::column_detail {
 
@@ -22,24 +22,14 @@ void units_avx512(const ColumnPackedCodes& w, const float* X, int64_t ldx, float
 void units_avx2(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y, int64_t ldy,
                 int64_t m, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
-// One row of x for the int8-activation paths: rounded to int8 with one scale per block of
-// `block` inputs (a multiple of 32 inside one group), and four activations packed as an
-// int32 for each group of four codes a vpmaddubsw lane takes: GPTQ, per word row and plane
-// p of the codes' bytes; AWQ, per four consecutive inputs (column_packed_gemv_i8_avx2.cpp).
-struct ColumnActivations {
-  int64_t block = 0;
-  std::vector<int32_t> xp;    // [in / per · planes]
-  std::vector<float> d, sum;  // per block: scale, and the rounded values' sum d·Σq
-};
-
-// AWQ on int8 activations, a unit being 16 words (128 outputs; xp: x̂[4q .. 4q + 3] as one
-// int32 per q), any m (column_packed_gemv_i8_avx2.cpp; AVX2).
-void units_i8_awq_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+// AWQ on int8 activations, a unit being 16 words (128 outputs; x in natural order), any m (column_packed_gemv_i8_avx2.cpp; AVX2).
+void units_i8_awq_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                        int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
-// GPTQ without act-order on int8 activations, 8 outputs a unit (column_packed_gemv_i8_avx2.cpp;
+// GPTQ without act-order on int8 activations (x per word row and plane of its bytes: see
+// column_packed_gemv.cpp), 8 outputs a unit (column_packed_gemv_i8_avx2.cpp;
 // AVX2).
-void units_i8_avx2(const ColumnPackedCodes& w, const ColumnActivations* x, int64_t m, float* Y,
+void units_i8_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                    int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
 }  // namespace mcw::column_detail

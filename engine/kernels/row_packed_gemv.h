@@ -1,4 +1,4 @@
-// Small-m products with a weight in compressed-tensors' row-packed layout (RowPackedCodes,
+// Products with a weight in compressed-tensors' row-packed layout (RowPackedCodes,
 // engine/core/tensor.h), read where it lies: Y[m, n] (+)= X[m, k] · Wᵀ (+ bias[n]), m <= 8.
 //
 // Each output row's codes are contiguous: a line of 16 words (64 bytes; 8 words on AVX2)
@@ -20,7 +20,9 @@ namespace mcw {
 constexpr int64_t kRowPackedMaxM = 8;
 
 // True (and Y written) when this CPU has the path and reads the layout; false leaves Y
-// untouched. std::invalid_argument on m outside [0, 8] or short leading dimensions.
+// untouched. m <= 8 on f32 activations; any m on int8 activations (AVX2, stored_matmul.h's
+// switch; row_packed_gemv_i8_avx2.cpp). std::invalid_argument on a negative m or short
+// leading dimensions.
 bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const float* X,
                      int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias = nullptr,
                      bool accumulate = false);

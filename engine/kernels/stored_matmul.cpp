@@ -76,8 +76,7 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
     const ColumnPackedCodes* codes = d->column_packed();  // GPTQ/AWQ: codes read in place
     if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;
     const RowPackedCodes* rows = d->row_packed();  // compressed-tensors
-    if (rows && m <= kRowPackedMaxM && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate))
-      return;
+    if (rows && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate)) return;
   }
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/io/compressed_tensors.h"
 #include "engine/io/quantized_checkpoint.h"
 #include "engine/kernels/stored_matmul.h"
 
@@ -59,6 +60,30 @@ const mcw::Tensor& awq_layer() {
   return w;
 }
 
+// The same shape as compressed-tensors writes it (llm-compressor's pack-quantized int4, group
+// 128, symmetric: codes packed along the inputs of each row).
+const mcw::Tensor& ct_layer() {
+  static const mcw::Tensor w = [] {
+    mcw::ModelFile m;
+    m.path = "bench";
+    m.tensors.push_back(random_i32("l.weight_packed", {kOut, kIn / 8}, 6));
+    mcw::Tensor s = mcw::Tensor::zeros(mcw::DType::F16, {kOut, kIn / kGroup}, "l.weight_scale");
+    for (int64_t i = 0; i < s.numel(); ++i) static_cast<uint16_t*>(s.mutable_data())[i] = 0x1c00;
+    m.tensors.push_back(s);
+    mcw::Tensor shape = mcw::Tensor::zeros(mcw::DType::I64, {2}, "l.weight_shape");
+    static_cast<int64_t*>(shape.mutable_data())[0] = kOut, static_cast<int64_t*>(shape.mutable_data())[1] = kIn;
+    m.tensors.push_back(shape);
+    const nlohmann::ordered_json weights = {{"num_bits", 4}, {"type", "int"}, {"symmetric", true},
+                                            {"strategy", "group"}, {"group_size", kGroup}};
+    const nlohmann::ordered_json config = {
+        {"quant_method", "compressed-tensors"}, {"format", "pack-quantized"},
+        {"config_groups", {{"group_0", {{"targets", {"Linear"}}, {"weights", weights}}}}}};
+    mcw::present_compressed_tensors(m, config, "bench/config.json");
+    return m.tensors.front();
+  }();
+  return w;
+}
+
 const mcw::Tensor& bf16_layer() {
   static const mcw::Tensor w = [] {
     mcw::Tensor t = mcw::Tensor::zeros(mcw::DType::BF16, {kOut, kIn}, "bf16");
@@ -92,10 +117,12 @@ void product(benchmark::State& state, const mcw::Tensor& w) {
 }
 void BM_GptqProduct(benchmark::State& state) { product(state, gptq_layer()); }
 void BM_AwqProduct(benchmark::State& state) { product(state, awq_layer()); }
+void BM_CtProduct(benchmark::State& state) { product(state, ct_layer()); }
 void BM_Bf16Product(benchmark::State& state) { product(state, bf16_layer()); }
 BENCHMARK(BM_GptqProduct)->Args({1, 1})->Args({1, 0})->Args({8, 1})->Args({8, 0})->Args({64, 1})->Args({64, 0})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_AwqProduct)->Args({1, 1})->Args({1, 0})->Args({64, 1})->Args({64, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CtProduct)->Args({1, 1})->Args({1, 0})->Args({64, 1})->Args({64, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Bf16Product)->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

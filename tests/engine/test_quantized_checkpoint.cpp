@@ -306,16 +306,60 @@ TEST(CompressedTensorsCheckpoint, ProductsReadTheCodesInPlace) {
   }
 }
 
-// GPTQ layers without act-order and AWQ layers on int8 activations (the default on AVX2): the
-// product of the unrounded s·(q − z) with x rounded per activation block (the largest
-// multiple of 32 up to 256 dividing the group) up to f32 rounding, and within
-// Σ|w|·(dx/2 + |x|·2^-11) of the exact product on the decoded (f16-rounded) weights.
+namespace {
+
+// A product of `t` on int8 activations (`product` runs it, false when no int8 path took it)
+// against the f64 product of `wv` (its unrounded weights s·(q − z)) with x rounded per
+// activation block: equal up to f32 rounding, and within Σ|w|·(dx/2 + |x|·2^-11) of the exact
+// product on the decoded (rounded) weights. Returns whether the path took it at m = 1.
+template <class Product>
+bool expect_int8_product(const Tensor& t, const std::vector<double>& wv, int64_t block,
+                         Product product) {
+  const int64_t n = t.dim(0), k = t.dim(1);
+  const std::vector<float> decoded = t.to_f32();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  bool took = false;
+  for (int64_t m : {1, 3, 8, 19}) {  // 19: chunks of 8 rows (prefill)
+    std::vector<float> x(size_t(m * k)), y(size_t(m * n), 0.25f);
+    for (float& v : x) v = nd(rng);
+    x[0] = 6.0f;  // an outlier in the first block
+    if (!product(x.data(), y.data(), m)) continue;
+    took = took || m == 1;
+    for (int64_t i = 0; i < m; ++i) {
+      Int8Activations q;
+      quantize_activations(x.data() + i * k, k, block, q);
+      for (int64_t r = 0; r < n; ++r) {
+        double rounded = 0.25, exact = 0.25, mag = 1, bound = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          const double wj = wv[size_t(r * k + j)], xj = x[size_t(i * k + j)];
+          const double dx = q.d[size_t(j / block)];
+          rounded += wj * dx * q.q[size_t(j)];
+          exact += double(decoded[size_t(r * k + j)]) * xj;
+          mag += std::fabs(wj) * (std::fabs(xj) + 128 * dx);
+          bound += std::fabs(wj) * (dx / 2 + std::fabs(xj) * std::ldexp(1.0, -11));
+        }
+        const double got = y[size_t(i * n + r)];
+        EXPECT_NEAR(got, rounded, 2e-6 * mag) << t.name() << " m=" << m << " row " << r;
+        EXPECT_LE(std::fabs(got - exact), bound + 2e-6 * mag) << t.name() << " row " << r;
+        if (::testing::Test::HasFailure()) return took;
+      }
+    }
+  }
+  return took;
+}
+
+}  // namespace
+
+// GPTQ layers without act-order and AWQ layers on int8 activations (the default on AVX2),
+// activation blocks the largest multiple of 32 up to 256 dividing the group.
 TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
   struct Case { Layout layout; int bits; int64_t gs; };
   for (const Case& c : {Case{Layout::GptqV1, 4, 32}, Case{Layout::GptqV1, 2, 32},
                         Case{Layout::GptqV2, 8, 64}, Case{Layout::GptqV1, 4, -1},
                         Case{Layout::Awq, 4, 32}, Case{Layout::Awq, 4, 64}}) {
-    SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
+    SCOPED_TRACE(std::string(c.layout == Layout::Awq ? "AWQ " : "GPTQ ") + std::to_string(c.bits) +
+                 " bits, group " + std::to_string(c.gs));
     const ModelFile mf =
         open_model_file(write_checkpoint(test::fresh_temp_dir(), c.layout, c.bits, c.gs, false).dir.string());
     int took = 0;
@@ -340,35 +384,49 @@ TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
           const double s = f16_to_f32(static_cast<const uint16_t*>(w->scales)[g * n + r]);
           wv[size_t(r * k + j)] = s * (double(q) - (double(z) + w->zero_offset));
         }
-      const std::vector<float> decoded = t.to_f32();
-      std::mt19937 rng(3);
-      std::normal_distribution<float> nd;
-      for (int64_t m : {1, 3, 8, 19}) {  // 19: chunks of 8 rows (prefill)
-        std::vector<float> x(size_t(m * k)), y(size_t(m * n), 0.25f);
-        for (float& v : x) v = nd(rng);
-        x[0] = 6.0f;  // an outlier in the first block
-        if (!gemv_column_packed(*w, x.data(), k, y.data(), n, m, nullptr, true)) continue;
-        took += m == 1;
-        for (int64_t i = 0; i < m; ++i) {
-          Int8Activations q;
-          quantize_activations(x.data() + i * k, k, block, q);
-          for (int64_t r = 0; r < n; ++r) {
-            double rounded = 0.25, exact = 0.25, mag = 1, bound = 0;
-            for (int64_t j = 0; j < k; ++j) {
-              const double wj = wv[size_t(r * k + j)], xj = x[size_t(i * k + j)];
-              const double dx = q.d[size_t(j / block)];
-              rounded += wj * dx * q.q[size_t(j)];
-              exact += double(decoded[size_t(r * k + j)]) * xj;
-              mag += std::fabs(wj) * (std::fabs(xj) + 128 * dx);
-              bound += std::fabs(wj) * (dx / 2 + std::fabs(xj) * std::ldexp(1.0, -11));
-            }
-            const double got = y[size_t(i * n + r)];
-            ASSERT_NEAR(got, rounded, 2e-6 * mag) << t.name() << " m=" << m << " row " << r;
-            ASSERT_LE(std::fabs(got - exact), bound + 2e-6 * mag) << t.name() << " row " << r;
-          }
-        }
-      }
+      took += expect_int8_product(t, wv, block, [&](const float* x, float* y, int64_t m) {
+        return gemv_column_packed(*w, x, k, y, n, m, nullptr, true);
+      });
     }
     if (cpu_features().level == SimdLevel::Avx2) EXPECT_GT(took, 0);
+  }
+}
+
+// compressed-tensors pack-quantized layers on int8 activations likewise (row_packed_gemv.h),
+// activation blocks the largest multiple of a load's span (8 words) up to 256 dividing the
+// group; 8-bit codes signed for vpmaddubsw.
+TEST(CompressedTensorsCheckpoint, Int8ActivationsWithinTheirBound) {
+  struct Case { int bits; int64_t gs; bool symmetric; };
+  for (const Case& c : {Case{4, 64, false}, Case{4, 0, true}, Case{8, 32, false}, Case{8, 0, true},
+                        Case{2, 128, false}}) {
+    SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
+    CtOptions o;
+    o.bits = c.bits, o.group_size = c.gs, o.symmetric = c.symmetric, o.f16_scales = true;
+    const ModelFile mf = open_model_file(write_ct_checkpoint(test::fresh_temp_dir(), o).dir.string());
+    int took = 0;
+    for (const Tensor& t : mf.tensors) {
+      const TensorDecoder* d = t.decoder();
+      const RowPackedCodes* w = d ? d->row_packed() : nullptr;
+      if (!w) continue;
+      const int64_t n = w->out, k = w->in, per = 32 / w->bits, span = 8 * per;
+      int64_t block = 256 / span * span;
+      while (block >= span && w->group_size % block) block -= span;
+      if (block < span) continue;
+      std::vector<double> wv(size_t(n * k));
+      std::vector<float> scale(size_t(w->groups));
+      std::vector<int32_t> zero(size_t(w->groups));
+      for (int64_t r = 0; r < n; ++r) {
+        d->row_parameters(r, scale.data(), zero.data());
+        for (int64_t j = 0; j < k; ++j) {
+          const uint32_t q = (w->q[r * w->words + j / per] >> ((j % per) * w->bits)) & ((1u << w->bits) - 1);
+          const int64_t g = j / w->group_size;
+          wv[size_t(r * k + j)] = double(scale[size_t(g)]) * (double(q) - zero[size_t(g)]);
+        }
+      }
+      took += expect_int8_product(t, wv, block, [&](const float* x, float* y, int64_t m) {
+        return gemv_row_packed(*w, *d, x, k, y, n, m, nullptr, true);
+      });
+    }
+    if (cpu_features().level == SimdLevel::Avx2 && c.bits != 2) EXPECT_GT(took, 0);
   }
 }

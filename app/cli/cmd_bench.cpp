@@ -33,9 +33,10 @@ const char* const kBenchUsage =
     "model (f32 with --f32), and with --recipe the compressed layout of each layer (4-bit\n"
     "codes stream 4 bits per weight). Recipes that need statistics need --calib.\n"
     "  --threads T   worker threads (default: all cores)\n"
-    "  --exact-activations  GGUF block weights (Q4_K, Q8_0, ...) decode on f32 activations\n"
-    "                instead of int8 ones (llama.cpp's way and the default: faster, each\n"
-    "                product off by at most sum|w|*dx/2)\n";
+    "  --exact-activations  quantised weights (GGUF blocks, GPTQ, AWQ, compressed-tensors,\n"
+    "                MCW's packed layouts) multiply f32 activations instead of int8 ones\n"
+    "                (llama.cpp's way and the default: faster, each product off by at most\n"
+    "                sum|w|*dx/2)\n";
 
 int run_bench(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe", "calib", "prefill", "decode", "repeats", "threads"}, {"f32", "json", "exact-activations"});

@@ -18,7 +18,7 @@ namespace mcw::cli {
 
 const char* const kEvalUsage =
     "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
-    "                [--baseline MODEL] [--bf16-activations] [--json]\n\n"
+    "                [--baseline MODEL] [--bf16-activations] [--exact-activations] [--json]\n\n"
     "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default:\n"
     "the model's context, at most 2048, the papers' setting; stride = window).\n"
     "Each token is scored once, where it is new, and never as a window's first token.\n"
@@ -28,6 +28,10 @@ const char* const kEvalUsage =
     "  --bf16-activations  products with bf16 weights round their inputs to bf16 and run\n"
     "                  on AVX-512 BF16 (as llama.cpp does; about 2x faster prefill, each\n"
     "                  product off by up to 2^-8 relatively); ignored without AVX-512 BF16\n"
+    "  --exact-activations  quantised weights (GGUF blocks, GPTQ, AWQ, compressed-tensors,\n"
+    "                  MCW's packed layouts) multiply f32 activations instead of int8 ones\n"
+    "                  (the default, as llama.cpp's perplexity runs GGUF types: several\n"
+    "                  times faster, each product off by at most sum|w|*dx/2)\n"
     "  --json          print the result as JSON\n";
 
 std::string read_text_file(const std::string& path) {
@@ -39,8 +43,10 @@ std::string read_text_file(const std::string& path) {
 }
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args args(argv, {"text", "window", "stride", "max-tokens", "baseline"}, {"json", "bf16-activations"});
+  Args args(argv, {"text", "window", "stride", "max-tokens", "baseline"},
+            {"json", "bf16-activations", "exact-activations"});
   set_bf16_activations(args.flag("bf16-activations"));
+  set_int8_activations(!args.flag("exact-activations"));
   if (args.positional().size() != 1) throw UsageError{"eval takes one model path (see mcw help eval)"};
   const auto text_path = args.value("text");
   if (!text_path) throw UsageError{"eval needs --text FILE"};

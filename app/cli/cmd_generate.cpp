@@ -17,8 +17,9 @@ const char* const kGenerateUsage =
     "                    [--top-p P] [--seed S] [--exact-activations]\n\n"
     "Prints the prompt's continuation as it is generated, by a llama- or GPT-2-family\n"
     "model. Temperature 0 (the default) is greedy decoding; otherwise tokens are sampled\n"
-    "from the nucleus of mass top-p. GGUF block weights (Q4_K, Q8_0, ...) decode on int8\n"
-    "activations as llama.cpp does; --exact-activations keeps them f32 (slower, exact).\n";
+    "from the nucleus of mass top-p. Quantised weights (GGUF blocks, GPTQ, AWQ,\n"
+    "compressed-tensors) multiply int8 activations as llama.cpp does; --exact-activations\n"
+    "keeps them f32 (slower, exact).\n";
 
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv, {"prompt", "max-tokens", "temperature", "top-p", "seed"}, {"exact-activations"});

@@ -11,8 +11,10 @@
 
 #include "engine/io/gguf.h"
 #include "engine/io/llama2c.h"
+#include "engine/kernels/cpu_features.h"
 #include "engine/model/llama_save.h"
 #include "../engine/llama_test_util.h"
+#include "../engine/quantized_checkpoint_writer.h"
 #include "tests/cli/cli_test_util.h"
 
 using namespace mcw;
@@ -119,6 +121,28 @@ TEST(Cli, EvalAndGenerateOnAByteModel) {
   const Result g = run_mcw("generate " + dir + " --prompt Hi --max-tokens 5 --temperature 0.8 --seed 3");
   EXPECT_EQ(g.code, 0) << g.err;
   expect_one_line_error(run_mcw("eval " + dir + " --text " + temp("missing.txt")), "missing.txt", "cannot open");
+}
+
+// Quantised weights run on int8 activations by default (as llama.cpp's perplexity does) and
+// on f32 ones with --exact-activations: close, and different where the CPU has the int8 path.
+TEST(Cli, EvalOfAGptqCheckpointOnInt8OrExactActivations) {
+  const fs::path dir = fs::path(testing::TempDir()) / "cli_gptq";
+  TokenizerFiles tok;
+  tok.byte_vocab = true, tok.byte_bos = false, tok.byte_eos = false;
+  write_checkpoint(dir, Layout::GptqV1, 4, 32, false, true, tok);
+  std::string bytes;  // ids below the tiny model's vocabulary of 37
+  for (int i = 0; i < 200; ++i) bytes += char(1 + (i * 7) % 31);
+  const std::string text = temp("cli_text_gptq.txt");
+  write_bytes(text, bytes);
+  double ppl[2];
+  for (int exact : {0, 1}) {
+    const Result r = run_mcw("eval " + dir.string() + " --text " + text + " --window 16 --json" +
+                             (exact ? " --exact-activations" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    ppl[exact] = nlohmann::json::parse(r.out)["perplexity"].get<double>();
+  }
+  EXPECT_NEAR(ppl[0], ppl[1], 1e-2 * ppl[1]);
+  if (cpu_features().level == SimdLevel::Avx2) EXPECT_NE(ppl[0], ppl[1]);
 }
 
 TEST(Cli, CompressWritesAModelThatReadsBack) {

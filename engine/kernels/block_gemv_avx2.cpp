@@ -22,22 +22,15 @@
 #include "engine/kernels/block_gemv_isa.h"
 
 #if defined(__x86_64__)
+#include "engine/kernels/avx2_util.h"
 #include "engine/kernels/block_gemv_kquant_scales.h"
 
-#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define MCW_AVX2_INLINE MCW_AVX2 inline __attribute__((always_inline))
 
 namespace mcw::block_detail {
 namespace {
 
 MCW_AVX2_INLINE __m256i load32(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
-MCW_AVX2_INLINE float hsum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
 }
 
 MCW_AVX2_INLINE float h(uint16_t v) { return _cvtsh_ss(v); }

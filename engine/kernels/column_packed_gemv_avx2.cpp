@@ -12,10 +12,8 @@
 #include "engine/kernels/gemv_output.h"
 
 #if defined(__x86_64__)
-#include "engine/kernels/simd.h"
+#include "engine/kernels/avx2_util.h"
 
-#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define MCW_AVX2_INLINE MCW_AVX2 inline __attribute__((always_inline))
 
 namespace mcw::column_detail {
 namespace {

@@ -4,10 +4,7 @@
 #include "engine/kernels/gemm_isa.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define MCW_AVX2 __attribute__((target("avx2,fma")))
-#define MCW_AVX2_INLINE MCW_AVX2 inline __attribute__((always_inline))
+#include "engine/kernels/avx2_util.h"
 
 namespace mcw::gemm_detail {
 namespace {
@@ -21,13 +18,6 @@ MCW_AVX2_INLINE __m256i tail_mask(int64_t remaining) {
                                                           0,  0,  0,  0,  0,  0,  0,  0};
   const int64_t r = remaining < 0 ? 0 : remaining > 8 ? 8 : remaining;
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - r));
-}
-
-MCW_AVX2_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 template <int MR, int NV>

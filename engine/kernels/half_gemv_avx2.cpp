@@ -6,21 +6,13 @@
 
 #if defined(__x86_64__)
 #include "engine/core/half.h"
-#include "engine/kernels/simd.h"
+#include "engine/kernels/avx2_util.h"
 
-#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define MCW_AVX2_INLINE MCW_AVX2 inline __attribute__((always_inline))
 
 namespace mcw::half_detail {
 namespace {
 
 enum class Fmt { BF16, F16 };
-
-MCW_AVX2_INLINE float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
-}
 
 // 8 weights widened in registers (exact for both formats).
 template <Fmt F>

@@ -4,19 +4,11 @@
 #include "engine/kernels/packed_gemv_isa.h"
 
 #if defined(__x86_64__)
-#include "engine/kernels/simd.h"
+#include "engine/kernels/avx2_util.h"
 
-#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define MCW_AVX2_INLINE MCW_AVX2 inline __attribute__((always_inline))
 
 namespace mcw::packed_detail {
 namespace {
-
-MCW_AVX2_INLINE float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
-}
 
 MCW_AVX2_INLINE __m256 widen(__m128i bytes) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));

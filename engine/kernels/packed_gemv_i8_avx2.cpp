@@ -17,16 +17,14 @@
 #include "engine/kernels/packed_gemv_isa.h"
 
 #if defined(__x86_64__)
-#include "engine/kernels/simd.h"
+#include "engine/kernels/avx2_util.h"
 
-#define MCW_I8 __attribute__((target("avx2,fma,f16c")))
-#define MCW_I8_INLINE MCW_I8 inline __attribute__((always_inline))
 
 namespace mcw::packed_detail {
 namespace {
 
 // Byte i is 0xff where bit i of h is set.
-MCW_I8_INLINE __m256i bit_bytes(uint32_t h) {
+MCW_AVX2_INLINE __m256i bit_bytes(uint32_t h) {
   const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
                                            0x0101010101010101, 0x0000000000000000);
   const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
@@ -36,7 +34,7 @@ MCW_I8_INLINE __m256i bit_bytes(uint32_t h) {
 
 // A unit's 32 codes as bytes in slot order; 8-bit codes as q − 128.
 template <int Bits>
-MCW_I8_INLINE __m256i unit_codes(const uint8_t* p) {
+MCW_AVX2_INLINE __m256i unit_codes(const uint8_t* p) {
   if constexpr (Bits == 8) {
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
                             _mm256_set1_epi8(char(0x80)));
@@ -59,16 +57,10 @@ MCW_I8_INLINE __m256i unit_codes(const uint8_t* p) {
 
 // 16 pair sums of codes × activations.
 template <int Bits>
-MCW_I8_INLINE __m256i pair_dot(__m256i c, const int8_t* q) {
+MCW_AVX2_INLINE __m256i pair_dot(__m256i c, const int8_t* q) {
   const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
   if constexpr (Bits == 8) return _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c));
   return _mm256_maddubs_epi16(c, x);
-}
-
-MCW_I8_INLINE float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
 constexpr int64_t kPrefetchBytes = 512;
@@ -79,7 +71,7 @@ constexpr int row_tile() {
 }
 
 template <int Bits, int RT, int M>
-MCW_I8_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t i0,
+MCW_AVX2_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t i0,
                         const YOut& y) {
   constexpr int64_t ub = 4 * Bits;
   const int64_t block_units = x.x[0].block / kUnit;
@@ -129,7 +121,7 @@ MCW_I8_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t 
 }
 
 template <int Bits, int M>
-MCW_I8 void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
+MCW_AVX2 void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
                    const YOut& y) {
   constexpr int RT = row_tile<M>();
   int64_t r = r0;

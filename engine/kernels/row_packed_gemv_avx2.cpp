@@ -9,20 +9,13 @@
 #include "engine/kernels/row_packed_isa.h"
 
 #if defined(__x86_64__)
-#include "engine/kernels/simd.h"
+#include "engine/kernels/avx2_util.h"
 
-#define MCW_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace mcw::row_detail {
 namespace {
 
 constexpr int kLanes = 8;  // words per line
-
-MCW_AVX2 inline float hsum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-}
 
 template <int M, bool kF16>
 MCW_AVX2 void rows(const RowPackedCodes& w, const TensorDecoder& params, const float* xs, float* Y,

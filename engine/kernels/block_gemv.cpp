@@ -49,9 +49,7 @@ bool block_gemv_accelerated(DType t) {
   return block_gemv_reads(t) && rows_for(t) != block_detail::rows_generic;
 }
 
-int64_t activation_block(DType t) {
-  return dtype_info(t).block >= 256 ? 256 : kActivationBlock;
-}
+int64_t activation_block(DType t) { return dtype_info(t).block >= 256 ? 256 : kActivationBlock; }
 
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out) {
   if (block <= 0 || block % 32 || k % block)
@@ -104,11 +102,18 @@ void order_activations(DType t, Int8Activations& x) {
   static constexpr int kK4[16] = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
   std::span<const int> order;
   switch (t) {
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::IQ4_NL:
+    case DType::IQ4_XS:
       order = kNibble;
       break;
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
       order = kK4;
       break;
     default:
@@ -131,7 +136,8 @@ void matmul_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float
   const auto row_bytes = dtype_bytes(t, uint64_t(k));
   if (!row_bytes || k % activation_block(t))
     throw std::invalid_argument("matmul_wt_blocks: rows are not whole blocks");
-  if (ldx < k || ldy < n) throw std::invalid_argument("matmul_wt_blocks: leading dimension too small");
+  if (ldx < k || ldy < n)
+    throw std::invalid_argument("matmul_wt_blocks: leading dimension too small");
   if (m == 0 || n == 0) return;
   const block_detail::RowsFn rows = rows_for(t);
   // Only the AVX-512 paths read the codes in their bytes' order (q_order).
@@ -148,14 +154,15 @@ void matmul_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float
   // than that the rows of W are revisited per chunk, so a task's rows stay in cache.
   auto task = [&](int64_t r0, int64_t r1) {
     for (int64_t i0 = 0; i0 < m; i0 += kBlockGemvMaxM) {
-      const block_detail::Rows a{t, w, int64_t(*row_bytes), k, x.data() + i0,
-                                 std::min(kBlockGemvMaxM, m - i0)};
+      const block_detail::Rows a{
+          t, w, int64_t(*row_bytes), k, x.data() + i0, std::min(kBlockGemvMaxM, m - i0)};
       rows(a, r0, r1, block_detail::Out{Y + i0 * ldy, ldy, bias, accumulate});
     }
   };
   if (double(m) * double(n) * double(k) < double(kSerialFlops)) return task(0, n);
   const int64_t task_bytes = m <= kBlockGemvMaxM ? kTaskBytes : kTileBytes;
-  const int64_t grain = std::max<int64_t>(1, task_bytes / std::max<int64_t>(int64_t(*row_bytes), 1));
+  const int64_t grain =
+      std::max<int64_t>(1, task_bytes / std::max<int64_t>(int64_t(*row_bytes), 1));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
                     [&](const tbb::blocked_range<int64_t>& r) { task(r.begin(), r.end()); });
 }

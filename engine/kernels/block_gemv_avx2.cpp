@@ -25,7 +25,6 @@
 #include "engine/kernels/avx2_util.h"
 #include "engine/kernels/block_gemv_kquant_scales.h"
 
-
 namespace mcw::block_detail {
 namespace {
 

@@ -32,11 +32,14 @@ int64_t column_activation_block(const ColumnPackedCodes& w) {
 void column_activations(const float* x, const ColumnPackedCodes& w, int64_t block,
                         PackedActivations& out) {
   const int per = 32 / w.bits, planes = 8 / w.bits;
-  quantize_activations_to(x, w.in, block, [&](int64_t i) {
-    if (w.awq) return i;
-    const int64_t word = i / per, k = i % per;
-    return 4 * (word * planes + k % planes) + k / planes;
-  }, out);
+  quantize_activations_to(
+      x, w.in, block,
+      [&](int64_t i) {
+        if (w.awq) return i;
+        const int64_t word = i / per, k = i % per;
+        return 4 * (word * planes + k % planes) + k / planes;
+      },
+      out);
 }
 
 }  // namespace
@@ -44,11 +47,13 @@ void column_activations(const float* x, const ColumnPackedCodes& w, int64_t bloc
 bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y,
                         int64_t ldy, int64_t m, const float* bias, bool accumulate) {
   if (m < 0) throw std::invalid_argument("gemv_column_packed: negative m");
-  if (ldx < w.in || ldy < w.out) throw std::invalid_argument("gemv_column_packed: leading dimension too small");
+  if (ldx < w.in || ldy < w.out)
+    throw std::invalid_argument("gemv_column_packed: leading dimension too small");
   const CpuFeatures& f = cpu_features();
   if (f.level < SimdLevel::Avx2) return false;
   const int64_t lanes = f.level == SimdLevel::Avx512 ? 16 : 8;
-  const bool scales_ok = w.group_size > 0 && (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
+  const bool scales_ok =
+      w.group_size > 0 && (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
   const bool readable =
       scales_ok && (w.awq ? w.bits == 4 && w.out % 8 == 0 && w.in % w.group_size == 0 && !w.g_idx
                           : (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % lanes == 0 &&
@@ -59,19 +64,24 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   if (lanes == 8 && int8_activations())
     if (const int64_t block = column_activation_block(w)) {
       std::vector<PackedActivations> x(static_cast<size_t>(m));
-      tbb::parallel_for(int64_t(0), m, [&](int64_t i) { column_activations(X + i * ldx, w, block, x[size_t(i)]); });
+      tbb::parallel_for(int64_t(0), m, [&](int64_t i) {
+        column_activations(X + i * ldx, w, block, x[size_t(i)]);
+      });
       // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
       // ~0.5 MB at in = 14336) while they stay in cache.
       const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / lanes;
-      const int64_t grain = std::clamp<int64_t>(units / (2 * threads), 1, m <= kColumnPackedMaxM ? 64 : 8);
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
-        if (w.awq)  // takes every row of x, in chunks inside its block loop
-          return column_detail::units_i8_awq_avx2(w, x.data(), m, Y, ldy, r.begin(), r.end(), bias, accumulate);
-        for (int64_t i0 = 0; i0 < m; i0 += kColumnPackedMaxM)
-          column_detail::units_i8_avx2(w, x.data() + i0, std::min(kColumnPackedMaxM, m - i0), Y + i0 * ldy,
-                                       ldy, r.begin(), r.end(), bias, accumulate);
-      });
+      const int64_t grain =
+          std::clamp<int64_t>(units / (2 * threads), 1, m <= kColumnPackedMaxM ? 64 : 8);
+      tbb::parallel_for(
+          tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
+            if (w.awq)  // takes every row of x, in chunks inside its block loop
+              return column_detail::units_i8_awq_avx2(w, x.data(), m, Y, ldy, r.begin(), r.end(),
+                                                      bias, accumulate);
+            for (int64_t i0 = 0; i0 < m; i0 += kColumnPackedMaxM)
+              column_detail::units_i8_avx2(w, x.data() + i0, std::min(kColumnPackedMaxM, m - i0),
+                                           Y + i0 * ldy, ldy, r.begin(), r.end(), bias, accumulate);
+          });
       return true;
     }
   if (m > kColumnPackedMaxM) return false;  // the f32 path's large m: tiles (stored_matmul.h)
@@ -80,11 +90,11 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   // GPTQ: tasks of up to 64 units (long runs of each qweight row), two or more per thread.
   // AWQ: one line per task.
   const int64_t units = w.awq ? (w.out / 8 + lanes - 1) / lanes : w.out / lanes;
-  const int64_t grain =
-      w.awq ? 1 : std::clamp<int64_t>(units / (2 * threads), 1, 64);
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
-    units_fn(w, X, ldx, Y, ldy, m, r.begin(), r.end(), bias, accumulate);
-  });
+  const int64_t grain = w.awq ? 1 : std::clamp<int64_t>(units / (2 * threads), 1, 64);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      units_fn(w, X, ldx, Y, ldy, m, r.begin(), r.end(), bias, accumulate);
+                    });
   return true;
 }
 

@@ -14,7 +14,6 @@
 #if defined(__x86_64__)
 #include "engine/kernels/avx2_util.h"
 
-
 namespace mcw::column_detail {
 namespace {
 

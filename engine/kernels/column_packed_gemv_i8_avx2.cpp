@@ -1,10 +1,10 @@
-// The int8-activation path of the GPTQ small-m product (column_packed_gemv.h) on AVX2.
+// The int8-activation paths of the GPTQ and AWQ products (column_packed_gemv.h) on AVX2.
 //
-// A GPTQ word holds `per` = 32 / bits consecutive inputs of one output; a 32-byte load holds
+// GPTQ: a word holds `per` = 32 / bits consecutive inputs of one output; a 32-byte load holds
 // the words of 8 outputs. Masking each byte's plane p of bits (p = 0 .. 8 / bits − 1) gives,
 // in every 32-bit lane, four codes of that output: inputs p, p + planes, p + 2·planes,
 // p + 3·planes of the word. The four activations that meet them (x̂ rounded to int8, one
-// scale per activation block) are packed once per product into one int32 (Activations::xp),
+// scale per activation block) are packed once per product into one int32 (PackedActivations),
 // so one broadcast and one vpmaddubsw per plane, one vpmaddwd per word row give each
 // output's int32 sum of code · x̂ over the word. Over an activation block (whole word rows
 // inside one group) the sums stay in int32; at its end one FMA adds s·dx·Σ q·x̂ and one
@@ -14,7 +14,7 @@
 // The weights are s·(q − z) unrounded: the checkpoint's decoder rounds each to the scales'
 // dtype (f16: a relative 2^-11), the f32 path does, this one does not; with the rounding of
 // x the result is within Σ|w|·(dx/2 + |x|·2^-11) of the exact product (the tests hold it to
-// that). Without act-order only; the driver checks the rest.
+// that). GPTQ without act-order only; AWQ (below) likewise. The driver checks the rest.
 #include <algorithm>
 #include <vector>
 
@@ -24,7 +24,6 @@
 
 #if defined(__x86_64__)
 #include "engine/kernels/avx2_util.h"
-
 
 namespace mcw::column_detail {
 namespace {

@@ -8,7 +8,6 @@
 #include "engine/core/half.h"
 #include "engine/kernels/avx2_util.h"
 
-
 namespace mcw::half_detail {
 namespace {
 

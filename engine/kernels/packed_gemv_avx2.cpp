@@ -6,7 +6,6 @@
 #if defined(__x86_64__)
 #include "engine/kernels/avx2_util.h"
 
-
 namespace mcw::packed_detail {
 namespace {
 

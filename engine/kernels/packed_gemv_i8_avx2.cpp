@@ -19,7 +19,6 @@
 #if defined(__x86_64__)
 #include "engine/kernels/avx2_util.h"
 
-
 namespace mcw::packed_detail {
 namespace {
 

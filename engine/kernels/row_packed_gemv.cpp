@@ -34,12 +34,16 @@ int64_t row_activation_block(const RowPackedCodes& w, int64_t span) {
 
 // x rounded to int8 per block in the order the int8 kernel meets the codes: per span of 8
 // words and plane p of their bytes, byte j of word l is input per·l + planes·j + p.
-void row_activations(const float* x, const RowPackedCodes& w, int64_t block, PackedActivations& out) {
+void row_activations(const float* x, const RowPackedCodes& w, int64_t block,
+                     PackedActivations& out) {
   const int per = 32 / w.bits, planes = 8 / w.bits, span = 8 * per;
-  quantize_activations_to(x, w.in, block, [&](int64_t i) {
-    const int64_t r = i % span, l = r / per, k = r % per;
-    return i - r + 32 * (k % planes) + 4 * l + k / planes;
-  }, out);
+  quantize_activations_to(
+      x, w.in, block,
+      [&](int64_t i) {
+        const int64_t r = i % span, l = r / per, k = r % per;
+        return i - r + 32 * (k % planes) + 4 * l + k / planes;
+      },
+      out);
 }
 
 }  // namespace
@@ -48,34 +52,40 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
                      int64_t ldx, float* Y, int64_t ldy, int64_t m, const float* bias,
                      bool accumulate) {
   if (m < 0) throw std::invalid_argument("gemv_row_packed: negative m");
-  if (ldx < w.in || ldy < w.out) throw std::invalid_argument("gemv_row_packed: leading dimension too small");
+  if (ldx < w.in || ldy < w.out)
+    throw std::invalid_argument("gemv_row_packed: leading dimension too small");
   const CpuFeatures& f = cpu_features();
   if (f.level < SimdLevel::Avx2) return false;
   const int lanes = f.level == SimdLevel::Avx512 ? 16 : 8;
   const int per = (w.bits == 2 || w.bits == 4 || w.bits == 8) ? 32 / w.bits : 0;
   const int64_t span = int64_t(lanes) * per;
-  const bool readable = per && w.group_size > 0 && w.in % span == 0 &&
-                        (w.group_size % span == 0 || (span % w.group_size == 0 && w.group_size % per == 0)) &&
-                        w.in % w.group_size == 0 && w.words == w.in / per &&
-                        (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
+  const bool readable =
+      per && w.group_size > 0 && w.in % span == 0 &&
+      (w.group_size % span == 0 || (span % w.group_size == 0 && w.group_size % per == 0)) &&
+      w.in % w.group_size == 0 && w.words == w.in / per &&
+      (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
   if (!readable) return false;
   if (m == 0 || w.out == 0) return true;
   if (lanes == 8 && int8_activations())
     if (const int64_t block = row_activation_block(w, span)) {
       std::vector<PackedActivations> x(static_cast<size_t>(m));
-      tbb::parallel_for(int64_t(0), m, [&](int64_t i) { row_activations(X + i * ldx, w, block, x[size_t(i)]); });
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4), [&](const tbb::blocked_range<int64_t>& r) {
-        row_detail::rows_i8_avx2(w, params, x.data(), m, Y, ldy, r.begin(), r.end(), bias, accumulate);
-      });
+      tbb::parallel_for(int64_t(0), m,
+                        [&](int64_t i) { row_activations(X + i * ldx, w, block, x[size_t(i)]); });
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4),
+                        [&](const tbb::blocked_range<int64_t>& r) {
+                          row_detail::rows_i8_avx2(w, params, x.data(), m, Y, ldy, r.begin(),
+                                                   r.end(), bias, accumulate);
+                        });
       return true;
     }
   if (m > kRowPackedMaxM) return false;  // the f32 path's large m: tiles (stored_matmul.h)
   std::vector<float> xs(size_t(m * w.in));
   for (int64_t i = 0; i < m; ++i) line_order(X + i * ldx, w.in, per, lanes, xs.data() + i * w.in);
   const row_detail::RowsFn rows = lanes == 16 ? row_detail::rows_avx512 : row_detail::rows_avx2;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4), [&](const tbb::blocked_range<int64_t>& r) {
-    rows(w, params, xs.data(), Y, ldy, m, r.begin(), r.end(), bias, accumulate);
-  });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      rows(w, params, xs.data(), Y, ldy, m, r.begin(), r.end(), bias, accumulate);
+                    });
   return true;
 }
 

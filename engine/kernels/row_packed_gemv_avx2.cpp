@@ -11,7 +11,6 @@
 #if defined(__x86_64__)
 #include "engine/kernels/avx2_util.h"
 
-
 namespace mcw::row_detail {
 namespace {
 

@@ -123,6 +123,11 @@ void TradeoffPanel::rebuild() {
     p.label = r.recipe;
     p.baseline = r.isBaseline();
     p.front = front.contains(r.id);
+    const auto metric = [&](const char* name) { return r.metrics.value(QLatin1String(name)); };
+    if (xm == QLatin1String("latency_ms_per_token")) {
+      p.x_lo = metric("latency_ms_per_token_min"), p.x_hi = metric("latency_ms_per_token_max");
+      p.x_busy = metric("latency_busy") != 0;
+    }
     QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
     if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");
     tip += QStringLiteral("<table>");
@@ -136,6 +141,16 @@ void TradeoffPanel::rebuild() {
                       format_value(name, r.metrics.value(name)));
     }
     tip += QStringLiteral("</table>");
+    if (r.metrics.contains(QStringLiteral("latency_ms_per_token_max")))
+      tip += tr("latency over repetitions: %1 – %2 ms/token")
+                 .arg(metric("latency_ms_per_token_min"), 0, 'g', 4)
+                 .arg(metric("latency_ms_per_token_max"), 0, 'g', 4);
+    if (r.metrics.contains(QStringLiteral("latency_shared_from_run")))
+      tip += tr("<br>latency shared with run #%1 (the same layouts)")
+                 .arg(qint64(metric("latency_shared_from_run")));
+    if (metric("latency_busy") != 0)
+      tip += tr("<br><b>measured on a busy machine:</b> other processes took %1 % of the CPUs")
+                 .arg(metric("latency_others_cpu") * 100, 0, 'f', 0);
     p.tooltip = tip;
     points.push_back(p);
   }

@@ -68,6 +68,8 @@ void TradeoffPlot::computeRanges() {
   yr_ = {points_[0].y, points_[0].y};
   for (const PlotPoint& p : points_) {
     xr_.lo = std::min(xr_.lo, p.x), xr_.hi = std::max(xr_.hi, p.x);
+    if (p.x_hi > p.x_lo)  // the error bar fits too
+      xr_.lo = std::min(xr_.lo, p.x_lo), xr_.hi = std::max(xr_.hi, p.x_hi);
     yr_.lo = std::min(yr_.lo, p.y), yr_.hi = std::max(yr_.hi, p.y);
     max_size_ = std::max(max_size_, p.size);
   }
@@ -247,6 +249,14 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
           g.drawPath(diamond(c, 5.5));
         },
         tr("baseline"));
+    if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.x_busy; }))
+      entry(
+          [&](QPointF c) {
+            g.setPen(QPen(kRunColour.darker(130), 1.6));
+            g.setBrush(pal.color(QPalette::Base));
+            g.drawEllipse(c, 4.5, 4.5);
+          },
+          tr("measured on a busy machine"));
     g.setPen(tick_text);
     g.drawText(QPointF(lx, ly + fm.ascent() / 2 - 1), tr("marker area ∝ model size"));
   }
@@ -273,6 +283,15 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     g.drawPath(path);
   }
 
+  // Error bars of x (the spread over repetitions), under the markers.
+  for (const PlotPoint& p : points_) {
+    if (!(p.x_hi > p.x_lo)) continue;
+    const QPointF a = toScreen(p.x_lo, p.y), b = toScreen(p.x_hi, p.y);
+    g.setPen(QPen(tick_text, 1.2));
+    g.drawLine(a, b);
+    g.drawLine(a - QPointF(0, 4), a + QPointF(0, 4));
+    g.drawLine(b - QPointF(0, 4), b + QPointF(0, 4));
+  }
   // Larger markers first, so small ones stay visible on top of them.
   QList<const PlotPoint*> order;
   for (const PlotPoint& p : points_) order.push_back(&p);
@@ -289,8 +308,8 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     } else {
       QColor fill = p->front ? kFrontColour : (dark ? kRunColour.lighter(135) : kRunColour);
       fill.setAlpha(p->front ? 230 : 170);
-      g.setPen(QPen(fill.darker(dark ? 80 : 140), p->front ? 1.6 : 1));
-      g.setBrush(fill);
+      g.setPen(QPen(fill.darker(dark ? 80 : 140), p->front || p->x_busy ? 1.6 : 1));
+      g.setBrush(p->x_busy ? pal.color(QPalette::Base) : fill);  // hollow: a busy machine's x
       g.drawEllipse(c, r, r);
     }
     if (p->id == hovered_) {

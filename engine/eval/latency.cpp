@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "engine/core/cpu_load.h"
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -43,6 +44,7 @@ LatencyResult measure_latency(const LlamaConfig& cfg, const LlamaStepFn& step,
   KVCache cache(cfg, r.prefill + r.decode);
   using clock = std::chrono::steady_clock;
   std::vector<double> decode_ms, prefill_tps;
+  const CpuSample before = cpu_sample();
   for (int rep = 0; rep < opt.repeats; ++rep) {
     if (cancel) cancel->throw_if_cancelled();
     cache.clear();
@@ -60,7 +62,10 @@ LatencyResult measure_latency(const LlamaConfig& cfg, const LlamaStepFn& step,
                         double(r.decode));
     report(progress, "latency", "", double(rep + 1) / opt.repeats);
   }
+  r.others_cpu = others_cpu_share(before, cpu_sample());
   r.ms_per_token = median(decode_ms);
+  const auto [lo, hi] = std::minmax_element(decode_ms.begin(), decode_ms.end());
+  r.ms_per_token_min = *lo, r.ms_per_token_max = *hi;
   r.prefill_tokens_per_s = median(prefill_tps);
   return r;
 }

@@ -22,7 +22,13 @@ struct LatencyOptions {
 struct LatencyResult {
   int64_t prefill = 0, decode = 0;  // what was actually run
   double ms_per_token = 0;          // decode: median over repetitions of (time / steps)
+  double ms_per_token_min = 0, ms_per_token_max = 0;  // the spread over repetitions
   double prefill_tokens_per_s = 0;  // median over repetitions
+  // Share of the machine's CPU time that other processes (and a hypervisor) took while it
+  // ran (cpu_load.h); above kBusyShare the figure is flagged as taken on a busy machine.
+  double others_cpu = 0;
+  static constexpr double kBusyShare = 0.10;
+  bool busy() const { return others_cpu > kBusyShare; }
 };
 
 // Throws mcw::Error when the context is too short for one prefill token and one decode

@@ -1,8 +1,11 @@
 #include "engine/runs/project_runner.h"
 
+#include <tbb/task_arena.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
@@ -67,7 +70,50 @@ RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const s
   return out;
 }
 
-void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
+// Latency belongs to the packed layouts a model deploys with, not to the run that made
+// them: w4g128 by RTN or by GPTQ runs the same kernels on the same number of bytes. So a
+// measurement is keyed by every linear's layout and the measurement's settings (a 52-bit
+// FNV-1a hash, exact in a double metric), and a run whose key matches an earlier finished
+// run of this project and model, measured on a quiet machine, shares that measurement
+// instead of taking another (which would differ by the machine's noise alone).
+double latency_layout_key(const PackedLlama& model, const LatencyOptions& opt) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  };
+  for (const std::string& path : model.paths()) mix(path);
+  mix(std::to_string(opt.prefill) + " " + std::to_string(opt.decode) + " " +
+      std::to_string(opt.repeats) + " " + std::to_string(tbb::this_task_arena::max_concurrency()));
+  return double(h & ((uint64_t(1) << 52) - 1));
+}
+
+// latency_others_cpu: the share of the machine other processes took while it ran;
+// latency_busy: 1 when that share makes the figure one of a busy machine (plots flag it).
+constexpr const char* kLatencyMetrics[] = {"latency_ms_per_token", "latency_ms_per_token_min",
+                                           "latency_ms_per_token_max", "prefill_tokens_per_s",
+                                           "latency_others_cpu", "latency_busy"};
+
+void add_latency(std::vector<Metric>& m, RunStore& store, const ProjectRunInputs& in,
+                 const PackedLlama& model, const RunHooks& hooks, const CancelToken* cancel) {
+  const double key = latency_layout_key(model, in.latency);
+  m.push_back({"latency_layout", key});
+  for (const RunRecord& r : store.load_runs_with_metrics({in.project.name, RunStatus::Done})) {
+    if (r.info.model_fingerprint != in.fingerprint || r.metric("latency_layout") != key ||
+        r.metric("latency_busy").value_or(1.0) != 0.0)
+      continue;
+    for (const char* name : kLatencyMetrics)
+      if (const auto v = r.metric(name)) m.push_back({name, *v});
+    m.push_back({"latency_shared_from_run", double(r.info.id)});
+    return;
+  }
+  const LatencyResult l = measure_latency(model, in.latency, hooks.progress, cancel);
+  const double values[] = {l.ms_per_token, l.ms_per_token_min, l.ms_per_token_max,
+                           l.prefill_tokens_per_s, l.others_cpu, l.busy() ? 1.0 : 0.0};
+  for (size_t i = 0; i < std::size(kLatencyMetrics); ++i) m.push_back({kLatencyMetrics[i], values[i]});
+}
+
+void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const ProjectRunInputs& in,
                           const LlamaModel& model, const LlamaModel* baseline,
                           std::span<const CompressedLayer> compressed, const RunHooks& hooks,
                           const CancelToken* cancel) {
@@ -83,10 +129,7 @@ void add_eval_and_latency(std::vector<Metric>& m, const ProjectRunInputs& in,
   m.push_back({"eval_stride", double(in.eval.stride)});
   enter(hooks, "latency");
   // On the packed kernels: compressed linears as stored, the rest as f16.
-  const LatencyResult l =
-      measure_latency(PackedLlama(model, compressed), in.latency, hooks.progress, cancel);
-  m.push_back({"latency_ms_per_token", l.ms_per_token});
-  m.push_back({"prefill_tokens_per_s", l.prefill_tokens_per_s});
+  add_latency(m, store, in, PackedLlama(model, compressed), hooks, cancel);
 }
 
 }  // namespace
@@ -156,7 +199,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
         enter(hooks, "compress");
         const CompressionResult c =
             compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
-        add_eval_and_latency(m, in, c.model, &in.base, c.layers, hooks, cancel);
+        add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
         m.push_back({"bits_per_weight", c.bits_per_weight()});
         m.push_back({"size_bytes", double(c.storage_bits / 8)});
         m.push_back({"parameters", double(c.parameters)});
@@ -171,7 +214,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
                                       const RunHooks& hooks, const CancelToken* cancel) {
   return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&) {
-    add_eval_and_latency(m, in, in.base, nullptr, {}, hooks, cancel);
+    add_eval_and_latency(m, store, in, in.base, nullptr, {}, hooks, cancel);
     const uint64_t params = in.base.parameter_count();
     m.push_back({"bits_per_weight", 16.0});
     m.push_back({"size_bytes", double(params * 2)});

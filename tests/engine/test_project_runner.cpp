@@ -97,6 +97,43 @@ TEST(RunStoreProjectRunner, RecordsBaselineAndRecipes) {
     }
 }
 
+// Latency belongs to the layouts: a second run with the same layouts shares the first's
+// measurement when that one was taken on a quiet machine (and measures again when not); a
+// run with other layouts always measures its own. Every measurement has its spread and the
+// share of the machine other processes took.
+TEST(RunStoreProjectRunner, RunsWithTheSameLayoutsShareOneLatency) {
+  const auto dir = test::fresh_temp_dir();
+  const ProjectRunInputs in = load_project_run_inputs(make_project(dir));
+  const auto store = RunStore::open(in.database_path);
+  const ProjectRecipe w8 = in.project.recipes[0];
+  ProjectRecipe w8_again = w8, w4 = w8;
+  w8_again.name = "w8-again";
+  w4.name = "w4", w4.inline_text = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 0\n";
+  const auto first = store->get_run(run_project_recipe(*store, in, w8).run_id);
+  const auto second = store->get_run(run_project_recipe(*store, in, w8_again).run_id);
+  const auto other = store->get_run(run_project_recipe(*store, in, w4).run_id);
+  for (const auto& r : {first, second, other}) {
+    ASSERT_EQ(r->info.status, RunStatus::Done) << r->info.error;
+    EXPECT_LE(*r->metric("latency_ms_per_token_min"), *r->metric("latency_ms_per_token"));
+    EXPECT_GE(*r->metric("latency_ms_per_token_max"), *r->metric("latency_ms_per_token"));
+    EXPECT_GE(*r->metric("latency_others_cpu"), 0.0);
+    EXPECT_LE(*r->metric("latency_others_cpu"), 1.0);
+    EXPECT_EQ(*r->metric("latency_busy"),
+              *r->metric("latency_others_cpu") > LatencyResult::kBusyShare ? 1.0 : 0.0);
+  }
+  EXPECT_FALSE(first->metric("latency_shared_from_run"));
+  EXPECT_EQ(*second->metric("latency_layout"), *first->metric("latency_layout"));
+  EXPECT_NE(*other->metric("latency_layout"), *first->metric("latency_layout"));
+  if (*first->metric("latency_busy") == 0) {
+    EXPECT_EQ(*second->metric("latency_shared_from_run"), double(first->info.id));
+    EXPECT_EQ(*second->metric("latency_ms_per_token"), *first->metric("latency_ms_per_token"));
+  } else {
+    EXPECT_FALSE(second->metric("latency_shared_from_run"));
+  }
+  const auto shared = other->metric("latency_shared_from_run");
+  EXPECT_TRUE(!shared || *shared != double(first->info.id));
+}
+
 TEST(RunStoreProjectRunner, FailuresAndCancelAreRecorded) {
   const auto dir = test::fresh_temp_dir();
   ProjectRunInputs in = load_project_run_inputs(make_project(dir));

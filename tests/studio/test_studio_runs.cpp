@@ -222,6 +222,12 @@ class StudioRunsTest : public QObject {
           QVERIFY(r);
           QCOMPARE(p.x, r->metric(xm));
           QCOMPARE(p.y, r->metric(ym));
+          // Latency: the spread over repetitions as an error bar, a busy machine flagged.
+          const bool latency = xm == QLatin1String("latency_ms_per_token");
+          QCOMPARE(p.x_lo, latency ? r->metric(QStringLiteral("latency_ms_per_token_min")) : 0.0);
+          QCOMPARE(p.x_hi, latency ? r->metric(QStringLiteral("latency_ms_per_token_max")) : 0.0);
+          QCOMPARE(p.x_busy, latency && r->metric(QStringLiteral("latency_busy")) != 0);
+          if (latency) QVERIFY(p.x_lo <= p.x && p.x <= p.x_hi);
           if (p.front) shown.insert(p.id);
         }
         QCOMPARE(shown, brute_force_front(pts, ym == QLatin1String("top1")));

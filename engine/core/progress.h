@@ -4,7 +4,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/core/error.h"
 
@@ -12,15 +15,50 @@ namespace mcw {
 
 class CancelToken {
  public:
-  CancelToken() : flag_(std::make_shared<std::atomic<bool>>(false)) {}
-  void cancel() const { flag_->store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return flag_->load(std::memory_order_relaxed); }
+  CancelToken() : state_(std::make_shared<State>()) {}
+  // Sets the flag, then calls every subscribed callback (on this thread).
+  void cancel() const {
+    state_->flag.store(true, std::memory_order_relaxed);
+    const std::lock_guard<std::mutex> lock(state_->mutex);
+    for (const auto& [id, fn] : state_->callbacks) fn();
+  }
+  bool cancelled() const { return state_->flag.load(std::memory_order_relaxed); }
   void throw_if_cancelled() const {
     if (cancelled()) throw Cancelled();
   }
 
+  // `fn` runs when the token is cancelled (at once when it already is) until the returned
+  // object is destroyed: how work that cannot poll (a running parallel algorithm) is told.
+  class Subscription {
+   public:
+    Subscription(std::shared_ptr<void> remove) : remove_(std::move(remove)) {}
+
+   private:
+    std::shared_ptr<void> remove_;
+  };
+  [[nodiscard]] Subscription subscribe(std::function<void()> fn) const {
+    std::shared_ptr<State> s = state_;
+    uint64_t id;
+    {
+      const std::lock_guard<std::mutex> lock(s->mutex);
+      id = s->next_id++;
+      s->callbacks.emplace_back(id, fn);
+    }
+    if (cancelled()) fn();
+    return Subscription(std::shared_ptr<void>(nullptr, [s, id](void*) {
+      const std::lock_guard<std::mutex> lock(s->mutex);
+      std::erase_if(s->callbacks, [&](const auto& c) { return c.first == id; });
+    }));
+  }
+
  private:
-  std::shared_ptr<std::atomic<bool>> flag_;
+  struct State {
+    std::atomic<bool> flag{false};
+    std::mutex mutex;
+    uint64_t next_id = 0;
+    std::vector<std::pair<uint64_t, std::function<void()>>> callbacks;
+  };
+  std::shared_ptr<State> state_;
 };
 
 struct ProgressEvent {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/core/cancellable.h"
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -63,14 +64,18 @@ EvalResult evaluate(const CausalLm& model, std::span<const int32_t> tokens,
     if (cancel) cancel->throw_if_cancelled();
     const EvalWindow& win = windows[w];
     const auto span = tokens.subspan(size_t(win.begin), size_t(win.end - win.begin));
-    session->clear();
-    session->forward(span, logits.data());
-    if (base_session) {
-      base_session->clear();
-      base_session->forward(span, base.data());
-    }
+    // A window of a real-size model runs for minutes: cancel reaches inside the forward.
+    run_cancellable(cancel, [&] {
+      session->clear();
+      session->forward(span, logits.data());
+      if (base_session) {
+        base_session->clear();
+        base_session->forward(span, base.data());
+      }
+    });
     fed += win.end - win.begin;
     for (int64_t i = win.first_scored; i < win.end; ++i) {
+      if (cancel && (i - win.first_scored) % 64 == 63) cancel->throw_if_cancelled();
       const int64_t row = i - 1 - win.begin;  // the position that predicts token i
       log_softmax(logits.data() + row * V, V, lq);
       nll -= lq[size_t(tokens[size_t(i)])];

@@ -2,8 +2,10 @@
 // uniform model, and KL/top-1 properties.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "engine/eval/perplexity.h"
 #include "llama_test_util.h"
@@ -85,4 +87,36 @@ TEST(Perplexity, HonoursCancel) {
   CancelToken cancel;
   cancel.cancel();
   EXPECT_THROW(evaluate(m, toks, {8, 8}, nullptr, {}, &cancel), Cancelled);
+}
+
+// Cancel reaches inside a window's forward pass (run_cancellable): a model whose one window
+// takes over a second stops within a second of the cancel, well before the window would
+// have ended, and the cancel is reported as such.
+TEST(Perplexity, CancelStopsInsideALongWindow) {
+  LlamaConfig c = test::tiny_config(8, 8);
+  c.dim = 1024, c.head_dim = 128, c.hidden_dim = 2816, c.n_layers = 8;
+  c.vocab_size = 256, c.max_seq_len = 1024;
+  const LlamaModel m = test::random_llama(c, 9);
+  std::vector<int32_t> toks(2048);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t(i * 7 % 256);
+  using clock = std::chrono::steady_clock;
+  const auto w0 = clock::now();
+  evaluate(m, std::span<const int32_t>(toks).first(1024), {1024, 1024});
+  const double window_s = std::chrono::duration<double>(clock::now() - w0).count();
+
+  CancelToken cancel;
+  clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancelled_at = clock::now();
+    cancel.cancel();
+  });
+  EXPECT_THROW(evaluate(m, toks, {1024, 1024}, nullptr, {}, &cancel), Cancelled);
+  const auto stopped = clock::now();
+  canceller.join();
+  const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
+  EXPECT_LT(latency, 1.0) << "a window takes " << window_s << " s";
+  if (window_s > 1.0) EXPECT_LT(latency, 0.5 * window_s);
+  RecordProperty("window_seconds", std::to_string(window_s));
+  RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/core/cancellable.h"
 #include "engine/core/error.h"
 #include "engine/search/block_forward.h"
 
@@ -50,9 +51,11 @@ KlMeter::KlMeter(const LlamaModel& reference, std::span<const int32_t> tokens, i
   for (size_t i = 0; i < windows_.size(); ++i) {
     if (cancel) cancel->throw_if_cancelled();
     const EvalWindow& w = windows_[i];
-    cache.clear();
-    llama_forward(reference, std::span(tokens_).subspan(size_t(w.begin), size_t(w.end - w.begin)),
-                  cache, all.data());
+    run_cancellable(cancel, [&] {  // a real-size window: cancel reaches inside it
+      cache.clear();
+      llama_forward(reference, std::span(tokens_).subspan(size_t(w.begin), size_t(w.end - w.begin)),
+                    cache, all.data());
+    });
     keep(i, all.data());
   }
 }
@@ -111,9 +114,11 @@ KlMeasurement KlMeter::measure(const LlamaModel& model, std::span<const int64_t>
   for (const int64_t wi : all_or(which)) {
     if (cancel) cancel->throw_if_cancelled();
     const EvalWindow& w = windows_[size_t(wi)];
-    cache.clear();
-    llama_forward(model, std::span(tokens_).subspan(size_t(w.begin), size_t(w.end - w.begin)),
-                  cache, logits.data(), nullptr, linear);
+    run_cancellable(cancel, [&] {
+      cache.clear();
+      llama_forward(model, std::span(tokens_).subspan(size_t(w.begin), size_t(w.end - w.begin)),
+                    cache, logits.data(), nullptr, linear);
+    });
     score(wi, logits.data(), sums);
   }
   return finish(sums);
@@ -132,8 +137,10 @@ KlMeasurement KlMeter::measure_from_block(const LlamaModel& model, int64_t first
     if (cancel) cancel->throw_if_cancelled();
     const int64_t T = inputs_->rows(size_t(wi));
     inputs_->get(first_block, size_t(wi), x.data());
-    for (int64_t l = first_block; l < model.cfg.n_layers; ++l) llama_block(model, l, x.data(), T);
-    llama_head(model, x.data(), T, logits.data());
+    run_cancellable(cancel, [&] {
+      for (int64_t l = first_block; l < model.cfg.n_layers; ++l) llama_block(model, l, x.data(), T);
+      llama_head(model, x.data(), T, logits.data());
+    });
     score(wi, logits.data(), sums);
   }
   return finish(sums);

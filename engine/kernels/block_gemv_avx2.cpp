@@ -44,12 +44,7 @@ MCW_AVX2_INLINE __m256i nibbles(const uint8_t* qs) {
 MCW_AVX2_INLINE __m256i fifth_bits(const uint8_t* qh) {
   uint32_t bits;
   std::memcpy(&bits, qh, 4);
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(int(bits)),
-      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
-  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit),
-                          _mm256_set1_epi8(0x10));
+  return _mm256_and_si256(bit_bytes(bits), _mm256_set1_epi8(0x10));
 }
 
 // The IQ4 grid as a byte shuffle table in both 128-bit lanes.

@@ -22,15 +22,6 @@
 namespace mcw::packed_detail {
 namespace {
 
-// Byte i is 0xff where bit i of h is set.
-MCW_AVX2_INLINE __m256i bit_bytes(uint32_t h) {
-  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                           0x0101010101010101, 0x0000000000000000);
-  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
-  const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), spread), bit);
-  return _mm256_cmpeq_epi8(b, bit);
-}
-
 // A unit's 32 codes as bytes in slot order; 8-bit codes as q − 128.
 template <int Bits>
 MCW_AVX2_INLINE __m256i unit_codes(const uint8_t* p) {

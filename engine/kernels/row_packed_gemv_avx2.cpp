@@ -30,13 +30,10 @@ MCW_AVX2 void rows(const RowPackedCodes& w, const TensorDecoder& params, const f
   for (int l = 0; l < kLanes; ++l) lane_offset[l] = int32_t(per * l / w.group_size);
   const __m256i lane_group = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_offset));
   const __m256i mask = _mm256_set1_epi32((1 << w.bits) - 1);
-  thread_local std::vector<float> scale, zero_f;
-  thread_local std::vector<int32_t> zero;
-  scale.resize(size_t(w.groups)), zero.resize(size_t(w.groups)), zero_f.resize(size_t(w.groups));
+  thread_local RowParameters rp;
   const GemvOutput out{Y, ldy, bias, accumulate};
   for (int64_t o = r0; o < r1; ++o) {
-    params.row_parameters(o, scale.data(), zero.data());
-    for (int64_t g = 0; g < w.groups; ++g) zero_f[size_t(g)] = float(zero[size_t(g)]);
+    rp.load(params, o, w.groups);
     const uint32_t* row = w.q + o * w.words;
     __m256 acc[M];
     for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_ps();
@@ -44,10 +41,10 @@ MCW_AVX2 void rows(const RowPackedCodes& w, const TensorDecoder& params, const f
       __m256 s, z;
       if (wide) {
         const int64_t g = b / lines_per_group;
-        s = _mm256_set1_ps(scale[size_t(g)]), z = _mm256_set1_ps(zero_f[size_t(g)]);
+        s = _mm256_set1_ps(rp.scale[size_t(g)]), z = _mm256_set1_ps(rp.zero[size_t(g)]);
       } else {
         const __m256i g = _mm256_add_epi32(_mm256_set1_epi32(int(b * groups_per_line)), lane_group);
-        s = _mm256_i32gather_ps(scale.data(), g, 4), z = _mm256_i32gather_ps(zero_f.data(), g, 4);
+        s = _mm256_i32gather_ps(rp.scale.data(), g, 4), z = _mm256_i32gather_ps(rp.zero.data(), g, 4);
       }
       if (b % 2 == 0)  // a few lines ahead: the mapped file's loads otherwise stall the loop
         _mm_prefetch(reinterpret_cast<const char*>(row + kLanes * (b + 16)), _MM_HINT_T0);

@@ -26,12 +26,9 @@ MCW_BLOCK512 void rows(const RowPackedCodes& w, const TensorDecoder& params, con
   for (int l = 0; l < 16; ++l) lane_offset[l] = int32_t(per * l / w.group_size);
   const __m512i lane_group = _mm512_load_si512(lane_offset);
   const __m512i mask = _mm512_set1_epi32((1 << w.bits) - 1);
-  thread_local std::vector<float> scale, zero_f;
-  thread_local std::vector<int32_t> zero;
-  scale.resize(size_t(w.groups)), zero.resize(size_t(w.groups)), zero_f.resize(size_t(w.groups));
+  thread_local RowParameters rp;
   for (int64_t o = r0; o < r1; ++o) {
-    params.row_parameters(o, scale.data(), zero.data());
-    for (int64_t g = 0; g < w.groups; ++g) zero_f[size_t(g)] = float(zero[size_t(g)]);
+    rp.load(params, o, w.groups);
     const uint32_t* row = w.q + o * w.words;
     __m512 acc[M];
     for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
@@ -39,11 +36,11 @@ MCW_BLOCK512 void rows(const RowPackedCodes& w, const TensorDecoder& params, con
       __m512 s, z;
       if (wide) {
         const int64_t g = b / lines_per_group;
-        s = _mm512_set1_ps(scale[size_t(g)]), z = _mm512_set1_ps(zero_f[size_t(g)]);
+        s = _mm512_set1_ps(rp.scale[size_t(g)]), z = _mm512_set1_ps(rp.zero[size_t(g)]);
       } else {
         const __m512i g = _mm512_add_epi32(_mm512_set1_epi32(int(b * groups_per_line)),
                                            lane_group);
-        s = _mm512_i32gather_ps(g, scale.data(), 4), z = _mm512_i32gather_ps(g, zero_f.data(), 4);
+        s = _mm512_i32gather_ps(g, rp.scale.data(), 4), z = _mm512_i32gather_ps(g, rp.zero.data(), 4);
       }
       // A few lines ahead (into the next row at the end): the loads of a mapped file's
       // pages otherwise stall the loop (perf: half its time on this load).

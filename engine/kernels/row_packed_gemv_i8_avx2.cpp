@@ -71,20 +71,16 @@ template <int kBits>
 void rows_bits(const RowPackedCodes& w, const TensorDecoder& params, const PackedActivations* x,
                int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1, const float* bias,
                bool accumulate) {
-  thread_local std::vector<float> scale, zero_f;
-  thread_local std::vector<int32_t> zero;
-  scale.resize(size_t(w.groups)), zero.resize(size_t(w.groups)), zero_f.resize(size_t(w.groups));
+  thread_local RowParameters rp;
   const GemvOutput out{Y, ldy, bias, accumulate};
   for (int64_t o = r0; o < r1; ++o) {
-    params.row_parameters(o, scale.data(), zero.data());
-    for (int64_t g = 0; g < w.groups; ++g)
-      zero_f[size_t(g)] = float(zero[size_t(g)] - (kBits == 8 ? 128 : 0));
+    rp.load(params, o, w.groups, kBits == 8 ? 128 : 0);
     const uint32_t* row = w.q + o * w.words;
     for (int64_t i0 = 0; i0 < m; i0 += kRowPackedMaxM) {  // the row stays in cache across chunks
       float y[kRowPackedMaxM];
       const int64_t mc = std::min(kRowPackedMaxM, m - i0);
       with_m(mc, [&](auto M) {
-        row_i8<kBits, decltype(M)::value>(w, x + i0, row, scale.data(), zero_f.data(), y);
+        row_i8<kBits, decltype(M)::value>(w, x + i0, row, rp.scale.data(), rp.zero.data(), y);
       });
       for (int64_t i = 0; i < mc; ++i) out.store(i0 + i, o, y[i]);
     }

@@ -4,11 +4,24 @@
 // path computes output rows [r0, r1) against all m (<= 8) rows.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/core/tensor.h"
 #include "engine/kernels/block_gemv.h"
 
 namespace mcw::row_detail {
+
+// One output row's parameters per group as the kernels use them: scales, and zero codes as
+// f32 less `zero_shift` (8-bit int8 kernels take codes as q − 128). One per thread.
+struct RowParameters {
+  std::vector<float> scale, zero;
+  std::vector<int32_t> code;
+  void load(const TensorDecoder& params, int64_t o, int64_t groups, int zero_shift = 0) {
+    scale.resize(size_t(groups)), zero.resize(size_t(groups)), code.resize(size_t(groups));
+    params.row_parameters(o, scale.data(), code.data());
+    for (int64_t g = 0; g < groups; ++g) zero[size_t(g)] = float(code[size_t(g)] - zero_shift);
+  }
+};
 
 using RowsFn = void (*)(const RowPackedCodes& w, const TensorDecoder& params, const float* xs,
                         float* Y, int64_t ldy, int64_t m, int64_t r0, int64_t r1, const float* bias,

@@ -104,9 +104,10 @@ int run_bench(const std::vector<std::string>& argv) {
   }
   std::printf("model     %s (%s parameters), %s\n", file.path.c_str(),
               human_count(base.parameter_count()).c_str(), what.c_str());
-  std::printf("machine   %s, %s kernels, %s threads\n", cpu_model().c_str(),
-              packed_gemv_path(),
-              n_threads > 0 ? std::to_string(n_threads).c_str() : "all");
+  std::printf("machine   %s, %s kernels, %s threads, %s activations for quantised weights\n",
+              cpu_model().c_str(), packed_gemv_path(),
+              n_threads > 0 ? std::to_string(n_threads).c_str() : "all",
+              int8_activations() ? "int8" : "f32");
   std::printf("prefill   %lld tokens: %.1f tokens/s\n", (long long)r.prefill,
               r.prefill_tokens_per_s);
   std::printf("decode    %lld steps: %.1f tokens/s (%.4g ms/token)\n", (long long)r.decode,

@@ -52,6 +52,8 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runsDock() const { return runs_dock_; }
   QDockWidget* tradeoffDock() const { return tradeoff_dock_; }
   QAction* runAllAction() const { return run_all_action_; }
+  // Run ▸ Exact Activations: int8 activations off for quantised weights (saved setting).
+  QAction* exactActivationsAction() const { return exact_activations_action_; }
   ui::TensorInspector* tensorInspector() const { return inspector_; }
   QDockWidget* inspectorDock() const { return inspector_dock_; }
   ui::ModelDiffView* modelDiffView() const { return diff_view_; }
@@ -107,6 +109,7 @@ class MainWindow : public QMainWindow, public ui::IProjectViewer {
   QDockWidget* runs_dock_ = nullptr;
   QDockWidget* tradeoff_dock_ = nullptr;
   QAction* run_all_action_ = nullptr;
+  QAction* exact_activations_action_ = nullptr;
   ui::TensorInspector* inspector_ = nullptr;
   QDockWidget* inspector_dock_ = nullptr;
   ui::ModelDiffView* diff_view_ = nullptr;

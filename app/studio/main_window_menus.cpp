@@ -9,10 +9,12 @@
 #include <QInputDialog>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QSettings>
 #include <QStatusBar>
 #include <QToolBar>
 
 #include "app/studio/main_window.h"
+#include "engine/kernels/stored_matmul.h"
 #include "widgets/model_diff_view.h"
 
 namespace mcw::studio {
@@ -62,6 +64,22 @@ void MainWindow::createMenus() {
   run_all_action_->setObjectName(QStringLiteral("runAllAction"));
   run_all_action_->setToolTip(tr("Compress with every recipe of the project, evaluate and "
                                  "record each run"));
+  run->addSeparator();
+  // Process-wide (stored_matmul.h), so it holds for every job started after the change, and
+  // it is kept in the settings like the theme.
+  exact_activations_action_ = run->addAction(tr("E&xact Activations for Quantised Weights"));
+  exact_activations_action_->setObjectName(QStringLiteral("exactActivationsAction"));
+  exact_activations_action_->setCheckable(true);
+  exact_activations_action_->setToolTip(
+      tr("GGUF, GPTQ, AWQ, compressed-tensors and packed layers multiply f32 activations "
+         "(exact, several times slower) instead of int8 ones (llama.cpp's way; each product "
+         "off by at most sum|w|·dx/2)"));
+  exact_activations_action_->setChecked(QSettings().value("engine/exactActivations").toBool());
+  set_int8_activations(!exact_activations_action_->isChecked());
+  connect(exact_activations_action_, &QAction::toggled, this, [](bool exact) {
+    QSettings().setValue("engine/exactActivations", exact);
+    set_int8_activations(!exact);
+  });
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
   for (QDockWidget* d : {start_dock_, project_dock_, jobs_dock_, runs_dock_, tradeoff_dock_,

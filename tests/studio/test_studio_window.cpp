@@ -11,6 +11,8 @@
 #include <QSortFilterProxyModel>
 #include <QTableView>
 #include <QtTest>
+
+#include "engine/kernels/stored_matmul.h"
 #include <cmath>
 
 #include "engine/io/model_file.h"
@@ -175,6 +177,22 @@ class StudioWindowTest : public QObject {
     studio::MainWindow w2;
     QVERIFY(w2.context().openProject(copy));
     QCOMPARE(w2.context().project().model_path, w.context().project().model_path);
+  }
+
+  // Run ▸ Exact Activations switches the engine's int8 activations off, and is kept.
+  void exactActivationsAreAToggleKeptInTheSettings() {
+    {
+      studio::MainWindow w;
+      QVERIFY(!w.exactActivationsAction()->isChecked());
+      QVERIFY(int8_activations());
+      w.exactActivationsAction()->setChecked(true);
+      QVERIFY(!int8_activations());
+    }
+    studio::MainWindow w;
+    QVERIFY(w.exactActivationsAction()->isChecked());
+    QVERIFY(!int8_activations());
+    w.exactActivationsAction()->setChecked(false);
+    QVERIFY(int8_activations());
   }
 
   void layoutAndThemeAreRestoredFromSettings() {

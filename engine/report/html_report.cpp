@@ -260,7 +260,18 @@ std::string trade_off_section(const ReportData& d, bool latency) {
     p.points.push_back(std::move(q));
   }
   p.log_y = spans_decades(ys, 1.0);
-  return s + "<figure>" + scatter_svg(p) + "</figure>\n</section>\n";
+  s += "<figure>" + scatter_svg(p) + "</figure>\n";
+  if (latency) {  // figures a reviewer should not trust (project_runner.cpp: latency_busy)
+    std::string busy;
+    for (const RunRecord& r : d.runs)
+      if (r.info.status == RunStatus::Done && r.metric("latency_busy").value_or(0) != 0)
+        busy += (busy.empty() ? "" : ", ") + escape_html(run_title(r)) + " (" +
+                format_general(100 * r.metric("latency_others_cpu").value_or(0), 2) + " %)";
+    if (!busy.empty())
+      s += "<p class=\"note\">Latency measured while other processes took a share of the CPUs, "
+           "so slower or noisier than on a quiet machine: " + busy + ".</p>\n";
+  }
+  return s + "</section>\n";
 }
 
 std::string sensitivity_section(const ReportData& d) {

@@ -184,6 +184,8 @@ Fixture make_fixture(bool with_runs = true) {
         {"latency_ms_per_token", 1.5},
         {"size_bytes", 300},
         {"bits_per_weight", 2.5},
+        {"latency_busy", 1},  // measured while others took 37 % of the CPUs
+        {"latency_others_cpu", 0.37},
         {"weird metric, \"quoted\"", 0.1 + 0.2}},
       {{kScript, "relative_error", 0.9}, {"model.layers.0.mlp & \"up\"", "relative_error", 1.7}},
       RunStatus::Done);
@@ -492,6 +494,13 @@ TEST(HtmlReport, EscapesEverythingAndIsSelfContainedAndWellFormed) {
   EXPECT_EQ(point_ids(svgs[0], false), (std::set<int64_t>{f.ids[0], f.ids[1], f.ids[2], f.ids[3]}));
   EXPECT_EQ(point_ids(svgs[1], false).size(), 5u);            // "nolat" has a size
   EXPECT_NE(svgs[0].find("(log scale)"), std::string::npos);  // perplexity 10 .. 400
+
+  // A latency measured on a busy machine is named under the latency plot, and only it.
+  const size_t busy = html.find("Latency measured while other processes");
+  ASSERT_NE(busy, std::string::npos);
+  const std::string note = html.substr(busy, html.find("</p>", busy) - busy);
+  EXPECT_NE(note.find(escape_html(run_title(d.runs[3])) + " (37 %)"), std::string::npos) << note;
+  for (size_t i : {0, 1, 2}) EXPECT_EQ(note.find(escape_html(run_title(d.runs[i]))), std::string::npos);
 
   // The runs table has a row per run, and the failed run's error under it.
   EXPECT_EQ(count_of(html, "<tr class=\"err\">"), 1u);

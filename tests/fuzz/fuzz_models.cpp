@@ -9,6 +9,7 @@
 #include "../engine/compressed_tensors_writer.h"
 #include "../engine/llama_test_util.h"
 #include "../engine/quantized_checkpoint_writer.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/core/error.h"
 #include "engine/io/model_file.h"
 #include "engine/model/causal_lm.h"
@@ -65,6 +66,20 @@ const std::string& target_file() {
   return path;
 }
 
+// The products on a weight's own codes (GGUF blocks, checkpoint layers; int8 and f32
+// activations, decode and prefill sizes): whatever a hostile file holds, they stay inside it.
+void run_products(const Tensor& t) {
+  const bool quantised = t.dtype() == DType::Packed || is_block_type(t.dtype());
+  if (!quantised || !t.readable() || t.shape().size() != 2 || t.numel() > (int64_t(1) << 20)) return;
+  for (int64_t m : {1, 9})
+    for (bool int8 : {true, false}) {
+      set_int8_activations(int8);
+      std::vector<float> x(size_t(m * t.dim(1)), 0.5f), y(size_t(m * t.dim(0)));
+      matmul_wt_stored(x.data(), t, y.data(), m);
+    }
+  set_int8_activations(true);
+}
+
 }  // namespace
 
 std::vector<std::string> fuzz_seeds() { return {fuzz::read_bytes(target_file())}; }
@@ -79,8 +94,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           : path;
   MCW_FUZZ_BODY({
     const ModelFile file = open_model_file(open_path);
-    for (const Tensor& t : file.tensors)
+    for (const Tensor& t : file.tensors) {
       if (t.decoder() && t.readable()) (void)t.to_f32();  // every code, zero, scale, g_idx
+      run_products(t);
+    }
     const auto model = load_causal_lm(file);
     try {
       (void)load_tokenizer(file);

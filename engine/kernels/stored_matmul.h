@@ -37,18 +37,18 @@ void set_bf16_activations(bool on);
 bool bf16_activations();
 
 // int8_activations (default on, process-wide): quantise each row of X to int8 in blocks and
-// run integer dot products on the weights' own codes:
-//  - GGUF block types at every m (block_gemv.h; blocks of 32, or 256 for the super-block
-//    types), as llama.cpp runs them: each ggml type is defined with the activation
-//    quantisation its dot product uses. AVX-512 and AVX2.
-//  - MCW's Affine packed layouts (packed_weight.h; one block per group of up to 256 slots)
-//    and GPTQ checkpoints without act-order on AVX2 (column_packed_gemv.h; blocks of up to
-//    256 inside a group; the weights s·(q − z) are not rounded to f16 as the decoder rounds
-//    them), also at every m, 8 rows at a time.
+// run integer dot products on the weights' own codes, at every m (above 8, 8 rows at a time):
+//  - GGUF block types (block_gemv.h; blocks of 32, or 256 for the super-block types), as
+//    llama.cpp runs them: each ggml type is defined with the activation quantisation its
+//    dot product uses. AVX-512 and AVX2.
+//  - MCW's Affine packed layouts (packed_weight.h; one block per group of up to 256 slots).
+//  - on AVX2, GPTQ checkpoints without act-order, AWQ and compressed-tensors checkpoints
+//    (column_packed_gemv.h, row_packed_gemv.h; blocks of up to 256 inside a group; the
+//    weights s·(q − z) are not rounded to f16 as their decoders round them).
 // The output moves by at most Σ|w|·dx/2 (dx the activation block's scale; plus Σ|w·x|·2^-11
-// for GPTQ) from the exact product. Off, or where no such path exists, products run on f32
-// activations, exact up to f32 summation order, as every other weight type and every m > 8
-// does. docs/QUALITY.md has what it costs in KL on the demo models.
+// for the checkpoints) from the exact product. Off, or where no such path exists, products
+// run on f32 activations, exact up to f32 summation order, as every other weight type does.
+// docs/QUALITY.md has what it costs in KL on the demo models; docs/ALGORITHMS.md the why.
 void set_int8_activations(bool on);
 bool int8_activations();
 

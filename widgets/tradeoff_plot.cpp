@@ -252,9 +252,12 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.x_busy; }))
       entry(
           [&](QPointF c) {
-            g.setPen(QPen(kRunColour.darker(130), 1.6));
-            g.setBrush(pal.color(QPalette::Base));
+            g.setPen(QPen(kRunColour.darker(130), 1));
+            g.setBrush(kRunColour);
             g.drawEllipse(c, 4.5, 4.5);
+            g.setPen(QPen(text, 1.2, Qt::DashLine));
+            g.setBrush(Qt::NoBrush);
+            g.drawEllipse(c, 7, 7);
           },
           tr("measured on a busy machine"));
     g.setPen(tick_text);
@@ -308,9 +311,14 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     } else {
       QColor fill = p->front ? kFrontColour : (dark ? kRunColour.lighter(135) : kRunColour);
       fill.setAlpha(p->front ? 230 : 170);
-      g.setPen(QPen(fill.darker(dark ? 80 : 140), p->front || p->x_busy ? 1.6 : 1));
-      g.setBrush(p->x_busy ? pal.color(QPalette::Base) : fill);  // hollow: a busy machine's x
+      g.setPen(QPen(fill.darker(dark ? 80 : 140), p->front ? 1.6 : 1));
+      g.setBrush(fill);
       g.drawEllipse(c, r, r);
+    }
+    if (p->x_busy) {  // a dashed ring: x measured on a busy machine
+      g.setPen(QPen(text, 1.2, Qt::DashLine));
+      g.setBrush(Qt::NoBrush);
+      g.drawEllipse(c, r + 2.5, r + 2.5);
     }
     if (p->id == hovered_) {
       g.setPen(QPen(text, 1));

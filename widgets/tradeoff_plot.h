@@ -1,7 +1,7 @@
 // The trade-off scatter, painted with QPainter: one marker per run at (x, y), its area
 // proportional to the model's size, the Pareto front as a step line with its points
 // ringed, the baseline as a diamond, the selected run ringed in the highlight colour, an x
-// error bar where a point has a spread, a hollow marker where its x was measured on a busy
+// error bar where a point has a spread, a dashed ring where its x was measured on a busy
 // machine. Axis
 // ticks at 1-2-5 steps. Hovering shows a run's values; clicking a marker emits its id.
 // Colours come from the palette, so both themes work; QPainter takes care of high DPI.
@@ -22,7 +22,7 @@ struct PlotPoint {
   QString tooltip;  // rich text shown on hover
   bool baseline = false, front = false;
   // The x value's spread (an error bar from x_lo to x_hi; none when equal) and whether it
-  // was measured on a busy machine (the marker is drawn hollow).
+  // was measured on a busy machine (a dashed ring around the marker).
   double x_lo = 0, x_hi = 0;
   bool x_busy = false;
 };

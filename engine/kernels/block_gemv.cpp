@@ -51,6 +51,13 @@ bool block_gemv_accelerated(DType t) {
 
 int64_t activation_block(DType t) { return dtype_info(t).block >= 256 ? 256 : kActivationBlock; }
 
+int64_t activation_block_in(int64_t group, int64_t step) {
+  if (group <= 0 || step <= 0) return 0;
+  for (int64_t b = 256 / step * step; b >= step; b -= step)
+    if (group % b == 0) return b;
+  return 0;
+}
+
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out) {
   if (block <= 0 || block % 32 || k % block)
     throw std::invalid_argument("quantize_activations: k must be whole blocks of 32·n values");

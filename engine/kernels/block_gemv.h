@@ -20,6 +20,8 @@
 // activations are on and a SIMD path exists (stored_matmul.h); the f32 path (decode to
 // f32, f32 product) stays the exact one.
 #pragma once
+#include <tbb/parallel_for.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -43,9 +45,9 @@ struct Int8Activations {
   std::vector<int8_t> q;             // [k]: round(x / d), |q| <= 127
   std::vector<float> d;              // [k / block]: max |x| / 127 of each block (0: all zero)
   std::vector<float> d16;            // [k / 16]: d of the block each 16 values lie in
-  std::vector<float> sum16;          // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
-  std::vector<int16_t> qsum16;       // [k / 16]: Σ q over each 16 values
-  std::vector<float> d32, sum32;     // [k / 32]: d and sum16 of each 32 values
+  std::vector<float> sum16;       // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
+  std::vector<int16_t> qsum16;    // [k / 16]: Σ q over each 16 values
+  std::vector<float> d32, sum32;  // [k / 32]: d and sum16 of each 32 values
   // q in the order a weight type's codes come out of its bytes, for the fused kernels (empty
   // for types whose order is the natural one). Pieces of 16 values: per 64, 0 2 1 3 for the
   // nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS: two blocks' low nibbles, then their
@@ -59,6 +61,11 @@ int64_t activation_block(DType t);
 // block: a multiple of 32 that divides k (MCW's own layouts use their group; block_gemv 32
 // or 256).
 void quantize_activations(const float* x, int64_t k, int64_t block, Int8Activations& out);
+// The activation block of a layout whose scales change every `group` inputs: the largest
+// multiple of `step` up to 256 (ggml's Q8_K) that divides the group, so that a block never
+// straddles two groups; 0 when there is none.
+int64_t activation_block_in(int64_t group, int64_t step = 32);
+
 // A row of x rounded as quantize_activations rounds it, its int8 values rearranged in the
 // order a layout's kernel meets its codes and read four at a time as int32 words (one
 // vpmaddubsw lane each): GPTQ, AWQ and compressed-tensors layers (column_packed_gemv.h,
@@ -68,19 +75,27 @@ struct PackedActivations {
   std::vector<int32_t> xp;    // [k / 4]
   std::vector<float> d, sum;  // per block: scale, and the rounded values' sum d·Σq
 };
-// Input i's value goes to byte position(i) of xp (a permutation of 0 .. k − 1).
+// Rows [0, m) of X (at stride ldx, k each) so rounded, in parallel; input i's value goes to
+// byte position(i) of xp (a permutation of 0 .. k − 1).
 template <class Position>
-void quantize_activations_to(const float* x, int64_t k, int64_t block, Position position,
-                             PackedActivations& out) {
-  Int8Activations q;
-  quantize_activations(x, k, block, q);
-  out.block = block;
-  out.d = q.d;
-  out.sum.assign(static_cast<size_t>(k / block), 0.0f);
-  for (int64_t j = 0; j < k / 16; ++j) out.sum[static_cast<size_t>(j * 16 / block)] += q.sum16[static_cast<size_t>(j)];
-  out.xp.resize(static_cast<size_t>(k / 4));
-  auto* bytes = reinterpret_cast<int8_t*>(out.xp.data());
-  for (int64_t i = 0; i < k; ++i) bytes[position(i)] = q.q[static_cast<size_t>(i)];
+std::vector<PackedActivations> quantize_activations_to(const float* X, int64_t ldx, int64_t m,
+                                                       int64_t k, int64_t block,
+                                                       Position position) {
+  std::vector<PackedActivations> rows(static_cast<size_t>(m));
+  tbb::parallel_for(int64_t(0), m, [&](int64_t r) {
+    Int8Activations q;
+    quantize_activations(X + r * ldx, k, block, q);
+    PackedActivations& out = rows[static_cast<size_t>(r)];
+    out.block = block;
+    out.d = q.d;
+    out.sum.assign(static_cast<size_t>(k / block), 0.0f);
+    for (int64_t j = 0; j < k / 16; ++j)
+      out.sum[static_cast<size_t>(j * 16 / block)] += q.sum16[static_cast<size_t>(j)];
+    out.xp.resize(static_cast<size_t>(k / 4));
+    auto* bytes = reinterpret_cast<int8_t*>(out.xp.data());
+    for (int64_t i = 0; i < k; ++i) bytes[position(i)] = q.q[static_cast<size_t>(i)];
+  });
+  return rows;
 }
 
 // Fills x.q_order for weight type t (after quantize_activations).
@@ -92,7 +107,7 @@ void order_activations(DType t, Int8Activations& x);
 // (prefill, as llama.cpp runs these types at every batch size). std::invalid_argument on a
 // type that is not a block type or sizes that do not fit.
 void matmul_wt_blocks(DType t, const float* X, int64_t ldx, const void* W, float* Y, int64_t ldy,
-                    int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
-                    bool accumulate = false);
+                      int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
+                      bool accumulate = false);
 
 }  // namespace mcw

@@ -18,28 +18,21 @@
 namespace mcw {
 namespace {
 
-// The int8 path's activation block: the largest multiple of 32 up to 256 that divides the
-// group (so a block never straddles two), or 0 when there is none or the layer has act-order.
+// The int8 path's activation block (activation_block_in), or 0 with act-order.
 int64_t column_activation_block(const ColumnPackedCodes& w) {
-  if (w.g_idx || w.in % w.group_size) return 0;
-  for (int64_t b = 256; b >= 32; b -= 32)
-    if (w.group_size % b == 0) return b;
-  return 0;
+  return w.g_idx || w.in % w.group_size ? 0 : activation_block_in(w.group_size);
 }
 
 // x rounded to int8 per block in the order the int8 kernels meet the codes: GPTQ, per word
 // row and plane p of its bytes, the inputs p, p + planes, ... of the word; AWQ, natural.
-void column_activations(const float* x, const ColumnPackedCodes& w, int64_t block,
-                        PackedActivations& out) {
+std::vector<PackedActivations> column_activations(const float* X, int64_t ldx, int64_t m,
+                                                  const ColumnPackedCodes& w, int64_t block) {
   const int per = 32 / w.bits, planes = 8 / w.bits;
-  quantize_activations_to(
-      x, w.in, block,
-      [&](int64_t i) {
-        if (w.awq) return i;
-        const int64_t word = i / per, k = i % per;
-        return 4 * (word * planes + k % planes) + k / planes;
-      },
-      out);
+  return quantize_activations_to(X, ldx, m, w.in, block, [&](int64_t i) {
+    if (w.awq) return i;
+    const int64_t word = i / per, k = i % per;
+    return 4 * (word * planes + k % planes) + k / planes;
+  });
 }
 
 }  // namespace
@@ -63,10 +56,7 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   const int64_t threads = tbb::this_task_arena::max_concurrency();
   if (lanes == 8 && int8_activations())
     if (const int64_t block = column_activation_block(w)) {
-      std::vector<PackedActivations> x(static_cast<size_t>(m));
-      tbb::parallel_for(int64_t(0), m, [&](int64_t i) {
-        column_activations(X + i * ldx, w, block, x[size_t(i)]);
-      });
+      const std::vector<PackedActivations> x = column_activations(X, ldx, m, w, block);
       // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
       // ~0.5 MB at in = 14336) while they stay in cache.

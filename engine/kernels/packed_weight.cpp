@@ -105,9 +105,7 @@ const char* packed_gemv_path() { return current_isa().name; }
 int64_t affine_activation_block(int64_t group_slots) {
   if (group_slots <= 0 || group_slots % kUnit)
     throw std::invalid_argument("affine_activation_block: not a whole number of units");
-  int64_t units = std::min<int64_t>(group_slots / kUnit, 8);
-  while ((group_slots / kUnit) % units) --units;
-  return units * kUnit;
+  return activation_block_in(group_slots, kUnit);
 }
 
 PackedWeight PackedWeight::from_f32(const float* w, int64_t rows, int64_t cols, bool as_f16,

@@ -24,26 +24,15 @@ void line_order(const float* x, int64_t in, int per, int lanes, float* out) {
       for (int l = 0; l < lanes; ++l) out[b * span + lanes * k + l] = x[b * span + per * l + k];
 }
 
-// The int8 path's activation block: the largest multiple of a load's span (8 words) up to
-// 256 that divides the group, or 0.
-int64_t row_activation_block(const RowPackedCodes& w, int64_t span) {
-  for (int64_t b = 256 / span * span; b >= span; b -= span)
-    if (w.group_size % b == 0) return b;
-  return 0;
-}
-
 // x rounded to int8 per block in the order the int8 kernel meets the codes: per span of 8
 // words and plane p of their bytes, byte j of word l is input per·l + planes·j + p.
-void row_activations(const float* x, const RowPackedCodes& w, int64_t block,
-                     PackedActivations& out) {
+std::vector<PackedActivations> row_activations(const float* X, int64_t ldx, int64_t m,
+                                               const RowPackedCodes& w, int64_t block) {
   const int per = 32 / w.bits, planes = 8 / w.bits, span = 8 * per;
-  quantize_activations_to(
-      x, w.in, block,
-      [&](int64_t i) {
-        const int64_t r = i % span, l = r / per, k = r % per;
-        return i - r + 32 * (k % planes) + 4 * l + k / planes;
-      },
-      out);
+  return quantize_activations_to(X, ldx, m, w.in, block, [&](int64_t i) {
+    const int64_t r = i % span, l = r / per, k = r % per;
+    return i - r + 32 * (k % planes) + 4 * l + k / planes;
+  });
 }
 
 }  // namespace
@@ -67,10 +56,8 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
   if (!readable) return false;
   if (m == 0 || w.out == 0) return true;
   if (lanes == 8 && int8_activations())
-    if (const int64_t block = row_activation_block(w, span)) {
-      std::vector<PackedActivations> x(static_cast<size_t>(m));
-      tbb::parallel_for(int64_t(0), m,
-                        [&](int64_t i) { row_activations(X + i * ldx, w, block, x[size_t(i)]); });
+    if (const int64_t block = activation_block_in(w.group_size, span)) {  // whole loads
+      const std::vector<PackedActivations> x = row_activations(X, ldx, m, w, block);
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4),
                         [&](const tbb::blocked_range<int64_t>& r) {
                           row_detail::rows_i8_avx2(w, params, x.data(), m, Y, ldy, r.begin(),

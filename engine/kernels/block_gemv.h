@@ -45,9 +45,9 @@ struct Int8Activations {
   std::vector<int8_t> q;             // [k]: round(x / d), |q| <= 127
   std::vector<float> d;              // [k / block]: max |x| / 127 of each block (0: all zero)
   std::vector<float> d16;            // [k / 16]: d of the block each 16 values lie in
-  std::vector<float> sum16;       // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
-  std::vector<int16_t> qsum16;    // [k / 16]: Σ q over each 16 values
-  std::vector<float> d32, sum32;  // [k / 32]: d and sum16 of each 32 values
+  std::vector<float> sum16;          // [k / 16]: d · Σ q over each 16 values (the rounded x's sum)
+  std::vector<int16_t> qsum16;       // [k / 16]: Σ q over each 16 values
+  std::vector<float> d32, sum32;     // [k / 32]: d and sum16 of each 32 values
   // q in the order a weight type's codes come out of its bytes, for the fused kernels (empty
   // for types whose order is the natural one). Pieces of 16 values: per 64, 0 2 1 3 for the
   // nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS: two blocks' low nibbles, then their

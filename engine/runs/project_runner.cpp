@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <string_view>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
+#include "engine/core/sha256.h"
 #include "engine/export/compress_to_directory.h"
 #include "engine/io/staging_dir.h"
 #include "engine/eval/packed_llama.h"
@@ -72,20 +72,20 @@ RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const s
 
 // Latency belongs to the packed layouts a model deploys with, not to the run that made
 // them: w4g128 by RTN or by GPTQ runs the same kernels on the same number of bytes. So a
-// measurement is keyed by every linear's layout and the measurement's settings (a 52-bit
-// FNV-1a hash, exact in a double metric), and a run whose key matches an earlier finished
+// measurement is keyed by every linear's layout and the measurement's settings (52 bits of
+// their SHA-256, exact in a double metric), and a run whose key matches an earlier finished
 // run of this project and model, measured on a quiet machine, shares that measurement
 // instead of taking another (which would differ by the machine's noise alone).
 double latency_layout_key(const PackedLlama& model, const LatencyOptions& opt) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](std::string_view s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-  };
-  for (const std::string& path : model.paths()) mix(path);
-  mix(std::to_string(opt.prefill) + " " + std::to_string(opt.decode) + " " +
-      std::to_string(opt.repeats) + " " + std::to_string(tbb::this_task_arena::max_concurrency()));
-  return double(h & ((uint64_t(1) << 52) - 1));
+  Sha256 h;
+  for (const std::string& path : model.paths()) h.update(path + "\n");
+  h.update(std::to_string(opt.prefill) + " " + std::to_string(opt.decode) + " " +
+           std::to_string(opt.repeats) + " " +
+           std::to_string(tbb::this_task_arena::max_concurrency()));
+  const Sha256::Digest d = h.finish();
+  uint64_t key = 0;
+  for (int i = 0; i < 8; ++i) key = key << 8 | d[size_t(i)];
+  return double(key >> 12);
 }
 
 // latency_others_cpu: the share of the machine other processes took while it ran;

@@ -1,8 +1,8 @@
 // Internal: the SIMD paths of the GPTQ/AWQ small-m product (column_packed_gemv_*.cpp) that
 // the driver in column_packed_gemv.cpp chooses from. The driver owns validation and
-// threading; a path computes the outputs of units [u0, u1) against all m (<= 8) rows of x,
-// a unit being `lanes` outputs for GPTQ and a line of `lanes` words (8·lanes outputs, the
-// last one possibly shorter) for AWQ.
+// threading; a path computes the outputs of units [u0, u1) against the m rows of x it is
+// given (the f32 paths and GPTQ's int8 path: m <= 8), a unit being `lanes` outputs for
+// GPTQ and a line of `lanes` words (8·lanes outputs, the last one possibly shorter) for AWQ.
 #pragma once
 #include <cstdint>
 
@@ -22,13 +22,13 @@ void units_avx512(const ColumnPackedCodes& w, const float* X, int64_t ldx, float
 void units_avx2(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* Y, int64_t ldy,
                 int64_t m, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
-// AWQ on int8 activations, a unit being 16 words (128 outputs; x in natural order), any m (column_packed_gemv_i8_avx2.cpp; AVX2).
+// AWQ on int8 activations, a unit being 16 words (128 outputs; x in natural order), any m
+// (column_packed_gemv_i8_avx2.cpp; AVX2).
 void units_i8_awq_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                        int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
 // GPTQ without act-order on int8 activations (x per word row and plane of its bytes: see
-// column_packed_gemv.cpp), 8 outputs a unit (column_packed_gemv_i8_avx2.cpp;
-// AVX2).
+// column_packed_gemv.cpp), 8 outputs a unit (column_packed_gemv_i8_avx2.cpp; AVX2).
 void units_i8_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                    int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 

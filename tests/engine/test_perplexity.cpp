@@ -90,8 +90,10 @@ TEST(Perplexity, HonoursCancel) {
 }
 
 // Cancel reaches inside a window's forward pass (run_cancellable): a model whose one window
-// takes over a second stops within a second of the cancel, well before the window would
-// have ended, and the cancel is reported as such.
+// takes about 2 s on a quiet 2-core machine stops within a quarter of a window of the
+// cancel (0.15 s measured quiet; without run_cancellable it runs to the window's end, 0.9 of
+// it, and fails). The bound is in windows, not seconds, because `ctest -j8` on two cores
+// slows this process ~4× (a 9 s window, a 1.04 s cancel: the same quarter holds).
 TEST(Perplexity, CancelStopsInsideALongWindow) {
   LlamaConfig c = test::tiny_config(8, 8);
   c.dim = 1024, c.head_dim = 128, c.hidden_dim = 2816, c.n_layers = 8;
@@ -115,8 +117,7 @@ TEST(Perplexity, CancelStopsInsideALongWindow) {
   const auto stopped = clock::now();
   canceller.join();
   const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
-  EXPECT_LT(latency, 1.0) << "a window takes " << window_s << " s";
-  if (window_s > 1.0) EXPECT_LT(latency, 0.5 * window_s);
+  EXPECT_LT(latency, 0.25 * window_s) << "a window takes " << window_s << " s";
   RecordProperty("window_seconds", std::to_string(window_s));
   RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

@@ -5,6 +5,7 @@
 #include <QFileInfo>
 #include <QRegularExpression>
 
+#include "engine/compress/algorithm.h"
 #include "engine/core/error.h"
 
 namespace mcw::studio {
@@ -42,7 +43,7 @@ static json to_json(const QVariant& v, const QString& key) {
 
 QList<ui::AlgorithmSpecRow> algorithm_spec_rows() {
   QList<ui::AlgorithmSpecRow> out;
-  for (const AlgorithmSpec& a : algorithm_specs()) {
+  for (const CompressAlgorithm& a : compress_algorithms()) {
     ui::AlgorithmSpecRow row{q(a.name), q(a.kind), q(a.help), {}};
     for (const ParamSpec& p : a.params) {
       ui::ParamSpecRow pr{q(p.key), q(p.type), to_variant(p.fallback), {}, p.min, p.max, q(p.help)};

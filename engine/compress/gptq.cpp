@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/compress/linalg_f64.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
@@ -371,6 +372,69 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
   }
   if (report) *report = {s.percdamp, relative, uint64_t(out.outlier_index.size())};
   return out;
+}
+
+// The recipe's "gptq" (algorithm.h).
+namespace {
+
+CompressedTensor gptq_stage_layer(LayerJob& job) {
+  const nlohmann::json& p = job.params;
+  GptqOptions o;
+  o.bits = p["bits"].get<int>();
+  o.symmetric = p["symmetric"].get<bool>();
+  o.group_size = p["group_size"].get<int>();
+  o.percdamp = p["damp"].get<double>();
+  o.block_size = p["block_size"].get<int64_t>();
+  o.act_order = p["act_order"].get<bool>();
+  o.static_groups = p["static_groups"].get<bool>();
+  if (const double t = p["outlier_threshold"].get<double>(); t > 0) o.outlier_threshold = t;
+  o.outlier_fraction = p["outlier_fraction"].get<double>();
+  GptqReport report;
+  CompressedTensor q = quantize_gptq(job.w.as<float>(), job.w.dim(0), job.w.dim(1), *job.stats, o,
+                                     job.cancel, job.name, &report);
+  if (report.percdamp != o.percdamp)
+    job.note = "damp raised to " + std::to_string(report.percdamp) + " (Hessian not positive definite)";
+  return q;
+}
+
+LayerCost gptq_cost(const nlohmann::json& p, const CostShape& s) {
+  using algo::param;
+  const double r = s.rows, c = s.cols, n = r * c, c2 = c * c;
+  const double fraction = param(p, "outlier_fraction", 0.0);
+  double stored = algo::affine_stored_bytes(p, r, c) + fraction * n * (4 + 2);  // index + f16 value
+  if (param(p, "act_order", false) && !param(p, "static_groups", false)) stored += 4 * c;  // g_idx
+  // H copy (f64, factored in place) and the f32 factor made from it; working weights,
+  // codes, block errors, params; outliers: the plain sweep's scores and flags, or flags.
+  const double block = std::min<double>(param(p, "block_size", 128), c);
+  double work = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * algo::affine_groups(p, c);
+  work += fraction > 0 ? 5 * n : param(p, "outlier_threshold", 0.0) > 0 ? n : 0;
+  // Cholesky c³/3 + triangular inverse c³/3, then each column's error propagated to the
+  // columns after it in every row: r·c²/2 multiply-adds (twice for an outlier fraction).
+  const double sweeps = fraction > 0 ? 2 : 1;
+  return {stored, work, 2 * c2 * c / 3 + sweeps * r * c2 + 10 * n};
+}
+
+}  // namespace
+
+CompressAlgorithm gptq_algorithm() {
+  using namespace algo;
+  return {.name = "gptq",
+          .kind = "quantize",
+          .help = "GPTQ: quantise column by column, correcting with the Hessian",
+          .params = {bits({2, 3, 4, 8}, 4), group(128, /*per_tensor=*/false),
+                     flag("symmetric", false, "symmetric (no zero point)"),
+                     flag("act_order", false, "quantise columns in order of decreasing Hessian diagonal"),
+                     flag("static_groups", false, "fit every group's grid on the original weights first"),
+                     number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
+                     integer("block_size", 128, 1, 4096, "columns per lazy block update"),
+                     number("outlier_threshold", 0.0, 0.0, 1e6,
+                            "SpQR outliers: keep in f16 the weights whose scaled error exceeds this "
+                            "times the layer's mean (0.2 in SpQR's runs; 0: off)"),
+                     number("outlier_fraction", 0.0, 0.0, 0.1,
+                            "SpQR outliers with the threshold set for about this share of weights")},
+          .needs = needs_gram,
+          .compress_layer = gptq_stage_layer,
+          .cost = gptq_cost};
 }
 
 }  // namespace mcw

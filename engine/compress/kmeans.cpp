@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
 
@@ -165,6 +166,39 @@ CompressedTensor quantize_kmeans(const float* w, int64_t rows, int64_t cols,
       });
   out.codes = pack_codes(q.data(), q.size(), opt.bits);
   return out;
+}
+
+// The recipe's "kmeans" (algorithm.h).
+namespace {
+
+CompressedTensor kmeans_stage_layer(LayerJob& job) {
+  KmeansOptions o;
+  o.bits = job.params["bits"].get<int>();
+  o.iterations = job.params["iterations"].get<int>();
+  o.group_size = job.params["group_size"].get<int>();
+  return quantize_kmeans(job.w.as<float>(), job.w.dim(0), job.w.dim(1), o, job.stats->sq_norm.data(),
+                         job.cancel, job.name);
+}
+
+LayerCost kmeans_cost(const nlohmann::json& p, const CostShape& s) {
+  const double n = s.rows * s.cols, centroids = std::ldexp(1.0, algo::param(p, "bits", 4));
+  return {std::ceil(n * algo::param(p, "bits", 4) / 8) + 4 * s.rows * centroids,
+          n + 8 * s.cols + 4 * s.rows * 256, algo::param(p, "iterations", 25) * n * centroids * 3};
+}
+
+}  // namespace
+
+CompressAlgorithm kmeans_algorithm() {
+  using namespace algo;
+  return {.name = "kmeans",
+          .kind = "quantize",
+          .help = "k-means codebook per output channel or group, Hessian-weighted",
+          .params = {bits({2, 3, 4}, 3), integer("iterations", 25, 1, 1000, "Lloyd iterations"),
+                     {"group_size", "int", 0, {0, 32, 64, 128}, 0, 0,
+                      "columns per codebook: 32/64/128, 0 = one codebook per output channel"}},
+          .needs = needs_norms,
+          .compress_layer = kmeans_stage_layer,
+          .cost = kmeans_cost};
 }
 
 }  // namespace mcw

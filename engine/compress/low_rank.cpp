@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/linalg_f64.h"
 #include "engine/compress/sparsity.h"
@@ -145,6 +146,46 @@ CompressedTensor low_rank(const Tensor& w, const LowRankOptions& o, const LayerS
   c.lr_a = Tensor::from_f32(std::vector<float>(A.begin(), A.end()), {rows, r}, c.name);
   c.lr_b = Tensor::from_f32(std::vector<float>(B.begin(), B.end()), {r, cols}, c.name);
   return c;
+}
+
+// The recipe's "svd" (algorithm.h).
+namespace {
+
+CompressedTensor svd_stage_layer(LayerJob& job) {
+  LowRankOptions o;
+  o.rank = job.params["rank"].get<int64_t>();
+  o.energy = job.params["energy"].get<double>();
+  o.activation_aware = job.params["activation_aware"].get<bool>();
+  return low_rank(job.w, o, o.activation_aware ? job.stats : nullptr, job.cancel);
+}
+
+CalibrationNeed svd_needs(const nlohmann::json& p) {  // whitening reads XᵀX
+  return algo::param(p, "activation_aware", false) ? CalibrationNeed::Gram : CalibrationNeed::None;
+}
+
+LayerCost svd_cost(const nlohmann::json& p, const CostShape& s) {
+  const double r = s.rows, c = s.cols, n = r * c, m = std::min(r, c);
+  const int rank = algo::param(p, "rank", 0);
+  const double k = rank > 0 ? std::min<double>(rank, m) : m;  // energy: at most full rank
+  const bool aware = algo::param(p, "activation_aware", false);
+  // One-sided Jacobi: ~8 sweeps of m²/2 rotations over vectors of length max(r, c).
+  return {4 * (r + c) * k, 8 * n * 3 + 4 * n + 8 * m * m + 8 * (r + c) * m + (aware ? 16 * c * c : 0),
+          24 * r * c * m + (aware ? 2 * c * c * c : 0)};
+}
+
+}  // namespace
+
+CompressAlgorithm svd_algorithm() {
+  using namespace algo;
+  return {.name = "svd",
+          .kind = "low-rank",
+          .help = "truncated SVD to a rank or an energy fraction",
+          .params = {integer("rank", 0, 0, 65536, "rank to keep (0: use energy)"),
+                     number("energy", 0.9, 0.01, 1.0, "share of squared singular values to keep"),
+                     flag("activation_aware", false, "whiten with the calibration Gram matrix first")},
+          .needs = svd_needs,
+          .compress_layer = svd_stage_layer,
+          .cost = svd_cost};
 }
 
 }  // namespace mcw

@@ -6,6 +6,8 @@
 #include <limits>
 #include <map>
 
+#include "engine/compress/algorithm.h"
+#include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/model/llama_model.h"
 
@@ -22,19 +24,6 @@ uint64_t to_bytes(double b) {
   return uint64_t(std::ceil(b));
 }
 
-int param_int(const RecipeStage& s, const char* key, int fallback) {
-  const auto it = s.params.find(key);
-  return it != s.params.end() && it->is_number() ? it->get<int>() : fallback;
-}
-double param_number(const RecipeStage& s, const char* key, double fallback) {
-  const auto it = s.params.find(key);
-  return it != s.params.end() && it->is_number() ? it->get<double>() : fallback;
-}
-bool param_bool(const RecipeStage& s, const char* key, bool fallback) {
-  const auto it = s.params.find(key);
-  return it != s.params.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
-
 // Stages that accumulate XᵀX per group of linears sharing an input.
 bool uses_hessian(const RecipeStage& s) {
   return calibration_need(s.algorithm, s.params) == CalibrationNeed::Gram;
@@ -44,116 +33,19 @@ bool calibrates(const RecipeStage& s) {
   return calibration_need(s.algorithm, s.params) != CalibrationNeed::None;
 }
 
-// Affine scale groups per row: group_size 0 = one per row, -1 = per tensor (counted as one
-// per row, an upper bound), else cols / group_size.
-double affine_groups(const RecipeStage& s, double cols) {
-  const int g = param_int(s, "group_size", 0);
-  return g > 0 ? std::ceil(cols / g) : 1;
-}
-
-// Bytes a CompressedTensor of this stage holds in memory (f32 scales and zeros, packed
-// codes, an f32 dense copy for pruning, f32 low-rank factors).
-double compressed_layer_bytes(const RecipeStage& s, double r, double c) {
-  const std::string& a = s.algorithm;
-  const double n = r * c;
-  if (a == "rtn" || a == "gptq" || a == "awq") {
-    const int bits = param_int(s, "bits", 8);
-    const bool sym = param_bool(s, "symmetric", false);
-    double b = std::ceil(n * bits / 8) + 4 * r * affine_groups(s, c) * (sym ? 1 : 2);
-    if (a == "gptq" && param_bool(s, "act_order", false) && !param_bool(s, "static_groups", false))
-      b += 4 * c;  // g_idx
-    b += param_number(s, "outlier_fraction", 0) * n * (4 + 2);         // index + f16 value
-    return b;
-  }
-  if (a == "smoothquant") return n + 8 * r;  // int8 codes, per-channel scale and zero
-  if (a == "kmeans") {
-    const int bits = param_int(s, "bits", 4);
-    return std::ceil(n * bits / 8) + 4 * r * std::ldexp(1.0, bits);
-  }
-  if (a == "magnitude" || a == "wanda" || a == "sparsegpt")
-    return 4 * n + std::ceil(n / 8) + 8 * r * c / 32;  // dense f32, mask, joint-quant scales
-  if (a == "svd") {
-    const double m = std::min(r, c);
-    const int rank = param_int(s, "rank", 0);
-    const double k = rank > 0 ? std::min<double>(rank, m) : m;  // energy: at most full rank
-    return 4 * (r + c) * k;
-  }
-  return 4 * n;  // heads / channels keep the sliced weight dense
-}
-
-// Calibration tokens AWQ's scale search runs on (whole windows; search_tokens 0: all).
-double awq_search_rows(const RecipeStage& s, double calib_rows) {
-  const double cap = param_int(s, "search_tokens", 0);
-  return cap > 0 ? std::min(cap, calib_rows) : calib_rows;
-}
-
-// Buffers one layer's compression holds besides the group statistics: the algorithm's own
-// work arrays, then the decoded weight and relative_error's three f32 products and f32 H.
-double layer_transient_bytes(const RecipeStage& s, double r, double c, double calib_rows) {
-  const std::string& a = s.algorithm;
-  const double n = r * c, c2 = c * c;
+// The algorithm's own cost of one linear [r, c], plus what every layer's compression
+// holds and does besides: the decoded weight and relative_error's three f32 products, f32
+// H when the stage gathers it; relative_error's FLOPs ((ΔW·H) and (W·H), 2·r·c² each, or
+// a few per weight without H).
+LayerCost layer_cost(const RecipeStage& s, const CostShape& shape) {
+  const CompressAlgorithm* a = find_algorithm(s.algorithm);
+  if (!a) throw Error("recipe", "unknown algorithm '" + s.algorithm + "'");
+  LayerCost cost = a->cost(s.params, shape);
+  const double n = shape.rows * shape.cols, c2 = shape.cols * shape.cols;
   const bool stats = uses_hessian(s);
-  double algo = 0;
-  if (a == "gptq") {
-    // H copy (f64, factored in place) and the f32 factor made from it; working weights,
-    // codes, block errors, params.
-    const double block = std::min<double>(param_int(s, "block_size", 128), c);
-    algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * affine_groups(s, c);
-    if (param_number(s, "outlier_fraction", 0) > 0) algo += 4 * n + n;  // plain sweep's scores, flags
-    else if (param_number(s, "outlier_threshold", 0) > 0) algo += n;    // outlier flags
-  } else if (a == "sparsegpt") {
-    const double block = std::min<double>(param_int(s, "block_size", 128), c);
-    algo = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block;
-  } else if (a == "awq") {
-    const double rows = awq_search_rows(s, calib_rows);
-    algo = 4 * rows * r * 2 + 4 * n + 4 * c * std::min<double>(c, param_int(s, "group_size", 128));
-  } else if (a == "svd") {
-    const double m = std::min(r, c);
-    algo = 8 * n * 3 + 4 * n + 8 * m * m + 8 * (r + c) * m + (stats ? 8 * c2 * 2 : 0);
-  } else if (a == "kmeans") {
-    algo = n + 8 * c + 4 * r * 256;
-  } else {
-    algo = 2 * n + 4 * n;  // codes or mask, scores / one f32 work copy
-  }
-  return algo + 4 * n * 4 + (stats ? 4 * c2 : 0);
-}
-
-double log2_at_least_1(double x) { return std::max(1.0, std::log2(std::max(x, 1.0))); }
-
-// FLOPs of compressing one linear [r, c] (multiply-add = 2).
-double layer_flops(const RecipeStage& s, double r, double c, double calib_rows) {
-  const std::string& a = s.algorithm;
-  const double n = r * c, c3 = c * c * c;
-  // relative_error with H: (ΔW·H) and (W·H), each 2·r·c² FLOPs.
-  const double relerr = uses_hessian(s) ? 4 * r * c * c : 3 * n;
-  if (a == "rtn") {
-    const bool clip = param_bool(s, "mse_clip", false);
-    return 10 * n * (clip ? 20 : 1) + relerr;  // the clip search tries ~20 shrink factors
-  }
-  if (a == "gptq" || a == "sparsegpt") {
-    // Cholesky c³/3 + triangular inverse c³/3, then each column's error propagated to the
-    // columns after it in every row: r·c²/2 multiply-adds (twice for an outlier fraction).
-    const double sweeps = a == "gptq" && param_number(s, "outlier_fraction", 0) > 0 ? 2 : 1;
-    return 2 * c3 / 3 + sweeps * r * c * c + 10 * n + relerr;
-  }
-  if (a == "awq") {
-    const double rows = awq_search_rows(s, calib_rows);
-    const double grid = param_int(s, "grid", 20);
-    const double gs = std::min<double>(c, std::max(1, param_int(s, "group_size", 128)));
-    const double clip = param_bool(s, "clip_search", true) ? 20 * 2 * n * gs : 0;
-    return grid * (2 * rows * n + 10 * n) + clip + relerr;
-  }
-  if (a == "kmeans")
-    return param_int(s, "iterations", 25) * n * std::ldexp(1.0, param_int(s, "bits", 4)) * 3 +
-           relerr;
-  if (a == "magnitude") return 2 * n * log2_at_least_1(n) + relerr;
-  if (a == "wanda") return 2 * n * log2_at_least_1(c) + relerr;
-  if (a == "svd") {
-    const double m = std::min(r, c);
-    // One-sided Jacobi: ~8 sweeps of m²/2 rotations over vectors of length max(r, c).
-    return 24 * r * c * m + (param_bool(s, "activation_aware", false) ? 2 * c3 : 0) + relerr;
-  }
-  return 10 * n + relerr;  // smoothquant, heads, channels: per-weight work
+  cost.work_bytes += 4 * n * 4 + (stats ? 4 * c2 : 0);
+  cost.flops += stats ? 4 * shape.rows * c2 : 3 * n;
+  return cost;
 }
 
 }  // namespace
@@ -237,14 +129,15 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
     std::map<std::string, double> block_bytes;  // "model.layers.N" -> its layers' bytes
     for (const std::string& n : hit) {
       const LinearShape& l = *by_name[n];
-      const double r = double(l.rows), c = double(l.cols);
-      compressed[n] = compressed_layer_bytes(s, r, c);
+      const double c = double(l.cols);
+      const LayerCost cost = layer_cost(s, {double(l.rows), c, N, D, Q, H});
+      compressed[n] = cost.stored_bytes;
       stage_bytes += compressed[n];
       block_bytes[n.substr(0, n.find('.', std::string("model.layers.").size()))] += compressed[n];
-      double layer = layer_transient_bytes(s, r, c, N);
+      double layer = cost.work_bytes;
       if (uses_hessian(s)) layer += 8 * c * c + 12 * c + 4 * c * c;  // LayerStats + its chunk
       worst_layer = std::max(worst_layer, layer);
-      flops += layer_flops(s, r, c, N);
+      flops += cost.flops;
     }
     if (uses_hessian(s)) {
       // XᵀX over N rows, once per group of linears sharing an input (q/k/v, gate/up).
@@ -259,14 +152,6 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
         groups[key] = double(l.cols);
       }
       for (const auto& [key, c] : groups) flops += 2 * N * c * c;
-      if (s.algorithm == "awq") {
-        // The search's input samples; with the uncompressed model's inputs (the default),
-        // every group of the block is observed before any is compressed: all four groups'
-        // samples and statistics at once.
-        const double rows = awq_search_rows(s, N);
-        const bool dense = !s.params.contains("inputs") || s.params["inputs"] == "dense";
-        worst_layer += dense ? 4 * rows * (2 * D + Q + H) + 8 * (2 * D * D + Q * Q) : 4 * rows * H;
-      }
     }
     if (calibrates(s)) flops += calib_forward, worst_layer += settings.streamed ? streamed_calib : calib_buffers;
     transient = std::max(transient, worst_layer);
@@ -290,7 +175,10 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
     e.base_bytes = to_bytes(4 * std::max(0.0, double(model.other_params) - mapped));
     // Structured stages slice every layer at once: the whole model in f32 (materialize_f32).
     bool whole = false;
-    for (const RecipeStage& s : recipe.stages) whole |= s.algorithm == "heads" || s.algorithm == "channels";
+    for (const RecipeStage& s : recipe.stages) {
+      const CompressAlgorithm* a = find_algorithm(s.algorithm);
+      whole |= a && a->reshape;
+    }
     e.working_bytes = to_bytes(4 * (whole ? P : linear_params / blocks));
     // A project run keeps them all (for its latency measurement), not one block's.
     e.compressed_bytes = to_bytes(settings.run_eval_window > 0 ? comp : streamed_compressed);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -112,6 +113,42 @@ CompressedTensor encode_affine(const float* w, int64_t rows, int64_t cols, int64
   }
   out.codes = pack_codes(q.data(), q.size(), bits);
   return out;
+}
+
+// The recipe's "rtn" (algorithm.h).
+namespace {
+
+CompressedTensor rtn_stage_layer(LayerJob& job) {
+  const nlohmann::json& p = job.params;
+  RtnOptions o;
+  o.bits = p["bits"].get<int>();
+  o.symmetric = p["symmetric"].get<bool>();
+  const int g = p["group_size"].get<int>();
+  o.scope = g == 0 ? QuantScope::PerChannel : g < 0 ? QuantScope::PerTensor : QuantScope::Group;
+  o.group_size = g > 0 ? g : 128;
+  o.clip.enabled = p["mse_clip"].get<bool>();
+  return quantize_rtn(job.w.as<float>(), job.w.dim(0), job.w.dim(1), o, nullptr, job.cancel, job.name);
+}
+
+LayerCost rtn_cost(const nlohmann::json& p, const CostShape& s) {
+  const double n = s.rows * s.cols;
+  const double clip_tries = algo::param(p, "mse_clip", false) ? 20 : 1;  // ~20 shrink factors
+  return {algo::affine_stored_bytes(p, s.rows, s.cols), algo::per_weight_work_bytes(s.rows, s.cols),
+          10 * n * clip_tries};
+}
+
+}  // namespace
+
+CompressAlgorithm rtn_algorithm() {
+  using namespace algo;
+  return {.name = "rtn",
+          .kind = "quantize",
+          .help = "round-to-nearest quantisation",
+          .params = {bits({2, 3, 4, 8}, 4), group(128), flag("symmetric", false, "symmetric (no zero point)"),
+                     flag("mse_clip", false, "search the clipping range that minimises the error")},
+          .needs = needs_nothing,
+          .compress_layer = rtn_stage_layer,
+          .cost = rtn_cost};
 }
 
 }  // namespace mcw

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/smoothquant.h"
 #include "engine/core/error.h"
@@ -99,6 +100,37 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
   };
   hooks.block_done = block_done;
   sequential_calibrate(model, windows, hooks, progress, cancel, calibration);
+}
+
+// The recipe's "smoothquant" (algorithm.h).
+namespace {
+
+void smoothquant_stage(StageJob& job) {
+  SmoothQuantStageOptions o;
+  o.alpha = job.params["alpha"].get<float>();
+  run_smoothquant_stage(job.model, o, job.targeted, job.windows, job.record, job.progress, job.cancel,
+                        job.calibration, [&](int64_t l, const ActivationStore& hidden) {
+                          job.block_done(l, true, &hidden);
+                        });
+}
+
+// int8 codes with a scale and zero per output channel.
+LayerCost smoothquant_cost(const nlohmann::json&, const CostShape& s) {
+  const double n = s.rows * s.cols;
+  return {n + 8 * s.rows, algo::per_weight_work_bytes(s.rows, s.cols), 10 * n};
+}
+
+}  // namespace
+
+CompressAlgorithm smoothquant_algorithm() {
+  using namespace algo;
+  return {.name = "smoothquant",
+          .kind = "quantize",
+          .help = "SmoothQuant W8A8: migrate activation outliers into weights",
+          .params = {number("alpha", 0.5, 0.0, 1.0, "migration strength")},
+          .needs = needs_own_pass,
+          .run_stage = smoothquant_stage,
+          .cost = smoothquant_cost};
 }
 
 }  // namespace mcw

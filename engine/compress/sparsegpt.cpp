@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/linalg_f64.h"
 #include "engine/compress/nm_pattern.h"
@@ -129,6 +130,44 @@ WeightQuantizer rtn_quantizer(const Tensor& w, int bits, int64_t group_size) {
     const float q = std::clamp(std::nearbyint(value / s), float(-qmax - 1), float(qmax));
     return q * s;
   };
+}
+
+// The recipe's "sparsegpt" (algorithm.h).
+namespace {
+
+CompressedTensor sparsegpt_stage_layer(LayerJob& job) {
+  const nlohmann::json& p = job.params;
+  SparseGptOptions o;
+  o.target = algo::sparsity_target(p);
+  o.damp = p["damp"].get<double>();
+  o.block_size = p["block_size"].get<int64_t>();
+  if (const int b = p["quantize_bits"].get<int>(); b > 0) o.quantize = rtn_quantizer(job.w, b, 0);
+  return sparsegpt_prune(job.w, *job.stats, o, job.cancel);
+}
+
+LayerCost sparsegpt_cost(const nlohmann::json& p, const CostShape& s) {
+  const double r = s.rows, c = s.cols, n = r * c, c2 = c * c;
+  const double block = std::min<double>(algo::param(p, "block_size", 128), c);
+  // As GPTQ's: H (f64) and its f32 factor, work copies, the block's errors and scores.
+  return {algo::pruned_stored_bytes(r, c), 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * block,
+          2 * c2 * c / 3 + r * c2 + 10 * n};
+}
+
+}  // namespace
+
+CompressAlgorithm sparsegpt_algorithm() {
+  using namespace algo;
+  return {.name = "sparsegpt",
+          .kind = "prune",
+          .help = "SparseGPT: OBS pruning with Hessian reconstruction",
+          .params = {sparsity(), pattern(),
+                     number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
+                     integer("block_size", 128, 1, 4096, "columns per block"),
+                     {"quantize_bits", "int", 0, {0, 2, 3, 4, 8}, 0, 0,
+                      "quantise jointly to this many bits (0: off)"}},
+          .needs = needs_gram,
+          .compress_layer = sparsegpt_stage_layer,
+          .cost = sparsegpt_cost};
 }
 
 }  // namespace mcw

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "engine/compress/algorithm_params.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/structured_model.h"
 
@@ -116,5 +117,88 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     }
   return removed;
 }
+
+// The recipe's "heads" and "channels" (algorithm.h).
+namespace {
+
+StructuredStageOptions stage_options(const nlohmann::json& p, bool heads) {
+  StructuredStageOptions o;
+  o.heads = heads;
+  o.fraction = p["fraction"].get<double>();
+  o.score = structured_score(p["score"].get<std::string>());
+  const std::string inputs = p["inputs"].get<std::string>();
+  o.uncompressed_inputs = inputs == "auto" ? o.score == StructuredScore::Flap : inputs == "dense";
+  if (heads) o.square_head_scores = p["square_scores"].get<bool>();
+  return o;
+}
+
+// The whole model goes in f32 (every layer is sliced at once), and the blocks are handed
+// over when the stage is done: a stopped run resumes after the last.
+template <bool heads>
+void run_stage(StageJob& job) {
+  materialize_f32(job.model);
+  run_structured_stage(job.model, stage_options(job.params, heads), job.windows, job.record,
+                       job.progress, job.cancel);
+  const int64_t n = job.model.cfg.n_layers;
+  for (int64_t l = 0; l < n; ++l) job.block_done(l, l == n - 1, nullptr);
+}
+
+template <bool heads>
+LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json& p) {
+  return structured_config(c, stage_options(p, heads));
+}
+
+// LlamaConfig is uniform, so the same units go from every layer: the targets must cover
+// the o_proj (heads) or down_proj (channels) of every layer.
+template <bool heads>
+std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set<std::string>& targeted) {
+  const std::string what = heads ? "self_attn.o_proj.weight" : "mlp.down_proj.weight";
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    if (!targeted.count("model.layers." + std::to_string(l) + "." + what))
+      return "must target the " + what + " of every layer (every layer loses the same units); layer " +
+             std::to_string(l) + " is not targeted";
+  if (structured_removal_count(c, stage_options(p, heads)) == 0) {
+    const HeadUnits u = head_units(c);
+    const int64_t units = heads ? u.count : c.hidden_dim;
+    return "fraction " + p["fraction"].dump() + " of " + std::to_string(units) +
+           (heads ? (u.with_kv ? " key/value head groups" : " heads") : " channels") + " removes nothing";
+  }
+  return {};
+}
+
+// The sliced weights stay dense f32.
+LayerCost structured_cost(const nlohmann::json&, const CostShape& s) {
+  const double n = s.rows * s.cols;
+  return {4 * n, algo::per_weight_work_bytes(s.rows, s.cols), 10 * n};
+}
+
+template <bool heads>
+CompressAlgorithm structured_algorithm() {
+  using namespace algo;
+  std::vector<ParamSpec> params = {
+      number("fraction", 0.25, 0.0, 0.95,
+             heads ? "share of heads removed per layer" : "share of intermediate channels removed"),
+      choice("score", "flap", {"flap", "wanda"}, "importance score"),
+      choice("inputs", "auto", {"auto", "dense", "compressed"},
+             "statistics from the model before the stage (dense) or from the blocks already "
+             "pruned; auto: as the score's reference (flap dense, wanda compressed)")};
+  if (heads)
+    params.push_back(flag("square_scores", true, "sum the squares of a head's channel scores (FLAP's code)"));
+  return {.name = heads ? "heads" : "channels",
+          .kind = "structured",
+          .help = heads ? "remove attention heads (FLAP importance, bias compensation)"
+                        : "remove MLP channels (FLAP importance, bias compensation)",
+          .params = std::move(params),
+          .needs = needs_own_pass,
+          .run_stage = run_stage<heads>,
+          .reshape = reshape<heads>,
+          .refuse = refuse<heads>,
+          .cost = structured_cost};
+}
+
+}  // namespace
+
+CompressAlgorithm heads_algorithm() { return structured_algorithm<true>(); }
+CompressAlgorithm channels_algorithm() { return structured_algorithm<false>(); }
 
 }  // namespace mcw

@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "engine/compress/algorithm.h"
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -107,10 +108,10 @@ RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t inde
   RecipeStage s;
   s.algorithm = alg.Scalar();
   s.line = n.Mark().line + 1;
-  const AlgorithmSpec* spec = find_algorithm(s.algorithm);
+  const CompressAlgorithm* spec = find_algorithm(s.algorithm);
   if (!spec) {
     std::string names;
-    for (const AlgorithmSpec& a : algorithm_specs()) names += (names.empty() ? "" : ", ") + a.name;
+    for (const CompressAlgorithm& a : compress_algorithms()) names += (names.empty() ? "" : ", ") + a.name;
     fail(src, alg, pos + ": unknown algorithm '" + s.algorithm + "' (known: " + names + ")");
   }
   const std::string where = pos + " (" + s.algorithm + "): ";

@@ -34,7 +34,9 @@ std::vector<std::string> stage_tensors(const RecipeStage& s, const std::vector<s
 // target matches nothing in the model.
 void check_targets(const Recipe& r, const std::vector<std::string>& names);
 
-// The algorithms a recipe may name, with their parameter schemas (for the recipe editor).
+// The parameter schema of an algorithm's recipe stage (engine/compress/algorithm.h holds
+// each algorithm's): the parser checks a stage's keys and fills in defaults from it, the
+// recipe editor builds its form from it.
 struct ParamSpec {
   std::string key, type;  // "int", "number", "bool", "string", "pattern"
   nlohmann::json fallback;  // default value; null = required
@@ -49,14 +51,5 @@ enum class CalibrationNeed {
   Gram,         // XᵀX too (the Hessian of the layer's reconstruction loss)
   OwnPass,      // statistics of its own (SmoothQuant's maxima, structured moments)
 };
-struct AlgorithmSpec {
-  std::string name, kind, help;  // kind: "quantize", "prune", "low-rank", "structured"
-  std::vector<ParamSpec> params;
-  CalibrationNeed (*needs)(const nlohmann::json& params) = nullptr;
-};
-// find_algorithm(stage.algorithm)->needs(stage.params), None for an unknown algorithm.
-CalibrationNeed calibration_need(const std::string& algorithm, const nlohmann::json& params);
-const std::vector<AlgorithmSpec>& algorithm_specs();
-const AlgorithmSpec* find_algorithm(const std::string& name);
 
 }  // namespace mcw

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 
+#include "engine/compress/algorithm.h"
 #include "engine/compress/calibrate.h"
 #include "engine/core/error.h"
 #include "engine/core/sha256.h"
@@ -31,8 +32,7 @@ RecipeStage setting_stage(const ScanSetting& s, const std::string& layer) {
   stage["targets"] = json::array({layer});
   const json text = {{"stages", json::array({stage})}};
   Recipe r = parse_recipe(text.dump(), std::string(kSource) + " setting '" + s.name + "'");
-  const AlgorithmSpec* spec = find_algorithm(s.algorithm);
-  if (spec->kind == "structured" || s.algorithm == "smoothquant")
+  if (find_algorithm(s.algorithm)->run_stage)
     throw Error(kSource, "setting '" + s.name + "': " + s.algorithm +
                              " does not compress one linear layer on its own");
   return r.stages.front();
@@ -116,7 +116,7 @@ ScanSetting scan_setting_from_name(const std::string& name) {
 }
 
 bool is_quantization_setting(const ScanSetting& s) {
-  const AlgorithmSpec* a = find_algorithm(s.algorithm);
+  const CompressAlgorithm* a = find_algorithm(s.algorithm);
   return a && a->kind == "quantize";
 }
 

@@ -7,6 +7,7 @@
 #include "engine/compress/nm_pattern.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/wanda.h"
+#include "engine/compress/algorithm.h"
 #include "engine/recipe/recipe.h"
 #include "engine/core/error.h"
 #include "prune_test_util.h"

@@ -27,11 +27,18 @@ LlamaConfig from_hf(const ModelFile& m) {
   c.rope_theta = r.number_or("rope_theta", 10000);
   c.rms_eps = r.number_or("rms_norm_eps", 1e-6);
   c.tie_embeddings = r.boolean_or("tie_word_embeddings", type == "qwen2");
+  c.model_type = type;
   // Mistral v0.1 sets sliding_window (later versions null); Qwen2 sets it too but only uses
-  // it with use_sliding_window, which its released models leave off.
+  // it with use_sliding_window, which its released models leave off, and then only in the
+  // layers from max_window_layers on (transformers' Qwen2 layer_types).
   if (const json* sw = r.find("sliding_window"); sw && sw->is_number_integer() &&
-                                                 r.boolean_or("use_sliding_window", type != "qwen2"))
-    c.sliding_window = r.integer("sliding_window");
+                                                 r.boolean_or("use_sliding_window", type != "qwen2")) {
+    const int64_t first = type == "qwen2" ? r.integer_or("max_window_layers", 28) : 0;
+    if (first <= 0) c.sliding_window = r.integer("sliding_window");
+    else if (first < c.n_layers)
+      throw Error(file, "sliding windows in layers " + std::to_string(first) + " and later only "
+                        "(max_window_layers) are not supported: MCW windows every layer or none");
+  }
   // transformers' attention_bias puts biases on q/k/v/o, mlp_bias on gate/up/down; an
   // o/down bias without the flag is loaded when the file has it.
   const bool attention_bias = r.boolean_or("attention_bias", false);
@@ -72,6 +79,7 @@ LlamaConfig from_gguf(const ModelFile& m) {
   const Tensor* embd = m.find("token_embd.weight");
   c.vocab_size = r.integer_or("vocab_size", embd && embd->ndim() == 2 ? embd->dim(0) : 0);
   c.tie_embeddings = m.find("output.weight") == nullptr;
+  c.model_type = arch;
   c.qkv_bias = arch == "qwen2";
   c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
   c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
@@ -116,12 +124,22 @@ void LlamaConfig::validate(const std::string& file) const {
   if (sliding_window < 0) throw Error(file, "sliding window must not be negative");
 }
 
+std::string LlamaConfig::hf_model_type() const {
+  if (model_type == "qwen2" && qkv_bias && !o_bias && !down_bias) return "qwen2";
+  return sliding_window > 0 ? "mistral" : "llama";
+}
+
 json LlamaConfig::to_hf_config() const {
   json j;
-  // transformers' Llama has no sliding window: such a model is written as the Mistral it is.
-  const bool mistral = sliding_window > 0;
-  j["architectures"] = {mistral ? "MistralForCausalLM" : "LlamaForCausalLM"};
-  j["model_type"] = mistral ? "mistral" : "llama";
+  const std::string type = hf_model_type();
+  const bool qwen2 = type == "qwen2", mistral = type == "mistral";
+  j["architectures"] = {qwen2 ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = qwen2 ? "qwen2" : mistral ? "mistral" : "llama";
+  if (qwen2) {
+    j["use_sliding_window"] = sliding_window > 0;
+    j["sliding_window"] = sliding_window > 0 ? sliding_window : max_seq_len;
+    j["max_window_layers"] = sliding_window > 0 ? 0 : n_layers;  // windowed from this layer on
+  }
   if (mistral) j["sliding_window"] = sliding_window;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = dim;
@@ -136,8 +154,10 @@ json LlamaConfig::to_hf_config() const {
   j["tie_word_embeddings"] = tie_embeddings;
   // transformers' flags cover q/k/v/o and gate/up/down together: the writer stores zero
   // biases for the members this model lacks (llama_save.cpp), so the file loads as is.
-  j["attention_bias"] = qkv_bias || o_bias;
-  j["mlp_bias"] = down_bias;
+  if (!qwen2) {
+    j["attention_bias"] = qkv_bias || o_bias;
+    j["mlp_bias"] = down_bias;
+  }
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
   if (rope_scaling.enabled)

@@ -16,6 +16,9 @@ struct RopeScaling {  // Llama 3.x "llama3" frequency scaling
 };
 
 struct LlamaConfig {
+  // The family it came from ("llama", "mistral", "qwen2"), so that a saved config says the
+  // same where it can (to_hf_config).
+  std::string model_type = "llama";
   int64_t vocab_size = 0, dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0;
   int64_t head_dim = 0;  // usually dim / n_heads
   int64_t max_seq_len = 2048;
@@ -35,6 +38,11 @@ struct LlamaConfig {
   // Throws mcw::Error(file, ...) naming the inconsistent field.
   void validate(const std::string& file) const;
   nlohmann::ordered_json to_hf_config() const;  // a config.json that transformers loads
+  // The model_type to_hf_config writes: the family it came from where that family's
+  // config holds this model (a Qwen2 has q/k/v biases and no others; structured pruning's
+  // compensation biases make it a Llama with attention_bias), else "mistral" for a sliding
+  // window (transformers' Llama has none), else "llama".
+  std::string hf_model_type() const;
 };
 
 // From HF config.json (model_type llama/mistral/qwen2), GGUF `<arch>.*` keys, or the

@@ -32,7 +32,7 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
     zeros(p + "self_attn.k_proj.bias", c.kv_dim());
     zeros(p + "self_attn.v_proj.bias", c.kv_dim());
   }
-  if (c.qkv_bias && !c.o_bias) zeros(p + "self_attn.o_proj.bias", c.dim);
+  if (c.qkv_bias && !c.o_bias && c.hf_model_type() != "qwen2") zeros(p + "self_attn.o_proj.bias", c.dim);
   if (c.down_bias) {
     zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
     zeros(p + "mlp.up_proj.bias", c.hidden_dim);

@@ -108,13 +108,16 @@ TEST(LlamaForward, SlidingWindowAttention) {
   std::filesystem::remove(gg);
 
   // Which configs mean a window: Mistral v0.1's integer, not v0.2's null, not Qwen2's value
-  // without use_sliding_window.
-  auto window_of = [&](const std::string& type, const nlohmann::json& sw, const nlohmann::json& use) {
+  // without use_sliding_window; Qwen2's only from layer max_window_layers on (default 28).
+  auto window_of = [&](const std::string& type, const nlohmann::json& sw, const nlohmann::json& use,
+                       const nlohmann::json& first = nullptr) {
     nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
     j["model_type"] = type;
     j["sliding_window"] = sw;
     if (use.is_null()) j.erase("use_sliding_window");
     else j["use_sliding_window"] = use;
+    if (first.is_null()) j.erase("max_window_layers");
+    else j["max_window_layers"] = first;
     std::ofstream(dir + "/config.json") << j.dump();
     return llama_config_from(open_model_file(dir)).sliding_window;
   };
@@ -122,7 +125,10 @@ TEST(LlamaForward, SlidingWindowAttention) {
   EXPECT_EQ(window_of("mistral", nullptr, nullptr), 0);
   EXPECT_EQ(window_of("qwen2", 4096, false), 0);
   EXPECT_EQ(window_of("qwen2", 4096, nullptr), 0);
-  EXPECT_EQ(window_of("qwen2", 4096, true), 4096);
+  EXPECT_EQ(window_of("qwen2", 4096, true, 0), 4096);
+  EXPECT_EQ(window_of("qwen2", 4096, true), 0);     // layers 28 and on: none of these two
+  EXPECT_EQ(window_of("qwen2", 4096, true, 2), 0);  // the same, said
+  EXPECT_THROW(window_of("qwen2", 4096, true, 1), Error);  // one layer of two: not expressible
   std::filesystem::remove_all(dir);
 }
 

@@ -6,6 +6,7 @@
 #include "engine/compress/awq.h"
 #include "engine/compress/awq_gptq.h"
 #include "engine/compress/calibrate.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -15,10 +16,9 @@ namespace {
 // o_proj) and gate/up by the MLP's (through down_proj), with the block's other weights as
 // they are; o_proj and down_proj by their own output (an empty loss).
 AwqModuleLoss module_loss(const GroupJob& job) {
-  const std::string& first = job.names.front();
-  const bool attention =
-      first.find(".self_attn.") != std::string::npos && !first.ends_with("o_proj.weight");
-  const bool mlp = first.ends_with("gate_proj.weight") || first.ends_with("up_proj.weight");
+  const BlockTensor* first = find_block_tensor(job.names.front());
+  const bool attention = first && first->input == kActInt8Qkv;
+  const bool mlp = first && first->input == kActInt8GateUp;
   if (!attention && !mlp) return {};
   LlamaModel& model = job.model;
   const int64_t layer = job.layer;
@@ -70,7 +70,8 @@ std::vector<CompressedTensor> awq_stage_group(const GroupJob& job) {
   std::vector<AwqLayer> layers;
   for (const std::string& n : job.names) {
     const Tensor* w = find_weight_f32(job.model, n);
-    const bool qk = n.ends_with("q_proj.weight") || n.ends_with("k_proj.weight");
+    const BlockTensor* t = find_block_tensor(n);
+    const bool qk = t && (t->role == BlockRole::Q || t->role == BlockRole::K);
     layers.push_back({w->as<float>(), w->dim(0), n, !qk});
   }
   AwqOptions o;

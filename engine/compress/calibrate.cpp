@@ -6,20 +6,20 @@
 #include "engine/compress/activation_store.h"
 #include "engine/core/error.h"
 #include "engine/kernels/ops.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
 std::vector<LinearGroup> linear_groups(const LlamaModel& model) {
   std::vector<LinearGroup> out;
   const LlamaConfig& c = model.cfg;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.push_back({l, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                       p + "self_attn.v_proj.weight"}, c.dim});
-    out.push_back({l, {p + "self_attn.o_proj.weight"}, c.q_dim()});
-    out.push_back({l, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, c.dim});
-    out.push_back({l, {p + "mlp.down_proj.weight"}, c.hidden_dim});
-  }
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (uint8_t input : kBlockInputs) {
+      LinearGroup g{l, {}, 0, ActInt8(input)};
+      for (const BlockTensor& t : llama_block_tensors())
+        if (t.input == input) g.names.push_back(block_tensor_name(l, t)), g.in_features = width(c, t.cols);
+      out.push_back(std::move(g));
+    }
   return out;
 }
 

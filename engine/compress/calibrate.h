@@ -26,6 +26,7 @@ struct LinearGroup {
   int64_t layer = 0;
   std::vector<std::string> names;  // HF names of the linears sharing one input
   int64_t in_features = 0;
+  ActInt8 input = kActInt8Qkv;  // which of the block's inputs
 };
 
 // The four groups of each block, in the order the block runs them.

@@ -10,6 +10,7 @@
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/core/error.h"
 #include "engine/kernels/gram.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -31,16 +32,17 @@ const CompressAlgorithm& algorithm_of(const RecipeStage& s) {
 
 bool needs_stats(const RecipeStage& s) { return algorithm_of(s).needs(s.params) != CalibrationNeed::None; }
 
-// The decoder block of "model.layers.N.…".
+// The decoder block of a linear's name.
 int64_t layer_of(const std::string& name) {
-  return std::stoll(name.substr(std::string("model.layers.").size()));
+  int64_t layer = -1;
+  find_block_tensor(name, &layer);
+  return layer;
 }
 
 // Input columns of a linear under config `c` (shapes change with structured stages).
 int64_t in_features(const LlamaConfig& c, const std::string& name) {
-  if (name.ends_with("o_proj.weight")) return c.q_dim();
-  if (name.ends_with("down_proj.weight")) return c.hidden_dim;
-  return c.dim;
+  const BlockTensor* t = find_block_tensor(name);
+  return t ? width(c, t->cols) : 0;
 }
 
 // tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, its diagonal (Σx², for methods that gather no

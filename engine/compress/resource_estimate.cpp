@@ -10,6 +10,7 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -64,21 +65,13 @@ ModelShape model_shape(const LlamaConfig& cfg) {
   names_only.cfg = cfg;
   names_only.layers.resize(size_t(std::max<int64_t>(cfg.n_layers, 0)));
   for (const auto& [name, t] : names_only.named_tensors()) m.tensor_names.push_back(name);
-  const int64_t D = cfg.dim, Q = cfg.q_dim(), KV = cfg.kv_dim(), H = cfg.hidden_dim;
-  for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    m.linears.push_back({p + "self_attn.q_proj.weight", Q, D});
-    m.linears.push_back({p + "self_attn.k_proj.weight", KV, D});
-    m.linears.push_back({p + "self_attn.v_proj.weight", KV, D});
-    m.linears.push_back({p + "self_attn.o_proj.weight", D, Q});
-    m.linears.push_back({p + "mlp.gate_proj.weight", H, D});
-    m.linears.push_back({p + "mlp.up_proj.weight", H, D});
-    m.linears.push_back({p + "mlp.down_proj.weight", D, H});
-  }
-  uint64_t per_layer = 2 * uint64_t(D);  // the two norms
-  if (cfg.qkv_bias) per_layer += uint64_t(Q + 2 * KV);
-  if (cfg.o_bias) per_layer += uint64_t(D);
-  if (cfg.down_bias) per_layer += uint64_t(D);
+  uint64_t per_layer = 0;  // norms and biases
+  for (const BlockTensor& t : llama_block_tensors())
+    if (t.present(cfg) && !t.linear()) per_layer += uint64_t(width(cfg, t.rows));
+  for (int64_t l = 0; l < cfg.n_layers; ++l)
+    for (const BlockTensor& t : llama_block_tensors())
+      if (t.linear()) m.linears.push_back({block_tensor_name(l, t), width(cfg, t.rows), width(cfg, t.cols)});
+  const int64_t D = cfg.dim;
   m.other_params = uint64_t(cfg.vocab_size) * uint64_t(D) * (cfg.tie_embeddings ? 1 : 2) +
                    uint64_t(D) + per_layer * uint64_t(std::max<int64_t>(cfg.n_layers, 0));
   return m;

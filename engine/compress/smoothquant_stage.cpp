@@ -25,15 +25,6 @@ void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights,
 
 namespace {
 
-// Which of a block's four inputs a group reads (its position in linear_groups' order).
-ActInt8 group_input(const LinearGroup& g) {
-  const std::string& n = g.names.front();
-  if (n.ends_with("q_proj.weight")) return kActInt8Qkv;
-  if (n.ends_with("o_proj.weight")) return kActInt8O;
-  if (n.ends_with("gate_proj.weight")) return kActInt8GateUp;
-  return kActInt8Down;
-}
-
 double weight_relative_error(const Tensor& w, const Tensor& q) {
   const float* a = w.as<float>();
   const float* b = q.as<float>();
@@ -62,7 +53,7 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
 
   CalibrationHooks hooks;
   hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
-    if (!wanted(g) || !smoothed(group_input(g))) return;
+    if (!wanted(g) || !smoothed(g.input)) return;
     act_max.resize(size_t(g.in_features), 0.0f);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < g.in_features; ++j)
@@ -70,7 +61,7 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
   };
   hooks.compress = [&](const LinearGroup& g) {
     if (!wanted(g)) return;
-    const ActInt8 in = group_input(g);
+    const ActInt8 in = g.input;
     LlamaLayer& L = model.layers[size_t(g.layer)];
     if (smoothed(in)) {
       std::vector<Tensor*> ws;

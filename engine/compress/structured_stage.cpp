@@ -5,6 +5,7 @@
 #include "engine/compress/algorithm_params.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/structured_model.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -49,12 +50,12 @@ std::vector<std::vector<int64_t>> run_structured_stage(
   const HeadUnits hu = head_units(c);
   const int64_t count = structured_removal_count(c, o);
   const int64_t width = o.heads ? hu.q_width(c) : 1;  // input channels per unit
-  const std::string target = o.heads ? "self_attn.o_proj.weight" : "mlp.down_proj.weight";
+  const uint8_t target = o.heads ? kActInt8O : kActInt8Down;  // the input whose channels go
   std::vector<std::vector<int64_t>> removed(size_t(c.n_layers));
   std::vector<LayerRecord> records(size_t(c.n_layers));
   std::optional<ChannelMoments> moments;  // of the block being calibrated
 
-  auto is_target = [&](const LinearGroup& g) { return g.names.front().ends_with(target); };
+  auto is_target = [&](const LinearGroup& g) { return g.input == target; };
   CalibrationHooks hooks;
   hooks.observe = [&](const LinearGroup& g, const float* x, int64_t rows) {
     if (!is_target(g)) return;
@@ -65,7 +66,6 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     if (!is_target(g)) return;
     const size_t l = size_t(g.layer);
     LlamaLayer& L = model.layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
     Tensor& w = o.heads ? L.wo : L.w_down;
     Tensor& bias = o.heads ? L.bo : L.b_down;
     const std::vector<double> score = unit_importance(
@@ -76,24 +76,20 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     LayerRecord& rec = records[l];
     rec.col_sliced = g.names.front();
     rec.col_error = removal_relative_error(w, channels, *moments);
+    // The projections whose output rows feed the removed channels lose those rows.
+    auto row_sliced = [&](BlockRole role, int64_t unit_rows) {
+      const BlockTensor& t = block_tensor(role);
+      rec.row_sliced.push_back({block_tensor_name(g.layer, t), removed_rows_share(L.*t.member, removed[l], unit_rows)});
+    };
     if (o.heads) {
-      rec.row_sliced.push_back(
-          {p + "self_attn.q_proj.weight", removed_rows_share(L.wq, removed[l], width)});
-      if (hu.with_kv) {
-        rec.row_sliced.push_back(
-            {p + "self_attn.k_proj.weight", removed_rows_share(L.wk, removed[l], c.head_dim)});
-        rec.row_sliced.push_back(
-            {p + "self_attn.v_proj.weight", removed_rows_share(L.wv, removed[l], c.head_dim)});
-      }
+      row_sliced(BlockRole::Q, width);
+      if (hu.with_kv) row_sliced(BlockRole::K, c.head_dim), row_sliced(BlockRole::V, c.head_dim);
     } else {
-      rec.row_sliced.push_back(
-          {p + "mlp.gate_proj.weight", removed_rows_share(L.w_gate, removed[l], 1)});
-      rec.row_sliced.push_back(
-          {p + "mlp.up_proj.weight", removed_rows_share(L.w_up, removed[l], 1)});
+      row_sliced(BlockRole::Gate, 1), row_sliced(BlockRole::Up, 1);
     }
     if (o.compensate && bias.empty())
       bias = Tensor::zeros(DType::F32, {c.dim},
-                           p + (o.heads ? "self_attn.o_proj.bias" : "mlp.down_proj.bias"));
+                           block_tensor_name(g.layer, block_tensor(o.heads ? BlockRole::OBias : BlockRole::DownBias)));
     mask_input_channels(w, o.compensate ? &bias : nullptr, channels, *moments);
     moments.reset();
   };
@@ -152,9 +148,10 @@ LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json& p) {
 // the o_proj (heads) or down_proj (channels) of every layer.
 template <bool heads>
 std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set<std::string>& targeted) {
-  const std::string what = heads ? "self_attn.o_proj.weight" : "mlp.down_proj.weight";
+  const BlockTensor& col_sliced = block_tensor(heads ? BlockRole::O : BlockRole::Down);
+  const std::string what = col_sliced.hf;
   for (int64_t l = 0; l < c.n_layers; ++l)
-    if (!targeted.count("model.layers." + std::to_string(l) + "." + what))
+    if (!targeted.count(block_tensor_name(l, col_sliced)))
       return "must target the " + what + " of every layer (every layer loses the same units); layer " +
              std::to_string(l) + " is not targeted";
   if (structured_removal_count(c, stage_options(p, heads)) == 0) {

@@ -14,6 +14,7 @@
 #include "engine/io/atomic_file.h"
 #include "engine/core/mapped_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/llama_tensors.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -33,21 +34,6 @@ std::string checked_name(const std::string& dir, const json& v) {
   if (n.find('/') != std::string::npos || n == "." || n == "..")
     throw Error((fs::path(dir) / kManifest).string(), "names a file outside its directory: " + n);
   return n;
-}
-
-// The shape a block tensor must have under `c` ("model.layers.N." stripped).
-std::vector<int64_t> expected_shape(const LlamaConfig& c, const std::string& what) {
-  const int64_t D = c.dim, Q = c.q_dim(), K = c.kv_dim(), H = c.hidden_dim;
-  if (what.ends_with("layernorm.weight")) return {D};
-  if (what == "self_attn.q_proj.weight") return {Q, D};
-  if (what == "self_attn.k_proj.weight" || what == "self_attn.v_proj.weight") return {K, D};
-  if (what == "self_attn.q_proj.bias") return {Q};
-  if (what == "self_attn.k_proj.bias" || what == "self_attn.v_proj.bias") return {K};
-  if (what == "self_attn.o_proj.weight") return {D, Q};
-  if (what == "self_attn.o_proj.bias" || what == "mlp.down_proj.bias") return {D};
-  if (what == "mlp.gate_proj.weight" || what == "mlp.up_proj.weight") return {H, D};
-  if (what == "mlp.down_proj.weight") return {D, H};
-  return {};
 }
 
 }  // namespace
@@ -200,7 +186,8 @@ void StreamedLlamaWriter::restore(CompressionResult& r, const json& m) {
         const std::string tn = t.name();
         const auto it = slots.find(tn);
         if (it == slots.end() || !tn.starts_with(prefix)) continue;  // HF's zero biases
-        if (t.shape() != expected_shape(c, tn.substr(prefix.size())))
+        const BlockTensor* row = find_block_tensor(tn);
+        if (!row || t.shape() != block_tensor_shape(c, *row))
           throw Error(path(name), tn + " has the wrong shape for this model");
         // Matrices stay views of the file; vectors are owned, as block_done left them.
         *it->second = t.ndim() == 2 ? std::move(t) : t.f32_copy();

@@ -80,7 +80,7 @@ LlamaConfig from_gguf(const ModelFile& m) {
   c.vocab_size = r.integer_or("vocab_size", embd && embd->ndim() == 2 ? embd->dim(0) : 0);
   c.tie_embeddings = m.find("output.weight") == nullptr;
   c.model_type = arch;
-  c.qkv_bias = arch == "qwen2";
+  c.qkv_bias = arch == "qwen2" || m.find("blk.0.attn_q.bias") != nullptr;
   c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
   c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
   c.sliding_window = r.integer_or("attention.sliding_window", 0);

@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/llama_tensors.h"
 #include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
@@ -120,7 +121,7 @@ LlamaModel load_llama(const ModelFile& m) {
   const Names n{m.format != ModelFormat::HFDirectory};
   const bool interleaved = n.gguf_style && m.architecture != "qwen2";
   const Loader ld(m);
-  const int64_t D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t D = c.dim, H = c.hidden_dim;
 
   model.tok_embd = ld.matrix(n.top("model.embed_tokens.weight", "token_embd.weight"), {c.vocab_size, D});
   model.out_norm = ld.get(n.top("model.norm.weight", "output_norm.weight"), {D});
@@ -129,27 +130,16 @@ LlamaModel load_llama(const ModelFile& m) {
   model.out_norm.set_name("model.norm.weight");
   model.output.set_name("lm_head.weight");
 
-  auto rotary = [&](Tensor t, int64_t heads) {
-    return interleaved ? permute_rotary_rows(t, heads, c.head_dim) : t;
-  };
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LlamaLayer L;
-    L.attn_norm = ld.get(n.layer(l, "input_layernorm.weight", "attn_norm.weight"), {D});
-    L.wq = rotary(ld.matrix(n.layer(l, "self_attn.q_proj.weight", "attn_q.weight"), {Q, D}), c.n_heads);
-    L.wk = rotary(ld.matrix(n.layer(l, "self_attn.k_proj.weight", "attn_k.weight"), {KV, D}), c.n_kv_heads);
-    L.wv = ld.matrix(n.layer(l, "self_attn.v_proj.weight", "attn_v.weight"), {KV, D});
-    L.wo = ld.matrix(n.layer(l, "self_attn.o_proj.weight", "attn_output.weight"), {D, Q});
-    if (c.qkv_bias) {
-      L.bq = rotary(ld.get(n.layer(l, "self_attn.q_proj.bias", "attn_q.bias"), {Q}), c.n_heads);
-      L.bk = rotary(ld.get(n.layer(l, "self_attn.k_proj.bias", "attn_k.bias"), {KV}), c.n_kv_heads);
-      L.bv = ld.get(n.layer(l, "self_attn.v_proj.bias", "attn_v.bias"), {KV});
+    for (const BlockTensor& t : llama_block_tensors()) {
+      if (!t.present(c)) continue;
+      const std::string name = n.layer(l, t.hf, t.gguf);
+      const Shape shape = block_tensor_shape(c, t);
+      Tensor v = t.cols == Width::One ? ld.get(name, shape) : ld.matrix(name, shape);
+      if (t.rotary && interleaved) v = permute_rotary_rows(v, shape[0] / c.head_dim, c.head_dim);
+      L.*t.member = std::move(v);
     }
-    L.ffn_norm = ld.get(n.layer(l, "post_attention_layernorm.weight", "ffn_norm.weight"), {D});
-    L.w_gate = ld.matrix(n.layer(l, "mlp.gate_proj.weight", "ffn_gate.weight"), {H, D});
-    L.w_up = ld.matrix(n.layer(l, "mlp.up_proj.weight", "ffn_up.weight"), {H, D});
-    L.w_down = ld.matrix(n.layer(l, "mlp.down_proj.weight", "ffn_down.weight"), {D, H});
-    if (c.o_bias) L.bo = ld.get(n.layer(l, "self_attn.o_proj.bias", "attn_output.bias"), {D});
-    if (c.down_bias) L.b_down = ld.get(n.layer(l, "mlp.down_proj.bias", "ffn_down.bias"), {D});
     check_zero_bias(ld, n.layer(l, "mlp.gate_proj.bias", "ffn_gate.bias"), H);
     check_zero_bias(ld, n.layer(l, "mlp.up_proj.bias", "ffn_up.bias"), H);
     model.layers.push_back(std::move(L));
@@ -165,26 +155,9 @@ LlamaModel load_llama(const std::string& path) { return load_llama(open_model_fi
 std::vector<std::pair<std::string, Tensor*>> LlamaModel::named_tensors() {
   std::vector<std::pair<std::string, Tensor*>> out;
   out.emplace_back("model.embed_tokens.weight", &tok_embd);
-  for (size_t l = 0; l < layers.size(); ++l) {
-    LlamaLayer& L = layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.emplace_back(p + "input_layernorm.weight", &L.attn_norm);
-    out.emplace_back(p + "self_attn.q_proj.weight", &L.wq);
-    out.emplace_back(p + "self_attn.k_proj.weight", &L.wk);
-    out.emplace_back(p + "self_attn.v_proj.weight", &L.wv);
-    if (cfg.qkv_bias) {
-      out.emplace_back(p + "self_attn.q_proj.bias", &L.bq);
-      out.emplace_back(p + "self_attn.k_proj.bias", &L.bk);
-      out.emplace_back(p + "self_attn.v_proj.bias", &L.bv);
-    }
-    out.emplace_back(p + "self_attn.o_proj.weight", &L.wo);
-    if (cfg.o_bias) out.emplace_back(p + "self_attn.o_proj.bias", &L.bo);
-    out.emplace_back(p + "post_attention_layernorm.weight", &L.ffn_norm);
-    out.emplace_back(p + "mlp.gate_proj.weight", &L.w_gate);
-    out.emplace_back(p + "mlp.up_proj.weight", &L.w_up);
-    out.emplace_back(p + "mlp.down_proj.weight", &L.w_down);
-    if (cfg.down_bias) out.emplace_back(p + "mlp.down_proj.bias", &L.b_down);
-  }
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (const BlockTensor& t : llama_block_tensors())
+      if (t.present(cfg)) out.emplace_back(block_tensor_name(int64_t(l), t), &(layers[l].*t.member));
   out.emplace_back("model.norm.weight", &out_norm);
   if (!cfg.tie_embeddings) out.emplace_back("lm_head.weight", &output);
   return out;

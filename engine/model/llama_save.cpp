@@ -8,6 +8,7 @@
 #include "engine/io/gguf.h"
 #include "engine/io/llama2c.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -26,14 +27,14 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
   auto zeros = [&](const std::string& name, int64_t n) {
     ts.push_back(Tensor::zeros(DType::F32, {n}, name));
   };
-  const std::string p = "model.layers." + std::to_string(layer) + ".";
-  if (c.o_bias && !c.qkv_bias) {
-    zeros(p + "self_attn.q_proj.bias", c.q_dim());
-    zeros(p + "self_attn.k_proj.bias", c.kv_dim());
-    zeros(p + "self_attn.v_proj.bias", c.kv_dim());
-  }
-  if (c.qkv_bias && !c.o_bias && c.hf_model_type() != "qwen2") zeros(p + "self_attn.o_proj.bias", c.dim);
-  if (c.down_bias) {
+  auto zero = [&](BlockRole role) {
+    const BlockTensor& t = block_tensor(role);
+    zeros(block_tensor_name(layer, t), width(c, t.rows));
+  };
+  if (c.o_bias && !c.qkv_bias) zero(BlockRole::QBias), zero(BlockRole::KBias), zero(BlockRole::VBias);
+  if (c.qkv_bias && !c.o_bias && c.hf_model_type() != "qwen2") zero(BlockRole::OBias);
+  if (c.down_bias) {  // gate/up biases: not in MCW's model at all, always zero
+    const std::string p = "model.layers." + std::to_string(layer) + ".";
     zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
     zeros(p + "mlp.up_proj.bias", c.hidden_dim);
   }
@@ -74,47 +75,46 @@ void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dty
   const LlamaConfig& c = model.cfg;
   if (c.rope_scaling.enabled)
     throw Error(path, "GGUF export of llama3 rope scaling is not supported yet");
+  // A Qwen2 is written as llama.cpp's qwen2 architecture (q/k/v biases, q/k rows in HF's
+  // rotate-half order); anything else as its llama architecture, whose optional biases
+  // hold structured pruning's compensation and q/k rows are in Meta's interleaved order.
+  const bool qwen2 = c.hf_model_type() == "qwen2";
+  const std::string arch = qwen2 ? "qwen2" : "llama";
   std::vector<GGUFKeyValue> kv;
-  auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({k, uint32_t(v)}); };
-  auto f32 = [&](const std::string& k, double v) { kv.push_back({k, float(v)}); };
-  kv.push_back({"general.architecture", std::string("llama")});
+  auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({arch + "." + k, uint32_t(v)}); };
+  auto f32 = [&](const std::string& k, double v) { kv.push_back({arch + "." + k, float(v)}); };
+  kv.push_back({"general.architecture", arch});
   kv.push_back({"general.name", std::string("mcw-export")});
-  u32("llama.context_length", c.max_seq_len);
-  u32("llama.embedding_length", c.dim);
-  u32("llama.feed_forward_length", c.hidden_dim);
-  u32("llama.block_count", c.n_layers);
-  u32("llama.attention.head_count", c.n_heads);
-  u32("llama.attention.head_count_kv", c.n_kv_heads);
-  u32("llama.attention.key_length", c.head_dim);
-  u32("llama.attention.value_length", c.head_dim);
-  u32("llama.vocab_size", c.vocab_size);
-  u32("llama.rope.dimension_count", c.head_dim);
-  f32("llama.rope.freq_base", c.rope_theta);
-  f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
-  if (c.sliding_window > 0) u32("llama.attention.sliding_window", c.sliding_window);
-  if (c.qkv_bias) throw Error(path, "GGUF export of q/k/v biases (qwen2) is not supported yet");
+  u32("context_length", c.max_seq_len);
+  u32("embedding_length", c.dim);
+  u32("feed_forward_length", c.hidden_dim);
+  u32("block_count", c.n_layers);
+  u32("attention.head_count", c.n_heads);
+  u32("attention.head_count_kv", c.n_kv_heads);
+  u32("attention.key_length", c.head_dim);
+  u32("attention.value_length", c.head_dim);
+  u32("vocab_size", c.vocab_size);
+  u32("rope.dimension_count", c.head_dim);
+  f32("rope.freq_base", c.rope_theta);
+  f32("attention.layer_norm_rms_epsilon", c.rms_eps);
+  if (c.sliding_window > 0) u32("attention.sliding_window", c.sliding_window);
   // llama.cpp runs without activation quantisation; the key lets MCW reproduce W8A8.
   if (const auto masks = act_int8_masks(model); !masks.empty())
     kv.push_back({"mcw.activation_int8", GGUFValue::array(masks)});
 
   std::vector<Tensor> ts;
   ts.push_back(gguf_tensor_from_f32(model.tok_embd, "token_embd.weight", dtype));
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LlamaLayer& L = model.layers[size_t(l)];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    ts.push_back(gguf_tensor_from_f32(L.attn_norm, p + "attn_norm.weight", DType::F32));
-    ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(L.wq, c.n_heads, c.head_dim, true), p + "attn_q.weight", dtype));
-    ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(L.wk, c.n_kv_heads, c.head_dim, true), p + "attn_k.weight", dtype));
-    ts.push_back(gguf_tensor_from_f32(L.wv, p + "attn_v.weight", dtype));
-    ts.push_back(gguf_tensor_from_f32(L.wo, p + "attn_output.weight", dtype));
-    // llama.cpp's llama architecture loads these optional biases (structured pruning).
-    if (c.o_bias) ts.push_back(gguf_tensor_from_f32(L.bo, p + "attn_output.bias", DType::F32));
-    ts.push_back(gguf_tensor_from_f32(L.ffn_norm, p + "ffn_norm.weight", DType::F32));
-    ts.push_back(gguf_tensor_from_f32(L.w_gate, p + "ffn_gate.weight", dtype));
-    ts.push_back(gguf_tensor_from_f32(L.w_up, p + "ffn_up.weight", dtype));
-    ts.push_back(gguf_tensor_from_f32(L.w_down, p + "ffn_down.weight", dtype));
-    if (c.down_bias) ts.push_back(gguf_tensor_from_f32(L.b_down, p + "ffn_down.bias", DType::F32));
-  }
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (const BlockTensor& t : llama_block_tensors()) {
+      if (!t.present(c)) continue;
+      const Tensor& v = model.layers[size_t(l)].*t.member;
+      const std::string name = "blk." + std::to_string(l) + "." + t.gguf;
+      const DType type = t.linear() ? dtype : DType::F32;  // norms and biases stay f32
+      if (t.rotary && !qwen2)
+        ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(v, v.dim(0) / c.head_dim, c.head_dim, true), name, type));
+      else
+        ts.push_back(gguf_tensor_from_f32(v, name, type));
+    }
   ts.push_back(gguf_tensor_from_f32(model.out_norm, "output_norm.weight", DType::F32));
   if (!c.tie_embeddings) ts.push_back(gguf_tensor_from_f32(model.output, "output.weight", dtype));
   write_gguf(path, kv, ts);

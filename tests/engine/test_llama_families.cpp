@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/compress/calibrate.h"
 #include "engine/model/llama_save.h"
+#include "engine/model/llama_tensors.h"
 #include "llama_reference.h"
 #include "llama_test_util.h"
 
@@ -47,6 +49,34 @@ TEST(LlamaFamilies, AQwen2StaysAQwen2WhenSaved) {
   std::filesystem::remove_all(dir);
 }
 
+// GGUF: a Qwen2 as llama.cpp's qwen2 architecture (biases, rows in HF order); with output
+// biases as its llama architecture, whose q/k rows and biases are interleaved. Either reads
+// back to the same function.
+TEST(LlamaFamilies, GgufKeepsTheArchitectureAndTheBiases) {
+  const std::string path = testing::TempDir() + "/families.gguf";
+  LlamaConfig c = test::tiny_config(4, 2, /*tied=*/true);
+  c.model_type = "qwen2", c.qkv_bias = true;
+  LlamaModel m = test::random_llama(c, 9);
+  save_llama_gguf(m, path, DType::F32);
+  LlamaModel back = load_llama(path);
+  EXPECT_EQ(back.cfg.model_type, "qwen2");
+  EXPECT_EQ(test::engine_logits(back, kTokens), test::engine_logits(m, kTokens));
+
+  m.cfg.o_bias = true;
+  for (LlamaLayer& L : m.layers) {
+    L.bo = Tensor::zeros(DType::F32, {c.dim}, "bo");
+    L.bo.mutable_as<float>()[1] = -0.5f;
+  }
+  save_llama_gguf(m, path, DType::F32);
+  back = load_llama(path);
+  EXPECT_EQ(back.cfg.model_type, "llama");
+  EXPECT_TRUE(back.cfg.qkv_bias && back.cfg.o_bias);
+  const auto want = test::engine_logits(m, kTokens), got = test::engine_logits(back, kTokens);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
+  std::filesystem::remove(path);
+}
+
 // Structured pruning's compensation biases on o_proj/down_proj have no place in Qwen2's
 // config: the model is written as the Llama with attention_bias and mlp_bias it then is.
 TEST(LlamaFamilies, AQwen2WithOutputBiasesIsWrittenAsALlama) {
@@ -64,6 +94,65 @@ TEST(LlamaFamilies, AQwen2WithOutputBiasesIsWrittenAsALlama) {
   EXPECT_TRUE(back.cfg.o_bias);
   EXPECT_EQ(test::engine_logits(back, kTokens), test::engine_logits(m, kTokens));
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mcw
+
+namespace mcw {
+namespace {
+
+// The tensor table (llama_tensors.h) is what the loader, named_tensors and calibration read.
+TEST(LlamaTensorTable, NamesParseBackToTheirRowAndLayer) {
+  for (const BlockTensor& t : llama_block_tensors()) {
+    int64_t layer = -1;
+    EXPECT_EQ(find_block_tensor(block_tensor_name(17, t), &layer), &t) << t.hf;
+    EXPECT_EQ(layer, 17);
+    EXPECT_EQ(&block_tensor(t.role), &t);
+  }
+  for (const char* bad :
+       {"model.layers.3.mlp.nope.weight", "model.layers..mlp.up_proj.weight",
+        "model.layers.-1.mlp.up_proj.weight", "model.layers.3", "model.norm.weight",
+        "layers.3.mlp.up_proj.weight", "model.layers.3x.mlp.up_proj.weight"})
+    EXPECT_EQ(find_block_tensor(bad), nullptr) << bad;
+}
+
+TEST(LlamaTensorTable, TheModelsTensorsAndGroupsComeFromTheTable) {
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.qkv_bias = true, c.down_bias = true;
+  LlamaModel m = test::random_llama(c, 3);
+  for (LlamaLayer& L : m.layers) L.b_down = Tensor::zeros(DType::F32, {c.dim});
+  size_t block_tensors = 0, linears = 0;
+  for (const auto& [name, t] : m.named_tensors()) {
+    int64_t layer = -1;
+    const BlockTensor* row = find_block_tensor(name, &layer);
+    if (!row) continue;
+    ++block_tensors;
+    EXPECT_TRUE(row->present(c)) << name;
+    EXPECT_EQ(t->shape(), block_tensor_shape(c, *row)) << name;
+    EXPECT_EQ(t, &(m.layers[size_t(layer)].*row->member)) << name;
+    linears += row->linear();
+  }
+  EXPECT_EQ(block_tensors, size_t(c.n_layers) * 13);  // 9 always, q/k/v and down biases, no o bias
+  // Calibration's groups: the four inputs of every block in the order it runs them, each
+  // linear once, with its input width.
+  const std::vector<LinearGroup> groups = linear_groups(m);
+  ASSERT_EQ(groups.size(), size_t(c.n_layers) * 4);
+  size_t grouped = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    EXPECT_EQ(groups[i].input, kBlockInputs[i % 4]);
+    EXPECT_EQ(groups[i].layer, int64_t(i / 4));
+    for (const std::string& n : groups[i].names) {
+      const BlockTensor* row = find_block_tensor(n);
+      ASSERT_NE(row, nullptr) << n;
+      EXPECT_EQ(row->input, groups[i].input) << n;
+      EXPECT_EQ(width(c, row->cols), groups[i].in_features) << n;
+      ++grouped;
+    }
+  }
+  EXPECT_EQ(grouped, linears);
+  EXPECT_EQ(groups[0].names.size(), 3u);  // q, k, v
+  EXPECT_EQ(groups[2].names.size(), 2u);  // gate, up
 }
 
 }  // namespace

@@ -1,0 +1,101 @@
+#include "engine/model/llama_tensors.h"
+
+#include <charconv>
+
+#include "engine/core/error.h"
+
+namespace mcw {
+
+namespace {
+
+bool always(const LlamaConfig&) { return true; }
+bool qkv_bias(const LlamaConfig& c) { return c.qkv_bias; }
+bool o_bias(const LlamaConfig& c) { return c.o_bias; }
+bool down_bias(const LlamaConfig& c) { return c.down_bias; }
+
+constexpr const char* kBlockPrefix = "model.layers.";
+
+}  // namespace
+
+int64_t width(const LlamaConfig& c, Width w) {
+  switch (w) {
+    case Width::One:
+      return 1;
+    case Width::Model:
+      return c.dim;
+    case Width::Q:
+      return c.q_dim();
+    case Width::KV:
+      return c.kv_dim();
+    case Width::Hidden:
+      return c.hidden_dim;
+  }
+  return 0;
+}
+
+const std::vector<BlockTensor>& llama_block_tensors() {
+  using R = BlockRole;
+  using W = Width;
+  using L = LlamaLayer;
+  static const std::vector<BlockTensor> table = {
+      {R::AttnNorm, "input_layernorm.weight", "attn_norm.weight", &L::attn_norm, W::Model, W::One,
+       0, false, always},
+      {R::Q, "self_attn.q_proj.weight", "attn_q.weight", &L::wq, W::Q, W::Model, kActInt8Qkv, true,
+       always},
+      {R::K, "self_attn.k_proj.weight", "attn_k.weight", &L::wk, W::KV, W::Model, kActInt8Qkv, true,
+       always},
+      {R::V, "self_attn.v_proj.weight", "attn_v.weight", &L::wv, W::KV, W::Model, kActInt8Qkv,
+       false, always},
+      {R::QBias, "self_attn.q_proj.bias", "attn_q.bias", &L::bq, W::Q, W::One, 0, true, qkv_bias},
+      {R::KBias, "self_attn.k_proj.bias", "attn_k.bias", &L::bk, W::KV, W::One, 0, true, qkv_bias},
+      {R::VBias, "self_attn.v_proj.bias", "attn_v.bias", &L::bv, W::KV, W::One, 0, false, qkv_bias},
+      {R::O, "self_attn.o_proj.weight", "attn_output.weight", &L::wo, W::Model, W::Q, kActInt8O,
+       false, always},
+      {R::OBias, "self_attn.o_proj.bias", "attn_output.bias", &L::bo, W::Model, W::One, 0, false,
+       o_bias},
+      {R::FfnNorm, "post_attention_layernorm.weight", "ffn_norm.weight", &L::ffn_norm, W::Model,
+       W::One, 0, false, always},
+      {R::Gate, "mlp.gate_proj.weight", "ffn_gate.weight", &L::w_gate, W::Hidden, W::Model,
+       kActInt8GateUp, false, always},
+      {R::Up, "mlp.up_proj.weight", "ffn_up.weight", &L::w_up, W::Hidden, W::Model, kActInt8GateUp,
+       false, always},
+      {R::Down, "mlp.down_proj.weight", "ffn_down.weight", &L::w_down, W::Model, W::Hidden,
+       kActInt8Down, false, always},
+      {R::DownBias, "mlp.down_proj.bias", "ffn_down.bias", &L::b_down, W::Model, W::One, 0, false,
+       down_bias},
+  };
+  return table;
+}
+
+const BlockTensor& block_tensor(BlockRole role) {
+  for (const BlockTensor& t : llama_block_tensors())
+    if (t.role == role) return t;
+  throw Error("llama tensor table", "no row for a role");  // every role has one
+}
+
+Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t) {
+  if (t.cols == Width::One) return {width(c, t.rows)};
+  return {width(c, t.rows), width(c, t.cols)};
+}
+
+std::string block_tensor_name(int64_t layer, const BlockTensor& t) {
+  return kBlockPrefix + std::to_string(layer) + "." + t.hf;
+}
+
+const BlockTensor* find_block_tensor(std::string_view name, int64_t* layer) {
+  const std::string_view prefix = kBlockPrefix;
+  if (!name.starts_with(prefix)) return nullptr;
+  name.remove_prefix(prefix.size());
+  int64_t l = -1;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), l);
+  if (ec != std::errc() || l < 0 || end == name.data() + name.size() || *end != '.') return nullptr;
+  const std::string_view rest(end + 1, size_t(name.data() + name.size() - (end + 1)));
+  for (const BlockTensor& t : llama_block_tensors())
+    if (rest == t.hf) {
+      if (layer) *layer = l;
+      return &t;
+    }
+  return nullptr;
+}
+
+}  // namespace mcw

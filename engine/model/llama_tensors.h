@@ -1,0 +1,67 @@
+// The llama family's tensor table (Llama 2/3, Mistral, Qwen2, SmolLM), as llama.cpp keeps
+// one per architecture: every tensor of a decoder block with its Hugging Face and GGUF
+// names, its role, the input it reads, its shape under a config, whether the config has
+// it, and where LlamaLayer holds it. The loader, named_tensors (and with it the savers,
+// export and the studio's layer tree), calibration's linear groups, compression's shapes,
+// the resource estimate and the streamed writer's resume all read names and shapes here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+enum class BlockRole {
+  AttnNorm,
+  Q,
+  K,
+  V,
+  QBias,
+  KBias,
+  VBias,
+  O,
+  OBias,
+  FfnNorm,
+  Gate,
+  Up,
+  Down,
+  DownBias
+};
+
+// A dimension of a block tensor under a config.
+enum class Width { One, Model, Q, KV, Hidden };
+int64_t width(const LlamaConfig& c, Width w);
+
+struct BlockTensor {
+  BlockRole role;
+  const char* hf;    // after "model.layers.N.": "self_attn.q_proj.weight"
+  const char* gguf;  // after "blk.N.": "attn_q.weight"
+  Tensor LlamaLayer::*member;
+  Width rows, cols;  // cols One: a vector [rows]
+  // Linears: the block input they read (the linears reading one input form one group, in
+  // the order the block runs them); 0 for norms and biases.
+  uint8_t input;
+  // q/k weights and biases: rows in Meta's interleaved rotary order in GGUF and llama2.c
+  // (llama architecture), in heads of head_dim.
+  bool rotary;
+  bool (*present)(const LlamaConfig& c);
+
+  bool linear() const { return input != 0; }
+};
+
+// Every block tensor, in the order named_tensors() lists them.
+const std::vector<BlockTensor>& llama_block_tensors();
+const BlockTensor& block_tensor(BlockRole role);
+Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t);
+std::string block_tensor_name(int64_t layer, const BlockTensor& t);  // the HF name
+// The row of an HF block tensor name ("model.layers.3.mlp.up_proj.weight") and its layer;
+// null for any other name.
+const BlockTensor* find_block_tensor(std::string_view hf_name, int64_t* layer = nullptr);
+
+// The linear inputs of a block in the order it runs them (ActInt8 bits).
+inline constexpr uint8_t kBlockInputs[] = {kActInt8Qkv, kActInt8O, kActInt8GateUp, kActInt8Down};
+
+}  // namespace mcw

@@ -59,6 +59,24 @@ Tensor Tensor::view(DType dtype, Shape shape, const void* data, size_t nbytes,
   return t;
 }
 
+Tensor Tensor::rows(int64_t begin, int64_t end, std::string name) const {
+  if (dtype_ == DType::Packed || shape_.empty() || shape_.size() > 2)
+    throw Error(name_, "cannot take rows of a " + std::string(dtype_name(dtype_)) + " tensor of shape " +
+                           shape_string(shape_));
+  if (begin < 0 || begin > end || end > shape_[0])
+    throw Error(name_, "rows " + std::to_string(begin) + ".." + std::to_string(end) + " are outside " +
+                           shape_string(shape_));
+  const int64_t cols = shape_.size() == 2 ? shape_[1] : 1;
+  const std::optional<uint64_t> row = dtype_bytes(dtype_, uint64_t(cols));
+  if (!row) throw Error(name_, "rows of " + std::to_string(cols) + " values are not whole " +
+                                   std::string(dtype_name(dtype_)) + " blocks");
+  const uint64_t row_bytes = *row;
+  Shape shape = shape_;
+  shape[0] = end - begin;
+  return view(dtype_, std::move(shape), static_cast<const char*>(data_) + row_bytes * uint64_t(begin),
+              size_t(row_bytes * uint64_t(end - begin)), owner_, std::move(name));
+}
+
 Tensor Tensor::decoded(Shape shape, std::shared_ptr<const TensorDecoder> decoder, size_t nbytes,
                        std::string name) {
   if (!decoder) throw Error(name, "a packed tensor needs a decoder");

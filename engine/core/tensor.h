@@ -111,6 +111,11 @@ class Tensor {
     return static_cast<T*>(mutable_data());
   }
 
+  // Rows [begin, end) of a matrix (elements of a vector) as a view sharing this tensor's
+  // storage, e.g. q/k/v out of a fused qkv projection. Throws mcw::Error for a Packed
+  // tensor (its codes are not laid out by rows) or a range outside the tensor.
+  Tensor rows(int64_t begin, int64_t end, std::string name) const;
+
   // Values converted (or dequantised) to f32.
   std::vector<float> to_f32() const;
   // An owned f32 copy (same name and shape), writable whatever this one is.

@@ -13,8 +13,11 @@ LlamaConfig from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
   const ConfigKeys r{m.hparams, file, ""};
   const std::string type = m.architecture;
-  if (type != "llama" && type != "mistral" && type != "qwen2")
-    throw Error(file, "model_type '" + type + "' is not supported (llama, mistral and qwen2 are)");
+  if (type != "llama" && type != "mistral" && type != "qwen2" && type != "phi3")
+    throw Error(file, "model_type '" + type + "' is not supported (llama, mistral, qwen2 and phi3 are)");
+  // Phi-4-mini rotates only part of each head; MCW's RoPE rotates whole heads.
+  if (const json* f = r.find("partial_rotary_factor"); f && f->is_number() && f->get<double>() != 1.0)
+    throw Error(file, "partial_rotary_factor " + f->dump() + " is not supported (whole-head RoPE only)");
   LlamaConfig c;
   c.vocab_size = r.integer("vocab_size");
   c.dim = r.integer("hidden_size");
@@ -63,8 +66,8 @@ LlamaConfig from_hf(const ModelFile& m) {
 
 LlamaConfig from_gguf(const ModelFile& m) {
   const std::string arch = m.architecture;
-  if (arch != "llama" && arch != "qwen2")
-    throw Error(m.path, "general.architecture '" + arch + "' is not supported (llama and qwen2 are)");
+  if (arch != "llama" && arch != "qwen2" && arch != "phi3")
+    throw Error(m.path, "general.architecture '" + arch + "' is not supported (llama, qwen2 and phi3 are)");
   const ConfigKeys r{m.hparams, m.path, arch + "."};
   LlamaConfig c;
   c.dim = r.integer("embedding_length");

@@ -6,9 +6,13 @@
 #include <fstream>
 
 #include "engine/compress/calibrate.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/core/error.h"
+#include "engine/io/safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 #include "llama_reference.h"
+#include "compress_test_util.h"
 #include "llama_test_util.h"
 
 namespace mcw {
@@ -153,6 +157,89 @@ TEST(LlamaTensorTable, TheModelsTensorsAndGroupsComeFromTheTable) {
   EXPECT_EQ(grouped, linears);
   EXPECT_EQ(groups[0].names.size(), 3u);  // q, k, v
   EXPECT_EQ(groups[2].names.size(), 2u);  // gate, up
+}
+
+}  // namespace
+}  // namespace mcw
+
+namespace mcw {
+namespace {
+
+// Rows of several f32 matrices stacked into one, named `name`.
+Tensor stacked(const std::vector<const Tensor*>& parts, const std::string& name) {
+  std::vector<float> v;
+  int64_t rows = 0;
+  for (const Tensor* t : parts) {
+    v.insert(v.end(), t->as<float>(), t->as<float>() + t->numel());
+    rows += t->dim(0);
+  }
+  return Tensor::from_f32(v, {rows, parts[0]->dim(1)}, name);
+}
+
+// A Phi-3 directory as transformers writes one: q/k/v fused in qkv_proj, gate/up in
+// gate_up_proj, model_type phi3 with a sliding window.
+void write_phi3(const LlamaModel& m, const std::string& dir, const Shape* bad_qkv = nullptr) {
+  std::filesystem::create_directories(dir);
+  std::vector<Tensor> ts;
+  for (const auto& [name, t] : m.named_tensors()) {
+    const BlockTensor* row = find_block_tensor(name);
+    if (row && (row->role == BlockRole::Q || row->role == BlockRole::K || row->role == BlockRole::V ||
+                row->role == BlockRole::Gate || row->role == BlockRole::Up))
+      continue;
+    Tensor copy = *t;
+    copy.set_name(name);
+    ts.push_back(std::move(copy));
+  }
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const LlamaLayer& L = m.layers[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Tensor qkv = stacked({&L.wq, &L.wk, &L.wv}, p + "self_attn.qkv_proj.weight");
+    if (bad_qkv && l == 1) qkv = Tensor::zeros(DType::F32, *bad_qkv, qkv.name());
+    ts.push_back(std::move(qkv));
+    ts.push_back(stacked({&L.w_gate, &L.w_up}, p + "mlp.gate_up_proj.weight"));
+  }
+  write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
+  nlohmann::json j = m.cfg.to_hf_config();
+  j["architectures"] = {"Phi3ForCausalLM"};
+  j["model_type"] = "phi3";
+  j["sliding_window"] = 5;
+  j.erase("attention_bias"), j.erase("mlp_bias");
+  std::ofstream(dir + "/config.json") << j.dump();
+}
+
+TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {
+  const std::string dir = testing::TempDir() + "/families_phi3";
+  LlamaConfig c = test::compress_config(2);
+  c.sliding_window = 5;
+  const LlamaModel m = test::random_llama(c, 11);
+  write_phi3(m, dir);
+  const LlamaModel phi3 = load_llama(dir);
+  EXPECT_EQ(phi3.cfg.model_type, "phi3");
+  EXPECT_EQ(phi3.cfg.sliding_window, 5);
+  EXPECT_FALSE(phi3.layers[0].wk.writable());  // a view of the fused matrix in the file
+  EXPECT_EQ(test::engine_logits(phi3, kTokens), test::engine_logits(m, kTokens));
+
+  // Compression sees the llama block: the same codes as the unfused model's.
+  const Recipe r = parse_recipe("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n", "r");
+  const auto calib = test::random_tokens(600, 12);
+  const CompressionResult a = compress_llama(phi3, r, calib, test::calib_options(4, 64));
+  const CompressionResult b = compress_llama(m, r, calib, test::calib_options(4, 64));
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    EXPECT_EQ(a.layers[i].tensor.name, b.layers[i].tensor.name);
+    EXPECT_EQ(a.layers[i].tensor.codes, b.layers[i].tensor.codes) << a.layers[i].tensor.name;
+  }
+
+  const Shape bad = {c.q_dim() + c.kv_dim(), c.dim};  // v's rows missing
+  write_phi3(m, dir, &bad);
+  try {
+    load_llama(dir);
+    FAIL() << "a short qkv_proj was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.self_attn.qkv_proj.weight"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {
   const RopeScaling& s = cfg.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
     double f = 1.0 / std::pow(cfg.rope_theta, double(2 * i) / double(cfg.head_dim));
+    if (cfg.long_rope.enabled()) f /= cfg.long_rope.short_factor[size_t(i)];
     if (s.enabled) {  // Llama 3: slow down only the long wavelengths, blend in between
       const double wavelen = 2 * std::numbers::pi / f;
       const double lo_wl = s.original_max_position / s.low_freq_factor;

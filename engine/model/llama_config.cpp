@@ -1,5 +1,7 @@
 #include "engine/model/llama_config.h"
 
+#include <cmath>
+
 #include "engine/core/error.h"
 #include "engine/model/config_keys.h"
 
@@ -8,6 +10,35 @@ namespace mcw {
 using json = nlohmann::ordered_json;
 
 namespace {
+
+// transformers' _compute_longrope_parameters: the factor is max_position_embeddings over
+// original_max_position_embeddings (when the config has the latter), and the attention
+// factor, unless given, sqrt(1 + ln(factor) / ln(original)) for factors above 1.
+LongRope long_rope_from(const ConfigKeys& top, const ConfigKeys& rs, const LlamaConfig& c, const std::string& file) {
+  LongRope l;
+  auto factors = [&](const char* key) {
+    const json* v = rs.find(key);
+    std::vector<double> out;
+    if (v && v->is_array())
+      for (const json& f : *v)
+        if (f.is_number() && f.get<double>() > 0) out.push_back(f.get<double>());
+    if (!v || !v->is_array() || out.size() != v->size() || int64_t(out.size()) != c.head_dim / 2)
+      throw Error(file, std::string("rope_scaling.") + key + " must be " + std::to_string(c.head_dim / 2) +
+                            " positive numbers (head_dim / 2)");
+    return out;
+  };
+  l.short_factor = factors("short_factor");
+  l.long_factor = factors("long_factor");
+  l.original_max_position = top.integer_or("original_max_position_embeddings", c.max_seq_len);
+  if (l.original_max_position <= 0) throw Error(file, "original_max_position_embeddings must be positive");
+  const double factor = double(c.max_seq_len) / double(l.original_max_position);
+  const json* af = rs.find("attention_factor");
+  l.attention_factor = af && af->is_number() ? af->get<double>()
+                       : factor <= 1       ? 1.0
+                                           : std::sqrt(1 + std::log(factor) / std::log(double(l.original_max_position)));
+  if (!(l.attention_factor > 0)) throw Error(file, "rope_scaling.attention_factor must be positive");
+  return l;
+}
 
 LlamaConfig from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
@@ -57,8 +88,10 @@ LlamaConfig from_hf(const ModelFile& m) {
       c.rope_scaling.low_freq_factor = s.number_or("low_freq_factor", 1);
       c.rope_scaling.high_freq_factor = s.number_or("high_freq_factor", 4);
       c.rope_scaling.original_max_position = s.number_or("original_max_position_embeddings", 8192);
+    } else if (kind == "longrope" || kind == "su") {
+      c.long_rope = long_rope_from(r, s, c, file);
     } else if (kind != "default" && !kind.empty()) {
-      throw Error(file, "rope_scaling type '" + kind + "' is not supported (llama3 is)");
+      throw Error(file, "rope_scaling type '" + kind + "' is not supported (llama3 and longrope are)");
     }
   }
   return c;
@@ -163,6 +196,13 @@ json LlamaConfig::to_hf_config() const {
   }
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
+  if (long_rope.enabled()) {
+    j["original_max_position_embeddings"] = long_rope.original_max_position;
+    j["rope_scaling"] = {{"rope_type", "longrope"},
+                         {"short_factor", long_rope.short_factor},
+                         {"long_factor", long_rope.long_factor},
+                         {"attention_factor", long_rope.attention_factor}};
+  }
   if (rope_scaling.enabled)
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", rope_scaling.factor},

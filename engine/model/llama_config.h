@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "engine/io/model_file.h"
 
@@ -13,6 +14,17 @@ struct RopeScaling {  // Llama 3.x "llama3" frequency scaling
   bool enabled = false;
   double factor = 8, low_freq_factor = 1, high_freq_factor = 4;
   double original_max_position = 8192;
+};
+
+// Phi-3's LongRoPE ("longrope", formerly "su"; transformers' _compute_longrope_parameters):
+// each frequency divided by its factor, cos and sin scaled by attention_factor. MCW uses the
+// short factors, which transformers uses up to original_max_position tokens; longer
+// contexts (where it switches to the long factors) are refused (KVCache).
+struct LongRope {
+  std::vector<double> short_factor, long_factor;  // head_dim / 2 each
+  double attention_factor = 1;
+  int64_t original_max_position = 0;
+  bool enabled() const { return !short_factor.empty(); }
 };
 
 struct LlamaConfig {
@@ -29,6 +41,7 @@ struct LlamaConfig {
   // carry the removed heads' and channels' mean contribution (FLAP bias compensation).
   bool o_bias = false, down_bias = false;
   RopeScaling rope_scaling;
+  LongRope long_rope;
   // Mistral's sliding-window attention: a query sees the last `sliding_window` positions,
   // itself included (HF masks keys with q − k >= sliding_window); 0: every earlier one.
   int64_t sliding_window = 0;

@@ -13,14 +13,23 @@
 
 namespace mcw {
 
+// transformers switches LongRoPE to its long factors past original_max_position tokens
+// (for every position, the cached ones included); MCW implements the short ones only.
+static int64_t checked_capacity(const LlamaConfig& cfg, int64_t capacity) {
+  if (cfg.long_rope.enabled() && capacity > cfg.long_rope.original_max_position)
+    throw Error("", "contexts of more than " + std::to_string(cfg.long_rope.original_max_position) +
+                        " tokens need LongRoPE's long factors, which MCW does not implement");
+  return capacity;
+}
+
 KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity)
-    : cap_(capacity),
+    : cap_(checked_capacity(cfg, capacity)),
       kv_dim_(cfg.kv_dim()),
       k_(size_t(cfg.n_layers * capacity * cfg.kv_dim())),
       v_(size_t(cfg.n_layers * capacity * cfg.kv_dim())) {}
 
 KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
-    : cap_(capacity),
+    : cap_(checked_capacity(cfg, capacity)),
       kv_dim_(cfg.kv_dim()),
       first_(only_layer),
       k_(size_t(capacity * cfg.kv_dim())),
@@ -36,7 +45,9 @@ KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
 static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int64_t layer,
                       int64_t p0, int64_t T, float* out) {
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
-  const float scale = float(1.0 / std::sqrt(double(hd)));
+  // LongRoPE scales cos and sin, so q·k, by its attention factor squared.
+  const double af = c.long_rope.attention_factor;
+  const float scale = float(af * af / std::sqrt(double(hd)));
   const auto first_key = [&](int64_t t) {  // the first position row t attends to
     return c.sliding_window > 0 ? std::max<int64_t>(0, p0 + t + 1 - c.sliding_window) : 0;
   };

@@ -73,8 +73,9 @@ void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const
 
 void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {
   const LlamaConfig& c = model.cfg;
-  if (c.rope_scaling.enabled)
-    throw Error(path, "GGUF export of llama3 rope scaling is not supported yet");
+  if (c.rope_scaling.enabled || c.long_rope.enabled())
+    throw Error(path, std::string("GGUF export of ") + (c.long_rope.enabled() ? "LongRoPE" : "llama3") +
+                          " rope scaling is not supported yet");
   // A Qwen2 is written as llama.cpp's qwen2 architecture (q/k/v biases, q/k rows in HF's
   // rotate-half order); anything else as its llama architecture, whose optional biases
   // hold structured pruning's compensation and q/k rows are in Meta's interleaved order.

@@ -62,6 +62,7 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
   // activations (W8A8): refuse rather than train the wrong function.
   if (c.o_bias || c.down_bias)
     throw Error("", "training does not support o_proj/down_proj biases (a structurally pruned model)");
+  if (c.long_rope.enabled()) throw Error("", "training does not support LongRoPE (Phi-3)");
   for (const LlamaLayer& L : m.layers)
     if (L.act_int8)
       throw Error("", "training does not support int8 activations (a W8A8 model)");

@@ -44,14 +44,18 @@ inline Vec ref_int8(const Vec& x) {
   return y;
 }
 
-inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double theta) {
+// Rotate-half RoPE; with LongRoPE as transformers computes it: inv_freq = 1 / (factor ·
+// theta^(2i/d)) with the short factors, cos and sin multiplied by the attention factor.
+inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double theta, const LongRope& lr = {}) {
+  const double m = lr.enabled() ? lr.attention_factor : 1.0;
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < hd / 2; ++i) {
-      const double f = std::pow(theta, -2.0 * double(i) / double(hd)), a = double(pos) * f;
+      double f = std::pow(theta, -2.0 * double(i) / double(hd));
+      if (lr.enabled()) f /= lr.short_factor[size_t(i)];
+      const double a = double(pos) * f, cs = m * std::cos(a), sn = m * std::sin(a);
       double& x0 = x[size_t(h * hd + i)];
       double& x1 = x[size_t(h * hd + i + hd / 2)];
-      const double r0 = x0 * std::cos(a) - x1 * std::sin(a),
-                   r1 = x0 * std::sin(a) + x1 * std::cos(a);
+      const double r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
       x0 = r0, x1 = r1;
     }
 }
@@ -72,8 +76,8 @@ inline std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<
       const Vec h = in(ref_rmsnorm(x[t], L.attn_norm, c.rms_eps), kActInt8Qkv);
       q[t] = ref_matvec(L.wq, h), k[t] = ref_matvec(L.wk, h), v[t] = ref_matvec(L.wv, h);
       ref_add_bias(q[t], L.bq), ref_add_bias(k[t], L.bk), ref_add_bias(v[t], L.bv);
-      ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta);
-      ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta);
+      ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
+      ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
     }
     for (size_t t = 0; t < T; ++t) {
       Vec att(size_t(c.q_dim()), 0.0);

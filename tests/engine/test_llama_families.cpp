@@ -244,3 +244,56 @@ TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {
 
 }  // namespace
 }  // namespace mcw
+
+namespace mcw {
+namespace {
+
+// Phi-3-128k / Phi-3.5's LongRoPE from config.json: the factors and the attention factor as
+// transformers derives it, the logits against the naive reference, saved and read back.
+TEST(LlamaFamilies, LongRopeAsTransformersComputesIt) {
+  const std::string dir = testing::TempDir() + "/families_longrope";
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.max_seq_len = 64;
+  const LlamaModel base = test::random_llama(c, 13);
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(base, dir, tok);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+  j["max_position_embeddings"] = 256;  // a Llama config may carry LongRoPE as well
+  j["original_max_position_embeddings"] = 16;
+  std::vector<double> shorts, longs;
+  for (int64_t i = 0; i < c.head_dim / 2; ++i) shorts.push_back(1.0 + 0.7 * double(i)), longs.push_back(2.0 + i);
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", shorts}, {"long_factor", longs}};
+  j.erase("attention_bias"), j.erase("mlp_bias");
+  std::ofstream(dir + "/config.json") << j.dump();
+  const LlamaModel m = load_llama(dir);
+  ASSERT_TRUE(m.cfg.long_rope.enabled());
+  EXPECT_EQ(m.cfg.long_rope.short_factor, shorts);
+  EXPECT_DOUBLE_EQ(m.cfg.long_rope.attention_factor, std::sqrt(1 + std::log(256.0 / 16) / std::log(16.0)));
+  const std::vector<int32_t> toks = {3, 17, 0, 36, 5, 5, 21, 9, 30, 1, 12, 4};
+  const auto ref = test::reference_logits(m, toks);
+  const auto got = test::engine_logits(m, toks);
+  const size_t V = size_t(c.vocab_size);
+  for (size_t t = 0; t < toks.size(); ++t)
+    for (size_t i = 0; i < V; ++i) ASSERT_NEAR(got[t * V + i], ref[t][i], 1e-4) << t << " " << i;
+  // The same model without the scaling computes something else (the test can fail).
+  LlamaModel plain = m;
+  plain.cfg.long_rope = {};
+  EXPECT_NE(test::engine_logits(plain, toks), got);
+  // Past the original context transformers switches to the long factors: refused.
+  EXPECT_THROW(KVCache(m.cfg, 17), Error);
+
+  save_llama_hf(m, dir, tok);  // written back with its factors
+  const LlamaModel back = load_llama(dir);
+  EXPECT_EQ(back.cfg.long_rope.long_factor, longs);
+  EXPECT_DOUBLE_EQ(back.cfg.long_rope.attention_factor, m.cfg.long_rope.attention_factor);
+  EXPECT_EQ(test::engine_logits(back, toks), got);
+
+  j["rope_scaling"]["short_factor"] = std::vector<double>{1.0, 2.0};  // not head_dim / 2
+  std::ofstream(dir + "/config.json") << j.dump();
+  EXPECT_THROW(load_llama(dir), Error);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mcw

@@ -82,7 +82,22 @@ void run_products(const Tensor& t) {
 
 }  // namespace
 
-std::vector<std::string> fuzz_seeds() { return {fuzz::read_bytes(target_file())}; }
+std::vector<std::string> fuzz_seeds() {
+  std::vector<std::string> seeds = {fuzz::read_bytes(target_file())};
+  if (std::string(kFormat) == "config") {  // the family and rope variants config.json selects
+    nlohmann::json j = nlohmann::json::parse(seeds[0]);
+    j["max_position_embeddings"] = 1024, j["original_max_position_embeddings"] = 64;
+    j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0, 1.5, 2.0, 3.0}},
+                         {"long_factor", {2.0, 3.0, 4.0, 5.0}}};
+    seeds.push_back(j.dump());
+    j.erase("rope_scaling");
+    j["model_type"] = "qwen2", j["use_sliding_window"] = true, j["sliding_window"] = 4, j["max_window_layers"] = 0;
+    seeds.push_back(j.dump());
+    j["model_type"] = "phi3";  // asks for fused qkv_proj / gate_up_proj the weights lack
+    seeds.push_back(j.dump());
+  }
+  return seeds;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = target_file();

@@ -29,6 +29,8 @@ TEST(AlgorithmRegistry, EveryEntryIsWhole) {
         << "exactly one way to compress";
     if (a.reshape) EXPECT_NE(a.run_stage, nullptr) << "a change of shape is a whole-model stage";
     if (a.sample_tokens || a.uncompressed_inputs) EXPECT_NE(a.compress_group, nullptr);
+    // Groups exist only inside the calibration pass.
+    if (a.compress_group) EXPECT_NE(a.needs(nlohmann::json::object()), CalibrationNeed::None);
     // Layer and group compressors get their statistics from the shared calibration pass;
     // only whole-model stages run a pass of their own.
     if (a.run_stage)

@@ -20,6 +20,8 @@ const char* const kSynthUsage =
     "  llama-3.2-1b  1.24 B parameters, 2.47 GB (2048 hidden, 16 layers, tied, llama3 rope)\n"
     "  llama-3-8b    8.03 B parameters, 16.1 GB (4096 hidden, 32 layers)\n"
     "  qwen2.5-0.5b  0.49 B parameters, 0.99 GB (896 hidden, 24 layers, q/k/v biases, tied)\n"
+    "  phi-3-mini-4k 3.82 B parameters, 7.64 GB (3072 hidden, 32 layers, fused qkv_proj and\n"
+    "                gate_up_proj, sliding window 2047)\n"
     "  tiny          a 64-wide, 2-layer model for tests\n"
     "Weights are scaled like a trained model's, so a forward pass gives sensible logits, and\n"
     "N hidden dimensions carry LLM.int8()-style outlier features: at every linear layer's\n"

@@ -28,6 +28,9 @@ constexpr ShapeRow kShapes[] = {
      false},
     {"qwen2.5-0.5b", "qwen2", 151936, 896, 4864, 24, 14, 2, 64, 32768, 1000000, 1e-6, true, true,
      false},
+    // Phi-3-mini-4k: q/k/v fused in qkv_proj and gate/up in gate_up_proj, sliding window 2047.
+    {"phi-3-mini-4k", "phi3", 32064, 3072, 8192, 32, 32, 32, 96, 4096, 10000, 1e-5, false, false,
+     false},
     // Small enough for tests: untied, so the head has its own tensor to check.
     {"tiny", "llama", 512, 64, 192, 2, 4, 2, 16, 256, 10000, 1e-5, false, false, false},
 };
@@ -96,6 +99,8 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
     c.rope_scaling.high_freq_factor = 4;
     c.rope_scaling.original_max_position = 8192;
   }
+  const bool phi3 = p.model_type == "phi3";
+  if (phi3) c.sliding_window = 2047, c.model_type = "phi3";
   if (o.layers < 0) throw Error("", "--layers must be positive");
   // More than a few percent of the channels would no longer be "a few outlier features".
   if (o.outliers < 0 || o.outliers > c.dim / 8)
@@ -113,16 +118,24 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     add(pre + "input_layernorm.weight", {D}, SynthInit::LayerNorm);
-    add(pre + "self_attn.q_proj.weight", {Q, D}, SynthInit::NormedReader);
-    if (c.qkv_bias) add(pre + "self_attn.q_proj.bias", {Q}, SynthInit::Bias);
-    add(pre + "self_attn.k_proj.weight", {KV, D}, SynthInit::NormedReader);
-    if (c.qkv_bias) add(pre + "self_attn.k_proj.bias", {KV}, SynthInit::Bias);
-    add(pre + "self_attn.v_proj.weight", {KV, D}, SynthInit::NormedReader);
-    if (c.qkv_bias) add(pre + "self_attn.v_proj.bias", {KV}, SynthInit::Bias);
+    if (phi3) {
+      add(pre + "self_attn.qkv_proj.weight", {Q + 2 * KV, D}, SynthInit::NormedReader);
+    } else {
+      add(pre + "self_attn.q_proj.weight", {Q, D}, SynthInit::NormedReader);
+      if (c.qkv_bias) add(pre + "self_attn.q_proj.bias", {Q}, SynthInit::Bias);
+      add(pre + "self_attn.k_proj.weight", {KV, D}, SynthInit::NormedReader);
+      if (c.qkv_bias) add(pre + "self_attn.k_proj.bias", {KV}, SynthInit::Bias);
+      add(pre + "self_attn.v_proj.weight", {KV, D}, SynthInit::NormedReader);
+      if (c.qkv_bias) add(pre + "self_attn.v_proj.bias", {KV}, SynthInit::Bias);
+    }
     add(pre + "self_attn.o_proj.weight", {D, Q}, SynthInit::ResidualWriter);
     add(pre + "post_attention_layernorm.weight", {D}, SynthInit::LayerNorm);
-    add(pre + "mlp.gate_proj.weight", {H, D}, SynthInit::NormedReader);
-    add(pre + "mlp.up_proj.weight", {H, D}, SynthInit::NormedReader);
+    if (phi3) {
+      add(pre + "mlp.gate_up_proj.weight", {2 * H, D}, SynthInit::NormedReader);
+    } else {
+      add(pre + "mlp.gate_proj.weight", {H, D}, SynthInit::NormedReader);
+      add(pre + "mlp.up_proj.weight", {H, D}, SynthInit::NormedReader);
+    }
     add(pre + "mlp.down_proj.weight", {D, H}, SynthInit::ResidualWriter);
   }
   add("model.norm.weight", {D}, SynthInit::FinalNorm);
@@ -134,8 +147,8 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
 nlohmann::ordered_json SynthPlan::hf_config() const {
   const LlamaConfig& c = cfg;
   nlohmann::ordered_json j;
-  const bool qwen = model_type == "qwen2";
-  j["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  const bool qwen = model_type == "qwen2", phi3 = model_type == "phi3";
+  j["architectures"] = {qwen ? "Qwen2ForCausalLM" : phi3 ? "Phi3ForCausalLM" : "LlamaForCausalLM"};
   j["model_type"] = model_type;
   j["attention_dropout"] = 0.0;
   // The ids of the byte tokenizer written beside the weights (BOS 256, EOS 257), not the
@@ -160,6 +173,10 @@ nlohmann::ordered_json SynthPlan::hf_config() const {
     j["max_window_layers"] = c.n_layers;
     j["sliding_window"] = c.max_seq_len;
     j["use_sliding_window"] = false;
+  } else if (phi3) {
+    j["original_max_position_embeddings"] = c.max_seq_len;
+    j["rope_scaling"] = nullptr;
+    j["sliding_window"] = c.sliding_window;
   } else {
     j["attention_bias"] = false;
     j["mlp_bias"] = false;

@@ -94,6 +94,16 @@ TEST(SynthModel, RealShapesHaveTheRealTensorShapes) {
   EXPECT_EQ(l8.at("model.layers.31.mlp.gate_proj.weight"), (Shape{14336, 4096}));
   EXPECT_EQ(plan("llama-3-8b").hf_config().count("rope_scaling"), 0u);
 
+  // Phi-3-mini-4k: 3.82 B parameters with q/k/v and gate/up fused as its checkpoints are.
+  const SynthPlan ph = plan("phi-3-mini-4k");
+  const auto lp = shapes_of(ph);
+  EXPECT_EQ(lp.at("model.layers.31.self_attn.qkv_proj.weight"), (Shape{9216, 3072}));
+  EXPECT_EQ(lp.at("model.layers.31.mlp.gate_up_proj.weight"), (Shape{16384, 3072}));
+  EXPECT_EQ(lp.count("model.layers.0.self_attn.q_proj.weight"), 0u);
+  EXPECT_EQ(ph.parameter_count(), 3821079552u);
+  EXPECT_EQ(ph.hf_config()["model_type"], "phi3");
+  EXPECT_EQ(ph.hf_config()["sliding_window"], 2047);
+
   const SynthPlan q = plan("qwen2.5-0.5b");
   const auto lq = shapes_of(q);
   EXPECT_EQ(lq.at("model.embed_tokens.weight"), (Shape{151936, 896}));

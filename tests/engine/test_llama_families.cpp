@@ -8,6 +8,7 @@
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/io/gguf.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
@@ -205,6 +206,43 @@ void write_phi3(const LlamaModel& m, const std::string& dir, const Shape* bad_qk
   j["sliding_window"] = 5;
   j.erase("attention_bias"), j.erase("mlp_bias");
   std::ofstream(dir + "/config.json") << j.dump();
+}
+
+// llama.cpp's phi3 architecture: attn_qkv and ffn_up (gate then up) fused, rows in HF's
+// rotate-half order (no interleaving), keys under phi3.*.
+TEST(LlamaFamilies, Phi3GgufLoadsItsFusedTensors) {
+  const std::string path = testing::TempDir() + "/families_phi3.gguf";
+  const LlamaModel m = test::random_llama(test::tiny_config(4, 2), 14);
+  const LlamaConfig& c = m.cfg;
+  std::vector<GGUFKeyValue> kv;
+  auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({"phi3." + k, uint32_t(v)}); };
+  kv.push_back({"general.architecture", std::string("phi3")});
+  u32("context_length", c.max_seq_len), u32("embedding_length", c.dim), u32("feed_forward_length", c.hidden_dim);
+  u32("block_count", c.n_layers), u32("attention.head_count", c.n_heads), u32("attention.head_count_kv", c.n_kv_heads);
+  kv.push_back({"phi3.attention.layer_norm_rms_epsilon", float(c.rms_eps)});
+  kv.push_back({"phi3.rope.freq_base", float(c.rope_theta)});
+  std::vector<Tensor> ts;
+  auto add = [&](const Tensor& t, const std::string& name) { ts.push_back(gguf_tensor_from_f32(t, name, DType::F32)); };
+  add(m.tok_embd, "token_embd.weight");
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const LlamaLayer& L = m.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(L.attn_norm, p + "attn_norm.weight");
+    add(stacked({&L.wq, &L.wk, &L.wv}, "qkv"), p + "attn_qkv.weight");
+    add(L.wo, p + "attn_output.weight");
+    add(L.ffn_norm, p + "ffn_norm.weight");
+    add(stacked({&L.w_gate, &L.w_up}, "gate_up"), p + "ffn_up.weight");
+    add(L.w_down, p + "ffn_down.weight");
+  }
+  add(m.out_norm, "output_norm.weight");
+  add(m.output, "output.weight");
+  write_gguf(path, kv, ts);
+  const LlamaModel back = load_llama(path);
+  EXPECT_EQ(back.cfg.model_type, "phi3");
+  const auto want = test::engine_logits(m, kTokens), got = test::engine_logits(back, kTokens);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-6f) << i;
+  std::filesystem::remove(path);
 }
 
 TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {

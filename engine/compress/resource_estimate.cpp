@@ -134,15 +134,11 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
     }
     if (uses_hessian(s)) {
       // XᵀX over N rows, once per group of linears sharing an input (q/k/v, gate/up).
-      std::map<std::string, double> groups;  // "<layer>.<input>" -> cols
+      std::map<std::pair<int64_t, uint8_t>, double> groups;  // (layer, input) -> cols
       for (const std::string& n : hit) {
-        const LinearShape& l = *by_name[n];
-        std::string key = n.substr(0, n.rfind('.'));
-        for (const char* shared : {"q_proj", "k_proj", "v_proj"})
-          if (key.ends_with(shared)) key = key.substr(0, key.rfind('.')) + ".qkv";
-        for (const char* shared : {"gate_proj", "up_proj"})
-          if (key.ends_with(shared)) key = key.substr(0, key.rfind('.')) + ".gate_up";
-        groups[key] = double(l.cols);
+        int64_t layer = -1;
+        const BlockTensor* t = find_block_tensor(n, &layer);
+        groups[{layer, t ? t->input : uint8_t(0)}] = double(by_name[n]->cols);
       }
       for (const auto& [key, c] : groups) flops += 2 * N * c * c;
     }

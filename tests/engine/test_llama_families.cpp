@@ -15,6 +15,7 @@
 #include "llama_reference.h"
 #include "compress_test_util.h"
 #include "llama_test_util.h"
+#include "phi3_writer.h"
 
 namespace mcw {
 namespace {
@@ -166,48 +167,6 @@ TEST(LlamaTensorTable, TheModelsTensorsAndGroupsComeFromTheTable) {
 namespace mcw {
 namespace {
 
-// Rows of several f32 matrices stacked into one, named `name`.
-Tensor stacked(const std::vector<const Tensor*>& parts, const std::string& name) {
-  std::vector<float> v;
-  int64_t rows = 0;
-  for (const Tensor* t : parts) {
-    v.insert(v.end(), t->as<float>(), t->as<float>() + t->numel());
-    rows += t->dim(0);
-  }
-  return Tensor::from_f32(v, {rows, parts[0]->dim(1)}, name);
-}
-
-// A Phi-3 directory as transformers writes one: q/k/v fused in qkv_proj, gate/up in
-// gate_up_proj, model_type phi3 with a sliding window.
-void write_phi3(const LlamaModel& m, const std::string& dir, const Shape* bad_qkv = nullptr) {
-  std::filesystem::create_directories(dir);
-  std::vector<Tensor> ts;
-  for (const auto& [name, t] : m.named_tensors()) {
-    const BlockTensor* row = find_block_tensor(name);
-    if (row && (row->role == BlockRole::Q || row->role == BlockRole::K || row->role == BlockRole::V ||
-                row->role == BlockRole::Gate || row->role == BlockRole::Up))
-      continue;
-    Tensor copy = *t;
-    copy.set_name(name);
-    ts.push_back(std::move(copy));
-  }
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    const LlamaLayer& L = m.layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    Tensor qkv = stacked({&L.wq, &L.wk, &L.wv}, p + "self_attn.qkv_proj.weight");
-    if (bad_qkv && l == 1) qkv = Tensor::zeros(DType::F32, *bad_qkv, qkv.name());
-    ts.push_back(std::move(qkv));
-    ts.push_back(stacked({&L.w_gate, &L.w_up}, p + "mlp.gate_up_proj.weight"));
-  }
-  write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
-  nlohmann::json j = m.cfg.to_hf_config();
-  j["architectures"] = {"Phi3ForCausalLM"};
-  j["model_type"] = "phi3";
-  j["sliding_window"] = 5;
-  j.erase("attention_bias"), j.erase("mlp_bias");
-  std::ofstream(dir + "/config.json") << j.dump();
-}
-
 // llama.cpp's phi3 architecture: attn_qkv and ffn_up (gate then up) fused, rows in HF's
 // rotate-half order (no interleaving), keys under phi3.*.
 TEST(LlamaFamilies, Phi3GgufLoadsItsFusedTensors) {
@@ -228,10 +187,10 @@ TEST(LlamaFamilies, Phi3GgufLoadsItsFusedTensors) {
     const LlamaLayer& L = m.layers[l];
     const std::string p = "blk." + std::to_string(l) + ".";
     add(L.attn_norm, p + "attn_norm.weight");
-    add(stacked({&L.wq, &L.wk, &L.wv}, "qkv"), p + "attn_qkv.weight");
+    add(test::stacked({&L.wq, &L.wk, &L.wv}, "qkv"), p + "attn_qkv.weight");
     add(L.wo, p + "attn_output.weight");
     add(L.ffn_norm, p + "ffn_norm.weight");
-    add(stacked({&L.w_gate, &L.w_up}, "gate_up"), p + "ffn_up.weight");
+    add(test::stacked({&L.w_gate, &L.w_up}, "gate_up"), p + "ffn_up.weight");
     add(L.w_down, p + "ffn_down.weight");
   }
   add(m.out_norm, "output_norm.weight");
@@ -250,7 +209,7 @@ TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {
   LlamaConfig c = test::compress_config(2);
   c.sliding_window = 5;
   const LlamaModel m = test::random_llama(c, 11);
-  write_phi3(m, dir);
+  test::write_phi3(m, dir);
   const LlamaModel phi3 = load_llama(dir);
   EXPECT_EQ(phi3.cfg.model_type, "phi3");
   EXPECT_EQ(phi3.cfg.sliding_window, 5);
@@ -269,7 +228,7 @@ TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {
   }
 
   const Shape bad = {c.q_dim() + c.kv_dim(), c.dim};  // v's rows missing
-  write_phi3(m, dir, &bad);
+  test::write_phi3(m, dir, &bad);
   try {
     load_llama(dir);
     FAIL() << "a short qkv_proj was accepted";

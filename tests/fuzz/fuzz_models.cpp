@@ -2,12 +2,14 @@
 // MCW opens it as `mcw inspect` / `mcw eval` would (format detection, header, config,
 // tensor table, tokenizer, the model loader's checks). One source, one target per format
 // (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c,
-// gptq, awq and compressed_tensors (the weights file of a quantised checkpoint; whatever
-// opens is decoded whole).
+// phi3 (a Phi-3 directory's weights: fused projections loaded as row views), gptq, awq and
+// compressed_tensors (the weights file of a quantised checkpoint; whatever opens is decoded
+// whole).
 #include <filesystem>
 
 #include "../engine/compressed_tensors_writer.h"
 #include "../engine/llama_test_util.h"
+#include "../engine/phi3_writer.h"
 #include "../engine/quantized_checkpoint_writer.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/core/error.h"
@@ -41,6 +43,10 @@ std::string write_valid(const std::string& dir) {
     tok.byte_vocab = true;
     save_llama_hf(m, dir, tok);
     return dir + (f == "config" ? "/config.json" : "/model.safetensors");
+  }
+  if (f == "phi3") {  // fused qkv_proj / gate_up_proj, loaded as row views
+    test::write_phi3(m, dir);
+    return dir + "/model.safetensors";
   }
   if (f == "gptq" || f == "awq") {  // 3-bit act-order: codes across words, a g_idx to check
     test::write_checkpoint(dir, f == "gptq" ? test::Layout::GptqV1 : test::Layout::Awq,

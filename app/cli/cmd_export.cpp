@@ -3,31 +3,77 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "app/cli/progress_bar.h"
 #include "engine/export/compressed_tensors_export.h"
+#include "engine/export/gguf_export.h"
 
 namespace mcw::cli {
 
 const char* const kExportUsage =
-    "usage: mcw export DIR --format compressed-tensors --out OUT\n\n"
-    "Rewrites DIR, a model directory written by mcw compress (decoded weights plus\n"
-    "packed.safetensors), as OUT in another runtime's format. So far one format:\n"
-    "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads: group-wise\n"
-    "                      affine layers (RTN, GPTQ, act-order included) at 1, 2, 4 or 8 bits\n"
-    "                      as pack-quantized parts with their codes unchanged and f16 scales;\n"
+    "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf\n"
+    "       mcw export DIR --format compressed-tensors --out OUT\n\n"
+    "Rewrites a model in another runtime's format:\n"
+    "  gguf                llama.cpp's file. MODEL is anything MCW opens as a Llama-family\n"
+    "                      model (an HF or mcw compress directory, a GGUF, a llama2.c file).\n"
+    "                      --type is a llama-quantize file type (F32 F16 BF16 Q8_0 Q4_0\n"
+    "                      Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K): each tensor gets\n"
+    "                      the type llama.cpp's mix gives it and is encoded from MODEL's\n"
+    "                      values as llama-quantize does without an importance matrix.\n"
+    "                      Prints each tensor's type and relative error against MODEL\n"
+    "                      (what the GGUF adds to an mcw compress result). The tokenizer is\n"
+    "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
+    "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
+    "                      model directory written by mcw compress: group-wise affine layers\n"
+    "                      (RTN, GPTQ, act-order included) at 1, 2, 4 or 8 bits go out as\n"
+    "                      pack-quantized parts with their codes unchanged and f16 scales;\n"
     "                      other layers (3/5/6/7 bits, sparse, outliers, codebooks, low rank,\n"
     "                      AWQ's unfolded input scale) are written dense and listed in the\n"
     "                      config's ignore list, each named here with the reason.\n"
-    "mcw inspect OUT reads the result back (its layers decode to the f16-rounded values).\n";
+    "mcw inspect OUT reads the result back.\n";
+
+namespace {
+
+int export_gguf_file(const std::string& model, const std::string& out, const std::string& type) {
+  const GgufFileType* ft = find_gguf_file_type(type);
+  if (!ft)
+    throw UsageError{"export --type '" + type + "': the GGUF types are: " + gguf_file_type_list()};
+  const SigintCancel sigint;
+  GgufExportReport r;
+  try {
+    ProgressBar bar("export");
+    r = export_gguf(model, out, *ft, bar.callback(), &sigint.token());
+  } catch (const Cancelled&) {
+    std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
+    return 130;
+  }
+  double worst = 0;
+  for (const GgufExportTensor& t : r.tensors) {
+    std::printf("%-7s %-32s rel.err %.5f\n", std::string(dtype_name(t.type)).c_str(), t.name.c_str(),
+                t.rel_error);
+    worst = std::max(worst, t.rel_error);
+  }
+  std::printf("wrote   %s: %s, %zu tensors, %.1f MiB, largest rel.err %.5f\n", out.c_str(),
+              std::string(ft->name).c_str(), r.tensors.size(), double(r.file_bytes) / (1 << 20), worst);
+  return 0;
+}
+
+}  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out"}, {});
+  Args args(argv, {"format", "out", "type"}, {});
   if (args.positional().size() != 1)
-    throw UsageError{"export takes one model directory (see mcw help export)"};
+    throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
   const auto out = args.value("out");
   if (!format || !out) throw UsageError{"export needs --format FORMAT and --out OUT"};
+  if (*format == "gguf") {
+    const auto type = args.value("type");
+    if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};
+    return export_gguf_file(args.positional()[0], *out, *type);
+  }
+  if (args.value("type")) throw UsageError{"--type is for --format gguf"};
   if (*format != "compressed-tensors")
-    throw UsageError{"export --format '" + *format + "': the formats are: compressed-tensors"};
+    throw UsageError{"export --format '" + *format + "': the formats are: gguf, compressed-tensors"};
   const CtExportReport r = export_compressed_tensors(args.positional()[0], *out);
   for (const auto& [name, why] : r.dense)
     std::printf("dense   %s (%s)\n", name.c_str(), why.c_str());

@@ -6,6 +6,7 @@
 #include "engine/core/error.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/tokenizer_files.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 
 namespace mcw::studio {

@@ -3,6 +3,7 @@
 // Tensor shapes are converted to MCW's outermost-first order (GGUF stores innermost first).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -128,11 +129,25 @@ ModelFile read_gguf_model(const std::string& path);
 // 32-value rows, so a tensor whose rows are not a multiple of 32 stays F32.
 Tensor gguf_tensor_from_f32(const Tensor& t, const std::string& name, DType dtype);
 
-// Writes a GGUF v3 file atomically. Tensor types: F32 F16 BF16 F64 I8 I16 I32 I64 Q8_0
-// Q4_0 Q4_1 (others throw). `alignment` must be a power of two; when it is not 32,
+// Writes a GGUF v3 file atomically. Tensor types: every DType ggml_type_from_dtype maps
+// (others throw). `alignment` must be a power of two; when it is not 32,
 // general.alignment is added unless `kvs` already holds it (then it must agree).
 void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
                 const std::vector<Tensor>& tensors, uint64_t alignment = 32);
+
+// A tensor whose data is produced while the file is written: fill(first_row, rows, dst)
+// writes rows [first_row, first_row + rows) (rows: every dimension but the innermost) in
+// `dtype`'s bytes to dst. Used to write models far larger than memory, a chunk of rows at
+// a time.
+struct GgufTensorOut {
+  std::string name;
+  DType dtype;
+  Shape shape;  // outermost first, as Tensor
+  std::function<void(int64_t first_row, int64_t rows, void* dst)> fill;
+};
+// write_gguf with streamed tensors (every GGUF tensor type MCW knows).
+void write_gguf_streamed(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
+                         const std::vector<GgufTensorOut>& tensors, uint64_t alignment = 32);
 
 // ggml tensor type codes as GGUF stores them, and their names ("Q4_K"); nullopt / "" for
 // codes ggml does not define.

@@ -1,5 +1,6 @@
 // GGUF v3 writer: header, key/values and tensor infos are built in memory, then tensor
 // data is streamed after them, each tensor padded to the alignment.
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <unordered_set>
@@ -18,6 +19,7 @@ namespace {
 constexpr int kMaxArrayDepth = 8;          // what the reader accepts
 constexpr size_t kMaxKeyBytes = 65535;     // the spec's limit
 constexpr size_t kMaxTensorNameBytes = 63; // llama.cpp keeps names in 64-byte buffers
+constexpr uint64_t kChunkBytes = uint64_t(16) << 20;  // tensor data produced per fill() call
 
 class Buffer {
  public:
@@ -126,8 +128,8 @@ Tensor gguf_tensor_from_f32(const Tensor& t, const std::string& name, DType dtyp
   return out;
 }
 
-void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
-                const std::vector<Tensor>& tensors, uint64_t alignment) {
+void write_gguf_streamed(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
+                         const std::vector<GgufTensorOut>& tensors, uint64_t alignment) {
   const std::optional<GGUFKeyValue> extra = alignment_kv(path, kvs, alignment);
 
   Buffer head;
@@ -147,41 +149,74 @@ void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
   if (extra) put_kv(*extra);
 
   std::unordered_set<std::string> names;
+  std::vector<uint64_t> sizes;
   uint64_t offset = 0;
-  for (const Tensor& t : tensors) {
-    const std::string who = "tensor '" + t.name() + "'";
-    const auto ggml_type = ggml_type_from_dtype(t.dtype());
+  for (const GgufTensorOut& t : tensors) {
+    const std::string who = "tensor '" + t.name + "'";
+    const auto ggml_type = ggml_type_from_dtype(t.dtype);
     if (!ggml_type)
-      throw Error(path, who + " has type " + std::string(dtype_name(t.dtype())) +
+      throw Error(path, who + " has type " + std::string(dtype_name(t.dtype)) +
                             ", which GGUF cannot store");
-    if (t.ndim() > 4)
-      throw Error(path, who + " has " + std::to_string(t.ndim()) +
+    if (t.shape.size() > 4)
+      throw Error(path, who + " has " + std::to_string(t.shape.size()) +
                             " dimensions; GGUF allows at most 4");
-    if (t.name().size() > kMaxTensorNameBytes)
+    if (t.name.size() > kMaxTensorNameBytes)
       throw Error(path, who + " has a name longer than " + std::to_string(kMaxTensorNameBytes) +
                             " bytes, which llama.cpp cannot load");
-    if (!is_valid_utf8(t.name())) throw Error(path, "a tensor name is not valid UTF-8");
-    if (!names.insert(t.name()).second) throw Error(path, who + " is given twice");
-    const int block = dtype_info(t.dtype()).block;
-    if (t.ndim() > 0 && t.shape().back() % block != 0)
-      throw Error(path, who + " has rows of " + std::to_string(t.shape().back()) +
+    if (!is_valid_utf8(t.name)) throw Error(path, "a tensor name is not valid UTF-8");
+    if (!names.insert(t.name).second) throw Error(path, who + " is given twice");
+    const int block = dtype_info(t.dtype).block;
+    const int64_t row = t.shape.empty() ? 1 : t.shape.back();
+    if (row % block != 0)
+      throw Error(path, who + " has rows of " + std::to_string(row) +
                             " values, not whole blocks of " + std::to_string(block));
-    head.put_string(t.name());
-    head.put<uint32_t>(uint32_t(t.ndim()));
-    for (size_t i = t.ndim(); i-- > 0;) head.put<uint64_t>(uint64_t(t.shape()[i]));
+    int64_t numel = 1;
+    for (int64_t d : t.shape) numel *= d;
+    sizes.push_back(uint64_t(numel / block) * uint64_t(dtype_info(t.dtype).block_bytes));
+    head.put_string(t.name);
+    head.put<uint32_t>(uint32_t(t.shape.size()));
+    for (size_t i = t.shape.size(); i-- > 0;) head.put<uint64_t>(uint64_t(t.shape[i]));
     head.put<uint32_t>(*ggml_type);
     head.put<uint64_t>(offset);
-    offset = align_up(offset + t.nbytes(), alignment);
+    offset = align_up(offset + sizes.back(), alignment);
   }
 
   AtomicFile out(path);
   out.write(head.bytes().data(), head.bytes().size());
   out.write_zeros(size_t(align_up(out.position(), alignment) - out.position()));
-  for (const Tensor& t : tensors) {
-    out.write(t.data(), t.nbytes());
-    out.write_zeros(size_t(align_up(t.nbytes(), alignment) - t.nbytes()));
+  std::vector<char> chunk;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const GgufTensorOut& t = tensors[i];
+    int64_t rows = 1;  // every dimension but the innermost
+    for (size_t d = 0; d + 1 < t.shape.size(); ++d) rows *= t.shape[d];
+    const uint64_t row_bytes = rows ? sizes[i] / uint64_t(rows) : 0;
+    // Rows are produced a chunk at a time (about kChunkBytes), so a 2 GB embedding is
+    // never held whole.
+    const int64_t per_chunk = row_bytes ? std::max<int64_t>(1, int64_t(kChunkBytes / row_bytes)) : 1;
+    for (int64_t r = 0; r < rows; r += per_chunk) {
+      const int64_t n = std::min(per_chunk, rows - r);
+      chunk.resize(size_t(uint64_t(n) * row_bytes));
+      t.fill(r, n, chunk.data());
+      out.write(chunk.data(), chunk.size());
+    }
+    out.write_zeros(size_t(align_up(sizes[i], alignment) - sizes[i]));
   }
   out.commit();
+}
+
+void write_gguf(const std::string& path, const std::vector<GGUFKeyValue>& kvs,
+                const std::vector<Tensor>& tensors, uint64_t alignment) {
+  std::vector<GgufTensorOut> outs;
+  for (const Tensor& t : tensors) {
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < t.ndim(); ++d) rows *= t.dim(d);
+    const size_t row_bytes = rows ? t.nbytes() / size_t(rows) : 0;
+    outs.push_back({t.name(), t.dtype(), t.shape(), [&t, row_bytes](int64_t r, int64_t n, void* dst) {
+                      std::memcpy(dst, static_cast<const char*>(t.data()) + size_t(r) * row_bytes,
+                                  size_t(n) * row_bytes);
+                    }});
+  }
+  write_gguf_streamed(path, kvs, outs, alignment);
 }
 
 }  // namespace mcw

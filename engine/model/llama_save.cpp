@@ -5,15 +5,14 @@
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
-#include "engine/io/gguf.h"
+#include "engine/io/gguf.h"  // gguf_tensor_from_f32 for llama2.c
 #include "engine/io/llama2c.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
-// The ActInt8 mask of every layer, or an empty array when no layer quantises activations.
-static std::vector<uint8_t> act_int8_masks(const LlamaModel& model) {
+std::vector<uint8_t> activation_int8_masks(const LlamaModel& model) {
   std::vector<uint8_t> masks;
   bool any = false;
   for (const LlamaLayer& L : model.layers) masks.push_back(L.act_int8), any |= L.act_int8 != 0;
@@ -62,7 +61,7 @@ void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const
   const LlamaConfig& c = model.cfg;
   nlohmann::ordered_json config = c.to_hf_config();
   // MCW's own key: which linear inputs run through per-token int8 (W8A8), per layer.
-  if (const auto masks = act_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;
+  if (const auto masks = activation_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;
   write_file_atomically(dir + "/config.json", config.dump(2) + "\n");
   if (!tok.tokenizer_json.empty()) write_file_atomically(dir + "/tokenizer.json", tok.tokenizer_json);
   if (tok.byte_vocab)
@@ -70,56 +69,6 @@ void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const
                nlohmann::json{{"type", "byte"}, {"bos", tok.byte_bos}, {"eos", tok.byte_eos}}.dump(2) + "\n");
 }
 
-
-void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {
-  const LlamaConfig& c = model.cfg;
-  if (c.rope_scaling.enabled || c.long_rope.enabled())
-    throw Error(path, std::string("GGUF export of ") + (c.long_rope.enabled() ? "LongRoPE" : "llama3") +
-                          " rope scaling is not supported yet");
-  // A Qwen2 is written as llama.cpp's qwen2 architecture (q/k/v biases, q/k rows in HF's
-  // rotate-half order); anything else as its llama architecture, whose optional biases
-  // hold structured pruning's compensation and q/k rows are in Meta's interleaved order.
-  const bool qwen2 = c.hf_model_type() == "qwen2";
-  const std::string arch = qwen2 ? "qwen2" : "llama";
-  std::vector<GGUFKeyValue> kv;
-  auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({arch + "." + k, uint32_t(v)}); };
-  auto f32 = [&](const std::string& k, double v) { kv.push_back({arch + "." + k, float(v)}); };
-  kv.push_back({"general.architecture", arch});
-  kv.push_back({"general.name", std::string("mcw-export")});
-  u32("context_length", c.max_seq_len);
-  u32("embedding_length", c.dim);
-  u32("feed_forward_length", c.hidden_dim);
-  u32("block_count", c.n_layers);
-  u32("attention.head_count", c.n_heads);
-  u32("attention.head_count_kv", c.n_kv_heads);
-  u32("attention.key_length", c.head_dim);
-  u32("attention.value_length", c.head_dim);
-  u32("vocab_size", c.vocab_size);
-  u32("rope.dimension_count", c.head_dim);
-  f32("rope.freq_base", c.rope_theta);
-  f32("attention.layer_norm_rms_epsilon", c.rms_eps);
-  if (c.sliding_window > 0) u32("attention.sliding_window", c.sliding_window);
-  // llama.cpp runs without activation quantisation; the key lets MCW reproduce W8A8.
-  if (const auto masks = act_int8_masks(model); !masks.empty())
-    kv.push_back({"mcw.activation_int8", GGUFValue::array(masks)});
-
-  std::vector<Tensor> ts;
-  ts.push_back(gguf_tensor_from_f32(model.tok_embd, "token_embd.weight", dtype));
-  for (int64_t l = 0; l < c.n_layers; ++l)
-    for (const BlockTensor& t : llama_block_tensors()) {
-      if (!t.present(c)) continue;
-      const Tensor& v = model.layers[size_t(l)].*t.member;
-      const std::string name = "blk." + std::to_string(l) + "." + t.gguf;
-      const DType type = t.linear() ? dtype : DType::F32;  // norms and biases stay f32
-      if (t.rotary && !qwen2)
-        ts.push_back(gguf_tensor_from_f32(permute_rotary_rows(v, v.dim(0) / c.head_dim, c.head_dim, true), name, type));
-      else
-        ts.push_back(gguf_tensor_from_f32(v, name, type));
-    }
-  ts.push_back(gguf_tensor_from_f32(model.out_norm, "output_norm.weight", DType::F32));
-  if (!c.tie_embeddings) ts.push_back(gguf_tensor_from_f32(model.output, "output.weight", dtype));
-  write_gguf(path, kv, ts);
-}
 
 void save_llama_llama2c(const LlamaModel& model, const std::string& path) {
   const LlamaConfig& c = model.cfg;

@@ -1,5 +1,5 @@
 // Writes a LlamaModel in the formats other tools load: a Hugging Face directory
-// (config.json + model.safetensors) or a GGUF file with llama.cpp's "llama" metadata.
+// (config.json + model.safetensors) or a llama2.c checkpoint.
 #pragma once
 #include <string>
 
@@ -24,9 +24,9 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer);
 // weights as shards writes them itself).
 void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok = {});
 
-// Weights in `dtype` (F32, F16, BF16, Q8_0, Q4_0, Q4_1; norms always F32), q/k rows in
-// the interleaved rotary order llama.cpp expects. No tokenizer metadata.
-void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype = DType::F32);
+// The ActInt8 mask of every layer, or an empty array when no layer quantises activations
+// (saved as mcw_activation_int8 / mcw.activation_int8). GGUF: engine/export/gguf_export.h.
+std::vector<uint8_t> activation_int8_masks(const LlamaModel& model);
 
 // A legacy llama2.c checkpoint (f32, q/k rows interleaved as llama2.c expects). Throws for
 // what that format cannot hold: biases, a head dimension other than dim / heads.

@@ -8,6 +8,9 @@
 #include "engine/core/mapped_file.h"
 #include "engine/io/gguf.h"
 #include "engine/model/bpe_tokenizer.h"
+#include "engine/model/bpe_trainer.h"
+#include "engine/model/gguf_pre_tokenizers.h"
+#include "engine/model/unicode_regex.h"
 #include "engine/model/byte_tokenizer.h"
 #include "engine/model/sentencepiece_tokenizer.h"
 
@@ -63,7 +66,14 @@ static std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
     doc["model"] = {{"type", "BPE"}, {"vocab", vocab},
                     {"merges", g.get_string_array("tokenizer.ggml.merges")}};
     doc["added_tokens"] = added;
-    doc["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+    // llama.cpp names the split in tokenizer.ggml.pre; "default" (and a file without the
+    // key) is read as GPT-2's split, as MCW always did.
+    const std::string pre = g.get_string("tokenizer.ggml.pre", "default");
+    const char* pattern = pre == "default" ? gpt2_split_pattern() : gguf_pre_tokenizer_pattern(pre);
+    if (!pattern)
+      throw Error(path, "tokenizer.ggml.pre '" + pre + "' is not supported (default, " +
+                            gguf_pre_tokenizer_names() + " are)");
+    doc["pre_tokenizer"] = BpeTrainer::pre_tokenizer_json(pattern);
     doc["decoder"] = {{"type", "ByteLevel"}};
     BpeTokenizerOptions opt;
     auto token_at = [&](int32_t i) {
@@ -76,7 +86,7 @@ static std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
   throw Error(path, "tokenizer.ggml.model '" + model + "' is not supported (llama and gpt2 are)");
 }
 
-std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64_t vocab_size) {
+SentencePieceVocab read_llama2c_vocab(const std::string& path, int64_t vocab_size) {
   const auto f = MappedFile::open(path);
   const auto* p = reinterpret_cast<const unsigned char*>(f->data());
   const size_t n = f->size();
@@ -105,7 +115,11 @@ std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64
     v.types.push_back(int32_t(t));
   }
   v.unk_id = 0, v.bos_id = 1, v.eos_id = 2;
-  return std::make_unique<SentencePieceTokenizer>(std::move(v), path);
+  return v;
+}
+
+std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64_t vocab_size) {
+  return std::make_unique<SentencePieceTokenizer>(read_llama2c_vocab(path, vocab_size), path);
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m) {

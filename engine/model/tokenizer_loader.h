@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/io/model_file.h"
+#include "engine/model/sentencepiece_tokenizer.h"
 #include "engine/model/tokenizer.h"
 
 namespace mcw {
@@ -16,5 +17,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m);
 
 // Reads a llama2.c tokenizer.bin for a vocabulary of `vocab_size` pieces.
 std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64_t vocab_size);
+// The same as the vocabulary itself (what a GGUF export writes).
+SentencePieceVocab read_llama2c_vocab(const std::string& path, int64_t vocab_size);
 
 }  // namespace mcw

@@ -12,6 +12,7 @@
 #include "engine/io/gguf.h"
 #include "engine/io/llama2c.h"
 #include "engine/kernels/cpu_features.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "../engine/llama_test_util.h"
 #include "../engine/quantized_checkpoint_writer.h"

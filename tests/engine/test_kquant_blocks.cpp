@@ -17,6 +17,7 @@
 #include "engine/kernels/block_gemv.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/io/gguf.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "llama_reference.h"
 #include "llama_test_util.h"

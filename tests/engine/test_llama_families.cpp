@@ -10,6 +10,7 @@
 #include "engine/core/error.h"
 #include "engine/io/gguf.h"
 #include "engine/io/safetensors.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 #include "llama_reference.h"

@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/io/llama2c.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "llama_reference.h"
 #include "llama_test_util.h"

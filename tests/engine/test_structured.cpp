@@ -13,6 +13,7 @@
 #include "engine/compress/structured_model.h"
 #include "engine/compress/structured_stage.h"
 #include "engine/core/error.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "engine/train/llama_backprop.h"
 #include "llama_reference.h"

@@ -11,6 +11,7 @@
 #include "engine/compress/smoothquant_stage.h"
 #include "engine/core/error.h"
 #include "engine/kernels/ops.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "engine/train/llama_backprop.h"
 #include "llama_reference.h"

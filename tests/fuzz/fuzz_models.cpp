@@ -15,6 +15,7 @@
 #include "engine/core/error.h"
 #include "engine/io/model_file.h"
 #include "engine/model/causal_lm.h"
+#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "fuzz_target.h"

@@ -1,0 +1,60 @@
+// GGUF files that llama.cpp loads and runs, from any Llama-family model MCW opens (an HF
+// directory, an MCW compressed model directory, a GGUF, a llama2.c checkpoint): the
+// architecture's key/values, the tokenizer (gguf_tokenizer.h), and every tensor in the type
+// llama.cpp's own quantizer would give it for the chosen file type (gguf_file_type.h),
+// encoded from the source's values with ggml's reference quantisers.
+//
+// Memory: the source stays mapped in its own dtype; tensors are produced a chunk of rows at
+// a time (one f32 row per thread plus a 16 MB output chunk), so an 8 B model exports in
+// about the memory of its largest row chunk, not of the model.
+//
+// Each tensor's relative error ‖Ŵ − W‖/‖W‖ (Ŵ the GGUF's decoded values, W the source's) is
+// measured while it is written: for an MCW compressed model it is what the GGUF mapping adds
+// on top of MCW's own compression.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/core/progress.h"
+#include "engine/export/gguf_file_type.h"
+#include "engine/io/gguf.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+struct GgufExportTensor {
+  std::string name;  // GGUF name
+  DType type;
+  double rel_error = 0;  // ‖Ŵ − W‖ / ‖W‖ (0 for an all-zero W)
+};
+
+struct GgufExportReport {
+  std::vector<GgufExportTensor> tensors;  // in file order
+  uint64_t file_bytes = 0;
+};
+
+// `model_path`: anything open_model_file takes that loads as a Llama-family model. Writes
+// `out` atomically (nothing is left on error or cancel). Throws mcw::Error naming the file
+// (an unknown type, a model or tokenizer GGUF cannot carry), mcw::Cancelled on cancel.
+GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
+                             const GgufFileType& type, const ProgressFn& progress = {},
+                             const CancelToken* cancel = nullptr);
+
+// The llama.cpp architecture MCW writes a config as ("llama", or "qwen2" for a Qwen2).
+std::string gguf_architecture(const LlamaConfig& c);
+
+// Writes `model` with the architecture's key/values plus `extra` (tokenizer, file type);
+// type_of picks each tensor's type. The core of export_gguf and save_llama_gguf.
+GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& path,
+                                  std::vector<GGUFKeyValue> extra,
+                                  const std::function<DType(const GgufTensorPlace&)>& type_of,
+                                  const ProgressFn& progress = {},
+                                  const CancelToken* cancel = nullptr);
+
+// Every matrix in `dtype` (F32, F16, BF16 or a block type; a matrix whose rows are not
+// whole blocks stays F32), norms and biases F32, no tokenizer: the studio's plain export
+// and the tests' way to make a GGUF of a model in memory.
+void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype = DType::F32);
+
+}  // namespace mcw

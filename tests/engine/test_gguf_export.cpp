@@ -1,0 +1,197 @@
+// mcw export --format gguf: llama.cpp's file types and mixes, the tokenizer key/values, and
+// files that read back through MCW to the values, types and errors the export reports.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "engine/core/error.h"
+#include "engine/export/gguf_export.h"
+#include "engine/export/gguf_file_type.h"
+#include "engine/io/gguf.h"
+#include "engine/io/model_file.h"
+#include "engine/model/bpe_trainer.h"
+#include "engine/model/llama_save.h"
+#include "engine/model/tokenizer_loader.h"
+#include "llama_reference.h"
+#include "llama_test_util.h"
+#include "temp_files.h"
+
+using namespace mcw;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The tensor list of a Llama-3-8B GGUF (32 blocks, no biases, untied output), each with
+// the type `ft` gives it: written here from the file's layout, not from the exporter.
+std::map<DType, int> llama3_8b_type_counts(const GgufFileType& ft) {
+  std::map<DType, int> counts;
+  auto add = [&](GgufTensorRole role, int layer, int64_t cols, bool matrix) {
+    GgufTensorPlace p;
+    p.role = role, p.layer = layer, p.n_layers = 32, p.cols = cols, p.matrix = matrix;
+    ++counts[gguf_tensor_type(ft, p)];
+  };
+  add(GgufTensorRole::TokenEmbd, 0, 4096, true);
+  for (int l = 0; l < 32; ++l) {
+    add(GgufTensorRole::Other, l, 4096, false);  // attn_norm
+    add(GgufTensorRole::AttnQ, l, 4096, true);
+    add(GgufTensorRole::AttnK, l, 4096, true);
+    add(GgufTensorRole::AttnV, l, 4096, true);
+    add(GgufTensorRole::AttnOutput, l, 4096, true);
+    add(GgufTensorRole::Other, l, 4096, false);  // ffn_norm
+    add(GgufTensorRole::FfnGate, l, 4096, true);
+    add(GgufTensorRole::FfnUp, l, 4096, true);
+    add(GgufTensorRole::FfnDown, l, 14336, true);
+  }
+  add(GgufTensorRole::Other, 0, 4096, false);  // output_norm
+  add(GgufTensorRole::Output, 0, 4096, true);
+  return counts;
+}
+
+LlamaConfig k_quant_config() {  // rows of 256 values, as the K-quants need
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.dim = 256, c.head_dim = 64, c.hidden_dim = 512, c.vocab_size = 258;
+  return c;
+}
+
+fs::path save_with_byte_vocab(const LlamaModel& m, const fs::path& dir) {
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  save_llama_hf(m, dir.string(), tok);
+  return dir;
+}
+
+double rel_error(const Tensor& got, const Tensor& want) {
+  const std::vector<float> a = got.to_f32(), b = want.to_f32();
+  double d = 0, r = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), r += double(b[i]) * b[i];
+  return std::sqrt(d / r);
+}
+
+}  // namespace
+
+// llama.cpp's log for a Llama-3-8B Q4_K_M file reads "type f32: 65, q4_K: 193, q6_K: 33".
+TEST(GgufFileType, Llama3_8bQ4KMMatchesLlamaCppCounts) {
+  const auto c = llama3_8b_type_counts(*find_gguf_file_type("Q4_K_M"));
+  EXPECT_EQ(c.at(DType::F32), 65);
+  EXPECT_EQ(c.at(DType::Q4_K), 193);
+  EXPECT_EQ(c.at(DType::Q6_K), 33);
+  EXPECT_EQ(c.size(), 3u);
+}
+
+TEST(GgufFileType, MixesAndFallbacks) {
+  const auto q8 = llama3_8b_type_counts(*find_gguf_file_type("Q8_0"));
+  EXPECT_EQ(q8.at(DType::Q8_0), 226);  // output stays Q8_0 in a Q8_0 file
+  const auto q40 = llama3_8b_type_counts(*find_gguf_file_type("Q4_0"));
+  EXPECT_EQ(q40.at(DType::Q4_0), 225);
+  EXPECT_EQ(q40.at(DType::Q6_K), 1);  // output: Q6_K
+  const auto f16 = llama3_8b_type_counts(*find_gguf_file_type("F16"));
+  EXPECT_EQ(f16.at(DType::F16), 226);
+  EXPECT_EQ(f16.at(DType::F32), 65);
+  // Q4_K_S: attn_v of the first four layers and ffn_down of the first eighth get Q5_K.
+  const auto ks = llama3_8b_type_counts(*find_gguf_file_type("Q4_K_S"));
+  EXPECT_EQ(ks.at(DType::Q5_K), 8);
+  // Rows that are not whole 256-value blocks fall back as llama.cpp does (Qwen2-0.5B's 896).
+  GgufTensorPlace p;
+  p.role = GgufTensorRole::AttnQ, p.cols = 896, p.n_layers = 24;
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), p), DType::Q5_0);
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q5_K_M"), p), DType::Q5_1);
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q6_K"), p), DType::Q8_0);
+  p.cols = 100;  // not even 32-value blocks: F16
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), p), DType::F16);
+  p.role = GgufTensorRole::Output, p.cols = 896;
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), p), DType::Q8_0);
+  EXPECT_EQ(find_gguf_file_type("q4_k_m"), nullptr);
+}
+
+// An HF directory with MCW's byte vocabulary, exported as Q8_0: every tensor reads back
+// through MCW with the reported type and error, q/k rows back in HF order, the tokenizer
+// with the same ids, and logits close to the source's.
+TEST(GgufExport, Q8_0ReadsBackWithReportedErrors) {
+  const fs::path dir = test::fresh_temp_dir();
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 258;
+  const LlamaModel src = test::random_llama(c, 5);
+  save_with_byte_vocab(src, dir / "hf");
+  const std::string out = (dir / "m.gguf").string();
+  const GgufExportReport r = export_gguf((dir / "hf").string(), out, *find_gguf_file_type("Q8_0"));
+
+  const ModelFile mf = open_model_file(out);
+  const LlamaModel back = load_llama(mf);
+  std::map<std::string, const GgufExportTensor*> by_name;
+  for (const GgufExportTensor& t : r.tensors) by_name[t.name] = &t;
+  const GGUFFile g = read_gguf(out);
+  ASSERT_EQ(g.tensors.size(), r.tensors.size());
+  for (const Tensor& t : g.tensors) EXPECT_EQ(t.dtype(), by_name.at(t.name())->type) << t.name();
+  EXPECT_EQ(by_name.at("blk.0.attn_q.weight")->type, DType::Q8_0);
+  EXPECT_EQ(by_name.at("blk.0.attn_norm.weight")->type, DType::F32);
+  // The reported error is the read-back model's, tensor by tensor (q/k un-permuted).
+  EXPECT_NEAR(rel_error(back.layers[1].wq, src.layers[1].wq),
+              by_name.at("blk.1.attn_q.weight")->rel_error, 1e-9);
+  EXPECT_NEAR(rel_error(back.layers[0].w_down, src.layers[0].w_down),
+              by_name.at("blk.0.ffn_down.weight")->rel_error, 1e-9);
+  EXPECT_GT(by_name.at("blk.0.ffn_down.weight")->rel_error, 1e-4);  // Q8_0 is not exact
+  EXPECT_LT(by_name.at("blk.0.ffn_down.weight")->rel_error, 1e-2);
+  EXPECT_EQ(rel_error(back.layers[0].attn_norm, src.layers[0].attn_norm), 0.0);
+
+  const auto tok_src = load_tokenizer(open_model_file((dir / "hf").string()));
+  const auto tok_back = load_tokenizer(mf);
+  const std::string text = "Hello, GGUF! 12345 \xc3\xa9t\xc3\xa9";
+  EXPECT_EQ(tok_back->encode(text, true), tok_src->encode(text, true));
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(g.get_u64("general.file_type"), 7u);
+
+  const std::vector<int32_t> ids = tok_src->encode("the quick brown fox", true);
+  const auto a = test::engine_logits(src, ids), b = test::engine_logits(back, ids);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+  EXPECT_LT(worst, 0.05);
+}
+
+// A tokenizer.json trained with Llama-3's split keeps that split through the GGUF
+// (tokenizer.ggml.pre = llama-bpe): digits go in threes, where GPT-2's split keeps runs.
+TEST(GgufExport, Llama3SplitSurvivesAsLlamaBpe) {
+  const fs::path dir = test::fresh_temp_dir();
+  const char* llama3 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  BpeTrainer trainer(llama3);
+  for (int i = 0; i < 50; ++i) trainer.add_text("123456 123456 hello world 987654321 ");
+  const TrainedBpe vocab = trainer.train(300);
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 320;
+  const LlamaModel src = test::random_llama(c, 6);
+  TokenizerFiles tok;
+  tok.tokenizer_json = vocab.to_tokenizer_json().dump();
+  save_llama_hf(src, (dir / "hf").string(), tok);
+  const std::string out = (dir / "m.gguf").string();
+  export_gguf((dir / "hf").string(), out, *find_gguf_file_type("F16"));
+  EXPECT_EQ(read_gguf(out).get_string("tokenizer.ggml.pre"), "llama-bpe");
+  const auto a = load_tokenizer(open_model_file((dir / "hf").string()));
+  const auto b = load_tokenizer(open_model_file(out));
+  // "23456": Llama-3 splits 234|56 (no merges apply), GPT-2 keeps it whole (2|3|456).
+  const std::string text = "23456 hello 1234567 world";
+  EXPECT_EQ(b->encode(text, false), a->encode(text, false));
+}
+
+TEST(GgufExport, RefusesWhatLlamaCppWouldTokenizeDifferently) {
+  const fs::path dir = test::fresh_temp_dir();
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 300;
+  const LlamaModel src = test::random_llama(c, 7);
+  BpeTrainer trainer("[a-z]+| ");  // a split llama.cpp has no name for
+  trainer.add_text(std::string(200, 'a') + " abc abc");
+  const TrainedBpe vocab = trainer.train(280);
+  TokenizerFiles tok;
+  tok.tokenizer_json = vocab.to_tokenizer_json().dump();
+  save_llama_hf(src, (dir / "hf").string(), tok);
+  try {
+    export_gguf((dir / "hf").string(), (dir / "m.gguf").string(), *find_gguf_file_type("F16"));
+    FAIL() << "exported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pre-tokenizer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "m.gguf"));
+}

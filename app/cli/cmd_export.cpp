@@ -20,7 +20,10 @@ const char* const kExportUsage =
     "                      the type llama.cpp's mix gives it and is encoded from MODEL's\n"
     "                      values as llama-quantize does without an importance matrix.\n"
     "                      Prints each tensor's type and relative error against MODEL\n"
-    "                      (what the GGUF adds to an mcw compress result). The tokenizer is\n"
+    "                      (what the GGUF adds to an mcw compress result). Layers mcw\n"
+    "                      compress wrote as exactly Q8_0/Q4_0/Q5_0/Q4_1/Q5_1 blocks (affine,\n"
+    "                      groups of 32, e.g. rtn bits 4 symmetric → Q4_0) keep their codes;\n"
+    "                      the others say why they were re-quantised. The tokenizer is\n"
     "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
     "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
     "                      model directory written by mcw compress: group-wise affine layers\n"
@@ -47,13 +50,20 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     return 130;
   }
   double worst = 0;
+  int kept = 0;
   for (const GgufExportTensor& t : r.tensors) {
-    std::printf("%-7s %-32s rel.err %.5f\n", std::string(dtype_name(t.type)).c_str(), t.name.c_str(),
-                t.rel_error);
+    const std::string note = t.codes_kept ? "  (MCW's codes kept)"
+                             : t.requantised_because.empty()
+                                 ? ""
+                                 : "  (re-quantised: " + t.requantised_because + ")";
+    std::printf("%-7s %-32s rel.err %.5f%s\n", std::string(dtype_name(t.type)).c_str(),
+                t.name.c_str(), t.rel_error, note.c_str());
     worst = std::max(worst, t.rel_error);
+    kept += t.codes_kept;
   }
-  std::printf("wrote   %s: %s, %zu tensors, %.1f MiB, largest rel.err %.5f\n", out.c_str(),
-              std::string(ft->name).c_str(), r.tensors.size(), double(r.file_bytes) / (1 << 20), worst);
+  std::printf("wrote   %s: %s, %zu tensors (%d with MCW's codes kept), %.1f MiB, largest rel.err %.5f\n",
+              out.c_str(), std::string(ft->name).c_str(), r.tensors.size(), kept,
+              double(r.file_bytes) / (1 << 20), worst);
   return 0;
 }
 

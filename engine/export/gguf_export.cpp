@@ -6,10 +6,14 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
 
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
+#include "engine/export/gguf_codes.h"
 #include "engine/export/gguf_tokenizer.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 
@@ -18,7 +22,7 @@ namespace {
 
 // One tensor of the file and where its values come from.
 struct Source {
-  std::string name;
+  std::string name, hf;  // GGUF and HF names
   const Tensor* t;
   GgufTensorPlace place;
   int64_t rotary_head_dim = 0;  // > 0: rows (or elements) go to Meta's interleaved order
@@ -55,18 +59,20 @@ std::vector<Source> sources(const LlamaModel& m) {
     return p;
   };
   std::vector<Source> out;
-  out.push_back(
-      {"token_embd.weight", &m.tok_embd, place(m.tok_embd, GgufTensorRole::TokenEmbd, 0)});
+  out.push_back({"token_embd.weight", "model.embed_tokens.weight", &m.tok_embd,
+                 place(m.tok_embd, GgufTensorRole::TokenEmbd, 0)});
   for (int64_t l = 0; l < c.n_layers; ++l)
     for (const BlockTensor& bt : llama_block_tensors()) {
       if (!bt.present(c)) continue;
       const Tensor& t = m.layers[size_t(l)].*bt.member;
-      out.push_back({"blk." + std::to_string(l) + "." + bt.gguf, &t,
+      out.push_back({"blk." + std::to_string(l) + "." + bt.gguf, block_tensor_name(l, bt), &t,
                      place(t, role_of(bt.role), int(l)), bt.rotary && interleave ? c.head_dim : 0});
     }
-  out.push_back({"output_norm.weight", &m.out_norm, place(m.out_norm, GgufTensorRole::Other, 0)});
+  out.push_back({"output_norm.weight", "model.norm.weight", &m.out_norm,
+                 place(m.out_norm, GgufTensorRole::Other, 0)});
   if (!c.tie_embeddings)
-    out.push_back({"output.weight", &m.output, place(m.output, GgufTensorRole::Output, 0)});
+    out.push_back(
+        {"output.weight", "lm_head.weight", &m.output, place(m.output, GgufTensorRole::Output, 0)});
   return out;
 }
 
@@ -81,8 +87,10 @@ struct ErrorSums {
   double diff = 0, ref = 0;
 };
 
-// Rows [r0, r0 + n) of `s` in `type`, written to dst; returns the squared error sums.
-ErrorSums fill_rows(const Source& s, DType type, int64_t r0, int64_t n, char* dst) {
+// Rows [r0, r0 + n) of `s` in `type`, written to dst (from `codes` when given, else
+// encoded from the source's values); returns the squared error sums against the source.
+ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes, int64_t r0,
+                    int64_t n, char* dst) {
   const Tensor& t = *s.t;
   const int64_t cols = t.shape().back();
   const size_t row_bytes =
@@ -114,7 +122,8 @@ ErrorSums fill_rows(const Source& s, DType type, int64_t r0, int64_t n, char* ds
           t.to_f32(group.data(), size_t(first * cols), size_t(g * cols));
           const float* row = group.data() + (src - first) * cols;
           char* out = dst + size_t(r - r0) * row_bytes;
-          from_f32(type, row, out, size_t(cols));
+          if (codes) gguf_codes_row(*codes, type, src, out);
+          else from_f32(type, row, out, size_t(cols));
           to_f32(type, out, back.data(), size_t(cols));
           for (int64_t j = 0; j < cols; ++j) {
             const double d = double(back[size_t(j)]) - double(row[j]);
@@ -170,27 +179,42 @@ std::string gguf_architecture(const LlamaConfig& c) {
 }
 
 GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& path,
-                                  std::vector<GGUFKeyValue> extra,
-                                  const std::function<DType(const GgufTensorPlace&)>& type_of,
-                                  const ProgressFn& progress, const CancelToken* cancel) {
+                                  GgufWriteOptions w) {
   std::vector<GGUFKeyValue> kvs = architecture_kvs(model, path);
-  for (GGUFKeyValue& kv : extra) kvs.push_back(std::move(kv));
+  for (GGUFKeyValue& kv : w.extra) kvs.push_back(std::move(kv));
   const std::vector<Source> srcs = sources(model);
+  std::map<std::string, size_t> packed_index;  // HF name -> layer of w.packed
+  for (size_t k = 0; w.packed && k < w.packed->size(); ++k) packed_index[w.packed->scheme(k).name] = k;
   GgufExportReport result;
   std::vector<GgufTensorOut> outs;
   std::vector<ErrorSums> sums(srcs.size());
+  // The compressed layer of the tensor being written (one at a time: tensors are filled in
+  // file order), when its codes go into the file as they are.
+  size_t codes_of = SIZE_MAX;
+  std::optional<CompressedTensor> codes;
   uint64_t total = 0, done = 0;
   for (const Source& s : srcs) total += uint64_t(s.t->numel());
   for (size_t i = 0; i < srcs.size(); ++i) {
     const Source& s = srcs[i];
-    const DType type = type_of(s.place);
-    result.tensors.push_back({s.name, type, 0});
+    const DType type = w.type_of(s.place);
+    result.tensors.push_back({s.name, type, 0, false, {}});
     outs.push_back({s.name, type, s.t->shape(), [&, i, type](int64_t r0, int64_t n, void* dst) {
-                      if (cancel) cancel->throw_if_cancelled();
-                      const ErrorSums e = fill_rows(srcs[i], type, r0, n, static_cast<char*>(dst));
+                      if (w.cancel) w.cancel->throw_if_cancelled();
+                      if (codes_of != i) {
+                        codes_of = i, codes.reset();
+                        if (const auto k = packed_index.find(srcs[i].hf); k != packed_index.end()) {
+                          CompressedTensor ct = w.packed->read(k->second);
+                          std::string& why = result.tensors[i].requantised_because;
+                          why = gguf_codes_misfit(ct, type);
+                          result.tensors[i].codes_kept = why.empty();
+                          if (why.empty()) codes = std::move(ct);
+                        }
+                      }
+                      const ErrorSums e = fill_rows(srcs[i], type, codes ? &*codes : nullptr, r0,
+                                                    n, static_cast<char*>(dst));
                       sums[i].diff += e.diff, sums[i].ref += e.ref;
                       done += uint64_t(n * srcs[i].t->shape().back());
-                      report(progress, "export", srcs[i].name, double(done) / double(total));
+                      report(w.progress, "export", srcs[i].name, double(done) / double(total));
                     }});
   }
   write_gguf_streamed(path, kvs, outs);
@@ -205,19 +229,24 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
                              const CancelToken* cancel) {
   const ModelFile mf = open_model_file(model_path);
   const LlamaModel model = load_llama(mf);
-  std::vector<GGUFKeyValue> extra = gguf_tokenizer_kvs(mf, model.cfg.vocab_size);
-  extra.push_back({"general.file_type", type.ftype});
-  if (is_block_type(type.base)) extra.push_back({"general.quantization_version", uint32_t(2)});
-  return write_llama_gguf(
-      model, out, std::move(extra),
-      [&](const GgufTensorPlace& p) { return gguf_tensor_type(type, p); }, progress, cancel);
+  GgufWriteOptions w;
+  w.extra = gguf_tokenizer_kvs(mf, model.cfg.vocab_size);
+  w.extra.push_back({"general.file_type", type.ftype});
+  if (is_block_type(type.base)) w.extra.push_back({"general.quantization_version", uint32_t(2)});
+  w.type_of = [&](const GgufTensorPlace& p) { return gguf_tensor_type(type, p); };
+  std::optional<PackedSafetensorsReader> packed;
+  if (const std::string p = find_packed_beside(model_path); !p.empty()) w.packed = &packed.emplace(p);
+  w.progress = progress, w.cancel = cancel;
+  return write_llama_gguf(model, out, std::move(w));
 }
 
 void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {
-  write_llama_gguf(model, path, {}, [dtype](const GgufTensorPlace& p) {
+  GgufWriteOptions w;
+  w.type_of = [dtype](const GgufTensorPlace& p) {
     if (!p.matrix || p.cols % dtype_info(dtype).block != 0) return DType::F32;
     return dtype;
-  });
+  };
+  write_llama_gguf(model, path, std::move(w));
 }
 
 }  // namespace mcw

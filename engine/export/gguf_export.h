@@ -26,7 +26,9 @@ namespace mcw {
 struct GgufExportTensor {
   std::string name;  // GGUF name
   DType type;
-  double rel_error = 0;  // ‖Ŵ − W‖ / ‖W‖ (0 for an all-zero W)
+  double rel_error = 0;     // ‖Ŵ − W‖ / ‖W‖ (0 for an all-zero W)
+  bool codes_kept = false;  // MCW's compressed codes written as they are (gguf_codes.h)
+  std::string requantised_because;  // a compressed layer whose codes did not fit, and why
 };
 
 struct GgufExportReport {
@@ -34,7 +36,9 @@ struct GgufExportReport {
   uint64_t file_bytes = 0;
 };
 
-// `model_path`: anything open_model_file takes that loads as a Llama-family model. Writes
+// `model_path`: anything open_model_file takes that loads as a Llama-family model (with
+// packed.safetensors beside it, as mcw compress writes, its codes are kept where they fit
+// the types exactly: gguf_codes.h). Writes
 // `out` atomically (nothing is left on error or cancel). Throws mcw::Error naming the file
 // (an unknown type, a model or tokenizer GGUF cannot carry), mcw::Cancelled on cancel.
 GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
@@ -44,13 +48,22 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
 // The llama.cpp architecture MCW writes a config as ("llama", or "qwen2" for a Qwen2).
 std::string gguf_architecture(const LlamaConfig& c);
 
-// Writes `model` with the architecture's key/values plus `extra` (tokenizer, file type);
-// type_of picks each tensor's type. The core of export_gguf and save_llama_gguf.
+class PackedSafetensorsReader;
+
+struct GgufWriteOptions {
+  std::vector<GGUFKeyValue> extra;  // beside the architecture's (tokenizer, file type)
+  std::function<DType(const GgufTensorPlace&)> type_of;  // each tensor's type
+  // The model's compressed layers (by HF name): where a layer's codes are exactly blocks of
+  // its type they are written as they are, else its values are re-quantised.
+  const PackedSafetensorsReader* packed = nullptr;
+  ProgressFn progress;
+  const CancelToken* cancel = nullptr;
+};
+
+// Writes `model` with the architecture's key/values: the core of export_gguf and
+// save_llama_gguf.
 GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& path,
-                                  std::vector<GGUFKeyValue> extra,
-                                  const std::function<DType(const GgufTensorPlace&)>& type_of,
-                                  const ProgressFn& progress = {},
-                                  const CancelToken* cancel = nullptr);
+                                  GgufWriteOptions options);
 
 // Every matrix in `dtype` (F32, F16, BF16 or a block type; a matrix whose rows are not
 // whole blocks stays F32), norms and biases F32, no tokenizer: the studio's plain export

@@ -14,6 +14,11 @@
 namespace mcw {
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  // The rename would replace whatever is there: a device such as /dev/null (as root) or a
+  // FIFO would become a plain file. Only plain files (or nothing) are replaced.
+  struct stat st;
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw Error(path_, "exists and is not a regular file; give a file path to write");
   std::string templ = path_ + ".tmp-XXXXXX";
   const int fd = mkstemp(templ.data());
   if (fd < 0) throw Error(path_, std::string("cannot create file: ") + std::strerror(errno));

@@ -103,7 +103,10 @@ TEST(CliPacked, ExportWritesACompressedTensorsCheckpoint) {
   const Result i = run_mcw("inspect --no-stats " + ct);
   ASSERT_EQ(i.code, 0) << i.err;
   EXPECT_NE(i.out.find("compressed-tensors int4 per channel asym"), std::string::npos) << i.out;
-  const Result bad = run_mcw("export " + out + " --format gguf --out " + (dir / "g").string());
+  const Result bad = run_mcw("export " + out + " --format onnx --out " + (dir / "g").string());
   EXPECT_NE(bad.code, 0);
-  EXPECT_NE(bad.err.find("the formats are: compressed-tensors"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("the formats are: gguf, compressed-tensors"), std::string::npos) << bad.err;
+  const Result untyped = run_mcw("export " + out + " --format gguf --out " + (dir / "g").string());
+  EXPECT_NE(untyped.code, 0);
+  EXPECT_NE(untyped.err.find("needs --type (e.g. Q4_K_M)"), std::string::npos) << untyped.err;
 }

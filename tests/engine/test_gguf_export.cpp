@@ -6,14 +6,17 @@
 #include <filesystem>
 #include <map>
 
+#include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/export/gguf_export.h"
 #include "engine/export/gguf_file_type.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/io/gguf.h"
 #include "engine/io/model_file.h"
 #include "engine/model/bpe_trainer.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
+#include "engine/recipe/recipe.h"
 #include "llama_reference.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
@@ -194,4 +197,61 @@ TEST(GgufExport, RefusesWhatLlamaCppWouldTokenizeDifferently) {
     EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "m.gguf"));
+}
+
+// A compressed model directory (mcw compress's packed.safetensors beside it): 4-bit
+// symmetric g32 layers are Q4_0 blocks as they are, so their codes go into the file
+// unchanged and read back as the layers' own dequantize(), bit for bit; asymmetric ones
+// are re-quantised, and the report says why.
+TEST(GgufExport, KeepsCodesThatAreExactlyQ4_0Blocks) {
+  const fs::path dir = test::fresh_temp_dir();
+  LlamaConfig c = test::tiny_config(8, 4);
+  c.hidden_dim = 96, c.vocab_size = 258;
+  const LlamaModel base = test::random_llama(c, 8);
+  const Recipe recipe = parse_recipe(
+      "stages:\n"
+      "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    symmetric: true\n"
+      "    targets: ['*self_attn*']\n"
+      "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    targets: ['*mlp*']\n",
+      "gguf-codes");
+  const CompressionResult r = compress_llama(base, recipe, {}, {});
+  save_with_byte_vocab(r.model, dir / "m");
+  std::map<std::string, const CompressedTensor*> layers;
+  std::vector<const CompressedTensor*> packed;
+  for (const CompressedLayer& l : r.layers) {
+    layers[l.tensor.name] = &l.tensor;
+    packed.push_back(&l.tensor);
+  }
+  write_packed_safetensors((dir / "m" / kPackedFileName).string(), packed);
+  const std::string out = (dir / "m.gguf").string();
+  const GgufExportReport rep =
+      export_gguf((dir / "m").string(), out, *find_gguf_file_type("Q4_0"));
+
+  std::map<std::string, const GgufExportTensor*> by_name;
+  for (const GgufExportTensor& t : rep.tensors) by_name[t.name] = &t;
+  for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"}) {
+    const GgufExportTensor& t = *by_name.at("blk.1." + std::string(n) + ".weight");
+    EXPECT_EQ(t.type, DType::Q4_0) << n;
+    EXPECT_TRUE(t.codes_kept) << n << ": " << t.requantised_because;
+  }
+  const GgufExportTensor& up = *by_name.at("blk.0.ffn_up.weight");
+  EXPECT_FALSE(up.codes_kept);
+  EXPECT_EQ(up.requantised_because, "zero points other than 8");
+  EXPECT_GT(up.rel_error, 1e-3);  // ggml's Q4_0 of the 4-bit asymmetric values
+  EXPECT_TRUE(by_name.at("token_embd.weight")->requantised_because.empty());
+
+  // Read back: the kept layers are their dequantize() exactly (q and k un-permuted).
+  const LlamaModel back = load_llama(open_model_file(out));
+  auto same = [&](const Tensor& got, const std::string& hf) {
+    const std::vector<float> a = got.to_f32(), b = layers.at(hf)->dequantize().to_f32();
+    ASSERT_EQ(a.size(), b.size()) << hf;
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+    EXPECT_EQ(differ, 0u) << hf;
+  };
+  same(back.layers[1].wq, "model.layers.1.self_attn.q_proj.weight");
+  same(back.layers[1].wk, "model.layers.1.self_attn.k_proj.weight");
+  same(back.layers[0].wv, "model.layers.0.self_attn.v_proj.weight");
+  same(back.layers[0].wo, "model.layers.0.self_attn.o_proj.weight");
+  EXPECT_EQ(by_name.at("blk.1.attn_q.weight")->rel_error, 0.0);
 }

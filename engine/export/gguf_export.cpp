@@ -16,6 +16,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
+#include "engine/model/rope_freq_factors.h"
 
 namespace mcw {
 namespace {
@@ -49,7 +50,8 @@ GgufTensorRole role_of(BlockRole r) {
   }
 }
 
-std::vector<Source> sources(const LlamaModel& m) {
+// `rope_freqs`: Llama 3's scaling as llama.cpp reads it (rope_freq_factors.h), or null.
+std::vector<Source> sources(const LlamaModel& m, const Tensor* rope_freqs) {
   const LlamaConfig& c = m.cfg;
   const bool interleave = gguf_architecture(c) == "llama";
   auto place = [&](const Tensor& t, GgufTensorRole role, int layer) {
@@ -59,6 +61,8 @@ std::vector<Source> sources(const LlamaModel& m) {
     return p;
   };
   std::vector<Source> out;
+  if (rope_freqs)
+    out.push_back({"rope_freqs.weight", "", rope_freqs, place(*rope_freqs, GgufTensorRole::Other, 0)});
   out.push_back({"token_embd.weight", "model.embed_tokens.weight", &m.tok_embd,
                  place(m.tok_embd, GgufTensorRole::TokenEmbd, 0)});
   for (int64_t l = 0; l < c.n_layers; ++l)
@@ -140,10 +144,8 @@ ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes, 
 
 std::vector<GGUFKeyValue> architecture_kvs(const LlamaModel& model, const std::string& path) {
   const LlamaConfig& c = model.cfg;
-  if (c.rope_scaling.enabled || c.long_rope.enabled())
-    throw Error(path, std::string("GGUF export of ") +
-                          (c.long_rope.enabled() ? "LongRoPE" : "llama3") +
-                          " rope scaling is not supported yet");
+  if (c.long_rope.enabled())
+    throw Error(path, "GGUF export of LongRoPE (Phi-3) rope scaling is not supported yet");
   const std::string arch = gguf_architecture(c);
   std::vector<GGUFKeyValue> kv;
   auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({arch + "." + k, uint32_t(v)}); };
@@ -182,7 +184,12 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
                                   GgufWriteOptions w) {
   std::vector<GGUFKeyValue> kvs = architecture_kvs(model, path);
   for (GGUFKeyValue& kv : w.extra) kvs.push_back(std::move(kv));
-  const std::vector<Source> srcs = sources(model);
+  std::optional<Tensor> rope_freqs;
+  if (model.cfg.rope_scaling.enabled) {
+    const std::vector<float> f = llama3_rope_factors(model.cfg);
+    rope_freqs = Tensor::from_f32(f, {int64_t(f.size())}, "rope_freqs.weight");
+  }
+  const std::vector<Source> srcs = sources(model, rope_freqs ? &*rope_freqs : nullptr);
   std::map<std::string, size_t> packed_index;  // HF name -> layer of w.packed
   for (size_t k = 0; w.packed && k < w.packed->size(); ++k) packed_index[w.packed->scheme(k).name] = k;
   GgufExportReport result;

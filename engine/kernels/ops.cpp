@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "engine/model/rope_freq_factors.h"
+
 namespace mcw {
 
 void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t dim, double eps,
@@ -43,18 +45,8 @@ std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {
   for (int64_t i = 0; i < half; ++i) {
     double f = 1.0 / std::pow(cfg.rope_theta, double(2 * i) / double(cfg.head_dim));
     if (cfg.long_rope.enabled()) f /= cfg.long_rope.short_factor[size_t(i)];
-    if (s.enabled) {  // Llama 3: slow down only the long wavelengths, blend in between
-      const double wavelen = 2 * std::numbers::pi / f;
-      const double lo_wl = s.original_max_position / s.low_freq_factor;
-      const double hi_wl = s.original_max_position / s.high_freq_factor;
-      if (wavelen > lo_wl) {
-        f /= s.factor;
-      } else if (wavelen >= hi_wl) {
-        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
-                              (s.high_freq_factor - s.low_freq_factor);
-        f = (1 - smooth) * f / s.factor + smooth * f;
-      }
-    }
+    // Llama 3: slow down only the long wavelengths, blend in between.
+    if (s.enabled) f /= llama3_rope_divisor(s, 2 * std::numbers::pi / f);
     inv[size_t(i)] = float(f);
   }
   return inv;

@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/config_keys.h"
+#include "engine/model/rope_freq_factors.h"
 
 namespace mcw {
 
@@ -120,6 +121,10 @@ LlamaConfig from_gguf(const ModelFile& m) {
   c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
   c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
   c.sliding_window = r.integer_or("attention.sliding_window", 0);
+  if (const Tensor* f = m.find("rope_freqs.weight")) {  // Llama 3.x scaling
+    if (f->numel() > 1 << 16) throw Error(m.path, "rope_freqs.weight has too many values");
+    c.rope_scaling = llama3_scaling_from_factors(f->to_f32(), c, m.path);
+  }
   return c;
 }
 

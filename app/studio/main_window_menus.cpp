@@ -14,6 +14,7 @@
 #include <QToolBar>
 
 #include "app/studio/main_window.h"
+#include "engine/export/gguf_file_type.h"
 #include "engine/kernels/stored_matmul.h"
 #include "widgets/model_diff_view.h"
 
@@ -146,7 +147,19 @@ void MainWindow::exportModelDialog() {
   if (path.isEmpty()) return;
   if (filter == gguf && !path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
     path += QStringLiteral(".gguf");
-  if (context_->startExportModel(id, path, filter == ct))
+  QString type = QStringLiteral("F32");
+  if (filter == gguf) {
+    // llama-quantize's file types; F32 keeps exactly the weights the run evaluated.
+    QStringList types;
+    for (const GgufFileType& t : gguf_file_types()) types << QString::fromUtf8(t.name.data(), qsizetype(t.name.size()));
+    bool ok = false;
+    type = QInputDialog::getItem(this, tr("GGUF file type"),
+                                 tr("llama.cpp file type (F32: the run's weights exactly; "
+                                    "Q4_K_M, Q8_0, ...: llama-quantize's mix):"),
+                                 types, int(types.indexOf(QStringLiteral("F32"))), false, &ok);
+    if (!ok) return;
+  }
+  if (context_->startExportModel(id, path, filter == ct, type))
     statusBar()->showMessage(tr("Exporting run %1 to %2…").arg(id).arg(path), 5000);
 }
 

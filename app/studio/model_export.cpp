@@ -6,7 +6,6 @@
 #include "engine/core/error.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/tokenizer_files.h"
-#include "engine/export/gguf_export.h"
 #include "engine/model/llama_save.h"
 
 namespace mcw::studio {
@@ -33,11 +32,6 @@ SavedModel describe_hf_export(const ModelFile& source, const std::string& path) 
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
                                const std::string& path,
                                const std::vector<const CompressedTensor*>& packed) {
-  if (is_gguf_path(path)) {
-    // f32: exactly the weights the run evaluated (block types would round them again).
-    save_llama_gguf(model, path, DType::F32);
-    return {"model-gguf", path, {}, {}};
-  }
   save_llama_hf(model, path);
   copy_tokenizer_files(source, path);
   if (!packed.empty()) write_packed_safetensors((fs::path(path) / kPackedFileName).string(), packed);

@@ -1,7 +1,7 @@
-// Saving a compressed model where other tools load it: a GGUF file (f32 weights, as the
-// run evaluated them) or a Hugging Face directory with the source model's tokenizer files
-// copied beside the weights and, for a compressed run, packed.safetensors (the layers as
-// stored: codes, scales, zero points...).
+// Saving a model where other tools load it: a Hugging Face directory with the source
+// model's tokenizer files copied beside the weights and, for a compressed run,
+// packed.safetensors (the layers as stored: codes, scales, zero points...). GGUF files are
+// engine/export/gguf_export.h's.
 #pragma once
 #include <string>
 #include <vector>
@@ -19,15 +19,14 @@ struct SavedModel {
   std::string packed_file;                   // the packed layers, when there were any
 };
 
-// GGUF when `path` ends in .gguf (any case), else a Hugging Face directory at `path`,
-// with `packed` (the run's compressed layers, if any) as packed.safetensors in it.
-// Throws mcw::Error naming the path when it cannot be written.
 // True when `path` names a GGUF file (ends in .gguf, any case).
 bool is_gguf_path(const std::string& path);
 // What a Hugging Face directory written at `path` holds (the sharded index or the single
 // weights file, the tokenizer files copied from `source`, packed.safetensors if present).
 SavedModel describe_hf_export(const ModelFile& source, const std::string& path);
 
+// A Hugging Face directory at `path`, with `packed` (the run's compressed layers, if any)
+// as packed.safetensors in it. Throws mcw::Error naming the path when it cannot be written.
 SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
                                const std::string& path,
                                const std::vector<const CompressedTensor*>& packed = {});

@@ -112,12 +112,14 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // start (the reason logged). A report of the saved project in the format of `path`'s
   // extension: .html, .md, .csv (the engine's writers) or .pdf (rendered here).
   int startExportReport(const QString& path);
-  // The model of a done run, compressed again with its recipe: a GGUF file (f32) when
-  // `path` ends in .gguf, else a Hugging Face directory with the source's tokenizer files,
-  // or with compressed_tensors a compressed-tensors checkpoint for vLLM (the run's affine
-  // layers as pack-quantized parts, engine/export/compressed_tensors_export.h); recorded as
-  // an artifact of the run.
-  int startExportModel(qint64 run_id, const QString& path, bool compressed_tensors = false);
+  // The model of a done run, compressed again with its recipe: a GGUF file of llama.cpp's
+  // file type `gguf_type` when `path` ends in .gguf (F32: exactly the weights the run
+  // evaluated; the run's codes kept where they are the type's blocks: gguf_export.h), else
+  // a Hugging Face directory with the source's tokenizer files, or with compressed_tensors
+  // a compressed-tensors checkpoint for vLLM (the run's affine layers as pack-quantized
+  // parts, engine/export/compressed_tensors_export.h); recorded as an artifact of the run.
+  int startExportModel(qint64 run_id, const QString& path, bool compressed_tensors = false,
+                       const QString& gguf_type = QStringLiteral("F32"));
 
   // UI responsiveness while jobs run: the figures of a job that ended (0: the one that
   // ended last); ticks 0 for a job that has not ended.

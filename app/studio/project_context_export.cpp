@@ -13,6 +13,8 @@
 #include "engine/core/memory_usage.h"
 #include "engine/export/compress_to_directory.h"
 #include "engine/export/compressed_tensors_export.h"
+#include "engine/export/gguf_export.h"
+#include "engine/export/gguf_file_type.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/report/report_writer.h"
 #include "engine/runs/project_runner.h"
@@ -67,7 +69,8 @@ int ProjectContext::startExportReport(const QString& path) {
   });
 }
 
-int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool compressed_tensors) {
+int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool compressed_tensors,
+                                     const QString& gguf_type) {
   const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
                                      QStringLiteral("exporting a model"));
   if (file.isEmpty()) return 0;
@@ -75,8 +78,16 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
     log(QStringLiteral("error: no file to export the model to"));
     return 0;
   }
+  const bool gguf = !compressed_tensors && is_gguf_path(path.toStdString());
+  const GgufFileType* type = find_gguf_file_type(gguf_type.toStdString());
+  if (gguf && !type) {
+    log(QStringLiteral("error: GGUF type '%1' is not one of %2")
+            .arg(gguf_type, q(gguf_file_type_list())));
+    return 0;
+  }
   const QString name = QStringLiteral("Export model of run %1").arg(run_id);
-  return bridge_.start(name, [this, file, path, run_id, compressed_tensors](JobContext& job) {
+  return bridge_.start(name, [this, file, path, run_id, compressed_tensors, gguf,
+                              type](JobContext& job) {
     job.progress(0, QStringLiteral("load"), file);
     const ProjectRunInputs in = load_project_run_inputs(file.toStdString());
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
@@ -109,11 +120,13 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
     size_t packed_layers = 0;
     if (compressed_tensors && !recipe)
       throw Error(where, "the baseline has no compressed layers to export as compressed-tensors");
-    // compressed-tensors: compressed into an MCW directory beside `path` first (resumable
-    // like any export), then rewritten, and the intermediate removed.
+    // compressed-tensors and GGUF: compressed into an MCW directory beside `path` first
+    // (resumable like any export), then rewritten, and the intermediate removed.
+    const bool rewritten = compressed_tensors || gguf;
     const std::string hf_path =
-        compressed_tensors ? path.toStdString() + ".mcw-compressed" : path.toStdString();
-    if (recipe && !is_gguf_path(path.toStdString())) {
+        rewritten ? path.toStdString() + ".mcw-compressed" : path.toStdString();
+    std::string gguf_source = in.project.model_path;  // the baseline's: the model itself
+    if (recipe) {
       // Streamed block by block into the directory, as `mcw compress` does: a real-size
       // model never sits in memory whole, and an export that was stopped (cancelled, the
       // studio closed, killed) goes on from its last finished block when started again.
@@ -135,6 +148,7 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
       out.finish(compressed);
       saved = describe_hf_export(in.file, hf_path);
       packed_layers = compressed.layers.size();
+      gguf_source = hf_path;
       if (compressed_tensors) {
         job.progress(0.9, QStringLiteral("compressed-tensors"), path);
         const CtExportReport r = export_compressed_tensors(hf_path, path.toStdString());
@@ -146,16 +160,33 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
         saved.packed_file.clear();
         packed_layers = r.packed.size();
       }
-    } else {
-      std::optional<CompressionResult> compressed;
-      if (recipe) compressed = compress_llama(in.base, *recipe, in.calibration_tokens, co, progress, &job.cancel());
-      job.cancel().throw_if_cancelled();
+    } else if (!gguf) {
       job.progress(0.85, QStringLiteral("save"), path);
-      std::vector<const CompressedTensor*> packed;
-      if (compressed)
-        for (const CompressedLayer& l : compressed->layers) packed.push_back(&l.tensor);
-      saved = save_exported_model(compressed ? compressed->model : in.base, in.file, path.toStdString(), packed);
-      packed_layers = packed.size();
+      saved = save_exported_model(in.base, in.file, path.toStdString());
+    }
+    if (gguf) {
+      const ProgressFn to_gguf = [&job](const ProgressEvent& e) {
+        job.progress(0.85 + 0.1 * e.fraction, QStringLiteral("GGUF"), q(e.item));
+      };
+      const GgufExportReport r =
+          export_gguf(gguf_source, path.toStdString(), *type, to_gguf, &job.cancel());
+      if (recipe) std::filesystem::remove_all(hf_path);
+      int kept = 0;
+      double worst = 0;
+      for (const GgufExportTensor& t : r.tensors) {
+        kept += t.codes_kept;
+        worst = std::max(worst, t.rel_error);
+        if (!t.requantised_because.empty())
+          job.log(QStringLiteral("re-quantised as %1: %2 (%3)")
+                      .arg(q(std::string(dtype_name(t.type))), q(t.name), q(t.requantised_because)));
+      }
+      job.log(QStringLiteral("GGUF %1: %2 tensors, %3 with the run's codes kept, largest relative "
+                             "error against the run's weights %4")
+                  .arg(q(std::string(type->name)))
+                  .arg(r.tensors.size())
+                  .arg(kept)
+                  .arg(worst, 0, 'g', 3));
+      saved = {"model-gguf", path.toStdString(), {}, {}};
     }
     job.progress(0.95, QStringLiteral("record"), q(saved.weights_file));
     store->add_artifact(run_id, saved.kind, saved.weights_file);

@@ -144,6 +144,8 @@ std::vector<GGUFKeyValue> gguf_tokenizer_kvs(const ModelFile& source, int64_t vo
       const fs::path tj = fs::path(source.path) / "tokenizer.json";
       if (fs::exists(tj))
         return from_bpe_json(read_json(tj.string()), tj.string(), *tok, vocab_rows);
+      if (const fs::path tb = fs::path(source.path) / "tokenizer.bin"; fs::exists(tb))
+        return from_sentencepiece(read_llama2c_vocab(tb.string(), tok->vocab_size()), *tok);
       // mcw_tokenizer.json's byte vocabulary is a merge-less byte-level BPE.
       Json doc = byte_tokenizer_json();
       const std::string mt = (fs::path(source.path) / "mcw_tokenizer.json").string();

@@ -18,7 +18,7 @@ namespace mcw {
 
 namespace fs = std::filesystem;
 
-static std::unique_ptr<Tokenizer> from_hf_directory(const std::string& dir) {
+static std::unique_ptr<Tokenizer> from_hf_directory(const std::string& dir, int64_t vocab_size) {
   const fs::path tj = fs::path(dir) / "tokenizer.json";
   if (fs::exists(tj)) return BpeTokenizer::from_file(tj.string());
   const fs::path mt = fs::path(dir) / "mcw_tokenizer.json";
@@ -31,7 +31,10 @@ static std::unique_ptr<Tokenizer> from_hf_directory(const std::string& dir) {
       throw Error(mt.string(), "key 'type' must be \"byte\"");
     return std::make_unique<ByteTokenizer>(j.value("bos", true), j.value("eos", true));
   }
-  throw Error(dir, "no tokenizer.json (or mcw_tokenizer.json) in the model directory");
+  // A llama2.c vocabulary copied beside the weights (MCW's exports of llama2.c models).
+  if (const fs::path tb = fs::path(dir) / "tokenizer.bin"; fs::exists(tb))
+    return read_llama2c_tokenizer(tb.string(), vocab_size);
+  throw Error(dir, "no tokenizer.json (or mcw_tokenizer.json, tokenizer.bin) in the model directory");
 }
 
 static std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
@@ -124,7 +127,8 @@ std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64
 
 std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m) {
   switch (m.format) {
-    case ModelFormat::HFDirectory: return from_hf_directory(m.path);
+    case ModelFormat::HFDirectory:
+      return from_hf_directory(m.path, m.hparams.value("vocab_size", int64_t(0)));
     case ModelFormat::GGUF: return from_gguf(m.path);
     case ModelFormat::Llama2c: {
       const fs::path tb = fs::path(m.path).parent_path() / "tokenizer.bin";

@@ -14,6 +14,7 @@
 #include "engine/eval/perplexity.h"
 #include "engine/export/compress_to_directory.h"
 #include "engine/export/packed_safetensors.h"
+#include "engine/io/gguf.h"
 #include "engine/io/model_file.h"
 #include "engine/model/llama_model.h"
 #include "engine/runs/project_runner.h"
@@ -267,6 +268,32 @@ class StudioExportTest : public QObject {
     const double recorded = *run->metric("perplexity");
     QVERIFY2(std::abs(e.perplexity - recorded) <= 1e-6 * recorded,
              qPrintable(QString("%1 vs %2").arg(e.perplexity, 0, 'g', 17).arg(recorded, 0, 'g', 17)));
+  }
+
+  // A llama.cpp file type: the run's weights re-encoded as Q8_0 (rows of whole 32-value
+  // blocks; the rest as llama.cpp's fallbacks), no intermediate left, and the export's
+  // error against the run's weights logged; perplexity within Q8_0's rounding of the run's.
+  void exportAsGgufQ8_0() {
+    studio::ProjectContext& c = window_->context();
+    const QString out = dir_.filePath(QStringLiteral("q8.gguf"));
+    QVERIFY2(wait_job(c, c.startExportModel(run_id_, out, false, QStringLiteral("Q8_0"))),
+             qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
+    QVERIFY(test::log_contains(c, QStringLiteral("GGUF Q8_0: ")));
+    QVERIFY(!QFileInfo::exists(out + QStringLiteral(".mcw-compressed")));
+    const GGUFFile g = read_gguf(out.toStdString());
+    QCOMPARE(g.get_u64("general.file_type"), uint64_t(7));
+    const ProjectRunInputs in = load_project_run_inputs(project_.toStdString());
+    const EvalResult e = evaluate(load_llama(out.toStdString()), in.evaluation_tokens, in.eval);
+    const auto store = RunStore::open_existing(in.database_path);
+    const double recorded = *store->get_run(run_id_)->metric("perplexity");
+    QVERIFY2(std::abs(e.perplexity - recorded) <= 0.01 * recorded,
+             qPrintable(QString("%1 vs %2").arg(e.perplexity).arg(recorded)));
+
+    // A type llama-quantize does not know: refused before any work, nothing written.
+    const QString bad = dir_.filePath(QStringLiteral("bad.gguf"));
+    QCOMPARE(c.startExportModel(run_id_, bad, false, QStringLiteral("q4_k_m")), 0);
+    QVERIFY(test::log_contains(c, QStringLiteral("GGUF type 'q4_k_m' is not one of")));
+    QVERIFY(!QFileInfo::exists(bad));
   }
 
   void exportOfAnUnknownRunFails() {

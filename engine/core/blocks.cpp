@@ -140,6 +140,11 @@ void from_f32(DType t, const float* src, void* dst, size_t n) {
     case DType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); return;
     case DType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); return;
     case DType::Q4_1: quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n); return;
+    case DType::Q5_0: quantize_q5_0(src, static_cast<BlockQ5_0*>(dst), n); return;
+    case DType::Q5_1: quantize_q5_1(src, static_cast<BlockQ5_1*>(dst), n); return;
+    case DType::Q4_K: quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n); return;
+    case DType::Q5_K: quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n); return;
+    case DType::Q6_K: quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n); return;
     default: throw Error("", "cannot convert f32 to " + std::string(dtype_name(t)));
   }
 }

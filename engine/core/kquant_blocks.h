@@ -48,6 +48,16 @@ void dequantize_q6_k(const BlockQ6_K* in, float* y, size_t n);
 void dequantize_iq4_nl(const BlockIQ4_NL* in, float* y, size_t n);
 void dequantize_iq4_xs(const BlockIQ4_XS* in, float* y, size_t n);
 
+// Encoders (kquant_encode.cpp): for any finite f32 input, byte for byte the blocks ggml's
+// quantize_row_*_ref writes, i.e. what llama-quantize writes without an importance matrix.
+// (With NaN inputs the codes depend on which NaN payload the compiler lets win.)
+// n values into n / (values per block) blocks; n a multiple of the block's values.
+void quantize_q5_0(const float* x, BlockQ5_0* out, size_t n);
+void quantize_q5_1(const float* x, BlockQ5_1* out, size_t n);
+void quantize_q4_k(const float* x, BlockQ4_K* out, size_t n);
+void quantize_q5_k(const float* x, BlockQ5_K* out, size_t n);
+void quantize_q6_k(const float* x, BlockQ6_K* out, size_t n);
+
 // Q4_K / Q5_K: sub-block j's 6-bit scale and min from the 12 packed bytes.
 void kquant_scale_min(int j, const uint8_t* packed, uint8_t& scale, uint8_t& min);
 

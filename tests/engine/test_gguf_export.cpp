@@ -255,3 +255,38 @@ TEST(GgufExport, KeepsCodesThatAreExactlyQ4_0Blocks) {
   same(back.layers[0].wo, "model.layers.0.self_attn.o_proj.weight");
   EXPECT_EQ(by_name.at("blk.1.attn_q.weight")->rel_error, 0.0);
 }
+
+// Q4_K_M on rows of 256 values: llama.cpp's mix per tensor (output Q6_K; attn_v and
+// ffn_down Q6_K in the last eighth of the layers, here layer 1 of 2; the rest Q4_K), read
+// back through MCW's K-quant decoders to the reported errors, each type's error where its
+// bits put it.
+TEST(GgufExport, Q4_K_MMixReadsBack) {
+  const fs::path dir = test::fresh_temp_dir();
+  const LlamaModel src = test::random_llama(k_quant_config(), 10);
+  save_with_byte_vocab(src, dir / "hf");
+  const std::string out = (dir / "m.gguf").string();
+  const GgufExportReport r = export_gguf((dir / "hf").string(), out, *find_gguf_file_type("Q4_K_M"));
+  std::map<std::string, const GgufExportTensor*> by_name;
+  for (const GgufExportTensor& t : r.tensors) by_name[t.name] = &t;
+  EXPECT_EQ(by_name.at("output.weight")->type, DType::Q6_K);
+  EXPECT_EQ(by_name.at("token_embd.weight")->type, DType::Q4_K);
+  EXPECT_EQ(by_name.at("blk.0.attn_v.weight")->type, DType::Q4_K);
+  EXPECT_EQ(by_name.at("blk.1.attn_v.weight")->type, DType::Q6_K);
+  EXPECT_EQ(by_name.at("blk.1.ffn_down.weight")->type, DType::Q6_K);
+  EXPECT_EQ(by_name.at("blk.1.ffn_up.weight")->type, DType::Q4_K);
+  const GGUFFile g = read_gguf(out);
+  for (const Tensor& t : g.tensors) EXPECT_EQ(t.dtype(), by_name.at(t.name())->type) << t.name();
+  EXPECT_EQ(g.get_u64("general.file_type"), 15u);
+
+  const LlamaModel back = load_llama(open_model_file(out));
+  EXPECT_NEAR(rel_error(back.layers[1].wq, src.layers[1].wq),
+              by_name.at("blk.1.attn_q.weight")->rel_error, 1e-9);
+  EXPECT_NEAR(rel_error(back.layers[1].w_down, src.layers[1].w_down),
+              by_name.at("blk.1.ffn_down.weight")->rel_error, 1e-9);
+  // Gaussian rows: 4-bit K-quant error a few percent, 6-bit a quarter of that or less.
+  const double q4 = by_name.at("blk.0.ffn_down.weight")->rel_error;
+  const double q6 = by_name.at("blk.1.ffn_down.weight")->rel_error;
+  EXPECT_GT(q4, 0.02);
+  EXPECT_LT(q4, 0.15);
+  EXPECT_LT(q6, q4 / 3.5);
+}

@@ -5,12 +5,16 @@
 #include "app/cli/commands.h"
 #include "app/cli/progress_bar.h"
 #include "engine/export/compressed_tensors_export.h"
+#include "engine/compress/calibrate.h"
 #include "engine/export/gguf_export.h"
+#include "engine/model/llama_config.h"
+#include "engine/model/tokenizer_loader.h"
 
 namespace mcw::cli {
 
 const char* const kExportUsage =
-    "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf\n"
+    "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf [--calib TEXT\n"
+    "                  [--windows N] [--window L]]\n"
     "       mcw export DIR --format compressed-tensors --out OUT\n\n"
     "Rewrites a model in another runtime's format:\n"
     "  gguf                llama.cpp's file. MODEL is anything MCW opens as a Llama-family\n"
@@ -23,7 +27,11 @@ const char* const kExportUsage =
     "                      (what the GGUF adds to an mcw compress result). Layers mcw\n"
     "                      compress wrote as exactly Q8_0/Q4_0/Q5_0/Q4_1/Q5_1 blocks (affine,\n"
     "                      groups of 32, e.g. rtn bits 4 symmetric → Q4_0) keep their codes;\n"
-    "                      the others say why they were re-quantised. The tokenizer is\n"
+    "                      the others say why they were re-quantised. With --calib, the\n"
+    "                      importance matrix llama-imatrix would measure (mean x² per input\n"
+    "                      column over N windows of L tokens of TEXT, default 32 x 512)\n"
+    "                      weights the encoding as llama-quantize --imatrix does, and each\n"
+    "                      weight's activation-weighted error is printed too. The tokenizer is\n"
     "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
     "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
     "                      model directory written by mcw compress: group-wise affine layers\n"
@@ -36,15 +44,29 @@ const char* const kExportUsage =
 
 namespace {
 
-int export_gguf_file(const std::string& model, const std::string& out, const std::string& type) {
+int export_gguf_file(const std::string& model, const std::string& out, const std::string& type,
+                     const Args& args) {
   const GgufFileType* ft = find_gguf_file_type(type);
   if (!ft)
     throw UsageError{"export --type '" + type + "': the GGUF types are: " + gguf_file_type_list()};
   const SigintCancel sigint;
+  GgufExportOptions o;
+  o.cancel = &sigint.token();
+  if (const auto calib = args.value("calib")) {
+    const ModelFile file = open_model_file(model);
+    const int64_t context = llama_config_from(file).max_seq_len;
+    const auto ids = load_tokenizer(file)->encode(read_text_file(*calib), false);
+    o.calibration = calibration_windows(ids, args.int_or("windows", 32),
+                                        std::min<long long>(args.int_or("window", 512), context));
+    if (o.calibration.empty()) throw Error(*calib, "no calibration tokens");
+  } else if (args.value("windows") || args.value("window")) {
+    throw UsageError{"--windows and --window are for --calib"};
+  }
   GgufExportReport r;
   try {
     ProgressBar bar("export");
-    r = export_gguf(model, out, *ft, bar.callback(), &sigint.token());
+    o.progress = bar.callback();
+    r = export_gguf(model, out, *ft, o);
   } catch (const Cancelled&) {
     std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
     return 130;
@@ -56,8 +78,11 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
                              : t.requantised_because.empty()
                                  ? ""
                                  : "  (re-quantised: " + t.requantised_because + ")";
-    std::printf("%-7s %-32s rel.err %.5f%s\n", std::string(dtype_name(t.type)).c_str(),
-                t.name.c_str(), t.rel_error, note.c_str());
+    char weighted[48] = "";
+    if (t.weighted_rel_error)
+      std::snprintf(weighted, sizeof weighted, "  act-weighted %.5f", *t.weighted_rel_error);
+    std::printf("%-7s %-32s rel.err %.5f%s%s\n", std::string(dtype_name(t.type)).c_str(),
+                t.name.c_str(), t.rel_error, weighted, note.c_str());
     worst = std::max(worst, t.rel_error);
     kept += t.codes_kept;
   }
@@ -70,7 +95,7 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
 }  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out", "type"}, {});
+  Args args(argv, {"format", "out", "type", "calib", "windows", "window"}, {});
   if (args.positional().size() != 1)
     throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
@@ -79,16 +104,17 @@ int run_export(const std::vector<std::string>& argv) {
   if (*format == "gguf") {
     const auto type = args.value("type");
     if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};
-    return export_gguf_file(args.positional()[0], *out, *type);
+    return export_gguf_file(args.positional()[0], *out, *type, args);
   }
-  if (args.value("type")) throw UsageError{"--type is for --format gguf"};
+  for (const char* o : {"type", "calib", "windows", "window"})
+    if (args.value(o)) throw UsageError{"--" + std::string(o) + " is for --format gguf"};
   if (*format != "compressed-tensors")
     throw UsageError{"export --format '" + *format + "': the formats are: gguf, compressed-tensors"};
   const CtExportReport r = export_compressed_tensors(args.positional()[0], *out);
   for (const auto& [name, why] : r.dense)
     std::printf("dense   %s (%s)\n", name.c_str(), why.c_str());
-  std::printf("wrote   %s: %zu layers as pack-quantized parts, %zu dense\n", out->c_str(),
-              r.packed.size(), r.dense.size());
+  std::printf("wrote   %s: %zu layers as pack-quantized parts, %zu as sparse-24-bitmask, %zu dense\n",
+              out->c_str(), r.packed.size(), r.sparse24.size(), r.dense.size());
   return 0;
 }
 

@@ -117,7 +117,7 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
     CompressOptions co;
     co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
     SavedModel saved;
-    size_t packed_layers = 0;
+    size_t packed_layers = 0, sparse24_layers = 0;
     if (compressed_tensors && !recipe)
       throw Error(where, "the baseline has no compressed layers to export as compressed-tensors");
     // compressed-tensors and GGUF: compressed into an MCW directory beside `path` first
@@ -159,17 +159,19 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
         saved.weights_file = (std::filesystem::path(path.toStdString()) / "model.safetensors").string();
         saved.packed_file.clear();
         packed_layers = r.packed.size();
+        sparse24_layers = r.sparse24.size();
       }
     } else if (!gguf) {
       job.progress(0.85, QStringLiteral("save"), path);
       saved = save_exported_model(in.base, in.file, path.toStdString());
     }
     if (gguf) {
-      const ProgressFn to_gguf = [&job](const ProgressEvent& e) {
+      GgufExportOptions o;
+      o.progress = [&job](const ProgressEvent& e) {
         job.progress(0.85 + 0.1 * e.fraction, QStringLiteral("GGUF"), q(e.item));
       };
-      const GgufExportReport r =
-          export_gguf(gguf_source, path.toStdString(), *type, to_gguf, &job.cancel());
+      o.cancel = &job.cancel();
+      const GgufExportReport r = export_gguf(gguf_source, path.toStdString(), *type, o);
       if (recipe) std::filesystem::remove_all(hf_path);
       int kept = 0;
       double worst = 0;
@@ -201,7 +203,9 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
                   ? QStringLiteral(" (the source model has no tokenizer files to copy)")
                   : QStringLiteral(" with %1 tokenizer file(s)").arg(saved.tokenizer_files.size());
     if (saved.kind == "model-compressed-tensors")
-      line += QStringLiteral(" as compressed-tensors, %1 layers pack-quantized").arg(packed_layers);
+      line += QStringLiteral(" as compressed-tensors, %1 layers pack-quantized, %2 sparse-24-bitmask")
+                  .arg(packed_layers)
+                  .arg(sparse24_layers);
     if (!saved.packed_file.empty())
       line += QStringLiteral(" and its %1 compressed layers in %2")
                   .arg(packed_layers)

@@ -31,5 +31,14 @@ void dequantize_q4_1(const BlockQ4_1* in, float* y, size_t n);
 void to_f32(DType t, const void* src, float* dst, size_t n);
 // Writes n f32 values as type t (float and block types only; others throw).
 void from_f32(DType t, const float* src, void* dst, size_t n);
+// Row of `n` values (a multiple of the block size) encoded as ggml encodes it with an
+// importance matrix: `importance` holds one non-negative weight per value of the row
+// (llama.cpp's imatrix entry for the tensor: mean x_j² over calibration tokens), or is null
+// for the unweighted reference encoders (from_f32). Q8_0, F16, BF16, F32 ignore it.
+// Byte for byte ggml's quantize_{q4_0,q4_1,q5_0,q5_1,q4_K,q5_K,q6_K}(src, dst, 1, n,
+// importance) for finite input (kquant_encode_weighted.cpp). Pass whole tensor rows: the
+// legacy types weigh each value by its row's mean square, so encoding a row in pieces
+// gives other bytes.
+void from_f32_weighted(DType t, const float* src, void* dst, size_t n, const float* importance);
 
 }  // namespace mcw

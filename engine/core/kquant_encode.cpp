@@ -28,51 +28,18 @@
 #endif
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "engine/core/half.h"
 #include "engine/core/kquant_blocks.h"
+#include "engine/core/kquant_encode_util.h"
 
 namespace mcw {
-namespace {
+namespace kquant {
 
-// Adding 1.5·2^23 leaves round-to-nearest-even(v) in the low mantissa bits (|v| < 2^22).
-// Outside that range the result is meaningless but deterministic, as in the reference,
-// and every caller clamps it.
-inline int round_nearest(float v) {
-  const float shifted = v + 12582912.0f;
-  return int(std::bit_cast<uint32_t>(shifted) & 0x7fffffu) - 0x400000;
-}
-
-// float -> int as x86's cvttss2si: truncation toward zero, and INT32_MIN for NaN or values
-// outside int32. C++ leaves those cases undefined, yet the reference reaches them for blocks
-// so tiny that 1/d overflows to infinity, and its bytes there are the x86 ones. Spelling the
-// rule out keeps those bytes on every target and keeps UBSan (float-cast-overflow) quiet.
-inline int truncate_x86(float v) {
-  return v >= -2147483648.0f && v < 2147483648.0f ? int(v) : std::numeric_limits<int>::min();
-}
-
-// f32 -> f16 as ggml rounds it; MCW's converter agrees on every non-NaN input, but keeps
-// NaN payloads where ggml writes the canonical quiet NaN 0x7e00 (with the sign).
-inline uint16_t to_half(float v) {
-  if (std::isnan(v)) return uint16_t(((std::bit_cast<uint32_t>(v) >> 16) & 0x8000u) | 0x7e00u);
-  return f32_to_f16(v);
-}
-
-// ggml's "this group is all zeros" threshold for the max-abs searches.
-constexpr float kAllZero = 1e-15f;
-
-// ---- Affine codes (Q4_K, Q5_K): x ≈ scale·l − lift, l in [0, top] ----------------------
-
-struct AffineSearch {
-  int top;      // largest code: 15 or 31
-  float first;  // the trial grid spans top + first .. top + first + step·trials
-  float step;
-  int trials;
-};
+// ---- Affine codes (Q4_K, Q5_K, and the weighted Q4_1 / Q5_1) ----------------------------
 
 // Weighted least squares over a small grid of candidate scales: each candidate fixes the
 // codes by rounding, then scale and offset are solved in closed form for those codes, and
@@ -80,9 +47,8 @@ struct AffineSearch {
 // lift (>= 0, the negated offset); codes receive the winner.
 // Note that each candidate grid is anchored at the best offset found so far, not at the
 // data minimum: once a fit is accepted, later grids shift with it. The reference does this
-// and the bytes depend on it, so it stays.
-constexpr int kSub = 32;  // values per Q4_K / Q5_K sub-block
-
+// and the bytes depend on it, so it stays. (ggml: make_qkx2_quants for the reference
+// encoders, make_qkx3_quants for the imatrix ones; for kSub values they agree.)
 float fit_affine(const float* x, const float* w, const AffineSearch& s, uint8_t* codes,
                  float& lift) {
   constexpr int n = kSub;
@@ -139,12 +105,53 @@ float fit_affine(const float* x, const float* w, const AffineSearch& s, uint8_t*
   return scale;
 }
 
-// Q4_K and Q5_K: eight sub-blocks of 32, each fitted on its own, then all scales and lifts
-// expressed as 6-bit multiples of two f16 super-block steps, and the codes recomputed
-// against the scales as stored (so rounding of the steps is absorbed).
+// 12 bytes: sub-blocks 0-3 keep 6-bit scale (bytes 0-3) and min (4-7) whole; 4-7 put their
+// low nibbles in bytes 8-11 and their top two bits in the spare bits 6-7 of 0-7.
+void pack_scale_min(const uint8_t* ls, const uint8_t* lm, uint8_t* packed) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      packed[j] = ls[j], packed[j + 4] = lm[j];
+    } else {
+      packed[j + 4] = uint8_t((ls[j] & 0xf) | ((lm[j] & 0xf) << 4));
+      packed[j - 4] |= uint8_t((ls[j] >> 4) << 6);
+      packed[j] |= uint8_t((lm[j] >> 4) << 6);
+    }
+  }
+}
+
+namespace {
+
+template <class Block, int kBits>
+void finish_k_affine(const float* x, Block& y, uint8_t* codes) {
+  constexpr int kTop = (1 << kBits) - 1;
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, mn;
+    kquant_scale_min(j, y.scales, sc, mn);
+    const float d = f16_to_f32(y.d) * float(sc);
+    if (d == 0) continue;  // keep the fitted codes: they decode to the lift either way
+    const float dm = f16_to_f32(y.dmin) * float(mn);
+    for (int l = 0; l < 32; ++l)
+      codes[32 * j + l] = uint8_t(std::clamp(round_nearest((x[32 * j + l] + dm) / d), 0, kTop));
+  }
+  // Each 64 values share 32 bytes: value c in the low nibble, c + 32 in the high one; for
+  // Q5_K the fifth bits go to qh[c], bit 2k for chunk k's first half, 2k + 1 its second.
+  if constexpr (kBits == 5) std::memset(y.qh, 0, sizeof y.qh);
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const uint8_t* c = codes + 64 * chunk;
+    for (int l = 0; l < 32; ++l) {
+      y.qs[32 * chunk + l] = uint8_t((c[l] & 0xf) | ((c[l + 32] & 0xf) << 4));
+      if constexpr (kBits == 5)
+        y.qh[l] |= uint8_t(((c[l] >> 4) << (2 * chunk)) | ((c[l + 32] >> 4) << (2 * chunk + 1)));
+    }
+  }
+}
+
+// Q4_K and Q5_K reference: eight sub-blocks of 32, each fitted on its own, then all scales
+// and lifts expressed as 6-bit multiples of two f16 super-block steps (the largest of each
+// maps to 63), and the codes recomputed against the scales as stored (so rounding of the
+// steps is absorbed).
 template <class Block, int kBits>
 void quantize_k_affine(const float* x, Block* out, size_t n, const AffineSearch& search) {
-  constexpr int kTop = (1 << kBits) - 1;
   for (size_t b = 0; b < n / kSuperBlock; ++b, x += kSuperBlock) {
     Block& y = out[b];
     uint8_t codes[kSuperBlock];
@@ -163,52 +170,36 @@ void quantize_k_affine(const float* x, Block* out, size_t n, const AffineSearch&
     }
     const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
     const float inv_lift = max_lift > 0 ? 63.f / max_lift : 0.f;
-    // 12 bytes: sub-blocks 0-3 keep 6-bit scale (bytes 0-3) and min (4-7) whole; 4-7 put
-    // their low nibbles in bytes 8-11 and their top two bits in the spare bits 6-7 of 0-7.
+    uint8_t ls[8], lm[8];
     for (int j = 0; j < 8; ++j) {
       // The reference narrows to uint8_t before clamping; the same here, wrap and all.
-      const uint8_t ls = std::min<uint8_t>(63, uint8_t(round_nearest(inv_scale * scale[j])));
-      const uint8_t lm = std::min<uint8_t>(63, uint8_t(round_nearest(inv_lift * lift[j])));
-      if (j < 4) {
-        y.scales[j] = ls, y.scales[j + 4] = lm;
-      } else {
-        y.scales[j + 4] = uint8_t((ls & 0xf) | ((lm & 0xf) << 4));
-        y.scales[j - 4] |= uint8_t((ls >> 4) << 6);
-        y.scales[j] |= uint8_t((lm >> 4) << 6);
-      }
+      ls[j] = std::min<uint8_t>(63, uint8_t(round_nearest(inv_scale * scale[j])));
+      lm[j] = std::min<uint8_t>(63, uint8_t(round_nearest(inv_lift * lift[j])));
     }
+    pack_scale_min(ls, lm, y.scales);
     y.d = to_half(max_scale / 63.f);
     y.dmin = to_half(max_lift / 63.f);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc, mn;
-      kquant_scale_min(j, y.scales, sc, mn);
-      const float d = f16_to_f32(y.d) * float(sc);
-      if (d == 0) continue;  // keep the fitted codes: they decode to the lift either way
-      const float dm = f16_to_f32(y.dmin) * float(mn);
-      for (int l = 0; l < 32; ++l)
-        codes[32 * j + l] = uint8_t(std::clamp(round_nearest((x[32 * j + l] + dm) / d), 0, kTop));
-    }
-    // Each 64 values share 32 bytes: value c in the low nibble, c + 32 in the high one; for
-    // Q5_K the fifth bits go to qh[c], bit 2k for chunk k's first half, 2k + 1 its second.
-    if constexpr (kBits == 5) std::memset(y.qh, 0, sizeof y.qh);
-    for (int chunk = 0; chunk < 4; ++chunk) {
-      const uint8_t* c = codes + 64 * chunk;
-      for (int l = 0; l < 32; ++l) {
-        y.qs[32 * chunk + l] = uint8_t((c[l] & 0xf) | ((c[l + 32] & 0xf) << 4));
-        if constexpr (kBits == 5)
-          y.qh[l] |= uint8_t(((c[l] >> 4) << (2 * chunk)) | ((c[l + 32] >> 4) << (2 * chunk + 1)));
-      }
-    }
+    finish_k_affine<Block, kBits>(x, y, codes);
   }
 }
 
-// ---- Symmetric codes (Q6_K): x ≈ scale·(l − 32), l in [0, 63] ---------------------------
+}  // namespace
 
-// Codes for scales near 32/max, weighting each value by x² (large values matter most):
-// the start plus 18 nudged grids; for each, the weighted least-squares scale for its
-// codes, keeping the grid that explains most of Σw·x² (the largest (Σwxl)²/Σwl²).
-float fit_symmetric(const float* x, int8_t* codes) {
-  constexpr int kHalf = 32, kN = 16;
+void finish_q4_k(const float* x, BlockQ4_K& y, uint8_t* codes) {
+  finish_k_affine<BlockQ4_K, 4>(x, y, codes);
+}
+void finish_q5_k(const float* x, BlockQ5_K& y, uint8_t* codes) {
+  finish_k_affine<BlockQ5_K, 5>(x, y, codes);
+}
+
+// ---- Symmetric codes (Q6_K, and the weighted Q4_0 / Q5_0) -------------------------------
+
+// Codes for scales near half/max, weighting each value by w (by default x²: large values
+// matter most): the start plus 18 nudged grids; for each, the weighted least-squares scale
+// for its codes, keeping the grid that explains most of Σw·x² (the largest (Σwxl)²/Σwl²).
+// (ggml's make_qx_quants with rmse_type 1.)
+template <int kN, int kHalf>
+float fit_symmetric(const float* x, const float* w, int8_t* codes) {
   float amax = 0, peak = 0;  // peak: the signed value of largest magnitude (first if tied)
   for (int i = 0; i < kN; ++i)
     if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), peak = x[i];
@@ -216,16 +207,21 @@ float fit_symmetric(const float* x, int8_t* codes) {
     std::memset(codes, 0, kN);
     return 0.f;
   }
-  // The peak lands on −32, the one end the signed range has room for.
+  float wt[kN];
+  for (int i = 0; i < kN; ++i) wt[i] = w ? w[i] : x[i] * x[i];
+  // The peak lands on −half, the one end the signed range has room for. (Sums in locals:
+  // l_out, a char type, may alias the reference parameters; weights in wt, not w ? : per
+  // value. Scoring without storing codes is 1.4x faster again, but gcc then vectorises the
+  // products and NaN inputs stop matching the reference's garbage bytes.)
   auto grid = [&](float inv, int8_t* l_out, float& sum_xl, float& sum_l2) {
-    sum_xl = sum_l2 = 0;
+    float sxl = 0, sl2 = 0;
     for (int i = 0; i < kN; ++i) {
       const int l = std::clamp(round_nearest(inv * x[i]), -kHalf, kHalf - 1);
       l_out[i] = int8_t(l + kHalf);
-      const float w = x[i] * x[i];
-      sum_xl += w * x[i] * float(l);
-      sum_l2 += w * float(l) * float(l);
+      sxl += wt[i] * x[i] * float(l);
+      sl2 += wt[i] * float(l) * float(l);
     }
+    sum_xl = sxl, sum_l2 = sl2;
   };
   float sum_xl, sum_l2;
   grid(float(-kHalf) / peak, codes, sum_xl, sum_l2);
@@ -243,7 +239,56 @@ float fit_symmetric(const float* x, int8_t* codes) {
   return scale;
 }
 
-}  // namespace
+template float fit_symmetric<16, 32>(const float*, const float*, int8_t*);
+template float fit_symmetric<32, 8>(const float*, const float*, int8_t*);
+template float fit_symmetric<32, 16>(const float*, const float*, int8_t*);
+
+// Q6_K: sixteen sub-blocks of 16 with signed 8-bit scales in units of one f16 step chosen
+// so the sub-block scale of largest magnitude maps to −128.
+void encode_q6_k(const float* x, BlockQ6_K* out, size_t n, const float* importance) {
+  for (size_t b = 0; b < n / kSuperBlock; ++b, x += kSuperBlock) {
+    BlockQ6_K& y = out[b];
+    int8_t codes[kSuperBlock];
+    float scale[16], amax = 0, peak = 0;
+    for (int s = 0; s < 16; ++s) {
+      const float* w = importance ? importance + kSuperBlock * b + 16 * s : nullptr;
+      scale[s] = fit_symmetric<16, 32>(x + 16 * s, w, codes + 16 * s);
+      if (std::fabs(scale[s]) > amax) amax = std::fabs(scale[s]), peak = scale[s];
+    }
+    if (amax < kAllZero) {
+      std::memset(&y, 0, sizeof y);  // d = +0 as well
+      continue;
+    }
+    const float inv = -128.f / peak;
+    y.d = to_half(1 / inv);
+    for (int s = 0; s < 16; ++s) y.scales[s] = int8_t(std::min(127, round_nearest(inv * scale[s])));
+    for (int s = 0; s < 16; ++s) {
+      const float d = f16_to_f32(y.d) * float(y.scales[s]);
+      if (d == 0) continue;
+      for (int i = 0; i < 16; ++i) {
+        const int l = std::clamp(round_nearest(x[16 * s + i] / d), -32, 31);
+        codes[16 * s + i] = int8_t(l + 32);
+      }
+    }
+    // Per half of 128: ql[l] holds values l (low nibble) and l + 64 (high), ql[l + 32]
+    // values l + 32 and l + 96; qh[l] holds the top two bits of l, l + 32, l + 64, l + 96.
+    for (int half = 0; half < 2; ++half) {
+      const int8_t* c = codes + 128 * half;
+      uint8_t* ql = y.ql + 64 * half;
+      uint8_t* qh = y.qh + 32 * half;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = uint8_t((c[l] & 0xf) | ((c[l + 64] & 0xf) << 4));
+        ql[l + 32] = uint8_t((c[l + 32] & 0xf) | ((c[l + 96] & 0xf) << 4));
+        qh[l] = uint8_t((c[l] >> 4) | ((c[l + 32] >> 4) << 2) | ((c[l + 64] >> 4) << 4) |
+                        ((c[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace kquant
+
+using namespace kquant;
 
 // ---- Legacy 32-value blocks -------------------------------------------------------------
 
@@ -299,46 +344,6 @@ void quantize_q5_k(const float* x, BlockQ5_K* out, size_t n) {
   quantize_k_affine<BlockQ5_K, 5>(x, out, n, {31, -0.5f, 0.1f, 15});
 }
 
-// Q6_K: sixteen sub-blocks of 16 with signed 8-bit scales in units of one f16 step chosen
-// so the sub-block scale of largest magnitude maps to −128.
-void quantize_q6_k(const float* x, BlockQ6_K* out, size_t n) {
-  for (size_t b = 0; b < n / kSuperBlock; ++b, x += kSuperBlock) {
-    BlockQ6_K& y = out[b];
-    int8_t codes[kSuperBlock];
-    float scale[16], amax = 0, peak = 0;
-    for (int s = 0; s < 16; ++s) {
-      scale[s] = fit_symmetric(x + 16 * s, codes + 16 * s);
-      if (std::fabs(scale[s]) > amax) amax = std::fabs(scale[s]), peak = scale[s];
-    }
-    if (amax < kAllZero) {
-      std::memset(&y, 0, sizeof y);  // d = +0 as well
-      continue;
-    }
-    const float inv = -128.f / peak;
-    y.d = to_half(1 / inv);
-    for (int s = 0; s < 16; ++s) y.scales[s] = int8_t(std::min(127, round_nearest(inv * scale[s])));
-    for (int s = 0; s < 16; ++s) {
-      const float d = f16_to_f32(y.d) * float(y.scales[s]);
-      if (d == 0) continue;
-      for (int i = 0; i < 16; ++i) {
-        const int l = std::clamp(round_nearest(x[16 * s + i] / d), -32, 31);
-        codes[16 * s + i] = int8_t(l + 32);
-      }
-    }
-    // Per half of 128: ql[l] holds values l (low nibble) and l + 64 (high), ql[l + 32]
-    // values l + 32 and l + 96; qh[l] holds the top two bits of l, l + 32, l + 64, l + 96.
-    for (int half = 0; half < 2; ++half) {
-      const int8_t* c = codes + 128 * half;
-      uint8_t* ql = y.ql + 64 * half;
-      uint8_t* qh = y.qh + 32 * half;
-      for (int l = 0; l < 32; ++l) {
-        ql[l] = uint8_t((c[l] & 0xf) | ((c[l + 64] & 0xf) << 4));
-        ql[l + 32] = uint8_t((c[l + 32] & 0xf) | ((c[l + 96] & 0xf) << 4));
-        qh[l] = uint8_t((c[l] >> 4) | ((c[l + 32] >> 4) << 2) | ((c[l + 64] >> 4) << 4) |
-                        ((c[l + 96] >> 4) << 6));
-      }
-    }
-  }
-}
+void quantize_q6_k(const float* x, BlockQ6_K* out, size_t n) { encode_q6_k(x, out, n, nullptr); }
 
 }  // namespace mcw

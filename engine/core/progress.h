@@ -76,4 +76,14 @@ inline void report(const ProgressFn& fn, std::string stage, std::string item, do
   if (fn) fn(ProgressEvent{std::move(stage), std::move(item), fraction, std::move(message)});
 }
 
+// `fn` for one part of a longer operation: fractions 0..1 mapped to lo..hi.
+inline ProgressFn progress_part(const ProgressFn& fn, double lo, double hi) {
+  if (!fn) return {};
+  return [fn, lo, hi](const ProgressEvent& e) {
+    ProgressEvent part = e;
+    part.fraction = lo + (hi - lo) * e.fraction;
+    fn(part);
+  };
+}
+
 }  // namespace mcw

@@ -1,5 +1,6 @@
 #include "engine/export/compressed_tensors_export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/safetensors_stream.h"
+#include "engine/io/sparse24_bitmask.h"
 #include "engine/io/staging_dir.h"
 #include "engine/io/tokenizer_files.h"
 
@@ -36,6 +38,67 @@ std::string not_packable(const CompressedTensor& t) {
     if (z != std::nearbyint(z) || z < 0 || z >= float(1 << t.bits))
       return "non-integer zero points";
   return {};
+}
+
+// Why a masked layer cannot go out as sparse-24-bitmask parts; empty when it can. `w` is
+// the layer as the model file holds it (the values written).
+std::string not_sparse24(const CompressedTensor& c, const Tensor& w) {
+  bool nm24 = c.cols % 4 == 0;  // the mask keeps at most 2 of every aligned 4 along a row
+  for (int64_t g = 0; nm24 && g < c.rows * c.cols; g += 4)
+    nm24 = c.kept(g) + c.kept(g + 1) + c.kept(g + 2) + c.kept(g + 3) <= 2;
+  if (c.coding != WeightCoding::Dense)
+    return nm24 ? "2:4 sparse and quantised: vLLM takes that as marlin-24 (4/8-bit symmetric "
+                  "codes) or as sparse-24-bitmask over 8-bit W8A8 codes; not written as either "
+                  "yet"
+                : "a sparsity mask";
+  if (!c.outlier_index.empty()) return "a sparsity mask and outliers";
+  if (!c.input_scale.empty()) return "a sparsity mask and an AWQ input scale";
+  if (!w.data() || w.ndim() != 2 || w.dim(0) != c.rows || w.dim(1) != c.cols)
+    return "a sparsity mask on a weight stored as " + std::string(dtype_name(w.dtype()));
+  const std::string unfit = sparse24_unfit(w.dtype(), c.rows, c.cols, w.data());
+  if (unfit.empty()) return {};
+  return nm24 ? "a 2:4 mask, but " + unfit : "a sparsity mask";
+}
+
+// vLLM runs q/k/v_proj and gate/up_proj as one fused linear of one scheme: the name of the
+// fused group a layer prefix belongs to, empty for a layer that is not fused.
+std::string fused_group(const std::string& prefix) {
+  const size_t dot = prefix.rfind('.');
+  const std::string last = prefix.substr(dot + 1), head = prefix.substr(0, dot + 1);
+  if (last == "q_proj" || last == "k_proj" || last == "v_proj") return head + "qkv_proj";
+  if (last == "gate_proj" || last == "up_proj") return head + "gate_up_proj";
+  return {};
+}
+
+std::vector<Tensor> sparse24_parts(const std::string& prefix, const Tensor& w) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  Tensor shape = Tensor::zeros(DType::I64, {2, 1}, prefix + ".shape");
+  static_cast<int64_t*>(shape.mutable_data())[0] = rows;
+  static_cast<int64_t*>(shape.mutable_data())[1] = cols;
+  Tensor values = Tensor::zeros(w.dtype(), {rows, cols / 2}, prefix + ".compressed");
+  Tensor mask = Tensor::zeros(DType::U8, {rows, (cols + 7) / 8}, prefix + ".bitmask");
+  sparse24_compress(w.dtype(), rows, cols, w.data(), values.mutable_data(),
+                    static_cast<uint8_t*>(mask.mutable_data()));
+  return {shape, values, mask};
+}
+
+// Zero values (±0) among the model's float tensors, and all their values: llm-compressor's
+// global_sparsity is the first over the second.
+std::pair<uint64_t, uint64_t> zero_count(const std::vector<Tensor>& tensors) {
+  uint64_t zeros = 0, total = 0;
+  for (const Tensor& t : tensors) {
+    if (!t.data()) continue;
+    const auto n = uint64_t(t.numel());
+    if (t.dtype() == DType::F32) {
+      for (uint64_t i = 0; i < n; ++i) zeros += (t.as<uint32_t>()[i] & 0x7fffffffu) == 0;
+    } else if (t.dtype() == DType::F16 || t.dtype() == DType::BF16) {
+      for (uint64_t i = 0; i < n; ++i) zeros += (t.as<uint16_t>()[i] & 0x7fffu) == 0;
+    } else {
+      continue;
+    }
+    total += n;
+  }
+  return {zeros, total};
 }
 
 Tensor i32(const std::string& name, Shape shape, std::vector<uint32_t> words) {
@@ -139,51 +202,114 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   std::map<std::string, size_t> layer_of;
   for (size_t i = 0; i < packed.size(); ++i) layer_of.emplace(packed.scheme(i).name, i);
 
+  // Each model tensor's form, with the parts it is planned as.
+  enum class Form { Dense, Packed, Sparse24 };
+  struct Plan {
+    Form form = Form::Dense;
+    std::string why;  // a compressed layer written dense: why
+    std::vector<SafetensorsEntry> entries;
+    Json args;  // Packed: the weights' quantization args
+  };
+  std::vector<Plan> plan(model.tensors.size());
+  const auto prefix_of = [](const std::string& name) { return name.substr(0, name.rfind('.')); };
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    const Tensor& t = model.tensors[i];
+    const auto it = layer_of.find(t.name());
+    if (it == layer_of.end()) continue;
+    const std::string prefix = prefix_of(t.name());
+    const CompressedTensor c = packed.read(it->second);
+    plan[i].why = not_packable(c);
+    if (plan[i].why.empty()) {
+      plan[i].form = Form::Packed;
+      plan[i].entries = part_entries(prefix, c);
+      plan[i].args = weights_args(c);
+    } else if (!c.mask.empty()) {
+      plan[i].why = not_sparse24(c, t);
+      if (plan[i].why.empty()) {
+        plan[i].form = Form::Sparse24;
+        plan[i].entries = {{prefix + ".shape", DType::I64, {2, 1}},
+                           {prefix + ".compressed", t.dtype(), {c.rows, c.cols / 2}},
+                           {prefix + ".bitmask", DType::U8, {c.rows, (c.cols + 7) / 8}}};
+      }
+    }
+  }
+  // vLLM reads a sparse-24-bitmask layer only with no quantization config group over it or
+  // one of 8-bit weights and activations (CompressedTensors24), and a layer outside every
+  // group of a config that has groups fails to load: beside pack-quantized (weight-only)
+  // layers the 2:4 layers stay dense. So does a fused group (q/k/v, gate/up) that is not
+  // sparse-24 throughout, which vLLM could not give one scheme.
+  const bool any_packed = std::any_of(plan.begin(), plan.end(),
+                                      [](const Plan& p) { return p.form == Form::Packed; });
+  std::map<std::string, std::string> fused_dense;  // fused group -> a member not sparse-24
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const std::string& name = model.tensors[i].name();
+    if (const std::string g = fused_group(prefix_of(name));
+        !g.empty() && plan[i].form != Form::Sparse24 && name == prefix_of(name) + ".weight")
+      fused_dense.emplace(g, prefix_of(name));
+  }
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (plan[i].form != Form::Sparse24) continue;
+    const auto f = fused_dense.find(fused_group(prefix_of(model.tensors[i].name())));
+    if (any_packed)
+      plan[i].why = "2:4 sparse but unquantised beside pack-quantized layers, which vLLM "
+                    "cannot load as sparse-24-bitmask";
+    else if (f != fused_dense.end())
+      plan[i].why = "2:4 sparse, but " + f->second +
+                    " is not, and vLLM runs them as one fused layer of one scheme";
+    else
+      continue;
+    plan[i].form = Form::Dense;
+  }
+
   CtExportReport report;
   std::vector<SafetensorsEntry> entries;
-  std::vector<const Tensor*> dense;  // model tensors written as they are; null: packed
   std::map<std::string, std::pair<Json, std::vector<std::string>>> groups;  // args -> targets
-  for (const Tensor& t : model.tensors) {
-    const auto it = layer_of.find(t.name());
-    const CompressedTensor c = it == layer_of.end() ? CompressedTensor{} : packed.read(it->second);
-    const std::string why = it == layer_of.end() ? std::string() : not_packable(c);
-    if (it == layer_of.end() || !why.empty()) {
+  Json sparse_targets = Json::array();
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    const Tensor& t = model.tensors[i];
+    Plan& p = plan[i];
+    if (p.form == Form::Dense) {
       if (!t.data() || is_block_type(t.dtype()))
         throw Error(model_dir, "tensor '" + t.name() + "' is " + std::string(dtype_name(t.dtype())) +
                                    ", which a safetensors file cannot hold as it is");
       entries.push_back({t.name(), t.dtype(), t.shape()});
-      dense.push_back(&t);
-      if (it != layer_of.end()) report.dense.emplace_back(t.name(), why);
+      if (layer_of.count(t.name())) report.dense.emplace_back(t.name(), p.why);
       continue;
     }
-    const std::string prefix = t.name().substr(0, t.name().size() - std::string(".weight").size());
-    if (t.name() != prefix + ".weight")
+    if (t.name() != prefix_of(t.name()) + ".weight")
       throw Error(packed_path, "layer '" + t.name() + "' is not a '.weight' tensor");
-    for (SafetensorsEntry& e : part_entries(prefix, c)) entries.push_back(std::move(e));
-    dense.push_back(nullptr);
-    const Json args = weights_args(c);
-    auto& g = groups[args.dump()];
-    g.first = args;
-    g.second.push_back(prefix);
+    for (SafetensorsEntry& e : p.entries) entries.push_back(std::move(e));
+    if (p.form == Form::Sparse24) {
+      sparse_targets.push_back(prefix_of(t.name()));
+      report.sparse24.push_back(t.name());
+      continue;
+    }
+    auto& g = groups[p.args.dump()];
+    g.first = p.args;
+    g.second.push_back(prefix_of(t.name()));
     report.packed.push_back(t.name());
   }
-  if (report.packed.empty())
+  if (report.packed.empty() && report.sparse24.empty())
     throw Error(packed_path,
-                "no layer has a pack-quantized form (group-wise affine codes at 1, "
-                "2, 4 or 8 bits); nothing to export as compressed-tensors");
+                "no layer has a pack-quantized form (group-wise affine codes at 1, 2, 4 or 8 "
+                "bits) or a sparse-24-bitmask form (unquantised, 2:4 sparse); nothing to "
+                "export as compressed-tensors");
 
   StagingDir staging(out_dir);
   SafetensorsStreamWriter out(staging.file("model.safetensors"), entries, {{"format", "pt"}});
   size_t next = 0;  // into entries
   for (size_t i = 0; i < model.tensors.size(); ++i) {
-    if (const Tensor* t = dense[i]) {
-      out.write(t->data(), t->nbytes());
+    const Tensor& t = model.tensors[i];
+    if (plan[i].form == Form::Dense) {
+      out.write(t.data(), t.nbytes());
       ++next;
       continue;
     }
-    for (const Tensor& p :
-         packed_parts(model.tensors[i].name().substr(0, model.tensors[i].name().rfind('.')),
-                      packed.read(layer_of.at(model.tensors[i].name())))) {
+    const std::vector<Tensor> parts =
+        plan[i].form == Form::Sparse24
+            ? sparse24_parts(prefix_of(t.name()), t)
+            : packed_parts(prefix_of(t.name()), packed.read(layer_of.at(t.name())));
+    for (const Tensor& p : parts) {
       const SafetensorsEntry& e = entries.at(next++);
       if (p.name() != e.name || p.dtype() != e.dtype || p.shape() != e.shape)
         throw Error(packed_path, "internal: part '" + p.name() + "' differs from its planned entry");
@@ -201,13 +327,30 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
                                           {"input_activations", Json()},
                                           {"output_activations", Json()}};
   for (const auto& [name, why] : report.dense) ignore.push_back(name.substr(0, name.rfind('.')));
-  config["quantization_config"] = {{"quant_method", "compressed-tensors"},
-                                   {"format", "pack-quantized"},
-                                   {"quantization_status", "compressed"},
-                                   {"config_groups", cg},
-                                   {"ignore", ignore},
-                                   {"kv_cache_scheme", Json()},
-                                   {"sparsity_config", Json::object()}};
+  // The sparsity config as compressed-tensors' Sparse24BitMaskConfig dumps it: targets by
+  // layer name (vLLM matches a fused layer when every member is listed), global_sparsity
+  // the fraction of zeros among the model's float values, as llm-compressor computes it.
+  Json sparsity = Json::object();
+  if (!report.sparse24.empty()) {
+    const auto [zeros, total] = zero_count(model.tensors);
+    sparsity = {{"format", "sparse-24-bitmask"},
+                {"targets", sparse_targets},
+                {"ignore", ignore},
+                {"global_sparsity", total ? double(zeros) / double(total) : 0.0},
+                {"sparsity_structure", "2:4"},
+                {"registry_requires_subclass", false}};
+  }
+  if (report.packed.empty())  // sparse only: no quantization fields, as llm-compressor writes
+    config["quantization_config"] = {{"quant_method", "compressed-tensors"},
+                                     {"sparsity_config", sparsity}};
+  else
+    config["quantization_config"] = {{"quant_method", "compressed-tensors"},
+                                     {"format", "pack-quantized"},
+                                     {"quantization_status", "compressed"},
+                                     {"config_groups", cg},
+                                     {"ignore", ignore},
+                                     {"kv_cache_scheme", Json()},
+                                     {"sparsity_config", sparsity}};
 
   {
     std::ofstream f(staging.file("config.json"));

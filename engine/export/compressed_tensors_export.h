@@ -10,11 +10,23 @@
 // quantisers round them to f16), so a reader that computes in the scales' dtype gets the
 // f16-rounded products. One config group per scheme lists its layers by name.
 //
-// Layers that have no pack-quantized form are written dense, in the source's dtype, and
-// listed in `ignore`: 3-, 5-, 6- and 7-bit codes (compressed-tensors has two incompatible
-// packings for them and nothing in a file says which), sparsity masks, outliers,
-// codebooks, low rank, and AWQ layers (their input scale s would have to be folded into
-// the op before them first, as AutoAWQ does before quantising; MCW keeps s on the layer).
+// Unquantised layers whose values are 2:4 sparse (every aligned group of 4 along a row has
+// at most 2 nonzeros; sparsegpt, magnitude or wanda with pattern 2:4) go out as
+// `sparse-24-bitmask` parts (engine/io/sparse24_bitmask.h) in the source's dtype, listed
+// by name in quantization_config.sparsity_config's targets (format sparse-24-bitmask,
+// sparsity_structure 2:4), the way vLLM's CompressedTensors24 scheme loads them: only in
+// a checkpoint without pack-quantized layers (vLLM takes sparse-24 layers only outside any
+// quantization group or inside an 8-bit W8A8 one, and a layer of a grouped config outside
+// every group fails to load) and only where a fused group (q/k/v, gate/up) is sparse
+// throughout. A sparse-only checkpoint's quantization_config holds just quant_method and
+// sparsity_config, as llm-compressor writes it.
+//
+// Layers that have neither form are written dense, in the source's dtype, and listed in
+// `ignore`: 3-, 5-, 6- and 7-bit codes (compressed-tensors has two incompatible packings
+// for them and nothing in a file says which), unstructured sparsity masks, 2:4 sparse
+// quantised layers (vLLM wants marlin-24 or W8A8 codes for those), outliers, codebooks,
+// low rank, and AWQ layers (their input scale s would have to be folded into the op
+// before them first, as AutoAWQ does before quantising; MCW keeps s on the layer).
 #pragma once
 #include <string>
 #include <utility>
@@ -24,6 +36,7 @@ namespace mcw {
 
 struct CtExportReport {
   std::vector<std::string> packed;                         // layers written as parts
+  std::vector<std::string> sparse24;                       // ... as sparse-24-bitmask parts
   std::vector<std::pair<std::string, std::string>> dense;  // layer, why not packed
 };
 

@@ -13,6 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/export/gguf_codes.h"
 #include "engine/export/gguf_tokenizer.h"
+#include "engine/export/importance_matrix.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
@@ -88,13 +89,15 @@ int64_t interleaved_source(int64_t r, int64_t head_dim) {
 }
 
 struct ErrorSums {
-  double diff = 0, ref = 0;
+  double diff = 0, ref = 0;    // Σ d², Σ w²
+  double wdiff = 0, wref = 0;  // the same weighted by the column's importance
 };
 
 // Rows [r0, r0 + n) of `s` in `type`, written to dst (from `codes` when given, else
-// encoded from the source's values); returns the squared error sums against the source.
-ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes, int64_t r0,
-                    int64_t n, char* dst) {
+// encoded from the source's values, weighted by `importance` per column when given);
+// returns the squared error sums against the source.
+ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes,
+                    const float* importance, int64_t r0, int64_t n, char* dst) {
   const Tensor& t = *s.t;
   const int64_t cols = t.shape().back();
   const size_t row_bytes =
@@ -127,17 +130,19 @@ ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes, 
           const float* row = group.data() + (src - first) * cols;
           char* out = dst + size_t(r - r0) * row_bytes;
           if (codes) gguf_codes_row(*codes, type, src, out);
-          else from_f32(type, row, out, size_t(cols));
+          else from_f32_weighted(type, row, out, size_t(cols), importance);
           to_f32(type, out, back.data(), size_t(cols));
           for (int64_t j = 0; j < cols; ++j) {
             const double d = double(back[size_t(j)]) - double(row[j]);
-            acc.diff += d * d, acc.ref += double(row[j]) * double(row[j]);
+            const double w2 = double(row[j]) * double(row[j]);
+            acc.diff += d * d, acc.ref += w2;
+            if (importance) acc.wdiff += importance[j] * d * d, acc.wref += importance[j] * w2;
           }
         }
         return acc;
       },
       [](ErrorSums a, const ErrorSums& b) {
-        a.diff += b.diff, a.ref += b.ref;
+        a.diff += b.diff, a.ref += b.ref, a.wdiff += b.wdiff, a.wref += b.wref;
         return a;
       });
 }
@@ -204,8 +209,17 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
   for (size_t i = 0; i < srcs.size(); ++i) {
     const Source& s = srcs[i];
     const DType type = w.type_of(s.place);
-    result.tensors.push_back({s.name, type, 0, false, {}});
-    outs.push_back({s.name, type, s.t->shape(), [&, i, type](int64_t r0, int64_t n, void* dst) {
+    result.tensors.push_back({s.name, type, 0, {}, false, {}});
+    const float* importance = nullptr;  // llama.cpp's imatrix entry for this weight
+    if (w.importance)
+      if (const auto it = w.importance->find(s.hf); it != w.importance->end()) {
+        if (int64_t(it->second.size()) != s.t->shape().back())
+          throw Error(path, "importance of " + s.hf + " has " + std::to_string(it->second.size()) +
+                                " columns, the weight " + std::to_string(s.t->shape().back()));
+        importance = it->second.data();
+      }
+    outs.push_back({s.name, type, s.t->shape(), [&, i, type, importance](int64_t r0, int64_t n,
+                                                                         void* dst) {
                       if (w.cancel) w.cancel->throw_if_cancelled();
                       if (codes_of != i) {
                         codes_of = i, codes.reset();
@@ -217,23 +231,25 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
                           if (why.empty()) codes = std::move(ct);
                         }
                       }
-                      const ErrorSums e = fill_rows(srcs[i], type, codes ? &*codes : nullptr, r0,
-                                                    n, static_cast<char*>(dst));
+                      const ErrorSums e = fill_rows(srcs[i], type, codes ? &*codes : nullptr,
+                                                    importance, r0, n, static_cast<char*>(dst));
                       sums[i].diff += e.diff, sums[i].ref += e.ref;
+                      sums[i].wdiff += e.wdiff, sums[i].wref += e.wref;
                       done += uint64_t(n * srcs[i].t->shape().back());
                       report(w.progress, "export", srcs[i].name, double(done) / double(total));
                     }});
   }
   write_gguf_streamed(path, kvs, outs);
-  for (size_t i = 0; i < srcs.size(); ++i)
+  for (size_t i = 0; i < srcs.size(); ++i) {
     result.tensors[i].rel_error = sums[i].ref > 0 ? std::sqrt(sums[i].diff / sums[i].ref) : 0;
+    if (sums[i].wref > 0) result.tensors[i].weighted_rel_error = std::sqrt(sums[i].wdiff / sums[i].wref);
+  }
   result.file_bytes = uint64_t(std::filesystem::file_size(path));
   return result;
 }
 
 GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
-                             const GgufFileType& type, const ProgressFn& progress,
-                             const CancelToken* cancel) {
+                             const GgufFileType& type, const GgufExportOptions& o) {
   const ModelFile mf = open_model_file(model_path);
   const LlamaModel model = load_llama(mf);
   GgufWriteOptions w;
@@ -243,7 +259,18 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
   w.type_of = [&](const GgufTensorPlace& p) { return gguf_tensor_type(type, p); };
   std::optional<PackedSafetensorsReader> packed;
   if (const std::string p = find_packed_beside(model_path); !p.empty()) w.packed = &packed.emplace(p);
-  w.progress = progress, w.cancel = cancel;
+  ImportanceMatrix importance;
+  if (!o.calibration.empty()) {
+    for (const std::vector<int32_t>& win : o.calibration)
+      if (int64_t(win.size()) > model.cfg.max_seq_len)
+        throw Error(model_path, "calibration windows of " + std::to_string(win.size()) +
+                                    " tokens exceed the model's context of " +
+                                    std::to_string(model.cfg.max_seq_len));
+    importance = measure_importance(model, o.calibration, progress_part(o.progress, 0, 0.3), o.cancel);
+    w.importance = &importance;
+  }
+  w.progress = o.calibration.empty() ? o.progress : progress_part(o.progress, 0.3, 1);
+  w.cancel = o.cancel;
   return write_llama_gguf(model, out, std::move(w));
 }
 

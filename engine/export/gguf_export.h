@@ -13,6 +13,8 @@
 // on top of MCW's own compression.
 #pragma once
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,9 @@ struct GgufExportTensor {
   std::string name;  // GGUF name
   DType type;
   double rel_error = 0;     // ‖Ŵ − W‖ / ‖W‖ (0 for an all-zero W)
+  // With an importance matrix: the same with column j weighted by its mean x_j², i.e. the
+  // relative output error for inputs of those mean squares (cross terms left out).
+  std::optional<double> weighted_rel_error;
   bool codes_kept = false;  // MCW's compressed codes written as they are (gguf_codes.h)
   std::string requantised_because;  // a compressed layer whose codes did not fit, and why
 };
@@ -36,14 +41,22 @@ struct GgufExportReport {
   uint64_t file_bytes = 0;
 };
 
+struct GgufExportOptions {
+  // Calibration windows (token ids): when given, llama.cpp's importance matrix is measured
+  // on them (importance_matrix.h) and the blocks are encoded as llama-quantize --imatrix
+  // encodes them; else as it does without one.
+  std::vector<std::vector<int32_t>> calibration;
+  ProgressFn progress;
+  const CancelToken* cancel = nullptr;
+};
+
 // `model_path`: anything open_model_file takes that loads as a Llama-family model (with
 // packed.safetensors beside it, as mcw compress writes, its codes are kept where they fit
-// the types exactly: gguf_codes.h). Writes
-// `out` atomically (nothing is left on error or cancel). Throws mcw::Error naming the file
-// (an unknown type, a model or tokenizer GGUF cannot carry), mcw::Cancelled on cancel.
+// the types exactly: gguf_codes.h). Writes `out` atomically (nothing is left on error or
+// cancel). Throws mcw::Error naming the file (an unknown type, a model or tokenizer GGUF
+// cannot carry, calibration windows longer than the context), mcw::Cancelled on cancel.
 GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
-                             const GgufFileType& type, const ProgressFn& progress = {},
-                             const CancelToken* cancel = nullptr);
+                             const GgufFileType& type, const GgufExportOptions& options = {});
 
 // The llama.cpp architecture MCW writes a config as ("llama", or "qwen2" for a Qwen2).
 std::string gguf_architecture(const LlamaConfig& c);
@@ -56,6 +69,9 @@ struct GgufWriteOptions {
   // The model's compressed layers (by HF name): where a layer's codes are exactly blocks of
   // its type they are written as they are, else its values are re-quantised.
   const PackedSafetensorsReader* packed = nullptr;
+  // llama.cpp's imatrix entries by HF weight name (importance_matrix.h); weights without
+  // one are encoded unweighted.
+  const std::map<std::string, std::vector<float>>* importance = nullptr;
   ProgressFn progress;
   const CancelToken* cancel = nullptr;
 };

@@ -10,6 +10,7 @@
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
 #include "engine/io/checkpoint_parts.h"
+#include "engine/io/sparse24_bitmask.h"
 
 namespace mcw {
 namespace {
@@ -197,7 +198,15 @@ class CtDecoder final : public TensorDecoder {
 struct Parts {
   const Tensor *packed = nullptr, *weight = nullptr, *shape = nullptr, *scale = nullptr,
                *zero = nullptr, *g_idx = nullptr;
+  const Tensor *sparse_shape = nullptr, *compressed = nullptr, *bitmask = nullptr;  // sparse
 };
+
+// The sparsity_config's format ("sparse-24-bitmask", ...), empty when there is none.
+std::string sparsity_format(const nlohmann::ordered_json& cfg, const std::string& config_path) {
+  const auto* s = member(cfg, "sparsity_config");
+  if (!s || !s->is_object() || s->empty()) return {};
+  return string_member(*s, "format", "", config_path);
+}
 
 // The [out, in] a weight_shape tensor holds (I64 or I32, shape [2] or [2, 1]).
 std::pair<int64_t, int64_t> stored_shape(const Tensor& t,
@@ -338,19 +347,26 @@ const nlohmann::ordered_json* compressed_tensors_config(const nlohmann::ordered_
 void present_compressed_tensors(ModelFile& model, const nlohmann::ordered_json& config,
                                 const std::string& config_path) {
   const ConfigHints h = hints(config);
+  const std::string sparse_format = sparsity_format(config, config_path);
   std::map<std::string, Parts> layers;
   std::vector<std::string> part_of(model.tensors.size());  // the layer a part belongs to
   static const std::pair<const char*, const Tensor * Parts::*> kSuffixes[] = {
-      {".weight_packed", &Parts::packed}, {".weight_shape", &Parts::shape},
-      {".weight_scale", &Parts::scale},   {".weight_zero_point", &Parts::zero},
-      {".weight_g_idx", &Parts::g_idx},   {".weight", &Parts::weight}};
+      {".weight_packed", &Parts::packed},   {".weight_shape", &Parts::shape},
+      {".weight_scale", &Parts::scale},     {".weight_zero_point", &Parts::zero},
+      {".weight_g_idx", &Parts::g_idx},     {".weight", &Parts::weight},
+      {".compressed", &Parts::compressed},  {".bitmask", &Parts::bitmask},
+      {".shape", &Parts::sparse_shape}};
   for (size_t k = 0; k < model.tensors.size(); ++k) {
     const Tensor& t = model.tensors[k];
     const std::string& name = t.name();
-    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".bitmask") == 0)
-      throw Error(config_path, "tensor '" + name +
-                                   "': compressed-tensors' sparse formats (sparse-24-bitmask, "
-                                   "sparse-bitmask) are not read yet");
+    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".bitmask") == 0 &&
+        sparse_format != "sparse-24-bitmask")
+      throw Error(config_path,
+                  "tensor '" + name + "': " +
+                      (sparse_format.empty() ? std::string("a bitmask without a sparsity_config")
+                                             : "sparsity format '" + sparse_format + "'") +
+                      "; of compressed-tensors' sparse formats only sparse-24-bitmask is read "
+                      "(sparse-bitmask is not yet)");
     for (const auto& [suffix, field] : kSuffixes) {
       const std::string sx = suffix;
       if (name.size() <= sx.size() || name.compare(name.size() - sx.size(), sx.size(), sx) != 0)
@@ -361,7 +377,25 @@ void present_compressed_tensors(ModelFile& model, const nlohmann::ordered_json& 
     }
   }
   std::map<std::string, Tensor> presented;
-  for (const auto& [prefix, p] : layers) {
+  std::vector<Tensor> expanded;  // sparse-24 codes of quantised layers, owned
+  expanded.reserve(layers.size());
+  for (auto& [prefix, p] : layers) {
+    if (p.bitmask || p.compressed) {
+      if (p.weight || p.packed)
+        throw Error(model.path, "layer '" + prefix + "' has both sparse-24-bitmask parts and a " +
+                                    (p.weight ? "weight" : "weight_packed"));
+      Tensor w = read_sparse24(model.path, prefix, p.sparse_shape, p.compressed, p.bitmask);
+      if (w.dtype() == DType::Packed) {
+        presented.emplace(prefix, std::move(w));
+        continue;
+      }
+      if (!p.scale)
+        throw Error(model.path, "tensor '" + prefix + ".compressed': " +
+                                    std::string(dtype_name(w.dtype())) +
+                                    " codes without a weight_scale beside them");
+      expanded.push_back(std::move(w));
+      p.weight = &expanded.back();
+    }
     const bool coded_weight =
         p.weight && (p.weight->dtype() == DType::I8 || p.weight->dtype() == DType::F8_E4M3);
     if (!p.packed && !(coded_weight && p.scale)) continue;  // a float layer (scales aside)

@@ -13,8 +13,11 @@
 // releases before 0.9.4) and <p>.weight_g_idx I32 [in] for activation-ordered groups.
 //   W[o, i] = (q − zp) · scale,  computed in the scale's dtype as compressed-tensors does.
 // The strategy is read off the scale's shape, as the library itself does; the code width
-// off the packed width and the config's num_bits. The sparse formats (sparse-24-bitmask,
-// sparse-bitmask; removed from compressed-tensors in 0.15) are refused with a clear error.
+// off the packed width and the config's num_bits. Of the sparse formats (removed from
+// compressed-tensors in 0.15), sparse-24-bitmask layers (<p>.shape, <p>.compressed,
+// <p>.bitmask; engine/io/sparse24_bitmask.h) are read when the config's sparsity_config
+// says that format: float values as a Packed weight, FP8/INT8 codes then scaled as above;
+// sparse-bitmask (unstructured) is refused with a clear error.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -97,7 +97,7 @@ TEST(CliPacked, ExportWritesACompressedTensorsCheckpoint) {
             0);
   const Result e = run_mcw("export " + out + " --format compressed-tensors --out " + ct);
   ASSERT_EQ(e.code, 0) << e.err;
-  EXPECT_NE(e.out.find("8 layers as pack-quantized parts, 6 dense"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("8 layers as pack-quantized parts, 0 as sparse-24-bitmask, 6 dense"), std::string::npos) << e.out;
   EXPECT_NE(e.out.find("model.layers.0.mlp.up_proj.weight (a sparsity mask)"), std::string::npos)
       << e.out;
   const Result i = run_mcw("inspect --no-stats " + ct);

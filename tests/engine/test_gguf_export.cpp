@@ -10,6 +10,7 @@
 #include "engine/core/error.h"
 #include "engine/export/gguf_export.h"
 #include "engine/export/gguf_file_type.h"
+#include "engine/export/importance_matrix.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/gguf.h"
 #include "engine/io/model_file.h"
@@ -289,4 +290,72 @@ TEST(GgufExport, Q4_K_MMixReadsBack) {
   EXPECT_GT(q4, 0.02);
   EXPECT_LT(q4, 0.15);
   EXPECT_LT(q6, q4 / 3.5);
+}
+
+// With calibration windows: the importance of layer 0's attention input is the mean square
+// of the normed embeddings (computed here from the definition), and encoding with it (as
+// llama-quantize --imatrix does) lowers the importance-weighted error of the weights that
+// read that input against the unweighted encoding, where the norm weights make some columns
+// matter up to ~100x more than others (Q4_K: by ~3 % here; the choice of each sub-block's
+// scale and min is what the weights move, the codes stay the nearest ones).
+TEST(GgufExport, ImportanceMatrixWeightsTheEncoding) {
+  const fs::path dir = test::fresh_temp_dir();
+  const LlamaConfig c = k_quant_config();
+  const LlamaModel src = test::random_llama(c, 11);
+  save_with_byte_vocab(src, dir / "hf");
+  std::vector<std::vector<int32_t>> windows(4);
+  for (size_t w = 0; w < windows.size(); ++w)
+    for (int i = 0; i < 48; ++i) windows[w].push_back(int32_t((w * 131 + size_t(i) * 17) % 256));
+
+  // Layer 0's q/k/v input: rmsnorm(embedding) · attn_norm, mean square per column.
+  std::vector<double> want(size_t(c.dim), 0.0);
+  const std::vector<float> emb = src.tok_embd.to_f32(), g = src.layers[0].attn_norm.to_f32();
+  int64_t tokens = 0;
+  for (const auto& win : windows)
+    for (int32_t t : win) {
+      const float* x = emb.data() + size_t(t) * size_t(c.dim);
+      double ss = 0;
+      for (int64_t j = 0; j < c.dim; ++j) ss += double(x[j]) * x[j];
+      const double inv = 1 / std::sqrt(ss / double(c.dim) + c.rms_eps);
+      for (int64_t j = 0; j < c.dim; ++j) {
+        const double v = x[j] * inv * g[size_t(j)];
+        want[size_t(j)] += v * v;
+      }
+      ++tokens;
+    }
+  const ImportanceMatrix imp = measure_importance(src, windows);
+  const std::vector<float>& got = imp.at("model.layers.0.self_attn.k_proj.weight");
+  ASSERT_EQ(int64_t(got.size()), c.dim);
+  for (int64_t j = 0; j < c.dim; ++j)
+    EXPECT_NEAR(got[size_t(j)], want[size_t(j)] / double(tokens), 1e-4 * want[size_t(j)] / double(tokens) + 1e-9) << j;
+  EXPECT_EQ(imp.count("lm_head.weight"), 0u);  // llama-imatrix's default: no output entry
+
+  const std::string plain = (dir / "plain.gguf").string(), weighted = (dir / "imatrix.gguf").string();
+  export_gguf((dir / "hf").string(), plain, *find_gguf_file_type("Q4_K_M"));
+  GgufExportOptions o;
+  o.calibration = windows;
+  const GgufExportReport r = export_gguf((dir / "hf").string(), weighted, *find_gguf_file_type("Q4_K_M"), o);
+  std::map<std::string, const GgufExportTensor*> by_name;
+  for (const GgufExportTensor& t : r.tensors) by_name[t.name] = &t;
+  EXPECT_TRUE(by_name.at("blk.0.attn_k.weight")->weighted_rel_error.has_value());
+  EXPECT_FALSE(by_name.at("output.weight")->weighted_rel_error.has_value());
+  EXPECT_FALSE(by_name.at("token_embd.weight")->weighted_rel_error.has_value());
+
+  const LlamaModel a = load_llama(open_model_file(plain)), b = load_llama(open_model_file(weighted));
+  auto weighted_error = [&](const Tensor& q, const Tensor& w) {
+    const std::vector<float> x = q.to_f32(), y = w.to_f32();
+    double e = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double d = double(x[i]) - y[i];
+      e += got[i % size_t(c.dim)] * d * d;
+    }
+    return e;
+  };
+  for (auto m : {&LlamaLayer::wq, &LlamaLayer::wk, &LlamaLayer::wv}) {
+    const Tensor& w = src.layers[0].*m;
+    EXPECT_LT(weighted_error(b.layers[0].*m, w), 0.99 * weighted_error(a.layers[0].*m, w)) << w.name();
+  }
+  EXPECT_NEAR(std::sqrt(weighted_error(b.layers[0].wk, src.layers[0].wk) /
+                        weighted_error(src.layers[0].wk, Tensor::zeros(DType::F32, src.layers[0].wk.shape()))),
+              *by_name.at("blk.0.attn_k.weight")->weighted_rel_error, 1e-6);
 }

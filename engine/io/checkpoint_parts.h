@@ -25,7 +25,7 @@ inline uint32_t stream_code(const uint32_t* words, int64_t stride, int64_t index
   return uint32_t(v) & ((1u << bits) - 1);
 }
 
-// Entry i of a scale array stored as F16, BF16 or F32.
+// Entry i of an array stored as F16, BF16 or F32 (scales; sparse-24 values).
 inline float scale_value(DType t, const void* data, int64_t i) {
   switch (t) {
     case DType::F16:

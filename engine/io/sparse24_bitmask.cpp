@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/half.h"
+#include "engine/io/checkpoint_parts.h"
 
 namespace mcw {
 namespace {
@@ -42,17 +43,6 @@ unsigned group_flags(const void* v, size_t bytes, int64_t row_start, int64_t g) 
   return flags;
 }
 
-float to_float(DType t, const void* data, int64_t i) {
-  switch (t) {
-    case DType::F16:
-      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::BF16:
-      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    default:
-      return static_cast<const float*>(data)[i];
-  }
-}
-
 // Values of a validated layer: column c of row r is flagged by bit c%8 of byte c/8 of the
 // row's bitmask, and (every group of 4 flagging exactly 2) its value, when flagged, is
 // compressed[r, 2·(c/4) + flags of its group below c].
@@ -72,7 +62,7 @@ class Sparse24Decoder final : public TensorDecoder {
       for (int64_t c = c0; c < c1; ++c) {
         const unsigned nibble = (row[c / 8] >> (c % 8 / 4 * 4)) & 15u;
         const unsigned below = nibble & ((1u << (c % 4)) - 1u);
-        *dst++ = (nibble >> (c % 4) & 1u) ? to_float(compressed_.dtype(), compressed_.data(),
+        *dst++ = (nibble >> (c % 4) & 1u) ? scale_value(compressed_.dtype(), compressed_.data(),
                                                      r * half + c / 4 * 2 + std::popcount(below))
                                           : 0.0f;
       }

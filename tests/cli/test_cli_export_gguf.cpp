@@ -1,0 +1,51 @@
+// mcw export --format gguf from the command line: the per-tensor report, the importance
+// matrix from --calib, and the usage errors.
+#include <gtest/gtest.h>
+
+#include "engine/io/gguf.h"
+#include "tests/cli/cli_test_util.h"
+
+namespace fs = std::filesystem;
+using namespace mcw;
+using namespace mcw::test;
+
+TEST(CliExportGguf, WritesTheTypeAndReportsEachTensor) {
+  const fs::path dir = fresh_dir("export-gguf");
+  write_tiny_model_and_text(dir);
+  const std::string out = (dir / "m.gguf").string();
+  const Result r =
+      run_mcw("export " + (dir / "model").string() + " --format gguf --type Q8_0 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Q8_0    blk.0.attn_q.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("wrote   " + out + ": Q8_0,"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("act-weighted"), std::string::npos) << r.out;
+  EXPECT_EQ(read_gguf(out).get_u64("general.file_type"), 7u);
+
+  // --calib: each weight with an importance entry also reports its activation-weighted error.
+  const std::string weighted = (dir / "w.gguf").string();
+  const Result w =
+      run_mcw("export " + (dir / "model").string() + " --format gguf --type Q4_0 --out " +
+              weighted + " --calib " + (dir / "eval.txt").string() + " --windows 2 --window 16");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_NE(w.out.find("blk.1.ffn_down.weight            rel.err "), std::string::npos) << w.out;
+  EXPECT_NE(w.out.find("act-weighted"), std::string::npos) << w.out;
+}
+
+TEST(CliExportGguf, UsageErrors) {
+  const fs::path dir = fresh_dir("export-gguf-usage");
+  write_tiny_model_and_text(dir);
+  const std::string model = (dir / "model").string(), out = (dir / "m.gguf").string();
+  const Result type = run_mcw("export " + model + " --format gguf --type q4_k_m --out " + out);
+  EXPECT_EQ(type.code, 1);
+  EXPECT_NE(type.err.find("the GGUF types are: F32, F16"), std::string::npos) << type.err;
+  const Result windows =
+      run_mcw("export " + model + " --format gguf --type Q8_0 --windows 4 --out " + out);
+  EXPECT_EQ(windows.code, 1);
+  EXPECT_NE(windows.err.find("--windows and --window are for --calib"), std::string::npos)
+      << windows.err;
+  const Result ct =
+      run_mcw("export " + model + " --format compressed-tensors --calib x --out " + out);
+  EXPECT_EQ(ct.code, 1);
+  EXPECT_NE(ct.err.find("--calib is for --format gguf"), std::string::npos) << ct.err;
+  EXPECT_FALSE(fs::exists(out));
+}

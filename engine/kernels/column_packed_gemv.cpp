@@ -44,23 +44,27 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
     throw std::invalid_argument("gemv_column_packed: leading dimension too small");
   const CpuFeatures& f = cpu_features();
   if (f.level < SimdLevel::Avx2) return false;
-  const int64_t lanes = f.level == SimdLevel::Avx512 ? 16 : 8;
   const bool scales_ok =
       w.group_size > 0 && (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
-  const bool readable =
-      scales_ok && (w.awq ? w.bits == 4 && w.out % 8 == 0 && w.in % w.group_size == 0 && !w.g_idx
-                          : (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % lanes == 0 &&
-                                w.in % (32 / w.bits) == 0);
-  if (!readable) return false;
+  const auto readable = [&](int64_t lanes) {
+    return scales_ok &&
+           (w.awq ? w.bits == 4 && w.out % 8 == 0 && w.in % w.group_size == 0 && !w.g_idx
+                  : (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % lanes == 0 &&
+                        w.in % (32 / w.bits) == 0);
+  };
+  // 16 lanes where AVX-512 runs and the outputs fill them, else 8 (AVX2 runs on every
+  // AVX-512 CPU); the int8 kernels are 8-lane on either level.
+  const int64_t lanes = f.level == SimdLevel::Avx512 && readable(16) ? 16 : 8;
+  if (!readable(lanes)) return false;
   if (m == 0 || w.out == 0) return true;
   const int64_t threads = tbb::this_task_arena::max_concurrency();
-  if (lanes == 8 && int8_activations())
+  if (int8_activations())
     if (const int64_t block = column_activation_block(w)) {
       const std::vector<PackedActivations> x = column_activations(X, ldx, m, w, block);
       // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
       // ~0.5 MB at in = 14336) while they stay in cache.
-      const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / lanes;
+      const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / 8;
       const int64_t grain =
           std::clamp<int64_t>(units / (2 * threads), 1, m <= kColumnPackedMaxM ? 64 : 8);
       tbb::parallel_for(

@@ -8,6 +8,7 @@
 #include "engine/kernels/packed_gemv_isa.h"
 
 #if defined(__x86_64__)
+#include "engine/kernels/cpu_features.h"
 #include "engine/kernels/simd.h"
 
 #define MCW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
@@ -276,10 +277,11 @@ MCW_AVX512 void avx512_sparse24(const Sparse24View& w, const XRows& x, int64_t r
 }  // namespace
 
 const PackedGemvIsa& packed_isa_avx512() {
-  // No AVX-512 VNNI integer-dot kernel yet: the AVX2 one (not measured against the f32
-  // AVX-512 path on an AVX-512 machine; see docs/PERFORMANCE.md).
-  static const PackedGemvIsa isa{"avx512", avx512_affine, affine_i8_avx2, avx512_f16,
-                                 avx512_sparse24};
+  // Integer dots with vpdpbusd where the CPU has AVX-512 VNNI, else the AVX2 ones.
+  static const PackedGemvIsa isa{
+      "avx512", avx512_affine,
+      cpu_features().avx512vnni ? affine_i8_avx512_vnni : affine_i8_avx2, avx512_f16,
+      avx512_sparse24};
   return isa;
 }
 

@@ -121,6 +121,9 @@ const PackedGemvIsa& packed_isa_avx2();    // the generic path off x86
 const PackedGemvIsa& packed_isa_avx512();  // the generic path off x86
 // The AVX2 integer-dot Affine product (packed_gemv_i8_avx2.cpp); the generic one off x86.
 void affine_i8_avx2(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y);
+// The AVX-512 VNNI one (packed_gemv_i8_avx512.cpp); the generic one off x86.
+void affine_i8_avx512_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
+                           const YOut& y);
 void affine_i8_generic(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
                        const YOut& y);
 

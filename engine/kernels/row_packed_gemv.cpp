@@ -45,18 +45,21 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
     throw std::invalid_argument("gemv_row_packed: leading dimension too small");
   const CpuFeatures& f = cpu_features();
   if (f.level < SimdLevel::Avx2) return false;
-  const int lanes = f.level == SimdLevel::Avx512 ? 16 : 8;
   const int per = (w.bits == 2 || w.bits == 4 || w.bits == 8) ? 32 / w.bits : 0;
-  const int64_t span = int64_t(lanes) * per;
-  const bool readable =
-      per && w.group_size > 0 && w.in % span == 0 &&
-      (w.group_size % span == 0 || (span % w.group_size == 0 && w.group_size % per == 0)) &&
-      w.in % w.group_size == 0 && w.words == w.in / per &&
-      (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
-  if (!readable) return false;
+  const auto readable = [&](int lanes) {
+    const int64_t span = int64_t(lanes) * per;
+    return per && w.group_size > 0 && w.in % span == 0 &&
+           (w.group_size % span == 0 || (span % w.group_size == 0 && w.group_size % per == 0)) &&
+           w.in % w.group_size == 0 && w.words == w.in / per &&
+           (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
+  };
+  // Lines of 16 words where AVX-512 runs and the rows fill them, else 8 (AVX2 runs on every
+  // AVX-512 CPU); the int8 kernel reads spans of 8 words on either level.
+  const int lanes = f.level == SimdLevel::Avx512 && readable(16) ? 16 : 8;
+  if (!readable(lanes)) return false;
   if (m == 0 || w.out == 0) return true;
-  if (lanes == 8 && int8_activations())
-    if (const int64_t block = activation_block_in(w.group_size, span)) {  // whole loads
+  if (int8_activations())
+    if (const int64_t block = activation_block_in(w.group_size, 8 * per)) {  // whole loads
       const std::vector<PackedActivations> x = row_activations(X, ldx, m, w, block);
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4),
                         [&](const tbb::blocked_range<int64_t>& r) {

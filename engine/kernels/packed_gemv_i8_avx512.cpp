@@ -1,0 +1,176 @@
+// AVX-512 VNNI integer-dot path of the Affine small-m product (packed_gemv_isa.h:
+// affine_i8), for CPUs with AVX-512 VNNI (Intel Xeon since Cascade Lake, AMD Zen 4/5). The
+// AVX2 path (packed_gemv_i8_avx2.cpp) multiplies 32 codes per vpmaddubsw and needs a second
+// instruction to widen; here one vpdpbusd takes two units (64 codes) and adds the products
+// straight into 32-bit sums, and 8-bit codes go in unsigned as they are stored (vpdpbusd
+// multiplies u8 by s8 without saturating, so the AVX2 path's q − 128 and sign trick, and its
+// 128·scale offset, are not needed).
+//
+// Two units' codes come out of their bytes in slot order with a lane permutation, a
+// per-lane shift and a mask, so the activations keep the order the AVX2 path uses. Blocks
+// of an odd number of units (groups of 32 slots, 96, ...) go to the AVX2 path.
+// Functions carry the target attribute, so the file builds with the baseline flags and only
+// runs when cpu_features() reports AVX-512 VNNI.
+#include <cstring>
+
+#include "engine/kernels/packed_gemv_isa.h"
+
+#if defined(__x86_64__)
+#include "engine/kernels/simd.h"
+
+#define MCW_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define MCW_VNNI_INLINE MCW_VNNI inline __attribute__((always_inline))
+
+namespace mcw::packed_detail {
+namespace {
+
+// Units u and u + 1 (p: unit u) as 64 bytes in slot order.
+template <int Bits>
+MCW_VNNI_INLINE __m512i pair_codes(const uint8_t* p) {
+  if constexpr (Bits == 8) {
+    return _mm512_loadu_si512(p);
+  } else if constexpr (Bits == 4) {
+    // 128-bit lanes u, u, u+1, u+1 (16 bytes each); the second of each pair shifted by 4.
+    const __m512i v =
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512i d = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), v);
+    return _mm512_and_si512(_mm512_srlv_epi64(d, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)),
+                            _mm512_set1_epi8(0x0f));
+  } else if constexpr (Bits == 2) {  // 64-bit lane k of a unit: codes 8k..8k+7 at bits 2k
+    const __m512i d = _mm512_permutexvar_epi64(
+        _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
+        _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    return _mm512_and_si512(_mm512_srlv_epi64(d, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)),
+                            _mm512_set1_epi8(3));
+  } else {  // 3-bit: a 2-bit unit's 8 bytes, then bit 2 of each code in a u32
+    int64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 12, 8);
+    const __m512i d = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
+                                               _mm512_castsi128_si512(_mm_set_epi64x(b, a)));
+    const __m512i v = _mm512_and_si512(
+        _mm512_srlv_epi64(d, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
+    uint32_t h0, h1;
+    std::memcpy(&h0, p + 8, 4);
+    std::memcpy(&h1, p + 20, 4);
+    return _mm512_mask_add_epi8(v, __mmask64(h0) | __mmask64(h1) << 32, v, _mm512_set1_epi8(4));
+  }
+}
+
+MCW_VNNI_INLINE float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+// A software prefetch 512 bytes ahead, once per cache line of a row, helped 8- and 3-bit
+// rows and slowed 4- and 2-bit ones (AMD Zen 5, docs/PERFORMANCE.md), whose loads the
+// hardware prefetchers follow alone.
+constexpr int64_t kPrefetchBytes = 512;
+template <int Bits>
+constexpr bool kPrefetch = Bits == 8 || Bits == 3;
+
+template <int M>
+constexpr int row_tile() {
+  return M == 1 ? 4 : M == 2 ? 2 : 1;
+}
+
+template <int Bits, int RT, int M>
+MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t i0,
+                          const YOut& y) {
+  constexpr int64_t ub = 4 * Bits;
+  const int64_t block_units = x.x[0].block / kUnit;
+  const uint8_t* row[RT];
+  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t) * w.row_bytes;
+  __m512 acc[RT][M];
+  float corr[RT][M];
+  for (int t = 0; t < RT; ++t)
+    for (int i = 0; i < M; ++i) acc[t][i] = _mm512_setzero_ps(), corr[t][i] = 0;
+  for (int64_t g = 0; g < w.groups; ++g) {
+    float scale[RT];
+    for (int t = 0; t < RT; ++t) {
+      const int64_t k = (r + t) * w.groups + g;
+      scale[t] = w.scale[k];
+      for (int i = 0; i < M; ++i) corr[t][i] += w.offset[k] * x.sum[(i0 + i) * x.ldsum + g];
+    }
+    const int64_t g_end = (g + 1) * w.units_per_group;
+    for (int64_t u0 = g * w.units_per_group; u0 < g_end; u0 += block_units) {
+      __m512i s[RT][M];
+      for (int t = 0; t < RT; ++t)
+        for (int i = 0; i < M; ++i) s[t][i] = _mm512_setzero_si512();
+      for (int64_t u = u0; u < u0 + block_units; u += 2)
+        for (int t = 0; t < RT; ++t) {
+          if (kPrefetch<Bits> && (u * ub) % 64 < 2 * ub)
+            _mm_prefetch(reinterpret_cast<const char*>(row[t] + u * ub + kPrefetchBytes),
+                         _MM_HINT_T0);
+          const __m512i c = pair_codes<Bits>(row[t] + u * ub);
+          for (int i = 0; i < M; ++i)
+            s[t][i] = _mm512_dpbusd_epi32(s[t][i], c,
+                                          _mm512_loadu_si512(x.x[i0 + i].q.data() + u * kUnit));
+        }
+      const int64_t b = u0 / block_units;
+      for (int t = 0; t < RT; ++t)
+        for (int i = 0; i < M; ++i) {
+          const float f = scale[t] * x.x[i0 + i].d[size_t(b)];
+          acc[t][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][i]), _mm512_set1_ps(f), acc[t][i]);
+        }
+    }
+  }
+  for (int t = 0; t < RT; ++t)
+    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, hsum512(acc[t][i]) + corr[t][i]);
+}
+
+template <int Bits, int M>
+MCW_VNNI void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
+                     const YOut& y) {
+  constexpr int RT = row_tile<M>();
+  int64_t r = r0;
+  for (; r + RT <= r1; r += RT) tile<Bits, RT, M>(w, x, r, i0, y);
+  for (; r < r1; ++r) tile<Bits, 1, M>(w, x, r, i0, y);
+}
+
+template <int Bits>
+void rows_bits(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y) {
+  for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
+    switch (x.m - i0) {
+      case 1:
+        rows_m<Bits, 1>(w, x, r0, r1, i0, y);
+        break;
+      case 2:
+        rows_m<Bits, 2>(w, x, r0, r1, i0, y);
+        break;
+      case 3:
+        rows_m<Bits, 3>(w, x, r0, r1, i0, y);
+        break;
+      default:
+        rows_m<Bits, 4>(w, x, r0, r1, i0, y);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+void affine_i8_avx512_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
+                           const YOut& y) {
+  if (x.m > 0 && (x.x[0].block / kUnit) % 2) return affine_i8_avx2(w, x, r0, r1, y);
+  switch (w.bits) {
+    case 2:
+      return rows_bits<2>(w, x, r0, r1, y);
+    case 3:
+      return rows_bits<3>(w, x, r0, r1, y);
+    case 4:
+      return rows_bits<4>(w, x, r0, r1, y);
+    default:
+      return rows_bits<8>(w, x, r0, r1, y);
+  }
+}
+
+}  // namespace mcw::packed_detail
+
+#else
+
+namespace mcw::packed_detail {
+void affine_i8_avx512_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
+                           const YOut& y) {
+  affine_i8_generic(w, x, r0, r1, y);
+}
+}  // namespace mcw::packed_detail
+
+#endif

@@ -80,13 +80,20 @@ class CtDecoder final : public TensorDecoder {
 
   const RowPackedCodes* row_packed() const override { return layout_ ? &*layout_ : nullptr; }
 
+  // Called once per output row by the products: the row's f16 scales are widened in one
+  // run (the per-value conversion took 40 % of a 4-bit product at m = 1).
   void row_parameters(int64_t o, float* scale, int32_t* zero_code) const override {
     const int half = 1 << (l_.bits - 1), per_word = 32 / l_.bits;
-    for (int64_t g = 0; g < layout_->groups; ++g) {
-      const int64_t s_index = l_.strategy == Strategy::Group ? o * l_.groups + g : o;
-      scale[g] = scale_value(l_.scale.dtype(), l_.scale.data(), s_index);
+    const int64_t groups = layout_->groups;
+    if (l_.strategy == Strategy::Group && l_.scale.dtype() == DType::F16)
+      f16_to_f32_row(static_cast<const uint16_t*>(l_.scale.data()) + o * l_.groups, scale,
+                     size_t(groups));
+    else
+      for (int64_t g = 0; g < groups; ++g)
+        scale[g] = scale_value(l_.scale.dtype(), l_.scale.data(),
+                               l_.strategy == Strategy::Group ? o * l_.groups + g : o);
+    for (int64_t g = 0; g < groups; ++g)
       zero_code[g] = l_.zeros == Zeros::None ? half : int32_t(zero_code_at(o, g, per_word));
-    }
   }
 
   void decode(size_t first, size_t count, float* dst) const override {

@@ -27,9 +27,17 @@ void units_avx2(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* 
 void units_i8_awq_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                        int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
+using I8UnitsFn = void (*)(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
+                           float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
+                           bool accumulate);
+
 // GPTQ without act-order on int8 activations (x per word row and plane of its bytes: see
 // column_packed_gemv.cpp), 8 outputs a unit (column_packed_gemv_i8_avx2.cpp; AVX2).
 void units_i8_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                    int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
+// The same with 16 outputs a unit (column_packed_gemv_i8_avx512.cpp; AVX-512 VNNI).
+void units_i8_avx512_vnni(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
+                          float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
+                          bool accumulate);
 
 }  // namespace mcw::column_detail

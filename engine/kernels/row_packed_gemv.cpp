@@ -24,14 +24,16 @@ void line_order(const float* x, int64_t in, int per, int lanes, float* out) {
       for (int l = 0; l < lanes; ++l) out[b * span + lanes * k + l] = x[b * span + per * l + k];
 }
 
-// x rounded to int8 per block in the order the int8 kernel meets the codes: per span of 8
-// words and plane p of their bytes, byte j of word l is input per·l + planes·j + p.
+// x rounded to int8 per block in the order the int8 kernels meet the codes: per span of
+// `words` words (one load: 8 on AVX2, 16 on AVX-512) and plane p of their bytes, byte j of
+// word l is input per·l + planes·j + p.
 std::vector<PackedActivations> row_activations(const float* X, int64_t ldx, int64_t m,
-                                               const RowPackedCodes& w, int64_t block) {
-  const int per = 32 / w.bits, planes = 8 / w.bits, span = 8 * per;
+                                               const RowPackedCodes& w, int64_t block,
+                                               int words) {
+  const int per = 32 / w.bits, planes = 8 / w.bits, span = words * per;
   return quantize_activations_to(X, ldx, m, w.in, block, [&](int64_t i) {
     const int64_t r = i % span, l = r / per, k = r % per;
-    return i - r + 32 * (k % planes) + 4 * l + k / planes;
+    return i - r + 4 * words * (k % planes) + 4 * l + k / planes;
   });
 }
 
@@ -58,16 +60,23 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
   const int lanes = f.level == SimdLevel::Avx512 && readable(16) ? 16 : 8;
   if (!readable(lanes)) return false;
   if (m == 0 || w.out == 0) return true;
-  if (int8_activations())
-    if (const int64_t block = activation_block_in(w.group_size, 8 * per)) {  // whole loads
-      const std::vector<PackedActivations> x = row_activations(X, ldx, m, w, block);
+  if (int8_activations()) {
+    // Loads of 16 words with AVX-512 VNNI where activation blocks hold whole ones, else 8.
+    const bool vnni = f.level == SimdLevel::Avx512 && f.avx512vnni && lanes == 16 &&
+                      activation_block_in(w.group_size, 16 * per);
+    const int words = vnni ? 16 : 8;
+    if (const int64_t block = activation_block_in(w.group_size, words * per)) {  // whole loads
+      const std::vector<PackedActivations> x = row_activations(X, ldx, m, w, block, words);
+      const row_detail::I8RowsFn rows =
+          vnni ? row_detail::rows_i8_avx512_vnni : row_detail::rows_i8_avx2;
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.out, 4),
                         [&](const tbb::blocked_range<int64_t>& r) {
-                          row_detail::rows_i8_avx2(w, params, x.data(), m, Y, ldy, r.begin(),
-                                                   r.end(), bias, accumulate);
+                          rows(w, params, x.data(), m, Y, ldy, r.begin(), r.end(), bias,
+                               accumulate);
                         });
       return true;
     }
+  }
   if (m > kRowPackedMaxM) return false;  // the f32 path's large m: tiles (stored_matmul.h)
   std::vector<float> xs(size_t(m * w.in));
   for (int64_t i = 0; i < m; ++i) line_order(X + i * ldx, w.in, per, lanes, xs.data() + i * w.in);

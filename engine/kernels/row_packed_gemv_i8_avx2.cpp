@@ -34,36 +34,38 @@ MCW_AVX2 void row_i8(const RowPackedCodes& w, const PackedActivations* x, const 
   __m256 acc[M];
   float off[M] = {};
   for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t ab = 0; ab < w.in / block; ++ab) {
-    __m256i s32[M];
-    for (int i = 0; i < M; ++i) s32[i] = _mm256_setzero_si256();
-    for (int64_t L = ab * block / kSpan; L < (ab + 1) * block / kSpan; ++L) {
-      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8 * L));
-      __m256i u[kPlanes];
-      for (int p = 0; p < kPlanes; ++p)
-        u[p] = kBits == 8 ? _mm256_xor_si256(codes, flip)
-                          : _mm256_and_si256(_mm256_srli_epi16(codes, p * kBits), mask);
-      for (int i = 0; i < M; ++i) {
-        const auto* xq = reinterpret_cast<const __m256i*>(x[i].xp.data() + L * kSpan / 4);
-        __m256i p16;
-        if constexpr (kBits == 8) {  // signed codes: |q| against x̂ carrying q's sign
-          p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(u[0], u[0]),
-                                     _mm256_sign_epi8(_mm256_loadu_si256(xq), u[0]));
-        } else {
-          p16 = _mm256_maddubs_epi16(u[0], _mm256_loadu_si256(xq));
-          for (int p = 1; p < kPlanes; ++p)
-            p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(u[p], _mm256_loadu_si256(xq + p)));
+  // Groups outermost: a group holds whole activation blocks, and no division per block.
+  const int64_t per_group = w.group_size / block, spans = block / kSpan;
+  for (int64_t g = 0, ab = 0; g < w.groups; ++g)
+    for (int64_t e = 0; e < per_group; ++e, ++ab) {
+      __m256i s32[M];
+      for (int i = 0; i < M; ++i) s32[i] = _mm256_setzero_si256();
+      for (int64_t L = ab * spans; L < (ab + 1) * spans; ++L) {
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8 * L));
+        __m256i u[kPlanes];
+        for (int p = 0; p < kPlanes; ++p)
+          u[p] = kBits == 8 ? _mm256_xor_si256(codes, flip)
+                            : _mm256_and_si256(_mm256_srli_epi16(codes, p * kBits), mask);
+        for (int i = 0; i < M; ++i) {
+          const auto* xq = reinterpret_cast<const __m256i*>(x[i].xp.data() + L * kSpan / 4);
+          __m256i p16;
+          if constexpr (kBits == 8) {  // signed codes: |q| against x̂ carrying q's sign
+            p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(u[0], u[0]),
+                                       _mm256_sign_epi8(_mm256_loadu_si256(xq), u[0]));
+          } else {
+            p16 = _mm256_maddubs_epi16(u[0], _mm256_loadu_si256(xq));
+            for (int p = 1; p < kPlanes; ++p)
+              p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(u[p], _mm256_loadu_si256(xq + p)));
+          }
+          s32[i] = _mm256_add_epi32(s32[i], _mm256_madd_epi16(p16, ones));
         }
-        s32[i] = _mm256_add_epi32(s32[i], _mm256_madd_epi16(p16, ones));
+      }
+      for (int i = 0; i < M; ++i) {
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]),
+                                 _mm256_set1_ps(scale[g] * x[i].d[size_t(ab)]), acc[i]);
+        off[i] -= scale[g] * zero[g] * x[i].sum[size_t(ab)];
       }
     }
-    const int64_t g = ab * block / w.group_size;
-    for (int i = 0; i < M; ++i) {
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]),
-                               _mm256_set1_ps(scale[g] * x[i].d[size_t(ab)]), acc[i]);
-      off[i] -= scale[g] * zero[g] * x[i].sum[size_t(ab)];
-    }
-  }
   for (int i = 0; i < M; ++i) y[i] = hsum(acc[i]) + off[i];
 }
 

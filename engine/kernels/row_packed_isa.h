@@ -35,11 +35,20 @@ void rows_avx512(const RowPackedCodes& w, const TensorDecoder& params, const flo
 void rows_avx2(const RowPackedCodes& w, const TensorDecoder& params, const float* xs, float* Y,
                int64_t ldy, int64_t m, int64_t r0, int64_t r1, const float* bias, bool accumulate);
 
+using I8RowsFn = void (*)(const RowPackedCodes& w, const TensorDecoder& params,
+                          const PackedActivations* x, int64_t m, float* Y, int64_t ldy, int64_t r0,
+                          int64_t r1, const float* bias, bool accumulate);
+
 // On int8 activations (x per span of 8 words in the order a load's planes meet the codes:
 // see row_packed_gemv.cpp), rows [r0, r1) against any m rows (row_packed_gemv_i8_avx2.cpp;
 // AVX2).
 void rows_i8_avx2(const RowPackedCodes& w, const TensorDecoder& params, const PackedActivations* x,
                   int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1, const float* bias,
                   bool accumulate);
+
+// The same with spans of 16 words (row_packed_gemv_i8_avx512.cpp; AVX-512 VNNI).
+void rows_i8_avx512_vnni(const RowPackedCodes& w, const TensorDecoder& params,
+                         const PackedActivations* x, int64_t m, float* Y, int64_t ldy, int64_t r0,
+                         int64_t r1, const float* bias, bool accumulate);
 
 }  // namespace mcw::row_detail

@@ -395,11 +395,12 @@ TEST(QuantizedCheckpoint, GptqInt8ActivationsWithinTheirBound) {
 }
 
 // compressed-tensors pack-quantized layers on int8 activations likewise (row_packed_gemv.h),
-// activation blocks the largest multiple of a load's span (8 words) up to 256 dividing the
-// group; 8-bit codes signed for vpmaddubsw.
+// activation blocks the largest multiple of a load's span (8 words, 16 with AVX-512 VNNI) up
+// to 256 dividing the group.
 TEST(CompressedTensorsCheckpoint, Int8ActivationsWithinTheirBound) {
   struct Case { int bits; int64_t gs; bool symmetric; };
-  for (const Case& c : {Case{4, 64, false}, Case{4, 0, true}, Case{8, 32, false}, Case{8, 0, true},
+  for (const Case& c : {Case{4, 64, false}, Case{4, 128, false}, Case{4, 0, true}, Case{8, 32, false},
+                        Case{8, 64, false}, Case{8, 0, true},
                         Case{2, 128, false}}) {
     SCOPED_TRACE(std::to_string(c.bits) + " bits, group " + std::to_string(c.gs));
     CtOptions o;
@@ -410,7 +411,11 @@ TEST(CompressedTensorsCheckpoint, Int8ActivationsWithinTheirBound) {
       const TensorDecoder* d = t.decoder();
       const RowPackedCodes* w = d ? d->row_packed() : nullptr;
       if (!w) continue;
-      const int64_t n = w->out, k = w->in, per = 32 / w->bits, span = 8 * per;
+      const int64_t n = w->out, k = w->in, per = 32 / w->bits;
+      // Spans of 16 words with AVX-512 VNNI where the group holds whole ones, else 8.
+      const bool vnni = cpu_features().level == SimdLevel::Avx512 && cpu_features().avx512vnni &&
+                        activation_block_in(w->group_size, 16 * per);
+      const int64_t span = (vnni ? 16 : 8) * per;
       int64_t block = 256 / span * span;
       while (block >= span && w->group_size % block) block -= span;
       if (block < span) continue;

@@ -11,6 +11,7 @@
 // of an odd number of units (groups of 32 slots, 96, ...) go to the AVX2 path.
 // Functions carry the target attribute, so the file builds with the baseline flags and only
 // runs when cpu_features() reports AVX-512 VNNI.
+#include <algorithm>
 #include <cstring>
 
 #include "engine/kernels/packed_gemv_isa.h"
@@ -78,6 +79,10 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
   const int64_t block_units = x.x[0].block / kUnit;
   const uint8_t* row[RT];
   for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t) * w.row_bytes;
+  // The rows of x as plain pointers, so that nothing in the loops reloads them.
+  const int8_t* xq[M];
+  const float* xd[M];
+  for (int i = 0; i < M; ++i) xq[i] = x.x[i0 + i].q.data(), xd[i] = x.x[i0 + i].d.data();
   __m512 acc[RT][M];
   float corr[RT][M];
   for (int t = 0; t < RT; ++t)
@@ -101,13 +106,12 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
                          _MM_HINT_T0);
           const __m512i c = pair_codes<Bits>(row[t] + u * ub);
           for (int i = 0; i < M; ++i)
-            s[t][i] = _mm512_dpbusd_epi32(s[t][i], c,
-                                          _mm512_loadu_si512(x.x[i0 + i].q.data() + u * kUnit));
+            s[t][i] = _mm512_dpbusd_epi32(s[t][i], c, _mm512_loadu_si512(xq[i] + u * kUnit));
         }
       const int64_t b = u0 / block_units;
       for (int t = 0; t < RT; ++t)
         for (int i = 0; i < M; ++i) {
-          const float f = scale[t] * x.x[i0 + i].d[size_t(b)];
+          const float f = scale[t] * xd[i][b];
           acc[t][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][i]), _mm512_set1_ps(f), acc[t][i]);
         }
     }
@@ -125,23 +129,13 @@ MCW_VNNI void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1
   for (; r < r1; ++r) tile<Bits, 1, M>(w, x, r, i0, y);
 }
 
+// Up to 8 rows of x a pass (each pair of units decoded once for all of them): 32 vector
+// registers hold the 16 accumulators.
 template <int Bits>
 void rows_bits(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y) {
-  for (int64_t i0 = 0; i0 < x.m; i0 += 4) {
-    switch (x.m - i0) {
-      case 1:
-        rows_m<Bits, 1>(w, x, r0, r1, i0, y);
-        break;
-      case 2:
-        rows_m<Bits, 2>(w, x, r0, r1, i0, y);
-        break;
-      case 3:
-        rows_m<Bits, 3>(w, x, r0, r1, i0, y);
-        break;
-      default:
-        rows_m<Bits, 4>(w, x, r0, r1, i0, y);
-        break;
-    }
+  for (int64_t i0 = 0; i0 < x.m; i0 += 8) {
+    with_m(std::min<int64_t>(8, x.m - i0),
+           [&](auto M) { rows_m<Bits, decltype(M)::value>(w, x, r0, r1, i0, y); });
   }
 }
 

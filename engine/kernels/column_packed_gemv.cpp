@@ -65,18 +65,19 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
       // ~0.5 MB at in = 14336) while they stay in cache.
       // GPTQ: 16 outputs a unit with AVX-512 VNNI, else 8.
-      const bool vnni =
-          f.level == SimdLevel::Avx512 && f.avx512vnni && !w.awq && w.out % 16 == 0;
+      const bool vnni = f.level == SimdLevel::Avx512 && f.avx512vnni;
+      const bool gptq16 = vnni && !w.awq && w.out % 16 == 0;
       const column_detail::I8UnitsFn gptq_units =
-          vnni ? column_detail::units_i8_avx512_vnni : column_detail::units_i8_avx2;
-      const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / (vnni ? 16 : 8);
+          gptq16 ? column_detail::units_i8_avx512_vnni : column_detail::units_i8_avx2;
+      const column_detail::I8UnitsFn awq_units =
+          vnni ? column_detail::units_i8_awq_avx512_vnni : column_detail::units_i8_awq_avx2;
+      const int64_t units = w.awq ? (w.out / 8 + 15) / 16 : w.out / (gptq16 ? 16 : 8);
       const int64_t grain =
           std::clamp<int64_t>(units / (2 * threads), 1, m <= kColumnPackedMaxM ? 64 : 8);
       tbb::parallel_for(
           tbb::blocked_range<int64_t>(0, units, grain), [&](const tbb::blocked_range<int64_t>& r) {
             if (w.awq)  // takes every row of x, in chunks inside its block loop
-              return column_detail::units_i8_awq_avx2(w, x.data(), m, Y, ldy, r.begin(), r.end(),
-                                                      bias, accumulate);
+              return awq_units(w, x.data(), m, Y, ldy, r.begin(), r.end(), bias, accumulate);
             for (int64_t i0 = 0; i0 < m; i0 += kColumnPackedMaxM)
               gptq_units(w, x.data() + i0, std::min(kColumnPackedMaxM, m - i0), Y + i0 * ldy, ldy,
                          r.begin(), r.end(), bias, accumulate);

@@ -4,7 +4,8 @@
 // plane adding code · x̂ straight into the 32-bit sums where AVX2 needs vpmaddubsw, a 16-bit
 // add and vpmaddwd. vpdpbusd multiplies u8 by s8 without saturating, so 8-bit codes go in
 // unsigned as stored and the zero point stays as it is (the AVX2 path shifts both by 128).
-// The result is the same exact product of the codes with x̂ (up to f32 rounding).
+// The result is the same exact product of the codes with x̂ (up to f32 rounding). AWQ's
+// body is the AVX2 path's (column_packed_awq_i8.h) with vpdpbusd for its multiply.
 #include <algorithm>
 #include <vector>
 
@@ -101,7 +102,24 @@ void units_bits(const ColumnPackedCodes& w, const PackedActivations* x, int64_t 
   });
 }
 
+// ---- AWQ (column_packed_awq_i8.h): 8 lanes as on AVX2, one vpdpbusd per code vector. ----
+
+MCW_VNNI inline __m256i awq_dot(__m256i acc, __m256i codes, __m256i x) {
+  return _mm256_dpbusd_epi32(acc, codes, x);
+}
+
+#define MCW_AWQ_TARGET MCW_VNNI
+#include "engine/kernels/column_packed_awq_i8.h"
+#undef MCW_AWQ_TARGET
+
 }  // namespace
+
+void units_i8_awq_avx512_vnni(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
+                              float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
+                              bool accumulate) {
+  (w.scale_dtype == DType::F16 ? awq_units<true> : awq_units<false>)(w, x, m, Y, ldy, u0, u1, bias,
+                                                                     accumulate);
+}
 
 void units_i8_avx512_vnni(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
                           float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
@@ -121,6 +139,8 @@ void units_i8_avx512_vnni(const ColumnPackedCodes& w, const PackedActivations* x
 #else
 
 namespace mcw::column_detail {
+void units_i8_awq_avx512_vnni(const ColumnPackedCodes&, const PackedActivations*, int64_t, float*,
+                              int64_t, int64_t, int64_t, const float*, bool) {}
 void units_i8_avx512_vnni(const ColumnPackedCodes&, const PackedActivations*, int64_t, float*,
                           int64_t, int64_t, int64_t, const float*, bool) {}
 }  // namespace mcw::column_detail

@@ -27,6 +27,11 @@ void units_avx2(const ColumnPackedCodes& w, const float* X, int64_t ldx, float* 
 void units_i8_awq_avx2(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                        int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate);
 
+// The same with one vpdpbusd per multiply (column_packed_gemv_i8_avx512.cpp; AVX-512 VNNI).
+void units_i8_awq_avx512_vnni(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
+                              float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
+                              bool accumulate);
+
 using I8UnitsFn = void (*)(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m,
                            float* Y, int64_t ldy, int64_t u0, int64_t u1, const float* bias,
                            bool accumulate);

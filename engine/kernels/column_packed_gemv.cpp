@@ -52,8 +52,8 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
                   : (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.out % lanes == 0 &&
                         w.in % (32 / w.bits) == 0);
   };
-  // 16 lanes where AVX-512 runs and the outputs fill them, else 8 (AVX2 runs on every
-  // AVX-512 CPU); the int8 kernels are 8-lane on either level.
+  // The f32 paths: 16 lanes where AVX-512 runs and the outputs fill them, else 8 (AVX2 runs
+  // on every AVX-512 CPU). The int8 kernels choose their own width below.
   const int64_t lanes = f.level == SimdLevel::Avx512 && readable(16) ? 16 : 8;
   if (!readable(lanes)) return false;
   if (m == 0 || w.out == 0) return true;
@@ -61,7 +61,7 @@ bool gemv_column_packed(const ColumnPackedCodes& w, const float* X, int64_t ldx,
   if (int8_activations())
     if (const int64_t block = column_activation_block(w)) {
       const std::vector<PackedActivations> x = column_activations(X, ldx, m, w, block);
-      // Tasks of up to 64 units (GPTQ: 8 outputs, AWQ: 128) at small m, long runs of each
+      // Tasks of up to 64 units (GPTQ: 8 or 16 outputs, AWQ: 128) at small m, long runs of each
       // qweight row; with more rows of x, chunks of 8 pass over a task's 8 units (GPTQ:
       // ~0.5 MB at in = 14336) while they stay in cache.
       // GPTQ: 16 outputs a unit with AVX-512 VNNI, else 8.

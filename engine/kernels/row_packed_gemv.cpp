@@ -55,8 +55,8 @@ bool gemv_row_packed(const RowPackedCodes& w, const TensorDecoder& params, const
            w.in % w.group_size == 0 && w.words == w.in / per &&
            (w.scale_dtype == DType::F16 || w.scale_dtype == DType::F32);
   };
-  // Lines of 16 words where AVX-512 runs and the rows fill them, else 8 (AVX2 runs on every
-  // AVX-512 CPU); the int8 kernel reads spans of 8 words on either level.
+  // The f32 paths: lines of 16 words where AVX-512 runs and the rows fill them, else 8 (AVX2
+  // runs on every AVX-512 CPU). The int8 kernels choose their own width below.
   const int lanes = f.level == SimdLevel::Avx512 && readable(16) ? 16 : 8;
   if (!readable(lanes)) return false;
   if (m == 0 || w.out == 0) return true;

@@ -23,31 +23,20 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // outputs per vector
 
-template <int kBits, int M, bool kF16>
+template <int kBits, int M>
 MCW_VNNI void sweep_vnni(const ColumnPackedCodes& w, const PackedActivations* x, int64_t c0,
                          int64_t c1, float* sums) {
   constexpr int kPer = 32 / kBits, kPlanes = 8 / kBits;
   const int64_t chunks = c1 - c0, o_begin = c0 * kLanes, block = x[0].block;
   const int64_t block_words = block / kPer;
   const __m512i mask = _mm512_set1_epi8(char((1 << kBits) - 1));
-  thread_local std::vector<float> sz;  // per chunk: 16 scales, then 16 scale · zero point
+  thread_local std::vector<float> sz;  // the task's scales, then their scale · zero point
   sz.resize(size_t(2 * kLanes * chunks));
   std::fill_n(sums, M * chunks * kLanes, 0.0f);
   for (int64_t ab = 0; ab < w.in / block; ++ab) {
     if (ab * block % w.group_size == 0) {  // entering group g: its parameters, widened
       const int64_t g = ab * block / w.group_size;
-      const uint32_t* qz = w.qzeros + g * w.zero_words;
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t o0 = o_begin + c * kLanes;
-        float* s = sz.data() + 2 * kLanes * c;
-        for (int t = 0; t < kLanes; ++t) {
-          const int64_t bit = (o0 + t) * kBits;
-          const float z = float((qz[bit >> 5] >> (bit & 31)) & ((1u << kBits) - 1)) + w.zero_offset;
-          s[t] = kF16 ? _cvtsh_ss(static_cast<const uint16_t*>(w.scales)[g * w.out + o0 + t])
-                      : static_cast<const float*>(w.scales)[g * w.out + o0 + t];
-          s[kLanes + t] = s[t] * z;
-        }
-      }
+      gptq_group_parameters<kBits>(w, g, o_begin, chunks * kLanes, 0.0f, sz.data());
     }
     const int64_t wr0 = ab * block_words;
     for (int64_t c = 0; c < chunks; ++c) {
@@ -65,8 +54,8 @@ MCW_VNNI void sweep_vnni(const ColumnPackedCodes& w, const PackedActivations* x,
             acc[i] = _mm512_dpbusd_epi32(acc[i], u[p], _mm512_set1_epi32(xp[p]));
         }
       }
-      const __m512 s = _mm512_loadu_ps(sz.data() + 2 * kLanes * c);
-      const __m512 s_z = _mm512_loadu_ps(sz.data() + 2 * kLanes * c + kLanes);
+      const __m512 s = _mm512_loadu_ps(sz.data() + c * kLanes);
+      const __m512 s_z = _mm512_loadu_ps(sz.data() + (chunks + c) * kLanes);
       for (int i = 0; i < M; ++i) {
         float* out = sums + (i * chunks + c) * kLanes;
         __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]),
@@ -79,13 +68,13 @@ MCW_VNNI void sweep_vnni(const ColumnPackedCodes& w, const PackedActivations* x,
   }
 }
 
-template <int kBits, int M, bool kF16>
+template <int kBits, int M>
 void outputs_vnni(const ColumnPackedCodes& w, const PackedActivations* x, float* Y, int64_t ldy,
                   int64_t c0, int64_t c1, const float* bias, bool accumulate) {
   const int64_t width = (c1 - c0) * kLanes;
   thread_local std::vector<float> sums;
   sums.resize(size_t(M * width));
-  sweep_vnni<kBits, M, kF16>(w, x, c0, c1, sums.data());
+  sweep_vnni<kBits, M>(w, x, c0, c1, sums.data());
   const GemvOutput out{Y, ldy, bias, accumulate};
   for (int i = 0; i < M; ++i)
     for (int64_t o = 0; o < width; ++o) out.store(i, c0 * kLanes + o, sums[size_t(i * width + o)]);
@@ -94,11 +83,8 @@ void outputs_vnni(const ColumnPackedCodes& w, const PackedActivations* x, float*
 template <int kBits>
 void units_bits(const ColumnPackedCodes& w, const PackedActivations* x, int64_t m, float* Y,
                 int64_t ldy, int64_t u0, int64_t u1, const float* bias, bool accumulate) {
-  const bool f16 = w.scale_dtype == DType::F16;
   with_m(m, [&](auto M) {
-    constexpr int kM = decltype(M)::value;
-    (f16 ? outputs_vnni<kBits, kM, true> : outputs_vnni<kBits, kM, false>)(w, x, Y, ldy, u0, u1,
-                                                                           bias, accumulate);
+    outputs_vnni<kBits, decltype(M)::value>(w, x, Y, ldy, u0, u1, bias, accumulate);
   });
 }
 

@@ -58,8 +58,6 @@ MCW_VNNI_INLINE __m512i pair_codes(const uint8_t* p) {
   }
 }
 
-MCW_VNNI_INLINE float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
-
 // A software prefetch 512 bytes ahead, once per cache line of a row, helped 8- and 3-bit
 // rows and slowed 4- and 2-bit ones (AMD Zen 5, docs/PERFORMANCE.md), whose loads the
 // hardware prefetchers follow alone.
@@ -117,7 +115,8 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
     }
   }
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, hsum512(acc[t][i]) + corr[t][i]);
+    for (int i = 0; i < M; ++i)
+      y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
 }
 
 template <int Bits, int M>

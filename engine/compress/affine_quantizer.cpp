@@ -45,14 +45,6 @@ AffineParams affine_params(const float* w, int64_t n, int64_t stride, int bits, 
   return affine_params_range(lo, hi, bits, symmetric, shrink);
 }
 
-uint8_t affine_code(float w, const AffineParams& p, int bits) {
-  const float maxq = float(affine_levels(bits) - 1);
-  const float q = std::nearbyint(w / p.scale) + p.zero;
-  // NaN weights map to the zero code rather than to an undefined conversion.
-  if (!(q == q)) return uint8_t(std::clamp(p.zero, 0.0f, maxq));
-  return uint8_t(std::clamp(q, 0.0f, maxq));
-}
-
 double affine_error(const float* w, int64_t n, int64_t stride, const double* weight,
                     const AffineParams& p, int bits) {
   double e = 0;

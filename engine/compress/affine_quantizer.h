@@ -13,6 +13,8 @@
 // - q = clamp(round_half_even(w/scale) + zero, 0, 2^b − 1).
 // `shrink` in (0, 1] scales the range before the grid is made (clipping search).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -30,7 +32,14 @@ AffineParams affine_params(const float* w, int64_t n, int64_t stride, int bits, 
                            float shrink = 1);
 
 inline int affine_levels(int bits) { return 1 << bits; }
-uint8_t affine_code(float w, const AffineParams& p, int bits);
+// Inline: GPTQ's column loop calls it once per weight.
+inline uint8_t affine_code(float w, const AffineParams& p, int bits) {
+  const float maxq = float(affine_levels(bits) - 1);
+  const float q = std::nearbyint(w / p.scale) + p.zero;
+  // NaN weights map to the zero code rather than to an undefined conversion.
+  if (!(q == q)) return uint8_t(std::clamp(p.zero, 0.0f, maxq));
+  return uint8_t(std::clamp(q, 0.0f, maxq));
+}
 inline float affine_value(uint8_t q, const AffineParams& p) {
   return p.scale * (float(q) - p.zero);
 }

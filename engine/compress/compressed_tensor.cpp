@@ -1,5 +1,8 @@
 #include "engine/compress/compressed_tensor.h"
 
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <stdexcept>
@@ -11,11 +14,22 @@
 namespace mcw {
 
 std::vector<uint8_t> pack_codes(const uint8_t* q, size_t n, int bits) {
-  std::vector<uint8_t> out((n * size_t(bits) + 7) / 8, 0);
-  size_t bit = 0;
-  for (size_t i = 0; i < n; ++i, bit += size_t(bits))
-    for (int b = 0; b < bits; ++b)
-      if ((q[i] >> b) & 1) out[(bit + size_t(b)) >> 3] |= uint8_t(1u << ((bit + size_t(b)) & 7));
+  std::vector<uint8_t> out((n * size_t(bits) + 7) / 8);
+  // Chunks of a multiple of 8 codes start on a byte, so they pack independently; within
+  // one, codes gather in a 64-bit accumulator that spills whole bytes.
+  constexpr size_t kChunk = size_t(1) << 16;
+  const uint64_t mask = (uint64_t(1) << bits) - 1;
+  tbb::parallel_for(size_t(0), (n + kChunk - 1) / kChunk, [&](size_t c) {
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    uint8_t* o = out.data() + c * kChunk * size_t(bits) / 8;
+    uint64_t acc = 0;
+    int have = 0;
+    for (size_t i = c * kChunk; i < end; ++i) {
+      acc |= (q[i] & mask) << have;
+      for (have += bits; have >= 8; have -= 8, acc >>= 8) *o++ = uint8_t(acc);
+    }
+    if (have > 0) *o = uint8_t(acc);
+  });
   return out;
 }
 

@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "engine/compress/algorithm_params.h"
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/hessian_factor.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
+#include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
 
 namespace mcw {
@@ -86,25 +87,26 @@ struct GptqSetup {
   std::vector<uint8_t> dead;  // per original column
   std::vector<float> u;       // rows of U, in the permuted order
   double percdamp = 0;
+  HessianFactorReport factor;
 };
 
-// H permuted, dead columns set to 1 and dampened, into s.u as U; false when that H is not
-// positive definite.
-bool factor_hessian(const LayerStats& stats, GptqSetup& s, double percdamp, const CancelToken* cancel) {
+// H permuted, dead columns set to 1 and dampened, factored into s.u as U; false when that
+// H is not positive definite.
+bool factor_hessian(const LayerStats& stats, GptqSetup& s, double percdamp, double tolerance,
+                    const CancelToken* cancel) {
   const int64_t cols = s.cols;
-  std::vector<double> h(stats.xtx);
-  for (int64_t j = 0; j < cols; ++j)
-    if (s.dead[size_t(j)]) h[size_t(j * cols + j)] = 1.0;
-  if (!std::is_sorted(s.perm.begin(), s.perm.end())) permute_symmetric(h.data(), cols, s.perm);
-  double mean_diag = 0;
-  for (int64_t j = 0; j < cols; ++j) mean_diag += h[size_t(j * cols + j)];
-  const double damp = percdamp * mean_diag / double(cols);
-  for (int64_t j = 0; j < cols; ++j) h[size_t(j * cols + j)] += damp;
-  // In place, so that the largest moment holds the caller's XᵀX, this f64 copy and the
-  // f32 factor (20 bytes per Hessian entry, not 36).
-  if (!inverse_cholesky_upper_in_place(h.data(), cols, cancel)) return false;
-  s.u.assign(h.begin(), h.end());
-  return true;
+  double mean_diag = 0;  // summed in the sweep's order
+  for (int64_t k = 0; k < cols; ++k) {
+    const int64_t c = s.perm[size_t(k)];
+    mean_diag += s.dead[size_t(c)] ? 1.0 : stats.xtx[size_t(c * cols + c)];
+  }
+  HessianFactorOptions fo;
+  fo.damp = percdamp * mean_diag / double(cols);
+  fo.tolerance = tolerance;
+  const std::vector<int64_t> identity;
+  const bool sorted = std::is_sorted(s.perm.begin(), s.perm.end());
+  return factor_inverse_hessian(stats.xtx, cols, sorted ? identity : s.perm, s.dead, fo, s.u,
+                                &s.factor, cancel);
 }
 
 GptqSetup prepare(int64_t rows, int64_t cols, const LayerStats& stats, const GptqOptions& opt,
@@ -126,24 +128,27 @@ GptqSetup prepare(int64_t rows, int64_t cols, const LayerStats& stats, const Gpt
       return ha > hb;
     });
   for (double p = opt.percdamp, step = 0.01;; p = opt.percdamp + step, step *= 2) {
-    if (factor_hessian(stats, s, p, cancel)) {
+    if (factor_hessian(stats, s, p, opt.factor_tolerance, cancel)) {
       s.percdamp = p;
       return s;
     }
     if (opt.percdamp + step > 1.0)
-      throw Error(name, "gptq: the Hessian is not positive definite even with dampening raised to " +
-                            std::to_string(p) + " (from " + std::to_string(opt.percdamp) + ")");
+      throw Error(name,
+                  "gptq: the Hessian is not positive definite even with dampening raised to " +
+                      std::to_string(p) + " (from " + std::to_string(opt.percdamp) + ")");
   }
 }
 
 // The working weights: dead columns zeroed, columns in the permuted order.
 std::vector<float> working_weights(const float* w, const GptqSetup& s) {
   std::vector<float> wk(size_t(s.rows * s.cols));
-  for (int64_t r = 0; r < s.rows; ++r)
-    for (int64_t k = 0; k < s.cols; ++k) {
-      const int64_t c = s.perm[size_t(k)];
-      wk[size_t(r * s.cols + k)] = s.dead[size_t(c)] ? 0.0f : w[r * s.cols + c];
-    }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, s.rows, 16), [&](const auto& rr) {
+    for (int64_t r = rr.begin(); r < rr.end(); ++r)
+      for (int64_t k = 0; k < s.cols; ++k) {
+        const int64_t c = s.perm[size_t(k)];
+        wk[size_t(r * s.cols + k)] = s.dead[size_t(c)] ? 0.0f : w[r * s.cols + c];
+      }
+  });
   return wk;
 }
 
@@ -170,9 +175,9 @@ double outlier_scale(const std::vector<float>& wk, const GptqSetup& s) {
 }
 
 struct Sweep {
-  std::vector<uint8_t> codes;          // permuted column order
-  std::vector<AffineParams> params;    // [rows, groups]
-  std::vector<uint8_t> kept;           // outlier flags, permuted order (empty: none)
+  std::vector<uint8_t> codes;           // permuted column order
+  std::vector<AffineParams> params;     // [rows, groups]
+  std::vector<uint8_t> kept;            // outlier flags, permuted order (empty: none)
   std::vector<uint32_t> outlier_index;  // original order, ascending (take_outliers)
   std::vector<uint16_t> outlier_value;
 };
@@ -195,8 +200,8 @@ void take_outliers(Sweep& sw, const std::vector<float>& wk, const GptqSetup& s) 
 
 // One row's grid for a group of values x (scaled by d for the outlier test): SpQR's
 // likely outliers are replaced by the mean of the others before the grid is fitted.
-AffineParams fit_group(float* x, const float* d, int64_t n, double threshold, const GptqOptions& opt,
-                       std::vector<double>& gain) {
+AffineParams fit_group(float* x, const float* d, int64_t n, double threshold,
+                       const GptqOptions& opt, std::vector<double>& gain) {
   if (std::isfinite(threshold)) {
     spqr_leave_one_out_gain(x, d, n, opt.bits, opt.symmetric, gain.data());
     double sum = 0;
@@ -208,6 +213,35 @@ AffineParams fit_group(float* x, const float* d, int64_t n, double threshold, co
       if (gain[size_t(i)] > threshold) x[i] = mean;
   }
   return affine_params_search(x, n, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
+}
+
+// body(r0, r1) over ranges of [0, rows) in parallel, the body inlined into a build for the
+// widest vectors the CPU has: the sweep's in-block update row[j] -= e·U[k][j] is a third of
+// GPTQ's multiply-adds, and the engine's baseline build would run it in SSE.
+#if defined(__x86_64__)
+template <typename Body>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void rows_avx512(const Body& body,
+                                                                                   int64_t r0,
+                                                                                   int64_t r1) {
+  body(r0, r1);
+}
+template <typename Body>
+__attribute__((target("avx2,fma"))) void rows_avx2(const Body& body, int64_t r0, int64_t r1) {
+  body(r0, r1);
+}
+#endif
+template <typename Body>
+void parallel_rows(int64_t rows, const Body& body) {
+  const SimdLevel level = cpu_features().level;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                    [&](const tbb::blocked_range<int64_t>& rr) {
+#if defined(__x86_64__)
+                      if (level >= SimdLevel::Avx512)
+                        return rows_avx512(body, rr.begin(), rr.end());
+                      if (level >= SimdLevel::Avx2) return rows_avx2(body, rr.begin(), rr.end());
+#endif
+                      body(rr.begin(), rr.end());
+                    });
 }
 
 // The column loop over the working weights wk (consumed). `threshold` is absolute (inf:
@@ -226,61 +260,77 @@ Sweep sweep(std::vector<float>& wk, const GptqSetup& s, const GptqOptions& opt, 
   std::vector<int64_t> pos(static_cast<size_t>(cols));  // permuted position of column c
   for (int64_t k = 0; k < cols; ++k) pos[size_t(s.perm[size_t(k)])] = k;
   if (s.static_groups)
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-      std::vector<float> x(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
-      std::vector<double> gain(static_cast<size_t>(gs));
-      for (int64_t r = rr.begin(); r < rr.end(); ++r)
-        for (int64_t g = 0; g < G; ++g) {
-          for (int64_t i = 0; i < gs; ++i) {
-            const int64_t k = pos[size_t(g * gs + i)];
-            x[size_t(i)] = wk[size_t(r * cols + k)], d[size_t(i)] = u[k * cols + k];
-          }
-          out.params[size_t(r * G + g)] = fit_group(x.data(), d.data(), gs, threshold, opt, gain);
-        }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
+          std::vector<float> x(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
+          std::vector<double> gain(static_cast<size_t>(gs));
+          for (int64_t r = rr.begin(); r < rr.end(); ++r)
+            for (int64_t g = 0; g < G; ++g) {
+              for (int64_t i = 0; i < gs; ++i) {
+                const int64_t k = pos[size_t(g * gs + i)];
+                x[size_t(i)] = wk[size_t(r * cols + k)], d[size_t(i)] = u[k * cols + k];
+              }
+              out.params[size_t(r * G + g)] =
+                  fit_group(x.data(), d.data(), gs, threshold, opt, gain);
+            }
+        });
 
   std::vector<float> negerr(size_t(rows * B));
   for (int64_t i1 = 0; i1 < cols; i1 += B) {
     if (cancel) cancel->throw_if_cancelled();
     const int64_t i2 = std::min(i1 + B, cols), count = i2 - i1;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows), [&](const tbb::blocked_range<int64_t>& rr) {
-      std::vector<float> group(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
-      std::vector<double> gain(static_cast<size_t>(gs));
-      for (int64_t r = rr.begin(); r < rr.end(); ++r) {
-        float* row = wk.data() + r * cols;
-        float* ne = negerr.data() + r * B;
-        for (int64_t i = 0; i < count; ++i) {
-          const int64_t k = i1 + i;
-          if (!s.static_groups && k % gs == 0) {
-            // The group's current weights: columns past this block still lack this
-            // block's updates so far, which are added here.
-            for (int64_t c = k; c < k + gs; ++c) {
-              float v = row[c];
-              if (c >= i2)
-                for (int64_t p = i1; p < k; ++p) v += ne[p - i1] * u[size_t(p * cols + c)];
-              group[size_t(c - k)] = v, d[size_t(c - k)] = u[c * cols + c];
-            }
-            out.params[size_t(r * G + k / gs)] = fit_group(group.data(), d.data(), gs, threshold, opt, gain);
-          }
-          const int64_t g = s.static_groups ? s.perm[size_t(k)] / gs : k / gs;
-          const AffineParams& p = out.params[size_t(r * G + g)];
-          const float v = row[k], ukk = u[size_t(k * cols + k)];
-          const uint8_t q = affine_code(v, p, opt.bits);
-          out.codes[size_t(r * cols + k)] = q;
-          float e = (v - affine_value(q, p)) / ukk;
-          if (scores) scores[r * cols + k] = e * e;
-          if (outliers && double(e) * e > threshold) {
-            // Kept as it stands now; only its f16 rounding is left to spread. row[k] is
-            // not touched again, and is read back as the outlier's value.
-            out.kept[size_t(r * cols + k)] = 1;
-            e = (v - f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)))) / ukk;
-          }
-          ne[i] = -e;
-          const float* uk = u + k * cols;
-          for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
-        }
-      }
-    });
+    // The hot loop reads plain locals: through the closure's references every opaque call
+    // (fit_group, the f16 rounding) would make the compiler reload them all.
+    uint8_t* const codes = out.codes.data();
+    uint8_t* const kept = outliers ? out.kept.data() : nullptr;
+    AffineParams* const params = out.params.data();
+    float* const w_all = wk.data();
+    float* const ne_all = negerr.data();
+    const int64_t* const perm = s.perm.data();
+    const bool static_groups = s.static_groups;
+    const int bits = opt.bits;
+    parallel_rows(
+        rows, [ =, &opt ](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+          std::vector<float> group(static_cast<size_t>(gs)), d(static_cast<size_t>(gs));
+          std::vector<double> gain(static_cast<size_t>(gs));
+          // Each row's columns form one long dependency chain (two divisions, a rounding, and
+          // the update of the next column), so rows are taken a few at once, column by column:
+          // their chains overlap in the core. Every row's arithmetic is unchanged.
+          constexpr int64_t kRowsAtOnce = 16;
+          for (int64_t ra = r0; ra < r1; ra += kRowsAtOnce)
+            for (int64_t i = 0; i < count; ++i)
+              for (int64_t r = ra, k = i1 + i; r < std::min(r1, ra + kRowsAtOnce); ++r) {
+                float* const row = w_all + r * cols;
+                float* const ne = ne_all + r * B;
+                if (!static_groups && k % gs == 0) {
+                  // The group's current weights: columns past this block still lack this
+                  // block's updates so far, which are added here.
+                  for (int64_t c = k; c < k + gs; ++c) {
+                    float v = row[c];
+                    if (c >= i2)
+                      for (int64_t p = i1; p < k; ++p) v += ne[p - i1] * u[size_t(p * cols + c)];
+                    group[size_t(c - k)] = v, d[size_t(c - k)] = u[c * cols + c];
+                  }
+                  params[r * G + k / gs] =
+                      fit_group(group.data(), d.data(), gs, threshold, opt, gain);
+                }
+                const AffineParams p = params[r * G + (static_groups ? perm[k] / gs : k / gs)];
+                const float v = row[k], ukk = u[size_t(k * cols + k)];
+                const uint8_t q = affine_code(v, p, bits);
+                codes[r * cols + k] = q;
+                float e = (v - affine_value(q, p)) / ukk;
+                if (scores) scores[r * cols + k] = e * e;
+                if (outliers && double(e) * e > threshold) {
+                  // Kept as it stands now; only its f16 rounding is left to spread. row[k] is
+                  // not touched again, and is read back as the outlier's value.
+                  kept[r * cols + k] = 1;
+                  e = (v - f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)))) / ukk;
+                }
+                ne[i] = -e;
+                const float* uk = u + k * cols;
+                for (int64_t j = k + 1; j < i2; ++j) row[j] -= e * uk[j];
+              }
+        });
     if (i2 < cols)
       matmul_strided(negerr.data(), B, u + i1 * cols + i2, cols, wk.data() + i2, cols, rows,
                      cols - i2, count, /*accumulate=*/true);
@@ -353,11 +403,16 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
   out.rows = rows, out.cols = cols;
   out.coding = WeightCoding::Affine;
   out.bits = opt.bits, out.group_size = gs, out.symmetric = opt.symmetric;
-  std::vector<uint8_t> q(static_cast<size_t>(n));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < cols; ++k)
-      q[size_t(r * cols + s.perm[size_t(k)])] = sw.codes[size_t(r * cols + k)];
-  out.codes = pack_codes(q.data(), q.size(), opt.bits);
+  if (!std::is_sorted(s.perm.begin(), s.perm.end())) {  // codes back in the original order
+    std::vector<uint8_t> q(static_cast<size_t>(n));
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 16), [&](const auto& rr) {
+      for (int64_t r = rr.begin(); r < rr.end(); ++r)
+        for (int64_t k = 0; k < cols; ++k)
+          q[size_t(r * cols + s.perm[size_t(k)])] = sw.codes[size_t(r * cols + k)];
+    });
+    sw.codes = std::move(q);
+  }
+  out.codes = pack_codes(sw.codes.data(), sw.codes.size(), opt.bits);
   out.outlier_index = std::move(sw.outlier_index);
   out.outlier_value = std::move(sw.outlier_value);
   out.scales.resize(sw.params.size());
@@ -370,7 +425,7 @@ CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const
     out.g_idx.resize(size_t(cols));
     for (int64_t k = 0; k < cols; ++k) out.g_idx[size_t(s.perm[size_t(k)])] = int32_t(k / gs);
   }
-  if (report) *report = {s.percdamp, relative, uint64_t(out.outlier_index.size())};
+  if (report) *report = {s.percdamp, relative, uint64_t(out.outlier_index.size()), s.factor};
   return out;
 }
 
@@ -393,7 +448,11 @@ CompressedTensor gptq_stage_layer(LayerJob& job) {
   CompressedTensor q = quantize_gptq(job.w.as<float>(), job.w.dim(0), job.w.dim(1), *job.stats, o,
                                      job.cancel, job.name, &report);
   if (report.percdamp != o.percdamp)
-    job.note = "damp raised to " + std::to_string(report.percdamp) + " (Hessian not positive definite)";
+    job.note =
+        "damp raised to " + std::to_string(report.percdamp) + " (Hessian not positive definite)";
+  if (report.factor.f64)
+    job.note += std::string(job.note.empty() ? "" : "; ") + "H factored in f64 (f32 residual " +
+                std::to_string(report.factor.f32_residual) + ")";
   return q;
 }
 
@@ -421,17 +480,18 @@ CompressAlgorithm gptq_algorithm() {
   return {.name = "gptq",
           .kind = "quantize",
           .help = "GPTQ: quantise column by column, correcting with the Hessian",
-          .params = {bits({2, 3, 4, 8}, 4), group(128, /*per_tensor=*/false),
-                     flag("symmetric", false, "symmetric (no zero point)"),
-                     flag("act_order", false, "quantise columns in order of decreasing Hessian diagonal"),
-                     flag("static_groups", false, "fit every group's grid on the original weights first"),
-                     number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
-                     integer("block_size", 128, 1, 4096, "columns per lazy block update"),
-                     number("outlier_threshold", 0.0, 0.0, 1e6,
-                            "SpQR outliers: keep in f16 the weights whose scaled error exceeds this "
-                            "times the layer's mean (0.2 in SpQR's runs; 0: off)"),
-                     number("outlier_fraction", 0.0, 0.0, 0.1,
-                            "SpQR outliers with the threshold set for about this share of weights")},
+          .params =
+              {bits({2, 3, 4, 8}, 4), group(128, /*per_tensor=*/false),
+               flag("symmetric", false, "symmetric (no zero point)"),
+               flag("act_order", false, "quantise columns in order of decreasing Hessian diagonal"),
+               flag("static_groups", false, "fit every group's grid on the original weights first"),
+               number("damp", 0.01, 0.0, 1.0, "dampening, fraction of the mean Hessian diagonal"),
+               integer("block_size", 128, 1, 4096, "columns per lazy block update"),
+               number("outlier_threshold", 0.0, 0.0, 1e6,
+                      "SpQR outliers: keep in f16 the weights whose scaled error exceeds this "
+                      "times the layer's mean (0.2 in SpQR's runs; 0: off)"),
+               number("outlier_fraction", 0.0, 0.0, 0.1,
+                      "SpQR outliers with the threshold set for about this share of weights")},
           .needs = needs_gram,
           .compress_layer = gptq_stage_layer,
           .cost = gptq_cost};

@@ -9,7 +9,8 @@
 //   definite, percdamp is raised (+0.01, +0.02, +0.04, … up to 1, as GPTQModel's
 //   damp_auto_increment does) and the value that worked is reported; only when that too
 //   fails is the layer refused.
-// - U = upper Cholesky factor of H⁻¹ (linalg_f64.h); columns are processed in lazy blocks
+// - U = upper Cholesky factor of H⁻¹, in f32 as the reference, checked, f64 when the f32
+//   factor is not accurate (hessian_factor.h); columns are processed in lazy blocks
 //   of block_size: errors update the rest of the block at once, the columns after the
 //   block with one GEMM per block.
 // - Groups: the grid of a group is computed from the current (error-updated) weights when
@@ -34,6 +35,7 @@
 
 #include "engine/compress/affine_quantizer.h"
 #include "engine/compress/compressed_tensor.h"
+#include "engine/compress/hessian_factor.h"
 #include "engine/compress/layer_stats.h"
 #include "engine/core/progress.h"
 
@@ -56,6 +58,9 @@ struct GptqOptions {
   // fewer than the plain scores say: every kept weight stops its error from spreading).
   // Costs two to five sweeps instead of one.
   double outlier_fraction = 0;
+  // The f32 factor of H⁻¹ is used when its residual is at most this (hessian_factor.h),
+  // else the factor is made in f64; 0: always f64.
+  double factor_tolerance = 1e-3;
 };
 
 // What a run chose, for the run log.
@@ -63,6 +68,7 @@ struct GptqReport {
   double percdamp = 0;           // the dampening that made H positive definite
   double outlier_threshold = 0;  // relative, as in GptqOptions (inf: none)
   uint64_t outliers = 0;
+  HessianFactorReport factor;
 };
 
 CompressedTensor quantize_gptq(const float* w, int64_t rows, int64_t cols, const LayerStats& stats,

@@ -8,7 +8,7 @@
 
 #include "engine/compress/algorithm_params.h"
 #include "engine/compress/layer_stats_accumulate.h"
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/linalg.h"
 #include "engine/compress/sparsity.h"
 #include "engine/compress/svd.h"
 #include "engine/core/error.h"

@@ -9,7 +9,7 @@
 
 #include "engine/compress/algorithm_params.h"
 #include "engine/compress/layer_stats_accumulate.h"
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/hessian_factor.h"
 #include "engine/compress/nm_pattern.h"
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
@@ -33,22 +33,21 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
   // Blocks must not split an N:M group.
   const int64_t B = nm ? std::max<int64_t>(m, opt.block_size - opt.block_size % m) : opt.block_size;
 
-  std::vector<double> H = stats.xtx;
+  std::vector<uint8_t> dead(static_cast<size_t>(cols));
   double mean_diag = 0;
   for (int64_t j = 0; j < cols; ++j) {
-    double& d = H[size_t(j * cols + j)];
-    if (d == 0.0) {
-      d = 1.0;
+    const double d = stats.xtx[size_t(j * cols + j)];
+    dead[size_t(j)] = d == 0.0;
+    if (dead[size_t(j)])
       for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + j)] = 0.0f;
-    }
-    mean_diag += d;
+    mean_diag += dead[size_t(j)] ? 1.0 : d;
   }
-  const double lambda = opt.damp * mean_diag / double(cols);
-  for (int64_t j = 0; j < cols; ++j) H[size_t(j * cols + j)] += lambda;
-  if (!inverse_cholesky_upper_in_place(H.data(), cols, cancel))
+  HessianFactorOptions fo;
+  fo.damp = opt.damp * mean_diag / double(cols);
+  fo.tolerance = opt.factor_tolerance;
+  std::vector<float> U;  // f32 as the reference, checked (hessian_factor.h)
+  if (!factor_inverse_hessian(stats.xtx, cols, {}, dead, fo, U, nullptr, cancel))
     throw Error(name, "calibration Hessian is not positive definite even after dampening");
-  const std::vector<double>& U = H;  // now the factor (f64 for the scores' diagonal)
-  std::vector<float> U32(U.begin(), U.end());
 
   std::vector<uint8_t> keep(W.size(), 1);
   std::vector<float> neg_err(static_cast<size_t>(rows * B));
@@ -80,7 +79,7 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
         for (int64_t j = 0; j < bc; ++j) wr[size_t(j)] = row[i1 + j];
         for (int64_t j = 0; j < bc; ++j) {
           const int64_t col = i1 + j;
-          const double* u = U.data() + col * cols;
+          const float* u = U.data() + col * cols;
           if (nm && col % m == 0) {
             for (int t = 0; t < m; ++t) {
               const double d = U[size_t((col + t) * cols + col + t)];
@@ -99,7 +98,7 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
       }
     });
     if (i2 < cols)
-      matmul_strided(neg_err.data(), bc, U32.data() + i1 * cols + i2, cols, W.data() + i2, cols,
+      matmul_strided(neg_err.data(), bc, U.data() + i1 * cols + i2, cols, W.data() + i2, cols,
                      rows, cols - i2, bc, /*accumulate=*/true);
   }
   if (cancel) cancel->throw_if_cancelled();

@@ -30,6 +30,9 @@ struct SparseGptOptions {
   double damp = 0.01;        // λ = damp · mean(diag H) added to H's diagonal
   int64_t block_size = 128;  // columns per lazy-update and mask-selection block
   WeightQuantizer quantize;  // optional: prune and quantise in one pass
+  // The f32 factor of H⁻¹ is used when its residual is at most this, else it is made in
+  // f64 (hessian_factor.h); 0: always f64.
+  double factor_tolerance = 1e-3;
 };
 
 // w: 2-D [rows = out, cols = in]; stats.xtx is the Hessian. Inputs that never fire

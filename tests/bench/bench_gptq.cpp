@@ -1,7 +1,9 @@
 // GPTQ of one 4096×4096 linear layer (4-bit, group 128), next to one f32 GEMM of the same
 // shape (4096×4096×4096) measured in the same run: "ratio" = GPTQ seconds / GEMM seconds.
-// The f64 inverse-Hessian factorisation (the part GPTQ adds to a GEMM's worth of updates)
-// is also timed alone.
+// The inverse-Hessian factorisation (the part GPTQ adds to a GEMM's worth of updates) is
+// also timed alone, in f64 and in f32. The process restarts itself with glibc's huge-page
+// malloc as mcw does (engine/core/huge_pages.h): without it, first-touch page faults of
+// GPTQ's fresh buffers cost a fifth of its time on these VMs.
 //
 // Calibration: GPTQ's cost does not depend on the token count once H = XᵀX exists, so H is
 // formed (with matmul_at, in the fixture) from 8192 random tokens instead of the 128×512 =
@@ -15,7 +17,8 @@
 #include <vector>
 
 #include "engine/compress/gptq.h"
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/linalg.h"
+#include "engine/core/huge_pages.h"
 #include "engine/kernels/gemm.h"
 
 namespace {
@@ -84,16 +87,18 @@ void BM_Gptq4096(benchmark::State& state) {
 }
 BENCHMARK(BM_Gptq4096)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 
-void BM_InverseHessianFactor4096(benchmark::State& state) {
+// The factorisation alone, f64 (Arg 0) or f32 (Arg 1), on the dampened H.
+template <typename T>
+void inverse_factor(benchmark::State& state) {
   const mcw::LayerStats& st = stats();
-  std::vector<double> h = st.xtx;
   double mean = 0;
-  for (int64_t j = 0; j < kDim; ++j) mean += h[size_t(j * kDim + j)];
-  for (int64_t j = 0; j < kDim; ++j) h[size_t(j * kDim + j)] += 0.01 * mean / double(kDim);
-  std::vector<double> u;
+  for (int64_t j = 0; j < kDim; ++j) mean += st.xtx[size_t(j * kDim + j)];
+  std::vector<T> h(st.xtx.begin(), st.xtx.end());
+  for (int64_t j = 0; j < kDim; ++j) h[size_t(j * kDim + j)] += T(0.01 * mean / double(kDim));
   for (auto _ : state) {
+    std::vector<T> u = h;
     const auto t0 = Clock::now();
-    if (!mcw::inverse_cholesky_upper(h.data(), kDim, u))
+    if (!mcw::inverse_cholesky_upper_in_place(u.data(), kDim))
       state.SkipWithError("not positive definite");
     state.SetIterationTime(seconds_since(t0));
   }
@@ -101,8 +106,18 @@ void BM_InverseHessianFactor4096(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(kDim) * kDim * kDim / 3.0 * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_InverseHessianFactor4096)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+void BM_InverseHessianFactor4096(benchmark::State& state) {
+  if (state.range(0) == 0) return inverse_factor<double>(state);
+  inverse_factor<float>(state);
+  state.SetLabel("f32");
+}
+BENCHMARK(BM_InverseHessianFactor4096)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  mcw::restart_with_huge_page_malloc(argv);  // as mcw runs: GPTQ's buffers are tens of MiB
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

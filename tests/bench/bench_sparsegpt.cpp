@@ -15,7 +15,8 @@
 #include <vector>
 
 #include "engine/compress/layer_stats_accumulate.h"
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/linalg.h"
+#include "engine/core/huge_pages.h"
 #include "engine/compress/low_rank.h"
 #include "engine/compress/sparsegpt.h"
 #include "engine/compress/wanda.h"
@@ -110,4 +111,9 @@ BENCHMARK(BM_SparseGpt)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kSecond)
 BENCHMARK(BM_Wanda)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_LowRank)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  mcw::restart_with_huge_page_malloc(argv);  // as mcw runs (engine/core/huge_pages.h)
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

@@ -102,6 +102,20 @@ TEST(CompressedTensor, UnpackFromAnyCodeEveryWidth) {
   }
 }
 
+// Long streams are packed in parallel chunks: every code, across chunk borders, reads back
+// bit by bit, and bits above the width are ignored as the definition says.
+TEST(CompressedTensor, PackLongStreamsEveryWidth) {
+  std::mt19937 rng(3);
+  std::vector<uint8_t> q(3 * 65536 + 5);
+  for (auto& v : q) v = uint8_t(rng());
+  for (int bits = 1; bits <= 8; ++bits) {
+    const auto packed = pack_codes(q.data(), q.size(), bits);
+    ASSERT_EQ(packed.size(), (q.size() * size_t(bits) + 7) / 8);
+    for (size_t i = 0; i < q.size(); ++i)
+      ASSERT_EQ(code_at(packed, i, bits), q[i] & ((1u << bits) - 1)) << bits << " " << i;
+  }
+}
+
 // Rows of an affine layer with act-order groups, a mask, outliers and an input scale, at a
 // width whose rows do not start on a byte: each value against the formula written out.
 TEST(CompressedTensor, DequantizeRowsEqualsTheFormulaPerWeight) {

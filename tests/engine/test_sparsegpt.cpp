@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "engine/compress/linalg_f64.h"
+#include "engine/compress/linalg.h"
 #include "engine/compress/magnitude.h"
 #include "engine/compress/nm_pattern.h"
 #include "engine/compress/sparsegpt.h"
@@ -316,7 +316,7 @@ TEST(SparseGPT, GemmF64EveryPathMatchesNaive) {
   for (SimdLevel level : {SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512}) {
     set_simd_level(level);
     std::vector<double> C(static_cast<size_t>(m * n), 1.0);
-    gemm_sub_f64(A.data(), k, B.data(), n, C.data(), n, m, n, k);
+    gemm_sub(A.data(), k, B.data(), n, C.data(), n, m, n, k);
     for (size_t i = 0; i < C.size(); ++i) EXPECT_NEAR(C[i], want[i], 1e-11) << int(level);
   }
   set_simd_level(saved);

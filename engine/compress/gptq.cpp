@@ -462,7 +462,8 @@ LayerCost gptq_cost(const nlohmann::json& p, const CostShape& s) {
   const double fraction = param(p, "outlier_fraction", 0.0);
   double stored = algo::affine_stored_bytes(p, r, c) + fraction * n * (4 + 2);  // index + f16 value
   if (param(p, "act_order", false) && !param(p, "static_groups", false)) stored += 4 * c;  // g_idx
-  // H copy (f64, factored in place) and the f32 factor made from it; working weights,
+  // The f32 factor, and an f64 copy of H beside it when the f32 check fails (the budget is
+  // for that worst case); working weights,
   // codes, block errors, params; outliers: the plain sweep's scores and flags, or flags.
   const double block = std::min<double>(param(p, "block_size", 128), c);
   double work = 8 * c2 + 4 * c2 + 4 * n + n + 4 * r * block + 16 * r * algo::affine_groups(p, c);

@@ -45,6 +45,8 @@ int run_sensitivity(const std::vector<std::string>& args);
 int run_search(const std::vector<std::string>& args);
 extern const char* const kSensitivityUsage;
 extern const char* const kSearchUsage;
+int run_predict(const std::vector<std::string>& args);
+extern const char* const kPredictUsage;
 int run_report(const std::vector<std::string>& args);
 int run_project(const std::vector<std::string>& args);
 extern const char* const kReportUsage;

@@ -35,6 +35,8 @@ const std::vector<Command>& commands() {
        run_sensitivity, true},
       {"search", "mixed precision per layer under a size or latency budget", kSearchUsage,
        run_search, true},
+      {"predict", "what a recipe with per-layer settings would give, before running it",
+       kPredictUsage, run_predict, true},
       {"report", "write a review report (HTML, Markdown or CSV) of a project's runs",
        kReportUsage, run_report},
       {"project", "create a project file, or show one with a summary of its runs",

@@ -10,6 +10,7 @@
 
 #include "engine/compress/algorithm.h"
 #include "engine/core/error.h"
+#include "engine/core/sha256.h"
 
 namespace mcw {
 
@@ -143,7 +144,59 @@ RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t inde
   return s;
 }
 
+nlohmann::json parse_prediction(const std::string& src, const YAML::Node& n) {
+  if (!n.IsMap()) fail(src, n, "'prediction' must be a mapping");
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    if (key == "measure" || key == "stages") {
+      if (!kv.second.IsScalar()) fail(src, kv.second, "prediction: '" + key + "' must be a string");
+      out[key] = kv.second.Scalar();
+      continue;
+    }
+    if (std::find_if(std::begin(kPredictionKeys), std::end(kPredictionKeys),
+                     [&](const char* k) { return key == k; }) == std::end(kPredictionKeys)) {
+      std::string keys = "measure, stages";
+      for (const char* k : kPredictionKeys) keys += std::string(", ") + k;
+      fail(src, kv.first, "prediction: unknown key '" + key + "' (allowed: " + keys + ")");
+    }
+    const ParamSpec spec{key, "number", nullptr, {}, 0, 0, ""};
+    out[key] = check_param(src, kv.second, "prediction: ", spec, kv.second);
+  }
+  return out;
+}
+
+void emit_params(YAML::Emitter& out, const nlohmann::json& params) {
+  for (auto& [k, v] : params.items()) {
+    out << YAML::Key << k << YAML::Value;
+    if (v.is_boolean()) out << v.get<bool>();
+    else if (v.is_number_integer()) out << v.get<int64_t>();
+    else if (v.is_number()) out << v.get<double>();
+    else out << v.get<std::string>();
+  }
+}
+
+void emit_stages(YAML::Emitter& out, const Recipe& r) {
+  out << YAML::BeginSeq;
+  for (const RecipeStage& s : r.stages) {
+    out << YAML::BeginMap << YAML::Key << "algorithm" << YAML::Value << s.algorithm;
+    out << YAML::Key << "targets" << YAML::Value << YAML::Flow << s.targets;
+    if (!s.ignore.empty()) out << YAML::Key << "ignore" << YAML::Value << YAML::Flow << s.ignore;
+    emit_params(out, s.params);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
 }  // namespace
+
+std::string recipe_stages_digest(const Recipe& r) {
+  YAML::Emitter out;
+  emit_stages(out, r);
+  Sha256 h;
+  h.update(std::string(out.c_str()));
+  return to_hex(h.finish()).substr(0, 12);
+}
 
 Recipe parse_recipe(const std::string& text, const std::string& source) {
   YAML::Node root;
@@ -169,13 +222,16 @@ Recipe parse_recipe(const std::string& text, const std::string& source) {
           fail(source, c.first, "calibration: unknown key '" + ck + "' (allowed: windows, window)");
         r.calibration[ck] = check_param(source, c.second, "calibration: ", spec, c.second);
       }
+    } else if (key == "prediction") {
+      r.prediction = parse_prediction(source, kv.second);
     } else if (key == "stages") {
       if (!kv.second.IsSequence() || kv.second.size() == 0)
         fail(source, kv.second, "'stages' must be a non-empty list");
       for (size_t i = 0; i < kv.second.size(); ++i)
         r.stages.push_back(parse_stage(source, kv.second[i], i));
     } else {
-      fail(source, kv.first, "unknown key '" + key + "' (allowed: name, description, calibration, stages)");
+      fail(source, kv.first, "unknown key '" + key +
+                               "' (allowed: name, description, calibration, prediction, stages)");
     }
   }
   if (r.stages.empty()) throw Error(source, "missing key 'stages'");
@@ -199,21 +255,14 @@ std::string recipe_to_yaml(const Recipe& r) {
     for (auto& [k, v] : r.calibration.items()) out << YAML::Key << k << YAML::Value << v.get<int64_t>();
     out << YAML::EndMap;
   }
-  out << YAML::Key << "stages" << YAML::Value << YAML::BeginSeq;
-  for (const RecipeStage& s : r.stages) {
-    out << YAML::BeginMap << YAML::Key << "algorithm" << YAML::Value << s.algorithm;
-    out << YAML::Key << "targets" << YAML::Value << YAML::Flow << s.targets;
-    if (!s.ignore.empty()) out << YAML::Key << "ignore" << YAML::Value << YAML::Flow << s.ignore;
-    for (auto& [k, v] : s.params.items()) {
-      out << YAML::Key << k << YAML::Value;
-      if (v.is_boolean()) out << v.get<bool>();
-      else if (v.is_number_integer()) out << v.get<int64_t>();
-      else if (v.is_number()) out << v.get<double>();
-      else out << v.get<std::string>();
-    }
+  if (!r.prediction.empty()) {
+    out << YAML::Key << "prediction" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    emit_params(out, r.prediction);
     out << YAML::EndMap;
   }
-  out << YAML::EndSeq << YAML::EndMap;
+  out << YAML::Key << "stages" << YAML::Value;
+  emit_stages(out, r);
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 

@@ -21,7 +21,17 @@ struct Recipe {
   std::string name, description, source;  // source: the file it came from
   std::vector<RecipeStage> stages;
   nlohmann::json calibration = nlohmann::json::object();  // {"windows": N, "window": L}
+  // What was predicted for this recipe before it ran (engine/search/recipe_prediction.h):
+  // numbers under kPredictionKeys, "measure" (the scan's) and "stages" (recipe_stages_digest
+  // of the stages it was predicted for; a run records the figures only while it matches).
+  nlohmann::json prediction = nlohmann::json::object();
 };
+inline constexpr const char* kPredictionKeys[] = {
+    "kl",         "kl_low",          "kl_high",         "perplexity", "perplexity_low",
+    "perplexity_high", "bits_per_weight", "size_bytes", "latency_ms", "score"};
+// 12 hex digits of SHA-256 over the stages as recipe_to_yaml writes them (name, description,
+// calibration and prediction left out): what a prediction is tied to.
+std::string recipe_stages_digest(const Recipe& r);
 
 Recipe parse_recipe(const std::string& text, const std::string& source);
 Recipe load_recipe(const std::string& path);

@@ -178,6 +178,11 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
   return record_run(
       store, in, pr.name, text, [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers) {
         const Recipe recipe = parse_recipe(text, source);
+        // A prediction made for exactly these stages is recorded beside what is measured.
+        if (recipe.prediction.value("stages", "") == recipe_stages_digest(recipe))
+          for (const char* k : kPredictionKeys)
+            if (recipe.prediction.contains(k))
+              m.push_back({std::string("predicted_") + k, recipe.prediction[k].get<double>()});
         std::vector<std::string> names;
         for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
         check_targets(recipe, names);

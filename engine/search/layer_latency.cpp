@@ -85,7 +85,8 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
   for (const std::string& l : t.layers) {
     if (cancel) cancel->throw_if_cancelled();
     for (const auto& [name, w] : base.named_tensors())
-      if (name == l) linears += time_f32_decode_gemv(dense_tensor(*w, l));
+      if (name == l) t.dense_ms.push_back(time_f32_decode_gemv(dense_tensor(*w, l)));
+    linears += t.dense_ms.back();
   }
   t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
   report(progress, "latency", "", 2 / steps);

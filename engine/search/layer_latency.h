@@ -31,6 +31,7 @@ double time_packed_decode_gemv(const CompressedTensor& w, int repeats = 15);
 struct LayerLatencyTable {
   std::vector<std::string> layers, settings;
   std::vector<double> ms;         // [layer * settings + setting]
+  std::vector<double> dense_ms;   // per layer, uncompressed (the f32 product)
   double model_ms_per_token = 0;  // measure_latency of the uncompressed model
   double rest_ms = 0;             // model_ms_per_token minus its linears at f32 (>= 0)
   double at(const std::string& layer, const std::string& setting) const;  // throws if unknown

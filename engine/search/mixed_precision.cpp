@@ -106,6 +106,7 @@ Recipe mixed_precision_recipe(const SensitivityTable& table,
   r.source = kSource;
   std::map<std::string, size_t> stage_of;  // algorithm + parameters -> stage
   for (size_t l = 0; l < settings.size(); ++l) {
+    if (settings[l].empty()) continue;  // kept as it is
     const auto s = table.setting_index(settings[l]);
     if (!s) throw Error(kSource, "'" + settings[l] + "' is not a setting of the sensitivity table");
     // The cell recipe knows the group-size fallback; its stage is the one to reuse.

@@ -94,7 +94,8 @@ LevelProblem mixed_precision_problem(const SensitivityTable& table,
                                      const MixedPrecisionOptions& opt,
                                      std::vector<std::string>* levels = nullptr);
 
-// One stage per distinct (algorithm, parameters), targets the exact layer names.
+// One stage per distinct (algorithm, parameters), targets the exact layer names; an empty
+// setting keeps its layer as it is.
 Recipe mixed_precision_recipe(const SensitivityTable& table,
                               const std::vector<std::string>& settings, const std::string& name);
 

@@ -38,15 +38,6 @@ RecipeStage setting_stage(const ScanSetting& s, const std::string& layer) {
   return r.stages.front();
 }
 
-std::vector<std::string> linear_layers(const LlamaModel& m) {
-  std::set<std::string> linear;
-  for (const LinearGroup& g : linear_groups(m)) linear.insert(g.names.begin(), g.names.end());
-  std::vector<std::string> out;
-  for (const auto& [name, t] : m.named_tensors())
-    if (linear.count(name)) out.push_back(name);
-  return out;
-}
-
 const Tensor& weight_of(const LlamaModel& m, const std::string& name) {
   for (const auto& [n, t] : m.named_tensors())
     if (n == name) return *t;
@@ -54,6 +45,15 @@ const Tensor& weight_of(const LlamaModel& m, const std::string& name) {
 }
 
 }  // namespace
+
+std::vector<std::string> linear_layer_names(const LlamaModel& m) {
+  std::set<std::string> linear;
+  for (const LinearGroup& g : linear_groups(m)) linear.insert(g.names.begin(), g.names.end());
+  std::vector<std::string> out;
+  for (const auto& [name, t] : m.named_tensors())
+    if (linear.count(name)) out.push_back(name);
+  return out;
+}
 
 const char* measure_name(SensitivityMeasure m) {
   switch (m) {
@@ -159,7 +159,7 @@ SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_finge
       tokens_(calibration_tokens),
       opt_(std::move(options)) {
   if (opt_.settings.empty()) throw Error(kSource, "no settings to scan");
-  const auto linears = linear_layers(base);
+  const auto linears = linear_layer_names(base);
   if (std::none_of(linears.begin(), linears.end(), [&](const std::string& l) { return scanned(l); }))
     throw Error(kSource, "no linear layer's name starts with the layers asked for");
   if (opt_.windows < 1) throw Error(kSource, "at least one window is needed");
@@ -178,7 +178,7 @@ SensitivityScan::SensitivityScan(const LlamaModel& base, std::string model_finge
   }
 
   std::set<std::string> names;
-  const std::string probe = linear_layers(base).front();
+  const std::string probe = linear_layer_names(base).front();
   Sha256 tokens_hash;
   tokens_hash.update(tokens_.data(), size_t(n) * sizeof(int32_t));
   const std::string measured = to_hex(tokens_hash.finish());
@@ -222,7 +222,7 @@ SensitivityMemory SensitivityScan::memory_estimate() const {
   uint64_t owned = 0, largest = 0, widest = 0;
   for (const auto& [name, t] : base_.named_tensors())
     if (t->writable()) owned += uint64_t(t->numel()) * 4;  // compress_llama copies these
-  for (const std::string& l : linear_layers(base_)) {
+  for (const std::string& l : linear_layer_names(base_)) {
     if (!scanned(l)) continue;
     const Tensor& w = weight_of(base_, l);
     largest = std::max(largest, uint64_t(w.numel()));
@@ -268,7 +268,7 @@ SensitivityTable SensitivityScan::run(RunStore* store, const ProgressFn& progres
   SensitivityTable t;
   t.model_fingerprint = fingerprint_;
   t.measure = opt_.measure;
-  for (const std::string& l : linear_layers(base_))
+  for (const std::string& l : linear_layer_names(base_))
     if (scanned(l)) t.layers.push_back(l);
   t.settings = opt_.settings;
   t.model_parameters = base_.parameter_count();

@@ -32,6 +32,9 @@ struct ScanSetting {
   nlohmann::json params = nlohmann::json::object();  // missing keys take the defaults
 };
 
+// Linear weights of the model in model order: the rows of a full scan.
+std::vector<std::string> linear_layer_names(const LlamaModel& model);
+
 // w8 w4 w3 w2 (RTN, asymmetric, groups of 128 columns) and s25 s50 s75 (magnitude,
 // unstructured): none needs calibration text.
 std::vector<ScanSetting> default_scan_settings();

@@ -129,3 +129,59 @@ TEST(CliSearch, SearchWritesARecipeWithinTheBudget) {
   ASSERT_EQ(lat.code, 0) << lat.err;
   EXPECT_NE(lat.out.find("outside the searched layers"), std::string::npos) << lat.out;
 }
+
+// mcw predict reads the scan the sensitivity command stored, predicts a mixed recipe, and
+// --add puts it into the project so that mcw run records predicted beside measured.
+TEST(CliSearch, PredictUsesTheStoredScanAndAddsTheRecipe) {
+  const fs::path dir = fresh_dir("predict");
+  const std::string proj = make_project(dir);
+  ASSERT_EQ(run_mcw("sensitivity " + proj + " --settings w8,w4 --windows 2").code, 0);
+  // Groups of 32 (the tiny model's width), per channel on the 40-wide down_proj: what the
+  // scan's w8 and w4 fall back to on these layers.
+  std::ofstream(dir / "mix.yaml")
+      << "stages:\n"
+         "  - {algorithm: rtn, bits: 8, group_size: 32, targets: [\"*layers.0.*\"], ignore: [\"*down*\"]}\n"
+         "  - {algorithm: rtn, bits: 8, group_size: 0, targets: [\"*layers.0.mlp.down*\"]}\n"
+         "  - {algorithm: rtn, bits: 4, group_size: 32, targets: [\"*layers.1.*\"], ignore: [\"*down*\"]}\n"
+         "  - {algorithm: rtn, bits: 4, group_size: 0, targets: [\"*layers.1.mlp.down*\"]}\n";
+  const Result g128 = run_mcw("predict " + proj + " --recipe w4g128-rtn");
+  EXPECT_EQ(g128.code, 1);
+  EXPECT_NE(g128.err.find("group_size 128 does not divide the 32 input columns"), std::string::npos)
+      << g128.err;
+  const std::string mix = (dir / "mix.yaml").string();
+  const Result j = run_mcw("predict " + proj + " --recipe " + mix + " --windows 2 --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto p = nlohmann::json::parse(j.out);
+  EXPECT_EQ(p["layers"]["model.layers.0.mlp.up_proj.weight"], "w8");
+  EXPECT_EQ(p["layers"]["model.layers.1.mlp.up_proj.weight"], "w4");
+  EXPECT_GT(p["kl"].get<double>(), 0);
+  // The same cells as the sensitivity command's, read back: the sum of its table's.
+  const auto t = nlohmann::json::parse(
+      run_mcw("sensitivity " + proj + " --settings w8,w4 --windows 2 --json").out);
+  double sum = 0;
+  for (size_t l = 0; l < t["layers"].size(); ++l)
+    sum += t["kl"][l][t["layers"][l].get<std::string>().find("layers.0.") != std::string::npos ? 0 : 1]
+               .get<double>();
+  EXPECT_NEAR(p["kl"].get<double>(), sum, 1e-12 * sum);
+  const Recipe recipe = load_recipe(mix);
+  const CompressionResult c = compress_llama(load_llama((dir / "model").string()), recipe, {}, {});
+  EXPECT_DOUBLE_EQ(p["bits_per_weight"].get<double>(), c.bits_per_weight());
+
+  const Result add = run_mcw("predict " + proj + " --recipe " + mix + " --windows 2 --add mixed");
+  ASSERT_EQ(add.code, 0) << add.err;
+  EXPECT_NE(add.out.find("0 cells computed"), std::string::npos) << add.out;
+  EXPECT_NE(add.out.find("(2 needed)"), std::string::npos) << add.out;
+  ASSERT_TRUE(fs::exists(dir / "mixed.yaml"));
+  EXPECT_EQ(load_project(proj).recipes.back().name, "mixed");
+  const Result again = run_mcw("predict " + proj + " --recipe " + mix + " --add mixed");
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("already has a recipe named 'mixed'"), std::string::npos) << again.err;
+  ASSERT_EQ(run_mcw("run " + proj).code, 0);
+  const Result runs = run_mcw("runs list " + proj + " --json");
+  ASSERT_EQ(runs.code, 0) << runs.err;
+  EXPECT_NE(runs.out.find("predicted_kl"), std::string::npos) << runs.out;
+
+  const Result whole = run_mcw("predict " + proj + " --recipe w8a8-smoothquant");
+  EXPECT_EQ(whole.code, 1);
+  EXPECT_NE(whole.err.find("cannot predict it"), std::string::npos) << whole.err;
+}

@@ -3,6 +3,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/llama_save.h"
+#include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/project_runner.h"
 #include "llama_test_util.h"
@@ -177,4 +178,27 @@ TEST(RunStoreFingerprint, TracksContentNotPath) {
   EXPECT_EQ(a.size(), 64u);
   EXPECT_EQ(a, model_fingerprint(open_model_file((dir / "b").string())));
   EXPECT_NE(a, model_fingerprint(open_model_file((dir / "c").string())));
+}
+
+// A recipe carrying a prediction for its own stages gets it recorded beside what the run
+// measures; one whose stages were edited since does not.
+TEST(RunStoreProjectRunner, RecordsThePredictionMadeForTheseStages) {
+  const auto dir = test::fresh_temp_dir();
+  const ProjectRunInputs in = load_project_run_inputs(make_project(dir));
+  const auto store = RunStore::open(in.database_path);
+  Recipe r = parse_recipe(in.project.recipes[0].inline_text, "w8");
+  r.prediction = {{"kl", 0.25}, {"bits_per_weight", 9.5}, {"measure", "kl"},
+                  {"stages", recipe_stages_digest(r)}};
+  ProjectRecipe predicted{"w8-predicted", "", recipe_to_yaml(r)};
+  const auto run = store->get_run(run_project_recipe(*store, in, predicted).run_id);
+  ASSERT_EQ(run->info.status, RunStatus::Done) << run->info.error;
+  EXPECT_EQ(*run->metric("predicted_kl"), 0.25);
+  EXPECT_EQ(*run->metric("predicted_bits_per_weight"), 9.5);
+  EXPECT_FALSE(run->metric("predicted_perplexity"));
+
+  r.stages[0].params["bits"] = 4;  // edited after the prediction
+  ProjectRecipe stale{"w4-stale", "", recipe_to_yaml(r)};
+  const auto other = store->get_run(run_project_recipe(*store, in, stale).run_id);
+  ASSERT_EQ(other->info.status, RunStatus::Done) << other->info.error;
+  EXPECT_FALSE(other->metric("predicted_kl"));
 }

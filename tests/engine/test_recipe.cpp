@@ -86,7 +86,15 @@ TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
             "'rtn', 'gptq')");
   EXPECT_EQ(error_of("stages: []\n"), "r.yaml: line 1: 'stages' must be a non-empty list");
   EXPECT_EQ(error_of("stagez: []\n"),
-            "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, stages)");
+            "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, "
+            "prediction, stages)");
+  EXPECT_EQ(error_of("prediction: {kl: high}\nstages:\n  - algorithm: rtn\n"),
+            "r.yaml: line 1: prediction: key 'kl' must be a number, got 'high'");
+  EXPECT_EQ(error_of("prediction: {klx: 1}\nstages:\n  - algorithm: rtn\n")
+                .find("r.yaml: line 1: prediction: unknown key 'klx' (allowed: measure, stages, kl, "),
+            0u);
+  EXPECT_EQ(error_of("prediction: 3\nstages:\n  - algorithm: rtn\n"),
+            "r.yaml: line 1: 'prediction' must be a mapping");
   EXPECT_NE(error_of("stages:\n  - algorithm: rtn\n   bits: [\n").find("r.yaml: line "), std::string::npos);
   EXPECT_NE(error_of("stages:\n  - algorithm: rtn\n    targets: [\"re:(\"]\n").find("invalid regex"),
             std::string::npos);

@@ -1,6 +1,7 @@
 // Tiny random llama models for tests.
 #pragma once
 #include <random>
+#include <vector>
 
 #include "engine/model/llama_model.h"
 
@@ -11,6 +12,15 @@ inline Tensor random_tensor(Shape shape, std::mt19937& rng, float scale, float o
   std::normal_distribution<float> d(0.0f, scale);
   float* p = t.mutable_as<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = offset + d(rng);
+  return t;
+}
+
+// n token ids drawn uniformly from [0, vocab).
+inline std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
+  std::vector<int32_t> t(n);
+  for (int32_t& x : t) x = d(rng);
   return t;
 }
 

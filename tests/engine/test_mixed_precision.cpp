@@ -54,14 +54,6 @@ LevelProblem convex_problem(int64_t layers, int64_t levels, std::mt19937& rng) {
   return p;
 }
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = d(rng);
-  return t;
-}
-
 }  // namespace
 
 TEST(MixedPrecisionGreedy, OptimalOnConvexTables) {
@@ -175,7 +167,7 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
   LlamaConfig c = test::tiny_config();
   c.dim = 64, c.n_heads = 8, c.head_dim = 8, c.n_kv_heads = 4, c.hidden_dim = 128;
   const LlamaModel base = test::random_llama(c, 21);
-  const auto tokens = random_tokens(400, c.vocab_size, 8);
+  const auto tokens = test::random_tokens(400, c.vocab_size, 8);
   SensitivityOptions so;
   so.settings.clear();
   for (const char* n : {"w8", "w4", "w3", "w2", "s50"})
@@ -301,7 +293,7 @@ TEST(MixedPrecisionSearch, TinyModelMeetsTheBudgetAsCompressAccountsIt) {
 
 TEST(MixedPrecisionSearch, RecipeGroupsStagesWithExactTargets) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 22);  // down_proj: 40 inputs
-  const auto tokens = random_tokens(100, base.cfg.vocab_size, 9);
+  const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 9);
   SensitivityOptions so;
   so.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w4")};
   so.windows = 1;
@@ -326,7 +318,7 @@ TEST(MixedPrecisionSearch, RecipeGroupsStagesWithExactTargets) {
 
 TEST(MixedPrecisionSearch, LayerLatencyTableIsAdditive) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 23);
-  const auto tokens = random_tokens(100, base.cfg.vocab_size, 10);
+  const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 10);
   SensitivityOptions so;
   so.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w2")};
   so.windows = 1;

@@ -17,14 +17,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = d(rng);
-  return t;
-}
-
 struct Scanned {
   LlamaModel base;
   std::vector<int32_t> tokens;
@@ -34,7 +26,7 @@ struct Scanned {
 // tiny_config: 32-wide blocks (groups fall back to 32), a 40-input down_proj (per channel).
 Scanned scan(const std::vector<std::string>& settings, uint32_t seed) {
   Scanned s{test::random_llama(test::tiny_config(), seed), {}, {}};
-  s.tokens = random_tokens(200, s.base.cfg.vocab_size, seed + 1);
+  s.tokens = test::random_tokens(200, s.base.cfg.vocab_size, seed + 1);
   SensitivityOptions so;
   so.settings.clear();
   for (const std::string& n : settings) so.settings.push_back(scan_setting_from_name(n));

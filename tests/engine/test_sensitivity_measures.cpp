@@ -18,14 +18,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = d(rng);
-  return t;
-}
-
 SensitivityOptions options(std::vector<std::string> names, SensitivityMeasure m) {
   SensitivityOptions o;
   o.settings.clear();
@@ -82,7 +74,7 @@ void forward_watching(const LlamaModel& m, std::span<const int32_t> window, int6
 
 TEST(BlockForward, ReferenceAndCellsFromKeptInputsEqualFullReruns) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 21);
-  const auto tokens = random_tokens(300, base.cfg.vocab_size, 8);
+  const auto tokens = test::random_tokens(300, base.cfg.vocab_size, 8);
   const KlMeter plain(base, tokens, 32, 4);
   const BlockInputOptions keep;  // f32
   const KlMeter cached(base, tokens, 32, 4, nullptr, &keep);
@@ -110,7 +102,7 @@ TEST(BlockForward, ReferenceAndCellsFromKeptInputsEqualFullReruns) {
 
 TEST(SensitivityMeasures, KlCellsFromBlockInputsEqualFullReruns) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 22);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 9);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 9);
   SensitivityOptions o = options({"w4", "w2", "s50"}, SensitivityMeasure::Kl);
   const SensitivityTable fast = SensitivityScan(base, "fp", tokens, o).run(nullptr);
   o.reuse_block_inputs = false;
@@ -128,7 +120,7 @@ TEST(SensitivityMeasures, KlCellsFromBlockInputsEqualFullReruns) {
 
 TEST(SensitivityMeasures, LayerProxyEqualsTheOutputErrorOnCapturedInputs) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 23);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 10);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 10);
   const SensitivityOptions o = options({"w3", "s50"}, SensitivityMeasure::Layer);
   const SensitivityTable t = SensitivityScan(base, "fp", tokens, o).run(nullptr);
   EXPECT_EQ(t.measure, SensitivityMeasure::Layer);
@@ -170,7 +162,7 @@ TEST(SensitivityMeasures, LayerProxyEqualsTheOutputErrorOnCapturedInputs) {
 
 TEST(SensitivityMeasures, BlockProxyEqualsTheBlockOutputErrorOfFullForwards) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 24);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 11);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 11);
   const SensitivityOptions o = options({"w2"}, SensitivityMeasure::Block);
   const SensitivityTable t = SensitivityScan(base, "fp", tokens, o).run(nullptr);
   EXPECT_EQ(t.measure, SensitivityMeasure::Block);
@@ -196,7 +188,7 @@ TEST(SensitivityMeasures, EachMeasureHasItsOwnCacheKeys) {
   const auto dir = test::fresh_temp_dir();
   const auto store = RunStore::open((dir / "s.mcwdb").string());
   const LlamaModel base = test::random_llama(test::tiny_config(), 25);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 12);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 12);
   for (SensitivityMeasure m : {SensitivityMeasure::Layer, SensitivityMeasure::Block, SensitivityMeasure::Kl})
     EXPECT_EQ(SensitivityScan(base, "fp", tokens, options({"w4"}, m)).run(store.get()).computed, 14)
         << measure_name(m);
@@ -218,7 +210,7 @@ TEST(SensitivityMeasures, EachMeasureHasItsOwnCacheKeys) {
 
 TEST(SensitivityMeasures, MemoryEstimateStatesWhatTheScanHolds) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 26);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 13);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 13);
   SensitivityOptions o = options({"w4"}, SensitivityMeasure::Kl);
   const SensitivityMemory kl = SensitivityScan(base, "fp", tokens, o).memory_estimate();
   // 3 windows of 32 tokens laid end to end: each scores the 31 tokens after its first.

@@ -14,14 +14,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = d(rng);
-  return t;
-}
-
 Recipe by_hand(const std::string& yaml) { return parse_recipe(yaml, "by hand"); }
 
 SensitivityOptions small_options(std::vector<std::string> names, int64_t windows = 3) {
@@ -37,7 +29,7 @@ SensitivityOptions small_options(std::vector<std::string> names, int64_t windows
 
 TEST(KlMeter, EqualsEvaluateWithABaseline) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 11);
-  const auto tokens = random_tokens(300, base.cfg.vocab_size, 3);
+  const auto tokens = test::random_tokens(300, base.cfg.vocab_size, 3);
   const CompressionResult c = compress_llama(
       base, by_hand("stages:\n  - algorithm: rtn\n    bits: 2\n    group_size: 0\n"), {}, {});
   const KlMeter meter(base, tokens, 32, 4);
@@ -101,7 +93,7 @@ TEST(SensitivityScan, CellRecipeFitsTheGroupToTheLayer) {
 
 TEST(SensitivityScan, CellsEqualCompressingOneLayerByHand) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 12);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 4);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 4);
   std::vector<std::string> seen;
   SensitivityOptions o = small_options({"w4", "w2", "s50"});
   o.on_cell = [&](const SensitivityCell& c) { seen.push_back(c.layer + "|" + c.setting); };
@@ -148,7 +140,7 @@ TEST(SensitivityScan, SecondScanReadsTheStore) {
   const auto dir = test::fresh_temp_dir();
   const auto store = RunStore::open((dir / "s.mcwdb").string());
   const LlamaModel base = test::random_llama(test::tiny_config(), 13);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 5);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 5);
   const SensitivityTable a =
       SensitivityScan(base, "fp1", tokens, small_options({"w8", "w3"})).run(store.get());
   EXPECT_EQ(a.computed, 28);
@@ -190,7 +182,7 @@ TEST(SensitivityScan, CancelKeepsFinishedCells) {
   const auto dir = test::fresh_temp_dir();
   const auto store = RunStore::open((dir / "s.mcwdb").string());
   const LlamaModel base = test::random_llama(test::tiny_config(), 14);
-  const auto tokens = random_tokens(200, base.cfg.vocab_size, 6);
+  const auto tokens = test::random_tokens(200, base.cfg.vocab_size, 6);
   CancelToken cancel;
   SensitivityOptions o = small_options({"w4", "w2"});
   o.max_parallel = 1;
@@ -209,7 +201,7 @@ TEST(SensitivityScan, CancelKeepsFinishedCells) {
 
 TEST(SensitivityScan, RejectsBadSettings) {
   const LlamaModel base = test::random_llama(test::tiny_config(), 15);
-  const auto tokens = random_tokens(100, base.cfg.vocab_size, 7);
+  const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 7);
   SensitivityOptions dup = small_options({"w4", "w4"});
   EXPECT_THROW(SensitivityScan(base, "fp", tokens, dup), Error);
   SensitivityOptions none = small_options({});

@@ -13,14 +13,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> t(n);
-  for (int32_t& x : t) x = d(rng);
-  return t;
-}
-
 // Mean next-token NLL of each window through llama_forward (KV cache, one window at a
 // time), log-softmax in double.
 double inference_nll(const LlamaModel& m, const std::vector<int32_t>& windows, int64_t B,
@@ -65,7 +57,7 @@ TEST(TrainForward, LossEqualsInferenceNll) {
   for (const Variant& v : variants()) {
     const LlamaModel m = test::random_llama(v.cfg, 11);
     const int64_t B = 3, T = 9;
-    const auto windows = random_tokens(size_t(B * (T + 1)), v.cfg.vocab_size, 12);
+    const auto windows = test::random_tokens(size_t(B * (T + 1)), v.cfg.vocab_size, 12);
     LlamaActivations act;
     const double loss = llama_train_forward(m, windows, B, T, act);
     // Same kernels in the same order: only the GEMM's row blocking may differ.
@@ -76,7 +68,7 @@ TEST(TrainForward, LossEqualsInferenceNll) {
 
 TEST(TrainForward, RejectsTokensOutsideTheVocabulary) {
   const LlamaModel m = test::random_llama(test::tiny_config(), 1);
-  std::vector<int32_t> w = random_tokens(10, m.cfg.vocab_size, 2);
+  std::vector<int32_t> w = test::random_tokens(10, m.cfg.vocab_size, 2);
   w[9] = int32_t(m.cfg.vocab_size);
   LlamaActivations act;
   EXPECT_THROW(llama_train_forward(m, w, 1, 9, act), Error);
@@ -93,7 +85,7 @@ TEST(BackwardModel, MatchesFiniteDifferences) {
   for (const Variant& v : variants()) {
     LlamaModel m = test::random_llama(v.cfg, 21);
     const int64_t B = 2, T = 6;
-    const auto windows = random_tokens(size_t(B * (T + 1)), v.cfg.vocab_size, 22);
+    const auto windows = test::random_tokens(size_t(B * (T + 1)), v.cfg.vocab_size, 22);
     LlamaActivations act;
     llama_train_forward(m, windows, B, T, act);
     LlamaModel g = zeros_like(m);
@@ -135,7 +127,7 @@ TEST(BackwardModel, MatchesFiniteDifferences) {
 
 TEST(BackwardModel, GradientsAreZeroedAndAccumulated) {
   const LlamaModel m = test::random_llama(test::tiny_config(), 31);
-  const auto windows = random_tokens(2 * 7, m.cfg.vocab_size, 32);
+  const auto windows = test::random_tokens(2 * 7, m.cfg.vocab_size, 32);
   LlamaActivations act;
   llama_train_forward(m, windows, 2, 6, act);
   LlamaModel once = zeros_like(m), twice = zeros_like(m);
@@ -156,7 +148,7 @@ TEST(BackwardModel, GradientsAreZeroedAndAccumulated) {
 TEST(TrainAccumulation, TwoMicroBatchesEqualOneBatchOfTwiceTheSize) {
   const LlamaModel m = test::random_llama(test::tiny_config(4, 2), 41);
   const int64_t B = 4, T = 7;
-  const auto windows = random_tokens(size_t(B * (T + 1)), m.cfg.vocab_size, 42);
+  const auto windows = test::random_tokens(size_t(B * (T + 1)), m.cfg.vocab_size, 42);
   LlamaModel whole = zeros_like(m), split = zeros_like(m);
   const double l1 = accumulate_gradients(m, windows, B, T, 1, whole);
   const double l2 = accumulate_gradients(m, windows, B, T, 2, split);

@@ -183,7 +183,7 @@ int show(const RunRecord& r, const Args& args) {
   if (!i.notes.empty()) std::printf("notes         %s\n", i.notes.c_str());
   std::printf("\nmetrics\n");
   for (const Metric& m : r.metrics)
-    std::printf("  %-24s %s\n", m.name.c_str(), short_float(m.value).c_str());
+    std::printf("  %-26s %s\n", m.name.c_str(), short_float(m.value).c_str());
   for (const Artifact& a : r.artifacts)
     std::printf("artifact      %s %s (%s, sha256 %s)\n", a.kind.c_str(), a.path.c_str(),
                 human_bytes(a.bytes).c_str(), a.sha256.c_str());

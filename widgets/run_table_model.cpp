@@ -3,6 +3,7 @@
 #include <QColor>
 #include <QFont>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 namespace mcw::ui {
@@ -31,6 +32,21 @@ QString RunTableModel::metricOf(int column) {
       return QStringLiteral("size_bytes");
     case Latency:
       return QStringLiteral("latency_ms_per_token");
+    case PredictedKL:
+      return QStringLiteral("predicted_kl");
+    case PredictedPerplexity:
+      return QStringLiteral("predicted_perplexity");
+    default:
+      return {};
+  }
+}
+
+QString RunTableModel::measuredOf(int column) {
+  switch (column) {
+    case PredictedKL:
+      return metricOf(KL);
+    case PredictedPerplexity:
+      return metricOf(Perplexity);
     default:
       return {};
   }
@@ -40,8 +56,10 @@ static QString format_metric(int column, double v) {
   using C = RunTableModel;
   switch (column) {
     case C::Perplexity:
+    case C::PredictedPerplexity:
       return QString::number(v, 'f', v < 100 ? 3 : 1);
     case C::KL:
+    case C::PredictedKL:
       return QString::number(v, 'g', 3);
     case C::Top1:
       return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 1);
@@ -54,6 +72,39 @@ static QString format_metric(int column, double v) {
     default:
       return QString::number(v);
   }
+}
+
+// Whether the measured value fell outside the predicted band (when both are known).
+static bool outside_band(const RunRow& r, const QString& predicted, const QString& measured) {
+  const QString lo = predicted + QStringLiteral("_low"), hi = predicted + QStringLiteral("_high");
+  if (!r.metrics.contains(measured) || !r.metrics.contains(lo) || !r.metrics.contains(hi))
+    return false;
+  const double m = r.metric(measured);
+  return m < r.metric(lo) || m > r.metric(hi);
+}
+
+// "predicted 0.0312 [0.025, 0.041], measured 0.0335, error +7%": how far off the predictor
+// was is the point of showing a prediction beside a finished run.
+static QString predicted_tooltip(const RunRow& r, int column) {
+  const QString predicted = RunTableModel::metricOf(column);
+  const QString measured = RunTableModel::measuredOf(column);
+  const double p = r.metric(predicted);
+  QString t = RunTableModel::tr("predicted %1").arg(format_metric(column, p));
+  const QString lo = predicted + QStringLiteral("_low"), hi = predicted + QStringLiteral("_high");
+  if (r.metrics.contains(lo) && r.metrics.contains(hi))
+    t += QStringLiteral(" [%1, %2]")
+             .arg(format_metric(column, r.metric(lo)), format_metric(column, r.metric(hi)));
+  if (!r.metrics.contains(measured)) return t + RunTableModel::tr(", not measured");
+  const double m = r.metric(measured);
+  t += RunTableModel::tr(", measured %1").arg(format_metric(column, m));
+  if (p != 0) {
+    const double error = (m - p) / std::abs(p) * 100;
+    t += RunTableModel::tr(", error %1%2%")
+             .arg(error >= 0 ? QStringLiteral("+") : QString())
+             .arg(error, 0, 'f', std::abs(error) < 10 ? 1 : 0);
+  }
+  if (outside_band(r, predicted, measured)) t += RunTableModel::tr(" (outside the band)");
+  return t;
 }
 
 static QColor status_colour(const QString& status) {
@@ -78,8 +129,14 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
     // Runs without the metric sort after every run with it.
     if (role == Qt::UserRole) return has ? v : std::numeric_limits<double>::max();
     if (role == Qt::TextAlignmentRole) return int(Qt::AlignRight | Qt::AlignVCenter);
+    const QString measured = measuredOf(c);
     if (role == Qt::ToolTipRole && has)
-      return QStringLiteral("%1 = %2").arg(metric).arg(v, 0, 'g', 10);
+      return measured.isEmpty() ? QStringLiteral("%1 = %2").arg(metric).arg(v, 0, 'g', 10)
+                                : predicted_tooltip(r, c);
+    // A prediction the measurement fell outside of stands out.
+    if (role == Qt::ForegroundRole && has && !measured.isEmpty() &&
+        outside_band(r, metric, measured))
+      return QColor(214, 140, 40);
     return {};
   }
   switch (role) {
@@ -151,8 +208,10 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
 QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) const {
   if (o != Qt::Horizontal) return {};
   if (role == Qt::DisplayRole) {
-    static const char* names[] = {"ID", "Recipe", "Status", "Started", "Duration", "Perplexity",
-                                  "KL", "Top-1",  "Bits/w", "Size",    "Latency"};
+    static const char* names[] = {"ID",         "Recipe",   "Status",   "Started", "Duration",
+                                  "Perplexity", "KL",       "Top-1",    "Bits/w",  "Size",
+                                  "Latency",    "pred. KL", "pred. ppl"};
+    static_assert(std::size(names) == ColumnCount);
     return tr(names[section]);
   }
   if (role == Qt::ToolTipRole) {
@@ -169,6 +228,14 @@ QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) con
         return tr("Decode latency per token on this machine");
       case Recipe:
         return tr("★: on the Pareto front of perplexity, latency and size");
+      case PredictedKL:
+        return tr(
+            "KL the run was predicted to have (mcw predict --add); its band and the "
+            "error of the prediction on hover");
+      case PredictedPerplexity:
+        return tr(
+            "Perplexity the run was predicted to have (mcw predict --add); its band and the "
+            "error of the prediction on hover");
     }
   }
   return {};

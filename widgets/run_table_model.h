@@ -1,6 +1,8 @@
 // The Runs panel's table model: one row per run (newest first), its metrics formatted
 // for reading and, under Qt::UserRole, as numbers for sorting. A reload that only adds
-// runs inserts rows, so a selection survives runs finishing in the background.
+// runs inserts rows, so a selection survives runs finishing in the background. A run of a
+// recipe written by `mcw predict --add` also shows the KL and perplexity it was predicted
+// to have (the last columns), its band and error against the measured value on hover.
 #pragma once
 #include <QAbstractTableModel>
 #include <QSortFilterProxyModel>
@@ -24,6 +26,9 @@ class RunTableModel : public QAbstractTableModel {
     BitsPerWeight,
     Size,
     Latency,
+    // Last, so that the measured columns keep their places (and saved widths).
+    PredictedKL,
+    PredictedPerplexity,
     ColumnCount
   };
   static constexpr int RunIdRole = Qt::UserRole + 1;
@@ -39,6 +44,8 @@ class RunTableModel : public QAbstractTableModel {
   int rowOfRun(qint64 id) const;  // -1 when absent
   // The store metric a column shows, or empty for Id..Duration.
   static QString metricOf(int column);
+  // For a predicted column, the measured metric it predicts ("kl"); else empty.
+  static QString measuredOf(int column);
 
  private:
   QList<RunRow> runs_;

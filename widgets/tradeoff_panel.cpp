@@ -32,6 +32,56 @@ QString format_value(const QString& metric, double v) {
   return QString::number(v, 'g', 5);
 }
 
+// The name a prediction of `metric` is stored under (mcw predict's keys, "predicted_"
+// before them); latency is predicted as decode ms/token without the suffix.
+QString predicted_name(const QString& metric) {
+  if (metric == QLatin1String("latency_ms_per_token"))
+    return QStringLiteral("predicted_latency_ms");
+  return QStringLiteral("predicted_") + metric;
+}
+
+// The hollow marker's tooltip: each predicted figure beside the measured one, so that the
+// predictor's error reads without opening the Runs panel.
+QString prediction_tooltip(const RunRow& r, const QString& xm, const QString& ym) {
+  QString tip =
+      QStringLiteral("<b>%1</b> (predicted) &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
+  tip += QStringLiteral(
+      "<table><tr><td></td><td align=right>&nbsp;predicted</td><td "
+      "align=right>&nbsp;measured</td><td align=right>&nbsp;error</td></tr>");
+  for (const char* m :
+       {"perplexity", "kl", "latency_ms_per_token", "size_bytes", "bits_per_weight"}) {
+    const QString name = QString::fromLatin1(m), pred = predicted_name(name);
+    if (!r.metrics.contains(pred)) continue;
+    const double pv = r.metric(pred);
+    QString value = format_value(name, pv);
+    const QString lo = pred + QStringLiteral("_low"), hi = pred + QStringLiteral("_high");
+    if (r.metrics.contains(lo) && r.metrics.contains(hi))
+      value += QStringLiteral(" [%1, %2]")
+                   .arg(format_value(name, r.metric(lo)), format_value(name, r.metric(hi)));
+    QString measured, error;
+    if (r.metrics.contains(name)) {
+      const double mv = r.metric(name);
+      measured = format_value(name, mv);
+      if (pv != 0)
+        error = QStringLiteral("%1%2 %")
+                    .arg(mv >= pv ? "+" : "")
+                    .arg((mv - pv) / std::abs(pv) * 100, 0, 'f', 1);
+    }
+    const bool axis = name == xm || name == ym;
+    tip += QStringLiteral(
+               "<tr><td>%1%2%3</td><td align=right>&nbsp;%4</td><td align=right>&nbsp;%5</td>"
+               "<td align=right>&nbsp;%6</td></tr>")
+               .arg(axis ? "<b>" : "", name, axis ? "</b>" : "", value.toHtmlEscaped(),
+                    measured.toHtmlEscaped(), error);
+  }
+  tip += QStringLiteral("</table>");
+  if (!r.metrics.contains(predicted_name(xm)))
+    tip += QObject::tr("<i>%1 not predicted: drawn at the measured value</i>").arg(xm);
+  else if (!r.metrics.contains(predicted_name(ym)))
+    tip += QObject::tr("<i>%1 not predicted: drawn at the measured value</i>").arg(ym);
+  return tip;
+}
+
 PlotAxis make_axis(const QString& metric, const QString& title) {
   PlotAxis a;
   a.title = title;
@@ -127,6 +177,18 @@ void TradeoffPanel::rebuild() {
     if (xm == QLatin1String("latency_ms_per_token")) {
       p.x_lo = metric("latency_ms_per_token_min"), p.x_hi = metric("latency_ms_per_token_max");
       p.x_busy = metric("latency_busy") != 0;
+    }
+    // Where the run was predicted to land, on an axis without a prediction (latency when
+    // mcw predict ran without --latency, top-1 always) at the measured value.
+    const QString pxm = predicted_name(xm), pym = predicted_name(ym);
+    if (r.metrics.contains(pxm) || r.metrics.contains(pym)) {
+      p.predicted = true;
+      p.pred_x = r.metric(pxm, p.x);
+      p.pred_y = r.metric(pym, p.y);
+      const QString lo = pym + QStringLiteral("_low"), hi = pym + QStringLiteral("_high");
+      if (r.metrics.contains(pym) && r.metrics.contains(lo) && r.metrics.contains(hi))
+        p.pred_y_lo = r.metric(lo), p.pred_y_hi = r.metric(hi);
+      p.pred_tooltip = prediction_tooltip(r, xm, ym);
     }
     QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
     if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");

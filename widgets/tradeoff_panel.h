@@ -1,7 +1,9 @@
 // Trade-off panel: accuracy against cost for every finished run of the project, the
 // axes chosen in two combo boxes (y: perplexity, KL, top-1; x: latency, size, bits per
 // weight), with the Pareto front of those two metrics from the context. Clicking a run
-// selects it (Selection.run_id); the selected run is ringed wherever it was selected.
+// selects it (Selection.run_id); the selected run is ringed wherever it was selected. A
+// run that recorded a prediction (mcw predict --add) also shows where it was predicted to
+// land on the chosen axes.
 #pragma once
 #include <QWidget>
 

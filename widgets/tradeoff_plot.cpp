@@ -71,6 +71,12 @@ void TradeoffPlot::computeRanges() {
     if (p.x_hi > p.x_lo)  // the error bar fits too
       xr_.lo = std::min(xr_.lo, p.x_lo), xr_.hi = std::max(xr_.hi, p.x_hi);
     yr_.lo = std::min(yr_.lo, p.y), yr_.hi = std::max(yr_.hi, p.y);
+    if (p.predicted) {  // the prediction and its band stay in view beside the run
+      xr_.lo = std::min(xr_.lo, p.pred_x), xr_.hi = std::max(xr_.hi, p.pred_x);
+      yr_.lo = std::min(yr_.lo, p.pred_y), yr_.hi = std::max(yr_.hi, p.pred_y);
+      if (p.pred_y_hi > p.pred_y_lo)
+        yr_.lo = std::min(yr_.lo, p.pred_y_lo), yr_.hi = std::max(yr_.hi, p.pred_y_hi);
+    }
     max_size_ = std::max(max_size_, p.size);
   }
   for (Range* r : {&xr_, &yr_}) {
@@ -81,6 +87,36 @@ void TradeoffPlot::computeRanges() {
   }
 }
 
+// The legend's entries in order (marker and label each, the size note last as text only).
+QStringList TradeoffPlot::legendLabels() const {
+  QStringList labels{tr("run"), tr("Pareto front"), tr("baseline")};
+  if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.x_busy; }))
+    labels << tr("measured on a busy machine");
+  if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.predicted; }))
+    labels << tr("predicted");
+  labels << tr("marker area ∝ model size");
+  return labels;
+}
+
+double TradeoffPlot::legendWidth(const QFontMetricsF& fm, const QString& label, bool last) {
+  return last ? fm.horizontalAdvance(label) : 16 + fm.horizontalAdvance(label) + 18;
+}
+
+// Rows the legend takes between `left` and `right`: it wraps rather than running off the
+// widget once the optional entries (busy machine, predicted) are there too.
+int TradeoffPlot::legendRows(double left, double right) const {
+  const QFontMetricsF fm(font());
+  const QStringList labels = legendLabels();
+  int rows = 1;
+  double x = left;
+  for (qsizetype i = 0; i < labels.size(); ++i) {
+    const double w = legendWidth(fm, labels[i], i + 1 == labels.size());
+    if (x > left && x + w > right) ++rows, x = left;
+    x += w;
+  }
+  return rows;
+}
+
 QRectF TradeoffPlot::plotArea() const {
   const QFontMetricsF fm(font());
   double step = 1;
@@ -88,7 +124,8 @@ QRectF TradeoffPlot::plotArea() const {
   for (double t : ticks(yr_, &step))
     label_w = std::max(label_w, fm.horizontalAdvance(tickLabel(y_axis_, t, step)));
   const double left = label_w + fm.height() + 18, right = 18;
-  const double top = fm.height() + 14, bottom = 2 * fm.height() + 16;
+  const int rows = points_.isEmpty() ? 1 : legendRows(left, width() - right);
+  const double top = rows * fm.height() + (rows - 1) * 4 + 14, bottom = 2 * fm.height() + 16;
   return QRectF(left, top, std::max(10.0, width() - left - right),
                 std::max(10.0, height() - top - bottom));
 }
@@ -134,14 +171,27 @@ QPointF TradeoffPlot::pointPosition(qint64 id) const {
   return {};
 }
 
-qint64 TradeoffPlot::pointAt(const QPointF& pos) const {
+QPointF TradeoffPlot::predictedPosition(qint64 id) const {
+  for (const PlotPoint& p : points_)
+    if (p.id == id && p.predicted) return toScreen(p.pred_x, p.pred_y);
+  return {};
+}
+
+qint64 TradeoffPlot::pointAt(const QPointF& pos, bool* predicted) const {
   qint64 best = -1;
   double best_d = 1e300;
-  for (const PlotPoint& p : points_) {
-    const QPointF d = toScreen(p.x, p.y) - pos;
+  bool best_predicted = false;
+  auto consider = [&](const PlotPoint& p, QPointF at, bool is_predicted) {
+    const QPointF d = at - pos;
     const double dist = std::hypot(d.x(), d.y());
-    if (dist <= std::max(radius(p) + 3, 7.0) && dist < best_d) best = p.id, best_d = dist;
-  }
+    if (dist <= std::max(radius(p) + 3, 7.0) && dist < best_d)
+      best = p.id, best_d = dist, best_predicted = is_predicted;
+  };
+  for (const PlotPoint& p : points_) consider(p, toScreen(p.x, p.y), false);
+  // After every measured marker, so that a prediction right on its run loses the tie.
+  for (const PlotPoint& p : points_)
+    if (p.predicted) consider(p, toScreen(p.pred_x, p.pred_y), true);
+  if (predicted) *predicted = best_predicted;
   return best;
 }
 
@@ -217,11 +267,19 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   g.restore();
   g.setFont(font());
 
-  // Legend above the frame.
+  // Legend above the frame, wrapped as legendRows() counts.
   {
+    const QStringList labels = legendLabels();
+    const double row_h = fm.height() + 4;
     double lx = area.left();
-    const double ly = area.top() - fm.height() / 2 - 6;
+    double ly =
+        area.top() - fm.height() / 2 - 6 - (legendRows(area.left(), width() - 18) - 1) * row_h;
+    auto wrap = [&](const QString& label) {
+      const double w = legendWidth(fm, label, label == labels.last());
+      if (lx > area.left() && lx + w > width() - 18) lx = area.left(), ly += row_h;
+    };
     auto entry = [&](auto draw_marker, const QString& label) {
+      wrap(label);
       draw_marker(QPointF(lx + 6, ly));
       g.setPen(text);
       g.drawText(QPointF(lx + 16, ly + fm.ascent() / 2 - 1), label);
@@ -260,8 +318,17 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
             g.drawEllipse(c, 7, 7);
           },
           tr("measured on a busy machine"));
+    if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.predicted; }))
+      entry(
+          [&](QPointF c) {
+            g.setPen(QPen(kRunColour, 1.8));
+            g.setBrush(Qt::NoBrush);
+            g.drawEllipse(c, 4.5, 4.5);
+          },
+          tr("predicted"));
     g.setPen(tick_text);
-    g.drawText(QPointF(lx, ly + fm.ascent() / 2 - 1), tr("marker area ∝ model size"));
+    wrap(labels.last());
+    g.drawText(QPointF(lx, ly + fm.ascent() / 2 - 1), labels.last());
   }
 
   g.save();
@@ -295,6 +362,33 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
     g.drawLine(a - QPointF(0, 4), a + QPointF(0, 4));
     g.drawLine(b - QPointF(0, 4), b + QPointF(0, 4));
   }
+  // Predictions: a thin line from the hollow marker to its run and the predicted band of y
+  // as a bar, both stopping at the hollow marker's ring so that it reads as hollow.
+  auto run_colour = [&](const PlotPoint& p) {
+    return p.front ? kFrontColour : (dark ? kRunColour.lighter(135) : kRunColour);
+  };
+  for (const PlotPoint& p : points_) {
+    if (!p.predicted) continue;
+    const QPointF c = toScreen(p.pred_x, p.pred_y), m = toScreen(p.x, p.y);
+    const double r = radius(p);
+    QColor line = run_colour(p);
+    line.setAlpha(150);
+    const QPointF d = m - c;
+    const double len = std::hypot(d.x(), d.y());
+    if (len > 2 * r) {
+      g.setPen(QPen(line, 1));
+      g.drawLine(c + d * (r / len), m - d * (r / len));
+    }
+    if (p.pred_y_hi > p.pred_y_lo) {
+      const QPointF lo = toScreen(p.pred_x, p.pred_y_lo), hi = toScreen(p.pred_x, p.pred_y_hi);
+      line.setAlpha(220);
+      g.setPen(QPen(line, 1.2));
+      if (lo.y() > c.y() + r) g.drawLine(lo, c + QPointF(0, r));
+      if (hi.y() < c.y() - r) g.drawLine(hi, c - QPointF(0, r));
+      g.drawLine(lo - QPointF(4, 0), lo + QPointF(4, 0));
+      g.drawLine(hi - QPointF(4, 0), hi + QPointF(4, 0));
+    }
+  }
   // Larger markers first, so small ones stay visible on top of them.
   QList<const PlotPoint*> order;
   for (const PlotPoint& p : points_) order.push_back(&p);
@@ -320,7 +414,7 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.setBrush(Qt::NoBrush);
       g.drawEllipse(c, r + 2.5, r + 2.5);
     }
-    if (p->id == hovered_) {
+    if (p->id == hovered_ && !hovered_predicted_) {
       g.setPen(QPen(text, 1));
       g.setBrush(Qt::NoBrush);
       g.drawEllipse(c, r + 3, r + 3);
@@ -329,6 +423,19 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.setPen(QPen(pal.color(QPalette::Highlight), 2.5));
       g.setBrush(Qt::NoBrush);
       g.drawEllipse(c, r + 4, r + 4);
+    }
+  }
+  // The hollow markers over the filled ones: a prediction right on its run shows as a ring.
+  for (const PlotPoint& p : points_) {
+    if (!p.predicted) continue;
+    const QPointF c = toScreen(p.pred_x, p.pred_y);
+    const double r = radius(p);
+    g.setPen(QPen(run_colour(p), 1.8));
+    g.setBrush(Qt::NoBrush);
+    g.drawEllipse(c, r, r);
+    if (p.id == hovered_ && hovered_predicted_) {
+      g.setPen(QPen(text, 1));
+      g.drawEllipse(c, r + 3, r + 3);
     }
   }
   g.restore();
@@ -359,10 +466,11 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
 bool TradeoffPlot::event(QEvent* e) {
   if (e->type() == QEvent::ToolTip) {
     auto* help = static_cast<QHelpEvent*>(e);
-    const qint64 id = pointAt(help->pos());
+    bool predicted = false;
+    const qint64 id = pointAt(help->pos(), &predicted);
     for (const PlotPoint& p : points_)
       if (p.id == id) {
-        QToolTip::showText(help->globalPos(), p.tooltip, this);
+        QToolTip::showText(help->globalPos(), predicted ? p.pred_tooltip : p.tooltip, this);
         return true;
       }
     QToolTip::hideText();
@@ -373,10 +481,12 @@ bool TradeoffPlot::event(QEvent* e) {
 }
 
 void TradeoffPlot::mouseMoveEvent(QMouseEvent* e) {
-  const qint64 id = pointAt(e->position());
+  bool predicted = false;
+  const qint64 id = pointAt(e->position(), &predicted);
   setCursor(id >= 0 ? Qt::PointingHandCursor : Qt::ArrowCursor);
-  if (id != hovered_) {
+  if (id != hovered_ || predicted != hovered_predicted_) {
     hovered_ = id;
+    hovered_predicted_ = predicted;
     update();
   }
 }

@@ -2,13 +2,17 @@
 // proportional to the model's size, the Pareto front as a step line with its points
 // ringed, the baseline as a diamond, the selected run ringed in the highlight colour, an x
 // error bar where a point has a spread, a dashed ring where its x was measured on a busy
-// machine. Axis
-// ticks at 1-2-5 steps. Hovering shows a run's values; clicking a marker emits its id.
+// machine, and where a run was predicted to land (a recipe written by mcw predict) a hollow
+// marker joined to the measured one by a thin line, its predicted band of y as an error
+// bar. Axis ticks at 1-2-5 steps. Hovering shows a run's values, or its prediction on the
+// hollow marker; clicking either marker emits the run's id.
 // Colours come from the palette, so both themes work; QPainter takes care of high DPI.
 #pragma once
+#include <QFontMetricsF>
 #include <QList>
 #include <QPointF>
 #include <QRectF>
+#include <QStringList>
 #include <QWidget>
 #include <functional>
 
@@ -25,6 +29,12 @@ struct PlotPoint {
   // was measured on a busy machine (a dashed ring around the marker).
   double x_lo = 0, x_hi = 0;
   bool x_busy = false;
+  // Where the run was predicted to be (an axis without a prediction takes the measured
+  // value), the predicted band of y (none when equal) and the hollow marker's tooltip.
+  bool predicted = false;
+  double pred_x = 0, pred_y = 0;
+  double pred_y_lo = 0, pred_y_hi = 0;
+  QString pred_tooltip;
 };
 
 struct PlotAxis {
@@ -46,7 +56,11 @@ class TradeoffPlot : public QWidget {
   const QList<PlotPoint>& points() const { return points_; }
   // Where a run's marker is drawn, in this widget's coordinates (invalid when absent).
   QPointF pointPosition(qint64 id) const;
-  qint64 pointAt(const QPointF& pos) const;  // -1 when no marker is under `pos`
+  // Where a run's predicted (hollow) marker is drawn; invalid when it has none.
+  QPointF predictedPosition(qint64 id) const;
+  // The run whose marker, measured or predicted, is under `pos` (-1 when none); the
+  // measured one wins a tie. `predicted` says which of the two it was.
+  qint64 pointAt(const QPointF& pos, bool* predicted = nullptr) const;
   QRectF plotArea() const;
 
   QSize minimumSizeHint() const override { return {260, 200}; }
@@ -71,6 +85,9 @@ class TradeoffPlot : public QWidget {
   QList<double> ticks(const Range& r, double* step) const;
   QString tickLabel(const PlotAxis& axis, double v, double step) const;
   void computeRanges();
+  QStringList legendLabels() const;
+  static double legendWidth(const QFontMetricsF& fm, const QString& label, bool last);
+  int legendRows(double left, double right) const;
 
   QList<PlotPoint> points_;
   PlotAxis x_axis_, y_axis_;
@@ -78,6 +95,7 @@ class TradeoffPlot : public QWidget {
   Range xr_, yr_;
   double max_size_ = 0;
   qint64 selected_ = -1, hovered_ = -1;
+  bool hovered_predicted_ = false;
   QString empty_text_;
 };
 

@@ -3,7 +3,8 @@
 // against the store read directly, Pareto flags against a brute-force dominance check);
 // a run cancelled from the Jobs panel ends cancelled in the job list and in the store;
 // runs survive closing and reopening; clicking a plot point selects its run everywhere;
-// the filters and the side-by-side comparison show what the store holds.
+// the filters and the side-by-side comparison show what the store holds; a run that
+// recorded a prediction shows it beside the measured figures in the table and the plot.
 #include <QApplication>
 #include <QComboBox>
 #include <QDockWidget>
@@ -61,6 +62,12 @@ QSet<qint64> brute_force_front(const QList<ui::PlotPoint>& pts, bool maximize_y)
     if (!dominated) front.insert(a.id);
   }
   return front;
+}
+
+// Where mcw run records a prediction of `metric` (mcw predict's keys, "predicted_" before).
+QString predicted_name(const QString& metric) {
+  return metric == QLatin1String("latency_ms_per_token") ? QStringLiteral("predicted_latency_ms")
+                                                         : QStringLiteral("predicted_") + metric;
 }
 
 }  // namespace
@@ -205,6 +212,63 @@ class StudioRunsTest : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(all_runs_done(w.context(), 5), 10000);
     ui::TradeoffPanel* tp = w.tradeoffPanel();
     QTRY_COMPARE(tp->pointCount(), 5);
+
+    // uniform-w4's run as if its recipe had been written by mcw predict --add: the predicted
+    // figures stored beside the measured ones (what mcw run records), off by a known amount;
+    // no latency prediction (mcw predict without --latency).
+    const ui::RunRow w4 = *find_run(w.context().runs(), QStringLiteral("uniform-w4"));
+    const double kl = w4.metric(QStringLiteral("kl")),
+                 ppl = w4.metric(QStringLiteral("perplexity"));
+    const double bits = w4.metric(QStringLiteral("bits_per_weight"));
+    const double size = w4.metric(QStringLiteral("size_bytes"));
+    QVERIFY(kl > 0);
+    {
+      const auto store = RunStore::open_existing(w.context().project().database_path.toStdString());
+      store->add_metrics(w4.id, {{"predicted_kl", kl * 1.5},
+                                 {"predicted_kl_low", kl * 1.2},
+                                 {"predicted_kl_high", kl * 2},
+                                 {"predicted_perplexity", ppl * 1.02},
+                                 {"predicted_perplexity_low", ppl * 1.01},
+                                 {"predicted_perplexity_high", ppl * 1.04},
+                                 {"predicted_bits_per_weight", bits + 0.5},
+                                 {"predicted_size_bytes", size * 1.1}});
+    }
+    w.context().runHistory().reload();
+    QTRY_VERIFY(find_run(w.context().runs(), QStringLiteral("uniform-w4"))
+                    ->metrics.contains(QStringLiteral("predicted_kl")));
+    QTRY_VERIFY(!w.context().runHistory().isLoading());
+
+    // The Runs table: predicted KL and perplexity for that run only, the band and the error
+    // against the measured value on hover, flagged when the measurement fell outside.
+    RunTableModel* model = w.runsPanel()->runModel();
+    QCOMPARE(
+        model->headerData(RunTableModel::PredictedKL, Qt::Horizontal, Qt::DisplayRole).toString(),
+        QStringLiteral("pred. KL"));
+    QCOMPARE(model->headerData(RunTableModel::PredictedPerplexity, Qt::Horizontal, Qt::DisplayRole)
+                 .toString(),
+             QStringLiteral("pred. ppl"));
+    QCOMPARE(model->rowCount(), 5);
+    for (int row = 0; row < model->rowCount(); ++row) {
+      const QModelIndex pk = model->index(row, RunTableModel::PredictedKL);
+      const QModelIndex pp = model->index(row, RunTableModel::PredictedPerplexity);
+      if (pk.data(RunTableModel::RunIdRole).toLongLong() != w4.id) {
+        QVERIFY(pk.data().toString().isEmpty() && pp.data().toString().isEmpty());
+        QVERIFY(!pk.data(Qt::ToolTipRole).isValid() && !pp.data(Qt::ToolTipRole).isValid());
+        continue;
+      }
+      QCOMPARE(pk.data(Qt::UserRole).toDouble(), kl * 1.5);
+      QCOMPARE(pk.data().toString(), QString::number(kl * 1.5, 'g', 3));
+      QCOMPARE(pp.data(Qt::UserRole).toDouble(), ppl * 1.02);
+      QCOMPARE(pp.data().toString(), QString::number(ppl * 1.02, 'f', ppl * 1.02 < 100 ? 3 : 1));
+      QCOMPARE(pk.data(Qt::ToolTipRole).toString(),
+               QStringLiteral("predicted %1 [%2, %3], measured %4, error -33% (outside the band)")
+                   .arg(QString::number(kl * 1.5, 'g', 3), QString::number(kl * 1.2, 'g', 3),
+                        QString::number(kl * 2, 'g', 3), QString::number(kl, 'g', 3)));
+      QVERIFY2(pp.data(Qt::ToolTipRole).toString().contains(QStringLiteral("error -2.0%")),
+               qPrintable(pp.data(Qt::ToolTipRole).toString()));
+      QVERIFY(pk.data(Qt::ForegroundRole).isValid());  // measured below the band
+    }
+
     // Every axis pair: points at the chosen metrics, the front by definition.
     const QList<ui::RunRow> runs = w.context().runs();
     for (int yi = 0; yi < tp->yAxisBox()->count(); ++yi) {
@@ -229,6 +293,19 @@ class StudioRunsTest : public QObject {
           QCOMPARE(p.x_busy, latency && r->metric(QStringLiteral("latency_busy")) != 0);
           if (latency) QVERIFY(p.x_lo <= p.x && p.x <= p.x_hi);
           if (p.front) shown.insert(p.id);
+          // The prediction, where either axis has one; an axis without takes the measured
+          // value (latency, top-1); the band of y where the y metric has one.
+          const QString pxm = predicted_name(xm), pym = predicted_name(ym);
+          QCOMPARE(p.predicted, r->metrics.contains(pxm) || r->metrics.contains(pym));
+          // Only uniform-w4's, and not at (latency, top-1): neither has a prediction.
+          QCOMPARE(p.predicted, p.id == w4.id && !(latency && ym == QLatin1String("top1")));
+          if (!p.predicted) continue;
+          QCOMPARE(p.pred_x, r->metric(pxm, p.x));
+          QCOMPARE(p.pred_y, r->metric(pym, p.y));
+          const bool band = ym != QLatin1String("top1");
+          QCOMPARE(p.pred_y_lo, band ? r->metric(pym + QStringLiteral("_low")) : 0.0);
+          QCOMPARE(p.pred_y_hi, band ? r->metric(pym + QStringLiteral("_high")) : 0.0);
+          QVERIFY(p.pred_tooltip.contains(QStringLiteral("(predicted)")));
         }
         QCOMPARE(shown, brute_force_front(pts, ym == QLatin1String("top1")));
       }
@@ -240,6 +317,48 @@ class StudioRunsTest : public QObject {
     QVERIFY(size_of("rtn-w2") < size_of("rtn-w3"));
     QVERIFY(size_of("rtn-w3") < size_of("uniform-w4"));
     QVERIFY(size_of("uniform-w4") < size_of("baseline"));
+
+    // The hollow marker as drawn: at the predicted (bits per weight, KL), found there by
+    // hit-testing with its own tooltip, hollow (the plot's background at its centre, the
+    // run's colour on its ring), and the measured marker still where it was.
+    tp->yAxisBox()->setCurrentIndex(tp->yAxisBox()->findData(QStringLiteral("kl")));
+    tp->xAxisBox()->setCurrentIndex(tp->xAxisBox()->findData(QStringLiteral("bits_per_weight")));
+    w.show();  // laid out as on screen: the positions below are the ones painted
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    ui::TradeoffPlot* plot = tp->plot();
+    QVERIFY(plot->isVisible() && plot->width() > 100 && plot->height() > 100);
+    const QPointF at = plot->predictedPosition(w4.id);
+    QVERIFY(at.x() > 0);
+    QVERIFY(!plot->predictedPosition(find_run(runs, QStringLiteral("rtn-w8"))->id).x());
+    const QPointF measured_at = plot->pointPosition(w4.id);
+    QVERIFY(at.x() > measured_at.x() + 5);  // 0.5 bits more
+    QVERIFY(at.y() < measured_at.y() - 5);  // 1.5 times the KL, up the axis
+    bool predicted = false;
+    QCOMPARE(plot->pointAt(at, &predicted), w4.id);
+    QVERIFY(predicted);
+    QCOMPARE(plot->pointAt(measured_at, &predicted), w4.id);
+    QVERIFY(!predicted);
+    QHelpEvent help(QEvent::ToolTip, at.toPoint(), plot->mapToGlobal(at.toPoint()));
+    QApplication::sendEvent(plot, &help);
+    QTRY_VERIFY(QToolTip::isVisible());
+    QVERIFY2(QToolTip::text().contains(QStringLiteral("uniform-w4</b> (predicted)")),
+             qPrintable(QToolTip::text()));
+    QToolTip::hideText();
+    const QImage image = plot->grab().toImage();
+    const qreal dpr = image.devicePixelRatio();
+    auto pixel = [&](QPointF p) { return image.pixelColor((p * dpr).toPoint()); };
+    const QColor base = plot->palette().color(QPalette::Base);
+    // Far from the background: more than a faint grid line over it.
+    auto marked = [&](QColor c) {
+      return std::abs(c.red() - base.red()) + std::abs(c.green() - base.green()) +
+                 std::abs(c.blue() - base.blue()) >
+             120;
+    };
+    QVERIFY(!marked(pixel(at)));
+    bool ring = false;  // straight right of the centre: no line or bar of its own there
+    for (double r = 3; r <= 15; r += 0.5) ring = ring || marked(pixel(at + QPointF(r, 0)));
+    QVERIFY(ring);
+    QVERIFY(marked(pixel(measured_at)));
 
     // Filters: text and status.
     ui::RunsPanel* rp = w.runsPanel();

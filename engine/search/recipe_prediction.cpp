@@ -1,5 +1,6 @@
 #include "engine/search/recipe_prediction.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 

@@ -66,9 +66,7 @@ int run_bench(const std::vector<std::string>& argv) {
                                           : "dense f16";
   if (const auto r = args.value("recipe")) {
     const Recipe recipe = load_recipe(resolve_recipe(*r));
-    std::vector<std::string> names;
-    for (const auto& [n, t] : base.named_tensors()) names.push_back(n);
-    check_targets(recipe, names);
+    check_targets(recipe, base.tensor_names());
     std::vector<int32_t> calib;
     if (recipe_needs_calibration(recipe)) {
       const auto calib_path = args.value("calib");

@@ -71,9 +71,8 @@ int run_compress(const std::vector<std::string>& argv) {
   const ModelFile file = open_model_file(args.positional()[0]);
   require_llama_family(file, "compression");
   const LlamaModel base = load_llama(file);
-  std::vector<std::string> names;
-  for (const auto& [n, t] : base.named_tensors()) names.push_back(n);
-  check_targets(recipe, names);  // every mistake surfaces before the long work starts
+  // Every mistake surfaces before the long work starts.
+  check_targets(recipe, base.tensor_names());
 
   std::vector<int32_t> calib;
   std::unique_ptr<Tokenizer> tok;

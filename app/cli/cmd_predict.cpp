@@ -88,9 +88,7 @@ int run_predict(const std::vector<std::string>& argv) {
     throw UsageError{"predict takes one project file and --recipe (see mcw help predict)"};
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
   const Recipe recipe = load_recipe(resolve_recipe(*args.value("recipe")));
-  std::vector<std::string> names;
-  for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
-  check_targets(recipe, names);
+  check_targets(recipe, in.base.tensor_names());
   SensitivityOptions so;
   so.settings = recipe_scan_settings(recipe, in.base);
   if (so.settings.empty())

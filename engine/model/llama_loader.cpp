@@ -196,6 +196,12 @@ std::vector<std::pair<std::string, const Tensor*>> LlamaModel::named_tensors() c
   return out;
 }
 
+std::vector<std::string> LlamaModel::tensor_names() const {
+  std::vector<std::string> out;
+  for (auto& [name, t] : named_tensors()) out.push_back(name);
+  return out;
+}
+
 uint64_t LlamaModel::parameter_count() const {
   uint64_t n = 0;
   for (auto& [name, t] : named_tensors()) n += uint64_t(t->numel());

@@ -42,6 +42,7 @@ struct LlamaModel {
   // Every weight under its HF name, in a stable order (for export, compression, UI).
   std::vector<std::pair<std::string, Tensor*>> named_tensors();
   std::vector<std::pair<std::string, const Tensor*>> named_tensors() const;
+  std::vector<std::string> tensor_names() const;  // the names of named_tensors()
   uint64_t parameter_count() const;
 };
 

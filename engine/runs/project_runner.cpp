@@ -183,9 +183,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
           for (const char* k : kPredictionKeys)
             if (recipe.prediction.contains(k))
               m.push_back({std::string("predicted_") + k, recipe.prediction[k].get<double>()});
-        std::vector<std::string> names;
-        for (const auto& [n, t] : in.base.named_tensors()) names.push_back(n);
-        check_targets(recipe, names);
+        check_targets(recipe, in.base.tensor_names());
         if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
           throw Error(source, "this recipe needs calibration text and the project has none");
         CompressOptions co;  // a recipe's calibration section overrides these

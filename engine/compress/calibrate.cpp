@@ -116,7 +116,8 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     timed(4.0 * double(rows[w]) * double(D) * double(H), [&] { llama_mlp_hidden(model, l, xn.data(), rows[w], act_of(w)); });
   };
 
-  for (int64_t l = opt.start_layer; l < c.n_layers; ++l) {
+  const int64_t end = opt.end_layer < 0 ? c.n_layers : std::min(opt.end_layer, c.n_layers);
+  for (int64_t l = opt.start_layer; l < end; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     const LinearGroup* g = &groups[size_t(l) * 4];
     if (opt.uncompressed_inputs) {

@@ -69,6 +69,9 @@ struct CalibrationOptions {
   // last block_done saved (ActivationStore::save), the inputs of block start_layer.
   int64_t start_layer = 0;
   std::string start_hidden;
+  // Blocks from end_layer on are not run (-1: all of them): a pass whose hooks want
+  // nothing past some block stops there instead of running the rest of the model.
+  int64_t end_layer = -1;
   // AWQ's reference order instead of GPTQ's: every group of a block observes the block's
   // forward pass with the weights as they were before this stage (so o_proj sees the
   // uncompressed q/k/v, and the next block the uncompressed block's output); the block's

@@ -279,7 +279,14 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
       };
       hooks.block_done = [&](int64_t l, const ActivationStore& hidden) { block_done(l, true, &hidden); };
       co.uncompressed_inputs = a.uncompressed_inputs && a.uncompressed_inputs(s.params);
-      sequential_calibrate(out.model, calib, hooks, relay, cancel, co);
+      // The pass stops after the stage's last targeted block (a one-layer recipe of block
+      // 0 runs one block, not the model); the blocks after it are final as they are, and
+      // a run resumed among them has nothing left to calibrate.
+      int64_t last = 0;
+      for (const std::string& n : names) last = std::max(last, layer_of(n));
+      co.end_layer = last + 1;
+      if (start <= last) sequential_calibrate(out.model, calib, hooks, relay, cancel, co);
+      for (int64_t l = std::max(start, last + 1); l < out.model.cfg.n_layers; ++l) block_done(l);
     }
   }
 

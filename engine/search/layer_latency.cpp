@@ -1,11 +1,13 @@
 #include "engine/search/layer_latency.h"
 
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/packed_weight.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
 
@@ -39,11 +41,10 @@ double median_call_ms(Fn&& once, int repeats) {
 
 }  // namespace
 
-double time_f32_decode_gemv(const CompressedTensor& w, int repeats) {
-  const Tensor dense = w.dequantize();
-  std::vector<float> x(size_t(w.cols), 0.5f), y(size_t(w.rows));
+double time_stored_decode_gemv(const Tensor& w, int repeats) {
+  std::vector<float> x(size_t(w.dim(1)), 0.5f), y(size_t(w.dim(0)));
   return median_call_ms(
-      [&] { matmul_wt(x.data(), dense.as<float>(), y.data(), 1, w.rows, w.cols); }, repeats);
+      [&] { matmul_wt_stored(x.data(), w.dim(1), w, y.data(), w.dim(0), 1); }, repeats);
 }
 
 double time_packed_decode_gemv(const CompressedTensor& w, int repeats) {
@@ -81,24 +82,42 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
   const double steps = double(settings.size() + 2);
   report(progress, "latency", "model", 0, "decode latency of the model");
   t.model_ms_per_token = measure_latency(base, model_opt, {}, cancel).ms_per_token;
+
+  // One layer per shape is timed: layers of one shape at one setting run the same kernel
+  // over the same number of bytes. The first of each shape is taken, so that a calibrated
+  // setting's pass stops at an early block.
+  std::map<std::pair<int64_t, int64_t>, size_t> first_of_shape;
+  std::vector<size_t> representative(t.layers.size());
+  std::vector<const Tensor*> weight(t.layers.size(), nullptr);
+  for (const auto& [name, w] : base.named_tensors())
+    if (auto l = table.layer_index(name)) weight[*l] = w;
+  for (size_t l = 0; l < t.layers.size(); ++l) {
+    if (!weight[l] || weight[l]->ndim() != 2)
+      throw Error("latency table", "the model has no 2-D weight " + t.layers[l]);
+    representative[l] =
+        first_of_shape.try_emplace({weight[l]->dim(0), weight[l]->dim(1)}, l).first->second;
+  }
+  // Uncompressed: the product on the weight as stored, as the model's own forward runs it.
+  t.dense_ms.assign(t.layers.size(), 0);
   double linears = 0;
-  for (const std::string& l : t.layers) {
+  for (size_t l = 0; l < t.layers.size(); ++l) {
     if (cancel) cancel->throw_if_cancelled();
-    for (const auto& [name, w] : base.named_tensors())
-      if (name == l) t.dense_ms.push_back(time_f32_decode_gemv(dense_tensor(*w, l)));
-    linears += t.dense_ms.back();
+    if (representative[l] == l) t.dense_ms[l] = time_stored_decode_gemv(*weight[l]);
+    linears += t.dense_ms[l] = t.dense_ms[representative[l]];
   }
   t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
   report(progress, "latency", "", 2 / steps);
   for (size_t s = 0; s < settings.size(); ++s) {
-    const Recipe r = mixed_precision_recipe(
-        table, std::vector<std::string>(t.layers.size(), settings[s]), settings[s]);
+    std::vector<std::string> assignment(t.layers.size());  // "": kept
+    for (const auto& [shape, l] : first_of_shape) assignment[l] = settings[s];
+    const Recipe r = mixed_precision_recipe(table, assignment, settings[s]);
     const CompressionResult c = compress_llama(base, r, calibration_tokens, co, {}, cancel);
     for (const CompressedLayer& cl : c.layers) {
       if (cancel) cancel->throw_if_cancelled();
-      if (auto l = table.layer_index(cl.tensor.name))
-        t.ms[*l * settings.size() + s] = time(cl.tensor);
+      if (auto l = table.layer_index(cl.tensor.name)) t.ms[*l * settings.size() + s] = time(cl.tensor);
     }
+    for (size_t l = 0; l < t.layers.size(); ++l)
+      t.ms[l * settings.size() + s] = t.ms[representative[l] * settings.size() + s];
     report(progress, "latency", settings[s], double(s + 3) / steps);
   }
   return t;

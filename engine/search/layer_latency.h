@@ -23,23 +23,27 @@ namespace mcw {
 // Milliseconds of one decode step (one input row) through a compressed weight.
 using LayerKernelTimer = std::function<double(const CompressedTensor& w)>;
 
-// The median of `repeats` timed batches after a warm-up: matmul_wt on the dequantized f32
-// weight, or the packed kernel on the weight as stored.
-double time_f32_decode_gemv(const CompressedTensor& w, int repeats = 15);
+// The median of `repeats` timed batches after a warm-up: matmul_wt_stored on an
+// uncompressed weight in its file's dtype (a view of a mapped bf16 file stays one), or the
+// packed kernel on a compressed weight.
+double time_stored_decode_gemv(const Tensor& w, int repeats = 15);
 double time_packed_decode_gemv(const CompressedTensor& w, int repeats = 15);
 
 struct LayerLatencyTable {
   std::vector<std::string> layers, settings;
   std::vector<double> ms;         // [layer * settings + setting]
-  std::vector<double> dense_ms;   // per layer, uncompressed (the f32 product)
+  std::vector<double> dense_ms;   // per layer, uncompressed (the product on the stored dtype)
   double model_ms_per_token = 0;  // measure_latency of the uncompressed model
-  double rest_ms = 0;             // model_ms_per_token minus its linears at f32 (>= 0)
+  double rest_ms = 0;             // model_ms_per_token minus its uncompressed linears (>= 0)
   double at(const std::string& layer, const std::string& setting) const;  // throws if unknown
   LayerCostFn cost() const;  // a copy of the table as a function
 };
 
-// Compresses every layer of `table` at each of `settings` (one compress_llama per
-// setting) and times it with `timer` (time_packed_decode_gemv when empty).
+// Times each of `settings` with `timer` (time_packed_decode_gemv when empty) on one layer
+// per distinct weight shape among `table`'s layers (the first in model order), compressed
+// by one compress_llama per setting; the other layers of that shape get its time. So the
+// model's weights stay as stored and at most one layer per shape is compressed at once,
+// and a calibrated setting's pass runs only to the block of the last of those layers.
 LayerLatencyTable measure_layer_latency(const LlamaModel& base, const SensitivityTable& table,
                                         const std::vector<std::string>& settings,
                                         std::span<const int32_t> calibration_tokens,

@@ -281,6 +281,14 @@ TEST(CompressLlama, CalibrationForwardTallyCountsTheBlocksWork) {
   const double per_window = 2 * T * D * (Q + 2 * KV) + 2 * T * T * Q + 2 * T * Q * D + 4 * T * D * H + 2 * T * H * D;
   EXPECT_DOUBLE_EQ(r.calibration_forward.flops, double(c.n_layers) * 3 * per_window);
   EXPECT_GT(r.calibration_forward.seconds, 0);
+  // A stage targeting block 0 alone runs one block: the pass stops after its last target.
+  const Recipe first = parse_recipe(
+      "stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n"
+      "    targets: ['model.layers.0.*']\n", "f.yaml");
+  const CompressionResult f = compress_llama(base, first, test::random_tokens(400, 13), test::calib_options(3, 20));
+  EXPECT_DOUBLE_EQ(f.calibration_forward.flops, 3 * per_window);
+  ASSERT_EQ(f.layers.size(), 7u);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(f.layers[i].tensor.codes, r.layers[i].tensor.codes);
   // No calibration, no tally.
   const Recipe rtn = parse_recipe("stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n", "r.yaml");
   EXPECT_EQ(compress_llama(base, rtn, {}, {}).calibration_forward.flops, 0);

@@ -99,6 +99,14 @@ TEST(CompressResume, GptqStoppedAtEveryBlock) {
   expect_resume_equals_uninterrupted("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n");
 }
 
+// The calibration pass ends after the stage's last targeted block: a run stopped in the
+// blocks after it resumes with nothing left to calibrate.
+TEST(CompressResume, CalibratedStageOfTheFirstBlockStoppedAfterIt) {
+  expect_resume_equals_uninterrupted(
+      "stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n"
+      "    targets: ['model.layers.0.*']\n");
+}
+
 TEST(CompressResume, GptqWithBf16Activations) {
   expect_resume_equals_uninterrupted("stages:\n  - algorithm: gptq\n    bits: 3\n    group_size: 32\n",
                                      CompressOptions::Activations::BF16);

@@ -8,7 +8,6 @@
 #include <random>
 
 #include "engine/core/error.h"
-#include "engine/search/layer_latency.h"
 #include "engine/search/mixed_precision.h"
 #include "llama_test_util.h"
 
@@ -314,32 +313,4 @@ TEST(MixedPrecisionSearch, RecipeGroupsStagesWithExactTargets) {
   EXPECT_EQ(c.layers.size(), 14u);
   EXPECT_EQ(c.layers[0].tensor.bits, 8);
   EXPECT_EQ(c.layers[1].tensor.bits, 4);
-}
-
-TEST(MixedPrecisionSearch, LayerLatencyTableIsAdditive) {
-  const LlamaModel base = test::random_llama(test::tiny_config(), 23);
-  const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 10);
-  SensitivityOptions so;
-  so.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w2")};
-  so.windows = 1;
-  so.window = 32;
-  const SensitivityTable t = SensitivityScan(base, "fp", tokens, so).run(nullptr);
-  int timed = 0;
-  const LayerLatencyTable lt =
-      measure_layer_latency(base, t, {"w8", "w2"}, tokens, {}, {8, 4, 1},
-                            [&](const CompressedTensor& w) { return ++timed, double(w.bits); });
-  EXPECT_EQ(timed, 28);
-  EXPECT_EQ(lt.at(t.layers[3], "w2"), 2.0);
-  EXPECT_EQ(lt.cost()(t.layers[5], "w8"), 8.0);
-  EXPECT_GT(lt.model_ms_per_token, 0);
-  EXPECT_GE(lt.rest_ms, 0);
-  EXPECT_THROW(lt.at("nope", "w8"), Error);
-  CompressedTensor dense = dense_tensor(base.layers[0].wq, "q");
-  EXPECT_GT(time_f32_decode_gemv(dense, 3), 0);
-  EXPECT_GT(time_packed_decode_gemv(dense, 3), 0);
-  CompressedTensor broken = dense;  // a packed kernel refuses what it cannot read
-  broken.coding = WeightCoding::Affine;
-  broken.bits = 4;
-  broken.group_size = broken.cols;
-  EXPECT_THROW(time_packed_decode_gemv(broken, 1), Error);
 }

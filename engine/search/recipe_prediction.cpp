@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <sstream>
 
 #include "engine/compress/algorithm.h"
 #include "engine/compress/compress_llama.h"
@@ -72,6 +73,29 @@ ScanSetting stage_setting(const RecipeStage& st, const std::vector<std::string>&
 }
 
 }  // namespace
+
+ScanSetting scan_setting_from_label(const std::string& label) {
+  if (label.find(' ') == std::string::npos && !find_algorithm(label))
+    return scan_setting_from_name(label);
+  std::istringstream in(label);
+  ScanSetting s{label, {}, nlohmann::json::object()};
+  in >> s.algorithm;
+  const CompressAlgorithm* a = find_algorithm(s.algorithm);
+  if (!a) throw Error(kSource, "setting '" + label + "': unknown algorithm '" + s.algorithm + "'");
+  for (std::string kv; in >> kv;) {
+    const size_t eq = kv.find('=');
+    const std::string key = kv.substr(0, eq);
+    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+      throw Error(kSource, "setting '" + label + "': expected key=value, not '" + kv + "'");
+    if (std::none_of(a->params.begin(), a->params.end(),
+                     [&](const ParamSpec& p) { return p.key == key; }))
+      throw Error(kSource, "setting '" + label + "': " + s.algorithm + " has no parameter '" + key + "'");
+    const std::string text = kv.substr(eq + 1);
+    nlohmann::json v = nlohmann::json::parse(text, nullptr, false);
+    s.params[key] = v.is_discarded() ? nlohmann::json(text) : v;
+  }
+  return s;
+}
 
 std::vector<ScanSetting> recipe_scan_settings(const Recipe& recipe, const LlamaModel& model) {
   const std::vector<std::string> layers = linear_layer_names(model);

@@ -33,6 +33,12 @@ struct LayerLatencyTable;
 // structured or whole-model stage), or a layer that two stages compress.
 std::vector<ScanSetting> recipe_scan_settings(const Recipe& recipe, const LlamaModel& model);
 
+// The setting a label names: scan_setting_from_name's names ("w4", "w3g64", "s50"), or
+// recipe_scan_settings' "<algorithm> key=value ..." (values as JSON where they parse as
+// JSON, else strings; parameters not named take the algorithm's defaults). Throws
+// mcw::Error for an unknown algorithm or parameter, or a malformed label.
+ScanSetting scan_setting_from_label(const std::string& label);
+
 // Per row of `table`, the column whose cell recipe is what `recipe` does to that layer, or
 // -1 where the recipe leaves the layer as it is. Throws mcw::Error naming the recipe, the
 // layer and its stage when no column matches, or when the recipe compresses a linear the

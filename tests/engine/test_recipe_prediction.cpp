@@ -93,6 +93,21 @@ TEST(RecipePrediction, RecipeSettingsAreNamedAsTheScanNamesThem) {
   EXPECT_EQ(s[0].name, "w4");
   EXPECT_EQ(s[1].name, "s25");
   EXPECT_EQ(s[2].name.rfind("gptq bits=3 group_size=32", 0), 0u) << s[2].name;
+  // A grid column's label names its setting again: the cells' recipes are the same.
+  for (const ScanSetting& x : s) {
+    const ScanSetting back = scan_setting_from_label(x.name);
+    EXPECT_EQ(back.algorithm, x.algorithm) << x.name;
+    for (const char* layer : {"model.layers.0.self_attn.o_proj.weight", "model.layers.1.mlp.down_proj.weight"}) {
+      const int64_t in = std::string(layer).find("down") != std::string::npos ? 40 : 32;
+      EXPECT_EQ(scan_cell_recipe(back, layer, in).stages.front().params,
+                scan_cell_recipe(x, layer, in).stages.front().params) << x.name;
+    }
+  }
+  EXPECT_EQ(scan_setting_from_label("gptq bits=3 act_order=false").params,
+            (nlohmann::json{{"bits", 3}, {"act_order", false}}));
+  EXPECT_EQ(scan_setting_from_label("w3g64").algorithm, "rtn");
+  for (const char* bad : {"nope bits=3", "gptq bits", "gptq colour=3", "gptq =3", "w5"})
+    EXPECT_THROW(scan_setting_from_label(bad), Error) << bad;
 
   const Recipe twice = parse(R"(stages:
   - {algorithm: rtn, bits: 4, group_size: 32, targets: ["*q_proj*"]}

@@ -68,6 +68,7 @@ struct SensitivityCell {
   bool ready = false;  // false: not measured yet (drawn as pending)
   double value = 0;    // under the grid's measure: KL, or a proxy's relative error
   double perplexity = std::nan("");  // NaN when not measured
+  quint64 bits = 0;  // storage bits of the compressed layer (0: not recorded)
 };
 
 // Layers (rows, model order) × settings (columns) of one model's sensitivity results,
@@ -79,6 +80,25 @@ struct SensitivityGrid {
   QString quantity = QStringLiteral("KL");  // the values' short name, for legend and tooltip
   QString title = QStringLiteral("KL divergence to the original model");  // the panel's caption
   const SensitivityCell& at(int row, int col) const { return cells[row * settings.size() + col]; }
+};
+
+// What a what-if assignment over the sensitivity grid (one setting or "keep" per layer)
+// is predicted to give (engine/search/recipe_prediction.h): size and bits per weight
+// exactly, KL as the sum of the assigned cells with a band fitted on the project's runs,
+// perplexity through the runs' fit. Unknown figures are NaN.
+struct AssignmentPrediction {
+  bool valid = false;
+  QString error;  // why there is no prediction ("2 assigned cells are not measured yet")
+  int compressed = 0, kept = 0;  // layers
+  double bits_per_weight = 0;
+  double size_bytes = 0;
+  QString quantity;  // the grid's measure: "KL" or a proxy's name
+  double score = 0;  // Σ of the assigned cells under that measure
+  double kl = std::nan(""), kl_low = std::nan(""), kl_high = std::nan("");
+  double perplexity = std::nan(""), perplexity_low = std::nan(""), perplexity_high = std::nan("");
+  double latency_ms = std::nan("");  // decode ms/token, when a latency table is known
+  int calibration_runs = 0;  // runs with a prediction and a measured KL (a band needs 2)
+  int perplexity_runs = 0;   // runs the perplexity fit used (it needs a baseline run too)
 };
 
 }  // namespace mcw::ui

@@ -1,6 +1,7 @@
 #include "widgets/heatmap_view.h"
 
 #include <QHelpEvent>
+#include <QKeyEvent>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QToolTip>
@@ -89,6 +90,10 @@ QString HeatmapView::hoverText(int row, int col) const {
   if (row < 0 || col < 0 || row >= rowCount() || col >= columnCount()) return {};
   const Cell& c = cells_[row * columnCount() + col];
   QString s = rows_[row] + QLatin1Char('\n') + tr("setting %1").arg(cols_[col]) + QLatin1Char('\n');
+  if (row < assignment_.size())
+    s += (assignment_[row] < 0 ? tr("layer kept")
+                               : tr("layer set to %1").arg(cols_.value(assignment_[row]))) +
+         QLatin1Char('\n');
   if (!c.ready) return s + tr("pending");
   s += tr("%1 %2").arg(quantity_).arg(c.value, 0, 'g', 4);
   if (std::isfinite(c.perplexity))
@@ -159,9 +164,62 @@ bool HeatmapView::event(QEvent* e) {
   return QWidget::event(e);
 }
 
+void HeatmapView::setAssignment(const QList<int>& columns) {
+  assignment_ = columns;
+  update();
+}
+
+void HeatmapView::setAssigning(bool on) {
+  assigning_ = on;
+  dragging_ = false;
+  setFocusPolicy(on ? Qt::StrongFocus : Qt::NoFocus);
+  setCursor(on ? Qt::PointingHandCursor : Qt::ArrowCursor);
+  update();
+}
+
 void HeatmapView::mousePressEvent(QMouseEvent* e) {
   const QPoint cell = cellAt(e->position().toPoint());
-  if (cell.x() >= 0) emit cellClicked(cell.y(), cell.x());
+  if (cell.x() < 0) return;
+  emit cellClicked(cell.y(), cell.x());
+  if (!assigning_ || e->button() != Qt::LeftButton) return;
+  setFocus(Qt::MouseFocusReason);
+  cursor_ = cell;
+  dragging_ = true;
+  drag_cell_ = cell;
+  emit assignPressed(cell.y(), cell.x());
+}
+
+void HeatmapView::mouseMoveEvent(QMouseEvent* e) {
+  if (!dragging_) return;
+  const QPoint cell = cellAt(e->position().toPoint());
+  if (cell.x() < 0 || cell == drag_cell_) return;
+  // Every row between the last one and this gets the same: a fast drag skips none.
+  const int step = cell.y() >= drag_cell_.y() ? 1 : -1;
+  for (int r = drag_cell_.y() + (cell.y() == drag_cell_.y() ? 0 : step); r != cell.y() + step; r += step)
+    emit assignDragged(r, cell.x());
+  drag_cell_ = cursor_ = cell;
+}
+
+void HeatmapView::mouseReleaseEvent(QMouseEvent*) { dragging_ = false; }
+
+void HeatmapView::keyPressEvent(QKeyEvent* e) {
+  if (!assigning_ || rows_.isEmpty() || cols_.isEmpty()) return QWidget::keyPressEvent(e);
+  QPoint c = cursor_;
+  const int key = e->key();
+  if (key == Qt::Key_Up) c.ry() -= 1;
+  else if (key == Qt::Key_Down) c.ry() += 1;
+  else if (key == Qt::Key_Left) c.rx() -= 1;
+  else if (key == Qt::Key_Right) c.rx() += 1;
+  else if (key == Qt::Key_Space || key == Qt::Key_Return || key == Qt::Key_Enter)
+    return emit assignKey(c.y(), c.x());
+  else if (key == Qt::Key_Delete || key == Qt::Key_Backspace || key == Qt::Key_K)
+    return emit assignKey(c.y(), -1);
+  else if (key >= Qt::Key_1 && key <= Qt::Key_9 && key - Qt::Key_1 < columnCount())
+    return emit assignKey(c.y(), key - Qt::Key_1);
+  else
+    return QWidget::keyPressEvent(e);
+  cursor_ = {std::clamp(c.x(), 0, columnCount() - 1), std::clamp(c.y(), 0, rowCount() - 1)};
+  update();
 }
 
 void HeatmapView::paintEvent(QPaintEvent*) {
@@ -183,7 +241,9 @@ void HeatmapView::paintEvent(QPaintEvent*) {
   QBrush pending(pal.color(QPalette::Mid), Qt::BDiagPattern);
   for (int r = 0; r < rowCount(); ++r) {
     const QRect label(kMargin, cellRect(r, 0).top(), label_w_ - 8, cell_h_);
-    p.setPen(pal.color(QPalette::Text));
+    // Assignment mode: kept layers' names muted, assigned ones as usual.
+    const bool kept = assigning_ && r < assignment_.size() && assignment_[r] < 0;
+    p.setPen(pal.color(kept ? QPalette::PlaceholderText : QPalette::Text));
     p.drawText(label, Qt::AlignRight | Qt::AlignVCenter,
                fm.elidedText(shortLayer(rows_[r]), Qt::ElideLeft, label_w_ - 8));
     for (int c = 0; c < columnCount(); ++c) {
@@ -196,6 +256,23 @@ void HeatmapView::paintEvent(QPaintEvent*) {
         p.fillRect(cell, pending);
       }
     }
+  }
+  // The assignment: each row's chosen cell framed in the highlight colour over a ring of
+  // the base colour (visible on every ramp colour); the keyboard cursor dotted.
+  for (int r = 0; r < std::min(rowCount(), int(assignment_.size())); ++r) {
+    const int c = assignment_[r];
+    if (c < 0 || c >= columnCount()) continue;
+    const QRect cell = cellRect(r, c).adjusted(1, 1, -2, -2);
+    p.setBrush(Qt::NoBrush);
+    p.setPen(QPen(pal.color(QPalette::Base), 4));
+    p.drawRect(cell);
+    p.setPen(QPen(pal.color(QPalette::Highlight), 2));
+    p.drawRect(cell);
+  }
+  if (assigning_ && hasFocus() && cursor_.y() < rowCount() && cursor_.x() < columnCount()) {
+    p.setBrush(Qt::NoBrush);
+    p.setPen(QPen(pal.color(QPalette::Text), 1, Qt::DotLine));
+    p.drawRect(cellRect(cursor_.y(), cursor_.x()).adjusted(0, 0, -1, -1));
   }
   // Legend: the ramp from the lowest (bottom) to the highest (top) log10 value.
   const QRect bar = legendRect();

@@ -1,7 +1,9 @@
 // A layer × setting heatmap painted with QPainter: each cell coloured by log10 of its value
 // (KL divergence, or a proxy's relative error) on a ramp whose luminance rises with it, a legend bar with the range,
 // pending (not yet measured) cells hatched, and a tooltip per cell. Cells can arrive one
-// at a time (setCell) while a scan runs.
+// at a time (setCell) while a scan runs. In assignment mode (setAssigning) it draws each
+// row's chosen cell framed and kept rows' labels muted, and turns mouse presses, drags and
+// keys into requests (assignPressed/assignDragged/assignKey) that the panel applies.
 #pragma once
 #include <QColor>
 #include <QPair>
@@ -34,6 +36,12 @@ class HeatmapView : public QWidget {
   static QColor rampColor(double t);    // t in [0, 1], dark to light
   // "layer\nsetting\nKL 0.0123\nperplexity 12.3" (the quantity's name), or "... pending".
   QString hoverText(int row, int col) const;
+  // One column per row (-1: kept) drawn over the cells; empty: none.
+  void setAssignment(const QList<int>& columns);
+  const QList<int>& assignment() const { return assignment_; }
+  void setAssigning(bool on);
+  bool assigning() const { return assigning_; }
+  QPoint cursorCell() const { return cursor_; }  // (col, row) of the keyboard cursor
   QRect cellRect(int row, int col) const;
   QPoint cellAt(const QPoint& pos) const;  // (-1, -1) outside the grid
 
@@ -42,11 +50,21 @@ class HeatmapView : public QWidget {
 
  signals:
   void cellClicked(int row, int col);
+  // Assignment mode: a press on a cell, the pointer dragged onto another while pressed
+  // (once per row it passed, each with the column under the pointer now),
+  // and a key on the cursor's row (col -1: keep it; Space/Enter: the cursor's column;
+  // 1-9: that column; Delete, Backspace or K: keep).
+  void assignPressed(int row, int col);
+  void assignDragged(int row, int col);
+  void assignKey(int row, int col);
 
  protected:
   bool event(QEvent* e) override;
   void paintEvent(QPaintEvent* e) override;
   void mousePressEvent(QMouseEvent* e) override;
+  void mouseMoveEvent(QMouseEvent* e) override;
+  void mouseReleaseEvent(QMouseEvent* e) override;
+  void keyPressEvent(QKeyEvent* e) override;
 
  private:
   struct Cell {
@@ -61,6 +79,9 @@ class HeatmapView : public QWidget {
   QVector<Cell> cells_;
   QString empty_text_;
   QString quantity_ = QStringLiteral("KL");
+  QList<int> assignment_;
+  bool assigning_ = false, dragging_ = false;
+  QPoint drag_cell_{-1, -1}, cursor_{0, 0};
   int label_w_ = 80, header_h_ = 22, cell_w_ = 44, cell_h_ = 18;
   static constexpr int kMargin = 6, kLegendW = 14, kLegendGap = 16, kLegendTextW = 64;
 };

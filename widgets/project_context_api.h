@@ -28,6 +28,8 @@ class IProjectViewer {
   // The sensitivity grid was replaced (model loaded, cache read), or one cell arrived.
   virtual void onSensitivityLoaded() {}
   virtual void onSensitivityCell(int /*row*/, int /*col*/) {}
+  // The what-if assignment or its prediction changed (an edit, a new grid, a finished run).
+  virtual void onAssignmentChanged() {}
   // tensorHeatmap() changed: a request started, finished or failed.
   virtual void onTensorHeatmapUpdated() {}
   // The model diff started, progressed, finished, failed, was cancelled or cleared.
@@ -80,6 +82,21 @@ class IProjectContext {
   virtual bool sensitivityScanAvailable() const = 0;
   virtual bool sensitivityScanRunning() const = 0;  // cancelled through cancelJob()
   virtual int startSensitivityScan() = 0;  // the job id, or 0 when it could not start
+
+  // What-if assignment over the sensitivity grid: per grid row the column of the setting
+  // chosen for that layer, or -1 to keep it as it is. It starts all -1 and is reset when
+  // the grid's rows or columns change; every change is predicted at once (on the UI
+  // thread: a sum over the cells) and announced by onAssignmentChanged.
+  virtual const QList<int>& assignment() const = 0;
+  virtual void setAssignment(const QList<int>& columns) = 0;  // ignored unless one per row
+  virtual const AssignmentPrediction& assignmentPrediction() const = 0;
+  // Sets the assignment a project recipe amounts to (a search's answer, a mixed-precision
+  // recipe); false, with the reason logged, when the grid cannot express it.
+  virtual bool assignFromRecipe(const QString& recipe) = 0;
+  // Writes the assignment as a per-layer recipe carrying its prediction, adds it to the
+  // project under `name` (replacing one of that name) and runs it; the job id, or 0 (the
+  // reason logged).
+  virtual int runAssignment(const QString& name) = 0;
 
   // Runs of the open project, from its run store, newest first. They are re-read in the
   // background after every change; onRunUpdated(id) says a run changed (-1: several, or

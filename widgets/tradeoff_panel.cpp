@@ -111,6 +111,8 @@ TradeoffPanel::TradeoffPanel(IProjectContext& context, QWidget* parent)
   x_box_->setCurrentIndex(std::max(0, x_box_->findData(settings.value("tradeoff/x"))));
   summary_ = new QLabel(this);
   summary_->setObjectName(QStringLiteral("tradeoffSummary"));
+  whatif_note_ = new QLabel(this);
+  whatif_note_->setObjectName(QStringLiteral("tradeoffWhatIf"));
   plot_ = new TradeoffPlot(this);
   plot_->setEmptyText(tr("No finished runs yet.\nRun a recipe from the Project panel."));
 
@@ -121,6 +123,7 @@ TradeoffPanel::TradeoffPanel(IProjectContext& context, QWidget* parent)
   bar->addWidget(new QLabel(tr("Cost:"), this));
   bar->addWidget(x_box_);
   bar->addStretch(1);
+  bar->addWidget(whatif_note_);
   bar->addWidget(summary_);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
@@ -149,6 +152,59 @@ TradeoffPanel::~TradeoffPanel() { context_.removeViewer(this); }
 void TradeoffPanel::onProjectLoaded() { rebuild(); }
 void TradeoffPanel::onRunUpdated(qint64) { rebuild(); }
 void TradeoffPanel::onSelectionChanged() { plot_->setSelected(context_.selection().run_id); }
+void TradeoffPanel::onAssignmentChanged() { updateWhatIf(); }
+
+void TradeoffPanel::updateWhatIf() {
+  const AssignmentPrediction& p = context_.assignmentPrediction();
+  const QString xm = xMetric(), ym = yMetric();
+  double x = std::nan(""), y = std::nan(""), lo = std::nan(""), hi = std::nan("");
+  if (xm == QLatin1String("bits_per_weight")) x = p.bits_per_weight;
+  else if (xm == QLatin1String("size_bytes")) x = p.size_bytes;
+  else x = p.latency_ms;
+  if (ym == QLatin1String("kl")) y = p.kl, lo = p.kl_low, hi = p.kl_high;
+  else if (ym == QLatin1String("perplexity")) y = p.perplexity, lo = p.perplexity_low, hi = p.perplexity_high;
+  WhatIfMarker m;
+  m.shown = p.valid && std::isfinite(x) && std::isfinite(y);
+  m.x = x, m.y = y;
+  if (std::isfinite(lo) && std::isfinite(hi)) m.y_lo = lo, m.y_hi = hi;
+  m.label = tr("what-if");
+  m.tooltip = tr("<b>what-if assignment</b> (predicted, not run)<br>%1 layers compressed, %2 kept")
+                  .arg(p.compressed)
+                  .arg(p.kept);
+  m.tooltip += QStringLiteral("<table>");
+  auto row = [&](const QString& name, double v, double vlo, double vhi) {
+    if (!std::isfinite(v)) return;
+    QString text = format_value(name, v);
+    if (std::isfinite(vlo) && std::isfinite(vhi))
+      text += QStringLiteral(" [%1, %2]").arg(format_value(name, vlo), format_value(name, vhi));
+    m.tooltip += QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;%2</td></tr>")
+                     .arg(name, text.toHtmlEscaped());
+  };
+  row(QStringLiteral("perplexity"), p.perplexity, p.perplexity_low, p.perplexity_high);
+  row(QStringLiteral("kl"), p.kl, p.kl_low, p.kl_high);
+  row(QStringLiteral("latency_ms_per_token"), p.latency_ms, std::nan(""), std::nan(""));
+  row(QStringLiteral("size_bytes"), p.size_bytes, std::nan(""), std::nan(""));
+  row(QStringLiteral("bits_per_weight"), p.bits_per_weight, std::nan(""), std::nan(""));
+  m.tooltip += QStringLiteral("</table>");
+  m.tooltip += p.calibration_runs >= 2
+                   ? tr("KL band from %1 runs that recorded a prediction").arg(p.calibration_runs)
+                   : tr("<i>no KL band yet: it needs two runs made from predictions</i>");
+  plot_->setWhatIf(m);
+  // Why an assignment being edited is not on the plot.
+  QString note;
+  if (p.valid && !m.shown) {
+    if (!std::isfinite(x))
+      note = tr("what-if: latency is not predicted here (mcw predict --latency)");
+    else if (ym == QLatin1String("top1"))
+      note = tr("what-if: top-1 is not predicted");
+    else if (ym == QLatin1String("perplexity") && p.quantity == QLatin1String("KL"))
+      note = tr("what-if: perplexity needs a baseline run and a finished compressed run");
+    else
+      note = tr("what-if: the heatmap holds %1, not a KL").arg(p.quantity);
+  }
+  whatif_note_->setText(note);
+  whatif_note_->setVisible(!note.isEmpty());
+}
 
 QString TradeoffPanel::xMetric() const { return x_box_->currentData().toString(); }
 QString TradeoffPanel::yMetric() const { return y_box_->currentData().toString(); }
@@ -220,6 +276,7 @@ void TradeoffPanel::rebuild() {
   plot_->setData(points, make_axis(xm, x_box_->itemText(xi)), make_axis(ym, y_box_->itemText(yi)),
                  maximize_y);
   plot_->setSelected(context_.selection().run_id);
+  updateWhatIf();
   summary_->setText(points.isEmpty()
                         ? QString()
                         : tr("%1 runs, %2 on the front").arg(points.size()).arg(front.size()));

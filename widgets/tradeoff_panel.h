@@ -3,7 +3,8 @@
 // weight), with the Pareto front of those two metrics from the context. Clicking a run
 // selects it (Selection.run_id); the selected run is ringed wherever it was selected. A
 // run that recorded a prediction (mcw predict --add) also shows where it was predicted to
-// land on the chosen axes.
+// land on the chosen axes, and the Sensitivity panel's what-if assignment its predicted
+// point (when both axes are predicted).
 #pragma once
 #include <QWidget>
 
@@ -25,6 +26,7 @@ class TradeoffPanel : public QWidget, public IProjectViewer {
   void onProjectLoaded() override;
   void onRunUpdated(qint64 run_id) override;
   void onSelectionChanged() override;
+  void onAssignmentChanged() override;
 
   TradeoffPlot* plot() const { return plot_; }
   QComboBox* xAxisBox() const { return x_box_; }
@@ -32,14 +34,17 @@ class TradeoffPanel : public QWidget, public IProjectViewer {
   int pointCount() const;
   QString xMetric() const;
   QString yMetric() const;
+  QLabel* whatIfNote() const { return whatif_note_; }  // why the what-if point is not drawn
 
  private:
   void rebuild();
+  void updateWhatIf();
 
   IProjectContext& context_;
   QComboBox* y_box_;
   QComboBox* x_box_;
   QLabel* summary_;
+  QLabel* whatif_note_;
   TradeoffPlot* plot_;
 };
 

@@ -60,12 +60,19 @@ void TradeoffPlot::setEmptyText(const QString& text) {
 
 void TradeoffPlot::computeRanges() {
   max_size_ = 0;
-  if (points_.isEmpty()) {
+  if (points_.isEmpty() && !whatif_.shown) {
     xr_ = yr_ = {0, 1};
     return;
   }
-  xr_ = {points_[0].x, points_[0].x};
-  yr_ = {points_[0].y, points_[0].y};
+  xr_ = points_.isEmpty() ? Range{whatif_.x, whatif_.x} : Range{points_[0].x, points_[0].x};
+  yr_ = points_.isEmpty() ? Range{whatif_.y, whatif_.y} : Range{points_[0].y, points_[0].y};
+  if (whatif_.shown) {  // the what-if point, its band and the budget stay in view
+    xr_.lo = std::min(xr_.lo, whatif_.x), xr_.hi = std::max(xr_.hi, whatif_.x);
+    yr_.lo = std::min(yr_.lo, whatif_.y), yr_.hi = std::max(yr_.hi, whatif_.y);
+    if (whatif_.y_hi > whatif_.y_lo)
+      yr_.lo = std::min(yr_.lo, whatif_.y_lo), yr_.hi = std::max(yr_.hi, whatif_.y_hi);
+  }
+  if (std::isfinite(budget_x_)) xr_.lo = std::min(xr_.lo, budget_x_), xr_.hi = std::max(xr_.hi, budget_x_);
   for (const PlotPoint& p : points_) {
     xr_.lo = std::min(xr_.lo, p.x), xr_.hi = std::max(xr_.hi, p.x);
     if (p.x_hi > p.x_lo)  // the error bar fits too
@@ -94,6 +101,7 @@ QStringList TradeoffPlot::legendLabels() const {
     labels << tr("measured on a busy machine");
   if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.predicted; }))
     labels << tr("predicted");
+  if (whatif_.shown) labels << tr("what-if");
   labels << tr("marker area ∝ model size");
   return labels;
 }
@@ -124,7 +132,7 @@ QRectF TradeoffPlot::plotArea() const {
   for (double t : ticks(yr_, &step))
     label_w = std::max(label_w, fm.horizontalAdvance(tickLabel(y_axis_, t, step)));
   const double left = label_w + fm.height() + 18, right = 18;
-  const int rows = points_.isEmpty() ? 1 : legendRows(left, width() - right);
+  const int rows = points_.isEmpty() && !whatif_.shown ? 1 : legendRows(left, width() - right);
   const double top = rows * fm.height() + (rows - 1) * 4 + 14, bottom = 2 * fm.height() + 16;
   return QRectF(left, top, std::max(10.0, width() - left - right),
                 std::max(10.0, height() - top - bottom));
@@ -205,7 +213,7 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
   const QRectF area = plotArea();
   g.fillRect(area, pal.color(QPalette::Base));
   const QFontMetricsF fm(font());
-  if (points_.isEmpty()) {
+  if (points_.isEmpty() && !whatif_.shown) {
     QColor c = pal.color(QPalette::WindowText);
     c.setAlpha(170);
     g.setPen(c);
@@ -326,6 +334,14 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
             g.drawEllipse(c, 4.5, 4.5);
           },
           tr("predicted"));
+    if (whatif_.shown)
+      entry(
+          [&](QPointF c) {
+            g.setPen(QPen(pal.color(QPalette::Highlight), 1.8));
+            g.setBrush(Qt::NoBrush);
+            g.drawRect(QRectF(c - QPointF(4.5, 4.5), QSizeF(9, 9)));
+          },
+          tr("what-if"));
     g.setPen(tick_text);
     wrap(labels.last());
     g.drawText(QPointF(lx, ly + fm.ascent() / 2 - 1), labels.last());
@@ -438,6 +454,7 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.drawEllipse(c, r + 3, r + 3);
     }
   }
+  paintWhatIf(g);
   g.restore();
 
   // Names: the front, the baseline and the selected run first, then (when there are few
@@ -466,6 +483,10 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
 bool TradeoffPlot::event(QEvent* e) {
   if (e->type() == QEvent::ToolTip) {
     auto* help = static_cast<QHelpEvent*>(e);
+    if (overWhatIf(help->pos())) {
+      QToolTip::showText(help->globalPos(), whatif_.tooltip, this);
+      return true;
+    }
     bool predicted = false;
     const qint64 id = pointAt(help->pos(), &predicted);
     for (const PlotPoint& p : points_)

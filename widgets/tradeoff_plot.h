@@ -14,7 +14,10 @@
 #include <QRectF>
 #include <QStringList>
 #include <QWidget>
+#include <cmath>
 #include <functional>
+
+class QPainter;
 
 namespace mcw::ui {
 
@@ -37,6 +40,17 @@ struct PlotPoint {
   QString pred_tooltip;
 };
 
+// A point that is not a run: the what-if assignment's prediction (the Sensitivity
+// panel's), drawn as a hollow cross-haired square in the highlight colour with its band of
+// y as a dashed bar, and labelled.
+struct WhatIfMarker {
+  bool shown = false;
+  double x = 0, y = 0;
+  double y_lo = 0, y_hi = 0;  // the band (none when equal)
+  QString label;              // beside the marker ("what-if")
+  QString tooltip;            // rich text shown on hover
+};
+
 struct PlotAxis {
   QString title;
   std::function<QString(double)> format;  // tick labels; empty: a plain number
@@ -51,6 +65,13 @@ class TradeoffPlot : public QWidget {
                bool y_larger_is_better);
   void setSelected(qint64 id);
   void setEmptyText(const QString& text);
+  // The what-if point (tradeoff_plot_whatif.cpp); it keeps the axes' ranges in view of it.
+  void setWhatIf(const WhatIfMarker& marker);
+  const WhatIfMarker& whatIf() const { return whatif_; }
+  QPointF whatIfPosition() const;  // invalid when not shown
+  // A vertical dashed line at x (a budget on the cost axis) with its label; NaN: none.
+  void setBudgetLine(double x, const QString& label);
+  double budgetLine() const { return budget_x_; }
 
   int pointCount() const { return int(points_.size()); }
   const QList<PlotPoint>& points() const { return points_; }
@@ -88,6 +109,8 @@ class TradeoffPlot : public QWidget {
   QStringList legendLabels() const;
   static double legendWidth(const QFontMetricsF& fm, const QString& label, bool last);
   int legendRows(double left, double right) const;
+  void paintWhatIf(QPainter& g) const;  // inside the clipped plot area
+  bool overWhatIf(const QPointF& pos) const;
 
   QList<PlotPoint> points_;
   PlotAxis x_axis_, y_axis_;
@@ -97,6 +120,9 @@ class TradeoffPlot : public QWidget {
   qint64 selected_ = -1, hovered_ = -1;
   bool hovered_predicted_ = false;
   QString empty_text_;
+  WhatIfMarker whatif_;
+  double budget_x_ = std::nan("");
+  QString budget_label_;
 };
 
 }  // namespace mcw::ui

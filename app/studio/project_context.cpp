@@ -30,6 +30,7 @@ ProjectContext::ProjectContext(QObject* parent) : QObject(parent) {
   connect(&bridge_, &EngineBridge::logMessage, this, &ProjectContext::log);
   connect(&run_history_, &RunHistory::updated, this, [this](qint64 id) {
     notify([id](ui::IProjectViewer* v) { v->onRunUpdated(id); });
+    updateAssignmentPrediction();  // the band is fitted on the finished runs
   });
   connect(&run_history_, &RunHistory::failed, this, &ProjectContext::onRunStoreFailed);
 }
@@ -177,8 +178,9 @@ void ProjectContext::loadModel(const QString& path) {
   bridge_.cancel(heatmap_job_);
   heatmap_ = {};
   ++heatmap_generation_;
+  model_fingerprint_.clear();
   notify([](ui::IProjectViewer* v) { v->onModelLoaded(); });
-  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  sensitivityReplaced();
   if (path.isEmpty()) return;
 
   const int gen = model_generation_;

@@ -17,6 +17,7 @@
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/sensitivity_scan.h"
 #include "widgets/project_context_api.h"
 
 namespace mcw::studio {
@@ -60,6 +61,12 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   bool sensitivityScanAvailable() const override;
   bool sensitivityScanRunning() const override { return bridge_.isRunning(scan_job_); }
   int startSensitivityScan() override;
+  // What-if assignment (project_context_assignment.cpp).
+  const QList<int>& assignment() const override { return assignment_; }
+  void setAssignment(const QList<int>& columns) override;
+  const ui::AssignmentPrediction& assignmentPrediction() const override { return prediction_; }
+  bool assignFromRecipe(const QString& recipe) override;
+  int runAssignment(const QString& name) override;
 
   // Available memory the estimates warn against: /proc/meminfo's MemAvailable, or what a
   // test set here (nullopt: read the machine again).
@@ -148,8 +155,11 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void updateRunSource();
   void clearModelDiff();
   int startRecipeJob(const QString& job_name, const QStringList& recipes);
-  void addScanCell(const std::string& layer, const std::string& setting, double kl,
-                   double perplexity);
+  void addScanCell(const SensitivityCell& cell);
+  // The grid was replaced: viewers hear onSensitivityLoaded, and the assignment is kept
+  // where the grid's rows and columns are the same, else reset.
+  void sensitivityReplaced();
+  void updateAssignmentPrediction();
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }
@@ -174,6 +184,10 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   std::optional<quint64> free_override_;
   QStringList preset_dirs_;
   ui::SensitivityGrid sensitivity_;
+  std::string model_fingerprint_;  // of the open model, once the cache or a scan read it
+  QList<int> assignment_;
+  QStringList assignment_axes_;  // the grid's layers and settings the assignment is over
+  ui::AssignmentPrediction prediction_;
   int sensitivity_job_ = 0, scan_job_ = 0;
   ScanSummary last_scan_;
   HeartbeatMonitor heartbeat_;

@@ -57,7 +57,7 @@ int ProjectContext::startSensitivityScan() {
   std::vector<std::string> layers;
   for (const LinearShape& l : shape_->linears) layers.push_back(l.name);
   ensure_sensitivity_axes(sensitivity_, layers, settings, shape_->tensor_names);
-  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  sensitivityReplaced();
 
   last_scan_ = {};
   const int gen = model_generation_;
@@ -72,6 +72,9 @@ int ProjectContext::startSensitivityScan() {
           QStringLiteral("sensitivity scan: the project has no calibration text; measuring "
                          "on its evaluation text"));
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+    job.post([this, gen, fp = in.fingerprint] {
+      if (gen == model_generation_) model_fingerprint_ = fp;
+    });
     SensitivityOptions opt;
     opt.compress.calib_window = std::min(opt.compress.calib_window, in.base.cfg.max_seq_len);
     // Called from the scan's worker threads (one at a time): each cell goes to the UI
@@ -79,7 +82,7 @@ int ProjectContext::startSensitivityScan() {
     opt.on_cell = [this, gen, &job](const SensitivityCell& c) {
       job.post([this, gen, c] {
         if (gen != model_generation_) return;
-        addScanCell(c.layer, c.setting, c.kl, c.perplexity);
+        addScanCell(c);
       });
     };
     SensitivityScan scan(in.base, in.fingerprint,
@@ -109,34 +112,39 @@ int ProjectContext::startSensitivityScan() {
   return scan_job_;
 }
 
-void ProjectContext::addScanCell(const std::string& layer, const std::string& setting, double kl,
-                                 double perplexity) {
+void ProjectContext::addScanCell(const SensitivityCell& c) {
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
-  bool reshaped_ppl = false, reshaped_kl = false;
-  // The value first: a grid showing a proxy starts over as KL before the perplexity lands.
+  bool reshaped_kl = false, reshaped = false;
+  // The value first: a grid showing a proxy starts over as KL before the rest lands.
   const auto [row, col] =
-      put_sensitivity(sensitivity_, {layer, setting, "kl", kl}, order, &reshaped_kl);
-  put_sensitivity(sensitivity_, {layer, setting, "perplexity", perplexity}, order, &reshaped_ppl);
-  if (reshaped_ppl || reshaped_kl)
-    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-  else
+      put_sensitivity(sensitivity_, {c.layer, c.setting, "kl", c.kl}, order, &reshaped_kl);
+  put_sensitivity(sensitivity_, {c.layer, c.setting, "perplexity", c.perplexity}, order, &reshaped);
+  put_sensitivity(sensitivity_, {c.layer, c.setting, "bits", double(c.bits)}, order, &reshaped);
+  if (reshaped || reshaped_kl) {
+    sensitivityReplaced();
+  } else {
     notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+    updateAssignmentPrediction();
+  }
 }
 
 void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
   bool reshaped = false;
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
-  if (reshaped)
-    notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
-  else
+  if (reshaped) {
+    sensitivityReplaced();
+  } else {
     notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+    updateAssignmentPrediction();
+  }
 }
 
 void ProjectContext::loadSensitivity() {
   sensitivity_ = {};
   sensitivity_.status = QStringLiteral("No sensitivity results for this model yet.");
-  notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+  model_fingerprint_.clear();
+  sensitivityReplaced();
   const QString db = summary_.database_path;
   if (!project_ || !model_file_ || db.isEmpty() || !QFileInfo::exists(db)) return;
   const int gen = model_generation_;
@@ -151,11 +159,13 @@ void ProjectContext::loadSensitivity() {
     const auto store = RunStore::open_existing(db.toStdString());
     auto grid =
         std::make_shared<ui::SensitivityGrid>(sensitivity_grid(store->list_sensitivity(fp), order));
-    job.post([this, gen, grid] {
+    job.post([this, gen, grid, fp] {
+      if (gen != model_generation_) return;
+      model_fingerprint_ = fp;
       // A scan started since reports every cell itself, newer than this snapshot.
-      if (gen != model_generation_ || bridge_.isRunning(scan_job_)) return;
+      if (bridge_.isRunning(scan_job_)) return;
       sensitivity_ = std::move(*grid);
-      notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
+      sensitivityReplaced();
     });
   });
 }

@@ -28,6 +28,7 @@ class RunHistory : public QObject {
   bool isLoading() const { return loading_; }
 
   const QList<ui::RunRow>& runs() const { return rows_; }
+  const std::vector<RunRecord>& doneRuns() const { return done_; }  // with their metrics
   // Per-layer metrics of one run: a single query on the UI thread (it may wait for a
   // reload in flight, never for a run job, which writes through its own connection).
   QList<ui::LayerMetricRow> layerMetrics(qint64 run_id);

@@ -50,6 +50,8 @@ static void apply(const ui::SensitivityGrid& g, ui::SensitivityCell& cell, const
     cell.value = value, cell.ready = true;
   else if (quantity == "perplexity" || quantity == "ppl")
     cell.perplexity = value;
+  else if (quantity == "bits")
+    cell.bits = quint64(std::max(0.0, value));
 }
 
 static QString status_of(const ui::SensitivityGrid& g) {

@@ -13,7 +13,8 @@ namespace mcw::studio {
 // `layer_order`: the model's tensor names in order; layers it does not name go last, by name.
 // Metrics read: "kl" (the cell's value, which makes it ready) and "perplexity", or the
 // engine scan's "kl@<measurement>" and "ppl@<measurement>", or its proxies'
-// "layer@<measurement>" and "block@<measurement>". The grid shows one measure: KL where the
+// "layer@<measurement>" and "block@<measurement>"; "bits" (the compressed layer's storage
+// bits) of the same measurement. The grid shows one measure: KL where the
 // store has any, else the block proxy, else the layer proxy (its quantity and title say
 // which); where one setting was measured several ways, the measurement with the most
 // cells is shown.

@@ -1,6 +1,7 @@
-// Per-layer decode latency (engine/search/layer_latency.h): one layer per weight shape is
-// compressed and timed at each setting, the others of its shape share that time, and the
-// model's weights are used as stored (a bf16 file's views stay views).
+// Per-layer decode latency (engine/search/layer_latency.h): one layer per
+// weight shape is compressed and timed at each setting, the others of its shape
+// share that time, and the model's weights are used as stored (a bf16 file's
+// views stay views).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -35,7 +36,8 @@ TEST(LayerLatency, OneLayerPerShapeIsTimedAndTheTableIsAdditive) {
   for (const auto& [name, w] : base.named_tensors()) shape[name] = {w->dim(0), w->dim(1)};
   std::set<std::pair<int64_t, int64_t>> shapes;
   for (const std::string& l : t.layers) shapes.insert(shape.at(l));
-  // The timer sees each shape once per setting; its answer names the shape and the bits.
+  // The timer sees each shape once per setting; its answer names the shape and
+  // the bits.
   std::vector<std::string> timed;
   const LayerLatencyTable lt = measure_layer_latency(
       base, t, {"w8", "w2"}, tokens, {}, {8, 4, 1}, [&](const CompressedTensor& w) {
@@ -65,8 +67,9 @@ TEST(LayerLatency, OneLayerPerShapeIsTimedAndTheTableIsAdditive) {
   EXPECT_THROW(time_packed_decode_gemv(broken, 1), Error);
 }
 
-// A bf16 model from its file (as `mcw synth` writes one): the uncompressed layers are
-// timed on their bf16 views, and a calibrated setting works as a layer-local one does.
+// A bf16 model from its file (as `mcw synth` writes one): the uncompressed
+// layers are timed on their bf16 views, and a calibrated setting works as a
+// layer-local one does.
 TEST(LayerLatency, Bf16ModelFromItsFile) {
   const auto dir = test::fresh_temp_dir();
   SynthOptions o;

@@ -99,6 +99,10 @@ struct AssignmentPrediction {
   double latency_ms = std::nan("");  // decode ms/token, when a latency table is known
   int calibration_runs = 0;  // runs with a prediction and a measured KL (a band needs 2)
   int perplexity_runs = 0;   // runs the perplexity fit used (it needs a baseline run too)
+  // The budget of the search whose recipe the assignment started from (NaN: none), on the
+  // cost metric it limits ("bits_per_weight", "size_bytes", "latency_ms_per_token").
+  QString budget_metric;
+  double budget = std::nan("");
 };
 
 }  // namespace mcw::ui

@@ -190,6 +190,9 @@ void TradeoffPanel::updateWhatIf() {
                    ? tr("KL band from %1 runs that recorded a prediction").arg(p.calibration_runs)
                    : tr("<i>no KL band yet: it needs two runs made from predictions</i>");
   plot_->setWhatIf(m);
+  const bool budget = p.budget_metric == xm && std::isfinite(p.budget);
+  plot_->setBudgetLine(budget ? p.budget : std::nan(""),
+                       budget ? tr("search budget %1").arg(format_value(xm, p.budget)) : QString());
   // Why an assignment being edited is not on the plot.
   QString note;
   if (p.valid && !m.shown) {

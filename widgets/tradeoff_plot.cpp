@@ -454,12 +454,13 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.drawEllipse(c, r + 3, r + 3);
     }
   }
-  paintWhatIf(g);
+  const QRectF budget_label = paintWhatIf(g);
   g.restore();
 
   // Names: the front, the baseline and the selected run first, then (when there are few
   // runs) the others, each only where it overlaps no name already written.
   QList<QRectF> taken;
+  if (!budget_label.isEmpty()) taken.push_back(budget_label);
   auto label = [&](const PlotPoint& p, const QColor& colour) {
     const QPointF c = toScreen(p.x, p.y);
     const double r = radius(p) + (p.id == selected_ ? 5 : 3);

@@ -109,7 +109,9 @@ class TradeoffPlot : public QWidget {
   QStringList legendLabels() const;
   static double legendWidth(const QFontMetricsF& fm, const QString& label, bool last);
   int legendRows(double left, double right) const;
-  void paintWhatIf(QPainter& g) const;  // inside the clipped plot area
+  // Inside the clipped plot area; returns the budget label's box (for the run labels to
+  // avoid), empty when none.
+  QRectF paintWhatIf(QPainter& g) const;
   bool overWhatIf(const QPointF& pos) const;
 
   QList<PlotPoint> points_;

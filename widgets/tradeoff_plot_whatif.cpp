@@ -29,19 +29,28 @@ bool TradeoffPlot::overWhatIf(const QPointF& pos) const {
   return std::abs(d.x()) <= 8 && std::abs(d.y()) <= 8;
 }
 
-void TradeoffPlot::paintWhatIf(QPainter& g) const {
+QRectF TradeoffPlot::paintWhatIf(QPainter& g) const {
   const QPalette& pal = palette();
   const QRectF area = plotArea();
   const QFontMetricsF fm(font());
+  QRectF taken;
   if (std::isfinite(budget_x_)) {
     const double x = toScreen(budget_x_, 0).x();
     QColor c = pal.color(QPalette::WindowText);
     c.setAlpha(160);
     g.setPen(QPen(c, 1.2, Qt::DashLine));
     g.drawLine(QPointF(x, area.top()), QPointF(x, area.bottom()));
-    g.drawText(QPointF(x + 4, area.top() + fm.ascent() + 2), budget_label_);
+    // On a box of the plot's background, so that it reads over the front's line.
+    const double w = fm.horizontalAdvance(budget_label_) + 6;
+    const bool left = x + 4 + w > area.right();
+    const QRectF box(left ? x - 4 - w : x + 4, area.top() + 3, w, fm.height());
+    QColor bg = pal.color(QPalette::Base);
+    bg.setAlpha(220);
+    g.fillRect(box, bg);
+    g.drawText(box, Qt::AlignCenter, budget_label_);
+    taken = box;
   }
-  if (!whatif_.shown) return;
+  if (!whatif_.shown) return taken;
   const QColor hl = pal.color(QPalette::Highlight);
   const QPointF c = toScreen(whatif_.x, whatif_.y);
   constexpr double r = 6;
@@ -66,6 +75,7 @@ void TradeoffPlot::paintWhatIf(QPainter& g) const {
     g.drawText(QPointF(left ? c.x() - r - 6 - w : c.x() + r + 6, c.y() + r + fm.ascent()),
                whatif_.label);
   }
+  return taken;
 }
 
 }  // namespace mcw::ui

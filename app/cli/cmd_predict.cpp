@@ -73,7 +73,10 @@ void add_to_project(const ProjectRunInputs& in, Recipe recipe, const RecipePredi
   if (std::filesystem::exists(path))
     throw Error(path.string(), "exists already; choose another --add name");
   recipe.name = name;
-  recipe.prediction = prediction_json(p, recipe);
+  nlohmann::json prediction = prediction_json(p, recipe);
+  for (const char* k : kBudgetKeys)  // a search's budget stays with its recipe
+    if (recipe.prediction.contains(k)) prediction[k] = recipe.prediction[k];
+  recipe.prediction = prediction;
   write_file_atomically(path.string(), recipe_to_yaml(recipe));
   project.recipes.push_back({name, std::filesystem::absolute(path).string(), ""});
   save_project(project, in.project_file);

@@ -30,7 +30,9 @@ const char* const kSearchUsage =
     "evolutionary search (EvoPress-style level switches, selection on the measured KL of\n"
     "the compressed candidates, few windows for many offspring and all of them for the\n"
     "survivors; default 20 generations of 16) then improves on it. The result is written\n"
-    "as a recipe (default mixed-precision.yaml) that mcw compress and mcw run take.\n\n"
+    "as a recipe (default mixed-precision.yaml) that mcw compress and mcw run take; its\n"
+    "prediction section holds its exact size and the budget (the studio's what-if mode\n"
+    "draws that budget on the trade-off plot).\n\n"
     "--max-latency-ms times each layer at each level on this machine (one decode-shaped\n"
     "matrix-vector product on the packed low-bit kernel the layer would deploy with), and\n"
     "predicts the model's decode step as those times plus the rest of the model.\n\n"
@@ -149,7 +151,18 @@ int run_search(const std::vector<std::string>& argv) {
   if (r.memory.banked)
     std::printf("compressed layers: %s in files (removed), a cache of up to %s\n",
                 human_bytes(r.memory.bank_file).c_str(), human_bytes(r.memory.bank).c_str());
-  const std::string yaml = recipe_to_yaml(r.evolved.recipe);
+  // The recipe carries what the search knows of it: its exact size and the budget it was
+  // chosen under (the studio draws that budget on the trade-off plot).
+  Recipe out = r.evolved.recipe;
+  out.prediction = {{"measure", "kl"},
+                    {"stages", recipe_stages_digest(out)},
+                    {"bits_per_weight", r.evolved.bits_per_weight},
+                    {"size_bytes", double(r.evolved.storage_bits) / 8},
+                    {mp.budget == BudgetKind::Bytes       ? "budget_size_bytes"
+                     : mp.budget == BudgetKind::LatencyMs ? "budget_latency_ms"
+                                                          : "budget_bits_per_weight",
+                     mp.limit}};
+  const std::string yaml = recipe_to_yaml(out);
   write_file_atomically(out_path, yaml);
   std::printf("recipe written to %s\n", out_path.c_str());
   return 0;

@@ -49,7 +49,13 @@ int main(int argc, char** argv) {
       QStringLiteral("compare-with"),
       QStringLiteral("With --screenshot: compare the model with this one (Model Diff panel)."),
       QStringLiteral("model"));
-  parser.addOptions({screenshot, evaluate, run_all, scan, report, theme, panel_shots, compare_with});
+  const QCommandLineOption what_if(
+      QStringLiteral("what-if"),
+      QStringLiteral("With --screenshot: edit this project recipe's per-layer settings in "
+                     "what-if mode (after --scan), its prediction on the trade-off plot."),
+      QStringLiteral("recipe"));
+  parser.addOptions(
+      {screenshot, evaluate, run_all, scan, report, theme, panel_shots, compare_with, what_if});
   parser.process(app);
 
   mcw::studio::MainWindow window;
@@ -65,6 +71,7 @@ int main(int argc, char** argv) {
     opt.scan = parser.isSet(scan);
     opt.report = parser.value(report);
     opt.compare_with = parser.value(compare_with);
+    opt.what_if = parser.value(what_if);
     if (opt.run_all || opt.scan) opt.timeout_ms = 600000;
     mcw::studio::schedule_screenshot(window, opt);
   }

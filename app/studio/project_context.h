@@ -188,6 +188,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   QList<int> assignment_;
   QStringList assignment_axes_;  // the grid's layers and settings the assignment is over
   ui::AssignmentPrediction prediction_;
+  std::pair<QString, double> assignment_budget_{{}, std::nan("")};  // from a search's recipe
   int sensitivity_job_ = 0, scan_job_ = 0;
   ScanSummary last_scan_;
   HeartbeatMonitor heartbeat_;

@@ -4,6 +4,10 @@
 // prediction when it is run.
 #include "app/studio/assignment_data.h"
 #include "app/studio/project_context.h"
+
+#include <cmath>
+#include <tuple>
+
 #include "engine/core/error.h"
 #include "engine/search/mixed_precision.h"
 
@@ -16,6 +20,7 @@ void ProjectContext::sensitivityReplaced() {
   if (axes != assignment_axes_ || assignment_.size() != sensitivity_.layers.size()) {
     assignment_axes_ = axes;
     assignment_ = QList<int>(sensitivity_.layers.size(), -1);
+    assignment_budget_ = {{}, std::nan("")};
   }
   notify([](ui::IProjectViewer* v) { v->onSensitivityLoaded(); });
   updateAssignmentPrediction();
@@ -34,6 +39,7 @@ void ProjectContext::updateAssignmentPrediction() {
             : calibrate_prediction(run_history_.doneRuns(), model_fingerprint_);
     prediction_ = predict_grid_assignment(sensitivity_, *shape_, assignment_, cal);
   }
+  std::tie(prediction_.budget_metric, prediction_.budget) = assignment_budget_;
   notify([](ui::IProjectViewer* v) { v->onAssignmentChanged(); });
 }
 
@@ -58,6 +64,15 @@ bool ProjectContext::assignFromRecipe(const QString& name) {
     const Recipe r =
         it->is_inline() ? parse_recipe(it->inline_text, it->name) : load_recipe(it->path);
     const std::vector<int> a = recipe_assignment(grid_table(sensitivity_, *shape_), r);
+    // A search's recipe names its budget: the trade-off plot draws it while this is edited.
+    static const std::pair<const char*, const char*> kBudgetMetric[] = {
+        {"budget_bits_per_weight", "bits_per_weight"},
+        {"budget_size_bytes", "size_bytes"},
+        {"budget_latency_ms", "latency_ms_per_token"}};
+    assignment_budget_ = {{}, std::nan("")};
+    for (const auto& [key, metric] : kBudgetMetric)
+      if (r.prediction.contains(key))
+        assignment_budget_ = {QString::fromLatin1(metric), r.prediction[key].get<double>()};
     setAssignment(QList<int>(a.begin(), a.end()));
   } catch (const Error& e) {
     log(QStringLiteral("error: recipe '%1' as an assignment: %2").arg(name, q(e.what())));

@@ -1,11 +1,13 @@
 #include "app/studio/screenshot.h"
 
 #include <QApplication>
+#include <QComboBox>
 #include <QDir>
 #include <QFileInfo>
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QPixmap>
+#include <QPushButton>
 #include <QSet>
 #include <QTimer>
 #include <cstdio>
@@ -15,6 +17,8 @@
 #include "widgets/bridge_types.h"
 #include "widgets/model_panel.h"
 #include "widgets/recipe_editor_panel.h"
+#include "widgets/sensitivity_panel.h"
+#include "widgets/tradeoff_panel.h"
 
 namespace mcw::studio {
 
@@ -127,6 +131,23 @@ static bool save_panel_shots(MainWindow& window, const QString& dir) {
   return ok;
 }
 
+// What-if editing from a project recipe, its point on bits per weight and KL.
+static bool start_what_if(MainWindow& window, const QString& recipe) {
+  ProjectContext& c = window.context();
+  window.sensitivityDock()->show();
+  window.tradeoffDock()->show();
+  ui::SensitivityPanel* panel = window.sensitivityPanel();
+  if (!panel->whatIfButton()->isChecked()) panel->whatIfButton()->click();
+  if (!c.assignFromRecipe(recipe)) {
+    std::fprintf(stderr, "mcw-studio: --what-if %s: see the log\n", qPrintable(recipe));
+    return false;
+  }
+  ui::TradeoffPanel* t = window.tradeoffPanel();
+  t->xAxisBox()->setCurrentIndex(t->xAxisBox()->findData(QStringLiteral("bits_per_weight")));
+  t->yAxisBox()->setCurrentIndex(t->yAxisBox()->findData(QStringLiteral("kl")));
+  return true;
+}
+
 // Shows the runs: the Runs tab in front and the newest finished run selected.
 static void show_runs(MainWindow& window) {
   ProjectContext& c = window.context();
@@ -158,13 +179,14 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
   auto clock = std::make_shared<QElapsedTimer>();
   clock->start();
   // Steps in order, each once: evaluate, run all, scan, report; then show and grab.
-  enum Step { kWait, kEvaluate, kRunAll, kScan, kDiff, kReport, kShown };
+  enum Step { kWait, kEvaluate, kRunAll, kScan, kWhatIf, kDiff, kReport, kShown };
   auto stage = std::make_shared<int>(kWait);
   auto scan_job = std::make_shared<int>(0);
+  auto failed = std::make_shared<bool>(false);
   auto* timer = new QTimer(&window);
   timer->setInterval(100);
   QObject::connect(timer, &QTimer::timeout, &window, [&window, options, clock, stage, scan_job,
-                                                      timer] {
+                                                      failed, timer] {
     ProjectContext& c = window.context();
     const bool timed_out = clock->elapsed() > options.timeout_ms;
     if (!timed_out && *stage < kShown) {
@@ -188,6 +210,10 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         print_scan_figures(c, *scan_job);
         *scan_job = -1;
       }
+      if (*stage < kWhatIf && !options.what_if.isEmpty()) {
+        *stage = kWhatIf;
+        if (!start_what_if(window, options.what_if)) *failed = true;
+      }
       if (*stage < kDiff && !options.compare_with.isEmpty()) {
         *stage = kDiff;
         if (c.startModelDiff(options.compare_with)) return;
@@ -197,7 +223,8 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
         if (c.startExportReport(options.report)) return;
       }
       if (options.run_all || !c.runs().isEmpty()) show_runs(window);  // the picture shows them
-      if (options.scan) window.sensitivityDock()->raise();
+      if (options.scan || !options.what_if.isEmpty()) window.sensitivityDock()->raise();
+      if (!options.what_if.isEmpty()) window.tradeoffDock()->raise();
       if (!options.compare_with.isEmpty()) {
         window.modelDiffDock()->show();
         window.modelDiffDock()->raise();
@@ -207,7 +234,7 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
     }
     timer->stop();
     if (timed_out) std::fprintf(stderr, "mcw-studio: screenshot: timed out waiting for jobs\n");
-    bool ok = !timed_out;
+    bool ok = !timed_out && !*failed;
     for (const ui::JobProgress& j : c.jobs())
       if (j.state == ui::JobState::Failed) {
         std::fprintf(stderr, "mcw-studio: %s failed: %s\n", qPrintable(j.name),
@@ -223,6 +250,9 @@ void schedule_screenshot(MainWindow& window, const ScreenshotOptions& options) {
     settle();
     if (!save_checked(window.grab().toImage(), options.output)) ok = false;
     if (!options.panels_dir.isEmpty()) ok = save_panel_shots(window, options.panels_dir) && ok;
+    if (!options.panels_dir.isEmpty() && !options.what_if.isEmpty())
+      ok = grab_dock(window.tradeoffDock(), options.panels_dir + QStringLiteral("/tradeoff.png")) &&
+           ok;
     if (!options.panels_dir.isEmpty() && !options.compare_with.isEmpty())
       ok = grab_dock(window.modelDiffDock(), options.panels_dir + QStringLiteral("/model_diff.png")) &&
            ok;

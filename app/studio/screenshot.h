@@ -6,7 +6,8 @@
 // scan runs last (the Sensitivity dock is raised for the picture) and the UI heartbeat's
 // figures during it are printed to stdout; --compare-with FILE compares the model with
 // FILE (the Model Diff dock raised; with --panel-shots also model_diff.png);
-// --export-report FILE writes the report after everything else. Used for documentation
+// --what-if RECIPE then opens what-if editing from that recipe (its predicted point on
+// the trade-off plot); --export-report FILE writes the report after everything else. Used for documentation
 // and to check the look under xvfb-run.
 #pragma once
 #include <QString>
@@ -27,6 +28,11 @@ struct ScreenshotOptions {
   bool scan = false;    // run a sensitivity scan, print the heartbeat figures
   QString report = {};  // export the report here (.html/.md/.csv/.pdf) before the grab
   QString compare_with = {};  // a model to diff the open one against
+  // A project recipe to edit in what-if mode (after the scan): the Sensitivity panel in
+  // what-if mode starting from it, the trade-off plot on bits per weight and KL showing
+  // its predicted point; with panels_dir also tradeoff.png. Fails when the recipe cannot
+  // be expressed on the grid.
+  QString what_if = {};
 };
 
 // Starts the wait; quits the application with 0 when the PNG is written, 1 otherwise.

@@ -154,10 +154,14 @@ nlohmann::json parse_prediction(const std::string& src, const YAML::Node& n) {
       out[key] = kv.second.Scalar();
       continue;
     }
-    if (std::find_if(std::begin(kPredictionKeys), std::end(kPredictionKeys),
-                     [&](const char* k) { return key == k; }) == std::end(kPredictionKeys)) {
+    const auto known = [&](const auto& list) {
+      return std::find_if(std::begin(list), std::end(list),
+                          [&](const char* k) { return key == k; }) != std::end(list);
+    };
+    if (!known(kPredictionKeys) && !known(kBudgetKeys)) {
       std::string keys = "measure, stages";
       for (const char* k : kPredictionKeys) keys += std::string(", ") + k;
+      for (const char* k : kBudgetKeys) keys += std::string(", ") + k;
       fail(src, kv.first, "prediction: unknown key '" + key + "' (allowed: " + keys + ")");
     }
     const ParamSpec spec{key, "number", nullptr, {}, 0, 0, ""};

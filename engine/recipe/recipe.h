@@ -22,13 +22,17 @@ struct Recipe {
   std::vector<RecipeStage> stages;
   nlohmann::json calibration = nlohmann::json::object();  // {"windows": N, "window": L}
   // What was predicted for this recipe before it ran (engine/search/recipe_prediction.h):
-  // numbers under kPredictionKeys, "measure" (the scan's) and "stages" (recipe_stages_digest
+  // numbers under kPredictionKeys and kBudgetKeys, "measure" (the scan's) and "stages" (recipe_stages_digest
   // of the stages it was predicted for; a run records the figures only while it matches).
   nlohmann::json prediction = nlohmann::json::object();
 };
 inline constexpr const char* kPredictionKeys[] = {
     "kl",         "kl_low",          "kl_high",         "perplexity", "perplexity_low",
     "perplexity_high", "bits_per_weight", "size_bytes", "latency_ms", "score"};
+// The budget a search chose the recipe under (mcw search writes one of them beside its
+// prediction): the studio draws it as a line on the trade-off plot's matching cost axis.
+inline constexpr const char* kBudgetKeys[] = {"budget_bits_per_weight", "budget_size_bytes",
+                                              "budget_latency_ms"};
 // 12 hex digits of SHA-256 over the stages as recipe_to_yaml writes them (name, description,
 // calibration and prediction left out): what a prediction is tied to.
 std::string recipe_stages_digest(const Recipe& r);

@@ -151,6 +151,11 @@ TEST(RecipePrediction, PredictionTravelsWithTheRecipeAndItsStages) {
   EXPECT_DOUBLE_EQ(back.prediction["bits_per_weight"].get<double>(), p.bits_per_weight);
   EXPECT_EQ(back.prediction["measure"], "kl");
   EXPECT_FALSE(back.prediction.contains("perplexity"));  // unknown: not written
+  // A search's budget travels the same way.
+  Recipe searched = r;
+  searched.prediction["budget_size_bytes"] = 123456.0;
+  EXPECT_DOUBLE_EQ(parse(recipe_to_yaml(searched)).prediction["budget_size_bytes"].get<double>(),
+                   123456.0);
   Recipe edited = back;
   edited.stages[0].params["bits"] = 3;
   EXPECT_NE(recipe_stages_digest(edited), recipe_stages_digest(back));

@@ -139,7 +139,8 @@ class StudioWhatIfTest : public QObject {
     // reads back.
     std::vector<int> from(14, column("w4"));
     from[0] = column("w8"), from[13] = -1;
-    const Recipe mix = assignment_recipe(t, from, "mix");
+    Recipe mix = assignment_recipe(t, from, "mix");
+    mix.prediction["budget_bits_per_weight"] = 6.5;  // as mcw search writes its budget
     QVERIFY(
         c.addRecipeToProject(QStringLiteral("mix"), QString::fromStdString(recipe_to_yaml(mix))));
     QComboBox* start = panel->startFromBox();
@@ -160,10 +161,12 @@ class StudioWhatIfTest : public QObject {
     QVERIFY(tp->plot()->whatIf().shown);
     QCOMPARE(tp->plot()->whatIf().x, c.assignmentPrediction().bits_per_weight);
     QCOMPARE(tp->plot()->whatIf().y, c.assignmentPrediction().kl);
+    QCOMPARE(tp->plot()->budgetLine(), 6.5);  // the search's budget, on its axis only
     tp->xAxisBox()->setCurrentIndex(
         tp->xAxisBox()->findData(QStringLiteral("latency_ms_per_token")));
     QVERIFY(!tp->plot()->whatIf().shown);
     QVERIFY(tp->whatIfNote()->text().contains(QStringLiteral("latency")));
+    QVERIFY(std::isnan(tp->plot()->budgetLine()));
 
     // Run this: the recipe is added and run; the run records the prediction,
     // and its size is exactly the predicted one.

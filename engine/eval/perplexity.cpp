@@ -53,9 +53,14 @@ EvalResult evaluate(const CausalLm& model, std::span<const int32_t> tokens,
                         ") differs from the model's (" + std::to_string(V) + ")");
   const auto windows = eval_windows(int64_t(tokens.size()), opt);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto session = model.start(opt.window);
-  const auto base_session = baseline ? baseline->start(opt.window) : nullptr;
-  std::vector<float> logits(size_t(opt.window * V)), base(baseline ? logits.size() : 0);
+  // Logits and KV caches for the longest window actually run, not opt.window: a short text
+  // on a 128k-vocabulary model would otherwise hold window x vocabulary floats (1 GiB at a
+  // 2048-token window) per model for nothing.
+  int64_t longest = 1;
+  for (const EvalWindow& w : windows) longest = std::max(longest, w.end - w.begin);
+  const auto session = model.start(longest);
+  const auto base_session = baseline ? baseline->start(longest) : nullptr;
+  std::vector<float> logits(size_t(longest * V)), base(baseline ? logits.size() : 0);
   std::vector<double> lp, lq;
   double nll = 0, kl = 0;
   int64_t scored = 0, agree = 0, fed = 0;

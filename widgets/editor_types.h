@@ -69,6 +69,7 @@ struct SensitivityCell {
   double value = 0;    // under the grid's measure: KL, or a proxy's relative error
   double perplexity = std::nan("");  // NaN when not measured
   quint64 bits = 0;  // storage bits of the compressed layer (0: not recorded)
+  double latency_ms = std::nan("");  // one decode step through it, on this machine
 };
 
 // Layers (rows, model order) × settings (columns) of one model's sensitivity results,
@@ -79,6 +80,10 @@ struct SensitivityGrid {
   QString status;                // one line for the panel ("12 of 56 cells cached")
   QString quantity = QStringLiteral("KL");  // the values' short name, for legend and tooltip
   QString title = QStringLiteral("KL divergence to the original model");  // the panel's caption
+  // This machine's per-layer latency table when the store has one (mcw predict --latency):
+  // per row the uncompressed layer's decode time, and the uncompressed model's step.
+  QList<double> dense_latency_ms;
+  double model_latency_ms = std::nan("");
   const SensitivityCell& at(int row, int col) const { return cells[row * settings.size() + col]; }
 };
 

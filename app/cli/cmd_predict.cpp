@@ -21,7 +21,7 @@ namespace mcw::cli {
 
 const char* const kPredictUsage =
     "usage: mcw predict <project.mcwproj> --recipe R [--measure kl|layer|block]\n"
-    "                   [--windows N] [--calib-windows N] [--calib-window N] [--latency]\n"
+    "                   [--windows N] [--calib-windows N] [--calib-window N] [--latency [--fresh-latency]]\n"
     "                   [--add NAME] [--json]\n\n"
     "Predicts what recipe R (a file or a preset name) would give on the project's model\n"
     "without running it, from a sensitivity scan of the settings its stages use (read back\n"
@@ -37,7 +37,9 @@ const char* const kPredictUsage =
     "  latency (--latency)    decode ms/token: each layer timed on its packed kernel at its\n"
     "                         setting on this machine (one layer per weight shape is\n"
     "                         compressed and timed at each setting; the others of its\n"
-    "                         shape share the time), plus the rest of the model.\n"
+    "                         shape share the time), plus the rest of the model; kept in\n"
+    "                         the project's database for this machine (--fresh-latency\n"
+    "                         measures again).\n"
     "A stage must compress single linears (not structured or whole-model stages), one stage\n"
     "per layer. --add NAME writes the recipe with its prediction as NAME.yaml beside the\n"
     "project and adds it to the project: mcw run then records predicted beside measured.\n"
@@ -87,7 +89,7 @@ void add_to_project(const ProjectRunInputs& in, Recipe recipe, const RecipePredi
 
 int run_predict(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe", "measure", "windows", "calib-windows", "calib-window", "add"},
-            {"latency", "json"});
+            {"latency", "fresh-latency", "json"});
   if (args.positional().size() != 1 || !args.value("recipe"))
     throw UsageError{"predict takes one project file and --recipe (see mcw help predict)"};
   const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
@@ -111,9 +113,8 @@ int run_predict(const std::vector<std::string>& argv) {
     if (args.flag("latency")) {
       std::vector<std::string> settings;
       for (const ScanSetting& s : table.settings) settings.push_back(s.name);
-      ProgressBar bar("layer latency");
-      latency = measure_layer_latency(in.base, table, settings, tokens, {}, in.latency, {},
-                                      bar.callback(), &sigint.token());
+      latency = layer_latency_with_progress(in, tokens, *store, table, settings,
+                                            args.flag("fresh-latency"), sigint.token());
     }
   } catch (const Cancelled&) {
     std::fprintf(stderr, "mcw: cancelled\n");

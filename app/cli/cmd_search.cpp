@@ -20,7 +20,7 @@ namespace mcw::cli {
 const char* const kSearchUsage =
     "usage: mcw search <project.mcwproj> (--budget B[bpw] | --max-bytes N | --max-latency-ms T)\n"
     "                  [--levels w8,w4,w3,w2] [--generations N] [--offspring N] [--seed N]\n"
-    "                  [--windows N] [--no-evolve] [--max-memory SIZE] [--out recipe.yaml]\n"
+    "                  [--windows N] [--no-evolve] [--fresh-latency] [--max-memory SIZE] [--out recipe.yaml]\n"
     "                  [--measure kl|layer|block] [--calib-windows N] [--calib-window N]\n\n"
     "Chooses a bit width per linear layer so that the model meets the budget: average bits\n"
     "per weight (compressed linears plus everything else at 16 bits, as mcw compress counts\n"
@@ -34,8 +34,10 @@ const char* const kSearchUsage =
     "prediction section holds its exact size and the budget (the studio's what-if mode\n"
     "draws that budget on the trade-off plot).\n\n"
     "--max-latency-ms times each layer at each level on this machine (one decode-shaped\n"
-    "matrix-vector product on the packed low-bit kernel the layer would deploy with), and\n"
-    "predicts the model's decode step as those times plus the rest of the model.\n\n"
+    "matrix-vector product on the packed low-bit kernel the layer would deploy with; one\n"
+    "layer per weight shape), and predicts the model's decode step as those times plus the\n"
+    "rest of the model. The times are kept in the project's database for this machine\n"
+    "(--fresh-latency measures them again).\n\n"
     "--measure picks the scan the greedy pass starts from (as mcw sensitivity; layer and\n"
     "block are far cheaper than kl on a large model); the evolution measures KL whatever it is.\n\n"
     "--max-memory SIZE caps what the search holds (default: what the system has available).\n"
@@ -72,7 +74,7 @@ int run_search(const std::vector<std::string>& argv) {
   Args args(argv,
             {"budget", "max-bytes", "max-latency-ms", "levels", "generations", "offspring", "seed",
              "windows", "out", "max-memory", "measure", "calib-windows", "calib-window"},
-            {"no-evolve"});
+            {"no-evolve", "fresh-latency"});
   if (args.positional().size() != 1)
     throw UsageError{"search takes one project file (see mcw help search)"};
   MixedPrecisionOptions mp;
@@ -113,16 +115,12 @@ int run_search(const std::vector<std::string>& argv) {
     std::printf("sensitivity: %lld cells computed, %lld cached\n", (long long)table.computed,
                 (long long)table.cached);
     if (mp.budget == BudgetKind::LatencyMs) {
-      LayerLatencyTable lt;
-      {
-        ProgressBar bar("layer latency");
-        lt = measure_layer_latency(in.base, table, mp.levels, tokens, {}, in.latency, {},
-                                   bar.callback(), &cancel);
-      }
+      const LayerLatencyTable lt = layer_latency_with_progress(
+          in, tokens, *store, table, mp.levels, args.flag("fresh-latency"), cancel);
       mp.latency_ms = lt.cost();
       mp.latency_fixed_ms = lt.rest_ms;
       std::printf(
-          "latency: model %.4g ms/token (f32), of which %.4g outside the searched layers\n",
+          "latency: model %.4g ms/token (uncompressed), of which %.4g outside the searched layers\n",
           lt.model_ms_per_token, lt.rest_ms);
     }
     const KlMeter meter(in.base, tokens, table.window, so.windows, &cancel);

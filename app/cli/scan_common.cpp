@@ -70,3 +70,28 @@ SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<co
 }
 
 }  // namespace mcw::cli
+
+namespace mcw::cli {
+
+LayerLatencyTable layer_latency_with_progress(const ProjectRunInputs& in,
+                                              std::span<const int32_t> tokens, RunStore& store,
+                                              const SensitivityTable& table,
+                                              const std::vector<std::string>& settings, bool fresh,
+                                              const CancelToken& cancel) {
+  if (!fresh)
+    if (auto cached = load_layer_latency(store, in.fingerprint, table.layers, settings)) {
+      std::printf("layer latency: read back (measured before on this machine; --fresh-latency "
+                  "measures again)\n");
+      return *cached;
+    }
+  LayerLatencyTable t;
+  {
+    ProgressBar bar("layer latency");
+    t = measure_layer_latency(in.base, table, settings, tokens, {}, in.latency, {}, bar.callback(),
+                              &cancel);
+  }
+  store_layer_latency(store, in.fingerprint, t);
+  return t;
+}
+
+}  // namespace mcw::cli

@@ -9,6 +9,7 @@
 #include "app/cli/args.h"
 #include "engine/core/progress.h"
 #include "engine/runs/project_runner.h"
+#include "engine/search/layer_latency.h"
 #include "engine/search/sensitivity_scan.h"
 
 namespace mcw::cli {
@@ -34,5 +35,14 @@ void scan_measure_options(const Args& args, const ProjectRunInputs& in, Sensitiv
 SensitivityTable run_scan_with_progress(const ProjectRunInputs& in, std::span<const int32_t> tokens,
                                         RunStore& store, const SensitivityOptions& opt,
                                         const CancelToken& cancel);
+
+// The per-layer latency of `settings` over the table's layers: read back from the store
+// when this machine measured them all before (unless `fresh`), else measured with a
+// progress bar and stored. Says on stdout which.
+LayerLatencyTable layer_latency_with_progress(const ProjectRunInputs& in,
+                                              std::span<const int32_t> tokens, RunStore& store,
+                                              const SensitivityTable& table,
+                                              const std::vector<std::string>& settings, bool fresh,
+                                              const CancelToken& cancel);
 
 }  // namespace mcw::cli

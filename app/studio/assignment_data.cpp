@@ -1,8 +1,11 @@
 #include "app/studio/assignment_data.h"
 
+#include <cmath>
 #include <map>
+#include <optional>
 
 #include "engine/core/error.h"
+#include "engine/search/layer_latency.h"
 
 namespace mcw::studio {
 
@@ -40,6 +43,30 @@ SensitivityTable grid_table(const ui::SensitivityGrid& grid, const ModelShape& s
       cell.bits = g.bits;
       t.cells.push_back(std::move(cell));
     }
+  return t;
+}
+
+// The grid's latency table when it covers the model's step, every row's dense time and
+// every assigned cell (cells not assigned are not read).
+static std::optional<LayerLatencyTable> grid_latency(const ui::SensitivityGrid& grid,
+                                                     const SensitivityTable& table,
+                                                     const std::vector<int>& a) {
+  if (!std::isfinite(grid.model_latency_ms) || grid.dense_latency_ms.size() != grid.layers.size())
+    return std::nullopt;
+  LayerLatencyTable t;
+  t.layers = table.layers;
+  for (const ScanSetting& s : table.settings) t.settings.push_back(s.name);
+  t.model_ms_per_token = grid.model_latency_ms;
+  double linears = 0;
+  for (int r = 0; r < grid.layers.size(); ++r) {
+    if (!std::isfinite(grid.dense_latency_ms[r])) return std::nullopt;
+    if (a[size_t(r)] >= 0 && !std::isfinite(grid.at(r, a[size_t(r)]).latency_ms))
+      return std::nullopt;
+    t.dense_ms.push_back(grid.dense_latency_ms[r]);
+    linears += grid.dense_latency_ms[r];
+    for (int c = 0; c < grid.settings.size(); ++c) t.ms.push_back(grid.at(r, c).latency_ms);
+  }
+  t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
   return t;
 }
 
@@ -88,7 +115,9 @@ ui::AssignmentPrediction predict_grid_assignment(const ui::SensitivityGrid& grid
   try {
     const SensitivityTable table = grid_table(grid, shape);
     const std::vector<int> a(assignment.begin(), assignment.end());
-    const RecipePrediction p = predict_assignment(table, a, calibration);
+    const std::optional<LayerLatencyTable> latency = grid_latency(grid, table, a);
+    const RecipePrediction p =
+        predict_assignment(table, a, calibration, latency ? &*latency : nullptr);
     out.valid = true;
     out.bits_per_weight = p.bits_per_weight;
     out.size_bytes = double(p.storage_bits) / 8;

@@ -8,6 +8,7 @@
 #include "engine/core/error.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/project_runner.h"
+#include "engine/search/layer_latency.h"
 #include "engine/search/sensitivity_scan.h"
 
 namespace mcw::studio {
@@ -158,7 +159,8 @@ void ProjectContext::loadSensitivity() {
     job.progress(0.5, QStringLiteral("read"), db);
     const auto store = RunStore::open_existing(db.toStdString());
     auto grid =
-        std::make_shared<ui::SensitivityGrid>(sensitivity_grid(store->list_sensitivity(fp), order));
+        std::make_shared<ui::SensitivityGrid>(
+        sensitivity_grid(store->list_sensitivity(fp), order, latency_metric_key()));
     job.post([this, gen, grid, fp] {
       if (gen != model_generation_) return;
       model_fingerprint_ = fp;

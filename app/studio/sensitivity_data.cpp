@@ -2,7 +2,10 @@
 
 #include <QCollator>
 #include <algorithm>
+#include <cmath>
 #include <map>
+
+#include "engine/search/layer_latency.h"
 
 namespace mcw::studio {
 
@@ -93,8 +96,18 @@ static ui::SensitivityGrid build(
   return g;
 }
 
+// After a re-layout: the rows' dense latency (by layer) and the model's step carried over.
+static void carry_latency(const ui::SensitivityGrid& from, ui::SensitivityGrid& to) {
+  to.model_latency_ms = from.model_latency_ms;
+  to.dense_latency_ms = QList<double>(to.layers.size(), std::nan(""));
+  for (int r = 0; r < from.layers.size() && r < from.dense_latency_ms.size(); ++r)
+    if (const int row = int(to.layers.indexOf(from.layers[r])); row >= 0)
+      to.dense_latency_ms[row] = from.dense_latency_ms[r];
+}
+
 ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
-                                     const std::vector<std::string>& layer_order) {
+                                     const std::vector<std::string>& layer_order,
+                                     const std::string& latency_metric) {
   // A store may hold several measurements of one setting (scans over different texts or
   // windows): each setting shows the one with the most measured cells, never a mixture.
   const Measure* shown = &kMeasures[0];
@@ -126,6 +139,16 @@ ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entrie
   }
   ui::SensitivityGrid g = build(cells, layer_order);
   set_measure(g, *shown);
+  g.dense_latency_ms = QList<double>(g.layers.size(), std::nan(""));
+  if (latency_metric.empty()) return g;
+  for (const SensitivityEntry& e : entries) {
+    if (e.metric != latency_metric) continue;
+    const QString layer = QString::fromStdString(e.layer), setting = QString::fromStdString(e.setting);
+    const int row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
+    if (e.setting == kDenseSetting && e.layer == kModelLayer) g.model_latency_ms = e.value;
+    else if (e.setting == kDenseSetting && row >= 0) g.dense_latency_ms[row] = e.value;
+    else if (row >= 0 && col >= 0) g.cells[row * g.settings.size() + col].latency_ms = e.value;
+  }
   return g;
 }
 
@@ -140,9 +163,10 @@ void ensure_sensitivity_axes(ui::SensitivityGrid& g, const std::vector<std::stri
     for (const std::string& s : settings)
       cells[{QString::fromStdString(l), QString::fromStdString(s)}];  // pending unless known
   if (cells.size() != before || g.cells.size() != qsizetype(before)) {
-    const QString quantity = g.quantity, title = g.title;
+    const ui::SensitivityGrid before = g;
     g = build(cells, layer_order);
-    g.quantity = quantity, g.title = title;
+    g.quantity = before.quantity, g.title = before.title;
+    carry_latency(before, g);
   }
 }
 
@@ -153,20 +177,21 @@ std::pair<int, int> put_sensitivity(ui::SensitivityGrid& g, const SensitivityEnt
   *reshaped = false;
   // A value of another measure: the cells shown so far are of the old one.
   if (const Measure* m = measure_of(split_metric(e.metric).first); m && !shows(g, *m)) {
-    for (ui::SensitivityCell& c : g.cells) c = {};
+    for (ui::SensitivityCell& c : g.cells) c = {.latency_ms = c.latency_ms};  // latency stays
     set_measure(g, *m);
     *reshaped = true;
   }
   int row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
   if (row < 0 || col < 0) {
     *reshaped = true;
-    const QString quantity = g.quantity, title = g.title;
+    const ui::SensitivityGrid before = g;
     std::map<std::pair<QString, QString>, ui::SensitivityCell> cells;
     for (int r = 0; r < g.layers.size(); ++r)
       for (int c = 0; c < g.settings.size(); ++c) cells[{g.layers[r], g.settings[c]}] = g.at(r, c);
     cells[{layer, setting}];  // the new cell, pending
     g = build(cells, layer_order);
-    g.quantity = quantity, g.title = title;
+    g.quantity = before.quantity, g.title = before.title;
+    carry_latency(before, g);
     row = int(g.layers.indexOf(layer)), col = int(g.settings.indexOf(setting));
   }
   apply(g, g.cells[row * g.settings.size() + col], e.metric, e.value);

@@ -18,8 +18,11 @@ namespace mcw::studio {
 // store has any, else the block proxy, else the layer proxy (its quantity and title say
 // which); where one setting was measured several ways, the measurement with the most
 // cells is shown.
+// Entries of metric `latency_metric` (layer_latency.h's store layout, this machine's key)
+// fill the cells' latency_ms, the rows' dense_latency_ms and model_latency_ms.
 ui::SensitivityGrid sensitivity_grid(const std::vector<SensitivityEntry>& entries,
-                                     const std::vector<std::string>& layer_order);
+                                     const std::vector<std::string>& layer_order,
+                                     const std::string& latency_metric = {});
 
 // Adds every layer × setting not in the grid yet as a pending cell (a scan about to run
 // lays out its whole grid, so cells then fill in without the grid moving).

@@ -41,6 +41,13 @@ std::vector<float> column_factors(const float* dq, const float* w, int64_t rows,
 
 }  // namespace
 
+PackedWeight pack_uncompressed(const Tensor& w, const std::string& name,
+                               const PackedLlamaOptions& opt) {
+  // A bf16/f16/GGUF-block weight runs as its file stores it: no copy, no re-rounding.
+  if (w.dtype() != DType::F32) return PackedWeight::from_stored(w);
+  return PackedWeight::from_f32(w.as<float>(), w.dim(0), w.dim(1), opt.uncompressed_f16, name);
+}
+
 PackedLlama::PackedLlama(const LlamaModel& model, std::span<const CompressedLayer> layers,
                          const PackedLlamaOptions& opt)
     : model_(&model), layers_(model.layers.size()) {
@@ -51,37 +58,34 @@ PackedLlama::PackedLlama(const LlamaModel& model, std::span<const CompressedLaye
     const int64_t rows = w.dim(0), cols = w.dim(1);
     std::string why = "uncompressed";
     auto it = by_name.find(name);
-    if (it == by_name.end() && w.dtype() != DType::F32) {
-      // A bf16/f16/GGUF-block weight runs as its file stores it: no copy, no re-rounding.
-      out.w = PackedWeight::from_stored(w);
+    if (it == by_name.end()) {
+      out.w = pack_uncompressed(w, name, opt);
       paths_.push_back(name + ": " + out.w.describe() + " (" + why + ")");
       return;
     }
     // Compared (or packed) in f32: one layer at a time for a weight stored otherwise.
     const Tensor w32 = w.dtype() == DType::F32 ? w : w.f32_copy();
     const float* wf = w32.as<float>();
-    if (it != by_name.end()) {
-      const CompressedTensor& t = *it->second;
-      if (t.rows == rows && t.cols == cols) {
-        const Tensor dq = t.dequantize();
-        const float* d = dq.as<float>();
-        if (holds_decoded(w, d, wf)) {
-          out.w = PackedWeight::from_compressed(t);
-          paths_.push_back(name + ": " + out.w.describe());
-          return;
-        }
-        // bf16 keeps 8 significant bits (half an ulp: 2^-9 relative), f16 11.
-        const float tol = w.dtype() == DType::BF16 ? 0x1p-8f : w.dtype() == DType::F16 ? 0x1p-10f : 1e-5f;
-        if (auto f = column_factors(d, wf, rows, cols, tol); !f.empty()) {
-          out.w = PackedWeight::from_compressed(t);
-          out.prescale = std::move(f);
-          paths_.push_back(name + ": " + out.w.describe() + ", inputs scaled per column");
-          return;
-        }
-        why = "its compressed tensor does not decode to the model's weight";
-      } else {
-        why = "its compressed tensor has another shape than the model's weight";
+    const CompressedTensor& t = *it->second;
+    if (t.rows == rows && t.cols == cols) {
+      const Tensor dq = t.dequantize();
+      const float* d = dq.as<float>();
+      if (holds_decoded(w, d, wf)) {
+        out.w = PackedWeight::from_compressed(t);
+        paths_.push_back(name + ": " + out.w.describe());
+        return;
       }
+      // bf16 keeps 8 significant bits (half an ulp: 2^-9 relative), f16 11.
+      const float tol = w.dtype() == DType::BF16 ? 0x1p-8f : w.dtype() == DType::F16 ? 0x1p-10f : 1e-5f;
+      if (auto f = column_factors(d, wf, rows, cols, tol); !f.empty()) {
+        out.w = PackedWeight::from_compressed(t);
+        out.prescale = std::move(f);
+        paths_.push_back(name + ": " + out.w.describe() + ", inputs scaled per column");
+        return;
+      }
+      why = "its compressed tensor does not decode to the model's weight";
+    } else {
+      why = "its compressed tensor has another shape than the model's weight";
     }
     out.w = PackedWeight::from_f32(wf, rows, cols, opt.uncompressed_f16, name);
     paths_.push_back(name + ": " + out.w.describe() + " (" + why + ")");

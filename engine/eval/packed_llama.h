@@ -59,6 +59,11 @@ class PackedLlama {
   std::vector<std::string> paths_;
 };
 
+// How PackedLlama packs a linear it has no compressed tensor for: a bf16/f16/GGUF-block
+// weight as stored (a view, no copy), an f32 one as f16 (or f32 without uncompressed_f16).
+PackedWeight pack_uncompressed(const Tensor& w, const std::string& name,
+                               const PackedLlamaOptions& opt = {});
+
 LatencyResult measure_latency(const PackedLlama& model, const LatencyOptions& opt = {},
                               const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
 

@@ -1,5 +1,7 @@
 #include "engine/search/layer_latency.h"
 
+#include <tbb/task_arena.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -7,7 +9,10 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/packed_weight.h"
-#include "engine/kernels/stored_matmul.h"
+#include "engine/core/sha256.h"
+#include "engine/eval/packed_llama.h"
+#include "engine/kernels/cpu_features.h"
+#include "engine/runs/process_identity.h"
 
 namespace mcw {
 
@@ -41,16 +46,13 @@ double median_call_ms(Fn&& once, int repeats) {
 
 }  // namespace
 
-double time_stored_decode_gemv(const Tensor& w, int repeats) {
-  std::vector<float> x(size_t(w.dim(1)), 0.5f), y(size_t(w.dim(0)));
-  return median_call_ms(
-      [&] { matmul_wt_stored(x.data(), w.dim(1), w, y.data(), w.dim(0), 1); }, repeats);
+double time_packed_decode_gemv(const PackedWeight& w, int repeats) {
+  std::vector<float> x(size_t(w.cols()), 0.5f), y(size_t(w.rows()));
+  return median_call_ms([&] { w.matmul(x.data(), y.data(), 1); }, repeats);
 }
 
 double time_packed_decode_gemv(const CompressedTensor& w, int repeats) {
-  const PackedWeight packed = PackedWeight::from_compressed(w);
-  std::vector<float> x(size_t(w.cols), 0.5f), y(size_t(w.rows));
-  return median_call_ms([&] { packed.matmul(x.data(), y.data(), 1); }, repeats);
+  return time_packed_decode_gemv(PackedWeight::from_compressed(w), repeats);
 }
 
 double LayerLatencyTable::at(const std::string& layer, const std::string& setting) const {
@@ -81,7 +83,9 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
   t.ms.assign(t.layers.size() * settings.size(), 0);
   const double steps = double(settings.size() + 2);
   report(progress, "latency", "model", 0, "decode latency of the model");
-  t.model_ms_per_token = measure_latency(base, model_opt, {}, cancel).ms_per_token;
+  // As a run measures it (project_runner): on PackedLlama, uncompressed linears as it packs
+  // them, so that the rest of the step (attention, norms, head) is the run's too.
+  t.model_ms_per_token = measure_latency(PackedLlama(base, {}), model_opt, {}, cancel).ms_per_token;
 
   // One layer per shape is timed: layers of one shape at one setting run the same kernel
   // over the same number of bytes. The first of each shape is taken, so that a calibrated
@@ -97,12 +101,13 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
     representative[l] =
         first_of_shape.try_emplace({weight[l]->dim(0), weight[l]->dim(1)}, l).first->second;
   }
-  // Uncompressed: the product on the weight as stored, as the model's own forward runs it.
+  // Uncompressed: packed as PackedLlama packs a layer it has no compressed tensor for.
   t.dense_ms.assign(t.layers.size(), 0);
   double linears = 0;
   for (size_t l = 0; l < t.layers.size(); ++l) {
     if (cancel) cancel->throw_if_cancelled();
-    if (representative[l] == l) t.dense_ms[l] = time_stored_decode_gemv(*weight[l]);
+    if (representative[l] == l)
+      t.dense_ms[l] = time_packed_decode_gemv(pack_uncompressed(*weight[l], t.layers[l]));
     linears += t.dense_ms[l] = t.dense_ms[representative[l]];
   }
   t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
@@ -120,6 +125,57 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
       t.ms[l * settings.size() + s] = t.ms[representative[l] * settings.size() + s];
     report(progress, "latency", settings[s], double(s + 3) / steps);
   }
+  return t;
+}
+
+std::string latency_metric_key() {
+  Sha256 h;
+  h.update(cpu_model() + "|" + simd_level_name(cpu_features().level) + "|" +
+           std::to_string(tbb::this_task_arena::max_concurrency()));
+  return "latency_ms@" + to_hex(h.finish()).substr(0, 12);
+}
+
+void store_layer_latency(RunStore& store, const std::string& fingerprint,
+                         const LayerLatencyTable& t) {
+  const std::string key = latency_metric_key();
+  std::vector<SensitivityEntry> e{{kModelLayer, kDenseSetting, key, t.model_ms_per_token}};
+  for (size_t l = 0; l < t.layers.size(); ++l) {
+    e.push_back({t.layers[l], kDenseSetting, key, t.dense_ms.at(l)});
+    for (size_t s = 0; s < t.settings.size(); ++s)
+      e.push_back({t.layers[l], t.settings[s], key, t.ms[l * t.settings.size() + s]});
+  }
+  store.put_sensitivities(fingerprint, e);
+}
+
+std::optional<LayerLatencyTable> load_layer_latency(RunStore& store, const std::string& fingerprint,
+                                                    const std::vector<std::string>& layers,
+                                                    const std::vector<std::string>& settings) {
+  const std::string key = latency_metric_key();
+  std::map<std::pair<std::string, std::string>, double> v;
+  for (const SensitivityEntry& e : store.list_sensitivity(fingerprint))
+    if (e.metric == key) v[{e.layer, e.setting}] = e.value;
+  auto get = [&](const std::string& l, const std::string& s) -> std::optional<double> {
+    const auto it = v.find({l, s});
+    return it == v.end() ? std::nullopt : std::optional(it->second);
+  };
+  LayerLatencyTable t;
+  t.layers = layers, t.settings = settings;
+  const auto model = get(kModelLayer, kDenseSetting);
+  if (!model) return std::nullopt;
+  t.model_ms_per_token = *model;
+  double linears = 0;
+  for (const std::string& l : layers) {
+    const auto dense = get(l, kDenseSetting);
+    if (!dense) return std::nullopt;
+    t.dense_ms.push_back(*dense), linears += *dense;
+    for (const std::string& s : settings) {
+      const auto ms = get(l, s);
+      if (!ms) return std::nullopt;
+      t.ms.push_back(*ms);
+    }
+  }
+  // rest_ms as measure_layer_latency has it (over the same layers, when they are all of them).
+  t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
   return t;
 }
 

@@ -8,13 +8,16 @@
 // product is memory-bound. Another kernel plugs in as a LayerKernelTimer.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/compress/compressed_tensor.h"
 #include "engine/core/progress.h"
 #include "engine/eval/latency.h"
+#include "engine/kernels/packed_weight.h"
 #include "engine/model/llama_model.h"
+#include "engine/runs/run_store.h"
 #include "engine/search/mixed_precision.h"
 #include "engine/search/sensitivity_scan.h"
 
@@ -23,17 +26,17 @@ namespace mcw {
 // Milliseconds of one decode step (one input row) through a compressed weight.
 using LayerKernelTimer = std::function<double(const CompressedTensor& w)>;
 
-// The median of `repeats` timed batches after a warm-up: matmul_wt_stored on an
-// uncompressed weight in its file's dtype (a view of a mapped bf16 file stays one), or the
-// packed kernel on a compressed weight.
-double time_stored_decode_gemv(const Tensor& w, int repeats = 15);
+// The median of `repeats` timed batches after a warm-up of the packed kernel: on a packed
+// weight (an uncompressed one as pack_uncompressed packs it: a view of a mapped bf16 file
+// stays one), or on a compressed weight's layout.
+double time_packed_decode_gemv(const PackedWeight& w, int repeats = 15);
 double time_packed_decode_gemv(const CompressedTensor& w, int repeats = 15);
 
 struct LayerLatencyTable {
   std::vector<std::string> layers, settings;
   std::vector<double> ms;         // [layer * settings + setting]
-  std::vector<double> dense_ms;   // per layer, uncompressed (the product on the stored dtype)
-  double model_ms_per_token = 0;  // measure_latency of the uncompressed model
+  std::vector<double> dense_ms;   // per layer, uncompressed (pack_uncompressed's layout)
+  double model_ms_per_token = 0;  // measure_latency of the uncompressed PackedLlama
   double rest_ms = 0;             // model_ms_per_token minus its uncompressed linears (>= 0)
   double at(const std::string& layer, const std::string& setting) const;  // throws if unknown
   LayerCostFn cost() const;  // a copy of the table as a function
@@ -51,5 +54,21 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
                                         const LayerKernelTimer& timer = {},
                                         const ProgressFn& progress = {},
                                         const CancelToken* cancel = nullptr);
+
+// The run store keeps a table as sensitivity entries of metric latency_metric_key():
+// (layer, setting) cells, (layer, kDenseSetting) for the uncompressed layer and
+// (kModelLayer, kDenseSetting) for the uncompressed model's step. The key names this
+// machine (CPU model, SIMD level, worker threads): a table measured elsewhere is not read
+// back, since latency is this machine's.
+inline constexpr const char* kDenseSetting = "(dense)";
+inline constexpr const char* kModelLayer = "(model)";
+std::string latency_metric_key();
+void store_layer_latency(RunStore& store, const std::string& model_fingerprint,
+                         const LayerLatencyTable& table);
+// The stored table for these layers and settings, when every value is there.
+std::optional<LayerLatencyTable> load_layer_latency(RunStore& store,
+                                                    const std::string& model_fingerprint,
+                                                    const std::vector<std::string>& layers,
+                                                    const std::vector<std::string>& settings);
 
 }  // namespace mcw

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/core/error.h"
+#include "engine/eval/packed_llama.h"
 #include "engine/io/model_file.h"
 #include "engine/model/synth_model.h"
 #include "engine/search/layer_latency.h"
@@ -57,7 +58,7 @@ TEST(LayerLatency, OneLayerPerShapeIsTimedAndTheTableIsAdditive) {
   EXPECT_GT(lt.model_ms_per_token, 0);
   EXPECT_GE(lt.rest_ms, 0);
   EXPECT_THROW(lt.at("nope", "w8"), Error);
-  EXPECT_GT(time_stored_decode_gemv(base.layers[0].wq, 3), 0);
+  EXPECT_GT(time_packed_decode_gemv(pack_uncompressed(base.layers[0].wq, "q"), 3), 0);
   CompressedTensor dense = dense_tensor(base.layers[0].wq, "q");
   EXPECT_GT(time_packed_decode_gemv(dense, 3), 0);
   CompressedTensor broken = dense;  // a packed kernel refuses what it cannot read
@@ -91,4 +92,33 @@ TEST(LayerLatency, Bf16ModelFromItsFile) {
     for (const char* s : {"w8", "w2", "gptq4"}) EXPECT_GT(lt.at(l, s), 0) << l << " " << s;
   for (double d : lt.dense_ms) EXPECT_GT(d, 0);
   EXPECT_GT(lt.model_ms_per_token, 0);
+}
+
+// The run store keeps a table for this machine: read back whole, refused when a layer or
+// setting is missing, and invisible under another machine's key.
+TEST(LayerLatency, StoredTableReadsBackOnThisMachine) {
+  const LlamaModel base = test::random_llama(test::tiny_config(), 24);
+  const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 11);
+  const SensitivityTable t = scan(base, tokens);
+  double next = 1;
+  const LayerLatencyTable lt =
+      measure_layer_latency(base, t, {"w8", "w2"}, tokens, {}, {8, 4, 1},
+                            [&](const CompressedTensor&) { return next += 1; });
+  const auto dir = test::fresh_temp_dir();
+  const auto store = RunStore::open((dir / "runs.db").string());
+  EXPECT_FALSE(load_layer_latency(*store, "fp", t.layers, {"w8"}).has_value());
+  store_layer_latency(*store, "fp", lt);
+  const auto back = load_layer_latency(*store, "fp", t.layers, {"w8", "w2"});
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->ms, lt.ms);
+  EXPECT_EQ(back->dense_ms, lt.dense_ms);
+  EXPECT_EQ(back->model_ms_per_token, lt.model_ms_per_token);
+  EXPECT_DOUBLE_EQ(back->rest_ms, lt.rest_ms);
+  EXPECT_EQ(load_layer_latency(*store, "fp", t.layers, {"w2"})->ms.size(), t.layers.size());
+  EXPECT_FALSE(load_layer_latency(*store, "fp", t.layers, {"w4"}).has_value());
+  EXPECT_FALSE(load_layer_latency(*store, "other", t.layers, {"w8"}).has_value());
+  // Another machine's entries (another key) are not this machine's table.
+  store->put_sensitivity("fp2", {kModelLayer, kDenseSetting, "latency_ms@000000000000", 1.0});
+  EXPECT_FALSE(load_layer_latency(*store, "fp2", {}, {}).has_value());
+  EXPECT_EQ(latency_metric_key().rfind("latency_ms@", 0), 0u);
 }

@@ -13,6 +13,7 @@
 #include "app/studio/assignment_data.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/layer_latency.h"
 #include "engine/search/recipe_prediction.h"
 #include "engine/search/sensitivity_scan.h"
 #include "studio_test_util.h"
@@ -27,9 +28,15 @@ namespace {
 
 constexpr int kRunTimeoutMs = 120000;
 
-// The engine's scan of the project's model into its store (KL, three settings),
-// as `mcw sensitivity` would leave it; returns the table.
-SensitivityTable scan_into_store(const std::string& project) {
+struct Scanned {
+  SensitivityTable table;
+  LayerLatencyTable latency;
+};
+
+// The engine's scan of the project's model into its store (KL, three settings) and a
+// latency table of this machine's key (its layer times made up by a timer, the model's step
+// measured), as `mcw predict --latency` would leave them.
+Scanned scan_into_store(const std::string& project) {
   const ProjectRunInputs in = load_project_run_inputs(project);
   SensitivityOptions o;
   o.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w4"),
@@ -37,7 +44,13 @@ SensitivityTable scan_into_store(const std::string& project) {
   o.windows = 2;
   o.window = 32;
   const auto store = RunStore::open(in.database_path);
-  return SensitivityScan(in.base, in.fingerprint, in.evaluation_tokens, o).run(store.get());
+  Scanned s;
+  s.table = SensitivityScan(in.base, in.fingerprint, in.evaluation_tokens, o).run(store.get());
+  s.latency = measure_layer_latency(
+      in.base, s.table, {"w8", "w4", "s50"}, in.evaluation_tokens, {}, {8, 4, 1},
+      [](const CompressedTensor& w) { return double(w.bits + 1) / 100 + double(w.rows) * 1e-5; });
+  store_layer_latency(*store, in.fingerprint, s.latency);
+  return s;
 }
 
 QPoint centre(const ui::HeatmapView* h, int row, int col) { return h->cellRect(row, col).center(); }
@@ -63,7 +76,8 @@ class StudioWhatIfTest : public QObject {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const std::string project = test::make_test_project(dir.path().toStdString(), "whatif");
-    const SensitivityTable t = scan_into_store(project);
+    const Scanned scanned = scan_into_store(project);
+    const SensitivityTable& t = scanned.table;
     studio::MainWindow w;
     studio::ProjectContext& c = w.context();
     ui::SensitivityPanel* panel = w.sensitivityPanel();
@@ -119,6 +133,9 @@ class StudioWhatIfTest : public QObject {
     const RecipePrediction ep = predict_assignment(t, mapped);
     QCOMPARE(c.assignmentPrediction().kl, ep.kl);
     QCOMPARE(c.assignmentPrediction().size_bytes, double(ep.storage_bits) / 8);
+    // Latency from the store's table for this machine, as the engine predicts it from it.
+    QCOMPARE(c.assignmentPrediction().latency_ms,
+             predict_assignment(t, mapped, {}, &scanned.latency).latency_ms);
 
     // Undo steps back one edit at a time (the drag was one), redo forward.
     const QList<int> last = c.assignment();
@@ -164,9 +181,12 @@ class StudioWhatIfTest : public QObject {
     QCOMPARE(tp->plot()->budgetLine(), 6.5);  // the search's budget, on its axis only
     tp->xAxisBox()->setCurrentIndex(
         tp->xAxisBox()->findData(QStringLiteral("latency_ms_per_token")));
-    QVERIFY(!tp->plot()->whatIf().shown);
-    QVERIFY(tp->whatIfNote()->text().contains(QStringLiteral("latency")));
+    QVERIFY(tp->plot()->whatIf().shown);
+    QCOMPARE(tp->plot()->whatIf().x, c.assignmentPrediction().latency_ms);
     QVERIFY(std::isnan(tp->plot()->budgetLine()));
+    tp->yAxisBox()->setCurrentIndex(tp->yAxisBox()->findData(QStringLiteral("top1")));
+    QVERIFY(!tp->plot()->whatIf().shown);
+    QVERIFY(tp->whatIfNote()->text().contains(QStringLiteral("top-1")));
 
     // Run this: the recipe is added and run; the run records the prediction,
     // and its size is exactly the predicted one.

@@ -17,6 +17,7 @@
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/recipe_prediction.h"
 #include "engine/search/sensitivity_scan.h"
 #include "widgets/project_context_api.h"
 
@@ -160,6 +161,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // where the grid's rows and columns are the same, else reset.
   void sensitivityReplaced();
   void updateAssignmentPrediction();
+  PredictionCalibration predictionCalibration() const;
   template <class F> void notify(F f) {
     for (ui::IProjectViewer* v : std::vector<ui::IProjectViewer*>(viewers_)) f(v);
   }

@@ -2,12 +2,11 @@
 // sensitivity grid, predicted on every change from the grid's cells and the
 // project's finished runs, and written as a per-layer recipe that carries its
 // prediction when it is run.
-#include "app/studio/assignment_data.h"
-#include "app/studio/project_context.h"
-
 #include <cmath>
 #include <tuple>
 
+#include "app/studio/assignment_data.h"
+#include "app/studio/project_context.h"
 #include "engine/core/error.h"
 #include "engine/search/mixed_precision.h"
 
@@ -26,18 +25,20 @@ void ProjectContext::sensitivityReplaced() {
   updateAssignmentPrediction();
 }
 
+PredictionCalibration ProjectContext::predictionCalibration() const {
+  // The runs' calibration is of this model only: until its fingerprint is known (the cache
+  // read, or a scan started), predictions have no band.
+  if (model_fingerprint_.empty()) return {};
+  return calibrate_prediction(run_history_.doneRuns(), model_fingerprint_);
+}
+
 void ProjectContext::updateAssignmentPrediction() {
   if (!shape_) {
     prediction_ = {};
     prediction_.error = tr("open a llama-family model to predict an assignment");
   } else {
-    // The runs' calibration is of this model only: until its fingerprint is
-    // known (the cache read, or a scan started), the prediction has no band.
-    const PredictionCalibration cal =
-        model_fingerprint_.empty()
-            ? PredictionCalibration{}
-            : calibrate_prediction(run_history_.doneRuns(), model_fingerprint_);
-    prediction_ = predict_grid_assignment(sensitivity_, *shape_, assignment_, cal);
+    prediction_ =
+        predict_grid_assignment(sensitivity_, *shape_, assignment_, predictionCalibration());
   }
   std::tie(prediction_.budget_metric, prediction_.budget) = assignment_budget_;
   notify([](ui::IProjectViewer* v) { v->onAssignmentChanged(); });
@@ -102,11 +103,7 @@ int ProjectContext::runAssignment(const QString& name) {
   try {
     const SensitivityTable table = grid_table(sensitivity_, *shape_);
     const std::vector<int> a(assignment_.begin(), assignment_.end());
-    const PredictionCalibration cal =
-        model_fingerprint_.empty()
-            ? PredictionCalibration{}
-            : calibrate_prediction(run_history_.doneRuns(), model_fingerprint_);
-    const RecipePrediction p = predict_assignment(table, a, cal);
+    const RecipePrediction p = predict_assignment(table, a, predictionCalibration());
     yaml = q(recipe_to_yaml(assignment_recipe(table, a, n, &p)));
   } catch (const Error& e) {
     log(QStringLiteral("error: the assignment cannot be written as a recipe: ") + q(e.what()));

@@ -60,6 +60,10 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
 void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
   const LlamaConfig& c = model.cfg;
   nlohmann::ordered_json config = c.to_hf_config();
+  // The dtype the weights are written in (a streamed writer's bf16 shards, a bf16 source
+  // saved as it is), as transformers reads it to pick the model's dtype.
+  const DType stored = model.tok_embd.dtype();
+  config["torch_dtype"] = stored == DType::BF16 ? "bfloat16" : stored == DType::F16 ? "float16" : "float32";
   // MCW's own key: which linear inputs run through per-token int8 (W8A8), per layer.
   if (const auto masks = activation_int8_masks(model); !masks.empty()) config["mcw_activation_int8"] = masks;
   write_file_atomically(dir + "/config.json", config.dump(2) + "\n");

@@ -11,8 +11,10 @@
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors_stream.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/llama_save.h"
 #include "engine/model/synth_model.h"
 #include "engine/model/tokenizer_loader.h"
+#include "tests/engine/llama_test_util.h"
 #include "tests/engine/temp_files.h"
 
 using namespace mcw;
@@ -158,6 +160,18 @@ TEST(SynthModel, PlantsOutliersInTheNormGainsAndEmbeddingColumns) {
   // Different seeds plant different channels; none planted without outliers.
   EXPECT_NE(plan("tiny", 6, 4).outlier_channels, p.outlier_channels);
   EXPECT_TRUE(plan("tiny", 5, 0).outlier_channels.empty());
+}
+
+// Saved again as a Hugging Face directory, a bf16 model says so in config.json (transformers
+// reads torch_dtype to pick the dtype it loads in); an f32 model built in memory says f32.
+TEST(SynthModel, SavedConfigNamesTheWeightsDtype) {
+  const fs::path dir = fresh_temp_dir();
+  write_synth_model(plan("tiny", 3), (dir / "a").string());
+  const LlamaModel m = load_llama(open_model_file((dir / "a").string()));
+  save_llama_hf(m, (dir / "b").string());
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(dir / "b" / "config.json"))["torch_dtype"], "bfloat16");
+  save_llama_hf(test::random_llama(test::tiny_config(), 3), (dir / "c").string());
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(dir / "c" / "config.json"))["torch_dtype"], "float32");
 }
 
 TEST(SynthModel, TinyLoadsRunsAndIsDeterministic) {

@@ -156,10 +156,7 @@ int run_search(const std::vector<std::string>& argv) {
                     {"stages", recipe_stages_digest(out)},
                     {"bits_per_weight", r.evolved.bits_per_weight},
                     {"size_bytes", double(r.evolved.storage_bits) / 8},
-                    {mp.budget == BudgetKind::Bytes       ? "budget_size_bytes"
-                     : mp.budget == BudgetKind::LatencyMs ? "budget_latency_ms"
-                                                          : "budget_bits_per_weight",
-                     mp.limit}};
+                    {budget_prediction_key(mp.budget), mp.limit}};
   const std::string yaml = recipe_to_yaml(out);
   write_file_atomically(out_path, yaml);
   std::printf("recipe written to %s\n", out_path.c_str());

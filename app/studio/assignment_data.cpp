@@ -57,16 +57,14 @@ static std::optional<LayerLatencyTable> grid_latency(const ui::SensitivityGrid& 
   t.layers = table.layers;
   for (const ScanSetting& s : table.settings) t.settings.push_back(s.name);
   t.model_ms_per_token = grid.model_latency_ms;
-  double linears = 0;
   for (int r = 0; r < grid.layers.size(); ++r) {
     if (!std::isfinite(grid.dense_latency_ms[r])) return std::nullopt;
     if (a[size_t(r)] >= 0 && !std::isfinite(grid.at(r, a[size_t(r)]).latency_ms))
       return std::nullopt;
     t.dense_ms.push_back(grid.dense_latency_ms[r]);
-    linears += grid.dense_latency_ms[r];
     for (int c = 0; c < grid.settings.size(); ++c) t.ms.push_back(grid.at(r, c).latency_ms);
   }
-  t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
+  t.derive_rest();
   return t;
 }
 

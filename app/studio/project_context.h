@@ -160,6 +160,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // The grid was replaced: viewers hear onSensitivityLoaded, and the assignment is kept
   // where the grid's rows and columns are the same, else reset.
   void sensitivityReplaced();
+  // A result went into the grid at (row, col): one cell changed, or the grid was re-laid out.
+  void cellPut(int row, int col, bool reshaped);
   void updateAssignmentPrediction();
   PredictionCalibration predictionCalibration() const;
   template <class F> void notify(F f) {

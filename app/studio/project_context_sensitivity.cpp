@@ -121,24 +121,20 @@ void ProjectContext::addScanCell(const SensitivityCell& c) {
       put_sensitivity(sensitivity_, {c.layer, c.setting, "kl", c.kl}, order, &reshaped_kl);
   put_sensitivity(sensitivity_, {c.layer, c.setting, "perplexity", c.perplexity}, order, &reshaped);
   put_sensitivity(sensitivity_, {c.layer, c.setting, "bits", double(c.bits)}, order, &reshaped);
-  if (reshaped || reshaped_kl) {
-    sensitivityReplaced();
-  } else {
-    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
-    updateAssignmentPrediction();
-  }
+  cellPut(row, col, reshaped || reshaped_kl);
 }
 
 void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
   bool reshaped = false;
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
-  if (reshaped) {
-    sensitivityReplaced();
-  } else {
-    notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
-    updateAssignmentPrediction();
-  }
+  cellPut(row, col, reshaped);
+}
+
+void ProjectContext::cellPut(int row, int col, bool reshaped) {
+  if (reshaped) return sensitivityReplaced();
+  notify([row, col](ui::IProjectViewer* v) { v->onSensitivityCell(row, col); });
+  updateAssignmentPrediction();
 }
 
 void ProjectContext::loadSensitivity() {

@@ -7,11 +7,11 @@
 #include <memory>
 
 #include "engine/core/error.h"
-#include "engine/kernels/gemm.h"
-#include "engine/kernels/packed_weight.h"
 #include "engine/core/sha256.h"
 #include "engine/eval/packed_llama.h"
 #include "engine/kernels/cpu_features.h"
+#include "engine/kernels/gemm.h"
+#include "engine/kernels/packed_weight.h"
 #include "engine/runs/process_identity.h"
 
 namespace mcw {
@@ -62,6 +62,12 @@ double LayerLatencyTable::at(const std::string& layer, const std::string& settin
   throw Error("latency table", "no latency measured for " + setting + " on " + layer);
 }
 
+void LayerLatencyTable::derive_rest() {
+  double linears = 0;
+  for (double ms : dense_ms) linears += ms;
+  rest_ms = std::max(0.0, model_ms_per_token - linears);
+}
+
 LayerCostFn LayerLatencyTable::cost() const {
   auto copy = std::make_shared<LayerLatencyTable>(*this);
   return [copy](const std::string& layer, const std::string& setting) {
@@ -103,14 +109,13 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
   }
   // Uncompressed: packed as PackedLlama packs a layer it has no compressed tensor for.
   t.dense_ms.assign(t.layers.size(), 0);
-  double linears = 0;
   for (size_t l = 0; l < t.layers.size(); ++l) {
     if (cancel) cancel->throw_if_cancelled();
     if (representative[l] == l)
       t.dense_ms[l] = time_packed_decode_gemv(pack_uncompressed(*weight[l], t.layers[l]));
-    linears += t.dense_ms[l] = t.dense_ms[representative[l]];
+    t.dense_ms[l] = t.dense_ms[representative[l]];
   }
-  t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
+  t.derive_rest();
   report(progress, "latency", "", 2 / steps);
   for (size_t s = 0; s < settings.size(); ++s) {
     std::vector<std::string> assignment(t.layers.size());  // "": kept
@@ -119,7 +124,8 @@ LayerLatencyTable measure_layer_latency(const LlamaModel& base, const Sensitivit
     const CompressionResult c = compress_llama(base, r, calibration_tokens, co, {}, cancel);
     for (const CompressedLayer& cl : c.layers) {
       if (cancel) cancel->throw_if_cancelled();
-      if (auto l = table.layer_index(cl.tensor.name)) t.ms[*l * settings.size() + s] = time(cl.tensor);
+      if (auto l = table.layer_index(cl.tensor.name))
+        t.ms[*l * settings.size() + s] = time(cl.tensor);
     }
     for (size_t l = 0; l < t.layers.size(); ++l)
       t.ms[l * settings.size() + s] = t.ms[representative[l] * settings.size() + s];
@@ -163,19 +169,17 @@ std::optional<LayerLatencyTable> load_layer_latency(RunStore& store, const std::
   const auto model = get(kModelLayer, kDenseSetting);
   if (!model) return std::nullopt;
   t.model_ms_per_token = *model;
-  double linears = 0;
   for (const std::string& l : layers) {
     const auto dense = get(l, kDenseSetting);
     if (!dense) return std::nullopt;
-    t.dense_ms.push_back(*dense), linears += *dense;
+    t.dense_ms.push_back(*dense);
     for (const std::string& s : settings) {
       const auto ms = get(l, s);
       if (!ms) return std::nullopt;
       t.ms.push_back(*ms);
     }
   }
-  // rest_ms as measure_layer_latency has it (over the same layers, when they are all of them).
-  t.rest_ms = std::max(0.0, t.model_ms_per_token - linears);
+  t.derive_rest();
   return t;
 }
 

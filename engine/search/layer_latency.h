@@ -39,6 +39,9 @@ struct LayerLatencyTable {
   double model_ms_per_token = 0;  // measure_latency of the uncompressed PackedLlama
   double rest_ms = 0;             // model_ms_per_token minus its uncompressed linears (>= 0)
   double at(const std::string& layer, const std::string& setting) const;  // throws if unknown
+  // rest_ms from model_ms_per_token and dense_ms (its definition; meaningful when the rows
+  // are all of the model's linears).
+  void derive_rest();
   LayerCostFn cost() const;  // a copy of the table as a function
 };
 

@@ -96,6 +96,15 @@ LevelProblem mixed_precision_problem(const SensitivityTable& table,
   return p;
 }
 
+const char* budget_prediction_key(BudgetKind kind) {
+  switch (kind) {
+    case BudgetKind::BitsPerWeight: return kBudgetKeys[0];
+    case BudgetKind::Bytes: return kBudgetKeys[1];
+    case BudgetKind::LatencyMs: return kBudgetKeys[2];
+  }
+  throw Error(kSource, "unknown budget kind");
+}
+
 Recipe mixed_precision_recipe(const SensitivityTable& table,
                               const std::vector<std::string>& settings, const std::string& name) {
   if (settings.size() != table.layers.size())

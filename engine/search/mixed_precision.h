@@ -27,6 +27,9 @@ enum class BudgetKind {
   LatencyMs,      // decode ms per token: fixed part + Σ per-layer costs
 };
 
+// The key of a recipe's prediction that records a search's budget (recipe.h kBudgetKeys).
+const char* budget_prediction_key(BudgetKind kind);
+
 // Per-(layer, setting) cost in milliseconds of one decode step through that layer. A table
 // measured on this machine (measure_layer_latency) or one from elsewhere.
 using LayerCostFn = std::function<double(const std::string& layer, const std::string& setting)>;

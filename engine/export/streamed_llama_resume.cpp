@@ -182,7 +182,7 @@ void StreamedLlamaWriter::restore(CompressionResult& r, const json& m) {
       const std::string prefix = "model.layers." + std::to_string(l) + ".";
       SafetensorsFile f = read_safetensors(path(name));
       std::set<std::string> found;
-      for (Tensor& t : f.tensors) {
+      for (Tensor& t : hf_unfused(c, std::move(f.tensors))) {
         const std::string tn = t.name();
         const auto it = slots.find(tn);
         if (it == slots.end() || !tn.starts_with(prefix)) continue;  // HF's zero biases

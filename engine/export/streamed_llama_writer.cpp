@@ -79,7 +79,7 @@ std::string StreamedLlamaWriter::shard_name(int64_t index, int64_t count) const 
   return buf;
 }
 
-void StreamedLlamaWriter::write_and_map(CompressionResult& r, const std::vector<std::string>& names,
+std::vector<std::string> StreamedLlamaWriter::write_and_map(CompressionResult& r, const std::vector<std::string>& names,
                                         const std::string& path, DType matrices,
                                         std::vector<Tensor> extra) {
   std::map<std::string, Tensor*> slots;
@@ -91,16 +91,21 @@ void StreamedLlamaWriter::write_and_map(CompressionResult& r, const std::vector<
     ts.push_back(std::move(t));
   }
   for (Tensor& t : extra) ts.push_back(std::move(t));
+  const LlamaConfig& c = r.model.cfg;
+  ts = hf_fused(c, std::move(ts));
   write_safetensors(path, ts, {{"format", "pt"}});
+  std::vector<std::string> written;
+  for (const Tensor& t : ts) written.push_back(t.name());
   ts.clear();  // the converted copies
   // Matrices become views of the file; vectors (norms, biases: a few KiB a block) stay
   // owned, since later stages change some in place (SmoothQuant folds into the norms).
   SafetensorsFile f = read_safetensors(path);
-  for (Tensor& t : f.tensors)
+  for (Tensor& t : hf_unfused(c, std::move(f.tensors)))
     if (t.ndim() == 2) {
       const std::string name = t.name();
       *slots.at(name) = std::move(t);
     }
+  return written;
 }
 
 void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
@@ -138,10 +143,9 @@ void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
   } else {
     const int64_t shards = r.model.cfg.n_layers + 1;
     const std::string shard = shard_name(layer, shards);
-    std::vector<Tensor> zeros = hf_zero_biases(r.model.cfg, layer);
-    for (const Tensor& z : zeros) weight_map_[z.name()] = shard;
-    write_and_map(r, names, path(shard), dtype_, std::move(zeros));
-    for (const std::string& n : names) weight_map_[n] = shard;
+    for (const std::string& n :
+         write_and_map(r, names, path(shard), dtype_, hf_zero_biases(r.model.cfg, layer)))
+      weight_map_[n] = shard;
     total_bytes_ += fs::file_size(path(shard));
     if (resumable) replaces(path(shard));
     if (!packed.empty() && !scratch_) {
@@ -161,8 +165,8 @@ void StreamedLlamaWriter::finish(CompressionResult& r, const TokenizerFiles& tok
   std::vector<std::string> rest;
   for (const auto& [n, t] : r.model.named_tensors())
     if (!n.starts_with("model.layers.")) rest.push_back(n);
-  write_and_map(r, rest, (fs::path(dir_) / shard).string(), dtype_);
-  for (const std::string& n : rest) weight_map_[n] = shard;
+  for (const std::string& n : write_and_map(r, rest, (fs::path(dir_) / shard).string(), dtype_))
+    weight_map_[n] = shard;
   total_bytes_ += fs::file_size(fs::path(dir_) / shard);
 
   nlohmann::ordered_json index;

@@ -70,11 +70,11 @@ class StreamedLlamaWriter {
  private:
   std::string path(const std::string& name) const;
   std::string shard_name(int64_t index, int64_t count) const;
-  // Writes `names` of the model in the output dtype (or f32) to `path` and points the
-  // model's tensors at the written file.
-  void write_and_map(CompressionResult& r, const std::vector<std::string>& names,
+  // Writes `names` of the model and `extra` in the output dtype (or f32) to `path`, as HF
+  // holds them (hf_fused), and points the model's tensors at the written file. Returns
+  // the names the file holds.
+  std::vector<std::string> write_and_map(CompressionResult& r, const std::vector<std::string>& names,
                      const std::string& path, DType matrices, std::vector<Tensor> extra = {});
-  void adopt_shard(int64_t layer, const std::string& shard);
   // streamed_llama_resume.cpp
   void write_checkpoint(const BlockDone& d, const CompressionResult& r);
   void restore(CompressionResult& r, const nlohmann::json& manifest);

@@ -15,6 +15,11 @@ namespace {
 // transformers' _compute_longrope_parameters: the factor is max_position_embeddings over
 // original_max_position_embeddings (when the config has the latter), and the attention
 // factor, unless given, sqrt(1 + ln(factor) / ln(original)) for factors above 1.
+double long_rope_attention_factor(int64_t max_position, int64_t original) {
+  const double factor = double(max_position) / double(original);
+  return factor <= 1 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(double(original)));
+}
+
 LongRope long_rope_from(const ConfigKeys& top, const ConfigKeys& rs, const LlamaConfig& c, const std::string& file) {
   LongRope l;
   auto factors = [&](const char* key) {
@@ -32,11 +37,9 @@ LongRope long_rope_from(const ConfigKeys& top, const ConfigKeys& rs, const Llama
   l.long_factor = factors("long_factor");
   l.original_max_position = top.integer_or("original_max_position_embeddings", c.max_seq_len);
   if (l.original_max_position <= 0) throw Error(file, "original_max_position_embeddings must be positive");
-  const double factor = double(c.max_seq_len) / double(l.original_max_position);
   const json* af = rs.find("attention_factor");
   l.attention_factor = af && af->is_number() ? af->get<double>()
-                       : factor <= 1       ? 1.0
-                                           : std::sqrt(1 + std::log(factor) / std::log(double(l.original_max_position)));
+                                             : long_rope_attention_factor(c.max_seq_len, l.original_max_position);
   if (!(l.attention_factor > 0)) throw Error(file, "rope_scaling.attention_factor must be positive");
   return l;
 }
@@ -167,15 +170,20 @@ void LlamaConfig::validate(const std::string& file) const {
 
 std::string LlamaConfig::hf_model_type() const {
   if (model_type == "qwen2" && qkv_bias && !o_bias && !down_bias) return "qwen2";
+  if (model_type == "phi3" && !qkv_bias && !o_bias && !down_bias && q_dim() == dim) return "phi3";
   return sliding_window > 0 ? "mistral" : "llama";
 }
 
 json LlamaConfig::to_hf_config() const {
   json j;
   const std::string type = hf_model_type();
-  const bool qwen2 = type == "qwen2", mistral = type == "mistral";
-  j["architectures"] = {qwen2 ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"};
-  j["model_type"] = qwen2 ? "qwen2" : mistral ? "mistral" : "llama";
+  const bool qwen2 = type == "qwen2", mistral = type == "mistral", phi3 = type == "phi3";
+  j["architectures"] = {qwen2    ? "Qwen2ForCausalLM"
+                        : mistral ? "MistralForCausalLM"
+                        : phi3    ? "Phi3ForCausalLM"
+                                  : "LlamaForCausalLM"};
+  j["model_type"] = type;
+  if (phi3) j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
   if (qwen2) {
     j["use_sliding_window"] = sliding_window > 0;
     j["sliding_window"] = sliding_window > 0 ? sliding_window : max_seq_len;
@@ -195,7 +203,7 @@ json LlamaConfig::to_hf_config() const {
   j["tie_word_embeddings"] = tie_embeddings;
   // transformers' flags cover q/k/v/o and gate/up/down together: the writer stores zero
   // biases for the members this model lacks (llama_save.cpp), so the file loads as is.
-  if (!qwen2) {
+  if (!qwen2 && !phi3) {  // Phi-3's config has no bias flags (and its model no biases)
     j["attention_bias"] = qkv_bias || o_bias;
     j["mlp_bias"] = down_bias;
   }
@@ -203,10 +211,16 @@ json LlamaConfig::to_hf_config() const {
   j["torch_dtype"] = "float32";
   if (long_rope.enabled()) {
     j["original_max_position_embeddings"] = long_rope.original_max_position;
-    j["rope_scaling"] = {{"rope_type", "longrope"},
+    j["rope_scaling"] = {{phi3 ? "type" : "rope_type", "longrope"},
                          {"short_factor", long_rope.short_factor},
-                         {"long_factor", long_rope.long_factor},
-                         {"attention_factor", long_rope.attention_factor}};
+                         {"long_factor", long_rope.long_factor}};
+    // Older transformers' Phi3Config takes exactly these three fields: the attention factor
+    // goes in only where it is not the one derived from the context lengths.
+    if (long_rope.attention_factor != long_rope_attention_factor(max_seq_len, long_rope.original_max_position))
+      j["rope_scaling"]["attention_factor"] = long_rope.attention_factor;
+  } else if (phi3) {
+    j["original_max_position_embeddings"] = max_seq_len;
+    j["rope_scaling"] = nullptr;
   }
   if (rope_scaling.enabled)
     j["rope_scaling"] = {{"rope_type", "llama3"},

@@ -52,10 +52,13 @@ struct LlamaConfig {
   void validate(const std::string& file) const;
   nlohmann::ordered_json to_hf_config() const;  // a config.json that transformers loads
   // The model_type to_hf_config writes: the family it came from where that family's
-  // config holds this model (a Qwen2 has q/k/v biases and no others; structured pruning's
-  // compensation biases make it a Llama with attention_bias), else "mistral" for a sliding
-  // window (transformers' Llama has none), else "llama".
+  // config holds this model (a Qwen2 has q/k/v biases and no others; a Phi-3 has no biases
+  // and heads of hidden_size / num_attention_heads; structured pruning's compensation
+  // biases make either a Llama with attention_bias), else "mistral" for a sliding window
+  // (transformers' Llama has none), else "llama".
   std::string hf_model_type() const;
+  // Whether the HF files hold q/k/v and gate/up fused (Phi-3's qkv_proj, gate_up_proj).
+  bool fused_projections() const { return hf_model_type() == "phi3"; }
 };
 
 // From HF config.json (model_type llama/mistral/qwen2), GGUF `<arch>.*` keys, or the

@@ -68,27 +68,6 @@ class Loader {
   const ModelFile& m_;
 };
 
-// Phi-3 keeps q/k/v in one qkv_proj and gate/up in one gate_up_proj (GGUF: attn_qkv and
-// ffn_up), rows in that order; each part is loaded as a view of its rows of the fused
-// matrix, so the rest of MCW sees a llama block.
-struct FusedPart {
-  const char *hf, *gguf;
-  int64_t rows, first;  // the fused matrix's rows, the part's first row in it
-};
-std::optional<FusedPart> phi3_fused_part(const LlamaConfig& c, BlockRole role) {
-  const int64_t Q = c.q_dim(), KV = c.kv_dim(), H = c.hidden_dim;
-  const char *qkv = "self_attn.qkv_proj.weight", *qkv_gguf = "attn_qkv.weight";
-  const char *gate_up = "mlp.gate_up_proj.weight", *gate_up_gguf = "ffn_up.weight";
-  switch (role) {
-    case BlockRole::Q: return FusedPart{qkv, qkv_gguf, Q + 2 * KV, 0};
-    case BlockRole::K: return FusedPart{qkv, qkv_gguf, Q + 2 * KV, Q};
-    case BlockRole::V: return FusedPart{qkv, qkv_gguf, Q + 2 * KV, Q + KV};
-    case BlockRole::Gate: return FusedPart{gate_up, gate_up_gguf, 2 * H, 0};
-    case BlockRole::Up: return FusedPart{gate_up, gate_up_gguf, 2 * H, H};
-    default: return std::nullopt;
-  }
-}
-
 // Biases the forward pass has no place for (gate/up, written as zeros beside a down_proj
 // bias so that transformers' mlp_bias loads) must be absent or zero.
 void check_zero_bias(const Loader& ld, const std::string& name, int64_t n) {
@@ -159,8 +138,8 @@ LlamaModel load_llama(const ModelFile& m) {
       if (!t.present(c)) continue;
       const std::string name = n.layer(l, t.hf, t.gguf);
       const Shape shape = block_tensor_shape(c, t);
-      const auto f = phi3 ? phi3_fused_part(c, t.role) : std::nullopt;
-      Tensor v = f                     ? ld.matrix(n.layer(l, f->hf, f->gguf), {f->rows, shape[1]})
+      const auto f = phi3 ? fused_part(c, t.role) : std::nullopt;
+      Tensor v = f                     ? ld.matrix(n.layer(l, f->fused->hf, f->fused->gguf), {f->rows, shape[1]})
                                              .rows(f->first, f->first + shape[0], name)
                  : t.cols == Width::One ? ld.get(name, shape)
                                         : ld.matrix(name, shape);

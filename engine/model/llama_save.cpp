@@ -1,6 +1,8 @@
 #include "engine/model/llama_save.h"
 
+#include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
@@ -40,6 +42,70 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
   return ts;
 }
 
+std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
+  if (!c.fused_projections()) return ts;
+  // (layer, fused matrix) -> its parts, by role order
+  std::map<std::pair<int64_t, const FusedTensor*>, std::vector<Tensor*>> groups;
+  for (Tensor& t : ts) {
+    int64_t layer = 0;
+    const BlockTensor* row = find_block_tensor(t.name(), &layer);
+    const auto f = row ? fused_part(c, row->role) : std::nullopt;
+    if (!f) continue;
+    auto& parts = groups[{layer, f->fused}];
+    parts.resize(f->fused->parts.size());
+    for (size_t k = 0; k < parts.size(); ++k)
+      if (f->fused->parts[k] == row->role) parts[k] = &t;
+  }
+  std::map<std::string, Tensor> fused;  // by the name of its first part
+  for (auto& [key, parts] : groups) {
+    const std::string name = fused_tensor_name(key.first, *key.second);
+    int64_t rows = 0;
+    for (const Tensor* p : parts) {
+      if (!p || p->ndim() != 2 || p->dtype() != parts[0]->dtype() || p->dim(1) != parts[0]->dim(1))
+        throw Error(name, "its parts are not all present as matrices of one dtype and width");
+      rows += p->dim(0);
+    }
+    Tensor out = Tensor::zeros(parts[0]->dtype(), {rows, parts[0]->dim(1)}, name);
+    auto* dst = static_cast<char*>(out.mutable_data());
+    for (const Tensor* p : parts) {
+      const size_t bytes = p->nbytes();
+      std::memcpy(dst, p->data(), bytes);
+      dst += bytes;
+    }
+    fused.emplace(parts[0]->name(), std::move(out));
+  }
+  std::vector<Tensor> out;
+  for (Tensor& t : ts) {
+    int64_t layer = 0;
+    const BlockTensor* row = find_block_tensor(t.name(), &layer);
+    if (!row || !fused_part(c, row->role)) out.push_back(std::move(t));
+    else if (auto it = fused.find(t.name()); it != fused.end()) out.push_back(std::move(it->second));
+  }
+  return out;
+}
+
+std::vector<Tensor> hf_unfused(const LlamaConfig& c, std::vector<Tensor> ts) {
+  if (!c.fused_projections()) return ts;
+  std::vector<Tensor> out;
+  for (Tensor& t : ts) {
+    int64_t layer = 0;
+    const FusedTensor* fused = find_fused_tensor(t.name(), &layer);
+    if (!fused) {
+      out.push_back(std::move(t));
+      continue;
+    }
+    for (BlockRole role : fused->parts) {
+      const BlockTensor& part = block_tensor(role);
+      const auto f = fused_part(c, role);
+      if (t.ndim() != 2 || t.dim(0) != f->rows)
+        throw Error(t.name(), "has shape " + shape_string(t.shape()) + ", not " + std::to_string(f->rows) +
+                                  " rows of its parts");
+      out.push_back(t.rows(f->first, f->first + width(c, part.rows), block_tensor_name(layer, part)));
+    }
+  }
+  return out;
+}
+
 void save_llama_hf(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -53,7 +119,7 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
   }
   for (int64_t l = 0; l < c.n_layers; ++l)
     for (Tensor& z : hf_zero_biases(c, l)) ts.push_back(std::move(z));
-  write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
+  write_safetensors(dir + "/model.safetensors", hf_fused(c, std::move(ts)), {{"format", "pt"}});
   save_llama_hf_config(model, dir, tok);
 }
 

@@ -20,6 +20,12 @@ void save_llama_hf(const LlamaModel& model, const std::string& dir, const Tokeni
 // The zero biases of layer `layer` that the HF config's attention_bias / mlp_bias make
 // transformers expect but the model does not have (written beside its weights).
 std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer);
+// A file's tensors as HF holds them: where the config has fused projections (Phi-3), the
+// parts among `ts` become their fused matrix (rows stacked, in the parts' dtype, at the
+// first part's place). hf_unfused is the reverse for tensors read from such a file: each
+// fused matrix becomes views of its parts' rows, named as the parts.
+std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts);
+std::vector<Tensor> hf_unfused(const LlamaConfig& c, std::vector<Tensor> ts);
 // Only config.json and the tokenizer files of that directory (a writer that streams the
 // weights as shards writes them itself).
 void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const TokenizerFiles& tok = {});

@@ -82,18 +82,66 @@ std::string block_tensor_name(int64_t layer, const BlockTensor& t) {
   return kBlockPrefix + std::to_string(layer) + "." + t.hf;
 }
 
-const BlockTensor* find_block_tensor(std::string_view name, int64_t* layer) {
+const std::vector<FusedTensor>& phi3_fused_tensors() {
+  using R = BlockRole;
+  static const std::vector<FusedTensor> table = {
+      {"self_attn.qkv_proj.weight", "attn_qkv.weight", {R::Q, R::K, R::V}},
+      {"mlp.gate_up_proj.weight", "ffn_up.weight", {R::Gate, R::Up}},
+  };
+  return table;
+}
+
+std::optional<FusedPart> fused_part(const LlamaConfig& c, BlockRole role) {
+  for (const FusedTensor& f : phi3_fused_tensors()) {
+    int64_t rows = 0, first = -1;
+    for (BlockRole p : f.parts) {
+      if (p == role) first = rows;
+      rows += width(c, block_tensor(p).rows);
+    }
+    if (first >= 0) return FusedPart{&f, rows, first};
+  }
+  return std::nullopt;
+}
+
+std::string fused_tensor_name(int64_t layer, const FusedTensor& f) {
+  return kBlockPrefix + std::to_string(layer) + "." + f.hf;
+}
+
+namespace {
+
+// "model.layers.3.mlp.up_proj.weight" -> 3 and "mlp.up_proj.weight"; false for other names.
+bool split_block_name(std::string_view name, int64_t& layer, std::string_view& rest) {
   const std::string_view prefix = kBlockPrefix;
-  if (!name.starts_with(prefix)) return nullptr;
+  if (!name.starts_with(prefix)) return false;
   name.remove_prefix(prefix.size());
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), layer);
+  if (ec != std::errc() || layer < 0 || end == name.data() + name.size() || *end != '.') return false;
+  rest = std::string_view(end + 1, size_t(name.data() + name.size() - (end + 1)));
+  return true;
+}
+
+}  // namespace
+
+const BlockTensor* find_block_tensor(std::string_view name, int64_t* layer) {
   int64_t l = -1;
-  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), l);
-  if (ec != std::errc() || l < 0 || end == name.data() + name.size() || *end != '.') return nullptr;
-  const std::string_view rest(end + 1, size_t(name.data() + name.size() - (end + 1)));
+  std::string_view rest;
+  if (!split_block_name(name, l, rest)) return nullptr;
   for (const BlockTensor& t : llama_block_tensors())
     if (rest == t.hf) {
       if (layer) *layer = l;
       return &t;
+    }
+  return nullptr;
+}
+
+const FusedTensor* find_fused_tensor(std::string_view name, int64_t* layer) {
+  int64_t l = -1;
+  std::string_view rest;
+  if (!split_block_name(name, l, rest)) return nullptr;
+  for (const FusedTensor& f : phi3_fused_tensors())
+    if (rest == f.hf) {
+      if (layer) *layer = l;
+      return &f;
     }
   return nullptr;
 }

@@ -6,6 +6,7 @@
 // the resource estimate and the streamed writer's resume all read names and shapes here.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,26 @@ std::string block_tensor_name(int64_t layer, const BlockTensor& t);  // the HF n
 // The row of an HF block tensor name ("model.layers.3.mlp.up_proj.weight") and its layer;
 // null for any other name.
 const BlockTensor* find_block_tensor(std::string_view hf_name, int64_t* layer = nullptr);
+
+// Phi-3 keeps q/k/v in one qkv_proj and gate/up in one gate_up_proj (GGUF: attn_qkv and
+// ffn_up), rows in that order. MCW works on the parts: the loader reads each as a view of
+// its rows of the fused matrix, and the HF writers put them back together where the config
+// is written as Phi-3's (LlamaConfig::fused_projections).
+struct FusedTensor {
+  const char* hf;    // after "model.layers.N.": "self_attn.qkv_proj.weight"
+  const char* gguf;  // after "blk.N.": "attn_qkv.weight"
+  std::vector<BlockRole> parts;  // in row order
+};
+const std::vector<FusedTensor>& phi3_fused_tensors();
+struct FusedPart {
+  const FusedTensor* fused;
+  int64_t rows, first;  // the fused matrix's rows, the part's first row in it
+};
+// Where `role` sits in its fused matrix under `c`; nothing for a role that is not fused.
+std::optional<FusedPart> fused_part(const LlamaConfig& c, BlockRole role);
+std::string fused_tensor_name(int64_t layer, const FusedTensor& f);  // the HF name
+// The fused matrix an HF name ("model.layers.3.self_attn.qkv_proj.weight") is, and its layer.
+const FusedTensor* find_fused_tensor(std::string_view hf_name, int64_t* layer = nullptr);
 
 // The linear inputs of a block in the order it runs them (ActInt8 bits).
 inline constexpr uint8_t kBlockInputs[] = {kActInt8Qkv, kActInt8O, kActInt8GateUp, kActInt8Down};

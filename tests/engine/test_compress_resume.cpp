@@ -13,6 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/export/streamed_llama_writer.h"
 #include "compress_test_util.h"
+#include "llama_reference.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
 
@@ -45,9 +46,13 @@ struct Run {
 
 // Compresses into `dir` with a resumable writer; stops after `stop_after` checkpoints
 // (0: never), resuming first when `resume`.
+// `model_type`: the family the base model says it came from ("phi3": written back fused).
 Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resume,
-        CompressOptions::Activations acts = CompressOptions::Activations::Auto) {
-  const LlamaModel base = test::random_llama(test::compress_config(3), 3);
+        CompressOptions::Activations acts = CompressOptions::Activations::Auto,
+        const std::string& model_type = "llama") {
+  LlamaConfig c = test::compress_config(3);
+  c.model_type = model_type;
+  const LlamaModel base = test::random_llama(c, 3);
   const Recipe recipe = parse_recipe(yaml, "test.yaml");
   CompressOptions o;
   o.calib_windows = 5, o.calib_window = 40;
@@ -67,17 +72,18 @@ Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resum
 }
 
 void expect_resume_equals_uninterrupted(const std::string& yaml,
-                                        CompressOptions::Activations acts = CompressOptions::Activations::Auto) {
+                                        CompressOptions::Activations acts = CompressOptions::Activations::Auto,
+                                        const std::string& model_type = "llama") {
   const auto whole_dir = test::fresh_temp_dir();
-  const Run whole = run(whole_dir, yaml, 0, false, acts);
+  const Run whole = run(whole_dir, yaml, 0, false, acts, model_type);
   ASSERT_GT(whole.checkpoints, 1);
   for (int stop = 1; stop <= whole.checkpoints; ++stop) {
     SCOPED_TRACE("stopped after checkpoint " + std::to_string(stop));
     const auto dir = test::fresh_temp_dir();
-    EXPECT_THROW(run(dir, yaml, stop, false, acts), Stopped);
+    EXPECT_THROW(run(dir, yaml, stop, false, acts, model_type), Stopped);
     const auto ck = StreamedLlamaWriter::read_checkpoint(dir.string());
     ASSERT_TRUE(ck.has_value());
-    const Run resumed = run(dir, yaml, 0, true, acts);
+    const Run resumed = run(dir, yaml, 0, true, acts, model_type);
     EXPECT_EQ(resumed.checkpoints, whole.checkpoints - stop);
     EXPECT_FALSE(StreamedLlamaWriter::read_checkpoint(dir.string()).has_value());  // finish() removes it
     expect_same_directory(whole_dir, dir);
@@ -132,6 +138,28 @@ TEST(CompressResume, SmoothQuantAndStructuredStages) {
   expect_resume_equals_uninterrupted(
       "stages:\n  - algorithm: channels\n    fraction: 0.25\n  - algorithm: gptq\n    bits: 4\n"
       "    group_size: 0\n");
+}
+
+// A Phi-3 is written back as Phi-3 (qkv_proj, gate_up_proj): the fused matrices in the
+// scratch shards between stages and in the output are read back as the parts' views.
+TEST(CompressResume, Phi3WrittenFusedStoppedAnywhere) {
+  const std::string yaml =
+      "stages:\n  - algorithm: wanda\n    sparsity: 0.5\n  - algorithm: gptq\n    bits: 4\n"
+      "    group_size: 32\n";
+  expect_resume_equals_uninterrupted(yaml, CompressOptions::Activations::Auto, "phi3");
+  const auto dir = test::fresh_temp_dir();
+  const ::Run whole = run(dir, yaml, 0, false, CompressOptions::Activations::Auto, "phi3");
+  const auto config = nlohmann::json::parse(contents(dir / "config.json"));
+  EXPECT_EQ(config["model_type"], "phi3");
+  const std::string index = contents(dir / "model.safetensors.index.json");
+  EXPECT_NE(index.find("model.layers.2.self_attn.qkv_proj.weight"), std::string::npos);
+  EXPECT_NE(index.find("model.layers.0.mlp.gate_up_proj.weight"), std::string::npos);
+  EXPECT_EQ(index.find("q_proj"), std::string::npos);
+  EXPECT_EQ(index.find("mlp.up_proj"), std::string::npos);
+  const LlamaModel back = load_llama(dir.string());
+  EXPECT_EQ(back.cfg.model_type, "phi3");
+  const std::vector<int32_t> toks = {1, 7, 30, 2, 9, 14};
+  EXPECT_EQ(test::engine_logits(back, toks), test::engine_logits(whole.result.model, toks));
 }
 
 TEST(CompressResume, ACheckpointOfAnotherRunIsRefused) {

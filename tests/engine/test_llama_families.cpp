@@ -2,6 +2,7 @@
 // hold it (LlamaConfig::hf_model_type).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -227,6 +228,37 @@ TEST(LlamaFamilies, Phi3LoadsItsFusedProjectionsAsViewsAndCompresses) {
     EXPECT_EQ(a.layers[i].tensor.name, b.layers[i].tensor.name);
     EXPECT_EQ(a.layers[i].tensor.codes, b.layers[i].tensor.codes) << a.layers[i].tensor.name;
   }
+
+  // Saved, it is a Phi-3 again: the fused matrices byte for byte as they were.
+  const std::string again = dir + "-again";
+  save_llama_hf(phi3, again);
+  const SafetensorsFile src = read_safetensors(dir + "/model.safetensors");
+  const SafetensorsFile out = read_safetensors(again + "/model.safetensors");
+  ASSERT_EQ(out.tensors.size(), src.tensors.size());
+  auto find = [](const SafetensorsFile& f, const std::string& name) -> const Tensor* {
+    for (const Tensor& t : f.tensors)
+      if (t.name() == name) return &t;
+    return nullptr;
+  };
+  for (const Tensor& t : src.tensors) {
+    const Tensor* o = find(out, t.name());
+    ASSERT_NE(o, nullptr) << t.name();
+    ASSERT_EQ(o->shape(), t.shape()) << t.name();
+    EXPECT_EQ(std::memcmp(o->data(), t.data(), t.nbytes()), 0) << t.name();
+  }
+  const auto config = nlohmann::json::parse(std::ifstream(again + "/config.json"));
+  EXPECT_EQ(config["architectures"][0], "Phi3ForCausalLM");
+  EXPECT_EQ(config["sliding_window"], 5);
+  EXPECT_FALSE(config.contains("attention_bias"));
+  // With compensation biases (structured pruning) transformers' Phi-3 cannot hold it: it is
+  // written as a Mistral (sliding window) with the parts apart.
+  LlamaModel biased = phi3;
+  biased.cfg.o_bias = true;
+  for (LlamaLayer& L : biased.layers) L.bo = Tensor::zeros(DType::F32, {c.dim}, "");
+  save_llama_hf(biased, again);
+  EXPECT_EQ(load_llama(again).cfg.model_type, "mistral");
+  EXPECT_NE(find(read_safetensors(again + "/model.safetensors"), "model.layers.1.self_attn.k_proj.weight"), nullptr);
+  std::filesystem::remove_all(again);
 
   const Shape bad = {c.q_dim() + c.kv_dim(), c.dim};  // v's rows missing
   test::write_phi3(m, dir, &bad);

@@ -16,6 +16,8 @@
 #include "engine/io/sparse24_bitmask.h"
 #include "engine/io/staging_dir.h"
 #include "engine/io/tokenizer_files.h"
+#include "engine/model/llama_config.h"
+#include "engine/model/llama_save.h"
 
 namespace mcw {
 namespace {
@@ -198,6 +200,11 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   const ModelFile model = open_model_file(model_dir);
   if (model.format != ModelFormat::HFDirectory)
     throw Error(model_dir, "export takes the directory mcw compress wrote, not a single file");
+  // MCW's packed layers are Phi-3's parts, and compressed-tensors quantises each linear
+  // apart: a Phi-3 goes out with q/k/v and gate/up apart, as the Llama (or, with its
+  // window, the Mistral) it computes.
+  const LlamaConfig cfg = llama_config_from(model);
+  const std::vector<Tensor> tensors = hf_unfused(cfg, model.tensors);
   const PackedSafetensorsReader packed(packed_path);
   std::map<std::string, size_t> layer_of;
   for (size_t i = 0; i < packed.size(); ++i) layer_of.emplace(packed.scheme(i).name, i);
@@ -210,10 +217,10 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
     std::vector<SafetensorsEntry> entries;
     Json args;  // Packed: the weights' quantization args
   };
-  std::vector<Plan> plan(model.tensors.size());
+  std::vector<Plan> plan(tensors.size());
   const auto prefix_of = [](const std::string& name) { return name.substr(0, name.rfind('.')); };
-  for (size_t i = 0; i < model.tensors.size(); ++i) {
-    const Tensor& t = model.tensors[i];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
     const auto it = layer_of.find(t.name());
     if (it == layer_of.end()) continue;
     const std::string prefix = prefix_of(t.name());
@@ -242,14 +249,14 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
                                       [](const Plan& p) { return p.form == Form::Packed; });
   std::map<std::string, std::string> fused_dense;  // fused group -> a member not sparse-24
   for (size_t i = 0; i < plan.size(); ++i) {
-    const std::string& name = model.tensors[i].name();
+    const std::string& name = tensors[i].name();
     if (const std::string g = fused_group(prefix_of(name));
         !g.empty() && plan[i].form != Form::Sparse24 && name == prefix_of(name) + ".weight")
       fused_dense.emplace(g, prefix_of(name));
   }
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].form != Form::Sparse24) continue;
-    const auto f = fused_dense.find(fused_group(prefix_of(model.tensors[i].name())));
+    const auto f = fused_dense.find(fused_group(prefix_of(tensors[i].name())));
     if (any_packed)
       plan[i].why = "2:4 sparse but unquantised beside pack-quantized layers, which vLLM "
                     "cannot load as sparse-24-bitmask";
@@ -265,8 +272,8 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   std::vector<SafetensorsEntry> entries;
   std::map<std::string, std::pair<Json, std::vector<std::string>>> groups;  // args -> targets
   Json sparse_targets = Json::array();
-  for (size_t i = 0; i < model.tensors.size(); ++i) {
-    const Tensor& t = model.tensors[i];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
     Plan& p = plan[i];
     if (p.form == Form::Dense) {
       if (!t.data() || is_block_type(t.dtype()))
@@ -298,8 +305,8 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   StagingDir staging(out_dir);
   SafetensorsStreamWriter out(staging.file("model.safetensors"), entries, {{"format", "pt"}});
   size_t next = 0;  // into entries
-  for (size_t i = 0; i < model.tensors.size(); ++i) {
-    const Tensor& t = model.tensors[i];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
     if (plan[i].form == Form::Dense) {
       out.write(t.data(), t.nbytes());
       ++next;
@@ -319,6 +326,12 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   out.commit();
 
   Json config = model.hparams;
+  if (cfg.fused_projections()) {
+    LlamaConfig apart = cfg;
+    apart.model_type = "llama";
+    const Json hf = apart.to_hf_config();
+    for (const auto& [key, value] : hf.items()) config[key] = value;
+  }
   Json cg = Json::object(), ignore = Json::array({"lm_head"});
   int k = 0;
   for (const auto& [key, g] : groups)
@@ -332,7 +345,7 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   // the fraction of zeros among the model's float values, as llm-compressor computes it.
   Json sparsity = Json::object();
   if (!report.sparse24.empty()) {
-    const auto [zeros, total] = zero_count(model.tensors);
+    const auto [zeros, total] = zero_count(tensors);
     sparsity = {{"format", "sparse-24-bitmask"},
                 {"targets", sparse_targets},
                 {"ignore", ignore},

@@ -22,12 +22,20 @@
 namespace mcw {
 namespace {
 
-// One tensor of the file and where its values come from.
-struct Source {
-  std::string name, hf;  // GGUF and HF names
+// Where a file tensor's rows come from: one source tensor, or for Phi-3's fused q/k/v and
+// gate/up each part in turn (rows stacked).
+struct Part {
+  std::string hf;  // HF name
   const Tensor* t;
-  GgufTensorPlace place;
+  int64_t first_row = 0;        // in the file tensor
   int64_t rotary_head_dim = 0;  // > 0: rows (or elements) go to Meta's interleaved order
+};
+// One tensor of the file.
+struct Source {
+  std::string name;  // GGUF name
+  std::vector<Part> parts;
+  GgufTensorPlace place;
+  Shape shape;
 };
 
 GgufTensorRole role_of(BlockRole r) {
@@ -51,10 +59,10 @@ GgufTensorRole role_of(BlockRole r) {
   }
 }
 
-// `rope_freqs`: Llama 3's scaling as llama.cpp reads it (rope_freq_factors.h), or null.
-std::vector<Source> sources(const LlamaModel& m, const Tensor* rope_freqs) {
+// `extra`: Llama 3's rope_freqs or Phi-3's LongRoPE factors, written first.
+std::vector<Source> sources(const LlamaModel& m, const std::vector<Tensor>& extra) {
   const LlamaConfig& c = m.cfg;
-  const bool interleave = gguf_architecture(c) == "llama";
+  const bool interleave = gguf_architecture(c) == "llama", fused = c.fused_projections();
   auto place = [&](const Tensor& t, GgufTensorRole role, int layer) {
     GgufTensorPlace p;
     p.role = role, p.layer = layer, p.n_layers = int(c.n_layers);
@@ -62,22 +70,36 @@ std::vector<Source> sources(const LlamaModel& m, const Tensor* rope_freqs) {
     return p;
   };
   std::vector<Source> out;
-  if (rope_freqs)
-    out.push_back({"rope_freqs.weight", "", rope_freqs, place(*rope_freqs, GgufTensorRole::Other, 0)});
-  out.push_back({"token_embd.weight", "model.embed_tokens.weight", &m.tok_embd,
-                 place(m.tok_embd, GgufTensorRole::TokenEmbd, 0)});
-  for (int64_t l = 0; l < c.n_layers; ++l)
+  auto one = [&](const std::string& name, const std::string& hf, const Tensor& t, GgufTensorRole role,
+                 int layer = 0, int64_t rotary_head_dim = 0) {
+    out.push_back({name, {{hf, &t, 0, rotary_head_dim}}, place(t, role, layer), t.shape()});
+  };
+  for (const Tensor& t : extra) one(t.name(), "", t, GgufTensorRole::Other);
+  one("token_embd.weight", "model.embed_tokens.weight", m.tok_embd, GgufTensorRole::TokenEmbd);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string blk = "blk." + std::to_string(l) + ".";
     for (const BlockTensor& bt : llama_block_tensors()) {
       if (!bt.present(c)) continue;
       const Tensor& t = m.layers[size_t(l)].*bt.member;
-      out.push_back({"blk." + std::to_string(l) + "." + bt.gguf, block_tensor_name(l, bt), &t,
-                     place(t, role_of(bt.role), int(l)), bt.rotary && interleave ? c.head_dim : 0});
+      const auto f = fused ? fused_part(c, bt.role) : std::nullopt;
+      if (!f) {
+        one(blk + bt.gguf, block_tensor_name(l, bt), t, role_of(bt.role), int(l),
+            bt.rotary && interleave ? c.head_dim : 0);
+        continue;
+      }
+      if (f->first > 0) continue;  // written with the fused tensor's first part
+      // llama.cpp's phi3 ffn_up holds gate and up, and is typed as an ffn_up.
+      const GgufTensorRole role = f->fused->parts[0] == BlockRole::Q ? GgufTensorRole::AttnQkv : GgufTensorRole::FfnUp;
+      Source s{blk + f->fused->gguf, {}, place(t, role, int(l)), {f->rows, t.dim(1)}};
+      for (BlockRole r : f->fused->parts) {
+        const BlockTensor& part = block_tensor(r);
+        s.parts.push_back({block_tensor_name(l, part), &(m.layers[size_t(l)].*part.member), fused_part(c, r)->first});
+      }
+      out.push_back(std::move(s));
     }
-  out.push_back({"output_norm.weight", "model.norm.weight", &m.out_norm,
-                 place(m.out_norm, GgufTensorRole::Other, 0)});
-  if (!c.tie_embeddings)
-    out.push_back(
-        {"output.weight", "lm_head.weight", &m.output, place(m.output, GgufTensorRole::Output, 0)});
+  }
+  one("output_norm.weight", "model.norm.weight", m.out_norm, GgufTensorRole::Other);
+  if (!c.tie_embeddings) one("output.weight", "lm_head.weight", m.output, GgufTensorRole::Output);
   return out;
 }
 
@@ -93,10 +115,10 @@ struct ErrorSums {
   double wdiff = 0, wref = 0;  // the same weighted by the column's importance
 };
 
-// Rows [r0, r0 + n) of `s` in `type`, written to dst (from `codes` when given, else
+// Rows [r0, r0 + n) of part `s` in `type`, written to dst (from `codes` when given, else
 // encoded from the source's values, weighted by `importance` per column when given);
 // returns the squared error sums against the source.
-ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes,
+ErrorSums fill_rows(const Part& s, DType type, const CompressedTensor* codes,
                     const float* importance, int64_t r0, int64_t n, char* dst) {
   const Tensor& t = *s.t;
   const int64_t cols = t.shape().back();
@@ -147,11 +169,28 @@ ErrorSums fill_rows(const Source& s, DType type, const CompressedTensor* codes,
       });
 }
 
+// The rope tensors llama.cpp reads: Llama 3's scaling as rope_freqs (rope_freq_factors.h),
+// Phi-3's LongRoPE factors as rope_factors_short / rope_factors_long.
+std::vector<Tensor> rope_tensors(const LlamaConfig& c) {
+  std::vector<Tensor> out;
+  auto add = [&](const std::vector<float>& f, const char* name) {
+    out.push_back(Tensor::from_f32(f, {int64_t(f.size())}, name));
+  };
+  if (c.rope_scaling.enabled) add(llama3_rope_factors(c), "rope_freqs.weight");
+  if (c.long_rope.enabled()) {
+    const LongRope& l = c.long_rope;
+    add(std::vector<float>(l.long_factor.begin(), l.long_factor.end()), "rope_factors_long.weight");
+    add(std::vector<float>(l.short_factor.begin(), l.short_factor.end()), "rope_factors_short.weight");
+  }
+  return out;
+}
+
 std::vector<GGUFKeyValue> architecture_kvs(const LlamaModel& model, const std::string& path) {
   const LlamaConfig& c = model.cfg;
-  if (c.long_rope.enabled())
-    throw Error(path, "GGUF export of LongRoPE (Phi-3) rope scaling is not supported yet");
   const std::string arch = gguf_architecture(c);
+  if (c.long_rope.enabled() && arch != "phi3")
+    throw Error(path, "llama.cpp reads LongRoPE only for the phi3 architecture; this model is written as " + arch +
+                          " (it has biases or a head width other than hidden_size / heads)");
   std::vector<GGUFKeyValue> kv;
   auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({arch + "." + k, uint32_t(v)}); };
   auto f32 = [&](const std::string& k, double v) { kv.push_back({arch + "." + k, float(v)}); };
@@ -170,6 +209,10 @@ std::vector<GGUFKeyValue> architecture_kvs(const LlamaModel& model, const std::s
   f32("rope.freq_base", c.rope_theta);
   f32("attention.layer_norm_rms_epsilon", c.rms_eps);
   if (c.sliding_window > 0) u32("attention.sliding_window", c.sliding_window);
+  if (c.long_rope.enabled()) {  // as convert_hf_to_gguf writes Phi-3's
+    u32("rope.scaling.original_context_length", c.long_rope.original_max_position);
+    f32("rope.scaling.attn_factor", c.long_rope.attention_factor);
+  }
   // llama.cpp runs without activation quantisation; the key lets MCW reproduce W8A8.
   if (const auto masks = activation_int8_masks(model); !masks.empty())
     kv.push_back({"mcw.activation_int8", GGUFValue::array(masks)});
@@ -180,69 +223,81 @@ std::vector<GGUFKeyValue> architecture_kvs(const LlamaModel& model, const std::s
 
 std::string gguf_architecture(const LlamaConfig& c) {
   // A Qwen2 is written as llama.cpp's qwen2 architecture (q/k/v biases, q/k rows in HF's
-  // rotate-half order); anything else as its llama architecture, whose optional biases
+  // rotate-half order), a Phi-3 as its phi3 (q/k/v and gate/up fused, rotate-half order,
+  // LongRoPE factors); anything else as its llama architecture, whose optional biases
   // hold structured pruning's compensation and q/k rows are in Meta's interleaved order.
-  return c.hf_model_type() == "qwen2" ? "qwen2" : "llama";
+  const std::string type = c.hf_model_type();
+  return type == "qwen2" || type == "phi3" ? type : "llama";
 }
 
 GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& path,
                                   GgufWriteOptions w) {
   std::vector<GGUFKeyValue> kvs = architecture_kvs(model, path);
   for (GGUFKeyValue& kv : w.extra) kvs.push_back(std::move(kv));
-  std::optional<Tensor> rope_freqs;
-  if (model.cfg.rope_scaling.enabled) {
-    const std::vector<float> f = llama3_rope_factors(model.cfg);
-    rope_freqs = Tensor::from_f32(f, {int64_t(f.size())}, "rope_freqs.weight");
-  }
-  const std::vector<Source> srcs = sources(model, rope_freqs ? &*rope_freqs : nullptr);
+  const std::vector<Tensor> rope = rope_tensors(model.cfg);  // the sources point into it
+  const std::vector<Source> srcs = sources(model, rope);
   std::map<std::string, size_t> packed_index;  // HF name -> layer of w.packed
   for (size_t k = 0; w.packed && k < w.packed->size(); ++k) packed_index[w.packed->scheme(k).name] = k;
   GgufExportReport result;
   std::vector<GgufTensorOut> outs;
   std::vector<ErrorSums> sums(srcs.size());
-  // The compressed layer of the tensor being written (one at a time: tensors are filled in
+  std::vector<std::vector<bool>> kept(srcs.size());  // per part: its codes went in as they are
+  // The compressed layer of the part being written (one at a time: tensors are filled in
   // file order), when its codes go into the file as they are.
-  size_t codes_of = SIZE_MAX;
+  const Part* codes_of = nullptr;
   std::optional<CompressedTensor> codes;
   uint64_t total = 0, done = 0;
-  for (const Source& s : srcs) total += uint64_t(s.t->numel());
+  for (const Source& s : srcs) total += uint64_t(*checked_numel(s.shape));
   for (size_t i = 0; i < srcs.size(); ++i) {
     const Source& s = srcs[i];
     const DType type = w.type_of(s.place);
     result.tensors.push_back({s.name, type, 0, {}, false, {}});
-    const float* importance = nullptr;  // llama.cpp's imatrix entry for this weight
-    if (w.importance)
-      if (const auto it = w.importance->find(s.hf); it != w.importance->end()) {
-        if (int64_t(it->second.size()) != s.t->shape().back())
-          throw Error(path, "importance of " + s.hf + " has " + std::to_string(it->second.size()) +
-                                " columns, the weight " + std::to_string(s.t->shape().back()));
-        importance = it->second.data();
+    kept[i].assign(s.parts.size(), false);
+    std::vector<const float*> importance;  // llama.cpp's imatrix entry for each part's weight
+    for (const Part& p : s.parts) {
+      importance.push_back(nullptr);
+      if (!w.importance) continue;
+      if (const auto it = w.importance->find(p.hf); it != w.importance->end()) {
+        if (int64_t(it->second.size()) != s.shape.back())
+          throw Error(path, "importance of " + p.hf + " has " + std::to_string(it->second.size()) +
+                                " columns, the weight " + std::to_string(s.shape.back()));
+        importance.back() = it->second.data();
       }
-    outs.push_back({s.name, type, s.t->shape(), [&, i, type, importance](int64_t r0, int64_t n,
-                                                                         void* dst) {
+    }
+    outs.push_back({s.name, type, s.shape, [&, i, type, importance](int64_t r0, int64_t n, void* dst) {
                       if (w.cancel) w.cancel->throw_if_cancelled();
-                      if (codes_of != i) {
-                        codes_of = i, codes.reset();
-                        if (const auto k = packed_index.find(srcs[i].hf); k != packed_index.end()) {
-                          CompressedTensor ct = w.packed->read(k->second);
-                          std::string& why = result.tensors[i].requantised_because;
-                          why = gguf_codes_misfit(ct, type);
-                          result.tensors[i].codes_kept = why.empty();
-                          if (why.empty()) codes = std::move(ct);
+                      const Source& s = srcs[i];
+                      for (size_t k = 0; k < s.parts.size(); ++k) {
+                        const Part& p = s.parts[k];
+                        const int64_t lo = std::max(r0, p.first_row),
+                                      hi = std::min(r0 + n, p.first_row + p.t->shape()[0]);
+                        if (lo >= hi) continue;
+                        if (codes_of != &p) {
+                          codes_of = &p, codes.reset();
+                          if (const auto c = packed_index.find(p.hf); c != packed_index.end()) {
+                            CompressedTensor ct = w.packed->read(c->second);
+                            std::string& why = result.tensors[i].requantised_because;
+                            const std::string misfit = gguf_codes_misfit(ct, type);
+                            if (why.empty()) why = misfit;
+                            kept[i][k] = misfit.empty();
+                            if (misfit.empty()) codes = std::move(ct);
+                          }
                         }
+                        char* out = static_cast<char*>(dst) + size_t(lo - r0) * *dtype_bytes(type, uint64_t(s.shape.back()));
+                        const ErrorSums e = fill_rows(p, type, codes ? &*codes : nullptr, importance[k],
+                                                      lo - p.first_row, hi - lo, out);
+                        sums[i].diff += e.diff, sums[i].ref += e.ref;
+                        sums[i].wdiff += e.wdiff, sums[i].wref += e.wref;
                       }
-                      const ErrorSums e = fill_rows(srcs[i], type, codes ? &*codes : nullptr,
-                                                    importance, r0, n, static_cast<char*>(dst));
-                      sums[i].diff += e.diff, sums[i].ref += e.ref;
-                      sums[i].wdiff += e.wdiff, sums[i].wref += e.wref;
-                      done += uint64_t(n * srcs[i].t->shape().back());
-                      report(w.progress, "export", srcs[i].name, double(done) / double(total));
+                      done += uint64_t(n * s.shape.back());
+                      report(w.progress, "export", s.name, double(done) / double(total));
                     }});
   }
   write_gguf_streamed(path, kvs, outs);
   for (size_t i = 0; i < srcs.size(); ++i) {
     result.tensors[i].rel_error = sums[i].ref > 0 ? std::sqrt(sums[i].diff / sums[i].ref) : 0;
     if (sums[i].wref > 0) result.tensors[i].weighted_rel_error = std::sqrt(sums[i].wdiff / sums[i].wref);
+    result.tensors[i].codes_kept = std::all_of(kept[i].begin(), kept[i].end(), [](bool b) { return b; });
   }
   result.file_bytes = uint64_t(std::filesystem::file_size(path));
   return result;

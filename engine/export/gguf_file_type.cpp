@@ -78,7 +78,9 @@ DType gguf_tensor_type(const GgufFileType& ft, const GgufTensorPlace& t) {
       type = DType::Q8_0;
     else if (type != DType::Q8_0)
       type = DType::Q6_K;
-  } else if (t.role == R::AttnV) {
+  } else if (t.role == R::AttnV || t.role == R::AttnQkv) {
+    // llama.cpp (8784689) counts a fused attn_qkv as an attn_v (category_is_attn_v); its
+    // separate attn_qkv rule (Q4_K_M: Q5_K) comes after and is never reached.
     if (k_m && use_more_bits(t.layer, t.n_layers))
       type = DType::Q6_K;
     else if (f == "Q4_K_S" && t.layer < 4)

@@ -36,6 +36,7 @@ enum class GgufTensorRole {
   AttnQ,
   AttnK,
   AttnV,
+  AttnQkv,  // Phi-3's fused q/k/v
   AttnOutput,
   FfnGate,
   FfnUp,

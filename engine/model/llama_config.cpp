@@ -124,6 +124,24 @@ LlamaConfig from_gguf(const ModelFile& m) {
   c.o_bias = m.find("blk.0.attn_output.bias") != nullptr;
   c.down_bias = m.find("blk.0.ffn_down.bias") != nullptr;
   c.sliding_window = r.integer_or("attention.sliding_window", 0);
+  if (const Tensor* s = m.find("rope_factors_short.weight")) {  // Phi-3's LongRoPE
+    const Tensor* l = m.find("rope_factors_long.weight");
+    auto factors = [&](const Tensor* t, const char* name) {
+      if (!t || t->numel() != c.head_dim / 2)
+        throw Error(m.path, std::string(name) + " must hold " + std::to_string(c.head_dim / 2) +
+                                " factors (head_dim / 2)");
+      const std::vector<float> f = t->to_f32();
+      for (float v : f)
+        if (!(v > 0)) throw Error(m.path, std::string(name) + " holds a factor that is not positive");
+      return std::vector<double>(f.begin(), f.end());
+    };
+    c.long_rope.short_factor = factors(s, "rope_factors_short.weight");
+    c.long_rope.long_factor = factors(l, "rope_factors_long.weight");
+    c.long_rope.original_max_position = r.integer_or("rope.scaling.original_context_length", c.max_seq_len);
+    c.long_rope.attention_factor = r.number_or("rope.scaling.attn_factor", 1);
+    if (c.long_rope.original_max_position <= 0 || !(c.long_rope.attention_factor > 0))
+      throw Error(m.path, "LongRoPE's original context length and attention factor must be positive");
+  }
   if (const Tensor* f = m.find("rope_freqs.weight")) {  // Llama 3.x scaling
     if (f->numel() > 1 << 16) throw Error(m.path, "rope_freqs.weight has too many values");
     c.rope_scaling = llama3_scaling_from_factors(f->to_f32(), c, m.path);

@@ -39,8 +39,10 @@ struct Compressed {
   std::map<std::string, CompressedTensor> layers;
 };
 
-Compressed write_compressed(const fs::path& dir) {
+// `model_type` "phi3": the directory holds q/k/v and gate/up fused, as Phi-3's does.
+Compressed write_compressed(const fs::path& dir, const std::string& model_type = "llama") {
   LlamaConfig c = test::tiny_config(8, 4);
+  c.model_type = model_type;
   c.hidden_dim = 64;
   c.vocab_size = 258;
   const LlamaModel base = test::random_llama(c, 21);
@@ -108,6 +110,22 @@ TEST(CompressedTensorsExport, PackedLayersReadBackToTheirValuesAndTheRestIsDense
   EXPECT_NE(ignore.find("model.layers.0.mlp.gate_proj"), std::string::npos) << ignore;
   EXPECT_NE(ignore.find("model.layers.1.mlp.down_proj"), std::string::npos) << ignore;
   EXPECT_TRUE(fs::exists(root / "ct" / "mcw_tokenizer.json"));
+}
+
+// MCW's packed layers are a Phi-3's parts: the export writes them apart, with the config
+// of the Llama the model computes.
+TEST(CompressedTensorsExport, Phi3GoesOutWithItsPartsApart) {
+  const fs::path root = test::fresh_temp_dir();
+  const Compressed c = write_compressed(root / "compressed", "phi3");
+  ASSERT_EQ(open_model_file((root / "compressed").string()).find("model.layers.0.self_attn.q_proj.weight"), nullptr);
+  const CtExportReport report =
+      export_compressed_tensors((root / "compressed").string(), (root / "ct").string());
+  EXPECT_EQ(report.packed.size(), 8u);
+  const ModelFile back = open_model_file((root / "ct").string());
+  EXPECT_EQ(back.hparams["model_type"], "llama");
+  for (const auto& [name, layer] : c.layers) ASSERT_NE(back.find(name), nullptr) << name;
+  EXPECT_EQ(back.find("model.layers.0.self_attn.q_proj.weight")->decoder()->describe(),
+            "compressed-tensors int4 g32 asym");
 }
 
 TEST(CompressedTensorsExport, RefusesWhatIsNotACompressedModel) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
@@ -203,6 +204,55 @@ TEST(LlamaFamilies, Phi3GgufLoadsItsFusedTensors) {
   const auto want = test::engine_logits(m, kTokens), got = test::engine_logits(back, kTokens);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-6f) << i;
+  std::filesystem::remove(path);
+}
+
+// MCW's own Phi-3 export: the fused tensors and LongRoPE's factors and keys as
+// convert_hf_to_gguf writes them, read back to the same model; attn_qkv typed as llama.cpp
+// types an attn_v.
+TEST(LlamaFamilies, Phi3ExportsToGgufWithItsLongRope) {
+  const std::string path = testing::TempDir() + "/families_phi3_export.gguf";
+  LlamaConfig c = test::tiny_config(4, 4);
+  c.model_type = "phi3";
+  c.sliding_window = 6;
+  c.max_seq_len = 64;
+  for (int64_t i = 0; i < c.head_dim / 2; ++i)
+    c.long_rope.short_factor.push_back(1.0 + 0.5 * double(i)), c.long_rope.long_factor.push_back(4.0 + i);
+  c.long_rope.attention_factor = 1.25, c.long_rope.original_max_position = 16;
+  const LlamaModel m = test::random_llama(c, 21);
+  save_llama_gguf(m, path);
+  const GGUFFile f = read_gguf(path);
+  EXPECT_EQ(f.get_string("general.architecture"), "phi3");
+  std::set<std::string> names;
+  for (const Tensor& t : f.tensors) names.insert(t.name());
+  for (const char* n : {"blk.1.attn_qkv.weight", "blk.0.ffn_up.weight", "rope_factors_long.weight",
+                        "rope_factors_short.weight"})
+    EXPECT_TRUE(names.count(n)) << n;
+  for (const char* n : {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight"})
+    EXPECT_FALSE(names.count(n)) << n;
+  const LlamaModel back = load_llama(path);
+  EXPECT_EQ(back.cfg.model_type, "phi3");
+  EXPECT_EQ(back.cfg.sliding_window, 6);
+  EXPECT_EQ(back.cfg.long_rope.short_factor, c.long_rope.short_factor);
+  EXPECT_EQ(back.cfg.long_rope.long_factor, c.long_rope.long_factor);
+  EXPECT_EQ(back.cfg.long_rope.attention_factor, 1.25);
+  EXPECT_EQ(back.cfg.long_rope.original_max_position, 16);
+  EXPECT_EQ(test::engine_logits(back, kTokens), test::engine_logits(m, kTokens));
+
+  GgufTensorPlace qkv, v;
+  qkv.role = GgufTensorRole::AttnQkv, v.role = GgufTensorRole::AttnV;
+  for (int l = 0; l < 32; ++l) {
+    qkv.layer = v.layer = l, qkv.n_layers = v.n_layers = 32, qkv.cols = v.cols = 3072;
+    EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), qkv), gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), v));
+  }
+  qkv.layer = 0;
+  EXPECT_EQ(gguf_tensor_type(*find_gguf_file_type("Q4_K_M"), qkv), DType::Q6_K);
+
+  // Written as a Llama (compensation biases), LongRoPE has no place in llama.cpp's file.
+  LlamaModel biased = m;
+  biased.cfg.down_bias = true;
+  for (LlamaLayer& L : biased.layers) L.b_down = Tensor::zeros(DType::F32, {c.dim}, "");
+  EXPECT_THROW(save_llama_gguf(biased, path), Error);
   std::filesystem::remove(path);
 }
 

@@ -1,4 +1,5 @@
-// Driver of the AVX-512 BF16 GEMM: checks, the bf16 copy of X, the split over threads.
+// Driver of the bf16-weight GEMM: checks, the bf16 copy of X, AMX or AVX-512 BF16, the
+// split over threads.
 // See bf16_dot_gemm.h.
 #include "engine/kernels/bf16_dot_gemm.h"
 
@@ -7,9 +8,14 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <new>
 #include <stdexcept>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "engine/core/half.h"
 #include "engine/kernels/cpu_features.h"
@@ -38,7 +44,27 @@ struct Bf16Scratch {
   }
 };
 
+std::atomic<bool> g_amx_on{true};
+
+// CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE; then the OS's permission.
+bool amx_hardware() {
+#if defined(__x86_64__)
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24)))
+      return false;
+    return bf16_dot_detail::amx_bf16_permitted();
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
+
+bool amx_bf16_usable() { return g_amx_on && bf16_dot_gemm_available() && amx_hardware(); }
+void set_amx_bf16(bool on) { g_amx_on = on; }
 
 bool bf16_dot_gemm_available() {
 #if defined(__x86_64__)
@@ -61,13 +87,14 @@ void matmul_wt_bf16_dot(const float* X, int64_t ldx, const uint16_t* W, int64_t 
   // X in bf16, rows padded with zeros to whole 32-value vectors (so the kernel reads x
   // unmasked), rounded once here rather than once per tile. Thread-local: the caller's
   // thread owns it for the whole call; tasks only read it.
-  static thread_local Bf16Scratch scratch;
+  static thread_local Bf16Scratch scratch, tiles_scratch;
   const int64_t ldxb = std::max<int64_t>(32, (k + 31) / 32 * 32);  // k = 0 too
   // A nested call on this thread (a task of an outer parallel loop) must not reuse the
   // buffer its caller still reads: it gets its own.
   static thread_local bool busy = false;
-  Bf16Scratch own;
+  Bf16Scratch own, own_tiles;
   Bf16Scratch& s = busy ? own : scratch;
+  Bf16Scratch& t = busy ? own_tiles : tiles_scratch;
   uint16_t* xb = s.reserve(size_t(std::max<int64_t>(m * ldxb, 1)));
   struct Lease {
     bool& b;
@@ -81,6 +108,21 @@ void matmul_wt_bf16_dot(const float* X, int64_t ldx, const uint16_t* W, int64_t 
       std::fill(xb + i * ldxb + k, xb + (i + 1) * ldxb, uint16_t(0));
     }
   });
+  if (amx_bf16_usable() && m >= 16 && n % 16 == 0 && k % 32 == 0 && k > 0) {
+    // X once more in AMX's tile layout; tasks take panels of 32 W rows (two tiles).
+    const int64_t blocks = (m + 15) / 16;
+    uint16_t* xt = t.reserve(size_t(blocks * 16 * ldxb));
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, blocks), [&](const tbb::blocked_range<int64_t>& r) {
+      bf16_dot_detail::pack_x_tiles(xb, ldxb, r.begin() * 16, std::min(m, r.end() * 16), xt);
+    });
+    const int64_t panels = n / 32 + (n % 32 ? 1 : 0);
+    const int64_t grain = std::max<int64_t>(1, kTaskWeightBytes / (2 * 32 * k));
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, panels, grain), [&](const tbb::blocked_range<int64_t>& r) {
+      bf16_dot_detail::amx_block(xt, ldxb, m, W, ldw, Y, ldy, r.begin() * 32, std::min(n, r.end() * 32), bias,
+                                 accumulate);
+    });
+    return;
+  }
   // Tasks take groups of 4 W rows (the kernel's register tile), ~256 KiB of weight each.
   constexpr int64_t kGroup = 4;
   const int64_t groups = (n + kGroup - 1) / kGroup;

@@ -64,7 +64,7 @@ void tile_path(const float* X, const mcw::Tensor& W, float* Y, int64_t m) {
       nullptr, false);
 }
 
-enum Path { kTile = 0, kDirect = 1 };
+enum Path { kTile = 0, kDirect = 1, kAmx = 2 };
 
 void BM_Bf16Gemv(benchmark::State& state) {
   const int shape = int(state.range(0));
@@ -91,8 +91,13 @@ void BM_Bf16Gemm(benchmark::State& state) {
   const int shape = int(state.range(0));
   const int64_t m = state.range(1);
   const Path path = Path(state.range(2));
-  if (path == kDirect && !mcw::bf16_dot_gemm_available()) {
+  if (path != kTile && !mcw::bf16_dot_gemm_available()) {
     state.SkipWithError("no AVX-512 BF16 on this CPU");
+    return;
+  }
+  mcw::set_amx_bf16(path == kAmx);
+  if (path == kAmx && !mcw::amx_bf16_usable()) {
+    state.SkipWithError("no AMX-BF16 on this CPU (or its kernel)");
     return;
   }
   const mcw::Tensor& W = weight(shape);
@@ -106,7 +111,8 @@ void BM_Bf16Gemm(benchmark::State& state) {
                               m, n, k);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(path == kTile ? "tile" : "dpbf16") + " " + std::to_string(n) + "x" +
+  state.SetLabel(std::string(path == kTile ? "tile" : path == kAmx ? "amx" : "dpbf16") + " " +
+                 std::to_string(n) + "x" +
                  std::to_string(k) + " m=" + std::to_string(m));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m) * double(n) * double(k),
                                                  benchmark::Counter::kIsIterationInvariantRate);
@@ -120,7 +126,8 @@ void gemv_args(benchmark::internal::Benchmark* b) {
 }
 void gemm_args(benchmark::internal::Benchmark* b) {
   for (int s = 0; s < 3; ++s)
-    for (int p : {kTile, kDirect}) b->Args({s, 256, p});
+    for (int64_t m : {256, 2048})
+      for (int p : {kTile, kDirect, kAmx}) b->Args({s, m, p});
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ struct Restore {
   ~Restore() {
     set_simd_level(SimdLevel::Avx512);
     set_bf16_activations(false);
+    set_amx_bf16(true);
   }
 };
 
@@ -209,6 +210,29 @@ TEST(Bf16Matmul, Bf16ActivationsStayWithinTheRoundingBound) {
   Problem p = problem(8, 37, 100, 2);
   run(p, w);
   expect_near_reference(p, w, false, f32_tolerance, "m=8 with the option");
+}
+
+// The AMX tiles (m >= 16, n % 16 == 0, k % 32 == 0): within the f32 bound of the product
+// of bf16-rounded x, on every remainder of the 16-row tile, one or two tiles of W and of x
+// per block, and several row blocks of x; their sums run in another order than the AVX-512
+// kernel's, which shows that they ran.
+TEST(Bf16Matmul, AmxTilesStayWithinTheBoundOfRoundedX) {
+  Restore restore;
+  set_simd_level(SimdLevel::Avx512);
+  set_bf16_activations(true);
+  if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU (or its kernel) gives no AMX-BF16";
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{16, 32}, {48, 64}, {96, 1024}, {32, 4096}})
+    for (int64_t m : {16, 17, 31, 33, 70, 300}) {
+      const Weight w = weight(DType::BF16, n, k, uint32_t(n * 3 + k));
+      Problem amx = problem(m, n, k, uint32_t(m + 5 * k));
+      run(amx, w);
+      expect_near_reference(amx, w, true, f32_tolerance, "amx vs bf16 x");
+      set_amx_bf16(false);
+      Problem avx = problem(m, n, k, uint32_t(m + 5 * k));
+      run(avx, w);
+      set_amx_bf16(true);
+      if (k >= 1024) EXPECT_NE(amx.y, avx.y) << "n=" << n << " k=" << k << " m=" << m;
+    }
 }
 
 TEST(Bf16Matmul, Bf16ActivationsNeedAvx512Bf16) {

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string_view>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -44,7 +46,11 @@ struct Bf16Scratch {
   }
 };
 
-std::atomic<bool> g_amx_on{true};
+// MCW_AMX=0 starts with AMX off (to compare the two kernels in whole runs).
+std::atomic<bool> g_amx_on{[] {
+  const char* v = std::getenv("MCW_AMX");
+  return !(v && std::string_view(v) == "0");
+}()};
 
 // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE; then the OS's permission.
 bool amx_hardware() {

@@ -27,8 +27,9 @@ void matmul_wt_bf16_dot(const float* X, int64_t ldx, const uint16_t* W, int64_t 
                         int64_t ldy, int64_t m, int64_t n, int64_t k, const float* bias = nullptr,
                         bool accumulate = false);
 
-// Whether products run on AMX where they can (default: when the CPU and the OS allow it);
-// off sends them to the AVX-512 BF16 kernel, for comparisons. Process-wide.
+// Whether products run on AMX where they can (default: when the CPU and the OS allow it,
+// unless the environment sets MCW_AMX=0); off sends them to the AVX-512 BF16 kernel, for
+// comparisons. Process-wide.
 bool amx_bf16_usable();
 void set_amx_bf16(bool on);
 

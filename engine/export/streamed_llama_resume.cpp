@@ -147,6 +147,8 @@ ResumePoint StreamedLlamaWriter::resume() {
     std::string what;
     for (const auto& [k, v] : identity_.items())
       if (!c.identity.contains(k) || c.identity[k] != v) what += (what.empty() ? "" : ", ") + k;
+    for (const auto& [k, v] : c.identity.items())  // a key only the checkpoint's run had
+      if (!identity_.contains(k)) what += (what.empty() ? "" : ", ") + k;
     throw Error(dir_, "its checkpoint is of another run (a different " + (what.empty() ? "run" : what) +
                           "); remove the directory to start over");
   }

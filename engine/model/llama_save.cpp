@@ -61,8 +61,9 @@ std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
     const std::string name = fused_tensor_name(key.first, *key.second);
     int64_t rows = 0;
     for (const Tensor* p : parts) {
-      if (!p || p->ndim() != 2 || p->dtype() != parts[0]->dtype() || p->dim(1) != parts[0]->dim(1))
-        throw Error(name, "its parts are not all present as matrices of one dtype and width");
+      if (!p || p->ndim() != 2 || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
+          p->dim(1) != parts[0]->dim(1))
+        throw Error(name, "its parts are not all present as stored matrices of one dtype and width");
       rows += p->dim(0);
     }
     Tensor out = Tensor::zeros(parts[0]->dtype(), {rows, parts[0]->dim(1)}, name);

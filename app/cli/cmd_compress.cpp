@@ -21,7 +21,6 @@
 #include "engine/eval/perplexity.h"
 #include "engine/compress/resource_estimate.h"
 #include "engine/export/compress_to_directory.h"
-#include "engine/kernels/stored_matmul.h"
 #include "engine/model/tokenizer_loader.h"
 
 namespace fs = std::filesystem;
@@ -31,7 +30,7 @@ namespace mcw::cli {
 const char* const kCompressUsage =
     "usage: mcw compress <model> --recipe R --out DIR [--calib TEXT] [--eval TEXT]\n"
     "                    [--windows N] [--window L] [--resume] [--max-memory SIZE]\n"
-    "                    [--bf16-activations] [--json]\n\n"
+    "                    [--json]\n\n"
     "Runs recipe R (a .yaml/.json file, or a preset name from assets/recipes such as\n"
     "w4g128-gptq) on <model>. Methods that need activation statistics (gptq, awq, kmeans,\n"
     "wanda, sparsegpt, activation-aware svd) run calibration windows of TEXT through the\n"
@@ -49,12 +48,7 @@ const char* const kCompressUsage =
     "                           of disk): DIR.partial keeps a checkpoint after every\n"
     "                           block, and the resumed result is the uninterrupted one\n"
     "  --max-memory SIZE        refuse to start when the estimated peak memory is more\n"
-    "                           (e.g. 8G; default: what the system has available)\n"
-    "  --bf16-activations       the calibration forward's products with bf16 weights round\n"
-    "                           their inputs to bf16 (AMX tiles where the CPU has them, else\n"
-    "                           AVX-512 BF16), as mcw eval --bf16-activations: faster, not\n"
-    "                           bit-identical; recorded in compression.json, and a run\n"
-    "                           resumes only on the kernel it started with\n";
+    "                           (e.g. 8G; default: what the system has available)\n";
 
 std::string resolve_recipe(const std::string& r) {
   if (fs::exists(r)) return r;
@@ -67,8 +61,7 @@ std::string resolve_recipe(const std::string& r) {
 
 int run_compress(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
-            {"json", "resume", "bf16-activations"});
-  set_bf16_activations(args.flag("bf16-activations"));
+            {"json", "resume"});
   if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};
   const auto recipe_arg = args.value("recipe");
   const auto out_arg = args.value("out");
@@ -131,7 +124,6 @@ int run_compress(const std::vector<std::string>& argv) {
   report["seconds"] = res.seconds;  // of this process: a resumed run's own time
   report["estimate"] = {{"peak_bytes", need.peak_bytes}, {"seconds", need.seconds}};
   if (job.resumed_from()) report["resumed_from"] = job.resumed_from()->describe();
-  if (const std::string a = bf16_activation_kernel(); !a.empty()) report["activations"] = a;
   if (const ForwardTally& f = res.calibration_forward; f.seconds > 0) {
     // The calibration forward's speed against this machine's GEMM peak, measured now.
     const double gflops = f.flops / f.seconds / 1e9, peak = measure_gemm_gflops(1024, 3);

@@ -8,7 +8,6 @@
 #include "engine/core/sha256.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/io/tokenizer_files.h"
-#include "engine/kernels/stored_matmul.h"
 
 namespace fs = std::filesystem;
 
@@ -42,15 +41,11 @@ nlohmann::json compress_run_identity(const ModelFile& file, const Recipe& run, s
   tokens.update(calib.data(), calib.size_bytes());
   Recipe what = run;  // what runs, not what it is called
   what.name.clear(), what.description.clear();
-  nlohmann::json id = {{"format", 3},  // of this identity: a checkpoint of another format is another mcw's
-                       {"model", model_fingerprint(file)},
-                       {"recipe", recipe_to_yaml(what)},
-                       {"calibration", {{"tokens", calib.size()}, {"sha256", to_hex(tokens.finish())}}},
-                       {"dtype", dtype_name(dtype)}};
-  // Rounded activations change the calibration forward, and AMX sums in another order
-  // than AVX-512 BF16: a run resumes only on the kernel it started with.
-  if (const std::string a = bf16_activation_kernel(); !a.empty()) id["activations"] = a;
-  return id;
+  return {{"format", 3},  // of this identity: a checkpoint of another format is another mcw's
+          {"model", model_fingerprint(file)},
+          {"recipe", recipe_to_yaml(what)},
+          {"calibration", {{"tokens", calib.size()}, {"sha256", to_hex(tokens.finish())}}},
+          {"dtype", dtype_name(dtype)}};
 }
 
 CompressToDirectory::CompressToDirectory(const ModelFile& file, const LlamaModel& base, Recipe run,

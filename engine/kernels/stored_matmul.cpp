@@ -40,10 +40,6 @@ void check_weight(const Tensor& W) {
 
 void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_order_relaxed); }
 bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
-std::string bf16_activation_kernel() {
-  if (!bf16_activations() || !bf16_dot_gemm_available()) return {};
-  return amx_bf16_usable() ? "bf16-amx" : "bf16-avx512";
-}
 void set_int8_activations(bool on) { g_int8_activations.store(on, std::memory_order_relaxed); }
 bool int8_activations() { return g_int8_activations.load(std::memory_order_relaxed); }
 

@@ -7,7 +7,6 @@
 // its file's bytes in page cache and no anonymous memory beyond the scratch. F16 and BF16
 // need no scratch at all for m <= 8, nor BF16 for larger m with bf16_activations (below).
 #pragma once
-#include <string>
 #include <cstdint>
 #include <functional>
 
@@ -36,9 +35,6 @@ bool stored_matmul_reads(DType t);
 // large-m products run on f32 activations as before. m <= 8 always keeps f32 activations.
 void set_bf16_activations(bool on);
 bool bf16_activations();
-// Which kernel large-m bf16 products run on now: "bf16-amx", "bf16-avx512", or empty for
-// the exact f32 activations (the option off, or no kernel for it on this CPU).
-std::string bf16_activation_kernel();
 
 // int8_activations (default on, process-wide): quantise each row of X to int8 in blocks and
 // run integer dot products on the weights' own codes, at every m (above 8, 8 rows at a time):

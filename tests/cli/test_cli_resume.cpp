@@ -10,7 +10,6 @@
 #include <csignal>
 #include <filesystem>
 
-#include "engine/kernels/bf16_dot_gemm.h"
 #include "engine/model/llama_save.h"
 #include "../engine/llama_test_util.h"
 #include "tests/cli/cli_test_util.h"
@@ -112,19 +111,6 @@ TEST(CliResume, ResumeRefusesAnotherRunAndNothing) {
   write_bytes(s.recipe, "stages:\n  - algorithm: gptq\n    bits: 3\n    group_size: 32\n");
   expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial", "different recipe");
   EXPECT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
-}
-
-// bf16 activations change the calibration forward (and AMX sums in another order than
-// AVX-512 BF16): a run stopped with them resumes only with them.
-TEST(CliResume, ResumeKeepsTheActivationKernel) {
-  if (!bf16_dot_gemm_available()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
-  const Inputs s = setup();
-  const std::string out = temp("resume_bf16");
-  ASSERT_TRUE(killed_after(1, s.args(out) + " --bf16-activations"));
-  expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_bf16.partial", "different activations");
-  ASSERT_EQ(run_mcw(s.args(out) + " --resume --bf16-activations").code, 0);
-  const auto report = nlohmann::json::parse(slurp(fs::path(out) / "compression.json"));
-  EXPECT_EQ(report["activations"], amx_bf16_usable() ? "bf16-amx" : "bf16-avx512");
 }
 
 // A write that fails at the very end (the last shard, embeddings and head, is the largest

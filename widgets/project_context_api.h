@@ -82,6 +82,12 @@ class IProjectContext {
   virtual bool sensitivityScanAvailable() const = 0;
   virtual bool sensitivityScanRunning() const = 0;  // cancelled through cancelJob()
   virtual int startSensitivityScan() = 0;  // the job id, or 0 when it could not start
+  // Times every linear at every setting of the grid on this machine (one layer per weight
+  // shape, on the packed kernel it would deploy with) and keeps the table in the project's
+  // store for this CPU, so that the grid and the what-if prediction get decode latency.
+  virtual bool latencyMeasureAvailable() const = 0;  // as sensitivityScanAvailable
+  virtual bool latencyMeasureRunning() const = 0;
+  virtual int startLatencyMeasure() = 0;  // the job id, or 0 when it could not start
 
   // What-if assignment over the sensitivity grid: per grid row the column of the setting
   // chosen for that layer, or -1 to keep it as it is. It starts all -1 and is reset when

@@ -23,6 +23,8 @@ SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
   status_->setObjectName(QStringLiteral("sensitivityStatus"));
   scan_ = new QPushButton(tr("Scan"), this);
   scan_->setObjectName(QStringLiteral("sensitivityScan"));
+  latency_ = new QPushButton(tr("Measure latency"), this);
+  latency_->setObjectName(QStringLiteral("sensitivityLatency"));
   heatmap_ = new HeatmapView;
   scroll_ = new QScrollArea(this);
   scroll_->setWidget(heatmap_);
@@ -49,6 +51,7 @@ SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
   auto* top = new QHBoxLayout;
   top->addWidget(status_, 1);
   top->addWidget(scan_);
+  top->addWidget(latency_);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(caption_);
@@ -62,6 +65,7 @@ SensitivityPanel::SensitivityPanel(IProjectContext& context, QWidget* parent)
   layout->addWidget(prediction_);
   layout->addWidget(scroll_, 1);
   connect(scan_, &QPushButton::clicked, this, [this] { context_.startSensitivityScan(); });
+  connect(latency_, &QPushButton::clicked, this, [this] { context_.startLatencyMeasure(); });
   connect(whatif_, &QPushButton::toggled, this, [this](bool on) {
     heatmap_->setAssigning(on);
     updateWhatIfControls();
@@ -120,6 +124,17 @@ void SensitivityPanel::updateScanButton() {
                         ? tr("this model cannot be scanned (llama-family models only)")
                         : tr("compress each layer alone at each setting and measure the "
                              "divergence (cells already in the project's store are reused)"));
+  const bool timing = context_.latencyMeasureRunning();
+  const bool timed = !std::isnan(context_.sensitivity().model_latency_ms);
+  latency_->setEnabled(context_.latencyMeasureAvailable() && !timing);
+  latency_->setToolTip(
+      timing   ? tr("latency is being measured: cancel it in the Jobs panel")
+      : !ready ? tr("open a project with a model to time its layers")
+      : !latency_->isEnabled()
+          ? tr("this model's layers cannot be timed (llama-family models only)")
+          : tr("time each layer at each setting on this machine's packed kernels (one layer "
+               "per weight shape) for the what-if prediction's decode latency%1")
+                .arg(timed ? tr("; a table for this machine is stored already") : QString()));
 }
 
 void SensitivityPanel::onJobUpdated(const JobProgress&) { updateScanButton(); }

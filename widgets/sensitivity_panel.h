@@ -39,6 +39,7 @@ class SensitivityPanel : public QWidget, public IProjectViewer {
 
   HeatmapView* heatmap() const { return heatmap_; }
   QPushButton* scanButton() const { return scan_; }
+  QPushButton* latencyButton() const { return latency_; }
   QLabel* statusLabel() const { return status_; }
   QLabel* captionLabel() const { return caption_; }
   QPushButton* whatIfButton() const { return whatif_; }
@@ -66,6 +67,7 @@ class SensitivityPanel : public QWidget, public IProjectViewer {
   QLabel* status_;
   QLabel* caption_;
   QPushButton* scan_;
+  QPushButton* latency_;
   QPushButton *whatif_, *keep_all_, *undo_button_, *redo_button_, *run_;
   QComboBox* start_from_;
   QLabel* prediction_;

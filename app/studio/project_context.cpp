@@ -167,6 +167,7 @@ void ProjectContext::loadModel(const QString& path) {
   bridge_.cancel(stats_job_);
   bridge_.cancel(sensitivity_job_);
   bridge_.cancel(scan_job_);
+  bridge_.cancel(latency_job_);
   clearModelDiff();  // its A is gone
   model_file_.reset();
   shape_.reset();

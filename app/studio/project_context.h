@@ -62,6 +62,9 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   bool sensitivityScanAvailable() const override;
   bool sensitivityScanRunning() const override { return bridge_.isRunning(scan_job_); }
   int startSensitivityScan() override;
+  bool latencyMeasureAvailable() const override;
+  bool latencyMeasureRunning() const override { return bridge_.isRunning(latency_job_); }
+  int startLatencyMeasure() override;
   // What-if assignment (project_context_assignment.cpp).
   const QList<int>& assignment() const override { return assignment_; }
   void setAssignment(const QList<int>& columns) override;
@@ -160,6 +163,9 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // The grid was replaced: viewers hear onSensitivityLoaded, and the assignment is kept
   // where the grid's rows and columns are the same, else reset.
   void sensitivityReplaced();
+  // Whether `what` (a job reading the saved project, as runs do) can start: the project is
+  // saved and names the model on screen; else logs why, naming `what`.
+  bool savedProjectShowsModel(const QString& what);
   // A result went into the grid at (row, col): one cell changed, or the grid was re-laid out.
   void cellPut(int row, int col, bool reshaped);
   void updateAssignmentPrediction();
@@ -193,7 +199,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   QStringList assignment_axes_;  // the grid's layers and settings the assignment is over
   ui::AssignmentPrediction prediction_;
   std::pair<QString, double> assignment_budget_{{}, std::nan("")};  // from a search's recipe
-  int sensitivity_job_ = 0, scan_job_ = 0;
+  int sensitivity_job_ = 0, scan_job_ = 0, latency_job_ = 0;
   ScanSummary last_scan_;
   HeartbeatMonitor heartbeat_;
   std::map<int, HeartbeatStats> heartbeat_stats_;  // by job id

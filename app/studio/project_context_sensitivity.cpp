@@ -31,26 +31,7 @@ int ProjectContext::startSensitivityScan() {
     log(QStringLiteral("error: a sensitivity scan is already running"));
     return 0;
   }
-  if (project_file_.isEmpty()) {
-    log(
-        QStringLiteral("error: save the project before scanning (results are stored beside "
-                       "the project file)"));
-    return 0;
-  }
-  // The scan reads the saved project (as runs do): it must name the model on screen, or
-  // its cells would land in another model's grid.
-  try {
-    const Project saved = load_project(project_file_.toStdString());
-    if (QFileInfo(q(saved.model_path)) != QFileInfo(model_.path)) {
-      log(
-          QStringLiteral("error: save the project before scanning: the saved project names "
-                         "another model"));
-      return 0;
-    }
-  } catch (const Error& e) {
-    log(QStringLiteral("error: ") + q(e.what()));
-    return 0;
-  }
+  if (!savedProjectShowsModel(QStringLiteral("scanning"))) return 0;
   bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
   // The whole grid at once, pending, so that cells fill in without the grid moving.
   std::vector<std::string> settings;
@@ -113,6 +94,96 @@ int ProjectContext::startSensitivityScan() {
   return scan_job_;
 }
 
+bool ProjectContext::savedProjectShowsModel(const QString& what) {
+  if (project_file_.isEmpty()) {
+    log(QStringLiteral("error: save the project before %1 (results are stored beside the "
+                       "project file)")
+            .arg(what));
+    return false;
+  }
+  // The job reads the saved project (as runs do): it must name the model on screen, or its
+  // results would land in another model's grid.
+  try {
+    const Project saved = load_project(project_file_.toStdString());
+    if (QFileInfo(q(saved.model_path)) != QFileInfo(model_.path)) {
+      log(QStringLiteral("error: save the project before %1: the saved project names another "
+                         "model")
+              .arg(what));
+      return false;
+    }
+  } catch (const Error& e) {
+    log(QStringLiteral("error: ") + q(e.what()));
+    return false;
+  }
+  return true;
+}
+
+bool ProjectContext::latencyMeasureAvailable() const {
+  return project_ && model_file_ && shape_ && !bridge_.isRunning(latency_job_);
+}
+
+int ProjectContext::startLatencyMeasure() {
+  if (!project_ || !model_file_ || !shape_) {
+    log(
+        QStringLiteral("error: measuring layer latency needs an open project with a "
+                       "llama-family model"));
+    return 0;
+  }
+  if (bridge_.isRunning(latency_job_)) {
+    log(QStringLiteral("error: a latency measurement is already running"));
+    return 0;
+  }
+  if (!savedProjectShowsModel(QStringLiteral("measuring latency"))) return 0;
+  // The grid's settings (a scan's columns), else the ones a scan would take.
+  std::vector<std::string> settings;
+  for (const QString& s : sensitivity_.settings) settings.push_back(s.toStdString());
+  if (settings.empty())
+    for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
+  SensitivityTable rows;  // the layers and settings to time
+  for (const LinearShape& l : shape_->linears) {
+    rows.layers.push_back(l.name);
+    rows.layer_parameters.push_back(uint64_t(l.rows * l.cols));
+    rows.layer_in_features.push_back(l.cols);
+  }
+  try {
+    for (const std::string& s : settings) rows.settings.push_back(scan_setting_from_name(s));
+  } catch (const Error& e) {
+    log(QStringLiteral("error: ") + q(e.what()));
+    return 0;
+  }
+  const int gen = model_generation_;
+  const std::string file = project_file_.toStdString();
+  latency_job_ = bridge_.start(
+      QStringLiteral("Layer latency"), [this, gen, file, settings, rows](JobContext& job) {
+        job.progress(0, QStringLiteral("load"), q(file));
+        const ProjectRunInputs in = load_project_run_inputs(file);
+        job.cancel().throw_if_cancelled();
+        const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+        const ProgressFn progress = [&job](const ProgressEvent& e) {
+          job.progress(e.fraction, QStringLiteral("latency"),
+                       q(e.message.empty() ? e.item : e.message));
+        };
+        const std::vector<int32_t>& tokens =
+            in.calibration_tokens.empty() ? in.evaluation_tokens : in.calibration_tokens;
+        const LayerLatencyTable t = measure_layer_latency(in.base, rows, settings, tokens, {},
+                                                          in.latency, {}, progress, &job.cancel());
+        store_layer_latency(*store, in.fingerprint, t);
+        job.log(QStringLiteral("layer latency: %1 layers × %2 settings on this machine; the "
+                               "uncompressed model %3 ms/token")
+                    .arg(t.layers.size())
+                    .arg(settings.size())
+                    .arg(t.model_ms_per_token, 0, 'f', 3));
+        job.post([this, gen] {
+          if (gen == model_generation_) loadSensitivity();  // the grid with its latency
+        });
+      });
+  if (const auto it = jobs_.find(latency_job_); it != jobs_.end()) {  // as the scan does
+    const ui::JobProgress job = it->second;
+    notify([&job](ui::IProjectViewer* v) { v->onJobUpdated(job); });
+  }
+  return latency_job_;
+}
+
 void ProjectContext::addScanCell(const SensitivityCell& c) {
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
   bool reshaped_kl = false, reshaped = false;
@@ -147,25 +218,24 @@ void ProjectContext::loadSensitivity() {
   const int gen = model_generation_;
   const std::shared_ptr<const ModelFile> file = model_file_;
   const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
-  sensitivity_job_ = bridge_.start(QStringLiteral("Sensitivity cache"), [this, gen, file, db,
-                                                                         order](JobContext& job) {
-    job.progress(0, QStringLiteral("fingerprint"), q(file->path));
-    const std::string fp = model_fingerprint(*file);
-    job.cancel().throw_if_cancelled();
-    job.progress(0.5, QStringLiteral("read"), db);
-    const auto store = RunStore::open_existing(db.toStdString());
-    auto grid =
-        std::make_shared<ui::SensitivityGrid>(
-        sensitivity_grid(store->list_sensitivity(fp), order, latency_metric_key()));
-    job.post([this, gen, grid, fp] {
-      if (gen != model_generation_) return;
-      model_fingerprint_ = fp;
-      // A scan started since reports every cell itself, newer than this snapshot.
-      if (bridge_.isRunning(scan_job_)) return;
-      sensitivity_ = std::move(*grid);
-      sensitivityReplaced();
-    });
-  });
+  sensitivity_job_ = bridge_.start(
+      QStringLiteral("Sensitivity cache"), [this, gen, file, db, order](JobContext& job) {
+        job.progress(0, QStringLiteral("fingerprint"), q(file->path));
+        const std::string fp = model_fingerprint(*file);
+        job.cancel().throw_if_cancelled();
+        job.progress(0.5, QStringLiteral("read"), db);
+        const auto store = RunStore::open_existing(db.toStdString());
+        auto grid = std::make_shared<ui::SensitivityGrid>(
+            sensitivity_grid(store->list_sensitivity(fp), order, latency_metric_key()));
+        job.post([this, gen, grid, fp] {
+          if (gen != model_generation_) return;
+          model_fingerprint_ = fp;
+          // A scan started since reports every cell itself, newer than this snapshot.
+          if (bridge_.isRunning(scan_job_)) return;
+          sensitivity_ = std::move(*grid);
+          sensitivityReplaced();
+        });
+      });
 }
 
 }  // namespace mcw::studio

@@ -16,6 +16,7 @@
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/layer_latency.h"
 #include "engine/search/sensitivity_scan.h"
 #include "app/studio/sensitivity_data.h"
 #include "studio_test_util.h"
@@ -174,6 +175,55 @@ class StudioSensitivityTest : public QObject {
   // A store holding only a proxy's cells shows them, and the caption and legend say which
   // measure they are; KL cells, once there, are preferred, and a KL cell arriving in a
   // proxy grid starts it over as KL.
+  // "Measure latency" times the grid's settings on this machine as a job and keeps the
+  // table in the store under this machine's key; the grid then carries each cell's decode
+  // time, each row's uncompressed time and the model's step, as the store holds them.
+  void measureLatencyFillsTheGrid() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::string project = test::make_test_project(dir.path().toStdString(), "latency");
+    const ProjectRunInputs in = load_project_run_inputs(project);
+    SensitivityOptions o;
+    o.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w4")};
+    o.windows = 2;
+    o.window = 32;
+    SensitivityScan(in.base, in.fingerprint, in.evaluation_tokens, o)
+        .run(RunStore::open(in.database_path).get());
+    studio::MainWindow w;
+    studio::ProjectContext& c = w.context();
+    ui::SensitivityPanel* panel = w.sensitivityPanel();
+    QVERIFY(c.openProject(QString::fromStdString(project)));
+    QTRY_VERIFY_WITH_TIMEOUT(panel->heatmap()->hasValue(13, 1), 15000);
+    QVERIFY(std::isnan(c.sensitivity().model_latency_ms));
+    QTRY_VERIFY_WITH_TIMEOUT(panel->latencyButton()->isEnabled(), 15000);
+
+    QTest::mouseClick(panel->latencyButton(), Qt::LeftButton);
+    QVERIFY(c.latencyMeasureRunning());
+    QVERIFY(!panel->latencyButton()->isEnabled());
+    QCOMPARE(c.startLatencyMeasure(), 0);  // one at a time
+    QTRY_VERIFY_WITH_TIMEOUT(!c.latencyMeasureRunning(), kScanTimeoutMs);
+    QVERIFY2(test::log_contains(c, QStringLiteral("layer latency: 14 layers × 2 settings")),
+             qPrintable(c.logLines().join(QLatin1Char('\n'))));
+    QTRY_VERIFY_WITH_TIMEOUT(!std::isnan(c.sensitivity().model_latency_ms), 15000);
+
+    const ui::SensitivityGrid& g = c.sensitivity();
+    std::vector<std::string> layers;
+    for (const QString& l : g.layers) layers.push_back(l.toStdString());
+    const auto stored = load_layer_latency(*RunStore::open_existing(in.database_path), in.fingerprint,
+                                           layers, {"w4", "w8"});
+    QVERIFY(stored.has_value());
+    QCOMPARE(g.model_latency_ms, stored->model_ms_per_token);
+    for (int r = 0; r < g.layers.size(); ++r) {
+      QCOMPARE(g.dense_latency_ms[r], stored->dense_ms[size_t(r)]);
+      for (int col = 0; col < g.settings.size(); ++col) {
+        QVERIFY(g.at(r, col).latency_ms > 0);
+        QCOMPARE(g.at(r, col).latency_ms, stored->at(layers[size_t(r)], g.settings[col].toStdString()));
+      }
+    }
+    QVERIFY(panel->latencyButton()->isEnabled());
+    QVERIFY(panel->latencyButton()->toolTip().contains(QStringLiteral("stored already")));
+  }
+
   void proxyCellsShowTheirMeasure() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());

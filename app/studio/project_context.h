@@ -166,6 +166,12 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // Whether `what` (a job reading the saved project, as runs do) can start: the project is
   // saved and names the model on screen; else logs why, naming `what`.
   bool savedProjectShowsModel(const QString& what);
+  // Whether a job over the open model's linears (`job`: its last id) can start now, else
+  // logs why: "<what> needs an open project with a llama-family model", "<running> is
+  // already running", or the saved-project check for `doing`.
+  bool canStartLinearJob(int job, const QString& what, const QString& running, const QString& doing);
+  // Announces job `id` to the viewers again (its first update preceded its id).
+  void announceJob(int id);
   // A result went into the grid at (row, col): one cell changed, or the grid was re-laid out.
   void cellPut(int row, int col, bool reshaped);
   void updateAssignmentPrediction();

@@ -21,17 +21,9 @@ bool ProjectContext::sensitivityScanAvailable() const {
 }
 
 int ProjectContext::startSensitivityScan() {
-  if (!project_ || !model_file_ || !shape_) {
-    log(
-        QStringLiteral("error: the sensitivity scan needs an open project with a llama-family "
-                       "model"));
+  if (!canStartLinearJob(scan_job_, QStringLiteral("the sensitivity scan"),
+                         QStringLiteral("a sensitivity scan"), QStringLiteral("scanning")))
     return 0;
-  }
-  if (bridge_.isRunning(scan_job_)) {
-    log(QStringLiteral("error: a sensitivity scan is already running"));
-    return 0;
-  }
-  if (!savedProjectShowsModel(QStringLiteral("scanning"))) return 0;
   bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
   // The whole grid at once, pending, so that cells fill in without the grid moving.
   std::vector<std::string> settings;
@@ -85,13 +77,30 @@ int ProjectContext::startSensitivityScan() {
                 .arg(t.windows)
                 .arg(t.window));
   });
+  announceJob(scan_job_);
+  return scan_job_;
+}
+
+bool ProjectContext::canStartLinearJob(int job, const QString& what, const QString& running,
+                                       const QString& doing) {
+  if (!project_ || !model_file_ || !shape_) {
+    log(QStringLiteral("error: %1 needs an open project with a llama-family model").arg(what));
+    return false;
+  }
+  if (bridge_.isRunning(job)) {
+    log(QStringLiteral("error: %1 is already running").arg(running));
+    return false;
+  }
+  return savedProjectShowsModel(doing);
+}
+
+void ProjectContext::announceJob(int id) {
   // The job's first update went out before its id was known here: say it again, so that
-  // viewers asking sensitivityScanRunning() now hear yes.
-  if (const auto it = jobs_.find(scan_job_); it != jobs_.end()) {
+  // viewers asking whether it runs now hear yes.
+  if (const auto it = jobs_.find(id); it != jobs_.end()) {
     const ui::JobProgress job = it->second;
     notify([&job](ui::IProjectViewer* v) { v->onJobUpdated(job); });
   }
-  return scan_job_;
 }
 
 bool ProjectContext::savedProjectShowsModel(const QString& what) {
@@ -123,17 +132,9 @@ bool ProjectContext::latencyMeasureAvailable() const {
 }
 
 int ProjectContext::startLatencyMeasure() {
-  if (!project_ || !model_file_ || !shape_) {
-    log(
-        QStringLiteral("error: measuring layer latency needs an open project with a "
-                       "llama-family model"));
+  if (!canStartLinearJob(latency_job_, QStringLiteral("measuring layer latency"),
+                         QStringLiteral("a latency measurement"), QStringLiteral("measuring latency")))
     return 0;
-  }
-  if (bridge_.isRunning(latency_job_)) {
-    log(QStringLiteral("error: a latency measurement is already running"));
-    return 0;
-  }
-  if (!savedProjectShowsModel(QStringLiteral("measuring latency"))) return 0;
   // The grid's settings (a scan's columns), else the ones a scan would take.
   std::vector<std::string> settings;
   for (const QString& s : sensitivity_.settings) settings.push_back(s.toStdString());
@@ -177,10 +178,7 @@ int ProjectContext::startLatencyMeasure() {
           if (gen == model_generation_) loadSensitivity();  // the grid with its latency
         });
       });
-  if (const auto it = jobs_.find(latency_job_); it != jobs_.end()) {  // as the scan does
-    const ui::JobProgress job = it->second;
-    notify([&job](ui::IProjectViewer* v) { v->onJobUpdated(job); });
-  }
+  announceJob(latency_job_);
   return latency_job_;
 }
 

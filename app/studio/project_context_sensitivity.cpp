@@ -133,7 +133,8 @@ bool ProjectContext::latencyMeasureAvailable() const {
 
 int ProjectContext::startLatencyMeasure() {
   if (!canStartLinearJob(latency_job_, QStringLiteral("measuring layer latency"),
-                         QStringLiteral("a latency measurement"), QStringLiteral("measuring latency")))
+                         QStringLiteral("a latency measurement"),
+                         QStringLiteral("measuring latency")))
     return 0;
   // The grid's settings (a scan's columns), else the ones a scan would take.
   std::vector<std::string> settings;

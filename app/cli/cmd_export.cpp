@@ -14,7 +14,7 @@ namespace mcw::cli {
 
 const char* const kExportUsage =
     "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf [--calib TEXT\n"
-    "                  [--windows N] [--window L]]\n"
+    "                  [--method imatrix|gptq] [--windows N] [--window L]]\n"
     "       mcw export DIR --format compressed-tensors --out OUT\n\n"
     "Rewrites a model in another runtime's format:\n"
     "  gguf                llama.cpp's file. MODEL is anything MCW opens as a Llama-family\n"
@@ -31,7 +31,14 @@ const char* const kExportUsage =
     "                      importance matrix llama-imatrix would measure (mean x² per input\n"
     "                      column over N windows of L tokens of TEXT, default 32 x 512)\n"
     "                      weights the encoding as llama-quantize --imatrix does, and each\n"
-    "                      weight's activation-weighted error is printed too. The tokenizer is\n"
+    "                      weight's activation-weighted error is printed too. With --method\n"
+    "                      gptq, every linear whose type has an affine grid (Q8_0 Q4_0 Q4_1\n"
+    "                      Q5_0 Q5_1 Q4_K Q5_K Q6_K) is re-quantised by GPTQ with the block\n"
+    "                      format as its grid instead (blocks fitted with XᵀX's diagonal as the\n"
+    "                      importance, codes chosen with GPTQ's error feedback, block by block\n"
+    "                      on the inputs of the already re-quantised blocks before it), and\n"
+    "                      each prints its output error on its calibration inputs beside that\n"
+    "                      of the --imatrix encoding. The tokenizer is\n"
     "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
     "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
     "                      model directory written by mcw compress: group-wise affine layers\n"
@@ -59,8 +66,12 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     o.calibration = calibration_windows(ids, args.int_or("windows", 32),
                                         std::min<long long>(args.int_or("window", 512), context));
     if (o.calibration.empty()) throw Error(*calib, "no calibration tokens");
-  } else if (args.value("windows") || args.value("window")) {
-    throw UsageError{"--windows and --window are for --calib"};
+    const std::string method = args.value("method").value_or("imatrix");
+    if (method != "imatrix" && method != "gptq")
+      throw UsageError{"export --method '" + method + "': the methods are: imatrix, gptq"};
+    o.method = method == "gptq" ? GgufCalibration::Gptq : GgufCalibration::Importance;
+  } else if (args.value("windows") || args.value("window") || args.value("method")) {
+    throw UsageError{"--method, --windows and --window are for --calib"};
   }
   GgufExportReport r;
   try {
@@ -78,9 +89,12 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
                              : t.requantised_because.empty()
                                  ? ""
                                  : "  (re-quantised: " + t.requantised_because + ")";
-    char weighted[48] = "";
+    char weighted[96] = "";
     if (t.weighted_rel_error)
       std::snprintf(weighted, sizeof weighted, "  act-weighted %.5f", *t.weighted_rel_error);
+    if (t.gptq_output_error)
+      std::snprintf(weighted, sizeof weighted, "  output %.5f (imatrix %.5f)", *t.gptq_output_error,
+                    *t.imatrix_output_error);
     std::printf("%-7s %-32s rel.err %.5f%s%s\n", std::string(dtype_name(t.type)).c_str(),
                 t.name.c_str(), t.rel_error, weighted, note.c_str());
     worst = std::max(worst, t.rel_error);
@@ -95,7 +109,7 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
 }  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out", "type", "calib", "windows", "window"}, {});
+  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window"}, {});
   if (args.positional().size() != 1)
     throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
@@ -106,7 +120,7 @@ int run_export(const std::vector<std::string>& argv) {
     if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};
     return export_gguf_file(args.positional()[0], *out, *type, args);
   }
-  for (const char* o : {"type", "calib", "windows", "window"})
+  for (const char* o : {"type", "calib", "method", "windows", "window"})
     if (args.value(o)) throw UsageError{"--" + std::string(o) + " is for --format gguf"};
   if (*format != "compressed-tensors")
     throw UsageError{"export --format '" + *format + "': the formats are: gguf, compressed-tensors"};

@@ -10,6 +10,7 @@
 
 #include "engine/compress/algorithm_params.h"
 #include "engine/compress/hessian_factor.h"
+#include "engine/compress/parallel_rows.h"
 #include "engine/core/error.h"
 #include "engine/core/half.h"
 #include "engine/kernels/cpu_features.h"
@@ -90,25 +91,6 @@ struct GptqSetup {
   HessianFactorReport factor;
 };
 
-// H permuted, dead columns set to 1 and dampened, factored into s.u as U; false when that
-// H is not positive definite.
-bool factor_hessian(const LayerStats& stats, GptqSetup& s, double percdamp, double tolerance,
-                    const CancelToken* cancel) {
-  const int64_t cols = s.cols;
-  double mean_diag = 0;  // summed in the sweep's order
-  for (int64_t k = 0; k < cols; ++k) {
-    const int64_t c = s.perm[size_t(k)];
-    mean_diag += s.dead[size_t(c)] ? 1.0 : stats.xtx[size_t(c * cols + c)];
-  }
-  HessianFactorOptions fo;
-  fo.damp = percdamp * mean_diag / double(cols);
-  fo.tolerance = tolerance;
-  const std::vector<int64_t> identity;
-  const bool sorted = std::is_sorted(s.perm.begin(), s.perm.end());
-  return factor_inverse_hessian(stats.xtx, cols, sorted ? identity : s.perm, s.dead, fo, s.u,
-                                &s.factor, cancel);
-}
-
 GptqSetup prepare(int64_t rows, int64_t cols, const LayerStats& stats, const GptqOptions& opt,
                   const CancelToken* cancel, const std::string& name) {
   GptqSetup s;
@@ -127,16 +109,11 @@ GptqSetup prepare(int64_t rows, int64_t cols, const LayerStats& stats, const Gpt
       const double hb = s.dead[size_t(b)] ? 1.0 : stats.xtx[size_t(b * cols + b)];
       return ha > hb;
     });
-  for (double p = opt.percdamp, step = 0.01;; p = opt.percdamp + step, step *= 2) {
-    if (factor_hessian(stats, s, p, opt.factor_tolerance, cancel)) {
-      s.percdamp = p;
-      return s;
-    }
-    if (opt.percdamp + step > 1.0)
-      throw Error(name,
-                  "gptq: the Hessian is not positive definite even with dampening raised to " +
-                      std::to_string(p) + " (from " + std::to_string(opt.percdamp) + ")");
-  }
+  const std::vector<int64_t> identity;
+  const bool sorted = std::is_sorted(s.perm.begin(), s.perm.end());
+  s.percdamp = factor_dampened(stats.xtx, cols, sorted ? identity : s.perm, s.dead, opt.percdamp,
+                               opt.factor_tolerance, s.u, &s.factor, cancel, name, "gptq");
+  return s;
 }
 
 // The working weights: dead columns zeroed, columns in the permuted order.
@@ -213,35 +190,6 @@ AffineParams fit_group(float* x, const float* d, int64_t n, double threshold,
       if (gain[size_t(i)] > threshold) x[i] = mean;
   }
   return affine_params_search(x, n, 1, nullptr, opt.bits, opt.symmetric, opt.clip);
-}
-
-// body(r0, r1) over ranges of [0, rows) in parallel, the body inlined into a build for the
-// widest vectors the CPU has: the sweep's in-block update row[j] -= e·U[k][j] is a third of
-// GPTQ's multiply-adds, and the engine's baseline build would run it in SSE.
-#if defined(__x86_64__)
-template <typename Body>
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void rows_avx512(const Body& body,
-                                                                                   int64_t r0,
-                                                                                   int64_t r1) {
-  body(r0, r1);
-}
-template <typename Body>
-__attribute__((target("avx2,fma"))) void rows_avx2(const Body& body, int64_t r0, int64_t r1) {
-  body(r0, r1);
-}
-#endif
-template <typename Body>
-void parallel_rows(int64_t rows, const Body& body) {
-  const SimdLevel level = cpu_features().level;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
-                    [&](const tbb::blocked_range<int64_t>& rr) {
-#if defined(__x86_64__)
-                      if (level >= SimdLevel::Avx512)
-                        return rows_avx512(body, rr.begin(), rr.end());
-                      if (level >= SimdLevel::Avx2) return rows_avx2(body, rr.begin(), rr.end());
-#endif
-                      body(rr.begin(), rr.end());
-                    });
 }
 
 // The column loop over the working weights wk (consumed). `threshold` is absolute (inf:

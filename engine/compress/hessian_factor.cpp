@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "engine/core/error.h"
+
 #include "engine/compress/linalg.h"
 
 namespace mcw {
@@ -108,6 +110,27 @@ bool factor_inverse_hessian(const std::vector<double>& xtx, int64_t n,
   rep.residual = factor_residual(h, U.data());
   if (report) *report = rep;
   return true;
+}
+
+double factor_dampened(const std::vector<double>& xtx, int64_t n, const std::vector<int64_t>& perm,
+                       const std::vector<uint8_t>& dead, double percdamp, double tolerance,
+                       std::vector<float>& U, HessianFactorReport* report,
+                       const CancelToken* cancel, const std::string& name,
+                       const std::string& method) {
+  double mean_diag = 0;  // a sum until divided in the dampening, as GPTQ's reference
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t c = perm.empty() ? k : perm[size_t(k)];
+    mean_diag += dead[size_t(c)] ? 1.0 : xtx[size_t(c * n + c)];
+  }
+  HessianFactorOptions fo;
+  fo.tolerance = tolerance;
+  for (double p = percdamp, step = 0.01;; p = percdamp + step, step *= 2) {
+    fo.damp = p * mean_diag / double(n);
+    if (factor_inverse_hessian(xtx, n, perm, dead, fo, U, report, cancel)) return p;
+    if (percdamp + step > 1.0)
+      throw Error(name, method + ": the Hessian is not positive definite even with dampening raised to " +
+                            std::to_string(p) + " (from " + std::to_string(percdamp) + ")");
+  }
 }
 
 }  // namespace mcw

@@ -12,6 +12,7 @@
 // and rounded to f32 for the sweep.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/core/progress.h"
@@ -37,4 +38,14 @@ bool factor_inverse_hessian(const std::vector<double>& xtx, int64_t n,
                             const HessianFactorOptions& opt, std::vector<float>& U,
                             HessianFactorReport* report = nullptr,
                             const CancelToken* cancel = nullptr);
+// factor_inverse_hessian with damp = percdamp · mean(diag Ĥ) (dead columns counted as 1,
+// summed in the sweep's order), percdamp raised while Ĥ is not positive definite (+0.01,
+// +0.02, +0.04, … up to 1, as GPTQModel's damp_auto_increment does). Returns the percdamp
+// that worked; throws mcw::Error(name, "<method>: …") when even that fails.
+double factor_dampened(const std::vector<double>& xtx, int64_t n, const std::vector<int64_t>& perm,
+                       const std::vector<uint8_t>& dead, double percdamp, double tolerance,
+                       std::vector<float>& U, HessianFactorReport* report,
+                       const CancelToken* cancel, const std::string& name,
+                       const std::string& method);
+
 }  // namespace mcw

@@ -34,20 +34,14 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
   const int64_t B = nm ? std::max<int64_t>(m, opt.block_size - opt.block_size % m) : opt.block_size;
 
   std::vector<uint8_t> dead(static_cast<size_t>(cols));
-  double mean_diag = 0;
   for (int64_t j = 0; j < cols; ++j) {
-    const double d = stats.xtx[size_t(j * cols + j)];
-    dead[size_t(j)] = d == 0.0;
+    dead[size_t(j)] = stats.xtx[size_t(j * cols + j)] == 0.0;
     if (dead[size_t(j)])
       for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + j)] = 0.0f;
-    mean_diag += dead[size_t(j)] ? 1.0 : d;
   }
-  HessianFactorOptions fo;
-  fo.damp = opt.damp * mean_diag / double(cols);
-  fo.tolerance = opt.factor_tolerance;
   std::vector<float> U;  // f32 as the reference, checked (hessian_factor.h)
-  if (!factor_inverse_hessian(stats.xtx, cols, {}, dead, fo, U, nullptr, cancel))
-    throw Error(name, "calibration Hessian is not positive definite even after dampening");
+  factor_dampened(stats.xtx, cols, {}, dead, opt.damp, opt.factor_tolerance, U, nullptr, cancel, name,
+                  "sparsegpt");
 
   std::vector<uint8_t> keep(W.size(), 1);
   std::vector<float> neg_err(static_cast<size_t>(rows * B));

@@ -11,10 +11,13 @@
 
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
+#include "engine/core/block_code_grid.h"
 #include "engine/export/gguf_codes.h"
+#include "engine/export/gguf_gptq.h"
 #include "engine/export/gguf_tokenizer.h"
 #include "engine/export/importance_matrix.h"
 #include "engine/export/packed_safetensors.h"
+#include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/model/rope_freq_factors.h"
@@ -100,6 +103,16 @@ std::vector<Source> sources(const LlamaModel& m, const std::vector<Tensor>& extr
   }
   one("output_norm.weight", "model.norm.weight", m.out_norm, GgufTensorRole::Other);
   if (!c.tie_embeddings) one("output.weight", "lm_head.weight", m.output, GgufTensorRole::Output);
+  return out;
+}
+
+// The file type of each source part (by HF name), as `type_of` gives its tensor.
+std::map<std::string, DType> part_types(const LlamaModel& m,
+                                        const std::function<DType(const GgufTensorPlace&)>& type_of) {
+  std::map<std::string, DType> out;
+  const std::vector<Tensor> none;
+  for (const Source& s : sources(m, none))
+    for (const Part& p : s.parts) out[p.hf] = type_of(s.place);
   return out;
 }
 
@@ -251,7 +264,8 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
   for (size_t i = 0; i < srcs.size(); ++i) {
     const Source& s = srcs[i];
     const DType type = w.type_of(s.place);
-    result.tensors.push_back({s.name, type, 0, {}, false, {}});
+    result.tensors.emplace_back();
+    result.tensors.back().name = s.name, result.tensors.back().type = type;
     kept[i].assign(s.parts.size(), false);
     std::vector<const float*> importance;  // llama.cpp's imatrix entry for each part's weight
     for (const Part& p : s.parts) {
@@ -294,6 +308,21 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
                     }});
   }
   write_gguf_streamed(path, kvs, outs);
+  for (size_t i = 0; i < srcs.size() && w.requantised; ++i) {
+    GgufGptqError e;  // the parts' sums
+    bool any = false;
+    for (const Part& p : srcs[i].parts)
+      if (const auto it = w.requantised->find(p.hf); it != w.requantised->end()) {
+        any = true;
+        e.diff += it->second.diff, e.ref += it->second.ref, e.out_ref += it->second.out_ref;
+        e.out_diff += it->second.out_diff, e.baseline_out_diff += it->second.baseline_out_diff;
+      }
+    if (!any) continue;
+    sums[i].diff = e.diff, sums[i].ref = e.ref;
+    auto ratio = [&](double d) { return e.out_ref > 0 ? std::sqrt(d / e.out_ref) : 0.0; };
+    result.tensors[i].gptq_output_error = ratio(e.out_diff);
+    result.tensors[i].imatrix_output_error = ratio(e.baseline_out_diff);
+  }
   for (size_t i = 0; i < srcs.size(); ++i) {
     result.tensors[i].rel_error = sums[i].ref > 0 ? std::sqrt(sums[i].diff / sums[i].ref) : 0;
     if (sums[i].wref > 0) result.tensors[i].weighted_rel_error = std::sqrt(sums[i].wdiff / sums[i].wref);
@@ -306,7 +335,7 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
 GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
                              const GgufFileType& type, const GgufExportOptions& o) {
   const ModelFile mf = open_model_file(model_path);
-  const LlamaModel model = load_llama(mf);
+  LlamaModel model = load_llama(mf);
   GgufWriteOptions w;
   w.extra = gguf_tokenizer_kvs(mf, model.cfg.vocab_size);
   w.extra.push_back({"general.file_type", type.ftype});
@@ -315,16 +344,42 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
   std::optional<PackedSafetensorsReader> packed;
   if (const std::string p = find_packed_beside(model_path); !p.empty()) w.packed = &packed.emplace(p);
   ImportanceMatrix importance;
+  std::map<std::string, GgufGptqError> requantised;
+  std::optional<ScratchDir> scratch;  // the GPTQ pass's blocks, until written
+  const bool gptq = !o.calibration.empty() && o.method == GgufCalibration::Gptq;
+  const double calibrated = o.calibration.empty() ? 0 : gptq ? 0.9 : 0.3;
   if (!o.calibration.empty()) {
     for (const std::vector<int32_t>& win : o.calibration)
       if (int64_t(win.size()) > model.cfg.max_seq_len)
         throw Error(model_path, "calibration windows of " + std::to_string(win.size()) +
                                     " tokens exceed the model's context of " +
                                     std::to_string(model.cfg.max_seq_len));
-    importance = measure_importance(model, o.calibration, progress_part(o.progress, 0, 0.3), o.cancel);
-    w.importance = &importance;
+    const ProgressFn progress = progress_part(o.progress, 0, calibrated);
+    if (!gptq) {
+      importance = measure_importance(model, o.calibration, progress, o.cancel);
+      w.importance = &importance;
+    } else {
+      scratch.emplace(std::filesystem::absolute(out).parent_path(), ".mcw-export-gptq");
+      const std::map<std::string, DType> types = part_types(model, w.type_of);
+      std::map<std::string, size_t> packed_index;  // HF name -> layer of `packed`
+      for (size_t k = 0; packed && k < packed->size(); ++k) packed_index[packed->scheme(k).name] = k;
+      GgufGptqOptions g;
+      g.type_of = [&](const std::string& hf) -> std::optional<DType> {
+        const auto t = types.find(hf);
+        if (t == types.end() || !has_code_grid(t->second)) return std::nullopt;
+        const auto k = packed_index.find(hf);  // MCW's codes that fit are kept as they are
+        if (k != packed_index.end() && gguf_codes_misfit(packed->read(k->second), t->second).empty())
+          return std::nullopt;
+        return t->second;
+      };
+      g.scratch_dir = scratch->path().string();
+      g.progress = progress;
+      g.cancel = o.cancel;
+      requantised = gptq_for_gguf(model, o.calibration, g);
+      w.requantised = &requantised;
+    }
   }
-  w.progress = o.calibration.empty() ? o.progress : progress_part(o.progress, 0.3, 1);
+  w.progress = progress_part(o.progress, calibrated, 1);
   w.cancel = o.cancel;
   return write_llama_gguf(model, out, std::move(w));
 }

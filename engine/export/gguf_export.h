@@ -34,6 +34,10 @@ struct GgufExportTensor {
   std::optional<double> weighted_rel_error;
   bool codes_kept = false;  // MCW's compressed codes written as they are (gguf_codes.h)
   std::string requantised_because;  // a compressed layer whose codes did not fit, and why
+  // Re-quantised by GPTQ on the block grid (GgufCalibration::Gptq): the relative output
+  // error on the layer's calibration inputs X, √(tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ)), of the
+  // blocks written and of those llama-quantize --imatrix would write (gguf_gptq.h).
+  std::optional<double> gptq_output_error, imatrix_output_error;
 };
 
 struct GgufExportReport {
@@ -41,11 +45,19 @@ struct GgufExportReport {
   uint64_t file_bytes = 0;
 };
 
+// What the calibration windows are used for.
+enum class GgufCalibration {
+  Importance,  // llama.cpp's importance matrix (importance_matrix.h), blocks encoded as
+               // llama-quantize --imatrix encodes them
+  Gptq,        // GPTQ with the block format as its grid (gguf_gptq.h) for every linear
+               // whose type has a code grid; the other tensors as without calibration
+};
+
 struct GgufExportOptions {
-  // Calibration windows (token ids): when given, llama.cpp's importance matrix is measured
-  // on them (importance_matrix.h) and the blocks are encoded as llama-quantize --imatrix
-  // encodes them; else as it does without one.
+  // Calibration windows (token ids): when given, used as `method` says; else every tensor
+  // is encoded as llama-quantize encodes it without an importance matrix.
   std::vector<std::vector<int32_t>> calibration;
+  GgufCalibration method = GgufCalibration::Importance;
   ProgressFn progress;
   const CancelToken* cancel = nullptr;
 };
@@ -62,6 +74,7 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
 std::string gguf_architecture(const LlamaConfig& c);
 
 class PackedSafetensorsReader;
+struct GgufGptqError;
 
 struct GgufWriteOptions {
   std::vector<GGUFKeyValue> extra;  // beside the architecture's (tokenizer, file type)
@@ -72,6 +85,9 @@ struct GgufWriteOptions {
   // llama.cpp's imatrix entries by HF weight name (importance_matrix.h); weights without
   // one are encoded unweighted.
   const std::map<std::string, std::vector<float>>* importance = nullptr;
+  // The errors of the linears the GPTQ pass re-quantised (by HF name; their tensors in the
+  // model are already in the file's type): reported instead of the copy's zero error.
+  const std::map<std::string, GgufGptqError>* requantised = nullptr;
   ProgressFn progress;
   const CancelToken* cancel = nullptr;
 };

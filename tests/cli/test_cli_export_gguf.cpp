@@ -29,6 +29,16 @@ TEST(CliExportGguf, WritesTheTypeAndReportsEachTensor) {
   ASSERT_EQ(w.code, 0) << w.err;
   EXPECT_NE(w.out.find("blk.1.ffn_down.weight            rel.err "), std::string::npos) << w.out;
   EXPECT_NE(w.out.find("act-weighted"), std::string::npos) << w.out;
+
+  // --method gptq: each re-quantised weight prints its output error beside the --imatrix one.
+  const std::string gptq = (dir / "g.gguf").string();
+  const Result g = run_mcw("export " + (dir / "model").string() + " --format gguf --type Q4_0 --out " +
+                           gptq + " --calib " + (dir / "eval.txt").string() +
+                           " --method gptq --windows 2 --window 16");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find("blk.1.ffn_down.weight            rel.err "), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find(" (imatrix "), std::string::npos) << g.out;
+  EXPECT_EQ(read_gguf(gptq).get_u64("general.file_type"), 2u);
 }
 
 TEST(CliExportGguf, UsageErrors) {
@@ -41,8 +51,12 @@ TEST(CliExportGguf, UsageErrors) {
   const Result windows =
       run_mcw("export " + model + " --format gguf --type Q8_0 --windows 4 --out " + out);
   EXPECT_EQ(windows.code, 1);
-  EXPECT_NE(windows.err.find("--windows and --window are for --calib"), std::string::npos)
+  EXPECT_NE(windows.err.find("--method, --windows and --window are for --calib"), std::string::npos)
       << windows.err;
+  const Result method = run_mcw("export " + model + " --format gguf --type Q8_0 --calib " +
+                                (dir / "eval.txt").string() + " --method awq --out " + out);
+  EXPECT_EQ(method.code, 1);
+  EXPECT_NE(method.err.find("the methods are: imatrix, gptq"), std::string::npos) << method.err;
   const Result ct =
       run_mcw("export " + model + " --format compressed-tensors --calib x --out " + out);
   EXPECT_EQ(ct.code, 1);

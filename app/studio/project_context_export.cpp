@@ -166,18 +166,33 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
       saved = save_exported_model(in.base, in.file, path.toStdString());
     }
     if (gguf) {
+      // Linears the block format cannot take as they are get GPTQ on its grid with the
+      // project's calibration text (as `mcw export --calib TEXT --method gptq`), else the
+      // plain encoders.
       GgufExportOptions o;
+      o.calibration = calibration_windows(in.calibration_tokens, co.calib_windows, co.calib_window);
+      o.method = GgufCalibration::Gptq;
+      if (o.calibration.empty())
+        job.log(QStringLiteral("the project has no calibration text: GGUF blocks re-quantised "
+                               "without calibration"));
       o.progress = [&job](const ProgressEvent& e) {
         job.progress(0.85 + 0.1 * e.fraction, QStringLiteral("GGUF"), q(e.item));
       };
       o.cancel = &job.cancel();
       const GgufExportReport r = export_gguf(gguf_source, path.toStdString(), *type, o);
       if (recipe) std::filesystem::remove_all(hf_path);
-      int kept = 0;
-      double worst = 0;
+      int kept = 0, requantised = 0;
+      double worst = 0, gptq_sum = 0, imatrix_sum = 0;
       for (const GgufExportTensor& t : r.tensors) {
         kept += t.codes_kept;
         worst = std::max(worst, t.rel_error);
+        if (t.gptq_output_error) {
+          ++requantised, gptq_sum += *t.gptq_output_error, imatrix_sum += *t.imatrix_output_error;
+          job.log(QStringLiteral("GPTQ on %1: %2, output error %3 (imatrix encoding %4)")
+                      .arg(q(std::string(dtype_name(t.type))), q(t.name))
+                      .arg(*t.gptq_output_error, 0, 'f', 5)
+                      .arg(*t.imatrix_output_error, 0, 'f', 5));
+        }
         if (!t.requantised_because.empty())
           job.log(QStringLiteral("re-quantised as %1: %2 (%3)")
                       .arg(q(std::string(dtype_name(t.type))), q(t.name), q(t.requantised_because)));
@@ -188,6 +203,12 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
                   .arg(r.tensors.size())
                   .arg(kept)
                   .arg(worst, 0, 'g', 3));
+      if (requantised)
+        job.log(QStringLiteral("GPTQ re-quantised %1 linears on the calibration text: mean output "
+                               "error %2, where the imatrix encoding gives %3")
+                    .arg(requantised)
+                    .arg(gptq_sum / requantised, 0, 'f', 5)
+                    .arg(imatrix_sum / requantised, 0, 'f', 5));
       saved = {"model-gguf", path.toStdString(), {}, {}};
     }
     job.progress(0.95, QStringLiteral("record"), q(saved.weights_file));

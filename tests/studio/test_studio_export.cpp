@@ -17,6 +17,7 @@
 #include "engine/io/gguf.h"
 #include "engine/io/model_file.h"
 #include "engine/model/llama_model.h"
+#include "engine/project/project.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
 #include "studio_test_util.h"
@@ -279,6 +280,7 @@ class StudioExportTest : public QObject {
     QVERIFY2(wait_job(c, c.startExportModel(run_id_, out, false, QStringLiteral("Q8_0"))),
              qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
     QVERIFY(test::log_contains(c, QStringLiteral("GGUF Q8_0: ")));
+    QVERIFY(test::log_contains(c, QStringLiteral("the project has no calibration text")));
     QVERIFY(!QFileInfo::exists(out + QStringLiteral(".mcw-compressed")));
     const GGUFFile g = read_gguf(out.toStdString());
     QCOMPARE(g.get_u64("general.file_type"), uint64_t(7));
@@ -294,6 +296,24 @@ class StudioExportTest : public QObject {
     QCOMPARE(c.startExportModel(run_id_, bad, false, QStringLiteral("q4_k_m")), 0);
     QVERIFY(test::log_contains(c, QStringLiteral("GGUF type 'q4_k_m' is not one of")));
     QVERIFY(!QFileInfo::exists(bad));
+  }
+
+  // With calibration text in the project, the linears a K-quant file re-quantises get GPTQ
+  // on the block grid with it, each logged with its output error beside the imatrix one.
+  void exportAsGgufWithCalibrationUsesGptq() {
+    studio::ProjectContext& c = window_->context();
+    const Project original = load_project(project_.toStdString());
+    Project p = original;
+    p.calibration_path = dir_.filePath(QStringLiteral("data/eval.txt")).toStdString();
+    save_project(p, project_.toStdString());
+    const QString out = dir_.filePath(QStringLiteral("q4km.gguf"));
+    const bool ok = wait_job(c, c.startExportModel(run_id_, out, false, QStringLiteral("Q4_K_M")));
+    save_project(original, project_.toStdString());
+    QVERIFY2(ok, qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
+    QVERIFY(test::log_contains(c, QStringLiteral("GPTQ re-quantised ")));
+    QVERIFY(test::log_contains(c, QStringLiteral(": blk.0.attn_q.weight, output error ")));
+    QVERIFY(!QFileInfo::exists(out + QStringLiteral(".mcw-compressed")));
+    QCOMPARE(read_gguf(out.toStdString()).get_u64("general.file_type"), uint64_t(15));
   }
 
   void exportOfAnUnknownRunFails() {

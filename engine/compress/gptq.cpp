@@ -395,12 +395,7 @@ CompressedTensor gptq_stage_layer(LayerJob& job) {
   GptqReport report;
   CompressedTensor q = quantize_gptq(job.w.as<float>(), job.w.dim(0), job.w.dim(1), *job.stats, o,
                                      job.cancel, job.name, &report);
-  if (report.percdamp != o.percdamp)
-    job.note =
-        "damp raised to " + std::to_string(report.percdamp) + " (Hessian not positive definite)";
-  if (report.factor.f64)
-    job.note += std::string(job.note.empty() ? "" : "; ") + "H factored in f64 (f32 residual " +
-                std::to_string(report.factor.f32_residual) + ")";
+  job.note = dampening_note(o.percdamp, report.percdamp, report.factor);
   return q;
 }
 

@@ -133,4 +133,14 @@ double factor_dampened(const std::vector<double>& xtx, int64_t n, const std::vec
   }
 }
 
+std::string dampening_note(double requested, double used, const HessianFactorReport& report) {
+  std::string note;
+  if (used != requested)
+    note = "damp raised to " + std::to_string(used) + " (Hessian not positive definite)";
+  if (report.f64)
+    note += std::string(note.empty() ? "" : "; ") + "H factored in f64 (f32 residual " +
+            std::to_string(report.f32_residual) + ")";
+  return note;
+}
+
 }  // namespace mcw

@@ -48,4 +48,8 @@ double factor_dampened(const std::vector<double>& xtx, int64_t n, const std::vec
                        const CancelToken* cancel, const std::string& name,
                        const std::string& method);
 
+// What a run log says about a factorisation that did not go as asked ("" when it did):
+// dampening raised from `requested` to `used`, or the factor made in f64.
+std::string dampening_note(double requested, double used, const HessianFactorReport& report);
+
 }  // namespace mcw

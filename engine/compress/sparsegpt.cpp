@@ -17,7 +17,8 @@
 namespace mcw {
 
 CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
-                                 const SparseGptOptions& opt, const CancelToken* cancel) {
+                                 const SparseGptOptions& opt, const CancelToken* cancel,
+                                 SparseGptReport* report) {
   const std::string& name = w.name();
   if (w.ndim() == 2) {
     validate_target(opt.target, w.dim(1), name);
@@ -40,8 +41,10 @@ CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
       for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + j)] = 0.0f;
   }
   std::vector<float> U;  // f32 as the reference, checked (hessian_factor.h)
-  factor_dampened(stats.xtx, cols, {}, dead, opt.damp, opt.factor_tolerance, U, nullptr, cancel, name,
-                  "sparsegpt");
+  SparseGptReport local;
+  SparseGptReport& rep = report ? *report : local;
+  rep.damp = factor_dampened(stats.xtx, cols, {}, dead, opt.damp, opt.factor_tolerance, U,
+                             &rep.factor, cancel, name, "sparsegpt");
 
   std::vector<uint8_t> keep(W.size(), 1);
   std::vector<float> neg_err(static_cast<size_t>(rows * B));
@@ -135,7 +138,10 @@ CompressedTensor sparsegpt_stage_layer(LayerJob& job) {
   o.damp = p["damp"].get<double>();
   o.block_size = p["block_size"].get<int64_t>();
   if (const int b = p["quantize_bits"].get<int>(); b > 0) o.quantize = rtn_quantizer(job.w, b, 0);
-  return sparsegpt_prune(job.w, *job.stats, o, job.cancel);
+  SparseGptReport report;
+  CompressedTensor out = sparsegpt_prune(job.w, *job.stats, o, job.cancel, &report);
+  job.note = dampening_note(o.damp, report.damp, report.factor);
+  return out;
 }
 
 LayerCost sparsegpt_cost(const nlohmann::json& p, const CostShape& s) {

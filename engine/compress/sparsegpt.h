@@ -15,6 +15,7 @@
 #pragma once
 #include <functional>
 
+#include "engine/compress/hessian_factor.h"
 #include "engine/compress/layer_stats.h"
 #include "engine/compress/sparsity.h"
 
@@ -35,6 +36,11 @@ struct SparseGptOptions {
   double factor_tolerance = 1e-3;
 };
 
+struct SparseGptReport {
+  double damp = 0;  // the dampening that made H positive definite (raised from options.damp)
+  HessianFactorReport factor;
+};
+
 // w: 2-D [rows = out, cols = in]; stats.xtx is the Hessian. Inputs that never fire
 // (H_jj = 0) get H_jj = 1 and their weights are zeroed, as in the reference method.
 // Dense result with `mask` (values on the quantiser's grid when `quantize` is set).
@@ -42,7 +48,8 @@ struct SparseGptOptions {
 // when H + λI is not positive definite; Cancelled when `cancel` fires.
 CompressedTensor sparsegpt_prune(const Tensor& w, const LayerStats& stats,
                                  const SparseGptOptions& options,
-                                 const CancelToken* cancel = nullptr);
+                                 const CancelToken* cancel = nullptr,
+                                 SparseGptReport* report = nullptr);
 
 // Symmetric round to nearest onto 2^bits levels {-2^(bits-1) .. 2^(bits-1)-1}·scale, one
 // scale per row (group_size 0) or per group of group_size columns of a row, taken from the

@@ -303,6 +303,22 @@ TEST(SparseGPT, BadInputsThrow) {
   EXPECT_THROW(sparsegpt_prune(l.w, l.st, {}, &cancel), Cancelled);
 }
 
+// H = [[1, 1.02], [1.02, 1]] has eigenvalue −0.02: dampening of 1 % and 2 % of the mean
+// diagonal leave it indefinite, 3 % (the third try: +0.01, +0.02) factors it. The run log's
+// note says so; without a raise the note is empty.
+TEST(SparseGPT, RaisesTheDampeningUntilHFactors) {
+  const std::vector<float> values{1, 2, 3, 4};
+  const Tensor w = Tensor::from_f32(values, {2, 2}, "l.w");
+  const LayerStats st{2, {1, 1.02, 1.02, 1}, {1, 1}, {1, 1}, 1};
+  SparseGptOptions o;
+  o.target.sparsity = 0.5;
+  SparseGptReport report;
+  sparsegpt_prune(w, st, o, nullptr, &report);
+  EXPECT_NEAR(report.damp, 0.03, 1e-12);
+  EXPECT_EQ(dampening_note(o.damp, report.damp, report.factor).rfind("damp raised to 0.030000", 0), 0u);
+  EXPECT_EQ(dampening_note(0.01, 0.01, {}), "");
+}
+
 TEST(SparseGPT, GemmF64EveryPathMatchesNaive) {
   const int64_t m = 13, n = 21, k = 300;  // edges in every direction, depth over one chunk
   const auto a = prune_test::gaussian(size_t(m * k), 1), b = prune_test::gaussian(size_t(k * n), 2);

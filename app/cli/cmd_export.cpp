@@ -129,6 +129,9 @@ int run_export(const std::vector<std::string>& argv) {
     std::printf("dense   %s (%s)\n", name.c_str(), why.c_str());
   std::printf("wrote   %s: %zu layers as pack-quantized parts, %zu as sparse-24-bitmask, %zu dense\n",
               out->c_str(), r.packed.size(), r.sparse24.size(), r.dense.size());
+  if (!r.awq_folded.empty())
+    std::printf("        %zu AWQ input scales folded into the norms and the v/up rows before them\n",
+                r.awq_folded.size());
   return 0;
 }
 

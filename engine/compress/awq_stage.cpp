@@ -1,5 +1,6 @@
 // The recipe's "awq" (algorithm.h): one AWQ search per group of linears sharing an input,
 // scored as llm-awq scores it (awq.h), then round-to-nearest or GPTQ on the scaled weights.
+#include <algorithm>
 #include <memory>
 
 #include "engine/compress/algorithm_params.h"
@@ -81,6 +82,14 @@ std::vector<CompressedTensor> awq_stage_group(const GroupJob& job) {
   if (o.group_size == 0) o.group_size = job.stats.cols;
   o.grid = p["grid"].get<int>();
   o.clip = p["clip_search"].get<bool>();
+  // The reference scales o_proj only where v_proj's outputs are its inputs (its scale is
+  // folded into v_proj's rows): under grouped-query attention o_proj is only clipped,
+  // unless the recipe asks for MCW's way (s kept on the layer, the kernels dividing by it).
+  const BlockTensor* first = find_block_tensor(job.names.front());
+  const LlamaConfig& c = job.model.cfg;
+  if (first && first->role == BlockRole::O && width(c, Width::KV) != width(c, Width::Q) &&
+      !p["scale_gqa_o_proj"].get<bool>())
+    o.grid = 1;
   AwqResult res = quantize_awq(layers, job.samples, job.sample_rows, job.stats.cols, o, job.cancel,
                                module_loss(job));
   if (p["quantizer"].get<std::string>() == "gptq") {
@@ -89,8 +98,12 @@ std::vector<CompressedTensor> awq_stage_group(const GroupJob& job) {
     q.act_order = q.static_groups = true;
     res.layers = quantize_awq_gptq(layers, job.stats, res.input_scale, q, job.cancel);
   }
-  // Each tensor carries s, so that it decodes (and exports) to the weight the model runs.
-  for (CompressedTensor& t : res.layers) t.input_scale = res.input_scale;
+  // Each tensor carries s, so that it decodes (and exports) to the weight the model runs;
+  // s = 1 (α = 0 won, or o_proj above) needs none.
+  const bool ones = std::all_of(res.input_scale.begin(), res.input_scale.end(),
+                                [](float v) { return v == 1.0f; });
+  if (!ones)
+    for (CompressedTensor& t : res.layers) t.input_scale = res.input_scale;
   return std::move(res.layers);
 }
 
@@ -129,6 +142,9 @@ CompressAlgorithm awq_algorithm() {
                  integer("grid", 20, 2, 100,
                          "points of the scale-exponent search (alpha = k/grid)"),
                  flag("clip_search", true, "search the clipping range after scaling (not q/k)"),
+                 flag("scale_gqa_o_proj", false,
+                      "scale o_proj under grouped-query attention too (MCW keeps s on the "
+                      "layer; the reference does not, as s cannot fold into v_proj)"),
                  integer("search_tokens", 0, 0, 1 << 24,
                          "calibration tokens (whole windows) the scale search runs on; 0: all"),
                  choice("inputs", "dense", {"dense", "compressed"},

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
+#include "engine/core/blocks.h"
 #include "engine/core/half.h"
+#include "engine/export/awq_fold.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
@@ -33,7 +35,6 @@ std::string not_packable(const CompressedTensor& t) {
   if (t.bits != 1 && t.bits != 2 && t.bits != 4 && t.bits != 8)
     return std::to_string(t.bits) + "-bit codes (two incompatible compressed-tensors packings)";
   if (!t.outlier_index.empty()) return "outliers kept in f16";
-  if (!t.input_scale.empty()) return "an AWQ input scale not folded into the op before it";
   for (float s : t.scales)
     if (f16_to_f32(f32_to_f16(s)) != s) return "scales that are not f16 values";
   for (float z : t.zeros)
@@ -173,6 +174,15 @@ std::vector<Tensor> packed_parts(const std::string& prefix, const CompressedTens
   return parts;
 }
 
+// `t` (F32, F16 or BF16) with row r divided by d[r], in its own dtype.
+Tensor rows_divided(const Tensor& t, const std::vector<float>& d) {
+  std::vector<float> v = t.to_f32();
+  divide_rows(v.data(), t.dim(0), t.ndim() == 1 ? 1 : t.dim(1), d);
+  Tensor out = Tensor::zeros(t.dtype(), t.shape(), t.name());
+  from_f32(t.dtype(), v.data(), out.mutable_data(), v.size());
+  return out;
+}
+
 Json weights_args(const CompressedTensor& t) {
   const bool channel = t.group_size >= t.cols && t.g_idx.empty();
   return Json{{"num_bits", t.bits},
@@ -218,9 +228,12 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
     Json args;  // Packed: the weights' quantization args
   };
   std::vector<Plan> plan(tensors.size());
+  std::map<std::string, size_t> index;  // tensor name -> i
+  std::map<std::string, std::vector<float>> awq_scales;  // of the layers that could be packed
   const auto prefix_of = [](const std::string& name) { return name.substr(0, name.rfind('.')); };
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
+    index[t.name()] = i;
     const auto it = layer_of.find(t.name());
     if (it == layer_of.end()) continue;
     const std::string prefix = prefix_of(t.name());
@@ -230,6 +243,7 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
       plan[i].form = Form::Packed;
       plan[i].entries = part_entries(prefix, c);
       plan[i].args = weights_args(c);
+      if (!c.input_scale.empty()) awq_scales[t.name()] = c.input_scale;
     } else if (!c.mask.empty()) {
       plan[i].why = not_sparse24(c, t);
       if (plan[i].why.empty()) {
@@ -239,6 +253,12 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
                            {prefix + ".bitmask", DType::U8, {c.rows, (c.cols + 7) / 8}}};
       }
     }
+  }
+  const AwqFolds folds = plan_awq_folds(cfg, awq_scales);
+  for (const auto& [name, why] : folds.refused) {
+    Plan& p = plan[index.at(name)];
+    p = Plan{};
+    p.why = "an AWQ input scale that cannot be folded into the op before it: " + why;
   }
   // vLLM reads a sparse-24-bitmask layer only with no quantization config group over it or
   // one of 8-bit weights and activations (CompressedTensors24), and a layer outside every
@@ -269,6 +289,7 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   }
 
   CtExportReport report;
+  report.awq_folded = folds.folded;
   std::vector<SafetensorsEntry> entries;
   std::map<std::string, std::pair<Json, std::vector<std::string>>> groups;  // args -> targets
   Json sparse_targets = Json::array();
@@ -306,16 +327,24 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   SafetensorsStreamWriter out(staging.file("model.safetensors"), entries, {{"format", "pt"}});
   size_t next = 0;  // into entries
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor& t = tensors[i];
+    const auto fold = folds.divide.find(tensors[i].name());
+    const Tensor t = fold == folds.divide.end() || plan[i].form == Form::Packed
+                         ? tensors[i]
+                         : rows_divided(tensors[i], fold->second);
     if (plan[i].form == Form::Dense) {
       out.write(t.data(), t.nbytes());
       ++next;
       continue;
     }
-    const std::vector<Tensor> parts =
-        plan[i].form == Form::Sparse24
-            ? sparse24_parts(prefix_of(t.name()), t)
-            : packed_parts(prefix_of(t.name()), packed.read(layer_of.at(t.name())));
+    std::vector<Tensor> parts;
+    if (plan[i].form == Form::Sparse24) {
+      parts = sparse24_parts(prefix_of(t.name()), t);
+    } else {
+      CompressedTensor c = packed.read(layer_of.at(t.name()));
+      c.input_scale.clear();  // folded into the op before it (or never there)
+      if (fold != folds.divide.end()) divide_rows(c.scales.data(), c.rows, c.groups(), fold->second);
+      parts = packed_parts(prefix_of(t.name()), c);
+    }
     for (const Tensor& p : parts) {
       const SafetensorsEntry& e = entries.at(next++);
       if (p.name() != e.name || p.dtype() != e.dtype || p.shape() != e.shape)

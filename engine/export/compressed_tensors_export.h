@@ -25,8 +25,13 @@
 // `ignore`: 3-, 5-, 6- and 7-bit codes (compressed-tensors has two incompatible packings
 // for them and nothing in a file says which), unstructured sparsity masks, 2:4 sparse
 // quantised layers (vLLM wants marlin-24 or W8A8 codes for those), outliers, codebooks,
-// low rank, and AWQ layers (their input scale s would have to be folded into the op
-// before them first, as AutoAWQ does before quantising; MCW keeps s on the layer).
+// low rank.
+//
+// AWQ layers keep their input scale s on the layer in MCW; here s is folded into the op
+// before the layer (engine/export/awq_fold.h: the RMSNorm weights, v_proj's and up_proj's
+// rows), as AutoAWQ does before it quantises, and the layer goes out as its codes. Where
+// it cannot fold (an o_proj under grouped-query attention, or layers reading one input with
+// different scales) the layer is written dense, saying why.
 #pragma once
 #include <string>
 #include <utility>
@@ -38,6 +43,7 @@ struct CtExportReport {
   std::vector<std::string> packed;                         // layers written as parts
   std::vector<std::string> sparse24;                       // ... as sparse-24-bitmask parts
   std::vector<std::pair<std::string, std::string>> dense;  // layer, why not packed
+  std::vector<std::string> awq_folded;  // packed AWQ layers whose input scale was folded
 };
 
 // Writes `out_dir` (atomically: it appears complete or not at all). Throws mcw::Error

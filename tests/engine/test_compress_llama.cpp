@@ -242,9 +242,19 @@ TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
       calib, test::calib_options(8, 64));
   ASSERT_EQ(res.layers.size(), 2u * 7);
   std::map<std::string, const CompressedTensor*> by_name;
+  // The config has 4 heads over 2 kv heads: as the reference, o_proj is not scaled (its
+  // scale could not fold into v_proj's rows), only clipped. A group whose search chose
+  // α = 0 (s = 1: plain RTN) carries no scale either.
+  for (const CompressedLayer& l : res.layers) by_name[l.tensor.name] = &l.tensor;
+  auto scaled = [&](const std::string& name) { return !by_name.at(name)->input_scale.empty(); };
+  int with_scale = 0;
   for (const CompressedLayer& l : res.layers) {
     const CompressedTensor& t = l.tensor;
-    by_name[t.name] = &t;
+    if (t.name.find("o_proj") != std::string::npos) {
+      EXPECT_FALSE(scaled(t.name)) << t.name;
+    }
+    if (!scaled(t.name)) continue;
+    ++with_scale;
     ASSERT_EQ(t.input_scale.size(), size_t(t.cols)) << t.name;
     // The model runs with exactly the tensor's decoded weight.
     EXPECT_EQ(t.dequantize().to_f32(),
@@ -254,20 +264,37 @@ TEST(CompressLlama, AwqTensorsCarryTheirInputScale) {
     const uint64_t n = uint64_t(t.rows * t.cols);
     EXPECT_EQ(t.storage_bits(), n * 4 + n / 32 * (16 + 4) + 16 * uint64_t(t.cols)) << t.name;
   }
-  // Layers that share an input share one scale.
-  const std::string p = "model.layers.1.";
-  EXPECT_EQ(by_name.at(p + "self_attn.q_proj.weight")->input_scale,
-            by_name.at(p + "self_attn.v_proj.weight")->input_scale);
-  EXPECT_EQ(by_name.at(p + "mlp.gate_proj.weight")->input_scale,
-            by_name.at(p + "mlp.up_proj.weight")->input_scale);
+  EXPECT_GE(with_scale, 6);
+  // Layers that share an input share one scale (or none).
+  for (const std::string p : {"model.layers.0.", "model.layers.1."}) {
+    EXPECT_EQ(by_name.at(p + "self_attn.q_proj.weight")->input_scale,
+              by_name.at(p + "self_attn.v_proj.weight")->input_scale);
+    EXPECT_EQ(by_name.at(p + "mlp.gate_proj.weight")->input_scale,
+              by_name.at(p + "mlp.up_proj.weight")->input_scale);
+  }
   // Accounting as before the scale moved into the tensor: codes + group parameters + 16
   // bits per input column per layer, the rest at 16 bits.
   uint64_t want = 0;
   for (const auto& [name, t] : base.named_tensors()) {
     const uint64_t n = uint64_t(t->numel());
-    want += by_name.count(name) ? n * 4 + n / 32 * (16 + 4) + 16 * uint64_t(t->dim(1)) : n * 16;
+    want += !by_name.count(name) ? n * 16
+            : n * 4 + n / 32 * (16 + 4) + (scaled(name) ? 16 * uint64_t(t->dim(1)) : 0);
   }
   EXPECT_EQ(res.storage_bits, want);
+}
+
+// MCW's option: o_proj scaled under grouped-query attention too, s kept on the layer.
+TEST(CompressLlama, AwqCanScaleOProjUnderGqa) {
+  const LlamaModel base = test::random_llama(test::compress_config(2), 12);
+  const CompressionResult res = compress_llama(
+      base,
+      parse_recipe("stages:\n  - algorithm: awq\n    bits: 4\n    group_size: 32\n"
+                   "    scale_gqa_o_proj: true\n    targets: ['*o_proj*']\n", "a.yaml"),
+      test::random_tokens(1500, 13), test::calib_options(8, 64));
+  ASSERT_EQ(res.layers.size(), 2u);
+  int scaled = 0;
+  for (const CompressedLayer& l : res.layers) scaled += !l.tensor.input_scale.empty();
+  EXPECT_GE(scaled, 1);
 }
 
 // The calibration forward's tally counts each block's products and causal attention once

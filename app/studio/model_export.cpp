@@ -7,6 +7,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/tokenizer_files.h"
 #include "engine/model/llama_save.h"
+#include "engine/model/tokenizer_loader.h"
 
 namespace mcw::studio {
 
@@ -25,6 +26,9 @@ SavedModel describe_hf_export(const ModelFile& source, const std::string& path) 
   out.weights_file = fs::exists(index) ? index.string() : (fs::path(path) / "model.safetensors").string();
   for (const std::string& f : tokenizer_files_of(source))
     if (const fs::path to = fs::path(path) / fs::path(f).filename(); fs::exists(to)) out.tokenizer_files.push_back(to.string());
+  if (const fs::path tj = fs::path(path) / "tokenizer.json";  // written from a GGUF's vocabulary
+      source.format == ModelFormat::GGUF && fs::exists(tj))
+    out.tokenizer_files.push_back(tj.string());
   if (const fs::path p = fs::path(path) / kPackedFileName; fs::exists(p)) out.packed_file = p.string();
   return out;
 }
@@ -33,7 +37,7 @@ SavedModel save_exported_model(const LlamaModel& model, const ModelFile& source,
                                const std::string& path,
                                const std::vector<const CompressedTensor*>& packed) {
   save_llama_hf(model, path);
-  copy_tokenizer_files(source, path);
+  write_tokenizer_files(source, path);
   if (!packed.empty()) write_packed_safetensors((fs::path(path) / kPackedFileName).string(), packed);
   return describe_hf_export(source, path);
 }

@@ -8,6 +8,7 @@
 #include "engine/core/sha256.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/io/tokenizer_files.h"
+#include "engine/model/tokenizer_loader.h"
 
 namespace fs = std::filesystem;
 
@@ -103,7 +104,7 @@ void CompressToDirectory::finish(CompressionResult& result,
                                  const std::vector<std::pair<std::string, std::string>>& text_files) {
   try {
     writer_->finish(result);
-    copy_tokenizer_files(file_, staging_->path().string());
+    write_tokenizer_files(file_, staging_->path().string());
     write_text_file(staging_->file("recipe.yaml"), recipe_to_yaml(run_));
     for (const auto& [name, text] : text_files) write_text_file(staging_->file(name), text);
   } catch (const Error& e) {

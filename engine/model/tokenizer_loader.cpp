@@ -6,7 +6,9 @@
 
 #include "engine/core/error.h"
 #include "engine/core/mapped_file.h"
+#include "engine/io/atomic_file.h"
 #include "engine/io/gguf.h"
+#include "engine/io/tokenizer_files.h"
 #include "engine/model/bpe_tokenizer.h"
 #include "engine/model/bpe_trainer.h"
 #include "engine/model/gguf_pre_tokenizers.h"
@@ -58,35 +60,92 @@ static std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
     return std::make_unique<SentencePieceTokenizer>(std::move(v), path);
   }
   if (model == "gpt2") {
-    // Rebuild the tokenizer.json this vocabulary came from.
-    nlohmann::json doc, vocab = nlohmann::json::object(), added = nlohmann::json::array();
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      vocab[tokens[i]] = i;
-      const int32_t t = i < types.size() ? types[i] : 1;
-      if (t == int32_t(PieceType::Control) || t == int32_t(PieceType::UserDefined))
-        added.push_back({{"id", i}, {"content", tokens[i]}, {"special", t == 3}});
-    }
-    doc["model"] = {{"type", "BPE"}, {"vocab", vocab},
-                    {"merges", g.get_string_array("tokenizer.ggml.merges")}};
-    doc["added_tokens"] = added;
-    // llama.cpp names the split in tokenizer.ggml.pre; "default" (and a file without the
-    // key) is read as GPT-2's split, as MCW always did.
-    const std::string pre = g.get_string("tokenizer.ggml.pre", "default");
-    const char* pattern = pre == "default" ? gpt2_split_pattern() : gguf_pre_tokenizer_pattern(pre);
-    if (!pattern)
-      throw Error(path, "tokenizer.ggml.pre '" + pre + "' is not supported (default, " +
-                            gguf_pre_tokenizer_names() + " are)");
-    doc["pre_tokenizer"] = BpeTrainer::pre_tokenizer_json(pattern);
-    doc["decoder"] = {{"type", "ByteLevel"}};
     BpeTokenizerOptions opt;
     auto token_at = [&](int32_t i) {
       return i >= 0 && size_t(i) < tokens.size() ? tokens[size_t(i)] : std::string();
     };
     opt.bos_token = token_at(id("tokenizer.ggml.bos_token_id"));
     opt.eos_token = token_at(id("tokenizer.ggml.eos_token_id"));
-    return std::make_unique<BpeTokenizer>(doc, path, opt);
+    return std::make_unique<BpeTokenizer>(nlohmann::json(*gguf_bpe_tokenizer_json(g, path)), path, opt);
   }
   throw Error(path, "tokenizer.ggml.model '" + model + "' is not supported (llama and gpt2 are)");
+}
+
+std::optional<nlohmann::ordered_json> gguf_bpe_tokenizer_json(const GGUFFile& g,
+                                                             const std::string& path) {
+  using Json = nlohmann::ordered_json;
+  if (g.get_string("tokenizer.ggml.model", "") != "gpt2") return std::nullopt;
+  const auto& tokens = g.get_string_array("tokenizer.ggml.tokens");
+  std::vector<int64_t> types;
+  if (g.has("tokenizer.ggml.token_type")) types = g.get_int_array("tokenizer.ggml.token_type");
+  // llama.cpp names the split in tokenizer.ggml.pre; "default" (and a file without the
+  // key) is read as GPT-2's split, as MCW always did.
+  const std::string pre = g.get_string("tokenizer.ggml.pre", "default");
+  const char* pattern = pre == "default" ? gpt2_split_pattern() : gguf_pre_tokenizer_pattern(pre);
+  if (!pattern)
+    throw Error(path, "tokenizer.ggml.pre '" + pre + "' is not supported (default, " +
+                          gguf_pre_tokenizer_names() + " are)");
+  Json vocab = Json::object(), added = Json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    vocab[tokens[i]] = i;
+    const int64_t t = i < types.size() ? types[i] : 1;
+    if (t == int64_t(PieceType::Control) || t == int64_t(PieceType::UserDefined))
+      added.push_back({{"id", i},
+                       {"content", tokens[i]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", t != int64_t(PieceType::Control)},
+                       {"special", t == int64_t(PieceType::Control)}});
+  }
+  // BOS as HF's Llama 3 / Qwen files add it: a template that starts with it.
+  Json post = nullptr;
+  const int64_t bos = g.get_i64("tokenizer.ggml.bos_token_id", -1);
+  if (bos >= 0 && size_t(bos) < tokens.size() && g.get_bool("tokenizer.ggml.add_bos_token", true)) {
+    const std::string& b = tokens[size_t(bos)];
+    const Json first = {{"SpecialToken", {{"id", b}, {"type_id", 0}}}};
+    post = {{"type", "TemplateProcessing"},
+            {"single", {first, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair",
+             {first, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, first,
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{b, {{"id", b}, {"ids", {bos}}, {"tokens", {b}}}}}}};
+  }
+  return Json{{"version", "1.0"},
+              {"truncation", nullptr},
+              {"padding", nullptr},
+              {"added_tokens", std::move(added)},
+              {"normalizer", nullptr},
+              {"pre_tokenizer", BpeTrainer::pre_tokenizer_json(pattern)},
+              {"post_processor", std::move(post)},
+              {"decoder",
+               {{"type", "ByteLevel"},
+                {"add_prefix_space", false},
+                {"trim_offsets", true},
+                {"use_regex", true}}},
+              {"model",
+               {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", std::move(vocab)},
+                {"merges", g.get_string_array("tokenizer.ggml.merges")}}}};
+}
+
+std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir) {
+  std::vector<std::string> out = copy_tokenizer_files(source, dir);
+  if (source.format != ModelFormat::GGUF) return out;
+  const GGUFFile g = read_gguf(source.path);
+  if (const auto doc = gguf_bpe_tokenizer_json(g, source.path)) {
+    const std::string path = (fs::path(dir) / "tokenizer.json").string();
+    write_file_atomically(path, doc->dump(1) + "\n");
+    out.push_back(path);
+  }
+  return out;
 }
 
 SentencePieceVocab read_llama2c_vocab(const std::string& path, int64_t vocab_size) {

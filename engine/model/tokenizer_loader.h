@@ -4,7 +4,12 @@
 //   llama2.c:     tokenizer.bin beside the checkpoint (Karpathy's format)
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "engine/io/gguf.h"
 
 #include "engine/io/model_file.h"
 #include "engine/model/sentencepiece_tokenizer.h"
@@ -14,6 +19,18 @@ namespace mcw {
 
 // Throws mcw::Error naming the missing or broken tokenizer file.
 std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m);
+
+// The tokenizer.json a GGUF's byte-level BPE vocabulary (tokenizer.ggml.model "gpt2":
+// Llama 3, Qwen2, GPT-2) stands for: vocabulary, merges, the split its tokenizer.ggml.pre
+// names, added tokens, BOS as a TemplateProcessing post-processor; nullopt for another
+// tokenizer model (SentencePiece "llama" has no such file here). Throws mcw::Error naming
+// `path` for a pre-tokenizer MCW does not know.
+std::optional<nlohmann::ordered_json> gguf_bpe_tokenizer_json(const GGUFFile& g,
+                                                             const std::string& path);
+// The model's tokenizer as files in `dir`, beside a copy of its weights: the files beside
+// the source (copy_tokenizer_files), and for a GGUF with a byte-level BPE vocabulary the
+// tokenizer.json it stands for. Returns the files written.
+std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir);
 
 // Reads a llama2.c tokenizer.bin for a vocabulary of `vocab_size` pieces.
 std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64_t vocab_size);

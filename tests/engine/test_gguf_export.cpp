@@ -14,6 +14,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/gguf.h"
 #include "engine/io/model_file.h"
+#include "engine/model/bpe_tokenizer.h"
 #include "engine/model/bpe_trainer.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
@@ -177,6 +178,50 @@ TEST(GgufExport, Llama3SplitSurvivesAsLlamaBpe) {
   // "23456": Llama-3 splits 234|56 (no merges apply), GPT-2 keeps it whole (2|3|456).
   const std::string text = "23456 hello 1234567 world";
   EXPECT_EQ(b->encode(text, false), a->encode(text, false));
+}
+
+// A GGUF's byte-level BPE vocabulary written back as tokenizer.json (what mcw compress and
+// the studio's HF export put beside weights read from a GGUF): it encodes as the GGUF's
+// tokenizer and the tokenizer.json the GGUF was made from do, BOS and special tokens
+// included.
+TEST(GgufExport, GgufVocabularyGoesBackToTokenizerJson) {
+  const fs::path dir = test::fresh_temp_dir();
+  const char* llama3 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  BpeTrainer trainer(llama3);
+  for (int i = 0; i < 50; ++i) trainer.add_text("123456 123456 hello world 987654321 ");
+  const TrainedBpe vocab = trainer.train(300, {"<|begin_of_text|>", "<|end_of_text|>"});
+  LlamaConfig c = test::tiny_config(4, 2);
+  c.vocab_size = 320;
+  TokenizerFiles tok;
+  tok.tokenizer_json = vocab.to_tokenizer_json().dump();
+  save_llama_hf(test::random_llama(c, 6), (dir / "hf").string(), tok);
+  const std::string gguf = (dir / "m.gguf").string();
+  export_gguf((dir / "hf").string(), gguf, *find_gguf_file_type("F16"));
+
+  fs::create_directories(dir / "back");
+  const std::vector<std::string> written =
+      write_tokenizer_files(open_model_file(gguf), (dir / "back").string());
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(fs::path(written[0]).filename(), "tokenizer.json");
+  const auto original = load_tokenizer(open_model_file((dir / "hf").string()));
+  const auto from_gguf = load_tokenizer(open_model_file(gguf));
+  const auto back = BpeTokenizer::from_file(written[0]);
+  const std::string text = "23456 hello<|end_of_text|> 1234567 world\n";
+  const std::vector<int32_t> want = original->encode(text, true);
+  EXPECT_EQ(from_gguf->encode(text, true), want);
+  EXPECT_EQ(back->encode(text, true), want);
+  ASSERT_GE(original->bos_id(), 0);
+  EXPECT_EQ(want.front(), original->bos_id());
+  EXPECT_EQ(back->bos_id(), original->bos_id());
+  EXPECT_NE(std::find(want.begin(), want.end(), original->eos_id()), want.end());  // a special
+  EXPECT_EQ(back->decode(want), from_gguf->decode(want));
+
+  // A directory's own tokenizer files are copied, nothing is made up for them.
+  fs::create_directories(dir / "copy");
+  const auto copied = write_tokenizer_files(open_model_file((dir / "hf").string()), (dir / "copy").string());
+  ASSERT_EQ(copied.size(), 1u);
+  EXPECT_EQ(test::read_bytes(copied[0]), test::read_bytes(dir / "hf" / "tokenizer.json"));
 }
 
 TEST(GgufExport, RefusesWhatLlamaCppWouldTokenizeDifferently) {

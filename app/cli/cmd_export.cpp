@@ -7,6 +7,7 @@
 #include "engine/export/compressed_tensors_export.h"
 #include "engine/compress/calibrate.h"
 #include "engine/export/gguf_export.h"
+#include "engine/export/hf_export.h"
 #include "engine/model/llama_config.h"
 #include "engine/model/tokenizer_loader.h"
 
@@ -15,7 +16,8 @@ namespace mcw::cli {
 const char* const kExportUsage =
     "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf [--calib TEXT\n"
     "                  [--method imatrix|gptq] [--windows N] [--window L]]\n"
-    "       mcw export DIR --format compressed-tensors --out OUT\n\n"
+    "       mcw export DIR --format compressed-tensors --out OUT\n"
+    "       mcw export MODEL --format hf --out DIR [--dtype f16|bf16|f32]\n\n"
     "Rewrites a model in another runtime's format:\n"
     "  gguf                llama.cpp's file. MODEL is anything MCW opens as a Llama-family\n"
     "                      model (an HF or mcw compress directory, a GGUF, a llama2.c file).\n"
@@ -42,11 +44,18 @@ const char* const kExportUsage =
     "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
     "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
     "                      model directory written by mcw compress: group-wise affine layers\n"
-    "                      (RTN, GPTQ, act-order included) at 1, 2, 4 or 8 bits go out as\n"
-    "                      pack-quantized parts with their codes unchanged and f16 scales;\n"
-    "                      other layers (3/5/6/7 bits, sparse, outliers, codebooks, low rank,\n"
-    "                      AWQ's unfolded input scale) are written dense and listed in the\n"
+    "                      (RTN, GPTQ, AWQ, act-order included) at 1, 2, 4 or 8 bits go out\n"
+    "                      as pack-quantized parts with their codes unchanged and f16 scales\n"
+    "                      (AWQ's input scales folded into the norms and v/up rows before\n"
+    "                      them, as AutoAWQ does); other layers (3/5/6/7 bits, sparse,\n"
+    "                      outliers, codebooks, low rank) are written dense and listed in the\n"
     "                      config's ignore list, each named here with the reason.\n"
+    "  hf                  a Hugging Face checkpoint of MODEL's decoded weights (a GGUF of any\n"
+    "                      type MCW reads, a GPTQ/AWQ/compressed-tensors checkpoint, ...),\n"
+    "                      one shard per block, in --dtype (default: the source's own 16-bit\n"
+    "                      or f32 dtype, else f16), config.json with the model's architecture,\n"
+    "                      and its tokenizer (a GGUF's byte-level BPE vocabulary as\n"
+    "                      tokenizer.json).\n"
     "mcw inspect OUT reads the result back.\n";
 
 namespace {
@@ -106,10 +115,37 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
   return 0;
 }
 
+int export_hf_directory(const std::string& model, const std::string& out,
+                        const std::optional<std::string>& dtype_name) {
+  std::optional<DType> dtype;
+  if (dtype_name) {
+    const std::string d = *dtype_name;
+    if (d != "f16" && d != "bf16" && d != "f32")
+      throw UsageError{"export --dtype '" + d + "': the dtypes are: f16, bf16, f32"};
+    dtype = d == "f16" ? DType::F16 : d == "bf16" ? DType::BF16 : DType::F32;
+  }
+  const SigintCancel sigint;
+  HfExportReport r;
+  try {
+    ProgressBar bar("export");
+    r = export_hf(model, out, dtype, bar.callback(), &sigint.token());
+  } catch (const Cancelled&) {
+    std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
+    return 130;
+  }
+  std::printf("wrote   %s: %s, %lld shards, %.1f MiB", out.c_str(),
+              std::string(mcw::dtype_name(r.dtype)).c_str(), (long long)r.shards,
+              double(r.weight_bytes) / double(1 << 20));
+  if (r.tokenizer_files.empty())
+    std::printf("; no tokenizer (MCW cannot write this source's tokenizer as HF files)");
+  std::printf("\n");
+  return 0;
+}
+
 }  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window"}, {});
+  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window", "dtype"}, {});
   if (args.positional().size() != 1)
     throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
@@ -122,8 +158,11 @@ int run_export(const std::vector<std::string>& argv) {
   }
   for (const char* o : {"type", "calib", "method", "windows", "window"})
     if (args.value(o)) throw UsageError{"--" + std::string(o) + " is for --format gguf"};
+  if (*format == "hf") return export_hf_directory(args.positional()[0], *out, args.value("dtype"));
+  if (args.value("dtype")) throw UsageError{"--dtype is for --format hf"};
   if (*format != "compressed-tensors")
-    throw UsageError{"export --format '" + *format + "': the formats are: gguf, compressed-tensors"};
+    throw UsageError{"export --format '" + *format +
+                     "': the formats are: gguf, compressed-tensors, hf"};
   const CtExportReport r = export_compressed_tensors(args.positional()[0], *out);
   for (const auto& [name, why] : r.dense)
     std::printf("dense   %s (%s)\n", name.c_str(), why.c_str());

@@ -1,5 +1,6 @@
 #include "engine/export/streamed_llama_writer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -19,7 +20,8 @@ namespace {
 
 std::string block_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-// `t` in `dtype` (1-D tensors stay f32), sharing its bytes when it already is.
+// `t` in `dtype` (1-D tensors stay f32), sharing its bytes when it already is. Rows are
+// decoded a few MB at a time (a GGUF or checkpoint embedding of 128 k rows would be GBs in f32).
 Tensor converted(const Tensor& t, DType dtype) {
   const DType want = t.ndim() == 2 ? dtype : DType::F32;
   if (t.dtype() == want) return t;
@@ -27,9 +29,16 @@ Tensor converted(const Tensor& t, DType dtype) {
   const size_t n = size_t(t.numel());
   if (t.dtype() == DType::F32) {
     from_f32(want, t.as<float>(), out.mutable_data(), n);
-  } else {
-    const std::vector<float> v = t.to_f32();
-    from_f32(want, v.data(), out.mutable_data(), n);
+    return out;
+  }
+  const size_t row = t.ndim() == 2 ? size_t(t.dim(1)) : n;
+  const size_t chunk = std::max<size_t>(1, (size_t(1) << 20) / row) * row;  // ~4 MB of f32
+  const size_t out_bytes = dtype_info(want).block_bytes;  // F32/F16/BF16: bytes a value
+  std::vector<float> v(std::min(chunk, n));
+  for (size_t first = 0; first < n; first += chunk) {
+    const size_t count = std::min(chunk, n - first);
+    t.to_f32(v.data(), first, count);
+    from_f32(want, v.data(), static_cast<std::byte*>(out.mutable_data()) + first * out_bytes, count);
   }
   return out;
 }

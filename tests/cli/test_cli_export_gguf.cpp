@@ -41,6 +41,19 @@ TEST(CliExportGguf, WritesTheTypeAndReportsEachTensor) {
   EXPECT_EQ(read_gguf(gptq).get_u64("general.file_type"), 2u);
 }
 
+// --format hf: the GGUF just written goes back to a Hugging Face directory MCW evaluates.
+TEST(CliExportGguf, GgufBackToHuggingFace) {
+  const fs::path dir = fresh_dir("export-hf");
+  write_tiny_model_and_text(dir);
+  const std::string gguf = (dir / "m.gguf").string(), hf = (dir / "hf").string();
+  ASSERT_EQ(run_mcw("export " + (dir / "model").string() + " --format gguf --type Q8_0 --out " + gguf).code, 0);
+  const Result r = run_mcw("export " + gguf + " --format hf --dtype bf16 --out " + hf);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote   " + hf + ": BF16, 3 shards"), std::string::npos) << r.out;
+  const Result e = run_mcw("eval " + hf + " --text " + (dir / "eval.txt").string() + " --window 16");
+  EXPECT_EQ(e.code, 0) << e.err;
+}
+
 TEST(CliExportGguf, UsageErrors) {
   const fs::path dir = fresh_dir("export-gguf-usage");
   write_tiny_model_and_text(dir);
@@ -61,5 +74,11 @@ TEST(CliExportGguf, UsageErrors) {
       run_mcw("export " + model + " --format compressed-tensors --calib x --out " + out);
   EXPECT_EQ(ct.code, 1);
   EXPECT_NE(ct.err.find("--calib is for --format gguf"), std::string::npos) << ct.err;
+  const Result dtype = run_mcw("export " + model + " --format hf --dtype q8 --out " + out);
+  EXPECT_EQ(dtype.code, 1);
+  EXPECT_NE(dtype.err.find("the dtypes are: f16, bf16, f32"), std::string::npos) << dtype.err;
+  const Result format = run_mcw("export " + model + " --format onnx --out " + out);
+  EXPECT_NE(format.err.find("the formats are: gguf, compressed-tensors, hf"), std::string::npos)
+      << format.err;
   EXPECT_FALSE(fs::exists(out));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/io/safetensors_stream.h"
 
 namespace fs = std::filesystem;
 
@@ -20,26 +22,40 @@ namespace {
 
 std::string block_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-// `t` in `dtype` (1-D tensors stay f32), sharing its bytes when it already is. Rows are
-// decoded a few MB at a time (a GGUF or checkpoint embedding of 128 k rows would be GBs in f32).
-Tensor converted(const Tensor& t, DType dtype) {
-  const DType want = t.ndim() == 2 ? dtype : DType::F32;
-  if (t.dtype() == want) return t;
-  Tensor out = Tensor::zeros(want, t.shape(), t.name());
-  const size_t n = size_t(t.numel());
-  if (t.dtype() == DType::F32) {
-    from_f32(want, t.as<float>(), out.mutable_data(), n);
-    return out;
-  }
-  const size_t row = t.ndim() == 2 ? size_t(t.dim(1)) : n;
+// The dtype `t` is written in: `dtype` for matrices, f32 for vectors (norms, biases).
+DType written_dtype(const Tensor& t, DType dtype) { return t.ndim() == 2 ? dtype : DType::F32; }
+
+// `t`'s values in `want` (F32, F16 or BF16), handed to `sink(bytes, size)` in pieces: whole
+// rows decoded a few MB at a time, so that a GGUF or checkpoint embedding of 128 k rows is
+// never whole in f32.
+template <class Sink>
+void for_each_converted_chunk(const Tensor& t, DType want, const Sink& sink) {
+  const size_t n = size_t(t.numel()), out_bytes = size_t(dtype_info(want).block_bytes);
+  if (t.dtype() == want) return sink(t.data(), t.nbytes());
+  const size_t row = t.ndim() == 2 ? size_t(t.dim(1)) : std::max<size_t>(n, 1);
   const size_t chunk = std::max<size_t>(1, (size_t(1) << 20) / row) * row;  // ~4 MB of f32
-  const size_t out_bytes = dtype_info(want).block_bytes;  // F32/F16/BF16: bytes a value
   std::vector<float> v(std::min(chunk, n));
+  std::vector<std::byte> bytes(v.size() * out_bytes);
   for (size_t first = 0; first < n; first += chunk) {
     const size_t count = std::min(chunk, n - first);
-    t.to_f32(v.data(), first, count);
-    from_f32(want, v.data(), static_cast<std::byte*>(out.mutable_data()) + first * out_bytes, count);
+    if (t.dtype() == DType::F32)
+      from_f32(want, t.as<float>() + first, bytes.data(), count);
+    else
+      t.to_f32(v.data(), first, count), from_f32(want, v.data(), bytes.data(), count);
+    sink(bytes.data(), count * out_bytes);
   }
+}
+
+// `t` in its written dtype, sharing its bytes when it already is.
+Tensor converted(const Tensor& t, DType dtype) {
+  const DType want = written_dtype(t, dtype);
+  if (t.dtype() == want) return t;
+  Tensor out = Tensor::zeros(want, t.shape(), t.name());
+  auto* at = static_cast<std::byte*>(out.mutable_data());
+  for_each_converted_chunk(t, want, [&](const void* p, size_t n) {
+    std::memcpy(at, p, n);
+    at += n;
+  });
   return out;
 }
 
@@ -93,19 +109,32 @@ std::vector<std::string> StreamedLlamaWriter::write_and_map(CompressionResult& r
                                         std::vector<Tensor> extra) {
   std::map<std::string, Tensor*> slots;
   for (auto& [n, t] : r.model.named_tensors()) slots[n] = t;
-  std::vector<Tensor> ts;
-  for (const std::string& n : names) {
-    Tensor t = converted(*slots.at(n), matrices);
-    t.set_name(n);
-    ts.push_back(std::move(t));
-  }
-  for (Tensor& t : extra) ts.push_back(std::move(t));
   const LlamaConfig& c = r.model.cfg;
-  ts = hf_fused(c, std::move(ts));
-  write_safetensors(path, ts, {{"format", "pt"}});
   std::vector<std::string> written;
-  for (const Tensor& t : ts) written.push_back(t.name());
-  ts.clear();  // the converted copies
+  if (c.fused_projections()) {  // the parts stacked into their fused matrices: copies
+    std::vector<Tensor> ts;
+    for (const std::string& n : names) {
+      Tensor t = converted(*slots.at(n), matrices);
+      t.set_name(n);
+      ts.push_back(std::move(t));
+    }
+    for (Tensor& t : extra) ts.push_back(std::move(t));
+    ts = hf_fused(c, std::move(ts));
+    write_safetensors(path, ts, {{"format", "pt"}});
+    for (const Tensor& t : ts) written.push_back(t.name());
+  } else {  // each tensor converted straight into the file, a few MB at a time
+    std::vector<const Tensor*> ts;
+    std::vector<SafetensorsEntry> entries;
+    for (const std::string& n : names) ts.push_back(slots.at(n)), written.push_back(n);
+    for (const Tensor& t : extra) ts.push_back(&t), written.push_back(t.name());
+    for (size_t i = 0; i < ts.size(); ++i)
+      entries.push_back({written[i], written_dtype(*ts[i], matrices), ts[i]->shape()});
+    SafetensorsStreamWriter out(path, entries, {{"format", "pt"}});
+    for (size_t i = 0; i < ts.size(); ++i)
+      for_each_converted_chunk(*ts[i], entries[i].dtype,
+                               [&](const void* p, size_t n) { out.write(p, n); });
+    out.commit();
+  }
   // Matrices become views of the file; vectors (norms, biases: a few KiB a block) stay
   // owned, since later stages change some in place (SmoothQuant folds into the norms).
   SafetensorsFile f = read_safetensors(path);

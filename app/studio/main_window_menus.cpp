@@ -159,7 +159,24 @@ void MainWindow::exportModelDialog() {
                                  types, int(types.indexOf(QStringLiteral("F32"))), false, &ok);
     if (!ok) return;
   }
-  if (context_->startExportModel(id, path, filter == ct, type))
+  QString calibration = QStringLiteral("gptq");
+  const bool quantised = filter == gguf && type != QLatin1String("F32") &&
+                         type != QLatin1String("F16") && type != QLatin1String("BF16");
+  if (quantised && !context_->project().calibration_path.isEmpty()) {
+    const QStringList choices{tr("GPTQ on the block grid (lowest error, slowest)"),
+                              tr("importance matrix (as llama-quantize --imatrix)"),
+                              tr("none (llama-quantize's plain encoders)")};
+    bool ok = false;
+    const QString choice = QInputDialog::getItem(
+        this, tr("GGUF calibration"),
+        tr("Blocks the run's codes do not fill are re-quantised with the project's "
+           "calibration text by:"),
+        choices, 0, false, &ok);
+    if (!ok) return;
+    calibration = QStringList{QStringLiteral("gptq"), QStringLiteral("imatrix"),
+                              QStringLiteral("none")}[choices.indexOf(choice)];
+  }
+  if (context_->startExportModel(id, path, filter == ct, type, calibration))
     statusBar()->showMessage(tr("Exporting run %1 to %2…").arg(id).arg(path), 5000);
 }
 

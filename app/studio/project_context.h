@@ -129,8 +129,12 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // a Hugging Face directory with the source's tokenizer files, or with compressed_tensors
   // a compressed-tensors checkpoint for vLLM (the run's affine layers as pack-quantized
   // parts, engine/export/compressed_tensors_export.h); recorded as an artifact of the run.
+  // `gguf_calibration`: how GGUF blocks the run's codes do not fill are re-quantised with
+  // the project's calibration text: "gptq" (GPTQ on the block grid), "imatrix" (as
+  // llama-quantize --imatrix) or "none" (the plain encoders).
   int startExportModel(qint64 run_id, const QString& path, bool compressed_tensors = false,
-                       const QString& gguf_type = QStringLiteral("F32"));
+                       const QString& gguf_type = QStringLiteral("F32"),
+                       const QString& gguf_calibration = QStringLiteral("gptq"));
 
   // UI responsiveness while jobs run: the figures of a job that ended (0: the one that
   // ended last); ticks 0 for a job that has not ended.

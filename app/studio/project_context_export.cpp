@@ -70,7 +70,7 @@ int ProjectContext::startExportReport(const QString& path) {
 }
 
 int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool compressed_tensors,
-                                     const QString& gguf_type) {
+                                     const QString& gguf_type, const QString& gguf_calibration) {
   const QString file = saved_project(*this, hasProject(), project_file_, dirty_,
                                      QStringLiteral("exporting a model"));
   if (file.isEmpty()) return 0;
@@ -85,9 +85,15 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
             .arg(gguf_type, q(gguf_file_type_list())));
     return 0;
   }
+  const QStringList methods{QStringLiteral("gptq"), QStringLiteral("imatrix"), QStringLiteral("none")};
+  if (!methods.contains(gguf_calibration)) {
+    log(QStringLiteral("error: GGUF calibration '%1' is not one of %2")
+            .arg(gguf_calibration, methods.join(QStringLiteral(", "))));
+    return 0;
+  }
   const QString name = QStringLiteral("Export model of run %1").arg(run_id);
-  return bridge_.start(name, [this, file, path, run_id, compressed_tensors, gguf,
-                              type](JobContext& job) {
+  return bridge_.start(name, [this, file, path, run_id, compressed_tensors, gguf, type,
+                              gguf_calibration](JobContext& job) {
     job.progress(0, QStringLiteral("load"), file);
     const ProjectRunInputs in = load_project_run_inputs(file.toStdString());
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
@@ -166,15 +172,22 @@ int ProjectContext::startExportModel(qint64 run_id, const QString& path, bool co
       saved = save_exported_model(in.base, in.file, path.toStdString());
     }
     if (gguf) {
-      // Linears the block format cannot take as they are get GPTQ on its grid with the
-      // project's calibration text (as `mcw export --calib TEXT --method gptq`), else the
-      // plain encoders.
+      // Linears the block format cannot take as they are get re-quantised with the
+      // project's calibration text as `mcw export --calib TEXT --method gptq|imatrix`
+      // would, or by the plain encoders.
       GgufExportOptions o;
-      o.calibration = calibration_windows(in.calibration_tokens, co.calib_windows, co.calib_window);
-      o.method = GgufCalibration::Gptq;
+      if (gguf_calibration != QLatin1String("none"))
+        o.calibration = calibration_windows(in.calibration_tokens, co.calib_windows, co.calib_window);
+      o.method = gguf_calibration == QLatin1String("gptq") ? GgufCalibration::Gptq
+                                                           : GgufCalibration::Importance;
       if (o.calibration.empty())
-        job.log(QStringLiteral("the project has no calibration text: GGUF blocks re-quantised "
-                               "without calibration"));
+        job.log(gguf_calibration == QLatin1String("none")
+                    ? QStringLiteral("GGUF blocks re-quantised without calibration, as asked")
+                    : QStringLiteral("the project has no calibration text: GGUF blocks "
+                                     "re-quantised without calibration"));
+      else if (o.method == GgufCalibration::Importance)
+        job.log(QStringLiteral("GGUF blocks weighted by the importance matrix of the project's "
+                               "calibration text, as llama-quantize --imatrix"));
       o.progress = [&job](const ProgressEvent& e) {
         job.progress(0.85 + 0.1 * e.fraction, QStringLiteral("GGUF"), q(e.item));
       };

@@ -307,13 +307,22 @@ class StudioExportTest : public QObject {
     p.calibration_path = dir_.filePath(QStringLiteral("data/eval.txt")).toStdString();
     save_project(p, project_.toStdString());
     const QString out = dir_.filePath(QStringLiteral("q4km.gguf"));
+    const QString imx = dir_.filePath(QStringLiteral("q4km-imatrix.gguf"));
     const bool ok = wait_job(c, c.startExportModel(run_id_, out, false, QStringLiteral("Q4_K_M")));
+    const bool ok_imx = wait_job(
+        c, c.startExportModel(run_id_, imx, false, QStringLiteral("Q4_K_M"), QStringLiteral("imatrix")));
+    const int bad = c.startExportModel(run_id_, dir_.filePath(QStringLiteral("x.gguf")), false,
+                                       QStringLiteral("Q4_K_M"), QStringLiteral("awq"));
     save_project(original, project_.toStdString());
-    QVERIFY2(ok, qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
+    QVERIFY2(ok && ok_imx, qPrintable(c.logLines().mid(c.logLines().size() - 3).join(QLatin1Char('\n'))));
     QVERIFY(test::log_contains(c, QStringLiteral("GPTQ re-quantised ")));
     QVERIFY(test::log_contains(c, QStringLiteral(": blk.0.attn_q.weight, output error ")));
+    QVERIFY(test::log_contains(c, QStringLiteral("weighted by the importance matrix")));
+    QCOMPARE(bad, 0);
+    QVERIFY(test::log_contains(c, QStringLiteral("GGUF calibration 'awq' is not one of gptq, imatrix, none")));
     QVERIFY(!QFileInfo::exists(out + QStringLiteral(".mcw-compressed")));
     QCOMPARE(read_gguf(out.toStdString()).get_u64("general.file_type"), uint64_t(15));
+    QCOMPARE(read_gguf(imx.toStdString()).get_u64("general.file_type"), uint64_t(15));
   }
 
   void exportOfAnUnknownRunFails() {

@@ -8,6 +8,7 @@
 #include "engine/compress/calibrate.h"
 #include "engine/export/gguf_export.h"
 #include "engine/export/hf_export.h"
+#include "engine/runs/run_export.h"
 #include "engine/model/llama_config.h"
 #include "engine/model/tokenizer_loader.h"
 
@@ -17,7 +18,9 @@ const char* const kExportUsage =
     "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf [--calib TEXT\n"
     "                  [--method imatrix|gptq] [--windows N] [--window L]]\n"
     "       mcw export DIR --format compressed-tensors --out OUT\n"
-    "       mcw export MODEL --format hf --out DIR [--dtype f16|bf16|f32]\n\n"
+    "       mcw export MODEL --format hf --out DIR [--dtype f16|bf16|f32]\n"
+    "       mcw export PROJECT --run ID --format hf|gguf|compressed-tensors --out OUT\n"
+    "                  [--type TYPE] [--method gptq|imatrix|none]\n\n"
     "Rewrites a model in another runtime's format:\n"
     "  gguf                llama.cpp's file. MODEL is anything MCW opens as a Llama-family\n"
     "                      model (an HF or mcw compress directory, a GGUF, a llama2.c file).\n"
@@ -56,6 +59,11 @@ const char* const kExportUsage =
     "                      or f32 dtype, else f16), config.json with the model's architecture,\n"
     "                      and its tokenizer (a GGUF's byte-level BPE vocabulary as\n"
     "                      tokenizer.json).\n"
+    "With --run, the model of a finished run of PROJECT: its recipe compressed again with\n"
+    "the project's calibration text (resumable: a stopped export goes on from its last\n"
+    "block), written in the format, and recorded as an artifact of the run; a GGUF's blocks\n"
+    "that the run's codes do not fill are re-quantised with the calibration text by --method\n"
+    "(default gptq), as the studio's File > Export model does.\n"
     "mcw inspect OUT reads the result back.\n";
 
 namespace {
@@ -142,15 +150,61 @@ int export_hf_directory(const std::string& model, const std::string& out,
   return 0;
 }
 
+int export_project_run(const std::string& project, const std::string& run, const std::string& format,
+                       const std::string& out, const Args& args) {
+  for (const char* o : {"calib", "windows", "window", "dtype"})
+    if (args.value(o)) throw UsageError{"--" + std::string(o) + " is not for --run (the project says)"};
+  char* end = nullptr;
+  const long long id = std::strtoll(run.c_str(), &end, 10);
+  if (run.empty() || *end || id <= 0) throw UsageError{"export --run '" + run + "': a run id (mcw runs list)"};
+  RunExportOptions o;
+  if (format == "gguf") {
+    o.format = RunExportFormat::Gguf;
+    const auto type = args.value("type");
+    if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};
+    o.gguf_type = find_gguf_file_type(*type);
+    if (!o.gguf_type)
+      throw UsageError{"export --type '" + *type + "': the GGUF types are: " + gguf_file_type_list()};
+    const std::string method = args.value("method").value_or("gptq");
+    if (method != "gptq" && method != "imatrix" && method != "none")
+      throw UsageError{"export --method '" + method + "': the methods are: gptq, imatrix, none"};
+    o.gguf_calibration = method == "gptq"      ? GgufRequantise::Gptq
+                         : method == "imatrix" ? GgufRequantise::Imatrix
+                                               : GgufRequantise::None;
+  } else if (format == "hf" || format == "compressed-tensors") {
+    if (args.value("type") || args.value("method"))
+      throw UsageError{"--type and --method are for --format gguf"};
+    o.format = format == "hf" ? RunExportFormat::HuggingFace : RunExportFormat::CompressedTensors;
+  } else {
+    throw UsageError{"export --format '" + format + "': the formats are: gguf, compressed-tensors, hf"};
+  }
+  const SigintCancel sigint;
+  o.cancel = &sigint.token();
+  o.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  RunExport e;
+  try {
+    ProgressBar bar("export");
+    o.progress = bar.callback();
+    e = export_run(project, id, out, o);
+  } catch (const Cancelled&) {
+    std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
+    return 130;
+  }
+  std::printf("%s\n", describe_run_export(e, id, out).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window", "dtype"}, {});
+  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window", "dtype", "run"}, {});
   if (args.positional().size() != 1)
     throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
   const auto out = args.value("out");
   if (!format || !out) throw UsageError{"export needs --format FORMAT and --out OUT"};
+  if (const auto run = args.value("run"))
+    return export_project_run(args.positional()[0], *run, *format, *out, args);
   if (*format == "gguf") {
     const auto type = args.value("type");
     if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};

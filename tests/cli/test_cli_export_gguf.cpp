@@ -82,3 +82,39 @@ TEST(CliExportGguf, UsageErrors) {
       << format.err;
   EXPECT_FALSE(fs::exists(out));
 }
+
+// --run: the model of a finished run of a project, in each format, recorded as the run's
+// artifact; the run's recipe is compressed again with the project's calibration text.
+TEST(CliExportGguf, ExportsAProjectsRun) {
+  const fs::path dir = fresh_dir("export-run");
+  Project p = tiny_project(dir, "exportrun");
+  p.calibration_path = (dir / "eval.txt").string();
+  p.recipes = {{"w4", "", "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 0\n"}};
+  const std::string proj = (dir / "exportrun.mcwproj").string();
+  save_project(p, proj);
+  const Result run = run_mcw("run " + proj + " --recipe w4");  // run 1 baseline, run 2 w4
+  ASSERT_EQ(run.code, 0) << run.err;
+
+  const std::string gguf = (dir / "run2.gguf").string(), hf = (dir / "run2-hf").string();
+  const Result g = run_mcw("export " + proj + " --run 2 --format gguf --type Q4_K_M --out " + gguf);
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find("GPTQ re-quantised "), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("exported run 2 ('w4') to " + gguf), std::string::npos) << g.out;
+  EXPECT_EQ(read_gguf(gguf).get_u64("general.file_type"), 15u);
+  EXPECT_FALSE(fs::exists(gguf + ".mcw-compressed"));
+  const Result h = run_mcw("export " + proj + " --run 2 --format hf --out " + hf);
+  ASSERT_EQ(h.code, 0) << h.err;
+  EXPECT_TRUE(fs::exists(fs::path(hf) / "packed.safetensors"));
+  const Result show = run_mcw("runs show " + proj + " 2");
+  EXPECT_NE(show.out.find("model-gguf"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("model-hf"), std::string::npos) << show.out;
+
+  const Result missing = run_mcw("export " + proj + " --run 9 --format hf --out " + (dir / "x").string());
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no run 9"), std::string::npos) << missing.err;
+  const Result bad = run_mcw("export " + proj + " --run two --format hf --out " + (dir / "x").string());
+  EXPECT_NE(bad.err.find("a run id"), std::string::npos) << bad.err;
+  const Result type = run_mcw("export " + proj + " --run 2 --format hf --type Q8_0 --out " + (dir / "x").string());
+  EXPECT_NE(type.err.find("--type and --method are for --format gguf"), std::string::npos) << type.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}

@@ -110,8 +110,8 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     if (t.weighted_rel_error)
       std::snprintf(weighted, sizeof weighted, "  act-weighted %.5f", *t.weighted_rel_error);
     if (t.gptq_output_error)
-      std::snprintf(weighted, sizeof weighted, "  output %.5f (imatrix %.5f)", *t.gptq_output_error,
-                    *t.imatrix_output_error);
+      std::snprintf(weighted, sizeof weighted, "  output %.5f (imatrix %.5f)%s", *t.gptq_output_error,
+                    *t.imatrix_output_error, t.gptq_damp > 0.01 ? "  damp raised" : "");
     std::printf("%-7s %-32s rel.err %.5f%s%s\n", std::string(dtype_name(t.type)).c_str(),
                 t.name.c_str(), t.rel_error, weighted, note.c_str());
     worst = std::max(worst, t.rel_error);
@@ -206,6 +206,7 @@ int run_export(const std::vector<std::string>& argv) {
   if (const auto run = args.value("run"))
     return export_project_run(args.positional()[0], *run, *format, *out, args);
   if (*format == "gguf") {
+    if (args.value("dtype")) throw UsageError{"--dtype is for --format hf"};
     const auto type = args.value("type");
     if (!type) throw UsageError{"export --format gguf needs --type (e.g. Q4_K_M)"};
     return export_gguf_file(args.positional()[0], *out, *type, args);

@@ -41,9 +41,19 @@ BlockGptqResult quantize_gptq_blocks(const float* w, int64_t rows, int64_t cols,
   out.percdamp = factor_dampened(stats.xtx, cols, {}, dead, opt.percdamp, opt.factor_tolerance, U,
                                  &out.factor, cancel, name, "gptq");
   std::vector<float> wk(size_t(rows * cols));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      wk[size_t(r * cols + c)] = dead[size_t(c)] ? 0.0f : w[r * cols + c];
+  // The legacy types' weighted fit weighs by the row's mean square (as llama-quantize
+  // --imatrix sees the row); the sweep fits one block at a time, so it is passed in: that
+  // of the weights before the sweep.
+  std::vector<float> row_ms(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    float ss = 0;  // as the encoder sums a whole row: in float, left to right
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = dead[size_t(c)] ? 0.0f : w[r * cols + c];
+      wk[size_t(r * cols + c)] = v;
+      ss += v * v;
+    }
+    row_ms[size_t(r)] = ss / float(cols);
+  }
 
   const size_t block_bytes = size_t(info.block_bytes), row_bytes = size_t(cols / bv) * block_bytes;
   out.blocks.resize(size_t(rows) * row_bytes);
@@ -57,6 +67,7 @@ BlockGptqResult quantize_gptq_blocks(const float* w, int64_t rows, int64_t cols,
     float* const ne_all = negerr.data();
     const float* const u = U.data();
     const float* const imp = opt.weighted_fit ? importance.data() : nullptr;
+    const float* const ms = row_ms.data();
     std::byte* const blocks = out.blocks.data();
     parallel_rows(
         rows, [=](int64_t r0, int64_t r1) __attribute__((always_inline)) {
@@ -69,7 +80,7 @@ BlockGptqResult quantize_gptq_blocks(const float* w, int64_t rows, int64_t cols,
               const int64_t at = k % bv;
               std::byte* const blk = blocks + size_t(r) * row_bytes + size_t(k / bv) * block_bytes;
               if (at == 0) {
-                from_f32_weighted(type, row + k, blk, size_t(bv), imp ? imp + k : nullptr);
+                from_f32_weighted(type, row + k, blk, size_t(bv), imp ? imp + k : nullptr, ms[r]);
                 block_code_grids(type, blk, grids.data());
               }
               const float v = row[k];

@@ -39,9 +39,10 @@ bool factor_inverse_hessian(const std::vector<double>& xtx, int64_t n,
                             HessianFactorReport* report = nullptr,
                             const CancelToken* cancel = nullptr);
 // factor_inverse_hessian with damp = percdamp · mean(diag Ĥ) (dead columns counted as 1,
-// summed in the sweep's order), percdamp raised while Ĥ is not positive definite (+0.01,
-// +0.02, +0.04, … up to 1, as GPTQModel's damp_auto_increment does). Returns the percdamp
-// that worked; throws mcw::Error(name, "<method>: …") when even that fails.
+// summed in the sweep's order); while Ĥ is not positive definite it is tried again with
+// percdamp + 0.01·2^k, k = 0, 1, 2, … while that is at most 1 (from 0.01: 0.02, 0.03, 0.05,
+// 0.09, 0.17, 0.33, 0.65). Returns the percdamp that worked; throws
+// mcw::Error(name, "<method>: …") when none does.
 double factor_dampened(const std::vector<double>& xtx, int64_t n, const std::vector<int64_t>& perm,
                        const std::vector<uint8_t>& dead, double percdamp, double tolerance,
                        std::vector<float>& U, HessianFactorReport* report,

@@ -11,9 +11,11 @@
 
 namespace mcw {
 
+float CodeGrid::value(int l) const { return scale * float(l - zero) - min; }
+
 int CodeGrid::nearest(float v) const {
-  if (scale == 0.0f || !std::isfinite(v)) return std::clamp(zero, lo, hi);
   const double guess = std::nearbyint((double(v) + double(min)) / double(scale)) + zero;
+  if (scale == 0.0f || !std::isfinite(guess)) return std::clamp(zero, lo, hi);
   const int l = int(std::clamp(guess, double(lo), double(hi)));
   // The division rounds; the neighbours settle which code's float value is nearest.
   int best = l;

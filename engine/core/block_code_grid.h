@@ -21,9 +21,11 @@ struct CodeGrid {
   float scale = 0, min = 0;
   int zero = 0, lo = 0, hi = 0;
 
-  float value(int l) const { return scale * float(l - zero) - min; }
+  // Out of line on purpose: inlined into a caller built for FMA, scale·(l − zero) − min
+  // would be contracted to one rounding and differ from the decoders' two.
+  float value(int l) const;
   // The code whose value is nearest to v (ties to the lower code); `zero` clamped to
-  // [lo, hi] when scale is 0.
+  // [lo, hi] when scale is 0 or anything is not finite.
   int nearest(float v) const;
 };
 

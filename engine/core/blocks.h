@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "engine/core/dtype.h"
 
@@ -37,8 +38,10 @@ void from_f32(DType t, const float* src, void* dst, size_t n);
 // for the unweighted reference encoders (from_f32). Q8_0, F16, BF16, F32 ignore it.
 // Byte for byte ggml's quantize_{q4_0,q4_1,q5_0,q5_1,q4_K,q5_K,q6_K}(src, dst, 1, n,
 // importance) for finite input (kquant_encode_weighted.cpp). Pass whole tensor rows: the
-// legacy types weigh each value by its row's mean square, so encoding a row in pieces
-// gives other bytes.
-void from_f32_weighted(DType t, const float* src, void* dst, size_t n, const float* importance);
+// legacy types (Q4_0, Q4_1, Q5_0, Q5_1) weigh each value by its row's mean square, so a
+// piece of a row encodes as in its row only with `row_mean_square` given (the K-quants
+// use each super-block's own).
+void from_f32_weighted(DType t, const float* src, void* dst, size_t n, const float* importance,
+                       std::optional<float> row_mean_square = std::nullopt);
 
 }  // namespace mcw

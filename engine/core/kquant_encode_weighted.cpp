@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "engine/core/blocks.h"
 #include "engine/core/kquant_blocks.h"
@@ -88,8 +89,9 @@ void pack_q5(const Code* codes, uint8_t* qs, uint8_t* qh_bytes) {
   std::memcpy(qh_bytes, &qh, 4);
 }
 
-void quantize_q4_0_weighted(const float* x, BlockQ4_0* out, size_t n, const float* qw) {
-  const float sigma2 = row_mean_square(x, n);
+void quantize_q4_0_weighted(const float* x, BlockQ4_0* out, size_t n, const float* qw,
+                             std::optional<float> row_ms) {
+  const float sigma2 = row_ms ? *row_ms : row_mean_square(x, n);
   for (size_t b = 0; b < n / kQBlock; ++b) {
     int8_t codes[kQBlock];
     fit_legacy_symmetric<8>(x + kQBlock * b, qw + kQBlock * b, sigma2, out[b].d, codes);
@@ -97,8 +99,9 @@ void quantize_q4_0_weighted(const float* x, BlockQ4_0* out, size_t n, const floa
   }
 }
 
-void quantize_q5_0_weighted(const float* x, BlockQ5_0* out, size_t n, const float* qw) {
-  const float sigma2 = row_mean_square(x, n);
+void quantize_q5_0_weighted(const float* x, BlockQ5_0* out, size_t n, const float* qw,
+                             std::optional<float> row_ms) {
+  const float sigma2 = row_ms ? *row_ms : row_mean_square(x, n);
   for (size_t b = 0; b < n / kQBlock; ++b) {
     int8_t codes[kQBlock];
     fit_legacy_symmetric<16>(x + kQBlock * b, qw + kQBlock * b, sigma2, out[b].d, codes);
@@ -106,8 +109,9 @@ void quantize_q5_0_weighted(const float* x, BlockQ5_0* out, size_t n, const floa
   }
 }
 
-void quantize_q4_1_weighted(const float* x, BlockQ4_1* out, size_t n, const float* qw) {
-  const float sigma2 = row_mean_square(x, n);
+void quantize_q4_1_weighted(const float* x, BlockQ4_1* out, size_t n, const float* qw,
+                             std::optional<float> row_ms) {
+  const float sigma2 = row_ms ? *row_ms : row_mean_square(x, n);
   for (size_t b = 0; b < n / kQBlock; ++b) {
     uint8_t codes[kQBlock];
     fit_legacy_affine<15>(x + kQBlock * b, qw + kQBlock * b, sigma2, out[b].d, out[b].m, codes);
@@ -115,8 +119,9 @@ void quantize_q4_1_weighted(const float* x, BlockQ4_1* out, size_t n, const floa
   }
 }
 
-void quantize_q5_1_weighted(const float* x, BlockQ5_1* out, size_t n, const float* qw) {
-  const float sigma2 = row_mean_square(x, n);
+void quantize_q5_1_weighted(const float* x, BlockQ5_1* out, size_t n, const float* qw,
+                             std::optional<float> row_ms) {
+  const float sigma2 = row_ms ? *row_ms : row_mean_square(x, n);
   for (size_t b = 0; b < n / kQBlock; ++b) {
     uint8_t codes[kQBlock];
     fit_legacy_affine<31>(x + kQBlock * b, qw + kQBlock * b, sigma2, out[b].d, out[b].m, codes);
@@ -228,17 +233,19 @@ void quantize_k_affine_weighted(const float* x, Block* out, size_t n, const floa
 
 }  // namespace
 
-void from_f32_weighted(DType t, const float* src, void* dst, size_t n, const float* importance) {
+void from_f32_weighted(DType t, const float* src, void* dst, size_t n, const float* importance,
+                       std::optional<float> row_mean_square) {
   if (!importance) return from_f32(t, src, dst, n);
+  const std::optional<float> ms = row_mean_square;
   switch (t) {
     case DType::Q4_0:
-      return quantize_q4_0_weighted(src, static_cast<BlockQ4_0*>(dst), n, importance);
+      return quantize_q4_0_weighted(src, static_cast<BlockQ4_0*>(dst), n, importance, ms);
     case DType::Q4_1:
-      return quantize_q4_1_weighted(src, static_cast<BlockQ4_1*>(dst), n, importance);
+      return quantize_q4_1_weighted(src, static_cast<BlockQ4_1*>(dst), n, importance, ms);
     case DType::Q5_0:
-      return quantize_q5_0_weighted(src, static_cast<BlockQ5_0*>(dst), n, importance);
+      return quantize_q5_0_weighted(src, static_cast<BlockQ5_0*>(dst), n, importance, ms);
     case DType::Q5_1:
-      return quantize_q5_1_weighted(src, static_cast<BlockQ5_1*>(dst), n, importance);
+      return quantize_q5_1_weighted(src, static_cast<BlockQ5_1*>(dst), n, importance, ms);
     case DType::Q4_K:
       return quantize_k_affine_weighted<BlockQ4_K, 4>(src, static_cast<BlockQ4_K*>(dst), n,
                                                       importance);

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "engine/compress/calibrate.h"
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
 #include "engine/core/block_code_grid.h"
@@ -113,6 +114,25 @@ std::map<std::string, DType> part_types(const LlamaModel& m,
   const std::vector<Tensor> none;
   for (const Source& s : sources(m, none))
     for (const Part& p : s.parts) out[p.hf] = type_of(s.place);
+  return out;
+}
+
+// The linears the GPTQ pass re-quantises, with their GGUF types: those whose type has a code
+// grid, except weights already stored in that type (copied as they are) and MCW codes that
+// are exactly its blocks (kept). Worked out once: each packed layer is read once.
+std::map<std::string, DType> gptq_targets(LlamaModel& m,
+                                          const std::function<DType(const GgufTensorPlace&)>& type_of,
+                                          const PackedSafetensorsReader* packed) {
+  std::map<std::string, size_t> packed_index;  // HF name -> layer of `packed`
+  for (size_t k = 0; packed && k < packed->size(); ++k) packed_index[packed->scheme(k).name] = k;
+  std::map<std::string, DType> out;
+  for (const auto& [hf, type] : part_types(m, type_of)) {
+    const Tensor* t = find_weight(m, hf);
+    if (!has_code_grid(type) || !t || t->ndim() != 2 || t->dtype() == type) continue;
+    const auto k = packed_index.find(hf);
+    if (k != packed_index.end() && gguf_codes_misfit(packed->read(k->second), type).empty()) continue;
+    out.emplace(hf, type);
+  }
   return out;
 }
 
@@ -318,7 +338,10 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
         e.out_diff += it->second.out_diff, e.baseline_out_diff += it->second.baseline_out_diff;
       }
     if (!any) continue;
-    sums[i].diff = e.diff, sums[i].ref = e.ref;
+    for (const Part& p : srcs[i].parts)
+      if (const auto it = w.requantised->find(p.hf); it != w.requantised->end())
+        result.tensors[i].gptq_damp = std::max(result.tensors[i].gptq_damp, it->second.percdamp);
+    sums[i].diff += e.diff, sums[i].ref += e.ref;  // beside parts whose codes were kept
     auto ratio = [&](double d) { return e.out_ref > 0 ? std::sqrt(d / e.out_ref) : 0.0; };
     result.tensors[i].gptq_output_error = ratio(e.out_diff);
     result.tensors[i].imatrix_output_error = ratio(e.baseline_out_diff);
@@ -358,19 +381,13 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
     if (!gptq) {
       importance = measure_importance(model, o.calibration, progress, o.cancel);
       w.importance = &importance;
-    } else {
+    } else if (const std::map<std::string, DType> targets = gptq_targets(model, w.type_of, packed ? &*packed : nullptr);
+               !targets.empty()) {
       scratch.emplace(std::filesystem::absolute(out).parent_path(), ".mcw-export-gptq");
-      const std::map<std::string, DType> types = part_types(model, w.type_of);
-      std::map<std::string, size_t> packed_index;  // HF name -> layer of `packed`
-      for (size_t k = 0; packed && k < packed->size(); ++k) packed_index[packed->scheme(k).name] = k;
       GgufGptqOptions g;
       g.type_of = [&](const std::string& hf) -> std::optional<DType> {
-        const auto t = types.find(hf);
-        if (t == types.end() || !has_code_grid(t->second)) return std::nullopt;
-        const auto k = packed_index.find(hf);  // MCW's codes that fit are kept as they are
-        if (k != packed_index.end() && gguf_codes_misfit(packed->read(k->second), t->second).empty())
-          return std::nullopt;
-        return t->second;
+        const auto t = targets.find(hf);
+        return t == targets.end() ? std::nullopt : std::optional<DType>(t->second);
       };
       g.scratch_dir = scratch->path().string();
       g.progress = progress;

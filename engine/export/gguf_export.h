@@ -38,6 +38,7 @@ struct GgufExportTensor {
   // error on the layer's calibration inputs X, √(tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ)), of the
   // blocks written and of those llama-quantize --imatrix would write (gguf_gptq.h).
   std::optional<double> gptq_output_error, imatrix_output_error;
+  double gptq_damp = 0;  // the largest dampening its parts' Hessians needed (0.01 unless raised)
 };
 
 struct GgufExportReport {

@@ -88,7 +88,7 @@ std::map<std::string, GgufGptqError> gptq_for_gguf(LlamaModel& model,
       const std::optional<DType> type = opt.type_of(name);
       if (!type) continue;
       Tensor* t = find_weight(model, name);
-      if (!t) throw Error("", "the model has no weight " + name);
+      if (!t) throw Error(name, "the model has no such weight to re-quantise");
       const int64_t rows = t->dim(0), cols = t->dim(1);
       const std::vector<float> w = t->to_f32();
       BlockGptqResult r =

@@ -32,7 +32,7 @@ template <class Sink>
 void for_each_converted_chunk(const Tensor& t, DType want, const Sink& sink) {
   const size_t n = size_t(t.numel()), out_bytes = size_t(dtype_info(want).block_bytes);
   if (t.dtype() == want) return sink(t.data(), t.nbytes());
-  const size_t row = t.ndim() == 2 ? size_t(t.dim(1)) : std::max<size_t>(n, 1);
+  const size_t row = std::max<size_t>(1, t.ndim() == 2 ? size_t(t.dim(1)) : n);
   const size_t chunk = std::max<size_t>(1, (size_t(1) << 20) / row) * row;  // ~4 MB of f32
   std::vector<float> v(std::min(chunk, n));
   std::vector<std::byte> bytes(v.size() * out_bytes);

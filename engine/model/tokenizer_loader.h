@@ -25,11 +25,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m);
 // names, added tokens, BOS as a TemplateProcessing post-processor; nullopt for another
 // tokenizer model (SentencePiece "llama" has no such file here). Throws mcw::Error naming
 // `path` for a pre-tokenizer MCW does not know.
-std::optional<nlohmann::ordered_json> gguf_bpe_tokenizer_json(const GGUFFile& g,
-                                                             const std::string& path);
+std::optional<nlohmann::json> gguf_bpe_tokenizer_json(const GGUFFile& g, const std::string& path);
 // The model's tokenizer as files in `dir`, beside a copy of its weights: the files beside
 // the source (copy_tokenizer_files), and for a GGUF with a byte-level BPE vocabulary the
-// tokenizer.json it stands for. Returns the files written.
+// tokenizer.json it stands for (none when its pre-tokenizer is one MCW does not know).
+// Returns the files written.
 std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir);
 
 // Reads a llama2.c tokenizer.bin for a vocabulary of `vocab_size` pieces.

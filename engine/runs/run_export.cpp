@@ -50,7 +50,7 @@ RunExport describe_hf_directory(const ModelFile& source, const std::string& path
 // The GGUF file from `source` (the run's compressed directory, or the model for the
 // baseline), its re-quantisation told line by line.
 void write_gguf(const std::string& source, const std::string& path, const ProjectRunInputs& in,
-                const CompressOptions& co, const RunExportOptions& o) {
+                const CompressOptions& co, const RunExportOptions& o, double progress_from) {
   auto log = [&](const std::string& line) { if (o.log) o.log(line); };
   GgufExportOptions g;
   if (o.gguf_calibration != GgufRequantise::None)
@@ -64,7 +64,7 @@ void write_gguf(const std::string& source, const std::string& path, const Projec
   else if (g.method == GgufCalibration::Importance)
     log("GGUF blocks weighted by the importance matrix of the project's calibration text, as "
         "llama-quantize --imatrix");
-  g.progress = progress_part(o.progress, 0.85, 0.95);
+  g.progress = progress_part(o.progress, progress_from, 0.95);
   g.cancel = o.cancel;
   const GgufExportReport r = export_gguf(source, path, *o.gguf_type, g);
   int kept = 0, requantised = 0;
@@ -128,6 +128,9 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
     throw Error(where, "the baseline has no compressed layers to export as compressed-tensors");
   CompressOptions co;
   co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
+  // Where the compression's share of the progress ends: GPTQ on the GGUF grid is another
+  // pass of calibration, as long as a calibrated recipe's.
+  const double compressed_at = gguf && o.gguf_calibration == GgufRequantise::Gptq ? 0.45 : 0.85;
   RunExport out;
   // compressed-tensors and GGUF: compressed into an MCW directory beside `path` first
   // (resumable like any export), then rewritten, and the intermediate removed.
@@ -143,14 +146,14 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
       log("resuming the export from " + dir.staging_path() + " (" + from->describe() + ")");
     CompressionResult compressed;
     try {
-      compressed = dir.compress(progress_part(o.progress, 0.05, 0.85), o.cancel);
+      compressed = dir.compress(progress_part(o.progress, 0.05, compressed_at), o.cancel);
     } catch (const Cancelled&) {
       if (const std::string k = dir.kept(); !k.empty())
         log("export stopped: " + k + "; exporting run " + std::to_string(run_id) +
             " to the same place again goes on from there");
       throw;
     }
-    report(o.progress, "save", path, 0.85);
+    report(o.progress, "save", path, compressed_at);
     dir.finish(compressed);
     out = describe_hf_directory(in.file, hf_path);
     out.packed_layers = compressed.layers.size();
@@ -173,7 +176,7 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
     out = describe_hf_directory(in.file, path);
   }
   if (gguf) {
-    write_gguf(gguf_source, path, in, co, o);
+    write_gguf(gguf_source, path, in, co, o, compressed_at);
     if (recipe) fs::remove_all(hf_path);
     out = RunExport{};
     out.kind = "model-gguf", out.weights_file = path;

@@ -52,7 +52,9 @@ std::vector<float> imatrix_encoding(DType t, const std::vector<float>& w, int64_
 // and after column c is rounded its error (w_c − q_c)/[H⁻¹]_cc moved onto the later columns
 // along row c of H⁻¹, then c eliminated from H⁻¹ (H⁻¹ ← H⁻¹ − H⁻¹_:c H⁻¹_c: / [H⁻¹]_cc).
 // A block's parameters are fitted, by the same weighted encoder, to its columns' values
-// when the sweep reaches its first column. No Cholesky factor, no lazy batches.
+// when the sweep reaches its first column (the legacy types weighing by the mean square of
+// the row before the sweep, as --imatrix weighs a whole row). No Cholesky factor, no lazy
+// batches.
 std::vector<float> naive_block_gptq(const std::vector<float>& w0, int64_t rows, int64_t cols,
                                     const LayerStats& st, DType t, double percdamp) {
   const int64_t bv = dtype_info(t).block;
@@ -65,6 +67,12 @@ std::vector<float> naive_block_gptq(const std::vector<float>& w0, int64_t rows, 
       h[size_t(j * cols + j)] = 1;
       for (int64_t r = 0; r < rows; ++r) w[size_t(r * cols + j)] = 0;
     }
+  }
+  std::vector<float> row_ms(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    float ss = 0;
+    for (int64_t j = 0; j < cols; ++j) ss += float(w[size_t(r * cols + j)]) * float(w[size_t(r * cols + j)]);
+    row_ms[size_t(r)] = ss / float(cols);
   }
   double mean = 0;
   for (int64_t j = 0; j < cols; ++j) mean += h[size_t(j * cols + j)] / double(cols);
@@ -95,7 +103,7 @@ std::vector<float> naive_block_gptq(const std::vector<float>& w0, int64_t rows, 
       std::byte* blk = blocks.data() + size_t(r * (cols / bv) + c / bv) * block_bytes;
       if (at == 0) {
         for (int64_t j = 0; j < bv; ++j) vals[size_t(j)] = float(w[size_t(r * cols + c + j)]);
-        from_f32_weighted(t, vals.data(), blk, size_t(bv), imp.data() + c);
+        from_f32_weighted(t, vals.data(), blk, size_t(bv), imp.data() + c, row_ms[size_t(r)]);
         block_code_grids(t, blk, grids.data() + r * bv);
       }
       const CodeGrid& g = grids[size_t(r * bv + at)];
@@ -188,6 +196,30 @@ TEST(BlockCodeGrid, NearestIsTheClosestCode) {
     }
   EXPECT_EQ((CodeGrid{0, 0, 8, 0, 15}.nearest(1.0f)), 8);    // scale 0: the zero code
   EXPECT_EQ((CodeGrid{0, 0, 32, 0, 15}.nearest(1.0f)), 15);  // clamped into range
+}
+
+// The sweep fits one block at a time; given its row's mean square, a legacy block encodes
+// exactly as it does inside its whole row (what llama-quantize --imatrix writes).
+TEST(BlockCodeGrid, ABlockOfARowEncodesAsInItsRow) {
+  const int64_t cols = 256;
+  std::vector<float> row = gaussian(size_t(cols), 9), imp = gaussian(size_t(cols), 10);
+  for (float& v : imp) v = v * v + 0.01f;
+  row[7] *= 30;  // a large value moves the row's mean square far from most blocks'
+  float ss = 0;
+  for (float v : row) ss += v * v;
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
+    const DTypeInfo& info = dtype_info(t);
+    std::vector<std::byte> whole(size_t(cols / info.block * info.block_bytes)), piece(whole.size());
+    from_f32_weighted(t, row.data(), whole.data(), size_t(cols), imp.data());
+    for (int64_t b = 0; b < cols / info.block; ++b)
+      from_f32_weighted(t, row.data() + b * info.block, piece.data() + b * info.block_bytes,
+                        size_t(info.block), imp.data() + b * info.block, ss / float(cols));
+    EXPECT_EQ(piece, whole) << type_name(t);
+    for (int64_t b = 0; b < cols / info.block; ++b)  // without it: the block's own
+      from_f32_weighted(t, row.data() + b * info.block, piece.data() + b * info.block_bytes,
+                        size_t(info.block), imp.data() + b * info.block);
+    EXPECT_NE(piece, whole) << type_name(t);
+  }
 }
 
 TEST(BlockCodeGrid, TypesWithoutAGridAreRefused) {

@@ -217,6 +217,16 @@ TEST(GgufExport, GgufVocabularyGoesBackToTokenizerJson) {
   EXPECT_NE(std::find(want.begin(), want.end(), original->eos_id()), want.end());  // a special
   EXPECT_EQ(back->decode(want), from_gguf->decode(want));
 
+  // A split MCW cannot name (llama.cpp's "tekken", say): no tokenizer.json rather than a
+  // wrong one, and no error (compress and export still finish).
+  GGUFFile g = read_gguf(gguf);
+  for (GGUFKeyValue& kv : g.kvs)
+    if (kv.key == "tokenizer.ggml.pre") kv.value = std::string("tekken");
+  write_gguf((dir / "tekken.gguf").string(), g.kvs, g.tensors);
+  fs::create_directories(dir / "tekken");
+  EXPECT_TRUE(write_tokenizer_files(open_model_file((dir / "tekken.gguf").string()), (dir / "tekken").string()).empty());
+  EXPECT_FALSE(fs::exists(dir / "tekken" / "tokenizer.json"));
+
   // A directory's own tokenizer files are copied, nothing is made up for them.
   fs::create_directories(dir / "copy");
   const auto copied = write_tokenizer_files(open_model_file((dir / "hf").string()), (dir / "copy").string());
@@ -486,6 +496,13 @@ TEST(GgufExport, GptqBlocksLowerTheOutputErrorOfTheImatrixExport) {
   EXPECT_NEAR(output_error(wi, w), *k.imatrix_output_error, 1e-3 * *k.imatrix_output_error);
   EXPECT_NEAR(rel_error(wg, w), k.rel_error, 1e-6);
   EXPECT_LT(output_error(wg, w), 0.8 * output_error(wi, w));
+
+  // A file already of the type goes through as it is: nothing is re-quantised again.
+  const std::string again = (dir / "again.gguf").string();
+  o.progress = {};
+  const GgufExportReport r2 = export_gguf(gptq_path, again, *find_gguf_file_type("Q4_K_M"), o);
+  for (const GgufExportTensor& t : r2.tensors) EXPECT_FALSE(t.gptq_output_error) << t.name;
+  EXPECT_EQ(load_llama(open_model_file(again)).layers[1].w_down.to_f32(), via_gptq.layers[1].w_down.to_f32());
 }
 
 // Cancelling the GPTQ pass part-way leaves neither the file nor the scratch blocks.

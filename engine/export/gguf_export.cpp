@@ -18,7 +18,6 @@
 #include "engine/export/gguf_tokenizer.h"
 #include "engine/export/importance_matrix.h"
 #include "engine/export/packed_safetensors.h"
-#include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/model/rope_freq_factors.h"
@@ -368,7 +367,6 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
   if (const std::string p = find_packed_beside(model_path); !p.empty()) w.packed = &packed.emplace(p);
   ImportanceMatrix importance;
   std::map<std::string, GgufGptqError> requantised;
-  std::optional<ScratchDir> scratch;  // the GPTQ pass's blocks, until written
   const bool gptq = !o.calibration.empty() && o.method == GgufCalibration::Gptq;
   const double calibrated = o.calibration.empty() ? 0 : gptq ? 0.9 : 0.3;
   if (!o.calibration.empty()) {
@@ -383,13 +381,12 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
       w.importance = &importance;
     } else if (const std::map<std::string, DType> targets = gptq_targets(model, w.type_of, packed ? &*packed : nullptr);
                !targets.empty()) {
-      scratch.emplace(std::filesystem::absolute(out).parent_path(), ".mcw-export-gptq");
       GgufGptqOptions g;
       g.type_of = [&](const std::string& hf) -> std::optional<DType> {
         const auto t = targets.find(hf);
         return t == targets.end() ? std::nullopt : std::optional<DType>(t->second);
       };
-      g.scratch_dir = scratch->path().string();
+      g.scratch_dir = std::filesystem::absolute(out).parent_path().string();
       g.progress = progress;
       g.cancel = o.cancel;
       requantised = gptq_for_gguf(model, o.calibration, g);

@@ -2,30 +2,44 @@
 
 #include <oneapi/tbb/parallel_for.h>
 
-#include <cstdio>
-#include <filesystem>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "engine/compress/block_gptq.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
-#include "engine/core/mapped_file.h"
 #include "engine/kernels/gram.h"
 
 namespace mcw {
 namespace {
 
-// `bytes` as the file `path`, mapped back as a tensor of `type` and `shape`.
-Tensor write_and_map(const std::string& path, const std::vector<std::byte>& bytes, DType type,
+// `bytes` in a file without a name in `dir` (O_TMPFILE: nothing is left behind, whatever
+// ends the process), mapped back read-only as a tensor of `type` and `shape`.
+Tensor write_and_map(const std::string& dir, const std::vector<std::byte>& bytes, DType type,
                      const Shape& shape, const std::string& name) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error(path, "cannot create the GPTQ scratch file");
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  if (std::fclose(f) != 0 || !ok)
-    throw Error(path, "cannot write the GPTQ scratch file (disk full?)");
-  auto mapped = MappedFile::open(path);
-  return Tensor::view(type, shape, mapped->data(), mapped->size(), mapped, name);
+  const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR, 0600);
+  if (fd < 0)
+    throw Error(dir, "cannot make a scratch file for the GPTQ blocks: " + std::string(std::strerror(errno)));
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      throw Error(dir, "cannot write the GPTQ blocks of " + name + " (disk full?)");
+    }
+    done += size_t(n);
+  }
+  void* p = ::mmap(nullptr, bytes.size(), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) throw Error(dir, "cannot map the GPTQ blocks of " + name);
+  std::shared_ptr<const void> owner(p, [n = bytes.size()](const void* q) { ::munmap(const_cast<void*>(q), n); });
+  return Tensor::view(type, shape, p, bytes.size(), std::move(owner), name);
 }
 
 // The rows of `blocks` decoded, in parallel.
@@ -104,9 +118,7 @@ std::map<std::string, GgufGptqError> gptq_for_gguf(LlamaModel& model,
       e.out_ref = weighted_square_norm(w.data(), rows, cols, st.xtx.data());
       e.baseline_out_diff = output_energy_of_difference(
           imatrix_baseline(w, *type, rows, cols, mean_sq), w, rows, cols, st.xtx);
-      const std::string file =
-          (std::filesystem::path(opt.scratch_dir) / (name + ".blocks")).string();
-      *t = write_and_map(file, r.blocks, *type, t->shape(), t->name());
+      *t = write_and_map(opt.scratch_dir, r.blocks, *type, t->shape(), t->name());
     }
   };
   CalibrationOptions co;

@@ -5,8 +5,9 @@
 // each group of linears sees its input from the already re-quantised layers before it,
 // collects XᵀX, and is quantised before the block goes on.
 //
-// The re-quantised blocks go to a file each in `scratch_dir` and replace the model's
-// weights as views of those files (so the GGUF writer copies them as they are, and later
+// The re-quantised blocks go to a nameless file each in `scratch_dir` (O_TMPFILE: nothing is
+// left behind however the process ends) and replace the model's weights as views of those
+// files (so the GGUF writer copies them as they are, and later
 // blocks' forward passes read them); memory holds one group's XᵀX, its weight in f32 and
 // the factor of H⁻¹, plus the calibration's hidden states (spilled past a budget).
 //

@@ -203,13 +203,19 @@ ordered_json TrainedBpe::to_tokenizer_json() const {
                      {"normalized", false},
                      {"special", true}});
   }
+  return byte_level_bpe_json(std::move(vocab), std::move(merge_list), std::move(added), split_pattern);
+}
+
+template <class Json>
+Json byte_level_bpe_json(Json vocab, Json merges, Json added, const std::string& split_pattern,
+                         Json post_processor) {
   return {{"version", "1.0"},
           {"truncation", nullptr},
           {"padding", nullptr},
           {"added_tokens", std::move(added)},
           {"normalizer", nullptr},
           {"pre_tokenizer", BpeTrainer::pre_tokenizer_json(split_pattern)},
-          {"post_processor", nullptr},
+          {"post_processor", std::move(post_processor)},
           {"decoder",
            {{"type", "ByteLevel"},
             {"add_prefix_space", false},
@@ -225,8 +231,13 @@ ordered_json TrainedBpe::to_tokenizer_json() const {
             {"byte_fallback", false},
             {"ignore_merges", false},
             {"vocab", std::move(vocab)},
-            {"merges", std::move(merge_list)}}}};
+            {"merges", std::move(merges)}}}};
 }
+
+template nlohmann::json byte_level_bpe_json(nlohmann::json, nlohmann::json, nlohmann::json,
+                                            const std::string&, nlohmann::json);
+template ordered_json byte_level_bpe_json(ordered_json, ordered_json, ordered_json,
+                                          const std::string&, ordered_json);
 
 void TrainedBpe::save(const std::string& path) const {
   const std::string text = to_tokenizer_json().dump(1) + "\n";

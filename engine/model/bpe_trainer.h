@@ -39,6 +39,14 @@ struct TrainedBpe {
   void save(const std::string& path) const;
 };
 
+// A byte-level BPE tokenizer.json as HF's tokenizers reads it (Split + ByteLevel
+// pre-tokenizer for `split_pattern`, BPE model, ByteLevel decoder) around the parts that
+// differ: vocabulary (token → id), merges, added tokens, post-processor (null: none).
+// Json: nlohmann::json or nlohmann::ordered_json.
+template <class Json>
+Json byte_level_bpe_json(Json vocab, Json merges, Json added, const std::string& split_pattern,
+                         Json post_processor = nullptr);
+
 class BpeTrainer {
  public:
   explicit BpeTrainer(std::string split_pattern = default_split_pattern());

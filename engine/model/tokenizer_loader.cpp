@@ -113,29 +113,8 @@ std::optional<nlohmann::json> gguf_bpe_tokenizer_json(const GGUFFile& g, const s
               {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
             {"special_tokens", {{b, {{"id", b}, {"ids", {bos}}, {"tokens", {b}}}}}}};
   }
-  return Json{{"version", "1.0"},
-              {"truncation", nullptr},
-              {"padding", nullptr},
-              {"added_tokens", std::move(added)},
-              {"normalizer", nullptr},
-              {"pre_tokenizer", BpeTrainer::pre_tokenizer_json(pattern)},
-              {"post_processor", std::move(post)},
-              {"decoder",
-               {{"type", "ByteLevel"},
-                {"add_prefix_space", false},
-                {"trim_offsets", true},
-                {"use_regex", true}}},
-              {"model",
-               {{"type", "BPE"},
-                {"dropout", nullptr},
-                {"unk_token", nullptr},
-                {"continuing_subword_prefix", nullptr},
-                {"end_of_word_suffix", nullptr},
-                {"fuse_unk", false},
-                {"byte_fallback", false},
-                {"ignore_merges", false},
-                {"vocab", std::move(vocab)},
-                {"merges", g.get_string_array("tokenizer.ggml.merges")}}}};
+  return byte_level_bpe_json<Json>(std::move(vocab), g.get_string_array("tokenizer.ggml.merges"),
+                                   std::move(added), pattern, std::move(post));
 }
 
 std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir) {

@@ -1,0 +1,201 @@
+// The lookup-table layout built from a CompressedTensor, the preparation of x (rounding and
+// tables) and the driver of the product: path choice, passes of up to 8 rows of x, threads.
+#include "engine/kernels/lut_gemv.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/core/error.h"
+#include "engine/kernels/cpu_features.h"
+#include "engine/kernels/lut_gemv_isa.h"
+
+namespace mcw {
+namespace {
+
+using namespace lut_detail;
+
+constexpr int64_t kMaxM = 8;
+// |S| <= 15·31·group_size must fit int32 (the kernels' per-group sums): group_size <= 2^22.
+constexpr int64_t kMaxGroup = int64_t(1) << 22;
+
+bool cpu_has_vbmi() {
+#if defined(__x86_64__)
+  static const bool vbmi = [] {
+    __builtin_cpu_init();
+    return bool(__builtin_cpu_supports("avx512vbmi"));
+  }();
+  return vbmi;
+#else
+  return false;
+#endif
+}
+
+const LutIsa& current_isa() {
+  const CpuFeatures& f = cpu_features();
+  if (f.level == SimdLevel::Avx512 && f.avx512vnni && cpu_has_vbmi()) return lut_isa_avx512();
+  return lut_isa_generic();
+}
+
+// Round to nearest, ties to even, for |v| < 2^22 (here |v| <= 31.5): adding and removing
+// 1.5·2^23 leaves the integer part, without a libm call per activation. (The AVX-512 path's
+// vcvtps2dq rounds the same way.)
+inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
+
+}  // namespace
+
+void lut_quantize_activations(const float* x, int64_t k, int64_t group, int8_t* q, float* dx,
+                              float* sx) {
+  if (group <= 0 || k % group)
+    throw std::invalid_argument("lut_quantize_activations: k must be whole groups");
+  for (int64_t g = 0; g < k / group; ++g) {
+    const float* v = x + g * group;
+    int8_t* o = q + g * group;
+    float amax = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < group; ++i) {
+      amax = std::max(amax, std::fabs(v[i]));
+      finite = finite && std::isfinite(v[i]);
+    }
+    // As quantize_activations: a non-finite input makes the group's scale NaN (so the
+    // outputs are NaN, as the f32 product's would be); a group too small for 1 / d to be
+    // finite counts as zeros.
+    float d = finite ? amax / float(kActivationMax) : std::nanf(""), id = d > 0 ? 1.0f / d : 0.0f;
+    if (!std::isfinite(id)) id = 0;
+    if (finite && id == 0) d = 0;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < group; ++i) {
+      const float r = finite ? round_even(v[i] * id) : 0.0f;
+      // v·(1/d) can exceed 31 by an ulp, never by the half that would round it to 32; the
+      // clamp keeps the table bound a fact of the code rather than of float rounding.
+      o[i] = int8_t(std::clamp(r, -float(kActivationMax), float(kActivationMax)));
+      sum += o[i];
+    }
+    dx[g] = d;
+    sx[g] = d * float(sum);
+  }
+}
+
+const char* lut_gemv_path() { return current_isa().name; }
+
+std::string LutWeight::unsupported(const CompressedTensor& t) {
+  if (t.coding != WeightCoding::Affine) return "not affine codes";
+  if (t.bits < 1 || t.bits > 4) return "bits outside 1..4";
+  if (!t.g_idx.empty()) return "act-order g_idx";
+  if (t.group_size <= 0 || t.group_size % kSuperchunk || t.group_size > kMaxGroup)
+    return "group size not a multiple of 32 up to 2^22";
+  if (!t.mask.empty()) return "sparsity mask";
+  if (!t.outlier_index.empty()) return "outliers";
+  if (!t.input_scale.empty()) return "input scale";
+  return {};
+}
+
+LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
+  if (std::string why = unsupported(t); !why.empty())
+    throw Error(t.name, "lookup-table layout: " + why);
+  if (t.rows < 0 || t.cols <= 0 || t.rows > INT64_MAX / t.cols) throw Error(t.name, "bad shape");
+  const int64_t G = (t.cols + t.group_size - 1) / t.group_size;
+  if (t.codes.size() * 8 / uint64_t(t.bits) < uint64_t(t.rows * t.cols))
+    throw Error(t.name, "lookup-table layout: too few code bytes");
+  if (t.scales.size() != size_t(t.rows * G) || (!t.symmetric && t.zeros.size() != t.scales.size()))
+    throw Error(t.name, "lookup-table layout: scale or zero count does not match rows × groups");
+
+  LutWeight w;
+  w.name_ = t.name;
+  w.rows_ = t.rows, w.cols_ = t.cols, w.bits_ = t.bits;
+  w.group_size_ = t.group_size, w.groups_ = G;
+  const int64_t width = G * t.group_size, supers = width / kSuperchunk;
+  const int64_t blocks = (t.rows + kBlockRows - 1) / kBlockRows;
+  const int64_t block_bytes = supers * records(t.bits) * kRecordBytes;
+  w.codes_.assign(size_t(blocks * block_bytes), 0);
+  w.scale_.assign(size_t(blocks * G * kBlockRows), 0.0f);
+  w.offset_.assign(size_t(blocks * G * kBlockRows), 0.0f);
+  const float sym_zero = float((1 << t.bits) / 2);
+  tbb::parallel_for(int64_t(0), blocks, [&](int64_t b) {
+    // The block's codes, one row after another, zero past cols and past rows.
+    std::vector<uint8_t> q(size_t(kBlockRows * width), 0);
+    const int64_t rows_here = std::min<int64_t>(kBlockRows, t.rows - b * kBlockRows);
+    for (int64_t rr = 0; rr < rows_here; ++rr)
+      unpack_codes_from(t.codes.data(), size_t((b * kBlockRows + rr) * t.cols), size_t(t.cols),
+                        t.bits, q.data() + rr * width);
+    uint8_t* dst = w.codes_.data() + b * block_bytes;
+    for (int64_t s = 0; s < supers; ++s)
+      for (int k = 0; k < records(t.bits); ++k) {
+        const RecordKind rk = record_kind(t.bits, k);
+        uint8_t* rec = dst + (s * records(t.bits) + k) * kRecordBytes;
+        for (int rr = 0; rr < kBlockRows; ++rr)
+          for (int j = 0; j < 4; ++j)
+            for (int hi = 0; hi < 2; ++hi) {
+              const int table = nibble_table(rk, j, hi), plane = nibble_plane(rk, j);
+              const uint8_t* in = q.data() + rr * width + s * kSuperchunk + 4 * table;
+              unsigned index = 0;
+              for (int i = 0; i < 4; ++i) index |= unsigned((in[i] >> plane) & 1) << i;
+              rec[4 * rr + j] = uint8_t(rec[4 * rr + j] | index << (4 * hi));
+            }
+      }
+    for (int64_t rr = 0; rr < rows_here; ++rr)
+      for (int64_t g = 0; g < G; ++g) {
+        const size_t src = size_t((b * kBlockRows + rr) * G + g);
+        const size_t k = size_t((b * G + g) * kBlockRows + rr);
+        w.scale_[k] = t.scales[src];
+        w.offset_[k] = -t.scales[src] * (t.symmetric ? sym_zero : t.zeros[src]);
+      }
+  });
+  return w;
+}
+
+void LutWeight::matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+                       const float* bias, bool accumulate) const {
+  if (m < 0) throw std::invalid_argument("LutWeight::matmul: negative m");
+  if (ldx < cols_ || ldy < rows_)
+    throw std::invalid_argument("LutWeight::matmul: leading dimension too small");
+  if (bits_ == 0) throw Error(name_, "LutWeight::matmul on an empty weight");
+  for (int64_t i0 = 0; i0 < m; i0 += kMaxM)
+    matmul_upto8(X + i0 * ldx, ldx, Y + i0 * ldy, ldy, std::min(kMaxM, m - i0), bias, accumulate);
+}
+
+void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+                             const float* bias, bool accumulate) const {
+  if (rows_ == 0) return;
+  const int64_t width = groups_ * group_size_, supers = width / kSuperchunk;
+  const LutIsa& isa = current_isa();
+  std::vector<int8_t> tables(static_cast<size_t>(m * supers * kTableBytes));
+  std::vector<float> dx(static_cast<size_t>(m * groups_)), sx(dx.size()), padded;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* x = X + i * ldx;
+    if (cols_ < width) {  // a last group only partly filled: zeros past cols
+      padded.assign(static_cast<size_t>(width), 0.0f);
+      std::copy(x, x + cols_, padded.begin());
+      x = padded.data();
+    }
+    isa.prepare(x, width, group_size_, tables.data() + i * supers * kTableBytes,
+                dx.data() + i * groups_, sx.data() + i * groups_);
+  }
+  const int64_t blocks = (rows_ + kBlockRows - 1) / kBlockRows;
+  const int64_t block_bytes = supers * records(bits_) * kRecordBytes;
+  const LutView view{
+      bits_,       rows_,         blocks,        groups_,       group_size_ / kSuperchunk,
+      block_bytes, codes_.data(), scale_.data(), offset_.data()};
+  const LutX x{tables.data(), supers * kTableBytes, dx.data(), sx.data(), groups_, m};
+  const GemvOutput y{Y, ldy, bias, accumulate};
+  const LutRows rows = isa.rows;
+  // Tasks of at least ~64 KiB of codes, in multiples of 4 blocks (the kernels' tile at m = 1).
+  const int64_t grain = std::max<int64_t>(4, ((int64_t(64) << 10) / block_bytes + 3) / 4 * 4);
+  if (blocks <= grain) return rows(view, x, 0, blocks, y);
+  const int64_t tasks = (blocks + grain - 1) / grain;
+  tbb::parallel_for(int64_t(0), tasks, [&](int64_t k) {
+    rows(view, x, k * grain, std::min(blocks, (k + 1) * grain), y);
+  });
+}
+
+std::string LutWeight::describe() const {
+  return "lut int" + std::to_string(bits_) + " g" + std::to_string(group_size_);
+}
+
+uint64_t LutWeight::weight_bytes() const {
+  return codes_.size() + 4 * (scale_.size() + offset_.size());
+}
+
+}  // namespace mcw

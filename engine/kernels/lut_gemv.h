@@ -1,0 +1,79 @@
+// A lookup-table (T-MAC-style) layout for 1–4-bit group-wise affine weights, and the product
+// with it: Y[m, rows] (+)= X[m, cols] · Wᵀ (+ bias).
+//
+// Built from the same CompressedTensor as PackedWeight's Affine layout (codes, per (row,
+// group) scale and zero), it stores the codes as bit planes: for each plane, the bits of 4
+// consecutive inputs form a 4-bit index into a 16-entry table of the sums of those inputs'
+// activations (lut_gemv_isa.h has the byte layout). A product quantises x once per group to
+// int8 with |x̂| <= 31 (dx = max|x_g| / 31, round to nearest even), builds the tables (every
+// entry a sum of at most 4 x̂, so |T| <= 124 fits int8), and for every (row, group) adds up
+// S = Σ_p 2^p·Σ_c T_c[i_p,c] = Σ q·x̂ exactly in int32; the row is then
+// Σ_g scale_g·dx_g·S_g + offset_g·dx_g·Σx̂_g. The result is the exact product with x̂ up to
+// f32 rounding: |Δy| <= Σ_g Σ_{c∈g} |w_c|·dx_g/2 against the f32 product — four times the
+// int8 path's bound (affine_activation_block: |x̂| <= 127), the price of one lookup per
+// index.
+//
+// On AVX-512 with VBMI and VNNI one vpermb looks up 64 indices (16 rows × 4 tables) and one
+// vpdpbusd weighs them by 2^p and adds them into per-row int32 sums; elsewhere a portable
+// path computes the same integers. Work is split over blocks of 16 rows with oneTBB.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+
+namespace mcw {
+
+class LutWeight {
+ public:
+  LutWeight() = default;
+
+  // Empty when t can take this layout, else the reason it cannot (not affine, bits outside
+  // 1..4, a group size that is not a multiple of 32, act-order, mask, outliers, input
+  // scale). Does not check the payload's sizes; from_compressed does.
+  static std::string unsupported(const CompressedTensor& t);
+  // Throws mcw::Error naming the tensor when unsupported() says so or the counts of codes,
+  // scales or zeros do not match.
+  static LutWeight from_compressed(const CompressedTensor& t);
+
+  // Y[i·ldy + r] = (accumulate ? Y : 0) + row r · X row i (+ bias[r]), i < m. Any m (more
+  // than 8 rows of x in passes of 8). std::invalid_argument for negative m or short leading
+  // dimensions, mcw::Error on an empty LutWeight.
+  void matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+              const float* bias = nullptr, bool accumulate = false) const;
+  void matmul(const float* X, float* Y, int64_t m, const float* bias = nullptr,
+              bool accumulate = false) const {
+    matmul(X, cols_, Y, rows_, m, bias, accumulate);
+  }
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int bits() const { return bits_; }
+  int64_t group_size() const { return group_size_; }
+  // "lut int2 g128", as PackedWeight::describe() names its layouts.
+  std::string describe() const;
+  // Bytes one product streams: codes, scales and offsets.
+  uint64_t weight_bytes() const;
+
+ private:
+  std::string name_;
+  int64_t rows_ = 0, cols_ = 0, group_size_ = 0, groups_ = 0;
+  int bits_ = 0;
+  std::vector<uint8_t> codes_;         // blocks × block bytes (lut_gemv_isa.h)
+  std::vector<float> scale_, offset_;  // [block][group][16]
+
+  void matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
+                    const float* bias, bool accumulate) const;
+};
+
+// The path the product takes now: "avx512" (VBMI + VNNI) or "generic".
+const char* lut_gemv_path();
+
+// x [k] rounded for the tables, group by group (k and group as the layout's: k a whole
+// number of groups): dx[g] = max |x| / 31 over the group, q = round-to-nearest-even(x / dx),
+// sx[g] = dx[g]·Σq. Exposed for the tests' reference.
+void lut_quantize_activations(const float* x, int64_t k, int64_t group, int8_t* q, float* dx,
+                              float* sx);
+
+}  // namespace mcw

@@ -36,6 +36,8 @@ bool cpu_has_vbmi() {
 const LutIsa& current_isa() {
   const CpuFeatures& f = cpu_features();
   if (f.level == SimdLevel::Avx512 && f.avx512vnni && cpu_has_vbmi()) return lut_isa_avx512();
+  // AVX-512 without VBMI or VNNI (Skylake-X, Cascade Lake) takes the AVX2 path.
+  if (f.level >= SimdLevel::Avx2) return lut_isa_avx2();
   return lut_isa_generic();
 }
 

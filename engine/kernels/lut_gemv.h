@@ -14,8 +14,10 @@
 // index.
 //
 // On AVX-512 with VBMI and VNNI one vpermb looks up 64 indices (16 rows × 4 tables) and one
-// vpdpbusd weighs them by 2^p and adds them into per-row int32 sums; elsewhere a portable
-// path computes the same integers. Work is split over blocks of 16 rows with oneTBB.
+// vpdpbusd weighs them by 2^p and adds them into per-row int32 sums; on AVX2, vpshufb per
+// table with byte blends, and vpmaddubsw / vpmaddwd; elsewhere a portable path. All three
+// compute the same integers and the same f32 epilogue, so they agree bit for bit. Work is
+// split over blocks of 16 rows with oneTBB.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -67,7 +69,7 @@ class LutWeight {
                     const float* bias, bool accumulate) const;
 };
 
-// The path the product takes now: "avx512" (VBMI + VNNI) or "generic".
+// The path the product takes now: "avx512" (VBMI + VNNI), "avx2" or "generic".
 const char* lut_gemv_path();
 
 // x [k] rounded for the tables, group by group (k and group as the layout's: k a whole

@@ -96,5 +96,7 @@ const LutIsa& lut_isa_generic();
 // AVX-512 with VBMI (vpermb) and VNNI (vpdpbusd); the generic path off x86. Only to be used
 // where the CPU has them (lut_gemv.cpp checks).
 const LutIsa& lut_isa_avx512();
+// AVX2 with FMA (vpshufb, vpmaddubsw); the generic path off x86.
+const LutIsa& lut_isa_avx2();
 
 }  // namespace mcw::lut_detail

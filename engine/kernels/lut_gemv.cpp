@@ -110,10 +110,9 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
   w.group_size_ = t.group_size, w.groups_ = G;
   const int64_t width = G * t.group_size, supers = width / kSuperchunk;
   const int64_t blocks = (t.rows + kBlockRows - 1) / kBlockRows;
-  const int64_t block_bytes = supers * records(t.bits) * kRecordBytes;
-  w.codes_.assign(size_t(blocks * block_bytes), 0);
-  w.scale_.assign(size_t(blocks * G * kBlockRows), 0.0f);
-  w.offset_.assign(size_t(blocks * G * kBlockRows), 0.0f);
+  const int64_t spg = t.group_size / kSuperchunk, gbytes = group_bytes(t.bits, spg);
+  const int64_t block_bytes = G * gbytes;
+  w.lines_.assign(size_t(blocks * block_bytes / 64), Line{});
   const float sym_zero = float((1 << t.bits) / 2);
   tbb::parallel_for(int64_t(0), blocks, [&](int64_t b) {
     // The block's codes, one row after another, zero past cols and past rows.
@@ -122,11 +121,11 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
     for (int64_t rr = 0; rr < rows_here; ++rr)
       unpack_codes_from(t.codes.data(), size_t((b * kBlockRows + rr) * t.cols), size_t(t.cols),
                         t.bits, q.data() + rr * width);
-    uint8_t* dst = w.codes_.data() + b * block_bytes;
+    uint8_t* dst = reinterpret_cast<uint8_t*>(w.lines_.data()) + b * block_bytes;
     for (int64_t s = 0; s < supers; ++s)
       for (int k = 0; k < records(t.bits); ++k) {
         const RecordKind rk = record_kind(t.bits, k);
-        uint8_t* rec = dst + (s * records(t.bits) + k) * kRecordBytes;
+        uint8_t* rec = dst + s / spg * gbytes + ((s % spg) * records(t.bits) + k) * kRecordBytes;
         for (int rr = 0; rr < kBlockRows; ++rr)
           for (int j = 0; j < 4; ++j)
             for (int hi = 0; hi < 2; ++hi) {
@@ -137,13 +136,15 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
               rec[4 * rr + j] = uint8_t(rec[4 * rr + j] | index << (4 * hi));
             }
       }
-    for (int64_t rr = 0; rr < rows_here; ++rr)
-      for (int64_t g = 0; g < G; ++g) {
+    for (int64_t g = 0; g < G; ++g) {
+      float* scale =
+          reinterpret_cast<float*>(dst + g * gbytes + spg * records(t.bits) * kRecordBytes);
+      for (int64_t rr = 0; rr < rows_here; ++rr) {
         const size_t src = size_t((b * kBlockRows + rr) * G + g);
-        const size_t k = size_t((b * G + g) * kBlockRows + rr);
-        w.scale_[k] = t.scales[src];
-        w.offset_[k] = -t.scales[src] * (t.symmetric ? sym_zero : t.zeros[src]);
+        scale[rr] = t.scales[src];
+        scale[kBlockRows + rr] = -t.scales[src] * (t.symmetric ? sym_zero : t.zeros[src]);
       }
+    }
   });
   return w;
 }
@@ -176,15 +177,15 @@ void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy,
                 dx.data() + i * groups_, sx.data() + i * groups_);
   }
   const int64_t blocks = (rows_ + kBlockRows - 1) / kBlockRows;
-  const int64_t block_bytes = supers * records(bits_) * kRecordBytes;
+  const int64_t spg = group_size_ / kSuperchunk, gbytes = group_bytes(bits_, spg);
   const LutView view{
-      bits_,       rows_,         blocks,        groups_,       group_size_ / kSuperchunk,
-      block_bytes, codes_.data(), scale_.data(), offset_.data()};
+      bits_, rows_,  blocks,           groups_,
+      spg,   gbytes, groups_ * gbytes, reinterpret_cast<const uint8_t*>(lines_.data())};
   const LutX x{tables.data(), supers * kTableBytes, dx.data(), sx.data(), groups_, m};
   const GemvOutput y{Y, ldy, bias, accumulate};
   const LutRows rows = isa.rows;
   // Tasks of at least ~64 KiB of codes, in multiples of 4 blocks (the kernels' tile at m = 1).
-  const int64_t grain = std::max<int64_t>(4, ((int64_t(64) << 10) / block_bytes + 3) / 4 * 4);
+  const int64_t grain = std::max<int64_t>(4, ((int64_t(64) << 10) / view.block_bytes + 3) / 4 * 4);
   if (blocks <= grain) return rows(view, x, 0, blocks, y);
   const int64_t tasks = (blocks + grain - 1) / grain;
   tbb::parallel_for(int64_t(0), tasks, [&](int64_t k) {
@@ -196,8 +197,6 @@ std::string LutWeight::describe() const {
   return "lut int" + std::to_string(bits_) + " g" + std::to_string(group_size_);
 }
 
-uint64_t LutWeight::weight_bytes() const {
-  return codes_.size() + 4 * (scale_.size() + offset_.size());
-}
+uint64_t LutWeight::weight_bytes() const { return lines_.size() * sizeof(Line); }
 
 }  // namespace mcw

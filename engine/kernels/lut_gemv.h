@@ -62,8 +62,12 @@ class LutWeight {
   std::string name_;
   int64_t rows_ = 0, cols_ = 0, group_size_ = 0, groups_ = 0;
   int bits_ = 0;
-  std::vector<uint8_t> codes_;         // blocks × block bytes (lut_gemv_isa.h)
-  std::vector<float> scale_, offset_;  // [block][group][16]
+  // Blocks of 16 rows, each its groups' records, scales and offsets (lut_gemv_isa.h), in
+  // cache lines so that no 64-byte load straddles two.
+  struct alignas(64) Line {
+    uint8_t bytes[64];
+  };
+  std::vector<Line> lines_;
 
   void matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
                     const float* bias, bool accumulate) const;

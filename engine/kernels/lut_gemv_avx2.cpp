@@ -73,8 +73,9 @@ MCW_AVX2_INLINE void block(const LutView& w, const LutX& x, int64_t b, const Gem
         for (int i = 0; i < M; ++i) words[i] = _mm256_setzero_si256();
         for (int k = 0; k < Bits; ++k) {
           const RecordKind rk = record_kind(Bits, k);
-          const __m256i v = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(codes + (s * Bits + k) * kRecordBytes + 32 * h));
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(
+              codes + g * w.group_bytes + ((s - g * w.supers_per_group) * Bits + k) * kRecordBytes +
+              32 * h));
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
           const __m256i weight = _mm256_set1_epi32(plane_weights(rk));
@@ -90,10 +91,11 @@ MCW_AVX2_INLINE void block(const LutView& w, const LutX& x, int64_t b, const Gem
           sum[i][h] = _mm256_add_epi32(sum[i][h], _mm256_madd_epi16(words[i], ones));
       }
     }
-    const int64_t k = (b * w.groups + g) * kBlockRows;
+    const float* so = reinterpret_cast<const float*>(codes + g * w.group_bytes +
+                                                     w.supers_per_group * Bits * kRecordBytes);
     for (int h = 0; h < 2; ++h) {
-      const __m256 scale = _mm256_loadu_ps(w.scale + k + 8 * h);
-      const __m256 offset = _mm256_loadu_ps(w.offset + k + 8 * h);
+      const __m256 scale = _mm256_load_ps(so + 8 * h);
+      const __m256 offset = _mm256_load_ps(so + kBlockRows + 8 * h);
       for (int i = 0; i < M; ++i) {
         const __m256 f = _mm256_mul_ps(scale, _mm256_set1_ps(x.dx[i * x.ld_groups + g]));
         acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[i][h]), f, acc[i][h]);

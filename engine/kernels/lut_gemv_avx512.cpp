@@ -72,10 +72,11 @@ MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvO
         tab[i][1] = _mm512_loadu_si512(tables[i] + s * kTableBytes + 64);
       }
       for (int t = 0; t < RT; ++t) {
-        const uint8_t* rec = block[t] + s * Bits * kRecordBytes;
+        const uint8_t* rec =
+            block[t] + g * w.group_bytes + (s - g * w.supers_per_group) * Bits * kRecordBytes;
         for (int k = 0; k < Bits; ++k) {
           const RecordKind rk = record_kind(Bits, k);
-          const __m512i v = _mm512_loadu_si512(rec + k * kRecordBytes);
+          const __m512i v = _mm512_load_si512(rec + k * kRecordBytes);
           const __m512i lo = _mm512_ternarylogic_epi32(
               v, low4, _mm512_set1_epi32(rk.pair ? kSelPairLow : kSelSingle), kAndOr);
           const __m512i hi = _mm512_ternarylogic_epi32(
@@ -95,8 +96,9 @@ MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvO
       }
     }
     for (int t = 0; t < RT; ++t) {
-      const int64_t k = ((b + t) * w.groups + g) * kBlockRows;
-      const __m512 scale = _mm512_loadu_ps(w.scale + k), offset = _mm512_loadu_ps(w.offset + k);
+      const float* so = reinterpret_cast<const float*>(block[t] + g * w.group_bytes +
+                                                       w.supers_per_group * Bits * kRecordBytes);
+      const __m512 scale = _mm512_load_ps(so), offset = _mm512_load_ps(so + kBlockRows);
       for (int i = 0; i < M; ++i) {
         const __m512 f = _mm512_mul_ps(scale, _mm512_set1_ps(dx[i][g]));
         const __m512i S = _mm512_add_epi32(sum[t][i][0], sum[t][i][1]);

@@ -41,7 +41,8 @@ void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOut
           for (int64_t s = g * w.supers_per_group; s < (g + 1) * w.supers_per_group; ++s)
             for (int k = 0; k < records(w.bits); ++k) {
               const RecordKind rk = record_kind(w.bits, k);
-              const uint8_t* rec = block + (s * records(w.bits) + k) * kRecordBytes;
+              const uint8_t* rec = block + g * w.group_bytes +
+                                   ((s % w.supers_per_group) * records(w.bits) + k) * kRecordBytes;
               for (int j = 0; j < 4; ++j)
                 for (int hi = 0; hi < 2; ++hi) {
                   const int index = (rec[4 * rr + j] >> (4 * hi)) & 15;
@@ -49,10 +50,11 @@ void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOut
                   S += int32_t(t) * (1 << nibble_plane(rk, j));
                 }
             }
-          const int64_t k = (b * w.groups + g) * kBlockRows + rr;
-          const float f = w.scale[k] * x.dx[i * x.ld_groups + g];
+          const float* scale = reinterpret_cast<const float*>(
+              block + (g + 1) * w.group_bytes - 2 * kBlockRows * int64_t(sizeof(float)));
+          const float f = scale[rr] * x.dx[i * x.ld_groups + g];
           acc = std::fma(float(S), f, acc);
-          acc = std::fma(w.offset[k], x.sx[i * x.ld_groups + g], acc);
+          acc = std::fma(scale[kBlockRows + rr], x.sx[i * x.ld_groups + g], acc);
         }
         y.store(i, r, acc);
       }

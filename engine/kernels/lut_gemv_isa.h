@@ -6,11 +6,13 @@
 //   Σ_k q[4c+k]·x̂[4c+k] = Σ_p 2^p·T_c[i_p],   T_c[i] = Σ_k bit_k(i)·x̂[4c+k]
 // where T_c is a 16-entry table built once per product from 4 activations.
 //
-// Codes: rows in blocks of 16 (the last block zero padded). Within a block, groups; within a
-// group, superchunks of 32 inputs (8 tables, c = 0..7); within a superchunk, 64-byte records
-// in the order: pair(0,1) h=0, pair(0,1) h=1, then for 4 bits pair(2,3) h=0, h=1, for 3 bits
-// single(2), for 1 bit only single(0). So a block takes 64·bits bytes per superchunk: the
-// layout stores exactly `bits` bits per weight. Byte 4·r + j of a record (r: row in the
+// Codes: rows in blocks of 16 (the last block zero padded), each block one run of bytes, so
+// that a block streams from memory as one sequence. Within a block, groups: a group's
+// superchunks of 32 inputs (8 tables, c = 0..7), then the 16 rows' f32 scales and f32
+// offsets (−scale·zero). Within a superchunk, 64-byte records in the order: pair(0,1) h=0,
+// pair(0,1) h=1, then for 4 bits pair(2,3) h=0, h=1, for 3 bits single(2), for 1 bit only
+// single(0). So a block takes 64·bits bytes per superchunk (`bits` bits per weight) and 128
+// bytes per group; everything is 64-byte aligned. Byte 4·r + j of a record (r: row in the
 // block, j = 0..3) holds two indices (a dword per row: vpdpbusd adds its 4 bytes):
 //   pair(p, p+1), half h: low nibble  = index of plane p + (j & 1), table 4h + (j >> 1)
 //                         high nibble = index of plane p + (j & 1), table 4h + 2 + (j >> 1)
@@ -54,13 +56,16 @@ constexpr int nibble_plane(const RecordKind& rk, int j) {
   return rk.pair ? rk.plane + (j & 1) : rk.plane;
 }
 
+// Bytes of one group of one block: its records, then 16 scales and 16 offsets.
+constexpr int64_t group_bytes(int bits, int64_t supers_per_group) {
+  return supers_per_group * records(bits) * kRecordBytes + 2 * kBlockRows * int64_t(sizeof(float));
+}
+
 struct LutView {
   int bits;
   int64_t rows, blocks, groups, supers_per_group;
-  int64_t block_bytes;  // codes of one block of 16 rows
-  const uint8_t* codes;
-  const float* scale;   // [block][group][16]
-  const float* offset;  // −scale·zero, same layout
+  int64_t group_bytes, block_bytes;  // block_bytes = groups · group_bytes
+  const uint8_t* codes;              // 64-byte aligned
 };
 
 // m <= 8 rows of x, each as tables (kTableBytes per superchunk), the activation scale dx

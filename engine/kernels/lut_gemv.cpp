@@ -18,8 +18,8 @@ namespace {
 using namespace lut_detail;
 
 constexpr int64_t kMaxM = 8;
-// |S| <= 15·31·group_size must fit int32 (the kernels' per-group sums): group_size <= 2^22.
-constexpr int64_t kMaxGroup = int64_t(1) << 22;
+// |S| <= 15·127·group_size must fit int32 (the kernels' per-group sums): group_size <= 2^20.
+constexpr int64_t kMaxGroup = int64_t(1) << 20;
 
 bool cpu_has_vbmi() {
 #if defined(__x86_64__)
@@ -41,17 +41,18 @@ const LutIsa& current_isa() {
   return lut_isa_generic();
 }
 
-// Round to nearest, ties to even, for |v| < 2^22 (here |v| <= 31.5): adding and removing
+// Round to nearest, ties to even, for |v| < 2^22 (here |v| <= 127.5): adding and removing
 // 1.5·2^23 leaves the integer part, without a libm call per activation. (The AVX-512 path's
 // vcvtps2dq rounds the same way.)
 inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
 }  // namespace
 
-void lut_quantize_activations(const float* x, int64_t k, int64_t group, int8_t* q, float* dx,
-                              float* sx) {
+void lut_quantize_activations(const float* x, int64_t k, int64_t group, LutActivations a, int8_t* q,
+                              float* dx, float* sx) {
   if (group <= 0 || k % group)
     throw std::invalid_argument("lut_quantize_activations: k must be whole groups");
+  const float top = float(activation_max(a == LutActivations::Int8));
   for (int64_t g = 0; g < k / group; ++g) {
     const float* v = x + g * group;
     int8_t* o = q + g * group;
@@ -64,15 +65,15 @@ void lut_quantize_activations(const float* x, int64_t k, int64_t group, int8_t* 
     // As quantize_activations: a non-finite input makes the group's scale NaN (so the
     // outputs are NaN, as the f32 product's would be); a group too small for 1 / d to be
     // finite counts as zeros.
-    float d = finite ? amax / float(kActivationMax) : std::nanf(""), id = d > 0 ? 1.0f / d : 0.0f;
+    float d = finite ? amax / top : std::nanf(""), id = d > 0 ? 1.0f / d : 0.0f;
     if (!std::isfinite(id)) id = 0;
     if (finite && id == 0) d = 0;
     int32_t sum = 0;
     for (int64_t i = 0; i < group; ++i) {
       const float r = finite ? round_even(v[i] * id) : 0.0f;
-      // v·(1/d) can exceed 31 by an ulp, never by the half that would round it to 32; the
-      // clamp keeps the table bound a fact of the code rather than of float rounding.
-      o[i] = int8_t(std::clamp(r, -float(kActivationMax), float(kActivationMax)));
+      // v·(1/d) can exceed A by an ulp, never by the half that would round it past A; the
+      // clamp keeps the table bounds a fact of the code rather than of float rounding.
+      o[i] = int8_t(std::clamp(r, -top, top));
       sum += o[i];
     }
     dx[g] = d;
@@ -87,14 +88,14 @@ std::string LutWeight::unsupported(const CompressedTensor& t) {
   if (t.bits < 1 || t.bits > 4) return "bits outside 1..4";
   if (!t.g_idx.empty()) return "act-order g_idx";
   if (t.group_size <= 0 || t.group_size % kSuperchunk || t.group_size > kMaxGroup)
-    return "group size not a multiple of 32 up to 2^22";
+    return "group size not a multiple of 32 up to 2^20";
   if (!t.mask.empty()) return "sparsity mask";
   if (!t.outlier_index.empty()) return "outliers";
   if (!t.input_scale.empty()) return "input scale";
   return {};
 }
 
-LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
+LutWeight LutWeight::from_compressed(const CompressedTensor& t, LutActivations activations) {
   if (std::string why = unsupported(t); !why.empty())
     throw Error(t.name, "lookup-table layout: " + why);
   if (t.rows < 0 || t.cols <= 0 || t.rows > INT64_MAX / t.cols) throw Error(t.name, "bad shape");
@@ -108,6 +109,7 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t) {
   w.name_ = t.name;
   w.rows_ = t.rows, w.cols_ = t.cols, w.bits_ = t.bits;
   w.group_size_ = t.group_size, w.groups_ = G;
+  w.activations_ = activations;
   const int64_t width = G * t.group_size, supers = width / kSuperchunk;
   const int64_t blocks = (t.rows + kBlockRows - 1) / kBlockRows;
   const int64_t spg = t.group_size / kSuperchunk, gbytes = group_bytes(t.bits, spg);
@@ -164,7 +166,9 @@ void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy,
   if (rows_ == 0) return;
   const int64_t width = groups_ * group_size_, supers = width / kSuperchunk;
   const LutIsa& isa = current_isa();
-  std::vector<int8_t> tables(static_cast<size_t>(m * supers * kTableBytes));
+  const bool split = activations_ == LutActivations::Int8;
+  const int64_t ld_tables = supers * table_bytes(split);
+  std::vector<int8_t> tables(static_cast<size_t>(m * ld_tables));
   std::vector<float> dx(static_cast<size_t>(m * groups_)), sx(dx.size()), padded;
   for (int64_t i = 0; i < m; ++i) {
     const float* x = X + i * ldx;
@@ -173,7 +177,7 @@ void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy,
       std::copy(x, x + cols_, padded.begin());
       x = padded.data();
     }
-    isa.prepare(x, width, group_size_, tables.data() + i * supers * kTableBytes,
+    isa.prepare(x, width, group_size_, split, tables.data() + i * ld_tables,
                 dx.data() + i * groups_, sx.data() + i * groups_);
   }
   const int64_t blocks = (rows_ + kBlockRows - 1) / kBlockRows;
@@ -181,7 +185,7 @@ void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy,
   const LutView view{
       bits_, rows_,  blocks,           groups_,
       spg,   gbytes, groups_ * gbytes, reinterpret_cast<const uint8_t*>(lines_.data())};
-  const LutX x{tables.data(), supers * kTableBytes, dx.data(), sx.data(), groups_, m};
+  const LutX x{split, tables.data(), ld_tables, dx.data(), sx.data(), groups_, m};
   const GemvOutput y{Y, ldy, bias, accumulate};
   const LutRows rows = isa.rows;
   // Tasks of at least ~64 KiB of codes, in multiples of 4 blocks (the kernels' tile at m = 1).
@@ -194,7 +198,8 @@ void LutWeight::matmul_upto8(const float* X, int64_t ldx, float* Y, int64_t ldy,
 }
 
 std::string LutWeight::describe() const {
-  return "lut int" + std::to_string(bits_) + " g" + std::to_string(group_size_);
+  return "lut int" + std::to_string(bits_) + " g" + std::to_string(group_size_) +
+         (activations_ == LutActivations::Int8 ? ", x int8" : ", x int6");
 }
 
 uint64_t LutWeight::weight_bytes() const { return lines_.size() * sizeof(Line); }

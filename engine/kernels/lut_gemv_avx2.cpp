@@ -4,14 +4,17 @@
 // a row's dword address 2 (pair records) or 4 (single-plane records) different tables: so
 // each nibble vector is looked up in each of those tables and the results are blended byte
 // by byte (vpblendw for pairs, and vpblendvb too for single planes). vpmaddubsw then weighs
-// each byte by 2^plane (the unsigned operand; |T| <= 124 is the signed one) and adds byte
-// pairs into int16, and once per superchunk vpmaddwd adds word pairs into the rows' int32
-// sums.
+// each byte by 2^plane (the unsigned operand; the table entry is the signed one) and adds
+// byte pairs into int16, and once per superchunk vpmaddwd adds word pairs into the rows'
+// int32 sums. With Int8 activations each nibble vector is looked up in TL and in TH, TH
+// weighed by 16·2^p.
 //
-// Bounds: one vpmaddubsw word is 2^p·T + 2^(p+1)·T' with p <= 2, at most 12·124 = 1488
-// (no saturation); a superchunk adds at most 15·124·2 = 3720 per word (4 bits: records
-// (0,1) and (2,3), low and high nibbles), well inside int16 before it is widened; the int32
-// sums are those of the other paths (|S| <= 15·31·group_size < 2^31).
+// Bounds (int16, before the widening): one vpmaddubsw word is at most (2^p + 2^p')·|T| with
+// p, p' <= 3 on one pair record (p' = p + 1 <= 3) or one single-plane record (p' = p): Int6
+// 12·124 = 1488, Int8 TL 12·60 = 720, TH 16·12·32 = 6144, none saturating. A superchunk's
+// words add at most, over both nibbles of all its records, Int6 2·(3 + 12)·124 = 3720, Int8
+// 2·(3 + 12)·(60 + 16·32) = 17160 (4 bits; 3 bits 12584, 1 and 2 bits less), inside int16
+// whatever the order; the int32 sums are those of the other paths.
 // The preparation of x rounds as the portable path (vcvtps2dq: nearest even) and builds the
 // tables with byte shuffles and masked adds.
 #include <algorithm>
@@ -28,27 +31,22 @@ namespace {
 // The odd bytes of every word (vpblendvb takes them from its second operand).
 MCW_AVX2_INLINE __m256i odd_bytes() { return _mm256_set1_epi16(int16_t(0xff00)); }
 
-// Table t (0..7) of superchunk s of one row of x, in both lanes.
-MCW_AVX2_INLINE __m256i table(const int8_t* tables, int64_t s, int t) {
-  return _mm256_broadcastsi128_si256(
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(tables + s * kTableBytes + 16 * t)));
-}
-
-// idx looked up in table t of superchunk s.
-MCW_AVX2_INLINE __m256i at(const int8_t* tables, int64_t s, int t, __m256i idx) {
-  return _mm256_shuffle_epi8(table(tables, s, t), idx);
+// idx looked up in table t (0..7) of a superchunk's set of tables, copied to both lanes.
+MCW_AVX2_INLINE __m256i at(const int8_t* tables, int t, __m256i idx) {
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                 reinterpret_cast<const __m128i*>(tables + 16 * t))),
+                             idx);
 }
 
 // The bytes of idx looked up as nibble `hi` of record kind rk addresses them (lut_gemv_isa.h).
-MCW_AVX2_INLINE __m256i lookup(const RecordKind& rk, int hi, __m256i idx, const int8_t* tables,
-                               int64_t s) {
+MCW_AVX2_INLINE __m256i lookup(const RecordKind& rk, int hi, __m256i idx, const int8_t* tables) {
   const int t0 = nibble_table(rk, 0, hi), t2 = nibble_table(rk, 2, hi);
   if (rk.pair)  // bytes 0, 1 of a dword: one table; bytes 2, 3: the next
-    return _mm256_blend_epi16(at(tables, s, t0, idx), at(tables, s, t2, idx), 0xAA);
-  const __m256i b01 = _mm256_blendv_epi8(at(tables, s, t0, idx),
-                                         at(tables, s, nibble_table(rk, 1, hi), idx), odd_bytes());
-  const __m256i b23 = _mm256_blendv_epi8(at(tables, s, t2, idx),
-                                         at(tables, s, nibble_table(rk, 3, hi), idx), odd_bytes());
+    return _mm256_blend_epi16(at(tables, t0, idx), at(tables, t2, idx), 0xAA);
+  const __m256i b01 = _mm256_blendv_epi8(at(tables, t0, idx),
+                                         at(tables, nibble_table(rk, 1, hi), idx), odd_bytes());
+  const __m256i b23 = _mm256_blendv_epi8(at(tables, t2, idx),
+                                         at(tables, nibble_table(rk, 3, hi), idx), odd_bytes());
   return _mm256_blend_epi16(b01, b23, 0xAA);
 }
 
@@ -58,7 +56,7 @@ constexpr int plane_weights(const RecordKind& rk) {
   return v;
 }
 
-template <int Bits, int M>
+template <int Bits, int M, bool Split>
 MCW_AVX2_INLINE void block(const LutView& w, const LutX& x, int64_t b, const GemvOutput& y) {
   const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
   const uint8_t* codes = w.codes + b * w.block_bytes;
@@ -79,12 +77,20 @@ MCW_AVX2_INLINE void block(const LutView& w, const LutX& x, int64_t b, const Gem
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
           const __m256i weight = _mm256_set1_epi32(plane_weights(rk));
+          const __m256i weight16 = _mm256_slli_epi32(weight, 4);  // TH's, <= 128
           for (int i = 0; i < M; ++i) {
-            const int8_t* t = x.tables + i * x.ld_tables;
+            const int8_t* t = x.tables + i * x.ld_tables + s * table_bytes(Split);
             words[i] =
-                _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight, lookup(rk, 0, lo, t, s)));
+                _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight, lookup(rk, 0, lo, t)));
             words[i] =
-                _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight, lookup(rk, 1, hi, t, s)));
+                _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight, lookup(rk, 1, hi, t)));
+            if constexpr (Split) {
+              const int8_t* th = t + kTableBytes;
+              words[i] =
+                  _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight16, lookup(rk, 0, lo, th)));
+              words[i] =
+                  _mm256_add_epi16(words[i], _mm256_maddubs_epi16(weight16, lookup(rk, 1, hi, th)));
+            }
           }
         }
         for (int i = 0; i < M; ++i)
@@ -112,14 +118,19 @@ MCW_AVX2_INLINE void block(const LutView& w, const LutX& x, int64_t b, const Gem
   }
 }
 
-template <int Bits, int M>
+template <int Bits, int M, bool Split>
 MCW_AVX2 void rows_m(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
-  for (int64_t b = b0; b < b1; ++b) block<Bits, M>(w, x, b, y);
+  for (int64_t b = b0; b < b1; ++b) block<Bits, M, Split>(w, x, b, y);
 }
 
 template <int Bits>
 void rows_bits(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
-  with_m(x.m, [&](auto M) { rows_m<Bits, decltype(M)::value>(w, x, b0, b1, y); });
+  with_m(x.m, [&](auto M) {
+    if (x.split)
+      rows_m<Bits, decltype(M)::value, true>(w, x, b0, b1, y);
+    else
+      rows_m<Bits, decltype(M)::value, false>(w, x, b0, b1, y);
+  });
 }
 
 void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
@@ -155,15 +166,22 @@ MCW_AVX2_INLINE void tables_of(__m128i q16, int8_t* t) {
   }
 }
 
-// 8 activations times 1/dx, rounded to nearest even and clamped to ±31.
-MCW_AVX2_INLINE __m256i rounded(const float* p, __m256 id) {
+// 8 activations times 1/dx, rounded to nearest even and clamped to ±top.
+MCW_AVX2_INLINE __m256i rounded(const float* p, __m256 id, int top) {
   const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), id));
-  return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(-kActivationMax)),
-                          _mm256_set1_epi32(kActivationMax));
+  return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(-top)), _mm256_set1_epi32(top));
 }
 
-MCW_AVX2 void prepare(const float* x, int64_t width, int64_t group, int8_t* tables, float* dx,
-                      float* sx) {
+// 16 int32 (in 0..7 of q0, then q1; each within int8) to 16 bytes in order: the packs work
+// per lane, so the lanes are put back after.
+MCW_AVX2_INLINE __m128i bytes_of(__m256i q0, __m256i q1) {
+  const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+  return _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+}
+
+MCW_AVX2 void prepare(const float* x, int64_t width, int64_t group, bool split, int8_t* tables,
+                      float* dx, float* sx) {
+  const int top = activation_max(split);
   const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
   for (int64_t g = 0; g < width / group; ++g) {
     const float* v = x + g * group;
@@ -178,7 +196,7 @@ MCW_AVX2 void prepare(const float* x, int64_t width, int64_t group, int8_t* tabl
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const bool all_finite = finite == 0xff;
-    float d = all_finite ? _mm_cvtss_f32(m4) / float(kActivationMax) : std::nanf(""),
+    float d = all_finite ? _mm_cvtss_f32(m4) / float(top) : std::nanf(""),
           id = d > 0 ? 1.0f / d : 0.0f;
     if (!std::isfinite(id)) id = 0;
     if (all_finite && id == 0) d = 0;
@@ -186,16 +204,17 @@ MCW_AVX2 void prepare(const float* x, int64_t width, int64_t group, int8_t* tabl
     __m256i sum = _mm256_setzero_si256();
     for (int64_t i = 0; i < group; i += 16) {
       __m256i q0 = _mm256_setzero_si256(), q1 = q0;
-      if (all_finite) {
-        q0 = rounded(v + i, vid), q1 = rounded(v + i + 8, vid);
-      }
+      if (all_finite) q0 = rounded(v + i, vid, top), q1 = rounded(v + i + 8, vid, top);
       sum = _mm256_add_epi32(sum, _mm256_add_epi32(q0, q1));
-      // 16 int32 to 16 bytes in order: packs work per lane, so put the lanes back after.
-      const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
-      const __m128i q16 =
-          _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-      const int64_t at = g * group + i;
-      tables_of(q16, tables + at / kSuperchunk * kTableBytes + (at % kSuperchunk) / 16 * 64);
+      const int64_t at = g * group + i;  // superchunk at / 32, its tables 0..3 or 4..7
+      int8_t* t = tables + at / kSuperchunk * table_bytes(split) + (at % kSuperchunk) / 16 * 64;
+      if (!split) {
+        tables_of(bytes_of(q0, q1), t);
+      } else {  // x̂ = 16·h + l: TL over l = x̂ & 15, TH over h = x̂ >> 4
+        const __m256i m15 = _mm256_set1_epi32(15);
+        tables_of(bytes_of(_mm256_and_si256(q0, m15), _mm256_and_si256(q1, m15)), t);
+        tables_of(bytes_of(_mm256_srai_epi32(q0, 4), _mm256_srai_epi32(q1, 4)), t + kTableBytes);
+      }
     }
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));

@@ -4,16 +4,18 @@
 // A 64-byte record holds 128 indices: 16 rows × 4 bytes × 2 nibbles. Per half (low nibbles,
 // then high ones): one vpternlogd masks the nibble and ORs in 16·(table mod 4), one vpermb
 // looks the 64 indices up in the register of 4 tables they address, and one vpdpbusd
-// multiplies each byte by its plane's weight 2^p (the unsigned operand; the table entries,
-// |T| <= 124, are the signed one) and adds the row's 4 bytes into its int32 sum. vpermb
+// multiplies each byte by its plane's weight 2^p (the unsigned operand; the table entries
+// are the signed one) and adds the row's 4 bytes into its int32 sum; with Int8 activations
+// a second vpermb and vpdpbusd do the same for the TH tables with weights 16·2^p. vpermb
 // rather than vpshufb because the 4 bytes a row's dword adds must come from different
 // tables (two planes × two tables, or four tables of one plane), and vpshufb sees one
 // 16-byte table per 128-bit lane.
 //
-// Bounds: a vpdpbusd adds 4 products of |T| <= 124 and 2^p <= 8 to a sum; per (row, group)
-// the two running sums together are S = Σ q·x̂, |S| <= 15·31·group_size < 2^31
-// (group_size <= 2^22): no overflow, the integers are exact, and the per-group epilogue
-// matches the generic path's operations one for one.
+// Bounds: a vpdpbusd adds 4 products of |T| <= 124 (Int6; Int8: TL <= 60 by 2^p <= 8, or
+// |TH| <= 32 by 16·2^p <= 128) to a sum; per (row, group) the two running sums together
+// are S = Σ q·x̂, |S| <= 15·127·group_size < 2^31 (group_size <= 2^20), and every partial
+// sum is bounded by the same sum of magnitudes: no overflow, the integers are exact, and the
+// per-group epilogue matches the generic path's operations one for one.
 // The preparation of x rounds and builds the tables 16 activations at a time: vcvtps2dq
 // rounds to nearest even as the portable path does, and a table register (4 tables of 16)
 // is 4 byte shuffles of the 16 activations with masked adds.
@@ -45,7 +47,7 @@ constexpr int plane_weights(const RecordKind& rk) {
   return v;
 }
 
-template <int Bits, int RT, int M>
+template <int Bits, int RT, int M, bool Split>
 MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvOutput& y) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   const int8_t* tables[M];
@@ -66,11 +68,11 @@ MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvO
     for (int t = 0; t < RT; ++t)
       for (int i = 0; i < M; ++i) sum[t][i][0] = sum[t][i][1] = _mm512_setzero_si512();
     for (int64_t s = g * w.supers_per_group; s < (g + 1) * w.supers_per_group; ++s) {
-      __m512i tab[M][2];
-      for (int i = 0; i < M; ++i) {
-        tab[i][0] = _mm512_loadu_si512(tables[i] + s * kTableBytes);
-        tab[i][1] = _mm512_loadu_si512(tables[i] + s * kTableBytes + 64);
-      }
+      // [i][0..1]: the tables (Int8: TL), [i][2..3]: TH (Int8 only).
+      __m512i tab[M][Split ? 4 : 2];
+      for (int i = 0; i < M; ++i)
+        for (int r = 0; r < (Split ? 4 : 2); ++r)
+          tab[i][r] = _mm512_loadu_si512(tables[i] + s * table_bytes(Split) + 64 * r);
       for (int t = 0; t < RT; ++t) {
         const uint8_t* rec =
             block[t] + g * w.group_bytes + (s - g * w.supers_per_group) * Bits * kRecordBytes;
@@ -83,6 +85,8 @@ MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvO
               _mm512_srli_epi16(v, 4), low4, _mm512_set1_epi32(rk.pair ? kSelPairHigh : kSelSingle),
               kAndOr);
           const __m512i weight = _mm512_set1_epi32(plane_weights(rk));
+          // TH's weights 16·2^p <= 128 still fit vpdpbusd's unsigned operand.
+          const __m512i weight16 = _mm512_slli_epi32(weight, 4);
           // Low nibbles address tables 4h + (0..3) of a pair's half h, or tables 0..3 of a
           // single plane; high nibbles the same half's, or tables 4..7.
           const int lo_reg = rk.pair ? rk.half : 0, hi_reg = rk.pair ? rk.half : 1;
@@ -91,6 +95,12 @@ MCW_LUT_INLINE void tile(const LutView& w, const LutX& x, int64_t b, const GemvO
                                                _mm512_permutexvar_epi8(lo, tab[i][lo_reg]));
             sum[t][i][1] = _mm512_dpbusd_epi32(sum[t][i][1], weight,
                                                _mm512_permutexvar_epi8(hi, tab[i][hi_reg]));
+            if constexpr (Split) {
+              sum[t][i][0] = _mm512_dpbusd_epi32(sum[t][i][0], weight16,
+                                                 _mm512_permutexvar_epi8(lo, tab[i][2 + lo_reg]));
+              sum[t][i][1] = _mm512_dpbusd_epi32(sum[t][i][1], weight16,
+                                                 _mm512_permutexvar_epi8(hi, tab[i][2 + hi_reg]));
+            }
           }
         }
       }
@@ -124,17 +134,22 @@ constexpr int row_tile() {
   return M == 1 ? 4 : M == 2 ? 2 : 1;
 }
 
-template <int Bits, int M>
+template <int Bits, int M, bool Split>
 MCW_LUT void rows_m(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
   constexpr int RT = row_tile<M>();
   int64_t b = b0;
-  for (; b + RT <= b1; b += RT) tile<Bits, RT, M>(w, x, b, y);
-  for (; b < b1; ++b) tile<Bits, 1, M>(w, x, b, y);
+  for (; b + RT <= b1; b += RT) tile<Bits, RT, M, Split>(w, x, b, y);
+  for (; b < b1; ++b) tile<Bits, 1, M, Split>(w, x, b, y);
 }
 
 template <int Bits>
 void rows_bits(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
-  with_m(x.m, [&](auto M) { rows_m<Bits, decltype(M)::value>(w, x, b0, b1, y); });
+  with_m(x.m, [&](auto M) {
+    if (x.split)
+      rows_m<Bits, decltype(M)::value, true>(w, x, b0, b1, y);
+    else
+      rows_m<Bits, decltype(M)::value, false>(w, x, b0, b1, y);
+  });
 }
 
 // 4·l in every byte of a 64-bit half of lane l.
@@ -160,8 +175,9 @@ MCW_LUT_INLINE __m512i tables_of(__m128i q16) {
 // lut_quantize_activations and the portable path's tables, 16 activations at a time: the
 // same amax (NaN ignored, as std::max ignores it), the same scalar d and 1/d, the same
 // products rounded the same way.
-MCW_LUT void prepare(const float* x, int64_t width, int64_t group, int8_t* tables, float* dx,
-                     float* sx) {
+MCW_LUT void prepare(const float* x, int64_t width, int64_t group, bool split, int8_t* tables,
+                     float* dx, float* sx) {
+  const int top = activation_max(split);
   const __m512 inf = _mm512_set1_ps(INFINITY);
   for (int64_t g = 0; g < width / group; ++g) {
     const float* v = x + g * group;
@@ -173,12 +189,12 @@ MCW_LUT void prepare(const float* x, int64_t width, int64_t group, int8_t* table
       finite &= _mm512_cmp_ps_mask(a, inf, _CMP_LT_OQ);
     }
     const bool all_finite = finite == 0xffff;
-    float d = all_finite ? _mm512_reduce_max_ps(amax) / float(kActivationMax) : std::nanf("");
+    float d = all_finite ? _mm512_reduce_max_ps(amax) / float(top) : std::nanf("");
     float id = d > 0 ? 1.0f / d : 0.0f;
     if (!std::isfinite(id)) id = 0;
     if (all_finite && id == 0) d = 0;
     const __m512 vid = _mm512_set1_ps(id);
-    const __m512i lo = _mm512_set1_epi32(-kActivationMax), hi = _mm512_set1_epi32(kActivationMax);
+    const __m512i lo = _mm512_set1_epi32(-top), hi = _mm512_set1_epi32(top);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t i = 0; i < group; i += 16) {
       __m512i q = _mm512_setzero_si512();
@@ -188,8 +204,14 @@ MCW_LUT void prepare(const float* x, int64_t width, int64_t group, int8_t* table
             hi);
       sum = _mm512_add_epi32(sum, q);
       const int64_t at = g * group + i;  // superchunk at / 32, its tables 0..3 or 4..7
-      _mm512_storeu_si512(tables + at / kSuperchunk * kTableBytes + (at % kSuperchunk) / 16 * 64,
-                          tables_of(_mm512_cvtepi32_epi8(q)));
+      int8_t* t = tables + at / kSuperchunk * table_bytes(split) + (at % kSuperchunk) / 16 * 64;
+      if (!split) {
+        _mm512_storeu_si512(t, tables_of(_mm512_cvtepi32_epi8(q)));
+      } else {  // x̂ = 16·h + l: TL over l = x̂ & 15, TH over h = x̂ >> 4
+        const __m512i l = _mm512_and_si512(q, _mm512_set1_epi32(15)), h = _mm512_srai_epi32(q, 4);
+        _mm512_storeu_si512(t, tables_of(_mm512_cvtepi32_epi8(l)));
+        _mm512_storeu_si512(t + kTableBytes, tables_of(_mm512_cvtepi32_epi8(h)));
+      }
     }
     dx[g] = d;
     sx[g] = d * float(_mm512_reduce_add_epi32(sum));

@@ -11,19 +11,34 @@
 namespace mcw::lut_detail {
 namespace {
 
-void prepare(const float* x, int64_t width, int64_t group, int8_t* tables, float* dx, float* sx) {
+// The 8 tables of a superchunk's 32 values v: entry i of table c = Σ_k bit_k(i)·v[4c + k].
+// Each entry is an earlier one plus one value (the index without its lowest set bit).
+void tables_of(const int8_t* v, int8_t* t) {
+  for (int c = 0; c < 8; ++c) {
+    int8_t* tc = t + 16 * c;
+    tc[0] = 0;
+    for (unsigned i = 1; i < 16; ++i)
+      tc[i] = int8_t(tc[i & (i - 1)] + v[4 * c + std::countr_zero(i)]);
+  }
+}
+
+void prepare(const float* x, int64_t width, int64_t group, bool split, int8_t* tables, float* dx,
+             float* sx) {
   std::vector<int8_t> q(static_cast<size_t>(width));
-  lut_quantize_activations(x, width, group, q.data(), dx, sx);
-  // Per superchunk 8 tables of 16; each entry is an earlier one plus one activation (the
-  // index without its lowest set bit), so a table costs 15 additions.
-  for (int64_t s = 0; s < width / kSuperchunk; ++s)
-    for (int c = 0; c < 8; ++c) {
-      int8_t* t = tables + s * kTableBytes + 16 * c;
-      const int8_t* v = q.data() + s * kSuperchunk + 4 * c;
-      t[0] = 0;
-      for (unsigned i = 1; i < 16; ++i)
-        t[i] = int8_t(t[i & (i - 1)] + v[std::countr_zero(i)]);  // |t| <= 4·31
+  lut_quantize_activations(x, width, group, split ? LutActivations::Int8 : LutActivations::Int6,
+                           q.data(), dx, sx);
+  for (int64_t s = 0; s < width / kSuperchunk; ++s) {
+    const int8_t* v = q.data() + s * kSuperchunk;
+    int8_t* t = tables + s * table_bytes(split);
+    if (!split) {
+      tables_of(v, t);  // |T| <= 4·31
+      continue;
     }
+    int8_t low[kSuperchunk], high[kSuperchunk];  // x̂ = 16·high + low
+    for (int k = 0; k < kSuperchunk; ++k) low[k] = int8_t(v[k] & 15), high[k] = int8_t(v[k] >> 4);
+    tables_of(low, t);                 // 0 .. 60
+    tables_of(high, t + kTableBytes);  // −32 .. 28
+  }
 }
 
 void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOutput& y) {
@@ -36,7 +51,7 @@ void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOut
         const int8_t* tables = x.tables + i * x.ld_tables;
         float acc = 0;
         for (int64_t g = 0; g < w.groups; ++g) {
-          // |S| <= 15·31·group_size < 2^31 (group_size <= 2^22, lut_gemv.cpp).
+          // |S| <= 15·127·group_size < 2^31 (group_size <= 2^20, lut_gemv.cpp).
           int32_t S = 0;
           for (int64_t s = g * w.supers_per_group; s < (g + 1) * w.supers_per_group; ++s)
             for (int k = 0; k < records(w.bits); ++k) {
@@ -46,8 +61,11 @@ void rows(const LutView& w, const LutX& x, int64_t b0, int64_t b1, const GemvOut
               for (int j = 0; j < 4; ++j)
                 for (int hi = 0; hi < 2; ++hi) {
                   const int index = (rec[4 * rr + j] >> (4 * hi)) & 15;
-                  const int8_t t = tables[s * kTableBytes + 16 * nibble_table(rk, j, hi) + index];
-                  S += int32_t(t) * (1 << nibble_plane(rk, j));
+                  const int8_t* t =
+                      tables + s * table_bytes(x.split) + 16 * nibble_table(rk, j, hi) + index;
+                  // Int8: T = TL + 16·TH
+                  const int32_t T = x.split ? t[0] + 16 * t[kTableBytes] : t[0];
+                  S += T * (1 << nibble_plane(rk, j));
                 }
             }
           const float* scale = reinterpret_cast<const float*>(

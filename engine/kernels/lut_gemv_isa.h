@@ -21,6 +21,15 @@
 // Tables: per row of x and superchunk, 128 bytes: tables 0..3 then 4..7, 16 int8 entries
 // each, so that one 64-byte register holds the 4 tables a record's nibbles address and a
 // nibble plus 16·(table mod 4) is its vpermb index.
+//
+// Table precision (LutActivations, lut_gemv.h):
+//   Int6: |x̂| <= 31, so T (a sum of at most 4 x̂, |T| <= 124) fits int8: one table per
+//         index.
+//   Int8: |x̂| <= 127 (the int8 path's precision); T does not fit int8 (|T| <= 508), so each
+//         x̂ is split as 16·h + l (l = x̂ & 15 in 0..15, h = x̂ >> 4 in −8..7) and there are
+//         two tables per index, TL over the l (0..60) and TH over the h (−32..28), with
+//         T = TL + 16·TH: two lookups per index, TH weighed by 16·2^p (<= 128, a u8).
+//         Per superchunk 256 bytes: the 128 of TL, then the 128 of TH.
 #pragma once
 #include <cstdint>
 
@@ -31,10 +40,9 @@ namespace mcw::lut_detail {
 constexpr int kBlockRows = 16;
 constexpr int kSuperchunk = 32;   // inputs per superchunk
 constexpr int kRecordBytes = 64;  // one record: 16 rows × 4 bytes
-constexpr int kTableBytes = 128;  // tables per superchunk per row of x
-// Activations are rounded to |x̂| <= 31 so that a table entry, a sum of at most 4 of them,
-// fits int8 (|T| <= 124): one lookup per index, no split into high and low bytes.
-constexpr int kActivationMax = 31;
+constexpr int kTableBytes = 128;  // one set of tables per superchunk per row of x
+constexpr int activation_max(bool split) { return split ? 127 : 31; }
+constexpr int table_bytes(bool split) { return split ? 2 * kTableBytes : kTableBytes; }
 
 // Records per superchunk, and which kind each is.
 constexpr int records(int bits) { return bits; }
@@ -68,9 +76,10 @@ struct LutView {
   const uint8_t* codes;              // 64-byte aligned
 };
 
-// m <= 8 rows of x, each as tables (kTableBytes per superchunk), the activation scale dx
-// per group and dx·Σx̂ per group.
+// m <= 8 rows of x, each as tables (table_bytes(split) per superchunk), the activation scale
+// dx per group and dx·Σx̂ per group.
 struct LutX {
+  bool split;  // Int8: TL and TH per superchunk
   const int8_t* tables;
   int64_t ld_tables;
   const float* dx;
@@ -80,10 +89,10 @@ struct LutX {
 };
 
 // One row of x, zero padded to the layout's width (whole groups): its tables
-// [width / 32 × kTableBytes], dx and dx·Σx̂ per group, rounded as lut_quantize_activations
-// rounds (lut_gemv.h). Every path writes the same bytes and floats.
-using LutPrepare = void (*)(const float* x, int64_t width, int64_t group, int8_t* tables, float* dx,
-                            float* sx);
+// [width / 32 × table_bytes(split)], dx and dx·Σx̂ per group, rounded as
+// lut_quantize_activations rounds (lut_gemv.h). Every path writes the same bytes and floats.
+using LutPrepare = void (*)(const float* x, int64_t width, int64_t group, bool split,
+                            int8_t* tables, float* dx, float* sx);
 
 // Rows of blocks [b0, b1) (rows past view.rows are not stored). Every path computes, per
 // (row, group), the integer S = Σ q·x̂ exactly, then per row in group order

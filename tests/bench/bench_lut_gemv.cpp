@@ -1,16 +1,21 @@
 // The lookup-table product (lut_gemv.h) beside the int8-activation Affine product it would
 // replace, in one executable so that their ratio is measured in one run:
 //   BM_LutVsAffine/<bits>/<rows>/<cols>/<impl>: y = W·x, m = 1, 2 threads, g128 asymmetric
-//   codes at 4096×14336 and 14336×4096 (out × in), impl 0 = LutWeight, 1 = PackedWeight
-//   from the same CompressedTensor (int8 activations, the default; 1-bit codes have no
-//   Affine kernel and take its f16 fallback, which the label says).
+//   codes at 4096×14336 and 14336×4096 (out × in), impl 0 = LutWeight with Int8 activations
+//   (the default: the int8 path's precision), 1 = PackedWeight from the same CompressedTensor
+//   (int8 activations, the default; 1-bit codes have no Affine kernel and take its f16
+//   fallback, which the label says), 2 = LutWeight with Int6 activations.
 // Both sides include their per-product preparation of x (rounding, tables or group sums).
+// rel_err: ‖y − y_f32‖ / ‖y_f32‖ against the exact product (PackedWeight with int8
+// activations off), the price of each side's activation rounding (LUT: |x̂| <= 31 per group,
+// int8: |x̂| <= 127).
 // Weights are random: neither kernel's speed depends on the codes. Run with
 // --benchmark_repetitions=N --benchmark_enable_random_interleaving=true for interleaved
 // samples.
 #include <benchmark/benchmark.h>
 #include <tbb/global_control.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -75,7 +80,7 @@ const CompressedTensor& tensor(int bits, int64_t rows, int64_t cols) {
 void BM_LutVsAffine(benchmark::State& state) {
   const int bits = int(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2);
-  const bool lut = state.range(3) == 0;
+  const int64_t impl = state.range(3);
   tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 2);
   mcw::set_simd_level(mcw::SimdLevel::Avx512);  // clamped to the hardware
   mcw::set_int8_activations(true);
@@ -83,7 +88,18 @@ void BM_LutVsAffine(benchmark::State& state) {
   std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
   Rng rng{7};
   for (float& v : x) v = rng.uniform();
+  std::vector<float> exact(static_cast<size_t>(rows));
+  {
+    mcw::set_int8_activations(false);
+    mcw::PackedWeight::from_compressed(t).matmul(x.data(), exact.data(), 1);
+    mcw::set_int8_activations(true);
+  }
   auto run = [&](const auto& w, const std::string& label) {
+    w.matmul(x.data(), y.data(), 1);
+    double num = 0, den = 0;
+    for (size_t r = 0; r < y.size(); ++r)
+      num += double(y[r] - exact[r]) * (y[r] - exact[r]), den += double(exact[r]) * exact[r];
+    state.counters["rel_err"] = std::sqrt(num / den);
     for (auto _ : state) {
       w.matmul(x.data(), y.data(), 1);
       benchmark::DoNotOptimize(y.data());
@@ -94,8 +110,9 @@ void BM_LutVsAffine(benchmark::State& state) {
         benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
     state.SetLabel(label + " " + std::to_string(rows) + "x" + std::to_string(cols));
   };
-  if (lut) {
-    const mcw::LutWeight w = mcw::LutWeight::from_compressed(t);
+  if (impl != 1) {
+    const mcw::LutWeight w = mcw::LutWeight::from_compressed(
+        t, impl == 0 ? mcw::LutActivations::Int8 : mcw::LutActivations::Int6);
     run(w, w.describe() + " " + mcw::lut_gemv_path());
   } else {
     const mcw::PackedWeight w = mcw::PackedWeight::from_compressed(t);
@@ -103,12 +120,12 @@ void BM_LutVsAffine(benchmark::State& state) {
   }
 }
 
-// Args: bits, rows (out), cols (in), impl (0 LUT, 1 Affine int8). Each shape's two impls
-// are registered next to each other.
+// Args: bits, rows (out), cols (in), impl (0 LUT x int8, 1 Affine int8, 2 LUT x int6). Each
+// shape's impls are registered next to each other.
 void args(benchmark::internal::Benchmark* b) {
   for (auto [r, c] : {std::pair<int64_t, int64_t>{4096, 14336}, {14336, 4096}})
     for (int64_t bits : {1, 2, 3, 4})
-      for (int64_t impl : {0, 1}) b->Args({bits, r, c, impl});
+      for (int64_t impl : {0, 1, 2}) b->Args({bits, r, c, impl});
 }
 BENCHMARK(BM_LutVsAffine)->Apply(args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 

@@ -3,7 +3,8 @@
 //  - with the activations rounded as lut_quantize_activations rounds them, the product
 //    equals the f64 sum up to f32 rounding: this pins the bit-plane layout, the tables and
 //    the plane weights of every code width;
-//  - against the exact activations the error stays within Σ_g Σ |w|·dx_g/2;
+//  - against the exact activations the error stays within Σ_g Σ |w|·dx_g/2 (dx_g: the
+//    group's max |x| / 127 with Int8 activations, / 31 with Int6);
 //  - the portable, AVX2 and AVX-512 paths agree bit for bit (all sum the same integers and
 //    run the same f32 epilogue).
 #include <gtest/gtest.h>
@@ -32,7 +33,8 @@ struct Reference {
   std::vector<double> rounded, exact, bound, mag;
 };
 
-Reference reference(const CompressedTensor& t, const std::vector<float>& X, int64_t m) {
+Reference reference(const CompressedTensor& t, const std::vector<float>& X, int64_t m,
+                    LutActivations act) {
   const std::vector<uint8_t> q = codes_of(t);
   const int64_t R = t.rows, C = t.cols, G = t.groups(), width = G * t.group_size;
   const double sym_zero = double((1 << t.bits) / 2);
@@ -42,7 +44,7 @@ Reference reference(const CompressedTensor& t, const std::vector<float>& X, int6
         sx(static_cast<size_t>(G));
     std::copy(X.begin() + i * C, X.begin() + (i + 1) * C, xp.begin());
     std::vector<int8_t> xq(static_cast<size_t>(width));
-    lut_quantize_activations(xp.data(), width, t.group_size, xq.data(), dx.data(), sx.data());
+    lut_quantize_activations(xp.data(), width, t.group_size, act, xq.data(), dx.data(), sx.data());
     for (int64_t r = 0; r < R; ++r) {
       double rounded = 0, exact = 0, bound = 0, mag = 0;
       for (int64_t c = 0; c < C; ++c) {
@@ -88,25 +90,27 @@ TEST_P(LutGemv, EqualsTheProductWithRoundedActivationsAndStaysWithinTheBound) {
   std::mt19937 rng(31);
   for (int bits : {1, 2, 3, 4})
     for (bool sym : {false, true})
-      for (const Shape& sh : kShapes) {
-        const CompressedTensor t = random_affine(sh.rows, sh.cols, bits, sh.group, sym, rng);
-        const LutWeight w = LutWeight::from_compressed(t);
-        const std::vector<int64_t> ms =
-            sh.rows > 100 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{1, 2, 3, 5, 8, 11};
-        for (int64_t m : ms) {
-          const std::vector<float> X = gaussian(size_t(m * sh.cols), uint32_t(m + 7 * bits));
-          const std::vector<float> bias = gaussian(size_t(sh.rows), 5);
-          const Reference ref = reference(t, X, m);
-          SCOPED_TRACE(w.describe() + (sym ? " sym " : " asym ") + std::to_string(sh.rows) + "x" +
-                       std::to_string(sh.cols) + " m=" + std::to_string(m) + " on " +
-                       lut_gemv_path());
-          const std::vector<float> Y = product(w, X, m, bias);
-          for (size_t k = 0; k < Y.size(); ++k) {
-            ASSERT_NEAR(Y[k], ref.rounded[k], 2e-6 * ref.mag[k] + 1e-5) << k;
-            ASSERT_LE(std::fabs(Y[k] - ref.exact[k]), ref.bound[k] + 2e-6 * ref.mag[k] + 1e-5) << k;
+      for (const Shape& sh : kShapes)
+        for (LutActivations act : {LutActivations::Int8, LutActivations::Int6}) {
+          const CompressedTensor t = random_affine(sh.rows, sh.cols, bits, sh.group, sym, rng);
+          const LutWeight w = LutWeight::from_compressed(t, act);
+          const std::vector<int64_t> ms =
+              sh.rows > 100 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{1, 2, 3, 5, 8, 11};
+          for (int64_t m : ms) {
+            const std::vector<float> X = gaussian(size_t(m * sh.cols), uint32_t(m + 7 * bits));
+            const std::vector<float> bias = gaussian(size_t(sh.rows), 5);
+            const Reference ref = reference(t, X, m, act);
+            SCOPED_TRACE(w.describe() + (sym ? " sym " : " asym ") + std::to_string(sh.rows) + "x" +
+                         std::to_string(sh.cols) + " m=" + std::to_string(m) + " on " +
+                         lut_gemv_path());
+            const std::vector<float> Y = product(w, X, m, bias);
+            for (size_t k = 0; k < Y.size(); ++k) {
+              ASSERT_NEAR(Y[k], ref.rounded[k], 2e-6 * ref.mag[k] + 1e-5) << k;
+              ASSERT_LE(std::fabs(Y[k] - ref.exact[k]), ref.bound[k] + 2e-6 * ref.mag[k] + 1e-5)
+                  << k;
+            }
           }
         }
-      }
 }
 
 TEST_P(LutGemv, OverwritesWithoutAccumulateAndANonFiniteInputGivesNaN) {
@@ -114,7 +118,7 @@ TEST_P(LutGemv, OverwritesWithoutAccumulateAndANonFiniteInputGivesNaN) {
   const CompressedTensor t = random_affine(21, 128, 2, 64, false, rng);
   const LutWeight w = LutWeight::from_compressed(t);
   std::vector<float> X = gaussian(2 * 128, 3);
-  const Reference ref = reference(t, X, 2);
+  const Reference ref = reference(t, X, 2, LutActivations::Int8);
   std::vector<float> Y(2 * 21, 1e30f);
   w.matmul(X.data(), Y.data(), 2);
   for (size_t k = 0; k < Y.size(); ++k) ASSERT_NEAR(Y[k], ref.rounded[k], 2e-6 * ref.mag[k] + 1e-5);
@@ -135,43 +139,50 @@ TEST_P(LutGemv, AgreesWithThePortablePathBitForBit) {
   ASSERT_NE(path, "generic");
   std::mt19937 rng(33);
   for (int bits : {1, 2, 3, 4})
-    for (const Shape& sh : kShapes) {
-      const CompressedTensor t = random_affine(sh.rows, sh.cols, bits, sh.group, false, rng);
-      const LutWeight w = LutWeight::from_compressed(t);
-      for (int64_t m : {1, 2, 4, 8}) {
-        const std::vector<float> X = gaussian(size_t(m * sh.cols), uint32_t(m + bits));
-        std::vector<float> generic(size_t(m * sh.rows)), simd(generic.size());
-        set_simd_level(SimdLevel::Generic);
-        w.matmul(X.data(), generic.data(), m);
-        set_simd_level(level);
-        w.matmul(X.data(), simd.data(), m);
-        ASSERT_EQ(0, std::memcmp(generic.data(), simd.data(), generic.size() * sizeof(float)))
-            << w.describe() << " " << sh.rows << "x" << sh.cols << " m=" << m << " on " << path;
+    for (const Shape& sh : kShapes)
+      for (LutActivations act : {LutActivations::Int8, LutActivations::Int6}) {
+        const CompressedTensor t = random_affine(sh.rows, sh.cols, bits, sh.group, false, rng);
+        const LutWeight w = LutWeight::from_compressed(t, act);
+        for (int64_t m : {1, 2, 4, 8}) {
+          const std::vector<float> X = gaussian(size_t(m * sh.cols), uint32_t(m + bits));
+          std::vector<float> generic(size_t(m * sh.rows)), simd(generic.size());
+          set_simd_level(SimdLevel::Generic);
+          w.matmul(X.data(), generic.data(), m);
+          set_simd_level(level);
+          w.matmul(X.data(), simd.data(), m);
+          ASSERT_EQ(0, std::memcmp(generic.data(), simd.data(), generic.size() * sizeof(float)))
+              << w.describe() << " " << sh.rows << "x" << sh.cols << " m=" << m << " on " << path;
+        }
       }
-    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, LutGemv, test::all_simd_levels(), test::simd_level_test_name);
 
-TEST(LutGemvActivations, RoundToTheNearestOf63LevelsPerGroup) {
+TEST(LutGemvActivations, RoundToTheNearestLevelPerGroup) {
   const std::vector<float> x = gaussian(256, 9);
+  for (auto [act, top] : {std::pair{LutActivations::Int8, 127}, {LutActivations::Int6, 31}}) {
+    std::vector<int8_t> q(256);
+    float dx[2], sx[2];
+    lut_quantize_activations(x.data(), 256, 128, act, q.data(), dx, sx);
+    for (int g = 0; g < 2; ++g) {
+      float amax = 0;
+      int sum = 0, reached = 0;
+      for (int i = 0; i < 128; ++i) amax = std::max(amax, std::fabs(x[size_t(128 * g + i)]));
+      EXPECT_FLOAT_EQ(dx[g], amax / float(top));
+      for (int i = 0; i < 128; ++i) {
+        const int8_t v = q[size_t(128 * g + i)];
+        ASSERT_LE(std::abs(v), top);
+        ASSERT_LE(std::fabs(v * dx[g] - x[size_t(128 * g + i)]), dx[g] * 0.5f * (1 + 1e-5f));
+        reached += std::abs(v) == top;
+        sum += v;
+      }
+      EXPECT_GE(reached, 1);  // the largest |x| takes the top level
+      EXPECT_FLOAT_EQ(sx[g], dx[g] * float(sum));
+    }
+  }
   std::vector<int8_t> q(256);
   float dx[2], sx[2];
-  lut_quantize_activations(x.data(), 256, 128, q.data(), dx, sx);
-  for (int g = 0; g < 2; ++g) {
-    float amax = 0;
-    int sum = 0;
-    for (int i = 0; i < 128; ++i) amax = std::max(amax, std::fabs(x[size_t(128 * g + i)]));
-    EXPECT_FLOAT_EQ(dx[g], amax / 31);
-    for (int i = 0; i < 128; ++i) {
-      const int8_t v = q[size_t(128 * g + i)];
-      ASSERT_LE(std::abs(v), 31);
-      ASSERT_LE(std::fabs(v * dx[g] - x[size_t(128 * g + i)]), dx[g] * 0.5f * (1 + 1e-6f));
-      sum += v;
-    }
-    EXPECT_FLOAT_EQ(sx[g], dx[g] * float(sum));
-  }
-  EXPECT_THROW(lut_quantize_activations(x.data(), 200, 128, q.data(), dx, sx),
+  EXPECT_THROW(lut_quantize_activations(x.data(), 200, 128, LutActivations::Int8, q.data(), dx, sx),
                std::invalid_argument);
 }
 
@@ -179,7 +190,8 @@ TEST(LutGemvLayout, SaysWhatItCannotTakeAndChecksCounts) {
   std::mt19937 rng(34);
   CompressedTensor t = random_affine(4, 64, 4, 32, false, rng);
   EXPECT_EQ(LutWeight::unsupported(t), "");
-  EXPECT_EQ(LutWeight::from_compressed(t).describe(), "lut int4 g32");
+  EXPECT_EQ(LutWeight::from_compressed(t).describe(), "lut int4 g32, x int8");
+  EXPECT_EQ(LutWeight::from_compressed(t, LutActivations::Int6).describe(), "lut int4 g32, x int6");
   CompressedTensor e = random_affine(4, 64, 8, 32, false, rng);
   EXPECT_NE(LutWeight::unsupported(e), "");
   e = random_affine(4, 96, 2, 48, false, rng);

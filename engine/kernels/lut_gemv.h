@@ -10,9 +10,10 @@
 // row is then Σ_g scale_g·dx_g·S_g + offset_g·dx_g·Σx̂_g. The result is the exact product
 // with x̂ up to f32 rounding: |Δy| <= Σ_g Σ_{c∈g} |w_c|·dx_g/2 against the f32 product.
 // Two precisions (LutActivations):
-//   Int8: A = 127, the int8 path's bound (affine_activation_block's, for groups up to 256
-//         slots). A table entry (up to 4·127) does not fit int8: each index is looked up
-//         twice, in tables of x̂'s low nibbles and of its high parts.
+//   Int8: A = 127, the int8 path's bound (affine_activation_block's for groups up to 256
+//         slots; larger groups, one dx here, get finer blocks there). A table entry (up to 4·127)
+//         does not fit int8: each index is looked up twice, in tables of x̂'s low nibbles and of its
+//         high parts.
 //   Int6: A = 31, four times the bound; every table entry fits int8 (|T| <= 124): one lookup
 //         per index, about two thirds of Int8's instructions.
 //

@@ -5,6 +5,8 @@
 //   (the default: the int8 path's precision), 1 = PackedWeight from the same CompressedTensor
 //   (int8 activations, the default; 1-bit codes have no Affine kernel and take its f16
 //   fallback, which the label says), 2 = LutWeight with Int6 activations.
+//   BM_LutVsAffineOneThreadCached/<bits>/<impl>: the same at 512×4096 on one thread, a
+//   matrix that stays in L2/L3: the kernels' own speed, free of memory bandwidth.
 // Both sides include their per-product preparation of x (rounding, tables or group sums).
 // rel_err: ‖y − y_f32‖ / ‖y_f32‖ against the exact product (PackedWeight with int8
 // activations off), the price of each side's activation rounding (LUT: |x̂| <= 31 per group,
@@ -77,11 +79,9 @@ const CompressedTensor& tensor(int bits, int64_t rows, int64_t cols) {
   return *t;
 }
 
-void BM_LutVsAffine(benchmark::State& state) {
-  const int bits = int(state.range(0));
-  const int64_t rows = state.range(1), cols = state.range(2);
-  const int64_t impl = state.range(3);
-  tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 2);
+void product(benchmark::State& state, int bits, int64_t rows, int64_t cols, int64_t impl,
+             int threads) {
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
   mcw::set_simd_level(mcw::SimdLevel::Avx512);  // clamped to the hardware
   mcw::set_int8_activations(true);
   const CompressedTensor& t = tensor(bits, rows, cols);
@@ -120,6 +120,10 @@ void BM_LutVsAffine(benchmark::State& state) {
   }
 }
 
+void BM_LutVsAffine(benchmark::State& state) {
+  product(state, int(state.range(0)), state.range(1), state.range(2), state.range(3), 2);
+}
+
 // Args: bits, rows (out), cols (in), impl (0 LUT x int8, 1 Affine int8, 2 LUT x int6). Each
 // shape's impls are registered next to each other.
 void args(benchmark::internal::Benchmark* b) {
@@ -128,6 +132,13 @@ void args(benchmark::internal::Benchmark* b) {
       for (int64_t impl : {0, 1, 2}) b->Args({bits, r, c, impl});
 }
 BENCHMARK(BM_LutVsAffine)->Apply(args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_LutVsAffineOneThreadCached(benchmark::State& state) {
+  product(state, int(state.range(0)), 512, 4096, state.range(1), 1);
+}
+BENCHMARK(BM_LutVsAffineOneThreadCached)
+    ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2}})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

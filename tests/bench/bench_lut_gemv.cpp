@@ -7,6 +7,11 @@
 //   fallback, which the label says), 2 = LutWeight with Int6 activations.
 //   BM_LutVsAffineOneThreadCached/<bits>/<impl>: the same at 512×4096 on one thread, a
 //   matrix that stays in L2/L3: the kernels' own speed, free of memory bandwidth.
+//   BM_Interleaved/<bits>/<rows>/<cols>: the three impls of one shape timed product by
+//   product in turn (the order rotating), 2 threads, 300 rounds: medians and minima of each,
+//   and the median over rounds of the Affine / LUT time ratio. On a machine shared with
+//   other work, neighbouring products see the same load, so the ratio is steadier than the
+//   separate benchmarks' times.
 // Both sides include their per-product preparation of x (rounding, tables or group sums).
 // rel_err: ‖y − y_f32‖ / ‖y_f32‖ against the exact product (PackedWeight with int8
 // activations off), the price of each side's activation rounding (LUT: |x̂| <= 31 per group,
@@ -17,6 +22,8 @@
 #include <benchmark/benchmark.h>
 #include <tbb/global_control.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -139,6 +146,61 @@ void BM_LutVsAffineOneThreadCached(benchmark::State& state) {
 BENCHMARK(BM_LutVsAffineOneThreadCached)
     ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2}})
     ->Unit(benchmark::kMicrosecond);
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void BM_Interleaved(benchmark::State& state) {
+  const int bits = int(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2);
+  tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 2);
+  mcw::set_simd_level(mcw::SimdLevel::Avx512);
+  mcw::set_int8_activations(true);
+  const CompressedTensor& t = tensor(bits, rows, cols);
+  const mcw::LutWeight lut8 = mcw::LutWeight::from_compressed(t, mcw::LutActivations::Int8);
+  const mcw::LutWeight lut6 = mcw::LutWeight::from_compressed(t, mcw::LutActivations::Int6);
+  const mcw::PackedWeight affine = mcw::PackedWeight::from_compressed(t);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  Rng rng{7};
+  for (float& v : x) v = rng.uniform();
+  auto time_us = [&](int impl) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (impl == 0) lut8.matmul(x.data(), y.data(), 1);
+    if (impl == 1) affine.matmul(x.data(), y.data(), 1);
+    if (impl == 2) lut6.matmul(x.data(), y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int impl = 0; impl < 3; ++impl) time_us(impl);  // warm: caches, pages, TBB threads
+  std::vector<double> us[3], ratio;
+  for (auto _ : state) {
+    for (int round = 0; round < 300; ++round) {
+      double r[3];
+      for (int k = 0; k < 3; ++k) {
+        const int impl = (round + k) % 3;
+        r[impl] = time_us(impl);
+        us[impl].push_back(r[impl]);
+      }
+      ratio.push_back(r[1] / r[0]);
+    }
+  }
+  const char* names[3] = {"lut8_us", "affine_us", "lut6_us"};
+  for (int impl = 0; impl < 3; ++impl) {
+    state.counters[names[impl]] = median(us[impl]);
+    state.counters[std::string(names[impl]) + "_min"] =
+        *std::min_element(us[impl].begin(), us[impl].end());
+  }
+  state.counters["affine/lut8"] = median(ratio);
+  state.SetLabel(lut8.describe() + " vs " + affine.describe() + " " + std::to_string(rows) + "x" +
+                 std::to_string(cols));
+}
+BENCHMARK(BM_Interleaved)
+    ->ArgsProduct({{1, 2, 3, 4}, {4096}, {14336}})
+    ->ArgsProduct({{1, 2, 3, 4}, {14336}, {4096}})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -18,7 +18,7 @@
 //                         high nibble = index of plane p + (j & 1), table 4h + 2 + (j >> 1)
 //   single(p):            low nibble  = index of plane p, table j
 //                         high nibble = index of plane p, table 4 + j
-// Tables: per row of x and superchunk, 128 bytes: tables 0..3 then 4..7, 16 int8 entries
+// Tables: per row of x and superchunk, a set of 128 bytes: tables 0..3 then 4..7, 16 int8 entries
 // each, so that one 64-byte register holds the 4 tables a record's nibbles address and a
 // nibble plus 16·(table mod 4) is its vpermb index.
 //

@@ -122,7 +122,7 @@ int run_predict(const std::vector<std::string>& argv) {
   }
   const std::vector<int> assignment = recipe_assignment(table, recipe);
   const PredictionCalibration cal =
-      calibrate_prediction(store->load_runs_with_metrics({in.project.name}), in.fingerprint);
+      calibrate_prediction(store->load_runs_with_metrics({in.project.name, std::nullopt}), in.fingerprint);
   const RecipePrediction p =
       predict_assignment(table, assignment, cal, args.flag("latency") ? &latency : nullptr);
 

@@ -5,9 +5,12 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 #include "engine/core/error.h"
 #include "engine/kernels/cpu_features.h"
@@ -84,6 +87,16 @@ void lut_quantize_activations(const float* x, int64_t k, int64_t group, LutActiv
 
 const char* lut_gemv_path() { return current_isa().name; }
 
+namespace {
+// MCW_LUT=0 starts with the LUT off (to measure the Affine layout beside it).
+std::atomic<bool> g_lut_kernels{[] {
+  const char* v = std::getenv("MCW_LUT");
+  return !(v && std::string_view(v) == "0");
+}()};
+}  // namespace
+void set_lut_kernels(bool on) { g_lut_kernels.store(on, std::memory_order_relaxed); }
+bool lut_kernels() { return g_lut_kernels.load(std::memory_order_relaxed); }
+
 std::string LutWeight::unsupported(const CompressedTensor& t) {
   if (t.coding != WeightCoding::Affine) return "not affine codes";
   if (t.bits < 1 || t.bits > 4) return "bits outside 1..4";
@@ -150,6 +163,42 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t, LutActivations a
     }
   });
   return w;
+}
+
+void LutWeight::dequantize_rows(int64_t r0, int64_t r1, float* dst) const {
+  if (r0 < 0 || r1 < r0 || r1 > rows_)
+    throw std::invalid_argument("LutWeight::dequantize_rows: row range outside the matrix");
+  const int64_t width = groups_ * group_size_, spg = group_size_ / kSuperchunk;
+  const int64_t gbytes = group_bytes(bits_, spg), block_bytes = groups_ * gbytes;
+  const auto* base = reinterpret_cast<const uint8_t*>(lines_.data());
+  std::vector<uint8_t> q(static_cast<size_t>(width));
+  for (int64_t r = r0; r < r1; ++r) {
+    // The packer's walk backwards: each nibble gives one plane's bit of 4 inputs.
+    const int64_t b = r / kBlockRows, rr = r % kBlockRows;
+    const uint8_t* block = base + b * block_bytes;
+    std::fill(q.begin(), q.end(), uint8_t(0));
+    for (int64_t s = 0; s < width / kSuperchunk; ++s)
+      for (int k = 0; k < records(bits_); ++k) {
+        const RecordKind rk = record_kind(bits_, k);
+        const uint8_t* rec =
+            block + s / spg * gbytes + ((s % spg) * records(bits_) + k) * kRecordBytes;
+        for (int j = 0; j < 4; ++j)
+          for (int hi = 0; hi < 2; ++hi) {
+            const unsigned index = (rec[4 * rr + j] >> (4 * hi)) & 15u;
+            uint8_t* in = q.data() + s * kSuperchunk + 4 * nibble_table(rk, j, hi);
+            for (int i = 0; i < 4; ++i)
+              in[i] = uint8_t(in[i] | ((index >> i) & 1u) << nibble_plane(rk, j));
+          }
+      }
+    float* out = dst + (r - r0) * cols_;
+    for (int64_t g = 0; g < groups_; ++g) {
+      const auto* p =
+          reinterpret_cast<const float*>(block + g * gbytes + spg * records(bits_) * kRecordBytes);
+      const float scale = p[rr], offset = p[kBlockRows + rr];
+      for (int64_t c = g * group_size_; c < std::min(cols_, (g + 1) * group_size_); ++c)
+        out[c] = scale * float(q[size_t(c)]) + offset;
+    }
+  }
 }
 
 void LutWeight::matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,

@@ -56,6 +56,10 @@ class LutWeight {
     matmul(X, cols_, Y, rows_, m, bias, accumulate);
   }
 
+  // Rows [r0, r1) as f32 into dst [(r1 − r0), cols()]: scale·q + offset, the same f32
+  // operations as PackedWeight's Affine layout (its exact path and large-m tiles).
+  void dequantize_rows(int64_t r0, int64_t r1, float* dst) const;
+
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   int bits() const { return bits_; }
@@ -84,6 +88,13 @@ class LutWeight {
 
 // The path the product takes now: "avx512" (VBMI + VNNI), "avx2" or "generic".
 const char* lut_gemv_path();
+
+// Whether PackedWeight packs 1–3-bit affine codes in this layout (process-wide, default on;
+// it does only where lut_gemv_path() is "avx512", the path measured to beat the Affine int8
+// product: docs/PERFORMANCE.md). Off: the Affine layout, as before the LUT kernel; the
+// environment variable MCW_LUT=0 starts with it off.
+void set_lut_kernels(bool on);
+bool lut_kernels();
 
 // x [k] rounded for the tables, group by group (k a whole number of groups): A = 127 (Int8)
 // or 31 (Int6), dx[g] = max |x| / A over the group, q = round-to-nearest-even(x / dx)

@@ -14,6 +14,7 @@
 #include "engine/core/half.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/lut_gemv.h"
 #include "engine/kernels/packed_gemv_isa.h"
 #include "engine/kernels/stored_matmul.h"
 
@@ -164,6 +165,15 @@ PackedWeight PackedWeight::pack_unscaled(const CompressedTensor& t) {
   switch (t.coding) {
     case WeightCoding::Affine:
       if (!t.mask.empty()) return fallback_f16(t, "affine codes with a sparsity mask");
+      if (t.bits <= 3 && lut_kernels() && std::string_view(lut_gemv_path()) == "avx512" &&
+          LutWeight::unsupported(t).empty()) {
+        PackedWeight p;
+        p.name_ = t.name, p.kind_ = PackedKind::Lut;
+        p.rows_ = t.rows, p.cols_ = t.cols, p.bits_ = t.bits;
+        p.symmetric_ = t.symmetric, p.group_size_ = t.group_size;
+        p.lut_ = std::make_shared<const LutWeight>(LutWeight::from_compressed(t));
+        return p;
+      }
       if (t.bits != 2 && t.bits != 3 && t.bits != 4 && t.bits != 8)
         return fallback_f16(t, "no kernel for " + std::to_string(t.bits) + "-bit codes");
       return pack_affine(t);
@@ -318,6 +328,9 @@ void PackedWeight::dequantize_unscaled(int64_t r0, int64_t r1, float* dst) const
     case PackedKind::LowRank:
       mcw::matmul(a_.data() + r0 * rank_, b_.data(), dst, n, C, rank_);
       break;
+    case PackedKind::Lut:
+      lut_->dequantize_rows(r0, r1, dst);
+      break;
     case PackedKind::Sparse24: {
       const int64_t blocks = padded_cols_ / kUnit;
       std::fill(dst, dst + n * C, 0.0f);
@@ -378,6 +391,9 @@ void PackedWeight::matmul_unscaled(const float* X, int64_t ldx, float* Y, int64_
     case PackedKind::Stored:
       matmul_wt_stored(X, ldx, stored_, Y, ldy, m, bias, accumulate);
       return;
+    case PackedKind::Lut:
+      if (int8_activations()) return lut_->matmul(X, ldx, Y, ldy, m, bias, accumulate);
+      return large_m(X, ldx, Y, ldy, m, bias, accumulate);  // exact: dequantised tiles
     case PackedKind::LowRank: {
       std::vector<float> t(size_t(m * rank_));
       matmul_wt_strided(X, ldx, b_.data(), cols_, t.data(), rank_, m, rank_, cols_);
@@ -392,7 +408,8 @@ void PackedWeight::matmul_unscaled(const float* X, int64_t ldx, float* Y, int64_
         // Integer dot products at every m, as for GGUF blocks: chunks of kSmallM rows, each
         // a pass over the codes (~4× the f32 tiles' speed at m = 64 on AVX2: PERFORMANCE.md).
         for (int64_t i0 = 0; i0 < m; i0 += kSmallM)
-          small_m(X + i0 * ldx, ldx, Y + i0 * ldy, ldy, std::min(kSmallM, m - i0), bias, accumulate);
+          small_m(X + i0 * ldx, ldx, Y + i0 * ldy, ldy, std::min(kSmallM, m - i0), bias,
+                  accumulate);
       } else {
         large_m(X, ldx, Y, ldy, m, bias, accumulate);
       }
@@ -516,6 +533,9 @@ std::string PackedWeight::describe() const {
     case PackedKind::LowRank:
       s = "low-rank r" + std::to_string(rank_) + " (two f32 products)";
       break;
+    case PackedKind::Lut:
+      s = lut_->describe() + " packed";
+      break;
     case PackedKind::Affine:
       s = "affine int" + std::to_string(bits_) +
           (group_size_ >= cols_ && !act_order_ ? " per-channel"
@@ -531,8 +551,8 @@ std::string PackedWeight::describe() const {
 }
 
 uint64_t PackedWeight::weight_bytes() const {
-  return stored_.nbytes() + codes_.size() + 4 * (scale_.size() + offset_.size() + input_scale_.size()) +
-         8 * outlier_col_.size() +
+  return stored_.nbytes() + (lut_ ? lut_->weight_bytes() : 0) + codes_.size() +
+         4 * (scale_.size() + offset_.size() + input_scale_.size()) + 8 * outlier_col_.size() +
          2 * half_.size() + 4 * positions_.size() + 4 * (f32_.size() + a_.size() + b_.size());
 }
 

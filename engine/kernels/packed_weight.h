@@ -17,6 +17,9 @@
 //   F32      dense f32 rows through the f32 GEMM (from_f32, or from_f32 of a model weight).
 //   Stored   an uncompressed weight as its file stores it (bf16, f16, GGUF blocks), shared
 //            with the mapped file, through matmul_wt_stored (from_stored).
+//   Lut      1–3-bit affine codes as bit planes for the lookup-table product (lut_gemv.h),
+//            where the CPU runs it fastest (lut_kernels()); int8 activations at every m,
+//            dequantised tiles and the f32 GEMM when int8_activations() is off (exact).
 // Input scale (AWQ, CompressedTensor::input_scale = s): the layout holds the codes of
 // W·diag(s) and every product first divides X's columns by s into a scratch copy
 // (m × cols divisions: what a deployment that cannot fold s into the op before pays).
@@ -27,6 +30,7 @@
 // Work is split over output rows with oneTBB.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,7 +38,9 @@
 
 namespace mcw {
 
-enum class PackedKind { F32, F16, Affine, Sparse24, LowRank, Stored };
+class LutWeight;
+
+enum class PackedKind { F32, F16, Affine, Sparse24, LowRank, Stored, Lut };
 
 class PackedWeight {
  public:
@@ -101,6 +107,7 @@ class PackedWeight {
   int64_t rank_ = 0;
 
   Tensor stored_;  // Stored
+  std::shared_ptr<const LutWeight> lut_;  // Lut
 
   static PackedWeight pack_affine(const CompressedTensor& t);
   static PackedWeight pack_sparse24(const CompressedTensor& t, const Tensor& w);

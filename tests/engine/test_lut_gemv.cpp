@@ -17,6 +17,9 @@
 #include "engine/core/error.h"
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/lut_gemv.h"
+#include "engine/kernels/packed_weight.h"
+#include "engine/kernels/stored_matmul.h"
+#include "lut_off.h"
 #include "quant_test_util.h"
 #include "simd_level_test.h"
 
@@ -217,3 +220,61 @@ TEST(LutGemvLayout, SaysWhatItCannotTakeAndChecksCounts) {
 }
 
 }  // namespace
+
+// Rows read back from the layout are scale·q + offset of the codes put in (the f32 operations
+// of the Affine layout's decode), for every width, ragged rows and a partial last group.
+TEST(LutGemv, DequantizedRowsAreTheCodesValues) {
+  for (int bits : {1, 2, 3, 4})
+    for (bool sym : {true, false}) {
+      std::mt19937 rng(uint32_t(bits * 7 + sym));
+      const CompressedTensor t = random_affine(37, 200, bits, 64, sym, rng);
+      const LutWeight w = LutWeight::from_compressed(t);
+      const std::vector<uint8_t> q = codes_of(t);
+      const float sym_zero = float((1 << bits) / 2);
+      std::vector<float> got(size_t(20 * t.cols));
+      w.dequantize_rows(13, 33, got.data());
+      for (int64_t r = 13; r < 33; ++r)
+        for (int64_t c = 0; c < t.cols; ++c) {
+          const size_t k = size_t(r * t.groups() + c / t.group_size);
+          const float zero = sym ? sym_zero : t.zeros[k];
+          const float want = t.scales[k] * float(q[size_t(r * t.cols + c)]) + -t.scales[k] * zero;
+          ASSERT_EQ(got[size_t((r - 13) * t.cols + c)], want) << bits << " " << r << " " << c;
+        }
+      EXPECT_THROW(w.dequantize_rows(30, 38, got.data()), std::invalid_argument);
+    }
+}
+
+// PackedWeight takes the lookup-table layout for 1–3-bit codes where the LUT runs on
+// AVX-512 VBMI (and only then): its int8 product is LutWeight's bit for bit, its exact path
+// (int8 activations off) the f32 product of the dequantised rows, and switching the LUT off
+// gives the Affine layout (4 bits always).
+TEST(LutGemv, PackedWeightChoosesItForNarrowCodes) {
+  if (std::string(lut_gemv_path()) != "avx512") GTEST_SKIP() << "the LUT is chosen on AVX-512 VBMI only";
+  std::mt19937 rng(17);
+  for (int bits : {1, 2, 3, 4}) {
+    const CompressedTensor t = random_affine(40, 256, bits, 128, false, rng);
+    const PackedWeight p = PackedWeight::from_compressed(t);
+    ASSERT_EQ(p.kind(), bits <= 3 ? PackedKind::Lut : PackedKind::Affine) << p.describe();
+    if (bits == 4) continue;
+    EXPECT_EQ(p.describe().rfind("lut int" + std::to_string(bits), 0), 0u) << p.describe();
+    const std::vector<float> X = gaussian(size_t(3 * t.cols), uint32_t(bits));
+    std::vector<float> a(size_t(3 * t.rows)), b(a.size()), exact(a.size()), deq(size_t(t.rows * t.cols));
+    p.matmul(X.data(), a.data(), 3);
+    LutWeight::from_compressed(t).matmul(X.data(), b.data(), 3);
+    EXPECT_EQ(a, b);
+    set_int8_activations(false);
+    p.matmul(X.data(), exact.data(), 3);
+    set_int8_activations(true);
+    p.dequantize_rows(0, t.rows, deq.data());
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t r = 0; r < t.rows; ++r) {
+        double want = 0, mag = 0;
+        for (int64_t c = 0; c < t.cols; ++c)
+          want += double(deq[size_t(r * t.cols + c)]) * X[size_t(i * t.cols + c)],
+              mag += std::fabs(double(deq[size_t(r * t.cols + c)]) * X[size_t(i * t.cols + c)]);
+        ASSERT_NEAR(exact[size_t(i * t.rows + r)], want, 1e-5 * mag + 1e-6) << bits;
+      }
+    const test::LutKernelsOff off;
+    EXPECT_EQ(PackedWeight::from_compressed(t).kind(), bits == 1 ? PackedKind::F16 : PackedKind::Affine);
+  }
+}

@@ -15,6 +15,7 @@
 #include "engine/kernels/packed_weight.h"
 #include "engine/kernels/stored_matmul.h"
 #include "exact_activations.h"
+#include "lut_off.h"
 #include "quant_test_util.h"
 
 using namespace mcw;
@@ -93,6 +94,7 @@ void check_product(const CompressedTensor& t, PackedKind want, bool round_f16, c
 }  // namespace
 
 TEST(PackedGemv, AffineEveryBitsGroupAndShape) {
+  const test::LutKernelsOff affine_layout;
   std::mt19937 rng(1);
   struct Shape {
     int64_t rows, cols, group;
@@ -271,6 +273,7 @@ std::vector<float> random_input_scale(int64_t cols, std::mt19937& rng) {
 }  // namespace
 
 TEST(PackedGemv, InputScaledAffineMatchesItsDequantize) {
+  const test::LutKernelsOff affine_layout;
   std::mt19937 rng(10);
   for (int bits : {3, 4, 8})
     for (auto [rows, cols, group] : {std::tuple<int64_t, int64_t, int64_t>{5, 96, 32},

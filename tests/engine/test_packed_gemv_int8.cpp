@@ -18,6 +18,7 @@
 #include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_weight.h"
 #include "engine/kernels/stored_matmul.h"
+#include "lut_off.h"
 #include "quant_test_util.h"
 
 using namespace mcw;
@@ -101,6 +102,7 @@ TEST(PackedGemvInt8, ActivationBlockIsTheGroupUpTo256Slots) {
 }
 
 TEST(PackedGemvInt8, EqualsTheProductWithRoundedActivations) {
+  const test::LutKernelsOff affine_layout;
   Restore restore;
   std::mt19937 rng(21);
   struct Shape {

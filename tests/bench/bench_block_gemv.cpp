@@ -13,6 +13,7 @@
 
 #include "engine/core/half.h"
 #include "engine/core/tensor.h"
+#include "engine/kernels/block_gemv.h"
 #include "engine/kernels/stored_matmul.h"
 
 namespace {
@@ -84,6 +85,21 @@ void types(benchmark::internal::Benchmark* b) {
   for (int64_t t : {0, 4, 6}) b->Args({t, 64});  // prefill: Q4_0, Q4_K, Q6_K
   b->Args({4, 8})->Args({4, 512});                 // Q4_K at ggml's other perf shapes
 }
+// x rounded to int8 once per product (every int8 path pays it): 14336 inputs, blocks of
+// state.range(0) values.
+void BM_QuantizeActivations(benchmark::State& state) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n;
+  std::vector<float> x(14336);
+  for (float& v : x) v = n(rng);
+  mcw::Int8Activations q;
+  for (auto _ : state) {
+    mcw::quantize_activations(x.data(), int64_t(x.size()), state.range(0), q);
+    benchmark::DoNotOptimize(q.q.data());
+  }
+}
+BENCHMARK(BM_QuantizeActivations)->Arg(32)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+
 BENCHMARK(BM_Int8)->Apply(types)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_F32Tiles)->Apply(types)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_F16)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -62,6 +62,37 @@ struct Restore {
 
 }  // namespace
 
+// The AVX-512 rounding of x gives the scalar loop's bytes: ties away from zero (x = k + ½
+// after scaling), all-zero, tiny and non-finite blocks, every block size the paths use.
+TEST(BlockGemv, QuantizedActivationsAreTheSameOnEveryLevel) {
+  if (cpu_features().level != SimdLevel::Avx512) GTEST_SKIP() << "no AVX-512 here";
+  const Restore restore;
+  std::vector<float> x = gaussian(1024, 8);
+  for (int i = 0; i < 32; ++i) x[size_t(i)] = (i % 2 ? -1.0f : 1.0f) * (float(i / 2) + 0.5f);  // ties
+  x[31] = 127.0f;                                   // scale 1 for the first block
+  for (int i = 64; i < 96; ++i) x[size_t(i)] = 0;   // all zero
+  for (int i = 96; i < 128; ++i) x[size_t(i)] = 1e-42f * float(i);  // subnormal
+  x[200] = INFINITY;
+  x[300] = NAN;
+  for (int64_t block : {32, 64, 128, 256}) {
+    Int8Activations a, b;
+    quantize_activations(x.data(), 1024, block, a);
+    set_simd_level(SimdLevel::Avx2);
+    quantize_activations(x.data(), 1024, block, b);
+    set_simd_level(SimdLevel::Avx512);
+    EXPECT_EQ(a.q, b.q) << block;
+    EXPECT_EQ(a.qsum16, b.qsum16) << block;
+    ASSERT_EQ(a.d.size(), b.d.size());
+    for (size_t i = 0; i < a.d.size(); ++i)
+      EXPECT_TRUE(a.d[i] == b.d[i] || (std::isnan(a.d[i]) && std::isnan(b.d[i]))) << block << " " << i;
+    if (block == 32) {
+      EXPECT_EQ(a.q[0], 1);   // 0.5 rounds away from zero
+      EXPECT_EQ(a.q[1], -1);  // -0.5 too
+      EXPECT_EQ(a.q[3], -2);  // -1.5
+    }
+  }
+}
+
 TEST(BlockGemv, QuantizedActivationsRoundToNearestInBlocksOf32) {
   std::vector<float> x = gaussian(96, 3);
   for (int i = 32; i < 64; ++i) x[size_t(i)] = 0;  // an all-zero block has scale 0

@@ -127,11 +127,25 @@ std::vector<std::string> write_tokenizer_files(const ModelFile& source, const st
   } catch (const Error&) {
     return out;  // a pre-tokenizer MCW cannot name as a split: no file, rather than a wrong one
   }
-  if (doc) {
-    const std::string path = (fs::path(dir) / "tokenizer.json").string();
-    write_file_atomically(path, doc->dump(1) + "\n");
-    out.push_back(path);
-  }
+  if (!doc) return out;
+  const std::string path = (fs::path(dir) / "tokenizer.json").string();
+  write_file_atomically(path, doc->dump(1) + "\n");
+  out.push_back(path);
+  // What transformers reads beside it: the special tokens by name, whether BOS is added,
+  // and the chat template the GGUF carries.
+  const auto& tokens = g.get_string_array("tokenizer.ggml.tokens");
+  nlohmann::ordered_json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                                   {"add_bos_token", g.get_bool("tokenizer.ggml.add_bos_token", true)},
+                                   {"add_eos_token", g.get_bool("tokenizer.ggml.add_eos_token", false)}};
+  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token"},
+                                  std::pair{"tokenizer.ggml.eos_token_id", "eos_token"},
+                                  std::pair{"tokenizer.ggml.padding_token_id", "pad_token"}})
+    if (const int64_t id = g.get_i64(key, -1); id >= 0 && size_t(id) < tokens.size())
+      config[name] = tokens[size_t(id)];
+  if (g.has("tokenizer.chat_template")) config["chat_template"] = g.get_string("tokenizer.chat_template");
+  const std::string config_path = (fs::path(dir) / "tokenizer_config.json").string();
+  write_file_atomically(config_path, config.dump(2) + "\n");
+  out.push_back(config_path);
   return out;
 }
 

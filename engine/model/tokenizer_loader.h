@@ -28,7 +28,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m);
 std::optional<nlohmann::json> gguf_bpe_tokenizer_json(const GGUFFile& g, const std::string& path);
 // The model's tokenizer as files in `dir`, beside a copy of its weights: the files beside
 // the source (copy_tokenizer_files), and for a GGUF with a byte-level BPE vocabulary the
-// tokenizer.json it stands for (none when its pre-tokenizer is one MCW does not know).
+// tokenizer.json it stands for (none when its pre-tokenizer is one MCW does not know) and a
+// tokenizer_config.json (special tokens by name, add_bos_token, its chat template).
 // Returns the files written.
 std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir);
 

@@ -40,9 +40,9 @@ RunExport describe_hf_directory(const ModelFile& source, const std::string& path
   for (const std::string& f : tokenizer_files_of(source))
     if (const fs::path to = fs::path(path) / fs::path(f).filename(); fs::exists(to))
       out.tokenizer_files.push_back(to.string());
-  if (const fs::path tj = fs::path(path) / "tokenizer.json";  // written from a GGUF's vocabulary
-      source.format == ModelFormat::GGUF && fs::exists(tj))
-    out.tokenizer_files.push_back(tj.string());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})  // from a GGUF's vocabulary
+    if (const fs::path p = fs::path(path) / f; source.format == ModelFormat::GGUF && fs::exists(p))
+      out.tokenizer_files.push_back(p.string());
   if (const fs::path p = fs::path(path) / kPackedFileName; fs::exists(p)) out.packed_file = p.string();
   return out;
 }

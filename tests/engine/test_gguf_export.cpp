@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
@@ -202,8 +203,13 @@ TEST(GgufExport, GgufVocabularyGoesBackToTokenizerJson) {
   fs::create_directories(dir / "back");
   const std::vector<std::string> written =
       write_tokenizer_files(open_model_file(gguf), (dir / "back").string());
-  ASSERT_EQ(written.size(), 1u);
+  ASSERT_EQ(written.size(), 2u);
   EXPECT_EQ(fs::path(written[0]).filename(), "tokenizer.json");
+  EXPECT_EQ(fs::path(written[1]).filename(), "tokenizer_config.json");
+  const auto config = nlohmann::json::parse(test::read_bytes(written[1]));
+  EXPECT_EQ(config["bos_token"], "<|begin_of_text|>");
+  EXPECT_EQ(config["eos_token"], "<|end_of_text|>");
+  EXPECT_EQ(config["tokenizer_class"], "PreTrainedTokenizerFast");
   const auto original = load_tokenizer(open_model_file((dir / "hf").string()));
   const auto from_gguf = load_tokenizer(open_model_file(gguf));
   const auto back = BpeTokenizer::from_file(written[0]);

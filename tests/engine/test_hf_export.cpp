@@ -51,7 +51,7 @@ TEST(HfExport, GgufReadsBackAsItsDecodedValues) {
   EXPECT_EQ(r.dtype, DType::F16);  // block types: f16 by default
   EXPECT_EQ(r.shards, 3);          // two blocks and the rest
   EXPECT_EQ(last, 1.0);
-  ASSERT_EQ(r.tokenizer_files.size(), 1u);
+  ASSERT_EQ(r.tokenizer_files.size(), 2u);  // tokenizer.json and tokenizer_config.json
   EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors.index.json"));
 
   const ModelFile src = open_model_file(gguf), out = open_model_file((dir / "out").string());

@@ -146,9 +146,11 @@ std::vector<GGUFKeyValue> gguf_tokenizer_kvs(const ModelFile& source, int64_t vo
         return from_bpe_json(read_json(tj.string()), tj.string(), *tok, vocab_rows);
       if (const fs::path tb = fs::path(source.path) / "tokenizer.bin"; fs::exists(tb))
         return from_sentencepiece(read_llama2c_vocab(tb.string(), tok->vocab_size()), *tok);
+      const std::string mt = (fs::path(source.path) / "mcw_tokenizer.json").string();
+      if (const Json j = read_json(mt); j.value("type", "") == "sentencepiece")
+        return from_sentencepiece(sentencepiece_vocab_from_json(nlohmann::json(j), mt), *tok);
       // mcw_tokenizer.json's byte vocabulary is a merge-less byte-level BPE.
       Json doc = byte_tokenizer_json();
-      const std::string mt = (fs::path(source.path) / "mcw_tokenizer.json").string();
       if (tok->bos_id() >= 0)
         doc["added_tokens"].push_back({{"id", tok->bos_id()},
                                        {"content", tok->token_to_piece(tok->bos_id())},

@@ -29,9 +29,15 @@ std::optional<nlohmann::json> gguf_bpe_tokenizer_json(const GGUFFile& g, const s
 // The model's tokenizer as files in `dir`, beside a copy of its weights: the files beside
 // the source (copy_tokenizer_files), and for a GGUF with a byte-level BPE vocabulary the
 // tokenizer.json it stands for (none when its pre-tokenizer is one MCW does not know) and a
-// tokenizer_config.json (special tokens by name, add_bos_token, its chat template).
+// tokenizer_config.json (special tokens by name, add_bos_token, its chat template); for a
+// GGUF's SentencePiece vocabulary, mcw_tokenizer.json (MCW's own: no HF file is made).
 // Returns the files written.
 std::vector<std::string> write_tokenizer_files(const ModelFile& source, const std::string& dir);
+
+// mcw_tokenizer.json {"type": "sentencepiece", "tokens", "scores", "types", "bos", "eos",
+// "unk", "add_space_prefix"}: a SentencePiece vocabulary as a GGUF holds it (written by
+// write_tokenizer_files for a GGUF's "llama" tokenizer). Throws mcw::Error naming `path`.
+SentencePieceVocab sentencepiece_vocab_from_json(const nlohmann::json& j, const std::string& path);
 
 // Reads a llama2.c tokenizer.bin for a vocabulary of `vocab_size` pieces.
 std::unique_ptr<Tokenizer> read_llama2c_tokenizer(const std::string& path, int64_t vocab_size);

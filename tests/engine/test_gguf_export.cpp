@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -238,6 +239,75 @@ TEST(GgufExport, GgufVocabularyGoesBackToTokenizerJson) {
   const auto copied = write_tokenizer_files(open_model_file((dir / "hf").string()), (dir / "copy").string());
   ASSERT_EQ(copied.size(), 1u);
   EXPECT_EQ(test::read_bytes(copied[0]), test::read_bytes(dir / "hf" / "tokenizer.json"));
+}
+
+// A GGUF's SentencePiece vocabulary ("llama": Llama 2, Mistral, Phi-3) goes beside weights
+// read from it as MCW's mcw_tokenizer.json: MCW reads it back to the same tokenization, and
+// a GGUF exported from that directory carries the same tokenizer keys.
+TEST(GgufExport, GgufSentencePieceVocabularyRoundTrips) {
+  const fs::path dir = test::fresh_temp_dir();
+  std::vector<std::pair<std::string, float>> pieces = {{"<unk>", 0}, {"<s>", 0}, {"</s>", 0}};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    pieces.push_back({buf, 0});
+  }
+  for (const auto& [p, score] : std::vector<std::pair<std::string, float>>{
+           {"\xe2\x96\x81" "t", -1}, {"he", -2}, {"\xe2\x96\x81" "the", -0.5f}, {"\xe2\x96\x81" "a", -3}})
+    pieces.push_back({p, score});
+  fs::create_directories(dir / "l2c");
+  {
+    std::ofstream out(dir / "l2c" / "tokenizer.bin", std::ios::binary);
+    auto i32 = [&](int32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+    i32(8);
+    for (const auto& [p, score] : pieces) {
+      out.write(reinterpret_cast<const char*>(&score), 4);
+      i32(int32_t(p.size()));
+      out.write(p.data(), std::streamsize(p.size()));
+    }
+  }
+  LlamaConfig c = test::tiny_config(4, 4);
+  c.vocab_size = int64_t(pieces.size());
+  save_llama_llama2c(test::random_llama(c, 8), (dir / "l2c" / "m.bin").string());
+  const std::string gguf = (dir / "m.gguf").string();
+  export_gguf((dir / "l2c" / "m.bin").string(), gguf, *find_gguf_file_type("F16"));
+  ASSERT_EQ(read_gguf(gguf).get_string("tokenizer.ggml.model"), "llama");
+
+  const LlamaModel m = load_llama(open_model_file(gguf));
+  save_llama_hf(m, (dir / "back").string());
+  const std::vector<std::string> written =
+      write_tokenizer_files(open_model_file(gguf), (dir / "back").string());
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(fs::path(written[0]).filename(), "mcw_tokenizer.json");
+  const std::string text = "the the a theta";
+  const auto want = load_tokenizer(open_model_file(gguf))->encode(text, true);
+  EXPECT_EQ(load_tokenizer(open_model_file((dir / "back").string()))->encode(text, true), want);
+  EXPECT_NE(std::find(want.begin(), want.end(), 261), want.end());  // "▁the", a merged piece
+
+  const std::string again = (dir / "again.gguf").string();
+  export_gguf((dir / "back").string(), again, *find_gguf_file_type("F16"));
+  // A broken one is a one-line error naming the file.
+  fs::create_directories(dir / "broken");
+  save_llama_hf(m, (dir / "broken").string());
+  for (const std::string& bad : {std::string(R"({"type": "sentencepiece", "tokens": 7})"),
+                                 std::string(R"({"type": "sentencepiece", "tokens": ["a"], "bos": 9})")}) {
+    test::write_bytes(dir / "broken" / "mcw_tokenizer.json", bad);
+    try {
+      load_tokenizer(open_model_file((dir / "broken").string()));
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("mcw_tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
+  const GGUFFile a = read_gguf(gguf), b = read_gguf(again);
+  for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                          "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
+                          "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+                          "tokenizer.ggml.add_space_prefix"}) {
+    ASSERT_TRUE(b.has(key)) << key;
+    EXPECT_EQ(gguf_value_to_json(a.find(key)->value, 1 << 20), gguf_value_to_json(b.find(key)->value, 1 << 20))
+        << key;
+  }
 }
 
 TEST(GgufExport, RefusesWhatLlamaCppWouldTokenizeDifferently) {

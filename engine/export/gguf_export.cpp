@@ -328,18 +328,17 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
   }
   write_gguf_streamed(path, kvs, outs);
   for (size_t i = 0; i < srcs.size() && w.requantised; ++i) {
-    GgufGptqError e;  // the parts' sums
+    GgufGptqError e;  // the parts' sums, and the largest dampening they needed
     bool any = false;
     for (const Part& p : srcs[i].parts)
       if (const auto it = w.requantised->find(p.hf); it != w.requantised->end()) {
         any = true;
         e.diff += it->second.diff, e.ref += it->second.ref, e.out_ref += it->second.out_ref;
         e.out_diff += it->second.out_diff, e.baseline_out_diff += it->second.baseline_out_diff;
+        e.percdamp = std::max(e.percdamp, it->second.percdamp);
       }
     if (!any) continue;
-    for (const Part& p : srcs[i].parts)
-      if (const auto it = w.requantised->find(p.hf); it != w.requantised->end())
-        result.tensors[i].gptq_damp = std::max(result.tensors[i].gptq_damp, it->second.percdamp);
+    result.tensors[i].gptq_damp = e.percdamp;
     sums[i].diff += e.diff, sums[i].ref += e.ref;  // beside parts whose codes were kept
     auto ratio = [&](double d) { return e.out_ref > 0 ? std::sqrt(d / e.out_ref) : 0.0; };
     result.tensors[i].gptq_output_error = ratio(e.out_diff);

@@ -8,30 +8,40 @@ namespace fs = std::filesystem;
 
 namespace mcw {
 
-std::vector<std::string> tokenizer_files_of(const ModelFile& source) {
-  std::vector<const char*> names;
-  fs::path dir;
-  switch (source.format) {
-    case ModelFormat::HFDirectory:
-      dir = source.path;
-      [[fallthrough]];
-    case ModelFormat::Safetensors:
-      if (dir.empty()) dir = fs::path(source.path).parent_path();
-      names = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-               "tokenizer.model", "mcw_tokenizer.json"};
-      break;
-    case ModelFormat::Llama2c:
-      dir = fs::path(source.path).parent_path();
-      names = {"tokenizer.bin"};
-      break;
-    case ModelFormat::GGUF:
-      break;
-  }
+namespace {
+
+const std::vector<const char*> kHfNames = {"tokenizer.json", "tokenizer_config.json",
+                                           "special_tokens_map.json", "tokenizer.model",
+                                           "mcw_tokenizer.json"};
+
+std::vector<std::string> existing(const fs::path& dir, const std::vector<const char*>& names) {
   std::vector<std::string> out;
   std::error_code ec;
   for (const char* n : names)
     if (fs::is_regular_file(dir / n, ec)) out.push_back((dir / n).string());
   return out;
+}
+
+}  // namespace
+
+std::vector<std::string> tokenizer_files_in(const std::string& dir) {
+  std::vector<const char*> names = kHfNames;
+  names.push_back("tokenizer.bin");
+  return existing(dir, names);
+}
+
+std::vector<std::string> tokenizer_files_of(const ModelFile& source) {
+  switch (source.format) {
+    case ModelFormat::HFDirectory:
+      return existing(source.path, kHfNames);
+    case ModelFormat::Safetensors:
+      return existing(fs::path(source.path).parent_path(), kHfNames);
+    case ModelFormat::Llama2c:
+      return existing(fs::path(source.path).parent_path(), {"tokenizer.bin"});
+    case ModelFormat::GGUF:
+      break;
+  }
+  return {};
 }
 
 std::vector<std::string> copy_tokenizer_files(const ModelFile& source, const std::string& dir) {

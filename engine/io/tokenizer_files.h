@@ -14,6 +14,9 @@ namespace mcw {
 // for GGUF (its tokenizer lives in its metadata).
 std::vector<std::string> tokenizer_files_of(const ModelFile& source);
 
+// The tokenizer files a directory MCW wrote holds (any of the above, tokenizer.bin included).
+std::vector<std::string> tokenizer_files_in(const std::string& dir);
+
 // Copies them into `dir`; returns the copies. Throws mcw::Error naming a file it cannot copy.
 std::vector<std::string> copy_tokenizer_files(const ModelFile& source, const std::string& dir);
 

@@ -32,17 +32,12 @@ std::string format(const char* f, A... a) {
 }
 
 // What a Hugging Face directory written at `path` holds.
-RunExport describe_hf_directory(const ModelFile& source, const std::string& path) {
+RunExport describe_hf_directory(const std::string& path) {
   RunExport out;
   out.kind = "model-hf";
   const fs::path index = fs::path(path) / "model.safetensors.index.json";
   out.weights_file = fs::exists(index) ? index.string() : (fs::path(path) / "model.safetensors").string();
-  for (const std::string& f : tokenizer_files_of(source))
-    if (const fs::path to = fs::path(path) / fs::path(f).filename(); fs::exists(to))
-      out.tokenizer_files.push_back(to.string());
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})  // from a GGUF's vocabulary
-    if (const fs::path p = fs::path(path) / f; source.format == ModelFormat::GGUF && fs::exists(p))
-      out.tokenizer_files.push_back(p.string());
+  out.tokenizer_files = tokenizer_files_in(path);
   if (const fs::path p = fs::path(path) / kPackedFileName; fs::exists(p)) out.packed_file = p.string();
   return out;
 }
@@ -155,7 +150,7 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
     }
     report(o.progress, "save", path, compressed_at);
     dir.finish(compressed);
-    out = describe_hf_directory(in.file, hf_path);
+    out = describe_hf_directory(hf_path);
     out.packed_layers = compressed.layers.size();
     gguf_source = hf_path;
     if (compressed_tensors) {
@@ -173,7 +168,7 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
     report(o.progress, "save", path, 0.85);
     save_llama_hf(in.base, path);
     write_tokenizer_files(in.file, path);
-    out = describe_hf_directory(in.file, path);
+    out = describe_hf_directory(path);
   }
   if (gguf) {
     write_gguf(gguf_source, path, in, co, o, compressed_at);

@@ -54,4 +54,13 @@ long long Args::int_or(const std::string& name, long long fallback) const {
   return x;
 }
 
+double Args::number_or(const std::string& name, double fallback) const {
+  auto v = value(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v->c_str(), &end);
+  if (v->empty() || *end) throw UsageError{"option --" + name + " expects a number, got '" + *v + "'"};
+  return x;
+}
+
 }  // namespace mcw::cli

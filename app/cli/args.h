@@ -21,6 +21,7 @@ class Args {
   std::vector<std::string> values(const std::string& name) const;   // every one, in order
   std::string value_or(const std::string& name, const std::string& fallback) const;
   long long int_or(const std::string& name, long long fallback) const;
+  double number_or(const std::string& name, double fallback) const;
 
  private:
   std::vector<std::string> positional_;

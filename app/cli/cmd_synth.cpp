@@ -33,16 +33,6 @@ const char* const kSynthUsage =
     "  --outliers N       planted outlier dimensions (default 6; 0 for none)\n"
     "  --outlier-scale F  their size over the rest (default 50)\n";
 
-static double parse_double(const Args& args, const std::string& name, double fallback) {
-  const auto v = args.value(name);
-  if (!v) return fallback;
-  char* end = nullptr;
-  const double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end)
-    throw UsageError{"option --" + name + " expects a number, got '" + *v + "'"};
-  return x;
-}
-
 int run_synth(const std::vector<std::string>& argv) {
   Args args(argv, {"shape", "out", "seed", "layers", "outliers", "outlier-scale"}, {});
   if (!args.positional().empty())
@@ -56,7 +46,7 @@ int run_synth(const std::vector<std::string>& argv) {
   o.layers = args.int_or("layers", 0);
   if (args.value("layers") && o.layers < 1) throw UsageError{"--layers must be at least 1"};
   o.outliers = args.int_or("outliers", o.outliers);
-  o.outlier_scale = parse_double(args, "outlier-scale", o.outlier_scale);
+  o.outlier_scale = args.number_or("outlier-scale", o.outlier_scale);
   const SynthPlan plan = plan_synth_model(o);
 
   const SigintCancel sigint;

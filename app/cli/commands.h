@@ -34,6 +34,8 @@ extern const char* const kBenchUsage;
 // Reads a whole text file; throws mcw::Error naming it.
 std::string read_text_file(const std::string& path);
 int run_train(const std::vector<std::string>& args);
+int run_recover(const std::vector<std::string>& args);
+extern const char* const kRecoverUsage;
 int run_compress(const std::vector<std::string>& args);
 extern const char* const kCompressUsage;
 extern const char* const kTrainUsage;

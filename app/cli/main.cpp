@@ -25,6 +25,8 @@ const std::vector<Command>& commands() {
        true},
       {"generate", "continue a prompt with a model", kGenerateUsage, run_generate, true},
       {"compress", "run a compression recipe on a model", kCompressUsage, run_compress, true},
+      {"recover", "win back a compressed model's accuracy with low-rank adapters (LoRA/RoRA)",
+       kRecoverUsage, run_recover, true},
       {"bench", "prefill and decode speed of a model, dense or compressed, on this machine",
        kBenchUsage, run_bench, true},
       {"run", "run a project's recipes and record the results", kRunUsage, run_run, true},

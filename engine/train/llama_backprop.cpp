@@ -50,7 +50,8 @@ void fill_zero(LlamaModel& grads) {
 }
 
 double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
-                           int64_t T, LlamaActivations& a, const CancelToken* cancel) {
+                           int64_t T, LlamaActivations& a, const CancelToken* cancel,
+                           const float* teacher_probs) {
   const LlamaConfig& c = m.cfg;
   const int64_t N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
   const int64_t V = c.vocab_size;
@@ -123,7 +124,13 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
   rmsnorm_forward(a.x_final.data(), m.out_norm.as<float>(), a.xn_final.data(),
                   a.inv_rms_final.data(), N, D, c.rms_eps);
   matmul_wt(a.xn_final.data(), m.lm_head().as<float>(), a.probs.data(), N, V, D);
-  a.loss = cross_entropy_forward(a.probs.data(), a.targets, V) / double(N);
+  if (teacher_probs) {
+    a.soft_targets.assign(teacher_probs, teacher_probs + N * V);
+    a.loss = kl_divergence_forward(a.probs.data(), teacher_probs, N, V) / double(N);
+  } else {
+    a.soft_targets.clear();
+    a.loss = cross_entropy_forward(a.probs.data(), a.targets, V) / double(N);
+  }
   return a.loss;
 }
 
@@ -136,7 +143,11 @@ void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double
   const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
 
   std::vector<float> dlogits(size_t(N * V)), dx(size_t(N * D)), dxn(size_t(N * D));
-  cross_entropy_backward(a.probs.data(), a.targets, V, loss_weight / double(N), dlogits.data());
+  if (a.soft_targets.empty())
+    cross_entropy_backward(a.probs.data(), a.targets, V, loss_weight / double(N), dlogits.data());
+  else
+    kl_divergence_backward(a.probs.data(), a.soft_targets.data(), N, V, loss_weight / double(N),
+                           dlogits.data());
   Tensor& dhead = c.tie_embeddings ? g.tok_embd : g.output;
   linear_backward(a.xn_final.data(), m.lm_head().as<float>(), dlogits.data(), dxn.data(),
                   dhead.mutable_as<float>(), nullptr, N, V, D);

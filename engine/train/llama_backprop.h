@@ -27,7 +27,10 @@ struct LlamaActivations {
   std::vector<LayerActivations> layers;
   std::vector<float> x_final, inv_rms_final, xn_final;
   std::vector<float> probs;  // softmax of the logits [B·T, vocab]
-  double loss = 0;           // mean cross-entropy (nats per token)
+  // Distillation: the teacher's probabilities [B·T, vocab] the loss is measured against;
+  // empty when the loss is the cross-entropy of the next tokens.
+  std::vector<float> soft_targets;
+  double loss = 0;  // mean cross-entropy, or mean KL(teacher ‖ model), in nats per token
 };
 
 // A model of zero tensors with the same config, shapes and names.
@@ -36,10 +39,14 @@ LlamaModel zeros_like(const LlamaModel& m);
 LlamaModel clone_model(const LlamaModel& m);
 void fill_zero(LlamaModel& grads);
 
-// `windows` holds B·(T + 1) tokens. Returns the mean loss (also act.loss). Throws
-// mcw::Error on a token outside the vocabulary, Cancelled between layers.
+// `windows` holds B·(T + 1) tokens. Returns the mean loss (also act.loss): the
+// cross-entropy of the next tokens, or with `teacher_probs` ([B·T, vocab], a teacher
+// model's next-token probabilities at the same positions) the mean KL(teacher ‖ model),
+// which the backward pass then differentiates. Throws mcw::Error on a token outside the
+// vocabulary, Cancelled between layers.
 double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
-                           int64_t T, LlamaActivations& act, const CancelToken* cancel = nullptr);
+                           int64_t T, LlamaActivations& act, const CancelToken* cancel = nullptr,
+                           const float* teacher_probs = nullptr);
 
 // Adds loss_weight · d(mean loss)/d(weight) into `grads` (from zeros_like). With
 // loss_weight = 1 / k over k equal micro-batches the sum is the gradient of the whole batch.

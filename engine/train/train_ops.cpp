@@ -213,4 +213,32 @@ void cross_entropy_backward(const float* probs, std::span<const int32_t> targets
   });
 }
 
+// log p_j = z_j - lse, so KL = Σ q log q - Σ q·z + lse (Σ q = 1), taken before the row is
+// normalised in place.
+double kl_divergence_forward(float* logits, const float* teacher_probs, int64_t rows, int64_t V) {
+  std::vector<double> kl(static_cast<size_t>(rows));
+  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
+    float* row = logits + r * V;
+    const float* q = teacher_probs + r * V;
+    double entropy = 0, cross = 0;
+    for (int64_t j = 0; j < V; ++j)
+      if (q[j] > 0) entropy += double(q[j]) * std::log(double(q[j])), cross += double(q[j]) * row[j];
+    kl[size_t(r)] = entropy - cross + softmax_row(row, V);
+  });
+  double sum = 0;
+  for (double x : kl) sum += x;
+  return sum;
+}
+
+void kl_divergence_backward(const float* probs, const float* teacher_probs, int64_t rows,
+                            int64_t V, double scale, float* dlogits) {
+  const float sc = float(scale);
+  tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
+    const float* p = probs + r * V;
+    const float* q = teacher_probs + r * V;
+    float* d = dlogits + r * V;
+    for (int64_t j = 0; j < V; ++j) d[j] = sc * (p[j] - q[j]);
+  });
+}
+
 }  // namespace mcw

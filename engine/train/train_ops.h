@@ -52,6 +52,15 @@ double cross_entropy_forward(float* logits_to_probs, std::span<const int32_t> ta
 void cross_entropy_backward(const float* probs, std::span<const int32_t> targets, int64_t V,
                             double scale, float* dlogits);
 
+// Distillation: turns logits [rows, V] into softmax probabilities p in place, as
+// cross_entropy_forward does, and returns Σ_r KL(q_r ‖ p_r) for the teacher's
+// probabilities q [rows, V] (0·log 0 = 0).
+double kl_divergence_forward(float* logits_to_probs, const float* teacher_probs, int64_t rows,
+                             int64_t V);
+// dlogits = scale · (p - q): the gradient of scale · Σ_r KL(q_r ‖ p_r).
+void kl_divergence_backward(const float* probs, const float* teacher_probs, int64_t rows,
+                            int64_t V, double scale, float* dlogits);
+
 // out[c] += Σ_r m[r][c], summed per fixed row chunk, chunks in order.
 void column_sums(const float* m, int64_t rows, int64_t cols, float* out);
 

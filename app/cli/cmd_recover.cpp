@@ -1,0 +1,327 @@
+// mcw recover: recovery fine-tuning of a compressed model with low-rank adapters (LoRA or
+// RoRA scaling), distilled from the uncompressed model when it is known, and the result
+// written as a model directory (the adapters merged, and re-coded into the compressed
+// layers' own schemes) plus the adapters in PEFT's layout and the recovery curve.
+#include <tbb/global_control.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/format.h"
+#include "app/cli/progress_bar.h"
+#include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
+#include "engine/eval/perplexity.h"
+#include "engine/export/packed_safetensors.h"
+#include "engine/io/staging_dir.h"
+#include "engine/io/tokenizer_files.h"
+#include "engine/model/causal_lm.h"
+#include "engine/model/llama_save.h"
+#include "engine/model/tokenizer_loader.h"
+#include "engine/train/lora_merge.h"
+#include "engine/train/recovery.h"
+
+namespace fs = std::filesystem;
+
+namespace mcw::cli {
+
+const char* const kRecoverUsage =
+    "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
+    "                   [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
+    "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
+    "                   [--targets compressed|all] [--merge recode|dense|none]\n"
+    "                   [--eval-every N] [--seed S] [--max-memory SIZE] [--json]\n\n"
+    "Wins back what compression lost: low-rank adapters (LoRA) on the compressed linears\n"
+    "of <model> (a directory `mcw compress` wrote), trained on TRAIN with the compressed\n"
+    "weights frozen as they deploy (packed.safetensors decoded). The loss is the KL from the\n"
+    "uncompressed model's next-token distribution (distillation, no labels needed): the\n"
+    "teacher is --teacher MODEL, or the source_model compression.json names; --no-distill\n"
+    "trains on the text's next tokens instead. Held-out loss (and KL against the teacher)\n"
+    "is measured on --eval TEXT before training and every --eval-every steps.\n\n"
+    "DIR gets the recovered model (--merge recode, the default when <model> has packed\n"
+    "layers: each adapter merged into its weight and re-coded in the layer's own scheme —\n"
+    "bits, groups, sparsity mask — with the error that adds reported; dense: merged weights\n"
+    "in f32, no longer compressed; none: no model), adapter/ (the adapters as HF PEFT\n"
+    "saves them: adapter_model.safetensors, adapter_config.json, use_rslora for RoRA) and\n"
+    "recovery.json (the options, the curve and the final evaluation). Ctrl-C stops and\n"
+    "writes nothing.\n\n"
+    "  --steps N         optimizer steps (default 200)\n"
+    "  --rank R          adapter rank (default 8)\n"
+    "  --alpha A         LoRA alpha (default 16)\n"
+    "  --scaling S       lora: alpha/r (default); rora: alpha/sqrt(r), which keeps larger\n"
+    "                    ranks from under-training\n"
+    "  --lr LR           peak learning rate (default 1e-3; warm-up 10 steps, cosine to 10 %)\n"
+    "  --batch B         windows per step (default 8)\n"
+    "  --window L        tokens per window (default: the model's context, at most 256)\n"
+    "  --targets T       compressed: the layers packed.safetensors holds (default when\n"
+    "                    present); all: every linear of every block\n"
+    "  --max-memory SIZE refuse to start when the estimate is more (default: available)\n";
+
+namespace {
+
+nlohmann::ordered_json step_json(const RecoveryStep& s) {
+  nlohmann::ordered_json j;
+  j["step"] = s.step;
+  if (s.step > 0) {
+    j["loss"] = s.loss;
+    j["lr"] = s.lr;
+    j["grad_norm"] = s.grad_norm;
+    j["seconds"] = s.seconds;
+  }
+  if (s.eval_loss) j["eval_loss"] = *s.eval_loss;
+  if (s.eval_kl) j["eval_kl"] = *s.eval_kl;
+  return j;
+}
+
+// The teacher compression.json names, when it still exists.
+std::optional<std::string> source_model_of(const std::string& model_path) {
+  const fs::path report = fs::path(model_path) / "compression.json";
+  if (!fs::is_regular_file(report)) return std::nullopt;
+  try {
+    const auto j = nlohmann::json::parse(read_text_file(report.string()));
+    if (j.contains("source_model") && j["source_model"].is_string() &&
+        fs::exists(j["source_model"].get<std::string>()))
+      return j["source_model"].get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return std::nullopt;
+}
+
+nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
+  nlohmann::ordered_json j{{"perplexity", r.perplexity}};
+  if (with_baseline) j["kl"] = r.kl, j["top1_agreement"] = r.top1;
+  return j;
+}
+
+}  // namespace
+
+int run_recover(const std::vector<std::string>& argv) {
+  Args args(argv,
+            {"text", "out", "eval", "teacher", "steps", "rank", "alpha", "scaling", "lr", "batch",
+             "window", "targets", "merge", "eval-every", "seed", "max-memory", "threads"},
+            {"no-distill", "json"});
+  if (args.positional().size() != 1)
+    throw UsageError{"recover takes one model path (see mcw help recover)"};
+  const auto text_arg = args.value("text");
+  const auto out_arg = args.value("out");
+  if (!text_arg || !out_arg) throw UsageError{"recover needs --text TRAIN and --out DIR"};
+  std::unique_ptr<tbb::global_control> threads;
+  if (const long long n = args.int_or("threads", 0); n > 0)
+    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                    size_t(n));
+
+  const std::string model_path = args.positional()[0];
+  const ModelFile file = open_model_file(model_path);
+  require_llama_family(file, "recovery");
+  LlamaModel model = load_llama(file);
+  const auto tok = load_tokenizer(file);
+
+  RecoveryOptions o;
+  o.steps = args.int_or("steps", o.steps);
+  o.rank = args.int_or("rank", o.rank);
+  o.alpha = args.number_or("alpha", o.alpha);
+  o.scaling = parse_lora_scaling(args.value_or("scaling", "lora"), "--scaling");
+  o.lr = args.number_or("lr", o.lr);
+  o.min_lr = o.lr / 10;
+  o.batch = args.int_or("batch", o.batch);
+  o.seq_len = args.int_or("window", std::min<int64_t>(256, model.cfg.max_seq_len));
+  o.eval_every = args.int_or("eval-every", o.eval_every);
+  o.seed = uint64_t(args.int_or("seed", 1));
+  o.distill = !args.flag("no-distill");
+
+  // The compressed layers as they deploy: their packed codes decoded.
+  const std::string packed_path = find_packed_beside(model_path);
+  std::vector<CompressedTensor> packed;
+  if (!packed_path.empty()) packed = read_packed_safetensors(packed_path);
+  std::map<std::string, const CompressedTensor*> packed_by_name;
+  for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
+  for (auto& [name, t] : model.named_tensors())
+    if (auto it = packed_by_name.find(name); it != packed_by_name.end())
+      *t = it->second->dequantize();
+
+  const std::string targets_arg = args.value_or("targets", packed.empty() ? "all" : "compressed");
+  std::vector<std::string> targets;
+  if (targets_arg == "all") {
+    targets = block_linear_names(model);
+  } else if (targets_arg == "compressed") {
+    if (packed.empty()) throw Error(model_path, "has no packed.safetensors: use --targets all");
+    for (const std::string& n : block_linear_names(model))
+      if (packed_by_name.count(n)) targets.push_back(n);
+    if (targets.empty()) throw Error(packed_path, "holds none of the model's block linears");
+  } else {
+    throw UsageError{"--targets must be compressed or all, got '" + targets_arg + "'"};
+  }
+  const std::string merge = args.value_or("merge", packed.empty() ? "dense" : "recode");
+  if (merge != "recode" && merge != "dense" && merge != "none")
+    throw UsageError{"--merge must be recode, dense or none, got '" + merge + "'"};
+  if (merge == "recode" && packed.empty())
+    throw Error(model_path, "has no packed layers to re-code: use --merge dense or none");
+
+  std::optional<std::string> teacher_path = args.value("teacher");
+  if (!teacher_path && o.distill) teacher_path = source_model_of(model_path);
+  std::optional<LlamaModel> teacher;
+  std::optional<ModelFile> teacher_file;
+  if (teacher_path) {
+    teacher_file.emplace(open_model_file(*teacher_path));
+    require_llama_family(*teacher_file, "a recovery teacher");
+    teacher.emplace(load_llama(*teacher_file));
+  } else if (o.distill) {
+    std::fprintf(stderr,
+                 "mcw: no teacher (no --teacher, and compression.json names none that exists): "
+                 "training on the text's next tokens\n");
+  }
+
+  const uint64_t need = recovery_memory_bytes(model, o);
+  const auto max_memory = args.value("max-memory");
+  const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
+  if (budget > 0 && need > budget)
+    throw Error(model_path, "recovery needs about " + human_bytes(need) +
+                                " (an f32 copy of the model, its "
+                                "gradient and a batch's activations), more than " +
+                                (max_memory ? "--max-memory " : std::string("the ")) +
+                                human_bytes(budget) + (max_memory ? "" : " available"));
+
+  const std::vector<int32_t> train = tok->encode(read_text_file(*text_arg), false);
+  std::vector<int32_t> held_out;
+  if (const auto e = args.value("eval")) held_out = tok->encode(read_text_file(*e), false);
+
+  StagingDir staging{fs::path(*out_arg)};  // refuses an existing non-empty DIR up front
+  const SigintCancel sigint;
+  RecoveryResult r;
+  try {
+    ProgressBar bar("recover");
+    r = recover_lora(model, teacher ? &*teacher : nullptr, targets, train, held_out, o,
+                     bar.callback(), &sigint.token());
+  } catch (const Cancelled&) {
+    std::fprintf(stderr, "mcw: recovery cancelled; nothing written to %s\n", out_arg->c_str());
+    return 130;
+  }
+
+  nlohmann::ordered_json report;
+  report["model"] = model_path;
+  report["teacher"] = teacher_path ? *teacher_path : "";
+  report["loss"] = teacher && o.distill ? "kl" : "cross-entropy";
+  report["train_text"] = *text_arg;
+  report["train_tokens"] = train.size();
+  report["options"] = {{"steps", o.steps},
+                       {"batch", o.batch},
+                       {"window", std::min(o.seq_len, model.cfg.max_seq_len)},
+                       {"lr", o.lr},
+                       {"min_lr", o.min_lr},
+                       {"warmup", o.warmup},
+                       {"rank", o.rank},
+                       {"alpha", o.alpha},
+                       {"scaling", lora_scaling_name(o.scaling)},
+                       {"scale", r.adapters.scale()},
+                       {"seed", o.seed}};
+  report["targets"] = targets.size();
+  report["adapter_parameters"] = r.adapters.parameter_count();
+  auto& curve = report["curve"] = nlohmann::ordered_json::array();
+  for (const RecoveryStep& s : r.history) curve.push_back(step_json(s));
+
+  // Held-out evaluation as `mcw eval` does it: the compressed model, the adapters merged
+  // (f32) and, after re-coding, the model as written.
+  EvalOptions eo;
+  eo.window = eo.stride = default_eval_window(model.cfg.max_seq_len);
+  const LlamaModel* base = teacher ? &*teacher : nullptr;
+  auto eval = [&](const char* key, const LlamaModel& m) {
+    if (held_out.empty()) return;
+    ProgressBar bar(std::string("eval ") + key);
+    report["eval"][key] =
+        eval_json(evaluate(m, held_out, eo, base, bar.callback(), &sigint.token()), base);
+  };
+  if (!held_out.empty()) {
+    report["eval"]["window"] = eo.window;
+    if (base)
+      report["eval"]["teacher"] =
+          eval_json(evaluate(*base, held_out, eo, nullptr, {}, &sigint.token()), false);
+  }
+  eval("compressed", model);
+  eval("adapters", r.merged);
+
+  // The model to write: merged in f32, or each compressed layer re-coded in its scheme.
+  LlamaModel& out_model = r.merged;
+  std::vector<CompressedTensor> recoded;
+  if (merge == "recode") {
+    auto& layers = report["recoded"] = nlohmann::ordered_json::array();
+    std::map<std::string, Tensor*> weights;
+    for (auto& [n, t] : out_model.named_tensors()) weights[n] = t;
+    std::map<std::string, const Tensor*> frozen;
+    for (const auto& [n, t] : model.named_tensors()) frozen[n] = t;
+    for (const CompressedTensor& c : packed) {
+      if (!std::count(targets.begin(), targets.end(), c.name)) {
+        recoded.push_back(c);
+        continue;
+      }
+      RecodedLayer l = recode_merged(c, *frozen.at(c.name), *weights.at(c.name));
+      *weights.at(c.name) = l.tensor.dequantize();
+      layers.push_back(
+          {{"name", c.name}, {"scheme", l.tensor.describe()}, {"added_error", l.added_error}});
+      recoded.push_back(std::move(l.tensor));
+    }
+    eval("recoded", out_model);
+  }
+
+  if (sigint.token().cancelled()) return 130;
+
+  const fs::path dir = staging.path();
+  if (merge != "none") {
+    save_llama_hf(out_model, dir.string());
+    for (const std::string& f : tokenizer_files_of(file))
+      fs::copy_file(f, dir / fs::path(f).filename());
+    if (merge == "recode") write_packed_safetensors((dir / kPackedFileName).string(), recoded);
+  }
+  save_lora_peft((dir / "adapter").string(), r.adapters, teacher_path ? *teacher_path : model_path);
+  write_text_file((dir / "recovery.json").string(), report.dump(2) + "\n");
+  staging.commit();
+
+  if (args.flag("json")) {
+    std::printf("%s\n", report.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%6s %10s %12s %12s\n", "step", "loss", "eval loss", "eval KL");
+  for (const RecoveryStep& s : r.history) {
+    if (!s.eval_loss && s.step != 0 && s.step % 10) continue;
+    std::printf("%6lld %10s %12s %12s\n", (long long)s.step,
+                s.step ? std::to_string(s.loss).c_str() : "",
+                s.eval_loss ? std::to_string(*s.eval_loss).c_str() : "",
+                s.eval_kl ? std::to_string(*s.eval_kl).c_str() : "");
+  }
+  if (report.contains("eval")) {
+    const auto& e = report["eval"];
+    auto line = [&](const char* what, const nlohmann::ordered_json& j) {
+      std::printf("%-12s perplexity %.4f", what, j["perplexity"].get<double>());
+      if (j.contains("kl"))
+        std::printf(", KL %.5f, top-1 %.2f%%", j["kl"].get<double>(),
+                    100 * j["top1_agreement"].get<double>());
+      std::printf("\n");
+    };
+    if (e.contains("teacher")) line("teacher", e["teacher"]);
+    line("compressed", e["compressed"]);
+    line("+ adapters", e["adapters"]);
+    if (e.contains("recoded")) line("re-coded", e["recoded"]);
+  }
+  if (report.contains("recoded")) {
+    double worst = 0;
+    for (const auto& l : report["recoded"]) worst = std::max(worst, l["added_error"].get<double>());
+    std::printf(
+        "re-coded     %zu layers in their schemes; the re-coding loses up to %.0f%% of an "
+        "adapter's update\n",
+        report["recoded"].size(), 100 * worst);
+  }
+  std::printf("wrote        %s (%s adapter parameters) in %s\n", out_arg->c_str(),
+              human_count(uint64_t(r.adapters.parameter_count())).c_str(),
+              human_duration(r.history.empty() ? 0 : r.history.back().seconds).c_str());
+  return 0;
+}
+
+}  // namespace mcw::cli

@@ -1,0 +1,67 @@
+// Low-rank adapters on frozen linear weights (LoRA, Hu et al. 2021): W' = W + s·B·A with
+// A [r, in], B [out, r], B = 0 at the start so that training begins at the frozen model.
+// The scale s is LoRA's α/r or RoRA's α/√r (Liu et al. 2025; rsLoRA's, which PEFT calls
+// use_rslora), which keeps adapters of larger rank from under-training.
+//
+// MCW trains adapters through the merged weight: the forward runs W' and the existing
+// backward gives dL/dW'; since W' is linear in B·A, dL/dB = s·(dL/dW')·Aᵀ and
+// dL/dA = s·Bᵀ·(dL/dW') (lora_gradients). That costs one full weight gradient per linear —
+// as much as training the weight itself — where a fused adapter backward would cost only
+// rank-sized products; it is what fits the demo models, and the real-size path (frozen
+// weights packed, one block in f32) needs the fused one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/core/tensor.h"
+#include "engine/model/llama_model.h"
+
+namespace mcw {
+
+enum class LoraScaling { Lora, Rora };         // α/r, α/√r
+const char* lora_scaling_name(LoraScaling s);  // "lora", "rora"
+// "lora" or "rora"; throws mcw::Error naming `what` (a flag, a file) otherwise.
+LoraScaling parse_lora_scaling(const std::string& text, const std::string& what);
+
+struct LoraAdapter {
+  std::string name;  // the frozen linear's HF name ("model.layers.0.self_attn.q_proj.weight")
+  Tensor a, b;       // f32 [rank, in], [out, rank]
+};
+
+struct LoraAdapters {
+  int64_t rank = 8;
+  double alpha = 16;
+  LoraScaling scaling = LoraScaling::Lora;
+  std::vector<LoraAdapter> adapters;  // in model order
+
+  double scale() const;  // α/r or α/√r
+  int64_t parameter_count() const;
+};
+
+// Adapters for `names` (linears of `model`), initialised as PEFT does: A uniform in
+// ±1/√in (Kaiming-uniform with a = √5), B zero. Throws mcw::Error for a rank outside
+// 1..min(out, in) of some linear, or a name the model does not have.
+LoraAdapters init_lora(const LlamaModel& model, const std::vector<std::string>& names, int64_t rank,
+                       double alpha, LoraScaling scaling, uint64_t seed);
+
+// W' = W + s·B·A for every adapter: `merged` is `frozen`'s weight under the same name plus
+// the adapter's product; both are f32 [out, in].
+void merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale, Tensor& merged);
+
+// Adds s·(dL/dW')·Aᵀ into db and s·Bᵀ·(dL/dW') into da, from the gradient `dmerged` of
+// the loss with respect to the merged weight.
+void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmerged, Tensor& da,
+                    Tensor& db);
+
+// The adapters as HF PEFT saves them: adapter_model.safetensors with
+// "base_model.model.<module>.lora_A.weight" / ".lora_B.weight" (module = the linear's name
+// without ".weight") and adapter_config.json (peft_type LORA, r, lora_alpha, use_rslora for
+// RoRA, target_modules). Files are written atomically into `dir` (created if missing).
+void save_lora_peft(const std::string& dir, const LoraAdapters& adapters,
+                    const std::string& base_model = "");
+// Reads what save_lora_peft writes (and PEFT LoRA adapters of the same layout); throws
+// mcw::Error naming the file for anything else (DoRA, bias adapters, mixed ranks).
+LoraAdapters load_lora_peft(const std::string& dir);
+
+}  // namespace mcw

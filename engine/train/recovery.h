@@ -1,0 +1,78 @@
+// Recovery fine-tuning after compression: low-rank adapters (lora.h) trained on a text with
+// the compressed weights frozen as they deploy, the loss either the next tokens'
+// cross-entropy or, given the uncompressed model as teacher, the KL from its next-token
+// distribution (distillation, which needs no labels). Held-out loss (and KL against the
+// teacher) is measured before the first step and every eval_every steps: the recovery
+// curve a run records.
+//
+// Memory: the student is an f32 copy of the model plus one gradient of every weight and a
+// batch's activations (about 3× the f32 model; recovery_memory_bytes). That is the demo
+// models' path; real-size recovery (frozen weights packed, one block in f32) is not built.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+#include "engine/train/lora.h"
+
+namespace mcw {
+
+struct RecoveryOptions {
+  int64_t steps = 200;
+  int64_t batch = 8;                // windows per optimizer step
+  int64_t seq_len = 256;            // tokens predicted per window (capped to the model's context)
+  double lr = 1e-3, min_lr = 1e-4;  // warm-up then cosine, as training from scratch
+  int64_t warmup = 10;
+  double weight_decay = 0;  // on the adapters (PEFT's default)
+  double clip = 1.0;        // global norm of the adapters' gradient; <= 0: none
+  int64_t rank = 8;
+  double alpha = 16;
+  LoraScaling scaling = LoraScaling::Lora;
+  bool distill = true;  // KL from the teacher when one is given; else cross-entropy
+  uint64_t seed = 1;
+  int64_t eval_every = 25;    // steps; 0: only before the first and after the last
+  int64_t eval_windows = 16;  // held-out windows per evaluation
+};
+
+struct RecoveryStep {
+  int64_t step = 0, total = 0;  // 0: the evaluation before training
+  double loss = 0;              // the step's mean training loss (cross-entropy or KL)
+  double lr = 0, grad_norm = 0, seconds = 0;
+  std::optional<double> eval_loss;  // held-out cross-entropy (nats per token)
+  std::optional<double> eval_kl;    // held-out KL(teacher ‖ model), with a teacher
+};
+
+struct RecoveryResult {
+  LoraAdapters adapters;
+  LlamaModel merged;                  // f32: the compressed weights plus each adapter's s·B·A
+  std::vector<RecoveryStep> history;  // step 0 first
+};
+
+using RecoveryStepFn = std::function<void(const RecoveryStep&)>;
+
+// Bytes the recovery of `model` needs at its peak (f32 student and gradients, the frozen
+// copies of the targeted linears, the adapters with AdamW's state, one batch's activations
+// and the teacher's probabilities).
+uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& opt);
+
+// The linears every block has (q, k, v, o, gate, up, down), in model order: the default
+// targets.
+std::vector<std::string> block_linear_names(const LlamaModel& model);
+
+// Trains adapters on `targets` (linear names of `compressed`). `teacher` (optional) must
+// have the same vocabulary; `eval_tokens` may be empty (no held-out curve). Throws
+// mcw::Error for options or models that cannot work (the file name left empty),
+// Cancelled when `cancel` fires (between layers).
+RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
+                            const std::vector<std::string>& targets,
+                            std::span<const int32_t> train_tokens,
+                            std::span<const int32_t> eval_tokens, const RecoveryOptions& opt,
+                            const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
+                            const RecoveryStepFn& on_step = {});
+
+}  // namespace mcw

@@ -1,0 +1,84 @@
+// `mcw recover` end to end: compress a small model, recover it by distillation from the
+// source compression.json names, and read what it wrote back.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "engine/export/packed_safetensors.h"
+
+namespace fs = std::filesystem;
+using namespace mcw;
+using namespace mcw::test;
+
+TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
+  const fs::path d = fresh_dir("recover");
+  LlamaConfig c = tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.hidden_dim = 64;
+  c.max_seq_len = 64;
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  const std::string src = (d / "src").string(), packed = (d / "w3").string(),
+                    out = (d / "rec").string();
+  save_llama_hf(random_llama(c, 9), src, tok);
+  const std::string text = (d / "text.txt").string();
+  std::string t;
+  for (int i = 0; i < 60; ++i)
+    t += "Recovery text line " + std::to_string(i) + ", a few more words.\n";
+  write_bytes(text, t);
+  const std::string recipe = (d / "w3.yaml").string();
+  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n");
+  ASSERT_EQ(run_mcw("compress " + src + " --recipe " + recipe + " --out " + packed).code, 0);
+
+  const Result r =
+      run_mcw("recover " + packed + " --text " + text + " --eval " + text +
+              " --steps 6 --batch 2 --window 32 --rank 4 --eval-every 3 --scaling rora --out " +
+              out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["teacher"], src);  // from compression.json
+  EXPECT_EQ(report["loss"], "kl");
+  EXPECT_EQ(report["targets"], 14);
+  EXPECT_EQ(report["options"]["scaling"], "rora");
+  EXPECT_DOUBLE_EQ(report["options"]["scale"].get<double>(), 16.0 / 2.0);
+  ASSERT_EQ(report["curve"].size(), 7u);  // the evaluation before step 1, then 6 steps
+  EXPECT_TRUE(report["curve"][0].contains("eval_kl"));
+  EXPECT_TRUE(report["curve"][3].contains("eval_kl"));
+  EXPECT_FALSE(report["curve"][2].contains("eval_kl"));
+  EXPECT_EQ(report["recoded"].size(), 14u);
+  for (const char* key : {"teacher", "compressed", "adapters", "recoded"})
+    EXPECT_TRUE(report["eval"].contains(key)) << key;
+  for (const char* f : {"config.json", "mcw_tokenizer.json", "packed.safetensors", "recovery.json",
+                        "adapter/adapter_model.safetensors", "adapter/adapter_config.json"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  // Written in the compressed model's scheme: the same layers, bits and groups.
+  const auto before = read_packed_safetensors(packed + "/packed.safetensors");
+  const auto after = read_packed_safetensors(out + "/packed.safetensors");
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(before[i].describe(), after[i].describe()) << before[i].name;
+  EXPECT_EQ(run_mcw("eval " + out + " --text " + text + " --window 32").code, 0);
+
+  // Without a teacher it trains on the next tokens; bad options are one-line errors.
+  const Result ce = run_mcw("recover " + packed + " --text " + text +
+                            " --no-distill --steps 2 --batch 1 --window 16 "
+                            "--merge none --out " +
+                            out + "2 --json");
+  ASSERT_EQ(ce.code, 0) << ce.err;
+  EXPECT_EQ(nlohmann::json::parse(ce.out)["loss"], "cross-entropy");
+  EXPECT_FALSE(fs::exists(fs::path(out + "2") / "config.json"));
+  EXPECT_TRUE(fs::exists(fs::path(out + "2") / "adapter/adapter_config.json"));
+  expect_one_line_error(
+      run_mcw("recover " + packed + " --text " + text + " --scaling dora --out " + out + "3"),
+      "--scaling", "dora");
+  expect_one_line_error(run_mcw("recover " + packed + " --text " + text + " --out " + out), "rec",
+                        "not empty");
+  expect_one_line_error(
+      run_mcw("recover " + src + " --text " + text + " --merge recode --out " + out + "4"), "src",
+      "no packed");
+  expect_one_line_error(
+      run_mcw("recover " + packed + " --text " + text + " --max-memory 1K --out " + out + "5"),
+      "w3", "needs about");
+}

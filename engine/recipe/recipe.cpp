@@ -11,6 +11,7 @@
 #include "engine/compress/algorithm.h"
 #include "engine/core/error.h"
 #include "engine/core/sha256.h"
+#include "engine/train/recovery.h"
 
 namespace mcw {
 
@@ -99,6 +100,25 @@ void check_pattern(const std::string& src, const YAML::Node& at, const std::stri
   } catch (const std::regex_error& e) {
     fail(src, at, where + "invalid regex '" + p.substr(3) + "': " + e.what());
   }
+}
+
+json parse_recovery(const std::string& src, const YAML::Node& n) {
+  if (!n.IsMap()) fail(src, n, "'recovery' must be a mapping (keys: steps, rank, alpha, ...)");
+  const std::vector<ParamSpec>& specs = recovery_params();
+  json out = json::object();
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    auto p = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& ps) { return ps.key == key; });
+    if (p == specs.end()) {
+      std::string keys;
+      for (const ParamSpec& ps : specs) keys += (keys.empty() ? "" : ", ") + ps.key;
+      fail(src, kv.first, "recovery: unknown key '" + key + "' (allowed: " + keys + ")");
+    }
+    out[key] = check_param(src, kv.second, "recovery: ", *p, kv.second);
+  }
+  for (const ParamSpec& p : specs)
+    if (!out.contains(p.key)) out[p.key] = p.fallback;
+  return out;
 }
 
 RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t index) {
@@ -194,9 +214,21 @@ void emit_stages(YAML::Emitter& out, const Recipe& r) {
 
 }  // namespace
 
+void emit_recovery(YAML::Emitter& out, const Recipe& r) {
+  if (r.recovery.empty()) return;
+  out << YAML::Key << "recovery" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  emit_params(out, r.recovery);
+  out << YAML::EndMap;
+}
+
 std::string recipe_stages_digest(const Recipe& r) {
   YAML::Emitter out;
   emit_stages(out, r);
+  if (!r.recovery.empty()) {  // recipes without one keep the digests they had
+    out << YAML::BeginMap;
+    emit_recovery(out, r);
+    out << YAML::EndMap;
+  }
   Sha256 h;
   h.update(std::string(out.c_str()));
   return to_hex(h.finish()).substr(0, 12);
@@ -228,6 +260,8 @@ Recipe parse_recipe(const std::string& text, const std::string& source) {
       }
     } else if (key == "prediction") {
       r.prediction = parse_prediction(source, kv.second);
+    } else if (key == "recovery") {
+      r.recovery = parse_recovery(source, kv.second);
     } else if (key == "stages") {
       if (!kv.second.IsSequence() || kv.second.size() == 0)
         fail(source, kv.second, "'stages' must be a non-empty list");
@@ -235,7 +269,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source) {
         r.stages.push_back(parse_stage(source, kv.second[i], i));
     } else {
       fail(source, kv.first, "unknown key '" + key +
-                               "' (allowed: name, description, calibration, prediction, stages)");
+                               "' (allowed: name, description, calibration, prediction, stages, recovery)");
     }
   }
   if (r.stages.empty()) throw Error(source, "missing key 'stages'");
@@ -266,6 +300,7 @@ std::string recipe_to_yaml(const Recipe& r) {
   }
   out << YAML::Key << "stages" << YAML::Value;
   emit_stages(out, r);
+  emit_recovery(out, r);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

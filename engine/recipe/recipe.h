@@ -21,6 +21,9 @@ struct Recipe {
   std::string name, description, source;  // source: the file it came from
   std::vector<RecipeStage> stages;
   nlohmann::json calibration = nlohmann::json::object();  // {"windows": N, "window": L}
+  // Recovery fine-tuning after the stages (engine/train/recovery.h: keys, defaults filled
+  // in); empty: none.
+  nlohmann::json recovery = nlohmann::json::object();
   // What was predicted for this recipe before it ran (engine/search/recipe_prediction.h):
   // numbers under kPredictionKeys and kBudgetKeys, "measure" (the scan's) and "stages" (recipe_stages_digest
   // of the stages it was predicted for; a run records the figures only while it matches).
@@ -33,8 +36,8 @@ inline constexpr const char* kPredictionKeys[] = {
 // prediction): the studio draws it as a line on the trade-off plot's matching cost axis.
 inline constexpr const char* kBudgetKeys[] = {"budget_bits_per_weight", "budget_size_bytes",
                                               "budget_latency_ms"};
-// 12 hex digits of SHA-256 over the stages as recipe_to_yaml writes them (name, description,
-// calibration and prediction left out): what a prediction is tied to.
+// 12 hex digits of SHA-256 over the stages (and a recovery section) as recipe_to_yaml writes
+// them (name, description, calibration and prediction left out): what a prediction is tied to.
 std::string recipe_stages_digest(const Recipe& r);
 
 Recipe parse_recipe(const std::string& text, const std::string& source);

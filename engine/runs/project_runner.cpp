@@ -3,6 +3,7 @@
 #include <tbb/task_arena.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -17,6 +18,8 @@
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/train/lora_merge.h"
+#include "engine/train/recovery.h"
 
 namespace mcw {
 
@@ -53,10 +56,12 @@ RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const s
   };
   try {
     std::vector<LayerMetric> layers;
-    body(out.metrics, layers);
+    std::vector<CurvePoint> curve;
+    body(out.metrics, layers, curve);
     store.batch([&] {
       store.add_metrics(out.run_id, out.metrics);
       store.add_layer_metrics(out.run_id, layers);
+      if (!curve.empty()) store.add_curve(out.run_id, curve);
       finish(RunStatus::Done, {});
     });
   } catch (const Cancelled&) {
@@ -132,6 +137,48 @@ void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const Project
   add_latency(m, store, in, PackedLlama(model, compressed), hooks, cancel);
 }
 
+// The recipe's recovery section: adapters trained on the project's calibration text
+// (distilled from the base model), merged and re-coded into each compressed layer's own
+// grid, so that `c` becomes the recovered model in the compressed layout, evaluated and
+// timed as any run. Records the curve, the figures before recovery and the re-coding's loss.
+void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const ProjectRunInputs& in,
+                 const std::string& source, const Recipe& recipe, CompressionResult& c,
+                 const RunHooks& hooks, const CancelToken* cancel) {
+  if (in.calibration_tokens.empty())
+    throw Error(source, "recovery trains on the project's calibration text, and the project has none");
+  const RecoveryOptions o = recovery_options(recipe.recovery);
+  if (const uint64_t need = recovery_memory_bytes(c.model, o), have = memory_available(); have && need > have)
+    throw Error(source, "recovery needs about " + std::to_string(need >> 20) + " MiB, more than the " +
+                            std::to_string(have >> 20) + " MiB available");
+  std::vector<std::string> targets;
+  for (const CompressedLayer& l : c.layers) targets.push_back(l.tensor.name);
+  enter(hooks, "evaluate before recovery");
+  const EvalResult before = evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
+  m.push_back({"perplexity_before_recovery", before.perplexity});
+  m.push_back({"kl_before_recovery", before.kl});
+  enter(hooks, "recover");
+  const RecoveryResult r =
+      recover_lora(c.model, &in.base, targets, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress, cancel);
+  for (const RecoveryStep& s : r.history) {
+    if (s.step > 0) curve.push_back({"loss", s.step, s.loss});
+    if (s.eval_loss) curve.push_back({"eval_loss", s.step, *s.eval_loss});
+    if (s.eval_kl) curve.push_back({"eval_kl", s.step, *s.eval_kl});
+  }
+  std::map<std::string, const Tensor*> merged;
+  for (const auto& [name, t] : r.merged.named_tensors()) merged[name] = t;
+  double worst = 0;
+  for (CompressedLayer& l : c.layers) {
+    Tensor* w = find_weight(c.model, l.tensor.name);
+    RecodedLayer rl = recode_merged(l.tensor, *w, *merged.at(l.tensor.name));
+    worst = std::max(worst, rl.added_error);
+    l.tensor = std::move(rl.tensor);
+    *w = l.tensor.dequantize();
+  }
+  m.push_back({"recovery_steps", double(o.steps)});
+  m.push_back({"recovery_seconds", r.history.back().seconds});
+  m.push_back({"recovery_recode_loss_max", worst});
+}
+
 }  // namespace
 
 ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
@@ -172,11 +219,12 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
     try {
       text = read_text(pr.path);
     } catch (const Error& e) {  // still recorded, so the failure shows in the run list
-      return record_run(store, in, pr.name, "", [&](auto&, auto&) { throw e; });
+      return record_run(store, in, pr.name, "", [&](auto&, auto&, auto&) { throw e; });
     }
   }
   return record_run(
-      store, in, pr.name, text, [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers) {
+      store, in, pr.name, text,
+      [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers, std::vector<CurvePoint>& curve) {
         const Recipe recipe = parse_recipe(text, source);
         // A prediction made for exactly these stages is recorded beside what is measured.
         if (recipe.prediction.value("stages", "") == recipe_stages_digest(recipe))
@@ -200,8 +248,9 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
             StreamedLlamaWriter::scratch(scratch.path().string(), StreamedLlamaWriter::output_dtype(in.base));
         co.block_done = writer.callback();
         enter(hooks, "compress");
-        const CompressionResult c =
+        CompressionResult c =
             compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
+        if (!recipe.recovery.empty()) recover_run(m, curve, in, source, recipe, c, hooks, cancel);
         add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
         m.push_back({"bits_per_weight", c.bits_per_weight()});
         m.push_back({"size_bytes", double(c.storage_bits / 8)});
@@ -216,7 +265,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
 
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
                                       const RunHooks& hooks, const CancelToken* cancel) {
-  return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&) {
+  return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&, auto&) {
     add_eval_and_latency(m, store, in, in.base, nullptr, {}, hooks, cancel);
     const uint64_t params = in.base.parameter_count();
     m.push_back({"bits_per_weight", 16.0});

@@ -70,7 +70,19 @@ ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 CREATE INDEX artifacts_by_run ON artifacts (run);
 )sql";
 
-constexpr const char* kMigrations[] = {kV1, kV2};
+// v3: a run's curves, series of values per step (recovery fine-tuning's training loss and
+// held-out KL), in recorded order.
+constexpr const char* kV3 = R"sql(
+CREATE TABLE curves (
+  run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  series TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  value REAL NOT NULL,
+  UNIQUE (run, series, step)
+);
+)sql";
+
+constexpr const char* kMigrations[] = {kV1, kV2, kV3};
 
 bool has_table(SqliteDb& db, const char* name) {
   Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");

@@ -268,6 +268,24 @@ void RunStore::add_layer_metrics(int64_t run, const std::vector<LayerMetric>& me
   tx.commit();
 }
 
+void RunStore::add_curve(int64_t run, const std::vector<CurvePoint>& points) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_, Transaction::Write);
+  check_run_exists(run);
+  Statement ins(db_, "INSERT OR REPLACE INTO curves (run, series, step, value) VALUES (?, ?, ?, ?)");
+  for (const CurvePoint& p : points) ins.bind(1, run).bind(2, p.series).bind(3, p.step).bind(4, p.value).run();
+  tx.commit();
+}
+
+std::vector<CurvePoint> RunStore::load_curve(int64_t run) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT series, step, value FROM curves WHERE run = ? ORDER BY rowid");
+  q.bind(1, run);
+  std::vector<CurvePoint> out;
+  while (q.step()) out.push_back({q.text(0), q.int64(1), q.real(2)});
+  return out;
+}
+
 void RunStore::add_artifact(int64_t run, const std::string& kind, const std::string& file_path) {
   const FileHash h = sha256_file(file_path);  // before the lock: large files take a while
   std::lock_guard lock(mutex_);

@@ -44,6 +44,12 @@ struct LayerMetric {
   std::string layer, name;
   double value = 0;
 };
+// One value of a series a run records per step (a recovery curve: "loss", "eval_kl", ...).
+struct CurvePoint {
+  std::string series;
+  int64_t step = 0;
+  double value = 0;
+};
 struct Artifact {
   std::string kind, path, sha256;
   uint64_t bytes = 0;
@@ -95,6 +101,8 @@ class RunStore {
   void add_metric(int64_t run, const std::string& name, double value);
   void add_metrics(int64_t run, const std::vector<Metric>& metrics);  // one transaction
   void add_layer_metrics(int64_t run, const std::vector<LayerMetric>& metrics);
+  void add_curve(int64_t run, const std::vector<CurvePoint>& points);  // one transaction
+  std::vector<CurvePoint> load_curve(int64_t run);  // in the order recorded; empty: none
   // Hashes the file now (SHA-256) and records it with its size.
   void add_artifact(int64_t run, const std::string& kind, const std::string& file_path);
 

@@ -45,8 +45,7 @@ LlamaModel clone_model(const LlamaModel& m) {
 }
 
 void fill_zero(LlamaModel& grads) {
-  for (auto& [name, t] : grads.named_tensors())
-    std::memset(t->mutable_data(), 0, t->nbytes());
+  for (auto& [name, t] : grads.named_tensors()) std::memset(t->mutable_data(), 0, t->nbytes());
 }
 
 double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
@@ -62,11 +61,11 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
   // The backward pass knows no o_proj/down_proj biases (structured pruning) and no int8
   // activations (W8A8): refuse rather than train the wrong function.
   if (c.o_bias || c.down_bias)
-    throw Error("", "training does not support o_proj/down_proj biases (a structurally pruned model)");
+    throw Error("",
+                "training does not support o_proj/down_proj biases (a structurally pruned model)");
   if (c.long_rope.enabled()) throw Error("", "training does not support LongRoPE (Phi-3)");
   for (const LlamaLayer& L : m.layers)
-    if (L.act_int8)
-      throw Error("", "training does not support int8 activations (a W8A8 model)");
+    if (L.act_int8) throw Error("", "training does not support int8 activations (a W8A8 model)");
   if (c.sliding_window > 0 && c.sliding_window < T)
     throw Error("", "training windows of " + std::to_string(T) + " tokens exceed the model's " +
                         std::to_string(c.sliding_window) +
@@ -100,8 +99,8 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
     resize(A.inv_rms2, N), resize(A.xn2, N * D), resize(A.gate, N * H), resize(A.up, N * H);
     resize(A.act, N * H);
 
-    rmsnorm_forward(A.x_in.data(), L.attn_norm.as<float>(), A.xn1.data(), A.inv_rms1.data(), N,
-                    D, c.rms_eps);
+    rmsnorm_forward(A.x_in.data(), L.attn_norm.as<float>(), A.xn1.data(), A.inv_rms1.data(), N, D,
+                    c.rms_eps);
     matmul_wt(A.xn1.data(), L.wq.as<float>(), A.q.data(), N, Q, D, bias_of(L.bq));
     matmul_wt(A.xn1.data(), L.wk.as<float>(), A.k.data(), N, KV, D, bias_of(L.bk));
     matmul_wt(A.xn1.data(), L.wv.as<float>(), A.v.data(), N, KV, D, bias_of(L.bv));
@@ -111,8 +110,8 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
     matmul_wt(A.att.data(), L.wo.as<float>(), x.data(), N, D, Q, nullptr, /*accumulate=*/true);
     A.x_mid = x;
 
-    rmsnorm_forward(A.x_mid.data(), L.ffn_norm.as<float>(), A.xn2.data(), A.inv_rms2.data(), N,
-                    D, c.rms_eps);
+    rmsnorm_forward(A.x_mid.data(), L.ffn_norm.as<float>(), A.xn2.data(), A.inv_rms2.data(), N, D,
+                    c.rms_eps);
     matmul_wt(A.xn2.data(), L.w_gate.as<float>(), A.gate.data(), N, H, D);
     matmul_wt(A.xn2.data(), L.w_up.as<float>(), A.up.data(), N, H, D);
     swiglu_forward(A.gate.data(), A.up.data(), A.act.data(), N * H);
@@ -182,12 +181,12 @@ void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double
                        dq.data(), dk.data(), dv.data());
     rope_rows(dq.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
     rope_rows(dk.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
-    linear_backward(A.xn1.data(), L.wq.as<float>(), dq.data(), dxn.data(),
-                    G.wq.mutable_as<float>(), bias_grad(G.bq), N, Q, D);
-    linear_backward(A.xn1.data(), L.wk.as<float>(), dk.data(), dxn.data(),
-                    G.wk.mutable_as<float>(), bias_grad(G.bk), N, KV, D);
-    linear_backward(A.xn1.data(), L.wv.as<float>(), dv.data(), dxn.data(),
-                    G.wv.mutable_as<float>(), bias_grad(G.bv), N, KV, D);
+    linear_backward(A.xn1.data(), L.wq.as<float>(), dq.data(), dxn.data(), G.wq.mutable_as<float>(),
+                    bias_grad(G.bq), N, Q, D);
+    linear_backward(A.xn1.data(), L.wk.as<float>(), dk.data(), dxn.data(), G.wk.mutable_as<float>(),
+                    bias_grad(G.bk), N, KV, D);
+    linear_backward(A.xn1.data(), L.wv.as<float>(), dv.data(), dxn.data(), G.wv.mutable_as<float>(),
+                    bias_grad(G.bv), N, KV, D);
     rmsnorm_backward(A.x_in.data(), L.attn_norm.as<float>(), A.inv_rms1.data(), dxn.data(),
                      dx.data(), G.attn_norm.mutable_as<float>(), N, D);
   }

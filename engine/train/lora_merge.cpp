@@ -56,8 +56,9 @@ RecodedLayer recode_merged(const CompressedTensor& c, const Tensor& frozen, cons
   for (uint32_t i : c.outlier_index) out.tensor.outlier_value.push_back(f32_to_f16(w[i]));
 
   const Tensor q = out.tensor.dequantize();
-  const float* a = frozen.as<float>();
-  const float* b = merged.as<float>();
+  const std::vector<float> fa = frozen.to_f32(), fb = merged.to_f32();  // any dtype
+  const float* a = fa.data();
+  const float* b = fb.data();
   const float* r = q.as<float>();
   double lost = 0, update = 0;
   for (int64_t i = 0; i < n; ++i) {

@@ -75,6 +75,39 @@ std::vector<int32_t> held_out_windows(std::span<const int32_t> tokens, int64_t T
 
 }  // namespace
 
+const std::vector<ParamSpec>& recovery_params() {
+  static const RecoveryOptions d;
+  static const std::vector<ParamSpec> params = {
+      {"steps", "int", d.steps, {}, 1, 1e6, "optimizer steps"},
+      {"rank", "int", d.rank, {}, 1, 4096, "adapter rank r"},
+      {"alpha", "number", d.alpha, {}, 1e-6, 1e6, "LoRA alpha"},
+      {"scaling", "string", "lora", {"lora", "rora"}, 0, 0, "lora: alpha/r; rora: alpha/sqrt(r)"},
+      {"lr", "number", d.lr, {}, 1e-8, 1, "peak learning rate (warm-up, cosine to a tenth)"},
+      {"batch", "int", d.batch, {}, 1, 4096, "windows per step"},
+      {"window", "int", d.seq_len, {}, 2, 1e6, "tokens per window (capped to the context)"},
+      {"distill", "bool", d.distill, {}, 0, 0, "KL from the uncompressed model, else next tokens"},
+      {"eval_every", "int", d.eval_every, {}, 0, 1e6, "held-out evaluation every N steps"},
+      {"seed", "int", int64_t(d.seed), {}, 0, 1e15, "adapter init and batch order"},
+  };
+  return params;
+}
+
+RecoveryOptions recovery_options(const nlohmann::json& j) {
+  RecoveryOptions o;
+  o.steps = j.value("steps", o.steps);
+  o.rank = j.value("rank", o.rank);
+  o.alpha = j.value("alpha", o.alpha);
+  o.scaling = j.value("scaling", "lora") == "rora" ? LoraScaling::Rora : LoraScaling::Lora;
+  o.lr = j.value("lr", o.lr);
+  o.min_lr = o.lr / 10;
+  o.batch = j.value("batch", o.batch);
+  o.seq_len = j.value("window", o.seq_len);
+  o.distill = j.value("distill", o.distill);
+  o.eval_every = j.value("eval_every", o.eval_every);
+  o.seed = j.value("seed", o.seed);
+  return o;
+}
+
 std::vector<std::string> block_linear_names(const LlamaModel& model) {
   std::vector<std::string> out;
   for (int64_t l = 0; l < model.cfg.n_layers; ++l)

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
+#include "engine/recipe/recipe.h"  // ParamSpec
 #include "engine/train/lora.h"
 
 namespace mcw {
@@ -38,6 +40,12 @@ struct RecoveryOptions {
   int64_t eval_every = 25;    // steps; 0: only before the first and after the last
   int64_t eval_windows = 16;  // held-out windows per evaluation
 };
+
+// A recipe's `recovery:` section (after the stages): its keys with their defaults and
+// ranges, which the recipe parser checks it against; and the options a checked section
+// (defaults filled in) gives.
+const std::vector<ParamSpec>& recovery_params();
+RecoveryOptions recovery_options(const nlohmann::json& section);
 
 struct RecoveryStep {
   int64_t step = 0, total = 0;  // 0: the evaluation before training

@@ -222,7 +222,8 @@ double kl_divergence_forward(float* logits, const float* teacher_probs, int64_t 
     const float* q = teacher_probs + r * V;
     double entropy = 0, cross = 0;
     for (int64_t j = 0; j < V; ++j)
-      if (q[j] > 0) entropy += double(q[j]) * std::log(double(q[j])), cross += double(q[j]) * row[j];
+      if (q[j] > 0)
+        entropy += double(q[j]) * std::log(double(q[j])), cross += double(q[j]) * row[j];
     kl[size_t(r)] = entropy - cross + softmax_row(row, V);
   });
   double sum = 0;
@@ -230,8 +231,8 @@ double kl_divergence_forward(float* logits, const float* teacher_probs, int64_t 
   return sum;
 }
 
-void kl_divergence_backward(const float* probs, const float* teacher_probs, int64_t rows,
-                            int64_t V, double scale, float* dlogits) {
+void kl_divergence_backward(const float* probs, const float* teacher_probs, int64_t rows, int64_t V,
+                            double scale, float* dlogits) {
   const float sc = float(scale);
   tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {
     const float* p = probs + r * V;

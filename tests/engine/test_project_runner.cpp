@@ -1,6 +1,9 @@
 // Running a project's recipes into the store, on a tiny byte-level model saved to disk.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "engine/core/error.h"
 #include "engine/model/llama_save.h"
 #include "engine/recipe/recipe.h"
@@ -201,4 +204,47 @@ TEST(RunStoreProjectRunner, RecordsThePredictionMadeForTheseStages) {
   const auto other = store->get_run(run_project_recipe(*store, in, stale).run_id);
   ASSERT_EQ(other->info.status, RunStatus::Done) << other->info.error;
   EXPECT_FALSE(other->metric("predicted_kl"));
+}
+
+// A recipe with a recovery section: compressed, recovered by distillation on the project's
+// calibration text, re-coded into the same layout; the run records the curve, the figures
+// before recovery and the re-coding's loss, and its size is the compressed one's.
+TEST(RunStoreProjectRunner, RecoveryRecordsItsCurveAndKeepsTheLayout) {
+  const auto dir = test::fresh_temp_dir();
+  const ProjectRunInputs in = load_project_run_inputs(make_project(dir));
+  const auto store = RunStore::open(in.database_path);
+  const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n";
+  const ProjectRecipe plain{"w3", "", stages};
+  const ProjectRecipe recovered{"w3-lora", "", stages + "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"};
+  std::vector<std::string> phases;
+  RunHooks hooks;
+  hooks.on_phase = [&](const std::string& p) { phases.push_back(p); };
+  const RecipeRunOutcome a = run_project_recipe(*store, in, plain, {});
+  const RecipeRunOutcome b = run_project_recipe(*store, in, recovered, hooks);
+  ASSERT_EQ(a.status, RunStatus::Done) << a.error;
+  ASSERT_EQ(b.status, RunStatus::Done) << b.error;
+  EXPECT_NE(std::find(phases.begin(), phases.end(), "recover"), phases.end());
+  const auto ra = store->get_run(a.run_id), rb = store->get_run(b.run_id);
+  EXPECT_EQ(rb->metric("size_bytes"), ra->metric("size_bytes"));
+  EXPECT_EQ(rb->metric("bits_per_weight"), ra->metric("bits_per_weight"));
+  // Before recovery, the run's model is the plain run's.
+  EXPECT_NEAR(*rb->metric("kl_before_recovery"), *ra->metric("kl"), 1e-9);
+  EXPECT_EQ(rb->metric("recovery_steps"), 4.0);
+  EXPECT_TRUE(rb->metric("recovery_recode_loss_max"));
+  EXPECT_FALSE(ra->metric("kl_before_recovery"));
+  const std::vector<CurvePoint> curve = store->load_curve(b.run_id);
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const CurvePoint& p : curve) steps[p.series].push_back(p.step);
+  EXPECT_EQ(steps["loss"], (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(steps["eval_kl"], (std::vector<int64_t>{0, 2, 4}));
+  EXPECT_EQ(steps["eval_loss"], (std::vector<int64_t>{0, 2, 4}));
+  EXPECT_TRUE(store->load_curve(a.run_id).empty());
+
+  // Recovery trains on the calibration text.
+  std::filesystem::create_directories(dir / "x");
+  ProjectRunInputs without = load_project_run_inputs(make_project(dir / "x"));
+  without.calibration_tokens.clear();
+  const RecipeRunOutcome c = run_project_recipe(*store, without, recovered, {});
+  EXPECT_EQ(c.status, RunStatus::Failed);
+  EXPECT_NE(c.error.find("calibration text"), std::string::npos) << c.error;
 }

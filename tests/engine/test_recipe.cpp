@@ -6,6 +6,7 @@
 
 #include "engine/core/error.h"
 #include "engine/recipe/recipe.h"
+#include "engine/train/recovery.h"
 
 using namespace mcw;
 using json = nlohmann::json;
@@ -87,7 +88,7 @@ TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of("stages: []\n"), "r.yaml: line 1: 'stages' must be a non-empty list");
   EXPECT_EQ(error_of("stagez: []\n"),
             "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, "
-            "prediction, stages)");
+            "prediction, stages, recovery)");
   EXPECT_EQ(error_of("prediction: {kl: high}\nstages:\n  - algorithm: rtn\n"),
             "r.yaml: line 1: prediction: key 'kl' must be a number, got 'high'");
   EXPECT_EQ(error_of("prediction: {klx: 1}\nstages:\n  - algorithm: rtn\n")
@@ -116,6 +117,38 @@ TEST(Recipe, GlobsAndRegexes) {
   EXPECT_TRUE(pattern_matches("lm_?ead.*", "lm_head.weight"));
   EXPECT_TRUE(pattern_matches("re:layers\\.[02]\\.", "model.layers.2.x"));
   EXPECT_FALSE(pattern_matches("re:layers\\.[02]\\.", "model.layers.1.x"));
+}
+
+// A recovery section: checked against its keys and ranges, defaults filled in, written back
+// by recipe_to_yaml and counted in the stages digest (which stays as it was without one).
+TEST(Recipe, RecoverySectionIsCheckedAndKept) {
+  const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 4\n";
+  const Recipe plain = parse_recipe(stages, "p.yaml");
+  EXPECT_TRUE(plain.recovery.empty());
+  const Recipe r = parse_recipe(stages + "recovery:\n  steps: 50\n  scaling: rora\n", "r.yaml");
+  EXPECT_EQ(r.recovery["steps"], 50);
+  EXPECT_EQ(r.recovery["scaling"], "rora");
+  EXPECT_EQ(r.recovery["rank"], 8);  // a default
+  const RecoveryOptions o = recovery_options(r.recovery);
+  EXPECT_EQ(o.steps, 50);
+  EXPECT_EQ(o.scaling, LoraScaling::Rora);
+  const Recipe back = parse_recipe(recipe_to_yaml(r), "back.yaml");
+  EXPECT_EQ(back.recovery, r.recovery);
+  EXPECT_NE(recipe_stages_digest(r), recipe_stages_digest(plain));
+  EXPECT_EQ(recipe_stages_digest(parse_recipe(recipe_to_yaml(plain), "x")), recipe_stages_digest(plain));
+  auto refused = [&](const std::string& text, const std::string& phrase) {
+    try {
+      parse_recipe(stages + text, "bad.yaml");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.yaml"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  };
+  refused("recovery:\n  stpes: 5\n", "unknown key 'stpes'");
+  refused("recovery:\n  scaling: dora\n", "not allowed");
+  refused("recovery:\n  rank: 0\n", "out of range");
+  refused("recovery: 5\n", "must be a mapping");
 }
 
 TEST(Recipe, YamlRoundTrip) {

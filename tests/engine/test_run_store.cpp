@@ -228,6 +228,14 @@ TEST(RunStore, MigratesFromTheFirstSchema) {
   EXPECT_EQ(*r->metric("perplexity"), 9.5);
   store->set_notes(1, "kept");
   EXPECT_EQ(store->get_run(1)->info.notes, "kept");
+  EXPECT_TRUE(store->load_curve(1).empty());  // the v3 table, empty for an old run
+  store->add_curve(1, {{"eval_kl", 0, 0.5}, {"loss", 1, 2.0}, {"eval_kl", 2, 0.25}, {"loss", 1, 1.5}});
+  const std::vector<CurvePoint> curve = store->load_curve(1);
+  ASSERT_EQ(curve.size(), 3u);  // a step recorded again replaces its value
+  EXPECT_EQ(curve[0].series, "eval_kl");
+  EXPECT_EQ(curve[1].step, 2);
+  EXPECT_EQ(curve[2].value, 1.5);
+  EXPECT_THROW(store->add_curve(99, {{"loss", 1, 1.0}}), Error);
   SqliteDb db(path, false);
   EXPECT_EQ(run_store_version(db), run_store_latest_version());
   Statement idx(db,

@@ -93,6 +93,13 @@ struct RunRow {
   }
 };
 
+// One value of a run's curve (recovery fine-tuning: "loss", "eval_loss", "eval_kl").
+struct CurvePointRow {
+  QString series;
+  qint64 step = 0;
+  double value = 0;
+};
+
 struct LayerMetricRow {
   QString layer, name;  // tensor name, metric name ("relative_error", "bits_per_weight")
   double value = 0;

@@ -109,6 +109,7 @@ class IProjectContext {
   // the whole list was reloaded).
   virtual QList<RunRow> runs() const = 0;
   virtual QList<LayerMetricRow> runLayerMetrics(qint64 run_id) = 0;  // one query, in model order
+  virtual QList<CurvePointRow> runCurve(qint64 run_id) = 0;  // empty: the run has none
   // Ids of the done runs on the Pareto front of two metrics, x minimised and y minimised
   // (or maximised when `maximize_y`, as for top-1 agreement).
   virtual QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,

@@ -7,6 +7,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSplitter>
 #include <QTableView>
 #include <QVBoxLayout>
 
@@ -56,7 +57,15 @@ RunsPanel::RunsPanel(IProjectContext& context, QWidget* parent)
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addLayout(bar);
-  layout->addWidget(table_, 1);
+  // The table keeps its rows; a recovery curve, when the run has one, goes beside it.
+  auto* split = new QSplitter(Qt::Horizontal, this);
+  split->addWidget(table_);
+  curve_ = new RecoveryCurveView(split);
+  curve_->hide();
+  split->addWidget(curve_);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 1);
+  layout->addWidget(split, 1);
 
   connect(filter_, &QLineEdit::textChanged, proxy_, &RunFilterProxy::setText);
   connect(status_, &QComboBox::currentIndexChanged, this,
@@ -84,8 +93,24 @@ RunsPanel::RunsPanel(IProjectContext& context, QWidget* parent)
 RunsPanel::~RunsPanel() { context_.removeViewer(this); }
 
 void RunsPanel::onProjectLoaded() { reload(); }
-void RunsPanel::onRunUpdated(qint64) { reload(); }
-void RunsPanel::onSelectionChanged() { selectRun(context_.selection().run_id); }
+void RunsPanel::onRunUpdated(qint64 id) {
+  reload();
+  if (id == curve_run_ || id < 0) curve_run_ = -1, showCurve(context_.selection().run_id);
+}
+void RunsPanel::onSelectionChanged() {
+  selectRun(context_.selection().run_id);
+  showCurve(context_.selection().run_id);
+}
+
+void RunsPanel::showCurve(qint64 id) {
+  if (id == curve_run_) return;
+  curve_run_ = id;
+  const QList<CurvePointRow> points = id > 0 ? context_.runCurve(id) : QList<CurvePointRow>();
+  const int row = model_->rowOfRun(id);
+  const QString recipe = row >= 0 ? model_->runs()[row].recipe : QString();
+  curve_->setCurve(points, tr("Recovery of run #%1 (%2)").arg(id).arg(recipe));
+  curve_->setVisible(!curve_->isEmpty());
+}
 
 void RunsPanel::reload() {
   const int before = model_->rowCount();

@@ -249,6 +249,8 @@ void TradeoffPanel::rebuild() {
         p.pred_y_lo = r.metric(lo), p.pred_y_hi = r.metric(hi);
       p.pred_tooltip = prediction_tooltip(r, xm, ym);
     }
+    const QString before = ym + QStringLiteral("_before_recovery");
+    if (r.metrics.contains(before)) p.recovered = true, p.before_y = r.metric(before);
     QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
     if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");
     tip += QStringLiteral("<table>");
@@ -266,6 +268,9 @@ void TradeoffPanel::rebuild() {
       tip += tr("latency over repetitions: %1 – %2 ms/token")
                  .arg(metric("latency_ms_per_token_min"), 0, 'g', 4)
                  .arg(metric("latency_ms_per_token_max"), 0, 'g', 4);
+    if (p.recovered)
+      tip += tr("<br>recovered by fine-tuning: %1 was %2 before")
+                 .arg(ym, format_value(ym, p.before_y));
     if (r.metrics.contains(QStringLiteral("latency_shared_from_run")))
       tip += tr("<br>latency shared with run #%1 (the same layouts)")
                  .arg(qint64(metric("latency_shared_from_run")));

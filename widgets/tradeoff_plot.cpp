@@ -78,6 +78,7 @@ void TradeoffPlot::computeRanges() {
     if (p.x_hi > p.x_lo)  // the error bar fits too
       xr_.lo = std::min(xr_.lo, p.x_lo), xr_.hi = std::max(xr_.hi, p.x_hi);
     yr_.lo = std::min(yr_.lo, p.y), yr_.hi = std::max(yr_.hi, p.y);
+    if (p.recovered) yr_.lo = std::min(yr_.lo, p.before_y), yr_.hi = std::max(yr_.hi, p.before_y);
     if (p.predicted) {  // the prediction and its band stay in view beside the run
       xr_.lo = std::min(xr_.lo, p.pred_x), xr_.hi = std::max(xr_.hi, p.pred_x);
       yr_.lo = std::min(yr_.lo, p.pred_y), yr_.hi = std::max(yr_.hi, p.pred_y);
@@ -101,6 +102,8 @@ QStringList TradeoffPlot::legendLabels() const {
     labels << tr("measured on a busy machine");
   if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.predicted; }))
     labels << tr("predicted");
+  if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.recovered; }))
+    labels << tr("before recovery");
   if (whatif_.shown) labels << tr("what-if");
   labels << tr("marker area ∝ model size");
   return labels;
@@ -334,6 +337,8 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
             g.drawEllipse(c, 4.5, 4.5);
           },
           tr("predicted"));
+    if (std::any_of(points_.begin(), points_.end(), [](const PlotPoint& p) { return p.recovered; }))
+      entry([&](QPointF c) { paintBeforeRecoveryMarker(g, c, text); }, tr("before recovery"));
     if (whatif_.shown)
       entry(
           [&](QPointF c) {
@@ -405,6 +410,7 @@ void TradeoffPlot::paintEvent(QPaintEvent*) {
       g.drawLine(hi - QPointF(4, 0), hi + QPointF(4, 0));
     }
   }
+  paintRecoveryLinks(g);
   // Larger markers first, so small ones stay visible on top of them.
   QList<const PlotPoint*> order;
   for (const PlotPoint& p : points_) order.push_back(&p);

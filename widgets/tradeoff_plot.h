@@ -4,7 +4,8 @@
 // error bar where a point has a spread, a dashed ring where its x was measured on a busy
 // machine, and where a run was predicted to land (a recipe written by mcw predict) a hollow
 // marker joined to the measured one by a thin line, its predicted band of y as an error
-// bar. Axis ticks at 1-2-5 steps. Hovering shows a run's values, or its prediction on the
+// bar; where a run was recovered by fine-tuning, a hollow square at its y before recovery
+// with an arrow to it. Axis ticks at 1-2-5 steps. Hovering shows a run's values, or its prediction on the
 // hollow marker; clicking either marker emits the run's id.
 // Colours come from the palette, so both themes work; QPainter takes care of high DPI.
 #pragma once
@@ -38,6 +39,10 @@ struct PlotPoint {
   double pred_x = 0, pred_y = 0;
   double pred_y_lo = 0, pred_y_hi = 0;
   QString pred_tooltip;
+  // A run recovered by fine-tuning after compression: y before recovery (x is the same:
+  // recovery keeps the layout), drawn as a hollow square with an arrow to the run.
+  bool recovered = false;
+  double before_y = 0;
 };
 
 // A point that is not a run: the what-if assignment's prediction (the Sensitivity
@@ -113,6 +118,9 @@ class TradeoffPlot : public QWidget {
   // avoid), empty when none.
   QRectF paintWhatIf(QPainter& g) const;
   bool overWhatIf(const QPointF& pos) const;
+  // Arrows from before to after recovery (tradeoff_plot_recovery.cpp), under the markers.
+  void paintRecoveryLinks(QPainter& g) const;
+  static void paintBeforeRecoveryMarker(QPainter& g, QPointF c, const QColor& colour);
 
   QList<PlotPoint> points_;
   PlotAxis x_axis_, y_axis_;

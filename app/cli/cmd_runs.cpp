@@ -154,6 +154,28 @@ struct LayerTable {
   }
 };
 
+// A run's curves as a table: a row per step, a column per series (blank where a series has
+// no value at that step).
+void print_curve(const std::vector<CurvePoint>& curve) {
+  std::vector<std::string> series;
+  std::map<int64_t, std::map<std::string, double>> rows;
+  for (const CurvePoint& p : curve) {
+    if (std::find(series.begin(), series.end(), p.series) == series.end()) series.push_back(p.series);
+    rows[p.step][p.series] = p.value;
+  }
+  std::printf("\ncurve\n%6s", "step");
+  for (const std::string& s : series) std::printf(" %12s", s.c_str());
+  std::printf("\n");
+  for (const auto& [step, values] : rows) {
+    std::printf("%6lld", (long long)step);
+    for (const std::string& s : series) {
+      const auto it = values.find(s);
+      std::printf(" %12s", it == values.end() ? "" : short_float(it->second).c_str());
+    }
+    std::printf("\n");
+  }
+}
+
 int show(const RunRecord& r, const Args& args) {
   if (args.flag("json")) {
     auto j = to_json(r);
@@ -165,6 +187,11 @@ int show(const RunRecord& r, const Args& args) {
     for (const Artifact& a : r.artifacts)
       arts.push_back(
           {{"kind", a.kind}, {"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
+    if (!r.curve.empty()) {
+      auto& curve = j["curve"] = nlohmann::ordered_json::array();
+      for (const CurvePoint& p : r.curve)
+        curve.push_back({{"series", p.series}, {"step", p.step}, {"value", p.value}});
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -200,6 +227,7 @@ int show(const RunRecord& r, const Args& args) {
       std::printf("\n");
     }
   }
+  if (!r.curve.empty()) print_curve(r.curve);
   if (!i.recipe_text.empty())
     std::printf("\nrecipe\n%s%s", i.recipe_text.c_str(), i.recipe_text.back() == '\n' ? "" : "\n");
   return 0;

@@ -91,6 +91,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   // Runs (project_context_runs.cpp).
   QList<ui::RunRow> runs() const override { return run_history_.runs(); }
   QList<ui::LayerMetricRow> runLayerMetrics(qint64 run_id) override;
+  QList<ui::CurvePointRow> runCurve(qint64 run_id) override;
   QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,
                             bool maximize_y) const override;
   int startRun(const QString& recipe) override;

@@ -85,6 +85,8 @@ QList<ui::LayerMetricRow> ProjectContext::runLayerMetrics(qint64 run_id) {
   return run_history_.layerMetrics(run_id);
 }
 
+QList<ui::CurvePointRow> ProjectContext::runCurve(qint64 run_id) { return run_history_.curve(run_id); }
+
 QList<qint64> ProjectContext::paretoFront(const QString& x_metric, const QString& y_metric,
                                           bool maximize_y) const {
   return run_history_.paretoFront(x_metric, y_metric, maximize_y);

@@ -140,20 +140,33 @@ void RunHistory::finishLoad(int generation, std::vector<RunRecord> records, cons
   if (pending_) startLoad();
 }
 
-QList<ui::LayerMetricRow> RunHistory::layerMetrics(qint64 run_id) {
-  QList<ui::LayerMetricRow> out;
+template <class Fn>
+void RunHistory::readRun(qint64 run_id, Fn&& fn) {
   std::shared_ptr<Source> source = source_;
   try {
     std::lock_guard lock(source->mutex);
     RunStore* store = source->open();
-    if (!store) return out;
-    const std::optional<RunRecord> r = store->get_run(run_id);
-    if (!r) return out;
-    for (const LayerMetric& m : r->layers)
-      out.push_back({QString::fromStdString(m.layer), QString::fromStdString(m.name), m.value});
+    if (!store) return;
+    if (const std::optional<RunRecord> r = store->get_run(run_id)) fn(*r);
   } catch (const std::exception& e) {
     emit failed(QString::fromStdString(e.what()));
   }
+}
+
+QList<ui::LayerMetricRow> RunHistory::layerMetrics(qint64 run_id) {
+  QList<ui::LayerMetricRow> out;
+  readRun(run_id, [&](const RunRecord& r) {
+    for (const LayerMetric& m : r.layers)
+      out.push_back({QString::fromStdString(m.layer), QString::fromStdString(m.name), m.value});
+  });
+  return out;
+}
+
+QList<ui::CurvePointRow> RunHistory::curve(qint64 run_id) {
+  QList<ui::CurvePointRow> out;
+  readRun(run_id, [&](const RunRecord& r) {
+    for (const CurvePoint& p : r.curve) out.push_back({QString::fromStdString(p.series), p.step, p.value});
+  });
   return out;
 }
 

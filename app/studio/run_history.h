@@ -32,6 +32,7 @@ class RunHistory : public QObject {
   // Per-layer metrics of one run: a single query on the UI thread (it may wait for a
   // reload in flight, never for a run job, which writes through its own connection).
   QList<ui::LayerMetricRow> layerMetrics(qint64 run_id);
+  QList<ui::CurvePointRow> curve(qint64 run_id);  // likewise
   QList<qint64> paretoFront(const QString& x_metric, const QString& y_metric,
                             bool maximize_y) const;
 
@@ -41,6 +42,10 @@ class RunHistory : public QObject {
 
  private:
   struct Source;
+  // Calls fn with the stored record of one run (not when there is none); a store error is
+  // reported through failed().
+  template <class Fn>
+  void readRun(qint64 run_id, Fn&& fn);
   void startLoad();
   void finishLoad(int generation, std::vector<RunRecord> records, const QString& error);
 

@@ -356,6 +356,7 @@ std::optional<RunRecord> RunStore::get_run(int64_t run) {
   Statement a(db_, "SELECT kind, path, sha256, bytes FROM artifacts WHERE run = ? ORDER BY rowid");
   a.bind(1, run);
   while (a.step()) rec.artifacts.push_back({a.text(0), a.text(1), a.text(2), uint64_t(a.int64(3))});
+  rec.curve = load_curve(run);
   tx.commit();
   return rec;
 }

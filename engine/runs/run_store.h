@@ -60,6 +60,7 @@ struct RunRecord {
   std::vector<Metric> metrics;      // in the order they were recorded
   std::vector<LayerMetric> layers;  // likewise (model order)
   std::vector<Artifact> artifacts;
+  std::vector<CurvePoint> curve;  // get_run only
   std::optional<double> metric(std::string_view name) const;
 };
 

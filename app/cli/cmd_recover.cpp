@@ -36,7 +36,7 @@ namespace mcw::cli {
 
 const char* const kRecoverUsage =
     "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
-    "                   [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
+    "                   [--method lora|qat] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
     "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
     "                   [--targets compressed|all] [--merge recode|dense|none]\n"
     "                   [--eval-every N] [--seed S] [--max-memory SIZE] [--json]\n\n"
@@ -54,6 +54,10 @@ const char* const kRecoverUsage =
     "saves them: adapter_model.safetensors, adapter_config.json, use_rslora for RoRA) and\n"
     "recovery.json (the options, the curve and the final evaluation). Ctrl-C stops and\n"
     "writes nothing.\n\n"
+    "--method qat trains the quantised layers themselves instead (quantisation-aware\n"
+    "training: fake-quantised weights, straight-through gradients, LSQ's learnable group\n"
+    "scales; latent weights start at the teacher's): every packed layer must be affine\n"
+    "(group-wise) quantised, and DIR gets them re-packed in the same layout.\n\n"
     "  --steps N         optimizer steps (default 200)\n"
     "  --rank R          adapter rank (default 8)\n"
     "  --alpha A         LoRA alpha (default 16)\n"
@@ -106,8 +110,8 @@ nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
 
 int run_recover(const std::vector<std::string>& argv) {
   Args args(argv,
-            {"text", "out", "eval", "teacher", "steps", "rank", "alpha", "scaling", "lr", "batch",
-             "window", "targets", "merge", "eval-every", "seed", "max-memory", "threads"},
+            {"text", "out", "eval", "teacher", "method", "steps", "rank", "alpha", "scaling", "lr",
+             "batch", "window", "targets", "merge", "eval-every", "seed", "max-memory", "threads"},
             {"no-distill", "json"});
   if (args.positional().size() != 1)
     throw UsageError{"recover takes one model path (see mcw help recover)"};
@@ -137,6 +141,11 @@ int run_recover(const std::vector<std::string>& argv) {
   o.eval_every = args.int_or("eval-every", o.eval_every);
   o.seed = uint64_t(args.int_or("seed", 1));
   o.distill = !args.flag("no-distill");
+  const std::string method = args.value_or("method", "lora");
+  if (method != "lora" && method != "qat")
+    throw UsageError{"--method must be lora or qat, got '" + method + "'"};
+  const bool qat = method == "qat";
+  if (qat) o.method = RecoveryOptions::Method::Qat;
 
   // The compressed layers as they deploy: their packed codes decoded.
   const std::string packed_path = find_packed_beside(model_path);
@@ -149,6 +158,8 @@ int run_recover(const std::vector<std::string>& argv) {
       *t = it->second->dequantize();
 
   const std::string targets_arg = args.value_or("targets", packed.empty() ? "all" : "compressed");
+  if (qat && targets_arg != "compressed")
+    throw UsageError{"--method qat trains the packed layers: use --targets compressed"};
   std::vector<std::string> targets;
   if (targets_arg == "all") {
     targets = block_linear_names(model);
@@ -160,8 +171,11 @@ int run_recover(const std::vector<std::string>& argv) {
   } else {
     throw UsageError{"--targets must be compressed or all, got '" + targets_arg + "'"};
   }
-  const std::string merge = args.value_or("merge", packed.empty() ? "dense" : "recode");
-  if (merge != "recode" && merge != "dense" && merge != "none")
+  if (qat && packed.empty())
+    throw Error(model_path, "has no packed layers for quantisation-aware training");
+  const std::string merge =
+      qat ? "qat" : args.value_or("merge", packed.empty() ? "dense" : "recode");
+  if (!qat && merge != "recode" && merge != "dense" && merge != "none")
     throw UsageError{"--merge must be recode, dense or none, got '" + merge + "'"};
   if (merge == "recode" && packed.empty())
     throw Error(model_path, "has no packed layers to re-code: use --merge dense or none");
@@ -199,8 +213,14 @@ int run_recover(const std::vector<std::string>& argv) {
   RecoveryResult r;
   try {
     ProgressBar bar("recover");
-    r = recover_lora(model, teacher ? &*teacher : nullptr, targets, train, held_out, o,
-                     bar.callback(), &sigint.token());
+    const LlamaModel* t = teacher ? &*teacher : nullptr;
+    if (qat) {
+      std::vector<CompressedTensor> layers;
+      for (const std::string& n : targets) layers.push_back(*packed_by_name.at(n));
+      r = recover_qat(model, t, layers, train, held_out, o, bar.callback(), &sigint.token());
+    } else {
+      r = recover_lora(model, t, targets, train, held_out, o, bar.callback(), &sigint.token());
+    }
   } catch (const Cancelled&) {
     std::fprintf(stderr, "mcw: recovery cancelled; nothing written to %s\n", out_arg->c_str());
     return 130;
@@ -212,6 +232,7 @@ int run_recover(const std::vector<std::string>& argv) {
   report["loss"] = teacher && o.distill ? "kl" : "cross-entropy";
   report["train_text"] = *text_arg;
   report["train_tokens"] = train.size();
+  report["method"] = method;
   report["options"] = {{"steps", o.steps},
                        {"batch", o.batch},
                        {"window", std::min(o.seq_len, model.cfg.max_seq_len)},
@@ -224,7 +245,8 @@ int run_recover(const std::vector<std::string>& argv) {
                        {"scale", r.adapters.scale()},
                        {"seed", o.seed}};
   report["targets"] = targets.size();
-  report["adapter_parameters"] = r.adapters.parameter_count();
+  if (!qat) report["adapter_parameters"] = r.adapters.parameter_count();
+  if (qat) report["options"].erase("scale");
   auto& curve = report["curve"] = nlohmann::ordered_json::array();
   for (const RecoveryStep& s : r.history) curve.push_back(step_json(s));
 
@@ -246,12 +268,17 @@ int run_recover(const std::vector<std::string>& argv) {
           eval_json(evaluate(*base, held_out, eo, nullptr, {}, &sigint.token()), false);
   }
   eval("compressed", model);
-  eval("adapters", r.merged);
+  eval(qat ? "qat" : "adapters", r.merged);
 
   // The model to write: merged in f32, or each compressed layer re-coded in its scheme.
   LlamaModel& out_model = r.merged;
   std::vector<CompressedTensor> recoded;
-  if (merge == "recode") {
+  if (qat) {  // the trained layers in their layout, the others as they were
+    std::map<std::string, const CompressedTensor*> trained;
+    for (const CompressedTensor& c : r.quantized) trained[c.name] = &c;
+    for (const CompressedTensor& c : packed)
+      recoded.push_back(trained.count(c.name) ? *trained[c.name] : c);
+  } else if (merge == "recode") {
     auto& layers = report["recoded"] = nlohmann::ordered_json::array();
     std::map<std::string, Tensor*> weights;
     for (auto& [n, t] : out_model.named_tensors()) weights[n] = t;
@@ -278,9 +305,11 @@ int run_recover(const std::vector<std::string>& argv) {
     save_llama_hf(out_model, dir.string());
     for (const std::string& f : tokenizer_files_of(file))
       fs::copy_file(f, dir / fs::path(f).filename());
-    if (merge == "recode") write_packed_safetensors((dir / kPackedFileName).string(), recoded);
+    if (!recoded.empty()) write_packed_safetensors((dir / kPackedFileName).string(), recoded);
   }
-  save_lora_peft((dir / "adapter").string(), r.adapters, teacher_path ? *teacher_path : model_path);
+  if (!qat)
+    save_lora_peft((dir / "adapter").string(), r.adapters,
+                   teacher_path ? *teacher_path : model_path);
   write_text_file((dir / "recovery.json").string(), report.dump(2) + "\n");
   staging.commit();
 
@@ -307,7 +336,8 @@ int run_recover(const std::vector<std::string>& argv) {
     };
     if (e.contains("teacher")) line("teacher", e["teacher"]);
     line("compressed", e["compressed"]);
-    line("+ adapters", e["adapters"]);
+    if (e.contains("adapters")) line("+ adapters", e["adapters"]);
+    if (e.contains("qat")) line("after QAT", e["qat"]);
     if (e.contains("recoded")) line("re-coded", e["recoded"]);
   }
   if (report.contains("recoded")) {
@@ -318,9 +348,11 @@ int run_recover(const std::vector<std::string>& argv) {
         "adapter's update\n",
         report["recoded"].size(), 100 * worst);
   }
-  std::printf("wrote        %s (%s adapter parameters) in %s\n", out_arg->c_str(),
-              human_count(uint64_t(r.adapters.parameter_count())).c_str(),
-              human_duration(r.history.empty() ? 0 : r.history.back().seconds).c_str());
+  std::printf(
+      "wrote        %s (%s) in %s\n", out_arg->c_str(),
+      qat ? (std::to_string(r.quantized.size()) + " layers trained in their layout").c_str()
+          : (human_count(uint64_t(r.adapters.parameter_count())) + " adapter parameters").c_str(),
+      human_duration(r.history.empty() ? 0 : r.history.back().seconds).c_str());
   return 0;
 }
 

@@ -139,8 +139,9 @@ void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const Project
 
 // The recipe's recovery section: adapters trained on the project's calibration text
 // (distilled from the base model), merged and re-coded into each compressed layer's own
-// grid, so that `c` becomes the recovered model in the compressed layout, evaluated and
-// timed as any run. Records the curve, the figures before recovery and the re-coding's loss.
+// grid, or the quantised layers trained through their grids (QAT), so that `c` becomes the
+// recovered model in the compressed layout, evaluated and timed as any run. Records the
+// curve, the figures before recovery and the re-coding's loss.
 void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const ProjectRunInputs& in,
                  const std::string& source, const Recipe& recipe, CompressionResult& c,
                  const RunHooks& hooks, const CancelToken* cancel) {
@@ -157,8 +158,14 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   m.push_back({"perplexity_before_recovery", before.perplexity});
   m.push_back({"kl_before_recovery", before.kl});
   enter(hooks, "recover");
+  const bool qat = o.method == RecoveryOptions::Method::Qat;
+  std::vector<CompressedTensor> layers;
+  if (qat)
+    for (const CompressedLayer& l : c.layers) layers.push_back(l.tensor);
   const RecoveryResult r =
-      recover_lora(c.model, &in.base, targets, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress, cancel);
+      qat ? recover_qat(c.model, &in.base, layers, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress, cancel)
+          : recover_lora(c.model, &in.base, targets, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress,
+                         cancel);
   for (const RecoveryStep& s : r.history) {
     if (s.step > 0) curve.push_back({"loss", s.step, s.loss});
     if (s.eval_loss) curve.push_back({"eval_loss", s.step, *s.eval_loss});
@@ -166,12 +173,17 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   }
   std::map<std::string, const Tensor*> merged;
   for (const auto& [name, t] : r.merged.named_tensors()) merged[name] = t;
-  double worst = 0;
-  for (CompressedLayer& l : c.layers) {
+  double worst = 0;  // QAT trains the layers in their layout: nothing to re-code
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    CompressedLayer& l = c.layers[i];
     Tensor* w = find_weight(c.model, l.tensor.name);
-    RecodedLayer rl = recode_merged(l.tensor, *w, *merged.at(l.tensor.name));
-    worst = std::max(worst, rl.added_error);
-    l.tensor = std::move(rl.tensor);
+    if (qat) {
+      l.tensor = r.quantized[i];
+    } else {
+      RecodedLayer rl = recode_merged(l.tensor, *w, *merged.at(l.tensor.name));
+      worst = std::max(worst, rl.added_error);
+      l.tensor = std::move(rl.tensor);
+    }
     *w = l.tensor.dequantize();
   }
   m.push_back({"recovery_steps", double(o.steps)});

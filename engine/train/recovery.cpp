@@ -11,6 +11,7 @@
 #include "engine/model/llama_tensors.h"
 #include "engine/train/llama_backprop.h"
 #include "engine/train/optimizer.h"
+#include "engine/train/qat.h"
 
 namespace mcw {
 
@@ -35,6 +36,12 @@ void check_options(const LlamaModel& m, const LlamaModel* teacher, size_t n_trai
     throw Error("", "the teacher's vocabulary (" + std::to_string(teacher->cfg.vocab_size) +
                         ") is not the compressed model's (" + std::to_string(m.cfg.vocab_size) +
                         ")");
+}
+
+const Tensor* find_weight(const LlamaModel& m, const std::string& name) {
+  for (const auto& [n, t] : m.named_tensors())
+    if (n == name) return t;
+  throw Error("", "the model has no weight " + name);
 }
 
 Tensor* find_mut(LlamaModel& m, const std::string& name) {
@@ -78,6 +85,13 @@ std::vector<int32_t> held_out_windows(std::span<const int32_t> tokens, int64_t T
 const std::vector<ParamSpec>& recovery_params() {
   static const RecoveryOptions d;
   static const std::vector<ParamSpec> params = {
+      {"method",
+       "string",
+       "lora",
+       {"lora", "qat"},
+       0,
+       0,
+       "lora: adapters; qat: quantisation-aware training"},
       {"steps", "int", d.steps, {}, 1, 1e6, "optimizer steps"},
       {"rank", "int", d.rank, {}, 1, 4096, "adapter rank r"},
       {"alpha", "number", d.alpha, {}, 1e-6, 1e6, "LoRA alpha"},
@@ -94,6 +108,8 @@ const std::vector<ParamSpec>& recovery_params() {
 
 RecoveryOptions recovery_options(const nlohmann::json& j) {
   RecoveryOptions o;
+  o.method = j.value("method", "lora") == "qat" ? RecoveryOptions::Method::Qat
+                                                : RecoveryOptions::Method::Lora;
   o.steps = j.value("steps", o.steps);
   o.rank = j.value("rank", o.rank);
   o.alpha = j.value("alpha", o.alpha);
@@ -134,47 +150,28 @@ uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& o
   return uint64_t(4.0 * (3.0 * params + acts + adapters));
 }
 
-RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
-                            const std::vector<std::string>& targets,
-                            std::span<const int32_t> train_tokens,
-                            std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
-                            const ProgressFn& progress, const CancelToken* cancel,
-                            const RecoveryStepFn& on_step) {
-  const int64_t T = std::min(o.seq_len, compressed.cfg.max_seq_len), B = o.batch;
-  const int64_t V = compressed.cfg.vocab_size;
-  check_options(compressed, teacher, train_tokens.size(), T, o);
-  if (targets.empty()) throw Error("", "recovery needs at least one linear to adapt");
-  const bool distill = o.distill && teacher;
+namespace {
 
-  RecoveryResult r;
-  r.merged = clone_model(compressed);
-  r.adapters = init_lora(r.merged, targets, o.rank, o.alpha, o.scaling, o.seed);
-  const double s = r.adapters.scale();
-  // The frozen weights, apart from the student whose targeted weights are W + s·B·A.
-  std::vector<Tensor> frozen;
-  std::vector<Tensor*> merged;
-  for (const LoraAdapter& a : r.adapters.adapters) {
-    merged.push_back(find_mut(r.merged, a.name));
-    frozen.push_back(merged.back()->f32_copy());
-  }
-  LlamaModel grads = zeros_like(r.merged);
-  std::vector<Tensor*> dmerged;
-  for (const LoraAdapter& a : r.adapters.adapters) dmerged.push_back(find_mut(grads, a.name));
-  std::vector<Tensor> da, db;
+// What a recovery method trains: its parameters (their gradient buffers in `grads`), how
+// the student's targeted weights follow from them (apply), and how the gradients of those
+// weights become theirs (gradients, into zeroed buffers).
+struct Trainables {
   std::vector<ParamRef> params;
-  for (LoraAdapter& a : r.adapters.adapters) {
-    da.push_back(Tensor::zeros(DType::F32, a.a.shape()));
-    db.push_back(Tensor::zeros(DType::F32, a.b.shape()));
-  }
-  for (size_t i = 0; i < da.size(); ++i) {
-    LoraAdapter& a = r.adapters.adapters[i];
-    params.push_back({{a.a.mutable_as<float>(), size_t(a.a.numel())},
-                      {da[i].as<float>(), size_t(da[i].numel())},
-                      true});
-    params.push_back({{a.b.mutable_as<float>(), size_t(a.b.numel())},
-                      {db[i].as<float>(), size_t(db[i].numel())},
-                      true});
-  }
+  std::vector<std::span<float>> grads;
+  std::function<void()> apply;
+  std::function<void(const LlamaModel& weight_grads)> gradients;
+};
+
+// The loop both methods share: batches of the training text, the distillation target,
+// the model's backward, the method's gradients, clipping, AdamW on the warm-up + cosine
+// schedule, and the held-out curve (r.merged is the student).
+void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t> train_tokens,
+           std::span<const int32_t> eval_tokens, const RecoveryOptions& o, Trainables& m,
+           const ProgressFn& progress, const CancelToken* cancel, const RecoveryStepFn& on_step) {
+  const int64_t T = std::min(o.seq_len, r.merged.cfg.max_seq_len), B = o.batch;
+  const int64_t V = r.merged.cfg.vocab_size;
+  const bool distill = o.distill && teacher;
+  LlamaModel grads = zeros_like(r.merged);
   AdamW adam({.weight_decay = o.weight_decay});
   const LrSchedule sched{o.lr, o.min_lr, o.warmup, o.steps};
 
@@ -209,6 +206,7 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
     r.history.push_back(st);
     if (on_step) on_step(st);
   };
+  m.apply();
   RecoveryStep start;
   start.total = o.steps;
   evaluate(start);
@@ -233,26 +231,20 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
     st.loss =
         llama_train_forward(r.merged, windows, B, T, act, cancel, distill ? soft.data() : nullptr);
     llama_train_backward(r.merged, act, 1.0, grads, cancel);
+    for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
+    m.gradients(grads);
     double norm2 = 0;
-    for (size_t i = 0; i < da.size(); ++i) {
-      std::fill(da[i].mutable_as<float>(), da[i].mutable_as<float>() + da[i].numel(), 0.0f);
-      std::fill(db[i].mutable_as<float>(), db[i].mutable_as<float>() + db[i].numel(), 0.0f);
-      lora_gradients(r.adapters.adapters[i], s, *dmerged[i], da[i], db[i]);
-      for (const Tensor* g : {&da[i], &db[i]})
-        for (int64_t j = 0; j < g->numel(); ++j)
-          norm2 += double(g->as<float>()[j]) * g->as<float>()[j];
-    }
+    for (std::span<float> g : m.grads)
+      for (float x : g) norm2 += double(x) * x;
     st.grad_norm = std::sqrt(norm2);
     if (o.clip > 0 && st.grad_norm > o.clip) {
       const float k = float(o.clip / st.grad_norm);
-      for (std::vector<Tensor>* gs : {&da, &db})
-        for (Tensor& g : *gs)
-          for (int64_t j = 0; j < g.numel(); ++j) g.mutable_as<float>()[j] *= k;
+      for (std::span<float> g : m.grads)
+        for (float& x : g) x *= k;
     }
     st.lr = lr_at(sched, step);
-    adam.step(params, st.lr);
-    for (size_t i = 0; i < merged.size(); ++i)
-      merge_lora(frozen[i], r.adapters.adapters[i], s, *merged[i]);
+    adam.step(m.params, st.lr);
+    m.apply();
     if ((o.eval_every > 0 && st.step % o.eval_every == 0) || st.step == o.steps) evaluate(st);
     st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (progress) {
@@ -264,6 +256,102 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
     emit(st);
     if (cancel) cancel->throw_if_cancelled();
   }
+}
+
+// A parameter and a gradient tensor of its size (appended to `grads`), registered with `m`.
+void add_param(Trainables& m, std::span<float> param, Shape shape, std::vector<Tensor>& grads,
+               bool decay) {
+  grads.push_back(Tensor::zeros(DType::F32, std::move(shape)));
+  const std::span<float> g(grads.back().mutable_as<float>(), size_t(grads.back().numel()));
+  m.grads.push_back(g);
+  m.params.push_back({param, g, decay});
+}
+
+}  // namespace
+
+RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
+                            const std::vector<std::string>& targets,
+                            std::span<const int32_t> train_tokens,
+                            std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
+                            const ProgressFn& progress, const CancelToken* cancel,
+                            const RecoveryStepFn& on_step) {
+  check_options(compressed, teacher, train_tokens.size(),
+                std::min(o.seq_len, compressed.cfg.max_seq_len), o);
+  if (targets.empty()) throw Error("", "recovery needs at least one linear to adapt");
+  RecoveryResult r;
+  r.merged = clone_model(compressed);
+  r.adapters = init_lora(r.merged, targets, o.rank, o.alpha, o.scaling, o.seed);
+  const double s = r.adapters.scale();
+  // The frozen weights, apart from the student whose targeted weights are W + s·B·A.
+  std::vector<Tensor> frozen;
+  std::vector<Tensor*> merged;
+  for (const LoraAdapter& a : r.adapters.adapters) {
+    merged.push_back(find_mut(r.merged, a.name));
+    frozen.push_back(merged.back()->f32_copy());
+  }
+  Trainables m;
+  std::vector<Tensor> g;  // dA, dB of each adapter
+  for (LoraAdapter& a : r.adapters.adapters) {
+    add_param(m, {a.a.mutable_as<float>(), size_t(a.a.numel())}, a.a.shape(), g, true);
+    add_param(m, {a.b.mutable_as<float>(), size_t(a.b.numel())}, a.b.shape(), g, true);
+  }
+  m.apply = [&] {
+    for (size_t i = 0; i < merged.size(); ++i)
+      merge_lora(frozen[i], r.adapters.adapters[i], s, *merged[i]);
+  };
+  m.gradients = [&](const LlamaModel& weight_grads) {
+    for (size_t i = 0; i < merged.size(); ++i)
+      lora_gradients(r.adapters.adapters[i], s,
+                     *find_weight(weight_grads, r.adapters.adapters[i].name), g[2 * i],
+                     g[2 * i + 1]);
+  };
+  train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
+  return r;
+}
+
+RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teacher,
+                           const std::vector<CompressedTensor>& layers,
+                           std::span<const int32_t> train_tokens,
+                           std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
+                           const ProgressFn& progress, const CancelToken* cancel,
+                           const RecoveryStepFn& on_step) {
+  check_options(compressed, teacher, train_tokens.size(),
+                std::min(o.seq_len, compressed.cfg.max_seq_len), o);
+  if (layers.empty())
+    throw Error("", "quantisation-aware training needs at least one quantised layer");
+  RecoveryResult r;
+  r.merged = clone_model(compressed);
+  // Latent weights start at the uncompressed model's (the teacher's) where there is one.
+  std::vector<QatLayer> qat;
+  std::vector<Tensor*> fake;
+  for (const CompressedTensor& c : layers) {
+    fake.push_back(find_mut(r.merged, c.name));
+    const Tensor* start = fake.back();
+    if (teacher)
+      for (const auto& [n, t] : teacher->named_tensors())
+        if (n == c.name) start = t;
+    qat.push_back(qat_layer(c, *start));
+  }
+  Trainables m;
+  std::vector<Tensor> g;  // d latent, d scales of each layer
+  for (QatLayer& l : qat) {
+    add_param(m, {l.latent.mutable_as<float>(), size_t(l.latent.numel())}, l.latent.shape(), g,
+              true);
+    add_param(m, l.scales, {int64_t(l.scales.size())}, g, false);
+  }
+  m.apply = [&] {
+    for (size_t i = 0; i < qat.size(); ++i) {
+      for (float& sc : qat[i].scales) sc = std::max(sc, 1e-8f);  // a grid step stays positive
+      qat_fake_quantize(qat[i], *fake[i]);
+    }
+  };
+  m.gradients = [&](const LlamaModel& weight_grads) {
+    for (size_t i = 0; i < qat.size(); ++i)
+      qat_gradients(qat[i], *find_weight(weight_grads, qat[i].scheme.name), g[2 * i],
+                    {g[2 * i + 1].mutable_as<float>(), qat[i].scales.size()});
+  };
+  train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
+  for (const QatLayer& l : qat) r.quantized.push_back(qat_pack(l));
   return r;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/compress/compressed_tensor.h"
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
 #include "engine/recipe/recipe.h"  // ParamSpec
@@ -25,6 +26,9 @@
 namespace mcw {
 
 struct RecoveryOptions {
+  // lora: adapters on frozen compressed weights; qat: the quantised layers themselves
+  // trained through their grids (qat.h).
+  enum class Method { Lora, Qat } method = Method::Lora;
   int64_t steps = 200;
   int64_t batch = 8;                // windows per optimizer step
   int64_t seq_len = 256;            // tokens predicted per window (capped to the model's context)
@@ -56,8 +60,11 @@ struct RecoveryStep {
 };
 
 struct RecoveryResult {
-  LoraAdapters adapters;
-  LlamaModel merged;                  // f32: the compressed weights plus each adapter's s·B·A
+  LoraAdapters adapters;                    // LoRA
+  std::vector<CompressedTensor> quantized;  // QAT: each layer trained, in its layout
+  // f32: the compressed weights plus each adapter's s·B·A (LoRA), or the trained layers
+  // fake-quantised (QAT: what `quantized` decodes to, up to the f16 rounding of scales).
+  LlamaModel merged;
   std::vector<RecoveryStep> history;  // step 0 first
 };
 
@@ -82,5 +89,14 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
                             std::span<const int32_t> eval_tokens, const RecoveryOptions& opt,
                             const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
                             const RecoveryStepFn& on_step = {});
+
+// Quantisation-aware training (qat.h) of `layers` (affine quantised layers of
+// `compressed`; their grids start the training, the teacher's weights the latent ones).
+RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teacher,
+                           const std::vector<CompressedTensor>& layers,
+                           std::span<const int32_t> train_tokens,
+                           std::span<const int32_t> eval_tokens, const RecoveryOptions& opt,
+                           const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
+                           const RecoveryStepFn& on_step = {});
 
 }  // namespace mcw

@@ -61,6 +61,23 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
     EXPECT_EQ(before[i].describe(), after[i].describe()) << before[i].name;
   EXPECT_EQ(run_mcw("eval " + out + " --text " + text + " --window 32").code, 0);
 
+  // QAT: the packed layers themselves trained and re-packed in the same layout, no adapter.
+  const Result q = run_mcw("recover " + packed + " --method qat --text " + text + " --eval " +
+                           text + " --steps 3 --batch 2 --window 32 --out " + out + "q --json");
+  ASSERT_EQ(q.code, 0) << q.err;
+  const auto qr = nlohmann::json::parse(q.out);
+  EXPECT_EQ(qr["method"], "qat");
+  EXPECT_TRUE(qr["eval"].contains("qat"));
+  EXPECT_FALSE(fs::exists(fs::path(out + "q") / "adapter"));
+  const auto trained = read_packed_safetensors(out + "q/packed.safetensors");
+  ASSERT_EQ(trained.size(), before.size());
+  size_t changed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(before[i].describe(), trained[i].describe()) << before[i].name;
+    changed += before[i].codes != trained[i].codes || before[i].scales != trained[i].scales;
+  }
+  EXPECT_GT(changed, 0u);
+
   // Without a teacher it trains on the next tokens; bad options are one-line errors.
   const Result ce = run_mcw("recover " + packed + " --text " + text +
                             " --no-distill --steps 2 --batch 1 --window 16 "

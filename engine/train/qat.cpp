@@ -1,0 +1,105 @@
+#include "engine/train/qat.h"
+
+#include <tbb/parallel_for.h>
+
+#include <cmath>
+
+#include "engine/compress/affine_quantizer.h"
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+
+namespace mcw {
+
+namespace {
+
+// The grid step as the layout stores it (positive, f16): the forward pass uses it, so that
+// the packed layer decodes to exactly the weights training measured.
+float stored_scale(float s) { return f16_to_f32(f32_to_f16(std::max(std::abs(s), 1e-7f))); }
+
+float zero_of(const QatLayer& l, size_t g) {
+  return l.scheme.symmetric ? float(1 << (l.scheme.bits - 1)) : l.zeros[g];
+}
+
+// Calls fn(i, g) for every weight i = r·cols + c of row r with its group's index g, rows in
+// parallel (each row's groups are its own, so the scale sums never race across tasks).
+template <class Fn>
+void for_each_weight(const CompressedTensor& s, Fn&& fn) {
+  const int64_t G = s.groups();
+  tbb::parallel_for(int64_t(0), s.rows, [&](int64_t r) {
+    for (int64_t c = 0; c < s.cols; ++c) fn(r * s.cols + c, size_t(r * G + s.group_of(c)));
+  });
+}
+
+}  // namespace
+
+QatLayer qat_layer(const CompressedTensor& c, const Tensor& start) {
+  if (c.coding != WeightCoding::Affine)
+    throw Error(c.name, "quantisation-aware training needs an affine (group-wise) quantised layer");
+  if (!c.g_idx.empty() || !c.input_scale.empty() || !c.outlier_index.empty())
+    throw Error(c.name,
+                "quantisation-aware training does not handle act-order, AWQ scales or outliers");
+  if (start.ndim() != 2 || start.dim(0) != c.rows || start.dim(1) != c.cols)
+    throw Error(c.name, "the starting weight's shape is not the layer's");
+  QatLayer l;
+  l.scheme = c;
+  l.scheme.codes.clear();
+  l.latent = Tensor::from_f32(start.to_f32(), start.shape(), c.name);
+  l.scales = c.scales;
+  l.zeros = c.zeros;
+  return l;
+}
+
+void qat_fake_quantize(const QatLayer& l, Tensor& out) {
+  const int bits = l.scheme.bits;
+  const float* w = l.latent.as<float>();
+  float* o = out.mutable_as<float>();
+  for_each_weight(l.scheme, [&](int64_t i, size_t g) {
+    o[i] = l.scheme.kept(i) ? affine_round(w[i], {stored_scale(l.scales[g]), zero_of(l, g)}, bits)
+                            : 0.0f;
+  });
+}
+
+void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
+                   std::span<float> dscales) {
+  const int bits = l.scheme.bits;
+  const float maxq = float(affine_levels(bits) - 1);
+  const int64_t n_group = l.scheme.group_size > 0 ? l.scheme.group_size : l.scheme.cols;
+  const float lsq = float(1.0 / std::sqrt(double(n_group) * maxq));
+  const float* w = l.latent.as<float>();
+  const float* d = dfake.as<float>();
+  float* dw = dlatent.mutable_as<float>();
+  for_each_weight(l.scheme, [&](int64_t i, size_t g) {
+    if (!l.scheme.kept(i)) return;
+    const float s = stored_scale(l.scales[g]), z = zero_of(l, g), v = w[i] / s;
+    const float q = std::nearbyint(v) + z;
+    float ds;
+    if (q < 0) {
+      ds = -z;
+    } else if (q > maxq) {
+      ds = maxq - z;
+    } else {
+      dw[i] += d[i];
+      ds = std::nearbyint(v) - v;
+    }
+    dscales[g] += lsq * d[i] * ds;
+  });
+}
+
+CompressedTensor qat_pack(const QatLayer& l) {
+  CompressedTensor c = l.scheme;
+  c.scales.resize(l.scales.size());
+  for (size_t g = 0; g < c.scales.size(); ++g) c.scales[g] = stored_scale(l.scales[g]);
+  const float* w = l.latent.as<float>();
+  std::vector<uint8_t> q(static_cast<size_t>(c.rows * c.cols));
+  for_each_weight(c, [&](int64_t i, size_t g) {
+    q[size_t(i)] =
+        c.kept(i)
+            ? affine_code(w[i], {c.scales[g], c.symmetric ? float(1 << (c.bits - 1)) : c.zeros[g]},
+                          c.bits)
+            : 0;
+  });
+  c.codes = pack_codes(q.data(), q.size(), c.bits);
+  return c;
+}
+
+}  // namespace mcw

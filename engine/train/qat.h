@@ -1,0 +1,47 @@
+// Quantisation-aware training for the group-wise affine quantisers (LSQ, Esser et al.
+// 2020): the model runs fake-quantised weights ŵ = s·(clamp(round(w/s) + z, 0, 2^b − 1) − z)
+// per group, and training updates the latent f32 weights w through the straight-through
+// estimator (the gradient passes where w is inside the grid's range, stops where clamped)
+// and the group scales s by LSQ's gradient, ∂ŵ/∂s = round(w/s) − w/s inside the range and
+// the clamped code's (q − z) outside, scaled by LSQ's 1/√(n·(2^b − 1)) for a group of n
+// weights. Zero points stay the integers the grid started with (MCW's deviation from LSQ+,
+// which learns a continuous offset: an integer zero is what the packed layout stores). A
+// sparsity mask stays (pruned weights stay zero). The forward pass rounds each learnt scale
+// to f16 as the layout stores it (the latent scale stays f32), so that after training the
+// latent weights coded on the learnt grid in the layer's own layout (qat_pack) decode to
+// exactly the weights training measured.
+#pragma once
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+#include "engine/core/tensor.h"
+
+namespace mcw {
+
+struct QatLayer {
+  CompressedTensor scheme;           // the layout (bits, groups, symmetry, mask); codes ignored
+  Tensor latent;                     // f32 [out, in]: the weights training updates
+  std::vector<float> scales, zeros;  // [rows · groups]: the grid (scales learnt)
+};
+
+// A layer to train from `compressed` (Affine; its scales and zeros start the grid) with
+// latent weights `start` (the uncompressed weight, or the compressed one). Throws
+// mcw::Error naming the layer for other codings, act-order group indices, AWQ input scales
+// and outliers.
+QatLayer qat_layer(const CompressedTensor& compressed, const Tensor& start);
+
+// ŵ into `out` (f32 [out, in]).
+void qat_fake_quantize(const QatLayer& layer, Tensor& out);
+
+// From dL/dŵ: adds the straight-through gradient into dlatent ([out, in]) and LSQ's scale
+// gradient into dscales ([rows · groups]).
+void qat_gradients(const QatLayer& layer, const Tensor& dfake, Tensor& dlatent,
+                   std::span<float> dscales);
+
+// The trained layer in its layout: scales rounded to f16 (as every quantiser here stores
+// them) and the latent weights coded on that grid: it decodes to qat_fake_quantize's ŵ.
+CompressedTensor qat_pack(const QatLayer& layer);
+
+}  // namespace mcw

@@ -5,7 +5,9 @@
 #include <tbb/global_control.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -20,6 +22,7 @@
 #include "app/cli/progress_bar.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
+#include "engine/core/sha256.h"
 #include "engine/eval/perplexity.h"
 #include "engine/export/packed_safetensors.h"
 #include "engine/io/staging_dir.h"
@@ -66,6 +69,9 @@ const char* const kRecoverUsage =
     "  --lr LR           peak learning rate (default 1e-3; warm-up 10 steps, cosine to 10 %)\n"
     "  --batch B         windows per step (default 8)\n"
     "  --window L        tokens per window (default: the model's context, at most 256)\n"
+    "  --resume          go on with a run that was stopped (DIR.partial keeps a checkpoint\n"
+    "                    every --checkpoint-every steps, default 25); the result is the\n"
+    "                    uninterrupted run's\n"
     "  --targets T       compressed: the layers packed.safetensors holds (default when\n"
     "                    present); all: every linear of every block\n"
     "  --max-memory SIZE refuse to start when the estimate is more (default: available)\n";
@@ -100,6 +106,14 @@ std::optional<std::string> source_model_of(const std::string& model_path) {
   return std::nullopt;
 }
 
+// The options that change a recovery's result (recovery.json and the checkpoint identity).
+nlohmann::ordered_json report_options(const RecoveryOptions& o) {
+  return {{"steps", o.steps},     {"batch", o.batch},   {"window", o.seq_len},
+          {"lr", o.lr},           {"min_lr", o.min_lr}, {"warmup", o.warmup},
+          {"rank", o.rank},       {"alpha", o.alpha},   {"scaling", lora_scaling_name(o.scaling)},
+          {"distill", o.distill}, {"seed", o.seed}};
+}
+
 nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
   nlohmann::ordered_json j{{"perplexity", r.perplexity}};
   if (with_baseline) j["kl"] = r.kl, j["top1_agreement"] = r.top1;
@@ -110,9 +124,10 @@ nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
 
 int run_recover(const std::vector<std::string>& argv) {
   Args args(argv,
-            {"text", "out", "eval", "teacher", "method", "steps", "rank", "alpha", "scaling", "lr",
-             "batch", "window", "targets", "merge", "eval-every", "seed", "max-memory", "threads"},
-            {"no-distill", "json"});
+            {"text", "out", "eval", "teacher", "method", "checkpoint-every", "steps", "rank",
+             "alpha", "scaling", "lr", "batch", "window", "targets", "merge", "eval-every", "seed",
+             "max-memory", "threads"},
+            {"no-distill", "json", "resume"});
   if (args.positional().size() != 1)
     throw UsageError{"recover takes one model path (see mcw help recover)"};
   const auto text_arg = args.value("text");
@@ -204,11 +219,48 @@ int run_recover(const std::vector<std::string>& argv) {
                                 (max_memory ? "--max-memory " : std::string("the ")) +
                                 human_bytes(budget) + (max_memory ? "" : " available"));
 
-  const std::vector<int32_t> train = tok->encode(read_text_file(*text_arg), false);
+  const std::string train_text = read_text_file(*text_arg);
+  const std::vector<int32_t> train = tok->encode(train_text, false);
   std::vector<int32_t> held_out;
   if (const auto e = args.value("eval")) held_out = tok->encode(read_text_file(*e), false);
 
-  StagingDir staging{fs::path(*out_arg)};  // refuses an existing non-empty DIR up front
+  // Staged in DIR.partial with a checkpoint every --checkpoint-every steps, so that a run
+  // stopped in any way goes on with --resume; what makes it the same run: the model, the
+  // teacher, the training text and every option that changes the result.
+  Sha256 text_hash;
+  text_hash.update(train_text);
+  nlohmann::json identity = report_options(o);
+  identity["model"] = fs::absolute(model_path).string();
+  identity["teacher"] = teacher_path ? fs::absolute(*teacher_path).string() : "";
+  identity["text_sha256"] = to_hex(text_hash.finish());
+  identity["method"] = method;
+  identity["targets"] = targets;
+  StagingDir staging{fs::path(*out_arg), StagingDir::Mode::Resumable};
+  const std::string checkpoint_path = staging.file("recovery.checkpoint.safetensors");
+  if (!fs::is_empty(staging.path())) staging.keep_on_failure();  // never lose a stopped run's work
+  std::optional<RecoveryCheckpoint> resume_from;
+  if (args.flag("resume")) {
+    if (!fs::exists(checkpoint_path))
+      throw Error(staging.path().string(), "holds no stopped recovery to resume");
+    resume_from = load_recovery_checkpoint(checkpoint_path, identity.dump());
+    o.resume = &*resume_from;
+    staging.keep_on_failure();
+    std::fprintf(stderr, "mcw: resuming %s after step %lld\n", staging.path().c_str(),
+                 (long long)resume_from->step);
+  } else if (fs::exists(checkpoint_path)) {
+    throw Error(staging.path().string(),
+                "holds a stopped recovery: add --resume to go on, or remove it");
+  } else {
+    staging.clear(), staging.keep_on_failure(false);  // nothing of a run to keep
+  }
+  o.checkpoint_every = args.int_or("checkpoint-every", 25);
+  // Fault injection for the resume test: a kill right after the N-th checkpoint.
+  const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
+  o.checkpoint = [&, seen = 0](const RecoveryCheckpoint& c) mutable {
+    save_recovery_checkpoint(checkpoint_path, c, identity.dump());
+    staging.keep_on_failure();  // never lose a stopped run's work
+    if (kill_after && ++seen == std::atoi(kill_after)) std::raise(SIGKILL);
+  };
   const SigintCancel sigint;
   RecoveryResult r;
   try {
@@ -222,7 +274,13 @@ int run_recover(const std::vector<std::string>& argv) {
       r = recover_lora(model, t, targets, train, held_out, o, bar.callback(), &sigint.token());
     }
   } catch (const Cancelled&) {
-    std::fprintf(stderr, "mcw: recovery cancelled; nothing written to %s\n", out_arg->c_str());
+    if (fs::exists(checkpoint_path))
+      std::fprintf(
+          stderr,
+          "mcw: recovery cancelled; its last checkpoint is kept in %s: add --resume to go on\n",
+          staging.path().c_str());
+    else
+      std::fprintf(stderr, "mcw: recovery cancelled; nothing written to %s\n", out_arg->c_str());
     return 130;
   }
 
@@ -233,20 +291,10 @@ int run_recover(const std::vector<std::string>& argv) {
   report["train_text"] = *text_arg;
   report["train_tokens"] = train.size();
   report["method"] = method;
-  report["options"] = {{"steps", o.steps},
-                       {"batch", o.batch},
-                       {"window", std::min(o.seq_len, model.cfg.max_seq_len)},
-                       {"lr", o.lr},
-                       {"min_lr", o.min_lr},
-                       {"warmup", o.warmup},
-                       {"rank", o.rank},
-                       {"alpha", o.alpha},
-                       {"scaling", lora_scaling_name(o.scaling)},
-                       {"scale", r.adapters.scale()},
-                       {"seed", o.seed}};
+  report["options"] = report_options(o);
   report["targets"] = targets.size();
   if (!qat) report["adapter_parameters"] = r.adapters.parameter_count();
-  if (qat) report["options"].erase("scale");
+  if (!qat) report["options"]["scale"] = r.adapters.scale();
   auto& curve = report["curve"] = nlohmann::ordered_json::array();
   for (const RecoveryStep& s : r.history) curve.push_back(step_json(s));
 
@@ -311,6 +359,7 @@ int run_recover(const std::vector<std::string>& argv) {
     save_lora_peft((dir / "adapter").string(), r.adapters,
                    teacher_path ? *teacher_path : model_path);
   write_text_file((dir / "recovery.json").string(), report.dump(2) + "\n");
+  fs::remove(checkpoint_path);
   staging.commit();
 
   if (args.flag("json")) {

@@ -29,6 +29,14 @@ class AdamW {
   // The parameter list must have the same tensors (sizes) on every call.
   void step(const std::vector<ParamRef>& params, double lr);
   int64_t steps() const { return t_; }
+  // The moments per parameter tensor (empty before the first step), for a checkpoint; and
+  // putting them back, so that the next step is the one the stopped optimizer would take.
+  const std::vector<std::vector<float>>& first_moments() const { return m_; }
+  const std::vector<std::vector<float>>& second_moments() const { return v_; }
+  void restore(int64_t steps, std::vector<std::vector<float>> m,
+               std::vector<std::vector<float>> v) {
+    t_ = steps, m_ = std::move(m), v_ = std::move(v);
+  }
 
  private:
   AdamWOptions opt_;

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/io/safetensors.h"
 #include "engine/kernels/ops.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/train/llama_backprop.h"
@@ -124,6 +126,81 @@ RecoveryOptions recovery_options(const nlohmann::json& j) {
   return o;
 }
 
+namespace {
+
+nlohmann::json step_to_json(const RecoveryStep& s) {
+  nlohmann::json j = {{"step", s.step}, {"total", s.total},         {"loss", s.loss},
+                      {"lr", s.lr},     {"grad_norm", s.grad_norm}, {"seconds", s.seconds}};
+  if (s.eval_loss) j["eval_loss"] = *s.eval_loss;
+  if (s.eval_kl) j["eval_kl"] = *s.eval_kl;
+  return j;
+}
+
+RecoveryStep step_from_json(const nlohmann::json& j) {
+  RecoveryStep s;
+  s.step = j.at("step"), s.total = j.at("total"), s.loss = j.at("loss"), s.lr = j.at("lr");
+  s.grad_norm = j.at("grad_norm"), s.seconds = j.at("seconds");
+  if (j.contains("eval_loss")) s.eval_loss = j["eval_loss"].get<double>();
+  if (j.contains("eval_kl")) s.eval_kl = j["eval_kl"].get<double>();
+  return s;
+}
+
+}  // namespace
+
+void save_recovery_checkpoint(const std::string& path, const RecoveryCheckpoint& c,
+                              const std::string& identity) {
+  std::vector<Tensor> tensors;
+  auto add = [&](const char* prefix, const std::vector<std::vector<float>>& vs) {
+    for (size_t i = 0; i < vs.size(); ++i)
+      tensors.push_back(
+          Tensor::from_f32(vs[i], {int64_t(vs[i].size())}, prefix + std::to_string(i)));
+  };
+  add("p.", c.params), add("m.", c.adam_m), add("v.", c.adam_v);
+  nlohmann::json history = nlohmann::json::array();
+  for (const RecoveryStep& s : c.history) history.push_back(step_to_json(s));
+  write_safetensors(path, tensors,
+                    {{"mcw.recovery.identity", identity},
+                     {"mcw.recovery.step", std::to_string(c.step)},
+                     {"mcw.recovery.tensors", std::to_string(c.params.size())},
+                     {"mcw.recovery.sampler", c.sampler},
+                     {"mcw.recovery.history", history.dump()}});
+}
+
+RecoveryCheckpoint load_recovery_checkpoint(const std::string& path, const std::string& identity) {
+  const SafetensorsFile f = read_safetensors(path);
+  auto meta = [&](const char* key) {
+    const auto it = f.metadata.find(key);
+    if (it == f.metadata.end())
+      throw Error(path, std::string("not a recovery checkpoint (no ") + key + ")");
+    return it->second;
+  };
+  if (meta("mcw.recovery.identity") != identity)
+    throw Error(path, "is the checkpoint of another recovery (model, text or options differ)");
+  RecoveryCheckpoint c;
+  try {
+    c.step = std::stoll(meta("mcw.recovery.step"));
+    const size_t n = std::stoul(meta("mcw.recovery.tensors"));
+    std::map<std::string, const Tensor*> by_name;
+    for (const Tensor& t : f.tensors) by_name[t.name()] = &t;
+    for (auto [prefix, vs] :
+         {std::pair{"p.", &c.params}, std::pair{"m.", &c.adam_m}, std::pair{"v.", &c.adam_v}})
+      for (size_t i = 0; i < n; ++i) {
+        const auto it = by_name.find(prefix + std::to_string(i));
+        if (it == by_name.end() || it->second->dtype() != DType::F32)
+          throw Error(path, "recovery checkpoint lacks " + std::string(prefix) + std::to_string(i));
+        vs->push_back(it->second->to_f32());
+      }
+    c.sampler = meta("mcw.recovery.sampler");
+    for (const auto& j : nlohmann::json::parse(meta("mcw.recovery.history")))
+      c.history.push_back(step_from_json(j));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path, std::string("damaged recovery checkpoint: ") + e.what());
+  } catch (const std::logic_error& e) {  // stoll, stoul
+    throw Error(path, std::string("damaged recovery checkpoint: ") + e.what());
+  }
+  return c;
+}
+
 std::vector<std::string> block_linear_names(const LlamaModel& model) {
   std::vector<std::string> out;
   for (int64_t l = 0; l < model.cfg.n_layers; ++l)
@@ -206,18 +283,47 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
     r.history.push_back(st);
     if (on_step) on_step(st);
   };
-  m.apply();
-  RecoveryStep start;
-  start.total = o.steps;
-  evaluate(start);
-  emit(start);
-
   std::mt19937_64 sampler(o.seed ^ 0x9E3779B97F4A7C15ull);
+  int64_t first = 0;
+  if (const RecoveryCheckpoint* c = o.resume) {
+    if (c->params.size() != m.params.size() || c->adam_m.size() != m.params.size() ||
+        c->adam_v.size() != m.params.size() || c->step < 0 || c->step > o.steps)
+      throw Error("", "the recovery checkpoint does not belong to these options");
+    for (size_t i = 0; i < m.params.size(); ++i) {
+      if (c->params[i].size() != m.params[i].param.size())
+        throw Error(
+            "", "the recovery checkpoint's parameter " + std::to_string(i) + " has another size");
+      std::copy(c->params[i].begin(), c->params[i].end(), m.params[i].param.begin());
+    }
+    adam.restore(c->step, c->adam_m, c->adam_v);
+    std::istringstream(c->sampler) >> sampler;
+    r.history = c->history;
+    first = c->step;
+    m.apply();
+  } else {
+    m.apply();
+    RecoveryStep start;
+    start.total = o.steps;
+    evaluate(start);
+    emit(start);
+  }
+  auto checkpoint = [&](int64_t done) {
+    RecoveryCheckpoint c;
+    c.step = done;
+    for (const ParamRef& p : m.params) c.params.emplace_back(p.param.begin(), p.param.end());
+    c.adam_m = adam.first_moments(), c.adam_v = adam.second_moments();
+    std::ostringstream s;
+    s << sampler;
+    c.sampler = s.str();
+    c.history = r.history;
+    o.checkpoint(c);
+  };
+
   const uint64_t n_starts = uint64_t(int64_t(train_tokens.size()) - T);
   std::vector<int32_t> windows(size_t(B * (T + 1)));
   std::vector<float> soft;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < o.steps; ++step) {
+  for (int64_t step = first; step < o.steps; ++step) {
     for (int64_t b = 0; b < B; ++b) {
       const size_t begin = size_t(sampler() % n_starts);
       std::copy(train_tokens.begin() + ptrdiff_t(begin),
@@ -254,6 +360,9 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
       report(progress, "recover", "", double(st.step) / double(st.total), msg);
     }
     emit(st);
+    if (o.checkpoint && o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 &&
+        st.step < o.steps)
+      checkpoint(st.step);
     if (cancel) cancel->throw_if_cancelled();
   }
 }

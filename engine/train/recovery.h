@@ -25,6 +25,8 @@
 
 namespace mcw {
 
+struct RecoveryCheckpoint;
+
 struct RecoveryOptions {
   // lora: adapters on frozen compressed weights; qat: the quantised layers themselves
   // trained through their grids (qat.h).
@@ -43,6 +45,12 @@ struct RecoveryOptions {
   uint64_t seed = 1;
   int64_t eval_every = 25;    // steps; 0: only before the first and after the last
   int64_t eval_windows = 16;  // held-out windows per evaluation
+  // Called every checkpoint_every steps (0: never) with the state to go on from; `resume`
+  // (not owned) starts from such a state instead of step 0: the result is then the
+  // uninterrupted run's.
+  int64_t checkpoint_every = 0;
+  std::function<void(const RecoveryCheckpoint&)> checkpoint;
+  const RecoveryCheckpoint* resume = nullptr;
 };
 
 // A recipe's `recovery:` section (after the stages): its keys with their defaults and
@@ -50,6 +58,24 @@ struct RecoveryOptions {
 // (defaults filled in) gives.
 const std::vector<ParamSpec>& recovery_params();
 RecoveryOptions recovery_options(const nlohmann::json& section);
+
+struct RecoveryStep;
+
+// What a stopped recovery needs to go on exactly where it stopped: the trainables (LoRA's
+// A and B, or QAT's latent weights and scales, in order), AdamW's moments, the batch
+// sampler's state and the curve so far.
+struct RecoveryCheckpoint {
+  int64_t step = 0;  // steps done
+  std::vector<std::vector<float>> params, adam_m, adam_v;
+  std::string sampler;  // the mt19937_64 state, as its operator<< writes it
+  std::vector<RecoveryStep> history;
+};
+// Written atomically as safetensors (tensors p.i, m.i, v.i; step, sampler, history and
+// `identity` — what makes it the same run — in the metadata). load throws mcw::Error naming
+// the file when it is damaged or its identity is not `identity`.
+void save_recovery_checkpoint(const std::string& path, const RecoveryCheckpoint& c,
+                              const std::string& identity);
+RecoveryCheckpoint load_recovery_checkpoint(const std::string& path, const std::string& identity);
 
 struct RecoveryStep {
   int64_t step = 0, total = 0;  // 0: the evaluation before training

@@ -2,6 +2,8 @@
 // source compression.json names, and read what it wrote back.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -98,4 +100,52 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
   expect_one_line_error(
       run_mcw("recover " + packed + " --text " + text + " --max-memory 1K --out " + out + "5"),
       "w3", "needs about");
+}
+
+// Killed right after a checkpoint, the run goes on with --resume and ends with what the
+// uninterrupted run writes; without --resume the stopped run is refused, not overwritten.
+TEST(CliRecover, KilledRunResumesToTheUninterruptedResult) {
+  const fs::path d = fresh_dir("resume");
+  LlamaConfig c = tiny_config(4, 2);
+  c.vocab_size = 258;
+  c.hidden_dim = 64;
+  c.max_seq_len = 64;
+  TokenizerFiles tok;
+  tok.byte_vocab = true;
+  const std::string src = (d / "src").string(), packed = (d / "w3").string();
+  save_llama_hf(random_llama(c, 9), src, tok);
+  const std::string text = (d / "text.txt").string();
+  std::string t;
+  for (int i = 0; i < 60; ++i) t += "Resumable text line " + std::to_string(i) + ", more words.\n";
+  write_bytes(text, t);
+  const std::string recipe = (d / "w3.yaml").string();
+  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n");
+  ASSERT_EQ(run_mcw("compress " + src + " --recipe " + recipe + " --out " + packed).code, 0);
+  const std::string common =
+      "recover " + packed + " --text " + text + " --eval " + text +
+      " --steps 6 --batch 2 --window 32 --rank 2 --eval-every 3 --checkpoint-every 2 --out ";
+  ASSERT_EQ(run_mcw(common + (d / "whole").string()).code, 0);
+  const int status =
+      std::system(("MCW_FAULT_KILL_AFTER_CHECKPOINT=2 " + std::string(MCW_BINARY_DIR) +
+                   "/app/mcw " + common + (d / "cut").string() + " >/dev/null 2>&1")
+                      .c_str());
+  // The shell may run mcw as its child (and exit 128 + 9) or exec it.
+  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+              (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL))
+      << status;
+  EXPECT_FALSE(fs::exists(d / "cut"));
+  EXPECT_TRUE(fs::exists(d / "cut.partial" / "recovery.checkpoint.safetensors"));
+  expect_one_line_error(run_mcw(common + (d / "cut").string()), "cut.partial", "--resume");
+  const Result resumed = run_mcw(common + (d / "cut").string() + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("after step 4"), std::string::npos) << resumed.err;
+  EXPECT_FALSE(fs::exists(d / "cut.partial"));
+  EXPECT_FALSE(fs::exists(d / "cut" / "recovery.checkpoint.safetensors"));
+  for (const char* f : {"packed.safetensors", "adapter/adapter_model.safetensors"})
+    EXPECT_EQ(slurp(d / "whole" / f), slurp(d / "cut" / f)) << f;
+  const auto a = nlohmann::json::parse(slurp(d / "whole" / "recovery.json"));
+  const auto b = nlohmann::json::parse(slurp(d / "cut" / "recovery.json"));
+  EXPECT_EQ(a["curve"].size(), b["curve"].size());
+  EXPECT_EQ(a["curve"].back()["eval_kl"], b["curve"].back()["eval_kl"]);
+  EXPECT_EQ(a["eval"], b["eval"]);
 }

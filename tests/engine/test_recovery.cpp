@@ -511,3 +511,53 @@ TEST(Recovery, QatWinsBackHeldOutKlAndPacksInTheSameLayout) {
     EXPECT_EQ(differ, 0) << layers[i].name;
   }
 }
+
+// A recovery stopped after a checkpoint and resumed from it (through the file) ends where
+// the uninterrupted run ends, bit for bit, for LoRA and for QAT; a checkpoint of another
+// run is refused by name.
+TEST(Recovery, ResumedFromACheckpointEqualsTheUninterruptedRun) {
+  const LlamaModel teacher = test::random_llama(test::tiny_config(), 3);
+  RtnOptions ro;
+  ro.bits = 3, ro.group_size = 0, ro.scope = QuantScope::PerChannel;
+  LlamaModel compressed = clone_model(teacher);
+  std::vector<CompressedTensor> layers;
+  for (const std::string& n : block_linear_names(compressed))
+    for (auto& [name, t] : compressed.named_tensors())
+      if (name == n) {
+        layers.push_back(
+            quantize_rtn(t->as<float>(), t->dim(0), t->dim(1), ro, nullptr, nullptr, n));
+        *t = layers.back().dequantize();
+      }
+  const auto text = test::random_tokens(600, teacher.cfg.vocab_size, 1);
+  const std::string path = (test::fresh_temp_dir() / "ckpt.safetensors").string();
+  for (const bool qat : {false, true}) {
+    RecoveryOptions o;
+    o.steps = 6, o.batch = 2, o.seq_len = 16, o.rank = 2, o.eval_every = 2, o.eval_windows = 2;
+    auto run = [&](const RecoveryOptions& opt) {
+      return qat ? recover_qat(compressed, &teacher, layers, text, text, opt)
+                 : recover_lora(compressed, &teacher, block_linear_names(compressed), text, text,
+                                opt);
+    };
+    const RecoveryResult whole = run(o);
+    RecoveryOptions first = o;
+    first.checkpoint_every = 4;
+    first.checkpoint = [&](const RecoveryCheckpoint& c) {
+      save_recovery_checkpoint(path, c, "run-a");
+    };
+    run(first);
+    EXPECT_THROW(load_recovery_checkpoint(path, "run-b"), Error);
+    const RecoveryCheckpoint c = load_recovery_checkpoint(path, "run-a");
+    EXPECT_EQ(c.step, 4);
+    RecoveryOptions second = o;
+    second.resume = &c;
+    const RecoveryResult resumed = run(second);
+    ASSERT_EQ(resumed.history.size(), whole.history.size());
+    EXPECT_EQ(*resumed.history.back().eval_kl, *whole.history.back().eval_kl);
+    auto a = whole.merged.named_tensors();
+    auto b = resumed.merged.named_tensors();
+    for (size_t i = 0; i < a.size(); ++i)
+      for (int64_t j = 0; j < a[i].second->numel(); ++j)
+        ASSERT_EQ(a[i].second->as<float>()[j], b[i].second->as<float>()[j])
+            << (qat ? "qat " : "lora ") << a[i].first;
+  }
+}

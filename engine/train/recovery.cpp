@@ -14,6 +14,7 @@
 #include "engine/train/llama_backprop.h"
 #include "engine/train/optimizer.h"
 #include "engine/train/qat.h"
+#include "engine/train/trainer.h"
 
 namespace mcw {
 
@@ -319,17 +320,11 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
     o.checkpoint(c);
   };
 
-  const uint64_t n_starts = uint64_t(int64_t(train_tokens.size()) - T);
-  std::vector<int32_t> windows(size_t(B * (T + 1)));
+  std::vector<int32_t> windows;
   std::vector<float> soft;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t step = first; step < o.steps; ++step) {
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t begin = size_t(sampler() % n_starts);
-      std::copy(train_tokens.begin() + ptrdiff_t(begin),
-                train_tokens.begin() + ptrdiff_t(begin + size_t(T) + 1),
-                windows.begin() + b * (T + 1));
-    }
+    random_windows(train_tokens, B, T, sampler, windows);
     RecoveryStep st;
     st.step = step + 1, st.total = o.steps;
     if (distill) teacher_probs(*teacher, windows, B, T, soft);

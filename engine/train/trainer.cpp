@@ -103,6 +103,17 @@ double eval_loss(const LlamaModel& m, std::span<const int32_t> tokens, int64_t s
   return sum / double(count);
 }
 
+void random_windows(std::span<const int32_t> tokens, int64_t B, int64_t T, std::mt19937_64& sampler,
+                    std::vector<int32_t>& out) {
+  const uint64_t n_starts = uint64_t(int64_t(tokens.size()) - T);
+  out.resize(size_t(B * (T + 1)));
+  for (int64_t b = 0; b < B; ++b) {
+    const size_t start = size_t(sampler() % n_starts);
+    std::copy(tokens.begin() + ptrdiff_t(start), tokens.begin() + ptrdiff_t(start + size_t(T) + 1),
+              out.begin() + b * (T + 1));
+  }
+}
+
 double accumulate_gradients(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
                             int64_t T, int64_t micro_batches, LlamaModel& grads,
                             const CancelToken* cancel, LlamaActivations* workspace) {
@@ -136,18 +147,12 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
   std::mt19937_64 sampler(o.seed ^ 0x9E3779B97F4A7C15ull);  // independent of the init stream
 
   const int64_t T = o.seq_len, B = o.batch;
-  const uint64_t n_starts = uint64_t(int64_t(train_tokens.size()) - T);
   std::vector<int32_t> windows(size_t(B * (T + 1)));
   LlamaActivations workspace;
   const auto t0 = std::chrono::steady_clock::now();
   double eval_seconds = 0;
   for (int64_t step = 0; step < o.steps; ++step) {
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t start = size_t(sampler() % n_starts);
-      std::copy(train_tokens.begin() + ptrdiff_t(start),
-                train_tokens.begin() + ptrdiff_t(start + size_t(T) + 1),
-                windows.begin() + b * (T + 1));
-    }
+    random_windows(train_tokens, B, T, sampler, windows);
     TrainStep s;
     s.step = step + 1, s.total = o.steps;
     s.loss = accumulate_gradients(r.model, windows, B, T, o.micro_batches, grads, cancel,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <random>
 #include <span>
 #include <vector>
 
@@ -50,6 +51,11 @@ using TrainStepFn = std::function<void(const TrainStep&)>;
 // residual projections o_proj and down_proj scaled by 1/sqrt(2·n_layers) (GPT-2's
 // choice); norm weights 1, biases 0.
 LlamaModel init_llama(const LlamaConfig& cfg, uint64_t seed, double init_std = 0.02);
+
+// B windows of T + 1 tokens at random starts of `tokens` (drawn from `sampler`, one per
+// window, in order) into `out` (B·(T + 1) tokens): a training batch.
+void random_windows(std::span<const int32_t> tokens, int64_t B, int64_t T, std::mt19937_64& sampler,
+                    std::vector<int32_t>& out);
 
 // Mean loss over up to `max_windows` evenly spaced windows of seq_len + 1 tokens (no
 // backward); the same windows every time.

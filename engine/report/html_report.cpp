@@ -6,6 +6,7 @@
 
 #include "engine/report/report_tables.h"
 #include "engine/report/report_text.h"
+#include "engine/report/report_recovery.h"
 #include "engine/report/svg_plot.h"
 
 namespace mcw {
@@ -414,6 +415,7 @@ std::string tensors_section(const ReportData& d) {
 
 std::string html_report(const ReportData& d) {
   const std::string sensitivity = sensitivity_section(d), layers = layers_section(d);
+  const std::string recovery = recovery_html_section(d);
   std::string s =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
@@ -433,13 +435,14 @@ std::string html_report(const ReportData& d) {
          "Accuracy vs size</a>";
   if (!sensitivity.empty()) s += "<a href=\"#sensitivity\">Sensitivity</a>";
   if (!layers.empty()) s += "<a href=\"#layers\">Per-layer error</a>";
+  if (!recovery.empty()) s += "<a href=\"#recovery\">Recovery</a>";
   s += "<a href=\"#runs\">Runs</a>";
   if (!d.runs.empty()) s += "<a href=\"#recipes\">Recipes</a>";
   if (d.model.loaded()) s += "<a href=\"#tensors\">Tensors</a>";
   s += "</nav></div></header>\n<main>\n";
   s += summary(d) + facts(d);
   if (!d.runs.empty()) s += trade_off_section(d, true) + trade_off_section(d, false);
-  s += sensitivity + layers + runs_section(d) + recipes_section(d) + tensors_section(d);
+  s += sensitivity + layers + recovery + runs_section(d) + recipes_section(d) + tensors_section(d);
   s += "<footer>Written by MCW " + H(d.machine.mcw_version) +
        ". Self-contained: no scripts and no external resources.</footer>\n</main>\n</body>\n"
        "</html>\n";

@@ -329,8 +329,10 @@ std::string scatter_svg(const ScatterPlot& p) {
   for (const ScatterPoint* q : pts) any_ref |= q->reference;
   if (any_ref)
     item("baseline", "<polygon points=\"0,-5 5,0 0,5 -5,0\" fill=\"#f59e0b\" stroke=\"#b45309\"/>");
-  item("other runs", "<circle r=\"4\" fill=\"#cbd5e1\" stroke=\"#64748b\"/>");
-  item("Pareto front", "<circle r=\"4\" fill=\"" + std::string(kAccent) + "\"/>");
+  if (p.front_legend) {
+    item("other runs", "<circle r=\"4\" fill=\"#cbd5e1\" stroke=\"#64748b\"/>");
+    item("Pareto front", "<circle r=\"4\" fill=\"" + std::string(kAccent) + "\"/>");
+  }
   s += legend + "</g>\n";
   return s + "</svg>\n";
 }

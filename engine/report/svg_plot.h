@@ -41,6 +41,7 @@ struct ScatterPlot {
   std::string title, x_label, y_label, size_label;
   bool log_x = false, log_y = false;
   bool label_points = true;
+  bool front_legend = true;  // the legend's "Pareto front" and "other runs" entries
   int width = 680, height = 420;
   bool standalone = false;
   std::vector<ScatterPoint> points;  // points with a non-finite (or, on a log axis,

@@ -639,3 +639,36 @@ TEST(ReportWriter, PicksTheFormatFromTheExtensionAndWritesAtomically) {
     EXPECT_TRUE(expected.count(name) || name.rfind("runs.mcwdb", 0) == 0) << name;
   }
 }
+
+// A run that recorded a recovery curve gets the recovery section: its figures before and
+// after in a table, and a point per held-out evaluation (tagged with the run's id) in a
+// well-formed SVG; a report without such a run has no section.
+TEST(HtmlReport, RecoveredRunsGetTheirCurveAndFigures) {
+  const Fixture f = make_fixture();
+  EXPECT_EQ(html_report(load_report_data(f.project_file)).find("id=\"recovery\""), std::string::npos);
+  {
+    auto store = RunStore::open(f.db);
+    RunInfo info;
+    info.project = load_project(f.project_file).name;
+    info.model_fingerprint = f.fingerprint;
+    info.recipe_name = "w3 & lora";
+    const int64_t id = store->create_run(info);
+    store->add_metrics(id, {{"perplexity", 10.2}, {"kl", 0.004}, {"perplexity_before_recovery", 10.9},
+                            {"kl_before_recovery", 0.0321}, {"recovery_steps", 40}, {"recovery_seconds", 12.5},
+                            {"recovery_recode_loss_max", 0.75}});
+    store->add_curve(id, {{"eval_kl", 0, 0.03}, {"loss", 1, 0.5}, {"eval_kl", 20, 0.01}, {"eval_kl", 40, 0.005}});
+    store->set_status(id, RunStatus::Done);
+  }
+  const std::string html = html_report(load_report_data(f.project_file));
+  const size_t at = html.find("<section id=\"recovery\">");
+  ASSERT_NE(at, std::string::npos);
+  const std::string sec = html.substr(at, html.find("</section>", at) - at);
+  for (const char* text : {"w3 &amp; lora", ">10.9<", ">10.2<", ">0.0321<", ">0.004<", ">40<", ">0.75<"})
+    EXPECT_NE(sec.find(text), std::string::npos) << text;
+  const std::vector<std::string> svgs = svgs_of(sec);
+  ASSERT_EQ(svgs.size(), 1u);
+  EXPECT_EQ(test::check_xml(svgs[0]).problem, "");
+  EXPECT_EQ(count_of(svgs[0], "<title>run "), 3u);  // the three evaluations, not the loss
+  EXPECT_EQ(svgs[0].find("Pareto front"), std::string::npos);
+  EXPECT_EQ(test::check_xml(html).problem, "");
+}

@@ -1,5 +1,7 @@
 #include "engine/compress/resource_estimate.h"
 
+#include "engine/train/recovery.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -61,6 +63,7 @@ ModelShape model_shape(const LlamaConfig& cfg) {
   ModelShape m;
   m.dim = cfg.dim, m.q_dim = cfg.q_dim(), m.hidden_dim = cfg.hidden_dim;
   m.n_layers = cfg.n_layers, m.vocab = cfg.vocab_size;
+  m.kv_dim = cfg.kv_dim(), m.n_heads = cfg.n_heads, m.context = cfg.max_seq_len;
   LlamaModel names_only;  // no weights: only the names and their order
   names_only.cfg = cfg;
   names_only.layers.resize(size_t(std::max<int64_t>(cfg.n_layers, 0)));
@@ -182,6 +185,11 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
                                   10 * largest);
     e.peak_bytes = std::max(e.peak_bytes, e.base_bytes + e.evaluation_bytes);
   }
+  if (!recipe.recovery.empty()) {
+    const RecoveryCost rc = recovery_cost(model, recovery_options(recipe.recovery));
+    e.recovery_bytes = rc.bytes, e.recovery_flops = rc.flops;
+    e.peak_bytes = std::max(e.peak_bytes, e.base_bytes + e.recovery_bytes);
+  }
   if (settings.streamed) {
     e.slack_bytes = to_bytes(0.1 * double(e.peak_bytes) + double(64 << 20));
     e.peak_bytes += e.slack_bytes;
@@ -190,7 +198,7 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
   // Evaluation runs the compressed model and the baseline (for KL) on every token.
   e.eval_flops = 2 * (2 * P * double(std::max<int64_t>(settings.eval_tokens, 0)));
   e.gflops = settings.gflops > 0 ? settings.gflops : measured_gemm_gflops();
-  e.seconds = (e.compress_flops + e.eval_flops) / (e.gflops * 1e9);
+  e.seconds = (e.compress_flops + e.eval_flops + e.recovery_flops) / (e.gflops * 1e9);
   return e;
 }
 

@@ -27,6 +27,7 @@ struct ModelShape {
   std::vector<std::string> tensor_names;  // every weight, model order (for check_targets)
   uint64_t other_params = 0;              // embeddings, norms, biases, output head
   int64_t dim = 0, q_dim = 0, hidden_dim = 0, n_layers = 0, vocab = 0;
+  int64_t kv_dim = 0, n_heads = 0, context = 0;
   uint64_t parameters() const;
 };
 ModelShape model_shape(const LlamaConfig& cfg);
@@ -66,9 +67,11 @@ struct ResourceEstimate {
   // copies, two windows of logits and the check of the largest layer's decode, beside
   // base_bytes (0 unless run_eval_window > 0).
   uint64_t evaluation_bytes = 0;
+  // A recipe's recovery section (engine/train/recovery.h: recovery_cost), beside base_bytes.
+  uint64_t recovery_bytes = 0;
   uint64_t peak_bytes = 0;  // the larger phase, with slack
   // FLOPs and seconds.
-  double compress_flops = 0, eval_flops = 0;
+  double compress_flops = 0, eval_flops = 0, recovery_flops = 0;
   double gflops = 0;  // the speed used
   double seconds = 0;
 };

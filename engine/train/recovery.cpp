@@ -104,6 +104,7 @@ const std::vector<ParamSpec>& recovery_params() {
       {"window", "int", d.seq_len, {}, 2, 1e6, "tokens per window (capped to the context)"},
       {"distill", "bool", d.distill, {}, 0, 0, "KL from the uncompressed model, else next tokens"},
       {"eval_every", "int", d.eval_every, {}, 0, 1e6, "held-out evaluation every N steps"},
+      {"eval_windows", "int", d.eval_windows, {}, 1, 1e6, "held-out windows per evaluation"},
       {"seed", "int", int64_t(d.seed), {}, 0, 1e15, "adapter init and batch order"},
   };
   return params;
@@ -123,6 +124,7 @@ RecoveryOptions recovery_options(const nlohmann::json& j) {
   o.seq_len = j.value("window", o.seq_len);
   o.distill = j.value("distill", o.distill);
   o.eval_every = j.value("eval_every", o.eval_every);
+  o.eval_windows = j.value("eval_windows", o.eval_windows);
   o.seed = j.value("seed", o.seed);
   return o;
 }
@@ -210,22 +212,34 @@ std::vector<std::string> block_linear_names(const LlamaModel& model) {
   return out;
 }
 
-uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& opt) {
-  const LlamaConfig& c = model.cfg;
-  const double params = double(model.parameter_count());
-  const double T = double(std::min(opt.seq_len, c.max_seq_len)), N = double(opt.batch) * T;
-  // Per layer: the residual stream and norms (~6·D), q/k/v/att (~2Q + 2KV), the MLP (~4H)
-  // per row, plus the softmax of every head; then the logits' probabilities (three
-  // copies: the model's, the teacher's, their gradient).
+RecoveryCost recovery_cost(const ModelShape& m, const RecoveryOptions& o) {
+  const double P = double(m.parameters());
+  const double T = double(std::min(o.seq_len, m.context > 0 ? m.context : o.seq_len)),
+               N = double(o.batch) * T;
+  // Per layer and row: the residual stream and norms (~6·D), q/k/v/attention (~2Q + 2KV),
+  // the MLP (~4H), plus every head's softmax; then the logits' probabilities (the
+  // model's, the teacher's, their gradient).
   const double per_row =
-      6.0 * double(c.dim) + 2.0 * double(c.q_dim() + c.kv_dim()) + 4.0 * double(c.hidden_dim);
+      6.0 * double(m.dim) + 2.0 * double(m.q_dim + m.kv_dim) + 4.0 * double(m.hidden_dim);
   const double acts =
-      double(c.n_layers) * (N * per_row + double(opt.batch) * double(c.n_heads) * T * T) +
-      3.0 * N * double(c.vocab_size);
-  // Adapters with their gradient and two AdamW moments: 4 × r·(in + out) per linear, at
-  // most the linears' own size.
-  const double adapters = 4.0 * double(opt.rank) * 2.0 * double(c.dim) * 7.0 * double(c.n_layers);
-  return uint64_t(4.0 * (3.0 * params + acts + adapters));
+      double(m.n_layers) * (N * per_row + double(o.batch) * double(m.n_heads) * T * T) +
+      3.0 * N * double(m.vocab);
+  // Trainables with their gradient and two AdamW moments: LoRA's r·(in + out) per linear,
+  // or QAT's latent weights (the linears whole).
+  double trainable = 0;
+  for (const LinearShape& l : m.linears)
+    trainable += o.method == RecoveryOptions::Method::Qat
+                     ? double(l.rows * l.cols)
+                     : double(o.rank) * double(l.rows + l.cols);
+  RecoveryCost c;
+  c.bytes = uint64_t(4.0 * (3.0 * P + acts + 4.0 * trainable));
+  const double evals = double(o.eval_every > 0 ? o.steps / o.eval_every + 1 : 2);
+  c.flops = double(o.steps) * 8.0 * P * N + evals * 2.0 * P * T * double(o.eval_windows);
+  return c;
+}
+
+uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& opt) {
+  return recovery_cost(model_shape(model.cfg), opt).bytes;
 }
 
 namespace {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/compress/compressed_tensor.h"
+#include "engine/compress/resource_estimate.h"  // ModelShape
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
 #include "engine/recipe/recipe.h"  // ParamSpec
@@ -96,9 +97,15 @@ struct RecoveryResult {
 
 using RecoveryStepFn = std::function<void(const RecoveryStep&)>;
 
-// Bytes the recovery of `model` needs at its peak (f32 student and gradients, the frozen
-// copies of the targeted linears, the adapters with AdamW's state, one batch's activations
-// and the teacher's probabilities).
+// What recovering a model of `shape` costs: bytes at the peak (the f32 student, its
+// gradient and the frozen or latent copies of the linears, the trainables with AdamW's
+// state, one batch's activations and the teacher's probabilities) and FLOPs (per step the
+// training forward and backward and the teacher's forward; the held-out evaluations).
+struct RecoveryCost {
+  uint64_t bytes = 0;
+  double flops = 0;
+};
+RecoveryCost recovery_cost(const ModelShape& shape, const RecoveryOptions& opt);
 uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& opt);
 
 // The linears every block has (q, k, v, o, gate, up, down), in model order: the default

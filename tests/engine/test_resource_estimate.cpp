@@ -271,3 +271,30 @@ TEST(ResourceEstimate, ProjectRunKeepsTheCompressedLayersForLatency) {
   EXPECT_EQ(run.peak_bytes, phase + run.slack_bytes);
   EXPECT_GT(run.peak_bytes, plain.peak_bytes);
 }
+
+// A recovery section adds its phase: the hand-worked sums for LoRA (the f32 student, its
+// gradient and frozen copy, a batch's activations and three logits arrays, the adapters
+// with gradient and moments), more memory for QAT (latent copies of every linear), and its
+// FLOPs to the duration.
+TEST(ResourceEstimate, RecoveryAddsItsPhase) {
+  const ModelShape s = model_shape(small_config());
+  const double P = double(s.parameters());
+  EstimateSettings set;
+  set.gflops = 1.0;
+  const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n";
+  const ResourceEstimate plain = estimate_resources(s, recipe(stages), set);
+  const ResourceEstimate lora = estimate_resources(
+      s, recipe(stages + "recovery: {steps: 10, batch: 2, window: 16, rank: 4, eval_every: 5, eval_windows: 3}\n"), set);
+  const ResourceEstimate qat = estimate_resources(
+      s, recipe(stages + "recovery: {method: qat, steps: 10, batch: 2, window: 16, eval_every: 5, eval_windows: 3}\n"), set);
+  // Activations per layer and row: 6·32 + 2·(32 + 16) + 4·64 = 544, softmax 2·4·16·16 per
+  // layer; logits 3·32·37. LoRA: rank 4 · (32+32 + 16+32 + 16+32 + 32+32 + 64+32 + 64+32 + 32+64 = 512)
+  // per layer. QAT: the 9216 linear weights per layer.
+  const double N = 32, acts = 2 * (N * 544 + 2 * 4 * 16 * 16) + 3 * N * 37;
+  EXPECT_EQ(lora.recovery_bytes, uint64_t(4 * (3 * P + acts + 4 * 2 * 4.0 * 512)));
+  EXPECT_EQ(qat.recovery_bytes, uint64_t(4 * (3 * P + acts + 4 * 2 * 9216.0)));
+  EXPECT_EQ(lora.peak_bytes, std::max(plain.peak_bytes, lora.base_bytes + lora.recovery_bytes));
+  EXPECT_DOUBLE_EQ(lora.recovery_flops, 10 * 8 * P * N + 3 * 2 * P * 16 * 3);
+  EXPECT_NEAR(lora.seconds - plain.seconds, lora.recovery_flops / 1e9, 1e-12);
+  EXPECT_EQ(plain.recovery_bytes, 0u);
+}

@@ -36,6 +36,7 @@ struct RecipeForm {
   QString name, description;
   QVariantMap calibration;  // "windows", "window" when given
   QList<RecipeStageForm> stages;
+  QVariantMap recovery;  // the recovery section (edited as YAML), kept through form edits
 };
 
 struct RecipePreset {

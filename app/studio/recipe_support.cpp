@@ -72,6 +72,7 @@ ui::RecipeForm recipe_to_form(const Recipe& r) {
   f.name = q(r.name);
   f.description = q(r.description);
   for (auto& [k, v] : r.calibration.items()) f.calibration[q(k)] = to_variant(v);
+  for (auto& [k, v] : r.recovery.items()) f.recovery[q(k)] = to_variant(v);
   for (const RecipeStage& s : r.stages) {
     ui::RecipeStageForm sf;
     sf.algorithm = q(s.algorithm);
@@ -90,6 +91,8 @@ Recipe form_to_recipe(const ui::RecipeForm& f) {
   r.description = f.description.toStdString();
   for (auto it = f.calibration.begin(); it != f.calibration.end(); ++it)
     r.calibration[it.key().toStdString()] = to_json(it.value(), it.key());
+  for (auto it = f.recovery.begin(); it != f.recovery.end(); ++it)
+    r.recovery[it.key().toStdString()] = to_json(it.value(), it.key());
   for (const ui::RecipeStageForm& sf : f.stages) {
     RecipeStage s;
     s.algorithm = sf.algorithm.toStdString();

@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <set>
 
 #include "app/cli/args.h"
@@ -30,6 +31,7 @@
 #include "engine/model/causal_lm.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
+#include "engine/recipe/recipe.h"
 #include "engine/train/lora_merge.h"
 #include "engine/train/recovery.h"
 
@@ -75,7 +77,8 @@ const char* const kRecoverUsage =
     "                    every --checkpoint-every steps, default 25); the result is the\n"
     "                    uninterrupted run's\n"
     "  --targets T       compressed: the layers packed.safetensors holds (default when\n"
-    "                    present); all: every linear of every block\n"
+    "                    present); all: every linear of every block; or a pattern as a\n"
+    "                    recipe's targets take ('*mlp*', 're:layers\\.[0-3]\\.')\n"
     "  --max-memory SIZE refuse to start when the estimate is more (default: available)\n";
 
 namespace {
@@ -175,19 +178,25 @@ int run_recover(const std::vector<std::string>& argv) {
       *t = it->second->dequantize();
 
   const std::string targets_arg = args.value_or("targets", packed.empty() ? "all" : "compressed");
-  if (qat && targets_arg != "compressed")
-    throw UsageError{"--method qat trains the packed layers: use --targets compressed"};
+  if (targets_arg == "compressed" && packed.empty())
+    throw Error(model_path, "has no packed.safetensors: use --targets all");
   std::vector<std::string> targets;
-  if (targets_arg == "all") {
-    targets = block_linear_names(model);
-  } else if (targets_arg == "compressed") {
-    if (packed.empty()) throw Error(model_path, "has no packed.safetensors: use --targets all");
+  try {
     for (const std::string& n : block_linear_names(model))
-      if (packed_by_name.count(n)) targets.push_back(n);
-    if (targets.empty()) throw Error(packed_path, "holds none of the model's block linears");
-  } else {
-    throw UsageError{"--targets must be compressed or all, got '" + targets_arg + "'"};
+      if (targets_arg == "all"          ? true
+          : targets_arg == "compressed" ? packed_by_name.count(n) > 0
+                                        : pattern_matches(targets_arg, n))
+        targets.push_back(n);
+  } catch (const std::regex_error& e) {
+    throw UsageError{"--targets: invalid regex '" + targets_arg + "': " + e.what()};
   }
+  if (targets.empty())
+    throw UsageError{"--targets " + targets_arg + " matches no linear of the model's blocks"};
+  if (qat)
+    for (const std::string& n : targets)
+      if (!packed_by_name.count(n))
+        throw Error(model_path,
+                    "quantisation-aware training needs packed layers, and " + n + " is not one");
   if (qat && packed.empty())
     throw Error(model_path, "has no packed layers for quantisation-aware training");
   const std::string merge =

@@ -89,6 +89,15 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
   EXPECT_EQ(nlohmann::json::parse(ce.out)["loss"], "cross-entropy");
   EXPECT_FALSE(fs::exists(fs::path(out + "2") / "config.json"));
   EXPECT_TRUE(fs::exists(fs::path(out + "2") / "adapter/adapter_config.json"));
+  // A chosen subset by pattern, as a recipe's targets.
+  const Result mlp =
+      run_mcw("recover " + packed + " --text " + text + " --targets '*mlp*' --steps 1 --batch 1 " +
+              "--window 16 --merge none --out " + out + "m --json");
+  ASSERT_EQ(mlp.code, 0) << mlp.err;
+  EXPECT_EQ(nlohmann::json::parse(mlp.out)["targets"], 6);  // gate, up, down of 2 blocks
+  expect_one_line_error(run_mcw("recover " + packed + " --text " + text +
+                                " --targets '*nothing*' --out " + out + "n"),
+                        "--targets", "matches no linear");
   expect_one_line_error(
       run_mcw("recover " + packed + " --text " + text + " --scaling dora --out " + out + "3"),
       "--scaling", "dora");

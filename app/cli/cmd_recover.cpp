@@ -32,7 +32,6 @@
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
-#include "engine/train/lora_merge.h"
 #include "engine/train/recovery.h"
 
 namespace fs = std::filesystem;
@@ -332,29 +331,15 @@ int run_recover(const std::vector<std::string>& argv) {
   // The model to write: merged in f32, or each compressed layer re-coded in its scheme.
   LlamaModel& out_model = r.merged;
   std::vector<CompressedTensor> recoded;
-  if (qat) {  // the trained layers in their layout, the others as they were
-    std::map<std::string, const CompressedTensor*> trained;
-    for (const CompressedTensor& c : r.quantized) trained[c.name] = &c;
-    for (const CompressedTensor& c : packed)
-      recoded.push_back(trained.count(c.name) ? *trained[c.name] : c);
-  } else if (merge == "recode") {
-    auto& layers = report["recoded"] = nlohmann::ordered_json::array();
-    std::map<std::string, Tensor*> weights;
-    for (auto& [n, t] : out_model.named_tensors()) weights[n] = t;
-    std::map<std::string, const Tensor*> frozen;
-    for (const auto& [n, t] : model.named_tensors()) frozen[n] = t;
-    for (const CompressedTensor& c : packed) {
-      if (!std::count(targets.begin(), targets.end(), c.name)) {
-        recoded.push_back(c);
-        continue;
-      }
-      RecodedLayer l = recode_merged(c, *frozen.at(c.name), *weights.at(c.name));
-      *weights.at(c.name) = l.tensor.dequantize();
-      layers.push_back(
-          {{"name", c.name}, {"scheme", l.tensor.describe()}, {"added_error", l.added_error}});
-      recoded.push_back(std::move(l.tensor));
+  if (qat || merge == "recode") {  // QAT's layers, or each adapted layer re-coded on its grid
+    const FoldedRecovery f = fold_recovery(packed, model, r, out_model);
+    recoded = f.layers;
+    if (!qat) {
+      auto& layers = report["recoded"] = nlohmann::ordered_json::array();
+      for (const auto& [name, e] : f.added_error)
+        layers.push_back({{"name", name}, {"added_error", e}});
+      eval("recoded", out_model);
     }
-    eval("recoded", out_model);
   }
 
   if (sigint.token().cancelled()) return 130;

@@ -18,7 +18,6 @@
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
-#include "engine/train/lora_merge.h"
 #include "engine/train/recovery.h"
 
 namespace mcw {
@@ -148,41 +147,25 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   if (in.calibration_tokens.empty())
     throw Error(source, "recovery trains on the project's calibration text, and the project has none");
   const RecoveryOptions o = recovery_options(recipe.recovery);  // its memory is in the run's estimate
-  std::vector<std::string> targets;
-  for (const CompressedLayer& l : c.layers) targets.push_back(l.tensor.name);
   enter(hooks, "evaluate before recovery");
   const EvalResult before = evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
   m.push_back({"perplexity_before_recovery", before.perplexity});
   m.push_back({"kl_before_recovery", before.kl});
   enter(hooks, "recover");
-  const bool qat = o.method == RecoveryOptions::Method::Qat;
   std::vector<CompressedTensor> layers;
-  if (qat)
-    for (const CompressedLayer& l : c.layers) layers.push_back(l.tensor);
-  const RecoveryResult r =
-      qat ? recover_qat(c.model, &in.base, layers, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress, cancel)
-          : recover_lora(c.model, &in.base, targets, in.calibration_tokens, in.evaluation_tokens, o, hooks.progress,
-                         cancel);
+  for (const CompressedLayer& l : c.layers) layers.push_back(l.tensor);
+  const RecoveryResult r = recover_compressed(c.model, &in.base, layers, in.calibration_tokens,
+                                              in.evaluation_tokens, o, hooks.progress, cancel);
   for (const RecoveryStep& s : r.history) {
     if (s.step > 0) curve.push_back({"loss", s.step, s.loss});
     if (s.eval_loss) curve.push_back({"eval_loss", s.step, *s.eval_loss});
     if (s.eval_kl) curve.push_back({"eval_kl", s.step, *s.eval_kl});
   }
-  std::map<std::string, const Tensor*> merged;
-  for (const auto& [name, t] : r.merged.named_tensors()) merged[name] = t;
-  double worst = 0;  // QAT trains the layers in their layout: nothing to re-code
-  for (size_t i = 0; i < c.layers.size(); ++i) {
-    CompressedLayer& l = c.layers[i];
-    Tensor* w = find_weight(c.model, l.tensor.name);
-    if (qat) {
-      l.tensor = r.quantized[i];
-    } else {
-      RecodedLayer rl = recode_merged(l.tensor, *w, *merged.at(l.tensor.name));
-      worst = std::max(worst, rl.added_error);
-      l.tensor = std::move(rl.tensor);
-    }
-    *w = l.tensor.dequantize();
-  }
+  // QAT trains the layers in their layout; adapters are merged and re-coded on its grid.
+  const FoldedRecovery f = fold_recovery(layers, c.model, r, c.model);
+  for (size_t i = 0; i < c.layers.size(); ++i) c.layers[i].tensor = f.layers[i];
+  double worst = 0;
+  for (const auto& [name, e] : f.added_error) worst = std::max(worst, e);
   m.push_back({"recovery_steps", double(o.steps)});
   m.push_back({"recovery_seconds", r.history.back().seconds});
   m.push_back({"recovery_recode_loss_max", worst});

@@ -17,6 +17,7 @@
 #include "engine/recipe/recipe.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
+#include "engine/train/recovery.h"
 
 namespace mcw {
 
@@ -93,6 +94,29 @@ bool is_gguf_path(const std::string& path) {
   return ext == ".gguf";
 }
 
+// The run's recovery redone on the directory it was compressed into, as project_runner ran
+// it (the same options, text and teacher, so the same result): the packed layers decoded
+// as the frozen weights, then the recovered layers and weights written over the
+// directory's (whole-model, as recovery itself is).
+static void recover_directory(const std::string& dir, const ProjectRunInputs& in, const Recipe& recipe,
+                       const CancelToken* cancel) {
+  const std::string packed_path = (fs::path(dir) / kPackedFileName).string();
+  std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
+  LlamaModel model = load_llama(open_model_file(dir));
+  for (const CompressedTensor& c : layers) *find_weight(model, c.name) = c.dequantize();
+  RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {},
+                                        recovery_options(recipe.recovery), {}, cancel);
+  const FoldedRecovery f = fold_recovery(layers, model, r, r.merged);
+  // The shards give way to one file of the recovered weights (a model this size is whole
+  // in memory for recovery anyway).
+  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("model-") || name == "model.safetensors.index.json") fs::remove(e.path());
+  }
+  save_llama_hf(r.merged, dir);
+  write_packed_safetensors(packed_path, f.layers);
+}
+
 RunExport export_run(const std::string& project_file, int64_t run_id, const std::string& path,
                      const RunExportOptions& o) {
   auto log = [&](const std::string& line) { if (o.log) o.log(line); };
@@ -150,6 +174,10 @@ RunExport export_run(const std::string& project_file, int64_t run_id, const std:
     }
     report(o.progress, "save", path, compressed_at);
     dir.finish(compressed);
+    if (!recipe->recovery.empty()) {
+      report(o.progress, "recover", path, compressed_at);
+      recover_directory(hf_path, in, *recipe, o.cancel);
+    }
     out = describe_hf_directory(hf_path);
     out.packed_layers = compressed.layers.size();
     gguf_source = hf_path;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "engine/core/error.h"
@@ -12,6 +13,7 @@
 #include "engine/kernels/ops.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/train/llama_backprop.h"
+#include "engine/train/lora_merge.h"
 #include "engine/train/optimizer.h"
 #include "engine/train/qat.h"
 #include "engine/train/trainer.h"
@@ -471,6 +473,42 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
   train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
   for (const QatLayer& l : qat) r.quantized.push_back(qat_pack(l));
   return r;
+}
+
+RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel* teacher,
+                                  const std::vector<CompressedTensor>& layers,
+                                  std::span<const int32_t> train_tokens,
+                                  std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
+                                  const ProgressFn& progress, const CancelToken* cancel) {
+  if (o.method == RecoveryOptions::Method::Qat)
+    return recover_qat(compressed, teacher, layers, train_tokens, eval_tokens, o, progress, cancel);
+  std::vector<std::string> targets;
+  for (const CompressedTensor& c : layers) targets.push_back(c.name);
+  return recover_lora(compressed, teacher, targets, train_tokens, eval_tokens, o, progress, cancel);
+}
+
+FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const LlamaModel& frozen,
+                             const RecoveryResult& r, LlamaModel& model) {
+  std::map<std::string, const CompressedTensor*> trained;
+  for (const CompressedTensor& c : r.quantized) trained[c.name] = &c;
+  std::set<std::string> adapted;
+  for (const LoraAdapter& a : r.adapters.adapters) adapted.insert(a.name);
+  FoldedRecovery out;
+  for (const CompressedTensor& c : layers) {
+    if (const auto it = trained.find(c.name); it != trained.end()) {
+      out.layers.push_back(*it->second);
+    } else if (adapted.count(c.name)) {
+      RecodedLayer l =
+          recode_merged(c, *find_weight(frozen, c.name), *find_weight(r.merged, c.name));
+      out.added_error.push_back({c.name, l.added_error});
+      out.layers.push_back(std::move(l.tensor));
+    } else {
+      out.layers.push_back(c);
+      continue;
+    }
+    *find_mut(model, c.name) = out.layers.back().dequantize();
+  }
+  return out;
 }
 
 }  // namespace mcw

@@ -132,4 +132,25 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
                            const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
                            const RecoveryStepFn& on_step = {});
 
+// Recovery of every compressed layer of `compressed` by opt.method: LoRA adapters on them,
+// or QAT of them (what a recipe's recovery section does).
+RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel* teacher,
+                                  const std::vector<CompressedTensor>& layers,
+                                  std::span<const int32_t> train_tokens,
+                                  std::span<const int32_t> eval_tokens, const RecoveryOptions& opt,
+                                  const ProgressFn& progress = {},
+                                  const CancelToken* cancel = nullptr);
+
+// The compressed layers after a recovery, in their layouts: QAT's trained layers, or each
+// layer an adapter targeted merged and re-coded on its grid (lora_merge.h) with the share
+// of its update that re-coding lost; the rest as they were. `model` (the recovered model,
+// r.merged's shapes) gets the weights they decode to; `frozen` is the compressed model
+// recovery started from.
+struct FoldedRecovery {
+  std::vector<CompressedTensor> layers;
+  std::vector<std::pair<std::string, double>> added_error;  // re-coded layers
+};
+FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const LlamaModel& frozen,
+                             const RecoveryResult& r, LlamaModel& model);
+
 }  // namespace mcw

@@ -5,10 +5,13 @@
 #include <map>
 
 #include "engine/core/error.h"
+#include "engine/eval/perplexity.h"
+#include "engine/export/packed_safetensors.h"
 #include "engine/model/llama_save.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/project_runner.h"
+#include "engine/runs/run_export.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
 
@@ -190,7 +193,9 @@ TEST(RunStoreProjectRunner, RecordsThePredictionMadeForTheseStages) {
   const ProjectRunInputs in = load_project_run_inputs(make_project(dir));
   const auto store = RunStore::open(in.database_path);
   Recipe r = parse_recipe(in.project.recipes[0].inline_text, "w8");
-  r.prediction = {{"kl", 0.25}, {"bits_per_weight", 9.5}, {"measure", "kl"},
+  r.prediction = {{"kl", 0.25},
+                  {"bits_per_weight", 9.5},
+                  {"measure", "kl"},
                   {"stages", recipe_stages_digest(r)}};
   ProjectRecipe predicted{"w8-predicted", "", recipe_to_yaml(r)};
   const auto run = store->get_run(run_project_recipe(*store, in, predicted).run_id);
@@ -215,7 +220,9 @@ TEST(RunStoreProjectRunner, RecoveryRecordsItsCurveAndKeepsTheLayout) {
   const auto store = RunStore::open(in.database_path);
   const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n";
   const ProjectRecipe plain{"w3", "", stages};
-  const ProjectRecipe recovered{"w3-lora", "", stages + "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"};
+  const ProjectRecipe recovered{
+      "w3-lora", "",
+      stages + "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"};
   std::vector<std::string> phases;
   RunHooks hooks;
   hooks.on_phase = [&](const std::string& p) { phases.push_back(p); };
@@ -247,4 +254,32 @@ TEST(RunStoreProjectRunner, RecoveryRecordsItsCurveAndKeepsTheLayout) {
   const RecipeRunOutcome c = run_project_recipe(*store, without, recovered, {});
   EXPECT_EQ(c.status, RunStatus::Failed);
   EXPECT_NE(c.error.find("calibration text"), std::string::npos) << c.error;
+}
+
+// Exporting a recovered run redoes its recovery: the exported directory evaluates to the
+// run's own perplexity and KL, for LoRA (re-coded) and for QAT, and holds the packed layers
+// in the compressed layout. (A learning rate large enough that the re-coded update is not
+// all rounded back, so that the recovered model differs from the compressed one.)
+TEST(RunStoreProjectRunner, ExportOfARecoveredRunIsTheRecoveredModel) {
+  const auto dir = test::fresh_temp_dir();
+  const std::string project = make_project(dir);
+  const ProjectRunInputs in = load_project_run_inputs(project);
+  const auto store = RunStore::open(in.database_path);
+  const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n";
+  for (const char* method : {"lora", "qat"}) {
+    const ProjectRecipe recipe{std::string("w3-") + method, "",
+                               stages + "recovery: {method: " + method +
+                                   ", steps: 4, rank: 2, batch: 2, window: 16, lr: 0.05}\n"};
+    const RecipeRunOutcome run = run_project_recipe(*store, in, recipe, {});
+    ASSERT_EQ(run.status, RunStatus::Done) << run.error;
+    const std::string out = (dir / (std::string("export-") + method)).string();
+    export_run(project, run.run_id, out, {});
+    const LlamaModel exported = load_llama(open_model_file(out));
+    const EvalResult e = evaluate(exported, in.evaluation_tokens, in.eval, &in.base);
+    const auto r = store->get_run(run.run_id);
+    EXPECT_NEAR(e.perplexity, *r->metric("perplexity"), 1e-6 * e.perplexity) << method;
+    EXPECT_NEAR(e.kl, *r->metric("kl"), 1e-6) << method;
+    EXPECT_NE(e.kl, *r->metric("kl_before_recovery")) << method;
+    EXPECT_EQ(read_packed_safetensors(out + "/packed.safetensors").size(), 14u) << method;
+  }
 }

@@ -159,27 +159,30 @@ LoraAdapters load_lora_peft(const std::string& dir) {
   const std::string cfg_path = (std::filesystem::path(dir) / kAdapterConfig).string();
   const auto cfg =
       parse_json_text(read_small_file(cfg_path, 1 << 20), cfg_path, 0, {.what = kAdapterConfig});
-  auto field = [&](const char* key) -> const nlohmann::ordered_json& {
-    if (!cfg.is_object() || !cfg.contains(key))
-      throw Error(cfg_path, std::string("no '") + key + "'");
-    return cfg[key];
-  };
-  if (field("peft_type") != "LORA") throw Error(cfg_path, "peft_type is not LORA");
-  if (cfg.value("use_dora", false)) throw Error(cfg_path, "DoRA adapters are not supported");
-  if (cfg.value("bias", std::string("none")) != "none")
-    throw Error(cfg_path, "adapters with biases are not supported");
-  if (cfg.value("fan_in_fan_out", false))
-    throw Error(cfg_path, "fan_in_fan_out (Conv1D) adapters are not supported");
   LoraAdapters out;
-  if (!field("r").is_number_integer() || !field("lora_alpha").is_number())
-    throw Error(cfg_path, "r must be an integer and lora_alpha a number");
-  out.rank = field("r").get<int64_t>();
-  out.alpha = field("lora_alpha").get<double>();
-  out.scaling = cfg.value("use_rslora", false) ? LoraScaling::Rora : LoraScaling::Lora;
-  if (out.rank < 1 || !(out.alpha > 0)) throw Error(cfg_path, "r and lora_alpha must be positive");
-  if (cfg.contains("rank_pattern") && !cfg["rank_pattern"].empty())
-    throw Error(cfg_path, "per-module ranks (rank_pattern) are not supported");
-
+  try {  // a key of the wrong type is a damaged file, not a crash
+    auto field = [&](const char* key) -> const nlohmann::ordered_json& {
+      if (!cfg.is_object() || !cfg.contains(key))
+        throw Error(cfg_path, std::string("no '") + key + "'");
+      return cfg[key];
+    };
+    if (field("peft_type") != "LORA") throw Error(cfg_path, "peft_type is not LORA");
+    if (cfg.value("use_dora", false)) throw Error(cfg_path, "DoRA adapters are not supported");
+    if (cfg.value("bias", std::string("none")) != "none")
+      throw Error(cfg_path, "adapters with biases are not supported");
+    if (cfg.value("fan_in_fan_out", false))
+      throw Error(cfg_path, "fan_in_fan_out (Conv1D) adapters are not supported");
+    if (!field("r").is_number_integer() || !field("lora_alpha").is_number())
+      throw Error(cfg_path, "r must be an integer and lora_alpha a number");
+    out.rank = field("r").get<int64_t>();
+    out.alpha = field("lora_alpha").get<double>();
+    out.scaling = cfg.value("use_rslora", false) ? LoraScaling::Rora : LoraScaling::Lora;
+    if (out.rank < 1 || !(out.alpha > 0)) throw Error(cfg_path, "r and lora_alpha must be positive");
+    if (cfg.contains("rank_pattern") && !cfg["rank_pattern"].empty())
+      throw Error(cfg_path, "per-module ranks (rank_pattern) are not supported");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cfg_path, std::string("unreadable adapter config: ") + e.what());
+  }
   const std::string st_path = (std::filesystem::path(dir) / kAdapterWeights).string();
   const SafetensorsFile file = read_safetensors(st_path);
   std::map<std::string, std::pair<const Tensor*, const Tensor*>> parts;  // module -> (A, B)

@@ -2,9 +2,12 @@
 // moments as tensors, the step, the sampler's state, the curve and the run's identity as
 // metadata.
 #include <map>
+#include <random>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
+#include "engine/io/json_text.h"
 #include "engine/io/safetensors.h"
 #include "engine/train/recovery.h"
 
@@ -75,7 +78,10 @@ RecoveryCheckpoint load_recovery_checkpoint(const std::string& path, const std::
         vs->push_back(it->second->to_f32());
       }
     c.sampler = meta("mcw.recovery.sampler");
-    for (const auto& j : nlohmann::json::parse(meta("mcw.recovery.history")))
+    std::mt19937_64 sampler;
+    if (!(std::istringstream(c.sampler) >> sampler)) throw Error(path, "damaged recovery checkpoint: sampler state");
+    const std::string history = meta("mcw.recovery.history");
+    for (const auto& j : parse_json_text(history, path, 0, {.what = "the recovery curve"}))
       c.history.push_back(step_from_json(j));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path, std::string("damaged recovery checkpoint: ") + e.what());

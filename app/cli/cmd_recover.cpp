@@ -32,6 +32,7 @@
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
+#include "engine/runs/fingerprint.h"
 #include "engine/train/recovery.h"
 
 namespace fs = std::filesystem;
@@ -176,6 +177,8 @@ int run_recover(const std::vector<std::string>& argv) {
     if (auto it = packed_by_name.find(name); it != packed_by_name.end())
       *t = it->second->dequantize();
 
+  if (qat && packed.empty())
+    throw Error(model_path, "has no packed layers for quantisation-aware training");
   const std::string targets_arg = args.value_or("targets", packed.empty() ? "all" : "compressed");
   if (targets_arg == "compressed" && packed.empty())
     throw Error(model_path, "has no packed.safetensors: use --targets all");
@@ -196,8 +199,6 @@ int run_recover(const std::vector<std::string>& argv) {
       if (!packed_by_name.count(n))
         throw Error(model_path,
                     "quantisation-aware training needs packed layers, and " + n + " is not one");
-  if (qat && packed.empty())
-    throw Error(model_path, "has no packed layers for quantisation-aware training");
   const std::string merge =
       qat ? "qat" : args.value_or("merge", packed.empty() ? "dense" : "recode");
   if (!qat && merge != "recode" && merge != "dense" && merge != "none")
@@ -240,8 +241,9 @@ int run_recover(const std::vector<std::string>& argv) {
   Sha256 text_hash;
   text_hash.update(train_text);
   nlohmann::json identity = report_options(o);
-  identity["model"] = fs::absolute(model_path).string();
-  identity["teacher"] = teacher_path ? fs::absolute(*teacher_path).string() : "";
+  identity["model"] = model_fingerprint(file);  // the content, packed layers included
+  if (!packed_path.empty()) identity["packed"] = model_fingerprint(open_model_file(packed_path));
+  identity["teacher"] = teacher_file ? model_fingerprint(*teacher_file) : "";
   identity["text_sha256"] = to_hex(text_hash.finish());
   identity["method"] = method;
   identity["targets"] = targets;

@@ -14,25 +14,36 @@ namespace fs = std::filesystem;
 using namespace mcw;
 using namespace mcw::test;
 
-TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
-  const fs::path d = fresh_dir("recover");
+namespace {
+
+// A tiny byte-level model in d/src, a text in d/text.txt, and the model compressed by 3-bit
+// RTN into d/w3 (with compression.json naming d/src as its source).
+bool compress_tiny_model(const fs::path& d) {
   LlamaConfig c = tiny_config(4, 2);
   c.vocab_size = 258;
   c.hidden_dim = 64;
   c.max_seq_len = 64;
   TokenizerFiles tok;
   tok.byte_vocab = true;
-  const std::string src = (d / "src").string(), packed = (d / "w3").string(),
-                    out = (d / "rec").string();
-  save_llama_hf(random_llama(c, 9), src, tok);
-  const std::string text = (d / "text.txt").string();
+  save_llama_hf(random_llama(c, 9), (d / "src").string(), tok);
   std::string t;
   for (int i = 0; i < 60; ++i)
     t += "Recovery text line " + std::to_string(i) + ", a few more words.\n";
-  write_bytes(text, t);
-  const std::string recipe = (d / "w3.yaml").string();
-  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n");
-  ASSERT_EQ(run_mcw("compress " + src + " --recipe " + recipe + " --out " + packed).code, 0);
+  write_bytes((d / "text.txt").string(), t);
+  write_bytes((d / "w3.yaml").string(),
+              "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n");
+  return run_mcw("compress " + (d / "src").string() + " --recipe " + (d / "w3.yaml").string() +
+                 " --out " + (d / "w3").string())
+             .code == 0;
+}
+
+}  // namespace
+
+TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
+  const fs::path d = fresh_dir("recover");
+  const std::string src = (d / "src").string(), packed = (d / "w3").string(),
+                    out = (d / "rec").string(), text = (d / "text.txt").string();
+  ASSERT_TRUE(compress_tiny_model(d));
 
   const Result r =
       run_mcw("recover " + packed + " --text " + text + " --eval " + text +
@@ -115,21 +126,8 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
 // uninterrupted run writes; without --resume the stopped run is refused, not overwritten.
 TEST(CliRecover, KilledRunResumesToTheUninterruptedResult) {
   const fs::path d = fresh_dir("resume");
-  LlamaConfig c = tiny_config(4, 2);
-  c.vocab_size = 258;
-  c.hidden_dim = 64;
-  c.max_seq_len = 64;
-  TokenizerFiles tok;
-  tok.byte_vocab = true;
-  const std::string src = (d / "src").string(), packed = (d / "w3").string();
-  save_llama_hf(random_llama(c, 9), src, tok);
-  const std::string text = (d / "text.txt").string();
-  std::string t;
-  for (int i = 0; i < 60; ++i) t += "Resumable text line " + std::to_string(i) + ", more words.\n";
-  write_bytes(text, t);
-  const std::string recipe = (d / "w3.yaml").string();
-  write_bytes(recipe, "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n");
-  ASSERT_EQ(run_mcw("compress " + src + " --recipe " + recipe + " --out " + packed).code, 0);
+  const std::string packed = (d / "w3").string(), text = (d / "text.txt").string();
+  ASSERT_TRUE(compress_tiny_model(d));
   const std::string common =
       "recover " + packed + " --text " + text + " --eval " + text +
       " --steps 6 --batch 2 --window 32 --rank 2 --eval-every 3 --checkpoint-every 2 --out ";

@@ -157,8 +157,8 @@ void save_lora_peft(const std::string& dir, const LoraAdapters& adapters,
 
 LoraAdapters load_lora_peft(const std::string& dir) {
   const std::string cfg_path = (std::filesystem::path(dir) / kAdapterConfig).string();
-  const auto cfg =
-      parse_json_text(read_small_file(cfg_path, 1 << 20), cfg_path, 0, {.what = kAdapterConfig});
+  const auto cfg = parse_json_text(read_small_file(cfg_path, 1 << 20), cfg_path, 0,
+                                   {.what = kAdapterConfig, .utf8_hint = {}});
   LoraAdapters out;
   try {  // a key of the wrong type is a damaged file, not a crash
     auto field = [&](const char* key) -> const nlohmann::ordered_json& {
@@ -177,7 +177,8 @@ LoraAdapters load_lora_peft(const std::string& dir) {
     out.rank = field("r").get<int64_t>();
     out.alpha = field("lora_alpha").get<double>();
     out.scaling = cfg.value("use_rslora", false) ? LoraScaling::Rora : LoraScaling::Lora;
-    if (out.rank < 1 || !(out.alpha > 0)) throw Error(cfg_path, "r and lora_alpha must be positive");
+    if (out.rank < 1 || !(out.alpha > 0))
+      throw Error(cfg_path, "r and lora_alpha must be positive");
     if (cfg.contains("rank_pattern") && !cfg["rank_pattern"].empty())
       throw Error(cfg_path, "per-module ranks (rank_pattern) are not supported");
   } catch (const nlohmann::json::exception& e) {

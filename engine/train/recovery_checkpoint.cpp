@@ -2,9 +2,9 @@
 // moments as tensors, the step, the sampler's state, the curve and the run's identity as
 // metadata.
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
-#include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
 #include "engine/io/json_text.h"
@@ -79,9 +79,11 @@ RecoveryCheckpoint load_recovery_checkpoint(const std::string& path, const std::
       }
     c.sampler = meta("mcw.recovery.sampler");
     std::mt19937_64 sampler;
-    if (!(std::istringstream(c.sampler) >> sampler)) throw Error(path, "damaged recovery checkpoint: sampler state");
+    if (!(std::istringstream(c.sampler) >> sampler))
+      throw Error(path, "damaged recovery checkpoint: sampler state");
     const std::string history = meta("mcw.recovery.history");
-    for (const auto& j : parse_json_text(history, path, 0, {.what = "the recovery curve"}))
+    for (const auto& j :
+         parse_json_text(history, path, 0, {.what = "the recovery curve", .utf8_hint = {}}))
       c.history.push_back(step_from_json(j));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path, std::string("damaged recovery checkpoint: ") + e.what());

@@ -31,8 +31,10 @@
 #include "engine/model/causal_lm.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
+#include "engine/project/project.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/runs/run_export.h"
 #include "engine/train/recovery.h"
 
 namespace fs = std::filesystem;
@@ -41,6 +43,7 @@ namespace mcw::cli {
 
 const char* const kRecoverUsage =
     "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
+    "       mcw recover PROJECT --run ID --out DIR [--text TRAIN] [options]\n"
     "                   [--method lora|qat] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
     "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
     "                   [--targets compressed|all] [--merge recode|dense|none]\n"
@@ -61,6 +64,9 @@ const char* const kRecoverUsage =
     "adapters as HF PEFT saves them: adapter_model.safetensors, adapter_config.json,\n"
     "use_rslora for RoRA) and recovery.json (the options, the curve and the final\n"
     "evaluation). Ctrl-C stops; what was done stays in DIR.partial for --resume.\n\n"
+    "With --run, the model of a finished run of PROJECT (compressed again as the run was, as\n"
+    "mcw export --run does) is recovered, distilled from the project's model, on --text or\n"
+    "the project's calibration text.\n\n"
     "--method qat trains the quantised layers themselves instead (quantisation-aware\n"
     "training: fake-quantised weights, straight-through gradients, LSQ's learnable group\n"
     "scales; latent weights start at the teacher's): every packed layer must be affine\n"
@@ -128,22 +134,46 @@ nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
 }  // namespace
 
 int run_recover(const std::vector<std::string>& argv) {
-  Args args(argv,
-            {"text", "out", "eval", "teacher", "method", "checkpoint-every", "steps", "rank",
-             "alpha", "scaling", "lr", "batch", "window", "targets", "merge", "eval-every", "seed",
-             "max-memory", "threads"},
+  Args args(argv, {"text",    "out",     "eval",  "teacher",    "method", "checkpoint-every",
+                   "steps",   "rank",    "alpha", "scaling",    "lr",     "batch",
+                   "window",  "targets", "merge", "eval-every", "seed",   "max-memory",
+                   "threads", "run"},
             {"no-distill", "json", "resume"});
   if (args.positional().size() != 1)
     throw UsageError{"recover takes one model path (see mcw help recover)"};
-  const auto text_arg = args.value("text");
+  auto text_arg = args.value("text");
   const auto out_arg = args.value("out");
-  if (!text_arg || !out_arg) throw UsageError{"recover needs --text TRAIN and --out DIR"};
+  if (!out_arg) throw UsageError{"recover needs --out DIR"};
   std::unique_ptr<tbb::global_control> threads;
   if (const long long n = args.int_or("threads", 0); n > 0)
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                     size_t(n));
 
-  const std::string model_path = args.positional()[0];
+  // A project's run: its model exported (compressed again as the run was) into a scratch
+  // directory beside DIR; the project's model is the teacher and its calibration text the
+  // default training text.
+  std::string model_path = args.positional()[0];
+  std::optional<ScratchDir> run_dir;
+  std::optional<std::string> project_teacher;
+  if (const auto run = args.value("run")) {
+    char* end = nullptr;
+    const long long id = std::strtoll(run->c_str(), &end, 10);
+    if (run->empty() || *end || id <= 0)
+      throw UsageError{"recover --run '" + *run + "': a run id (mcw runs list)"};
+    const Project project = load_project(model_path);
+    run_dir.emplace(fs::absolute(fs::path(*out_arg)).parent_path(), ".mcw-recover");
+    const std::string exported = (run_dir->path() / "model").string();
+    {
+      ProgressBar bar("export");
+      RunExportOptions eo;
+      eo.progress = bar.callback();
+      export_run(model_path, id, exported, eo);
+    }
+    project_teacher = project.model_path;
+    if (!text_arg && !project.calibration_path.empty()) text_arg = project.calibration_path;
+    model_path = exported;
+  }
+  if (!text_arg) throw UsageError{"recover needs --text TRAIN"};
   const ModelFile file = open_model_file(model_path);
   require_llama_family(file, "recovery");
   LlamaModel model = load_llama(file);
@@ -207,7 +237,8 @@ int run_recover(const std::vector<std::string>& argv) {
     throw Error(model_path, "has no packed layers to re-code: use --merge dense or none");
 
   std::optional<std::string> teacher_path = args.value("teacher");
-  if (!teacher_path && o.distill) teacher_path = source_model_of(model_path);
+  if (!teacher_path && o.distill)
+    teacher_path = project_teacher ? project_teacher : source_model_of(model_path);
   std::optional<LlamaModel> teacher;
   std::optional<ModelFile> teacher_file;
   if (teacher_path) {

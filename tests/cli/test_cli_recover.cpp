@@ -156,3 +156,36 @@ TEST(CliRecover, KilledRunResumesToTheUninterruptedResult) {
   EXPECT_EQ(a["curve"].back()["eval_kl"], b["curve"].back()["eval_kl"]);
   EXPECT_EQ(a["eval"], b["eval"]);
 }
+
+// A project's run recovered by id: exported as the run was compressed, distilled from the
+// project's model on the project's calibration text.
+TEST(CliRecover, RecoversAProjectsRun) {
+  const fs::path d = fresh_dir("project-run");
+  ASSERT_TRUE(compress_tiny_model(d));
+  Project p;
+  p.name = "rec";
+  p.model_path = (d / "src").string();
+  p.calibration_path = p.evaluation_path = (d / "text.txt").string();
+  p.recipes = {{"w3", "", "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 32\n"}};
+  p.eval.window = p.eval.stride = 32;
+  const std::string proj = (d / "rec.mcwproj").string();
+  save_project(p, proj);
+  ASSERT_EQ(run_mcw("run " + proj + " --recipe w3").code, 0);  // run 1 baseline, run 2 w3
+  const std::string out = (d / "rec2").string();
+  const Result r = run_mcw("recover " + proj + " --run 2 --steps 2 --batch 1 --window 16 --out " +
+                           out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["teacher"], p.model_path);
+  EXPECT_EQ(j["train_text"], p.calibration_path);
+  EXPECT_EQ(j["targets"], 14);
+  EXPECT_TRUE(fs::exists(fs::path(out) / "packed.safetensors"));
+  for (const auto& e : fs::directory_iterator(d))  // the exported run was scratch
+    EXPECT_EQ(e.path().filename().string().find(".mcw-recover"), std::string::npos) << e.path();
+  const Result missing = run_mcw("recover " + proj + " --run 9 --out " + out + "9");
+  EXPECT_EQ(missing.code, 1);  // after the export's progress line, as mcw export --run
+  EXPECT_NE(missing.err.find("no run 9"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(out + "9"));
+  expect_one_line_error(run_mcw("recover " + proj + " --run x --out " + out + "x"), "--run",
+                        "run id");
+}

@@ -255,11 +255,13 @@ int run_recover(const std::vector<std::string>& argv) {
   const auto max_memory = args.value("max-memory");
   const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
   if (budget > 0 && need > budget)
-    throw Error(model_path, "recovery needs about " + human_bytes(need) +
-                                " (an f32 copy of the model, its "
-                                "gradient and a batch's activations), more than " +
-                                (max_memory ? "--max-memory " : std::string("the ")) +
-                                human_bytes(budget) + (max_memory ? "" : " available"));
+    throw Error(
+        model_path,
+        "recovery needs about " + human_bytes(need) +
+            " (f32 copies of the model and of the weights it trains, and a batch's activations), "
+            "more than " +
+            (max_memory ? "--max-memory " : std::string("the ")) + human_bytes(budget) +
+            (max_memory ? "" : " available"));
 
   const std::string train_text = read_text_file(*text_arg);
   const std::vector<int32_t> train = tok->encode(train_text, false);

@@ -133,13 +133,24 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
   return a.loss;
 }
 
-void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,
-                          LlamaModel& g, const CancelToken* cancel) {
+namespace {
+
+// The backward pass: weight gradients into *g when it is set, each linear's x and dy to
+// *linear when it is set.
+void backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight, LlamaModel* g,
+              const LinearGradFn* linear, const CancelToken* cancel) {
   const LlamaConfig& c = m.cfg;
   const int64_t B = a.B, T = a.T, N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim();
   const int64_t KV = c.kv_dim(), V = c.vocab_size;
   const std::vector<float> inv_freq = rope_inv_freq(c);
   const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
+  auto grad_of = [&](Tensor& t) { return g ? t.mutable_as<float>() : nullptr; };
+  // dx += dy·W, the weight's gradient where wanted, and the hook.
+  auto lin = [&](int64_t layer, LlamaLinear which, const float* x, const Tensor& w, const float* dy,
+                 float* dx, float* dw, float* db, int64_t out, int64_t in) {
+    linear_backward(x, w.as<float>(), dy, dx, dw, db, N, out, in);
+    if (linear) (*linear)(layer, which, x, dy, N);
+  };
 
   std::vector<float> dlogits(size_t(N * V)), dx(size_t(N * D)), dxn(size_t(N * D));
   if (a.soft_targets.empty())
@@ -147,11 +158,11 @@ void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double
   else
     kl_divergence_backward(a.probs.data(), a.soft_targets.data(), N, V, loss_weight / double(N),
                            dlogits.data());
-  Tensor& dhead = c.tie_embeddings ? g.tok_embd : g.output;
-  linear_backward(a.xn_final.data(), m.lm_head().as<float>(), dlogits.data(), dxn.data(),
-                  dhead.mutable_as<float>(), nullptr, N, V, D);
+  float* dhead = g ? (c.tie_embeddings ? g->tok_embd : g->output).mutable_as<float>() : nullptr;
+  lin(-1, LlamaLinear::Head, a.xn_final.data(), m.lm_head(), dlogits.data(), dxn.data(), dhead,
+      nullptr, V, D);
   rmsnorm_backward(a.x_final.data(), m.out_norm.as<float>(), a.inv_rms_final.data(), dxn.data(),
-                   dx.data(), g.out_norm.mutable_as<float>(), N, D);
+                   dx.data(), g ? g->out_norm.mutable_as<float>() : nullptr, N, D);
 
   std::vector<float> dact(size_t(N * H)), dgate(size_t(N * H)), dup(size_t(N * H));
   std::vector<float> datt(size_t(N * Q)), dq(size_t(N * Q)), dk(size_t(N * KV)), dv(size_t(N * KV));
@@ -160,37 +171,51 @@ void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
     check_cancel(cancel);
     const LlamaLayer& L = m.layers[size_t(l)];
-    LlamaLayer& G = g.layers[size_t(l)];
+    LlamaLayer* G = g ? &g->layers[size_t(l)] : nullptr;
+    auto gw = [&](Tensor LlamaLayer::*member) { return G ? grad_of(G->*member) : nullptr; };
+    auto gb = [&](Tensor LlamaLayer::*member) { return G ? bias_grad(G->*member) : nullptr; };
     const LayerActivations& A = a.layers[size_t(l)];
 
     zero(dact), zero(dgate), zero(dup), zero(dxn);
-    linear_backward(A.act.data(), L.w_down.as<float>(), dx.data(), dact.data(),
-                    G.w_down.mutable_as<float>(), nullptr, N, D, H);
+    lin(l, LlamaLinear::Down, A.act.data(), L.w_down, dx.data(), dact.data(), gw(&LlamaLayer::w_down),
+        nullptr, D, H);
     swiglu_backward(A.gate.data(), A.up.data(), dact.data(), dgate.data(), dup.data(), N * H);
-    linear_backward(A.xn2.data(), L.w_gate.as<float>(), dgate.data(), dxn.data(),
-                    G.w_gate.mutable_as<float>(), nullptr, N, H, D);
-    linear_backward(A.xn2.data(), L.w_up.as<float>(), dup.data(), dxn.data(),
-                    G.w_up.mutable_as<float>(), nullptr, N, H, D);
+    lin(l, LlamaLinear::Gate, A.xn2.data(), L.w_gate, dgate.data(), dxn.data(),
+        gw(&LlamaLayer::w_gate), nullptr, H, D);
+    lin(l, LlamaLinear::Up, A.xn2.data(), L.w_up, dup.data(), dxn.data(), gw(&LlamaLayer::w_up),
+        nullptr, H, D);
     rmsnorm_backward(A.x_mid.data(), L.ffn_norm.as<float>(), A.inv_rms2.data(), dxn.data(),
-                     dx.data(), G.ffn_norm.mutable_as<float>(), N, D);
+                     dx.data(), gw(&LlamaLayer::ffn_norm), N, D);
 
     zero(datt), zero(dq), zero(dk), zero(dv), zero(dxn);
-    linear_backward(A.att.data(), L.wo.as<float>(), dx.data(), datt.data(),
-                    G.wo.mutable_as<float>(), nullptr, N, D, Q);
+    lin(l, LlamaLinear::O, A.att.data(), L.wo, dx.data(), datt.data(), gw(&LlamaLayer::wo), nullptr,
+        D, Q);
     attention_backward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), datt.data(),
                        dq.data(), dk.data(), dv.data());
     rope_rows(dq.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
     rope_rows(dk.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
-    linear_backward(A.xn1.data(), L.wq.as<float>(), dq.data(), dxn.data(), G.wq.mutable_as<float>(),
-                    bias_grad(G.bq), N, Q, D);
-    linear_backward(A.xn1.data(), L.wk.as<float>(), dk.data(), dxn.data(), G.wk.mutable_as<float>(),
-                    bias_grad(G.bk), N, KV, D);
-    linear_backward(A.xn1.data(), L.wv.as<float>(), dv.data(), dxn.data(), G.wv.mutable_as<float>(),
-                    bias_grad(G.bv), N, KV, D);
+    lin(l, LlamaLinear::Q, A.xn1.data(), L.wq, dq.data(), dxn.data(), gw(&LlamaLayer::wq),
+        gb(&LlamaLayer::bq), Q, D);
+    lin(l, LlamaLinear::K, A.xn1.data(), L.wk, dk.data(), dxn.data(), gw(&LlamaLayer::wk),
+        gb(&LlamaLayer::bk), KV, D);
+    lin(l, LlamaLinear::V, A.xn1.data(), L.wv, dv.data(), dxn.data(), gw(&LlamaLayer::wv),
+        gb(&LlamaLayer::bv), KV, D);
     rmsnorm_backward(A.x_in.data(), L.attn_norm.as<float>(), A.inv_rms1.data(), dxn.data(),
-                     dx.data(), G.attn_norm.mutable_as<float>(), N, D);
+                     dx.data(), gw(&LlamaLayer::attn_norm), N, D);
   }
-  embedding_backward(a.inputs, dx.data(), g.tok_embd.mutable_as<float>(), D);
+  if (g) embedding_backward(a.inputs, dx.data(), g->tok_embd.mutable_as<float>(), D);
+}
+
+}  // namespace
+
+void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,
+                          LlamaModel& g, const CancelToken* cancel) {
+  backward(m, a, loss_weight, &g, nullptr, cancel);
+}
+
+void llama_frozen_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,
+                           const LinearGradFn& linear, const CancelToken* cancel) {
+  backward(m, a, loss_weight, nullptr, &linear, cancel);
 }
 
 }  // namespace mcw

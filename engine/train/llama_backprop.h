@@ -5,6 +5,7 @@
 // the weights tensor for tensor, including named_tensors().
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -14,11 +15,11 @@
 namespace mcw {
 
 struct LayerActivations {
-  std::vector<float> x_in, inv_rms1, xn1;  // residual input, attention rmsnorm
-  std::vector<float> q, k, v;              // after bias and rotary
-  std::vector<float> probs, att;           // softmax [B, Hq, T, T], attention output
+  std::vector<float> x_in, inv_rms1, xn1;   // residual input, attention rmsnorm
+  std::vector<float> q, k, v;               // after bias and rotary
+  std::vector<float> probs, att;            // softmax [B, Hq, T, T], attention output
   std::vector<float> x_mid, inv_rms2, xn2;  // residual after attention, ffn rmsnorm
-  std::vector<float> gate, up, act;        // pre-activations and silu(gate)·up
+  std::vector<float> gate, up, act;         // pre-activations and silu(gate)·up
 };
 
 struct LlamaActivations {
@@ -52,5 +53,14 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
 // loss_weight = 1 / k over k equal micro-batches the sum is the gradient of the whole batch.
 void llama_train_backward(const LlamaModel& m, const LlamaActivations& act, double loss_weight,
                           LlamaModel& grads, const CancelToken* cancel = nullptr);
+
+// The backward pass for frozen weights (recovery): no weight gradient is formed (`grads` is
+// not needed), and each linear's input x [rows, in] and output gradient dy [rows, out] go to
+// `linear` instead, from which adapters (or a chosen weight) take theirs at rank-sized
+// cost. `layer` is −1 for the head.
+using LinearGradFn = std::function<void(int64_t layer, LlamaLinear which, const float* x,
+                                        const float* dy, int64_t rows)>;
+void llama_frozen_backward(const LlamaModel& m, const LlamaActivations& act, double loss_weight,
+                           const LinearGradFn& linear, const CancelToken* cancel = nullptr);
 
 }  // namespace mcw

@@ -122,6 +122,21 @@ void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmer
   for (size_t i = 0; i < gb.size(); ++i) pb[i] += float(scale) * gb[i];
 }
 
+void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
+                         int64_t rows, Tensor& da, Tensor& db) {
+  const int64_t out = adapter.b.dim(0), in = adapter.a.dim(1), r = adapter.a.dim(0);
+  std::vector<float> u(size_t(rows * r)), v(size_t(rows * r)), ga(size_t(r * in)),
+      gb(size_t(out * r));
+  matmul_wt(x, adapter.a.as<float>(), u.data(), rows, r, in);  // x·Aᵀ
+  matmul(dy, adapter.b.as<float>(), v.data(), rows, r, out);   // dy·B
+  matmul_at(dy, u.data(), gb.data(), out, r, rows);            // dyᵀ·u
+  matmul_at(v.data(), x, ga.data(), r, in, rows);              // vᵀ·x
+  float* pa = da.mutable_as<float>();
+  float* pb = db.mutable_as<float>();
+  for (size_t i = 0; i < ga.size(); ++i) pa[i] += float(scale) * ga[i];
+  for (size_t i = 0; i < gb.size(); ++i) pb[i] += float(scale) * gb[i];
+}
+
 void save_lora_peft(const std::string& dir, const LoraAdapters& adapters,
                     const std::string& base_model) {
   std::error_code ec;

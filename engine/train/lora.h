@@ -3,12 +3,12 @@
 // The scale s is LoRA's α/r or RoRA's α/√r (Liu et al. 2025; rsLoRA's, which PEFT calls
 // use_rslora), which keeps adapters of larger rank from under-training.
 //
-// MCW trains adapters through the merged weight: the forward runs W' and the existing
-// backward gives dL/dW'; since W' is linear in B·A, dL/dB = s·(dL/dW')·Aᵀ and
-// dL/dA = s·Bᵀ·(dL/dW') (lora_gradients). That costs one full weight gradient per linear —
-// as much as training the weight itself — where a fused adapter backward would cost only
-// rank-sized products; it is what fits the demo models, and the real-size path (frozen
-// weights packed, one block in f32) needs the fused one.
+// MCW trains adapters through the merged weight: the forward runs W' and the backward hands
+// each linear's x and dy over (llama_frozen_backward); since W' is linear in B·A,
+// dL/dB = s·(dL/dW')·Aᵀ and dL/dA = s·Bᵀ·(dL/dW') with dL/dW' = dyᵀ·x, which
+// lora_gradients_from takes at rank-sized cost without forming dL/dW' (lora_gradients does
+// form it: the reference the tests check the other against). The real-size path (frozen
+// weights packed, one block in f32) is not built.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -53,6 +53,18 @@ void merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale, 
 // the loss with respect to the merged weight.
 void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmerged, Tensor& da,
                     Tensor& db);
+
+// The same from the linear's input x [rows, in] and output gradient dy [rows, out] of the
+// backward pass, without forming dL/dW′ (llama_frozen_backward): with u = x·Aᵀ and
+// v = dy·B, dB += s·dyᵀ·u and dA += s·vᵀ·x, rank-sized products.
+void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
+                         int64_t rows, Tensor& da, Tensor& db);
+
+// The same from the linear's input x [rows, in] and output gradient dy [rows, out] of the
+// backward pass, without forming dL/dW': with u = x·Aᵀ and v = dy·B, dB += s·dyᵀ·u and
+// dA += s·vᵀ·x, rank-sized products.
+void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
+                         int64_t rows, Tensor& da, Tensor& db);
 
 // The adapters as HF PEFT saves them: adapter_model.safetensors with
 // "base_model.model.<module>.lora_A.weight" / ".lora_B.weight" (module = the linear's name

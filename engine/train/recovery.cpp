@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/train/llama_backprop.h"
@@ -158,7 +159,7 @@ RecoveryCost recovery_cost(const ModelShape& m, const RecoveryOptions& o) {
                      ? double(l.rows * l.cols)
                      : double(o.rank) * double(l.rows + l.cols);
   RecoveryCost c;
-  c.bytes = uint64_t(4.0 * (3.0 * P + acts + 4.0 * trainable));
+  c.bytes = uint64_t(4.0 * (2.0 * P + acts + 4.0 * trainable));
   const double evals = double(o.eval_every > 0 ? o.steps / o.eval_every + 1 : 2);
   c.flops = double(o.steps) * 8.0 * P * N + evals * 2.0 * P * T * double(o.eval_windows);
   return c;
@@ -177,8 +178,29 @@ struct Trainables {
   std::vector<ParamRef> params;
   std::vector<std::span<float>> grads;
   std::function<void()> apply;
-  std::function<void(const LlamaModel& weight_grads)> gradients;
+  // From the frozen backward: index of the targeted linear at (layer, which), or -1; and
+  // its gradients from that linear's x and dy.
+  std::map<std::pair<int64_t, int>, size_t> index;
+  std::function<void(size_t i, const float* x, const float* dy, int64_t rows)> gradients;
 };
+
+// Where each named linear sits in the forward pass: (layer, LlamaLinear) -> its position
+// in `names`.
+std::map<std::pair<int64_t, int>, size_t> linear_index(const std::vector<std::string>& names) {
+  std::map<std::pair<int64_t, int>, size_t> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    int64_t layer = -1;
+    const BlockTensor* t = find_block_tensor(names[i], &layer);
+    if (!t || !t->linear()) throw Error("", names[i] + " is not a linear of a decoder block");
+    static const std::map<BlockRole, LlamaLinear> kLinear = {
+        {BlockRole::Q, LlamaLinear::Q},       {BlockRole::K, LlamaLinear::K},
+        {BlockRole::V, LlamaLinear::V},       {BlockRole::O, LlamaLinear::O},
+        {BlockRole::Gate, LlamaLinear::Gate}, {BlockRole::Up, LlamaLinear::Up},
+        {BlockRole::Down, LlamaLinear::Down}};
+    out[{layer, int(kLinear.at(t->role))}] = i;
+  }
+  return out;
+}
 
 // The loop both methods share: batches of the training text, the distillation target,
 // the model's backward, the method's gradients, clipping, AdamW on the warm-up + cosine
@@ -189,7 +211,6 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
   const int64_t T = std::min(o.seq_len, r.merged.cfg.max_seq_len), B = o.batch;
   const int64_t V = r.merged.cfg.vocab_size;
   const bool distill = o.distill && teacher;
-  LlamaModel grads = zeros_like(r.merged);
   AdamW adam({.weight_decay = o.weight_decay});
   const LrSchedule sched{o.lr, o.min_lr, o.warmup, o.steps};
 
@@ -268,12 +289,17 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
     RecoveryStep st;
     st.step = step + 1, st.total = o.steps;
     if (distill) teacher_probs(*teacher, windows, B, T, soft);
-    fill_zero(grads);
     st.loss =
         llama_train_forward(r.merged, windows, B, T, act, cancel, distill ? soft.data() : nullptr);
-    llama_train_backward(r.merged, act, 1.0, grads, cancel);
     for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
-    m.gradients(grads);
+    // Frozen weights: no weight gradient is formed; each targeted linear takes its own.
+    llama_frozen_backward(
+        r.merged, act, 1.0,
+        [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
+          const auto it = m.index.find({layer, int(which)});
+          if (it != m.index.end()) m.gradients(it->second, x, dy, rows);
+        },
+        cancel);
     double norm2 = 0;
     for (std::span<float> g : m.grads)
       for (float x : g) norm2 += double(x) * x;
@@ -343,11 +369,9 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
     for (size_t i = 0; i < merged.size(); ++i)
       merge_lora(frozen[i], r.adapters.adapters[i], s, *merged[i]);
   };
-  m.gradients = [&](const LlamaModel& weight_grads) {
-    for (size_t i = 0; i < merged.size(); ++i)
-      lora_gradients(r.adapters.adapters[i], s,
-                     *find_weight(weight_grads, r.adapters.adapters[i].name), g[2 * i],
-                     g[2 * i + 1]);
+  m.index = linear_index(targets);
+  m.gradients = [&](size_t i, const float* x, const float* dy, int64_t rows) {
+    lora_gradients_from(r.adapters.adapters[i], s, x, dy, rows, g[2 * i], g[2 * i + 1]);
   };
   train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
   return r;
@@ -389,10 +413,15 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
       qat_fake_quantize(qat[i], *fake[i]);
     }
   };
-  m.gradients = [&](const LlamaModel& weight_grads) {
-    for (size_t i = 0; i < qat.size(); ++i)
-      qat_gradients(qat[i], *find_weight(weight_grads, qat[i].scheme.name), g[2 * i],
-                    {g[2 * i + 1].mutable_as<float>(), qat[i].scales.size()});
+  std::vector<std::string> names;
+  for (const CompressedTensor& c : layers) names.push_back(c.name);
+  m.index = linear_index(names);
+  m.gradients = [&](size_t i, const float* x, const float* dy, int64_t rows) {
+    // QAT trains the weight itself: its gradient dŴ = dyᵀ·x, then through the quantiser.
+    const QatLayer& l = qat[i];
+    Tensor dfake = Tensor::zeros(DType::F32, l.latent.shape());
+    matmul_at(dy, x, dfake.mutable_as<float>(), l.scheme.rows, l.scheme.cols, rows);
+    qat_gradients(l, dfake, g[2 * i], {g[2 * i + 1].mutable_as<float>(), l.scales.size()});
   };
   train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
   for (const QatLayer& l : qat) r.quantized.push_back(qat_pack(l));

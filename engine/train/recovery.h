@@ -5,9 +5,11 @@
 // teacher) is measured before the first step and every eval_every steps: the recovery
 // curve a run records.
 //
-// Memory: the student is an f32 copy of the model plus one gradient of every weight and a
-// batch's activations (about 3× the f32 model; recovery_memory_bytes). That is the demo
-// models' path; real-size recovery (frozen weights packed, one block in f32) is not built.
+// Memory: the student is an f32 copy of the model, with f32 copies of the targeted weights
+// (frozen, or QAT's latent ones) and a batch's activations (about 2× the f32 model;
+// recovery_memory_bytes); the backward forms no weight gradient (llama_frozen_backward).
+// That is the demo models' path; real-size recovery (frozen weights packed, one block in
+// f32) is not built.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -97,10 +99,10 @@ struct RecoveryResult {
 
 using RecoveryStepFn = std::function<void(const RecoveryStep&)>;
 
-// What recovering a model of `shape` costs: bytes at the peak (the f32 student, its
-// gradient and the frozen or latent copies of the linears, the trainables with AdamW's
-// state, one batch's activations and the teacher's probabilities) and FLOPs (per step the
-// training forward and backward and the teacher's forward; the held-out evaluations).
+// What recovering a model of `shape` costs: bytes at the peak (the f32 student, the frozen
+// or latent copies of the linears, the trainables with AdamW's state, one batch's
+// activations and the teacher's probabilities) and FLOPs (per step the training forward
+// and backward and the teacher's forward; the held-out evaluations).
 struct RecoveryCost {
   uint64_t bytes = 0;
   double flops = 0;

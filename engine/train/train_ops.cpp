@@ -59,6 +59,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* inv_rms, cons
     float* dxr = dx + r * dim;
     for (int64_t i = 0; i < dim; ++i) dxr[i] += float(rr * w[i] * dyr[i] - k * xr[i]);
   });
+  if (!dw) return;
   chunked_row_reduce(rows, dim, dw, [&](int64_t r, double* acc) {
     const double rr = inv_rms[r];
     for (int64_t i = 0; i < dim; ++i) acc[i] += double(dy[r * dim + i]) * x[r * dim + i] * rr;
@@ -185,7 +186,7 @@ void embedding_backward(std::span<const int32_t> tokens, const float* dx, float*
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db, int64_t rows, int64_t out, int64_t in) {
   if (dx) matmul(dy, w, dx, rows, in, out, /*accumulate=*/true);
-  matmul_at(dy, x, dw, out, in, rows, /*accumulate=*/true);
+  if (dw) matmul_at(dy, x, dw, out, in, rows, /*accumulate=*/true);
   if (db) column_sums(dy, rows, out, db);
 }
 

@@ -14,7 +14,7 @@ namespace mcw {
 void rmsnorm_forward(const float* x, const float* w, float* y, float* inv_rms, int64_t rows,
                      int64_t dim, double eps);
 void rmsnorm_backward(const float* x, const float* w, const float* inv_rms, const float* dy,
-                      float* dx, float* dw, int64_t rows, int64_t dim);
+                      float* dx, float* dw, int64_t rows, int64_t dim);  // dw may be null
 
 // Rotates every row of [B·T, n_heads·head_dim] for the position t of its row; the inverse
 // rotation (its transpose) maps a gradient w.r.t. the rotated values back.
@@ -42,7 +42,7 @@ void embedding_backward(std::span<const int32_t> tokens, const float* dx, float*
                         int64_t dim);
 
 // Linear layer y = x · Wᵀ (+ b), W [out, in]: dx += dy · W, dW += dyᵀ · x, db += Σ_rows dy.
-// dx, db may be null.
+// dx, dw, db may be null.
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db, int64_t rows, int64_t out, int64_t in);
 

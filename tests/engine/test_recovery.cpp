@@ -15,6 +15,7 @@
 #include "engine/core/error.h"
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
+#include "engine/kernels/gemm.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/train/llama_backprop.h"
@@ -122,9 +123,11 @@ TEST(Lora, StartsAtTheFrozenModelAndMergesWPlusScaledBA) {
                Error);
 }
 
-// The adapters' gradients (the model's backward, then lora_gradients) against central
-// differences of the whole model's loss in A and B, for the next-token cross-entropy and
-// for the distillation KL; tolerances as BackwardModel.MatchesFiniteDifferences argues.
+// The adapters' gradients against central differences of the whole model's loss in A and
+// B, for the next-token cross-entropy and for the distillation KL: formed from the full
+// weight gradient (lora_gradients) and from the frozen backward's x and dy
+// (lora_gradients_from, what recovery runs), which must agree; tolerances as
+// BackwardModel.MatchesFiniteDifferences argues.
 TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
   const LlamaConfig cfg = test::tiny_config();
   const LlamaModel base = test::random_llama(cfg, 21);
@@ -175,7 +178,25 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
       for (const auto& [nm, t] : g.named_tensors())
         if (nm == names[i]) dw = t;
       lora_gradients(a, ad.scale(), *dw, da, db);
-      for (auto [param, grad] : {std::pair{&a.a, &da}, std::pair{&a.b, &db}}) {
+      // The frozen backward's rank-sized path gives the same gradients (what recovery runs).
+      Tensor fa = Tensor::zeros(DType::F32, a.a.shape()),
+             fb = Tensor::zeros(DType::F32, a.b.shape());
+      int64_t seen = 0;
+      llama_frozen_backward(
+          m, act, 1.0,
+          [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
+            const bool mine = (i == 0 && layer == 0 && which == LlamaLinear::Q) ||
+                              (i == 1 && layer == 1 && which == LlamaLinear::O) ||
+                              (i == 2 && layer == 1 && which == LlamaLinear::Down);
+            if (mine) lora_gradients_from(a, ad.scale(), x, dy, rows, fa, fb), ++seen;
+          });
+      EXPECT_EQ(seen, 1);
+      for (auto [ref, got] : {std::pair{&da, &fa}, std::pair{&db, &fb}})
+        for (int64_t j = 0; j < ref->numel(); ++j)
+          EXPECT_NEAR(got->as<float>()[j], ref->as<float>()[j],
+                      1e-6 + 1e-4 * std::abs(ref->as<float>()[j]))
+              << names[i] << " " << j;
+      for (auto [param, grad] : {std::pair{&a.a, &fa}, std::pair{&a.b, &fb}}) {
         std::uniform_int_distribution<int64_t> pick(0, param->numel() - 1);
         for (int rep = 0; rep < 6; ++rep) {
           const int64_t j = pick(rng);
@@ -560,4 +581,39 @@ TEST(Recovery, ResumedFromACheckpointEqualsTheUninterruptedRun) {
         ASSERT_EQ(a[i].second->as<float>()[j], b[i].second->as<float>()[j])
             << (qat ? "qat " : "lora ") << a[i].first;
   }
+}
+
+// The frozen backward hands over, for every linear (the head too), the x and dy whose
+// product dyᵀ·x is the weight gradient the full backward forms.
+TEST(FrozenBackward, HandsOverWhatFormsEveryWeightGradient) {
+  const LlamaConfig cfg = test::tiny_config();
+  const LlamaModel m = test::random_llama(cfg, 31);
+  const int64_t B = 2, T = 5;
+  const auto windows = test::random_tokens(size_t(B * (T + 1)), cfg.vocab_size, 32);
+  LlamaActivations act;
+  llama_train_forward(m, windows, B, T, act);
+  LlamaModel g = zeros_like(m);
+  llama_train_backward(m, act, 1.0, g);
+  int calls = 0;
+  llama_frozen_backward(
+      m, act, 1.0,
+      [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
+        ++calls;
+        const Tensor* ref = nullptr;
+        if (which == LlamaLinear::Head) {
+          ref = &g.output;
+        } else {
+          const LlamaLayer& G = g.layers[size_t(layer)];
+          const Tensor* by[] = {&G.wq, &G.wk, &G.wv, &G.wo, &G.w_gate, &G.w_up, &G.w_down};
+          ref = by[int(which)];
+        }
+        const int64_t out = ref->dim(0), in = ref->dim(1);
+        std::vector<float> dw(size_t(out * in));
+        matmul_at(dy, x, dw.data(), out, in, rows);
+        for (int64_t j = 0; j < out * in; ++j)
+          ASSERT_NEAR(dw[size_t(j)], ref->as<float>()[j],
+                      1e-6 + 1e-5 * std::abs(ref->as<float>()[j]))
+              << int(which) << " of layer " << layer;
+      });
+  EXPECT_EQ(calls, 7 * 2 + 1);
 }

@@ -272,9 +272,9 @@ TEST(ResourceEstimate, ProjectRunKeepsTheCompressedLayersForLatency) {
   EXPECT_GT(run.peak_bytes, plain.peak_bytes);
 }
 
-// A recovery section adds its phase: the hand-worked sums for LoRA (the f32 student, its
-// gradient and frozen copy, a batch's activations and three logits arrays, the adapters
-// with gradient and moments), more memory for QAT (latent copies of every linear), and its
+// A recovery section adds its phase: the hand-worked sums for LoRA (the f32 student and a
+// frozen copy, a batch's activations and three logits arrays, the adapters with gradient
+// and moments), more memory for QAT (latent copies of every linear), and its
 // FLOPs to the duration.
 TEST(ResourceEstimate, RecoveryAddsItsPhase) {
   const ModelShape s = model_shape(small_config());
@@ -291,8 +291,8 @@ TEST(ResourceEstimate, RecoveryAddsItsPhase) {
   // layer; logits 3·32·37. LoRA: rank 4 · (32+32 + 16+32 + 16+32 + 32+32 + 64+32 + 64+32 + 32+64 = 512)
   // per layer. QAT: the 9216 linear weights per layer.
   const double N = 32, acts = 2 * (N * 544 + 2 * 4 * 16 * 16) + 3 * N * 37;
-  EXPECT_EQ(lora.recovery_bytes, uint64_t(4 * (3 * P + acts + 4 * 2 * 4.0 * 512)));
-  EXPECT_EQ(qat.recovery_bytes, uint64_t(4 * (3 * P + acts + 4 * 2 * 9216.0)));
+  EXPECT_EQ(lora.recovery_bytes, uint64_t(4 * (2 * P + acts + 4 * 2 * 4.0 * 512)));
+  EXPECT_EQ(qat.recovery_bytes, uint64_t(4 * (2 * P + acts + 4 * 2 * 9216.0)));
   EXPECT_EQ(lora.peak_bytes, std::max(plain.peak_bytes, lora.base_bytes + lora.recovery_bytes));
   EXPECT_DOUBLE_EQ(lora.recovery_flops, 10 * 8 * P * N + 3 * 2 * P * 16 * 3);
   EXPECT_NEAR(lora.seconds - plain.seconds, lora.recovery_flops / 1e9, 1e-12);

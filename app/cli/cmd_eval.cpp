@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "app/cli/args.h"
@@ -12,13 +13,15 @@
 #include "engine/core/error.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/eval/perplexity.h"
+#include "engine/train/lora.h"
 #include "engine/model/tokenizer_loader.h"
 
 namespace mcw::cli {
 
 const char* const kEvalUsage =
     "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
-    "                [--baseline MODEL] [--bf16-activations] [--exact-activations] [--json]\n\n"
+    "                [--baseline MODEL] [--adapter DIR] [--bf16-activations]\n"
+    "                [--exact-activations] [--json]\n\n"
     "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default:\n"
     "the model's context, at most 2048, the papers' setting; stride = window).\n"
     "Each token is scored once, where it is new, and never as a window's first token.\n"
@@ -32,6 +35,8 @@ const char* const kEvalUsage =
     "                  MCW's packed layouts) multiply f32 activations instead of int8 ones\n"
     "                  (the default, as llama.cpp's perplexity runs GGUF types: several\n"
     "                  times faster, each product off by at most sum|w|*dx/2)\n"
+    "  --adapter DIR   a LoRA adapter in HF PEFT's layout (mcw recover's adapter/) merged\n"
+    "                  into the model's weights first; the model then runs dense in f32\n"
     "  --json          print the result as JSON\n";
 
 std::string read_text_file(const std::string& path) {
@@ -43,7 +48,7 @@ std::string read_text_file(const std::string& path) {
 }
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args args(argv, {"text", "window", "stride", "max-tokens", "baseline"},
+  Args args(argv, {"text", "window", "stride", "max-tokens", "baseline", "adapter"},
             {"json", "bf16-activations", "exact-activations"});
   set_bf16_activations(args.flag("bf16-activations"));
   set_int8_activations(!args.flag("exact-activations"));
@@ -51,7 +56,18 @@ int run_eval(const std::vector<std::string>& argv) {
   const auto text_path = args.value("text");
   if (!text_path) throw UsageError{"eval needs --text FILE"};
   const ModelFile file = open_model_file(args.positional()[0]);
-  const auto model = load_causal_lm(file);
+  // With a LoRA adapter (HF PEFT's layout, as mcw recover writes it): merged into the
+  // model's weights, which then run dense in f32.
+  std::optional<LlamaModel> adapted;
+  std::unique_ptr<CausalLm> model;
+  if (const auto adapter = args.value("adapter")) {
+    require_llama_family(file, "an adapter");
+    adapted.emplace(load_llama(file));
+    apply_lora(*adapted, load_lora_peft(*adapter), *adapter);
+    model = causal_lm_view(*adapted);
+  } else {
+    model = load_causal_lm(file);
+  }
   EvalOptions opt;
   opt.window = args.int_or("window", default_eval_window(model->context_length()));
   opt.stride = args.int_or("stride", opt.window);

@@ -66,6 +66,11 @@ void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* 
 void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
                          int64_t rows, Tensor& da, Tensor& db);
 
+// Every adapter merged into `model` (W ← W + s·B·A, the weight made f32): what a PEFT
+// adapter does to the model it was trained on. Throws mcw::Error naming `source` and the
+// module for one the model lacks or whose shapes do not fit.
+void apply_lora(LlamaModel& model, const LoraAdapters& adapters, const std::string& source);
+
 // The adapters as HF PEFT saves them: adapter_model.safetensors with
 // "base_model.model.<module>.lora_A.weight" / ".lora_B.weight" (module = the linear's name
 // without ".weight") and adapter_config.json (peft_type LORA, r, lora_alpha, use_rslora for

@@ -100,6 +100,15 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
   EXPECT_EQ(nlohmann::json::parse(ce.out)["loss"], "cross-entropy");
   EXPECT_FALSE(fs::exists(fs::path(out + "2") / "config.json"));
   EXPECT_TRUE(fs::exists(fs::path(out + "2") / "adapter/adapter_config.json"));
+  // The adapter kept apart, merged back by mcw eval --adapter: the figure recover measured.
+  const Result ev =
+      run_mcw("eval " + packed + " --adapter " + out + "/adapter --text " + text + " --json");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_NEAR(nlohmann::json::parse(ev.out)["perplexity"].get<double>(),
+              report["eval"]["adapters"]["perplexity"].get<double>(), 1e-6);
+  expect_one_line_error(run_mcw("eval " + src + " --adapter " + packed + " --text " + text),
+                        "adapter_config.json", "cannot open");
+
   // A chosen subset by pattern, as a recipe's targets.
   const Result mlp =
       run_mcw("recover " + packed + " --text " + text + " --targets '*mlp*' --steps 1 --batch 1 " +

@@ -617,3 +617,30 @@ TEST(FrozenBackward, HandsOverWhatFormsEveryWeightGradient) {
       });
   EXPECT_EQ(calls, 7 * 2 + 1);
 }
+
+// An adapter applied to a model: each weight becomes W + s·B·A; a module the model lacks,
+// or one of other shapes, is refused naming the adapter.
+TEST(Lora, ApplyMergesEveryAdapterAndRefusesWhatDoesNotFit) {
+  LlamaModel m = test::random_llama(test::tiny_config(), 3);
+  const std::string q = "model.layers.0.self_attn.q_proj.weight";
+  LoraAdapters ad = init_lora(m, {q}, 2, 4, LoraScaling::Lora, 1);
+  for (int64_t i = 0; i < ad.adapters[0].b.numel(); ++i)
+    ad.adapters[0].b.mutable_as<float>()[i] = 0.1f;
+  Tensor expect = Tensor::zeros(DType::F32, m.layers[0].wq.shape());
+  merge_lora(m.layers[0].wq, ad.adapters[0], ad.scale(), expect);
+  apply_lora(m, ad, "a-dir");
+  for (int64_t i = 0; i < expect.numel(); ++i)
+    EXPECT_EQ(m.layers[0].wq.as<float>()[i], expect.as<float>()[i]);
+  LoraAdapters missing = ad;
+  missing.adapters[0].name = "model.layers.7.self_attn.q_proj.weight";
+  EXPECT_THROW(apply_lora(m, missing, "a-dir"), Error);
+  LoraAdapters wrong =
+      init_lora(m, {"model.layers.0.mlp.down_proj.weight"}, 2, 4, LoraScaling::Lora, 1);
+  wrong.adapters[0].name = q;  // [dim, hidden] factors on a [q, dim] weight
+  try {
+    apply_lora(m, wrong, "a-dir");
+    FAIL() << "an adapter of other shapes was applied";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a-dir"), std::string::npos) << e.what();
+  }
+}

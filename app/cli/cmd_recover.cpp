@@ -197,26 +197,25 @@ int run_recover(const std::vector<std::string>& argv) {
   const bool qat = method == "qat";
   if (qat) o.method = RecoveryOptions::Method::Qat;
 
-  // The compressed layers as they deploy: their packed codes decoded.
+  // The packed layers' names only (their parts are read once the memory check passed).
   const std::string packed_path = find_packed_beside(model_path);
-  std::vector<CompressedTensor> packed;
-  if (!packed_path.empty()) packed = read_packed_safetensors(packed_path);
-  std::map<std::string, const CompressedTensor*> packed_by_name;
-  for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
-  for (auto& [name, t] : model.named_tensors())
-    if (auto it = packed_by_name.find(name); it != packed_by_name.end())
-      *t = it->second->dequantize();
+  std::set<std::string> packed_names;
+  if (!packed_path.empty()) {
+    const PackedSafetensorsReader reader(packed_path);
+    for (size_t i = 0; i < reader.size(); ++i) packed_names.insert(reader.scheme(i).name);
+  }
+  const bool no_packed = packed_names.empty();
 
-  if (qat && packed.empty())
+  if (qat && no_packed)
     throw Error(model_path, "has no packed layers for quantisation-aware training");
-  const std::string targets_arg = args.value_or("targets", packed.empty() ? "all" : "compressed");
-  if (targets_arg == "compressed" && packed.empty())
+  const std::string targets_arg = args.value_or("targets", no_packed ? "all" : "compressed");
+  if (targets_arg == "compressed" && no_packed)
     throw Error(model_path, "has no packed.safetensors: use --targets all");
   std::vector<std::string> targets;
   try {
     for (const std::string& n : block_linear_names(model))
       if (targets_arg == "all"          ? true
-          : targets_arg == "compressed" ? packed_by_name.count(n) > 0
+          : targets_arg == "compressed" ? packed_names.count(n) > 0
                                         : pattern_matches(targets_arg, n))
         targets.push_back(n);
   } catch (const std::regex_error& e) {
@@ -226,14 +225,14 @@ int run_recover(const std::vector<std::string>& argv) {
     throw UsageError{"--targets " + targets_arg + " matches no linear of the model's blocks"};
   if (qat)
     for (const std::string& n : targets)
-      if (!packed_by_name.count(n))
+      if (!packed_names.count(n))
         throw Error(model_path,
                     "quantisation-aware training needs packed layers, and " + n + " is not one");
   const std::string merge =
-      qat ? "qat" : args.value_or("merge", packed.empty() ? "dense" : "recode");
+      qat ? "qat" : args.value_or("merge", no_packed ? "dense" : "recode");
   if (!qat && merge != "recode" && merge != "dense" && merge != "none")
     throw UsageError{"--merge must be recode, dense or none, got '" + merge + "'"};
-  if (merge == "recode" && packed.empty())
+  if (merge == "recode" && no_packed)
     throw Error(model_path, "has no packed layers to re-code: use --merge dense or none");
 
   std::optional<std::string> teacher_path = args.value("teacher");
@@ -262,6 +261,15 @@ int run_recover(const std::vector<std::string>& argv) {
             "more than " +
             (max_memory ? "--max-memory " : std::string("the ")) + human_bytes(budget) +
             (max_memory ? "" : " available"));
+
+  // The compressed layers as they deploy: their packed codes decoded.
+  std::vector<CompressedTensor> packed;
+  if (!no_packed) packed = read_packed_safetensors(packed_path);
+  std::map<std::string, const CompressedTensor*> packed_by_name;
+  for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
+  for (auto& [name, t] : model.named_tensors())
+    if (auto it = packed_by_name.find(name); it != packed_by_name.end())
+      *t = it->second->dequantize();
 
   const std::string train_text = read_text_file(*text_arg);
   const std::vector<int32_t> train = tok->encode(train_text, false);

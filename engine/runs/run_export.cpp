@@ -100,12 +100,16 @@ bool is_gguf_path(const std::string& path) {
 // directory's (whole-model, as recovery itself is).
 static void recover_directory(const std::string& dir, const ProjectRunInputs& in, const Recipe& recipe,
                        const CancelToken* cancel) {
+  const RecoveryOptions o = recovery_options(recipe.recovery);
+  LlamaModel model = load_llama(open_model_file(dir));  // views of its files
+  // As a run's estimate does (before anything is decoded): this machine may have less.
+  if (const uint64_t need = recovery_memory_bytes(model, o), have = memory_available(); have && need > have)
+    throw Error(dir, "redoing the run's recovery needs about " + std::to_string(need >> 20) + " MiB, more than the " +
+                         std::to_string(have >> 20) + " MiB available");
   const std::string packed_path = (fs::path(dir) / kPackedFileName).string();
   std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
-  LlamaModel model = load_llama(open_model_file(dir));
   for (const CompressedTensor& c : layers) *find_weight(model, c.name) = c.dequantize();
-  RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {},
-                                        recovery_options(recipe.recovery), {}, cancel);
+  RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {}, o, {}, cancel);
   const FoldedRecovery f = fold_recovery(layers, model, r, r.merged);
   // The shards give way to one file of the recovered weights (a model this size is whole
   // in memory for recovery anyway).

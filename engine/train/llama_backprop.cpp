@@ -7,6 +7,7 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/train/train_ops.h"
 
 namespace mcw {
@@ -37,9 +38,17 @@ LlamaModel clone_model(const LlamaModel& m) {
   LlamaModel c = zeros_like(m);
   auto src = m.named_tensors();
   auto dst = c.named_tensors();
+  // Matrices decode straight into their copy (no f32 temporary the size of the largest,
+  // a 2 GB embedding at Llama-3's vocabulary); vectors are small.
   for (size_t i = 0; i < dst.size(); ++i) {
-    const std::vector<float> v = src[i].second->to_f32();
-    std::copy(v.begin(), v.end(), dst[i].second->mutable_as<float>());
+    const Tensor& t = *src[i].second;
+    float* out = dst[i].second->mutable_as<float>();
+    if (t.ndim() == 2) {
+      weight_rows_f32(t, 0, t.dim(0), out);
+    } else {
+      const std::vector<float> v = t.to_f32();
+      std::copy(v.begin(), v.end(), out);
+    }
   }
   return c;
 }

@@ -357,7 +357,9 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
   std::vector<Tensor*> merged;
   for (const LoraAdapter& a : r.adapters.adapters) {
     merged.push_back(find_mut(r.merged, a.name));
-    frozen.push_back(merged.back()->f32_copy());
+    // The compressed model's own weight where it is f32 already (shared, not copied).
+    const Tensor& w = *find_weight(compressed, a.name);
+    frozen.push_back(w.dtype() == DType::F32 ? w : w.f32_copy());
   }
   Trainables m;
   std::vector<Tensor> g;  // dA, dB of each adapter

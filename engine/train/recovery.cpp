@@ -172,14 +172,14 @@ uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& o
 namespace {
 
 // What a recovery method trains: its parameters (their gradient buffers in `grads`), how
-// the student's targeted weights follow from them (apply), and how the gradients of those
-// weights become theirs (gradients, into zeroed buffers).
+// the student's targeted weights follow from them (apply), and which linears' x and dy
+// give their gradients (index, gradients; into zeroed buffers).
 struct Trainables {
   std::vector<ParamRef> params;
   std::vector<std::span<float>> grads;
   std::function<void()> apply;
-  // From the frozen backward: index of the targeted linear at (layer, which), or -1; and
-  // its gradients from that linear's x and dy.
+  // The frozen backward's linears this method trains, by (layer, LlamaLinear), and their
+  // gradients from a linear's x and dy.
   std::map<std::pair<int64_t, int>, size_t> index;
   std::function<void(size_t i, const float* x, const float* dy, int64_t rows)> gradients;
 };
@@ -226,17 +226,21 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
     for (int64_t w = 0; w < n_eval; ++w) {
       const auto window =
           std::span<const int32_t>(held_out).subspan(size_t(w * (T + 1)), size_t(T + 1));
-      ce += llama_train_forward(r.merged, window, 1, T, act, cancel);
-      if (teacher) {
-        const float* q = held_out_teacher.data() + w * T * V;
-        // act.probs holds the model's probabilities; KL = Σ q (log q − log p).
-        double sum = 0;
-        for (int64_t i = 0; i < T * V; ++i)
-          if (q[i] > 0)
-            sum += double(q[i]) * (std::log(double(q[i])) -
-                                   std::log(std::max(double(act.probs[size_t(i)]), 1e-30)));
-        kl += sum / double(T);
+      // The forward's loss is the KL from the teacher when there is one (the training
+      // loss's own code); the next tokens' NLL comes from the probabilities it leaves.
+      const double loss =
+          llama_train_forward(r.merged, window, 1, T, act, cancel,
+                              teacher ? held_out_teacher.data() + w * T * V : nullptr);
+      if (!teacher) {
+        ce += loss;
+        continue;
       }
+      kl += loss;
+      double nll = 0;
+      for (int64_t t = 0; t < T; ++t)
+        nll -=
+            std::log(std::max(double(act.probs[size_t(t * V + act.targets[size_t(t)])]), 1e-300));
+      ce += nll / double(T);
     }
     st.eval_loss = ce / double(n_eval);
     if (teacher) st.eval_kl = kl / double(n_eval);

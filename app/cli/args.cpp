@@ -54,6 +54,14 @@ long long Args::int_or(const std::string& name, long long fallback) const {
   return x;
 }
 
+int64_t parse_run_id(const std::string& text, const std::string& where) {
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end || v <= 0)
+    throw UsageError{(where.empty() ? "" : where + " ") + "'" + text + "' is not a run id (mcw runs list)"};
+  return v;
+}
+
 double Args::number_or(const std::string& name, double fallback) const {
   auto v = value(name);
   if (!v) return fallback;

@@ -1,6 +1,7 @@
 // A small command-line parser shared by every `mcw` subcommand: positionals, `--flag`,
 // `--key value` and `--key=value`. Unknown or malformed options are user errors.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -33,5 +34,9 @@ class Args {
 struct UsageError {
   std::string message;
 };
+
+// A run id as `mcw runs list` shows it (a positive integer); UsageError naming `where` (the
+// option, e.g. "export --run"; may be empty) otherwise.
+int64_t parse_run_id(const std::string& text, const std::string& where);
 
 }  // namespace mcw::cli

@@ -155,9 +155,7 @@ int export_project_run(const std::string& project, const std::string& run, const
                        const std::string& out, const Args& args) {
   for (const char* o : {"calib", "windows", "window", "dtype"})
     if (args.value(o)) throw UsageError{"--" + std::string(o) + " is not for --run (the project says)"};
-  char* end = nullptr;
-  const long long id = std::strtoll(run.c_str(), &end, 10);
-  if (run.empty() || *end || id <= 0) throw UsageError{"export --run '" + run + "': a run id (mcw runs list)"};
+  const int64_t id = parse_run_id(run, "export --run");
   RunExportOptions o;
   if (format == "gguf") {
     o.format = RunExportFormat::Gguf;

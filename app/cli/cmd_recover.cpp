@@ -156,10 +156,7 @@ int run_recover(const std::vector<std::string>& argv) {
   std::optional<ScratchDir> run_dir;
   std::optional<std::string> project_teacher;
   if (const auto run = args.value("run")) {
-    char* end = nullptr;
-    const long long id = std::strtoll(run->c_str(), &end, 10);
-    if (run->empty() || *end || id <= 0)
-      throw UsageError{"recover --run '" + *run + "': a run id (mcw runs list)"};
+    const int64_t id = parse_run_id(*run, "recover --run");
     const Project project = load_project(model_path);
     run_dir.emplace(fs::absolute(fs::path(*out_arg)).parent_path(), ".mcw-recover");
     const std::string exported = (run_dir->path() / "model").string();

@@ -49,12 +49,6 @@ Opened open_store(const std::string& target) {
   return o;
 }
 
-int64_t parse_id(const std::string& s) {
-  char* end = nullptr;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end || v <= 0) throw UsageError{"'" + s + "' is not a run id"};
-  return v;
-}
 
 RunRecord get(RunStore& store, int64_t id) {
   auto r = store.get_run(id);
@@ -296,8 +290,8 @@ int run_runs(const std::vector<std::string>& argv) {
     throw UsageError{"wrong number of arguments for runs " + sub + " (see mcw help runs)"};
   Opened o = open_store(pos[1]);
   if (sub == "list") return list(*o.store, o.filter, args);
-  if (sub == "show") return show(get(*o.store, parse_id(pos[2])), args);
-  return compare(get(*o.store, parse_id(pos[2])), get(*o.store, parse_id(pos[3])), args);
+  if (sub == "show") return show(get(*o.store, parse_run_id(pos[2], {})), args);
+  return compare(get(*o.store, parse_run_id(pos[2], {})), get(*o.store, parse_run_id(pos[3], {})), args);
 }
 
 }  // namespace mcw::cli

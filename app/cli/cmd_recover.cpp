@@ -225,8 +225,7 @@ int run_recover(const std::vector<std::string>& argv) {
       if (!packed_names.count(n))
         throw Error(model_path,
                     "quantisation-aware training needs packed layers, and " + n + " is not one");
-  const std::string merge =
-      qat ? "qat" : args.value_or("merge", no_packed ? "dense" : "recode");
+  const std::string merge = qat ? "qat" : args.value_or("merge", no_packed ? "dense" : "recode");
   if (!qat && merge != "recode" && merge != "dense" && merge != "none")
     throw UsageError{"--merge must be recode, dense or none, got '" + merge + "'"};
   if (merge == "recode" && no_packed)
@@ -262,11 +261,9 @@ int run_recover(const std::vector<std::string>& argv) {
   // The compressed layers as they deploy: their packed codes decoded.
   std::vector<CompressedTensor> packed;
   if (!no_packed) packed = read_packed_safetensors(packed_path);
+  decode_layers_into(model, packed, packed_path);
   std::map<std::string, const CompressedTensor*> packed_by_name;
   for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
-  for (auto& [name, t] : model.named_tensors())
-    if (auto it = packed_by_name.find(name); it != packed_by_name.end())
-      *t = it->second->dequantize();
 
   const std::string train_text = read_text_file(*text_arg);
   const std::vector<int32_t> train = tok->encode(train_text, false);

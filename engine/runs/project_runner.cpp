@@ -3,7 +3,6 @@
 #include <tbb/task_arena.h>
 
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <sstream>
 

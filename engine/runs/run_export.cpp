@@ -108,7 +108,7 @@ static void recover_directory(const std::string& dir, const ProjectRunInputs& in
                          std::to_string(have >> 20) + " MiB available");
   const std::string packed_path = (fs::path(dir) / kPackedFileName).string();
   std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
-  for (const CompressedTensor& c : layers) *find_weight(model, c.name) = c.dequantize();
+  decode_layers_into(model, layers, packed_path);
   RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {}, o, {}, cancel);
   const FoldedRecovery f = fold_recovery(layers, model, r, r.merged);
   // The shards give way to one file of the recovered weights (a model this size is whole

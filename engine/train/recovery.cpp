@@ -446,6 +446,19 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
   return recover_lora(compressed, teacher, targets, train_tokens, eval_tokens, o, progress, cancel);
 }
 
+void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,
+                        const std::string& source) {
+  std::map<std::string, Tensor*> weights;
+  for (auto& [n, t] : model.named_tensors()) weights[n] = t;
+  for (const CompressedTensor& c : layers) {
+    const auto it = weights.find(c.name);
+    if (it == weights.end() || it->second->ndim() != 2 || it->second->dim(0) != c.rows ||
+        it->second->dim(1) != c.cols)
+      throw Error(source, "layer " + c.name + " is not a weight of the model's shape");
+    *it->second = c.dequantize();
+  }
+}
+
 FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const LlamaModel& frozen,
                              const RecoveryResult& r, LlamaModel& model) {
   std::map<std::string, const CompressedTensor*> trained;

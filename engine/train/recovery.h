@@ -143,6 +143,13 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
                                   const ProgressFn& progress = {},
                                   const CancelToken* cancel = nullptr);
 
+// `model`'s weights replaced by what `layers` decode to: the compressed layers as they
+// deploy, the frozen weights recovery starts from (a model read back from its directory
+// holds them in the source's dtype). Throws mcw::Error naming `source` (the packed file)
+// for a layer the model lacks or of another shape.
+void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,
+                        const std::string& source);
+
 // The compressed layers after a recovery, in their layouts: QAT's trained layers, or each
 // layer an adapter targeted merged and re-coded on its grid (lora_merge.h) with the share
 // of its update that re-coding lost; the rest as they were. `model` (the recovered model,

@@ -57,6 +57,9 @@ struct CompressedTensor {
 
   int64_t groups() const;
   int64_t group_of(int64_t col) const;
+  // Affine: the zero point of group g (row-major over rows · groups), 2^(bits−1) when
+  // symmetric (implied, not stored).
+  float zero_point(size_t g) const { return symmetric ? float(1 << (bits - 1)) : zeros[g]; }
   bool kept(int64_t i) const { return mask.empty() || (mask[size_t(i >> 3)] >> (i & 7)) & 1; }
   int64_t kept_count() const;
 

@@ -20,7 +20,8 @@ RecodedLayer recode_merged(const CompressedTensor& c, const Tensor& frozen, cons
 
   // The merged values where the mask keeps them, zero elsewhere: the sparsity pattern stays.
   // An AWQ layer codes W·diag(s), so the merged weight is scaled the same way first.
-  std::vector<float> w = merged.to_f32();
+  const std::vector<float> fb = merged.to_f32();  // any dtype
+  std::vector<float> w = fb;
   for (int64_t i = 0; i < n; ++i) {
     if (!c.kept(i)) w[size_t(i)] = 0.0f;
     if (!c.input_scale.empty()) w[size_t(i)] *= c.input_scale[size_t(i % cols)];
@@ -34,7 +35,6 @@ RecodedLayer recode_merged(const CompressedTensor& c, const Tensor& frozen, cons
     // Each weight re-rounded to the nearest value of its own group's grid (scale and zero
     // point, or codebook, as they were): the layout, the scales and the size stay.
     const int64_t G = c.groups(), levels = int64_t(1) << c.bits;
-    const float sym_zero = float(levels / 2);
     std::vector<uint8_t> q(static_cast<size_t>(n));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t col = 0; col < cols; ++col) {
@@ -42,7 +42,7 @@ RecodedLayer recode_merged(const CompressedTensor& c, const Tensor& frozen, cons
         const float x = w[size_t(r * cols + col)];
         uint8_t best = 0;
         if (c.coding == WeightCoding::Affine) {
-          best = affine_code(x, {c.scales[g], c.symmetric ? sym_zero : c.zeros[g]}, c.bits);
+          best = affine_code(x, {c.scales[g], c.zero_point(g)}, c.bits);
         } else {
           const float* book = c.codebook.data() + g * size_t(levels);
           for (int64_t k = 1; k < levels; ++k)
@@ -56,7 +56,7 @@ RecodedLayer recode_merged(const CompressedTensor& c, const Tensor& frozen, cons
   for (uint32_t i : c.outlier_index) out.tensor.outlier_value.push_back(f32_to_f16(w[i]));
 
   const Tensor q = out.tensor.dequantize();
-  const std::vector<float> fa = frozen.to_f32(), fb = merged.to_f32();  // any dtype
+  const std::vector<float> fa = frozen.to_f32();
   const float* a = fa.data();
   const float* b = fb.data();
   const float* r = q.as<float>();

@@ -16,9 +16,6 @@ namespace {
 // the packed layer decodes to exactly the weights training measured.
 float stored_scale(float s) { return f16_to_f32(f32_to_f16(std::max(std::abs(s), 1e-7f))); }
 
-float zero_of(const QatLayer& l, size_t g) {
-  return l.scheme.symmetric ? float(1 << (l.scheme.bits - 1)) : l.zeros[g];
-}
 
 // Calls fn(i, g) for every weight i = r·cols + c of row r with its group's index g, rows in
 // parallel (each row's groups are its own, so the scale sums never race across tasks).
@@ -45,7 +42,6 @@ QatLayer qat_layer(const CompressedTensor& c, const Tensor& start) {
   l.scheme.codes.clear();
   l.latent = Tensor::from_f32(start.to_f32(), start.shape(), c.name);
   l.scales = c.scales;
-  l.zeros = c.zeros;
   return l;
 }
 
@@ -54,7 +50,7 @@ void qat_fake_quantize(const QatLayer& l, Tensor& out) {
   const float* w = l.latent.as<float>();
   float* o = out.mutable_as<float>();
   for_each_weight(l.scheme, [&](int64_t i, size_t g) {
-    o[i] = l.scheme.kept(i) ? affine_round(w[i], {stored_scale(l.scales[g]), zero_of(l, g)}, bits)
+    o[i] = l.scheme.kept(i) ? affine_round(w[i], {stored_scale(l.scales[g]), l.scheme.zero_point(g)}, bits)
                             : 0.0f;
   });
 }
@@ -70,7 +66,7 @@ void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
   float* dw = dlatent.mutable_as<float>();
   for_each_weight(l.scheme, [&](int64_t i, size_t g) {
     if (!l.scheme.kept(i)) return;
-    const float s = stored_scale(l.scales[g]), z = zero_of(l, g), v = w[i] / s;
+    const float s = stored_scale(l.scales[g]), z = l.scheme.zero_point(g), v = w[i] / s;
     const float q = std::nearbyint(v) + z;
     float ds;
     if (q < 0) {
@@ -92,11 +88,7 @@ CompressedTensor qat_pack(const QatLayer& l) {
   const float* w = l.latent.as<float>();
   std::vector<uint8_t> q(static_cast<size_t>(c.rows * c.cols));
   for_each_weight(c, [&](int64_t i, size_t g) {
-    q[size_t(i)] =
-        c.kept(i)
-            ? affine_code(w[i], {c.scales[g], c.symmetric ? float(1 << (c.bits - 1)) : c.zeros[g]},
-                          c.bits)
-            : 0;
+    q[size_t(i)] = c.kept(i) ? affine_code(w[i], {c.scales[g], c.zero_point(g)}, c.bits) : 0;
   });
   c.codes = pack_codes(q.data(), q.size(), c.bits);
   return c;

@@ -23,7 +23,7 @@ namespace mcw {
 struct QatLayer {
   CompressedTensor scheme;           // the layout (bits, groups, symmetry, mask); codes ignored
   Tensor latent;                     // f32 [out, in]: the weights training updates
-  std::vector<float> scales, zeros;  // [rows · groups]: the grid (scales learnt)
+  std::vector<float> scales;  // [rows · groups]: the learnt steps (zero points: the scheme's)
 };
 
 // A layer to train from `compressed` (Affine; its scales and zeros start the grid) with

@@ -455,7 +455,7 @@ TEST(Qat, GradientsAreStraightThroughAndLsq) {
     double sum = 0;
     for (int64_t i = 0; i < rows * cols; ++i) {
       const size_t g = size_t((i / cols) * (cols / group) + (i % cols) / group);
-      const double z = l.zeros[g], v0 = double(w[size_t(i)]) / l.scales[g];
+      const double z = l.scheme.zeros[g], v0 = double(w[size_t(i)]) / l.scales[g];
       const double q0 = std::nearbyint(v0) + z;
       double fake;
       if (q0 < 0)

@@ -102,22 +102,36 @@ void check_pattern(const std::string& src, const YAML::Node& at, const std::stri
   }
 }
 
+// params[key] from one entry of a mapping checked against `specs`; an unknown key fails
+// naming the allowed ones (`extra` first: keys the caller reads itself).
+void read_param(const std::string& src, const YAML::Node& key_node, const YAML::Node& value,
+                const std::string& where, const std::vector<ParamSpec>& specs,
+                const std::string& extra, json& params) {
+  const std::string key = key_node.Scalar();
+  auto p = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& ps) { return ps.key == key; });
+  if (p == specs.end()) {
+    std::string keys = extra;
+    for (const ParamSpec& ps : specs) keys += (keys.empty() ? "" : ", ") + ps.key;
+    fail(src, key_node, where + "unknown key '" + key + "' (allowed: " + keys + ")");
+  }
+  params[key] = check_param(src, value, where, *p, value);
+}
+
+// Every spec's default where `params` lacks it; a spec without one is required.
+void fill_param_defaults(const std::string& src, const YAML::Node& n, const std::string& where,
+                         const std::vector<ParamSpec>& specs, json& params) {
+  for (const ParamSpec& p : specs) {
+    if (params.contains(p.key)) continue;
+    if (p.fallback.is_null()) fail(src, n, where + "missing key '" + p.key + "'");
+    params[p.key] = p.fallback;
+  }
+}
+
 json parse_recovery(const std::string& src, const YAML::Node& n) {
   if (!n.IsMap()) fail(src, n, "'recovery' must be a mapping (keys: steps, rank, alpha, ...)");
-  const std::vector<ParamSpec>& specs = recovery_params();
   json out = json::object();
-  for (const auto& kv : n) {
-    const std::string key = kv.first.Scalar();
-    auto p = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& ps) { return ps.key == key; });
-    if (p == specs.end()) {
-      std::string keys;
-      for (const ParamSpec& ps : specs) keys += (keys.empty() ? "" : ", ") + ps.key;
-      fail(src, kv.first, "recovery: unknown key '" + key + "' (allowed: " + keys + ")");
-    }
-    out[key] = check_param(src, kv.second, "recovery: ", *p, kv.second);
-  }
-  for (const ParamSpec& p : specs)
-    if (!out.contains(p.key)) out[p.key] = p.fallback;
+  for (const auto& kv : n) read_param(src, kv.first, kv.second, "recovery: ", recovery_params(), "", out);
+  fill_param_defaults(src, n, "recovery: ", recovery_params(), out);
   return out;
 }
 
@@ -146,20 +160,9 @@ RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t inde
       (key == "targets" ? s.targets : s.ignore) = std::move(list);
       continue;
     }
-    auto p = std::find_if(spec->params.begin(), spec->params.end(),
-                          [&](const ParamSpec& ps) { return ps.key == key; });
-    if (p == spec->params.end()) {
-      std::string keys = "targets, ignore";
-      for (const ParamSpec& ps : spec->params) keys += ", " + ps.key;
-      fail(src, kv.first, where + "unknown key '" + key + "' (allowed: " + keys + ")");
-    }
-    s.params[key] = check_param(src, kv.second, where, *p, kv.second);
+    read_param(src, kv.first, kv.second, where, spec->params, "targets, ignore", s.params);
   }
-  for (const ParamSpec& p : spec->params) {
-    if (s.params.contains(p.key)) continue;
-    if (p.fallback.is_null()) fail(src, n, where + "missing key '" + p.key + "'");
-    s.params[p.key] = p.fallback;
-  }
+  fill_param_defaults(src, n, where, spec->params, s.params);
   if (s.targets.empty()) fail(src, n, where + "'targets' is empty");
   return s;
 }

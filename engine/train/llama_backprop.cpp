@@ -57,12 +57,11 @@ void fill_zero(LlamaModel& grads) {
   for (auto& [name, t] : grads.named_tensors()) std::memset(t->mutable_data(), 0, t->nbytes());
 }
 
-double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
-                           int64_t T, LlamaActivations& a, const CancelToken* cancel,
-                           const float* teacher_probs) {
+void split_training_windows(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
+                            int64_t T, std::vector<int32_t>& inputs,
+                            std::vector<int32_t>& targets) {
   const LlamaConfig& c = m.cfg;
-  const int64_t N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
-  const int64_t V = c.vocab_size;
+  const int64_t N = B * T, V = c.vocab_size;
   if (B <= 0 || T <= 0 || int64_t(windows.size()) != B * (T + 1))
     throw Error("", "training batch of " + std::to_string(windows.size()) +
                         " tokens does not hold " + std::to_string(B) + " windows of " +
@@ -79,52 +78,62 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
     throw Error("", "training windows of " + std::to_string(T) + " tokens exceed the model's " +
                         std::to_string(c.sliding_window) +
                         "-token attention window, which training does not apply");
-  a.B = B, a.T = T;
-  a.inputs.resize(size_t(N));
-  a.targets.resize(size_t(N));
+  inputs.resize(size_t(N));
+  targets.resize(size_t(N));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t <= T; ++t) {
       const int32_t id = windows[size_t(b * (T + 1) + t)];
       if (id < 0 || id >= V)
         throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
                             std::to_string(V) + ")");
-      if (t < T) a.inputs[size_t(b * T + t)] = id;
-      if (t > 0) a.targets[size_t(b * T + t - 1)] = id;
+      if (t < T) inputs[size_t(b * T + t)] = id;
+      if (t > 0) targets[size_t(b * T + t - 1)] = id;
     }
+}
 
-  const std::vector<float> inv_freq = rope_inv_freq(c);
+void llama_block_forward(const LlamaConfig& c, const LlamaLayer& L, int64_t B, int64_t T,
+                         const float* inv_freq, std::vector<float>& x, LayerActivations& A) {
+  const int64_t N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
   const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
+  A.x_in = x;
+  resize(A.inv_rms1, N), resize(A.xn1, N * D), resize(A.q, N * Q), resize(A.k, N * KV);
+  resize(A.v, N * KV), resize(A.probs, B * c.n_heads * T * T), resize(A.att, N * Q);
+  resize(A.inv_rms2, N), resize(A.xn2, N * D), resize(A.gate, N * H), resize(A.up, N * H);
+  resize(A.act, N * H);
+
+  rmsnorm_forward(A.x_in.data(), L.attn_norm.as<float>(), A.xn1.data(), A.inv_rms1.data(), N, D,
+                  c.rms_eps);
+  matmul_wt(A.xn1.data(), L.wq.as<float>(), A.q.data(), N, Q, D, bias_of(L.bq));
+  matmul_wt(A.xn1.data(), L.wk.as<float>(), A.k.data(), N, KV, D, bias_of(L.bk));
+  matmul_wt(A.xn1.data(), L.wv.as<float>(), A.v.data(), N, KV, D, bias_of(L.bv));
+  rope_rows(A.q.data(), B, T, c.n_heads, c.head_dim, inv_freq, false);
+  rope_rows(A.k.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq, false);
+  attention_forward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), A.att.data());
+  matmul_wt(A.att.data(), L.wo.as<float>(), x.data(), N, D, Q, nullptr, /*accumulate=*/true);
+  A.x_mid = x;
+
+  rmsnorm_forward(A.x_mid.data(), L.ffn_norm.as<float>(), A.xn2.data(), A.inv_rms2.data(), N, D,
+                  c.rms_eps);
+  matmul_wt(A.xn2.data(), L.w_gate.as<float>(), A.gate.data(), N, H, D);
+  matmul_wt(A.xn2.data(), L.w_up.as<float>(), A.up.data(), N, H, D);
+  swiglu_forward(A.gate.data(), A.up.data(), A.act.data(), N * H);
+  matmul_wt(A.act.data(), L.w_down.as<float>(), x.data(), N, D, H, nullptr, /*accumulate=*/true);
+}
+
+double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
+                           int64_t T, LlamaActivations& a, const CancelToken* cancel,
+                           const float* teacher_probs) {
+  const LlamaConfig& c = m.cfg;
+  const int64_t N = B * T, D = c.dim, V = c.vocab_size;
+  split_training_windows(m, windows, B, T, a.inputs, a.targets);
+  a.B = B, a.T = T;
+  const std::vector<float> inv_freq = rope_inv_freq(c);
   a.layers.resize(size_t(c.n_layers));
   std::vector<float> x(size_t(N * D));
   embedding_forward(m.tok_embd.as<float>(), a.inputs, x.data(), D);
-
   for (int64_t l = 0; l < c.n_layers; ++l) {
     check_cancel(cancel);
-    const LlamaLayer& L = m.layers[size_t(l)];
-    LayerActivations& A = a.layers[size_t(l)];
-    A.x_in = x;
-    resize(A.inv_rms1, N), resize(A.xn1, N * D), resize(A.q, N * Q), resize(A.k, N * KV);
-    resize(A.v, N * KV), resize(A.probs, B * c.n_heads * T * T), resize(A.att, N * Q);
-    resize(A.inv_rms2, N), resize(A.xn2, N * D), resize(A.gate, N * H), resize(A.up, N * H);
-    resize(A.act, N * H);
-
-    rmsnorm_forward(A.x_in.data(), L.attn_norm.as<float>(), A.xn1.data(), A.inv_rms1.data(), N, D,
-                    c.rms_eps);
-    matmul_wt(A.xn1.data(), L.wq.as<float>(), A.q.data(), N, Q, D, bias_of(L.bq));
-    matmul_wt(A.xn1.data(), L.wk.as<float>(), A.k.data(), N, KV, D, bias_of(L.bk));
-    matmul_wt(A.xn1.data(), L.wv.as<float>(), A.v.data(), N, KV, D, bias_of(L.bv));
-    rope_rows(A.q.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), false);
-    rope_rows(A.k.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), false);
-    attention_forward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), A.att.data());
-    matmul_wt(A.att.data(), L.wo.as<float>(), x.data(), N, D, Q, nullptr, /*accumulate=*/true);
-    A.x_mid = x;
-
-    rmsnorm_forward(A.x_mid.data(), L.ffn_norm.as<float>(), A.xn2.data(), A.inv_rms2.data(), N, D,
-                    c.rms_eps);
-    matmul_wt(A.xn2.data(), L.w_gate.as<float>(), A.gate.data(), N, H, D);
-    matmul_wt(A.xn2.data(), L.w_up.as<float>(), A.up.data(), N, H, D);
-    swiglu_forward(A.gate.data(), A.up.data(), A.act.data(), N * H);
-    matmul_wt(A.act.data(), L.w_down.as<float>(), x.data(), N, D, H, nullptr, /*accumulate=*/true);
+    llama_block_forward(c, m.layers[size_t(l)], B, T, inv_freq.data(), x, a.layers[size_t(l)]);
   }
   check_cancel(cancel);
   a.x_final = std::move(x);
@@ -144,23 +153,60 @@ double llama_train_forward(const LlamaModel& m, std::span<const int32_t> windows
 
 namespace {
 
+// One block's backward: dx holds the gradient w.r.t. the block's output and becomes that
+// w.r.t. its input (adding the paths through each residual branch); weight gradients go
+// into *G when it is set, each linear's x and dy to *linear when it is set.
+void block_backward(const LlamaConfig& c, const LlamaLayer& L, int64_t l, const LayerActivations& A,
+                    int64_t B, int64_t T, const float* inv_freq, std::vector<float>& dx,
+                    LlamaLayer* G, const LinearGradFn* linear, BlockGradients& s) {
+  const int64_t N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+  const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
+  auto gw = [&](Tensor LlamaLayer::*member) { return G ? (G->*member).mutable_as<float>() : nullptr; };
+  auto gb = [&](Tensor LlamaLayer::*member) { return G ? bias_grad(G->*member) : nullptr; };
+  // dx += dy·W, the weight's gradient where wanted, and the hook.
+  auto lin = [&](LlamaLinear which, const float* x, const Tensor& w, const float* dy, float* dxo,
+                 float* dw, float* db, int64_t out, int64_t in) {
+    linear_backward(x, w.as<float>(), dy, dxo, dw, db, N, out, in);
+    if (linear) (*linear)(l, which, x, dy, N);
+  };
+  for (std::vector<float>* v : {&s.dact, &s.dgate, &s.dup}) v->assign(size_t(N * H), 0.0f);
+  s.dxn.assign(size_t(N * D), 0.0f);
+  lin(LlamaLinear::Down, A.act.data(), L.w_down, dx.data(), s.dact.data(), gw(&LlamaLayer::w_down),
+      nullptr, D, H);
+  swiglu_backward(A.gate.data(), A.up.data(), s.dact.data(), s.dgate.data(), s.dup.data(), N * H);
+  lin(LlamaLinear::Gate, A.xn2.data(), L.w_gate, s.dgate.data(), s.dxn.data(),
+      gw(&LlamaLayer::w_gate), nullptr, H, D);
+  lin(LlamaLinear::Up, A.xn2.data(), L.w_up, s.dup.data(), s.dxn.data(), gw(&LlamaLayer::w_up),
+      nullptr, H, D);
+  rmsnorm_backward(A.x_mid.data(), L.ffn_norm.as<float>(), A.inv_rms2.data(), s.dxn.data(),
+                   dx.data(), gw(&LlamaLayer::ffn_norm), N, D);
+
+  s.datt.assign(size_t(N * Q), 0.0f), s.dq.assign(size_t(N * Q), 0.0f);
+  s.dk.assign(size_t(N * KV), 0.0f), s.dv.assign(size_t(N * KV), 0.0f);
+  zero(s.dxn);
+  lin(LlamaLinear::O, A.att.data(), L.wo, dx.data(), s.datt.data(), gw(&LlamaLayer::wo), nullptr,
+      D, Q);
+  attention_backward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), s.datt.data(),
+                     s.dq.data(), s.dk.data(), s.dv.data());
+  rope_rows(s.dq.data(), B, T, c.n_heads, c.head_dim, inv_freq, /*inverse=*/true);
+  rope_rows(s.dk.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq, /*inverse=*/true);
+  lin(LlamaLinear::Q, A.xn1.data(), L.wq, s.dq.data(), s.dxn.data(), gw(&LlamaLayer::wq),
+      gb(&LlamaLayer::bq), Q, D);
+  lin(LlamaLinear::K, A.xn1.data(), L.wk, s.dk.data(), s.dxn.data(), gw(&LlamaLayer::wk),
+      gb(&LlamaLayer::bk), KV, D);
+  lin(LlamaLinear::V, A.xn1.data(), L.wv, s.dv.data(), s.dxn.data(), gw(&LlamaLayer::wv),
+      gb(&LlamaLayer::bv), KV, D);
+  rmsnorm_backward(A.x_in.data(), L.attn_norm.as<float>(), A.inv_rms1.data(), s.dxn.data(),
+                   dx.data(), gw(&LlamaLayer::attn_norm), N, D);
+}
+
 // The backward pass: weight gradients into *g when it is set, each linear's x and dy to
 // *linear when it is set.
 void backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight, LlamaModel* g,
               const LinearGradFn* linear, const CancelToken* cancel) {
   const LlamaConfig& c = m.cfg;
-  const int64_t B = a.B, T = a.T, N = B * T, D = c.dim, H = c.hidden_dim, Q = c.q_dim();
-  const int64_t KV = c.kv_dim(), V = c.vocab_size;
+  const int64_t N = a.B * a.T, D = c.dim, V = c.vocab_size;
   const std::vector<float> inv_freq = rope_inv_freq(c);
-  const AttentionShape shape{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
-  auto grad_of = [&](Tensor& t) { return g ? t.mutable_as<float>() : nullptr; };
-  // dx += dy·W, the weight's gradient where wanted, and the hook.
-  auto lin = [&](int64_t layer, LlamaLinear which, const float* x, const Tensor& w, const float* dy,
-                 float* dx, float* dw, float* db, int64_t out, int64_t in) {
-    linear_backward(x, w.as<float>(), dy, dx, dw, db, N, out, in);
-    if (linear) (*linear)(layer, which, x, dy, N);
-  };
-
   std::vector<float> dlogits(size_t(N * V)), dx(size_t(N * D)), dxn(size_t(N * D));
   if (a.soft_targets.empty())
     cross_entropy_backward(a.probs.data(), a.targets, V, loss_weight / double(N), dlogits.data());
@@ -168,54 +214,28 @@ void backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight
     kl_divergence_backward(a.probs.data(), a.soft_targets.data(), N, V, loss_weight / double(N),
                            dlogits.data());
   float* dhead = g ? (c.tie_embeddings ? g->tok_embd : g->output).mutable_as<float>() : nullptr;
-  lin(-1, LlamaLinear::Head, a.xn_final.data(), m.lm_head(), dlogits.data(), dxn.data(), dhead,
-      nullptr, V, D);
+  linear_backward(a.xn_final.data(), m.lm_head().as<float>(), dlogits.data(), dxn.data(), dhead,
+                  nullptr, N, V, D);
+  if (linear) (*linear)(-1, LlamaLinear::Head, a.xn_final.data(), dlogits.data(), N);
   rmsnorm_backward(a.x_final.data(), m.out_norm.as<float>(), a.inv_rms_final.data(), dxn.data(),
                    dx.data(), g ? g->out_norm.mutable_as<float>() : nullptr, N, D);
-
-  std::vector<float> dact(size_t(N * H)), dgate(size_t(N * H)), dup(size_t(N * H));
-  std::vector<float> datt(size_t(N * Q)), dq(size_t(N * Q)), dk(size_t(N * KV)), dv(size_t(N * KV));
-  // dx holds the gradient w.r.t. the current layer's output, then (by adding the paths
-  // through each residual branch) w.r.t. its input.
+  BlockGradients scratch;
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
     check_cancel(cancel);
-    const LlamaLayer& L = m.layers[size_t(l)];
-    LlamaLayer* G = g ? &g->layers[size_t(l)] : nullptr;
-    auto gw = [&](Tensor LlamaLayer::*member) { return G ? grad_of(G->*member) : nullptr; };
-    auto gb = [&](Tensor LlamaLayer::*member) { return G ? bias_grad(G->*member) : nullptr; };
-    const LayerActivations& A = a.layers[size_t(l)];
-
-    zero(dact), zero(dgate), zero(dup), zero(dxn);
-    lin(l, LlamaLinear::Down, A.act.data(), L.w_down, dx.data(), dact.data(), gw(&LlamaLayer::w_down),
-        nullptr, D, H);
-    swiglu_backward(A.gate.data(), A.up.data(), dact.data(), dgate.data(), dup.data(), N * H);
-    lin(l, LlamaLinear::Gate, A.xn2.data(), L.w_gate, dgate.data(), dxn.data(),
-        gw(&LlamaLayer::w_gate), nullptr, H, D);
-    lin(l, LlamaLinear::Up, A.xn2.data(), L.w_up, dup.data(), dxn.data(), gw(&LlamaLayer::w_up),
-        nullptr, H, D);
-    rmsnorm_backward(A.x_mid.data(), L.ffn_norm.as<float>(), A.inv_rms2.data(), dxn.data(),
-                     dx.data(), gw(&LlamaLayer::ffn_norm), N, D);
-
-    zero(datt), zero(dq), zero(dk), zero(dv), zero(dxn);
-    lin(l, LlamaLinear::O, A.att.data(), L.wo, dx.data(), datt.data(), gw(&LlamaLayer::wo), nullptr,
-        D, Q);
-    attention_backward(shape, A.q.data(), A.k.data(), A.v.data(), A.probs.data(), datt.data(),
-                       dq.data(), dk.data(), dv.data());
-    rope_rows(dq.data(), B, T, c.n_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
-    rope_rows(dk.data(), B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), /*inverse=*/true);
-    lin(l, LlamaLinear::Q, A.xn1.data(), L.wq, dq.data(), dxn.data(), gw(&LlamaLayer::wq),
-        gb(&LlamaLayer::bq), Q, D);
-    lin(l, LlamaLinear::K, A.xn1.data(), L.wk, dk.data(), dxn.data(), gw(&LlamaLayer::wk),
-        gb(&LlamaLayer::bk), KV, D);
-    lin(l, LlamaLinear::V, A.xn1.data(), L.wv, dv.data(), dxn.data(), gw(&LlamaLayer::wv),
-        gb(&LlamaLayer::bv), KV, D);
-    rmsnorm_backward(A.x_in.data(), L.attn_norm.as<float>(), A.inv_rms1.data(), dxn.data(),
-                     dx.data(), gw(&LlamaLayer::attn_norm), N, D);
+    block_backward(c, m.layers[size_t(l)], l, a.layers[size_t(l)], a.B, a.T, inv_freq.data(), dx,
+                   g ? &g->layers[size_t(l)] : nullptr, linear, scratch);
   }
   if (g) embedding_backward(a.inputs, dx.data(), g->tok_embd.mutable_as<float>(), D);
 }
 
 }  // namespace
+
+void llama_block_frozen_backward(const LlamaConfig& c, const LlamaLayer& L, int64_t layer,
+                                 const LayerActivations& A, int64_t B, int64_t T,
+                                 const float* inv_freq, std::vector<float>& dx,
+                                 const LinearGradFn& linear, BlockGradients& scratch) {
+  block_backward(c, L, layer, A, B, T, inv_freq, dx, nullptr, &linear, scratch);
+}
 
 void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,
                           LlamaModel& g, const CancelToken* cancel) {

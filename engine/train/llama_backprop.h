@@ -63,4 +63,25 @@ using LinearGradFn = std::function<void(int64_t layer, LlamaLinear which, const 
 void llama_frozen_backward(const LlamaModel& m, const LlamaActivations& act, double loss_weight,
                            const LinearGradFn& linear, const CancelToken* cancel = nullptr);
 
+// The pieces of the above for code that runs the model block by block (recovery at real
+// size, which keeps only each block's input and recomputes the block in the backward).
+// split_training_windows: the inputs and targets of B windows of T + 1 tokens, with the
+// checks llama_train_forward makes (mcw::Error for a bad batch, a token outside the
+// vocabulary or a model the backward cannot train).
+void split_training_windows(const LlamaModel& m, std::span<const int32_t> windows, int64_t B,
+                            int64_t T, std::vector<int32_t>& inputs, std::vector<int32_t>& targets);
+// One block's forward over x [B·T, D] (its input, which becomes its output), with f32
+// weights; A gets what the block's backward needs. inv_freq: rope_inv_freq(c).
+void llama_block_forward(const LlamaConfig& c, const LlamaLayer& L, int64_t B, int64_t T,
+                         const float* inv_freq, std::vector<float>& x, LayerActivations& A);
+// One block's frozen backward: dx [B·T, D], the gradient w.r.t. the block's output, becomes
+// that w.r.t. its input; each linear's x and dy go to `linear` (as block `layer`).
+struct BlockGradients {  // scratch, reused across blocks
+  std::vector<float> dact, dgate, dup, datt, dq, dk, dv, dxn;
+};
+void llama_block_frozen_backward(const LlamaConfig& c, const LlamaLayer& L, int64_t layer,
+                                 const LayerActivations& A, int64_t B, int64_t T,
+                                 const float* inv_freq, std::vector<float>& dx,
+                                 const LinearGradFn& linear, BlockGradients& scratch);
+
 }  // namespace mcw

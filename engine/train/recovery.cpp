@@ -16,6 +16,7 @@
 #include "engine/train/lora_merge.h"
 #include "engine/train/optimizer.h"
 #include "engine/train/qat.h"
+#include "engine/train/streamed_student.h"
 #include "engine/train/trainer.h"
 
 namespace mcw {
@@ -202,14 +203,62 @@ std::map<std::pair<int64_t, int>, size_t> linear_index(const std::vector<std::st
   return out;
 }
 
+// How the loop runs its student: a training step (the mean loss over B windows, KL from
+// the teacher's probabilities when given; each linear's x and dy of the backward to the
+// hook) and the held-out evaluation (each window's mean cross-entropy, and KL with the
+// teacher's probabilities, added to *ce and *kl).
+struct Student {
+  std::function<double(std::span<const int32_t> windows, int64_t B, int64_t T,
+                       const float* teacher, const LinearGradFn& linear)>
+      step;
+  std::function<void(std::span<const int32_t> windows, int64_t n, int64_t T, const float* teacher,
+                     double* ce, double* kl)>
+      evaluate;
+};
+
+// The student as one f32 model in memory, all activations kept (QAT's, whose latent
+// weights are f32 copies of the linears anyway).
+Student in_memory_student(const LlamaModel& model, LlamaActivations& act,
+                          const CancelToken* cancel) {
+  Student s;
+  s.step = [&model, &act, cancel](std::span<const int32_t> windows, int64_t B, int64_t T,
+                                  const float* teacher, const LinearGradFn& linear) {
+    const double loss = llama_train_forward(model, windows, B, T, act, cancel, teacher);
+    llama_frozen_backward(model, act, 1.0, linear, cancel);
+    return loss;
+  };
+  s.evaluate = [&model, &act, cancel](std::span<const int32_t> windows, int64_t n, int64_t T,
+                                      const float* teacher, double* ce, double* kl) {
+    const int64_t V = model.cfg.vocab_size;
+    for (int64_t w = 0; w < n; ++w) {
+      const auto window = windows.subspan(size_t(w * (T + 1)), size_t(T + 1));
+      // The forward's loss is the KL from the teacher when there is one (the training
+      // loss's own code); the next tokens' NLL comes from the probabilities it leaves.
+      const double loss =
+          llama_train_forward(model, window, 1, T, act, cancel, teacher ? teacher + w * T * V : nullptr);
+      if (!teacher) {
+        *ce += loss;
+        continue;
+      }
+      *kl += loss;
+      double nll = 0;
+      for (int64_t t = 0; t < T; ++t)
+        nll -=
+            std::log(std::max(double(act.probs[size_t(t * V + act.targets[size_t(t)])]), 1e-300));
+      *ce += nll / double(T);
+    }
+  };
+  return s;
+}
+
 // The loop both methods share: batches of the training text, the distillation target,
-// the model's backward, the method's gradients, clipping, AdamW on the warm-up + cosine
-// schedule, and the held-out curve (r.merged is the student).
-void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t> train_tokens,
-           std::span<const int32_t> eval_tokens, const RecoveryOptions& o, Trainables& m,
-           const ProgressFn& progress, const CancelToken* cancel, const RecoveryStepFn& on_step) {
-  const int64_t T = std::min(o.seq_len, r.merged.cfg.max_seq_len), B = o.batch;
-  const int64_t V = r.merged.cfg.vocab_size;
+// the student's step, the method's gradients, clipping, AdamW on the warm-up + cosine
+// schedule, and the held-out curve.
+void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
+           std::span<const int32_t> train_tokens, std::span<const int32_t> eval_tokens,
+           const RecoveryOptions& o, Student& student, Trainables& m, const ProgressFn& progress,
+           const CancelToken* cancel, const RecoveryStepFn& on_step) {
+  const int64_t T = std::min(o.seq_len, cfg.max_seq_len), B = o.batch;
   const bool distill = o.distill && teacher;
   AdamW adam({.weight_decay = o.weight_decay});
   const LrSchedule sched{o.lr, o.min_lr, o.warmup, o.steps};
@@ -219,29 +268,10 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
   const std::vector<int32_t> held_out = held_out_windows(eval_tokens, T, o.eval_windows, &n_eval);
   std::vector<float> held_out_teacher;
   if (teacher && n_eval) teacher_probs(*teacher, held_out, n_eval, T, held_out_teacher);
-  LlamaActivations act;
   auto evaluate = [&](RecoveryStep& st) {
     if (!n_eval) return;
     double ce = 0, kl = 0;
-    for (int64_t w = 0; w < n_eval; ++w) {
-      const auto window =
-          std::span<const int32_t>(held_out).subspan(size_t(w * (T + 1)), size_t(T + 1));
-      // The forward's loss is the KL from the teacher when there is one (the training
-      // loss's own code); the next tokens' NLL comes from the probabilities it leaves.
-      const double loss =
-          llama_train_forward(r.merged, window, 1, T, act, cancel,
-                              teacher ? held_out_teacher.data() + w * T * V : nullptr);
-      if (!teacher) {
-        ce += loss;
-        continue;
-      }
-      kl += loss;
-      double nll = 0;
-      for (int64_t t = 0; t < T; ++t)
-        nll -=
-            std::log(std::max(double(act.probs[size_t(t * V + act.targets[size_t(t)])]), 1e-300));
-      ce += nll / double(T);
-    }
+    student.evaluate(held_out, n_eval, T, teacher ? held_out_teacher.data() : nullptr, &ce, &kl);
     st.eval_loss = ce / double(n_eval);
     if (teacher) st.eval_kl = kl / double(n_eval);
   };
@@ -293,17 +323,14 @@ void train(RecoveryResult& r, const LlamaModel* teacher, std::span<const int32_t
     RecoveryStep st;
     st.step = step + 1, st.total = o.steps;
     if (distill) teacher_probs(*teacher, windows, B, T, soft);
-    st.loss =
-        llama_train_forward(r.merged, windows, B, T, act, cancel, distill ? soft.data() : nullptr);
     for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
     // Frozen weights: no weight gradient is formed; each targeted linear takes its own.
-    llama_frozen_backward(
-        r.merged, act, 1.0,
+    st.loss = student.step(
+        windows, B, T, distill ? soft.data() : nullptr,
         [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
           const auto it = m.index.find({layer, int(which)});
           if (it != m.index.end()) m.gradients(it->second, x, dy, rows);
-        },
-        cancel);
+        });
     double norm2 = 0;
     for (std::span<float> g : m.grads)
       for (float x : g) norm2 += double(x) * x;
@@ -343,43 +370,55 @@ void add_param(Trainables& m, std::span<float> param, Shape shape, std::vector<T
 
 }  // namespace
 
-RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
-                            const std::vector<std::string>& targets,
-                            std::span<const int32_t> train_tokens,
-                            std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
-                            const ProgressFn& progress, const CancelToken* cancel,
-                            const RecoveryStepFn& on_step) {
-  check_options(compressed, teacher, train_tokens.size(),
-                std::min(o.seq_len, compressed.cfg.max_seq_len), o);
+RecoveryResult recover_lora_streamed(const LlamaModel& base,
+                                     std::span<const CompressedTensor> packed,
+                                     const LlamaModel* teacher,
+                                     const std::vector<std::string>& targets,
+                                     std::span<const int32_t> train_tokens,
+                                     std::span<const int32_t> eval_tokens,
+                                     const RecoveryOptions& o, const ProgressFn& progress,
+                                     const CancelToken* cancel, const RecoveryStepFn& on_step,
+                                     const std::string& packed_source) {
+  check_options(base, teacher, train_tokens.size(), std::min(o.seq_len, base.cfg.max_seq_len), o);
   if (targets.empty()) throw Error("", "recovery needs at least one linear to adapt");
   RecoveryResult r;
-  r.merged = clone_model(compressed);
-  r.adapters = init_lora(r.merged, targets, o.rank, o.alpha, o.scaling, o.seed);
+  r.adapters = init_lora(base, targets, o.rank, o.alpha, o.scaling, o.seed);
   const double s = r.adapters.scale();
-  // The frozen weights, apart from the student whose targeted weights are W + s·B·A.
-  std::vector<Tensor> frozen;
-  std::vector<Tensor*> merged;
-  for (const LoraAdapter& a : r.adapters.adapters) {
-    merged.push_back(find_mut(r.merged, a.name));
-    // The compressed model's own weight where it is f32 already (shared, not copied).
-    const Tensor& w = *find_weight(compressed, a.name);
-    frozen.push_back(w.dtype() == DType::F32 ? w : w.f32_copy());
-  }
+  StreamedStudent streamed(base, packed, &r.adapters, packed_source);
+  Student student;
+  student.step = [&](std::span<const int32_t> windows, int64_t B, int64_t T, const float* soft,
+                     const LinearGradFn& linear) {
+    return streamed.train_step(windows, B, T, soft, linear, cancel);
+  };
+  student.evaluate = [&](std::span<const int32_t> windows, int64_t n, int64_t T,
+                         const float* soft, double* ce, double* kl) {
+    streamed.evaluate(windows, n, T, o.batch, soft, ce, kl, cancel);
+  };
   Trainables m;
   std::vector<Tensor> g;  // dA, dB of each adapter
   for (LoraAdapter& a : r.adapters.adapters) {
     add_param(m, {a.a.mutable_as<float>(), size_t(a.a.numel())}, a.a.shape(), g, true);
     add_param(m, {a.b.mutable_as<float>(), size_t(a.b.numel())}, a.b.shape(), g, true);
   }
-  m.apply = [&] {
-    for (size_t i = 0; i < merged.size(); ++i)
-      merge_lora(frozen[i], r.adapters.adapters[i], s, *merged[i]);
-  };
+  m.apply = [] {};  // the student merges the adapters as it decodes each block
   m.index = linear_index(targets);
   m.gradients = [&](size_t i, const float* x, const float* dy, int64_t rows) {
     lora_gradients_from(r.adapters.adapters[i], s, x, dy, rows, g[2 * i], g[2 * i + 1]);
   };
-  train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
+  train(r, base.cfg, teacher, train_tokens, eval_tokens, o, student, m, progress, cancel, on_step);
+  return r;
+}
+
+RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
+                            const std::vector<std::string>& targets,
+                            std::span<const int32_t> train_tokens,
+                            std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
+                            const ProgressFn& progress, const CancelToken* cancel,
+                            const RecoveryStepFn& on_step) {
+  RecoveryResult r = recover_lora_streamed(compressed, {}, teacher, targets, train_tokens,
+                                           eval_tokens, o, progress, cancel, on_step);
+  r.merged = clone_model(compressed);
+  apply_lora(r.merged, r.adapters, "");
   return r;
 }
 
@@ -429,7 +468,10 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
     matmul_at(dy, x, dfake.mutable_as<float>(), l.scheme.rows, l.scheme.cols, rows);
     qat_gradients(l, dfake, g[2 * i], {g[2 * i + 1].mutable_as<float>(), l.scales.size()});
   };
-  train(r, teacher, train_tokens, eval_tokens, o, m, progress, cancel, on_step);
+  LlamaActivations act;
+  Student student = in_memory_student(r.merged, act, cancel);
+  train(r, r.merged.cfg, teacher, train_tokens, eval_tokens, o, student, m, progress, cancel,
+        on_step);
   for (const QatLayer& l : qat) r.quantized.push_back(qat_pack(l));
   return r;
 }

@@ -125,6 +125,22 @@ RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teac
                             const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
                             const RecoveryStepFn& on_step = {});
 
+// The same at any size (streamed_student.h): the frozen weights are `base`'s in their
+// dtype (usually mapped), with `packed`'s layers (read from `packed_source`) decoding in
+// place of the base's weights of their names; one block at a time is decoded to f32. The
+// result holds the adapters and the curve (no merged model). recover_lora is this with no
+// packed layers, then the adapters merged into an f32 copy of the model.
+RecoveryResult recover_lora_streamed(const LlamaModel& base,
+                                     std::span<const CompressedTensor> packed,
+                                     const LlamaModel* teacher,
+                                     const std::vector<std::string>& targets,
+                                     std::span<const int32_t> train_tokens,
+                                     std::span<const int32_t> eval_tokens,
+                                     const RecoveryOptions& opt, const ProgressFn& progress = {},
+                                     const CancelToken* cancel = nullptr,
+                                     const RecoveryStepFn& on_step = {},
+                                     const std::string& packed_source = "");
+
 // Quantisation-aware training (qat.h) of `layers` (affine quantised layers of
 // `compressed`; their grids start the training, the teacher's weights the latent ones).
 RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teacher,

@@ -1,0 +1,171 @@
+#include "engine/train/streamed_student.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/core/error.h"
+#include "engine/kernels/gemm.h"
+#include "engine/kernels/ops.h"
+#include "engine/kernels/stored_matmul.h"
+#include "engine/model/llama_tensors.h"
+#include "engine/train/train_ops.h"
+
+namespace mcw {
+
+namespace {
+
+void check_cancel(const CancelToken* c) {
+  if (c) c->throw_if_cancelled();
+}
+
+// The head's rows decoded to f32 this many at a time for dxn += dlogits·W (a 64 MiB tile at
+// Llama-3-8B's width, where the whole head in f32 is 2 GiB).
+constexpr int64_t kHeadRowsPerTile = 4096;
+
+}  // namespace
+
+StreamedStudent::StreamedStudent(const LlamaModel& base, std::span<const CompressedTensor> packed,
+                                 const LoraAdapters* adapters, const std::string& packed_source)
+    : base_(base), adapters_(adapters), inv_freq_(rope_inv_freq(base.cfg)) {
+  std::map<std::string, const Tensor*> weights;
+  for (const auto& [n, t] : base.named_tensors()) weights[n] = t;
+  for (const CompressedTensor& c : packed) {
+    const auto it = weights.find(c.name);
+    if (it == weights.end() || it->second->ndim() != 2 || it->second->dim(0) != c.rows ||
+        it->second->dim(1) != c.cols)
+      throw Error(packed_source, "layer " + c.name + " is not a weight of the model's shape");
+    packed_[c.name] = &c;
+  }
+  if (adapters)
+    for (const LoraAdapter& a : adapters->adapters) adapted_[a.name] = &a;
+}
+
+LlamaLayer StreamedStudent::block(int64_t layer) const {
+  LlamaLayer L = base_.layers[size_t(layer)];
+  for (const BlockTensor& t : llama_block_tensors()) {
+    if (!t.linear() || !t.present(base_.cfg)) continue;
+    const std::string name = block_tensor_name(layer, t);
+    Tensor& w = L.*t.member;
+    if (const auto p = packed_.find(name); p != packed_.end()) {
+      w = p->second->dequantize();
+    } else if (w.dtype() != DType::F32) {
+      Tensor f = Tensor::zeros(DType::F32, w.shape(), name);
+      weight_rows_f32(w, 0, w.dim(0), f.mutable_as<float>());
+      w = std::move(f);
+    }
+    if (const auto a = adapted_.find(name); a != adapted_.end()) {
+      Tensor merged = Tensor::zeros(DType::F32, w.shape(), name);
+      merge_lora(w, *a->second, adapters_->scale(), merged);
+      w = std::move(merged);
+    }
+  }
+  return L;
+}
+
+void StreamedStudent::forward_blocks(std::vector<float>& x, int64_t B, int64_t T,
+                                     std::vector<std::vector<float>>* saved,
+                                     const CancelToken* cancel) {
+  for (int64_t l = 0; l < base_.cfg.n_layers; ++l) {
+    check_cancel(cancel);
+    if (saved) (*saved)[size_t(l)] = x;
+    llama_block_forward(base_.cfg, block(l), B, T, inv_freq_.data(), x, act_);
+  }
+}
+
+void StreamedStudent::head_logits(const float* xn, int64_t T, float* logits) const {
+  const int64_t D = base_.cfg.dim, V = base_.cfg.vocab_size;
+  matmul_wt_stored(xn, D, base_.lm_head(), logits, V, T);
+}
+
+double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, int64_t T,
+                                   const float* teacher_probs, const LinearGradFn& linear,
+                                   const CancelToken* cancel) {
+  const LlamaConfig& c = base_.cfg;
+  const int64_t N = B * T, D = c.dim, V = c.vocab_size;
+  std::vector<int32_t> inputs, targets;
+  split_training_windows(base_, windows, B, T, inputs, targets);
+
+  std::vector<float> x(size_t(N * D));
+  llama_embed(base_, inputs, x.data());
+  std::vector<std::vector<float>> saved(size_t(c.n_layers));
+  forward_blocks(x, B, T, &saved, cancel);
+  check_cancel(cancel);
+  std::vector<float> inv_rms(static_cast<size_t>(N)), xn(size_t(N * D)), dxn(size_t(N * D), 0.0f);
+  rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D, c.rms_eps);
+
+  // The head one window at a time: logits, the loss and its gradient, and dxn += dlogits·W
+  // with W decoded a tile of rows at a time.
+  const Tensor& head = base_.lm_head();
+  const int64_t tile = std::min(kHeadRowsPerTile, V);
+  std::vector<float> probs(size_t(T * V)), dlogits(size_t(T * V)), w(size_t(tile * D));
+  double loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    check_cancel(cancel);
+    head_logits(xn.data() + b * T * D, T, probs.data());
+    const std::span<const int32_t> tb =
+        std::span<const int32_t>(targets).subspan(size_t(b * T), size_t(T));
+    if (teacher_probs) {
+      const float* tp = teacher_probs + b * T * V;
+      loss += kl_divergence_forward(probs.data(), tp, T, V);
+      kl_divergence_backward(probs.data(), tp, T, V, 1.0 / double(N), dlogits.data());
+    } else {
+      loss += cross_entropy_forward(probs.data(), tb, V);
+      cross_entropy_backward(probs.data(), tb, V, 1.0 / double(N), dlogits.data());
+    }
+    for (int64_t v0 = 0; v0 < V; v0 += tile) {
+      const int64_t rows = std::min(tile, V - v0);
+      weight_rows_f32(head, v0, v0 + rows, w.data());
+      matmul_strided(dlogits.data() + v0, V, w.data(), D, dxn.data() + b * T * D, D, T, D, rows,
+                     /*accumulate=*/true);
+    }
+  }
+  std::vector<float> dx(size_t(N * D), 0.0f);
+  rmsnorm_backward(x.data(), base_.out_norm.as<float>(), inv_rms.data(), dxn.data(), dx.data(),
+                   nullptr, N, D);
+  // Each block again from its saved input (recomputed, not kept), then its backward.
+  for (int64_t l = c.n_layers - 1; l >= 0; --l) {
+    check_cancel(cancel);
+    const LlamaLayer L = block(l);
+    llama_block_forward(c, L, B, T, inv_freq_.data(), saved[size_t(l)], act_);
+    std::vector<float>().swap(saved[size_t(l)]);
+    llama_block_frozen_backward(c, L, l, act_, B, T, inv_freq_.data(), dx, linear, scratch_);
+  }
+  return loss / double(N);
+}
+
+void StreamedStudent::evaluate(std::span<const int32_t> windows, int64_t n, int64_t T,
+                               int64_t group, const float* teacher_probs, double* ce, double* kl,
+                               const CancelToken* cancel) {
+  const LlamaConfig& c = base_.cfg;
+  const int64_t D = c.dim, V = c.vocab_size;
+  group = std::max<int64_t>(1, group);
+  std::vector<float> probs(size_t(T * V));
+  for (int64_t w0 = 0; w0 < n; w0 += group) {
+    const int64_t B = std::min(group, n - w0), N = B * T;
+    std::vector<int32_t> inputs, targets;
+    split_training_windows(base_, windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T,
+                           inputs, targets);
+    std::vector<float> x(size_t(N * D)), xn(size_t(N * D)), inv_rms(static_cast<size_t>(N));
+    llama_embed(base_, inputs, x.data());
+    forward_blocks(x, B, T, nullptr, cancel);
+    rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D,
+                    c.rms_eps);
+    for (int64_t b = 0; b < B; ++b) {
+      head_logits(xn.data() + b * T * D, T, probs.data());
+      const int32_t* tb = targets.data() + b * T;
+      if (!teacher_probs) {
+        *ce += cross_entropy_forward(probs.data(), {tb, size_t(T)}, V) / double(T);
+        continue;
+      }
+      *kl +=
+          kl_divergence_forward(probs.data(), teacher_probs + (w0 + b) * T * V, T, V) / double(T);
+      // The next tokens' NLL from the probabilities the KL's forward leaves.
+      double nll = 0;
+      for (int64_t t = 0; t < T; ++t)
+        nll -= std::log(std::max(double(probs[size_t(t * V + tb[t])]), 1e-300));
+      *ce += nll / double(T);
+    }
+  }
+}
+
+}  // namespace mcw

@@ -1,0 +1,70 @@
+// The student of a LoRA recovery at any size. Its frozen weights stay where they are: the
+// model's tensors in their dtype (a loaded model's are views of the mapped file) and the
+// compressed layers packed; one block at a time is decoded to f32, with that block's
+// adapters merged in (W' = W + s·B·A), run, and dropped. A training step keeps only each
+// block's input and recomputes the block in the backward pass (activation checkpointing),
+// and the head's logits exist one window at a time; so the anonymous memory is one block's
+// weights and activations, B·T·D per block for the saved inputs, and T·V for a window's
+// logits, whatever the model's size (streamed_recovery_bytes).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/compress/compressed_tensor.h"
+#include "engine/core/progress.h"
+#include "engine/model/llama_model.h"
+#include "engine/train/llama_backprop.h"
+#include "engine/train/lora.h"
+
+namespace mcw {
+
+class StreamedStudent {
+ public:
+  // `base`, `packed` and `adapters` must outlive the student. A packed layer replaces the
+  // base's weight of its name (mcw::Error naming `packed_source` for a layer the model lacks
+  // or of another shape); `adapters` may be null (no adapters) and are read at each step,
+  // so an optimizer may update them in place between steps.
+  StreamedStudent(const LlamaModel& base, std::span<const CompressedTensor> packed,
+                  const LoraAdapters* adapters, const std::string& packed_source = "");
+
+  // One training step over B windows of T + 1 tokens: the mean loss (KL(teacher ‖ model)
+  // with teacher_probs [B·T, vocab], else the next tokens' cross-entropy), and each
+  // linear's input x and output gradient dy of its backward to `linear`, for the gradient
+  // of that mean. What llama_train_forward + llama_frozen_backward give on the model with
+  // the adapters merged, up to f32 summation order.
+  double train_step(std::span<const int32_t> windows, int64_t B, int64_t T,
+                    const float* teacher_probs, const LinearGradFn& linear,
+                    const CancelToken* cancel = nullptr);
+
+  // Held-out: for each of n windows of T + 1 tokens (run `group` at a time), its mean
+  // next-token cross-entropy added to *ce and, with teacher_probs [n·T, vocab], its mean KL
+  // added to *kl.
+  void evaluate(std::span<const int32_t> windows, int64_t n, int64_t T, int64_t group,
+                const float* teacher_probs, double* ce, double* kl,
+                const CancelToken* cancel = nullptr);
+
+  // Block `layer` with f32 weights: decoded, packed layers in place of the base's, adapters
+  // merged; norms and biases shared with the base.
+  LlamaLayer block(int64_t layer) const;
+
+ private:
+  // Runs the blocks over x [B·T, D] (the embeddings), keeping each block's input in
+  // `saved` when it is not null.
+  void forward_blocks(std::vector<float>& x, int64_t B, int64_t T,
+                      std::vector<std::vector<float>>* saved, const CancelToken* cancel);
+  // Row r of the final norm's output [rows, D] times the head: logits [T, vocab].
+  void head_logits(const float* xn, int64_t T, float* logits) const;
+
+  const LlamaModel& base_;
+  const LoraAdapters* adapters_;
+  std::map<std::string, const CompressedTensor*> packed_;
+  std::map<std::string, const LoraAdapter*> adapted_;
+  std::vector<float> inv_freq_;
+  LayerActivations act_;    // one block's, reused
+  BlockGradients scratch_;  // one block's gradients, reused
+};
+
+}  // namespace mcw

@@ -1,0 +1,193 @@
+// The block-streamed student of a LoRA recovery against the whole-model training pass on
+// the same weights: the frozen model in bf16 with packed layers and adapters, decoded one
+// block at a time, must give the loss, the adapters' gradients and the held-out scores that
+// llama_train_forward / llama_frozen_backward give on the model decoded whole to f32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "engine/compress/rtn.h"
+#include "engine/core/error.h"
+#include "engine/core/half.h"
+#include "engine/kernels/ops.h"
+#include "engine/model/llama_tensors.h"
+#include "engine/train/llama_backprop.h"
+#include "engine/train/lora.h"
+#include "engine/train/recovery.h"
+#include "engine/train/streamed_student.h"
+#include "engine/train/train_ops.h"
+#include "llama_test_util.h"
+
+using namespace mcw;
+
+namespace {
+
+// Every matrix of `m` stored as bf16 (as a real checkpoint holds it); vectors stay f32.
+LlamaModel to_bf16(const LlamaModel& m) {
+  LlamaModel out = m;
+  for (auto& [name, t] : out.named_tensors()) {
+    if (t->ndim() != 2) continue;
+    Tensor b = Tensor::zeros(DType::BF16, t->shape(), name);
+    f32_to_bf16_row(t->as<float>(), b.mutable_as<uint16_t>(), size_t(t->numel()));
+    *t = std::move(b);
+  }
+  return out;
+}
+
+struct StudentModels {
+  LlamaModel stored;                     // bf16 matrices
+  std::vector<CompressedTensor> packed;  // 3-bit RTN of two linears
+  LoraAdapters adapters;
+  LlamaModel reference;  // f32: stored decoded, packed layers decoded in, adapters merged
+};
+
+StudentModels make(const LlamaConfig& cfg) {
+  StudentModels s;
+  s.stored = to_bf16(test::random_llama(cfg, 41));
+  LlamaModel decoded = clone_model(s.stored);
+  for (const char* name :
+       {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"})
+    for (const auto& [n, t] : decoded.named_tensors())
+      if (n == name) {
+        RtnOptions o;
+        o.bits = 3, o.group_size = 8;
+        s.packed.push_back(
+            quantize_rtn(t->as<float>(), t->dim(0), t->dim(1), o, nullptr, nullptr, n));
+      }
+  decode_layers_into(decoded, s.packed, "packed");
+  // Adapters on a packed layer, a bf16 one and one of each kind more, with B nonzero.
+  s.adapters =
+      init_lora(decoded,
+                {"model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight",
+                 "model.layers.1.self_attn.o_proj.weight", "model.layers.1.mlp.down_proj.weight"},
+                2, 4, LoraScaling::Lora, 3);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 0.3f);
+  for (LoraAdapter& a : s.adapters.adapters)
+    for (int64_t i = 0; i < a.b.numel(); ++i) a.b.mutable_as<float>()[i] = n(rng);
+  s.reference = clone_model(decoded);
+  apply_lora(s.reference, s.adapters, "");
+  return s;
+}
+
+// Each adapter's (dA, dB) from the x and dy a backward hands over.
+struct Grads {
+  std::map<std::pair<int64_t, int>, size_t> index;
+  std::vector<Tensor> g;
+  int calls = 0;
+  explicit Grads(const LoraAdapters& ad) {
+    for (size_t i = 0; i < ad.adapters.size(); ++i) {
+      int64_t layer = 0;
+      const BlockTensor* t = find_block_tensor(ad.adapters[i].name, &layer);
+      const LlamaLinear by_role[] = {LlamaLinear::Q,   LlamaLinear::K,    LlamaLinear::V,
+                                     LlamaLinear::O,   LlamaLinear::Gate, LlamaLinear::Up,
+                                     LlamaLinear::Down};
+      const BlockRole roles[] = {BlockRole::Q,    BlockRole::K,  BlockRole::V,   BlockRole::O,
+                                 BlockRole::Gate, BlockRole::Up, BlockRole::Down};
+      for (int r = 0; r < 7; ++r)
+        if (roles[r] == t->role) index[{layer, int(by_role[r])}] = i;
+      g.push_back(Tensor::zeros(DType::F32, ad.adapters[i].a.shape()));
+      g.push_back(Tensor::zeros(DType::F32, ad.adapters[i].b.shape()));
+    }
+  }
+  LinearGradFn hook(const LoraAdapters& ad) {
+    return [this, &ad](int64_t layer, LlamaLinear which, const float* x, const float* dy,
+                       int64_t rows) {
+      if (which != LlamaLinear::Head) ++calls;
+      const auto it = index.find({layer, int(which)});
+      if (it == index.end()) return;
+      lora_gradients_from(ad.adapters[it->second], ad.scale(), x, dy, rows, g[2 * it->second],
+                          g[2 * it->second + 1]);
+    };
+  }
+};
+
+std::vector<float> teacher_probs(const LlamaModel& teacher, const std::vector<int32_t>& windows,
+                                 int64_t B, int64_t T) {
+  const int64_t V = teacher.cfg.vocab_size;
+  std::vector<float> p(size_t(B * T * V));
+  for (int64_t b = 0; b < B; ++b) {
+    KVCache cache(teacher.cfg, T);
+    llama_forward(teacher,
+                  std::span<const int32_t>(windows).subspan(size_t(b * (T + 1)), size_t(T)), cache,
+                  p.data() + b * T * V);
+    for (int64_t t = 0; t < T; ++t) softmax_row(p.data() + (b * T + t) * V, V);
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST(StreamedStudent, TrainStepMatchesTheWholeModelPass) {
+  for (const bool tied : {false, true}) {
+    const LlamaConfig cfg = test::tiny_config(4, 2, tied);
+    StudentModels s = make(cfg);
+    const LlamaModel teacher = test::random_llama(cfg, 42);
+    const int64_t B = 3, T = 7;
+    const auto windows = test::random_tokens(size_t(B * (T + 1)), cfg.vocab_size, 43);
+    const std::vector<float> soft = teacher_probs(teacher, windows, B, T);
+    for (const bool distill : {false, true}) {
+      const float* tp = distill ? soft.data() : nullptr;
+      LlamaActivations act;
+      const double ref_loss = llama_train_forward(s.reference, windows, B, T, act, nullptr, tp);
+      Grads ref(s.adapters);
+      llama_frozen_backward(s.reference, act, 1.0, ref.hook(s.adapters));
+
+      StreamedStudent student(s.stored, s.packed, &s.adapters);
+      Grads got(s.adapters);
+      const double loss = student.train_step(windows, B, T, tp, got.hook(s.adapters));
+      EXPECT_NEAR(loss, ref_loss, 1e-5 * ref_loss) << "tied " << tied << " distill " << distill;
+      EXPECT_EQ(got.calls, 7 * cfg.n_layers);
+      for (size_t i = 0; i < ref.g.size(); ++i) {
+        double norm = 0;
+        for (int64_t j = 0; j < ref.g[i].numel(); ++j)
+          norm = std::max(norm, double(std::abs(ref.g[i].as<float>()[j])));
+        EXPECT_GT(norm, 1e-6) << i;  // every adapter has a gradient to compare
+        for (int64_t j = 0; j < ref.g[i].numel(); ++j)
+          ASSERT_NEAR(got.g[i].as<float>()[j], ref.g[i].as<float>()[j], 1e-4 * norm)
+              << "gradient " << i << "[" << j << "] tied " << tied << " distill " << distill;
+      }
+    }
+  }
+}
+
+TEST(StreamedStudent, EvaluatesAsTheWholeModelDoes) {
+  const LlamaConfig cfg = test::tiny_config();
+  StudentModels s = make(cfg);
+  const LlamaModel teacher = test::random_llama(cfg, 44);
+  const int64_t n = 5, T = 6, V = cfg.vocab_size;
+  const auto windows = test::random_tokens(size_t(n * (T + 1)), V, 45);
+  const std::vector<float> soft = teacher_probs(teacher, windows, n, T);
+  double ref_ce = 0, ref_kl = 0;
+  for (int64_t w = 0; w < n; ++w) {
+    LlamaActivations act;
+    const auto window =
+        std::span<const int32_t>(windows).subspan(size_t(w * (T + 1)), size_t(T + 1));
+    ref_ce += llama_train_forward(s.reference, window, 1, T, act);
+    ref_kl += llama_train_forward(s.reference, window, 1, T, act, nullptr, soft.data() + w * T * V);
+  }
+  StreamedStudent student(s.stored, s.packed, &s.adapters);
+  for (const int64_t group : {1, 2, 8}) {
+    double ce = 0, kl = 0, ce_only = 0, none = 0;
+    student.evaluate(windows, n, T, group, soft.data(), &ce, &kl);
+    student.evaluate(windows, n, T, group, nullptr, &ce_only, &none);
+    EXPECT_NEAR(ce, ref_ce, 1e-5 * ref_ce) << group;
+    EXPECT_NEAR(ce_only, ref_ce, 1e-5 * ref_ce) << group;
+    EXPECT_NEAR(kl, ref_kl, 1e-5 * ref_kl) << group;
+    EXPECT_EQ(none, 0.0);
+  }
+}
+
+TEST(StreamedStudent, RefusesAPackedLayerTheModelLacks) {
+  StudentModels s = make(test::tiny_config());
+  s.packed[0].name = "model.layers.9.self_attn.q_proj.weight";
+  try {
+    StreamedStudent student(s.stored, s.packed, nullptr, "dir/packed.safetensors");
+    FAIL() << "a packed layer the model lacks was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dir/packed.safetensors"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("layers.9"), std::string::npos) << e.what();
+  }
+}

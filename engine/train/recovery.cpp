@@ -141,27 +141,40 @@ std::vector<std::string> block_linear_names(const LlamaModel& model) {
 }
 
 RecoveryCost recovery_cost(const ModelShape& m, const RecoveryOptions& o) {
-  const double P = double(m.parameters());
+  const double P = double(m.parameters()), L = double(std::max<int64_t>(m.n_layers, 1));
   const double T = double(std::min(o.seq_len, m.context > 0 ? m.context : o.seq_len)),
-               N = double(o.batch) * T;
+               N = double(o.batch) * T, D = double(m.dim), V = double(m.vocab);
   // Per layer and row: the residual stream and norms (~6·D), q/k/v/attention (~2Q + 2KV),
-  // the MLP (~4H), plus every head's softmax; then the logits' probabilities (the
-  // model's, the teacher's, their gradient).
+  // the MLP (~4H), plus every head's softmax.
   const double per_row =
-      6.0 * double(m.dim) + 2.0 * double(m.q_dim + m.kv_dim) + 4.0 * double(m.hidden_dim);
-  const double acts =
-      double(m.n_layers) * (N * per_row + double(o.batch) * double(m.n_heads) * T * T) +
-      3.0 * N * double(m.vocab);
-  // Trainables with their gradient and two AdamW moments: LoRA's r·(in + out) per linear,
-  // or QAT's latent weights (the linears whole).
-  double trainable = 0;
-  for (const LinearShape& l : m.linears)
+      6.0 * D + 2.0 * double(m.q_dim + m.kv_dim) + 4.0 * double(m.hidden_dim);
+  const double block_acts = N * per_row + double(o.batch) * double(m.n_heads) * T * T;
+  double linear_params = 0, trainable = 0;
+  for (const LinearShape& l : m.linears) {
+    linear_params += double(l.rows * l.cols);
+    // Trainables with their gradient and two AdamW moments: LoRA's r·(in + out) per
+    // linear, or QAT's latent weights (the linears whole).
     trainable += o.method == RecoveryOptions::Method::Qat
                      ? double(l.rows * l.cols)
                      : double(o.rank) * double(l.rows + l.cols);
+  }
+  double words = 4.0 * trainable;
+  if (o.method == RecoveryOptions::Method::Qat) {
+    // The f32 student and its frozen copy, every layer's activations, and the logits'
+    // probabilities (the model's, the teacher's, their gradient).
+    words += 2.0 * P + L * block_acts + 3.0 * N * V;
+  } else {
+    // The streamed student (streamed_student.h): every block's saved input, one block's
+    // activations and their gradients, its weights decoded and merged, the residual
+    // stream's four arrays, a window's probabilities and their gradient, a tile of the head;
+    // and the teacher's probabilities for a batch and for the held-out windows.
+    words += L * N * D + 2.0 * block_acts + 2.0 * linear_params / L + 4.0 * N * D +
+             2.0 * T * V + std::min(V, 4096.0) * D + (N + double(o.eval_windows) * T) * V;
+  }
   RecoveryCost c;
-  c.bytes = uint64_t(4.0 * (2.0 * P + acts + 4.0 * trainable));
+  c.bytes = uint64_t(4.0 * words);
   const double evals = double(o.eval_every > 0 ? o.steps / o.eval_every + 1 : 2);
+  // Per step the teacher's forward, the student's, its recomputation and its backward.
   c.flops = double(o.steps) * 8.0 * P * N + evals * 2.0 * P * T * double(o.eval_windows);
   return c;
 }

@@ -5,11 +5,11 @@
 // teacher) is measured before the first step and every eval_every steps: the recovery
 // curve a run records.
 //
-// Memory: the student is an f32 copy of the model, with f32 copies of the targeted weights
-// (frozen, or QAT's latent ones) and a batch's activations (about 2× the f32 model;
-// recovery_memory_bytes); the backward forms no weight gradient (llama_frozen_backward).
-// That is the demo models' path; real-size recovery (frozen weights packed, one block in
-// f32) is not built.
+// Memory: LoRA's student is streamed (streamed_student.h): the frozen weights stay mapped
+// or packed and one block at a time is decoded to f32, so a Llama-3-8B-shaped model
+// recovers in a few GiB beside its files. QAT trains f32 latent copies of the linears and
+// keeps the f32 model and a batch's activations (about 2× the f32 model); that is the demo
+// models' method. Both backward passes form no weight gradient (llama_frozen_backward).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -99,10 +99,13 @@ struct RecoveryResult {
 
 using RecoveryStepFn = std::function<void(const RecoveryStep&)>;
 
-// What recovering a model of `shape` costs: bytes at the peak (the f32 student, the frozen
-// or latent copies of the linears, the trainables with AdamW's state, one batch's
-// activations and the teacher's probabilities) and FLOPs (per step the training forward
-// and backward and the teacher's forward; the held-out evaluations).
+// What recovering a model of `shape` costs: bytes at the peak and FLOPs (per step the
+// training forward and backward and the teacher's forward; the held-out evaluations).
+// LoRA's bytes are the streamed student's (streamed_student.h), which do not grow with the
+// model's weights: one block's activations and weights in f32, the saved block inputs, the
+// adapters with AdamW's state and the teacher's probabilities; a caller holding the model
+// or its packed layers in memory adds those. QAT's are the in-memory student's: the f32
+// model, latent copies of the linears and every layer's activations.
 struct RecoveryCost {
   uint64_t bytes = 0;
   double flops = 0;

@@ -272,9 +272,10 @@ TEST(ResourceEstimate, ProjectRunKeepsTheCompressedLayersForLatency) {
   EXPECT_GT(run.peak_bytes, plain.peak_bytes);
 }
 
-// A recovery section adds its phase: the hand-worked sums for LoRA (the f32 student and a
-// frozen copy, a batch's activations and three logits arrays, the adapters with gradient
-// and moments), more memory for QAT (latent copies of every linear), and its
+// A recovery section adds its phase: the hand-worked sums for LoRA (the streamed student:
+// saved block inputs, one block's activations and weights, a window's logits, the
+// teacher's probabilities, the adapters with gradient and moments), for QAT (the f32
+// student and its copy, every layer's activations, latent copies of every linear), and its
 // FLOPs to the duration.
 TEST(ResourceEstimate, RecoveryAddsItsPhase) {
   const ModelShape s = model_shape(small_config());
@@ -290,8 +291,14 @@ TEST(ResourceEstimate, RecoveryAddsItsPhase) {
   // Activations per layer and row: 6·32 + 2·(32 + 16) + 4·64 = 544, softmax 2·4·16·16 per
   // layer; logits 3·32·37. LoRA: rank 4 · (32+32 + 16+32 + 16+32 + 32+32 + 64+32 + 64+32 + 32+64 = 512)
   // per layer. QAT: the 9216 linear weights per layer.
-  const double N = 32, acts = 2 * (N * 544 + 2 * 4 * 16 * 16) + 3 * N * 37;
-  EXPECT_EQ(lora.recovery_bytes, uint64_t(4 * (2 * P + acts + 4 * 2 * 4.0 * 512)));
+  // LoRA's streamed student: 2 saved block inputs of N·32, one block's activations twice,
+  // its 9216 weights twice, 4·N·32 of residual stream, a window's two logit arrays 2·16·37,
+  // a head tile of 37·32, the teacher's probabilities for the batch and 3 held-out windows.
+  const double N = 32, block = N * 544 + 2 * 4 * 16 * 16;
+  const double streamed = 2 * N * 32 + 2 * block + 2 * 9216 + 4 * N * 32 + 2 * 16 * 37 +
+                          37 * 32 + (N + 3 * 16) * 37;
+  EXPECT_EQ(lora.recovery_bytes, uint64_t(4 * (streamed + 4 * 2 * 4.0 * 512)));
+  const double acts = 2 * block + 3 * N * 37;
   EXPECT_EQ(qat.recovery_bytes, uint64_t(4 * (2 * P + acts + 4 * 2 * 9216.0)));
   EXPECT_EQ(lora.peak_bytes, std::max(plain.peak_bytes, lora.base_bytes + lora.recovery_bytes));
   EXPECT_DOUBLE_EQ(lora.recovery_flops, 10 * 8 * P * N + 3 * 2 * P * 16 * 3);

@@ -14,6 +14,7 @@
 #include "engine/kernels/stored_matmul.h"
 #include "engine/eval/perplexity.h"
 #include "engine/train/lora.h"
+#include "engine/train/lora_lm.h"
 #include "engine/model/tokenizer_loader.h"
 
 namespace mcw::cli {
@@ -35,8 +36,8 @@ const char* const kEvalUsage =
     "                  MCW's packed layouts) multiply f32 activations instead of int8 ones\n"
     "                  (the default, as llama.cpp's perplexity runs GGUF types: several\n"
     "                  times faster, each product off by at most sum|w|*dx/2)\n"
-    "  --adapter DIR   a LoRA adapter in HF PEFT's layout (mcw recover's adapter/) merged\n"
-    "                  into the model's weights first; the model then runs dense in f32\n"
+    "  --adapter DIR   a LoRA adapter in HF PEFT's layout (mcw recover's adapter/), run\n"
+    "                  beside the weights as stored (x*W' + s*(x*A')*B', no merged copy)\n"
     "  --json          print the result as JSON\n";
 
 std::string read_text_file(const std::string& path) {
@@ -56,15 +57,16 @@ int run_eval(const std::vector<std::string>& argv) {
   const auto text_path = args.value("text");
   if (!text_path) throw UsageError{"eval needs --text FILE"};
   const ModelFile file = open_model_file(args.positional()[0]);
-  // With a LoRA adapter (HF PEFT's layout, as mcw recover writes it): merged into the
-  // model's weights, which then run dense in f32.
-  std::optional<LlamaModel> adapted;
+  // With a LoRA adapter (HF PEFT's layout, as mcw recover writes it): kept apart, beside
+  // the weights as stored (lora_lm.h), so that it costs no f32 copy at any size.
+  std::optional<LlamaModel> base;
+  std::optional<LoraAdapters> adapters;
   std::unique_ptr<CausalLm> model;
   if (const auto adapter = args.value("adapter")) {
     require_llama_family(file, "an adapter");
-    adapted.emplace(load_llama(file));
-    apply_lora(*adapted, load_lora_peft(*adapter), *adapter);
-    model = causal_lm_view(*adapted);
+    base.emplace(load_llama(file));
+    adapters.emplace(load_lora_peft(*adapter));
+    model = lora_lm_view(*base, *adapters, *adapter);
   } else {
     model = load_causal_lm(file);
   }

@@ -81,7 +81,7 @@ class StageRunner {
 
   void compress_one(const std::string& name, const LayerStats* stats) {
     Tensor* w = find_weight_f32(model_, name);
-    LayerJob job{.w = *w, .name = name, .stats = stats, .params = s_.params, .cancel = cancel_};
+    LayerJob job{.w = *w, .name = name, .stats = stats, .params = s_.params, .cancel = cancel_, .note = {}};
     CompressedTensor c = a_.compress_layer(job);
     c.name = name;
     replace(name, *w, std::move(c), stats, job.note);

@@ -146,4 +146,23 @@ const FusedTensor* find_fused_tensor(std::string_view name, int64_t* layer) {
   return nullptr;
 }
 
+LlamaLinear block_linear(BlockRole role) {
+  switch (role) {
+    case BlockRole::K: return LlamaLinear::K;
+    case BlockRole::V: return LlamaLinear::V;
+    case BlockRole::O: return LlamaLinear::O;
+    case BlockRole::Gate: return LlamaLinear::Gate;
+    case BlockRole::Up: return LlamaLinear::Up;
+    case BlockRole::Down: return LlamaLinear::Down;
+    default: return LlamaLinear::Q;
+  }
+}
+
+const Tensor& linear_weight(const LlamaModel& m, int64_t layer, LlamaLinear which) {
+  if (which == LlamaLinear::Head) return m.lm_head();
+  const LlamaLayer& L = m.layers[size_t(layer)];
+  const Tensor* by[] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down};
+  return *by[int(which)];
+}
+
 }  // namespace mcw

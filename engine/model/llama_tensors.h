@@ -53,6 +53,12 @@ struct BlockTensor {
   bool linear() const { return input != 0; }
 };
 
+// The forward pass's name for a block linear's role (llama_forward's hook, the backward's
+// LinearGradFn); Q for a role that is no linear.
+LlamaLinear block_linear(BlockRole role);
+// The weight llama_forward runs for `which` of `layer` (the head for LlamaLinear::Head).
+const Tensor& linear_weight(const LlamaModel& m, int64_t layer, LlamaLinear which);
+
 // Every block tensor, in the order named_tensors() lists them.
 const std::vector<BlockTensor>& llama_block_tensors();
 const BlockTensor& block_tensor(BlockRole role);

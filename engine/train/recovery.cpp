@@ -206,12 +206,7 @@ std::map<std::pair<int64_t, int>, size_t> linear_index(const std::vector<std::st
     int64_t layer = -1;
     const BlockTensor* t = find_block_tensor(names[i], &layer);
     if (!t || !t->linear()) throw Error("", names[i] + " is not a linear of a decoder block");
-    static const std::map<BlockRole, LlamaLinear> kLinear = {
-        {BlockRole::Q, LlamaLinear::Q},       {BlockRole::K, LlamaLinear::K},
-        {BlockRole::V, LlamaLinear::V},       {BlockRole::O, LlamaLinear::O},
-        {BlockRole::Gate, LlamaLinear::Gate}, {BlockRole::Up, LlamaLinear::Up},
-        {BlockRole::Down, LlamaLinear::Down}};
-    out[{layer, int(kLinear.at(t->role))}] = i;
+    out[{layer, int(block_linear(t->role))}] = i;
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "engine/io/model_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/kernels/gemm.h"
+#include "engine/model/llama_tensors.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/train/llama_backprop.h"
@@ -599,14 +600,7 @@ TEST(FrozenBackward, HandsOverWhatFormsEveryWeightGradient) {
       m, act, 1.0,
       [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
         ++calls;
-        const Tensor* ref = nullptr;
-        if (which == LlamaLinear::Head) {
-          ref = &g.output;
-        } else {
-          const LlamaLayer& G = g.layers[size_t(layer)];
-          const Tensor* by[] = {&G.wq, &G.wk, &G.wv, &G.wo, &G.w_gate, &G.w_up, &G.w_down};
-          ref = by[int(which)];
-        }
+        const Tensor* ref = &linear_weight(g, layer, which);
         const int64_t out = ref->dim(0), in = ref->dim(1);
         std::vector<float> dw(size_t(out * in));
         matmul_at(dy, x, dw.data(), out, in, rows);

@@ -15,6 +15,7 @@
 #include "engine/model/llama_tensors.h"
 #include "engine/train/llama_backprop.h"
 #include "engine/train/lora.h"
+#include "engine/train/lora_lm.h"
 #include "engine/train/recovery.h"
 #include "engine/train/streamed_student.h"
 #include "engine/train/train_ops.h"
@@ -81,13 +82,7 @@ struct Grads {
     for (size_t i = 0; i < ad.adapters.size(); ++i) {
       int64_t layer = 0;
       const BlockTensor* t = find_block_tensor(ad.adapters[i].name, &layer);
-      const LlamaLinear by_role[] = {LlamaLinear::Q,   LlamaLinear::K,    LlamaLinear::V,
-                                     LlamaLinear::O,   LlamaLinear::Gate, LlamaLinear::Up,
-                                     LlamaLinear::Down};
-      const BlockRole roles[] = {BlockRole::Q,    BlockRole::K,  BlockRole::V,   BlockRole::O,
-                                 BlockRole::Gate, BlockRole::Up, BlockRole::Down};
-      for (int r = 0; r < 7; ++r)
-        if (roles[r] == t->role) index[{layer, int(by_role[r])}] = i;
+      index[{layer, int(block_linear(t->role))}] = i;
       g.push_back(Tensor::zeros(DType::F32, ad.adapters[i].a.shape()));
       g.push_back(Tensor::zeros(DType::F32, ad.adapters[i].b.shape()));
     }
@@ -190,4 +185,37 @@ TEST(StreamedStudent, RefusesAPackedLayerTheModelLacks) {
     EXPECT_NE(std::string(e.what()).find("dir/packed.safetensors"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("layers.9"), std::string::npos) << e.what();
   }
+}
+
+// Adapters kept apart (lora_lm.h) on the bf16 model give the logits of the model with the
+// adapters merged into f32 weights; a module the model lacks is refused naming the adapter.
+TEST(LoraLmView, RunsAsTheMergedModel) {
+  const LlamaConfig cfg = test::tiny_config();
+  StudentModels s = make(cfg);
+  LlamaModel merged = clone_model(s.stored);  // no packed layers this time
+  apply_lora(merged, s.adapters, "");
+  const auto lm = lora_lm_view(s.stored, s.adapters, "adapter");
+  const auto tokens = test::random_tokens(9, cfg.vocab_size, 46);
+  const int64_t V = cfg.vocab_size;
+  std::vector<float> got(tokens.size() * size_t(V)), want(got.size());
+  lm->start(16)->forward(tokens, got.data());
+  KVCache cache(cfg, 16);
+  llama_forward(merged, tokens, cache, want.data());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, double(std::abs(got[i] - want[i]))),
+    scale = std::max(scale, double(std::abs(want[i])));
+  EXPECT_LT(worst, 1e-4 * scale);
+  // Without the adapters' term the logits differ visibly (the test can fail).
+  std::vector<float> plain(got.size());
+  KVCache cache2(cfg, 16);
+  llama_forward(s.stored, tokens, cache2, plain.data());
+  double moved = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    moved = std::max(moved, double(std::abs(plain[i] - want[i])));
+  EXPECT_GT(moved, 100 * worst + 1e-3);
+
+  LoraAdapters wrong = s.adapters;
+  wrong.adapters[0].name = "model.layers.7.self_attn.q_proj.weight";
+  EXPECT_THROW(lora_lm_view(s.stored, wrong, "adapter"), Error);
 }

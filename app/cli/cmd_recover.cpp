@@ -26,6 +26,7 @@
 #include "engine/core/sha256.h"
 #include "engine/eval/perplexity.h"
 #include "engine/export/packed_safetensors.h"
+#include "engine/export/recovered_writer.h"
 #include "engine/io/staging_dir.h"
 #include "engine/io/tokenizer_files.h"
 #include "engine/model/causal_lm.h"
@@ -35,6 +36,7 @@
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/run_export.h"
+#include "engine/train/lora_lm.h"
 #include "engine/train/recovery.h"
 
 namespace fs = std::filesystem;
@@ -246,22 +248,25 @@ int run_recover(const std::vector<std::string>& argv) {
                  "training on the text's next tokens\n");
   }
 
-  const uint64_t need = recovery_memory_bytes(model, o);
+  // LoRA streams the model block by block beside its packed layers (read whole); QAT
+  // trains f32 copies (recovery.h).
+  const uint64_t packed_bytes = no_packed ? 0 : fs::file_size(packed_path);
+  const uint64_t need = recovery_memory_bytes(model, o) + packed_bytes;
   const auto max_memory = args.value("max-memory");
   const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
   if (budget > 0 && need > budget)
-    throw Error(
-        model_path,
-        "recovery needs about " + human_bytes(need) +
-            " (f32 copies of the model and of the weights it trains, and a batch's activations), "
-            "more than " +
-            (max_memory ? "--max-memory " : std::string("the ")) + human_bytes(budget) +
-            (max_memory ? "" : " available"));
+    throw Error(model_path,
+                "recovery needs about " + human_bytes(need) +
+                    (qat ? " (f32 copies of the model and of the layers it trains, and a batch's "
+                           "activations)"
+                         : " (the packed layers, one block's weights and activations, the saved "
+                           "block inputs and the teacher's probabilities)") +
+                    ", more than " + (max_memory ? "--max-memory " : std::string("the ")) +
+                    human_bytes(budget) + (max_memory ? "" : " available"));
 
-  // The compressed layers as they deploy: their packed codes decoded.
+  // The compressed layers as they deploy: their packed codes, decoded as the student runs.
   std::vector<CompressedTensor> packed;
   if (!no_packed) packed = read_packed_safetensors(packed_path);
-  decode_layers_into(model, packed, packed_path);
   std::map<std::string, const CompressedTensor*> packed_by_name;
   for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
 
@@ -316,9 +321,12 @@ int run_recover(const std::vector<std::string>& argv) {
     if (qat) {
       std::vector<CompressedTensor> layers;
       for (const std::string& n : targets) layers.push_back(*packed_by_name.at(n));
-      r = recover_qat(model, t, layers, train, held_out, o, bar.callback(), &sigint.token());
+      LlamaModel decoded = model;  // views, with the packed layers decoded in (f32)
+      decode_layers_into(decoded, packed, packed_path);
+      r = recover_qat(decoded, t, layers, train, held_out, o, bar.callback(), &sigint.token());
     } else {
-      r = recover_lora(model, t, targets, train, held_out, o, bar.callback(), &sigint.token());
+      r = recover_lora_streamed(model, packed, t, targets, train, held_out, o, bar.callback(),
+                                &sigint.token(), {}, packed_path);
     }
   } catch (const Cancelled&) {
     if (fs::exists(checkpoint_path))
@@ -345,16 +353,17 @@ int run_recover(const std::vector<std::string>& argv) {
   auto& curve = report["curve"] = nlohmann::ordered_json::array();
   for (const RecoveryStep& s : r.history) curve.push_back(step_json(s));
 
-  // Held-out evaluation as `mcw eval` does it: the compressed model, the adapters merged
-  // (f32) and, after re-coding, the model as written.
+  // Held-out evaluation as `mcw eval` does it: the compressed model as its directory
+  // holds it, the adapters kept apart beside it (lora_lm.h) or QAT's layers, and the model
+  // as written.
   EvalOptions eo;
   eo.window = eo.stride = default_eval_window(model.cfg.max_seq_len);
-  const LlamaModel* base = teacher ? &*teacher : nullptr;
-  auto eval = [&](const char* key, const LlamaModel& m) {
+  std::unique_ptr<CausalLm> base = teacher ? causal_lm_view(*teacher) : nullptr;
+  auto eval = [&](const char* key, const CausalLm& m) {
     if (held_out.empty()) return;
     ProgressBar bar(std::string("eval ") + key);
-    report["eval"][key] =
-        eval_json(evaluate(m, held_out, eo, base, bar.callback(), &sigint.token()), base);
+    report["eval"][key] = eval_json(
+        evaluate(m, held_out, eo, base.get(), bar.callback(), &sigint.token()), base != nullptr);
   };
   if (!held_out.empty()) {
     report["eval"]["window"] = eo.window;
@@ -362,32 +371,34 @@ int run_recover(const std::vector<std::string>& argv) {
       report["eval"]["teacher"] =
           eval_json(evaluate(*base, held_out, eo, nullptr, {}, &sigint.token()), false);
   }
-  eval("compressed", model);
-  eval(qat ? "qat" : "adapters", r.merged);
-
-  // The model to write: merged in f32, or each compressed layer re-coded in its scheme.
-  LlamaModel& out_model = r.merged;
-  std::vector<CompressedTensor> recoded;
-  if (qat || merge == "recode") {  // QAT's layers, or each adapted layer re-coded on its grid
-    const FoldedRecovery f = fold_recovery(packed, model, r, out_model);
-    recoded = f.layers;
-    if (!qat) {
-      auto& layers = report["recoded"] = nlohmann::ordered_json::array();
-      for (const auto& [name, e] : f.added_error)
-        layers.push_back({{"name", name}, {"added_error", e}});
-      eval("recoded", out_model);
-    }
-  }
-
+  eval("compressed", *causal_lm_view(model));
+  if (qat)
+    eval("qat", *causal_lm_view(r.merged));
+  else
+    eval("adapters", *lora_lm_view(model, r.adapters, "the trained adapters"));
   if (sigint.token().cancelled()) return 130;
 
+  // The model to write, one block at a time: QAT's layers or each adapted layer re-coded
+  // on its grid, or the adapters merged into dense weights.
   const fs::path dir = staging.path();
+  size_t written_layers = 0;
   if (merge != "none") {
-    save_llama_hf(out_model, dir.string());
+    const RecoveredModel out =
+        write_recovered_model(dir.string(), model, packed, r,
+                              merge == "dense" ? RecoveryMerge::Dense : RecoveryMerge::Recode,
+                              &sigint.token());
+    written_layers = out.packed_layers;
     for (const std::string& f : tokenizer_files_of(file))
-      fs::copy_file(f, dir / fs::path(f).filename());
-    if (!recoded.empty()) write_packed_safetensors((dir / kPackedFileName).string(), recoded);
+      fs::copy_file(f, dir / fs::path(f).filename(), fs::copy_options::overwrite_existing);
+    if (merge == "recode") {
+      auto& layers = report["recoded"] = nlohmann::ordered_json::array();
+      for (const auto& [name, e] : out.added_error)
+        layers.push_back({{"name", name}, {"added_error", e}});
+      eval("recoded", *causal_lm_view(out.model));
+    }
   }
+  if (sigint.token().cancelled()) return 130;
+
   if (!qat)
     save_lora_peft((dir / "adapter").string(), r.adapters,
                    teacher_path ? *teacher_path : model_path);
@@ -432,7 +443,9 @@ int run_recover(const std::vector<std::string>& argv) {
   }
   std::printf(
       "wrote        %s (%s) in %s\n", out_arg->c_str(),
-      qat ? (std::to_string(r.quantized.size()) + " layers trained in their layout").c_str()
+      qat ? (std::to_string(written_layers) + " layers in their layout, " +
+             std::to_string(r.quantized.size()) + " of them trained")
+                .c_str()
           : (human_count(uint64_t(r.adapters.parameter_count())) + " adapter parameters").c_str(),
       human_duration(r.history.empty() ? 0 : r.history.back().seconds).c_str());
   return 0;

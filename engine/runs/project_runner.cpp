@@ -161,7 +161,7 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
     if (s.eval_kl) curve.push_back({"eval_kl", s.step, *s.eval_kl});
   }
   // QAT trains the layers in their layout; adapters are merged and re-coded on its grid.
-  const FoldedRecovery f = fold_recovery(layers, c.model, r, c.model);
+  const FoldedRecovery f = fold_recovery(layers, r, c.model);
   for (size_t i = 0; i < c.layers.size(); ++i) c.layers[i].tensor = f.layers[i];
   double worst = 0;
   for (const auto& [name, e] : f.added_error) worst = std::max(worst, e);

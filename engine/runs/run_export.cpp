@@ -110,7 +110,7 @@ static void recover_directory(const std::string& dir, const ProjectRunInputs& in
   std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
   decode_layers_into(model, layers, packed_path);
   RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {}, o, {}, cancel);
-  const FoldedRecovery f = fold_recovery(layers, model, r, r.merged);
+  const FoldedRecovery f = fold_recovery(layers, r, r.merged);
   // The shards give way to one file of the recovered weights (a model this size is whole
   // in memory for recovery anyway).
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {

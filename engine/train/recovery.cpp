@@ -44,12 +44,6 @@ void check_options(const LlamaModel& m, const LlamaModel* teacher, size_t n_trai
                         ")");
 }
 
-const Tensor* find_weight(const LlamaModel& m, const std::string& name) {
-  for (const auto& [n, t] : m.named_tensors())
-    if (n == name) return t;
-  throw Error("", "the model has no weight " + name);
-}
-
 Tensor* find_mut(LlamaModel& m, const std::string& name) {
   for (auto& [n, t] : m.named_tensors())
     if (n == name) return t;
@@ -509,26 +503,28 @@ void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& 
   }
 }
 
-FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const LlamaModel& frozen,
-                             const RecoveryResult& r, LlamaModel& model) {
-  std::map<std::string, const CompressedTensor*> trained;
-  for (const CompressedTensor& c : r.quantized) trained[c.name] = &c;
-  std::set<std::string> adapted;
-  for (const LoraAdapter& a : r.adapters.adapters) adapted.insert(a.name);
+FoldedLayer fold_layer(const CompressedTensor& c, const RecoveryResult& r) {
+  for (const CompressedTensor& q : r.quantized)
+    if (q.name == c.name) return {q, true, std::nullopt};
+  for (const LoraAdapter& a : r.adapters.adapters)
+    if (a.name == c.name) {
+      const Tensor frozen = c.dequantize();
+      Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), c.name);
+      merge_lora(frozen, a, r.adapters.scale(), merged);
+      RecodedLayer l = recode_merged(c, frozen, merged);
+      return {std::move(l.tensor), true, l.added_error};
+    }
+  return {c, false, std::nullopt};
+}
+
+FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const RecoveryResult& r,
+                             LlamaModel& model) {
   FoldedRecovery out;
   for (const CompressedTensor& c : layers) {
-    if (const auto it = trained.find(c.name); it != trained.end()) {
-      out.layers.push_back(*it->second);
-    } else if (adapted.count(c.name)) {
-      RecodedLayer l =
-          recode_merged(c, *find_weight(frozen, c.name), *find_weight(r.merged, c.name));
-      out.added_error.push_back({c.name, l.added_error});
-      out.layers.push_back(std::move(l.tensor));
-    } else {
-      out.layers.push_back(c);
-      continue;
-    }
-    *find_mut(model, c.name) = out.layers.back().dequantize();
+    FoldedLayer f = fold_layer(c, r);
+    if (f.added_error) out.added_error.push_back({c.name, *f.added_error});
+    *find_mut(model, c.name) = f.tensor.dequantize();
+    out.layers.push_back(std::move(f.tensor));
   }
   return out;
 }

@@ -169,16 +169,24 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
 void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,
                         const std::string& source);
 
-// The compressed layers after a recovery, in their layouts: QAT's trained layers, or each
-// layer an adapter targeted merged and re-coded on its grid (lora_merge.h) with the share
-// of its update that re-coding lost; the rest as they were. `model` (the recovered model,
-// r.merged's shapes) gets the weights they decode to; `frozen` is the compressed model
-// recovery started from.
+// A compressed layer after a recovery, in its layout: QAT's trained layer, or the layer
+// merged with its adapter (its decode + s·B·A) and re-coded on its grid (lora_merge.h)
+// with the share of the adapter's update that re-coding lost; else the layer as it was.
+// One layer's f32 weights at a time.
+struct FoldedLayer {
+  CompressedTensor tensor;
+  bool changed = false;               // trained or re-coded
+  std::optional<double> added_error;  // re-coded layers
+};
+FoldedLayer fold_layer(const CompressedTensor& layer, const RecoveryResult& r);
+
+// Every layer folded, and `model`'s weights of those layers replaced by what they decode
+// to (the recovered model, for a model that is in memory whole).
 struct FoldedRecovery {
   std::vector<CompressedTensor> layers;
   std::vector<std::pair<std::string, double>> added_error;  // re-coded layers
 };
-FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const LlamaModel& frozen,
-                             const RecoveryResult& r, LlamaModel& model);
+FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const RecoveryResult& r,
+                             LlamaModel& model);
 
 }  // namespace mcw

@@ -1,0 +1,67 @@
+#include "engine/export/recovered_writer.h"
+
+#include <map>
+
+#include "engine/export/streamed_llama_writer.h"
+#include "engine/kernels/stored_matmul.h"
+#include "engine/model/llama_tensors.h"
+
+namespace mcw {
+
+namespace {
+
+Tensor f32_of(const Tensor& w) {
+  if (w.dtype() == DType::F32) return w;
+  Tensor f = Tensor::zeros(DType::F32, w.shape(), w.name());
+  weight_rows_f32(w, 0, w.dim(0), f.mutable_as<float>());
+  return f;
+}
+
+}  // namespace
+
+RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& base,
+                                     const std::vector<CompressedTensor>& packed,
+                                     const RecoveryResult& r, RecoveryMerge merge,
+                                     const CancelToken* cancel) {
+  std::map<std::string, const CompressedTensor*> packed_by;
+  for (const CompressedTensor& c : packed) packed_by[c.name] = &c;
+  std::map<std::string, const LoraAdapter*> adapted;
+  for (const LoraAdapter& a : r.adapters.adapters) adapted[a.name] = &a;
+
+  StreamedLlamaWriter writer(dir, StreamedLlamaWriter::output_dtype(base));
+  CompressionResult out;
+  out.model = base;  // views; each block's tensors become views of its written shard
+  RecoveredModel result;
+  for (int64_t l = 0; l < base.cfg.n_layers; ++l) {
+    if (cancel) cancel->throw_if_cancelled();
+    LlamaLayer& L = out.model.layers[size_t(l)];
+    for (const BlockTensor& t : llama_block_tensors()) {
+      if (!t.linear() || !t.present(base.cfg)) continue;
+      const std::string name = block_tensor_name(l, t);
+      const auto p = packed_by.find(name);
+      const auto a = adapted.find(name);
+      if (merge == RecoveryMerge::Recode && p != packed_by.end()) {
+        FoldedLayer f = fold_layer(*p->second, r);
+        if (f.added_error) result.added_error.push_back({name, *f.added_error});
+        // A layer the recovery left alone keeps the base's weight as written before.
+        if (f.changed) L.*t.member = f.tensor.dequantize();
+        CompressedLayer layer;
+        layer.tensor = std::move(f.tensor), layer.algorithm = "recovered";
+        out.layers.push_back(std::move(layer));
+        ++result.packed_layers;
+      } else if (a != adapted.end()) {  // merged dense: the frozen weight + s·B·A
+        const Tensor frozen = p != packed_by.end() ? p->second->dequantize() : f32_of(L.*t.member);
+        Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), name);
+        merge_lora(frozen, *a->second, r.adapters.scale(), merged);
+        L.*t.member = std::move(merged);
+      }
+    }
+    writer.block_done({.stage = 0, .stages = 1, .layer = l, .resumable = false, .hidden = nullptr},
+                      out);
+  }
+  writer.finish(out);
+  result.model = std::move(out.model);
+  return result;
+}
+
+}  // namespace mcw

@@ -22,13 +22,15 @@ Tensor f32_of(const Tensor& w) {
 RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& base,
                                      const std::vector<CompressedTensor>& packed,
                                      const RecoveryResult& r, RecoveryMerge merge,
-                                     const CancelToken* cancel) {
+                                     const CancelToken* cancel, bool scratch) {
   std::map<std::string, const CompressedTensor*> packed_by;
   for (const CompressedTensor& c : packed) packed_by[c.name] = &c;
   std::map<std::string, const LoraAdapter*> adapted;
   for (const LoraAdapter& a : r.adapters.adapters) adapted[a.name] = &a;
 
-  StreamedLlamaWriter writer(dir, StreamedLlamaWriter::output_dtype(base));
+  const DType dtype = StreamedLlamaWriter::output_dtype(base);
+  StreamedLlamaWriter writer =
+      scratch ? StreamedLlamaWriter::scratch(dir, dtype) : StreamedLlamaWriter(dir, dtype);
   CompressionResult out;
   out.model = base;  // views; each block's tensors become views of its written shard
   RecoveredModel result;
@@ -59,8 +61,9 @@ RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& b
     writer.block_done({.stage = 0, .stages = 1, .layer = l, .resumable = false, .hidden = nullptr},
                       out);
   }
-  writer.finish(out);
+  if (!scratch) writer.finish(out);
   result.model = std::move(out.model);
+  for (CompressedLayer& l : out.layers) result.layers.push_back(std::move(l.tensor));
   return result;
 }
 

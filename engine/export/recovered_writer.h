@@ -23,6 +23,8 @@ enum class RecoveryMerge {
 
 struct RecoveredModel {
   LlamaModel model;  // views of the written files: the model as written
+  std::vector<CompressedTensor> layers;  // in model order (payloads dropped once written,
+                                         // unless kept for a scratch model)
   std::vector<std::pair<std::string, double>> added_error;  // re-coded layers
   size_t packed_layers = 0;                                 // in packed.safetensors
 };
@@ -30,10 +32,12 @@ struct RecoveredModel {
 // `dir` exists (a staging directory). `base`: the model recovery started from (its dense
 // weights, usually mapped); `packed`: its compressed layers; `r`: the recovery's adapters
 // or QAT layers. Throws mcw::Error as fold_layer does (a low-rank layer cannot be re-coded),
-// Cancelled between blocks.
+// Cancelled between blocks. `scratch`: a model that is only evaluated and thrown away (a
+// project run): the blocks are written and mapped as usual, the layers keep their payloads
+// (for the packed kernels) and nothing else is written (StreamedLlamaWriter::scratch).
 RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& base,
                                      const std::vector<CompressedTensor>& packed,
                                      const RecoveryResult& r, RecoveryMerge merge,
-                                     const CancelToken* cancel = nullptr);
+                                     const CancelToken* cancel = nullptr, bool scratch = false);
 
 }  // namespace mcw

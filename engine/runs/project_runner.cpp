@@ -17,6 +17,7 @@
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/export/recovered_writer.h"
 #include "engine/train/recovery.h"
 
 namespace mcw {
@@ -142,7 +143,7 @@ void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const Project
 // curve, the figures before recovery and the re-coding's loss.
 void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const ProjectRunInputs& in,
                  const std::string& source, const Recipe& recipe, CompressionResult& c,
-                 const RunHooks& hooks, const CancelToken* cancel) {
+                 const std::string& scratch_dir, const RunHooks& hooks, const CancelToken* cancel) {
   if (in.calibration_tokens.empty())
     throw Error(source, "recovery trains on the project's calibration text, and the project has none");
   const RecoveryOptions o = recovery_options(recipe.recovery);  // its memory is in the run's estimate
@@ -152,7 +153,7 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   m.push_back({"kl_before_recovery", before.kl});
   enter(hooks, "recover");
   std::vector<CompressedTensor> layers;
-  for (const CompressedLayer& l : c.layers) layers.push_back(l.tensor);
+  for (CompressedLayer& l : c.layers) layers.push_back(std::move(l.tensor));  // put back below
   const RecoveryResult r = recover_compressed(c.model, &in.base, layers, in.calibration_tokens,
                                               in.evaluation_tokens, o, hooks.progress, cancel);
   for (const RecoveryStep& s : r.history) {
@@ -161,8 +162,13 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
     if (s.eval_kl) curve.push_back({"eval_kl", s.step, *s.eval_kl});
   }
   // QAT trains the layers in their layout; adapters are merged and re-coded on its grid.
-  const FoldedRecovery f = fold_recovery(layers, r, c.model);
-  for (size_t i = 0; i < c.layers.size(); ++i) c.layers[i].tensor = f.layers[i];
+  // Block by block into the run's scratch directory, as the compression was.
+  const std::string dir = scratch_dir + "/recovered";
+  std::filesystem::create_directories(dir);
+  RecoveredModel f =
+      write_recovered_model(dir, c.model, layers, r, RecoveryMerge::Recode, cancel, /*scratch=*/true);
+  c.model = std::move(f.model);
+  for (size_t i = 0; i < c.layers.size(); ++i) c.layers[i].tensor = std::move(f.layers[i]);
   double worst = 0;
   for (const auto& [name, e] : f.added_error) worst = std::max(worst, e);
   m.push_back({"recovery_steps", double(o.steps)});
@@ -241,7 +247,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
         enter(hooks, "compress");
         CompressionResult c =
             compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
-        if (!recipe.recovery.empty()) recover_run(m, curve, in, source, recipe, c, hooks, cancel);
+        if (!recipe.recovery.empty()) recover_run(m, curve, in, source, recipe, c, scratch.path().string(), hooks, cancel);
         add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
         m.push_back({"bits_per_weight", c.bits_per_weight()});
         m.push_back({"size_bytes", double(c.storage_bits / 8)});

@@ -17,6 +17,7 @@
 #include "engine/recipe/recipe.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
+#include "engine/export/recovered_writer.h"
 #include "engine/train/recovery.h"
 
 namespace mcw {
@@ -95,30 +96,29 @@ bool is_gguf_path(const std::string& path) {
 }
 
 // The run's recovery redone on the directory it was compressed into, as project_runner ran
-// it (the same options, text and teacher, so the same result): the packed layers decoded
-// as the frozen weights, then the recovered layers and weights written over the
-// directory's (whole-model, as recovery itself is).
+// it (the same options, text and teacher, so the same result), then the recovered model
+// written block by block beside the directory's files and moved over them.
 static void recover_directory(const std::string& dir, const ProjectRunInputs& in, const Recipe& recipe,
-                       const CancelToken* cancel) {
+                              const CancelToken* cancel) {
   const RecoveryOptions o = recovery_options(recipe.recovery);
-  LlamaModel model = load_llama(open_model_file(dir));  // views of its files
-  // As a run's estimate does (before anything is decoded): this machine may have less.
-  if (const uint64_t need = recovery_memory_bytes(model, o), have = memory_available(); have && need > have)
+  const LlamaModel model = load_llama(open_model_file(dir));  // views of its files
+  const std::string packed_path = (fs::path(dir) / kPackedFileName).string();
+  // As a run's estimate does (before anything is read): this machine may have less.
+  const uint64_t need = recovery_memory_bytes(model, o) + fs::file_size(packed_path);
+  if (const uint64_t have = memory_available(); have && need > have)
     throw Error(dir, "redoing the run's recovery needs about " + std::to_string(need >> 20) + " MiB, more than the " +
                          std::to_string(have >> 20) + " MiB available");
-  const std::string packed_path = (fs::path(dir) / kPackedFileName).string();
-  std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
-  decode_layers_into(model, layers, packed_path);
-  RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {}, o, {}, cancel);
-  const FoldedRecovery f = fold_recovery(layers, r, r.merged);
-  // The shards give way to one file of the recovered weights (a model this size is whole
-  // in memory for recovery anyway).
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with("model-") || name == "model.safetensors.index.json") fs::remove(e.path());
-  }
-  save_llama_hf(r.merged, dir);
-  write_packed_safetensors(packed_path, f.layers);
+  const std::vector<CompressedTensor> layers = read_packed_safetensors(packed_path);
+  const RecoveryResult r = recover_compressed(model, &in.base, layers, in.calibration_tokens, {}, o, {}, cancel);
+  const fs::path written = fs::path(dir) / ".recovered";
+  fs::remove_all(written);
+  fs::create_directories(written);
+  write_recovered_model(written.string(), model, layers, r, RecoveryMerge::Recode, cancel);
+  // The same shard names and files; renamed over the mapped originals (their mappings keep
+  // the old contents until the model above is gone).
+  for (const fs::directory_entry& e : fs::directory_iterator(written))
+    fs::rename(e.path(), fs::path(dir) / e.path().filename());
+  fs::remove_all(written);
 }
 
 RunExport export_run(const std::string& project_file, int64_t run_id, const std::string& path,

@@ -487,7 +487,8 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
     return recover_qat(compressed, teacher, layers, train_tokens, eval_tokens, o, progress, cancel);
   std::vector<std::string> targets;
   for (const CompressedTensor& c : layers) targets.push_back(c.name);
-  return recover_lora(compressed, teacher, targets, train_tokens, eval_tokens, o, progress, cancel);
+  return recover_lora_streamed(compressed, layers, teacher, targets, train_tokens, eval_tokens, o,
+                               progress, cancel);
 }
 
 void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,

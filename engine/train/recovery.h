@@ -153,8 +153,9 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
                            const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
                            const RecoveryStepFn& on_step = {});
 
-// Recovery of every compressed layer of `compressed` by opt.method: LoRA adapters on them,
-// or QAT of them (what a recipe's recovery section does).
+// Recovery of every compressed layer of `compressed` by opt.method: LoRA adapters on them
+// (streamed, the layers decoded as the frozen weights; no merged model), or QAT of them
+// (in memory, with the merged model): what a recipe's recovery section does.
 RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel* teacher,
                                   const std::vector<CompressedTensor>& layers,
                                   std::span<const int32_t> train_tokens,

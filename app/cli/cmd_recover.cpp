@@ -49,15 +49,20 @@ const char* const kRecoverUsage =
     "                   [--method lora|qat] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
     "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
     "                   [--targets compressed|all] [--merge recode|dense|none]\n"
-    "                   [--eval-every N] [--seed S] [--max-memory SIZE] [--resume]\n"
-    "                   [--checkpoint-every N] [--json]\n\n"
+    "                   [--eval-every N] [--eval-windows N] [--seed S] [--max-memory SIZE]\n"
+    "                   [--resume] [--checkpoint-every N] [--json]\n\n"
     "Wins back what compression lost: low-rank adapters (LoRA) on the compressed linears\n"
     "of <model> (a directory `mcw compress` wrote), trained on TRAIN with the compressed\n"
     "weights frozen as they deploy (packed.safetensors decoded). The loss is the KL from the\n"
     "uncompressed model's next-token distribution (distillation, no labels needed): the\n"
     "teacher is --teacher MODEL, or the source_model compression.json names; --no-distill\n"
     "trains on the text's next tokens instead. Held-out loss (and KL against the teacher)\n"
-    "is measured on --eval TEXT before training and every --eval-every steps.\n\n"
+    "is measured on --eval TEXT (--eval-windows windows, default 16) before training and\n"
+    "every --eval-every steps.\n\n"
+    "LoRA works at any size: the frozen weights stay in their files (mapped) and packed, and\n"
+    "one block at a time is decoded to f32 and recomputed in the backward pass, so a\n"
+    "Llama-3-8B-shaped model recovers in a few GiB beside its files. QAT trains f32 copies\n"
+    "of the layers and is for models that fit in memory as f32 twice over.\n\n"
     "DIR gets the recovered model (--merge recode, the default when <model> has packed\n"
     "layers: each adapter merged into its weight and re-coded on the layer's own grid —\n"
     "its scales, zero points and sparsity mask kept — with the error that adds reported;\n"
@@ -138,7 +143,7 @@ nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
 int run_recover(const std::vector<std::string>& argv) {
   Args args(argv, {"text",    "out",     "eval",  "teacher",    "method", "checkpoint-every",
                    "steps",   "rank",    "alpha", "scaling",    "lr",     "batch",
-                   "window",  "targets", "merge", "eval-every", "seed",   "max-memory",
+                   "window",  "targets", "merge", "eval-every", "seed",   "max-memory", "eval-windows",
                    "threads", "run"},
             {"no-distill", "json", "resume"});
   if (args.positional().size() != 1)
@@ -188,6 +193,12 @@ int run_recover(const std::vector<std::string>& argv) {
   o.batch = args.int_or("batch", o.batch);
   o.seq_len = args.int_or("window", std::min<int64_t>(256, model.cfg.max_seq_len));
   o.eval_every = args.int_or("eval-every", o.eval_every);
+  // Held-out windows per evaluation of the curve (the teacher's probabilities for them stay
+  // in memory: 2 GiB at Llama-3's vocabulary and 256 tokens for the default 16); none
+  // without --eval.
+  o.eval_windows = args.value("eval").has_value() ? args.int_or("eval-windows", o.eval_windows) : 0;
+  if (args.value("eval").has_value() && o.eval_windows < 1)
+    throw UsageError{"--eval-windows must be at least 1"};
   o.seed = uint64_t(args.int_or("seed", 1));
   o.distill = !args.flag("no-distill");
   const std::string method = args.value_or("method", "lora");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -48,19 +49,6 @@ Tensor* find_mut(LlamaModel& m, const std::string& name) {
   for (auto& [n, t] : m.named_tensors())
     if (n == name) return t;
   throw Error("", "the model has no weight " + name);
-}
-
-// The teacher's next-token probabilities for B windows of T + 1 tokens (inputs the first T).
-void teacher_probs(const LlamaModel& teacher, std::span<const int32_t> windows, int64_t B,
-                   int64_t T, std::vector<float>& out) {
-  const int64_t V = teacher.cfg.vocab_size;
-  out.resize(size_t(B * T * V));
-  for (int64_t b = 0; b < B; ++b) {
-    KVCache cache(teacher.cfg, T);
-    float* p = out.data() + b * T * V;
-    llama_forward(teacher, windows.subspan(size_t(b * (T + 1)), size_t(T)), cache, p);
-    for (int64_t t = 0; t < T; ++t) softmax_row(p + t * V, V);
-  }
 }
 
 // Evenly spaced held-out windows of T + 1 tokens, the same at every evaluation.
@@ -261,6 +249,7 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
            const RecoveryOptions& o, Student& student, Trainables& m, const ProgressFn& progress,
            const CancelToken* cancel, const RecoveryStepFn& on_step) {
   const int64_t T = std::min(o.seq_len, cfg.max_seq_len), B = o.batch;
+  const int64_t V = cfg.vocab_size;
   const bool distill = o.distill && teacher;
   AdamW adam({.weight_decay = o.weight_decay});
   const LrSchedule sched{o.lr, o.min_lr, o.warmup, o.steps};
@@ -268,8 +257,16 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
   // Held-out windows, with the teacher's probabilities computed once.
   int64_t n_eval = 0;
   const std::vector<int32_t> held_out = held_out_windows(eval_tokens, T, o.eval_windows, &n_eval);
+  // The teacher streamed block by block as the student is (its weights read once a batch,
+  // cancellable between blocks, at any size).
+  std::optional<StreamedStudent> teacher_stream;
+  if (teacher) teacher_stream.emplace(*teacher, std::span<const CompressedTensor>{}, nullptr);
+  auto teacher_probs = [&](std::span<const int32_t> windows, int64_t n, std::vector<float>& out) {
+    out.resize(size_t(n * T * V));
+    teacher_stream->probabilities(windows, n, T, B, out.data(), cancel);
+  };
   std::vector<float> held_out_teacher;
-  if (teacher && n_eval) teacher_probs(*teacher, held_out, n_eval, T, held_out_teacher);
+  if (teacher && n_eval) teacher_probs(held_out, n_eval, held_out_teacher);
   auto evaluate = [&](RecoveryStep& st) {
     if (!n_eval) return;
     double ce = 0, kl = 0;
@@ -324,7 +321,7 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
     random_windows(train_tokens, B, T, sampler, windows);
     RecoveryStep st;
     st.step = step + 1, st.total = o.steps;
-    if (distill) teacher_probs(*teacher, windows, B, T, soft);
+    if (distill) teacher_probs(windows, B, soft);
     for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
     // Frozen weights: no weight gradient is formed; each targeted linear takes its own.
     st.loss = student.step(

@@ -133,23 +133,49 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
   return loss / double(N);
 }
 
+std::vector<float> StreamedStudent::final_hidden(std::span<const int32_t> windows, int64_t B,
+                                                 int64_t T, std::vector<int32_t>& targets,
+                                                 const CancelToken* cancel) {
+  const LlamaConfig& c = base_.cfg;
+  const int64_t N = B * T, D = c.dim;
+  std::vector<int32_t> inputs;
+  split_training_windows(base_, windows, B, T, inputs, targets);
+  std::vector<float> x(size_t(N * D)), xn(size_t(N * D)), inv_rms(static_cast<size_t>(N));
+  llama_embed(base_, inputs, x.data());
+  forward_blocks(x, B, T, nullptr, cancel);
+  rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D, c.rms_eps);
+  return xn;
+}
+
+void StreamedStudent::probabilities(std::span<const int32_t> windows, int64_t n, int64_t T,
+                                    int64_t group, float* out, const CancelToken* cancel) {
+  const int64_t D = base_.cfg.dim, V = base_.cfg.vocab_size;
+  group = std::max<int64_t>(1, group);
+  std::vector<int32_t> targets;
+  for (int64_t w0 = 0; w0 < n; w0 += group) {
+    const int64_t B = std::min(group, n - w0);
+    const std::vector<float> xn = final_hidden(
+        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, cancel);
+    for (int64_t b = 0; b < B; ++b) {
+      float* p = out + (w0 + b) * T * V;
+      head_logits(xn.data() + b * T * D, T, p);
+      for (int64_t t = 0; t < T; ++t) softmax_row(p + t * V, V);
+    }
+  }
+  act_ = {};  // a teacher's block activations are not needed until its next batch
+}
+
 void StreamedStudent::evaluate(std::span<const int32_t> windows, int64_t n, int64_t T,
                                int64_t group, const float* teacher_probs, double* ce, double* kl,
                                const CancelToken* cancel) {
-  const LlamaConfig& c = base_.cfg;
-  const int64_t D = c.dim, V = c.vocab_size;
+  const int64_t D = base_.cfg.dim, V = base_.cfg.vocab_size;
   group = std::max<int64_t>(1, group);
   std::vector<float> probs(size_t(T * V));
+  std::vector<int32_t> targets;
   for (int64_t w0 = 0; w0 < n; w0 += group) {
-    const int64_t B = std::min(group, n - w0), N = B * T;
-    std::vector<int32_t> inputs, targets;
-    split_training_windows(base_, windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T,
-                           inputs, targets);
-    std::vector<float> x(size_t(N * D)), xn(size_t(N * D)), inv_rms(static_cast<size_t>(N));
-    llama_embed(base_, inputs, x.data());
-    forward_blocks(x, B, T, nullptr, cancel);
-    rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D,
-                    c.rms_eps);
+    const int64_t B = std::min(group, n - w0);
+    const std::vector<float> xn = final_hidden(
+        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, cancel);
     for (int64_t b = 0; b < B; ++b) {
       head_logits(xn.data() + b * T * D, T, probs.data());
       const int32_t* tb = targets.data() + b * T;

@@ -46,6 +46,13 @@ class StreamedStudent {
                 const float* teacher_probs, double* ce, double* kl,
                 const CancelToken* cancel = nullptr);
 
+  // The model's next-token probabilities for n windows of T + 1 tokens (inputs their first
+  // T; run `group` at a time) into out [n·T, vocab]: llama_forward's logits softmaxed, with
+  // the weights read once per group rather than once per window, and Cancelled between
+  // blocks. What a teacher gives a distillation.
+  void probabilities(std::span<const int32_t> windows, int64_t n, int64_t T, int64_t group,
+                     float* out, const CancelToken* cancel = nullptr);
+
   // Block `layer` with f32 weights: decoded, packed layers in place of the base's, adapters
   // merged; norms and biases shared with the base.
   LlamaLayer block(int64_t layer) const;
@@ -55,6 +62,9 @@ class StreamedStudent {
   // `saved` when it is not null.
   void forward_blocks(std::vector<float>& x, int64_t B, int64_t T,
                       std::vector<std::vector<float>>* saved, const CancelToken* cancel);
+  // The final norm's output [B·T, D] of B windows (inputs and targets split from them).
+  std::vector<float> final_hidden(std::span<const int32_t> windows, int64_t B, int64_t T,
+                                  std::vector<int32_t>& targets, const CancelToken* cancel);
   // Row r of the final norm's output [rows, D] times the head: logits [T, vocab].
   void head_logits(const float* xn, int64_t T, float* logits) const;
 

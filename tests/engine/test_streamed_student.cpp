@@ -219,3 +219,19 @@ TEST(LoraLmView, RunsAsTheMergedModel) {
   wrong.adapters[0].name = "model.layers.7.self_attn.q_proj.weight";
   EXPECT_THROW(lora_lm_view(s.stored, wrong, "adapter"), Error);
 }
+
+// A teacher streamed block by block gives llama_forward's probabilities (softmaxed logits),
+// in groups of any size, for a model stored in bf16.
+TEST(StreamedStudent, ProbabilitiesAreLlamaForwardsSoftmax) {
+  const LlamaConfig cfg = test::tiny_config(4, 2, true);
+  const LlamaModel teacher = to_bf16(test::random_llama(cfg, 47));
+  const int64_t n = 5, T = 6;
+  const auto windows = test::random_tokens(size_t(n * (T + 1)), cfg.vocab_size, 48);
+  const std::vector<float> want = teacher_probs(teacher, windows, n, T);
+  StreamedStudent stream(teacher, {}, nullptr);
+  for (const int64_t group : {1, 3, 8}) {
+    std::vector<float> got(want.size());
+    stream.probabilities(windows, n, T, group, got.data());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6) << group << " " << i;
+  }
+}

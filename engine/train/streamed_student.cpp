@@ -147,51 +147,49 @@ std::vector<float> StreamedStudent::final_hidden(std::span<const int32_t> window
   return xn;
 }
 
-void StreamedStudent::probabilities(std::span<const int32_t> windows, int64_t n, int64_t T,
-                                    int64_t group, float* out, const CancelToken* cancel) {
-  const int64_t D = base_.cfg.dim, V = base_.cfg.vocab_size;
+void StreamedStudent::for_each_window(std::span<const int32_t> windows, int64_t n, int64_t T,
+                                      int64_t group, const CancelToken* cancel,
+                                      const WindowFn& fn) {
+  const int64_t D = base_.cfg.dim;
   group = std::max<int64_t>(1, group);
   std::vector<int32_t> targets;
   for (int64_t w0 = 0; w0 < n; w0 += group) {
     const int64_t B = std::min(group, n - w0);
     const std::vector<float> xn = final_hidden(
         windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, cancel);
-    for (int64_t b = 0; b < B; ++b) {
-      float* p = out + (w0 + b) * T * V;
-      head_logits(xn.data() + b * T * D, T, p);
-      for (int64_t t = 0; t < T; ++t) softmax_row(p + t * V, V);
-    }
+    for (int64_t b = 0; b < B; ++b) fn(w0 + b, xn.data() + b * T * D, targets.data() + b * T);
   }
+}
+
+void StreamedStudent::probabilities(std::span<const int32_t> windows, int64_t n, int64_t T,
+                                    int64_t group, float* out, const CancelToken* cancel) {
+  const int64_t V = base_.cfg.vocab_size;
+  for_each_window(windows, n, T, group, cancel, [&](int64_t w, const float* xn, const int32_t*) {
+    float* p = out + w * T * V;
+    head_logits(xn, T, p);
+    for (int64_t t = 0; t < T; ++t) softmax_row(p + t * V, V);
+  });
   act_ = {};  // a teacher's block activations are not needed until its next batch
 }
 
 void StreamedStudent::evaluate(std::span<const int32_t> windows, int64_t n, int64_t T,
                                int64_t group, const float* teacher_probs, double* ce, double* kl,
                                const CancelToken* cancel) {
-  const int64_t D = base_.cfg.dim, V = base_.cfg.vocab_size;
-  group = std::max<int64_t>(1, group);
+  const int64_t V = base_.cfg.vocab_size;
   std::vector<float> probs(size_t(T * V));
-  std::vector<int32_t> targets;
-  for (int64_t w0 = 0; w0 < n; w0 += group) {
-    const int64_t B = std::min(group, n - w0);
-    const std::vector<float> xn = final_hidden(
-        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, cancel);
-    for (int64_t b = 0; b < B; ++b) {
-      head_logits(xn.data() + b * T * D, T, probs.data());
-      const int32_t* tb = targets.data() + b * T;
-      if (!teacher_probs) {
-        *ce += cross_entropy_forward(probs.data(), {tb, size_t(T)}, V) / double(T);
-        continue;
-      }
-      *kl +=
-          kl_divergence_forward(probs.data(), teacher_probs + (w0 + b) * T * V, T, V) / double(T);
-      // The next tokens' NLL from the probabilities the KL's forward leaves.
-      double nll = 0;
-      for (int64_t t = 0; t < T; ++t)
-        nll -= std::log(std::max(double(probs[size_t(t * V + tb[t])]), 1e-300));
-      *ce += nll / double(T);
+  for_each_window(windows, n, T, group, cancel, [&](int64_t w, const float* xn, const int32_t* tb) {
+    head_logits(xn, T, probs.data());
+    if (!teacher_probs) {
+      *ce += cross_entropy_forward(probs.data(), {tb, size_t(T)}, V) / double(T);
+      return;
     }
-  }
+    *kl += kl_divergence_forward(probs.data(), teacher_probs + w * T * V, T, V) / double(T);
+    // The next tokens' NLL from the probabilities the KL's forward leaves.
+    double nll = 0;
+    for (int64_t t = 0; t < T; ++t)
+      nll -= std::log(std::max(double(probs[size_t(t * V + tb[t])]), 1e-300));
+    *ce += nll / double(T);
+  });
 }
 
 }  // namespace mcw

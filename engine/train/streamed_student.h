@@ -8,6 +8,7 @@
 // logits, whatever the model's size (streamed_recovery_bytes).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -62,6 +63,11 @@ class StreamedStudent {
   // `saved` when it is not null.
   void forward_blocks(std::vector<float>& x, int64_t B, int64_t T,
                       std::vector<std::vector<float>>* saved, const CancelToken* cancel);
+  // Runs n windows `group` at a time; fn(w, xn, targets) for each window w with its final
+  // norm's output xn [T, D] and next tokens [T].
+  using WindowFn = std::function<void(int64_t w, const float* xn, const int32_t* targets)>;
+  void for_each_window(std::span<const int32_t> windows, int64_t n, int64_t T, int64_t group,
+                       const CancelToken* cancel, const WindowFn& fn);
   // The final norm's output [B·T, D] of B windows (inputs and targets split from them).
   std::vector<float> final_hidden(std::span<const int32_t> windows, int64_t B, int64_t T,
                                   std::vector<int32_t>& targets, const CancelToken* cancel);

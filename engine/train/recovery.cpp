@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/core/cancellable.h"
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
@@ -263,14 +264,17 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
   if (teacher) teacher_stream.emplace(*teacher, std::span<const CompressedTensor>{}, nullptr);
   auto teacher_probs = [&](std::span<const int32_t> windows, int64_t n, std::vector<float>& out) {
     out.resize(size_t(n * T * V));
-    teacher_stream->probabilities(windows, n, T, B, out.data(), cancel);
+    run_cancellable(cancel,
+                    [&] { teacher_stream->probabilities(windows, n, T, B, out.data(), cancel); });
   };
   std::vector<float> held_out_teacher;
   if (teacher && n_eval) teacher_probs(held_out, n_eval, held_out_teacher);
   auto evaluate = [&](RecoveryStep& st) {
     if (!n_eval) return;
     double ce = 0, kl = 0;
-    student.evaluate(held_out, n_eval, T, teacher ? held_out_teacher.data() : nullptr, &ce, &kl);
+    run_cancellable(cancel, [&] {
+      student.evaluate(held_out, n_eval, T, teacher ? held_out_teacher.data() : nullptr, &ce, &kl);
+    });
     st.eval_loss = ce / double(n_eval);
     if (teacher) st.eval_kl = kl / double(n_eval);
   };
@@ -323,13 +327,16 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
     st.step = step + 1, st.total = o.steps;
     if (distill) teacher_probs(windows, B, soft);
     for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
-    // Frozen weights: no weight gradient is formed; each targeted linear takes its own.
-    st.loss = student.step(
-        windows, B, T, distill ? soft.data() : nullptr,
-        [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
-          const auto it = m.index.find({layer, int(which)});
-          if (it != m.index.end()) m.gradients(it->second, x, dy, rows);
-        });
+    // Frozen weights: no weight gradient is formed; each targeted linear takes its own. A
+    // step is numbers only, so a cancel stops it inside (its partial results are dropped).
+    run_cancellable(cancel, [&] {
+      st.loss = student.step(
+          windows, B, T, distill ? soft.data() : nullptr,
+          [&](int64_t layer, LlamaLinear which, const float* x, const float* dy, int64_t rows) {
+            const auto it = m.index.find({layer, int(which)});
+            if (it != m.index.end()) m.gradients(it->second, x, dy, rows);
+          });
+    });
     double norm2 = 0;
     for (std::span<float> g : m.grads)
       for (float x : g) norm2 += double(x) * x;

@@ -4,9 +4,11 @@
 // llama_train_forward / llama_frozen_backward give on the model decoded whole to f32.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "engine/compress/rtn.h"
 #include "engine/core/error.h"
@@ -234,4 +236,37 @@ TEST(StreamedStudent, ProbabilitiesAreLlamaForwardsSoftmax) {
     stream.probabilities(windows, n, T, group, got.data());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6) << group << " " << i;
   }
+}
+
+// A recovery step of a model where one takes a second or more stops within a quarter of it
+// after a cancel (the step runs inside run_cancellable, not just polled between steps).
+TEST(Recovery, CancelStopsInsideALongStep) {
+  LlamaConfig c = test::tiny_config(8, 8);
+  c.dim = 768, c.head_dim = 96, c.hidden_dim = 4096, c.n_layers = 1;
+  c.vocab_size = 256, c.max_seq_len = 256;
+  const LlamaModel m = test::random_llama(c, 9);
+  const auto text = test::random_tokens(4096, c.vocab_size, 10);
+  RecoveryOptions o;
+  o.steps = 1, o.batch = 4, o.seq_len = 256, o.eval_windows = 0;
+  const std::vector<std::string> targets = {"model.layers.0.self_attn.q_proj.weight"};
+  using clock = std::chrono::steady_clock;
+  const auto s0 = clock::now();
+  recover_lora_streamed(m, {}, &m, targets, text, {}, o);
+  const double step_s = std::chrono::duration<double>(clock::now() - s0).count();
+
+  o.steps = 100;
+  CancelToken cancel;
+  clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(step_s / 2));
+    cancelled_at = clock::now();
+    cancel.cancel();
+  });
+  EXPECT_THROW(recover_lora_streamed(m, {}, &m, targets, text, {}, o, {}, &cancel), Cancelled);
+  const auto stopped = clock::now();
+  canceller.join();
+  const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
+  EXPECT_LT(latency, 0.25 * step_s) << "a step takes " << step_s << " s";
+  RecordProperty("step_seconds", std::to_string(step_s));
+  RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

@@ -46,7 +46,7 @@ namespace mcw::cli {
 const char* const kRecoverUsage =
     "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
     "       mcw recover PROJECT --run ID --out DIR [--text TRAIN] [options]\n"
-    "                   [--method lora|qat] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
+    "                   [--method lora|qat] [--learn-zeros] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
     "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
     "                   [--targets compressed|all] [--merge recode|dense|none]\n"
     "                   [--eval-every N] [--eval-windows N] [--seed S] [--max-memory SIZE]\n"
@@ -78,7 +78,8 @@ const char* const kRecoverUsage =
     "--method qat trains the quantised layers themselves instead (quantisation-aware\n"
     "training: fake-quantised weights, straight-through gradients, LSQ's learnable group\n"
     "scales; latent weights start at the teacher's): every packed layer must be affine\n"
-    "(group-wise) quantised, and DIR gets them re-packed in the same layout.\n\n"
+    "(group-wise) quantised, and DIR gets them re-packed in the same layout. --learn-zeros\n"
+    "learns the zero points too (LSQ+'s offset, continuous, stored in f16 like the scales).\n\n"
     "  --steps N         optimizer steps (default 200)\n"
     "  --rank R          adapter rank (default 8)\n"
     "  --alpha A         LoRA alpha (default 16)\n"
@@ -130,7 +131,7 @@ nlohmann::ordered_json report_options(const RecoveryOptions& o) {
   return {{"steps", o.steps},     {"batch", o.batch},   {"window", o.seq_len},
           {"lr", o.lr},           {"min_lr", o.min_lr}, {"warmup", o.warmup},
           {"rank", o.rank},       {"alpha", o.alpha},   {"scaling", lora_scaling_name(o.scaling)},
-          {"distill", o.distill}, {"seed", o.seed}};
+          {"distill", o.distill}, {"seed", o.seed},     {"learn_zeros", o.learn_zeros}};
 }
 
 nlohmann::ordered_json eval_json(const EvalResult& r, bool with_baseline) {
@@ -146,7 +147,7 @@ int run_recover(const std::vector<std::string>& argv) {
                    "steps",   "rank",    "alpha", "scaling",    "lr",     "batch",
                    "window",  "targets", "merge", "eval-every", "seed",   "max-memory", "eval-windows",
                    "threads", "run"},
-            {"no-distill", "json", "resume"});
+            {"no-distill", "json", "resume", "learn-zeros"});
   if (args.positional().size() != 1)
     throw UsageError{"recover takes one model path (see mcw help recover)"};
   auto text_arg = args.value("text");
@@ -202,6 +203,7 @@ int run_recover(const std::vector<std::string>& argv) {
     throw UsageError{"--eval-windows must be at least 1"};
   o.seed = uint64_t(args.int_or("seed", 1));
   o.distill = !args.flag("no-distill");
+  o.learn_zeros = args.flag("learn-zeros");
   const std::string method = args.value_or("method", "lora");
   if (method != "lora" && method != "qat")
     throw UsageError{"--method must be lora or qat, got '" + method + "'"};

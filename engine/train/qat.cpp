@@ -2,6 +2,7 @@
 
 #include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/compress/affine_quantizer.h"
@@ -16,6 +17,28 @@ namespace {
 // the packed layer decodes to exactly the weights training measured.
 float stored_scale(float s) { return f16_to_f32(f32_to_f16(std::max(std::abs(s), 1e-7f))); }
 
+// Group g's grid as the forward pass uses it: the stored scale, and the scheme's zero or
+// the learnt one as the layout stores it (f16).
+struct Grid {
+  float scale, zero;
+  bool learnt;
+};
+Grid grid(const QatLayer& l, size_t g) {
+  if (l.zeros.empty()) return {stored_scale(l.scales[g]), l.scheme.zero_point(g), false};
+  return {stored_scale(l.scales[g]), f16_to_f32(f32_to_f16(l.zeros[g])), true};
+}
+
+// The unclamped code of v = w/s: round(v) + z for the scheme's integer zero (as
+// affine_code computes it), round(v + z) for a learnt one.
+float raw_code(float v, const Grid& p) {
+  return p.learnt ? std::nearbyint(v + p.zero) : std::nearbyint(v) + p.zero;
+}
+
+float fake_quantize(float w, const Grid& p, int bits) {
+  if (!p.learnt) return affine_round(w, {p.scale, p.zero}, bits);
+  const float q = std::clamp(raw_code(w / p.scale, p), 0.0f, float(affine_levels(bits) - 1));
+  return p.scale * (q - p.zero);
+}
 
 // Calls fn(i, g) for every weight i = r·cols + c of row r with its group's index g, rows in
 // parallel (each row's groups are its own, so the scale sums never race across tasks).
@@ -29,7 +52,7 @@ void for_each_weight(const CompressedTensor& s, Fn&& fn) {
 
 }  // namespace
 
-QatLayer qat_layer(const CompressedTensor& c, const Tensor& start) {
+QatLayer qat_layer(const CompressedTensor& c, const Tensor& start, bool learn_zeros) {
   if (c.coding != WeightCoding::Affine)
     throw Error(c.name, "quantisation-aware training needs an affine (group-wise) quantised layer");
   if (!c.g_idx.empty() || !c.input_scale.empty() || !c.outlier_index.empty())
@@ -42,6 +65,7 @@ QatLayer qat_layer(const CompressedTensor& c, const Tensor& start) {
   l.scheme.codes.clear();
   l.latent = Tensor::from_f32(start.to_f32(), start.shape(), c.name);
   l.scales = c.scales;
+  if (learn_zeros && !c.symmetric) l.zeros = c.zeros;
   return l;
 }
 
@@ -50,13 +74,12 @@ void qat_fake_quantize(const QatLayer& l, Tensor& out) {
   const float* w = l.latent.as<float>();
   float* o = out.mutable_as<float>();
   for_each_weight(l.scheme, [&](int64_t i, size_t g) {
-    o[i] = l.scheme.kept(i) ? affine_round(w[i], {stored_scale(l.scales[g]), l.scheme.zero_point(g)}, bits)
-                            : 0.0f;
+    o[i] = l.scheme.kept(i) ? fake_quantize(w[i], grid(l, g), bits) : 0.0f;
   });
 }
 
 void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
-                   std::span<float> dscales) {
+                   std::span<float> dscales, std::span<float> dzeros) {
   const int bits = l.scheme.bits;
   const float maxq = float(affine_levels(bits) - 1);
   const int64_t n_group = l.scheme.group_size > 0 ? l.scheme.group_size : l.scheme.cols;
@@ -66,16 +89,18 @@ void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
   float* dw = dlatent.mutable_as<float>();
   for_each_weight(l.scheme, [&](int64_t i, size_t g) {
     if (!l.scheme.kept(i)) return;
-    const float s = stored_scale(l.scales[g]), z = l.scheme.zero_point(g), v = w[i] / s;
-    const float q = std::nearbyint(v) + z;
+    const Grid p = grid(l, g);
+    const float s = p.scale, z = p.zero, v = w[i] / s;
+    const float q = raw_code(v, p);
+    // ∂ŵ/∂s: the code less the zero less v inside the range (LSQ's round(v) − v for an
+    // integer zero), the clamped code less the zero outside; ∂ŵ/∂z: −s where clamped.
     float ds;
-    if (q < 0) {
-      ds = -z;
-    } else if (q > maxq) {
-      ds = maxq - z;
+    if (q < 0 || q > maxq) {
+      ds = (q < 0 ? 0.0f : maxq) - z;
+      if (p.learnt) dzeros[g] -= lsq * d[i] * s;
     } else {
       dw[i] += d[i];
-      ds = std::nearbyint(v) - v;
+      ds = q - z - v;
     }
     dscales[g] += lsq * d[i] * ds;
   });
@@ -85,10 +110,16 @@ CompressedTensor qat_pack(const QatLayer& l) {
   CompressedTensor c = l.scheme;
   c.scales.resize(l.scales.size());
   for (size_t g = 0; g < c.scales.size(); ++g) c.scales[g] = stored_scale(l.scales[g]);
+  if (!l.zeros.empty())
+    for (size_t g = 0; g < c.zeros.size(); ++g) c.zeros[g] = grid(l, g).zero;
   const float* w = l.latent.as<float>();
+  const float maxq = float(affine_levels(c.bits) - 1);
   std::vector<uint8_t> q(static_cast<size_t>(c.rows * c.cols));
   for_each_weight(c, [&](int64_t i, size_t g) {
-    q[size_t(i)] = c.kept(i) ? affine_code(w[i], {c.scales[g], c.zero_point(g)}, c.bits) : 0;
+    const Grid p = grid(l, g);
+    q[size_t(i)] = !c.kept(i) ? 0
+                   : p.learnt ? uint8_t(std::clamp(raw_code(w[i] / p.scale, p), 0.0f, maxq))
+                              : affine_code(w[i], {p.scale, p.zero}, c.bits);
   });
   c.codes = pack_codes(q.data(), q.size(), c.bits);
   return c;

@@ -92,6 +92,7 @@ const std::vector<ParamSpec>& recovery_params() {
       {"eval_every", "int", d.eval_every, {}, 0, 1e6, "held-out evaluation every N steps"},
       {"eval_windows", "int", d.eval_windows, {}, 1, 1e6, "held-out windows per evaluation"},
       {"seed", "int", int64_t(d.seed), {}, 0, 1e15, "adapter init and batch order"},
+      {"learn_zeros", "bool", d.learn_zeros, {}, 0, 0, "qat: learn zero points too (LSQ+)"},
   };
   return params;
 }
@@ -112,6 +113,7 @@ RecoveryOptions recovery_options(const nlohmann::json& j) {
   o.eval_every = j.value("eval_every", o.eval_every);
   o.eval_windows = j.value("eval_windows", o.eval_windows);
   o.seed = j.value("seed", o.seed);
+  o.learn_zeros = j.value("learn_zeros", o.learn_zeros);
   return o;
 }
 
@@ -449,18 +451,23 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
     if (teacher)
       for (const auto& [n, t] : teacher->named_tensors())
         if (n == c.name) start = t;
-    qat.push_back(qat_layer(c, *start));
+    qat.push_back(qat_layer(c, *start, o.learn_zeros));
   }
   Trainables m;
-  std::vector<Tensor> g;  // d latent, d scales of each layer
+  std::vector<Tensor> g;      // d latent, d scales (and d zeros) of each layer
+  std::vector<size_t> first;  // each layer's d latent in g
   for (QatLayer& l : qat) {
+    first.push_back(g.size());
     add_param(m, {l.latent.mutable_as<float>(), size_t(l.latent.numel())}, l.latent.shape(), g,
               true);
     add_param(m, l.scales, {int64_t(l.scales.size())}, g, false);
+    if (!l.zeros.empty()) add_param(m, l.zeros, {int64_t(l.zeros.size())}, g, false);
   }
   m.apply = [&] {
     for (size_t i = 0; i < qat.size(); ++i) {
       for (float& sc : qat[i].scales) sc = std::max(sc, 1e-8f);  // a grid step stays positive
+      const float maxq = float((1 << qat[i].scheme.bits) - 1);
+      for (float& z : qat[i].zeros) z = std::clamp(z, 0.0f, maxq);  // a zero the codes reach
       qat_fake_quantize(qat[i], *fake[i]);
     }
   };
@@ -472,7 +479,10 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
     const QatLayer& l = qat[i];
     Tensor dfake = Tensor::zeros(DType::F32, l.latent.shape());
     matmul_at(dy, x, dfake.mutable_as<float>(), l.scheme.rows, l.scheme.cols, rows);
-    qat_gradients(l, dfake, g[2 * i], {g[2 * i + 1].mutable_as<float>(), l.scales.size()});
+    const size_t k = first[i];
+    qat_gradients(l, dfake, g[k], {g[k + 1].mutable_as<float>(), l.scales.size()},
+                  l.zeros.empty() ? std::span<float>{}
+                                  : std::span<float>{g[k + 2].mutable_as<float>(), l.zeros.size()});
   };
   LlamaActivations act;
   Student student = in_memory_student(r.merged, act, cancel);

@@ -45,6 +45,7 @@ struct RecoveryOptions {
   double alpha = 16;
   LoraScaling scaling = LoraScaling::Lora;
   bool distill = true;  // KL from the teacher when one is given; else cross-entropy
+  bool learn_zeros = false;  // QAT: learn the zero points too (qat.h; LSQ+'s offset)
   uint64_t seed = 1;
   int64_t eval_every = 25;    // steps; 0: only before the first and after the last
   int64_t eval_windows = 16;  // held-out windows per evaluation

@@ -638,3 +638,67 @@ TEST(Lora, ApplyMergesEveryAdapterAndRefusesWhatDoesNotFit) {
     EXPECT_NE(std::string(e.what()).find("a-dir"), std::string::npos) << e.what();
   }
 }
+
+// Learnt zero points (LSQ+): the layer starts on its grid exactly; ∂/∂z is −s·D on clamped
+// weights and nothing inside the range, checked by central differences of the
+// straight-through surrogate Σ D·ŵ (rounding held at the point); and a layer with
+// non-integer zeros packs to what its fake quantisation gives.
+TEST(Qat, LearntZerosAreLsqPlusOffsets) {
+  const int bits = 3, rows = 4, cols = 32, group = 16;
+  const float maxq = 7;
+  std::mt19937 rng(6);
+  const Tensor w0 = test::random_tensor({rows, cols}, rng, 0.5f);
+  RtnOptions o;
+  o.bits = bits, o.group_size = group;
+  const CompressedTensor c = quantize_rtn(w0.as<float>(), rows, cols, o, nullptr, nullptr, "q");
+  ASSERT_FALSE(c.symmetric);
+  const Tensor wq = c.dequantize();
+  QatLayer start = qat_layer(c, wq, /*learn_zeros=*/true);
+  ASSERT_EQ(start.zeros, c.zeros);
+  Tensor fake = Tensor::zeros(DType::F32, {rows, cols});
+  qat_fake_quantize(start, fake);
+  for (int64_t i = 0; i < fake.numel(); ++i) ASSERT_EQ(fake.as<float>()[i], wq.as<float>()[i]);
+
+  QatLayer l = qat_layer(c, test::random_tensor({rows, cols}, rng, 0.8f), true);
+  for (float& z : l.zeros) z += 0.37f;  // between integers, as training leaves them
+  const Tensor d = test::random_tensor({rows, cols}, rng, 1.0f);
+  Tensor dlatent = Tensor::zeros(DType::F32, {rows, cols});
+  std::vector<float> dscales(l.scales.size()), dzeros(l.zeros.size());
+  qat_gradients(l, d, dlatent, dscales, dzeros);
+  const double lsq = 1.0 / std::sqrt(double(group) * maxq);
+  const std::vector<float> w = l.latent.to_f32();
+  // Σ D·ŵ as a function of the zeros, each code held at the point's (its clamp too).
+  auto surrogate = [&](const std::vector<double>& z) {
+    double sum = 0;
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const size_t g = size_t((i / cols) * (cols / group) + (i % cols) / group);
+      const double s = l.scales[g], z0 = l.zeros[g];
+      const double q0 = std::nearbyint(double(w[size_t(i)]) / s + z0);
+      const double q = std::clamp(q0, 0.0, double(maxq));
+      // Inside the range the code moves with z (straight through), so ŵ does not.
+      const double code = q0 == q ? q + (z[g] - z0) : q;
+      sum += d.as<float>()[i] * s * (code - z[g]);
+    }
+    return sum;
+  };
+  std::vector<double> zv(l.zeros.begin(), l.zeros.end());
+  int moved = 0;
+  for (size_t g = 0; g < zv.size(); ++g) {
+    const double h = 1e-3;
+    zv[g] += h;
+    const double up = surrogate(zv);
+    zv[g] -= 2 * h;
+    const double down = surrogate(zv);
+    zv[g] += h;
+    const double fd = (up - down) / (2 * h);
+    moved += std::abs(fd) > 1e-3;
+    EXPECT_NEAR(dzeros[g], lsq * fd, 1e-4 * (1 + std::abs(lsq * fd))) << g;
+  }
+  EXPECT_GT(moved, 0);  // some groups have clamped weights
+  const CompressedTensor packed = qat_pack(l);
+  qat_fake_quantize(l, fake);
+  const Tensor back = packed.dequantize();
+  for (int64_t i = 0; i < fake.numel(); ++i)
+    ASSERT_NEAR(back.as<float>()[i], fake.as<float>()[i], 1e-6f * (1 + std::abs(fake.as<float>()[i])));
+  EXPECT_NE(packed.zeros, c.zeros);
+}

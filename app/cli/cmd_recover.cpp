@@ -46,9 +46,9 @@ namespace mcw::cli {
 const char* const kRecoverUsage =
     "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
     "       mcw recover PROJECT --run ID --out DIR [--text TRAIN] [options]\n"
-    "                   [--method lora|qat] [--learn-zeros] [--no-distill] [--steps N] [--rank R] [--alpha A]\n"
-    "                   [--scaling lora|rora] [--lr LR] [--batch B] [--window L]\n"
-    "                   [--targets compressed|all] [--merge recode|dense|none]\n"
+    "                   [--method lora|qat] [--learn-zeros] [--no-distill] [--steps N]\n"
+    "                   [--rank R] [--alpha A] [--scaling lora|rora] [--lr LR] [--batch B]\n"
+    "                   [--window L] [--targets compressed|all] [--merge recode|dense|none]\n"
     "                   [--eval-every N] [--eval-windows N] [--seed S] [--max-memory SIZE]\n"
     "                   [--resume] [--checkpoint-every N] [--json]\n\n"
     "Wins back what compression lost: low-rank adapters (LoRA) on the compressed linears\n"

@@ -198,3 +198,31 @@ TEST(CliRecover, RecoversAProjectsRun) {
   expect_one_line_error(run_mcw("recover " + proj + " --run x --out " + out + "x"), "--run",
                         "run id");
 }
+
+// --merge dense writes the adapters merged into dense weights (no packed layers), which
+// evaluate as the adapters kept apart did; QAT takes --learn-zeros and records it.
+TEST(CliRecover, DenseMergeEvaluatesAsTheAdaptersAndQatLearnsZeros) {
+  const fs::path d = fresh_dir("recover-dense");
+  ASSERT_TRUE(compress_tiny_model(d));
+  const std::string packed = (d / "w3").string(), out = (d / "dense").string(),
+                    text = (d / "text.txt").string();
+  const Result r = run_mcw("recover " + packed + " --text " + text + " --eval " + text +
+                           " --steps 4 --batch 2 --window 32 --lr 0.02 --merge dense --out " +
+                           out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(report.contains("recoded"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "packed.safetensors"));
+  const Result ev = run_mcw("eval " + out + " --text " + text + " --json");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  const double merged = nlohmann::json::parse(ev.out)["perplexity"].get<double>();
+  const double apart = report["eval"]["adapters"]["perplexity"].get<double>();
+  EXPECT_NEAR(merged, apart, 1e-5 * apart);
+  EXPECT_GT(std::abs(merged - report["eval"]["compressed"]["perplexity"].get<double>()), 1e-4);
+
+  const Result q = run_mcw("recover " + packed + " --method qat --learn-zeros --text " + text +
+                           " --steps 2 --batch 2 --window 32 --out " + out + "q --json");
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_TRUE(nlohmann::json::parse(q.out)["options"]["learn_zeros"].get<bool>());
+  EXPECT_EQ(read_packed_safetensors(out + "q/packed.safetensors").size(), 14u);
+}

@@ -28,7 +28,6 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/export/recovered_writer.h"
 #include "engine/io/staging_dir.h"
-#include "engine/io/tokenizer_files.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
@@ -402,8 +401,7 @@ int run_recover(const std::vector<std::string>& argv) {
                               merge == "dense" ? RecoveryMerge::Dense : RecoveryMerge::Recode,
                               &sigint.token());
     written_layers = out.packed_layers;
-    for (const std::string& f : tokenizer_files_of(file))
-      fs::copy_file(f, dir / fs::path(f).filename(), fs::copy_options::overwrite_existing);
+    write_tokenizer_files(file, dir.string());  // a GGUF's own tokenizer too
     if (merge == "recode") {
       auto& layers = report["recoded"] = nlohmann::ordered_json::array();
       for (const auto& [name, e] : out.added_error)

@@ -226,3 +226,24 @@ TEST(CliRecover, DenseMergeEvaluatesAsTheAdaptersAndQatLearnsZeros) {
   EXPECT_TRUE(nlohmann::json::parse(q.out)["options"]["learn_zeros"].get<bool>());
   EXPECT_EQ(read_packed_safetensors(out + "q/packed.safetensors").size(), 14u);
 }
+
+// A GGUF model (the weights quantised in its blocks, no packed layers): every linear
+// adapted over its dequantised blocks, the result merged dense and written with the
+// GGUF's own tokenizer, so that it evaluates as any model directory.
+TEST(CliRecover, RecoversAGgufModelWithItsTokenizer) {
+  const fs::path d = fresh_dir("recover-gguf");
+  ASSERT_TRUE(compress_tiny_model(d));
+  const std::string src = (d / "src").string(), gguf = (d / "m.gguf").string(),
+                    out = (d / "rec").string(), text = (d / "text.txt").string();
+  const Result e =
+      run_mcw("export " + src + " --format gguf --type Q8_0 --out " + gguf);
+  ASSERT_EQ(e.code, 0) << e.err;
+  const Result r = run_mcw("recover " + gguf + " --teacher " + src + " --text " + text +
+                           " --steps 2 --batch 2 --window 32 --out " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["targets"], 14);  // --targets all: the GGUF has no packed layers
+  EXPECT_FALSE(fs::exists(fs::path(out) / "packed.safetensors"));
+  const Result ev = run_mcw("eval " + out + " --text " + text + " --window 32");
+  EXPECT_EQ(ev.code, 0) << ev.err;
+}

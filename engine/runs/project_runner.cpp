@@ -3,6 +3,7 @@
 #include <tbb/task_arena.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -168,7 +169,10 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   RecoveredModel f =
       write_recovered_model(dir, c.model, layers, r, RecoveryMerge::Recode, cancel, /*scratch=*/true);
   c.model = std::move(f.model);
-  for (size_t i = 0; i < c.layers.size(); ++i) c.layers[i].tensor = std::move(f.layers[i]);
+  std::map<std::string, CompressedTensor*> recovered;
+  for (CompressedTensor& t : f.layers) recovered[t.name] = &t;
+  for (size_t i = 0; i < c.layers.size(); ++i)
+    c.layers[i].tensor = std::move(*recovered.at(layers[i].name));
   double worst = 0;
   for (const auto& [name, e] : f.added_error) worst = std::max(worst, e);
   m.push_back({"recovery_steps", double(o.steps)});

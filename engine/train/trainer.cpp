@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "engine/core/cancellable.h"
 #include "engine/core/error.h"
 #include "engine/train/llama_backprop.h"
 
@@ -155,15 +156,21 @@ TrainResult train_llama(const LlamaConfig& cfg, std::span<const int32_t> train_t
     random_windows(train_tokens, B, T, sampler, windows);
     TrainStep s;
     s.step = step + 1, s.total = o.steps;
-    s.loss = accumulate_gradients(r.model, windows, B, T, o.micro_batches, grads, cancel,
-                                  &workspace);
+    // The gradients are numbers only (the model changes in the optimizer step after), so a
+    // cancel stops them inside rather than at the next layer.
+    run_cancellable(cancel, [&] {
+      s.loss = accumulate_gradients(r.model, windows, B, T, o.micro_batches, grads, cancel,
+                                    &workspace);
+    });
     s.grad_norm = o.clip > 0 ? clip_grad_norm(grads, o.clip) : global_grad_norm(grads);
     s.lr = lr_at(sched, step);
     adam.step(params, s.lr);
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.steps)
       if (!eval_tokens.empty()) {
         const auto e0 = std::chrono::steady_clock::now();
-        const double e = eval_loss(r.model, eval_tokens, T, o.eval_windows, cancel);
+        double e = 0;
+        run_cancellable(cancel,
+                        [&] { e = eval_loss(r.model, eval_tokens, T, o.eval_windows, cancel); });
         if (!std::isnan(e)) s.eval_loss = e;
         eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
       }

@@ -2,12 +2,15 @@
 // and the byte tokenizer it uses for now.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "engine/model/bpe_tokenizer.h"
 #include "engine/model/byte_tokenizer.h"
 #include "engine/train/llama_backprop.h"
 #include "engine/train/trainer.h"
+#include "llama_test_util.h"
 
 using namespace mcw;
 
@@ -152,4 +155,40 @@ TEST(TrainTokenizer, BytesRoundTripAndHfByteLevelVocabulary) {
   EXPECT_EQ(vocab["\xC2\xA1"], 0xA1);
   EXPECT_EQ(j["model"]["type"], "BPE");
   EXPECT_TRUE(j["model"]["merges"].empty());
+}
+
+// A training step of a model where one takes a second or more stops within a quarter of it
+// after a cancel (the gradients run inside run_cancellable, not only polled between
+// layers).
+TEST(TrainCancel, StopsInsideALongStep) {
+  LlamaConfig c;
+  c.vocab_size = 256, c.dim = 768, c.n_heads = 8, c.n_kv_heads = 8, c.head_dim = 96;
+  c.hidden_dim = 4096, c.n_layers = 1, c.max_seq_len = 256;
+  const auto text = test::random_tokens(4096, c.vocab_size, 12);
+  TrainOptions o;
+  o.steps = 100, o.batch = 4, o.seq_len = 256, o.eval_every = 0;
+  // Step 2's duration measured from step 1's end; the cancel comes halfway through step 3.
+  using clock = std::chrono::steady_clock;
+  CancelToken cancel;
+  clock::time_point cancelled_at, step1_end;
+  double step_s = 0;
+  std::thread canceller;
+  auto on_step = [&](const TrainStep& s) {
+    if (s.step == 1) step1_end = clock::now();
+    if (s.step != 2) return;
+    step_s = std::chrono::duration<double>(clock::now() - step1_end).count();
+    canceller = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(step_s / 2));
+      cancelled_at = clock::now();
+      cancel.cancel();
+    });
+  };
+  EXPECT_THROW(train_llama(c, text, {}, o, {}, &cancel, on_step), Cancelled);
+  const auto stopped = clock::now();
+  ASSERT_TRUE(canceller.joinable());
+  canceller.join();
+  const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
+  EXPECT_LT(latency, 0.25 * step_s) << "a step takes " << step_s << " s";
+  RecordProperty("step_seconds", std::to_string(step_s));
+  RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

@@ -3,13 +3,16 @@
 // real (sequential) layer inputs.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <map>
 #include <set>
 
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
+#include "engine/recipe/recipe.h"
 #include "engine/kernels/ops.h"
 #include "compress_test_util.h"
 #include "llama_test_util.h"
@@ -335,4 +338,38 @@ TEST(CompressLlama, ProgressCoversTheWholeRecipe) {
   for (size_t i = 1; i < seen.size(); ++i) ASSERT_GE(seen[i], seen[i - 1]) << i;
   EXPECT_DOUBLE_EQ(seen.back(), 1.0);
   EXPECT_LE(*std::max_element(seen.begin(), seen.begin() + ptrdiff_t(seen.size() / 3)), 0.5 + 1e-12);
+}
+
+// A compression whose work takes a second or more stops within a quarter of it after a
+// cancel at any point (measured at the middle): calibration polls per window, GPTQ per
+// column block, the Hessian's factor inside its own steps.
+TEST(CompressCancel, StopsSoonAfterTheCancel) {
+  LlamaConfig c = test::tiny_config(8, 8);
+  c.dim = 768, c.head_dim = 96, c.hidden_dim = 3072, c.n_layers = 1;
+  c.vocab_size = 256, c.max_seq_len = 256;
+  const LlamaModel m = test::random_llama(c, 13);
+  const auto calib = test::random_tokens(4096, c.vocab_size, 14);
+  const Recipe r = parse_recipe(
+      "stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 128\n", "gptq");
+  CompressOptions o;
+  o.calib_windows = 8, o.calib_window = 256;
+  using clock = std::chrono::steady_clock;
+  const auto s0 = clock::now();
+  compress_llama(m, r, calib, o);
+  const double whole_s = std::chrono::duration<double>(clock::now() - s0).count();
+
+  CancelToken cancel;
+  clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(whole_s / 2));
+    cancelled_at = clock::now();
+    cancel.cancel();
+  });
+  EXPECT_THROW(compress_llama(m, r, calib, o, {}, &cancel), Cancelled);
+  const auto stopped = clock::now();
+  canceller.join();
+  const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
+  EXPECT_LT(latency, 0.25 * whole_s) << "the compression takes " << whole_s << " s";
+  RecordProperty("compress_seconds", std::to_string(whole_s));
+  RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

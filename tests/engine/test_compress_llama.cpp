@@ -3,6 +3,7 @@
 // real (sequential) layer inputs.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -340,9 +341,10 @@ TEST(CompressLlama, ProgressCoversTheWholeRecipe) {
   EXPECT_LE(*std::max_element(seen.begin(), seen.begin() + ptrdiff_t(seen.size() / 3)), 0.5 + 1e-12);
 }
 
-// A compression whose work takes a second or more stops within a quarter of it after a
-// cancel at any point (measured at the middle): calibration polls per window, GPTQ per
-// column block, the Hessian's factor inside its own steps.
+// A compression stops soon after a cancel in its middle: within a fifth of the time it took
+// to get there (both measured in the same run, so a machine loaded by other tests slows
+// both alike). Calibration polls per window, GPTQ per column block, the Hessian's factor
+// inside its own steps.
 TEST(CompressCancel, StopsSoonAfterTheCancel) {
   LlamaConfig c = test::tiny_config(8, 8);
   c.dim = 768, c.head_dim = 96, c.hidden_dim = 3072, c.n_layers = 1;
@@ -354,22 +356,26 @@ TEST(CompressCancel, StopsSoonAfterTheCancel) {
   CompressOptions o;
   o.calib_windows = 8, o.calib_window = 256;
   using clock = std::chrono::steady_clock;
-  const auto s0 = clock::now();
-  compress_llama(m, r, calib, o);
-  const double whole_s = std::chrono::duration<double>(clock::now() - s0).count();
-
   CancelToken cancel;
+  std::atomic<bool> halfway{false};
   clock::time_point cancelled_at;
+  const auto start = clock::now();
   std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::duration<double>(whole_s / 2));
+    while (!halfway) std::this_thread::sleep_for(std::chrono::microseconds(200));
     cancelled_at = clock::now();
     cancel.cancel();
   });
-  EXPECT_THROW(compress_llama(m, r, calib, o, {}, &cancel), Cancelled);
+  const ProgressFn progress = [&](const ProgressEvent& e) {
+    if (e.fraction >= 0.5) halfway = true;
+  };
+  EXPECT_THROW(compress_llama(m, r, calib, o, progress, &cancel), Cancelled);
   const auto stopped = clock::now();
+  halfway = true;  // in case it never got there
   canceller.join();
+  const double before = std::chrono::duration<double>(cancelled_at - start).count();
   const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
-  EXPECT_LT(latency, 0.25 * whole_s) << "the compression takes " << whole_s << " s";
-  RecordProperty("compress_seconds", std::to_string(whole_s));
+  EXPECT_GT(before, 0.1);  // there was work to stop
+  EXPECT_LT(latency, 0.2 * before) << before << " s to get halfway";
+  RecordProperty("seconds_to_halfway", std::to_string(before));
   RecordProperty("cancel_latency_seconds", std::to_string(latency));
 }

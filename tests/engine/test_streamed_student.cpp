@@ -22,6 +22,7 @@
 #include "engine/train/streamed_student.h"
 #include "engine/train/train_ops.h"
 #include "llama_test_util.h"
+#include "cancel_latency.h"
 
 using namespace mcw;
 
@@ -242,7 +243,7 @@ TEST(StreamedStudent, ProbabilitiesAreLlamaForwardsSoftmax) {
 // after a cancel (the step runs inside run_cancellable, not just polled between steps).
 TEST(Recovery, CancelStopsInsideALongStep) {
   LlamaConfig c = test::tiny_config(8, 8);
-  c.dim = 768, c.head_dim = 96, c.hidden_dim = 4096, c.n_layers = 1;
+  c.dim = 1024, c.head_dim = 128, c.hidden_dim = 5632, c.n_layers = 1;
   c.vocab_size = 256, c.max_seq_len = 256;
   const LlamaModel m = test::random_llama(c, 9);
   const auto text = test::random_tokens(4096, c.vocab_size, 10);
@@ -254,19 +255,18 @@ TEST(Recovery, CancelStopsInsideALongStep) {
   recover_lora_streamed(m, {}, &m, targets, text, {}, o);
   const double step_s = std::chrono::duration<double>(clock::now() - s0).count();
 
+  // Cancels at three points of the first step (one of them inside the block's backward,
+  // the longest stretch between the polls at block boundaries).
   o.steps = 100;
-  CancelToken cancel;
-  clock::time_point cancelled_at;
-  std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::duration<double>(step_s / 2));
-    cancelled_at = clock::now();
-    cancel.cancel();
-  });
-  EXPECT_THROW(recover_lora_streamed(m, {}, &m, targets, text, {}, o, {}, &cancel), Cancelled);
-  const auto stopped = clock::now();
-  canceller.join();
-  const double latency = std::chrono::duration<double>(stopped - cancelled_at).count();
-  EXPECT_LT(latency, 0.25 * step_s) << "a step takes " << step_s << " s";
+  double worst = 0;
+  for (const double at : {0.3, 0.5, 0.7}) {
+    CancelToken cancel;
+    const test::CancelLatency t = test::measure_cancel(
+        cancel, [&](double s) { return s >= at * step_s; },
+        [&] { recover_lora_streamed(m, {}, &m, targets, text, {}, o, {}, &cancel); });
+    worst = std::max(worst, t.latency);
+  }
+  EXPECT_LT(worst, 0.2 * step_s) << "a step takes " << step_s << " s";
   RecordProperty("step_seconds", std::to_string(step_s));
-  RecordProperty("cancel_latency_seconds", std::to_string(latency));
+  RecordProperty("cancel_latency_seconds", std::to_string(worst));
 }

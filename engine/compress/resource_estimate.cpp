@@ -188,7 +188,13 @@ ResourceEstimate estimate_resources(const ModelShape& model, const Recipe& recip
   if (!recipe.recovery.empty()) {
     const RecoveryCost rc = recovery_cost(model, recovery_options(recipe.recovery));
     e.recovery_bytes = rc.bytes, e.recovery_flops = rc.flops;
-    e.peak_bytes = std::max(e.peak_bytes, e.base_bytes + e.recovery_bytes);
+    // The compressed layers stay in memory beside the recovery (they are its frozen
+    // weights); in a project run the recovered layers join them while the recovered model
+    // is written.
+    const uint64_t layers = settings.streamed && settings.run_eval_window > 0
+                                ? 2 * e.compressed_bytes
+                                : e.compressed_bytes;
+    e.peak_bytes = std::max(e.peak_bytes, e.base_bytes + layers + e.recovery_bytes);
   }
   if (settings.streamed) {
     e.slack_bytes = to_bytes(0.1 * double(e.peak_bytes) + double(64 << 20));

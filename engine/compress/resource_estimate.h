@@ -67,7 +67,9 @@ struct ResourceEstimate {
   // copies, two windows of logits and the check of the largest layer's decode, beside
   // base_bytes (0 unless run_eval_window > 0).
   uint64_t evaluation_bytes = 0;
-  // A recipe's recovery section (engine/train/recovery.h: recovery_cost), beside base_bytes.
+  // A recipe's recovery section (engine/train/recovery.h: recovery_cost), beside base_bytes
+  // and the compressed layers (twice those in a project run, while it writes the recovered
+  // model).
   uint64_t recovery_bytes = 0;
   uint64_t peak_bytes = 0;  // the larger phase, with slack
   // FLOPs and seconds.

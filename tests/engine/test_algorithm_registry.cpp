@@ -27,16 +27,23 @@ TEST(AlgorithmRegistry, EveryEntryIsWhole) {
                   int(a.run_stage != nullptr),
               1)
         << "exactly one way to compress";
-    if (a.reshape) EXPECT_NE(a.run_stage, nullptr) << "a change of shape is a whole-model stage";
-    if (a.sample_tokens || a.uncompressed_inputs) EXPECT_NE(a.compress_group, nullptr);
+    if (a.reshape) {
+      EXPECT_NE(a.run_stage, nullptr) << "a change of shape is a whole-model stage";
+    }
+    if (a.sample_tokens || a.uncompressed_inputs) {
+      EXPECT_NE(a.compress_group, nullptr);
+    }
     // Groups exist only inside the calibration pass.
-    if (a.compress_group) EXPECT_NE(a.needs(nlohmann::json::object()), CalibrationNeed::None);
+    if (a.compress_group) {
+      EXPECT_NE(a.needs(nlohmann::json::object()), CalibrationNeed::None);
+    }
     // Layer and group compressors get their statistics from the shared calibration pass;
     // only whole-model stages run a pass of their own.
-    if (a.run_stage)
+    if (a.run_stage) {
       EXPECT_EQ(a.needs(nlohmann::json::object()), CalibrationNeed::OwnPass);
-    else
+    } else {
       EXPECT_NE(a.needs(nlohmann::json::object()), CalibrationNeed::OwnPass);
+    }
     std::set<std::string> keys;
     for (const ParamSpec& p : a.params) EXPECT_TRUE(keys.insert(p.key).second) << p.key << " twice";
   }

@@ -207,6 +207,9 @@ struct Student {
   std::function<void(std::span<const int32_t> windows, int64_t n, int64_t T, const float* teacher,
                      double* ce, double* kl)>
       evaluate;
+  // Set by the loop: called after each block a streamed student's pass runs (progress
+  // inside a step); a whole-model student does not call it.
+  std::function<void()> on_block;
 };
 
 // The student as one f32 model in memory, all activations kept (QAT's, whose latent
@@ -264,6 +267,22 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
   // cancellable between blocks, at any size).
   std::optional<StreamedStudent> teacher_stream;
   if (teacher) teacher_stream.emplace(*teacher, std::span<const CompressedTensor>{}, nullptr);
+  // Progress inside a step (minutes at real size): the teacher's blocks, the student's
+  // forward and its backward, counted as they finish.
+  int64_t step_now = 0, blocks_done = 0;
+  bool in_step = false;
+  const int64_t blocks_per_step = (distill ? 3 : 2) * cfg.n_layers;
+  auto on_block = [&] {
+    if (!in_step || !progress || blocks_per_step == 0) return;
+    ++blocks_done;
+    const double f = std::min(1.0, double(blocks_done) / double(blocks_per_step));
+    char msg[120];
+    std::snprintf(msg, sizeof msg, "step %lld/%lld, %.0f%%", (long long)step_now + 1,
+                  (long long)o.steps, 100 * f);
+    report(progress, "recover", "", (double(step_now) + f) / double(o.steps), msg);
+  };
+  if (teacher_stream) teacher_stream->set_block_hook(on_block);
+  student.on_block = on_block;
   auto teacher_probs = [&](std::span<const int32_t> windows, int64_t n, std::vector<float>& out) {
     out.resize(size_t(n * T * V));
     run_cancellable(cancel,
@@ -327,6 +346,7 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
     random_windows(train_tokens, B, T, sampler, windows);
     RecoveryStep st;
     st.step = step + 1, st.total = o.steps;
+    step_now = step, blocks_done = 0, in_step = true;
     if (distill) teacher_probs(windows, B, soft);
     for (std::span<float> g : m.grads) std::fill(g.begin(), g.end(), 0.0f);
     // Frozen weights: no weight gradient is formed; each targeted linear takes its own. A
@@ -348,6 +368,7 @@ void train(RecoveryResult& r, const LlamaConfig& cfg, const LlamaModel* teacher,
       for (std::span<float> g : m.grads)
         for (float& x : g) x *= k;
     }
+    in_step = false;
     st.lr = lr_at(sched, step);
     adam.step(m.params, st.lr);
     m.apply();
@@ -394,6 +415,9 @@ RecoveryResult recover_lora_streamed(const LlamaModel& base,
   const double s = r.adapters.scale();
   StreamedStudent streamed(base, packed, &r.adapters, packed_source);
   Student student;
+  streamed.set_block_hook([&] {
+    if (student.on_block) student.on_block();
+  });
   student.step = [&](std::span<const int32_t> windows, int64_t B, int64_t T, const float* soft,
                      const LinearGradFn& linear) {
     return streamed.train_step(windows, B, T, soft, linear, cancel);

@@ -69,6 +69,7 @@ void StreamedStudent::forward_blocks(std::vector<float>& x, int64_t B, int64_t T
     check_cancel(cancel);
     if (saved) (*saved)[size_t(l)] = x;
     llama_block_forward(base_.cfg, block(l), B, T, inv_freq_.data(), x, act_);
+    if (block_hook_) block_hook_();
   }
 }
 
@@ -129,6 +130,7 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
     llama_block_forward(c, L, B, T, inv_freq_.data(), saved[size_t(l)], act_);
     std::vector<float>().swap(saved[size_t(l)]);
     llama_block_frozen_backward(c, L, l, act_, B, T, inv_freq_.data(), dx, linear, scratch_);
+    if (block_hook_) block_hook_();
   }
   return loss / double(N);
 }

@@ -54,6 +54,10 @@ class StreamedStudent {
   void probabilities(std::span<const int32_t> windows, int64_t n, int64_t T, int64_t group,
                      float* out, const CancelToken* cancel = nullptr);
 
+  // Called after each block a pass runs (forward, or recomputation and backward): progress
+  // inside a step, which at real size takes minutes.
+  void set_block_hook(std::function<void()> fn) { block_hook_ = std::move(fn); }
+
   // Block `layer` with f32 weights: decoded, packed layers in place of the base's, adapters
   // merged; norms and biases shared with the base.
   LlamaLayer block(int64_t layer) const;
@@ -79,6 +83,7 @@ class StreamedStudent {
   std::map<std::string, const CompressedTensor*> packed_;
   std::map<std::string, const LoraAdapter*> adapted_;
   std::vector<float> inv_freq_;
+  std::function<void()> block_hook_;
   LayerActivations act_;    // one block's, reused
   BlockGradients scratch_;  // one block's gradients, reused
 };

@@ -270,3 +270,22 @@ TEST(Recovery, CancelStopsInsideALongStep) {
   RecordProperty("step_seconds", std::to_string(step_s));
   RecordProperty("cancel_latency_seconds", std::to_string(worst));
 }
+
+// Progress inside a step: every block of the teacher's and the student's passes reports,
+// so the fraction rises within each step and never goes back.
+TEST(Recovery, ReportsProgressInsideAStep) {
+  const LlamaConfig cfg = test::tiny_config();
+  const LlamaModel m = test::random_llama(cfg, 15);
+  const auto text = test::random_tokens(400, cfg.vocab_size, 16);
+  RecoveryOptions o;
+  o.steps = 2, o.batch = 2, o.seq_len = 8, o.eval_windows = 0;
+  std::vector<double> fractions;
+  const ProgressFn progress = [&](const ProgressEvent& e) { fractions.push_back(e.fraction); };
+  recover_lora_streamed(m, {}, &m, {"model.layers.0.self_attn.q_proj.weight"}, text, {}, o,
+                        progress);
+  // Per step: 3 passes of 2 blocks (teacher, forward, backward), then the step's own report.
+  ASSERT_EQ(fractions.size(), size_t(o.steps * (3 * cfg.n_layers + 1)));
+  for (size_t i = 1; i < fractions.size(); ++i) EXPECT_GE(fractions[i], fractions[i - 1]) << i;
+  EXPECT_NEAR(fractions[0], 1.0 / 6 / 2, 1e-12);  // one of six blocks of step 1 of 2
+  EXPECT_EQ(fractions.back(), 1.0);
+}

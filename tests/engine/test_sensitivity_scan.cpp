@@ -1,12 +1,14 @@
 // The sensitivity scan and its KL meter, against compress_llama + evaluate run by hand.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
 
 #include "engine/core/error.h"
 #include "engine/eval/perplexity.h"
 #include "engine/search/kl_meter.h"
 #include "engine/search/sensitivity_scan.h"
+#include "cancel_latency.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
 
@@ -208,4 +210,27 @@ TEST(SensitivityScan, RejectsBadSettings) {
   EXPECT_THROW(SensitivityScan(base, "fp", tokens, none), Error);
   EXPECT_THROW(SensitivityScan(base, "fp", std::span(tokens).first(1), small_options({"w4"})),
                Error);
+}
+
+// A scan stops soon after a cancel in its middle: within a fifth of the time it took to get
+// there (the same run, so load from other tests slows both alike). Each cell's windows run
+// inside the KL meter's run_cancellable.
+TEST(SensitivityScan, CancelStopsSoonAfterTheCancel) {
+  LlamaConfig c = test::tiny_config(8, 8);
+  c.dim = 768, c.head_dim = 96, c.hidden_dim = 3072, c.n_layers = 1;
+  c.vocab_size = 256, c.max_seq_len = 256;
+  const LlamaModel base = test::random_llama(c, 16);
+  const auto tokens = test::random_tokens(2048, c.vocab_size, 17);
+  SensitivityOptions o = small_options({"w4"}, 4);
+  o.window = 256;
+  CancelToken cancel;
+  std::atomic<int> cells{0};
+  o.on_cell = [&](const SensitivityCell&) { ++cells; };
+  const test::CancelLatency t = test::measure_cancel(
+      cancel, [&](double) { return cells >= 3; },  // of 7 cells
+      [&] { SensitivityScan(base, "fp", tokens, o).run(nullptr, {}, &cancel); });
+  EXPECT_GT(t.before, 0.1);  // there was work to stop
+  EXPECT_LT(t.latency, 0.2 * t.before) << t.before << " s to get to the third cell";
+  RecordProperty("seconds_to_third_cell", std::to_string(t.before));
+  RecordProperty("cancel_latency_seconds", std::to_string(t.latency));
 }

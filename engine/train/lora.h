@@ -7,8 +7,9 @@
 // each linear's x and dy over (llama_frozen_backward); since W' is linear in B·A,
 // dL/dB = s·(dL/dW')·Aᵀ and dL/dA = s·Bᵀ·(dL/dW') with dL/dW' = dyᵀ·x, which
 // lora_gradients_from takes at rank-sized cost without forming dL/dW' (lora_gradients does
-// form it: the reference the tests check the other against). The real-size path (frozen
-// weights packed, one block in f32) is not built.
+// form it: the reference the tests check the other against). At any size the merged
+// weights exist one block at a time (streamed_student.h); lora_lm.h runs adapters kept
+// apart.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -57,12 +58,6 @@ void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmer
 // The same from the linear's input x [rows, in] and output gradient dy [rows, out] of the
 // backward pass, without forming dL/dW′ (llama_frozen_backward): with u = x·Aᵀ and
 // v = dy·B, dB += s·dyᵀ·u and dA += s·vᵀ·x, rank-sized products.
-void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
-                         int64_t rows, Tensor& da, Tensor& db);
-
-// The same from the linear's input x [rows, in] and output gradient dy [rows, out] of the
-// backward pass, without forming dL/dW': with u = x·Aᵀ and v = dy·B, dB += s·dyᵀ·u and
-// dA += s·vᵀ·x, rank-sized products.
 void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
                          int64_t rows, Tensor& da, Tensor& db);
 

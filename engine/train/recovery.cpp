@@ -556,16 +556,4 @@ FoldedLayer fold_layer(const CompressedTensor& c, const RecoveryResult& r) {
   return {c, false, std::nullopt};
 }
 
-FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const RecoveryResult& r,
-                             LlamaModel& model) {
-  FoldedRecovery out;
-  for (const CompressedTensor& c : layers) {
-    FoldedLayer f = fold_layer(c, r);
-    if (f.added_error) out.added_error.push_back({c.name, *f.added_error});
-    *find_mut(model, c.name) = f.tensor.dequantize();
-    out.layers.push_back(std::move(f.tensor));
-  }
-  return out;
-}
-
 }  // namespace mcw

@@ -182,13 +182,4 @@ struct FoldedLayer {
 };
 FoldedLayer fold_layer(const CompressedTensor& layer, const RecoveryResult& r);
 
-// Every layer folded, and `model`'s weights of those layers replaced by what they decode
-// to (the recovered model, for a model that is in memory whole).
-struct FoldedRecovery {
-  std::vector<CompressedTensor> layers;
-  std::vector<std::pair<std::string, double>> added_error;  // re-coded layers
-};
-FoldedRecovery fold_recovery(const std::vector<CompressedTensor>& layers, const RecoveryResult& r,
-                             LlamaModel& model);
-
 }  // namespace mcw

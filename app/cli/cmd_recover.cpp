@@ -338,7 +338,7 @@ int run_recover(const std::vector<std::string>& argv) {
       decode_layers_into(decoded, packed, packed_path);
       r = recover_qat(decoded, t, layers, train, held_out, o, bar.callback(), &sigint.token());
     } else {
-      r = recover_lora_streamed(model, packed, t, targets, train, held_out, o, bar.callback(),
+      r = recover_lora(model, packed, t, targets, train, held_out, o, bar.callback(),
                                 &sigint.token(), {}, packed_path);
     }
   } catch (const Cancelled&) {

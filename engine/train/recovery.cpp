@@ -399,7 +399,7 @@ void add_param(Trainables& m, std::span<float> param, Shape shape, std::vector<T
 
 }  // namespace
 
-RecoveryResult recover_lora_streamed(const LlamaModel& base,
+RecoveryResult recover_lora(const LlamaModel& base,
                                      std::span<const CompressedTensor> packed,
                                      const LlamaModel* teacher,
                                      const std::vector<std::string>& targets,
@@ -438,19 +438,6 @@ RecoveryResult recover_lora_streamed(const LlamaModel& base,
     lora_gradients_from(r.adapters.adapters[i], s, x, dy, rows, g[2 * i], g[2 * i + 1]);
   };
   train(r, base.cfg, teacher, train_tokens, eval_tokens, o, student, m, progress, cancel, on_step);
-  return r;
-}
-
-RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
-                            const std::vector<std::string>& targets,
-                            std::span<const int32_t> train_tokens,
-                            std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
-                            const ProgressFn& progress, const CancelToken* cancel,
-                            const RecoveryStepFn& on_step) {
-  RecoveryResult r = recover_lora_streamed(compressed, {}, teacher, targets, train_tokens,
-                                           eval_tokens, o, progress, cancel, on_step);
-  r.merged = clone_model(compressed);
-  apply_lora(r.merged, r.adapters, "");
   return r;
 }
 
@@ -525,7 +512,7 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
     return recover_qat(compressed, teacher, layers, train_tokens, eval_tokens, o, progress, cancel);
   std::vector<std::string> targets;
   for (const CompressedTensor& c : layers) targets.push_back(c.name);
-  return recover_lora_streamed(compressed, layers, teacher, targets, train_tokens, eval_tokens, o,
+  return recover_lora(compressed, layers, teacher, targets, train_tokens, eval_tokens, o,
                                progress, cancel);
 }
 

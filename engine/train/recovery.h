@@ -92,8 +92,8 @@ struct RecoveryStep {
 struct RecoveryResult {
   LoraAdapters adapters;                    // LoRA
   std::vector<CompressedTensor> quantized;  // QAT: each layer trained, in its layout
-  // f32: the compressed weights plus each adapter's s·B·A (LoRA), or the trained layers
-  // fake-quantised (QAT: what `quantized` decodes to, up to the f16 rounding of scales).
+  // QAT: the f32 model with the trained layers fake-quantised (what `quantized` decodes to,
+  // up to the f16 rounding of scales). Empty for LoRA, which never holds the model whole.
   LlamaModel merged;
   std::vector<RecoveryStep> history;  // step 0 first
 };
@@ -118,23 +118,14 @@ uint64_t recovery_memory_bytes(const LlamaModel& model, const RecoveryOptions& o
 // targets.
 std::vector<std::string> block_linear_names(const LlamaModel& model);
 
-// Trains adapters on `targets` (linear names of `compressed`). `teacher` (optional) must
-// have the same vocabulary; `eval_tokens` may be empty (no held-out curve). Throws
-// mcw::Error for options or models that cannot work (the file name left empty),
-// Cancelled when `cancel` fires (between layers).
-RecoveryResult recover_lora(const LlamaModel& compressed, const LlamaModel* teacher,
-                            const std::vector<std::string>& targets,
-                            std::span<const int32_t> train_tokens,
-                            std::span<const int32_t> eval_tokens, const RecoveryOptions& opt,
-                            const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
-                            const RecoveryStepFn& on_step = {});
-
-// The same at any size (streamed_student.h): the frozen weights are `base`'s in their
-// dtype (usually mapped), with `packed`'s layers (read from `packed_source`) decoding in
-// place of the base's weights of their names; one block at a time is decoded to f32. The
-// result holds the adapters and the curve (no merged model). recover_lora is this with no
-// packed layers, then the adapters merged into an f32 copy of the model.
-RecoveryResult recover_lora_streamed(const LlamaModel& base,
+// Trains adapters on `targets` (linear names of `base`) at any size (streamed_student.h):
+// the frozen weights are `base`'s in their dtype (usually mapped), with `packed`'s layers
+// (read from `packed_source`) decoding in place of the base's weights of their names; one
+// block at a time is decoded to f32. The result holds the adapters and the curve (no merged
+// model). `teacher` (optional) must have the same vocabulary; `eval_tokens` may be empty
+// (no held-out curve). Throws mcw::Error for options or models that cannot work (the file
+// name left empty), Cancelled when `cancel` fires.
+RecoveryResult recover_lora(const LlamaModel& base,
                                      std::span<const CompressedTensor> packed,
                                      const LlamaModel* teacher,
                                      const std::vector<std::string>& targets,

@@ -307,8 +307,8 @@ TEST(Recovery, DistillationWinsBackHeldOutKlOnTheDemoModel) {
   o.eval_every = 0, o.eval_windows = 6;
   std::vector<RecoveryStep> seen;
   const RecoveryResult r =
-      recover_lora(rtn.model, &base, block_linear_names(rtn.model), train, held_out, o, {}, nullptr,
-                   [&](const RecoveryStep& s) { seen.push_back(s); });
+      recover_lora(rtn.model, {}, &base, block_linear_names(rtn.model), train, held_out, o, {},
+                   nullptr, [&](const RecoveryStep& s) { seen.push_back(s); });
   ASSERT_EQ(r.history.size(), 25u);
   EXPECT_EQ(seen.size(), 25u);
   ASSERT_TRUE(r.history.front().eval_kl && r.history.back().eval_kl);
@@ -328,18 +328,19 @@ TEST(Recovery, RefusesBadOptionsAndCancels) {
   RecoveryOptions o;
   o.steps = 5, o.batch = 2, o.seq_len = 16, o.rank = 2;
   o.steps = 0;
-  EXPECT_THROW(recover_lora(m, nullptr, block_linear_names(m), text, {}, o), Error);
+  EXPECT_THROW(recover_lora(m, {}, nullptr, block_linear_names(m), text, {}, o), Error);
   o.steps = 5;
-  EXPECT_THROW(recover_lora(m, nullptr, block_linear_names(m), std::span(text).first(10), {}, o),
-               Error);
+  EXPECT_THROW(
+      recover_lora(m, {}, nullptr, block_linear_names(m), std::span(text).first(10), {}, o),
+      Error);
   LlamaConfig other = test::tiny_config();
   other.vocab_size = 41;
   const LlamaModel wrong_vocab = test::random_llama(other, 4);
-  EXPECT_THROW(recover_lora(m, &wrong_vocab, block_linear_names(m), text, {}, o), Error);
+  EXPECT_THROW(recover_lora(m, {}, &wrong_vocab, block_linear_names(m), text, {}, o), Error);
 
   CancelToken cancel;
   int steps = 0;
-  EXPECT_THROW(recover_lora(m, nullptr, block_linear_names(m), text, {}, o, {}, &cancel,
+  EXPECT_THROW(recover_lora(m, {}, nullptr, block_linear_names(m), text, {}, o, {}, &cancel,
                             [&](const RecoveryStep& s) {
                               if (s.step == 2) cancel.cancel();
                               ++steps;
@@ -556,9 +557,13 @@ TEST(Recovery, ResumedFromACheckpointEqualsTheUninterruptedRun) {
     RecoveryOptions o;
     o.steps = 6, o.batch = 2, o.seq_len = 16, o.rank = 2, o.eval_every = 2, o.eval_windows = 2;
     auto run = [&](const RecoveryOptions& opt) {
-      return qat ? recover_qat(compressed, &teacher, layers, text, text, opt)
-                 : recover_lora(compressed, &teacher, block_linear_names(compressed), text, text,
-                                opt);
+      if (qat) return recover_qat(compressed, &teacher, layers, text, text, opt);
+      // LoRA's result holds no model: the adapters merged here, to compare as QAT's.
+      RecoveryResult r =
+          recover_lora(compressed, {}, &teacher, block_linear_names(compressed), text, text, opt);
+      r.merged = clone_model(compressed);
+      apply_lora(r.merged, r.adapters, "");
+      return r;
     };
     const RecoveryResult whole = run(o);
     RecoveryOptions first = o;
@@ -699,6 +704,7 @@ TEST(Qat, LearntZerosAreLsqPlusOffsets) {
   qat_fake_quantize(l, fake);
   const Tensor back = packed.dequantize();
   for (int64_t i = 0; i < fake.numel(); ++i)
-    ASSERT_NEAR(back.as<float>()[i], fake.as<float>()[i], 1e-6f * (1 + std::abs(fake.as<float>()[i])));
+    ASSERT_NEAR(back.as<float>()[i], fake.as<float>()[i],
+                1e-6f * (1 + std::abs(fake.as<float>()[i])));
   EXPECT_NE(packed.zeros, c.zeros);
 }

@@ -252,7 +252,7 @@ TEST(Recovery, CancelStopsInsideALongStep) {
   const std::vector<std::string> targets = {"model.layers.0.self_attn.q_proj.weight"};
   using clock = std::chrono::steady_clock;
   const auto s0 = clock::now();
-  recover_lora_streamed(m, {}, &m, targets, text, {}, o);
+  recover_lora(m, {}, &m, targets, text, {}, o);
   const double step_s = std::chrono::duration<double>(clock::now() - s0).count();
 
   // Cancels at three points of the first step (one of them inside the block's backward,
@@ -263,7 +263,7 @@ TEST(Recovery, CancelStopsInsideALongStep) {
     CancelToken cancel;
     const test::CancelLatency t = test::measure_cancel(
         cancel, [&](double s) { return s >= at * step_s; },
-        [&] { recover_lora_streamed(m, {}, &m, targets, text, {}, o, {}, &cancel); });
+        [&] { recover_lora(m, {}, &m, targets, text, {}, o, {}, &cancel); });
     worst = std::max(worst, t.latency);
   }
   EXPECT_LT(worst, 0.2 * step_s) << "a step takes " << step_s << " s";
@@ -281,7 +281,7 @@ TEST(Recovery, ReportsProgressInsideAStep) {
   o.steps = 2, o.batch = 2, o.seq_len = 8, o.eval_windows = 0;
   std::vector<double> fractions;
   const ProgressFn progress = [&](const ProgressEvent& e) { fractions.push_back(e.fraction); };
-  recover_lora_streamed(m, {}, &m, {"model.layers.0.self_attn.q_proj.weight"}, text, {}, o,
+  recover_lora(m, {}, &m, {"model.layers.0.self_attn.q_proj.weight"}, text, {}, o,
                         progress);
   // Per step: 3 passes of 2 blocks (teacher, forward, backward), then the step's own report.
   ASSERT_EQ(fractions.size(), size_t(o.steps * (3 * cfg.n_layers + 1)));

@@ -19,6 +19,7 @@
 #include "engine/train/optimizer.h"
 #include "engine/train/qat.h"
 #include "engine/train/streamed_student.h"
+#include "engine/train/train_ops.h"
 #include "engine/train/trainer.h"
 
 namespace mcw {
@@ -230,18 +231,14 @@ Student in_memory_student(const LlamaModel& model, LlamaActivations& act,
       const auto window = windows.subspan(size_t(w * (T + 1)), size_t(T + 1));
       // The forward's loss is the KL from the teacher when there is one (the training
       // loss's own code); the next tokens' NLL comes from the probabilities it leaves.
-      const double loss =
-          llama_train_forward(model, window, 1, T, act, cancel, teacher ? teacher + w * T * V : nullptr);
+      const double loss = llama_train_forward(model, window, 1, T, act, cancel,
+                                              teacher ? teacher + w * T * V : nullptr);
       if (!teacher) {
         *ce += loss;
         continue;
       }
       *kl += loss;
-      double nll = 0;
-      for (int64_t t = 0; t < T; ++t)
-        nll -=
-            std::log(std::max(double(act.probs[size_t(t * V + act.targets[size_t(t)])]), 1e-300));
-      *ce += nll / double(T);
+      *ce += mean_nll(act.probs.data(), act.targets.data(), T, V);
     }
   };
   return s;

@@ -186,11 +186,7 @@ void StreamedStudent::evaluate(std::span<const int32_t> windows, int64_t n, int6
       return;
     }
     *kl += kl_divergence_forward(probs.data(), teacher_probs + w * T * V, T, V) / double(T);
-    // The next tokens' NLL from the probabilities the KL's forward leaves.
-    double nll = 0;
-    for (int64_t t = 0; t < T; ++t)
-      nll -= std::log(std::max(double(probs[size_t(t * V + tb[t])]), 1e-300));
-    *ce += nll / double(T);
+    *ce += mean_nll(probs.data(), tb, T, V);  // from the probabilities the KL's forward leaves
   });
 }
 

@@ -216,6 +216,13 @@ void cross_entropy_backward(const float* probs, std::span<const int32_t> targets
 
 // log p_j = z_j - lse, so KL = Σ q log q - Σ q·z + lse (Σ q = 1), taken before the row is
 // normalised in place.
+double mean_nll(const float* probs, const int32_t* targets, int64_t rows, int64_t V) {
+  double nll = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    nll -= std::log(std::max(double(probs[r * V + targets[r]]), 1e-300));
+  return nll / double(rows);
+}
+
 double kl_divergence_forward(float* logits, const float* teacher_probs, int64_t rows, int64_t V) {
   std::vector<double> kl(static_cast<size_t>(rows));
   tbb::parallel_for(int64_t(0), rows, [&](int64_t r) {

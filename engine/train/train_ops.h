@@ -57,6 +57,9 @@ void cross_entropy_backward(const float* probs, std::span<const int32_t> targets
 // probabilities q [rows, V] (0·log 0 = 0).
 double kl_divergence_forward(float* logits_to_probs, const float* teacher_probs, int64_t rows,
                              int64_t V);
+// The mean −log p[r][target r] over `rows` rows of probabilities [rows, V] (what the two
+// forwards above leave): the next tokens' NLL measured beside a KL.
+double mean_nll(const float* probs, const int32_t* targets, int64_t rows, int64_t V);
 // dlogits = scale · (p - q): the gradient of scale · Σ_r KL(q_r ‖ p_r).
 void kl_divergence_backward(const float* probs, const float* teacher_probs, int64_t rows,
                             int64_t V, double scale, float* dlogits);

@@ -137,15 +137,19 @@ void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* 
   for (size_t i = 0; i < gb.size(); ++i) pb[i] += float(scale) * gb[i];
 }
 
+void check_adapter_fits(const Tensor* w, const LoraAdapter& a, const std::string& source) {
+  if (!w || w->ndim() != 2) throw Error(source, "the model has no linear " + printable(a.name));
+  if (a.a.dim(1) != w->dim(1) || a.b.dim(0) != w->dim(0))
+    throw Error(source, printable(a.name) + ": the adapter's shapes do not fit the weight " +
+                            std::to_string(w->dim(0)) + " x " + std::to_string(w->dim(1)));
+}
+
 void apply_lora(LlamaModel& model, const LoraAdapters& adapters, const std::string& source) {
   for (const LoraAdapter& a : adapters.adapters) {
     Tensor* w = nullptr;
     for (auto& [n, t] : model.named_tensors())
       if (n == a.name) w = t;
-    if (!w || w->ndim() != 2) throw Error(source, "the model has no linear " + printable(a.name));
-    if (a.a.dim(1) != w->dim(1) || a.b.dim(0) != w->dim(0))
-      throw Error(source, printable(a.name) + ": the adapter's shapes do not fit the weight " +
-                              std::to_string(w->dim(0)) + " x " + std::to_string(w->dim(1)));
+    check_adapter_fits(w, a, source);
     const Tensor frozen = w->f32_copy();
     Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), a.name);
     merge_lora(frozen, a, adapters.scale(), merged);

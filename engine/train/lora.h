@@ -61,6 +61,11 @@ void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmer
 void lora_gradients_from(const LoraAdapter& adapter, double scale, const float* x, const float* dy,
                          int64_t rows, Tensor& da, Tensor& db);
 
+// Throws mcw::Error naming `source` and the module when `w` (the weight `adapter` names, as
+// found in a model; null when the model has none) is missing, not a matrix, or not of the
+// adapter's shapes.
+void check_adapter_fits(const Tensor* w, const LoraAdapter& adapter, const std::string& source);
+
 // Every adapter merged into `model` (W ← W + s·B·A, the weight made f32): what a PEFT
 // adapter does to the model it was trained on. Throws mcw::Error naming `source` and the
 // module for one the model lacks or whose shapes do not fit.

@@ -3,7 +3,6 @@
 #include <map>
 #include <vector>
 
-#include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_tensors.h"
@@ -52,14 +51,11 @@ class LoraLm final : public CausalLm {
   LoraLm(const LlamaModel& m, const LoraAdapters& adapters, const std::string& source)
       : m_(m), scale_(adapters.scale()) {
     for (const LoraAdapter& a : adapters.adapters) {
+      // Only block linears run through llama_forward's hook under (layer, role).
       int64_t layer = -1;
       const BlockTensor* t = find_block_tensor(a.name, &layer);
-      if (!t || !t->linear() || layer >= m.cfg.n_layers || !t->present(m.cfg))
-        throw Error(source, "the model has no linear " + a.name);
-      const Tensor& w = m.layers[size_t(layer)].*t->member;
-      if (a.a.dim(1) != w.dim(1) || a.b.dim(0) != w.dim(0))
-        throw Error(source, a.name + ": the adapter's shapes do not fit the weight " +
-                                std::to_string(w.dim(0)) + " x " + std::to_string(w.dim(1)));
+      const bool found = t && t->linear() && layer < m.cfg.n_layers && t->present(m.cfg);
+      check_adapter_fits(found ? &(m.layers[size_t(layer)].*t->member) : nullptr, a, source);
       adapted_[{layer, int(block_linear(t->role))}] = &a;
     }
   }

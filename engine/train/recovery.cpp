@@ -515,15 +515,9 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
 
 void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,
                         const std::string& source) {
-  std::map<std::string, Tensor*> weights;
-  for (auto& [n, t] : model.named_tensors()) weights[n] = t;
-  for (const CompressedTensor& c : layers) {
-    const auto it = weights.find(c.name);
-    if (it == weights.end() || it->second->ndim() != 2 || it->second->dim(0) != c.rows ||
-        it->second->dim(1) != c.cols)
-      throw Error(source, "layer " + c.name + " is not a weight of the model's shape");
-    *it->second = c.dequantize();
-  }
+  const auto packed = packed_by_name(model, layers, source);  // checked before any decode
+  for (auto& [n, t] : model.named_tensors())
+    if (const auto it = packed.find(n); it != packed.end()) *t = it->second->dequantize();
 }
 
 FoldedLayer fold_layer(const CompressedTensor& c, const RecoveryResult& r) {

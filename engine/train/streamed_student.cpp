@@ -24,18 +24,27 @@ constexpr int64_t kHeadRowsPerTile = 4096;
 
 }  // namespace
 
-StreamedStudent::StreamedStudent(const LlamaModel& base, std::span<const CompressedTensor> packed,
-                                 const LoraAdapters* adapters, const std::string& packed_source)
-    : base_(base), adapters_(adapters), inv_freq_(rope_inv_freq(base.cfg)) {
+std::map<std::string, const CompressedTensor*> packed_by_name(
+    const LlamaModel& model, std::span<const CompressedTensor> packed, const std::string& source) {
   std::map<std::string, const Tensor*> weights;
-  for (const auto& [n, t] : base.named_tensors()) weights[n] = t;
+  for (const auto& [n, t] : model.named_tensors()) weights[n] = t;
+  std::map<std::string, const CompressedTensor*> out;
   for (const CompressedTensor& c : packed) {
     const auto it = weights.find(c.name);
     if (it == weights.end() || it->second->ndim() != 2 || it->second->dim(0) != c.rows ||
         it->second->dim(1) != c.cols)
-      throw Error(packed_source, "layer " + c.name + " is not a weight of the model's shape");
-    packed_[c.name] = &c;
+      throw Error(source, "layer " + c.name + " is not a weight of the model's shape");
+    out[c.name] = &c;
   }
+  return out;
+}
+
+StreamedStudent::StreamedStudent(const LlamaModel& base, std::span<const CompressedTensor> packed,
+                                 const LoraAdapters* adapters, const std::string& packed_source)
+    : base_(base),
+      adapters_(adapters),
+      packed_(packed_by_name(base, packed, packed_source)),
+      inv_freq_(rope_inv_freq(base.cfg)) {
   if (adapters)
     for (const LoraAdapter& a : adapters->adapters) adapted_[a.name] = &a;
 }

@@ -22,6 +22,11 @@
 
 namespace mcw {
 
+// `packed` by name, each checked to be a weight of `model` of its shape (mcw::Error naming
+// `source`, the packed file, otherwise).
+std::map<std::string, const CompressedTensor*> packed_by_name(
+    const LlamaModel& model, std::span<const CompressedTensor> packed, const std::string& source);
+
 class StreamedStudent {
  public:
   // `base`, `packed` and `adapters` must outlive the student. A packed layer replaces the

@@ -138,7 +138,6 @@ void CompressedTensor::dequantize_rows(int64_t r0, int64_t r1, float* dst) const
       std::vector<int64_t> group(static_cast<size_t>(cols));
       for (int64_t c = 0; c < cols; ++c) group[size_t(c)] = group_of(c);
       const int64_t G = groups(), levels = int64_t(1) << bits;
-      const float sym_zero = float(levels / 2);
       for (int64_t r = r0; r < r1; ++r) {
         unpack_codes_from(codes.data(), size_t(r * cols), size_t(cols), bits, q.data());
         float* w = dst + (r - r0) * cols;
@@ -146,7 +145,7 @@ void CompressedTensor::dequantize_rows(int64_t r0, int64_t r1, float* dst) const
         if (coding == WeightCoding::Affine) {
           for (int64_t c = 0; c < cols; ++c) {
             const size_t g = g0 + size_t(group[size_t(c)]);
-            w[c] = scales[g] * (float(q[size_t(c)]) - (symmetric ? sym_zero : zeros[g]));
+            w[c] = scales[g] * (float(q[size_t(c)]) - zero_point(g));
           }
         } else {
           for (int64_t c = 0; c < cols; ++c)

@@ -39,10 +39,6 @@ bool target_of(DType type, Target& t) {
   }
 }
 
-float zero_of(const CompressedTensor& t, size_t i) {
-  return t.symmetric ? float(1 << (t.bits - 1)) : t.zeros[i];
-}
-
 // Packs 32 codes of `bits` (4 or 5) into the nibbles (and high bits) of a legacy block.
 void put_nibbles(const uint8_t* q, uint8_t* qs, uint8_t* qh) {
   uint32_t high = 0;
@@ -71,7 +67,7 @@ std::string gguf_codes_misfit(const CompressedTensor& t, DType type) {
   const float mid = float(1 << (t.bits - 1));
   for (size_t i = 0; i < t.scales.size(); ++i) {
     if (!is_f16(t.scales[i])) return "scales that are not f16 values";
-    const float z = zero_of(t, i);
+    const float z = t.zero_point(i);
     if (want.offset) {
       if (z != std::nearbyint(z) || !is_f16(-t.scales[i] * z)) return "zero points −s·z not f16";
     } else if (z != mid) {
@@ -109,13 +105,13 @@ void gguf_codes_row(const CompressedTensor& t, DType type, int64_t r, void* dst)
       }
       case DType::Q4_1: {
         auto* b = static_cast<BlockQ4_1*>(dst) + g;
-        b->d = d, b->m = f32_to_f16(-t.scales[i] * zero_of(t, i));
+        b->d = d, b->m = f32_to_f16(-t.scales[i] * t.zero_point(i));
         put_nibbles(q, b->qs, nullptr);
         break;
       }
       case DType::Q5_1: {
         auto* b = static_cast<BlockQ5_1*>(dst) + g;
-        b->d = d, b->m = f32_to_f16(-t.scales[i] * zero_of(t, i));
+        b->d = d, b->m = f32_to_f16(-t.scales[i] * t.zero_point(i));
         put_nibbles(q, b->qs, b->qh);
         break;
       }

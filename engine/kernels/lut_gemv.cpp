@@ -129,7 +129,6 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t, LutActivations a
   const int64_t spg = t.group_size / kSuperchunk, gbytes = group_bytes(t.bits, spg);
   const int64_t block_bytes = G * gbytes;
   w.lines_.assign(size_t(blocks * block_bytes / 64), Line{});
-  const float sym_zero = float((1 << t.bits) / 2);
   tbb::parallel_for(int64_t(0), blocks, [&](int64_t b) {
     // The block's codes, one row after another, zero past cols and past rows.
     std::vector<uint8_t> q(size_t(kBlockRows * width), 0);
@@ -158,7 +157,7 @@ LutWeight LutWeight::from_compressed(const CompressedTensor& t, LutActivations a
       for (int64_t rr = 0; rr < rows_here; ++rr) {
         const size_t src = size_t((b * kBlockRows + rr) * G + g);
         scale[rr] = t.scales[src];
-        scale[kBlockRows + rr] = -t.scales[src] * (t.symmetric ? sym_zero : t.zeros[src]);
+        scale[kBlockRows + rr] = -t.scales[src] * t.zero_point(src);
       }
     }
   });

@@ -231,7 +231,6 @@ PackedWeight PackedWeight::pack_affine(const CompressedTensor& t) {
   p.codes_.assign(size_t(t.rows * row_bytes), 0);
   p.scale_.resize(size_t(t.rows * G));
   p.offset_.resize(size_t(t.rows * G));
-  const float sym_zero = float((1 << t.bits) / 2);
   tbb::parallel_for(int64_t(0), t.rows, [&](int64_t r) {
     uint8_t q[kUnit];
     for (int64_t u = 0; u < units; ++u) {
@@ -244,7 +243,7 @@ PackedWeight PackedWeight::pack_affine(const CompressedTensor& t) {
     }
     for (int64_t g = 0; g < G; ++g) {
       const size_t k = size_t(r * G + g);
-      const float zero = t.symmetric ? sym_zero : t.zeros[k];
+      const float zero = t.zero_point(k);
       p.scale_[k] = t.scales[k];
       p.offset_[k] = -t.scales[k] * zero;
     }
@@ -256,7 +255,7 @@ PackedWeight PackedWeight::pack_affine(const CompressedTensor& t) {
     const uint32_t i = t.outlier_index[k];
     const int64_t r = i / t.cols, c = i % t.cols;
     const size_t g = size_t(r * G + t.group_of(c));
-    const float zero = t.symmetric ? sym_zero : t.zeros[g];
+    const float zero = t.zero_point(g);
     const float decoded = t.scales[g] * (float(code_at(t.codes, i, t.bits)) - zero);
     delta[i] = f16_to_f32(t.outlier_value[k]) - decoded;
   }

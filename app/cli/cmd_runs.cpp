@@ -49,7 +49,6 @@ Opened open_store(const std::string& target) {
   return o;
 }
 
-
 RunRecord get(RunStore& store, int64_t id) {
   auto r = store.get_run(id);
   if (!r) throw Error(store.path(), "no run with id " + std::to_string(id));

@@ -3,21 +3,9 @@
 #include <map>
 
 #include "engine/export/streamed_llama_writer.h"
-#include "engine/kernels/stored_matmul.h"
 #include "engine/model/llama_tensors.h"
 
 namespace mcw {
-
-namespace {
-
-Tensor f32_of(const Tensor& w) {
-  if (w.dtype() == DType::F32) return w;
-  Tensor f = Tensor::zeros(DType::F32, w.shape(), w.name());
-  weight_rows_f32(w, 0, w.dim(0), f.mutable_as<float>());
-  return f;
-}
-
-}  // namespace
 
 RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& base,
                                      const std::vector<CompressedTensor>& packed,
@@ -52,10 +40,8 @@ RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& b
         out.layers.push_back(std::move(layer));
         ++result.packed_layers;
       } else if (a != adapted.end()) {  // merged dense: the frozen weight + s·B·A
-        const Tensor frozen = p != packed_by.end() ? p->second->dequantize() : f32_of(L.*t.member);
-        Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), name);
-        merge_lora(frozen, *a->second, r.adapters.scale(), merged);
-        L.*t.member = std::move(merged);
+        const Tensor frozen = p != packed_by.end() ? p->second->dequantize() : L.*t.member;
+        L.*t.member = merge_lora(frozen, *a->second, r.adapters.scale());
       }
     }
     writer.block_done({.stage = 0, .stages = 1, .layer = l, .resumable = false, .hidden = nullptr},

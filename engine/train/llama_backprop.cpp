@@ -35,20 +35,13 @@ LlamaModel zeros_like(const LlamaModel& m) {
 }
 
 LlamaModel clone_model(const LlamaModel& m) {
-  LlamaModel c = zeros_like(m);
-  auto src = m.named_tensors();
-  auto dst = c.named_tensors();
-  // Matrices decode straight into their copy (no f32 temporary the size of the largest,
-  // a 2 GB embedding at Llama-3's vocabulary); vectors are small.
-  for (size_t i = 0; i < dst.size(); ++i) {
-    const Tensor& t = *src[i].second;
-    float* out = dst[i].second->mutable_as<float>();
-    if (t.ndim() == 2) {
-      weight_rows_f32(t, 0, t.dim(0), out);
-    } else {
-      const std::vector<float> v = t.to_f32();
-      std::copy(v.begin(), v.end(), out);
-    }
+  LlamaModel c = m;  // config and layer count; every tensor is replaced below
+  // Each decodes straight into its copy (f32_copy: no f32 temporary the size of the
+  // largest, a 2 GB embedding at Llama-3's vocabulary).
+  for (auto& [name, t] : c.named_tensors()) {
+    Tensor copy = t->f32_copy();
+    copy.set_name(name);
+    *t = std::move(copy);
   }
   return c;
 }

@@ -99,15 +99,16 @@ LoraAdapters init_lora(const LlamaModel& model, const std::vector<std::string>& 
   return out;
 }
 
-void merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale, Tensor& merged) {
+Tensor merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale) {
   const int64_t rows = frozen.dim(0), cols = frozen.dim(1), r = adapter.a.dim(0);
-  const float* w = frozen.as<float>();
+  Tensor merged = frozen.f32_copy();  // decoded straight into the copy, any dtype
+  merged.set_name(adapter.name);
   float* m = merged.mutable_as<float>();
-  std::copy(w, w + rows * cols, m);
   std::vector<float> sb(size_t(rows * r));
   const float* b = adapter.b.as<float>();
   for (size_t i = 0; i < sb.size(); ++i) sb[i] = float(scale) * b[i];
   matmul(sb.data(), adapter.a.as<float>(), m, rows, cols, r, /*accumulate=*/true);
+  return merged;
 }
 
 void lora_gradients(const LoraAdapter& adapter, double scale, const Tensor& dmerged, Tensor& da,
@@ -150,10 +151,7 @@ void apply_lora(LlamaModel& model, const LoraAdapters& adapters, const std::stri
     for (auto& [n, t] : model.named_tensors())
       if (n == a.name) w = t;
     check_adapter_fits(w, a, source);
-    const Tensor frozen = w->f32_copy();
-    Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), a.name);
-    merge_lora(frozen, a, adapters.scale(), merged);
-    *w = std::move(merged);
+    *w = merge_lora(*w, a, adapters.scale());
   }
 }
 

@@ -46,9 +46,9 @@ struct LoraAdapters {
 LoraAdapters init_lora(const LlamaModel& model, const std::vector<std::string>& names, int64_t rank,
                        double alpha, LoraScaling scaling, uint64_t seed);
 
-// W' = W + s·B·A for every adapter: `merged` is `frozen`'s weight under the same name plus
-// the adapter's product; both are f32 [out, in].
-void merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale, Tensor& merged);
+// W' = W + s·B·A: the adapter merged into its frozen weight [out, in] (any dtype a weight is
+// stored in), as a new f32 tensor named as the adapter's weight.
+Tensor merge_lora(const Tensor& frozen, const LoraAdapter& adapter, double scale);
 
 // Adds s·(dL/dW')·Aᵀ into db and s·Bᵀ·(dL/dW') into da, from the gradient `dmerged` of
 // the loss with respect to the merged weight.

@@ -526,9 +526,7 @@ FoldedLayer fold_layer(const CompressedTensor& c, const RecoveryResult& r) {
   for (const LoraAdapter& a : r.adapters.adapters)
     if (a.name == c.name) {
       const Tensor frozen = c.dequantize();
-      Tensor merged = Tensor::zeros(DType::F32, frozen.shape(), c.name);
-      merge_lora(frozen, a, r.adapters.scale(), merged);
-      RecodedLayer l = recode_merged(c, frozen, merged);
+      RecodedLayer l = recode_merged(c, frozen, merge_lora(frozen, a, r.adapters.scale()));
       return {std::move(l.tensor), true, l.added_error};
     }
   return {c, false, std::nullopt};

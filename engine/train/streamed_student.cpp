@@ -58,15 +58,10 @@ LlamaLayer StreamedStudent::block(int64_t layer) const {
     if (const auto p = packed_.find(name); p != packed_.end()) {
       w = p->second->dequantize();
     } else if (w.dtype() != DType::F32) {
-      Tensor f = Tensor::zeros(DType::F32, w.shape(), name);
-      weight_rows_f32(w, 0, w.dim(0), f.mutable_as<float>());
-      w = std::move(f);
+      w = w.f32_copy();
     }
-    if (const auto a = adapted_.find(name); a != adapted_.end()) {
-      Tensor merged = Tensor::zeros(DType::F32, w.shape(), name);
-      merge_lora(w, *a->second, adapters_->scale(), merged);
-      w = std::move(merged);
-    }
+    if (const auto a = adapted_.find(name); a != adapted_.end())
+      w = merge_lora(w, *a->second, adapters_->scale());
   }
   return L;
 }

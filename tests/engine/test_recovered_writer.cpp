@@ -80,9 +80,9 @@ TEST(RecoveredWriter, RecodesOrMergesBlockByBlock) {
     expect_equal(weight(read, c.name), f.tensor.dequantize(), c.name);
   }
   // The adapted layer without a packed form is merged dense.
-  Tensor merged_v0 = Tensor::zeros(DType::F32, weight(compressed, v0).shape());
+  Tensor merged_v0;
   for (const LoraAdapter& a : r.adapters.adapters)
-    if (a.name == v0) merge_lora(weight(compressed, v0), a, r.adapters.scale(), merged_v0);
+    if (a.name == v0) merged_v0 = merge_lora(weight(compressed, v0), a, r.adapters.scale());
   expect_equal(weight(read, v0), merged_v0, v0);
   expect_equal(weight(read, "model.layers.1.self_attn.k_proj.weight"),
                weight(compressed, "model.layers.1.self_attn.k_proj.weight"), "k_proj");
@@ -95,8 +95,7 @@ TEST(RecoveredWriter, RecodesOrMergesBlockByBlock) {
   EXPECT_FALSE(fs::exists(root / "dense" / kPackedFileName));
   const LlamaModel dense_read = load_llama(open_model_file((root / "dense").string()));
   for (const LoraAdapter& a : r.adapters.adapters) {
-    Tensor m = Tensor::zeros(DType::F32, weight(compressed, a.name).shape());
-    merge_lora(weight(compressed, a.name), a, r.adapters.scale(), m);
+    const Tensor m = merge_lora(weight(compressed, a.name), a, r.adapters.scale());
     expect_equal(weight(dense_read, a.name), m, a.name, 1e-6f);
   }
   expect_equal(weight(dense_read, u1), weight(compressed, u1), u1);

@@ -103,14 +103,13 @@ TEST(Lora, StartsAtTheFrozenModelAndMergesWPlusScaledBA) {
   const Tensor& w = m.layers[0].wq;
   const double bound = 1.0 / std::sqrt(double(w.dim(1)));
   for (int64_t i = 0; i < a.a.numel(); ++i) EXPECT_LE(std::abs(a.a.as<float>()[i]), bound);
-  Tensor merged = Tensor::zeros(DType::F32, w.shape());
-  merge_lora(w, a, ad.scale(), merged);  // B = 0: the frozen weight
+  Tensor merged = merge_lora(w, a, ad.scale());  // B = 0: the frozen weight
   for (int64_t i = 0; i < w.numel(); ++i) EXPECT_EQ(merged.as<float>()[i], w.as<float>()[i]);
 
   std::mt19937 rng(2);
   std::normal_distribution<float> n;
   for (int64_t i = 0; i < a.b.numel(); ++i) a.b.mutable_as<float>()[i] = n(rng);
-  merge_lora(w, a, ad.scale(), merged);
+  merged = merge_lora(w, a, ad.scale());
   const int64_t rows = w.dim(0), cols = w.dim(1), r = 4;
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
@@ -161,7 +160,7 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
         if (nm == name) targets.push_back(t), frozen.push_back(t->f32_copy());
     auto loss = [&] {
       for (size_t i = 0; i < names.size(); ++i)
-        merge_lora(frozen[i], ad.adapters[i], ad.scale(), *targets[i]);
+        *targets[i] = merge_lora(frozen[i], ad.adapters[i], ad.scale());
       LlamaActivations act;
       return llama_train_forward(m, windows, B, T, act, nullptr, distill ? soft.data() : nullptr);
     };
@@ -625,8 +624,7 @@ TEST(Lora, ApplyMergesEveryAdapterAndRefusesWhatDoesNotFit) {
   LoraAdapters ad = init_lora(m, {q}, 2, 4, LoraScaling::Lora, 1);
   for (int64_t i = 0; i < ad.adapters[0].b.numel(); ++i)
     ad.adapters[0].b.mutable_as<float>()[i] = 0.1f;
-  Tensor expect = Tensor::zeros(DType::F32, m.layers[0].wq.shape());
-  merge_lora(m.layers[0].wq, ad.adapters[0], ad.scale(), expect);
+  const Tensor expect = merge_lora(m.layers[0].wq, ad.adapters[0], ad.scale());
   apply_lora(m, ad, "a-dir");
   for (int64_t i = 0; i < expect.numel(); ++i)
     EXPECT_EQ(m.layers[0].wq.as<float>()[i], expect.as<float>()[i]);

@@ -37,6 +37,7 @@
 #include "engine/runs/run_export.h"
 #include "engine/train/lora_lm.h"
 #include "engine/train/recovery.h"
+#include "engine/train/streamed_student.h"
 
 namespace fs = std::filesystem;
 
@@ -280,8 +281,6 @@ int run_recover(const std::vector<std::string>& argv) {
   // The compressed layers as they deploy: their packed codes, decoded as the student runs.
   std::vector<CompressedTensor> packed;
   if (!no_packed) packed = read_packed_safetensors(packed_path);
-  std::map<std::string, const CompressedTensor*> packed_by_name;
-  for (const CompressedTensor& c : packed) packed_by_name[c.name] = &c;
 
   const std::string train_text = read_text_file(*text_arg);
   const std::vector<int32_t> train = tok->encode(train_text, false);
@@ -333,13 +332,14 @@ int run_recover(const std::vector<std::string>& argv) {
     const LlamaModel* t = teacher ? &*teacher : nullptr;
     if (qat) {
       std::vector<CompressedTensor> layers;
-      for (const std::string& n : targets) layers.push_back(*packed_by_name.at(n));
+      const auto by_name = packed_by_name(model, packed, packed_path);
+      for (const std::string& n : targets) layers.push_back(*by_name.at(n));
       LlamaModel decoded = model;  // views, with the packed layers decoded in (f32)
       decode_layers_into(decoded, packed, packed_path);
       r = recover_qat(decoded, t, layers, train, held_out, o, bar.callback(), &sigint.token());
     } else {
       r = recover_lora(model, packed, t, targets, train, held_out, o, bar.callback(),
-                                &sigint.token(), {}, packed_path);
+                       &sigint.token(), {}, packed_path);
     }
   } catch (const Cancelled&) {
     if (fs::exists(checkpoint_path))

@@ -397,14 +397,14 @@ void add_param(Trainables& m, std::span<float> param, Shape shape, std::vector<T
 }  // namespace
 
 RecoveryResult recover_lora(const LlamaModel& base,
-                                     std::span<const CompressedTensor> packed,
-                                     const LlamaModel* teacher,
-                                     const std::vector<std::string>& targets,
-                                     std::span<const int32_t> train_tokens,
-                                     std::span<const int32_t> eval_tokens,
-                                     const RecoveryOptions& o, const ProgressFn& progress,
-                                     const CancelToken* cancel, const RecoveryStepFn& on_step,
-                                     const std::string& packed_source) {
+                            std::span<const CompressedTensor> packed,
+                            const LlamaModel* teacher,
+                            const std::vector<std::string>& targets,
+                            std::span<const int32_t> train_tokens,
+                            std::span<const int32_t> eval_tokens,
+                            const RecoveryOptions& o, const ProgressFn& progress,
+                            const CancelToken* cancel, const RecoveryStepFn& on_step,
+                            const std::string& packed_source) {
   check_options(base, teacher, train_tokens.size(), std::min(o.seq_len, base.cfg.max_seq_len), o);
   if (targets.empty()) throw Error("", "recovery needs at least one linear to adapt");
   RecoveryResult r;
@@ -510,7 +510,7 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
   std::vector<std::string> targets;
   for (const CompressedTensor& c : layers) targets.push_back(c.name);
   return recover_lora(compressed, layers, teacher, targets, train_tokens, eval_tokens, o,
-                               progress, cancel);
+                      progress, cancel);
 }
 
 void decode_layers_into(LlamaModel& model, const std::vector<CompressedTensor>& layers,

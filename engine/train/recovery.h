@@ -126,15 +126,15 @@ std::vector<std::string> block_linear_names(const LlamaModel& model);
 // (no held-out curve). Throws mcw::Error for options or models that cannot work (the file
 // name left empty), Cancelled when `cancel` fires.
 RecoveryResult recover_lora(const LlamaModel& base,
-                                     std::span<const CompressedTensor> packed,
-                                     const LlamaModel* teacher,
-                                     const std::vector<std::string>& targets,
-                                     std::span<const int32_t> train_tokens,
-                                     std::span<const int32_t> eval_tokens,
-                                     const RecoveryOptions& opt, const ProgressFn& progress = {},
-                                     const CancelToken* cancel = nullptr,
-                                     const RecoveryStepFn& on_step = {},
-                                     const std::string& packed_source = "");
+                            std::span<const CompressedTensor> packed,
+                            const LlamaModel* teacher,
+                            const std::vector<std::string>& targets,
+                            std::span<const int32_t> train_tokens,
+                            std::span<const int32_t> eval_tokens,
+                            const RecoveryOptions& opt, const ProgressFn& progress = {},
+                            const CancelToken* cancel = nullptr,
+                            const RecoveryStepFn& on_step = {},
+                            const std::string& packed_source = "");
 
 // Quantisation-aware training (qat.h) of `layers` (affine quantised layers of
 // `compressed`; their grids start the training, the teacher's weights the latent ones).

@@ -281,8 +281,7 @@ TEST(Recovery, ReportsProgressInsideAStep) {
   o.steps = 2, o.batch = 2, o.seq_len = 8, o.eval_windows = 0;
   std::vector<double> fractions;
   const ProgressFn progress = [&](const ProgressEvent& e) { fractions.push_back(e.fraction); };
-  recover_lora(m, {}, &m, {"model.layers.0.self_attn.q_proj.weight"}, text, {}, o,
-                        progress);
+  recover_lora(m, {}, &m, {"model.layers.0.self_attn.q_proj.weight"}, text, {}, o, progress);
   // Per step: 3 passes of 2 blocks (teacher, forward, backward), then the step's own report.
   ASSERT_EQ(fractions.size(), size_t(o.steps * (3 * cfg.n_layers + 1)));
   for (size_t i = 1; i < fractions.size(); ++i) EXPECT_GE(fractions[i], fractions[i - 1]) << i;

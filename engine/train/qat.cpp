@@ -34,10 +34,16 @@ float raw_code(float v, const Grid& p) {
   return p.learnt ? std::nearbyint(v + p.zero) : std::nearbyint(v) + p.zero;
 }
 
+// The code of w on grid p: affine_code's for the scheme's zero, round(w/s + z) clamped to
+// the grid for a learnt one (a NaN weight to the zero's code, as affine_code does).
+uint8_t code(float w, const Grid& p, int bits) {
+  if (!p.learnt) return affine_code(w, {p.scale, p.zero}, bits);
+  const float maxq = float(affine_levels(bits) - 1), q = raw_code(w / p.scale, p);
+  return uint8_t(std::clamp(q == q ? q : std::nearbyint(p.zero), 0.0f, maxq));
+}
+
 float fake_quantize(float w, const Grid& p, int bits) {
-  if (!p.learnt) return affine_round(w, {p.scale, p.zero}, bits);
-  const float q = std::clamp(raw_code(w / p.scale, p), 0.0f, float(affine_levels(bits) - 1));
-  return p.scale * (q - p.zero);
+  return affine_value(code(w, p, bits), {p.scale, p.zero});
 }
 
 // Calls fn(i, g) for every weight i = r·cols + c of row r with its group's index g, rows in
@@ -113,13 +119,9 @@ CompressedTensor qat_pack(const QatLayer& l) {
   if (!l.zeros.empty())
     for (size_t g = 0; g < c.zeros.size(); ++g) c.zeros[g] = grid(l, g).zero;
   const float* w = l.latent.as<float>();
-  const float maxq = float(affine_levels(c.bits) - 1);
   std::vector<uint8_t> q(static_cast<size_t>(c.rows * c.cols));
   for_each_weight(c, [&](int64_t i, size_t g) {
-    const Grid p = grid(l, g);
-    q[size_t(i)] = !c.kept(i) ? 0
-                   : p.learnt ? uint8_t(std::clamp(raw_code(w[i] / p.scale, p), 0.0f, maxq))
-                              : affine_code(w[i], {p.scale, p.zero}, c.bits);
+    q[size_t(i)] = c.kept(i) ? code(w[i], grid(l, g), c.bits) : 0;
   });
   c.codes = pack_codes(q.data(), q.size(), c.bits);
   return c;

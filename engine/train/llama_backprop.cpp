@@ -7,7 +7,6 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
-#include "engine/kernels/stored_matmul.h"
 #include "engine/train/train_ops.h"
 
 namespace mcw {

@@ -87,16 +87,12 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
                                    const CancelToken* cancel) {
   const LlamaConfig& c = base_.cfg;
   const int64_t N = B * T, D = c.dim, V = c.vocab_size;
-  std::vector<int32_t> inputs, targets;
-  split_training_windows(base_, windows, B, T, inputs, targets);
-
-  std::vector<float> x(size_t(N * D));
-  llama_embed(base_, inputs, x.data());
+  std::vector<int32_t> targets;
   std::vector<std::vector<float>> saved(size_t(c.n_layers));
-  forward_blocks(x, B, T, &saved, cancel);
+  const FinalHidden h = final_hidden(windows, B, T, targets, &saved, cancel);
   check_cancel(cancel);
-  std::vector<float> inv_rms(static_cast<size_t>(N)), xn(size_t(N * D)), dxn(size_t(N * D), 0.0f);
-  rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D, c.rms_eps);
+  const std::vector<float>& xn = h.xn;
+  std::vector<float> dxn(size_t(N * D), 0.0f);
 
   // The head one window at a time: logits, the loss and its gradient, and dxn += dlogits·W
   // with W decoded a tile of rows at a time.
@@ -125,7 +121,7 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
     }
   }
   std::vector<float> dx(size_t(N * D), 0.0f);
-  rmsnorm_backward(x.data(), base_.out_norm.as<float>(), inv_rms.data(), dxn.data(), dx.data(),
+  rmsnorm_backward(h.x.data(), base_.out_norm.as<float>(), h.inv_rms.data(), dxn.data(), dx.data(),
                    nullptr, N, D);
   // Each block again from its saved input (recomputed, not kept), then its backward.
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
@@ -139,18 +135,20 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
   return loss / double(N);
 }
 
-std::vector<float> StreamedStudent::final_hidden(std::span<const int32_t> windows, int64_t B,
-                                                 int64_t T, std::vector<int32_t>& targets,
-                                                 const CancelToken* cancel) {
+StreamedStudent::FinalHidden StreamedStudent::final_hidden(
+    std::span<const int32_t> windows, int64_t B, int64_t T, std::vector<int32_t>& targets,
+    std::vector<std::vector<float>>* saved, const CancelToken* cancel) {
   const LlamaConfig& c = base_.cfg;
   const int64_t N = B * T, D = c.dim;
   std::vector<int32_t> inputs;
   split_training_windows(base_, windows, B, T, inputs, targets);
-  std::vector<float> x(size_t(N * D)), xn(size_t(N * D)), inv_rms(static_cast<size_t>(N));
-  llama_embed(base_, inputs, x.data());
-  forward_blocks(x, B, T, nullptr, cancel);
-  rmsnorm_forward(x.data(), base_.out_norm.as<float>(), xn.data(), inv_rms.data(), N, D, c.rms_eps);
-  return xn;
+  FinalHidden h{std::vector<float>(size_t(N * D)), std::vector<float>(size_t(N * D)),
+                std::vector<float>(static_cast<size_t>(N))};
+  llama_embed(base_, inputs, h.x.data());
+  forward_blocks(h.x, B, T, saved, cancel);
+  rmsnorm_forward(h.x.data(), base_.out_norm.as<float>(), h.xn.data(), h.inv_rms.data(), N, D,
+                  c.rms_eps);
+  return h;
 }
 
 void StreamedStudent::for_each_window(std::span<const int32_t> windows, int64_t n, int64_t T,
@@ -161,9 +159,9 @@ void StreamedStudent::for_each_window(std::span<const int32_t> windows, int64_t 
   std::vector<int32_t> targets;
   for (int64_t w0 = 0; w0 < n; w0 += group) {
     const int64_t B = std::min(group, n - w0);
-    const std::vector<float> xn = final_hidden(
-        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, cancel);
-    for (int64_t b = 0; b < B; ++b) fn(w0 + b, xn.data() + b * T * D, targets.data() + b * T);
+    const FinalHidden h = final_hidden(
+        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, nullptr, cancel);
+    for (int64_t b = 0; b < B; ++b) fn(w0 + b, h.xn.data() + b * T * D, targets.data() + b * T);
   }
 }
 

@@ -77,9 +77,15 @@ class StreamedStudent {
   using WindowFn = std::function<void(int64_t w, const float* xn, const int32_t* targets)>;
   void for_each_window(std::span<const int32_t> windows, int64_t n, int64_t T, int64_t group,
                        const CancelToken* cancel, const WindowFn& fn);
-  // The final norm's output [B·T, D] of B windows (inputs and targets split from them).
-  std::vector<float> final_hidden(std::span<const int32_t> windows, int64_t B, int64_t T,
-                                  std::vector<int32_t>& targets, const CancelToken* cancel);
+  // B windows through the blocks (inputs and targets split from them; each block's input
+  // kept in `saved` when it is not null): the last block's output x, the final norm's
+  // output xn [B·T, D] and its inverse RMS (what the norm's backward needs).
+  struct FinalHidden {
+    std::vector<float> x, xn, inv_rms;
+  };
+  FinalHidden final_hidden(std::span<const int32_t> windows, int64_t B, int64_t T,
+                           std::vector<int32_t>& targets, std::vector<std::vector<float>>* saved,
+                           const CancelToken* cancel);
   // Row r of the final norm's output [rows, D] times the head: logits [T, vocab].
   void head_logits(const float* xn, int64_t T, float* logits) const;
 

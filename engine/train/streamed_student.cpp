@@ -135,9 +135,11 @@ double StreamedStudent::train_step(std::span<const int32_t> windows, int64_t B, 
   return loss / double(N);
 }
 
-StreamedStudent::FinalHidden StreamedStudent::final_hidden(
-    std::span<const int32_t> windows, int64_t B, int64_t T, std::vector<int32_t>& targets,
-    std::vector<std::vector<float>>* saved, const CancelToken* cancel) {
+StreamedStudent::FinalHidden StreamedStudent::final_hidden(std::span<const int32_t> windows,
+                                                           int64_t B, int64_t T,
+                                                           std::vector<int32_t>& targets,
+                                                           std::vector<std::vector<float>>* saved,
+                                                           const CancelToken* cancel) {
   const LlamaConfig& c = base_.cfg;
   const int64_t N = B * T, D = c.dim;
   std::vector<int32_t> inputs;
@@ -159,8 +161,8 @@ void StreamedStudent::for_each_window(std::span<const int32_t> windows, int64_t 
   std::vector<int32_t> targets;
   for (int64_t w0 = 0; w0 < n; w0 += group) {
     const int64_t B = std::min(group, n - w0);
-    const FinalHidden h = final_hidden(
-        windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))), B, T, targets, nullptr, cancel);
+    const FinalHidden h = final_hidden(windows.subspan(size_t(w0 * (T + 1)), size_t(B * (T + 1))),
+                                       B, T, targets, nullptr, cancel);
     for (int64_t b = 0; b < B; ++b) fn(w0 + b, h.xn.data() + b * T * D, targets.data() + b * T);
   }
 }

@@ -3,10 +3,14 @@
 // a tiny model against compress_llama's own accounting.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <random>
 
+#include "cancel_latency.h"
 #include "engine/core/error.h"
 #include "engine/search/mixed_precision.h"
 #include "llama_test_util.h"
@@ -313,4 +317,51 @@ TEST(MixedPrecisionSearch, RecipeGroupsStagesWithExactTargets) {
   EXPECT_EQ(c.layers.size(), 14u);
   EXPECT_EQ(c.layers[0].tensor.bits, 8);
   EXPECT_EQ(c.layers[1].tensor.bits, 4);
+}
+
+// A cancel reaches inside a candidate's measurement: at real size one window through the
+// model runs for minutes, so polling between candidates (or windows) would be too late.
+TEST(MixedPrecisionSearch, CancelStopsInsideACandidatesMeasurement) {
+  LlamaConfig c = test::tiny_config(8, 8);
+  c.dim = 1024, c.head_dim = 128, c.hidden_dim = 4096, c.n_layers = 2;
+  c.vocab_size = 256, c.max_seq_len = 1024;
+  const LlamaModel base = test::random_llama(c, 23);
+  const auto tokens = test::random_tokens(2100, c.vocab_size, 24);
+  SensitivityOptions so;
+  so.settings = {scan_setting_from_name("w8"), scan_setting_from_name("w4")};
+  so.windows = 1;
+  so.window = 16;  // the table only seeds the greedy answer: keep the scan cheap
+  const SensitivityTable table = SensitivityScan(base, "fp", tokens, so).run(nullptr);
+  const KlMeter meter(base, tokens, 1024, 2);  // each candidate: two long windows
+
+  MixedPrecisionOptions o;
+  o.limit = 12.0;  // all w8 fits: the evolution starts from it
+  o.evolution.generations = 50;
+  o.evolution.max_parallel = 1;
+  using clock = std::chrono::steady_clock;
+  std::mutex m;
+  std::optional<clock::time_point> greedy_start, greedy_end;
+  const ProgressFn watch = [&](const ProgressEvent& e) {
+    if (e.message != "measuring the greedy answer") return;
+    std::lock_guard<std::mutex> lock(m);
+    (greedy_start ? greedy_end : greedy_start) = clock::now();
+  };
+  // The greedy answer's measurement (both windows) times one candidate; the cancel comes a
+  // quarter of a window into the evolution's first candidate. Polled between windows, the
+  // search would stop only after the other three quarters.
+  double window_seconds = 0;
+  CancelToken cancel;
+  const test::CancelLatency t = test::measure_cancel(
+      cancel,
+      [&](double) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!greedy_end) return false;
+        window_seconds = std::chrono::duration<double>(*greedy_end - *greedy_start).count() / 2;
+        return clock::now() > *greedy_end + std::chrono::duration<double>(window_seconds / 4);
+      },
+      [&] { search_mixed_precision(base, table, meter, tokens, o, watch, &cancel); });
+  EXPECT_GT(window_seconds, 0.1);  // there was work to stop
+  EXPECT_LT(t.latency, 0.4 * window_seconds) << window_seconds << " s per window";
+  RecordProperty("window_seconds", std::to_string(window_seconds));
+  RecordProperty("cancel_latency_seconds", std::to_string(t.latency));
 }

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cstring>
+
 #include "engine/core/error.h"
 
 namespace mcw {
@@ -21,14 +23,23 @@ SqliteDb::SqliteDb(const std::string& path, bool create) : path_(path) {
 
 SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
 
-void SqliteDb::fail(const std::string& what) const {
-  throw Error(path_, what + ": " + sqlite3_errmsg(db_));
+// SQLite says "disk I/O error" for a full disk or a file-size limit; the system's reason
+// (errno of the failed call) is what tells the user to make room.
+std::string SqliteDb::reason(const char* message) const {
+  std::string msg = message ? message : sqlite3_errmsg(db_);
+  const int code = sqlite3_errcode(db_) & 0xff;  // the primary code of an extended one
+  const int sys = sqlite3_system_errno(db_);
+  if ((code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN) && sys != 0)
+    msg += std::string(" (") + std::strerror(sys) + ")";
+  return msg;
 }
+
+void SqliteDb::fail(const std::string& what) const { throw Error(path_, what + ": " + reason()); }
 
 void SqliteDb::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string msg = err ? err : sqlite3_errmsg(db_);
+    const std::string msg = reason(err);
     sqlite3_free(err);
     throw Error(path_, "run database: " + msg);
   }

@@ -25,7 +25,8 @@ class SqliteDb {
   int64_t last_insert_id() const;
   int changes() const;
 
-  [[noreturn]] void fail(const std::string& what) const;  // adds SQLite's message
+  [[noreturn]] void fail(const std::string& what) const;    // adds SQLite's message
+  std::string reason(const char* message = nullptr) const;  // SQLite's message, the system's reason
   const std::string& path() const { return path_; }
   sqlite3* handle() const { return db_; }
 

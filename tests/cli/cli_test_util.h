@@ -3,6 +3,7 @@
 // processes do not share.
 #pragma once
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,25 +35,40 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 
 // TempDir()/mcw_cli_<suite>_<name>_<pid>, emptied.
 inline std::filesystem::path fresh_dir(const std::string& name) {
-  const std::string suite = testing::UnitTest::GetInstance()->current_test_info()->test_suite_name();
-  const std::filesystem::path d = std::filesystem::path(testing::TempDir()) /
-                                  ("mcw_cli_" + suite + "_" + name + "_" + std::to_string(getpid()));
+  const std::string suite =
+      testing::UnitTest::GetInstance()->current_test_info()->test_suite_name();
+  const std::filesystem::path d =
+      std::filesystem::path(testing::TempDir()) /
+      ("mcw_cli_" + suite + "_" + name + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
 }
 
 // Runs mcw with arguments (shell-quoted by the caller), capturing stdout and stderr into
-// files of the current test's own.
-inline Result run_mcw(const std::string& args) {
+// files of the current test's own. With `file_limit`, no file may grow past that many
+// bytes (RLIMIT_FSIZE: writes fail with EFBIG as on a full disk, even as root; mcw ignores
+// SIGXFSZ).
+inline Result run_mcw(const std::string& args, uint64_t file_limit = 0) {
   const testing::TestInfo* t = testing::UnitTest::GetInstance()->current_test_info();
-  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "mcw_cli_capture" /
-                                    (std::string(t->test_suite_name()) + "." + t->name() + "." +
-                                     std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / "mcw_cli_capture" /
+      (std::string(t->test_suite_name()) + "." + t->name() + "." + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
-  const int status = std::system(
-      (std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err).c_str());
+  const std::string cmd =
+      std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >" + out + " 2>" + err;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (file_limit) {
+      const rlimit r{file_limit, file_limit};
+      setrlimit(RLIMIT_FSIZE, &r);
+    }
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }
 

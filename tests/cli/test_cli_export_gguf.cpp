@@ -32,9 +32,9 @@ TEST(CliExportGguf, WritesTheTypeAndReportsEachTensor) {
 
   // --method gptq: each re-quantised weight prints its output error beside the --imatrix one.
   const std::string gptq = (dir / "g.gguf").string();
-  const Result g = run_mcw("export " + (dir / "model").string() + " --format gguf --type Q4_0 --out " +
-                           gptq + " --calib " + (dir / "eval.txt").string() +
-                           " --method gptq --windows 2 --window 16");
+  const Result g =
+      run_mcw("export " + (dir / "model").string() + " --format gguf --type Q4_0 --out " + gptq +
+              " --calib " + (dir / "eval.txt").string() + " --method gptq --windows 2 --window 16");
   ASSERT_EQ(g.code, 0) << g.err;
   EXPECT_NE(g.out.find("blk.1.ffn_down.weight            rel.err "), std::string::npos) << g.out;
   EXPECT_NE(g.out.find(" (imatrix "), std::string::npos) << g.out;
@@ -46,12 +46,37 @@ TEST(CliExportGguf, GgufBackToHuggingFace) {
   const fs::path dir = fresh_dir("export-hf");
   write_tiny_model_and_text(dir);
   const std::string gguf = (dir / "m.gguf").string(), hf = (dir / "hf").string();
-  ASSERT_EQ(run_mcw("export " + (dir / "model").string() + " --format gguf --type Q8_0 --out " + gguf).code, 0);
+  ASSERT_EQ(
+      run_mcw("export " + (dir / "model").string() + " --format gguf --type Q8_0 --out " + gguf)
+          .code,
+      0);
   const Result r = run_mcw("export " + gguf + " --format hf --dtype bf16 --out " + hf);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("wrote   " + hf + ": BF16, 3 shards"), std::string::npos) << r.out;
-  const Result e = run_mcw("eval " + hf + " --text " + (dir / "eval.txt").string() + " --window 16");
+  const Result e =
+      run_mcw("eval " + hf + " --text " + (dir / "eval.txt").string() + " --window 16");
   EXPECT_EQ(e.code, 0) << e.err;
+}
+
+// A disk that fills up during an export (the file-size limit below the new file's size):
+// an error naming the file and the system's reason, the file already under that name
+// as it was, and no temporary left beside it.
+TEST(CliExportGguf, AFullDiskKeepsThePreviousFile) {
+  const fs::path dir = fresh_dir("export-full");
+  write_tiny_model_and_text(dir);
+  const std::string model = (dir / "model").string(), out = (dir / "m.gguf").string();
+  ASSERT_EQ(run_mcw("export " + model + " --format gguf --type Q8_0 --out " + out).code, 0);
+  const std::string before = slurp(out);
+  const Result r = run_mcw("export " + model + " --format gguf --type F32 --out " + out,
+                           before.size());  // F32 is bigger than Q8_0
+  EXPECT_EQ(r.code, 1);  // stderr: the progress bar's line, then the error's
+  EXPECT_NE(r.err.find("mcw: " + out + ": write failed: File too large\n"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(slurp(out) == before);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"eval.txt", "m.gguf", "model"}));
 }
 
 TEST(CliExportGguf, UsageErrors) {
@@ -109,12 +134,16 @@ TEST(CliExportGguf, ExportsAProjectsRun) {
   EXPECT_NE(show.out.find("model-gguf"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("model-hf"), std::string::npos) << show.out;
 
-  const Result missing = run_mcw("export " + proj + " --run 9 --format hf --out " + (dir / "x").string());
+  const Result missing =
+      run_mcw("export " + proj + " --run 9 --format hf --out " + (dir / "x").string());
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("no run 9"), std::string::npos) << missing.err;
-  const Result bad = run_mcw("export " + proj + " --run two --format hf --out " + (dir / "x").string());
+  const Result bad =
+      run_mcw("export " + proj + " --run two --format hf --out " + (dir / "x").string());
   EXPECT_NE(bad.err.find("a run id"), std::string::npos) << bad.err;
-  const Result type = run_mcw("export " + proj + " --run 2 --format hf --type Q8_0 --out " + (dir / "x").string());
-  EXPECT_NE(type.err.find("--type and --method are for --format gguf"), std::string::npos) << type.err;
+  const Result type =
+      run_mcw("export " + proj + " --run 2 --format hf --type Q8_0 --out " + (dir / "x").string());
+  EXPECT_NE(type.err.find("--type and --method are for --format gguf"), std::string::npos)
+      << type.err;
   EXPECT_FALSE(fs::exists(dir / "x"));
 }

@@ -7,9 +7,9 @@
 
 #include "../engine/llama_test_util.h"
 #include "../engine/xml_check.h"
-#include "tests/cli/cli_test_util.h"
 #include "engine/model/llama_save.h"
 #include "engine/project/project.h"
+#include "tests/cli/cli_test_util.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
@@ -85,11 +85,11 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   const fs::path dir = fresh_dir("report");
   make_files(dir);
   const std::string proj = (dir / "p.mcwproj").string();
-  ASSERT_EQ(run_mcw("project new " + proj + " --model " + (dir / "model").string() +
-                             " --evaluation " + (dir / "eval.txt").string() + " --recipe " +
-                             (dir / "w8.yaml").string())
-                .code,
-            0);
+  ASSERT_EQ(
+      run_mcw("project new " + proj + " --model " + (dir / "model").string() + " --evaluation " +
+              (dir / "eval.txt").string() + " --recipe " + (dir / "w8.yaml").string())
+          .code,
+      0);
   // Before any run: a report that says so, and no database created.
   const std::string early = (dir / "early.html").string();
   const Result e = run_mcw("report " + proj + " --out " + early);
@@ -136,4 +136,22 @@ TEST(CliReport, EveryFormatBeforeAndAfterRuns) {
   EXPECT_NE(bad.err.find("unknown report format '.pdf'"), std::string::npos) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1);
   EXPECT_EQ(run_mcw("report " + proj).code, 1);  // no --out
+}
+
+// A disk that fills up while a report is written: one error line naming the report and the
+// system's reason, the earlier report under that name as it was.
+TEST(CliReport, AFullDiskKeepsThePreviousReport) {
+  const fs::path dir = fresh_dir("report-full");
+  make_files(dir);
+  const std::string proj = (dir / "p.mcwproj").string(), html = (dir / "r.html").string();
+  ASSERT_EQ(run_mcw("project new " + proj + " --model " + (dir / "model").string() +
+                    " --evaluation " + (dir / "eval.txt").string())
+                .code,
+            0);
+  ASSERT_EQ(run_mcw("report " + proj + " --out " + html).code, 0);
+  const std::string before = slurp(html);
+  ASSERT_GT(before.size(), 1000u);
+  expect_one_line_error(run_mcw("report " + proj + " --out " + html, 512), "r.html",
+                        "File too large");
+  EXPECT_TRUE(slurp(html) == before);
 }

@@ -2,16 +2,14 @@
 // overwrite it, --resume goes on and writes what an uninterrupted run writes, and a
 // checkpoint of another recipe is refused by name.
 #include <gtest/gtest.h>
-
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
 
-#include "engine/model/llama_save.h"
 #include "../engine/llama_test_util.h"
+#include "engine/model/llama_save.h"
 #include "tests/cli/cli_test_util.h"
 
 using namespace mcw;
@@ -25,7 +23,8 @@ std::string temp(const std::string& name) { return (fs::path(testing::TempDir())
 struct Inputs {
   std::string model, text, recipe;
   std::string args(const std::string& out) const {
-    return "compress " + model + " --recipe " + recipe + " --calib " + text + " --windows 3 --window 48 --out " + out;
+    return "compress " + model + " --recipe " + recipe + " --calib " + text +
+           " --windows 3 --window 48 --out " + out;
   }
 };
 
@@ -40,7 +39,8 @@ Inputs setup() {
   tok.byte_vocab = true;
   save_llama_hf(random_llama(c, 11), s.model, tok);
   std::string t;
-  for (int i = 0; i < 30; ++i) t += "Calibration line " + std::to_string(i) + " with a few words.\n";
+  for (int i = 0; i < 30; ++i)
+    t += "Calibration line " + std::to_string(i) + " with a few words.\n";
   write_bytes(s.text, t);
   write_bytes(s.recipe, "stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 32\n");
   return s;
@@ -48,29 +48,13 @@ Inputs setup() {
 
 // Runs mcw with a kill (SIGKILL, as the OOM killer or a power cut would) after `n` checkpoints.
 bool killed_after(int n, const std::string& args) {
-  const int status = std::system(("MCW_FAULT_KILL_AFTER_CHECKPOINT=" + std::to_string(n) + " " +
-                                  std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >/dev/null 2>&1")
-                                     .c_str());
+  const int status =
+      std::system(("MCW_FAULT_KILL_AFTER_CHECKPOINT=" + std::to_string(n) + " " +
+                   std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >/dev/null 2>&1")
+                      .c_str());
   // The shell may run mcw as its child (and exit 128 + 9) or exec it.
   return (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
          (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL);
-}
-
-// Runs mcw where no file may grow past `bytes` (RLIMIT_FSIZE: writes fail as on a full
-// disk); returns the exit status and stderr.
-Result run_with_file_limit(uint64_t bytes, const std::string& args) {
-  const std::string err = temp("file_limit_err.txt");
-  const std::string cmd = std::string(MCW_BINARY_DIR) + "/app/mcw " + args + " >/dev/null 2>" + err;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit r{bytes, bytes};
-    setrlimit(RLIMIT_FSIZE, &r);
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, "", slurp(err)};
 }
 
 }  // namespace
@@ -106,10 +90,12 @@ TEST(CliResume, AKilledCompressGoesOnWithResume) {
 TEST(CliResume, ResumeRefusesAnotherRunAndNothing) {
   const Inputs s = setup();
   const std::string out = temp("resume_other");
-  expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial", "no checkpoint");
+  expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial",
+                        "no checkpoint");
   ASSERT_TRUE(killed_after(1, s.args(out)));
   write_bytes(s.recipe, "stages:\n  - algorithm: gptq\n    bits: 3\n    group_size: 32\n");
-  expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial", "different recipe");
+  expect_one_line_error(run_mcw(s.args(out) + " --resume"), "resume_other.partial",
+                        "different recipe");
   EXPECT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
 }
 
@@ -122,10 +108,13 @@ TEST(CliResume, AFailedWriteKeepsTheWorkForResume) {
   ASSERT_EQ(run_mcw(s.args(whole)).code, 0);
   const uint64_t last = fs::file_size(fs::path(whole) / "model-00005-of-00005.safetensors");
   for (int b = 1; b <= 4; ++b)  // every block's shard fits under the limit
-    ASSERT_LT(fs::file_size(fs::path(whole) / ("model-0000" + std::to_string(b) + "-of-00005.safetensors")), last - 1);
-  const Result r = run_with_file_limit(last - 1, s.args(out));
+    ASSERT_LT(fs::file_size(fs::path(whole) /
+                            ("model-0000" + std::to_string(b) + "-of-00005.safetensors")),
+              last - 1);
+  const Result r = run_mcw(s.args(out), last - 1);
   EXPECT_EQ(r.code, 1) << r.err;  // stderr: the progress bar's line, then the error's
-  EXPECT_NE(r.err.find("model-00005-of-00005.safetensors: write failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model-00005-of-00005.safetensors: write failed"), std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("all blocks done kept in"), std::string::npos) << r.err;
   ASSERT_TRUE(fs::exists(out + ".partial/.checkpoint.json"));
   ASSERT_EQ(run_mcw(s.args(out) + " --resume").code, 0);
@@ -146,6 +135,7 @@ TEST(CliResume, TooLittleMemoryIsRefusedUpFront) {
   EXPECT_NE(r.err.find("--max-memory allows 64.00 KiB"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out + ".partial"));
   EXPECT_FALSE(fs::exists(out));
-  expect_one_line_error(run_mcw(s.args(out) + " --max-memory lots"), "--max-memory", "takes a size");
+  expect_one_line_error(run_mcw(s.args(out) + " --max-memory lots"), "--max-memory",
+                        "takes a size");
   EXPECT_EQ(run_mcw(s.args(out) + " --max-memory 4G").code, 0);
 }

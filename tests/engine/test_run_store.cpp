@@ -1,7 +1,10 @@
 // The run store on one connection: round trips, status rules, bound parameters, the
 // sensitivity cache, artifacts, migrations and refusing files it must not touch.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
+#include <filesystem>
 #include <random>
 
 #include "engine/core/error.h"
@@ -229,7 +232,8 @@ TEST(RunStore, MigratesFromTheFirstSchema) {
   store->set_notes(1, "kept");
   EXPECT_EQ(store->get_run(1)->info.notes, "kept");
   EXPECT_TRUE(store->load_curve(1).empty());  // the v3 table, empty for an old run
-  store->add_curve(1, {{"eval_kl", 0, 0.5}, {"loss", 1, 2.0}, {"eval_kl", 2, 0.25}, {"loss", 1, 1.5}});
+  store->add_curve(1,
+                   {{"eval_kl", 0, 0.5}, {"loss", 1, 2.0}, {"eval_kl", 2, 0.25}, {"loss", 1, 1.5}});
   const std::vector<CurvePoint> curve = store->load_curve(1);
   ASSERT_EQ(curve.size(), 3u);  // a step recorded again replaces its value
   EXPECT_EQ(curve[0].series, "eval_kl");
@@ -315,4 +319,55 @@ TEST(RunStore, RefusesFilesThatAreNotRunDatabases) {
   expect_error_naming([&] { RunStore::open(other); }, other, "not an MCW run database");
   expect_error_naming([&] { RunStore::open_existing((dir / "none.mcwdb").string()); },
                       (dir / "none.mcwdb").string(), "no such run database");
+}
+
+// A full disk while a run is being recorded (the file-size limit makes SQLite's writes fail
+// with EFBIG, which works even as root): an error naming the store, nothing half-written,
+// and every run recorded before it intact, in this process and after a reopen.
+TEST(RunStore, AFullDiskKeepsWhatWasStored) {
+  namespace fs = std::filesystem;
+  const fs::path dir = test::fresh_temp_dir();
+  const auto path = db_path(dir);
+  auto store = RunStore::open(path);
+  const int64_t done = store->create_run(sample_run("w4"));
+  store->add_metrics(done, {{"perplexity", 12.5}, {"kl", 0.01}});
+  store->set_status(done, RunStatus::Done);
+  const int64_t running = store->create_run(sample_run("w3"));
+
+  uintmax_t largest = 0;
+  for (const auto& e : fs::directory_iterator(dir)) largest = std::max(largest, e.file_size());
+  std::vector<CurvePoint> curve;  // megabytes of points: more than the limit lets grow
+  for (int64_t i = 0; i < 100000; ++i) curve.push_back({"loss", i, 1.0 / double(i + 1)});
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit small = old_limit;
+  small.rlim_cur = largest + 64 * 1024;
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string error;
+  try {
+    store->add_curve(running, curve);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), path);
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old_limit);
+  signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(error.empty()) << "the write did not fail: the test's limit is too high";
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  EXPECT_NE(error.find("File too large"), std::string::npos) << error;  // the system's reason
+  RecordProperty("error", error);
+
+  // The same connection goes on once there is room again; the failed curve left nothing.
+  EXPECT_TRUE(store->load_curve(running).empty());
+  store->set_status(running, RunStatus::Failed, "disk full");
+  store.reset();
+  EXPECT_FALSE(run_store_is_damaged(path));
+  const auto back = RunStore::open_existing(path);
+  const auto r = back->get_run(done);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->info.status, RunStatus::Done);
+  EXPECT_EQ(*r->metric("perplexity"), 12.5);
+  EXPECT_EQ(back->get_run(running)->info.status, RunStatus::Failed);
+  EXPECT_TRUE(back->load_curve(running).empty());
 }

@@ -1,6 +1,7 @@
 #include "engine/core/half.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -63,7 +64,13 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_row_f16c(const uint16
 // with it). The compute kernels carry their own dispatched converters.
 void f16_to_f32_row(const uint16_t* src, float* dst, size_t n) {
 #if defined(__x86_64__)
-  static const bool f16c = __builtin_cpu_supports("f16c");
+  // clang (14) has no "f16c" for __builtin_cpu_supports: CPUID leaf 1, ECX bit 29, and the
+  // OS saving the YMM registers ("avx").
+  static const bool f16c = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+           (ecx & (1u << 29));
+  }();
   if (f16c) return f16_to_f32_row_f16c(src, dst, n);
 #endif
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);

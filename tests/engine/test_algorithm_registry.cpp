@@ -2,6 +2,8 @@
 // parser, the scan and the estimate take what they know of an algorithm from it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "engine/compress/algorithm.h"
@@ -9,6 +11,7 @@
 #include "engine/core/error.h"
 #include "engine/recipe/recipe.h"
 #include "engine/search/sensitivity_scan.h"
+#include "engine/train/recovery.h"
 
 namespace mcw {
 namespace {
@@ -48,6 +51,32 @@ TEST(AlgorithmRegistry, EveryEntryIsWhole) {
     for (const ParamSpec& p : a.params) EXPECT_TRUE(keys.insert(p.key).second) << p.key << " twice";
   }
   EXPECT_EQ(find_algorithm("no-such-algorithm"), nullptr);
+}
+
+// No recipe makes a job run forever: every number a stage or the recovery stage can hold
+// (iterations, steps, ranks, windows) is a listed value or inside a finite range the parser
+// enforces, so the work is bounded (and cancellable, see docs/RELIABILITY.md).
+TEST(AlgorithmRegistry, EveryNumberARecipeHoldsIsBounded) {
+  auto check = [](const std::string& where, const std::vector<ParamSpec>& params) {
+    for (const ParamSpec& p : params) {
+      if (p.type != "int" && p.type != "number") continue;
+      SCOPED_TRACE(where + "." + p.key);
+      if (!p.allowed.empty()) continue;
+      EXPECT_LT(p.min, p.max) << "no range";
+      EXPECT_TRUE(std::isfinite(p.max)) << "no upper bound";
+    }
+  };
+  for (const CompressAlgorithm& a : compress_algorithms()) check(a.name, a.params);
+  check("recovery", recovery_params());
+  // The parser holds a stage to the range: one past the top is refused.
+  const ParamSpec& steps = *std::find_if(recovery_params().begin(), recovery_params().end(),
+                                         [](const ParamSpec& p) { return p.key == "steps"; });
+  auto with_steps = [](int64_t n) {
+    return parse_recipe(
+        "stages:\n  - algorithm: rtn\nrecovery:\n  steps: " + std::to_string(n) + "\n", "r.yaml");
+  };
+  EXPECT_EQ(with_steps(int64_t(steps.max)).recovery["steps"], int64_t(steps.max));
+  EXPECT_THROW(with_steps(int64_t(steps.max) + 1), Error);
 }
 
 TEST(AlgorithmRegistry, TheParserFillsEveryDefaultOfTheSchema) {

@@ -1,5 +1,8 @@
 // mcw export: a compressed model in a format another runtime loads.
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
@@ -16,7 +19,7 @@ namespace mcw::cli {
 
 const char* const kExportUsage =
     "usage: mcw export MODEL --format gguf --type TYPE --out OUT.gguf [--calib TEXT\n"
-    "                  [--method imatrix|gptq] [--windows N] [--window L]]\n"
+    "                  [--method imatrix|gptq [--resume]] [--windows N] [--window L]]\n"
     "       mcw export DIR --format compressed-tensors --out OUT\n"
     "       mcw export MODEL --format hf --out DIR [--dtype f16|bf16|f32]\n"
     "       mcw export PROJECT --run ID --format hf|gguf|compressed-tensors --out OUT\n"
@@ -43,7 +46,10 @@ const char* const kExportUsage =
     "                      importance, codes chosen with GPTQ's error feedback, block by block\n"
     "                      on the inputs of the already re-quantised blocks before it), and\n"
     "                      each prints its output error on its calibration inputs beside that\n"
-    "                      of the --imatrix encoding. The tokenizer is\n"
+    "                      of the --imatrix encoding. The GPTQ pass keeps a checkpoint after\n"
+    "                      every block in OUT.gguf.gptq.partial: a stopped export (Ctrl-C, a\n"
+    "                      kill, a full disk) goes on from there with --resume and writes the\n"
+    "                      same file an uninterrupted one would. The tokenizer is\n"
     "                      written too (byte-level BPE, byte and llama2.c vocabularies).\n"
     "  compressed-tensors  llm-compressor's checkpoint layout, which vLLM loads. DIR is a\n"
     "                      model directory written by mcw compress: group-wise affine layers\n"
@@ -88,17 +94,39 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     if (method != "imatrix" && method != "gptq")
       throw UsageError{"export --method '" + method + "': the methods are: imatrix, gptq"};
     o.method = method == "gptq" ? GgufCalibration::Gptq : GgufCalibration::Importance;
-  } else if (args.value("windows") || args.value("window") || args.value("method")) {
-    throw UsageError{"--method, --windows and --window are for --calib"};
+    o.resumable = o.method == GgufCalibration::Gptq;
+    o.resume = args.flag("resume");
+    if (o.resume && !o.resumable) throw UsageError{"--resume is for --method gptq"};
+    // Fault injection for the resume test: a kill right after the N-th checkpoint.
+    if (const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT"))
+      o.on_checkpoint = [n = std::atoi(kill_after), seen = 0](int64_t) mutable {
+        if (++seen == n) std::raise(SIGKILL);
+      };
+  } else if (args.value("windows") || args.value("window") || args.value("method") ||
+             args.flag("resume")) {
+    throw UsageError{"--method, --windows, --window and --resume are for --calib"};
   }
+  const std::string checkpoint = out + ".gptq.partial";
+  o.on_resume = [&](int64_t done, int64_t blocks) {
+    std::fprintf(stderr, "mcw: resuming %s (%lld of %lld blocks done)\n", checkpoint.c_str(),
+                 static_cast<long long>(done), static_cast<long long>(blocks));
+  };
   GgufExportReport r;
   try {
     ProgressBar bar("export");
     o.progress = bar.callback();
     r = export_gguf(model, out, *ft, o);
   } catch (const Cancelled&) {
-    std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
+    if (o.resumable && std::filesystem::exists(checkpoint + "/.checkpoint.json"))
+      std::fprintf(stderr, "mcw: export cancelled; the blocks done are kept in %s: add --resume to go on\n",
+                   checkpoint.c_str());
+    else
+      std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
     return 130;
+  } catch (const Error& e) {
+    if (!o.resumable || !std::filesystem::exists(checkpoint + "/.checkpoint.json") || e.file() == checkpoint)
+      throw;
+    throw Error(e.file(), e.message() + " (the blocks done are kept in " + checkpoint + ": add --resume to go on)");
   }
   double worst = 0;
   int kept = 0;
@@ -196,7 +224,8 @@ int export_project_run(const std::string& project, const std::string& run, const
 }  // namespace
 
 int run_export(const std::vector<std::string>& argv) {
-  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window", "dtype", "run"}, {});
+  Args args(argv, {"format", "out", "type", "calib", "method", "windows", "window", "dtype", "run"},
+            {"resume"});
   if (args.positional().size() != 1)
     throw UsageError{"export takes one model (see mcw help export)"};
   const auto format = args.value("format");
@@ -212,6 +241,7 @@ int run_export(const std::vector<std::string>& argv) {
   }
   for (const char* o : {"type", "calib", "method", "windows", "window"})
     if (args.value(o)) throw UsageError{"--" + std::string(o) + " is for --format gguf"};
+  if (args.flag("resume")) throw UsageError{"--resume is for --format gguf --method gptq"};
   if (*format == "hf") return export_hf_directory(args.positional()[0], *out, args.value("dtype"));
   if (args.value("dtype")) throw UsageError{"--dtype is for --format hf"};
   if (*format != "compressed-tensors")

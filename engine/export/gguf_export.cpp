@@ -12,15 +12,19 @@
 #include "engine/compress/calibrate.h"
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
+#include "engine/core/sha256.h"
 #include "engine/core/block_code_grid.h"
 #include "engine/export/gguf_codes.h"
 #include "engine/export/gguf_gptq.h"
+#include "engine/export/gguf_gptq_checkpoint.h"
 #include "engine/export/gguf_tokenizer.h"
 #include "engine/export/importance_matrix.h"
 #include "engine/export/packed_safetensors.h"
+#include "engine/io/staging_dir.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/model/rope_freq_factors.h"
+#include "engine/runs/fingerprint.h"
 
 namespace mcw {
 namespace {
@@ -353,6 +357,26 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
   return result;
 }
 
+// What a GPTQ pass's checkpoint must match to be gone on from: the model's contents, the
+// file type, the calibration tokens and the type each re-quantised linear gets.
+static nlohmann::json gptq_export_identity(const ModelFile& mf, const GgufFileType& type,
+                                           const std::vector<std::vector<int32_t>>& windows,
+                                           const std::map<std::string, DType>& targets) {
+  Sha256 tokens;
+  for (const std::vector<int32_t>& w : windows) {
+    const uint64_t n = w.size();
+    tokens.update(&n, sizeof n);
+    tokens.update(w.data(), w.size() * sizeof(int32_t));
+  }
+  nlohmann::json types = nlohmann::json::object();
+  for (const auto& [hf, t] : targets) types[hf] = dtype_name(t);
+  return {{"format", 1},
+          {"model", model_fingerprint(mf)},
+          {"file_type", std::string(type.name)},
+          {"calibration", {{"windows", windows.size()}, {"sha256", to_hex(tokens.finish())}}},
+          {"types", types}};
+}
+
 GgufExportReport export_gguf(const std::string& model_path, const std::string& out,
                              const GgufFileType& type, const GgufExportOptions& o) {
   const ModelFile mf = open_model_file(model_path);
@@ -366,6 +390,8 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
   if (const std::string p = find_packed_beside(model_path); !p.empty()) w.packed = &packed.emplace(p);
   ImportanceMatrix importance;
   std::map<std::string, GgufGptqError> requantised;
+  std::optional<StagingDir> staging;  // of a resumable GPTQ pass
+  std::optional<GgufGptqCheckpoint> checkpoint;
   const bool gptq = !o.calibration.empty() && o.method == GgufCalibration::Gptq;
   const double calibrated = o.calibration.empty() ? 0 : gptq ? 0.9 : 0.3;
   if (!o.calibration.empty()) {
@@ -388,13 +414,36 @@ GgufExportReport export_gguf(const std::string& model_path, const std::string& o
       g.scratch_dir = std::filesystem::absolute(out).parent_path().string();
       g.progress = progress;
       g.cancel = o.cancel;
+      if (o.resumable) {
+        staging.emplace(out + ".gptq", StagingDir::Mode::Resumable);
+        g.scratch_dir = staging->path().string();
+        const std::optional<int64_t> done = GgufGptqCheckpoint::blocks_done(g.scratch_dir);
+        if (done) staging->keep_on_failure();  // never lose a stopped export's work
+        if (o.resume && !done)
+          throw Error(g.scratch_dir, "holds no checkpoint to resume (run again without --resume)");
+        if (!o.resume && done)
+          throw Error(g.scratch_dir, "holds a stopped export (" + std::to_string(*done) + " of " +
+                                         std::to_string(model.cfg.n_layers) +
+                                         " blocks done): add --resume to go on with it, or "
+                                         "remove the directory to start over");
+        if (!done) staging->clear();
+        g.checkpoint = &checkpoint.emplace(
+            g.scratch_dir, gptq_export_identity(mf, type, o.calibration, targets));
+        g.on_checkpoint = [&](int64_t next_block) {
+          staging->keep_on_failure();
+          if (o.on_checkpoint) o.on_checkpoint(next_block);
+        };
+        g.on_resume = o.on_resume;
+      }
       requantised = gptq_for_gguf(model, o.calibration, g);
       w.requantised = &requantised;
     }
   }
   w.progress = progress_part(o.progress, calibrated, 1);
   w.cancel = o.cancel;
-  return write_llama_gguf(model, out, std::move(w));
+  GgufExportReport report = write_llama_gguf(model, out, std::move(w));
+  if (staging) staging->keep_on_failure(false);  // written: the checkpoint goes with it
+  return report;
 }
 
 void save_llama_gguf(const LlamaModel& model, const std::string& path, DType dtype) {

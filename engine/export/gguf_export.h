@@ -61,6 +61,13 @@ struct GgufExportOptions {
   GgufCalibration method = GgufCalibration::Importance;
   ProgressFn progress;
   const CancelToken* cancel = nullptr;
+  // The GPTQ pass resumable: its checkpoint in "<out>.gptq.partial" (a manifest after
+  // every block; gguf_gptq_checkpoint.h), kept when the export stops, removed when it is
+  // written. A checkpoint found there is refused unless `resume`, which requires one.
+  bool resumable = false;
+  bool resume = false;
+  std::function<void(int64_t next_block)> on_checkpoint;  // after each manifest (fault tests)
+  std::function<void(int64_t done, int64_t blocks)> on_resume;  // a checkpoint was taken up
 };
 
 // `model_path`: anything open_model_file takes that loads as a Llama-family model (with

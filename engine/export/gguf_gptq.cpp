@@ -14,6 +14,7 @@
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/core/blocks.h"
 #include "engine/core/error.h"
+#include "engine/export/gguf_gptq_checkpoint.h"
 #include "engine/kernels/gram.h"
 
 namespace mcw {
@@ -118,13 +119,33 @@ std::map<std::string, GgufGptqError> gptq_for_gguf(LlamaModel& model,
       e.out_ref = weighted_square_norm(w.data(), rows, cols, st.xtx.data());
       e.baseline_out_diff = output_energy_of_difference(
           imatrix_baseline(w, *type, rows, cols, mean_sq), w, rows, cols, st.xtx);
-      *t = write_and_map(opt.scratch_dir, r.blocks, *type, t->shape(), t->name());
+      *t = opt.checkpoint ? opt.checkpoint->write_weight(name, r.blocks, *type, t->shape())
+                          : write_and_map(opt.scratch_dir, r.blocks, *type, t->shape(), t->name());
     }
   };
   CalibrationOptions co;
   co.memory_budget = opt.activation_budget;
   co.scratch_dir = opt.scratch_dir;
-  sequential_calibrate(model, windows, hooks, opt.progress, opt.cancel, co);
+  if (opt.checkpoint) {
+    if (std::optional<GgufGptqCheckpoint::State> done = opt.checkpoint->resume()) {
+      for (auto& [hf, blocks] : done->weights) {
+        Tensor* t = find_weight(model, hf);
+        if (!t || t->shape() != blocks.shape())
+          throw Error(hf, "the checkpoint holds a weight this model does not have");
+        *t = std::move(blocks);
+      }
+      errors = std::move(done->errors);
+      co.start_layer = done->next_block;
+      co.start_hidden = done->hidden_path;
+      if (opt.on_resume) opt.on_resume(done->next_block, model.cfg.n_layers);
+    }
+    hooks.block_done = [&](int64_t layer, const ActivationStore& hidden) {
+      opt.checkpoint->block_done(layer, model.cfg.n_layers, hidden, errors);
+      if (opt.on_checkpoint) opt.on_checkpoint(layer + 1);
+    };
+  }
+  if (co.start_layer < model.cfg.n_layers)
+    sequential_calibrate(model, windows, hooks, opt.progress, opt.cancel, co);
   return errors;
 }
 

@@ -28,6 +28,8 @@
 
 namespace mcw {
 
+class GgufGptqCheckpoint;
+
 struct GgufGptqError {
   DType type = DType::F32;
   double diff = 0, ref = 0;          // ‖ΔW‖², ‖W‖²
@@ -44,6 +46,12 @@ struct GgufGptqOptions {
   uint64_t activation_budget = uint64_t(1) << 30;  // hidden states past it spill to scratch_dir
   ProgressFn progress;
   const CancelToken* cancel = nullptr;
+  // Resumable (gguf_gptq_checkpoint.h): the re-quantised weights go to named files in the
+  // checkpoint's directory instead of nameless scratch files, a manifest follows every
+  // block, and a manifest already there is gone on from.
+  GgufGptqCheckpoint* checkpoint = nullptr;
+  std::function<void(int64_t next_block)> on_checkpoint;  // after each manifest
+  std::function<void(int64_t done, int64_t blocks)> on_resume;  // a checkpoint was taken up
 };
 
 // Re-quantises `model`'s linears in place (see above); returns the errors by HF name.

@@ -12,6 +12,7 @@
 #include "engine/export/packed_safetensors.h"
 #include "engine/export/streamed_llama_writer.h"
 #include "engine/io/atomic_file.h"
+#include "engine/io/checkpoint_manifest.h"
 #include "engine/core/mapped_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/llama_tensors.h"
@@ -28,12 +29,8 @@ constexpr int kCheckpointVersion = 1;
 
 std::string base_name(const std::string& p) { return p.empty() ? p : fs::path(p).filename().string(); }
 
-// A file name from the manifest: a plain name inside the directory, nothing else.
 std::string checked_name(const std::string& dir, const json& v) {
-  const std::string n = v.get<std::string>();
-  if (n.find('/') != std::string::npos || n == "." || n == "..")
-    throw Error((fs::path(dir) / kManifest).string(), "names a file outside its directory: " + n);
-  return n;
+  return checked_file_name((fs::path(dir) / kManifest).string(), v);
 }
 
 }  // namespace
@@ -107,14 +104,7 @@ void StreamedLlamaWriter::remove_checkpoint() {
 }
 
 static json read_manifest(const std::string& file) {
-  try {
-    const auto f = MappedFile::open(file);
-    json m = json::parse(std::string_view(reinterpret_cast<const char*>(f->data()), f->size()));
-    if (m.value("version", 0) != kCheckpointVersion) throw Error(file, "is not a checkpoint this mcw can resume");
-    return m;
-  } catch (const json::exception& e) {
-    throw Error(file, std::string("unreadable checkpoint: ") + e.what());
-  }
+  return read_checkpoint_manifest(file, kCheckpointVersion);
 }
 
 // What a parsed manifest says of itself.
@@ -141,17 +131,7 @@ ResumePoint StreamedLlamaWriter::resume() {
   if (!fs::exists(file)) throw Error(dir_, "holds no checkpoint to resume from");
   const json m = read_manifest(file);  // read once: what is checked is what is restored
   const CompressCheckpoint c = summary(m, file);
-  if (c.identity.value("format", 1) != identity_.value("format", 1))
-    throw Error(dir_, "its checkpoint was made by another version of mcw; remove the directory to start over");
-  if (c.identity != identity_) {
-    std::string what;
-    for (const auto& [k, v] : identity_.items())
-      if (!c.identity.contains(k) || c.identity[k] != v) what += (what.empty() ? "" : ", ") + k;
-    for (const auto& [k, v] : c.identity.items())  // a key only the checkpoint's run had
-      if (!identity_.contains(k)) what += (what.empty() ? "" : ", ") + k;
-    throw Error(dir_, "its checkpoint is of another run (a different " + (what.empty() ? "run" : what) +
-                          "); remove the directory to start over");
-  }
+  check_checkpoint_identity(dir_, identity_, c.identity);
   ResumePoint p;
   p.stage = c.stage, p.next_block = c.next_block;
   try {

@@ -69,7 +69,7 @@ TEST(CliExportGguf, AFullDiskKeepsThePreviousFile) {
   const std::string before = slurp(out);
   const Result r = run_mcw("export " + model + " --format gguf --type F32 --out " + out,
                            before.size());  // F32 is bigger than Q8_0
-  EXPECT_EQ(r.code, 1);  // stderr: the progress bar's line, then the error's
+  EXPECT_EQ(r.code, 1);                     // stderr: the progress bar's line, then the error's
   EXPECT_NE(r.err.find("mcw: " + out + ": write failed: File too large\n"), std::string::npos)
       << r.err;
   EXPECT_TRUE(slurp(out) == before);
@@ -77,6 +77,82 @@ TEST(CliExportGguf, AFullDiskKeepsThePreviousFile) {
   for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"eval.txt", "m.gguf", "model"}));
+}
+
+// The GPTQ pass keeps a checkpoint after every block: killed (SIGKILL, as the OOM killer or
+// a power cut would) after the first, nothing is under the final name, a plain rerun
+// refuses to throw the stopped export away, and --resume writes the file an uninterrupted
+// export writes, byte for byte, with the same per-tensor report.
+TEST(CliExportGguf, AKilledGptqExportGoesOnWithResume) {
+  const fs::path dir = fresh_dir("export-resume");
+  write_tiny_model_and_text(dir);
+  const std::string model = (dir / "model").string(), whole = (dir / "whole.gguf").string(),
+                    out = (dir / "m.gguf").string(), calib = (dir / "eval.txt").string();
+  auto args = [&](const std::string& to, const std::string& type) {
+    return "export " + model + " --format gguf --type " + type + " --out " + to + " --calib " +
+           calib + " --method gptq --windows 2 --window 16";
+  };
+  const Result w = run_mcw(args(whole, "Q4_0"));
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_FALSE(fs::exists(whole + ".gptq.partial"));
+
+  setenv("MCW_FAULT_KILL_AFTER_CHECKPOINT", "1", 1);
+  const Result killed = run_mcw(args(out, "Q4_0"));
+  unsetenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
+  EXPECT_TRUE(killed.code == 128 + 9 || killed.code == -1) << killed.code << killed.err;
+  EXPECT_FALSE(fs::exists(out));
+  ASSERT_TRUE(fs::exists(out + ".gptq.partial/.checkpoint.json"));
+
+  expect_one_line_error(run_mcw(args(out, "Q4_0")), "m.gguf.gptq.partial",
+                        "holds a stopped export (1 of 2 blocks done): add --resume");
+  expect_one_line_error(run_mcw(args(out, "Q5_0") + " --resume"), "m.gguf.gptq.partial",
+                        "another run (a different file_type, types)");
+  const Result r = run_mcw(args(out, "Q4_0") + " --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming " + out + ".gptq.partial (1 of 2 blocks done)"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(slurp(out) == slurp(whole));
+  EXPECT_EQ(r.out.substr(0, r.out.find("wrote")), w.out.substr(0, w.out.find("wrote")));
+  EXPECT_FALSE(fs::exists(out + ".gptq.partial"));
+
+  // The resumed file takes the done blocks from the checkpoint, not from a second GPTQ:
+  // one code changed there shows up in it.
+  const std::string again = (dir / "again.gguf").string();
+  setenv("MCW_FAULT_KILL_AFTER_CHECKPOINT", "1", 1);
+  run_mcw(args(again, "Q4_0"));
+  unsetenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
+  const fs::path q =
+      fs::path(again + ".gptq.partial") / "model.layers.0.self_attn.q_proj.weight.blocks";
+  std::string blocks = slurp(q);
+  ASSERT_GT(blocks.size(), 5u);
+  blocks[5] ^= 0x11;  // two 4-bit codes of the first block (after its f16 scale)
+  write_bytes(q.string(), blocks);
+  ASSERT_EQ(run_mcw(args(again, "Q4_0") + " --resume").code, 0);
+  EXPECT_FALSE(slurp(again) == slurp(whole));
+  expect_one_line_error(run_mcw(args((dir / "n.gguf").string(), "Q4_0") + " --resume"),
+                        "n.gguf.gptq.partial", "holds no checkpoint to resume");
+}
+
+// A disk that fills up when the GGUF is written at the end of the GPTQ pass: the error says
+// where the blocks done are kept, and --resume writes the file without redoing them.
+TEST(CliExportGguf, AFullDiskAfterGptqKeepsTheBlocksForResume) {
+  const fs::path dir = fresh_dir("export-resume-full");
+  write_tiny_model_and_text(dir);
+  const std::string model = (dir / "model").string(), whole = (dir / "whole.gguf").string(),
+                    out = (dir / "m.gguf").string();
+  const std::string args = " --format gguf --type Q4_0 --calib " + (dir / "eval.txt").string() +
+                           " --method gptq --windows 2 --window 16";
+  ASSERT_EQ(run_mcw("export " + model + " --out " + whole + args).code, 0);
+  const Result r = run_mcw("export " + model + " --out " + out + args, fs::file_size(whole) - 1);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(out + ": write failed: File too large (the blocks done are kept in " + out +
+                       ".gptq.partial: add --resume to go on)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  const Result resumed = run_mcw("export " + model + " --out " + out + args + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_TRUE(slurp(out) == slurp(whole));
 }
 
 TEST(CliExportGguf, UsageErrors) {
@@ -89,7 +165,8 @@ TEST(CliExportGguf, UsageErrors) {
   const Result windows =
       run_mcw("export " + model + " --format gguf --type Q8_0 --windows 4 --out " + out);
   EXPECT_EQ(windows.code, 1);
-  EXPECT_NE(windows.err.find("--method, --windows and --window are for --calib"), std::string::npos)
+  EXPECT_NE(windows.err.find("--method, --windows, --window and --resume are for --calib"),
+            std::string::npos)
       << windows.err;
   const Result method = run_mcw("export " + model + " --format gguf --type Q8_0 --calib " +
                                 (dir / "eval.txt").string() + " --method awq --out " + out);

@@ -76,7 +76,9 @@ std::optional<GgufGptqCheckpoint::State> GgufGptqCheckpoint::resume() {
       if (shape.size() != 2 || shape[0] < 1 || shape[1] < 1)
         throw Error(manifest, "names a weight of a bad shape: " + hf);
       const auto f = MappedFile::open(file);
-      const std::optional<uint64_t> bytes = dtype_bytes(type, uint64_t(shape[0] * shape[1]));
+      uint64_t count = 0;
+      const bool overflow = __builtin_mul_overflow(uint64_t(shape[0]), uint64_t(shape[1]), &count);
+      const std::optional<uint64_t> bytes = overflow ? std::nullopt : dtype_bytes(type, count);
       if (!bytes || f->size() != *bytes)
         throw Error(file, "is not the blocks its checkpoint names (truncated or another shape)");
       s.weights.emplace(hf, Tensor::view(type, shape, f->data(), f->size(), f, hf));

@@ -4,8 +4,9 @@
 // Not coverage-guided: the CI's bounded smoke test of each parser, and the regression
 // runner; coverage-guided fuzzing needs clang and MCW_LIBFUZZER=ON (docs/RELIABILITY.md).
 // A crash, an abort (an exception other than mcw::Error ends in std::terminate), a hang
-// past --timeout or an allocation past --max-memory writes the input to
-// fuzz-crash-<pid>.bin in the working directory and says so.
+// past --timeout, an allocation past --max-memory in all, or one allocation past 16 MiB +
+// --alloc-factor (64) times the input's size writes the input to fuzz-crash-<pid>.bin in
+// the working directory and says so.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,21 +46,58 @@ void on_fatal(int sig) {
   std::raise(sig == SIGALRM ? SIGABRT : sig);
 }
 
+// While an input runs, no single allocation may exceed a bound in its size: a parser must
+// not allocate what a header claims before checking it against the bytes there are. The
+// bound leaves room for decoding (a 2-bit layer is 16 times its bytes in f32).
+size_t g_alloc_limit = 0;  // 0: not checked
+double g_alloc_factor = 64;
+size_t g_alloc_slack = size_t(16) << 20;
+
+[[noreturn]] void allocation_too_big(size_t n) {
+  char msg[160];
+  const int len = std::snprintf(msg, sizeof msg,
+                                "fuzz: one allocation of %zu bytes for an input of %zu bytes "
+                                "(more than %zu)\n",
+                                n, g_input ? g_input->size() : size_t(0), g_alloc_limit);
+  g_alloc_limit = 0;
+  [[maybe_unused]] ssize_t w = ::write(2, msg, size_t(len));
+  std::raise(SIGABRT);  // on_fatal keeps the input
+  std::abort();
+}
+
 void run(const std::string& input, unsigned timeout) {
   g_input = &input;
   alarm(timeout);
+  g_alloc_limit = g_alloc_slack + size_t(g_alloc_factor * double(input.size()));
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  g_alloc_limit = 0;
   alarm(0);
   g_input = nullptr;
 }
 
 // Values that sit on the edges parsers check: sizes, counts, offsets, lengths.
-constexpr uint64_t kInteresting[] = {0, 1, 2, 7, 8, 16, 0x7f, 0x80, 0xff, 0x7fff, 0xffff,
-                                     0x7fffffff, 0x80000000, 0xffffffff, 0x100000000ull,
-                                     0x7fffffffffffffffull, 0xffffffffffffffffull};
-const char* const kTokens[] = {"{", "}", "[", "]", "\"", ",", ":", "null", "true", "-1", "0",
-                               "1e308", "-1e308", "NaN", "9223372036854775807", "\\u0000",
-                               "\n", "- ", "  ", "&a", "*a", "!!binary", "'", "#"};
+constexpr uint64_t kInteresting[] = {0,
+                                     1,
+                                     2,
+                                     7,
+                                     8,
+                                     16,
+                                     0x7f,
+                                     0x80,
+                                     0xff,
+                                     0x7fff,
+                                     0xffff,
+                                     0x7fffffff,
+                                     0x80000000,
+                                     0xffffffff,
+                                     0x100000000ull,
+                                     0x7fffffffffffffffull,
+                                     0xffffffffffffffffull};
+const char* const kTokens[] = {"{",       "}",        "[",      "]",    "\"",
+                               ",",       ":",        "null",   "true", "-1",
+                               "0",       "1e308",    "-1e308", "NaN",  "9223372036854775807",
+                               "\\u0000", "\n",       "- ",     "  ",   "&a",
+                               "*a",      "!!binary", "'",      "#"};
 
 std::string mutate(std::string s, std::mt19937_64& rng, size_t max_len) {
   auto pick = [&](size_t n) { return n ? size_t(rng() % n) : size_t(0); };
@@ -112,6 +151,25 @@ std::string mutate(std::string s, std::mt19937_64& rng, size_t max_len) {
 
 }  // namespace
 
+// ASan keeps its own operator new (and its checks); the bound then goes unchecked.
+#if !defined(__SANITIZE_ADDRESS__)
+void* operator new(size_t n) {
+  if (g_alloc_limit && n > g_alloc_limit) allocation_too_big(n);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(size_t n, std::align_val_t a) {
+  if (g_alloc_limit && n > g_alloc_limit) allocation_too_big(n);
+  const size_t align = static_cast<size_t>(a);
+  if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+#endif
+
 int main(int argc, char** argv) {
   double seconds = 0;
   uint64_t seed = 1;
@@ -129,13 +187,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--seconds") seconds = std::stod(next());
-    else if (a == "--seed") seed = std::stoull(next());
-    else if (a == "--max-len") max_len = std::stoull(next());
-    else if (a == "--timeout") timeout = unsigned(std::stoul(next()));
-    else if (a == "--max-memory") max_memory = std::stoull(next()) << 20;
-    else if (a == "--write-seeds") write_seeds = next();
-    else inputs.push_back(a);
+    if (a == "--seconds")
+      seconds = std::stod(next());
+    else if (a == "--seed")
+      seed = std::stoull(next());
+    else if (a == "--max-len")
+      max_len = std::stoull(next());
+    else if (a == "--timeout")
+      timeout = unsigned(std::stoul(next()));
+    else if (a == "--max-memory")
+      max_memory = std::stoull(next()) << 20;
+    else if (a == "--alloc-factor")
+      g_alloc_factor = std::stod(next());
+    else if (a == "--write-seeds")
+      write_seeds = next();
+    else
+      inputs.push_back(a);
   }
   std::snprintf(g_crash_path, sizeof g_crash_path, "fuzz-crash-%d.bin", int(getpid()));
   for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGALRM}) std::signal(sig, on_fatal);
@@ -174,7 +241,8 @@ int main(int argc, char** argv) {
   while (!seeds.empty() && std::chrono::steady_clock::now() < end) {
     std::string input = seeds[size_t(rng() % seeds.size())];
     // Stack mutations now and then, so that inputs wander further from the seeds.
-    for (int depth = 1 + int(rng() % 3); depth > 0; --depth) input = mutate(std::move(input), rng, max_len);
+    for (int depth = 1 + int(rng() % 3); depth > 0; --depth)
+      input = mutate(std::move(input), rng, max_len);
     run(input, timeout);
     ++runs, ++mutated;
   }

@@ -90,6 +90,10 @@ int run_run(const std::vector<std::string>& argv) {
   hooks.progress = [&](const ProgressEvent& e) {
     if (bar) bar->update(e);
   };
+  hooks.log = [&](const std::string& line) {
+    if (bar) bar->end_line();
+    std::fprintf(stderr, "mcw: %s: %s\n", current.c_str(), line.c_str());
+  };
   bool failed = false;
   auto finish = [&](const std::string& name, const RecipeRunOutcome& o) {
     bar.reset();

@@ -10,8 +10,11 @@ namespace mcw::cli {
 ProgressBar::ProgressBar(std::string label)
     : label_(std::move(label)), start_(std::chrono::steady_clock::now()) {}
 
-ProgressBar::~ProgressBar() {
+ProgressBar::~ProgressBar() { end_line(); }
+
+void ProgressBar::end_line() {
   if (drawn_) std::fprintf(stderr, "\n");
+  drawn_ = false;
 }
 
 void ProgressBar::update(const ProgressEvent& e) {

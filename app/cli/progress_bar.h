@@ -14,6 +14,7 @@ class ProgressBar {
   explicit ProgressBar(std::string label);
   ~ProgressBar();  // ends the line
   void update(const ProgressEvent& e);
+  void end_line();  // before another line is printed; the next update draws a new bar
   ProgressFn callback() { return [this](const ProgressEvent& e) { update(e); }; }
 
  private:

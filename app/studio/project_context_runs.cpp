@@ -161,6 +161,7 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
       job.progress(std::min(1.0, (unit + within) / units), QString::fromStdString(phase),
                    QString::fromStdString(e.item.empty() ? e.stage : e.item));
     };
+    hooks.log = [&](const std::string& line) { job.log(QString::fromStdString(line)); };
     auto after = [&](const QString& name, const RecipeRunOutcome& out) {
       job.post([this] { run_history_.reload(); });
       if (out.status == RunStatus::Cancelled) job.cancel().throw_if_cancelled();

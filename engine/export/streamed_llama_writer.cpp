@@ -89,8 +89,9 @@ DType StreamedLlamaWriter::output_dtype(const LlamaModel& source) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
 }
 
-StreamedLlamaWriter StreamedLlamaWriter::scratch(std::string dir, DType dtype) {
-  StreamedLlamaWriter w(std::move(dir), dtype);
+StreamedLlamaWriter StreamedLlamaWriter::scratch(std::string dir, DType dtype,
+                                                 nlohmann::json run_identity) {
+  StreamedLlamaWriter w(std::move(dir), dtype, std::move(run_identity));
   w.scratch_ = true;
   return w;
 }
@@ -186,12 +187,20 @@ void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
       weight_map_[n] = shard;
     total_bytes_ += fs::file_size(path(shard));
     if (resumable) replaces(path(shard));
-    if (!packed.empty() && !scratch_) {
+    if (!packed.empty() && (!scratch_ || resumable)) {
       const std::string part = path(".packed-" + std::to_string(layer) + ".safetensors");
       write_packed_safetensors(part, packed);
-      packed_parts_.push_back(part);
-      for (CompressedLayer& l : r.layers)
-        if (l.tensor.name.starts_with(prefix)) l.tensor.drop_payload(), payload_of_.erase(l.tensor.name);
+      if (scratch_) {  // payloads stay in memory; the checkpoint names where they are kept
+        for (const CompressedTensor* t : packed) {
+          if (const auto it = payload_of_.find(t->name); it != payload_of_.end() && it->second != part)
+            garbage_.push_back(it->second);
+          payload_of_[t->name] = part;
+        }
+      } else {
+        packed_parts_.push_back(part);
+        for (CompressedLayer& l : r.layers)
+          if (l.tensor.name.starts_with(prefix)) l.tensor.drop_payload(), payload_of_.erase(l.tensor.name);
+      }
     }
   }
   if (resumable && d.resumable) write_checkpoint(d, r);

@@ -39,8 +39,11 @@ class StreamedLlamaWriter {
   StreamedLlamaWriter(std::string dir, DType dtype, nlohmann::json run_identity = nullptr);
   // For a model that is only evaluated and then thrown away (a project run): blocks are
   // written and mapped as usual, but the compressed layers keep their payloads (to run
-  // on the packed kernels) and no packed files are written; finish() is not needed.
-  static StreamedLlamaWriter scratch(std::string dir, DType dtype);
+  // on the packed kernels); finish() is not needed. With a run identity it keeps the
+  // same checkpoints as above (each block's layers written to a packed part too, which
+  // restore() reads their payloads back from), else no packed files are written.
+  static StreamedLlamaWriter scratch(std::string dir, DType dtype,
+                                     nlohmann::json run_identity = nullptr);
 
   void block_done(const BlockDone& done, CompressionResult& result);
   BlockDoneFn callback() {

@@ -3,22 +3,22 @@
 #include <tbb/task_arena.h>
 
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
 #include "engine/core/sha256.h"
-#include "engine/export/compress_to_directory.h"
-#include "engine/io/staging_dir.h"
 #include "engine/eval/packed_llama.h"
+#include "engine/export/compress_to_directory.h"
+#include "engine/export/recovered_writer.h"
+#include "engine/io/staging_dir.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
-#include "engine/export/recovered_writer.h"
 #include "engine/train/recovery.h"
 
 namespace mcw {
@@ -95,9 +95,9 @@ double latency_layout_key(const PackedLlama& model, const LatencyOptions& opt) {
 
 // latency_others_cpu: the share of the machine other processes took while it ran;
 // latency_busy: 1 when that share makes the figure one of a busy machine (plots flag it).
-constexpr const char* kLatencyMetrics[] = {"latency_ms_per_token", "latency_ms_per_token_min",
+constexpr const char* kLatencyMetrics[] = {"latency_ms_per_token",     "latency_ms_per_token_min",
                                            "latency_ms_per_token_max", "prefill_tokens_per_s",
-                                           "latency_others_cpu", "latency_busy"};
+                                           "latency_others_cpu",       "latency_busy"};
 
 void add_latency(std::vector<Metric>& m, RunStore& store, const ProjectRunInputs& in,
                  const PackedLlama& model, const RunHooks& hooks, const CancelToken* cancel) {
@@ -113,9 +113,10 @@ void add_latency(std::vector<Metric>& m, RunStore& store, const ProjectRunInputs
     return;
   }
   const LatencyResult l = measure_latency(model, in.latency, hooks.progress, cancel);
-  const double values[] = {l.ms_per_token, l.ms_per_token_min, l.ms_per_token_max,
-                           l.prefill_tokens_per_s, l.others_cpu, l.busy() ? 1.0 : 0.0};
-  for (size_t i = 0; i < std::size(kLatencyMetrics); ++i) m.push_back({kLatencyMetrics[i], values[i]});
+  const double values[] = {l.ms_per_token,         l.ms_per_token_min, l.ms_per_token_max,
+                           l.prefill_tokens_per_s, l.others_cpu,       l.busy() ? 1.0 : 0.0};
+  for (size_t i = 0; i < std::size(kLatencyMetrics); ++i)
+    m.push_back({kLatencyMetrics[i], values[i]});
 }
 
 void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const ProjectRunInputs& in,
@@ -146,10 +147,13 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
                  const std::string& source, const Recipe& recipe, CompressionResult& c,
                  const std::string& scratch_dir, const RunHooks& hooks, const CancelToken* cancel) {
   if (in.calibration_tokens.empty())
-    throw Error(source, "recovery trains on the project's calibration text, and the project has none");
-  const RecoveryOptions o = recovery_options(recipe.recovery);  // its memory is in the run's estimate
+    throw Error(source,
+                "recovery trains on the project's calibration text, and the project has none");
+  const RecoveryOptions o =
+      recovery_options(recipe.recovery);  // its memory is in the run's estimate
   enter(hooks, "evaluate before recovery");
-  const EvalResult before = evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
+  const EvalResult before =
+      evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
   m.push_back({"perplexity_before_recovery", before.perplexity});
   m.push_back({"kl_before_recovery", before.kl});
   enter(hooks, "recover");
@@ -165,9 +169,10 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   // QAT trains the layers in their layout; adapters are merged and re-coded on its grid.
   // Block by block into the run's scratch directory, as the compression was.
   const std::string dir = scratch_dir + "/recovered";
+  std::filesystem::remove_all(dir);  // a stopped run's
   std::filesystem::create_directories(dir);
-  RecoveredModel f =
-      write_recovered_model(dir, c.model, layers, r, RecoveryMerge::Recode, cancel, /*scratch=*/true);
+  RecoveredModel f = write_recovered_model(dir, c.model, layers, r, RecoveryMerge::Recode, cancel,
+                                           /*scratch=*/true);
   c.model = std::move(f.model);
   std::map<std::string, CompressedTensor*> recovered;
   for (CompressedTensor& t : f.layers) recovered[t.name] = &t;
@@ -225,7 +230,8 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
   }
   return record_run(
       store, in, pr.name, text,
-      [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers, std::vector<CurvePoint>& curve) {
+      [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers,
+          std::vector<CurvePoint>& curve) {
         const Recipe recipe = parse_recipe(text, source);
         // A prediction made for exactly these stages is recorded beside what is measured.
         if (recipe.prediction.value("stages", "") == recipe_stages_digest(recipe))
@@ -235,32 +241,67 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
         check_targets(recipe, in.base.tensor_names());
         if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
           throw Error(source, "this recipe needs calibration text and the project has none");
-        CompressOptions co;  // a recipe's calibration section overrides these
+        CompressOptions co;
         co.calib_window = std::min(co.calib_window, in.base.cfg.max_seq_len);
-        check_compress_memory(in.file.path, recipe,
-                              streamed_compress_estimate(in.base, recipe, co, in.eval.window),
+        // The calibration this run uses, spelled out in the recipe (whose section, when it
+        // has one, overrides these), so that the run's identity names it.
+        Recipe run = recipe;
+        if (!run.calibration.contains("windows")) run.calibration["windows"] = co.calib_windows;
+        if (!run.calibration.contains("window")) run.calibration["window"] = co.calib_window;
+        check_compress_memory(in.file.path, run,
+                              streamed_compress_estimate(in.base, run, co, in.eval.window),
                               {memory_available(), {}});
-        // Streamed into a scratch directory as mcw compress does (blocks written in the
-        // model's dtype and mapped), so that a real-size model is never whole in memory;
-        // the compressed layers keep their packed form for the latency measurement. Beside
-        // the run store: as much disk as the model, which a RAM-backed /tmp may not have.
-        const ScratchDir scratch(std::filesystem::absolute(in.database_path).parent_path(), ".mcw-run");
-        StreamedLlamaWriter writer =
-            StreamedLlamaWriter::scratch(scratch.path().string(), StreamedLlamaWriter::output_dtype(in.base));
-        co.block_done = writer.callback();
-        enter(hooks, "compress");
-        CompressionResult c =
-            compress_llama(in.base, recipe, in.calibration_tokens, co, hooks.progress, cancel);
-        if (!recipe.recovery.empty()) recover_run(m, curve, in, source, recipe, c, scratch.path().string(), hooks, cancel);
-        add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
-        m.push_back({"bits_per_weight", c.bits_per_weight()});
-        m.push_back({"size_bytes", double(c.storage_bits / 8)});
-        m.push_back({"parameters", double(c.parameters)});
-        m.push_back({"compress_seconds", c.seconds});
-        for (const CompressedLayer& l : c.layers) {
-          layers.push_back({l.tensor.name, "relative_error", l.relative_error});
-          layers.push_back({l.tensor.name, "bits_per_weight", l.tensor.bits_per_weight()});
+        // Streamed into a directory as mcw compress does (blocks written in the model's
+        // dtype and mapped), so that a real-size model is never whole in memory; the
+        // compressed layers keep their packed form for the latency measurement. Beside the
+        // run store: as much disk as the model, which a RAM-backed /tmp may not have.
+        const DType dtype = StreamedLlamaWriter::output_dtype(in.base);
+        const nlohmann::json identity =
+            compress_run_identity(in.file, run, in.calibration_tokens, dtype);
+        Sha256 key;
+        key.update(identity.dump());
+        StagingDir work(std::filesystem::absolute(in.database_path).parent_path() /
+                            (".mcw-run-" + to_hex(key.finish()).substr(0, 16)),
+                        StagingDir::Mode::Resumable);
+        const std::string dir = work.path().string();
+        const std::optional<CompressCheckpoint> stopped = StreamedLlamaWriter::read_checkpoint(dir);
+        if (stopped)
+          work.keep_on_failure();  // never lose a stopped run's work
+        else
+          work.clear();
+        StreamedLlamaWriter writer = StreamedLlamaWriter::scratch(dir, dtype, identity);
+        if (stopped) {
+          co.resume = writer.resume();
+          if (hooks.log)
+            hooks.log("resuming the compression from " + dir + " (" + stopped->describe() + ")");
         }
+        co.block_done = [&](const BlockDone& d, CompressionResult& r) {
+          writer.block_done(d, r);
+          if (writer.checkpointed()) work.keep_on_failure();
+        };
+        co.scratch_dir = dir;
+        try {
+          enter(hooks, "compress");
+          CompressionResult c =
+              compress_llama(in.base, run, in.calibration_tokens, co, hooks.progress, cancel);
+          if (!recipe.recovery.empty())
+            recover_run(m, curve, in, source, recipe, c, dir, hooks, cancel);
+          add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
+          m.push_back({"bits_per_weight", c.bits_per_weight()});
+          m.push_back({"size_bytes", double(c.storage_bits / 8)});
+          m.push_back({"parameters", double(c.parameters)});
+          m.push_back({"compress_seconds", c.seconds});
+          for (const CompressedLayer& l : c.layers) {
+            layers.push_back({l.tensor.name, "relative_error", l.relative_error});
+            layers.push_back({l.tensor.name, "bits_per_weight", l.tensor.bits_per_weight()});
+          }
+        } catch (...) {
+          if (writer.checkpointed() && hooks.log)
+            hooks.log("the compression done so far is kept in " + dir +
+                      ": running the recipe again goes on from it");
+          throw;
+        }
+        work.keep_on_failure(false);  // done: the checkpoint goes with the directory
       });
 }
 

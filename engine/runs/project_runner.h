@@ -41,6 +41,7 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file);
 struct RunHooks {
   std::function<void(const std::string& phase)> on_phase;  // "compress", "eval", "latency"
   ProgressFn progress;                                     // within the current phase
+  std::function<void(const std::string& line)> log;        // worth keeping (a resumed run)
 };
 
 struct RecipeRunOutcome {
@@ -55,6 +56,12 @@ inline constexpr const char* kBaselineRecipe = "baseline";
 // Records one run of `recipe` (running -> done / failed / cancelled). An mcw::Error (a bad
 // recipe, missing calibration text) ends as a failed run with its message; a cancel as a
 // cancelled run; anything else as a failed run and is rethrown.
+// The compression is checkpointed after every block in a directory beside the run store
+// named by what the run is (model, recipe as run, calibration tokens):
+// ".mcw-run-<digest>.partial". A run stopped in any way (cancelled, killed, an error, a
+// full disk) leaves it, and the next run of the same recipe on the same model goes on from
+// its last finished block (saying so through hooks.log) with the same results; it is
+// removed once a run gets past the compression.
 RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
                                     const ProjectRecipe& recipe, const RunHooks& hooks = {},
                                     const CancelToken* cancel = nullptr);

@@ -283,3 +283,64 @@ TEST(RunStoreProjectRunner, ExportOfARecoveredRunIsTheRecoveredModel) {
     EXPECT_EQ(read_packed_safetensors(out + "/packed.safetensors").size(), 14u) << method;
   }
 }
+
+// A run stopped during its compression (here cancelled in the second block; a kill or a full
+// disk leaves the same) keeps its checkpoint beside the store, and the next run of the
+// recipe goes on from the last finished block, to the figures of an uninterrupted run.
+TEST(RunStoreProjectRunner, AStoppedRunGoesOnFromItsLastBlock) {
+  auto work_dirs = [](const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> found;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      if (e.path().filename().string().starts_with(".mcw-run-")) found.push_back(e.path());
+    return found;
+  };
+  auto figures = [](RunStore& store, int64_t id) {
+    std::map<std::string, double> f;
+    const RunRecord r = *store.get_run(id);
+    for (const Metric& m : r.metrics)
+      if (m.name.find("seconds") == std::string::npos &&
+          m.name.find("latency") == std::string::npos && m.name.find("_ms") == std::string::npos &&
+          m.name.find("_per_s") == std::string::npos)
+        f[m.name] = m.value;
+    for (const LayerMetric& l : r.layers) f[l.layer + " " + l.name] = l.value;
+    return f;
+  };
+  const auto whole_dir = test::fresh_temp_dir();
+  const ProjectRunInputs whole_in = load_project_run_inputs(make_project(whole_dir));
+  const auto whole_store = RunStore::open(whole_in.database_path);
+  const RecipeRunOutcome whole =
+      run_project_recipe(*whole_store, whole_in, whole_in.project.recipes[2]);
+  ASSERT_EQ(whole.status, RunStatus::Done) << whole.error;
+  EXPECT_TRUE(work_dirs(whole_dir).empty());
+
+  const auto dir = test::fresh_temp_dir();
+  const ProjectRunInputs in = load_project_run_inputs(make_project(dir));
+  const auto store = RunStore::open(in.database_path);
+  CancelToken cancel;
+  std::vector<std::string> log;
+  RunHooks hooks;
+  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  hooks.progress = [&](const ProgressEvent& e) {
+    if (e.item.starts_with("model.layers.1.")) cancel.cancel();
+  };
+  const RecipeRunOutcome stopped =
+      run_project_recipe(*store, in, in.project.recipes[2], hooks, &cancel);
+  ASSERT_EQ(stopped.status, RunStatus::Cancelled);
+  ASSERT_EQ(work_dirs(dir).size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(work_dirs(dir)[0] / ".checkpoint.json"));
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("is kept in " + work_dirs(dir)[0].string()), std::string::npos) << log[0];
+
+  log.clear();
+  hooks.progress = nullptr;
+  const RecipeRunOutcome resumed = run_project_recipe(*store, in, in.project.recipes[2], hooks);
+  ASSERT_EQ(resumed.status, RunStatus::Done) << resumed.error;
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("resuming the compression from"), std::string::npos) << log[0];
+  EXPECT_NE(log[0].find("(stage 1/1, 1 of 2 blocks done)"), std::string::npos) << log[0];
+  EXPECT_TRUE(work_dirs(dir).empty());
+  const auto a = figures(*whole_store, whole.run_id), b = figures(*store, resumed.run_id);
+  EXPECT_GT(a.size(), 10u);
+  EXPECT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_EQ(v, b.count(k) ? b.at(k) : -1) << k;
+}

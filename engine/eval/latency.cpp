@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "engine/core/cancellable.h"
 #include "engine/core/cpu_load.h"
 #include "engine/core/error.h"
 
@@ -49,9 +50,11 @@ LatencyResult measure_latency(const LlamaConfig& cfg, const LlamaStepFn& step,
     if (cancel) cancel->throw_if_cancelled();
     cache.clear();
     const auto t0 = clock::now();
-    step(prompt, cache, logits.data());
+    // A prefill of a real-size model runs for seconds: the cancel reaches inside it.
+    run_cancellable(cancel, [&] { step(prompt, cache, logits.data()); });
     const auto t1 = clock::now();
     for (int64_t s = 0; s < r.decode; ++s) {
+      if (cancel) cancel->throw_if_cancelled();  // a decode step of 8 B is a second or two
       // Greedy, like generation: the next token depends on the previous step's logits.
       const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
       step(std::span<const int32_t>(&next, 1), cache, logits.data());

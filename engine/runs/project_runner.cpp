@@ -142,15 +142,30 @@ void add_eval_and_latency(std::vector<Metric>& m, RunStore& store, const Project
 // (distilled from the base model), merged and re-coded into each compressed layer's own
 // grid, or the quantised layers trained through their grids (QAT), so that `c` becomes the
 // recovered model in the compressed layout, evaluated and timed as any run. Records the
-// curve, the figures before recovery and the re-coding's loss.
+// curve, the figures before recovery and the re-coding's loss. Checkpointed every
+// in.recovery_checkpoint_every steps in the run's directory (`identity`: the run's), from
+// where a stopped run goes on.
 void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const ProjectRunInputs& in,
                  const std::string& source, const Recipe& recipe, CompressionResult& c,
-                 const std::string& scratch_dir, const RunHooks& hooks, const CancelToken* cancel) {
+                 const std::string& scratch_dir, const std::string& identity, const RunHooks& hooks,
+                 const CancelToken* cancel) {
   if (in.calibration_tokens.empty())
     throw Error(source,
                 "recovery trains on the project's calibration text, and the project has none");
-  const RecoveryOptions o =
-      recovery_options(recipe.recovery);  // its memory is in the run's estimate
+  RecoveryOptions o = recovery_options(recipe.recovery);  // its memory is in the run's estimate
+  const std::string checkpoint = scratch_dir + "/recovery.checkpoint.safetensors";
+  std::optional<RecoveryCheckpoint> stopped;
+  if (std::filesystem::exists(checkpoint)) {
+    stopped = load_recovery_checkpoint(checkpoint, identity);
+    o.resume = &*stopped;
+    if (hooks.log)
+      hooks.log("resuming the recovery from " + checkpoint + " (" + std::to_string(stopped->step) +
+                " of " + std::to_string(o.steps) + " steps done)");
+  }
+  o.checkpoint_every = in.recovery_checkpoint_every;
+  o.checkpoint = [&](const RecoveryCheckpoint& k) {
+    save_recovery_checkpoint(checkpoint, k, identity);
+  };
   enter(hooks, "evaluate before recovery");
   const EvalResult before =
       evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
@@ -285,7 +300,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
           CompressionResult c =
               compress_llama(in.base, run, in.calibration_tokens, co, hooks.progress, cancel);
           if (!recipe.recovery.empty())
-            recover_run(m, curve, in, source, recipe, c, dir, hooks, cancel);
+            recover_run(m, curve, in, source, recipe, c, dir, identity.dump(), hooks, cancel);
           add_eval_and_latency(m, store, in, c.model, &in.base, c.layers, hooks, cancel);
           m.push_back({"bits_per_weight", c.bits_per_weight()});
           m.push_back({"size_bytes", double(c.storage_bits / 8)});

@@ -32,6 +32,7 @@ struct ProjectRunInputs {
   // The project's window and stride, shortened to the model's context where longer.
   EvalOptions eval;
   LatencyOptions latency;
+  int64_t recovery_checkpoint_every = 25;  // steps between a recovery's checkpoints
 };
 
 // Loads the project, its model, tokenizer and texts. Throws mcw::Error naming the file

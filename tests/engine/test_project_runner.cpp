@@ -344,3 +344,61 @@ TEST(RunStoreProjectRunner, AStoppedRunGoesOnFromItsLastBlock) {
   EXPECT_EQ(a.size(), b.size());
   for (const auto& [k, v] : a) EXPECT_EQ(v, b.count(k) ? b.at(k) : -1) << k;
 }
+
+// A run stopped during its recovery keeps the compression and the recovery's last
+// checkpoint; the next run of the recipe goes on from both, to the uninterrupted figures.
+TEST(RunStoreProjectRunner, AStoppedRecoveryGoesOnFromItsCheckpoint) {
+  const ProjectRecipe recipe{
+      "w3-lora", "",
+      "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
+      "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"};
+  auto outcome = [&](const std::filesystem::path& dir, RunHooks hooks, const CancelToken* cancel,
+                     std::vector<CurvePoint>* curve = nullptr) {
+    ProjectRunInputs in = load_project_run_inputs((dir / "tiny.mcwproj").string());
+    in.recovery_checkpoint_every = 2;
+    const auto store = RunStore::open(in.database_path);
+    const RecipeRunOutcome o = run_project_recipe(*store, in, recipe, hooks, cancel);
+    if (curve) *curve = store->load_curve(o.run_id);
+    return o;
+  };
+  const auto whole_dir = test::fresh_temp_dir();
+  make_project(whole_dir);
+  std::vector<CurvePoint> whole_curve, curve;
+  const RecipeRunOutcome whole = outcome(whole_dir, {}, nullptr, &whole_curve);
+  ASSERT_EQ(whole.status, RunStatus::Done) << whole.error;
+
+  const auto dir = test::fresh_temp_dir();
+  make_project(dir);
+  CancelToken cancel;
+  std::vector<std::string> log;
+  std::string phase;
+  RunHooks hooks;
+  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  hooks.on_phase = [&](const std::string& p) { phase = p; };
+  hooks.progress = [&](const ProgressEvent& e) {
+    if (phase == "recover" && e.fraction > 0.6) cancel.cancel();  // in step 3 or 4 of 4
+  };
+  ASSERT_EQ(outcome(dir, hooks, &cancel).status, RunStatus::Cancelled);
+  log.clear();
+  hooks.progress = nullptr;
+  const RecipeRunOutcome resumed = outcome(dir, hooks, nullptr, &curve);
+  ASSERT_EQ(resumed.status, RunStatus::Done) << resumed.error;
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_NE(log[0].find("(stage 1/1, all blocks done)"), std::string::npos) << log[0];
+  EXPECT_NE(log[1].find("resuming the recovery from"), std::string::npos) << log[1];
+  EXPECT_NE(log[1].find("(2 of 4 steps done)"), std::string::npos) << log[1];
+  std::map<std::string, double> a, b;
+  for (const Metric& m : whole.metrics) a[m.name] = m.value;
+  for (const Metric& m : resumed.metrics) b[m.name] = m.value;
+  for (const char* k :
+       {"perplexity", "kl", "kl_before_recovery", "recovery_recode_loss_max", "size_bytes"}) {
+    ASSERT_TRUE(a.count(k) && b.count(k)) << k;
+    EXPECT_EQ(a[k], b[k]) << k;
+  }
+  ASSERT_EQ(curve.size(), whole_curve.size());
+  for (size_t i = 0; i < curve.size(); ++i) {
+    EXPECT_EQ(curve[i].series, whole_curve[i].series);
+    EXPECT_EQ(curve[i].step, whole_curve[i].step);
+    EXPECT_EQ(curve[i].value, whole_curve[i].value) << curve[i].series << " " << curve[i].step;
+  }
+}

@@ -1,9 +1,9 @@
 #include "app/studio/engine_bridge.h"
 
-#include <QMetaObject>
 #include <QPointer>
 #include <exception>
 
+#include "app/studio/thread_handoff.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
 
@@ -18,8 +18,8 @@ JobContext::JobContext(EngineBridge* bridge, int id, QString name, CancelToken c
       start_(Clock::now()) {}
 
 void JobContext::post(std::function<void()> fn) const {
-  // A queued call on the bridge: Qt drops it if the bridge is destroyed first.
-  QMetaObject::invokeMethod(bridge_, std::move(fn), Qt::QueuedConnection);
+  // Dropped if the bridge is destroyed first.
+  bridge_->posted_->post(std::move(fn));
 }
 
 void JobContext::log(const QString& line) const {
@@ -45,7 +45,7 @@ void JobContext::progress(double fraction, const QString& stage, const QString& 
   });
 }
 
-EngineBridge::EngineBridge(QObject* parent) : QObject(parent) {}
+EngineBridge::EngineBridge(QObject* parent) : QObject(parent), posted_(new PostedCalls(this)) {}
 
 EngineBridge::~EngineBridge() {
   cancelAll();

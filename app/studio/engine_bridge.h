@@ -62,6 +62,7 @@ class EngineBridge : public QObject {
   };
   std::map<int, Running> running_;
   int next_id_ = 1;
+  class PostedCalls* posted_;  // a child: what jobs post to the UI thread
 };
 
 }  // namespace mcw::studio

@@ -37,11 +37,10 @@ ui::RunRow to_run_row(const RunRecord& r) {
   return row;
 }
 
-RunHistory::RunHistory(QObject* parent) : QObject(parent), source_(std::make_shared<Source>()) {
-  pool_.setMaxThreadCount(1);
-}
+RunHistory::RunHistory(QObject* parent)
+    : QObject(parent), source_(std::make_shared<Source>()), posted_(new PostedCalls(this)) {}
 
-RunHistory::~RunHistory() { pool_.waitForDone(); }
+RunHistory::~RunHistory() = default;  // worker_ finishes its loads first
 
 void RunHistory::setSource(const QString& database_path, const QString& project) {
   if (database_path == path_ && project == project_) {
@@ -77,7 +76,7 @@ void RunHistory::startLoad() {
   pending_ = false;
   const int generation = generation_;
   std::shared_ptr<Source> source = source_;
-  pool_.start([this, generation, source] {
+  worker_.start([this, generation, source] {
     std::vector<RunRecord> records;
     QString error;
     try {
@@ -87,14 +86,11 @@ void RunHistory::startLoad() {
     } catch (const std::exception& e) {
       error = QString::fromStdString(e.what());
     }
-    // Queued on this object: dropped if it is destroyed first (its destructor waits for
-    // this thread, so `this` is alive while the call is posted).
-    QMetaObject::invokeMethod(
-        this,
-        [this, generation, records = std::move(records), error]() mutable {
-          finishLoad(generation, std::move(records), error);
-        },
-        Qt::QueuedConnection);
+    // Dropped if this object is destroyed first (its destructor waits for this thread, so
+    // `this` is alive while the call is posted).
+    posted_->post([this, generation, records = std::move(records), error]() mutable {
+      finishLoad(generation, std::move(records), error);
+    });
   });
 }
 

@@ -6,10 +6,10 @@
 #pragma once
 #include <QList>
 #include <QObject>
-#include <QThreadPool>
 #include <memory>
 #include <vector>
 
+#include "app/studio/thread_handoff.h"
 #include "engine/runs/run_store.h"
 #include "widgets/bridge_types.h"
 
@@ -56,7 +56,8 @@ class RunHistory : public QObject {
   QString last_error_;
   int generation_ = 0;
   bool loading_ = false, pending_ = false;
-  QThreadPool pool_;  // one thread: loads never overlap
+  class PostedCalls* posted_;  // a child: loads hand their records back through it
+  SerialWorker worker_;        // one thread: loads never overlap; last, so joined first
 };
 
 // The engine's RunRecord as the panels' plain row (pareto left false).

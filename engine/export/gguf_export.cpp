@@ -154,8 +154,11 @@ struct ErrorSums {
 // Rows [r0, r0 + n) of part `s` in `type`, written to dst (from `codes` when given, else
 // encoded from the source's values, weighted by `importance` per column when given);
 // returns the squared error sums against the source.
+// Stops early (rows left unwritten) once `cancel` fires: a chunk of an 8 B model's rows
+// takes seconds, and the caller throws the export away.
 ErrorSums fill_rows(const Part& s, DType type, const CompressedTensor* codes,
-                    const float* importance, int64_t r0, int64_t n, char* dst) {
+                    const float* importance, int64_t r0, int64_t n, char* dst,
+                    const CancelToken* cancel) {
   const Tensor& t = *s.t;
   const int64_t cols = t.shape().back();
   const size_t row_bytes =
@@ -179,6 +182,7 @@ ErrorSums fill_rows(const Part& s, DType type, const CompressedTensor* codes,
   return tbb::parallel_reduce(
       tbb::blocked_range<int64_t>(r0, r0 + n, 8), ErrorSums{},
       [&](const tbb::blocked_range<int64_t>& range, ErrorSums acc) {
+        if (cancel && cancel->cancelled()) return acc;
         std::vector<float> group(size_t(g * cols)), back(static_cast<size_t>(cols));
         for (int64_t r = range.begin(); r < range.end(); ++r) {
           const int64_t src = s.rotary_head_dim ? interleaved_source(r, s.rotary_head_dim) : r;
@@ -322,7 +326,8 @@ GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& pa
                         }
                         char* out = static_cast<char*>(dst) + size_t(lo - r0) * *dtype_bytes(type, uint64_t(s.shape.back()));
                         const ErrorSums e = fill_rows(p, type, codes ? &*codes : nullptr, importance[k],
-                                                      lo - p.first_row, hi - lo, out);
+                                                      lo - p.first_row, hi - lo, out, w.cancel);
+                        if (w.cancel) w.cancel->throw_if_cancelled();
                         sums[i].diff += e.diff, sums[i].ref += e.ref;
                         sums[i].wdiff += e.wdiff, sums[i].wref += e.wref;
                       }

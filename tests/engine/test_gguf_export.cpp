@@ -2,12 +2,14 @@
 // files that read back through MCW to the values, types and errors the export reports.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cancel_latency.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/export/gguf_export.h"
@@ -231,12 +233,15 @@ TEST(GgufExport, GgufVocabularyGoesBackToTokenizerJson) {
     if (kv.key == "tokenizer.ggml.pre") kv.value = std::string("tekken");
   write_gguf((dir / "tekken.gguf").string(), g.kvs, g.tensors);
   fs::create_directories(dir / "tekken");
-  EXPECT_TRUE(write_tokenizer_files(open_model_file((dir / "tekken.gguf").string()), (dir / "tekken").string()).empty());
+  EXPECT_TRUE(write_tokenizer_files(open_model_file((dir / "tekken.gguf").string()),
+                                    (dir / "tekken").string())
+                  .empty());
   EXPECT_FALSE(fs::exists(dir / "tekken" / "tokenizer.json"));
 
   // A directory's own tokenizer files are copied, nothing is made up for them.
   fs::create_directories(dir / "copy");
-  const auto copied = write_tokenizer_files(open_model_file((dir / "hf").string()), (dir / "copy").string());
+  const auto copied =
+      write_tokenizer_files(open_model_file((dir / "hf").string()), (dir / "copy").string());
   ASSERT_EQ(copied.size(), 1u);
   EXPECT_EQ(test::read_bytes(copied[0]), test::read_bytes(dir / "hf" / "tokenizer.json"));
 }
@@ -252,8 +257,16 @@ TEST(GgufExport, GgufSentencePieceVocabularyRoundTrips) {
     std::snprintf(buf, sizeof buf, "<0x%02X>", b);
     pieces.push_back({buf, 0});
   }
-  for (const auto& [p, score] : std::vector<std::pair<std::string, float>>{
-           {"\xe2\x96\x81" "t", -1}, {"he", -2}, {"\xe2\x96\x81" "the", -0.5f}, {"\xe2\x96\x81" "a", -3}})
+  for (const auto& [p, score] : std::vector<std::pair<std::string, float>>{{"\xe2\x96\x81"
+                                                                            "t",
+                                                                            -1},
+                                                                           {"he", -2},
+                                                                           {"\xe2\x96\x81"
+                                                                            "the",
+                                                                            -0.5f},
+                                                                           {"\xe2\x96\x81"
+                                                                            "a",
+                                                                            -3}})
     pieces.push_back({p, score});
   fs::create_directories(dir / "l2c");
   {
@@ -289,8 +302,9 @@ TEST(GgufExport, GgufSentencePieceVocabularyRoundTrips) {
   // A broken one is a one-line error naming the file.
   fs::create_directories(dir / "broken");
   save_llama_hf(m, (dir / "broken").string());
-  for (const std::string& bad : {std::string(R"({"type": "sentencepiece", "tokens": 7})"),
-                                 std::string(R"({"type": "sentencepiece", "tokens": ["a"], "bos": 9})")}) {
+  for (const std::string& bad :
+       {std::string(R"({"type": "sentencepiece", "tokens": 7})"),
+        std::string(R"({"type": "sentencepiece", "tokens": ["a"], "bos": 9})")}) {
     test::write_bytes(dir / "broken" / "mcw_tokenizer.json", bad);
     try {
       load_tokenizer(open_model_file((dir / "broken").string()));
@@ -300,12 +314,13 @@ TEST(GgufExport, GgufSentencePieceVocabularyRoundTrips) {
     }
   }
   const GGUFFile a = read_gguf(gguf), b = read_gguf(again);
-  for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-                          "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
-                          "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
-                          "tokenizer.ggml.add_space_prefix"}) {
+  for (const char* key :
+       {"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_space_prefix"}) {
     ASSERT_TRUE(b.has(key)) << key;
-    EXPECT_EQ(gguf_value_to_json(a.find(key)->value, 1 << 20), gguf_value_to_json(b.find(key)->value, 1 << 20))
+    EXPECT_EQ(gguf_value_to_json(a.find(key)->value, 1 << 20),
+              gguf_value_to_json(b.find(key)->value, 1 << 20))
         << key;
   }
 }
@@ -356,8 +371,7 @@ TEST(GgufExport, KeepsCodesThatAreExactlyQ4_0Blocks) {
   }
   write_packed_safetensors((dir / "m" / kPackedFileName).string(), packed);
   const std::string out = (dir / "m.gguf").string();
-  const GgufExportReport rep =
-      export_gguf((dir / "m").string(), out, *find_gguf_file_type("Q4_0"));
+  const GgufExportReport rep = export_gguf((dir / "m").string(), out, *find_gguf_file_type("Q4_0"));
 
   std::map<std::string, const GgufExportTensor*> by_name;
   for (const GgufExportTensor& t : rep.tensors) by_name[t.name] = &t;
@@ -397,7 +411,8 @@ TEST(GgufExport, Q4_K_MMixReadsBack) {
   const LlamaModel src = test::random_llama(k_quant_config(), 10);
   save_with_byte_vocab(src, dir / "hf");
   const std::string out = (dir / "m.gguf").string();
-  const GgufExportReport r = export_gguf((dir / "hf").string(), out, *find_gguf_file_type("Q4_K_M"));
+  const GgufExportReport r =
+      export_gguf((dir / "hf").string(), out, *find_gguf_file_type("Q4_K_M"));
   std::map<std::string, const GgufExportTensor*> by_name;
   for (const GgufExportTensor& t : r.tensors) by_name[t.name] = &t;
   EXPECT_EQ(by_name.at("output.weight")->type, DType::Q6_K);
@@ -458,21 +473,26 @@ TEST(GgufExport, ImportanceMatrixWeightsTheEncoding) {
   const std::vector<float>& got = imp.at("model.layers.0.self_attn.k_proj.weight");
   ASSERT_EQ(int64_t(got.size()), c.dim);
   for (int64_t j = 0; j < c.dim; ++j)
-    EXPECT_NEAR(got[size_t(j)], want[size_t(j)] / double(tokens), 1e-4 * want[size_t(j)] / double(tokens) + 1e-9) << j;
+    EXPECT_NEAR(got[size_t(j)], want[size_t(j)] / double(tokens),
+                1e-4 * want[size_t(j)] / double(tokens) + 1e-9)
+        << j;
   EXPECT_EQ(imp.count("lm_head.weight"), 0u);  // llama-imatrix's default: no output entry
 
-  const std::string plain = (dir / "plain.gguf").string(), weighted = (dir / "imatrix.gguf").string();
+  const std::string plain = (dir / "plain.gguf").string(),
+                    weighted = (dir / "imatrix.gguf").string();
   export_gguf((dir / "hf").string(), plain, *find_gguf_file_type("Q4_K_M"));
   GgufExportOptions o;
   o.calibration = windows;
-  const GgufExportReport r = export_gguf((dir / "hf").string(), weighted, *find_gguf_file_type("Q4_K_M"), o);
+  const GgufExportReport r =
+      export_gguf((dir / "hf").string(), weighted, *find_gguf_file_type("Q4_K_M"), o);
   std::map<std::string, const GgufExportTensor*> by_name;
   for (const GgufExportTensor& t : r.tensors) by_name[t.name] = &t;
   EXPECT_TRUE(by_name.at("blk.0.attn_k.weight")->weighted_rel_error.has_value());
   EXPECT_FALSE(by_name.at("output.weight")->weighted_rel_error.has_value());
   EXPECT_FALSE(by_name.at("token_embd.weight")->weighted_rel_error.has_value());
 
-  const LlamaModel a = load_llama(open_model_file(plain)), b = load_llama(open_model_file(weighted));
+  const LlamaModel a = load_llama(open_model_file(plain)),
+                   b = load_llama(open_model_file(weighted));
   auto weighted_error = [&](const Tensor& q, const Tensor& w) {
     const std::vector<float> x = q.to_f32(), y = w.to_f32();
     double e = 0;
@@ -484,10 +504,12 @@ TEST(GgufExport, ImportanceMatrixWeightsTheEncoding) {
   };
   for (auto m : {&LlamaLayer::wq, &LlamaLayer::wk, &LlamaLayer::wv}) {
     const Tensor& w = src.layers[0].*m;
-    EXPECT_LT(weighted_error(b.layers[0].*m, w), 0.99 * weighted_error(a.layers[0].*m, w)) << w.name();
+    EXPECT_LT(weighted_error(b.layers[0].*m, w), 0.99 * weighted_error(a.layers[0].*m, w))
+        << w.name();
   }
   EXPECT_NEAR(std::sqrt(weighted_error(b.layers[0].wk, src.layers[0].wk) /
-                        weighted_error(src.layers[0].wk, Tensor::zeros(DType::F32, src.layers[0].wk.shape()))),
+                        weighted_error(src.layers[0].wk,
+                                       Tensor::zeros(DType::F32, src.layers[0].wk.shape()))),
               *by_name.at("blk.0.attn_k.weight")->weighted_rel_error, 1e-6);
 }
 
@@ -503,9 +525,11 @@ TEST(GgufExport, GptqBlocksLowerTheOutputErrorOfTheImatrixExport) {
   save_with_byte_vocab(src, dir / "hf");
   std::vector<std::vector<int32_t>> windows(6);
   for (size_t w = 0; w < windows.size(); ++w)
-    for (int i = 0; i < 64; ++i) windows[w].push_back(int32_t((w * 131 + size_t(i) * 17 + size_t(i * i)) % 256));
+    for (int i = 0; i < 64; ++i)
+      windows[w].push_back(int32_t((w * 131 + size_t(i) * 17 + size_t(i * i)) % 256));
 
-  const std::string imx_path = (dir / "imatrix.gguf").string(), gptq_path = (dir / "gptq.gguf").string();
+  const std::string imx_path = (dir / "imatrix.gguf").string(),
+                    gptq_path = (dir / "gptq.gguf").string();
   GgufExportOptions o;
   o.calibration = windows;
   export_gguf((dir / "hf").string(), imx_path, *find_gguf_file_type("Q4_K_M"), o);
@@ -515,7 +539,8 @@ TEST(GgufExport, GptqBlocksLowerTheOutputErrorOfTheImatrixExport) {
     EXPECT_GE(e.fraction, last);
     last = e.fraction;
   };
-  const GgufExportReport r = export_gguf((dir / "hf").string(), gptq_path, *find_gguf_file_type("Q4_K_M"), o);
+  const GgufExportReport r =
+      export_gguf((dir / "hf").string(), gptq_path, *find_gguf_file_type("Q4_K_M"), o);
   EXPECT_NEAR(last, 1.0, 1e-9);
   for (const auto& entry : fs::directory_iterator(dir))  // the scratch blocks are gone
     EXPECT_EQ(entry.path().filename().string().find(".mcw-export-gptq"), std::string::npos);
@@ -578,7 +603,8 @@ TEST(GgufExport, GptqBlocksLowerTheOutputErrorOfTheImatrixExport) {
   o.progress = {};
   const GgufExportReport r2 = export_gguf(gptq_path, again, *find_gguf_file_type("Q4_K_M"), o);
   for (const GgufExportTensor& t : r2.tensors) EXPECT_FALSE(t.gptq_output_error) << t.name;
-  EXPECT_EQ(load_llama(open_model_file(again)).layers[1].w_down.to_f32(), via_gptq.layers[1].w_down.to_f32());
+  EXPECT_EQ(load_llama(open_model_file(again)).layers[1].w_down.to_f32(),
+            via_gptq.layers[1].w_down.to_f32());
 }
 
 // Cancelling the GPTQ pass part-way leaves neither the file nor the scratch blocks.
@@ -599,4 +625,28 @@ TEST(GgufExport, CancelledGptqLeavesNothing) {
                Cancelled);
   for (const auto& entry : fs::directory_iterator(dir))
     EXPECT_EQ(entry.path().filename(), "hf") << entry.path();
+}
+
+// A cancel stops the writer within a chunk of rows, not at the end of the file: the
+// export of an 8 B model's 291 tensors runs for minutes.
+TEST(GgufExport, CancelStopsSoonAfterTheCancel) {
+  const fs::path dir = test::fresh_temp_dir();
+  LlamaConfig c = k_quant_config();
+  c.dim = 1024, c.head_dim = 128, c.n_heads = 8, c.n_kv_heads = 8, c.hidden_dim = 4096;
+  c.n_layers = 3;
+  save_with_byte_vocab(test::random_llama(c, 4), dir / "hf");
+  const GgufFileType& type = *find_gguf_file_type("Q4_K_M");
+  const auto t0 = std::chrono::steady_clock::now();
+  export_gguf((dir / "hf").string(), (dir / "whole.gguf").string(), type);
+  const double whole = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CancelToken cancel;
+  GgufExportOptions o;
+  o.cancel = &cancel;
+  const test::CancelLatency t = test::measure_cancel(
+      cancel, [&](double s) { return s > 0.4 * whole; },
+      [&] { export_gguf((dir / "hf").string(), (dir / "m.gguf").string(), type, o); });
+  EXPECT_LT(t.latency, 0.04 * whole) << "a " << whole << " s export";
+  EXPECT_FALSE(fs::exists(dir / "m.gguf"));
+  RecordProperty("export_seconds", std::to_string(whole));
+  RecordProperty("cancel_latency_seconds", std::to_string(t.latency));
 }

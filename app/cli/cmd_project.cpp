@@ -9,8 +9,10 @@
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_usage.h"
 #include "engine/project/project.h"
 #include "engine/recipe/recipe.h"
+#include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
 
 namespace mcw::cli {
@@ -151,6 +153,14 @@ int project_show(const std::string& file) {
               problems.empty() ? "none" : std::to_string(problems.size()).c_str());
   print_problems(problems, stdout);
   if (have_db) print_runs(p, db);
+  // Stopped runs' work beside the store: it goes on when the recipe runs again.
+  const std::vector<StoppedRunWork> stopped = stopped_run_work(db);
+  if (!stopped.empty())
+    std::printf("\nstopped       %zu run%s' work kept (resumes when the recipe runs again; "
+                "remove a directory to free its space)\n",
+                stopped.size(), stopped.size() == 1 ? "" : "s");
+  for (const StoppedRunWork& w : stopped)
+    std::printf("  %s  %s, %s\n", w.dir.c_str(), w.progress.c_str(), human_bytes(w.bytes).c_str());
   return 0;
 }
 

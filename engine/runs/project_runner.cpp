@@ -2,6 +2,7 @@
 
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -227,6 +228,27 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
   in.eval.window = std::min(p.eval.window, in.base.cfg.max_seq_len);
   in.eval.stride = std::min(p.eval.stride, in.eval.window);
   return in;
+}
+
+std::vector<StoppedRunWork> stopped_run_work(const std::string& database_path) {
+  namespace fs = std::filesystem;
+  std::vector<StoppedRunWork> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::absolute(database_path).parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || !name.starts_with(".mcw-run-") || !name.ends_with(".partial")) continue;
+    StoppedRunWork w{e.path().string(), "no checkpoint yet", 0};
+    try {
+      if (const auto c = StreamedLlamaWriter::read_checkpoint(w.dir)) w.progress = c->describe();
+    } catch (const Error& err) {
+      w.progress = err.message();
+    }
+    for (const auto& f : fs::recursive_directory_iterator(e.path(), ec))
+      if (f.is_regular_file(ec)) w.bytes += f.file_size(ec);
+    out.push_back(std::move(w));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.dir < b.dir; });
+  return out;
 }
 
 RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,

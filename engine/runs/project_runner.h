@@ -63,6 +63,14 @@ inline constexpr const char* kBaselineRecipe = "baseline";
 // full disk) leaves it, and the next run of the same recipe on the same model goes on from
 // its last finished block (saying so through hooks.log) with the same results; it is
 // removed once a run gets past the compression.
+// The compressions that stopped runs left beside `database_path` (see below): where, how
+// far they got ("stage 1/1, 7 of 32 blocks done") and the disk they hold.
+struct StoppedRunWork {
+  std::string dir, progress;
+  uint64_t bytes = 0;
+};
+std::vector<StoppedRunWork> stopped_run_work(const std::string& database_path);
+
 RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
                                     const ProjectRecipe& recipe, const RunHooks& hooks = {},
                                     const CancelToken* cancel = nullptr);

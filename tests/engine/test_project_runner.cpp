@@ -330,6 +330,11 @@ TEST(RunStoreProjectRunner, AStoppedRunGoesOnFromItsLastBlock) {
   EXPECT_TRUE(std::filesystem::exists(work_dirs(dir)[0] / ".checkpoint.json"));
   ASSERT_EQ(log.size(), 1u);
   EXPECT_NE(log[0].find("is kept in " + work_dirs(dir)[0].string()), std::string::npos) << log[0];
+  const std::vector<StoppedRunWork> kept = stopped_run_work(in.database_path);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].dir, work_dirs(dir)[0].string());
+  EXPECT_EQ(kept[0].progress, "stage 1/1, 1 of 2 blocks done");
+  EXPECT_GT(kept[0].bytes, 0u);
 
   log.clear();
   hooks.progress = nullptr;
@@ -339,6 +344,7 @@ TEST(RunStoreProjectRunner, AStoppedRunGoesOnFromItsLastBlock) {
   EXPECT_NE(log[0].find("resuming the compression from"), std::string::npos) << log[0];
   EXPECT_NE(log[0].find("(stage 1/1, 1 of 2 blocks done)"), std::string::npos) << log[0];
   EXPECT_TRUE(work_dirs(dir).empty());
+  EXPECT_TRUE(stopped_run_work(in.database_path).empty());
   const auto a = figures(*whole_store, whole.run_id), b = figures(*store, resumed.run_id);
   EXPECT_GT(a.size(), 10u);
   EXPECT_EQ(a.size(), b.size());

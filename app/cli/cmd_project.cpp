@@ -156,9 +156,9 @@ int project_show(const std::string& file) {
   // Stopped runs' work beside the store: it goes on when the recipe runs again.
   const std::vector<StoppedRunWork> stopped = stopped_run_work(db);
   if (!stopped.empty())
-    std::printf("\nstopped       %zu run%s' work kept (resumes when the recipe runs again; "
+    std::printf("\nstopped       %zu %s work kept (resumes when the recipe runs again; "
                 "remove a directory to free its space)\n",
-                stopped.size(), stopped.size() == 1 ? "" : "s");
+                stopped.size(), stopped.size() == 1 ? "run's" : "runs'");
   for (const StoppedRunWork& w : stopped)
     std::printf("  %s  %s, %s\n", w.dir.c_str(), w.progress.c_str(), human_bytes(w.bytes).c_str());
   return 0;

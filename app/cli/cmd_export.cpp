@@ -11,6 +11,7 @@
 #include "engine/compress/calibrate.h"
 #include "engine/export/gguf_export.h"
 #include "engine/export/hf_export.h"
+#include "engine/io/checkpoint_manifest.h"
 #include "engine/runs/run_export.h"
 #include "engine/model/llama_config.h"
 #include "engine/model/tokenizer_loader.h"
@@ -107,6 +108,9 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     throw UsageError{"--method, --windows, --window and --resume are for --calib"};
   }
   const std::string checkpoint = out + ".gptq.partial";
+  const auto checkpoint_kept = [&] {
+    return o.resumable && std::filesystem::exists(checkpoint + "/" + kCheckpointManifest);
+  };
   o.on_resume = [&](int64_t done, int64_t blocks) {
     std::fprintf(stderr, "mcw: resuming %s (%lld of %lld blocks done)\n", checkpoint.c_str(),
                  static_cast<long long>(done), static_cast<long long>(blocks));
@@ -117,14 +121,14 @@ int export_gguf_file(const std::string& model, const std::string& out, const std
     o.progress = bar.callback();
     r = export_gguf(model, out, *ft, o);
   } catch (const Cancelled&) {
-    if (o.resumable && std::filesystem::exists(checkpoint + "/.checkpoint.json"))
+    if (checkpoint_kept())
       std::fprintf(stderr, "mcw: export cancelled; the blocks done are kept in %s: add --resume to go on\n",
                    checkpoint.c_str());
     else
       std::fprintf(stderr, "mcw: export cancelled; nothing written to %s\n", out.c_str());
     return 130;
   } catch (const Error& e) {
-    if (!o.resumable || !std::filesystem::exists(checkpoint + "/.checkpoint.json") || e.file() == checkpoint)
+    if (!checkpoint_kept() || e.file() == checkpoint)
       throw;
     throw Error(e.file(), e.message() + " (the blocks done are kept in " + checkpoint + ": add --resume to go on)");
   }

@@ -15,7 +15,7 @@ using json = nlohmann::json;
 namespace mcw {
 namespace {
 
-constexpr const char* kManifest = ".checkpoint.json";
+constexpr const char* kManifest = kCheckpointManifest;
 constexpr int kVersion = 1;
 
 json error_json(const GgufGptqError& e) {

@@ -24,7 +24,7 @@ namespace mcw {
 
 namespace {
 
-constexpr const char* kManifest = ".checkpoint.json";
+constexpr const char* kManifest = kCheckpointManifest;
 constexpr int kCheckpointVersion = 1;
 
 std::string base_name(const std::string& p) { return p.empty() ? p : fs::path(p).filename().string(); }

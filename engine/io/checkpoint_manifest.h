@@ -7,6 +7,9 @@
 
 namespace mcw {
 
+// The manifest's name inside a checkpoint directory, written last and atomically.
+inline constexpr const char* kCheckpointManifest = ".checkpoint.json";
+
 // The manifest `file` parsed; throws mcw::Error naming it when it is unreadable or its
 // "version" is not `version`.
 nlohmann::json read_checkpoint_manifest(const std::string& file, int version);

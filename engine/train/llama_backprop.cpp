@@ -7,6 +7,7 @@
 #include "engine/core/error.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/ops.h"
+#include "engine/model/llama_tensors.h"
 #include "engine/train/train_ops.h"
 
 namespace mcw {
@@ -30,6 +31,13 @@ LlamaModel zeros_like(const LlamaModel& m) {
   auto dst = g.named_tensors();
   for (size_t i = 0; i < dst.size(); ++i)
     *dst[i].second = Tensor::zeros(DType::F32, src[i].second->shape(), src[i].first);
+  return g;
+}
+
+LlamaLayer zeros_like(const LlamaConfig& c, const LlamaLayer& L) {
+  LlamaLayer g = L;
+  for (const BlockTensor& t : llama_block_tensors())
+    if (t.present(c)) g.*t.member = Tensor::zeros(DType::F32, (L.*t.member).shape());
   return g;
 }
 
@@ -227,6 +235,12 @@ void llama_block_frozen_backward(const LlamaConfig& c, const LlamaLayer& L, int6
                                  const float* inv_freq, std::vector<float>& dx,
                                  const LinearGradFn& linear, BlockGradients& scratch) {
   block_backward(c, L, layer, A, B, T, inv_freq, dx, nullptr, &linear, scratch);
+}
+
+void llama_block_backward(const LlamaConfig& c, const LlamaLayer& L, const LayerActivations& A,
+                          int64_t B, int64_t T, const float* inv_freq, std::vector<float>& dx,
+                          LlamaLayer& G, BlockGradients& scratch) {
+  block_backward(c, L, 0, A, B, T, inv_freq, dx, &G, nullptr, scratch);
 }
 
 void llama_train_backward(const LlamaModel& m, const LlamaActivations& a, double loss_weight,

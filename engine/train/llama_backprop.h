@@ -83,5 +83,13 @@ void llama_block_frozen_backward(const LlamaConfig& c, const LlamaLayer& L, int6
                                  const LayerActivations& A, int64_t B, int64_t T,
                                  const float* inv_freq, std::vector<float>& dx,
                                  const LinearGradFn& linear, BlockGradients& scratch);
+// One block's backward with its weights' gradients added into G (a layer of the block's
+// shapes, f32, zeroed by the caller; biases where the block has them): block-wise
+// training (block_ap.h), whose loss is the block's own output.
+void llama_block_backward(const LlamaConfig& c, const LlamaLayer& L, const LayerActivations& A,
+                          int64_t B, int64_t T, const float* inv_freq, std::vector<float>& dx,
+                          LlamaLayer& G, BlockGradients& scratch);
+// A layer of zero f32 tensors of the block's shapes (a gradient for the above).
+LlamaLayer zeros_like(const LlamaConfig& c, const LlamaLayer& L);
 
 }  // namespace mcw

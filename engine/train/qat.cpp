@@ -21,10 +21,14 @@ float stored_scale(float s) { return f16_to_f32(f32_to_f16(std::max(std::abs(s),
 // the learnt one as the layout stores it (f16).
 struct Grid {
   float scale, zero;
-  bool learnt;
+  bool learnt;  // a continuous zero (LSQ+), used unrounded
 };
 Grid grid(const QatLayer& l, size_t g) {
   if (l.zeros.empty()) return {stored_scale(l.scales[g]), l.scheme.zero_point(g), false};
+  if (l.rule == QatRule::EfficientQat) {  // the learnt zero rounded onto the codes' range
+    const float maxq = float(affine_levels(l.scheme.bits) - 1);
+    return {stored_scale(l.scales[g]), std::nearbyint(std::clamp(l.zeros[g], 0.0f, maxq)), false};
+  }
   return {stored_scale(l.scales[g]), f16_to_f32(f32_to_f16(l.zeros[g])), true};
 }
 
@@ -58,7 +62,8 @@ void for_each_weight(const CompressedTensor& s, Fn&& fn) {
 
 }  // namespace
 
-QatLayer qat_layer(const CompressedTensor& c, const Tensor& start, bool learn_zeros) {
+QatLayer qat_layer(const CompressedTensor& c, const Tensor& start, bool learn_zeros,
+                   QatRule rule) {
   if (c.coding != WeightCoding::Affine)
     throw Error(c.name, "quantisation-aware training needs an affine (group-wise) quantised layer");
   if (!c.g_idx.empty() || !c.input_scale.empty() || !c.outlier_index.empty())
@@ -70,8 +75,9 @@ QatLayer qat_layer(const CompressedTensor& c, const Tensor& start, bool learn_ze
   l.scheme = c;
   l.scheme.codes.clear();
   l.latent = Tensor::from_f32(start.to_f32(), start.shape(), c.name);
+  l.rule = rule;
   l.scales = c.scales;
-  if (learn_zeros && !c.symmetric) l.zeros = c.zeros;
+  if ((learn_zeros || rule == QatRule::EfficientQat) && !c.symmetric) l.zeros = c.zeros;
   return l;
 }
 
@@ -89,7 +95,8 @@ void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
   const int bits = l.scheme.bits;
   const float maxq = float(affine_levels(bits) - 1);
   const int64_t n_group = l.scheme.group_size > 0 ? l.scheme.group_size : l.scheme.cols;
-  const float lsq = float(1.0 / std::sqrt(double(n_group) * maxq));
+  const float lsq =
+      l.rule == QatRule::Lsq ? float(1.0 / std::sqrt(double(n_group) * maxq)) : 1.0f;
   const float* w = l.latent.as<float>();
   const float* d = dfake.as<float>();
   float* dw = dlatent.mutable_as<float>();
@@ -103,7 +110,7 @@ void qat_gradients(const QatLayer& l, const Tensor& dfake, Tensor& dlatent,
     float ds;
     if (q < 0 || q > maxq) {
       ds = (q < 0 ? 0.0f : maxq) - z;
-      if (p.learnt) dzeros[g] -= lsq * d[i] * s;
+      if (!l.zeros.empty()) dzeros[g] -= lsq * d[i] * s;
     } else {
       dw[i] += d[i];
       ds = q - z - v;

@@ -13,6 +13,13 @@
 // to f16 as the layout stores it (the latent scale stays f32), so that after training the
 // latent weights coded on the learnt grid in the layer's own layout (qat_pack) decode to
 // exactly the weights training measured.
+//
+// EfficientQAT's rule (Chen et al. 2024, quantize/quantizer.py of OpenGVLab/EfficientQAT), for
+// its block-wise training (block_ap.h): the same straight-through gradients without LSQ's
+// gradient scale, and the zero points always learnt but used rounded (an integer zero, as
+// its checkpoints store): ŵ = s·(clamp(round(w/s) + round(z), 0, 2^b − 1) − round(z)), with
+// the rounding of z passed straight through, so ∂ŵ/∂z is 0 inside the range and −s where
+// clamped.
 #pragma once
 #include <span>
 #include <string>
@@ -23,8 +30,11 @@
 
 namespace mcw {
 
+enum class QatRule { Lsq, EfficientQat };
+
 struct QatLayer {
   CompressedTensor scheme;           // the layout (bits, groups, symmetry, mask); codes ignored
+  QatRule rule = QatRule::Lsq;
   Tensor latent;                     // f32 [out, in]: the weights training updates
   std::vector<float> scales;  // [rows · groups]: the learnt steps
   // [rows · groups]: learnt zero points (learn_zeros); empty: the scheme's, fixed.
@@ -36,8 +46,10 @@ struct QatLayer {
 // mcw::Error naming the layer for other codings, act-order group indices, AWQ input scales
 // and outliers. learn_zeros: the zero points are trained too (an asymmetric layer's; a
 // symmetric layer's implied zero stays).
+// With QatRule::EfficientQat an asymmetric layer's zeros are always learnt (learn_zeros is
+// ignored).
 QatLayer qat_layer(const CompressedTensor& compressed, const Tensor& start,
-                   bool learn_zeros = false);
+                   bool learn_zeros = false, QatRule rule = QatRule::Lsq);
 
 // ŵ into `out` (f32 [out, in]).
 void qat_fake_quantize(const QatLayer& layer, Tensor& out);

@@ -60,6 +60,55 @@ inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double thet
     }
 }
 
+// One decoder block over the hidden states x [T][dim] of one sequence (in place);
+// `mask` is the ActInt8 bits of the linear inputs quantised to int8.
+inline void reference_block(const LlamaConfig& c, const LlamaLayer& L, std::vector<Vec>& x,
+                            int mask = 0) {
+  const size_t T = x.size();
+  auto in = [&](const Vec& v, int bit) { return (mask & bit) ? ref_int8(v) : v; };
+  std::vector<Vec> q(T), k(T), v(T);
+  for (size_t t = 0; t < T; ++t) {
+    const Vec h = in(ref_rmsnorm(x[t], L.attn_norm, c.rms_eps), kActInt8Qkv);
+    q[t] = ref_matvec(L.wq, h), k[t] = ref_matvec(L.wk, h), v[t] = ref_matvec(L.wv, h);
+    ref_add_bias(q[t], L.bq), ref_add_bias(k[t], L.bk), ref_add_bias(v[t], L.bv);
+    ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
+    ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
+  }
+  for (size_t t = 0; t < T; ++t) {
+    Vec att(size_t(c.q_dim()), 0.0);
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      const int64_t kvh = h / (c.n_heads / c.n_kv_heads);
+      Vec s(t + 1);
+      double mx = -1e300, z = 0;
+      for (size_t u = 0; u <= t; ++u) {
+        s[u] = 0;
+        for (int64_t i = 0; i < c.head_dim; ++i)
+          s[u] += q[t][size_t(h * c.head_dim + i)] * k[u][size_t(kvh * c.head_dim + i)];
+        s[u] /= std::sqrt(double(c.head_dim));
+        // Mistral's sliding window, as transformers masks it: q − k >= window is unseen.
+        if (c.sliding_window > 0 && int64_t(t - u) >= c.sliding_window) s[u] = -INFINITY;
+        mx = std::max(mx, s[u]);
+      }
+      for (double& e : s) z += (e = std::exp(e - mx));
+      for (size_t u = 0; u <= t; ++u)
+        for (int64_t i = 0; i < c.head_dim; ++i)
+          att[size_t(h * c.head_dim + i)] += s[u] / z * v[u][size_t(kvh * c.head_dim + i)];
+    }
+    Vec o = ref_matvec(L.wo, in(att, kActInt8O));
+    ref_add_bias(o, L.bo);
+    for (size_t i = 0; i < o.size(); ++i) x[t][i] += o[i];
+  }
+  for (size_t t = 0; t < T; ++t) {
+    const Vec h = in(ref_rmsnorm(x[t], L.ffn_norm, c.rms_eps), kActInt8GateUp);
+    Vec g = ref_matvec(L.w_gate, h);
+    const Vec u = ref_matvec(L.w_up, h);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+    Vec d = ref_matvec(L.w_down, in(g, kActInt8Down));
+    ref_add_bias(d, L.b_down);
+    for (size_t i = 0; i < d.size(); ++i) x[t][i] += d[i];
+  }
+}
+
 // Logits [T][V]; `act_int8` (ActInt8 bits) overrides every layer's own mask when >= 0.
 inline std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<int32_t>& toks,
                                          int act_int8 = -1) {
@@ -68,51 +117,7 @@ inline std::vector<Vec> reference_logits(const LlamaModel& m, const std::vector<
   std::vector<Vec> x(T);
   for (size_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < c.dim; ++i) x[t].push_back(m.tok_embd.as<float>()[toks[t] * c.dim + i]);
-  for (const LlamaLayer& L : m.layers) {
-    const int mask = act_int8 >= 0 ? act_int8 : L.act_int8;
-    auto in = [&](const Vec& v, int bit) { return (mask & bit) ? ref_int8(v) : v; };
-    std::vector<Vec> q(T), k(T), v(T);
-    for (size_t t = 0; t < T; ++t) {
-      const Vec h = in(ref_rmsnorm(x[t], L.attn_norm, c.rms_eps), kActInt8Qkv);
-      q[t] = ref_matvec(L.wq, h), k[t] = ref_matvec(L.wk, h), v[t] = ref_matvec(L.wv, h);
-      ref_add_bias(q[t], L.bq), ref_add_bias(k[t], L.bk), ref_add_bias(v[t], L.bv);
-      ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
-      ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
-    }
-    for (size_t t = 0; t < T; ++t) {
-      Vec att(size_t(c.q_dim()), 0.0);
-      for (int64_t h = 0; h < c.n_heads; ++h) {
-        const int64_t kvh = h / (c.n_heads / c.n_kv_heads);
-        Vec s(t + 1);
-        double mx = -1e300, z = 0;
-        for (size_t u = 0; u <= t; ++u) {
-          s[u] = 0;
-          for (int64_t i = 0; i < c.head_dim; ++i)
-            s[u] += q[t][size_t(h * c.head_dim + i)] * k[u][size_t(kvh * c.head_dim + i)];
-          s[u] /= std::sqrt(double(c.head_dim));
-          // Mistral's sliding window, as transformers masks it: q − k >= window is unseen.
-          if (c.sliding_window > 0 && int64_t(t - u) >= c.sliding_window) s[u] = -INFINITY;
-          mx = std::max(mx, s[u]);
-        }
-        for (double& e : s) z += (e = std::exp(e - mx));
-        for (size_t u = 0; u <= t; ++u)
-          for (int64_t i = 0; i < c.head_dim; ++i)
-            att[size_t(h * c.head_dim + i)] += s[u] / z * v[u][size_t(kvh * c.head_dim + i)];
-      }
-      Vec o = ref_matvec(L.wo, in(att, kActInt8O));
-      ref_add_bias(o, L.bo);
-      for (size_t i = 0; i < o.size(); ++i) x[t][i] += o[i];
-    }
-    for (size_t t = 0; t < T; ++t) {
-      const Vec h = in(ref_rmsnorm(x[t], L.ffn_norm, c.rms_eps), kActInt8GateUp);
-      Vec g = ref_matvec(L.w_gate, h);
-      const Vec u = ref_matvec(L.w_up, h);
-      for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-      Vec d = ref_matvec(L.w_down, in(g, kActInt8Down));
-      ref_add_bias(d, L.b_down);
-      for (size_t i = 0; i < d.size(); ++i) x[t][i] += d[i];
-    }
-  }
+  for (const LlamaLayer& L : m.layers) reference_block(c, L, x, act_int8 >= 0 ? act_int8 : L.act_int8);
   std::vector<Vec> out(T);
   for (size_t t = 0; t < T; ++t)
     out[t] = ref_matvec(m.lm_head(), ref_rmsnorm(x[t], m.out_norm, c.rms_eps));

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "app/cli/args.h"
+#include "app/cli/block_ap_args.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
 #include "app/cli/progress_bar.h"
@@ -46,7 +47,9 @@ namespace mcw::cli {
 const char* const kRecoverUsage =
     "usage: mcw recover <model> --text TRAIN --out DIR [--eval TEXT] [--teacher MODEL]\n"
     "       mcw recover PROJECT --run ID --out DIR [--text TRAIN] [options]\n"
-    "                   [--method lora|qat] [--learn-zeros] [--no-distill] [--steps N]\n"
+    "                   [--method lora|qat|block-ap] [--learn-zeros] [--no-distill]\n"
+    "                   [--steps N] [--epochs N] [--train-windows N] [--val-windows N]\n"
+    "                   [--quant-lr LR] [--weight-lr LR] [--paper]\n"
     "                   [--rank R] [--alpha A] [--scaling lora|rora] [--lr LR] [--batch B]\n"
     "                   [--window L] [--targets compressed|all] [--merge recode|dense|none]\n"
     "                   [--eval-every N] [--eval-windows N] [--seed S] [--max-memory SIZE]\n"
@@ -79,7 +82,16 @@ const char* const kRecoverUsage =
     "training: fake-quantised weights, straight-through gradients, LSQ's learnable group\n"
     "scales; latent weights start at the teacher's): every packed layer must be affine\n"
     "(group-wise) quantised, and DIR gets them re-packed in the same layout. --learn-zeros\n"
-    "learns the zero points too (LSQ+'s offset, continuous, stored in f16 like the scales).\n\n"
+    "learns the zero points too (LSQ+'s offset, continuous, stored in f16 like the scales).\n"
+    "QAT holds f32 copies of the whole model: for the demo models.\n\n"
+    "--method block-ap is QAT at any size: EfficientQAT's Block-AP, which trains one decoder\n"
+    "block at a time — its latent weights, learnt scales and integer zero points, and norms —\n"
+    "to reproduce the uncompressed block's output (the teacher is required) from the\n"
+    "quantised model's stream, then packs it: one block in f32 beside the two streams, about\n"
+    "7 GiB at the Llama-3-8B shape. --train-windows (128) and --val-windows (16) windows of\n"
+    "--window tokens (256), --batch 2, --epochs 2, --quant-lr 1e-4 for scales and zeros,\n"
+    "--weight-lr for weights and norms (default 2e-5 at 2 bits, 1e-5 above); --paper: the\n"
+    "paper's 4096 + 64 windows of 2048 tokens. A checkpoint after every block: --resume.\n\n"
     "  --steps N         optimizer steps (default 200)\n"
     "  --rank R          adapter rank (default 8)\n"
     "  --alpha A         LoRA alpha (default 16)\n"
@@ -146,8 +158,9 @@ int run_recover(const std::vector<std::string>& argv) {
   Args args(argv, {"text",    "out",     "eval",  "teacher",    "method", "checkpoint-every",
                    "steps",   "rank",    "alpha", "scaling",    "lr",     "batch",
                    "window",  "targets", "merge", "eval-every", "seed",   "max-memory", "eval-windows",
-                   "threads", "run"},
-            {"no-distill", "json", "resume", "learn-zeros"});
+                   "threads", "run", "epochs", "train-windows", "val-windows", "quant-lr",
+                   "weight-lr"},
+            {"no-distill", "json", "resume", "learn-zeros", "paper"});
   if (args.positional().size() != 1)
     throw UsageError{"recover takes one model path (see mcw help recover)"};
   auto text_arg = args.value("text");
@@ -205,10 +218,12 @@ int run_recover(const std::vector<std::string>& argv) {
   o.distill = !args.flag("no-distill");
   o.learn_zeros = args.flag("learn-zeros");
   const std::string method = args.value_or("method", "lora");
-  if (method != "lora" && method != "qat")
-    throw UsageError{"--method must be lora or qat, got '" + method + "'"};
-  const bool qat = method == "qat";
+  if (method != "lora" && method != "qat" && method != "block-ap")
+    throw UsageError{"--method must be lora, qat or block-ap, got '" + method + "'"};
+  const bool qat = method == "qat", block_wise = method == "block-ap";
+  const bool trains_layers = qat || block_wise;  // the packed layers themselves
   if (qat) o.method = RecoveryOptions::Method::Qat;
+  const BlockApOptions bo = block_ap_options(args, model.cfg.max_seq_len);
 
   // The packed layers' names only (their parts are read once the memory check passed).
   const std::string packed_path = find_packed_beside(model_path);
@@ -219,7 +234,7 @@ int run_recover(const std::vector<std::string>& argv) {
   }
   const bool no_packed = packed_names.empty();
 
-  if (qat && no_packed)
+  if (trains_layers && no_packed)
     throw Error(model_path, "has no packed layers for quantisation-aware training");
   const std::string targets_arg = args.value_or("targets", no_packed ? "all" : "compressed");
   if (targets_arg == "compressed" && no_packed)
@@ -236,19 +251,20 @@ int run_recover(const std::vector<std::string>& argv) {
   }
   if (targets.empty())
     throw UsageError{"--targets " + targets_arg + " matches no linear of the model's blocks"};
-  if (qat)
+  if (trains_layers)
     for (const std::string& n : targets)
       if (!packed_names.count(n))
         throw Error(model_path,
                     "quantisation-aware training needs packed layers, and " + n + " is not one");
-  const std::string merge = qat ? "qat" : args.value_or("merge", no_packed ? "dense" : "recode");
-  if (!qat && merge != "recode" && merge != "dense" && merge != "none")
+  const std::string merge =
+      trains_layers ? "qat" : args.value_or("merge", no_packed ? "dense" : "recode");
+  if (!trains_layers && merge != "recode" && merge != "dense" && merge != "none")
     throw UsageError{"--merge must be recode, dense or none, got '" + merge + "'"};
   if (merge == "recode" && no_packed)
     throw Error(model_path, "has no packed layers to re-code: use --merge dense or none");
 
   std::optional<std::string> teacher_path = args.value("teacher");
-  if (!teacher_path && o.distill)
+  if (!teacher_path && (o.distill || block_wise))
     teacher_path = project_teacher ? project_teacher : source_model_of(model_path);
   std::optional<LlamaModel> teacher;
   std::optional<ModelFile> teacher_file;
@@ -256,6 +272,10 @@ int run_recover(const std::vector<std::string>& argv) {
     teacher_file.emplace(open_model_file(*teacher_path));
     require_llama_family(*teacher_file, "a recovery teacher");
     teacher.emplace(load_llama(*teacher_file));
+  } else if (block_wise) {
+    throw Error(model_path,
+                "Block-AP trains against the uncompressed model: give --teacher MODEL "
+                "(compression.json names no source model that exists)");
   } else if (o.distill) {
     std::fprintf(stderr,
                  "mcw: no teacher (no --teacher, and compression.json names none that exists): "
@@ -263,17 +283,21 @@ int run_recover(const std::vector<std::string>& argv) {
   }
 
   // LoRA streams the model block by block beside its packed layers (read whole); QAT
-  // trains f32 copies (recovery.h).
+  // trains f32 copies (recovery.h); Block-AP one block's (block_ap.h).
   const uint64_t packed_bytes = no_packed ? 0 : fs::file_size(packed_path);
-  const uint64_t need = recovery_memory_bytes(model, o) + packed_bytes;
+  const uint64_t need = (block_wise ? block_ap_cost(model_shape(model.cfg), bo).bytes
+                                    : recovery_memory_bytes(model, o)) +
+                        (block_wise ? 2 : 1) * packed_bytes;  // Block-AP: the old and the new
   const auto max_memory = args.value("max-memory");
   const uint64_t budget = max_memory ? parse_bytes(*max_memory, "max-memory") : memory_available();
   if (budget > 0 && need > budget)
     throw Error(model_path,
                 "recovery needs about " + human_bytes(need) +
-                    (qat ? " (f32 copies of the model and of the layers it trains, and a batch's "
-                           "activations)"
-                         : " (the packed layers, one block's weights and activations, the saved "
+                    (qat          ? " (f32 copies of the model and of the layers it trains, and "
+                                    "a batch's activations)"
+                     : block_wise ? " (the packed layers, the two streams of calibration windows "
+                                    "and one block's f32 copies and optimizer state)"
+                                  : " (the packed layers, one block's weights and activations, the saved "
                            "block inputs and the teacher's probabilities)") +
                     ", more than " + (max_memory ? "--max-memory " : std::string("the ")) +
                     human_bytes(budget) + (max_memory ? "" : " available"));
@@ -299,18 +323,27 @@ int run_recover(const std::vector<std::string>& argv) {
   identity["text_sha256"] = to_hex(text_hash.finish());
   identity["method"] = method;
   identity["targets"] = targets;
+  if (block_wise) identity["block_ap"] = block_ap_options_json(bo);
   StagingDir staging{fs::path(*out_arg), StagingDir::Mode::Resumable};
-  const std::string checkpoint_path = staging.file("recovery.checkpoint.safetensors");
+  const std::string checkpoint_path = staging.file(
+      block_wise ? "block_ap.checkpoint.safetensors" : "recovery.checkpoint.safetensors");
   if (!fs::is_empty(staging.path())) staging.keep_on_failure();  // never lose a stopped run's work
   std::optional<RecoveryCheckpoint> resume_from;
+  std::optional<BlockApResult> blocks_done;
   if (args.flag("resume")) {
     if (!fs::exists(checkpoint_path))
       throw Error(staging.path().string(), "holds no stopped recovery to resume");
-    resume_from = load_recovery_checkpoint(checkpoint_path, identity.dump());
-    o.resume = &*resume_from;
     staging.keep_on_failure();
-    std::fprintf(stderr, "mcw: resuming %s after step %lld\n", staging.path().c_str(),
-                 (long long)resume_from->step);
+    if (block_wise) {
+      blocks_done = load_block_ap_checkpoint(checkpoint_path, identity.dump());
+      std::fprintf(stderr, "mcw: resuming %s after block %zu\n", staging.path().c_str(),
+                   blocks_done->blocks.size());
+    } else {
+      resume_from = load_recovery_checkpoint(checkpoint_path, identity.dump());
+      o.resume = &*resume_from;
+      std::fprintf(stderr, "mcw: resuming %s after step %lld\n", staging.path().c_str(),
+                   (long long)resume_from->step);
+    }
   } else if (fs::exists(checkpoint_path)) {
     throw Error(staging.path().string(),
                 "holds a stopped recovery: add --resume to go on, or remove it");
@@ -320,17 +353,37 @@ int run_recover(const std::vector<std::string>& argv) {
   o.checkpoint_every = args.int_or("checkpoint-every", 25);
   // Fault injection for the resume test: a kill right after the N-th checkpoint.
   const char* kill_after = std::getenv("MCW_FAULT_KILL_AFTER_CHECKPOINT");
-  o.checkpoint = [&, seen = 0](const RecoveryCheckpoint& c) mutable {
-    save_recovery_checkpoint(checkpoint_path, c, identity.dump());
+  auto checkpointed = [&, seen = 0]() mutable {
     staging.keep_on_failure();  // never lose a stopped run's work
     if (kill_after && ++seen == std::atoi(kill_after)) std::raise(SIGKILL);
   };
+  o.checkpoint = [&](const RecoveryCheckpoint& c) {
+    save_recovery_checkpoint(checkpoint_path, c, identity.dump());
+    checkpointed();
+  };
   const SigintCancel sigint;
   RecoveryResult r;
+  std::vector<BlockApBlock> block_figures;
   try {
     ProgressBar bar("recover");
     const LlamaModel* t = teacher ? &*teacher : nullptr;
-    if (qat) {
+    if (block_wise) {
+      std::vector<CompressedTensor> chosen;  // a copy only when --targets chose fewer
+      if (targets.size() != packed.size()) {
+        const auto by_name = packed_by_name(model, packed, packed_path);
+        for (const std::string& n : targets) chosen.push_back(*by_name.at(n));
+      }
+      BlockApResult ap = block_ap(
+          *teacher, chosen.empty() ? std::span<const CompressedTensor>(packed) : chosen, train, bo,
+          bar.callback(), &sigint.token(),
+          [&](const BlockApResult& so_far) {
+            save_block_ap_checkpoint(checkpoint_path, so_far, identity.dump());
+            checkpointed();
+          },
+          blocks_done ? &*blocks_done : nullptr);
+      r.quantized = std::move(ap.quantized), r.dense = std::move(ap.norms);
+      block_figures = std::move(ap.blocks);
+    } else if (qat) {
       std::vector<CompressedTensor> layers;
       const auto by_name = packed_by_name(model, packed, packed_path);
       for (const std::string& n : targets) layers.push_back(*by_name.at(n));
@@ -361,8 +414,13 @@ int run_recover(const std::vector<std::string>& argv) {
   report["method"] = method;
   report["options"] = report_options(o);
   report["targets"] = targets.size();
-  if (!qat) report["adapter_parameters"] = r.adapters.parameter_count();
-  if (!qat) report["options"]["scale"] = r.adapters.scale();
+  if (!trains_layers) report["adapter_parameters"] = r.adapters.parameter_count();
+  if (!trains_layers) report["options"]["scale"] = r.adapters.scale();
+  if (block_wise) {
+    report["options"] = block_ap_options_json(bo);
+    report["loss"] = "block output MSE";
+    report["blocks"] = block_ap_blocks_json(block_figures);
+  }
   auto& curve = report["curve"] = nlohmann::ordered_json::array();
   for (const RecoveryStep& s : r.history) curve.push_back(step_json(s));
 
@@ -387,7 +445,7 @@ int run_recover(const std::vector<std::string>& argv) {
   eval("compressed", *causal_lm_view(model));
   if (qat)
     eval("qat", *causal_lm_view(r.merged));
-  else
+  else if (!block_wise)
     eval("adapters", *lora_lm_view(model, r.adapters, "the trained adapters"));
   if (sigint.token().cancelled()) return 130;
 
@@ -408,21 +466,24 @@ int run_recover(const std::vector<std::string>& argv) {
         layers.push_back({{"name", name}, {"added_error", e}});
       eval("recoded", *causal_lm_view(out.model));
     }
+    if (block_wise) eval("block_ap", *causal_lm_view(out.model));  // as packed and written
   }
   if (sigint.token().cancelled()) return 130;
 
-  if (!qat)
+  if (!trains_layers)
     save_lora_peft((dir / "adapter").string(), r.adapters,
                    teacher_path ? *teacher_path : model_path);
   write_text_file((dir / "recovery.json").string(), report.dump(2) + "\n");
   fs::remove(checkpoint_path);
+  fs::remove(checkpoint_path + ".packed");  // Block-AP's
   staging.commit();
 
   if (args.flag("json")) {
     std::printf("%s\n", report.dump(2).c_str());
     return 0;
   }
-  std::printf("%6s %10s %12s %12s\n", "step", "loss", "eval loss", "eval KL");
+  if (block_wise) print_block_ap_blocks(block_figures);
+  else std::printf("%6s %10s %12s %12s\n", "step", "loss", "eval loss", "eval KL");
   for (const RecoveryStep& s : r.history) {
     if (!s.eval_loss && s.step != 0 && s.step % 10) continue;
     std::printf("%6lld %10s %12s %12s\n", (long long)s.step,
@@ -443,6 +504,7 @@ int run_recover(const std::vector<std::string>& argv) {
     line("compressed", e["compressed"]);
     if (e.contains("adapters")) line("+ adapters", e["adapters"]);
     if (e.contains("qat")) line("after QAT", e["qat"]);
+    if (e.contains("block_ap")) line("Block-AP", e["block_ap"]);
     if (e.contains("recoded")) line("re-coded", e["recoded"]);
   }
   if (report.contains("recoded")) {
@@ -455,11 +517,14 @@ int run_recover(const std::vector<std::string>& argv) {
   }
   std::printf(
       "wrote        %s (%s) in %s\n", out_arg->c_str(),
-      qat ? (std::to_string(written_layers) + " layers in their layout, " +
+      trains_layers ? (std::to_string(written_layers) + " layers in their layout, " +
              std::to_string(r.quantized.size()) + " of them trained")
                 .c_str()
           : (human_count(uint64_t(r.adapters.parameter_count())) + " adapter parameters").c_str(),
-      human_duration(r.history.empty() ? 0 : r.history.back().seconds).c_str());
+      human_duration(block_wise           ? block_ap_seconds(block_figures)
+                     : r.history.empty() ? 0
+                                         : r.history.back().seconds)
+          .c_str());
   return 0;
 }
 

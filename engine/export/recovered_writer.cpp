@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "engine/core/error.h"
 #include "engine/export/streamed_llama_writer.h"
 #include "engine/model/llama_tensors.h"
 
@@ -15,6 +16,8 @@ RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& b
   for (const CompressedTensor& c : packed) packed_by[c.name] = &c;
   std::map<std::string, const LoraAdapter*> adapted;
   for (const LoraAdapter& a : r.adapters.adapters) adapted[a.name] = &a;
+  std::map<std::string, const Tensor*> trained;
+  for (const auto& [name, t] : r.dense) trained[name] = &t;
 
   const DType dtype = StreamedLlamaWriter::output_dtype(base);
   StreamedLlamaWriter writer =
@@ -26,8 +29,15 @@ RecoveredModel write_recovered_model(const std::string& dir, const LlamaModel& b
     if (cancel) cancel->throw_if_cancelled();
     LlamaLayer& L = out.model.layers[size_t(l)];
     for (const BlockTensor& t : llama_block_tensors()) {
-      if (!t.linear() || !t.present(base.cfg)) continue;
+      if (!t.present(base.cfg)) continue;
       const std::string name = block_tensor_name(l, t);
+      if (const auto d = trained.find(name); d != trained.end()) {
+        if (d->second->shape() != (L.*t.member).shape())
+          throw Error(name, "the trained weight's shape is not the model's");
+        L.*t.member = *d->second;
+        continue;
+      }
+      if (!t.linear()) continue;
       const auto p = packed_by.find(name);
       const auto a = adapted.find(name);
       if (merge == RecoveryMerge::Recode && p != packed_by.end()) {

@@ -163,9 +163,17 @@ BlockApResult block_ap(const LlamaModel& teacher, std::span<const CompressedTens
   std::map<std::string, const CompressedTensor*> resumed;
   std::map<std::string, const Tensor*> resumed_norms;
   if (resume) {
+    if (done > size_t(c.n_layers))
+      throw Error("", "the stopped Block-AP run has more blocks than the model");
     for (const CompressedTensor& q : resume->quantized) resumed[q.name] = &q;
     for (const auto& [name, t] : resume->norms) resumed_norms[name] = &t;
   }
+  // What the stopped run kept of `name` (mcw::Error when it lacks it).
+  auto kept = [](const auto& map, const std::string& name) {
+    const auto it = map.find(name);
+    if (it == map.end()) throw Error("", "the stopped Block-AP run lacks " + name);
+    return it->second;
+  };
   BlockGradients scratch;
   std::vector<float> dy;
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -193,9 +201,19 @@ BlockApResult block_ap(const LlamaModel& teacher, std::span<const CompressedTens
     BlockApBlock stats;
     stats.layer = l;
     if (size_t(l) < done) {  // trained before the stop: run the streams through it as it was
-      for (size_t i = 0; i < b.qat.size(); ++i)
-        b.L.*b.member[i] = resumed.at(b.qat[i].scheme.name)->dequantize();
-      for (const auto& [name, m] : norms) b.L.*m = resumed_norms.at(name)->f32_copy();
+      for (size_t i = 0; i < b.qat.size(); ++i) {
+        const CompressedTensor* q = kept(resumed, b.qat[i].scheme.name);
+        if (q->describe() != b.qat[i].scheme.describe())
+          throw Error("", "the stopped Block-AP run's " + q->name + " is not the layer given");
+        b.L.*b.member[i] = q->dequantize();
+      }
+      if (!b.qat.empty())
+        for (const auto& [name, m] : norms) {
+          const Tensor* t = kept(resumed_norms, name);
+          if (t->shape() != (b.L.*m).shape())
+            throw Error("", "the stopped Block-AP run's " + name + " has another shape");
+          b.L.*m = t->f32_copy();
+        }
       stats = resume->blocks[size_t(l)];
     } else if (!b.qat.empty()) {
       b.apply();
@@ -250,7 +268,7 @@ BlockApResult block_ap(const LlamaModel& teacher, std::span<const CompressedTens
       for (const auto& [name, m] : norms) r.norms.push_back({name, b.L.*m});
     }
     if (size_t(l) < done) {
-      for (const QatLayer& q : b.qat) r.quantized.push_back(*resumed.at(q.scheme.name));
+      for (const QatLayer& q : b.qat) r.quantized.push_back(*kept(resumed, q.scheme.name));
       for (const auto& [name, m] : norms)
         if (!b.qat.empty()) r.norms.push_back({name, b.L.*m});
     }

@@ -81,6 +81,15 @@ BlockApResult block_ap(const LlamaModel& teacher, std::span<const CompressedTens
                        const ProgressFn& progress = {}, const CancelToken* cancel = nullptr,
                        const BlockApBlockFn& on_block = {}, const BlockApResult* resume = nullptr);
 
+// A stopped run's blocks, kept beside its output (`path` and `path`.packed): the trained
+// layers packed, the norms and the per-block figures, with `identity` (what makes it the
+// same run). Written after each block, the packed file first, so that a stop between the two
+// leaves a checkpoint that names only layers the packed file holds. load throws mcw::Error
+// naming the file when it is damaged, of another run, or names a layer it lacks.
+void save_block_ap_checkpoint(const std::string& path, const BlockApResult& r,
+                              const std::string& identity);
+BlockApResult load_block_ap_checkpoint(const std::string& path, const std::string& identity);
+
 // Bytes at the peak (the two streams, one block's f32 copies and optimizer state, a batch's
 // activations) and FLOPs (per step the block's forward and backward; per block the target
 // and the stream passes) of block_ap on a model of `shape`.

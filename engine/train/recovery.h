@@ -95,6 +95,9 @@ struct RecoveryResult {
   // QAT: the f32 model with the trained layers fake-quantised (what `quantized` decodes to,
   // up to the f16 rounding of scales). Empty for LoRA, which never holds the model whole.
   LlamaModel merged;
+  // Dense weights the recovery trained, by HF name, in place of the model's when it is
+  // written (Block-AP's norms).
+  std::vector<std::pair<std::string, Tensor>> dense;
   std::vector<RecoveryStep> history;  // step 0 first
 };
 

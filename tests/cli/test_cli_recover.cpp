@@ -247,3 +247,63 @@ TEST(CliRecover, RecoversAGgufModelWithItsTokenizer) {
   const Result ev = run_mcw("eval " + out + " --text " + text + " --window 32");
   EXPECT_EQ(ev.code, 0) << ev.err;
 }
+
+// Block-AP: the packed layers trained block by block and re-packed in their layout, the
+// trained norms written in place of the model's, the per-block figures in recovery.json; a
+// run killed after its first block's checkpoint resumes to the uninterrupted run's files;
+// without a teacher it is refused.
+TEST(CliRecover, BlockApTrainsBlockByBlockAndResumesAfterABlock) {
+  const fs::path d = fresh_dir("block_ap");
+  const std::string src = (d / "src").string(), packed = (d / "w3").string(),
+                    text = (d / "text.txt").string();
+  ASSERT_TRUE(compress_tiny_model(d));
+  const std::string common = "recover " + packed + " --method block-ap --text " + text +
+                             " --eval " + text +
+                             " --train-windows 4 --val-windows 2 --window 16 --quant-lr 1e-3 "
+                             "--weight-lr 1e-3 --out ";
+  const Result r = run_mcw(common + (d / "whole").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["method"], "block-ap");
+  EXPECT_EQ(report["teacher"], src);
+  ASSERT_EQ(report["blocks"].size(), 2u);
+  for (const auto& b : report["blocks"]) {
+    ASSERT_EQ(b["val_mse"].size(), 2u);  // two epochs
+    EXPECT_LT(b["val_mse"].back().get<double>(), b["start_val_mse"].get<double>());
+  }
+  EXPECT_TRUE(report["eval"].contains("block_ap"));
+  EXPECT_FALSE(fs::exists(d / "whole" / "adapter"));
+  const auto before = read_packed_safetensors(packed + "/packed.safetensors");
+  const auto after = read_packed_safetensors((d / "whole" / "packed.safetensors").string());
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(before[i].describe(), after[i].describe()) << before[i].name;
+  // The norms as trained, written in the model's dtype: not the source's any more.
+  const LlamaModel written = load_llama((d / "whole").string()), source = load_llama(src);
+  for (size_t l = 0; l < 2; ++l)
+    for (auto norm : {&LlamaLayer::attn_norm, &LlamaLayer::ffn_norm})
+      EXPECT_NE((written.layers[l].*norm).to_f32(), (source.layers[l].*norm).to_f32()) << l;
+
+  const int status =
+      std::system(("MCW_FAULT_KILL_AFTER_CHECKPOINT=1 " + std::string(MCW_BINARY_DIR) +
+                   "/app/mcw " + common + (d / "cut").string() + " >/dev/null 2>&1")
+                      .c_str());
+  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+              (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL))
+      << status;
+  EXPECT_TRUE(fs::exists(d / "cut.partial" / "block_ap.checkpoint.safetensors"));
+  expect_one_line_error(run_mcw(common + (d / "cut").string()), "cut.partial", "--resume");
+  const Result resumed = run_mcw(common + (d / "cut").string() + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("after block 1"), std::string::npos) << resumed.err;
+  EXPECT_FALSE(fs::exists(d / "cut.partial"));
+  for (const auto& f : fs::directory_iterator(d / "whole"))
+    if (f.path().extension() == ".safetensors")
+      EXPECT_EQ(slurp(f.path()), slurp(d / "cut" / f.path().filename())) << f.path();
+  const auto a = nlohmann::json::parse(slurp(d / "whole" / "recovery.json"));
+  const auto b = nlohmann::json::parse(slurp(d / "cut" / "recovery.json"));
+  EXPECT_EQ(a["eval"], b["eval"]);
+
+  fs::remove(packed + "/compression.json");  // no source model named: no teacher
+  expect_one_line_error(run_mcw(common + (d / "none").string()), "w3", "--teacher");
+}

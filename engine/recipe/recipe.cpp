@@ -130,8 +130,12 @@ void fill_param_defaults(const std::string& src, const YAML::Node& n, const std:
 json parse_recovery(const std::string& src, const YAML::Node& n) {
   if (!n.IsMap()) fail(src, n, "'recovery' must be a mapping (keys: steps, rank, alpha, ...)");
   json out = json::object();
-  for (const auto& kv : n) read_param(src, kv.first, kv.second, "recovery: ", recovery_params(), "", out);
-  fill_param_defaults(src, n, "recovery: ", recovery_params(), out);
+  // Block-AP has keys of its own; the method picks the list the others are checked against.
+  const YAML::Node method = n["method"];
+  const auto& params =
+      recovery_params(method && method.IsScalar() ? method.Scalar() : std::string("lora"));
+  for (const auto& kv : n) read_param(src, kv.first, kv.second, "recovery: ", params, "", out);
+  fill_param_defaults(src, n, "recovery: ", params, out);
   return out;
 }
 

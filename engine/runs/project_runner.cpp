@@ -167,6 +167,19 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
   o.checkpoint = [&](const RecoveryCheckpoint& k) {
     save_recovery_checkpoint(checkpoint, k, identity);
   };
+  // Block-AP's checkpoint: the blocks done, after each one.
+  const std::string blocks_checkpoint = scratch_dir + "/block_ap.checkpoint.safetensors";
+  std::optional<BlockApResult> blocks_done;
+  if (std::filesystem::exists(blocks_checkpoint)) {
+    blocks_done = load_block_ap_checkpoint(blocks_checkpoint, identity);
+    o.block_resume = &*blocks_done;
+    if (hooks.log)
+      hooks.log("resuming Block-AP from " + blocks_checkpoint + " (" +
+                std::to_string(blocks_done->blocks.size()) + " blocks done)");
+  }
+  o.block_checkpoint = [&](const BlockApResult& so_far) {
+    save_block_ap_checkpoint(blocks_checkpoint, so_far, identity);
+  };
   enter(hooks, "evaluate before recovery");
   const EvalResult before =
       evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);
@@ -196,8 +209,8 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
     c.layers[i].tensor = std::move(*recovered.at(layers[i].name));
   double worst = 0;
   for (const auto& [name, e] : f.added_error) worst = std::max(worst, e);
-  m.push_back({"recovery_steps", double(o.steps)});
-  m.push_back({"recovery_seconds", r.history.back().seconds});
+  m.push_back({"recovery_steps", r.history.empty() ? 0.0 : double(r.history.back().step)});
+  m.push_back({"recovery_seconds", r.history.empty() ? 0.0 : r.history.back().seconds});
   m.push_back({"recovery_recode_loss_max", worst});
 }
 

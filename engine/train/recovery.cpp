@@ -72,16 +72,34 @@ std::vector<int32_t> held_out_windows(std::span<const int32_t> tokens, int64_t T
 
 }  // namespace
 
-const std::vector<ParamSpec>& recovery_params() {
+const std::vector<ParamSpec>& recovery_params(std::string_view method) {
   static const RecoveryOptions d;
+  static const BlockApOptions b;
+  auto method_spec = [](const char* fallback) {
+    return ParamSpec{"method",
+                     "string",
+                     fallback,
+                     {"lora", "qat", "block-ap"},
+                     0,
+                     0,
+                     "lora: adapters; qat: quantisation-aware training; block-ap: QAT block by "
+                     "block at any size (EfficientQAT's Block-AP)"};
+  };
+  static const std::vector<ParamSpec> block_ap_params = {
+      method_spec("block-ap"),
+      {"epochs", "int", b.epochs, {}, 0, 1000, "passes over the training windows per block"},
+      {"train_windows", "int", b.train_windows, {}, 1, 1e6, "calibration windows trained on"},
+      {"val_windows", "int", b.val_windows, {}, 0, 1e6, "windows of the validation MSE"},
+      {"window", "int", b.seq_len, {}, 2, 1e6, "tokens per window (capped to the context)"},
+      {"batch", "int", b.batch, {}, 1, 4096, "windows per step"},
+      {"quant_lr", "number", b.quant_lr, {}, 0, 1, "learning rate of scales and zero points"},
+      {"weight_lr", "number", b.weight_lr, {}, -1, 1,
+       "learning rate of weights and norms; -1: 2e-5 at 2 bits, 1e-5 above"},
+      {"seed", "int", int64_t(b.seed), {}, 0, 1e15, "calibration windows"},
+  };
+  if (method == "block-ap") return block_ap_params;
   static const std::vector<ParamSpec> params = {
-      {"method",
-       "string",
-       "lora",
-       {"lora", "qat"},
-       0,
-       0,
-       "lora: adapters; qat: quantisation-aware training"},
+      method_spec("lora"),
       {"steps", "int", d.steps, {}, 1, 1e6, "optimizer steps"},
       {"rank", "int", d.rank, {}, 1, 4096, "adapter rank r"},
       {"alpha", "number", d.alpha, {}, 1e-6, 1e6, "LoRA alpha"},
@@ -100,6 +118,19 @@ const std::vector<ParamSpec>& recovery_params() {
 
 RecoveryOptions recovery_options(const nlohmann::json& j) {
   RecoveryOptions o;
+  if (j.value("method", "lora") == "block-ap") {
+    BlockApOptions& b = o.block_ap;
+    o.method = RecoveryOptions::Method::BlockAp;
+    b.epochs = j.value("epochs", b.epochs);
+    b.train_windows = j.value("train_windows", b.train_windows);
+    b.val_windows = j.value("val_windows", b.val_windows);
+    b.seq_len = j.value("window", b.seq_len);
+    b.batch = j.value("batch", b.batch);
+    b.quant_lr = j.value("quant_lr", b.quant_lr);
+    b.weight_lr = j.value("weight_lr", b.weight_lr);
+    b.seed = j.value("seed", b.seed);
+    return o;
+  }
   o.method = j.value("method", "lora") == "qat" ? RecoveryOptions::Method::Qat
                                                 : RecoveryOptions::Method::Lora;
   o.steps = j.value("steps", o.steps);
@@ -127,6 +158,12 @@ std::vector<std::string> block_linear_names(const LlamaModel& model) {
 }
 
 RecoveryCost recovery_cost(const ModelShape& m, const RecoveryOptions& o) {
+  if (o.method == RecoveryOptions::Method::BlockAp) {
+    BlockApOptions b = o.block_ap;
+    if (m.context > 0) b.seq_len = std::min(b.seq_len, m.context);
+    const BlockApCost c = block_ap_cost(m, b);
+    return {c.bytes, c.flops};
+  }
   const double P = double(m.parameters()), L = double(std::max<int64_t>(m.n_layers, 1));
   const double T = double(std::min(o.seq_len, m.context > 0 ? m.context : o.seq_len)),
                N = double(o.batch) * T, D = double(m.dim), V = double(m.vocab);
@@ -500,6 +537,36 @@ RecoveryResult recover_qat(const LlamaModel& compressed, const LlamaModel* teach
   return r;
 }
 
+namespace {
+
+// Block-AP as a recovery: its trained layers and norms, and as the curve one point per
+// block (its last epoch's training MSE, at the optimizer steps done so far).
+RecoveryResult recover_block_ap(const LlamaModel* teacher, const std::vector<CompressedTensor>& layers,
+                                std::span<const int32_t> train_tokens, const RecoveryOptions& o,
+                                const ProgressFn& progress, const CancelToken* cancel) {
+  if (!teacher)
+    throw Error("", "Block-AP trains against the uncompressed model, and none was given");
+  BlockApOptions b = o.block_ap;
+  b.seq_len = std::min(b.seq_len, teacher->cfg.max_seq_len);
+  BlockApResult ap = block_ap(*teacher, layers, train_tokens, b, progress, cancel,
+                              o.block_checkpoint, o.block_resume);
+  RecoveryResult r;
+  r.quantized = std::move(ap.quantized);
+  r.dense = std::move(ap.norms);
+  const int64_t per_block = b.epochs * ((b.train_windows + b.batch - 1) / b.batch);
+  RecoveryStep s;
+  s.total = per_block * int64_t(ap.blocks.size());
+  for (const BlockApBlock& k : ap.blocks) {
+    if (k.val_loss.empty()) continue;  // nothing of it trained
+    s.step += per_block, s.seconds += k.seconds;
+    s.loss = k.train_loss.back();
+    r.history.push_back(s);
+  }
+  return r;
+}
+
+}  // namespace
+
 RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel* teacher,
                                   const std::vector<CompressedTensor>& layers,
                                   std::span<const int32_t> train_tokens,
@@ -507,6 +574,8 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
                                   const ProgressFn& progress, const CancelToken* cancel) {
   if (o.method == RecoveryOptions::Method::Qat)
     return recover_qat(compressed, teacher, layers, train_tokens, eval_tokens, o, progress, cancel);
+  if (o.method == RecoveryOptions::Method::BlockAp)
+    return recover_block_ap(teacher, layers, train_tokens, o, progress, cancel);
   std::vector<std::string> targets;
   for (const CompressedTensor& c : layers) targets.push_back(c.name);
   return recover_lora(compressed, layers, teacher, targets, train_tokens, eval_tokens, o,

@@ -24,6 +24,7 @@
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
 #include "engine/recipe/recipe.h"  // ParamSpec
+#include "engine/train/block_ap.h"
 #include "engine/train/lora.h"
 
 namespace mcw {
@@ -32,8 +33,14 @@ struct RecoveryCheckpoint;
 
 struct RecoveryOptions {
   // lora: adapters on frozen compressed weights; qat: the quantised layers themselves
-  // trained through their grids (qat.h).
-  enum class Method { Lora, Qat } method = Method::Lora;
+  // trained through their grids (qat.h); block-ap: the same one block at a time at any size
+  // (block_ap.h, whose options are `block_ap`; of the rest it reads none).
+  enum class Method { Lora, Qat, BlockAp } method = Method::Lora;
+  BlockApOptions block_ap;
+  // Block-AP: called after every block with what is done (a checkpoint), and a stopped
+  // run's blocks to go on from (not owned).
+  std::function<void(const BlockApResult&)> block_checkpoint;
+  const BlockApResult* block_resume = nullptr;
   int64_t steps = 200;
   int64_t batch = 8;                // windows per optimizer step
   int64_t seq_len = 256;            // tokens predicted per window (capped to the model's context)
@@ -58,9 +65,10 @@ struct RecoveryOptions {
 };
 
 // A recipe's `recovery:` section (after the stages): its keys with their defaults and
-// ranges, which the recipe parser checks it against; and the options a checked section
-// (defaults filled in) gives.
-const std::vector<ParamSpec>& recovery_params();
+// ranges, which the recipe parser checks it against — Block-AP's own for `method:
+// block-ap`, LoRA's and QAT's otherwise; and the options a checked section (defaults filled
+// in) gives.
+const std::vector<ParamSpec>& recovery_params(std::string_view method = "lora");
 RecoveryOptions recovery_options(const nlohmann::json& section);
 
 struct RecoveryStep;

@@ -257,7 +257,8 @@ TEST(RunStoreProjectRunner, RecoveryRecordsItsCurveAndKeepsTheLayout) {
 }
 
 // Exporting a recovered run redoes its recovery: the exported directory evaluates to the
-// run's own perplexity and KL, for LoRA (re-coded) and for QAT, and holds the packed layers
+// run's own perplexity and KL, for LoRA (re-coded), QAT and Block-AP (its trained norms
+// written too), and holds the packed layers
 // in the compressed layout. (A learning rate large enough that the re-coded update is not
 // all rounded back, so that the recovered model differs from the compressed one.)
 TEST(RunStoreProjectRunner, ExportOfARecoveredRunIsTheRecoveredModel) {
@@ -266,10 +267,13 @@ TEST(RunStoreProjectRunner, ExportOfARecoveredRunIsTheRecoveredModel) {
   const ProjectRunInputs in = load_project_run_inputs(project);
   const auto store = RunStore::open(in.database_path);
   const std::string stages = "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n";
-  for (const char* method : {"lora", "qat"}) {
+  for (const char* method : {"lora", "qat", "block-ap"}) {
+    const std::string options =
+        method == std::string("block-ap")
+            ? "train_windows: 4, val_windows: 1, window: 16, quant_lr: 0.01, weight_lr: 0.001"
+            : "steps: 4, rank: 2, batch: 2, window: 16, lr: 0.05";
     const ProjectRecipe recipe{std::string("w3-") + method, "",
-                               stages + "recovery: {method: " + method +
-                                   ", steps: 4, rank: 2, batch: 2, window: 16, lr: 0.05}\n"};
+                               stages + "recovery: {method: " + method + ", " + options + "}\n"};
     const RecipeRunOutcome run = run_project_recipe(*store, in, recipe, {});
     ASSERT_EQ(run.status, RunStatus::Done) << run.error;
     const std::string out = (dir / (std::string("export-") + method)).string();
@@ -406,5 +410,52 @@ TEST(RunStoreProjectRunner, AStoppedRecoveryGoesOnFromItsCheckpoint) {
     EXPECT_EQ(curve[i].series, whole_curve[i].series);
     EXPECT_EQ(curve[i].step, whole_curve[i].step);
     EXPECT_EQ(curve[i].value, whole_curve[i].value) << curve[i].series << " " << curve[i].step;
+  }
+}
+
+// Block-AP stopped in its second block goes on from the first: the log says so, and the
+// figures are the uninterrupted run's.
+TEST(RunStoreProjectRunner, AStoppedBlockApGoesOnFromItsLastBlock) {
+  const ProjectRecipe recipe{
+      "w3-block-ap", "",
+      "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
+      "recovery: {method: block-ap, train_windows: 4, val_windows: 1, window: 16, "
+      "quant_lr: 0.01, weight_lr: 0.001}\n"};
+  auto outcome = [&](const std::filesystem::path& dir, RunHooks hooks,
+                     const CancelToken* cancel) {
+    const ProjectRunInputs in = load_project_run_inputs((dir / "tiny.mcwproj").string());
+    const auto store = RunStore::open(in.database_path);
+    return run_project_recipe(*store, in, recipe, hooks, cancel);
+  };
+  const auto whole_dir = test::fresh_temp_dir();
+  make_project(whole_dir);
+  const RecipeRunOutcome whole = outcome(whole_dir, {}, nullptr);
+  ASSERT_EQ(whole.status, RunStatus::Done) << whole.error;
+
+  const auto dir = test::fresh_temp_dir();
+  make_project(dir);
+  CancelToken cancel;
+  std::vector<std::string> log;
+  std::string phase;
+  RunHooks hooks;
+  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  hooks.on_phase = [&](const std::string& p) { phase = p; };
+  hooks.progress = [&](const ProgressEvent& e) {
+    if (phase == "recover" && e.fraction > 0.6) cancel.cancel();  // in the second of 2 blocks
+  };
+  ASSERT_EQ(outcome(dir, hooks, &cancel).status, RunStatus::Cancelled);
+  log.clear();
+  hooks.progress = nullptr;
+  const RecipeRunOutcome resumed = outcome(dir, hooks, nullptr);
+  ASSERT_EQ(resumed.status, RunStatus::Done) << resumed.error;
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_NE(log[1].find("resuming Block-AP from"), std::string::npos) << log[1];
+  EXPECT_NE(log[1].find("(1 blocks done)"), std::string::npos) << log[1];
+  std::map<std::string, double> a, b;
+  for (const Metric& m : whole.metrics) a[m.name] = m.value;
+  for (const Metric& m : resumed.metrics) b[m.name] = m.value;
+  for (const char* k : {"perplexity", "kl", "kl_before_recovery", "recovery_steps"}) {
+    ASSERT_TRUE(a.count(k) && b.count(k)) << k;
+    EXPECT_EQ(a[k], b[k]) << k;
   }
 }

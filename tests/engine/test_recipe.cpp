@@ -146,6 +146,17 @@ TEST(Recipe, RecoverySectionIsCheckedAndKept) {
     }
   };
   refused("recovery:\n  stpes: 5\n", "unknown key 'stpes'");
+  // Block-AP's section has keys of its own, and LoRA's are not among them.
+  const Recipe b = parse_recipe(stages + "recovery: {method: block-ap, epochs: 3}\n", "b.yaml");
+  EXPECT_EQ(b.recovery["train_windows"], 128);  // a default
+  EXPECT_FALSE(b.recovery.contains("rank"));
+  const RecoveryOptions bo = recovery_options(b.recovery);
+  EXPECT_EQ(bo.method, RecoveryOptions::Method::BlockAp);
+  EXPECT_EQ(bo.block_ap.epochs, 3);
+  EXPECT_EQ(bo.block_ap.batch, 2);
+  EXPECT_EQ(parse_recipe(recipe_to_yaml(b), "back.yaml").recovery, b.recovery);
+  refused("recovery:\n  method: block-ap\n  rank: 4\n", "unknown key 'rank'");
+  refused("recovery:\n  method: block-ap\n  quant_lr: 2\n", "out of range");
   refused("recovery:\n  scaling: dora\n", "not allowed");
   refused("recovery:\n  rank: 0\n", "out of range");
   refused("recovery: 5\n", "must be a mapping");

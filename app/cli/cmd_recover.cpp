@@ -300,7 +300,8 @@ int run_recover(const std::vector<std::string>& argv) {
                                   : " (the packed layers, one block's weights and activations, the saved "
                            "block inputs and the teacher's probabilities)") +
                     ", more than " + (max_memory ? "--max-memory " : std::string("the ")) +
-                    human_bytes(budget) + (max_memory ? "" : " available"));
+                    human_bytes(budget) + (max_memory ? "" : " available") +
+                    (qat ? "; --method block-ap trains one block at a time" : ""));
 
   // The compressed layers as they deploy: their packed codes, decoded as the student runs.
   std::vector<CompressedTensor> packed;

@@ -129,6 +129,9 @@ TEST(CliRecover, RecoversACompressedModelAndWritesItInItsScheme) {
   expect_one_line_error(
       run_mcw("recover " + packed + " --text " + text + " --max-memory 1K --out " + out + "5"),
       "w3", "needs about");
+  expect_one_line_error(run_mcw("recover " + packed + " --text " + text +
+                                " --method qat --max-memory 1K --out " + out + "6"),
+                        "needs about", "--method block-ap trains one block at a time");
 }
 
 // Killed right after a checkpoint, the run goes on with --resume and ends with what the

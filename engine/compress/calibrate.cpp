@@ -126,13 +126,13 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
       for (size_t w = 0; w < W; ++w) {
         if (cancel) cancel->throw_if_cancelled();
         hidden.get(w, h.data());
-        rmsnorm_rows(h.data(), L.attn_norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+        llama_norm(c, h.data(), L.attn_norm, L.attn_norm_b, xn.data(), rows[w]);
         if (hooks.observe) hooks.observe(g[0], xn.data(), rows[w]);
         float* a = att_of(w);
         timed(attention_flops(rows[w]), [&] { llama_attention_output(model, l, xn.data(), rows[w], a); });
         if (hooks.observe) hooks.observe(g[1], a, rows[w]);
         timed(2.0 * double(rows[w]) * double(Q) * double(D), [&] { llama_add_o_proj(model, l, a, rows[w], h.data()); });
-        rmsnorm_rows(h.data(), L.ffn_norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+        llama_norm(c, h.data(), L.ffn_norm, L.ffn_norm_b, xn.data(), rows[w]);
         if (hooks.observe) hooks.observe(g[2], xn.data(), rows[w]);
         float* m = act_of(w);
         timed(4.0 * double(rows[w]) * double(D) * double(H), [&] { llama_mlp_hidden(model, l, xn.data(), rows[w], m); });
@@ -146,21 +146,21 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     }
     // Each pass reads the block input again: a compress hook may have changed the weights
     // (and, SmoothQuant, the norm) the pass before used.
-    auto normed = [&](size_t w, const Tensor& norm) {
-      rmsnorm_rows(h.data(), norm.as<float>(), xn.data(), rows[w], D, c.rms_eps);
+    auto normed = [&](size_t w, const Tensor& norm, const Tensor& bias) {
+      llama_norm(c, h.data(), norm, bias, xn.data(), rows[w]);
     };
     auto check = [&] {
       if (cancel) cancel->throw_if_cancelled();
     };
     for (size_t w = 0; w < W; ++w) {  // q, k, v
       check();
-      hidden.get(w, h.data()), normed(w, L.attn_norm);
+      hidden.get(w, h.data()), normed(w, L.attn_norm, L.attn_norm_b);
       if (hooks.observe) hooks.observe(g[0], xn.data(), rows[w]);
     }
     finish_group(g[0]);
     for (size_t w = 0; w < W; ++w) {  // o
       check();
-      hidden.get(w, h.data()), normed(w, L.attn_norm);
+      hidden.get(w, h.data()), normed(w, L.attn_norm, L.attn_norm_b);
       attention(l, w);
       if (hooks.observe) hooks.observe(g[1], att_of(w), rows[w]);
     }
@@ -168,16 +168,16 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     for (size_t w = 0; w < W; ++w) {  // residual after attention; gate, up
       check();
       hidden.get(w, h.data());
-      if (!keep_att) normed(w, L.attn_norm), attention(l, w);
+      if (!keep_att) normed(w, L.attn_norm, L.attn_norm_b), attention(l, w);
       timed(2.0 * double(rows[w]) * double(Q) * double(D), [&] { llama_add_o_proj(model, l, att_of(w), rows[w], h.data()); });
       hidden.put(w, h.data());
-      normed(w, L.ffn_norm);
+      normed(w, L.ffn_norm, L.ffn_norm_b);
       if (hooks.observe) hooks.observe(g[2], xn.data(), rows[w]);
     }
     finish_group(g[2]);
     for (size_t w = 0; w < W; ++w) {  // down
       check();
-      hidden.get(w, h.data()), normed(w, L.ffn_norm);
+      hidden.get(w, h.data()), normed(w, L.ffn_norm, L.ffn_norm_b);
       mlp(l, w);
       if (hooks.observe) hooks.observe(g[3], act_of(w), rows[w]);
     }
@@ -185,7 +185,7 @@ void sequential_calibrate(LlamaModel& model, const std::vector<std::vector<int32
     for (size_t w = 0; w < W; ++w) {  // residual after the MLP: the next block's input
       check();
       hidden.get(w, h.data());
-      if (!keep_act) normed(w, L.ffn_norm), mlp(l, w);
+      if (!keep_act) normed(w, L.ffn_norm, L.ffn_norm_b), mlp(l, w);
       timed(2.0 * double(rows[w]) * double(H) * double(D), [&] { llama_add_down_proj(model, l, act_of(w), rows[w], h.data()); });
       hidden.put(w, h.data());
     }

@@ -1,7 +1,7 @@
 // A decoder-only language model as evaluation and generation see it, whatever its family
 // (llama, GPT-2): a vocabulary, a context length, and sessions that run tokens through the
 // model with a KV cache. Evaluation and `mcw eval` / `mcw generate` are written once
-// against this; the families keep their own forward passes.
+// against this; every family runs the llama decoder (GPT-2 as its variant).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -37,7 +37,7 @@ class CausalLm {
   virtual std::string architecture() const = 0;  // "llama", "gpt2"
   virtual int64_t vocab_size() const = 0;
   // The longest context the model was built for. GPT-2 cannot go past it (no position
-  // embedding there); llama's rotary positions extrapolate, so its sessions do not check.
+  // embedding there: its forward refuses); llama's rotary positions extrapolate.
   virtual int64_t context_length() const = 0;
   virtual uint64_t parameter_count() const = 0;
   virtual std::unique_ptr<LmSession> start(int64_t capacity) const = 0;
@@ -45,7 +45,6 @@ class CausalLm {
 
 // Views of a model owned elsewhere (it must outlive the view and its sessions).
 std::unique_ptr<CausalLm> causal_lm_view(const LlamaModel& model);
-std::unique_ptr<CausalLm> causal_lm_view(const Gpt2Model& model);
 
 enum class ModelFamily { Llama, Gpt2 };
 // GPT-2 when the file says so (HF model_type / architectures, GGUF general.architecture);

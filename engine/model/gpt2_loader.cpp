@@ -1,17 +1,68 @@
-// Builds a Gpt2Model from an HF directory (names with or without the "transformer."
-// prefix, Conv1D [in, out] weights) or a GGUF file (llama.cpp's gpt2 names, weights
-// already [out, in]); checks every shape against the config and converts to f32.
+// GPT-2's files as the llama decoder's variant: its tensor table (HF names with or without
+// the "transformer." prefix and Conv1D [in, out] weights; GGUF's gpt2 names, weights
+// already [out, in]), every shape checked against the config in the file's own key names.
+#include <cstring>
 #include <string>
 
 #include "engine/core/error.h"
-#include "engine/model/gpt2_model.h"
 #include "engine/kernels/stored_matmul.h"
+#include "engine/model/gpt2_model.h"
 
 namespace mcw {
 
+const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors() {
+  using R = BlockRole;
+  static const std::vector<Gpt2FileTensor> table = {
+      {"ln_1.weight", "attn_norm.weight", {R::AttnNorm}, false},
+      {"ln_1.bias", "attn_norm.bias", {R::AttnNormBias}, false},
+      {"attn.c_attn.weight", "attn_qkv.weight", {R::Q, R::K, R::V}, true},
+      {"attn.c_attn.bias", "attn_qkv.bias", {R::QBias, R::KBias, R::VBias}, false},
+      {"attn.c_proj.weight", "attn_output.weight", {R::O}, true},
+      {"attn.c_proj.bias", "attn_output.bias", {R::OBias}, false},
+      {"ln_2.weight", "ffn_norm.weight", {R::FfnNorm}, false},
+      {"ln_2.bias", "ffn_norm.bias", {R::FfnNormBias}, false},
+      {"mlp.c_fc.weight", "ffn_up.weight", {R::Up}, true},
+      {"mlp.c_fc.bias", "ffn_up.bias", {R::UpBias}, false},
+      {"mlp.c_proj.weight", "ffn_down.weight", {R::Down}, true},
+      {"mlp.c_proj.bias", "ffn_down.bias", {R::DownBias}, false},
+  };
+  return table;
+}
+
+bool is_gpt2(const ModelFile& m) {
+  return m.architecture == "gpt2" || m.architecture == "GPT2LMHeadModel";
+}
+
+LlamaConfig llama_config_of(const Gpt2Config& g) {
+  LlamaConfig c;
+  c.model_type = "gpt2";
+  c.vocab_size = g.vocab_size, c.dim = g.dim, c.hidden_dim = g.hidden_dim;
+  c.n_layers = g.n_layers, c.n_heads = c.n_kv_heads = g.n_heads, c.head_dim = g.head_dim();
+  c.max_seq_len = g.n_positions;
+  c.rms_eps = g.ln_eps;
+  c.tie_embeddings = g.tie_embeddings;
+  c.qkv_bias = c.o_bias = c.up_bias = c.down_bias = true;
+  c.norm = NormKind::Layer;
+  c.mlp = g.activation == Gpt2Activation::GeluTanh ? MlpKind::GeluTanh : MlpKind::GeluErf;
+  c.learned_positions = true;
+  c.scale_attention = g.scale_attn_weights;
+  return c;
+}
+
+Gpt2Config gpt2_config_of(const LlamaConfig& c) {
+  Gpt2Config g;
+  g.vocab_size = c.vocab_size, g.dim = c.dim, g.hidden_dim = c.hidden_dim;
+  g.n_layers = c.n_layers, g.n_heads = c.n_heads, g.n_positions = c.max_seq_len;
+  g.ln_eps = c.rms_eps;
+  g.activation = c.mlp == MlpKind::GeluErf ? Gpt2Activation::GeluErf : Gpt2Activation::GeluTanh;
+  g.tie_embeddings = c.tie_embeddings;
+  g.scale_attn_weights = c.scale_attention;
+  return g;
+}
+
 namespace {
 
-struct Names {  // where each weight lives in a given file
+struct Names {  // where each tensor lives in a given file
   bool gguf;
   std::string prefix;  // HF: "transformer." or ""
   std::string layer(int64_t l, const char* hf, const char* gg) const {
@@ -19,43 +70,6 @@ struct Names {  // where each weight lives in a given file
                 : prefix + "h." + std::to_string(l) + "." + hf;
   }
   std::string top(const char* hf, const char* gg) const { return gguf ? gg : prefix + hf; }
-};
-
-class Loader {
- public:
-  explicit Loader(const ModelFile& m) : m_(m) {}
-
-  // The named tensor as owned f32 of shape `want`, or throws naming it and the config keys
-  // (`keys`) that imply the shape. `conv1d` reads an HF Conv1D weight, stored [in, out],
-  // and returns it transposed to [out, in] = `want`.
-  Tensor get(const std::string& name, const Shape& want, const char* keys,
-             bool conv1d = false) const {
-    const Tensor* t = m_.find(name);
-    if (!t)
-      throw Error(m_.path, "missing tensor '" + name + "' (the config implies it: " + keys + ")");
-    const Shape stored = conv1d ? Shape{want[1], want[0]} : want;
-    if (t->shape() != stored)
-      throw Error(m_.path, "tensor '" + name + "' has shape " + shape_string(t->shape()) +
-                               " but the config implies " + shape_string(stored) + " (" + keys +
-                               ")");
-    const DType dt = t->dtype();
-    if (!stored_matmul_reads(dt))
-      throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
-                               ", which is not a weight type");
-    Tensor raw = Tensor::zeros(DType::F32, stored, name);
-    t->to_f32(raw.mutable_as<float>(), 0, size_t(t->numel()));
-    if (!conv1d) return raw;
-    Tensor out = Tensor::zeros(DType::F32, want, name);
-    const int64_t rows = want[0], cols = want[1];  // out, in
-    const float* src = raw.as<float>();
-    float* dst = out.mutable_as<float>();
-    for (int64_t i = 0; i < cols; ++i)
-      for (int64_t o = 0; o < rows; ++o) dst[o * cols + i] = src[i * rows + o];
-    return out;
-  }
-
- private:
-  const ModelFile& m_;
 };
 
 // HF checkpoints name weights "transformer.h.0..." (GPT2LMHeadModel) or "h.0..."
@@ -67,66 +81,137 @@ std::string hf_prefix(const ModelFile& m) {
               "missing tensor 'transformer.wte.weight' (or 'wte.weight'): not a GPT-2 checkpoint");
 }
 
+// [r, c] -> [c, r] in the same dtype (HF's Conv1D weights are f32, f16 or bf16).
+Tensor transposed(const Tensor& t, const std::string& path) {
+  const size_t e = size_t(dtype_info(t.dtype()).block_bytes);
+  if (is_block_type(t.dtype()) || (e != 2 && e != 4))
+    throw Error(path, "tensor '" + t.name() + "' has dtype " + std::string(dtype_name(t.dtype())) +
+                          ", which a Conv1D weight cannot be transposed from");
+  const int64_t r = t.dim(0), c = t.dim(1);
+  Tensor out = Tensor::zeros(t.dtype(), {c, r}, t.name());
+  const auto* src = static_cast<const char*>(t.data());
+  auto* dst = static_cast<char*>(out.mutable_data());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + size_t(j * r + i) * e, src + size_t(i * c + j) * e, e);
+  return out;
+}
+
+class Loader {
+ public:
+  explicit Loader(const ModelFile& m) : m_(m) {}
+
+  // The named tensor checked against `want` ([out, in]; `conv1d`: stored [in, out] and
+  // returned transposed), or throws naming it and the config keys that imply the shape.
+  Tensor get(const std::string& name, const Shape& want, const std::string& keys,
+             bool conv1d = false) const {
+    const Tensor* t = m_.find(name);
+    if (!t)
+      throw Error(m_.path, "missing tensor '" + name + "' (the config implies it: " + keys + ")");
+    const Shape stored = conv1d ? Shape{want[1], want[0]} : want;
+    if (t->shape() != stored)
+      throw Error(m_.path, "tensor '" + name + "' has shape " + shape_string(t->shape()) +
+                               " but the config implies " + shape_string(stored) + " (" + keys + ")");
+    const DType dt = t->dtype();
+    if (!stored_matmul_reads(dt))
+      throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
+                               ", which is not a weight type");
+    if (want.size() == 2 && want[1] % dtype_info(dt).block)
+      throw Error(m_.path, "tensor '" + name + "' has rows of " + std::to_string(want[1]) +
+                               " values, not whole " + std::string(dtype_name(dt)) + " blocks");
+    if (want.size() == 1) return t->f32_copy();  // norms and biases: owned f32
+    return conv1d ? transposed(*t, m_.path) : *t;
+  }
+
+ private:
+  const ModelFile& m_;
+};
+
+// A file tensor's parts: rows of a matrix as views, or owned f32 slices of a vector (norms
+// and biases are written in place, by SmoothQuant's fold for one).
+void split_parts(const LlamaConfig& c, const Gpt2FileTensor& f, const Tensor& t, int64_t layer,
+                 LlamaLayer& L) {
+  int64_t first = 0;
+  for (BlockRole role : f.parts) {
+    const BlockTensor& part = block_tensor(role);
+    const int64_t n = width(c, part.rows);
+    Tensor rows = t.rows(first, first + n, block_tensor_name(layer, part));
+    L.*part.member = part.cols == Width::One ? rows.f32_copy() : std::move(rows);
+    first += n;
+  }
+}
+
 }  // namespace
 
-Gpt2Model load_gpt2(const ModelFile& m) {
-  Gpt2Model model;
-  const Gpt2Config& c = model.cfg = gpt2_config_from(m);
+LlamaModel load_gpt2(const ModelFile& m) {
+  LlamaModel model;
+  const LlamaConfig& c = model.cfg = llama_config_of(gpt2_config_from(m));
   const bool gguf = m.format == ModelFormat::GGUF;
   const Names n{gguf, gguf ? "" : hf_prefix(m)};
-  const bool conv = !gguf;
   const Loader ld(m);
-  const int64_t D = c.dim, F = c.hidden_dim, V = c.vocab_size;
-  const char* kd = gguf ? "gpt2.embedding_length" : "n_embd";
-  const std::string kdf = std::string(kd) + ", " + (gguf ? "gpt2.feed_forward_length" : "n_inner");
+  const int64_t D = c.dim, V = c.vocab_size;
+  const std::string kd = gguf ? "gpt2.embedding_length" : "n_embd";
+  const std::string kdf = kd + ", " + (gguf ? "gpt2.feed_forward_length" : "n_inner");
   const std::string kv = std::string(gguf ? "vocab size" : "vocab_size") + ", " + kd;
   const std::string kp = std::string(gguf ? "gpt2.context_length" : "n_positions") + ", " + kd;
 
-  model.tok_embd = ld.get(n.top("wte.weight", "token_embd.weight"), {V, D}, kv.c_str());
-  model.pos_embd =
-      ld.get(n.top("wpe.weight", "position_embd.weight"), {c.n_positions, D}, kp.c_str());
-  model.out_norm_w = ld.get(n.top("ln_f.weight", "output_norm.weight"), {D}, kd);
+  model.tok_embd = ld.get(n.top("wte.weight", "token_embd.weight"), {V, D}, kv);
+  model.pos_embd = ld.get(n.top("wpe.weight", "position_embd.weight"), {c.max_seq_len, D}, kp);
+  model.out_norm = ld.get(n.top("ln_f.weight", "output_norm.weight"), {D}, kd);
   model.out_norm_b = ld.get(n.top("ln_f.bias", "output_norm.bias"), {D}, kd);
   if (!c.tie_embeddings)
-    model.output = ld.get(gguf ? "output.weight" : "lm_head.weight", {V, D}, kv.c_str());
+    model.output = ld.get(gguf ? "output.weight" : "lm_head.weight", {V, D}, kv);
 
   const std::string kl = std::string(gguf ? "gpt2.block_count" : "n_layer") + " = " +
                          std::to_string(c.n_layers) + ", " + kd;
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    Gpt2Layer L;
-    // A missing layer names the layer count; a wrong shape the sizes.
-    auto get = [&](const char* hf, const char* gg, const Shape& want, const std::string& keys,
-                   bool conv1d = false) {
-      const std::string name = n.layer(l, hf, gg);
+    LlamaLayer L;
+    for (const Gpt2FileTensor& f : gpt2_block_file_tensors()) {
+      const std::string name = n.layer(l, f.hf, f.gguf);
+      // A missing layer names the layer count; a wrong shape the sizes.
       if (!m.find(name))
         throw Error(m.path, "missing tensor '" + name + "' (the config implies it: " + kl + ")");
-      return ld.get(name, want, keys.c_str(), conv1d);
-    };
-    L.ln1_w = get("ln_1.weight", "attn_norm.weight", {D}, kd);
-    L.ln1_b = get("ln_1.bias", "attn_norm.bias", {D}, kd);
-    L.w_qkv = get("attn.c_attn.weight", "attn_qkv.weight", {3 * D, D}, kd, conv);
-    L.b_qkv = get("attn.c_attn.bias", "attn_qkv.bias", {3 * D}, kd);
-    L.w_o = get("attn.c_proj.weight", "attn_output.weight", {D, D}, kd, conv);
-    L.b_o = get("attn.c_proj.bias", "attn_output.bias", {D}, kd);
-    L.ln2_w = get("ln_2.weight", "ffn_norm.weight", {D}, kd);
-    L.ln2_b = get("ln_2.bias", "ffn_norm.bias", {D}, kd);
-    L.w_up = get("mlp.c_fc.weight", "ffn_up.weight", {F, D}, kdf, conv);
-    L.b_up = get("mlp.c_fc.bias", "ffn_up.bias", {F}, kdf);
-    L.w_down = get("mlp.c_proj.weight", "ffn_down.weight", {D, F}, kdf, conv);
-    L.b_down = get("mlp.c_proj.bias", "ffn_down.bias", {D}, kd);
+      int64_t rows = 0;
+      bool hidden = false;
+      for (BlockRole role : f.parts) {
+        const BlockTensor& part = block_tensor(role);
+        rows += width(c, part.rows);
+        hidden |= part.rows == Width::Hidden || part.cols == Width::Hidden;
+      }
+      const BlockTensor& first = block_tensor(f.parts[0]);
+      const Shape want = first.cols == Width::One ? Shape{rows} : Shape{rows, width(c, first.cols)};
+      split_parts(c, f, ld.get(name, want, hidden ? kdf : kd, f.conv1d && !gguf), l, L);
+    }
     model.layers.push_back(std::move(L));
   }
   // A layer beyond the config is as much a disagreement as a missing one.
   const std::string extra = n.layer(c.n_layers, "ln_1.weight", "attn_norm.weight");
   if (m.find(extra))
-    throw Error(m.path,
-                "tensor '" + extra + "' is beyond the config's " + kl.substr(0, kl.find(',')));
+    throw Error(m.path, "tensor '" + extra + "' is beyond the config's " + kl.substr(0, kl.find(',')));
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
   return model;
 }
 
-Gpt2Model load_gpt2(const std::string& path) { return load_gpt2(open_model_file(path)); }
+LlamaModel load_gpt2(const std::string& path) { return load_gpt2(open_model_file(path)); }
 
+LlamaModel llama_from_gpt2(const Gpt2Model& g) {
+  LlamaModel model;
+  const LlamaConfig& c = model.cfg = llama_config_of(g.cfg);
+  model.tok_embd = g.tok_embd, model.pos_embd = g.pos_embd;
+  model.out_norm = g.out_norm_w, model.out_norm_b = g.out_norm_b, model.output = g.output;
+  const auto& table = gpt2_block_file_tensors();
+  for (size_t l = 0; l < g.layers.size(); ++l) {
+    const Gpt2Layer& G = g.layers[l];
+    const Tensor* in_table_order[] = {&G.ln1_w, &G.ln1_b, &G.w_qkv, &G.b_qkv, &G.w_o, &G.b_o,
+                                      &G.ln2_w, &G.ln2_b, &G.w_up,  &G.b_up,  &G.w_down, &G.b_down};
+    LlamaLayer L;
+    for (size_t k = 0; k < table.size(); ++k) split_parts(c, table[k], *in_table_order[k], int64_t(l), L);
+    model.layers.push_back(std::move(L));
+  }
+  for (auto& [name, t] : model.named_tensors()) t->set_name(name);
+  return model;
+}
+
+// Gpt2Model's names are its HF files' (without the "transformer." prefix).
 std::vector<std::pair<std::string, Tensor*>> Gpt2Model::named_tensors() {
   std::vector<std::pair<std::string, Tensor*>> out;
   out.emplace_back("wte.weight", &tok_embd);
@@ -134,18 +219,10 @@ std::vector<std::pair<std::string, Tensor*>> Gpt2Model::named_tensors() {
   for (size_t l = 0; l < layers.size(); ++l) {
     Gpt2Layer& L = layers[l];
     const std::string p = "h." + std::to_string(l) + ".";
-    out.emplace_back(p + "ln_1.weight", &L.ln1_w);
-    out.emplace_back(p + "ln_1.bias", &L.ln1_b);
-    out.emplace_back(p + "attn.c_attn.weight", &L.w_qkv);
-    out.emplace_back(p + "attn.c_attn.bias", &L.b_qkv);
-    out.emplace_back(p + "attn.c_proj.weight", &L.w_o);
-    out.emplace_back(p + "attn.c_proj.bias", &L.b_o);
-    out.emplace_back(p + "ln_2.weight", &L.ln2_w);
-    out.emplace_back(p + "ln_2.bias", &L.ln2_b);
-    out.emplace_back(p + "mlp.c_fc.weight", &L.w_up);
-    out.emplace_back(p + "mlp.c_fc.bias", &L.b_up);
-    out.emplace_back(p + "mlp.c_proj.weight", &L.w_down);
-    out.emplace_back(p + "mlp.c_proj.bias", &L.b_down);
+    Tensor* in_table_order[] = {&L.ln1_w, &L.ln1_b, &L.w_qkv, &L.b_qkv, &L.w_o,  &L.b_o,
+                                &L.ln2_w, &L.ln2_b, &L.w_up,  &L.b_up,  &L.w_down, &L.b_down};
+    const auto& table = gpt2_block_file_tensors();
+    for (size_t k = 0; k < table.size(); ++k) out.emplace_back(p + table[k].hf, in_table_order[k]);
   }
   out.emplace_back("ln_f.weight", &out_norm_w);
   out.emplace_back("ln_f.bias", &out_norm_b);

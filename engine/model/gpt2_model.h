@@ -1,8 +1,10 @@
-// The GPT-2 family decoder (GPT-2, DistilGPT-2, nanoGPT exports): learned absolute
-// position embeddings, pre-LayerNorm blocks with biases, one fused q/k/v projection, a
-// GELU MLP and an LM head tied to the token embeddings. Hugging Face stores the linear
-// weights as Conv1D, [in, out]; the loader transposes them once, so every weight here is
-// [out, in] like nn.Linear (the layout matmul_wt and the compression code expect).
+// The GPT-2 family (GPT-2, DistilGPT-2, nanoGPT exports): learned absolute position
+// embeddings, pre-LayerNorm blocks with biases, one fused q/k/v projection, a GELU MLP and
+// an LM head tied to the token embeddings. MCW runs, calibrates and compresses it as a
+// variant of the llama decoder (LlamaConfig's norm, mlp and learned_positions): its files'
+// tensor table below maps each tensor onto LlamaModel's (c_attn onto q/k/v rows). Hugging
+// Face stores the linear weights as Conv1D, [in, out]; the loader transposes them once.
+// Gpt2Model is GPT-2 in its own files' terms, what MCW writes such files from.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,8 @@
 #include <vector>
 
 #include "engine/io/model_file.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/llama_tensors.h"
 
 namespace mcw {
 
@@ -60,32 +64,30 @@ struct Gpt2Model {
   uint64_t parameter_count() const;
 };
 
-// Throws mcw::Error naming the file and the offending tensor/key when the tensors do not
-// match the config (missing layer, wrong shape, unsupported dtype).
-Gpt2Model load_gpt2(const ModelFile& m);
-Gpt2Model load_gpt2(const std::string& path);
+// Whether a file holds a GPT-2 (HF model_type / architectures, GGUF general.architecture).
+bool is_gpt2(const ModelFile& m);
 
-// Keys and values of every layer for the positions seen so far.
-class Gpt2Cache {
- public:
-  Gpt2Cache(const Gpt2Config& cfg, int64_t capacity);
-  int64_t size() const { return len_; }
-  int64_t capacity() const { return cap_; }
-  void clear() { len_ = 0; }
-  float* k(int64_t layer, int64_t pos) { return &k_[size_t((layer * cap_ + pos) * dim_)]; }
-  float* v(int64_t layer, int64_t pos) { return &v_[size_t((layer * cap_ + pos) * dim_)]; }
-  void advance(int64_t n) { len_ += n; }
+// GPT-2's hyper-parameters as the llama decoder's variant, and back.
+LlamaConfig llama_config_of(const Gpt2Config& g);
+Gpt2Config gpt2_config_of(const LlamaConfig& c);
 
- private:
-  int64_t cap_, dim_, len_ = 0;
-  std::vector<float> k_, v_;
+// A tensor of GPT-2's blocks as its files name it, and the tensors of MCW's model it holds
+// (in row order: c_attn holds q, k, v).
+struct Gpt2FileTensor {
+  const char* hf;    // after "h.N.": "attn.c_attn.weight"
+  const char* gguf;  // after "blk.N.": "attn_qkv.weight"
+  std::vector<BlockRole> parts;
+  bool conv1d;  // HF stores it [in, out]
 };
+const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors();
 
-// Runs `tokens` at positions cache.size()... and appends them to the cache. Writes the
-// logits of every position to `logits` ([tokens.size(), vocab]) when it is not null, or
-// only of the last position to `last_logits` ([vocab]) when that is not null. Throws
-// mcw::Error past n_positions (the model has no embedding for later positions).
-void gpt2_forward(const Gpt2Model& model, std::span<const int32_t> tokens, Gpt2Cache& cache,
-                  float* logits, float* last_logits = nullptr);
+// Loads a GPT-2 file as the llama decoder's variant. Matrices stay views of the mapped file
+// in its dtype except HF's Conv1D weights (transposed once into owned copies of the same
+// dtype); norms and biases are owned f32. Throws mcw::Error naming the file and the
+// offending tensor/key, in the file's own naming, when the tensors do not match the config.
+LlamaModel load_gpt2(const ModelFile& m);
+LlamaModel load_gpt2(const std::string& path);
+// The same model from a Gpt2Model in memory (its tensors shared, c_attn split into rows).
+LlamaModel llama_from_gpt2(const Gpt2Model& m);
 
 }  // namespace mcw

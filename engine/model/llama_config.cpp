@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/config_keys.h"
+#include "engine/model/gpt2_model.h"
 #include "engine/model/rope_freq_factors.h"
 
 namespace mcw {
@@ -180,19 +181,21 @@ void LlamaConfig::validate(const std::string& file) const {
   if (n_heads % n_kv_heads)
     throw Error(file, "attention heads (" + std::to_string(n_heads) +
                           ") are not a multiple of key/value heads (" + std::to_string(n_kv_heads) + ")");
-  if (head_dim % 2) throw Error(file, "head dimension " + std::to_string(head_dim) + " must be even for RoPE");
+  if (head_dim % 2 && !learned_positions) throw Error(file, "head dimension " + std::to_string(head_dim) + " must be even for RoPE");
   if (!(rms_eps > 0)) throw Error(file, "rms norm epsilon must be positive");
   if (!(rope_theta > 0)) throw Error(file, "rope theta must be positive");
   if (sliding_window < 0) throw Error(file, "sliding window must not be negative");
 }
 
 std::string LlamaConfig::hf_model_type() const {
+  if (model_type == "gpt2") return "gpt2";  // its block is no other family's
   if (model_type == "qwen2" && qkv_bias && !o_bias && !down_bias) return "qwen2";
   if (model_type == "phi3" && !qkv_bias && !o_bias && !down_bias && q_dim() == dim) return "phi3";
   return sliding_window > 0 ? "mistral" : "llama";
 }
 
 json LlamaConfig::to_hf_config() const {
+  if (model_type == "gpt2") return gpt2_config_of(*this).to_hf_config();
   json j;
   const std::string type = hf_model_type();
   const bool qwen2 = type == "qwen2", mistral = type == "mistral", phi3 = type == "phi3";
@@ -250,6 +253,7 @@ json LlamaConfig::to_hf_config() const {
 }
 
 LlamaConfig llama_config_from(const ModelFile& m) {
+  if (is_gpt2(m)) return llama_config_of(gpt2_config_from(m));  // checked in GPT-2's key names
   LlamaConfig c;
   switch (m.format) {
     case ModelFormat::HFDirectory: c = from_hf(m); break;

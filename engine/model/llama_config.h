@@ -27,9 +27,15 @@ struct LongRope {
   bool enabled() const { return !short_factor.empty(); }
 };
 
+// How a block normalises its inputs: RMSNorm (llama) or LayerNorm with a bias (GPT-2).
+enum class NormKind { Rms, Layer };
+// The MLP: SwiGLU, silu(x·Wgᵀ) ⊙ (x·Wuᵀ) (llama), or GPT-2's ungated GELU of x·Wuᵀ + b,
+// with the tanh approximation (gelu_new) or the exact erf form.
+enum class MlpKind { SwiGlu, GeluTanh, GeluErf };
+
 struct LlamaConfig {
-  // The family it came from ("llama", "mistral", "qwen2"), so that a saved config says the
-  // same where it can (to_hf_config).
+  // The family it came from ("llama", "mistral", "qwen2", "phi3", "gpt2"), so that a saved
+  // config says the same where it can (to_hf_config).
   std::string model_type = "llama";
   int64_t vocab_size = 0, dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0;
   int64_t head_dim = 0;  // usually dim / n_heads
@@ -45,6 +51,16 @@ struct LlamaConfig {
   // Mistral's sliding-window attention: a query sees the last `sliding_window` positions,
   // itself included (HF masks keys with q − k >= sliding_window); 0: every earlier one.
   int64_t sliding_window = 0;
+  // GPT-2's block: LayerNorm (rms_eps is its epsilon), learned absolute positions added to
+  // the token embeddings instead of rotary ones (max_seq_len rows, and no position past
+  // them), an ungated GELU MLP with an up_proj bias, and (scale_attention false) scores
+  // not divided by sqrt(head_dim) where its config says so.
+  NormKind norm = NormKind::Rms;
+  MlpKind mlp = MlpKind::SwiGlu;
+  bool learned_positions = false, up_bias = false, scale_attention = true;
+
+  bool gated_mlp() const { return mlp == MlpKind::SwiGlu; }
+  bool layer_norm() const { return norm == NormKind::Layer; }
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -47,7 +47,7 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
   // LongRoPE scales cos and sin, so q·k, by its attention factor squared.
   const double af = c.long_rope.attention_factor;
-  const float scale = float(af * af / std::sqrt(double(hd)));
+  const float scale = float(af * af / (c.scale_attention ? std::sqrt(double(hd)) : 1.0));
   const auto first_key = [&](int64_t t) {  // the first position row t attends to
     return c.sliding_window > 0 ? std::max<int64_t>(0, p0 + t + 1 - c.sliding_window) : 0;
   };
@@ -131,8 +131,10 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
   linear(hook, l, LlamaLinear::K, L.wk, xn, T, k.data(), bias_of(L.bk));
   linear(hook, l, LlamaLinear::V, L.wv, xn, T, v.data(), bias_of(L.bv));
   for (int64_t t = 0; t < T; ++t) {
-    rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
-    rope_row(k.data() + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
+    if (!c.learned_positions) {
+      rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
+      rope_row(k.data() + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
+    }
     std::copy(k.data() + t * KV, k.data() + (t + 1) * KV, cache.k(l, p0 + t));
     std::copy(v.data() + t * KV, v.data() + (t + 1) * KV, cache.v(l, p0 + t));
   }
@@ -149,8 +151,14 @@ static void mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, 
                        float* g, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
-  std::vector<float> u(size_t(T * c.hidden_dim)), xq;
+  std::vector<float> xq;
   xn = linear_input(L, kActInt8GateUp, xn, T, c.dim, xq);
+  if (!c.gated_mlp()) {  // GPT-2: gelu(x·Wuᵀ + b)
+    linear(hook, layer, LlamaLinear::Up, L.w_up, xn, T, g, bias_of(L.b_up));
+    (c.mlp == MlpKind::GeluTanh ? gelu_tanh : gelu_erf)(g, T * c.hidden_dim);
+    return;
+  }
+  std::vector<float> u(size_t(T * c.hidden_dim));
   linear(hook, layer, LlamaLinear::Gate, L.w_gate, xn, T, g);
   linear(hook, layer, LlamaLinear::Up, L.w_up, xn, T, u.data());
   silu_mul(g, u.data(), T * c.hidden_dim);
@@ -184,15 +192,34 @@ void llama_add_down_proj(const LlamaModel& model, int64_t layer, const float* g,
   add_down_proj(model, layer, g, T, x, nullptr);
 }
 
-void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x) {
+void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x,
+                 int64_t first_position) {
   const LlamaConfig& c = model.cfg;
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    const int32_t id = tokens[t];
+  const int64_t T = int64_t(tokens.size()), D = c.dim;
+  if (c.learned_positions && first_position + T > c.max_seq_len)
+    throw Error("", "context of " + std::to_string(first_position + T) +
+                        " tokens exceeds the model's " + std::to_string(c.max_seq_len) +
+                        " positions (n_positions)");
+  std::vector<float> pos(c.learned_positions ? size_t(D) : 0);
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[size_t(t)];
     if (id < 0 || id >= c.vocab_size)
       throw Error("", "token id " + std::to_string(id) + " is outside the vocabulary (" +
                           std::to_string(c.vocab_size) + ")");
-    weight_rows_f32(model.tok_embd, id, int64_t(id) + 1, x + int64_t(t) * c.dim);
+    float* row = x + t * D;
+    weight_rows_f32(model.tok_embd, id, int64_t(id) + 1, row);
+    if (!c.learned_positions) continue;
+    weight_rows_f32(model.pos_embd, first_position + t, first_position + t + 1, pos.data());
+    for (int64_t i = 0; i < D; ++i) row[i] += pos[size_t(i)];
   }
+}
+
+void llama_norm(const LlamaConfig& c, const float* x, const Tensor& w, const Tensor& b, float* out,
+                int64_t T) {
+  if (c.layer_norm())
+    layernorm_rows(x, w.as<float>(), b.as<float>(), out, T, c.dim, c.rms_eps);
+  else
+    rmsnorm_rows(x, w.as<float>(), out, T, c.dim, c.rms_eps);
 }
 
 void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVCache& cache,
@@ -206,14 +233,14 @@ void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVC
                         std::to_string(cache.capacity()) + ")");
 
   std::vector<float> x(size_t(T * D)), xn(size_t(T * D)), att(size_t(T * Q)), g(size_t(T * H));
-  llama_embed(model, tokens, x.data());
+  llama_embed(model, tokens, x.data(), p0);
   const std::vector<float> inv_freq = rope_inv_freq(c);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
-    rmsnorm_rows(x.data(), L.attn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
+    llama_norm(c, x.data(), L.attn_norm, L.attn_norm_b, xn.data(), T);
     attention_block(model, l, xn.data(), T, cache, p0, inv_freq, att.data(), hook);
     add_o_proj(model, l, att.data(), T, x.data(), hook);
-    rmsnorm_rows(x.data(), L.ffn_norm.as<float>(), xn.data(), T, D, c.rms_eps);
+    llama_norm(c, x.data(), L.ffn_norm, L.ffn_norm_b, xn.data(), T);
     mlp_hidden(model, l, xn.data(), T, g.data(), hook);
     add_down_proj(model, l, g.data(), T, x.data(), hook);
   }
@@ -221,10 +248,10 @@ void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVC
 
   const Tensor& head = model.lm_head();
   if (logits) {
-    rmsnorm_rows(x.data(), model.out_norm.as<float>(), xn.data(), T, D, c.rms_eps);
+    llama_norm(c, x.data(), model.out_norm, model.out_norm_b, xn.data(), T);
     linear(hook, -1, LlamaLinear::Head, head, xn.data(), T, logits);
   } else if (last_logits) {
-    rmsnorm_rows(x.data() + (T - 1) * D, model.out_norm.as<float>(), xn.data(), 1, D, c.rms_eps);
+    llama_norm(c, x.data() + (T - 1) * D, model.out_norm, model.out_norm_b, xn.data(), 1);
     linear(hook, -1, LlamaLinear::Head, head, xn.data(), 1, last_logits);
   }
 }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "engine/core/error.h"
+#include "engine/model/gpt2_model.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/llama_tensors.h"
 #include "engine/kernels/stored_matmul.h"
@@ -117,6 +118,7 @@ Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, b
 }
 
 LlamaModel load_llama(const ModelFile& m) {
+  if (is_gpt2(m)) return load_gpt2(m);  // its own files' table
   LlamaModel model;
   LlamaConfig& c = model.cfg = llama_config_from(m);
   const Names n{m.format != ModelFormat::HFDirectory};
@@ -161,10 +163,12 @@ LlamaModel load_llama(const std::string& path) { return load_llama(open_model_fi
 std::vector<std::pair<std::string, Tensor*>> LlamaModel::named_tensors() {
   std::vector<std::pair<std::string, Tensor*>> out;
   out.emplace_back("model.embed_tokens.weight", &tok_embd);
+  if (cfg.learned_positions) out.emplace_back("model.embed_positions.weight", &pos_embd);
   for (size_t l = 0; l < layers.size(); ++l)
     for (const BlockTensor& t : llama_block_tensors())
       if (t.present(cfg)) out.emplace_back(block_tensor_name(int64_t(l), t), &(layers[l].*t.member));
   out.emplace_back("model.norm.weight", &out_norm);
+  if (cfg.layer_norm()) out.emplace_back("model.norm.bias", &out_norm_b);
   if (!cfg.tie_embeddings) out.emplace_back("lm_head.weight", &output);
   return out;
 }

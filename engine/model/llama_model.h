@@ -30,12 +30,15 @@ struct LlamaLayer {
   Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv;  // biases empty unless cfg.qkv_bias
   Tensor ffn_norm, w_gate, w_up, w_down;
   Tensor bo, b_down;     // empty unless cfg.o_bias / cfg.down_bias
+  Tensor attn_norm_b, ffn_norm_b;  // LayerNorm's biases (cfg.layer_norm())
+  Tensor b_up;                     // empty unless cfg.up_bias; w_gate empty unless gated
   uint8_t act_int8 = 0;  // ActInt8 bits
 };
 
 struct LlamaModel {
   LlamaConfig cfg;
   Tensor tok_embd, out_norm, output;  // output empty when tied to tok_embd
+  Tensor pos_embd, out_norm_b;         // learned positions [max_seq_len, D]; LayerNorm bias
   std::vector<LlamaLayer> layers;
 
   const Tensor& lm_head() const { return cfg.tie_embeddings ? tok_embd : output; }
@@ -74,10 +77,16 @@ class KVCache {
 };
 
 // The pieces of one decoder block, for code that walks the model block by block
-// (calibration): token embeddings [T, D]; the attention output of `layer` before o_proj
-// for a normed input xn [T, D] of a fresh window (positions 0..T-1) -> [T, q_dim]; and the
-// SwiGLU hidden activations silu(xn·Wgᵀ) ⊙ (xn·Wuᵀ) -> [T, hidden_dim].
-void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x);
+// (calibration): token embeddings [T, D] (with the learned positions from
+// `first_position` on, where the model has them); the attention output of `layer` before
+// o_proj for a normed input xn [T, D] of a fresh window (positions 0..T-1) -> [T, q_dim];
+// and the MLP's hidden activations, silu(xn·Wgᵀ) ⊙ (xn·Wuᵀ) or gelu(xn·Wuᵀ + b) ->
+// [T, hidden_dim].
+void llama_embed(const LlamaModel& model, std::span<const int32_t> tokens, float* x,
+                 int64_t first_position = 0);
+// out [T, D] = the block's norm of x [T, D] with weight w (and bias b for LayerNorm).
+void llama_norm(const LlamaConfig& c, const float* x, const Tensor& w, const Tensor& b, float* out,
+                int64_t T);
 void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
                             float* att);
 void llama_mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T, float* g);

@@ -12,6 +12,9 @@ bool always(const LlamaConfig&) { return true; }
 bool qkv_bias(const LlamaConfig& c) { return c.qkv_bias; }
 bool o_bias(const LlamaConfig& c) { return c.o_bias; }
 bool down_bias(const LlamaConfig& c) { return c.down_bias; }
+bool up_bias(const LlamaConfig& c) { return c.up_bias; }
+bool gated(const LlamaConfig& c) { return c.gated_mlp(); }
+bool layer_norm(const LlamaConfig& c) { return c.layer_norm(); }
 
 constexpr const char* kBlockPrefix = "model.layers.";
 
@@ -40,6 +43,8 @@ const std::vector<BlockTensor>& llama_block_tensors() {
   static const std::vector<BlockTensor> table = {
       {R::AttnNorm, "input_layernorm.weight", "attn_norm.weight", &L::attn_norm, W::Model, W::One,
        0, false, always},
+      {R::AttnNormBias, "input_layernorm.bias", "attn_norm.bias", &L::attn_norm_b, W::Model,
+       W::One, 0, false, layer_norm},
       {R::Q, "self_attn.q_proj.weight", "attn_q.weight", &L::wq, W::Q, W::Model, kActInt8Qkv, true,
        always},
       {R::K, "self_attn.k_proj.weight", "attn_k.weight", &L::wk, W::KV, W::Model, kActInt8Qkv, true,
@@ -55,10 +60,14 @@ const std::vector<BlockTensor>& llama_block_tensors() {
        o_bias},
       {R::FfnNorm, "post_attention_layernorm.weight", "ffn_norm.weight", &L::ffn_norm, W::Model,
        W::One, 0, false, always},
+      {R::FfnNormBias, "post_attention_layernorm.bias", "ffn_norm.bias", &L::ffn_norm_b, W::Model,
+       W::One, 0, false, layer_norm},
       {R::Gate, "mlp.gate_proj.weight", "ffn_gate.weight", &L::w_gate, W::Hidden, W::Model,
-       kActInt8GateUp, false, always},
+       kActInt8GateUp, false, gated},
       {R::Up, "mlp.up_proj.weight", "ffn_up.weight", &L::w_up, W::Hidden, W::Model, kActInt8GateUp,
        false, always},
+      {R::UpBias, "mlp.up_proj.bias", "ffn_up.bias", &L::b_up, W::Hidden, W::One, 0, false,
+       up_bias},
       {R::Down, "mlp.down_proj.weight", "ffn_down.weight", &L::w_down, W::Model, W::Hidden,
        kActInt8Down, false, always},
       {R::DownBias, "mlp.down_proj.bias", "ffn_down.bias", &L::b_down, W::Model, W::One, 0, false,

@@ -29,7 +29,10 @@ enum class BlockRole {
   Gate,
   Up,
   Down,
-  DownBias
+  DownBias,
+  AttnNormBias,  // GPT-2's LayerNorm biases and up_proj bias
+  FfnNormBias,
+  UpBias
 };
 
 // A dimension of a block tensor under a config.

@@ -60,7 +60,8 @@ TEST(CliGpt2, EvalMatchesTheEngine) {
   const auto tok = load_tokenizer(open_model_file(d.dir));
   const std::vector<int32_t> ids = tok->encode(kText, false);
   ASSERT_LT(ids.size(), std::string(kText).size());  // the merges did something
-  const auto lm = causal_lm_view(d.model);
+  const LlamaModel decoder = llama_from_gpt2(d.model);
+  const auto lm = causal_lm_view(decoder);
   const EvalResult want = evaluate(*lm, ids, {32, 16});
 
   const Result r = run_mcw("eval " + d.dir + " --text " + d.text +
@@ -85,15 +86,16 @@ TEST(CliGpt2, GenerateIsGreedyDecodingOfTheModel) {
   const Gpt2Dir d = make_model("generate");
   const auto tok = load_tokenizer(open_model_file(d.dir));
   std::vector<int32_t> ids = tok->encode("the", true);
-  Gpt2Cache cache(d.model.cfg, 64);
+  const LlamaModel decoder = llama_from_gpt2(d.model);
+  KVCache cache(decoder.cfg, 64);
   std::vector<float> logits(259);
-  gpt2_forward(d.model, ids, cache, nullptr, logits.data());
+  llama_forward(decoder, ids, cache, nullptr, logits.data());
   std::string want;
   for (int i = 0; i < 6; ++i) {
     const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     if (next == tok->eos_id()) break;
     want += tok->token_to_piece(next);
-    gpt2_forward(d.model, std::span(&next, 1), cache, nullptr, logits.data());
+    llama_forward(decoder, std::span(&next, 1), cache, nullptr, logits.data());
   }
   ASSERT_FALSE(want.empty());
   const Result g = run_mcw("generate " + d.dir + " --prompt the --max-tokens 6");

@@ -175,11 +175,15 @@ std::vector<Vec> reference_logits(const RefModel& r, const std::vector<int32_t>&
   return logits;
 }
 
-std::vector<float> forward_all(const Gpt2Model& m, const std::vector<int32_t>& toks) {
-  Gpt2Cache cache(m.cfg, int64_t(toks.size()));
+// GPT-2 runs as the llama decoder's variant.
+std::vector<float> forward_all(const LlamaModel& m, const std::vector<int32_t>& toks) {
+  KVCache cache(m.cfg, int64_t(toks.size()));
   std::vector<float> logits(toks.size() * size_t(m.cfg.vocab_size));
-  gpt2_forward(m, toks, cache, logits.data());
+  llama_forward(m, toks, cache, logits.data());
   return logits;
+}
+std::vector<float> forward_all(const Gpt2Model& m, const std::vector<int32_t>& toks) {
+  return forward_all(llama_from_gpt2(m), toks);
 }
 
 // max |got - ref| / max |ref| over all logits.
@@ -251,12 +255,12 @@ TEST(Gpt2Forward, MatchesNaiveReference) {
 }
 
 TEST(Gpt2Forward, DecodeWithCacheEqualsFullRecompute) {
-  const Gpt2Model m = test::random_gpt2(test::tiny_gpt2_config(), 11);
+  const LlamaModel m = llama_from_gpt2(test::random_gpt2(test::tiny_gpt2_config(), 11));
   const int64_t V = m.cfg.vocab_size;
   const std::vector<float> full = forward_all(m, kTokens);
-  Gpt2Cache cache(m.cfg, int64_t(kTokens.size()));
+  KVCache cache(m.cfg, int64_t(kTokens.size()));
   std::vector<float> last(static_cast<size_t>(V));
-  gpt2_forward(m, std::span(kTokens).first(4), cache, nullptr, last.data());
+  llama_forward(m, std::span(kTokens).first(4), cache, nullptr, last.data());
   for (size_t t = 3;; ++t) {
     double err = 0, scale = 0;
     for (int64_t v = 0; v < V; ++v) {
@@ -265,19 +269,19 @@ TEST(Gpt2Forward, DecodeWithCacheEqualsFullRecompute) {
     }
     EXPECT_LT(err / scale, 1e-5) << "position " << t;
     if (t + 1 == kTokens.size()) break;
-    gpt2_forward(m, std::span(kTokens).subspan(t + 1, 1), cache, nullptr, last.data());
+    llama_forward(m, std::span(kTokens).subspan(t + 1, 1), cache, nullptr, last.data());
   }
   EXPECT_EQ(cache.size(), int64_t(kTokens.size()));
 }
 
 TEST(Gpt2Forward, RefusesPositionsBeyondTheTable) {
-  const Gpt2Model m = test::random_gpt2(test::tiny_gpt2_config(), 2);  // 24 positions
-  Gpt2Cache cache(m.cfg, 64);
+  const LlamaModel m = llama_from_gpt2(test::random_gpt2(test::tiny_gpt2_config(), 2));
+  KVCache cache(m.cfg, 64);  // 24 positions in the table
   const std::vector<int32_t> toks(25, 1);
-  EXPECT_THROW(gpt2_forward(m, toks, cache, nullptr), Error);
+  EXPECT_THROW(llama_forward(m, toks, cache, nullptr), Error);
   EXPECT_EQ(cache.size(), 0);
   const std::vector<int32_t> bad = {1, 41};
-  EXPECT_THROW(gpt2_forward(m, bad, cache, nullptr), Error);
+  EXPECT_THROW(llama_forward(m, bad, cache, nullptr), Error);
 }
 
 TEST(Gpt2Files, HfDirectoriesAndGgufGiveIdenticalLogits) {
@@ -306,10 +310,10 @@ TEST(Gpt2Files, HfDirectoriesAndGgufGiveIdenticalLogits) {
 
     for (const std::string& path : {hf, bare, gg}) {
       SCOPED_TRACE(path);
-      const Gpt2Model back = load_gpt2(path);
+      const LlamaModel back = load_gpt2(path);
       EXPECT_EQ(back.cfg.dim, 16);
       EXPECT_EQ(back.cfg.hidden_dim, 24);
-      EXPECT_EQ(back.cfg.n_positions, 24);
+      EXPECT_EQ(back.cfg.max_seq_len, 24);
       EXPECT_EQ(back.cfg.tie_embeddings, tied);
       EXPECT_EQ(back.parameter_count(), m.parameter_count());
       EXPECT_EQ(forward_all(back, kTokens), want);  // f32 all the way: bit for bit
@@ -330,7 +334,7 @@ TEST(Gpt2Files, QuantisedGgufStaysClose) {
   const std::string gg = (test::fresh_temp_dir() / "q8.gguf").string();
   save_gpt2_gguf(m, gg, DType::Q8_0);
   EXPECT_EQ(open_model_file(gg).find("blk.0.attn_qkv.weight")->dtype(), DType::Q8_0);
-  const Gpt2Model back = load_gpt2(gg);
+  const LlamaModel back = load_gpt2(gg);
   EXPECT_LT(relative_error(forward_all(back, kTokens),
                            reference_logits(reference_from_model(m), kTokens)),
             0.05);
@@ -344,7 +348,8 @@ TEST(Gpt2Eval, UniformModelHasPerplexityEqualToVocab) {
     if (t->ndim() == 2 && name != "wpe.weight") *t = Tensor::zeros(DType::F32, t->shape(), name);
   std::vector<int32_t> toks;
   for (int i = 0; i < 60; ++i) toks.push_back(int32_t((i * 7 + 3) % 41));
-  const auto lm = causal_lm_view(m);
+  const LlamaModel decoder = llama_from_gpt2(m);
+  const auto lm = causal_lm_view(decoder);
   const EvalResult r = evaluate(*lm, toks, {16, 8});
   EXPECT_EQ(r.scored, 59);
   EXPECT_NEAR(r.perplexity, 41.0, 41.0 * 1e-12);
@@ -361,7 +366,8 @@ TEST(Gpt2Eval, MatchesNllWorkedOutFromTheLogits) {
     for (size_t v = 0; v < V; ++v) z += std::exp(double(row[v]));
     nll += std::log(z) - double(row[size_t(kTokens[i])]);
   }
-  const auto lm = causal_lm_view(m);
+  const LlamaModel decoder = llama_from_gpt2(m);
+  const auto lm = causal_lm_view(decoder);
   const EvalResult r = evaluate(*lm, kTokens, {16, 16}, lm.get());
   EXPECT_NEAR(r.nll, nll / double(kTokens.size() - 1), 1e-6);
   EXPECT_NEAR(r.kl, 0.0, 1e-12);

@@ -29,7 +29,6 @@ int run_activations(const std::vector<std::string>& argv) {
   const auto calib_path = args.value("calib");
   if (!calib_path) throw UsageError{"activations needs --calib TEXT"};
   const ModelFile file = open_model_file(args.positional()[0]);
-  require_llama_family(file, "activation profiles");
   const LlamaModel model = load_llama(file);
   const auto ids = load_tokenizer(file)->encode(read_text_file(*calib_path), false);
   const auto windows = calibration_windows(ids, args.int_or("windows", 64),

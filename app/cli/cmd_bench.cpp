@@ -55,7 +55,6 @@ int run_bench(const std::vector<std::string>& argv) {
     throw UsageError{"--prefill, --decode and --repeats must be at least 1"};
 
   const ModelFile file = open_model_file(args.positional()[0]);
-  require_llama_family(file, "mcw bench");
   const LlamaModel base = load_llama(file);
   CompressionResult compressed;
   // f32 weights (a model built in memory or saved so) run as f16 or f32; any other dtype

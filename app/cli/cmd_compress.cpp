@@ -69,7 +69,6 @@ int run_compress(const std::vector<std::string>& argv) {
 
   const Recipe recipe = load_recipe(resolve_recipe(*recipe_arg));
   const ModelFile file = open_model_file(args.positional()[0]);
-  require_llama_family(file, "compression");
   const LlamaModel base = load_llama(file);
   // Every mistake surfaces before the long work starts.
   check_targets(recipe, base.tensor_names());

@@ -17,7 +17,8 @@ std::vector<LinearGroup> linear_groups(const LlamaModel& model) {
     for (uint8_t input : kBlockInputs) {
       LinearGroup g{l, {}, 0, ActInt8(input)};
       for (const BlockTensor& t : llama_block_tensors())
-        if (t.input == input) g.names.push_back(block_tensor_name(l, t)), g.in_features = width(c, t.cols);
+        if (t.input == input && t.present(c))
+          g.names.push_back(block_tensor_name(l, t)), g.in_features = width(c, t.cols);
       out.push_back(std::move(g));
     }
   return out;

@@ -73,10 +73,13 @@ ModelShape model_shape(const LlamaConfig& cfg) {
     if (t.present(cfg) && !t.linear()) per_layer += uint64_t(width(cfg, t.rows));
   for (int64_t l = 0; l < cfg.n_layers; ++l)
     for (const BlockTensor& t : llama_block_tensors())
-      if (t.linear()) m.linears.push_back({block_tensor_name(l, t), width(cfg, t.rows), width(cfg, t.cols)});
+      if (t.linear() && t.present(cfg))
+        m.linears.push_back({block_tensor_name(l, t), width(cfg, t.rows), width(cfg, t.cols)});
   const int64_t D = cfg.dim;
   m.other_params = uint64_t(cfg.vocab_size) * uint64_t(D) * (cfg.tie_embeddings ? 1 : 2) +
-                   uint64_t(D) + per_layer * uint64_t(std::max<int64_t>(cfg.n_layers, 0));
+                   uint64_t(D) + per_layer * uint64_t(std::max<int64_t>(cfg.n_layers, 0)) +
+                   (cfg.learned_positions ? uint64_t(cfg.max_seq_len) * uint64_t(D) : 0) +
+                   (cfg.layer_norm() ? uint64_t(D) : 0);  // GPT-2's positions, ln_f's bias
   return m;
 }
 

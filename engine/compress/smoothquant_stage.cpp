@@ -10,12 +10,18 @@
 
 namespace mcw {
 
-void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights,
-                    const std::vector<float>& s) {
+void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights, const std::vector<float>& s,
+                    Tensor* norm_bias) {
   const int64_t n = int64_t(s.size());
   if (norm.numel() != n) throw Error(norm.name(), "smoothing scales do not match the norm's width");
   float* g = norm.mutable_as<float>();
   for (int64_t j = 0; j < n; ++j) g[j] /= s[size_t(j)];
+  if (norm_bias && !norm_bias->empty()) {  // LayerNorm: its output is x̂·g + b, all divided
+    if (norm_bias->numel() != n)
+      throw Error(norm_bias->name(), "smoothing scales do not match the bias");
+    float* b = norm_bias->mutable_as<float>();
+    for (int64_t j = 0; j < n; ++j) b[j] /= s[size_t(j)];
+  }
   for (Tensor* w : weights) {
     if (w->ndim() != 2 || w->dim(1) != n)
       throw Error(w->name(), "smoothing scales do not match the weight's input columns");
@@ -73,7 +79,8 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
         ws.push_back(w);
       }
       const auto s = smoothquant_scales(act_max, w_max, o.alpha);
-      fold_smoothing(in == kActInt8Qkv ? L.attn_norm : L.ffn_norm, ws, s);
+      const bool qkv = in == kActInt8Qkv;
+      fold_smoothing(qkv ? L.attn_norm : L.ffn_norm, ws, s, qkv ? &L.attn_norm_b : &L.ffn_norm_b);
       act_max.clear();
     }
     if (!o.quantize) return;

@@ -17,7 +17,8 @@
 namespace mcw {
 
 // norm[j] /= s[j] and W[:, j] *= s[j] for every weight fed by that norm.
-void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights, const std::vector<float>& s);
+void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights, const std::vector<float>& s,
+                    Tensor* norm_bias = nullptr);
 
 struct SmoothQuantStageOptions {
   float alpha = 0.5f;

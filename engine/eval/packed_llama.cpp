@@ -102,8 +102,9 @@ PackedLlama::PackedLlama(const LlamaModel& model, std::span<const CompressedLaye
     const LlamaLayer& L = model.layers[l];
     const Tensor* ws[7] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down};
     for (int k = 0; k < 7; ++k)
-      pack(name_of(*ws[k], "layer " + std::to_string(l) + " linear " + std::to_string(k)), *ws[k],
-           layers_[l][size_t(k)]);
+      if (!ws[k]->empty())
+        pack(name_of(*ws[k], "layer " + std::to_string(l) + " linear " + std::to_string(k)), *ws[k],
+             layers_[l][size_t(k)]);
   }
   pack(name_of(model.lm_head(), "lm_head.weight"), model.lm_head(), head_);
 }

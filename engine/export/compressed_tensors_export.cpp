@@ -214,6 +214,8 @@ CtExportReport export_compressed_tensors(const std::string& model_dir, const std
   // apart: a Phi-3 goes out with q/k/v and gate/up apart, as the Llama (or, with its
   // window, the Mistral) it computes.
   const LlamaConfig cfg = llama_config_from(model);
+  if (cfg.model_type == "gpt2")  // vLLM's GPT-2 reads Conv1D weights; not written yet
+    throw Error(model_dir, "compressed-tensors export of a GPT-2 is not supported yet");
   const std::vector<Tensor> tensors = hf_unfused(cfg, model.tensors);
   const PackedSafetensorsReader packed(packed_path);
   std::map<std::string, size_t> layer_of;

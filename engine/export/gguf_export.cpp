@@ -272,6 +272,8 @@ std::string gguf_architecture(const LlamaConfig& c) {
 
 GgufExportReport write_llama_gguf(const LlamaModel& model, const std::string& path,
                                   GgufWriteOptions w) {
+  if (model.cfg.model_type == "gpt2")  // llama.cpp's gpt2 tensors and keys are not mapped yet
+    throw Error(path, "GGUF export of a GPT-2 is not supported yet (export it as HF safetensors)");
   std::vector<GGUFKeyValue> kvs = architecture_kvs(model, path);
   for (GGUFKeyValue& kv : w.extra) kvs.push_back(std::move(kv));
   const std::vector<Tensor> rope = rope_tensors(model.cfg);  // the sources point into it

@@ -112,7 +112,7 @@ std::vector<std::string> StreamedLlamaWriter::write_and_map(CompressionResult& r
   for (auto& [n, t] : r.model.named_tensors()) slots[n] = t;
   const LlamaConfig& c = r.model.cfg;
   std::vector<std::string> written;
-  if (c.fused_projections()) {  // the parts stacked into their fused matrices: copies
+  if (c.own_file_layout()) {  // fused, renamed or transposed as the file holds them: copies
     std::vector<Tensor> ts;
     for (const std::string& n : names) {
       Tensor t = converted(*slots.at(n), matrices);

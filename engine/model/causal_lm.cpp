@@ -55,8 +55,9 @@ ModelFamily model_family(const ModelFile& m) {
 
 void require_llama_family(const ModelFile& m, const std::string& what) {
   if (model_family(m) == ModelFamily::Gpt2)
-    throw Error(m.path, "this is a GPT-2 model and " + what +
-                            " is not supported for it: only llama-family models compress today");
+    throw Error(m.path,
+                "this is a GPT-2 model, and " + what +
+                    " needs llama's block: MCW trains no GPT-2 (it runs and compresses one)");
 }
 
 std::unique_ptr<CausalLm> load_causal_lm(const ModelFile& m) {

@@ -51,9 +51,8 @@ enum class ModelFamily { Llama, Gpt2 };
 // everything else goes to the llama loader, which names what it does not support.
 ModelFamily model_family(const ModelFile& m);
 
-// Throws mcw::Error(path, ...) for a model that is not llama-family, for the tools that
-// only handle that family (compression, packed kernels): "<what>: only llama-family models
-// compress today".
+// Throws mcw::Error(path, ...) for a GPT-2, for the tools that train (recovery, adapters):
+// "<what> needs llama's block".
 void require_llama_family(const ModelFile& m, const std::string& what);
 
 // Loads any supported decoder; throws mcw::Error as load_llama / load_gpt2 do.

@@ -1,7 +1,6 @@
 // GPT-2's files as the llama decoder's variant: its tensor table (HF names with or without
 // the "transformer." prefix and Conv1D [in, out] weights; GGUF's gpt2 names, weights
 // already [out, in]), every shape checked against the config in the file's own key names.
-#include <cstring>
 #include <string>
 
 #include "engine/core/error.h"
@@ -9,25 +8,6 @@
 #include "engine/model/gpt2_model.h"
 
 namespace mcw {
-
-const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors() {
-  using R = BlockRole;
-  static const std::vector<Gpt2FileTensor> table = {
-      {"ln_1.weight", "attn_norm.weight", {R::AttnNorm}, false},
-      {"ln_1.bias", "attn_norm.bias", {R::AttnNormBias}, false},
-      {"attn.c_attn.weight", "attn_qkv.weight", {R::Q, R::K, R::V}, true},
-      {"attn.c_attn.bias", "attn_qkv.bias", {R::QBias, R::KBias, R::VBias}, false},
-      {"attn.c_proj.weight", "attn_output.weight", {R::O}, true},
-      {"attn.c_proj.bias", "attn_output.bias", {R::OBias}, false},
-      {"ln_2.weight", "ffn_norm.weight", {R::FfnNorm}, false},
-      {"ln_2.bias", "ffn_norm.bias", {R::FfnNormBias}, false},
-      {"mlp.c_fc.weight", "ffn_up.weight", {R::Up}, true},
-      {"mlp.c_fc.bias", "ffn_up.bias", {R::UpBias}, false},
-      {"mlp.c_proj.weight", "ffn_down.weight", {R::Down}, true},
-      {"mlp.c_proj.bias", "ffn_down.bias", {R::DownBias}, false},
-  };
-  return table;
-}
 
 bool is_gpt2(const ModelFile& m) {
   return m.architecture == "gpt2" || m.architecture == "GPT2LMHeadModel";
@@ -81,21 +61,6 @@ std::string hf_prefix(const ModelFile& m) {
               "missing tensor 'transformer.wte.weight' (or 'wte.weight'): not a GPT-2 checkpoint");
 }
 
-// [r, c] -> [c, r] in the same dtype (HF's Conv1D weights are f32, f16 or bf16).
-Tensor transposed(const Tensor& t, const std::string& path) {
-  const size_t e = size_t(dtype_info(t.dtype()).block_bytes);
-  if (is_block_type(t.dtype()) || (e != 2 && e != 4))
-    throw Error(path, "tensor '" + t.name() + "' has dtype " + std::string(dtype_name(t.dtype())) +
-                          ", which a Conv1D weight cannot be transposed from");
-  const int64_t r = t.dim(0), c = t.dim(1);
-  Tensor out = Tensor::zeros(t.dtype(), {c, r}, t.name());
-  const auto* src = static_cast<const char*>(t.data());
-  auto* dst = static_cast<char*>(out.mutable_data());
-  for (int64_t i = 0; i < r; ++i)
-    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + size_t(j * r + i) * e, src + size_t(i * c + j) * e, e);
-  return out;
-}
-
 class Loader {
  public:
   explicit Loader(const ModelFile& m) : m_(m) {}
@@ -119,7 +84,7 @@ class Loader {
       throw Error(m_.path, "tensor '" + name + "' has rows of " + std::to_string(want[1]) +
                                " values, not whole " + std::string(dtype_name(dt)) + " blocks");
     if (want.size() == 1) return t->f32_copy();  // norms and biases: owned f32
-    return conv1d ? transposed(*t, m_.path) : *t;
+    return conv1d ? conv1d_transposed(*t, m_.path) : *t;
   }
 
  private:
@@ -187,6 +152,7 @@ LlamaModel load_gpt2(const ModelFile& m) {
   const std::string extra = n.layer(c.n_layers, "ln_1.weight", "attn_norm.weight");
   if (m.find(extra))
     throw Error(m.path, "tensor '" + extra + "' is beyond the config's " + kl.substr(0, kl.find(',')));
+  read_activation_int8(m, model);
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
   return model;
 }

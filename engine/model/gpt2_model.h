@@ -80,6 +80,14 @@ struct Gpt2FileTensor {
   bool conv1d;  // HF stores it [in, out]
 };
 const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors();
+// A 2-D f32/f16/bf16 tensor transposed, in its dtype (HF's Conv1D weights are [in, out]);
+// throws naming `file` for any other.
+Tensor conv1d_transposed(const Tensor& t, const std::string& file);
+// MCW's tensors of a GPT-2 (named as LlamaModel names them) as GPT2LMHeadModel's HF file
+// holds them: renamed, q/k/v stacked into c_attn, Conv1D weights transposed (copies);
+// gpt2_model_tensors is the reverse (row views of each transposed file tensor).
+std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts);
+std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor> ts);
 
 // Loads a GPT-2 file as the llama decoder's variant. Matrices stay views of the mapped file
 // in its dtype except HF's Conv1D weights (transposed once into owned copies of the same

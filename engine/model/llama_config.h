@@ -75,6 +75,9 @@ struct LlamaConfig {
   std::string hf_model_type() const;
   // Whether the HF files hold q/k/v and gate/up fused (Phi-3's qkv_proj, gate_up_proj).
   bool fused_projections() const { return hf_model_type() == "phi3"; }
+  // Whether HF files hold the tensors otherwise than MCW's model does (fused, renamed or
+  // transposed: Phi-3, GPT-2), so that writers go through hf_fused and readers hf_unfused.
+  bool own_file_layout() const { return fused_projections() || model_type == "gpt2"; }
 };
 
 // From HF config.json (model_type llama/mistral/qwen2), GGUF `<arch>.*` keys, or the

@@ -79,9 +79,11 @@ void check_zero_bias(const Loader& ld, const std::string& name, int64_t n) {
       throw Error(ld.path(), "tensor '" + name + "' is a non-zero bias, which is not supported");
 }
 
+}  // namespace
+
 // The per-layer ActInt8 masks of a W8A8 model: config.json "mcw_activation_int8" or GGUF
 // "mcw.activation_int8", an array with one integer in 0..15 per layer.
-void read_act_int8(const ModelFile& m, LlamaModel& model) {
+void read_activation_int8(const ModelFile& m, LlamaModel& model) {
   const char* key = m.format == ModelFormat::HFDirectory ? "mcw_activation_int8" : "mcw.activation_int8";
   auto it = m.hparams.find(key);
   if (it == m.hparams.end() || it->is_null()) return;
@@ -97,8 +99,6 @@ void read_act_int8(const ModelFile& m, LlamaModel& model) {
     model.layers[l].act_int8 = uint8_t(v.get<int64_t>());
   }
 }
-
-}  // namespace
 
 Tensor permute_rotary_rows(const Tensor& w, int64_t n_heads, int64_t head_dim, bool inverse) {
   const int64_t cols = w.ndim() == 2 ? w.dim(1) : 1, half = head_dim / 2;
@@ -152,7 +152,7 @@ LlamaModel load_llama(const ModelFile& m) {
     check_zero_bias(ld, n.layer(l, "mlp.up_proj.bias", "ffn_up.bias"), H);
     model.layers.push_back(std::move(L));
   }
-  read_act_int8(m, model);
+  read_activation_int8(m, model);
   // Give every weight its HF name, whatever file it came from.
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
   return model;

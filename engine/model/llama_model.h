@@ -53,6 +53,9 @@ struct LlamaModel {
 // match the config (missing layer, wrong shape, unsupported dtype).
 LlamaModel load_llama(const ModelFile& m);
 LlamaModel load_llama(const std::string& path);
+// The per-layer ActInt8 masks a W8A8 model's file holds (config.json "mcw_activation_int8"
+// or GGUF "mcw.activation_int8"), set on `model`'s layers; throws naming the key when bad.
+void read_activation_int8(const ModelFile& m, LlamaModel& model);
 
 // Rows of a q/k projection in Meta's interleaved rotary order -> HF's rotate-half order
 // (and back, inverse = true), per head of size head_dim.

@@ -10,6 +10,7 @@
 #include "engine/io/gguf.h"  // gguf_tensor_from_f32 for llama2.c
 #include "engine/io/llama2c.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/gpt2_model.h"
 #include "engine/model/llama_tensors.h"
 
 namespace mcw {
@@ -25,6 +26,7 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
   // attention_bias / mlp_bias make transformers expect every bias of the group: the ones
   // this model does not have are written as zeros (the same function).
   std::vector<Tensor> ts;
+  if (c.model_type == "gpt2") return ts;  // GPT-2's file has every bias it reads
   auto zeros = [&](const std::string& name, int64_t n) {
     ts.push_back(Tensor::zeros(DType::F32, {n}, name));
   };
@@ -43,6 +45,7 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
 }
 
 std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
+  if (c.model_type == "gpt2") return gpt2_file_tensors(std::move(ts));
   if (!c.fused_projections()) return ts;
   // (layer, fused matrix) -> its parts, by role order
   std::map<std::pair<int64_t, const FusedTensor*>, std::vector<Tensor*>> groups;
@@ -86,6 +89,7 @@ std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
 }
 
 std::vector<Tensor> hf_unfused(const LlamaConfig& c, std::vector<Tensor> ts) {
+  if (c.model_type == "gpt2") return gpt2_model_tensors(c, std::move(ts));
   if (!c.fused_projections()) return ts;
   std::vector<Tensor> out;
   for (Tensor& t : ts) {

@@ -20,6 +20,7 @@
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/train/llama_backprop.h"
 #include "engine/train/recovery.h"
 
 namespace mcw {
@@ -227,7 +228,6 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
   if (p.evaluation_path.empty())
     throw Error(project_file, "the project has no evaluation text, so runs cannot be scored");
   in.file = open_model_file(p.model_path);
-  require_llama_family(in.file, "a compression project");
   in.base = load_llama(in.file);
   in.fingerprint = model_fingerprint(in.file);
   in.tokenizer = load_tokenizer(in.file);
@@ -289,6 +289,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
             if (recipe.prediction.contains(k))
               m.push_back({std::string("predicted_") + k, recipe.prediction[k].get<double>()});
         check_targets(recipe, in.base.tensor_names());
+        if (!recipe.recovery.empty()) require_trainable(in.base.cfg);  // before the long work
         if (recipe_needs_calibration(recipe) && in.calibration_tokens.empty())
           throw Error(source, "this recipe needs calibration text and the project has none");
         CompressOptions co;

@@ -25,6 +25,14 @@ void check_cancel(const CancelToken* c) {
 
 }  // namespace
 
+void require_trainable(const LlamaConfig& c) {
+  if (!c.gated_mlp() || c.layer_norm() || c.learned_positions)
+    throw Error("",
+                "training (recovery, QAT, Block-AP) covers llama's block (RMSNorm, rotary "
+                "positions, a gated MLP); a " +
+                    c.model_type + " block is not supported");
+}
+
 LlamaModel zeros_like(const LlamaModel& m) {
   LlamaModel g = m;  // config and layer count; every tensor is replaced below
   auto src = m.named_tensors();

@@ -35,6 +35,9 @@ struct LlamaActivations {
 };
 
 // A model of zero tensors with the same config, shapes and names.
+// Throws mcw::Error unless the backward passes here cover the model's block: llama's
+// (RMSNorm, rotary positions, SwiGLU), not GPT-2's variant.
+void require_trainable(const LlamaConfig& c);
 LlamaModel zeros_like(const LlamaModel& m);
 // An independent copy (Tensor copies share bytes; this one does not).
 LlamaModel clone_model(const LlamaModel& m);

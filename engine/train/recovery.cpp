@@ -572,6 +572,7 @@ RecoveryResult recover_compressed(const LlamaModel& compressed, const LlamaModel
                                   std::span<const int32_t> train_tokens,
                                   std::span<const int32_t> eval_tokens, const RecoveryOptions& o,
                                   const ProgressFn& progress, const CancelToken* cancel) {
+  require_trainable(compressed.cfg);
   if (o.method == RecoveryOptions::Method::Qat)
     return recover_qat(compressed, teacher, layers, train_tokens, eval_tokens, o, progress, cancel);
   if (o.method == RecoveryOptions::Method::BlockAp)

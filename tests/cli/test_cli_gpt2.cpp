@@ -1,8 +1,9 @@
 // `mcw` on a tiny GPT-2 Hugging Face directory with a byte-level tokenizer.json: eval and
-// generate give what the engine computes in-process; inspect shows it; compress refuses
-// it in one line.
+// generate give what the engine computes in-process; inspect shows it; compress writes a
+// GPT-2 back.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "../engine/gpt2_test_util.h"
@@ -103,15 +104,32 @@ TEST(CliGpt2, GenerateIsGreedyDecodingOfTheModel) {
   EXPECT_EQ(g.out, want);
 }
 
-TEST(CliGpt2, InspectShowsItAndCompressRefusesIt) {
+// `mcw compress` of a GPT-2 writes a GPT-2 that `mcw eval` reads, close to the source;
+// recovery (training) refuses it in one line.
+TEST(CliGpt2, InspectShowsItAndCompressWritesAGpt2) {
   const Gpt2Dir d = make_model("inspect");
   const Result r = run_mcw("inspect " + d.dir + " --no-stats");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("architecture  gpt2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("transformer.h.1.attn.c_attn.weight"), std::string::npos);
-  const std::string out = (fresh_dir("inspect_out") / "c").string();
-  expect_one_line_error(run_mcw("compress " + d.dir + " --recipe w4g128-rtn --out " + out), d.dir,
-                        "only llama-family models compress today");
+  const std::filesystem::path work = fresh_dir("inspect_out");
+  const std::string out = (work / "c").string(), recipe = (work / "w8.yaml").string();
+  write_bytes(recipe, "stages:\n  - algorithm: gptq\n    bits: 8\n    group_size: 0\n");
+  const Result c =
+      run_mcw("compress " + d.dir + " --recipe " + recipe + " --calib " + d.text + " --out " + out);
+  ASSERT_EQ(c.code, 0) << c.err;
+  const auto config = nlohmann::json::parse(std::ifstream(out + "/config.json"));
+  EXPECT_EQ(config["architectures"][0], "GPT2LMHeadModel");
+  const std::string args = " --text " + d.text + " --window 32 --stride 16 --json";
+  const Result a = run_mcw("eval " + d.dir + args), b = run_mcw("eval " + out + args);
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  const double pa = nlohmann::json::parse(a.out)["perplexity"],
+               pb = nlohmann::json::parse(b.out)["perplexity"];
+  EXPECT_NE(pa, pb);               // the weights changed
+  EXPECT_NEAR(pb, pa, 0.02 * pa);  // by 8-bit codes' worth
+  expect_one_line_error(run_mcw("recover " + out + " --text " + d.text + " --out " + out + "-r"),
+                        out, "recovery needs llama's block");
 }
 
 TEST(CliGpt2, GgufFileEvaluatesLikeTheDirectory) {

@@ -9,10 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compress_test_util.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/export/streamed_llama_writer.h"
-#include "compress_test_util.h"
+#include "gpt2_test_util.h"
 #include "llama_reference.h"
 #include "llama_test_util.h"
 #include "temp_files.h"
@@ -52,7 +53,13 @@ Run run(const fs::path& dir, const std::string& yaml, int stop_after, bool resum
         const std::string& model_type = "llama") {
   LlamaConfig c = test::compress_config(3);
   c.model_type = model_type;
-  const LlamaModel base = test::random_llama(c, 3);
+  LlamaModel base = test::random_llama(c, 3);
+  if (model_type == "gpt2") {  // GPT-2's block at the same widths
+    Gpt2Config g = test::tiny_gpt2_config();
+    g.vocab_size = 37, g.dim = c.dim, g.hidden_dim = c.hidden_dim, g.n_layers = c.n_layers;
+    g.n_heads = c.n_heads, g.n_positions = 64;
+    base = llama_from_gpt2(test::random_gpt2(g, 3));
+  }
   const Recipe recipe = parse_recipe(yaml, "test.yaml");
   CompressOptions o;
   o.calib_windows = 5, o.calib_window = 40;
@@ -158,6 +165,27 @@ TEST(CompressResume, Phi3WrittenFusedStoppedAnywhere) {
   EXPECT_EQ(index.find("mlp.up_proj"), std::string::npos);
   const LlamaModel back = load_llama(dir.string());
   EXPECT_EQ(back.cfg.model_type, "phi3");
+  const std::vector<int32_t> toks = {1, 7, 30, 2, 9, 14};
+  EXPECT_EQ(test::engine_logits(back, toks), test::engine_logits(whole.result.model, toks));
+}
+
+// A GPT-2 is written back as a GPT-2 (c_attn fused, Conv1D weights transposed) in the
+// scratch shards and the output, and read back through its table when resumed.
+TEST(CompressResume, Gpt2WrittenAsItselfStoppedAnywhere) {
+  const std::string yaml =
+      "stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n  - algorithm: gptq\n    bits: 4\n"
+      "    group_size: 32\n";
+  expect_resume_equals_uninterrupted(yaml, CompressOptions::Activations::Auto, "gpt2");
+  const auto dir = test::fresh_temp_dir();
+  const ::Run whole = run(dir, yaml, 0, false, CompressOptions::Activations::Auto, "gpt2");
+  const auto config = nlohmann::json::parse(contents(dir / "config.json"));
+  EXPECT_EQ(config["model_type"], "gpt2");
+  const std::string index = contents(dir / "model.safetensors.index.json");
+  EXPECT_NE(index.find("transformer.h.2.attn.c_attn.weight"), std::string::npos);
+  EXPECT_NE(index.find("transformer.wpe.weight"), std::string::npos);
+  EXPECT_EQ(index.find("q_proj"), std::string::npos);
+  const LlamaModel back = load_llama(dir.string());
+  EXPECT_EQ(back.cfg.model_type, "gpt2");
   const std::vector<int32_t> toks = {1, 7, 30, 2, 9, 14};
   EXPECT_EQ(test::engine_logits(back, toks), test::engine_logits(whole.result.model, toks));
 }

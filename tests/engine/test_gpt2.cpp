@@ -4,20 +4,28 @@
 // formats, evaluation through the model-agnostic interface, and one-line errors.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <numbers>
 #include <optional>
 
+#include "engine/compress/calibrate.h"
+#include "engine/compress/compress_llama.h"
+#include "engine/compress/smoothquant_stage.h"
 #include "engine/core/error.h"
 #include "engine/eval/perplexity.h"
 #include "engine/io/gguf.h"
+#include "engine/io/safetensors.h"
 #include "engine/kernels/ops.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/gpt2_save.h"
 #include "engine/model/llama_save.h"
+#include "engine/recipe/recipe.h"
+#include "engine/train/llama_backprop.h"
 #include "gpt2_test_util.h"
 #include "temp_files.h"
 
@@ -128,7 +136,12 @@ double gelu(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
 }
 
-std::vector<Vec> reference_logits(const RefModel& r, const std::vector<int32_t>& toks) {
+// Each block's four linear inputs, one row per token: ln_1's output (c_attn's), the
+// attention output (c_proj's), ln_2's output (c_fc's) and the GELU (mlp.c_proj's).
+using BlockInputs = std::array<std::vector<Vec>, 4>;
+
+std::vector<Vec> reference_logits(const RefModel& r, const std::vector<int32_t>& toks,
+                                  std::vector<BlockInputs>* inputs = nullptr) {
   const size_t T = toks.size();
   const int64_t D = r.D, hd = D / r.heads;
   std::vector<Vec> x(T, Vec(size_t(D)));
@@ -136,8 +149,12 @@ std::vector<Vec> reference_logits(const RefModel& r, const std::vector<int32_t>&
     for (int64_t i = 0; i < D; ++i)
       x[t][size_t(i)] = r.wte[size_t(toks[t] * D + i)] + r.wpe[size_t(int64_t(t) * D + i)];
   for (const RefBlock& B : r.blocks) {
+    BlockInputs in;
     std::vector<Vec> qkv(T);
-    for (size_t t = 0; t < T; ++t) qkv[t] = B.qkv(layernorm(x[t], B.ln1_w, B.ln1_b, r.eps));
+    for (size_t t = 0; t < T; ++t) {
+      in[0].push_back(layernorm(x[t], B.ln1_w, B.ln1_b, r.eps));
+      qkv[t] = B.qkv(in[0].back());
+    }
     for (size_t t = 0; t < T; ++t) {
       Vec att(size_t(D), 0.0);
       for (int64_t h = 0; h < r.heads; ++h) {
@@ -155,15 +172,19 @@ std::vector<Vec> reference_logits(const RefModel& r, const std::vector<int32_t>&
           for (int64_t i = 0; i < hd; ++i)
             att[size_t(h * hd + i)] += s[u] / z * qkv[u][size_t(2 * D + h * hd + i)];
       }
+      in[1].push_back(att);
       const Vec o = B.proj(att);
       for (int64_t i = 0; i < D; ++i) x[t][size_t(i)] += o[size_t(i)];
     }
     for (size_t t = 0; t < T; ++t) {
-      Vec hidden = B.fc(layernorm(x[t], B.ln2_w, B.ln2_b, r.eps));
+      in[2].push_back(layernorm(x[t], B.ln2_w, B.ln2_b, r.eps));
+      Vec hidden = B.fc(in[2].back());
       for (double& v : hidden) v = gelu(v);
+      in[3].push_back(hidden);
       const Vec o = B.down(hidden);
       for (int64_t i = 0; i < D; ++i) x[t][size_t(i)] += o[size_t(i)];
     }
+    if (inputs) inputs->push_back(std::move(in));
   }
   std::vector<Vec> logits(T, Vec(size_t(r.V), 0.0));
   for (size_t t = 0; t < T; ++t) {
@@ -435,21 +456,127 @@ TEST(Gpt2Errors, GgufKeysAndTensorsAreChecked) {
   expect_load_error(bad, {bad, "missing key 'gpt2.context_length'"});
 }
 
-TEST(Gpt2Errors, OnlyLlamaFamilyModelsCompress) {
+// GPT-2 runs and compresses; what trains (recovery, adapters) needs llama's block.
+TEST(Gpt2Errors, OnlyLlamaFamilyModelsTrain) {
   const fs::path dir = test::fresh_temp_dir();
   const std::string hf = (dir / "hf").string();
   save_gpt2_hf(test::random_gpt2(test::tiny_gpt2_config(), 3), hf);
   const ModelFile f = open_model_file(hf);
   try {
-    require_llama_family(f, "compression");
+    require_llama_family(f, "recovery");
     FAIL() << "a GPT-2 model passed";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("only llama-family models compress today"),
-              std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("recovery needs llama's block"), std::string::npos);
     EXPECT_EQ(e.file(), hf);
   }
   const std::string ll = (dir / "llama").string();
   save_llama_hf(test::random_llama(test::tiny_config(), 1), ll);
   EXPECT_EQ(model_family(open_model_file(ll)), ModelFamily::Llama);
-  EXPECT_NO_THROW(require_llama_family(open_model_file(ll), "compression"));
+  EXPECT_NO_THROW(require_llama_family(open_model_file(ll), "recovery"));
+  EXPECT_THROW(require_trainable(load_llama(f).cfg), Error);
+  EXPECT_NO_THROW(require_trainable(load_llama(ll).cfg));
+}
+
+// Calibration walks GPT-2's block: every group of linears observes exactly the inputs the
+// naive GPT-2 forward computes (ln_1, attention, ln_2, GELU), block after block.
+TEST(Gpt2Compress, CalibrationSeesTheGpt2BlocksInputs) {
+  const Gpt2Model g = test::random_gpt2(test::tiny_gpt2_config(false), 13);
+  LlamaModel m = llama_from_gpt2(g);
+  std::vector<BlockInputs> want;
+  reference_logits(reference_from_model(g), kTokens, &want);
+  std::map<std::pair<int64_t, int>, std::vector<float>> seen;  // (layer, group) -> rows
+  CalibrationHooks hooks;
+  hooks.observe = [&](const LinearGroup& grp, const float* x, int64_t rows) {
+    const int k = grp.input == kActInt8Qkv      ? 0
+                  : grp.input == kActInt8O      ? 1
+                  : grp.input == kActInt8GateUp ? 2
+                                                : 3;
+    seen[{grp.layer, k}].assign(x, x + rows * grp.in_features);
+  };
+  sequential_calibrate(m, {kTokens}, hooks);
+  ASSERT_EQ(seen.size(), 8u);  // 2 blocks x 4 groups: no gate group of its own
+  for (const auto& [key, got] : seen) {
+    const std::vector<Vec>& ref = want[size_t(key.first)][size_t(key.second)];
+    const size_t width = ref[0].size();
+    ASSERT_EQ(got.size(), ref.size() * width) << key.first << "/" << key.second;
+    double err = 0, scale = 0;
+    for (size_t t = 0; t < ref.size(); ++t)
+      for (size_t i = 0; i < width; ++i) {
+        err = std::max(err, std::fabs(double(got[t * width + i]) - ref[t][i]));
+        scale = std::max(scale, std::fabs(ref[t][i]));
+      }
+    EXPECT_LT(err / scale, 1e-5) << "layer " << key.first << " group " << key.second;
+  }
+}
+
+// A compressed GPT-2 is written as a GPT-2 (GPT2LMHeadModel, c_attn fused, Conv1D weights
+// [in, out]) whose logits are the compressed model's; the linears hold RTN's codes, and
+// the norms, biases and positions what they were.
+TEST(Gpt2Compress, CompressedModelIsWrittenBackAsAGpt2) {
+  const fs::path dir = test::fresh_temp_dir();
+  const Gpt2Model g = test::random_gpt2(test::tiny_gpt2_config(), 17);
+  save_gpt2_hf(g, (dir / "src").string());
+  const LlamaModel src = load_gpt2((dir / "src").string());
+  const Recipe r =
+      parse_recipe("stages:\n  - algorithm: gptq\n    bits: 4\n    group_size: 0\n", "r");
+  std::vector<int32_t> calib;
+  for (int i = 0; i < 96; ++i) calib.push_back(int32_t((i * 11 + 5) % 41));
+  CompressOptions co;
+  co.calib_windows = 4, co.calib_window = 24;
+  const CompressionResult c = compress_llama(src, r, calib, co);
+  ASSERT_EQ(c.layers.size(), 2u * 6u);  // q, k, v, o, up, down per block
+  save_llama_hf(c.model, (dir / "out").string());
+
+  const ModelFile f = open_model_file((dir / "out").string());
+  EXPECT_EQ(f.architecture, "gpt2");
+  const auto config = nlohmann::json::parse(test::read_bytes(dir / "out" / "config.json"));
+  EXPECT_EQ(config["architectures"][0], "GPT2LMHeadModel");
+  EXPECT_EQ(config["n_inner"], 24);
+  EXPECT_EQ(f.find("transformer.h.0.attn.c_attn.weight")->shape(), (Shape{16, 48}));
+  EXPECT_EQ(f.find("transformer.h.1.mlp.c_fc.weight")->shape(), (Shape{16, 24}));
+  EXPECT_EQ(f.find("transformer.h.1.attn.c_attn.bias")->shape(), (Shape{48}));
+  EXPECT_EQ(f.find("model.layers.0.self_attn.q_proj.weight"), nullptr);
+  const LlamaModel back = load_gpt2(f);
+  EXPECT_EQ(forward_all(back, kTokens), forward_all(c.model, kTokens));
+  auto values = [](const LlamaModel& model, const std::string& name) {
+    for (const auto& [n, t] : model.named_tensors())
+      if (n == name) return t->to_f32();
+    ADD_FAILURE() << "no tensor " << name;
+    return std::vector<float>{};
+  };
+  // Every linear decodes to its codes (the grid changed them), the rest is the source's.
+  for (const CompressedLayer& l : c.layers) {
+    const std::string& n = l.tensor.name;
+    EXPECT_EQ(values(back, n), l.tensor.dequantize().to_f32()) << n;
+    EXPECT_NE(values(back, n), values(src, n)) << n;
+  }
+  for (const char* n :
+       {"model.layers.1.self_attn.k_proj.bias", "model.layers.0.input_layernorm.bias",
+        "model.embed_positions.weight", "model.norm.bias"})
+    EXPECT_EQ(values(back, n), values(src, n)) << n;
+}
+
+// SmoothQuant folds its scales into LayerNorm's bias as well as its weight (the reference's
+// smooth_ln_fcs divides both), so the smoothed block computes what it did before.
+TEST(Gpt2Compress, SmoothingFoldsIntoTheLayerNormBias) {
+  const LlamaModel m = llama_from_gpt2(test::random_gpt2(test::tiny_gpt2_config(), 19));
+  LlamaModel s = m;
+  LlamaLayer& L = s.layers[0];
+  L.attn_norm = L.attn_norm.f32_copy(), L.attn_norm_b = L.attn_norm_b.f32_copy();
+  std::vector<Tensor*> ws;
+  for (Tensor* w : {&L.wq, &L.wk, &L.wv}) *w = w->f32_copy(), ws.push_back(w);
+  std::vector<float> scale(16);
+  for (size_t j = 0; j < scale.size(); ++j) scale[j] = 0.5f + 0.1f * float(j);
+  fold_smoothing(L.attn_norm, ws, scale, &L.attn_norm_b);
+  const std::vector<float> a = forward_all(m, kTokens), b = forward_all(s, kTokens);
+  double err = 0, mag = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    err = std::max(err, double(std::fabs(a[i] - b[i]))),
+    mag = std::max(mag, double(std::fabs(a[i])));
+  EXPECT_LT(err / mag, 1e-5);
+  fold_smoothing(L.attn_norm, ws, scale);  // the weight alone: no longer the same function
+  const std::vector<float> c = forward_all(s, kTokens);
+  double off = 0;
+  for (size_t i = 0; i < a.size(); ++i) off = std::max(off, double(std::fabs(a[i] - c[i])));
+  EXPECT_GT(off / mag, 1e-3);
 }

@@ -1,0 +1,158 @@
+// GPT-2's tensor table, and the mapping between MCW's tensors (llama's names, [out, in],
+// q/k/v apart) and a GPT-2 HF file's (transformer.h.N..., Conv1D [in, out], c_attn fused).
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "engine/core/error.h"
+#include "engine/model/gpt2_model.h"
+
+namespace mcw {
+
+const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors() {
+  using R = BlockRole;
+  static const std::vector<Gpt2FileTensor> table = {
+      {"ln_1.weight", "attn_norm.weight", {R::AttnNorm}, false},
+      {"ln_1.bias", "attn_norm.bias", {R::AttnNormBias}, false},
+      {"attn.c_attn.weight", "attn_qkv.weight", {R::Q, R::K, R::V}, true},
+      {"attn.c_attn.bias", "attn_qkv.bias", {R::QBias, R::KBias, R::VBias}, false},
+      {"attn.c_proj.weight", "attn_output.weight", {R::O}, true},
+      {"attn.c_proj.bias", "attn_output.bias", {R::OBias}, false},
+      {"ln_2.weight", "ffn_norm.weight", {R::FfnNorm}, false},
+      {"ln_2.bias", "ffn_norm.bias", {R::FfnNormBias}, false},
+      {"mlp.c_fc.weight", "ffn_up.weight", {R::Up}, true},
+      {"mlp.c_fc.bias", "ffn_up.bias", {R::UpBias}, false},
+      {"mlp.c_proj.weight", "ffn_down.weight", {R::Down}, true},
+      {"mlp.c_proj.bias", "ffn_down.bias", {R::DownBias}, false},
+  };
+  return table;
+}
+
+Tensor conv1d_transposed(const Tensor& t, const std::string& file) {
+  const size_t e = size_t(dtype_info(t.dtype()).block_bytes);
+  if (t.ndim() != 2 || is_block_type(t.dtype()) || (e != 2 && e != 4))
+    throw Error(file, "tensor '" + t.name() + "' (" + std::string(dtype_name(t.dtype())) +
+                          ") cannot be transposed as a Conv1D weight");
+  const int64_t r = t.dim(0), c = t.dim(1);
+  Tensor out = Tensor::zeros(t.dtype(), {c, r}, t.name());
+  const auto* src = static_cast<const char*>(t.data());
+  auto* dst = static_cast<char*>(out.mutable_data());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      std::memcpy(dst + size_t(j * r + i) * e, src + size_t(i * c + j) * e, e);
+  return out;
+}
+
+namespace {
+
+constexpr const char* kPrefix = "transformer.";
+
+// MCW's names of the tensors outside the blocks, and GPT2LMHeadModel's.
+const std::pair<const char*, const char*> kTopNames[] = {
+    {"model.embed_tokens.weight", "transformer.wte.weight"},
+    {"model.embed_positions.weight", "transformer.wpe.weight"},
+    {"model.norm.weight", "transformer.ln_f.weight"},
+    {"model.norm.bias", "transformer.ln_f.bias"},
+    {"lm_head.weight", "lm_head.weight"},
+};
+
+const Gpt2FileTensor* file_tensor_of(BlockRole role, size_t* part = nullptr) {
+  for (const Gpt2FileTensor& f : gpt2_block_file_tensors())
+    for (size_t k = 0; k < f.parts.size(); ++k)
+      if (f.parts[k] == role) {
+        if (part) *part = k;
+        return &f;
+      }
+  return nullptr;
+}
+
+std::string file_name(int64_t layer, const Gpt2FileTensor& f) {
+  return std::string(kPrefix) + "h." + std::to_string(layer) + "." + f.hf;
+}
+
+}  // namespace
+
+std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
+  std::vector<Tensor> out;
+  // (layer, file tensor) -> its parts in row order
+  std::map<std::pair<int64_t, const Gpt2FileTensor*>, std::vector<Tensor*>> groups;
+  std::vector<std::pair<int64_t, const Gpt2FileTensor*>> order;
+  for (Tensor& t : ts) {
+    int64_t layer = 0;
+    size_t part = 0;
+    const BlockTensor* row = find_block_tensor(t.name(), &layer);
+    const Gpt2FileTensor* f = row ? file_tensor_of(row->role, &part) : nullptr;
+    if (!f) {
+      bool renamed = false;
+      for (const auto& [mcw, hf] : kTopNames)
+        if (t.name() == mcw) t.set_name(hf), renamed = true;
+      if (!renamed) throw Error(t.name(), "has no place in a GPT-2 file");
+      out.push_back(std::move(t));
+      continue;
+    }
+    auto& parts = groups[{layer, f}];
+    if (parts.empty()) order.push_back({layer, f});
+    parts.resize(f->parts.size());
+    parts[part] = &t;
+  }
+  for (const auto& key : order) {
+    const auto& parts = groups.at(key);
+    const std::string name = file_name(key.first, *key.second);
+    int64_t rows = 0;
+    for (const Tensor* p : parts) {
+      if (!p || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
+          p->ndim() != parts[0]->ndim() || (p->ndim() == 2 && p->dim(1) != parts[0]->dim(1)))
+        throw Error(name, "its parts are not all present as stored tensors of one dtype and width");
+      rows += p->dim(0);
+    }
+    Tensor fused =
+        parts.size() == 1
+            ? *parts[0]
+            : Tensor::zeros(parts[0]->dtype(),
+                            parts[0]->ndim() == 2 ? Shape{rows, parts[0]->dim(1)} : Shape{rows},
+                            name);
+    if (parts.size() > 1) {
+      auto* dst = static_cast<char*>(fused.mutable_data());
+      for (const Tensor* p : parts) std::memcpy(dst, p->data(), p->nbytes()), dst += p->nbytes();
+    }
+    fused.set_name(name);
+    out.push_back(key.second->conv1d ? conv1d_transposed(fused, name) : std::move(fused));
+  }
+  return out;
+}
+
+std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor> ts) {
+  std::vector<Tensor> out;
+  for (Tensor& t : ts) {
+    const std::string& n = t.name();
+    bool top = false;
+    for (const auto& [mcw, hf] : kTopNames)
+      if (n == hf) t.set_name(mcw), top = true;
+    if (top) {
+      out.push_back(std::move(t));
+      continue;
+    }
+    const Gpt2FileTensor* file = nullptr;
+    int64_t layer = -1;
+    for (int64_t l = 0; l < c.n_layers && !file; ++l)
+      for (const Gpt2FileTensor& f : gpt2_block_file_tensors())
+        if (n == file_name(l, f)) file = &f, layer = l;
+    if (!file) throw Error(n, "is not a tensor of this GPT-2 model");
+    const Tensor whole = file->conv1d ? conv1d_transposed(t, n) : std::move(t);
+    int64_t rows = 0;
+    for (BlockRole role : file->parts) rows += width(c, block_tensor(role).rows);
+    if (whole.dim(0) != rows)
+      throw Error(n, "has shape " + shape_string(whole.shape()) +
+                         " where this model's parts have " + std::to_string(rows) + " rows");
+    int64_t first = 0;
+    for (BlockRole role : file->parts) {
+      const BlockTensor& part = block_tensor(role);
+      const int64_t rows = width(c, part.rows);
+      out.push_back(whole.rows(first, first + rows, block_tensor_name(layer, part)));
+      first += rows;
+    }
+  }
+  return out;
+}
+
+}  // namespace mcw

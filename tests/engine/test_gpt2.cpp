@@ -13,6 +13,7 @@
 #include <numbers>
 #include <optional>
 
+#include "engine/compress/algorithm.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/compress/smoothquant_stage.h"
@@ -579,4 +580,33 @@ TEST(Gpt2Compress, SmoothingFoldsIntoTheLayerNormBias) {
   double off = 0;
   for (size_t i = 0; i < a.size(); ++i) off = std::max(off, double(std::fabs(a[i] - c[i])));
   EXPECT_GT(off / mag, 1e-3);
+}
+
+// Every registered algorithm, with its defaults, compresses a GPT-2 or (the structured
+// stages, which reshape llama's block) refuses it before touching a weight.
+TEST(Gpt2Compress, EveryAlgorithmCompressesItOrRefusesBeforeStarting) {
+  Gpt2Config gc = test::tiny_gpt2_config();
+  gc.dim = 128, gc.hidden_dim = 256, gc.n_heads = 4;  // whole groups of 128
+  const LlamaModel m = llama_from_gpt2(test::random_gpt2(gc, 23));
+  std::vector<int32_t> calib;
+  for (int i = 0; i < 96; ++i) calib.push_back(int32_t((i * 7 + 3) % 41));
+  CompressOptions co;
+  co.calib_windows = 4, co.calib_window = 24;
+  for (const CompressAlgorithm& a : compress_algorithms()) {
+    SCOPED_TRACE(a.name);
+    const Recipe r = parse_recipe("stages:\n  - algorithm: " + a.name + "\n", "r.yaml");
+    if (a.reshape) {
+      try {
+        compress_llama(m, r, calib, co);
+        ADD_FAILURE() << "a structured stage ran on a GPT-2";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("a gpt2 block is not supported"), std::string::npos)
+            << e.what();
+      }
+      continue;
+    }
+    const CompressionResult c = compress_llama(m, r, calib, co);
+    EXPECT_FALSE(c.layers.empty());
+    for (float v : forward_all(c.model, kTokens)) ASSERT_TRUE(std::isfinite(v));
+  }
 }

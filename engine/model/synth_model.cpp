@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/core/error.h"
+#include "engine/model/gpt2_model.h"
 
 namespace mcw {
 
@@ -31,6 +32,8 @@ constexpr ShapeRow kShapes[] = {
     // Phi-3-mini-4k: q/k/v fused in qkv_proj and gate/up in gate_up_proj, sliding window 2047.
     {"phi-3-mini-4k", "phi3", 32064, 3072, 8192, 32, 32, 32, 96, 4096, 10000, 1e-5, false, false,
      false},
+    // GPT-2 XL (rope_theta unused: learned positions).
+    {"gpt2-xl", "gpt2", 50257, 1600, 6400, 48, 25, 25, 64, 1024, 10000, 1e-5, true, false, false},
     // Small enough for tests: untied, so the head has its own tensor to check.
     {"tiny", "llama", 512, 64, 192, 2, 4, 2, 16, 256, 10000, 1e-5, false, false, false},
 };
@@ -46,6 +49,31 @@ std::vector<int64_t> pick_outliers(uint64_t seed, int64_t count, int64_t dim) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// GPT2LMHeadModel's tensors: Conv1D weights [in, out], c_attn holding q, k and v.
+template <class Add>
+void add_gpt2_tensors(const LlamaConfig& c, const Add& add) {
+  const int64_t D = c.dim, H = c.hidden_dim;
+  add("transformer.wte.weight", {c.vocab_size, D}, SynthInit::Embedding);
+  add("transformer.wpe.weight", {c.max_seq_len, D}, SynthInit::Bias);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string pre = "transformer.h." + std::to_string(l) + ".";
+    add(pre + "ln_1.weight", {D}, SynthInit::LayerNorm);
+    add(pre + "ln_1.bias", {D}, SynthInit::Bias);
+    add(pre + "attn.c_attn.weight", {D, 3 * D}, SynthInit::NormedReaderConv1D);
+    add(pre + "attn.c_attn.bias", {3 * D}, SynthInit::Bias);
+    add(pre + "attn.c_proj.weight", {D, D}, SynthInit::ResidualWriterConv1D);
+    add(pre + "attn.c_proj.bias", {D}, SynthInit::Bias);
+    add(pre + "ln_2.weight", {D}, SynthInit::LayerNorm);
+    add(pre + "ln_2.bias", {D}, SynthInit::Bias);
+    add(pre + "mlp.c_fc.weight", {D, H}, SynthInit::NormedReaderConv1D);
+    add(pre + "mlp.c_fc.bias", {H}, SynthInit::Bias);
+    add(pre + "mlp.c_proj.weight", {H, D}, SynthInit::ResidualWriterConv1D);
+    add(pre + "mlp.c_proj.bias", {D}, SynthInit::Bias);
+  }
+  add("transformer.ln_f.weight", {D}, SynthInit::FinalNorm);
+  add("transformer.ln_f.bias", {D}, SynthInit::Bias);
 }
 
 }  // namespace
@@ -101,6 +129,13 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
   }
   const bool phi3 = p.model_type == "phi3";
   if (phi3) c.sliding_window = 2047, c.model_type = "phi3";
+  if (p.model_type == "gpt2") {
+    Gpt2Config g;
+    g.vocab_size = c.vocab_size, g.dim = c.dim, g.hidden_dim = c.hidden_dim;
+    g.n_layers = c.n_layers, g.n_heads = c.n_heads, g.n_positions = c.max_seq_len;
+    g.ln_eps = c.rms_eps, g.tie_embeddings = c.tie_embeddings;
+    c = llama_config_of(g);
+  }
   if (o.layers < 0) throw Error("", "--layers must be positive");
   // More than a few percent of the channels would no longer be "a few outlier features".
   if (o.outliers < 0 || o.outliers > c.dim / 8)
@@ -114,6 +149,11 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
   auto add = [&](std::string name, Shape s, SynthInit init) {
     p.tensors.push_back({std::move(name), std::move(s), init});
   };
+  if (p.model_type == "gpt2") {
+    add_gpt2_tensors(c, add);
+    c.validate(p.shape);
+    return p;
+  }
   add("model.embed_tokens.weight", {c.vocab_size, D}, SynthInit::Embedding);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
@@ -147,6 +187,16 @@ SynthPlan plan_synth_model(const SynthOptions& o) {
 nlohmann::ordered_json SynthPlan::hf_config() const {
   const LlamaConfig& c = cfg;
   nlohmann::ordered_json j;
+  if (model_type == "gpt2") {
+    j = gpt2_config_of(c).to_hf_config();
+    j["bos_token_id"] = 256, j["eos_token_id"] = 257;  // the byte tokenizer's, as below
+    j["torch_dtype"] = "bfloat16";
+    j["mcw_synth"] = {{"shape", shape},
+                      {"seed", options.seed},
+                      {"outlier_channels", outlier_channels},
+                      {"outlier_scale", options.outlier_scale}};
+    return j;
+  }
   const bool qwen = model_type == "qwen2", phi3 = model_type == "phi3";
   j["architectures"] = {qwen ? "Qwen2ForCausalLM" : phi3 ? "Phi3ForCausalLM" : "LlamaForCausalLM"};
   j["model_type"] = model_type;

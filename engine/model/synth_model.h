@@ -33,6 +33,9 @@ enum class SynthInit {
   LayerNorm,       // input_layernorm / post_attention_layernorm: outlier gains larger
   FinalNorm,
   Bias,
+  // GPT-2's Conv1D weights, stored [in, out]: the same draws transposed (fan-in = rows).
+  NormedReaderConv1D,    // [D, out]: outlier rows smaller
+  ResidualWriterConv1D,  // [in, D]: outlier columns larger
 };
 
 struct SynthTensor {

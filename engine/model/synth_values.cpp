@@ -72,7 +72,9 @@ void synth_values(const SynthPlan& plan, size_t t, int64_t begin, int64_t n, uin
   constexpr int64_t kBlock = 4096;  // stays in L1 between the two passes
   float z[kBlock];
   const uint64_t key = tensor_key(plan.options.seed, T.name);
-  const float inv_sqrt_fan_in = 1.0f / std::sqrt(float(cols));
+  const bool conv1d =
+      T.init == SynthInit::NormedReaderConv1D || T.init == SynthInit::ResidualWriterConv1D;
+  const float inv_sqrt_fan_in = 1.0f / std::sqrt(float(conv1d ? T.shape[0] : cols));
   for (int64_t at = begin; at < begin + n; at += kBlock) {
     const int64_t m = std::min(kBlock, begin + n - at);
     normals(key, at, m, z);
@@ -102,6 +104,12 @@ void synth_values(const SynthPlan& plan, size_t t, int64_t begin, int64_t n, uin
           break;
         case SynthInit::Bias:
           v *= 0.1f;
+          break;
+        case SynthInit::NormedReaderConv1D:
+          v *= inv_sqrt_fan_in * inv_outlier[size_t(row)];
+          break;
+        case SynthInit::ResidualWriterConv1D:
+          v *= outlier[size_t(col)] * inv_sqrt_fan_in;
           break;
       }
       out[at - begin + k] = f32_to_bf16(v);

@@ -64,6 +64,7 @@ TEST(SynthModel, RealShapesHaveTheRealParameterCounts) {
       {"llama-3.2-1b", 1.24, 1235814400, 1 + 16 * 9 + 1},
       {"llama-3-8b", 8.03, 8030261248, 1 + 32 * 9 + 2},
       {"qwen2.5-0.5b", 0.49, 494032768, 1 + 24 * 12 + 1},
+      {"gpt2-xl", 1.56, 1557611200, 2 + 48 * 12 + 2},
   };
   for (const auto& r : rows) {
     const SynthPlan p = plan(r.shape);
@@ -114,6 +115,17 @@ TEST(SynthModel, RealShapesHaveTheRealTensorShapes) {
   EXPECT_EQ(lq.at("model.layers.23.mlp.up_proj.weight"), (Shape{4864, 896}));
   EXPECT_EQ(q.hf_config()["model_type"], "qwen2");
   EXPECT_EQ(q.hf_config()["rope_theta"], 1e6);
+
+  // GPT-2 XL as GPT2LMHeadModel stores it: Conv1D [in, out], q/k/v in c_attn.
+  const SynthPlan g = plan("gpt2-xl");
+  const auto lg = shapes_of(g);
+  EXPECT_EQ(lg.at("transformer.wpe.weight"), (Shape{1024, 1600}));
+  EXPECT_EQ(lg.at("transformer.h.47.attn.c_attn.weight"), (Shape{1600, 4800}));
+  EXPECT_EQ(lg.at("transformer.h.47.mlp.c_fc.weight"), (Shape{1600, 6400}));
+  EXPECT_EQ(lg.at("transformer.h.47.mlp.c_proj.weight"), (Shape{6400, 1600}));
+  EXPECT_EQ(g.hf_config()["architectures"][0], "GPT2LMHeadModel");
+  EXPECT_EQ(g.hf_config()["n_head"], 25);
+  EXPECT_EQ(g.cfg.model_type, "gpt2");
 
   SynthOptions o;
   o.shape = "llama-3-8b";

@@ -85,7 +85,12 @@ StreamedLlamaWriter::StreamedLlamaWriter(std::string dir, DType dtype, nlohmann:
 }
 
 DType StreamedLlamaWriter::output_dtype(const LlamaModel& source) {
-  const DType t = source.layers.empty() ? DType::F32 : source.layers[0].wq.dtype();
+  // A weight read through a decoder (a GPT-2's Conv1D view, a checkpoint's codes) says
+  // nothing of the file's float type; the embedding does.
+  const Tensor& probe = source.layers.empty() || source.layers[0].wq.dtype() == DType::Packed
+                            ? source.tok_embd
+                            : source.layers[0].wq;
+  const DType t = probe.empty() ? DType::F32 : probe.dtype();
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
 }
 

@@ -1,7 +1,9 @@
 // GPT-2's tensor table, and the mapping between MCW's tensors (llama's names, [out, in],
 // q/k/v apart) and a GPT-2 HF file's (transformer.h.N..., Conv1D [in, out], c_attn fused).
+#include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "engine/core/error.h"
@@ -45,6 +47,46 @@ Tensor conv1d_transposed(const Tensor& t, const std::string& file) {
 
 namespace {
 
+// Columns [first, first + rows) of a Conv1D weight stored [in, out], as the rows of the
+// [rows, in] matrix MCW multiplies with: transposed as they are decoded (a tile of rows at
+// a time, each stored row read as one short run), so the weight stays a view of the file.
+class Conv1dDecoder final : public TensorDecoder {
+ public:
+  Conv1dDecoder(Tensor stored, int64_t first, int64_t rows)
+      : stored_(std::move(stored)), first_(first), rows_(rows) {}
+
+  void decode(size_t first, size_t count, float* out) const override {
+    const int64_t in = stored_.dim(0), width = stored_.dim(1), base = int64_t(first);
+    const int64_t end = base + int64_t(count);
+    std::vector<float> run(static_cast<size_t>(kTile));
+    for (int64_t at = base; at < end;) {
+      const int64_t r = at / in, i0 = at % in;
+      if (i0 == 0 && end - at >= in) {  // whole rows r .. r1: one short run per stored row
+        const int64_t r1 = std::min({rows_, r + (end - at) / in, r + kTile});
+        for (int64_t i = 0; i < in; ++i) {
+          stored_.to_f32(run.data(), size_t(i * width + first_ + r), size_t(r1 - r));
+          for (int64_t k = 0; k < r1 - r; ++k) out[(r + k) * in + i - base] = run[size_t(k)];
+        }
+        at += (r1 - r) * in;
+      } else {  // part of row r, a value at a time
+        const int64_t i1 = std::min(in, i0 + (end - at));
+        for (int64_t i = i0; i < i1; ++i)
+          stored_.to_f32(out + (at - base) + (i - i0), size_t(i * width + first_ + r), 1);
+        at += i1 - i0;
+      }
+    }
+  }
+  int64_t row_granularity() const override { return kTile; }
+  std::string describe() const override {
+    return std::string(dtype_name(stored_.dtype())) + " Conv1D weight, transposed as read";
+  }
+
+ private:
+  static constexpr int64_t kTile = 64;
+  Tensor stored_;
+  int64_t first_, rows_;
+};
+
 constexpr const char* kPrefix = "transformer.";
 
 // MCW's names of the tensors outside the blocks, and GPT2LMHeadModel's.
@@ -72,6 +114,13 @@ std::string file_name(int64_t layer, const Gpt2FileTensor& f) {
 
 }  // namespace
 
+Tensor conv1d_rows(const Tensor& stored, int64_t first, int64_t rows, std::string name) {
+  const int64_t in = stored.dim(0);
+  const size_t bytes = size_t(rows * in) * size_t(dtype_info(stored.dtype()).block_bytes);
+  return Tensor::decoded({rows, in}, std::make_shared<Conv1dDecoder>(stored, first, rows), bytes,
+                         std::move(name));
+}
+
 std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
   std::vector<Tensor> out;
   // (layer, file tensor) -> its parts in row order
@@ -96,8 +145,12 @@ std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
     parts[part] = &t;
   }
   for (const auto& key : order) {
-    const auto& parts = groups.at(key);
+    std::vector<const Tensor*> parts(groups.at(key).begin(), groups.at(key).end());
     const std::string name = file_name(key.first, *key.second);
+    std::vector<Tensor> decoded;  // parts read through a decoder (a loaded Conv1D), as f32
+    decoded.reserve(parts.size());
+    for (const Tensor*& p : parts)
+      if (p && p->dtype() == DType::Packed) decoded.push_back(p->f32_copy()), p = &decoded.back();
     int64_t rows = 0;
     for (const Tensor* p : parts) {
       if (!p || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
@@ -138,18 +191,19 @@ std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor>
       for (const Gpt2FileTensor& f : gpt2_block_file_tensors())
         if (n == file_name(l, f)) file = &f, layer = l;
     if (!file) throw Error(n, "is not a tensor of this GPT-2 model");
-    const Tensor whole = file->conv1d ? conv1d_transposed(t, n) : std::move(t);
     int64_t rows = 0;
     for (BlockRole role : file->parts) rows += width(c, block_tensor(role).rows);
-    if (whole.dim(0) != rows)
-      throw Error(n, "has shape " + shape_string(whole.shape()) +
-                         " where this model's parts have " + std::to_string(rows) + " rows");
+    if (t.ndim() != (file->conv1d ? 2u : 1u) || t.dim(file->conv1d ? 1 : 0) != rows)
+      throw Error(n, "has shape " + shape_string(t.shape()) + " where this model's parts have " +
+                         std::to_string(rows) + " rows");
     int64_t first = 0;
     for (BlockRole role : file->parts) {
       const BlockTensor& part = block_tensor(role);
-      const int64_t rows = width(c, part.rows);
-      out.push_back(whole.rows(first, first + rows, block_tensor_name(layer, part)));
-      first += rows;
+      const int64_t n_rows = width(c, part.rows);
+      const std::string name = block_tensor_name(layer, part);
+      out.push_back(file->conv1d ? conv1d_rows(t, first, n_rows, name)
+                                 : t.rows(first, first + n_rows, name));
+      first += n_rows;
     }
   }
   return out;

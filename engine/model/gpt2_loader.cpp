@@ -65,8 +65,8 @@ class Loader {
  public:
   explicit Loader(const ModelFile& m) : m_(m) {}
 
-  // The named tensor checked against `want` ([out, in]; `conv1d`: stored [in, out] and
-  // returned transposed), or throws naming it and the config keys that imply the shape.
+  // The named tensor checked against `want` ([out, in]; `conv1d`: stored [in, out]), or
+  // throws naming it and the config keys that imply the shape.
   Tensor get(const std::string& name, const Shape& want, const std::string& keys,
              bool conv1d = false) const {
     const Tensor* t = m_.find(name);
@@ -84,23 +84,29 @@ class Loader {
       throw Error(m_.path, "tensor '" + name + "' has rows of " + std::to_string(want[1]) +
                                " values, not whole " + std::string(dtype_name(dt)) + " blocks");
     if (want.size() == 1) return t->f32_copy();  // norms and biases: owned f32
-    return conv1d ? conv1d_transposed(*t, m_.path) : *t;
+    if (conv1d && (is_block_type(dt) || dtype_info(dt).block_bytes > 4))
+      throw Error(m_.path, "tensor '" + name + "' has dtype " + std::string(dtype_name(dt)) +
+                               ", which a Conv1D weight cannot have");
+    return *t;  // a Conv1D weight as stored: split_parts reads it transposed
   }
 
  private:
   const ModelFile& m_;
 };
 
-// A file tensor's parts: rows of a matrix as views, or owned f32 slices of a vector (norms
-// and biases are written in place, by SmoothQuant's fold for one).
-void split_parts(const LlamaConfig& c, const Gpt2FileTensor& f, const Tensor& t, int64_t layer,
-                 LlamaLayer& L) {
+// A file tensor's parts: rows of a matrix as views (of a Conv1D weight `stored` [in, out],
+// read transposed), or owned f32 slices of a vector (norms and biases are written in place,
+// by SmoothQuant's fold for one).
+void split_parts(const LlamaConfig& c, const Gpt2FileTensor& f, const Tensor& t, bool conv1d,
+                 int64_t layer, LlamaLayer& L) {
   int64_t first = 0;
   for (BlockRole role : f.parts) {
     const BlockTensor& part = block_tensor(role);
     const int64_t n = width(c, part.rows);
-    Tensor rows = t.rows(first, first + n, block_tensor_name(layer, part));
-    L.*part.member = part.cols == Width::One ? rows.f32_copy() : std::move(rows);
+    const std::string name = block_tensor_name(layer, part);
+    L.*part.member = part.cols == Width::One ? t.rows(first, first + n, name).f32_copy()
+                     : conv1d                ? conv1d_rows(t, first, n, name)
+                                             : t.rows(first, first + n, name);
     first += n;
   }
 }
@@ -144,7 +150,8 @@ LlamaModel load_gpt2(const ModelFile& m) {
       }
       const BlockTensor& first = block_tensor(f.parts[0]);
       const Shape want = first.cols == Width::One ? Shape{rows} : Shape{rows, width(c, first.cols)};
-      split_parts(c, f, ld.get(name, want, hidden ? kdf : kd, f.conv1d && !gguf), l, L);
+      const bool conv1d = f.conv1d && !gguf;
+      split_parts(c, f, ld.get(name, want, hidden ? kdf : kd, conv1d), conv1d, l, L);
     }
     model.layers.push_back(std::move(L));
   }
@@ -170,7 +177,8 @@ LlamaModel llama_from_gpt2(const Gpt2Model& g) {
     const Tensor* in_table_order[] = {&G.ln1_w, &G.ln1_b, &G.w_qkv, &G.b_qkv, &G.w_o, &G.b_o,
                                       &G.ln2_w, &G.ln2_b, &G.w_up,  &G.b_up,  &G.w_down, &G.b_down};
     LlamaLayer L;
-    for (size_t k = 0; k < table.size(); ++k) split_parts(c, table[k], *in_table_order[k], int64_t(l), L);
+    for (size_t k = 0; k < table.size(); ++k)
+      split_parts(c, table[k], *in_table_order[k], false, int64_t(l), L);
     model.layers.push_back(std::move(L));
   }
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);

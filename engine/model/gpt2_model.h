@@ -83,16 +83,19 @@ const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors();
 // A 2-D f32/f16/bf16 tensor transposed, in its dtype (HF's Conv1D weights are [in, out]);
 // throws naming `file` for any other.
 Tensor conv1d_transposed(const Tensor& t, const std::string& file);
+// Rows [first, first + rows) of the [out, in] matrix a Conv1D weight `stored` [in, out]
+// holds, as a view of it that transposes as it is read (no copy of the weight).
+Tensor conv1d_rows(const Tensor& stored, int64_t first, int64_t rows, std::string name);
 // MCW's tensors of a GPT-2 (named as LlamaModel names them) as GPT2LMHeadModel's HF file
 // holds them: renamed, q/k/v stacked into c_attn, Conv1D weights transposed (copies);
-// gpt2_model_tensors is the reverse (row views of each transposed file tensor).
+// gpt2_model_tensors is the reverse (views of each file tensor's parts, conv1d_rows).
 std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts);
 std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor> ts);
 
 // Loads a GPT-2 file as the llama decoder's variant. Matrices stay views of the mapped file
-// in its dtype except HF's Conv1D weights (transposed once into owned copies of the same
-// dtype); norms and biases are owned f32. Throws mcw::Error naming the file and the
-// offending tensor/key, in the file's own naming, when the tensors do not match the config.
+// in its dtype (HF's Conv1D weights through conv1d_rows); norms and biases are owned f32. Throws
+// mcw::Error naming the file and the offending tensor/key, in the file's own naming, when the
+// tensors do not match the config.
 LlamaModel load_gpt2(const ModelFile& m);
 LlamaModel load_gpt2(const std::string& path);
 // The same model from a Gpt2Model in memory (its tensors shared, c_attn split into rows).

@@ -610,3 +610,31 @@ TEST(Gpt2Compress, EveryAlgorithmCompressesItOrRefusesBeforeStarting) {
     for (float v : forward_all(c.model, kTokens)) ASSERT_TRUE(std::isfinite(v));
   }
 }
+
+// HF's Conv1D weights stay views of the file, transposed as they are read: whole rows and
+// ranges that start or end inside a row decode to the in-memory model's values.
+TEST(Gpt2Files, Conv1dWeightsAreTransposedViewsOfTheFile) {
+  const fs::path dir = test::fresh_temp_dir();
+  const Gpt2Model g = test::random_gpt2(test::tiny_gpt2_config(), 29);
+  save_gpt2_hf(g, (dir / "hf").string());
+  const LlamaModel loaded = load_gpt2((dir / "hf").string());
+  const LlamaModel want = llama_from_gpt2(g);
+  for (size_t l = 0; l < 2; ++l)
+    for (Tensor LlamaLayer::*w : {&LlamaLayer::wq, &LlamaLayer::wv, &LlamaLayer::wo,
+                                  &LlamaLayer::w_up, &LlamaLayer::w_down}) {
+      const Tensor& a = loaded.layers[l].*w;
+      const std::vector<float> b = (want.layers[l].*w).to_f32();
+      EXPECT_FALSE(a.writable()) << a.name();  // no copy of the weight
+      EXPECT_EQ(a.shape(), (want.layers[l].*w).shape()) << a.name();
+      EXPECT_EQ(a.to_f32(), b) << a.name();
+      for (const auto [first, count] : {std::pair{size_t(5), size_t(37)},
+                                        {size_t(16), size_t(16)},
+                                        {size_t(3), size_t(1)},
+                                        {b.size() - 20, size_t(20)}}) {
+        std::vector<float> part(count);
+        a.to_f32(part.data(), first, count);
+        EXPECT_TRUE(std::equal(part.begin(), part.end(), b.begin() + long(first)))
+            << a.name() << " [" << first << ", +" << count << ")";
+      }
+    }
+}

@@ -67,6 +67,12 @@ class TensorDecoder {
   virtual const RowPackedCodes* row_packed() const { return nullptr; }
   // With row_packed(): row o's scale and zero code of each of its groups.
   virtual void row_parameters(int64_t /*o*/, float* /*scale*/, int32_t* /*zero_code*/) const {}
+  // Y [m, out] (+)= X [m, in] · Wᵀ (+ bias) read in place, for a few rows of X (decode), by
+  // a layout that can; false leaves it to the row-tile product over decode().
+  virtual bool multiply(const float* /*X*/, int64_t /*ldx*/, float* /*Y*/, int64_t /*ldy*/,
+                        int64_t /*m*/, const float* /*bias*/, bool /*accumulate*/) const {
+    return false;
+  }
 };
 
 class Tensor {

@@ -77,6 +77,7 @@ void matmul_wt_stored(const float* X, int64_t ldx, const Tensor& W, float* Y, in
     if (codes && gemv_column_packed(*codes, X, ldx, Y, ldy, m, bias, accumulate)) return;
     const RowPackedCodes* rows = d->row_packed();  // compressed-tensors
     if (rows && gemv_row_packed(*rows, *d, X, ldx, Y, ldy, m, bias, accumulate)) return;
+    if (m <= kSmallM && d->multiply(X, ldx, Y, ldy, m, bias, accumulate)) return;
   }
   if (W.dtype() == DType::BF16 && bf16_activations() && bf16_dot_gemm_available())
     return matmul_wt_bf16_dot(X, ldx, bits, k, Y, ldy, m, n, k, bias, accumulate);

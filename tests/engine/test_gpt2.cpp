@@ -12,16 +12,19 @@
 #include <map>
 #include <numbers>
 #include <optional>
+#include <random>
 
 #include "engine/compress/algorithm.h"
 #include "engine/compress/calibrate.h"
 #include "engine/compress/compress_llama.h"
 #include "engine/compress/smoothquant_stage.h"
+#include "engine/core/blocks.h"
 #include "engine/core/error.h"
 #include "engine/eval/perplexity.h"
 #include "engine/io/gguf.h"
 #include "engine/io/safetensors.h"
 #include "engine/kernels/ops.h"
+#include "engine/kernels/stored_matmul.h"
 #include "engine/model/causal_lm.h"
 #include "engine/model/gpt2_save.h"
 #include "engine/model/llama_save.h"
@@ -627,14 +630,48 @@ TEST(Gpt2Files, Conv1dWeightsAreTransposedViewsOfTheFile) {
       EXPECT_FALSE(a.writable()) << a.name();  // no copy of the weight
       EXPECT_EQ(a.shape(), (want.layers[l].*w).shape()) << a.name();
       EXPECT_EQ(a.to_f32(), b) << a.name();
-      for (const auto [first, count] : {std::pair{size_t(5), size_t(37)},
-                                        {size_t(16), size_t(16)},
-                                        {size_t(3), size_t(1)},
-                                        {b.size() - 20, size_t(20)}}) {
+      for (const auto& [first, count] : {std::pair{size_t(5), size_t(37)},
+                                         {size_t(16), size_t(16)},
+                                         {size_t(3), size_t(1)},
+                                         {b.size() - 20, size_t(20)}}) {
         std::vector<float> part(count);
         a.to_f32(part.data(), first, count);
         EXPECT_TRUE(std::equal(part.begin(), part.end(), b.begin() + long(first)))
             << a.name() << " [" << first << ", +" << count << ")";
       }
     }
+}
+
+// Products with a Conv1D view: in place for a few rows (decode) and through transposed
+// tiles for many, f32 and bf16 storage, with a bias and accumulating, equal to the product
+// with the view's values written out.
+TEST(Gpt2Files, Conv1dViewsMultiplyLikeTheirValues) {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd;
+  const int64_t in = 24, width = 40, first = 8, rows = 24;
+  std::vector<float> s(static_cast<size_t>(in * width)), bias(static_cast<size_t>(rows));
+  for (float& v : s) v = nd(rng);
+  for (float& v : bias) v = nd(rng);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Tensor stored = Tensor::zeros(dt, {in, width}, "c_attn");
+    from_f32(dt, s.data(), stored.mutable_data(), s.size());
+    const Tensor view = conv1d_rows(stored, first, rows, "q");
+    const std::vector<float> w = view.to_f32();
+    for (int64_t m : {1, 3, 20})
+      for (bool acc : {false, true}) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " m " + std::to_string(m) + (acc ? " +=" : ""));
+        std::vector<float> x(static_cast<size_t>(m * in)), got(static_cast<size_t>(m * rows), 0.5f);
+        std::vector<float> want = got;
+        for (float& v : x) v = nd(rng);
+        matmul_wt_stored(x.data(), view, got.data(), m, bias.data(), acc);
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t o = 0; o < rows; ++o) {
+            double d = bias[size_t(o)];
+            for (int64_t i = 0; i < in; ++i)
+              d += double(x[size_t(t * in + i)]) * w[size_t(o * in + i)];
+            want[size_t(t * rows + o)] = float(acc ? want[size_t(t * rows + o)] + d : d);
+          }
+        for (size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-4) << k;
+      }
+  }
 }

@@ -22,6 +22,8 @@ const char* const kSynthUsage =
     "  qwen2.5-0.5b  0.49 B parameters, 0.99 GB (896 hidden, 24 layers, q/k/v biases, tied)\n"
     "  phi-3-mini-4k 3.82 B parameters, 7.64 GB (3072 hidden, 32 layers, fused qkv_proj and\n"
     "                gate_up_proj, sliding window 2047)\n"
+    "  gpt2-xl       1.56 B parameters, 3.12 GB (1600 hidden, 48 layers, GPT2LMHeadModel's\n"
+    "                Conv1D weights and fused c_attn, learned positions, tied)\n"
     "  tiny          a 64-wide, 2-layer model for tests\n"
     "Weights are scaled like a trained model's, so a forward pass gives sensible logits, and\n"
     "N hidden dimensions carry LLM.int8()-style outlier features: at every linear layer's\n"

@@ -34,7 +34,8 @@ TEST(LayerLatency, OneLayerPerShapeIsTimedAndTheTableIsAdditive) {
   const auto tokens = test::random_tokens(100, base.cfg.vocab_size, 10);
   const SensitivityTable t = scan(base, tokens);
   std::map<std::string, std::pair<int64_t, int64_t>> shape;
-  for (const auto& [name, w] : base.named_tensors()) shape[name] = {w->dim(0), w->dim(1)};
+  for (const auto& [name, w] : base.named_tensors())
+    if (w->ndim() == 2) shape[name] = {w->dim(0), w->dim(1)};  // norms have no second dim
   std::set<std::pair<int64_t, int64_t>> shapes;
   for (const std::string& l : t.layers) shapes.insert(shape.at(l));
   // The timer sees each shape once per setting; its answer names the shape and

@@ -229,6 +229,26 @@ std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
   return out;
 }
 
+int64_t gpt2_file_tensor_rows(const LlamaConfig& c, const Gpt2FileTensor& f) {
+  int64_t rows = 0;
+  for (BlockRole role : f.parts) rows += width(c, block_tensor(role).rows);
+  return rows;
+}
+
+std::vector<Tensor> gpt2_file_tensor_parts(const LlamaConfig& c, const Gpt2FileTensor& f,
+                                           const Tensor& t, bool conv1d, int64_t layer) {
+  std::vector<Tensor> parts;
+  int64_t first = 0;
+  for (BlockRole role : f.parts) {
+    const BlockTensor& part = block_tensor(role);
+    const int64_t rows = width(c, part.rows);
+    const std::string name = block_tensor_name(layer, part);
+    parts.push_back(conv1d ? conv1d_rows(t, first, rows, name) : t.rows(first, first + rows, name));
+    first += rows;
+  }
+  return parts;
+}
+
 std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor> ts) {
   std::vector<Tensor> out;
   for (Tensor& t : ts) {
@@ -242,24 +262,17 @@ std::vector<Tensor> gpt2_model_tensors(const LlamaConfig& c, std::vector<Tensor>
     }
     const Gpt2FileTensor* file = nullptr;
     int64_t layer = -1;
-    for (int64_t l = 0; l < c.n_layers && !file; ++l)
+    std::string_view rest;
+    if (split_block_name(n, std::string(kPrefix) + "h.", layer, rest) && layer < c.n_layers)
       for (const Gpt2FileTensor& f : gpt2_block_file_tensors())
-        if (n == file_name(l, f)) file = &f, layer = l;
+        if (rest == f.hf) file = &f;
     if (!file) throw Error(n, "is not a tensor of this GPT-2 model");
-    int64_t rows = 0;
-    for (BlockRole role : file->parts) rows += width(c, block_tensor(role).rows);
+    const int64_t rows = gpt2_file_tensor_rows(c, *file);
     if (t.ndim() != (file->conv1d ? 2u : 1u) || t.dim(file->conv1d ? 1 : 0) != rows)
       throw Error(n, "has shape " + shape_string(t.shape()) + " where this model's parts have " +
                          std::to_string(rows) + " rows");
-    int64_t first = 0;
-    for (BlockRole role : file->parts) {
-      const BlockTensor& part = block_tensor(role);
-      const int64_t n_rows = width(c, part.rows);
-      const std::string name = block_tensor_name(layer, part);
-      out.push_back(file->conv1d ? conv1d_rows(t, first, n_rows, name)
-                                 : t.rows(first, first + n_rows, name));
-      first += n_rows;
-    }
+    for (Tensor& part : gpt2_file_tensor_parts(c, *file, t, file->conv1d, layer))
+      out.push_back(std::move(part));
   }
   return out;
 }

@@ -94,21 +94,14 @@ class Loader {
   const ModelFile& m_;
 };
 
-// A file tensor's parts: rows of a matrix as views (of a Conv1D weight `stored` [in, out],
-// read transposed), or owned f32 slices of a vector (norms and biases are written in place,
-// by SmoothQuant's fold for one).
+// A file tensor's parts into the layer: matrices as views, vectors as owned f32 (norms and
+// biases are written in place, by SmoothQuant's fold for one).
 void split_parts(const LlamaConfig& c, const Gpt2FileTensor& f, const Tensor& t, bool conv1d,
                  int64_t layer, LlamaLayer& L) {
-  int64_t first = 0;
-  for (BlockRole role : f.parts) {
-    const BlockTensor& part = block_tensor(role);
-    const int64_t n = width(c, part.rows);
-    const std::string name = block_tensor_name(layer, part);
-    L.*part.member = part.cols == Width::One ? t.rows(first, first + n, name).f32_copy()
-                     : conv1d                ? conv1d_rows(t, first, n, name)
-                                             : t.rows(first, first + n, name);
-    first += n;
-  }
+  std::vector<Tensor> parts = gpt2_file_tensor_parts(c, f, t, conv1d, layer);
+  for (size_t k = 0; k < parts.size(); ++k)
+    L.*block_tensor(f.parts[k]).member =
+        parts[k].ndim() == 1 ? parts[k].f32_copy() : std::move(parts[k]);
 }
 
 }  // namespace
@@ -141,14 +134,9 @@ LlamaModel load_gpt2(const ModelFile& m) {
       // A missing layer names the layer count; a wrong shape the sizes.
       if (!m.find(name))
         throw Error(m.path, "missing tensor '" + name + "' (the config implies it: " + kl + ")");
-      int64_t rows = 0;
-      bool hidden = false;
-      for (BlockRole role : f.parts) {
-        const BlockTensor& part = block_tensor(role);
-        rows += width(c, part.rows);
-        hidden |= part.rows == Width::Hidden || part.cols == Width::Hidden;
-      }
+      const int64_t rows = gpt2_file_tensor_rows(c, f);
       const BlockTensor& first = block_tensor(f.parts[0]);
+      const bool hidden = first.rows == Width::Hidden || first.cols == Width::Hidden;
       const Shape want = first.cols == Width::One ? Shape{rows} : Shape{rows, width(c, first.cols)};
       const bool conv1d = f.conv1d && !gguf;
       split_parts(c, f, ld.get(name, want, hidden ? kdf : kd, conv1d), conv1d, l, L);
@@ -173,12 +161,11 @@ LlamaModel llama_from_gpt2(const Gpt2Model& g) {
   model.out_norm = g.out_norm_w, model.out_norm_b = g.out_norm_b, model.output = g.output;
   const auto& table = gpt2_block_file_tensors();
   for (size_t l = 0; l < g.layers.size(); ++l) {
-    const Gpt2Layer& G = g.layers[l];
-    const Tensor* in_table_order[] = {&G.ln1_w, &G.ln1_b, &G.w_qkv, &G.b_qkv, &G.w_o, &G.b_o,
-                                      &G.ln2_w, &G.ln2_b, &G.w_up,  &G.b_up,  &G.w_down, &G.b_down};
+    Gpt2Layer G = g.layers[l];  // tensor copies share their bytes
+    const std::array<Tensor*, 12> file_order = G.in_file_order();
     LlamaLayer L;
     for (size_t k = 0; k < table.size(); ++k)
-      split_parts(c, table[k], *in_table_order[k], false, int64_t(l), L);
+      split_parts(c, table[k], *file_order[k], false, int64_t(l), L);
     model.layers.push_back(std::move(L));
   }
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
@@ -191,12 +178,10 @@ std::vector<std::pair<std::string, Tensor*>> Gpt2Model::named_tensors() {
   out.emplace_back("wte.weight", &tok_embd);
   out.emplace_back("wpe.weight", &pos_embd);
   for (size_t l = 0; l < layers.size(); ++l) {
-    Gpt2Layer& L = layers[l];
     const std::string p = "h." + std::to_string(l) + ".";
-    Tensor* in_table_order[] = {&L.ln1_w, &L.ln1_b, &L.w_qkv, &L.b_qkv, &L.w_o,  &L.b_o,
-                                &L.ln2_w, &L.ln2_b, &L.w_up,  &L.b_up,  &L.w_down, &L.b_down};
+    const std::array<Tensor*, 12> file_order = layers[l].in_file_order();
     const auto& table = gpt2_block_file_tensors();
-    for (size_t k = 0; k < table.size(); ++k) out.emplace_back(p + table[k].hf, in_table_order[k]);
+    for (size_t k = 0; k < table.size(); ++k) out.emplace_back(p + table[k].hf, file_order[k]);
   }
   out.emplace_back("ln_f.weight", &out_norm_w);
   out.emplace_back("ln_f.bias", &out_norm_b);

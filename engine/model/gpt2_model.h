@@ -6,6 +6,7 @@
 // Face stores the linear weights as Conv1D, [in, out]; the loader transposes them once.
 // Gpt2Model is GPT-2 in its own files' terms, what MCW writes such files from.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -47,6 +48,12 @@ struct Gpt2Layer {
   Tensor ln2_w, ln2_b;    // [D]
   Tensor w_up, b_up;      // [F, D], [F]
   Tensor w_down, b_down;  // [D, F], [D]
+
+  // Its tensors in the order of gpt2_block_file_tensors().
+  std::array<Tensor*, 12> in_file_order() {
+    return {&ln1_w, &ln1_b, &w_qkv, &b_qkv, &w_o,    &b_o,
+            &ln2_w, &ln2_b, &w_up,  &b_up,  &w_down, &b_down};
+  }
 };
 
 struct Gpt2Model {
@@ -80,6 +87,12 @@ struct Gpt2FileTensor {
   bool conv1d;  // HF stores it [in, out]
 };
 const std::vector<Gpt2FileTensor>& gpt2_block_file_tensors();
+// The rows of file tensor `f` under `c` (its parts' summed), and its parts as views of `t`
+// (of a Conv1D weight [in, out] through conv1d_rows when `conv1d`), named as MCW names
+// them in block `layer`.
+int64_t gpt2_file_tensor_rows(const LlamaConfig& c, const Gpt2FileTensor& f);
+std::vector<Tensor> gpt2_file_tensor_parts(const LlamaConfig& c, const Gpt2FileTensor& f,
+                                           const Tensor& t, bool conv1d, int64_t layer);
 // A 2-D f32/f16/bf16 tensor transposed, in its dtype (HF's Conv1D weights are [in, out]);
 // throws naming `file` for any other.
 Tensor conv1d_transposed(const Tensor& t, const std::string& file);

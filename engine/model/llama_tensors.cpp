@@ -116,11 +116,8 @@ std::string fused_tensor_name(int64_t layer, const FusedTensor& f) {
   return kBlockPrefix + std::to_string(layer) + "." + f.hf;
 }
 
-namespace {
-
-// "model.layers.3.mlp.up_proj.weight" -> 3 and "mlp.up_proj.weight"; false for other names.
-bool split_block_name(std::string_view name, int64_t& layer, std::string_view& rest) {
-  const std::string_view prefix = kBlockPrefix;
+bool split_block_name(std::string_view name, std::string_view prefix, int64_t& layer,
+                      std::string_view& rest) {
   if (!name.starts_with(prefix)) return false;
   name.remove_prefix(prefix.size());
   const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), layer);
@@ -129,12 +126,10 @@ bool split_block_name(std::string_view name, int64_t& layer, std::string_view& r
   return true;
 }
 
-}  // namespace
-
 const BlockTensor* find_block_tensor(std::string_view name, int64_t* layer) {
   int64_t l = -1;
   std::string_view rest;
-  if (!split_block_name(name, l, rest)) return nullptr;
+  if (!split_block_name(name, kBlockPrefix, l, rest)) return nullptr;
   for (const BlockTensor& t : llama_block_tensors())
     if (rest == t.hf) {
       if (layer) *layer = l;
@@ -146,7 +141,7 @@ const BlockTensor* find_block_tensor(std::string_view name, int64_t* layer) {
 const FusedTensor* find_fused_tensor(std::string_view name, int64_t* layer) {
   int64_t l = -1;
   std::string_view rest;
-  if (!split_block_name(name, l, rest)) return nullptr;
+  if (!split_block_name(name, kBlockPrefix, l, rest)) return nullptr;
   for (const FusedTensor& f : phi3_fused_tensors())
     if (rest == f.hf) {
       if (layer) *layer = l;

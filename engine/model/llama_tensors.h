@@ -67,6 +67,10 @@ const std::vector<BlockTensor>& llama_block_tensors();
 const BlockTensor& block_tensor(BlockRole role);
 Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t);
 std::string block_tensor_name(int64_t layer, const BlockTensor& t);  // the HF name
+// "model.layers.3.mlp.up_proj.weight" with prefix "model.layers." -> 3 and
+// "mlp.up_proj.weight"; false for a name that is not prefix, layer, '.', rest.
+bool split_block_name(std::string_view name, std::string_view prefix, int64_t& layer,
+                      std::string_view& rest);
 // The row of an HF block tensor name ("model.layers.3.mlp.up_proj.weight") and its layer;
 // null for any other name.
 const BlockTensor* find_block_tensor(std::string_view hf_name, int64_t* layer = nullptr);

@@ -10,6 +10,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/gpt2_model.h"
+#include "engine/model/llama_save.h"
 
 namespace mcw {
 
@@ -206,24 +207,7 @@ std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
     decoded.reserve(parts.size());
     for (const Tensor*& p : parts)
       if (p && p->dtype() == DType::Packed) decoded.push_back(p->f32_copy()), p = &decoded.back();
-    int64_t rows = 0;
-    for (const Tensor* p : parts) {
-      if (!p || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
-          p->ndim() != parts[0]->ndim() || (p->ndim() == 2 && p->dim(1) != parts[0]->dim(1)))
-        throw Error(name, "its parts are not all present as stored tensors of one dtype and width");
-      rows += p->dim(0);
-    }
-    Tensor fused =
-        parts.size() == 1
-            ? *parts[0]
-            : Tensor::zeros(parts[0]->dtype(),
-                            parts[0]->ndim() == 2 ? Shape{rows, parts[0]->dim(1)} : Shape{rows},
-                            name);
-    if (parts.size() > 1) {
-      auto* dst = static_cast<char*>(fused.mutable_data());
-      for (const Tensor* p : parts) std::memcpy(dst, p->data(), p->nbytes()), dst += p->nbytes();
-    }
-    fused.set_name(name);
+    Tensor fused = stacked_rows(parts, name);
     out.push_back(key.second->conv1d ? conv1d_transposed(fused, name) : std::move(fused));
   }
   return out;

@@ -44,6 +44,26 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
   return ts;
 }
 
+Tensor stacked_rows(const std::vector<const Tensor*>& parts, const std::string& name) {
+  int64_t rows = 0;
+  for (const Tensor* p : parts) {
+    if (!p || !parts[0] || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
+        p->ndim() != parts[0]->ndim() || (p->ndim() == 2 && p->dim(1) != parts[0]->dim(1)))
+      throw Error(name, "its parts are not all present as stored tensors of one dtype and width");
+    rows += p->dim(0);
+  }
+  if (parts.size() == 1) {
+    Tensor one = *parts[0];
+    one.set_name(name);
+    return one;
+  }
+  Tensor out = Tensor::zeros(
+      parts[0]->dtype(), parts[0]->ndim() == 2 ? Shape{rows, parts[0]->dim(1)} : Shape{rows}, name);
+  auto* dst = static_cast<char*>(out.mutable_data());
+  for (const Tensor* p : parts) std::memcpy(dst, p->data(), p->nbytes()), dst += p->nbytes();
+  return out;
+}
+
 std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
   if (c.model_type == "gpt2") return gpt2_file_tensors(std::move(ts));
   if (!c.fused_projections()) return ts;
@@ -62,21 +82,9 @@ std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts) {
   std::map<std::string, Tensor> fused;  // by the name of its first part
   for (auto& [key, parts] : groups) {
     const std::string name = fused_tensor_name(key.first, *key.second);
-    int64_t rows = 0;
-    for (const Tensor* p : parts) {
-      if (!p || p->ndim() != 2 || p->dtype() == DType::Packed || p->dtype() != parts[0]->dtype() ||
-          p->dim(1) != parts[0]->dim(1))
-        throw Error(name, "its parts are not all present as stored matrices of one dtype and width");
-      rows += p->dim(0);
-    }
-    Tensor out = Tensor::zeros(parts[0]->dtype(), {rows, parts[0]->dim(1)}, name);
-    auto* dst = static_cast<char*>(out.mutable_data());
-    for (const Tensor* p : parts) {
-      const size_t bytes = p->nbytes();
-      std::memcpy(dst, p->data(), bytes);
-      dst += bytes;
-    }
-    fused.emplace(parts[0]->name(), std::move(out));
+    const std::vector<const Tensor*> stored(parts.begin(), parts.end());
+    if (stored[0] && stored[0]->ndim() != 2) throw Error(name, "its parts are not matrices");
+    fused.emplace(stored[0]->name(), stacked_rows(stored, name));
   }
   std::vector<Tensor> out;
   for (Tensor& t : ts) {

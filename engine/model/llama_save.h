@@ -25,6 +25,10 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer);
 // first part's place). hf_unfused is the reverse for tensors read from such a file: each
 // fused matrix becomes views of its parts' rows, named as the parts.
 std::vector<Tensor> hf_fused(const LlamaConfig& c, std::vector<Tensor> ts);
+// The parts' rows stacked into one tensor `name` (a fused matrix or bias, in the parts'
+// dtype); throws naming it unless every part is present, stored (not Packed), of one dtype,
+// rank and row width.
+Tensor stacked_rows(const std::vector<const Tensor*>& parts, const std::string& name);
 std::vector<Tensor> hf_unfused(const LlamaConfig& c, std::vector<Tensor> ts);
 // Only config.json and the tokenizer files of that directory (a writer that streams the
 // weights as shards writes them itself).

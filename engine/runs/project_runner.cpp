@@ -155,32 +155,37 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
     throw Error(source,
                 "recovery trains on the project's calibration text, and the project has none");
   RecoveryOptions o = recovery_options(recipe.recovery);  // its memory is in the run's estimate
-  const std::string checkpoint = scratch_dir + "/recovery.checkpoint.safetensors";
+  // A checkpoint in the run's directory, from which a stopped run goes on: Block-AP's after
+  // every block, LoRA's and QAT's every in.recovery_checkpoint_every steps.
   std::optional<RecoveryCheckpoint> stopped;
-  if (std::filesystem::exists(checkpoint)) {
-    stopped = load_recovery_checkpoint(checkpoint, identity);
-    o.resume = &*stopped;
-    if (hooks.log)
-      hooks.log("resuming the recovery from " + checkpoint + " (" + std::to_string(stopped->step) +
-                " of " + std::to_string(o.steps) + " steps done)");
-  }
-  o.checkpoint_every = in.recovery_checkpoint_every;
-  o.checkpoint = [&](const RecoveryCheckpoint& k) {
-    save_recovery_checkpoint(checkpoint, k, identity);
-  };
-  // Block-AP's checkpoint: the blocks done, after each one.
-  const std::string blocks_checkpoint = scratch_dir + "/block_ap.checkpoint.safetensors";
   std::optional<BlockApResult> blocks_done;
-  if (std::filesystem::exists(blocks_checkpoint)) {
-    blocks_done = load_block_ap_checkpoint(blocks_checkpoint, identity);
-    o.block_resume = &*blocks_done;
-    if (hooks.log)
-      hooks.log("resuming Block-AP from " + blocks_checkpoint + " (" +
-                std::to_string(blocks_done->blocks.size()) + " blocks done)");
+  if (o.method == RecoveryOptions::Method::BlockAp) {
+    const std::string checkpoint = scratch_dir + "/block_ap.checkpoint.safetensors";
+    if (std::filesystem::exists(checkpoint)) {
+      blocks_done = load_block_ap_checkpoint(checkpoint, identity);
+      o.block_resume = &*blocks_done;
+      if (hooks.log)
+        hooks.log("resuming Block-AP from " + checkpoint + " (" +
+                  std::to_string(blocks_done->blocks.size()) + " blocks done)");
+    }
+    o.block_checkpoint = [checkpoint, &identity](const BlockApResult& so_far) {
+      save_block_ap_checkpoint(checkpoint, so_far, identity);
+    };
+  } else {
+    const std::string checkpoint = scratch_dir + "/recovery.checkpoint.safetensors";
+    if (std::filesystem::exists(checkpoint)) {
+      stopped = load_recovery_checkpoint(checkpoint, identity);
+      o.resume = &*stopped;
+      if (hooks.log)
+        hooks.log("resuming the recovery from " + checkpoint + " (" +
+                  std::to_string(stopped->step) + " of " + std::to_string(o.steps) +
+                  " steps done)");
+    }
+    o.checkpoint_every = in.recovery_checkpoint_every;
+    o.checkpoint = [checkpoint, &identity](const RecoveryCheckpoint& k) {
+      save_recovery_checkpoint(checkpoint, k, identity);
+    };
   }
-  o.block_checkpoint = [&](const BlockApResult& so_far) {
-    save_block_ap_checkpoint(blocks_checkpoint, so_far, identity);
-  };
   enter(hooks, "evaluate before recovery");
   const EvalResult before =
       evaluate(c.model, in.evaluation_tokens, in.eval, &in.base, hooks.progress, cancel);

@@ -355,13 +355,17 @@ TEST(RunStoreProjectRunner, AStoppedRunGoesOnFromItsLastBlock) {
   for (const auto& [k, v] : a) EXPECT_EQ(v, b.count(k) ? b.at(k) : -1) << k;
 }
 
-// A run stopped during its recovery keeps the compression and the recovery's last
-// checkpoint; the next run of the recipe goes on from both, to the uninterrupted figures.
-TEST(RunStoreProjectRunner, AStoppedRecoveryGoesOnFromItsCheckpoint) {
-  const ProjectRecipe recipe{
-      "w3-lora", "",
-      "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
-      "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"};
+// `recipe` run whole in one fresh project, and in another stopped in its recovery (past
+// 60 % of the recover phase) and run again: both outcomes, their curves and the second
+// run's log (recovery checkpoints every 2 steps).
+namespace {
+
+struct StoppedAndResumed {
+  RecipeRunOutcome whole, resumed;
+  std::vector<CurvePoint> whole_curve, curve;
+  std::vector<std::string> log;
+};
+StoppedAndResumed stop_in_recovery_and_resume(const ProjectRecipe& recipe) {
   auto outcome = [&](const std::filesystem::path& dir, RunHooks hooks, const CancelToken* cancel,
                      std::vector<CurvePoint>* curve = nullptr) {
     ProjectRunInputs in = load_project_run_inputs((dir / "tiny.mcwproj").string());
@@ -371,89 +375,79 @@ TEST(RunStoreProjectRunner, AStoppedRecoveryGoesOnFromItsCheckpoint) {
     if (curve) *curve = store->load_curve(o.run_id);
     return o;
   };
+  StoppedAndResumed r;
   const auto whole_dir = test::fresh_temp_dir();
   make_project(whole_dir);
-  std::vector<CurvePoint> whole_curve, curve;
-  const RecipeRunOutcome whole = outcome(whole_dir, {}, nullptr, &whole_curve);
-  ASSERT_EQ(whole.status, RunStatus::Done) << whole.error;
+  r.whole = outcome(whole_dir, {}, nullptr, &r.whole_curve);
 
   const auto dir = test::fresh_temp_dir();
   make_project(dir);
   CancelToken cancel;
-  std::vector<std::string> log;
   std::string phase;
   RunHooks hooks;
-  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  hooks.log = [&](const std::string& line) { r.log.push_back(line); };
   hooks.on_phase = [&](const std::string& p) { phase = p; };
   hooks.progress = [&](const ProgressEvent& e) {
-    if (phase == "recover" && e.fraction > 0.6) cancel.cancel();  // in step 3 or 4 of 4
+    if (phase == "recover" && e.fraction > 0.6) cancel.cancel();
   };
-  ASSERT_EQ(outcome(dir, hooks, &cancel).status, RunStatus::Cancelled);
-  log.clear();
+  EXPECT_EQ(outcome(dir, hooks, &cancel).status, RunStatus::Cancelled);
+  r.log.clear();
   hooks.progress = nullptr;
-  const RecipeRunOutcome resumed = outcome(dir, hooks, nullptr, &curve);
-  ASSERT_EQ(resumed.status, RunStatus::Done) << resumed.error;
+  r.resumed = outcome(dir, hooks, nullptr, &r.curve);
+  return r;
+}
+
+}  // namespace
+
+// A run stopped during its recovery keeps the compression and the recovery's last
+// checkpoint; the next run of the recipe goes on from both, to the uninterrupted figures.
+TEST(RunStoreProjectRunner, AStoppedRecoveryGoesOnFromItsCheckpoint) {
+  const StoppedAndResumed r = stop_in_recovery_and_resume(
+      {"w3-lora", "",
+       "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
+       "recovery: {steps: 4, rank: 2, batch: 2, window: 16, eval_every: 2}\n"});  // stopped in step
+                                                                                  // 3 or 4
+  ASSERT_EQ(r.whole.status, RunStatus::Done) << r.whole.error;
+  ASSERT_EQ(r.resumed.status, RunStatus::Done) << r.resumed.error;
+  const std::vector<std::string>& log = r.log;
   ASSERT_EQ(log.size(), 2u);
   EXPECT_NE(log[0].find("(stage 1/1, all blocks done)"), std::string::npos) << log[0];
   EXPECT_NE(log[1].find("resuming the recovery from"), std::string::npos) << log[1];
   EXPECT_NE(log[1].find("(2 of 4 steps done)"), std::string::npos) << log[1];
   std::map<std::string, double> a, b;
-  for (const Metric& m : whole.metrics) a[m.name] = m.value;
-  for (const Metric& m : resumed.metrics) b[m.name] = m.value;
+  for (const Metric& m : r.whole.metrics) a[m.name] = m.value;
+  for (const Metric& m : r.resumed.metrics) b[m.name] = m.value;
   for (const char* k :
        {"perplexity", "kl", "kl_before_recovery", "recovery_recode_loss_max", "size_bytes"}) {
     ASSERT_TRUE(a.count(k) && b.count(k)) << k;
     EXPECT_EQ(a[k], b[k]) << k;
   }
-  ASSERT_EQ(curve.size(), whole_curve.size());
-  for (size_t i = 0; i < curve.size(); ++i) {
-    EXPECT_EQ(curve[i].series, whole_curve[i].series);
-    EXPECT_EQ(curve[i].step, whole_curve[i].step);
-    EXPECT_EQ(curve[i].value, whole_curve[i].value) << curve[i].series << " " << curve[i].step;
+  ASSERT_EQ(r.curve.size(), r.whole_curve.size());
+  for (size_t i = 0; i < r.curve.size(); ++i) {
+    EXPECT_EQ(r.curve[i].series, r.whole_curve[i].series);
+    EXPECT_EQ(r.curve[i].step, r.whole_curve[i].step);
+    EXPECT_EQ(r.curve[i].value, r.whole_curve[i].value)
+        << r.curve[i].series << " " << r.curve[i].step;
   }
 }
 
 // Block-AP stopped in its second block goes on from the first: the log says so, and the
 // figures are the uninterrupted run's.
 TEST(RunStoreProjectRunner, AStoppedBlockApGoesOnFromItsLastBlock) {
-  const ProjectRecipe recipe{
-      "w3-block-ap", "",
-      "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
-      "recovery: {method: block-ap, train_windows: 4, val_windows: 1, window: 16, "
-      "quant_lr: 0.01, weight_lr: 0.001}\n"};
-  auto outcome = [&](const std::filesystem::path& dir, RunHooks hooks,
-                     const CancelToken* cancel) {
-    const ProjectRunInputs in = load_project_run_inputs((dir / "tiny.mcwproj").string());
-    const auto store = RunStore::open(in.database_path);
-    return run_project_recipe(*store, in, recipe, hooks, cancel);
-  };
-  const auto whole_dir = test::fresh_temp_dir();
-  make_project(whole_dir);
-  const RecipeRunOutcome whole = outcome(whole_dir, {}, nullptr);
-  ASSERT_EQ(whole.status, RunStatus::Done) << whole.error;
-
-  const auto dir = test::fresh_temp_dir();
-  make_project(dir);
-  CancelToken cancel;
-  std::vector<std::string> log;
-  std::string phase;
-  RunHooks hooks;
-  hooks.log = [&](const std::string& line) { log.push_back(line); };
-  hooks.on_phase = [&](const std::string& p) { phase = p; };
-  hooks.progress = [&](const ProgressEvent& e) {
-    if (phase == "recover" && e.fraction > 0.6) cancel.cancel();  // in the second of 2 blocks
-  };
-  ASSERT_EQ(outcome(dir, hooks, &cancel).status, RunStatus::Cancelled);
-  log.clear();
-  hooks.progress = nullptr;
-  const RecipeRunOutcome resumed = outcome(dir, hooks, nullptr);
-  ASSERT_EQ(resumed.status, RunStatus::Done) << resumed.error;
+  const StoppedAndResumed r = stop_in_recovery_and_resume(
+      {"w3-block-ap", "",
+       "stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n"
+       "recovery: {method: block-ap, train_windows: 4, val_windows: 1, window: 16, "
+       "quant_lr: 0.01, weight_lr: 0.001}\n"});  // stopped in the second of 2 blocks
+  ASSERT_EQ(r.whole.status, RunStatus::Done) << r.whole.error;
+  ASSERT_EQ(r.resumed.status, RunStatus::Done) << r.resumed.error;
+  const std::vector<std::string>& log = r.log;
   ASSERT_EQ(log.size(), 2u);
   EXPECT_NE(log[1].find("resuming Block-AP from"), std::string::npos) << log[1];
   EXPECT_NE(log[1].find("(1 blocks done)"), std::string::npos) << log[1];
   std::map<std::string, double> a, b;
-  for (const Metric& m : whole.metrics) a[m.name] = m.value;
-  for (const Metric& m : resumed.metrics) b[m.name] = m.value;
+  for (const Metric& m : r.whole.metrics) a[m.name] = m.value;
+  for (const Metric& m : r.resumed.metrics) b[m.name] = m.value;
   for (const char* k : {"perplexity", "kl", "kl_before_recovery", "recovery_steps"}) {
     ASSERT_TRUE(a.count(k) && b.count(k)) << k;
     EXPECT_EQ(a[k], b[k]) << k;

@@ -148,7 +148,7 @@ LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json& p) {
 // the o_proj (heads) or down_proj (channels) of every layer.
 template <bool heads>
 std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set<std::string>& targeted) {
-  if (!c.gated_mlp() || c.layer_norm() || c.learned_positions)
+  if (!c.llama_block())
     return "prunes llama's block (RMSNorm, rotary positions, a gated MLP); a " + c.model_type +
            " block is not supported";
   const BlockTensor& col_sliced = block_tensor(heads ? BlockRole::O : BlockRole::Down);

@@ -61,6 +61,9 @@ struct LlamaConfig {
 
   bool gated_mlp() const { return mlp == MlpKind::SwiGlu; }
   bool layer_norm() const { return norm == NormKind::Layer; }
+  // llama's own block (RMSNorm, rotary positions, SwiGLU), the one the backward passes and
+  // the structured stages are written for; not GPT-2's variant.
+  bool llama_block() const { return gated_mlp() && !layer_norm() && !learned_positions; }
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

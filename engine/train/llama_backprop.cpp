@@ -26,7 +26,7 @@ void check_cancel(const CancelToken* c) {
 }  // namespace
 
 void require_trainable(const LlamaConfig& c) {
-  if (!c.gated_mlp() || c.layer_norm() || c.learned_positions)
+  if (!c.llama_block())
     throw Error("",
                 "training (recovery, QAT, Block-AP) covers llama's block (RMSNorm, rotary "
                 "positions, a gated MLP); a " +

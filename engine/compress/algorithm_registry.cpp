@@ -15,12 +15,13 @@ CompressAlgorithm sparsegpt_algorithm();    // sparsegpt.cpp
 CompressAlgorithm svd_algorithm();          // low_rank.cpp
 CompressAlgorithm heads_algorithm();        // structured_stage.cpp
 CompressAlgorithm channels_algorithm();     // structured_stage.cpp
+CompressAlgorithm flap_algorithm();         // flap_stage.cpp
 
 const std::vector<CompressAlgorithm>& compress_algorithms() {
   static const std::vector<CompressAlgorithm> all = {
       rtn_algorithm(),    gptq_algorithm(),      awq_algorithm(),      smoothquant_algorithm(),
       kmeans_algorithm(), magnitude_algorithm(), wanda_algorithm(),    sparsegpt_algorithm(),
-      svd_algorithm(),    heads_algorithm(),     channels_algorithm(),
+      svd_algorithm(),    heads_algorithm(),     channels_algorithm(), flap_algorithm(),
   };
   return all;
 }

@@ -26,7 +26,7 @@ AwqModuleLoss module_loss(const GroupJob& job) {
   // Runs the module on the sampled windows with the model's current weights.
   auto output = [&model, &job, layer, attention](std::vector<float>& y) {
     const LlamaConfig& c = model.cfg;
-    const int64_t inner = attention ? c.q_dim() : c.hidden_dim;
+    const int64_t inner = attention ? c.q_dim(layer) : c.hidden_dim_of(layer);
     std::vector<float> mid;
     y.assign(size_t(job.sample_rows * c.dim), 0.0f);
     int64_t at = 0;
@@ -87,7 +87,8 @@ std::vector<CompressedTensor> awq_stage_group(const GroupJob& job) {
   // unless the recipe asks for MCW's way (s kept on the layer, the kernels dividing by it).
   const BlockTensor* first = find_block_tensor(job.names.front());
   const LlamaConfig& c = job.model.cfg;
-  if (first && first->role == BlockRole::O && width(c, Width::KV) != width(c, Width::Q) &&
+  if (first && first->role == BlockRole::O &&
+      width(c, Width::KV, job.layer) != width(c, Width::Q, job.layer) &&
       !p["scale_gqa_o_proj"].get<bool>())
     o.grid = 1;
   AwqResult res = quantize_awq(layers, job.samples, job.sample_rows, job.stats.cols, o, job.cancel,

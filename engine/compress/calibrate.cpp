@@ -18,7 +18,7 @@ std::vector<LinearGroup> linear_groups(const LlamaModel& model) {
       LinearGroup g{l, {}, 0, ActInt8(input)};
       for (const BlockTensor& t : llama_block_tensors())
         if (t.input == input && t.present(c))
-          g.names.push_back(block_tensor_name(l, t)), g.in_features = width(c, t.cols);
+          g.names.push_back(block_tensor_name(l, t)), g.in_features = width(c, t.cols, l);
       out.push_back(std::move(g));
     }
   return out;
@@ -43,6 +43,12 @@ Tensor* find_weight_f32(LlamaModel& model, const std::string& name) {
 
 void materialize_f32(LlamaModel& model) {
   for (auto& [n, t] : model.named_tensors()) make_owned_f32(*t);
+}
+
+void materialize_layer_f32(LlamaModel& model, int64_t layer) {
+  const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+  for (auto& [n, t] : model.named_tensors())
+    if (n.starts_with(prefix)) make_owned_f32(*t);
 }
 
 std::vector<std::vector<int32_t>> calibration_windows(std::span<const int32_t> tokens,

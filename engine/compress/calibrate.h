@@ -39,6 +39,8 @@ Tensor* find_weight(LlamaModel& model, const std::string& name);
 Tensor* find_weight_f32(LlamaModel& model, const std::string& name);
 // Every tensor of the model owned f32 (whole-model steps: structured pruning).
 void materialize_f32(LlamaModel& model);
+// Every tensor of block `layer` owned f32 (a structured stage slicing one block at a time).
+void materialize_layer_f32(LlamaModel& model, int64_t layer);
 
 struct CalibrationHooks {
   // Called once per window with that window's input rows X [rows, group.in_features].

@@ -41,8 +41,9 @@ int64_t layer_of(const std::string& name) {
 
 // Input columns of a linear under config `c` (shapes change with structured stages).
 int64_t in_features(const LlamaConfig& c, const std::string& name) {
-  const BlockTensor* t = find_block_tensor(name);
-  return t ? width(c, t->cols) : 0;
+  int64_t layer = 0;
+  const BlockTensor* t = find_block_tensor(name, &layer);
+  return t ? width(c, t->cols, layer) : 0;
 }
 
 // tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, its diagonal (Σx², for methods that gather no

@@ -68,16 +68,17 @@ ModelShape model_shape(const LlamaConfig& cfg) {
   names_only.cfg = cfg;
   names_only.layers.resize(size_t(std::max<int64_t>(cfg.n_layers, 0)));
   for (const auto& [name, t] : names_only.named_tensors()) m.tensor_names.push_back(name);
-  uint64_t per_layer = 0;  // norms and biases
-  for (const BlockTensor& t : llama_block_tensors())
-    if (t.present(cfg) && !t.linear()) per_layer += uint64_t(width(cfg, t.rows));
+  uint64_t vectors = 0;  // norms and biases of every block
   for (int64_t l = 0; l < cfg.n_layers; ++l)
     for (const BlockTensor& t : llama_block_tensors())
-      if (t.linear() && t.present(cfg))
-        m.linears.push_back({block_tensor_name(l, t), width(cfg, t.rows), width(cfg, t.cols)});
+      if (t.present(cfg) && !t.linear())
+        vectors += uint64_t(width(cfg, t.rows, l));
+      else if (t.present(cfg))
+        m.linears.push_back(
+            {block_tensor_name(l, t), width(cfg, t.rows, l), width(cfg, t.cols, l)});
   const int64_t D = cfg.dim;
   m.other_params = uint64_t(cfg.vocab_size) * uint64_t(D) * (cfg.tie_embeddings ? 1 : 2) +
-                   uint64_t(D) + per_layer * uint64_t(std::max<int64_t>(cfg.n_layers, 0)) +
+                   uint64_t(D) + vectors +
                    (cfg.learned_positions ? uint64_t(cfg.max_seq_len) * uint64_t(D) : 0) +
                    (cfg.layer_norm() ? uint64_t(D) : 0);  // GPT-2's positions, ln_f's bias
   return m;

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "engine/core/error.h"
+#include "engine/kernels/stored_matmul.h"
 
 namespace mcw {
 
@@ -44,14 +45,25 @@ StructuredScore structured_score(const std::string& name) {
   throw Error("structured", "unknown importance score '" + name + "' (flap or wanda)");
 }
 
+// Σ_r f(W[r, j]) for every column of W [rows, cols], W in any stored dtype (read a few
+// rows at a time, so that a mapped bf16 weight is never copied whole).
+template <class F>
+static std::vector<double> column_sums(const Tensor& w, F f) {
+  const int64_t rows = w.dim(0), cols = w.dim(1), chunk = 64;
+  std::vector<double> n(size_t(cols), 0.0);
+  std::vector<float> buf(size_t(std::min(rows, chunk) * cols));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t r1 = std::min(rows, r0 + chunk);
+    weight_rows_f32(w, r0, r1, buf.data());
+    for (int64_t r = 0; r < r1 - r0; ++r)
+      for (int64_t j = 0; j < cols; ++j) n[size_t(j)] += f(double(buf[size_t(r * cols + j)]));
+  }
+  return n;
+}
+
 // ‖W[:, j]‖² for every column of W [rows, cols].
 static std::vector<double> column_sq_norms(const Tensor& w) {
-  const int64_t rows = w.dim(0), cols = w.dim(1);
-  const float* p = w.as<float>();
-  std::vector<double> n(size_t(cols), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) n[size_t(j)] += double(p[r * cols + j]) * p[r * cols + j];
-  return n;
+  return column_sums(w, [](double v) { return v * v; });
 }
 
 static void check_shapes(const Tensor& w, const ChannelMoments& m) {
@@ -69,10 +81,7 @@ std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m,
     return score;
   }
   const int64_t rows = w.dim(0), cols = w.dim(1);
-  const float* p = w.as<float>();
-  std::vector<double> score(size_t(cols), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) score[size_t(j)] += std::fabs(double(p[r * cols + j]));
+  std::vector<double> score = column_sums(w, [](double v) { return std::fabs(v); });
   for (int64_t j = 0; j < cols; ++j) score[size_t(j)] *= std::sqrt(m.mean_square(j)) / double(rows);
   return score;
 }
@@ -126,6 +135,17 @@ void mask_input_channels(Tensor& w, Tensor* bias, const std::vector<int64_t>& ch
       v = 0.0f;
     }
   }
+}
+
+double removed_rows_share(const Tensor& w, const std::vector<int64_t>& units, int64_t width) {
+  const int64_t cols = w.dim(1);
+  const float* p = w.as<float>();
+  double all = 0, gone = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) all += double(p[i]) * p[i];
+  for (int64_t u : units)
+    for (int64_t r = u * width; r < (u + 1) * width; ++r)
+      for (int64_t j = 0; j < cols; ++j) gone += double(p[r * cols + j]) * p[r * cols + j];
+  return all > 0 ? gone / all : 0.0;
 }
 
 double removal_relative_error(const Tensor& w, const std::vector<int64_t>& channels,

@@ -37,7 +37,7 @@ enum class StructuredScore {
 // "flap" or "wanda"; throws mcw::Error otherwise.
 StructuredScore structured_score(const std::string& name);
 
-// One score per input channel of W [rows, cols] (cols == m.cols()).
+// One score per input channel of W [rows, cols] (cols == m.cols(); any stored dtype).
 std::vector<double> channel_importance(const Tensor& w, const ChannelMoments& m, StructuredScore s);
 // Scores of units of `width` consecutive channels (a head: head_dim channels): their sums,
 // or the sums of their squares (FLAP's code squares o_proj's channel scores first).
@@ -53,6 +53,10 @@ std::vector<int64_t> unit_channels(const std::vector<int64_t>& units, int64_t wi
 // length rows first). The masked layer computes what the sliced smaller layer computes.
 void mask_input_channels(Tensor& w, Tensor* bias, const std::vector<int64_t>& channels,
                          const ChannelMoments& m);
+
+// ‖W[rows]‖² / ‖W‖² for the listed rows (units of `width`) of an f32 W [n, cols]: the
+// weight-side error of a projection that loses those outputs.
+double removed_rows_share(const Tensor& w, const std::vector<int64_t>& units, int64_t width);
 
 // Diagonal estimate of the output error left by removing `channels` with compensation,
 // relative to the output: Σ_removed var_j‖W_j‖² / Σ_all E[x_j²]‖W_j‖².

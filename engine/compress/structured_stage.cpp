@@ -9,30 +9,28 @@
 
 namespace mcw {
 
-int64_t structured_removal_count(const LlamaConfig& c, const StructuredStageOptions& o) {
-  return o.heads ? units_to_remove(head_units(c).count, o.fraction)
-                 : units_to_remove(c.hidden_dim, o.fraction);
+std::vector<int64_t> structured_removal_counts(const LlamaConfig& c,
+                                               const StructuredStageOptions& o) {
+  std::vector<int64_t> n;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    n.push_back(units_to_remove(o.heads ? head_units(c, l).count : c.hidden_dim_of(l), o.fraction));
+  return n;
 }
 
 LlamaConfig structured_config(const LlamaConfig& c, const StructuredStageOptions& o) {
-  const int64_t r = structured_removal_count(c, o);
+  const std::vector<int64_t> r = structured_removal_counts(c, o);
   return o.heads ? config_without_heads(c, r) : config_without_channels(c, r);
 }
 
 namespace {
-
-// ‖W[rows]‖² / ‖W‖² for the listed rows (blocks of `width`) of W [n, cols]: the weight-side
-// error of a projection that loses those outputs.
-double removed_rows_share(const Tensor& w, const std::vector<int64_t>& units, int64_t width) {
-  const int64_t cols = w.dim(1);
-  const float* p = w.as<float>();
-  double all = 0, gone = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) all += double(p[i]) * p[i];
-  for (int64_t u : units)
-    for (int64_t r = u * width; r < (u + 1) * width; ++r)
-      for (int64_t j = 0; j < cols; ++j) gone += double(p[r * cols + j]) * p[r * cols + j];
-  return all > 0 ? gone / all : 0.0;
+bool removes_any(const std::vector<int64_t>& counts) {
+  for (int64_t n : counts)
+    if (n > 0) return true;
+  return false;
 }
+}  // namespace
+
+namespace {
 
 struct LayerRecord {
   std::vector<std::pair<std::string, double>> row_sliced;  // name, weight-side error
@@ -47,9 +45,9 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     const std::vector<std::vector<int32_t>>& windows, const RecordWeightFn& record,
     const ProgressFn& progress, const CancelToken* cancel) {
   const LlamaConfig c = model.cfg;
-  const HeadUnits hu = head_units(c);
-  const int64_t count = structured_removal_count(c, o);
-  const int64_t width = o.heads ? hu.q_width(c) : 1;  // input channels per unit
+  const std::vector<int64_t> count = structured_removal_counts(c, o);
+  // Input channels per unit: a unit's query heads are as many in every layer.
+  const int64_t width = o.heads ? head_units(c, 0).q_width(c) : 1;
   const uint8_t target = o.heads ? kActInt8O : kActInt8Down;  // the input whose channels go
   std::vector<std::vector<int64_t>> removed(size_t(c.n_layers));
   std::vector<LayerRecord> records(size_t(c.n_layers));
@@ -71,7 +69,7 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     const std::vector<double> score = unit_importance(
         channel_importance(w, *moments, o.score), width,
         o.heads && o.score == StructuredScore::Flap && o.square_head_scores);
-    removed[l] = least_important(score, count);
+    removed[l] = least_important(score, count[l]);
     const std::vector<int64_t> channels = unit_channels(removed[l], width);
     LayerRecord& rec = records[l];
     rec.col_sliced = g.names.front();
@@ -83,7 +81,8 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     };
     if (o.heads) {
       row_sliced(BlockRole::Q, width);
-      if (hu.with_kv) row_sliced(BlockRole::K, c.head_dim), row_sliced(BlockRole::V, c.head_dim);
+      if (head_units(c, g.layer).with_kv)
+        row_sliced(BlockRole::K, c.head_dim), row_sliced(BlockRole::V, c.head_dim);
     } else {
       row_sliced(BlockRole::Gate, 1), row_sliced(BlockRole::Up, 1);
     }
@@ -95,16 +94,17 @@ std::vector<std::vector<int64_t>> run_structured_stage(
   };
   CalibrationOptions co;
   co.uncompressed_inputs = o.uncompressed_inputs;
-  if (count > 0) sequential_calibrate(model, windows, hooks, progress, cancel, co);
+  const bool any = removes_any(count);
+  if (any) sequential_calibrate(model, windows, hooks, progress, cancel, co);
 
   // Every layer now has the bias (compensation) or none was added; keep the config honest.
-  if (o.compensate && count > 0) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
+  if (o.compensate && any) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
   if (o.heads)
     remove_heads(model, removed);
   else
     remove_channels(model, removed);
   for (auto& [name, t] : model.named_tensors()) t->set_name(name);
-  if (record && count > 0)
+  if (record && any)
     for (const LayerRecord& rec : records) {
       for (const auto& [name, err] : rec.row_sliced)
         record(name, dense_tensor(*find_weight(model, name), name), err, false);
@@ -144,8 +144,8 @@ LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json& p) {
   return structured_config(c, stage_options(p, heads));
 }
 
-// LlamaConfig is uniform, so the same units go from every layer: the targets must cover
-// the o_proj (heads) or down_proj (channels) of every layer.
+// Every layer loses units: the targets must cover the o_proj (heads) or down_proj
+// (channels) of every layer.
 template <bool heads>
 std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set<std::string>& targeted) {
   if (!c.llama_block())
@@ -155,11 +155,11 @@ std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set
   const std::string what = col_sliced.hf;
   for (int64_t l = 0; l < c.n_layers; ++l)
     if (!targeted.count(block_tensor_name(l, col_sliced)))
-      return "must target the " + what + " of every layer (every layer loses the same units); layer " +
+      return "must target the " + what + " of every layer (every layer loses units); layer " +
              std::to_string(l) + " is not targeted";
-  if (structured_removal_count(c, stage_options(p, heads)) == 0) {
-    const HeadUnits u = head_units(c);
-    const int64_t units = heads ? u.count : c.hidden_dim;
+  if (!removes_any(structured_removal_counts(c, stage_options(p, heads)))) {
+    const HeadUnits u = head_units(c, 0);
+    const int64_t units = heads ? u.count : c.hidden_dim_of(0);
     return "fraction " + p["fraction"].dump() + " of " + std::to_string(units) +
            (heads ? (u.with_kv ? " key/value head groups" : " heads") : " channels") + " removes nothing";
   }

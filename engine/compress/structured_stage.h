@@ -5,7 +5,8 @@
 // statistics come from the model before the stage (FLAP's setting) or, as an option, from
 // the blocks already pruned. After the pass the model is sliced to its smaller dense shape,
 // which computes exactly what the masked model computed. The same fraction is removed from
-// every layer (FLAP's UL-UM structure); its global allocation (AL-AM) is not offered.
+// every layer (FLAP's UL-UM structure); the "flap" stage (flap_stage.h) allocates across
+// layers (AL-AM).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -31,8 +32,9 @@ struct StructuredStageOptions {
   bool uncompressed_inputs = true;
 };
 
-// Units removed per layer by these options on a model of config `c` (0: nothing to do).
-int64_t structured_removal_count(const LlamaConfig& c, const StructuredStageOptions& o);
+// Units removed from each layer by these options on a model of config `c`.
+std::vector<int64_t> structured_removal_counts(const LlamaConfig& c,
+                                               const StructuredStageOptions& o);
 // The config after the stage.
 LlamaConfig structured_config(const LlamaConfig& c, const StructuredStageOptions& o);
 

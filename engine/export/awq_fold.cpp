@@ -37,7 +37,7 @@ AwqFolds plan_awq_folds(const LlamaConfig& c,
         break;
       default:  // o_proj: its input is v_proj's output, head for head
         into = {BlockRole::V, BlockRole::VBias};
-        if (width(c, Width::KV) != width(c, Width::Q))
+        if (width(c, Width::KV, layer) != width(c, Width::Q, layer))
           why =
               "o_proj reads more values than v_proj writes (grouped-query attention), so its "
               "scale has nowhere to fold";

@@ -231,6 +231,13 @@ std::vector<GGUFKeyValue> architecture_kvs(const LlamaModel& model, const std::s
   if (c.long_rope.enabled() && arch != "phi3")
     throw Error(path, "llama.cpp reads LongRoPE only for the phi3 architecture; this model is written as " + arch +
                           " (it has biases or a head width other than hidden_size / heads)");
+  // llama.cpp reads per-layer head counts and MLP widths as arrays, but its llama graph
+  // sizes q and the MLP from the first layer's; not written until a llama.cpp run shows it.
+  if (!c.uniform())
+    throw Error(
+        path,
+        "blocks of different widths (FLAP's global allocation) have no GGUF form MCW writes yet; "
+        "export as HF safetensors");
   std::vector<GGUFKeyValue> kv;
   auto u32 = [&](const std::string& k, int64_t v) { kv.push_back({arch + "." + k, uint32_t(v)}); };
   auto f32 = [&](const std::string& k, double v) { kv.push_back({arch + "." + k, float(v)}); };

@@ -59,7 +59,9 @@ void StreamedLlamaWriter::write_checkpoint(const BlockDone& d, const Compression
   m["hidden"] = base_name(hidden_file_);
   const LlamaConfig& c = r.model.cfg;
   m["shape"] = {{"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"hidden_dim", c.hidden_dim},
-                {"o_bias", c.o_bias}, {"down_bias", c.down_bias}};
+                {"o_bias", c.o_bias},   {"down_bias", c.down_bias},   {"blocks", json::array()}};
+  for (const BlockShape& b : c.block_shapes)
+    m["shape"]["blocks"].push_back({b.n_heads, b.n_kv_heads, b.hidden_dim});
   m["block_files"] = json::array();
   for (const std::string& f : block_file_) m["block_files"].push_back(base_name(f));
   m["act_int8"] = json::array();
@@ -148,9 +150,21 @@ void StreamedLlamaWriter::restore(CompressionResult& r, const json& m) {
   try {
     LlamaConfig& c = r.model.cfg;
     const json& s = m.at("shape");
-    if (m.at("blocks").get<int64_t>() != c.n_layers || s.at("n_heads").get<int64_t>() != c.n_heads ||
-        s.at("n_kv_heads").get<int64_t>() != c.n_kv_heads || s.at("hidden_dim").get<int64_t>() != c.hidden_dim)
+    // The widths come from the checkpoint (a FLAP stage's are known only after it ran, its
+    // reshape leaves the widths before it): no wider than the recipe's stages leave them.
+    LlamaConfig shaped = c;
+    shaped.n_heads = s.at("n_heads").get<int64_t>(),
+    shaped.n_kv_heads = s.at("n_kv_heads").get<int64_t>();
+    shaped.hidden_dim = s.at("hidden_dim").get<int64_t>();
+    std::vector<BlockShape> blocks;
+    for (const json& b : s.value("blocks", json::array()))
+      blocks.push_back({b.at(0).get<int64_t>(), b.at(1).get<int64_t>(), b.at(2).get<int64_t>()});
+    shaped.set_block_shapes(std::move(blocks));
+    if (m.at("blocks").get<int64_t>() != c.n_layers || shaped.n_heads > c.n_heads ||
+        shaped.n_kv_heads > c.n_kv_heads || shaped.hidden_dim > c.hidden_dim)
       throw Error(manifest, "its model shape does not match the model and recipe");
+    shaped.validate(manifest);
+    c = std::move(shaped);
     c.o_bias = s.at("o_bias").get<bool>(), c.down_bias = s.at("down_bias").get<bool>();
     std::map<std::string, Tensor*> slots;
     for (auto& [n, t] : r.model.named_tensors()) slots[n] = t;
@@ -169,7 +183,7 @@ void StreamedLlamaWriter::restore(CompressionResult& r, const json& m) {
         const auto it = slots.find(tn);
         if (it == slots.end() || !tn.starts_with(prefix)) continue;  // HF's zero biases
         const BlockTensor* row = find_block_tensor(tn);
-        if (!row || t.shape() != block_tensor_shape(c, *row))
+        if (!row || t.shape() != block_tensor_shape(c, *row, l))
           throw Error(path(name), tn + " has the wrong shape for this model");
         // Matrices stay views of the file; vectors are owned, as block_done left them.
         *it->second = t.ndim() == 2 ? std::move(t) : t.f32_copy();

@@ -215,7 +215,7 @@ std::vector<Tensor> gpt2_file_tensors(std::vector<Tensor> ts) {
 
 int64_t gpt2_file_tensor_rows(const LlamaConfig& c, const Gpt2FileTensor& f) {
   int64_t rows = 0;
-  for (BlockRole role : f.parts) rows += width(c, block_tensor(role).rows);
+  for (BlockRole role : f.parts) rows += width(c, block_tensor(role).rows, 0);
   return rows;
 }
 
@@ -225,7 +225,7 @@ std::vector<Tensor> gpt2_file_tensor_parts(const LlamaConfig& c, const Gpt2FileT
   int64_t first = 0;
   for (BlockRole role : f.parts) {
     const BlockTensor& part = block_tensor(role);
-    const int64_t rows = width(c, part.rows);
+    const int64_t rows = width(c, part.rows, 0);
     const std::string name = block_tensor_name(layer, part);
     parts.push_back(conv1d ? conv1d_rows(t, first, rows, name) : t.rows(first, first + rows, name));
     first += rows;

@@ -137,7 +137,8 @@ LlamaModel load_gpt2(const ModelFile& m) {
       const int64_t rows = gpt2_file_tensor_rows(c, f);
       const BlockTensor& first = block_tensor(f.parts[0]);
       const bool hidden = first.rows == Width::Hidden || first.cols == Width::Hidden;
-      const Shape want = first.cols == Width::One ? Shape{rows} : Shape{rows, width(c, first.cols)};
+      const Shape want =
+          first.cols == Width::One ? Shape{rows} : Shape{rows, width(c, first.cols, 0)};
       const bool conv1d = f.conv1d && !gguf;
       split_parts(c, f, ld.get(name, want, hidden ? kdf : kd, conv1d), conv1d, l, L);
     }

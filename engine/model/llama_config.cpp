@@ -1,5 +1,6 @@
 #include "engine/model/llama_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/core/error.h"
@@ -45,6 +46,22 @@ LongRope long_rope_from(const ConfigKeys& top, const ConfigKeys& rs, const Llama
   return l;
 }
 
+// The per-block widths to_hf_config writes (mcw_block_shapes): one object per layer.
+std::vector<BlockShape> block_shapes_from(const json& v, const LlamaConfig& c,
+                                          const std::string& file) {
+  if (!v.is_array() || int64_t(v.size()) != c.n_layers)
+    throw Error(file, "key 'mcw_block_shapes' must list " + std::to_string(c.n_layers) + " blocks");
+  std::vector<BlockShape> out;
+  for (size_t l = 0; l < v.size(); ++l) {
+    if (!v[l].is_object())
+      throw Error(file, "mcw_block_shapes[" + std::to_string(l) + "] must be an object");
+    const ConfigKeys b{v[l], file, ""};
+    out.push_back({b.integer("num_attention_heads"), b.integer("num_key_value_heads"),
+                   b.integer("intermediate_size")});
+  }
+  return out;
+}
+
 LlamaConfig from_hf(const ModelFile& m) {
   const std::string file = m.path + "/config.json";
   const ConfigKeys r{m.hparams, file, ""};
@@ -84,6 +101,8 @@ LlamaConfig from_hf(const ModelFile& m) {
   c.qkv_bias = type == "qwen2" || attention_bias;
   c.o_bias = attention_bias || m.find("model.layers.0.self_attn.o_proj.bias");
   c.down_bias = r.boolean_or("mlp_bias", false) || m.find("model.layers.0.mlp.down_proj.bias");
+  if (const json* shapes = r.find("mcw_block_shapes"))
+    c.set_block_shapes(block_shapes_from(*shapes, c, file));
   if (const json* rs = r.find("rope_scaling"); rs && rs->is_object()) {
     const ConfigKeys s{*rs, file, ""};
     std::string kind = rs->value("rope_type", rs->value("type", std::string()));
@@ -185,10 +204,38 @@ void LlamaConfig::validate(const std::string& file) const {
   if (!(rms_eps > 0)) throw Error(file, "rms norm epsilon must be positive");
   if (!(rope_theta > 0)) throw Error(file, "rope theta must be positive");
   if (sliding_window < 0) throw Error(file, "sliding window must not be negative");
+  if (uniform()) return;
+  if (int64_t(block_shapes.size()) != n_layers)
+    throw Error(file, std::to_string(block_shapes.size()) + " block shapes for " +
+                          std::to_string(n_layers) + " layers");
+  for (size_t l = 0; l < block_shapes.size(); ++l) {
+    const BlockShape& b = block_shapes[l];
+    const std::string at = "block " + std::to_string(l) + ": ";
+    if (b.n_heads <= 0 || b.n_kv_heads <= 0 || b.hidden_dim <= 0)
+      throw Error(file, at + "heads, key/value heads and intermediate size must be positive");
+    if (b.n_heads % b.n_kv_heads)
+      throw Error(file, at + "attention heads are not a multiple of key/value heads");
+    if (b.n_heads > n_heads || b.n_kv_heads > n_kv_heads || b.hidden_dim > hidden_dim)
+      throw Error(file, at + "wider than the model's largest block");
+  }
+}
+
+void LlamaConfig::set_block_shapes(std::vector<BlockShape> shapes) {
+  block_shapes.clear();
+  if (shapes.empty()) return;
+  n_heads = n_kv_heads = hidden_dim = 0;
+  bool same = true;
+  for (const BlockShape& b : shapes) {
+    n_heads = std::max(n_heads, b.n_heads), n_kv_heads = std::max(n_kv_heads, b.n_kv_heads);
+    hidden_dim = std::max(hidden_dim, b.hidden_dim);
+    same = same && b == shapes.front();
+  }
+  if (!same) block_shapes = std::move(shapes);
 }
 
 std::string LlamaConfig::hf_model_type() const {
   if (model_type == "gpt2") return "gpt2";  // its block is no other family's
+  if (!uniform()) return "llama";           // written as llama with MCW's block shapes
   if (model_type == "qwen2" && qkv_bias && !o_bias && !down_bias) return "qwen2";
   if (model_type == "phi3" && !qkv_bias && !o_bias && !down_bias && q_dim() == dim) return "phi3";
   return sliding_window > 0 ? "mistral" : "llama";
@@ -230,6 +277,16 @@ json LlamaConfig::to_hf_config() const {
   }
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
+  // transformers has no per-block widths for llama: it refuses such a model's weights
+  // (their shapes do not match); MCW's loader reads them back from this key.
+  if (!uniform()) {
+    json shapes = json::array();
+    for (const BlockShape& b : block_shapes)
+      shapes.push_back({{"num_attention_heads", b.n_heads},
+                        {"num_key_value_heads", b.n_kv_heads},
+                        {"intermediate_size", b.hidden_dim}});
+    j["mcw_block_shapes"] = shapes;
+  }
   if (long_rope.enabled()) {
     j["original_max_position_embeddings"] = long_rope.original_max_position;
     j["rope_scaling"] = {{phi3 ? "type" : "rope_type", "longrope"},

@@ -33,6 +33,13 @@ enum class NormKind { Rms, Layer };
 // with the tanh approximation (gelu_new) or the exact erf form.
 enum class MlpKind { SwiGlu, GeluTanh, GeluErf };
 
+// One block's attention and MLP widths, where blocks differ (FLAP's global allocation
+// prunes each block by its own amount).
+struct BlockShape {
+  int64_t n_heads = 0, n_kv_heads = 0, hidden_dim = 0;
+  friend bool operator==(const BlockShape&, const BlockShape&) = default;
+};
+
 struct LlamaConfig {
   // The family it came from ("llama", "mistral", "qwen2", "phi3", "gpt2"), so that a saved
   // config says the same where it can (to_hf_config).
@@ -58,6 +65,10 @@ struct LlamaConfig {
   NormKind norm = NormKind::Rms;
   MlpKind mlp = MlpKind::SwiGlu;
   bool learned_positions = false, up_bias = false, scale_attention = true;
+  // Each block's widths, in order, when they are not all n_heads / n_kv_heads / hidden_dim;
+  // those then hold the largest of each (buffers sized by them hold any block). Empty for
+  // the uniform models every family's files describe; set through set_block_shapes.
+  std::vector<BlockShape> block_shapes;
 
   bool gated_mlp() const { return mlp == MlpKind::SwiGlu; }
   bool layer_norm() const { return norm == NormKind::Layer; }
@@ -67,6 +78,16 @@ struct LlamaConfig {
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  bool uniform() const { return block_shapes.empty(); }
+  BlockShape block(int64_t layer) const {
+    return uniform() ? BlockShape{n_heads, n_kv_heads, hidden_dim} : block_shapes[size_t(layer)];
+  }
+  int64_t q_dim(int64_t layer) const { return block(layer).n_heads * head_dim; }
+  int64_t kv_dim(int64_t layer) const { return block(layer).n_kv_heads * head_dim; }
+  int64_t hidden_dim_of(int64_t layer) const { return block(layer).hidden_dim; }
+  // Per-block widths (n_layers of them): the uniform fields become their maxima, and the
+  // list is dropped again when every block has the same.
+  void set_block_shapes(std::vector<BlockShape> shapes);
   // Throws mcw::Error(file, ...) naming the inconsistent field.
   void validate(const std::string& file) const;
   nlohmann::ordered_json to_hf_config() const;  // a config.json that transformers loads

@@ -44,7 +44,9 @@ KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
 // forward at 2048 tokens), masked and softmaxed row by row in between.
 static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int64_t layer,
                       int64_t p0, int64_t T, float* out) {
-  const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+  const BlockShape b = c.block(layer);
+  const int64_t hd = c.head_dim, heads = b.n_heads, group = b.n_heads / b.n_kv_heads;
+  const int64_t Q = heads * hd, kv_stride = cache.row_stride();
   // LongRoPE scales cos and sin, so q·k, by its attention factor squared.
   const double af = c.long_rope.attention_factor;
   const float scale = float(af * af / (c.scale_attention ? std::sqrt(double(hd)) : 1.0));
@@ -53,10 +55,10 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
   };
   constexpr int64_t kGemmMinTokens = 16, kTile = 128;
   if (T < kGemmMinTokens) {
-    tbb::parallel_for(int64_t(0), T * c.n_heads, [&](int64_t job) {
-      const int64_t t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
+    tbb::parallel_for(int64_t(0), T * heads, [&](int64_t job) {
+      const int64_t t = job / heads, h = job % heads, kvh = h / group;
       const int64_t first = first_key(t), n_keys = p0 + t + 1 - first;
-      const float* qh = q + t * c.q_dim() + h * hd;
+      const float* qh = q + t * Q + h * hd;
       std::vector<float> score(static_cast<size_t>(n_keys));
       for (int64_t s = 0; s < n_keys; ++s) {
         const float* kh = cache.k(layer, first + s) + kvh * hd;
@@ -65,7 +67,7 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
         score[size_t(s)] = acc * scale;
       }
       softmax_row(score.data(), n_keys);
-      float* oh = out + t * c.q_dim() + h * hd;
+      float* oh = out + t * Q + h * hd;
       std::fill(oh, oh + hd, 0.0f);
       for (int64_t s = 0; s < n_keys; ++s) {
         const float* vh = cache.v(layer, first + s) + kvh * hd;
@@ -75,15 +77,15 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
     });
     return;
   }
-  const int64_t tiles = (T + kTile - 1) / kTile, kv_dim = c.kv_dim();
-  tbb::parallel_for(int64_t(0), c.n_heads * tiles, [&](int64_t job) {
+  const int64_t tiles = (T + kTile - 1) / kTile;
+  tbb::parallel_for(int64_t(0), heads * tiles, [&](int64_t job) {
     const int64_t h = job / tiles, t0 = job % tiles * kTile, t1 = std::min(T, t0 + kTile);
     const int64_t kvh = h / group, rows = t1 - t0;
     const int64_t k0 = first_key(t0), k1 = p0 + t1;  // keys any row of the tile sees
     const int64_t n = k1 - k0;
     std::vector<float> s(static_cast<size_t>(rows * n));
-    matmul_wt_strided(q + t0 * c.q_dim() + h * hd, c.q_dim(), cache.k(layer, k0) + kvh * hd,
-                      kv_dim, s.data(), n, rows, n, hd);
+    matmul_wt_strided(q + t0 * Q + h * hd, Q, cache.k(layer, k0) + kvh * hd, kv_stride, s.data(), n,
+                      rows, n, hd);
     for (int64_t r = 0; r < rows; ++r) {
       float* row = s.data() + r * n;
       const int64_t lo = first_key(t0 + r) - k0, hi = p0 + t0 + r + 1 - k0;  // [lo, hi)
@@ -92,8 +94,8 @@ static void attention(const LlamaConfig& c, const float* q, KVCache& cache, int6
       std::fill(row, row + lo, 0.0f);
       std::fill(row + hi, row + n, 0.0f);
     }
-    matmul_strided(s.data(), n, cache.v(layer, k0) + kvh * hd, kv_dim,
-                   out + t0 * c.q_dim() + h * hd, c.q_dim(), rows, hd, n);
+    matmul_strided(s.data(), n, cache.v(layer, k0) + kvh * hd, kv_stride, out + t0 * Q + h * hd, Q,
+                   rows, hd, n);
   });
 }
 
@@ -124,7 +126,8 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
                             float* att, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(l)];
-  const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim();
+  const BlockShape b = c.block(l);
+  const int64_t D = c.dim, Q = c.q_dim(l), KV = c.kv_dim(l);
   std::vector<float> q(size_t(T * Q)), k(size_t(T * KV)), v(size_t(T * KV)), xq;
   xn = linear_input(L, kActInt8Qkv, xn, T, D, xq);
   linear(hook, l, LlamaLinear::Q, L.wq, xn, T, q.data(), bias_of(L.bq));
@@ -132,8 +135,8 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
   linear(hook, l, LlamaLinear::V, L.wv, xn, T, v.data(), bias_of(L.bv));
   for (int64_t t = 0; t < T; ++t) {
     if (!c.learned_positions) {
-      rope_row(q.data() + t * Q, c.n_heads, c.head_dim, p0 + t, inv_freq.data());
-      rope_row(k.data() + t * KV, c.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
+      rope_row(q.data() + t * Q, b.n_heads, c.head_dim, p0 + t, inv_freq.data());
+      rope_row(k.data() + t * KV, b.n_kv_heads, c.head_dim, p0 + t, inv_freq.data());
     }
     std::copy(k.data() + t * KV, k.data() + (t + 1) * KV, cache.k(l, p0 + t));
     std::copy(v.data() + t * KV, v.data() + (t + 1) * KV, cache.v(l, p0 + t));
@@ -151,17 +154,18 @@ static void mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, 
                        float* g, const LlamaLinearFn* hook) {
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
+  const int64_t H = c.hidden_dim_of(layer);
   std::vector<float> xq;
   xn = linear_input(L, kActInt8GateUp, xn, T, c.dim, xq);
   if (!c.gated_mlp()) {  // GPT-2: gelu(x·Wuᵀ + b)
     linear(hook, layer, LlamaLinear::Up, L.w_up, xn, T, g, bias_of(L.b_up));
-    (c.mlp == MlpKind::GeluTanh ? gelu_tanh : gelu_erf)(g, T * c.hidden_dim);
+    (c.mlp == MlpKind::GeluTanh ? gelu_tanh : gelu_erf)(g, T * H);
     return;
   }
-  std::vector<float> u(size_t(T * c.hidden_dim));
+  std::vector<float> u(size_t(T * H));
   linear(hook, layer, LlamaLinear::Gate, L.w_gate, xn, T, g);
   linear(hook, layer, LlamaLinear::Up, L.w_up, xn, T, u.data());
-  silu_mul(g, u.data(), T * c.hidden_dim);
+  silu_mul(g, u.data(), T * H);
 }
 
 static void add_o_proj(const LlamaModel& model, int64_t layer, const float* att, int64_t T,
@@ -169,7 +173,7 @@ static void add_o_proj(const LlamaModel& model, int64_t layer, const float* att,
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
   std::vector<float> aq;
-  att = linear_input(L, kActInt8O, att, T, c.q_dim(), aq);
+  att = linear_input(L, kActInt8O, att, T, c.q_dim(layer), aq);
   linear(hook, layer, LlamaLinear::O, L.wo, att, T, x, bias_of(L.bo), /*accumulate=*/true);
 }
 
@@ -178,7 +182,7 @@ static void add_down_proj(const LlamaModel& model, int64_t layer, const float* g
   const LlamaConfig& c = model.cfg;
   const LlamaLayer& L = model.layers[size_t(layer)];
   std::vector<float> gq;
-  g = linear_input(L, kActInt8Down, g, T, c.hidden_dim, gq);
+  g = linear_input(L, kActInt8Down, g, T, c.hidden_dim_of(layer), gq);
   linear(hook, layer, LlamaLinear::Down, L.w_down, g, T, x, bias_of(L.b_down), true);
 }
 

@@ -124,7 +124,7 @@ LlamaModel load_llama(const ModelFile& m) {
   const Names n{m.format != ModelFormat::HFDirectory};
   const bool interleaved = n.gguf_style && m.architecture != "qwen2" && m.architecture != "phi3";
   const Loader ld(m);
-  const int64_t D = c.dim, H = c.hidden_dim;
+  const int64_t D = c.dim;
 
   model.tok_embd = ld.matrix(n.top("model.embed_tokens.weight", "token_embd.weight"), {c.vocab_size, D});
   model.out_norm = ld.get(n.top("model.norm.weight", "output_norm.weight"), {D});
@@ -139,7 +139,7 @@ LlamaModel load_llama(const ModelFile& m) {
     for (const BlockTensor& t : llama_block_tensors()) {
       if (!t.present(c)) continue;
       const std::string name = n.layer(l, t.hf, t.gguf);
-      const Shape shape = block_tensor_shape(c, t);
+      const Shape shape = block_tensor_shape(c, t, l);
       const auto f = phi3 ? fused_part(c, t.role) : std::nullopt;
       Tensor v = f                     ? ld.matrix(n.layer(l, f->fused->hf, f->fused->gguf), {f->rows, shape[1]})
                                              .rows(f->first, f->first + shape[0], name)
@@ -148,8 +148,8 @@ LlamaModel load_llama(const ModelFile& m) {
       if (t.rotary && interleaved) v = permute_rotary_rows(v, shape[0] / c.head_dim, c.head_dim);
       L.*t.member = std::move(v);
     }
-    check_zero_bias(ld, n.layer(l, "mlp.gate_proj.bias", "ffn_gate.bias"), H);
-    check_zero_bias(ld, n.layer(l, "mlp.up_proj.bias", "ffn_up.bias"), H);
+    check_zero_bias(ld, n.layer(l, "mlp.gate_proj.bias", "ffn_gate.bias"), c.hidden_dim_of(l));
+    check_zero_bias(ld, n.layer(l, "mlp.up_proj.bias", "ffn_up.bias"), c.hidden_dim_of(l));
     model.layers.push_back(std::move(L));
   }
   read_activation_int8(m, model);

@@ -73,6 +73,9 @@ class KVCache {
   float* k(int64_t layer, int64_t pos) { return &k_[size_t(((layer - first_) * cap_ + pos) * kv_dim_)]; }
   float* v(int64_t layer, int64_t pos) { return &v_[size_t(((layer - first_) * cap_ + pos) * kv_dim_)]; }
   void advance(int64_t n) { len_ += n; }
+  // Floats between one position's keys and the next: the widest block's kv_dim (a block
+  // with fewer key/value heads uses the first of them).
+  int64_t row_stride() const { return kv_dim_; }
 
  private:
   int64_t cap_, kv_dim_, len_ = 0, first_ = 0;

@@ -32,14 +32,14 @@ std::vector<Tensor> hf_zero_biases(const LlamaConfig& c, int64_t layer) {
   };
   auto zero = [&](BlockRole role) {
     const BlockTensor& t = block_tensor(role);
-    zeros(block_tensor_name(layer, t), width(c, t.rows));
+    zeros(block_tensor_name(layer, t), width(c, t.rows, layer));
   };
   if (c.o_bias && !c.qkv_bias) zero(BlockRole::QBias), zero(BlockRole::KBias), zero(BlockRole::VBias);
   if (c.qkv_bias && !c.o_bias && c.hf_model_type() != "qwen2") zero(BlockRole::OBias);
   if (c.down_bias) {  // gate/up biases: not in MCW's model at all, always zero
     const std::string p = "model.layers." + std::to_string(layer) + ".";
-    zeros(p + "mlp.gate_proj.bias", c.hidden_dim);
-    zeros(p + "mlp.up_proj.bias", c.hidden_dim);
+    zeros(p + "mlp.gate_proj.bias", c.hidden_dim_of(layer));
+    zeros(p + "mlp.up_proj.bias", c.hidden_dim_of(layer));
   }
   return ts;
 }
@@ -113,7 +113,8 @@ std::vector<Tensor> hf_unfused(const LlamaConfig& c, std::vector<Tensor> ts) {
       if (t.ndim() != 2 || t.dim(0) != f->rows)
         throw Error(t.name(), "has shape " + shape_string(t.shape()) + ", not " + std::to_string(f->rows) +
                                   " rows of its parts");
-      out.push_back(t.rows(f->first, f->first + width(c, part.rows), block_tensor_name(layer, part)));
+      out.push_back(
+          t.rows(f->first, f->first + width(c, part.rows, layer), block_tensor_name(layer, part)));
     }
   }
   return out;
@@ -156,6 +157,8 @@ void save_llama_hf_config(const LlamaModel& model, const std::string& dir, const
 void save_llama_llama2c(const LlamaModel& model, const std::string& path) {
   const LlamaConfig& c = model.cfg;
   if (c.qkv_bias) throw Error(path, "llama2.c checkpoints cannot hold q/k/v biases");
+  if (!c.uniform())
+    throw Error(path, "llama2.c checkpoints cannot hold blocks of different widths");
   if (c.head_dim * c.n_heads != c.dim)
     throw Error(path, "llama2.c checkpoints need head_dim = dim / heads");
   std::vector<Tensor> ts;

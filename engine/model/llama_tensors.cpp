@@ -20,18 +20,18 @@ constexpr const char* kBlockPrefix = "model.layers.";
 
 }  // namespace
 
-int64_t width(const LlamaConfig& c, Width w) {
+int64_t width(const LlamaConfig& c, Width w, int64_t layer) {
   switch (w) {
     case Width::One:
       return 1;
     case Width::Model:
       return c.dim;
     case Width::Q:
-      return c.q_dim();
+      return c.q_dim(layer);
     case Width::KV:
-      return c.kv_dim();
+      return c.kv_dim(layer);
     case Width::Hidden:
-      return c.hidden_dim;
+      return c.hidden_dim_of(layer);
   }
   return 0;
 }
@@ -82,9 +82,9 @@ const BlockTensor& block_tensor(BlockRole role) {
   throw Error("llama tensor table", "no row for a role");  // every role has one
 }
 
-Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t) {
-  if (t.cols == Width::One) return {width(c, t.rows)};
-  return {width(c, t.rows), width(c, t.cols)};
+Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t, int64_t layer) {
+  if (t.cols == Width::One) return {width(c, t.rows, layer)};
+  return {width(c, t.rows, layer), width(c, t.cols, layer)};
 }
 
 std::string block_tensor_name(int64_t layer, const BlockTensor& t) {
@@ -105,7 +105,7 @@ std::optional<FusedPart> fused_part(const LlamaConfig& c, BlockRole role) {
     int64_t rows = 0, first = -1;
     for (BlockRole p : f.parts) {
       if (p == role) first = rows;
-      rows += width(c, block_tensor(p).rows);
+      rows += width(c, block_tensor(p).rows, 0);  // fused files are uniform (hf_model_type)
     }
     if (first >= 0) return FusedPart{&f, rows, first};
   }

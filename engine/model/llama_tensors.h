@@ -35,9 +35,10 @@ enum class BlockRole {
   UpBias
 };
 
-// A dimension of a block tensor under a config.
+// A dimension of a block tensor of `layer` under a config (blocks can differ in their
+// attention and MLP widths: LlamaConfig::block_shapes).
 enum class Width { One, Model, Q, KV, Hidden };
-int64_t width(const LlamaConfig& c, Width w);
+int64_t width(const LlamaConfig& c, Width w, int64_t layer);
 
 struct BlockTensor {
   BlockRole role;
@@ -65,7 +66,7 @@ const Tensor& linear_weight(const LlamaModel& m, int64_t layer, LlamaLinear whic
 // Every block tensor, in the order named_tensors() lists them.
 const std::vector<BlockTensor>& llama_block_tensors();
 const BlockTensor& block_tensor(BlockRole role);
-Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t);
+Shape block_tensor_shape(const LlamaConfig& c, const BlockTensor& t, int64_t layer);
 std::string block_tensor_name(int64_t layer, const BlockTensor& t);  // the HF name
 // "model.layers.3.mlp.up_proj.weight" with prefix "model.layers." -> 3 and
 // "mlp.up_proj.weight"; false for a name that is not prefix, layer, '.', rest.

@@ -31,6 +31,10 @@ void require_trainable(const LlamaConfig& c) {
                 "training (recovery, QAT, Block-AP) covers llama's block (RMSNorm, rotary "
                 "positions, a gated MLP); a " +
                     c.model_type + " block is not supported");
+  if (!c.uniform())
+    throw Error("",
+                "training covers models whose blocks have one width; this one's blocks were "
+                "pruned to widths of their own (FLAP's global allocation)");
 }
 
 LlamaModel zeros_like(const LlamaModel& m) {

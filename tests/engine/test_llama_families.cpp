@@ -138,7 +138,7 @@ TEST(LlamaTensorTable, TheModelsTensorsAndGroupsComeFromTheTable) {
     if (!row) continue;
     ++block_tensors;
     EXPECT_TRUE(row->present(c)) << name;
-    EXPECT_EQ(t->shape(), block_tensor_shape(c, *row)) << name;
+    EXPECT_EQ(t->shape(), block_tensor_shape(c, *row, 0)) << name;
     EXPECT_EQ(t, &(m.layers[size_t(layer)].*row->member)) << name;
     linears += row->linear();
   }
@@ -155,7 +155,7 @@ TEST(LlamaTensorTable, TheModelsTensorsAndGroupsComeFromTheTable) {
       const BlockTensor* row = find_block_tensor(n);
       ASSERT_NE(row, nullptr) << n;
       EXPECT_EQ(row->input, groups[i].input) << n;
-      EXPECT_EQ(width(c, row->cols), groups[i].in_features) << n;
+      EXPECT_EQ(width(c, row->cols, groups[i].layer), groups[i].in_features) << n;
       ++grouped;
     }
   }

@@ -180,7 +180,7 @@ TEST(Structured, SmallerModelEqualsMaskedModelForAnyPlan) {
     for (LlamaLayer& L : big.layers)
       L.bo = test::random_tensor({big.cfg.dim}, rng, 0.3f),
       L.b_down = test::random_tensor({big.cfg.dim}, rng, 0.3f);
-    const HeadUnits u = head_units(big.cfg);
+    const HeadUnits u = head_units(big.cfg, 0);
     const std::vector<std::vector<int64_t>> heads = {{0}, {u.count - 1}};
     const std::vector<std::vector<int64_t>> chans = {{1, 5, 40, 47}, {0, 2, 3, 30}};
     LlamaModel masked = test::deep_copy(big), small = test::deep_copy(big);
@@ -209,7 +209,12 @@ TEST(Structured, SmallerModelEqualsMaskedModelForAnyPlan) {
   }
   LlamaModel m = test::random_llama(config(4, 2), 1);
   EXPECT_THROW(remove_heads(m, {{1, 0}, {0, 1}}), Error);  // not ascending
-  EXPECT_THROW(remove_channels(m, {{1}, {}}), Error);      // uneven
+  EXPECT_THROW(remove_channels(m, {{1}}), Error);          // one layer's plan for two
+  EXPECT_THROW(
+      remove_channels(m, {{}, {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                               16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                               32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47}}),
+      Error);  // every channel of a layer
 }
 
 // The stage end to end: the plan it reports, applied as a mask with the biases it made,
@@ -340,7 +345,7 @@ TEST(Structured, PipelineErrorsBeforeWork) {
   };
   EXPECT_EQ(err("stages:\n  - algorithm: heads\n    targets: [\"model.layers.0.*\"]\n"),
             "e.yaml: line 2: stage 1 (heads): must target the self_attn.o_proj.weight of every "
-            "layer (every layer loses the same units); layer 1 is not targeted");
+            "layer (every layer loses units); layer 1 is not targeted");
   EXPECT_EQ(
       err("stages:\n  - algorithm: heads\n    fraction: 0.1\n"),
       "e.yaml: line 2: stage 1 (heads): fraction 0.1 of 2 key/value head groups removes nothing");

@@ -144,6 +144,11 @@ TEST(CompressResume, SmoothQuantAndStructuredStages) {
       "stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n");
   expect_resume_equals_uninterrupted(
       "stages:\n  - algorithm: channels\n    fraction: 0.25\n  - algorithm: gptq\n    bits: 4\n"
+      "    group_size: 0\n");  // FLAP's allocation: the blocks' widths are known only after the
+                               // stage ran, so a resumed
+  // run takes them from the checkpoint.
+  expect_resume_equals_uninterrupted(
+      "stages:\n  - algorithm: flap\n    fraction: 0.3\n  - algorithm: gptq\n    bits: 4\n"
       "    group_size: 0\n");
 }
 

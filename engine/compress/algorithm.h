@@ -17,6 +17,7 @@
 #include "engine/compress/structured_stage.h"  // RecordWeightFn
 #include "engine/core/progress.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/llama_tensors.h"  // Width
 #include "engine/recipe/recipe.h"  // ParamSpec, CalibrationNeed
 
 namespace mcw {
@@ -97,6 +98,11 @@ struct CompressAlgorithm {
   // Structured stages: the model's config after the stage. Such a stage works on the whole
   // model in f32 and cannot resume part-way.
   LlamaConfig (*reshape)(const LlamaConfig& c, const nlohmann::json& params) = nullptr;
+  // Structured stages whose widths are known only after they ran (FLAP's allocation): the
+  // widths of kind `w` they leave in a model of `shape` are multiples of this (0: as
+  // reshape says), which later group sizes must divide.
+  int64_t (*width_multiple)(const nlohmann::json& params, const LlamaConfig& shape,
+                            Width w) = nullptr;
   // Pre-flight, before any weight is touched: why this stage cannot run on a model of
   // `shape` with these targets ("" when it can).
   std::string (*refuse)(const nlohmann::json& params, const LlamaConfig& shape,

@@ -173,6 +173,10 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
   // Pre-flight: every problem a stage would hit surfaces before any weight is touched. The
   // shapes a stage sees are those the structured stages before it leave.
   LlamaConfig shape = out.model.cfg;
+  // The last stage that leaves widths known only as multiples (and what it saw).
+  const CompressAlgorithm* open_widths = nullptr;
+  const nlohmann::json* open_params = nullptr;
+  LlamaConfig open_shape;
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
     const RecipeStage& s = recipe.stages[i];
     const auto names = stage_tensors(s, linear_names);
@@ -184,10 +188,22 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
         stage_error(recipe, i, why);
     if (a.reshape) shape = a.reshape(shape, s.params);
     const int64_t g = s.params.value("group_size", 0);
-    for (const std::string& n : names)
-      if (g > 0 && in_features(shape, n) % g)
+    for (const std::string& n : names) {
+      if (g <= 0) continue;
+      const BlockTensor* t = find_block_tensor(n);
+      const int64_t m =
+          open_widths && t ? open_widths->width_multiple(*open_params, open_shape, t->cols) : 0;
+      if (m > 0) {  // a width not known yet
+        if (m % g)
+          stage_error(recipe, i,
+                      "group_size " + std::to_string(g) + " does not divide the input widths of " +
+                          n + " an earlier stage leaves (multiples of " + std::to_string(m) + ")");
+      } else if (in_features(shape, n) % g) {
         stage_error(recipe, i, "group_size " + std::to_string(g) + " does not divide the " +
                                    std::to_string(in_features(shape, n)) + " input columns of " + n);
+      }
+    }
+    if (a.width_multiple) open_widths = &a, open_params = &s.params, open_shape = shape;
   }
 
   // A resumed run: the shapes the done structured stages left, then what was done.

@@ -35,12 +35,32 @@ struct Unit {
   int64_t index;
 };
 
+// Rounds each layer's kept channel count to the nearest multiple of m (at least m, at most
+// the largest multiple the layer has): the best-scored removed channels come back, or the
+// worst-scored kept ones go.
+void round_kept_channels(const std::vector<Unit>& units, std::vector<std::vector<int64_t>>& removed,
+                         const std::vector<size_t>& all, size_t m) {
+  for (size_t l = 0; l < removed.size(); ++l) {
+    const size_t kept = all[l] - removed[l].size();
+    const size_t top = all[l] >= m ? all[l] / m * m : all[l];
+    const size_t want = std::clamp((kept + m / 2) / m * m, std::min(m, top), top);
+    std::vector<const Unit*> ranked;  // the layer's channels, best first
+    for (const Unit& u : units)
+      if (!u.head && u.layer == l) ranked.push_back(&u);
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const Unit* x, const Unit* y) { return x->score > y->score; });
+    removed[l].clear();
+    for (size_t i = want; i < ranked.size(); ++i) removed[l].push_back(ranked[i]->index);
+    std::sort(removed[l].begin(), removed[l].end());
+  }
+}
+
 }  // namespace
 
 FlapAllocation flap_global_allocation(const std::vector<std::vector<double>>& attention,
                                       const std::vector<std::vector<double>>& mlp,
                                       int64_t unit_width, double unit_weight, double fraction,
-                                      bool keep_one) {
+                                      bool keep_one, int64_t channel_multiple) {
   const size_t layers = attention.size();
   if (mlp.size() != layers)
     throw Error("flap", "attention and MLP metrics cover different layer counts");
@@ -61,6 +81,7 @@ FlapAllocation flap_global_allocation(const std::vector<std::vector<double>>& at
     const std::vector<double> zm = standardized(mlp[l]);
     for (size_t j = 0; j < zm.size(); ++j) units.push_back({zm[j], false, l, int64_t(j)});
   }
+  if (channel_multiple < 1) throw Error("flap", "channel_multiple must be at least 1");
   FlapAllocation a;
   a.heads.resize(layers), a.channels.resize(layers);
   if (units.empty()) return a;
@@ -100,6 +121,8 @@ FlapAllocation flap_global_allocation(const std::vector<std::vector<double>>& at
     spare(a.heads[l], heads_in[l], best_head[l]);
     spare(a.channels[l], channels_in[l], best_channel[l]);
   }
+  if (channel_multiple > 1)
+    round_kept_channels(units, a.channels, channels_in, size_t(channel_multiple));
   return a;
 }
 
@@ -141,8 +164,9 @@ FlapAllocation run_flap_stage(LlamaModel& model, const FlapOptions& o,
   co.start_layer = 0, co.start_hidden.clear(), co.end_layer = -1;
   sequential_calibrate(model, windows, hooks, progress, cancel, co);
 
-  const FlapAllocation a = flap_global_allocation(attn_metric, mlp_metric, unit_width,
-                                                  flap_unit_weight(c), o.fraction, o.keep_one);
+  const FlapAllocation a =
+      flap_global_allocation(attn_metric, mlp_metric, unit_width, flap_unit_weight(c), o.fraction,
+                             o.keep_one, o.channel_multiple);
   if (o.compensate) model.cfg.o_bias = model.cfg.down_bias = true;
   for (size_t l = 0; l < n; ++l) {
     if (cancel) cancel->throw_if_cancelled();
@@ -194,6 +218,7 @@ FlapOptions options(const nlohmann::json& p) {
   FlapOptions o;
   o.fraction = p["fraction"].get<double>();
   o.keep_one = p["keep_one"].get<bool>();
+  o.channel_multiple = p["channel_multiple"].get<int64_t>();
   return o;
 }
 
@@ -206,6 +231,11 @@ void run_stage(StageJob& job) {
 // Each layer's widths are known only after calibration: later stages' pre-flight sees the
 // widths before the stage (upper bounds), and a resumed run takes them from its checkpoint.
 LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json&) { return c; }
+// MLP widths are multiples of channel_multiple, o_proj's inputs of a head unit's width.
+int64_t width_multiple(const nlohmann::json& p, const LlamaConfig& c, Width w) {
+  if (w == Width::Hidden) return p["channel_multiple"].get<int64_t>();
+  return w == Width::Q ? head_units(c, 0).q_width(c) : 0;
+}
 
 std::string refuse(const nlohmann::json& p, const LlamaConfig& c,
                    const std::set<std::string>& targeted) {
@@ -240,10 +270,14 @@ CompressAlgorithm flap_algorithm() {
           {number("fraction", 0.2, 0.0, 0.95,
                   "share of the blocks' attention and MLP weights removed (FLAP's pruning ratio)"),
            flag("keep_one", true,
-                "keep every layer's best head and channel (the reference may remove them all)")},
+                "keep every layer's best head and channel (the reference may remove them all)"),
+           integer("channel_multiple", 1, 1, 4096,
+                   "round each layer's kept MLP channels to a multiple of this (a later "
+                   "stage's group size; 1: the reference)")},
       .needs = needs_own_pass,
       .run_stage = run_stage,
       .reshape = reshape,
+      .width_multiple = width_multiple,
       .refuse = refuse,
       .cost = flap_cost};
 }

@@ -29,10 +29,14 @@ struct FlapAllocation {
 // The global allocation from the raw metrics: attention[l] the metric of each o_proj input
 // channel of layer l (not yet squared), mlp[l] of each down_proj input channel; a head unit
 // is `unit_width` consecutive attention channels and weighs `unit_weight` MLP channels.
+// channel_multiple > 1 (not the reference's): each layer's kept MLP channels are rounded to
+// the nearest multiple of it (at least one multiple), restoring its best removed channels
+// or removing its worst kept ones, so that a later group-wise quantiser's groups divide
+// down_proj's inputs.
 FlapAllocation flap_global_allocation(const std::vector<std::vector<double>>& attention,
                                       const std::vector<std::vector<double>>& mlp,
                                       int64_t unit_width, double unit_weight, double fraction,
-                                      bool keep_one = true);
+                                      bool keep_one = true, int64_t channel_multiple = 1);
 
 // An attention unit's weights over an MLP channel's: (q rows + k/v rows + o columns) / 3.
 double flap_unit_weight(const LlamaConfig& c);
@@ -41,6 +45,7 @@ struct FlapOptions {
   double fraction = 0.2;  // of the blocks' attention and MLP weights
   bool compensate = true;
   bool keep_one = true;
+  int64_t channel_multiple = 1;
 };
 
 // Prunes `model` in place (its blocks may be mapped in the file's dtype: each layer is made

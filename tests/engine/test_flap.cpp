@@ -177,6 +177,27 @@ TEST(FlapAllocation, KeepOneSparesOnlyTheBestUnitOfAnEmptiedLayer) {
   EXPECT_GT(spared, 0) << "the case must empty some layer";
 }
 
+// channel_multiple (MCW's option): every layer keeps a multiple of it, the best-scored
+// channels of the reference's ranking (their standardised metric within the layer).
+TEST(FlapAllocation, ChannelMultipleKeepsTheBestChannelsInWholeGroups) {
+  std::mt19937 rng(13);
+  const Metrics attn = random_metrics(4, 4 * 2, rng, 0.2), mlp = random_metrics(4, 64, rng, 0.2);
+  const FlapAllocation plain = flap_global_allocation(attn, mlp, 2, 4.0, 0.3, true);
+  const FlapAllocation a = flap_global_allocation(attn, mlp, 2, 4.0, 0.3, true, 16);
+  EXPECT_EQ(a.heads, plain.heads);
+  for (size_t l = 0; l < 4; ++l) {
+    const size_t kept = 64 - a.channels[l].size(), plain_kept = 64 - plain.channels[l].size();
+    EXPECT_EQ(kept % 16, 0u) << l;
+    EXPECT_LE(std::abs(int(kept) - int(plain_kept)), 8) << l;  // the nearest multiple
+    std::vector<double> order = mlp[l];
+    std::sort(order.begin(), order.end(), std::greater<>());
+    for (int64_t j = 0; j < 64; ++j) {
+      const bool removed = std::binary_search(a.channels[l].begin(), a.channels[l].end(), j);
+      EXPECT_EQ(removed, mlp[l][size_t(j)] < order[kept - 1]) << l << " " << j;
+    }
+  }
+}
+
 // The stage: its plan is the reference allocation of metrics computed here from a plain
 // forward pass (var(x_j)·‖W[:, j]‖² of o_proj's and down_proj's inputs); the sliced model,
 // with per-layer widths, computes what the big model computes with those columns zeroed
@@ -304,6 +325,28 @@ TEST(FlapStage, RecipeRunsAndRefusesPartialTargets) {
     EXPECT_EQ(l.algorithm, "rtn") << l.tensor.name;
   }
   EXPECT_NO_THROW(test::engine_logits(res.model, kProbe));
+  // With the widths kept in whole groups a group-wise stage can follow.
+  const Recipe grouped = parse_recipe(
+      "stages:\n  - algorithm: flap\n    fraction: 0.25\n    channel_multiple: 32\n"
+      "  - algorithm: rtn\n    bits: 4\n    group_size: 32\n    targets: ['*.mlp.*']\n",
+      "h.yaml");
+  const CompressionResult g = compress_llama(base, grouped, calib, test::calib_options(4, 40));
+  for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(g.model.cfg.hidden_dim_of(l) % 32, 0) << l;
+  try {  // refused before any work when the group size does not divide the multiple
+    compress_llama(
+        base,
+        parse_recipe("stages:\n  - algorithm: flap\n  - algorithm: rtn\n    group_size: 32\n",
+                     "k.yaml"),
+        calib, test::calib_options(2, 32));
+    ADD_FAILURE() << "group_size 32 after flap's single channels accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(
+        std::string(e.what()).find(
+            "k.yaml: line 3: stage 2 (rtn): group_size 32 does not divide the input widths of "
+            "model.layers.0.self_attn.o_proj.weight an earlier stage leaves (multiples of 16)"),
+        std::string::npos)
+        << e.what();
+  }
   try {
     compress_llama(
         base, parse_recipe("stages:\n  - algorithm: flap\n    targets: [\"*o_proj*\"]\n", "g.yaml"),

@@ -38,13 +38,16 @@ void layernorm_rows(const float* x, const float* w, const float* b, float* y, in
   });
 }
 
-std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {
+std::vector<float> rope_inv_freq(const LlamaConfig& cfg, int64_t seq_len) {
   const int64_t half = cfg.head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   const RopeScaling& s = cfg.rope_scaling;
+  const LongRope& lr = cfg.long_rope;
+  const std::vector<double>& factor =
+      seq_len > lr.original_max_position ? lr.long_factor : lr.short_factor;
   for (int64_t i = 0; i < half; ++i) {
     double f = 1.0 / std::pow(cfg.rope_theta, double(2 * i) / double(cfg.head_dim));
-    if (cfg.long_rope.enabled()) f /= cfg.long_rope.short_factor[size_t(i)];
+    if (lr.enabled()) f /= factor[size_t(i)];
     // Llama 3: slow down only the long wavelengths, blend in between.
     if (s.enabled) f /= llama3_rope_divisor(s, 2 * std::numbers::pi / f);
     inv[size_t(i)] = float(f);

@@ -17,8 +17,11 @@ void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_
 void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t rows,
                     int64_t dim, double eps);
 
-// Inverse frequencies of the rotary embedding (head_dim / 2 values), with Llama 3 scaling.
-std::vector<float> rope_inv_freq(const LlamaConfig& cfg);
+// Inverse frequencies of the rotary embedding (head_dim / 2 values), with Llama 3 scaling;
+// with LongRoPE, divided by the short factors, or by the long ones for a forward call that
+// reaches past original_max_position (`seq_len`: its last position + 1), as transformers'
+// longrope update chooses them per call.
+std::vector<float> rope_inv_freq(const LlamaConfig& cfg, int64_t seq_len = 0);
 
 // Rotates `n_heads` heads of one row in HF's rotate-half layout for position `pos`:
 // (x[i], x[i + d/2]) -> (x[i] cos - x[i + d/2] sin, x[i] sin + x[i + d/2] cos).

@@ -17,9 +17,9 @@ struct RopeScaling {  // Llama 3.x "llama3" frequency scaling
 };
 
 // Phi-3's LongRoPE ("longrope", formerly "su"; transformers' _compute_longrope_parameters):
-// each frequency divided by its factor, cos and sin scaled by attention_factor. MCW uses the
-// short factors, which transformers uses up to original_max_position tokens; longer
-// contexts (where it switches to the long factors) are refused (KVCache).
+// each frequency divided by its factor, cos and sin scaled by attention_factor; the short
+// factors for a forward call whose positions stay within original_max_position, the long
+// ones past it (rope_inv_freq).
 struct LongRope {
   std::vector<double> short_factor, long_factor;  // head_dim / 2 each
   double attention_factor = 1;

@@ -13,23 +13,14 @@
 
 namespace mcw {
 
-// transformers switches LongRoPE to its long factors past original_max_position tokens
-// (for every position, the cached ones included); MCW implements the short ones only.
-static int64_t checked_capacity(const LlamaConfig& cfg, int64_t capacity) {
-  if (cfg.long_rope.enabled() && capacity > cfg.long_rope.original_max_position)
-    throw Error("", "contexts of more than " + std::to_string(cfg.long_rope.original_max_position) +
-                        " tokens need LongRoPE's long factors, which MCW does not implement");
-  return capacity;
-}
-
 KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity)
-    : cap_(checked_capacity(cfg, capacity)),
+    : cap_(capacity),
       kv_dim_(cfg.kv_dim()),
       k_(size_t(cfg.n_layers * capacity * cfg.kv_dim())),
       v_(size_t(cfg.n_layers * capacity * cfg.kv_dim())) {}
 
 KVCache::KVCache(const LlamaConfig& cfg, int64_t capacity, int64_t only_layer)
-    : cap_(checked_capacity(cfg, capacity)),
+    : cap_(capacity),
       kv_dim_(cfg.kv_dim()),
       first_(only_layer),
       k_(size_t(capacity * cfg.kv_dim())),
@@ -147,7 +138,7 @@ static void attention_block(const LlamaModel& model, int64_t l, const float* xn,
 void llama_attention_output(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
                             float* att) {
   KVCache cache(model.cfg, T, layer);
-  attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg), att, nullptr);
+  attention_block(model, layer, xn, T, cache, 0, rope_inv_freq(model.cfg, T), att, nullptr);
 }
 
 static void mlp_hidden(const LlamaModel& model, int64_t layer, const float* xn, int64_t T,
@@ -238,7 +229,9 @@ void llama_forward(const LlamaModel& model, std::span<const int32_t> tokens, KVC
 
   std::vector<float> x(size_t(T * D)), xn(size_t(T * D)), att(size_t(T * Q)), g(size_t(T * H));
   llama_embed(model, tokens, x.data(), p0);
-  const std::vector<float> inv_freq = rope_inv_freq(c);
+  // LongRoPE's factors follow the positions this call reaches; keys cached by earlier calls
+  // keep the rotation they got then (transformers does the same).
+  const std::vector<float> inv_freq = rope_inv_freq(c, p0 + T);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = model.layers[size_t(l)];
     llama_norm(c, x.data(), L.attn_norm, L.attn_norm_b, xn.data(), T);

@@ -45,13 +45,17 @@ inline Vec ref_int8(const Vec& x) {
 }
 
 // Rotate-half RoPE; with LongRoPE as transformers computes it: inv_freq = 1 / (factor ·
-// theta^(2i/d)) with the short factors, cos and sin multiplied by the attention factor.
-inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double theta, const LongRope& lr = {}) {
+// theta^(2i/d)) with the short factors, or the long ones when the sequence run in one call
+// (`seq_len` positions) is longer than original_max_position; cos and sin multiplied by the
+// attention factor.
+inline void ref_rope(Vec& x, int64_t heads, int64_t hd, int64_t pos, double theta,
+                     const LongRope& lr = {}, int64_t seq_len = 0) {
   const double m = lr.enabled() ? lr.attention_factor : 1.0;
+  const bool long_factors = seq_len > lr.original_max_position;
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < hd / 2; ++i) {
       double f = std::pow(theta, -2.0 * double(i) / double(hd));
-      if (lr.enabled()) f /= lr.short_factor[size_t(i)];
+      if (lr.enabled()) f /= (long_factors ? lr.long_factor : lr.short_factor)[size_t(i)];
       const double a = double(pos) * f, cs = m * std::cos(a), sn = m * std::sin(a);
       double& x0 = x[size_t(h * hd + i)];
       double& x1 = x[size_t(h * hd + i + hd / 2)];
@@ -71,8 +75,8 @@ inline void reference_block(const LlamaConfig& c, const LlamaLayer& L, std::vect
     const Vec h = in(ref_rmsnorm(x[t], L.attn_norm, c.rms_eps), kActInt8Qkv);
     q[t] = ref_matvec(L.wq, h), k[t] = ref_matvec(L.wk, h), v[t] = ref_matvec(L.wv, h);
     ref_add_bias(q[t], L.bq), ref_add_bias(k[t], L.bk), ref_add_bias(v[t], L.bv);
-    ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
-    ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope);
+    ref_rope(q[t], c.n_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope, int64_t(T));
+    ref_rope(k[t], c.n_kv_heads, c.head_dim, int64_t(t), c.rope_theta, c.long_rope, int64_t(T));
   }
   for (size_t t = 0; t < T; ++t) {
     Vec att(size_t(c.q_dim()), 0.0);

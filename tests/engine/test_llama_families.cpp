@@ -360,8 +360,19 @@ TEST(LlamaFamilies, LongRopeAsTransformersComputesIt) {
   LlamaModel plain = m;
   plain.cfg.long_rope = {};
   EXPECT_NE(test::engine_logits(plain, toks), got);
-  // Past the original context transformers switches to the long factors: refused.
-  EXPECT_THROW(KVCache(m.cfg, 17), Error);
+  // A call reaching past the original context (16) uses the long factors for all of its
+  // positions, as transformers' longrope update does; the reference computes the same.
+  std::vector<int32_t> long_toks;
+  for (int i = 0; i < 24; ++i) long_toks.push_back(int32_t((i * 7 + 3) % 37));
+  const auto long_ref = test::reference_logits(m, long_toks);
+  const auto long_got = test::engine_logits(m, long_toks);
+  for (size_t t = 0; t < long_toks.size(); ++t)
+    for (size_t i = 0; i < V; ++i)
+      ASSERT_NEAR(long_got[t * V + i], long_ref[t][i], 1e-4) << t << " " << i;
+  // ... which differ from the short ones on the first 16 positions (the test can fail).
+  const auto first16 =
+      test::engine_logits(m, std::vector<int32_t>(long_toks.begin(), long_toks.begin() + 16));
+  EXPECT_GT(std::fabs(first16[5 * V] - long_got[5 * V]), 1e-4);
 
   save_llama_hf(m, dir, tok);  // written back with its factors
   const LlamaModel back = load_llama(dir);

@@ -241,7 +241,7 @@ std::string refuse(const nlohmann::json& p, const LlamaConfig& c,
                    const std::set<std::string>& targeted) {
   if (!c.llama_block())
     return "prunes llama's block (RMSNorm, rotary positions, a gated MLP); a " + c.model_type +
-           " block is not supported";
+           " block is not supported (its files hold neither fewer heads nor widths per block)";
   for (int64_t l = 0; l < c.n_layers; ++l)
     for (BlockRole role : {BlockRole::O, BlockRole::Down})
       if (!targeted.count(block_tensor_name(l, block_tensor(role))))

@@ -151,6 +151,7 @@ void remove_layer_channels(LlamaModel& m, int64_t layer, const std::vector<int64
   LlamaLayer& L = m.layers[size_t(layer)];
   L.w_gate = keep_rows(L.w_gate, keep, 1);
   L.w_up = keep_rows(L.w_up, keep, 1);
+  L.b_up = keep_rows(L.b_up, keep, 1);  // GPT-2's
   L.w_down = keep_cols(L.w_down, keep, 1);
   m.cfg = std::move(out);
 }

@@ -33,7 +33,7 @@ LlamaConfig config_without_channels(const LlamaConfig& c, const std::vector<int6
 
 // Slice every layer: removed[l] lists the units (attention) or intermediate channels (MLP)
 // of layer l, ascending; at least one stays in every layer. wq/wk/wv/bq/bk/bv lose rows,
-// wo loses columns (attention); w_gate/w_up lose rows, w_down columns (MLP). Output biases
+// wo loses columns (attention); w_gate/w_up/b_up lose rows, w_down columns (MLP). Output biases
 // and norms are untouched; the config is updated. Throws mcw::Error on a malformed plan.
 void remove_heads(LlamaModel& m, const std::vector<std::vector<int64_t>>& removed);
 void remove_channels(LlamaModel& m, const std::vector<std::vector<int64_t>>& removed);

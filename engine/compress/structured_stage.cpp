@@ -84,7 +84,8 @@ std::vector<std::vector<int64_t>> run_structured_stage(
       if (head_units(c, g.layer).with_kv)
         row_sliced(BlockRole::K, c.head_dim), row_sliced(BlockRole::V, c.head_dim);
     } else {
-      row_sliced(BlockRole::Gate, 1), row_sliced(BlockRole::Up, 1);
+      if (c.gated_mlp()) row_sliced(BlockRole::Gate, 1);
+      row_sliced(BlockRole::Up, 1);
     }
     if (o.compensate && bias.empty())
       bias = Tensor::zeros(DType::F32, {c.dim},
@@ -148,9 +149,11 @@ LlamaConfig reshape(const LlamaConfig& c, const nlohmann::json& p) {
 // (channels) of every layer.
 template <bool heads>
 std::string refuse(const nlohmann::json& p, const LlamaConfig& c, const std::set<std::string>& targeted) {
-  if (!c.llama_block())
-    return "prunes llama's block (RMSNorm, rotary positions, a gated MLP); a " + c.model_type +
-           " block is not supported";
+  // GPT-2's file ties the head width to n_embd / n_head (transformers' GPT2Attention): no
+  // file could hold a GPT-2 with fewer heads. Its MLP channels go like llama's (n_inner).
+  if (heads && !c.llama_block())
+    return "removes heads from llama's block; a " + c.model_type +
+           " block is not supported (its files tie the head width to n_embd / n_head)";
   const BlockTensor& col_sliced = block_tensor(heads ? BlockRole::O : BlockRole::Down);
   const std::string what = col_sliced.hf;
   for (int64_t l = 0; l < c.n_layers; ++l)

@@ -180,32 +180,26 @@ FlapAllocation run_flap_stage(LlamaModel& model, const FlapOptions& o,
       return &b;
     };
     const std::vector<int64_t> head_channels = unit_channels(a.heads[l], unit_width);
-    std::vector<std::pair<std::string, double>> errors;  // name, relative error
+    std::vector<SlicedWeight> changed;
     auto share = [&](BlockRole role, const std::vector<int64_t>& units, int64_t width) {
       const BlockTensor& t = block_tensor(role);
-      errors.push_back(
+      changed.push_back(
           {block_tensor_name(layer, t), removed_rows_share(L.*t.member, units, width)});
     };
     share(BlockRole::Q, a.heads[l], unit_width);
     if (head_units(c, layer).with_kv)
       share(BlockRole::K, a.heads[l], c.head_dim), share(BlockRole::V, a.heads[l], c.head_dim);
     share(BlockRole::Gate, a.channels[l], 1), share(BlockRole::Up, a.channels[l], 1);
-    errors.push_back({block_tensor_name(layer, block_tensor(BlockRole::O)),
-                      removal_relative_error(L.wo, head_channels, *attn[l])});
-    errors.push_back({block_tensor_name(layer, block_tensor(BlockRole::Down)),
-                      removal_relative_error(L.w_down, a.channels[l], *mlp[l])});
+    changed.push_back({block_tensor_name(layer, block_tensor(BlockRole::O)),
+                       removal_relative_error(L.wo, head_channels, *attn[l]), true});
+    changed.push_back({block_tensor_name(layer, block_tensor(BlockRole::Down)),
+                       removal_relative_error(L.w_down, a.channels[l], *mlp[l]), true});
     mask_input_channels(L.wo, bias(L.bo, BlockRole::OBias), head_channels, *attn[l]);
     mask_input_channels(L.w_down, bias(L.b_down, BlockRole::DownBias), a.channels[l], *mlp[l]);
     remove_layer_heads(model, layer, a.heads[l]);
     remove_layer_channels(model, layer, a.channels[l]);
     attn[l].reset(), mlp[l].reset();
-    const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    for (auto& [name, t] : model.named_tensors())
-      if (name.starts_with(prefix)) t->set_name(name);
-    if (record)
-      for (const auto& [name, err] : errors)
-        record(name, dense_tensor(*find_weight(model, name), name), err,
-               name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight"));
+    report_sliced_block(model, layer, changed, record);
     if (block_done) block_done(layer);
   }
   return a;

@@ -32,26 +32,37 @@ bool removes_any(const std::vector<int64_t>& counts) {
 
 namespace {
 
-struct LayerRecord {
-  std::vector<std::pair<std::string, double>> row_sliced;  // name, weight-side error
-  std::string col_sliced;                                  // o_proj / down_proj
-  double col_error = 0;
-};
-
 }  // namespace
+
+void report_sliced_block(LlamaModel& model, int64_t layer, const std::vector<SlicedWeight>& changed,
+                         const RecordWeightFn& record) {
+  const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+  for (auto& [name, t] : model.named_tensors())
+    if (name.starts_with(prefix)) t->set_name(name);
+  if (record)
+    for (const SlicedWeight& w : changed)
+      record(w.name, dense_tensor(*find_weight(model, w.name), w.name), w.error, w.on_activations);
+}
 
 std::vector<std::vector<int64_t>> run_structured_stage(
     LlamaModel& model, const StructuredStageOptions& o,
     const std::vector<std::vector<int32_t>>& windows, const RecordWeightFn& record,
-    const ProgressFn& progress, const CancelToken* cancel) {
+    const ProgressFn& progress, const CancelToken* cancel, const CalibrationOptions& calibration,
+    const std::function<void(int64_t layer)>& block_done) {
   const LlamaConfig c = model.cfg;
   const std::vector<int64_t> count = structured_removal_counts(c, o);
   // Input channels per unit: a unit's query heads are as many in every layer.
   const int64_t width = o.heads ? head_units(c, 0).q_width(c) : 1;
   const uint8_t target = o.heads ? kActInt8O : kActInt8Down;  // the input whose channels go
   std::vector<std::vector<int64_t>> removed(size_t(c.n_layers));
-  std::vector<LayerRecord> records(size_t(c.n_layers));
+  std::vector<SlicedWeight> changed;      // of the block being calibrated
   std::optional<ChannelMoments> moments;  // of the block being calibrated
+  if (!removes_any(count)) {
+    for (int64_t l = 0; l < c.n_layers && block_done; ++l) block_done(l);
+    return removed;
+  }
+  // Every layer gets the bias (compensation); the flag holds from the first block written.
+  if (o.compensate) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
 
   auto is_target = [&](const LinearGroup& g) { return g.input == target; };
   CalibrationHooks hooks;
@@ -63,6 +74,7 @@ std::vector<std::vector<int64_t>> run_structured_stage(
   hooks.compress = [&](const LinearGroup& g) {
     if (!is_target(g)) return;
     const size_t l = size_t(g.layer);
+    materialize_layer_f32(model, g.layer);  // the block's weights only, not the model's
     LlamaLayer& L = model.layers[l];
     Tensor& w = o.heads ? L.wo : L.w_down;
     Tensor& bias = o.heads ? L.bo : L.b_down;
@@ -71,13 +83,12 @@ std::vector<std::vector<int64_t>> run_structured_stage(
         o.heads && o.score == StructuredScore::Flap && o.square_head_scores);
     removed[l] = least_important(score, count[l]);
     const std::vector<int64_t> channels = unit_channels(removed[l], width);
-    LayerRecord& rec = records[l];
-    rec.col_sliced = g.names.front();
-    rec.col_error = removal_relative_error(w, channels, *moments);
+    changed = {{g.names.front(), removal_relative_error(w, channels, *moments), true}};
     // The projections whose output rows feed the removed channels lose those rows.
     auto row_sliced = [&](BlockRole role, int64_t unit_rows) {
       const BlockTensor& t = block_tensor(role);
-      rec.row_sliced.push_back({block_tensor_name(g.layer, t), removed_rows_share(L.*t.member, removed[l], unit_rows)});
+      changed.push_back(
+          {block_tensor_name(g.layer, t), removed_rows_share(L.*t.member, removed[l], unit_rows)});
     };
     if (o.heads) {
       row_sliced(BlockRole::Q, width);
@@ -93,25 +104,20 @@ std::vector<std::vector<int64_t>> run_structured_stage(
     mask_input_channels(w, o.compensate ? &bias : nullptr, channels, *moments);
     moments.reset();
   };
-  CalibrationOptions co;
+  // A block is sliced (and handed on) as soon as its outputs are formed: the masked block
+  // computed them, which the sliced one computes too.
+  hooks.block_done = [&](int64_t l, const ActivationStore&) {
+    if (o.heads)
+      remove_layer_heads(model, l, removed[size_t(l)]);
+    else
+      remove_layer_channels(model, l, removed[size_t(l)]);
+    report_sliced_block(model, l, changed, record);
+    if (block_done) block_done(l);
+  };
+  CalibrationOptions co = calibration;
+  co.start_layer = 0, co.start_hidden.clear(), co.end_layer = -1;
   co.uncompressed_inputs = o.uncompressed_inputs;
-  const bool any = removes_any(count);
-  if (any) sequential_calibrate(model, windows, hooks, progress, cancel, co);
-
-  // Every layer now has the bias (compensation) or none was added; keep the config honest.
-  if (o.compensate && any) (o.heads ? model.cfg.o_bias : model.cfg.down_bias) = true;
-  if (o.heads)
-    remove_heads(model, removed);
-  else
-    remove_channels(model, removed);
-  for (auto& [name, t] : model.named_tensors()) t->set_name(name);
-  if (record && any)
-    for (const LayerRecord& rec : records) {
-      for (const auto& [name, err] : rec.row_sliced)
-        record(name, dense_tensor(*find_weight(model, name), name), err, false);
-      record(rec.col_sliced, dense_tensor(*find_weight(model, rec.col_sliced), rec.col_sliced),
-             rec.col_error, true);
-    }
+  sequential_calibrate(model, windows, hooks, progress, cancel, co);
   return removed;
 }
 
@@ -129,15 +135,14 @@ StructuredStageOptions stage_options(const nlohmann::json& p, bool heads) {
   return o;
 }
 
-// The whole model goes in f32 (every layer is sliced at once), and the blocks are handed
-// over when the stage is done: a stopped run resumes after the last.
+// Each block is made f32, sliced and handed over as the pass leaves it; a stopped run
+// resumes only after the last (the pass is not resumable part-way).
 template <bool heads>
 void run_stage(StageJob& job) {
-  materialize_f32(job.model);
-  run_structured_stage(job.model, stage_options(job.params, heads), job.windows, job.record,
-                       job.progress, job.cancel);
   const int64_t n = job.model.cfg.n_layers;
-  for (int64_t l = 0; l < n; ++l) job.block_done(l, l == n - 1, nullptr);
+  run_structured_stage(job.model, stage_options(job.params, heads), job.windows, job.record,
+                       job.progress, job.cancel, job.calibration,
+                       [&](int64_t l) { job.block_done(l, l == n - 1, nullptr); });
 }
 
 template <bool heads>

@@ -103,13 +103,6 @@ Metrics random_metrics(size_t layers, size_t cols, std::mt19937& rng, double lay
   return m;
 }
 
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
-
 const std::vector<int32_t> kProbe = {3, 17, 0, 36, 5, 5, 21, 9, 30, 1, 12};
 
 // Four layers, 4 kv groups of 2 heads (GQA), head_dim 8, dim 64, 48 MLP channels, and a
@@ -205,7 +198,7 @@ TEST(FlapAllocation, ChannelMultipleKeepsTheBestChannelsInWholeGroups) {
 TEST(FlapStage, SlicesEveryLayerToItsOwnWidthAsTheMaskedModel) {
   const LlamaModel base = model(12);
   const LlamaConfig& c = base.cfg;
-  const auto calib = calibration_windows(tokens(900, 11), 6, 48);
+  const auto calib = calibration_windows(test::random_tokens(900, 11), 6, 48);
   std::vector<ChannelMoments> att(4, ChannelMoments(c.q_dim())),
       act(4, ChannelMoments(c.hidden_dim));
   CalibrationHooks h;
@@ -278,7 +271,7 @@ TEST(FlapStage, PerLayerWidthsSaveLoadAndRefusals) {
   LlamaModel m = model(40);
   FlapOptions o;
   o.fraction = 0.3;
-  run_flap_stage(m, o, calibration_windows(tokens(600, 41), 4, 40));
+  run_flap_stage(m, o, calibration_windows(test::random_tokens(600, 41), 4, 40));
   ASSERT_FALSE(m.cfg.uniform());
   const std::string dir = testing::TempDir() + "/flap_hf";
   save_llama_hf(m, dir);
@@ -312,7 +305,7 @@ TEST(FlapStage, PerLayerWidthsSaveLoadAndRefusals) {
 // work, and a later stage quantises the per-layer shapes.
 TEST(FlapStage, RecipeRunsAndRefusesPartialTargets) {
   const LlamaModel base = model(50);
-  const auto calib = tokens(900, 51);
+  const auto calib = test::random_tokens(900, 51);
   const Recipe r = parse_recipe(
       "stages:\n  - algorithm: flap\n    fraction: 0.25\n  - algorithm: rtn\n    bits: 4\n"
       "    group_size: 0\n",

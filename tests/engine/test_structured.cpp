@@ -24,13 +24,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
-
 const std::vector<int32_t> kProbe = {3, 17, 0, 36, 5, 5, 21, 9, 30, 1, 12};
 
 LlamaConfig config(int64_t heads, int64_t kv) {
@@ -220,7 +213,7 @@ TEST(Structured, SmallerModelEqualsMaskedModelForAnyPlan) {
 // The stage end to end: the plan it reports, applied as a mask with the biases it made,
 // gives the smaller model's logits; compensation beats none on the calibration text.
 TEST(Structured, StageSmallerModelEqualsMaskedModelAndCompensationHelps) {
-  const auto calib = calibration_windows(tokens(600, 11), 6, 48);
+  const auto calib = calibration_windows(test::random_tokens(600, 11), 6, 48);
   for (bool heads : {true, false}) {
     SCOPED_TRACE(heads ? "heads" : "channels");
     LlamaConfig c = config(4, 4);
@@ -261,7 +254,7 @@ TEST(Structured, StageSmallerModelEqualsMaskedModelAndCompensationHelps) {
 // (a plain forward pass, scored here with the squares of the channel scores summed per
 // head); with the pruned blocks' inputs the later layers' choice can differ.
 TEST(Structured, DenseStatisticsChooseFromTheUnprunedModel) {
-  const auto calib = calibration_windows(tokens(600, 21), 6, 48);
+  const auto calib = calibration_windows(test::random_tokens(600, 21), 6, 48);
   LlamaConfig c = config(8, 8);
   c.n_layers = 3;
   const LlamaModel base = test::random_llama(c, 22);
@@ -301,7 +294,8 @@ TEST(Structured, PipelineParameterCountAndShapes) {
       "    score: wanda\n  - algorithm: rtn\n    bits: 4\n    group_size: 0\n"
       "    targets: [\"*o_proj*\", \"*down_proj*\"]\n",
       "s.yaml");
-  const CompressionResult res = compress_llama(base, r, tokens(800, 21), test::calib_options(4, 40));
+  const CompressionResult res =
+      compress_llama(base, r, test::random_tokens(800, 21), test::calib_options(4, 40));
   const LlamaConfig& s = res.model.cfg;
   EXPECT_EQ(s.n_heads, 4);
   EXPECT_EQ(s.n_kv_heads, 2);
@@ -334,7 +328,7 @@ TEST(Structured, PipelineErrorsBeforeWork) {
   LlamaConfig c = config(4, 2);
   c.hidden_dim = 64;
   const LlamaModel base = test::random_llama(c, 30);
-  const auto calib = tokens(200, 31);
+  const auto calib = test::random_tokens(200, 31);
   auto err = [&](const std::string& text) {
     try {
       compress_llama(base, parse_recipe(text, "e.yaml"), calib, test::calib_options(2, 32));
@@ -361,9 +355,9 @@ TEST(Structured, PipelineErrorsBeforeWork) {
 TEST(Structured, SaveLoadRoundTripAndTrainingRefuses) {
   LlamaModel m = test::random_llama(config(4, 2), 40);
   StructuredStageOptions o;
-  run_structured_stage(m, o, calibration_windows(tokens(300, 41), 3, 40));
+  run_structured_stage(m, o, calibration_windows(test::random_tokens(300, 41), 3, 40));
   o.heads = false;
-  run_structured_stage(m, o, calibration_windows(tokens(300, 42), 3, 40));
+  run_structured_stage(m, o, calibration_windows(test::random_tokens(300, 42), 3, 40));
   ASSERT_EQ(m.cfg.n_heads, 2);
   const std::string dir = testing::TempDir() + "/structured_hf";
   save_llama_hf(m, dir);

@@ -22,13 +22,6 @@ using namespace mcw;
 
 namespace {
 
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % 37);
-  return t;
-}
-
 const std::vector<int32_t> kProbe = {3, 17, 0, 36, 5, 5, 21, 9, 30, 1, 12};
 
 LlamaConfig config() {
@@ -127,7 +120,7 @@ TEST(W8A8, SmoothingAloneIsAnIdentity) {
   for (const LinearGroup& g : linear_groups(base)) all.insert(g.names.begin(), g.names.end());
   SmoothQuantStageOptions o;
   o.quantize = false;
-  run_smoothquant_stage(smoothed, o, all, calibration_windows(tokens(400, 4), 4, 40));
+  run_smoothquant_stage(smoothed, o, all, calibration_windows(test::random_tokens(400, 4), 4, 40));
   // The outlier channels' norm weights really moved (the scales are far from 1).
   EXPECT_LT(smoothed.layers[0].attn_norm.as<float>()[3],
             0.5f * base.layers[0].attn_norm.as<float>()[3]);
@@ -145,8 +138,8 @@ TEST(W8A8, SmoothingAloneIsAnIdentity) {
 TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
   LlamaModel base = test::random_llama(config(), 5);
   inject_outliers(base, 40.0f);
-  const auto calib = tokens(1200, 6);
-  const auto probe = tokens(64, 7);
+  const auto calib = test::random_tokens(1200, 6);
+  const auto probe = test::random_tokens(64, 7);
   const CompressionResult smooth = compress_llama(
       base, parse_recipe("stages:\n  - algorithm: smoothquant\n    alpha: 0.5\n", "sq"), calib,
       test::calib_options(8, 48));
@@ -167,8 +160,9 @@ TEST(W8A8, SmoothingLowersKlOnAModelWithOutlierChannels) {
 // flagged, and the flag survives a HF and a GGUF round trip (same logits).
 TEST(W8A8, PipelineStageSavesAndLoadsTheFlag) {
   const LlamaModel base = test::random_llama(config(), 8);
-  const CompressionResult res = compress_llama(
-      base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"), tokens(500, 9), test::calib_options(4, 40));
+  const CompressionResult res =
+      compress_llama(base, parse_recipe("stages:\n  - algorithm: smoothquant\n", "sq"),
+                     test::random_tokens(500, 9), test::calib_options(4, 40));
   ASSERT_EQ(res.layers.size(), 2u * 7);
   for (const CompressedLayer& l : res.layers) {
     EXPECT_EQ(l.tensor.describe(), "int8 per-channel sym");

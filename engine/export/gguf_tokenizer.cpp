@@ -163,6 +163,8 @@ std::vector<GGUFKeyValue> gguf_tokenizer_kvs(const ModelFile& source, int64_t vo
     }
     case ModelFormat::Safetensors:
       break;
+    case ModelFormat::ONNX:
+      throw Error(source.path, "an ONNX graph has no tokenizer");
   }
   throw Error(source.path, "a bare safetensors file has no tokenizer: export its model directory");
 }

@@ -8,6 +8,7 @@
 #include "engine/io/gguf.h"
 #include "engine/io/hf_directory.h"
 #include "engine/io/llama2c.h"
+#include "engine/io/onnx.h"
 #include "engine/io/safetensors.h"
 
 namespace mcw {
@@ -18,6 +19,8 @@ const char* model_format_name(ModelFormat f) {
     case ModelFormat::HFDirectory: return "hf-directory";
     case ModelFormat::GGUF: return "gguf";
     case ModelFormat::Llama2c: return "llama2.c";
+    case ModelFormat::ONNX:
+      return "onnx";
   }
   return "?";
 }
@@ -38,6 +41,43 @@ uint64_t ModelFile::byte_count() const {
   uint64_t n = 0;
   for (const Tensor& t : tensors) n += t.nbytes();
   return n;
+}
+
+// An ONNX graph's weights and what it is: opsets, producer, inputs and outputs, and how
+// many nodes of each operator it has.
+static ModelFile from_onnx(const std::string& path) {
+  const OnnxModel o = read_onnx(path);
+  ModelFile m;
+  m.format = ModelFormat::ONNX;
+  m.path = path;
+  m.architecture = "onnx";
+  m.tensors = o.weights();
+  auto& h = m.hparams;
+  h["ir_version"] = o.ir_version;
+  h["producer"] = o.producer;
+  h["graph"] = o.graph.name;
+  for (const auto& [domain, v] : o.opsets)
+    h["opset_import"][domain.empty() ? "ai.onnx" : domain] = v;
+  auto values = [](const std::vector<OnnxValueInfo>& vs) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const OnnxValueInfo& v : vs) {
+      nlohmann::ordered_json dims = nlohmann::ordered_json::array();
+      for (size_t i = 0; i < v.dims.size(); ++i)
+        dims.push_back(v.dims[i] >= 0 ? nlohmann::ordered_json(v.dims[i])
+                                      : nlohmann::ordered_json(
+                                            v.dim_params[i].empty() ? "?" : v.dim_params[i]));
+      a.push_back({{"name", v.name}, {"shape", dims}});
+    }
+    return a;
+  };
+  h["inputs"] = values(o.graph.inputs);
+  h["outputs"] = values(o.graph.outputs);
+  h["nodes"] = o.graph.nodes.size();
+  std::map<std::string, int> ops;
+  for (const OnnxNode& n : o.graph.nodes)
+    ++ops[n.domain.empty() ? n.op_type : n.domain + "." + n.op_type];
+  for (const auto& [op, count] : ops) h["operators"][op] = count;
+  return m;
 }
 
 static ModelFile from_safetensors(const std::string& path) {
@@ -67,8 +107,10 @@ ModelFile open_model_file(const std::string& path) {
   if (ext == ".safetensors" || (n >= 9 && p[8] == '{')) return from_safetensors(path);
   if (ext == ".bin") return read_llama2c(path);
   if (ext == ".gguf") return read_gguf_model(path);  // lets the reader say what is wrong
-  throw Error(path, "unknown model format (expected a safetensors, GGUF or llama2.c .bin "
-                    "file, or a Hugging Face model directory)");
+  if (ext == ".onnx") return from_onnx(path);        // protobuf has no magic: by its extension
+  throw Error(path,
+              "unknown model format (expected a safetensors, GGUF, ONNX or llama2.c .bin "
+              "file, or a Hugging Face model directory)");
 }
 
 }  // namespace mcw

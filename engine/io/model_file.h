@@ -13,8 +13,9 @@
 
 namespace mcw {
 
-enum class ModelFormat { Safetensors, HFDirectory, GGUF, Llama2c };
-const char* model_format_name(ModelFormat f);  // "safetensors", "hf-directory", "gguf", "llama2.c"
+enum class ModelFormat { Safetensors, HFDirectory, GGUF, Llama2c, ONNX };
+// "safetensors", "hf-directory", "gguf", "llama2.c", "onnx"
+const char* model_format_name(ModelFormat f);
 
 struct ModelFile {
   ModelFormat format = ModelFormat::Safetensors;

@@ -39,6 +39,7 @@ std::vector<std::string> tokenizer_files_of(const ModelFile& source) {
     case ModelFormat::Llama2c:
       return existing(fs::path(source.path).parent_path(), {"tokenizer.bin"});
     case ModelFormat::GGUF:
+    case ModelFormat::ONNX:
       break;
   }
   return {};

@@ -318,6 +318,9 @@ LlamaConfig llama_config_from(const ModelFile& m) {
     case ModelFormat::Llama2c: c = from_llama2c(m); break;
     case ModelFormat::Safetensors:
       throw Error(m.path, "a bare safetensors file has no config: open its directory (with config.json)");
+    case ModelFormat::ONNX:
+      throw Error(m.path,
+                  "an ONNX graph is not a language model MCW runs (inspect shows its weights)");
   }
   c.validate(m.path);
   return c;

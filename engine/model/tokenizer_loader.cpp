@@ -243,6 +243,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& m) {
     }
     case ModelFormat::Safetensors:
       break;
+    case ModelFormat::ONNX:
+      throw Error(m.path, "an ONNX graph has no tokenizer");
   }
   throw Error(m.path, "a bare safetensors file has no tokenizer: open its model directory");
 }

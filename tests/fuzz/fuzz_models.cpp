@@ -4,18 +4,20 @@
 // (MCW_FUZZ_FORMAT): safetensors, config (config.json beside valid weights), gguf, llama2c,
 // phi3 (a Phi-3 directory's weights: fused projections loaded as row views), gptq, awq and
 // compressed_tensors (the weights file of a quantised checkpoint; whatever opens is decoded
-// whole).
+// whole), and onnx (a graph with weights in four encodings and a Constant node).
 #include <filesystem>
+#include <fstream>
 
 #include "../engine/compressed_tensors_writer.h"
 #include "../engine/llama_test_util.h"
+#include "../engine/onnx_test_writer.h"
 #include "../engine/phi3_writer.h"
 #include "../engine/quantized_checkpoint_writer.h"
-#include "engine/kernels/stored_matmul.h"
 #include "engine/core/error.h"
-#include "engine/io/model_file.h"
-#include "engine/model/causal_lm.h"
 #include "engine/export/gguf_export.h"
+#include "engine/io/model_file.h"
+#include "engine/kernels/stored_matmul.h"
+#include "engine/model/causal_lm.h"
 #include "engine/model/llama_save.h"
 #include "engine/model/tokenizer_loader.h"
 #include "fuzz_target.h"
@@ -59,6 +61,10 @@ std::string write_valid(const std::string& dir) {
     o.bits = 3, o.stream = true, o.symmetric = false, o.act_order = true;
     test::write_ct_checkpoint(dir, o);
     return dir + "/model.safetensors";
+  }
+  if (f == "onnx") {
+    std::ofstream(dir + "/model.onnx", std::ios::binary) << test::onnx_model();
+    return dir + "/model.onnx";
   }
   if (f == "gguf") {
     save_llama_gguf(m, dir + "/model.gguf", DType::F16);
@@ -120,10 +126,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t.decoder() && t.readable()) (void)t.to_f32();  // every code, zero, scale, g_idx
       run_products(t);
     }
-    const auto model = load_causal_lm(file);
-    try {
-      (void)load_tokenizer(file);
-    } catch (const Error&) {
+    if (file.format != ModelFormat::ONNX) {  // an ONNX graph is no language model
+      const auto model = load_causal_lm(file);
+      try {
+        (void)load_tokenizer(file);
+      } catch (const Error&) {
+      }
     }
   })
 }

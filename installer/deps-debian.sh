@@ -12,7 +12,7 @@ pkgs=(
   mesa-vulkan-drivers vulkan-tools
   libtbb-dev libsqlite3-dev libgtest-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev
-  xvfb xauth poppler-utils fortunes fonts-dejavu-core
+  xvfb xauth poppler-utils fortunes fonts-dejavu-core libonnx-testdata
 )
 
 missing=()

@@ -134,7 +134,7 @@ Tensor Parser::tensor(const WireField& at, const WireReader& outer) const {
   const uint64_t bytes = uint64_t(dtype_info(dt).block_bytes) * [&] {
     uint64_t n = 1;
     for (int64_t d : shape) {
-      if (d && n > (uint64_t(1) << 62) / uint64_t(d))
+      if (d && n > (uint64_t(1) << 56) / uint64_t(d))
         r.fail(at.offset, where + ": its shape overflows");
       n *= uint64_t(d);
     }
@@ -154,23 +154,22 @@ Tensor Parser::tensor(const WireField& at, const WireReader& outer) const {
     return t;
   }
   // Typed fields: float_data (FLOAT, COMPLEX), double_data, int32_data (every type of 32
-  // bits or less, FLOAT16/BFLOAT16 as their bit patterns), int64_data, uint64_data.
-  Tensor t = Tensor::zeros(dt, shape, name);
+  // bits or less, FLOAT16/BFLOAT16 as their bit patterns), int64_data, uint64_data. The
+  // count is checked before anything is allocated (a hostile shape is not a size).
   const uint64_t n = bytes / std::max(1, dtype_info(dt).block_bytes);
-  auto count = [&](size_t have) {
-    if (have != n)
-      r.fail(at.offset, where + " has " + std::to_string(have) + " values for " +
-                            std::to_string(n) + " (shape)");
-  };
+  const size_t have = dt == DType::F32   ? floats.size()
+                      : dt == DType::F64 ? doubles.size()
+                                         : ints.size();
+  if (have != n)
+    r.fail(at.offset, where + " has " + std::to_string(have) + " values for " + std::to_string(n) +
+                          " (shape)");
+  Tensor t = Tensor::zeros(dt, shape, name);
   auto* out = static_cast<uint8_t*>(t.mutable_data());
   if (dt == DType::F32) {
-    count(floats.size());
     std::memcpy(out, floats.data(), bytes);
   } else if (dt == DType::F64) {
-    count(doubles.size());
     std::memcpy(out, doubles.data(), bytes);
   } else {
-    count(ints.size());
     const int width = dtype_info(dt).block_bytes;
     for (size_t i = 0; i < ints.size(); ++i) {
       const uint64_t v = uint64_t(ints[i]);
@@ -211,8 +210,8 @@ Tensor Parser::external(const std::vector<std::pair<std::string, std::string>>& 
   const auto [r_end, t_it] = std::mismatch(root.begin(), root.end(), target.begin(), target.end());
   if (ec || r_end != root.end()) throw Error(file, where + " leaves the model's folder");
   auto data = MappedFile::open(target.string());
-  Tensor probe = Tensor::zeros(dt, shape, name);
-  const uint64_t bytes = probe.nbytes();
+  uint64_t bytes = uint64_t(dtype_info(dt).block_bytes);
+  for (int64_t d : shape) bytes *= uint64_t(d);  // bounded by the caller's overflow check
   if (has_length && length != bytes)
     throw Error(file,
                 where + " says " + std::to_string(length) + " bytes for " + std::to_string(bytes));
@@ -221,8 +220,9 @@ Tensor Parser::external(const std::vector<std::pair<std::string, std::string>>& 
   const std::byte* p = data->data() + start;
   if (reinterpret_cast<uintptr_t>(p) % std::max(1, dtype_info(dt).block_bytes) == 0)
     return Tensor::view(dt, shape, p, bytes, data, name);
-  std::memcpy(probe.mutable_data(), p, bytes);
-  return probe;
+  Tensor copy = Tensor::zeros(dt, shape, name);
+  std::memcpy(copy.mutable_data(), p, bytes);
+  return copy;
 }
 
 OnnxAttribute Parser::attribute(const WireField& at, const WireReader& outer, int depth) const {
@@ -434,6 +434,16 @@ DType onnx_dtype(int32_t data_type, const std::string& where) {
   throw Error(where,
               "ONNX data type " + std::to_string(data_type) +
                   " is not supported (float, float16, bfloat16, double, integers and bool are)");
+}
+
+Tensor read_onnx_tensor(const std::string& path) {
+  const auto file = MappedFile::open(path);
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(file->data()),
+                                       file->size());
+  Parser p{path, file, fs::path(path).parent_path()};
+  WireField whole;
+  whole.type = WireType::Bytes, whole.bytes = bytes;
+  return p.tensor(whole, WireReader(bytes, 0, path));  // a view keeps the mapping alive
 }
 
 OnnxModel read_onnx(const std::string& path) {

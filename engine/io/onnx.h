@@ -82,6 +82,8 @@ struct OnnxModel {
 inline constexpr int64_t kOnnxMinOpset = 9, kOnnxMaxOpset = 17;
 
 OnnxModel read_onnx(const std::string& path);
+// A file holding one TensorProto (ONNX's test data: input_0.pb, output_0.pb).
+Tensor read_onnx_tensor(const std::string& path);
 
 // TensorProto.DataType -> MCW's dtype; throws mcw::Error naming `where` for types MCW does
 // not hold (strings, complex, float8).

@@ -1,0 +1,228 @@
+// Element-wise operators: binary ones with numpy broadcasting (Add, Sub, Mul, Div, Pow)
+// and unary ones (activations, Sqrt, Clip, Cast, ...), parallel over rows of the output.
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "engine/core/half.h"
+#include "engine/onnx/onnx_ops.h"
+
+namespace mcw {
+
+namespace {
+
+Shape broadcast_shape(const OnnxOpContext& c, const Shape& a, const Shape& b) {
+  const size_t r = std::max(a.size(), b.size());
+  Shape out(r);
+  for (size_t k = 0; k < r; ++k) {
+    const int64_t da = k + a.size() >= r ? a[k + a.size() - r] : 1;
+    const int64_t db = k + b.size() >= r ? b[k + b.size() - r] : 1;
+    if (da != db && da != 1 && db != 1)
+      c.fail("shapes " + shape_string(a) + " and " + shape_string(b) + " do not broadcast");
+    out[k] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Strides of `s` seen from an output of rank `r` (0 along broadcast dimensions).
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
+  const std::vector<int64_t> st = strides_of(s);
+  std::vector<int64_t> b(out.size(), 0);
+  for (size_t k = 0; k < s.size(); ++k) {
+    const size_t o = k + out.size() - s.size();
+    b[o] = s[k] == 1 ? 0 : st[k];
+  }
+  return b;
+}
+
+// out[idx] = f(a[...], b[...]) over the broadcast shape, one task per row of the last axis.
+template <class T, class F>
+std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::vector<T>& b,
+                         const Shape& sb, const Shape& out, F f) {
+  int64_t n = 1;
+  for (int64_t d : out) n *= d;
+  std::vector<T> y(static_cast<size_t>(n));
+  if (n == 0) return y;
+  if (sa == sb) {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 4096), [&](const auto& r) {
+      for (int64_t k = r.begin(); k < r.end(); ++k) y[size_t(k)] = f(a[size_t(k)], b[size_t(k)]);
+    });
+    return y;
+  }
+  const std::vector<int64_t> ta = broadcast_strides(sa, out), tb = broadcast_strides(sb, out);
+  const int64_t last = out.empty() ? 1 : out.back(), rows = n / last;
+  const int64_t la = out.empty() ? 0 : ta.back(), lb = out.empty() ? 0 : tb.back();
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, std::max<int64_t>(1, 4096 / last)),
+                    [&](const auto& r) {
+                      for (int64_t row = r.begin(); row < r.end(); ++row) {
+                        int64_t oa = 0, ob = 0, rem = row;
+                        for (int64_t k = int64_t(out.size()) - 2; k >= 0; --k) {
+                          const int64_t i = rem % out[size_t(k)];
+                          rem /= out[size_t(k)];
+                          oa += i * ta[size_t(k)], ob += i * tb[size_t(k)];
+                        }
+                        T* dst = y.data() + row * last;
+                        for (int64_t j = 0; j < last; ++j)
+                          dst[j] = f(a[size_t(oa + j * la)], b[size_t(ob + j * lb)]);
+                      }
+                    });
+  return y;
+}
+
+template <int Op>
+std::vector<OnnxValue> binary(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue &a = c.need(in, 0), &b = c.need(in, 1);
+  if (a.is_float != b.is_float) c.fail("inputs of different types");
+  const Shape out = broadcast_shape(c, a.shape, b.shape);
+  if (a.is_float) {
+    auto f = [](float x, float y) {
+      if constexpr (Op == 0)
+        return x + y;
+      else if constexpr (Op == 1)
+        return x - y;
+      else if constexpr (Op == 2)
+        return x * y;
+      else if constexpr (Op == 3)
+        return x / y;
+      else
+        return std::pow(x, y);
+    };
+    return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, f))};
+  }
+  if (Op == 4) c.fail("integer Pow is not supported");
+  std::atomic<bool> div_by_zero{false};
+  auto g = [&](int64_t x, int64_t y) -> int64_t {
+    if constexpr (Op == 0)
+      return x + y;
+    else if constexpr (Op == 1)
+      return x - y;
+    else if constexpr (Op == 2)
+      return x * y;
+    else if constexpr (Op == 3) {
+      if (y != 0) return x / y;
+      div_by_zero.store(true, std::memory_order_relaxed);
+      return 0;
+    } else
+      return 0;
+  };
+  OnnxValue v = OnnxValue::ints(out, broadcast(a.i, a.shape, b.i, b.shape, out, g));
+  if (div_by_zero) c.fail("integer division by zero");
+  return {v};
+}
+
+template <class F>
+std::vector<OnnxValue> unary_float(const OnnxOpContext& c, std::span<const OnnxValue* const> in,
+                                   F f) {
+  const OnnxValue& x = c.need(in, 0);
+  if (!x.is_float) c.fail("expects a floating-point input");
+  OnnxValue y = OnnxValue::floats(x.shape, std::vector<float>(x.f.size()));
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, x.f.size(), 4096), [&](const auto& r) {
+    for (size_t k = r.begin(); k < r.end(); ++k) y.f[k] = f(x.f[k]);
+  });
+  return {y};
+}
+
+std::vector<OnnxValue> relu(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return x > 0 ? x : 0.0f; });
+}
+std::vector<OnnxValue> sigmoid(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
+}
+std::vector<OnnxValue> hard_sigmoid(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const float alpha = c.attr_float("alpha", 0.2f), beta = c.attr_float("beta", 0.5f);
+  return unary_float(c, in, [=](float x) { return std::clamp(alpha * x + beta, 0.0f, 1.0f); });
+}
+std::vector<OnnxValue> hard_swish(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return x * std::clamp(x / 6.0f + 0.5f, 0.0f, 1.0f); });
+}
+std::vector<OnnxValue> sqrt_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return std::sqrt(x); });
+}
+std::vector<OnnxValue> exp_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return std::exp(x); });
+}
+std::vector<OnnxValue> tanh_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return std::tanh(x); });
+}
+
+std::vector<OnnxValue> identity(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return {c.need(in, 0)};
+}
+
+// Clip: bounds from attributes before opset 11, from optional scalar inputs after.
+std::vector<OnnxValue> clip(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = c.need(in, 0);
+  double lo = -std::numeric_limits<double>::infinity(),
+         hi = std::numeric_limits<double>::infinity();
+  if (c.opset < 11) {
+    lo = c.attr_float("min", -std::numeric_limits<float>::infinity());
+    hi = c.attr_float("max", std::numeric_limits<float>::infinity());
+  } else {
+    auto bound = [&](size_t k, double& b) {
+      if (const OnnxValue* v = c.input(in, k)) {
+        if (v->numel() != 1) c.fail("Clip's bounds must be scalars");
+        b = v->is_float ? double(v->f[0]) : double(v->i[0]);
+      }
+    };
+    bound(1, lo), bound(2, hi);
+  }
+  OnnxValue y = x;
+  if (x.is_float)
+    for (float& v : y.f) v = float(std::min(std::max(double(v), lo), hi));
+  else
+    for (int64_t& v : y.i) v = int64_t(std::min(std::max(double(v), lo), hi));
+  return {y};
+}
+
+// Cast: to a floating type (f32 as MCW computes them) or to an integer / bool one.
+std::vector<OnnxValue> cast(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = c.need(in, 0);
+  const int64_t to = c.attr_int("to", 0);
+  const bool to_float = to == 1 || to == 10 || to == 11 || to == 16;
+  const bool to_int = (to >= 2 && to <= 7) || to == 9 || to == 12 || to == 13;
+  if (!to_float && !to_int) c.fail("Cast to ONNX type " + std::to_string(to) + " is not supported");
+  if (to_float) {
+    if (x.is_float) {  // computed in f32, rounded to the narrower type's precision
+      OnnxValue y = x;
+      if (to == 10)
+        for (float& v : y.f) v = f16_to_f32(f32_to_f16(v));
+      if (to == 16)
+        for (float& v : y.f) v = bf16_to_f32(f32_to_bf16(v));
+      return {y};
+    }
+    std::vector<float> v(x.i.size());
+    for (size_t k = 0; k < v.size(); ++k) v[k] = float(x.i[k]);
+    return {OnnxValue::floats(x.shape, std::move(v))};
+  }
+  std::vector<int64_t> v(size_t(x.numel()));
+  for (size_t k = 0; k < v.size(); ++k) {
+    const double d = x.is_float ? double(x.f[k]) : double(x.i[k]);
+    v[k] = to == 9 ? int64_t(d != 0) : x.is_float ? int64_t(std::trunc(d)) : x.i[k];
+  }
+  return {OnnxValue::ints(x.shape, std::move(v))};
+}
+
+}  // namespace
+
+std::vector<OnnxOp> onnx_elementwise_ops() {
+  return {{"Add", binary<0>},
+          {"Sub", binary<1>},
+          {"Mul", binary<2>},
+          {"Div", binary<3>},
+          {"Pow", binary<4>},
+          {"Relu", relu},
+          {"Sigmoid", sigmoid},
+          {"HardSigmoid", hard_sigmoid},
+          {"HardSwish", hard_swish},
+          {"Sqrt", sqrt_op},
+          {"Exp", exp_op},
+          {"Tanh", tanh_op},
+          {"Identity", identity},
+          {"Clip", clip},
+          {"Cast", cast}};
+}
+
+}  // namespace mcw

@@ -1,0 +1,324 @@
+// Network operators: MatMul and Gemm on the f32 GEMM kernels, Conv as im2col + GEMM per
+// group, pooling, BatchNormalization (inference), Softmax and ReduceMean. Parallel through
+// the GEMM's oneTBB tiles and per channel / row elsewhere.
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/kernels/gemm.h"
+#include "engine/onnx/onnx_ops.h"
+
+namespace mcw {
+
+namespace {
+
+const OnnxValue& floats_in(const OnnxOpContext& c, std::span<const OnnxValue* const> in, size_t k) {
+  const OnnxValue& v = c.need(in, k);
+  if (!v.is_float) c.fail("expects floating-point input " + std::to_string(k));
+  return v;
+}
+
+// MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast.
+std::vector<OnnxValue> matmul_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue &a = floats_in(c, in, 0), &b = floats_in(c, in, 1);
+  Shape sa = a.shape, sb = b.shape;
+  const bool a1 = sa.size() == 1, b1 = sb.size() == 1;
+  if (a1) sa.insert(sa.begin(), 1);
+  if (b1) sb.push_back(1);
+  if (sa.size() < 2 || sb.size() < 2) c.fail("MatMul of scalars");
+  const int64_t m = sa[sa.size() - 2], k = sa.back(), n = sb.back();
+  if (sb[sb.size() - 2] != k)
+    c.fail("MatMul of " + shape_string(a.shape) + " and " + shape_string(b.shape));
+  const Shape ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
+  const size_t r = std::max(ba.size(), bb.size());
+  Shape batch(r);
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t x = d + ba.size() >= r ? ba[d + ba.size() - r] : 1,
+                  y = d + bb.size() >= r ? bb[d + bb.size() - r] : 1;
+    if (x != y && x != 1 && y != 1) c.fail("MatMul batch dimensions do not broadcast");
+    batch[d] = std::max(x, y);
+  }
+  int64_t batches = 1;
+  for (int64_t d : batch) batches *= d;
+  Shape out = batch;
+  if (!a1) out.push_back(m);
+  if (!b1) out.push_back(n);
+  OnnxValue y = OnnxValue::floats(out);
+  const std::vector<int64_t> sta = strides_of(ba), stb = strides_of(bb);
+  for (int64_t t = 0; t < batches; ++t) {
+    int64_t oa = 0, ob = 0, rem = t;
+    for (int64_t d = int64_t(r) - 1; d >= 0; --d) {
+      const int64_t i = rem % batch[size_t(d)];
+      rem /= batch[size_t(d)];
+      const int64_t da = int64_t(d) - int64_t(r - ba.size()),
+                    db = int64_t(d) - int64_t(r - bb.size());
+      if (da >= 0 && ba[size_t(da)] != 1) oa += i * sta[size_t(da)];
+      if (db >= 0 && bb[size_t(db)] != 1) ob += i * stb[size_t(db)];
+    }
+    matmul(a.f.data() + oa * m * k, b.f.data() + ob * k * n, y.f.data() + t * m * n, m, n, k);
+  }
+  return {y};
+}
+
+// Gemm: Y = alpha · op(A) · op(B) + beta · C (C broadcast to [M, N]).
+std::vector<OnnxValue> gemm_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue &a = floats_in(c, in, 0), &b = floats_in(c, in, 1);
+  if (a.shape.size() != 2 || b.shape.size() != 2) c.fail("Gemm needs 2-D inputs");
+  const bool ta = c.attr_int("transA", 0), tb = c.attr_int("transB", 0);
+  const float alpha = c.attr_float("alpha", 1.0f), beta = c.attr_float("beta", 1.0f);
+  const int64_t m = ta ? a.shape[1] : a.shape[0], k = ta ? a.shape[0] : a.shape[1];
+  const int64_t n = tb ? b.shape[0] : b.shape[1];
+  if ((tb ? b.shape[1] : b.shape[0]) != k) c.fail("Gemm of mismatched inner dimensions");
+  OnnxValue y = OnnxValue::floats({m, n});
+  std::vector<float> at, bt;
+  const float* pa = a.f.data();
+  if (ta) {  // A stored [k, m]
+    at.resize(size_t(m * k));
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < m; ++j) at[size_t(j * k + i)] = a.f[size_t(i * m + j)];
+    pa = at.data();
+  }
+  if (tb)
+    matmul_wt(pa, b.f.data(), y.f.data(), m, n, k);
+  else
+    matmul(pa, b.f.data(), y.f.data(), m, n, k);
+  const OnnxValue* cc = c.input(in, 2);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float add = 0;
+      if (cc) {
+        const Shape& s = cc->shape;
+        const int64_t ci = s.size() == 2 ? (s[0] == 1 ? 0 : i) : 0;
+        const int64_t cj = s.empty() ? 0 : (s.back() == 1 ? 0 : j);
+        add = cc->f[size_t(ci * (s.empty() ? 1 : s.back()) + cj)];
+      }
+      float& v = y.f[size_t(i * n + j)];
+      v = alpha * v + beta * add;
+    }
+  return {y};
+}
+
+// Softmax: before opset 13 over the flattened dimensions from `axis` on (default 1); from
+// 13 along `axis` (default -1).
+std::vector<OnnxValue> softmax_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  const int64_t r = int64_t(x.shape.size());
+  const int64_t axis = normalize_axis(c.attr_int("axis", c.opset < 13 ? 1 : -1), r, c.where);
+  int64_t outer = 1, len = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
+  if (c.opset < 13) {
+    for (int64_t d = axis; d < r; ++d) len *= x.shape[size_t(d)];
+  } else {
+    len = x.shape[size_t(axis)];
+    for (int64_t d = axis + 1; d < r; ++d) inner *= x.shape[size_t(d)];
+  }
+  OnnxValue y = x;
+  tbb::parallel_for(int64_t(0), outer * inner, [&](int64_t job) {
+    const int64_t o = job / inner, i = job % inner;
+    float* p = y.f.data() + o * len * inner + i;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < len; ++j) mx = std::max(mx, p[j * inner]);
+    double sum = 0;
+    for (int64_t j = 0; j < len; ++j) sum += (p[j * inner] = std::exp(p[j * inner] - mx));
+    for (int64_t j = 0; j < len; ++j) p[j * inner] = float(p[j * inner] / sum);
+  });
+  return {y};
+}
+
+std::vector<OnnxValue> reduce_mean(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  const int64_t r = int64_t(x.shape.size());
+  std::vector<int64_t> axes =
+      c.opset >= 18 && c.input(in, 1) ? c.ints_of(*c.input(in, 1)) : c.attr_ints("axes");
+  std::vector<bool> reduce(size_t(r), axes.empty());
+  for (int64_t a : axes) reduce[size_t(normalize_axis(a, r, c.where))] = true;
+  const bool keep = c.attr_int("keepdims", 1) != 0;
+  Shape kept_shape, out_shape;
+  for (int64_t d = 0; d < r; ++d) {
+    kept_shape.push_back(reduce[size_t(d)] ? 1 : x.shape[size_t(d)]);
+    if (!reduce[size_t(d)] || keep) out_shape.push_back(reduce[size_t(d)] ? 1 : x.shape[size_t(d)]);
+  }
+  const std::vector<int64_t> ost = strides_of(kept_shape);
+  std::vector<double> sum(size_t(std::max<int64_t>(1,
+                                                   [&] {
+                                                     int64_t n = 1;
+                                                     for (int64_t d : kept_shape) n *= d;
+                                                     return n;
+                                                   }())),
+                          0.0);
+  std::vector<int64_t> pos(size_t(r), 0);
+  for (size_t k = 0; k < x.f.size(); ++k) {
+    int64_t o = 0;
+    for (int64_t d = 0; d < r; ++d) o += (reduce[size_t(d)] ? 0 : pos[size_t(d)]) * ost[size_t(d)];
+    sum[size_t(o)] += x.f[k];
+    for (int64_t d = r - 1; d >= 0; --d) {
+      if (++pos[size_t(d)] < x.shape[size_t(d)]) break;
+      pos[size_t(d)] = 0;
+    }
+  }
+  const double count = double(x.numel()) / double(sum.size());
+  std::vector<float> v(sum.size());
+  for (size_t k = 0; k < v.size(); ++k) v[k] = float(sum[k] / count);
+  return {OnnxValue::floats(out_shape, std::move(v))};
+}
+
+// BatchNormalization in inference: y = (x − mean) / sqrt(var + eps) · scale + B per channel.
+std::vector<OnnxValue> batch_norm(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  const OnnxValue &scale = floats_in(c, in, 1), &bias = floats_in(c, in, 2),
+                  &mean = floats_in(c, in, 3), &var = floats_in(c, in, 4);
+  if (c.attr_int("training_mode", 0))
+    c.fail("BatchNormalization in training mode is not supported");
+  if (x.shape.size() < 2) c.fail("BatchNormalization needs a channel axis");
+  const float eps = c.attr_float("epsilon", 1e-5f);
+  const int64_t n = x.shape[0], ch = x.shape[1], inner = x.numel() / std::max<int64_t>(1, n * ch);
+  for (const OnnxValue* p : {&scale, &bias, &mean, &var})
+    if (p->numel() != ch) c.fail("BatchNormalization parameters do not match the channels");
+  OnnxValue y = x;
+  tbb::parallel_for(int64_t(0), n * ch, [&](int64_t job) {
+    const int64_t k = job % ch;
+    const float s = scale.f[size_t(k)] / std::sqrt(var.f[size_t(k)] + eps),
+                b = bias.f[size_t(k)] - mean.f[size_t(k)] * s;
+    float* p = y.f.data() + job * inner;
+    for (int64_t j = 0; j < inner; ++j) p[j] = p[j] * s + b;
+  });
+  return {y};
+}
+
+std::vector<OnnxValue> global_average_pool(const OnnxOpContext& c,
+                                           std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  if (x.shape.size() < 3) c.fail("GlobalAveragePool needs N, C and spatial axes");
+  const int64_t nc = x.shape[0] * x.shape[1], inner = x.numel() / std::max<int64_t>(1, nc);
+  Shape out = {x.shape[0], x.shape[1]};
+  out.resize(x.shape.size(), 1);
+  OnnxValue y = OnnxValue::floats(out);
+  for (int64_t k = 0; k < nc; ++k) {
+    double s = 0;
+    for (int64_t j = 0; j < inner; ++j) s += x.f[size_t(k * inner + j)];
+    y.f[size_t(k)] = float(s / double(inner));
+  }
+  return {y};
+}
+
+// The 2-D window geometry of Conv and pooling: kernel, strides, dilations, pads (begin
+// h, w, end h, w), with auto_pad SAME_UPPER / SAME_LOWER / VALID resolved.
+struct Window {
+  int64_t kh, kw, sh = 1, sw = 1, dh = 1, dw = 1, ph0 = 0, pw0 = 0, ph1 = 0, pw1 = 0, oh = 0,
+                  ow = 0;
+};
+
+Window window(const OnnxOpContext& c, int64_t h, int64_t w, int64_t kh, int64_t kw) {
+  Window g{kh, kw};
+  if (const auto s = c.attr_ints("strides"); !s.empty()) {
+    if (s.size() != 2) c.fail("only 2-D windows are supported");
+    g.sh = s[0], g.sw = s[1];
+  }
+  if (const auto d = c.attr_ints("dilations"); !d.empty()) g.dh = d[0], g.dw = d[1];
+  const std::string pad = c.attr_string("auto_pad", "NOTSET");
+  const int64_t ekh = (kh - 1) * g.dh + 1, ekw = (kw - 1) * g.dw + 1;
+  if (pad == "SAME_UPPER" || pad == "SAME_LOWER") {
+    g.oh = (h + g.sh - 1) / g.sh, g.ow = (w + g.sw - 1) / g.sw;
+    const int64_t th = std::max<int64_t>(0, (g.oh - 1) * g.sh + ekh - h),
+                  tw = std::max<int64_t>(0, (g.ow - 1) * g.sw + ekw - w);
+    const bool upper = pad == "SAME_UPPER";
+    g.ph0 = upper ? th / 2 : th - th / 2, g.ph1 = th - g.ph0;
+    g.pw0 = upper ? tw / 2 : tw - tw / 2, g.pw1 = tw - g.pw0;
+    return g;
+  }
+  if (pad != "NOTSET" && pad != "VALID") c.fail("auto_pad " + pad + " is not supported");
+  if (const auto p = c.attr_ints("pads"); !p.empty() && pad == "NOTSET") {
+    if (p.size() != 4) c.fail("only 2-D pads are supported");
+    g.ph0 = p[0], g.pw0 = p[1], g.ph1 = p[2], g.pw1 = p[3];
+  }
+  g.oh = (h + g.ph0 + g.ph1 - ekh) / g.sh + 1, g.ow = (w + g.pw0 + g.pw1 - ekw) / g.sw + 1;
+  if (g.oh <= 0 || g.ow <= 0) c.fail("the window is larger than the padded input");
+  return g;
+}
+
+std::vector<OnnxValue> average_pool(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  if (x.shape.size() != 4) c.fail("only 2-D pooling is supported");
+  const auto k = c.attr_ints("kernel_shape");
+  if (k.size() != 2) c.fail("kernel_shape must have two values");
+  if (c.attr_int("ceil_mode", 0)) c.fail("ceil_mode is not supported");
+  const bool include_pad = c.attr_int("count_include_pad", 0) != 0;
+  const int64_t nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
+  const Window g = window(c, h, w, k[0], k[1]);
+  OnnxValue y = OnnxValue::floats({x.shape[0], x.shape[1], g.oh, g.ow});
+  tbb::parallel_for(int64_t(0), nc, [&](int64_t p) {
+    const float* src = x.f.data() + p * h * w;
+    float* dst = y.f.data() + p * g.oh * g.ow;
+    for (int64_t i = 0; i < g.oh; ++i)
+      for (int64_t j = 0; j < g.ow; ++j) {
+        double s = 0;
+        int64_t n = 0;
+        for (int64_t a = 0; a < g.kh; ++a)
+          for (int64_t b = 0; b < g.kw; ++b) {
+            const int64_t yy = i * g.sh - g.ph0 + a * g.dh, xx = j * g.sw - g.pw0 + b * g.dw;
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+            s += src[yy * w + xx], ++n;
+          }
+        dst[i * g.ow + j] = float(s / double(include_pad ? g.kh * g.kw : std::max<int64_t>(n, 1)));
+      }
+  });
+  return {y};
+}
+
+// Conv (2-D): per image and group, the input patches as columns (im2col) times the
+// group's filters, plus the bias.
+std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue &x = floats_in(c, in, 0), &wt = floats_in(c, in, 1);
+  const OnnxValue* bias = c.input(in, 2);
+  if (x.shape.size() != 4 || wt.shape.size() != 4) c.fail("only 2-D convolutions are supported");
+  const int64_t n = x.shape[0], ci = x.shape[1], h = x.shape[2], w = x.shape[3];
+  const int64_t co = wt.shape[0], cig = wt.shape[1], kh = wt.shape[2], kw = wt.shape[3];
+  const int64_t groups = c.attr_int("group", 1);
+  if (groups <= 0 || ci != cig * groups || co % groups) c.fail("channels do not match the groups");
+  if (const auto ks = c.attr_ints("kernel_shape");
+      !ks.empty() && (ks.size() != 2 || ks[0] != kh || ks[1] != kw))
+    c.fail("kernel_shape does not match the weight");
+  if (bias && bias->numel() != co) c.fail("bias does not match the output channels");
+  const Window g = window(c, h, w, kh, kw);
+  const int64_t cog = co / groups, patch = cig * kh * kw, pixels = g.oh * g.ow;
+  OnnxValue y = OnnxValue::floats({n, co, g.oh, g.ow});
+  std::vector<float> cols(size_t(patch * pixels));
+  for (int64_t img = 0; img < n; ++img)
+    for (int64_t gr = 0; gr < groups; ++gr) {
+      const float* src = x.f.data() + (img * ci + gr * cig) * h * w;
+      tbb::parallel_for(int64_t(0), patch, [&](int64_t row) {  // one (channel, ky, kx) per row
+        const int64_t ch = row / (kh * kw), a = row / kw % kh, b = row % kw;
+        float* dst = cols.data() + row * pixels;
+        for (int64_t i = 0; i < g.oh; ++i) {
+          const int64_t yy = i * g.sh - g.ph0 + a * g.dh;
+          for (int64_t j = 0; j < g.ow; ++j) {
+            const int64_t xx = j * g.sw - g.pw0 + b * g.dw;
+            dst[i * g.ow + j] =
+                yy < 0 || yy >= h || xx < 0 || xx >= w ? 0.0f : src[(ch * h + yy) * w + xx];
+          }
+        }
+      });
+      float* out = y.f.data() + (img * co + gr * cog) * pixels;
+      matmul(wt.f.data() + gr * cog * patch, cols.data(), out, cog, pixels, patch);
+      if (bias)
+        for (int64_t o = 0; o < cog; ++o)
+          for (int64_t p = 0; p < pixels; ++p) out[o * pixels + p] += bias->f[size_t(gr * cog + o)];
+    }
+  return {y};
+}
+
+}  // namespace
+
+std::vector<OnnxOp> onnx_nn_ops() {
+  return {{"MatMul", matmul_op},
+          {"Gemm", gemm_op},
+          {"Softmax", softmax_op},
+          {"ReduceMean", reduce_mean},
+          {"BatchNormalization", batch_norm},
+          {"GlobalAveragePool", global_average_pool},
+          {"AveragePool", average_pool},
+          {"Conv", conv}};
+}
+
+}  // namespace mcw

@@ -1,0 +1,81 @@
+#include "engine/onnx/onnx_runner.h"
+
+#include <set>
+
+#include "engine/core/error.h"
+#include "engine/onnx/onnx_ops.h"
+
+namespace mcw {
+
+static std::string where_of(const OnnxModel& m, const OnnxNode& n, size_t k) {
+  return m.path + ": node '" + (n.name.empty() ? "#" + std::to_string(k) : n.name) + "' (" +
+         n.op_type + ")";
+}
+
+OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
+  const OnnxGraph& g = model.graph;
+  std::set<std::string> known;
+  for (const Tensor& t : g.initializers)
+    weights_[t.name()] = OnnxValue::of(t), known.insert(t.name());
+  for (const OnnxValueInfo& v : g.inputs) known.insert(v.name);
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const OnnxNode& n = g.nodes[k];
+    if (!n.domain.empty() && n.domain != "ai.onnx")
+      throw Error(where_of(model, n, k), "operator domain '" + n.domain + "' is not supported");
+    if (!find_onnx_op(n.op_type))
+      throw Error(where_of(model, n, k), "operator " + n.op_type + " is not supported");
+    for (const std::string& in : n.inputs) {
+      if (in.empty()) continue;
+      if (!known.count(in))
+        throw Error(where_of(model, n, k), "reads '" + in + "', which no node before it produces");
+      last_reader_[in] = k;
+    }
+    for (const std::string& out : n.outputs) known.insert(out);
+  }
+  for (const OnnxValueInfo& v : g.outputs) {
+    if (!known.count(v.name))
+      throw Error(model.path, "graph output '" + v.name + "' is never produced");
+    last_reader_[v.name] = g.nodes.size();  // kept to the end
+  }
+}
+
+std::map<std::string, OnnxValue> OnnxRunner::run(
+    const std::map<std::string, OnnxValue>& inputs) const {
+  const OnnxGraph& g = model_.graph;
+  std::map<std::string, OnnxValue> live;
+  for (const OnnxValueInfo& v : g.inputs) {
+    if (weights_.count(v.name)) continue;  // older exporters list initializers as inputs
+    const auto it = inputs.find(v.name);
+    if (it == inputs.end()) throw Error(model_.path, "graph input '" + v.name + "' was not given");
+    live[v.name] = it->second;
+  }
+  auto value = [&](const std::string& name) -> const OnnxValue* {
+    if (const auto it = live.find(name); it != live.end()) return &it->second;
+    if (const auto it = weights_.find(name); it != weights_.end()) return &it->second;
+    return nullptr;
+  };
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const OnnxNode& n = g.nodes[k];
+    std::vector<const OnnxValue*> in;
+    for (const std::string& name : n.inputs) in.push_back(name.empty() ? nullptr : value(name));
+    const OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
+    std::vector<OnnxValue> out = find_onnx_op(n.op_type)->run(c, in);
+    if (out.size() < n.outputs.size())
+      for (size_t o = out.size(); o < n.outputs.size(); ++o)
+        if (!n.outputs[o].empty()) c.fail("output " + std::to_string(o) + " is not computed");
+    for (size_t o = 0; o < n.outputs.size(); ++o)
+      if (!n.outputs[o].empty()) live[n.outputs[o]] = std::move(out[o]);
+    for (const std::string& name : n.inputs)  // free what no later node reads
+      if (const auto it = last_reader_.find(name); it != last_reader_.end() && it->second == k)
+        live.erase(name);
+  }
+  std::map<std::string, OnnxValue> result;
+  for (const OnnxValueInfo& v : g.outputs) {
+    const OnnxValue* p = value(v.name);
+    if (!p) throw Error(model_.path, "graph output '" + v.name + "' was not computed");
+    result[v.name] = *p;
+  }
+  return result;
+}
+
+}  // namespace mcw

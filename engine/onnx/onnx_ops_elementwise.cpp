@@ -72,41 +72,33 @@ std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::ve
   return y;
 }
 
+// Add, Sub, Mul, Div, Pow of one pair of elements.
+template <int Op, class T>
+T apply(T x, T y) {
+  if constexpr (Op == 0)
+    return x + y;
+  else if constexpr (Op == 1)
+    return x - y;
+  else if constexpr (Op == 2)
+    return x * y;
+  else if constexpr (Op == 3)
+    return x / y;
+  else
+    return T(std::pow(x, y));
+}
+
 template <int Op>
 std::vector<OnnxValue> binary(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
   const OnnxValue &a = c.need(in, 0), &b = c.need(in, 1);
   if (a.is_float != b.is_float) c.fail("inputs of different types");
   const Shape out = broadcast_shape(c, a.shape, b.shape);
-  if (a.is_float) {
-    auto f = [](float x, float y) {
-      if constexpr (Op == 0)
-        return x + y;
-      else if constexpr (Op == 1)
-        return x - y;
-      else if constexpr (Op == 2)
-        return x * y;
-      else if constexpr (Op == 3)
-        return x / y;
-      else
-        return std::pow(x, y);
-    };
-    return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, f))};
-  }
+  if (a.is_float)
+    return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, apply<Op, float>))};
   if (Op == 4) c.fail("integer Pow is not supported");
   std::atomic<bool> div_by_zero{false};
   auto g = [&](int64_t x, int64_t y) -> int64_t {
-    if constexpr (Op == 0)
-      return x + y;
-    else if constexpr (Op == 1)
-      return x - y;
-    else if constexpr (Op == 2)
-      return x * y;
-    else if constexpr (Op == 3) {
-      if (y != 0) return x / y;
-      div_by_zero.store(true, std::memory_order_relaxed);
-      return 0;
-    } else
-      return 0;
+    if (Op == 3 && y == 0) return div_by_zero.store(true, std::memory_order_relaxed), 0;
+    return apply<Op, int64_t>(x, y);
   };
   OnnxValue v = OnnxValue::ints(out, broadcast(a.i, a.shape, b.i, b.shape, out, g));
   if (div_by_zero) c.fail("integer division by zero");

@@ -115,23 +115,27 @@ TEST(OnnxOps, PassOnnxNodeTestsOrRefuseThem) {
   std::cout << "[ node tests passed / run ] " << summary << "\n";
 }
 
-// A one-node model of `op` on input x [1, 2, 2, 3] (opset 13), run by MCW.
-OnnxValue run_one(const std::string& op, const std::vector<float>& x, const test::Pb& attrs = {}) {
-  const fs::path dir = test::fresh_temp_dir();
+// A one-node model (opset 13) of `op` named `name` from x [x_dims] to y, written to `dir`.
+std::string one_node_model(const fs::path& dir, const std::string& op, const std::string& name,
+                           const std::vector<std::string>& x_dims, const test::Pb& attrs = {}) {
   test::Pb node;
-  node.bytes(1, "x").bytes(2, "y").bytes(4, op);
+  node.bytes(1, "x").bytes(2, "y").bytes(3, name).bytes(4, op);
   node.b += attrs.b;
   test::Pb g;
-  g.msg(1, node)
-      .msg(11, test::onnx_value("x", {"1", "2", "2", "3"}))
-      .msg(12, test::onnx_value("y", {"1"}));
+  g.msg(1, node).msg(11, test::onnx_value("x", x_dims)).msg(12, test::onnx_value("y", {"1"}));
   test::Pb opset;
   opset.bytes(1, "").i(2, 13);
   test::Pb model;
   model.i(1, 8).msg(7, g).msg(8, opset);
-  const std::string path = (dir / "one.onnx").string();
+  const std::string path = (dir / (op + ".onnx")).string();
   std::ofstream(path, std::ios::binary) << model.b;
-  const OnnxModel m = read_onnx(path);
+  return path;
+}
+
+// `op` on input x [1, 2, 2, 3], run by MCW.
+OnnxValue run_one(const std::string& op, const std::vector<float>& x, const test::Pb& attrs = {}) {
+  const OnnxModel m =
+      read_onnx(one_node_model(test::fresh_temp_dir(), op, "n", {"1", "2", "2", "3"}, attrs));
   return OnnxRunner(m).run({{"x", OnnxValue::floats({1, 2, 2, 3}, x)}}).at("y");
 }
 
@@ -162,17 +166,7 @@ TEST(OnnxOps, GlobalAveragePoolAndHardSigmoidAgainstTheirDefinitions) {
 // The runner refuses before any work: an operator it does not run (naming it and the node),
 // a value nothing produces.
 TEST(OnnxOps, RunnerRefusesUnsupportedOperatorsBeforeWork) {
-  const fs::path dir = test::fresh_temp_dir();
-  test::Pb g;
-  test::Pb node;
-  node.bytes(1, "x").bytes(2, "y").bytes(3, "the_lstm").bytes(4, "LSTM");
-  g.msg(1, node).msg(11, test::onnx_value("x", {"1"})).msg(12, test::onnx_value("y", {"1"}));
-  test::Pb opset;
-  opset.bytes(1, "").i(2, 13);
-  test::Pb model;
-  model.i(1, 8).msg(7, g).msg(8, opset);
-  const std::string path = (dir / "lstm.onnx").string();
-  std::ofstream(path, std::ios::binary) << model.b;
+  const std::string path = one_node_model(test::fresh_temp_dir(), "LSTM", "the_lstm", {"1"});
   const OnnxModel m = read_onnx(path);
   try {
     OnnxRunner r(m);

@@ -22,7 +22,13 @@ namespace mcw::cli {
 const char* const kEvalUsage =
     "usage: mcw eval <model> --text FILE [--window N] [--stride S] [--max-tokens N]\n"
     "                [--baseline MODEL] [--adapter DIR] [--bf16-activations]\n"
-    "                [--exact-activations] [--json]\n\n"
+    "                [--exact-activations] [--json]\n"
+    "       mcw eval <recogniser.onnx> --images DIR [--keys FILE] [--max-lines N] [--show] "
+    "[--json]\n\n"
+    "An ONNX text recogniser (PaddleOCR's PP-OCR: [1, 3, 48, W] in, [1, T, classes]\n"
+    "probabilities out) is scored on DIR's line images (PNG/JPEG) and DIR/labels.tsv (file,\n"
+    "tab, text; `mcw ocr-lines` writes such a folder): character error rate and exact lines,\n"
+    "greedy CTC over --keys (default: ppocr_keys_v1.txt beside the model).\n\n"
     "Perplexity of <model> (llama or GPT-2 family) on FILE with a sliding window (default:\n"
     "the model's context, at most 2048, the papers' setting; stride = window).\n"
     "Each token is scored once, where it is new, and never as a window's first token.\n"
@@ -49,6 +55,8 @@ std::string read_text_file(const std::string& path) {
 }
 
 int run_eval(const std::vector<std::string>& argv) {
+  for (const std::string& a : argv)  // an OCR recogniser: images, not text
+    if (a.size() > 5 && a.ends_with(".onnx") && !a.starts_with("--")) return run_ocr_eval(argv);
   Args args(argv, {"text", "window", "stride", "max-tokens", "baseline", "adapter"},
             {"json", "bf16-activations", "exact-activations"});
   set_bf16_activations(args.flag("bf16-activations"));

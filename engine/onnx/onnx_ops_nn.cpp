@@ -283,6 +283,29 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
   const Window g = window(c, h, w, kh, kw);
   const int64_t cog = co / groups, patch = cig * kh * kw, pixels = g.oh * g.ow;
   OnnxValue y = OnnxValue::floats({n, co, g.oh, g.ow});
+  if (cig == 1 && cog == 1) {  // depthwise: one small filter per channel, computed directly
+    tbb::parallel_for(int64_t(0), n * co, [&](int64_t job) {
+      const int64_t ch = job % co;
+      const float* src = x.f.data() + job * h * w;
+      const float* k = wt.f.data() + ch * kh * kw;
+      float* out = y.f.data() + job * pixels;
+      const float b = bias ? bias->f[size_t(ch)] : 0.0f;
+      for (int64_t i = 0; i < g.oh; ++i)
+        for (int64_t j = 0; j < g.ow; ++j) {
+          float acc = b;
+          for (int64_t a = 0; a < kh; ++a) {
+            const int64_t yy = i * g.sh - g.ph0 + a * g.dh;
+            if (yy < 0 || yy >= h) continue;
+            for (int64_t q = 0; q < kw; ++q) {
+              const int64_t xx = j * g.sw - g.pw0 + q * g.dw;
+              if (xx >= 0 && xx < w) acc += k[a * kw + q] * src[yy * w + xx];
+            }
+          }
+          out[i * g.ow + j] = acc;
+        }
+    });
+    return {y};
+  }
   std::vector<float> cols(size_t(patch * pixels));
   for (int64_t img = 0; img < n; ++img)
     for (int64_t gr = 0; gr < groups; ++gr) {

@@ -116,13 +116,18 @@ TEST(OnnxOps, PassOnnxNodeTestsOrRefuseThem) {
 }
 
 // A one-node model (opset 13) of `op` named `name` from x [x_dims] to y, written to `dir`.
+// With `weight`, an initializer "W" the node reads second.
 std::string one_node_model(const fs::path& dir, const std::string& op, const std::string& name,
-                           const std::vector<std::string>& x_dims, const test::Pb& attrs = {}) {
+                           const std::vector<std::string>& x_dims, const test::Pb& attrs = {},
+                           const test::Pb* weight = nullptr) {
   test::Pb node;
-  node.bytes(1, "x").bytes(2, "y").bytes(3, name).bytes(4, op);
+  node.bytes(1, "x");
+  if (weight) node.bytes(1, "W");
+  node.bytes(2, "y").bytes(3, name).bytes(4, op);
   node.b += attrs.b;
   test::Pb g;
   g.msg(1, node).msg(11, test::onnx_value("x", x_dims)).msg(12, test::onnx_value("y", {"1"}));
+  if (weight) g.msg(5, *weight);
   test::Pb opset;
   opset.bytes(1, "").i(2, 13);
   test::Pb model;
@@ -161,6 +166,42 @@ TEST(OnnxOps, GlobalAveragePoolAndHardSigmoidAgainstTheirDefinitions) {
   const OnnxValue hs2 = run_one("HardSigmoid", x, attrs);
   for (size_t k = 0; k < x.size(); ++k)
     EXPECT_FLOAT_EQ(hs2.f[k], std::min(1.0f, std::max(0.0f, 0.5f * x[k] + 0.5f)));
+}
+
+// A depthwise convolution (group = channels, MCW's direct path) with strides, pads and a
+// dilation, against the definition computed here in double.
+TEST(OnnxOps, DepthwiseConvAgainstItsDefinition) {
+  const int64_t C = 3, H = 7, W = 8, K = 3;
+  std::vector<float> x(size_t(C * H * W)), w(size_t(C * K * K));
+  for (size_t k = 0; k < x.size(); ++k) x[k] = float(std::sin(double(k) * 0.37));
+  for (size_t k = 0; k < w.size(); ++k) w[k] = float(std::cos(double(k) * 0.91));
+  test::Pb weight = test::onnx_tensor("W", 1, {C, 1, K, K});
+  weight.bytes(9, test::Pb::raw(w));
+  test::Pb attrs;
+  for (auto [name, v] : {std::pair<std::string, std::vector<int64_t>>{"strides", {2, 1}},
+                         {"pads", {1, 2, 0, 1}},
+                         {"dilations", {1, 2}}})
+    attrs.msg(5, test::ints_attr(name, v));
+  test::Pb group;
+  group.bytes(1, "group").i(3, C).i(20, 2);
+  attrs.msg(5, group);
+  const OnnxModel m = read_onnx(
+      one_node_model(test::fresh_temp_dir(), "Conv", "dw", {"1", "3", "7", "8"}, attrs, &weight));
+  const OnnxValue y = OnnxRunner(m).run({{"x", OnnxValue::floats({1, C, H, W}, x)}}).at("y");
+  const int64_t oh = (H + 1 + 0 - K) / 2 + 1, ow = (W + 2 + 1 - (2 * (K - 1) + 1)) / 1 + 1;
+  ASSERT_EQ(y.shape, (Shape{1, C, oh, ow}));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        double want = 0;
+        for (int64_t a = 0; a < K; ++a)
+          for (int64_t b = 0; b < K; ++b) {
+            const int64_t yy = i * 2 - 1 + a, xx = j - 2 + b * 2;
+            if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+              want += double(w[size_t((c * K + a) * K + b)]) * x[size_t((c * H + yy) * W + xx)];
+          }
+        EXPECT_NEAR(y.f[size_t((c * oh + i) * ow + j)], want, 1e-5) << c << " " << i << " " << j;
+      }
 }
 
 // The runner refuses before any work: an operator it does not run (naming it and the node),

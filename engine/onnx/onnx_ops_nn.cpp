@@ -331,6 +331,152 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
   return {y};
 }
 
+// ConvTranspose (2-D): every input pixel scatters its filter into the output, which is
+// sh·(h−1) + output_padding + (kh−1)·dh + 1 − pads high (or output_shape, its padding split
+// as the spec says for ConvTranspose: the extra half at the end for SAME_UPPER).
+std::vector<OnnxValue> conv_transpose(const OnnxOpContext& c,
+                                      std::span<const OnnxValue* const> in) {
+  const OnnxValue &x = floats_in(c, in, 0), &wt = floats_in(c, in, 1);
+  const OnnxValue* bias = c.input(in, 2);
+  if (x.shape.size() != 4 || wt.shape.size() != 4)
+    c.fail("only 2-D transposed convolutions are supported");
+  const int64_t n = x.shape[0], ci = x.shape[1], h = x.shape[2], w = x.shape[3];
+  const int64_t groups = c.attr_int("group", 1), cog = wt.shape[1], kh = wt.shape[2],
+                kw = wt.shape[3];
+  if (groups <= 0 || wt.shape[0] != ci || ci % groups) c.fail("channels do not match the groups");
+  const int64_t co = cog * groups, cig = ci / groups;
+  if (bias && bias->numel() != co) c.fail("bias does not match the output channels");
+  auto two = [&](const char* name, int64_t fallback) {
+    std::vector<int64_t> v = c.attr_ints(name);
+    if (v.empty()) v = {fallback, fallback};
+    if (v.size() != 2) c.fail(std::string(name) + " must have two values");
+    return v;
+  };
+  const auto st = two("strides", 1), dl = two("dilations", 1), op = two("output_padding", 0);
+  std::vector<int64_t> pads = c.attr_ints("pads");
+  if (pads.empty()) pads = {0, 0, 0, 0};
+  if (pads.size() != 4) c.fail("only 2-D pads are supported");
+  const int64_t ekh = (kh - 1) * dl[0] + 1, ekw = (kw - 1) * dl[1] + 1;
+  int64_t oh = st[0] * (h - 1) + op[0] + ekh - pads[0] - pads[2],
+          ow = st[1] * (w - 1) + op[1] + ekw - pads[1] - pads[3];
+  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
+  std::vector<int64_t> out_shape = c.attr_ints("output_shape");
+  if (out_shape.size() > 2) out_shape.erase(out_shape.begin(), out_shape.end() - 2);
+  if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    if (out_shape.empty()) out_shape = {h * st[0], w * st[1]};
+    if (out_shape.size() != 2) c.fail("output_shape must have two spatial values");
+    for (int d = 0; d < 2; ++d) {
+      const int64_t total = st[size_t(d)] * ((d ? w : h) - 1) + op[size_t(d)] + (d ? ekw : ekh) -
+                            out_shape[size_t(d)];
+      const int64_t t = std::max<int64_t>(total, 0);
+      const bool lower = auto_pad == "SAME_LOWER";
+      pads[size_t(d)] = lower ? t - t / 2 : t / 2, pads[size_t(d + 2)] = t - pads[size_t(d)];
+    }
+    oh = out_shape[0], ow = out_shape[1];
+  } else if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+    c.fail("auto_pad " + auto_pad + " is not supported");
+  }
+  if (oh <= 0 || ow <= 0) c.fail("the output would be empty");
+  OnnxValue y = OnnxValue::floats({n, co, oh, ow});
+  tbb::parallel_for(int64_t(0), n * co, [&](int64_t job) {
+    const int64_t img = job / co, o = job % co, gr = o / cog, og = o % cog;
+    float* out = y.f.data() + job * oh * ow;
+    if (bias) std::fill(out, out + oh * ow, bias->f[size_t(o)]);
+    for (int64_t cc = 0; cc < cig; ++cc) {
+      const int64_t ch = gr * cig + cc;
+      const float* src = x.f.data() + (img * ci + ch) * h * w;
+      const float* k = wt.f.data() + (ch * cog + og) * kh * kw;
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t j = 0; j < w; ++j)
+          for (int64_t a = 0; a < kh; ++a) {
+            const int64_t yy = i * st[0] - pads[0] + a * dl[0];
+            if (yy < 0 || yy >= oh) continue;
+            for (int64_t b = 0; b < kw; ++b) {
+              const int64_t xx = j * st[1] - pads[1] + b * dl[1];
+              if (xx >= 0 && xx < ow) out[yy * ow + xx] += src[i * w + j] * k[a * kw + b];
+            }
+          }
+    }
+  });
+  return {y};
+}
+
+// Resize of the two spatial axes (4-D), nearest or linear, with the coordinate and nearest
+// rounding modes of opset 11 (opset 10: scales as input 1, asymmetric coordinates).
+std::vector<OnnxValue> resize(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  const OnnxValue& x = floats_in(c, in, 0);
+  if (x.shape.size() != 4) c.fail("only 4-D Resize is supported");
+  const std::string mode = c.attr_string("mode", "nearest");
+  const std::string coord =
+      c.opset < 11 ? "asymmetric" : c.attr_string("coordinate_transformation_mode", "half_pixel");
+  const std::string nearest =
+      c.opset < 11 ? "floor" : c.attr_string("nearest_mode", "round_prefer_floor");
+  if (mode != "nearest" && mode != "linear") c.fail("Resize mode " + mode + " is not supported");
+  const OnnxValue* scales_in = c.input(in, c.opset < 11 ? 1 : 2);
+  const OnnxValue* sizes_in = c.opset < 11 ? nullptr : c.input(in, 3);
+  std::vector<double> scale(4, 1.0), out_len(4);  // out_len: x · scale, unfloored, as the spec's
+  Shape out = x.shape;
+  if (scales_in && scales_in->numel() > 0) {
+    if (scales_in->numel() != 4 || !scales_in->is_float) c.fail("Resize needs four scales");
+    for (int d = 0; d < 4; ++d) {
+      scale[size_t(d)] = scales_in->f[size_t(d)],
+      out_len[size_t(d)] = double(x.shape[size_t(d)]) * scale[size_t(d)];
+      out[size_t(d)] = int64_t(std::floor(out_len[size_t(d)]));
+    }
+  } else if (sizes_in && sizes_in->numel() == 4) {
+    const std::vector<int64_t> sz = c.ints_of(*sizes_in);
+    for (int d = 0; d < 4; ++d)
+      out[size_t(d)] = sz[size_t(d)], out_len[size_t(d)] = double(sz[size_t(d)]),
+      scale[size_t(d)] = double(sz[size_t(d)]) / double(x.shape[size_t(d)]);
+  } else {
+    c.fail("Resize needs scales or sizes");
+  }
+  if (out[0] != x.shape[0] || out[1] != x.shape[1])
+    c.fail("Resize of the batch or channel axis is not supported");
+  auto source = [&](int64_t o, int d) {  // the input coordinate of output index o on axis d
+    const double s = scale[size_t(d)], in_len = double(x.shape[size_t(d)]),
+                 len = out_len[size_t(d)];
+    if (coord == "asymmetric") return double(o) / s;
+    if (coord == "align_corners") return len > 1 ? double(o) * (in_len - 1) / (len - 1) : 0.0;
+    if (coord == "pytorch_half_pixel") return len > 1 ? (double(o) + 0.5) / s - 0.5 : 0.0;
+    if (coord == "half_pixel") return (double(o) + 0.5) / s - 0.5;
+    c.fail("coordinate_transformation_mode " + coord + " is not supported");
+  };
+  auto round_nearest = [&](double v) -> int64_t {
+    if (nearest == "floor") return int64_t(std::floor(v));
+    if (nearest == "ceil") return int64_t(std::ceil(v));
+    const double f = std::floor(v);
+    if (v - f == 0.5) return int64_t(nearest == "round_prefer_ceil" ? f + 1 : f);
+    return int64_t(std::round(v));
+  };
+  const int64_t h = x.shape[2], w = x.shape[3], oh = out[2], ow = out[3];
+  std::vector<double> ys(static_cast<size_t>(oh)), xs(static_cast<size_t>(ow));
+  for (int64_t i = 0; i < oh; ++i) ys[size_t(i)] = source(i, 2);
+  for (int64_t j = 0; j < ow; ++j) xs[size_t(j)] = source(j, 3);
+  OnnxValue y = OnnxValue::floats(out);
+  tbb::parallel_for(int64_t(0), x.shape[0] * x.shape[1], [&](int64_t p) {
+    const float* src = x.f.data() + p * h * w;
+    float* dst = y.f.data() + p * oh * ow;
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        if (mode == "nearest") {
+          const int64_t yi = std::clamp<int64_t>(round_nearest(ys[size_t(i)]), 0, h - 1);
+          const int64_t xi = std::clamp<int64_t>(round_nearest(xs[size_t(j)]), 0, w - 1);
+          dst[i * ow + j] = src[yi * w + xi];
+          continue;
+        }
+        const double fy = std::clamp(ys[size_t(i)], 0.0, double(h - 1)),
+                     fx = std::clamp(xs[size_t(j)], 0.0, double(w - 1));
+        const int64_t y0 = int64_t(fy), x0 = int64_t(fx), y1 = std::min(y0 + 1, h - 1),
+                      x1 = std::min(x0 + 1, w - 1);
+        const double ty = fy - double(y0), tx = fx - double(x0);
+        dst[i * ow + j] = float((1 - ty) * ((1 - tx) * src[y0 * w + x0] + tx * src[y0 * w + x1]) +
+                                ty * ((1 - tx) * src[y1 * w + x0] + tx * src[y1 * w + x1]));
+      }
+  });
+  return {y};
+}
+
 }  // namespace
 
 std::vector<OnnxOp> onnx_nn_ops() {
@@ -341,7 +487,9 @@ std::vector<OnnxOp> onnx_nn_ops() {
           {"BatchNormalization", batch_norm},
           {"GlobalAveragePool", global_average_pool},
           {"AveragePool", average_pool},
-          {"Conv", conv}};
+          {"Conv", conv},
+          {"ConvTranspose", conv_transpose},
+          {"Resize", resize}};
 }
 
 }  // namespace mcw

@@ -237,3 +237,17 @@ TEST(OnnxOps, PpOcrRecogniserRuns) {
     EXPECT_NEAR(s, 1.0, 1e-3) << t;
   }
 }
+
+// PP-OCRv4's detector runs end to end too (ConvTranspose, Resize): a 96 × 160 page gives a
+// text-probability map of its size, every value a probability (its sigmoid head).
+TEST(OnnxOps, PpOcrDetectorRuns) {
+  const fs::path file = fs::path(MCW_SOURCE_DIR) / "assets/models/ppocr/ch_PP-OCRv4_det_infer.onnx";
+  if (!fs::exists(file))
+    GTEST_SKIP() << "run installer/deps-debian.sh to fetch the PP-OCRv4 models";
+  const OnnxModel m = read_onnx(file.string());
+  OnnxValue x = OnnxValue::floats({1, 3, 96, 160});
+  for (size_t k = 0; k < x.f.size(); ++k) x.f[k] = float(std::cos(double(k) * 0.003));
+  const OnnxValue y = OnnxRunner(m).run({{m.graph.inputs[0].name, x}}).begin()->second;
+  ASSERT_EQ(y.shape, (Shape{1, 1, 96, 160}));
+  for (float v : y.f) ASSERT_TRUE(v >= 0.0f && v <= 1.0f) << v;
+}

@@ -59,6 +59,8 @@ int run_diff(const std::vector<std::string>& args);
 extern const char* const kDiffUsage;
 int run_synth(const std::vector<std::string>& args);
 int run_ocr_lines(const std::vector<std::string>& args);
+int run_ocr_pages(const std::vector<std::string>& args);
+extern const char* const kOcrPagesUsage;
 int run_ocr_eval(const std::vector<std::string>& args);  // `eval` of an ONNX recogniser
 extern const char* const kOcrLinesUsage;
 extern const char* const kSynthUsage;

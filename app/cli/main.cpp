@@ -51,6 +51,8 @@ const std::vector<Command>& commands() {
        run_synth, true},
       {"ocr-lines", "render text lines as labelled images (an OCR evaluation set)", kOcrLinesUsage,
        run_ocr_lines},
+      {"ocr-pages", "render pages of text lines with their boxes (a text-detection evaluation set)",
+       kOcrPagesUsage, run_ocr_pages},
   };
   return list;
 }

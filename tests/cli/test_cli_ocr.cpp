@@ -31,3 +31,21 @@ TEST(CliOcr, RenderedLinesReadBackByTheRecogniser) {
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("labels.tsv"), std::string::npos) << bad.err;
 }
+
+// The detector on rendered pages: every line found (IoU >= 0.5 with its ink box), nothing else.
+TEST(CliOcr, RenderedPagesReadByTheDetector) {
+  const fs::path model =
+      fs::path(MCW_SOURCE_DIR) / "assets/models/ppocr/ch_PP-OCRv4_det_infer.onnx";
+  if (!fs::exists(model))
+    GTEST_SKIP() << "run installer/deps-debian.sh to fetch the PP-OCRv4 models";
+  const std::string dir = (fs::path(testing::TempDir()) / "ocr-pages").string();
+  const Result pages = run_mcw("ocr-pages --count 4 --text " + std::string(MCW_SOURCE_DIR) +
+                               "/assets/models/fortunes-5m/eval.txt --out " + dir);
+  ASSERT_EQ(pages.code, 0) << pages.err;
+  const Result eval = run_mcw("eval " + model.string() + " --pages " + dir + " --json");
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  const auto j = nlohmann::json::parse(eval.out);
+  EXPECT_GE(j["boxes"].get<int>(), 12);
+  EXPECT_GE(j["recall"].get<double>(), 0.9);
+  EXPECT_GE(j["precision"].get<double>(), 0.9);
+}

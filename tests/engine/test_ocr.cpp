@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "engine/core/error.h"
+#include "engine/ocr/ocr_detect.h"
 #include "engine/ocr/ocr_image.h"
 #include "engine/ocr/ocr_text.h"
 #include "temp_files.h"
@@ -92,4 +93,58 @@ TEST(Ocr, LineInputResizesKeepingTheAspectAndPads) {
   Image8 wide{100, 10, 1, std::vector<uint8_t>(1000, 255)};  // 10:1 widens the canvas to 480
   EXPECT_EQ(ocr_line_input(wide).shape, (Shape{1, 3, 48, 480}));
   EXPECT_THROW(ocr_line_input(Image8{}), Error);
+}
+
+// DB post-processing on a made-up map: two regions above the threshold become their
+// bounding boxes grown by area · 1.5 / perimeter and scaled to the page; a faint region
+// (mean under 0.6) and a one-pixel-thin one are dropped.
+TEST(Ocr, DbBoxesFromAProbabilityMap) {
+  const int64_t H = 20, W = 40;
+  std::vector<float> p(size_t(H * W), 0.05f);
+  auto fill = [&](int64_t y0, int64_t y1, int64_t x0, int64_t x1, float v) {
+    for (int64_t y = y0; y < y1; ++y)
+      for (int64_t x = x0; x < x1; ++x) p[size_t(y * W + x)] = v;
+  };
+  fill(2, 6, 3, 13, 0.9f);     // 10 × 4 text kernel
+  fill(10, 14, 20, 36, 0.8f);  // 16 × 4
+  fill(16, 19, 2, 8, 0.4f);    // above 0.3, mean under 0.6
+  fill(8, 9, 2, 30, 0.95f);    // one row high
+  const std::vector<OcrBox> b = db_boxes(p.data(), H, W, 2.0, 3.0);
+  ASSERT_EQ(b.size(), 2u);
+  const double d0 = 10.0 * 4 * 1.5 / (2 * 14), d1 = 16.0 * 4 * 1.5 / (2 * 20);
+  EXPECT_NEAR(b[0].x0, (3 - d0) * 2, 1e-9);
+  EXPECT_NEAR(b[0].x1, (13 + d0) * 2, 1e-9);
+  EXPECT_NEAR(b[0].y0, 0.0, 1e-9);  // (2 − d0) · 3 < 0: clamped to the page
+  EXPECT_NEAR(b[0].y1, (6 + d0) * 3, 1e-9);
+  EXPECT_NEAR(b[0].score, 0.9, 1e-6);
+  EXPECT_NEAR(b[1].x0, (20 - d1) * 2, 1e-9);
+  EXPECT_NEAR(b[1].y1, (14 + d1) * 3, 1e-9);
+}
+
+TEST(Ocr, BoxIouAndDetectionScore) {
+  const OcrBox a{0, 0, 10, 10}, b{5, 0, 15, 10}, c{20, 20, 30, 30};
+  EXPECT_DOUBLE_EQ(box_iou(a, b), 50.0 / 150.0);
+  EXPECT_DOUBLE_EQ(box_iou(a, c), 0.0);
+  EXPECT_DOUBLE_EQ(box_iou(a, a), 1.0);
+  DetScore s;
+  s.add({a, c}, {OcrBox{1, 0, 10, 10}, OcrBox{0, 0, 10, 10}, b});  // one match for a, none for c
+  EXPECT_EQ(s.truths, 2);
+  EXPECT_EQ(s.found, 3);
+  EXPECT_EQ(s.matched, 1);
+  EXPECT_DOUBLE_EQ(s.recall(), 0.5);
+  EXPECT_DOUBLE_EQ(s.precision(), 1.0 / 3);
+}
+
+// The detector's input: sides rounded to multiples of 32 under a 960 limit, ImageNet
+// normalisation, and the scale back to page pixels.
+TEST(Ocr, PageInputSizesAndNormalises) {
+  Image8 page{640, 480, 1, std::vector<uint8_t>(640 * 480, 255)};
+  const DetInput d = ocr_page_input(page);
+  EXPECT_EQ(d.x.shape, (Shape{1, 3, 480, 640}));
+  EXPECT_NEAR(d.x.f[0], (1.0 - 0.485) / 0.229, 1e-5);
+  EXPECT_NEAR(d.x.f[size_t(2 * 480 * 640)], (1.0 - 0.406) / 0.225, 1e-5);
+  Image8 big{2000, 100, 1, std::vector<uint8_t>(200000, 0)};
+  const DetInput e = ocr_page_input(big);
+  EXPECT_EQ(e.x.shape, (Shape{1, 3, 64, 960}));  // 100 · 0.48 = 48 rounds to 64 (lround(1.5) · 32)
+  EXPECT_DOUBLE_EQ(e.scale_x, 2000.0 / 960);
 }

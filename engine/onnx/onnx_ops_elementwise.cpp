@@ -65,8 +65,19 @@ std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::ve
                           oa += i * ta[size_t(k)], ob += i * tb[size_t(k)];
                         }
                         T* dst = y.data() + row * last;
-                        for (int64_t j = 0; j < last; ++j)
-                          dst[j] = f(a[size_t(oa + j * la)], b[size_t(ob + j * lb)]);
+                        const T* pa = a.data() + oa;
+                        const T* pb = b.data() + ob;
+                        // The usual cases get loops the compiler vectorises: both
+                        // contiguous along the last axis, or one constant along it (a
+                        // per-channel scale, a scalar).
+                        if (la == 1 && lb == 1)
+                          for (int64_t j = 0; j < last; ++j) dst[j] = f(pa[j], pb[j]);
+                        else if (la == 1 && lb == 0)
+                          for (int64_t j = 0; j < last; ++j) dst[j] = f(pa[j], *pb);
+                        else if (la == 0 && lb == 1)
+                          for (int64_t j = 0; j < last; ++j) dst[j] = f(*pa, pb[j]);
+                        else
+                          for (int64_t j = 0; j < last; ++j) dst[j] = f(pa[j * la], pb[j * lb]);
                       }
                     });
   return y;

@@ -306,10 +306,22 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
     });
     return {y};
   }
-  std::vector<float> cols(size_t(patch * pixels));
+  // A pointwise convolution's patches are the input itself: no im2col copy.
+  const bool pointwise = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 && g.pw0 == 0 &&
+                         g.ph1 == 0 && g.pw1 == 0;
+  std::vector<float> cols(pointwise ? 0 : size_t(patch * pixels));
   for (int64_t img = 0; img < n; ++img)
     for (int64_t gr = 0; gr < groups; ++gr) {
       const float* src = x.f.data() + (img * ci + gr * cig) * h * w;
+      float* out = y.f.data() + (img * co + gr * cog) * pixels;
+      if (pointwise) {
+        matmul(wt.f.data() + gr * cog * patch, src, out, cog, pixels, patch);
+        if (bias)
+          for (int64_t o = 0; o < cog; ++o)
+            for (int64_t p = 0; p < pixels; ++p)
+              out[o * pixels + p] += bias->f[size_t(gr * cog + o)];
+        continue;
+      }
       tbb::parallel_for(int64_t(0), patch, [&](int64_t row) {  // one (channel, ky, kx) per row
         const int64_t ch = row / (kh * kw), a = row / kw % kh, b = row % kw;
         float* dst = cols.data() + row * pixels;
@@ -322,7 +334,6 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
           }
         }
       });
-      float* out = y.f.data() + (img * co + gr * cog) * pixels;
       matmul(wt.f.data() + gr * cog * patch, cols.data(), out, cog, pixels, patch);
       if (bias)
         for (int64_t o = 0; o < cog; ++o)

@@ -1,5 +1,6 @@
 #include "engine/onnx/onnx_runner.h"
 
+#include <chrono>
 #include <set>
 
 #include "engine/core/error.h"
@@ -20,6 +21,13 @@ OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
   for (const OnnxValueInfo& v : g.inputs) known.insert(v.name);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const OnnxNode& n = g.nodes[k];
+    // Constant nodes' values are weights like initializers: converted once, not per run.
+    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1)
+      if (const OnnxAttribute* v = n.attribute("value"); v && v->type == OnnxAttribute::Tensor) {
+        weights_[n.outputs[0]] = OnnxValue::of(v->t), known.insert(n.outputs[0]);
+        constants_.insert(k);
+        continue;
+      }
     if (!n.domain.empty() && n.domain != "ai.onnx")
       throw Error(where_of(model, n, k), "operator domain '" + n.domain + "' is not supported");
     if (!find_onnx_op(n.op_type))
@@ -39,8 +47,8 @@ OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
   }
 }
 
-std::map<std::string, OnnxValue> OnnxRunner::run(
-    const std::map<std::string, OnnxValue>& inputs) const {
+std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, OnnxValue>& inputs,
+                                                 std::map<std::string, double>* profile) const {
   const OnnxGraph& g = model_.graph;
   std::map<std::string, OnnxValue> live;
   for (const OnnxValueInfo& v : g.inputs) {
@@ -55,11 +63,16 @@ std::map<std::string, OnnxValue> OnnxRunner::run(
     return nullptr;
   };
   for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (constants_.count(k)) continue;
     const OnnxNode& n = g.nodes[k];
     std::vector<const OnnxValue*> in;
     for (const std::string& name : n.inputs) in.push_back(name.empty() ? nullptr : value(name));
     const OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<OnnxValue> out = find_onnx_op(n.op_type)->run(c, in);
+    if (profile)
+      (*profile)[n.op_type] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (out.size() < n.outputs.size())
       for (size_t o = out.size(); o < n.outputs.size(); ++o)
         if (!n.outputs[o].empty()) c.fail("output " + std::to_string(o) + " is not computed");

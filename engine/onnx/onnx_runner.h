@@ -4,6 +4,7 @@
 // the node, and a node reading a value nothing produces.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,12 +16,15 @@ namespace mcw {
 class OnnxRunner {
  public:
   explicit OnnxRunner(const OnnxModel& model);
-  // The graph's outputs for these inputs (by the graph's input names).
-  std::map<std::string, OnnxValue> run(const std::map<std::string, OnnxValue>& inputs) const;
+  // The graph's outputs for these inputs (by the graph's input names). With `profile`, adds
+  // each operator type's seconds to it.
+  std::map<std::string, OnnxValue> run(const std::map<std::string, OnnxValue>& inputs,
+                                       std::map<std::string, double>* profile = nullptr) const;
 
  private:
   const OnnxModel& model_;
-  std::map<std::string, OnnxValue> weights_;   // initializers
+  std::map<std::string, OnnxValue> weights_;   // initializers and Constant nodes' values
+  std::set<size_t> constants_;                 // the Constant nodes, not run again
   std::map<std::string, size_t> last_reader_;  // value -> index of its last reading node
 };
 

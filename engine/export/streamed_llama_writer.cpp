@@ -176,6 +176,18 @@ void StreamedLlamaWriter::block_done(const BlockDone& d, CompressionResult& r) {
     const std::string stem = ".stage" + std::to_string(d.stage) + "-" + std::to_string(layer);
     const std::string scratch = path(stem + ".safetensors");
     write_and_map(r, names, scratch, DType::F32);
+    // A Dense record decodes to the weight the model runs (the structured stages record the
+    // sliced weights so): it can be a view of the block just mapped instead of a second f32
+    // copy, which the records of every block would otherwise hold until the last stage.
+    std::map<std::string, const Tensor*> mapped;
+    for (auto& [n, t] : r.model.named_tensors())
+      if (n.starts_with(prefix)) mapped[n] = t;
+    for (CompressedLayer& l : r.layers)
+      if (l.tensor.coding == WeightCoding::Dense && l.tensor.name.starts_with(prefix))
+        if (const auto it = mapped.find(l.tensor.name);
+            it != mapped.end() && it->second->dtype() == DType::F32 && it->second->data() &&
+            it->second->shape() == Shape{l.tensor.rows, l.tensor.cols})
+          l.tensor.dense = *it->second;
     if (!resumable) return void(fs::remove(scratch));
     replaces(scratch);
     if (!packed.empty()) {

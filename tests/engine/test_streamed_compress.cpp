@@ -153,3 +153,41 @@ TEST(StreamedCompress, SpilledActivationsGiveTheSameResult) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) expect_same_tensor(*a[i].second, *b[i].second, a[i].first);
 }
+
+// Between stages, a Dense record (a structured stage's sliced weights) is a view of the
+// block the writer just mapped, not a second f32 copy held until the last stage; the packed
+// layers are the in-memory run's (matched by name: the two list them in different orders).
+TEST(StreamedCompress, DenseRecordsOfAnEarlierStageViewTheMappedBlock) {
+  const std::string yaml =
+      "stages:\n  - algorithm: channels\n    fraction: 0.25\n  - algorithm: rtn\n    bits: 4\n"
+      "    group_size: 0\n";
+  const auto dir = test::fresh_temp_dir();
+  const LlamaModel base = test::random_llama(test::compress_config(3), 3);
+  const Recipe recipe = parse_recipe(yaml, "t.yaml");
+  CompressOptions o;
+  o.calib_windows = 5, o.calib_window = 40;
+  const CompressionResult whole = compress_llama(base, recipe, test::random_tokens(600, 4), o);
+  StreamedLlamaWriter writer(dir.string(), DType::F32);
+  int checked = 0;
+  o.block_done = [&](const BlockDone& d, CompressionResult& r) {
+    writer.block_done(d, r);
+    if (d.last()) return;
+    const std::string prefix = "model.layers." + std::to_string(d.layer) + ".";
+    for (const CompressedLayer& l : r.layers) {
+      if (l.tensor.coding != WeightCoding::Dense || !l.tensor.name.starts_with(prefix)) continue;
+      const Tensor* w = find_weight(r.model, l.tensor.name);
+      EXPECT_FALSE(l.tensor.dense.writable()) << l.tensor.name;
+      EXPECT_EQ(l.tensor.dense.data(), w->data()) << l.tensor.name;
+      ++checked;
+    }
+  };
+  CompressionResult res = compress_llama(base, recipe, test::random_tokens(600, 4), o);
+  writer.finish(res);
+  EXPECT_EQ(checked, 3 * 3);  // gate, up, down of three blocks
+  const auto packed = read_packed_safetensors((dir / kPackedFileName).string());
+  ASSERT_EQ(packed.size(), whole.layers.size());
+  for (const CompressedTensor& t : packed)
+    for (const CompressedLayer& l : whole.layers)
+      if (l.tensor.name == t.name)
+        expect_same_tensor(t.dequantize(), l.tensor.dequantize(), t.name);
+}

@@ -114,23 +114,34 @@ std::set<char32_t> known_characters(const OcrCharset& keys) {
               "this build has no QtGui (MCW_WITH_GUI=OFF): OCR images cannot be read or drawn");
 }
 
+// What both renderers take: --text FILE --out DIR [--count N] [--keys FILE].
+struct RenderJob {
+  std::string text_path, out;
+  OcrCharset keys;
+  int64_t count;
+};
+RenderJob render_job(const std::vector<std::string>& argv, const std::string& command,
+                     int64_t default_count) {
+  Args args(argv, {"text", "out", "count", "keys"}, {});
+  const auto text = args.value("text"), out = args.value("out");
+  if (!text || !out) throw UsageError{command + " needs --text FILE and --out DIR"};
+  return {*text, *out, load_ocr_keys(args.value_or("keys", default_keys())),
+          args.int_or("count", default_count)};
+}
+
 }  // namespace
 
 int run_ocr_lines(const std::vector<std::string>& argv) {
-  Args args(argv, {"text", "out", "count", "keys"}, {});
-  const auto text = args.value("text"), out = args.value("out");
-  if (!text || !out) throw UsageError{"ocr-lines needs --text FILE and --out DIR"};
-  const OcrCharset keys = load_ocr_keys(args.value_or("keys", default_keys()));
-  const int64_t count = args.int_or("count", 100);
+  const auto [text, out, keys, count] = render_job(argv, "ocr-lines", 100);
 #ifdef MCW_HAVE_QT_GUI
   ensure_gui();
-  fs::create_directories(*out);
-  std::ofstream labels(fs::path(*out) / "labels.tsv");
+  fs::create_directories(out);
+  std::ofstream labels(fs::path(out) / "labels.tsv");
   QFont font(QStringLiteral("DejaVu Sans"));
   font.setPixelSize(40);
   const QFontMetrics metrics(font);
   int64_t n = 0;
-  for (const std::string& t : text_lines(read_text_file(*text), 8, 60, known_characters(keys))) {
+  for (const std::string& t : text_lines(read_text_file(text), 8, 60, known_characters(keys))) {
     if (n >= count) break;
     const QString q = QString::fromStdString(t);
     QImage img(metrics.horizontalAdvance(q) + 16, 64, QImage::Format_RGB888);
@@ -143,13 +154,13 @@ int run_ocr_lines(const std::vector<std::string>& argv) {
     p.end();
     char name[32];
     std::snprintf(name, sizeof name, "line-%04lld.png", static_cast<long long>(n));
-    if (!img.save(QString::fromStdString((fs::path(*out) / name).string())))
-      throw Error((fs::path(*out) / name).string(), "cannot write the image");
+    if (!img.save(QString::fromStdString((fs::path(out) / name).string())))
+      throw Error((fs::path(out) / name).string(), "cannot write the image");
     labels << name << '\t' << t << '\n';
     ++n;
   }
-  if (!labels) throw Error((fs::path(*out) / "labels.tsv").string(), "cannot write the labels");
-  std::printf("%lld lines in %s\n", static_cast<long long>(n), out->c_str());
+  if (!labels) throw Error((fs::path(out) / "labels.tsv").string(), "cannot write the labels");
+  std::printf("%lld lines in %s\n", static_cast<long long>(n), out.c_str());
   return 0;
 #else
   (void)count;
@@ -158,17 +169,13 @@ int run_ocr_lines(const std::vector<std::string>& argv) {
 }
 
 int run_ocr_pages(const std::vector<std::string>& argv) {
-  Args args(argv, {"text", "out", "count", "keys"}, {});
-  const auto text = args.value("text"), out = args.value("out");
-  if (!text || !out) throw UsageError{"ocr-pages needs --text FILE and --out DIR"};
-  const OcrCharset keys = load_ocr_keys(args.value_or("keys", default_keys()));
-  const int64_t count = args.int_or("count", 20);
+  const auto [text, out, keys, count] = render_job(argv, "ocr-pages", 20);
 #ifdef MCW_HAVE_QT_GUI
   ensure_gui();
-  fs::create_directories(*out);
+  fs::create_directories(out);
   const std::vector<std::string> lines =
-      text_lines(read_text_file(*text), 8, 40, known_characters(keys));
-  std::ofstream boxes(fs::path(*out) / "boxes.tsv");
+      text_lines(read_text_file(text), 8, 40, known_characters(keys));
+  std::ofstream boxes(fs::path(out) / "boxes.tsv");
   size_t next = 0;
   for (int64_t page = 0; page < count && next < lines.size(); ++page) {
     QImage img(640, 480, QImage::Format_RGB888);
@@ -195,11 +202,11 @@ int run_ocr_pages(const std::vector<std::string>& argv) {
       y += m.height() + 18 + int((page + k) % 3) * 12;
     }
     p.end();
-    if (!img.save(QString::fromStdString((fs::path(*out) / name).string())))
-      throw Error((fs::path(*out) / name).string(), "cannot write the image");
+    if (!img.save(QString::fromStdString((fs::path(out) / name).string())))
+      throw Error((fs::path(out) / name).string(), "cannot write the image");
   }
-  if (!boxes) throw Error((fs::path(*out) / "boxes.tsv").string(), "cannot write the boxes");
-  std::printf("%zu lines on pages in %s\n", next, out->c_str());
+  if (!boxes) throw Error((fs::path(out) / "boxes.tsv").string(), "cannot write the boxes");
+  std::printf("%zu lines on pages in %s\n", next, out.c_str());
   return 0;
 #else
   (void)count;

@@ -8,9 +8,7 @@
 namespace mcw {
 
 DetInput ocr_page_input(const Image8& page, int64_t max_side) {
-  if (page.width <= 0 || page.height <= 0 || (page.channels != 1 && page.channels != 3) ||
-      page.pixels.size() != size_t(page.width * page.height * page.channels))
-    throw Error("ocr", "an empty or inconsistent page image");
+  check_image(page);
   // DetResizeForTest (limit_type max): shrink so the longest side is at most max_side, then
   // round both sides to multiples of 32 (at least 32).
   const double r = std::min(1.0, double(max_side) / double(std::max(page.width, page.height)));
@@ -18,29 +16,11 @@ DetInput ocr_page_input(const Image8& page, int64_t max_side) {
   const int64_t H = side(double(page.height) * r), W = side(double(page.width) * r);
   DetInput d;
   d.scale_x = double(page.width) / double(W), d.scale_y = double(page.height) / double(H);
-  d.x = OnnxValue::floats({1, 3, H, W});
+  d.x = OnnxValue::floats({1, 3, H, W}, resize_bilinear(page, W, H));
   const double mean[3] = {0.485, 0.456, 0.406}, stdv[3] = {0.229, 0.224, 0.225};
-  for (int64_t y = 0; y < H; ++y) {
-    const double fy = std::max(0.0, (double(y) + 0.5) * d.scale_y - 0.5);
-    const int64_t y0 = std::min<int64_t>(int64_t(fy), page.height - 1),
-                  y1 = std::min<int64_t>(y0 + 1, page.height - 1);
-    const double ty = fy - double(y0);
-    for (int64_t x = 0; x < W; ++x) {
-      const double fx = std::max(0.0, (double(x) + 0.5) * d.scale_x - 0.5);
-      const int64_t x0 = std::min<int64_t>(int64_t(fx), page.width - 1),
-                    x1 = std::min<int64_t>(x0 + 1, page.width - 1);
-      const double tx = fx - double(x0);
-      for (int64_t c = 0; c < 3; ++c) {
-        const int64_t ch = page.channels == 1 ? 0 : c;
-        auto px = [&](int64_t yy, int64_t xx) {
-          return double(page.pixels[size_t((yy * page.width + xx) * page.channels + ch)]);
-        };
-        const double v = (1 - ty) * ((1 - tx) * px(y0, x0) + tx * px(y0, x1)) +
-                         ty * ((1 - tx) * px(y1, x0) + tx * px(y1, x1));
-        d.x.f[size_t((c * H + y) * W + x)] = float((v / 255.0 - mean[c]) / stdv[c]);
-      }
-    }
-  }
+  for (int64_t c = 0; c < 3; ++c)
+    for (float *p = d.x.f.data() + c * H * W, *e = p + H * W; p < e; ++p)
+      *p = float((double(*p) / 255.0 - mean[c]) / stdv[c]);
   return d;
 }
 

@@ -16,6 +16,12 @@ struct Image8 {
   std::vector<uint8_t> pixels;                  // rows of width · channels bytes
 };
 
+// Throws mcw::Error for an empty image or one whose pixels do not match its size.
+void check_image(const Image8& img);
+// `img` resampled to w × h as OpenCV's INTER_LINEAR does (bilinear at pixel centres, edges
+// clamped): [3, h, w] values in 0..255, channel-first, a grey image repeated in all three.
+std::vector<float> resize_bilinear(const Image8& img, int64_t w, int64_t h);
+
 // [1, 3, height, W] for the recogniser.
 OnnxValue ocr_line_input(const Image8& img, int64_t height = 48, int64_t min_width = 320);
 

@@ -60,6 +60,8 @@ std::string resolve_recipe(const std::string& r) {
 }
 
 int run_compress(const std::vector<std::string>& argv) {
+  for (const std::string& a : argv)  // an ONNX graph: layers and image sets, not text
+    if (a.ends_with(".onnx") && !a.starts_with("--")) return run_compress_onnx(argv);
   Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
             {"json", "resume"});
   if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};

@@ -46,14 +46,6 @@ const char* const kEvalUsage =
     "                  beside the weights as stored (x*W' + s*(x*A')*B', no merged copy)\n"
     "  --json          print the result as JSON\n";
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "cannot open text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int run_eval(const std::vector<std::string>& argv) {
   for (const std::string& a : argv)  // an OCR recogniser: images, not text
     if (a.size() > 5 && a.ends_with(".onnx") && !a.starts_with("--")) return run_ocr_eval(argv);

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/text_file.h"  // read_text_file, which many commands use
+
 namespace mcw::cli {
 
 struct Command {
@@ -31,12 +33,11 @@ std::string resolve_recipe(const std::string& r);
 int run_bench(const std::vector<std::string>& args);
 extern const char* const kBenchUsage;
 
-// Reads a whole text file; throws mcw::Error naming it.
-std::string read_text_file(const std::string& path);
 int run_train(const std::vector<std::string>& args);
 int run_recover(const std::vector<std::string>& args);
 extern const char* const kRecoverUsage;
 int run_compress(const std::vector<std::string>& args);
+int run_compress_onnx(const std::vector<std::string>& args);  // `compress` of an ONNX graph
 extern const char* const kCompressUsage;
 extern const char* const kTrainUsage;
 int run_run(const std::vector<std::string>& args);
@@ -61,7 +62,7 @@ int run_synth(const std::vector<std::string>& args);
 int run_ocr_lines(const std::vector<std::string>& args);
 int run_ocr_pages(const std::vector<std::string>& args);
 extern const char* const kOcrPagesUsage;
-int run_ocr_eval(const std::vector<std::string>& args);  // `eval` of an ONNX recogniser
+int run_ocr_eval(const std::vector<std::string>& args);  // `eval` of an ONNX OCR model
 extern const char* const kOcrLinesUsage;
 extern const char* const kSynthUsage;
 int run_export(const std::vector<std::string>& args);

@@ -7,9 +7,9 @@
 
 #include "engine/compress/algorithm.h"
 #include "engine/compress/calibrate.h"
+#include "engine/compress/layer_error.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/core/error.h"
-#include "engine/kernels/gram.h"
 #include "engine/model/llama_tensors.h"
 
 namespace mcw {
@@ -44,27 +44,6 @@ int64_t in_features(const LlamaConfig& c, const std::string& name) {
   int64_t layer = 0;
   const BlockTensor* t = find_block_tensor(name, &layer);
   return t ? width(c, t->cols, layer) : 0;
-}
-
-// tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) with H = XᵀX, its diagonal (Σx², for methods that gather no
-// XᵀX: Wanda, k-means), or the plain weight ratio without statistics.
-double relative_error(const Tensor& w, const Tensor& q, const LayerStats* stats) {
-  const int64_t rows = w.dim(0), cols = w.dim(1);
-  const float* a = w.as<float>();
-  const float* b = q.as<float>();
-  std::vector<float> d(size_t(rows * cols));
-  for (size_t i = 0; i < d.size(); ++i) d[i] = a[i] - b[i];
-  if (!stats || stats->xtx.empty()) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < d.size(); ++i) {
-      const double h = stats ? stats->sq_norm[i % size_t(cols)] : 1.0;
-      num += h * d[i] * d[i], den += h * a[i] * a[i];
-    }
-    return den > 0 ? num / den : 0;
-  }
-  const double num = weighted_square_norm(d.data(), rows, cols, stats->xtx.data());
-  const double den = weighted_square_norm(a, rows, cols, stats->xtx.data());
-  return den > 0 ? num / den : 0;
 }
 
 struct GroupData {
@@ -107,7 +86,7 @@ class StageRunner {
   void replace(const std::string& name, Tensor& w, CompressedTensor c, const LayerStats* st,
                const std::string& note) {
     Tensor q = c.dequantize();
-    const double err = relative_error(w, q, st);
+    const double err = layer_error(w.as<float>(), q.as<float>(), w.dim(0), w.dim(1), st).relative();
     record(name, std::move(c), err, st != nullptr, note);
     q.set_name(name);
     w = std::move(q);
@@ -150,6 +129,10 @@ CompressionResult compress_llama(const LlamaModel& base, const Recipe& recipe,
                                  std::span<const int32_t> calib_tokens, const CompressOptions& opt,
                                  const ProgressFn& progress, const CancelToken* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (!recipe.activations.empty())
+    throw Error(recipe.source,
+                "'activations' (static per-tensor activation quantisation) applies to ONNX "
+                "models; for a transformer use the smoothquant stage (dynamic per-token int8)");
   CompressionResult out;
   // Views of the model's file stay views until a compressor needs a weight in f32
   // (find_weight_f32, one at a time); owned tensors (norms, biases, a model built in

@@ -5,6 +5,7 @@
 
 #include "engine/compress/algorithm_params.h"
 #include "engine/compress/calibrate.h"
+#include "engine/compress/layer_error.h"
 #include "engine/compress/smoothquant.h"
 #include "engine/core/error.h"
 
@@ -28,19 +29,6 @@ void fold_smoothing(Tensor& norm, const std::vector<Tensor*>& weights, const std
     smooth_weight(w->mutable_as<float>(), w->dim(0), n, s);
   }
 }
-
-namespace {
-
-double weight_relative_error(const Tensor& w, const Tensor& q) {
-  const float* a = w.as<float>();
-  const float* b = q.as<float>();
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i)
-    num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
-  return den > 0 ? num / den : 0.0;
-}
-
-}  // namespace
 
 void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
                            const std::set<std::string>& targeted,
@@ -89,7 +77,8 @@ void run_smoothquant_stage(LlamaModel& model, const SmoothQuantStageOptions& o,
       Tensor* w = find_weight_f32(model, n);
       CompressedTensor q = quantize_weight_w8(w->as<float>(), w->dim(0), w->dim(1), cancel, n);
       Tensor deq = q.dequantize();
-      const double err = weight_relative_error(*w, deq);
+      const double err =
+          layer_error(w->as<float>(), deq.as<float>(), w->dim(0), w->dim(1), nullptr).relative();
       if (record) record(n, std::move(q), err, false);
       deq.set_name(n);
       *w = std::move(deq);

@@ -45,6 +45,8 @@ class WireReader {
   // Checks that `f` has wire type `t` (throws otherwise, naming `what`).
   void expect(const WireField& f, WireType t, const char* what) const;
   [[noreturn]] void fail(size_t offset, const std::string& what) const;
+  // Where the next field starts (the end of the one just read), from the start of the file.
+  size_t position() const { return base_ + pos_; }
 
   // A repeated scalar field, packed (one length-delimited field) or not (one field per
   // value): appends f's values.

@@ -151,6 +151,70 @@ std::vector<OnnxValue> tanh_op(const OnnxOpContext& c, std::span<const OnnxValue
   return unary_float(c, in, [](float x) { return std::tanh(x); });
 }
 
+std::vector<OnnxValue> floor_op(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
+  return unary_float(c, in, [](float x) { return std::floor(x); });
+}
+
+// QuantizeLinear / DequantizeLinear (opsets 10, 13): one scale and zero point, or one per
+// slice along `axis` (opset 13) when the scale is a 1-D array; uint8 codes unless the zero
+// point is int8. Quantising rounds half to even and saturates.
+struct QuantAxis {
+  int64_t outer = 1, n = 1, inner = 1;  // the value as [outer, n, inner], n scales
+};
+QuantAxis quant_axis(const OnnxOpContext& c, const Shape& shape, const OnnxValue& scale,
+                     const OnnxValue* zero) {
+  QuantAxis q;
+  if (scale.numel() == 1) {
+    for (int64_t d : shape) q.outer *= d;
+  } else {
+    if (c.opset < 13 || scale.shape.size() != 1)
+      c.fail("per-axis scales need opset 13 and 1-D scales");
+    const int64_t axis = normalize_axis(c.attr_int("axis", 1), int64_t(shape.size()), c.where);
+    q.n = shape[size_t(axis)];
+    if (scale.numel() != q.n) c.fail("the scales do not match the axis");
+    for (int64_t d = 0; d < axis; ++d) q.outer *= shape[size_t(d)];
+    for (size_t d = size_t(axis) + 1; d < shape.size(); ++d) q.inner *= shape[d];
+  }
+  if (zero && (zero->is_float || zero->numel() != scale.numel()))
+    c.fail("the zero point must be an integer of the scale's shape");
+  return q;
+}
+
+std::vector<OnnxValue> quantize_linear(const OnnxOpContext& c,
+                                       std::span<const OnnxValue* const> in) {
+  const OnnxValue &x = c.need(in, 0), &scale = c.need(in, 1);
+  const OnnxValue* zero = c.input(in, 2);
+  if (!x.is_float || !scale.is_float) c.fail("expects a floating-point value and scale");
+  const QuantAxis q = quant_axis(c, x.shape, scale, zero);
+  const bool i8 = zero && zero->int_type == DType::I8;
+  if (zero && !i8 && zero->int_type != DType::U8) c.fail("codes must be uint8 or int8");
+  const float lo = i8 ? -128.0f : 0.0f, hi = i8 ? 127.0f : 255.0f;
+  OnnxValue y = OnnxValue::ints(x.shape);
+  y.int_type = i8 ? DType::I8 : DType::U8;
+  for (int64_t o = 0, k = 0; o < q.outer; ++o)
+    for (int64_t a = 0; a < q.n; ++a) {
+      const float s = scale.f[size_t(a)], z = zero ? float(zero->i[size_t(a)]) : 0.0f;
+      for (int64_t e = 0; e < q.inner; ++e, ++k)
+        y.i[size_t(k)] = int64_t(std::clamp(std::nearbyint(x.f[size_t(k)] / s) + z, lo, hi));
+    }
+  return {y};
+}
+
+std::vector<OnnxValue> dequantize_linear(const OnnxOpContext& c,
+                                         std::span<const OnnxValue* const> in) {
+  const OnnxValue &x = c.need(in, 0), &scale = c.need(in, 1);
+  const OnnxValue* zero = c.input(in, 2);
+  if (x.is_float || !scale.is_float) c.fail("expects integer codes and a floating-point scale");
+  const QuantAxis q = quant_axis(c, x.shape, scale, zero);
+  OnnxValue y = OnnxValue::floats(x.shape);
+  for (int64_t o = 0, k = 0; o < q.outer; ++o)
+    for (int64_t a = 0; a < q.n; ++a) {
+      const float s = scale.f[size_t(a)], z = zero ? float(zero->i[size_t(a)]) : 0.0f;
+      for (int64_t e = 0; e < q.inner; ++e, ++k) y.f[size_t(k)] = (float(x.i[size_t(k)]) - z) * s;
+    }
+  return {y};
+}
+
 std::vector<OnnxValue> identity(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
   return {c.need(in, 0)};
 }
@@ -205,7 +269,9 @@ std::vector<OnnxValue> cast(const OnnxOpContext& c, std::span<const OnnxValue* c
     const double d = x.is_float ? double(x.f[k]) : double(x.i[k]);
     v[k] = to == 9 ? int64_t(d != 0) : x.is_float ? int64_t(std::trunc(d)) : x.i[k];
   }
-  return {OnnxValue::ints(x.shape, std::move(v))};
+  OnnxValue y = OnnxValue::ints(x.shape, std::move(v));
+  y.int_type = to == 2 ? DType::U8 : to == 3 ? DType::I8 : DType::I64;
+  return {y};
 }
 
 }  // namespace
@@ -225,7 +291,10 @@ std::vector<OnnxOp> onnx_elementwise_ops() {
           {"Tanh", tanh_op},
           {"Identity", identity},
           {"Clip", clip},
-          {"Cast", cast}};
+          {"Cast", cast},
+          {"Floor", floor_op},
+          {"QuantizeLinear", quantize_linear},
+          {"DequantizeLinear", dequantize_linear}};
 }
 
 }  // namespace mcw

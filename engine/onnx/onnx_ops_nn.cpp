@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "engine/kernels/gemm.h"
+#include "engine/onnx/onnx_conv.h"
 #include "engine/onnx/onnx_ops.h"
 
 namespace mcw {
@@ -202,41 +203,6 @@ std::vector<OnnxValue> global_average_pool(const OnnxOpContext& c,
   return {y};
 }
 
-// The 2-D window geometry of Conv and pooling: kernel, strides, dilations, pads (begin
-// h, w, end h, w), with auto_pad SAME_UPPER / SAME_LOWER / VALID resolved.
-struct Window {
-  int64_t kh, kw, sh = 1, sw = 1, dh = 1, dw = 1, ph0 = 0, pw0 = 0, ph1 = 0, pw1 = 0, oh = 0,
-                  ow = 0;
-};
-
-Window window(const OnnxOpContext& c, int64_t h, int64_t w, int64_t kh, int64_t kw) {
-  Window g{kh, kw};
-  if (const auto s = c.attr_ints("strides"); !s.empty()) {
-    if (s.size() != 2) c.fail("only 2-D windows are supported");
-    g.sh = s[0], g.sw = s[1];
-  }
-  if (const auto d = c.attr_ints("dilations"); !d.empty()) g.dh = d[0], g.dw = d[1];
-  const std::string pad = c.attr_string("auto_pad", "NOTSET");
-  const int64_t ekh = (kh - 1) * g.dh + 1, ekw = (kw - 1) * g.dw + 1;
-  if (pad == "SAME_UPPER" || pad == "SAME_LOWER") {
-    g.oh = (h + g.sh - 1) / g.sh, g.ow = (w + g.sw - 1) / g.sw;
-    const int64_t th = std::max<int64_t>(0, (g.oh - 1) * g.sh + ekh - h),
-                  tw = std::max<int64_t>(0, (g.ow - 1) * g.sw + ekw - w);
-    const bool upper = pad == "SAME_UPPER";
-    g.ph0 = upper ? th / 2 : th - th / 2, g.ph1 = th - g.ph0;
-    g.pw0 = upper ? tw / 2 : tw - tw / 2, g.pw1 = tw - g.pw0;
-    return g;
-  }
-  if (pad != "NOTSET" && pad != "VALID") c.fail("auto_pad " + pad + " is not supported");
-  if (const auto p = c.attr_ints("pads"); !p.empty() && pad == "NOTSET") {
-    if (p.size() != 4) c.fail("only 2-D pads are supported");
-    g.ph0 = p[0], g.pw0 = p[1], g.ph1 = p[2], g.pw1 = p[3];
-  }
-  g.oh = (h + g.ph0 + g.ph1 - ekh) / g.sh + 1, g.ow = (w + g.pw0 + g.pw1 - ekw) / g.sw + 1;
-  if (g.oh <= 0 || g.ow <= 0) c.fail("the window is larger than the padded input");
-  return g;
-}
-
 std::vector<OnnxValue> average_pool(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
   const OnnxValue& x = floats_in(c, in, 0);
   if (x.shape.size() != 4) c.fail("only 2-D pooling is supported");
@@ -245,7 +211,7 @@ std::vector<OnnxValue> average_pool(const OnnxOpContext& c, std::span<const Onnx
   if (c.attr_int("ceil_mode", 0)) c.fail("ceil_mode is not supported");
   const bool include_pad = c.attr_int("count_include_pad", 0) != 0;
   const int64_t nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
-  const Window g = window(c, h, w, k[0], k[1]);
+  const Window g = conv_window(c, h, w, k[0], k[1]);
   OnnxValue y = OnnxValue::floats({x.shape[0], x.shape[1], g.oh, g.ow});
   tbb::parallel_for(int64_t(0), nc, [&](int64_t p) {
     const float* src = x.f.data() + p * h * w;
@@ -280,7 +246,7 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
       !ks.empty() && (ks.size() != 2 || ks[0] != kh || ks[1] != kw))
     c.fail("kernel_shape does not match the weight");
   if (bias && bias->numel() != co) c.fail("bias does not match the output channels");
-  const Window g = window(c, h, w, kh, kw);
+  const Window g = conv_window(c, h, w, kh, kw);
   const int64_t cog = co / groups, patch = cig * kh * kw, pixels = g.oh * g.ow;
   OnnxValue y = OnnxValue::floats({n, co, g.oh, g.ow});
   if (cig == 1 && cog == 1) {  // depthwise: one small filter per channel, computed directly
@@ -322,18 +288,7 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
               out[o * pixels + p] += bias->f[size_t(gr * cog + o)];
         continue;
       }
-      tbb::parallel_for(int64_t(0), patch, [&](int64_t row) {  // one (channel, ky, kx) per row
-        const int64_t ch = row / (kh * kw), a = row / kw % kh, b = row % kw;
-        float* dst = cols.data() + row * pixels;
-        for (int64_t i = 0; i < g.oh; ++i) {
-          const int64_t yy = i * g.sh - g.ph0 + a * g.dh;
-          for (int64_t j = 0; j < g.ow; ++j) {
-            const int64_t xx = j * g.sw - g.pw0 + b * g.dw;
-            dst[i * g.ow + j] =
-                yy < 0 || yy >= h || xx < 0 || xx >= w ? 0.0f : src[(ch * h + yy) * w + xx];
-          }
-        }
-      });
+      conv_patches(src, cig, h, w, g, cols.data());
       matmul(wt.f.data() + gr * cog * patch, cols.data(), out, cog, pixels, patch);
       if (bias)
         for (int64_t o = 0; o < cog; ++o)

@@ -13,7 +13,8 @@ static std::string where_of(const OnnxModel& m, const OnnxNode& n, size_t k) {
          n.op_type + ")";
 }
 
-OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
+OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced)
+    : model_(model) {
   const OnnxGraph& g = model.graph;
   std::set<std::string> known;
   for (const Tensor& t : g.initializers)
@@ -40,6 +41,14 @@ OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
     }
     for (const std::string& out : n.outputs) known.insert(out);
   }
+  for (auto& [name, v] : replaced) {
+    const auto it = weights_.find(name);
+    if (it == weights_.end())
+      throw Error(model.path, "'" + name + "' is not a weight of the graph");
+    if (it->second.shape != v.shape || it->second.is_float != v.is_float)
+      throw Error(model.path, "the replacement of weight '" + name + "' has another shape or type");
+    it->second = std::move(v);
+  }
   for (const OnnxValueInfo& v : g.outputs) {
     if (!known.count(v.name))
       throw Error(model.path, "graph output '" + v.name + "' is never produced");
@@ -47,8 +56,14 @@ OnnxRunner::OnnxRunner(const OnnxModel& model) : model_(model) {
   }
 }
 
+void OnnxRunner::transform_input(size_t node, std::function<void(OnnxValue&)> fn) {
+  if (node >= model_.graph.nodes.size() || model_.graph.nodes[node].inputs.empty())
+    throw Error(model_.path, "node #" + std::to_string(node) + " has no input to transform");
+  transforms_[node] = std::move(fn);
+}
+
 std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, OnnxValue>& inputs,
-                                                 std::map<std::string, double>* profile) const {
+                                                 const OnnxRunOptions& options) const {
   const OnnxGraph& g = model_.graph;
   std::map<std::string, OnnxValue> live;
   for (const OnnxValueInfo& v : g.inputs) {
@@ -67,11 +82,18 @@ std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, Onn
     const OnnxNode& n = g.nodes[k];
     std::vector<const OnnxValue*> in;
     for (const std::string& name : n.inputs) in.push_back(name.empty() ? nullptr : value(name));
+    OnnxValue transformed;
+    if (const auto t = transforms_.find(k); t != transforms_.end() && in[0]) {
+      transformed = *in[0];
+      t->second(transformed);
+      in[0] = &transformed;
+    }
+    if (options.observe) options.observe(k, in);
     const OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<OnnxValue> out = find_onnx_op(n.op_type)->run(c, in);
-    if (profile)
-      (*profile)[n.op_type] +=
+    if (options.profile)
+      (*options.profile)[n.op_type] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (out.size() < n.outputs.size())
       for (size_t o = out.size(); o < n.outputs.size(); ++o)

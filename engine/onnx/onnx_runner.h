@@ -3,8 +3,10 @@
 // the constructor refuses a graph with an operator MCW does not run, naming the operator and
 // the node, and a node reading a value nothing produces.
 #pragma once
+#include <functional>
 #include <map>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,19 +15,34 @@
 
 namespace mcw {
 
+// What one run may do beside computing: time operators, watch nodes' inputs.
+struct OnnxRunOptions {
+  std::map<std::string, double>* profile = nullptr;  // adds each operator type's seconds
+  // Called with each node's inputs (null for an omitted optional one) before it runs, after
+  // transform_input (calibration reads the layers' inputs here).
+  std::function<void(size_t node, std::span<const OnnxValue* const> in)> observe;
+};
+
 class OnnxRunner {
  public:
-  explicit OnnxRunner(const OnnxModel& model);
-  // The graph's outputs for these inputs (by the graph's input names). With `profile`, adds
-  // each operator type's seconds to it.
+  // `replaced`: values run instead of the graph's weights of the same names (a compressed
+  // model's decoded weights); a name that is no weight, or a shape that differs, is an
+  // mcw::Error.
+  explicit OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced = {});
+  // The graph's outputs for these inputs (by the graph's input names).
   std::map<std::string, OnnxValue> run(const std::map<std::string, OnnxValue>& inputs,
-                                       std::map<std::string, double>* profile = nullptr) const;
+                                       const OnnxRunOptions& options = {}) const;
+  // Node `node`'s first input goes through `fn` before the node runs (fake-quantised
+  // activations); the node reads the transformed copy.
+  void transform_input(size_t node, std::function<void(OnnxValue&)> fn);
+  const OnnxModel& model() const { return model_; }
 
  private:
   const OnnxModel& model_;
   std::map<std::string, OnnxValue> weights_;   // initializers and Constant nodes' values
   std::set<size_t> constants_;                 // the Constant nodes, not run again
   std::map<std::string, size_t> last_reader_;  // value -> index of its last reading node
+  std::map<size_t, std::function<void(OnnxValue&)>> transforms_;
 };
 
 }  // namespace mcw

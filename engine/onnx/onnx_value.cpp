@@ -61,7 +61,9 @@ OnnxValue OnnxValue::of(const Tensor& t) {
         throw Error(t.name(),
                     "an ONNX value of type " + std::string(dtype_name(d)) + " cannot be computed");
     }
-  return ints(t.shape(), std::move(v));
+  OnnxValue o = ints(t.shape(), std::move(v));
+  o.int_type = d;
+  return o;
 }
 
 Tensor OnnxValue::to_tensor(const std::string& name) const {

@@ -16,6 +16,9 @@ struct OnnxValue {
   Shape shape;
   std::vector<float> f;    // when is_float
   std::vector<int64_t> i;  // otherwise
+  // An integer value's type where an operator needs it (QuantizeLinear's zero point sets
+  // the range of its codes): the weight's dtype, or what the operator made; I64 otherwise.
+  DType int_type = DType::I64;
 
   int64_t numel() const {
     int64_t n = 1;

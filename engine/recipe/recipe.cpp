@@ -139,6 +139,15 @@ json parse_recovery(const std::string& src, const YAML::Node& n) {
   return out;
 }
 
+json parse_activations(const std::string& src, const YAML::Node& n) {
+  if (!n.IsMap()) fail(src, n, "'activations' must be a mapping (keys: bits, symmetric)");
+  json out = json::object();
+  for (const auto& kv : n)
+    read_param(src, kv.first, kv.second, "activations: ", activation_params(), "", out);
+  fill_param_defaults(src, n, "activations: ", activation_params(), out);
+  return out;
+}
+
 RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t index) {
   const std::string pos = "stage " + std::to_string(index + 1);
   if (!n.IsMap()) fail(src, n, pos + " must be a mapping with an 'algorithm' key");
@@ -154,7 +163,7 @@ RecipeStage parse_stage(const std::string& src, const YAML::Node& n, size_t inde
     fail(src, alg, pos + ": unknown algorithm '" + s.algorithm + "' (known: " + names + ")");
   }
   const std::string where = pos + " (" + s.algorithm + "): ";
-  s.targets = {"model.layers.*_proj.weight"};  // every linear weight inside the blocks
+  s.targets = {kDefaultStageTarget};
   for (const auto& kv : n) {
     const std::string key = kv.first.Scalar();
     if (key == "algorithm") continue;
@@ -221,19 +230,36 @@ void emit_stages(YAML::Emitter& out, const Recipe& r) {
 
 }  // namespace
 
-void emit_recovery(YAML::Emitter& out, const Recipe& r) {
-  if (r.recovery.empty()) return;
-  out << YAML::Key << "recovery" << YAML::Value << YAML::Flow << YAML::BeginMap;
-  emit_params(out, r.recovery);
-  out << YAML::EndMap;
+void emit_sections(YAML::Emitter& out, const Recipe& r) {
+  for (const auto& [key, section] :
+       {std::pair{"activations", &r.activations}, {"recovery", &r.recovery}}) {
+    if (section->empty()) continue;
+    out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginMap;
+    emit_params(out, *section);
+    out << YAML::EndMap;
+  }
+}
+
+const std::vector<ParamSpec>& activation_params() {
+  static const std::vector<ParamSpec> specs = {
+      {"bits", "int", 8, {4, 8}, 0, 0, "bits of each layer's input codes"},
+      {"symmetric",
+       "bool",
+       false,
+       {},
+       0,
+       0,
+       "symmetric int codes around 0 (else unsigned codes with a zero point, onnxruntime's "
+       "default for activations)"}};
+  return specs;
 }
 
 std::string recipe_stages_digest(const Recipe& r) {
   YAML::Emitter out;
   emit_stages(out, r);
-  if (!r.recovery.empty()) {  // recipes without one keep the digests they had
+  if (!r.recovery.empty() || !r.activations.empty()) {  // recipes without them keep their digests
     out << YAML::BeginMap;
-    emit_recovery(out, r);
+    emit_sections(out, r);
     out << YAML::EndMap;
   }
   Sha256 h;
@@ -269,14 +295,18 @@ Recipe parse_recipe(const std::string& text, const std::string& source) {
       r.prediction = parse_prediction(source, kv.second);
     } else if (key == "recovery") {
       r.recovery = parse_recovery(source, kv.second);
+    } else if (key == "activations") {
+      r.activations = parse_activations(source, kv.second);
     } else if (key == "stages") {
       if (!kv.second.IsSequence() || kv.second.size() == 0)
         fail(source, kv.second, "'stages' must be a non-empty list");
       for (size_t i = 0; i < kv.second.size(); ++i)
         r.stages.push_back(parse_stage(source, kv.second[i], i));
     } else {
-      fail(source, kv.first, "unknown key '" + key +
-                               "' (allowed: name, description, calibration, prediction, stages, recovery)");
+      fail(source, kv.first,
+           "unknown key '" + key +
+               "' (allowed: name, description, calibration, prediction, stages, activations, "
+               "recovery)");
     }
   }
   if (r.stages.empty()) throw Error(source, "missing key 'stages'");
@@ -307,7 +337,7 @@ std::string recipe_to_yaml(const Recipe& r) {
   }
   out << YAML::Key << "stages" << YAML::Value;
   emit_stages(out, r);
-  emit_recovery(out, r);
+  emit_sections(out, r);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

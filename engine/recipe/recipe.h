@@ -10,6 +10,10 @@
 
 namespace mcw {
 
+// A stage's targets when the recipe names none: every linear weight inside the decoder
+// blocks (in an ONNX graph: every layer, onnx_layers.h).
+inline constexpr const char* kDefaultStageTarget = "model.layers.*_proj.weight";
+
 struct RecipeStage {
   std::string algorithm;
   nlohmann::json params = nlohmann::json::object();  // validated, defaults filled in
@@ -24,6 +28,9 @@ struct Recipe {
   // Recovery fine-tuning after the stages (engine/train/recovery.h: keys, defaults filled
   // in); empty: none.
   nlohmann::json recovery = nlohmann::json::object();
+  // Static per-tensor quantisation of the compressed layers' inputs, calibrated after the
+  // stages (activation_params(): bits, symmetric); empty: none. ONNX models only.
+  nlohmann::json activations = nlohmann::json::object();
   // What was predicted for this recipe before it ran (engine/search/recipe_prediction.h):
   // numbers under kPredictionKeys and kBudgetKeys, "measure" (the scan's) and "stages" (recipe_stages_digest
   // of the stages it was predicted for; a run records the figures only while it matches).
@@ -61,6 +68,9 @@ struct ParamSpec {
   double min = 0, max = 0;              // range for numbers when min < max
   std::string help;
 };
+// The keys of a recipe's `activations` section.
+const std::vector<ParamSpec>& activation_params();
+
 // What an algorithm reads from the calibration text, for a stage's parameters.
 enum class CalibrationNeed {
   None,         // the weights alone

@@ -24,7 +24,8 @@ void run_model(benchmark::State& state, const char* file, Shape shape) {
   for (size_t k = 0; k < x.f.size(); ++k) x.f[k] = float(std::sin(double(k) * 0.01));
   std::map<std::string, double> seconds;  // per operator type, reported as ms per run
   for (auto _ : state)
-    benchmark::DoNotOptimize(runner.run({{m.graph.inputs[0].name, x}}, &seconds));
+    benchmark::DoNotOptimize(
+        runner.run({{m.graph.inputs[0].name, x}}, {.profile = &seconds, .observe = {}}));
   for (const auto& [op, t] : seconds)
     state.counters[op + "_ms"] = 1e3 * t / double(state.iterations());
 }

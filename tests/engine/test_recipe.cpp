@@ -89,7 +89,9 @@ TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of("stages: []\n"), "r.yaml: line 1: 'stages' must be a non-empty list");
   EXPECT_EQ(error_of("stagez: []\n"),
             "r.yaml: line 1: unknown key 'stagez' (allowed: name, description, calibration, "
-            "prediction, stages, recovery)");
+            "prediction, stages, activations, recovery)");
+  EXPECT_EQ(error_of("activations: {bits: 6}\nstages:\n  - algorithm: rtn\n"),
+            "r.yaml: line 1: activations: key 'bits': 6 is not allowed (allowed: 4, 8)");
   EXPECT_EQ(error_of("prediction: {kl: high}\nstages:\n  - algorithm: rtn\n"),
             "r.yaml: line 1: prediction: key 'kl' must be a number, got 'high'");
   EXPECT_EQ(error_of("prediction: {klx: 1}\nstages:\n  - algorithm: rtn\n")

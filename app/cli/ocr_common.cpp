@@ -1,0 +1,75 @@
+#include "app/cli/ocr_common.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "engine/core/error.h"
+
+#ifdef MCW_HAVE_QT_GUI
+#include <QGuiApplication>
+#include <QImage>
+#endif
+
+namespace mcw::cli {
+
+#ifdef MCW_HAVE_QT_GUI
+void ensure_gui() {
+  if (QGuiApplication::instance()) return;
+  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  static int argc = 1;
+  static char name[] = "mcw";
+  static char* argv[] = {name, nullptr};
+  new QGuiApplication(argc, argv);
+}
+
+ImageLoader image_loader() {
+  ensure_gui();
+  return [](const std::string& path) {
+    QImage q(QString::fromStdString(path));
+    if (q.isNull()) throw Error(path, "not an image Qt can read (PNG or JPEG)");
+    q = q.convertToFormat(QImage::Format_RGB888);
+    Image8 img{q.width(), q.height(), 3, {}};
+    img.pixels.resize(size_t(img.width * img.height * 3));
+    for (int64_t y = 0; y < img.height; ++y)
+      std::copy_n(q.constScanLine(int(y)), img.width * 3, img.pixels.begin() + y * img.width * 3);
+    return img;
+  };
+}
+#else
+static void no_gui() {
+  throw Error("mcw",
+              "this build has no QtGui (MCW_WITH_GUI=OFF): OCR images cannot be read or drawn");
+}
+void ensure_gui() { no_gui(); }
+ImageLoader image_loader() {
+  no_gui();
+  return {};
+}
+#endif
+
+void print_det_score(const DetScore& score, bool json) {
+  if (json)
+    std::printf("{\"boxes\": %lld, \"found\": %lld, \"recall\": %.6f, \"precision\": %.6f}\n",
+                static_cast<long long>(score.truths), static_cast<long long>(score.found),
+                score.recall(), score.precision());
+  else
+    std::printf("boxes        %lld (found %lld)\nrecall       %.1f %%\nprecision    %.1f %%\n",
+                static_cast<long long>(score.truths), static_cast<long long>(score.found),
+                100 * score.recall(), 100 * score.precision());
+}
+
+void print_ocr_score(const OcrScore& score, bool json) {
+  if (json)
+    std::printf("{\"lines\": %lld, \"cer\": %.6f, \"exact\": %lld, \"line_accuracy\": %.6f}\n",
+                static_cast<long long>(score.lines), score.cer(),
+                static_cast<long long>(score.exact), score.line_accuracy());
+  else
+    std::printf(
+        "lines        %lld\nCER          %.2f %% (%lld errors / %lld characters)\nexact lines  "
+        "%lld (%.1f %%)\n",
+        static_cast<long long>(score.lines), 100 * score.cer(),
+        static_cast<long long>(score.errors), static_cast<long long>(score.chars),
+        static_cast<long long>(score.exact), 100 * score.line_accuracy());
+}
+
+}  // namespace mcw::cli

@@ -1,0 +1,27 @@
+// The 2-D window geometry that Conv, pooling and MCW's calibration of conv layers share,
+// and the im2col patches of one image and group: the rows of the matrix a convolution
+// multiplies its filters with, so that a conv layer is a linear layer over patches.
+#pragma once
+#include <cstdint>
+
+#include "engine/onnx/onnx_ops.h"
+
+namespace mcw {
+
+// Kernel, strides, dilations, pads (begin h, w, end h, w) with auto_pad SAME_UPPER /
+// SAME_LOWER / VALID resolved, and the output size.
+struct Window {
+  int64_t kh, kw, sh = 1, sw = 1, dh = 1, dw = 1, ph0 = 0, pw0 = 0, ph1 = 0, pw1 = 0, oh = 0,
+                  ow = 0;
+};
+
+// The window of node c over an h x w input with a kh x kw kernel; c.fail() for what it
+// does not support (non-2-D, other auto_pad values, an empty output).
+Window conv_window(const OnnxOpContext& c, int64_t h, int64_t w, int64_t kh, int64_t kw);
+
+// im2col of `channels` planes h x w at src: dst [channels * kh * kw, oh * ow], row
+// (channel, ky, kx), zero where the window reads padding. Parallel over rows.
+void conv_patches(const float* src, int64_t channels, int64_t h, int64_t w, const Window& g,
+                  float* dst);
+
+}  // namespace mcw

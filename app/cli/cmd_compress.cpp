@@ -48,7 +48,16 @@ const char* const kCompressUsage =
     "                           of disk): DIR.partial keeps a checkpoint after every\n"
     "                           block, and the resumed result is the uninterrupted one\n"
     "  --max-memory SIZE        refuse to start when the estimated peak memory is more\n"
-    "                           (e.g. 8G; default: what the system has available)\n";
+    "                           (e.g. 8G; default: what the system has available)\n\n"
+    "usage: mcw compress <model.onnx> --recipe R --out OUT.onnx [--calib SET] [--eval SET]\n"
+    "                    [--windows N] [--keys FILE] [--json]\n\n"
+    "An ONNX graph: the recipe's layer-wise stages (rtn, gptq, magnitude, wanda, sparsegpt,\n"
+    "kmeans, svd) on its Conv, ConvTranspose, MatMul and Gemm weights (a stage without\n"
+    "targets takes them all), and its `activations` section. SET is an OCR folder (`mcw\n"
+    "ocr-lines` / `mcw ocr-pages` write them): --calib takes its first N images (default:\n"
+    "the recipe's windows, else 64), --eval scores the original and the compressed graph\n"
+    "(CER, or box recall and precision). OUT.onnx stores the codes and decodes them with\n"
+    "standard operators; OUT.json has each layer's scheme, bits per weight and error.\n";
 
 std::string resolve_recipe(const std::string& r) {
   if (fs::exists(r)) return r;
@@ -60,8 +69,8 @@ std::string resolve_recipe(const std::string& r) {
 }
 
 int run_compress(const std::vector<std::string>& argv) {
-  for (const std::string& a : argv)  // an ONNX graph: layers and image sets, not text
-    if (a.ends_with(".onnx") && !a.starts_with("--")) return run_compress_onnx(argv);
+  if (!argv.empty() && argv[0].ends_with(".onnx"))  // layers and image sets, not text
+    return run_compress_onnx(argv);
   Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
             {"json", "resume"});
   if (args.positional().size() != 1) throw UsageError{"compress takes one model path (see mcw help compress)"};

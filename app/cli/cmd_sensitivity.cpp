@@ -36,9 +36,16 @@ const char* const kSensitivityUsage =
     "under the model's fingerprint and the measure; the same scan asked again reads them\n"
     "back. The memory the scan will hold is printed on stderr first. --json prints the\n"
     "table as JSON.\n\n"
-    "Exit status: 0 done, 130 cancelled (the finished cells are kept).\n";
+    "Exit status: 0 done, 130 cancelled (the finished cells are kept).\n\n"
+    "usage: mcw sensitivity <model.onnx> --eval SET [--settings w8,w4,s50] [--lines N]\n"
+    "                       [--json]\n\n"
+    "An ONNX graph: each Conv/ConvTranspose/MatMul/Gemm layer at each setting, measured on\n"
+    "the first N (default 16) images of the OCR set against the original graph's output:\n"
+    "KL divergence per row for a recogniser's character probabilities, else the relative\n"
+    "squared error (a detector's map). Not stored in a run database.\n";
 
 int run_sensitivity(const std::vector<std::string>& argv) {
+  if (!argv.empty() && argv[0].ends_with(".onnx")) return run_sensitivity_onnx(argv);
   Args args(argv, {"settings", "windows", "window", "measure", "calib-windows", "calib-window", "layers"},
             {"json"});
   if (args.positional().size() != 1)

@@ -38,6 +38,7 @@ int run_recover(const std::vector<std::string>& args);
 extern const char* const kRecoverUsage;
 int run_compress(const std::vector<std::string>& args);
 int run_compress_onnx(const std::vector<std::string>& args);  // `compress` of an ONNX graph
+int run_sensitivity_onnx(const std::vector<std::string>& args);  // its `sensitivity`
 extern const char* const kCompressUsage;
 extern const char* const kTrainUsage;
 int run_run(const std::vector<std::string>& args);

@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 
 #include "engine/core/error.h"
 
 #ifdef MCW_HAVE_QT_GUI
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <QGuiApplication>
 #include <QImage>
 #endif
@@ -16,6 +20,11 @@ namespace mcw::cli {
 void ensure_gui() {
   if (QGuiApplication::instance()) return;
   if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  if (qEnvironmentVariableIsEmpty("XDG_RUNTIME_DIR")) {  // Qt warns on every run without one
+    const std::string dir = "/tmp/runtime-" + std::to_string(getuid());
+    ::mkdir(dir.c_str(), 0700);
+    qputenv("XDG_RUNTIME_DIR", QByteArray::fromStdString(dir));
+  }
   static int argc = 1;
   static char name[] = "mcw";
   static char* argv[] = {name, nullptr};

@@ -100,4 +100,11 @@ void check_clip_search(const std::string& name, const char* method, const ClipSe
                           "10000 steps");
 }
 
+int64_t fit_group_size(int64_t group_size, int64_t cols) {
+  if (group_size <= 0 || cols % group_size == 0) return group_size;
+  for (int64_t c : {128, 64, 32})
+    if (c <= group_size && cols % c == 0) return c;
+  return 0;
+}
+
 }  // namespace mcw

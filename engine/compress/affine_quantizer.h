@@ -66,6 +66,10 @@ double affine_error(const float* w, int64_t n, int64_t stride, const double* wei
 void check_affine_bits(const std::string& name, const char* method, int bits);
 void check_group_size(const std::string& name, const char* method, int64_t group_size,
                       int64_t cols);
+// The group size a layer with `cols` inputs takes for a requested one: itself when it
+// divides cols (or is 0, per channel, or negative, per tensor), else the largest of
+// 128/64/32 not above it that does, else 0 (one grid per output channel).
+int64_t fit_group_size(int64_t group_size, int64_t cols);
 void check_clip_search(const std::string& name, const char* method, const ClipSearch& clip);
 
 }  // namespace mcw

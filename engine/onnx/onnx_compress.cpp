@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "engine/compress/affine_quantizer.h"
 #include "engine/compress/algorithm.h"
 #include "engine/compress/layer_error.h"
 #include "engine/core/error.h"
@@ -41,16 +42,16 @@ std::vector<const OnnxLayer*> stage_layers(const Recipe& r, size_t i,
   return out;
 }
 
-// A stage's parameters for one layer: per output channel where group_size does not divide
-// the layer's columns.
+// A stage's parameters for one layer: the group size fitted to the layer's columns.
 json layer_params(const json& params, const OnnxLayer& l, std::string* note) {
   json p = params;
   if (p.contains("group_size") && p["group_size"].is_number_integer()) {
-    const int64_t g = p["group_size"].get<int64_t>();
-    if (g > 0 && l.cols % g) {
-      p["group_size"] = 0;
-      *note = "group " + std::to_string(g) + " does not divide " + std::to_string(l.cols) +
-              " columns: per channel";
+    const int64_t g = p["group_size"].get<int64_t>(), fit = fit_group_size(g, l.cols);
+    if (fit != g) {
+      p["group_size"] = fit;
+      *note =
+          "group " + std::to_string(g) + " does not divide " + std::to_string(l.cols) +
+          " columns: " + (fit ? "groups of " + std::to_string(fit) : std::string("per channel"));
     }
   }
   return p;
@@ -112,6 +113,10 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
       stage_error(recipe, i, "needs calibration inputs and none were given");
     targeted.push_back(stage_layers(recipe, i, layers));
   }
+  if (!recipe.recovery.empty())
+    throw Error(recipe.source,
+                "'recovery' fine-tunes a transformer on text; an ONNX graph "
+                "has no training here: drop the section");
   if (!recipe.activations.empty() && calibration.empty())
     throw Error(recipe.source, "'activations' needs calibration inputs and none were given");
 

@@ -7,7 +7,8 @@
 //   left it, for all its layers together (as OBC and GPTQ's CNN experiments do); each conv
 //   group is its own linear with its own XᵀX.
 // - A layer whose columns a stage's group_size does not divide (a 5 x 5 depthwise filter
-//   has 25) is quantised per output channel, and its scheme says so.
+//   has 25) takes fit_group_size's (a smaller group of 64 or 32 that divides, else one grid
+//   per output channel, as the sensitivity scan does), and its scheme says so.
 // - Activations: the range of each layer's input over the calibration inputs, on the
 //   graph with every weight stage applied, gives one grid per tensor: unsigned codes with a
 //   zero point (the range stretched to hold 0) or, symmetric, signed codes ±(2^(b−1) − 1),

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 
+#include "engine/compress/affine_quantizer.h"
 #include "engine/compress/algorithm.h"
 #include "engine/compress/calibrate.h"
 #include "engine/core/error.h"
@@ -122,15 +123,8 @@ bool is_quantization_setting(const ScanSetting& s) {
 
 Recipe scan_cell_recipe(const ScanSetting& setting, const std::string& layer, int64_t in_features) {
   RecipeStage st = setting_stage(setting, layer);
-  if (st.params.contains("group_size")) {
-    const int g = st.params["group_size"].get<int>();
-    if (g > 0 && in_features % g) {
-      int fit = 0;
-      for (int c : {128, 64, 32})
-        if (c <= g && in_features % c == 0 && !fit) fit = c;
-      st.params["group_size"] = fit;
-    }
-  }
+  if (st.params.contains("group_size"))
+    st.params["group_size"] = fit_group_size(st.params["group_size"].get<int>(), in_features);
   st.line = 0;
   Recipe r;
   r.name = setting.name + " " + layer;

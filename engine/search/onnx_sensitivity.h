@@ -1,0 +1,35 @@
+// The sensitivity scan of an ONNX graph: each layer (onnx_layers.h) compressed alone at each
+// setting of the transformer scan (RTN w<bits>[g<group>], magnitude s<percent>; no
+// calibration), its cell the distance of the graph's first output from the original's on
+// the evaluation inputs:
+// - a recogniser's output holds probability distributions along its last axis (rows that
+//   are non-negative and sum to 1): the mean KL(original || compressed) per row, in nats;
+// - anything else (a detector's probability map): Σ(y' − y)² / Σy².
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/onnx/onnx_calibrate.h"
+#include "engine/search/sensitivity_scan.h"
+
+namespace mcw {
+
+struct OnnxSensitivity {
+  std::vector<OnnxLayer> layers;      // rows, in graph order
+  std::vector<ScanSetting> settings;  // columns
+  std::vector<double> value;          // layers x settings, row-major
+  std::vector<uint64_t> bits;         // the compressed layer's storage bits, same order
+  bool kl = false;                    // the measure: KL, else relative squared error
+  double at(size_t layer, size_t setting) const { return value[layer * settings.size() + setting]; }
+};
+
+// Throws mcw::Error for a setting no layer-wise algorithm runs, or without inputs.
+OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanSetting>& settings,
+                                 const std::vector<OnnxInputs>& inputs,
+                                 const ProgressFn& progress = {},
+                                 const CancelToken* cancel = nullptr);
+
+// The measure between two outputs of the same shape (see above); `kl` says which was used.
+double output_distance(const OnnxValue& original, const OnnxValue& compressed, bool* kl);
+
+}  // namespace mcw

@@ -92,12 +92,14 @@ int run_compress_onnx(const std::vector<std::string>& argv) {
   report["original_bytes"] = c.original_bits / 8;
   auto& layers = report["layers"] = ojson::array();
   for (const OnnxCompressedLayer& l : c.layers)
-    layers.push_back({{"name", l.layer.name},
-                      {"op", l.layer.op},
-                      {"algorithm", l.algorithm},
-                      {"scheme", l.scheme},
-                      {"bits_per_weight", double(l.storage_bits) / double(l.layer.parameters())},
-                      {"relative_error", l.relative_error}});
+    layers.push_back(
+        {{"name", l.layer.name},
+         {"op", l.layer.op},
+         {"algorithm", l.algorithm},
+         {"scheme", l.scheme},
+         {"bits_per_weight", double(l.storage_bits) / double(l.layer.parameters())},
+         {"relative_error", l.relative_error},
+         {"error_on", l.error_on_activations ? "calibration activations" : "weights"}});
   if (!c.activations.empty()) {
     auto& acts = report["activations"] = ojson::array();
     for (const OnnxActivationQuant& q : c.activations)

@@ -70,7 +70,9 @@ OnnxActivationQuant activation_grid(float min, float max, int bits, bool symmetr
   q.bits = bits, q.symmetric = symmetric, q.min = min, q.max = max;
   const float lo = std::min(min, 0.0f), hi = std::max(max, 0.0f);
   if (symmetric) {
-    q.qmax = float((1 << (bits - 1)) - 1), q.qmin = -q.qmax, q.zero = 0;
+    // The scale maps max|x| to ±(2^(b−1) − 1); codes saturate at −2^(b−1), as int8
+    // QuantizeLinear does.
+    q.qmax = float((1 << (bits - 1)) - 1), q.qmin = -q.qmax - 1, q.zero = 0;
     const float a = std::max(std::abs(lo), std::abs(hi));
     q.scale = a > 0 ? a / q.qmax : 1.0f;
   } else {
@@ -153,7 +155,7 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
       if (cancel) cancel->throw_if_cancelled();
       report(part, s.algorithm, l.name, 0.5 + 0.5 * double(k) / double(targeted[i].size()));
       OnnxValue& w = out.weights.try_emplace(l.name, original.at(l.name)).first->second;
-      OnnxCompressedLayer c{l, {}, s.algorithm, {}, 0, 0};
+      OnnxCompressedLayer c{l, {}, s.algorithm, {}, 0, !stats.empty(), 0};
       std::string note;
       const json params = layer_params(s.params, l, &note);
       LayerError err;

@@ -11,8 +11,9 @@
 //   per output channel, as the sensitivity scan does), and its scheme says so.
 // - Activations: the range of each layer's input over the calibration inputs, on the
 //   graph with every weight stage applied, gives one grid per tensor: unsigned codes with a
-//   zero point (the range stretched to hold 0) or, symmetric, signed codes ±(2^(b−1) − 1),
-//   as onnxruntime's MinMax calibration makes them; scales stay f32.
+//   zero point (the range stretched to hold 0) or, symmetric, signed codes with max|x| at
+//   2^(b−1) − 1 (saturating at −2^(b−1), as QuantizeLinear), as onnxruntime's MinMax
+//   calibration makes them; scales stay f32.
 // Every problem (an algorithm that needs a transformer, a target matching no layer, a
 // stage needing calibration inputs without any) is an mcw::Error naming the recipe and the
 // stage before any weight is touched.
@@ -32,7 +33,10 @@ struct OnnxCompressedLayer {
   OnnxLayer layer;
   std::vector<CompressedTensor> parts;  // one per group, rows of the group's matrix
   std::string algorithm, scheme;
-  double relative_error = 0;  // as CompressedLayer's, over all groups
+  // As CompressedLayer's, over all groups: the output error on the calibration inputs when
+  // the stage read statistics (error_on_activations), else ‖ΔW‖²/‖W‖².
+  double relative_error = 0;
+  bool error_on_activations = false;
   uint64_t storage_bits = 0;
 };
 

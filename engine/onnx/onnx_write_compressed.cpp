@@ -170,12 +170,11 @@ void write_affine(GraphAdditions& g, const OnnxCompressedLayer& l) {
 void write_low_rank(GraphAdditions& g, const OnnxCompressedLayer& l) {
   const CompressedTensor& t = l.parts.front();
   const std::string p = l.layer.name + ".mcw.";
+  // In f32, as MCW multiplied them (its accounting counts f16 factors, which would move the
+  // output by about 1e-3 relative).
   for (const auto& [name, m] : {std::pair{"a", &t.lr_a}, {"b", &t.lr_b}}) {
-    std::vector<uint16_t> h(size_t(m->numel()));
-    const float* v = m->as<float>();
-    for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(v[i]);
-    g.tensor(p + name + "_f16", m->shape(), kFloat16, raw_of(h));
-    g.node("Cast", {p + name + "_f16"}, p + name, {{"to", kFloat, {}, false}});
+    const std::vector<float> v(m->as<float>(), m->as<float>() + m->numel());
+    g.tensor(p + name, m->shape(), kFloat, raw_of(v));
   }
   to_weight(g, l.layer, g.node("MatMul", {p + "a", p + "b"}, p + "matrix"));
 }
@@ -275,9 +274,8 @@ OnnxWriteReport write_compressed_onnx(const OnnxModel& model, const OnnxCompress
       const OnnxActivationQuant& q = *a->second;
       const std::string p = q.layer + ".mcw.act.";
       add.float_const(p + "scale", q.scale);
-      const int8_t zero = int8_t(q.zero);
-      add.tensor(p + "zero", {}, q.symmetric ? kInt8 : kUint8,
-                 std::string_view(reinterpret_cast<const char*>(&zero), 1));
+      const char zero = q.symmetric ? char(int8_t(q.zero)) : char(uint8_t(q.zero));
+      add.tensor(p + "zero", {}, q.symmetric ? kInt8 : kUint8, std::string_view(&zero, 1));
       pb::bytes_field(
           graph, 1,
           GraphAdditions::node_proto("QuantizeLinear", {nd.inputs[0], p + "scale", p + "zero"},

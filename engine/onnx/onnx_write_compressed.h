@@ -5,7 +5,7 @@
 //   f16 scales and uint8 zero points per (row, group); Cast, Div/Floor (unpacking), Sub, Mul,
 //   then Reshape (and Transpose for layers whose weight holds the matrix transposed) to the
 //   weight's shape, under the weight's own name, so the layer's node reads it unchanged;
-// - low-rank factors: f16 A and B, multiplied by a MatMul;
+// - low-rank factors: A and B in f32 (as evaluated), multiplied by a MatMul;
 // - anything else (sparse masks, outliers, codebooks, act-order groups) as the decoded f32
 //   weight, which the report's notes list.
 // Activation grids become QuantizeLinear + DequantizeLinear in front of each layer where

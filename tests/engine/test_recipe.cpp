@@ -39,7 +39,7 @@ TEST(Recipe, EveryPresetParsesAndTargetsTheBlocks) {
     EXPECT_NO_THROW(check_targets(r, kNames)) << r.name;
     ++n;
   }
-  EXPECT_EQ(n, 22);
+  EXPECT_EQ(n, 25);
 }
 
 TEST(Recipe, DefaultsFillInAndTypesAreKept) {

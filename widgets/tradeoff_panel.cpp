@@ -5,6 +5,7 @@
 #include <QLabel>
 #include <QSet>
 #include <QSettings>
+#include <QSignalBlocker>
 #include <QVBoxLayout>
 #include <cmath>
 
@@ -18,15 +19,23 @@ struct AxisChoice {
   const char* metric;
   const char* title;
 };
-const AxisChoice kYChoices[] = {
-    {"perplexity", "Perplexity"}, {"kl", "KL divergence (nats)"}, {"top1", "Top-1 agreement"}};
+// A transformer's runs have perplexity, top-1 and ms/token; an OCR recogniser's (an ONNX
+// graph's project) CER and ms/image; both have KL, size and bits per weight.
+const AxisChoice kYChoices[] = {{"perplexity", "Perplexity"},
+                                {"kl", "KL divergence (nats)"},
+                                {"top1", "Top-1 agreement"},
+                                {"cer", "Character error rate"}};
 const AxisChoice kXChoices[] = {{"latency_ms_per_token", "Latency (ms/token)"},
                                 {"size_bytes", "Model size"},
-                                {"bits_per_weight", "Bits per weight"}};
+                                {"bits_per_weight", "Bits per weight"},
+                                {"latency_ms_per_image", "Latency (ms/image)"}};
 
 QString format_value(const QString& metric, double v) {
   if (metric == QLatin1String("size_bytes")) return format_bytes(quint64(std::max(0.0, v)));
-  if (metric == QLatin1String("top1")) return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 2);
+  if (metric == QLatin1String("top1") || metric == QLatin1String("cer"))
+    return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 2);
+  if (metric == QLatin1String("latency_ms_per_image"))
+    return QStringLiteral("%1 ms/image").arg(v, 0, 'g', 4);
   if (metric == QLatin1String("latency_ms_per_token"))
     return QStringLiteral("%1 ms/token").arg(v, 0, 'g', 4);
   return QString::number(v, 'g', 5);
@@ -213,7 +222,29 @@ QString TradeoffPanel::xMetric() const { return x_box_->currentData().toString()
 QString TradeoffPanel::yMetric() const { return y_box_->currentData().toString(); }
 int TradeoffPanel::pointCount() const { return plot_->pointCount(); }
 
+// When no finished run has both metrics of the axes but some have another pair (a project
+// of the other kind opened since the axes were chosen), the first such pair.
+void TradeoffPanel::pickAxesWithData() {
+  QList<const RunRow*> done;
+  for (const RunRow& r : context_.runs())
+    if (r.status == QLatin1String("done")) done.push_back(&r);
+  auto has = [&](const QString& y, const QString& x) {
+    return std::any_of(done.begin(), done.end(), [&](const RunRow* r) {
+      return r->metrics.contains(x) && r->metrics.contains(y);
+    });
+  };
+  if (done.isEmpty() || has(yMetric(), xMetric())) return;
+  for (int yi = 0; yi < y_box_->count(); ++yi)
+    for (int xi = 0; xi < x_box_->count(); ++xi)
+      if (has(y_box_->itemData(yi).toString(), x_box_->itemData(xi).toString())) {
+        const QSignalBlocker by(y_box_), bx(x_box_);
+        y_box_->setCurrentIndex(yi), x_box_->setCurrentIndex(xi);
+        return;
+      }
+}
+
 void TradeoffPanel::rebuild() {
+  pickAxesWithData();
   const QString xm = xMetric(), ym = yMetric();
   const bool maximize_y = ym == QLatin1String("top1");
   const QList<qint64> front_ids = context_.paretoFront(xm, ym, maximize_y);
@@ -254,8 +285,8 @@ void TradeoffPanel::rebuild() {
     QString tip = QStringLiteral("<b>%1</b> &nbsp;run #%2").arg(r.recipe.toHtmlEscaped()).arg(r.id);
     if (p.front) tip += tr(" &nbsp;<i>(on the Pareto front)</i>");
     tip += QStringLiteral("<table>");
-    for (const char* m :
-         {"perplexity", "kl", "top1", "latency_ms_per_token", "size_bytes", "bits_per_weight"}) {
+    for (const char* m : {"perplexity", "kl", "top1", "cer", "latency_ms_per_token",
+                          "latency_ms_per_image", "size_bytes", "bits_per_weight"}) {
       const QString name = QString::fromLatin1(m);
       if (!r.metrics.contains(name)) continue;
       const bool axis = name == xm || name == ym;

@@ -38,6 +38,7 @@ class TradeoffPanel : public QWidget, public IProjectViewer {
 
  private:
   void rebuild();
+  void pickAxesWithData();
   void updateWhatIf();
 
   IProjectContext& context_;

@@ -1,12 +1,14 @@
 // mcw run: runs a project's recipes (all, or those named) and records each in the
 // project's run database, with the uncompressed baseline once per model so plots have a
 // reference point. Ctrl-C cancels: the current run is recorded as cancelled.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
+#include "app/cli/ocr_common.h"
 #include "app/cli/progress_bar.h"
 #include "engine/core/error.h"
 #include "engine/runs/project_runner.h"
@@ -55,7 +57,19 @@ static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
       if (m.name == key) return m.value;
     return 0.0;
   };
-  if (o.status == RunStatus::Done)
+  const auto has = [&](const char* key) {
+    return std::any_of(o.metrics.begin(), o.metrics.end(),
+                       [&](const Metric& m) { return m.name == key; });
+  };
+  if (o.status == RunStatus::Done && has("cer"))  // an ONNX recogniser
+    std::printf(" CER %.2f%%  exact %.1f%%  KL %s  %.3f bits/w  %s ms/image", 100 * get("cer"),
+                100 * get("line_accuracy"), short_float(get("kl")).c_str(), get("bits_per_weight"),
+                short_float(get("latency_ms_per_image")).c_str());
+  else if (o.status == RunStatus::Done && has("recall"))  // an ONNX detector
+    std::printf(" recall %.1f%%  precision %.1f%%  map error %s  %.3f bits/w  %s ms/image",
+                100 * get("recall"), 100 * get("precision"), short_float(get("kl")).c_str(),
+                get("bits_per_weight"), short_float(get("latency_ms_per_image")).c_str());
+  else if (o.status == RunStatus::Done)
     std::printf(" ppl %s  KL %s  top-1 %.1f%%  %.3f bits/w  %s ms/token",
                 short_float(get("perplexity")).c_str(), short_float(get("kl")).c_str(),
                 100 * get("top1"), get("bits_per_weight"),
@@ -71,7 +85,7 @@ int run_run(const std::vector<std::string>& argv) {
   Args args(argv, {"recipe"}, {"no-baseline"});
   if (args.positional().size() != 1)
     throw UsageError{"run takes one project file (see mcw help run)"};
-  const ProjectRunInputs in = load_project_run_inputs(args.positional()[0]);
+  const ProjectRunInputs in = load_project_run_inputs(args.positional()[0], image_loader());
   const std::vector<ProjectRecipe> recipes = select_recipes(in, args.values("recipe"));
   const auto store = RunStore::open(in.database_path);
   if (store->stale_runs_marked() > 0)

@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include <QGuiApplication>
-#include <QImage>
+
+#include "app/image_io/qt_image_loader.h"
 #endif
 
 namespace mcw::cli {
@@ -32,27 +33,19 @@ void ensure_gui() {
 }
 
 ImageLoader image_loader() {
-  ensure_gui();
   return [](const std::string& path) {
-    QImage q(QString::fromStdString(path));
-    if (q.isNull()) throw Error(path, "not an image Qt can read (PNG or JPEG)");
-    q = q.convertToFormat(QImage::Format_RGB888);
-    Image8 img{q.width(), q.height(), 3, {}};
-    img.pixels.resize(size_t(img.width * img.height * 3));
-    for (int64_t y = 0; y < img.height; ++y)
-      std::copy_n(q.constScanLine(int(y)), img.width * 3, img.pixels.begin() + y * img.width * 3);
-    return img;
+    ensure_gui();
+    return qt_load_image(path);
   };
 }
 #else
-static void no_gui() {
+[[noreturn]] static void no_gui() {
   throw Error("mcw",
               "this build has no QtGui (MCW_WITH_GUI=OFF): OCR images cannot be read or drawn");
 }
 void ensure_gui() { no_gui(); }
 ImageLoader image_loader() {
-  no_gui();
-  return {};
+  return [](const std::string&) -> Image8 { no_gui(); };
 }
 #endif
 

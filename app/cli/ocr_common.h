@@ -9,7 +9,7 @@ namespace mcw::cli {
 
 // Creates the QGuiApplication (offscreen) once; an mcw::Error without QtGui.
 void ensure_gui();
-// Reads PNG/JPEG files as RGB; the loader ensures the application itself.
+// Reads PNG/JPEG files as RGB; the loader creates the application on its first use.
 ImageLoader image_loader();
 
 // A score as text lines, or one JSON object with --json.

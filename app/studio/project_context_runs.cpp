@@ -4,6 +4,7 @@
 #include <QFileInfo>
 #include <stdexcept>
 
+#include "app/image_io/qt_image_loader.h"
 #include "app/studio/project_context.h"
 #include "engine/core/error.h"
 #include "engine/runs/project_runner.h"
@@ -34,11 +35,14 @@ QString format_outcome(const QString& recipe, const std::vector<Metric>& metrics
       if (m.name == name)
         line += QStringLiteral(" %1 %2,").arg(label).arg(m.value, 0, 'f', precision);
   };
+  add("cer", QStringLiteral("CER"), 4);  // an ONNX recogniser's runs
+  add("line_accuracy", QStringLiteral("exact lines"), 3);
   add("perplexity", QStringLiteral("perplexity"), 4);
   add("kl", QStringLiteral("KL"), 5);
   add("top1", QStringLiteral("top-1"), 4);
   add("bits_per_weight", QStringLiteral("bits/weight"), 3);
   add("latency_ms_per_token", QStringLiteral("ms/token"), 3);
+  add("latency_ms_per_image", QStringLiteral("ms/image"), 1);
   line.chop(1);
   return line;
 }
@@ -142,7 +146,7 @@ int ProjectContext::startRecipeJob(const QString& job_name, const QStringList& n
   const std::string file = project_file_.toStdString();
   return bridge_.start(job_name, [this, file, recipes, estimates](JobContext& job) {
     job.progress(0, QStringLiteral("load"), QString::fromStdString(file));
-    const ProjectRunInputs in = load_project_run_inputs(file);
+    const ProjectRunInputs in = load_project_run_inputs(file, qt_load_image);
     job.cancel().throw_if_cancelled();
     const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
     const bool need_baseline = !has_project_baseline(*store, in);

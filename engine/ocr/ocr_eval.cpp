@@ -18,6 +18,7 @@ std::vector<OcrLineSample> read_labels(const std::string& tsv) {
   std::vector<OcrLineSample> out;
   std::string line;
   for (int64_t row = 1; std::getline(in, line); ++row) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // a file saved with CRLF
     if (line.empty()) continue;
     const size_t tab = line.find('\t');
     if (tab == std::string::npos)
@@ -32,6 +33,7 @@ std::vector<OcrPageSample> read_boxes(const std::string& tsv) {
   std::istringstream in(read_text_file(tsv));
   std::string line;
   for (int64_t row = 1; std::getline(in, line); ++row) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     std::istringstream f(line);
     std::string file;

@@ -65,6 +65,15 @@ uint64_t dtype_bits(const Tensor& t) {
 
 }  // namespace
 
+OnnxWeightSize onnx_weight_size(const OnnxModel& model) {
+  OnnxWeightSize s;
+  for (const Tensor& t : model.weights())
+    if (const DType d = t.dtype();
+        d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F64)
+      s.parameters += uint64_t(t.numel()), s.bits += uint64_t(t.numel()) * dtype_bits(t);
+  return s;
+}
+
 OnnxActivationQuant activation_grid(float min, float max, int bits, bool symmetric) {
   OnnxActivationQuant q;
   q.bits = bits, q.symmetric = symmetric, q.min = min, q.max = max;
@@ -125,11 +134,9 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
   OnnxCompression out;
   std::map<std::string, OnnxValue> original;
   std::map<std::string, uint64_t> width;  // each weight's dtype bits
-  for (const Tensor& t : model.weights()) {
-    out.parameters += uint64_t(t.numel());
-    out.original_bits += uint64_t(t.numel()) * dtype_bits(t);
-    width[t.name()] = dtype_bits(t);
-  }
+  const OnnxWeightSize size = onnx_weight_size(model);
+  out.parameters = size.parameters, out.original_bits = size.bits;
+  for (const Tensor& t : model.weights()) width[t.name()] = dtype_bits(t);
   for (const Tensor& t : model.weights())
     for (const OnnxLayer& l : layers)
       if (t.name() == l.name) original[l.name] = OnnxValue::of(t);

@@ -54,11 +54,18 @@ struct OnnxCompression {
   std::map<std::string, OnnxValue> weights;  // each compressed layer's decoded weight
   std::vector<OnnxCompressedLayer> layers;   // in graph order
   std::vector<OnnxActivationQuant> activations;
-  uint64_t parameters = 0;     // every weight of the graph
-  uint64_t original_bits = 0;  // every weight at its dtype's width
+  uint64_t parameters = 0;  // onnx_weight_size's
+  uint64_t original_bits = 0;
   uint64_t storage_bits = 0;   // compressed layers as stored, the rest as they were
   double seconds = 0;
 };
+
+// A graph's weights as stored: the floating-point initializers and Constants (integer ones
+// are shapes and indices, not parameters) and their bits at their dtype's width.
+struct OnnxWeightSize {
+  uint64_t parameters = 0, bits = 0;
+};
+OnnxWeightSize onnx_weight_size(const OnnxModel& model);
 
 OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
                               const std::vector<OnnxInputs>& calibration,

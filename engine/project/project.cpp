@@ -228,8 +228,10 @@ std::vector<ProjectProblem> check_project(const Project& p) {
     out.push_back({"model", "no model chosen"});
   else
     check_file("model", p.model_path, true);  // a Hugging Face model is a directory
-  if (!p.calibration_path.empty()) check_file("calibration", p.calibration_path, false);
-  if (!p.evaluation_path.empty()) check_file("evaluation", p.evaluation_path, false);
+  // An ONNX graph's datasets are OCR sets: folders of images with their labels.
+  const bool sets = p.model_path.ends_with(".onnx");
+  if (!p.calibration_path.empty()) check_file("calibration", p.calibration_path, sets);
+  if (!p.evaluation_path.empty()) check_file("evaluation", p.evaluation_path, sets);
   for (size_t i = 0; i < p.recipes.size(); ++i)
     if (!p.recipes[i].is_inline())
       check_file("recipes[" + std::to_string(i) + "]", p.recipes[i].path, false);

@@ -26,8 +26,9 @@ struct ProjectEvalSettings {
 struct Project {
   std::string name;
   std::string model_path;        // absolute; empty when no model is chosen yet
-  std::string calibration_path;  // absolute or empty
-  std::string evaluation_path;   // absolute or empty
+  // Absolute or empty: text files, or for an ONNX graph OCR sets (folders, ocr_eval.h).
+  std::string calibration_path;
+  std::string evaluation_path;
   std::vector<ProjectRecipe> recipes;
   ProjectEvalSettings eval;
   std::string database_path;  // absolute; empty means default_database_path()

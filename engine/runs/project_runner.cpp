@@ -20,6 +20,8 @@
 #include "engine/model/tokenizer_loader.h"
 #include "engine/recipe/recipe.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/runs/onnx_project_runner.h"
+#include "engine/runs/record_run.h"
 #include "engine/train/llama_backprop.h"
 #include "engine/train/recovery.h"
 
@@ -33,48 +35,6 @@ std::string read_text(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-void enter(const RunHooks& h, const char* phase) {
-  if (h.on_phase) h.on_phase(phase);
-}
-
-// Records the run and drives it: `body` computes the metrics; the final status and the
-// metrics land in one transaction, so a reader never sees a done run without metrics.
-template <class Body>
-RecipeRunOutcome record_run(RunStore& store, const ProjectRunInputs& in, const std::string& name,
-                            const std::string& text, Body&& body) {
-  RunInfo info;
-  info.project = in.project.name;
-  info.model_fingerprint = in.fingerprint;
-  info.recipe_name = name;
-  info.recipe_text = text;
-  info.status = RunStatus::Running;
-  RecipeRunOutcome out;
-  out.run_id = store.create_run(info);
-  auto finish = [&](RunStatus s, const std::string& error) {
-    out.status = s, out.error = error;
-    store.set_status(out.run_id, s, error);
-  };
-  try {
-    std::vector<LayerMetric> layers;
-    std::vector<CurvePoint> curve;
-    body(out.metrics, layers, curve);
-    store.batch([&] {
-      store.add_metrics(out.run_id, out.metrics);
-      store.add_layer_metrics(out.run_id, layers);
-      if (!curve.empty()) store.add_curve(out.run_id, curve);
-      finish(RunStatus::Done, {});
-    });
-  } catch (const Cancelled&) {
-    finish(RunStatus::Cancelled, "cancelled");
-  } catch (const Error& e) {
-    finish(RunStatus::Failed, e.what());
-  } catch (const std::exception& e) {
-    finish(RunStatus::Failed, std::string("internal error: ") + e.what());
-    throw;
-  }
-  return out;
 }
 
 // Latency belongs to the packed layouts a model deploys with, not to the run that made
@@ -222,7 +182,8 @@ void recover_run(std::vector<Metric>& m, std::vector<CurvePoint>& curve, const P
 
 }  // namespace
 
-ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
+ProjectRunInputs load_project_run_inputs(const std::string& project_file,
+                                         const ImageLoader& images) {
   ProjectRunInputs in;
   in.project_file = project_file;
   in.project = load_project(project_file);
@@ -231,7 +192,11 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file) {
       p.database_path.empty() ? default_database_path(project_file, p.name) : p.database_path;
   if (p.model_path.empty()) throw Error(project_file, "the project has no model");
   if (p.evaluation_path.empty())
-    throw Error(project_file, "the project has no evaluation text, so runs cannot be scored");
+    throw Error(project_file, "the project has no evaluation data, so runs cannot be scored");
+  if (p.model_path.ends_with(".onnx")) {
+    load_onnx_project_inputs(in, images);
+    return in;
+  }
   in.file = open_model_file(p.model_path);
   in.base = load_llama(in.file);
   in.fingerprint = model_fingerprint(in.file);
@@ -283,6 +248,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
       return record_run(store, in, pr.name, "", [&](auto&, auto&, auto&) { throw e; });
     }
   }
+  if (in.onnx) return run_onnx_project_recipe(store, in, pr, text, source, hooks, cancel);
   return record_run(
       store, in, pr.name, text,
       [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers,
@@ -363,6 +329,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
 
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
                                       const RunHooks& hooks, const CancelToken* cancel) {
+  if (in.onnx) return run_onnx_project_baseline(store, in, hooks, cancel);
   return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&, auto&) {
     add_eval_and_latency(m, store, in, in.base, nullptr, {}, hooks, cancel);
     const uint64_t params = in.base.parameter_count();

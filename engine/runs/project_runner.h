@@ -13,10 +13,13 @@
 #include "engine/eval/perplexity.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/tokenizer.h"
+#include "engine/ocr/ocr_eval.h"  // ImageLoader
 #include "engine/project/project.h"
 #include "engine/runs/run_store.h"
 
 namespace mcw {
+
+struct OnnxProjectInputs;  // onnx_project_runner.h
 
 // Everything the runs of one project share, loaded once.
 struct ProjectRunInputs {
@@ -33,11 +36,18 @@ struct ProjectRunInputs {
   EvalOptions eval;
   LatencyOptions latency;
   int64_t recovery_checkpoint_every = 25;  // steps between a recovery's checkpoints
+  // A project whose model is an ONNX graph (*.onnx) and whose datasets are OCR sets
+  // (folders): the graph and the sets; file, base, tokenizer and tokens stay empty.
+  std::shared_ptr<const OnnxProjectInputs> onnx;
 };
 
 // Loads the project, its model, tokenizer and texts. Throws mcw::Error naming the file
 // for a missing model or evaluation text (without one, no run can be scored).
-ProjectRunInputs load_project_run_inputs(const std::string& project_file);
+// An ONNX project's images are decoded by `images` (the engine has no image codecs). The
+// callers that pass none work on transformers only, and an ONNX project is an mcw::Error
+// naming the file for them.
+ProjectRunInputs load_project_run_inputs(const std::string& project_file,
+                                         const ImageLoader& images = {});
 
 struct RunHooks {
   std::function<void(const std::string& phase)> on_phase;  // "compress", "eval", "latency"
@@ -76,7 +86,8 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
                                     const CancelToken* cancel = nullptr);
 
 // The reference point of plots: the uncompressed model (16 bits per weight, the same
-// convention as compression accounting; KL 0, top-1 agreement 1).
+// convention as compression accounting; KL 0, top-1 agreement 1). An ONNX graph's at its
+// stored width (onnx_project_runner.h).
 RecipeRunOutcome run_project_baseline(RunStore& store, const ProjectRunInputs& in,
                                       const RunHooks& hooks = {},
                                       const CancelToken* cancel = nullptr);

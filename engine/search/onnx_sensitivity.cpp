@@ -9,17 +9,19 @@ namespace mcw {
 
 namespace {
 
-// Rows along the last axis that are distributions (the first row decides; a softmax output
-// is one everywhere).
+// Every row along the last axis is a distribution (a softmax output).
 bool holds_distributions(const OnnxValue& y) {
   if (!y.is_float || y.shape.empty() || y.shape.back() < 2 || y.f.empty()) return false;
   const int64_t n = y.shape.back();
-  double sum = 0;
-  for (int64_t k = 0; k < n; ++k) {
-    if (y.f[size_t(k)] < 0) return false;
-    sum += y.f[size_t(k)];
+  for (int64_t r = 0; r < y.numel() / n; ++r) {
+    double sum = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      if (!(y.f[size_t(r * n + k)] >= 0)) return false;
+      sum += y.f[size_t(r * n + k)];
+    }
+    if (std::abs(sum - 1) >= 1e-3) return false;
   }
-  return std::abs(sum - 1) < 1e-3;
+  return true;
 }
 
 }  // namespace
@@ -40,7 +42,7 @@ double output_distance(const OnnxValue& a, const OnnxValue& b, bool* kl) {
     return num / double(rows);
   }
   for (size_t i = 0; i < a.f.size(); ++i)
-    num += double(b.f[i] - a.f[i]) * (b.f[i] - a.f[i]), den += double(a.f[i]) * a.f[i];
+    num += (double(b.f[i]) - a.f[i]) * (double(b.f[i]) - a.f[i]), den += double(a.f[i]) * a.f[i];
   return den > 0 ? num / den : 0;
 }
 

@@ -1,0 +1,128 @@
+#include "engine/runs/onnx_project_runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "engine/onnx/onnx_compress.h"
+#include "engine/runs/fingerprint.h"
+#include "engine/runs/record_run.h"
+#include "engine/search/onnx_sensitivity.h"
+
+namespace mcw {
+
+namespace fs = std::filesystem;
+
+void load_onnx_project_inputs(ProjectRunInputs& in, const ImageLoader& images) {
+  const Project& p = in.project;
+  if (!images)  // the callers that pass no image reader work on transformers
+    throw Error(in.project_file,
+                "the project's model is an ONNX graph; this works on transformers (an ONNX "
+                "project runs its recipes with mcw run or the studio; mcw sensitivity "
+                "MODEL.onnx --eval SET scans its layers)");
+  auto onnx = std::make_shared<OnnxProjectInputs>();
+  onnx->model = read_onnx(p.model_path);
+  const OnnxRunner check(onnx->model);  // an unsupported operator is refused before any run
+  onnx->evaluation = read_ocr_set(p.evaluation_path);
+  if (!p.calibration_path.empty()) onnx->calibration = read_ocr_set(p.calibration_path);
+  if (onnx->evaluation.kind == OcrSet::Lines)
+    onnx->keys =
+        load_ocr_keys((fs::path(p.model_path).parent_path() / "ppocr_keys_v1.txt").string());
+  onnx->images = images;
+  in.fingerprint = model_fingerprint(open_model_file(p.model_path));
+  in.onnx = std::move(onnx);
+}
+
+namespace {
+
+// The evaluation metrics of `runner` against the original graph (see the header).
+void add_onnx_eval(std::vector<Metric>& m, const ProjectRunInputs& in, const OnnxRunner& runner,
+                   const RunHooks& hooks, const CancelToken* cancel) {
+  const OnnxProjectInputs& o = *in.onnx;
+  const OnnxRunner original(o.model);
+  const OcrSet& set = o.evaluation;
+  const std::string input = o.model.graph.inputs.at(0).name,
+                    output = o.model.graph.outputs.at(0).name;
+  OcrScore lines;
+  DetScore pages;
+  double distance = 0;
+  bool kl = false;
+  std::vector<double> ms;
+  enter(hooks, "eval");
+  for (size_t k = 0; k < set.size(); ++k) {
+    if (cancel) cancel->throw_if_cancelled();
+    report(hooks.progress, "eval", "", double(k) / double(set.size()));
+    const DetInput d = ocr_sample_input(set, k, o.images);
+    const OnnxValue y0 = original.run({{input, d.x}}).at(output);
+    const auto t0 = std::chrono::steady_clock::now();
+    const OnnxValue y = runner.run({{input, d.x}}).at(output);
+    ms.push_back(1e3 *
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    distance += output_distance(y0, y, &kl);
+    if (set.kind == OcrSet::Lines) {
+      if (y.shape.size() != 3) throw Error(o.model.path, "the output is not [1, T, classes]");
+      lines.add(set.lines[k].text, ctc_greedy_decode(y.f.data(), y.shape[1], y.shape[2], *o.keys));
+    } else {
+      if (y.shape.size() != 4) throw Error(o.model.path, "the output is not a [1, 1, H, W] map");
+      pages.add(set.pages[k].boxes,
+                db_boxes(y.f.data(), y.shape[2], y.shape[3], d.scale_x, d.scale_y));
+    }
+  }
+  if (set.kind == OcrSet::Lines) {
+    m.push_back({"cer", lines.cer()});
+    m.push_back({"line_accuracy", lines.line_accuracy()});
+  } else {
+    m.push_back({"recall", pages.recall()});
+    m.push_back({"precision", pages.precision()});
+  }
+  m.push_back({"kl", distance / double(set.size())});
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  m.push_back({"latency_ms_per_image", ms[ms.size() / 2]});
+  m.push_back({"eval_images", double(set.size())});
+}
+
+}  // namespace
+
+RecipeRunOutcome run_onnx_project_recipe(RunStore& store, const ProjectRunInputs& in,
+                                         const ProjectRecipe& pr, const std::string& text,
+                                         const std::string& source, const RunHooks& hooks,
+                                         const CancelToken* cancel) {
+  return record_run(
+      store, in, pr.name, text,
+      [&](std::vector<Metric>& m, std::vector<LayerMetric>& layers, auto&) {
+        const OnnxProjectInputs& o = *in.onnx;
+        const Recipe recipe = parse_recipe(text, source);
+        std::vector<OnnxInputs> calib;
+        if (o.calibration)
+          calib = ocr_calibration_inputs(o.model, *o.calibration,
+                                         size_t(recipe.calibration.value("windows", int64_t(64))),
+                                         o.images);
+        enter(hooks, "compress");
+        const OnnxCompression c = compress_onnx(o.model, recipe, calib, hooks.progress, cancel);
+        add_onnx_eval(m, in, compressed_runner(o.model, c), hooks, cancel);
+        m.push_back({"bits_per_weight", double(c.storage_bits) / double(c.parameters)});
+        m.push_back({"size_bytes", double(c.storage_bits / 8)});
+        m.push_back({"parameters", double(c.parameters)});
+        m.push_back({"compress_seconds", c.seconds});
+        for (const OnnxCompressedLayer& l : c.layers) {
+          layers.push_back({l.layer.name, "relative_error", l.relative_error});
+          layers.push_back({l.layer.name, "bits_per_weight",
+                            double(l.storage_bits) / double(l.layer.parameters())});
+        }
+      });
+}
+
+RecipeRunOutcome run_onnx_project_baseline(RunStore& store, const ProjectRunInputs& in,
+                                           const RunHooks& hooks, const CancelToken* cancel) {
+  return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&, auto&) {
+    const OnnxModel& model = in.onnx->model;
+    add_onnx_eval(m, in, OnnxRunner(model), hooks, cancel);
+    const OnnxWeightSize size = onnx_weight_size(model);
+    m.push_back({"bits_per_weight", double(size.bits) / double(size.parameters)});
+    m.push_back({"size_bytes", double(size.bits / 8)});
+    m.push_back({"parameters", double(size.parameters)});
+    m.push_back({"compress_seconds", 0.0});
+  });
+}
+
+}  // namespace mcw

@@ -1,5 +1,6 @@
 // mcw project: create a project file from the command line, or show one with the state
 // of its files and a summary of its runs.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -109,9 +110,14 @@ void print_runs(const Project& p, const std::string& db) {
   std::printf("\nruns          %zu%s\n", runs.size(),
               counts.empty() ? "" : (" (" + counts + ")").c_str());
   if (runs.empty()) return;
-  // The newest done run of each recipe (runs come newest first).
-  std::printf("\n  %-24s %5s %12s %10s %8s %11s\n", "recipe", "run", "perplexity", "KL", "bits/w",
-              "ms/token");
+  // The newest done run of each recipe (runs come newest first). An OCR model's runs have
+  // CER and ms/image where a transformer's have perplexity and ms/token.
+  const bool ocr = std::any_of(runs.begin(), runs.end(),
+                               [](const RunRecord& r) { return r.metric("cer").has_value(); });
+  const char* quality = ocr ? "cer" : "perplexity";
+  const char* latency = ocr ? "latency_ms_per_image" : "latency_ms_per_token";
+  std::printf("\n  %-24s %5s %12s %10s %8s %11s\n", "recipe", "run", ocr ? "CER" : "perplexity",
+              "KL", "bits/w", ocr ? "ms/image" : "ms/token");
   std::vector<std::string> seen;
   for (const RunRecord& r : runs) {
     if (r.info.status != RunStatus::Done) continue;
@@ -124,8 +130,8 @@ void print_runs(const Project& p, const std::string& db) {
       return v ? short_float(*v) : std::string("-");
     };
     std::printf("  %-24s %5lld %12s %10s %8s %11s\n", r.info.recipe_name.c_str(),
-                (long long)r.info.id, m("perplexity").c_str(), m("kl").c_str(),
-                m("bits_per_weight").c_str(), m("latency_ms_per_token").c_str());
+                (long long)r.info.id, m(quality).c_str(), m("kl").c_str(),
+                m("bits_per_weight").c_str(), m(latency).c_str());
   }
 }
 

@@ -16,12 +16,14 @@ CompressAlgorithm svd_algorithm();          // low_rank.cpp
 CompressAlgorithm heads_algorithm();        // structured_stage.cpp
 CompressAlgorithm channels_algorithm();     // structured_stage.cpp
 CompressAlgorithm flap_algorithm();         // flap_stage.cpp
+CompressAlgorithm channel_obs_algorithm();  // channel_obs.cpp
 
 const std::vector<CompressAlgorithm>& compress_algorithms() {
   static const std::vector<CompressAlgorithm> all = {
-      rtn_algorithm(),    gptq_algorithm(),      awq_algorithm(),      smoothquant_algorithm(),
-      kmeans_algorithm(), magnitude_algorithm(), wanda_algorithm(),    sparsegpt_algorithm(),
-      svd_algorithm(),    heads_algorithm(),     channels_algorithm(), flap_algorithm(),
+      rtn_algorithm(),         gptq_algorithm(),      awq_algorithm(),      smoothquant_algorithm(),
+      kmeans_algorithm(),      magnitude_algorithm(), wanda_algorithm(),    sparsegpt_algorithm(),
+      svd_algorithm(),         heads_algorithm(),     channels_algorithm(), flap_algorithm(),
+      channel_obs_algorithm(),
   };
   return all;
 }

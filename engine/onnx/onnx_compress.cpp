@@ -45,6 +45,9 @@ std::vector<const OnnxLayer*> stage_layers(const Recipe& r, size_t i,
 // A stage's parameters for one layer: the group size fitted to the layer's columns.
 json layer_params(const json& params, const OnnxLayer& l, std::string* note) {
   json p = params;
+  // A convolution's input channel is kh·kw im2col columns (channel-major).
+  if (p.contains("channel_columns") && p["channel_columns"] == 0 && l.op == "Conv")
+    p["channel_columns"] = l.weight_shape[2] * l.weight_shape[3];
   if (p.contains("group_size") && p["group_size"].is_number_integer()) {
     const int64_t g = p["group_size"].get<int64_t>(), fit = fit_group_size(g, l.cols);
     if (fit != g) {

@@ -1,5 +1,6 @@
 #include "engine/onnx/onnx_write_compressed.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -221,7 +222,9 @@ OnnxWriteReport write_compressed_onnx(const OnnxModel& model, const OnnxCompress
   }
   if (!decoded.empty()) {
     std::string names;
-    for (const std::string& n : decoded) names += (names.empty() ? "" : ", ") + n;
+    for (size_t k = 0; k < std::min<size_t>(decoded.size(), 4); ++k)
+      names += (k ? ", " : "") + decoded[k];
+    if (decoded.size() > 4) names += " and " + std::to_string(decoded.size() - 4) + " more";
     report.notes.push_back(std::to_string(decoded.size()) +
                            " layers are stored as their decoded f32 weights (a coding without a "
                            "standard-operator form here): " +

@@ -67,7 +67,7 @@ TEST(Recipe, BadRecipesNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(
       error_of("stages:\n  - algorithm: gptx\n"),
       "r.yaml: line 2: stage 1: unknown algorithm 'gptx' (known: rtn, gptq, awq, smoothquant, "
-      "kmeans, magnitude, wanda, sparsegpt, svd, heads, channels, flap)");
+      "kmeans, magnitude, wanda, sparsegpt, svd, heads, channels, flap, channel_obs)");
   EXPECT_EQ(error_of("stages:\n  - algorithm: rtn\n    bits: 5\n"),
             "r.yaml: line 3: stage 1 (rtn): key 'bits': 5 is not allowed (allowed: 2, 3, 4, 8)");
   EXPECT_EQ(error_of("stages:\n  - algorithm: wanda\n    sparsity: 1.5\n"),

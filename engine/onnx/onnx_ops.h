@@ -17,6 +17,10 @@ struct OnnxOpContext {
   const OnnxNode& node;
   int64_t opset = 0;  // the model's default-domain opset
   std::string where;  // "file: node 'name' (Op)" for messages
+  // Input 0's value when no later node reads it (the runner moved it out of its live
+  // values): an op whose output has its shape and type may compute into it and return it,
+  // saving an allocation and a pass over memory. Null otherwise.
+  OnnxValue* donated = nullptr;
 
   [[noreturn]] void fail(const std::string& what) const;
   const OnnxAttribute* attr(const char* name) const { return node.attribute(name); }

@@ -38,19 +38,20 @@ std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
   return b;
 }
 
-// out[idx] = f(a[...], b[...]) over the broadcast shape, one task per row of the last axis.
+// y[idx] = f(a[...], b[...]) over the broadcast shape `out`, one task per row of the last
+// axis. y may be a's own buffer when a has the output's shape (each element is read before
+// it is written, at the same index).
 template <class T, class F>
-std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::vector<T>& b,
-                         const Shape& sb, const Shape& out, F f) {
+void broadcast_into(T* y, const T* a, const Shape& sa, const T* b, const Shape& sb,
+                    const Shape& out, F f) {
   int64_t n = 1;
   for (int64_t d : out) n *= d;
-  std::vector<T> y(static_cast<size_t>(n));
-  if (n == 0) return y;
+  if (n == 0) return;
   if (sa == sb) {
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 4096), [&](const auto& r) {
-      for (int64_t k = r.begin(); k < r.end(); ++k) y[size_t(k)] = f(a[size_t(k)], b[size_t(k)]);
+      for (int64_t k = r.begin(); k < r.end(); ++k) y[k] = f(a[k], b[k]);
     });
-    return y;
+    return;
   }
   const std::vector<int64_t> ta = broadcast_strides(sa, out), tb = broadcast_strides(sb, out);
   const int64_t last = out.empty() ? 1 : out.back(), rows = n / last;
@@ -64,9 +65,9 @@ std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::ve
                           rem /= out[size_t(k)];
                           oa += i * ta[size_t(k)], ob += i * tb[size_t(k)];
                         }
-                        T* dst = y.data() + row * last;
-                        const T* pa = a.data() + oa;
-                        const T* pb = b.data() + ob;
+                        T* dst = y + row * last;
+                        const T* pa = a + oa;
+                        const T* pb = b + ob;
                         // The usual cases get loops the compiler vectorises: both
                         // contiguous along the last axis, or one constant along it (a
                         // per-channel scale, a scalar).
@@ -80,6 +81,15 @@ std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::ve
                           for (int64_t j = 0; j < last; ++j) dst[j] = f(pa[j * la], pb[j * lb]);
                       }
                     });
+}
+
+template <class T, class F>
+std::vector<T> broadcast(const std::vector<T>& a, const Shape& sa, const std::vector<T>& b,
+                         const Shape& sb, const Shape& out, F f) {
+  int64_t n = 1;
+  for (int64_t d : out) n *= d;
+  std::vector<T> y(static_cast<size_t>(n));
+  broadcast_into(y.data(), a.data(), sa, b.data(), sb, out, f);
   return y;
 }
 
@@ -103,6 +113,11 @@ std::vector<OnnxValue> binary(const OnnxOpContext& c, std::span<const OnnxValue*
   const OnnxValue &a = c.need(in, 0), &b = c.need(in, 1);
   if (a.is_float != b.is_float) c.fail("inputs of different types");
   const Shape out = broadcast_shape(c, a.shape, b.shape);
+  if (a.is_float && c.donated == &a && out == a.shape) {  // in place
+    broadcast_into(c.donated->f.data(), a.f.data(), a.shape, b.f.data(), b.shape, out,
+                   apply<Op, float>);
+    return {std::move(*c.donated)};
+  }
   if (a.is_float)
     return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, apply<Op, float>))};
   if (Op == 4) c.fail("integer Pow is not supported");
@@ -121,9 +136,12 @@ std::vector<OnnxValue> unary_float(const OnnxOpContext& c, std::span<const OnnxV
                                    F f) {
   const OnnxValue& x = c.need(in, 0);
   if (!x.is_float) c.fail("expects a floating-point input");
-  OnnxValue y = OnnxValue::floats(x.shape, std::vector<float>(x.f.size()));
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, x.f.size(), 4096), [&](const auto& r) {
-    for (size_t k = r.begin(); k < r.end(); ++k) y.f[k] = f(x.f[k]);
+  const bool in_place = c.donated == &x;  // each element read, then written
+  OnnxValue y =
+      in_place ? std::move(*c.donated) : OnnxValue::floats(x.shape, std::vector<float>(x.f.size()));
+  const float* src = in_place ? y.f.data() : x.f.data();
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, y.f.size(), 4096), [&](const auto& r) {
+    for (size_t k = r.begin(); k < r.end(); ++k) y.f[k] = f(src[k]);
   });
   return {y};
 }
@@ -236,8 +254,8 @@ std::vector<OnnxValue> clip(const OnnxOpContext& c, std::span<const OnnxValue* c
     };
     bound(1, lo), bound(2, hi);
   }
-  OnnxValue y = x;
-  if (x.is_float)
+  OnnxValue y = c.donated == &x ? std::move(*c.donated) : x;
+  if (y.is_float)
     for (float& v : y.f) v = float(std::min(std::max(double(v), lo), hi));
   else
     for (int64_t& v : y.i) v = int64_t(std::min(std::max(double(v), lo), hi));

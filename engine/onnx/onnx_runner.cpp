@@ -1,5 +1,6 @@
 #include "engine/onnx/onnx_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -89,7 +90,20 @@ std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, Onn
       in[0] = &transformed;
     }
     if (options.observe) options.observe(k, in);
-    const OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
+    // Input 0 read by no later node, and not twice by this one: the op may reuse it.
+    OnnxValue donated;
+    OnnxValue* donate = nullptr;
+    if (!n.inputs.empty() && in[0] && in[0] != &transformed &&
+        std::count(n.inputs.begin(), n.inputs.end(), n.inputs[0]) == 1)
+      if (const auto r = last_reader_.find(n.inputs[0]); r != last_reader_.end() && r->second == k)
+        if (const auto v = live.find(n.inputs[0]); v != live.end()) {
+          donated = std::move(v->second);
+          live.erase(v);
+          in[0] = donate = &donated;
+        }
+    if (in[0] == &transformed && transformed.numel() > 0) donate = &transformed;
+    OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
+    c.donated = donate;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<OnnxValue> out = find_onnx_op(n.op_type)->run(c, in);
     if (options.profile)

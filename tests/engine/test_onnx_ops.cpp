@@ -253,3 +253,44 @@ TEST(OnnxOps, PpOcrDetectorRuns) {
   ASSERT_EQ(y.shape, (Shape{1, 1, 96, 160}));
   for (float v : y.f) ASSERT_TRUE(v >= 0.0f && v <= 1.0f) << v;
 }
+
+// A value read by two nodes is reused in place by its last reader only: x·clip(x + 3, 0, 6)
+// / 6 (HardSwish as PP-LCNet spells it) with x read by Add and by Mul, against the formula;
+// the graph input is left as the caller gave it.
+TEST(OnnxOps, InPlaceOperatorsReuseOnlyValuesNoLaterNodeReads) {
+  auto node = [](const std::string& op, std::vector<std::string> in, const std::string& out) {
+    test::Pb n;
+    for (const std::string& s : in) n.bytes(1, s);
+    n.bytes(2, out).bytes(3, out).bytes(4, op);
+    return n;
+  };
+  auto scalar = [](const std::string& name, float v) {
+    test::Pb t = test::onnx_tensor(name, 1, {});
+    t.bytes(9, test::Pb::raw(std::vector<float>{v}));
+    return t;
+  };
+  test::Pb g;
+  g.msg(1, node("Add", {"x", "three"}, "a"))
+      .msg(1, node("Clip", {"a", "zero", "six"}, "c"))
+      .msg(1, node("Mul", {"x", "c"}, "m"))
+      .msg(1, node("Div", {"m", "six"}, "y"))
+      .msg(5, scalar("three", 3))
+      .msg(5, scalar("zero", 0))
+      .msg(5, scalar("six", 6))
+      .msg(11, test::onnx_value("x", {"2", "5"}))
+      .msg(12, test::onnx_value("y", {"2", "5"}));
+  test::Pb opset;
+  opset.bytes(1, "").i(2, 13);
+  test::Pb model;
+  model.i(1, 8).msg(7, g).msg(8, opset);
+  const fs::path path = test::fresh_temp_dir() / "hardswish.onnx";
+  std::ofstream(path, std::ios::binary) << model.b;
+  const OnnxModel m = read_onnx(path.string());
+  std::vector<float> xs;
+  for (int k = 0; k < 10; ++k) xs.push_back(float(k) - 4.5f);
+  const std::map<std::string, OnnxValue> inputs = {{"x", OnnxValue::floats({2, 5}, xs)}};
+  const OnnxValue y = OnnxRunner(m).run(inputs).at("y");
+  for (size_t k = 0; k < xs.size(); ++k)
+    EXPECT_FLOAT_EQ(y.f[k], xs[k] * std::clamp(xs[k] + 3.0f, 0.0f, 6.0f) / 6.0f) << k;
+  EXPECT_EQ(inputs.at("x").f, xs);
+}

@@ -127,15 +127,41 @@ void write_affine(GraphAdditions& g, const OnnxCompressedLayer& l) {
     }
   }
   const std::string p = l.layer.name + ".mcw.";
-  const int per = (bits == 4 || bits == 2) && gs % (8 / bits) == 0 ? 8 / bits : 1;
-  std::vector<uint8_t> stored(codes.size() / size_t(per), 0);
-  for (size_t i = 0; i < codes.size(); ++i)
-    stored[i / size_t(per)] |= uint8_t(codes[i] << (bits * int(i % size_t(per))));
-  g.tensor(p + "codes", {rows, groups, gs / per}, kUint8, raw_of(stored));
-  std::string q = g.node("Cast", {p + "codes"}, p + "codes_f", {{"to", kFloat, {}, false}});
-  if (per > 1) {  // byte = Σ_j code_j · 2^(bits·j): peel the codes off with Div and Floor
+  // Codes per stored word: a byte holds two 4-bit or four 2-bit codes; 3-bit codes go eight
+  // to a 24-bit word of three bytes (exact in f32, whose mantissa has 24 bits). A group whose
+  // size the word does not divide keeps a byte per code.
+  const int per = bits == 3 ? 8 : bits < 8 ? 8 / bits : 1;
+  const bool packed = per > 1 && gs % per == 0;
+  const int word_bytes = bits == 3 && packed ? 3 : 1;
+  const int64_t words = packed ? gs / per : gs;
+  std::vector<uint8_t> stored(size_t(rows * groups * words * word_bytes), 0);
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (!packed) {
+      stored[i] = codes[i];
+      continue;
+    }
+    const uint32_t bits_at = uint32_t(codes[i]) << (bits * int(i % size_t(per)));
+    for (int k = 0; k < word_bytes; ++k)
+      stored[(i / size_t(per)) * size_t(word_bytes) + size_t(k)] |= uint8_t(bits_at >> (8 * k));
+  }
+  std::string q;
+  if (word_bytes == 3) {  // word = byte0 + 256·byte1 + 65536·byte2
+    g.tensor(p + "codes", {rows, groups, words, 3}, kUint8, raw_of(stored));
+    const std::string bytes_f =
+        g.node("Cast", {p + "codes"}, p + "codes_f", {{"to", kFloat, {}, false}});
+    const std::vector<float> place = {1.0f, 256.0f, 65536.0f};
+    g.tensor(p + "place", {3, 1}, kFloat, raw_of(place));
+    q = g.node("Reshape",
+               {g.node("MatMul", {bytes_f, p + "place"}, p + "words4"),
+                g.shape_const(p + "wshape", {rows, groups, words})},
+               p + "words");
+  } else {
+    g.tensor(p + "codes", {rows, groups, words}, kUint8, raw_of(stored));
+    q = g.node("Cast", {p + "codes"}, p + "codes_f", {{"to", kFloat, {}, false}});
+  }
+  if (packed) {  // word = Σ_j code_j · 2^(bits·j): peel the codes off with Div and Floor
     const float base = float(1 << bits);
-    const std::string shape4 = g.shape_const(p + "shape4", {rows, groups, gs / per, 1});
+    const std::string shape4 = g.shape_const(p + "shape4", {rows, groups, words, 1});
     std::vector<std::string> parts;
     std::string rest = q;
     const std::string b = g.float_const(p + "base", base);

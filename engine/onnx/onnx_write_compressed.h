@@ -2,7 +2,8 @@
 // field, with each compressed layer's weight replaced by what the compression stores and a
 // few standard operators (opset 9 and later) that decode it in front of the graph:
 // - affine codes (RTN, GPTQ): uint8 codes, 4- and 2-bit ones packed two and four to a byte,
-//   f16 scales and uint8 zero points per (row, group); Cast, Div/Floor (unpacking), Sub, Mul,
+//   3-bit ones eight to three bytes (joined into one exact f32 word by a MatMul), f16 scales
+//   and uint8 zero points per (row, group); Cast, Div/Floor (unpacking), Sub, Mul,
 //   then Reshape (and Transpose for layers whose weight holds the matrix transposed) to the
 //   weight's shape, under the weight's own name, so the layer's node reads it unchanged;
 // - low-rank factors: A and B in f32 (as evaluated), multiplied by a MatMul;

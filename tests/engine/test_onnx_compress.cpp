@@ -655,7 +655,8 @@ TEST(OnnxCompress, WrittenFileRunsAsEvaluated) {
     int bits, group_size;
     bool symmetric;
   } affine[] = {{"rtn", 4, 0, false}, {"rtn", 4, 32, false}, {"rtn", 2, 0, false},
-                {"rtn", 3, 0, false}, {"gptq", 4, 0, false}, {"rtn", 8, 0, true}};
+                {"rtn", 3, 0, false}, {"rtn", 3, 32, false}, {"gptq", 4, 0, false},
+                {"rtn", 8, 0, true}};
   for (const auto& a : affine) {
     const std::string stage = "stages:\n  - algorithm: " + std::string(a.algorithm) +
                               "\n    bits: " + std::to_string(a.bits) +
@@ -672,8 +673,12 @@ TEST(OnnxCompress, WrittenFileRunsAsEvaluated) {
     int64_t want = 0;
     for (const OnnxLayer& l : layers) {
       const int64_t gs = a.group_size > 0 && l.cols % a.group_size == 0 ? a.group_size : l.cols;
-      const int64_t per = (a.bits == 4 || a.bits == 2) && gs % (8 / a.bits) == 0 ? 8 / a.bits : 1;
-      want += l.parameters() / per + (a.symmetric ? 0 : l.parameters() / gs);
+      // Bytes per code: 1/2, 1/4, and for 3 bits 3/8 (eight codes in a 24-bit word).
+      const int64_t per = a.bits == 3 ? 8 : a.bits < 8 ? 8 / a.bits : 1;
+      const int64_t word = a.bits == 3 ? 3 : 1;
+      const bool packed = per > 1 && gs % per == 0;
+      want += (packed ? l.parameters() / per * word : l.parameters()) +
+              (a.symmetric ? 0 : l.parameters() / gs);
     }
     EXPECT_EQ(uint8_values(t.back), want) << "bytes of codes and zero points in the file";
     EXPECT_LT(double(t.report.bytes), (a.bits == 4 ? 0.3 : 0.5) * original);

@@ -6,12 +6,14 @@
 #include <QFileInfo>
 #include <QSettings>
 
+#include "app/image_io/qt_image_loader.h"
 #include "app/studio/model_data.h"
 #include "app/studio/project_summary.h"
 #include "engine/core/error.h"
 #include "engine/eval/perplexity.h"
-#include "engine/runs/project_runner.h"
 #include "engine/model/llama_config.h"
+#include "engine/runs/onnx_project_runner.h"
+#include "engine/runs/project_runner.h"
 
 namespace mcw::studio {
 
@@ -262,11 +264,42 @@ int ProjectContext::startEvaluate() {
   const QString name = QString::fromStdString(project_->name);
   return bridge_.start(QStringLiteral("Evaluate"), [file, name](JobContext& job) {
     job.progress(0, QStringLiteral("load"), QString::fromStdString(file));
-    const ProjectRunInputs in = load_project_run_inputs(file);
+    const ProjectRunInputs in = load_project_run_inputs(file, qt_load_image);
     job.cancel().throw_if_cancelled();
     const ProgressFn progress = [&job](const ProgressEvent& e) {
       job.progress(e.fraction, QString::fromStdString(e.stage), QString::fromStdString(e.message));
     };
+    if (in.onnx) {  // an OCR model: its score on the evaluation set
+      const OnnxProjectInputs& o = *in.onnx;
+      const OnnxRunner runner(o.model);
+      size_t done = 0;
+      const size_t n = o.evaluation.size();
+      auto step = [&](auto&&...) {
+        job.cancel().throw_if_cancelled();
+        job.progress(double(++done) / double(n), QStringLiteral("eval"), {});
+      };
+      if (o.evaluation.kind == OcrSet::Lines) {
+        const OcrScore s =
+            score_recogniser(runner, o.evaluation, *o.keys, o.images, SIZE_MAX, step);
+        job.log(QStringLiteral("Evaluate %1: CER %2 % (%3 errors / %4 characters), %5 of %6 "
+                               "lines exact")
+                    .arg(name)
+                    .arg(100 * s.cer(), 0, 'f', 2)
+                    .arg(s.errors)
+                    .arg(s.chars)
+                    .arg(s.exact)
+                    .arg(s.lines));
+      } else {
+        const DetScore s = score_detector(runner, o.evaluation, o.images, SIZE_MAX, step);
+        job.log(QStringLiteral("Evaluate %1: box recall %2 %, precision %3 % (%4 boxes, %5 found)")
+                    .arg(name)
+                    .arg(100 * s.recall(), 0, 'f', 1)
+                    .arg(100 * s.precision(), 0, 'f', 1)
+                    .arg(s.truths)
+                    .arg(s.found));
+      }
+      return;
+    }
     const EvalResult r =
         evaluate(in.base, in.evaluation_tokens, in.eval, nullptr, progress, &job.cancel());
     job.log(QStringLiteral("Evaluate %1: perplexity %2 (%3 nats/token) over %4 scored of %5 "

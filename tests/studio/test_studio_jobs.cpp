@@ -2,6 +2,8 @@
 // the engine computes directly, the same number a project run records for the uncompressed
 // model (one evaluation path: the model's tokenizer, the project's settings), and can be
 // cancelled from its Cancel button while the UI keeps processing events.
+#include <QDir>
+#include <QFileInfo>
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QTableWidget>
@@ -11,9 +13,12 @@
 #include <fstream>
 #include <iterator>
 
+#include "app/image_io/qt_image_loader.h"
 #include "engine/eval/perplexity.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/tokenizer_loader.h"
+#include "engine/onnx/onnx_runner.h"
+#include "engine/project/project.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
 #include "studio_test_util.h"
@@ -117,6 +122,44 @@ class StudioJobsTest : public QObject {
     studio::MainWindow w;
     QCOMPARE(w.context().startEvaluate(), 0);  // no project open
     QVERIFY(test::log_contains(w.context(), "Evaluate needs an open project"));
+  }
+
+  // An ONNX project (PP-OCRv4's recogniser): Evaluate scores the evaluation set, and its
+  // CER is the one the engine computes on the same lines.
+  void evaluateOfAnOcrProjectLogsTheCer() {
+    const std::string src = MCW_SOURCE_DIR;
+    const std::string model = src + "/assets/models/ppocr/ch_PP-OCRv4_rec_infer.onnx";
+    if (!QFileInfo::exists(QString::fromStdString(model)))
+      QSKIP("run installer/deps-debian.sh to fetch the PP-OCRv4 models");
+    // Five of the demo project's lines, named by absolute paths from a set of our own.
+    const std::string dir = (dir_.path() + "/ocr").toStdString();
+    QVERIFY(QDir().mkpath(QString::fromStdString(dir + "/eval")));
+    std::ifstream labels(src + "/projects/ocr-demo/eval-lines/labels.tsv");
+    std::ofstream mine(dir + "/eval/labels.tsv");
+    std::string line;
+    for (int k = 0; k < 5 && std::getline(labels, line); ++k)
+      mine << src << "/projects/ocr-demo/eval-lines/" << line << "\n";
+    mine.close();
+    Project p;
+    p.name = "ocr";
+    p.model_path = model;
+    p.evaluation_path = dir + "/eval";
+    save_project(p, dir + "/ocr.mcwproj");
+    studio::MainWindow w;
+    QVERIFY(w.context().openProject(QString::fromStdString(dir + "/ocr.mcwproj")));
+    QVERIFY(w.context().startEvaluate() > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(int(test::find_job(w.context(), "Evaluate").state),
+                              int(ui::JobState::Succeeded), 60000);
+    const OnnxModel m = read_onnx(model);
+    const OcrScore want = score_recogniser(
+        OnnxRunner(m), read_ocr_set(dir + "/eval"),
+        load_ocr_keys(src + "/assets/models/ppocr/ppocr_keys_v1.txt"), qt_load_image);
+    QCOMPARE(want.lines, int64_t(5));
+    const QString expected = QStringLiteral("Evaluate ocr: CER %1 % (%2 errors / %3 characters)")
+                                 .arg(100 * want.cer(), 0, 'f', 2)
+                                 .arg(want.errors)
+                                 .arg(want.chars);
+    QVERIFY2(test::log_contains(w.context(), expected), qPrintable(expected));
   }
 
   void closingTheWindowCancelsRunningJobs() {

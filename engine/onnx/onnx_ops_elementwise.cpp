@@ -113,13 +113,14 @@ std::vector<OnnxValue> binary(const OnnxOpContext& c, std::span<const OnnxValue*
   const OnnxValue &a = c.need(in, 0), &b = c.need(in, 1);
   if (a.is_float != b.is_float) c.fail("inputs of different types");
   const Shape out = broadcast_shape(c, a.shape, b.shape);
+  // A lambda, not &apply<Op, float>: through a function pointer every element was an
+  // indirect call, and the loops did not vectorise.
+  const auto f = [](float x, float y) { return apply<Op, float>(x, y); };
   if (a.is_float && c.donated == &a && out == a.shape) {  // in place
-    broadcast_into(c.donated->f.data(), a.f.data(), a.shape, b.f.data(), b.shape, out,
-                   apply<Op, float>);
+    broadcast_into(c.donated->f.data(), a.f.data(), a.shape, b.f.data(), b.shape, out, f);
     return {std::move(*c.donated)};
   }
-  if (a.is_float)
-    return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, apply<Op, float>))};
+  if (a.is_float) return {OnnxValue::floats(out, broadcast(a.f, a.shape, b.f, b.shape, out, f))};
   if (Op == 4) c.fail("integer Pow is not supported");
   std::atomic<bool> div_by_zero{false};
   auto g = [&](int64_t x, int64_t y) -> int64_t {

@@ -256,19 +256,28 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
       const float* k = wt.f.data() + ch * kh * kw;
       float* out = y.f.data() + job * pixels;
       const float b = bias ? bias->f[size_t(ch)] : 0.0f;
-      for (int64_t i = 0; i < g.oh; ++i)
-        for (int64_t j = 0; j < g.ow; ++j) {
-          float acc = b;
-          for (int64_t a = 0; a < kh; ++a) {
-            const int64_t yy = i * g.sh - g.ph0 + a * g.dh;
-            if (yy < 0 || yy >= h) continue;
-            for (int64_t q = 0; q < kw; ++q) {
-              const int64_t xx = j * g.sw - g.pw0 + q * g.dw;
-              if (xx >= 0 && xx < w) acc += k[a * kw + q] * src[yy * w + xx];
-            }
+      // Row by row, tap by tap, over the output columns whose input column is inside the
+      // image (no test per pixel): the loop over j vectorises.
+      for (int64_t i = 0; i < g.oh; ++i) {
+        float* row = out + i * g.ow;
+        std::fill(row, row + g.ow, b);
+        for (int64_t a = 0; a < kh; ++a) {
+          const int64_t yy = i * g.sh - g.ph0 + a * g.dh;
+          if (yy < 0 || yy >= h) continue;
+          const float* in = src + yy * w;
+          for (int64_t q = 0; q < kw; ++q) {
+            const int64_t off = q * g.dw - g.pw0;  // xx = j·sw + off
+            const int64_t j0 = std::max<int64_t>(0, (-off + g.sw - 1) / g.sw);
+            const int64_t last = w - 1 - off;  // the largest j·sw (none when negative)
+            const int64_t j1 = last < 0 ? 0 : std::min<int64_t>(g.ow, last / g.sw + 1);
+            const float kv = k[a * kw + q];
+            if (g.sw == 1)
+              for (int64_t j = j0; j < j1; ++j) row[j] += kv * in[j + off];
+            else
+              for (int64_t j = j0; j < j1; ++j) row[j] += kv * in[j * g.sw + off];
           }
-          out[i * g.ow + j] = acc;
         }
+      }
     });
     return {y};
   }

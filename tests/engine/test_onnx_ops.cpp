@@ -173,37 +173,51 @@ TEST(OnnxOps, GlobalAveragePoolAndHardSigmoidAgainstTheirDefinitions) {
 // A depthwise convolution (group = channels, MCW's direct path) with strides, pads and a
 // dilation, against the definition computed here in double.
 TEST(OnnxOps, DepthwiseConvAgainstItsDefinition) {
-  const int64_t C = 3, H = 7, W = 8, K = 3;
-  std::vector<float> x(size_t(C * H * W)), w(size_t(C * K * K));
-  for (size_t k = 0; k < x.size(); ++k) x[k] = float(std::sin(double(k) * 0.37));
-  for (size_t k = 0; k < w.size(); ++k) w[k] = float(std::cos(double(k) * 0.91));
-  test::Pb weight = test::onnx_tensor("W", 1, {C, 1, K, K});
-  weight.bytes(9, test::Pb::raw(w));
-  test::Pb attrs;
-  for (auto [name, v] : {std::pair<std::string, std::vector<int64_t>>{"strides", {2, 1}},
-                         {"pads", {1, 2, 0, 1}},
-                         {"dilations", {1, 2}}})
-    attrs.msg(5, test::ints_attr(name, v));
-  test::Pb group;
-  group.bytes(1, "group").i(3, C).i(20, 2);
-  attrs.msg(5, group);
-  const OnnxModel m = read_onnx(
-      one_node_model(test::fresh_temp_dir(), "Conv", "dw", {"1", "3", "7", "8"}, attrs, &weight));
-  const OnnxValue y = OnnxRunner(m).run({{"x", OnnxValue::floats({1, C, H, W}, x)}}).at("y");
-  const int64_t oh = (H + 1 + 0 - K) / 2 + 1, ow = (W + 2 + 1 - (2 * (K - 1) + 1)) / 1 + 1;
-  ASSERT_EQ(y.shape, (Shape{1, C, oh, ow}));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < oh; ++i)
-      for (int64_t j = 0; j < ow; ++j) {
-        double want = 0;
-        for (int64_t a = 0; a < K; ++a)
-          for (int64_t b = 0; b < K; ++b) {
-            const int64_t yy = i * 2 - 1 + a, xx = j - 2 + b * 2;
-            if (yy >= 0 && yy < H && xx >= 0 && xx < W)
-              want += double(w[size_t((c * K + a) * K + b)]) * x[size_t((c * H + yy) * W + xx)];
-          }
-        EXPECT_NEAR(y.f[size_t((c * oh + i) * ow + j)], want, 1e-5) << c << " " << i << " " << j;
-      }
+  struct Case {
+    int64_t H, W, sh, sw, dh, dw;
+    std::vector<int64_t> pads;  // top, left, bottom, right
+  };
+  // Strides and dilations on either axis, and a narrow image whose padding puts whole
+  // kernel columns outside it.
+  for (const Case& k :
+       {Case{7, 8, 2, 1, 1, 2, {1, 2, 0, 1}}, Case{6, 9, 1, 2, 2, 1, {2, 1, 1, 3}},
+        Case{5, 2, 1, 2, 1, 1, {1, 3, 1, 3}}, Case{5, 2, 1, 2, 1, 1, {1, 0, 1, 1}}}) {
+    SCOPED_TRACE(testing::Message() << k.H << "x" << k.W << " strides " << k.sh << "," << k.sw);
+    const int64_t C = 3, H = k.H, W = k.W, K = 3;
+    std::vector<float> x(size_t(C * H * W)), w(size_t(C * K * K));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 0.37));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = float(std::cos(double(i) * 0.91));
+    test::Pb weight = test::onnx_tensor("W", 1, {C, 1, K, K});
+    weight.bytes(9, test::Pb::raw(w));
+    test::Pb attrs;
+    for (auto [name, v] : {std::pair<std::string, std::vector<int64_t>>{"strides", {k.sh, k.sw}},
+                           {"pads", k.pads},
+                           {"dilations", {k.dh, k.dw}}})
+      attrs.msg(5, test::ints_attr(name, v));
+    test::Pb group;
+    group.bytes(1, "group").i(3, C).i(20, 2);
+    attrs.msg(5, group);
+    const OnnxModel m =
+        read_onnx(one_node_model(test::fresh_temp_dir(), "Conv", "dw",
+                                 {"1", "3", std::to_string(H), std::to_string(W)}, attrs, &weight));
+    const OnnxValue y = OnnxRunner(m).run({{"x", OnnxValue::floats({1, C, H, W}, x)}}).at("y");
+    const int64_t oh = (H + k.pads[0] + k.pads[2] - (k.dh * (K - 1) + 1)) / k.sh + 1,
+                  ow = (W + k.pads[1] + k.pads[3] - (k.dw * (K - 1) + 1)) / k.sw + 1;
+    ASSERT_EQ(y.shape, (Shape{1, C, oh, ow}));
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double want = 0;
+          for (int64_t a = 0; a < K; ++a)
+            for (int64_t b = 0; b < K; ++b) {
+              const int64_t yy = i * k.sh - k.pads[0] + a * k.dh,
+                            xx = j * k.sw - k.pads[1] + b * k.dw;
+              if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                want += double(w[size_t((c * K + a) * K + b)]) * x[size_t((c * H + yy) * W + xx)];
+            }
+          EXPECT_NEAR(y.f[size_t((c * oh + i) * ow + j)], want, 1e-5) << c << " " << i << " " << j;
+        }
+  }
 }
 
 // The runner refuses before any work: an operator it does not run (naming it and the node),

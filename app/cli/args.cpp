@@ -71,4 +71,14 @@ double Args::number_or(const std::string& name, double fallback) const {
   return x;
 }
 
+std::string first_positional(const std::vector<std::string>& argv,
+                             const std::set<std::string>& valued) {
+  for (size_t k = 0; k < argv.size(); ++k) {
+    const std::string& a = argv[k];
+    if (!a.starts_with("--")) return a;
+    if (a.find('=') == std::string::npos && valued.count(a.substr(2))) ++k;  // its value
+  }
+  return {};
+}
+
 }  // namespace mcw::cli

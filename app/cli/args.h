@@ -30,6 +30,11 @@ class Args {
   std::map<std::string, std::vector<std::string>> values_;
 };
 
+// The first positional argument of argv, skipping the `valued` options' values (`--key v`);
+// empty when there is none. For commands that pick their path by the model before parsing.
+std::string first_positional(const std::vector<std::string>& argv,
+                             const std::set<std::string>& valued);
+
 // Thrown for bad command lines; main prints it as one line and exits with 1.
 struct UsageError {
   std::string message;

@@ -69,7 +69,9 @@ std::string resolve_recipe(const std::string& r) {
 }
 
 int run_compress(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0].ends_with(".onnx"))  // layers and image sets, not text
+  if (first_positional(
+          argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory", "keys"})
+          .ends_with(".onnx"))  // layers and image sets, not text
     return run_compress_onnx(argv);
   Args args(argv, {"recipe", "out", "calib", "eval", "windows", "window", "max-memory"},
             {"json", "resume"});

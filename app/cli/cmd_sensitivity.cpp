@@ -45,7 +45,10 @@ const char* const kSensitivityUsage =
     "squared error (a detector's map). Not stored in a run database.\n";
 
 int run_sensitivity(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0].ends_with(".onnx")) return run_sensitivity_onnx(argv);
+  if (first_positional(argv, {"settings", "windows", "window", "measure", "calib-windows",
+                              "calib-window", "layers", "eval", "lines"})
+          .ends_with(".onnx"))
+    return run_sensitivity_onnx(argv);
   Args args(argv, {"settings", "windows", "window", "measure", "calib-windows", "calib-window", "layers"},
             {"json"});
   if (args.positional().size() != 1)

@@ -36,6 +36,12 @@ struct OnnxOpContext {
   std::vector<int64_t> ints_of(const OnnxValue& v) const;  // an int64 input's values
 };
 
+// x itself when the runner donated it (moved, no copy), else a copy: for ops whose output
+// is their input with another shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
+inline OnnxValue take_input(const OnnxOpContext& c, const OnnxValue& x) {
+  return c.donated == &x ? std::move(*c.donated) : x;
+}
+
 using OnnxOpFn = std::vector<OnnxValue> (*)(const OnnxOpContext& c,
                                             std::span<const OnnxValue* const> in);
 

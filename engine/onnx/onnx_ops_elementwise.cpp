@@ -235,7 +235,7 @@ std::vector<OnnxValue> dequantize_linear(const OnnxOpContext& c,
 }
 
 std::vector<OnnxValue> identity(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
-  return {c.need(in, 0)};
+  return {take_input(c, c.need(in, 0))};
 }
 
 // Clip: bounds from attributes before opset 11, from optional scalar inputs after.
@@ -255,7 +255,7 @@ std::vector<OnnxValue> clip(const OnnxOpContext& c, std::span<const OnnxValue* c
     };
     bound(1, lo), bound(2, hi);
   }
-  OnnxValue y = c.donated == &x ? std::move(*c.donated) : x;
+  OnnxValue y = take_input(c, x);
   if (y.is_float)
     for (float& v : y.f) v = float(std::min(std::max(double(v), lo), hi));
   else
@@ -272,7 +272,7 @@ std::vector<OnnxValue> cast(const OnnxOpContext& c, std::span<const OnnxValue* c
   if (!to_float && !to_int) c.fail("Cast to ONNX type " + std::to_string(to) + " is not supported");
   if (to_float) {
     if (x.is_float) {  // computed in f32, rounded to the narrower type's precision
-      OnnxValue y = x;
+      OnnxValue y = take_input(c, x);
       if (to == 10)
         for (float& v : y.f) v = f16_to_f32(f32_to_f16(v));
       if (to == 16)

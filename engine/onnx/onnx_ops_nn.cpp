@@ -353,6 +353,36 @@ std::vector<OnnxValue> conv_transpose(const OnnxOpContext& c,
   }
   if (oh <= 0 || ow <= 0) c.fail("the output would be empty");
   OnnxValue y = OnnxValue::floats({n, co, oh, ow});
+  if (cig > 1) {
+    // Per image and group, every input pixel's contributions at once, a GEMM:
+    // cols [cog·kh·kw, h·w] = W_gᵀ · X_g, W_g [cig, cog·kh·kw] as stored; then each output
+    // channel gathers its kh·kw rows into place (col2im), one channel per task.
+    const int64_t taps = kh * kw, pixels = h * w;
+    std::vector<float> cols(size_t(cog * taps * pixels));
+    for (int64_t img = 0; img < n; ++img)
+      for (int64_t gr = 0; gr < groups; ++gr) {
+        matmul_at(wt.f.data() + gr * cig * cog * taps, x.f.data() + (img * ci + gr * cig) * pixels,
+                  cols.data(), cog * taps, pixels, cig);
+        tbb::parallel_for(int64_t(0), cog, [&](int64_t og) {
+          const int64_t o = gr * cog + og;
+          float* out = y.f.data() + (img * co + o) * oh * ow;
+          if (bias) std::fill(out, out + oh * ow, bias->f[size_t(o)]);
+          for (int64_t a = 0; a < kh; ++a)
+            for (int64_t b = 0; b < kw; ++b) {
+              const float* src = cols.data() + ((og * kh + a) * kw + b) * pixels;
+              for (int64_t i = 0; i < h; ++i) {
+                const int64_t yy = i * st[0] - pads[0] + a * dl[0];
+                if (yy < 0 || yy >= oh) continue;
+                for (int64_t j = 0; j < w; ++j) {
+                  const int64_t xx = j * st[1] - pads[1] + b * dl[1];
+                  if (xx >= 0 && xx < ow) out[yy * ow + xx] += src[i * w + j];
+                }
+              }
+            }
+        });
+      }
+    return {y};
+  }
   tbb::parallel_for(int64_t(0), n * co, [&](int64_t job) {
     const int64_t img = job / co, o = job % co, gr = o / cog, og = o % cog;
     float* out = y.f.data() + job * oh * ow;

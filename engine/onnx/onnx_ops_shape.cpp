@@ -72,7 +72,7 @@ std::vector<OnnxValue> reshape(const OnnxOpContext& c, std::span<const OnnxValue
   if (std::accumulate(want.begin(), want.end(), int64_t(1), std::multiplies<>()) != x.numel())
     c.fail("Reshape of " + shape_string(x.shape) + " to " + shape_string(want) +
            " changes the element count");
-  return {reshaped(x, want)};
+  return {reshaped(take_input(c, x), want)};
 }
 
 std::vector<OnnxValue> flatten(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
@@ -83,7 +83,8 @@ std::vector<OnnxValue> flatten(const OnnxOpContext& c, std::span<const OnnxValue
   if (axis < 0 || axis > r) c.fail("Flatten axis out of range");
   int64_t outer = 1;
   for (int64_t k = 0; k < axis; ++k) outer *= x.shape[size_t(k)];
-  return {reshaped(x, {outer, outer ? x.numel() / outer : 0})};
+  Shape out = {outer, outer ? x.numel() / outer : 0};
+  return {reshaped(take_input(c, x), std::move(out))};
 }
 
 std::vector<OnnxValue> transpose(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
@@ -140,7 +141,7 @@ std::vector<OnnxValue> squeeze(const OnnxOpContext& c, std::span<const OnnxValue
   for (int64_t k = 0; k < r; ++k)
     if (!(axes.empty() ? x.shape[size_t(k)] == 1 : drop[size_t(k)]))
       out.push_back(x.shape[size_t(k)]);
-  return {reshaped(x, out)};
+  return {reshaped(take_input(c, x), out)};
 }
 
 std::vector<OnnxValue> unsqueeze(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {
@@ -156,7 +157,7 @@ std::vector<OnnxValue> unsqueeze(const OnnxOpContext& c, std::span<const OnnxVal
   Shape out;
   size_t next = 0;
   for (int64_t k = 0; k < r; ++k) out.push_back(add[size_t(k)] ? 1 : x.shape[next++]);
-  return {reshaped(x, out)};
+  return {reshaped(take_input(c, x), out)};
 }
 
 std::vector<OnnxValue> concat(const OnnxOpContext& c, std::span<const OnnxValue* const> in) {

@@ -220,6 +220,49 @@ TEST(OnnxOps, DepthwiseConvAgainstItsDefinition) {
   }
 }
 
+// ConvTranspose with several input channels per group (the GEMM + col2im path) against its
+// definition: every input pixel scatters its kernel, scaled, into the output.
+TEST(OnnxOps, ConvTransposeAgainstItsDefinition) {
+  const int64_t N = 1, C = 4, H = 3, W = 4, G = 2, CO = 6, K = 3;  // CO: output channels
+  const int64_t cig = C / G, cog = CO / G;
+  std::vector<float> x(size_t(N * C * H * W)), w(size_t(C * cog * K * K));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 0.53));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(std::cos(double(i) * 0.29));
+  const int64_t sh = 2, sw = 1, dh = 1, dw = 2, pt = 1, pl = 0, pb = 0, pr = 2, oph = 1;
+  test::Pb weight = test::onnx_tensor("W", 1, {C, cog, K, K});
+  weight.bytes(9, test::Pb::raw(w));
+  test::Pb attrs;
+  for (auto [name, v] : {std::pair<std::string, std::vector<int64_t>>{"strides", {sh, sw}},
+                         {"pads", {pt, pl, pb, pr}},
+                         {"dilations", {dh, dw}},
+                         {"output_padding", {oph, 0}}})
+    attrs.msg(5, test::ints_attr(name, v));
+  test::Pb group;
+  group.bytes(1, "group").i(3, G).i(20, 2);
+  attrs.msg(5, group);
+  const OnnxModel m = read_onnx(one_node_model(test::fresh_temp_dir(), "ConvTranspose", "ct",
+                                               {"1", "4", "3", "4"}, attrs, &weight));
+  const OnnxValue y = OnnxRunner(m).run({{"x", OnnxValue::floats({N, C, H, W}, x)}}).at("y");
+  const int64_t oh = sh * (H - 1) + oph + (K - 1) * dh + 1 - pt - pb,
+                ow = sw * (W - 1) + (K - 1) * dw + 1 - pl - pr;
+  ASSERT_EQ(y.shape, (Shape{N, CO, oh, ow}));
+  std::vector<double> want(size_t(CO * oh * ow), 0.0);
+  for (int64_t ch = 0; ch < C; ++ch)
+    for (int64_t og = 0; og < cog; ++og) {
+      const int64_t o = ch / cig * cog + og;
+      for (int64_t i = 0; i < H; ++i)
+        for (int64_t j = 0; j < W; ++j)
+          for (int64_t a = 0; a < K; ++a)
+            for (int64_t b = 0; b < K; ++b) {
+              const int64_t yy = i * sh - pt + a * dh, xx = j * sw - pl + b * dw;
+              if (yy < 0 || yy >= oh || xx < 0 || xx >= ow) continue;
+              want[size_t((o * oh + yy) * ow + xx)] += double(x[size_t((ch * H + i) * W + j)]) *
+                                                       w[size_t(((ch * cog + og) * K + a) * K + b)];
+            }
+    }
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y.f[i], want[i], 1e-5) << i;
+}
+
 // The runner refuses before any work: an operator it does not run (naming it and the node),
 // a value nothing produces.
 TEST(OnnxOps, RunnerRefusesUnsupportedOperatorsBeforeWork) {

@@ -119,10 +119,15 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
   for (size_t i = 0; i < recipe.stages.size(); ++i) {
     const RecipeStage& s = recipe.stages[i];
     const CompressAlgorithm* a = find_algorithm(s.algorithm);
-    if (!a || !a->compress_layer)
+    if (!a || !a->compress_layer) {
+      std::string layerwise;
+      for (const CompressAlgorithm& c : compress_algorithms())
+        if (c.compress_layer) layerwise += (layerwise.empty() ? "" : ", ") + c.name;
       stage_error(recipe, i,
                   "works on a transformer's blocks; an ONNX graph takes the layer-wise "
-                  "algorithms (rtn, gptq, magnitude, wanda, sparsegpt, kmeans, svd)");
+                  "algorithms (" +
+                      layerwise + ")");
+    }
     if (a->needs(s.params) != CalibrationNeed::None && calibration.empty())
       stage_error(recipe, i, "needs calibration inputs and none were given");
     targeted.push_back(stage_layers(recipe, i, layers));

@@ -1,5 +1,6 @@
-// Runs a recipe on an ONNX graph: each stage's layer-wise algorithm (rtn, gptq, magnitude,
-// wanda, sparsegpt, kmeans, svd) on the layers its targets name (onnx_layers.h; a stage
+// Runs a recipe on an ONNX graph: each stage's layer-wise algorithm (those of the registry
+// with compress_layer: rtn, gptq, magnitude, wanda, sparsegpt, kmeans, svd, channel_obs) on
+// the layers its targets name (onnx_layers.h; a stage
 // without targets takes every layer), then, when the recipe has an `activations` section,
 // static per-tensor quantisation of those layers' inputs.
 //

@@ -42,6 +42,19 @@ OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> 
     }
     for (const std::string& out : n.outputs) known.insert(out);
   }
+  // Fused chains read x only; their inner values are never made. Readers are counted again.
+  for (const HardSwishChain& c : find_hardswish_chains(model, weights_)) {
+    chains_[c.add] = c;
+    fused_.insert({c.clip, c.mul, c.div});
+  }
+  last_reader_.clear();
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (constants_.count(k) || fused_.count(k)) continue;
+    const auto chain = chains_.find(k);
+    for (const std::string& in :
+         chain != chains_.end() ? std::vector<std::string>{chain->second.x} : g.nodes[k].inputs)
+      if (!in.empty()) last_reader_[in] = k;
+  }
   for (auto& [name, v] : replaced) {
     const auto it = weights_.find(name);
     if (it == weights_.end())
@@ -79,8 +92,24 @@ std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, Onn
     return nullptr;
   };
   for (size_t k = 0; k < g.nodes.size(); ++k) {
-    if (constants_.count(k)) continue;
+    if (constants_.count(k) || fused_.count(k)) continue;
     const OnnxNode& n = g.nodes[k];
+    if (const auto chain = chains_.find(k); chain != chains_.end()) {
+      const HardSwishChain& c = chain->second;
+      const OnnxValue* x = value(c.x);
+      if (!x || !x->is_float)
+        throw Error(where_of(model_, n, k), "HardSwish of a missing or integer value");
+      const auto t0 = std::chrono::steady_clock::now();
+      OnnxValue donated;
+      const bool last = last_reader_.at(c.x) == k && live.count(c.x);
+      if (last) donated = std::move(live.at(c.x)), live.erase(c.x);
+      OnnxValue y = run_hardswish_chain(last ? donated : *x, last ? &donated : nullptr);
+      if (options.profile)
+        (*options.profile)["HardSwishChain"] +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      live[c.y] = std::move(y);
+      continue;
+    }
     std::vector<const OnnxValue*> in;
     for (const std::string& name : n.inputs) in.push_back(name.empty() ? nullptr : value(name));
     OnnxValue transformed;

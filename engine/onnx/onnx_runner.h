@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/io/onnx.h"
+#include "engine/onnx/onnx_fusion.h"
 #include "engine/onnx/onnx_value.h"
 
 namespace mcw {
@@ -43,6 +44,10 @@ class OnnxRunner {
   std::set<size_t> constants_;                 // the Constant nodes, not run again
   std::map<std::string, size_t> last_reader_;  // value -> index of its last reading node
   std::map<size_t, std::function<void(OnnxValue&)>> transforms_;
+  // Element-wise chains run as one pass (onnx_fusion.h): by the chain's first node, and the
+  // nodes it replaces.
+  std::map<size_t, HardSwishChain> chains_;
+  std::set<size_t> fused_;
 };
 
 }  // namespace mcw

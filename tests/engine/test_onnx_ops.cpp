@@ -311,10 +311,12 @@ TEST(OnnxOps, PpOcrDetectorRuns) {
   for (float v : y.f) ASSERT_TRUE(v >= 0.0f && v <= 1.0f) << v;
 }
 
-// A value read by two nodes is reused in place by its last reader only: x·clip(x + 3, 0, 6)
-// / 6 (HardSwish as PP-LCNet spells it) with x read by Add and by Mul, against the formula;
-// the graph input is left as the caller gave it.
-TEST(OnnxOps, InPlaceOperatorsReuseOnlyValuesNoLaterNodeReads) {
+// HardSwish as PP-LCNet spells it, x·clip(x + 3, 0, 6) / 6 with x read by Add and by Mul:
+// the runner fuses the chain into one pass (its profile says so), whose values are bit for
+// bit those of the nodes run one by one (the same graph with Mul's inputs swapped, which is
+// not fused), and match the formula; the graph input is left as the caller gave it (only a
+// value no later node reads is reused in place).
+TEST(OnnxOps, HardSwishChainFusedBitForBitAndInputsKept) {
   auto node = [](const std::string& op, std::vector<std::string> in, const std::string& out) {
     test::Pb n;
     for (const std::string& s : in) n.bytes(1, s);
@@ -326,27 +328,38 @@ TEST(OnnxOps, InPlaceOperatorsReuseOnlyValuesNoLaterNodeReads) {
     t.bytes(9, test::Pb::raw(std::vector<float>{v}));
     return t;
   };
-  test::Pb g;
-  g.msg(1, node("Add", {"x", "three"}, "a"))
-      .msg(1, node("Clip", {"a", "zero", "six"}, "c"))
-      .msg(1, node("Mul", {"x", "c"}, "m"))
-      .msg(1, node("Div", {"m", "six"}, "y"))
-      .msg(5, scalar("three", 3))
-      .msg(5, scalar("zero", 0))
-      .msg(5, scalar("six", 6))
-      .msg(11, test::onnx_value("x", {"2", "5"}))
-      .msg(12, test::onnx_value("y", {"2", "5"}));
-  test::Pb opset;
-  opset.bytes(1, "").i(2, 13);
-  test::Pb model;
-  model.i(1, 8).msg(7, g).msg(8, opset);
-  const fs::path path = test::fresh_temp_dir() / "hardswish.onnx";
-  std::ofstream(path, std::ios::binary) << model.b;
-  const OnnxModel m = read_onnx(path.string());
+  auto model = [&](bool x_first) {
+    test::Pb g;
+    g.msg(1, node("Add", {"x", "three"}, "a"))
+        .msg(1, node("Clip", {"a", "zero", "six"}, "c"))
+        .msg(1,
+             node("Mul",
+                  x_first ? std::vector<std::string>{"x", "c"} : std::vector<std::string>{"c", "x"},
+                  "m"))
+        .msg(1, node("Div", {"m", "six"}, "y"))
+        .msg(5, scalar("three", 3))
+        .msg(5, scalar("zero", 0))
+        .msg(5, scalar("six", 6))
+        .msg(11, test::onnx_value("x", {"2", "5"}))
+        .msg(12, test::onnx_value("y", {"2", "5"}));
+    test::Pb opset;
+    opset.bytes(1, "").i(2, 13);
+    test::Pb m;
+    m.i(1, 8).msg(7, g).msg(8, opset);
+    const fs::path path = test::fresh_temp_dir() / "hardswish.onnx";
+    std::ofstream(path, std::ios::binary) << m.b;
+    return read_onnx(path.string());
+  };
+  const OnnxModel fused = model(true), plain = model(false);
   std::vector<float> xs;
-  for (int k = 0; k < 10; ++k) xs.push_back(float(k) - 4.5f);
+  for (int k = 0; k < 10; ++k) xs.push_back(float(k) * 0.77f - 4.5f);
   const std::map<std::string, OnnxValue> inputs = {{"x", OnnxValue::floats({2, 5}, xs)}};
-  const OnnxValue y = OnnxRunner(m).run(inputs).at("y");
+  std::map<std::string, double> pf, pp;
+  const OnnxValue y = OnnxRunner(fused).run(inputs, {.profile = &pf, .observe = {}}).at("y");
+  const OnnxValue z = OnnxRunner(plain).run(inputs, {.profile = &pp, .observe = {}}).at("y");
+  EXPECT_TRUE(pf.count("HardSwishChain") && !pf.count("Clip"));
+  EXPECT_TRUE(!pp.count("HardSwishChain") && pp.count("Clip"));
+  EXPECT_EQ(y.f, z.f);
   for (size_t k = 0; k < xs.size(); ++k)
     EXPECT_FLOAT_EQ(y.f[k], xs[k] * std::clamp(xs[k] + 3.0f, 0.0f, 6.0f) / 6.0f) << k;
   EXPECT_EQ(inputs.at("x").f, xs);

@@ -459,25 +459,44 @@ std::vector<OnnxValue> resize(const OnnxOpContext& c, std::span<const OnnxValue*
   for (int64_t i = 0; i < oh; ++i) ys[size_t(i)] = source(i, 2);
   for (int64_t j = 0; j < ow; ++j) xs[size_t(j)] = source(j, 3);
   OnnxValue y = OnnxValue::floats(out);
+  // Each output row's and column's source, computed once (not per pixel): nearest indices,
+  // or the two neighbours and the weight of the second.
+  struct Tap {
+    int64_t lo = 0, hi = 0;
+    double t = 0;
+  };
+  auto taps = [&](const std::vector<double>& pos, int64_t len) {
+    std::vector<Tap> out(pos.size());
+    for (size_t k = 0; k < pos.size(); ++k) {
+      if (mode == "nearest") {
+        out[k].lo = std::clamp<int64_t>(round_nearest(pos[k]), 0, len - 1);
+        continue;
+      }
+      const double f = std::clamp(pos[k], 0.0, double(len - 1));
+      out[k].lo = int64_t(f), out[k].hi = std::min(out[k].lo + 1, len - 1);
+      out[k].t = f - double(out[k].lo);
+    }
+    return out;
+  };
+  const std::vector<Tap> ty = taps(ys, h), tx = taps(xs, w);
+  const bool nearest_mode = mode == "nearest";
   tbb::parallel_for(int64_t(0), x.shape[0] * x.shape[1], [&](int64_t p) {
     const float* src = x.f.data() + p * h * w;
     float* dst = y.f.data() + p * oh * ow;
-    for (int64_t i = 0; i < oh; ++i)
-      for (int64_t j = 0; j < ow; ++j) {
-        if (mode == "nearest") {
-          const int64_t yi = std::clamp<int64_t>(round_nearest(ys[size_t(i)]), 0, h - 1);
-          const int64_t xi = std::clamp<int64_t>(round_nearest(xs[size_t(j)]), 0, w - 1);
-          dst[i * ow + j] = src[yi * w + xi];
-          continue;
-        }
-        const double fy = std::clamp(ys[size_t(i)], 0.0, double(h - 1)),
-                     fx = std::clamp(xs[size_t(j)], 0.0, double(w - 1));
-        const int64_t y0 = int64_t(fy), x0 = int64_t(fx), y1 = std::min(y0 + 1, h - 1),
-                      x1 = std::min(x0 + 1, w - 1);
-        const double ty = fy - double(y0), tx = fx - double(x0);
-        dst[i * ow + j] = float((1 - ty) * ((1 - tx) * src[y0 * w + x0] + tx * src[y0 * w + x1]) +
-                                ty * ((1 - tx) * src[y1 * w + x0] + tx * src[y1 * w + x1]));
+    for (int64_t i = 0; i < oh; ++i) {
+      const Tap& a = ty[size_t(i)];
+      const float *r0 = src + a.lo * w, *r1 = src + a.hi * w;
+      float* row = dst + i * ow;
+      if (nearest_mode) {
+        for (int64_t j = 0; j < ow; ++j) row[j] = r0[tx[size_t(j)].lo];
+        continue;
       }
+      for (int64_t j = 0; j < ow; ++j) {
+        const Tap& b = tx[size_t(j)];
+        row[j] = float((1 - a.t) * ((1 - b.t) * r0[b.lo] + b.t * r0[b.hi]) +
+                       a.t * ((1 - b.t) * r1[b.lo] + b.t * r1[b.hi]));
+      }
+    }
   });
   return {y};
 }

@@ -35,6 +35,22 @@ Window conv_window(const OnnxOpContext& c, int64_t h, int64_t w, int64_t kh, int
   return g;
 }
 
+void conv_patches_range(const float* src, int64_t channels, int64_t h, int64_t w, const Window& g,
+                        int64_t p0, int64_t p1, float* dst) {
+  const int64_t n = p1 - p0;
+  for (int64_t row = 0; row < channels * g.kh * g.kw; ++row) {
+    const int64_t ch = row / (g.kh * g.kw), a = row / g.kw % g.kh, b = row % g.kw;
+    float* out = dst + row * n;
+    const float* plane = src + ch * h * w;
+    int64_t i = p0 / g.ow, j = p0 % g.ow;
+    for (int64_t p = 0; p < n; ++p) {
+      const int64_t yy = i * g.sh - g.ph0 + a * g.dh, xx = j * g.sw - g.pw0 + b * g.dw;
+      out[p] = yy < 0 || yy >= h || xx < 0 || xx >= w ? 0.0f : plane[yy * w + xx];
+      if (++j == g.ow) j = 0, ++i;
+    }
+  }
+}
+
 void conv_patches(const float* src, int64_t channels, int64_t h, int64_t w, const Window& g,
                   float* dst) {
   const int64_t pixels = g.oh * g.ow;

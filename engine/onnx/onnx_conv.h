@@ -23,5 +23,9 @@ Window conv_window(const OnnxOpContext& c, int64_t h, int64_t w, int64_t kh, int
 // (channel, ky, kx), zero where the window reads padding. Parallel over rows.
 void conv_patches(const float* src, int64_t channels, int64_t h, int64_t w, const Window& g,
                   float* dst);
+// The same for output pixels [p0, p1) only (row-major over oh x ow): dst
+// [channels * kh * kw, p1 - p0], serial (a convolution runs tiles of pixels in parallel).
+void conv_patches_range(const float* src, int64_t channels, int64_t h, int64_t w, const Window& g,
+                        int64_t p0, int64_t p1, float* dst);
 
 }  // namespace mcw

@@ -220,6 +220,37 @@ TEST(OnnxOps, DepthwiseConvAgainstItsDefinition) {
   }
 }
 
+// A full convolution over more output pixels than one im2col tile (256): tiles and their
+// edges against the definition.
+TEST(OnnxOps, ConvOverSeveralTilesAgainstItsDefinition) {
+  const int64_t C = 2, H = 23, W = 19, O = 3, K = 3;  // 437 output pixels with pads 1
+  std::vector<float> x(size_t(C * H * W)), w(size_t(O * C * K * K));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 0.11));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(std::cos(double(i) * 0.7));
+  test::Pb weight = test::onnx_tensor("W", 1, {O, C, K, K});
+  weight.bytes(9, test::Pb::raw(w));
+  test::Pb attrs;
+  attrs.msg(5, test::ints_attr("pads", {1, 1, 1, 1}));
+  const OnnxModel m = read_onnx(
+      one_node_model(test::fresh_temp_dir(), "Conv", "c", {"1", "2", "23", "19"}, attrs, &weight));
+  const OnnxValue y = OnnxRunner(m).run({{"x", OnnxValue::floats({1, C, H, W}, x)}}).at("y");
+  ASSERT_EQ(y.shape, (Shape{1, O, H, W}));
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t j = 0; j < W; ++j) {
+        double want = 0;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t a = 0; a < K; ++a)
+            for (int64_t b = 0; b < K; ++b) {
+              const int64_t yy = i - 1 + a, xx = j - 1 + b;
+              if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                want += double(w[size_t(((o * C + c) * K + a) * K + b)]) *
+                        x[size_t((c * H + yy) * W + xx)];
+            }
+        EXPECT_NEAR(y.f[size_t((o * H + i) * W + j)], want, 1e-4) << o << " " << i << " " << j;
+      }
+}
+
 // ConvTranspose with several input channels per group (the GEMM + col2im path) against its
 // definition: every input pixel scatters its kernel, scaled, into the output.
 TEST(OnnxOps, ConvTransposeAgainstItsDefinition) {

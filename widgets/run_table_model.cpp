@@ -36,6 +36,8 @@ QString RunTableModel::metricOf(int column) {
       return QStringLiteral("predicted_kl");
     case PredictedPerplexity:
       return QStringLiteral("predicted_perplexity");
+    case CER:
+      return QStringLiteral("cer");
     default:
       return {};
   }
@@ -63,6 +65,8 @@ static QString format_metric(int column, double v) {
       return QString::number(v, 'g', 3);
     case C::Top1:
       return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 1);
+    case C::CER:
+      return QStringLiteral("%1 %").arg(v * 100, 0, 'f', 2);
     case C::BitsPerWeight:
       return QString::number(v, 'f', 2);
     case C::Size:
@@ -208,9 +212,9 @@ QVariant RunTableModel::data(const QModelIndex& index, int role) const {
 QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) const {
   if (o != Qt::Horizontal) return {};
   if (role == Qt::DisplayRole) {
-    static const char* names[] = {"ID",         "Recipe",   "Status",   "Started", "Duration",
-                                  "Perplexity", "KL",       "Top-1",    "Bits/w",  "Size",
-                                  "Latency",    "pred. KL", "pred. ppl"};
+    static const char* names[] = {"ID",         "Recipe",   "Status",    "Started", "Duration",
+                                  "Perplexity", "KL",       "Top-1",     "Bits/w",  "Size",
+                                  "Latency",    "pred. KL", "pred. ppl", "CER"};
     static_assert(std::size(names) == ColumnCount);
     return tr(names[section]);
   }
@@ -226,6 +230,8 @@ QVariant RunTableModel::headerData(int section, Qt::Orientation o, int role) con
         return tr("Average storage bits per weight of the compressed tensors");
       case Latency:
         return tr("Decode latency per token on this machine");
+      case CER:
+        return tr("Character error rate on the evaluation lines (an OCR model's runs)");
       case Recipe:
         return tr("★: on the Pareto front of perplexity, latency and size");
       case PredictedKL:

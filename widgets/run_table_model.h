@@ -29,6 +29,9 @@ class RunTableModel : public QAbstractTableModel {
     // Last, so that the measured columns keep their places (and saved widths).
     PredictedKL,
     PredictedPerplexity,
+    // An OCR model's runs (an ONNX project): character error rate. After the others, which
+    // keep their places and saved widths.
+    CER,
     ColumnCount
   };
   static constexpr int RunIdRole = Qt::UserRole + 1;

@@ -231,7 +231,9 @@ class StudioRunsTest : public QObject {
                                  {"predicted_perplexity_low", ppl * 1.01},
                                  {"predicted_perplexity_high", ppl * 1.04},
                                  {"predicted_bits_per_weight", bits + 0.5},
-                                 {"predicted_size_bytes", size * 1.1}});
+                                 {"predicted_size_bytes", size * 1.1},
+                                 // as an OCR run records it, for the CER column
+                                 {"cer", 0.0123}});
     }
     w.context().runHistory().reload();
     QTRY_VERIFY(find_run(w.context().runs(), QStringLiteral("uniform-w4"))
@@ -248,6 +250,14 @@ class StudioRunsTest : public QObject {
                  .toString(),
              QStringLiteral("pred. ppl"));
     QCOMPARE(model->rowCount(), 5);
+    QCOMPARE(model->headerData(RunTableModel::CER, Qt::Horizontal, Qt::DisplayRole).toString(),
+             QStringLiteral("CER"));
+    for (int row = 0; row < model->rowCount(); ++row) {
+      const bool ocr =
+          model->index(row, RunTableModel::Id).data(Qt::UserRole).toLongLong() == w4.id;
+      QCOMPARE(model->index(row, RunTableModel::CER).data().toString(),
+               ocr ? QStringLiteral("1.23 %") : QString());
+    }
     for (int row = 0; row < model->rowCount(); ++row) {
       const QModelIndex pk = model->index(row, RunTableModel::PredictedKL);
       const QModelIndex pp = model->index(row, RunTableModel::PredictedPerplexity);
@@ -277,7 +287,11 @@ class StudioRunsTest : public QObject {
         tp->xAxisBox()->setCurrentIndex(xi);
         const QString xm = tp->xMetric(), ym = tp->yMetric();
         const QList<ui::PlotPoint> pts = tp->plot()->points();
-        QCOMPARE(pts.size(), 5);
+        // Every run with both metrics (one run also has a CER, as OCR runs record).
+        const auto with_both = std::count_if(runs.begin(), runs.end(), [&](const ui::RunRow& r) {
+          return r.metrics.contains(xm) && r.metrics.contains(ym);
+        });
+        QCOMPARE(pts.size(), qsizetype(with_both));
         QSet<qint64> shown;
         for (const ui::PlotPoint& p : pts) {
           const ui::RunRow* r = nullptr;
@@ -297,12 +311,16 @@ class StudioRunsTest : public QObject {
           // value (latency, top-1); the band of y where the y metric has one.
           const QString pxm = predicted_name(xm), pym = predicted_name(ym);
           QCOMPARE(p.predicted, r->metrics.contains(pxm) || r->metrics.contains(pym));
-          // Only uniform-w4's, and not at (latency, top-1): neither has a prediction.
-          QCOMPARE(p.predicted, p.id == w4.id && !(latency && ym == QLatin1String("top1")));
+          // Only uniform-w4's, and only where an axis has a prediction (KL, perplexity,
+          // bits, size; not latency, top-1, CER or ms/image).
+          const bool predicted_axis =
+              ym == QLatin1String("kl") || ym == QLatin1String("perplexity") ||
+              xm == QLatin1String("bits_per_weight") || xm == QLatin1String("size_bytes");
+          QCOMPARE(p.predicted, p.id == w4.id && predicted_axis);
           if (!p.predicted) continue;
           QCOMPARE(p.pred_x, r->metric(pxm, p.x));
           QCOMPARE(p.pred_y, r->metric(pym, p.y));
-          const bool band = ym != QLatin1String("top1");
+          const bool band = r->metrics.contains(pym);  // y has a prediction (not top-1, CER)
           QCOMPARE(p.pred_y_lo, band ? r->metric(pym + QStringLiteral("_low")) : 0.0);
           QCOMPARE(p.pred_y_hi, band ? r->metric(pym + QStringLiteral("_high")) : 0.0);
           QVERIFY(p.pred_tooltip.contains(QStringLiteral("(predicted)")));

@@ -62,7 +62,7 @@ int run_compress_onnx(const std::vector<std::string>& argv) {
   const std::string model_path = args.positional()[0], out_path = *args.value("out");
   const Recipe recipe = load_recipe(resolve_recipe(*args.value("recipe")));
   const OnnxModel model = read_onnx(model_path);
-  const OnnxRunner check(model);  // an unsupported operator is refused before any work
+  OnnxRunner::check(model);  // an unsupported operator is refused before any work
   std::vector<OnnxInputs> calib;
   if (const auto dir = args.value("calib")) {
     const int64_t fallback = recipe.calibration.value("windows", int64_t(64));

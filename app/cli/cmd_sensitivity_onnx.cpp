@@ -20,7 +20,7 @@ int run_sensitivity_onnx(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1 || !args.value("eval"))
     throw UsageError{"sensitivity of an ONNX model needs MODEL.onnx --eval SET"};
   const OnnxModel model = read_onnx(args.positional()[0]);
-  const OnnxRunner check(model);  // an unsupported operator is refused before any work
+  OnnxRunner::check(model);  // an unsupported operator is refused before any work
   std::vector<ScanSetting> settings;
   std::istringstream list(args.value_or("settings", "w8,w4,s50"));
   for (std::string name; std::getline(list, name, ',');)

@@ -14,40 +14,54 @@ static std::string where_of(const OnnxModel& m, const OnnxNode& n, size_t k) {
          n.op_type + ")";
 }
 
-OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced)
-    : model_(model) {
+// A Constant node whose value MCW holds as a weight.
+static const OnnxAttribute* constant_value(const OnnxNode& n) {
+  if (n.op_type != "Constant" || !n.domain.empty() || n.outputs.size() != 1) return nullptr;
+  const OnnxAttribute* v = n.attribute("value");
+  return v && v->type == OnnxAttribute::Tensor ? v : nullptr;
+}
+
+void OnnxRunner::check(const OnnxModel& model) {
   const OnnxGraph& g = model.graph;
   std::set<std::string> known;
-  for (const Tensor& t : g.initializers)
-    weights_[t.name()] = OnnxValue::of(t), known.insert(t.name());
+  for (const Tensor& t : g.initializers) known.insert(t.name());
   for (const OnnxValueInfo& v : g.inputs) known.insert(v.name);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const OnnxNode& n = g.nodes[k];
-    // Constant nodes' values are weights like initializers: converted once, not per run.
-    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1)
-      if (const OnnxAttribute* v = n.attribute("value"); v && v->type == OnnxAttribute::Tensor) {
-        weights_[n.outputs[0]] = OnnxValue::of(v->t), known.insert(n.outputs[0]);
-        constants_.insert(k);
-        continue;
-      }
+    if (constant_value(n)) {
+      known.insert(n.outputs[0]);
+      continue;
+    }
     if (!n.domain.empty() && n.domain != "ai.onnx")
       throw Error(where_of(model, n, k), "operator domain '" + n.domain + "' is not supported");
     if (!find_onnx_op(n.op_type))
       throw Error(where_of(model, n, k), "operator " + n.op_type + " is not supported");
-    for (const std::string& in : n.inputs) {
-      if (in.empty()) continue;
-      if (!known.count(in))
+    for (const std::string& in : n.inputs)
+      if (!in.empty() && !known.count(in))
         throw Error(where_of(model, n, k), "reads '" + in + "', which no node before it produces");
-      last_reader_[in] = k;
-    }
     for (const std::string& out : n.outputs) known.insert(out);
   }
-  // Fused chains read x only; their inner values are never made. Readers are counted again.
+  for (const OnnxValueInfo& v : g.outputs)
+    if (!known.count(v.name))
+      throw Error(model.path, "graph output '" + v.name + "' is never produced");
+}
+
+OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced)
+    : model_(model) {
+  check(model);
+  const OnnxGraph& g = model.graph;
+  for (const Tensor& t : g.initializers) weights_[t.name()] = OnnxValue::of(t);
+  // Constant nodes' values are weights like initializers: converted once, not per run.
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (const OnnxAttribute* v = constant_value(g.nodes[k])) {
+      weights_[g.nodes[k].outputs[0]] = OnnxValue::of(v->t);
+      constants_.insert(k);
+    }
+  // Fused chains read x only; their inner values are never made.
   for (const HardSwishChain& c : find_hardswish_chains(model, weights_)) {
     chains_[c.add] = c;
     fused_.insert({c.clip, c.mul, c.div});
   }
-  last_reader_.clear();
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     if (constants_.count(k) || fused_.count(k)) continue;
     const auto chain = chains_.find(k);
@@ -63,11 +77,7 @@ OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> 
       throw Error(model.path, "the replacement of weight '" + name + "' has another shape or type");
     it->second = std::move(v);
   }
-  for (const OnnxValueInfo& v : g.outputs) {
-    if (!known.count(v.name))
-      throw Error(model.path, "graph output '" + v.name + "' is never produced");
-    last_reader_[v.name] = g.nodes.size();  // kept to the end
-  }
+  for (const OnnxValueInfo& v : g.outputs) last_reader_[v.name] = g.nodes.size();  // kept
 }
 
 void OnnxRunner::transform_input(size_t node, std::function<void(OnnxValue&)> fn) {

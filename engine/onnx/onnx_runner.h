@@ -30,6 +30,9 @@ class OnnxRunner {
   // model's decoded weights); a name that is no weight, or a shape that differs, is an
   // mcw::Error.
   explicit OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced = {});
+  // What the constructor refuses, without converting a single weight: for a command that
+  // wants the refusal before its work and the runner only later (or never).
+  static void check(const OnnxModel& model);
   // The graph's outputs for these inputs (by the graph's input names).
   std::map<std::string, OnnxValue> run(const std::map<std::string, OnnxValue>& inputs,
                                        const OnnxRunOptions& options = {}) const;

@@ -22,7 +22,7 @@ void load_onnx_project_inputs(ProjectRunInputs& in, const ImageLoader& images) {
                 "MODEL.onnx --eval SET scans its layers)");
   auto onnx = std::make_shared<OnnxProjectInputs>();
   onnx->model = read_onnx(p.model_path);
-  const OnnxRunner check(onnx->model);  // an unsupported operator is refused before any run
+  OnnxRunner::check(onnx->model);  // an unsupported operator is refused before any run
   onnx->evaluation = read_ocr_set(p.evaluation_path);
   if (!p.calibration_path.empty()) onnx->calibration = read_ocr_set(p.calibration_path);
   if (onnx->evaluation.kind == OcrSet::Lines)

@@ -56,14 +56,17 @@ std::vector<float> layer_input_rows(const OnnxModel& model, const OnnxLayer& l, 
 std::map<std::string, OnnxLayerInputs> calibrate_onnx_layers(const OnnxRunner& runner,
                                                              const std::vector<OnnxLayer>& layers,
                                                              const std::vector<OnnxInputs>& inputs,
-                                                             bool gram, const ProgressFn& progress,
+                                                             CalibrationNeed need,
+                                                             const ProgressFn& progress,
                                                              const CancelToken* cancel) {
   std::map<std::string, OnnxLayerInputs> out;
   std::map<size_t, const OnnxLayer*> by_node;
   for (const OnnxLayer& l : layers) {
     by_node[l.node] = &l;
     OnnxLayerInputs& s = out[l.name];
-    for (int64_t g = 0; g < l.groups; ++g) s.groups.push_back(make_layer_stats(l.cols, gram));
+    if (need != CalibrationNeed::None)
+      for (int64_t g = 0; g < l.groups; ++g)
+        s.groups.push_back(make_layer_stats(l.cols, need == CalibrationNeed::Gram));
   }
   OnnxRunOptions opt;
   opt.observe = [&](size_t node, std::span<const OnnxValue* const> in) {
@@ -76,7 +79,7 @@ std::map<std::string, OnnxLayerInputs> calibrate_onnx_layers(const OnnxRunner& r
       const auto [lo, hi] = std::minmax_element(x.f.begin(), x.f.end());
       s.min = std::min(s.min, *lo), s.max = std::max(s.max, *hi);
     }
-    for (int64_t g = 0; g < l.groups; ++g) {
+    for (int64_t g = 0; g < int64_t(s.groups.size()); ++g) {
       int64_t n = 0;
       const std::vector<float> rows = layer_input_rows(runner.model(), l, x, g, &n);
       accumulate(s.groups[size_t(g)], rows.data(), n);

@@ -13,6 +13,7 @@
 #include "engine/core/progress.h"
 #include "engine/onnx/onnx_layers.h"
 #include "engine/onnx/onnx_runner.h"
+#include "engine/recipe/recipe.h"  // CalibrationNeed
 
 namespace mcw {
 
@@ -23,13 +24,14 @@ struct OnnxLayerInputs {
   float min = INFINITY, max = -INFINITY;  // over every input value seen
 };
 
-// Statistics of `layers`' inputs over `inputs`, with XᵀX when `gram` (else only Σx² and
-// max|x| per column). The runner's transforms apply (a layer sees its inputs as the runner
-// feeds them). Checks `cancel` between inputs.
+// Statistics of `layers`' inputs over `inputs`, as much as `need` asks: Gram adds XᵀX to
+// the per-column Σx² and max|x| (InputNorms); None gathers only each input's range (no
+// group statistics, no patches made). The runner's transforms apply (a layer sees its inputs
+// as the runner feeds them). Checks `cancel` between inputs.
 std::map<std::string, OnnxLayerInputs> calibrate_onnx_layers(const OnnxRunner& runner,
                                                              const std::vector<OnnxLayer>& layers,
                                                              const std::vector<OnnxInputs>& inputs,
-                                                             bool gram,
+                                                             CalibrationNeed need,
                                                              const ProgressFn& progress = {},
                                                              const CancelToken* cancel = nullptr);
 

@@ -140,14 +140,11 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
     throw Error(recipe.source, "'activations' needs calibration inputs and none were given");
 
   OnnxCompression out;
-  std::map<std::string, OnnxValue> original;
-  std::map<std::string, uint64_t> width;  // each weight's dtype bits
+  // Each layer's weight as stored; converted to f32 when a stage first reaches it.
+  std::map<std::string, Tensor> stored;
+  for (Tensor& t : model.weights()) stored.emplace(t.name(), std::move(t));
   const OnnxWeightSize size = onnx_weight_size(model);
   out.parameters = size.parameters, out.original_bits = size.bits;
-  for (const Tensor& t : model.weights()) width[t.name()] = dtype_bits(t);
-  for (const Tensor& t : model.weights())
-    for (const OnnxLayer& l : layers)
-      if (t.name() == l.name) original[l.name] = OnnxValue::of(t);
   std::map<std::string, OnnxCompressedLayer> done;
   const double per_stage =
       1.0 / double(recipe.stages.size() + (recipe.activations.empty() ? 0 : 1));
@@ -162,14 +159,16 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
       std::vector<OnnxLayer> picked;
       for (const OnnxLayer* l : targeted[i]) picked.push_back(*l);
       const OnnxRunner runner(model, out.weights);
-      stats = calibrate_onnx_layers(runner, picked, calibration, need == CalibrationNeed::Gram,
-                                    progress_part(part, 0, 0.5), cancel);
+      stats = calibrate_onnx_layers(runner, picked, calibration, need, progress_part(part, 0, 0.5),
+                                    cancel);
     }
     for (size_t k = 0; k < targeted[i].size(); ++k) {
       const OnnxLayer& l = *targeted[i][k];
       if (cancel) cancel->throw_if_cancelled();
       report(part, s.algorithm, l.name, 0.5 + 0.5 * double(k) / double(targeted[i].size()));
-      OnnxValue& w = out.weights.try_emplace(l.name, original.at(l.name)).first->second;
+      auto [it, first] = out.weights.try_emplace(l.name);
+      if (first) it->second = OnnxValue::of(stored.at(l.name));
+      OnnxValue& w = it->second;
       OnnxCompressedLayer c{l, {}, s.algorithm, {}, 0, !stats.empty(), 0};
       std::string note;
       const json params = layer_params(s.params, l, &note);
@@ -199,7 +198,7 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
     std::vector<OnnxLayer> picked;
     for (const OnnxCompressedLayer& c : out.layers) picked.push_back(c.layer);
     const OnnxRunner runner(model, out.weights);
-    const auto ranges = calibrate_onnx_layers(runner, picked, calibration, false,
+    const auto ranges = calibrate_onnx_layers(runner, picked, calibration, CalibrationNeed::None,
                                               progress_part(progress, 1 - per_stage, 1), cancel);
     const int bits = recipe.activations["bits"].get<int>();
     const bool symmetric = recipe.activations["symmetric"].get<bool>();
@@ -213,7 +212,8 @@ OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,
   }
   out.storage_bits = out.original_bits;
   for (const OnnxCompressedLayer& c : out.layers)
-    out.storage_bits += c.storage_bits - uint64_t(c.layer.parameters()) * width[c.layer.name];
+    out.storage_bits +=
+        c.storage_bits - uint64_t(c.layer.parameters()) * dtype_bits(stored.at(c.layer.name));
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report(progress, "done", "", 1.0);
   return out;

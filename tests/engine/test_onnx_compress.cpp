@@ -380,7 +380,7 @@ TEST(OnnxCompress, CalibrationGramIsSumOfRowOuterProducts) {
     add("Wm", 0, std::vector<double>(x.begin(), x.end()), 7, x);
   }
 
-  const auto stats = calibrate_onnx_layers(OnnxRunner(m), layers, inputs, true);
+  const auto stats = calibrate_onnx_layers(OnnxRunner(m), layers, inputs, CalibrationNeed::Gram);
   for (const OnnxLayer& l : layers) {
     SCOPED_TRACE(l.name);
     const OnnxLayerInputs& st = stats.at(l.name);

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <span>
 #include <sstream>
 
 #include "app/cli/args.h"
@@ -90,25 +89,40 @@ std::set<char32_t> known_characters(const OcrCharset& keys) {
   return known;
 }
 
-// What both renderers take: --text FILE --out DIR [--count N] [--keys FILE].
+// What both renderers take: --text FILE --out DIR [--count N] [--skip N] [--keys FILE], and
+// FILE's usable lines of min..max characters after the first `--skip` of them.
 struct RenderJob {
-  std::string text_path, out;
-  OcrCharset keys;
-  int64_t count, skip;
+  std::string out;
+  std::vector<std::string> lines;
+  int64_t count;
 };
 RenderJob render_job(const std::vector<std::string>& argv, const std::string& command,
-                     int64_t default_count) {
+                     int64_t default_count, size_t min, size_t max) {
   Args args(argv, {"text", "out", "count", "keys", "skip"}, {});
   const auto text = args.value("text"), out = args.value("out");
   if (!text || !out) throw UsageError{command + " needs --text FILE and --out DIR"};
-  return {*text, *out, load_ocr_keys(args.value_or("keys", default_keys())),
-          args.int_or("count", default_count), args.int_or("skip", 0)};
+  const OcrCharset keys = load_ocr_keys(args.value_or("keys", default_keys()));
+  std::vector<std::string> lines =
+      text_lines(read_text_file(*text), min, max, known_characters(keys));
+  lines.erase(lines.begin(),
+              lines.begin() + int64_t(std::min(lines.size(), size_t(args.int_or("skip", 0)))));
+  return {*out, std::move(lines), args.int_or("count", default_count)};
 }
+
+#ifdef MCW_HAVE_QT_GUI
+// Black text on white renders grey (r = g = b), so an 8-bit grey file keeps every pixel at a
+// third of the size.
+void save_grey(const QImage& img, const std::string& dir, const char* name) {
+  const std::string path = (fs::path(dir) / name).string();
+  if (!img.convertToFormat(QImage::Format_Grayscale8).save(QString::fromStdString(path)))
+    throw Error(path, "cannot write the image");
+}
+#endif
 
 }  // namespace
 
 int run_ocr_lines(const std::vector<std::string>& argv) {
-  const auto [text, out, keys, count, skip] = render_job(argv, "ocr-lines", 100);
+  const auto [out, lines, count] = render_job(argv, "ocr-lines", 100, 8, 60);
 #ifdef MCW_HAVE_QT_GUI
   ensure_gui();
   fs::create_directories(out);
@@ -117,9 +131,7 @@ int run_ocr_lines(const std::vector<std::string>& argv) {
   font.setPixelSize(40);
   const QFontMetrics metrics(font);
   int64_t n = 0;
-  const std::vector<std::string> lines =
-      text_lines(read_text_file(text), 8, 60, known_characters(keys));
-  for (const std::string& t : std::span(lines).subspan(std::min(lines.size(), size_t(skip)))) {
+  for (const std::string& t : lines) {
     if (n >= count) break;
     const QString q = QString::fromStdString(t);
     QImage img(metrics.horizontalAdvance(q) + 16, 64, QImage::Format_RGB888);
@@ -132,11 +144,7 @@ int run_ocr_lines(const std::vector<std::string>& argv) {
     p.end();
     char name[32];
     std::snprintf(name, sizeof name, "line-%04lld.png", static_cast<long long>(n));
-    // Black text on white renders grey (r = g = b), so an 8-bit grey file keeps every pixel
-    // at a third of the size.
-    if (!img.convertToFormat(QImage::Format_Grayscale8)
-             .save(QString::fromStdString((fs::path(out) / name).string())))
-      throw Error((fs::path(out) / name).string(), "cannot write the image");
+    save_grey(img, out, name);
     labels << name << '\t' << t << '\n';
     ++n;
   }
@@ -151,15 +159,12 @@ int run_ocr_lines(const std::vector<std::string>& argv) {
 }
 
 int run_ocr_pages(const std::vector<std::string>& argv) {
-  const auto [text, out, keys, count, skip] = render_job(argv, "ocr-pages", 20);
+  const auto [out, lines, count] = render_job(argv, "ocr-pages", 20, 8, 40);
 #ifdef MCW_HAVE_QT_GUI
   ensure_gui();
   fs::create_directories(out);
-  const std::vector<std::string> lines =
-      text_lines(read_text_file(text), 8, 40, known_characters(keys));
   std::ofstream boxes(fs::path(out) / "boxes.tsv");
-  const size_t first = std::min(lines.size(), size_t(skip));
-  size_t next = first;
+  size_t next = 0;
   for (int64_t page = 0; page < count && next < lines.size(); ++page) {
     QImage img(640, 480, QImage::Format_RGB888);
     img.fill(Qt::white);
@@ -185,14 +190,10 @@ int run_ocr_pages(const std::vector<std::string>& argv) {
       y += m.height() + 18 + int((page + k) % 3) * 12;
     }
     p.end();
-    // Black text on white renders grey (r = g = b), so an 8-bit grey file keeps every pixel
-    // at a third of the size.
-    if (!img.convertToFormat(QImage::Format_Grayscale8)
-             .save(QString::fromStdString((fs::path(out) / name).string())))
-      throw Error((fs::path(out) / name).string(), "cannot write the image");
+    save_grey(img, out, name);
   }
   if (!boxes) throw Error((fs::path(out) / "boxes.tsv").string(), "cannot write the boxes");
-  std::printf("%zu lines on pages in %s\n", next - first, out.c_str());
+  std::printf("%zu lines on pages in %s\n", next, out.c_str());
   return 0;
 #else
   (void)count;

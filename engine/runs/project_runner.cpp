@@ -4,14 +4,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "engine/compress/compress_llama.h"
 #include "engine/core/error.h"
 #include "engine/core/memory_usage.h"
 #include "engine/core/sha256.h"
+#include "engine/core/text_file.h"
 #include "engine/eval/packed_llama.h"
 #include "engine/export/compress_to_directory.h"
 #include "engine/export/recovered_writer.h"
@@ -28,14 +27,6 @@
 namespace mcw {
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "cannot open text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Latency belongs to the packed layouts a model deploys with, not to the run that made
 // them: w4g128 by RTN or by GPTQ runs the same kernels on the same number of bytes. So a
@@ -202,8 +193,8 @@ ProjectRunInputs load_project_run_inputs(const std::string& project_file,
   in.fingerprint = model_fingerprint(in.file);
   in.tokenizer = load_tokenizer(in.file);
   if (!p.calibration_path.empty())
-    in.calibration_tokens = in.tokenizer->encode(read_text(p.calibration_path), false);
-  in.evaluation_tokens = in.tokenizer->encode(read_text(p.evaluation_path), false);
+    in.calibration_tokens = in.tokenizer->encode(read_text_file(p.calibration_path), false);
+  in.evaluation_tokens = in.tokenizer->encode(read_text_file(p.evaluation_path), false);
   if (p.eval.max_tokens > 0 && in.evaluation_tokens.size() > size_t(p.eval.max_tokens))
     in.evaluation_tokens.resize(size_t(p.eval.max_tokens));
   if (in.evaluation_tokens.size() < 2)
@@ -243,7 +234,7 @@ RecipeRunOutcome run_project_recipe(RunStore& store, const ProjectRunInputs& in,
     source = in.project_file + " (recipe '" + pr.name + "')";
   } else {
     try {
-      text = read_text(pr.path);
+      text = read_text_file(pr.path);
     } catch (const Error& e) {  // still recorded, so the failure shows in the run list
       return record_run(store, in, pr.name, "", [&](auto&, auto&, auto&) { throw e; });
     }

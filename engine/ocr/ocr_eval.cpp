@@ -1,5 +1,6 @@
 #include "engine/ocr/ocr_eval.h"
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -79,43 +80,56 @@ std::vector<OnnxInputs> ocr_calibration_inputs(const OnnxModel& model, const Ocr
   return out;
 }
 
+void run_ocr_set(const OnnxRunner& runner, const OcrSet& set, const ImageLoader& load, size_t max,
+                 const OcrOutputFn& each) {
+  const OnnxModel& model = runner.model();
+  if (model.graph.inputs.empty()) throw Error(model.path, "the graph has no input");
+  if (model.graph.outputs.empty()) throw Error(model.path, "the graph has no output");
+  for (size_t k = 0; k < std::min(max, set.size()); ++k) {
+    const DetInput in = ocr_sample_input(set, k, load);
+    const auto t0 = std::chrono::steady_clock::now();
+    const OnnxValue y =
+        runner.run({{model.graph.inputs[0].name, in.x}}).at(model.graph.outputs[0].name);
+    each(k, in, y, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+}
+
+std::string decode_line(const OnnxModel& model, const OnnxValue& y, const OcrCharset& keys) {
+  if (y.shape.size() != 3 || !y.is_float)
+    throw Error(model.path, "the output is not [1, T, classes] probabilities");
+  return ctc_greedy_decode(y.f.data(), y.shape[1], y.shape[2], keys);
+}
+
+std::vector<OcrBox> page_boxes(const OnnxModel& model, const OnnxValue& y, const DetInput& in) {
+  if (y.shape.size() != 4 || !y.is_float)
+    throw Error(model.path, "the output is not a [1, 1, H, W] map");
+  return db_boxes(y.f.data(), y.shape[2], y.shape[3], in.scale_x, in.scale_y);
+}
+
 OcrScore score_recogniser(
     const OnnxRunner& runner, const OcrSet& set, const OcrCharset& keys, const ImageLoader& load,
     size_t max, const std::function<void(const OcrLineSample&, const std::string&)>& each) {
-  const OnnxModel& model = runner.model();
   if (set.kind != OcrSet::Lines) throw Error(set.dir, "a recogniser is scored on text lines");
-  if (model.graph.inputs.empty()) throw Error(model.path, "the graph has no input");
   OcrScore score;
-  for (size_t k = 0; k < std::min(max, set.lines.size()); ++k) {
-    const auto out = runner.run({{model.graph.inputs[0].name, ocr_sample_input(set, k, load).x}});
-    const OnnxValue& y = out.begin()->second;
-    if (y.shape.size() != 3 || !y.is_float)
-      throw Error(model.path, "the output is not [1, T, classes] probabilities");
-    const std::string got = ctc_greedy_decode(y.f.data(), y.shape[1], y.shape[2], keys);
+  run_ocr_set(runner, set, load, max, [&](size_t k, const DetInput&, const OnnxValue& y, double) {
+    const std::string got = decode_line(runner.model(), y, keys);
     score.add(set.lines[k].text, got);
     if (each) each(set.lines[k], got);
-  }
+  });
   return score;
 }
 
 DetScore score_detector(
     const OnnxRunner& runner, const OcrSet& set, const ImageLoader& load, size_t max,
     const std::function<void(const OcrPageSample&, const std::vector<OcrBox>&)>& each) {
-  const OnnxModel& model = runner.model();
   if (set.kind != OcrSet::Pages) throw Error(set.dir, "a detector is scored on pages");
-  if (model.graph.inputs.empty()) throw Error(model.path, "the graph has no input");
   DetScore score;
-  for (size_t k = 0; k < std::min(max, set.pages.size()); ++k) {
-    const DetInput d = ocr_sample_input(set, k, load);
-    const auto out = runner.run({{model.graph.inputs[0].name, d.x}});
-    const OnnxValue& prob = out.begin()->second;
-    if (prob.shape.size() != 4 || !prob.is_float)
-      throw Error(model.path, "the output is not a [1, 1, H, W] map");
-    const std::vector<OcrBox> got =
-        db_boxes(prob.f.data(), prob.shape[2], prob.shape[3], d.scale_x, d.scale_y);
-    score.add(set.pages[k].boxes, got);
-    if (each) each(set.pages[k], got);
-  }
+  run_ocr_set(runner, set, load, max,
+              [&](size_t k, const DetInput& in, const OnnxValue& y, double) {
+                const std::vector<OcrBox> got = page_boxes(runner.model(), y, in);
+                score.add(set.pages[k].boxes, got);
+                if (each) each(set.pages[k], got);
+              });
   return score;
 }
 

@@ -42,6 +42,17 @@ DetInput ocr_sample_input(const OcrSet& set, size_t k, const ImageLoader& load);
 std::vector<OnnxInputs> ocr_calibration_inputs(const OnnxModel& model, const OcrSet& set,
                                                size_t count, const ImageLoader& load);
 
+// Runs the graph on the first `max` samples: each(k, its input, the graph's first output,
+// the seconds the run took).
+using OcrOutputFn =
+    std::function<void(size_t k, const DetInput& in, const OnnxValue& y, double seconds)>;
+void run_ocr_set(const OnnxRunner& runner, const OcrSet& set, const ImageLoader& load, size_t max,
+                 const OcrOutputFn& each);
+// A recogniser's output as text (greedy CTC over `keys`); a detector's as boxes in page
+// pixels. Each checks the output's shape (mcw::Error naming the model otherwise).
+std::string decode_line(const OnnxModel& model, const OnnxValue& y, const OcrCharset& keys);
+std::vector<OcrBox> page_boxes(const OnnxModel& model, const OnnxValue& y, const DetInput& in);
+
 // A recogniser's CER and exact lines over the first `max` lines, greedy CTC over `keys`;
 // `each` sees every line's reference and hypothesis.
 OcrScore score_recogniser(

@@ -1,7 +1,6 @@
 #include "engine/runs/onnx_project_runner.h"
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 
 #include "engine/onnx/onnx_compress.h"
@@ -41,33 +40,26 @@ void add_onnx_eval(std::vector<Metric>& m, const ProjectRunInputs& in, const Onn
   const OnnxProjectInputs& o = *in.onnx;
   const OnnxRunner original(o.model);
   const OcrSet& set = o.evaluation;
-  const std::string input = o.model.graph.inputs.at(0).name,
-                    output = o.model.graph.outputs.at(0).name;
   OcrScore lines;
   DetScore pages;
   double distance = 0;
   bool kl = false;
   std::vector<double> ms;
   enter(hooks, "eval");
-  for (size_t k = 0; k < set.size(); ++k) {
-    if (cancel) cancel->throw_if_cancelled();
-    report(hooks.progress, "eval", "", double(k) / double(set.size()));
-    const DetInput d = ocr_sample_input(set, k, o.images);
-    const OnnxValue y0 = original.run({{input, d.x}}).at(output);
-    const auto t0 = std::chrono::steady_clock::now();
-    const OnnxValue y = runner.run({{input, d.x}}).at(output);
-    ms.push_back(1e3 *
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    distance += output_distance(y0, y, &kl);
-    if (set.kind == OcrSet::Lines) {
-      if (y.shape.size() != 3) throw Error(o.model.path, "the output is not [1, T, classes]");
-      lines.add(set.lines[k].text, ctc_greedy_decode(y.f.data(), y.shape[1], y.shape[2], *o.keys));
-    } else {
-      if (y.shape.size() != 4) throw Error(o.model.path, "the output is not a [1, 1, H, W] map");
-      pages.add(set.pages[k].boxes,
-                db_boxes(y.f.data(), y.shape[2], y.shape[3], d.scale_x, d.scale_y));
-    }
-  }
+  run_ocr_set(
+      runner, set, o.images, SIZE_MAX,
+      [&](size_t k, const DetInput& in, const OnnxValue& y, double seconds) {
+        if (cancel) cancel->throw_if_cancelled();
+        report(hooks.progress, "eval", "", double(k + 1) / double(set.size()));
+        ms.push_back(1e3 * seconds);
+        const OnnxValue y0 =
+            original.run({{o.model.graph.inputs[0].name, in.x}}).at(o.model.graph.outputs[0].name);
+        distance += output_distance(y0, y, &kl);
+        if (set.kind == OcrSet::Lines)
+          lines.add(set.lines[k].text, decode_line(o.model, y, *o.keys));
+        else
+          pages.add(set.pages[k].boxes, page_boxes(o.model, y, in));
+      });
   if (set.kind == OcrSet::Lines) {
     m.push_back({"cer", lines.cer()});
     m.push_back({"line_accuracy", lines.line_accuracy()});

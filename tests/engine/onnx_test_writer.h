@@ -8,29 +8,32 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/io/protobuf_write.h"
+
 namespace mcw::test {
 
-// A protobuf message being written: key = field << 3 | wire type, then the value.
+// A protobuf message being written (engine/io/protobuf_write.h's fields, chained).
 struct Pb {
   std::string b;
   Pb& varint(uint64_t v) {
-    while (v >= 0x80) b += char(uint8_t(v) | 0x80), v >>= 7;
-    b += char(uint8_t(v));
+    pb::varint(b, v);
     return *this;
   }
-  Pb& key(uint32_t field, int wire) { return varint(uint64_t(field) << 3 | unsigned(wire)); }
-  Pb& i(uint32_t field, int64_t v) { return key(field, 0).varint(uint64_t(v)); }
+  Pb& key(uint32_t field, int wire) {
+    pb::key(b, field, uint32_t(wire));
+    return *this;
+  }
+  Pb& i(uint32_t field, int64_t v) {
+    pb::int_field(b, field, v);
+    return *this;
+  }
   Pb& bytes(uint32_t field, std::string_view s) {
-    key(field, 2).varint(s.size());
-    b += s;
+    pb::bytes_field(b, field, s);
     return *this;
   }
   Pb& msg(uint32_t field, const Pb& m) { return bytes(field, m.b); }
   Pb& f32(uint32_t field, float f) {
-    key(field, 5);
-    char c[4];
-    std::memcpy(c, &f, 4);
-    b.append(c, 4);
+    pb::float_field(b, field, f);
     return *this;
   }
   template <class T>

@@ -13,6 +13,7 @@ pkgs=(
   libtbb-dev libsqlite3-dev libgtest-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev
   xvfb xauth poppler-utils fortunes fonts-dejavu-core libonnx-testdata
+  gdb  # the test sandbox prints a hung test's stacks with it
 )
 
 missing=()

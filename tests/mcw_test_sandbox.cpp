@@ -10,6 +10,10 @@
 // on stderr) when it fails, or always with MCW_KEEP_TEST_SANDBOX=1. The command dies with
 // the sandbox (PR_SET_PDEATHSIG), so a test CTest kills on timeout leaves nothing behind;
 // SIGINT, SIGTERM and SIGHUP are passed on to it.
+//
+// A test still running after MCW_TEST_STACKS_AFTER seconds (120 unless set; 0: never) gets
+// every thread's stack printed to stderr by gdb, once, and goes on: a test that hangs then
+// leaves, in CTest's output, where it hung, which a hang seen once in CI needs.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -27,9 +31,31 @@
 namespace fs = std::filesystem;
 
 static volatile sig_atomic_t g_child = 0;
+static volatile sig_atomic_t g_alarm = 0;
 
 static void forward(int sig) {
   if (g_child > 0) ::kill(pid_t(g_child), sig);
+}
+
+static void on_alarm(int) { g_alarm = 1; }
+
+// gdb's stacks of every thread of `pid` on stderr (the process goes on after).
+static void print_stacks(pid_t pid, const char* command, unsigned seconds) {
+  std::fprintf(stderr, "mcw_test_sandbox: %s still running after %u s; its threads' stacks:\n",
+               command, seconds);
+  std::fflush(nullptr);
+  const std::string target = std::to_string(pid);
+  const pid_t gdb = ::fork();
+  if (gdb == 0) {
+    ::dup2(2, 1);
+    ::execlp("gdb", "gdb", "-p", target.c_str(), "-batch", "-nx", "-iex", "set auto-load off",
+             "-ex", "thread apply all bt", static_cast<char*>(nullptr));
+    std::fprintf(stderr, "mcw_test_sandbox: cannot run gdb: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  if (gdb > 0)
+    while (::waitpid(gdb, nullptr, 0) < 0 && errno == EINTR) {
+    }
 }
 
 static bool make_dir(const fs::path& p, mode_t mode) {
@@ -102,6 +128,8 @@ int main(int argc, char** argv) {
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) _exit(2);  // the sandbox died before prctl
+    // Where Yama allows tracing only by ancestors, let the stack printer's gdb attach.
+    ::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
@@ -110,12 +138,27 @@ int main(int argc, char** argv) {
     _exit(127);
   }
   g_child = child;
+  unsigned stacks_after = 120;
+  if (const char* s = std::getenv("MCW_TEST_STACKS_AFTER"); s && *s)
+    stacks_after = unsigned(std::strtoul(s, nullptr, 10));
+  if (stacks_after > 0) {
+    struct sigaction alarm_action {};
+    alarm_action.sa_handler = on_alarm;  // no SA_RESTART: waitpid below returns EINTR
+    sigemptyset(&alarm_action.sa_mask);
+    ::sigaction(SIGALRM, &alarm_action, nullptr);
+    ::alarm(stacks_after);
+  }
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0)
+  while (::waitpid(child, &status, 0) < 0) {
     if (errno != EINTR) {
       std::perror("mcw_test_sandbox: waitpid");
       return 2;
     }
+    if (g_alarm) {
+      g_alarm = 0;
+      print_stacks(child, argv[1], stacks_after);
+    }
+  }
 
   const bool passed = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   const char* keep = std::getenv("MCW_KEEP_TEST_SANDBOX");

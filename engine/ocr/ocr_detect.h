@@ -35,6 +35,7 @@ double box_iou(const OcrBox& a, const OcrBox& b);
 
 struct DetScore {
   int64_t truths = 0, found = 0, matched = 0;
+  double median_ms = 0;  // per page, set by score_detector
   void add(const std::vector<OcrBox>& truth, const std::vector<OcrBox>& got, double iou = 0.5);
   double recall() const { return truths ? double(matched) / double(truths) : 0.0; }
   double precision() const { return found ? double(matched) / double(found) : 0.0; }

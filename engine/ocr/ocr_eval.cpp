@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/text_file.h"
+#include "engine/eval/latency.h"
 
 namespace mcw {
 
@@ -111,11 +112,15 @@ OcrScore score_recogniser(
     size_t max, const std::function<void(const OcrLineSample&, const std::string&)>& each) {
   if (set.kind != OcrSet::Lines) throw Error(set.dir, "a recogniser is scored on text lines");
   OcrScore score;
-  run_ocr_set(runner, set, load, max, [&](size_t k, const DetInput&, const OnnxValue& y, double) {
-    const std::string got = decode_line(runner.model(), y, keys);
-    score.add(set.lines[k].text, got);
-    if (each) each(set.lines[k], got);
-  });
+  std::vector<double> ms;
+  run_ocr_set(runner, set, load, max,
+              [&](size_t k, const DetInput&, const OnnxValue& y, double seconds) {
+                ms.push_back(1e3 * seconds);
+                const std::string got = decode_line(runner.model(), y, keys);
+                score.add(set.lines[k].text, got);
+                if (each) each(set.lines[k], got);
+              });
+  if (!ms.empty()) score.median_ms = median(ms);
   return score;
 }
 
@@ -124,12 +129,15 @@ DetScore score_detector(
     const std::function<void(const OcrPageSample&, const std::vector<OcrBox>&)>& each) {
   if (set.kind != OcrSet::Pages) throw Error(set.dir, "a detector is scored on pages");
   DetScore score;
+  std::vector<double> ms;
   run_ocr_set(runner, set, load, max,
-              [&](size_t k, const DetInput& in, const OnnxValue& y, double) {
+              [&](size_t k, const DetInput& in, const OnnxValue& y, double seconds) {
+                ms.push_back(1e3 * seconds);
                 const std::vector<OcrBox> got = page_boxes(runner.model(), y, in);
                 score.add(set.pages[k].boxes, got);
                 if (each) each(set.pages[k], got);
               });
+  if (!ms.empty()) score.median_ms = median(ms);
   return score;
 }
 

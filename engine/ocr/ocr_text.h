@@ -26,6 +26,7 @@ int64_t edit_distance(const std::u32string& a, const std::u32string& b);
 
 struct OcrScore {
   int64_t lines = 0, exact = 0, chars = 0, errors = 0;  // chars: reference code points
+  double median_ms = 0;                                 // per line, set by score_recogniser
   void add(const std::string& reference, const std::string& hypothesis);
   double cer() const { return chars ? double(errors) / double(chars) : 0.0; }
   double line_accuracy() const { return lines ? double(exact) / double(lines) : 0.0; }

@@ -9,6 +9,7 @@
 #include "engine/compress/algorithm.h"
 #include "engine/compress/layer_error.h"
 #include "engine/core/error.h"
+#include "engine/onnx/onnx_packed.h"
 
 namespace mcw {
 
@@ -102,8 +103,9 @@ void fake_quantize(OnnxValue& x, const OnnxActivationQuant& q) {
   }
 }
 
-OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c) {
+OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c, bool packed) {
   OnnxRunner runner(model, c.weights);
+  if (packed) runner.use_packed(pack_onnx_layers(c));
   for (const OnnxActivationQuant& q : c.activations)
     runner.transform_input(q.node, [q](OnnxValue& x) { fake_quantize(x, q); });
   return runner;

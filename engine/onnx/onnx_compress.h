@@ -77,7 +77,9 @@ OnnxActivationQuant activation_grid(float min, float max, int bits, bool symmetr
 // x ← scale·(clamp(round_half_even(x/scale) + zero, qmin, qmax) − zero), in place.
 void fake_quantize(OnnxValue& x, const OnnxActivationQuant& q);
 
-// The graph as compressed: decoded weights, and the layers' inputs fake-quantised.
-OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c);
+// The graph as compressed: decoded weights, and the layers' inputs fake-quantised. With
+// `packed`, the layers onnx_packed.h packs multiply with their packed weights (the same
+// graph on the deployment kernels; int8 activations in their integer products).
+OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c, bool packed = false);
 
 }  // namespace mcw

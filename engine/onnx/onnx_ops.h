@@ -13,6 +13,8 @@
 
 namespace mcw {
 
+class OnnxPackedLayer;
+
 struct OnnxOpContext {
   const OnnxNode& node;
   int64_t opset = 0;  // the model's default-domain opset
@@ -21,6 +23,9 @@ struct OnnxOpContext {
   // values): an op whose output has its shape and type may compute into it and return it,
   // saving an allocation and a pass over memory. Null otherwise.
   OnnxValue* donated = nullptr;
+  // The node's weight in a deployment layout (onnx_packed.h): Conv, MatMul and Gemm multiply
+  // with it instead of their weight input, which then only gives the shape. Null otherwise.
+  const OnnxPackedLayer* packed = nullptr;
 
   [[noreturn]] void fail(const std::string& what) const;
   const OnnxAttribute* attr(const char* name) const { return node.attribute(name); }

@@ -9,6 +9,7 @@
 #include "engine/kernels/gemm.h"
 #include "engine/onnx/onnx_conv.h"
 #include "engine/onnx/onnx_ops.h"
+#include "engine/onnx/onnx_packed.h"
 
 namespace mcw {
 
@@ -46,6 +47,12 @@ std::vector<OnnxValue> matmul_op(const OnnxOpContext& c, std::span<const OnnxVal
   if (!a1) out.push_back(m);
   if (!b1) out.push_back(n);
   OnnxValue y = OnnxValue::floats(out);
+  if (c.packed) {  // a weight [k, n] packed as its transpose: every row of A at once
+    if (b.shape.size() != 2 || c.packed->rows() != n || c.packed->cols() != k)
+      c.fail("the packed weight does not match the MatMul's second input");
+    c.packed->matmul(a.f.data(), y.f.data(), int64_t(a.f.size()) / k);
+    return {y};
+  }
   const std::vector<int64_t> sta = strides_of(ba), stb = strides_of(bb);
   for (int64_t t = 0; t < batches; ++t) {
     int64_t oa = 0, ob = 0, rem = t;
@@ -80,10 +87,15 @@ std::vector<OnnxValue> gemm_op(const OnnxOpContext& c, std::span<const OnnxValue
       for (int64_t j = 0; j < m; ++j) at[size_t(j * k + i)] = a.f[size_t(i * m + j)];
     pa = at.data();
   }
-  if (tb)
+  if (c.packed) {  // B packed as [n, k]
+    if (c.packed->rows() != n || c.packed->cols() != k)
+      c.fail("the packed weight does not match the Gemm's B");
+    c.packed->matmul(pa, y.f.data(), m);
+  } else if (tb) {
     matmul_wt(pa, b.f.data(), y.f.data(), m, n, k);
-  else
+  } else {
     matmul(pa, b.f.data(), y.f.data(), m, n, k);
+  }
   const OnnxValue* cc = c.input(in, 2);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -249,6 +261,14 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
   const Window g = conv_window(c, h, w, kh, kw);
   const int64_t cog = co / groups, patch = cig * kh * kw, pixels = g.oh * g.ow;
   OnnxValue y = OnnxValue::floats({n, co, g.oh, g.ow});
+  if (c.packed) {
+    if (groups != 1 || c.packed->rows() != co || c.packed->cols() != patch)
+      c.fail("the packed weight does not match the convolution");
+    for (int64_t img = 0; img < n; ++img)
+      packed_conv_image(*c.packed, x.f.data() + img * ci * h * w, ci, h, w, g,
+                        bias ? bias->f.data() : nullptr, y.f.data() + img * co * pixels);
+    return {y};
+  }
   if (cig == 1 && cog == 1) {  // depthwise: one small filter per channel, computed directly
     tbb::parallel_for(int64_t(0), n * co, [&](int64_t job) {
       const int64_t ch = job % co;

@@ -86,6 +86,16 @@ void OnnxRunner::transform_input(size_t node, std::function<void(OnnxValue&)> fn
   transforms_[node] = std::move(fn);
 }
 
+void OnnxRunner::use_packed(OnnxPackedLayers layers) {
+  for (const auto& [node, w] : layers) {
+    const std::vector<OnnxNode>& nodes = model_.graph.nodes;
+    const std::string op = node < nodes.size() ? nodes[node].op_type : "";
+    if (op != "Conv" && op != "MatMul" && op != "Gemm")
+      throw Error(model_.path, "node #" + std::to_string(node) + " takes no packed weight");
+  }
+  packed_ = std::move(layers);
+}
+
 std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, OnnxValue>& inputs,
                                                  const OnnxRunOptions& options) const {
   const OnnxGraph& g = model_.graph;
@@ -143,6 +153,7 @@ std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, Onn
     if (in[0] == &transformed && transformed.numel() > 0) donate = &transformed;
     OnnxOpContext c{n, model_.opset(), where_of(model_, n, k)};
     c.donated = donate;
+    if (const auto p = packed_.find(k); p != packed_.end()) c.packed = p->second.get();
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<OnnxValue> out = find_onnx_op(n.op_type)->run(c, in);
     if (options.profile)

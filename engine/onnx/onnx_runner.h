@@ -12,6 +12,7 @@
 
 #include "engine/io/onnx.h"
 #include "engine/onnx/onnx_fusion.h"
+#include "engine/onnx/onnx_packed.h"
 #include "engine/onnx/onnx_value.h"
 
 namespace mcw {
@@ -39,6 +40,9 @@ class OnnxRunner {
   // Node `node`'s first input goes through `fn` before the node runs (fake-quantised
   // activations); the node reads the transformed copy.
   void transform_input(size_t node, std::function<void(OnnxValue&)> fn);
+  // These nodes multiply with their packed weights (onnx_packed.h); a node that is no Conv,
+  // MatMul or Gemm is an mcw::Error.
+  void use_packed(OnnxPackedLayers layers);
   const OnnxModel& model() const { return model_; }
 
  private:
@@ -47,6 +51,7 @@ class OnnxRunner {
   std::set<size_t> constants_;                 // the Constant nodes, not run again
   std::map<std::string, size_t> last_reader_;  // value -> index of its last reading node
   std::map<size_t, std::function<void(OnnxValue&)>> transforms_;
+  OnnxPackedLayers packed_;
   // Element-wise chains run as one pass (onnx_fusion.h): by the chain's first node, and the
   // nodes it replaces.
   std::map<size_t, HardSwishChain> chains_;

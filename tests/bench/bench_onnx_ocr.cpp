@@ -2,24 +2,26 @@
 // and one 640 × 480 page through the detector, 2 threads by default (oneTBB's arena is the
 // process's). The models come from the installer (assets/models/ppocr); a missing model
 // skips its benchmark.
+//
+// BM_RecogniseLineCompressed/<bits>/<group>/<packed>: the recogniser with every Conv, MatMul
+// and Gemm weight rounded to nearest (bits, group size; 0: one grid per output channel),
+// run as decoded f32 weights (packed 0: what the written file computes, on the f32 GEMM) or
+// on the packed kernels (1: onnx_packed.h, int8 activations). RTN, since the layout and not
+// the algorithm sets the speed.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <filesystem>
 #include <optional>
 
+#include "engine/onnx/onnx_compress.h"
 #include "engine/onnx/onnx_runner.h"
 
 using namespace mcw;
 
 namespace {
 
-void run_model(benchmark::State& state, const char* file, Shape shape) {
-  const std::string path = std::string(MCW_SOURCE_DIR) + "/assets/models/ppocr/" + file;
-  if (!std::filesystem::exists(path))
-    return state.SkipWithError("run installer/deps-debian.sh first");
-  const OnnxModel m = read_onnx(path);
-  const OnnxRunner runner(m);
+void time_runs(benchmark::State& state, const OnnxModel& m, const OnnxRunner& runner, Shape shape) {
   OnnxValue x = OnnxValue::floats(shape);
   for (size_t k = 0; k < x.f.size(); ++k) x.f[k] = float(std::sin(double(k) * 0.01));
   std::map<std::string, double> seconds;  // per operator type, reported as ms per run
@@ -30,6 +32,20 @@ void run_model(benchmark::State& state, const char* file, Shape shape) {
     state.counters[op + "_ms"] = 1e3 * t / double(state.iterations());
 }
 
+std::optional<OnnxModel> load(benchmark::State& state, const char* file) {
+  const std::string path = std::string(MCW_SOURCE_DIR) + "/assets/models/ppocr/" + file;
+  if (!std::filesystem::exists(path)) {
+    state.SkipWithError("run installer/deps-debian.sh first");
+    return std::nullopt;
+  }
+  return read_onnx(path);
+}
+
+void run_model(benchmark::State& state, const char* file, Shape shape) {
+  if (const std::optional<OnnxModel> m = load(state, file))
+    time_runs(state, *m, OnnxRunner(*m), shape);
+}
+
 void BM_RecogniseLine(benchmark::State& state) {
   run_model(state, "ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320});
 }
@@ -37,8 +53,23 @@ void BM_DetectPage(benchmark::State& state) {
   run_model(state, "ch_PP-OCRv4_det_infer.onnx", {1, 3, 480, 640});
 }
 
+void BM_RecogniseLineCompressed(benchmark::State& state) {
+  const std::optional<OnnxModel> m = load(state, "ch_PP-OCRv4_rec_infer.onnx");
+  if (!m) return;
+  const std::string recipe =
+      "stages:\n  - algorithm: rtn\n    bits: " + std::to_string(state.range(0)) +
+      "\n    group_size: " + std::to_string(state.range(1)) + "\n";
+  const OnnxCompression c = compress_onnx(*m, parse_recipe(recipe, "bench"), {});
+  time_runs(state, *m, compressed_runner(*m, c, state.range(2) != 0), {1, 3, 48, 320});
+}
+
 }  // namespace
 
 BENCHMARK(BM_RecogniseLine)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_DetectPage)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_RecogniseLineCompressed)
+    ->ArgNames({"bits", "group", "packed"})
+    ->ArgsProduct({{8, 4}, {0, 128}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
 BENCHMARK_MAIN();

@@ -1,6 +1,6 @@
 // Compressing ONNX graphs (onnx_layers.h, onnx_calibrate.h, onnx_compress.h,
-// onnx_write_compressed.h) on tiny models written byte by byte, against naive references
-// written here from the ONNX operator definitions and affine_quantizer.h's convention.
+// onnx_write_compressed.h, onnx_packed.h) on tiny models written byte by byte, against naive
+// references written here from the ONNX operator definitions and affine_quantizer.h's convention.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "engine/onnx/onnx_calibrate.h"
 #include "engine/onnx/onnx_compress.h"
 #include "engine/onnx/onnx_layers.h"
+#include "engine/onnx/onnx_packed.h"
 #include "engine/onnx/onnx_runner.h"
 #include "engine/onnx/onnx_write_compressed.h"
 #include "engine/recipe/recipe.h"
@@ -760,4 +761,72 @@ TEST(OnnxCompress, BadRecipesAreRefusedBeforeWork) {
       compress_onnx(m, parse_recipe("stages:\n" + rtn + "  - algorithm: gptq\n", "ok"), calib));
   EXPECT_NO_THROW(
       compress_onnx(m, parse_recipe("activations: {bits: 8}\nstages:\n" + rtn, "ok"), calib));
+}
+
+// The graph on the packed kernels (onnx_packed.h) computes what the decoded graph does, up to
+// the int8 rounding of the packed layers' inputs (about 1/254 of each block's largest value)
+// and the f16 of the layouts that keep values in f16: quantised codes (the integer GEMM where
+// the CPU has it), 2:4 pruning, low rank; a 3 × 3 Conv, a pointwise Conv over more pixels
+// than one tile, MatMul and Gemm. Depthwise filters stay decoded.
+TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
+  const fs::path dir = test::fresh_temp_dir();
+  std::mt19937 rng(12);
+  const OnnxModel chain = chain_model(dir / "chain.onnx", 8, 16, 32, 8, 8, 64, true);
+  GraphWriter g;  // x [1, 8, 20, 20] → pointwise Conv Wp [16, 8] → [16, 400] → Gemm Bᵀ [24, 400]
+  g.node("Conv", {"x", "Wp", "bp"}, "c");
+  g.node("Reshape", {"c", "shape"}, "r");
+  Pb trans;
+  trans.bytes(1, "transB").i(3, 1).i(20, 2);
+  g.node("Gemm", {"r", "B", "C"}, "y", {trans});
+  g.weight("Wp", {16, 8, 1, 1}, randn(rng, 128, 0.4f));
+  g.weight("bp", {16}, randn(rng, 16, 0.1f));
+  g.weight("shape", {2}, Dims{16, 400});
+  g.weight("B", {24, 400}, randn(rng, 24 * 400, 0.05f));
+  g.weight("C", {24}, randn(rng, 24, 0.1f));
+  g.value(11, "x", {1, 8, 20, 20});
+  g.value(12, "y", {16, 24});
+  const OnnxModel pointwise = g.write(dir / "pointwise.onnx");
+
+  std::vector<OnnxInputs> calib;
+  for (int k = 0; k < 2; ++k) calib.push_back(input_x(rng, {1, 16, 8, 8}));
+  const struct {
+    const char* recipe;
+    double tolerance;
+  } cases[] = {
+      {"stages:\n  - algorithm: rtn\n    bits: 4\n    group_size: 32\n", 3e-2},
+      {"stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n    symmetric: true\n", 3e-2},
+      {"stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n", 3e-2},
+      {"stages:\n  - algorithm: magnitude\n    pattern: \"2:4\"\n    targets: [%]\n", 3e-3},
+      {"stages:\n  - algorithm: svd\n    rank: 4\n    targets: [%]\n", 1e-5},
+  };
+  for (const auto& [recipe, tolerance] : cases) {
+    SCOPED_TRACE(recipe);
+    for (const OnnxModel* m : {&chain, &pointwise}) {
+      const bool is_chain = m == &chain;
+      std::string text = recipe;  // 2:4 and rank 4 on the layers that have them (not Wd)
+      if (const size_t at = text.find('%'); at != std::string::npos)
+        text.replace(at, 1, is_chain ? "W1, Wm" : "Wp, B");
+      const OnnxCompression c = compress_onnx(*m, parse_recipe(text, "p.yaml"), {});
+      const OnnxPackedLayers packed = pack_onnx_layers(c);
+      ASSERT_EQ(packed.size(), 2u) << "W1 and Wm, or Wp and B; never the depthwise Wd";
+      if (text.find("2:4") != std::string::npos)
+        for (const auto& [node, layer] : packed)
+          EXPECT_NE(layer->describe().find("2:4"), std::string::npos) << layer->describe();
+      for (const auto& [node, layer] : packed) {
+        EXPECT_NE(m->graph.nodes[node].inputs[1], "Wd");
+        if (std::string(recipe).find("rtn") != std::string::npos && int8_gemm_fast())
+          EXPECT_NE(layer->describe().find("int8 GEMM"), std::string::npos) << layer->describe();
+      }
+      const OnnxInputs x = is_chain ? input_x(rng, {1, 16, 8, 8}) : input_x(rng, {1, 8, 20, 20});
+      const std::vector<float> decoded = out_y(compressed_runner(*m, c).run(x));
+      const std::vector<float> on_packed = out_y(compressed_runner(*m, c, true).run(x));
+      EXPECT_LE(relative_diff(on_packed, decoded), tolerance) << (is_chain ? "chain" : "pointwise");
+    }
+  }
+  OnnxRunner runner(chain);
+  const OnnxCompression c = compress_onnx(
+      chain, parse_recipe("stages:\n  - algorithm: rtn\n    group_size: 0\n", "p.yaml"), {});
+  OnnxPackedLayers wrong = pack_onnx_layers(c);
+  wrong[1] = wrong.begin()->second;  // node 1 is the Relu
+  EXPECT_THROW(runner.use_packed(wrong), Error);
 }

@@ -234,6 +234,8 @@ TEST(OnnxProject, BaselineAndRecipeRunsAreRecorded) {
   EXPECT_EQ(metric(b, "bits_per_weight"), 32.0);
   EXPECT_EQ(metric(b, "parameters"), double(kParams));
   EXPECT_EQ(metric(b, "size_bytes"), 4.0 * double(kParams));
+  for (const char* packed_only : {"latency_decoded_ms_per_image", "packed_kl", "packed_cer"})
+    EXPECT_FALSE(b.metric(packed_only)) << packed_only << ": the baseline runs as it is";
 
   ASSERT_EQ(in.project.recipes.size(), 3u);
   const RecipeRunOutcome rtn = run_project_recipe(*store, in, in.project.recipes[0]);
@@ -244,6 +246,13 @@ TEST(OnnxProject, BaselineAndRecipeRunsAreRecorded) {
   const double rtn_kl = metric(r, "kl");
   EXPECT_GT(rtn_kl, 0.0);  // 8-bit weights move the probabilities, a little
   EXPECT_LT(rtn_kl, 1e-2);
+  // Latency on the packed kernels, the decoded graph's beside it, and the packed graph's own
+  // output scored: its int8 activations move it from the decoded one, by little.
+  EXPECT_GT(metric(r, "latency_ms_per_image"), 0.0);
+  EXPECT_GT(metric(r, "latency_decoded_ms_per_image"), 0.0);
+  EXPECT_GT(metric(r, "packed_kl"), 0.0);
+  EXPECT_LT(metric(r, "packed_kl"), 1e-2);
+  EXPECT_LE(std::fabs(metric(r, "packed_cer") - metric(r, "cer")), 0.2);
   const double rtn_bits = metric(r, "bits_per_weight");
   EXPECT_TRUE(rtn_bits > 8.0 && rtn_bits < 9.0) << rtn_bits;
   EXPECT_EQ(metric(r, "parameters"), double(kParams));

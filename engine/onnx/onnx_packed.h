@@ -1,0 +1,54 @@
+// Compressed ONNX layers on MCW's deployment kernels: the graph a compressed model's latency
+// is measured on. Each layer's last CompressedTensor is packed, and its node multiplies with
+// that instead of the decoded f32 weight:
+// - quantised codes (no mask or outliers) in the integer GEMM tiles of int8_gemm.h, where
+//   the CPU runs them (AVX-512 VNNI): a convolution multiplies a tile of 256 pixels at once,
+//   the case that layout is for;
+// - everything else, and every coding on other CPUs, as a transformer linear is packed
+//   (packed_weight.h: 2:4 pruning keeps half the values, a low-rank pair stays two products,
+//   codes meet int8 activations 8 rows at a time).
+//
+// Packed: Conv with one group (full and pointwise convolutions: a tile of output pixels'
+// patches are the rows of X), MatMul with the weight second, and Gemm. Left on the decoded
+// f32 weight: grouped and depthwise convolutions (a 5 × 5 depthwise filter is 25 weights
+// per channel, nothing to stream; the direct depthwise loop is faster than any product) and
+// ConvTranspose.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "engine/kernels/int8_gemm.h"
+#include "engine/kernels/packed_weight.h"
+#include "engine/onnx/onnx_conv.h"
+
+namespace mcw {
+
+struct OnnxCompression;
+
+// One layer's weight in whichever of the two layouts above it takes.
+class OnnxPackedLayer {
+ public:
+  explicit OnnxPackedLayer(const CompressedTensor& t);
+  // Y [m, rows] = X [m, cols] · Wᵀ (+ bias).
+  void matmul(const float* X, float* Y, int64_t m, const float* bias = nullptr) const;
+  int64_t rows() const { return gemm_ ? gemm_->rows() : packed_.rows(); }
+  int64_t cols() const { return gemm_ ? gemm_->cols() : packed_.cols(); }
+  std::string describe() const { return gemm_ ? gemm_->describe() : packed_.describe(); }
+
+ private:
+  std::optional<Int8GemmWeight> gemm_;
+  PackedWeight packed_;  // when gemm_ is empty
+};
+
+// Node index -> its packed weight, for every compressed layer a packed kernel runs.
+using OnnxPackedLayers = std::map<size_t, std::shared_ptr<const OnnxPackedLayer>>;
+OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c);
+
+// One image of a Conv with one group on a packed weight [co, channels·kh·kw]: src
+// [channels, h, w], out [co, oh·ow] = W · patches (+ bias). Tiles of output pixels in
+// parallel; each tile's patches are transposed to rows, multiplied, and transposed back.
+void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t channels, int64_t h,
+                       int64_t width, const Window& g, const float* bias, float* out);
+
+}  // namespace mcw

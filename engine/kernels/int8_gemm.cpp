@@ -3,6 +3,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -89,64 +90,100 @@ std::optional<Int8GemmWeight> Int8GemmWeight::from_compressed(const CompressedTe
 
 std::string Int8GemmWeight::describe() const { return scheme_ + " (int8 GEMM tiles)"; }
 
+void Int8GemmWeight::quantize_rows(const float* X, int64_t ldx, int64_t n, int8_t* xq, float* d,
+                                   float* xs) const {
+  const int64_t nb = int64_t(blocks_.size());
+  [[maybe_unused]] const bool avx512 = int8_gemm_fast();
+  // A block in slot order, zero-padded; per thread, as products run many small tasks.
+  thread_local std::vector<float> v;
+  v.resize(size_t(kMaxBlock));
+  int16_t qsum[kMaxBlock / 16];
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = X + i * ldx;
+    for (int64_t b = 0; b < nb; ++b) {
+      const Int8GemmBlock& blk = blocks_[size_t(b)];
+      const float* vb = v.data();
+      if (blk.col0 >= 0 && blk.cols == blk.length) {
+        vb = x + blk.col0;  // whole and in order: read in place
+      } else {
+        for (int64_t s = 0; s < blk.cols; ++s)
+          v[size_t(s)] = x[blk.col0 >= 0 ? blk.col0 + s : slot_col_[size_t(blk.slot0 + s)]];
+        std::fill(v.begin() + blk.cols, v.begin() + blk.length, 0.0f);
+      }
+      float amax = 0;
+      int8_t* q = xq + i * slots_ + blk.slot0;
+      int64_t qs = 0;  // Σx̂, exact: the offsets meet x̂ as the codes do
+#if defined(__x86_64__)
+      if (avx512) {  // the small-m path's pieces (quantize_activations_isa.h)
+        block_detail::block_amax_avx512(vb, blk.length, amax);
+        block_detail::block_round_avx512(vb, blk.length, amax > 0 ? 127.0f / amax : 0.0f, q, qsum);
+        for (int64_t k = 0; k < blk.length / 16; ++k) qs += qsum[size_t(k)];
+      } else
+#endif
+      {
+        for (int64_t s = 0; s < blk.length; ++s) amax = std::max(amax, std::abs(vb[s]));
+        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int64_t s = 0; s < blk.length; ++s) qs += q[s] = int8_t(std::lround(vb[s] * inv));
+      }
+      d[i * nb + b] = amax / 127.0f;
+      xs[i * nb + b] = float(qs) * (amax / 127.0f);
+    }
+  }
+}
+
 void Int8GemmWeight::matmul(const float* X, int64_t ldx, float* Y, int64_t ldy, int64_t m,
                             const float* bias, bool accumulate) const {
   if (m <= 0 || rows_ == 0) return;
-  // x̂, its scales and block sums, in whole groups of kXRows rows (padding rows are zero).
   const int64_t nb = int64_t(blocks_.size()), xblocks = (m + kXRows - 1) / kXRows;
-  const int64_t mp = xblocks * kXRows;
-  std::vector<int8_t> xq(size_t(mp * slots_), 0);
-  std::vector<float> d(size_t(mp * nb), 0.0f), xs(size_t(mp * nb), 0.0f);
-  [[maybe_unused]] const bool avx512 = int8_gemm_fast();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, m), [&](const tbb::blocked_range<int64_t>& rs) {
-    std::vector<float> v(static_cast<size_t>(slots_));  // a row in slot order, zero-padded
-    std::vector<int16_t> qsum(static_cast<size_t>(kMaxBlock / 16));
-    for (int64_t i = rs.begin(); i < rs.end(); ++i) {
-      const float* x = X + i * ldx;
-      for (int64_t b = 0; b < nb; ++b) {
-        const Int8GemmBlock& blk = blocks_[size_t(b)];
-        float* vb = v.data() + blk.slot0;
-        if (blk.col0 >= 0)
-          std::copy(x + blk.col0, x + blk.col0 + blk.cols, vb);
-        else
-          for (int64_t s = 0; s < blk.cols; ++s) vb[s] = x[slot_col_[size_t(blk.slot0 + s)]];
-        // 16 lanes of maxima: a loop the compiler vectorises.
-        float max16[16] = {};
-        for (int64_t s = 0; s < blk.length; s += 16)
-          for (int j = 0; j < 16; ++j) max16[j] = std::max(max16[j], std::abs(vb[s + j]));
-        const float amax = *std::max_element(max16, max16 + 16);
-        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-        int8_t* q = xq.data() + i * slots_ + blk.slot0;
-        int64_t qs = 0;  // Σx̂, exact: the offsets meet x̂ as the codes do
-#if defined(__x86_64__)
-        if (avx512) {
-          block_detail::block_round_avx512(vb, blk.length, inv, q, qsum.data());
-          for (int64_t k = 0; k < blk.length / 16; ++k) qs += qsum[size_t(k)];
-        } else
-#endif
-          for (int64_t s = 0; s < blk.length; ++s) qs += q[s] = int8_t(std::lround(vb[s] * inv));
-        d[size_t(i * nb + b)] = amax / 127.0f;
-        xs[size_t(i * nb + b)] = float(qs) * (amax / 127.0f);
-      }
-    }
-  });
   const int64_t tiles = (rows_ + kTileRows - 1) / kTileRows;
   const TileKernel kernel = tile_kernel();
-  tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, xblocks, 0, tiles), [&](const auto& range) {
+  // Tile `tile` against x block xb (its x̂, scales and sums at xq, d, xs) into Y.
+  auto run_tile = [&](int64_t xb, int64_t tile, const int8_t* xq, const float* d, const float* xs) {
     float out[kXRows * 16];
-    for (int64_t xb = range.rows().begin(); xb < range.rows().end(); ++xb)
-      for (int64_t tile = range.cols().begin(); tile < range.cols().end(); ++tile) {
-        const int64_t i0 = xb * kXRows;
-        kernel(*this, tile, xq.data() + i0 * slots_, d.data() + i0 * nb, xs.data() + i0 * nb, out);
-        const int64_t r0 = tile * kTileRows, nr = std::min(kTileRows, rows_ - r0);
-        for (int64_t i = 0; i < std::min(kXRows, m - i0); ++i) {
-          float* y = Y + (i0 + i) * ldy + r0;
-          for (int64_t r = 0; r < nr; ++r) {
-            const float v = out[i * 16 + r] + (bias ? bias[r0 + r] : 0.0f);
-            y[r] = accumulate ? y[r] + v : v;
-          }
-        }
+    kernel(*this, tile, xq, d, xs, out);
+    const int64_t i0 = xb * kXRows, r0 = tile * kTileRows, nr = std::min(kTileRows, rows_ - r0);
+    for (int64_t i = 0; i < std::min(kXRows, m - i0); ++i) {
+      float* y = Y + (i0 + i) * ldy + r0;
+      for (int64_t r = 0; r < nr; ++r) {
+        const float v = out[i * 16 + r] + (bias ? bias[r0 + r] : 0.0f);
+        y[r] = accumulate ? y[r] + v : v;
       }
+    }
+  };
+  // x block xb rounded into xq [8][slots], d and xs [8][blocks]; rows past m are zero
+  // (x̂ = 0, d = 0: nothing added).
+  auto round_block = [&](int64_t xb, int8_t* xq, float* d, float* xs) {
+    const int64_t i0 = xb * kXRows, n = std::min(kXRows, m - i0);
+    quantize_rows(X + i0 * ldx, ldx, n, xq, d, xs);
+    std::fill(xq + n * slots_, xq + kXRows * slots_, int8_t(0));
+    std::fill(d + n * nb, d + kXRows * nb, 0.0f);
+    std::fill(xs + n * nb, xs + kXRows * nb, 0.0f);
+  };
+  if (xblocks >= 4 * int64_t(tbb::this_task_arena::max_concurrency())) {
+    // Enough x blocks to share out evenly: each task rounds its own 8 rows, then runs every
+    // tile against them (one parallel pass; buffers of 8 rows, per thread).
+    tbb::parallel_for(int64_t(0), xblocks, [&](int64_t xb) {
+      thread_local std::vector<int8_t> xq;
+      thread_local std::vector<float> d, xs;
+      xq.resize(size_t(kXRows * slots_)), d.resize(size_t(kXRows * nb)), xs.resize(d.size());
+      round_block(xb, xq.data(), d.data(), xs.data());
+      for (int64_t tile = 0; tile < tiles; ++tile)
+        run_tile(xb, tile, xq.data(), d.data(), xs.data());
+    });
+    return;
+  }
+  // Few rows (decode, short prompts): round them all, then share out the tiles.
+  std::vector<int8_t> xq(size_t(xblocks * kXRows * slots_));
+  std::vector<float> d(size_t(xblocks * kXRows * nb)), xs(d.size());
+  tbb::parallel_for(int64_t(0), xblocks, [&](int64_t xb) {
+    round_block(xb, xq.data() + xb * kXRows * slots_, d.data() + xb * kXRows * nb,
+                xs.data() + xb * kXRows * nb);
+  });
+  tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, xblocks, 0, tiles), [&](const auto& range) {
+    for (int64_t xb = range.rows().begin(); xb < range.rows().end(); ++xb)
+      for (int64_t tile = range.cols().begin(); tile < range.cols().end(); ++tile)
+        run_tile(xb, tile, xq.data() + xb * kXRows * slots_, d.data() + xb * kXRows * nb,
+                 xs.data() + xb * kXRows * nb);
   });
 }
 

@@ -46,8 +46,9 @@ using OnnxPackedLayers = std::map<size_t, std::shared_ptr<const OnnxPackedLayer>
 OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c);
 
 // One image of a Conv with one group on a packed weight [co, channels·kh·kw]: src
-// [channels, h, w], out [co, oh·ow] = W · patches (+ bias). Tiles of output pixels in
-// parallel; each tile's patches are transposed to rows, multiplied, and transposed back.
+// [channels, h, w], out [co, oh·ow] = W · patches (+ bias). The patches of a run of pixels
+// (the whole map, up to 4 MB of them) are moved to rows of X, multiplied in one product, and
+// moved back to channels-first; the moves run in parallel by pieces of 64 pixels.
 void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t channels, int64_t h,
                        int64_t width, const Window& g, const float* bias, float* out);
 

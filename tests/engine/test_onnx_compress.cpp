@@ -809,13 +809,15 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
       const OnnxCompression c = compress_onnx(*m, parse_recipe(text, "p.yaml"), {});
       const OnnxPackedLayers packed = pack_onnx_layers(c);
       ASSERT_EQ(packed.size(), 2u) << "W1 and Wm, or Wp and B; never the depthwise Wd";
-      if (text.find("2:4") != std::string::npos)
+      if (text.find("2:4") != std::string::npos) {
         for (const auto& [node, layer] : packed)
           EXPECT_NE(layer->describe().find("2:4"), std::string::npos) << layer->describe();
+      }
       for (const auto& [node, layer] : packed) {
         EXPECT_NE(m->graph.nodes[node].inputs[1], "Wd");
-        if (std::string(recipe).find("rtn") != std::string::npos && int8_gemm_fast())
+        if (std::string(recipe).find("rtn") != std::string::npos && int8_gemm_fast()) {
           EXPECT_NE(layer->describe().find("int8 GEMM"), std::string::npos) << layer->describe();
+        }
       }
       const OnnxInputs x = is_chain ? input_x(rng, {1, 16, 8, 8}) : input_x(rng, {1, 8, 20, 20});
       const std::vector<float> decoded = out_y(compressed_runner(*m, c).run(x));

@@ -262,7 +262,8 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
   const int64_t cog = co / groups, patch = cig * kh * kw, pixels = g.oh * g.ow;
   OnnxValue y = OnnxValue::floats({n, co, g.oh, g.ow});
   if (c.packed) {
-    if (groups != 1 || c.packed->rows() != co || c.packed->cols() != patch)
+    if (groups != 1 || c.packed->rows() != co || c.packed->cols() != patch ||
+        (!c.packed->channels().empty() && c.packed->channel_columns() != kh * kw))
       c.fail("the packed weight does not match the convolution");
     for (int64_t img = 0; img < n; ++img)
       packed_conv_image(*c.packed, x.f.data() + img * ci * h * w, ci, h, w, g,

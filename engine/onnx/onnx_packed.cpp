@@ -10,16 +10,60 @@
 
 namespace mcw {
 
-OnnxPackedLayer::OnnxPackedLayer(const CompressedTensor& t) {
+std::vector<int32_t> kept_input_channels(const CompressedTensor& t, int64_t channel_columns) {
+  if (t.mask.empty() || channel_columns <= 0 || t.cols % channel_columns) return {};
+  const int64_t channels = t.cols / channel_columns;
+  std::vector<char> any(size_t(channels), 0);
+  for (int64_t r = 0; r < t.rows; ++r)
+    for (int64_t c = 0; c < t.cols; ++c)
+      if (t.kept(r * t.cols + c)) any[size_t(c / channel_columns)] = 1;
+  std::vector<int32_t> kept;
+  for (int64_t j = 0; j < channels; ++j)
+    if (any[size_t(j)]) kept.push_back(int32_t(j));
+  if (int64_t(kept.size()) == channels) return {};
+  return kept;
+}
+
+OnnxPackedLayer::OnnxPackedLayer(const CompressedTensor& t, int64_t channel_columns)
+    : rows_(t.rows), cols_(t.cols), channel_columns_(channel_columns) {
+  channels_ = kept_input_channels(t, channel_columns);
+  if (!channels_.empty()) {  // the kept channels' columns, dense
+    const Tensor full = t.dequantize();
+    const int64_t b = channel_columns, k = int64_t(channels_.size()) * b;
+    std::vector<float> w(size_t(t.rows * k));
+    for (int64_t r = 0; r < t.rows; ++r)
+      for (size_t j = 0; j < channels_.size(); ++j)
+        std::copy_n(full.as<float>() + r * t.cols + channels_[j] * b, b,
+                    w.data() + r * k + int64_t(j) * b);
+    packed_ = PackedWeight::from_f32(w.data(), t.rows, k, false, t.name);
+    return;
+  }
   if (int8_gemm_fast()) gemm_ = Int8GemmWeight::from_compressed(t);
   if (!gemm_) packed_ = PackedWeight::from_compressed(t);
 }
 
-void OnnxPackedLayer::matmul(const float* X, float* Y, int64_t m, const float* bias) const {
+std::string OnnxPackedLayer::describe() const {
+  if (!channels_.empty())
+    return packed_.describe() + ", " + std::to_string(channels_.size()) + " of " +
+           std::to_string(cols_ / channel_columns_) + " input channels";
+  return gemm_ ? gemm_->describe() : packed_.describe();
+}
+
+void OnnxPackedLayer::matmul_kept(const float* X, float* Y, int64_t m, const float* bias) const {
   if (gemm_)
     gemm_->matmul(X, gemm_->cols(), Y, gemm_->rows(), m, bias);
   else
     packed_.matmul(X, Y, m, bias);
+}
+
+void OnnxPackedLayer::matmul(const float* X, float* Y, int64_t m, const float* bias) const {
+  if (channels_.empty()) return matmul_kept(X, Y, m, bias);
+  const int64_t b = channel_columns_, k = packed_cols();
+  std::vector<float> kept(size_t(m * k));
+  for (int64_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < channels_.size(); ++j)
+      std::copy_n(X + i * cols_ + channels_[j] * b, b, kept.data() + i * k + int64_t(j) * b);
+  matmul_kept(kept.data(), Y, m, bias);
 }
 
 OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c) {
@@ -27,15 +71,29 @@ OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c) {
   for (const OnnxCompressedLayer& l : c.layers) {
     const bool runs_packed = l.layer.op == "MatMul" || l.layer.op == "Gemm" ||
                              (l.layer.op == "Conv" && l.layer.groups == 1);
+    // A Conv's input channel is its kh·kw im2col columns (onnx_layers.h); a MatMul's, one.
+    const int64_t channel_columns =
+        l.layer.op == "Conv" ? l.layer.weight_shape[2] * l.layer.weight_shape[3] : 1;
     if (runs_packed && l.parts.size() == 1)
-      packed[l.layer.node] = std::make_shared<const OnnxPackedLayer>(l.parts.front());
+      packed[l.layer.node] =
+          std::make_shared<const OnnxPackedLayer>(l.parts.front(), channel_columns);
   }
   return packed;
 }
 
 void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t channels, int64_t h,
                        int64_t width, const Window& g, const float* bias, float* out) {
-  const int64_t pixels = g.oh * g.ow, patch = w.cols(), co = w.rows();
+  // A sliced layer reads only its kept channels: their planes, gathered, are the input.
+  thread_local std::vector<float> planes_kept;
+  if (!w.channels().empty()) {
+    planes_kept.resize(w.channels().size() * size_t(h * width));
+    for (size_t j = 0; j < w.channels().size(); ++j)
+      std::copy_n(src + w.channels()[j] * h * width, h * width,
+                  planes_kept.data() + j * size_t(h * width));
+    src = planes_kept.data();
+    channels = int64_t(w.channels().size());
+  }
+  const int64_t pixels = g.oh * g.ow, patch = w.packed_cols(), co = w.rows();
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 &&
                          g.pw0 == 0 && g.ph1 == 0 && g.pw1 == 0;
   // Pixels per product: the whole map while its rows stay under 4 MB (one product shares its
@@ -63,7 +121,7 @@ void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t chann
         transpose_f32(cols.data(), b - a, patch, b - a, dst, patch);
       }
     });
-    w.matmul(rows, y, n, bias);
+    w.matmul_kept(rows, y, n, bias);
     tbb::parallel_for(int64_t(0), pieces, [&](int64_t k) {
       const int64_t a = p0 + k * kPiece, b = std::min(p0 + n, a + kPiece);
       transpose_f32(y + (a - p0) * co, co, b - a, co, out + a, pixels);

@@ -6,7 +6,13 @@
 //   the case that layout is for;
 // - everything else, and every coding on other CPUs, as a transformer linear is packed
 //   (packed_weight.h: 2:4 pruning keeps half the values, a low-rank pair stays two products,
-//   codes meet int8 activations 8 rows at a time).
+//   codes meet int8 activations 8 rows at a time);
+// - a pruned weight whose mask removes whole input channels (channel_obs; a channel is a
+//   Conv's kh·kw columns, a MatMul's one) keeps only the other channels' columns, dense:
+//   the node reads only those channels (a Conv gathers their planes before its patches),
+//   so the removed ones cost neither weights nor multiplications. The producer still makes
+//   them: slicing it too needs the graph's channel coupling (residual adds, SE blocks,
+//   depthwise convolutions), which MCW does not trace.
 //
 // Packed: Conv with one group (full and pointwise convolutions: a tile of output pixels'
 // patches are the rows of X), MatMul with the weight second, and Gemm. Left on the decoded
@@ -17,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "engine/kernels/int8_gemm.h"
 #include "engine/kernels/packed_weight.h"
@@ -26,17 +33,30 @@ namespace mcw {
 
 struct OnnxCompression;
 
-// One layer's weight in whichever of the two layouts above it takes.
+// The input channels a pruned weight keeps (channel_columns columns each), in order; empty
+// when every channel keeps a weight (or the weight has no mask).
+std::vector<int32_t> kept_input_channels(const CompressedTensor& t, int64_t channel_columns);
+
+// One layer's weight in whichever of the layouts above it takes.
 class OnnxPackedLayer {
  public:
-  explicit OnnxPackedLayer(const CompressedTensor& t);
-  // Y [m, rows] = X [m, cols] · Wᵀ (+ bias).
+  OnnxPackedLayer(const CompressedTensor& t, int64_t channel_columns);
+  // Y [m, rows] = X [m, cols] · Wᵀ (+ bias), X at full width (a sliced layer gathers its
+  // channels' columns first).
   void matmul(const float* X, float* Y, int64_t m, const float* bias = nullptr) const;
-  int64_t rows() const { return gemm_ ? gemm_->rows() : packed_.rows(); }
-  int64_t cols() const { return gemm_ ? gemm_->cols() : packed_.cols(); }
-  std::string describe() const { return gemm_ ? gemm_->describe() : packed_.describe(); }
+  // The same with X holding only the kept channels' columns [m, packed_cols()].
+  void matmul_kept(const float* X, float* Y, int64_t m, const float* bias = nullptr) const;
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t packed_cols() const { return gemm_ ? gemm_->cols() : packed_.cols(); }
+  // Kept input channels when the layer is sliced, else empty.
+  const std::vector<int32_t>& channels() const { return channels_; }
+  int64_t channel_columns() const { return channel_columns_; }
+  std::string describe() const;
 
  private:
+  int64_t rows_ = 0, cols_ = 0, channel_columns_ = 1;
+  std::vector<int32_t> channels_;
   std::optional<Int8GemmWeight> gemm_;
   PackedWeight packed_;  // when gemm_ is empty
 };

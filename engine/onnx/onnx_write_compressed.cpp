@@ -11,6 +11,7 @@
 #include "engine/core/half.h"
 #include "engine/io/protobuf_wire.h"
 #include "engine/io/protobuf_write.h"
+#include "engine/onnx/onnx_packed.h"
 
 namespace mcw {
 
@@ -206,6 +207,54 @@ void write_low_rank(GraphAdditions& g, const OnnxCompressedLayer& l) {
   to_weight(g, l.layer, g.node("MatMul", {p + "a", p + "b"}, p + "matrix"));
 }
 
+// A layer whose mask removes whole input channels (channel_obs) on a node that reads them
+// from one axis of its input: a Conv with one group, MatMul, Gemm (onnx_packed.h's rule).
+// Its weight keeps the other channels only, f32 as MCW evaluated them, and the node reads
+// its input through a Gather of those channels along `axis`. Empty channels: not sliced.
+struct SlicedInput {
+  std::vector<int64_t> channels;
+  int64_t axis = 1;
+};
+
+SlicedInput write_sliced(GraphAdditions& g, const OnnxModel& model, const OnnxCompressedLayer& l,
+                         const OnnxValue& decoded) {
+  const OnnxLayer& layer = l.layer;
+  const OnnxNode& node = model.graph.nodes[layer.node];
+  const bool conv = layer.op == "Conv" && layer.groups == 1;
+  if (l.parts.size() != 1 || !(conv || layer.op == "MatMul" || layer.op == "Gemm")) return {};
+  const int64_t b = conv ? layer.weight_shape[2] * layer.weight_shape[3] : 1;
+  const std::vector<int32_t> kept = kept_input_channels(l.parts.front(), b);
+  if (kept.empty()) return {};
+  SlicedInput s;
+  s.channels.assign(kept.begin(), kept.end());
+  if (conv) {
+    s.axis = 1;
+  } else if (layer.op == "MatMul") {
+    s.axis = -1;
+  } else {
+    const OnnxAttribute* ta = node.attribute("transA");
+    s.axis = ta && ta->i ? 0 : 1;
+  }
+  // The weight's channel axis: 0 when it holds the matrix transposed ([cols, rows]), else 1
+  // (a Conv's [O, C, kh, kw], a Gemm's Bᵀ [N, K]); every element below it is `inner` long.
+  const Shape& shape = decoded.shape;
+  const size_t axis = layer.transposed ? 0 : 1;
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < axis; ++d) outer *= shape[d];
+  for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+  std::vector<float> w;
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c : s.channels) {
+      const float* from = decoded.f.data() + (o * shape[axis] + c) * inner;
+      w.insert(w.end(), from, from + inner);
+    }
+  Shape sliced = shape;
+  sliced[axis] = int64_t(s.channels.size());
+  g.tensor(layer.name, sliced, kFloat, raw_of(w));
+  g.tensor(layer.name + ".mcw.kept", {int64_t(s.channels.size())}, kInt64, raw_of(s.channels));
+  return s;
+}
+
 // The fields of one message with their raw bytes [offset, end) in the file.
 struct RawField {
   WireField f;
@@ -233,29 +282,40 @@ OnnxWriteReport write_compressed_onnx(const OnnxModel& model, const OnnxCompress
   OnnxWriteReport report;
   GraphAdditions add;
   std::set<std::string> replaced;
-  std::vector<std::string> decoded;
+  std::vector<std::string> decoded, sliced_names;
+  std::map<size_t, std::pair<std::string, SlicedInput>> sliced;  // by node: layer, Gather
   for (const OnnxCompressedLayer& l : c.layers) {
     replaced.insert(l.layer.name);
     if (plain_affine(l)) {
       write_affine(add, l);
     } else if (plain_low_rank(l)) {
       write_low_rank(add, l);
+    } else if (SlicedInput s = write_sliced(add, model, l, c.weights.at(l.layer.name));
+               !s.channels.empty()) {
+      sliced[l.layer.node] = {l.layer.name, std::move(s)};
+      sliced_names.push_back(l.layer.name);
     } else {
       const OnnxValue& w = c.weights.at(l.layer.name);
       add.tensor(l.layer.name, w.shape, kFloat, raw_of(w.f));
       decoded.push_back(l.layer.name);
     }
   }
-  if (!decoded.empty()) {
-    std::string names;
-    for (size_t k = 0; k < std::min<size_t>(decoded.size(), 4); ++k)
-      names += (k ? ", " : "") + decoded[k];
-    if (decoded.size() > 4) names += " and " + std::to_string(decoded.size() - 4) + " more";
+  auto some = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (size_t k = 0; k < std::min<size_t>(names.size(), 4); ++k) s += (k ? ", " : "") + names[k];
+    if (names.size() > 4) s += " and " + std::to_string(names.size() - 4) + " more";
+    return s;
+  };
+  if (!sliced_names.empty())
+    report.notes.push_back(std::to_string(sliced_names.size()) +
+                           " layers keep only their kept input channels (f32) and read them "
+                           "through a Gather: " +
+                           some(sliced_names));
+  if (!decoded.empty())
     report.notes.push_back(std::to_string(decoded.size()) +
                            " layers are stored as their decoded f32 weights (a coding without a "
                            "standard-operator form here): " +
-                           names);
-  }
+                           some(decoded));
   // Activation grids: QuantizeLinear + DequantizeLinear in front of their layers.
   std::map<size_t, const OnnxActivationQuant*> acts;
   if (!c.activations.empty()) {
@@ -295,26 +355,36 @@ OnnxWriteReport write_compressed_onnx(const OnnxModel& model, const OnnxCompress
       if (nd.op_type == "Constant" && nd.outputs.size() == 1 && replaced.count(nd.outputs[0]))
         continue;
       const auto a = acts.find(k);
-      if (a == acts.end()) {
+      const auto sl = sliced.find(k);
+      if (a == acts.end() && sl == sliced.end()) {
         graph.append(raw(gf));
         continue;
       }
-      // x -> QuantizeLinear -> DequantizeLinear -> the layer, which reads the copy.
-      const OnnxActivationQuant& q = *a->second;
-      const std::string p = q.layer + ".mcw.act.";
-      add.float_const(p + "scale", q.scale);
-      const char zero = q.symmetric ? char(int8_t(q.zero)) : char(uint8_t(q.zero));
-      add.tensor(p + "zero", {}, q.symmetric ? kInt8 : kUint8, std::string_view(&zero, 1));
-      pb::bytes_field(
-          graph, 1,
-          GraphAdditions::node_proto("QuantizeLinear", {nd.inputs[0], p + "scale", p + "zero"},
-                                     {p + "q"}, p + "q"));
-      pb::bytes_field(
-          graph, 1,
-          GraphAdditions::node_proto("DequantizeLinear", {p + "q", p + "scale", p + "zero"},
-                                     {p + "x"}, p + "x"));
       std::vector<std::string> inputs = nd.inputs;
-      inputs[0] = p + "x";
+      if (a != acts.end()) {  // x -> QuantizeLinear -> DequantizeLinear -> the layer
+        const OnnxActivationQuant& q = *a->second;
+        const std::string p = q.layer + ".mcw.act.";
+        add.float_const(p + "scale", q.scale);
+        const char zero = q.symmetric ? char(int8_t(q.zero)) : char(uint8_t(q.zero));
+        add.tensor(p + "zero", {}, q.symmetric ? kInt8 : kUint8, std::string_view(&zero, 1));
+        pb::bytes_field(
+            graph, 1,
+            GraphAdditions::node_proto("QuantizeLinear", {inputs[0], p + "scale", p + "zero"},
+                                       {p + "q"}, p + "q"));
+        pb::bytes_field(
+            graph, 1,
+            GraphAdditions::node_proto("DequantizeLinear", {p + "q", p + "scale", p + "zero"},
+                                       {p + "x"}, p + "x"));
+        inputs[0] = p + "x";
+      }
+      if (sl != sliced.end()) {  // ... -> Gather of the kept channels -> the layer
+        const std::string p = sl->second.first + ".mcw.";
+        pb::bytes_field(
+            graph, 1,
+            GraphAdditions::node_proto("Gather", {inputs[0], p + "kept"}, {p + "input"},
+                                       p + "input", {{"axis", sl->second.second.axis, {}, false}}));
+        inputs[0] = p + "input";
+      }
       std::string copy;  // the node's own fields, its inputs replaced
       for (const std::string& s : inputs) pb::bytes_field(copy, 1, s);
       for (const RawField& nf : fields_of(WireReader(gf.f, model.path)))

@@ -715,6 +715,23 @@ TEST(OnnxCompress, WrittenFileRunsAsEvaluated) {
     for (const OnnxCompressedLayer& l : t.c.layers)
       ASSERT_EQ(l.parts.at(0).coding, WeightCoding::LowRank);
   }
+  {  // Whole input channels pruned: the kept ones, read through a Gather (smaller, and the
+     // same output up to the order of the sums).
+    const RoundTrip t = round_trip(
+        m, "stages:\n  - algorithm: channel_obs\n    sparsity: 0.25\n    targets: [W1, Wm]\n");
+    ASSERT_EQ(t.c.layers.size(), 2u);
+    EXPECT_LE(relative_diff(t.file_out, t.evaluated), 1e-5);
+    EXPECT_EQ(count_ops(t.back, "Gather"), 2u);
+    ASSERT_EQ(t.report.notes.size(), 1u);
+    EXPECT_NE(t.report.notes[0].find("Gather"), std::string::npos) << t.report.notes[0];
+    const Dims want[] = {{32, 12, 3, 3}, {48, 64}};  // 16 → 12 channels of W1, 64 → 48 rows of Wm
+    for (size_t k = 0; k < 2; ++k) {
+      const OnnxValue w = weight_of(t.back, k == 0 ? "W1" : "Wm");
+      EXPECT_EQ(w.shape, want[k]);
+      for (float v : w.f) ASSERT_NE(v, 0.0f) << "only kept channels are stored";
+    }
+    EXPECT_LT(double(t.report.bytes), 0.85 * original);
+  }
   {  // Pruning: decoded f32 weights, which the notes list.
     const RoundTrip t = round_trip(m, "stages:\n  - algorithm: magnitude\n    sparsity: 0.5\n");
     EXPECT_EQ(t.file_out, t.evaluated);
@@ -766,8 +783,9 @@ TEST(OnnxCompress, BadRecipesAreRefusedBeforeWork) {
 // The graph on the packed kernels (onnx_packed.h) computes what the decoded graph does, up to
 // the int8 rounding of the packed layers' inputs (about 1/254 of each block's largest value)
 // and the f16 of the layouts that keep values in f16: quantised codes (the integer GEMM where
-// the CPU has it), 2:4 pruning, low rank; a 3 × 3 Conv, a pointwise Conv over more pixels
-// than one tile, MatMul and Gemm. Depthwise filters stay decoded.
+// the CPU has it), 2:4 pruning, low rank, whole input channels pruned (the layer sliced to
+// the kept ones); a 3 × 3 Conv, a pointwise Conv over more pixels than one tile, MatMul and
+// Gemm. Depthwise filters stay decoded.
 TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
   const fs::path dir = test::fresh_temp_dir();
   std::mt19937 rng(12);
@@ -787,8 +805,11 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
   g.value(12, "y", {16, 24});
   const OnnxModel pointwise = g.write(dir / "pointwise.onnx");
 
-  std::vector<OnnxInputs> calib;
-  for (int k = 0; k < 2; ++k) calib.push_back(input_x(rng, {1, 16, 8, 8}));
+  std::vector<OnnxInputs> calib_chain, calib_pointwise;
+  for (int k = 0; k < 2; ++k) {
+    calib_chain.push_back(input_x(rng, {1, 16, 8, 8}));
+    calib_pointwise.push_back(input_x(rng, {1, 8, 20, 20}));
+  }
   const struct {
     const char* recipe;
     double tolerance;
@@ -798,6 +819,7 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
       {"stages:\n  - algorithm: rtn\n    bits: 3\n    group_size: 0\n", 3e-2},
       {"stages:\n  - algorithm: magnitude\n    pattern: \"2:4\"\n    targets: [%]\n", 3e-3},
       {"stages:\n  - algorithm: svd\n    rank: 4\n    targets: [%]\n", 1e-5},
+      {"stages:\n  - algorithm: channel_obs\n    sparsity: 0.5\n    targets: [%]\n", 1e-5},
   };
   for (const auto& [recipe, tolerance] : cases) {
     SCOPED_TRACE(recipe);
@@ -806,7 +828,8 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
       std::string text = recipe;  // 2:4 and rank 4 on the layers that have them (not Wd)
       if (const size_t at = text.find('%'); at != std::string::npos)
         text.replace(at, 1, is_chain ? "W1, Wm" : "Wp, B");
-      const OnnxCompression c = compress_onnx(*m, parse_recipe(text, "p.yaml"), {});
+      const OnnxCompression c =
+          compress_onnx(*m, parse_recipe(text, "p.yaml"), is_chain ? calib_chain : calib_pointwise);
       const OnnxPackedLayers packed = pack_onnx_layers(c);
       ASSERT_EQ(packed.size(), 2u) << "W1 and Wm, or Wp and B; never the depthwise Wd";
       if (text.find("2:4") != std::string::npos) {
@@ -815,6 +838,13 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
       }
       for (const auto& [node, layer] : packed) {
         EXPECT_NE(m->graph.nodes[node].inputs[1], "Wd");
+        // Half the input channels: 16 → 8 of W1's, 64 → 32 of Wm's, 8 → 4 of Wp's, 400 → 200
+        // of B's; the others keep every channel.
+        const bool sliced = text.find("channel_obs") != std::string::npos;
+        EXPECT_EQ(layer->channels().size(),
+                  sliced ? size_t(layer->cols() / layer->channel_columns() / 2) : 0u)
+            << layer->describe();
+        if (sliced) EXPECT_EQ(layer->packed_cols(), layer->cols() / 2);
         if (std::string(recipe).find("rtn") != std::string::npos && int8_gemm_fast()) {
           EXPECT_NE(layer->describe().find("int8 GEMM"), std::string::npos) << layer->describe();
         }

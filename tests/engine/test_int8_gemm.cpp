@@ -83,13 +83,14 @@ Reference reference(const CompressedTensor& t, const std::vector<float>& X, int6
   return ref;
 }
 
-void check(const CompressedTensor& t, int64_t m, uint32_t seed) {
+void check(const CompressedTensor& t, int64_t m, uint32_t seed, bool zero_row = false) {
   const std::optional<Int8GemmWeight> w = Int8GemmWeight::from_compressed(t);
   ASSERT_TRUE(w) << t.describe();
   EXPECT_EQ(w->rows(), t.rows);
   EXPECT_EQ(w->cols(), t.cols);
   const int64_t R = t.rows, C = t.cols;
-  const std::vector<float> X = gaussian(size_t(m * C), seed);
+  std::vector<float> X = gaussian(size_t(m * C), seed);
+  if (zero_row) std::fill(X.begin(), X.begin() + C, 0.0f);  // d = 0 for its blocks
   const std::vector<float> bias = gaussian(size_t(R), seed + 1);
   const Reference ref = reference(t, X, m);
   Restore restore;
@@ -131,6 +132,12 @@ TEST(Int8Gemm, EveryWidthGroupingAndShape) {
         const CompressedTensor t = random_affine(rows, cols, bits, group ? group : cols, sym, rng);
         for (int64_t m : {1, 8, 13}) check(t, m, uint32_t(bits * 100 + m));
       }
+}
+
+TEST(Int8Gemm, NarrowRowsAndAZeroRowOfX) {
+  std::mt19937 rng(4);
+  const CompressedTensor t = random_affine(16, 27, 4, 27, false, rng);  // a 3 × 3 × 3 stem
+  check(t, 5, 21, true);
 }
 
 TEST(Int8Gemm, ActOrderGroupsAreScattered) {

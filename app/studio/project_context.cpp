@@ -12,6 +12,7 @@
 #include "engine/core/error.h"
 #include "engine/eval/perplexity.h"
 #include "engine/model/llama_config.h"
+#include "engine/onnx/onnx_layers.h"
 #include "engine/runs/onnx_project_runner.h"
 #include "engine/runs/project_runner.h"
 
@@ -173,6 +174,7 @@ void ProjectContext::loadModel(const QString& path) {
   clearModelDiff();  // its A is gone
   model_file_.reset();
   shape_.reset();
+  onnx_layers_.clear();
   model_ = {};
   packed_parameters_pending_.clear();
   model_.path = path;
@@ -191,9 +193,14 @@ void ProjectContext::loadModel(const QString& path) {
     job.progress(0, QStringLiteral("open"), path);
     try {
       auto opened = std::make_shared<OpenedModel>(open_model_for_view(path.toStdString()));
-      job.post([this, gen, opened] {
+      std::vector<std::string> layers;  // an ONNX graph's layers: the sensitivity grid's rows
+      if (opened->file->format == ModelFormat::ONNX)
+        for (const OnnxLayer& l : onnx_layers(read_onnx(path.toStdString())))
+          layers.push_back(l.name);
+      job.post([this, gen, opened, layers] {
         if (gen != model_generation_) return;
         model_file_ = opened->file;
+        onnx_layers_ = layers;
         model_ = std::move(opened->summary);
         try {  // shapes for recipe checks and estimates; other architectures get none
           const LlamaConfig cfg = llama_config_from(*model_file_);

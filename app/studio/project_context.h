@@ -17,6 +17,7 @@
 #include "engine/io/model_file.h"
 #include "engine/project/project.h"
 #include "engine/runs/run_store.h"
+#include "engine/search/onnx_sensitivity.h"
 #include "engine/search/recipe_prediction.h"
 #include "engine/search/sensitivity_scan.h"
 #include "widgets/project_context_api.h"
@@ -165,6 +166,10 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   void clearModelDiff();
   int startRecipeJob(const QString& job_name, const QStringList& recipes);
   void addScanCell(const SensitivityCell& cell);
+  void addOnnxScanCell(const OnnxSensitivityCell& cell);
+  int startOnnxSensitivityScan();
+  // The grid's row order: the llama model's tensors, or the ONNX graph's layers.
+  std::vector<std::string> layerOrder() const;
   // The grid was replaced: viewers hear onSensitivityLoaded, and the assignment is kept
   // where the grid's rows and columns are the same, else reset.
   void sensitivityReplaced();
@@ -201,6 +206,7 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   QStringList demo_dirs_;
   // Recipe editor and sensitivity.
   std::optional<ModelShape> shape_;  // the open model's linears (llama-family models only)
+  std::vector<std::string> onnx_layers_;  // an ONNX graph's Conv/MatMul/Gemm layers, in order
   int64_t model_context_ = 0;        // its max_seq_len
   std::optional<quint64> free_override_;
   QStringList preset_dirs_;

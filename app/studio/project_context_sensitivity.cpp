@@ -3,10 +3,13 @@
 // scan's worker threads finish them.
 #include <QFileInfo>
 
+#include "app/image_io/qt_image_loader.h"
 #include "app/studio/project_context.h"
 #include "app/studio/sensitivity_data.h"
 #include "engine/core/error.h"
+#include "engine/ocr/ocr_eval.h"
 #include "engine/runs/fingerprint.h"
+#include "engine/runs/onnx_project_runner.h"
 #include "engine/runs/project_runner.h"
 #include "engine/search/layer_latency.h"
 #include "engine/search/sensitivity_scan.h"
@@ -16,11 +19,19 @@ namespace mcw::studio {
 static QString q(const std::string& s) { return QString::fromStdString(s); }
 
 bool ProjectContext::sensitivityScanAvailable() const {
-  // The scan compresses llama-family linears (shape_ is set for those only).
-  return project_ && model_file_ && shape_ && !bridge_.isRunning(scan_job_);
+  // The scan compresses llama-family linears (shape_ is set for those only) or an ONNX
+  // graph's layers.
+  return project_ && model_file_ && (shape_ || !onnx_layers_.empty()) &&
+         !bridge_.isRunning(scan_job_);
+}
+
+std::vector<std::string> ProjectContext::layerOrder() const {
+  return shape_ ? shape_->tensor_names : onnx_layers_;
 }
 
 int ProjectContext::startSensitivityScan() {
+  if (!shape_ && !onnx_layers_.empty() && project_ && model_file_)
+    return startOnnxSensitivityScan();
   if (!canStartLinearJob(scan_job_, QStringLiteral("the sensitivity scan"),
                          QStringLiteral("a sensitivity scan"), QStringLiteral("scanning")))
     return 0;
@@ -79,6 +90,73 @@ int ProjectContext::startSensitivityScan() {
   });
   announceJob(scan_job_);
   return scan_job_;
+}
+
+// An ONNX project's scan (onnx_sensitivity.h): every layer alone at each setting, measured on
+// the first kOnnxScanImages images of the evaluation set, cells cached in the run store.
+int ProjectContext::startOnnxSensitivityScan() {
+  constexpr size_t kOnnxScanImages = 16;  // mcw sensitivity's --lines default
+  if (bridge_.isRunning(scan_job_)) {
+    log(QStringLiteral("error: a sensitivity scan is already running"));
+    return 0;
+  }
+  if (!savedProjectShowsModel(QStringLiteral("scanning"))) return 0;
+  bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
+  std::vector<std::string> settings;
+  for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
+  ensure_sensitivity_axes(sensitivity_, onnx_layers_, settings, onnx_layers_);
+  sensitivityReplaced();
+  last_scan_ = {};
+  const int gen = model_generation_;
+  const std::string file = project_file_.toStdString();
+  scan_job_ = bridge_.start(QStringLiteral("Sensitivity scan"), [this, gen, file](JobContext& job) {
+    job.progress(0, QStringLiteral("load"), q(file));
+    const ProjectRunInputs in = load_project_run_inputs(file, qt_load_image);
+    const OnnxProjectInputs& o = *in.onnx;
+    const std::vector<OnnxInputs> inputs =
+        ocr_calibration_inputs(o.model, o.evaluation, kOnnxScanImages, o.images);
+    job.cancel().throw_if_cancelled();
+    const std::unique_ptr<RunStore> store = RunStore::open(in.database_path);
+    job.post([this, gen, fp = in.fingerprint] {
+      if (gen == model_generation_) model_fingerprint_ = fp;
+    });
+    OnnxSensitivityOptions opt;
+    opt.store = store.get();
+    opt.fingerprint = in.fingerprint;
+    opt.on_cell = [this, gen, &job](const OnnxSensitivityCell& c) {
+      job.post([this, gen, c] {
+        if (gen == model_generation_) addOnnxScanCell(c);
+      });
+    };
+    const ProgressFn progress = [&job](const ProgressEvent& e) {
+      job.progress(e.fraction, QStringLiteral("scan"), q(e.item.empty() ? e.message : e.item));
+    };
+    const OnnxSensitivity s =
+        onnx_sensitivity(o.model, default_scan_settings(), inputs, progress, &job.cancel(), opt);
+    const int cells = int(s.value.size()), cached = int(s.cached);
+    job.post([this, cells, cached] { last_scan_ = {cells, cached, cells - cached}; });
+    job.log(QStringLiteral("sensitivity scan: %1 cells (%2 layers × %3 settings), %4 cached, "
+                           "%5 measured on %6 images (%7)")
+                .arg(cells)
+                .arg(s.layers.size())
+                .arg(s.settings.size())
+                .arg(cached)
+                .arg(cells - cached)
+                .arg(inputs.size())
+                .arg(s.kl ? QStringLiteral("KL of the character probabilities")
+                          : QStringLiteral("relative error of the output map")));
+  });
+  announceJob(scan_job_);
+  return scan_job_;
+}
+
+void ProjectContext::addOnnxScanCell(const OnnxSensitivityCell& c) {
+  const std::vector<std::string> order = layerOrder();
+  bool reshaped_value = false, reshaped = false;
+  const auto [row, col] = put_sensitivity(
+      sensitivity_, {c.layer, c.setting, c.kl ? "kl" : "map", c.value}, order, &reshaped_value);
+  put_sensitivity(sensitivity_, {c.layer, c.setting, "bits", double(c.bits)}, order, &reshaped);
+  cellPut(row, col, reshaped || reshaped_value);
 }
 
 bool ProjectContext::canStartLinearJob(int job, const QString& what, const QString& running,
@@ -184,7 +262,7 @@ int ProjectContext::startLatencyMeasure() {
 }
 
 void ProjectContext::addScanCell(const SensitivityCell& c) {
-  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const std::vector<std::string> order = layerOrder();
   bool reshaped_kl = false, reshaped = false;
   // The value first: a grid showing a proxy starts over as KL before the rest lands.
   const auto [row, col] =
@@ -196,7 +274,7 @@ void ProjectContext::addScanCell(const SensitivityCell& c) {
 
 void ProjectContext::addSensitivityResult(const SensitivityEntry& entry) {
   bool reshaped = false;
-  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const std::vector<std::string> order = layerOrder();
   const auto [row, col] = put_sensitivity(sensitivity_, entry, order, &reshaped);
   cellPut(row, col, reshaped);
 }
@@ -216,7 +294,7 @@ void ProjectContext::loadSensitivity() {
   if (!project_ || !model_file_ || db.isEmpty() || !QFileInfo::exists(db)) return;
   const int gen = model_generation_;
   const std::shared_ptr<const ModelFile> file = model_file_;
-  const std::vector<std::string> order = shape_ ? shape_->tensor_names : std::vector<std::string>{};
+  const std::vector<std::string> order = layerOrder();
   sensitivity_job_ = bridge_.start(
       QStringLiteral("Sensitivity cache"), [this, gen, file, db, order](JobContext& job) {
         job.progress(0, QStringLiteral("fingerprint"), q(file->path));

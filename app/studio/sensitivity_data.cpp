@@ -28,7 +28,8 @@ struct Measure {
 static const Measure kMeasures[] = {
     {"kl", "KL", "KL divergence to the original model"},
     {"block", "block err", "Relative output error of the layer's block (proxy)"},
-    {"layer", "layer err", "Relative output error of the layer (proxy)"}};
+    {"layer", "layer err", "Relative output error of the layer (proxy)"},
+    {"map", "map err", "Relative squared error of the graph's output map"}};
 
 static const Measure* measure_of(const std::string& quantity) {
   for (const Measure& m : kMeasures)

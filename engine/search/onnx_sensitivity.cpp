@@ -1,6 +1,8 @@
 #include "engine/search/onnx_sensitivity.h"
 
 #include <cmath>
+#include <cstdio>
+#include <map>
 
 #include "engine/core/error.h"
 #include "engine/onnx/onnx_compress.h"
@@ -46,9 +48,31 @@ double output_distance(const OnnxValue& a, const OnnxValue& b, bool* kl) {
   return den > 0 ? num / den : 0;
 }
 
+namespace {
+
+// "onnx<n>#<FNV-1a of the inputs' names, shapes and values>": cells measured on other
+// inputs are never read back as these.
+std::string measurement_of(const std::vector<OnnxInputs>& inputs) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ULL;
+  };
+  for (const OnnxInputs& in : inputs)
+    for (const auto& [name, v] : in) {
+      mix(name.data(), name.size());
+      mix(v.shape.data(), v.shape.size() * sizeof(int64_t));
+      mix(v.f.data(), v.f.size() * sizeof(float));
+    }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return "onnx" + std::to_string(inputs.size()) + "#" + hex;
+}
+
+}  // namespace
+
 OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanSetting>& settings,
                                  const std::vector<OnnxInputs>& inputs, const ProgressFn& progress,
-                                 const CancelToken* cancel) {
+                                 const CancelToken* cancel, const OnnxSensitivityOptions& options) {
   if (inputs.empty()) throw Error(model.path, "the sensitivity scan needs evaluation inputs");
   if (model.graph.outputs.empty()) throw Error(model.path, "the graph has no output");
   OnnxSensitivity s;
@@ -60,6 +84,15 @@ OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanS
     const OnnxRunner original(model);
     for (const OnnxInputs& in : inputs) reference.push_back(original.run(in).at(out));
   }
+  output_distance(reference[0], reference[0], &s.kl);  // the measure, from the output's kind
+  const std::string at = "@" + measurement_of(inputs);
+  const std::string value_key = (s.kl ? "kl" : "map") + at, bits_key = "bits" + at;
+  std::map<std::pair<std::string, std::string>, std::pair<double, double>> stored;
+  if (options.store)
+    for (const SensitivityEntry& e : options.store->list_sensitivity(options.fingerprint)) {
+      if (e.metric == value_key) stored[{e.layer, e.setting}].first = e.value;
+      if (e.metric == bits_key) stored[{e.layer, e.setting}].second = e.value + 1;  // 0: none
+    }
   const size_t cells = s.layers.size() * settings.size();
   for (size_t l = 0; l < s.layers.size(); ++l)
     for (size_t k = 0; k < settings.size(); ++k) {
@@ -67,14 +100,30 @@ OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanS
       const OnnxLayer& layer = s.layers[l];
       report(progress, settings[k].name, layer.name,
              double(l * settings.size() + k) / double(cells));
-      const Recipe r = scan_cell_recipe(settings[k], layer.name, layer.cols);
-      const OnnxCompression c = compress_onnx(model, r, {}, {}, cancel);
-      const OnnxRunner runner = compressed_runner(model, c);
-      double sum = 0;
-      for (size_t i = 0; i < inputs.size(); ++i)
-        sum += output_distance(reference[i], runner.run(inputs[i]).at(out), &s.kl);
-      s.value.push_back(sum / double(inputs.size()));
-      s.bits.push_back(c.layers.empty() ? 0 : c.layers.front().storage_bits);
+      OnnxSensitivityCell cell{layer.name, settings[k].name, 0, 0, s.kl, false};
+      if (const auto it = stored.find({layer.name, settings[k].name});
+          it != stored.end() && it->second.second > 0) {
+        cell.value = it->second.first, cell.bits = uint64_t(it->second.second - 1);
+        cell.cached = true;
+        ++s.cached;
+      } else {
+        const Recipe r = scan_cell_recipe(settings[k], layer.name, layer.cols);
+        const OnnxCompression c = compress_onnx(model, r, {}, {}, cancel);
+        const OnnxRunner runner = compressed_runner(model, c);
+        double sum = 0;
+        bool kl = false;
+        for (size_t i = 0; i < inputs.size(); ++i)
+          sum += output_distance(reference[i], runner.run(inputs[i]).at(out), &kl);
+        cell.value = sum / double(inputs.size());
+        cell.bits = c.layers.empty() ? 0 : c.layers.front().storage_bits;
+        if (options.store)
+          options.store->put_sensitivities(
+              options.fingerprint, {{cell.layer, cell.setting, value_key, cell.value},
+                                    {cell.layer, cell.setting, bits_key, double(cell.bits)}});
+      }
+      s.value.push_back(cell.value);
+      s.bits.push_back(cell.bits);
+      if (options.on_cell) options.on_cell(cell);
     }
   report(progress, "done", "", 1.0);
   return s;

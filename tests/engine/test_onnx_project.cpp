@@ -1,8 +1,6 @@
 // ONNX projects end to end (onnx_project_runner.h through project_runner.h), the ONNX
-// sensitivity scan (onnx_sensitivity.h) and OCR sets (ocr_eval.h), on a tiny recogniser
-// written byte by byte: x [1, 3, 48, W] -> Conv W [7, 3, 48, 8] (stride 48 x 8) -> ReduceMean
-// over the height -> Transpose -> MatMul Wm [7, 7] -> Softmax = [1, W / 8, 7] probabilities
-// over blank, a..e and space. Images come from a fake loader (no codec, no image files).
+// sensitivity scan (onnx_sensitivity.h) and OCR sets (ocr_eval.h), on the tiny recogniser of
+// onnx_tiny_recogniser.h. Images come from a fake loader (no codec, no image files).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,58 +25,19 @@
 #include "engine/runs/run_store.h"
 #include "engine/search/onnx_sensitivity.h"
 #include "onnx_test_writer.h"
+#include "onnx_tiny_recogniser.h"
 #include "temp_files.h"
 
 using namespace mcw;
 namespace fs = std::filesystem;
+using test::kClasses;
+using test::kCols;
 using test::Pb;
+using test::write_recogniser;
 
 namespace {
 
-constexpr int64_t kClasses = 7;        // blank, a..e, space
-constexpr int64_t kCols = 3 * 48 * 8;  // the conv's im2col patch
 constexpr int64_t kParams = kClasses * kCols + kClasses * kClasses;
-
-Pb int_attr(const std::string& name, int64_t v) { return Pb().bytes(1, name).i(3, v).i(20, 2); }
-
-// The recogniser (see the top) as rec.onnx, with ppocr_keys_v1.txt (a..e) beside it.
-fs::path write_recogniser(const fs::path& dir) {
-  Pb g;
-  g.bytes(2, "rec");
-  auto node = [&](const std::string& op, const std::vector<std::string>& in, const std::string& out,
-                  const std::vector<Pb>& attrs) {
-    Pb n;
-    for (const std::string& s : in) n.bytes(1, s);
-    n.bytes(2, out).bytes(3, out + "_node").bytes(4, op);
-    for (const Pb& a : attrs) n.msg(5, a);
-    g.msg(1, n);
-  };
-  node("Conv", {"x", "W"}, "c", {test::ints_attr("strides", {48, 8})});
-  node("ReduceMean", {"c"}, "r", {test::ints_attr("axes", {2}), int_attr("keepdims", 0)});
-  node("Transpose", {"r"}, "t", {test::ints_attr("perm", {0, 2, 1})});
-  node("MatMul", {"t", "Wm"}, "m", {});
-  node("Softmax", {"m"}, "y", {int_attr("axis", -1)});
-  std::mt19937 rng(11);
-  auto randn = [&](int64_t n, float stddev) {
-    std::normal_distribution<float> d(0, stddev);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = d(rng);
-    return v;
-  };
-  const std::vector<float> w = randn(kClasses * kCols, 0.05f);
-  std::vector<float> wm = randn(kClasses * kClasses, 0.4f);
-  for (int64_t k = 0; k < kClasses; ++k) wm[size_t(k * kClasses + k)] += 2.0f;
-  g.msg(5, test::onnx_tensor("W", 1, {kClasses, 3, 48, 8}).bytes(9, Pb::raw(w)));
-  g.msg(5, test::onnx_tensor("Wm", 1, {kClasses, kClasses}).bytes(9, Pb::raw(wm)));
-  g.msg(11, test::onnx_value("x", {"1", "3", "48", "W"}));
-  g.msg(12, test::onnx_value("y", {"1", "T", std::to_string(kClasses)}));
-  Pb id, m;
-  id.bytes(1, "").i(2, 13);
-  m.i(1, 8).bytes(2, "mcw-test").msg(7, g).msg(8, id);
-  test::write_bytes(dir / "rec.onnx", m.b);
-  test::write_bytes(dir / "ppocr_keys_v1.txt", "a\nb\nc\nd\ne\n");
-  return dir / "rec.onnx";
-}
 
 // Deterministic stripes per file name (its width too: 96 to 480 pixels, 48 high).
 Image8 fake_image(const std::string& path) {
@@ -381,6 +340,41 @@ TEST(OnnxSensitivity, CellsGrowAsBitsShrink) {
   const auto w2 = cell(rtn_recipe(2, 0, "Wm"), "Wm");
   EXPECT_DOUBLE_EQ(s.at(1, 1), w2.first);
   EXPECT_EQ(s.bits[3], w2.second);
+}
+
+// With a store, cells are written as the heat map reads them and read back, not measured
+// again; other inputs are another measurement (measured afresh).
+TEST(OnnxSensitivity, CellsAreStoredAndReadBack) {
+  const fs::path dir = test::fresh_temp_dir();
+  const OnnxModel model = read_onnx(write_recogniser(dir).string());
+  std::vector<OnnxInputs> inputs;
+  for (const char* f : {"s1.png", "s2.png"}) inputs.push_back(line_input(f));
+  const std::vector<ScanSetting> settings = {scan_setting_from_name("w4")};
+  const auto store = RunStore::open((dir / "runs.mcwdb").string());
+  std::vector<OnnxSensitivityCell> seen;
+  OnnxSensitivityOptions opt{store.get(), "fp",
+                             [&](const OnnxSensitivityCell& c) { seen.push_back(c); }};
+  const OnnxSensitivity first = onnx_sensitivity(model, settings, inputs, {}, nullptr, opt);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(first.cached, 0u);
+  for (const OnnxSensitivityCell& c : seen) EXPECT_FALSE(c.cached);
+  const std::vector<SensitivityEntry> stored = store->list_sensitivity("fp");
+  ASSERT_EQ(stored.size(), 4u);  // kl and bits of two cells
+  for (const SensitivityEntry& e : stored) {
+    EXPECT_EQ(e.setting, "w4");
+    EXPECT_TRUE(e.metric.rfind("kl@onnx2#", 0) == 0 || e.metric.rfind("bits@onnx2#", 0) == 0)
+        << e.metric;
+  }
+  seen.clear();
+  const OnnxSensitivity again = onnx_sensitivity(model, settings, inputs, {}, nullptr, opt);
+  EXPECT_EQ(again.cached, 2u);
+  EXPECT_EQ(again.value, first.value);
+  EXPECT_EQ(again.bits, first.bits);
+  ASSERT_EQ(seen.size(), 2u);
+  for (const OnnxSensitivityCell& c : seen) EXPECT_TRUE(c.cached && c.kl);
+  inputs.pop_back();  // other inputs: measured, stored beside the first measurement
+  EXPECT_EQ(onnx_sensitivity(model, settings, inputs, {}, nullptr, opt).cached, 0u);
+  EXPECT_EQ(store->list_sensitivity("fp").size(), 8u);
 }
 
 TEST(OcrSet, MalformedSetsNameTheFileAndLine) {

@@ -4,21 +4,30 @@
 // the engine's metric keys); a second scan finds every cell cached; a scan cancelled from
 // the Jobs panel ends cancelled, leaves only whole cells in the store, and the next scan
 // measures exactly the rest. The UI heartbeat beats during a scan; its lateness is
-// printed, not asserted (timing claims belong in benchmarks).
+// printed, not asserted (timing claims belong in benchmarks). An ONNX project's scan fills
+// the grid with its graph's layers, the values the engine's ONNX scan computes on the same
+// images, and finds them cached the second time.
+#include <QImage>
 #include <QLabel>
+#include <QPainter>
 #include <QPushButton>
 #include <QTableWidget>
 #include <QtTest>
+#include <filesystem>
 #include <map>
 #include <set>
 
+#include "../engine/onnx_tiny_recogniser.h"
+#include "app/image_io/qt_image_loader.h"
+#include "app/studio/sensitivity_data.h"
 #include "engine/io/model_file.h"
+#include "engine/ocr/ocr_eval.h"
 #include "engine/runs/fingerprint.h"
 #include "engine/runs/project_runner.h"
 #include "engine/runs/run_store.h"
 #include "engine/search/layer_latency.h"
+#include "engine/search/onnx_sensitivity.h"
 #include "engine/search/sensitivity_scan.h"
-#include "app/studio/sensitivity_data.h"
 #include "studio_test_util.h"
 #include "widgets/heatmap_view.h"
 #include "widgets/jobs_panel.h"
@@ -296,6 +305,73 @@ class StudioSensitivityTest : public QObject {
     QCOMPARE(c.lastSensitivityScan().cached, kept);
     QCOMPARE(c.lastSensitivityScan().computed, kCells - kept);
     check_heatmap_matches_store(w, kCells);
+  }
+
+  void onnxProjectScansItsGraphsLayers() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::filesystem::path root = dir.path().toStdString();
+    const std::string model = test::write_recogniser(root).string();
+    std::filesystem::create_directories(root / "eval");
+    std::ofstream labels(root / "eval" / "labels.tsv");
+    for (int k = 0; k < 3; ++k) {  // striped lines, 48 high, 96 to 288 wide
+      QImage img(96 * (k + 1), 48, QImage::Format_RGB888);
+      img.fill(Qt::white);
+      QPainter p(&img);
+      for (int x = 0; x < img.width(); x += 5 + k) p.fillRect(x, 8 + k, 2, 30, Qt::black);
+      p.end();
+      const QString file = QStringLiteral("l%1.png").arg(k);
+      QVERIFY(img.save(QString::fromStdString((root / "eval").string()) + "/" + file));
+      labels << file.toStdString() << "\tab\n";
+    }
+    labels.close();
+    Project pr;
+    pr.name = "ocr";
+    pr.model_path = model;
+    pr.evaluation_path = (root / "eval").string();
+    const std::string file = (root / "ocr.mcwproj").string();
+    save_project(pr, file);
+
+    studio::MainWindow w;
+    studio::ProjectContext& c = w.context();
+    QVERIFY(c.openProject(QString::fromStdString(file)));
+    QTRY_VERIFY_WITH_TIMEOUT(c.sensitivityScanAvailable(), 15000);
+    const int id = c.startSensitivityScan();
+    QVERIFY(id > 0);
+    const std::vector<ScanSetting> settings = default_scan_settings();
+    QCOMPARE(w.sensitivityPanel()->heatmap()->rowCount(), 2);  // W and Wm, in graph order
+    QCOMPARE(w.sensitivityPanel()->heatmap()->columnCount(), int(settings.size()));
+    QTRY_COMPARE_WITH_TIMEOUT(job_state(c, id), int(ui::JobState::Succeeded), kScanTimeoutMs);
+    const int cells = 2 * int(settings.size());
+    QCOMPARE(c.lastSensitivityScan().computed, cells);
+
+    // The engine's scan on the same three images, independently of the studio.
+    const OnnxModel m = read_onnx(model);
+    const std::vector<OnnxInputs> inputs =
+        ocr_calibration_inputs(m, read_ocr_set((root / "eval").string()), 16, qt_load_image);
+    QCOMPARE(int(inputs.size()), 3);
+    const OnnxSensitivity want = onnx_sensitivity(m, settings, inputs);
+    const ui::SensitivityGrid& g = c.sensitivity();
+    QCOMPARE(g.quantity, QStringLiteral("KL"));
+    QCOMPARE(g.layers, (QStringList{QStringLiteral("W"), QStringLiteral("Wm")}));
+    for (int r = 0; r < 2; ++r)
+      for (int k = 0; k < int(settings.size()); ++k) {
+        const int col = int(g.settings.indexOf(QString::fromStdString(settings[size_t(k)].name)));
+        QVERIFY(col >= 0);
+        QVERIFY(g.at(r, col).ready);
+        QCOMPARE(g.at(r, col).value, want.at(size_t(r), size_t(k)));
+        QCOMPARE(g.at(r, col).bits, quint64(want.bits[size_t(r) * settings.size() + size_t(k)]));
+      }
+    // Again: every cell read back from the store; and a fresh window reads the grid back.
+    const int again = c.startSensitivityScan();
+    QTRY_COMPARE_WITH_TIMEOUT(job_state(c, again), int(ui::JobState::Succeeded), kScanTimeoutMs);
+    QCOMPARE(c.lastSensitivityScan().cached, cells);
+    QCOMPARE(c.lastSensitivityScan().computed, 0);
+    studio::MainWindow reopened;
+    QVERIFY(reopened.context().openProject(QString::fromStdString(file)));
+    QTRY_COMPARE_WITH_TIMEOUT(int(reopened.context().sensitivity().cells.size()), cells, 15000);
+    QTRY_VERIFY(reopened.context().sensitivity().at(1, 0).ready);
+    QCOMPARE(reopened.context().sensitivity().layers, g.layers);
   }
 
   void cancelFromTheJobsPanel() {

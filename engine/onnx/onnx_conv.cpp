@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
+
+#include "engine/kernels/gemm.h"
 
 namespace mcw {
 
@@ -66,6 +69,32 @@ void conv_patches(const float* src, int64_t channels, int64_t h, int64_t w, cons
       }
     }
   });
+}
+
+void conv_group_f32(const float* w, int64_t cog, const float* src, int64_t channels, int64_t h,
+                    int64_t width, const Window& g, const float* bias, float* out) {
+  const int64_t patch = channels * g.kh * g.kw, pixels = g.oh * g.ow;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 &&
+                         g.pw0 == 0 && g.ph1 == 0 && g.pw1 == 0;
+  constexpr int64_t kTile = 256;
+  const int64_t tiles = (pixels + kTile - 1) / kTile;
+  if (pointwise) {
+    matmul(w, src, out, cog, pixels, patch);
+  } else if (tiles == 1) {  // one tile: the patches in parallel by rows, then one GEMM
+    std::vector<float> cols(size_t(patch * pixels));
+    conv_patches(src, channels, h, width, g, cols.data());
+    matmul(w, cols.data(), out, cog, pixels, patch);
+  } else {
+    tbb::parallel_for(int64_t(0), tiles, [&](int64_t t) {
+      const int64_t p0 = t * kTile, p1 = std::min(pixels, p0 + kTile);
+      std::vector<float> cols(size_t(patch * (p1 - p0)));
+      conv_patches_range(src, channels, h, width, g, p0, p1, cols.data());
+      matmul_strided(w, patch, cols.data(), p1 - p0, out + p0, pixels, cog, p1 - p0, patch);
+    });
+  }
+  if (bias)
+    for (int64_t o = 0; o < cog; ++o)
+      for (int64_t p = 0; p < pixels; ++p) out[o * pixels + p] += bias[o];
 }
 
 }  // namespace mcw

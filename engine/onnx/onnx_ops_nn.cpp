@@ -302,43 +302,12 @@ std::vector<OnnxValue> conv(const OnnxOpContext& c, std::span<const OnnxValue* c
     });
     return {y};
   }
-  // A pointwise convolution's patches are the input itself: no im2col copy.
-  const bool pointwise = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 && g.pw0 == 0 &&
-                         g.ph1 == 0 && g.pw1 == 0;
-  // Patches a tile of output pixels at a time: the tile's im2col stays in cache, where the
-  // whole image's (patch x pixels: 66 MB for a 3 x 3 over 96 channels of a 160 x 120 map)
-  // was written to memory and read back.
-  constexpr int64_t kTile = 256;
-  const int64_t tiles = (pixels + kTile - 1) / kTile;
   for (int64_t img = 0; img < n; ++img)
-    for (int64_t gr = 0; gr < groups; ++gr) {
-      const float* src = x.f.data() + (img * ci + gr * cig) * h * w;
-      float* out = y.f.data() + (img * co + gr * cog) * pixels;
-      if (pointwise) {
-        matmul(wt.f.data() + gr * cog * patch, src, out, cog, pixels, patch);
-        if (bias)
-          for (int64_t o = 0; o < cog; ++o)
-            for (int64_t p = 0; p < pixels; ++p)
-              out[o * pixels + p] += bias->f[size_t(gr * cog + o)];
-        continue;
-      }
-      if (tiles == 1) {  // one tile: the patches in parallel by rows, then one GEMM
-        std::vector<float> cols(size_t(patch * pixels));
-        conv_patches(src, cig, h, w, g, cols.data());
-        matmul(wt.f.data() + gr * cog * patch, cols.data(), out, cog, pixels, patch);
-      } else {
-        tbb::parallel_for(int64_t(0), tiles, [&](int64_t t) {
-          const int64_t p0 = t * kTile, p1 = std::min(pixels, p0 + kTile);
-          std::vector<float> cols(size_t(patch * (p1 - p0)));
-          conv_patches_range(src, cig, h, w, g, p0, p1, cols.data());
-          matmul_strided(wt.f.data() + gr * cog * patch, patch, cols.data(), p1 - p0, out + p0,
-                         pixels, cog, p1 - p0, patch);
-        });
-      }
-      if (bias)
-        for (int64_t o = 0; o < cog; ++o)
-          for (int64_t p = 0; p < pixels; ++p) out[o * pixels + p] += bias->f[size_t(gr * cog + o)];
-    }
+    for (int64_t gr = 0; gr < groups; ++gr)
+      conv_group_f32(wt.f.data() + gr * cog * patch, cog,
+                     x.f.data() + (img * ci + gr * cig) * h * w, cig, h, w, g,
+                     bias ? bias->f.data() + gr * cog : nullptr,
+                     y.f.data() + (img * co + gr * cog) * pixels);
   return {y};
 }
 

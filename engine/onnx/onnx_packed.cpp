@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/kernels/gemm.h"
 #include "engine/kernels/transpose.h"
 #include "engine/onnx/onnx_compress.h"
 
@@ -30,12 +31,11 @@ OnnxPackedLayer::OnnxPackedLayer(const CompressedTensor& t, int64_t channel_colu
   if (!channels_.empty()) {  // the kept channels' columns, dense
     const Tensor full = t.dequantize();
     const int64_t b = channel_columns, k = int64_t(channels_.size()) * b;
-    std::vector<float> w(size_t(t.rows * k));
+    kept_.resize(size_t(t.rows * k));
     for (int64_t r = 0; r < t.rows; ++r)
       for (size_t j = 0; j < channels_.size(); ++j)
         std::copy_n(full.as<float>() + r * t.cols + channels_[j] * b, b,
-                    w.data() + r * k + int64_t(j) * b);
-    packed_ = PackedWeight::from_f32(w.data(), t.rows, k, false, t.name);
+                    kept_.data() + r * k + int64_t(j) * b);
     return;
   }
   if (int8_gemm_fast()) gemm_ = Int8GemmWeight::from_compressed(t);
@@ -44,13 +44,16 @@ OnnxPackedLayer::OnnxPackedLayer(const CompressedTensor& t, int64_t channel_colu
 
 std::string OnnxPackedLayer::describe() const {
   if (!channels_.empty())
-    return packed_.describe() + ", " + std::to_string(channels_.size()) + " of " +
+    return "f32 dense, " + std::to_string(channels_.size()) + " of " +
            std::to_string(cols_ / channel_columns_) + " input channels";
   return gemm_ ? gemm_->describe() : packed_.describe();
 }
 
 void OnnxPackedLayer::matmul_kept(const float* X, float* Y, int64_t m, const float* bias) const {
-  if (gemm_)
+  const int64_t k = packed_cols();
+  if (!channels_.empty())
+    matmul_wt_strided(X, k, kept_.data(), k, Y, rows_, m, rows_, k, bias, false);
+  else if (gemm_)
     gemm_->matmul(X, gemm_->cols(), Y, gemm_->rows(), m, bias);
   else
     packed_.matmul(X, Y, m, bias);
@@ -83,15 +86,16 @@ OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c) {
 
 void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t channels, int64_t h,
                        int64_t width, const Window& g, const float* bias, float* out) {
-  // A sliced layer reads only its kept channels: their planes, gathered, are the input.
-  thread_local std::vector<float> planes_kept;
+  // A sliced layer reads only its kept channels: their planes, gathered, through the f32
+  // Conv's own product.
   if (!w.channels().empty()) {
-    planes_kept.resize(w.channels().size() * size_t(h * width));
+    std::vector<float> planes(w.channels().size() * size_t(h * width));
     for (size_t j = 0; j < w.channels().size(); ++j)
       std::copy_n(src + w.channels()[j] * h * width, h * width,
-                  planes_kept.data() + j * size_t(h * width));
-    src = planes_kept.data();
-    channels = int64_t(w.channels().size());
+                  planes.data() + j * size_t(h * width));
+    conv_group_f32(w.kept_weight(), w.rows(), planes.data(), int64_t(w.channels().size()), h, width,
+                   g, bias, out);
+    return;
   }
   const int64_t pixels = g.oh * g.ow, patch = w.packed_cols(), co = w.rows();
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 &&

@@ -12,7 +12,9 @@
 //   the node reads only those channels (a Conv gathers their planes before its patches),
 //   so the removed ones cost neither weights nor multiplications. The producer still makes
 //   them: slicing it too needs the graph's channel coupling (residual adds, SE blocks,
-//   depthwise convolutions), which MCW does not trace.
+//   depthwise convolutions), which MCW does not trace. Those columns stay f32 on the f32 GEMM
+//   (a Conv multiplies its filters with the kept planes' patches channels-first, as the f32
+//   Conv does: no moves to rows and back).
 //
 // Packed: Conv with one group (full and pointwise convolutions: a tile of output pixels'
 // patches are the rows of X), MatMul with the weight second, and Gemm. Left on the decoded
@@ -48,17 +50,24 @@ class OnnxPackedLayer {
   void matmul_kept(const float* X, float* Y, int64_t m, const float* bias = nullptr) const;
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  int64_t packed_cols() const { return gemm_ ? gemm_->cols() : packed_.cols(); }
-  // Kept input channels when the layer is sliced, else empty.
+  int64_t packed_cols() const {
+    return !channels_.empty() ? int64_t(channels_.size()) * channel_columns_
+           : gemm_            ? gemm_->cols()
+                              : packed_.cols();
+  }
+  // Kept input channels when the layer is sliced, else empty; then the kept columns, f32
+  // [rows, packed_cols()].
   const std::vector<int32_t>& channels() const { return channels_; }
+  const float* kept_weight() const { return kept_.data(); }
   int64_t channel_columns() const { return channel_columns_; }
   std::string describe() const;
 
  private:
   int64_t rows_ = 0, cols_ = 0, channel_columns_ = 1;
   std::vector<int32_t> channels_;
+  std::vector<float> kept_;  // sliced: the kept channels' columns
   std::optional<Int8GemmWeight> gemm_;
-  PackedWeight packed_;  // when gemm_ is empty
+  PackedWeight packed_;  // neither sliced nor gemm_
 };
 
 // Node index -> its packed weight, for every compressed layer a packed kernel runs.

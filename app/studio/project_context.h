@@ -170,6 +170,8 @@ class ProjectContext : public QObject, public ui::IProjectContext {
   int startOnnxSensitivityScan();
   // The grid's row order: the llama model's tensors, or the ONNX graph's layers.
   std::vector<std::string> layerOrder() const;
+  // A scan about to run: every cell of `layers` × the default settings laid out, pending.
+  void layOutScanGrid(const std::vector<std::string>& layers);
   // The grid was replaced: viewers hear onSensitivityLoaded, and the assignment is kept
   // where the grid's rows and columns are the same, else reset.
   void sensitivityReplaced();

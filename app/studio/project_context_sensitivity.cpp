@@ -25,6 +25,15 @@ bool ProjectContext::sensitivityScanAvailable() const {
          !bridge_.isRunning(scan_job_);
 }
 
+void ProjectContext::layOutScanGrid(const std::vector<std::string>& layers) {
+  // The whole grid at once, pending, so that cells fill in without the grid moving.
+  std::vector<std::string> settings;
+  for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
+  ensure_sensitivity_axes(sensitivity_, layers, settings, layerOrder());
+  sensitivityReplaced();
+  last_scan_ = {};
+}
+
 std::vector<std::string> ProjectContext::layerOrder() const {
   return shape_ ? shape_->tensor_names : onnx_layers_;
 }
@@ -36,15 +45,9 @@ int ProjectContext::startSensitivityScan() {
                          QStringLiteral("a sensitivity scan"), QStringLiteral("scanning")))
     return 0;
   bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
-  // The whole grid at once, pending, so that cells fill in without the grid moving.
-  std::vector<std::string> settings;
-  for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
   std::vector<std::string> layers;
   for (const LinearShape& l : shape_->linears) layers.push_back(l.name);
-  ensure_sensitivity_axes(sensitivity_, layers, settings, shape_->tensor_names);
-  sensitivityReplaced();
-
-  last_scan_ = {};
+  layOutScanGrid(layers);
   const int gen = model_generation_;
   const std::string file = project_file_.toStdString();
   scan_job_ = bridge_.start(QStringLiteral("Sensitivity scan"), [this, gen, file](JobContext& job) {
@@ -102,11 +105,7 @@ int ProjectContext::startOnnxSensitivityScan() {
   }
   if (!savedProjectShowsModel(QStringLiteral("scanning"))) return 0;
   bridge_.cancel(sensitivity_job_);  // the scan reports the cached cells itself
-  std::vector<std::string> settings;
-  for (const ScanSetting& s : default_scan_settings()) settings.push_back(s.name);
-  ensure_sensitivity_axes(sensitivity_, onnx_layers_, settings, onnx_layers_);
-  sensitivityReplaced();
-  last_scan_ = {};
+  layOutScanGrid(onnx_layers_);
   const int gen = model_generation_;
   const std::string file = project_file_.toStdString();
   scan_job_ = bridge_.start(QStringLiteral("Sensitivity scan"), [this, gen, file](JobContext& job) {

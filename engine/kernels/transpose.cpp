@@ -10,6 +10,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+#include "engine/kernels/avx512_transpose.h"
 #endif
 
 namespace mcw {
@@ -23,35 +25,13 @@ void transpose_scalar(const float* src, int64_t lds, int64_t r0, int64_t r1, int
 }
 
 #if defined(__x86_64__)
-// One 16 × 16 block: rows r[i] in, columns out. Pairs of rows interleave by 32 bits, then
-// by 64 bits (r[4i + j] then holds rows 4i..4i+3 of columns 4L + j in 128-bit lane L), then
-// lanes gather into whole columns.
+// One 16 × 16 block: rows in, through the registers, columns out.
 __attribute__((target("avx512f"))) void block16(const float* src, int64_t lds, float* dst,
                                                 int64_t ldd) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
-                  c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512 a = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-    const __m512 b = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-    const __m512 c = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-    const __m512 d = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-    _mm512_storeu_ps(dst + (j)*ldd, _mm512_shuffle_f32x4(a, c, 0x88));
-    _mm512_storeu_ps(dst + (4 + j) * ldd, _mm512_shuffle_f32x4(b, d, 0x88));
-    _mm512_storeu_ps(dst + (8 + j) * ldd, _mm512_shuffle_f32x4(a, c, 0xDD));
-    _mm512_storeu_ps(dst + (12 + j) * ldd, _mm512_shuffle_f32x4(b, d, 0xDD));
-  }
+  __m512 v[16];
+  for (int i = 0; i < 16; ++i) v[i] = _mm512_loadu_ps(src + i * lds);
+  transpose16(v);
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, v[i]);
 }
 #endif
 

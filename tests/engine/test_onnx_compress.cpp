@@ -844,7 +844,9 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
         EXPECT_EQ(layer->channels().size(),
                   sliced ? size_t(layer->cols() / layer->channel_columns() / 2) : 0u)
             << layer->describe();
-        if (sliced) EXPECT_EQ(layer->packed_cols(), layer->cols() / 2);
+        if (sliced) {
+          EXPECT_EQ(layer->packed_cols(), layer->cols() / 2);
+        }
         if (std::string(recipe).find("rtn") != std::string::npos && int8_gemm_fast()) {
           EXPECT_NE(layer->describe().find("int8 GEMM"), std::string::npos) << layer->describe();
         }

@@ -8,6 +8,11 @@
 // run as decoded f32 weights (packed 0: what the written file computes, on the f32 GEMM) or
 // on the packed kernels (1: onnx_packed.h, int8 activations). RTN, since the layout and not
 // the algorithm sets the speed.
+//
+// BM_RecogniseLineLayout/<k>: the packed graph of each layout QUALITY.md's presets give
+// (kLayouts: the preset, and a stage that gives its layout; k-means calibrates on two
+// synthetic lines, whose statistics do not change the layout), for the latency column of
+// its table.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -63,8 +68,40 @@ void BM_RecogniseLineCompressed(benchmark::State& state) {
   time_runs(state, *m, compressed_runner(*m, c, state.range(2) != 0), {1, 3, 48, 320});
 }
 
+struct Layout {
+  const char* presets;
+  const char* stage;
+};
+constexpr Layout kLayouts[] = {
+    {"w8a8-static (weights)", "rtn\n    bits: 8\n    group_size: 0\n    symmetric: true"},
+    {"w4g128-rtn, -gptq-paper", "rtn\n    bits: 4\n    group_size: 128"},
+    {"w4-rtn-channel, w4-gptq-channel", "rtn\n    bits: 4\n    group_size: 0"},
+    {"w3g64-rtn, -gptq", "rtn\n    bits: 3\n    group_size: 64"},
+    {"w2g64-gptq", "rtn\n    bits: 2\n    group_size: 64"},
+    {"kmeans-3bit", "kmeans\n    bits: 3"},
+    {"sparse50-*", "magnitude\n    sparsity: 0.5"},
+    {"svd-energy-0.9", "svd\n    energy: 0.9"},
+};
+
+void BM_RecogniseLineLayout(benchmark::State& state) {
+  const std::optional<OnnxModel> m = load(state, "ch_PP-OCRv4_rec_infer.onnx");
+  if (!m) return;
+  const Layout& l = kLayouts[state.range(0)];
+  const std::string recipe = std::string("stages:\n  - algorithm: ") + l.stage + "\n";
+  std::vector<OnnxInputs> calib;
+  for (double f : {0.01, 0.03}) {
+    OnnxValue x = OnnxValue::floats({1, 3, 48, 320});
+    for (size_t k = 0; k < x.f.size(); ++k) x.f[k] = float(std::sin(double(k) * f));
+    calib.push_back({{m->graph.inputs[0].name, x}});
+  }
+  const OnnxCompression c = compress_onnx(*m, parse_recipe(recipe, "bench"), calib);
+  time_runs(state, *m, compressed_runner(*m, c, true), {1, 3, 48, 320});
+  state.SetLabel(l.presets);
+}
+
 }  // namespace
 
+BENCHMARK(BM_RecogniseLineLayout)->DenseRange(0, 7)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_RecogniseLine)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_DetectPage)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_RecogniseLineCompressed)

@@ -10,9 +10,9 @@
 // the algorithm sets the speed.
 //
 // BM_RecogniseLineLayout/<k>: the packed graph of each layout QUALITY.md's presets give
-// (kLayouts: the preset, and a stage that gives its layout; k-means calibrates on two
-// synthetic lines, whose statistics do not change the layout), for the latency column of
-// its table.
+// (kLayouts: the preset, and a stage that gives its layout; k-means and GPTQ calibrate on
+// two synthetic lines, whose statistics do not change the layout), for the latency column
+// of its table.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -81,6 +81,13 @@ constexpr Layout kLayouts[] = {
     {"kmeans-3bit", "kmeans\n    bits: 3"},
     {"sparse50-*", "magnitude\n    sparsity: 0.5"},
     {"svd-energy-0.9", "svd\n    energy: 0.9"},
+    {"w4g128-gptq (act-order)",
+     "gptq\n    bits: 4\n    group_size: 128\n    act_order: true\n    static_groups: true"},
+    {"w2g64-gptq (act-order)",
+     "gptq\n    bits: 2\n    group_size: 64\n    act_order: true\n    static_groups: true"},
+    {"w2g64-gptq-outliers",
+     "gptq\n    bits: 2\n    group_size: 64\n    act_order: true\n    static_groups: true\n"
+     "    outlier_fraction: 0.01"},
 };
 
 void BM_RecogniseLineLayout(benchmark::State& state) {
@@ -101,7 +108,7 @@ void BM_RecogniseLineLayout(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_RecogniseLineLayout)->DenseRange(0, 7)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_RecogniseLineLayout)->DenseRange(0, 10)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_RecogniseLine)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_DetectPage)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_RecogniseLineCompressed)

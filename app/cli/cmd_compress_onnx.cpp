@@ -29,8 +29,8 @@ namespace {
 // kernels (onnx_packed.h: int8 activations in the quantised layers' products).
 ojson eval_all(const OnnxModel& model, const OnnxCompression& c, const OcrSet& set,
                const std::string& keys_path) {
-  const OnnxRunner original(model), compressed = compressed_runner(model, c),
-                                    packed = compressed_runner(model, c, true);
+  const OnnxRunner original(model), compressed = compressed_runner(original, c),
+                                    packed = compressed_runner(original, c, true);
   const std::pair<const char*, const OnnxRunner*> runners[] = {
       {"original", &original}, {"compressed", &compressed}, {"packed", &packed}};
   ojson out = {{"set", set.dir}};

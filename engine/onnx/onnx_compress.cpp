@@ -103,12 +103,21 @@ void fake_quantize(OnnxValue& x, const OnnxActivationQuant& q) {
   }
 }
 
-OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c, bool packed) {
-  OnnxRunner runner(model, c.weights);
+static OnnxRunner with_compression(OnnxRunner runner, const OnnxCompression& c, bool packed) {
   if (packed) runner.use_packed(pack_onnx_layers(c));
   for (const OnnxActivationQuant& q : c.activations)
     runner.transform_input(q.node, [q](OnnxValue& x) { fake_quantize(x, q); });
   return runner;
+}
+
+OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c, bool packed) {
+  return with_compression(OnnxRunner(model, c.weights), c, packed);
+}
+
+OnnxRunner compressed_runner(const OnnxRunner& original, const OnnxCompression& c, bool packed) {
+  // A view of c.weights, owned by c (the aliasing constructor with no owner).
+  const std::shared_ptr<const OnnxRunner::Weights> decoded(std::shared_ptr<void>(), &c.weights);
+  return with_compression(OnnxRunner(original, decoded), c, packed);
 }
 
 OnnxCompression compress_onnx(const OnnxModel& model, const Recipe& recipe,

@@ -81,5 +81,9 @@ void fake_quantize(OnnxValue& x, const OnnxActivationQuant& q);
 // `packed`, the layers onnx_packed.h packs multiply with their packed weights (the same
 // graph on the deployment kernels; int8 activations in their integer products).
 OnnxRunner compressed_runner(const OnnxModel& model, const OnnxCompression& c, bool packed = false);
+// The same, sharing `original`'s converted weights and c's decoded ones instead of copying
+// the model again: both must outlive the runner.
+OnnxRunner compressed_runner(const OnnxRunner& original, const OnnxCompression& c,
+                             bool packed = false);
 
 }  // namespace mcw

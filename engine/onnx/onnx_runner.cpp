@@ -50,15 +50,17 @@ OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> 
     : model_(model) {
   check(model);
   const OnnxGraph& g = model.graph;
-  for (const Tensor& t : g.initializers) weights_[t.name()] = OnnxValue::of(t);
+  auto weights = std::make_shared<Weights>();
+  for (const Tensor& t : g.initializers) (*weights)[t.name()] = OnnxValue::of(t);
   // Constant nodes' values are weights like initializers: converted once, not per run.
   for (size_t k = 0; k < g.nodes.size(); ++k)
     if (const OnnxAttribute* v = constant_value(g.nodes[k])) {
-      weights_[g.nodes[k].outputs[0]] = OnnxValue::of(v->t);
+      (*weights)[g.nodes[k].outputs[0]] = OnnxValue::of(v->t);
       constants_.insert(k);
     }
+  weights_ = std::move(weights);
   // Fused chains read x only; their inner values are never made.
-  for (const HardSwishChain& c : find_hardswish_chains(model, weights_)) {
+  for (const HardSwishChain& c : find_hardswish_chains(model, *weights_)) {
     chains_[c.add] = c;
     fused_.insert({c.clip, c.mul, c.div});
   }
@@ -69,15 +71,39 @@ OnnxRunner::OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> 
          chain != chains_.end() ? std::vector<std::string>{chain->second.x} : g.nodes[k].inputs)
       if (!in.empty()) last_reader_[in] = k;
   }
-  for (auto& [name, v] : replaced) {
-    const auto it = weights_.find(name);
-    if (it == weights_.end())
-      throw Error(model.path, "'" + name + "' is not a weight of the graph");
-    if (it->second.shape != v.shape || it->second.is_float != v.is_float)
-      throw Error(model.path, "the replacement of weight '" + name + "' has another shape or type");
-    it->second = std::move(v);
-  }
   for (const OnnxValueInfo& v : g.outputs) last_reader_[v.name] = g.nodes.size();  // kept
+  check_replaced(replaced);
+  if (!replaced.empty()) replaced_ = std::make_shared<const Weights>(std::move(replaced));
+}
+
+OnnxRunner::OnnxRunner(const OnnxRunner& base, std::shared_ptr<const Weights> replaced)
+    : model_(base.model_),
+      weights_(base.weights_),
+      constants_(base.constants_),
+      last_reader_(base.last_reader_),
+      chains_(base.chains_),
+      fused_(base.fused_) {
+  // The chains' constants are scalars no replacement (a layer's weight) can be.
+  if (replaced) check_replaced(*replaced);
+  replaced_ = std::move(replaced);
+}
+
+void OnnxRunner::check_replaced(const Weights& replaced) const {
+  for (const auto& [name, v] : replaced) {
+    const auto it = weights_->find(name);
+    if (it == weights_->end())
+      throw Error(model_.path, "'" + name + "' is not a weight of the graph");
+    if (it->second.shape != v.shape || it->second.is_float != v.is_float)
+      throw Error(model_.path,
+                  "the replacement of weight '" + name + "' has another shape or type");
+  }
+}
+
+const OnnxValue* OnnxRunner::weight(const std::string& name) const {
+  if (replaced_)
+    if (const auto it = replaced_->find(name); it != replaced_->end()) return &it->second;
+  const auto it = weights_->find(name);
+  return it == weights_->end() ? nullptr : &it->second;
 }
 
 void OnnxRunner::transform_input(size_t node, std::function<void(OnnxValue&)> fn) {
@@ -101,15 +127,14 @@ std::map<std::string, OnnxValue> OnnxRunner::run(const std::map<std::string, Onn
   const OnnxGraph& g = model_.graph;
   std::map<std::string, OnnxValue> live;
   for (const OnnxValueInfo& v : g.inputs) {
-    if (weights_.count(v.name)) continue;  // older exporters list initializers as inputs
+    if (weights_->count(v.name)) continue;  // older exporters list initializers as inputs
     const auto it = inputs.find(v.name);
     if (it == inputs.end()) throw Error(model_.path, "graph input '" + v.name + "' was not given");
     live[v.name] = it->second;
   }
   auto value = [&](const std::string& name) -> const OnnxValue* {
     if (const auto it = live.find(name); it != live.end()) return &it->second;
-    if (const auto it = weights_.find(name); it != weights_.end()) return &it->second;
-    return nullptr;
+    return weight(name);
   };
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     if (constants_.count(k) || fused_.count(k)) continue;

@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <span>
 #include <string>
@@ -27,10 +28,15 @@ struct OnnxRunOptions {
 
 class OnnxRunner {
  public:
+  using Weights = std::map<std::string, OnnxValue>;
   // `replaced`: values run instead of the graph's weights of the same names (a compressed
   // model's decoded weights); a name that is no weight, or a shape that differs, is an
   // mcw::Error.
-  explicit OnnxRunner(const OnnxModel& model, std::map<std::string, OnnxValue> replaced = {});
+  explicit OnnxRunner(const OnnxModel& model, Weights replaced = {});
+  // The same graph as `base`, sharing its converted weights (no second f32 copy of the
+  // model), with `replaced` instead of some of them, shared too: the caller keeps it alive
+  // as long as this runner. Transforms and packed layers are not taken from `base`.
+  OnnxRunner(const OnnxRunner& base, std::shared_ptr<const Weights> replaced);
   // What the constructor refuses, without converting a single weight: for a command that
   // wants the refusal before its work and the runner only later (or never).
   static void check(const OnnxModel& model);
@@ -44,10 +50,15 @@ class OnnxRunner {
   // MatMul or Gemm is an mcw::Error.
   void use_packed(OnnxPackedLayers layers);
   const OnnxModel& model() const { return model_; }
+  // The value nodes read for weight `name` (a replacement first); null for no weight.
+  const OnnxValue* weight(const std::string& name) const;
 
  private:
   const OnnxModel& model_;
-  std::map<std::string, OnnxValue> weights_;   // initializers and Constant nodes' values
+  // Initializers' and Constant nodes' values, converted once and shared between the runners
+  // of one graph; then the replaced ones, looked up first.
+  std::shared_ptr<const Weights> weights_, replaced_;
+  void check_replaced(const Weights& replaced) const;
   std::set<size_t> constants_;                 // the Constant nodes, not run again
   std::map<std::string, size_t> last_reader_;  // value -> index of its last reading node
   std::map<size_t, std::function<void(OnnxValue&)>> transforms_;

@@ -40,10 +40,10 @@ namespace {
 // `packed` (the same compressed graph on the deployment kernels), the latency is packed's
 // and the decoded graph's goes beside it; packed's own output is scored too (packed_cer,
 // packed_kl), since its int8 activations round what the decoded graph computes exactly.
-void add_onnx_eval(std::vector<Metric>& m, const ProjectRunInputs& in, const OnnxRunner& runner,
-                   const OnnxRunner* packed, const RunHooks& hooks, const CancelToken* cancel) {
+void add_onnx_eval(std::vector<Metric>& m, const ProjectRunInputs& in, const OnnxRunner& original,
+                   const OnnxRunner& runner, const OnnxRunner* packed, const RunHooks& hooks,
+                   const CancelToken* cancel) {
   const OnnxProjectInputs& o = *in.onnx;
-  const OnnxRunner original(o.model);
   const OcrSet& set = o.evaluation;
   const std::string& input = o.model.graph.inputs[0].name;
   const std::string& output = o.model.graph.outputs[0].name;
@@ -112,9 +112,10 @@ RecipeRunOutcome run_onnx_project_recipe(RunStore& store, const ProjectRunInputs
                                          o.images);
         enter(hooks, "compress");
         const OnnxCompression c = compress_onnx(o.model, recipe, calib, hooks.progress, cancel);
-        const OnnxRunner decoded = compressed_runner(o.model, c),
-                         packed = compressed_runner(o.model, c, true);
-        add_onnx_eval(m, in, decoded, &packed, hooks, cancel);
+        // One f32 copy of the graph's weights, shared by the three runners.
+        const OnnxRunner original(o.model), decoded = compressed_runner(original, c),
+                                            packed = compressed_runner(original, c, true);
+        add_onnx_eval(m, in, original, decoded, &packed, hooks, cancel);
         m.push_back({"bits_per_weight", double(c.storage_bits) / double(c.parameters)});
         m.push_back({"size_bytes", double(c.storage_bits / 8)});
         m.push_back({"parameters", double(c.parameters)});
@@ -131,7 +132,8 @@ RecipeRunOutcome run_onnx_project_baseline(RunStore& store, const ProjectRunInpu
                                            const RunHooks& hooks, const CancelToken* cancel) {
   return record_run(store, in, kBaselineRecipe, "", [&](std::vector<Metric>& m, auto&, auto&) {
     const OnnxModel& model = in.onnx->model;
-    add_onnx_eval(m, in, OnnxRunner(model), nullptr, hooks, cancel);
+    const OnnxRunner original(model);
+    add_onnx_eval(m, in, original, original, nullptr, hooks, cancel);
     const OnnxWeightSize size = onnx_weight_size(model);
     m.push_back({"bits_per_weight", double(size.bits) / double(size.parameters)});
     m.push_back({"size_bytes", double(size.bits / 8)});

@@ -80,10 +80,8 @@ OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanS
   s.settings = settings;
   const std::string out = model.graph.outputs[0].name;
   std::vector<OnnxValue> reference;
-  {
-    const OnnxRunner original(model);
-    for (const OnnxInputs& in : inputs) reference.push_back(original.run(in).at(out));
-  }
+  const OnnxRunner original(model);  // its f32 weights shared by every cell's runner
+  for (const OnnxInputs& in : inputs) reference.push_back(original.run(in).at(out));
   output_distance(reference[0], reference[0], &s.kl);  // the measure, from the output's kind
   const std::string at = "@" + measurement_of(inputs);
   const std::string value_key = (s.kl ? "kl" : "map") + at, bits_key = "bits" + at;
@@ -109,7 +107,7 @@ OnnxSensitivity onnx_sensitivity(const OnnxModel& model, const std::vector<ScanS
       } else {
         const Recipe r = scan_cell_recipe(settings[k], layer.name, layer.cols);
         const OnnxCompression c = compress_onnx(model, r, {}, {}, cancel);
-        const OnnxRunner runner = compressed_runner(model, c);
+        const OnnxRunner runner = compressed_runner(original, c);
         double sum = 0;
         bool kl = false;
         for (size_t i = 0; i < inputs.size(); ++i)

@@ -864,3 +864,33 @@ TEST(OnnxCompress, PackedGraphComputesTheDecodedOne) {
   wrong[1] = wrong.begin()->second;  // node 1 is the Relu
   EXPECT_THROW(runner.use_packed(wrong), Error);
 }
+
+// Runners of one graph share its converted weights: a compressed runner built on the
+// original reads the original's values for the weights it keeps and the compression's own
+// for the rest (the same objects, no copies), and computes what a runner with its own
+// copies computes. A replacement of another shape is refused either way.
+TEST(OnnxCompress, RunnersShareTheGraphsWeights) {
+  const fs::path dir = test::fresh_temp_dir();
+  const OnnxModel m = small_chain(dir, 3);
+  const OnnxCompression c = compress_onnx(
+      m,
+      parse_recipe("stages:\n  - algorithm: rtn\n    group_size: 0\n    targets: [W1]\n", "s.yaml"),
+      {});
+  const OnnxRunner original(m);
+  const OnnxRunner shared = compressed_runner(original, c), own = compressed_runner(m, c);
+  EXPECT_EQ(shared.weight("Wd"), original.weight("Wd"));
+  EXPECT_EQ(shared.weight("Wm"), original.weight("Wm"));
+  EXPECT_EQ(shared.weight("W1"), &c.weights.at("W1"));
+  EXPECT_NE(own.weight("Wm"), original.weight("Wm"));
+  EXPECT_EQ(shared.weight("nothing"), nullptr);
+  std::mt19937 rng(4);
+  const OnnxInputs x = input_x(rng, {1, 4, 6, 7});
+  EXPECT_EQ(out_y(shared.run(x)), out_y(own.run(x)));
+  EXPECT_NE(out_y(shared.run(x)), out_y(original.run(x)));
+  auto wrong = std::make_shared<OnnxRunner::Weights>();
+  (*wrong)["W1"] = OnnxValue::floats({2, 2});
+  EXPECT_THROW(OnnxRunner(original, wrong), Error);
+  (*wrong).clear();
+  (*wrong)["x"] = OnnxValue::floats({1});
+  EXPECT_THROW(OnnxRunner(original, wrong), Error);
+}

@@ -39,7 +39,6 @@ std::optional<Int8GemmWeight> Int8GemmWeight::from_compressed(const CompressedTe
       !t.input_scale.empty() || t.bits < 1 || t.bits > 8 || t.rows <= 0 || t.cols <= 0)
     return std::nullopt;
   Int8GemmWeight w;
-  w.name_ = t.name;
   w.scheme_ = t.describe();
   w.rows_ = t.rows, w.cols_ = t.cols, w.groups_ = t.groups();
   w.bits_ = t.bits <= 4 ? 4 : 8;  // narrower codes ride in nibbles

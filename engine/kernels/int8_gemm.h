@@ -64,7 +64,7 @@ class Int8GemmWeight {
   // Rows of X (n of them) as x̂ [n][row_slots()], d and d·Σx̂ [n][blocks].
   void quantize_rows(const float* X, int64_t ldx, int64_t n, int8_t* xq, float* d, float* xs) const;
 
-  std::string name_, scheme_;
+  std::string scheme_;  // the coding's description
   int64_t rows_ = 0, cols_ = 0, groups_ = 0, slots_ = 0;
   int bits_ = 0;
   std::vector<Int8GemmBlock> blocks_;

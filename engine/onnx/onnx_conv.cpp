@@ -74,8 +74,7 @@ void conv_patches(const float* src, int64_t channels, int64_t h, int64_t w, cons
 void conv_group_f32(const float* w, int64_t cog, const float* src, int64_t channels, int64_t h,
                     int64_t width, const Window& g, const float* bias, float* out) {
   const int64_t patch = channels * g.kh * g.kw, pixels = g.oh * g.ow;
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 &&
-                         g.pw0 == 0 && g.ph1 == 0 && g.pw1 == 0;
+  const bool pointwise = g.pointwise();
   constexpr int64_t kTile = 256;
   const int64_t tiles = (pixels + kTile - 1) / kTile;
   if (pointwise) {

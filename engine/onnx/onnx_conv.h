@@ -13,6 +13,10 @@ namespace mcw {
 struct Window {
   int64_t kh, kw, sh = 1, sw = 1, dh = 1, dw = 1, ph0 = 0, pw0 = 0, ph1 = 0, pw1 = 0, oh = 0,
                   ow = 0;
+  // A 1 × 1 window, stride 1, no padding: a convolution's patches are its input itself.
+  bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph0 == 0 && pw0 == 0 && ph1 == 0 && pw1 == 0;
+  }
 };
 
 // The window of node c over an h x w input with a kh x kw kernel; c.fail() for what it

@@ -69,18 +69,23 @@ void OnnxPackedLayer::matmul(const float* X, float* Y, int64_t m, const float* b
   matmul_kept(kept.data(), Y, m, bias);
 }
 
+bool runs_packed(const OnnxCompressedLayer& l) {
+  const std::string& op = l.layer.op;
+  return l.parts.size() == 1 &&
+         (op == "MatMul" || op == "Gemm" || (op == "Conv" && l.layer.groups == 1));
+}
+
+int64_t channel_columns(const OnnxLayer& layer) {
+  // A Conv's input channel is its kh·kw im2col columns (onnx_layers.h); a MatMul's, one.
+  return layer.op == "Conv" ? layer.weight_shape[2] * layer.weight_shape[3] : 1;
+}
+
 OnnxPackedLayers pack_onnx_layers(const OnnxCompression& c) {
   OnnxPackedLayers packed;
-  for (const OnnxCompressedLayer& l : c.layers) {
-    const bool runs_packed = l.layer.op == "MatMul" || l.layer.op == "Gemm" ||
-                             (l.layer.op == "Conv" && l.layer.groups == 1);
-    // A Conv's input channel is its kh·kw im2col columns (onnx_layers.h); a MatMul's, one.
-    const int64_t channel_columns =
-        l.layer.op == "Conv" ? l.layer.weight_shape[2] * l.layer.weight_shape[3] : 1;
-    if (runs_packed && l.parts.size() == 1)
+  for (const OnnxCompressedLayer& l : c.layers)
+    if (runs_packed(l))
       packed[l.layer.node] =
-          std::make_shared<const OnnxPackedLayer>(l.parts.front(), channel_columns);
-  }
+          std::make_shared<const OnnxPackedLayer>(l.parts.front(), channel_columns(l.layer));
   return packed;
 }
 
@@ -98,8 +103,7 @@ void packed_conv_image(const OnnxPackedLayer& w, const float* src, int64_t chann
     return;
   }
   const int64_t pixels = g.oh * g.ow, patch = w.packed_cols(), co = w.rows();
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph0 == 0 &&
-                         g.pw0 == 0 && g.ph1 == 0 && g.pw1 == 0;
+  const bool pointwise = g.pointwise();
   // Pixels per product: the whole map while its rows stay under 4 MB (one product shares its
   // rows out best, and each call has a fixed cost), else chunks of at least 256.
   const int64_t chunk =

@@ -34,6 +34,8 @@
 namespace mcw {
 
 struct OnnxCompression;
+struct OnnxCompressedLayer;
+struct OnnxLayer;
 
 // The input channels a pruned weight keeps (channel_columns columns each), in order; empty
 // when every channel keeps a weight (or the weight has no mask).
@@ -69,6 +71,12 @@ class OnnxPackedLayer {
   std::optional<Int8GemmWeight> gemm_;
   PackedWeight packed_;  // neither sliced nor gemm_
 };
+
+// Whether a compressed layer runs packed (a Conv with one group, MatMul, Gemm; one part), and
+// how many of its columns make one input channel (a Conv's kh·kw, else 1): the rule the
+// packed graph and the written file's channel slicing share.
+bool runs_packed(const OnnxCompressedLayer& l);
+int64_t channel_columns(const OnnxLayer& layer);
 
 // Node index -> its packed weight, for every compressed layer a packed kernel runs.
 using OnnxPackedLayers = std::map<size_t, std::shared_ptr<const OnnxPackedLayer>>;

@@ -220,14 +220,12 @@ SlicedInput write_sliced(GraphAdditions& g, const OnnxModel& model, const OnnxCo
                          const OnnxValue& decoded) {
   const OnnxLayer& layer = l.layer;
   const OnnxNode& node = model.graph.nodes[layer.node];
-  const bool conv = layer.op == "Conv" && layer.groups == 1;
-  if (l.parts.size() != 1 || !(conv || layer.op == "MatMul" || layer.op == "Gemm")) return {};
-  const int64_t b = conv ? layer.weight_shape[2] * layer.weight_shape[3] : 1;
-  const std::vector<int32_t> kept = kept_input_channels(l.parts.front(), b);
+  if (!runs_packed(l)) return {};
+  const std::vector<int32_t> kept = kept_input_channels(l.parts.front(), channel_columns(layer));
   if (kept.empty()) return {};
   SlicedInput s;
   s.channels.assign(kept.begin(), kept.end());
-  if (conv) {
+  if (layer.op == "Conv") {
     s.axis = 1;
   } else if (layer.op == "MatMul") {
     s.axis = -1;

@@ -1,10 +1,10 @@
 #include "engine/search/onnx_sensitivity.h"
 
 #include <cmath>
-#include <cstdio>
 #include <map>
 
 #include "engine/core/error.h"
+#include "engine/core/sha256.h"
 #include "engine/onnx/onnx_compress.h"
 
 namespace mcw {
@@ -50,22 +50,18 @@ double output_distance(const OnnxValue& a, const OnnxValue& b, bool* kl) {
 
 namespace {
 
-// "onnx<n>#<FNV-1a of the inputs' names, shapes and values>": cells measured on other
-// inputs are never read back as these.
+// "onnx<n>#<digest of the inputs' names, shapes and values>" (12 hex digits of SHA-256, as
+// the transformer scan's measurements): cells measured on other inputs are never read back
+// as these.
 std::string measurement_of(const std::vector<OnnxInputs>& inputs) {
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ULL;
-  };
+  Sha256 h;
   for (const OnnxInputs& in : inputs)
     for (const auto& [name, v] : in) {
-      mix(name.data(), name.size());
-      mix(v.shape.data(), v.shape.size() * sizeof(int64_t));
-      mix(v.f.data(), v.f.size() * sizeof(float));
+      h.update(name);
+      h.update(v.shape.data(), v.shape.size() * sizeof(int64_t));
+      h.update(v.f.data(), v.f.size() * sizeof(float));
     }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return "onnx" + std::to_string(inputs.size()) + "#" + hex;
+  return "onnx" + std::to_string(inputs.size()) + "#" + to_hex(h.finish()).substr(0, 12);
 }
 
 }  // namespace

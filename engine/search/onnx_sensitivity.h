@@ -27,7 +27,7 @@ struct OnnxSensitivityCell {
 // Where cells go beside the result: with a store, each cell is read back when the store
 // holds it for this model (fingerprint) and these inputs, and written when measured, as
 // "kl@<measurement>" (or "map@<measurement>", a detector's relative error) and
-// "bits@<measurement>", measurement = "onnx<inputs>#<digest of the inputs' values>": what
+// "bits@<measurement>", measurement = "onnx<inputs>#<SHA-256 of the inputs' values>": what
 // the studio's heat map reads (app/studio/sensitivity_data.h).
 struct OnnxSensitivityOptions {
   RunStore* store = nullptr;

@@ -9,6 +9,7 @@
 
 #include <random>
 
+#include "../engine/quant_test_util.h"
 #include "engine/compress/rtn.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/int8_gemm.h"
@@ -24,13 +25,7 @@ struct Shape {
 constexpr Shape kShapes[] = {{480, 480, 256}, {240, 240, 256}, {64, 64, 256},
                              {60, 2880, 40},  {6625, 120, 40}, {4096, 4096, 64}};
 
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using quant_test::gaussian;
 
 void BM_LargeM(benchmark::State& state) {
   const Shape s = kShapes[state.range(0)];

@@ -14,24 +14,19 @@
 #include <random>
 #include <vector>
 
+#include "../engine/quant_test_util.h"
 #include "engine/compress/layer_stats_accumulate.h"
 #include "engine/compress/linalg.h"
-#include "engine/core/huge_pages.h"
 #include "engine/compress/low_rank.h"
 #include "engine/compress/sparsegpt.h"
 #include "engine/compress/wanda.h"
+#include "engine/core/huge_pages.h"
 
 namespace {
 
 constexpr int64_t kDim = 4096, kTokens = 8192;
 
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using quant_test::gaussian;
 
 struct Layer {
   mcw::Tensor w;

@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C path of the packed small-m products (the same tiling as the AVX-512
 // path with 8-lane vectors). Functions carry the target attribute, so the file builds with
 // the baseline flags and only runs when cpu_features() says so.
+#include "engine/kernels/cpu_features.h"
 #include "engine/kernels/packed_gemv_isa.h"
 
 #if defined(__x86_64__)
@@ -259,10 +260,22 @@ MCW_AVX2 void avx2_sparse24(const Sparse24View& w, const XRows& x, int64_t r0, i
   }
 }
 
+// The integer dots on the 256-bit vpdpbusd where the CPU has one (cpu_features.h: Vnni256).
+void affine_i8_256(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y) {
+  switch (cpu_features().vnni256) {
+    case Vnni256::Vex:
+      return affine_i8_avxvnni(w, x, r0, r1, y);
+    case Vnni256::Evex:
+      return affine_i8_avx512vl_vnni(w, x, r0, r1, y);
+    default:
+      return affine_i8_avx2(w, x, r0, r1, y);
+  }
+}
+
 }  // namespace
 
 const PackedGemvIsa& packed_isa_avx2() {
-  static const PackedGemvIsa isa{"avx2", avx2_affine, affine_i8_avx2, avx2_f16, avx2_sparse24};
+  static const PackedGemvIsa isa{"avx2", avx2_affine, affine_i8_256, avx2_f16, avx2_sparse24};
   return isa;
 }
 

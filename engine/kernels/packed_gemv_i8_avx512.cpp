@@ -1,6 +1,6 @@
 // AVX-512 VNNI integer-dot path of the Affine small-m product (packed_gemv_isa.h:
 // affine_i8), for CPUs with AVX-512 VNNI (Intel Xeon since Cascade Lake, AMD Zen 4/5). The
-// AVX2 path (packed_gemv_i8_avx2.cpp) multiplies 32 codes per vpmaddubsw and needs a second
+// AVX2 path (packed_gemv_i8_256.inc) multiplies 32 codes per vpmaddubsw and needs a second
 // instruction to widen; here one vpdpbusd takes two units (64 codes) and adds the products
 // straight into 32-bit sums, and 8-bit codes go in unsigned as they are stored (vpdpbusd
 // multiplies u8 by s8 without saturating, so the AVX2 path's q − 128 and sign trick, and its
@@ -8,7 +8,8 @@
 //
 // Two units' codes come out of their bytes in slot order with a lane permutation, a
 // per-lane shift and a mask, so the activations keep the order the AVX2 path uses. Blocks
-// of an odd number of units (groups of 32 slots, 96, ...) go to the AVX2 path.
+// of an odd number of units (groups of 32 slots, 96, ...) go to the AVX2 path's vpdpbusd
+// on 256-bit registers (packed_gemv_i8_vnni256.cpp).
 // Functions carry the target attribute, so the file builds with the baseline flags and only
 // runs when cpu_features() reports AVX-512 VNNI.
 #include <algorithm>
@@ -65,12 +66,22 @@ constexpr int64_t kPrefetchBytes = 512;
 template <int Bits>
 constexpr bool kPrefetch = Bits == 8 || Bits == 3;
 
+// Σ a[k]·b[k] over k < n, in 16 lanes.
+MCW_VNNI_INLINE __m512 offset_dot(const float* a, const float* b, int64_t n) {
+  __m512 s = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    s = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s);
+  const __mmask16 tail = __mmask16((1u << (n - k)) - 1);
+  return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + k), _mm512_maskz_loadu_ps(tail, b + k), s);
+}
+
 template <int M>
 constexpr int row_tile() {
   return M == 1 ? 4 : M == 2 ? 2 : 1;
 }
 
-template <int Bits, int RT, int M>
+template <int Bits, int RT, int M, int Pairs>
 MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t i0,
                           const YOut& y) {
   constexpr int64_t ub = 4 * Bits;
@@ -82,22 +93,21 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
   const float* xd[M];
   for (int i = 0; i < M; ++i) xq[i] = x.x[i0 + i].q.data(), xd[i] = x.x[i0 + i].d.data();
   __m512 acc[RT][M];
-  float corr[RT][M];
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) acc[t][i] = _mm512_setzero_ps(), corr[t][i] = 0;
+    for (int i = 0; i < M; ++i) acc[t][i] = _mm512_setzero_ps();
+  int64_t b = 0;  // the activation block
   for (int64_t g = 0; g < w.groups; ++g) {
     float scale[RT];
-    for (int t = 0; t < RT; ++t) {
-      const int64_t k = (r + t) * w.groups + g;
-      scale[t] = w.scale[k];
-      for (int i = 0; i < M; ++i) corr[t][i] += w.offset[k] * x.sum[(i0 + i) * x.ldsum + g];
-    }
+    for (int t = 0; t < RT; ++t) scale[t] = w.scale[(r + t) * w.groups + g];
+    // Blocks divide groups: block b of the row starts at unit b·block_units (no division
+    // per block: a 64-bit idiv was a tenth of this loop's time).
     const int64_t g_end = (g + 1) * w.units_per_group;
-    for (int64_t u0 = g * w.units_per_group; u0 < g_end; u0 += block_units) {
+    for (int64_t u0 = g * w.units_per_group; u0 < g_end; u0 += block_units, ++b) {
       __m512i s[RT][M];
       for (int t = 0; t < RT; ++t)
         for (int i = 0; i < M; ++i) s[t][i] = _mm512_setzero_si512();
-      for (int64_t u = u0; u < u0 + block_units; u += 2)
+      const int64_t u1 = u0 + (Pairs ? 2 * Pairs : block_units);  // Pairs: 0 = run time
+      for (int64_t u = u0; u < u1; u += 2)
         for (int t = 0; t < RT; ++t) {
           if (kPrefetch<Bits> && (u * ub) % 64 < 2 * ub)
             _mm_prefetch(reinterpret_cast<const char*>(row[t] + u * ub + kPrefetchBytes),
@@ -106,7 +116,6 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
           for (int i = 0; i < M; ++i)
             s[t][i] = _mm512_dpbusd_epi32(s[t][i], c, _mm512_loadu_si512(xq[i] + u * kUnit));
         }
-      const int64_t b = u0 / block_units;
       for (int t = 0; t < RT; ++t)
         for (int i = 0; i < M; ++i) {
           const float f = scale[t] * xd[i][b];
@@ -114,18 +123,39 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
         }
     }
   }
+  // The offsets' share, Σ_g offset_g·Σx̂_g, as one vector dot per row (was a scalar FMA per
+  // group and row inside the loop).
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i)
-      y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
+    for (int i = 0; i < M; ++i) {
+      const __m512 corr =
+          offset_dot(w.offset + (r + t) * w.groups, x.sum + (i0 + i) * x.ldsum, w.groups);
+      y.store(i0 + i, r + t, _mm512_reduce_add_ps(_mm512_add_ps(acc[t][i], corr)));
+    }
 }
 
-template <int Bits, int M>
-MCW_VNNI void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
-                     const YOut& y) {
+template <int Bits, int M, int Pairs>
+MCW_VNNI void rows_pairs(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
+                         const YOut& y) {
   constexpr int RT = row_tile<M>();
   int64_t r = r0;
-  for (; r + RT <= r1; r += RT) tile<Bits, RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) tile<Bits, 1, M>(w, x, r, i0, y);
+  for (; r + RT <= r1; r += RT) tile<Bits, RT, M, Pairs>(w, x, r, i0, y);
+  for (; r < r1; ++r) tile<Bits, 1, M, Pairs>(w, x, r, i0, y);
+}
+
+// Blocks of 4 and 8 units (groups of 128 slots, and of 256 or more) with their pair count
+// known at compile time: unrolled, the sums stay in registers (a run-time count made GCC
+// copy and spill them; q4 g128 went from 45–50 to 37–40 µs on one thread).
+template <int Bits, int M>
+void rows_m(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
+            const YOut& y) {
+  switch (x.x[0].block / kUnit) {
+    case 4:
+      return rows_pairs<Bits, M, 2>(w, x, r0, r1, i0, y);
+    case 8:
+      return rows_pairs<Bits, M, 4>(w, x, r0, r1, i0, y);
+    default:
+      return rows_pairs<Bits, M, 0>(w, x, r0, r1, i0, y);
+  }
 }
 
 // Up to 8 rows of x a pass (each pair of units decoded once for all of them): 32 vector
@@ -142,7 +172,7 @@ void rows_bits(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, cons
 
 void affine_i8_avx512_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
                            const YOut& y) {
-  if (x.m > 0 && (x.x[0].block / kUnit) % 2) return affine_i8_avx2(w, x, r0, r1, y);
+  if (x.m > 0 && (x.x[0].block / kUnit) % 2) return affine_i8_avx512vl_vnni(w, x, r0, r1, y);
   switch (w.bits) {
     case 2:
       return rows_bits<2>(w, x, r0, r1, y);

@@ -119,8 +119,13 @@ struct PackedGemvIsa {
 const PackedGemvIsa& packed_isa_generic();
 const PackedGemvIsa& packed_isa_avx2();    // the generic path off x86
 const PackedGemvIsa& packed_isa_avx512();  // the generic path off x86
-// The AVX2 integer-dot Affine product (packed_gemv_i8_avx2.cpp); the generic one off x86.
+// The AVX2 integer-dot Affine products (packed_gemv_i8_256.inc): on vpmaddubsw
+// (packed_gemv_i8_avx2.cpp), and on the 256-bit vpdpbusd in its VEX (AVX-VNNI) and EVEX
+// (AVX-512 VNNI + VL) forms (packed_gemv_i8_vnni256.cpp); the generic one off x86.
 void affine_i8_avx2(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y);
+void affine_i8_avxvnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, const YOut& y);
+void affine_i8_avx512vl_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
+                             const YOut& y);
 // The AVX-512 VNNI one (packed_gemv_i8_avx512.cpp); the generic one off x86.
 void affine_i8_avx512_vnni(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1,
                            const YOut& y);

@@ -101,7 +101,11 @@ uint8_t code_at(const std::vector<uint8_t>& packed, uint64_t i, int bits) {
 
 }  // namespace
 
-const char* packed_gemv_path() { return current_isa().name; }
+const char* packed_gemv_path() {
+  const CpuFeatures& f = cpu_features();
+  if (f.level != SimdLevel::Avx2 || f.vnni256 == Vnni256::None) return current_isa().name;
+  return f.vnni256 == Vnni256::Vex ? "avx2+avx-vnni" : "avx2+avx512vl-vnni";
+}
 
 int64_t affine_activation_block(int64_t group_slots) {
   if (group_slots <= 0 || group_slots % kUnit)

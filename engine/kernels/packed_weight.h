@@ -122,7 +122,8 @@ class PackedWeight {
                bool accumulate) const;
 };
 
-// The SIMD path the small-m kernels take now ("avx512", "avx2", "generic").
+// The SIMD path the small-m kernels take now ("avx512", "avx2", "avx2+avx-vnni",
+// "avx2+avx512vl-vnni", "generic").
 const char* packed_gemv_path();
 
 // Affine products run on int8 activations when int8_activations() is on (the default;

@@ -230,11 +230,13 @@ void gemv_args(benchmark::internal::Benchmark* b) {
       b->Args({k, r, c, top, 1});
       if (k >= kQ8 && k <= kQ2) b->Args({k, r, c, top, 0});
     }
-  // q4 on the narrower paths, for comparison.
-  for (int64_t int8 : {1, 0}) {
-    b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Avx2), int8});
-    b->Args({kQ4, 4096, 4096, int64_t(mcw::SimdLevel::Generic), int8});
-  }
+  // q4 and q8 on the narrower paths, for comparison (MCW_CPU=avx2-novnni takes the AVX2
+  // path's vpdpbusd away).
+  for (int64_t int8 : {1, 0})
+    for (int k : {kQ8, kQ4}) {
+      b->Args({k, 4096, 4096, int64_t(mcw::SimdLevel::Avx2), int8});
+      b->Args({k, 4096, 4096, int64_t(mcw::SimdLevel::Generic), int8});
+    }
 }
 BENCHMARK(BM_Gemv)->Apply(gemv_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 // The same on weights of about 0.6–1.1 GB, past any cache (a VM may report an L3 of hundreds

@@ -27,19 +27,35 @@ using quant_test::random_affine;
 
 namespace {
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> out;
-  for (SimdLevel l : {SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512}) {
-    set_simd_level(l);
-    if (cpu_features().level == l) out.push_back(l);
+// A kernel path: a SIMD level and, at AVX2, whether the 256-bit vpdpbusd may be used.
+struct Path {
+  SimdLevel level;
+  bool vnni;
+  void select() const {
+    set_simd_level(level);
+    set_vnni256(vnni);
   }
-  set_simd_level(SimdLevel::Avx512);  // clamped to the hardware
+  std::string name() const { return packed_gemv_path(); }
+};
+
+// Every path this CPU has: at AVX2, vpmaddubsw and (where the CPU has one) vpdpbusd.
+std::vector<Path> levels() {
+  std::vector<Path> out;
+  for (Path p : {Path{SimdLevel::Generic, false}, Path{SimdLevel::Avx2, false},
+                 Path{SimdLevel::Avx2, true}, Path{SimdLevel::Avx512, true}}) {
+    p.select();
+    if (cpu_features().level == p.level &&
+        (p.level != SimdLevel::Avx2 || (cpu_features().vnni256 != Vnni256::None) == p.vnni))
+      out.push_back(p);
+  }
+  Path{SimdLevel::Avx512, true}.select();  // clamped to the hardware
   return out;
 }
 
 struct Restore {
   ~Restore() {
     set_simd_level(SimdLevel::Avx512);
+    set_vnni256(true);
     set_int8_activations(true);
   }
 };
@@ -101,6 +117,24 @@ TEST(PackedGemvInt8, ActivationBlockIsTheGroupUpTo256Slots) {
   EXPECT_THROW(affine_activation_block(48), std::invalid_argument);
 }
 
+// The paths the tests below walk: at AVX2 both dot instructions where the CPU has
+// vpdpbusd (the EVEX instance on an AVX-512 VNNI CPU, the VEX one on an AVX-VNNI CPU).
+TEST(PackedGemvInt8, TestsReachBothAvx2DotInstructions) {
+  Restore restore;
+  std::vector<std::string> names;
+  for (const Path& l : levels()) {
+    l.select();
+    names.push_back(l.name());
+  }
+  const CpuFeatures& f = cpu_features();
+  if (!f.avx2) GTEST_SKIP() << "no AVX2";
+  EXPECT_NE(std::find(names.begin(), names.end(), "avx2"), names.end());
+  if (f.avxvnni)
+    EXPECT_NE(std::find(names.begin(), names.end(), "avx2+avx-vnni"), names.end());
+  else if (f.avx512vnni && f.avx512vl)
+    EXPECT_NE(std::find(names.begin(), names.end(), "avx2+avx512vl-vnni"), names.end());
+}
+
 TEST(PackedGemvInt8, EqualsTheProductWithRoundedActivations) {
   const test::LutKernelsOff affine_layout;
   Restore restore;
@@ -123,12 +157,11 @@ TEST(PackedGemvInt8, EqualsTheProductWithRoundedActivations) {
           const std::vector<float> X = gaussian(size_t(m * sh.cols), uint32_t(m + bits));
           const std::vector<float> bias = gaussian(size_t(sh.rows), 5);
           const Reference ref = reference(t, X, m, block);
-          for (SimdLevel l : levels()) {
-            set_simd_level(l);
+          for (const Path& l : levels()) {
+            l.select();
             SCOPED_TRACE("int" + std::to_string(bits) + (sym ? " sym " : " asym ") +
                          std::to_string(sh.rows) + "x" + std::to_string(sh.cols) + " g" +
-                         std::to_string(sh.group) + " m=" + std::to_string(m) + " at " +
-                         simd_level_name(l));
+                         std::to_string(sh.group) + " m=" + std::to_string(m) + " at " + l.name());
             const std::vector<float> Y = product(p, X, m, bias);
             for (size_t k = 0; k < Y.size(); ++k) {
               ASSERT_NEAR(Y[k], ref.rounded[k], 2e-6 * ref.mag[k] + 1e-5) << k;
@@ -170,9 +203,9 @@ TEST(PackedGemvInt8, ActOrderInputScaleOutliersAndPartialUnitsStayWithinTheBound
       const std::vector<float> X = gaussian(size_t(m * t.cols), uint32_t(m));
       const std::vector<float> bias = gaussian(size_t(t.rows), 6);
       const Reference ref = reference(t, X, m, 0);
-      for (SimdLevel l : levels()) {
-        set_simd_level(l);
-        SCOPED_TRACE(p.describe() + " m=" + std::to_string(m) + " at " + simd_level_name(l));
+      for (const Path& l : levels()) {
+        l.select();
+        SCOPED_TRACE(p.describe() + " m=" + std::to_string(m) + " at " + l.name());
         const std::vector<float> Y = product(p, X, m, bias);
         for (size_t k = 0; k < Y.size(); ++k)
           ASSERT_LE(std::fabs(Y[k] - ref.exact[k]), ref.bound[k] + 2e-6 * ref.mag[k] + 1e-5) << k;
@@ -216,9 +249,9 @@ TEST(PackedGemvInt8, NonFiniteActivationsGiveNaN) {
   const PackedWeight p = PackedWeight::from_compressed(random_affine(8, 256, 4, 128, false, rng));
   std::vector<float> x = gaussian(256, 3), y(8);
   x[200] = std::numeric_limits<float>::infinity();
-  for (SimdLevel l : levels()) {
-    set_simd_level(l);
+  for (const Path& l : levels()) {
+    l.select();
     p.matmul(x.data(), y.data(), 1);
-    for (float v : y) EXPECT_TRUE(std::isnan(v)) << simd_level_name(l);
+    for (float v : y) EXPECT_TRUE(std::isnan(v)) << l.name();
   }
 }

@@ -57,11 +57,11 @@ constexpr int row_tile() {
 }
 
 template <int Bits, int RT, int M>
-MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r, int64_t i0,
-                                 const YOut& y) {
+MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r, int64_t stride,
+                                 int64_t i0, const YOut& y) {
   constexpr int64_t ub = 4 * Bits;
   const uint8_t* row[RT];
-  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t) * w.row_bytes;
+  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t * stride) * w.row_bytes;
   __m256 acc[RT][M];
   float corr[RT][M];
   for (int t = 0; t < RT; ++t)
@@ -86,7 +86,7 @@ MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r,
       }
     }
     for (int t = 0; t < RT; ++t) {
-      const int64_t k = (r + t) * w.groups + g;
+      const int64_t k = (r + t * stride) * w.groups + g;
       const __m256 s = _mm256_set1_ps(w.scale[k]);
       for (int i = 0; i < M; ++i) {
         acc[t][i] = _mm256_fmadd_ps(s, _mm256_add_ps(part[t][i][0], part[t][i][1]), acc[t][i]);
@@ -95,16 +95,16 @@ MCW_AVX2_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r,
     }
   }
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, hsum(acc[t][i]) + corr[t][i]);
+    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t * stride, hsum(acc[t][i]) + corr[t][i]);
 }
 
 template <int Bits, int M>
 MCW_AVX2 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
                           const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) affine_tile<Bits, RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) affine_tile<Bits, 1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) affine_tile<Bits, RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) affine_tile<Bits, 1, M>(w, x, r, 0, i0, y);
 }
 
 template <int Bits>
@@ -147,14 +147,14 @@ MCW_AVX2 void avx2_affine(const AffineView& w, const XRows& x, int64_t r0, int64
 }
 
 template <int RT, int M>
-MCW_AVX2_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int64_t i0,
-                              const YOut& y) {
+MCW_AVX2_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int64_t stride,
+                              int64_t i0, const YOut& y) {
   __m256 acc[RT][M][2];
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i) acc[t][i][0] = acc[t][i][1] = _mm256_setzero_ps();
   for (int64_t c = 0; c < w.ld; c += kUnit) {
     for (int t = 0; t < RT; ++t) {
-      const uint16_t* p = w.w + (r + t) * w.ld + c;
+      const uint16_t* p = w.w + (r + t * stride) * w.ld + c;
       __m256 f[4];
       for (int k = 0; k < 4; ++k)
         f[k] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8 * k)));
@@ -167,14 +167,14 @@ MCW_AVX2_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int64
   }
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i)
-      y.store(i0 + i, r + t, hsum(_mm256_add_ps(acc[t][i][0], acc[t][i][1])));
+      y.store(i0 + i, r + t * stride, hsum(_mm256_add_ps(acc[t][i][0], acc[t][i][1])));
 }
 
 // 2:4: each half block (8 values, 16 columns) gathers x with a permute of each of the two
 // x vectors it spans and a blend: values 0..3 lie in the first 8 columns, 4..7 in the next.
 template <int RT, int M>
-MCW_AVX2_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r, int64_t i0,
-                                 const YOut& y) {
+MCW_AVX2_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r, int64_t stride,
+                                 int64_t i0, const YOut& y) {
   const __m256i base = _mm256_set_epi32(4, 4, 0, 0, 4, 4, 0, 0);
   const __m256i shift = _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0);
   const __m256i three = _mm256_set1_epi32(3);
@@ -183,7 +183,7 @@ MCW_AVX2_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t 
     for (int i = 0; i < M; ++i) acc[t][i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < w.blocks; ++b) {
     for (int t = 0; t < RT; ++t) {
-      const int64_t k = (r + t) * w.blocks + b;
+      const int64_t k = (r + t * stride) * w.blocks + b;
       for (int h = 0; h < 2; ++h) {
         const __m256 v = _mm256_cvtph_ps(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.values + k * 16 + 8 * h)));
@@ -200,25 +200,25 @@ MCW_AVX2_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t 
     }
   }
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, hsum(acc[t][i]));
+    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t * stride, hsum(acc[t][i]));
 }
 
 template <int M>
 MCW_AVX2 void f16_rows(const F16View& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
                        const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) f16_tile<RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) f16_tile<1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) f16_tile<RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) f16_tile<1, M>(w, x, r, 0, i0, y);
 }
 
 template <int M>
 MCW_AVX2 void sparse_rows(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
                           const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) sparse_tile<RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) sparse_tile<1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) sparse_tile<RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) sparse_tile<1, M>(w, x, r, 0, i0, y);
 }
 
 MCW_AVX2 void avx2_f16(const F16View& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y) {

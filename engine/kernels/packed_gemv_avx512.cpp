@@ -57,11 +57,11 @@ constexpr int row_tile() {
 }
 
 template <int Bits, int RT, int M>
-MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r, int64_t i0,
-                                   const YOut& y) {
+MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t r, int64_t stride,
+                                   int64_t i0, const YOut& y) {
   constexpr int64_t ub = 4 * Bits;
   const uint8_t* row[RT];
-  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t) * w.row_bytes;
+  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t * stride) * w.row_bytes;
   const float* xr[M];
   for (int i = 0; i < M; ++i) xr[i] = x.x + (i0 + i) * x.ldx;
   __m512 acc[RT][M];
@@ -92,7 +92,7 @@ MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t 
       }
     }
     for (int t = 0; t < RT; ++t) {
-      const int64_t k = (r + t) * w.groups + g;
+      const int64_t k = (r + t * stride) * w.groups + g;
       const __m512 s = _mm512_set1_ps(w.scale[k]);
       for (int i = 0; i < M; ++i) {
         acc[t][i] = _mm512_fmadd_ps(s, _mm512_add_ps(part[t][i][0], part[t][i][1]), acc[t][i]);
@@ -102,16 +102,16 @@ MCW_AVX512_INLINE void affine_tile(const AffineView& w, const XRows& x, int64_t 
   }
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i)
-      y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
+      y.store(i0 + i, r + t * stride, _mm512_reduce_add_ps(acc[t][i]) + corr[t][i]);
 }
 
 template <int Bits, int M>
 MCW_AVX512 void affine_rows(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
                             const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) affine_tile<Bits, RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) affine_tile<Bits, 1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) affine_tile<Bits, RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) affine_tile<Bits, 1, M>(w, x, r, 0, i0, y);
 }
 
 template <int Bits>
@@ -155,8 +155,8 @@ MCW_AVX512 void avx512_affine(const AffineView& w, const XRows& x, int64_t r0, i
 
 // Dense f16: two f16 vectors of weights per 32-column step, converted in registers.
 template <int RT, int M>
-MCW_AVX512_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int64_t i0,
-                                const YOut& y) {
+MCW_AVX512_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int64_t stride,
+                                int64_t i0, const YOut& y) {
   __m512 acc[RT][M][2];
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i) acc[t][i][0] = acc[t][i][1] = _mm512_setzero_ps();
@@ -167,7 +167,7 @@ MCW_AVX512_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int
       xv[i][1] = _mm512_loadu_ps(x.x + (i0 + i) * x.ldx + c + 16);
     }
     for (int t = 0; t < RT; ++t) {
-      const uint16_t* p = w.w + (r + t) * w.ld + c;
+      const uint16_t* p = w.w + (r + t * stride) * w.ld + c;
       const __m512 f0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
       const __m512 f1 =
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
@@ -179,12 +179,13 @@ MCW_AVX512_INLINE void f16_tile(const F16View& w, const XRows& x, int64_t r, int
   }
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i)
-      y.store(i0 + i, r + t, _mm512_reduce_add_ps(_mm512_add_ps(acc[t][i][0], acc[t][i][1])));
+      y.store(i0 + i, r + t * stride,
+              _mm512_reduce_add_ps(_mm512_add_ps(acc[t][i][0], acc[t][i][1])));
 }
 
 template <int RT, int M>
-MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r, int64_t i0,
-                                   const YOut& y) {
+MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_t r, int64_t stride,
+                                   int64_t i0, const YOut& y) {
   // 2:4: 16 kept values per 32 columns. Value k sits in group k / 2, at column
   // 4·(k / 2) + its position: x is gathered with one two-register permute.
   const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
@@ -200,7 +201,7 @@ MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_
       xv[i][1] = _mm512_loadu_ps(x.x + (i0 + i) * x.ldx + 32 * b + 16);
     }
     for (int t = 0; t < RT; ++t) {
-      const int64_t k = (r + t) * w.blocks + b;
+      const int64_t k = (r + t * stride) * w.blocks + b;
       const __m512 v =
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.values + k * 16)));
       const __m512i pos =
@@ -213,25 +214,25 @@ MCW_AVX512_INLINE void sparse_tile(const Sparse24View& w, const XRows& x, int64_
     }
   }
   for (int t = 0; t < RT; ++t)
-    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t, _mm512_reduce_add_ps(acc[t][i]));
+    for (int i = 0; i < M; ++i) y.store(i0 + i, r + t * stride, _mm512_reduce_add_ps(acc[t][i]));
 }
 
 template <int M>
 MCW_AVX512 void f16_rows(const F16View& w, const XRows& x, int64_t r0, int64_t r1, int64_t i0,
                          const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) f16_tile<RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) f16_tile<1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) f16_tile<RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) f16_tile<1, M>(w, x, r, 0, i0, y);
 }
 
 template <int M>
 MCW_AVX512 void sparse_rows(const Sparse24View& w, const XRows& x, int64_t r0, int64_t r1,
                             int64_t i0, const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) sparse_tile<RT, M>(w, x, r, i0, y);
-  for (; r < r1; ++r) sparse_tile<1, M>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) sparse_tile<RT, M>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) sparse_tile<1, M>(w, x, r, 0, i0, y);
 }
 
 MCW_AVX512 void avx512_f16(const F16View& w, const XRows& x, int64_t r0, int64_t r1,

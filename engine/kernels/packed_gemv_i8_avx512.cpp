@@ -82,12 +82,12 @@ constexpr int row_tile() {
 }
 
 template <int Bits, int RT, int M, int Pairs>
-MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t i0,
-                          const YOut& y) {
+MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_t stride,
+                          int64_t i0, const YOut& y) {
   constexpr int64_t ub = 4 * Bits;
   const int64_t block_units = x.x[0].block / kUnit;
   const uint8_t* row[RT];
-  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t) * w.row_bytes;
+  for (int t = 0; t < RT; ++t) row[t] = w.codes + (r + t * stride) * w.row_bytes;
   // The rows of x as plain pointers, so that nothing in the loops reloads them.
   const int8_t* xq[M];
   const float* xd[M];
@@ -98,7 +98,7 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
   int64_t b = 0;  // the activation block
   for (int64_t g = 0; g < w.groups; ++g) {
     float scale[RT];
-    for (int t = 0; t < RT; ++t) scale[t] = w.scale[(r + t) * w.groups + g];
+    for (int t = 0; t < RT; ++t) scale[t] = w.scale[(r + t * stride) * w.groups + g];
     // Blocks divide groups: block b of the row starts at unit b·block_units (no division
     // per block: a 64-bit idiv was a tenth of this loop's time).
     const int64_t g_end = (g + 1) * w.units_per_group;
@@ -128,8 +128,8 @@ MCW_VNNI_INLINE void tile(const AffineView& w, const XInt8& x, int64_t r, int64_
   for (int t = 0; t < RT; ++t)
     for (int i = 0; i < M; ++i) {
       const __m512 corr =
-          offset_dot(w.offset + (r + t) * w.groups, x.sum + (i0 + i) * x.ldsum, w.groups);
-      y.store(i0 + i, r + t, _mm512_reduce_add_ps(_mm512_add_ps(acc[t][i], corr)));
+          offset_dot(w.offset + (r + t * stride) * w.groups, x.sum + (i0 + i) * x.ldsum, w.groups);
+      y.store(i0 + i, r + t * stride, _mm512_reduce_add_ps(_mm512_add_ps(acc[t][i], corr)));
     }
 }
 
@@ -137,9 +137,9 @@ template <int Bits, int M, int Pairs>
 MCW_VNNI void rows_pairs(const AffineView& w, const XInt8& x, int64_t r0, int64_t r1, int64_t i0,
                          const YOut& y) {
   constexpr int RT = row_tile<M>();
-  int64_t r = r0;
-  for (; r + RT <= r1; r += RT) tile<Bits, RT, M, Pairs>(w, x, r, i0, y);
-  for (; r < r1; ++r) tile<Bits, 1, M, Pairs>(w, x, r, i0, y);
+  const int64_t q = row_stride(r0, r1, RT);
+  for (int64_t k = 0; k < q; ++k) tile<Bits, RT, M, Pairs>(w, x, r0 + k, q, i0, y);
+  for (int64_t r = r0 + RT * q; r < r1; ++r) tile<Bits, 1, M, Pairs>(w, x, r, 0, i0, y);
 }
 
 // Blocks of 4 and 8 units (groups of 128 slots, and of 256 or more) with their pair count

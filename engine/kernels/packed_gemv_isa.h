@@ -106,6 +106,15 @@ struct XInt8 {
 
 using YOut = GemvOutput;
 
+// Row tiles of a small-m kernel: rows [r0, r1) go in tiles of `tile` rows r, r + q, ...,
+// r + (tile − 1)·q with q = row_stride(r0, r1, tile) and r = r0 .. r0 + q − 1, then the
+// rows from r0 + tile·q one at a time. Each row of a tile continues where the same row of
+// the previous tile ended, so the tile reads `tile` sequential streams. Adjacent rows
+// (r .. r + tile − 1) interleave their streams inside one 4 KiB page when rows are short,
+// and the hardware prefetcher loses them: q4 at 14336×4096 took 1.5× as long as at
+// 4096×14336, the same bytes (docs/PERFORMANCE.md).
+inline int64_t row_stride(int64_t r0, int64_t r1, int tile) { return (r1 - r0) / tile; }
+
 struct PackedGemvIsa {
   const char* name;
   void (*affine)(const AffineView& w, const XRows& x, int64_t r0, int64_t r1, const YOut& y);

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "engine/compress/compressed_tensor.h"
+#include "engine/core/aligned_vector.h"
 
 namespace mcw {
 
@@ -90,20 +91,20 @@ class PackedWeight {
   int bits_ = 0;
   int64_t groups_ = 0, group_slots_ = 0, group_size_ = 0;
   bool symmetric_ = false, act_order_ = false, permuted_ = false;  // permuted_: slot_col_ used
-  std::vector<uint8_t> codes_;          // rows × groups × (group_slots / 32) units
-  std::vector<float> scale_, offset_;   // [rows × groups]
+  AlignedVector<uint8_t> codes_;         // rows × groups × (group_slots / 32) units
+  AlignedVector<float> scale_, offset_;  // [rows × groups]
   std::vector<int32_t> slot_col_;       // [groups × group_slots]: column, −1 for padding
   std::vector<int64_t> outlier_start_;  // [rows + 1] into outlier_col_/outlier_delta_
   std::vector<int32_t> outlier_col_;
   std::vector<float> outlier_delta_;
 
   // F16 [rows, cols]; Sparse24: values [rows, padded/2] f16, positions [rows, padded/32]
-  std::vector<uint16_t> half_;
+  AlignedVector<uint16_t> half_;
   std::vector<uint32_t> positions_;
   int64_t padded_cols_ = 0;
 
   // F32 [rows, cols]; LowRank: a_ [rows, rank], b_ [rank, cols]
-  std::vector<float> f32_, a_, b_;
+  AlignedVector<float> f32_, a_, b_;
   int64_t rank_ = 0;
 
   Tensor stored_;  // Stored

@@ -103,12 +103,14 @@ StreamBuffer& stream_buffer() {
   return b;
 }
 
-// Seconds for `threads` threads to read the whole buffer once, each its own slice.
-double stream_once(int threads) {
+// Seconds for `threads` threads to read the buffer's first `bytes` (all of it: 0) once,
+// each its own slice.
+double stream_once(int threads, size_t bytes = 0) {
   StreamBuffer& b = stream_buffer();
   std::vector<std::thread> pool;
   std::vector<uint64_t> sums(static_cast<size_t>(threads));
-  const size_t per = b.n / size_t(threads) / 32 * 32;  // whole 256-byte steps of either reader
+  const size_t n = bytes ? std::min(b.n, bytes / 8) : b.n;
+  const size_t per = n / size_t(threads) / 32 * 32;  // whole 256-byte steps of either reader
   const auto t0 = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] { sums[size_t(t)] = read_sum(b.p + size_t(t) * per, per); });
@@ -127,18 +129,27 @@ double read_bandwidth() {
   return bw;
 }
 
+// Args: threads, MB read again and again (1 GiB: past any cache; 33 and 117: the q4 and
+// f16 matrices of the target shapes, which a large L3 may hold between products).
 void BM_StreamRead(benchmark::State& state) {
   const int threads = int(state.range(0));
+  const size_t bytes = size_t(state.range(1)) << 20;
   double seconds = 0;
   for (auto _ : state) {
-    const double s = stream_once(threads);
+    const double s = stream_once(threads, bytes);
     seconds += s;
     state.SetIterationTime(s);
   }
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kStreamBytes));
-  state.counters["GB/s"] = double(kStreamBytes) * double(state.iterations()) / seconds / 1e9;
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
+  state.counters["GB/s"] = double(bytes) * double(state.iterations()) / seconds / 1e9;
 }
-BENCHMARK(BM_StreamRead)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StreamRead)
+    ->Args({1, 1024})
+    ->Args({2, 1024})
+    ->Args({2, 33})
+    ->Args({2, 117})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- packed weights -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ pkgs=(
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev
   xvfb xauth poppler-utils fortunes fonts-dejavu-core libonnx-testdata
   gdb  # the test sandbox prints a hung test's stacks with it
+  munge slurmctld slurmd slurm-client  # a single-node Slurm for the cluster tests
 )
 
 missing=()

@@ -2,31 +2,48 @@
 // project's run database, with the uncompressed baseline once per model so plots have a
 // reference point. Ctrl-C cancels: the current run is recorded as cancelled.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
 #include "app/cli/ocr_common.h"
 #include "app/cli/progress_bar.h"
+#include "engine/cluster/cluster_runs.h"
 #include "engine/core/error.h"
 #include "engine/runs/project_runner.h"
 
 namespace mcw::cli {
 
 const char* const kRunUsage =
-    "usage: mcw run <project.mcwproj> [--recipe NAME]... [--no-baseline]\n\n"
+    "usage: mcw run <project.mcwproj> [--recipe NAME]... [--no-baseline]\n"
+    "               [--on slurm [--partition P] [--time T] [--mem M] [--gpus N]\n"
+    "                [--max-concurrent K]]\n\n"
     "Runs each recipe of the project (or only those named with --recipe, in that order):\n"
     "compresses the model with the calibration text, evaluates it on the evaluation text\n"
     "against the original (perplexity, KL, top-1 agreement) with the project's window,\n"
     "stride and token limit, and measures decode latency (ms per token after a 64-token\n"
     "prefill, median of 3, with its spread and the share of the CPUs other processes took;\n"
     "a run whose layers have the same packed layouts as an earlier run's measured on a quiet\n"
-    "machine shares that measurement) and prefill speed on this machine. Each run, its recipe, metrics\n"
+    "machine shares that measurement) and prefill speed on this machine. Each run, its recipe, "
+    "metrics\n"
     "and per-layer errors go to the project's run database (see mcw runs). A run of the\n"
     "uncompressed model (recipe \"baseline\") is recorded first when the database has none\n"
     "for this model, unless --no-baseline.\n\n"
+    "--on slurm sends the runs to a Slurm cluster instead (the commands sbatch, squeue and\n"
+    "scancel, SLURM_CONF as for them): one array task per run, each an `mcw run` of one\n"
+    "recipe writing its own result file in .mcw-cluster/ beside the run database, on a\n"
+    "filesystem the nodes share with this machine (the project, its model and texts, and\n"
+    "this mcw binary are read where they are). This command follows the tasks (pending,\n"
+    "running, done, failed with the end of its log) and merges each finished run into the\n"
+    "project's database; Ctrl-C cancels the job (scancel). --partition, --time, --mem,\n"
+    "--gpus (per task) and --max-concurrent go to sbatch. (Each task is\n"
+    "`mcw run PROJECT --recipe NAME --no-baseline --result-store FILE`, or --baseline-only:\n"
+    "its runs go to FILE, a store of their own, renamed into place when complete.)\n\n"
     "Exit status: 0 when every run is done, 1 when one failed, 130 when cancelled.\n";
 
 static std::vector<ProjectRecipe> select_recipes(const ProjectRunInputs& in,
@@ -81,13 +98,99 @@ static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
                  o.error.c_str());
 }
 
+// The run as a Slurm job: submit, follow, merge (cluster_runs.h).
+static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
+                        const std::vector<ProjectRecipe>& recipes, RunStore& store) {
+  SlurmSettings slurm;
+  slurm.partition = args.value("partition").value_or("");
+  slurm.time = args.value("time").value_or("");
+  slurm.mem = args.value("mem").value_or("");
+  slurm.gpus = int(args.int_or("gpus", 0));
+  slurm.max_concurrent = int(args.int_or("max-concurrent", 0));
+  std::vector<std::string> names;
+  for (const ProjectRecipe& r : recipes) names.push_back(r.name);
+  const bool baseline = !args.flag("no-baseline") && !has_project_baseline(store, in);
+  const std::string dir = new_cluster_job_dir(in.database_path);
+  write_cluster_job(
+      dir, project_run_tasks(std::filesystem::read_symlink("/proc/self/exe"),
+                             std::filesystem::absolute(in.project_file), names, baseline, dir));
+  const std::string job = submit_cluster_job(dir, slurm);
+  std::printf("submitted Slurm job %s: %zu task(s), files in %s\n", job.c_str(),
+              names.size() + (baseline ? 1 : 0), dir.c_str());
+  std::fflush(stdout);
+  const SigintCancel sigint;
+  ClusterJobWatcher watcher(dir);
+  std::vector<std::string> shown;
+  bool failed = false;
+  while (true) {
+    const std::vector<ClusterTaskStatus> tasks = watcher.poll();
+    shown.resize(tasks.size());
+    bool over = true;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const ClusterTaskStatus& t = tasks[i];
+      const std::string state = cluster_task_state_name(t.state);
+      over &= t.state == ClusterTaskState::Done || t.state == ClusterTaskState::Failed;
+      if (shown[i] == state) continue;
+      shown[i] = state;
+      const std::string result = cluster_result_path(dir, int(i), "sqlite");
+      if (t.state == ClusterTaskState::Done ||
+          (t.state == ClusterTaskState::Failed && std::filesystem::exists(result))) {
+        try {
+          for (int64_t id : merge_task_runs(store, result)) {
+            const auto run = store.get_run(id);
+            RecipeRunOutcome o{id, run->info.status, run->info.error, run->metrics};
+            print_outcome(t.name, o);
+            failed |= o.status == RunStatus::Failed;
+          }
+        } catch (const Error& e) {
+          std::fprintf(stderr, "mcw: task %zu (%s): %s\n", i, t.name.c_str(), e.what());
+          failed = true;
+        }
+      } else if (t.state == ClusterTaskState::Failed) {
+        std::fprintf(stderr, "mcw: task %zu (%s) failed (exit %d): %s\n", i, t.name.c_str(),
+                     t.exit_code, t.log_tail.c_str());
+        failed = true;
+      } else {
+        std::printf("task %zu %-24s %s\n", i, t.name.c_str(), state.c_str());
+        std::fflush(stdout);
+      }
+    }
+    if (over) break;
+    for (int k = 0; k < 20 && !sigint.token().cancelled(); ++k)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (sigint.token().cancelled()) {
+      slurm_cancel(job);
+      std::fprintf(stderr, "mcw: cancelled Slurm job %s (files kept in %s)\n", job.c_str(),
+                   dir.c_str());
+      return 130;
+    }
+  }
+  std::printf("runs in %s\n", in.database_path.c_str());
+  return failed ? 1 : 0;
+}
+
+// A cluster task's own run: into a private store at `path`, written under a temporary
+// name and renamed when the run is over, so that the merging side never reads half a file.
+static int run_into_result_store(const std::string& path, ProjectRunInputs& in,
+                                 const std::vector<ProjectRecipe>& recipes, bool baseline_only);
+
 int run_run(const std::vector<std::string>& argv) {
-  Args args(argv, {"recipe"}, {"no-baseline"});
+  Args args(argv,
+            {"recipe", "on", "partition", "time", "mem", "gpus", "max-concurrent", "result-store"},
+            {"no-baseline", "baseline-only"});
   if (args.positional().size() != 1)
     throw UsageError{"run takes one project file (see mcw help run)"};
-  const ProjectRunInputs in = load_project_run_inputs(args.positional()[0], image_loader());
-  const std::vector<ProjectRecipe> recipes = select_recipes(in, args.values("recipe"));
+  ProjectRunInputs in = load_project_run_inputs(args.positional()[0], image_loader());
+  const std::vector<ProjectRecipe> recipes = args.flag("baseline-only")
+                                                 ? std::vector<ProjectRecipe>{}
+                                                 : select_recipes(in, args.values("recipe"));
+  if (const auto result = args.value("result-store"))
+    return run_into_result_store(*result, in, recipes, args.flag("baseline-only"));
   const auto store = RunStore::open(in.database_path);
+  if (const auto on = args.value("on")) {
+    if (*on != "slurm") throw UsageError{"--on takes slurm (see mcw help run)"};
+    return run_on_slurm(args, in, recipes, *store);
+  }
   if (store->stale_runs_marked() > 0)
     std::fprintf(stderr,
                  "mcw: %d run(s) left running by a process that ended are now marked interrupted\n",
@@ -125,6 +228,34 @@ int run_run(const std::vector<std::string>& argv) {
   }
   std::printf("runs in %s\n", in.database_path.c_str());
   return failed ? 1 : 0;
+}
+
+static int run_into_result_store(const std::string& path, ProjectRunInputs& in,
+                                 const std::vector<ProjectRecipe>& recipes, bool baseline_only) {
+  const std::string partial = path + ".partial";
+  std::filesystem::remove(partial);
+  in.database_path = path;  // a stopped compression's checkpoint goes beside it, for a retry
+  int status = 0;
+  {
+    const auto store = RunStore::open(partial);
+    const SigintCancel sigint;
+    std::vector<RecipeRunOutcome> outcomes;
+    if (baseline_only) {
+      outcomes.push_back(run_project_baseline(*store, in, {}, &sigint.token()));
+      print_outcome(kBaselineRecipe, outcomes.back());
+    }
+    for (const ProjectRecipe& r : recipes) {
+      outcomes.push_back(run_project_recipe(*store, in, r, {}, &sigint.token()));
+      print_outcome(r.name, outcomes.back());
+    }
+    for (const RecipeRunOutcome& o : outcomes)
+      if (o.status == RunStatus::Cancelled)
+        status = 130;
+      else if (o.status == RunStatus::Failed && status == 0)
+        status = 1;
+  }  // closed: the WAL is checkpointed into the file
+  std::filesystem::rename(partial, path);
+  return status;
 }
 
 }  // namespace mcw::cli

@@ -298,6 +298,31 @@ void RunStore::add_artifact(int64_t run, const std::string& kind, const std::str
   tx.commit();
 }
 
+int64_t RunStore::import_run(const RunRecord& run) {
+  if (run.info.uuid.empty() || !run_status_final(run.info.status))
+    throw Error(db_.path(), "only a finished run with a uuid can be imported");
+  std::lock_guard lock(mutex_);
+  {
+    Statement q(db_, "SELECT id FROM runs WHERE uuid = ?");
+    q.bind(1, run.info.uuid);
+    if (q.step()) return q.int64(0);
+  }
+  int64_t id = 0;
+  batch([&] {
+    id = create_run(run.info);
+    add_metrics(id, run.metrics);
+    add_layer_metrics(id, run.layers);
+    add_curve(id, run.curve);
+    for (const Artifact& a : run.artifacts) {
+      Statement ins(
+          db_, "INSERT INTO artifacts (run, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)");
+      ins.bind(1, id).bind(2, a.kind).bind(3, a.path).bind(4, a.sha256).bind(5, int64_t(a.bytes));
+      ins.run();
+    }
+  });
+  return id;
+}
+
 std::vector<RunInfo> RunStore::list_runs(const RunFilter& filter) {
   std::lock_guard lock(mutex_);
   Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE " + kRunFilter +

@@ -107,6 +107,11 @@ class RunStore {
   // Hashes the file now (SHA-256) and records it with its size.
   void add_artifact(int64_t run, const std::string& kind, const std::string& file_path);
 
+  // Copies a finished run recorded in another store (a cluster task's own store) with its
+  // metrics, layers, curve and artifacts, in one transaction. Its uuid identifies it: a run
+  // already here is not copied again (returns its id), so merging twice is harmless.
+  int64_t import_run(const RunRecord& run);
+
   // Newest first.
   std::vector<RunInfo> list_runs(const RunFilter& filter = {});
   // Runs with their metrics (not layers or artifacts), from one snapshot: what plots and

@@ -1,0 +1,29 @@
+// A project's recipe runs as a cluster job (cluster_job.h): one task per recipe (and one for
+// the baseline), each `mcw run PROJECT --recipe NAME --no-baseline --result-store FILE`
+// into its own run store in the job's results/, merged into the project's store by the
+// submitting side as the tasks finish.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/cluster/cluster_job.h"
+#include "engine/runs/run_store.h"
+
+namespace mcw {
+
+// The tasks: the baseline first when `baseline`, then the recipes in order. `mcw` and
+// `project_file` are absolute paths the cluster's nodes see (a shared filesystem).
+std::vector<ClusterTask> project_run_tasks(const std::string& mcw, const std::string& project_file,
+                                           const std::vector<std::string>& recipes, bool baseline,
+                                           const std::string& job_dir);
+
+// A new job directory for `database_path`'s project: .mcw-cluster/<UTC time>-<random>
+// beside the store.
+std::string new_cluster_job_dir(const std::string& database_path);
+
+// Imports every finished run of a task's result store into `store` (RunStore::import_run:
+// twice is harmless); returns the ids in `store`. A missing, truncated or damaged result
+// file is an mcw::Error naming it.
+std::vector<int64_t> merge_task_runs(RunStore& store, const std::string& result_store);
+
+}  // namespace mcw

@@ -22,7 +22,8 @@ namespace mcw::cli {
 const char* const kRunUsage =
     "usage: mcw run <project.mcwproj> [--recipe NAME]... [--no-baseline]\n"
     "               [--on slurm [--partition P] [--time T] [--mem M] [--gpus N]\n"
-    "                [--max-concurrent K]]\n\n"
+    "                [--max-concurrent K] [--no-wait]]\n"
+    "       mcw run <project.mcwproj> --follow JOBDIR | --retry JOBDIR [sbatch options]\n\n"
     "Runs each recipe of the project (or only those named with --recipe, in that order):\n"
     "compresses the model with the calibration text, evaluates it on the evaluation text\n"
     "against the original (perplexity, KL, top-1 agreement) with the project's window,\n"
@@ -41,7 +42,9 @@ const char* const kRunUsage =
     "this mcw binary are read where they are). This command follows the tasks (pending,\n"
     "running, done, failed with the end of its log) and merges each finished run into the\n"
     "project's database; Ctrl-C cancels the job (scancel). --partition, --time, --mem,\n"
-    "--gpus (per task) and --max-concurrent go to sbatch. (Each task is\n"
+    "--gpus (per task) and --max-concurrent go to sbatch. --no-wait only submits; --follow\n"
+    "picks a job up again from its directory (after mcw ended, or from another shell);\n"
+    "--retry submits a job's failed tasks again and follows it. (Each task is\n"
     "`mcw run PROJECT --recipe NAME --no-baseline --result-store FILE`, or --baseline-only:\n"
     "its runs go to FILE, a store of their own, renamed into place when complete.)\n\n"
     "Exit status: 0 when every run is done, 1 when one failed, 130 when cancelled.\n";
@@ -98,15 +101,22 @@ static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
                  o.error.c_str());
 }
 
-// The run as a Slurm job: submit, follow, merge (cluster_runs.h).
-static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
-                        const std::vector<ProjectRecipe>& recipes, RunStore& store) {
+static SlurmSettings slurm_settings(const Args& args) {
   SlurmSettings slurm;
   slurm.partition = args.value("partition").value_or("");
   slurm.time = args.value("time").value_or("");
   slurm.mem = args.value("mem").value_or("");
   slurm.gpus = int(args.int_or("gpus", 0));
   slurm.max_concurrent = int(args.int_or("max-concurrent", 0));
+  return slurm;
+}
+
+// Follows a submitted job until every task is over, merging finished runs as they come.
+static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store);
+
+// The run as a Slurm job: submit, then follow (cluster_runs.h), unless --no-wait.
+static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
+                        const std::vector<ProjectRecipe>& recipes, RunStore& store) {
   std::vector<std::string> names;
   for (const ProjectRecipe& r : recipes) names.push_back(r.name);
   const bool baseline = !args.flag("no-baseline") && !has_project_baseline(store, in);
@@ -114,10 +124,16 @@ static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
   write_cluster_job(
       dir, project_run_tasks(std::filesystem::read_symlink("/proc/self/exe"),
                              std::filesystem::absolute(in.project_file), names, baseline, dir));
-  const std::string job = submit_cluster_job(dir, slurm);
+  const std::string job = submit_cluster_job(dir, slurm_settings(args));
   std::printf("submitted Slurm job %s: %zu task(s), files in %s\n", job.c_str(),
               names.size() + (baseline ? 1 : 0), dir.c_str());
   std::fflush(stdout);
+  if (args.flag("no-wait")) return 0;
+  return follow_cluster_job(dir, in, store);
+}
+
+static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store) {
+  const std::string job = cluster_job_id(dir);
   const SigintCancel sigint;
   ClusterJobWatcher watcher(dir);
   std::vector<std::string> shown;
@@ -176,8 +192,9 @@ static int run_into_result_store(const std::string& path, ProjectRunInputs& in,
 
 int run_run(const std::vector<std::string>& argv) {
   Args args(argv,
-            {"recipe", "on", "partition", "time", "mem", "gpus", "max-concurrent", "result-store"},
-            {"no-baseline", "baseline-only"});
+            {"recipe", "on", "partition", "time", "mem", "gpus", "max-concurrent", "result-store",
+             "follow", "retry"},
+            {"no-baseline", "baseline-only", "no-wait"});
   if (args.positional().size() != 1)
     throw UsageError{"run takes one project file (see mcw help run)"};
   ProjectRunInputs in = load_project_run_inputs(args.positional()[0], image_loader());
@@ -187,6 +204,13 @@ int run_run(const std::vector<std::string>& argv) {
   if (const auto result = args.value("result-store"))
     return run_into_result_store(*result, in, recipes, args.flag("baseline-only"));
   const auto store = RunStore::open(in.database_path);
+  if (const auto dir = args.value("follow")) return follow_cluster_job(*dir, in, *store);
+  if (const auto dir = args.value("retry")) {
+    const std::vector<int> again = retry_cluster_job(*dir, slurm_settings(args));
+    std::printf("resubmitted %zu task(s) as Slurm job %s\n", again.size(),
+                again.empty() ? "(none)" : cluster_job_id(*dir).c_str());
+    return again.empty() ? 0 : follow_cluster_job(*dir, in, *store);
+  }
   if (const auto on = args.value("on")) {
     if (*on != "slurm") throw UsageError{"--on takes slurm (see mcw help run)"};
     return run_on_slurm(args, in, recipes, *store);

@@ -71,12 +71,39 @@ void write_cluster_job(const std::string& dir, const std::vector<ClusterTask>& t
   fs::permissions(script, fs::perms::owner_exec, fs::perm_options::add);
 }
 
-std::string submit_cluster_job(const std::string& dir, const SlurmSettings& settings) {
-  const int tasks = int(cluster_task_names(dir).size());
+namespace {
+
+std::string submit_tasks(const std::string& dir, const std::vector<int>& tasks,
+                         const SlurmSettings& settings) {
   const std::string id = slurm_submit_array(fs::absolute(dir).string(), "job.sh", tasks, settings,
                                             "mcw-" + fs::path(dir).filename().string());
   write_file(fs::path(dir) / "slurm_job", id + "\n");
   return id;
+}
+
+}  // namespace
+
+std::string submit_cluster_job(const std::string& dir, const SlurmSettings& settings) {
+  std::vector<int> all(cluster_task_names(dir).size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+  return submit_tasks(dir, all, settings);
+}
+
+std::vector<int> retry_cluster_job(const std::string& dir, const SlurmSettings& settings) {
+  const std::string job = cluster_job_id(dir);
+  if (!job.empty() && !slurm_task_states(job).empty())
+    throw Error(dir, "job " + job + " still has tasks queued or running; retry when it is over");
+  std::vector<int> again;
+  const size_t n = cluster_task_names(dir).size();
+  for (int i = 0; i < int(n); ++i) {
+    const fs::path exit_file = cluster_result_path(dir, i, "exit");
+    if (fs::exists(exit_file) && std::atoi(read_all(exit_file).c_str()) == 0) continue;
+    fs::remove(exit_file);
+    fs::remove(fs::path(dir) / "logs" / (std::to_string(i) + ".log"));
+    again.push_back(i);
+  }
+  if (!again.empty()) submit_tasks(dir, again, settings);
+  return again;
 }
 
 std::vector<std::string> cluster_task_names(const std::string& dir) {

@@ -27,6 +27,11 @@ struct ClusterTask {
 void write_cluster_job(const std::string& dir, const std::vector<ClusterTask>& tasks);
 // Submits a job written by write_cluster_job and records its id in the directory.
 std::string submit_cluster_job(const std::string& dir, const SlurmSettings& settings);
+// Submits again, as a new array, every task of the job that did not end with status 0
+// (their exit files and logs are cleared first), and records the new id. Returns the
+// tasks resubmitted (none: nothing to retry, nothing submitted). Refused while the job
+// still has tasks queued or running.
+std::vector<int> retry_cluster_job(const std::string& dir, const SlurmSettings& settings);
 // The job's task names and Slurm id ("" before submission), read back from `dir`.
 std::vector<std::string> cluster_task_names(const std::string& dir);
 std::string cluster_job_id(const std::string& dir);

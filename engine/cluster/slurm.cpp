@@ -26,10 +26,16 @@ ProcessResult checked(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-std::string slurm_submit_array(const std::string& dir, const std::string& script, int tasks,
-                               const SlurmSettings& s, const std::string& job_name) {
-  if (tasks <= 0) throw Error(dir, "a job needs at least one task");
-  std::string array = "0-" + std::to_string(tasks - 1);
+std::string slurm_submit_array(const std::string& dir, const std::string& script,
+                               const std::vector<int>& indices, const SlurmSettings& s,
+                               const std::string& job_name) {
+  if (indices.empty()) throw Error(dir, "a job needs at least one task");
+  std::string array;  // "0-7" for a whole job, "1,3" for a retry
+  bool whole = true;
+  for (size_t k = 0; k < indices.size(); ++k) whole &= indices[k] == int(k);
+  if (whole) array = "0-" + std::to_string(indices.size() - 1);
+  for (size_t k = 0; !whole && k < indices.size(); ++k)
+    array += (k ? "," : "") + std::to_string(indices[k]);
   if (s.max_concurrent > 0) array += "%" + std::to_string(s.max_concurrent);
   std::vector<std::string> argv = {"sbatch",           "--parsable",
                                    "--array=" + array, "--job-name=" + job_name,

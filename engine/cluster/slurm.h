@@ -5,6 +5,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 namespace mcw {
 
@@ -16,12 +17,12 @@ struct SlurmSettings {
   int max_concurrent = 0;            // the array's %K: at most K tasks at once
 };
 
-// Submits dir/script as an array of `tasks` tasks (indices 0 .. tasks − 1) that run in
-// `dir` (an absolute path), each task's output to dir/logs/<index>.log. Returns the job
-// id. Throws mcw::Error with sbatch's own message when the submission is refused (or
-// sbatch is not installed).
-std::string slurm_submit_array(const std::string& dir, const std::string& script, int tasks,
-                               const SlurmSettings& s, const std::string& job_name);
+// Submits dir/script as an array of the tasks `indices` that run in `dir` (an absolute
+// path), each task's output to dir/logs/<index>.log. Returns the job id. Throws mcw::Error
+// with sbatch's own message when the submission is refused (or sbatch is not installed).
+std::string slurm_submit_array(const std::string& dir, const std::string& script,
+                               const std::vector<int>& indices, const SlurmSettings& s,
+                               const std::string& job_name);
 
 // The state squeue reports for each task of the job it still knows (PENDING, RUNNING,
 // COMPLETING, ...), by index. Tasks that ended and left the queue are absent; an empty map

@@ -235,3 +235,35 @@ TEST_F(SlurmCluster, ACancelledArrayEndsAndATruncatedResultIsRefused) {
     EXPECT_NE(std::string(e.what()).find("cut.sqlite"), std::string::npos) << e.what();
   }
 }
+
+TEST_F(SlurmCluster, AJobIsFollowedFromItsDirectoryAndItsFailedTasksRetried) {
+  const fs::path work = fresh_dir("retry");
+  const std::string proj = project(work, "p.mcwdb", true);
+  const Result submitted =
+      run_mcw("run " + proj + " --recipe broken --no-baseline --on slurm --no-wait");
+  ASSERT_EQ(submitted.code, 0) << submitted.err;
+  const size_t at = submitted.out.find("files in ");
+  ASSERT_NE(at, std::string::npos) << submitted.out;
+  std::string job_dir = submitted.out.substr(at + 9);
+  job_dir.resize(job_dir.find('\n'));
+
+  const Result followed = run_mcw("run " + proj + " --follow " + job_dir);  // as after a restart
+  EXPECT_EQ(followed.code, 1) << followed.err << followed.out;
+  EXPECT_NE(followed.err.find("missing.yaml"), std::string::npos) << followed.err;
+
+  std::ofstream(work / "missing.yaml")
+      << "stages:\n  - algorithm: rtn\n    bits: 8\n    group_size: 0\n";
+  const Result retried = run_mcw("run " + proj + " --retry " + job_dir);
+  EXPECT_EQ(retried.code, 0) << retried.err << retried.out;
+  EXPECT_NE(retried.out.find("resubmitted 1 task(s)"), std::string::npos) << retried.out;
+  const auto store = RunStore::open_existing((work / "p.mcwdb").string());
+  std::vector<RunStatus> broken;
+  for (const RunInfo& r : store->list_runs())
+    if (r.recipe_name == "broken") broken.push_back(r.status);
+  ASSERT_EQ(broken.size(), 2u);  // newest first: the retry's run, then the failed one
+  EXPECT_EQ(broken[0], RunStatus::Done);
+  EXPECT_EQ(broken[1], RunStatus::Failed);
+  const Result again = run_mcw("run " + proj + " --retry " + job_dir);
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("resubmitted 0 task(s)"), std::string::npos) << again.out;
+}

@@ -2,13 +2,12 @@
 // project's run database, with the uncompressed baseline once per model so plots have a
 // reference point. Ctrl-C cancels: the current run is recorded as cancelled.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <thread>
 
 #include "app/cli/args.h"
+#include "app/cli/cluster_follow.h"
 #include "app/cli/commands.h"
 #include "app/cli/format.h"
 #include "app/cli/ocr_common.h"
@@ -101,16 +100,6 @@ static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
                  o.error.c_str());
 }
 
-static SlurmSettings slurm_settings(const Args& args) {
-  SlurmSettings slurm;
-  slurm.partition = args.value("partition").value_or("");
-  slurm.time = args.value("time").value_or("");
-  slurm.mem = args.value("mem").value_or("");
-  slurm.gpus = int(args.int_or("gpus", 0));
-  slurm.max_concurrent = int(args.int_or("max-concurrent", 0));
-  return slurm;
-}
-
 // Follows a submitted job until every task is over, merging finished runs as they come.
 static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store);
 
@@ -133,56 +122,17 @@ static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
 }
 
 static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store) {
-  const std::string job = cluster_job_id(dir);
-  const SigintCancel sigint;
-  ClusterJobWatcher watcher(dir);
-  std::vector<std::string> shown;
-  bool failed = false;
-  while (true) {
-    const std::vector<ClusterTaskStatus> tasks = watcher.poll();
-    shown.resize(tasks.size());
-    bool over = true;
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      const ClusterTaskStatus& t = tasks[i];
-      const std::string state = cluster_task_state_name(t.state);
-      over &= t.state == ClusterTaskState::Done || t.state == ClusterTaskState::Failed;
-      if (shown[i] == state) continue;
-      shown[i] = state;
-      const std::string result = cluster_result_path(dir, int(i), "sqlite");
-      if (t.state == ClusterTaskState::Done ||
-          (t.state == ClusterTaskState::Failed && std::filesystem::exists(result))) {
-        try {
-          for (int64_t id : merge_task_runs(store, result)) {
-            const auto run = store.get_run(id);
-            RecipeRunOutcome o{id, run->info.status, run->info.error, run->metrics};
-            print_outcome(t.name, o);
-            failed |= o.status == RunStatus::Failed;
-          }
-        } catch (const Error& e) {
-          std::fprintf(stderr, "mcw: task %zu (%s): %s\n", i, t.name.c_str(), e.what());
-          failed = true;
-        }
-      } else if (t.state == ClusterTaskState::Failed) {
-        std::fprintf(stderr, "mcw: task %zu (%s) failed (exit %d): %s\n", i, t.name.c_str(),
-                     t.exit_code, t.log_tail.c_str());
-        failed = true;
-      } else {
-        std::printf("task %zu %-24s %s\n", i, t.name.c_str(), state.c_str());
-        std::fflush(stdout);
-      }
+  const int status = follow_cluster_job(dir, [&](int task, const std::string& name) {
+    bool ok = true;
+    for (int64_t id : merge_task_runs(store, cluster_result_path(dir, task, "sqlite"))) {
+      const auto run = store.get_run(id);
+      print_outcome(name, RecipeRunOutcome{id, run->info.status, run->info.error, run->metrics});
+      ok &= run->info.status != RunStatus::Failed;
     }
-    if (over) break;
-    for (int k = 0; k < 20 && !sigint.token().cancelled(); ++k)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (sigint.token().cancelled()) {
-      slurm_cancel(job);
-      std::fprintf(stderr, "mcw: cancelled Slurm job %s (files kept in %s)\n", job.c_str(),
-                   dir.c_str());
-      return 130;
-    }
-  }
-  std::printf("runs in %s\n", in.database_path.c_str());
-  return failed ? 1 : 0;
+    return ok;
+  });
+  if (status != 130) std::printf("runs in %s\n", in.database_path.c_str());
+  return status;
 }
 
 // A cluster task's own run: into a private store at `path`, written under a temporary
@@ -193,7 +143,7 @@ static int run_into_result_store(const std::string& path, ProjectRunInputs& in,
 int run_run(const std::vector<std::string>& argv) {
   Args args(argv,
             {"recipe", "on", "partition", "time", "mem", "gpus", "max-concurrent", "result-store",
-             "follow", "retry"},
+             "follow", "retry"},  // kSlurmOptions among them
             {"no-baseline", "baseline-only", "no-wait"});
   if (args.positional().size() != 1)
     throw UsageError{"run takes one project file (see mcw help run)"};

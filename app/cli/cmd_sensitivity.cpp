@@ -2,15 +2,20 @@
 // (KL divergence to the original on calibration windows) or by a cheap proxy (the relative
 // output error of the layer or of its block), printed as a layer x setting table and kept
 // in the project's run database (asked again, the scan reads it back).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "app/cli/args.h"
+#include "app/cli/cluster_follow.h"
 #include "app/cli/commands.h"
 #include "app/cli/progress_bar.h"
 #include "app/cli/scan_common.h"
+#include "engine/cluster/cluster_runs.h"
 #include "engine/core/error.h"
+#include "engine/search/sensitivity_scan.h"
 
 namespace mcw::cli {
 
@@ -36,7 +41,13 @@ const char* const kSensitivityUsage =
     "under the model's fingerprint and the measure; the same scan asked again reads them\n"
     "back. The memory the scan will hold is printed on stderr first. --json prints the\n"
     "table as JSON.\n\n"
-    "Exit status: 0 done, 130 cancelled (the finished cells are kept).\n\n"
+    "--on slurm [--tasks N] [--partition P] [--time T] [--mem M] [--gpus N]\n"
+    "[--max-concurrent K] computes the cells on a Slurm cluster instead (see mcw help run\n"
+    "for what the nodes need): one array task per block (or per --layers prefix), in N\n"
+    "batches when --tasks is given, each writing its cells to its own result file; they are\n"
+    "merged into the project's run database as the tasks finish, and the table is printed\n"
+    "from there at the end.\n\n"
+    "Exit status: 0 done, 1 a task failed, 130 cancelled (the finished cells are kept).\n\n"
     "usage: mcw sensitivity <model.onnx> --eval SET [--settings w8,w4,s50] [--lines N]\n"
     "                       [--json]\n\n"
     "An ONNX graph: each Conv/ConvTranspose/MatMul/Gemm layer at each setting, measured on\n"
@@ -44,12 +55,63 @@ const char* const kSensitivityUsage =
     "KL divergence per row for a recogniser's character probabilities, else the relative\n"
     "squared error (a detector's map). Not stored in a run database.\n";
 
+// The scan's cells computed as a Slurm job (cluster_runs.h) and merged into `store`; the
+// caller then reads them back as a cached scan. The tasks get this command's own options.
+static int scan_on_slurm(const std::vector<std::string>& argv, const Args& args,
+                         const ProjectRunInputs& in, RunStore& store) {
+  std::vector<std::string> prefixes;
+  if (auto l = args.value("layers")) prefixes = list_option(*l);
+  if (prefixes.empty())  // one per block: "0.", "1.", ...
+    for (const std::string& l : linear_layer_names(in.base)) {
+      const std::string rest = l.substr(std::string("model.layers.").size());
+      const std::string block = rest.substr(0, rest.find('.') + 1);
+      if (std::find(prefixes.begin(), prefixes.end(), block) == prefixes.end())
+        prefixes.push_back(block);
+    }
+  const std::vector<std::string> batches =
+      scan_layer_batches(prefixes, int(args.int_or("tasks", int64_t(prefixes.size()))));
+  // This command's options minus what is the submitter's own.
+  std::vector<std::string> forwarded;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    const bool own = a == "--on" || a == "--tasks" || a == "--layers" || a == "--json" ||
+                     std::find(std::begin(kSlurmOptions), std::end(kSlurmOptions),
+                               a.substr(std::min<size_t>(2, a.size()))) != std::end(kSlurmOptions);
+    if (a == args.positional()[0]) continue;
+    if (own) {
+      i += a != "--json";  // skip its value
+      continue;
+    }
+    forwarded.push_back(a);
+  }
+  const std::string dir = new_cluster_job_dir(in.database_path);
+  std::vector<ClusterTask> tasks;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    std::vector<std::string> task = {std::filesystem::read_symlink("/proc/self/exe"), "sensitivity",
+                                     std::filesystem::absolute(in.project_file)};
+    task.insert(task.end(), forwarded.begin(), forwarded.end());
+    task.insert(task.end(), {"--layers", batches[b], "--result-store",
+                             cluster_result_path(dir, int(b), "sqlite")});
+    tasks.push_back({"layers " + batches[b], task});
+  }
+  write_cluster_job(dir, tasks);
+  const std::string job = submit_cluster_job(dir, slurm_settings(args));
+  std::fprintf(stderr, "mcw: submitted Slurm job %s: %zu task(s), files in %s\n", job.c_str(),
+               tasks.size(), dir.c_str());
+  return follow_cluster_job(dir, [&](int task, const std::string&) {
+    merge_task_sensitivity(store, in.fingerprint, cluster_result_path(dir, task, "sqlite"));
+    return true;
+  });
+}
+
 int run_sensitivity(const std::vector<std::string>& argv) {
   if (first_positional(argv, {"settings", "windows", "window", "measure", "calib-windows",
                               "calib-window", "layers", "eval", "lines"})
           .ends_with(".onnx"))
     return run_sensitivity_onnx(argv);
-  Args args(argv, {"settings", "windows", "window", "measure", "calib-windows", "calib-window", "layers"},
+  Args args(argv,
+            {"settings", "windows", "window", "measure", "calib-windows", "calib-window", "layers",
+             "on", "tasks", "partition", "time", "mem", "gpus", "max-concurrent", "result-store"},
             {"json"});
   if (args.positional().size() != 1)
     throw UsageError{"sensitivity takes one project file (see mcw help sensitivity)"};
@@ -60,8 +122,14 @@ int run_sensitivity(const std::vector<std::string>& argv) {
   if (auto l = args.value("layers")) opt.layer_prefixes = list_option(*l);
   opt.windows = positive_option("windows", args.int_or("windows", 8));
   opt.window = positive_option("window", args.int_or("window", in.eval.window));
-  const auto store = RunStore::open(in.database_path);
+  // A cluster task's own cells: into a store of its own, renamed into place when complete.
+  const std::optional<std::string> result = args.value("result-store");
+  auto store = RunStore::open(result ? *result + ".partial" : in.database_path);
   const std::span<const int32_t> tokens = measured_tokens(in);
+  if (const auto on = args.value("on")) {
+    if (*on != "slurm") throw UsageError{"--on takes slurm (see mcw help sensitivity)"};
+    if (const int status = scan_on_slurm(argv, args, in, *store); status != 0) return status;
+  }
 
   const SigintCancel sigint;
   const auto t0 = std::chrono::steady_clock::now();
@@ -75,6 +143,10 @@ int run_sensitivity(const std::vector<std::string>& argv) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (result) {
+    store.reset();  // closed: everything is in the file
+    std::filesystem::rename(*result + ".partial", *result);
+  }
   const char* quantity = measure_name(t.measure);
 
   if (args.flag("json")) {

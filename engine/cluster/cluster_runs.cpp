@@ -1,5 +1,6 @@
 #include "engine/cluster/cluster_runs.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -39,11 +40,37 @@ std::string new_cluster_job_dir(const std::string& database_path) {
   return (base / (std::string(stamp) + "-" + tag)).string();
 }
 
-std::vector<int64_t> merge_task_runs(RunStore& store, const std::string& result_store) {
+namespace {
+
+std::unique_ptr<RunStore> open_result(const std::string& result_store) {
   if (!fs::exists(result_store)) throw Error(result_store, "the task left no result file");
   if (run_store_is_damaged(result_store))
     throw Error(result_store, "the task's result file is truncated or damaged");
-  const auto src = RunStore::open_existing(result_store);
+  return RunStore::open_existing(result_store);
+}
+
+}  // namespace
+
+std::vector<std::string> scan_layer_batches(const std::vector<std::string>& prefixes, int tasks) {
+  const size_t n = prefixes.size();
+  const size_t k = std::max<size_t>(1, std::min<size_t>(n, size_t(std::max(tasks, 1))));
+  std::vector<std::string> batches(k);
+  for (size_t b = 0; b < k; ++b)
+    for (size_t i = b * n / k; i < (b + 1) * n / k; ++i)
+      batches[b] += (batches[b].empty() ? "" : ",") + prefixes[i];
+  return batches;
+}
+
+size_t merge_task_sensitivity(RunStore& store, const std::string& model_fingerprint,
+                              const std::string& result_store) {
+  const std::vector<SensitivityEntry> cells =
+      open_result(result_store)->list_sensitivity(model_fingerprint);
+  store.put_sensitivities(model_fingerprint, cells);
+  return cells.size();
+}
+
+std::vector<int64_t> merge_task_runs(RunStore& store, const std::string& result_store) {
+  const auto src = open_result(result_store);
   std::vector<int64_t> ids;
   for (const RunInfo& info : src->list_runs()) {
     if (!run_status_final(info.status)) continue;

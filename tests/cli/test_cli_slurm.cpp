@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "engine/cluster/cluster_job.h"
@@ -266,4 +267,21 @@ TEST_F(SlurmCluster, AJobIsFollowedFromItsDirectoryAndItsFailedTasksRetried) {
   const Result again = run_mcw("run " + proj + " --retry " + job_dir);
   EXPECT_EQ(again.code, 0) << again.err;
   EXPECT_NE(again.out.find("resubmitted 0 task(s)"), std::string::npos) << again.out;
+}
+
+TEST_F(SlurmCluster, AScanOnTheClusterEqualsTheLocalScan) {
+  const fs::path work = fresh_dir("scan");
+  const std::string options = " --settings w4,s50 --windows 1 --window 16 --json";
+  const Result local = run_mcw("sensitivity " + project(work, "local.mcwdb") + options);
+  ASSERT_EQ(local.code, 0) << local.err;
+  const Result cluster =
+      run_mcw("sensitivity " + project(work, "cluster.mcwdb") + options + " --on slurm --tasks 2");
+  ASSERT_EQ(cluster.code, 0) << cluster.err << cluster.out;
+  EXPECT_NE(cluster.err.find("submitted Slurm job"), std::string::npos) << cluster.err;
+  const auto a = nlohmann::json::parse(local.out), b = nlohmann::json::parse(cluster.out);
+  EXPECT_EQ(a["layers"], b["layers"]);
+  EXPECT_EQ(a["kl"], b["kl"]);  // the same numbers, computed on the nodes
+  EXPECT_EQ(b["computed"], 0);  // every cell came from the tasks' merged results
+  EXPECT_EQ(b["cached"], a["computed"]);
+  EXPECT_GT(a["computed"].get<int>(), 0);
 }

@@ -11,13 +11,13 @@
 
 namespace mcw::cli {
 
-SlurmSettings slurm_settings(const Args& args) {
+SlurmSettings slurm_settings(const Args& args, const SlurmSettings& saved) {
   SlurmSettings slurm;
-  slurm.partition = args.value("partition").value_or("");
-  slurm.time = args.value("time").value_or("");
-  slurm.mem = args.value("mem").value_or("");
-  slurm.gpus = int(args.int_or("gpus", 0));
-  slurm.max_concurrent = int(args.int_or("max-concurrent", 0));
+  slurm.partition = args.value_or("partition", saved.partition);
+  slurm.time = args.value_or("time", saved.time);
+  slurm.mem = args.value_or("mem", saved.mem);
+  slurm.gpus = int(args.int_or("gpus", saved.gpus));
+  slurm.max_concurrent = int(args.int_or("max-concurrent", saved.max_concurrent));
   return slurm;
 }
 

@@ -14,7 +14,8 @@ inline const char* const kSlurmOptionsUsage =
     "[--partition P] [--time T] [--mem M] [--gpus N] [--max-concurrent K]";
 inline constexpr const char* kSlurmOptions[] = {"partition", "time", "mem", "gpus",
                                                 "max-concurrent"};
-SlurmSettings slurm_settings(const Args& args);
+// The project's saved settings (Project::cluster) with the options given overriding them.
+SlurmSettings slurm_settings(const Args& args, const SlurmSettings& saved);
 
 // Follows the job in `dir`: prints each task's state as it changes (on stderr), calls merge(task,
 // name) for a task that finished (or failed but left its result file), prints a failed

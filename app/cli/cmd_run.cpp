@@ -113,7 +113,7 @@ static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
   write_cluster_job(
       dir, project_run_tasks(std::filesystem::read_symlink("/proc/self/exe"),
                              std::filesystem::absolute(in.project_file), names, baseline, dir));
-  const std::string job = submit_cluster_job(dir, slurm_settings(args));
+  const std::string job = submit_cluster_job(dir, slurm_settings(args, in.project.cluster));
   std::printf("submitted Slurm job %s: %zu task(s), files in %s\n", job.c_str(),
               names.size() + (baseline ? 1 : 0), dir.c_str());
   std::fflush(stdout);
@@ -156,7 +156,8 @@ int run_run(const std::vector<std::string>& argv) {
   const auto store = RunStore::open(in.database_path);
   if (const auto dir = args.value("follow")) return follow_cluster_job(*dir, in, *store);
   if (const auto dir = args.value("retry")) {
-    const std::vector<int> again = retry_cluster_job(*dir, slurm_settings(args));
+    const std::vector<int> again =
+        retry_cluster_job(*dir, slurm_settings(args, in.project.cluster));
     std::printf("resubmitted %zu task(s) as Slurm job %s\n", again.size(),
                 again.empty() ? "(none)" : cluster_job_id(*dir).c_str());
     return again.empty() ? 0 : follow_cluster_job(*dir, in, *store);

@@ -95,7 +95,7 @@ static int scan_on_slurm(const std::vector<std::string>& argv, const Args& args,
     tasks.push_back({"layers " + batches[b], task});
   }
   write_cluster_job(dir, tasks);
-  const std::string job = submit_cluster_job(dir, slurm_settings(args));
+  const std::string job = submit_cluster_job(dir, slurm_settings(args, in.project.cluster));
   std::fprintf(stderr, "mcw: submitted Slurm job %s: %zu task(s), files in %s\n", job.c_str(),
                tasks.size(), dir.c_str());
   return follow_cluster_job(dir, [&](int task, const std::string&) {

@@ -182,6 +182,17 @@ Project load_project(const std::string& path) {
     if (p.eval.max_tokens < 0) r.fail("max_tokens", "must not be negative");
   }
 
+  if (const json* cl = top.object("cluster")) {
+    const Reader r(path, *cl, "cluster.");
+    p.cluster.partition = r.string("partition", false);
+    p.cluster.time = r.string("time", false);
+    p.cluster.mem = r.string("mem", false);
+    p.cluster.gpus = int(r.integer("gpus", 0));
+    p.cluster.max_concurrent = int(r.integer("max_concurrent", 0));
+    if (p.cluster.gpus < 0 || p.cluster.gpus > 1024) r.fail("gpus", "must be 0 to 1024");
+    if (p.cluster.max_concurrent < 0) r.fail("max_concurrent", "must not be negative");
+  }
+
   const std::string db = top.string("database", false);
   p.database_path = db.empty() ? default_database_path(path, p.name) : resolve(base, db);
   return p;
@@ -210,6 +221,13 @@ void save_project(const Project& p, const std::string& path) {
                        {"max_tokens", p.eval.max_tokens}};
   doc["database"] = relativize(
       base, p.database_path.empty() ? default_database_path(path, p.name) : p.database_path);
+  const SlurmSettings& c = p.cluster;
+  if (!c.partition.empty() || !c.time.empty() || !c.mem.empty() || c.gpus || c.max_concurrent)
+    doc["cluster"] = {{"partition", c.partition},
+                      {"time", c.time},
+                      {"mem", c.mem},
+                      {"gpus", c.gpus},
+                      {"max_concurrent", c.max_concurrent}};
 
   write_file_atomically(path, doc.dump(2) + "\n");
 }

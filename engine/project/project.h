@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/cluster/slurm.h"
+
 namespace mcw {
 
 inline constexpr int kProjectFormatVersion = 1;  // the newest format this MCW reads/writes
@@ -32,6 +34,9 @@ struct Project {
   std::vector<ProjectRecipe> recipes;
   ProjectEvalSettings eval;
   std::string database_path;  // absolute; empty means default_database_path()
+  // sbatch's settings for work sent to a cluster (`--on slurm`; "cluster" in the file,
+  // written only when something is set): the defaults the command-line options override.
+  SlurmSettings cluster;
 };
 
 // "<dir of project file>/<name>.mcwdb", with characters that cannot be in a file name

@@ -285,3 +285,18 @@ TEST_F(SlurmCluster, AScanOnTheClusterEqualsTheLocalScan) {
   EXPECT_EQ(b["cached"], a["computed"]);
   EXPECT_GT(a["computed"].get<int>(), 0);
 }
+
+TEST_F(SlurmCluster, TheProjectsSavedSettingsReachSbatchUnlessOverridden) {
+  const fs::path work = fresh_dir("settings");
+  const std::string proj = project(work, "p.mcwdb");
+  Project p = load_project(proj);
+  p.cluster.partition = "nosuchpartition";
+  save_project(p, proj);
+  const Result refused = run_mcw("run " + proj + " --recipe w4 --no-baseline --on slurm");
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_NE(refused.err.find("sbatch"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("partition"), std::string::npos) << refused.err;
+  const Result ok =
+      run_mcw("run " + proj + " --recipe w4 --no-baseline --on slurm --partition debug");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}

@@ -46,6 +46,7 @@ Project sample(const fs::path& dir) {
                {"quick", "", "stages: []\n"}};
   p.eval = {64, 32, 1000};
   p.database_path = (dir / "runs.mcwdb").string();
+  p.cluster = {"gpu", "2:00:00", "32G", 1, 4};
   return p;
 }
 
@@ -84,6 +85,11 @@ TEST(Project, RoundTripKeepsEveryField) {
   EXPECT_EQ(q.eval.stride, 32);
   EXPECT_EQ(q.eval.max_tokens, 1000);
   EXPECT_EQ(q.database_path, p.database_path);
+  EXPECT_EQ(q.cluster.partition, "gpu");
+  EXPECT_EQ(q.cluster.time, "2:00:00");
+  EXPECT_EQ(q.cluster.mem, "32G");
+  EXPECT_EQ(q.cluster.gpus, 1);
+  EXPECT_EQ(q.cluster.max_concurrent, 4);
 }
 
 TEST(Project, PathsAreStoredRelativeToTheProjectFile) {
@@ -130,6 +136,10 @@ TEST(Project, MinimalFileGetsDefaults) {
   EXPECT_EQ(p.eval.max_tokens, 0);
   EXPECT_TRUE(p.recipes.empty());
   EXPECT_EQ(p.database_path, (dir / "my_proj.mcwdb").string());  // '/' cannot be in a name
+  EXPECT_TRUE(p.cluster.partition.empty());
+  EXPECT_EQ(p.cluster.max_concurrent, 0);
+  save_project(p, file.string());  // nothing set: no "cluster" key written
+  EXPECT_EQ(read_file(file).find("cluster"), std::string::npos);
 }
 
 TEST(Project, MissingFile) {
@@ -187,6 +197,12 @@ TEST(Project, MissingAndWrongTypedKeysAreNamed) {
   EXPECT_EQ(load_error(file, R"({"format_version": 1, "name": "a", "model": "",
                                  "recipes": [{"path": "r.yaml"}]})"),
             "missing key \"recipes[0].name\"");
+  EXPECT_EQ(load_error(file, R"({"format_version": 1, "name": "a", "model": "",
+                                 "cluster": {"gpus": -1}})"),
+            "key \"cluster.gpus\": must be 0 to 1024");
+  EXPECT_EQ(load_error(file, R"({"format_version": 1, "name": "a", "model": "",
+                                 "cluster": {"partition": 3}})"),
+            "key \"cluster.partition\": expected a string, got number");
 }
 
 TEST(Project, NewerFormatIsRefusedWithBothVersions) {

@@ -101,7 +101,8 @@ static void print_outcome(const std::string& name, const RecipeRunOutcome& o) {
 }
 
 // Follows a submitted job until every task is over, merging finished runs as they come.
-static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store);
+static int follow_and_merge_runs(const std::string& dir, const ProjectRunInputs& in,
+                                 RunStore& store);
 
 // The run as a Slurm job: submit, then follow (cluster_runs.h), unless --no-wait.
 static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
@@ -118,10 +119,11 @@ static int run_on_slurm(const Args& args, const ProjectRunInputs& in,
               names.size() + (baseline ? 1 : 0), dir.c_str());
   std::fflush(stdout);
   if (args.flag("no-wait")) return 0;
-  return follow_cluster_job(dir, in, store);
+  return follow_and_merge_runs(dir, in, store);
 }
 
-static int follow_cluster_job(const std::string& dir, const ProjectRunInputs& in, RunStore& store) {
+static int follow_and_merge_runs(const std::string& dir, const ProjectRunInputs& in,
+                                 RunStore& store) {
   const int status = follow_cluster_job(dir, [&](int task, const std::string& name) {
     bool ok = true;
     for (int64_t id : merge_task_runs(store, cluster_result_path(dir, task, "sqlite"))) {
@@ -154,13 +156,13 @@ int run_run(const std::vector<std::string>& argv) {
   if (const auto result = args.value("result-store"))
     return run_into_result_store(*result, in, recipes, args.flag("baseline-only"));
   const auto store = RunStore::open(in.database_path);
-  if (const auto dir = args.value("follow")) return follow_cluster_job(*dir, in, *store);
+  if (const auto dir = args.value("follow")) return follow_and_merge_runs(*dir, in, *store);
   if (const auto dir = args.value("retry")) {
     const std::vector<int> again =
         retry_cluster_job(*dir, slurm_settings(args, in.project.cluster));
     std::printf("resubmitted %zu task(s) as Slurm job %s\n", again.size(),
                 again.empty() ? "(none)" : cluster_job_id(*dir).c_str());
-    return again.empty() ? 0 : follow_cluster_job(*dir, in, *store);
+    return again.empty() ? 0 : follow_and_merge_runs(*dir, in, *store);
   }
   if (const auto on = args.value("on")) {
     if (*on != "slurm") throw UsageError{"--on takes slurm (see mcw help run)"};

@@ -178,7 +178,8 @@ int run_sensitivity(const std::vector<std::string>& argv) {
     std::printf("\n");
   }
   std::printf("%zu cells: %lld computed, %lld cached, in %s (%.1f s)\n", t.cells.size(),
-              (long long)t.computed, (long long)t.cached, in.database_path.c_str(), seconds);
+              (long long)t.computed, (long long)t.cached,
+              (result ? *result : in.database_path).c_str(), seconds);
   return 0;
 }
 

@@ -150,7 +150,6 @@ std::vector<ClusterTaskStatus> ClusterJobWatcher::poll() {
     ClusterTaskStatus& s = out[size_t(i)];
     s.name = names_[size_t(i)];
     const fs::path exit_file = cluster_result_path(dir_, i, "exit");
-    const std::string log = read_all(fs::path(dir_) / "logs" / (std::to_string(i) + ".log"));
     if (fs::exists(exit_file)) {
       s.exit_code = std::atoi(read_all(exit_file).c_str());
       s.state = s.exit_code == 0 ? ClusterTaskState::Done : ClusterTaskState::Failed;
@@ -162,8 +161,8 @@ std::vector<ClusterTaskStatus> ClusterJobWatcher::poll() {
       s.state = ++missing_[i] >= 2 ? ClusterTaskState::Failed : ClusterTaskState::Running;
       s.exit_code = -1;
     }
-    if (s.state == ClusterTaskState::Failed) {
-      s.log_tail = tail_lines(log, 5);
+    if (s.state == ClusterTaskState::Failed) {  // only then is the log read
+      s.log_tail = tail_lines(read_all(fs::path(dir_) / "logs" / (std::to_string(i) + ".log")), 5);
       if (s.exit_code < 0)
         s.log_tail = "ended without an exit status (killed, cancelled or out of time)" +
                      (s.log_tail.empty() ? std::string() : "\n" + s.log_tail);

@@ -9,11 +9,6 @@
 
 namespace mcw::cli {
 
-// The options every --on slurm command takes, for its usage text and Args.
-inline const char* const kSlurmOptionsUsage =
-    "[--partition P] [--time T] [--mem M] [--gpus N] [--max-concurrent K]";
-inline constexpr const char* kSlurmOptions[] = {"partition", "time", "mem", "gpus",
-                                                "max-concurrent"};
 // The project's saved settings (Project::cluster) with the options given overriding them.
 SlurmSettings slurm_settings(const Args& args, const SlurmSettings& saved);
 

@@ -145,7 +145,7 @@ static int run_into_result_store(const std::string& path, ProjectRunInputs& in,
 int run_run(const std::vector<std::string>& argv) {
   Args args(argv,
             {"recipe", "on", "partition", "time", "mem", "gpus", "max-concurrent", "result-store",
-             "follow", "retry"},  // kSlurmOptions among them
+             "follow", "retry"},
             {"no-baseline", "baseline-only", "no-wait"});
   if (args.positional().size() != 1)
     throw UsageError{"run takes one project file (see mcw help run)"};

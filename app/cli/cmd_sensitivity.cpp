@@ -15,6 +15,7 @@
 #include "app/cli/scan_common.h"
 #include "engine/cluster/cluster_runs.h"
 #include "engine/core/error.h"
+#include "engine/search/sensitivity_cells.h"
 #include "engine/search/sensitivity_scan.h"
 
 namespace mcw::cli {
@@ -57,33 +58,23 @@ const char* const kSensitivityUsage =
 
 // The scan's cells computed as a Slurm job (cluster_runs.h) and merged into `store`; the
 // caller then reads them back as a cached scan. The tasks get this command's own options.
-static int scan_on_slurm(const std::vector<std::string>& argv, const Args& args,
-                         const ProjectRunInputs& in, RunStore& store) {
+static int scan_on_slurm(const Args& args, const ProjectRunInputs& in, RunStore& store) {
   std::vector<std::string> prefixes;
   if (auto l = args.value("layers")) prefixes = list_option(*l);
   if (prefixes.empty())  // one per block: "0.", "1.", ...
     for (const std::string& l : linear_layer_names(in.base)) {
-      const std::string rest = l.substr(std::string("model.layers.").size());
-      const std::string block = rest.substr(0, rest.find('.') + 1);
+      const std::string block = std::to_string(block_of_layer(l)) + ".";
       if (std::find(prefixes.begin(), prefixes.end(), block) == prefixes.end())
         prefixes.push_back(block);
     }
   const std::vector<std::string> batches =
       scan_layer_batches(prefixes, int(args.int_or("tasks", int64_t(prefixes.size()))));
-  // This command's options minus what is the submitter's own.
+  // The tasks measure as this command would: its measuring options, as given.
   std::vector<std::string> forwarded;
-  for (size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
-    const bool own = a == "--on" || a == "--tasks" || a == "--layers" || a == "--json" ||
-                     std::find(std::begin(kSlurmOptions), std::end(kSlurmOptions),
-                               a.substr(std::min<size_t>(2, a.size()))) != std::end(kSlurmOptions);
-    if (a == args.positional()[0]) continue;
-    if (own) {
-      i += a != "--json";  // skip its value
-      continue;
-    }
-    forwarded.push_back(a);
-  }
+  for (const char* o :
+       {"settings", "measure", "windows", "window", "calib-windows", "calib-window"})
+    if (const auto v = args.value(o))
+      forwarded.insert(forwarded.end(), {std::string("--") + o, *v});
   const std::string dir = new_cluster_job_dir(in.database_path);
   std::vector<ClusterTask> tasks;
   for (size_t b = 0; b < batches.size(); ++b) {
@@ -128,7 +119,7 @@ int run_sensitivity(const std::vector<std::string>& argv) {
   const std::span<const int32_t> tokens = measured_tokens(in);
   if (const auto on = args.value("on")) {
     if (*on != "slurm") throw UsageError{"--on takes slurm (see mcw help sensitivity)"};
-    if (const int status = scan_on_slurm(argv, args, in, *store); status != 0) return status;
+    if (const int status = scan_on_slurm(args, in, *store); status != 0) return status;
   }
 
   const SigintCancel sigint;

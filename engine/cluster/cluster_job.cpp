@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/core/error.h"
+#include "engine/io/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -27,12 +28,6 @@ exit "$rc"
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << bytes;
-  if (!out.flush()) throw Error(p.string(), "cannot write");
 }
 
 std::string tail_lines(const std::string& text, int lines) {
@@ -63,11 +58,12 @@ void write_cluster_job(const std::string& dir, const std::vector<ClusterTask>& t
       argv += a;
       argv.push_back('\0');
     }
-    write_file(fs::path(dir) / "tasks" / (std::to_string(i) + ".argv"), argv);
-    write_file(fs::path(dir) / "tasks" / (std::to_string(i) + ".name"), tasks[i].name + "\n");
+    write_file_atomically((fs::path(dir) / "tasks" / (std::to_string(i) + ".argv")).string(), argv);
+    write_file_atomically((fs::path(dir) / "tasks" / (std::to_string(i) + ".name")).string(),
+                          tasks[i].name + "\n");
   }
   const fs::path script = fs::path(dir) / "job.sh";
-  write_file(script, kJobScript);
+  write_file_atomically(script.string(), kJobScript);
   fs::permissions(script, fs::perms::owner_exec, fs::perm_options::add);
 }
 
@@ -77,7 +73,7 @@ std::string submit_tasks(const std::string& dir, const std::vector<int>& tasks,
                          const SlurmSettings& settings) {
   const std::string id = slurm_submit_array(fs::absolute(dir).string(), "job.sh", tasks, settings,
                                             "mcw-" + fs::path(dir).filename().string());
-  write_file(fs::path(dir) / "slurm_job", id + "\n");
+  write_file_atomically((fs::path(dir) / "slurm_job").string(), id + "\n");
   return id;
 }
 

@@ -291,11 +291,15 @@ void RunStore::add_artifact(int64_t run, const std::string& kind, const std::str
   std::lock_guard lock(mutex_);
   Transaction tx(db_, Transaction::Write);
   check_run_exists(run);
+  insert_artifact(run, {kind, file_path, h.sha256, h.bytes});
+  tx.commit();
+}
+
+void RunStore::insert_artifact(int64_t run, const Artifact& a) {
   Statement ins(db_,
                 "INSERT INTO artifacts (run, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)");
-  ins.bind(1, run).bind(2, kind).bind(3, file_path).bind(4, h.sha256).bind(5, int64_t(h.bytes));
+  ins.bind(1, run).bind(2, a.kind).bind(3, a.path).bind(4, a.sha256).bind(5, int64_t(a.bytes));
   ins.run();
-  tx.commit();
 }
 
 int64_t RunStore::import_run(const RunRecord& run) {
@@ -313,12 +317,7 @@ int64_t RunStore::import_run(const RunRecord& run) {
     add_metrics(id, run.metrics);
     add_layer_metrics(id, run.layers);
     add_curve(id, run.curve);
-    for (const Artifact& a : run.artifacts) {
-      Statement ins(
-          db_, "INSERT INTO artifacts (run, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)");
-      ins.bind(1, id).bind(2, a.kind).bind(3, a.path).bind(4, a.sha256).bind(5, int64_t(a.bytes));
-      ins.run();
-    }
+    for (const Artifact& a : run.artifacts) insert_artifact(id, a);
   });
   return id;
 }

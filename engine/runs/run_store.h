@@ -149,6 +149,7 @@ class RunStore {
   void configure();
   int mark_stale_runs();
   void check_run_exists(int64_t run);
+  void insert_artifact(int64_t run, const Artifact& a);  // inside the caller's transaction
 
   // One connection, used by one thread at a time; other threads or processes open
   // their own RunStore (WAL lets them read while this one writes).
